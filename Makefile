@@ -1,0 +1,175 @@
+# zgate — one entry point. See README.md.
+#
+#   make deps    install Debian packages + build source dependencies (cached)
+#   make all     library and binaries into build/
+#   make test    everything: unit tests, the same under ASan/UBSan, fuzz smoke
+#   make unit    unit tests only (normal build)
+#   make asan    unit tests built with clang -fsanitize=address,undefined
+#   make fuzz    libFuzzer targets, FUZZ_SECONDS each (default 20)
+#   make demo    the end-to-end demo
+#   make clean   remove build/ (the dependency cache outside the clone stays)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.SUFFIXES:
+
+BUILD        ?= build
+SAN          ?=
+OPT          ?= -O2
+FUZZ_SECONDS ?= 20
+ifeq ($(origin CC),default)
+  CC := gcc
+endif
+Q := @
+
+# Debian binary packages this project needs to build and test.
+APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
+	xz-utils ca-certificates clang libclang-rt-dev llvm libevent-dev \
+	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux
+
+# ---------------------------------------------------------------- dependencies
+# build/deps.mk records where the source-built dependencies are. Making it
+# installs missing Debian packages and builds (or finds cached) dependencies;
+# GNU make then re-reads this file, so every wildcard below sees them.
+NO_DEPS_GOALS := clean help demo
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+-include $(BUILD)/deps.mk
+endif
+
+$(BUILD)/deps.mk: third_party/deps.sh Makefile $(if $(wildcard $(DEPS_PREFIX)/.complete),,FORCE)
+	$(Q)scripts/ensure-packages.sh $(APT_PACKAGES)
+	$(Q)third_party/deps.sh build
+	@mkdir -p $(@D)
+	$(Q)echo "DEPS_PREFIX := $$(third_party/deps.sh prefix)" > $@
+
+.PHONY: FORCE
+FORCE:
+
+# ---------------------------------------------------------------- flags
+WARN := -Wall -Wextra -Wshadow -Wconversion -Wvla -Wmissing-prototypes \
+	-Wstrict-prototypes -Wformat=2 -Wno-sign-conversion -Werror
+# SAN=1: ASan+UBSan; SAN=fuzz: the same plus libFuzzer coverage hooks.
+comma := ,
+SAN_FLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-sanitize-recover=all)
+SAN_FLAGS += $(if $(filter fuzz,$(SAN)),-fsanitize=fuzzer-no-link)
+
+# lwIP: sources from the dependency cache, compiled here with our lwipopts.h
+# (src/stack) so that tuning it never invalidates the dependency cache.
+LWIP_DIR := $(DEPS_PREFIX)/src/lwip/src
+LWIP_INC := -Isrc/stack -I$(LWIP_DIR)/include
+LWIP_SRC := $(if $(DEPS_PREFIX),$(wildcard $(LWIP_DIR)/core/*.c \
+	$(LWIP_DIR)/core/ipv4/*.c $(LWIP_DIR)/core/ipv6/*.c))
+LWIP_OBJ := $(patsubst $(LWIP_DIR)/%.c,$(BUILD)/lwip/%.o,$(LWIP_SRC))
+LWIP_LIB := $(BUILD)/liblwip.a
+
+ZG_CPPFLAGS := -D_GNU_SOURCE -Isrc -Isrc/common -Isrc/capsule \
+	-isystem $(DEPS_PREFIX)/include $(LWIP_INC)
+ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
+ZG_LDFLAGS  := $(SAN_FLAGS)
+DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
+	-lwolfssl -levent -lyaml -lmnl -lm -lpthread
+
+# ---------------------------------------------------------------- sources
+# Every src/<module>/*.c except main programs goes into one static library;
+# static linking pulls only what each binary or test uses.
+# MODULES/TESTS narrow a build while a module is under construction, e.g.
+# make unit MODULES="common capsule stack" TESTS="test_stack%".
+MODULES ?= common capsule stack masque relay agent
+TESTS   ?= %
+LIB_SRC := $(filter-out %main.c,$(wildcard $(patsubst %,src/%/*.c,$(MODULES))))
+ZG_LIB  := $(BUILD)/libzg.a
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBS_ALL  := $(ZG_LIB) $(if $(LWIP_SRC),$(LWIP_LIB))
+
+# Programs: src/relay/main.c → zgate-relay, src/agent/main.c → zgate-agent,
+# src/masque/probe_main.c → zgate-probe (the diagnostics client).
+BIN_MAINS := $(wildcard $(patsubst %,src/%/main.c,$(filter relay agent,$(MODULES))) \
+	$(if $(filter masque,$(MODULES)),src/masque/probe_main.c))
+bin_name   = $(BUILD)/bin/zgate-$(if $(filter %/probe_main.c,$(1)),probe,$(notdir $(patsubst %/,%,$(dir $(1)))))
+BINS      := $(foreach m,$(BIN_MAINS),$(call bin_name,$(m)))
+TEST_BINS := $(filter $(addprefix $(BUILD)/tests/,$(TESTS)),\
+	$(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c)))
+FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+# ---------------------------------------------------------------- rules
+.PHONY: all deps unit asan fuzz fuzz-run test demo clean help
+
+all: $(LIBS_ALL) $(BINS)
+
+deps: $(BUILD)/deps.mk
+	@echo "deps: ready in $(DEPS_PREFIX)"
+
+help:
+	$(Q)sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# lwIP is third-party code: its own warnings are not ours to fix.
+$(BUILD)/lwip/%.o: $(LWIP_DIR)/%.c $(wildcard src/stack/lwipopts.h src/stack/arch/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -D_GNU_SOURCE $(LWIP_INC) -std=gnu11 $(OPT) -g -w $(SAN_FLAGS) -c $< -o $@
+
+$(LWIP_LIB): $(LWIP_OBJ)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(ZG_LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+define bin_rule
+$(call bin_name,$(1)): $(call obj,$(1)) $$(LIBS_ALL)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$^ -o $$@ $$(ZG_LDFLAGS) $$(DEP_LIBS)
+endef
+$(foreach m,$(BIN_MAINS),$(eval $(call bin_rule,$(m))))
+
+$(BUILD)/tests/test_%: tests/test_%.c $(LIBS_ALL)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes \
+		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -lcmocka $(DEP_LIBS)
+
+# ---------------------------------------------------------------- tests
+unit: $(TEST_BINS)
+	$(Q)scripts/run-tests.sh unit$(if $(SAN),-asan) $(TEST_BINS)
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 CC=clang OPT=-O1 unit
+
+# libFuzzer targets: fuzz/fuzz_<name>.c linked with the library built for
+# fuzzing; each runs FUZZ_SECONDS on a scratch copy of fuzz/corpus/fuzz_<name>/.
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz SAN=fuzz CC=clang OPT=-O1 fuzz-run
+
+fuzz-run: $(FUZZ_BINS)
+	$(Q)scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBS_ALL)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) -Wno-missing-prototypes -fsanitize=fuzzer \
+		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -fsanitize=fuzzer $(DEP_LIBS)
+
+# Every suite runs even when an earlier one failed; a suite that broke before
+# counting anything (e.g. a compile error) counts as one failure.
+run_suite = $(MAKE) --no-print-directory $(2) || { rc=1; \
+	test -f build/results/$(1).count || { mkdir -p build/results; echo "0 1" > build/results/$(1).count; }; };
+
+test: $(BUILD)/deps.mk
+	$(Q)rm -f build/results/*.count
+	$(Q)rc=0; \
+	$(call run_suite,unit,unit) \
+	$(call run_suite,unit-asan,asan) \
+	$(call run_suite,fuzz,fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)) \
+	scripts/summary.sh build/results || rc=1; \
+	exit $$rc
+
+demo:
+	@echo "make demo: the relay and agent do not exist yet (see the open issues); nothing to demo."
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
