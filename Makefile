@@ -17,6 +17,10 @@ BUILD        ?= build
 SAN          ?=
 OPT          ?= -O2
 FUZZ_SECONDS ?= 20
+# MODULES/TESTS narrow a build while a module is under construction, e.g.
+# make unit MODULES="common capsule stack" TESTS="test_stack%".
+MODULES ?= common capsule stack masque relay agent
+TESTS   ?= %
 ifeq ($(origin CC),default)
   CC := gcc
 endif
@@ -57,7 +61,7 @@ SAN_FLAGS += $(if $(filter fuzz,$(SAN)),-fsanitize=fuzzer-no-link)
 # (src/stack) so that tuning it never invalidates the dependency cache.
 LWIP_DIR := $(DEPS_PREFIX)/src/lwip/src
 LWIP_INC := -Isrc/stack -I$(LWIP_DIR)/include
-LWIP_SRC := $(if $(DEPS_PREFIX),$(wildcard $(LWIP_DIR)/core/*.c \
+LWIP_SRC := $(if $(and $(DEPS_PREFIX),$(filter stack,$(MODULES)),$(wildcard src/stack/lwipopts.h)),$(wildcard $(LWIP_DIR)/core/*.c \
 	$(LWIP_DIR)/core/ipv4/*.c $(LWIP_DIR)/core/ipv6/*.c))
 LWIP_OBJ := $(patsubst $(LWIP_DIR)/%.c,$(BUILD)/lwip/%.o,$(LWIP_SRC))
 LWIP_LIB := $(BUILD)/liblwip.a
@@ -72,10 +76,6 @@ DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
 # ---------------------------------------------------------------- sources
 # Every src/<module>/*.c except main programs goes into one static library;
 # static linking pulls only what each binary or test uses.
-# MODULES/TESTS narrow a build while a module is under construction, e.g.
-# make unit MODULES="common capsule stack" TESTS="test_stack%".
-MODULES ?= common capsule stack masque relay agent
-TESTS   ?= %
 LIB_SRC := $(filter-out %main.c,$(wildcard $(patsubst %,src/%/*.c,$(MODULES))))
 ZG_LIB  := $(BUILD)/libzg.a
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
