@@ -1,0 +1,9 @@
+/* route adv capsule value: decode, and when accepted, encode → decode →
+ * the same entries, and encode again → the same bytes. */
+#include "fuzz_cip_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	FUZZ_ROUNDTRIP(struct cip_route, cip_route_adv_decode, cip_route_adv_encode, CAPSULE_ROUTE_ADVERTISEMENT);
+}
