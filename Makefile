@@ -78,6 +78,8 @@ DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
 # static linking pulls only what each binary or test uses.
 LIB_SRC := $(filter-out %main.c,$(wildcard $(patsubst %,src/%/*.c,$(MODULES))))
 ZG_LIB  := $(BUILD)/libzg.a
+# The archive's members depend on MODULES: record the set so a change rebuilds it.
+$(shell mkdir -p $(BUILD) && { echo "$(MODULES)" | cmp -s - $(BUILD)/.modules || echo "$(MODULES)" > $(BUILD)/.modules; })
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBS_ALL  := $(ZG_LIB) $(if $(LWIP_SRC),$(LWIP_LIB))
@@ -116,9 +118,9 @@ $(LWIP_LIB): $(LWIP_OBJ)
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(ZG_LIB): $(call obj,$(LIB_SRC))
+$(ZG_LIB): $(call obj,$(LIB_SRC)) $(BUILD)/.modules
 	@mkdir -p $(@D)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
 define bin_rule
 $(call bin_name,$(1)): $(call obj,$(1)) $$(LIBS_ALL)

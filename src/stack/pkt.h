@@ -1,0 +1,102 @@
+/*
+ * pkt.h — IPv4/IPv6 packet parsing and the few packets the stack builds
+ * itself (ICMP errors, TCP RST, UDP datagrams, echo replies).
+ *
+ * Pure functions over byte buffers: no I/O, no allocation, no lwIP.
+ */
+#ifndef ZG_STACK_PKT_H
+#define ZG_STACK_PKT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+#define PKT_TCP_FIN 0x01
+#define PKT_TCP_SYN 0x02
+#define PKT_TCP_RST 0x04
+#define PKT_TCP_PSH 0x08
+#define PKT_TCP_ACK 0x10
+
+#define PKT_ICMP4_ECHO_REPLY 0
+#define PKT_ICMP4_UNREACH 3
+#define PKT_ICMP4_ECHO 8
+#define PKT_ICMP6_UNREACH 1
+#define PKT_ICMP6_ECHO 128
+#define PKT_ICMP6_ECHO_REPLY 129
+
+/* ICMP destination-unreachable codes, by meaning. */
+enum pkt_unreach {
+	PKT_UNREACH_ADMIN, /* v4 3/13, v6 1/1 */
+	PKT_UNREACH_HOST,  /* v4 3/1,  v6 1/3 */
+	PKT_UNREACH_PORT   /* v4 3/3,  v6 1/4 */
+};
+
+/* Maximum IPv6 extension headers walked before giving up (C21). */
+#define PKT_MAX_EXT_HEADERS 8
+
+struct pkt_info {
+	uint8_t version;
+	struct stack_addr src, dst;
+	uint8_t proto;     /* upper-layer protocol after extension headers */
+	uint8_t fragment;  /* 1: a fragment (not reassembled) */
+	size_t len;        /* IP total length (<= buffer length) */
+	size_t l4_off;     /* offset of the upper-layer header */
+	size_t l4_len;     /* bytes from l4_off to len */
+	/* TCP/UDP */
+	uint16_t sport, dport;
+	/* TCP */
+	uint8_t tcp_flags;
+	uint32_t tcp_seq, tcp_ack;
+	size_t tcp_payload; /* payload bytes of the segment */
+	/* ICMP / ICMPv6 */
+	uint8_t icmp_type, icmp_code;
+	uint16_t icmp_id, icmp_seq; /* echo only */
+	/* payload of UDP and ICMP echo (after the 8-byte header) */
+	size_t payload_off, payload_len;
+};
+
+/* Parses pkt into *pi, walking IPv6 extension headers to the upper layer.
+ * Checks lengths, the IPv4 header checksum and, for UDP and ICMP, the
+ * upper-layer checksum; TCP checksums are checked only when check_tcp.
+ * Returns 0, ZG_ERR_VERSION (not IPv4/IPv6) or ZG_ERR_MALFORMED. */
+int pkt_parse(const uint8_t *pkt, size_t len, int check_tcp,
+	      struct pkt_info *pi);
+
+/* 1 if a is in a never-reachable range: unspecified, loopback, link-local,
+ * multicast, limited broadcast, 0/8, IPv4-mapped IPv6. */
+int pkt_addr_never_reachable(const struct stack_addr *a);
+
+/* The builders write one IP packet into out (cap bytes) and return its
+ * length, or 0 when it does not fit or the input cannot be answered. */
+
+/* ICMP destination unreachable quoting the offending packet orig (as much
+ * as fits in mtu), from the offending packet's destination to its source. */
+size_t pkt_build_unreach(uint8_t *out, size_t cap, size_t mtu,
+			 const uint8_t *orig, const struct pkt_info *pi,
+			 enum pkt_unreach why);
+
+/* TCP RST answering segment pi (RFC 9293 3.10.7.1 rules for seq/ack). */
+size_t pkt_build_rst(uint8_t *out, size_t cap, const struct pkt_info *pi);
+
+/* UDP datagram src:sport -> dst:dport with payload. */
+size_t pkt_build_udp(uint8_t *out, size_t cap, const struct stack_addr *src,
+		     uint16_t sport, const struct stack_addr *dst,
+		     uint16_t dport, const uint8_t *data, size_t len);
+
+/* ICMP/ICMPv6 echo reply src -> dst; data is what follows id and seq. */
+size_t pkt_build_echo_reply(uint8_t *out, size_t cap,
+			    const struct stack_addr *src,
+			    const struct stack_addr *dst, uint16_t id,
+			    uint16_t seq, const uint8_t *data, size_t len);
+
+/* Internet checksum helpers, exposed for tests and the fuzzer. sum is a
+ * running 32-bit sum; pkt_csum_fold() returns the final complemented value. */
+uint32_t pkt_csum_add(uint32_t sum, const uint8_t *p, size_t len);
+uint16_t pkt_csum_fold(uint32_t sum);
+/* The pseudo-header sum for an upper-layer checksum. */
+uint32_t pkt_csum_pseudo(const struct stack_addr *src,
+			 const struct stack_addr *dst, uint8_t proto,
+			 size_t l4_len);
+
+#endif /* ZG_STACK_PKT_H */

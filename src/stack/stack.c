@@ -1,0 +1,671 @@
+/*
+ * stack.c — the stack instance: lwIP port glue, the accept-any netif, the
+ * ingress ACL and the timers.
+ *
+ * Accepting every destination without forking lwIP: lwIP only takes packets
+ * addressed to its netif, so stack_lwip_input() writes the packet's
+ * destination into netif->ip_addr (IPv4) or into a spare ip6_addr slot
+ * marked preferred (IPv6), calls ip4_input()/ip6_input(), and restores the
+ * resting value. netif_set_ipaddr() is not used: it aborts the pcbs bound to
+ * the old address. lwIP keeps no reference to the netif address once input
+ * returns: pcbs copy ip_current_dest_addr() into local_ip, and output routes
+ * through the single default netif whatever the source.
+ * Only SYNs the flow code re-injects (after the upstream connect succeeded)
+ * reach the per-port listeners; every other SYN is held by the ACL.
+ */
+#include <event2/event.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "log.h"
+#include "stack_int.h"
+#include "zg_err.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/ip4.h"
+#include "lwip/ip6.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
+#include "lwip/timeouts.h"
+#pragma GCC diagnostic pop
+
+#define V6_SLOT 1 /* the ip6_addr slot rewritten per packet */
+#define TICK_MS 100  /* libevent timer: lwIP timers (fast TCP timer 250 ms) */
+#define SWEEP_MS 250 /* idle/handshake/connect timeout granularity */
+
+static struct stack *the_stack; /* lwIP is a process-wide singleton */
+static int lwip_ready;
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t
+stack_now(struct stack *st)
+{
+	return st->cb.now_ms ? st->cb.now_ms(st->ctx) : mono_ms();
+}
+
+/* lwIP's clock (NO_SYS): the stack's clock, so tests can move it. */
+u32_t
+sys_now(void)
+{
+	if (the_stack != NULL)
+		return (u32_t)stack_now(the_stack);
+	return (u32_t)mono_ms();
+}
+
+int
+stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b)
+{
+	if (a->version != b->version)
+		return 0;
+	if (a->version == 4)
+		return memcmp(a->a, b->a, 4) == 0;
+	if (a->version == 6)
+		return memcmp(a->a, b->a, 16) == 0;
+	return 1;
+}
+
+int
+stack_prefix_contains(const struct stack_prefix *p, const struct stack_addr *a)
+{
+	unsigned bits = p->len, i;
+
+	if (p->addr.version != a->version)
+		return 0;
+	if (bits > (a->version == 4 ? 32u : 128u))
+		return 0;
+	for (i = 0; i < bits / 8; i++)
+		if (p->addr.a[i] != a->a[i])
+			return 0;
+	if (bits % 8) {
+		uint8_t mask = (uint8_t)(0xff << (8 - bits % 8));
+
+		if ((p->addr.a[i] & mask) != (a->a[i] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+void
+stack_config_defaults(struct stack_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mtu = 1280;
+	cfg->max_flows = 100000;
+	cfg->max_flows_per_client = 1000;
+	cfg->max_halfopen_per_client = 100;
+	cfg->max_udp_per_client = 500;
+	cfg->tcp_idle_ms = 2 * 3600 * 1000;
+	cfg->udp_idle_ms = 60 * 1000;
+	cfg->dns_idle_ms = 10 * 1000;
+	cfg->icmp_idle_ms = 10 * 1000;
+	cfg->connect_timeout_ms = 10 * 1000;
+	cfg->handshake_timeout_ms = 10 * 1000;
+	cfg->icmp_errors_per_s = 100;
+	cfg->icmp_errors_burst = 50;
+	cfg->audit_limits_per_s = 10;
+	cfg->max_lwip_bytes = 1024ull * 1024 * 1024;
+}
+
+uint64_t
+stack_lwip_mem_used(void)
+{
+	return (uint64_t)lwip_stats.mem.used;
+}
+
+int
+stack_bucket_take(struct stack_bucket *b, uint64_t now)
+{
+	uint64_t cap = (uint64_t)b->burst * 1000u;
+
+	if (b->rate == 0)
+		return 1;
+	if (now > b->last_ms) {
+		b->tokens_milli += (now - b->last_ms) * b->rate;
+		if (b->tokens_milli > cap)
+			b->tokens_milli = cap;
+	}
+	b->last_ms = now;
+	if (b->tokens_milli < 1000)
+		return 0;
+	b->tokens_milli -= 1000;
+	return 1;
+}
+
+void
+stack_emit(struct stack *st, const struct stack_addr *dst, const uint8_t *pkt,
+	   size_t len)
+{
+	st->cnt.pkts_out++;
+	st->cnt.bytes_out += len;
+	st->cb.output(st->ctx, dst, pkt, len);
+}
+
+void
+stack_refuse(struct stack *st, const uint8_t *orig, const struct pkt_info *pi,
+	     enum pkt_unreach why, int rst)
+{
+	uint8_t out[1280];
+	size_t n;
+
+	/* never answer an error with an error (RFC 1122 3.2.2, RFC 4443 2.4) */
+	if (pi->proto == STACK_PROTO_TCP && (pi->tcp_flags & PKT_TCP_RST))
+		return;
+	if ((pi->proto == STACK_PROTO_ICMP && pi->icmp_type != PKT_ICMP4_ECHO) ||
+	    (pi->proto == STACK_PROTO_ICMPV6 && pi->icmp_type < 128))
+		return;
+	if (!stack_bucket_take(&st->err_bucket, stack_now(st))) {
+		st->cnt.errors_ratelimited++;
+		return;
+	}
+	if (rst && pi->proto == STACK_PROTO_TCP) {
+		n = pkt_build_rst(out, sizeof(out), pi);
+		if (n > 0)
+			st->cnt.rsts_sent++;
+	} else {
+		n = pkt_build_unreach(out, sizeof(out), st->cfg.mtu, orig, pi,
+				      why);
+		if (n > 0)
+			st->cnt.icmp_errors_sent++;
+	}
+	if (n > 0)
+		stack_emit(st, &pi->src, out, n);
+}
+
+void
+stack_audit(struct stack *st, enum stack_event_type type, const struct flow *f,
+	    const char *reason)
+{
+	struct stack_event ev;
+	const char *cid = f->acct ? f->acct->id : "";
+
+	if (st->cb.audit == NULL)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.flow.client_id = cid;
+	ev.flow.session = f->session;
+	ev.flow.src = f->src;
+	ev.flow.dst = f->dst;
+	ev.flow.proto = f->proto;
+	ev.flow.sport = f->sport;
+	ev.flow.dport = f->dport;
+	ev.rule_id = f->rule_id;
+	ev.reason = reason;
+	ev.bytes_up = f->bytes_up;
+	ev.bytes_down = f->bytes_down;
+	if (type == STACK_EV_CLOSE)
+		ev.duration_ms = stack_now(st) - f->created_ms;
+	st->cb.audit(st->ctx, &ev);
+}
+
+/* ---------------------------------------------------------------- netif */
+
+static err_t
+netif_out_common(struct netif *netif, struct pbuf *p)
+{
+	struct stack *st = netif->state;
+	struct stack_addr dst;
+	u16_t len = p->tot_len;
+
+	/* tot_len is a u16_t: always fits STACK_BUF */
+	if (len < 20 ||
+	    pbuf_copy_partial(p, st->obuf, len, 0) != len)
+		return ERR_OK;
+	memset(&dst, 0, sizeof(dst));
+	if ((st->obuf[0] >> 4) == 4) {
+		dst.version = 4;
+		memcpy(dst.a, st->obuf + 16, 4);
+	} else if ((st->obuf[0] >> 4) == 6 && len >= 40) {
+		dst.version = 6;
+		memcpy(dst.a, st->obuf + 24, 16);
+	} else {
+		return ERR_OK;
+	}
+	stack_emit(st, &dst, st->obuf, len);
+	return ERR_OK;
+}
+
+static err_t
+netif_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *ipaddr)
+{
+	(void)ipaddr;
+	return netif_out_common(netif, p);
+}
+
+static err_t
+netif_output6(struct netif *netif, struct pbuf *p, const ip6_addr_t *ipaddr)
+{
+	(void)ipaddr;
+	return netif_out_common(netif, p);
+}
+
+static err_t
+netif_init_cb(struct netif *netif)
+{
+	struct stack *st = netif->state;
+
+	netif->name[0] = 'z';
+	netif->name[1] = 'g';
+	netif->mtu = st->cfg.mtu;
+	netif->flags = 0; /* point-to-point: no ARP, no broadcast */
+	netif->output = netif_output4;
+	netif->output_ip6 = netif_output6;
+	return ERR_OK;
+}
+
+void
+stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
+		 const struct pkt_info *pi)
+{
+	struct netif *nif = &st->netif;
+	struct pbuf *p;
+
+	if (len > 0xffff)
+		return;
+	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+	if (p == NULL) {
+		st->cnt.drop_malformed++;
+		return;
+	}
+	memcpy(p->payload, pkt, len);
+	if (pi->version == 4) {
+		ip4_addr_t saved = *netif_ip4_addr(nif);
+
+		memcpy(&ip_2_ip4(&nif->ip_addr)->addr, pi->dst.a, 4);
+		ip4_input(p, nif); /* consumes p whatever it returns */
+		ip4_addr_copy(*ip_2_ip4(&nif->ip_addr), saved);
+	} else {
+		ip6_addr_t *a = ip_2_ip6(&nif->ip6_addr[V6_SLOT]);
+
+		memcpy(a->addr, pi->dst.a, 16);
+		nif->ip6_addr_state[V6_SLOT] = IP6_ADDR_PREFERRED;
+		ip6_input(p, nif); /* consumes p whatever it returns */
+		nif->ip6_addr_state[V6_SLOT] = IP6_ADDR_INVALID;
+		memset(a->addr, 0, 16);
+	}
+}
+
+/* ---------------------------------------------------------------- ingress */
+
+static int
+dst_forbidden(struct stack *st, const struct stack_addr *dst)
+{
+	size_t i;
+
+	for (i = 0; i < st->cfg.n_exempt; i++)
+		if (stack_prefix_contains(&st->exempt[i], dst))
+			return 0;
+	if (pkt_addr_never_reachable(dst))
+		return 1;
+	for (i = 0; i < st->cfg.n_forbidden; i++)
+		if (stack_prefix_contains(&st->forbidden[i], dst))
+			return 1;
+	return 0;
+}
+
+static void
+echo_local(struct stack *st, const uint8_t *pkt, const struct pkt_info *pi)
+{
+	struct stack_addr ll;
+	size_t n;
+
+	memset(&ll, 0, sizeof(ll));
+	ll.version = 6;
+	ll.a[0] = 0xfe;
+	ll.a[1] = 0x80;
+	ll.a[15] = 1; /* fe80::1, the relay's end of the tunnel */
+	n = pkt_build_echo_reply(st->obuf, sizeof(st->obuf), &ll, &pi->src,
+				 pi->icmp_id, pi->icmp_seq,
+				 pkt + pi->payload_off, pi->payload_len);
+	if (n == 0 || n > st->cfg.mtu) {
+		st->cnt.drop_too_big++;
+		return;
+	}
+	st->cnt.echo_local++;
+	stack_emit(st, &pi->src, st->obuf, n);
+}
+
+/* 1 if the packet starts a new flow when no flow matches it. */
+static int
+starts_flow(const struct pkt_info *pi)
+{
+	switch (pi->proto) {
+	case STACK_PROTO_TCP:
+		return (pi->tcp_flags & (PKT_TCP_SYN | PKT_TCP_ACK | PKT_TCP_RST)) ==
+		       PKT_TCP_SYN;
+	case STACK_PROTO_UDP:
+		return 1;
+	case STACK_PROTO_ICMP:
+		return pi->icmp_type == PKT_ICMP4_ECHO && pi->icmp_code == 0;
+	case STACK_PROTO_ICMPV6:
+		return pi->icmp_type == PKT_ICMP6_ECHO && pi->icmp_code == 0;
+	default:
+		return 0;
+	}
+}
+
+static void
+audit_refusal(struct stack *st, enum stack_event_type type, void *session,
+	      const struct stack_client *client, const struct pkt_info *pi,
+	      const char *rule_id, const char *reason)
+{
+	struct stack_event ev;
+
+	if (st->cb.audit == NULL)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.flow.client_id = client->id;
+	ev.flow.session = session;
+	ev.flow.src = pi->src;
+	ev.flow.dst = pi->dst;
+	ev.flow.proto = pi->proto;
+	ev.flow.sport = pi->proto == STACK_PROTO_TCP || pi->proto == STACK_PROTO_UDP ?
+				pi->sport : pi->icmp_id;
+	ev.flow.dport = pi->proto == STACK_PROTO_TCP || pi->proto == STACK_PROTO_UDP ?
+				pi->dport : 0;
+	ev.rule_id = rule_id ? rule_id : "";
+	ev.reason = reason;
+	st->cb.audit(st->ctx, &ev);
+}
+
+int
+stack_input(struct stack *st, void *session, const struct stack_client *client,
+	    const uint8_t *pkt, size_t len)
+{
+	struct pkt_info pi;
+	const struct stack_addr *vip;
+	struct stack_flow_info fi;
+	struct flow *f;
+	const char *rule = NULL;
+	uint16_t sport, dport;
+	int r;
+
+	if (st == NULL || client == NULL || client->id == NULL ||
+	    (pkt == NULL && len > 0))
+		return ZG_ERR_INVAL;
+	st->cnt.pkts_in++;
+	st->cnt.bytes_in += len;
+
+	/* SYNs are checksummed here because they open host sockets before
+	 * lwIP would verify them. */
+	r = pkt_parse(pkt, len, 1, &pi);
+	if (r == ZG_ERR_MALFORMED && len > 0 && (pkt[0] >> 4) != 0) {
+		/* retry without the TCP checksum: only SYNs need it */
+		struct pkt_info p2;
+
+		if (pkt_parse(pkt, len, 0, &p2) == 0 &&
+		    p2.proto == STACK_PROTO_TCP && !(p2.tcp_flags & PKT_TCP_SYN)) {
+			pi = p2;
+			r = 0;
+		}
+	}
+	if (r != 0) {
+		st->cnt.drop_malformed++;
+		return 0;
+	}
+
+	/* (1) C18: the source must be the tunnel's own address */
+	vip = pi.version == 4 ? &client->vip4 : &client->vip6;
+	if (vip->version != pi.version || !stack_addr_eq(vip, &pi.src)) {
+		st->cnt.drop_spoofed++;
+		return 0;
+	}
+	if (pi.fragment) {
+		st->cnt.drop_fragment++;
+		return 0;
+	}
+
+	/* C20: link-local multicast echo (ff02::1 for MTU probing) is
+	 * answered here, from the relay's link-local address; nothing
+	 * link-local ever leaves the tunnel */
+	if (pi.proto == STACK_PROTO_ICMPV6 && pi.icmp_type == PKT_ICMP6_ECHO &&
+	    pi.dst.a[0] == 0xff && (pi.dst.a[1] & 0x0f) == 0x02) {
+		echo_local(st, pkt, &pi);
+		return 0;
+	}
+
+	/* (2) never-reachable destinations, the tunnel's own address */
+	if (dst_forbidden(st, &pi.dst) || stack_addr_eq(&pi.dst, &pi.src)) {
+		st->cnt.drop_forbidden++;
+		if (starts_flow(&pi)) {
+			stack_refuse(st, pkt, &pi, PKT_UNREACH_ADMIN, 0);
+			audit_refusal(st, STACK_EV_DENY, session, client, &pi,
+				      NULL, "forbidden-destination");
+		}
+		return 0;
+	}
+
+	switch (pi.proto) {
+	case STACK_PROTO_TCP:
+		sport = pi.sport;
+		dport = pi.dport;
+		break;
+	case STACK_PROTO_UDP:
+		sport = pi.sport;
+		dport = pi.dport;
+		break;
+	case STACK_PROTO_ICMP:
+	case STACK_PROTO_ICMPV6:
+		if (!starts_flow(&pi)) {
+			/* errors and echo replies from the client are not relayed */
+			st->cnt.drop_unsupported++;
+			return 0;
+		}
+		sport = pi.icmp_id;
+		dport = 0;
+		break;
+	default:
+		st->cnt.drop_unsupported++;
+		return 0;
+	}
+
+	f = flow_lookup(st, pi.proto, &pi.src, sport, &pi.dst, dport);
+	if (f != NULL) {
+		flow_packet(f, pkt, len, &pi);
+		return 0;
+	}
+	if (!starts_flow(&pi)) {
+		/* TCP without a flow: lwIP answers with RST (or ignores a RST);
+		 * no SYN ever reaches a listener this way. */
+		if (pi.proto == STACK_PROTO_TCP)
+			stack_lwip_input(st, pkt, len, &pi);
+		else
+			st->cnt.drop_unsupported++;
+		return 0;
+	}
+
+	/* (3) a new flow: ask the policy */
+	memset(&fi, 0, sizeof(fi));
+	fi.client_id = client->id;
+	fi.session = session;
+	fi.src = pi.src;
+	fi.dst = pi.dst;
+	fi.proto = pi.proto;
+	fi.sport = sport;
+	fi.dport = dport;
+	if (st->cb.policy(st->ctx, &fi, &rule) != STACK_ALLOW) {
+		st->cnt.drop_denied++;
+		stack_refuse(st, pkt, &pi, PKT_UNREACH_ADMIN,
+			     pi.proto == STACK_PROTO_TCP);
+		audit_refusal(st, STACK_EV_DENY, session, client, &pi, rule,
+			      "policy");
+		return 0;
+	}
+	flow_start(st, session, client, pkt, &pi, rule ? rule : "");
+	return 0;
+}
+
+/* ---------------------------------------------------------------- timers */
+
+void
+stack_tick(struct stack *st)
+{
+	uint64_t now = stack_now(st);
+
+	sys_check_timeouts();
+	if (now - st->last_sweep_ms >= SWEEP_MS) {
+		st->last_sweep_ms = now;
+		flow_sweep(st, now);
+	}
+	flow_listeners_gc(st);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	stack_tick(arg);
+}
+
+void
+stack_get_counters(const struct stack *st, struct stack_counters *pc)
+{
+	*pc = st->cnt;
+	pc->lwip_mem_used = stack_lwip_mem_used();
+}
+
+void
+stack_close_client(struct stack *st, const char *client_id)
+{
+	struct flow *f, *next;
+
+	for (f = st->flows; f != NULL; f = next) {
+		next = f->next;
+		if (f->acct != NULL && strcmp(f->acct->id, client_id) == 0)
+			flow_abort(f, "session-closed");
+	}
+}
+
+/* ---------------------------------------------------------------- life */
+
+int
+stack_new(struct event_base *base, const struct stack_config *cfg,
+	  const struct stack_callbacks *cbs, void *ctx, struct stack **pst)
+{
+	struct stack_config defcfg;
+	struct stack *st = NULL;
+	struct timeval tv = { 0, TICK_MS * 1000 };
+	ip4_addr_t rest, mask;
+	int r;
+
+	if (base == NULL || cbs == NULL || pst == NULL || cbs->output == NULL ||
+	    cbs->policy == NULL)
+		return ZG_ERR_INVAL;
+	if (cfg == NULL) {
+		stack_config_defaults(&defcfg);
+		cfg = &defcfg;
+	}
+	if (cfg->mtu < 1280 || cfg->n_forbidden > STACK_MAX_PREFIXES ||
+	    cfg->n_exempt > STACK_MAX_PREFIXES ||
+	    (cfg->n_forbidden > 0 && cfg->forbidden == NULL) ||
+	    (cfg->n_exempt > 0 && cfg->exempt == NULL))
+		return ZG_ERR_INVAL;
+	if (the_stack != NULL)
+		return ZG_ERR_STATE;
+
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return ZG_ERR_NOMEM;
+	st->base = base;
+	st->cfg = *cfg;
+	if (cfg->n_forbidden)
+		memcpy(st->forbidden, cfg->forbidden,
+		       cfg->n_forbidden * sizeof(*cfg->forbidden));
+	if (cfg->n_exempt)
+		memcpy(st->exempt, cfg->exempt,
+		       cfg->n_exempt * sizeof(*cfg->exempt));
+	st->cfg.forbidden = st->forbidden;
+	st->cfg.exempt = st->exempt;
+	st->cb = *cbs;
+	st->ctx = ctx;
+	st->err_bucket.rate = cfg->icmp_errors_per_s;
+	st->err_bucket.burst = cfg->icmp_errors_burst;
+	st->audit_bucket.rate = cfg->audit_limits_per_s;
+	st->audit_bucket.burst = cfg->audit_limits_per_s;
+	if (getrandom(st->hash_key, sizeof(st->hash_key), 0) !=
+	    (ssize_t)sizeof(st->hash_key)) {
+		r = ZG_ERR_IO;
+		goto fail;
+	}
+	stack_isn_set_key(st->hash_key);
+
+	st->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, st);
+	if (st->tick_ev == NULL) {
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
+
+	the_stack = st;
+	st->err_bucket.last_ms = st->audit_bucket.last_ms = stack_now(st);
+	st->last_sweep_ms = st->err_bucket.last_ms;
+	st->err_bucket.tokens_milli = (uint64_t)st->err_bucket.burst * 1000u;
+	st->audit_bucket.tokens_milli = (uint64_t)st->audit_bucket.burst * 1000u;
+	if (!lwip_ready) {
+		lwip_init();
+		lwip_ready = 1;
+	}
+	/* The resting IPv4 address must not be 0.0.0.0: ip4_route() refuses
+	 * the default netif then, and segments lwIP sends outside input
+	 * (timers, our writes) would find no route. 0.0.0.1 is in 0/8, which
+	 * the ACL never lets through, so no packet is ever addressed to it. */
+	IP4_ADDR(&rest, 0, 0, 0, 1);
+	IP4_ADDR(&mask, 255, 255, 255, 255);
+	if (netif_add(&st->netif, &rest, &mask, IP4_ADDR_ANY4,
+		      st, netif_init_cb, ip_input) == NULL) {
+		the_stack = NULL;
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
+	netif_set_default(&st->netif);
+	netif_set_link_up(&st->netif);
+	netif_set_up(&st->netif);
+	event_add(st->tick_ev, &tv);
+	*pst = st;
+	return 0;
+fail:
+	if (st->tick_ev)
+		event_free(st->tick_ev);
+	free(st);
+	return r;
+}
+
+void
+stack_del(struct stack *st)
+{
+	struct stack_listener *l;
+
+	if (st == NULL)
+		return;
+	while (st->flows != NULL)
+		flow_abort(st->flows, "shutdown");
+	while ((l = st->listeners) != NULL) {
+		st->listeners = l->next;
+		tcp_close(l->pcb);
+		free(l);
+	}
+	/* pcbs lwIP still owns (closing, TIME_WAIT): gone with the stack */
+	while (tcp_active_pcbs != NULL)
+		tcp_abort(tcp_active_pcbs);
+	while (tcp_tw_pcbs != NULL)
+		tcp_abort(tcp_tw_pcbs);
+	netif_remove(&st->netif);
+	event_free(st->tick_ev);
+	the_stack = NULL;
+	free(st);
+}

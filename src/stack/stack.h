@@ -1,0 +1,200 @@
+/*
+ * stack.h — the relay's userspace TCP/IP stack (lwIP) with the ingress ACL.
+ *
+ * IP packets from client tunnels go in through stack_input(); every flow they
+ * start is checked (source address, never-reachable destinations, policy)
+ * and, when allowed, terminated as an ordinary non-blocking host socket: TCP
+ * through lwIP, UDP and ICMP echo by the stack itself. Packets toward clients
+ * leave through the output callback, addressed by the client's virtual IP;
+ * the owner maps that address to its session.
+ *
+ * lwIP keeps its state in globals, so one process holds at most one stack at
+ * a time (stack_new() returns ZG_ERR_STATE for a second one). Everything runs
+ * on the event_base given to stack_new(); no function is thread-safe, and
+ * callbacks must not call back into the stack (stack_input() from inside
+ * output, say): queue instead.
+ */
+#ifndef ZG_STACK_H
+#define ZG_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct stack;
+
+/* An IPv4 or IPv6 address. version is 4 (address in a[0..3]) or 6; 0 means
+ * "no address". Compare with stack_addr_eq(), not memcmp: bytes past the
+ * address are unspecified. */
+struct stack_addr {
+	uint8_t version;
+	uint8_t a[16];
+};
+
+struct stack_prefix {
+	struct stack_addr addr;
+	uint8_t len; /* prefix length in bits */
+};
+
+#define STACK_PROTO_ICMP 1
+#define STACK_PROTO_TCP 6
+#define STACK_PROTO_UDP 17
+#define STACK_PROTO_ICMPV6 58
+
+/* The tunnel a packet came from. Borrowed for the duration of one call. */
+struct stack_client {
+	const char *id;         /* client ID (certificate CN), NUL-terminated */
+	struct stack_addr vip4; /* assigned IPv4 address, or version 0 */
+	struct stack_addr vip6; /* assigned IPv6 address, or version 0 */
+};
+
+/* Maximum client ID and rule ID lengths kept per flow (longer ones are
+ * truncated in audit events, never rejected). */
+#define STACK_ID_MAX 64
+
+/* A flow as the client sees it. For ICMP echo sport is the echo identifier
+ * and dport is 0. */
+struct stack_flow_info {
+	const char *client_id;
+	void *session; /* as given to stack_input() */
+	struct stack_addr src, dst;
+	uint8_t proto;
+	uint16_t sport, dport;
+};
+
+enum stack_verdict { STACK_DENY = 0, STACK_ALLOW = 1 };
+
+enum stack_event_type {
+	STACK_EV_ALLOW = 1, /* a flow was admitted by policy */
+	STACK_EV_DENY,      /* policy or a never-reachable destination refused it */
+	STACK_EV_CLOSE,     /* an admitted flow ended */
+	STACK_EV_LIMIT      /* a limit refused a new flow (rate-limited) */
+};
+
+struct stack_event {
+	enum stack_event_type type;
+	struct stack_flow_info flow;
+	const char *rule_id;  /* "" when no rule decided */
+	const char *reason;   /* short token, e.g. "policy", "refused", "idle" */
+	uint64_t bytes_up;    /* client -> destination, payload bytes */
+	uint64_t bytes_down;  /* destination -> client */
+	uint64_t duration_ms; /* CLOSE only */
+};
+
+struct stack_callbacks {
+	/* Required. One IP packet toward the client whose virtual address is
+	 * dst. pkt is valid only during the call. */
+	void (*output)(void *ctx, const struct stack_addr *dst,
+		       const uint8_t *pkt, size_t len);
+	/* Required. Decides a new flow. *prule_id may be set to a string that
+	 * stays valid during the call (copied, truncated to STACK_ID_MAX-1). */
+	enum stack_verdict (*policy)(void *ctx,
+				     const struct stack_flow_info *flow,
+				     const char **prule_id);
+	/* Optional. Flow events for the audit log; ev is valid during the call. */
+	void (*audit)(void *ctx, const struct stack_event *ev);
+	/* Optional. Milliseconds from any fixed origin; NULL = CLOCK_MONOTONIC.
+	 * Drives lwIP's timers and every idle timeout. */
+	uint64_t (*now_ms)(void *ctx);
+};
+
+/* Limits and timeouts. Fill with stack_config_defaults(), then adjust. */
+struct stack_config {
+	uint16_t mtu; /* inner (tunnel) MTU, >= 1280 */
+	/* Extra never-reachable prefixes: the relay's own addresses and the
+	 * virtual pool. Copied by stack_new(); at most STACK_MAX_PREFIXES. */
+	const struct stack_prefix *forbidden;
+	size_t n_forbidden;
+	/* Prefixes exempt from the never-reachable set (loopback, link-local,
+	 * multicast, ...): only for destinations a rule names explicitly, and
+	 * for tests on loopback. At most STACK_MAX_PREFIXES. */
+	const struct stack_prefix *exempt;
+	size_t n_exempt;
+	uint32_t max_flows;               /* all protocols, all clients */
+	uint32_t max_flows_per_client;    /* all protocols */
+	uint32_t max_halfopen_per_client; /* TCP not yet established */
+	uint32_t max_udp_per_client;
+	uint32_t tcp_idle_ms;
+	uint32_t udp_idle_ms;
+	uint32_t dns_idle_ms; /* UDP to port 53 */
+	uint32_t icmp_idle_ms;
+	uint32_t connect_timeout_ms;   /* upstream TCP connect */
+	uint32_t handshake_timeout_ms; /* client's ACK after our SYN-ACK */
+	uint32_t icmp_errors_per_s;    /* ICMP errors and RSTs we generate */
+	uint32_t icmp_errors_burst;
+	uint32_t audit_limits_per_s;   /* STACK_EV_LIMIT events */
+	uint64_t max_lwip_bytes;       /* lwIP heap; new TCP flows refused above */
+};
+
+#define STACK_MAX_PREFIXES 32
+
+struct stack_counters {
+	uint64_t pkts_in, pkts_out, bytes_in, bytes_out;
+	uint64_t drop_malformed;   /* not a valid IPv4/IPv6 packet, bad checksum */
+	uint64_t drop_spoofed;     /* C18: source is not the tunnel's address */
+	uint64_t drop_forbidden;   /* never-reachable destination */
+	uint64_t drop_denied;      /* policy said no */
+	uint64_t drop_fragment;    /* fragments are not reassembled */
+	uint64_t drop_unsupported; /* protocol or ICMP type not relayed */
+	uint64_t drop_limit;       /* a limit refused a new flow */
+	uint64_t drop_no_flow;     /* UDP/ICMP reply path without a flow, etc. */
+	uint64_t drop_too_big;     /* a reply larger than the tunnel MTU */
+	uint64_t icmp_errors_sent, rsts_sent, errors_ratelimited;
+	uint64_t tcp_refused, tcp_unreachable; /* upstream connect failures */
+	uint64_t emfile;                        /* host sockets exhausted */
+	uint64_t flows_tcp, flows_udp, flows_icmp; /* currently open */
+	uint64_t halfopen_tcp;
+	uint64_t opened_tcp, opened_udp, opened_icmp; /* since start */
+	uint64_t closed_idle;
+	uint64_t bytes_up, bytes_down; /* payload, all flows */
+	uint64_t ping_unavailable;     /* echo refused: no ping sockets */
+	uint64_t echo_local;           /* C20: ff02::/16 echo answered here */
+	uint64_t lwip_mem_used;        /* gauge: bytes lwIP holds now */
+};
+
+/* Fills *cfg with the defaults (mtu 1280, 100,000 flows, 1,000 per client,
+ * 100 half-open, 500 UDP, TCP idle 2 h, UDP 60 s, DNS 10 s, ICMP 10 s,
+ * connect 10 s, handshake 10 s, 100 ICMP errors/s burst 50, 10 limit
+ * audits/s, lwIP heap 1 GiB). Nothing is forbidden beyond the built-in set. */
+void stack_config_defaults(struct stack_config *cfg);
+
+/* Creates the stack on base. cfg NULL means defaults; cfg and cbs are
+ * copied. Returns 0 and *pst, or ZG_ERR_INVAL (bad config or missing
+ * callback), ZG_ERR_STATE (a stack already exists in this process),
+ * ZG_ERR_NOMEM. The caller owns *pst and frees it with stack_del(). */
+int stack_new(struct event_base *base, const struct stack_config *cfg,
+	      const struct stack_callbacks *cbs, void *ctx,
+	      struct stack **pst);
+
+/* Closes every flow (RST to clients still connected, audit CLOSE events),
+ * every host socket and lwIP pcb, and frees st. NULL is ignored. */
+void stack_del(struct stack *st);
+
+/* Feeds one IP packet that arrived from the tunnel of client. session is
+ * passed back in stack_flow_info. The packet is copied; it may be dropped
+ * (counted in stack_counters) for being malformed, spoofed, forbidden, denied
+ * or over a limit. Output callbacks can run before this returns.
+ * Returns 0, or ZG_ERR_INVAL for a NULL argument. */
+int stack_input(struct stack *st, void *session,
+		const struct stack_client *client, const uint8_t *pkt,
+		size_t len);
+
+/* Runs what is due now by the stack's clock: lwIP timers, idle timeouts.
+ * The stack's own libevent timer calls it; tests with a fake clock call it
+ * after moving the clock. */
+void stack_tick(struct stack *st);
+
+/* Closes every flow of the client with this ID (its session ended). */
+void stack_close_client(struct stack *st, const char *client_id);
+
+/* Copies the counters. */
+void stack_get_counters(const struct stack *st, struct stack_counters *pc);
+
+/* 1 if a and b are the same address (same version), else 0. */
+int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b);
+
+/* 1 if a lies in p, else 0. */
+int stack_prefix_contains(const struct stack_prefix *p,
+			  const struct stack_addr *a);
+
+#endif /* ZG_STACK_H */

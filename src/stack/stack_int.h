@@ -1,0 +1,148 @@
+/*
+ * stack_int.h — structures shared by the files of src/stack. Not for use
+ * outside this folder.
+ */
+#ifndef ZG_STACK_INT_H
+#define ZG_STACK_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/tcp.h"
+#pragma GCC diagnostic pop
+
+#include "pkt.h"
+#include "stack.h"
+
+struct event;
+
+/* A token bucket (ICMP errors, limit audits). */
+struct stack_bucket {
+	uint32_t rate, burst; /* per second; 0 rate = unlimited */
+	uint64_t tokens_milli;
+	uint64_t last_ms;
+};
+
+/* Per-client counts behind the per-client limits. */
+struct stack_client_acct {
+	struct stack_client_acct *next;
+	uint32_t flows, halfopen, udp;
+	char id[STACK_ID_MAX];
+};
+
+enum flow_state {
+	FLOW_TCP_CONNECTING = 1, /* upstream connect running, SYN held */
+	FLOW_TCP_INJECTED,       /* SYN given to lwIP, waiting for accept */
+	FLOW_TCP_ESTABLISHED,    /* spliced */
+	FLOW_UDP,
+	FLOW_ICMP
+};
+
+struct flow {
+	struct stack *st;
+	struct flow *hnext;      /* hash chain */
+	struct flow *prev, *next; /* list of all flows */
+	struct stack_client_acct *acct;
+	void *session;
+	enum flow_state state;
+	uint8_t proto;
+	struct stack_addr src, dst; /* as the client sees it */
+	uint16_t sport, dport;      /* ICMP: sport = echo id */
+	int fd;
+	struct event *ev_read, *ev_write;
+	uint64_t created_ms, last_ms;
+	uint64_t bytes_up, bytes_down;
+	char rule_id[STACK_ID_MAX];
+	/* TCP */
+	struct tcp_pcb *pcb;
+	uint8_t *syn;          /* the held SYN, while CONNECTING */
+	size_t syn_len;
+	struct pbuf *pending;  /* client bytes not yet taken by the socket */
+	uint32_t unacked;      /* bytes written but not yet tcp_recved() */
+	unsigned client_fin : 1, upstream_fin : 1, shut_wr : 1,
+		read_paused : 1, listener_ref : 1;
+};
+
+struct stack_listener {
+	struct stack_listener *next;
+	struct tcp_pcb *pcb;
+	uint16_t port;
+	uint32_t refs;
+};
+
+#define STACK_FLOW_BUCKETS 16384 /* power of two */
+#define STACK_ACCT_BUCKETS 1024  /* power of two */
+#define STACK_BUF 65536
+
+struct stack {
+	struct event_base *base;
+	struct stack_config cfg;
+	struct stack_prefix forbidden[STACK_MAX_PREFIXES];
+	struct stack_prefix exempt[STACK_MAX_PREFIXES];
+	struct stack_callbacks cb;
+	void *ctx;
+	struct netif netif;
+	struct event *tick_ev;
+	struct stack_counters cnt;
+	struct stack_bucket err_bucket, audit_bucket;
+	uint8_t hash_key[16];
+	struct flow *buckets[STACK_FLOW_BUCKETS];
+	struct flow *flows; /* all flows, newest first */
+	size_t nflows;
+	struct stack_client_acct *accts[STACK_ACCT_BUCKETS];
+	struct stack_listener *listeners;
+	int ping_warned;
+	uint64_t last_sweep_ms;
+	uint8_t buf[STACK_BUF];  /* host-socket reads */
+	uint8_t obuf[STACK_BUF]; /* packets built toward clients */
+};
+
+/* stack.c */
+uint64_t stack_now(struct stack *st);
+/* Sends pkt toward the client at dst (counted). */
+void stack_emit(struct stack *st, const struct stack_addr *dst,
+		const uint8_t *pkt, size_t len);
+/* Sends an RST (TCP) or ICMP unreachable answering pi if the error bucket
+ * allows; never answers ICMP errors or RSTs. */
+void stack_refuse(struct stack *st, const uint8_t *orig,
+		  const struct pkt_info *pi, enum pkt_unreach why, int rst);
+/* Gives a packet to lwIP as if addressed to this netif. */
+void stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
+		      const struct pkt_info *pi);
+/* Bytes lwIP holds on the heap now (pbufs, segments, pcbs). */
+uint64_t stack_lwip_mem_used(void);
+void stack_audit(struct stack *st, enum stack_event_type type,
+		 const struct flow *f, const char *reason);
+/* 1 if the bucket has a token (and takes it). */
+int stack_bucket_take(struct stack_bucket *b, uint64_t now);
+/* SipHash-2-4 keyed by st->hash_key (stack_hash.c). */
+uint64_t stack_siphash(const uint8_t key[16], const void *data, size_t len);
+void stack_isn_set_key(const uint8_t key[16]);
+
+/* flow.c */
+struct flow *flow_lookup(struct stack *st, uint8_t proto,
+			 const struct stack_addr *src, uint16_t sport,
+			 const struct stack_addr *dst, uint16_t dport);
+/* Starts a new flow for a packet that policy allowed. Refuses (RST/ICMP,
+ * counted, audited) when a limit is hit or sockets are exhausted. */
+void flow_start(struct stack *st, void *session,
+		const struct stack_client *client, const uint8_t *pkt,
+		const struct pkt_info *pi, const char *rule_id);
+/* A packet for an existing flow. */
+void flow_packet(struct flow *f, const uint8_t *pkt, size_t len,
+		 const struct pkt_info *pi);
+/* Closes f now (RST to both sides if TCP is still open) and frees it. */
+void flow_abort(struct flow *f, const char *reason);
+/* Idle and handshake timeouts. */
+void flow_sweep(struct stack *st, uint64_t now);
+/* lwIP accept callback for the per-port listeners. */
+err_t flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err);
+/* Closes listeners without references. */
+void flow_listeners_gc(struct stack *st);
+
+#endif /* ZG_STACK_INT_H */

@@ -1,0 +1,2253 @@
+/*
+ * Unit tests for src/stack: a fake tunnel (packets captured in memory), a
+ * hand-written client TCP, real host sockets on loopback driven by the same
+ * event_base, and a fake clock. Checklist ids name the tests they cover.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pkt.h"
+#include "stack.h"
+#include "zg_err.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#include "lwip/memp.h"
+#include "lwip/stats.h"
+#pragma GCC diagnostic pop
+
+/* ---------------------------------------------------------------- fixture */
+
+#define QCAP 8192
+#define PMAX 1600
+
+struct qpkt {
+	size_t len;
+	uint8_t b[PMAX];
+};
+
+struct ev_rec {
+	enum stack_event_type type;
+	char reason[32];
+	char rule[32];
+	uint8_t proto;
+	uint16_t dport;
+	uint64_t up, down;
+};
+
+struct fx {
+	struct event_base *base;
+	struct stack *st;
+	struct stack_config cfg;
+	struct stack_client client;
+	struct stack_prefix exempt[2];
+	uint64_t now;
+	struct qpkt *q; /* captured output */
+	size_t qhead, qtail;
+	uint64_t oversize;
+	int deny;            /* policy: deny everything */
+	int policy_calls;
+	struct stack_flow_info last_policy;
+	struct ev_rec ev[64];
+	int nev;
+	int fds_before;
+};
+
+static uint64_t
+fake_clock(void *ctx)
+{
+	return ((struct fx *)ctx)->now;
+}
+
+static void
+cap_output(void *ctx, const struct stack_addr *dst, const uint8_t *pkt,
+	   size_t len)
+{
+	struct fx *fx = ctx;
+	struct qpkt *p;
+
+	(void)dst;
+	if (len > PMAX || fx->qtail - fx->qhead >= QCAP) {
+		fx->oversize++;
+		return;
+	}
+	p = &fx->q[fx->qtail++ % QCAP];
+	p->len = len;
+	memcpy(p->b, pkt, len);
+}
+
+static enum stack_verdict
+policy_cb(void *ctx, const struct stack_flow_info *fi, const char **prule)
+{
+	struct fx *fx = ctx;
+
+	fx->policy_calls++;
+	fx->last_policy = *fi;
+	if (fx->deny) {
+		*prule = "deny-all";
+		return STACK_DENY;
+	}
+	*prule = "allow-test";
+	return STACK_ALLOW;
+}
+
+static void
+audit_cb(void *ctx, const struct stack_event *ev)
+{
+	struct fx *fx = ctx;
+	struct ev_rec *r;
+
+	if (fx->nev >= 64)
+		return;
+	r = &fx->ev[fx->nev++];
+	r->type = ev->type;
+	snprintf(r->reason, sizeof(r->reason), "%s", ev->reason);
+	snprintf(r->rule, sizeof(r->rule), "%s", ev->rule_id);
+	r->proto = ev->flow.proto;
+	r->dport = ev->flow.dport;
+	r->up = ev->bytes_up;
+	r->down = ev->bytes_down;
+}
+
+static int
+count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+addr4(struct stack_addr *a, const char *s)
+{
+	memset(a, 0, sizeof(*a));
+	a->version = 4;
+	assert_int_equal(inet_pton(AF_INET, s, a->a), 1);
+}
+
+static void
+addr6(struct stack_addr *a, const char *s)
+{
+	memset(a, 0, sizeof(*a));
+	a->version = 6;
+	assert_int_equal(inet_pton(AF_INET6, s, a->a), 1);
+}
+
+/* lwIP's cyclic timers (memp SYS_TIMEOUT, heap-backed here) stay allocated
+ * from the first lwip_init() on: the heap baseline is taken then. */
+static long mem_base = -1;
+
+static int
+fx_start(struct fx *fx, int allow_loopback)
+{
+	struct stack_callbacks cb = { cap_output, policy_cb, audit_cb,
+				      fake_clock };
+	int r;
+
+	fx->base = event_base_new();
+	assert_non_null(fx->base);
+	fx->q = calloc(QCAP, sizeof(*fx->q));
+	assert_non_null(fx->q);
+	fx->now = 1000000;
+	if (fx->cfg.mtu == 0)
+		stack_config_defaults(&fx->cfg);
+	if (allow_loopback) {
+		addr4(&fx->exempt[0].addr, "127.0.0.0");
+		fx->exempt[0].len = 8;
+		addr6(&fx->exempt[1].addr, "::1");
+		fx->exempt[1].len = 128;
+		fx->cfg.exempt = fx->exempt;
+		fx->cfg.n_exempt = 2;
+	}
+	fx->client.id = "agent-1";
+	addr4(&fx->client.vip4, "10.100.0.7");
+	addr6(&fx->client.vip6, "fd00:100::7");
+	r = stack_new(fx->base, &fx->cfg, &cb, fx, &fx->st);
+	if (r == 0 && mem_base < 0)
+		mem_base = (long)lwip_stats.mem.used;
+	return r;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+
+	fx->fds_before = count_fds();
+	*state = fx;
+	return 0;
+}
+
+static void
+assert_lwip_clean(void)
+{
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 0);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, 0);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_SEG]->used, 0);
+	assert_int_equal(lwip_stats.memp[MEMP_PBUF]->used, 0);
+	assert_int_equal(lwip_stats.mem.used, mem_base);
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	if (fx->st)
+		stack_del(fx->st);
+	if (fx->base)
+		event_base_free(fx->base);
+	free(fx->q);
+	assert_lwip_clean();
+	assert_int_equal(count_fds(), fx->fds_before);
+	free(fx);
+	return 0;
+}
+
+static struct qpkt *
+q_pop(struct fx *fx)
+{
+	if (fx->qhead == fx->qtail)
+		return NULL;
+	return &fx->q[fx->qhead++ % QCAP];
+}
+
+static void
+input(struct fx *fx, const uint8_t *p, size_t n)
+{
+	assert_int_equal(stack_input(fx->st, fx, &fx->client, p, n), 0);
+}
+
+static void
+loop_once(struct fx *fx)
+{
+	event_base_loop(fx->base, EVLOOP_NONBLOCK);
+}
+
+/* Moves the fake clock and runs the stack's timers. */
+static void
+advance(struct fx *fx, uint64_t ms)
+{
+	while (ms > 0) {
+		uint64_t step = ms > 250 ? 250 : ms;
+
+		fx->now += step;
+		ms -= step;
+		stack_tick(fx->st);
+	}
+}
+
+/* ---------------------------------------------------------------- packets */
+
+static size_t
+build_ip(uint8_t *b, const struct stack_addr *src, const struct stack_addr *dst,
+	 uint8_t proto, size_t l4len)
+{
+	if (src->version == 4) {
+		memset(b, 0, 20);
+		b[0] = 0x45;
+		b[2] = (uint8_t)((20 + l4len) >> 8);
+		b[3] = (uint8_t)(20 + l4len);
+		b[8] = 64;
+		b[9] = proto;
+		memcpy(b + 12, src->a, 4);
+		memcpy(b + 16, dst->a, 4);
+		{
+			uint16_t c = pkt_csum_fold(pkt_csum_add(0, b, 20));
+
+			b[10] = (uint8_t)(c >> 8);
+			b[11] = (uint8_t)c;
+		}
+		return 20;
+	}
+	memset(b, 0, 40);
+	b[0] = 0x60;
+	b[4] = (uint8_t)(l4len >> 8);
+	b[5] = (uint8_t)l4len;
+	b[6] = proto;
+	b[7] = 64;
+	memcpy(b + 8, src->a, 16);
+	memcpy(b + 24, dst->a, 16);
+	return 40;
+}
+
+static void
+l4_csum(uint8_t *l4, size_t len, size_t off, const struct stack_addr *src,
+	const struct stack_addr *dst, uint8_t proto)
+{
+	uint32_t s = 0;
+	uint16_t c;
+
+	l4[off] = l4[off + 1] = 0;
+	if (proto != STACK_PROTO_ICMP)
+		s = pkt_csum_pseudo(src, dst, proto, len);
+	c = pkt_csum_fold(pkt_csum_add(s, l4, len));
+	l4[off] = (uint8_t)(c >> 8);
+	l4[off + 1] = (uint8_t)c;
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static size_t
+build_tcp(uint8_t *b, const struct stack_addr *src, const struct stack_addr *dst,
+	  uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+	  uint8_t flags, uint16_t wnd, const uint8_t *data, size_t len)
+{
+	size_t optlen = (flags & PKT_TCP_SYN) ? 8 : 0;
+	size_t hl = build_ip(b, src, dst, STACK_PROTO_TCP, 20 + optlen + len);
+	uint8_t *t = b + hl;
+
+	memset(t, 0, 20 + optlen);
+	t[0] = (uint8_t)(sport >> 8);
+	t[1] = (uint8_t)sport;
+	t[2] = (uint8_t)(dport >> 8);
+	t[3] = (uint8_t)dport;
+	put32(t + 4, seq);
+	put32(t + 8, ack);
+	t[12] = (uint8_t)(((20 + optlen) / 4) << 4);
+	t[13] = flags;
+	t[14] = (uint8_t)(wnd >> 8);
+	t[15] = (uint8_t)wnd;
+	if (optlen) {
+		/* MSS 1200, NOP, window scale 7 */
+		t[20] = 2;
+		t[21] = 4;
+		t[22] = 1200 >> 8;
+		t[23] = 1200 & 0xff;
+		t[24] = 1;
+		t[25] = 3;
+		t[26] = 3;
+		t[27] = 7;
+	}
+	if (len)
+		memcpy(t + 20 + optlen, data, len);
+	l4_csum(t, 20 + optlen + len, 16, src, dst, STACK_PROTO_TCP);
+	return hl + 20 + optlen + len;
+}
+
+static size_t
+build_udp(uint8_t *b, const struct stack_addr *src, const struct stack_addr *dst,
+	  uint16_t sport, uint16_t dport, const uint8_t *data, size_t len)
+{
+	size_t n = pkt_build_udp(b, PMAX, src, sport, dst, dport, data, len);
+
+	assert_true(n > 0);
+	return n;
+}
+
+/* ---------------------------------------------------------------- client TCP */
+
+struct tc {
+	struct stack_addr src, dst;
+	uint16_t sport, dport;
+	uint32_t snd_nxt, snd_una, rcv_nxt;
+	uint64_t peer_wnd;
+	uint8_t peer_ws;
+	uint16_t peer_mss;
+	int synack, fin, rst, fin_sent;
+	uint8_t *rx;
+	size_t rx_len, rx_cap;
+	struct qpkt other[32]; /* packets for nobody else (ICMP, ...) */
+	int nother;
+	size_t seg; /* payload bytes per segment the client sends */
+};
+
+#define TC_WND 0xffff /* scaled by 7: 8 MiB receive window */
+
+static void
+tc_init(struct tc *c, struct fx *fx, int v6, const char *dst, uint16_t dport)
+{
+	memset(c, 0, sizeof(*c));
+	c->src = v6 ? fx->client.vip6 : fx->client.vip4;
+	if (v6)
+		addr6(&c->dst, dst);
+	else
+		addr4(&c->dst, dst);
+	c->sport = (uint16_t)(40000 + (rand() % 20000));
+	c->dport = dport;
+	c->snd_nxt = c->snd_una = 0x10000000u + (uint32_t)rand();
+	c->rx_cap = 1 << 16;
+	c->rx = malloc(c->rx_cap);
+	c->seg = 1200;
+}
+
+static void
+tc_free(struct tc *c)
+{
+	free(c->rx);
+}
+
+static void
+tc_seg(struct fx *fx, struct tc *c, uint8_t flags, const uint8_t *data,
+       size_t len)
+{
+	uint8_t b[PMAX];
+	size_t n;
+
+	n = build_tcp(b, &c->src, &c->dst, c->sport, c->dport,
+		      (flags & PKT_TCP_SYN) ? c->snd_nxt - 1 : c->snd_nxt,
+		      c->rcv_nxt, flags, TC_WND, data, len);
+	input(fx, b, n);
+}
+
+static void
+tc_syn(struct fx *fx, struct tc *c)
+{
+	c->snd_nxt++; /* the SYN takes one sequence number */
+	tc_seg(fx, c, PKT_TCP_SYN, NULL, 0);
+}
+
+static void
+parse_wscale(struct tc *c, const uint8_t *t, size_t hl)
+{
+	size_t i = 20;
+
+	while (i < hl) {
+		if (t[i] == 0)
+			break;
+		if (t[i] == 1) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= hl || t[i + 1] < 2)
+			break;
+		if (t[i] == 3 && t[i + 1] == 3)
+			c->peer_ws = t[i + 2];
+		if (t[i] == 2 && t[i + 1] == 4)
+			c->peer_mss = (uint16_t)(t[i + 2] << 8 | t[i + 3]);
+		i += t[i + 1];
+	}
+}
+
+/* Processes every captured packet as client c; returns how many were TCP
+ * for c. ACKs what arrived. */
+static int
+tc_pump(struct fx *fx, struct tc *c)
+{
+	struct qpkt *p;
+	int n = 0, need_ack = 0;
+
+	while ((p = q_pop(fx)) != NULL) {
+		struct pkt_info pi;
+		const uint8_t *t;
+		size_t hl, plen;
+		uint32_t seq;
+
+		assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+		if (pi.proto != STACK_PROTO_TCP || pi.dport != c->sport ||
+		    pi.sport != c->dport) {
+			if (c->nother < 32)
+				c->other[c->nother++] = *p;
+			continue;
+		}
+		n++;
+		t = p->b + pi.l4_off;
+		hl = (size_t)(t[12] >> 4) * 4;
+		seq = pi.tcp_seq;
+		plen = pi.tcp_payload;
+		if (pi.tcp_flags & PKT_TCP_RST) {
+			c->rst = 1;
+			continue;
+		}
+		if ((pi.tcp_flags & PKT_TCP_SYN) && (pi.tcp_flags & PKT_TCP_ACK)) {
+			parse_wscale(c, t, hl);
+			c->rcv_nxt = seq + 1;
+			c->synack = 1;
+			need_ack = 1;
+			c->peer_wnd = (uint64_t)((t[14] << 8) | t[15]);
+			c->snd_una = pi.tcp_ack;
+			continue;
+		}
+		if (pi.tcp_flags & PKT_TCP_ACK) {
+			if ((int32_t)(pi.tcp_ack - c->snd_una) > 0)
+				c->snd_una = pi.tcp_ack;
+			c->peer_wnd = (uint64_t)((t[14] << 8) | t[15]) << c->peer_ws;
+		}
+		if (plen > 0 || (pi.tcp_flags & PKT_TCP_FIN))
+			need_ack = 1;
+		if (plen > 0 && seq == c->rcv_nxt) {
+			while (c->rx_len + plen > c->rx_cap) {
+				c->rx_cap *= 2;
+				c->rx = realloc(c->rx, c->rx_cap);
+			}
+			memcpy(c->rx + c->rx_len, t + hl, plen);
+			c->rx_len += plen;
+			c->rcv_nxt += (uint32_t)plen;
+		}
+		if ((pi.tcp_flags & PKT_TCP_FIN) && seq + plen == c->rcv_nxt &&
+		    !c->fin) {
+			c->fin = 1;
+			c->rcv_nxt++;
+		}
+	}
+	if (need_ack && !c->rst)
+		tc_seg(fx, c, PKT_TCP_ACK, NULL, 0);
+	return n;
+}
+
+/* Runs the loop until cond(c) holds or the bound is reached. Moves the fake
+ * clock when nothing happens, so lwIP's delayed ACKs and RTOs fire. */
+typedef int (*cond_fn)(struct fx *, struct tc *, void *);
+
+static int
+run_until(struct fx *fx, struct tc *c, cond_fn cond, void *arg, int bound)
+{
+	int i, idle = 0;
+
+	for (i = 0; i < bound; i++) {
+		size_t before = fx->qtail;
+
+		if (cond(fx, c, arg))
+			return 1;
+		loop_once(fx);
+		if (c)
+			tc_pump(fx, c);
+		if (fx->qtail == before) {
+			if (++idle % 50 == 0)
+				advance(fx, 200);
+			else
+				(void)poll(NULL, 0, idle > 10 ? 1 : 0);
+		} else {
+			idle = 0;
+		}
+	}
+	return cond(fx, c, arg);
+}
+
+static int
+c_synack(struct fx *fx, struct tc *c, void *a)
+{
+	(void)fx;
+	(void)a;
+	return c->synack || c->rst || c->nother > 0;
+}
+
+static int
+c_fin(struct fx *fx, struct tc *c, void *a)
+{
+	(void)fx;
+	(void)a;
+	return c->fin || c->rst;
+}
+
+static int
+c_rst(struct fx *fx, struct tc *c, void *a)
+{
+	(void)fx;
+	(void)a;
+	return c->rst;
+}
+
+static int
+c_no_flows(struct fx *fx, struct tc *c, void *a)
+{
+	struct stack_counters k;
+
+	(void)c;
+	(void)a;
+	stack_get_counters(fx->st, &k);
+	return k.flows_tcp == 0 && k.flows_udp == 0 && k.flows_icmp == 0;
+}
+
+/* Sends len bytes as the client, within the peer's window, while reading
+ * what comes back; returns when everything was acknowledged and expect_rx
+ * bytes arrived. */
+static void
+tc_transfer(struct fx *fx, struct tc *c, const uint8_t *data, size_t len,
+	    size_t expect_rx, int bound)
+{
+	size_t sent = 0;
+	uint32_t base_seq = c->snd_nxt;
+	int i, idle = 0;
+
+	for (i = 0; i < bound; i++) {
+		size_t before = fx->qtail;
+		int progress = 0;
+
+		sent = c->snd_nxt - base_seq;
+		while (sent < len &&
+		       (uint64_t)(c->snd_nxt - c->snd_una) + c->seg <= c->peer_wnd) {
+			size_t n = len - sent < c->seg ? len - sent : c->seg;
+
+			tc_seg(fx, c, PKT_TCP_ACK | PKT_TCP_PSH, data + sent, n);
+			c->snd_nxt += (uint32_t)n;
+			sent += n;
+			progress = 1;
+		}
+		if (c->snd_una == base_seq + len && c->rx_len >= expect_rx)
+			return;
+		if (c->rst)
+			fail_msg("client got RST during transfer");
+		loop_once(fx);
+		tc_pump(fx, c);
+		if (!progress && fx->qtail == before) {
+			if (++idle % 50 == 0)
+				advance(fx, 200);
+			else
+				(void)poll(NULL, 0, idle > 10 ? 1 : 0);
+		} else {
+			idle = 0;
+		}
+	}
+	fail_msg("transfer stalled: acked %u of %zu, received %zu of %zu",
+		 c->snd_una - base_seq, len, c->rx_len, expect_rx);
+}
+
+/* ---------------------------------------------------------------- servers */
+
+enum srv_mode { SRV_ECHO, SRV_GREET_HALFCLOSE, SRV_SINK, SRV_SOURCE, SRV_RESET };
+
+struct conn {
+	struct srv *srv;
+	int fd;
+	struct event *rev, *wev;
+	uint8_t buf[65536];
+	size_t off, len;
+	int eof;
+};
+
+struct srv {
+	int lfd;
+	struct event *ev;
+	struct event_base *base;
+	enum srv_mode mode;
+	uint16_t port;
+	size_t received;
+	int eof_seen, closed;
+	struct conn *c;
+	const uint8_t *src; /* SRV_SOURCE: bytes to send, then FIN */
+	size_t src_len, src_off;
+};
+
+static void conn_close(struct conn *k);
+
+static void
+conn_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *k = arg;
+
+	(void)what;
+	while (k->off < k->len) {
+		ssize_t w = send(fd, k->buf + k->off, k->len - k->off, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EAGAIN)
+				return;
+			conn_close(k);
+			return;
+		}
+		k->off += (size_t)w;
+	}
+	k->off = k->len = 0;
+	event_del(k->wev);
+	if (k->eof) {
+		shutdown(fd, SHUT_WR);
+		k->srv->closed = 1;
+	} else {
+		event_add(k->rev, NULL);
+	}
+}
+
+static void
+conn_source(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *k = arg;
+	struct srv *s = k->srv;
+
+	(void)what;
+	while (s->src_off < s->src_len) {
+		ssize_t w = send(fd, s->src + s->src_off, s->src_len - s->src_off,
+				 MSG_NOSIGNAL);
+
+		if (w < 0)
+			return; /* EAGAIN: wait for the next EV_WRITE */
+		s->src_off += (size_t)w;
+	}
+	event_del(k->wev);
+	shutdown(fd, SHUT_WR);
+	s->closed = 1;
+}
+
+static void
+conn_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *k = arg;
+	ssize_t r;
+
+	(void)what;
+	r = recv(fd, k->buf, sizeof(k->buf), 0);
+	if (r < 0) {
+		if (errno != EAGAIN)
+			conn_close(k);
+		return;
+	}
+	if (r == 0) {
+		k->srv->eof_seen = 1;
+		k->eof = 1;
+		event_del(k->rev);
+		if (k->srv->mode == SRV_ECHO) {
+			conn_write(fd, 0, k); /* shuts down after flushing */
+		}
+		return;
+	}
+	k->srv->received += (size_t)r;
+	if (k->srv->mode != SRV_ECHO)
+		return;
+	k->off = 0;
+	k->len = (size_t)r;
+	event_del(k->rev);
+	event_add(k->wev, NULL);
+}
+
+static void
+conn_close(struct conn *k)
+{
+	if (k->fd < 0)
+		return;
+	event_free(k->rev);
+	event_free(k->wev);
+	close(k->fd);
+	k->fd = -1;
+}
+
+static void
+srv_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv *s = arg;
+	struct conn *k;
+	int cfd;
+
+	(void)what;
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	if (s->c != NULL) { /* one connection per test server */
+		close(cfd);
+		return;
+	}
+	k = calloc(1, sizeof(*k));
+	k->srv = s;
+	k->fd = cfd;
+	k->rev = event_new(s->base, cfd, EV_READ | EV_PERSIST, conn_read, k);
+	k->wev = event_new(s->base, cfd, EV_WRITE | EV_PERSIST,
+			   s->mode == SRV_SOURCE ? conn_source : conn_write, k);
+	s->c = k;
+	if (s->mode == SRV_SOURCE) {
+		int sz = 65536;
+
+		setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		event_add(k->wev, NULL);
+	}
+	if (s->mode == SRV_RESET) {
+		struct linger lg = { 1, 0 };
+
+		setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		conn_close(k);
+		s->closed = 1;
+		return;
+	}
+	if (s->mode == SRV_GREET_HALFCLOSE) {
+		static const char hello[] = "hello from upstream\n";
+
+		assert_int_equal(send(cfd, hello, sizeof(hello) - 1, 0),
+				 (ssize_t)(sizeof(hello) - 1));
+		shutdown(cfd, SHUT_WR);
+	}
+	event_add(k->rev, NULL);
+}
+
+static void
+srv_start(struct srv *s, struct event_base *base, int v6, enum srv_mode mode)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1;
+
+	memset(s, 0, sizeof(*s));
+	memset(&ss, 0, sizeof(ss));
+	s->base = base;
+	s->mode = mode;
+	if (v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		sl = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(*a);
+	}
+	s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(s->lfd >= 0);
+	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&ss, sl), 0);
+	assert_int_equal(listen(s->lfd, 16), 0);
+	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &sl), 0);
+	s->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+			     ((struct sockaddr_in *)&ss)->sin_port);
+	s->ev = event_new(base, s->lfd, EV_READ | EV_PERSIST, srv_accept, s);
+	event_add(s->ev, NULL);
+}
+
+static void
+srv_stop(struct srv *s)
+{
+	if (s->c) {
+		conn_close(s->c);
+		free(s->c);
+	}
+	event_free(s->ev);
+	close(s->lfd);
+}
+
+/* A port on loopback where nothing listens. */
+static uint16_t
+closed_port(int v6)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	uint16_t port;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = v6 ? AF_INET6 : AF_INET;
+	if (v6)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&ss, sl), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
+	port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+			  ((struct sockaddr_in *)&ss)->sin_port);
+	close(fd);
+	return port;
+}
+
+static void
+fill_pattern(uint8_t *b, size_t n, unsigned seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		b[i] = (uint8_t)((i * 7u + seed + (i >> 11)) % 251u);
+}
+
+/* Everything after the flows closed: TIME_WAIT ends, no pcb or memory left
+ * in lwIP while the stack still runs. */
+static void
+wait_lwip_idle(struct fx *fx)
+{
+	advance(fx, 25000);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 0);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_SEG]->used, 0);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, 0);
+	assert_int_equal(lwip_stats.mem.used, mem_base);
+}
+
+/* ---------------------------------------------------------------- TCP tests */
+
+static void
+tcp_echo(struct fx *fx, int v6, size_t total, size_t seg)
+{
+	struct srv s;
+	struct tc c;
+	uint8_t *data = malloc(total);
+	struct stack_counters k;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, v6, SRV_ECHO);
+	tc_init(&c, fx, v6, v6 ? "::1" : "127.0.0.1", s.port);
+	c.seg = seg;
+	fill_pattern(data, total, 3);
+
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	assert_true(c.synack);
+	assert_false(c.rst);
+	assert_int_equal(c.peer_ws, 4);
+	/* MSS from the tunnel MTU (1280), not lwIP's TCP_MSS */
+	assert_int_equal(c.peer_mss, v6 ? 1280 - 60 : 1280 - 40);
+	tc_pump(fx, &c); /* sends the ACK */
+
+	tc_transfer(fx, &c, data, total, total, 2000000);
+	assert_int_equal(c.rx_len, total);
+	assert_memory_equal(c.rx, data, total);
+
+	/* client closes; the echo server closes after flushing */
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	assert_true(run_until(fx, &c, c_fin, NULL, 20000));
+	assert_true(c.fin);
+	assert_false(c.rst);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.bytes_up, total);
+	assert_int_equal(k.bytes_down, total);
+	assert_int_equal(k.halfopen_tcp, 0);
+	assert_int_equal(k.opened_tcp, 1);
+	assert_int_equal(fx->ev[0].type, STACK_EV_ALLOW);
+	assert_string_equal(fx->ev[0].rule, "allow-test");
+	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_CLOSE);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
+	assert_int_equal(fx->ev[fx->nev - 1].up, total);
+	assert_int_equal(fx->ev[fx->nev - 1].down, total);
+	tc_pump(fx, &c);
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+	free(data);
+}
+
+static void
+test_tcp_echo_100k_v4(void **state)
+{
+	tcp_echo(*state, 0, 100 * 1000, 1200);
+}
+
+/* 3-byte segments: long pbuf chains toward the host socket */
+static void
+test_tcp_echo_small_segments(void **state)
+{
+	tcp_echo(*state, 0, 30 * 1000, 3);
+}
+
+static void
+test_tcp_echo_10m_v4(void **state)
+{
+	tcp_echo(*state, 0, 10 * 1000 * 1000, 1200);
+}
+
+static void
+test_tcp_echo_100k_v6(void **state)
+{
+	tcp_echo(*state, 1, 100 * 1000, 1200);
+}
+
+/* The client's second segment arrives before its first: lwIP queues it
+ * (bounded out-of-order queue) and the upstream gets the bytes in order. */
+static void
+test_tcp_out_of_order_client_segments(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t data[2400];
+	struct srv s;
+	struct tc c;
+	uint32_t base;
+	size_t want = sizeof(data);
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	fill_pattern(data, sizeof(data), 11);
+	base = c.snd_nxt;
+	c.snd_nxt = base + 1200;
+	tc_seg(fx, &c, PKT_TCP_ACK, data + 1200, 1200);
+	c.snd_nxt = base;
+	tc_seg(fx, &c, PKT_TCP_ACK, data, 1200);
+	c.snd_nxt = base + 2400;
+	for (i = 0; i < 5000 && (c.rx_len < want || c.snd_una != c.snd_nxt); i++) {
+		loop_once(fx);
+		tc_pump(fx, &c);
+		if (i % 100 == 99)
+			advance(fx, 200);
+	}
+	assert_int_equal(c.rx_len, want);
+	assert_memory_equal(c.rx, data, want);
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+static void
+test_tcp_upstream_refused_gets_rst(void **state)
+{
+	struct fx *fx = *state;
+	struct tc c;
+	struct stack_counters k;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	tc_init(&c, fx, 0, "127.0.0.1", closed_port(0));
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_rst, NULL, 5000));
+	assert_false(c.synack);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tcp_refused, 1);
+	assert_int_equal(k.flows_tcp, 0);
+	assert_int_equal(k.halfopen_tcp, 0);
+	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_CLOSE);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "refused");
+	wait_lwip_idle(fx);
+	tc_free(&c);
+}
+
+static void
+test_tcp_client_rst_closes_upstream(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	size_t want = 5;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	tc_transfer(fx, &c, (const uint8_t *)"hello", 5, want, 100000);
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
+	/* the upstream sees the reset (or EOF) */
+	for (int i = 0; i < 2000 && s.c && s.c->fd >= 0 && !s.eof_seen; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen || (s.c && s.c->fd < 0));
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "client-reset");
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+static void
+test_tcp_upstream_half_close(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	static const char hello[] = "hello from upstream\n";
+	uint8_t more[3000];
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_GREET_HALFCLOSE);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	/* the greeting and the upstream's FIN reach the client */
+	assert_true(run_until(fx, &c, c_fin, NULL, 20000));
+	assert_true(c.fin);
+	assert_int_equal(c.rx_len, sizeof(hello) - 1);
+	assert_memory_equal(c.rx, hello, sizeof(hello) - 1);
+	/* the client can still send after the upstream's half-close */
+	fill_pattern(more, sizeof(more), 9);
+	tc_transfer(fx, &c, more, sizeof(more), sizeof(hello) - 1, 100000);
+	for (int i = 0; i < 2000 && s.received < sizeof(more); i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_int_equal(s.received, sizeof(more));
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	for (int i = 0; i < 2000 && !s.eof_seen; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen);
+	assert_false(c.rst);
+	tc_pump(fx, &c);
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+static void
+test_tcp_idle_timeout(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	struct stack_counters k;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.tcp_idle_ms = 60000;
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	advance(fx, 30000);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_tcp, 1);
+	advance(fx, 31000);
+	tc_pump(fx, &c);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_tcp, 0);
+	assert_int_equal(k.closed_idle, 1);
+	assert_true(c.rst);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "idle");
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+/* ---------------------------------------------------------------- ACL tests */
+
+static void
+test_c18_spoofed_source_dropped(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr spoof, dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&spoof, "10.100.0.8"); /* another client's address */
+	addr4(&dst, "127.0.0.1");
+	n = build_tcp(b, &spoof, &dst, 1234, 80, 1, 0, PKT_TCP_SYN, 1000, NULL, 0);
+	input(fx, b, n);
+	n = build_udp(b, &spoof, &dst, 1234, 53, (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	/* IPv6 from a client without that address */
+	addr6(&spoof, "fd00:100::8");
+	addr6(&dst, "::1");
+	n = build_udp(b, &spoof, &dst, 1234, 53, (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	loop_once(fx);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_spoofed, 3);
+	assert_int_equal(fx->policy_calls, 0);
+	assert_int_equal(fx->qtail, 0); /* silently dropped */
+	assert_int_equal(k.flows_tcp + k.flows_udp, 0);
+}
+
+static void
+test_c19_denied_tcp_gets_rst_and_audit(void **state)
+{
+	struct fx *fx = *state;
+	struct tc c;
+	struct stack_counters k;
+
+	fx->deny = 1;
+	assert_int_equal(fx_start(fx, 1), 0);
+	tc_init(&c, fx, 0, "127.0.0.1", 443);
+	tc_syn(fx, &c);
+	tc_pump(fx, &c);
+	assert_true(c.rst);
+	assert_int_equal(fx->policy_calls, 1);
+	assert_string_equal(fx->last_policy.client_id, "agent-1");
+	assert_int_equal(fx->last_policy.dport, 443);
+	assert_int_equal(fx->last_policy.proto, STACK_PROTO_TCP);
+	assert_int_equal(fx->nev, 1);
+	assert_int_equal(fx->ev[0].type, STACK_EV_DENY);
+	assert_string_equal(fx->ev[0].rule, "deny-all");
+	assert_string_equal(fx->ev[0].reason, "policy");
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_denied, 1);
+	assert_int_equal(k.rsts_sent, 1);
+	assert_int_equal(k.flows_tcp, 0);
+	tc_free(&c);
+}
+
+static void
+expect_admin_prohibited(const struct qpkt *p, int v6)
+{
+	struct pkt_info pi;
+
+	assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+	if (v6) {
+		assert_int_equal(pi.proto, STACK_PROTO_ICMPV6);
+		assert_int_equal(pi.icmp_type, 1);
+		assert_int_equal(pi.icmp_code, 1);
+	} else {
+		assert_int_equal(pi.proto, STACK_PROTO_ICMP);
+		assert_int_equal(pi.icmp_type, 3);
+		assert_int_equal(pi.icmp_code, 13);
+	}
+}
+
+static void
+test_c19_denied_udp_gets_admin_prohibited(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	uint8_t b[PMAX];
+	size_t n;
+
+	fx->deny = 1;
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "198.51.100.1");
+	n = build_udp(b, &fx->client.vip4, &dst, 5000, 53, (const uint8_t *)"q", 1);
+	input(fx, b, n);
+	assert_int_equal(fx->qtail, 1);
+	expect_admin_prohibited(&fx->q[0], 0);
+	/* the quoted packet is ours */
+	assert_memory_equal(fx->q[0].b + 28, b, 20);
+	addr6(&dst, "2001:db8::1");
+	n = build_udp(b, &fx->client.vip6, &dst, 5000, 53, (const uint8_t *)"q", 1);
+	input(fx, b, n);
+	assert_int_equal(fx->qtail, 2);
+	expect_admin_prohibited(&fx->q[1], 1);
+	assert_int_equal(fx->nev, 2);
+	assert_int_equal(fx->ev[1].type, STACK_EV_DENY);
+}
+
+static void
+test_c19_icmp_errors_rate_limited(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+	int i;
+
+	fx->deny = 1;
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.icmp_errors_per_s = 10;
+	fx->cfg.icmp_errors_burst = 5;
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "198.51.100.1");
+	for (i = 0; i < 20; i++) {
+		n = build_udp(b, &fx->client.vip4, &dst, (uint16_t)(5000 + i), 53,
+			      (const uint8_t *)"q", 1);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.icmp_errors_sent, 5);
+	assert_int_equal(k.errors_ratelimited, 15);
+	fx->now += 1000; /* refills 10 */
+	for (i = 0; i < 20; i++) {
+		n = build_udp(b, &fx->client.vip4, &dst, (uint16_t)(6000 + i), 53,
+			      (const uint8_t *)"q", 1);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.icmp_errors_sent, 10);
+}
+
+static void
+test_loopback_forbidden_by_default(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+	static const char *bad4[] = { "127.0.0.1", "169.254.169.254", "224.0.0.1",
+				      "255.255.255.255", "0.0.0.0" };
+	static const char *bad6[] = { "::1", "fe80::1", "ff02::1",
+				      "::ffff:127.0.0.1" };
+	size_t i;
+
+	assert_int_equal(fx_start(fx, 0), 0);
+	for (i = 0; i < sizeof(bad4) / sizeof(bad4[0]); i++) {
+		addr4(&dst, bad4[i]);
+		n = build_tcp(b, &fx->client.vip4, &dst, 1234, 80, 1, 0,
+			      PKT_TCP_SYN, 1000, NULL, 0);
+		input(fx, b, n);
+	}
+	for (i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++) {
+		addr6(&dst, bad6[i]);
+		n = build_udp(b, &fx->client.vip6, &dst, 1234, 53,
+			      (const uint8_t *)"x", 1);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_forbidden, 9);
+	assert_int_equal(fx->policy_calls, 0);
+	assert_int_equal(k.flows_tcp + k.flows_udp, 0);
+	assert_int_equal(fx->qtail, 9);
+	expect_admin_prohibited(&fx->q[0], 0);
+	expect_admin_prohibited(&fx->q[8], 1);
+	assert_string_equal(fx->ev[0].reason, "forbidden-destination");
+}
+
+static void
+test_configured_forbidden_prefix(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_prefix pool;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+
+	stack_config_defaults(&fx->cfg);
+	addr4(&pool.addr, "10.100.0.0");
+	pool.len = 24;
+	fx->cfg.forbidden = &pool;
+	fx->cfg.n_forbidden = 1;
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "10.100.0.9"); /* another client in the pool */
+	n = build_udp(b, &fx->client.vip4, &dst, 1234, 53, (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_forbidden, 1);
+	assert_int_equal(fx->policy_calls, 0);
+}
+
+/* IPv6 with hop-by-hop and destination-options headers before UDP: the
+ * policy sees UDP and the ports (C21). */
+static void
+test_c21_ipv6_ext_headers_walked(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	uint8_t b[PMAX], u[PMAX];
+	size_t un, n;
+	struct pkt_info pi;
+
+	fx->deny = 1;
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr6(&dst, "2001:db8::53");
+	un = pkt_build_udp(u, sizeof(u), &fx->client.vip6, 5353, &dst, 53,
+			   (const uint8_t *)"abc", 3);
+	assert_true(un > 40);
+	/* splice HBH (8 bytes, PadN) and dest-opts (16 bytes) after the header */
+	memcpy(b, u, 40);
+	b[6] = 0; /* HBH */
+	memset(b + 40, 0, 8);
+	b[40] = 60; /* next: dest opts */
+	b[41] = 0;
+	b[42] = 1; /* PadN */
+	b[43] = 4;
+	memset(b + 48, 0, 16);
+	b[48] = STACK_PROTO_UDP;
+	b[49] = 1; /* (1+1)*8 = 16 bytes */
+	b[50] = 1;
+	b[51] = 12;
+	memcpy(b + 64, u + 40, un - 40);
+	n = un + 24;
+	b[4] = (uint8_t)((n - 40) >> 8);
+	b[5] = (uint8_t)(n - 40);
+	assert_int_equal(pkt_parse(b, n, 1, &pi), 0);
+	assert_int_equal(pi.proto, STACK_PROTO_UDP);
+	assert_int_equal(pi.l4_off, 64);
+	input(fx, b, n);
+	assert_int_equal(fx->policy_calls, 1);
+	assert_int_equal(fx->last_policy.proto, STACK_PROTO_UDP);
+	assert_int_equal(fx->last_policy.sport, 5353);
+	assert_int_equal(fx->last_policy.dport, 53);
+	expect_admin_prohibited(&fx->q[0], 1);
+
+	/* a TCP SYN behind a hop-by-hop header: policy sees TCP, client a RST */
+	{
+		uint8_t t[PMAX], h[PMAX];
+		size_t tn;
+		struct pkt_info rp;
+
+		tn = build_tcp(t, &fx->client.vip6, &dst, 4444, 443, 77, 0,
+			       PKT_TCP_SYN, 1000, NULL, 0);
+		memcpy(h, t, 40);
+		h[6] = 0;
+		memset(h + 40, 0, 8);
+		h[40] = STACK_PROTO_TCP;
+		h[42] = 1;
+		h[43] = 4;
+		memcpy(h + 48, t + 40, tn - 40);
+		tn += 8;
+		h[4] = (uint8_t)((tn - 40) >> 8);
+		h[5] = (uint8_t)(tn - 40);
+		input(fx, h, tn);
+		assert_int_equal(fx->policy_calls, 2);
+		assert_int_equal(fx->last_policy.proto, STACK_PROTO_TCP);
+		assert_int_equal(fx->last_policy.dport, 443);
+		assert_int_equal(fx->qtail, 2);
+		assert_int_equal(pkt_parse(fx->q[1].b, fx->q[1].len, 1, &rp), 0);
+		assert_int_equal(rp.proto, STACK_PROTO_TCP);
+		assert_int_equal(rp.tcp_flags, PKT_TCP_RST | PKT_TCP_ACK);
+		assert_int_equal(rp.tcp_ack, 78);
+		assert_int_equal(rp.dport, 4444);
+	}
+
+	/* a fragment header: dropped, never a policy question */
+	b[48] = 44; /* dest opts -> fragment */
+	{
+		uint8_t f[PMAX];
+
+		memcpy(f, b, 64);
+		memset(f + 64, 0, 8);
+		f[64] = STACK_PROTO_UDP;
+		f[67] = 1; /* M flag */
+		memcpy(f + 72, u + 40, un - 40);
+		n = un + 32;
+		f[4] = (uint8_t)((n - 40) >> 8);
+		f[5] = (uint8_t)(n - 40);
+		input(fx, f, n);
+	}
+	{
+		struct stack_counters k;
+
+		stack_get_counters(fx->st, &k);
+		assert_int_equal(k.drop_fragment, 1);
+	}
+	assert_int_equal(fx->policy_calls, 2);
+}
+
+static void
+test_malformed_dropped(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "127.0.0.1");
+	n = build_tcp(b, &fx->client.vip4, &dst, 1234, 80, 1, 0, PKT_TCP_SYN,
+		      1000, NULL, 0);
+	b[n - 1] ^= 0xff; /* bad TCP checksum on a SYN */
+	input(fx, b, n);
+	input(fx, b, 10);  /* truncated */
+	b[0] = 0x55;       /* bad version */
+	input(fx, b, n);
+	input(fx, b, 0);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_malformed, 4);
+	assert_int_equal(fx->policy_calls, 0);
+	assert_int_equal(stack_input(fx->st, NULL, NULL, b, n), ZG_ERR_INVAL);
+}
+
+/* ---------------------------------------------------------------- UDP */
+
+struct usrv {
+	int fd;
+	uint16_t port;
+};
+
+static void
+usrv_start(struct usrv *u, int v6)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = v6 ? AF_INET6 : AF_INET;
+	if (v6)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	u->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(u->fd >= 0);
+	assert_int_equal(bind(u->fd, (struct sockaddr *)&ss, sl), 0);
+	assert_int_equal(getsockname(u->fd, (struct sockaddr *)&ss, &sl), 0);
+	u->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+			     ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Echoes one datagram back upper-cased; returns its length or -1. */
+static ssize_t
+usrv_echo(struct usrv *u)
+{
+	uint8_t b[2048];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t r;
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		r = recvfrom(u->fd, b, sizeof(b), 0, (struct sockaddr *)&from, &fl);
+		if (r >= 0) {
+			for (ssize_t j = 0; j < r; j++)
+				if (b[j] >= 'a' && b[j] <= 'z')
+					b[j] = (uint8_t)(b[j] - 32);
+			assert_int_equal(sendto(u->fd, b, (size_t)r, 0,
+						(struct sockaddr *)&from, fl), r);
+			return r;
+		}
+		(void)poll(NULL, 0, 1);
+	}
+	return -1;
+}
+
+static struct qpkt *
+wait_pkt(struct fx *fx)
+{
+	int i;
+
+	for (i = 0; i < 2000 && fx->qhead == fx->qtail; i++) {
+		loop_once(fx);
+		if (fx->qhead == fx->qtail)
+			(void)poll(NULL, 0, 1);
+	}
+	return q_pop(fx);
+}
+
+static void
+udp_roundtrip(struct fx *fx, int v6)
+{
+	struct usrv u;
+	struct stack_addr dst;
+	struct stack_counters k;
+	struct pkt_info pi;
+	struct qpkt *p;
+	uint8_t b[PMAX];
+	size_t n;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	usrv_start(&u, v6);
+	if (v6)
+		addr6(&dst, "::1");
+	else
+		addr4(&dst, "127.0.0.1");
+	n = build_udp(b, v6 ? &fx->client.vip6 : &fx->client.vip4, &dst, 33333,
+		      u.port, (const uint8_t *)"ping one", 8);
+	input(fx, b, n);
+	assert_int_equal(usrv_echo(&u), 8);
+	p = wait_pkt(fx);
+	assert_non_null(p);
+	assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0); /* checksums ok */
+	assert_int_equal(pi.proto, STACK_PROTO_UDP);
+	assert_int_equal(pi.sport, u.port);
+	assert_int_equal(pi.dport, 33333);
+	assert_true(stack_addr_eq(&pi.src, &dst));
+	assert_true(stack_addr_eq(&pi.dst, v6 ? &fx->client.vip6 : &fx->client.vip4));
+	assert_int_equal(pi.payload_len, 8);
+	assert_memory_equal(p->b + pi.payload_off, "PING ONE", 8);
+	/* a second datagram reuses the flow: one policy question */
+	n = build_udp(b, v6 ? &fx->client.vip6 : &fx->client.vip4, &dst, 33333,
+		      u.port, (const uint8_t *)"two", 3);
+	input(fx, b, n);
+	assert_int_equal(usrv_echo(&u), 3);
+	p = wait_pkt(fx);
+	assert_non_null(p);
+	assert_int_equal(fx->policy_calls, 1);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 1);
+	assert_int_equal(k.bytes_up, 11);
+	assert_int_equal(k.bytes_down, 11);
+	/* idle timeout by the fake clock */
+	advance(fx, fx->cfg.udp_idle_ms - 1000);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 1);
+	advance(fx, 2000);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 0);
+	assert_int_equal(k.closed_idle, 1);
+	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_CLOSE);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "idle");
+	assert_int_equal(fx->ev[fx->nev - 1].up, 11);
+	close(u.fd);
+}
+
+static void
+test_udp_roundtrip_v4_and_idle(void **state)
+{
+	udp_roundtrip(*state, 0);
+}
+
+static void
+test_udp_roundtrip_v6_and_idle(void **state)
+{
+	udp_roundtrip(*state, 1);
+}
+
+static void
+test_c23_udp_port_unreachable_to_owner(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct pkt_info pi;
+	struct qpkt *p;
+	uint8_t b[PMAX];
+	size_t n;
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "127.0.0.1");
+	n = build_udp(b, &fx->client.vip4, &dst, 33334, closed_port(0),
+		      (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	/* the kernel's ICMP error comes back on the connected socket */
+	for (i = 0; i < 5 && fx->qhead == fx->qtail; i++) {
+		loop_once(fx);
+		input(fx, b, n);
+	}
+	p = wait_pkt(fx);
+	assert_non_null(p);
+	assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+	assert_int_equal(pi.proto, STACK_PROTO_ICMP);
+	assert_int_equal(pi.icmp_type, 3);
+	assert_int_equal(pi.icmp_code, 3);
+	assert_true(stack_addr_eq(&pi.dst, &fx->client.vip4));
+}
+
+/* ---------------------------------------------------------------- ICMP */
+
+static void
+test_icmp_echo_or_unavailable(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct stack_counters k;
+	struct pkt_info pi;
+	struct qpkt *p;
+	uint8_t b[PMAX];
+	size_t hl;
+	int fd, ping_ok;
+
+	fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+	ping_ok = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "127.0.0.1");
+	hl = build_ip(b, &fx->client.vip4, &dst, STACK_PROTO_ICMP, 8 + 4);
+	memset(b + hl, 0, 12);
+	b[hl] = 8;
+	b[hl + 4] = 0x12; /* id 0x1234 */
+	b[hl + 5] = 0x34;
+	b[hl + 7] = 1; /* seq 1 */
+	memcpy(b + hl + 8, "abcd", 4);
+	l4_csum(b + hl, 12, 2, &fx->client.vip4, &dst, STACK_PROTO_ICMP);
+	input(fx, b, hl + 12);
+	p = wait_pkt(fx);
+	assert_non_null(p);
+	assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+	assert_int_equal(pi.proto, STACK_PROTO_ICMP);
+	stack_get_counters(fx->st, &k);
+	if (ping_ok) {
+		assert_int_equal(pi.icmp_type, 0);
+		assert_int_equal(pi.icmp_id, 0x1234);
+		assert_int_equal(pi.icmp_seq, 1);
+		assert_memory_equal(p->b + pi.payload_off, "abcd", 4);
+		assert_int_equal(k.flows_icmp, 1);
+		advance(fx, fx->cfg.icmp_idle_ms + 1000);
+		stack_get_counters(fx->st, &k);
+		assert_int_equal(k.flows_icmp, 0);
+	} else {
+		print_message("ping sockets not permitted here: checking refusal\n");
+		assert_int_equal(pi.icmp_type, 3);
+		assert_int_equal(pi.icmp_code, 13);
+		assert_int_equal(k.ping_unavailable, 1);
+		assert_int_equal(k.flows_icmp, 0);
+	}
+}
+
+static void
+echo_roundtrip(struct fx *fx, int v6)
+{
+	struct stack_addr dst;
+	const struct stack_addr *src = v6 ? &fx->client.vip6 : &fx->client.vip4;
+	uint8_t proto = v6 ? STACK_PROTO_ICMPV6 : STACK_PROTO_ICMP;
+	struct pkt_info pi;
+	struct qpkt *p;
+	uint8_t b[PMAX];
+	size_t hl;
+
+	if (v6)
+		addr6(&dst, "::1");
+	else
+		addr4(&dst, "127.0.0.1");
+	hl = build_ip(b, src, &dst, proto, 8 + 4);
+	memset(b + hl, 0, 12);
+	b[hl] = v6 ? 128 : 8;
+	b[hl + 4] = 0x12; /* id 0x1234 */
+	b[hl + 5] = 0x34;
+	b[hl + 7] = 1; /* seq 1 */
+	memcpy(b + hl + 8, "abcd", 4);
+	l4_csum(b + hl, 12, 2, src, &dst, proto);
+	input(fx, b, hl + 12);
+	p = wait_pkt(fx);
+	assert_non_null(p);
+	assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+	assert_int_equal(pi.proto, proto);
+	assert_int_equal(pi.icmp_type, v6 ? 129 : 0);
+	assert_int_equal(pi.icmp_id, 0x1234); /* the client's id, restored */
+	assert_int_equal(pi.icmp_seq, 1);
+	assert_true(stack_addr_eq(&pi.src, &dst));
+	assert_true(stack_addr_eq(&pi.dst, src));
+	assert_memory_equal(p->b + pi.payload_off, "abcd", 4);
+}
+
+/* Runs inside a private network namespace where ping sockets are allowed
+ * (started by test_icmp_echo_netns through STACK_TEST_IN_NETNS). */
+static void
+test_icmp_echo_netns_child(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	echo_roundtrip(fx, 0);
+	echo_roundtrip(fx, 1);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_icmp, 2);
+	advance(fx, fx->cfg.icmp_idle_ms + 1000);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_icmp, 0);
+	assert_int_equal(k.ping_unavailable, 0);
+}
+
+/* ICMP echo and ICMPv6 echo through ping sockets: the same binary re-runs
+ * test_icmp_echo_netns_child in a new network namespace with loopback up
+ * and net.ipv4.ping_group_range opened (both per namespace). Skipped when
+ * namespaces cannot be created here. */
+static void
+test_icmp_echo_netns(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ifreq ifr;
+		int fd;
+		char *argv[] = { "test_stack", NULL };
+
+		if (unshare(CLONE_NEWNET) != 0)
+			_exit(77);
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+		if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+			_exit(77);
+		ifr.ifr_flags = (short)(ifr.ifr_flags | IFF_UP);
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
+			_exit(77);
+		close(fd);
+		fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY);
+		if (fd < 0 || write(fd, "0 2147483647", 12) != 12)
+			_exit(77);
+		close(fd);
+		setenv("STACK_TEST_IN_NETNS", "1", 1);
+		execv("/proc/self/exe", argv);
+		_exit(78);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+static void
+test_limit_flows_per_client(void **state)
+{
+	struct fx *fx = *state;
+	struct usrv u;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_flows_per_client = 3;
+	assert_int_equal(fx_start(fx, 1), 0);
+	usrv_start(&u, 0);
+	addr4(&dst, "127.0.0.1");
+	for (i = 0; i < 5; i++) {
+		n = build_udp(b, &fx->client.vip4, &dst, (uint16_t)(20000 + i),
+			      u.port, (const uint8_t *)"x", 1);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 3);
+	assert_int_equal(k.drop_limit, 2);
+	assert_int_equal(k.icmp_errors_sent, 2);
+	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_LIMIT);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "limit-flows-client");
+	/* another client is not affected */
+	{
+		struct stack_client other = fx->client;
+
+		other.id = "agent-2";
+		addr4(&other.vip4, "10.100.0.8");
+		n = build_udp(b, &other.vip4, &dst, 20000, u.port,
+			      (const uint8_t *)"x", 1);
+		assert_int_equal(stack_input(fx->st, NULL, &other, b, n), 0);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 4);
+	stack_close_client(fx->st, "agent-1");
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 1);
+	close(u.fd);
+}
+
+static void
+test_limit_halfopen_per_client(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_halfopen_per_client = 2;
+	assert_int_equal(fx_start(fx, 1), 0);
+	/* TEST-NET-1 is not routed: connects stay in progress */
+	addr4(&dst, "192.0.2.1");
+	for (i = 0; i < 4; i++) {
+		n = build_tcp(b, &fx->client.vip4, &dst, (uint16_t)(30000 + i), 80,
+			      1, 0, PKT_TCP_SYN, 1000, NULL, 0);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	if (k.tcp_unreachable > 0) {
+		print_message("192.0.2.1 fails fast here; limit not exercised\n");
+		return;
+	}
+	assert_int_equal(k.halfopen_tcp, 2);
+	assert_int_equal(k.drop_limit, 2);
+	assert_int_equal(k.rsts_sent, 2);
+	/* the connect timeout (fake clock) answers ICMP host unreachable */
+	fx->qhead = fx->qtail;
+	advance(fx, fx->cfg.connect_timeout_ms + 500);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.halfopen_tcp, 0);
+	assert_int_equal(k.flows_tcp, 0);
+	assert_int_equal(k.tcp_unreachable, 2);
+	{
+		struct qpkt *p = q_pop(fx);
+		struct pkt_info pi;
+
+		assert_non_null(p);
+		assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+		assert_int_equal(pi.icmp_type, 3);
+		assert_int_equal(pi.icmp_code, 1);
+	}
+}
+
+static void
+test_limit_total_flows(void **state)
+{
+	struct fx *fx = *state;
+	struct usrv u;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_flows = 1;
+	assert_int_equal(fx_start(fx, 1), 0);
+	usrv_start(&u, 0);
+	addr4(&dst, "127.0.0.1");
+	n = build_udp(b, &fx->client.vip4, &dst, 20000, u.port, (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	n = build_udp(b, &fx->client.vip4, &dst, 20001, u.port, (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 1);
+	assert_int_equal(k.drop_limit, 1);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "limit-flows");
+	close(u.fd);
+}
+
+static void
+test_limit_lwip_memory(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct tc c;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_lwip_bytes = 1; /* lwIP's own timers already use more */
+	assert_int_equal(fx_start(fx, 1), 0);
+	tc_init(&c, fx, 0, "127.0.0.1", 80);
+	tc_syn(fx, &c);
+	tc_pump(fx, &c);
+	assert_true(c.rst);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_limit, 1);
+	assert_true(k.lwip_mem_used > 0);
+	assert_int_equal(k.opened_tcp, 0);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "limit-memory");
+	tc_free(&c);
+}
+
+/* Out of descriptors: the new flow is refused with RST and counted; the
+ * stack keeps working once descriptors are back. */
+static void
+test_emfile_refuses_new_flow(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct rlimit old, low;
+	struct tc c;
+	int spare;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	spare = dup(0); /* find the lowest free descriptor, then cap below it */
+	assert_true(spare >= 0);
+	close(spare);
+	low = old;
+	low.rlim_cur = (rlim_t)spare;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	tc_init(&c, fx, 0, "127.0.0.1", 80);
+	tc_syn(fx, &c);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	tc_pump(fx, &c);
+	assert_true(c.rst);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.emfile, 1);
+	assert_int_equal(k.flows_tcp, 0);
+	assert_int_equal(k.halfopen_tcp, 0);
+	tc_free(&c);
+}
+
+/* stack_del() with a spliced flow: the client gets a RST, the teardown
+ * check proves no pcb, pbuf, heap byte or descriptor survives. */
+static void
+test_del_with_established_flow(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	size_t i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	tc_transfer(fx, &c, (const uint8_t *)"abc", 3, 3, 100000);
+	stack_del(fx->st);
+	fx->st = NULL;
+	for (i = fx->qhead; i < fx->qtail; i++) {
+		struct pkt_info pi;
+
+		assert_int_equal(pkt_parse(fx->q[i].b, fx->q[i].len, 1, &pi), 0);
+		if (pi.tcp_flags & PKT_TCP_RST)
+			c.rst = 1;
+	}
+	assert_true(c.rst);
+	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_CLOSE);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "shutdown");
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 0);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_SEG]->used, 0);
+	/* lwIP's TCP timer (process-global) frees itself on its next run,
+	 * which needs a stack to drive the timers */
+	{
+		struct stack_callbacks cb = { cap_output, policy_cb, audit_cb,
+					      fake_clock };
+
+		assert_int_equal(stack_new(fx->base, &fx->cfg, &cb, fx, &fx->st), 0);
+		advance(fx, 1000);
+	}
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+/* ---------------------------------------------------------------- misc */
+
+static void
+test_second_stack_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct stack *st2 = NULL;
+	struct stack_callbacks cb = { cap_output, policy_cb, NULL, NULL };
+
+	assert_int_equal(fx_start(fx, 0), 0);
+	assert_int_equal(stack_new(fx->base, NULL, &cb, fx, &st2), ZG_ERR_STATE);
+	assert_null(st2);
+	cb.policy = NULL;
+	assert_int_equal(stack_new(fx->base, NULL, &cb, fx, &st2), ZG_ERR_INVAL);
+}
+
+static void
+test_pkt_rst_for_syn(void **state)
+{
+	struct stack_addr a, b;
+	uint8_t in[PMAX], out[PMAX];
+	struct pkt_info pi, po;
+	size_t n;
+
+	(void)state;
+	addr4(&a, "10.0.0.1");
+	addr4(&b, "10.0.0.2");
+	n = build_tcp(in, &a, &b, 1111, 80, 1000, 0, PKT_TCP_SYN, 100, NULL, 0);
+	assert_int_equal(pkt_parse(in, n, 1, &pi), 0);
+	n = pkt_build_rst(out, sizeof(out), &pi);
+	assert_int_equal(n, 40);
+	assert_int_equal(pkt_parse(out, n, 1, &po), 0);
+	assert_int_equal(po.tcp_flags, PKT_TCP_RST | PKT_TCP_ACK);
+	assert_int_equal(po.tcp_ack, 1001);
+	assert_int_equal(po.sport, 80);
+	assert_int_equal(po.dport, 1111);
+	/* never a RST for a RST */
+	n = build_tcp(in, &a, &b, 1111, 80, 1000, 0, PKT_TCP_RST, 100, NULL, 0);
+	assert_int_equal(pkt_parse(in, n, 1, &pi), 0);
+	assert_int_equal(pkt_build_rst(out, sizeof(out), &pi), 0);
+}
+
+static void
+test_tcp_upstream_refused_v6_gets_rst(void **state)
+{
+	struct fx *fx = *state;
+	struct tc c;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	tc_init(&c, fx, 1, "::1", closed_port(1));
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_rst, NULL, 5000));
+	assert_false(c.synack);
+	wait_lwip_idle(fx);
+	tc_free(&c);
+}
+
+static void
+test_tcp_upstream_reset_reaches_client(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_RESET);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	/* the reset may win the race with our connect (refused: RST before
+	 * any SYN-ACK) or come after the splice started (RST after it) */
+	assert_true(run_until(fx, &c, c_rst, NULL, 20000));
+	assert_true(c.rst);
+	assert_int_equal(c.nother, 0);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 1000));
+	assert_string_equal(fx->ev[fx->nev - 1].reason,
+			    c.synack ? "upstream-reset" : "refused");
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+/* The client never completes the handshake: the flow and the upstream
+ * connection go after handshake_timeout_ms of the fake clock. */
+static void
+test_tcp_handshake_timeout(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	struct stack_counters k;
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	for (i = 0; i < 2000 && fx->qtail == 0; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_int_equal(fx->qtail, 1); /* the SYN-ACK, left unanswered */
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.halfopen_tcp, 1);
+	advance(fx, fx->cfg.handshake_timeout_ms + 500);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.halfopen_tcp, 0);
+	assert_int_equal(k.flows_tcp, 0);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "handshake-timeout");
+	for (i = 0; i < 2000 && !s.eof_seen; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen || (s.c && s.c->fd < 0));
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+/* A client that stops acknowledging: the relay holds at most the pcb's send
+ * buffer and stops reading the upstream (whose writes then block); when
+ * the client resumes, every byte arrives in order. */
+static void
+test_tcp_backpressure_slow_client(void **state)
+{
+	struct fx *fx = *state;
+	/* more than the kernel buffers on both loopback ends can hold */
+	const size_t total = 16 * 1000 * 1000;
+	uint8_t *data = malloc(total);
+	struct stack_counters k;
+	struct srv s;
+	struct tc c;
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	fill_pattern(data, total, 5);
+	srv_start(&s, fx->base, 0, SRV_SOURCE);
+	s.src = data;
+	s.src_len = total;
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	/* stall: packets pile up unacknowledged in the capture queue */
+	for (i = 0; i < 300; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, i % 10 == 0 ? 1 : 0);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_true(k.bytes_down > 0);
+	assert_true(k.bytes_down <= 256 * 1024);
+	assert_true(s.src_off < total); /* the upstream is blocked */
+	/* resume */
+	assert_true(run_until(fx, &c, c_fin, NULL, 200000));
+	assert_false(c.rst);
+	assert_int_equal(c.rx_len, total);
+	assert_memory_equal(c.rx, data, total);
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	tc_pump(fx, &c);
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+	free(data);
+}
+
+static void
+test_c20_linklocal_multicast_echo_answered_locally(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct stack_counters k;
+	struct pkt_info pi;
+	uint8_t b[PMAX];
+	size_t hl;
+
+	assert_int_equal(fx_start(fx, 0), 0);
+	addr6(&dst, "ff02::1");
+	hl = build_ip(b, &fx->client.vip6, &dst, STACK_PROTO_ICMPV6, 8 + 4);
+	memset(b + hl, 0, 12);
+	b[hl] = 128;
+	b[hl + 5] = 7; /* id 7 */
+	b[hl + 7] = 9; /* seq 9 */
+	memcpy(b + hl + 8, "mtu!", 4);
+	l4_csum(b + hl, 12, 2, &fx->client.vip6, &dst, STACK_PROTO_ICMPV6);
+	input(fx, b, hl + 12);
+	assert_int_equal(fx->qtail, 1);
+	assert_int_equal(pkt_parse(fx->q[0].b, fx->q[0].len, 1, &pi), 0);
+	assert_int_equal(pi.icmp_type, 129);
+	assert_int_equal(pi.icmp_id, 7);
+	assert_int_equal(pi.icmp_seq, 9);
+	assert_true(stack_addr_eq(&pi.dst, &fx->client.vip6));
+	assert_int_equal(pi.src.a[0], 0xfe); /* from a link-local address */
+	assert_memory_equal(fx->q[0].b + pi.payload_off, "mtu!", 4);
+	assert_int_equal(fx->policy_calls, 0);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.echo_local, 1);
+	assert_int_equal(k.flows_icmp, 0);
+}
+
+static void
+test_own_address_is_forbidden(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	n = build_udp(b, &fx->client.vip4, &fx->client.vip4, 1, 2,
+		      (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_forbidden, 1);
+	assert_int_equal(fx->policy_calls, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pkt_rst_for_syn),
+		cmocka_unit_test_setup_teardown(test_second_stack_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_c18_spoofed_source_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_c19_denied_tcp_gets_rst_and_audit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_c19_denied_udp_gets_admin_prohibited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_c19_icmp_errors_rate_limited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loopback_forbidden_by_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_configured_forbidden_prefix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_c21_ipv6_ext_headers_walked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_echo_100k_v4, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_echo_100k_v6, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_echo_small_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_out_of_order_client_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_upstream_refused_gets_rst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v4_and_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v6_and_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_c23_udp_port_unreachable_to_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_icmp_echo_or_unavailable, setup, teardown),
+		cmocka_unit_test(test_icmp_echo_netns),
+		cmocka_unit_test_setup_teardown(test_limit_flows_per_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_halfopen_per_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_total_flows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_lwip_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emfile_refuses_new_flow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_del_with_established_flow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_upstream_refused_v6_gets_rst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_upstream_reset_reaches_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_handshake_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_backpressure_slow_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_c20_linklocal_multicast_echo_answered_locally, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_address_is_forbidden, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_echo_10m_v4, setup, teardown),
+	};
+
+	const struct CMUnitTest in_netns[] = {
+		cmocka_unit_test_setup_teardown(test_icmp_echo_netns_child, setup, teardown),
+	};
+
+	if (getenv("STACK_TEST_IN_NETNS"))
+		return cmocka_run_group_tests(in_netns, NULL, NULL);
+	if (getenv("STACK_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("STACK_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
