@@ -1,0 +1,754 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "log.h"
+#include "zg_err.h"
+
+enum opt_type {
+	OPT_STR,      /* free text (paths, addresses) */
+	OPT_U32,      /* whole number within [min, max] */
+	OPT_DURATION, /* "60s" etc., stored as uint32_t milliseconds */
+	OPT_PREFIX,   /* CIDR prefix of the given IP version */
+	OPT_LOGLEVEL
+};
+
+struct opt {
+	const char *path; /* YAML path; flag and variable derive from it */
+	enum opt_type type;
+	size_t off;       /* offset in struct relay_config */
+	size_t size;      /* for OPT_STR: the buffer size */
+	uint64_t min, max;
+	uint8_t version;  /* for OPT_PREFIX */
+	const char *def;  /* default, as text (parsed by config_defaults) */
+	const char *help;
+};
+
+#define STR(p, f, d, h) { p, OPT_STR, offsetof(struct relay_config, f), \
+	sizeof(((struct relay_config *)0)->f), 0, 0, 0, d, h }
+#define U32(p, f, lo, hi, d, h) { p, OPT_U32, offsetof(struct relay_config, f), \
+	sizeof(((struct relay_config *)0)->f), lo, hi, 0, d, h }
+#define DUR(p, f, lo, hi, d, h) { p, OPT_DURATION, offsetof(struct relay_config, f), \
+	sizeof(uint32_t), lo, hi, 0, d, h }
+#define PFX(p, f, v, d, h) { p, OPT_PREFIX, offsetof(struct relay_config, f), \
+	sizeof(struct config_prefix), 0, 0, v, d, h }
+
+static const struct opt opts[] = {
+	STR("listen", listen, "0.0.0.0:4433", "UDP address:port for QUIC"),
+	STR("ops_listen", ops_listen, "0.0.0.0:8080", "TCP address:port for /health, /ready, /metrics"),
+	STR("tls.cert", tls_cert, "", "server certificate chain (PEM); required"),
+	STR("tls.key", tls_key, "", "server private key (PEM); required"),
+	STR("tls.client_ca", tls_client_ca, "", "CA bundle that signs client certificates (PEM); required"),
+	STR("tls.crl", tls_crl, "", "certificate revocation list (PEM); optional"),
+	STR("uri_template", uri_template,
+	    "https://localhost:4433/.well-known/masque/ip/{target}/{ipproto}/",
+	    "CONNECT-IP URI template (RFC 9484)"),
+	STR("policy", policy_file, "", "policy file (YAML); required"),
+	STR("state_file", state_file, "", "IPAM state file; empty = in memory only"),
+	PFX("pool.ipv4", pool4, 4, "10.100.0.0/24", "IPv4 pool; .1 is the gateway"),
+	PFX("pool.ipv6", pool6, 6, "", "IPv6 pool; optional"),
+	U32("limits.sessions", max_sessions, 1, 1000000, "10000", "tunnels at once"),
+	U32("limits.flows", max_flows, 1, 10000000, "100000", "flows at once, all clients"),
+	U32("limits.flows_per_client", max_flows_per_client, 1, 1000000, "1000", "flows at once per client"),
+	U32("limits.halfopen_per_client", max_halfopen_per_client, 1, 1000000, "100", "TCP connects in progress per client"),
+	U32("limits.udp_per_client", max_udp_per_client, 1, 1000000, "500", "UDP flows per client"),
+	U32("mtu", mtu, 1280, 65535, "1280", "inner (tunnel) MTU"),
+	DUR("timeouts.tcp_idle", tcp_idle_ms, 1000, UINT32_MAX, "2h", "idle TCP flow closed after"),
+	DUR("timeouts.udp_idle", udp_idle_ms, 1000, UINT32_MAX, "60s", "idle UDP flow closed after"),
+	DUR("timeouts.dns_idle", dns_idle_ms, 1000, UINT32_MAX, "10s", "idle UDP flow to port 53 closed after"),
+	DUR("timeouts.quic_idle", quic_idle_ms, 1000, UINT32_MAX, "60s", "idle QUIC connection closed after"),
+	DUR("timeouts.keepalive", keepalive_ms, 0, UINT32_MAX, "20s", "PING interval; 0 = off"),
+	DUR("timeouts.drain_grace", drain_grace_ms, 0, UINT32_MAX, "30s", "on SIGTERM, wait this long for tunnels to end"),
+	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
+	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
+	  "error, warn, info or debug" },
+};
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap); /* a cut message is still useful */
+	va_end(ap);
+}
+
+/* "timeouts.udp_idle" → "timeouts-udp-idle" (flag) or
+ * "ZGATE_TIMEOUTS_UDP_IDLE" (environment). */
+static void derive_name(const char *path, int env, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (env) {
+		(void)snprintf(out, outlen, "ZGATE_");
+		n = strlen(out);
+	}
+	for (const char *p = path; *p && n + 1 < outlen; p++) {
+		char c = *p;
+		if (c == '.' || c == '_')
+			c = env ? '_' : '-';
+		else if (env)
+			c = (char)toupper((unsigned char)c);
+		out[n++] = c;
+	}
+	out[n] = '\0';
+}
+
+int config_parse_duration(const char *s, uint32_t *pms)
+{
+	char *end;
+	unsigned long long v, mul;
+
+	if (!isdigit((unsigned char)s[0]))
+		return ZG_ERR_CONFIG;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return ZG_ERR_CONFIG;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else
+		return ZG_ERR_CONFIG;
+	if (v > UINT32_MAX / mul)
+		return ZG_ERR_CONFIG;
+	*pms = (uint32_t)(v * mul);
+	return 0;
+}
+
+int config_parse_prefix(const char *s, struct config_prefix *p)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	char *end;
+	unsigned long len;
+	size_t alen, full;
+	unsigned rem;
+	struct config_prefix r;
+
+	memset(&r, 0, sizeof(r));
+	if (!slash || (size_t)(slash - s) >= sizeof(addr) || !isdigit((unsigned char)slash[1]))
+		return ZG_ERR_CONFIG;
+	memcpy(addr, s, (size_t)(slash - s));
+	addr[slash - s] = '\0';
+	errno = 0;
+	len = strtoul(slash + 1, &end, 10);
+	if (errno || *end)
+		return ZG_ERR_CONFIG;
+	if (inet_pton(AF_INET, addr, r.addr) == 1)
+		r.version = 4;
+	else if (inet_pton(AF_INET6, addr, r.addr) == 1)
+		r.version = 6;
+	else
+		return ZG_ERR_CONFIG;
+	alen = r.version == 4 ? 4 : 16;
+	if (len > alen * 8)
+		return ZG_ERR_CONFIG;
+	r.len = (uint8_t)len;
+	full = len / 8;
+	rem = (unsigned)(len % 8);
+	if (rem && (r.addr[full] & (0xffu >> rem)))
+		return ZG_ERR_CONFIG;
+	for (size_t i = full + (rem ? 1 : 0); i < alen; i++)
+		if (r.addr[i])
+			return ZG_ERR_CONFIG;
+	*p = r;
+	return 0;
+}
+
+/* Parses text for option o into cfg. where names the source for messages
+ * ("file:line:col: path", "ZGATE_X" or "--x"). */
+static int set_opt(struct relay_config *cfg, const struct opt *o,
+		   const char *text, const char *where, char *err, size_t errlen)
+{
+	char *base = (char *)cfg + o->off;
+	unsigned long long v;
+	uint32_t ms;
+	char *end;
+	enum log_level lvl;
+	struct config_prefix pfx;
+
+	switch (o->type) {
+	case OPT_STR:
+		if (strlen(text) >= o->size) {
+			seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed",
+			       where, strlen(text), o->size - 1);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(base, text, strlen(text) + 1);
+		return 0;
+	case OPT_U32:
+		errno = 0;
+		v = strtoull(text, &end, 10);
+		if (!isdigit((unsigned char)text[0]) || errno || *end || v < o->min || v > o->max) {
+			seterr(err, errlen, "%s: \"%s\" is not a whole number from %llu to %llu",
+			       where, text, (unsigned long long)o->min, (unsigned long long)o->max);
+			return ZG_ERR_CONFIG;
+		}
+		if (o->size == sizeof(uint16_t)) {
+			uint16_t v16 = (uint16_t)v;
+			memcpy(base, &v16, sizeof(v16));
+		} else {
+			uint32_t v32 = (uint32_t)v;
+			memcpy(base, &v32, sizeof(v32));
+		}
+		return 0;
+	case OPT_DURATION:
+		if (config_parse_duration(text, &ms) != 0 || ms < o->min || ms > o->max) {
+			seterr(err, errlen,
+			       "%s: \"%s\" is not a duration of at least %llums (a whole number with ms, s, m or h: 500ms, 60s, 5m, 2h)",
+			       where, text, (unsigned long long)o->min);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(base, &ms, sizeof(ms));
+		return 0;
+	case OPT_PREFIX:
+		if (text[0] == '\0' && o->def[0] == '\0') { /* unset an optional pool */
+			memset(base, 0, sizeof(pfx));
+			return 0;
+		}
+		if (config_parse_prefix(text, &pfx) != 0 || pfx.version != o->version) {
+			seterr(err, errlen,
+			       "%s: \"%s\" is not an IPv%u prefix with host bits zero (e.g. %s)",
+			       where, text, o->version,
+			       o->version == 4 ? "10.100.0.0/24" : "fd00:100::/64");
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(base, &pfx, sizeof(pfx));
+		return 0;
+	case OPT_LOGLEVEL:
+		if (log_level_parse(text, &lvl) != 0) {
+			seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
+			       where, text);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(base, text, strlen(text) + 1);
+		return 0;
+	}
+	return ZG_ERR_INVAL;
+}
+
+void config_defaults(struct relay_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < N_OPTS; i++) {
+		int r = set_opt(cfg, &opts[i], opts[i].def, "default", NULL, 0);
+		(void)r; /* the table's defaults are tested to parse */
+	}
+}
+
+static const struct opt *find_path(const char *path)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strcmp(opts[i].path, path) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+/* Is prefix "a.b" a section, i.e. does some option start with "a.b."? */
+static int is_section(const char *path)
+{
+	size_t n = strlen(path);
+
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strncmp(opts[i].path, path, n) == 0 && opts[i].path[n] == '.')
+			return 1;
+	return 0;
+}
+
+/* Lists the keys valid under section (or at the top when section is ""). */
+static void keys_under(const char *section, char *out, size_t outlen)
+{
+	size_t sl = strlen(section), n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const char *p = opts[i].path, *rest, *dot;
+		size_t kl;
+		if (sl && (strncmp(p, section, sl) != 0 || p[sl] != '.'))
+			continue;
+		rest = sl ? p + sl + 1 : p;
+		dot = strchr(rest, '.');
+		kl = dot ? (size_t)(dot - rest) : strlen(rest);
+		/* skip keys already listed (sections repeat) */
+		int dup = 0;
+		for (size_t j = 0; j < i && !dup; j++) {
+			const char *q = opts[j].path, *qr, *qd;
+			if (sl && (strncmp(q, section, sl) != 0 || q[sl] != '.'))
+				continue;
+			qr = sl ? q + sl + 1 : q;
+			qd = strchr(qr, '.');
+			if ((qd ? (size_t)(qd - qr) : strlen(qr)) == kl && strncmp(qr, rest, kl) == 0)
+				dup = 1;
+		}
+		if (dup)
+			continue;
+		int w = snprintf(out + n, outlen - n, "%s%.*s", n ? ", " : "", (int)kl, rest);
+		if (w < 0 || (size_t)w >= outlen - n)
+			return;
+		n += (size_t)w;
+	}
+}
+
+struct yparse {
+	yaml_parser_t p;
+	const char *name;
+	char *err;
+	size_t errlen;
+};
+
+static int next_event(struct yparse *y, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&y->p, ev)) {
+		seterr(y->err, y->errlen, "%s:%zu:%zu: not valid YAML: %s", y->name,
+		       y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
+		       y->p.problem ? y->p.problem : "syntax error");
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
+static const char *event_kind(const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_SEQUENCE_START_EVENT:
+		return "a list";
+	case YAML_MAPPING_START_EVENT:
+		return "a mapping";
+	case YAML_ALIAS_EVENT:
+		return "an alias";
+	default:
+		return "a value";
+	}
+}
+
+/* Parses one mapping whose start event was consumed; section is its path. */
+static int parse_mapping(struct yparse *y, struct relay_config *cfg,
+			 const char *section, int depth)
+{
+	yaml_event_t key, val;
+	char path[256], where[512], keys[512];
+	const struct opt *o;
+	int r;
+
+	if (depth > 4) {
+		seterr(y->err, y->errlen, "%s: nesting too deep", y->name);
+		return ZG_ERR_CONFIG;
+	}
+	for (;;) {
+		if ((r = next_event(y, &key)) != 0)
+			return r;
+		if (key.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&key);
+			return 0;
+		}
+		if (key.type != YAML_SCALAR_EVENT) {
+			seterr(y->err, y->errlen, "%s:%zu:%zu: expected a key, found %s",
+			       y->name, key.start_mark.line + 1, key.start_mark.column + 1,
+			       event_kind(&key));
+			yaml_event_delete(&key);
+			return ZG_ERR_CONFIG;
+		}
+		(void)snprintf(path, sizeof(path), "%s%s%s", section, *section ? "." : "",
+			       (const char *)key.data.scalar.value);
+		(void)snprintf(where, sizeof(where), "%s:%zu:%zu: %s", y->name,
+			       key.start_mark.line + 1, key.start_mark.column + 1, path);
+		o = find_path(path);
+		if (!o && !is_section(path)) {
+			keys_under(section, keys, sizeof(keys));
+			seterr(y->err, y->errlen, "%s: unknown key (expected one of: %s)", where, keys);
+			yaml_event_delete(&key);
+			return ZG_ERR_CONFIG;
+		}
+		if ((r = next_event(y, &val)) != 0) {
+			yaml_event_delete(&key);
+			return r;
+		}
+		if (o && val.type == YAML_SCALAR_EVENT) {
+			r = set_opt(cfg, o, (const char *)val.data.scalar.value, where, y->err, y->errlen);
+		} else if (!o && val.type == YAML_MAPPING_START_EVENT) {
+			r = parse_mapping(y, cfg, path, depth + 1);
+		} else {
+			seterr(y->err, y->errlen, "%s: expected %s, found %s", where,
+			       o ? "a single value" : "a mapping of keys", event_kind(&val));
+			r = ZG_ERR_CONFIG;
+		}
+		yaml_event_delete(&key);
+		yaml_event_delete(&val);
+		if (r != 0)
+			return r;
+	}
+}
+
+int config_load_buf(struct relay_config *cfg, const char *name,
+		    const char *text, size_t len, char *err, size_t errlen)
+{
+	struct yparse y = { .name = name, .err = err, .errlen = errlen };
+	yaml_event_t ev;
+	int r = 0, seen_doc = 0;
+
+	if (!yaml_parser_initialize(&y.p)) {
+		seterr(err, errlen, "%s: out of memory", name);
+		return ZG_ERR_NOMEM;
+	}
+	yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
+	for (;;) {
+		if ((r = next_event(&y, &ev)) != 0)
+			break;
+		if (ev.type == YAML_STREAM_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		if (ev.type == YAML_DOCUMENT_START_EVENT) {
+			if (seen_doc++) {
+				seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
+				       name, ev.start_mark.line + 1, ev.start_mark.column + 1);
+				r = ZG_ERR_CONFIG;
+			}
+		} else if (ev.type == YAML_MAPPING_START_EVENT) {
+			r = parse_mapping(&y, cfg, "", 0);
+		} else if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) {
+			/* an empty document: nothing to apply */
+		} else if (ev.type != YAML_STREAM_START_EVENT &&
+			   ev.type != YAML_DOCUMENT_END_EVENT) {
+			seterr(err, errlen, "%s:%zu:%zu: the top level must be a mapping of keys, found %s",
+			       name, ev.start_mark.line + 1, ev.start_mark.column + 1, event_kind(&ev));
+			r = ZG_ERR_CONFIG;
+		}
+		yaml_event_delete(&ev);
+		if (r != 0)
+			break;
+	}
+	yaml_parser_delete(&y.p);
+	return r;
+}
+
+int config_load_file(struct relay_config *cfg, const char *path, char *err,
+		     size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+	int r;
+
+	if (!f) {
+		seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return ZG_ERR_IO;
+	}
+	do {
+		if (len == cap) {
+			char *nb;
+			if (cap >= (1u << 20)) {
+				seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
+				r = ZG_ERR_CONFIG;
+				goto out;
+			}
+			cap = cap ? cap * 2 : 4096;
+			if (!(nb = realloc(buf, cap))) {
+				seterr(err, errlen, "%s: out of memory", path);
+				r = ZG_ERR_NOMEM;
+				goto out;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f)) {
+		seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
+		r = ZG_ERR_IO;
+		goto out;
+	}
+	r = config_load_buf(cfg, path, buf ? buf : "", len, err, errlen);
+out:
+	free(buf);
+	fclose(f);
+	return r;
+}
+
+int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
+		     size_t errlen)
+{
+	char name[128];
+
+	for (; envp && *envp; envp++) {
+		const char *kv = *envp, *eq = strchr(kv, '=');
+		const struct opt *o = NULL;
+		int r;
+
+		if (strncmp(kv, "ZGATE_", 6) != 0 || !eq)
+			continue;
+		if ((size_t)(eq - kv) == strlen("ZGATE_CONFIG") &&
+		    strncmp(kv, "ZGATE_CONFIG", (size_t)(eq - kv)) == 0)
+			continue;
+		for (size_t i = 0; i < N_OPTS && !o; i++) {
+			derive_name(opts[i].path, 1, name, sizeof(name));
+			if (strlen(name) == (size_t)(eq - kv) && strncmp(kv, name, (size_t)(eq - kv)) == 0)
+				o = &opts[i];
+		}
+		if (!o) {
+			seterr(err, errlen, "environment: %.*s names no option (see --help)",
+			       (int)(eq - kv), kv);
+			return ZG_ERR_CONFIG;
+		}
+		derive_name(o->path, 1, name, sizeof(name));
+		if ((r = set_opt(cfg, o, eq + 1, name, err, errlen)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int config_apply_flag(struct relay_config *cfg, const char *flag,
+		      const char *value, char *err, size_t errlen)
+{
+	char name[128], where[160];
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		derive_name(opts[i].path, 0, name, sizeof(name));
+		if (strcmp(name, flag) == 0) {
+			(void)snprintf(where, sizeof(where), "--%s", name);
+			return set_opt(cfg, &opts[i], value, where, err, errlen);
+		}
+	}
+	seterr(err, errlen, "--%s: unknown option (see --help)", flag);
+	return ZG_ERR_NOTFOUND;
+}
+
+/* Checks a host:port; the host may be empty, a name, an IPv4 literal or a
+ * bracketed IPv6 literal. */
+static int check_hostport(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	unsigned long port;
+
+	if (!colon)
+		return ZG_ERR_CONFIG;
+	if (s[0] == '[' && (colon == s || colon[-1] != ']'))
+		return ZG_ERR_CONFIG;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (!isdigit((unsigned char)colon[1]) || errno || *end || port == 0 || port > 65535)
+		return ZG_ERR_CONFIG;
+	return 0;
+}
+
+int config_check_uri_template(const char *t, char *err, size_t errlen)
+{
+	const char *p, *path, *q;
+	int seen_target = 0, seen_proto = 0;
+
+	if (strncmp(t, "https://", 8) != 0) {
+		seterr(err, errlen, "must be an absolute https:// URI");
+		return ZG_ERR_CONFIG;
+	}
+	p = t + 8;
+	path = strchr(p, '/');
+	if (!path || path == p) {
+		seterr(err, errlen, "needs a host and a path starting with /");
+		return ZG_ERR_CONFIG;
+	}
+	for (q = p; q < path; q++) {
+		if (*q == '{' || *q == '}') {
+			seterr(err, errlen, "variables are allowed only in the path or query, not in the authority");
+			return ZG_ERR_CONFIG;
+		}
+	}
+	for (q = path; *q; q++) {
+		const char *close;
+		size_t n;
+		if (*q == '}') {
+			seterr(err, errlen, "unbalanced '}' at offset %zu", (size_t)(q - t));
+			return ZG_ERR_CONFIG;
+		}
+		if (*q == '#') {
+			seterr(err, errlen, "a fragment is not allowed");
+			return ZG_ERR_CONFIG;
+		}
+		if (*q != '{')
+			continue;
+		close = strchr(q, '}');
+		if (!close) {
+			seterr(err, errlen, "unbalanced '{' at offset %zu", (size_t)(q - t));
+			return ZG_ERR_CONFIG;
+		}
+		q++;
+		if (*q == '+' || *q == '#') {
+			seterr(err, errlen, "operator '%c' is not allowed (reserved expansion would let '/' through)", *q);
+			return ZG_ERR_CONFIG;
+		}
+		if (*q == '?' || *q == '&' || *q == '/' || *q == '.' || *q == ';')
+			q++; /* level 3 operators */
+		/* the expression may list several variables separated by ',' */
+		while (q < close) {
+			const char *comma = memchr(q, ',', (size_t)(close - q));
+			const char *vend = comma ? comma : close;
+			n = (size_t)(vend - q);
+			if (n == 6 && strncmp(q, "target", 6) == 0) {
+				seen_target++;
+			} else if (n == 7 && strncmp(q, "ipproto", 7) == 0) {
+				seen_proto++;
+			} else {
+				seterr(err, errlen, "unknown variable \"%.*s\" (only target and ipproto)", (int)n, q);
+				return ZG_ERR_CONFIG;
+			}
+			q = comma ? comma + 1 : close;
+		}
+		q = close;
+	}
+	if (seen_target > 1 || seen_proto > 1) {
+		seterr(err, errlen, "each variable may appear once");
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
+static int require(const char *value, const char *path, char *err, size_t errlen)
+{
+	char flag[128], env[128];
+
+	if (value[0])
+		return 0;
+	derive_name(path, 0, flag, sizeof(flag));
+	derive_name(path, 1, env, sizeof(env));
+	seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", path, flag, env);
+	return ZG_ERR_CONFIG;
+}
+
+int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
+{
+	char why[256];
+	int r;
+
+	if ((r = require(cfg->tls_cert, "tls.cert", err, errlen)) != 0 ||
+	    (r = require(cfg->tls_key, "tls.key", err, errlen)) != 0 ||
+	    (r = require(cfg->tls_client_ca, "tls.client_ca", err, errlen)) != 0 ||
+	    (r = require(cfg->policy_file, "policy", err, errlen)) != 0)
+		return r;
+	if (check_hostport(cfg->listen) != 0) {
+		seterr(err, errlen, "listen: \"%s\" is not host:port (e.g. 0.0.0.0:4433 or [::]:4433)", cfg->listen);
+		return ZG_ERR_CONFIG;
+	}
+	if (check_hostport(cfg->ops_listen) != 0) {
+		seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", cfg->ops_listen);
+		return ZG_ERR_CONFIG;
+	}
+	if (config_check_uri_template(cfg->uri_template, why, sizeof(why)) != 0) {
+		seterr(err, errlen, "uri_template: \"%s\": %s", cfg->uri_template, why);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->pool4.version != 4 || cfg->pool4.len > 30) {
+		seterr(err, errlen, "pool.ipv4: needs at least a /30 (a gateway and one client)");
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->pool6.version == 6 && cfg->pool6.len > 126) {
+		seterr(err, errlen, "pool.ipv6: needs at least a /126");
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->max_flows_per_client > cfg->max_flows) {
+		seterr(err, errlen, "limits.flows_per_client (%u) exceeds limits.flows (%u)",
+		       cfg->max_flows_per_client, cfg->max_flows);
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
+static const char *type_hint(enum opt_type t)
+{
+	switch (t) {
+	case OPT_U32:
+		return "N";
+	case OPT_DURATION:
+		return "DURATION";
+	case OPT_PREFIX:
+		return "CIDR";
+	case OPT_LOGLEVEL:
+		return "LEVEL";
+	case OPT_STR:
+		break;
+	}
+	return "VALUE";
+}
+
+size_t config_usage(char *buf, size_t buflen)
+{
+	char flag[128], env[128], line[512];
+	size_t n = 0;
+
+	if (buflen)
+		buf[0] = '\0';
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		int w;
+		derive_name(o->path, 0, flag, sizeof(flag));
+		derive_name(o->path, 1, env, sizeof(env));
+		w = snprintf(line, sizeof(line), "  --%s %s\n      %s. File key %s, variable %s%s%s%s.\n",
+			     flag, type_hint(o->type), o->help, o->path, env,
+			     o->def[0] ? ", default \"" : "", o->def, o->def[0] ? "\"" : "");
+		if (w < 0)
+			continue;
+		if (n < buflen)
+			(void)snprintf(buf + n, buflen - n, "%s", line);
+		n += (size_t)w;
+	}
+	return n;
+}
+
+static void fmt_prefix(const struct config_prefix *p, char *out, size_t outlen)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (p->version == 0 ||
+	    !inet_ntop(p->version == 4 ? AF_INET : AF_INET6, p->addr, a, sizeof(a))) {
+		(void)snprintf(out, outlen, "(none)");
+		return;
+	}
+	(void)snprintf(out, outlen, "%s/%u", a, p->len);
+}
+
+size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
+{
+	char p4[64], p6[64];
+	int w;
+
+	fmt_prefix(&c->pool4, p4, sizeof(p4));
+	fmt_prefix(&c->pool6, p6, sizeof(p6));
+	w = snprintf(buf, buflen,
+		     "listen        %s (QUIC/UDP)\n"
+		     "ops_listen    %s (HTTP)\n"
+		     "tls           cert %s, key %s, client CA %s, CRL %s\n"
+		     "uri_template  %s\n"
+		     "policy        %s\n"
+		     "pool          IPv4 %s, IPv6 %s\n"
+		     "state_file    %s\n"
+		     "limits        %u sessions, %u flows, %u flows/client, %u half-open/client, %u UDP/client\n"
+		     "timeouts      tcp_idle %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, keepalive %ums, drain_grace %ums\n"
+		     "mtu           %u\n"
+		     "log_level     %s\n",
+		     c->listen, c->ops_listen, c->tls_cert, c->tls_key, c->tls_client_ca,
+		     c->tls_crl[0] ? c->tls_crl : "(none)", c->uri_template, c->policy_file, p4, p6,
+		     c->state_file[0] ? c->state_file : "(memory only)", c->max_sessions,
+		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
+		     c->max_udp_per_client, c->tcp_idle_ms, c->udp_idle_ms, c->dns_idle_ms,
+		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, c->log_level);
+	return w < 0 ? 0 : (size_t)w;
+}

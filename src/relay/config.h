@@ -1,0 +1,111 @@
+/*
+ * config.h — zgate-relay configuration: one YAML file, ZGATE_* environment
+ * variables and command-line flags, in that order of increasing precedence
+ * (flag > environment > file > built-in default).
+ *
+ * Every option is described once, in a table (config.c): its YAML path
+ * (e.g. "timeouts.udp_idle"), its flag ("--timeouts-udp-idle") and its
+ * environment variable ("ZGATE_TIMEOUTS_UDP_IDLE") are derived from that
+ * path, so the three sources can never disagree. Every error names where
+ * the bad value came from — "relay.yaml:12:14: timeouts.udp_idle", the
+ * variable or the flag — and says what was expected.
+ */
+#ifndef ZG_RELAY_CONFIG_H
+#define ZG_RELAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_PATH_MAX 1024
+
+/* An address prefix as configured (pool). version 0 = not set. */
+struct config_prefix {
+	uint8_t version;
+	uint8_t addr[16];
+	uint8_t len;
+};
+
+struct relay_config {
+	char listen[CONFIG_PATH_MAX];      /* host:port for QUIC (UDP) */
+	char ops_listen[CONFIG_PATH_MAX];  /* host:port for HTTP ops */
+	char tls_cert[CONFIG_PATH_MAX];
+	char tls_key[CONFIG_PATH_MAX];
+	char tls_client_ca[CONFIG_PATH_MAX];
+	char tls_crl[CONFIG_PATH_MAX];     /* optional: "" = none */
+	char uri_template[CONFIG_PATH_MAX];
+	char policy_file[CONFIG_PATH_MAX];
+	char state_file[CONFIG_PATH_MAX];  /* optional: "" = memory only */
+	struct config_prefix pool4;
+	struct config_prefix pool6;       /* optional */
+	uint32_t max_sessions;
+	uint32_t max_flows;
+	uint32_t max_flows_per_client;
+	uint32_t max_halfopen_per_client;
+	uint32_t max_udp_per_client;
+	uint32_t tcp_idle_ms;
+	uint32_t udp_idle_ms;
+	uint32_t dns_idle_ms;
+	uint32_t quic_idle_ms;
+	uint32_t keepalive_ms;
+	uint32_t drain_grace_ms;
+	uint16_t mtu;
+	char log_level[16];
+};
+
+/* Fills *cfg with the built-in defaults (see config_usage()). */
+void config_defaults(struct relay_config *cfg);
+
+/* Applies the YAML file at path over *cfg. Unknown keys, wrong types and
+ * out-of-range values are errors. Returns 0, ZG_ERR_IO (cannot read the
+ * file) or ZG_ERR_CONFIG; on error err holds one line naming
+ * "path:line:column: key: what was wrong, what was expected" and *cfg may
+ * be partly updated (callers discard it). */
+int config_load_file(struct relay_config *cfg, const char *path, char *err,
+		     size_t errlen);
+
+/* As config_load_file() for YAML text in memory; name is used in messages. */
+int config_load_buf(struct relay_config *cfg, const char *name,
+		    const char *text, size_t len, char *err, size_t errlen);
+
+/* Applies every ZGATE_* variable of envp (NULL-terminated "K=V" strings)
+ * that names an option. ZGATE_CONFIG is skipped (see config_find_file);
+ * any other ZGATE_* variable that names no option is an error, so a typo
+ * is never silently ignored. Returns 0 or ZG_ERR_CONFIG with err set. */
+int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
+		     size_t errlen);
+
+/* Applies one command-line option: name without the leading "--" (e.g.
+ * "timeouts-udp-idle") and its value. Returns 0, ZG_ERR_NOTFOUND (no such
+ * option; err names it) or ZG_ERR_CONFIG (bad value). */
+int config_apply_flag(struct relay_config *cfg, const char *name,
+		      const char *value, char *err, size_t errlen);
+
+/* Checks what no single source can: required options present, pools
+ * usable, the URI template valid (RFC 9484 / C01). Returns 0 or
+ * ZG_ERR_CONFIG with err naming the option and every way to set it. */
+int config_validate(const struct relay_config *cfg, char *err, size_t errlen);
+
+/* Writes the option reference (flag, variable, default, meaning) to buf,
+ * NUL-terminated and truncated to buflen. Returns the length needed. */
+size_t config_usage(char *buf, size_t buflen);
+
+/* Writes a human-readable summary of *cfg (for --check-config). Returns the
+ * length needed, like snprintf. */
+size_t config_summary(const struct relay_config *cfg, char *buf, size_t buflen);
+
+/* Parses a duration: a whole number followed by ms, s, m or h ("1500ms",
+ * "60s", "5m", "2h"). Returns 0 with milliseconds in *pms, or
+ * ZG_ERR_CONFIG (also when it exceeds 2^32-1 ms). */
+int config_parse_duration(const char *s, uint32_t *pms);
+
+/* Parses "a.b.c.d/len" or an IPv6 prefix; host bits must be zero. Returns 0
+ * or ZG_ERR_CONFIG. */
+int config_parse_prefix(const char *s, struct config_prefix *p);
+
+/* Checks a CONNECT-IP URI template (C01): absolute https URI with a host,
+ * a path starting with "/", only the variables target and ipproto, each at
+ * most once, only in the path or query, no "+" or "#" operators. Returns 0
+ * or ZG_ERR_CONFIG with err saying what is wrong. */
+int config_check_uri_template(const char *tmpl, char *err, size_t errlen);
+
+#endif /* ZG_RELAY_CONFIG_H */

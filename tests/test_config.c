@@ -1,0 +1,404 @@
+/* Unit tests for src/relay/config: file, environment and flag sources, and
+ * that every error names where the bad value came from. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "relay/config.h"
+#include "zg_err.h"
+
+static char err[1024];
+
+static int load(struct relay_config *c, const char *text)
+{
+	err[0] = '\0';
+	return config_load_buf(c, "relay.yaml", text, strlen(text), err, sizeof(err));
+}
+
+static void assert_err_contains(const char *want)
+{
+	if (!strstr(err, want))
+		fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+}
+
+static void test_defaults(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.listen, "0.0.0.0:4433");
+	assert_string_equal(c.ops_listen, "0.0.0.0:8080");
+	assert_int_equal(c.pool4.version, 4);
+	assert_int_equal(c.pool4.len, 24);
+	assert_int_equal(c.pool4.addr[0], 10);
+	assert_int_equal(c.pool4.addr[1], 100);
+	assert_int_equal(c.pool6.version, 0);
+	assert_int_equal(c.udp_idle_ms, 60000);
+	assert_int_equal(c.tcp_idle_ms, 2 * 3600 * 1000);
+	assert_int_equal(c.drain_grace_ms, 30000);
+	assert_int_equal(c.mtu, 1280);
+	assert_int_equal(c.max_sessions, 10000);
+	assert_string_equal(c.log_level, "info");
+	assert_string_equal(c.tls_crl, "");
+	/* defaults alone are not a runnable config: certificates are required */
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("tls.cert: required; set it in the file, with --tls-cert or with ZGATE_TLS_CERT");
+}
+
+static const char *good =
+	"# a complete relay configuration\n"
+	"listen: \"[::]:4433\"\n"
+	"ops_listen: 127.0.0.1:9090\n"
+	"tls:\n"
+	"  cert: /etc/zgate/relay.crt\n"
+	"  key: /etc/zgate/relay.key\n"
+	"  client_ca: /etc/zgate/ca.crt\n"
+	"  crl: /etc/zgate/ca.crl\n"
+	"uri_template: https://relay.example:4433/.well-known/masque/ip/{target}/{ipproto}/\n"
+	"policy: /etc/zgate/policy.yaml\n"
+	"pool:\n"
+	"  ipv4: 10.200.0.0/16\n"
+	"  ipv6: fd00:200::/64\n"
+	"limits:\n"
+	"  sessions: 50\n"
+	"  flows_per_client: 20\n"
+	"timeouts:\n"
+	"  udp_idle: 90s\n"
+	"  drain_grace: 1500ms\n"
+	"  tcp_idle: 5m\n"
+	"mtu: 1400\n"
+	"log_level: debug\n";
+
+static void test_file_good(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, good), 0);
+	assert_string_equal(c.listen, "[::]:4433");
+	assert_string_equal(c.tls_crl, "/etc/zgate/ca.crl");
+	assert_int_equal(c.pool4.len, 16);
+	assert_int_equal(c.pool4.addr[1], 200);
+	assert_int_equal(c.pool6.version, 6);
+	assert_int_equal(c.pool6.len, 64);
+	assert_int_equal(c.max_sessions, 50);
+	assert_int_equal(c.max_flows_per_client, 20);
+	assert_int_equal(c.max_flows, 100000); /* untouched default */
+	assert_int_equal(c.udp_idle_ms, 90000);
+	assert_int_equal(c.drain_grace_ms, 1500);
+	assert_int_equal(c.tcp_idle_ms, 300000);
+	assert_int_equal(c.mtu, 1400);
+	assert_string_equal(c.log_level, "debug");
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+}
+
+static void test_file_unknown_key_names_line_and_choices(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, "listen: 0.0.0.0:1\ntls:\n  cret: x\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:3:3: tls.cret: unknown key (expected one of: cert, key, client_ca, crl)");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "\n\nlisten_port: 4433\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:3:1: listen_port: unknown key (expected one of: listen, ops_listen, tls,");
+}
+
+static void test_file_bad_values_name_field(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, "timeouts:\n  udp_idle: 60x\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:2:3: timeouts.udp_idle: \"60x\" is not a duration");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "limits:\n  sessions: 0\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:2:3: limits.sessions: \"0\" is not a whole number from 1 to 1000000");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "limits:\n  sessions: -5\n"), ZG_ERR_CONFIG);
+	assert_err_contains("limits.sessions: \"-5\" is not a whole number");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "mtu: 1000\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:1:1: mtu: \"1000\" is not a whole number from 1280 to 65535");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "pool:\n  ipv4: 10.100.0.1/24\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:2:3: pool.ipv4: \"10.100.0.1/24\" is not an IPv4 prefix with host bits zero");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "pool:\n  ipv4: fd00::/64\n"), ZG_ERR_CONFIG);
+	assert_err_contains("pool.ipv4: \"fd00::/64\" is not an IPv4 prefix");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "pool:\n  ipv4:\n"), ZG_ERR_CONFIG); /* required: cannot be emptied */
+	assert_err_contains("relay.yaml:2:3: pool.ipv4: \"\" is not an IPv4 prefix");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "pool:\n  ipv6: \"\"\n"), 0); /* optional: empty = none */
+	assert_int_equal(c.pool6.version, 0);
+	config_defaults(&c);
+	assert_int_equal(load(&c, "log_level: loud\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:1:1: log_level: \"loud\" is not a log level (error, warn, info or debug)");
+}
+
+static void test_file_wrong_shapes(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, "tls: /etc/cert\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:1:1: tls: expected a mapping of keys, found a value");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "listen:\n  - a\n  - b\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:1:1: listen: expected a single value, found a list");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "- listen\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:1:1: the top level must be a mapping of keys, found a list");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "listen: \"unclosed\nmtu: 1300\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:");
+	assert_err_contains("not valid YAML");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "a: 1\n---\nb: 2\n"), ZG_ERR_CONFIG); /* a first, unknown */
+	config_defaults(&c);
+	assert_int_equal(load(&c, "listen: 0.0.0.0:1\n---\nlisten: 0.0.0.0:2\n"), ZG_ERR_CONFIG);
+	assert_err_contains("only one YAML document is allowed");
+}
+
+static void test_file_empty_is_defaults(void **state)
+{
+	struct relay_config c, d;
+	(void)state;
+	config_defaults(&c);
+	config_defaults(&d);
+	assert_int_equal(load(&c, ""), 0);
+	assert_int_equal(load(&c, "# only a comment\n"), 0);
+	assert_memory_equal(&c, &d, sizeof(c));
+}
+
+static void test_file_errors(void **state)
+{
+	struct relay_config c;
+	char path[] = "/tmp/zg-config-XXXXXX";
+	int fd;
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, "/nonexistent/relay.yaml", err, sizeof(err)), ZG_ERR_IO);
+	assert_err_contains("/nonexistent/relay.yaml: cannot open: No such file or directory");
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	static const char text[] = "mtu: 1500\nbogus: 1\n";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(config_load_file(&c, path, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, path));
+	assert_err_contains(":2:1: bogus: unknown key");
+	assert_int_equal(c.mtu, 1500);
+	unlink(path);
+}
+
+static void test_env_overrides_and_unknown(void **state)
+{
+	struct relay_config c;
+	char *env[] = { "HOME=/root", "ZGATE_TIMEOUTS_UDP_IDLE=5s", "ZGATE_TLS_CERT=/x.crt",
+			"ZGATE_CONFIG=/etc/zgate/relay.yaml", NULL };
+	char *bad[] = { "ZGATE_TIMEOUT_UDP_IDLE=5s", NULL };
+	char *badval[] = { "ZGATE_LIMITS_SESSIONS=lots", NULL };
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, "timeouts:\n  udp_idle: 90s\n"), 0);
+	assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(c.udp_idle_ms, 5000);
+	assert_string_equal(c.tls_cert, "/x.crt");
+	assert_int_equal(config_apply_env(&c, bad, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("environment: ZGATE_TIMEOUT_UDP_IDLE names no option");
+	assert_int_equal(config_apply_env(&c, badval, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("ZGATE_LIMITS_SESSIONS: \"lots\" is not a whole number");
+}
+
+static void test_flag_precedence(void **state)
+{
+	struct relay_config c;
+	char *env[] = { "ZGATE_MTU=1300", NULL };
+	(void)state;
+	/* default < file < env < flag */
+	config_defaults(&c);
+	assert_int_equal(load(&c, "mtu: 1400\n"), 0);
+	assert_int_equal(c.mtu, 1400);
+	assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(c.mtu, 1300);
+	assert_int_equal(config_apply_flag(&c, "mtu", "1350", err, sizeof(err)), 0);
+	assert_int_equal(c.mtu, 1350);
+	assert_int_equal(config_apply_flag(&c, "timeouts-drain-grace", "2s", err, sizeof(err)), 0);
+	assert_int_equal(c.drain_grace_ms, 2000);
+	assert_int_equal(config_apply_flag(&c, "pool-ipv6", "fd00:1::/120", err, sizeof(err)), 0);
+	assert_int_equal(c.pool6.len, 120);
+	assert_int_equal(config_apply_flag(&c, "pool-ipv6", "", err, sizeof(err)), 0);
+	assert_int_equal(c.pool6.version, 0);
+	assert_int_equal(config_apply_flag(&c, "no-such-thing", "1", err, sizeof(err)), ZG_ERR_NOTFOUND);
+	assert_err_contains("--no-such-thing: unknown option");
+	assert_int_equal(config_apply_flag(&c, "mtu", "big", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("--mtu: \"big\" is not a whole number from 1280 to 65535");
+}
+
+static void test_string_too_long(void **state)
+{
+	struct relay_config c;
+	static char longv[CONFIG_PATH_MAX + 10];
+	(void)state;
+	memset(longv, 'a', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	config_defaults(&c);
+	assert_int_equal(config_apply_flag(&c, "policy", longv, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("--policy: value is 1033 bytes long; at most 1023 allowed");
+}
+
+static void test_duration_parse(void **state)
+{
+	uint32_t ms;
+	(void)state;
+	assert_int_equal(config_parse_duration("0s", &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(config_parse_duration("250ms", &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(config_parse_duration("2h", &ms), 0);
+	assert_int_equal(ms, 7200000);
+	assert_int_equal(config_parse_duration("1193h", &ms), 0);
+	assert_int_equal(config_parse_duration("1194h", &ms), ZG_ERR_CONFIG); /* > 2^32 ms */
+	assert_int_equal(config_parse_duration("10", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_duration("s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_duration("-1s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_duration("1.5s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_duration("5 s", &ms), ZG_ERR_CONFIG);
+}
+
+static void test_prefix_parse(void **state)
+{
+	struct config_prefix p;
+	(void)state;
+	assert_int_equal(config_parse_prefix("0.0.0.0/0", &p), 0);
+	assert_int_equal(p.len, 0);
+	assert_int_equal(config_parse_prefix("10.0.0.0/8", &p), 0);
+	assert_int_equal(config_parse_prefix("10.0.0.0/33", &p), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_prefix("10.0.0.0", &p), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_prefix("10.0.0.0/", &p), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_prefix("10.0.0.0/8x", &p), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_prefix("10.0.0.1/31", &p), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_prefix("2001:db8::/32", &p), 0);
+	assert_int_equal(p.version, 6);
+	assert_int_equal(config_parse_prefix("2001:db8::1/64", &p), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_prefix("2001:db8::/129", &p), ZG_ERR_CONFIG);
+	assert_int_equal(config_parse_prefix("example.com/24", &p), ZG_ERR_CONFIG);
+}
+
+static void test_c01_uri_template(void **state)
+{
+	char why[256];
+	(void)state;
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/.well-known/masque/ip/{target}/{ipproto}/", why, sizeof(why)), 0);
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example:443/ip?t={target}&p={ipproto}", why, sizeof(why)), 0);
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip{?target,ipproto}", why, sizeof(why)), 0);
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip/", why, sizeof(why)), 0);
+	assert_int_equal(config_check_uri_template(
+		"http://relay.example/ip/{target}/{ipproto}/", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(why, "absolute https://"));
+	assert_int_equal(config_check_uri_template(
+		"/.well-known/masque/ip/{target}/{ipproto}/", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_int_equal(config_check_uri_template("https://relay.example", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(why, "path starting with /"));
+	assert_int_equal(config_check_uri_template(
+		"https://{target}.example/ip/", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(why, "not in the authority"));
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip/{+target}/", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(why, "operator '+'"));
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip/{#target}/", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip/{host}/", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(why, "unknown variable \"host\""));
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip/{target", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(why, "unbalanced '{'"));
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip/{target}/{target}/", why, sizeof(why)), ZG_ERR_CONFIG);
+	assert_int_equal(config_check_uri_template(
+		"https://relay.example/ip/#frag", why, sizeof(why)), ZG_ERR_CONFIG);
+}
+
+static void test_validate(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, good), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&c, "listen", "4433", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("listen: \"4433\" is not host:port");
+	assert_int_equal(config_apply_flag(&c, "listen", "0.0.0.0:4433", err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&c, "pool-ipv4", "10.0.0.0/31", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("pool.ipv4: needs at least a /30");
+	assert_int_equal(config_apply_flag(&c, "pool-ipv4", "10.0.0.0/30", err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&c, "uri-template", "https://x/{foo}", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("uri_template: \"https://x/{foo}\": unknown variable \"foo\"");
+	assert_int_equal(config_apply_flag(&c, "uri-template", "https://x/ip/{target}/{ipproto}/", err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&c, "limits-flows", "10", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("limits.flows_per_client (20) exceeds limits.flows (10)");
+}
+
+static void test_usage_and_summary(void **state)
+{
+	static char buf[16384];
+	struct relay_config c;
+	size_t n;
+	(void)state;
+	n = config_usage(buf, sizeof(buf));
+	assert_true(n > 0 && n < sizeof(buf));
+	assert_non_null(strstr(buf, "--timeouts-udp-idle DURATION"));
+	assert_non_null(strstr(buf, "ZGATE_TIMEOUTS_UDP_IDLE, default \"60s\""));
+	assert_non_null(strstr(buf, "--pool-ipv4 CIDR"));
+	/* truncation reports the full length */
+	assert_int_equal(config_usage(buf, 10), n);
+	assert_int_equal(strlen(buf), 9);
+
+	config_defaults(&c);
+	assert_int_equal(load(&c, good), 0);
+	n = config_summary(&c, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, "pool          IPv4 10.200.0.0/16, IPv6 fd00:200::/64"));
+	assert_non_null(strstr(buf, "CRL /etc/zgate/ca.crl"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_file_good),
+		cmocka_unit_test(test_file_unknown_key_names_line_and_choices),
+		cmocka_unit_test(test_file_bad_values_name_field),
+		cmocka_unit_test(test_file_wrong_shapes),
+		cmocka_unit_test(test_file_empty_is_defaults),
+		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_env_overrides_and_unknown),
+		cmocka_unit_test(test_flag_precedence),
+		cmocka_unit_test(test_string_too_long),
+		cmocka_unit_test(test_duration_parse),
+		cmocka_unit_test(test_prefix_parse),
+		cmocka_unit_test(test_c01_uri_template),
+		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_usage_and_summary),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
