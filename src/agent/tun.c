@@ -1,0 +1,63 @@
+#include "agent/tun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/if_tun.h>
+
+#include "zg_err.h"
+
+int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
+	     int *pifindex, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int fd, e;
+	unsigned idx;
+
+	if (strlen(name) >= IFNAMSIZ) {
+		(void)snprintf(err, errlen, "TUN name \"%s\" is longer than %d characters",
+			       name, IFNAMSIZ - 1);
+		errno = EINVAL;
+		return ZG_ERR_IO;
+	}
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		e = errno;
+		(void)snprintf(err, errlen, "cannot open /dev/net/tun: %s%s", strerror(e),
+			       e == ENOENT ? " (no TUN support: load the tun module, or in a "
+					     "container pass --device /dev/net/tun)"
+			       : e == EACCES || e == EPERM ? " (run as root or with CAP_NET_ADMIN)" : "");
+		errno = e;
+		return ZG_ERR_IO;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	memcpy(ifr.ifr_name, name, strlen(name));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		e = errno;
+		(void)snprintf(err, errlen, "cannot create TUN device \"%s\": %s%s", name, strerror(e),
+			       e == EPERM ? " (needs CAP_NET_ADMIN: run as root or grant it with "
+					    "setcap cap_net_admin+ep, or --cap-add NET_ADMIN in a container)"
+			       : e == EBUSY ? " (a device of that name exists and is not a TUN device, or is in use)" : "");
+		close(fd);
+		errno = e;
+		return ZG_ERR_IO;
+	}
+	idx = if_nametoindex(ifr.ifr_name);
+	if (idx == 0) {
+		e = errno;
+		(void)snprintf(err, errlen, "TUN device \"%s\" vanished: %s", ifr.ifr_name, strerror(e));
+		close(fd);
+		errno = e;
+		return ZG_ERR_IO;
+	}
+	(void)snprintf(actual, actuallen, "%s", ifr.ifr_name);
+	*pfd = fd;
+	*pifindex = (int)idx;
+	return 0;
+}
