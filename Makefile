@@ -2,10 +2,11 @@
 #
 #   make deps    install Debian packages + build source dependencies (cached)
 #   make all     library and binaries into build/
-#   make test    everything: unit tests, the same under ASan/UBSan, fuzz smoke
+#   make test    everything: unit, the same under ASan/UBSan, fuzz smoke, e2e
 #   make unit    unit tests only (normal build)
 #   make asan    unit tests built with clang -fsanitize=address,undefined
 #   make fuzz    libFuzzer targets, FUZZ_SECONDS each (default 20)
+#   make e2e     end-to-end scenarios (tests/e2e/t_*.sh; root for namespaces)
 #   make demo    the end-to-end demo
 #   make clean   remove build/ (the dependency cache outside the clone stays)
 
@@ -95,7 +96,7 @@ TEST_BINS := $(filter $(addprefix $(BUILD)/tests/,$(TESTS)),\
 FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
 # ---------------------------------------------------------------- rules
-.PHONY: all deps unit asan fuzz fuzz-run test demo clean help
+.PHONY: all deps unit asan fuzz fuzz-run e2e test demo clean help
 
 all: $(LIBS_ALL) $(BINS)
 
@@ -103,7 +104,7 @@ deps: $(BUILD)/deps.mk
 	@echo "deps: ready in $(DEPS_PREFIX)"
 
 help:
-	$(Q)sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
+	$(Q)sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -154,6 +155,9 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBS_ALL)
 	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) -Wno-missing-prototypes -fsanitize=fuzzer \
 		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -fsanitize=fuzzer $(DEP_LIBS)
 
+e2e: all
+	$(Q)tests/e2e/run.sh
+
 # Every suite runs even when an earlier one failed; a suite that broke before
 # counting anything (e.g. a compile error) counts as one failure.
 run_suite = $(MAKE) --no-print-directory $(2) || { rc=1; \
@@ -165,6 +169,7 @@ test: $(BUILD)/deps.mk
 	$(call run_suite,unit,unit) \
 	$(call run_suite,unit-asan,asan) \
 	$(call run_suite,fuzz,fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)) \
+	$(call run_suite,e2e,e2e) \
 	scripts/summary.sh build/results || rc=1; \
 	exit $$rc
 

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# gen-certs.sh — make a private PKI for zgate with openssl.
+#
+#   scripts/gen-certs.sh [-d DIR] [-s SERVER_NAME]... [-c CLIENT_ID]... [--test-set] [--days N]
+#
+# Writes into DIR (default ./pki):
+#   ca.crt, ca.key                the CA that signs both sides
+#   relay.crt, relay.key          the relay (serverAuth; SAN = every -s name,
+#                                 DNS or IP address; default "localhost" and 127.0.0.1)
+#   <client>.crt, <client>.key    one per -c (clientAuth; CN = the client ID the
+#                                 policy names); default one client "agent-1"
+# With --test-set, also the certificates tests need to prove refusals:
+#   expired.crt/.key              clientAuth, validity ended yesterday
+#   notyet.crt/.key               clientAuth, valid from tomorrow
+#   serveronly.crt/.key           serverAuth only (no clientAuth EKU)
+#   other-ca.crt/.key, stranger.crt/.key   a client signed by an unrelated CA
+# Keys are ECDSA P-256, mode 0600. An existing CA in DIR is reused, so new
+# clients can be added later. Never use the test set in production.
+set -euo pipefail
+
+dir=./pki days=825 test_set=0
+servers=() clients=()
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	-d) dir=$2; shift 2 ;;
+	-s) servers+=("$2"); shift 2 ;;
+	-c) clients+=("$2"); shift 2 ;;
+	--days) days=$2; shift 2 ;;
+	--test-set) test_set=1; shift ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "gen-certs.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+	esac
+done
+[[ ${#servers[@]} -gt 0 ]] || servers=(localhost 127.0.0.1)
+[[ ${#clients[@]} -gt 0 ]] || clients=(agent-1)
+command -v openssl >/dev/null || { echo "gen-certs.sh: openssl not found (apt-get install openssl)" >&2; exit 1; }
+
+mkdir -p "$dir"
+umask 077
+cd "$dir"
+
+newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+
+# sign NAME CN EKU SAN CA [START END]: NAME.crt signed by CA.crt/CA.key
+sign() {
+	local name=$1 cn=$2 eku=$3 san=$4 ca=$5 start=${6:-} end=${7:-}
+	newkey "$name.key"
+	openssl req -new -key "$name.key" -subj "/CN=$cn" -out "$name.csr" 2>/dev/null
+	{
+		echo "basicConstraints=critical,CA:FALSE"
+		echo "keyUsage=critical,digitalSignature"
+		echo "extendedKeyUsage=$eku"
+		[[ -n $san ]] && echo "subjectAltName=$san"
+	} >"$name.ext"
+	if [[ -n $start ]]; then
+		# An explicit validity window (expired / not yet valid): x509
+		# -days cannot go backwards, so sign with `openssl ca` and a
+		# throwaway database.
+		local db; db=$(mktemp -d)
+		: >"$db/index.txt"
+		echo 01 >"$db/serial"
+		cat >"$db/ca.cnf" <<CNF
+[ca]
+default_ca = zg
+[zg]
+database = $db/index.txt
+new_certs_dir = $db
+serial = $db/serial
+default_md = sha256
+policy = pol
+unique_subject = no
+[pol]
+commonName = supplied
+CNF
+		openssl ca -batch -notext -config "$db/ca.cnf" -cert "$ca.crt" -keyfile "$ca.key" \
+			-in "$name.csr" -out "$name.crt" -startdate "$start" -enddate "$end" \
+			-extfile "$name.ext" 2>"$db/err" ||
+			{ cat "$db/err" >&2; rm -rf "$db"; echo "gen-certs.sh: cannot sign $name" >&2; exit 1; }
+		rm -rf "$db"
+	else
+		openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial \
+			-days "$days" -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+	fi
+	rm -f "$name.csr" "$name.ext"
+}
+
+mkca() {
+	local name=$1 cn=$2
+	[[ -f $name.crt && -f $name.key ]] && return 0
+	newkey "$name.key"
+	openssl req -x509 -new -key "$name.key" -subj "/CN=$cn" -days 3650 \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" -out "$name.crt" 2>/dev/null
+}
+
+mkca ca "zgate CA"
+san=""
+for s in "${servers[@]}"; do
+	if [[ $s =~ ^[0-9.]+$ || $s == *:* ]]; then san+="${san:+,}IP:$s"; else san+="${san:+,}DNS:$s"; fi
+done
+sign relay "${servers[0]}" serverAuth "$san" ca
+for c in "${clients[@]}"; do
+	[[ $c =~ ^[A-Za-z0-9._-]{1,64}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-64 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
+	sign "$c" "$c" clientAuth "" ca
+done
+
+if [[ $test_set -eq 1 ]]; then
+	sign serveronly serveronly serverAuth "" ca
+	mkca other-ca "unrelated CA"
+	sign stranger stranger clientAuth "" other-ca
+	# validity windows relative to today, in openssl's YYYYMMDDHHMMSSZ form
+	past1=$(date -u -d '-30 days' +%Y%m%d%H%M%SZ) past2=$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)
+	fut1=$(date -u -d '+1 day' +%Y%m%d%H%M%SZ) fut2=$(date -u -d '+30 days' +%Y%m%d%H%M%SZ)
+	sign expired expired clientAuth "" ca "$past1" "$past2"
+	sign notyet notyet clientAuth "" ca "$fut1" "$fut2"
+fi
+rm -f ./*.srl
+chmod 600 ./*.key
+echo "gen-certs.sh: PKI in $(pwd): CA ca.crt, relay relay.crt (${servers[*]}), clients: ${clients[*]}${test_set:+}"

@@ -1,0 +1,16 @@
+# tests/e2e/lib.sh — helpers for the end-to-end scenarios (sourced).
+set -euo pipefail
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "skipped: $*"; exit 77; }
+step() { echo "--- $*"; }
+
+# expect_contains TEXT NEEDLE WHAT
+expect_contains() { [[ $1 == *"$2"* ]] || fail "$3: expected to contain '$2', got: $1"; }
+
+# A scratch directory removed on exit, whatever happens.
+ZG_TMP=$(mktemp -d)
+zg_cleanup_hooks=("rm -rf '$ZG_TMP'")
+on_exit() { local i; for ((i = ${#zg_cleanup_hooks[@]} - 1; i >= 0; i--)); do eval "${zg_cleanup_hooks[$i]}" || true; done; }
+trap on_exit EXIT
+cleanup() { zg_cleanup_hooks+=("$*"); }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# scripts/gen-certs.sh makes a PKI whose certificates are what their names
+# say: clients valid for clientAuth only, the relay for serverAuth with the
+# requested names, and the test set's refusals refused for the right reason.
+. "$(dirname "$0")/lib.sh"
+pki=$ZG_TMP/pki
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -s relay.test -s 127.0.0.1 -c agent-1 -c agent-2 --test-set
+
+verify() { openssl verify -CAfile "$pki/ca.crt" -purpose "$2" "$pki/$1.crt" 2>&1 || true; }
+step "clients verify for clientAuth"
+expect_contains "$(verify agent-1 sslclient)" "agent-1.crt: OK" "agent-1"
+expect_contains "$(verify agent-2 sslclient)" "agent-2.crt: OK" "agent-2"
+expect_contains "$(openssl x509 -in "$pki/agent-2.crt" -noout -subject)" "CN = agent-2" "client CN"
+step "relay verifies for serverAuth, with its names"
+expect_contains "$(verify relay sslserver)" "relay.crt: OK" "relay"
+expect_contains "$(openssl x509 -in "$pki/relay.crt" -noout -ext subjectAltName)" "DNS:relay.test, IP Address:127.0.0.1" "relay SAN"
+step "the test set is refused for the right reasons"
+expect_contains "$(verify expired sslclient)" "certificate has expired" "expired"
+expect_contains "$(verify notyet sslclient)" "certificate is not yet valid" "notyet"
+expect_contains "$(verify serveronly sslclient)" "unsuitable certificate purpose" "serveronly"
+expect_contains "$(verify stranger sslclient)" "unable to get local issuer certificate" "stranger"
+expect_contains "$(verify relay sslclient)" "unsuitable certificate purpose" "relay as client"
+step "keys are private"
+[[ $(stat -c %a "$pki/agent-1.key") == 600 ]] || fail "agent-1.key mode $(stat -c %a "$pki/agent-1.key")"
+step "the CA is reused when adding a client"
+before=$(openssl x509 -in "$pki/ca.crt" -noout -fingerprint)
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -c agent-3 >/dev/null
+[[ $(openssl x509 -in "$pki/ca.crt" -noout -fingerprint) == "$before" ]] || fail "CA was replaced"
+expect_contains "$(verify agent-3 sslclient)" "agent-3.crt: OK" "agent-3"
+step "a bad client ID is refused"
+if "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -c 'bad id' 2>"$ZG_TMP/err"; then fail "accepted 'bad id'"; fi
+expect_contains "$(cat "$ZG_TMP/err")" "client ID 'bad id' must be" "bad id message"
+echo "pass"
