@@ -1,0 +1,369 @@
+/* Unit tests for src/relay/policy: parsing (every error names file:line:col
+ * and the field), first-match evaluation, and route derivation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+
+#include "relay/policy.h"
+#include "zg_err.h"
+
+static char err[1024];
+
+static const char *routes_of(const struct policy *p, const char *client);
+
+static struct policy *load_ok(const char *text)
+{
+	struct policy *p = NULL;
+	int r = policy_load_buf("policy.yaml", text, strlen(text), &p, err, sizeof(err));
+	if (r != 0)
+		fail_msg("load failed (%d): %s", r, err);
+	return p;
+}
+
+static void load_bad(const char *text, const char *want)
+{
+	struct policy *p = NULL;
+	assert_int_equal(policy_load_buf("policy.yaml", text, strlen(text), &p, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_null(p);
+	if (!strstr(err, want))
+		fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+}
+
+static struct policy_flow flow(const char *dst, uint8_t proto, uint16_t dport)
+{
+	struct policy_flow f;
+	memset(&f, 0, sizeof(f));
+	if (inet_pton(AF_INET, dst, f.dst) == 1) {
+		f.version = 4;
+	} else {
+		assert_int_equal(inet_pton(AF_INET6, dst, f.dst), 1);
+		f.version = 6;
+	}
+	f.proto = proto;
+	f.sport = 40000;
+	f.dport = dport;
+	return f;
+}
+
+static const char *decide(const struct policy *p, const char *client, const char *dst,
+			  uint8_t proto, uint16_t dport)
+{
+	static char buf[128];
+	struct policy_flow f = flow(dst, proto, dport);
+	struct policy_verdict v;
+	policy_eval(p, client, &f, &v);
+	snprintf(buf, sizeof(buf), "%s:%s", v.action == POLICY_ALLOW ? "allow" : "deny", v.rule_id);
+	return buf;
+}
+
+static const char *sample =
+	"version: 1\n"
+	"default_action: deny\n"
+	"clients:\n"
+	"  agent-1:\n"
+	"    rules:\n"
+	"      - id: no-ssh\n"
+	"        action: deny\n"
+	"        destinations: [\"203.0.113.10/32\"]\n"
+	"        protocols: [tcp]\n"
+	"        ports: [\"22\"]\n"
+	"      - id: allow-saas\n"
+	"        action: allow\n"
+	"        destinations: [\"203.0.113.0/24\", \"2001:db8::/32\"]\n"
+	"        protocols: [tcp, udp]\n"
+	"        ports: [\"443\", \"8000-8100\", \"22\"]\n"
+	"      - id: allow-ping\n"
+	"        action: allow\n"
+	"        destinations: [\"198.51.100.0/24\"]\n"
+	"        protocols: [icmp]\n"
+	"  agent-2:\n"
+	"    rules:\n"
+	"      - id: block-internal\n"
+	"        action: deny\n"
+	"        destinations: [\"10.0.0.0/8\"]\n"
+	"      - id: everything\n"
+	"        action: allow\n"
+	"        destinations: [\"0.0.0.0/0\", \"::/0\"]\n";
+
+static void test_parse_counts(void **state)
+{
+	struct policy *p = load_ok(sample);
+	(void)state;
+	assert_int_equal(policy_client_count(p), 2);
+	assert_int_equal(policy_rule_count(p), 5);
+	assert_true(policy_has_client(p, "agent-1"));
+	assert_false(policy_has_client(p, "agent-3"));
+	assert_int_equal(policy_default_action(p), POLICY_DENY);
+	policy_free(p);
+}
+
+static void test_eval_first_match_ports_protocols(void **state)
+{
+	struct policy *p = load_ok(sample);
+	(void)state;
+	assert_string_equal(decide(p, "agent-1", "203.0.113.5", 6, 443), "allow:allow-saas");
+	assert_string_equal(decide(p, "agent-1", "203.0.113.5", 17, 8050), "allow:allow-saas");
+	assert_string_equal(decide(p, "agent-1", "203.0.113.5", 6, 8101), "deny:default");
+	assert_string_equal(decide(p, "agent-1", "203.0.113.5", 6, 7999), "deny:default");
+	/* the earlier deny wins for 203.0.113.10:22, not for other hosts */
+	assert_string_equal(decide(p, "agent-1", "203.0.113.10", 6, 22), "deny:no-ssh");
+	assert_string_equal(decide(p, "agent-1", "203.0.113.11", 6, 22), "allow:allow-saas");
+	/* UDP to .10:22 is not what no-ssh denies */
+	assert_string_equal(decide(p, "agent-1", "203.0.113.10", 17, 22), "allow:allow-saas");
+	/* ports never match ICMP; an icmp rule matches both versions' ICMP */
+	assert_string_equal(decide(p, "agent-1", "203.0.113.5", 1, 0), "deny:default");
+	assert_string_equal(decide(p, "agent-1", "198.51.100.7", 1, 0), "allow:allow-ping");
+	assert_string_equal(decide(p, "agent-1", "198.51.100.7", 6, 80), "deny:default");
+	/* IPv6 */
+	assert_string_equal(decide(p, "agent-1", "2001:db8::1", 6, 443), "allow:allow-saas");
+	assert_string_equal(decide(p, "agent-1", "2001:db9::1", 6, 443), "deny:default");
+	/* a v4-looking v6 address does not match a v4 rule */
+	assert_string_equal(decide(p, "agent-1", "::ffff:203.0.113.5", 6, 443), "deny:default");
+	/* other protocols (GRE) match only "any" */
+	assert_string_equal(decide(p, "agent-2", "192.0.2.1", 47, 0), "allow:everything");
+	assert_string_equal(decide(p, "agent-1", "203.0.113.5", 47, 0), "deny:default");
+	/* agent-2: deny first, then everything */
+	assert_string_equal(decide(p, "agent-2", "10.1.2.3", 6, 443), "deny:block-internal");
+	assert_string_equal(decide(p, "agent-2", "8.8.8.8", 17, 53), "allow:everything");
+	/* unknown client: default */
+	assert_string_equal(decide(p, "stranger", "203.0.113.5", 6, 443), "deny:default");
+	policy_free(p);
+}
+
+static void test_default_allow(void **state)
+{
+	struct policy *p = load_ok("version: 1\ndefault_action: allow\n");
+	(void)state;
+	assert_string_equal(decide(p, "anyone", "192.0.2.1", 6, 80), "allow:default");
+	policy_free(p);
+	p = load_ok("version: 1\n");
+	assert_int_equal(policy_default_action(p), POLICY_DENY); /* default deny */
+	policy_free(p);
+}
+
+static void test_parse_errors_name_position_and_field(void **state)
+{
+	(void)state;
+	load_bad("version: 2\n", "policy.yaml:1:10: version: \"2\" is not supported (expected 1)");
+	load_bad("default_action: deny\n", "version: missing (expected version: 1)");
+	load_bad("version: 1\ndefault_action: maybe\n", "policy.yaml:2:17: default_action: \"maybe\" is not an action");
+	load_bad("version: 1\nclient: {}\n", "policy.yaml:2:1: client: unknown key (expected version, default_action, clients)");
+	load_bad("version: 1\nclients:\n  a:\n    rule: []\n", "policy.yaml:4:5: clients.a: unknown key \"rule\" (expected rules)");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"10.0.0.1/24\"]\n",
+		 "policy.yaml:7:24: clients.a.rules[0].destinations[0]: \"10.0.0.1/24\" has host bits set");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"10.0.0.0/8\", \"nonsense\"]\n",
+		 "clients.a.rules[0].destinations[1]: \"nonsense\" is not an IPv4 or IPv6 CIDR");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"10.0.0.0/8\"]\n        ports: [\"80-70\"]\n",
+		 "policy.yaml:8:17: clients.a.rules[0].ports[0]: \"80-70\" is not a port or a range lo-hi with lo <= hi <= 65535");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"10.0.0.0/8\"]\n        ports: [\"70000\"]\n",
+		 "ports[0]: \"70000\" is not a port");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"10.0.0.0/8\"]\n        protocols: [sctp]\n",
+		 "policy.yaml:8:21: clients.a.rules[0].protocols[0]: \"sctp\" is not a protocol (tcp, udp, icmp or any)");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"10.0.0.0/8\"]\n        protocols: [icmp]\n        ports: [\"80\"]\n",
+		 "clients.a.rules[0]: ports apply only to tcp and udp");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n",
+		 "policy.yaml:5:9: clients.a.rules[0]: missing key \"destinations\"");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - action: allow\n        destinations: [\"::/0\"]\n",
+		 "clients.a.rules[0]: missing key \"id\"");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        destinations: [\"::/0\"]\n",
+		 "missing key \"action\" (allow or deny)");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"::/0\"]\n        color: red\n",
+		 "policy.yaml:8:9: clients.a.rules[0].color: unknown key");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n"
+		 "      - {id: r1, action: allow, destinations: [\"::/0\"]}\n"
+		 "      - {id: r1, action: deny, destinations: [\"::/0\"]}\n",
+		 "clients.a.rules[1]: rule id \"r1\" is used twice in this client");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n"
+		 "      - {id: r1, action: allow, destinations: [\"::/0\"], destinations: [\"::/0\"]}\n",
+		 "policy.yaml:5:57: clients.a.rules[0].destinations: given twice");
+	load_bad("version: 1\nclients:\n  a:\n    rules: []\n  a:\n    rules: []\n",
+		 "clients: client \"a\" is listed twice");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: \"10.0.0.0/8\"\n",
+		 "policy.yaml:7:23: clients.a.rules[0].destinations: expected a list, found a value");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: []\n",
+		 "destinations: needs at least one CIDR");
+	load_bad("version: 1\nclients:\n  \"has space\":\n    rules: []\n",
+		 "clients.has space: \"has space\" is not a client ID");
+	load_bad("- a\n- b\n", "policy.yaml:1:1: policy: expected a mapping, found a list");
+	load_bad("", "the file is empty");
+	load_bad("version: 1\nclients: {a: {rules: [}\n", "policy.yaml:2:");
+}
+
+static void test_load_file_errors(void **state)
+{
+	struct policy *p = NULL;
+	(void)state;
+	assert_int_equal(policy_load_file("/nonexistent/policy.yaml", &p, err, sizeof(err)), ZG_ERR_IO);
+	assert_non_null(strstr(err, "/nonexistent/policy.yaml: cannot open: No such file or directory"));
+}
+
+/* The example shipped in examples/ (used by make demo and the README) loads
+ * and means what its comments say. */
+static void test_example_policy(void **state)
+{
+	struct policy *p = NULL;
+	(void)state;
+	assert_int_equal(policy_load_file("examples/policy.yaml", &p, err, sizeof(err)), 0);
+	assert_string_equal(decide(p, "agent-1", "203.0.113.10", 6, 22), "deny:no-admin-ssh");
+	assert_string_equal(decide(p, "agent-1", "203.0.113.10", 6, 443), "allow:allow-saas");
+	assert_string_equal(decide(p, "agent-1", "198.51.100.53", 17, 53), "allow:allow-dns");
+	assert_string_equal(decide(p, "agent-2", "10.1.1.1", 6, 443), "deny:block-internal");
+	assert_string_equal(decide(p, "agent-2", "93.184.216.34", 6, 443), "allow:everything-else");
+	assert_string_equal(routes_of(p, "agent-2"),
+			    "0.0.0.0-9.255.255.255/0 11.0.0.0-192.167.255.255/0 192.169.0.0-255.255.255.255/0 "
+			    "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/0");
+	policy_free(p);
+}
+
+static void test_alias_bomb_bounded(void **state)
+{
+	/* nested aliases: loaded as shared nodes, walked with a budget */
+	static char text[4096];
+	struct policy *p = NULL;
+	size_t n = 0;
+	(void)state;
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "a0: &a0 [\"10.0.0.0/8\"]\n");
+	for (int i = 1; i < 30; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d]\n",
+				      i, i, i - 1, i - 1, i - 1, i - 1);
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "version: 1\n");
+	assert_int_equal(policy_load_buf("bomb.yaml", text, n, &p, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_null(p);
+}
+
+/* Formats routes as "v4 10.0.0.0-10.255.255.255 p0 ..." */
+static const char *routes_of(const struct policy *p, const char *client)
+{
+	static char buf[4096];
+	struct cip_route r[64];
+	size_t n = 0, len = 0;
+	assert_int_equal(policy_routes(p, client, r, 64, &n), 0);
+	assert_int_equal(cip_routes_validate(r, n), 0);
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char a[64], b[64];
+		int af = r[i].version == 4 ? AF_INET : AF_INET6;
+		inet_ntop(af, r[i].start, a, sizeof(a));
+		inet_ntop(af, r[i].end, b, sizeof(b));
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s-%s/%u", i ? " " : "", a, b, r[i].proto);
+	}
+	return buf;
+}
+
+static void test_routes_split_tunnel(void **state)
+{
+	struct policy *p = load_ok(sample);
+	(void)state;
+	/* agent-1: tcp+udp SaaS ranges (proto 0), the icmp-only range with
+	 * protocol 1, ordered by version, protocol, address (C07). no-ssh is
+	 * port-restricted, so it carves no hole. */
+	assert_string_equal(routes_of(p, "agent-1"),
+			    "203.0.113.0-203.0.113.255/0 198.51.100.0-198.51.100.255/1 "
+			    "2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff/0");
+	policy_free(p);
+}
+
+static void test_routes_single_protocol_ranges(void **state)
+{
+	struct policy *p = load_ok(
+		"version: 1\nclients:\n  a:\n    rules:\n"
+		"      - {id: web, action: allow, destinations: [\"192.0.2.0/24\"], protocols: [tcp]}\n"
+		"      - {id: dns, action: allow, destinations: [\"192.0.2.53/32\"], protocols: [udp]}\n"
+		"      - {id: ping6, action: allow, destinations: [\"2001:db8::/64\"], protocols: [icmp]}\n");
+	(void)state;
+	assert_string_equal(routes_of(p, "a"),
+			    "192.0.2.0-192.0.2.255/6 192.0.2.53-192.0.2.53/17 "
+			    "2001:db8::-2001:db8::ffff:ffff:ffff:ffff/58");
+	policy_free(p);
+}
+
+static void test_routes_deny_carves_holes(void **state)
+{
+	struct policy *p = load_ok(sample);
+	(void)state;
+	/* agent-2: everything except 10/8 */
+	assert_string_equal(routes_of(p, "agent-2"),
+			    "0.0.0.0-9.255.255.255/0 11.0.0.0-255.255.255.255/0 "
+			    "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/0");
+	policy_free(p);
+}
+
+static void test_routes_full_tunnel_and_none(void **state)
+{
+	struct policy *p = load_ok("version: 1\ndefault_action: allow\n");
+	(void)state;
+	assert_string_equal(routes_of(p, "anyone"),
+			    "0.0.0.0-255.255.255.255/0 ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/0");
+	policy_free(p);
+	p = load_ok(sample);
+	/* no rules for this client and default deny: nothing → 403 */
+	assert_string_equal(routes_of(p, "stranger"), "");
+	policy_free(p);
+	p = load_ok("version: 1\nclients:\n  a:\n    rules:\n"
+		    "      - {id: all, action: deny, destinations: [\"0.0.0.0/0\", \"::/0\"]}\n");
+	assert_string_equal(routes_of(p, "a"), "");
+	policy_free(p);
+}
+
+static void test_routes_overlapping_allows_merged(void **state)
+{
+	struct policy *p = load_ok(
+		"version: 1\nclients:\n  a:\n    rules:\n"
+		"      - {id: one, action: allow, destinations: [\"10.0.0.0/24\", \"10.0.1.0/24\"]}\n"
+		"      - {id: two, action: allow, destinations: [\"10.0.0.128/25\"], protocols: [tcp]}\n"
+		"      - {id: hole, action: deny, destinations: [\"10.0.5.0/24\"]}\n"
+		"      - {id: late, action: allow, destinations: [\"10.0.4.0/22\"]}\n");
+	(void)state;
+	/* two is covered by one (proto 0) and disappears; late loses the
+	 * hole an earlier deny made */
+	assert_string_equal(routes_of(p, "a"),
+			    "10.0.0.0-10.0.1.255/0 10.0.4.0-10.0.4.255/0 10.0.6.0-10.0.7.255/0");
+	policy_free(p);
+}
+
+static void test_routes_too_many(void **state)
+{
+	struct policy *p = load_ok(sample);
+	struct cip_route r[1];
+	size_t n;
+	(void)state;
+	assert_int_equal(policy_routes(p, "agent-1", r, 1, &n), ZG_ERR_TOO_LARGE);
+	policy_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_counts),
+		cmocka_unit_test(test_eval_first_match_ports_protocols),
+		cmocka_unit_test(test_default_allow),
+		cmocka_unit_test(test_parse_errors_name_position_and_field),
+		cmocka_unit_test(test_load_file_errors),
+		cmocka_unit_test(test_alias_bomb_bounded),
+		cmocka_unit_test(test_example_policy),
+		cmocka_unit_test(test_routes_split_tunnel),
+		cmocka_unit_test(test_routes_single_protocol_ranges),
+		cmocka_unit_test(test_routes_deny_carves_holes),
+		cmocka_unit_test(test_routes_full_tunnel_and_none),
+		cmocka_unit_test(test_routes_overlapping_allows_merged),
+		cmocka_unit_test(test_routes_too_many),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
