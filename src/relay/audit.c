@@ -1,0 +1,324 @@
+#include "relay/audit.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "zg_err.h"
+
+#define LINE_MAX_BYTES 2048
+#define BUCKETS 256 /* per-client deny windows; a colliding client evicts */
+#define ID_MAX 64
+
+struct bucket {
+	char client[ID_MAX];
+	uint64_t window_start;
+	uint32_t in_window;
+	uint64_t suppressed;
+};
+
+struct audit {
+	FILE *out;
+	audit_clock_fn clock;
+	void *ctx;
+	uint32_t deny_per_s;
+	uint64_t lines, suppressed_total;
+	struct bucket b[BUCKETS];
+};
+
+/* A line under construction: appends never overflow; an over-long line is
+ * cut at a field boundary and still closed as valid JSON. */
+struct line {
+	char buf[LINE_MAX_BYTES];
+	size_t n;
+	int full;
+};
+
+static uint64_t real_clock(void *ctx)
+{
+	struct timespec ts;
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int audit_new(FILE *out, audit_clock_fn clock, void *ctx, uint32_t deny_per_s,
+	      struct audit **pa)
+{
+	struct audit *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return ZG_ERR_NOMEM;
+	a->out = out;
+	a->clock = clock ? clock : real_clock;
+	a->ctx = ctx;
+	a->deny_per_s = deny_per_s;
+	*pa = a;
+	return 0;
+}
+
+static void raw(struct line *l, const char *s, size_t n)
+{
+	/* keep 3 bytes for the closing "}\n" and NUL */
+	if (l->full || l->n + n + 3 > sizeof(l->buf)) {
+		l->full = 1;
+		return;
+	}
+	memcpy(l->buf + l->n, s, n);
+	l->n += n;
+}
+
+static void str(struct line *l, const char *s)
+{
+	char tmp[LINE_MAX_BYTES];
+	size_t n = 0;
+
+	tmp[n++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p && n + 8 < sizeof(tmp); p++) {
+		if (*p == '"' || *p == '\\') {
+			tmp[n++] = '\\';
+			tmp[n++] = (char)*p;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, "\\u%04x", *p);
+		} else {
+			tmp[n++] = (char)*p;
+		}
+	}
+	tmp[n++] = '"';
+	raw(l, tmp, n);
+}
+
+static void kv_str(struct line *l, const char *k, const char *v)
+{
+	char key[64];
+	int n;
+
+	if (!v)
+		return;
+	n = snprintf(key, sizeof(key), ",\"%s\":", k);
+	if (n > 0 && (size_t)n < sizeof(key)) {
+		size_t save = l->n;
+		raw(l, key, (size_t)n);
+		str(l, v);
+		if (l->full) { /* drop the field whole; later ones may still fit */
+			l->n = save;
+			l->full = 0;
+		}
+	}
+}
+
+static void kv_u64(struct line *l, const char *k, uint64_t v)
+{
+	char tmp[96];
+	int n = snprintf(tmp, sizeof(tmp), ",\"%s\":%llu", k, (unsigned long long)v);
+	if (n > 0 && (size_t)n < sizeof(tmp))
+		raw(l, tmp, (size_t)n);
+}
+
+static void begin(struct audit *a, struct line *l, const char *event, uint64_t now)
+{
+	char ts[64];
+	time_t sec = (time_t)(now / 1000);
+	struct tm tm;
+
+	l->n = 0;
+	l->full = 0;
+	gmtime_r(&sec, &tm);
+	if (strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		ts[0] = '\0';
+	l->n = (size_t)snprintf(l->buf, sizeof(l->buf), "{\"ts\":\"%s.%03uZ\",\"event\":\"%s\"",
+				ts, (unsigned)(now % 1000), event);
+	(void)a;
+}
+
+static void finish(struct audit *a, struct line *l)
+{
+	l->buf[l->n++] = '}';
+	l->buf[l->n++] = '\n';
+	if (a->out) {
+		(void)fwrite(l->buf, 1, l->n, a->out);
+		(void)fflush(a->out);
+	}
+	a->lines++;
+}
+
+static void flow_fields(struct line *l, const struct audit_flow *f)
+{
+	kv_str(l, "client", f->client);
+	kv_str(l, "proto", f->proto);
+	kv_str(l, "src", f->src);
+	kv_u64(l, "sport", f->sport);
+	kv_str(l, "dst", f->dst);
+	kv_u64(l, "dport", f->dport);
+	kv_str(l, "rule", f->rule);
+	kv_str(l, "reason", f->reason);
+}
+
+void audit_session_open(struct audit *a, const char *client, const char *vip,
+			const char *peer)
+{
+	struct line l;
+
+	begin(a, &l, "session_open", a->clock(a->ctx));
+	kv_str(&l, "client", client);
+	kv_str(&l, "vip", vip);
+	kv_str(&l, "peer", peer);
+	finish(a, &l);
+}
+
+void audit_session_close(struct audit *a, const char *client, const char *vip,
+			 const char *peer, uint64_t duration_ms, uint64_t bytes_up,
+			 uint64_t bytes_down, const char *reason)
+{
+	struct line l;
+
+	begin(a, &l, "session_close", a->clock(a->ctx));
+	kv_str(&l, "client", client);
+	kv_str(&l, "vip", vip);
+	kv_str(&l, "peer", peer);
+	kv_u64(&l, "duration_ms", duration_ms);
+	kv_u64(&l, "bytes_up", bytes_up);
+	kv_u64(&l, "bytes_down", bytes_down);
+	kv_str(&l, "reason", reason);
+	finish(a, &l);
+}
+
+void audit_flow_allow(struct audit *a, const struct audit_flow *f)
+{
+	struct line l;
+
+	begin(a, &l, "flow_allow", a->clock(a->ctx));
+	flow_fields(&l, f);
+	finish(a, &l);
+}
+
+void audit_flow_close(struct audit *a, const struct audit_flow *f)
+{
+	struct line l;
+
+	begin(a, &l, "flow_close", a->clock(a->ctx));
+	flow_fields(&l, f);
+	kv_u64(&l, "bytes_up", f->bytes_up);
+	kv_u64(&l, "bytes_down", f->bytes_down);
+	kv_u64(&l, "duration_ms", f->duration_ms);
+	finish(a, &l);
+}
+
+static void emit_suppressed(struct audit *a, struct bucket *b, uint64_t now)
+{
+	struct line l;
+
+	if (b->suppressed == 0)
+		return;
+	begin(a, &l, "flow_deny_suppressed", now);
+	kv_str(&l, "client", b->client);
+	kv_u64(&l, "count", b->suppressed);
+	kv_u64(&l, "window_ms", now - b->window_start);
+	finish(a, &l);
+	b->suppressed = 0;
+}
+
+static struct bucket *bucket_for(struct audit *a, const char *client, uint64_t now)
+{
+	uint64_t h = 1469598103934665603ULL;
+	struct bucket *b;
+
+	for (const unsigned char *s = (const unsigned char *)client; *s; s++)
+		h = (h ^ *s) * 1099511628211ULL;
+	b = &a->b[h % BUCKETS];
+	if (strncmp(b->client, client, ID_MAX - 1) != 0) {
+		emit_suppressed(a, b, now); /* evict the other client's window */
+		(void)snprintf(b->client, sizeof(b->client), "%s", client);
+		b->window_start = now;
+		b->in_window = 0;
+	}
+	return b;
+}
+
+void audit_flow_deny(struct audit *a, const struct audit_flow *f)
+{
+	uint64_t now = a->clock(a->ctx);
+	struct line l;
+
+	if (a->deny_per_s && f->client) {
+		struct bucket *b = bucket_for(a, f->client, now);
+		if (now - b->window_start >= 1000) {
+			emit_suppressed(a, b, now);
+			b->window_start = now;
+			b->in_window = 0;
+		}
+		if (b->in_window >= a->deny_per_s) {
+			b->suppressed++;
+			a->suppressed_total++;
+			return;
+		}
+		b->in_window++;
+	}
+	begin(a, &l, "flow_deny", now);
+	flow_fields(&l, f);
+	finish(a, &l);
+}
+
+void audit_flush(struct audit *a, int force)
+{
+	uint64_t now = a->clock(a->ctx);
+
+	for (size_t i = 0; i < BUCKETS; i++) {
+		struct bucket *b = &a->b[i];
+		if (b->suppressed && (force || now - b->window_start >= 1000)) {
+			emit_suppressed(a, b, now);
+			b->window_start = now;
+			b->in_window = 0;
+		}
+	}
+}
+
+void audit_policy_reload(struct audit *a, int ok, const char *file, const char *message)
+{
+	struct line l;
+
+	begin(a, &l, "policy_reload", a->clock(a->ctx));
+	kv_str(&l, "result", ok ? "ok" : "error");
+	kv_str(&l, "file", file);
+	kv_str(&l, "message", message);
+	finish(a, &l);
+}
+
+void audit_limit_hit(struct audit *a, const char *limit, const char *client)
+{
+	struct line l;
+
+	begin(a, &l, "limit_hit", a->clock(a->ctx));
+	kv_str(&l, "limit", limit);
+	kv_str(&l, "client", client);
+	finish(a, &l);
+}
+
+void audit_cert_rejected(struct audit *a, const char *reason, const char *peer)
+{
+	struct line l;
+
+	begin(a, &l, "cert_rejected", a->clock(a->ctx));
+	kv_str(&l, "reason", reason);
+	kv_str(&l, "peer", peer);
+	finish(a, &l);
+}
+
+void audit_free(struct audit *a)
+{
+	if (!a)
+		return;
+	audit_flush(a, 1);
+	free(a);
+}
+
+uint64_t audit_lines(const struct audit *a)
+{
+	return a->lines;
+}
+
+uint64_t audit_suppressed(const struct audit *a)
+{
+	return a->suppressed_total;
+}

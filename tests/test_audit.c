@@ -1,0 +1,188 @@
+/* Unit tests for src/relay/audit: exact JSON lines, escaping of hostile
+ * strings, and deny-flood summaries with a fake clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "relay/audit.h"
+#include "zg_err.h"
+
+struct fx {
+	char *buf;
+	size_t len;
+	FILE *out;
+	uint64_t now;
+	struct audit *a;
+};
+
+static uint64_t fake_clock(void *ctx)
+{
+	return ((struct fx *)ctx)->now;
+}
+
+static int setup(void **state)
+{
+	static struct fx fx;
+	memset(&fx, 0, sizeof(fx));
+	fx.out = open_memstream(&fx.buf, &fx.len);
+	fx.now = UINT64_C(1795575001123); /* 2026-11-25T02:50:01.123Z */
+	if (!fx.out || audit_new(fx.out, fake_clock, &fx, 3, &fx.a) != 0)
+		return -1;
+	*state = &fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+	audit_free(fx->a);
+	fclose(fx->out);
+	free(fx->buf);
+	return 0;
+}
+
+/* Everything written since the last call. */
+static const char *take(struct fx *fx)
+{
+	static char copy[8192];
+	fflush(fx->out);
+	snprintf(copy, sizeof(copy), "%s", fx->buf ? fx->buf : "");
+	rewind(fx->out);
+	fflush(fx->out);
+	if (fx->buf)
+		fx->buf[0] = '\0';
+	return copy;
+}
+
+static void test_session_lines_exact(void **state)
+{
+	struct fx *fx = *state;
+	audit_session_open(fx->a, "agent-1", "10.100.0.7", "198.51.100.20:51000");
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\",\"client\":\"agent-1\","
+		"\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\"}\n");
+	fx->now += 61000;
+	audit_session_close(fx->a, "agent-1", "10.100.0.7", "198.51.100.20:51000", 61000, 1234, 56789, "client-closed");
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:51:02.123Z\",\"event\":\"session_close\",\"client\":\"agent-1\","
+		"\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\",\"duration_ms\":61000,"
+		"\"bytes_up\":1234,\"bytes_down\":56789,\"reason\":\"client-closed\"}\n");
+}
+
+static void test_flow_lines_exact(void **state)
+{
+	struct fx *fx = *state;
+	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .sport = 40000,
+				.dst = "203.0.113.5", .dport = 443, .rule = "allow-saas" };
+	audit_flow_allow(fx->a, &f);
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_allow\",\"client\":\"agent-1\",\"proto\":\"tcp\","
+		"\"src\":\"10.100.0.7\",\"sport\":40000,\"dst\":\"203.0.113.5\",\"dport\":443,\"rule\":\"allow-saas\"}\n");
+	f.reason = "idle";
+	f.bytes_up = 10;
+	f.bytes_down = 20;
+	f.duration_ms = 30;
+	audit_flow_close(fx->a, &f);
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_close\",\"client\":\"agent-1\",\"proto\":\"tcp\","
+		"\"src\":\"10.100.0.7\",\"sport\":40000,\"dst\":\"203.0.113.5\",\"dport\":443,\"rule\":\"allow-saas\","
+		"\"reason\":\"idle\",\"bytes_up\":10,\"bytes_down\":20,\"duration_ms\":30}\n");
+}
+
+static void test_other_events_exact(void **state)
+{
+	struct fx *fx = *state;
+	audit_policy_reload(fx->a, 0, "/etc/zgate/policy.yaml", "policy.yaml:3:1: bogus: unknown key");
+	audit_limit_hit(fx->a, "flows_per_client", "agent-2");
+	audit_cert_rejected(fx->a, "certificate expired", "192.0.2.9:4000");
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"policy_reload\",\"result\":\"error\","
+		"\"file\":\"/etc/zgate/policy.yaml\",\"message\":\"policy.yaml:3:1: bogus: unknown key\"}\n"
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"limit_hit\",\"limit\":\"flows_per_client\",\"client\":\"agent-2\"}\n"
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"cert_rejected\",\"reason\":\"certificate expired\","
+		"\"peer\":\"192.0.2.9:4000\"}\n");
+	assert_int_equal(audit_lines(fx->a), 3);
+}
+
+static void test_hostile_strings_escaped(void **state)
+{
+	struct fx *fx = *state;
+	audit_session_open(fx->a, "evil\",\"event\":\"x\\\n\x01\x7f", "10.0.0.1", "p");
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
+		"\"client\":\"evil\\\",\\\"event\\\":\\\"x\\\\\\u000a\\u0001\\u007f\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
+}
+
+static void test_overlong_line_stays_valid_json(void **state)
+{
+	struct fx *fx = *state;
+	static char big[5000];
+	const char *out;
+	memset(big, 'x', sizeof(big) - 1);
+	audit_cert_rejected(fx->a, big, "peer-after");
+	out = take(fx);
+	assert_true(strlen(out) < 2100);
+	assert_int_equal(out[strlen(out) - 1], '\n');
+	assert_int_equal(out[strlen(out) - 2], '}');
+	assert_non_null(strstr(out, "\"event\":\"cert_rejected\""));
+	/* the over-long field is dropped whole, later fields still fit */
+	assert_null(strstr(out, "xxxx"));
+	assert_non_null(strstr(out, "\"peer\":\"peer-after\""));
+}
+
+static void test_deny_flood_summarised(void **state)
+{
+	struct fx *fx = *state;
+	struct audit_flow f = { .client = "agent-1", .proto = "udp", .src = "10.100.0.7", .sport = 1,
+				.dst = "10.0.0.1", .dport = 53, .rule = "block-internal", .reason = "policy" };
+	struct audit_flow g = f;
+	const char *out;
+	int lines = 0;
+
+	g.client = "agent-2";
+	for (int i = 0; i < 100; i++)
+		audit_flow_deny(fx->a, &f); /* 3 written, 97 suppressed */
+	audit_flow_deny(fx->a, &g);         /* another client is not affected */
+	out = take(fx);
+	for (const char *p = out; (p = strstr(p, "\"event\":\"flow_deny\"")); p++)
+		lines++;
+	assert_int_equal(lines, 4);
+	assert_int_equal(audit_suppressed(fx->a), 97);
+	assert_null(strstr(out, "suppressed"));
+	/* the window ends: the next deny first reports the count */
+	fx->now += 1500;
+	audit_flow_deny(fx->a, &f);
+	out = take(fx);
+	assert_non_null(strstr(out,
+		"{\"ts\":\"2026-11-25T02:50:02.623Z\",\"event\":\"flow_deny_suppressed\",\"client\":\"agent-1\","
+		"\"count\":97,\"window_ms\":1500}\n"));
+	assert_non_null(strstr(out, "\"event\":\"flow_deny\""));
+	/* a flood with no later deny is reported by a flush */
+	for (int i = 0; i < 10; i++)
+		audit_flow_deny(fx->a, &f);
+	take(fx);
+	audit_flush(fx->a, 0); /* window not over: nothing yet */
+	assert_string_equal(take(fx), "");
+	fx->now += 1000;
+	audit_flush(fx->a, 0);
+	assert_non_null(strstr(take(fx), "\"event\":\"flow_deny_suppressed\",\"client\":\"agent-1\",\"count\":8,"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_session_lines_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_lines_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_events_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_strings_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlong_line_stays_valid_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deny_flood_summarised, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
