@@ -62,8 +62,9 @@ static void test_wolfssl_build_options(void **state)
 {
 	(void)state;
 #if !defined(WOLFSSL_QUIC) || !defined(KEEP_PEER_CERT) || !defined(HAVE_CRL) || \
-	!defined(HAVE_AES_ECB) || !defined(HAVE_ALPN) || !defined(OPENSSL_EXTRA)
-	fail_msg("wolfSSL lacks QUIC, KEEP_PEER_CERT, CRL, AES-ECB, ALPN or OPENSSL_EXTRA: "
+	!defined(HAVE_AES_ECB) || !defined(HAVE_ALPN) || !defined(OPENSSL_EXTRA) || \
+	!defined(WOLFSSL_ALWAYS_VERIFY_CB)
+	fail_msg("wolfSSL lacks QUIC, KEEP_PEER_CERT, CRL, AES-ECB, ALPN, OPENSSL_EXTRA or ALWAYS_VERIFY_CB: "
 		 "rebuild with third_party/deps.sh");
 #endif
 }

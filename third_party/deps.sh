@@ -296,7 +296,7 @@ build_wolfssl() {
             --disable-examples --disable-crypttests --disable-benchmark \
             "${arch_opts[@]}" \
             CFLAGS="$DEP_CFLAGS" \
-            CPPFLAGS="-DKEEP_PEER_CERT -DHAVE_AES_ECB -DHAVE_SECRET_CALLBACK"
+            CPPFLAGS="-DKEEP_PEER_CERT -DHAVE_AES_ECB -DHAVE_SECRET_CALLBACK -DWOLFSSL_ALWAYS_VERIFY_CB"
         run_logged "$logf" make -j"$JOBS"
         run_logged "$logf" make install DESTDIR="$STAGE"
     )

@@ -1,0 +1,69 @@
+/*
+ * tls.h — TLS 1.3 contexts for QUIC (wolfSSL + ngtcp2's wolfSSL helper)
+ * and the client-certificate checks the relay applies (C24).
+ *
+ * Server: TLS 1.3 only, ALPN "h3" only, a client certificate is required
+ * and must chain to the configured CA, be within its validity period,
+ * carry the clientAuth extended key usage and (with a CRL) not be revoked.
+ * Each refusal has its own reason (enum tls_reject), recorded per
+ * connection for the log, the audit trail and the metrics.
+ * Client: verifies the relay against a CA and the expected server name.
+ */
+#ifndef ZG_MASQUE_TLS_H
+#define ZG_MASQUE_TLS_H
+
+#include <stddef.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+enum tls_reject {
+	TLS_ACCEPTED = 0,
+	TLS_REJECT_NO_CERT,       /* the client sent no certificate */
+	TLS_REJECT_UNKNOWN_CA,    /* does not chain to the configured CA */
+	TLS_REJECT_EXPIRED,       /* notAfter is past */
+	TLS_REJECT_NOT_YET_VALID, /* notBefore is ahead */
+	TLS_REJECT_NO_CLIENT_AUTH,/* no clientAuth extended key usage */
+	TLS_REJECT_REVOKED,       /* listed in the CRL */
+	TLS_REJECT_BAD_SIGNATURE, /* signature does not verify */
+	TLS_REJECT_OTHER,
+	TLS_REJECT_COUNT
+};
+
+/* A short, stable token for logs, audit and metric labels
+ * ("no_certificate", "unknown_ca", "expired", ...). Never NULL. */
+const char *tls_reject_name(enum tls_reject r);
+
+/* Maps a wolfSSL verification error code to a reason. */
+enum tls_reject tls_reject_from_error(int err);
+
+/* Checks the extended key usage of a leaf certificate: TLS_ACCEPTED when
+ * it lists clientAuth (want_client) or serverAuth (!want_client), else
+ * TLS_REJECT_NO_CLIENT_AUTH (or TLS_REJECT_OTHER for a server). A
+ * certificate without the extension is refused: zgate issues purpose-bound
+ * certificates. */
+enum tls_reject tls_check_eku(WOLFSSL_X509 *x, int want_client);
+
+/* Copies the subject CN of x (the client ID) to cn. Returns 0, or
+ * ZG_ERR_NOTFOUND (no CN), ZG_ERR_MALFORMED (CN empty, too long for
+ * cnlen, or with characters outside printable ASCII). */
+int tls_subject_cn(WOLFSSL_X509 *x, char *cn, size_t cnlen);
+
+/* Creates the relay's context: cert chain + key (PEM), client CA bundle,
+ * optional CRL (NULL or ""). Returns 0 and *pctx (free with
+ * wolfSSL_CTX_free), or ZG_ERR_CONFIG with err naming the file and what
+ * is wrong with it. */
+int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
+		       const char *crl, WOLFSSL_CTX **pctx, char *err, size_t errlen);
+
+/* Creates the agent's context: its cert + key, and the CA the relay's
+ * certificate must chain to. Same returns. */
+int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
+		       WOLFSSL_CTX **pctx, char *err, size_t errlen);
+
+/* The reason the last handshake on ssl refused the peer, TLS_ACCEPTED when
+ * it did not (or the handshake has not verified a certificate yet). Valid
+ * for SSL objects made from a tls_server_ctx_new() context. */
+enum tls_reject tls_last_reject(WOLFSSL *ssl);
+
+#endif /* ZG_MASQUE_TLS_H */
