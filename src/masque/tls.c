@@ -188,25 +188,49 @@ static int load_ca(WOLFSSL_CTX *ctx, const char *what, const char *ca, char *err
 	return 0;
 }
 
-int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
-		       const char *crl, WOLFSSL_CTX **pctx, char *err, size_t errlen)
+/* Initialises wolfSSL and makes a TLS 1.3 context of the given method
+ * holding our certificate and key and trusting ca. */
+static int ctx_base(WOLFSSL_METHOD *method, const char *cert, const char *key,
+		    const char *ca_what, const char *ca, WOLFSSL_CTX **pctx,
+		    char *err, size_t errlen)
 {
 	WOLFSSL_CTX *ctx;
 	int r;
 
+	if (!method || !(ctx = wolfSSL_CTX_new(method))) {
+		(void)snprintf(err, errlen, "out of memory");
+		return ZG_ERR_NOMEM;
+	}
+	if ((r = load_identity(ctx, cert, key, err, errlen)) != 0 ||
+	    (r = load_ca(ctx, ca_what, ca, err, errlen)) != 0) {
+		wolfSSL_CTX_free(ctx);
+		return r;
+	}
+	*pctx = ctx;
+	return 0;
+}
+
+static int init_once(char *err, size_t errlen)
+{
 	if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
 		(void)snprintf(err, errlen, "wolfSSL initialisation failed");
 		return ZG_ERR_CONFIG;
 	}
 	if (reject_idx < 0)
 		reject_idx = wolfSSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	if (!(ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method()))) {
-		(void)snprintf(err, errlen, "out of memory");
-		return ZG_ERR_NOMEM;
-	}
-	if ((r = load_identity(ctx, cert, key, err, errlen)) != 0 ||
-	    (r = load_ca(ctx, "client CA", client_ca, err, errlen)) != 0)
-		goto fail;
+	return 0;
+}
+
+int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
+		       const char *crl, WOLFSSL_CTX **pctx, char *err, size_t errlen)
+{
+	WOLFSSL_CTX *ctx;
+	int r;
+
+	if ((r = init_once(err, errlen)) != 0 ||
+	    (r = ctx_base(wolfTLSv1_3_server_method(), cert, key, "client CA", client_ca, &ctx,
+			  err, errlen)) != 0)
+		return r;
 	if (crl && crl[0]) {
 		if ((r = readable("CRL", crl, err, errlen)) != 0)
 			goto fail;
@@ -238,17 +262,10 @@ int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
 	WOLFSSL_CTX *ctx;
 	int r;
 
-	if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
-		(void)snprintf(err, errlen, "wolfSSL initialisation failed");
-		return ZG_ERR_CONFIG;
-	}
-	if (!(ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method()))) {
-		(void)snprintf(err, errlen, "out of memory");
-		return ZG_ERR_NOMEM;
-	}
-	if ((r = load_identity(ctx, cert, key, err, errlen)) != 0 ||
-	    (r = load_ca(ctx, "relay CA", ca, err, errlen)) != 0)
-		goto fail;
+	if ((r = init_once(err, errlen)) != 0 ||
+	    (r = ctx_base(wolfTLSv1_3_client_method(), cert, key, "relay CA", ca, &ctx,
+			  err, errlen)) != 0)
+		return r;
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
 	if (ngtcp2_crypto_wolfssl_configure_client_context(ctx) != 0) {
 		(void)snprintf(err, errlen, "cannot set up QUIC on the TLS context");

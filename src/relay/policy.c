@@ -222,6 +222,20 @@ static int seq_len(struct pctx *c, yaml_node_t *n, const char *field, size_t *pn
 	return 0;
 }
 
+/* Item i of list v (named field) as a scalar node; names it "field[i]" in
+ * f2 for messages. Returns 0, or ZG_ERR_CONFIG with the error set. */
+static int seq_scalar(struct pctx *c, yaml_node_t *v, const char *field, size_t i,
+		      char *f2, size_t f2len, yaml_node_t **pit)
+{
+	yaml_node_t *it = node(c, v->data.sequence.items.start[i]);
+
+	fieldname(f2, f2len, "%s[%zu]", field, i);
+	if (!it)
+		return perr(c, v, f2, "broken list");
+	*pit = it;
+	return want(c, it, YAML_SCALAR_NODE, f2);
+}
+
 static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct rule *ru)
 {
 	char field[160];
@@ -270,11 +284,10 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 			if (!(ru->dst = calloc(cnt, sizeof(*ru->dst))))
 				return ZG_ERR_NOMEM;
 			for (size_t i = 0; i < cnt; i++) {
-				yaml_node_t *it = node(c, v->data.sequence.items.start[i]);
+				yaml_node_t *it;
 				char f2[192];
-				fieldname(f2, sizeof(f2), "%s[%zu]", field, i);
-				if (!it || (r = want(c, it, YAML_SCALAR_NODE, f2)) != 0)
-					return r ? r : ZG_ERR_CONFIG;
+				if ((r = seq_scalar(c, v, field, i, f2, sizeof(f2), &it)) != 0)
+					return r;
 				int pr = parse_cidr(scalar(it), &ru->dst[i]);
 				if (pr == -2)
 					return perr(c, it, f2, "\"%s\" has host bits set beyond its prefix length", scalar(it));
@@ -291,11 +304,10 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 				return perr(c, v, field, "needs at least one of tcp, udp, icmp, any");
 			ru->protos = 0;
 			for (size_t i = 0; i < cnt; i++) {
-				yaml_node_t *it = node(c, v->data.sequence.items.start[i]);
+				yaml_node_t *it;
 				char f2[192];
-				fieldname(f2, sizeof(f2), "%s[%zu]", field, i);
-				if (!it || (r = want(c, it, YAML_SCALAR_NODE, f2)) != 0)
-					return r ? r : ZG_ERR_CONFIG;
+				if ((r = seq_scalar(c, v, field, i, f2, sizeof(f2), &it)) != 0)
+					return r;
 				const char *s = scalar(it);
 				if (strcmp(s, "tcp") == 0)
 					ru->protos |= PROTO_TCP;
@@ -316,11 +328,10 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 			if (!(ru->ports = calloc(cnt, sizeof(*ru->ports))))
 				return ZG_ERR_NOMEM;
 			for (size_t i = 0; i < cnt; i++) {
-				yaml_node_t *it = node(c, v->data.sequence.items.start[i]);
+				yaml_node_t *it;
 				char f2[192];
-				fieldname(f2, sizeof(f2), "%s[%zu]", field, i);
-				if (!it || (r = want(c, it, YAML_SCALAR_NODE, f2)) != 0)
-					return r ? r : ZG_ERR_CONFIG;
+				if ((r = seq_scalar(c, v, field, i, f2, sizeof(f2), &it)) != 0)
+					return r;
 				if (parse_portrange(scalar(it), &ru->ports[i]) != 0)
 					return perr(c, it, f2, "\"%s\" is not a port or a range lo-hi with lo <= hi <= 65535",
 						    scalar(it));
