@@ -1,0 +1,249 @@
+/*
+ * masque.h — CONNECT-IP (RFC 9484) over HTTP/3 (RFC 9114, 9220, 9297) on
+ * QUIC v1 with DATAGRAM (RFC 9000, 9221): ngtcp2 + nghttp3 + wolfSSL.
+ *
+ * Shape. The protocol core owns no socket, no clock and no timer: every
+ * packet comes in through masque_server_input()/masque_conn_input() and
+ * goes out through struct masque_io, which also supplies the time and one
+ * timer per connection. src/masque/udp.c implements masque_io on libevent
+ * and UDP sockets for the binaries; the tests implement it in memory with
+ * a fake clock, so a client and a server are joined without sockets.
+ *
+ * One CONNECT-IP tunnel per QUIC connection (the first accepted request
+ * stream). A second CONNECT-IP request on the same connection is answered
+ * 429-free with a 400 and the stream is closed: a client that wants two
+ * tunnels opens two connections. The relay serves many connections.
+ *
+ * This library knows nothing of lwIP, TUN devices, policy or IPAM: the
+ * owner decides requests and address requests through callbacks, gets IP
+ * packets through on_packet and sends them with masque_conn_send().
+ */
+#ifndef ZG_MASQUE_MASQUE_H
+#define ZG_MASQUE_MASQUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "connectip.h"
+#include "tls.h"
+
+struct masque_server;
+struct masque_conn;
+
+/* Limits of the library (callers' arrays are sized with these). */
+#define MASQUE_MAX_ADDRS 8     /* addresses per ADDRESS_ASSIGN/REQUEST */
+#define MASQUE_MAX_ROUTES 1024 /* ranges per ROUTE_ADVERTISEMENT */
+#define MASQUE_MIN_INNER_MTU 1280
+#define MASQUE_IDENTITY_MAX 128
+
+/* Time in nanoseconds on a monotonic clock (ngtcp2's ngtcp2_tstamp). */
+typedef uint64_t masque_time;
+
+/* The platform seam. Every function is called from the thread that drives
+ * the library. */
+struct masque_io {
+	/* Sends one UDP datagram from local to remote. Returns 0, or a
+	 * negative value when it was not sent (the data is dropped; QUIC
+	 * recovers). */
+	int (*send)(void *ioctx, const struct sockaddr *local, socklen_t locallen,
+		    const struct sockaddr *remote, socklen_t remotelen,
+		    const uint8_t *data, size_t len);
+	/* The current monotonic time. */
+	masque_time (*now)(void *ioctx);
+	/* Creates the timer of connection c (NULL on failure: the connection
+	 * is refused). When it fires, the io layer calls
+	 * masque_conn_on_timer(c). */
+	void *(*timer_new)(void *ioctx, struct masque_conn *c);
+	/* (Re)arms timer to fire at `at` (absolute; may be in the past). */
+	void (*timer_arm)(void *ioctx, void *timer, masque_time at);
+	/* Frees a timer made by timer_new. */
+	void (*timer_free)(void *ioctx, void *timer);
+};
+
+/* A decoded CONNECT-IP request as the server saw it (C02, C03). */
+struct masque_request {
+	char identity[MASQUE_IDENTITY_MAX]; /* client certificate subject CN */
+	char san_uri[256];                  /* first SAN URI, "" if none */
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char authority[256];
+	char path[1024];
+	/* Scope from the template variables: target "*" = any (version 0).
+	 * A prefix or literal sets target (and its length); ipproto 0 with
+	 * any_proto = 1 means "*". */
+	int any_target;
+	struct cip_addr target; /* request_id unused */
+	int any_proto;
+	uint8_t ipproto;
+};
+
+/* What the owner answers to an accepted request. */
+struct masque_accept {
+	struct cip_addr addrs[MASQUE_MAX_ADDRS]; /* sent with Request ID 0 */
+	size_t naddrs;
+	struct cip_route *routes; /* owner's array, copied before return */
+	size_t nroutes;
+};
+
+/* Why a connection ended (on_close). */
+struct masque_close_info {
+	int error;          /* 0 clean, else ZG_ERR_* */
+	uint64_t app_error; /* HTTP/3 error code when an application close */
+	int idle;           /* closed by the idle timeout */
+	int status;         /* client: the server's status if refused, else 0 */
+	enum tls_reject reject; /* server: TLS refusal reason, TLS_ACCEPTED if none */
+	char reason[128];   /* human-readable, for the log */
+};
+
+struct masque_stats {
+	uint64_t pkts_in, pkts_out, bytes_in, bytes_out; /* IP packets */
+	uint64_t drop_too_big;   /* larger than the datagram limit */
+	uint64_t drop_congested; /* QUIC could not take the datagram now */
+	uint64_t drop_no_tunnel; /* before the tunnel opened / unknown stream */
+	uint64_t drop_context;   /* unknown context ID (C12) */
+	uint64_t capsule_fallback; /* packets sent as DATAGRAM capsules */
+	masque_time handshake_ns; /* time from first packet to handshake done */
+};
+
+/* Callbacks to the owner. ctx is the one given at creation. Every callback
+ * may call masque_conn_send()/masque_conn_close() on c but must not free
+ * the server. */
+struct masque_cbs {
+	/* Server: a CONNECT-IP request arrived on connection c. Return 200 to
+	 * accept (fill acc: addresses, routes); 400, 403 or 503 to refuse; any
+	 * other value is sent as is. Called once per connection. */
+	int (*on_request)(struct masque_conn *c, const struct masque_request *rq,
+			  struct masque_accept *acc, void *ctx);
+	/* Server: the client sent ADDRESS_REQUEST (entries already validated,
+	 * n >= 1). Fill out[] (cap MASQUE_MAX_ADDRS) with the complete set of
+	 * addresses the client now holds; entries answering a request carry
+	 * its Request ID, refused ones are all-zero with the maximum prefix
+	 * length (C09). Return 0, or a negative error to abort the tunnel. */
+	int (*on_address_request)(struct masque_conn *c, const struct cip_addr *req, size_t n,
+				  struct cip_addr *out, size_t *nout, void *ctx);
+	/* Client: the server accepted (2xx + capsule-protocol). */
+	void (*on_open)(struct masque_conn *c, void *ctx);
+	/* Client: an ADDRESS_ASSIGN arrived; it replaces the earlier set. */
+	void (*on_addresses)(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx);
+	/* Client: a valid ROUTE_ADVERTISEMENT arrived (the full list). */
+	void (*on_routes)(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx);
+	/* Both: an IP packet arrived through the tunnel. */
+	void (*on_packet)(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx);
+	/* Client: the server sent GOAWAY (it is shutting down). */
+	void (*on_goaway)(struct masque_conn *c, void *ctx);
+	/* Server: the handshake refused a client certificate. */
+	void (*on_reject)(const struct sockaddr *peer, socklen_t peerlen, enum tls_reject why,
+			  void *ctx);
+	/* Both: c is closed; it is freed when the callback returns. */
+	void (*on_close)(struct masque_conn *c, const struct masque_close_info *ci, void *ctx);
+};
+
+struct masque_config {
+	WOLFSSL_CTX *tls;          /* tls_server_ctx_new()/tls_client_ctx_new(); not owned */
+	const struct masque_io *io;
+	void *ioctx;
+	/* Client only. */
+	const char *server_name;   /* SNI and the name the certificate must match */
+	const char *authority;     /* :authority, host:port */
+	const char *path;          /* :path, the expanded template (uri.h) */
+	struct cip_addr want[2];   /* ADDRESS_REQUEST entries (C10); */
+	size_t nwant;              /* 0 = ask for 0.0.0.0/32 */
+	/* Server only. */
+	const char *uri_template;  /* absolute https template (C01) */
+	size_t max_conns;          /* 0 = 4096 */
+	size_t retry_above;        /* handshakes in progress before Retry is
+				      required; 0 = always require it */
+	int retry_off;             /* never send Retry */
+	/* Both. */
+	uint64_t idle_timeout_ms;  /* 0 = 30000 */
+	uint64_t keepalive_ms;     /* PING interval when idle; 0 = none */
+	uint64_t handshake_timeout_ms; /* 0 = 10000 */
+	size_t max_udp_payload;    /* 0 = 1452 (outer UDP payload) */
+	int no_datagrams;          /* do not offer QUIC DATAGRAM (testing the
+				      capsule fallback, C13) */
+	size_t capsule_buffer;     /* bytes of unacknowledged capsules kept
+				      per tunnel; 0 = 1 MiB */
+	const char *keylog_file;   /* NSS key log (debugging); NULL = off */
+	const char *qlog_dir;      /* one qlog per connection; NULL = off */
+};
+
+/* Creates a server. cfg and cbs are copied; the strings and the TLS
+ * context must outlive the server. Returns 0, ZG_ERR_INVAL, ZG_ERR_NOMEM,
+ * ZG_ERR_CONFIG (bad template). */
+int masque_server_new(const struct masque_config *cfg, const struct masque_cbs *cbs,
+		      void *ctx, struct masque_server **psrv);
+
+/* Closes every connection at once (each gets on_close) and frees srv. */
+void masque_server_del(struct masque_server *srv);
+
+/* Feeds one UDP datagram that arrived on local from remote. New
+ * connections, Retry, version negotiation and stateless resets are
+ * handled here. Never fails: bad packets are counted and dropped. */
+void masque_server_input(struct masque_server *srv, const struct sockaddr *local,
+			 socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
+			 const uint8_t *pkt, size_t len);
+
+/* Graceful shutdown: GOAWAY to every client, no new tunnels. */
+void masque_server_goaway(struct masque_server *srv);
+
+/* Connections currently open (handshaking included). */
+size_t masque_server_conns(const struct masque_server *srv);
+
+struct masque_server_stats {
+	uint64_t accepted, refused_full, retries_sent, stateless_resets, bad_packets;
+	uint64_t reject[TLS_REJECT_COUNT];
+};
+void masque_server_stats(const struct masque_server *srv, struct masque_server_stats *st);
+
+/* Creates a client connection from local to remote and starts the
+ * handshake. Returns 0 and *pc, or ZG_ERR_* (no callback fires). */
+int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *cbs, void *ctx,
+		      const struct sockaddr *local, socklen_t locallen,
+		      const struct sockaddr *remote, socklen_t remotelen,
+		      struct masque_conn **pc);
+
+/* Feeds one UDP datagram to a client connection. May call on_close (and
+ * free c) — the caller must not touch c after a call that closed it: the
+ * return value is 1 when c is gone, 0 otherwise. */
+int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, socklen_t locallen,
+		      const struct sockaddr *remote, socklen_t remotelen, const uint8_t *pkt,
+		      size_t len);
+
+/* The io layer calls this when c's timer fires. Returns 1 when c is gone. */
+int masque_conn_on_timer(struct masque_conn *c);
+
+/* Sends one IP packet through the tunnel: as an HTTP Datagram in a QUIC
+ * DATAGRAM frame, or in a DATAGRAM capsule when QUIC datagrams were not
+ * negotiated (C13). Returns 0 (sent or handed to QUIC), ZG_ERR_TOO_LARGE
+ * (len > masque_conn_max_packet(): send ICMP "packet too big", C16),
+ * ZG_ERR_STATE (no open tunnel), ZG_ERR_LIMIT (congested or capsule
+ * buffer full; dropped and counted). */
+int masque_conn_send(struct masque_conn *c, const uint8_t *pkt, size_t len);
+
+/* The largest IP packet masque_conn_send() takes now (0 = no tunnel). */
+size_t masque_conn_max_packet(const struct masque_conn *c);
+
+/* Server: sends a new ROUTE_ADVERTISEMENT (the full list, C07) and/or
+ * ADDRESS_ASSIGN on an open tunnel. Returns 0, ZG_ERR_STATE, ZG_ERR_LIMIT,
+ * ZG_ERR_INVAL (routes not normalized). */
+int masque_conn_send_routes(struct masque_conn *c, const struct cip_route *r, size_t n);
+int masque_conn_send_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n);
+
+/* Closes the tunnel and the connection (CONNECTION_CLOSE with
+ * H3_NO_ERROR, or app_error). on_close fires later from input/timer,
+ * never from inside this call. */
+void masque_conn_close(struct masque_conn *c, uint64_t app_error, const char *reason);
+
+/* Owner data attached to c. */
+void masque_conn_set_data(struct masque_conn *c, void *data);
+void *masque_conn_data(const struct masque_conn *c);
+
+/* Peer identity (server: client CN; client: ""), peer address. */
+const char *masque_conn_identity(const struct masque_conn *c);
+const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *plen);
+int masque_conn_is_open(const struct masque_conn *c);
+int masque_conn_datagrams(const struct masque_conn *c); /* QUIC datagrams in use */
+void masque_conn_stats(const struct masque_conn *c, struct masque_stats *st);
+
+#endif /* ZG_MASQUE_MASQUE_H */
