@@ -32,13 +32,22 @@ struct uri_scope {
  * "/"; variables only in the path or query; expressions are {name} or
  * {?a,b}/{&a} forms of level ≤ 3 without the "+" or "#" operators; only
  * the names target and ipproto. Returns 0 or ZG_ERR_CONFIG with err saying
- * what is wrong and where (character offset). */
+ * what is wrong and where (character offset); ZG_ERR_INVAL for tmpl NULL.
+ * Also refused: userinfo or a bad port (1..65535) in the authority,
+ * characters a URI cannot hold, level-4 modifiers (":n", "*"), and a
+ * template where a value could run into what follows it (e.g.
+ * "{target}{ipproto}", "{target}.x", "{.target,ipproto}"), since a
+ * received path would then have more than one reading. */
 int uri_template_check(const char *tmpl, char *err, size_t errlen);
 
 /* Expands tmpl for scope s: writes the authority ("host[:port]") and the
  * path-and-query, percent-encoding values (IPv6 ':' as %3A, the prefix
- * '/' as %2F). Returns 0, ZG_ERR_CONFIG (bad template), ZG_ERR_INVAL (bad
- * scope), ZG_ERR_BUFSHORT. */
+ * '/' as %2F; '*' stays '*'). A literal or a prefix of full length is
+ * written without "/len". Returns 0, ZG_ERR_CONFIG (bad template),
+ * ZG_ERR_INVAL (bad scope: a target that is not a valid address or prefix,
+ * both an address and a DNS name, or an invalid DNS name; or a NULL
+ * argument), ZG_ERR_BUFSHORT. On error both outputs are "" (when their
+ * size is not 0). */
 int uri_expand(const char *tmpl, const struct uri_scope *s, char *authority, size_t alen,
 	       char *path, size_t plen);
 
@@ -47,7 +56,13 @@ int uri_expand(const char *tmpl, const struct uri_scope *s, char *authority, siz
  * ZG_ERR_MALFORMED when the path does not fit the template or a value is
  * not valid per C03 (answer 400): target must be "*", an IPv4/IPv6
  * literal, a prefix with host bits zero, or a DNS name; ipproto "*" or a
- * decimal 0..255. */
+ * decimal 0..255. Values are percent-decoded (hex of either case; "%2A"
+ * is "*", a raw ':' is accepted as well as "%3A"). Query parameters must
+ * come in the template's order and nothing may follow the template.
+ * ipproto has one spelling per value ("6", not "06"); a DNS name whose last
+ * label is all digits is refused as a mistyped IPv4 literal. Also
+ * ZG_ERR_CONFIG for a bad template and ZG_ERR_INVAL for a NULL argument;
+ * *s is written only on success. */
 int uri_match(const char *tmpl, const char *path, struct uri_scope *s);
 
 /* The host[:port] part of tmpl, for :authority checks and for dialing.

@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "log.h"
+#include "masque/uri.h"
 #include "zg_err.h"
 
 enum opt_type {
@@ -552,74 +553,11 @@ static int check_hostport(const char *s)
 	return 0;
 }
 
+/* The rules live in src/masque/uri.c, next to the code that expands and
+ * matches templates, so the check and the matcher cannot disagree. */
 int config_check_uri_template(const char *t, char *err, size_t errlen)
 {
-	const char *p, *path, *q;
-	int seen_target = 0, seen_proto = 0;
-
-	if (strncmp(t, "https://", 8) != 0) {
-		seterr(err, errlen, "must be an absolute https:// URI");
-		return ZG_ERR_CONFIG;
-	}
-	p = t + 8;
-	path = strchr(p, '/');
-	if (!path || path == p) {
-		seterr(err, errlen, "needs a host and a path starting with /");
-		return ZG_ERR_CONFIG;
-	}
-	for (q = p; q < path; q++) {
-		if (*q == '{' || *q == '}') {
-			seterr(err, errlen, "variables are allowed only in the path or query, not in the authority");
-			return ZG_ERR_CONFIG;
-		}
-	}
-	for (q = path; *q; q++) {
-		const char *close;
-		size_t n;
-		if (*q == '}') {
-			seterr(err, errlen, "unbalanced '}' at offset %zu", (size_t)(q - t));
-			return ZG_ERR_CONFIG;
-		}
-		if (*q == '#') {
-			seterr(err, errlen, "a fragment is not allowed");
-			return ZG_ERR_CONFIG;
-		}
-		if (*q != '{')
-			continue;
-		close = strchr(q, '}');
-		if (!close) {
-			seterr(err, errlen, "unbalanced '{' at offset %zu", (size_t)(q - t));
-			return ZG_ERR_CONFIG;
-		}
-		q++;
-		if (*q == '+' || *q == '#') {
-			seterr(err, errlen, "operator '%c' is not allowed (reserved expansion would let '/' through)", *q);
-			return ZG_ERR_CONFIG;
-		}
-		if (*q == '?' || *q == '&' || *q == '/' || *q == '.' || *q == ';')
-			q++; /* level 3 operators */
-		/* the expression may list several variables separated by ',' */
-		while (q < close) {
-			const char *comma = memchr(q, ',', (size_t)(close - q));
-			const char *vend = comma ? comma : close;
-			n = (size_t)(vend - q);
-			if (n == 6 && strncmp(q, "target", 6) == 0) {
-				seen_target++;
-			} else if (n == 7 && strncmp(q, "ipproto", 7) == 0) {
-				seen_proto++;
-			} else {
-				seterr(err, errlen, "unknown variable \"%.*s\" (only target and ipproto)", (int)n, q);
-				return ZG_ERR_CONFIG;
-			}
-			q = comma ? comma + 1 : close;
-		}
-		q = close;
-	}
-	if (seen_target > 1 || seen_proto > 1) {
-		seterr(err, errlen, "each variable may appear once");
-		return ZG_ERR_CONFIG;
-	}
-	return 0;
+	return uri_template_check(t, err, errlen);
 }
 
 static int require(const char *value, const char *path, char *err, size_t errlen)
