@@ -11,8 +11,8 @@
  *
  * One CONNECT-IP tunnel per QUIC connection (the first accepted request
  * stream). A second CONNECT-IP request on the same connection is answered
- * 429-free with a 400 and the stream is closed: a client that wants two
- * tunnels opens two connections. The relay serves many connections.
+ * 400: a client that wants two tunnels opens two connections. The relay
+ * serves many connections.
  *
  * This library knows nothing of lwIP, TUN devices, policy or IPAM: the
  * owner decides requests and address requests through callbacks, gets IP
@@ -74,6 +74,7 @@ struct masque_request {
 	 * any_proto = 1 means "*". */
 	int any_target;
 	struct cip_addr target; /* request_id unused */
+	char dns[254];          /* a DNS-name target, "" otherwise (C03) */
 	int any_proto;
 	uint8_t ipproto;
 };
@@ -153,7 +154,8 @@ struct masque_config {
 	const char *uri_template;  /* absolute https template (C01) */
 	size_t max_conns;          /* 0 = 4096 */
 	size_t retry_above;        /* handshakes in progress before Retry is
-				      required; 0 = always require it */
+				      required; 0 = 64 */
+	int retry_always;          /* require Retry for every connection */
 	int retry_off;             /* never send Retry */
 	/* Both. */
 	uint64_t idle_timeout_ms;  /* 0 = 30000 */
@@ -166,6 +168,10 @@ struct masque_config {
 				      per tunnel; 0 = 1 MiB */
 	const char *keylog_file;   /* NSS key log (debugging); NULL = off */
 	const char *qlog_dir;      /* one qlog per connection; NULL = off */
+	/* Testing only: send a wrong :protocol / omit capsule-protocol so
+	 * tests can check the server's 400 answers. */
+	const char *test_protocol;
+	int test_no_capsule_protocol;
 };
 
 /* Creates a server. cfg and cbs are copied; the strings and the TLS

@@ -201,7 +201,7 @@ static int ctx_base(WOLFSSL_METHOD *method, const char *cert, const char *key,
 		(void)snprintf(err, errlen, "out of memory");
 		return ZG_ERR_NOMEM;
 	}
-	if ((r = load_identity(ctx, cert, key, err, errlen)) != 0 ||
+	if ((cert != NULL && (r = load_identity(ctx, cert, key, err, errlen)) != 0) ||
 	    (r = load_ca(ctx, ca_what, ca, err, errlen)) != 0) {
 		wolfSSL_CTX_free(ctx);
 		return r;
@@ -216,8 +216,13 @@ static int init_once(char *err, size_t errlen)
 		(void)snprintf(err, errlen, "wolfSSL initialisation failed");
 		return ZG_ERR_CONFIG;
 	}
-	if (reject_idx < 0)
+	/* Slot 0 is wolfSSL_set_app_data()'s, which ngtcp2's QUIC glue
+	 * uses for the connection: never share it. */
+	while (reject_idx <= 0) {
 		reject_idx = wolfSSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+		if (reject_idx < 0)
+			break;
+	}
 	return 0;
 }
 
@@ -227,6 +232,10 @@ int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
 	WOLFSSL_CTX *ctx;
 	int r;
 
+	if (cert == NULL || key == NULL) {
+		(void)snprintf(err, errlen, "the relay needs a certificate and a key");
+		return ZG_ERR_CONFIG;
+	}
 	if ((r = init_once(err, errlen)) != 0 ||
 	    (r = ctx_base(wolfTLSv1_3_server_method(), cert, key, "client CA", client_ca, &ctx,
 			  err, errlen)) != 0)

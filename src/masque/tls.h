@@ -57,7 +57,8 @@ int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
 		       const char *crl, WOLFSSL_CTX **pctx, char *err, size_t errlen);
 
 /* Creates the agent's context: its cert + key, and the CA the relay's
- * certificate must chain to. Same returns. */
+ * certificate must chain to. Same returns. cert and key NULL make a
+ * context without a client certificate (tests of the relay's refusal). */
 int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
 		       WOLFSSL_CTX **pctx, char *err, size_t errlen);
 

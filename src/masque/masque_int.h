@@ -1,0 +1,126 @@
+/*
+ * masque_int.h — what conn.c and server.c share. Not for other modules.
+ */
+#ifndef ZG_MASQUE_INT_H
+#define ZG_MASQUE_INT_H
+
+#include <stdio.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include <nghttp3/nghttp3.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include "capsule.h"
+#include "masque/masque.h"
+#include "masque/sendq.h"
+
+#define MASQUE_CIDLEN 16
+#define MASQUE_MAX_STREAMS 16          /* request streams tracked per connection */
+#define MASQUE_MAX_FIELD_SECTION 16384 /* header section cap, both ways */
+#define MASQUE_CAPSULE_MAX 70000       /* largest capsule value buffered */
+#define MASQUE_PENDING_MAX (256 * 1024) /* packets sent from inside callbacks */
+
+/* Header fields of one request/response stream, bounded. */
+struct mstream {
+	struct mstream *next;
+	int64_t sid;
+	int bad;     /* a field too long, repeated or with NUL: 400 */
+	int refused; /* answered with an error status */
+	int status;  /* client: :status */
+	char method[16];
+	char protocol[32];
+	char scheme[16];
+	char authority[256];
+	char path[1024];
+	char capsule_protocol[32];
+};
+
+struct masque_conn {
+	struct masque_server *srv; /* NULL for a client */
+	const struct masque_config *cfg;
+	const struct masque_cbs *cbs;
+	void *ctx;
+	void *data; /* owner's */
+	int is_server;
+
+	ngtcp2_conn *qc;
+	nghttp3_conn *h3;
+	WOLFSSL *ssl;
+	ngtcp2_crypto_conn_ref ref;
+	ngtcp2_ccerr ccerr;
+	void *timer;
+	masque_time created;
+	struct sockaddr_storage local, remote;
+	socklen_t locallen, remotelen;
+	uint8_t *pktbuf;
+	size_t pktbuf_size;
+	FILE *qlog;
+
+	/* state */
+	int busy;       /* inside an ngtcp2/nghttp3 call */
+	int closing;    /* a close is decided; ccerr holds it */
+	int close_sent;
+	int close_now;  /* finish at the next timer */
+	int drained;    /* the peer closed, or idle: nothing to send */
+	int goaway;     /* server: GOAWAY sent; client: received */
+	int handshake_counted;
+
+	/* HTTP/3 */
+	int peer_settings, peer_h3_datagram, peer_connect_protocol;
+	int request_sent;
+	struct mstream *streams;
+	size_t nstreams;
+
+	/* the tunnel */
+	int64_t tunnel_sid;
+	int tunnel_open;
+	struct capsule_parser cparser;
+	uint8_t *capbuf;
+	struct sendq sendq;
+	uint64_t next_request_id;
+	uint64_t dgram_id;
+	uint8_t *pending;
+	size_t pending_len;
+	int pending_blocked; /* the last send_now() hit the congestion window */
+	int reject_reported;
+
+	/* server: identity */
+	char identity[MASQUE_IDENTITY_MAX];
+	char san_uri[256];
+
+	/* server: connection IDs in the server's table */
+	struct cid_node *cids;
+	struct masque_conn *next, *prev; /* server's list */
+
+	struct masque_stats st;
+	struct masque_close_info ci;
+};
+
+void masque_random(uint8_t *p, size_t n);
+void masque_conn_free(struct masque_conn *c);
+void masque_keylog_setup(const struct masque_config *cfg);
+void masque_conn_goaway(struct masque_conn *c);
+
+int masque_conn_server_new(struct masque_server *srv, const struct masque_config *cfg,
+			   const struct masque_cbs *cbs, void *ctx, const struct sockaddr *local,
+			   socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
+			   const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid, const ngtcp2_cid *scid,
+			   const uint8_t *reset_token, struct masque_conn **pc);
+
+/* For tests: queue raw bytes on the tunnel stream / send a raw QUIC
+ * DATAGRAM frame payload, bypassing the encoders. Return 0 or ZG_ERR_*. */
+int masque_conn_queue_raw(struct masque_conn *c, const uint8_t *data, size_t len);
+int masque_conn_send_raw_datagram(struct masque_conn *c, const uint8_t *data, size_t len);
+
+/* server.c, called from conn.c */
+int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, const ngtcp2_cid *cid,
+			  uint8_t *token);
+void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);
+void masque_server_unlink(struct masque_server *srv, struct masque_conn *c);
+void masque_server_handshake_done(struct masque_server *srv, struct masque_conn *c);
+void masque_server_count_reject(struct masque_server *srv, enum tls_reject why);
+
+#endif /* ZG_MASQUE_INT_H */

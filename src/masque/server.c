@@ -1,0 +1,428 @@
+/*
+ * server.c — the relay's side of masque.h: routes datagrams to
+ * connections by Destination Connection ID, admits new connections
+ * (Retry under handshake load, refusal when full or shutting down),
+ * answers unknown short-header packets with a stateless reset and unknown
+ * versions with Version Negotiation.
+ */
+#include "masque/masque_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "masque/uri.h"
+#include "zg_err.h"
+
+#define CID_BUCKETS 4096 /* power of two */
+#define RETRY_TOKEN_TIMEOUT (10 * UINT64_C(1000000000))
+
+struct cid_node {
+	struct cid_node *next;      /* bucket chain */
+	struct cid_node *conn_next; /* the owning connection's list */
+	ngtcp2_cid cid;
+	struct masque_conn *c;
+};
+
+struct masque_server {
+	struct masque_config cfg;
+	struct masque_cbs cbs;
+	void *ctx;
+	uint8_t secret[32]; /* Retry tokens and stateless reset tokens */
+	uint64_t seed;      /* CID hash seed */
+	struct cid_node *buckets[CID_BUCKETS];
+	struct masque_conn *conns;
+	size_t nconns, nhandshaking;
+	int goaway;
+	struct masque_server_stats st;
+	uint8_t buf[1500];
+};
+
+static size_t cid_hash(const struct masque_server *srv, const uint8_t *p, size_t n)
+{
+	/* FNV-1a seeded with a per-process random value, so peers cannot
+	 * aim connection IDs at one bucket. */
+	uint64_t h = UINT64_C(0xcbf29ce484222325) ^ srv->seed;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return (size_t)(h ^ (h >> 29)) & (CID_BUCKETS - 1);
+}
+
+static struct masque_conn *cid_find(const struct masque_server *srv, const uint8_t *p, size_t n)
+{
+	const struct cid_node *e;
+
+	for (e = srv->buckets[cid_hash(srv, p, n)]; e != NULL; e = e->next)
+		if (e->cid.datalen == n && memcmp(e->cid.data, p, n) == 0)
+			return e->c;
+	return NULL;
+}
+
+static int cid_add(struct masque_server *srv, struct masque_conn *c, const ngtcp2_cid *cid)
+{
+	struct cid_node *e = malloc(sizeof(*e));
+	size_t b;
+
+	if (e == NULL)
+		return ZG_ERR_NOMEM;
+	e->cid = *cid;
+	e->c = c;
+	b = cid_hash(srv, cid->data, cid->datalen);
+	e->next = srv->buckets[b];
+	srv->buckets[b] = e;
+	e->conn_next = c->cids;
+	c->cids = e;
+	return 0;
+}
+
+static void cid_unlink_bucket(struct masque_server *srv, struct cid_node *e)
+{
+	struct cid_node **pp;
+
+	for (pp = &srv->buckets[cid_hash(srv, e->cid.data, e->cid.datalen)]; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			return;
+		}
+	}
+}
+
+int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, const ngtcp2_cid *cid,
+			  uint8_t *token)
+{
+	if (ngtcp2_crypto_generate_stateless_reset_token(token, srv->secret, sizeof(srv->secret),
+							 cid) != 0)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	return cid_add(srv, c, cid) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid)
+{
+	struct masque_conn *c = cid_find(srv, cid->data, cid->datalen);
+	struct cid_node **pp, *e;
+
+	if (c == NULL)
+		return;
+	for (pp = &c->cids; (e = *pp) != NULL; pp = &e->conn_next) {
+		if (ngtcp2_cid_eq(&e->cid, cid)) {
+			*pp = e->conn_next;
+			cid_unlink_bucket(srv, e);
+			free(e);
+			return;
+		}
+	}
+}
+
+void masque_server_unlink(struct masque_server *srv, struct masque_conn *c)
+{
+	struct cid_node *e, *n;
+
+	for (e = c->cids; e != NULL; e = n) {
+		n = e->conn_next;
+		cid_unlink_bucket(srv, e);
+		free(e);
+	}
+	c->cids = NULL;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	srv->nconns--;
+	if (!c->handshake_counted)
+		srv->nhandshaking--;
+	c->srv = NULL;
+}
+
+void masque_server_handshake_done(struct masque_server *srv, struct masque_conn *c)
+{
+	if (!c->handshake_counted) {
+		c->handshake_counted = 1;
+		srv->nhandshaking--;
+	}
+	if (srv->goaway)
+		masque_conn_goaway(c);
+}
+
+void masque_server_count_reject(struct masque_server *srv, enum tls_reject why)
+{
+	if ((unsigned)why < TLS_REJECT_COUNT)
+		srv->st.reject[why]++;
+}
+
+int masque_server_new(const struct masque_config *cfg, const struct masque_cbs *cbs, void *ctx,
+		      struct masque_server **psrv)
+{
+	struct masque_server *srv;
+	char err[160];
+
+	if (cfg == NULL || cbs == NULL || cfg->tls == NULL || cfg->io == NULL ||
+	    cfg->uri_template == NULL)
+		return ZG_ERR_INVAL;
+	if (uri_template_check(cfg->uri_template, err, sizeof(err)) != 0) {
+		log_warnx("uri_template \"%s\": %s", cfg->uri_template, err);
+		return ZG_ERR_CONFIG;
+	}
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return ZG_ERR_NOMEM;
+	srv->cfg = *cfg;
+	if (srv->cfg.max_conns == 0)
+		srv->cfg.max_conns = 4096;
+	if (srv->cfg.retry_above == 0)
+		srv->cfg.retry_above = 64;
+	srv->cbs = *cbs;
+	srv->ctx = ctx;
+	masque_random(srv->secret, sizeof(srv->secret));
+	masque_random((uint8_t *)&srv->seed, sizeof(srv->seed));
+	masque_keylog_setup(cfg);
+	*psrv = srv;
+	return 0;
+}
+
+void masque_server_del(struct masque_server *srv)
+{
+	if (srv == NULL)
+		return;
+	while (srv->conns != NULL) {
+		struct masque_conn *c = srv->conns;
+
+		if (!c->closing) {
+			c->closing = 1;
+			snprintf(c->ci.reason, sizeof(c->ci.reason), "relay shutting down");
+			ngtcp2_ccerr_set_application_error(&c->ccerr, NGHTTP3_H3_NO_ERROR, NULL, 0);
+		}
+		masque_server_unlink(srv, c);
+		if (!c->drained && c->qc != NULL && !c->close_sent) {
+			ngtcp2_path_storage ps;
+			ngtcp2_pkt_info pi;
+			ngtcp2_ssize n;
+
+			ngtcp2_path_storage_zero(&ps);
+			n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, c->pktbuf,
+							       c->pktbuf_size, &c->ccerr,
+							       c->cfg->io->now(c->cfg->ioctx));
+			if (n > 0)
+				(void)c->cfg->io->send(c->cfg->ioctx, ps.path.local.addr,
+						       (socklen_t)ps.path.local.addrlen,
+						       ps.path.remote.addr,
+						       (socklen_t)ps.path.remote.addrlen, c->pktbuf,
+						       (size_t)n);
+		}
+		if (c->cbs->on_close != NULL)
+			c->cbs->on_close(c, &c->ci, c->ctx);
+		masque_conn_free(c);
+	}
+	free(srv);
+}
+
+void masque_server_goaway(struct masque_server *srv)
+{
+	struct masque_conn *c, *n;
+
+	srv->goaway = 1;
+	for (c = srv->conns; c != NULL; c = n) {
+		n = c->next;
+		if (c->handshake_counted)
+			masque_conn_goaway(c);
+	}
+}
+
+size_t masque_server_conns(const struct masque_server *srv)
+{
+	return srv->nconns;
+}
+
+void masque_server_stats(const struct masque_server *srv, struct masque_server_stats *st)
+{
+	*st = srv->st;
+}
+
+static void srv_send(struct masque_server *srv, const struct sockaddr *local, socklen_t locallen,
+		     const struct sockaddr *remote, socklen_t remotelen, size_t n)
+{
+	(void)srv->cfg.io->send(srv->cfg.ioctx, local, locallen, remote, remotelen, srv->buf, n);
+}
+
+static void send_version_negotiation(struct masque_server *srv, const ngtcp2_version_cid *vc,
+				     const struct sockaddr *local, socklen_t locallen,
+				     const struct sockaddr *remote, socklen_t remotelen)
+{
+	uint32_t sv[1] = { NGTCP2_PROTO_VER_V1 };
+	uint8_t r;
+	ngtcp2_ssize n;
+
+	masque_random(&r, 1);
+	n = ngtcp2_pkt_write_version_negotiation(srv->buf, sizeof(srv->buf), r, vc->scid,
+						 vc->scidlen, vc->dcid, vc->dcidlen, sv, 1);
+	if (n > 0)
+		srv_send(srv, local, locallen, remote, remotelen, (size_t)n);
+}
+
+static void send_stateless_reset(struct masque_server *srv, const ngtcp2_version_cid *vc,
+				 size_t pktlen, const struct sockaddr *local, socklen_t locallen,
+				 const struct sockaddr *remote, socklen_t remotelen)
+{
+	ngtcp2_stateless_reset_token tok;
+	uint8_t rnd[64];
+	size_t randlen;
+	ngtcp2_cid cid;
+	ngtcp2_ssize n;
+
+	/* Smaller than the packet that caused it (RFC 9000 §10.3.3), so two
+	 * endpoints cannot loop; too small a trigger gets nothing. */
+	if (pktlen < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN + 1)
+		return;
+	randlen = pktlen - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
+	if (randlen > sizeof(rnd))
+		randlen = sizeof(rnd);
+	ngtcp2_cid_init(&cid, vc->dcid, vc->dcidlen);
+	if (ngtcp2_crypto_generate_stateless_reset_token(tok.data, srv->secret,
+							 sizeof(srv->secret), &cid) != 0)
+		return;
+	masque_random(rnd, randlen);
+	n = ngtcp2_pkt_write_stateless_reset2(srv->buf, sizeof(srv->buf), &tok, rnd, randlen);
+	if (n > 0) {
+		srv->st.stateless_resets++;
+		srv_send(srv, local, locallen, remote, remotelen, (size_t)n);
+	}
+}
+
+static void send_retry(struct masque_server *srv, const ngtcp2_pkt_hd *hd, masque_time now,
+		       const struct sockaddr *local, socklen_t locallen,
+		       const struct sockaddr *remote, socklen_t remotelen)
+{
+	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
+	ngtcp2_cid scid;
+	ngtcp2_ssize tlen, n;
+
+	scid.datalen = MASQUE_CIDLEN;
+	masque_random(scid.data, scid.datalen);
+	tlen = ngtcp2_crypto_generate_retry_token2(token, srv->secret, sizeof(srv->secret),
+						   hd->version, (const ngtcp2_sockaddr *)remote,
+						   remotelen, &scid, &hd->dcid, now);
+	if (tlen < 0)
+		return;
+	n = ngtcp2_crypto_write_retry(srv->buf, sizeof(srv->buf), hd->version, &hd->scid, &scid,
+				      &hd->dcid, token, (size_t)tlen);
+	if (n > 0) {
+		srv->st.retries_sent++;
+		srv_send(srv, local, locallen, remote, remotelen, (size_t)n);
+	}
+}
+
+static void send_refusal(struct masque_server *srv, const ngtcp2_pkt_hd *hd, uint64_t code,
+			 const char *why, const struct sockaddr *local, socklen_t locallen,
+			 const struct sockaddr *remote, socklen_t remotelen)
+{
+	ngtcp2_ssize n;
+
+	n = ngtcp2_crypto_write_connection_close(srv->buf, sizeof(srv->buf), hd->version, &hd->scid,
+						 &hd->dcid, code, (const uint8_t *)why, strlen(why));
+	if (n > 0)
+		srv_send(srv, local, locallen, remote, remotelen, (size_t)n);
+}
+
+static void accept_conn(struct masque_server *srv, const struct sockaddr *local,
+			socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
+			const uint8_t *pkt, size_t len)
+{
+	ngtcp2_pkt_hd hd;
+	ngtcp2_cid odcid, scid;
+	uint8_t reset_token[NGTCP2_STATELESS_RESET_TOKENLEN];
+	const ngtcp2_cid *po = NULL;
+	struct masque_conn *c;
+	masque_time now = srv->cfg.io->now(srv->cfg.ioctx);
+
+	if (ngtcp2_accept(&hd, pkt, len) != 0) {
+		srv->st.bad_packets++;
+		return;
+	}
+	if (srv->goaway || srv->nconns >= srv->cfg.max_conns) {
+		srv->st.refused_full++;
+		send_refusal(srv, &hd, NGTCP2_CONNECTION_REFUSED,
+			     srv->goaway ? "relay is shutting down" : "relay is full", local, locallen,
+			     remote, remotelen);
+		return;
+	}
+	if (hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+		if (ngtcp2_crypto_verify_retry_token2(&odcid, hd.token, hd.tokenlen, srv->secret,
+						      sizeof(srv->secret), hd.version,
+						      (const ngtcp2_sockaddr *)remote, remotelen,
+						      &hd.dcid, RETRY_TOKEN_TIMEOUT, now) != 0) {
+			srv->st.bad_packets++;
+			send_refusal(srv, &hd, NGTCP2_INVALID_TOKEN, "invalid Retry token", local,
+				     locallen, remote, remotelen);
+			return;
+		}
+		po = &odcid;
+	} else if (!srv->cfg.retry_off &&
+		   (srv->cfg.retry_always || srv->nhandshaking >= srv->cfg.retry_above)) {
+		/* Under handshake load: make the client prove its address. */
+		send_retry(srv, &hd, now, local, locallen, remote, remotelen);
+		return;
+	} else {
+		hd.token = NULL;
+		hd.tokenlen = 0;
+	}
+	scid.datalen = MASQUE_CIDLEN;
+	masque_random(scid.data, scid.datalen);
+	if (ngtcp2_crypto_generate_stateless_reset_token(reset_token, srv->secret,
+							 sizeof(srv->secret), &scid) != 0)
+		return;
+	if (masque_conn_server_new(srv, &srv->cfg, &srv->cbs, srv->ctx, local, locallen, remote,
+				   remotelen, &hd, po, &scid, reset_token, &c) != 0) {
+		log_warnx("cannot create a connection: out of memory");
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	srv->nhandshaking++;
+	srv->st.accepted++;
+	/* The client addresses us by its chosen DCID until it learns ours. */
+	if (cid_add(srv, c, &scid) != 0 || cid_add(srv, c, &hd.dcid) != 0) {
+		c->closing = 1;
+		snprintf(c->ci.reason, sizeof(c->ci.reason), "out of memory");
+	}
+	(void)masque_conn_input(c, local, locallen, remote, remotelen, pkt, len);
+}
+
+void masque_server_input(struct masque_server *srv, const struct sockaddr *local,
+			 socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
+			 const uint8_t *pkt, size_t len)
+{
+	ngtcp2_version_cid vc;
+	struct masque_conn *c;
+	int rv;
+
+	rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, MASQUE_CIDLEN);
+	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+		send_version_negotiation(srv, &vc, local, locallen, remote, remotelen);
+		return;
+	}
+	if (rv != 0) {
+		srv->st.bad_packets++;
+		return;
+	}
+	c = cid_find(srv, vc.dcid, vc.dcidlen);
+	if (c != NULL) {
+		(void)masque_conn_input(c, local, locallen, remote, remotelen, pkt, len);
+		return;
+	}
+	if (vc.version == 0) {
+		/* Short header for a connection we do not know. */
+		send_stateless_reset(srv, &vc, len, local, locallen, remote, remotelen);
+		return;
+	}
+	accept_conn(srv, local, locallen, remote, remotelen, pkt, len);
+}

@@ -1,0 +1,1091 @@
+/*
+ * test_masque.c — CONNECT-IP client and server joined in memory: the
+ * masque_io seam is a packet queue and a fake clock, so handshakes,
+ * capsules, datagrams, refusals and timeouts run without sockets or
+ * sleeps. PKI from scripts/gen-certs.sh --test-set. Tests name the
+ * RFC9484-CHECKLIST items they cover.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capsule.h"
+#include "masque/masque.h"
+#include "masque/masque_int.h"
+#include "zg_err.h"
+
+#define TEMPLATE "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
+#define NPKT 8192
+#define SEC UINT64_C(1000000000)
+
+static char pki[64];
+
+static const char *f(const char *name)
+{
+	static char paths[8][256];
+	static int next;
+	char *p = paths[next++ % 8];
+
+	snprintf(p, 256, "%s/%s", pki, name);
+	return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* the in-memory network                                              */
+
+struct pkt {
+	int to_server;
+	masque_time at; /* delivery time */
+	uint16_t port; /* the client's port (destination or source) */
+	size_t len;
+	uint8_t data[1500];
+};
+
+struct ftimer {
+	struct ftimer *next;
+	struct masque_conn *c;
+	masque_time at;
+	int armed;
+};
+
+struct side;
+
+struct net {
+	masque_time now;
+	struct pkt *q;
+	size_t qhead, qlen;
+	struct ftimer *timers;
+	struct masque_server *srv;
+	struct side *clients[4];
+	size_t nclients;
+	size_t first_client_pkt; /* size of the first datagram a client sent */
+	int drop_every;          /* drop every Nth packet (0 = none) */
+	masque_time delay;       /* one-way delay */
+	uint64_t sent;
+	struct sockaddr_in srv_addr;
+};
+
+struct side {
+	struct net *net;
+	int is_server;
+	uint16_t port;
+	struct sockaddr_in addr;
+	struct masque_conn *conn; /* client */
+	/* what the callbacks saw */
+	int opened, goaway, closed, rejects;
+	enum tls_reject reject_why;
+	struct masque_close_info ci;
+	struct cip_addr addrs[MASQUE_MAX_ADDRS];
+	size_t naddrs, naddr_events;
+	struct cip_route routes[64];
+	size_t nroutes, nroute_events;
+	uint64_t pkts, bytes, bad;
+	uint32_t next_seq;
+	/* server behaviour */
+	int status;
+	int echo;
+	struct masque_request rq;
+	int requests;
+	struct cip_addr areq[MASQUE_MAX_ADDRS];
+	size_t nareq;
+	struct masque_conn *last_conn;
+	size_t server_closed;
+};
+
+static int io_send(void *ioctx, const struct sockaddr *local, socklen_t locallen,
+		   const struct sockaddr *remote, socklen_t remotelen, const uint8_t *data,
+		   size_t len)
+{
+	struct side *s = ioctx;
+	struct net *n = s->net;
+	struct pkt *p;
+
+	(void)local;
+	(void)locallen;
+	(void)remotelen;
+	n->sent++;
+	if (n->drop_every && n->sent % (uint64_t)n->drop_every == 0)
+		return 0;
+	if (n->qlen == NPKT || len > sizeof(p->data))
+		return -1;
+	p = &n->q[(n->qhead + n->qlen) % NPKT];
+	n->qlen++;
+	p->to_server = !s->is_server;
+	p->at = n->now + n->delay;
+	p->port = s->is_server ? ntohs(((const struct sockaddr_in *)remote)->sin_port) : s->port;
+	p->len = len;
+	memcpy(p->data, data, len);
+	if (!s->is_server && n->first_client_pkt == 0)
+		n->first_client_pkt = len;
+	return 0;
+}
+
+static masque_time io_now(void *ioctx)
+{
+	return ((struct side *)ioctx)->net->now;
+}
+
+static void *io_timer_new(void *ioctx, struct masque_conn *c)
+{
+	struct net *n = ((struct side *)ioctx)->net;
+	struct ftimer *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->c = c;
+	t->next = n->timers;
+	n->timers = t;
+	return t;
+}
+
+static void io_timer_arm(void *ioctx, void *timer, masque_time at)
+{
+	struct ftimer *t = timer;
+
+	(void)ioctx;
+	t->at = at;
+	t->armed = 1;
+}
+
+static void io_timer_free(void *ioctx, void *timer)
+{
+	struct net *n = ((struct side *)ioctx)->net;
+	struct ftimer **pp;
+
+	for (pp = &n->timers; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == timer) {
+			*pp = ((struct ftimer *)timer)->next;
+			free(timer);
+			return;
+		}
+	}
+}
+
+static const struct masque_io fake_io = { io_send, io_now, io_timer_new, io_timer_arm,
+					  io_timer_free };
+
+static struct side *client_by_port(struct net *n, uint16_t port)
+{
+	size_t i;
+
+	for (i = 0; i < n->nclients; i++)
+		if (n->clients[i]->port == port)
+			return n->clients[i];
+	return NULL;
+}
+
+/* Delivers one queued packet or fires one due timer. Returns 0 when
+ * nothing happened. */
+static int net_step(struct net *n, masque_time horizon)
+{
+	struct ftimer *t, *first = NULL;
+
+	for (t = n->timers; t != NULL; t = t->next)
+		if (t->armed && (first == NULL || t->at < first->at))
+			first = t;
+	if (n->qlen > 0 && (first == NULL || n->q[n->qhead].at <= first->at)) {
+		struct pkt *p = &n->q[n->qhead];
+		struct side *cl = client_by_port(n, p->port);
+
+		if (p->at > horizon)
+			return 0;
+		if (p->at > n->now)
+			n->now = p->at;
+		n->qhead = (n->qhead + 1) % NPKT;
+		n->qlen--;
+		if (cl == NULL)
+			return 1;
+		if (p->to_server)
+			masque_server_input(n->srv, (struct sockaddr *)&n->srv_addr,
+					    sizeof(n->srv_addr), (struct sockaddr *)&cl->addr,
+					    sizeof(cl->addr), p->data, p->len);
+		else if (cl->conn != NULL)
+			masque_conn_input(cl->conn, (struct sockaddr *)&cl->addr, sizeof(cl->addr),
+					  (struct sockaddr *)&n->srv_addr, sizeof(n->srv_addr),
+					  p->data, p->len);
+		return 1;
+	}
+	if (first == NULL || first->at > horizon)
+		return 0;
+	if (first->at > n->now)
+		n->now = first->at;
+	first->armed = 0;
+	masque_conn_on_timer(first->c);
+	return 1;
+}
+
+/* Runs until cond(arg) holds or nothing is due before now + limit. */
+static int net_run(struct net *n, int (*cond)(void *), void *arg, masque_time limit)
+{
+	masque_time horizon = n->now + limit;
+	long steps = 0;
+
+	while (!(cond != NULL && cond(arg))) {
+		if (!net_step(n, horizon))
+			break;
+		if (++steps > 5000000)
+			break;
+	}
+	return cond != NULL ? cond(arg) : 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* callbacks                                                          */
+
+static struct cip_route srv_routes[2];
+
+static int on_request(struct masque_conn *c, const struct masque_request *rq,
+		      struct masque_accept *acc, void *ctx)
+{
+	struct side *s = ctx;
+
+	s->requests++;
+	s->rq = *rq;
+	s->last_conn = c;
+	if (s->status != 200)
+		return s->status;
+	acc->naddrs = 1;
+	acc->addrs[0].version = 4;
+	inet_pton(AF_INET, "10.100.0.7", acc->addrs[0].addr);
+	acc->addrs[0].prefix_len = 32;
+	memset(srv_routes, 0, sizeof(srv_routes));
+	srv_routes[0].version = 4;
+	inet_pton(AF_INET, "10.0.0.0", srv_routes[0].start);
+	inet_pton(AF_INET, "10.255.255.255", srv_routes[0].end);
+	srv_routes[1].version = 4;
+	inet_pton(AF_INET, "192.168.1.0", srv_routes[1].start);
+	inet_pton(AF_INET, "192.168.1.255", srv_routes[1].end);
+	srv_routes[1].proto = 6;
+	acc->routes = srv_routes;
+	acc->nroutes = 2;
+	return 200;
+}
+
+static int on_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
+			      struct cip_addr *out, size_t *nout, void *ctx)
+{
+	struct side *s = ctx;
+	size_t i;
+
+	(void)c;
+	memcpy(s->areq, req, n * sizeof(*req));
+	s->nareq = n;
+	for (i = 0; i < n; i++) {
+		if (req[i].version == 4) {
+			out[i] = req[i];
+			inet_pton(AF_INET, "10.100.0.7", out[i].addr);
+			out[i].prefix_len = 32;
+		} else {
+			cip_addr_refusal(&req[i], &out[i]);
+		}
+	}
+	*nout = n;
+	return 0;
+}
+
+static void check_packet(struct side *s, const uint8_t *pkt, size_t len)
+{
+	uint32_t seq;
+	size_t i;
+
+	if (len < 8) {
+		s->bad++;
+		return;
+	}
+	memcpy(&seq, pkt + 4, 4);
+	for (i = 8; i < len; i++) {
+		if (pkt[i] != (uint8_t)(seq + i)) {
+			s->bad++;
+			return;
+		}
+	}
+	s->pkts++;
+	s->bytes += len;
+}
+
+static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	struct side *s = ctx;
+
+	check_packet(s, pkt, len);
+	if (s->echo)
+		(void)masque_conn_send(c, pkt, len); /* from inside the callback */
+}
+
+static void on_open(struct masque_conn *c, void *ctx)
+{
+	(void)c;
+	((struct side *)ctx)->opened++;
+}
+
+static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
+{
+	struct side *s = ctx;
+
+	(void)c;
+	memcpy(s->addrs, a, n * sizeof(*a));
+	s->naddrs = n;
+	s->naddr_events++;
+}
+
+static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
+{
+	struct side *s = ctx;
+
+	(void)c;
+	if (n > 64)
+		n = 64;
+	memcpy(s->routes, r, n * sizeof(*r));
+	s->nroutes = n;
+	s->nroute_events++;
+}
+
+static void on_goaway(struct masque_conn *c, void *ctx)
+{
+	(void)c;
+	((struct side *)ctx)->goaway++;
+}
+
+static void on_reject(const struct sockaddr *peer, socklen_t peerlen, enum tls_reject why,
+		      void *ctx)
+{
+	struct side *s = ctx;
+
+	(void)peer;
+	(void)peerlen;
+	s->rejects++;
+	s->reject_why = why;
+}
+
+static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
+{
+	struct side *s = ctx;
+
+	if (s->is_server) {
+		s->server_closed++;
+		if (getenv("ZG_TEST_VERBOSE"))
+			fprintf(stderr, "server closed: %s\n", ci->reason);
+		if (s->last_conn == c)
+			s->last_conn = NULL;
+		s->ci = *ci;
+		return;
+	}
+	s->closed++;
+	s->ci = *ci;
+	if (getenv("ZG_TEST_VERBOSE"))
+		fprintf(stderr, "client closed: %s (status %d)\n", ci->reason, ci->status);
+	s->conn = NULL;
+}
+
+static const struct masque_cbs cbs = {
+	.on_request = on_request,
+	.on_address_request = on_address_request,
+	.on_open = on_open,
+	.on_addresses = on_addresses,
+	.on_routes = on_routes,
+	.on_packet = on_packet,
+	.on_goaway = on_goaway,
+	.on_reject = on_reject,
+	.on_close = on_close,
+};
+
+/* ------------------------------------------------------------------ */
+/* fixtures                                                           */
+
+struct fx {
+	struct net net;
+	struct side srv;
+	struct side cl[2];
+	WOLFSSL_CTX *sctx;
+	WOLFSSL_CTX *cctx[2];
+	struct masque_config scfg;
+	struct masque_config ccfg[2];
+};
+
+static void fx_server(struct fx *x, int retry_always)
+{
+	char err[256];
+
+	memset(&x->net, 0, sizeof(x->net));
+	x->net.q = calloc(NPKT, sizeof(struct pkt));
+	assert_non_null(x->net.q);
+	x->net.now = 1000 * SEC;
+	x->net.delay = SEC / 1000; /* 1 ms each way */
+	x->net.srv_addr.sin_family = AF_INET;
+	x->net.srv_addr.sin_port = htons(4433);
+	x->net.srv_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memset(&x->srv, 0, sizeof(x->srv));
+	x->srv.net = &x->net;
+	x->srv.is_server = 1;
+	x->srv.status = 200;
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL,
+					    &x->sctx, err, sizeof(err)),
+			 0);
+	memset(&x->scfg, 0, sizeof(x->scfg));
+	x->scfg.tls = x->sctx;
+	x->scfg.io = &fake_io;
+	x->scfg.ioctx = &x->srv;
+	x->scfg.uri_template = TEMPLATE;
+	x->scfg.retry_always = retry_always;
+	x->scfg.retry_off = !retry_always;
+	assert_int_equal(masque_server_new(&x->scfg, &cbs, &x->srv, &x->net.srv), 0);
+}
+
+/* Prepares client i with certificate `id` (NULL: none). */
+static void fx_client(struct fx *x, int i, const char *id, const char *path)
+{
+	char err[256], crt[64], key[64];
+	struct side *s = &x->cl[i];
+
+	memset(s, 0, sizeof(*s));
+	s->net = &x->net;
+	s->port = (uint16_t)(40000 + i);
+	s->addr.sin_family = AF_INET;
+	s->addr.sin_port = htons(s->port);
+	s->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	x->net.clients[i] = s;
+	if (x->net.nclients <= (size_t)i)
+		x->net.nclients = (size_t)i + 1;
+	snprintf(crt, sizeof(crt), "%s.crt", id ? id : "x");
+	snprintf(key, sizeof(key), "%s.key", id ? id : "x");
+	assert_int_equal(tls_client_ctx_new(id ? f(crt) : NULL, id ? f(key) : NULL, f("ca.crt"),
+					    &x->cctx[i], err, sizeof(err)),
+			 0);
+	memset(&x->ccfg[i], 0, sizeof(x->ccfg[i]));
+	x->ccfg[i].tls = x->cctx[i];
+	x->ccfg[i].io = &fake_io;
+	x->ccfg[i].ioctx = s;
+	x->ccfg[i].server_name = "localhost";
+	x->ccfg[i].authority = "relay.test:4433";
+	x->ccfg[i].path = path ? path : "/.well-known/masque/ip/*/*/";
+}
+
+static void fx_connect(struct fx *x, int i)
+{
+	assert_int_equal(masque_client_new(&x->ccfg[i], &cbs, &x->cl[i],
+					   (struct sockaddr *)&x->cl[i].addr, sizeof(x->cl[i].addr),
+					   (struct sockaddr *)&x->net.srv_addr,
+					   sizeof(x->net.srv_addr), &x->cl[i].conn),
+			 0);
+}
+
+static void fx_free(struct fx *x)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (x->cl[i].conn != NULL) {
+			masque_conn_close(x->cl[i].conn, 0, "test over");
+			net_run(&x->net, NULL, NULL, SEC);
+		}
+		if (x->cctx[i] != NULL)
+			wolfSSL_CTX_free(x->cctx[i]);
+	}
+	masque_server_del(x->net.srv);
+	assert_null(x->net.timers); /* every timer freed: nothing leaked */
+	wolfSSL_CTX_free(x->sctx);
+	free(x->net.q);
+}
+
+static int opened_and_routed(void *arg)
+{
+	struct side *s = arg;
+
+	return s->closed || (s->opened && s->nroute_events > 0 && s->naddr_events >= 2);
+}
+
+static int is_closed(void *arg)
+{
+	return ((struct side *)arg)->closed != 0;
+}
+
+static struct fx *fx_open(int retry_always)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(x);
+	fx_server(x, retry_always);
+	fx_client(x, 0, "agent-1", NULL);
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].closed, 0);
+	return x;
+}
+
+/* ------------------------------------------------------------------ */
+/* tests                                                              */
+
+static void test_c24_handshake_mtls_and_tunnel(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_stats st;
+	char a[INET_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(x->srv.requests, 1);
+	assert_string_equal(x->srv.rq.identity, "agent-1");
+	assert_string_equal(x->srv.rq.authority, "relay.test:4433");
+	assert_string_equal(x->srv.rq.path, "/.well-known/masque/ip/*/*/");
+	assert_true(x->srv.rq.any_target);
+	assert_true(x->srv.rq.any_proto);
+	assert_int_equal(x->cl[0].opened, 1);
+	assert_true(masque_conn_is_open(x->cl[0].conn));
+	assert_true(masque_conn_datagrams(x->cl[0].conn));
+	/* The last ADDRESS_ASSIGN answers our request (Request ID 1). */
+	assert_int_equal(x->cl[0].naddrs, 1);
+	assert_int_equal(x->cl[0].addrs[0].request_id, 1);
+	inet_ntop(AF_INET, x->cl[0].addrs[0].addr, a, sizeof(a));
+	assert_string_equal(a, "10.100.0.7");
+	assert_int_equal(x->cl[0].nroutes, 2);
+	assert_int_equal(x->cl[0].routes[1].proto, 6);
+	masque_conn_stats(x->cl[0].conn, &st);
+	assert_true(st.handshake_ns >= 2 * x->net.delay); /* at least one round trip */
+	fx_free(x);
+	free(x);
+}
+
+static void test_c10_client_sends_address_request(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	assert_int_equal(x->srv.nareq, 1);
+	assert_int_equal(x->srv.areq[0].version, 4);
+	assert_int_equal(x->srv.areq[0].prefix_len, 32);
+	assert_int_not_equal(x->srv.areq[0].request_id, 0);
+	assert_memory_equal(x->srv.areq[0].addr, "\0\0\0\0", 4);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c10_reconnect_asks_previous_address(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	(void)state;
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].nwant = 2;
+	x->ccfg[0].want[0].version = 4;
+	inet_pton(AF_INET, "10.100.0.7", x->ccfg[0].want[0].addr);
+	x->ccfg[0].want[0].prefix_len = 32;
+	x->ccfg[0].want[1].version = 6;
+	x->ccfg[0].want[1].prefix_len = 128;
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->srv.nareq, 2);
+	assert_int_equal(x->srv.areq[0].request_id, 1);
+	assert_int_equal(x->srv.areq[1].request_id, 2);
+	/* IPv6 refused: all-zero with the maximum prefix length (C09). */
+	assert_int_equal(x->cl[0].naddrs, 2);
+	assert_int_equal(x->cl[0].addrs[1].version, 6);
+	assert_int_equal(x->cl[0].addrs[1].prefix_len, 128);
+	fx_free(x);
+	free(x);
+}
+
+static void send_batch(struct side *from, struct masque_conn *c, size_t n, size_t *sent)
+{
+	uint8_t pkt[1400];
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		uint32_t seq = from->next_seq;
+		size_t len = 20 + (seq * 37) % 1200;
+
+		memset(pkt, 0x45, 4);
+		memcpy(pkt + 4, &seq, 4);
+		for (k = 8; k < len; k++)
+			pkt[k] = (uint8_t)(seq + k);
+		if (masque_conn_send(c, pkt, len) == 0) {
+			from->next_seq++;
+			(*sent)++;
+		} else {
+			break; /* congested: let the network drain */
+		}
+	}
+}
+
+static int cl_got(void *arg)
+{
+	struct side *s = arg;
+
+	return s->pkts >= s->next_seq;
+}
+
+/* 10,000 datagrams each way, byte-exact; the server echoes from inside
+ * on_packet (the re-entrancy path). */
+static void exchange(struct fx *x, size_t total)
+{
+	size_t sent = 0;
+	int rounds = 0;
+
+	x->srv.echo = 1;
+	while (sent < total && rounds++ < 100000) {
+		size_t before = sent;
+
+		send_batch(&x->cl[0], x->cl[0].conn, total - sent > 32 ? 32 : total - sent, &sent);
+		x->cl[0].next_seq = (uint32_t)sent;
+		net_run(&x->net, cl_got, &x->cl[0], SEC);
+		if (sent == before)
+			net_run(&x->net, NULL, NULL, SEC / 100);
+	}
+	net_run(&x->net, cl_got, &x->cl[0], 5 * SEC);
+	assert_int_equal(sent, total);
+	assert_int_equal(x->srv.bad, 0);
+	assert_int_equal(x->cl[0].bad, 0);
+	assert_int_equal(x->srv.pkts, total);
+	assert_int_equal(x->cl[0].pkts, total);
+}
+
+static void test_c12_datagrams_10000_each_way(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_stats st;
+
+	(void)state;
+	exchange(x, 10000);
+	masque_conn_stats(x->cl[0].conn, &st);
+	assert_int_equal(st.capsule_fallback, 0);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c13_capsule_fallback(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_stats st;
+
+	(void)state;
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].no_datagrams = 1; /* the client offers no QUIC datagrams */
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_false(masque_conn_datagrams(x->cl[0].conn));
+	exchange(x, 2000);
+	masque_conn_stats(x->cl[0].conn, &st);
+	assert_int_equal(st.capsule_fallback, 2000);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c16_oversized_packet_refused(void **state)
+{
+	struct fx *x = fx_open(0);
+	uint8_t big[1500];
+	size_t max = masque_conn_max_packet(x->cl[0].conn);
+
+	(void)state;
+	assert_true(max >= MASQUE_MIN_INNER_MTU); /* C15 */
+	assert_true(max < sizeof(big));
+	memset(big, 0x45, sizeof(big));
+	assert_int_equal(masque_conn_send(x->cl[0].conn, big, max + 1), ZG_ERR_TOO_LARGE);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c15_client_initial_padded(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	assert_true(x->net.first_client_pkt >= 1331);
+	fx_free(x);
+	free(x);
+}
+
+static void refused_cert(const char *id, enum tls_reject want)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	fx_server(x, 0);
+	fx_client(x, 0, id, NULL);
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
+	assert_int_equal(x->cl[0].opened, 0);
+	assert_int_equal(x->srv.requests, 0);
+	assert_int_equal(x->srv.rejects, 1);
+	assert_int_equal(x->srv.reject_why, want);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c24_refuses_expired(void **state)
+{
+	(void)state;
+	refused_cert("expired", TLS_REJECT_EXPIRED);
+}
+
+static void test_c24_refuses_not_yet_valid(void **state)
+{
+	(void)state;
+	refused_cert("notyet", TLS_REJECT_NOT_YET_VALID);
+}
+
+static void test_c24_refuses_unknown_ca(void **state)
+{
+	(void)state;
+	refused_cert("stranger", TLS_REJECT_UNKNOWN_CA);
+}
+
+static void test_c24_refuses_server_only_eku(void **state)
+{
+	(void)state;
+	refused_cert("serveronly", TLS_REJECT_NO_CLIENT_AUTH);
+}
+
+static void test_c24_refuses_no_certificate(void **state)
+{
+	(void)state;
+	refused_cert(NULL, TLS_REJECT_NO_CERT);
+}
+
+static void refused_request(const char *protocol, int no_cp, const char *path, int status,
+			    int want)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	fx_server(x, 0);
+	x->srv.status = status;
+	fx_client(x, 0, "agent-1", path);
+	x->ccfg[0].test_protocol = protocol;
+	x->ccfg[0].test_no_capsule_protocol = no_cp;
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].opened, 0);
+	assert_int_equal(x->cl[0].ci.status, want);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c05_wrong_protocol_400(void **state)
+{
+	(void)state;
+	refused_request("connect-udp", 0, NULL, 200, 400);
+}
+
+static void test_c05_missing_capsule_protocol_400(void **state)
+{
+	(void)state;
+	refused_request(NULL, 1, NULL, 200, 400);
+}
+
+static void test_c03_bad_path_400(void **state)
+{
+	(void)state;
+	refused_request(NULL, 0, "/.well-known/masque/ip/300.1.1.1/*/", 200, 400);
+	refused_request(NULL, 0, "/somewhere/else", 200, 400);
+	refused_request(NULL, 0, "/.well-known/masque/ip/*/256/", 200, 400);
+}
+
+static void test_c05_owner_refusals_403_503(void **state)
+{
+	(void)state;
+	refused_request(NULL, 0, NULL, 403, 403);
+	refused_request(NULL, 0, NULL, 503, 503);
+}
+
+static void test_c03_scope_decoded(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	char a[INET6_ADDRSTRLEN];
+
+	(void)state;
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", "/.well-known/masque/ip/192.0.2.0%2F24/17/");
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_false(x->srv.rq.any_target);
+	assert_false(x->srv.rq.any_proto);
+	assert_int_equal(x->srv.rq.ipproto, 17);
+	inet_ntop(AF_INET, x->srv.rq.target.addr, a, sizeof(a));
+	assert_string_equal(a, "192.0.2.0");
+	assert_int_equal(x->srv.rq.target.prefix_len, 24);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c06_unknown_capsules_skipped(void **state)
+{
+	struct fx *x = fx_open(0);
+	/* GREASE-like type 0x2a (unknown) with 3 bytes, then a DATAGRAM
+	 * capsule carrying a packet: the packet must still arrive. */
+	uint8_t raw[64] = { 0x40, 0x2a, 0x03, 1, 2, 3 };
+	uint8_t *p = raw + 6;
+	uint8_t pkt[16] = { 0x45 };
+	uint32_t seq = 0;
+	size_t k;
+
+	(void)state;
+	memcpy(pkt + 4, &seq, 4);
+	for (k = 8; k < sizeof(pkt); k++)
+		pkt[k] = (uint8_t)(seq + k);
+	assert_int_equal(httpdg_encode_capsule(&p, raw + sizeof(raw), 0, pkt, sizeof(pkt)), 0);
+	assert_int_equal(masque_conn_queue_raw(x->cl[0].conn, raw, (size_t)(p - raw)), 0);
+	net_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(x->srv.pkts, 1);
+	assert_int_equal(x->srv.bad, 0);
+	assert_int_equal(x->cl[0].closed, 0);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c07_bad_route_advertisement_aborts(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_conn *sc = x->srv.last_conn;
+	/* ROUTE_ADVERTISEMENT with two IPv4 ranges out of order. */
+	uint8_t raw[] = { 0x03, 18,
+			  4, 10, 0, 0, 10, 10, 0, 0, 20, 0,
+			  4, 9, 0, 0, 0, 9, 0, 0, 1, 0 };
+
+	(void)state;
+	assert_non_null(sc);
+	raw[1] = 20;
+	assert_int_equal(masque_conn_queue_raw(sc, raw, sizeof(raw)), 0);
+	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].nroute_events, 1); /* the bad list was not applied */
+	fx_free(x);
+	free(x);
+}
+
+static void test_c09_empty_address_request_aborts(void **state)
+{
+	struct fx *x = fx_open(0);
+	uint8_t raw[] = { 0x02, 0x00 };
+
+	(void)state;
+	assert_int_equal(masque_conn_queue_raw(x->cl[0].conn, raw, sizeof(raw)), 0);
+	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->srv.server_closed, 1);
+	fx_free(x);
+	free(x);
+}
+
+/* A raw QUIC DATAGRAM, retried while pacing holds it back. */
+static int raw_dgram(struct fx *x, struct masque_conn *c, const uint8_t *d, size_t len)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (masque_conn_send_raw_datagram(c, d, len) == 0)
+			return 0;
+		net_run(&x->net, NULL, NULL, SEC / 100);
+	}
+	return -1;
+}
+
+static void test_c12_unknown_context_dropped(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_stats st;
+	/* Quarter Stream ID 0 (stream 0), Context ID 7, payload. */
+	uint8_t dg[] = { 0x00, 0x07, 0x45, 0, 0, 0 };
+
+	(void)state;
+	assert_int_equal(raw_dgram(x, x->cl[0].conn, dg, sizeof(dg)), 0);
+	net_run(&x->net, NULL, NULL, SEC / 10);
+	masque_conn_stats(x->srv.last_conn, &st);
+	assert_int_equal(st.drop_context, 1);
+	assert_int_equal(x->srv.pkts, 0);
+	assert_int_equal(x->cl[0].closed, 0);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c14_datagram_for_other_stream_dropped(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_stats st;
+	uint8_t dg[] = { 0x05, 0x00, 0x45, 0, 0, 0 }; /* stream 20: no tunnel */
+
+	(void)state;
+	assert_int_equal(raw_dgram(x, x->cl[0].conn, dg, sizeof(dg)), 0);
+	net_run(&x->net, NULL, NULL, SEC / 10);
+	masque_conn_stats(x->srv.last_conn, &st);
+	assert_int_equal(st.drop_no_tunnel, 1);
+	assert_int_equal(x->cl[0].closed, 0);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c14_quarter_stream_id_too_big_closes(void **state)
+{
+	struct fx *x = fx_open(0);
+	/* 8-byte varint 2^60 */
+	uint8_t dg[] = { 0xd0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x45 };
+
+	(void)state;
+	assert_int_equal(raw_dgram(x, x->cl[0].conn, dg, sizeof(dg)), 0);
+	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].ci.app_error, 0x33); /* H3_DATAGRAM_ERROR */
+	fx_free(x);
+	free(x);
+}
+
+static void test_goaway_reaches_client_and_refuses_new(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	masque_server_goaway(x->net.srv);
+	net_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(x->cl[0].goaway, 1);
+	assert_int_equal(x->cl[0].closed, 0); /* the tunnel drains, not cut */
+	fx_client(x, 1, "agent-1", NULL);
+	fx_connect(x, 1);
+	assert_true(net_run(&x->net, is_closed, &x->cl[1], 5 * SEC));
+	assert_int_equal(x->cl[1].opened, 0);
+	fx_free(x);
+	free(x);
+}
+
+static void test_retry_then_handshake(void **state)
+{
+	struct fx *x = fx_open(1);
+	struct masque_server_stats st;
+
+	(void)state;
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_sent, 1);
+	assert_int_equal(x->cl[0].opened, 1);
+	fx_free(x);
+	free(x);
+}
+
+static void test_stateless_reset_for_unknown_connection(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_server_stats st;
+	uint8_t junk[100];
+	size_t before = x->net.qlen;
+
+	(void)state;
+
+	memset(junk, 0x5a, sizeof(junk));
+	junk[0] = 0x40; /* short header, fixed bit */
+	masque_server_input(x->net.srv, (struct sockaddr *)&x->net.srv_addr,
+			    sizeof(x->net.srv_addr), (struct sockaddr *)&x->cl[0].addr,
+			    sizeof(x->cl[0].addr), junk, sizeof(junk));
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.stateless_resets, 1);
+	assert_int_equal(x->net.qlen, before + 1);
+	assert_true(x->net.q[(x->net.qhead + before) % NPKT].len < sizeof(junk));
+	fx_free(x);
+	free(x);
+}
+
+static void test_c11_idle_timeout_closes_both(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	assert_true(net_run(&x->net, is_closed, &x->cl[0], 120 * SEC));
+	assert_true(x->cl[0].ci.idle);
+	net_run(&x->net, NULL, NULL, 120 * SEC);
+	assert_int_equal(x->srv.server_closed, 1);
+	assert_int_equal(masque_server_conns(x->net.srv), 0);
+	fx_free(x);
+	free(x);
+}
+
+static void test_keepalive_keeps_idle_tunnel(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	(void)state;
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].keepalive_ms = 10000;
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	net_run(&x->net, is_closed, &x->cl[0], 300 * SEC);
+	assert_int_equal(x->cl[0].closed, 0);
+	fx_free(x);
+	free(x);
+}
+
+static void test_lossy_path_still_delivers_capsules(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	(void)state;
+	fx_server(x, 0);
+	x->net.drop_every = 5;
+	fx_client(x, 0, "agent-1", NULL);
+	fx_connect(x, 0);
+	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 60 * SEC));
+	assert_int_equal(x->cl[0].opened, 1);
+	assert_int_equal(x->cl[0].nroutes, 2);
+	x->net.drop_every = 0;
+	fx_free(x);
+	free(x);
+}
+
+static int setup_pki(void **state)
+{
+	char cmd[256];
+
+	(void)state;
+	snprintf(pki, sizeof(pki), "/tmp/zg-masque-XXXXXX");
+	if (!mkdtemp(pki))
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+		 "scripts/gen-certs.sh -d %s --test-set -c agent-1 -c agent-2 >/dev/null", pki);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int teardown_pki(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", pki);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_c24_handshake_mtls_and_tunnel),
+		cmocka_unit_test(test_c10_client_sends_address_request),
+		cmocka_unit_test(test_c10_reconnect_asks_previous_address),
+		cmocka_unit_test(test_c12_datagrams_10000_each_way),
+		cmocka_unit_test(test_c13_capsule_fallback),
+		cmocka_unit_test(test_c16_oversized_packet_refused),
+		cmocka_unit_test(test_c15_client_initial_padded),
+		cmocka_unit_test(test_c24_refuses_expired),
+		cmocka_unit_test(test_c24_refuses_not_yet_valid),
+		cmocka_unit_test(test_c24_refuses_unknown_ca),
+		cmocka_unit_test(test_c24_refuses_server_only_eku),
+		cmocka_unit_test(test_c24_refuses_no_certificate),
+		cmocka_unit_test(test_c05_wrong_protocol_400),
+		cmocka_unit_test(test_c05_missing_capsule_protocol_400),
+		cmocka_unit_test(test_c03_bad_path_400),
+		cmocka_unit_test(test_c05_owner_refusals_403_503),
+		cmocka_unit_test(test_c03_scope_decoded),
+		cmocka_unit_test(test_c06_unknown_capsules_skipped),
+		cmocka_unit_test(test_c07_bad_route_advertisement_aborts),
+		cmocka_unit_test(test_c09_empty_address_request_aborts),
+		cmocka_unit_test(test_c12_unknown_context_dropped),
+		cmocka_unit_test(test_c14_datagram_for_other_stream_dropped),
+		cmocka_unit_test(test_c14_quarter_stream_id_too_big_closes),
+		cmocka_unit_test(test_goaway_reaches_client_and_refuses_new),
+		cmocka_unit_test(test_retry_then_handshake),
+		cmocka_unit_test(test_stateless_reset_for_unknown_connection),
+		cmocka_unit_test(test_c11_idle_timeout_closes_both),
+		cmocka_unit_test(test_keepalive_keeps_idle_tunnel),
+		cmocka_unit_test(test_lossy_path_still_delivers_capsules),
+	};
+
+	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
+}
