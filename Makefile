@@ -67,7 +67,8 @@ LWIP_SRC := $(if $(and $(DEPS_PREFIX),$(filter stack,$(MODULES)),$(wildcard src/
 LWIP_OBJ := $(patsubst $(LWIP_DIR)/%.c,$(BUILD)/lwip/%.o,$(LWIP_SRC))
 LWIP_LIB := $(BUILD)/liblwip.a
 
-ZG_CPPFLAGS := -D_GNU_SOURCE -Isrc -Isrc/common -Isrc/capsule \
+VERSION := 0.1.0
+ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -Isrc -Isrc/common -Isrc/capsule \
 	-isystem $(DEPS_PREFIX)/include $(LWIP_INC)
 ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
 ZG_LDFLAGS  := $(SAN_FLAGS)

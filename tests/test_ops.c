@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "relay/ops.h"
+#include "hostport.h"
 #include "zg_err.h"
 
 struct fx {
@@ -191,19 +192,19 @@ static void test_split_hostport(void **state)
 	char host[64];
 	uint16_t port;
 	(void)state;
-	assert_int_equal(ops_split_hostport("0.0.0.0:8080", host, sizeof(host), &port), 0);
+	assert_int_equal(hostport_split("0.0.0.0:8080", host, sizeof(host), &port), 0);
 	assert_string_equal(host, "0.0.0.0");
 	assert_int_equal(port, 8080);
-	assert_int_equal(ops_split_hostport(":8080", host, sizeof(host), &port), 0);
+	assert_int_equal(hostport_split(":8080", host, sizeof(host), &port), 0);
 	assert_string_equal(host, "");
-	assert_int_equal(ops_split_hostport("[::1]:9", host, sizeof(host), &port), 0);
+	assert_int_equal(hostport_split("[::1]:9", host, sizeof(host), &port), 0);
 	assert_string_equal(host, "::1");
 	assert_int_equal(port, 9);
-	assert_int_equal(ops_split_hostport("::1:9", host, sizeof(host), &port), ZG_ERR_CONFIG);
-	assert_int_equal(ops_split_hostport("8080", host, sizeof(host), &port), ZG_ERR_CONFIG);
-	assert_int_equal(ops_split_hostport("h:70000", host, sizeof(host), &port), ZG_ERR_CONFIG);
-	assert_int_equal(ops_split_hostport("h:", host, sizeof(host), &port), ZG_ERR_CONFIG);
-	assert_int_equal(ops_split_hostport("[::1:9", host, sizeof(host), &port), ZG_ERR_CONFIG);
+	assert_int_equal(hostport_split("::1:9", host, sizeof(host), &port), ZG_ERR_CONFIG);
+	assert_int_equal(hostport_split("8080", host, sizeof(host), &port), ZG_ERR_CONFIG);
+	assert_int_equal(hostport_split("h:70000", host, sizeof(host), &port), ZG_ERR_CONFIG);
+	assert_int_equal(hostport_split("h:", host, sizeof(host), &port), ZG_ERR_CONFIG);
+	assert_int_equal(hostport_split("[::1:9", host, sizeof(host), &port), ZG_ERR_CONFIG);
 }
 
 static void test_bind_failure(void **state)

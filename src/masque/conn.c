@@ -62,6 +62,25 @@ static masque_time now_ts(const struct masque_conn *c)
 /* ---------------------------------------------------------------------- */
 /* small helpers                                                          */
 
+/* Names of the TLS alerts a relay sends when it refuses a client. */
+static const char *tls_alert_name(uint8_t a)
+{
+	switch (a) {
+	case 40: return "handshake failure";
+	case 42: return "bad certificate";
+	case 43: return "unsupported certificate";
+	case 44: return "certificate revoked";
+	case 45: return "certificate expired";
+	case 46: return "certificate unknown";
+	case 48: return "unknown CA";
+	case 51: return "decrypt error";
+	case 80: return "internal error";
+	case 116: return "certificate required";
+	case 120: return "no application protocol";
+	default: return "see RFC 8446 §6";
+	}
+}
+
 static void set_reason(struct masque_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void set_reason(struct masque_conn *c, const char *fmt, ...)
@@ -1587,6 +1606,10 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 						   (unsigned long long)e->error_code,
 						   e->reasonlen ? ": " : "", (int)e->reasonlen,
 						   e->reason ? (const char *)e->reason : "");
+				} else if (e->error_code >= 0x100 && e->error_code <= 0x1ff) {
+					set_reason(c, "peer refused the TLS handshake: alert %u (%s)",
+						   (unsigned)(e->error_code - 0x100),
+						   tls_alert_name((uint8_t)(e->error_code - 0x100)));
 				} else {
 					set_reason(c, "peer closed the connection (QUIC 0x%llx%s%.*s)",
 						   (unsigned long long)e->error_code,
@@ -1800,6 +1823,12 @@ void masque_conn_close(struct masque_conn *c, uint64_t app_error, const char *re
 		c->close_now = 1;
 		c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, 0);
 	}
+}
+
+void masque_conn_destroy(struct masque_conn *c)
+{
+	close_app(c, NGHTTP3_H3_NO_ERROR, 0, "closed by owner");
+	conn_finish(c);
 }
 
 void masque_conn_goaway(struct masque_conn *c)

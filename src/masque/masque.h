@@ -241,6 +241,10 @@ int masque_conn_send_addresses(struct masque_conn *c, const struct cip_addr *a, 
  * never from inside this call. */
 void masque_conn_close(struct masque_conn *c, uint64_t app_error, const char *reason);
 
+/* Closes c at once: CONNECTION_CLOSE is sent, on_close fires from inside
+ * this call and c is freed. Not from inside a masque callback. */
+void masque_conn_destroy(struct masque_conn *c);
+
 /* Owner data attached to c. */
 void masque_conn_set_data(struct masque_conn *c, void *data);
 void *masque_conn_data(const struct masque_conn *c);

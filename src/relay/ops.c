@@ -13,6 +13,7 @@
 #include <event2/http.h>
 
 #include "log.h"
+#include "hostport.h"
 #include "zg_err.h"
 
 struct ops {
@@ -23,36 +24,6 @@ struct ops {
 	enum ops_state state;
 	uint16_t port;
 };
-
-int ops_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *pport)
-{
-	const char *colon = strrchr(s, ':'), *h = s;
-	size_t hl;
-	char *end;
-	unsigned long port;
-
-	if (!colon || !isdigit((unsigned char)colon[1]))
-		return ZG_ERR_CONFIG;
-	hl = (size_t)(colon - s);
-	if (hl > 0 && s[0] == '[') {
-		if (hl < 2 || s[hl - 1] != ']')
-			return ZG_ERR_CONFIG;
-		h = s + 1;
-		hl -= 2;
-	} else if (memchr(s, ':', hl)) {
-		return ZG_ERR_CONFIG; /* an IPv6 literal needs brackets */
-	}
-	if (hl >= hostlen)
-		return ZG_ERR_CONFIG;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || port > 65535)
-		return ZG_ERR_CONFIG;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*pport = (uint16_t)port;
-	return 0;
-}
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason,
 		       const char *text)
@@ -121,7 +92,7 @@ int ops_new(struct event_base *base, const char *listen, ops_metrics_fn fn,
 	evutil_socket_t fd;
 	int r;
 
-	if (ops_split_hostport(listen, host, sizeof(host), &port) != 0)
+	if (hostport_split(listen, host, sizeof(host), &port) != 0)
 		return ZG_ERR_CONFIG;
 	if (!(o = calloc(1, sizeof(*o))))
 		return ZG_ERR_NOMEM;

@@ -51,8 +51,5 @@ enum ops_state ops_get_state(const struct ops *o);
 /* The port actually bound (useful with port 0 in tests). */
 uint16_t ops_port(const struct ops *o);
 
-/* Splits "host:port" / "[v6]:port" into host (without brackets; "" when
- * empty) and port. Returns 0 or ZG_ERR_CONFIG. */
-int ops_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *pport);
 
 #endif /* ZG_RELAY_OPS_H */

@@ -1,0 +1,830 @@
+/*
+ * zgate-probe — the first thing an operator runs: connects to a relay with
+ * a client certificate, opens a CONNECT-IP tunnel, prints the assigned
+ * addresses and advertised routes, and pings a target through the tunnel.
+ * No TUN device and no privileges needed.
+ *
+ * --echo-server turns it into a trivial relay that answers ICMP echo
+ * itself (no lwIP, no policy): a reference peer for tests and for
+ * measuring the transport alone.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "hostport.h"
+#include "log.h"
+#include "masque/masque.h"
+#include "masque/udp.h"
+#include "masque/uri.h"
+#include "zg_err.h"
+
+#define MAXSEQ 65536
+
+struct probe {
+	struct event_base *base;
+	struct masque_udp *u;
+	struct masque_conn *c;
+	/* options */
+	const char *relay, *cert, *key, *ca, *server_name, *tmpl, *target_s;
+	const char *listen, *client_ca, *keylog, *qlog;
+	long count, interval_ms, timeout_s, size, min_replies, flood;
+	int echo_server, quiet;
+	/* state */
+	struct cip_addr addr4, addr6;
+	int have4, have6;
+	int target_v6;
+	uint8_t target[16];
+	uint16_t ident;
+	long sent, received, dup;
+	masque_time *sent_at;
+	uint8_t *seen;
+	double rtt_min, rtt_max, rtt_sum;
+	masque_time t_start, t_open, t_flood_start, t_last_reply;
+	long forgotten;
+	struct event *tick, *deadline;
+	int opened, failed, done;
+	int exit_code;
+	/* echo server */
+	uint32_t next_host;
+	uint64_t echoed;
+};
+
+static struct probe P;
+
+/* ------------------------------------------------------------------ */
+/* packets                                                            */
+
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
+{
+	while (n > 1) {
+		s += (uint32_t)(p[0] << 8 | p[1]);
+		p += 2;
+		n -= 2;
+	}
+	if (n)
+		s += (uint32_t)(p[0] << 8);
+	return s;
+}
+
+static uint16_t fold(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* ICMPv6 checksum over the pseudo-header (RFC 8200 §8.1). */
+static uint16_t icmp6_sum(const uint8_t *src, const uint8_t *dst, const uint8_t *icmp, size_t n)
+{
+	uint32_t s = 0;
+
+	s = sum16(src, 16, s);
+	s = sum16(dst, 16, s);
+	s += (uint32_t)(n >> 16) + (uint32_t)(n & 0xffff);
+	s += 58;
+	return fold(sum16(icmp, n, s));
+}
+
+/* Builds an echo request; returns its length. */
+static size_t build_echo(uint8_t *pkt, size_t cap, uint16_t seq, masque_time now)
+{
+	size_t hl = P.target_v6 ? 40 : 20, il = 8 + (size_t)P.size, n = hl + il;
+	uint8_t *icmp = pkt + hl;
+
+	if (n > cap)
+		return 0;
+	memset(pkt, 0, n);
+	if (!P.target_v6) {
+		pkt[0] = 0x45;
+		put16(pkt + 2, (uint16_t)n);
+		pkt[8] = 64;
+		pkt[9] = 1;
+		memcpy(pkt + 12, P.addr4.addr, 4);
+		memcpy(pkt + 16, P.target, 4);
+		put16(pkt + 10, fold(sum16(pkt, 20, 0)));
+		icmp[0] = 8;
+	} else {
+		pkt[0] = 0x60;
+		put16(pkt + 4, (uint16_t)il);
+		pkt[6] = 58;
+		pkt[7] = 64;
+		memcpy(pkt + 8, P.addr6.addr, 16);
+		memcpy(pkt + 24, P.target, 16);
+		icmp[0] = 128;
+	}
+	put16(icmp + 4, P.ident);
+	put16(icmp + 6, seq);
+	if (P.size >= (long)sizeof(now))
+		memcpy(icmp + 8, &now, sizeof(now));
+	if (!P.target_v6)
+		put16(icmp + 2, fold(sum16(icmp, il, 0)));
+	else
+		put16(icmp + 2, icmp6_sum(pkt + 8, pkt + 24, icmp, il));
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* client                                                             */
+
+static void finish(int code)
+{
+	P.exit_code = code;
+	P.done = 1;
+	event_base_loopbreak(P.base);
+}
+
+static void print_summary(void)
+{
+	long lost = P.sent - P.received;
+
+	printf("--- %ld sent, %ld received, %ld%% loss", P.sent, P.received,
+	       P.sent ? lost * 100 / P.sent : 0);
+	if (P.received > 0)
+		printf(", rtt min/avg/max %.3f/%.3f/%.3f ms", P.rtt_min, P.rtt_sum / (double)P.received,
+		       P.rtt_max);
+	printf("\n");
+	if (P.flood && P.c != NULL) {
+		struct masque_stats st;
+
+		masque_conn_stats(P.c, &st);
+		printf("tunnel: %llu sent, %llu dropped (congestion), %llu too big, %llu received\n",
+		       (unsigned long long)st.pkts_out, (unsigned long long)st.drop_congested,
+		       (unsigned long long)st.drop_too_big, (unsigned long long)st.pkts_in);
+	}
+	if (P.flood && P.received > 0) {
+		double s = (double)(P.t_last_reply - P.t_flood_start) / 1e9;
+		double bits = (double)P.received * (double)(P.size + 28) * 8;
+
+		printf("flood: %.0f replies/s, %.3f Gbit/s of echo payload each way\n",
+		       (double)P.received / s, bits / s / 1e9);
+	}
+	fflush(stdout);
+}
+
+static void send_one(void)
+{
+	uint8_t pkt[70000];
+	masque_time now = masque_udp_now();
+	size_t n;
+	int r;
+
+	n = build_echo(pkt, sizeof(pkt), (uint16_t)P.sent, now);
+	P.sent_at[P.sent % MAXSEQ] = now;
+	r = masque_conn_send(P.c, pkt, n);
+	if (r == ZG_ERR_TOO_LARGE) {
+		fprintf(stderr, "zgate-probe: %zu-byte packet does not fit the tunnel (max %zu)\n", n,
+			masque_conn_max_packet(P.c));
+		finish(2);
+		return;
+	}
+	P.sent++;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (P.c == NULL || P.done)
+		return;
+	if (P.flood) {
+		long burst = 256;
+		masque_time now = masque_udp_now();
+
+		/* Keep up to 1024 echoes in flight; after 50 ms without a
+		 * reply the missing ones count as lost and sending goes on. */
+		if (now - P.t_last_reply > 50 * 1000000ull) {
+			P.forgotten = P.sent - P.received;
+			if (P.sent >= P.flood) {
+				print_summary();
+				finish(P.received >= P.min_replies ? 0 : 1);
+				return;
+			}
+		}
+		while (burst-- > 0 && P.sent < P.flood &&
+		       P.sent - P.received - P.forgotten < 1024)
+			send_one();
+		return;
+	}
+	if (P.sent < P.count)
+		send_one();
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!P.opened)
+		fprintf(stderr, "zgate-probe: no tunnel after %ld s\n", P.timeout_s);
+	print_summary();
+	finish(P.opened && P.received >= P.min_replies ? 0 : 1);
+}
+
+static void arm_deadline(long seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	evtimer_add(P.deadline, &tv);
+}
+
+static void start_pinging(void)
+{
+	struct timeval tv = { P.interval_ms / 1000, P.flood ? 200 : (P.interval_ms % 1000) * 1000 };
+
+	P.ident = (uint16_t)getpid();
+	P.t_last_reply = P.t_flood_start = masque_udp_now();
+	P.tick = event_new(P.base, -1, EV_PERSIST, tick_cb, NULL);
+	event_add(P.tick, &tv);
+	tick_cb(-1, 0, NULL);
+	arm_deadline(P.flood ? P.timeout_s : P.count * P.interval_ms / 1000 + P.timeout_s);
+}
+
+static void on_open(struct masque_conn *c, void *ctx)
+{
+	(void)ctx;
+	P.t_open = masque_udp_now();
+	printf("connected to %s in %.1f ms (QUIC datagrams: %s, max packet %zu bytes)\n", P.relay,
+	       (double)(P.t_open - P.t_start) / 1e6, masque_conn_datagrams(c) ? "yes" : "no",
+	       masque_conn_max_packet(c));
+}
+
+static void print_addr(const char *what, const struct cip_addr *a)
+{
+	char s[INET6_ADDRSTRLEN];
+
+	inet_ntop(a->version == 4 ? AF_INET : AF_INET6, a->addr, s, sizeof(s));
+	printf("%s %s/%u\n", what, s, a->prefix_len);
+}
+
+static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
+{
+	size_t i;
+	int first = !P.opened;
+
+	(void)c;
+	(void)ctx;
+	for (i = 0; i < n; i++) {
+		static const uint8_t zero[16];
+
+		if (memcmp(a[i].addr, zero, a[i].version == 4 ? 4 : 16) == 0)
+			continue; /* a refused request */
+		if (a[i].version == 4) {
+			if (P.have4 && memcmp(P.addr4.addr, a[i].addr, 4) == 0 &&
+			    P.addr4.prefix_len == a[i].prefix_len)
+				continue; /* the answer to our request repeats it */
+			P.addr4 = a[i];
+			P.have4 = 1;
+		} else {
+			if (P.have6 && memcmp(P.addr6.addr, a[i].addr, 16) == 0 &&
+			    P.addr6.prefix_len == a[i].prefix_len)
+				continue;
+			P.addr6 = a[i];
+			P.have6 = 1;
+		}
+		print_addr("address", &a[i]);
+	}
+	/* Ping once we hold an address of the target's family. The relay
+	 * answers our ADDRESS_REQUEST after its own ADDRESS_ASSIGN, so the
+	 * first usable set may come in either. */
+	if (first && ((P.target_v6 && P.have6) || (!P.target_v6 && P.have4))) {
+		P.opened = 1;
+		if (P.target_s != NULL)
+			start_pinging();
+		else {
+			print_summary();
+			finish(0);
+		}
+	}
+}
+
+static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
+{
+	size_t i;
+
+	(void)c;
+	(void)ctx;
+	for (i = 0; i < n; i++) {
+		char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+		int af = r[i].version == 4 ? AF_INET : AF_INET6;
+
+		inet_ntop(af, r[i].start, a, sizeof(a));
+		inet_ntop(af, r[i].end, b, sizeof(b));
+		if (r[i].proto)
+			printf("route %s-%s proto %u\n", a, b, r[i].proto);
+		else
+			printf("route %s-%s\n", a, b);
+	}
+	if (n == 0)
+		printf("route (none)\n");
+}
+
+static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	const uint8_t *icmp;
+	size_t hl;
+	uint16_t seq;
+	masque_time now = masque_udp_now();
+	double rtt;
+	char src[INET6_ADDRSTRLEN];
+
+	(void)c;
+	(void)ctx;
+	if (len < 28)
+		return;
+	if ((pkt[0] >> 4) == 4 && !P.target_v6) {
+		hl = (size_t)(pkt[0] & 15) * 4;
+		if (pkt[9] != 1 || len < hl + 8)
+			return;
+		icmp = pkt + hl;
+		if (icmp[0] != 0) {
+			inet_ntop(AF_INET, pkt + 12, src, sizeof(src));
+			if (!P.quiet && !P.flood)
+				printf("ICMP type %u code %u from %s\n", icmp[0], icmp[1], src);
+			return;
+		}
+		inet_ntop(AF_INET, pkt + 12, src, sizeof(src));
+	} else if ((pkt[0] >> 4) == 6 && P.target_v6 && len >= 48) {
+		if (pkt[6] != 58)
+			return;
+		icmp = pkt + 40;
+		hl = 40;
+		if (icmp[0] != 129) {
+			inet_ntop(AF_INET6, pkt + 8, src, sizeof(src));
+			if (!P.quiet && !P.flood)
+				printf("ICMPv6 type %u code %u from %s\n", icmp[0], icmp[1], src);
+			return;
+		}
+		inet_ntop(AF_INET6, pkt + 8, src, sizeof(src));
+	} else {
+		return;
+	}
+	if (get16(icmp + 4) != P.ident)
+		return;
+	seq = get16(icmp + 6);
+	if (P.seen[seq]) {
+		P.dup++;
+		return;
+	}
+	P.seen[seq] = 1;
+	P.received++;
+	P.t_last_reply = now;
+	rtt = (double)(now - P.sent_at[seq]) / 1e6;
+	if (P.received == 1 || rtt < P.rtt_min)
+		P.rtt_min = rtt;
+	if (rtt > P.rtt_max)
+		P.rtt_max = rtt;
+	P.rtt_sum += rtt;
+	if (!P.flood && !P.quiet)
+		printf("reply from %s: icmp_seq=%u bytes=%zu time=%.3f ms\n", src, seq, len - hl, rtt);
+	fflush(stdout);
+	if ((!P.flood && P.received >= P.count) ||
+	    (P.flood && (P.received >= P.flood || (P.sent >= P.flood && P.received + P.forgotten >= P.flood)))) {
+		print_summary();
+		finish(0);
+	}
+}
+
+static void on_goaway(struct masque_conn *c, void *ctx)
+{
+	(void)c;
+	(void)ctx;
+	fprintf(stderr, "zgate-probe: relay is shutting down (GOAWAY)\n");
+}
+
+static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
+{
+	(void)c;
+	(void)ctx;
+	P.c = NULL;
+	if (!P.done) {
+		fprintf(stderr, "zgate-probe: connection closed: %s\n", ci->reason);
+		if (P.opened)
+			print_summary();
+		finish(P.opened && P.received >= P.min_replies ? 0 : 1);
+	}
+}
+
+static int run_client(void)
+{
+	struct masque_config cfg;
+	struct masque_cbs cbs;
+	WOLFSSL_CTX *tls = NULL;
+	char err[512], host[256], authority[300], path[1024], tmpl[1200];
+	struct uri_scope any;
+	uint16_t port;
+	int r;
+
+	if (P.relay == NULL || P.cert == NULL || P.key == NULL || P.ca == NULL) {
+		fprintf(stderr, "zgate-probe: --relay, --cert, --key and --ca are required "
+				"(see --help)\n");
+		return 2;
+	}
+	if (hostport_split(P.relay, host, sizeof(host), &port) != 0 || host[0] == '\0') {
+		fprintf(stderr, "zgate-probe: --relay %s: expected HOST:PORT\n", P.relay);
+		return 2;
+	}
+	if (P.target_s != NULL) {
+		if (inet_pton(AF_INET, P.target_s, P.target) == 1) {
+			P.target_v6 = 0;
+		} else if (inet_pton(AF_INET6, P.target_s, P.target) == 1) {
+			P.target_v6 = 1;
+		} else {
+			fprintf(stderr, "zgate-probe: --target %s: not an IPv4 or IPv6 address\n",
+				P.target_s);
+			return 2;
+		}
+	}
+	if (P.tmpl == NULL) {
+		(void)snprintf(tmpl, sizeof(tmpl),
+			       strchr(host, ':') ? "https://[%s]:%u/.well-known/masque/ip/{target}/{ipproto}/"
+						 : "https://%s:%u/.well-known/masque/ip/{target}/{ipproto}/",
+			       host, port);
+		P.tmpl = tmpl;
+	}
+	if (uri_template_check(P.tmpl, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-probe: --template %s: %s\n", P.tmpl, err);
+		return 2;
+	}
+	memset(&any, 0, sizeof(any));
+	any.any_target = 1;
+	any.any_proto = 1;
+	if (uri_expand(P.tmpl, &any, authority, sizeof(authority), path, sizeof(path)) != 0) {
+		fprintf(stderr, "zgate-probe: --template %s: cannot expand\n", P.tmpl);
+		return 2;
+	}
+	if (tls_client_ctx_new(P.cert, P.key, P.ca, &tls, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-probe: %s\n", err);
+		return 2;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.tls = tls;
+	cfg.server_name = P.server_name ? P.server_name : host;
+	cfg.authority = authority;
+	cfg.path = path;
+	cfg.nwant = 1;
+	cfg.want[0].version = P.target_v6 ? 6 : 4;
+	cfg.want[0].prefix_len = P.target_v6 ? 128 : 32;
+	cfg.keylog_file = P.keylog;
+	cfg.qlog_dir = P.qlog;
+	memset(&cbs, 0, sizeof(cbs));
+	cbs.on_open = on_open;
+	cbs.on_addresses = on_addresses;
+	cbs.on_routes = on_routes;
+	cbs.on_packet = on_packet;
+	cbs.on_goaway = on_goaway;
+	cbs.on_close = on_close;
+	P.sent_at = calloc(MAXSEQ, sizeof(*P.sent_at));
+	P.seen = calloc(MAXSEQ, 1);
+	if (P.sent_at == NULL || P.seen == NULL)
+		return 2;
+	P.t_start = masque_udp_now();
+	P.deadline = evtimer_new(P.base, deadline_cb, NULL);
+	arm_deadline(P.timeout_s);
+	r = masque_udp_client_new(P.base, P.relay, &cfg, &cbs, NULL, &P.u, &P.c, err, sizeof(err));
+	if (r != 0) {
+		fprintf(stderr, "zgate-probe: %s\n", err);
+		wolfSSL_CTX_free(tls);
+		return 2;
+	}
+	event_base_dispatch(P.base);
+	P.done = 1;
+	masque_udp_del(P.u);
+	if (P.tick)
+		event_free(P.tick);
+	event_free(P.deadline);
+	wolfSSL_CTX_free(tls);
+	free(P.sent_at);
+	free(P.seen);
+	return P.exit_code;
+}
+
+/* ------------------------------------------------------------------ */
+/* echo server                                                        */
+
+static struct cip_route all4 = { 4, { 0, 0, 0, 0 }, { 255, 255, 255, 255 }, 0 };
+
+static int es_request(struct masque_conn *c, const struct masque_request *rq,
+		      struct masque_accept *acc, void *ctx)
+{
+	uint32_t a = 0x0a640002u + P.next_host++ % 250; /* 10.100.0.2 ... */
+
+	(void)ctx;
+	log_info("tunnel for %s (%s)", rq->identity, rq->path);
+	acc->naddrs = 1;
+	acc->addrs[0].version = 4;
+	acc->addrs[0].addr[0] = (uint8_t)(a >> 24);
+	acc->addrs[0].addr[1] = (uint8_t)(a >> 16);
+	acc->addrs[0].addr[2] = (uint8_t)(a >> 8);
+	acc->addrs[0].addr[3] = (uint8_t)a;
+	acc->addrs[0].prefix_len = 32;
+	memcpy(&acc->routes, &(struct cip_route *){ &all4 }, sizeof(acc->routes));
+	acc->nroutes = 1;
+	masque_conn_set_data(c, (void *)(uintptr_t)a);
+	return 200;
+}
+
+static int es_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
+			      struct cip_addr *out, size_t *nout, void *ctx)
+{
+	uint32_t a = (uint32_t)(uintptr_t)masque_conn_data(c);
+	size_t i;
+
+	(void)ctx;
+	for (i = 0; i < n; i++) {
+		if (req[i].version != 4) {
+			(void)cip_addr_refusal(&req[i], &out[i]);
+			continue;
+		}
+		out[i] = req[i];
+		out[i].addr[0] = (uint8_t)(a >> 24);
+		out[i].addr[1] = (uint8_t)(a >> 16);
+		out[i].addr[2] = (uint8_t)(a >> 8);
+		out[i].addr[3] = (uint8_t)a;
+		out[i].prefix_len = 32;
+	}
+	*nout = n;
+	return 0;
+}
+
+/* Answers IPv4 ICMP echo requests; everything else is dropped. */
+static void es_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	uint8_t out[65536];
+	size_t hl;
+
+	(void)ctx;
+	if (len < 28 || len > sizeof(out) || (pkt[0] >> 4) != 4 || pkt[9] != 1)
+		return;
+	hl = (size_t)(pkt[0] & 15) * 4;
+	if (hl < 20 || len < hl + 8 || pkt[hl] != 8)
+		return;
+	memcpy(out, pkt, len);
+	memcpy(out + 12, pkt + 16, 4);
+	memcpy(out + 16, pkt + 12, 4);
+	out[8] = 64;
+	out[10] = out[11] = 0;
+	put16(out + 10, fold(sum16(out, hl, 0)));
+	out[hl] = 0;
+	out[hl + 2] = out[hl + 3] = 0;
+	put16(out + hl + 2, fold(sum16(out + hl, len - hl, 0)));
+	if (masque_conn_send(c, out, len) == 0)
+		P.echoed++;
+}
+
+static void es_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
+{
+	(void)ctx;
+	log_info("connection from %s closed: %s", masque_conn_identity(c)[0] ? masque_conn_identity(c) : "(no identity)",
+		 ci->reason);
+}
+
+static void es_reject(const struct sockaddr *peer, socklen_t len, enum tls_reject why, void *ctx)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	(void)len;
+	(void)ctx;
+	if (peer->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, host, sizeof(host));
+	else if (peer->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, host,
+			  sizeof(host));
+	log_warnx("client certificate from %s refused: %s", host, tls_reject_name(why));
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	event_base_loopbreak(P.base);
+}
+
+static int run_echo_server(void)
+{
+	struct masque_config cfg;
+	struct masque_cbs cbs;
+	struct masque_server *srv;
+	struct event *sigterm, *sigint;
+	WOLFSSL_CTX *tls = NULL;
+	char err[512], tmpl[300];
+	int r;
+
+	if (P.cert == NULL || P.key == NULL || P.client_ca == NULL) {
+		fprintf(stderr, "zgate-probe --echo-server: --cert, --key and --client-ca are "
+				"required\n");
+		return 2;
+	}
+	if (tls_server_ctx_new(P.cert, P.key, P.client_ca, NULL, &tls, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-probe: %s\n", err);
+		return 2;
+	}
+	(void)snprintf(tmpl, sizeof(tmpl),
+		       "https://relay:443/.well-known/masque/ip/{target}/{ipproto}/");
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.tls = tls;
+	cfg.uri_template = P.tmpl ? P.tmpl : tmpl;
+	cfg.keylog_file = P.keylog;
+	cfg.qlog_dir = P.qlog;
+	memset(&cbs, 0, sizeof(cbs));
+	cbs.on_request = es_request;
+	cbs.on_address_request = es_address_request;
+	cbs.on_packet = es_packet;
+	cbs.on_close = es_close;
+	cbs.on_reject = es_reject;
+	r = masque_udp_server_new(P.base, P.listen, &cfg, &cbs, NULL, &P.u, &srv, err, sizeof(err));
+	if (r != 0) {
+		fprintf(stderr, "zgate-probe: --listen %s\n", err);
+		wolfSSL_CTX_free(tls);
+		return 2;
+	}
+	printf("echo server on UDP port %d\n", masque_udp_port(P.u));
+	fflush(stdout);
+	sigterm = evsignal_new(P.base, SIGTERM, stop_cb, NULL);
+	sigint = evsignal_new(P.base, SIGINT, stop_cb, NULL);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	event_base_dispatch(P.base);
+	log_info("stopping; %llu echo replies sent", (unsigned long long)P.echoed);
+	masque_udp_del(P.u);
+	event_free(sigterm);
+	event_free(sigint);
+	wolfSSL_CTX_free(tls);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: zgate-probe --relay HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+		"       zgate-probe --echo-server --listen HOST:PORT --cert FILE --key FILE "
+		"--client-ca FILE\n"
+		"\n"
+		"Opens a CONNECT-IP tunnel (RFC 9484) to a zgate relay, prints the assigned\n"
+		"address and the advertised routes, then pings --target through the tunnel.\n"
+		"Needs no TUN device and no privileges.\n"
+		"\n"
+		"  --relay HOST:PORT      relay address (UDP)\n"
+		"  --cert FILE, --key FILE  client certificate and key (PEM)\n"
+		"  --ca FILE              CA the relay's certificate must chain to\n"
+		"  --server-name NAME     name the relay's certificate must carry (default: HOST)\n"
+		"  --template URI         CONNECT-IP URI template (default:\n"
+		"                         https://HOST:PORT/.well-known/masque/ip/{target}/{ipproto}/)\n"
+		"  --target ADDR          IPv4/IPv6 address to ping; without it, stop after the\n"
+		"                         address and routes arrive\n"
+		"  --count N              echo requests (default 3)\n"
+		"  --interval MS          between requests (default 200)\n"
+		"  --size BYTES           ICMP payload (default 56)\n"
+		"  --timeout S            give up after S seconds of no progress (default 5)\n"
+		"  --min-replies N        replies needed for exit 0 (default: --count, or half\n"
+		"                         of --flood)\n"
+		"  --flood N              send N requests as fast as the tunnel takes them and\n"
+		"                         report the rate\n"
+		"  --quiet                only the summary\n"
+		"  --keylog FILE          write TLS secrets (debugging only: decrypts traffic)\n"
+		"  --qlog-dir DIR         write a qlog per connection\n"
+		"  --log-level LEVEL      error, warn, info (default), debug\n"
+		"  --echo-server          serve instead: answer ICMP echo from every tunnel\n"
+		"  --listen HOST:PORT     echo server address (default :4433)\n"
+		"  --client-ca FILE       echo server: CA for client certificates\n"
+		"  --help, --version\n"
+		"\n"
+		"Exit status: 0 when the tunnel opened and enough replies came back, 1 when\n"
+		"not, 2 for bad usage or configuration.\n");
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_RELAY = 256, O_CERT, O_KEY, O_CA, O_SNI, O_TMPL, O_TARGET, O_COUNT, O_INTERVAL,
+	       O_SIZE, O_TIMEOUT, O_MIN, O_FLOOD, O_QUIET, O_KEYLOG, O_QLOG, O_LOG, O_ECHO,
+	       O_LISTEN, O_CLIENT_CA, O_HELP, O_VERSION };
+	static const struct option opts[] = {
+		{ "relay", required_argument, NULL, O_RELAY },
+		{ "cert", required_argument, NULL, O_CERT },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "ca", required_argument, NULL, O_CA },
+		{ "server-name", required_argument, NULL, O_SNI },
+		{ "template", required_argument, NULL, O_TMPL },
+		{ "target", required_argument, NULL, O_TARGET },
+		{ "count", required_argument, NULL, O_COUNT },
+		{ "interval", required_argument, NULL, O_INTERVAL },
+		{ "size", required_argument, NULL, O_SIZE },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "min-replies", required_argument, NULL, O_MIN },
+		{ "flood", required_argument, NULL, O_FLOOD },
+		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "keylog", required_argument, NULL, O_KEYLOG },
+		{ "qlog-dir", required_argument, NULL, O_QLOG },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "echo-server", no_argument, NULL, O_ECHO },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "client-ca", required_argument, NULL, O_CLIENT_CA },
+		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct {
+		int id;
+		long *dst, lo, hi;
+		const char *name;
+	} nums[] = {
+		{ O_COUNT, &P.count, 1, MAXSEQ - 1, "--count" },
+		{ O_INTERVAL, &P.interval_ms, 1, 60000, "--interval" },
+		{ O_SIZE, &P.size, 0, 65000, "--size" },
+		{ O_TIMEOUT, &P.timeout_s, 1, 3600, "--timeout" },
+		{ O_MIN, &P.min_replies, 0, MAXSEQ - 1, "--min-replies" },
+		{ O_FLOOD, &P.flood, 1, MAXSEQ - 1, "--flood" },
+	};
+	enum log_level lvl;
+	int o, r;
+	size_t i;
+
+	P.count = 3;
+	P.interval_ms = 200;
+	P.size = 56;
+	P.timeout_s = 5;
+	P.min_replies = -1;
+	P.listen = ":4433";
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+			if (nums[i].id == o) {
+				char *end;
+
+				errno = 0;
+				*nums[i].dst = strtol(optarg, &end, 10);
+				if (errno || *end || end == optarg || *nums[i].dst < nums[i].lo ||
+				    *nums[i].dst > nums[i].hi) {
+					fprintf(stderr,
+						"zgate-probe: %s %s: expected a number from %ld to "
+						"%ld\n",
+						nums[i].name, optarg, nums[i].lo, nums[i].hi);
+					return 2;
+				}
+				break;
+			}
+		}
+		switch (o) {
+		case O_RELAY: P.relay = optarg; break;
+		case O_CERT: P.cert = optarg; break;
+		case O_KEY: P.key = optarg; break;
+		case O_CA: P.ca = optarg; break;
+		case O_SNI: P.server_name = optarg; break;
+		case O_TMPL: P.tmpl = optarg; break;
+		case O_TARGET: P.target_s = optarg; break;
+		case O_QUIET: P.quiet = 1; break;
+		case O_KEYLOG: P.keylog = optarg; break;
+		case O_QLOG: P.qlog = optarg; break;
+		case O_ECHO: P.echo_server = 1; break;
+		case O_LISTEN: P.listen = optarg; break;
+		case O_CLIENT_CA: P.client_ca = optarg; break;
+		case O_LOG:
+			if (log_level_parse(optarg, &lvl) != 0) {
+				fprintf(stderr, "zgate-probe: --log-level %s: expected error, warn, "
+						"info or debug\n", optarg);
+				return 2;
+			}
+			log_set_level(lvl);
+			break;
+		case O_HELP: usage(stdout); return 0;
+		case O_VERSION: printf("zgate-probe %s\n", ZG_VERSION); return 0;
+		case '?': usage(stderr); return 2;
+		default: break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "zgate-probe: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+		return 2;
+	}
+	if (P.min_replies < 0)
+		P.min_replies = P.flood ? P.flood / 2 : (P.target_s ? P.count : 0);
+	signal(SIGPIPE, SIG_IGN);
+	P.base = event_base_new();
+	if (P.base == NULL)
+		return 2;
+	r = P.echo_server ? run_echo_server() : run_client();
+	event_base_free(P.base);
+	return r;
+}

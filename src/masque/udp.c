@@ -1,0 +1,385 @@
+/* udp.c — see udp.h. */
+#include "masque/udp.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hostport.h"
+#include "log.h"
+#include "zg_err.h"
+
+#define BATCH 32
+#define PKT_MAX 65536 /* a UDP payload never exceeds this */
+#define SOCKBUF (4 * 1024 * 1024)
+
+struct utimer {
+	struct masque_udp *u;
+	struct masque_conn *c;
+	struct event *ev;
+};
+
+struct masque_udp {
+	struct event_base *base;
+	int fd;
+	struct event *rd;
+	struct masque_config cfg;
+	struct masque_io io;
+	struct masque_server *srv; /* server mode */
+	struct masque_conn *conn;  /* client mode */
+	struct sockaddr_storage local;
+	socklen_t locallen;
+	uint64_t send_errors;
+	int send_failing; /* logged once per failure streak */
+	uint8_t *bufs;    /* BATCH receive buffers */
+};
+
+masque_time masque_udp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (masque_time)ts.tv_sec * 1000000000u + (masque_time)ts.tv_nsec;
+}
+
+static masque_time io_now(void *ioctx)
+{
+	(void)ioctx;
+	return masque_udp_now();
+}
+
+static int io_send(void *ioctx, const struct sockaddr *local, socklen_t locallen,
+		   const struct sockaddr *remote, socklen_t remotelen, const uint8_t *data,
+		   size_t len)
+{
+	struct masque_udp *u = ioctx;
+	ssize_t n;
+
+	(void)local;
+	(void)locallen;
+	do {
+		if (u->srv == NULL)
+			n = send(u->fd, data, len, 0); /* connected client socket */
+		else
+			n = sendto(u->fd, data, len, 0, remote, remotelen);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		/* QUIC recovers a lost packet; say so once per streak. */
+		u->send_errors++;
+		if (!u->send_failing)
+			log_warn("UDP send (%llu failures so far)", (unsigned long long)u->send_errors);
+		u->send_failing = 1;
+		return -1;
+	}
+	if (u->send_failing) {
+		log_info("UDP send works again");
+		u->send_failing = 0;
+	}
+	return 0;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct utimer *t = arg;
+
+	(void)fd;
+	(void)what;
+	/* t may be freed inside (the connection closed). */
+	(void)masque_conn_on_timer(t->c);
+}
+
+static void *io_timer_new(void *ioctx, struct masque_conn *c)
+{
+	struct masque_udp *u = ioctx;
+	struct utimer *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->u = u;
+	t->c = c;
+	t->ev = evtimer_new(u->base, timer_cb, t);
+	if (t->ev == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void io_timer_arm(void *ioctx, void *timer, masque_time at)
+{
+	struct utimer *t = timer;
+	masque_time now = masque_udp_now();
+	struct timeval tv = { 0, 0 };
+
+	(void)ioctx;
+	if (at == UINT64_MAX) {
+		evtimer_del(t->ev);
+		return;
+	}
+	if (at > now) {
+		masque_time d = at - now;
+
+		tv.tv_sec = (time_t)(d / 1000000000u);
+		/* Round up so the timer never fires before ngtcp2's expiry. */
+		tv.tv_usec = (suseconds_t)((d % 1000000000u + 999) / 1000);
+		if (tv.tv_usec >= 1000000) {
+			tv.tv_sec++;
+			tv.tv_usec -= 1000000;
+		}
+	}
+	evtimer_add(t->ev, &tv);
+}
+
+static void io_timer_free(void *ioctx, void *timer)
+{
+	struct masque_udp *u = ioctx;
+	struct utimer *t = timer;
+
+	if (u->conn == t->c)
+		u->conn = NULL; /* the client connection is going away */
+	event_free(t->ev);
+	free(t);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct masque_udp *u = arg;
+	struct mmsghdr msgs[BATCH];
+	struct iovec iov[BATCH];
+	struct sockaddr_storage from[BATCH];
+	int n, i, rounds;
+
+	(void)what;
+	/* Bounded work per wake-up so one busy socket cannot starve the
+	 * loop (timers, the ops endpoint). */
+	for (rounds = 0; rounds < 8; rounds++) {
+		for (i = 0; i < BATCH; i++) {
+			iov[i].iov_base = u->bufs + (size_t)i * PKT_MAX;
+			iov[i].iov_len = PKT_MAX;
+			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = &from[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		}
+		n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNREFUSED)
+				log_warn("UDP receive");
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			const uint8_t *p = iov[i].iov_base;
+			size_t len = msgs[i].msg_len;
+
+			if (u->srv != NULL) {
+				masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
+						    (struct sockaddr *)&from[i],
+						    msgs[i].msg_hdr.msg_namelen, p, len);
+			} else if (u->conn != NULL) {
+				(void)masque_conn_input(u->conn, (struct sockaddr *)&u->local,
+							u->locallen, (struct sockaddr *)&from[i],
+							msgs[i].msg_hdr.msg_namelen, p, len);
+			}
+		}
+		if (n < BATCH)
+			return;
+	}
+}
+
+static int resolve(const char *hostport, int passive, struct sockaddr_storage *ss,
+		   socklen_t *plen, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	uint16_t p;
+	struct addrinfo hints, *res = NULL;
+	int r;
+
+	if (hostport_split(hostport, host, sizeof(host), &p) != 0) {
+		(void)snprintf(err, errlen, "\"%s\": expected host:port, [v6]:port or :port",
+			       hostport);
+		return ZG_ERR_CONFIG;
+	}
+	(void)snprintf(port, sizeof(port), "%u", p);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = passive ? AI_PASSIVE : 0;
+	if (passive && host[0] == '\0')
+		hints.ai_family = AF_INET6; /* ":port": every address, v4 and v6 */
+	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (r != 0 || res == NULL) {
+		(void)snprintf(err, errlen, "\"%s\": %s", hostport, gai_strerror(r));
+		return ZG_ERR_CONFIG;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*plen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int udp_new(struct event_base *base, struct masque_config *cfg, struct masque_udp **pu)
+{
+	struct masque_udp *u = calloc(1, sizeof(*u));
+
+	if (u == NULL)
+		return ZG_ERR_NOMEM;
+	u->bufs = malloc((size_t)BATCH * PKT_MAX);
+	if (u->bufs == NULL) {
+		free(u);
+		return ZG_ERR_NOMEM;
+	}
+	u->base = base;
+	u->fd = -1;
+	u->io.send = io_send;
+	u->io.now = io_now;
+	u->io.timer_new = io_timer_new;
+	u->io.timer_arm = io_timer_arm;
+	u->io.timer_free = io_timer_free;
+	cfg->io = &u->io;
+	cfg->ioctx = u;
+	*pu = u;
+	return 0;
+}
+
+static int open_socket(struct masque_udp *u, const struct sockaddr_storage *ss, socklen_t len,
+		       int bind_it, char *err, size_t errlen, const char *what)
+{
+	int one = 1, zero = 0, sz = SOCKBUF;
+
+	u->fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->fd < 0) {
+		(void)snprintf(err, errlen, "%s: socket: %s", what, strerror(errno));
+		return ZG_ERR_IO;
+	}
+	/* Bigger buffers absorb bursts; the kernel caps them at rmem_max
+	 * without privileges, which is fine. */
+	(void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	(void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	if (ss->ss_family == AF_INET6)
+		(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind_it) {
+		(void)setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(u->fd, (const struct sockaddr *)ss, len) != 0) {
+			(void)snprintf(err, errlen, "%s: bind: %s", what, strerror(errno));
+			return ZG_ERR_IO;
+		}
+	} else if (connect(u->fd, (const struct sockaddr *)ss, len) != 0) {
+		(void)snprintf(err, errlen, "%s: connect: %s", what, strerror(errno));
+		return ZG_ERR_IO;
+	}
+	u->locallen = sizeof(u->local);
+	if (getsockname(u->fd, (struct sockaddr *)&u->local, &u->locallen) != 0) {
+		(void)snprintf(err, errlen, "%s: getsockname: %s", what, strerror(errno));
+		return ZG_ERR_IO;
+	}
+	u->rd = event_new(u->base, u->fd, EV_READ | EV_PERSIST, read_cb, u);
+	if (u->rd == NULL || event_add(u->rd, NULL) != 0) {
+		(void)snprintf(err, errlen, "%s: out of memory", what);
+		return ZG_ERR_NOMEM;
+	}
+	return 0;
+}
+
+int masque_udp_server_new(struct event_base *base, const char *listen, struct masque_config *cfg,
+			  const struct masque_cbs *cbs, void *ctx, struct masque_udp **pu,
+			  struct masque_server **psrv, char *err, size_t errlen)
+{
+	struct masque_udp *u;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int r;
+
+	r = resolve(listen, 1, &ss, &len, err, errlen);
+	if (r != 0)
+		return r;
+	r = udp_new(base, cfg, &u);
+	if (r != 0) {
+		(void)snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	r = open_socket(u, &ss, len, 1, err, errlen, listen);
+	if (r == 0) {
+		r = masque_server_new(cfg, cbs, ctx, &u->srv);
+		if (r != 0)
+			(void)snprintf(err, errlen, "cannot start the QUIC server: %s",
+				       zg_strerror(r));
+	}
+	if (r != 0) {
+		masque_udp_del(u);
+		return r;
+	}
+	*pu = u;
+	*psrv = u->srv;
+	return 0;
+}
+
+int masque_udp_client_new(struct event_base *base, const char *relay, struct masque_config *cfg,
+			  const struct masque_cbs *cbs, void *ctx, struct masque_udp **pu,
+			  struct masque_conn **pc, char *err, size_t errlen)
+{
+	struct masque_udp *u;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int r;
+
+	r = resolve(relay, 0, &ss, &len, err, errlen);
+	if (r != 0)
+		return r;
+	r = udp_new(base, cfg, &u);
+	if (r != 0) {
+		(void)snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	r = open_socket(u, &ss, len, 0, err, errlen, relay);
+	if (r == 0) {
+		r = masque_client_new(cfg, cbs, ctx, (struct sockaddr *)&u->local, u->locallen,
+				      (struct sockaddr *)&ss, len, &u->conn);
+		if (r != 0)
+			(void)snprintf(err, errlen, "cannot start the QUIC client: %s",
+				       zg_strerror(r));
+	}
+	if (r != 0) {
+		masque_udp_del(u);
+		return r;
+	}
+	*pu = u;
+	*pc = u->conn;
+	return 0;
+}
+
+struct masque_conn *masque_udp_conn(const struct masque_udp *u)
+{
+	return u->conn;
+}
+
+int masque_udp_port(const struct masque_udp *u)
+{
+	if (u->local.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&u->local)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)&u->local)->sin6_port);
+}
+
+void masque_udp_del(struct masque_udp *u)
+{
+	if (u == NULL)
+		return;
+	if (u->srv != NULL)
+		masque_server_del(u->srv);
+	u->srv = NULL;
+	if (u->conn != NULL)
+		masque_conn_destroy(u->conn);
+	if (u->rd != NULL)
+		event_free(u->rd);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u->bufs);
+	free(u);
+}
