@@ -7,6 +7,7 @@
 #   make asan    unit tests built with clang -fsanitize=address,undefined
 #   make fuzz    libFuzzer targets, FUZZ_SECONDS each (default 20)
 #   make e2e     end-to-end scenarios (tests/e2e/t_*.sh; root for namespaces)
+#   make bench   benchmarks (bench/run.sh; not part of make test)
 #   make demo    the end-to-end demo
 #   make clean   remove build/ (the dependency cache outside the clone stays)
 
@@ -95,9 +96,10 @@ BINS      := $(foreach m,$(BIN_MAINS),$(call bin_name,$(m)))
 TEST_BINS := $(filter $(addprefix $(BUILD)/tests/,$(TESTS)),\
 	$(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c)))
 FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 # ---------------------------------------------------------------- rules
-.PHONY: all deps unit asan fuzz fuzz-run e2e test demo clean help
+.PHONY: all deps unit asan fuzz fuzz-run e2e bench test demo clean help
 
 all: $(LIBS_ALL) $(BINS)
 
@@ -105,7 +107,7 @@ deps: $(BUILD)/deps.mk
 	@echo "deps: ready in $(DEPS_PREFIX)"
 
 help:
-	$(Q)sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	$(Q)sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -158,6 +160,16 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBS_ALL)
 
 e2e: all
 	$(Q)tests/e2e/run.sh
+
+# Benchmarks: bench/<name>.c linked like the tests (without cmocka), run by
+# bench/run.sh, which prints the results as markdown.
+bench: $(BENCH_BINS)
+	$(Q)bench/run.sh $(BUILD)/bench
+
+$(BUILD)/bench/%: bench/%.c $(LIBS_ALL)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes \
+		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) $(DEP_LIBS)
 
 # Every suite runs even when an earlier one failed; a suite that broke before
 # counting anything (e.g. a compile error) counts as one failure.

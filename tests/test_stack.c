@@ -37,6 +37,7 @@
 #pragma GCC diagnostic ignored "-Wsign-conversion"
 #include "lwip/memp.h"
 #include "lwip/stats.h"
+#include "lwip/timeouts.h"
 #pragma GCC diagnostic pop
 
 /* ---------------------------------------------------------------- fixture */
@@ -1892,9 +1893,20 @@ test_limit_lwip_memory(void **state)
 	struct stack_counters k;
 	struct tc c;
 
+	struct tc first;
+	struct srv s;
+
 	stack_config_defaults(&fx->cfg);
-	fx->cfg.max_lwip_bytes = 1; /* lwIP's own timers already use more */
+	/* an idle lwIP holds nothing (no timers); one established flow's pcb
+	 * and timer take it over the limit */
+	fx->cfg.max_lwip_bytes = 1;
 	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&first, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &first);
+	assert_true(run_until(fx, &first, c_synack, NULL, 5000));
+	assert_true(first.synack);
+	tc_pump(fx, &first);
 	tc_init(&c, fx, 0, "127.0.0.1", 80);
 	tc_syn(fx, &c);
 	tc_pump(fx, &c);
@@ -1902,9 +1914,14 @@ test_limit_lwip_memory(void **state)
 	stack_get_counters(fx->st, &k);
 	assert_int_equal(k.drop_limit, 1);
 	assert_true(k.lwip_mem_used > 0);
-	assert_int_equal(k.opened_tcp, 0);
+	assert_int_equal(k.opened_tcp, 1);
 	assert_string_equal(fx->ev[fx->nev - 1].reason, "limit-memory");
+	tc_seg(fx, &first, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &first, c_no_flows, NULL, 5000));
+	wait_lwip_idle(fx);
+	tc_free(&first);
 	tc_free(&c);
+	srv_stop(&s);
 }
 
 /* Out of descriptors: the new flow is refused with RST and counted; the
@@ -1980,6 +1997,149 @@ test_del_with_established_flow(void **state)
 	}
 	tc_free(&c);
 	srv_stop(&s);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+/* Events added to the base: the stack's timer plus each flow's socket. */
+static int
+events_added(struct fx *fx)
+{
+	return event_base_get_num_events(fx->base, EVENT_BASE_COUNT_ADDED);
+}
+
+/* A TCP timer an earlier test left in lwIP (process-global) stops on its
+ * next run once no pcb is left. */
+static void
+drain_lwip_timers(struct fx *fx)
+{
+	advance(fx, 500);
+	assert_int_equal(sys_timeouts_sleeptime(), SYS_TIMEOUTS_SLEEPTIME_INFINITE);
+}
+
+/* Without flows nothing is pending: no lwIP timeout (the ND6 timer is
+ * cancelled), no flow scan, no libevent timer; packets that open no flow
+ * and ticks change nothing. */
+static void
+test_timer_idle_stack_not_armed(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr spoof, dst;
+	uint8_t b[PMAX];
+	size_t n;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	drain_lwip_timers(fx);
+	assert_true(stack_expiry(fx->st) == UINT64_MAX);
+	assert_int_equal(events_added(fx), 0);
+	addr4(&spoof, "10.100.0.8");
+	addr4(&dst, "127.0.0.1");
+	n = build_udp(b, &spoof, &dst, 1, 2, (const uint8_t *)"x", 1);
+	input(fx, b, n); /* dropped: spoofed */
+	stack_tick(fx->st);
+	advance(fx, 3600 * 1000);
+	assert_true(stack_expiry(fx->st) == UINT64_MAX);
+	assert_int_equal(events_added(fx), 0);
+}
+
+/* A UDP flow's idle deadline drives the timer: armed for it, moved later
+ * by a scan that finds the flow active again, fired by libevent once due,
+ * and disarmed when the last flow is gone. */
+static void
+test_timer_follows_udp_idle_deadline(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct stack_addr dst, spoof;
+	struct usrv u;
+	uint8_t b[PMAX];
+	uint64_t t0;
+	size_t n;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.udp_idle_ms = 5000;
+	assert_int_equal(fx_start(fx, 1), 0);
+	drain_lwip_timers(fx);
+	usrv_start(&u, 0);
+	addr4(&dst, "127.0.0.1");
+	n = build_udp(b, &fx->client.vip4, &dst, 20000, u.port,
+		      (const uint8_t *)"x", 1);
+	t0 = fx->now;
+	input(fx, b, n);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 1);
+	assert_true(stack_expiry(fx->st) == t0 + 5000);
+	assert_int_equal(events_added(fx), 2); /* the flow's socket, the timer */
+
+	/* traffic moves the flow's deadline, not the planned scan */
+	fx->now = t0 + 2000;
+	input(fx, b, n);
+	assert_true(stack_expiry(fx->st) == t0 + 5000);
+	fx->now = t0 + 4999;
+	stack_tick(fx->st);
+	assert_true(stack_expiry(fx->st) == t0 + 5000);
+	/* the scan finds the flow active and plans the next one for its
+	 * new deadline */
+	fx->now = t0 + 5000;
+	stack_tick(fx->st);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 1);
+	assert_true(stack_expiry(fx->st) == t0 + 7000);
+
+	/* the deadline passes while the loop is busy: the next entry point
+	 * arms the timer with no delay and the event loop runs the scan */
+	fx->now = t0 + 7000;
+	addr4(&spoof, "10.100.0.8");
+	n = build_udp(b, &spoof, &dst, 1, 2, (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 1);
+	for (i = 0; i < 3 && k.flows_udp > 0; i++) {
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+		stack_get_counters(fx->st, &k);
+	}
+	assert_int_equal(k.flows_udp, 0);
+	assert_int_equal(k.closed_idle, 1);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "idle");
+	assert_true(stack_expiry(fx->st) == UINT64_MAX);
+	assert_int_equal(events_added(fx), 0);
+	close(u.fd);
+}
+
+/* A TCP flow: the timer follows lwIP's TCP timer while a pcb exists, and
+ * is disarmed once TIME_WAIT is over and lwIP stopped that timer. */
+static void
+test_timer_follows_lwip_tcp_timer(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	u32_t sleep;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	drain_lwip_timers(fx);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	tc_transfer(fx, &c, (const uint8_t *)"hello", 5, 5, 100000);
+	sleep = sys_timeouts_sleeptime();
+	assert_true(sleep <= 250); /* TCP_TMR_INTERVAL */
+	/* the flow's 2 h idle deadline is later: lwIP's timer decides */
+	assert_true(stack_expiry(fx->st) == fx->now + sleep);
+
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	tc_pump(fx, &c);
+	wait_lwip_idle(fx); /* TIME_WAIT ends; tcp_tmr stops */
+	assert_int_equal(sys_timeouts_sleeptime(), SYS_TIMEOUTS_SLEEPTIME_INFINITE);
+	assert_true(stack_expiry(fx->st) == UINT64_MAX);
+	srv_stop(&s);
+	assert_int_equal(events_added(fx), 0);
+	tc_free(&c);
 }
 
 /* ---------------------------------------------------------------- misc */
@@ -2239,6 +2399,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_c20_linklocal_multicast_echo_answered_locally, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_address_is_forbidden, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_echo_10m_v4, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timer_idle_stack_not_armed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timer_follows_udp_idle_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timer_follows_lwip_tcp_timer, setup, teardown),
 	};
 
 	const struct CMUnitTest in_netns[] = {

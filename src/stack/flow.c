@@ -142,6 +142,38 @@ halfopen_done(struct flow *f)
 	}
 }
 
+/* When f times out in its current state if nothing happens meanwhile. */
+static uint64_t
+flow_deadline(const struct flow *f)
+{
+	const struct stack_config *cfg = &f->st->cfg;
+
+	switch (f->state) {
+	case FLOW_TCP_CONNECTING:
+		return f->created_ms + cfg->connect_timeout_ms;
+	case FLOW_TCP_INJECTED:
+		return f->last_ms + cfg->handshake_timeout_ms;
+	case FLOW_TCP_ESTABLISHED:
+		return f->last_ms + cfg->tcp_idle_ms;
+	case FLOW_UDP:
+		return f->last_ms + (f->dport == 53 ? cfg->dns_idle_ms :
+						      cfg->udp_idle_ms);
+	case FLOW_ICMP:
+		return f->last_ms + cfg->icmp_idle_ms;
+	}
+	return f->last_ms;
+}
+
+/* f entered a state: its timeout may come before the next planned scan. */
+static void
+flow_track(struct flow *f)
+{
+	uint64_t d = flow_deadline(f);
+
+	if (d < f->st->sweep_due)
+		f->st->sweep_due = d;
+}
+
 /* ---------------------------------------------------------------- listeners */
 
 static int
@@ -192,7 +224,8 @@ listener_unref(struct stack *st, uint16_t port)
 
 	for (l = st->listeners; l != NULL; l = l->next) {
 		if (l->port == port && l->refs > 0) {
-			l->refs--;
+			if (--l->refs == 0)
+				st->listeners_unref = 1;
 			return;
 		}
 	}
@@ -410,20 +443,30 @@ tcp_connect_failed(struct flow *f, int err)
 					   "unreachable");
 }
 
+/* Socket callbacks are entry points: each ends with stack_rearm(), on the
+ * stack saved first because the flow may be gone by then. */
 static void
 tcp_read_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct flow *f = arg;
+	struct stack *st = f->st;
+
 	(void)fd;
 	(void)what;
-	tcp_down_pump(arg);
+	tcp_down_pump(f);
+	stack_rearm(st);
 }
 
 static void
 tcp_write_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct flow *f = arg;
+	struct stack *st = f->st;
+
 	(void)fd;
 	(void)what;
-	(void)tcp_up_flush(arg);
+	(void)tcp_up_flush(f);
+	stack_rearm(st);
 }
 
 static void
@@ -447,6 +490,7 @@ tcp_connected(struct flow *f)
 	f->listener_ref = 1;
 	f->state = FLOW_TCP_INJECTED;
 	f->last_ms = stack_now(st);
+	flow_track(f);
 	stack_lwip_input(st, f->syn, f->syn_len, &pi);
 	/* f may be gone only through lwIP callbacks, which cannot run for a
 	 * pcb not yet accepted; the held SYN is no longer needed */
@@ -458,6 +502,7 @@ static void
 tcp_connect_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct flow *f = arg;
+	struct stack *st = f->st;
 	int err = 0;
 	socklen_t sl = sizeof(err);
 
@@ -472,6 +517,7 @@ tcp_connect_cb(evutil_socket_t fd, short what, void *arg)
 		tcp_connect_failed(f, err);
 	else
 		tcp_connected(f);
+	stack_rearm(st);
 }
 
 static void
@@ -486,6 +532,7 @@ tcp_start(struct flow *f, const uint8_t *pkt, const struct pkt_info *pi)
 	f->acct->halfopen++;
 	st->cnt.halfopen_tcp++;
 	st->cnt.opened_tcp++;
+	flow_track(f);
 	f->syn = malloc(pi->len);
 	if (f->syn == NULL) {
 		flow_free(f, "no-memory");
@@ -754,6 +801,7 @@ flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	}
 	f->pcb = pcb;
 	f->last_ms = stack_now(st);
+	flow_track(f);
 	tcp_arg(pcb, f);
 	tcp_recv(pcb, tcp_recv_cb);
 	tcp_sent(pcb, tcp_sent_cb);
@@ -822,6 +870,7 @@ udp_read_cb(evutil_socket_t fd, short what, void *arg)
 		st->cnt.bytes_down += (size_t)r;
 		stack_emit(st, &f->src, st->obuf, n);
 	}
+	stack_rearm(st);
 }
 
 /* ---------------------------------------------------------------- ICMP */
@@ -859,6 +908,7 @@ icmp_read_cb(evutil_socket_t fd, short what, void *arg)
 		st->cnt.bytes_down += (size_t)r - 8;
 		stack_emit(st, &f->src, st->obuf, n);
 	}
+	stack_rearm(st);
 }
 
 /* Opens a connected datagram socket for f; returns 0 or -errno, and sets
@@ -969,11 +1019,13 @@ flow_start(struct stack *st, void *session, const struct stack_client *client,
 		f->state = FLOW_UDP;
 		acct->udp++;
 		st->cnt.opened_udp++;
+		flow_track(f);
 		r = dgram_open(f, 0, udp_read_cb, &sockfail);
 		break;
 	default:
 		f->state = FLOW_ICMP;
 		st->cnt.opened_icmp++;
+		flow_track(f);
 		r = dgram_open(f, pi->version == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6,
 			       icmp_read_cb, &sockfail);
 		if (sockfail &&
@@ -1050,39 +1102,34 @@ void
 flow_sweep(struct stack *st, uint64_t now)
 {
 	struct flow *f, *next;
+	uint64_t next_due = STACK_NEVER;
 
 	for (f = st->flows; f != NULL; f = next) {
-		uint64_t idle = now > f->last_ms ? now - f->last_ms : 0;
+		uint64_t due = flow_deadline(f);
 
 		next = f->next;
+		if (now < due) {
+			if (due < next_due)
+				next_due = due;
+			continue;
+		}
 		switch (f->state) {
 		case FLOW_TCP_CONNECTING:
-			if (now - f->created_ms >= st->cfg.connect_timeout_ms)
-				tcp_connect_failed(f, ETIMEDOUT);
+			tcp_connect_failed(f, ETIMEDOUT);
 			break;
 		case FLOW_TCP_INJECTED:
-			if (idle >= st->cfg.handshake_timeout_ms)
-				flow_abort(f, "handshake-timeout");
+			flow_abort(f, "handshake-timeout");
 			break;
 		case FLOW_TCP_ESTABLISHED:
-			if (idle >= st->cfg.tcp_idle_ms) {
-				st->cnt.closed_idle++;
-				flow_abort(f, "idle");
-			}
+			st->cnt.closed_idle++;
+			flow_abort(f, "idle");
 			break;
 		case FLOW_UDP:
-			if (idle >= (f->dport == 53 ? st->cfg.dns_idle_ms :
-						      st->cfg.udp_idle_ms)) {
-				st->cnt.closed_idle++;
-				flow_free(f, "idle");
-			}
-			break;
 		case FLOW_ICMP:
-			if (idle >= st->cfg.icmp_idle_ms) {
-				st->cnt.closed_idle++;
-				flow_free(f, "idle");
-			}
+			st->cnt.closed_idle++;
+			flow_free(f, "idle");
 			break;
 		}
 	}
+	st->sweep_due = next_due;
 }

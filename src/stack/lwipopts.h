@@ -21,6 +21,11 @@
 #define LWIP_NETIF_API 0
 #define LWIP_DONT_PROVIDE_BYTEORDER_FUNCTIONS 1
 #define LWIP_HOOK_FILENAME "stack_hooks.h"
+/* Only to make lwip_cyclic_timer() visible so that stack.c can cancel the
+ * ND6 timer (see lwip_drop_nd6_timer there). In lwIP 2.2.1 it changes
+ * nothing else without LWIP_HAVE_LOOPIF: timeouts.c exports two functions,
+ * netif.c one for the loop interface. */
+#define LWIP_TESTMODE 1
 
 /* ---- memory: heap-backed, counted in lwip_stats */
 #define MEM_LIBC_MALLOC 1

@@ -1,6 +1,7 @@
 /*
  * stack.c — the stack instance: lwIP port glue, the accept-any netif, the
- * ingress ACL and the timers.
+ * ingress ACL and the timers (one-shot, armed only while something is
+ * pending: see "timers" below).
  *
  * Accepting every destination without forking lwIP: lwIP only takes packets
  * addressed to its netif, so stack_lwip_input() writes the packet's
@@ -29,6 +30,7 @@
 #include "lwip/ip.h"
 #include "lwip/ip4.h"
 #include "lwip/ip6.h"
+#include "lwip/nd6.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/stats.h"
 #include "lwip/sys.h"
@@ -36,8 +38,7 @@
 #pragma GCC diagnostic pop
 
 #define V6_SLOT 1 /* the ip6_addr slot rewritten per packet */
-#define TICK_MS 100  /* libevent timer: lwIP timers (fast TCP timer 250 ms) */
-#define SWEEP_MS 250 /* idle/handshake/connect timeout granularity */
+#define SWEEP_MS 250 /* least time between two flow scans (each is O(flows)) */
 
 static struct stack *the_stack; /* lwIP is a process-wide singleton */
 static int lwip_ready;
@@ -383,9 +384,9 @@ audit_refusal(struct stack *st, enum stack_event_type type, void *session,
 	st->cb.audit(st->ctx, &ev);
 }
 
-int
-stack_input(struct stack *st, void *session, const struct stack_client *client,
-	    const uint8_t *pkt, size_t len)
+static void
+input_packet(struct stack *st, void *session, const struct stack_client *client,
+	     const uint8_t *pkt, size_t len)
 {
 	struct pkt_info pi;
 	const struct stack_addr *vip;
@@ -395,9 +396,6 @@ stack_input(struct stack *st, void *session, const struct stack_client *client,
 	uint16_t sport, dport;
 	int r;
 
-	if (st == NULL || client == NULL || client->id == NULL ||
-	    (pkt == NULL && len > 0))
-		return ZG_ERR_INVAL;
 	st->cnt.pkts_in++;
 	st->cnt.bytes_in += len;
 
@@ -416,18 +414,18 @@ stack_input(struct stack *st, void *session, const struct stack_client *client,
 	}
 	if (r != 0) {
 		st->cnt.drop_malformed++;
-		return 0;
+		return;
 	}
 
 	/* (1) C18: the source must be the tunnel's own address */
 	vip = pi.version == 4 ? &client->vip4 : &client->vip6;
 	if (vip->version != pi.version || !stack_addr_eq(vip, &pi.src)) {
 		st->cnt.drop_spoofed++;
-		return 0;
+		return;
 	}
 	if (pi.fragment) {
 		st->cnt.drop_fragment++;
-		return 0;
+		return;
 	}
 
 	/* C20: link-local multicast echo (ff02::1 for MTU probing) is
@@ -436,7 +434,7 @@ stack_input(struct stack *st, void *session, const struct stack_client *client,
 	if (pi.proto == STACK_PROTO_ICMPV6 && pi.icmp_type == PKT_ICMP6_ECHO &&
 	    pi.dst.a[0] == 0xff && (pi.dst.a[1] & 0x0f) == 0x02) {
 		echo_local(st, pkt, &pi);
-		return 0;
+		return;
 	}
 
 	/* (2) never-reachable destinations, the tunnel's own address */
@@ -447,7 +445,7 @@ stack_input(struct stack *st, void *session, const struct stack_client *client,
 			audit_refusal(st, STACK_EV_DENY, session, client, &pi,
 				      NULL, "forbidden-destination");
 		}
-		return 0;
+		return;
 	}
 
 	switch (pi.proto) {
@@ -464,20 +462,20 @@ stack_input(struct stack *st, void *session, const struct stack_client *client,
 		if (!starts_flow(&pi)) {
 			/* errors and echo replies from the client are not relayed */
 			st->cnt.drop_unsupported++;
-			return 0;
+			return;
 		}
 		sport = pi.icmp_id;
 		dport = 0;
 		break;
 	default:
 		st->cnt.drop_unsupported++;
-		return 0;
+		return;
 	}
 
 	f = flow_lookup(st, pi.proto, &pi.src, sport, &pi.dst, dport);
 	if (f != NULL) {
 		flow_packet(f, pkt, len, &pi);
-		return 0;
+		return;
 	}
 	if (!starts_flow(&pi)) {
 		/* TCP without a flow: lwIP answers with RST (or ignores a RST);
@@ -486,7 +484,7 @@ stack_input(struct stack *st, void *session, const struct stack_client *client,
 			stack_lwip_input(st, pkt, len, &pi);
 		else
 			st->cnt.drop_unsupported++;
-		return 0;
+		return;
 	}
 
 	/* (3) a new flow: ask the policy */
@@ -504,13 +502,100 @@ stack_input(struct stack *st, void *session, const struct stack_client *client,
 			     pi.proto == STACK_PROTO_TCP);
 		audit_refusal(st, STACK_EV_DENY, session, client, &pi, rule,
 			      "policy");
-		return 0;
+		return;
 	}
 	flow_start(st, session, client, pkt, &pi, rule ? rule : "");
+}
+
+int
+stack_input(struct stack *st, void *session, const struct stack_client *client,
+	    const uint8_t *pkt, size_t len)
+{
+	if (st == NULL || client == NULL || client->id == NULL ||
+	    (pkt == NULL && len > 0))
+		return ZG_ERR_INVAL;
+	input_packet(st, session, client, pkt, len);
+	stack_rearm(st);
 	return 0;
 }
 
 /* ---------------------------------------------------------------- timers */
+
+/*
+ * One one-shot libevent timer (tick_ev) serves two clocks:
+ *  - lwIP's timeouts: sys_timeouts_sleeptime() says when the next one is
+ *    due. With the ND6 timer cancelled (lwip_drop_nd6_timer) the only one
+ *    left is tcp_tmr, which lwIP keeps every 250 ms while any TCP pcb is
+ *    active or in TIME_WAIT and stops by itself afterwards.
+ *  - the flows' own deadlines (connect, handshake and idle timeouts), which
+ *    lwIP knows nothing about and which UDP and ICMP flows have without any
+ *    pcb. Keeping them exact would need a priority queue updated on every
+ *    packet; instead flow_sweep() records the earliest deadline it saw
+ *    (sweep_due) and new flows and state changes can only lower it. Traffic
+ *    only moves deadlines later, so sweep_due is a lower bound: the scan may
+ *    run early, find nothing due and compute a later bound, never late.
+ *    Scans stay at least SWEEP_MS apart so that 100,000 flows with spread
+ *    deadlines cost at most four O(flows) scans a second, as the periodic
+ *    tick did; without flows there is no scan at all.
+ * The timer is re-armed at the end of every entry point (stack_rearm) and
+ * not armed when neither clock has anything pending: a relay without flows
+ * does not wake up. (Open TCP flows, even idle ones, keep lwIP's tcp_tmr
+ * and so a wake-up every 250 ms: lwIP runs it while any pcb exists.)
+ */
+
+static uint64_t
+expiry_at(struct stack *st, uint64_t now)
+{
+	uint64_t due = STACK_NEVER;
+	u32_t sleep = sys_timeouts_sleeptime();
+
+	if (sleep != SYS_TIMEOUTS_SLEEPTIME_INFINITE)
+		due = now + sleep;
+	if (st->sweep_due != STACK_NEVER) {
+		uint64_t scan = st->last_sweep_ms + SWEEP_MS;
+
+		if (scan < st->sweep_due)
+			scan = st->sweep_due;
+		if (scan < due)
+			due = scan;
+	}
+	return due;
+}
+
+uint64_t
+stack_expiry(struct stack *st)
+{
+	return expiry_at(st, stack_now(st));
+}
+
+void
+stack_rearm(struct stack *st)
+{
+	struct timeval tv;
+	uint64_t now, due, ms;
+
+	if (st->listeners_unref) {
+		st->listeners_unref = 0;
+		flow_listeners_gc(st);
+	}
+	now = stack_now(st);
+	due = expiry_at(st, now);
+	/* the same deadline still ahead: the pending timer is right. A passed
+	 * one is armed again with no delay (it fires on the next loop turn). */
+	if (due == st->armed_ms && due > now)
+		return;
+	if (due == STACK_NEVER) {
+		event_del(st->tick_ev);
+		st->armed_ms = STACK_NEVER;
+		return;
+	}
+	ms = due > now ? due - now : 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	/* event_add() of a pending event moves it. It fails only when
+	 * libevent cannot grow its timer heap; the next entry point retries. */
+	st->armed_ms = event_add(st->tick_ev, &tv) == 0 ? due : STACK_NEVER;
+}
 
 void
 stack_tick(struct stack *st)
@@ -518,19 +603,39 @@ stack_tick(struct stack *st)
 	uint64_t now = stack_now(st);
 
 	sys_check_timeouts();
-	if (now - st->last_sweep_ms >= SWEEP_MS) {
+	if (now >= st->sweep_due && now - st->last_sweep_ms >= SWEEP_MS) {
 		st->last_sweep_ms = now;
 		flow_sweep(st, now);
 	}
-	flow_listeners_gc(st);
+	stack_rearm(st);
 }
 
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct stack *st = arg;
+
 	(void)fd;
 	(void)what;
-	stack_tick(arg);
+	st->armed_ms = STACK_NEVER; /* one-shot: no longer pending */
+	stack_tick(st);
+}
+
+/* lwip_init() arms a 1 s cyclic timer for nd6_tmr(), which ages neighbour,
+ * destination, router and prefix caches and runs DAD. Here they stay empty
+ * and no address is ever tentative: only TCP reaches lwIP (the ACL drops
+ * NDP before it), output_ip6 sends without neighbour resolution, and the
+ * per-packet IPv6 address is set PREFERRED directly. The timer would only
+ * wake an idle relay every second, so it is cancelled. */
+static void
+lwip_drop_nd6_timer(void)
+{
+	int i;
+
+	for (i = 0; i < lwip_num_cyclic_timers; i++)
+		if (lwip_cyclic_timers[i].handler == nd6_tmr)
+			sys_untimeout(lwip_cyclic_timer,
+				      LWIP_CONST_CAST(void *, &lwip_cyclic_timers[i]));
 }
 
 void
@@ -550,6 +655,7 @@ stack_close_client(struct stack *st, const char *client_id)
 		if (f->acct != NULL && strcmp(f->acct->id, client_id) == 0)
 			flow_abort(f, "session-closed");
 	}
+	stack_rearm(st);
 }
 
 /* ---------------------------------------------------------------- life */
@@ -560,7 +666,6 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 {
 	struct stack_config defcfg;
 	struct stack *st = NULL;
-	struct timeval tv = { 0, TICK_MS * 1000 };
 	ip4_addr_t rest, mask;
 	int r;
 
@@ -605,7 +710,7 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 	}
 	stack_isn_set_key(st->hash_key);
 
-	st->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, st);
+	st->tick_ev = event_new(base, -1, 0, tick_cb, st);
 	if (st->tick_ev == NULL) {
 		r = ZG_ERR_NOMEM;
 		goto fail;
@@ -614,10 +719,13 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 	the_stack = st;
 	st->err_bucket.last_ms = st->audit_bucket.last_ms = stack_now(st);
 	st->last_sweep_ms = st->err_bucket.last_ms;
+	st->sweep_due = STACK_NEVER;
+	st->armed_ms = STACK_NEVER;
 	st->err_bucket.tokens_milli = (uint64_t)st->err_bucket.burst * 1000u;
 	st->audit_bucket.tokens_milli = (uint64_t)st->audit_bucket.burst * 1000u;
 	if (!lwip_ready) {
 		lwip_init();
+		lwip_drop_nd6_timer();
 		lwip_ready = 1;
 	}
 	/* The resting IPv4 address must not be 0.0.0.0: ip4_route() refuses
@@ -635,7 +743,8 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 	netif_set_default(&st->netif);
 	netif_set_link_up(&st->netif);
 	netif_set_up(&st->netif);
-	event_add(st->tick_ev, &tv);
+	/* lwIP's TCP timer may outlive a previous stack until its next run */
+	stack_rearm(st);
 	*pst = st;
 	return 0;
 fail:

@@ -180,9 +180,16 @@ int stack_input(struct stack *st, void *session,
 		size_t len);
 
 /* Runs what is due now by the stack's clock: lwIP timers, idle timeouts.
- * The stack's own libevent timer calls it; tests with a fake clock call it
- * after moving the clock. */
+ * The stack's own one-shot libevent timer calls it at stack_expiry(); tests
+ * with a fake clock call it after moving the clock. */
 void stack_tick(struct stack *st);
+
+/* Returns when stack_tick() next has work, in the stack's clock (ms):
+ * lwIP's earliest timeout or the next flow scan, whichever is first, or
+ * UINT64_MAX when nothing is pending (no lwIP timer, no flow). The stack's
+ * libevent timer is armed for this after every stack_input(), stack_tick()
+ * and socket event, and not armed at all while it is UINT64_MAX. */
+uint64_t stack_expiry(struct stack *st);
 
 /* Closes every flow of the client with this ID (its session ended). */
 void stack_close_client(struct stack *st, const char *client_id);

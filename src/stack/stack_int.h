@@ -96,14 +96,25 @@ struct stack {
 	size_t nflows;
 	struct stack_client_acct *accts[STACK_ACCT_BUCKETS];
 	struct stack_listener *listeners;
+	int listeners_unref;  /* a listener lost its last reference */
 	int ping_warned;
-	uint64_t last_sweep_ms;
+	/* Timers (stack.c, "timers"): one one-shot libevent timer for lwIP's
+	 * timeouts and the flow scan. */
+	uint64_t last_sweep_ms; /* when flow_sweep() last ran */
+	uint64_t sweep_due;     /* no flow times out before this */
+	uint64_t armed_ms;      /* tick_ev's deadline; STACK_NEVER if idle */
 	uint8_t buf[STACK_BUF];  /* host-socket reads */
 	uint8_t obuf[STACK_BUF]; /* packets built toward clients */
 };
 
+#define STACK_NEVER UINT64_MAX
+
 /* stack.c */
 uint64_t stack_now(struct stack *st);
+/* Ends every entry point (stack_input, stack_tick, socket callbacks):
+ * closes unreferenced listeners and re-arms the timer for stack_expiry().
+ * Never called from inside an lwIP callback. */
+void stack_rearm(struct stack *st);
 /* Sends pkt toward the client at dst (counted). */
 void stack_emit(struct stack *st, const struct stack_addr *dst,
 		const uint8_t *pkt, size_t len);
@@ -138,11 +149,12 @@ void flow_packet(struct flow *f, const uint8_t *pkt, size_t len,
 		 const struct pkt_info *pi);
 /* Closes f now (RST to both sides if TCP is still open) and frees it. */
 void flow_abort(struct flow *f, const char *reason);
-/* Idle and handshake timeouts. */
+/* Closes the flows whose timeout (connect, handshake, idle) is due at now
+ * and sets st->sweep_due to the earliest deadline among the rest. */
 void flow_sweep(struct stack *st, uint64_t now);
 /* lwIP accept callback for the per-port listeners. */
 err_t flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err);
-/* Closes listeners without references. */
+/* Closes listeners without references. Not from inside lwIP callbacks. */
 void flow_listeners_gc(struct stack *st);
 
 #endif /* ZG_STACK_INT_H */

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# run.sh BINDIR — runs the benchmarks built in BINDIR (make bench) and prints
+# their results as markdown. Sizes come from the environment:
+#   BENCH_FLOWS  idle TCP flows to open (default 10000)
+#   BENCH_BYTES  bytes through the throughput flow (default 1000000000)
+#   BENCH_MTU    tunnel MTU, 1280..1500 (default 1280)
+#   BENCH_IDLE_S seconds the idle flows are watched (default 3)
+set -euo pipefail
+
+bindir=${1:?usage: bench/run.sh BINDIR}
+
+echo "## zgate benchmarks"
+echo
+echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -sr), $(nproc) CPUs," \
+	"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo
+echo "### src/stack: bench/stack_flows"
+echo
+"$bindir/stack_flows" -n "${BENCH_FLOWS:-10000}" -b "${BENCH_BYTES:-1000000000}" \
+	-m "${BENCH_MTU:-1280}" -i "${BENCH_IDLE_S:-3}"
+echo
+echo "RSS is user-space memory only: the kernel's socket memory (the relay's" \
+	"upstream socket and the listener's accepted one, per flow) is not in it."
