@@ -1,0 +1,93 @@
+{{/* Chart name, at most 63 characters. */}}
+{{- define "zgate-relay.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name: release-chart unless the release already names the chart. */}}
+{{- define "zgate-relay.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "zgate-relay.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "zgate-relay.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "zgate-relay.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "zgate-relay.labels" -}}
+helm.sh/chart: {{ include "zgate-relay.chart" . }}
+{{ include "zgate-relay.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: zgate
+{{- end }}
+
+{{- define "zgate-relay.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "zgate-relay.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding tls.crt, tls.key and ca.crt. */}}
+{{- define "zgate-relay.tlsSecretName" -}}
+{{- if .Values.tls.existingSecret }}
+{{- .Values.tls.existingSecret }}
+{{- else }}
+{{- printf "%s-tls" (include "zgate-relay.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The CRL's key in the TLS Secret, or "" when there is none. */}}
+{{- define "zgate-relay.crlKey" -}}
+{{- if .Values.tls.existingSecret }}
+{{- .Values.tls.existingSecretCRLKey }}
+{{- else if .Values.tls.crl }}
+{{- "ca.crl" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The relay's configuration file: .Values.config plus the keys the chart
+manages (ports, file locations inside the pod, drain period). Setting a
+managed key in .Values.config is an error rather than silently ignored.
+*/}}
+{{- define "zgate-relay.config" -}}
+{{- $cfg := deepCopy (.Values.config | default dict) }}
+{{- range $k := list "listen" "ops_listen" "tls" "policy" "state_file" }}
+{{- if hasKey $cfg $k }}
+{{- fail (printf "config.%s is set by the chart (see values.yaml: ports, tls, policy, state); remove it from config" $k) }}
+{{- end }}
+{{- end }}
+{{- $timeouts := deepCopy (get $cfg "timeouts" | default dict) }}
+{{- if hasKey $timeouts "drain_grace" }}
+{{- fail "config.timeouts.drain_grace is set by the chart: use drainGraceSeconds" }}
+{{- end }}
+{{- $_ := set $timeouts "drain_grace" (printf "%ds" (int .Values.drainGraceSeconds)) }}
+{{- $_ := set $cfg "timeouts" $timeouts }}
+{{- $_ := set $cfg "listen" (printf "0.0.0.0:%d" (int .Values.ports.quic)) }}
+{{- $_ := set $cfg "ops_listen" (printf "0.0.0.0:%d" (int .Values.ports.ops)) }}
+{{- $tls := dict "cert" "/etc/zgate/tls/relay.crt" "key" "/etc/zgate/tls/relay.key" "client_ca" "/etc/zgate/tls/ca.crt" }}
+{{- if include "zgate-relay.crlKey" . }}
+{{- $_ := set $tls "crl" "/etc/zgate/tls/ca.crl" }}
+{{- end }}
+{{- $_ := set $cfg "tls" $tls }}
+{{- $_ := set $cfg "policy" "/etc/zgate/policy.yaml" }}
+{{- if .Values.state.enabled }}
+{{- $_ := set $cfg "state_file" "/var/lib/zgate/ipam.state" }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}

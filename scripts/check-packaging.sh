@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# check-packaging.sh — check the container images, the compose file and the
+# Helm chart without a container engine or helm (neither is installable
+# here). Run by `make e2e` as the scenario tests/e2e/t_packaging.sh.
+#
+#   scripts/check-packaging.sh          (from anywhere; root to install tools)
+#
+# 1. Static (scripts/packaging/check_packaging.py static): every YAML file
+#    parses; each Dockerfile is multi-stage on Debian 12, builds with
+#    `make deps` + `make all` like CI, every COPY/ADD source exists, COPY
+#    --from names a stage, the final USER is non-root (65532/65534), exec-form
+#    ENTRYPOINT, no registry host in FROM, nothing fetched with curl/wget;
+#    the relay image is FROM scratch exposing 4433/udp and 8080/tcp; the
+#    agent gets only CAP_NET_ADMIN; compose locks the relay down (cap_drop
+#    ALL, read_only, no-new-privileges, ping_group_range) and gives the agents
+#    only NET_ADMIN + /dev/net/tun; the chart's templates hold each
+#    restricted-profile setting outside any if/with/range.
+# 2. Image root file system: docker/rootfs.sh stages what the relay image
+#    holds (from build/bin/zgate-relay, and a stand-in linking the same
+#    libraries), then runs it chrooted, read-only, as 65532 with no
+#    capability: the stand-in checks the promises, the relay (once it exists)
+#    answers --version and --check-config on a read-only config.
+# 3. Helm chart: rendered with a Go renderer built from Debian's Go packages
+#    (scripts/packaging/helm-render.go: text/template, sprig,
+#    sigs.k8s.io/yaml, gojsonschema) for the default values and each
+#    helm/zgate-relay/ci/*.yaml; every rendered Pod spec is checked rule by
+#    rule against the restricted Pod Security profile, the ConfigMap is
+#    loaded with the relay's own parsers, bad values must be refused, and
+#    each rule check must catch a deliberate breakage.
+#    Every rendered object is also validated against the Kubernetes API
+#    schemas with npm's kubernetes-models (scripts/packaging/k8s-validate.cjs).
+# 4. `docker-compose config` (Debian's docker-compose, no engine needed).
+#
+# Missing tools are installed from Debian's packages when running as root
+# (python3-yaml, golang-go and the Go libraries, docker-compose). A part
+# whose tools cannot be had, or that needs root, is skipped with a message.
+# Prints one line per check and "packaging: N passed, N failed, N skipped";
+# exits 0 when nothing failed, 1 otherwise, 77 when nothing could run.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+OUT=${PACKAGING_OUT:-$ROOT/build/packaging}
+mkdir -p "$OUT"
+CHART=helm/zgate-relay
+passed=0 failed=0 skipped=0
+
+say() { printf '%s\n' "$*"; }
+pass() { passed=$((passed + 1)); say "ok   $*"; }
+fail() { failed=$((failed + 1)); say "FAIL $*"; }
+skip_part() { skipped=$((skipped + 1)); say "skip $*"; }
+# count PYTHON-CHECKER-OUTPUT: adds its ok/FAIL lines to the totals.
+count() {
+	local out=$1 n
+	say "$out"
+	n=$(grep -c '^ok ' <<<"$out" || true); passed=$((passed + n))
+	n=$(grep -c '^FAIL ' <<<"$out" || true); failed=$((failed + n))
+}
+is_root() { [[ $(id -u) -eq 0 ]]; }
+# have_pkgs PKG...: installed, or installed now (root only).
+have_pkgs() {
+	local missing=() p
+	for p in "$@"; do
+		[[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
+	done
+	[[ ${#missing[@]} -eq 0 ]] && return 0
+	is_root || { say "note: missing Debian packages ${missing[*]} (install them as root)"; return 1; }
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >"$OUT/apt.log" 2>&1 && return 0
+	apt-get update -q >>"$OUT/apt.log" 2>&1
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$OUT/apt.log" 2>&1 ||
+		{ say "note: apt-get install ${missing[*]} failed:"; tail -5 "$OUT/apt.log"; return 1; }
+}
+
+# ---------------------------------------------------------------- python + PyYAML
+PY=
+for py in python3 /usr/bin/python3; do
+	if command -v "$py" >/dev/null && "$py" -c 'import yaml' 2>/dev/null; then PY=$py; break; fi
+done
+if [[ -z $PY ]] && have_pkgs python3-yaml && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+	PY=/usr/bin/python3
+fi
+if [[ -z $PY ]]; then
+	say "check-packaging: no python3 with PyYAML (Debian package python3-yaml) and cannot install it"
+	exit 77
+fi
+CHECK=("$PY" "$ROOT/scripts/packaging/check_packaging.py")
+
+# ---------------------------------------------------------------- the relay's config checker
+# Built against build/libzg.a: the relay's own configuration and policy parsers.
+CONFIGCHECK=$OUT/check-relay-config
+if [[ ! -f build/libzg.a ]]; then
+	say "building the library (make all) for the configuration checker"
+	make --no-print-directory all >"$OUT/make.log" 2>&1 || { tail -20 "$OUT/make.log"; }
+fi
+DEPS_PREFIX=$(third_party/deps.sh prefix 2>/dev/null || true)
+if gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Isrc/common -Isrc/capsule \
+	${DEPS_PREFIX:+-isystem "$DEPS_PREFIX/include"} scripts/packaging/check-relay-config.c \
+	build/libzg.a -lyaml -o "$CONFIGCHECK" 2>"$OUT/configcheck.log"; then
+	pass "tools: scripts/packaging/check-relay-config.c builds against build/libzg.a"
+	out=$("$CONFIGCHECK" examples/zgate-relay.yaml examples/policy.yaml 2>&1) &&
+		pass "examples/zgate-relay.yaml and examples/policy.yaml load with the relay's parsers" ||
+		fail "examples/zgate-relay.yaml: $out"
+	out=$("$CONFIGCHECK" examples/zgate-relay.yaml docker/policy.yaml 2>&1) &&
+		pass "docker/policy.yaml (the compose demo's policy) loads with the relay's parser" ||
+		fail "docker/policy.yaml: $out"
+else
+	fail "tools: cannot build the configuration checker: $(head -5 "$OUT/configcheck.log")"
+	CONFIGCHECK=false
+fi
+
+# ---------------------------------------------------------------- 2. image root file system
+ROOTFS=$OUT/rootfs
+rm -rf "$ROOTFS"
+STANDIN=$OUT/rootfs-standin
+RELAY=build/bin/zgate-relay
+staged=
+if gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror scripts/packaging/rootfs-standin.c \
+	-o "$STANDIN" -levent -lyaml -lmnl 2>"$OUT/standin.log"; then
+	bins=("$STANDIN")
+	[[ -x $RELAY ]] && bins+=("$RELAY")
+	if out=$(docker/rootfs.sh "$ROOTFS" "${bins[@]}" 2>&1); then
+		pass "docker/rootfs.sh stages the image's root file system ($out)"
+		staged=1
+		if [[ -x $RELAY ]]; then
+			[[ -x $ROOTFS/usr/local/bin/zgate-relay ]] &&
+				pass "the staged root file system holds the relay image's ENTRYPOINT" ||
+				fail "the staged root file system lacks /usr/local/bin/zgate-relay"
+		fi
+	else
+		fail "docker/rootfs.sh: $out"
+	fi
+else
+	fail "cannot build the rootfs stand-in: $(head -5 "$OUT/standin.log")"
+fi
+
+# run_in_image CMD...: runs CMD in the staged root file system as the image
+# would: chrooted, root file system read-only, tmpfs on /tmp and the state
+# directory, uid/gid 65532, no capabilities. Config files are copied in
+# first (examples/zgate-relay.yaml, examples/policy.yaml, a fresh PKI).
+run_in_image() {
+	unshare --mount --fork -- bash -c '
+		set -e
+		r=$1; shift
+		mount --bind "$r" "$r"
+		mount -o remount,bind,ro "$r"
+		mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
+		mount -t tmpfs -o uid=65532,gid=65532,mode=0700 tmpfs "$r/var/lib/zgate"
+		exec chroot --userspec=65532:65532 --groups=65532 "$r" "$@"
+	' run_in_image "$ROOTFS" "$@"
+}
+if [[ -n $staged ]]; then
+	if ! is_root || ! command -v unshare >/dev/null; then
+		skip_part "image run test: needs root (unshare, mount, chroot)"
+	else
+		cp examples/zgate-relay.yaml "$ROOTFS/etc/zgate/zgate-relay.yaml"
+		cp examples/policy.yaml "$ROOTFS/etc/zgate/policy.yaml"
+		if scripts/gen-certs.sh -d "$ROOTFS/etc/zgate/tls" -s relay.example.org -c agent-1 >"$OUT/pki.log" 2>&1; then
+			chown -R 65532:65532 "$ROOTFS/etc/zgate/tls"
+		else
+			fail "scripts/gen-certs.sh: $(tail -3 "$OUT/pki.log")"
+		fi
+		chmod 0444 "$ROOTFS/etc/zgate/"*.yaml
+		if out=$(run_in_image /usr/local/bin/rootfs-standin 2>&1); then
+			pass "image run test (stand-in): $(tr '\n' ';' <<<"$out" | sed 's/ok  //g; s/;$//')"
+		else
+			fail "image run test (stand-in): $(grep -v '^ok' <<<"$out" | tr '\n' ';')"
+		fi
+		if [[ -x $RELAY ]]; then
+			if out=$(run_in_image /usr/local/bin/zgate-relay --version 2>&1); then
+				pass "image run test: zgate-relay --version runs in the image as 65532 ($out)"
+			else
+				fail "image run test: zgate-relay --version: $out"
+			fi
+			if out=$(run_in_image /usr/local/bin/zgate-relay --check-config --config /etc/zgate/zgate-relay.yaml 2>&1); then
+				pass "image run test: zgate-relay --check-config accepts the read-only example config and PKI"
+			else
+				fail "image run test: zgate-relay --check-config: $(tail -3 <<<"$out")"
+			fi
+		else
+			skip_part "image run test of zgate-relay itself: $RELAY is not built yet (its main is not written); the stand-in covered the image layout"
+		fi
+	fi
+fi
+
+# ---------------------------------------------------------------- 1. static checks
+count "$("${CHECK[@]}" static "$ROOT" ${staged:+--staged-rootfs "$ROOTFS"} 2>&1)"
+
+# The unrendered check must notice a restricted setting moved under a
+# condition (else it would pass vacuously).
+mut=$OUT/mutant
+rm -rf "$mut" && mkdir -p "$mut" && cp -r docker examples helm "$mut/"
+sed -i 's/^\( *\)allowPrivilegeEscalation: false$/\1{{- if .Values.hardening }}\n\1allowPrivilegeEscalation: false\n\1{{- end }}/' \
+	"$mut/$CHART/templates/deployment.yaml"
+# The copy has no Makefile, src/ or scripts/: the COPY check must see that.
+out=$("${CHECK[@]}" static "$mut" 2>&1)
+if grep -q '^FAIL chart (unrendered): deployment.yaml has `allowPrivilegeEscalation: false`' <<<"$out"; then
+	pass "selftest: the unrendered check notices allowPrivilegeEscalation moved under an if"
+else
+	fail "selftest: the unrendered check missed allowPrivilegeEscalation moved under an if"
+fi
+if grep -q "^FAIL dockerfile docker/relay.Dockerfile: every COPY/ADD source exists.*'line [0-9]*: Makefile'" <<<"$out"; then
+	pass "selftest: the COPY check notices a missing COPY source"
+else
+	fail "selftest: the COPY check missed the missing Makefile"
+fi
+
+# ---------------------------------------------------------------- 3. Helm chart, rendered
+RENDER=$OUT/helm-render
+GO_PKGS=(golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev)
+build_renderer() {
+	local gp=$OUT/gopath
+	# Debian installs the v3 modules without their /v3 suffix; GOPATH mode
+	# finds them through these links.
+	mkdir -p "$gp/src/github.com/Masterminds/sprig" "$gp/src/github.com/Masterminds/semver"
+	ln -sfn /usr/share/gocode/src/github.com/Masterminds/sprig "$gp/src/github.com/Masterminds/sprig/v3"
+	ln -sfn /usr/share/gocode/src/github.com/Masterminds/semver "$gp/src/github.com/Masterminds/semver/v3"
+	GO111MODULE=off GOPATH="$gp:/usr/share/gocode" GOCACHE="$OUT/gocache" GOFLAGS="" \
+		GOPROXY=off CGO_ENABLED=0 go build -o "$RENDER" scripts/packaging/helm-render.go
+}
+if ! have_pkgs "${GO_PKGS[@]}"; then
+	skip_part "Helm chart rendering: needs Debian packages ${GO_PKGS[*]}"
+elif ! build_renderer >"$OUT/go-build.log" 2>&1; then
+	fail "tools: scripts/packaging/helm-render.go does not build: $(head -10 "$OUT/go-build.log")"
+else
+	pass "tools: scripts/packaging/helm-render.go builds from Debian's Go packages"
+	render() { "$RENDER" -name zgate-relay -namespace zgate "$@" "$CHART"; }
+
+	# The default values alone must ask for certificates, and nothing else.
+	if out=$(render 2>&1); then
+		fail "render [values.yaml alone]: rendered without certificates"
+	elif [[ $out == *"certificates: set tls.existingSecret"* ]]; then
+		pass "render [values.yaml alone]: refused until certificates are given, and says how"
+	else
+		fail "render [values.yaml alone]: unexpected error: $out"
+	fi
+
+	variants=("defaults:-set tls.existingSecret=zgate-relay-tls")
+	for f in "$CHART"/ci/*.yaml; do variants+=("ci/$(basename "$f"):-f $f"); done
+	for v in "${variants[@]}"; do
+		name=${v%%:*} args=${v#*:}
+		file=$OUT/render-${name//\//-}; file=${file%.yaml}.yaml
+		# shellcheck disable=SC2086 # args are flag words
+		if render $args >"$file" 2>"$file.err"; then
+			pass "render [$name]: every template renders"
+			count "$("${CHECK[@]}" manifests "$ROOT" "$name" "$file" "$CONFIGCHECK" 2>&1)"
+		else
+			fail "render [$name]: $(cat "$file.err")"
+		fi
+	done
+	count "$("${CHECK[@]}" selftest "$OUT/render-defaults.yaml" 2>&1)"
+
+	# Every rendered object against the Kubernetes API schemas (types, enums,
+	# required fields), with npm's kubernetes-models (pinned; the versions
+	# that still run on Debian 12's Node.js).
+	NPM_DIR=$OUT/npm
+	K8S_MODELS=(kubernetes-models@4.5.1 @kubernetes-models/prometheus-operator@4.4.4 yaml@2.8.1)
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		skip_part "Kubernetes schema validation: no node/npm"
+	elif ! { mkdir -p "$NPM_DIR" && { [[ -f $NPM_DIR/package.json ]] || echo '{"private": true}' >"$NPM_DIR/package.json"; } &&
+		(cd "$NPM_DIR" && npm install --no-audit --no-fund --no-package-lock --loglevel=error "${K8S_MODELS[@]}") >"$OUT/npm.log" 2>&1; }; then
+		skip_part "Kubernetes schema validation: npm install ${K8S_MODELS[*]} failed: $(tail -2 "$OUT/npm.log" | tr '\n' ' ')"
+	else
+		cp scripts/packaging/k8s-validate.cjs "$NPM_DIR/"
+		count "$(node "$NPM_DIR/k8s-validate.cjs" "$OUT"/render-*.yaml 2>&1 | sed 's/^ok   /ok   schema: /; s/^FAIL /FAIL schema: /')"
+		sed 's/protocol: UDP$/protocol: UDPX/' "$OUT/render-defaults.yaml" >"$OUT/broken.yaml.txt"
+		if out=$(node "$NPM_DIR/k8s-validate.cjs" "$OUT/broken.yaml.txt" 2>&1); then
+			fail "selftest: schema validation accepted protocol UDPX"
+		elif [[ $out == *"protocol must be equal to one of the allowed values"* ]]; then
+			pass "selftest: schema validation rejects a bad enum value (protocol UDPX)"
+		else
+			fail "selftest: schema validation: unexpected output: $out"
+		fi
+	fi
+
+	# NOTES.txt renders too (helm install prints it).
+	if out=$(render -set tls.existingSecret=x -notes 2>&1) && [[ $out == *"NOTES:"*"port-forward"* ]]; then
+		pass "render [defaults]: NOTES.txt renders"
+	else
+		fail "render [defaults]: NOTES.txt: $(tail -3 <<<"$out")"
+	fi
+
+	# A change of configuration or policy changes the checksum (rolls pods).
+	sum() { render -set tls.existingSecret=x "$@" 2>&1 | sed -n 's/^ *checksum\/config: //p'; }
+	a=$(sum) b=$(sum -set config.log_level=debug) c=$(sum -set 'policy=version: 1')
+	if [[ -n $a && $a != "$b" && $a != "$c" && $a == "$(sum)" ]]; then
+		pass "render: checksum/config is stable and changes with the config and the policy"
+	else
+		fail "render: checksum/config did not follow the ConfigMap ($a / $b / $c)"
+	fi
+
+	# Values that must be refused, and the message that must say why.
+	refuse() {
+		local what=$1 want=$2; shift 2
+		if out=$(render -set tls.existingSecret=x "$@" 2>&1); then
+			fail "render refuses $what: it rendered"
+		elif [[ $out == *"$want"* ]]; then
+			pass "render refuses $what"
+		else
+			fail "render refuses $what: message lacks '$want': $out"
+		fi
+	}
+	refuse "runAsUser 0 (schema)" "securityContext.runAsUser" -set securityContext.runAsUser=0
+	refuse "runAsGroup 0 (schema)" "securityContext.runAsGroup" -set securityContext.runAsGroup=0
+	refuse "a stop timeout not longer than the drain period" "must exceed drainGraceSeconds" \
+		-set terminationGracePeriodSeconds=30
+	refuse "config.listen (chart-managed)" "config" -set config.listen=0.0.0.0:1
+	refuse "config.timeouts.drain_grace (chart-managed)" "use drainGraceSeconds" -set config.timeouts.drain_grace=5s
+	refuse "a PVC shared by several replicas" "needs replicaCount 1" -set state.existingClaim=pvc -set replicaCount=2
+	refuse "an unknown Service type (schema)" "service.type" -set service.type=ExternalName
+	refuse "an empty policy (schema)" "policy" -set policy=
+	refuse "Kubernetes older than 1.25 (Chart.yaml kubeVersion)" "incompatible with Kubernetes" -kube-version 1.24.0
+	refuse "extra securityContext keys (schema)" "securityContext" -set securityContext.privileged=true
+fi
+
+# ---------------------------------------------------------------- 4. docker-compose config
+if ! command -v docker-compose >/dev/null && ! have_pkgs docker-compose; then
+	skip_part "docker-compose config: Debian's docker-compose is not installed and cannot be"
+elif out=$(docker-compose -f docker/compose.yaml config -q 2>&1); then
+	services=$(docker-compose -f docker/compose.yaml config --services 2>/dev/null | sort | tr '\n' ' ')
+	pass "docker-compose config: docker/compose.yaml is valid (services: $services)"
+else
+	fail "docker-compose config: $out"
+fi
+
+say "packaging: $passed passed, $failed failed, $skipped skipped"
+[[ $failed -eq 0 ]] || exit 1
+[[ $passed -gt 0 ]] || exit 77
+exit 0

@@ -1,0 +1,930 @@
+#!/usr/bin/env python3
+"""check_packaging.py — the checks behind scripts/check-packaging.sh.
+
+    check_packaging.py static ROOT [--staged-rootfs DIR]
+        Dockerfiles, docker/compose.yaml, every YAML file, and the Helm
+        chart's templates read without rendering them.
+    check_packaging.py manifests ROOT VARIANT RENDERED.yaml CONFIGCHECK
+        One rendered chart: every Pod Security Standards rule of the
+        restricted profile (and the baseline rules it includes), one check
+        per rule, plus the chart's own promises (probes, ports, drain,
+        ConfigMap loadable by the relay's parser through CONFIGCHECK).
+    check_packaging.py selftest RENDERED.yaml
+        Breaks a good rendered Deployment one rule at a time and requires
+        the restricted-profile checks to catch each breakage (so that no
+        rule check passes vacuously).
+
+Prints "ok   NAME" or "FAIL NAME: why" per check; exits 1 if any failed.
+Needs PyYAML.
+"""
+import copy
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+RESULTS = {"ok": 0, "fail": 0}
+
+
+def report(name, ok, why=""):
+    if ok:
+        RESULTS["ok"] += 1
+        print(f"ok   {name}")
+    else:
+        RESULTS["fail"] += 1
+        print(f"FAIL {name}: {why}")
+    return ok
+
+
+def check(name, fn):
+    """Runs fn(); it returns None (pass) or a string (why it failed)."""
+    try:
+        why = fn()
+    except Exception as e:  # a check that crashes has failed
+        why = f"{type(e).__name__}: {e}"
+    return report(name, why is None, why or "")
+
+
+# ---------------------------------------------------------------- Dockerfiles
+
+class Dockerfile:
+    """Instructions of a Dockerfile: (keyword, args text, line number),
+    continuation lines joined, comments dropped, grouped into stages."""
+
+    def __init__(self, path):
+        self.path = path
+        self.instructions = []
+        buf, start = "", 0
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                s = line.rstrip("\n")
+                if not buf and (not s.strip() or s.lstrip().startswith("#")):
+                    continue
+                if buf and s.lstrip().startswith("#"):
+                    continue  # comment inside a continued instruction
+                if not buf:
+                    start = n
+                if s.endswith("\\"):
+                    buf += s[:-1] + " "
+                    continue
+                buf += s
+                kw, _, rest = buf.strip().partition(" ")
+                self.instructions.append((kw.upper(), rest.strip(), start))
+                buf = ""
+        self.stages = []  # each: {"from": image, "name": name, "ins": [...]}
+        for ins in self.instructions:
+            if ins[0] == "FROM":
+                parts = [p for p in ins[1].split() if not p.startswith("--")]
+                name = parts[2] if len(parts) >= 3 and parts[1].lower() == "as" else None
+                self.stages.append({"from": parts[0], "name": name, "ins": []})
+            elif self.stages:
+                self.stages[-1]["ins"].append(ins)
+
+    @staticmethod
+    def copy_args(args):
+        """COPY/ADD args → (flags dict, sources, dest)."""
+        flags = {}
+        words = args.split()
+        while words and words[0].startswith("--"):
+            k, _, v = words.pop(0)[2:].partition("=")
+            flags[k] = v
+        rest = " ".join(words)
+        if rest.startswith("["):
+            items = json.loads(rest)
+        else:
+            items = rest.split()
+        return flags, items[:-1], items[-1]
+
+    def final(self):
+        return self.stages[-1]
+
+    def user_of(self, stage):
+        users = [a for k, a, _ in stage["ins"] if k == "USER"]
+        return users[-1] if users else None
+
+
+def uid_is_root(user):
+    if user is None:
+        return True
+    name = user.split(":")[0]
+    return name in ("0", "root")
+
+
+def image_has_registry_host(image):
+    first = image.split("/")[0]
+    return "/" in image and ("." in first or ":" in first or first == "localhost")
+
+
+def check_dockerfile(root, rel, kind, staged_rootfs=None):
+    path = os.path.join(root, rel)
+    df = Dockerfile(path)
+    tag = f"dockerfile {rel}:"
+
+    def multi_stage():
+        if kind == "certgen":
+            return None if len(df.stages) >= 1 else "no FROM"
+        if len(df.stages) < 2:
+            return f"{len(df.stages)} stage(s); expected a build stage and a runtime stage"
+        if not df.stages[0]["from"].startswith("debian:12"):
+            return f"build stage is FROM {df.stages[0]['from']}, expected Debian 12"
+        return None
+    check(f"{tag} multi-stage, built on Debian 12", multi_stage)
+
+    def no_registry_hosts():
+        bad = [s["from"] for s in df.stages if image_has_registry_host(s["from"])]
+        return f"base images name a registry host: {bad}" if bad else None
+    check(f"{tag} base images name no registry host", no_registry_hosts)
+
+    def sources_exist():
+        missing = []
+        for st in df.stages:
+            for k, a, n in st["ins"]:
+                if k not in ("COPY", "ADD"):
+                    continue
+                flags, srcs, _ = Dockerfile.copy_args(a)
+                if "from" in flags:
+                    continue
+                for s in srcs:
+                    if re.match(r"^[a-z]+://", s):
+                        missing.append(f"line {n}: {s} (remote source)")
+                    elif not glob.glob(os.path.join(root, s)):
+                        missing.append(f"line {n}: {s}")
+        return f"missing COPY/ADD sources: {missing}" if missing else None
+    check(f"{tag} every COPY/ADD source exists in the repository", sources_exist)
+
+    def from_stages_known():
+        bad, seen = [], set()
+        for i, st in enumerate(df.stages):
+            for k, a, n in st["ins"]:
+                if k in ("COPY", "ADD"):
+                    flags, _, _ = Dockerfile.copy_args(a)
+                    f = flags.get("from")
+                    if f is not None and f not in seen and not f.isdigit():
+                        bad.append(f"line {n}: --from={f}")
+            if st["name"]:
+                seen.add(st["name"])
+        return f"COPY --from names no earlier stage: {bad}" if bad else None
+    check(f"{tag} COPY --from names an earlier stage", from_stages_known)
+
+    def final_user():
+        u = df.user_of(df.final())
+        if uid_is_root(u):
+            return f"final stage runs as {u or 'root (no USER)'}"
+        uid = u.split(":")[0]
+        if kind in ("relay", "agent") and uid not in ("65532", "65534"):
+            return f"USER {u}: expected 65532 or 65534"
+        return None
+    check(f"{tag} final image runs as a non-root USER", final_user)
+
+    def exec_entrypoint():
+        eps = [a for k, a, _ in df.final()["ins"] if k == "ENTRYPOINT"]
+        if not eps:
+            return "no ENTRYPOINT"
+        try:
+            v = json.loads(eps[-1])
+        except ValueError:
+            return f"ENTRYPOINT {eps[-1]} is not exec form (needs a shell)"
+        return None if isinstance(v, list) else "ENTRYPOINT is not a JSON list"
+    check(f"{tag} ENTRYPOINT in exec form (no shell)", exec_entrypoint)
+
+    def nothing_downloaded():
+        bad = [f"line {n}" for st in df.stages for k, a, n in st["ins"]
+               if k == "RUN" and re.search(r"\b(curl|wget)\b", a)]
+        return f"RUN downloads with curl/wget: {bad}" if bad else None
+    check(f"{tag} no curl/wget: packages come through apt and make only", nothing_downloaded)
+
+    if kind in ("relay", "agent"):
+        def builds_like_ci():
+            runs = " ; ".join(a for k, a, _ in df.stages[0]["ins"] if k == "RUN")
+            if not re.search(r"\bmake deps\b", runs) or not re.search(r"\bmake all\b", runs):
+                return "the build stage does not run `make deps` and `make all`"
+            return None
+        check(f"{tag} build stage runs the Makefile (make deps, make all) as CI does", builds_like_ci)
+
+    if kind == "relay":
+        fin = df.final()
+
+        def scratch():
+            if fin["from"] != "scratch":
+                return f"final stage FROM {fin['from']}: expected scratch (binary + libraries only)"
+            runs = [n for k, _, n in fin["ins"] if k == "RUN"]
+            return f"RUN in a scratch stage (lines {runs})" if runs else None
+        check(f"{tag} runtime stage is FROM scratch: no shell, no package manager", scratch)
+
+        def exposes():
+            ports = set(" ".join(a for k, a, _ in fin["ins"] if k == "EXPOSE").split())
+            want = {"4433/udp", "8080/tcp"}
+            return None if want <= ports else f"EXPOSE {sorted(ports)}; expected {sorted(want)}"
+        check(f"{tag} exposes 4433/udp and 8080/tcp", exposes)
+
+        def staged_sources():
+            if not staged_rootfs:
+                return None
+            missing = []
+            for k, a, n in fin["ins"]:
+                if k != "COPY":
+                    continue
+                flags, srcs, _ = Dockerfile.copy_args(a)
+                for s in srcs:
+                    if flags.get("from") == "build" and s.startswith("/out"):
+                        if not os.path.exists(staged_rootfs + s[len("/out"):]):
+                            missing.append(f"line {n}: {s}")
+            return f"not in the staged root file system: {missing}" if missing else None
+        if staged_rootfs:
+            check(f"{tag} COPY --from=build sources exist in the rootfs.sh output", staged_sources)
+
+    if kind == "agent":
+        def file_capability():
+            runs = " ".join(a for k, a, _ in df.final()["ins"] if k == "RUN")
+            if "setcap cap_net_admin=ep" not in runs:
+                return "the final stage does not give the agent CAP_NET_ADMIN as a file capability"
+            return None
+        check(f"{tag} agent gets exactly CAP_NET_ADMIN (file capability), runs non-root", file_capability)
+
+    def never_privileged():
+        text = open(path).read()
+        return "mentions --privileged as a way to run" if re.search(r"^\s*[^#\s].*--privileged", text, re.M) else None
+    check(f"{tag} never asks for --privileged", never_privileged)
+    return df
+
+
+# ---------------------------------------------------------------- compose
+
+def parse_duration_s(text):
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)", str(text).strip())
+    if not m:
+        raise ValueError(f"not a duration: {text}")
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def check_compose(root):
+    rel = "docker/compose.yaml"
+    base = os.path.join(root, "docker")
+    doc = yaml.safe_load(open(os.path.join(root, rel)))
+    svcs = doc.get("services", {})
+    tag = f"compose {rel}:"
+
+    def sysctls_of(s):
+        v = s.get("sysctls", {})
+        if isinstance(v, list):
+            return dict(x.split("=", 1) for x in v)
+        return v
+
+    def services_present():
+        agents = [n for n, s in svcs.items()
+                  if str((s.get("build") or {}).get("dockerfile", "")).endswith("agent.Dockerfile")]
+        missing = [n for n in ("relay", "certgen", "target") if n not in svcs]
+        if missing:
+            return f"missing services {missing}"
+        return None if len(agents) >= 2 else f"{len(agents)} agent services; expected two"
+    check(f"{tag} relay, two agents, a target and certgen", services_present)
+
+    relay = svcs.get("relay", {})
+
+    def relay_locked_down():
+        why = []
+        if relay.get("cap_drop") != ["ALL"]:
+            why.append(f"cap_drop {relay.get('cap_drop')}")
+        if relay.get("cap_add"):
+            why.append(f"cap_add {relay.get('cap_add')}")
+        if relay.get("read_only") is not True:
+            why.append("read_only not true")
+        if "no-new-privileges:true" not in relay.get("security_opt", []):
+            why.append("no no-new-privileges:true")
+        if relay.get("privileged"):
+            why.append("privileged")
+        if uid_is_root(str(relay.get("user", "root"))):
+            why.append(f"user {relay.get('user')}")
+        return "; ".join(why) or None
+    check(f"{tag} relay: cap_drop ALL, no cap_add, read_only, no-new-privileges, non-root", relay_locked_down)
+
+    def relay_sysctl():
+        v = sysctls_of(relay).get("net.ipv4.ping_group_range")
+        if v is None:
+            return "no net.ipv4.ping_group_range"
+        lo, hi = (int(x) for x in str(v).split())
+        gid = int(str(relay.get("user", "0:0")).split(":")[-1])
+        return None if lo <= gid <= hi else f"range {v} excludes the relay's gid {gid}"
+    check(f"{tag} relay: ping_group_range sysctl includes its gid", relay_sysctl)
+
+    def relay_ports():
+        ports = [str(p) for p in relay.get("ports", [])]
+        return None if any(p.endswith("4433/udp") for p in ports) else f"ports {ports}: no 4433/udp"
+    check(f"{tag} relay publishes 4433/udp", relay_ports)
+
+    def relay_stop_grace():
+        cfg = yaml.safe_load(open(os.path.join(root, "examples/zgate-relay.yaml")))
+        drain = parse_duration_s(cfg.get("timeouts", {}).get("drain_grace", "30s"))
+        grace = parse_duration_s(relay.get("stop_grace_period", "10s"))
+        return None if grace > drain else f"stop_grace_period {grace}s <= drain_grace {drain}s"
+    check(f"{tag} relay: stop_grace_period exceeds its drain period", relay_stop_grace)
+
+    def agents_minimal():
+        why = []
+        for n, s in svcs.items():
+            if not str((s.get("build") or {}).get("dockerfile", "")).endswith("agent.Dockerfile"):
+                continue
+            if s.get("cap_drop") != ["ALL"] or s.get("cap_add") != ["NET_ADMIN"]:
+                why.append(f"{n}: cap_drop {s.get('cap_drop')} cap_add {s.get('cap_add')}")
+            if not any(str(d).startswith("/dev/net/tun") for d in s.get("devices", [])):
+                why.append(f"{n}: no /dev/net/tun device")
+            if s.get("privileged"):
+                why.append(f"{n}: privileged")
+            if uid_is_root(str(s.get("user", "root"))):
+                why.append(f"{n}: user {s.get('user')}")
+        return "; ".join(why) or None
+    check(f"{tag} agents: only NET_ADMIN and /dev/net/tun, non-root, never privileged", agents_minimal)
+
+    def nobody_privileged():
+        why = []
+        for n, s in svcs.items():
+            if s.get("privileged"):
+                why.append(f"{n}: privileged")
+            for k in ("network_mode", "pid", "ipc"):
+                if str(s.get(k, "")) == "host":
+                    why.append(f"{n}: {k} host")
+            if "ALL" not in (s.get("cap_drop") or []):
+                why.append(f"{n}: does not drop ALL capabilities")
+        return "; ".join(why) or None
+    check(f"{tag} no service is privileged, shares host namespaces or keeps default capabilities", nobody_privileged)
+
+    def certgen_once():
+        cg = svcs.get("certgen", {})
+        df = os.path.join(root, (cg.get("build") or {}).get("dockerfile", "-"))
+        if not os.path.exists(df) or "scripts/gen-certs.sh" not in open(df).read():
+            return "certgen does not build from a Dockerfile that runs scripts/gen-certs.sh"
+        dep = (relay.get("depends_on") or {}).get("certgen", {})
+        if not isinstance(dep, dict) or dep.get("condition") != "service_completed_successfully":
+            return "relay does not wait for certgen to complete"
+        return None
+    check(f"{tag} one-shot certificate generation with scripts/gen-certs.sh before the relay", certgen_once)
+
+    def paths_exist():
+        missing = []
+        for n, s in svcs.items():
+            b = s.get("build")
+            if b:
+                ctx = os.path.normpath(os.path.join(base, b.get("context", ".")))
+                if not os.path.isfile(os.path.join(ctx, b.get("dockerfile", "Dockerfile"))):
+                    missing.append(f"{n}: dockerfile {b.get('dockerfile')}")
+            for v in s.get("volumes", []):
+                src = str(v).split(":")[0]
+                if src.startswith(".") and not os.path.exists(os.path.join(base, src)):
+                    missing.append(f"{n}: {src}")
+        return f"missing: {missing}" if missing else None
+    check(f"{tag} build files and bind-mounted files exist", paths_exist)
+
+
+# ---------------------------------------------------------------- YAML
+
+def check_yaml_files(root):
+    files = sorted(set(glob.glob(os.path.join(root, "docker/*.yaml")) +
+                       glob.glob(os.path.join(root, "examples/*.yaml")) +
+                       glob.glob(os.path.join(root, "helm/*/Chart.yaml")) +
+                       glob.glob(os.path.join(root, "helm/*/values.yaml")) +
+                       glob.glob(os.path.join(root, "helm/*/ci/*.yaml"))))
+    for f in files:
+        rel = os.path.relpath(f, root)
+
+        def parse(f=f):
+            docs = list(yaml.safe_load_all(open(f)))
+            return None if docs and docs[0] is not None else "empty document"
+        check(f"yaml {rel} parses", parse)
+    for f in sorted(glob.glob(os.path.join(root, "helm/*/values.schema.json"))):
+        check(f"json {os.path.relpath(f, root)} parses", lambda f=f: json.load(open(f)) and None)
+
+
+# ---------------------------------------------------------------- chart, unrendered
+
+RESTRICTED_LITERALS = [
+    ("runAsNonRoot: true", 2),          # pod and container
+    ("allowPrivilegeEscalation: false", 1),
+    ("readOnlyRootFilesystem: true", 1),
+    ("privileged: false", 1),
+    ('drop: ["ALL"]', 1),
+    ("type: RuntimeDefault", 2),         # seccomp, pod and container
+    ("name: net.ipv4.ping_group_range", 1),
+]
+
+
+def conditional_depth_by_line(text):
+    """For each line, how many if/with/range blocks enclose it."""
+    depth, out, pos = 0, [], 0
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    actions = [(m.start(), m.group(1)) for m in re.finditer(r"\{\{-?\s*(if|with|range|define|block|end)\b", text)]
+    ai = 0
+    for i, start in enumerate(line_starts):
+        end = line_starts[i + 1] if i + 1 < len(line_starts) else len(text)
+        d_at_start = depth
+        while ai < len(actions) and actions[ai][0] < end:
+            depth += -1 if actions[ai][1] == "end" else 1
+            ai += 1
+        out.append(d_at_start)
+    return out
+
+
+def check_chart_static(root):
+    chart = os.path.join(root, "helm/zgate-relay")
+    tag = "chart (unrendered):"
+    meta = yaml.safe_load(open(os.path.join(chart, "Chart.yaml")))
+    values = yaml.safe_load(open(os.path.join(chart, "values.yaml")))
+
+    def chart_yaml():
+        why = []
+        if meta.get("apiVersion") != "v2":
+            why.append(f"apiVersion {meta.get('apiVersion')}")
+        if meta.get("name") != "zgate-relay":
+            why.append(f"name {meta.get('name')}")
+        if not re.fullmatch(r"\d+\.\d+\.\d+([-+].*)?", str(meta.get("version", ""))):
+            why.append(f"version {meta.get('version')} is not SemVer")
+        if not meta.get("kubeVersion"):
+            why.append("no kubeVersion")
+        return "; ".join(why) or None
+    check(f"{tag} Chart.yaml is a v2 chart with a SemVer version and kubeVersion", chart_yaml)
+
+    dep_path = os.path.join(chart, "templates/deployment.yaml")
+    dep = open(dep_path).read()
+    depth = conditional_depth_by_line(dep)
+    lines = dep.split("\n")
+    for lit, count in RESTRICTED_LITERALS:
+        def literal(lit=lit, count=count):
+            where = [i for i, l in enumerate(lines) if l.strip() == lit or l.strip() == "- " + lit]
+            fixed = [i for i in where if depth[i] == 0]
+            if len(fixed) < count:
+                return (f"found {len(where)} time(s), {len(fixed)} outside if/with/range; "
+                        f"expected {count} unconditional")
+            return None
+        check(f"{tag} deployment.yaml has `{lit}` unconditionally (x{count})", literal)
+
+    def no_passthrough():
+        bad = []
+        for f in glob.glob(os.path.join(chart, "templates/*")):
+            t = open(f).read()
+            for pat in (r"toYaml\s+\.Values\.(pod)?[sS]ecurityContext", r"\.Values\.containerSecurityContext",
+                        r"\.Values\.podSecurityContext", r"hostNetwork|hostPID|hostIPC|hostPath|hostPort",
+                        r"privileged:\s*true", r"procMount", r"Unconfined"):
+                if re.search(pat, t):
+                    bad.append(f"{os.path.basename(f)}: /{pat}/")
+        return f"templates let values override the security context or use host features: {bad}" if bad else None
+    check(f"{tag} no template passes a security context through from values or uses host features", no_passthrough)
+
+    def ids_match_image():
+        sc = values.get("securityContext", {})
+        df = Dockerfile(os.path.join(root, "docker/relay.Dockerfile"))
+        user = df.user_of(df.final()) or ""
+        uid, _, gid = user.partition(":")
+        why = []
+        for k in ("runAsUser", "runAsGroup", "fsGroup"):
+            if not isinstance(sc.get(k), int) or sc.get(k) <= 0:
+                why.append(f"securityContext.{k} = {sc.get(k)}")
+        if str(sc.get("runAsUser")) != uid or (gid and str(sc.get("runAsGroup")) != gid):
+            why.append(f"values run as {sc.get('runAsUser')}:{sc.get('runAsGroup')}, the image as {user}")
+        return "; ".join(why) or None
+    check(f"{tag} values' uid/gid are non-zero and match the relay image's USER", ids_match_image)
+
+    def drain_defaults():
+        d, t = values.get("drainGraceSeconds"), values.get("terminationGracePeriodSeconds")
+        return None if isinstance(d, int) and isinstance(t, int) and t > d else f"terminationGracePeriodSeconds {t} vs drainGraceSeconds {d}"
+    check(f"{tag} default terminationGracePeriodSeconds exceeds drainGraceSeconds", drain_defaults)
+
+    def readme():
+        p = os.path.join(chart, "README.md")
+        if not os.path.exists(p):
+            return "no README.md"
+        t = open(p).read()
+        missing = [w for w in ("helm install", "helm upgrade", "helm uninstall", "gen-certs.sh", "restricted")
+                   if w not in t]
+        return f"README.md does not cover {missing}" if missing else None
+    check(f"{tag} README.md covers install, upgrade, uninstall, certificates and the restricted profile", readme)
+
+
+# ---------------------------------------------------------------- rendered manifests
+
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                   "persistentVolumeClaim", "projected", "secret"}
+SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
+                "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies",
+                "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
+                "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"}
+BASELINE_CAPS = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                 "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+
+
+def containers_of(spec):
+    return ([("container", c) for c in spec.get("containers", [])] +
+            [("initContainer", c) for c in spec.get("initContainers", [])] +
+            [("ephemeralContainer", c) for c in spec.get("ephemeralContainers", [])])
+
+
+def pod_templates(docs):
+    out = []
+    for d in docs:
+        k = d.get("kind")
+        if k == "Pod":
+            out.append((f"Pod/{d['metadata']['name']}", d.get("metadata", {}), d["spec"]))
+        elif k in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+            t = d["spec"]["template"]
+            out.append((f"{k}/{d['metadata']['name']}", t.get("metadata", {}), t["spec"]))
+        elif k == "CronJob":
+            t = d["spec"]["jobTemplate"]["spec"]["template"]
+            out.append((f"{k}/{d['metadata']['name']}", t.get("metadata", {}), t["spec"]))
+    return out
+
+
+# Each rule: (id, text, fn(meta, spec) → None or why). Together they are the
+# Pod Security Standards "restricted" profile, which includes "baseline".
+def _r_host_namespaces(meta, spec):
+    bad = [k for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
+    return f"{bad} set" if bad else None
+
+
+def _r_host_process(meta, spec):
+    bad = []
+    for scope, sc in [("pod", spec.get("securityContext") or {})] + \
+            [(c["name"], c.get("securityContext") or {}) for _, c in containers_of(spec)]:
+        if (sc.get("windowsOptions") or {}).get("hostProcess"):
+            bad.append(scope)
+    return f"hostProcess in {bad}" if bad else None
+
+
+def _r_privileged(meta, spec):
+    bad = [c["name"] for _, c in containers_of(spec) if (c.get("securityContext") or {}).get("privileged")]
+    return f"privileged: {bad}" if bad else None
+
+
+def _r_baseline_caps(meta, spec):
+    bad = []
+    for _, c in containers_of(spec):
+        add = ((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
+        bad += [f"{c['name']}:{a}" for a in add if a not in BASELINE_CAPS]
+    return f"capabilities added beyond the baseline set: {bad}" if bad else None
+
+
+def _r_host_path(meta, spec):
+    bad = [v["name"] for v in spec.get("volumes", []) if "hostPath" in v]
+    return f"hostPath volumes {bad}" if bad else None
+
+
+def _r_host_ports(meta, spec):
+    bad = [f"{c['name']}:{p.get('hostPort')}" for _, c in containers_of(spec)
+           for p in c.get("ports", []) if p.get("hostPort")]
+    return f"hostPort {bad}" if bad else None
+
+
+def _r_apparmor(meta, spec):
+    bad = []
+    for k, v in (meta.get("annotations") or {}).items():
+        if k.startswith("container.apparmor.security.beta.kubernetes.io/") and \
+                v != "runtime/default" and not str(v).startswith("localhost/"):
+            bad.append(f"{k}={v}")
+    for scope, sc in [("pod", spec.get("securityContext") or {})] + \
+            [(c["name"], c.get("securityContext") or {}) for _, c in containers_of(spec)]:
+        t = (sc.get("appArmorProfile") or {}).get("type")
+        if t not in (None, "RuntimeDefault", "Localhost"):
+            bad.append(f"{scope}: {t}")
+    return f"AppArmor {bad}" if bad else None
+
+
+def _r_selinux(meta, spec):
+    bad = []
+    for scope, sc in [("pod", spec.get("securityContext") or {})] + \
+            [(c["name"], c.get("securityContext") or {}) for _, c in containers_of(spec)]:
+        o = sc.get("seLinuxOptions") or {}
+        if o.get("type", "") not in SELINUX_TYPES or o.get("user") or o.get("role"):
+            bad.append(f"{scope}: {o}")
+    return f"seLinuxOptions {bad}" if bad else None
+
+
+def _r_proc_mount(meta, spec):
+    bad = [c["name"] for _, c in containers_of(spec)
+           if (c.get("securityContext") or {}).get("procMount", "Default") != "Default"]
+    return f"procMount {bad}" if bad else None
+
+
+def _r_sysctls(meta, spec):
+    bad = [s["name"] for s in (spec.get("securityContext") or {}).get("sysctls", [])
+           if s["name"] not in SAFE_SYSCTLS]
+    return f"unsafe sysctls {bad}" if bad else None
+
+
+def _r_volume_types(meta, spec):
+    bad = []
+    for v in spec.get("volumes", []):
+        kinds = [k for k in v if k != "name"]
+        if not kinds or any(k not in ALLOWED_VOLUMES for k in kinds):
+            bad.append(f"{v['name']}:{kinds}")
+    return f"volume types outside the restricted list: {bad}" if bad else None
+
+
+def _r_privilege_escalation(meta, spec):
+    bad = [c["name"] for _, c in containers_of(spec)
+           if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False]
+    return f"allowPrivilegeEscalation is not false in {bad}" if bad else None
+
+
+def _r_run_as_non_root(meta, spec):
+    pod = (spec.get("securityContext") or {}).get("runAsNonRoot")
+    bad = []
+    for _, c in containers_of(spec):
+        v = (c.get("securityContext") or {}).get("runAsNonRoot")
+        if v is False or (v is None and pod is not True):
+            bad.append(c["name"])
+    if pod is False:
+        bad.append("pod")
+    return f"runAsNonRoot not true for {bad}" if bad else None
+
+
+def _r_run_as_user(meta, spec):
+    bad = []
+    if (spec.get("securityContext") or {}).get("runAsUser") == 0:
+        bad.append("pod")
+    bad += [c["name"] for _, c in containers_of(spec) if (c.get("securityContext") or {}).get("runAsUser") == 0]
+    return f"runAsUser 0 in {bad}" if bad else None
+
+
+def _r_seccomp(meta, spec):
+    ok_types = ("RuntimeDefault", "Localhost")
+    pod = ((spec.get("securityContext") or {}).get("seccompProfile") or {}).get("type")
+    bad = []
+    if pod is not None and pod not in ok_types:
+        bad.append(f"pod:{pod}")
+    for _, c in containers_of(spec):
+        t = ((c.get("securityContext") or {}).get("seccompProfile") or {}).get("type")
+        if (t is None and pod not in ok_types) or (t is not None and t not in ok_types):
+            bad.append(f"{c['name']}:{t}")
+    return f"seccompProfile not RuntimeDefault/Localhost: {bad}" if bad else None
+
+
+def _r_capabilities(meta, spec):
+    bad = []
+    for _, c in containers_of(spec):
+        caps = (c.get("securityContext") or {}).get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            bad.append(f"{c['name']}: does not drop ALL")
+        extra = [a for a in (caps.get("add") or []) if a != "NET_BIND_SERVICE"]
+        if extra:
+            bad.append(f"{c['name']}: adds {extra}")
+    return "; ".join(bad) or None
+
+
+RESTRICTED_RULES = [
+    ("baseline/host-process", "no Windows HostProcess", _r_host_process),
+    ("baseline/host-namespaces", "hostNetwork, hostPID, hostIPC unset or false", _r_host_namespaces),
+    ("baseline/privileged", "no privileged container", _r_privileged),
+    ("baseline/capabilities", "capabilities added only from the baseline set", _r_baseline_caps),
+    ("baseline/host-path", "no hostPath volume", _r_host_path),
+    ("baseline/host-ports", "no hostPort", _r_host_ports),
+    ("baseline/apparmor", "AppArmor unset, RuntimeDefault or Localhost", _r_apparmor),
+    ("baseline/selinux", "SELinux type from the allowed list, no user or role", _r_selinux),
+    ("baseline/proc-mount", "procMount Default", _r_proc_mount),
+    ("baseline/sysctls", "only safe sysctls", _r_sysctls),
+    ("restricted/volume-types", "only configMap, csi, downwardAPI, emptyDir, ephemeral, PVC, projected, secret volumes", _r_volume_types),
+    ("restricted/privilege-escalation", "allowPrivilegeEscalation: false in every container", _r_privilege_escalation),
+    ("restricted/run-as-non-root", "runAsNonRoot: true (pod, or every container)", _r_run_as_non_root),
+    ("restricted/run-as-user", "runAsUser never 0", _r_run_as_user),
+    ("restricted/seccomp", "seccompProfile RuntimeDefault or Localhost", _r_seccomp),
+    ("restricted/capabilities", "drop ALL, add at most NET_BIND_SERVICE", _r_capabilities),
+]
+
+
+def load_docs(path):
+    return [d for d in yaml.safe_load_all(open(path)) if d]
+
+
+def check_manifests(root, variant, path, configcheck):
+    tag = f"rendered [{variant}]:"
+    docs = load_docs(path)
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d.get("kind"), []).append(d)
+
+    def well_formed():
+        bad = [str(d)[:60] for d in docs
+               if not d.get("apiVersion") or not d.get("kind") or not (d.get("metadata") or {}).get("name")]
+        return f"objects without apiVersion/kind/metadata.name: {bad}" if bad else None
+    check(f"{tag} every document is a Kubernetes object with apiVersion, kind and name", well_formed)
+
+    pods = pod_templates(docs)
+    check(f"{tag} exactly one workload (the relay Deployment)",
+          lambda: None if len(pods) == 1 and pods[0][0].startswith("Deployment/") else f"{[p[0] for p in pods]}")
+    if not pods:
+        return
+    for rid, text, fn in RESTRICTED_RULES:
+        def rule(fn=fn):
+            why = [f"{name}: {w}" for name, meta, spec in pods for w in [fn(meta, spec)] if w]
+            return "; ".join(why) or None
+        check(f"{tag} {rid}: {text}", rule)
+
+    name, meta, spec = pods[0]
+    relay = spec["containers"][0]
+    cfgmap = (by_kind.get("ConfigMap") or [{}])[0].get("data", {})
+
+    def read_only_root():
+        bad = [c["name"] for _, c in containers_of(spec)
+               if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True]
+        return f"readOnlyRootFilesystem not true in {bad}" if bad else None
+    check(f"{tag} zgate: read-only root file system", read_only_root)
+
+    def ping_sysctl():
+        sc = spec.get("securityContext") or {}
+        v = {s["name"]: s["value"] for s in sc.get("sysctls", [])}.get("net.ipv4.ping_group_range")
+        if v is None:
+            return "no net.ipv4.ping_group_range"
+        lo, hi = (int(x) for x in v.split())
+        gid = sc.get("runAsGroup")
+        return None if lo <= gid <= hi else f"{v} excludes runAsGroup {gid}"
+    check(f"{tag} zgate: pod sysctl net.ipv4.ping_group_range includes the relay's gid", ping_sysctl)
+
+    def no_token():
+        return None if spec.get("automountServiceAccountToken") is False else "service account token mounted"
+    check(f"{tag} zgate: no service account token in the pod", no_token)
+
+    def probes():
+        want = {"livenessProbe": "/health", "readinessProbe": "/ready", "startupProbe": "/health"}
+        why = []
+        for k, p in want.items():
+            g = (relay.get(k) or {}).get("httpGet") or {}
+            if g.get("path") != p or g.get("port") != "ops":
+                why.append(f"{k} {g}")
+        ops = [p for p in relay.get("ports", []) if p.get("name") == "ops"]
+        if not ops or ops[0].get("protocol") != "TCP":
+            why.append("no TCP port named ops")
+        return "; ".join(why) or None
+    check(f"{tag} zgate: probes GET /health (liveness, startup) and /ready (readiness) on the ops port", probes)
+
+    def resources():
+        r = relay.get("resources") or {}
+        return None if (r.get("requests") or {}).get("memory") and (r.get("limits") or {}).get("memory") \
+            else f"resources {r}: need memory requests and limits"
+    check(f"{tag} zgate: resources requested and memory limited", resources)
+
+    def drain():
+        cfg = yaml.safe_load(cfgmap.get("zgate-relay.yaml", "{}"))
+        d = parse_duration_s(cfg["timeouts"]["drain_grace"])
+        t = spec.get("terminationGracePeriodSeconds", 30)
+        return None if t > d else f"terminationGracePeriodSeconds {t} <= drain_grace {d}s"
+    check(f"{tag} zgate: terminationGracePeriodSeconds exceeds the relay's drain_grace", drain)
+
+    def config_loads():
+        with tempfile.TemporaryDirectory() as tmp:
+            c, p = os.path.join(tmp, "zgate-relay.yaml"), os.path.join(tmp, "policy.yaml")
+            open(c, "w").write(cfgmap["zgate-relay.yaml"])
+            open(p, "w").write(cfgmap["policy.yaml"])
+            r = subprocess.run([configcheck, c, p], capture_output=True, text=True)
+            return None if r.returncode == 0 else (r.stderr or r.stdout).strip()
+    check(f"{tag} zgate: the ConfigMap's config and policy load with the relay's own parsers", config_loads)
+
+    def mounts_match_config():
+        cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
+        proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+        paths = {"/etc/zgate/" + i["path"] for s in proj for src in s.values() for i in src.get("items", [])}
+        mount = [m for m in relay["volumeMounts"] if m["name"] == "config"][0]
+        why = []
+        if mount["mountPath"] != "/etc/zgate" or mount.get("readOnly") is not True:
+            why.append(f"config volume mounted at {mount['mountPath']} readOnly={mount.get('readOnly')}")
+        files = [cfg["policy"], cfg["tls"]["cert"], cfg["tls"]["key"], cfg["tls"]["client_ca"]]
+        if cfg["tls"].get("crl"):
+            files.append(cfg["tls"]["crl"])
+        why += [f"{f} is not in the projected volume" for f in files if f not in paths]
+        if "/etc/zgate/zgate-relay.yaml" not in paths or relay.get("args", [])[-1:] != ["/etc/zgate/zgate-relay.yaml"]:
+            why.append("--config does not point at the mounted zgate-relay.yaml")
+        if cfg.get("state_file"):
+            if not any(m["mountPath"] == os.path.dirname(cfg["state_file"]) for m in relay["volumeMounts"]):
+                why.append(f"state_file {cfg['state_file']} is not on a mounted volume")
+        return "; ".join(why) or None
+    check(f"{tag} zgate: every file the config names is mounted (config, policy, certificates, state)", mounts_match_config)
+
+    def ports_match_config():
+        cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
+        ports = {p["name"]: p for p in relay["ports"]}
+        why = []
+        if int(cfg["listen"].rsplit(":", 1)[1]) != ports["quic"]["containerPort"] or ports["quic"]["protocol"] != "UDP":
+            why.append(f"listen {cfg['listen']} vs quic port {ports['quic']}")
+        if int(cfg["ops_listen"].rsplit(":", 1)[1]) != ports["ops"]["containerPort"]:
+            why.append(f"ops_listen {cfg['ops_listen']} vs ops port {ports['ops']}")
+        return "; ".join(why) or None
+    check(f"{tag} zgate: container ports match listen and ops_listen", ports_match_config)
+
+    services = by_kind.get("Service", [])
+
+    def quic_service():
+        q = [s for s in services if any(p.get("protocol") == "UDP" for p in s["spec"]["ports"])]
+        if len(q) != 1:
+            return f"{len(q)} UDP Services"
+        s = q[0]["spec"]
+        why = []
+        if s.get("sessionAffinity") != "ClientIP":
+            why.append(f"sessionAffinity {s.get('sessionAffinity')}")
+        if [p.get("targetPort") for p in s["ports"]] != ["quic"]:
+            why.append(f"ports {s['ports']}: only quic belongs here")
+        return "; ".join(why) or None
+    check(f"{tag} zgate: one UDP Service for QUIC with ClientIP affinity, no ops port on it", quic_service)
+
+    def ops_service():
+        o = [s for s in services if any(p.get("targetPort") == "ops" for p in s["spec"]["ports"])]
+        if len(o) != 1:
+            return f"{len(o)} Services with the ops port"
+        return None if o[0]["spec"].get("type", "ClusterIP") == "ClusterIP" else f"ops Service type {o[0]['spec'].get('type')}"
+    check(f"{tag} zgate: a separate cluster-internal Service for the ops port", ops_service)
+
+    def checksum():
+        ann = meta.get("annotations") or {}
+        v = ann.get("checksum/config", "")
+        return None if re.fullmatch(r"[0-9a-f]{64}", v) else f"checksum/config annotation {v!r}"
+    check(f"{tag} zgate: pod template carries the ConfigMap checksum", checksum)
+
+    def selectors():
+        labels = (meta.get("labels") or {})
+        why = []
+        for d in docs:
+            sel = None
+            k = d["kind"]
+            if k == "Service":
+                sel = d["spec"].get("selector")
+            elif k in ("PodDisruptionBudget", "Deployment"):
+                sel = d["spec"]["selector"].get("matchLabels")
+            elif k == "NetworkPolicy":
+                sel = d["spec"]["podSelector"].get("matchLabels")
+            if sel is not None and any(labels.get(a) != b for a, b in sel.items()):
+                why.append(f"{k}/{d['metadata']['name']} selects {sel}")
+        return "; ".join(why) or None
+    check(f"{tag} zgate: Services, PDB and NetworkPolicy select the relay pods", selectors)
+
+
+# ---------------------------------------------------------------- self-test
+
+MUTATIONS = [
+    ("baseline/host-namespaces", lambda s: s.__setitem__("hostNetwork", True)),
+    ("baseline/host-process", lambda s: s["securityContext"].__setitem__("windowsOptions", {"hostProcess": True})),
+    ("baseline/privileged", lambda s: s["containers"][0]["securityContext"].__setitem__("privileged", True)),
+    ("baseline/capabilities", lambda s: s["containers"][0]["securityContext"]["capabilities"].__setitem__("add", ["SYS_ADMIN"])),
+    ("baseline/host-path", lambda s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}})),
+    ("baseline/host-ports", lambda s: s["containers"][0]["ports"][0].__setitem__("hostPort", 4433)),
+    ("baseline/apparmor", lambda s: s["securityContext"].__setitem__("appArmorProfile", {"type": "Unconfined"})),
+    ("baseline/selinux", lambda s: s["securityContext"].__setitem__("seLinuxOptions", {"type": "spc_t"})),
+    ("baseline/proc-mount", lambda s: s["containers"][0]["securityContext"].__setitem__("procMount", "Unmasked")),
+    ("baseline/sysctls", lambda s: s["securityContext"]["sysctls"].append({"name": "net.core.somaxconn", "value": "1024"})),
+    ("restricted/volume-types", lambda s: s["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}})),
+    ("restricted/privilege-escalation", lambda s: s["containers"][0]["securityContext"].pop("allowPrivilegeEscalation")),
+    ("restricted/run-as-non-root", lambda s: (s["securityContext"].pop("runAsNonRoot"),
+                                               s["containers"][0]["securityContext"].pop("runAsNonRoot"))),
+    ("restricted/run-as-user", lambda s: s["containers"][0]["securityContext"].__setitem__("runAsUser", 0)),
+    ("restricted/seccomp", lambda s: s["containers"][0]["securityContext"].__setitem__("seccompProfile", {"type": "Unconfined"})),
+    ("restricted/capabilities", lambda s: s["containers"][0]["securityContext"]["capabilities"].__setitem__("drop", ["NET_RAW"])),
+    ("restricted/capabilities", lambda s: s["containers"][0]["securityContext"]["capabilities"].__setitem__("add", ["NET_ADMIN"])),
+]
+
+
+def selftest(path):
+    docs = load_docs(path)
+    pods = pod_templates(docs)
+    rules = {rid: fn for rid, _, fn in RESTRICTED_RULES}
+    name, meta, spec = pods[0]
+
+    def clean():
+        bad = [rid for rid, fn in rules.items() if fn(meta, spec)]
+        return f"the unmodified Deployment fails {bad}" if bad else None
+    check("selftest: the rendered Deployment passes every rule", clean)
+    covered = set()
+    for rid, mutate in MUTATIONS:
+        def caught(rid=rid, mutate=mutate):
+            s = copy.deepcopy(spec)
+            mutate(s)
+            if not rules[rid](meta, s):
+                return "the rule check did not notice"
+            return None
+        check(f"selftest: breaking {rid} is caught", caught)
+        covered.add(rid)
+    check("selftest: every rule has a breaking case",
+          lambda: None if covered == set(rules) else f"no case for {sorted(set(rules) - covered)}")
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[0] == "static":
+        root = argv[1]
+        staged = argv[3] if len(argv) >= 4 and argv[2] == "--staged-rootfs" else None
+        check_yaml_files(root)
+        check_dockerfile(root, "docker/relay.Dockerfile", "relay", staged)
+        check_dockerfile(root, "docker/agent.Dockerfile", "agent")
+        check_dockerfile(root, "docker/certgen.Dockerfile", "certgen")
+        check_compose(root)
+        check_chart_static(root)
+    elif len(argv) == 5 and argv[0] == "manifests":
+        check_manifests(argv[1], argv[2], argv[3], argv[4])
+    elif len(argv) == 2 and argv[0] == "selftest":
+        selftest(argv[1])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 1 if RESULTS["fail"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
