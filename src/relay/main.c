@@ -1,0 +1,1075 @@
+/*
+ * zgate-relay — the daemon: CONNECT-IP tunnels (src/masque) feeding a
+ * userspace TCP/IP stack (src/stack) that terminates every flow as an
+ * ordinary host socket, behind a per-client default-deny policy, with an
+ * address pool, an audit trail and an ops endpoint. Runs as any user with
+ * no capabilities; never needs a TUN device.
+ *
+ * One thread, one libevent loop. Sessions (one per tunnel) are found by
+ * virtual IP for packets coming back from the stack, and by client ID
+ * when a client connects again (the older session is replaced).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "masque/masque.h"
+#include "masque/tls.h"
+#include "masque/udp.h"
+#include "relay/audit.h"
+#include "relay/config.h"
+#include "relay/ipam.h"
+#include "relay/ops.h"
+#include "relay/policy.h"
+#include "stack.h"
+#include "zg_err.h"
+
+#define VIP_BUCKETS 4096 /* power of two */
+#define H3_NO_ERROR 0x100
+
+struct session {
+	struct relay *r;
+	struct masque_conn *c;
+	char id[STACK_ID_MAX];
+	char peer[INET6_ADDRSTRLEN + 8];
+	char vip_s[INET6_ADDRSTRLEN];
+	struct stack_client client;
+	struct stack_addr vip4, vip6;
+	int detached; /* replaced: no longer owns its addresses or flows */
+	/* scope asked in the request (C03) */
+	int any_target, any_proto;
+	struct cip_addr target;
+	uint8_t ipproto;
+	uint64_t opened_ms;
+	uint64_t bytes_up, bytes_down;
+	struct session *next, *prev;   /* all sessions */
+	struct session *vnext4, *vnext6; /* VIP buckets */
+};
+
+struct relay {
+	struct relay_config cfg;
+	char config_path[CONFIG_PATH_MAX];
+	struct event_base *base;
+	WOLFSSL_CTX *tls;
+	struct policy *policy;
+	struct ipam *ipam;
+	struct audit *audit;
+	struct ops *ops;
+	struct stack *stack;
+	struct masque_udp *udp;
+	struct masque_server *srv;
+	struct session *sessions;
+	struct session *vip4[VIP_BUCKETS], *vip6[VIP_BUCKETS];
+	size_t nsessions;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+	int draining, stopping;
+	/* counters for /metrics */
+	uint64_t sessions_opened, refused_403, refused_503, refused_400, replaced;
+	uint64_t decisions_allow, decisions_deny, scope_denied;
+	uint64_t reload_ok, reload_fail;
+	uint64_t last_reload_ok_s;
+	uint64_t out_no_session, out_too_big, out_congested;
+	uint64_t ipam_save_errors;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void addr_str(const struct stack_addr *a, char *buf, size_t len)
+{
+	if (a->version == 0)
+		(void)snprintf(buf, len, "-");
+	else
+		inet_ntop(a->version == 4 ? AF_INET : AF_INET6, a->a, buf, (socklen_t)len);
+}
+
+static void sockaddr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char h[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s->sin_addr, h, sizeof(h));
+		port = ntohs(s->sin_port);
+		(void)snprintf(buf, len, "%s:%u", h, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, h, sizeof(h));
+		port = ntohs(s->sin6_port);
+		(void)snprintf(buf, len, "[%s]:%u", h, port);
+	} else {
+		(void)snprintf(buf, len, "?");
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* session table                                                      */
+
+static size_t vip_hash(const struct stack_addr *a)
+{
+	uint32_t h = 2166136261u;
+	size_t i, n = a->version == 4 ? 4 : 16;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ a->a[i]) * 16777619u;
+	return h & (VIP_BUCKETS - 1);
+}
+
+static struct session *session_by_vip(const struct relay *r, const struct stack_addr *a)
+{
+	struct session *s;
+
+	if (a->version == 4) {
+		for (s = r->vip4[vip_hash(a)]; s != NULL; s = s->vnext4)
+			if (stack_addr_eq(&s->vip4, a))
+				return s;
+	} else if (a->version == 6) {
+		for (s = r->vip6[vip_hash(a)]; s != NULL; s = s->vnext6)
+			if (stack_addr_eq(&s->vip6, a))
+				return s;
+	}
+	return NULL;
+}
+
+static void vip_unlink(struct relay *r, struct session *s)
+{
+	struct session **pp;
+
+	if (s->vip4.version) {
+		for (pp = &r->vip4[vip_hash(&s->vip4)]; *pp != NULL; pp = &(*pp)->vnext4) {
+			if (*pp == s) {
+				*pp = s->vnext4;
+				break;
+			}
+		}
+	}
+	if (s->vip6.version) {
+		for (pp = &r->vip6[vip_hash(&s->vip6)]; *pp != NULL; pp = &(*pp)->vnext6) {
+			if (*pp == s) {
+				*pp = s->vnext6;
+				break;
+			}
+		}
+	}
+}
+
+static void vip_link(struct relay *r, struct session *s)
+{
+	size_t h;
+
+	if (s->vip4.version) {
+		h = vip_hash(&s->vip4);
+		s->vnext4 = r->vip4[h];
+		r->vip4[h] = s;
+	}
+	if (s->vip6.version) {
+		h = vip_hash(&s->vip6);
+		s->vnext6 = r->vip6[h];
+		r->vip6[h] = s;
+	}
+}
+
+static struct session *session_by_id(const struct relay *r, const char *id)
+{
+	struct session *s;
+
+	/* Linear: runs once per new tunnel, never per packet. */
+	for (s = r->sessions; s != NULL; s = s->next)
+		if (!s->detached && strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+static void save_ipam(struct relay *r)
+{
+	char err[256];
+
+	if (r->cfg.state_file[0] == '\0')
+		return;
+	if (ipam_save(r->ipam, r->cfg.state_file, err, sizeof(err)) != 0) {
+		if (r->ipam_save_errors++ == 0)
+			log_warnx("%s", err);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* routes and scope                                                   */
+
+static int in_scope(const struct session *s, const struct stack_flow_info *f)
+{
+	size_t n, i, bits;
+
+	if (!s->any_proto && f->proto != s->ipproto && f->proto != STACK_PROTO_ICMP &&
+	    f->proto != STACK_PROTO_ICMPV6)
+		return 0; /* ICMP is always in scope (C03) */
+	if (s->any_target)
+		return 1;
+	if (f->dst.version != s->target.version)
+		return 0;
+	n = f->dst.version == 4 ? 4 : 16;
+	bits = s->target.prefix_len;
+	for (i = 0; i < n && bits > 0; i++) {
+		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+
+		if ((f->dst.a[i] & mask) != (s->target.addr[i] & mask))
+			return 0;
+		bits = bits >= 8 ? bits - 8 : 0;
+	}
+	return 1;
+}
+
+/* The routes for a session: the policy's, narrowed to the requested
+ * scope. Returns 0 with *pn ranges in out (cap MASQUE_MAX_ROUTES). */
+static int session_routes(const struct relay *r, const struct session *s, struct cip_route *out,
+			  size_t *pn)
+{
+	size_t n = 0, i, k = 0;
+	int rv;
+
+	rv = policy_routes(r->policy, s->id, out, MASQUE_MAX_ROUTES / 2, &n);
+	if (rv != 0)
+		return rv;
+	if (s->any_target && s->any_proto) {
+		*pn = n;
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct cip_route rt = out[i];
+
+		if (!s->any_target) {
+			uint8_t lo[16], hi[16];
+			size_t len = s->target.version == 4 ? 4 : 16, j, bits = s->target.prefix_len;
+
+			if (rt.version != s->target.version)
+				continue;
+			for (j = 0; j < len; j++) {
+				uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(bits ? 0xff << (8 - bits) : 0);
+
+				lo[j] = s->target.addr[j] & mask;
+				hi[j] = (uint8_t)(s->target.addr[j] | ~mask);
+				bits = bits >= 8 ? bits - 8 : 0;
+			}
+			if (memcmp(rt.end, lo, len) < 0 || memcmp(rt.start, hi, len) > 0)
+				continue;
+			if (memcmp(rt.start, lo, len) < 0)
+				memcpy(rt.start, lo, len);
+			if (memcmp(rt.end, hi, len) > 0)
+				memcpy(rt.end, hi, len);
+		}
+		if (!s->any_proto) {
+			if (rt.proto != 0 && rt.proto != s->ipproto)
+				continue;
+			rt.proto = s->ipproto;
+		}
+		out[k++] = rt;
+	}
+	return cip_routes_normalize(out, k, MASQUE_MAX_ROUTES, pn);
+}
+
+/* ------------------------------------------------------------------ */
+/* masque callbacks                                                   */
+
+static int on_request(struct masque_conn *c, const struct masque_request *rq,
+		      struct masque_accept *acc, void *ctx)
+{
+	static struct cip_route routes[MASQUE_MAX_ROUTES];
+	struct relay *r = ctx;
+	struct session *s, *old;
+	uint8_t a[16];
+	size_t n = 0;
+	int rv;
+
+	if (r->draining) {
+		r->refused_503++;
+		return 503;
+	}
+	if (rq->dns[0] != '\0') {
+		/* DNS-name targets need an asynchronous resolver in the loop;
+		 * until then they are refused rather than scoped wrongly. */
+		log_warnx("%s: DNS-name target \"%s\" not supported; use an address or *",
+			  rq->identity, rq->dns);
+		r->refused_400++;
+		return 400;
+	}
+	if (strlen(rq->identity) >= STACK_ID_MAX) {
+		log_warnx("client ID \"%.40s...\" longer than %d characters: 403", rq->identity,
+			  STACK_ID_MAX - 1);
+		r->refused_403++;
+		return 403;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return 503;
+	s->r = r;
+	s->c = c;
+	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
+	sockaddr_str((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
+	s->any_target = rq->any_target;
+	s->target = rq->target;
+	s->any_proto = rq->any_proto;
+	s->ipproto = rq->ipproto;
+	rv = session_routes(r, s, routes, &n);
+	if (rv != 0 || n == 0) {
+		/* C05: an identity with nothing allowed gets 403. */
+		log_info("%s from %s: no destination allowed by policy: 403", s->id, s->peer);
+		audit_limit_hit(r->audit, "policy_nothing_allowed", s->id);
+		r->refused_403++;
+		free(s);
+		return 403;
+	}
+	old = session_by_id(r, s->id);
+	if (old == NULL && r->nsessions >= r->cfg.max_sessions) {
+		log_warnx("%s from %s: %u sessions open: 503", s->id, s->peer, r->cfg.max_sessions);
+		audit_limit_hit(r->audit, "sessions", s->id);
+		r->refused_503++;
+		free(s);
+		return 503;
+	}
+	if (old != NULL) {
+		/* The same client again: the new tunnel takes over the address
+		 * and the old one is closed. */
+		log_info("%s: new connection from %s replaces the one from %s", s->id, s->peer,
+			 old->peer);
+		vip_unlink(r, old);
+		old->detached = 1;
+		stack_close_client(r->stack, old->id);
+		masque_conn_close(old->c, H3_NO_ERROR, "replaced by a newer connection");
+		r->replaced++;
+	}
+	if (ipam_alloc(r->ipam, s->id, 4, NULL, a) != 0) {
+		log_warnx("%s from %s: IPv4 pool exhausted: 503", s->id, s->peer);
+		audit_limit_hit(r->audit, "pool", s->id);
+		r->refused_503++;
+		free(s);
+		return 503;
+	}
+	s->vip4.version = 4;
+	memcpy(s->vip4.a, a, 4);
+	if (r->cfg.pool6.version == 6 && ipam_alloc(r->ipam, s->id, 6, NULL, a) == 0) {
+		s->vip6.version = 6;
+		memcpy(s->vip6.a, a, 16);
+	}
+	s->client.id = s->id;
+	s->client.vip4 = s->vip4;
+	s->client.vip6 = s->vip6;
+	s->opened_ms = mono_ms();
+	addr_str(&s->vip4, s->vip_s, sizeof(s->vip_s));
+	vip_link(r, s);
+	s->next = r->sessions;
+	if (r->sessions != NULL)
+		r->sessions->prev = s;
+	r->sessions = s;
+	r->nsessions++;
+	r->sessions_opened++;
+	masque_conn_set_data(c, s);
+	save_ipam(r);
+
+	acc->addrs[0].version = 4;
+	memcpy(acc->addrs[0].addr, s->vip4.a, 4);
+	acc->addrs[0].prefix_len = 32;
+	acc->naddrs = 1;
+	if (s->vip6.version) {
+		acc->addrs[1].version = 6;
+		memcpy(acc->addrs[1].addr, s->vip6.a, 16);
+		acc->addrs[1].prefix_len = 128;
+		acc->naddrs = 2;
+	}
+	acc->routes = routes;
+	acc->nroutes = n;
+	log_info("tunnel open: %s from %s, address %s, %zu routes", s->id, s->peer, s->vip_s, n);
+	audit_session_open(r->audit, s->id, s->vip_s, s->peer);
+	return 200;
+}
+
+static int on_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
+			      struct cip_addr *out, size_t *nout, void *ctx)
+{
+	struct session *s = masque_conn_data(c);
+	int have4 = 0, have6 = 0;
+	size_t i, k = 0;
+
+	(void)ctx;
+	if (s == NULL)
+		return ZG_ERR_STATE;
+	/* The answer is the full set the client holds (C08), each entry that
+	 * answers a request carrying its Request ID (C09). The relay keeps
+	 * the address it chose (stable per client ID); a request for another
+	 * one gets the current one. */
+	for (i = 0; i < n && k < MASQUE_MAX_ADDRS; i++) {
+		const struct stack_addr *v = req[i].version == 4 ? &s->vip4 : &s->vip6;
+
+		if (v->version == 0 || (req[i].version == 4 ? have4 : have6)) {
+			(void)cip_addr_refusal(&req[i], &out[k++]);
+			continue;
+		}
+		out[k] = req[i];
+		memset(out[k].addr, 0, sizeof(out[k].addr));
+		memcpy(out[k].addr, v->a, req[i].version == 4 ? 4 : 16);
+		out[k].prefix_len = req[i].version == 4 ? 32 : 128;
+		k++;
+		if (req[i].version == 4)
+			have4 = 1;
+		else
+			have6 = 1;
+	}
+	if (!have4 && s->vip4.version && k < MASQUE_MAX_ADDRS) {
+		memset(&out[k], 0, sizeof(out[k]));
+		out[k].version = 4;
+		memcpy(out[k].addr, s->vip4.a, 4);
+		out[k++].prefix_len = 32;
+	}
+	if (!have6 && s->vip6.version && k < MASQUE_MAX_ADDRS) {
+		memset(&out[k], 0, sizeof(out[k]));
+		out[k].version = 6;
+		memcpy(out[k].addr, s->vip6.a, 16);
+		out[k++].prefix_len = 128;
+	}
+	*nout = k;
+	return 0;
+}
+
+static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	struct relay *r = ctx;
+	struct session *s = masque_conn_data(c);
+
+	if (s == NULL || s->detached)
+		return;
+	s->bytes_up += len;
+	(void)stack_input(r->stack, s, &s->client, pkt, len);
+}
+
+static void maybe_stop(struct relay *r);
+
+static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
+{
+	struct relay *r = ctx;
+	struct session *s = masque_conn_data(c);
+
+	if (s == NULL)
+		return; /* refused before a session existed */
+	masque_conn_set_data(c, NULL);
+	if (!s->detached) {
+		vip_unlink(r, s);
+		stack_close_client(r->stack, s->id);
+		(void)ipam_release(r->ipam, s->id, 4);
+		if (s->vip6.version)
+			(void)ipam_release(r->ipam, s->id, 6);
+		save_ipam(r);
+	}
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		r->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	r->nsessions--;
+	log_info("tunnel closed: %s from %s (%s)", s->id, s->peer, ci->reason);
+	audit_session_close(r->audit, s->id, s->vip_s, s->peer, mono_ms() - s->opened_ms,
+			    s->bytes_up, s->bytes_down, ci->idle ? "idle" : ci->reason);
+	free(s);
+	maybe_stop(r);
+}
+
+static void on_reject(const struct sockaddr *peer, socklen_t len, enum tls_reject why, void *ctx)
+{
+	struct relay *r = ctx;
+	char p[INET6_ADDRSTRLEN + 8];
+
+	(void)len;
+	sockaddr_str(peer, p, sizeof(p));
+	log_warnx("client certificate from %s refused: %s", p, tls_reject_name(why));
+	audit_cert_rejected(r->audit, tls_reject_name(why), p);
+}
+
+/* ------------------------------------------------------------------ */
+/* stack callbacks                                                    */
+
+static void st_output(void *ctx, const struct stack_addr *dst, const uint8_t *pkt, size_t len)
+{
+	struct relay *r = ctx;
+	struct session *s = session_by_vip(r, dst);
+	int rv;
+
+	if (s == NULL) {
+		r->out_no_session++;
+		return;
+	}
+	rv = masque_conn_send(s->c, pkt, len);
+	if (rv == 0)
+		s->bytes_down += len;
+	else if (rv == ZG_ERR_TOO_LARGE)
+		r->out_too_big++;
+	else
+		r->out_congested++;
+}
+
+static enum stack_verdict st_policy(void *ctx, const struct stack_flow_info *f,
+				    const char **prule)
+{
+	struct relay *r = ctx;
+	const struct session *s = f->session;
+	struct policy_flow pf;
+	struct policy_verdict v;
+
+	if (s != NULL && !in_scope(s, f)) {
+		/* C19: outside what the tunnel asked for. */
+		*prule = "scope";
+		r->scope_denied++;
+		r->decisions_deny++;
+		return STACK_DENY;
+	}
+	memset(&pf, 0, sizeof(pf));
+	pf.version = f->dst.version;
+	memcpy(pf.src, f->src.a, 16);
+	memcpy(pf.dst, f->dst.a, 16);
+	pf.proto = f->proto;
+	pf.sport = f->sport;
+	pf.dport = f->dport;
+	policy_eval(r->policy, f->client_id, &pf, &v);
+	*prule = v.rule_id;
+	if (v.action == POLICY_ALLOW) {
+		r->decisions_allow++;
+		return STACK_ALLOW;
+	}
+	r->decisions_deny++;
+	return STACK_DENY;
+}
+
+static const char *proto_name(uint8_t p)
+{
+	switch (p) {
+	case STACK_PROTO_TCP: return "tcp";
+	case STACK_PROTO_UDP: return "udp";
+	case STACK_PROTO_ICMP: return "icmp";
+	case STACK_PROTO_ICMPV6: return "icmpv6";
+	default: return "other";
+	}
+}
+
+static void st_audit(void *ctx, const struct stack_event *ev)
+{
+	struct relay *r = ctx;
+	struct audit_flow af;
+	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+
+	memset(&af, 0, sizeof(af));
+	addr_str(&ev->flow.src, src, sizeof(src));
+	addr_str(&ev->flow.dst, dst, sizeof(dst));
+	af.client = ev->flow.client_id;
+	af.proto = proto_name(ev->flow.proto);
+	af.src = src;
+	af.dst = dst;
+	af.sport = ev->flow.sport;
+	af.dport = ev->flow.dport;
+	af.rule = ev->rule_id && ev->rule_id[0] ? ev->rule_id : NULL;
+	af.reason = ev->reason && ev->reason[0] ? ev->reason : NULL;
+	af.bytes_up = ev->bytes_up;
+	af.bytes_down = ev->bytes_down;
+	af.duration_ms = ev->duration_ms;
+	switch (ev->type) {
+	case STACK_EV_ALLOW: audit_flow_allow(r->audit, &af); break;
+	case STACK_EV_DENY: audit_flow_deny(r->audit, &af); break;
+	case STACK_EV_CLOSE: audit_flow_close(r->audit, &af); break;
+	case STACK_EV_LIMIT: audit_limit_hit(r->audit, af.reason ? af.reason : "flows", af.client); break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* metrics                                                            */
+
+static void metric(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics_cb(void *ctx, struct evbuffer *b)
+{
+	struct relay *r = ctx;
+	struct stack_counters sc;
+	struct masque_server_stats ms;
+	int i;
+
+	stack_get_counters(r->stack, &sc);
+	masque_server_stats(r->srv, &ms);
+	metric(b, "zgate_sessions", "gauge", "CONNECT-IP tunnels open now.");
+	evbuffer_add_printf(b, "zgate_sessions %zu\n", r->nsessions);
+	metric(b, "zgate_quic_connections", "gauge", "QUIC connections, handshaking included.");
+	evbuffer_add_printf(b, "zgate_quic_connections %zu\n", masque_server_conns(r->srv));
+	metric(b, "zgate_sessions_opened_total", "counter", "Tunnels accepted since start.");
+	evbuffer_add_printf(b, "zgate_sessions_opened_total %llu\n",
+			    (unsigned long long)r->sessions_opened);
+	metric(b, "zgate_tunnel_refused_total", "counter", "CONNECT-IP requests refused, by status.");
+	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"400\"} %llu\n",
+			    (unsigned long long)r->refused_400);
+	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"403\"} %llu\n",
+			    (unsigned long long)r->refused_403);
+	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"503\"} %llu\n",
+			    (unsigned long long)r->refused_503);
+	metric(b, "zgate_flows", "gauge", "Flows open now, by protocol.");
+	evbuffer_add_printf(b, "zgate_flows{proto=\"tcp\"} %llu\nzgate_flows{proto=\"udp\"} %llu\n"
+			       "zgate_flows{proto=\"icmp\"} %llu\n",
+			    (unsigned long long)sc.flows_tcp, (unsigned long long)sc.flows_udp,
+			    (unsigned long long)sc.flows_icmp);
+	metric(b, "zgate_bytes_total", "counter", "Flow payload bytes, by direction.");
+	evbuffer_add_printf(b, "zgate_bytes_total{direction=\"up\"} %llu\n"
+			       "zgate_bytes_total{direction=\"down\"} %llu\n",
+			    (unsigned long long)sc.bytes_up, (unsigned long long)sc.bytes_down);
+	metric(b, "zgate_packets_total", "counter", "Tunnel IP packets, by direction.");
+	evbuffer_add_printf(b, "zgate_packets_total{direction=\"in\"} %llu\n"
+			       "zgate_packets_total{direction=\"out\"} %llu\n",
+			    (unsigned long long)sc.pkts_in, (unsigned long long)sc.pkts_out);
+	metric(b, "zgate_drops_total", "counter", "Packets dropped, by reason.");
+	{
+		const struct {
+			const char *n;
+			uint64_t v;
+		} d[] = {
+			{ "malformed", sc.drop_malformed },   { "spoofed", sc.drop_spoofed },
+			{ "forbidden", sc.drop_forbidden },   { "denied", sc.drop_denied },
+			{ "fragment", sc.drop_fragment },     { "unsupported", sc.drop_unsupported },
+			{ "limit", sc.drop_limit },           { "no_flow", sc.drop_no_flow },
+			{ "too_big", sc.drop_too_big + r->out_too_big },
+			{ "no_session", r->out_no_session },  { "congested", r->out_congested },
+		};
+		for (i = 0; i < (int)(sizeof(d) / sizeof(d[0])); i++)
+			evbuffer_add_printf(b, "zgate_drops_total{reason=\"%s\"} %llu\n", d[i].n,
+					    (unsigned long long)d[i].v);
+	}
+	metric(b, "zgate_policy_decisions_total", "counter", "New flows decided, by action.");
+	evbuffer_add_printf(b, "zgate_policy_decisions_total{action=\"allow\"} %llu\n"
+			       "zgate_policy_decisions_total{action=\"deny\"} %llu\n",
+			    (unsigned long long)r->decisions_allow,
+			    (unsigned long long)r->decisions_deny);
+	metric(b, "zgate_handshake_failures_total", "counter",
+	       "Client certificates refused in the TLS handshake, by reason.");
+	for (i = 1; i < TLS_REJECT_COUNT; i++)
+		evbuffer_add_printf(b, "zgate_handshake_failures_total{reason=\"%s\"} %llu\n",
+				    tls_reject_name((enum tls_reject)i),
+				    (unsigned long long)ms.reject[i]);
+	metric(b, "zgate_pool_size", "gauge", "Addresses in the pool, by IP version.");
+	evbuffer_add_printf(b, "zgate_pool_size{version=\"4\"} %zu\n", ipam_size(r->ipam, 4));
+	metric(b, "zgate_pool_used", "gauge", "Addresses in use, by IP version.");
+	evbuffer_add_printf(b, "zgate_pool_used{version=\"4\"} %zu\n", ipam_used(r->ipam, 4));
+	if (r->cfg.pool6.version == 6) {
+		evbuffer_add_printf(b, "zgate_pool_size{version=\"6\"} %zu\n",
+				    ipam_size(r->ipam, 6));
+		evbuffer_add_printf(b, "zgate_pool_used{version=\"6\"} %zu\n",
+				    ipam_used(r->ipam, 6));
+	}
+	metric(b, "zgate_policy_reloads_total", "counter", "Policy reloads, by result.");
+	evbuffer_add_printf(b, "zgate_policy_reloads_total{result=\"ok\"} %llu\n"
+			       "zgate_policy_reloads_total{result=\"error\"} %llu\n",
+			    (unsigned long long)r->reload_ok, (unsigned long long)r->reload_fail);
+	metric(b, "zgate_policy_last_reload_success_timestamp_seconds", "gauge",
+	       "When the policy in force was loaded (Unix time).");
+	evbuffer_add_printf(b, "zgate_policy_last_reload_success_timestamp_seconds %llu\n",
+			    (unsigned long long)r->last_reload_ok_s);
+	metric(b, "zgate_quic_retries_total", "counter", "Retry packets sent (address validation).");
+	evbuffer_add_printf(b, "zgate_quic_retries_total %llu\n",
+			    (unsigned long long)ms.retries_sent);
+	metric(b, "zgate_audit_lines_total", "counter", "Audit events written.");
+	evbuffer_add_printf(b, "zgate_audit_lines_total %llu\n",
+			    (unsigned long long)audit_lines(r->audit));
+}
+
+/* ------------------------------------------------------------------ */
+/* signals                                                            */
+
+static void reload_policy(struct relay *r)
+{
+	struct policy *np = NULL;
+	struct session *s;
+	char err[512];
+	static struct cip_route routes[MASQUE_MAX_ROUTES];
+	size_t n;
+
+	if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) != 0) {
+		/* Keep the policy in force and say exactly why. */
+		r->reload_fail++;
+		log_warnx("policy reload failed, keeping the current policy: %s", err);
+		audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
+		return;
+	}
+	policy_free(r->policy);
+	r->policy = np;
+	r->reload_ok++;
+	r->last_reload_ok_s = (uint64_t)time(NULL);
+	log_info("policy reloaded from %s: %zu clients, %zu rules", r->cfg.policy_file,
+		 policy_client_count(np), policy_rule_count(np));
+	audit_policy_reload(r->audit, 1, r->cfg.policy_file, NULL);
+	/* C07: each advertisement supersedes the previous one. */
+	for (s = r->sessions; s != NULL; s = s->next) {
+		if (s->detached || !masque_conn_is_open(s->c))
+			continue;
+		if (session_routes(r, s, routes, &n) != 0)
+			n = 0;
+		if (masque_conn_send_routes(s->c, routes, n) != 0)
+			log_warnx("%s: cannot send the new routes", s->id);
+	}
+}
+
+static void stop_now(struct relay *r)
+{
+	r->stopping = 1;
+	event_base_loopbreak(r->base);
+}
+
+static void maybe_stop(struct relay *r)
+{
+	if (r->draining && r->nsessions == 0 && !r->stopping) {
+		log_info("every tunnel has ended");
+		stop_now(r);
+	}
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("drain grace period over: closing %zu tunnels", r->nsessions);
+	stop_now(r);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct timeval tv;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		reload_policy(r);
+		return;
+	}
+	if (r->draining) {
+		log_info("second signal: stopping now");
+		stop_now(r);
+		return;
+	}
+	r->draining = 1;
+	ops_set_state(r->ops, OPS_DRAINING);
+	log_info("%s: draining %zu tunnels (up to %u ms); a second signal stops at once",
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT", r->nsessions, r->cfg.drain_grace_ms);
+	masque_server_goaway(r->srv);
+	tv.tv_sec = r->cfg.drain_grace_ms / 1000;
+	tv.tv_usec = (suseconds_t)(r->cfg.drain_grace_ms % 1000) * 1000;
+	r->ev_drain = evtimer_new(r->base, drain_cb, r);
+	if (r->ev_drain != NULL)
+		evtimer_add(r->ev_drain, &tv);
+	maybe_stop(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* start-up                                                           */
+
+static void usage(FILE *f)
+{
+	static char opts[16384];
+
+	(void)config_usage(opts, sizeof(opts));
+	fprintf(f,
+		"usage: zgate-relay [--config FILE] [--check-config] [--OPTION VALUE ...]\n"
+		"\n"
+		"The zgate relay: CONNECT-IP (RFC 9484) over HTTP/3 with mutual TLS; every\n"
+		"flow is checked against the policy and leaves as an ordinary socket.\n"
+		"Runs unprivileged; needs no TUN device.\n"
+		"\n"
+		"  --config FILE     YAML configuration (or ZGATE_CONFIG)\n"
+		"  --check-config    validate configuration, policy and certificates, print a\n"
+		"                    summary, exit 0 (valid) or 1\n"
+		"  --help, --version\n"
+		"\n"
+		"Every option below can be given as a flag, a ZGATE_* environment variable or\n"
+		"in the file (flag > environment > file > default):\n\n%s"
+		"\n"
+		"Signals: SIGHUP reloads the policy; SIGTERM/SIGINT drain (GOAWAY, /ready 503,\n"
+		"wait for tunnels up to timeouts.drain_grace) and exit 0; a second one exits\n"
+		"at once. Audit events go to stdout as JSON lines, logs to stderr.\n",
+		opts);
+}
+
+/* Builds the configuration: defaults < file < environment < flags. */
+static int load_config(struct relay *r, int argc, char **argv, int *pcheck, char *err,
+		       size_t errlen)
+{
+	extern char **environ;
+	const char *file = getenv("ZGATE_CONFIG");
+	int i, rv;
+
+	config_defaults(&r->cfg);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			file = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			file = argv[i] + 9;
+	}
+	if (file != NULL && file[0] != '\0') {
+		(void)snprintf(r->config_path, sizeof(r->config_path), "%s", file);
+		rv = config_load_file(&r->cfg, file, err, errlen);
+		if (rv != 0)
+			return rv;
+	}
+	rv = config_apply_env(&r->cfg, environ, err, errlen);
+	if (rv != 0)
+		return rv;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *eq;
+		char name[128];
+
+		if (strcmp(a, "--config") == 0) {
+			i++;
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0)
+			continue;
+		if (strcmp(a, "--check-config") == 0) {
+			*pcheck = 1;
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			(void)snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", a);
+			return ZG_ERR_CONFIG;
+		}
+		eq = strchr(a, '=');
+		if (eq != NULL) {
+			(void)snprintf(name, sizeof(name), "%.*s", (int)(eq - a - 2), a + 2);
+			rv = config_apply_flag(&r->cfg, name, eq + 1, err, errlen);
+		} else if (i + 1 < argc) {
+			(void)snprintf(name, sizeof(name), "%s", a + 2);
+			rv = config_apply_flag(&r->cfg, name, argv[++i], err, errlen);
+		} else {
+			(void)snprintf(err, errlen, "%s needs a value (see --help)", a);
+			return ZG_ERR_CONFIG;
+		}
+		if (rv != 0)
+			return rv;
+	}
+	return config_validate(&r->cfg, err, errlen);
+}
+
+/* Loads what --check-config checks and the daemon needs: TLS, policy,
+ * pool. */
+static int load_state(struct relay *r, char *err, size_t errlen)
+{
+	enum log_level lvl;
+	int rv;
+
+	if (log_level_parse(r->cfg.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	rv = tls_server_ctx_new(r->cfg.tls_cert, r->cfg.tls_key, r->cfg.tls_client_ca,
+				r->cfg.tls_crl, &r->tls, err, errlen);
+	if (rv != 0)
+		return rv;
+	rv = policy_load_file(r->cfg.policy_file, &r->policy, err, errlen);
+	if (rv != 0)
+		return rv;
+	r->last_reload_ok_s = (uint64_t)time(NULL);
+	rv = ipam_new(&r->cfg.pool4, r->cfg.pool6.version ? &r->cfg.pool6 : NULL,
+		      r->cfg.max_sessions, &r->ipam);
+	if (rv != 0) {
+		(void)snprintf(err, errlen, "pool: %s", zg_strerror(rv));
+		return rv;
+	}
+	if (r->cfg.state_file[0] != '\0' && access(r->cfg.state_file, F_OK) == 0) {
+		size_t skipped = 0;
+
+		rv = ipam_load(r->ipam, r->cfg.state_file, &skipped, err, errlen);
+		if (rv != 0) {
+			/* A bad state file costs address stability, not service. */
+			log_warnx("state file ignored: %s", err);
+		} else if (skipped > 0) {
+			log_warnx("state file %s: %zu entries outside the pool skipped",
+				  r->cfg.state_file, skipped);
+		}
+	}
+	return 0;
+}
+
+static int start(struct relay *r, char *err, size_t errlen)
+{
+	struct stack_config sc;
+	struct stack_callbacks scb;
+	struct stack_prefix forbidden[2];
+	struct masque_config mc;
+	static struct masque_cbs mcb;
+	size_t nf = 0;
+	int rv;
+
+	rv = audit_new(stdout, NULL, NULL, 10, &r->audit);
+	if (rv != 0)
+		return rv;
+	rv = ops_new(r->base, r->cfg.ops_listen, metrics_cb, r, &r->ops);
+	if (rv != 0) {
+		(void)snprintf(err, errlen, "ops_listen %.200s: cannot listen there", r->cfg.ops_listen);
+		return rv;
+	}
+	stack_config_defaults(&sc);
+	sc.mtu = r->cfg.mtu;
+	sc.max_flows = r->cfg.max_flows;
+	sc.max_flows_per_client = r->cfg.max_flows_per_client;
+	sc.max_halfopen_per_client = r->cfg.max_halfopen_per_client;
+	sc.max_udp_per_client = r->cfg.max_udp_per_client;
+	sc.tcp_idle_ms = r->cfg.tcp_idle_ms;
+	sc.udp_idle_ms = r->cfg.udp_idle_ms;
+	sc.dns_idle_ms = r->cfg.dns_idle_ms;
+	/* The virtual pool is never a destination. */
+	forbidden[nf].addr.version = 4;
+	memcpy(forbidden[nf].addr.a, r->cfg.pool4.addr, 16);
+	forbidden[nf++].len = r->cfg.pool4.len;
+	if (r->cfg.pool6.version == 6) {
+		forbidden[nf].addr.version = 6;
+		memcpy(forbidden[nf].addr.a, r->cfg.pool6.addr, 16);
+		forbidden[nf++].len = r->cfg.pool6.len;
+	}
+	sc.forbidden = forbidden;
+	sc.n_forbidden = nf;
+	memset(&scb, 0, sizeof(scb));
+	scb.output = st_output;
+	scb.policy = st_policy;
+	scb.audit = st_audit;
+	rv = stack_new(r->base, &sc, &scb, r, &r->stack);
+	if (rv != 0) {
+		(void)snprintf(err, errlen, "cannot start the userspace stack: %s",
+			       zg_strerror(rv));
+		return rv;
+	}
+	memset(&mc, 0, sizeof(mc));
+	mc.tls = r->tls;
+	mc.uri_template = r->cfg.uri_template;
+	mc.max_conns = (size_t)r->cfg.max_sessions + r->cfg.max_sessions / 4 + 16;
+	mc.idle_timeout_ms = r->cfg.quic_idle_ms;
+	mc.keepalive_ms = r->cfg.keepalive_ms;
+	memset(&mcb, 0, sizeof(mcb));
+	mcb.on_request = on_request;
+	mcb.on_address_request = on_address_request;
+	mcb.on_packet = on_packet;
+	mcb.on_close = on_close;
+	mcb.on_reject = on_reject;
+	rv = masque_udp_server_new(r->base, r->cfg.listen, &mc, &mcb, r, &r->udp, &r->srv, err,
+				   errlen);
+	if (rv != 0)
+		return rv;
+	r->ev_term = evsignal_new(r->base, SIGTERM, signal_cb, r);
+	r->ev_int = evsignal_new(r->base, SIGINT, signal_cb, r);
+	r->ev_hup = evsignal_new(r->base, SIGHUP, signal_cb, r);
+	if (r->ev_term == NULL || r->ev_int == NULL || r->ev_hup == NULL ||
+	    event_add(r->ev_term, NULL) != 0 || event_add(r->ev_int, NULL) != 0 ||
+	    event_add(r->ev_hup, NULL) != 0)
+		return ZG_ERR_NOMEM;
+	ops_set_state(r->ops, OPS_READY);
+	log_info("zgate-relay %s ready: QUIC on UDP %s (port %d), ops on %s (port %u), pool %zu "
+		 "addresses, policy %s (%zu clients)",
+		 ZG_VERSION, r->cfg.listen, masque_udp_port(r->udp), r->cfg.ops_listen,
+		 ops_port(r->ops), ipam_size(r->ipam, 4), r->cfg.policy_file,
+		 policy_client_count(r->policy));
+	return 0;
+}
+
+static void shutdown_all(struct relay *r)
+{
+	/* Tunnels first (each gets CONNECTION_CLOSE and its session audit
+	 * line), then flows and sockets, then the audit trail. */
+	masque_udp_del(r->udp);
+	r->udp = NULL;
+	if (r->stack != NULL)
+		stack_del(r->stack);
+	if (r->ipam != NULL)
+		save_ipam(r);
+	ops_del(r->ops);
+	if (r->ev_term)
+		event_free(r->ev_term);
+	if (r->ev_int)
+		event_free(r->ev_int);
+	if (r->ev_hup)
+		event_free(r->ev_hup);
+	if (r->ev_drain)
+		event_free(r->ev_drain);
+	if (r->audit != NULL) {
+		audit_flush(r->audit, 1);
+		audit_free(r->audit);
+	}
+	ipam_free(r->ipam);
+	policy_free(r->policy);
+	if (r->tls != NULL)
+		wolfSSL_CTX_free(r->tls);
+}
+
+int main(int argc, char **argv)
+{
+	static struct relay R;
+	char err[1024] = "", summary[4096];
+	int check = 0, i, rv;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("zgate-relay %s\n", ZG_VERSION);
+			return 0;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (load_config(&R, argc, argv, &check, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-relay: %s\n", err);
+		return 1;
+	}
+	rv = load_state(&R, err, sizeof(err));
+	if (rv != 0) {
+		fprintf(stderr, "zgate-relay: %s\n", err);
+		shutdown_all(&R);
+		return 1;
+	}
+	if (check) {
+		(void)config_summary(&R.cfg, summary, sizeof(summary));
+		printf("%s", summary);
+		printf("policy        %zu clients, %zu rules, default %s\n",
+		       policy_client_count(R.policy), policy_rule_count(R.policy),
+		       policy_default_action(R.policy) == POLICY_ALLOW ? "allow" : "deny");
+		printf("certificates  ok (server chain, key, client CA%s)\n",
+		       R.cfg.tls_crl[0] ? ", CRL" : "");
+		printf("configuration ok\n");
+		shutdown_all(&R);
+		return 0;
+	}
+	R.base = event_base_new();
+	if (R.base == NULL) {
+		fprintf(stderr, "zgate-relay: cannot create the event loop\n");
+		shutdown_all(&R);
+		return 1;
+	}
+	rv = start(&R, err, sizeof(err));
+	if (rv != 0) {
+		fprintf(stderr, "zgate-relay: %s\n", err[0] ? err : zg_strerror(rv));
+		shutdown_all(&R);
+		event_base_free(R.base);
+		return 1;
+	}
+	event_base_dispatch(R.base);
+	log_info("stopping: %zu tunnels open", R.nsessions);
+	shutdown_all(&R);
+	event_base_free(R.base);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# zgate-relay as it is deployed: uid 65534, every capability dropped, in a
+# network namespace made here, with a service namespace behind it. Checks
+# --check-config, /health /ready /metrics, tunnels and policy decisions
+# (audited with rule ids), certificate refusals, SIGHUP reloads (valid and
+# invalid) and the SIGTERM drain.
+source "$(dirname "$0")/lib.sh"
+relay=$ZG_BIN/zgate-relay probe=$ZG_BIN/zgate-probe
+[[ -x $relay && -x $probe ]] || fail "binaries not built"
+[[ $(id -u) -eq 0 ]] || skip "needs root for network namespaces"
+command -v curl >/dev/null || skip "curl missing"
+
+ns=zgt-relay-$$ svc=zgt-svc-$$
+ip netns add "$ns"; cleanup "ip netns del $ns"
+ip netns add "$svc"; cleanup "ip netns del $svc"
+ip -n "$ns" link set lo up; ip -n "$svc" link set lo up
+ip link add zgtr$$ netns "$ns" type veth peer name zgts$$ netns "$svc"
+ip -n "$ns" addr add 198.18.0.1/24 dev zgtr$$; ip -n "$ns" link set zgtr$$ up
+ip -n "$svc" addr add 198.18.0.2/24 dev zgts$$; ip -n "$svc" link set zgts$$ up
+ip -n "$svc" addr add 198.18.1.2/24 dev zgts$$   # "internal": policy does not allow it
+ip -n "$ns" route add 198.18.1.0/24 dev zgtr$$
+ip -n "$svc" addr add 169.254.169.254/32 dev lo   # decoy cloud metadata
+ip -n "$ns" route add 169.254.169.254/32 dev zgtr$$
+ip netns exec "$ns" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+
+d=$ZG_TMP; chmod 755 "$d"
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$d/pki" --test-set -c agent-1 -c agent-2 -c nobody-allowed >/dev/null
+chmod -R a+rX "$d/pki"
+cat >"$d/policy.yaml" <<P
+version: 1
+default_action: deny
+clients:
+  agent-1:
+    rules:
+      - id: allow-svc
+        action: allow
+        destinations: ["198.18.0.0/24"]
+  agent-2:
+    rules:
+      - id: allow-all
+        action: allow
+        destinations: ["0.0.0.0/0"]
+P
+cat >"$d/relay.yaml" <<C
+listen: "127.0.0.1:4433"
+ops_listen: "127.0.0.1:8080"
+tls:
+  cert: $d/pki/relay.crt
+  key: $d/pki/relay.key
+  client_ca: $d/pki/ca.crt
+uri_template: "https://localhost:4433/.well-known/masque/ip/{target}/{ipproto}/"
+policy: $d/policy.yaml
+timeouts:
+  drain_grace: 20s
+C
+chmod 644 "$d"/*.yaml
+
+step "--check-config: good file exit 0, bad files exit 1 naming file:line and field"
+"$relay" --config "$d/relay.yaml" --check-config | grep -q "configuration ok" || fail "good config refused"
+printf 'listen: "127.0.0.1:4433"\nbogus_key: 1\n' >"$d/bad.yaml"
+out=$("$relay" --config "$d/bad.yaml" --check-config 2>&1) && fail "unknown key accepted"
+expect_contains "$out" "$d/bad.yaml:2" "bad config position"
+expect_contains "$out" "bogus_key" "bad config field"
+out=$("$relay" --config "$d/relay.yaml" --tls-cert /nonexistent.crt --check-config 2>&1) && fail "missing cert accepted"
+expect_contains "$out" "/nonexistent.crt" "missing cert"
+echo "clients: [" >"$d/broken-policy.yaml"
+out=$("$relay" --config "$d/relay.yaml" --policy "$d/broken-policy.yaml" --check-config 2>&1) && fail "broken policy accepted"
+expect_contains "$out" "broken-policy.yaml" "broken policy"
+"$relay" --help | grep -q -- "--check-config" || fail "--help"
+"$relay" --version | grep -q "zgate-relay" || fail "--version"
+
+step "start as uid 65534 without capabilities; /health, /ready, /metrics"
+ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+	--bounding-set=-all --inh-caps=-all "$relay" --config "$d/relay.yaml" \
+	>"$d/audit.log" 2>"$d/relay.log" &
+pid=$!
+cleanup "kill -9 $pid 2>/dev/null"
+for _ in $(seq 50); do ip netns exec "$ns" curl -sf 127.0.0.1:8080/ready >/dev/null && break; sleep 0.1; done
+[[ $(ip netns exec "$ns" curl -s 127.0.0.1:8080/ready) == ready ]] || fail "/ready: $(cat "$d/relay.log")"
+[[ $(awk '/^CapEff:/ {print $2}' /proc/$pid/status) == 0000000000000000 ]] || fail "has capabilities"
+[[ $(awk '/^Uid:/ {print $2}' /proc/$pid/status) == 65534 ]] || fail "not uid 65534"
+ip netns exec "$ns" curl -sf 127.0.0.1:8080/health >/dev/null || fail "/health"
+[[ $(ip netns exec "$ns" curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8080/nope) == 404 ]] || fail "404"
+
+p() { # CLIENT ARGS...
+	local c=$1; shift
+	ip netns exec "$ns" "$probe" --relay 127.0.0.1:4433 --server-name localhost \
+		--cert "$d/pki/$c.crt" --key "$d/pki/$c.key" --ca "$d/pki/ca.crt" "$@"
+}
+
+step "allowed destination: ping through the relay's ping socket"
+out=$(p agent-1 --target 198.18.0.2 --count 3 --interval 50) || fail "ping failed: $out"
+expect_contains "$out" "route 198.18.0.0-198.18.0.255" "split-tunnel route"
+expect_contains "$out" "3 received" "replies"
+
+step "denied destination: ICMP administratively prohibited, audited with the rule"
+out=$(p agent-1 --target 198.18.1.2 --count 1 --timeout 2 2>&1) && fail "denied ping answered"
+expect_contains "$out" "ICMP type 3 code 13" "prohibited"
+grep -q '"event":"flow_deny".*"dst":"198.18.1.2".*"rule":"default"' "$d/audit.log" || fail "deny not audited"
+
+step "allow-all client: service reachable, cloud-metadata decoy never"
+p agent-2 --target 198.18.1.2 --count 1 >/dev/null || fail "allow-all cannot reach 198.18.1.2"
+out=$(p agent-2 --target 169.254.169.254 --count 1 --timeout 2 2>&1) && fail "decoy reachable"
+out=$(p agent-2 --target 127.0.0.1 --count 1 --timeout 2 2>&1) && fail "relay loopback reachable"
+
+step "client with no allowed destination: 403; bad certificates audited"
+out=$(p nobody-allowed --count 1 --timeout 2 2>&1) && fail "403 expected"
+expect_contains "$out" "HTTP 403" "403"
+p expired --count 1 --timeout 2 >/dev/null 2>&1 && fail "expired certificate accepted"
+grep -q '"event":"cert_rejected".*"reason":"expired"' "$d/audit.log" || fail "rejection not audited"
+m=$(ip netns exec "$ns" curl -s 127.0.0.1:8080/metrics)
+expect_contains "$m" 'zgate_handshake_failures_total{reason="expired"} 1' "metric: handshake failure"
+expect_contains "$m" 'zgate_tunnel_refused_total{status="403"} 1' "metric: 403"
+expect_contains "$m" 'zgate_policy_decisions_total{action="deny"}' "metric: decisions"
+
+step "the same client again replaces its older tunnel, same address"
+a1=$(p agent-1 | sed -n 's/^address //p')
+a2=$(p agent-1 | sed -n 's/^address //p')
+[[ -n $a1 && $a1 == "$a2" ]] || fail "address not stable: '$a1' then '$a2'"
+
+step "SIGHUP: invalid policy keeps the old one; valid one changes new flows, tunnel stays"
+p agent-2 --target 198.18.0.2 --count 40 --interval 100 >"$d/long.out" 2>&1 &
+long=$!
+sleep 0.5
+cp "$d/policy.yaml" "$d/policy.good"
+echo "clients: [" >"$d/policy.yaml"
+kill -HUP $pid; sleep 0.3
+grep -q "policy reload failed" "$d/relay.log" || fail "invalid reload not logged"
+grep -q '"event":"policy_reload".*"result":"error"' "$d/audit.log" || fail "invalid reload not audited"
+sed 's#198.18.0.0/24#198.18.0.0/16#' "$d/policy.good" >"$d/policy.yaml"
+kill -HUP $pid; sleep 0.3
+p agent-1 --target 198.18.1.2 --count 1 >/dev/null || fail "reloaded policy not in force"
+wait $long || fail "long-running tunnel broke during reloads: $(cat "$d/long.out")"
+
+step "SIGTERM: /ready 503, GOAWAY, sessions drain, exit 0"
+p agent-2 --target 198.18.0.2 --count 20 --interval 100 >"$d/drain.out" 2>&1 &
+long=$!
+sleep 0.5
+kill -TERM $pid; sleep 0.2
+[[ $(ip netns exec "$ns" curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8080/ready) == 503 ]] || fail "/ready not 503 while draining"
+out=$(p agent-1 --count 1 --timeout 2 2>&1) && fail "new tunnel accepted while draining"
+wait $long || fail "draining tunnel broke: $(cat "$d/drain.out")"
+for _ in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -0 $pid 2>/dev/null && fail "relay still running after the last tunnel ended"
+wait $pid; rc=$?
+[[ $rc -eq 0 ]] || fail "exit status $rc"
+grep -q '"event":"session_close"' "$d/audit.log" || fail "session close not audited"
+echo PASS
