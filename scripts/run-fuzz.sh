@@ -4,6 +4,7 @@
 # it passes when libFuzzer exits 0 (no crash, leak, timeout or failed
 # assertion). Prints executions per second; writes $RESULTS/fuzz.count.
 set -uo pipefail
+export ZG_ROOT=${ZG_ROOT:-$PWD}   # targets that need repository files (PKI script)
 secs=$1; shift
 results=${RESULTS:-build/results}
 mkdir -p "$results/fuzz"

@@ -20,10 +20,10 @@
 #include "capsule.h"
 #include "masque/masque.h"
 #include "masque/masque_int.h"
+#include "masque/memnet.h"
 #include "zg_err.h"
 
 #define TEMPLATE "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
-#define NPKT 8192
 #define SEC UINT64_C(1000000000)
 
 static char pki[64];
@@ -39,46 +39,11 @@ static const char *f(const char *name)
 }
 
 /* ------------------------------------------------------------------ */
-/* the in-memory network                                              */
-
-struct pkt {
-	int to_server;
-	masque_time at; /* delivery time */
-	uint16_t port; /* the client's port (destination or source) */
-	size_t len;
-	uint8_t data[1500];
-};
-
-struct ftimer {
-	struct ftimer *next;
-	struct masque_conn *c;
-	masque_time at;
-	int armed;
-};
-
-struct side;
-
-struct net {
-	masque_time now;
-	struct pkt *q;
-	size_t qhead, qlen;
-	struct ftimer *timers;
-	struct masque_server *srv;
-	struct side *clients[4];
-	size_t nclients;
-	size_t first_client_pkt; /* size of the first datagram a client sent */
-	int drop_every;          /* drop every Nth packet (0 = none) */
-	masque_time delay;       /* one-way delay */
-	uint64_t sent;
-	struct sockaddr_in srv_addr;
-};
+/* what the callbacks saw                                             */
 
 struct side {
-	struct net *net;
+	struct memnet_ep ep; /* ep.ep.conn: the client connection */
 	int is_server;
-	uint16_t port;
-	struct sockaddr_in addr;
-	struct masque_conn *conn; /* client */
 	/* what the callbacks saw */
 	int opened, goaway, closed, rejects;
 	enum tls_reject reject_why;
@@ -99,143 +64,6 @@ struct side {
 	struct masque_conn *last_conn;
 	size_t server_closed;
 };
-
-static int io_send(void *ioctx, const struct sockaddr *local, socklen_t locallen,
-		   const struct sockaddr *remote, socklen_t remotelen, const uint8_t *data,
-		   size_t len)
-{
-	struct side *s = ioctx;
-	struct net *n = s->net;
-	struct pkt *p;
-
-	(void)local;
-	(void)locallen;
-	(void)remotelen;
-	n->sent++;
-	if (n->drop_every && n->sent % (uint64_t)n->drop_every == 0)
-		return 0;
-	if (n->qlen == NPKT || len > sizeof(p->data))
-		return -1;
-	p = &n->q[(n->qhead + n->qlen) % NPKT];
-	n->qlen++;
-	p->to_server = !s->is_server;
-	p->at = n->now + n->delay;
-	p->port = s->is_server ? ntohs(((const struct sockaddr_in *)remote)->sin_port) : s->port;
-	p->len = len;
-	memcpy(p->data, data, len);
-	if (!s->is_server && n->first_client_pkt == 0)
-		n->first_client_pkt = len;
-	return 0;
-}
-
-static masque_time io_now(void *ioctx)
-{
-	return ((struct side *)ioctx)->net->now;
-}
-
-static void *io_timer_new(void *ioctx, struct masque_conn *c)
-{
-	struct net *n = ((struct side *)ioctx)->net;
-	struct ftimer *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
-		return NULL;
-	t->c = c;
-	t->next = n->timers;
-	n->timers = t;
-	return t;
-}
-
-static void io_timer_arm(void *ioctx, void *timer, masque_time at)
-{
-	struct ftimer *t = timer;
-
-	(void)ioctx;
-	t->at = at;
-	t->armed = 1;
-}
-
-static void io_timer_free(void *ioctx, void *timer)
-{
-	struct net *n = ((struct side *)ioctx)->net;
-	struct ftimer **pp;
-
-	for (pp = &n->timers; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == timer) {
-			*pp = ((struct ftimer *)timer)->next;
-			free(timer);
-			return;
-		}
-	}
-}
-
-static const struct masque_io fake_io = { io_send, io_now, io_timer_new, io_timer_arm,
-					  io_timer_free };
-
-static struct side *client_by_port(struct net *n, uint16_t port)
-{
-	size_t i;
-
-	for (i = 0; i < n->nclients; i++)
-		if (n->clients[i]->port == port)
-			return n->clients[i];
-	return NULL;
-}
-
-/* Delivers one queued packet or fires one due timer. Returns 0 when
- * nothing happened. */
-static int net_step(struct net *n, masque_time horizon)
-{
-	struct ftimer *t, *first = NULL;
-
-	for (t = n->timers; t != NULL; t = t->next)
-		if (t->armed && (first == NULL || t->at < first->at))
-			first = t;
-	if (n->qlen > 0 && (first == NULL || n->q[n->qhead].at <= first->at)) {
-		struct pkt *p = &n->q[n->qhead];
-		struct side *cl = client_by_port(n, p->port);
-
-		if (p->at > horizon)
-			return 0;
-		if (p->at > n->now)
-			n->now = p->at;
-		n->qhead = (n->qhead + 1) % NPKT;
-		n->qlen--;
-		if (cl == NULL)
-			return 1;
-		if (p->to_server)
-			masque_server_input(n->srv, (struct sockaddr *)&n->srv_addr,
-					    sizeof(n->srv_addr), (struct sockaddr *)&cl->addr,
-					    sizeof(cl->addr), p->data, p->len);
-		else if (cl->conn != NULL)
-			masque_conn_input(cl->conn, (struct sockaddr *)&cl->addr, sizeof(cl->addr),
-					  (struct sockaddr *)&n->srv_addr, sizeof(n->srv_addr),
-					  p->data, p->len);
-		return 1;
-	}
-	if (first == NULL || first->at > horizon)
-		return 0;
-	if (first->at > n->now)
-		n->now = first->at;
-	first->armed = 0;
-	masque_conn_on_timer(first->c);
-	return 1;
-}
-
-/* Runs until cond(arg) holds or nothing is due before now + limit. */
-static int net_run(struct net *n, int (*cond)(void *), void *arg, masque_time limit)
-{
-	masque_time horizon = n->now + limit;
-	long steps = 0;
-
-	while (!(cond != NULL && cond(arg))) {
-		if (!net_step(n, horizon))
-			break;
-		if (++steps > 5000000)
-			break;
-	}
-	return cond != NULL ? cond(arg) : 1;
-}
 
 /* ------------------------------------------------------------------ */
 /* callbacks                                                          */
@@ -382,7 +210,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	s->ci = *ci;
 	if (getenv("ZG_TEST_VERBOSE"))
 		fprintf(stderr, "client closed: %s (status %d)\n", ci->reason, ci->status);
-	s->conn = NULL;
+	s->ep.conn = NULL;
 }
 
 static const struct masque_cbs cbs = {
@@ -401,7 +229,7 @@ static const struct masque_cbs cbs = {
 /* fixtures                                                           */
 
 struct fx {
-	struct net net;
+	struct memnet net;
 	struct side srv;
 	struct side cl[2];
 	WOLFSSL_CTX *sctx;
@@ -414,16 +242,8 @@ static void fx_server(struct fx *x, int retry_always)
 {
 	char err[256];
 
-	memset(&x->net, 0, sizeof(x->net));
-	x->net.q = calloc(NPKT, sizeof(struct pkt));
-	assert_non_null(x->net.q);
-	x->net.now = 1000 * SEC;
-	x->net.delay = SEC / 1000; /* 1 ms each way */
-	x->net.srv_addr.sin_family = AF_INET;
-	x->net.srv_addr.sin_port = htons(4433);
-	x->net.srv_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(memnet_init(&x->net), 0); /* 1 ms each way */
 	memset(&x->srv, 0, sizeof(x->srv));
-	x->srv.net = &x->net;
 	x->srv.is_server = 1;
 	x->srv.status = 200;
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL,
@@ -431,8 +251,8 @@ static void fx_server(struct fx *x, int retry_always)
 			 0);
 	memset(&x->scfg, 0, sizeof(x->scfg));
 	x->scfg.tls = x->sctx;
-	x->scfg.io = &fake_io;
-	x->scfg.ioctx = &x->srv;
+	x->scfg.io = &memnet_io;
+	x->scfg.ioctx = &x->net.server;
 	x->scfg.uri_template = TEMPLATE;
 	x->scfg.retry_always = retry_always;
 	x->scfg.retry_off = !retry_always;
@@ -446,14 +266,7 @@ static void fx_client(struct fx *x, int i, const char *id, const char *path)
 	struct side *s = &x->cl[i];
 
 	memset(s, 0, sizeof(*s));
-	s->net = &x->net;
-	s->port = (uint16_t)(40000 + i);
-	s->addr.sin_family = AF_INET;
-	s->addr.sin_port = htons(s->port);
-	s->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	x->net.clients[i] = s;
-	if (x->net.nclients <= (size_t)i)
-		x->net.nclients = (size_t)i + 1;
+	memnet_client(&x->net, (size_t)i, &s->ep);
 	snprintf(crt, sizeof(crt), "%s.crt", id ? id : "x");
 	snprintf(key, sizeof(key), "%s.key", id ? id : "x");
 	assert_int_equal(tls_client_ctx_new(id ? f(crt) : NULL, id ? f(key) : NULL, f("ca.crt"),
@@ -461,8 +274,8 @@ static void fx_client(struct fx *x, int i, const char *id, const char *path)
 			 0);
 	memset(&x->ccfg[i], 0, sizeof(x->ccfg[i]));
 	x->ccfg[i].tls = x->cctx[i];
-	x->ccfg[i].io = &fake_io;
-	x->ccfg[i].ioctx = s;
+	x->ccfg[i].io = &memnet_io;
+	x->ccfg[i].ioctx = &s->ep;
 	x->ccfg[i].server_name = "localhost";
 	x->ccfg[i].authority = "relay.test:4433";
 	x->ccfg[i].path = path ? path : "/.well-known/masque/ip/*/*/";
@@ -471,9 +284,9 @@ static void fx_client(struct fx *x, int i, const char *id, const char *path)
 static void fx_connect(struct fx *x, int i)
 {
 	assert_int_equal(masque_client_new(&x->ccfg[i], &cbs, &x->cl[i],
-					   (struct sockaddr *)&x->cl[i].addr, sizeof(x->cl[i].addr),
-					   (struct sockaddr *)&x->net.srv_addr,
-					   sizeof(x->net.srv_addr), &x->cl[i].conn),
+					   (struct sockaddr *)&x->cl[i].ep.addr, sizeof(x->cl[i].ep.addr),
+					   (struct sockaddr *)&x->net.server.addr,
+					   sizeof(x->net.server.addr), &x->cl[i].ep.conn),
 			 0);
 }
 
@@ -482,17 +295,16 @@ static void fx_free(struct fx *x)
 	int i;
 
 	for (i = 0; i < 2; i++) {
-		if (x->cl[i].conn != NULL) {
-			masque_conn_close(x->cl[i].conn, 0, "test over");
-			net_run(&x->net, NULL, NULL, SEC);
+		if (x->cl[i].ep.conn != NULL) {
+			masque_conn_close(x->cl[i].ep.conn, 0, "test over");
+			memnet_run(&x->net, NULL, NULL, SEC);
 		}
 		if (x->cctx[i] != NULL)
 			wolfSSL_CTX_free(x->cctx[i]);
 	}
 	masque_server_del(x->net.srv);
-	assert_null(x->net.timers); /* every timer freed: nothing leaked */
 	wolfSSL_CTX_free(x->sctx);
-	free(x->net.q);
+	assert_int_equal(memnet_free(&x->net), 0); /* every connection freed */
 }
 
 static int opened_and_routed(void *arg)
@@ -515,7 +327,7 @@ static struct fx *fx_open(int retry_always)
 	fx_server(x, retry_always);
 	fx_client(x, 0, "agent-1", NULL);
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].closed, 0);
 	return x;
 }
@@ -537,8 +349,8 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	assert_true(x->srv.rq.any_target);
 	assert_true(x->srv.rq.any_proto);
 	assert_int_equal(x->cl[0].opened, 1);
-	assert_true(masque_conn_is_open(x->cl[0].conn));
-	assert_true(masque_conn_datagrams(x->cl[0].conn));
+	assert_true(masque_conn_is_open(x->cl[0].ep.conn));
+	assert_true(masque_conn_datagrams(x->cl[0].ep.conn));
 	/* The last ADDRESS_ASSIGN answers our request (Request ID 1). */
 	assert_int_equal(x->cl[0].naddrs, 1);
 	assert_int_equal(x->cl[0].addrs[0].request_id, 1);
@@ -546,7 +358,7 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	assert_string_equal(a, "10.100.0.7");
 	assert_int_equal(x->cl[0].nroutes, 2);
 	assert_int_equal(x->cl[0].routes[1].proto, 6);
-	masque_conn_stats(x->cl[0].conn, &st);
+	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_true(st.handshake_ns >= 2 * x->net.delay); /* at least one round trip */
 	fx_free(x);
 	free(x);
@@ -580,7 +392,7 @@ static void test_c10_reconnect_asks_previous_address(void **state)
 	x->ccfg[0].want[1].version = 6;
 	x->ccfg[0].want[1].prefix_len = 128;
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->srv.nareq, 2);
 	assert_int_equal(x->srv.areq[0].request_id, 1);
 	assert_int_equal(x->srv.areq[1].request_id, 2);
@@ -632,13 +444,13 @@ static void exchange(struct fx *x, size_t total)
 	while (sent < total && rounds++ < 100000) {
 		size_t before = sent;
 
-		send_batch(&x->cl[0], x->cl[0].conn, total - sent > 32 ? 32 : total - sent, &sent);
+		send_batch(&x->cl[0], x->cl[0].ep.conn, total - sent > 32 ? 32 : total - sent, &sent);
 		x->cl[0].next_seq = (uint32_t)sent;
-		net_run(&x->net, cl_got, &x->cl[0], SEC);
+		memnet_run(&x->net, cl_got, &x->cl[0], SEC);
 		if (sent == before)
-			net_run(&x->net, NULL, NULL, SEC / 100);
+			memnet_run(&x->net, NULL, NULL, SEC / 100);
 	}
-	net_run(&x->net, cl_got, &x->cl[0], 5 * SEC);
+	memnet_run(&x->net, cl_got, &x->cl[0], 5 * SEC);
 	assert_int_equal(sent, total);
 	assert_int_equal(x->srv.bad, 0);
 	assert_int_equal(x->cl[0].bad, 0);
@@ -653,7 +465,7 @@ static void test_c12_datagrams_10000_each_way(void **state)
 
 	(void)state;
 	exchange(x, 10000);
-	masque_conn_stats(x->cl[0].conn, &st);
+	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_int_equal(st.capsule_fallback, 0);
 	fx_free(x);
 	free(x);
@@ -669,10 +481,10 @@ static void test_c13_capsule_fallback(void **state)
 	fx_client(x, 0, "agent-1", NULL);
 	x->ccfg[0].no_datagrams = 1; /* the client offers no QUIC datagrams */
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
-	assert_false(masque_conn_datagrams(x->cl[0].conn));
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_false(masque_conn_datagrams(x->cl[0].ep.conn));
 	exchange(x, 2000);
-	masque_conn_stats(x->cl[0].conn, &st);
+	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_int_equal(st.capsule_fallback, 2000);
 	fx_free(x);
 	free(x);
@@ -682,13 +494,13 @@ static void test_c16_oversized_packet_refused(void **state)
 {
 	struct fx *x = fx_open(0);
 	uint8_t big[1500];
-	size_t max = masque_conn_max_packet(x->cl[0].conn);
+	size_t max = masque_conn_max_packet(x->cl[0].ep.conn);
 
 	(void)state;
 	assert_true(max >= MASQUE_MIN_INNER_MTU); /* C15 */
 	assert_true(max < sizeof(big));
 	memset(big, 0x45, sizeof(big));
-	assert_int_equal(masque_conn_send(x->cl[0].conn, big, max + 1), ZG_ERR_TOO_LARGE);
+	assert_int_equal(masque_conn_send(x->cl[0].ep.conn, big, max + 1), ZG_ERR_TOO_LARGE);
 	fx_free(x);
 	free(x);
 }
@@ -710,7 +522,7 @@ static void refused_cert(const char *id, enum tls_reject want)
 	fx_server(x, 0);
 	fx_client(x, 0, id, NULL);
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
 	assert_int_equal(x->cl[0].opened, 0);
 	assert_int_equal(x->srv.requests, 0);
 	assert_int_equal(x->srv.rejects, 1);
@@ -760,7 +572,7 @@ static void refused_request(const char *protocol, int no_cp, const char *path, i
 	x->ccfg[0].test_protocol = protocol;
 	x->ccfg[0].test_no_capsule_protocol = no_cp;
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].opened, 0);
 	assert_int_equal(x->cl[0].ci.status, want);
 	fx_free(x);
@@ -803,7 +615,7 @@ static void test_c03_scope_decoded(void **state)
 	fx_server(x, 0);
 	fx_client(x, 0, "agent-1", "/.well-known/masque/ip/192.0.2.0%2F24/17/");
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
 	assert_false(x->srv.rq.any_target);
 	assert_false(x->srv.rq.any_proto);
 	assert_int_equal(x->srv.rq.ipproto, 17);
@@ -830,8 +642,8 @@ static void test_c06_unknown_capsules_skipped(void **state)
 	for (k = 8; k < sizeof(pkt); k++)
 		pkt[k] = (uint8_t)(seq + k);
 	assert_int_equal(httpdg_encode_capsule(&p, raw + sizeof(raw), 0, pkt, sizeof(pkt)), 0);
-	assert_int_equal(masque_conn_queue_raw(x->cl[0].conn, raw, (size_t)(p - raw)), 0);
-	net_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(masque_conn_queue_raw(x->cl[0].ep.conn, raw, (size_t)(p - raw)), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
 	assert_int_equal(x->srv.pkts, 1);
 	assert_int_equal(x->srv.bad, 0);
 	assert_int_equal(x->cl[0].closed, 0);
@@ -852,7 +664,7 @@ static void test_c07_bad_route_advertisement_aborts(void **state)
 	assert_non_null(sc);
 	raw[1] = 20;
 	assert_int_equal(masque_conn_queue_raw(sc, raw, sizeof(raw)), 0);
-	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].nroute_events, 1); /* the bad list was not applied */
 	fx_free(x);
 	free(x);
@@ -864,8 +676,8 @@ static void test_c09_empty_address_request_aborts(void **state)
 	uint8_t raw[] = { 0x02, 0x00 };
 
 	(void)state;
-	assert_int_equal(masque_conn_queue_raw(x->cl[0].conn, raw, sizeof(raw)), 0);
-	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(masque_conn_queue_raw(x->cl[0].ep.conn, raw, sizeof(raw)), 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->srv.server_closed, 1);
 	fx_free(x);
 	free(x);
@@ -879,7 +691,7 @@ static int raw_dgram(struct fx *x, struct masque_conn *c, const uint8_t *d, size
 	for (i = 0; i < 100; i++) {
 		if (masque_conn_send_raw_datagram(c, d, len) == 0)
 			return 0;
-		net_run(&x->net, NULL, NULL, SEC / 100);
+		memnet_run(&x->net, NULL, NULL, SEC / 100);
 	}
 	return -1;
 }
@@ -892,8 +704,8 @@ static void test_c12_unknown_context_dropped(void **state)
 	uint8_t dg[] = { 0x00, 0x07, 0x45, 0, 0, 0 };
 
 	(void)state;
-	assert_int_equal(raw_dgram(x, x->cl[0].conn, dg, sizeof(dg)), 0);
-	net_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(raw_dgram(x, x->cl[0].ep.conn, dg, sizeof(dg)), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
 	masque_conn_stats(x->srv.last_conn, &st);
 	assert_int_equal(st.drop_context, 1);
 	assert_int_equal(x->srv.pkts, 0);
@@ -909,8 +721,8 @@ static void test_c14_datagram_for_other_stream_dropped(void **state)
 	uint8_t dg[] = { 0x05, 0x00, 0x45, 0, 0, 0 }; /* stream 20: no tunnel */
 
 	(void)state;
-	assert_int_equal(raw_dgram(x, x->cl[0].conn, dg, sizeof(dg)), 0);
-	net_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(raw_dgram(x, x->cl[0].ep.conn, dg, sizeof(dg)), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
 	masque_conn_stats(x->srv.last_conn, &st);
 	assert_int_equal(st.drop_no_tunnel, 1);
 	assert_int_equal(x->cl[0].closed, 0);
@@ -925,8 +737,8 @@ static void test_c14_quarter_stream_id_too_big_closes(void **state)
 	uint8_t dg[] = { 0xd0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x45 };
 
 	(void)state;
-	assert_int_equal(raw_dgram(x, x->cl[0].conn, dg, sizeof(dg)), 0);
-	assert_true(net_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(raw_dgram(x, x->cl[0].ep.conn, dg, sizeof(dg)), 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].ci.app_error, 0x33); /* H3_DATAGRAM_ERROR */
 	fx_free(x);
 	free(x);
@@ -938,12 +750,12 @@ static void test_goaway_reaches_client_and_refuses_new(void **state)
 
 	(void)state;
 	masque_server_goaway(x->net.srv);
-	net_run(&x->net, NULL, NULL, SEC / 10);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
 	assert_int_equal(x->cl[0].goaway, 1);
 	assert_int_equal(x->cl[0].closed, 0); /* the tunnel drains, not cut */
 	fx_client(x, 1, "agent-1", NULL);
 	fx_connect(x, 1);
-	assert_true(net_run(&x->net, is_closed, &x->cl[1], 5 * SEC));
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[1], 5 * SEC));
 	assert_int_equal(x->cl[1].opened, 0);
 	fx_free(x);
 	free(x);
@@ -973,13 +785,13 @@ static void test_stateless_reset_for_unknown_connection(void **state)
 
 	memset(junk, 0x5a, sizeof(junk));
 	junk[0] = 0x40; /* short header, fixed bit */
-	masque_server_input(x->net.srv, (struct sockaddr *)&x->net.srv_addr,
-			    sizeof(x->net.srv_addr), (struct sockaddr *)&x->cl[0].addr,
-			    sizeof(x->cl[0].addr), junk, sizeof(junk));
+	masque_server_input(x->net.srv, (struct sockaddr *)&x->net.server.addr,
+			    sizeof(x->net.server.addr), (struct sockaddr *)&x->cl[0].ep.addr,
+			    sizeof(x->cl[0].ep.addr), junk, sizeof(junk));
 	masque_server_stats(x->net.srv, &st);
 	assert_int_equal(st.stateless_resets, 1);
 	assert_int_equal(x->net.qlen, before + 1);
-	assert_true(x->net.q[(x->net.qhead + before) % NPKT].len < sizeof(junk));
+	assert_true(x->net.q[(x->net.qhead + before) % MEMNET_QUEUE].len < sizeof(junk));
 	fx_free(x);
 	free(x);
 }
@@ -989,9 +801,9 @@ static void test_c11_idle_timeout_closes_both(void **state)
 	struct fx *x = fx_open(0);
 
 	(void)state;
-	assert_true(net_run(&x->net, is_closed, &x->cl[0], 120 * SEC));
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 120 * SEC));
 	assert_true(x->cl[0].ci.idle);
-	net_run(&x->net, NULL, NULL, 120 * SEC);
+	memnet_run(&x->net, NULL, NULL, 120 * SEC);
 	assert_int_equal(x->srv.server_closed, 1);
 	assert_int_equal(masque_server_conns(x->net.srv), 0);
 	fx_free(x);
@@ -1007,8 +819,8 @@ static void test_keepalive_keeps_idle_tunnel(void **state)
 	fx_client(x, 0, "agent-1", NULL);
 	x->ccfg[0].keepalive_ms = 10000;
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
-	net_run(&x->net, is_closed, &x->cl[0], 300 * SEC);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	memnet_run(&x->net, is_closed, &x->cl[0], 300 * SEC);
 	assert_int_equal(x->cl[0].closed, 0);
 	fx_free(x);
 	free(x);
@@ -1023,7 +835,7 @@ static void test_lossy_path_still_delivers_capsules(void **state)
 	x->net.drop_every = 5;
 	fx_client(x, 0, "agent-1", NULL);
 	fx_connect(x, 0);
-	assert_true(net_run(&x->net, opened_and_routed, &x->cl[0], 60 * SEC));
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 60 * SEC));
 	assert_int_equal(x->cl[0].opened, 1);
 	assert_int_equal(x->cl[0].nroutes, 2);
 	x->net.drop_every = 0;

@@ -171,9 +171,12 @@ int capsule_encode(uint8_t **pp, const uint8_t *end, uint64_t type,
 int httpdg_decode(const uint8_t *p, size_t len, uint64_t *pqsid, uint64_t *pctx,
 		  const uint8_t **ppayload, size_t *pplen)
 {
-	const uint8_t *q = p, *end = p + len;
+	const uint8_t *q = p, *end;
 	uint64_t qsid;
 
+	if (p == NULL || len == 0)
+		return ZG_ERR_MALFORMED; /* an empty DATAGRAM frame may have no buffer */
+	end = p + len;
 	if (varint_decode(&q, end, &qsid) != 0)
 		return ZG_ERR_MALFORMED;
 	if (qsid > HTTPDG_QSID_MAX)
@@ -188,8 +191,11 @@ int httpdg_decode(const uint8_t *p, size_t len, uint64_t *pqsid, uint64_t *pctx,
 int httpdg_decode_capsule_value(const uint8_t *p, size_t len, uint64_t *pctx,
 				const uint8_t **ppayload, size_t *pplen)
 {
-	const uint8_t *q = p, *end = p + len;
+	const uint8_t *q = p, *end;
 
+	if (p == NULL || len == 0)
+		return ZG_ERR_MALFORMED;
+	end = p + len;
 	if (varint_decode(&q, end, pctx) != 0)
 		return ZG_ERR_MALFORMED;
 	*ppayload = q;
