@@ -31,7 +31,8 @@ Q := @
 # Debian binary packages this project needs to build and test.
 APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	xz-utils ca-certificates clang libclang-rt-dev llvm libevent-dev \
-	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux
+	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux curl \
+	iputils-ping python3
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
@@ -186,8 +187,9 @@ test: $(BUILD)/deps.mk
 	scripts/summary.sh build/results || rc=1; \
 	exit $$rc
 
-demo:
-	@echo "make demo: the relay and agent do not exist yet (see the open issues); nothing to demo."
+demo: $(BUILD)/deps.mk
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)ZG_BIN=$(abspath $(BUILD))/bin scripts/demo.sh
 
 clean:
 	rm -rf build
