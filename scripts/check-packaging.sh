@@ -141,9 +141,16 @@ run_in_image() {
 	unshare --mount --fork -- bash -c '
 		set -e
 		r=$1; shift
+		mkdir -p "$r/dev"
 		mount --bind "$r" "$r"
 		mount -o remount,bind,ro "$r"
 		mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
+		# The /dev a container runtime gives every container (wolfSSL
+		# seeds its RNG from /dev/urandom).
+		mount -t tmpfs -o mode=0755 tmpfs "$r/dev"
+		for d in null zero random urandom; do
+			touch "$r/dev/$d"; mount --bind "/dev/$d" "$r/dev/$d"
+		done
 		mount -t tmpfs -o uid=65532,gid=65532,mode=0700 tmpfs "$r/var/lib/zgate"
 		exec chroot --userspec=65532:65532 --groups=65532 "$r" "$@"
 	' run_in_image "$ROOTFS" "$@"
