@@ -56,6 +56,7 @@ struct side {
 	uint32_t next_seq;
 	/* server behaviour */
 	int status;
+	int defer; /* answer later with masque_conn_answer() */
 	int echo;
 	struct masque_request rq;
 	int requests;
@@ -78,6 +79,8 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	s->requests++;
 	s->rq = *rq;
 	s->last_conn = c;
+	if (s->defer)
+		return MASQUE_PENDING;
 	if (s->status != 200)
 		return s->status;
 	acc->naddrs = 1;
@@ -606,6 +609,52 @@ static void test_c05_owner_refusals_403_503(void **state)
 	refused_request(NULL, 0, NULL, 503, 503);
 }
 
+static int got_request(void *arg)
+{
+	return ((struct side *)arg)->requests > 0;
+}
+
+/* The owner answers later (a DNS-name target being resolved, C03): a
+ * refusal carries Proxy-Status; an acceptance opens the tunnel. */
+static void test_c03_deferred_answer(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_accept acc;
+	struct cip_route rt = { 4, { 192, 0, 2, 0 }, { 192, 0, 2, 255 }, 0 };
+
+	(void)state;
+	fx_server(x, 0);
+	x->srv.defer = 1;
+	fx_client(x, 0, "agent-1", "/.well-known/masque/ip/example.org/*/");
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, got_request, &x->srv, 5 * SEC));
+	assert_string_equal(x->srv.rq.dns, "example.org");
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(x->cl[0].opened, 0); /* nothing answered yet */
+	assert_int_equal(masque_conn_answer(x->srv.last_conn, 502, NULL, "zgate; error=dns_error"), 0);
+	assert_int_equal(masque_conn_answer(x->srv.last_conn, 502, NULL, NULL), ZG_ERR_STATE);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].ci.status, 502);
+
+	fx_client(x, 1, "agent-1", "/.well-known/masque/ip/example.org/*/");
+	fx_connect(x, 1);
+	x->srv.requests = 0;
+	assert_true(memnet_run(&x->net, got_request, &x->srv, 5 * SEC));
+	memset(&acc, 0, sizeof(acc));
+	acc.naddrs = 1;
+	acc.addrs[0].version = 4;
+	acc.addrs[0].addr[0] = 10;
+	acc.addrs[0].prefix_len = 32;
+	acc.routes = &rt;
+	acc.nroutes = 1;
+	assert_int_equal(masque_conn_answer(x->srv.last_conn, 200, &acc, NULL), 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[1], 5 * SEC));
+	assert_int_equal(x->cl[1].opened, 1);
+	assert_int_equal(x->cl[1].nroutes, 1);
+	fx_free(x);
+	free(x);
+}
+
 static void test_c03_scope_decoded(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
@@ -885,6 +934,7 @@ int main(void)
 		cmocka_unit_test(test_c03_bad_path_400),
 		cmocka_unit_test(test_c05_owner_refusals_403_503),
 		cmocka_unit_test(test_c03_scope_decoded),
+		cmocka_unit_test(test_c03_deferred_answer),
 		cmocka_unit_test(test_c06_unknown_capsules_skipped),
 		cmocka_unit_test(test_c07_bad_route_advertisement_aborts),
 		cmocka_unit_test(test_c09_empty_address_request_aborts),

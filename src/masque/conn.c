@@ -580,18 +580,17 @@ static nghttp3_nv mknv(const char *name, const char *value)
 	return nv;
 }
 
-static int submit_status(struct masque_conn *c, int64_t sid, int status, int tunnel)
+static int submit_status(struct masque_conn *c, int64_t sid, int status, const char *proxy_status)
 {
 	char code[8];
 	nghttp3_nv nva[2];
-	nghttp3_data_reader dr = { read_capsules };
 	size_t n = 0;
 
 	(void)snprintf(code, sizeof(code), "%d", status);
 	nva[n++] = mknv(":status", code);
-	if (tunnel)
-		nva[n++] = mknv("capsule-protocol", "?1");
-	return nghttp3_conn_submit_response(c->h3, sid, nva, n, tunnel ? &dr : NULL);
+	if (proxy_status != NULL && proxy_status[0] != '\0')
+		nva[n++] = mknv("proxy-status", proxy_status);
+	return nghttp3_conn_submit_response(c->h3, sid, nva, n, NULL);
 }
 
 /* The value of a Structured Field boolean header is exactly "?1" (RFC
@@ -630,47 +629,83 @@ static int validate_request(struct masque_conn *c, struct mstream *s, struct mas
 	return 200;
 }
 
+/* Answers the request on stream sid: opens the tunnel for a 2xx (sending
+ * the addresses and routes first), else a refusal. */
+static int answer(struct masque_conn *c, int64_t sid, int status, const struct masque_accept *acc,
+		  const char *proxy_status)
+{
+	int r = 0;
+
+	if (status < 100 || status > 599)
+		status = 500;
+	if (status >= 200 && status < 300) {
+		c->tunnel_sid = sid;
+		c->tunnel_open = 1;
+		capsule_parser_init(&c->cparser, c->capbuf, MASQUE_CAPSULE_MAX,
+				    CAPSULE_MASK_CONNECT_IP);
+		if (acc->naddrs > 0)
+			r = masque_conn_send_addresses(c, acc->addrs, acc->naddrs);
+		if (r == 0)
+			r = masque_conn_send_routes(c, acc->routes, acc->nroutes);
+		if (r == 0)
+			return nghttp3_conn_submit_response(c->h3, sid,
+							    (nghttp3_nv[]){ mknv(":status", "200"),
+									    mknv("capsule-protocol", "?1") },
+							    2, &(nghttp3_data_reader){ read_capsules });
+		log_warnx("tunnel for %s: cannot send its addresses/routes: %s", c->identity,
+			  zg_strerror(r));
+		c->tunnel_sid = -1;
+		c->tunnel_open = 0;
+		sendq_free(&c->sendq);
+		status = 500;
+	}
+	return submit_status(c, sid, status, proxy_status);
+}
+
 static int server_request(struct masque_conn *c, struct mstream *s)
 {
 	struct masque_request rq;
 	struct masque_accept acc;
-	int status, r;
+	int status;
 
 	status = validate_request(c, s, &rq);
-	if (status == 200 && (c->tunnel_sid >= 0 || c->goaway))
+	if (status == 200 && (c->tunnel_sid >= 0 || c->answer_sid >= 0 || c->goaway))
 		status = c->goaway ? 503 : 400; /* one tunnel per connection */
 	memset(&acc, 0, sizeof(acc));
 	if (status == 200) {
 		status = c->cbs->on_request != NULL ? c->cbs->on_request(c, &rq, &acc, c->ctx) : 403;
-		if (status < 100 || status > 599)
-			status = 500;
-	}
-	if (status >= 200 && status < 300) {
-		c->tunnel_sid = s->sid;
-		c->tunnel_open = 1;
-		capsule_parser_init(&c->cparser, c->capbuf, MASQUE_CAPSULE_MAX,
-				    CAPSULE_MASK_CONNECT_IP);
-		r = 0;
-		if (acc.naddrs > 0)
-			r = masque_conn_send_addresses(c, acc.addrs, acc.naddrs);
-		if (r == 0)
-			r = masque_conn_send_routes(c, acc.routes, acc.nroutes);
-		if (r != 0) {
-			log_warnx("tunnel for %s: cannot send its addresses/routes: %s", c->identity,
-				  zg_strerror(r));
-			c->tunnel_sid = -1;
-			c->tunnel_open = 0;
-			sendq_free(&c->sendq);
-			status = 500;
-		} else {
-			return nghttp3_conn_submit_response(c->h3, s->sid,
-							    (nghttp3_nv[]){ mknv(":status", "200"),
-									    mknv("capsule-protocol", "?1") },
-							    2, &(nghttp3_data_reader){ read_capsules });
+		if (status == MASQUE_PENDING) {
+			c->answer_sid = s->sid; /* masque_conn_answer() later */
+			return 0;
 		}
 	}
-	s->refused = 1;
-	return submit_status(c, s->sid, status, 0);
+	return answer(c, s->sid, status, &acc, NULL);
+}
+
+int masque_conn_answer(struct masque_conn *c, int status, const struct masque_accept *acc,
+		       const char *proxy_status)
+{
+	static const struct masque_accept none;
+	int64_t sid = c->answer_sid;
+	int r;
+
+	if (sid < 0 || c->closing || status == MASQUE_PENDING)
+		return ZG_ERR_STATE;
+	c->answer_sid = -1;
+	r = answer(c, sid, status, acc != NULL ? acc : &none, proxy_status);
+	if (r != 0) {
+		close_app(c, NGHTTP3_H3_INTERNAL_ERROR, ZG_ERR_STATE, nghttp3_strerror(r));
+		r = ZG_ERR_STATE;
+	}
+	if (!c->busy) {
+		if (c->closing || conn_write(c) != 0) {
+			c->close_now = 1;
+			c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, 0);
+		} else {
+			arm_timer(c);
+		}
+	}
+	return r;
 }
 
 static int client_submit_request(struct masque_conn *c)
@@ -1372,6 +1407,7 @@ static int conn_alloc(const struct masque_config *cfg, const struct masque_cbs *
 	c->ctx = ctx;
 	c->is_server = server;
 	c->tunnel_sid = -1;
+	c->answer_sid = -1;
 	c->created = cfg->io->now(cfg->ioctx);
 	ngtcp2_ccerr_default(&c->ccerr);
 	sendq_init(&c->sendq, cfg->capsule_buffer ? cfg->capsule_buffer : 1024 * 1024);

@@ -113,7 +113,9 @@ struct masque_stats {
 struct masque_cbs {
 	/* Server: a CONNECT-IP request arrived on connection c. Return 200 to
 	 * accept (fill acc: addresses, routes); 400, 403 or 503 to refuse; any
-	 * other value is sent as is. Called once per connection. */
+	 * other value is sent as is. Return MASQUE_PENDING to answer later
+	 * with masque_conn_answer() (e.g. after resolving a DNS-name target).
+	 * Called once per connection. */
 	int (*on_request)(struct masque_conn *c, const struct masque_request *rq,
 			  struct masque_accept *acc, void *ctx);
 	/* Server: the client sent ADDRESS_REQUEST (entries already validated,
@@ -240,6 +242,16 @@ int masque_conn_send_addresses(struct masque_conn *c, const struct cip_addr *a, 
  * H3_NO_ERROR, or app_error). on_close fires later from input/timer,
  * never from inside this call. */
 void masque_conn_close(struct masque_conn *c, uint64_t app_error, const char *reason);
+
+#define MASQUE_PENDING 0
+
+/* Server: answers the request on_request left pending: status as
+ * on_request returns it, acc for a 2xx (copied; NULL otherwise), and an
+ * optional Proxy-Status header value for a refusal (RFC 9209, e.g.
+ * "zgate; error=dns_error"). Returns 0, or ZG_ERR_STATE (nothing pending,
+ * or the connection is closing). */
+int masque_conn_answer(struct masque_conn *c, int status, const struct masque_accept *acc,
+		       const char *proxy_status);
 
 /* Closes c at once: CONNECTION_CLOSE is sent, on_close fires from inside
  * this call and c is freed. Not from inside a masque callback. */

@@ -76,6 +76,7 @@ struct masque_conn {
 
 	/* the tunnel */
 	int64_t tunnel_sid;
+	int64_t answer_sid; /* server: request waiting for masque_conn_answer() */
 	int tunnel_open;
 	struct capsule_parser cparser;
 	uint8_t *capbuf;

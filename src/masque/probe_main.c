@@ -36,6 +36,7 @@ struct probe {
 	/* options */
 	const char *relay, *cert, *key, *ca, *server_name, *tmpl, *target_s;
 	const char *listen, *client_ca, *keylog, *qlog;
+	const char *scope_target, *scope_proto;
 	long count, interval_ms, timeout_s, size, min_replies, flood;
 	int echo_server, quiet;
 	/* state */
@@ -425,6 +426,51 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	}
 }
 
+/* --scope-target (address, prefix or DNS name; default *) and
+ * --scope-proto (0-255; default *) fill the template variables. */
+static int scope_from_options(struct uri_scope *sc)
+{
+	char buf[300], *slash;
+	int len = -1;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->any_target = P.scope_target == NULL || strcmp(P.scope_target, "*") == 0;
+	sc->any_proto = P.scope_proto == NULL || strcmp(P.scope_proto, "*") == 0;
+	if (!sc->any_proto) {
+		char *end;
+		long v = strtol(P.scope_proto, &end, 10);
+
+		if (*end || end == P.scope_proto || v < 0 || v > 255) {
+			fprintf(stderr, "zgate-probe: --scope-proto %s: expected 0-255 or *\n",
+				P.scope_proto);
+			return -1;
+		}
+		sc->ipproto = (uint8_t)v;
+	}
+	if (sc->any_target)
+		return 0;
+	(void)snprintf(buf, sizeof(buf), "%s", P.scope_target);
+	slash = strchr(buf, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+		len = atoi(slash + 1);
+	}
+	if (inet_pton(AF_INET, buf, sc->target.addr) == 1) {
+		sc->target.version = 4;
+		sc->target.prefix_len = (uint8_t)(len >= 0 && len <= 32 ? len : 32);
+	} else if (inet_pton(AF_INET6, buf, sc->target.addr) == 1) {
+		sc->target.version = 6;
+		sc->target.prefix_len = (uint8_t)(len >= 0 && len <= 128 ? len : 128);
+	} else if (slash == NULL && strlen(buf) <= URI_DNS_MAX) {
+		(void)snprintf(sc->dns, sizeof(sc->dns), "%s", buf);
+	} else {
+		fprintf(stderr, "zgate-probe: --scope-target %s: expected an address, a prefix or a "
+				"DNS name\n", P.scope_target);
+		return -1;
+	}
+	return 0;
+}
+
 static int run_client(void)
 {
 	struct masque_config cfg;
@@ -466,9 +512,8 @@ static int run_client(void)
 		fprintf(stderr, "zgate-probe: --template %s: %s\n", P.tmpl, err);
 		return 2;
 	}
-	memset(&any, 0, sizeof(any));
-	any.any_target = 1;
-	any.any_proto = 1;
+	if (scope_from_options(&any) != 0)
+		return 2;
 	if (uri_expand(P.tmpl, &any, authority, sizeof(authority), path, sizeof(path)) != 0) {
 		fprintf(stderr, "zgate-probe: --template %s: cannot expand\n", P.tmpl);
 		return 2;
@@ -695,6 +740,9 @@ static void usage(FILE *f)
 		"                         https://HOST:PORT/.well-known/masque/ip/{target}/{ipproto}/)\n"
 		"  --target ADDR          IPv4/IPv6 address to ping; without it, stop after the\n"
 		"                         address and routes arrive\n"
+		"  --scope-target T       ask for a tunnel to T only: an address, a prefix\n"
+		"                         (a.b.c.d/len) or a DNS name (default: *)\n"
+		"  --scope-proto N        ask for IP protocol N only (default: *)\n"
 		"  --count N              echo requests (default 3)\n"
 		"  --interval MS          between requests (default 200)\n"
 		"  --size BYTES           ICMP payload (default 56)\n"
@@ -720,7 +768,7 @@ int main(int argc, char **argv)
 {
 	enum { O_RELAY = 256, O_CERT, O_KEY, O_CA, O_SNI, O_TMPL, O_TARGET, O_COUNT, O_INTERVAL,
 	       O_SIZE, O_TIMEOUT, O_MIN, O_FLOOD, O_QUIET, O_KEYLOG, O_QLOG, O_LOG, O_ECHO,
-	       O_LISTEN, O_CLIENT_CA, O_HELP, O_VERSION };
+	       O_LISTEN, O_CLIENT_CA, O_HELP, O_VERSION, O_SCOPE_T, O_SCOPE_P };
 	static const struct option opts[] = {
 		{ "relay", required_argument, NULL, O_RELAY },
 		{ "cert", required_argument, NULL, O_CERT },
@@ -729,6 +777,8 @@ int main(int argc, char **argv)
 		{ "server-name", required_argument, NULL, O_SNI },
 		{ "template", required_argument, NULL, O_TMPL },
 		{ "target", required_argument, NULL, O_TARGET },
+		{ "scope-target", required_argument, NULL, O_SCOPE_T },
+		{ "scope-proto", required_argument, NULL, O_SCOPE_P },
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "size", required_argument, NULL, O_SIZE },
@@ -794,6 +844,8 @@ int main(int argc, char **argv)
 		case O_SNI: P.server_name = optarg; break;
 		case O_TMPL: P.tmpl = optarg; break;
 		case O_TARGET: P.target_s = optarg; break;
+		case O_SCOPE_T: P.scope_target = optarg; break;
+		case O_SCOPE_P: P.scope_proto = optarg; break;
 		case O_QUIET: P.quiet = 1; break;
 		case O_KEYLOG: P.keylog = optarg; break;
 		case O_QLOG: P.qlog = optarg; break;

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "log.h"
 #include "masque/masque.h"
@@ -52,6 +54,10 @@ struct session {
 	uint8_t ipproto;
 	uint64_t opened_ms;
 	uint64_t bytes_up, bytes_down;
+	/* a DNS-name target being resolved (C03): not yet in the tables */
+	char dns[256];
+	struct evdns_getaddrinfo_request *dns_req;
+	int resolving, gone;
 	struct session *next, *prev;   /* all sessions */
 	struct session *vnext4, *vnext6; /* VIP buckets */
 };
@@ -60,6 +66,7 @@ struct relay {
 	struct relay_config cfg;
 	char config_path[CONFIG_PATH_MAX];
 	struct event_base *base;
+	struct evdns_base *dns;
 	WOLFSSL_CTX *tls;
 	struct policy *policy;
 	struct ipam *ipam;
@@ -74,7 +81,7 @@ struct relay {
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
 	int draining, stopping;
 	/* counters for /metrics */
-	uint64_t sessions_opened, refused_403, refused_503, refused_400, replaced;
+	uint64_t sessions_opened, refused_403, refused_503, refused_400, refused_502, replaced;
 	uint64_t decisions_allow, decisions_deny, scope_denied;
 	uint64_t reload_ok, reload_fail;
 	uint64_t last_reload_ok_s;
@@ -287,45 +294,17 @@ static int session_routes(const struct relay *r, const struct session *s, struct
 /* ------------------------------------------------------------------ */
 /* masque callbacks                                                   */
 
-static int on_request(struct masque_conn *c, const struct masque_request *rq,
-		      struct masque_accept *acc, void *ctx)
+/* Admits session s (its scope known): routes from the policy, the
+ * address from the pool, the session tables. Returns the HTTP status; on
+ * 200 acc is filled and s is live, otherwise s is freed. */
+static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 {
 	static struct cip_route routes[MASQUE_MAX_ROUTES];
-	struct relay *r = ctx;
-	struct session *s, *old;
+	struct session *old;
 	uint8_t a[16];
 	size_t n = 0;
 	int rv;
 
-	if (r->draining) {
-		r->refused_503++;
-		return 503;
-	}
-	if (rq->dns[0] != '\0') {
-		/* DNS-name targets need an asynchronous resolver in the loop;
-		 * until then they are refused rather than scoped wrongly. */
-		log_warnx("%s: DNS-name target \"%s\" not supported; use an address or *",
-			  rq->identity, rq->dns);
-		r->refused_400++;
-		return 400;
-	}
-	if (strlen(rq->identity) >= STACK_ID_MAX) {
-		log_warnx("client ID \"%.40s...\" longer than %d characters: 403", rq->identity,
-			  STACK_ID_MAX - 1);
-		r->refused_403++;
-		return 403;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return 503;
-	s->r = r;
-	s->c = c;
-	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
-	sockaddr_str((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
-	s->any_target = rq->any_target;
-	s->target = rq->target;
-	s->any_proto = rq->any_proto;
-	s->ipproto = rq->ipproto;
 	rv = session_routes(r, s, routes, &n);
 	if (rv != 0 || n == 0) {
 		/* C05: an identity with nothing allowed gets 403. */
@@ -379,7 +358,7 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	r->sessions = s;
 	r->nsessions++;
 	r->sessions_opened++;
-	masque_conn_set_data(c, s);
+	masque_conn_set_data(s->c, s);
 	save_ipam(r);
 
 	acc->addrs[0].version = 4;
@@ -399,6 +378,120 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	return 200;
 }
 
+/* A DNS-name target resolved (C03): the tunnel is scoped to the first
+ * address, or refused with Proxy-Status dns_error. */
+static void resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct session *s = arg;
+	struct relay *r = s->r;
+	struct masque_accept acc;
+	struct masque_conn *c = s->c;
+	struct evutil_addrinfo *ai;
+	char ps[96];
+	int status;
+
+	s->dns_req = NULL;
+	if (s->gone) {
+		/* The connection closed while we waited. */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		free(s);
+		return;
+	}
+	s->resolving = 0;
+	masque_conn_set_data(s->c, NULL);
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+			break;
+	if (result != 0 || ai == NULL) {
+		log_info("%s from %s: target %s does not resolve (%s): 502", s->id, s->peer, s->dns,
+			 result ? evutil_gai_strerror(result) : "no address");
+		(void)snprintf(ps, sizeof(ps), "zgate-relay; error=dns_error");
+		r->refused_502++;
+		(void)masque_conn_answer(s->c, 502, NULL, ps);
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		free(s);
+		return;
+	}
+	memset(&s->target, 0, sizeof(s->target));
+	if (ai->ai_family == AF_INET) {
+		s->target.version = 4;
+		memcpy(s->target.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+		s->target.prefix_len = 32;
+	} else {
+		s->target.version = 6;
+		memcpy(s->target.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+		s->target.prefix_len = 128;
+	}
+	evutil_freeaddrinfo(res);
+	s->any_target = 0;
+	memset(&acc, 0, sizeof(acc));
+	status = admit(r, s, &acc); /* frees s unless 200 */
+	(void)masque_conn_answer(c, status, &acc, NULL);
+}
+
+static void resolve_start(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct evutil_addrinfo hints;
+
+	(void)fd;
+	(void)what;
+	if (s->gone) {
+		free(s);
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	s->dns_req = evdns_getaddrinfo(s->r->dns, s->dns, NULL, &hints, resolved_cb, s);
+}
+
+static int on_request(struct masque_conn *c, const struct masque_request *rq,
+		      struct masque_accept *acc, void *ctx)
+{
+	struct relay *r = ctx;
+	struct session *s;
+
+	if (r->draining) {
+		r->refused_503++;
+		return 503;
+	}
+	if (strlen(rq->identity) >= STACK_ID_MAX) {
+		log_warnx("client ID \"%.40s...\" longer than %d characters: 403", rq->identity,
+			  STACK_ID_MAX - 1);
+		r->refused_403++;
+		return 403;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return 503;
+	s->r = r;
+	s->c = c;
+	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
+	sockaddr_str((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
+	s->any_target = rq->any_target;
+	s->target = rq->target;
+	s->any_proto = rq->any_proto;
+	s->ipproto = rq->ipproto;
+	if (rq->dns[0] != '\0') {
+		/* Resolve before answering (C03), outside this callback. */
+		(void)snprintf(s->dns, sizeof(s->dns), "%s", rq->dns);
+		if (r->dns == NULL ||
+		    event_base_once(r->base, -1, EV_TIMEOUT, resolve_start, s, NULL) != 0) {
+			log_warnx("%s: no DNS resolver for target %s: 502", s->id, s->dns);
+			free(s);
+			r->refused_502++;
+			return 502;
+		}
+		s->resolving = 1;
+		masque_conn_set_data(c, s);
+		return MASQUE_PENDING;
+	}
+	return admit(r, s, acc);
+}
+
 static int on_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
 			      struct cip_addr *out, size_t *nout, void *ctx)
 {
@@ -407,7 +500,7 @@ static int on_address_request(struct masque_conn *c, const struct cip_addr *req,
 	size_t i, k = 0;
 
 	(void)ctx;
-	if (s == NULL)
+	if (s == NULL || s->resolving)
 		return ZG_ERR_STATE;
 	/* The answer is the full set the client holds (C08), each entry that
 	 * answers a request carrying its Request ID (C09). The relay keeps
@@ -451,7 +544,7 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	struct relay *r = ctx;
 	struct session *s = masque_conn_data(c);
 
-	if (s == NULL || s->detached)
+	if (s == NULL || s->detached || s->resolving)
 		return;
 	s->bytes_up += len;
 	(void)stack_input(r->stack, s, &s->client, pkt, len);
@@ -467,6 +560,13 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	if (s == NULL)
 		return; /* refused before a session existed */
 	masque_conn_set_data(c, NULL);
+	if (s->resolving) {
+		/* Not admitted yet: the resolver callback frees it. */
+		s->gone = 1;
+		if (s->dns_req != NULL)
+			evdns_getaddrinfo_cancel(s->dns_req);
+		return;
+	}
 	if (!s->detached) {
 		vip_unlink(r, s);
 		stack_close_client(r->stack, s->id);
@@ -624,6 +724,8 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 			    (unsigned long long)r->refused_403);
 	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"503\"} %llu\n",
 			    (unsigned long long)r->refused_503);
+	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"502\"} %llu\n",
+			    (unsigned long long)r->refused_502);
 	metric(b, "zgate_flows", "gauge", "Flows open now, by protocol.");
 	evbuffer_add_printf(b, "zgate_flows{proto=\"tcp\"} %llu\nzgate_flows{proto=\"udp\"} %llu\n"
 			       "zgate_flows{proto=\"icmp\"} %llu\n",
@@ -918,6 +1020,10 @@ static int start(struct relay *r, char *err, size_t errlen)
 	rv = audit_new(stdout, NULL, NULL, 10, &r->audit);
 	if (rv != 0)
 		return rv;
+	/* For DNS-name targets (C03); without it they are refused. */
+	r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (r->dns == NULL)
+		log_warnx("no DNS resolver (/etc/resolv.conf): DNS-name targets will be refused");
 	rv = ops_new(r->base, r->cfg.ops_listen, metrics_cb, r, &r->ops);
 	if (rv != 0) {
 		(void)snprintf(err, errlen, "ops_listen %.200s: cannot listen there", r->cfg.ops_listen);
@@ -993,6 +1099,8 @@ static void shutdown_all(struct relay *r)
 	r->udp = NULL;
 	if (r->stack != NULL)
 		stack_del(r->stack);
+	if (r->dns != NULL)
+		evdns_base_free(r->dns, 1);
 	if (r->ipam != NULL)
 		save_ipam(r);
 	ops_del(r->ops);

@@ -103,6 +103,15 @@ p agent-2 --target 198.18.1.2 --count 1 >/dev/null || fail "allow-all cannot rea
 out=$(p agent-2 --target 169.254.169.254 --count 1 --timeout 2 2>&1) && fail "decoy reachable"
 out=$(p agent-2 --target 127.0.0.1 --count 1 --timeout 2 2>&1) && fail "relay loopback reachable"
 
+step "scoped requests (C03): a prefix narrows the routes; a DNS name is resolved first"
+out=$(p agent-2 --scope-target 198.18.0.0/25 --target 198.18.0.2 --count 1) || fail "scoped tunnel: $out"
+expect_contains "$out" "route 198.18.0.0-198.18.0.127" "routes narrowed to the scope"
+out=$(p agent-2 --scope-target 198.18.0.0/25 --target 198.18.1.2 --count 1 --timeout 2 2>&1) &&
+	fail "destination outside the scope answered"
+expect_contains "$out" "ICMP type 3 code 13" "outside the scope: prohibited (C19)"
+out=$(p agent-2 --scope-target localhost 2>&1) || fail "DNS-name target refused: $out"
+expect_contains "$out" "route 127.0.0.1-127.0.0.1" "DNS target scoped to its address"
+
 step "client with no allowed destination: 403; bad certificates audited"
 out=$(p nobody-allowed --count 1 --timeout 2 2>&1) && fail "403 expected"
 expect_contains "$out" "HTTP 403" "403"
