@@ -154,4 +154,21 @@ kill -0 $pid 2>/dev/null && fail "relay still running after the last tunnel ende
 wait $pid; rc=$?
 [[ $rc -eq 0 ]] || fail "exit status $rc"
 grep -q '"event":"session_close"' "$d/audit.log" || fail "session close not audited"
+
+step "the shipped examples/zgate-relay.yaml and examples/policy.yaml serve tunnels"
+ip -n "$svc" addr add 203.0.113.10/24 dev zgts$$
+ip -n "$ns" route add 203.0.113.0/24 dev zgtr$$
+mkdir -p "$d/state"; chown 65534:65534 "$d/state"
+ip netns exec "$ns" env ZGATE_TLS_CERT="$d/pki/relay.crt" ZGATE_TLS_KEY="$d/pki/relay.key" \
+	ZGATE_TLS_CLIENT_CA="$d/pki/ca.crt" setpriv --reuid=65534 --regid=65534 --clear-groups \
+	--no-new-privs --bounding-set=-all --inh-caps=-all "$relay" \
+	--config "$ZG_ROOT/examples/zgate-relay.yaml" --policy "$ZG_ROOT/examples/policy.yaml" \
+	--state-file "$d/state/ipam.state" >"$d/audit2.log" 2>"$d/relay2.log" &
+pid=$!
+cleanup "kill -9 $pid 2>/dev/null"
+for _ in $(seq 50); do ip netns exec "$ns" curl -sf 127.0.0.1:8080/ready >/dev/null && break; sleep 0.1; done
+out=$(p agent-1 --target 203.0.113.10 --count 2) || fail "example config: $out $(cat "$d/relay2.log")"
+expect_contains "$out" "2 received" "ping with the example config"
+kill -TERM $pid; wait $pid || fail "example relay exit status $?"
+[[ -s $d/state/ipam.state ]] || fail "state file not written"
 echo PASS
