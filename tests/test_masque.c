@@ -22,21 +22,10 @@
 #include "masque/masque_int.h"
 #include "masque/memnet.h"
 #include "zg_err.h"
+#include "pki.h"
 
 #define TEMPLATE "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
 #define SEC UINT64_C(1000000000)
-
-static char pki[64];
-
-static const char *f(const char *name)
-{
-	static char paths[8][256];
-	static int next;
-	char *p = paths[next++ % 8];
-
-	snprintf(p, 256, "%s/%s", pki, name);
-	return p;
-}
 
 /* ------------------------------------------------------------------ */
 /* what the callbacks saw                                             */
@@ -890,28 +879,6 @@ static void test_lossy_path_still_delivers_capsules(void **state)
 	x->net.drop_every = 0;
 	fx_free(x);
 	free(x);
-}
-
-static int setup_pki(void **state)
-{
-	char cmd[256];
-
-	(void)state;
-	snprintf(pki, sizeof(pki), "/tmp/zg-masque-XXXXXX");
-	if (!mkdtemp(pki))
-		return -1;
-	snprintf(cmd, sizeof(cmd),
-		 "scripts/gen-certs.sh -d %s --test-set -c agent-1 -c agent-2 >/dev/null", pki);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int teardown_pki(void **state)
-{
-	char cmd[128];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", pki);
-	return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void)

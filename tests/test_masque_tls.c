@@ -18,39 +18,21 @@
 
 #include "masque/tls.h"
 #include "zg_err.h"
+#include "pki.h"
 
-static char pki[64];
 static char err[512];
 
-static const char *f(const char *name)
+static int setup(void **state)
 {
-	static char paths[8][256];
-	static int next;
-	char *p = paths[next++ % 8];
-	snprintf(p, 256, "%s/%s", pki, name);
-	return p;
-}
-
-static int setup_pki(void **state)
-{
-	char cmd[256];
-	(void)state;
-	snprintf(pki, sizeof(pki), "/tmp/zg-tls-XXXXXX");
-	if (!mkdtemp(pki))
-		return -1;
-	snprintf(cmd, sizeof(cmd), "scripts/gen-certs.sh -d %s --test-set -c agent-1 >/dev/null", pki);
-	if (system(cmd) != 0)
+	if (setup_pki(state) != 0)
 		return -1;
 	return wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
 }
 
-static int teardown_pki(void **state)
+static int teardown(void **state)
 {
-	char cmd[128];
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", pki);
 	wolfSSL_Cleanup();
-	return system(cmd) == 0 ? 0 : -1;
+	return teardown_pki(state);
 }
 
 /* What the relay's chain and validity checks say about a certificate. */
@@ -205,5 +187,5 @@ int main(void)
 		cmocka_unit_test(test_server_ctx_errors_name_the_file),
 		cmocka_unit_test(test_client_ctx),
 	};
-	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,8 @@
 #include "zg_err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *zg_strerror(int err)
 {
 	static const char *const names[] = {
@@ -26,4 +29,15 @@ const char *zg_strerror(int err)
 	if (err > 0 || err <= ZG_ERR_LAST)
 		return "unknown error";
 	return names[-err];
+}
+
+void zg_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

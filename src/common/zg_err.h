@@ -7,6 +7,8 @@
 #ifndef ZG_ERR_H
 #define ZG_ERR_H
 
+#include <stddef.h>
+
 enum zg_err {
 	ZG_OK = 0,
 	ZG_ERR_INVAL = -1,       /* bad argument from the caller (a bug, not the peer) */
@@ -32,5 +34,10 @@ enum zg_err {
 /* Returns a static, human-readable name for err (e.g. "malformed input").
  * Unknown values give "unknown error". Never NULL. */
 const char *zg_strerror(int err);
+
+/* Formats a message into err (errlen bytes, may be 0/NULL: nothing is
+ * written). A message cut to fit is still written: it stays useful. */
+void zg_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif /* ZG_ERR_H */

@@ -288,6 +288,32 @@ static int open_socket(struct masque_udp *u, const struct sockaddr_storage *ss, 
 	return 0;
 }
 
+/* Resolves hostport, makes the object and its socket (bound when passive,
+ * else connected). Returns 0 with *pu and the peer/bound address in *ss. */
+static int udp_setup(struct event_base *base, const char *hostport, int passive,
+		     struct masque_config *cfg, struct masque_udp **pu,
+		     struct sockaddr_storage *ss, socklen_t *plen, char *err, size_t errlen)
+{
+	struct masque_udp *u;
+	int r;
+
+	r = resolve(hostport, passive, ss, plen, err, errlen);
+	if (r != 0)
+		return r;
+	r = udp_new(base, cfg, &u);
+	if (r != 0) {
+		(void)snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	r = open_socket(u, ss, *plen, passive, err, errlen, hostport);
+	if (r != 0) {
+		masque_udp_del(u);
+		return r;
+	}
+	*pu = u;
+	return 0;
+}
+
 int masque_udp_server_new(struct event_base *base, const char *listen, struct masque_config *cfg,
 			  const struct masque_cbs *cbs, void *ctx, struct masque_udp **pu,
 			  struct masque_server **psrv, char *err, size_t errlen)
@@ -297,22 +323,12 @@ int masque_udp_server_new(struct event_base *base, const char *listen, struct ma
 	socklen_t len;
 	int r;
 
-	r = resolve(listen, 1, &ss, &len, err, errlen);
+	r = udp_setup(base, listen, 1, cfg, &u, &ss, &len, err, errlen);
 	if (r != 0)
 		return r;
-	r = udp_new(base, cfg, &u);
+	r = masque_server_new(cfg, cbs, ctx, &u->srv);
 	if (r != 0) {
-		(void)snprintf(err, errlen, "out of memory");
-		return r;
-	}
-	r = open_socket(u, &ss, len, 1, err, errlen, listen);
-	if (r == 0) {
-		r = masque_server_new(cfg, cbs, ctx, &u->srv);
-		if (r != 0)
-			(void)snprintf(err, errlen, "cannot start the QUIC server: %s",
-				       zg_strerror(r));
-	}
-	if (r != 0) {
+		(void)snprintf(err, errlen, "cannot start the QUIC server: %s", zg_strerror(r));
 		masque_udp_del(u);
 		return r;
 	}
@@ -330,23 +346,13 @@ int masque_udp_client_new(struct event_base *base, const char *relay, struct mas
 	socklen_t len;
 	int r;
 
-	r = resolve(relay, 0, &ss, &len, err, errlen);
+	r = udp_setup(base, relay, 0, cfg, &u, &ss, &len, err, errlen);
 	if (r != 0)
 		return r;
-	r = udp_new(base, cfg, &u);
+	r = masque_client_new(cfg, cbs, ctx, (struct sockaddr *)&u->local, u->locallen,
+			      (struct sockaddr *)&ss, len, &u->conn);
 	if (r != 0) {
-		(void)snprintf(err, errlen, "out of memory");
-		return r;
-	}
-	r = open_socket(u, &ss, len, 0, err, errlen, relay);
-	if (r == 0) {
-		r = masque_client_new(cfg, cbs, ctx, (struct sockaddr *)&u->local, u->locallen,
-				      (struct sockaddr *)&ss, len, &u->conn);
-		if (r != 0)
-			(void)snprintf(err, errlen, "cannot start the QUIC client: %s",
-				       zg_strerror(r));
-	}
-	if (r != 0) {
+		(void)snprintf(err, errlen, "cannot start the QUIC client: %s", zg_strerror(r));
 		masque_udp_del(u);
 		return r;
 	}

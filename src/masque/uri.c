@@ -36,19 +36,6 @@ struct tpl {
 
 static const char *const var_name[] = { "target", "ipproto" };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap); /* a cut message is still useful */
-	va_end(ap);
-}
 
 static int is_alpha(int c)
 {
@@ -122,7 +109,7 @@ static int check_authority(const char *t, const char *a, size_t len, char *err, 
 	const char *end = a + len, *p = a;
 
 	if (memchr(a, '@', len)) {
-		seterr(err, errlen, "userinfo ('@') is not allowed in the authority");
+		zg_seterr(err, errlen, "userinfo ('@') is not allowed in the authority");
 		return ZG_ERR_CONFIG;
 	}
 	if (*p == '[') {
@@ -132,14 +119,14 @@ static int check_authority(const char *t, const char *a, size_t len, char *err, 
 		size_t n;
 
 		if (!close || (n = (size_t)(close - p - 1)) == 0 || n >= sizeof(v6)) {
-			seterr(err, errlen, "bad IPv6 literal in the authority at offset %zu",
+			zg_seterr(err, errlen, "bad IPv6 literal in the authority at offset %zu",
 			       (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(v6, p + 1, n);
 		v6[n] = '\0';
 		if (inet_pton(AF_INET6, v6, &in6) != 1) {
-			seterr(err, errlen, "bad IPv6 literal in the authority at offset %zu",
+			zg_seterr(err, errlen, "bad IPv6 literal in the authority at offset %zu",
 			       (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
@@ -148,7 +135,7 @@ static int check_authority(const char *t, const char *a, size_t len, char *err, 
 		while (p < end && is_unreserved(*p))
 			p++;
 		if (p == a) {
-			seterr(err, errlen, "needs a host and a path starting with /");
+			zg_seterr(err, errlen, "needs a host and a path starting with /");
 			return ZG_ERR_CONFIG;
 		}
 	}
@@ -159,12 +146,12 @@ static int check_authority(const char *t, const char *a, size_t len, char *err, 
 		while (p < end && is_digit(*p) && p - d < 5)
 			port = port * 10 + (unsigned long)(*p++ - '0');
 		if (p == d || p < end || port == 0 || port > 65535) {
-			seterr(err, errlen, "bad port in the authority at offset %zu", (size_t)(d - t));
+			zg_seterr(err, errlen, "bad port in the authority at offset %zu", (size_t)(d - t));
 			return ZG_ERR_CONFIG;
 		}
 	}
 	if (p < end) {
-		seterr(err, errlen, "character '%c' not allowed in the host at offset %zu", *p,
+		zg_seterr(err, errlen, "character '%c' not allowed in the host at offset %zu", *p,
 		       (size_t)(p - t));
 		return ZG_ERR_CONFIG;
 	}
@@ -181,17 +168,17 @@ static int parse_expr(const char *t, const char **pp, struct tpl_piece *pc, int 
 	for (close = p; *close && *close != '}' && *close != '{'; close++)
 		;
 	if (*close != '}') {
-		seterr(err, errlen, "unbalanced '{' at offset %zu", at);
+		zg_seterr(err, errlen, "unbalanced '{' at offset %zu", at);
 		return ZG_ERR_CONFIG;
 	}
 	if (close == p) {
-		seterr(err, errlen, "empty expression at offset %zu", at);
+		zg_seterr(err, errlen, "empty expression at offset %zu", at);
 		return ZG_ERR_CONFIG;
 	}
 	pc->op = 0;
 	pc->at = at;
 	if (*p == '+' || *p == '#') {
-		seterr(err, errlen,
+		zg_seterr(err, errlen,
 		       "operator '%c' at offset %zu is not allowed (reserved expansion would let '/' through)",
 		       *p, at);
 		return ZG_ERR_CONFIG;
@@ -199,7 +186,7 @@ static int parse_expr(const char *t, const char **pp, struct tpl_piece *pc, int 
 	if (*p == '/' || *p == '?' || *p == '&' || *p == '.' || *p == ';') {
 		pc->op = *p++;
 	} else if (strchr("=,!@|", *p)) {
-		seterr(err, errlen, "operator '%c' at offset %zu is reserved by RFC 6570", *p, at);
+		zg_seterr(err, errlen, "operator '%c' at offset %zu is reserved by RFC 6570", *p, at);
 		return ZG_ERR_CONFIG;
 	}
 	for (;;) {
@@ -211,11 +198,11 @@ static int parse_expr(const char *t, const char **pp, struct tpl_piece *pc, int 
 			p++;
 		n = (size_t)(p - v);
 		if (n == 0) {
-			seterr(err, errlen, "empty variable name in the expression at offset %zu", at);
+			zg_seterr(err, errlen, "empty variable name in the expression at offset %zu", at);
 			return ZG_ERR_CONFIG;
 		}
 		if (memchr(v, ':', n) || v[n - 1] == '*') {
-			seterr(err, errlen, "modifier ':' or '*' at offset %zu is level 4 (at most level 3)",
+			zg_seterr(err, errlen, "modifier ':' or '*' at offset %zu is level 4 (at most level 3)",
 			       at);
 			return ZG_ERR_CONFIG;
 		}
@@ -224,12 +211,12 @@ static int parse_expr(const char *t, const char **pp, struct tpl_piece *pc, int 
 		} else if (n == 7 && memcmp(v, "ipproto", 7) == 0) {
 			var = VAR_IPPROTO;
 		} else {
-			seterr(err, errlen, "unknown variable \"%.*s\" at offset %zu (only target and ipproto)",
+			zg_seterr(err, errlen, "unknown variable \"%.*s\" at offset %zu (only target and ipproto)",
 			       (int)n, v, (size_t)(v - t));
 			return ZG_ERR_CONFIG;
 		}
 		if (seen[var]) {
-			seterr(err, errlen, "variable \"%s\" at offset %zu: each variable may appear once",
+			zg_seterr(err, errlen, "variable \"%s\" at offset %zu: each variable may appear once",
 			       var_name[var], (size_t)(v - t));
 			return ZG_ERR_CONFIG;
 		}
@@ -272,7 +259,7 @@ static int tpl_parse(const char *t, struct tpl *tp, char *err, size_t errlen)
 
 	memset(tp, 0, sizeof(*tp));
 	if (strncmp(t, "https://", 8) != 0) {
-		seterr(err, errlen, "must be an absolute https:// URI (https://host[:port]/path)");
+		zg_seterr(err, errlen, "must be an absolute https:// URI (https://host[:port]/path)");
 		return ZG_ERR_CONFIG;
 	}
 	a = p = t + 8;
@@ -280,14 +267,14 @@ static int tpl_parse(const char *t, struct tpl *tp, char *err, size_t errlen)
 		p++;
 	for (const char *q = a; q < p; q++) {
 		if (*q == '{' || *q == '}') {
-			seterr(err, errlen,
+			zg_seterr(err, errlen,
 			       "variables are allowed only in the path or query, not in the authority (offset %zu)",
 			       (size_t)(q - t));
 			return ZG_ERR_CONFIG;
 		}
 	}
 	if (p == a || *p != '/') {
-		seterr(err, errlen, "needs a host and a path starting with /");
+		zg_seterr(err, errlen, "needs a host and a path starting with /");
 		return ZG_ERR_CONFIG;
 	}
 	if ((r = check_authority(t, a, (size_t)(p - a), err, errlen)) != 0)
@@ -310,23 +297,23 @@ static int tpl_parse(const char *t, struct tpl *tp, char *err, size_t errlen)
 			continue;
 		}
 		if (*p == '}') {
-			seterr(err, errlen, "unbalanced '}' at offset %zu", (size_t)(p - t));
+			zg_seterr(err, errlen, "unbalanced '}' at offset %zu", (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
 		if (*p == '#') {
-			seterr(err, errlen, "a fragment is not allowed (offset %zu)", (size_t)(p - t));
+			zg_seterr(err, errlen, "a fragment is not allowed (offset %zu)", (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
 		if (*p == '%') {
 			if (hexval(p[1]) < 0 || hexval(p[2]) < 0) {
-				seterr(err, errlen, "bad percent-encoding at offset %zu", (size_t)(p - t));
+				zg_seterr(err, errlen, "bad percent-encoding at offset %zu", (size_t)(p - t));
 				return ZG_ERR_CONFIG;
 			}
 			p += 3;
 			continue;
 		}
 		if (!is_literal_char(*p)) {
-			seterr(err, errlen, "character 0x%02x not allowed in a URI at offset %zu",
+			zg_seterr(err, errlen, "character 0x%02x not allowed in a URI at offset %zu",
 			       (unsigned)(unsigned char)*p, (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
@@ -340,7 +327,7 @@ static int tpl_parse(const char *t, struct tpl *tp, char *err, size_t errlen)
 		for (size_t i = 0; i < tp->piece[k].nvar; i++) {
 			char c = char_after(tp, k, i);
 			if (c == '{' || (c && is_value_char(c))) {
-				seterr(err, errlen,
+				zg_seterr(err, errlen,
 				       "expression at offset %zu: the value of \"%s\" is followed by '%c', "
 				       "which could be part of it (a received path would be ambiguous)",
 				       tp->piece[k].at, var_name[tp->piece[k].var[i]], c);

@@ -74,19 +74,6 @@ static const struct opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap); /* a cut message is still useful */
-	va_end(ap);
-}
 
 /* "timeouts.udp_idle" → "timeouts-udp-idle" (flag) or
  * "ZGATE_TIMEOUTS_UDP_IDLE" (environment). */
@@ -191,7 +178,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 	switch (o->type) {
 	case OPT_STR:
 		if (strlen(text) >= o->size) {
-			seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed",
+			zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed",
 			       where, strlen(text), o->size - 1);
 			return ZG_ERR_CONFIG;
 		}
@@ -201,7 +188,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		errno = 0;
 		v = strtoull(text, &end, 10);
 		if (!isdigit((unsigned char)text[0]) || errno || *end || v < o->min || v > o->max) {
-			seterr(err, errlen, "%s: \"%s\" is not a whole number from %llu to %llu",
+			zg_seterr(err, errlen, "%s: \"%s\" is not a whole number from %llu to %llu",
 			       where, text, (unsigned long long)o->min, (unsigned long long)o->max);
 			return ZG_ERR_CONFIG;
 		}
@@ -215,7 +202,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		return 0;
 	case OPT_DURATION:
 		if (config_parse_duration(text, &ms) != 0 || ms < o->min || ms > o->max) {
-			seterr(err, errlen,
+			zg_seterr(err, errlen,
 			       "%s: \"%s\" is not a duration of at least %llums (a whole number with ms, s, m or h: 500ms, 60s, 5m, 2h)",
 			       where, text, (unsigned long long)o->min);
 			return ZG_ERR_CONFIG;
@@ -228,7 +215,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 			return 0;
 		}
 		if (config_parse_prefix(text, &pfx) != 0 || pfx.version != o->version) {
-			seterr(err, errlen,
+			zg_seterr(err, errlen,
 			       "%s: \"%s\" is not an IPv%u prefix with host bits zero (e.g. %s)",
 			       where, text, o->version,
 			       o->version == 4 ? "10.100.0.0/24" : "fd00:100::/64");
@@ -238,7 +225,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		return 0;
 	case OPT_LOGLEVEL:
 		if (log_level_parse(text, &lvl) != 0) {
-			seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
+			zg_seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
 			       where, text);
 			return ZG_ERR_CONFIG;
 		}
@@ -320,7 +307,7 @@ struct yparse {
 static int next_event(struct yparse *y, yaml_event_t *ev)
 {
 	if (!yaml_parser_parse(&y->p, ev)) {
-		seterr(y->err, y->errlen, "%s:%zu:%zu: not valid YAML: %s", y->name,
+		zg_seterr(y->err, y->errlen, "%s:%zu:%zu: not valid YAML: %s", y->name,
 		       y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
 		       y->p.problem ? y->p.problem : "syntax error");
 		return ZG_ERR_CONFIG;
@@ -352,7 +339,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 	int r;
 
 	if (depth > 4) {
-		seterr(y->err, y->errlen, "%s: nesting too deep", y->name);
+		zg_seterr(y->err, y->errlen, "%s: nesting too deep", y->name);
 		return ZG_ERR_CONFIG;
 	}
 	for (;;) {
@@ -363,7 +350,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 			return 0;
 		}
 		if (key.type != YAML_SCALAR_EVENT) {
-			seterr(y->err, y->errlen, "%s:%zu:%zu: expected a key, found %s",
+			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: expected a key, found %s",
 			       y->name, key.start_mark.line + 1, key.start_mark.column + 1,
 			       event_kind(&key));
 			yaml_event_delete(&key);
@@ -376,7 +363,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 		o = find_path(path);
 		if (!o && !is_section(path)) {
 			keys_under(section, keys, sizeof(keys));
-			seterr(y->err, y->errlen, "%s: unknown key (expected one of: %s)", where, keys);
+			zg_seterr(y->err, y->errlen, "%s: unknown key (expected one of: %s)", where, keys);
 			yaml_event_delete(&key);
 			return ZG_ERR_CONFIG;
 		}
@@ -389,7 +376,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 		} else if (!o && val.type == YAML_MAPPING_START_EVENT) {
 			r = parse_mapping(y, cfg, path, depth + 1);
 		} else {
-			seterr(y->err, y->errlen, "%s: expected %s, found %s", where,
+			zg_seterr(y->err, y->errlen, "%s: expected %s, found %s", where,
 			       o ? "a single value" : "a mapping of keys", event_kind(&val));
 			r = ZG_ERR_CONFIG;
 		}
@@ -408,7 +395,7 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 	int r = 0, seen_doc = 0;
 
 	if (!yaml_parser_initialize(&y.p)) {
-		seterr(err, errlen, "%s: out of memory", name);
+		zg_seterr(err, errlen, "%s: out of memory", name);
 		return ZG_ERR_NOMEM;
 	}
 	yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
@@ -421,7 +408,7 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 		}
 		if (ev.type == YAML_DOCUMENT_START_EVENT) {
 			if (seen_doc++) {
-				seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
+				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
 				       name, ev.start_mark.line + 1, ev.start_mark.column + 1);
 				r = ZG_ERR_CONFIG;
 			}
@@ -431,7 +418,7 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 			/* an empty document: nothing to apply */
 		} else if (ev.type != YAML_STREAM_START_EVENT &&
 			   ev.type != YAML_DOCUMENT_END_EVENT) {
-			seterr(err, errlen, "%s:%zu:%zu: the top level must be a mapping of keys, found %s",
+			zg_seterr(err, errlen, "%s:%zu:%zu: the top level must be a mapping of keys, found %s",
 			       name, ev.start_mark.line + 1, ev.start_mark.column + 1, event_kind(&ev));
 			r = ZG_ERR_CONFIG;
 		}
@@ -452,20 +439,20 @@ int config_load_file(struct relay_config *cfg, const char *path, char *err,
 	int r;
 
 	if (!f) {
-		seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		zg_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return ZG_ERR_IO;
 	}
 	do {
 		if (len == cap) {
 			char *nb;
 			if (cap >= (1u << 20)) {
-				seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
+				zg_seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
 				r = ZG_ERR_CONFIG;
 				goto out;
 			}
 			cap = cap ? cap * 2 : 4096;
 			if (!(nb = realloc(buf, cap))) {
-				seterr(err, errlen, "%s: out of memory", path);
+				zg_seterr(err, errlen, "%s: out of memory", path);
 				r = ZG_ERR_NOMEM;
 				goto out;
 			}
@@ -475,7 +462,7 @@ int config_load_file(struct relay_config *cfg, const char *path, char *err,
 		len += n;
 	} while (n > 0);
 	if (ferror(f)) {
-		seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
+		zg_seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
 		r = ZG_ERR_IO;
 		goto out;
 	}
@@ -507,7 +494,7 @@ int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
 				o = &opts[i];
 		}
 		if (!o) {
-			seterr(err, errlen, "environment: %.*s names no option (see --help)",
+			zg_seterr(err, errlen, "environment: %.*s names no option (see --help)",
 			       (int)(eq - kv), kv);
 			return ZG_ERR_CONFIG;
 		}
@@ -530,7 +517,7 @@ int config_apply_flag(struct relay_config *cfg, const char *flag,
 			return set_opt(cfg, &opts[i], value, where, err, errlen);
 		}
 	}
-	seterr(err, errlen, "--%s: unknown option (see --help)", flag);
+	zg_seterr(err, errlen, "--%s: unknown option (see --help)", flag);
 	return ZG_ERR_NOTFOUND;
 }
 
@@ -568,7 +555,7 @@ static int require(const char *value, const char *path, char *err, size_t errlen
 		return 0;
 	derive_name(path, 0, flag, sizeof(flag));
 	derive_name(path, 1, env, sizeof(env));
-	seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", path, flag, env);
+	zg_seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", path, flag, env);
 	return ZG_ERR_CONFIG;
 }
 
@@ -583,27 +570,27 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 	    (r = require(cfg->policy_file, "policy", err, errlen)) != 0)
 		return r;
 	if (check_hostport(cfg->listen) != 0) {
-		seterr(err, errlen, "listen: \"%s\" is not host:port (e.g. 0.0.0.0:4433 or [::]:4433)", cfg->listen);
+		zg_seterr(err, errlen, "listen: \"%s\" is not host:port (e.g. 0.0.0.0:4433 or [::]:4433)", cfg->listen);
 		return ZG_ERR_CONFIG;
 	}
 	if (check_hostport(cfg->ops_listen) != 0) {
-		seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", cfg->ops_listen);
+		zg_seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", cfg->ops_listen);
 		return ZG_ERR_CONFIG;
 	}
 	if (config_check_uri_template(cfg->uri_template, why, sizeof(why)) != 0) {
-		seterr(err, errlen, "uri_template: \"%s\": %s", cfg->uri_template, why);
+		zg_seterr(err, errlen, "uri_template: \"%s\": %s", cfg->uri_template, why);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->pool4.version != 4 || cfg->pool4.len > 30) {
-		seterr(err, errlen, "pool.ipv4: needs at least a /30 (a gateway and one client)");
+		zg_seterr(err, errlen, "pool.ipv4: needs at least a /30 (a gateway and one client)");
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->pool6.version == 6 && cfg->pool6.len > 126) {
-		seterr(err, errlen, "pool.ipv6: needs at least a /126");
+		zg_seterr(err, errlen, "pool.ipv6: needs at least a /126");
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->max_flows_per_client > cfg->max_flows) {
-		seterr(err, errlen, "limits.flows_per_client (%u) exceeds limits.flows (%u)",
+		zg_seterr(err, errlen, "limits.flows_per_client (%u) exceeds limits.flows (%u)",
 		       cfg->max_flows_per_client, cfg->max_flows);
 		return ZG_ERR_CONFIG;
 	}
