@@ -16,6 +16,8 @@
 #include "zg_err.h"
 
 #define BATCH 32
+#define SEND_BATCH 64  /* datagrams per sendmmsg(2) */
+#define SEND_SLOT 1500 /* bytes per queued datagram; larger ones go alone */
 #define PKT_MAX 65536 /* a UDP payload never exceeds this */
 #define SOCKBUF (4 * 1024 * 1024)
 
@@ -23,6 +25,7 @@ struct utimer {
 	struct masque_udp *u;
 	struct masque_conn *c;
 	struct event *ev;
+	masque_time armed_at; /* when the pending event fires; 0 = not pending */
 };
 
 struct masque_udp {
@@ -38,6 +41,14 @@ struct masque_udp {
 	uint64_t send_errors;
 	int send_failing; /* logged once per failure streak */
 	uint8_t *bufs;    /* BATCH receive buffers */
+	/* Datagrams written during one pass of the event loop leave together
+	 * in one sendmmsg(2) when the pass ends (or when the batch is full). */
+	uint8_t *sbufs;   /* SEND_BATCH slots of SEND_SLOT bytes */
+	struct mmsghdr smsg[SEND_BATCH];
+	struct iovec siov[SEND_BATCH];
+	struct sockaddr_storage sto[SEND_BATCH];
+	unsigned nsend;
+	struct event *flush_ev;
 };
 
 masque_time masque_udp_now(void)
@@ -54,33 +65,94 @@ static masque_time io_now(void *ioctx)
 	return masque_udp_now();
 }
 
+static void send_failed(struct masque_udp *u, unsigned n)
+{
+	/* QUIC recovers lost packets; say so once per streak. */
+	u->send_errors += n;
+	if (!u->send_failing)
+		log_warn("UDP send (%llu packets lost so far)", (unsigned long long)u->send_errors);
+	u->send_failing = 1;
+}
+
+static void send_ok(struct masque_udp *u)
+{
+	if (u->send_failing) {
+		log_info("UDP send works again");
+		u->send_failing = 0;
+	}
+}
+
+/* Sends the queued datagrams. A full socket buffer drops the rest:
+ * waiting would only delay what QUIC will retransmit anyway. */
+static void flush_sends(struct masque_udp *u)
+{
+	unsigned off = 0;
+
+	while (off < u->nsend) {
+		int n = sendmmsg(u->fd, u->smsg + off, u->nsend - off, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			send_failed(u, u->nsend - off);
+			break;
+		}
+		off += (unsigned)n;
+		send_ok(u);
+	}
+	u->nsend = 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush_sends(arg);
+}
+
 static int io_send(void *ioctx, const struct sockaddr *local, socklen_t locallen,
 		   const struct sockaddr *remote, socklen_t remotelen, const uint8_t *data,
 		   size_t len)
 {
 	struct masque_udp *u = ioctx;
-	ssize_t n;
+	struct mmsghdr *m;
+	unsigned i;
 
 	(void)local;
 	(void)locallen;
-	do {
-		if (u->srv == NULL)
-			n = send(u->fd, data, len, 0); /* connected client socket */
-		else
-			n = sendto(u->fd, data, len, 0, remote, remotelen);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		/* QUIC recovers a lost packet; say so once per streak. */
-		u->send_errors++;
-		if (!u->send_failing)
-			log_warn("UDP send (%llu failures so far)", (unsigned long long)u->send_errors);
-		u->send_failing = 1;
-		return -1;
+	if (len > SEND_SLOT || u->sbufs == NULL || remotelen > sizeof(u->sto[0])) {
+		ssize_t n;
+
+		flush_sends(u); /* keep the order */
+		do {
+			n = u->srv == NULL ? send(u->fd, data, len, 0)
+					   : sendto(u->fd, data, len, 0, remote, remotelen);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			send_failed(u, 1);
+			return -1;
+		}
+		send_ok(u);
+		return 0;
 	}
-	if (u->send_failing) {
-		log_info("UDP send works again");
-		u->send_failing = 0;
+	i = u->nsend++;
+	m = &u->smsg[i];
+	memcpy(u->sbufs + (size_t)i * SEND_SLOT, data, len);
+	u->siov[i].iov_base = u->sbufs + (size_t)i * SEND_SLOT;
+	u->siov[i].iov_len = len;
+	memset(&m->msg_hdr, 0, sizeof(m->msg_hdr));
+	m->msg_hdr.msg_iov = &u->siov[i];
+	m->msg_hdr.msg_iovlen = 1;
+	if (u->srv != NULL) {
+		/* The server's socket is unconnected; a client's is connected. */
+		memcpy(&u->sto[i], remote, remotelen);
+		m->msg_hdr.msg_name = &u->sto[i];
+		m->msg_hdr.msg_namelen = remotelen;
 	}
+	if (u->nsend == SEND_BATCH)
+		flush_sends(u);
+	else if (u->nsend == 1)
+		event_active(u->flush_ev, EV_TIMEOUT, 0);
 	return 0;
 }
 
@@ -90,6 +162,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	t->armed_at = 0;
 	/* t may be freed inside (the connection closed). */
 	(void)masque_conn_on_timer(t->c);
 }
@@ -120,8 +193,15 @@ static void io_timer_arm(void *ioctx, void *timer, masque_time at)
 	(void)ioctx;
 	if (at == UINT64_MAX) {
 		evtimer_del(t->ev);
+		t->armed_at = 0;
 		return;
 	}
+	/* Deadlines move on every packet. Firing before one is harmless (the
+	 * connection finds nothing due and re-arms), so only an earlier
+	 * deadline touches libevent's timer heap. */
+	if (t->armed_at != 0 && t->armed_at <= at)
+		return;
+	t->armed_at = at > now ? at : now;
 	if (at > now) {
 		masque_time d = at - now;
 
@@ -232,7 +312,13 @@ static int udp_new(struct event_base *base, struct masque_config *cfg, struct ma
 	if (u == NULL)
 		return ZG_ERR_NOMEM;
 	u->bufs = malloc((size_t)BATCH * PKT_MAX);
-	if (u->bufs == NULL) {
+	u->sbufs = malloc((size_t)SEND_BATCH * SEND_SLOT);
+	u->flush_ev = event_new(base, -1, 0, flush_cb, u);
+	if (u->bufs == NULL || u->sbufs == NULL || u->flush_ev == NULL) {
+		if (u->flush_ev != NULL)
+			event_free(u->flush_ev);
+		free(u->sbufs);
+		free(u->bufs);
 		free(u);
 		return ZG_ERR_NOMEM;
 	}
@@ -382,6 +468,10 @@ void masque_udp_del(struct masque_udp *u)
 	u->srv = NULL;
 	if (u->conn != NULL)
 		masque_conn_destroy(u->conn);
+	if (u->fd >= 0)
+		flush_sends(u); /* the CONNECTION_CLOSE packets just written */
+	event_free(u->flush_ev);
+	free(u->sbufs);
 	if (u->rd != NULL)
 		event_free(u->rd);
 	if (u->fd >= 0)
