@@ -30,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +75,9 @@ struct agent {
 	masque_time opened_at;
 
 	int tun_fd, ifindex, link_up;
+	/* A persistent TUN that existed before: its state is restored. */
+	int tun_existed, tun_was_up;
+	uint32_t tun_old_mtu;
 	char tun[IFNAMSIZ];
 	uint32_t mtu;
 	struct nl *nl;
@@ -793,6 +798,30 @@ static int setup_transport(void)
 	return 0;
 }
 
+/* Notes whether the device name exists already (a persistent TUN made with
+ * "ip tuntap add"), and its flags and MTU, to put them back at exit. */
+static void note_existing_device(const char *name)
+{
+	struct ifreq ifr;
+	int s;
+
+	if (if_nametoindex(name) == 0)
+		return;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	(void)snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		A.tun_was_up = (ifr.ifr_flags & IFF_UP) != 0;
+		if (ioctl(s, SIOCGIFMTU, &ifr) == 0) {
+			A.tun_existed = 1;
+			A.tun_old_mtu = (uint32_t)ifr.ifr_mtu;
+		}
+	}
+	close(s);
+}
+
 /* Refuses to start without what the agent cannot work without. */
 static int preflight(void)
 {
@@ -815,6 +844,7 @@ static int preflight(void)
 			A.cfg.tun);
 		return 1;
 	}
+	note_existing_device(A.cfg.tun);
 	if (tun_open(A.cfg.tun, A.tun, sizeof(A.tun), &A.tun_fd, &A.ifindex, err, sizeof(err)) != 0) {
 		fprintf(stderr, "zgate-agent: %s\n", err);
 		return 1;
@@ -902,6 +932,10 @@ int main(int argc, char **argv)
 	set_state("stopping", "removing %zu routes%s and %zu addresses", A.nroutes,
 		  A.have_relay_rt ? " and the relay route" : "", A.naddrs);
 	remove_all_added();
+	if (A.tun_existed && A.link_up &&
+	    nl_link_set(A.nl, A.ifindex, A.tun_was_up, A.tun_old_mtu) != 0)
+		log_warn("cannot restore %s (%s, MTU %u)", A.tun, A.tun_was_up ? "up" : "down",
+			 A.tun_old_mtu);
 	if (A.c != NULL && A.open)
 		log_info("closing the tunnel");
 	masque_udp_del(A.u);
