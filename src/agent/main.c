@@ -581,7 +581,7 @@ static void schedule_retry(const char *why)
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 	evtimer_add(A.retry_ev, &tv);
-	set_state("reconnecting", "%s; next attempt in %u.%03u s (%zu routes and %zu addresses kept)",
+	set_state("reconnecting", "%s; next attempt in %u.%03u s (kept: routes %zu, addresses %zu)",
 		  why, ms / 1000, ms % 1000, A.nroutes, A.naddrs);
 }
 
@@ -929,8 +929,8 @@ int main(int argc, char **argv)
 	start_connect();
 	event_base_dispatch(A.base);
 
-	set_state("stopping", "removing %zu routes%s and %zu addresses", A.nroutes,
-		  A.have_relay_rt ? " and the relay route" : "", A.naddrs);
+	set_state("stopping", "removing what the agent added: routes %zu%s, addresses %zu",
+		  A.nroutes, A.have_relay_rt ? " and the relay route" : "", A.naddrs);
 	remove_all_added();
 	if (A.tun_existed && A.link_up &&
 	    nl_link_set(A.nl, A.ifindex, A.tun_was_up, A.tun_old_mtu) != 0)
