@@ -433,8 +433,11 @@ static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t
 	for (size_t i = 0; i < n && k < MASQUE_MAX_ADDRS; i++) {
 		int dup = 0;
 
-		if (memcmp(a[i].addr, zero, cip_addr_len(a[i].version)) == 0)
-			continue; /* a refused request (C09) */
+		if (memcmp(a[i].addr, zero, cip_addr_len(a[i].version)) == 0) {
+			log_info("the relay refused the request for an IPv%u address",
+				 a[i].version); /* C09: all-zero answer */
+			continue;
+		}
 		memset(&now[k], 0, sizeof(now[k]));
 		now[k].version = a[i].version;
 		memcpy(now[k].addr, a[i].addr, 16);
