@@ -1,0 +1,622 @@
+#include "agent/agent_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "hostport.h"
+#include "log.h"
+#include "masque/uri.h"
+#include "zg_err.h"
+
+enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL };
+
+struct opt {
+	const char *key; /* YAML key; flag and variable derive from it */
+	enum opt_type type;
+	size_t off, size;
+	uint32_t min, max;
+	const char *def;
+	const char *help;
+	const char *meta; /* what --help shows as the value; NULL = by type */
+};
+
+#define F(f) offsetof(struct agent_config, f), sizeof(((struct agent_config *)0)->f)
+
+static const struct opt opts[] = {
+	{ "relay", T_STR, F(relay), 0, 0, "", "relay address, HOST:PORT (UDP); required", "HOST:PORT" },
+	{ "cert", T_STR, F(cert), 0, 0, "", "client certificate (PEM); required", "FILE" },
+	{ "key", T_STR, F(key), 0, 0, "", "client private key (PEM); required", "FILE" },
+	{ "ca", T_STR, F(ca), 0, 0, "", "CA the relay's certificate must chain to (PEM); required", "FILE" },
+	{ "server_name", T_STR, F(server_name), 0, 0, "",
+	  "name the relay's certificate must carry; empty = the relay's host", "NAME" },
+	{ "template", T_STR, F(uri_template), 0, 0, "",
+	  "CONNECT-IP URI template; empty = https://HOST:PORT/.well-known/masque/ip/{target}/{ipproto}/", "URI" },
+	{ "tun", T_STR, F(tun), 0, 0, "zgate0", "TUN device name", "NAME" },
+	{ "status_file", T_STR, F(status_file), 0, 0, "",
+	  "JSON status file, rewritten on every state change; empty = none", "FILE" },
+	{ "reconnect_min", T_DUR, F(reconnect_min_ms), 10, 60000, "500ms",
+	  "first retry waits between half this and this", NULL },
+	{ "reconnect_max", T_DUR, F(reconnect_max_ms), 100, 3600000, "30s",
+	  "retries back off exponentially up to this (with jitter)", NULL },
+	{ "keepalive", T_DUR, F(keepalive_ms), 0, 3600000, "25s",
+	  "QUIC PING when idle so NAT bindings survive; 0 = off", NULL },
+	{ "idle_timeout", T_DUR, F(idle_timeout_ms), 1000, 3600000, "30s",
+	  "the connection is given up after this long without packets", NULL },
+	{ "connect_timeout", T_DUR, F(connect_timeout_ms), 1000, 600000, "10s",
+	  "a connection attempt is given up after this long", NULL },
+	{ "mtu", T_U32, F(mtu), 0, 65535, "0",
+	  "TUN MTU; 0 = the largest packet the tunnel carries (at least 1280)", NULL },
+	{ "ipv6", T_BOOL, F(ipv6), 0, 0, "false", "also ask the relay for an IPv6 address", NULL },
+	{ "log_level", T_LEVEL, F(log_level), 0, 0, "info", "error, warn, info or debug", NULL },
+};
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap); /* a cut message still helps */
+	va_end(ap);
+}
+
+/* "status_file" → "status-file" (flag) or "ZGATE_STATUS_FILE". */
+static void derive(const char *key, int env, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (env)
+		n = (size_t)snprintf(out, outlen, "ZGATE_");
+	for (; *key && n + 1 < outlen; key++)
+		out[n++] = *key == '_' ? (env ? '_' : '-')
+					: env ? (char)toupper((unsigned char)*key) : *key;
+	out[n] = '\0';
+}
+
+int agent_config_parse_duration(const char *s, uint32_t *pms)
+{
+	unsigned long long v, mul;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return ZG_ERR_CONFIG;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return ZG_ERR_CONFIG;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else if (*end == '\0' && v == 0)
+		mul = 1;
+	else
+		return ZG_ERR_CONFIG;
+	if (v > UINT32_MAX / mul)
+		return ZG_ERR_CONFIG;
+	*pms = (uint32_t)(v * mul);
+	return 0;
+}
+
+static int parse_bool(const char *s, int *pb)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*pb = 1;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*pb = 0;
+			return 0;
+		}
+	}
+	return ZG_ERR_CONFIG;
+}
+
+/* Parses text for o into cfg; where names the source for messages. */
+static int set_opt(struct agent_config *cfg, const struct opt *o, const char *text,
+		   const char *where, char *err, size_t errlen)
+{
+	char *dst = (char *)cfg + o->off, *end;
+	unsigned long long v;
+	enum log_level lvl;
+	uint32_t u;
+	int b;
+
+	switch (o->type) {
+	case T_STR:
+	case T_LEVEL:
+		if (strlen(text) >= o->size) {
+			seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where,
+			       strlen(text), o->size - 1);
+			return ZG_ERR_CONFIG;
+		}
+		if (o->type == T_LEVEL && log_level_parse(text, &lvl) != 0) {
+			seterr(err, errlen,
+			       "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
+			       text);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(dst, text, strlen(text) + 1);
+		return 0;
+	case T_U32:
+		errno = 0;
+		v = strtoull(text, &end, 10);
+		if (!isdigit((unsigned char)text[0]) || errno || *end || v < o->min || v > o->max) {
+			seterr(err, errlen, "%s: \"%s\" is not a whole number from %u to %u", where,
+			       text, o->min, o->max);
+			return ZG_ERR_CONFIG;
+		}
+		u = (uint32_t)v;
+		memcpy(dst, &u, sizeof(u));
+		return 0;
+	case T_DUR:
+		if (agent_config_parse_duration(text, &u) != 0 || u < o->min || u > o->max) {
+			seterr(err, errlen,
+			       "%s: \"%s\" is not a duration from %ums to %ums (a whole number with "
+			       "ms, s, m or h: 500ms, 25s, 5m)",
+			       where, text, o->min, o->max);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(dst, &u, sizeof(u));
+		return 0;
+	case T_BOOL:
+		if (parse_bool(text, &b) != 0) {
+			seterr(err, errlen, "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)",
+			       where, text);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(dst, &b, sizeof(b));
+		return 0;
+	}
+	return ZG_ERR_INVAL;
+}
+
+void agent_config_defaults(struct agent_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < N_OPTS; i++)
+		(void)set_opt(cfg, &opts[i], opts[i].def, "default", NULL, 0); /* tested to parse */
+}
+
+static const struct opt *find_key(const char *key, size_t len)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strlen(opts[i].key) == len && strncmp(opts[i].key, key, len) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static void all_keys(char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < N_OPTS; i++) {
+		int w = snprintf(out + n, outlen - n, "%s%s", i ? ", " : "", opts[i].key);
+		if (w < 0 || (size_t)w >= outlen - n)
+			return;
+		n += (size_t)w;
+	}
+}
+
+static const char *kind(const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_SEQUENCE_START_EVENT:
+		return "a list";
+	case YAML_MAPPING_START_EVENT:
+		return "a mapping";
+	case YAML_ALIAS_EVENT:
+		return "an alias";
+	default:
+		return "a value";
+	}
+}
+
+/* The keys and values of the top-level mapping, whose start was read. */
+static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *name,
+			char *err, size_t errlen)
+{
+	yaml_event_t k, v;
+	char where[512], keys[512];
+	const struct opt *o;
+	int r;
+
+	for (;;) {
+		if (!yaml_parser_parse(p, &k))
+			goto syntax;
+		if (k.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&k);
+			return 0;
+		}
+		if (k.type != YAML_SCALAR_EVENT) {
+			seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
+			       k.start_mark.line + 1, k.start_mark.column + 1, kind(&k));
+			yaml_event_delete(&k);
+			return ZG_ERR_CONFIG;
+		}
+		(void)snprintf(where, sizeof(where), "%s:%zu:%zu: %s", name, k.start_mark.line + 1,
+			       k.start_mark.column + 1, (const char *)k.data.scalar.value);
+		o = find_key((const char *)k.data.scalar.value, k.data.scalar.length);
+		yaml_event_delete(&k);
+		if (o == NULL) {
+			all_keys(keys, sizeof(keys));
+			seterr(err, errlen, "%s: unknown key (expected one of: %s)", where, keys);
+			return ZG_ERR_CONFIG;
+		}
+		if (!yaml_parser_parse(p, &v))
+			goto syntax;
+		if (v.type == YAML_SCALAR_EVENT)
+			r = set_opt(cfg, o, (const char *)v.data.scalar.value, where, err, errlen);
+		else {
+			seterr(err, errlen, "%s: expected a single value, found %s", where, kind(&v));
+			r = ZG_ERR_CONFIG;
+		}
+		yaml_event_delete(&v);
+		if (r != 0)
+			return r;
+	}
+syntax:
+	seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name, p->problem_mark.line + 1,
+	       p->problem_mark.column + 1, p->problem ? p->problem : "syntax error");
+	return ZG_ERR_CONFIG;
+}
+
+int agent_config_load_buf(struct agent_config *cfg, const char *name, const char *text,
+			  size_t len, char *err, size_t errlen)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int r = 0, docs = 0, done = 0;
+
+	if (!yaml_parser_initialize(&p)) {
+		seterr(err, errlen, "%s: out of memory", name);
+		return ZG_ERR_NOMEM;
+	}
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	while (!done && r == 0) {
+		if (!yaml_parser_parse(&p, &ev)) {
+			seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name,
+			       p.problem_mark.line + 1, p.problem_mark.column + 1,
+			       p.problem ? p.problem : "syntax error");
+			r = ZG_ERR_CONFIG;
+			break;
+		}
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = 1;
+			break;
+		case YAML_STREAM_START_EVENT:
+		case YAML_DOCUMENT_END_EVENT:
+			break;
+		case YAML_DOCUMENT_START_EVENT:
+			if (docs++) {
+				seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
+				       name, ev.start_mark.line + 1, ev.start_mark.column + 1);
+				r = ZG_ERR_CONFIG;
+			}
+			break;
+		case YAML_MAPPING_START_EVENT:
+			r = load_mapping(cfg, &p, name, err, errlen);
+			break;
+		case YAML_SCALAR_EVENT:
+			if (ev.data.scalar.length == 0)
+				break; /* an empty document */
+			/* fall through */
+		default:
+			seterr(err, errlen,
+			       "%s:%zu:%zu: the top level must be a mapping of keys, found %s", name,
+			       ev.start_mark.line + 1, ev.start_mark.column + 1, kind(&ev));
+			r = ZG_ERR_CONFIG;
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	return r;
+}
+
+int agent_config_load_file(struct agent_config *cfg, const char *path, char *err,
+			   size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long size;
+	size_t n;
+	int r;
+
+	if (f == NULL) {
+		seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return ZG_ERR_IO;
+	}
+	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+		seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		r = ZG_ERR_IO;
+		goto out;
+	}
+	if (size > 1 << 20) {
+		seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
+		r = ZG_ERR_CONFIG;
+		goto out;
+	}
+	buf = malloc((size_t)size + 1);
+	if (buf == NULL) {
+		seterr(err, errlen, "%s: out of memory", path);
+		r = ZG_ERR_NOMEM;
+		goto out;
+	}
+	n = fread(buf, 1, (size_t)size, f);
+	if (ferror(f)) {
+		seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
+		r = ZG_ERR_IO;
+		goto out;
+	}
+	r = agent_config_load_buf(cfg, path, buf, n, err, errlen);
+out:
+	free(buf);
+	fclose(f);
+	return r;
+}
+
+int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *err,
+			   size_t errlen)
+{
+	char name[64];
+
+	for (; envp != NULL && *envp != NULL; envp++) {
+		const char *kv = *envp, *eq = strchr(kv, '=');
+		const struct opt *o = NULL;
+		size_t klen;
+		int r;
+
+		if (strncmp(kv, "ZGATE_", 6) != 0 || eq == NULL)
+			continue;
+		klen = (size_t)(eq - kv);
+		if (klen == 12 && strncmp(kv, "ZGATE_CONFIG", 12) == 0)
+			continue;
+		for (size_t i = 0; i < N_OPTS && o == NULL; i++) {
+			derive(opts[i].key, 1, name, sizeof(name));
+			if (strlen(name) == klen && strncmp(kv, name, klen) == 0)
+				o = &opts[i];
+		}
+		if (o == NULL) {
+			seterr(err, errlen, "environment: %.*s names no option (see --help)", (int)klen,
+			       kv);
+			return ZG_ERR_CONFIG;
+		}
+		derive(o->key, 1, name, sizeof(name));
+		if ((r = set_opt(cfg, o, eq + 1, name, err, errlen)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int agent_config_apply_flag(struct agent_config *cfg, const char *flag, const char *value,
+			    char *err, size_t errlen)
+{
+	char name[64], where[80];
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		derive(opts[i].key, 0, name, sizeof(name));
+		if (strcmp(name, flag) == 0) {
+			(void)snprintf(where, sizeof(where), "--%s", name);
+			return set_opt(cfg, &opts[i], value, where, err, errlen);
+		}
+	}
+	seterr(err, errlen, "--%s: unknown option (see --help)", flag);
+	return ZG_ERR_NOTFOUND;
+}
+
+static int required(const char *value, const char *key, char *err, size_t errlen)
+{
+	char flag[64], env[64];
+
+	if (value[0] != '\0')
+		return 0;
+	derive(key, 0, flag, sizeof(flag));
+	derive(key, 1, env, sizeof(env));
+	seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", key, flag,
+	       env);
+	return ZG_ERR_CONFIG;
+}
+
+int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
+{
+	char host[256], why[256];
+	uint16_t port;
+	int r;
+
+	if ((r = required(cfg->relay, "relay", err, errlen)) != 0 ||
+	    (r = required(cfg->cert, "cert", err, errlen)) != 0 ||
+	    (r = required(cfg->key, "key", err, errlen)) != 0 ||
+	    (r = required(cfg->ca, "ca", err, errlen)) != 0)
+		return r;
+	if (hostport_split(cfg->relay, host, sizeof(host), &port) != 0 || host[0] == '\0' ||
+	    port == 0) {
+		seterr(err, errlen,
+		       "relay: \"%s\" is not HOST:PORT (e.g. relay.example.com:443, "
+		       "192.0.2.1:4433 or [2001:db8::1]:443)",
+		       cfg->relay);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->tun[0] == '\0' || strlen(cfg->tun) >= IFNAMSIZ || strpbrk(cfg->tun, "/ \t:%") ||
+	    strcmp(cfg->tun, ".") == 0 || strcmp(cfg->tun, "..") == 0) {
+		seterr(err, errlen,
+		       "tun: \"%s\" is not a device name (1 to %d characters, no '/', ':', '%%' or "
+		       "spaces)",
+		       cfg->tun, IFNAMSIZ - 1);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->idle_timeout_ms) {
+		seterr(err, errlen,
+		       "keepalive: %ums must be shorter than idle_timeout (%ums), or the connection "
+		       "dies before the first PING",
+		       cfg->keepalive_ms, cfg->idle_timeout_ms);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
+		seterr(err, errlen, "reconnect_min: %ums is longer than reconnect_max (%ums)",
+		       cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->mtu != 0 && cfg->mtu < 1280) {
+		seterr(err, errlen, "mtu: %u is below 1280, the least an IPv6 link may have "
+				    "(RFC 8200); 0 takes the tunnel's", cfg->mtu);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->server_name[0] == '\0')
+		(void)snprintf(cfg->server_name, sizeof(cfg->server_name), "%s", host);
+	if (cfg->uri_template[0] == '\0')
+		(void)snprintf(cfg->uri_template, sizeof(cfg->uri_template),
+			       strchr(host, ':') ? "https://[%s]:%u/.well-known/masque/ip/{target}/{ipproto}/"
+						 : "https://%s:%u/.well-known/masque/ip/{target}/{ipproto}/",
+			       host, port);
+	if (uri_template_check(cfg->uri_template, why, sizeof(why)) != 0) {
+		seterr(err, errlen, "template: \"%s\": %s", cfg->uri_template, why);
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
+static const char *const run_flags[] = { "help", "version", "check-config" };
+
+int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
+		       char *const *envp, enum agent_action *paction, char *err, size_t errlen)
+{
+	const char *file = NULL;
+	char name[64];
+	int i, r, pass;
+
+	*paction = AGENT_RUN;
+	agent_config_defaults(cfg);
+	for (char *const *e = envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0 && (*e)[13] != '\0')
+			file = *e + 13;
+	/* Pass 0 finds --config and the actions; pass 1 applies the flags
+	 * after the file and the environment, so flags win. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			if (*paction == AGENT_HELP || *paction == AGENT_VERSION)
+				return 0;
+			if (file != NULL && (r = agent_config_load_file(cfg, file, err, errlen)) != 0)
+				return r;
+			if ((r = agent_config_apply_env(cfg, envp, err, errlen)) != 0)
+				return r;
+		}
+		for (i = 1; i < argc; i++) {
+			const char *a = argv[i], *eq, *val;
+			size_t nl;
+			int act = -1;
+
+			if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+				seterr(err, errlen, "unexpected argument \"%s\" (see --help)", a);
+				return ZG_ERR_CONFIG;
+			}
+			a += 2;
+			eq = strchr(a, '=');
+			nl = eq ? (size_t)(eq - a) : strlen(a);
+			if (nl >= sizeof(name)) {
+				seterr(err, errlen, "--%.20s...: unknown option (see --help)", a);
+				return ZG_ERR_CONFIG;
+			}
+			memcpy(name, a, nl);
+			name[nl] = '\0';
+			for (int k = 0; k < 3; k++)
+				if (strcmp(name, run_flags[k]) == 0)
+					act = k;
+			if (act >= 0) {
+				if (eq != NULL) {
+					seterr(err, errlen, "--%s takes no value", name);
+					return ZG_ERR_CONFIG;
+				}
+				if (pass == 0 && *paction == AGENT_RUN)
+					*paction = act == 0   ? AGENT_HELP
+						   : act == 1 ? AGENT_VERSION
+							      : AGENT_CHECK_CONFIG;
+				continue;
+			}
+			if (eq != NULL)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else {
+				seterr(err, errlen, "--%s needs a value (see --help)", name);
+				return ZG_ERR_CONFIG;
+			}
+			if (strcmp(name, "config") == 0) {
+				if (pass == 0)
+					file = val;
+				continue;
+			}
+			if (pass == 0)
+				continue;
+			r = agent_config_apply_flag(cfg, name, val, err, errlen);
+			if (r != 0)
+				return r == ZG_ERR_NOTFOUND ? ZG_ERR_CONFIG : r;
+		}
+	}
+	return agent_config_validate(cfg, err, errlen);
+}
+
+static const char *hint(enum opt_type t)
+{
+	switch (t) {
+	case T_U32:
+		return "N";
+	case T_DUR:
+		return "DURATION";
+	case T_BOOL:
+		return "BOOL";
+	case T_LEVEL:
+		return "LEVEL";
+	case T_STR:
+		break;
+	}
+	return "VALUE";
+}
+
+size_t agent_config_usage(char *buf, size_t buflen)
+{
+	char flag[64], env[64], line[512];
+	size_t n = 0;
+
+	if (buflen)
+		buf[0] = '\0';
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		int w;
+
+		derive(o->key, 0, flag, sizeof(flag));
+		derive(o->key, 1, env, sizeof(env));
+		w = snprintf(line, sizeof(line),
+			     "  --%s %s\n      %s.\n      File key %s, variable %s%s%s.\n", flag,
+			     o->meta ? o->meta : hint(o->type), o->help, o->key, env,
+			     o->def[0] ? ", default " : "", o->def);
+		if (w < 0)
+			continue;
+		if (n < buflen)
+			(void)snprintf(buf + n, buflen - n, "%s", line);
+		n += (size_t)w;
+	}
+	return n;
+}

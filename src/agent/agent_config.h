@@ -1,0 +1,94 @@
+/*
+ * agent_config.h — zgate-agent configuration: one flat YAML file, ZGATE_*
+ * environment variables and command-line flags, in that order of
+ * increasing precedence (flag > environment > file > built-in default),
+ * like the relay's.
+ *
+ * Every option is described once, in a table (agent_config.c): the YAML
+ * key ("status_file") gives the flag ("--status-file") and the variable
+ * ("ZGATE_STATUS_FILE"), so the three can never disagree. Every error
+ * names where the bad value came from — "agent.yaml:4:1: keepalive", the
+ * variable or the flag — and what was expected.
+ */
+#ifndef ZG_AGENT_AGENT_CONFIG_H
+#define ZG_AGENT_AGENT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_CONFIG_PATH_MAX 1024
+
+struct agent_config {
+	char relay[256];                    /* host:port (UDP), required */
+	char cert[AGENT_CONFIG_PATH_MAX];   /* client certificate (PEM), required */
+	char key[AGENT_CONFIG_PATH_MAX];    /* its key, required */
+	char ca[AGENT_CONFIG_PATH_MAX];     /* CA of the relay's certificate, required */
+	char server_name[256];              /* "" = the relay's host */
+	char uri_template[AGENT_CONFIG_PATH_MAX]; /* "" = https://relay/.well-known/... */
+	char tun[16];                       /* TUN device name */
+	char status_file[AGENT_CONFIG_PATH_MAX]; /* "" = none */
+	uint32_t reconnect_min_ms;          /* ceiling of the first retry delay */
+	uint32_t reconnect_max_ms;          /* cap of the retry delay */
+	uint32_t keepalive_ms;              /* QUIC PING when idle; 0 = off */
+	uint32_t idle_timeout_ms;           /* QUIC idle timeout */
+	uint32_t connect_timeout_ms;        /* QUIC handshake timeout */
+	uint32_t mtu;                       /* TUN MTU; 0 = the tunnel's datagram size */
+	int ipv6;                           /* also ask for an IPv6 address */
+	char log_level[16];
+};
+
+/* What the command line asks for besides running. */
+enum agent_action { AGENT_RUN = 0, AGENT_HELP, AGENT_VERSION, AGENT_CHECK_CONFIG };
+
+/* Fills *cfg with the built-in defaults. */
+void agent_config_defaults(struct agent_config *cfg);
+
+/* Applies YAML text (a flat mapping of the keys in the table) over *cfg;
+ * name is used in messages. Unknown keys, non-scalar values and bad values
+ * are errors. Returns 0 or ZG_ERR_CONFIG / ZG_ERR_NOMEM with err holding
+ * one line: "name:line:column: key: what was wrong, what was expected". */
+int agent_config_load_buf(struct agent_config *cfg, const char *name, const char *text,
+			  size_t len, char *err, size_t errlen);
+
+/* As agent_config_load_buf() for the file at path; ZG_ERR_IO when it
+ * cannot be read. */
+int agent_config_load_file(struct agent_config *cfg, const char *path, char *err,
+			   size_t errlen);
+
+/* Applies every ZGATE_* variable of envp (NULL-terminated "K=V"). A
+ * ZGATE_* variable that names no option is an error (ZGATE_CONFIG, the
+ * file's path, excepted). Returns 0 or ZG_ERR_CONFIG with err set. */
+int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *err,
+			   size_t errlen);
+
+/* Applies one flag: name without "--" and its value. Returns 0,
+ * ZG_ERR_NOTFOUND (no such option) or ZG_ERR_CONFIG (bad value). */
+int agent_config_apply_flag(struct agent_config *cfg, const char *name, const char *value,
+			    char *err, size_t errlen);
+
+/* Checks what no single source can (required options, relay host:port,
+ * the URI template (C01), keepalive shorter than the idle timeout,
+ * reconnect_min <= reconnect_max, MTU >= 1280) and fills the derived
+ * defaults: server_name from the relay's host, uri_template from the
+ * relay's host:port. Returns 0 or ZG_ERR_CONFIG with err naming the
+ * option and how to set it. */
+int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen);
+
+/* The whole command line: defaults, then the file (--config FILE or
+ * ZGATE_CONFIG), the environment, the flags ("--name value" or
+ * "--name=value"), then agent_config_validate() unless *paction is
+ * AGENT_HELP or AGENT_VERSION. Returns 0, or ZG_ERR_CONFIG/ZG_ERR_IO with
+ * err naming the source of the error. */
+int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
+		       char *const *envp, enum agent_action *paction, char *err, size_t errlen);
+
+/* Writes the option reference to buf (NUL-terminated, truncated to
+ * buflen). Returns the length needed. */
+size_t agent_config_usage(char *buf, size_t buflen);
+
+/* Parses a duration: a whole number with ms, s, m or h ("500ms", "25s").
+ * "0" alone is zero. Returns 0 with milliseconds in *pms, or
+ * ZG_ERR_CONFIG (also above 2^32-1 ms). */
+int agent_config_parse_duration(const char *s, uint32_t *pms);
+
+#endif /* ZG_AGENT_AGENT_CONFIG_H */

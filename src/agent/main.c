@@ -1,0 +1,962 @@
+/*
+ * zgate-agent — the user's side of zgate: a TUN device whose packets travel
+ * to a zgate relay in a CONNECT-IP tunnel (RFC 9484) over HTTP/3.
+ *
+ * One thread, one libevent loop. The TUN descriptor is read in batches
+ * into one buffer and each packet goes to masque_conn_send(); packets from
+ * the tunnel are written to the TUN from the transport's buffer. Nothing
+ * is allocated per packet.
+ *
+ * The relay's ADDRESS_ASSIGN becomes the TUN's address and its
+ * ROUTE_ADVERTISEMENT the routes through the TUN (routes.h), each new one
+ * applied as a difference against what is installed. When an installed
+ * route covers the relay itself (a full tunnel), a host route to the relay
+ * through the path the kernel used before keeps the tunnel's own packets
+ * out of it.
+ *
+ * When the connection ends the TUN, its address and its routes stay (the
+ * packets read meanwhile are dropped and counted) and a libevent timer
+ * reconnects with capped exponential backoff and jitter (backoff.h),
+ * asking for the same address again. SIGTERM/SIGINT remove exactly what
+ * the agent added and exit 0.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "agent/agent_config.h"
+#include "agent/backoff.h"
+#include "agent/netlink.h"
+#include "agent/ptb.h"
+#include "agent/routes.h"
+#include "agent/status.h"
+#include "agent/tun.h"
+#include "log.h"
+#include "masque/masque.h"
+#include "masque/udp.h"
+#include "masque/uri.h"
+#include "zg_err.h"
+
+extern char **environ;
+
+#define MAX_PREFIXES 4096   /* kernel routes from one advertisement */
+#define TUN_BATCH 64        /* packets read per wake-up */
+#define PTB_PER_SECOND 100  /* ICMP "too big" answers, at most */
+#define STABLE_NS (10ull * 1000000000ull) /* a tunnel this old resets the backoff */
+#define REFRESH_S 5         /* status file refresh while counters move */
+
+struct agent {
+	struct agent_config cfg;
+	struct event_base *base;
+	WOLFSSL_CTX *tls;
+	struct masque_config mc; /* the transport keeps a pointer to it */
+	struct masque_cbs cbs;
+	char authority[300], path[AGENT_CONFIG_PATH_MAX + 64];
+
+	struct masque_udp *u;    /* the current connection's socket */
+	struct masque_udp *dead; /* a closed one, freed by the retry timer */
+	struct masque_conn *c;   /* NULL while there is none */
+	int open;                /* the tunnel is open */
+	int goaway;              /* the relay said it is going away */
+	masque_time opened_at;
+
+	int tun_fd, ifindex, link_up;
+	/* A persistent TUN that existed before: its state is restored. */
+	int tun_existed, tun_was_up;
+	uint32_t tun_old_mtu;
+	char tun[IFNAMSIZ];
+	uint32_t mtu;
+	struct nl *nl;
+	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev;
+	struct backoff bo;
+	int stopping;
+
+	/* What the agent added to the kernel, and nothing else. */
+	struct route_prefix addrs[MASQUE_MAX_ADDRS];
+	size_t naddrs;
+	struct route_prefix routes[MAX_PREFIXES];
+	size_t nroutes;
+	int have_relay_rt;
+	struct route_prefix relay_rt; /* as installed: */
+	int rt_oif, rt_has_gw;
+	uint8_t rt_gw[16];
+	/* How the relay was reached before the tunnel's routes: the path the
+	 * host route takes. */
+	struct route_prefix relay_addr; /* version 0 = unknown */
+	int relay_path_ok, relay_has_gw, relay_oif;
+	uint8_t relay_gw[16];
+
+	const char *state;
+	int64_t since;
+	struct status_counters cnt;
+	uint64_t written_gen;
+	char last_error[256];
+	int status_failed;
+	masque_time ptb_window;
+	unsigned ptb_count;
+
+	uint8_t pkt[65536];
+	uint8_t icmp[PTB_MAX];
+	struct route_prefix want[MAX_PREFIXES], del[MAX_PREFIXES], add[MAX_PREFIXES];
+};
+
+static struct agent A;
+
+static void start_connect(void);
+
+/* ------------------------------------------------------------------ */
+/* status                                                             */
+
+static uint64_t counters_gen(void)
+{
+	const struct status_counters *c = &A.cnt;
+
+	return c->tx_packets + c->rx_packets + c->drop_outage + c->drop_too_big +
+	       c->drop_congested + c->drop_tun_write + c->connects;
+}
+
+static void write_status(void)
+{
+	struct status_info st;
+	char buf[8192], *big = NULL, *out = buf;
+	size_t n = 0;
+	int r;
+
+	if (A.cfg.status_file[0] == '\0')
+		return;
+	memset(&st, 0, sizeof(st));
+	st.state = A.state;
+	st.since = A.since;
+	st.relay = A.cfg.relay;
+	st.tun = A.tun;
+	st.mtu = A.mtu;
+	st.addrs = A.addrs;
+	st.naddrs = A.naddrs;
+	st.routes = A.routes;
+	st.nroutes = A.nroutes;
+	st.relay_route = A.have_relay_rt ? &A.relay_rt : NULL;
+	st.c = &A.cnt;
+	st.last_error = A.last_error;
+	r = status_format(&st, buf, sizeof(buf), &n);
+	if (r == ZG_ERR_BUFSHORT) { /* thousands of routes: rare, not per packet */
+		size_t cap = 256 + (A.nroutes + A.naddrs) * 48;
+
+		big = malloc(cap);
+		if (big != NULL && status_format(&st, big, cap, &n) == 0) {
+			out = big;
+			r = 0;
+		}
+	}
+	if (r == 0 && status_write_file(A.cfg.status_file, out, n) == 0) {
+		if (A.status_failed)
+			log_info("status file %s written again", A.cfg.status_file);
+		A.status_failed = 0;
+		A.written_gen = counters_gen();
+	} else if (!A.status_failed) {
+		log_warn("cannot write the status file %s", A.cfg.status_file);
+		A.status_failed = 1;
+	}
+	free(big);
+}
+
+/* One stderr line per state change, and the status file. */
+static void set_state(const char *state, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_state(const char *state, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	A.state = state;
+	A.since = (int64_t)time(NULL);
+	log_info("state %s: %s", state, detail);
+	write_status();
+}
+
+static void set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void set_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(A.last_error, sizeof(A.last_error), fmt, ap);
+	va_end(ap);
+}
+
+static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (counters_gen() != A.written_gen)
+		write_status();
+}
+
+/* ------------------------------------------------------------------ */
+/* addresses and routes                                               */
+
+static const char *fmt_prefix(const struct route_prefix *p)
+{
+	static char s[4][64];
+	static unsigned i;
+
+	i = (i + 1) % 4;
+	return routes_format(p, s[i], sizeof(s[i]));
+}
+
+/* Is the address a (prefix of full length) inside prefix p? */
+static int prefix_covers(const struct route_prefix *p, const struct route_prefix *a)
+{
+	unsigned full = p->len / 8u, rem = p->len % 8u;
+
+	if (p->version != a->version)
+		return 0;
+	if (memcmp(p->addr, a->addr, full) != 0)
+		return 0;
+	return rem == 0 || ((p->addr[full] ^ a->addr[full]) & (0xffu << (8 - rem)) & 0xffu) == 0;
+}
+
+/* Learns how the kernel reaches the relay now, before any route of ours
+ * can capture it; keeps what it knew when the answer is our own TUN. */
+static void learn_relay_path(const struct sockaddr *sa)
+{
+	struct route_prefix a;
+	uint8_t gw[16];
+	int has_gw = 0, oif = 0;
+
+	memset(&a, 0, sizeof(a));
+	if (sa->sa_family == AF_INET) {
+		a.version = 4;
+		a.len = 32;
+		memcpy(a.addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		a.version = 6;
+		a.len = 128;
+		memcpy(a.addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else {
+		return;
+	}
+	if (A.relay_path_ok && routes_equal(&a, &A.relay_addr))
+		return;
+	A.relay_addr = a;
+	A.relay_path_ok = 0;
+	if (nl_route_get(A.nl, a.version, a.addr, gw, &has_gw, &oif) != 0) {
+		log_warn("no route to the relay %s", fmt_prefix(&a));
+		return;
+	}
+	if (oif == A.ifindex) {
+		log_warnx("the relay %s is routed through %s itself; a full tunnel would loop",
+			  fmt_prefix(&a), A.tun);
+		return;
+	}
+	A.relay_path_ok = 1;
+	A.relay_has_gw = has_gw;
+	A.relay_oif = oif;
+	memcpy(A.relay_gw, gw, sizeof(gw));
+}
+
+static void relay_route_del(void)
+{
+	if (!A.have_relay_rt)
+		return;
+	if (nl_route(A.nl, 0, A.rt_oif, &A.relay_rt, A.rt_has_gw ? A.rt_gw : NULL) != 0 &&
+	    errno != ESRCH)
+		log_warn("cannot remove the relay route %s", fmt_prefix(&A.relay_rt));
+	else
+		log_info("relay route %s removed", fmt_prefix(&A.relay_rt));
+	A.have_relay_rt = 0;
+}
+
+/* Adds the host route to the relay when routes in want[0..n) cover it. */
+static void relay_route_update(const struct route_prefix *want, size_t n)
+{
+	char gw[INET6_ADDRSTRLEN] = "", dev[IF_NAMESIZE] = "?";
+	int need = 0;
+
+	for (size_t i = 0; i < n && A.relay_addr.version != 0; i++)
+		need |= prefix_covers(&want[i], &A.relay_addr);
+	if (A.have_relay_rt && (!need || !routes_equal(&A.relay_rt, &A.relay_addr)))
+		relay_route_del();
+	if (!need || A.have_relay_rt)
+		return;
+	if (!A.relay_path_ok) {
+		log_warnx("the advertised routes cover the relay %s and its path is unknown: "
+			  "the tunnel may loop", fmt_prefix(&A.relay_addr));
+		return;
+	}
+	if (nl_route(A.nl, 1, A.relay_oif, &A.relay_addr, A.relay_has_gw ? A.relay_gw : NULL) != 0) {
+		if (errno == EEXIST)
+			log_info("a route to the relay %s exists already; leaving it",
+				 fmt_prefix(&A.relay_addr));
+		else
+			log_warn("cannot add the relay route %s", fmt_prefix(&A.relay_addr));
+		return;
+	}
+	A.have_relay_rt = 1;
+	A.relay_rt = A.relay_addr;
+	A.rt_oif = A.relay_oif;
+	A.rt_has_gw = A.relay_has_gw;
+	memcpy(A.rt_gw, A.relay_gw, sizeof(A.rt_gw));
+	if (A.relay_has_gw)
+		inet_ntop(A.relay_addr.version == 4 ? AF_INET : AF_INET6, A.relay_gw, gw, sizeof(gw));
+	(void)if_indextoname((unsigned)A.relay_oif, dev);
+	log_info("relay route %s%s%s dev %s added", fmt_prefix(&A.relay_rt), gw[0] ? " via " : "",
+		 gw, dev);
+}
+
+/* Removes entries of list[0..*pn) equal to one of drop[0..nd). */
+static void remove_all(struct route_prefix *list, size_t *pn, const struct route_prefix *drop,
+		       size_t nd)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < *pn; i++) {
+		int gone = 0;
+
+		for (size_t j = 0; j < nd && !gone; j++)
+			gone = routes_equal(&list[i], &drop[j]);
+		if (!gone)
+			list[k++] = list[i];
+	}
+	*pn = k;
+}
+
+/* Makes the installed routes equal want[0..n) (C07: each advertisement is
+ * the full list), the relay's host route first when one is needed. */
+static void apply_routes(const struct route_prefix *want, size_t n)
+{
+	size_t nd = 0, na = 0, ok = 0;
+
+	relay_route_update(want, n);
+	routes_diff(A.routes, A.nroutes, want, n, A.del, &nd, A.add, &na);
+	for (size_t i = 0; i < nd; i++) {
+		if (nl_route(A.nl, 0, A.ifindex, &A.del[i], NULL) != 0 && errno != ESRCH)
+			log_warn("cannot remove route %s", fmt_prefix(&A.del[i]));
+		else
+			log_info("route %s dev %s removed", fmt_prefix(&A.del[i]), A.tun);
+	}
+	remove_all(A.routes, &A.nroutes, A.del, nd);
+	for (size_t i = 0; i < na; i++) {
+		if (nl_route(A.nl, 1, A.ifindex, &A.add[i], NULL) != 0) {
+			if (errno == EEXIST) {
+				log_warnx("route %s exists already (not ours); leaving it",
+					  fmt_prefix(&A.add[i]));
+			} else {
+				log_warn("cannot add route %s", fmt_prefix(&A.add[i]));
+				set_error("cannot add route %s: %s", fmt_prefix(&A.add[i]),
+					  strerror(errno));
+			}
+			continue;
+		}
+		A.routes[A.nroutes++] = A.add[i];
+		ok++;
+	}
+	if (nd + na > 0)
+		log_info("routes: %zu through %s (%zu added, %zu removed)", A.nroutes, A.tun, ok, nd);
+}
+
+static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
+{
+	size_t k = 0;
+	int e;
+
+	(void)c;
+	(void)ctx;
+	e = routes_from_ranges(r, n, A.want, MAX_PREFIXES, &k);
+	if (e != 0) {
+		log_warnx("cannot install the relay's %zu ranges: %s; keeping the routes in place", n,
+			  zg_strerror(e));
+		set_error("route advertisement not applied: %s", zg_strerror(e));
+		return;
+	}
+	apply_routes(A.want, k);
+	write_status();
+}
+
+/* The ADDRESS_REQUEST of the next connection asks for what we hold (C10). */
+static void update_want(void)
+{
+	int have4 = 0, have6 = 0;
+
+	memset(A.mc.want, 0, sizeof(A.mc.want));
+	A.mc.nwant = 0;
+	for (size_t i = 0; i < A.naddrs; i++) {
+		struct cip_addr *w = &A.mc.want[A.mc.nwant];
+
+		if ((A.addrs[i].version == 4 && have4) || (A.addrs[i].version == 6 && have6) ||
+		    (A.addrs[i].version == 6 && !A.cfg.ipv6))
+			continue;
+		w->version = A.addrs[i].version;
+		memcpy(w->addr, A.addrs[i].addr, 16);
+		w->prefix_len = A.addrs[i].len;
+		A.mc.nwant++;
+		have4 |= w->version == 4;
+		have6 |= w->version == 6;
+	}
+	if (!have4) {
+		A.mc.want[A.mc.nwant].version = 4;
+		A.mc.want[A.mc.nwant++].prefix_len = 32;
+	}
+	if (!have6 && A.cfg.ipv6) {
+		A.mc.want[A.mc.nwant].version = 6;
+		A.mc.want[A.mc.nwant++].prefix_len = 128;
+	}
+}
+
+/* C08: a later ADDRESS_ASSIGN replaces the earlier set. */
+static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
+{
+	static const uint8_t zero[16];
+	struct route_prefix now[MASQUE_MAX_ADDRS], del[MASQUE_MAX_ADDRS], add[MASQUE_MAX_ADDRS];
+	size_t k = 0, nd = 0, na = 0;
+
+	(void)c;
+	(void)ctx;
+	for (size_t i = 0; i < n && k < MASQUE_MAX_ADDRS; i++) {
+		int dup = 0;
+
+		if (memcmp(a[i].addr, zero, cip_addr_len(a[i].version)) == 0) {
+			log_info("the relay refused the request for an IPv%u address",
+				 a[i].version); /* C09: all-zero answer */
+			continue;
+		}
+		memset(&now[k], 0, sizeof(now[k]));
+		now[k].version = a[i].version;
+		memcpy(now[k].addr, a[i].addr, 16);
+		now[k].len = a[i].prefix_len;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = routes_equal(&now[j], &now[k]);
+		if (!dup)
+			k++;
+	}
+	routes_diff(A.addrs, A.naddrs, now, k, del, &nd, add, &na);
+	for (size_t i = 0; i < nd; i++) {
+		if (nl_addr(A.nl, 0, A.ifindex, &del[i]) != 0 && errno != EADDRNOTAVAIL)
+			log_warn("cannot remove address %s", fmt_prefix(&del[i]));
+		else
+			log_info("address %s removed from %s", fmt_prefix(&del[i]), A.tun);
+	}
+	remove_all(A.addrs, &A.naddrs, del, nd);
+	for (size_t i = 0; i < na; i++) {
+		if (nl_addr(A.nl, 1, A.ifindex, &add[i]) != 0) {
+			log_warn("cannot add address %s", fmt_prefix(&add[i]));
+			set_error("cannot add address %s: %s", fmt_prefix(&add[i]), strerror(errno));
+			continue;
+		}
+		log_info("address %s on %s", fmt_prefix(&add[i]), A.tun);
+		A.addrs[A.naddrs++] = add[i];
+	}
+	update_want();
+	write_status();
+}
+
+/* Takes away everything the agent added, in reverse order. */
+static void remove_all_added(void)
+{
+	struct route_prefix none;
+
+	memset(&none, 0, sizeof(none));
+	apply_routes(&none, 0);
+	relay_route_del();
+	for (size_t i = A.naddrs; i-- > 0;)
+		if (nl_addr(A.nl, 0, A.ifindex, &A.addrs[i]) != 0 && errno != EADDRNOTAVAIL &&
+		    errno != ENODEV)
+			log_warn("cannot remove address %s", fmt_prefix(&A.addrs[i]));
+	A.naddrs = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* packets                                                            */
+
+static void send_too_big(const uint8_t *pkt, size_t len, size_t max)
+{
+	masque_time now = masque_udp_now();
+	size_t n = 0;
+
+	if (now - A.ptb_window > 1000000000ull) {
+		A.ptb_window = now;
+		A.ptb_count = 0;
+	}
+	if (A.ptb_count >= PTB_PER_SECOND)
+		return;
+	if (ptb_build(pkt, len, (uint32_t)max, A.icmp, sizeof(A.icmp), &n) != 0 || n == 0)
+		return;
+	A.ptb_count++;
+	if (write(A.tun_fd, A.icmp, n) == (ssize_t)n)
+		A.cnt.icmp_too_big++;
+}
+
+static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	for (int i = 0; i < TUN_BATCH; i++) {
+		ssize_t n = read(fd, A.pkt, sizeof(A.pkt));
+		int r;
+
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("read from %s", A.tun);
+			return;
+		}
+		if (n == 0)
+			return;
+		if (A.c == NULL || !A.open) {
+			A.cnt.drop_outage++;
+			continue;
+		}
+		r = masque_conn_send(A.c, A.pkt, (size_t)n);
+		switch (r) {
+		case 0:
+			A.cnt.tx_packets++;
+			A.cnt.tx_bytes += (uint64_t)n;
+			break;
+		case ZG_ERR_TOO_LARGE: /* C16 */
+			A.cnt.drop_too_big++;
+			send_too_big(A.pkt, (size_t)n, masque_conn_max_packet(A.c));
+			break;
+		case ZG_ERR_LIMIT:
+			A.cnt.drop_congested++;
+			break;
+		default:
+			A.cnt.drop_outage++;
+			break;
+		}
+	}
+}
+
+static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	(void)c;
+	(void)ctx;
+	if (len == 0 || write(A.tun_fd, pkt, len) != (ssize_t)len) {
+		A.cnt.drop_tun_write++;
+		return;
+	}
+	A.cnt.rx_packets++;
+	A.cnt.rx_bytes += len;
+}
+
+/* ------------------------------------------------------------------ */
+/* connection                                                         */
+
+static uint32_t random32(void)
+{
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)masque_udp_now() ^ (uint32_t)getpid();
+	return r;
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	masque_udp_del(A.dead);
+	A.dead = NULL;
+	if (!A.stopping)
+		start_connect();
+}
+
+static void schedule_retry(const char *why)
+{
+	uint32_t ms = backoff_next(&A.bo, random32());
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(A.retry_ev, &tv);
+	set_state("reconnecting", "%s; next attempt in %u.%03u s (kept: routes %zu, addresses %zu)",
+		  why, ms / 1000, ms % 1000, A.nroutes, A.naddrs);
+}
+
+static void on_open(struct masque_conn *c, void *ctx)
+{
+	size_t max = masque_conn_max_packet(c);
+	uint32_t mtu;
+
+	(void)ctx;
+	A.open = 1;
+	A.goaway = 0;
+	A.opened_at = masque_udp_now();
+	A.cnt.connects++;
+	mtu = A.cfg.mtu ? A.cfg.mtu : (uint32_t)(max > 65535 ? 65535 : max);
+	if (mtu < MASQUE_MIN_INNER_MTU)
+		mtu = MASQUE_MIN_INNER_MTU; /* the transport refuses smaller tunnels (C15) */
+	if (mtu != A.mtu || !A.link_up) {
+		if (nl_link_set(A.nl, A.ifindex, 1, mtu) != 0) {
+			log_warn("cannot set %s up with MTU %u", A.tun, mtu);
+			set_error("cannot set %s up: %s", A.tun, strerror(errno));
+		} else {
+			A.mtu = mtu;
+			A.link_up = 1;
+		}
+	}
+	set_state("connected", "relay %s, %s, largest packet %zu, %s MTU %u", A.cfg.relay,
+		  masque_conn_datagrams(c) ? "QUIC datagrams" : "DATAGRAM capsules", max, A.tun,
+		  A.mtu);
+}
+
+static void on_goaway(struct masque_conn *c, void *ctx)
+{
+	(void)c;
+	(void)ctx;
+	A.goaway = 1;
+	set_state("draining", "the relay is going away (GOAWAY); the tunnel is used until it "
+			      "closes, then the agent reconnects at once");
+}
+
+static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
+{
+	int was_open = A.open;
+	char why[300];
+
+	(void)c;
+	(void)ctx;
+	A.c = NULL;
+	A.open = 0;
+	if (A.stopping)
+		return;
+	/* The socket is freed by the retry timer: not from inside a
+	 * callback of the transport. */
+	A.dead = A.u;
+	A.u = NULL;
+	if (ci->status != 0)
+		(void)snprintf(why, sizeof(why), "the relay refused the tunnel (%d): %s", ci->status,
+			       ci->reason);
+	else
+		(void)snprintf(why, sizeof(why), "%s: %s",
+			       was_open ? "connection lost" : "cannot connect", ci->reason);
+	set_error("%s", why);
+	if (A.goaway || (was_open && masque_udp_now() - A.opened_at >= STABLE_NS))
+		backoff_reset(&A.bo);
+	A.goaway = 0;
+	schedule_retry(why);
+}
+
+static void start_connect(void)
+{
+	const struct sockaddr *peer;
+	socklen_t plen;
+	char err[512];
+	int r;
+
+	set_state("connecting", "relay %s (server name %s), asking for %s%s", A.cfg.relay,
+		  A.cfg.server_name,
+		  A.naddrs ? "the previous address " : "any address",
+		  A.naddrs ? fmt_prefix(&A.addrs[0]) : "");
+	r = masque_udp_client_new(A.base, A.cfg.relay, &A.mc, &A.cbs, NULL, &A.u, &A.c, err,
+				  sizeof(err));
+	if (r != 0) {
+		A.u = NULL;
+		A.c = NULL;
+		set_error("%s", err);
+		schedule_retry(err);
+		return;
+	}
+	peer = masque_conn_peer(A.c, &plen);
+	if (peer != NULL)
+		learn_relay_path(peer);
+}
+
+/* ------------------------------------------------------------------ */
+/* start and stop                                                     */
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	A.stopping = 1;
+	event_base_loopbreak(A.base);
+}
+
+/* 1 when the effective capability set holds CAP_NET_ADMIN (bit 12). */
+static int have_net_admin(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long caps = 0;
+	int found = 0;
+
+	if (f == NULL)
+		return 1; /* cannot tell: let the kernel decide */
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "CapEff: %llx", &caps) == 1) {
+			found = 1;
+			break;
+		}
+	fclose(f);
+	return !found || (caps >> 12 & 1);
+}
+
+static void usage(FILE *f)
+{
+	static char opts[8192];
+
+	(void)agent_config_usage(opts, sizeof(opts));
+	fprintf(f,
+		"usage: zgate-agent --relay HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+		"       zgate-agent --config FILE [options]\n"
+		"\n"
+		"Creates a TUN device, opens a CONNECT-IP tunnel (RFC 9484) to a zgate relay,\n"
+		"puts the address the relay assigns on the device and routes the ranges it\n"
+		"advertises through it. Keeps the device and routes while it reconnects; on\n"
+		"SIGTERM or SIGINT removes exactly what it added and exits 0.\n"
+		"Needs CAP_NET_ADMIN and /dev/net/tun.\n"
+		"\n"
+		"Options (flag > ZGATE_* variable > file > default):\n"
+		"  --config FILE\n"
+		"      YAML file of the options below (flat keys). Variable ZGATE_CONFIG.\n"
+		"%s"
+		"  --check-config   validate the configuration, print it and exit\n"
+		"  --help, --version\n"
+		"\n"
+		"Each state change (connecting, connected, draining, reconnecting, stopped) is\n"
+		"one line on stderr; --status-file keeps a JSON object with the state, relay,\n"
+		"addresses, routes, packet and byte counters, drops and the last error.\n"
+		"\n"
+		"Exit status: 0 after SIGTERM/SIGINT, 1 when it cannot run here (no TUN, no\n"
+		"CAP_NET_ADMIN, netlink), 2 for bad usage or configuration.\n",
+		opts);
+}
+
+static void print_config(const struct agent_config *c)
+{
+	char mtu[32] = "from the tunnel";
+
+	if (c->mtu != 0)
+		(void)snprintf(mtu, sizeof(mtu), "%u", c->mtu);
+	printf("relay           %s\n"
+	       "server_name     %s\n"
+	       "template        %s\n"
+	       "cert            %s\n"
+	       "key             %s\n"
+	       "ca              %s\n"
+	       "tun             %s\n"
+	       "status_file     %s\n"
+	       "reconnect       %ums .. %ums\n"
+	       "keepalive       %ums (idle timeout %ums, connect timeout %ums)\n"
+	       "mtu             %s\n"
+	       "ipv6            %s\n"
+	       "log_level       %s\n"
+	       "configuration OK\n",
+	       c->relay, c->server_name, c->uri_template, c->cert, c->key, c->ca, c->tun,
+	       c->status_file[0] ? c->status_file : "(none)", c->reconnect_min_ms,
+	       c->reconnect_max_ms, c->keepalive_ms, c->idle_timeout_ms, c->connect_timeout_ms,
+	       mtu, c->ipv6 ? "yes" : "no", c->log_level);
+}
+
+static int setup_transport(void)
+{
+	struct uri_scope any;
+	char err[512];
+
+	memset(&any, 0, sizeof(any));
+	any.any_target = 1;
+	any.any_proto = 1;
+	if (uri_expand(A.cfg.uri_template, &any, A.authority, sizeof(A.authority), A.path,
+		       sizeof(A.path)) != 0) {
+		fprintf(stderr, "zgate-agent: template %s: cannot expand\n", A.cfg.uri_template);
+		return 2;
+	}
+	if (tls_client_ctx_new(A.cfg.cert, A.cfg.key, A.cfg.ca, &A.tls, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-agent: %s\n", err);
+		return 2;
+	}
+	memset(&A.mc, 0, sizeof(A.mc));
+	A.mc.tls = A.tls;
+	A.mc.server_name = A.cfg.server_name;
+	A.mc.authority = A.authority;
+	A.mc.path = A.path;
+	A.mc.keepalive_ms = A.cfg.keepalive_ms;
+	A.mc.idle_timeout_ms = A.cfg.idle_timeout_ms;
+	A.mc.handshake_timeout_ms = A.cfg.connect_timeout_ms;
+	update_want();
+	memset(&A.cbs, 0, sizeof(A.cbs));
+	A.cbs.on_open = on_open;
+	A.cbs.on_addresses = on_addresses;
+	A.cbs.on_routes = on_routes;
+	A.cbs.on_packet = on_packet;
+	A.cbs.on_goaway = on_goaway;
+	A.cbs.on_close = on_close;
+	return 0;
+}
+
+/* Notes whether the device name exists already (a persistent TUN made with
+ * "ip tuntap add"), and its flags and MTU, to put them back at exit. */
+static void note_existing_device(const char *name)
+{
+	struct ifreq ifr;
+	int s;
+
+	if (if_nametoindex(name) == 0)
+		return;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	(void)snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		A.tun_was_up = (ifr.ifr_flags & IFF_UP) != 0;
+		if (ioctl(s, SIOCGIFMTU, &ifr) == 0) {
+			A.tun_existed = 1;
+			A.tun_old_mtu = (uint32_t)ifr.ifr_mtu;
+		}
+	}
+	close(s);
+}
+
+/* Refuses to start without what the agent cannot work without. */
+static int preflight(void)
+{
+	char err[512];
+
+	if (access("/dev/net/tun", F_OK) != 0) {
+		fprintf(stderr,
+			"zgate-agent: /dev/net/tun is missing (%s): this system or container has no "
+			"TUN device. Load the module (modprobe tun) or, in a container, pass the "
+			"device (--device /dev/net/tun).\n",
+			strerror(errno));
+		return 1;
+	}
+	if (!have_net_admin()) {
+		fprintf(stderr,
+			"zgate-agent: CAP_NET_ADMIN is missing: the agent creates %s and installs "
+			"routes. Run it as root, grant the capability (setcap cap_net_admin+ep, "
+			"systemd AmbientCapabilities=CAP_NET_ADMIN) or add it to the container "
+			"(--cap-add NET_ADMIN).\n",
+			A.cfg.tun);
+		return 1;
+	}
+	note_existing_device(A.cfg.tun);
+	if (tun_open(A.cfg.tun, A.tun, sizeof(A.tun), &A.tun_fd, &A.ifindex, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-agent: %s\n", err);
+		return 1;
+	}
+	if (nl_open(&A.nl) != 0) {
+		fprintf(stderr, "zgate-agent: cannot open rtnetlink: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+static int make_events(void)
+{
+	struct timeval refresh = { REFRESH_S, 0 };
+
+	A.base = event_base_new();
+	if (A.base == NULL)
+		return -1;
+	A.tun_ev = event_new(A.base, A.tun_fd, EV_READ | EV_PERSIST, tun_read_cb, NULL);
+	A.retry_ev = evtimer_new(A.base, retry_cb, NULL);
+	A.refresh_ev = event_new(A.base, -1, EV_PERSIST, refresh_cb, NULL);
+	A.sigterm_ev = evsignal_new(A.base, SIGTERM, stop_cb, NULL);
+	A.sigint_ev = evsignal_new(A.base, SIGINT, stop_cb, NULL);
+	if (A.tun_ev == NULL || A.retry_ev == NULL || A.refresh_ev == NULL ||
+	    A.sigterm_ev == NULL || A.sigint_ev == NULL || event_add(A.tun_ev, NULL) != 0 ||
+	    event_add(A.sigterm_ev, NULL) != 0 || event_add(A.sigint_ev, NULL) != 0 ||
+	    (A.cfg.status_file[0] && event_add(A.refresh_ev, &refresh) != 0))
+		return -1;
+	return 0;
+}
+
+static void free_events(void)
+{
+	struct event *evs[] = { A.tun_ev, A.retry_ev, A.refresh_ev, A.sigterm_ev, A.sigint_ev };
+
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i] != NULL)
+			event_free(evs[i]);
+	if (A.base != NULL)
+		event_base_free(A.base);
+}
+
+int main(int argc, char **argv)
+{
+	enum agent_action act;
+	enum log_level lvl;
+	char err[1024];
+	int rc;
+
+	A.tun_fd = -1;
+	A.state = "starting";
+	if (agent_config_parse(&A.cfg, argc, argv, environ, &act, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-agent: %s\n", err);
+		return 2;
+	}
+	if (act == AGENT_HELP) {
+		usage(stdout);
+		return 0;
+	}
+	if (act == AGENT_VERSION) {
+		printf("zgate-agent %s\n", ZG_VERSION);
+		return 0;
+	}
+	if (log_level_parse(A.cfg.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (act == AGENT_CHECK_CONFIG) {
+		print_config(&A.cfg);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = setup_transport()) != 0)
+		return rc;
+	if ((rc = preflight()) != 0)
+		goto out;
+	backoff_init(&A.bo, A.cfg.reconnect_min_ms, A.cfg.reconnect_max_ms);
+	if (make_events() != 0) {
+		fprintf(stderr, "zgate-agent: cannot set up the event loop\n");
+		rc = 1;
+		goto out;
+	}
+	log_info("zgate-agent %s: TUN %s (index %d)", ZG_VERSION, A.tun, A.ifindex);
+	start_connect();
+	event_base_dispatch(A.base);
+
+	set_state("stopping", "removing what the agent added: routes %zu%s, addresses %zu",
+		  A.nroutes, A.have_relay_rt ? " and the relay route" : "", A.naddrs);
+	remove_all_added();
+	if (A.tun_existed && A.link_up &&
+	    nl_link_set(A.nl, A.ifindex, A.tun_was_up, A.tun_old_mtu) != 0)
+		log_warn("cannot restore %s (%s, MTU %u)", A.tun, A.tun_was_up ? "up" : "down",
+			 A.tun_old_mtu);
+	if (A.c != NULL && A.open)
+		log_info("closing the tunnel");
+	masque_udp_del(A.u);
+	A.u = NULL;
+	A.c = NULL;
+	masque_udp_del(A.dead);
+	A.dead = NULL;
+	set_state("stopped", "sent %llu packets, received %llu, dropped %llu",
+		  (unsigned long long)A.cnt.tx_packets, (unsigned long long)A.cnt.rx_packets,
+		  (unsigned long long)(A.cnt.drop_outage + A.cnt.drop_too_big +
+				       A.cnt.drop_congested + A.cnt.drop_tun_write));
+	rc = 0;
+out:
+	free_events();
+	nl_close(A.nl);
+	if (A.tun_fd >= 0)
+		close(A.tun_fd);
+	if (A.tls != NULL)
+		wolfSSL_CTX_free(A.tls);
+	return rc;
+}

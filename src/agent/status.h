@@ -1,0 +1,59 @@
+/*
+ * status.h — the agent's status file: one JSON object that --status-file
+ * names, rewritten on every state change (and every few seconds while the
+ * counters move) by writing a temporary file beside it and renaming it
+ * over the old one, so a reader never sees half a file.
+ *
+ *   {"state":"connected","since":1718000000,"relay":"relay.example:443",
+ *    "tun":"zgate0","mtu":1350,"addresses":["10.100.0.2/32"],
+ *    "routes":["0.0.0.0/1","128.0.0.0/1"],"relay_route":"192.0.2.1/32",
+ *    "connects":1,"tx_packets":..,"tx_bytes":..,"rx_packets":..,
+ *    "rx_bytes":..,"drops":{"outage":..,"too_big":..,"congested":..,
+ *    "tun_write":..},"icmp_too_big_sent":..,"last_error":""}
+ */
+#ifndef ZG_AGENT_STATUS_H
+#define ZG_AGENT_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/routes.h"
+
+/* Counters over the agent's whole life (all connections). */
+struct status_counters {
+	uint64_t tx_packets, tx_bytes; /* TUN → tunnel, accepted by the transport */
+	uint64_t rx_packets, rx_bytes; /* tunnel → TUN, written */
+	uint64_t drop_outage;          /* read from the TUN while no tunnel was open */
+	uint64_t drop_too_big;         /* larger than a datagram (answered by ICMP, C16) */
+	uint64_t drop_congested;       /* the transport could not take it now */
+	uint64_t drop_tun_write;       /* the TUN refused a packet from the tunnel */
+	uint64_t icmp_too_big;         /* ICMP "too big" errors written to the TUN */
+	uint64_t connects;             /* tunnels opened */
+};
+
+struct status_info {
+	const char *state;       /* "starting", "connecting", "connected", "reconnecting", "stopped" */
+	int64_t since;           /* Unix time of the last state change */
+	const char *relay;       /* as configured */
+	const char *tun;         /* device name */
+	uint32_t mtu;            /* 0 before the first tunnel */
+	const struct route_prefix *addrs; /* on the TUN now */
+	size_t naddrs;
+	const struct route_prefix *routes; /* installed through the TUN now */
+	size_t nroutes;
+	const struct route_prefix *relay_route; /* host route to the relay, or NULL */
+	const struct status_counters *c;
+	const char *last_error;  /* "" when none */
+};
+
+/* Writes *st as one JSON object plus a newline into buf. Returns 0 with
+ * the length in *pn, or ZG_ERR_BUFSHORT (buf is then unusable). Strings
+ * are escaped per RFC 8259. */
+int status_format(const struct status_info *st, char *buf, size_t buflen, size_t *pn);
+
+/* Replaces the file at path with buf[0..n): writes path + ".tmp", then
+ * renames it over path. Returns 0 or ZG_ERR_IO (errno set; the old file,
+ * if any, is left as it was). */
+int status_write_file(const char *path, const char *buf, size_t n);
+
+#endif /* ZG_AGENT_STATUS_H */

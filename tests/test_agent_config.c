@@ -1,0 +1,393 @@
+/* Unit tests for src/agent/agent_config: the agent's file, environment and
+ * flag sources, their precedence, and that every error names where the bad
+ * value came from (file:line:column, variable or flag). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent/agent_config.h"
+#include "zg_err.h"
+
+static char err[1024];
+
+static int load(struct agent_config *c, const char *text)
+{
+	err[0] = '\0';
+	return agent_config_load_buf(c, "agent.yaml", text, strlen(text), err, sizeof(err));
+}
+
+static void assert_err(const char *want)
+{
+	if (strstr(err, want) == NULL)
+		fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+}
+
+/* The minimum that validates. */
+static void required_set(struct agent_config *c)
+{
+	strcpy(c->relay, "relay.example.com:443");
+	strcpy(c->cert, "/etc/zgate/agent.crt");
+	strcpy(c->key, "/etc/zgate/agent.key");
+	strcpy(c->ca, "/etc/zgate/ca.crt");
+}
+
+static void test_defaults(void **state)
+{
+	struct agent_config c;
+
+	(void)state;
+	agent_config_defaults(&c);
+	assert_string_equal(c.tun, "zgate0");
+	assert_int_equal(c.reconnect_min_ms, 500);
+	assert_int_equal(c.reconnect_max_ms, 30000);
+	assert_int_equal(c.keepalive_ms, 25000);
+	assert_int_equal(c.idle_timeout_ms, 30000);
+	assert_int_equal(c.connect_timeout_ms, 10000);
+	assert_int_equal(c.mtu, 0);
+	assert_int_equal(c.ipv6, 0);
+	assert_string_equal(c.log_level, "info");
+	assert_string_equal(c.status_file, "");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("relay: required; set it in the file, with --relay or with ZGATE_RELAY");
+	/* with the required options, the derived defaults are filled in */
+	required_set(&c);
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.server_name, "relay.example.com");
+	assert_string_equal(c.uri_template,
+			    "https://relay.example.com:443/.well-known/masque/ip/{target}/{ipproto}/");
+}
+
+static void test_ipv6_relay_template(void **state)
+{
+	struct agent_config c;
+
+	(void)state;
+	agent_config_defaults(&c);
+	required_set(&c);
+	strcpy(c.relay, "[2001:db8::1]:4433");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.server_name, "2001:db8::1");
+	assert_string_equal(c.uri_template,
+			    "https://[2001:db8::1]:4433/.well-known/masque/ip/{target}/{ipproto}/");
+}
+
+static void test_full_file(void **state)
+{
+	struct agent_config c;
+
+	(void)state;
+	agent_config_defaults(&c);
+	assert_int_equal(load(&c, "# the agent\n"
+				  "relay: relay.example.com:443\n"
+				  "cert: /a.crt\n"
+				  "key: /a.key\n"
+				  "ca: /ca.crt\n"
+				  "server_name: zgate.example.com\n"
+				  "template: \"https://zgate.example.com/masque?t={target}&p={ipproto}\"\n"
+				  "tun: zt1\n"
+				  "status_file: /run/zgate/status.json\n"
+				  "reconnect_min: 200ms\n"
+				  "reconnect_max: 2m\n"
+				  "keepalive: 10s\n"
+				  "idle_timeout: 1m\n"
+				  "connect_timeout: 5s\n"
+				  "mtu: 1400\n"
+				  "ipv6: yes\n"
+				  "log_level: debug\n"),
+			 0);
+	assert_string_equal(c.relay, "relay.example.com:443");
+	assert_string_equal(c.server_name, "zgate.example.com");
+	assert_string_equal(c.uri_template, "https://zgate.example.com/masque?t={target}&p={ipproto}");
+	assert_string_equal(c.tun, "zt1");
+	assert_string_equal(c.status_file, "/run/zgate/status.json");
+	assert_int_equal(c.reconnect_min_ms, 200);
+	assert_int_equal(c.reconnect_max_ms, 120000);
+	assert_int_equal(c.keepalive_ms, 10000);
+	assert_int_equal(c.idle_timeout_ms, 60000);
+	assert_int_equal(c.connect_timeout_ms, 5000);
+	assert_int_equal(c.mtu, 1400);
+	assert_int_equal(c.ipv6, 1);
+	assert_string_equal(c.log_level, "debug");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	/* an empty file changes nothing */
+	assert_int_equal(load(&c, ""), 0);
+	assert_int_equal(load(&c, "# only a comment\n"), 0);
+	assert_string_equal(c.tun, "zt1");
+}
+
+static void test_file_errors_name_line_and_column(void **state)
+{
+	struct agent_config c;
+
+	(void)state;
+	agent_config_defaults(&c);
+	assert_int_equal(load(&c, "relay: r:1\n\nkepalive: 10s\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:3:1: kepalive: unknown key (expected one of: relay, cert,");
+	assert_int_equal(load(&c, "relay: r:1\nkeepalive:   25 s\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:2:1: keepalive: \"25 s\" is not a duration");
+	assert_int_equal(load(&c, "mtu: big\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: mtu: \"big\" is not a whole number from 0 to 65535");
+	assert_int_equal(load(&c, "ipv6: maybe\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: ipv6: \"maybe\" is not true or false");
+	assert_int_equal(load(&c, "log_level: loud\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: log_level: \"loud\" is not a log level");
+	assert_int_equal(load(&c, "tun: zgate0\nrelay:\n  - a:1\n  - b:2\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:2:1: relay: expected a single value, found a list");
+	assert_int_equal(load(&c, "tls:\n  cert: x\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: tls: unknown key");
+	assert_int_equal(load(&c, "tun: zgate0\nrelay: \"a:1\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:3:1: not valid YAML");
+	assert_int_equal(load(&c, "- relay\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: the top level must be a mapping of keys, found a list");
+	assert_int_equal(load(&c, "tun: a\n---\ntun: b\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:2:1: only one YAML document is allowed");
+	assert_int_equal(load(&c, "reconnect_min: 5ms\n"), ZG_ERR_CONFIG);
+	assert_err("reconnect_min: \"5ms\" is not a duration from 10ms to 60000ms");
+}
+
+static void test_durations(void **state)
+{
+	uint32_t ms = 1;
+
+	(void)state;
+	assert_int_equal(agent_config_parse_duration("0", &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(agent_config_parse_duration("750ms", &ms), 0);
+	assert_int_equal(ms, 750);
+	assert_int_equal(agent_config_parse_duration("2h", &ms), 0);
+	assert_int_equal(ms, 7200000);
+	assert_int_equal(agent_config_parse_duration("10", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(agent_config_parse_duration("-1s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(agent_config_parse_duration("1.5s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(agent_config_parse_duration("5000000h", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(agent_config_parse_duration("", &ms), ZG_ERR_CONFIG);
+}
+
+static void test_env_and_flags(void **state)
+{
+	struct agent_config c;
+	char *env[] = { "PATH=/bin", "ZGATE_KEEPALIVE=5s", "ZGATE_STATUS_FILE=/tmp/s.json",
+			"ZGATE_CONFIG=/ignored/here", NULL };
+	char *typo[] = { "ZGATE_KEEPALIV=5s", NULL };
+	char *bad[] = { "ZGATE_MTU=12x", NULL };
+
+	(void)state;
+	agent_config_defaults(&c);
+	assert_int_equal(agent_config_apply_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(c.keepalive_ms, 5000);
+	assert_string_equal(c.status_file, "/tmp/s.json");
+	assert_int_equal(agent_config_apply_env(&c, typo, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("environment: ZGATE_KEEPALIV names no option");
+	assert_int_equal(agent_config_apply_env(&c, bad, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("ZGATE_MTU: \"12x\" is not a whole number");
+	assert_int_equal(agent_config_apply_flag(&c, "reconnect-max", "10s", err, sizeof(err)), 0);
+	assert_int_equal(c.reconnect_max_ms, 10000);
+	assert_int_equal(agent_config_apply_flag(&c, "server-name", "relay.local", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.server_name, "relay.local");
+	assert_int_equal(agent_config_apply_flag(&c, "keepalive", "soon", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("--keepalive: \"soon\" is not a duration");
+	assert_int_equal(agent_config_apply_flag(&c, "tun-name", "x", err, sizeof(err)),
+			 ZG_ERR_NOTFOUND);
+	assert_err("--tun-name: unknown option");
+}
+
+static void test_validate_errors(void **state)
+{
+	struct agent_config c;
+
+	(void)state;
+	agent_config_defaults(&c);
+	required_set(&c);
+	strcpy(c.relay, "relay.example.com");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("relay: \"relay.example.com\" is not HOST:PORT");
+	strcpy(c.relay, ":443");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("relay: \":443\" is not HOST:PORT");
+	strcpy(c.relay, "r:443");
+	c.keepalive_ms = 30000;
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("keepalive: 30000ms must be shorter than idle_timeout (30000ms)");
+	c.keepalive_ms = 0; /* off is fine */
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	c.reconnect_min_ms = 5000;
+	c.reconnect_max_ms = 1000;
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("reconnect_min: 5000ms is longer than reconnect_max (1000ms)");
+	c.reconnect_min_ms = 500;
+	c.mtu = 1000;
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("mtu: 1000 is below 1280");
+	c.mtu = 1500;
+	strcpy(c.tun, "a-name-far-too-long");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("tun: \"a-name-far-too-long\" is not a device name");
+	strcpy(c.tun, "../x");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	strcpy(c.tun, "zgate0");
+	/* C01: a bad template is a configuration error at start-up */
+	strcpy(c.uri_template, "http://r/.well-known/masque/ip/{target}/{ipproto}/");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("template: \"http://r/");
+	strcpy(c.uri_template, "https://r/{+target}/");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	c.uri_template[0] = '\0';
+	c.server_name[0] = '\0';
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	strcpy(c.cert, "");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("cert: required; set it in the file, with --cert or with ZGATE_CERT");
+}
+
+/* Writes text to a temporary file; returns its path (static). */
+static const char *tmpfile_with(const char *text)
+{
+	static char path[64];
+	int fd;
+
+	(void)snprintf(path, sizeof(path), "/tmp/zg-agent-cfg-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void test_precedence_flag_env_file(void **state)
+{
+	struct agent_config c;
+	enum agent_action act;
+	const char *file = tmpfile_with("relay: file.example:443\ncert: /f.crt\nkey: /f.key\n"
+					"ca: /f.ca\nkeepalive: 20s\ntun: filetun\nmtu: 1300\n");
+	char envcfg[128];
+	char *argv1[] = { "zgate-agent", "--config", (char *)file, "--keepalive", "10s", NULL };
+	char *argv2[] = { "zgate-agent", NULL };
+	char *argv3[] = { "zgate-agent", "--keepalive=7s", "--tun", "flagtun", NULL };
+	char *env[] = { "ZGATE_KEEPALIVE=15s", "ZGATE_TUN=envtun", envcfg, NULL };
+	char *noenv[] = { NULL };
+
+	(void)state;
+	(void)snprintf(envcfg, sizeof(envcfg), "ZGATE_CONFIG=%s", file);
+	/* file alone */
+	assert_int_equal(agent_config_parse(&c, 3, argv1, noenv, &act, err, sizeof(err)), 0);
+	assert_int_equal(act, AGENT_RUN);
+	assert_int_equal(c.keepalive_ms, 20000);
+	assert_string_equal(c.tun, "filetun");
+	/* the flag beats the file */
+	assert_int_equal(agent_config_parse(&c, 5, argv1, noenv, &act, err, sizeof(err)), 0);
+	assert_int_equal(c.keepalive_ms, 10000);
+	assert_int_equal(c.mtu, 1300);
+	/* the environment beats the file (found through ZGATE_CONFIG) */
+	assert_int_equal(agent_config_parse(&c, 1, argv2, env, &act, err, sizeof(err)), 0);
+	assert_int_equal(c.keepalive_ms, 15000);
+	assert_string_equal(c.tun, "envtun");
+	assert_string_equal(c.relay, "file.example:443");
+	/* and flags beat the environment, in both spellings */
+	assert_int_equal(agent_config_parse(&c, 4, argv3, env, &act, err, sizeof(err)), 0);
+	assert_int_equal(c.keepalive_ms, 7000);
+	assert_string_equal(c.tun, "flagtun");
+	unlink(file);
+}
+
+static void test_command_line(void **state)
+{
+	struct agent_config c;
+	enum agent_action act;
+	char *noenv[] = { NULL };
+	char *help[] = { "zgate-agent", "--relay", "x", "--help", NULL };
+	char *version[] = { "zgate-agent", "--version", NULL };
+	char *check[] = { "zgate-agent", "--check-config", "--relay", "r:1", "--cert", "c",
+			  "--key", "k", "--ca", "a", NULL };
+	char *missing[] = { "zgate-agent", "--cert", "c", "--relay", NULL };
+	char *positional[] = { "zgate-agent", "relay:443", NULL };
+	char *unknown[] = { "zgate-agent", "--frobnicate", "1", NULL };
+	char *nofile[] = { "zgate-agent", "--config", "/nonexistent/agent.yaml", NULL };
+	char *helpval[] = { "zgate-agent", "--help=yes", NULL };
+
+	(void)state;
+	/* --help and --version need no valid configuration */
+	assert_int_equal(agent_config_parse(&c, 4, help, noenv, &act, err, sizeof(err)), 0);
+	assert_int_equal(act, AGENT_HELP);
+	assert_int_equal(agent_config_parse(&c, 2, version, noenv, &act, err, sizeof(err)), 0);
+	assert_int_equal(act, AGENT_VERSION);
+	assert_int_equal(agent_config_parse(&c, 10, check, noenv, &act, err, sizeof(err)), 0);
+	assert_int_equal(act, AGENT_CHECK_CONFIG);
+	assert_string_equal(c.relay, "r:1");
+	assert_int_equal(agent_config_parse(&c, 4, missing, noenv, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("--relay needs a value");
+	assert_int_equal(agent_config_parse(&c, 2, positional, noenv, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("unexpected argument \"relay:443\"");
+	assert_int_equal(agent_config_parse(&c, 3, unknown, noenv, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("--frobnicate: unknown option");
+	assert_int_equal(agent_config_parse(&c, 3, nofile, noenv, &act, err, sizeof(err)), ZG_ERR_IO);
+	assert_err("/nonexistent/agent.yaml: cannot open");
+	assert_int_equal(agent_config_parse(&c, 2, helpval, noenv, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("--help takes no value");
+}
+
+static void test_file_error_through_parse(void **state)
+{
+	struct agent_config c;
+	enum agent_action act;
+	const char *file = tmpfile_with("relay: r:1\ncert: c\nkey: k\nca: a\n\nstatus_file:\n  x: 1\n");
+	char *argv[] = { "zgate-agent", "--config", (char *)file, NULL };
+	char *noenv[] = { NULL };
+	char want[128];
+
+	(void)state;
+	assert_int_equal(agent_config_parse(&c, 3, argv, noenv, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	(void)snprintf(want, sizeof(want), "%s:6:1: status_file: expected a single value", file);
+	assert_err(want);
+	unlink(file);
+}
+
+static void test_usage_lists_every_option(void **state)
+{
+	char buf[8192];
+	size_t n;
+
+	(void)state;
+	n = agent_config_usage(buf, sizeof(buf));
+	assert_true(n < sizeof(buf));
+	assert_int_equal(n, strlen(buf));
+	assert_non_null(strstr(buf, "--relay HOST:PORT"));
+	assert_non_null(strstr(buf, "--status-file FILE"));
+	assert_non_null(strstr(buf, "variable ZGATE_RECONNECT_MAX, default 30s"));
+	assert_non_null(strstr(buf, "--keepalive DURATION"));
+	assert_non_null(strstr(buf, "--log-level LEVEL"));
+	/* truncation still reports the length needed */
+	assert_int_equal(agent_config_usage(buf, 10), n);
+	assert_int_equal(strlen(buf), 9);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_ipv6_relay_template),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_file_errors_name_line_and_column),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_env_and_flags),
+		cmocka_unit_test(test_validate_errors),
+		cmocka_unit_test(test_precedence_flag_env_file),
+		cmocka_unit_test(test_command_line),
+		cmocka_unit_test(test_file_error_through_parse),
+		cmocka_unit_test(test_usage_lists_every_option),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
