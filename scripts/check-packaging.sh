@@ -329,6 +329,35 @@ else
 	fail "docker-compose config: $out"
 fi
 
+# ---------------------------------------------------------------- 5. compose settings the binaries accept
+# Each agent service's ZGATE_* variables, with the certificate paths pointed
+# at a local PKI, must pass zgate-agent --check-config (a misspelt variable
+# is an error there, so this catches names that drift from the code).
+AGENT=${RELAY%/zgate-relay}/zgate-agent
+if [[ -z $PY || ! -x $AGENT ]]; then
+	skip_part "compose agent settings: needs python3-yaml and $AGENT"
+else
+	pki=$OUT/compose-pki
+	[[ -f $pki/ca.crt ]] || scripts/gen-certs.sh -d "$pki" -s relay -c agent-1 -c agent-2 >/dev/null 2>&1
+	for svc in $("$PY" -c 'import sys, yaml
+d = yaml.safe_load(open("docker/compose.yaml"))
+print(" ".join(n for n, s in d["services"].items() if "agent" in str(s.get("image", ""))))'); do
+		envs=$("$PY" - "$svc" "$pki" <<'PYEOF'
+import sys, yaml
+d = yaml.safe_load(open("docker/compose.yaml"))
+for k, v in (d["services"][sys.argv[1]].get("environment") or {}).items():
+    print(k + "=" + str(v).replace("/etc/zgate/tls", sys.argv[2]))
+PYEOF
+)
+		mapfile -t envv <<<"$envs"
+		if out=$(env -i PATH="$PATH" "${envv[@]}" "$AGENT" --check-config 2>&1); then
+			pass "compose $svc: zgate-agent --check-config accepts its ZGATE_* settings"
+		else
+			fail "compose $svc: zgate-agent --check-config: $(tail -2 <<<"$out")"
+		fi
+	done
+fi
+
 say "packaging: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]] || exit 1
 [[ $passed -gt 0 ]] || exit 77
