@@ -552,6 +552,23 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 
 static void maybe_stop(struct relay *r);
 
+/* A stable token for the audit trail's session_close reason (the full
+ * text goes to the log): replaced, idle_timeout, relay_shutdown,
+ * client_closed, or error. */
+static const char *close_token(const struct relay *r, const struct session *s,
+			       const struct masque_close_info *ci)
+{
+	if (s->detached)
+		return "replaced";
+	if (ci->idle)
+		return "idle_timeout";
+	if (r->draining || r->stopping)
+		return "relay_shutdown";
+	if (ci->error == 0 && (ci->app_error == 0 || ci->app_error == H3_NO_ERROR))
+		return "client_closed";
+	return "error";
+}
+
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
 	struct relay *r = ctx;
@@ -584,7 +601,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	r->nsessions--;
 	log_info("tunnel closed: %s from %s (%s)", s->id, s->peer, ci->reason);
 	audit_session_close(r->audit, s->id, s->vip_s, s->peer, mono_ms() - s->opened_ms,
-			    s->bytes_up, s->bytes_down, ci->idle ? "idle" : ci->reason);
+			    s->bytes_up, s->bytes_down, close_token(r, s, ci));
 	free(s);
 	maybe_stop(r);
 }

@@ -153,7 +153,7 @@ for _ in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 kill -0 $pid 2>/dev/null && fail "relay still running after the last tunnel ended"
 wait $pid; rc=$?
 [[ $rc -eq 0 ]] || fail "exit status $rc"
-grep -q '"event":"session_close"' "$d/audit.log" || fail "session close not audited"
+grep -q '"event":"session_close".*"reason":"client_closed"' "$d/audit.log" || fail "session close not audited with its reason"
 
 step "the shipped examples/zgate-relay.yaml and examples/policy.yaml serve tunnels"
 ip -n "$svc" addr add 203.0.113.10/24 dev zgts$$
