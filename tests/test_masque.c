@@ -708,6 +708,29 @@ static void test_c07_bad_route_advertisement_aborts(void **state)
 	free(x);
 }
 
+static int routes_changed(void *arg)
+{
+	return ((struct side *)arg)->nroute_events > 1;
+}
+
+/* C07: a new advertisement (after a policy reload) leaves at once, not
+ * with the next packet or timer, and replaces the list. */
+static void test_c07_new_routes_sent_at_once(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct cip_route rt = { 4, { 172, 16, 0, 0 }, { 172, 16, 255, 255 }, 0 };
+
+	(void)state;
+	memnet_run(&x->net, NULL, NULL, SEC); /* let every ACK and timer settle */
+	assert_int_equal(masque_conn_send_routes(x->srv.last_conn, &rt, 1), 0);
+	/* One-way delay is 1 ms: 5 ms is far below any ACK or PTO timer. */
+	assert_true(memnet_run(&x->net, routes_changed, &x->cl[0], 5 * SEC / 1000));
+	assert_int_equal(x->cl[0].nroutes, 1);
+	assert_int_equal(x->cl[0].routes[0].start[0], 172);
+	fx_free(x);
+	free(x);
+}
+
 static void test_c09_empty_address_request_aborts(void **state)
 {
 	struct fx *x = fx_open(0);
@@ -904,6 +927,7 @@ int main(void)
 		cmocka_unit_test(test_c03_deferred_answer),
 		cmocka_unit_test(test_c06_unknown_capsules_skipped),
 		cmocka_unit_test(test_c07_bad_route_advertisement_aborts),
+		cmocka_unit_test(test_c07_new_routes_sent_at_once),
 		cmocka_unit_test(test_c09_empty_address_request_aborts),
 		cmocka_unit_test(test_c12_unknown_context_dropped),
 		cmocka_unit_test(test_c14_datagram_for_other_stream_dropped),

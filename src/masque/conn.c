@@ -353,6 +353,20 @@ static int queue_encoded(struct masque_conn *c, const uint8_t *buf, size_t len)
 	return queue_capsule(c, d, l, 1);
 }
 
+/* Outside a library call, writes what was just queued now rather than at
+ * the next packet or timer. */
+static void kick(struct masque_conn *c)
+{
+	if (c->busy)
+		return;
+	if (c->closing || conn_write(c) != 0) {
+		c->close_now = 1;
+		c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, 0);
+	} else {
+		arm_timer(c);
+	}
+}
+
 int masque_conn_send_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n)
 {
 	uint8_t buf[16 + MASQUE_MAX_ADDRS * 27];
@@ -362,9 +376,11 @@ int masque_conn_send_addresses(struct masque_conn *c, const struct cip_addr *a, 
 	if (c->tunnel_sid < 0 || c->closing)
 		return ZG_ERR_STATE;
 	r = cip_addr_assign_encode(&p, buf + sizeof(buf), a, n);
-	if (r != 0)
-		return r;
-	return queue_encoded(c, buf, (size_t)(p - buf));
+	if (r == 0)
+		r = queue_encoded(c, buf, (size_t)(p - buf));
+	if (r == 0)
+		kick(c);
+	return r;
 }
 
 int masque_conn_send_routes(struct masque_conn *c, const struct cip_route *r, size_t n)
@@ -385,6 +401,8 @@ int masque_conn_send_routes(struct masque_conn *c, const struct cip_route *r, si
 	if (rv == 0)
 		rv = queue_encoded(c, buf, (size_t)(p - buf));
 	free(buf);
+	if (rv == 0)
+		kick(c);
 	if (rv == ZG_ERR_ORDER || rv == ZG_ERR_VERSION || rv == ZG_ERR_MALFORMED)
 		rv = ZG_ERR_INVAL;
 	return rv;
@@ -697,14 +715,7 @@ int masque_conn_answer(struct masque_conn *c, int status, const struct masque_ac
 		close_app(c, NGHTTP3_H3_INTERNAL_ERROR, ZG_ERR_STATE, nghttp3_strerror(r));
 		r = ZG_ERR_STATE;
 	}
-	if (!c->busy) {
-		if (c->closing || conn_write(c) != 0) {
-			c->close_now = 1;
-			c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, 0);
-		} else {
-			arm_timer(c);
-		}
-	}
+	kick(c);
 	return r;
 }
 
@@ -1756,14 +1767,7 @@ static int send_now(struct masque_conn *c, const uint8_t *pkt, size_t len)
 		c->st.capsule_fallback++;
 		c->st.pkts_out++;
 		c->st.bytes_out += len;
-		if (!c->busy) {
-			if (conn_write(c) != 0) {
-				c->close_now = 1;
-				c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, 0);
-			} else {
-				arm_timer(c);
-			}
-		}
+		kick(c);
 		return 0;
 	}
 	if (httpdg_encode_prefix(&p, prefix + sizeof(prefix), (uint64_t)c->tunnel_sid / 4,
@@ -1828,8 +1832,8 @@ int masque_conn_queue_raw(struct masque_conn *c, const uint8_t *data, size_t len
 	if (c->tunnel_sid < 0)
 		return ZG_ERR_STATE;
 	r = queue_encoded(c, data, len);
-	if (r == 0 && conn_write(c) == 0)
-		arm_timer(c);
+	if (r == 0)
+		kick(c);
 	return r;
 }
 
@@ -1873,8 +1877,7 @@ void masque_conn_goaway(struct masque_conn *c)
 		return;
 	c->goaway = 1;
 	(void)nghttp3_conn_shutdown(c->h3);
-	if (!c->busy && conn_write(c) == 0)
-		arm_timer(c);
+	kick(c);
 }
 
 void masque_conn_set_data(struct masque_conn *c, void *data)
