@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <netdb.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -81,6 +83,38 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 }
 
+/* A non-blocking TCP listener on host:port ("" = every address, IPv4 and
+ * IPv6). Returns the socket or -1 (errno set). */
+static evutil_socket_t listen_socket(const char *host, uint16_t port)
+{
+	struct addrinfo hints, *res = NULL;
+	char ports[8];
+	int fd, one = 1, zero = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = host[0] ? AF_UNSPEC : AF_INET6;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	(void)snprintf(ports, sizeof(ports), "%u", port);
+	if (getaddrinfo(host[0] ? host : NULL, ports, &hints, &res) != 0 || res == NULL)
+		return -1;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (res->ai_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+		if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+			int e = errno;
+
+			close(fd);
+			errno = e;
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
 int ops_new(struct event_base *base, const char *listen, ops_metrics_fn fn,
 	    void *ctx, struct ops **pops)
 {
@@ -109,8 +143,12 @@ int ops_new(struct event_base *base, const char *listen, ops_metrics_fn fn,
 	evhttp_set_allowed_methods(o->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 					    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(o->http, on_request, o);
-	o->sock = evhttp_bind_socket_with_handle(o->http, host[0] ? host : "0.0.0.0", port);
-	if (!o->sock) {
+	/* Our own listening socket: libevent's bind helper resolves with
+	 * AI_ADDRCONFIG, which refuses 127.0.0.1 in an IPv6-only pod. */
+	fd = listen_socket(host, port);
+	if (fd < 0 || !(o->sock = evhttp_accept_socket_with_handle(o->http, fd))) {
+		if (fd >= 0)
+			evutil_closesocket(fd);
 		r = ZG_ERR_IO;
 		goto fail;
 	}
