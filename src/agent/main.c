@@ -126,7 +126,7 @@ static uint64_t counters_gen(void)
 	const struct status_counters *c = &A.cnt;
 
 	return c->tx_packets + c->rx_packets + c->drop_outage + c->drop_too_big +
-	       c->drop_congested + c->drop_tun_write + c->connects;
+	       c->drop_congested + c->drop_tun_write + c->drop_not_ours + c->connects;
 }
 
 static void write_status(void)
@@ -504,6 +504,24 @@ static void send_too_big(const uint8_t *pkt, size_t len, size_t max)
 		A.cnt.icmp_too_big++;
 }
 
+/* 1 when pkt's source is one of the addresses the relay assigned. */
+static int source_is_ours(const uint8_t *pkt, size_t len)
+{
+	uint8_t v = (uint8_t)(pkt[0] >> 4);
+	size_t i;
+
+	if ((v == 4 && len < 20) || (v == 6 && len < 40) || (v != 4 && v != 6))
+		return 0;
+	for (i = 0; i < A.naddrs; i++) {
+		if (A.addrs[i].version != v)
+			continue;
+		if (v == 4 ? memcmp(pkt + 12, A.addrs[i].addr, 4) == 0
+			   : memcmp(pkt + 8, A.addrs[i].addr, 16) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
@@ -521,6 +539,10 @@ static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		if (A.c == NULL || !A.open) {
 			A.cnt.drop_outage++;
+			continue;
+		}
+		if (!source_is_ours(A.pkt, (size_t)n)) {
+			A.cnt.drop_not_ours++;
 			continue;
 		}
 		r = masque_conn_send(A.c, A.pkt, (size_t)n);
@@ -949,7 +971,8 @@ int main(int argc, char **argv)
 	set_state("stopped", "sent %llu packets, received %llu, dropped %llu",
 		  (unsigned long long)A.cnt.tx_packets, (unsigned long long)A.cnt.rx_packets,
 		  (unsigned long long)(A.cnt.drop_outage + A.cnt.drop_too_big +
-				       A.cnt.drop_congested + A.cnt.drop_tun_write));
+				       A.cnt.drop_congested + A.cnt.drop_tun_write +
+				       A.cnt.drop_not_ours));
 	rc = 0;
 out:
 	free_events();

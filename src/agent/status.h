@@ -27,6 +27,9 @@ struct status_counters {
 	uint64_t drop_too_big;         /* larger than a datagram (answered by ICMP, C16) */
 	uint64_t drop_congested;       /* the transport could not take it now */
 	uint64_t drop_tun_write;       /* the TUN refused a packet from the tunnel */
+	uint64_t drop_not_ours;        /* source not an assigned address (e.g. the
+					  kernel's IPv6 link-local traffic): the
+					  relay would drop it as spoofed (C18) */
 	uint64_t icmp_too_big;         /* ICMP "too big" errors written to the TUN */
 	uint64_t connects;             /* tunnels opened */
 };

@@ -465,6 +465,7 @@ tcp_write_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	f->flush_queued = 0;
 	(void)tcp_up_flush(f);
 	stack_rearm(st);
 }
@@ -586,6 +587,16 @@ tcp_recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		pbuf_cat(f->pending, p);
 	} else {
 		f->pending = p;
+	}
+	if (p != NULL && f->ev_write != NULL) {
+		/* Segments that arrive in one pass of the event loop (a batch
+		 * of QUIC datagrams) reach the host socket in one sendmsg() at
+		 * the end of the pass, not one system call each. */
+		if (!f->flush_queued) {
+			f->flush_queued = 1;
+			event_active(f->ev_write, EV_WRITE, 0);
+		}
+		return ERR_OK;
 	}
 	return tcp_up_flush(f);
 }

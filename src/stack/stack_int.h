@@ -63,6 +63,7 @@ struct flow {
 	uint8_t *syn;          /* the held SYN, while CONNECTING */
 	size_t syn_len;
 	struct pbuf *pending;  /* client bytes not yet taken by the socket */
+	int flush_queued;      /* ev_write made active to write pending */
 	uint32_t unacked;      /* bytes written but not yet tcp_recved() */
 	unsigned client_fin : 1, upstream_fin : 1, shut_wr : 1,
 		read_paused : 1, listener_ref : 1;
