@@ -82,6 +82,7 @@ struct agent {
 	uint32_t mtu;
 	struct nl *nl;
 	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev;
+	int tun_paused; /* not reading the TUN while the transport is congested */
 	struct backoff bo;
 	int stopping;
 
@@ -546,6 +547,13 @@ static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		r = masque_conn_send(A.c, A.pkt, (size_t)n);
+		if (A.c != NULL && masque_conn_congested(A.c) && !A.tun_paused) {
+			/* Leave the backlog in the kernel's queue, where the
+			 * sender's TCP sees delay rather than loss; on_writable
+			 * resumes reading. */
+			event_del(A.tun_ev);
+			A.tun_paused = 1;
+		}
 		switch (r) {
 		case 0:
 			A.cnt.tx_packets++;
@@ -563,6 +571,24 @@ static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	}
+}
+
+static void resume_tun(void)
+{
+	if (A.tun_paused) {
+		A.tun_paused = 0;
+		if (event_add(A.tun_ev, NULL) != 0)
+			log_warnx("cannot resume reading %s", A.tun);
+		else
+			event_active(A.tun_ev, EV_READ, 0); /* read what queued meanwhile */
+	}
+}
+
+static void on_writable(struct masque_conn *c, void *ctx)
+{
+	(void)c;
+	(void)ctx;
+	resume_tun();
 }
 
 static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
@@ -657,6 +683,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	A.open = 0;
 	if (A.stopping)
 		return;
+	resume_tun(); /* outage packets are read and counted, not left queued */
 	/* The socket is freed by the retry timer: not from inside a
 	 * callback of the transport. */
 	A.dead = A.u;
@@ -820,6 +847,7 @@ static int setup_transport(void)
 	A.cbs.on_packet = on_packet;
 	A.cbs.on_goaway = on_goaway;
 	A.cbs.on_close = on_close;
+	A.cbs.on_writable = on_writable;
 	return 0;
 }
 

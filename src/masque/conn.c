@@ -313,6 +313,11 @@ static void flush_pending(struct masque_conn *c)
 		off = c->pending_len;
 	memmove(c->pending, c->pending + off, c->pending_len - off);
 	c->pending_len -= off;
+	if (c->congested && c->pending_len < MASQUE_PENDING_MAX / 8 && !c->closing) {
+		c->congested = 0;
+		if (c->cbs->on_writable != NULL)
+			c->cbs->on_writable(c, c->ctx);
+	}
 }
 
 /* After input or a timer: flush, write, close if needed. Returns 1 when c
@@ -1729,6 +1734,8 @@ static int enqueue(struct masque_conn *c, const uint8_t *pkt, size_t len)
 	memcpy(c->pending + c->pending_len, &l16, sizeof(l16));
 	memcpy(c->pending + c->pending_len + sizeof(l16), pkt, len);
 	c->pending_len += sizeof(l16) + len;
+	if (c->pending_len > MASQUE_PENDING_MAX / 2)
+		c->congested = 1; /* see masque_conn_congested() */
 	return 0;
 }
 
@@ -1905,6 +1912,11 @@ const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *
 int masque_conn_is_open(const struct masque_conn *c)
 {
 	return tunnel_ready(c);
+}
+
+int masque_conn_congested(const struct masque_conn *c)
+{
+	return c->congested;
 }
 
 int masque_conn_datagrams(const struct masque_conn *c)

@@ -133,6 +133,10 @@ struct masque_cbs {
 	void (*on_routes)(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx);
 	/* Both: an IP packet arrived through the tunnel. */
 	void (*on_packet)(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx);
+	/* Both: the packets QUIC held back (congestion window, pacing) have
+	 * drained after masque_conn_congested() said 1: a sender that paused
+	 * its source (the agent's TUN) resumes. */
+	void (*on_writable)(struct masque_conn *c, void *ctx);
 	/* Client: the server sent GOAWAY (it is shutting down). */
 	void (*on_goaway)(struct masque_conn *c, void *ctx);
 	/* Server: the handshake refused a client certificate. */
@@ -266,6 +270,13 @@ const char *masque_conn_identity(const struct masque_conn *c);
 const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *plen);
 int masque_conn_is_open(const struct masque_conn *c);
 int masque_conn_datagrams(const struct masque_conn *c); /* QUIC datagrams in use */
+
+/* 1 when packets QUIC cannot send yet fill more than half the per-
+ * connection queue: a sender with a source it can pause (a TUN device)
+ * should stop reading until on_writable, so the backlog stays in the
+ * kernel's queue (where TCP sees it as delay) instead of being dropped
+ * here (where TCP sees loss). */
+int masque_conn_congested(const struct masque_conn *c);
 void masque_conn_stats(const struct masque_conn *c, struct masque_stats *st);
 
 #endif /* ZG_MASQUE_MASQUE_H */

@@ -86,6 +86,7 @@ struct masque_conn {
 	uint8_t *pending;
 	size_t pending_len;
 	int pending_blocked; /* the last send_now() hit the congestion window */
+	int congested;       /* pending above half full; on_writable when drained */
 	int reject_reported;
 
 	/* server: identity */
