@@ -514,11 +514,16 @@ static int got_writable(void *arg)
  * fires once it has drained. */
 static void test_congested_then_writable(void **state)
 {
-	struct fx *x = fx_open(0);
+	struct fx *x = calloc(1, sizeof(*x));
 	uint8_t pkt[1200];
 	size_t i, sent = 0;
 
 	(void)state;
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].send_queue = 64 * 1024;
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
 	memset(pkt, 0x45, sizeof(pkt));
 	for (i = 0; i < 200 && !masque_conn_congested(x->cl[0].ep.conn); i++) {
 		uint32_t seq = (uint32_t)i;

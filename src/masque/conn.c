@@ -313,7 +313,7 @@ static void flush_pending(struct masque_conn *c)
 		off = c->pending_len;
 	memmove(c->pending, c->pending + off, c->pending_len - off);
 	c->pending_len -= off;
-	if (c->congested && c->pending_len < MASQUE_PENDING_MAX / 8 && !c->closing) {
+	if (c->congested && c->pending_len < c->pending_cap / 8 && !c->closing) {
 		c->congested = 0;
 		if (c->cbs->on_writable != NULL)
 			c->cbs->on_writable(c, c->ctx);
@@ -1427,6 +1427,7 @@ static int conn_alloc(const struct masque_config *cfg, const struct masque_cbs *
 	c->created = cfg->io->now(cfg->ioctx);
 	ngtcp2_ccerr_default(&c->ccerr);
 	sendq_init(&c->sendq, cfg->capsule_buffer ? cfg->capsule_buffer : 1024 * 1024);
+	c->pending_cap = cfg->send_queue ? cfg->send_queue : MASQUE_PENDING_MAX;
 	c->pktbuf_size = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
 	if (c->pktbuf_size < 1200)
 		c->pktbuf_size = 1200;
@@ -1694,6 +1695,12 @@ int masque_conn_on_timer(struct masque_conn *c)
 {
 	int rv;
 
+	if (c->pending != NULL && c->pending_len == 0 && !c->busy &&
+	    now_ts(c) - c->pending_used > 5 * NS_PER_MS * 1000) {
+		/* Idle for 5 s: give the queue's memory back. */
+		free(c->pending);
+		c->pending = NULL;
+	}
 	if (c->closing || c->drained || c->close_now)
 		return conn_after(c);
 	rv = ngtcp2_conn_handle_expiry(c->qc, now_ts(c));
@@ -1720,12 +1727,12 @@ static int enqueue(struct masque_conn *c, const uint8_t *pkt, size_t len)
 {
 	uint16_t l16 = (uint16_t)len;
 
-	if (len > UINT16_MAX || c->pending_len + sizeof(l16) + len > MASQUE_PENDING_MAX) {
+	if (len > UINT16_MAX || c->pending_len + sizeof(l16) + len > c->pending_cap) {
 		c->st.drop_congested++;
 		return ZG_ERR_LIMIT;
 	}
 	if (c->pending == NULL) {
-		c->pending = malloc(MASQUE_PENDING_MAX);
+		c->pending = malloc(c->pending_cap);
 		if (c->pending == NULL) {
 			c->st.drop_congested++;
 			return ZG_ERR_LIMIT;
@@ -1734,7 +1741,8 @@ static int enqueue(struct masque_conn *c, const uint8_t *pkt, size_t len)
 	memcpy(c->pending + c->pending_len, &l16, sizeof(l16));
 	memcpy(c->pending + c->pending_len + sizeof(l16), pkt, len);
 	c->pending_len += sizeof(l16) + len;
-	if (c->pending_len > MASQUE_PENDING_MAX / 2)
+	c->pending_used = now_ts(c);
+	if (c->pending_len > c->pending_cap / 2)
 		c->congested = 1; /* see masque_conn_congested() */
 	return 0;
 }

@@ -172,6 +172,10 @@ struct masque_config {
 				      capsule fallback, C13) */
 	size_t capsule_buffer;     /* bytes of unacknowledged capsules kept
 				      per tunnel; 0 = 1 MiB */
+	size_t send_queue;         /* bytes of packets waiting for QUIC's
+				      congestion window per connection (also
+				      those sent from inside callbacks);
+				      0 = 1 MiB. Allocated while in use. */
 	const char *keylog_file;   /* NSS key log (debugging); NULL = off */
 	const char *qlog_dir;      /* one qlog per connection; NULL = off */
 	/* Testing only: send a wrong :protocol / omit capsule-protocol so

@@ -21,7 +21,7 @@
 #define MASQUE_MAX_STREAMS 16          /* request streams tracked per connection */
 #define MASQUE_MAX_FIELD_SECTION 16384 /* header section cap, both ways */
 #define MASQUE_CAPSULE_MAX 70000       /* largest capsule value buffered */
-#define MASQUE_PENDING_MAX (256 * 1024) /* packets sent from inside callbacks */
+#define MASQUE_PENDING_MAX (1024 * 1024) /* default send queue (masque_config.send_queue) */
 
 /* Header fields of one request/response stream, bounded. */
 struct mstream {
@@ -83,8 +83,9 @@ struct masque_conn {
 	struct sendq sendq;
 	uint64_t next_request_id;
 	uint64_t dgram_id;
-	uint8_t *pending;
-	size_t pending_len;
+	uint8_t *pending;   /* allocated on first use, freed after 5 s idle */
+	size_t pending_len, pending_cap;
+	masque_time pending_used;
 	int pending_blocked; /* the last send_now() hit the congestion window */
 	int congested;       /* pending above half full; on_writable when drained */
 	int reject_reported;
