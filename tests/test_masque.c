@@ -906,6 +906,39 @@ static void test_stateless_reset_for_unknown_connection(void **state)
 	free(x);
 }
 
+/* A relay restarted with the same static secret (derived from its key)
+ * resets the connections it lost at once: the client learns within a
+ * round trip, not after its idle timeout. */
+static void test_stateless_reset_after_restart(void **state)
+{
+	static const uint8_t secret[32] = { 1, 2, 3 };
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_server *fresh;
+	uint8_t pkt[64] = { 0x45 };
+	masque_time t0;
+
+	(void)state;
+	fx_server(x, 0);
+	x->scfg.static_secret = secret;
+	masque_server_del(x->net.srv); /* again, now with the static secret */
+	assert_int_equal(masque_server_new(&x->scfg, &cbs, &x->srv, &x->net.srv), 0);
+	fx_client(x, 0, "agent-1", NULL);
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	/* The relay dies without a word: nothing it sends now arrives. */
+	x->net.drop_every = 1;
+	masque_server_del(x->net.srv);
+	x->net.drop_every = 0;
+	assert_int_equal(masque_server_new(&x->scfg, &cbs, &x->srv, &fresh), 0);
+	x->net.srv = fresh;
+	t0 = x->net.now;
+	assert_int_equal(masque_conn_send(x->cl[0].ep.conn, pkt, sizeof(pkt)), 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_true(x->net.now - t0 < SEC / 10); /* idle timeout is 30 s */
+	fx_free(x);
+	free(x);
+}
+
 static void test_c11_idle_timeout_closes_both(void **state)
 {
 	struct fx *x = fx_open(0);
@@ -985,6 +1018,7 @@ int main(void)
 		cmocka_unit_test(test_goaway_reaches_client_and_refuses_new),
 		cmocka_unit_test(test_retry_then_handshake),
 		cmocka_unit_test(test_stateless_reset_for_unknown_connection),
+		cmocka_unit_test(test_stateless_reset_after_restart),
 		cmocka_unit_test(test_c11_idle_timeout_closes_both),
 		cmocka_unit_test(test_keepalive_keeps_idle_tunnel),
 		cmocka_unit_test(test_lossy_path_still_delivers_capsules),

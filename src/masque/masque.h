@@ -163,6 +163,12 @@ struct masque_config {
 				      required; 0 = 64 */
 	int retry_always;          /* require Retry for every connection */
 	int retry_off;             /* never send Retry */
+	/* Key for stateless-reset and Retry tokens. NULL = random per process.
+	 * Set it (e.g. tls_derive_secret() from the server key) so a relay
+	 * that restarts, or another replica with the same key, can reset the
+	 * connections it no longer knows: clients then reconnect at once
+	 * instead of waiting for their idle timeout. */
+	const uint8_t *static_secret; /* 32 bytes */
 	/* Both. */
 	uint64_t idle_timeout_ms;  /* 0 = 30000 */
 	uint64_t keepalive_ms;     /* PING interval when idle; 0 = none */

@@ -180,7 +180,10 @@ int masque_server_new(const struct masque_config *cfg, const struct masque_cbs *
 		srv->cfg.retry_above = 64;
 	srv->cbs = *cbs;
 	srv->ctx = ctx;
-	masque_random(srv->secret, sizeof(srv->secret));
+	if (cfg->static_secret != NULL)
+		memcpy(srv->secret, cfg->static_secret, sizeof(srv->secret));
+	else
+		masque_random(srv->secret, sizeof(srv->secret));
 	masque_random((uint8_t *)&srv->seed, sizeof(srv->seed));
 	masque_keylog_setup(cfg);
 	*psrv = srv;

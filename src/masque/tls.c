@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_wolfssl.h>
+#include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/openssl/x509v3.h>
 #include <wolfssl/wolfcrypt/asn.h>
@@ -285,5 +287,41 @@ int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
 	return 0;
 fail:
 	wolfSSL_CTX_free(ctx);
+	return r;
+}
+
+int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char *err,
+		      size_t errlen)
+{
+	FILE *f = fopen(file, "rb");
+	size_t ll = strlen(label), n;
+	uint8_t *buf;
+	int r = 0;
+
+	if (f == NULL) {
+		(void)snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		return ZG_ERR_IO;
+	}
+	buf = malloc(ll + 1 + (1 << 20) + 1);
+	if (buf == NULL) {
+		fclose(f);
+		return ZG_ERR_NOMEM;
+	}
+	memcpy(buf, label, ll);
+	buf[ll] = 0;
+	n = fread(buf + ll + 1, 1, (1 << 20) + 1, f);
+	if (ferror(f)) {
+		(void)snprintf(err, errlen, "%s: read error", file);
+		r = ZG_ERR_IO;
+	} else if (n > (1 << 20)) {
+		(void)snprintf(err, errlen, "%s: larger than 1 MiB", file);
+		r = ZG_ERR_TOO_LARGE;
+	} else if (wc_Sha256Hash(buf, (word32)(ll + 1 + n), out) != 0) {
+		(void)snprintf(err, errlen, "%s: hashing failed", file);
+		r = ZG_ERR_IO;
+	}
+	memset(buf, 0, ll + 1 + n); /* key material */
+	free(buf);
+	fclose(f);
 	return r;
 }

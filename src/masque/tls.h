@@ -62,6 +62,13 @@ int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
 int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
 		       WOLFSSL_CTX **pctx, char *err, size_t errlen);
 
+/* Derives 32 bytes from the contents of a secret file (the relay's private
+ * key) and a label: SHA-256(label || 0x00 || file). The same key gives the
+ * same value on every restart and every replica. Returns 0, ZG_ERR_IO
+ * (cannot read; err says why) or ZG_ERR_TOO_LARGE (over 1 MiB). */
+int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char *err,
+		      size_t errlen);
+
 /* The reason the last handshake on ssl refused the peer, TLS_ACCEPTED when
  * it did not (or the handshake has not verified a certificate yet). Valid
  * for SSL objects made from a tls_server_ctx_new() context. */

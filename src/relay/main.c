@@ -79,6 +79,7 @@ struct relay {
 	struct session *vip4[VIP_BUCKETS], *vip6[VIP_BUCKETS];
 	size_t nsessions;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+	uint8_t reset_secret[32];
 	int draining, stopping;
 	/* counters for /metrics */
 	uint64_t sessions_opened, refused_403, refused_503, refused_400, refused_502, replaced;
@@ -1077,6 +1078,13 @@ static int start(struct relay *r, char *err, size_t errlen)
 		return rv;
 	}
 	memset(&mc, 0, sizeof(mc));
+	/* Reset tokens from the server key: after a restart (or on another
+	 * replica) the relay can still tell clients their connection is gone. */
+	if (tls_derive_secret(r->cfg.tls_key, "zgate stateless reset v1", r->reset_secret, err,
+			      errlen) == 0)
+		mc.static_secret = r->reset_secret;
+	else
+		log_warnx("%s: stateless resets will not survive a restart", err);
 	mc.tls = r->tls;
 	mc.uri_template = r->cfg.uri_template;
 	mc.max_conns = (size_t)r->cfg.max_sessions + r->cfg.max_sessions / 4 + 16;
