@@ -120,6 +120,7 @@ grep -q '"event":"cert_rejected".*"reason":"expired"' "$d/audit.log" || fail "re
 m=$(ip netns exec "$ns" curl -s 127.0.0.1:8080/metrics)
 expect_contains "$m" 'zgate_handshake_failures_total{reason="expired"} 1' "metric: handshake failure"
 expect_contains "$m" 'zgate_tunnel_refused_total{status="403"} 1' "metric: 403"
+expect_contains "$m" 'zgate_pool_used{version="4"} 0' "refused clients consumed no address"
 expect_contains "$m" 'zgate_policy_decisions_total{action="deny"}' "metric: decisions"
 
 step "the same client again replaces its older tunnel, same address"
