@@ -164,7 +164,11 @@ e2e: all
 
 # Benchmarks: bench/<name>.c linked like the tests (without cmocka), run by
 # bench/run.sh, which prints the results as markdown.
-bench: $(BENCH_BINS)
+# Debian packages of the peers zgate is measured against (make bench only).
+BENCH_PACKAGES := iperf3 wireguard-go wireguard-tools openvpn gnuplot-nox
+
+bench: $(BENCH_BINS) $(BINS)
+	$(Q)scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	$(Q)bench/run.sh $(BUILD)/bench
 
 $(BUILD)/bench/%: bench/%.c $(LIBS_ALL)

@@ -5,10 +5,16 @@
 #   BENCH_BYTES  bytes through the throughput flow (default 1000000000)
 #   BENCH_MTU    tunnel MTU, 1280..1500 (default 1280)
 #   BENCH_IDLE_S seconds the idle flows are watched (default 3)
+#   BENCH_QUICK=1, BENCH_SECS, BENCH_REPS, BENCH_ONLY: see bench/vpn.sh
+# The whole report also goes to bench/results/<date>.md (+ .png chart).
 set -euo pipefail
 
 bindir=${1:?usage: bench/run.sh BINDIR}
+results=$(dirname "$0")/results
+mkdir -p "$results"
+report=$results/$(date -u +%Y-%m-%d).md
 
+body() {
 echo "## zgate benchmarks"
 echo
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -sr), $(nproc) CPUs," \
@@ -21,3 +27,13 @@ echo
 echo
 echo "RSS is user-space memory only: the kernel's socket memory (the relay's" \
 	"upstream socket and the listener's accepted one, per flow) is not in it."
+echo
+bench/vpn.sh "$bindir" "$results/$(date -u +%Y-%m-%d)-vpn.md" >/dev/null
+cat "$results/$(date -u +%Y-%m-%d)-vpn.md"
+}
+
+body | tee "$report.tmp"
+mv "$report.tmp" "$report"
+rm -f "$results/$(date -u +%Y-%m-%d)-vpn.md"
+echo
+echo "written: $report (chart: ${report%.md}-vpn.png)"

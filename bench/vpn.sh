@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# bench/vpn.sh BINDIR OUT.md — zgate side by side with the VPNs a user
+# would compare it with, measured in one run on the same topology:
+#
+#   client ns ──veth── gateway ns ──veth── server ns
+#   10.201.0.2         10.201.0.1 | 10.202.0.1      10.202.0.2 (iperf3, connrate)
+#
+# Configurations, in turn: direct (routed through the gateway, no tunnel),
+# zgate (agent in the client ns, relay as uid 65534 without capabilities in
+# the gateway ns), wireguard-go, kernel WireGuard (when the kernel has it),
+# OpenVPN (UDP, AES-256-GCM, TLS, no DCO). Before each tunnel's row the
+# client's route to the server must use the tunnel device.
+#
+# Environment: BENCH_QUICK=1 (short runs), BENCH_SECS (per iperf3 run,
+# default 10), BENCH_REPS (median of, default 3), BENCH_ONLY="direct zgate"
+# (subset). Writes the markdown table to OUT.md and a chart to OUT.png.
+set -uo pipefail
+bindir=${1:?usage: bench/vpn.sh BINDIR OUT.md}
+out=${2:?usage: bench/vpn.sh BINDIR OUT.md}
+root=$(cd "$(dirname "$0")/.." && pwd)
+zbin=${ZG_BIN:-$(cd "$bindir/../bin" && pwd)}
+quick=${BENCH_QUICK:-0}
+secs=${BENCH_SECS:-$([[ $quick == 1 ]] && echo 3 || echo 10)}
+reps=${BENCH_REPS:-$([[ $quick == 1 ]] && echo 1 || echo 3)}
+pings=$([[ $quick == 1 ]] && echo 100 || echo 200)
+only=${BENCH_ONLY:-direct zgate wireguard-go wireguard-kernel openvpn}
+C=zgb-c G=zgb-g S=zgb-s
+W=$(mktemp -d /tmp/zgate-bench.XXXXXX); chmod 755 "$W"
+SERVER=10.202.0.2
+pids=()
+
+die() { echo "bench: $*" >&2; exit 1; }
+[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces)"
+for t in iperf3 python3 ip; do command -v $t >/dev/null || die "$t missing (make bench installs it)"; done
+
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	pkill -f "wireguard-go zgbwg" 2>/dev/null || true
+	sleep 0.2
+	for n in $C $G $S; do ip netns del $n 2>/dev/null; done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+topo() {
+	local n
+	for n in $C $G $S; do ip netns del $n 2>/dev/null; ip netns add $n; ip -n $n link set lo up; done
+	ip link add zgb-c0 netns $C type veth peer name zgb-g0 netns $G
+	ip link add zgb-s0 netns $S type veth peer name zgb-g1 netns $G
+	ip -n $C addr add 10.201.0.2/24 dev zgb-c0; ip -n $C link set zgb-c0 up
+	ip -n $G addr add 10.201.0.1/24 dev zgb-g0; ip -n $G link set zgb-g0 up
+	ip -n $G addr add 10.202.0.1/24 dev zgb-g1; ip -n $G link set zgb-g1 up
+	ip -n $S addr add $SERVER/24 dev zgb-s0; ip -n $S link set zgb-s0 up
+	ip netns exec $G sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec $G sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+	# Replies to tunnel-inner addresses go back through the gateway.
+	ip -n $S route add 10.200.0.0/13 via 10.202.0.1
+	ip netns exec $S iperf3 -s -D -I "$W/iperf3.pid" >/dev/null 2>&1
+	ip netns exec $S "$bindir/connrate" serve $SERVER 8080 >"$W/connrate.out" 2>&1 &
+	pids+=($!)
+	sleep 0.3
+}
+
+# cpu_of PID... : utime+stime in seconds of these processes
+cpu_of() {
+	local t=0 p
+	for p in "$@"; do
+		[[ -r /proc/$p/stat ]] || continue
+		t=$(awk -v t="$t" '{ printf "%.2f", t + ($14 + $15) / 100 }' "/proc/$p/stat")
+	done
+	echo "$t"
+}
+host_busy() { awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
+udp_rcverr() { # NS: UDP RcvbufErrors
+	ip netns exec "$1" awk '/^Udp:/ { if (h) { print $6; exit } h = 1 }' /proc/net/snmp
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "n/a" }'; }
+
+# measure NAME DEV PIDS...: one row of results into $W/rows
+measure() {
+	local name=$1 dev=$2; shift 2
+	local procs=("$@") r t1 p4 udp loss rtt p99 conns cpu0 cpu1 host0 host1 bytes drops0 drops1
+	if [[ $dev != - ]] && ! ip netns exec $C ip route get $SERVER | grep -q "dev $dev"; then
+		echo "| $name | route to the server does not use $dev: skipped | | | | | | | | |" >>"$W/rows"
+		return
+	fi
+	if ! ip netns exec $C ping -c 3 -W 2 $SERVER >/dev/null; then
+		echo "| $name | no connectivity | | | | | | | | | |" >>"$W/rows"
+		echo "bench: $name: no connectivity through $dev" >&2
+		local f; for f in ${LOGS:-}; do tail -n 5 "$f" >&2; done
+		return
+	fi
+	# TCP, one stream, median of reps; CPU and drops over these runs
+	cpu0=$(cpu_of "${procs[@]}"); host0=$(host_busy)
+	drops0=$(( $(udp_rcverr $C) + $(udp_rcverr $G) ))
+	bytes=0
+	t1=$(for r in $(seq "$reps"); do
+		ip netns exec $C iperf3 -c $SERVER -t "$secs" -J 2>/dev/null >"$W/t1.json"
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); e=d["end"]["sum_received"]; print(e["bits_per_second"]/1e6, int(e["bytes"]))' "$W/t1.json" 2>/dev/null || echo "0 0"
+	done | tee "$W/t1.all" | awk '{print $1}' | median)
+	bytes=$(awk '{ s += $2 } END { print s + 0 }' "$W/t1.all")
+	cpu1=$(cpu_of "${procs[@]}"); host1=$(host_busy)
+	drops1=$(( $(udp_rcverr $C) + $(udp_rcverr $G) ))
+	# TCP, 4 streams
+	p4=$(for r in $(seq "$reps"); do
+		ip netns exec $C iperf3 -c $SERVER -t "$secs" -P 4 -J 2>/dev/null >"$W/p4.json"
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/1e6)' "$W/p4.json" 2>/dev/null || echo 0
+	done | median)
+	# UDP, 1200-byte datagrams at the highest rate iperf3 offers
+	ip netns exec $C iperf3 -c $SERVER -u -b 0 -l 1200 -t "$secs" -J 2>/dev/null >"$W/udp.json"
+	read -r udp loss < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["end"]["sum"]; print("%.0f %.1f" % (d["bits_per_second"]/1e6, d["lost_percent"]))' "$W/udp.json" 2>/dev/null || echo "0 100")
+	# ping RTT: avg and p99
+	read -r rtt p99 < <(ip netns exec $C ping -c "$pings" -i 0.01 -W 2 $SERVER 2>/dev/null |
+		sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
+		awk '{ a[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f\n", s / NR, a[int(NR * 0.99 + 0.999)]; else print "n/a n/a" }')
+	# HTTP/1.0 connections per second, 8 in parallel
+	conns=$(ip netns exec $C "$bindir/connrate" run $SERVER 8080 "$secs" 8 | sed -n 's/.*rate \([0-9]*\)\/s/\1/p')
+	local gb cpugb hostgb
+	gb=$(awk -v b="$bytes" 'BEGIN { printf "%.3f", b / 1e9 }')
+	if [[ ${#procs[@]} -gt 0 ]]; then
+		cpugb=$(awk -v a="$cpu0" -v b="$cpu1" -v g="$gb" 'BEGIN { if (g > 0) printf "%.1f", (b - a) / g; else print "n/a" }')
+	else
+		cpugb="n/a (kernel)"
+	fi
+	hostgb=$(awk -v a="$host0" -v b="$host1" -v g="$gb" 'BEGIN { if (g > 0) printf "%.1f", (b - a) / g; else print "n/a" }')
+	printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$t1" "$p4" "$udp" "$loss" \
+		"$rtt" "$p99" "${conns:-n/a}" "$cpugb" "$hostgb" "$((drops1 - drops0))" >>"$W/rows"
+	echo "${name%% *} $t1 $p4 $udp $rtt ${conns:-0} ${cpugb%% *}" >>"$W/data"
+	echo >&2 "  $name: TCP ${t1} Mbit/s, 4 streams ${p4}, UDP ${udp} (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
+}
+
+run_direct() {
+	ip -n $C route add 10.202.0.0/24 via 10.201.0.1
+	measure direct -
+	ip -n $C route del 10.202.0.0/24 via 10.201.0.1
+}
+
+run_zgate() {
+	local d=$W/zgate
+	mkdir -p "$d"; chmod 755 "$d"
+	"$root/scripts/gen-certs.sh" -d "$d/pki" -s relay.bench -c bench >/dev/null
+	chmod -R a+rX "$d/pki"
+	printf 'version: 1\ndefault_action: deny\nclients:\n  bench:\n    rules:\n      - { id: bench, action: allow, destinations: ["10.202.0.0/24"] }\n' >"$d/policy.yaml"
+	cat >"$d/relay.yaml" <<C
+listen: "10.201.0.1:4433"
+ops_listen: "127.0.0.1:8080"
+tls: { cert: $d/pki/relay.crt, key: $d/pki/relay.key, client_ca: $d/pki/ca.crt }
+uri_template: "https://relay.bench:4433/.well-known/masque/ip/{target}/{ipproto}/"
+policy: $d/policy.yaml
+log_level: warn
+C
+	chmod 644 "$d"/*.yaml
+	ip netns exec $G setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all --inh-caps=-all "$zbin/zgate-relay" --config "$d/relay.yaml" \
+		>/dev/null 2>"$d/relay.log" &
+	local rp=$!; pids+=($rp)
+	sleep 0.5
+	ip netns exec $C "$zbin/zgate-agent" --relay 10.201.0.1:4433 --server-name relay.bench \
+		--cert "$d/pki/bench.crt" --key "$d/pki/bench.key" --ca "$d/pki/ca.crt" \
+		--log-level warn 2>"$d/agent.log" &
+	local ap=$!; pids+=($ap)
+	local k
+	for k in $(seq 50); do ip -n $C route show dev zgate0 2>/dev/null | grep -q 10.202 && break; sleep 0.1; done
+	kill -0 $rp 2>/dev/null || echo "bench: zgate-relay exited: $(tail -3 "$d/relay.log")" >&2
+	kill -0 $ap 2>/dev/null || echo "bench: zgate-agent exited: $(tail -3 "$d/agent.log")" >&2
+	measure zgate zgate0 "$rp" "$ap"
+	kill $ap; wait $ap 2>/dev/null; kill $rp; wait $rp 2>/dev/null
+}
+
+wg_keys() { wg genkey | tee "$W/$1.key" | wg pubkey >"$W/$1.pub"; }
+
+# wg_setup KIND: KIND is "go" (wireguard-go) or "kernel". The two ends get
+# different device names: wireguard-go's control socket lives in the
+# shared /var/run/wireguard, not in the namespace.
+wg_setup() {
+	local kind=$1 dc=zgbwgc dg=zgbwgg
+	wg_keys c; wg_keys g
+	if [[ $kind == go ]]; then
+		ip netns exec $C env WG_PROCESS_FOREGROUND=1 WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+			wireguard-go $dc >"$W/wgc.log" 2>&1 &
+		WGC=$!; pids+=($WGC)
+		ip netns exec $G env WG_PROCESS_FOREGROUND=1 WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+			wireguard-go $dg >"$W/wgg.log" 2>&1 &
+		WGG=$!; pids+=($WGG)
+		sleep 0.5
+	else
+		ip -n $C link add $dc type wireguard 2>/dev/null || return 1
+		ip -n $G link add $dg type wireguard || return 1
+	fi
+	ip netns exec $G wg set $dg listen-port 51820 private-key "$W/g.key" \
+		peer "$(cat "$W/c.pub")" allowed-ips 10.203.0.2/32 || return 1
+	ip netns exec $C wg set $dc private-key "$W/c.key" \
+		peer "$(cat "$W/g.pub")" endpoint 10.201.0.1:51820 allowed-ips 10.202.0.0/24,10.203.0.1/32 || return 1
+	ip -n $C addr add 10.203.0.2/24 dev $dc && ip -n $C link set $dc up mtu 1420 &&
+		ip -n $G addr add 10.203.0.1/24 dev $dg && ip -n $G link set $dg up mtu 1420 &&
+		ip -n $C route add 10.202.0.0/24 dev $dc
+}
+
+wg_teardown() {
+	ip -n $C link del zgbwgc 2>/dev/null; ip -n $G link del zgbwgg 2>/dev/null
+	[[ -n ${WGC:-} ]] && kill "$WGC" "$WGG" 2>/dev/null
+	WGC= WGG=
+	sleep 0.2
+}
+
+run_wireguard-go() {
+	command -v wireguard-go >/dev/null || { echo "| wireguard-go | not installed | | | | | | | | | |" >>"$W/rows"; return; }
+	wg_setup go || { echo "| wireguard-go | setup failed | | | | | | | | | |" >>"$W/rows"; wg_teardown; return; }
+	measure wireguard-go zgbwgc "$WGC" "$WGG"
+	wg_teardown
+}
+
+run_wireguard-kernel() {
+	if ! wg_setup kernel; then
+		echo "| WireGuard (kernel) | not available in this kernel | | | | | | | | | |" >>"$W/rows"
+		wg_teardown; return
+	fi
+	measure "WireGuard-kernel (in-kernel)" zgbwgc
+	wg_teardown
+}
+
+run_openvpn() {
+	command -v openvpn >/dev/null || { echo "| OpenVPN | not installed | | | | | | | | | |" >>"$W/rows"; return; }
+	local d=$W/ovpn
+	mkdir -p "$d"
+	"$root/scripts/gen-certs.sh" -d "$d/pki" -s server -c client >/dev/null
+	local common="--dev zgbtun0 --dev-type tun --proto udp --data-ciphers AES-256-GCM --cipher AES-256-GCM --auth SHA256 --disable-dco --verb 1 --ca $d/pki/ca.crt"
+	ip netns exec $G openvpn $common --mode p2p --tls-server --dh none --local 10.201.0.1 --port 1194 \
+		--cert "$d/pki/relay.crt" --key "$d/pki/relay.key" --ifconfig 10.204.0.1 10.204.0.2 \
+		--verify-client-cert require >"$d/server.log" 2>&1 &
+	local sp=$!; pids+=($sp)
+	ip netns exec $C openvpn $common --tls-client --remote 10.201.0.1 1194 --nobind \
+		--cert "$d/pki/client.crt" --key "$d/pki/client.key" --ifconfig 10.204.0.2 10.204.0.1 \
+		--route 10.202.0.0 255.255.255.0 --remote-cert-tls server >"$d/client.log" 2>&1 &
+	local cp=$!; pids+=($cp)
+	local k
+	for k in $(seq 100); do grep -q "Initialization Sequence Completed" "$d/client.log" && break; sleep 0.1; done
+	sleep 0.5
+	ip -n $C route show | grep -q zgbtun0 || echo "bench: OpenVPN did not come up: $(tail -3 "$d/client.log") / $(tail -3 "$d/server.log")" >&2
+	LOGS="$d/client.log $d/server.log" measure "OpenVPN (UDP, AES-256-GCM)" zgbtun0 "$cp" "$sp"
+	kill $cp $sp 2>/dev/null; wait $cp $sp 2>/dev/null
+}
+
+topo
+: >"$W/rows"; : >"$W/data"
+echo "measuring: $only (${secs}s runs, median of $reps)"
+for cfg in $only; do "run_$cfg"; done
+
+# The table, and ratios zgate/peer.
+{
+	echo "### zgate next to established VPNs (same run, same machine)"
+	echo
+	echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs; client ns → gateway ns → server ns over veth; iperf3 ${secs} s, median of ${reps}."
+	echo
+	echo "| configuration | TCP 1 stream Mbit/s | TCP 4 streams Mbit/s | UDP 1200 B Mbit/s | UDP loss % | ping avg ms | ping p99 ms | HTTP conn/s (8 parallel) | tunnel CPU s/GB | host CPU s/GB | UDP rcvbuf drops |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	cat "$W/rows"
+	echo
+	if grep -q '^zgate ' "$W/data"; then
+		echo "Ratios zgate / peer (throughput and conn/s: higher is better for zgate; ping and CPU: lower is better):"
+		echo
+		echo "| peer | TCP 1 | TCP 4 | UDP | ping avg | conn/s | tunnel CPU/GB |"
+		echo "|---|---|---|---|---|---|---|"
+		awk '$1 == "zgate" { for (i = 2; i <= 7; i++) z[i] = $i }
+		     $1 != "zgate" { n[$1] = $0 }
+		     END {
+			for (k in n) {
+				split(n[k], p, " ")
+				printf "| %s |", k
+				for (i = 2; i <= 7; i++) {
+					if (p[i] + 0 > 0 && z[i] != "" && z[i] != "n/a") printf " %.2f |", z[i] / p[i]; else printf " n/a |"
+				}
+				printf "\n"
+			}
+		     }' "$W/data"
+	fi
+} >"$out"
+
+if command -v gnuplot >/dev/null && [[ -s $W/data ]]; then
+	awk '{ print $1, $2, $3, $4 }' "$W/data" >"$W/plot.dat"
+	gnuplot <<G 2>/dev/null
+set terminal png size 900,500
+set output "${out%.md}.png"
+set title "Throughput through each configuration (Mbit/s, same run)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8
+set boxwidth 0.9
+set xtics rotate by -20
+set key top right
+plot "$W/plot.dat" using 2:xtic(1) title "TCP 1 stream", "" using 3 title "TCP 4 streams", "" using 4 title "UDP 1200 B"
+G
+fi
+cat "$out"
