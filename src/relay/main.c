@@ -11,6 +11,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1025,11 +1027,66 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* Appends the relay's own interface addresses, as they are at start, to
+ * forbidden[*pn..max): a tunnel must never reach the relay itself (its ops
+ * endpoint, its QUIC port) through an address of the host. Loopback and
+ * link-local ones are never reachable anyway. Addresses added later are not
+ * seen; more than fit are logged once and left out. */
+static void add_own_addresses(struct stack_prefix *forbidden, size_t *pn, size_t max)
+{
+	struct ifaddrs *ifa0, *ifa;
+	struct stack_prefix p;
+	size_t i, skipped = 0;
+
+	if (getifaddrs(&ifa0) != 0) {
+		log_warn("getifaddrs: the relay's own addresses are not forbidden destinations");
+		return;
+	}
+	for (ifa = ifa0; ifa != NULL; ifa = ifa->ifa_next) {
+		memset(&p, 0, sizeof(p));
+		if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET) {
+			const struct in_addr *a =
+				&((const struct sockaddr_in *)(const void *)ifa->ifa_addr)->sin_addr;
+
+			if ((ntohl(a->s_addr) >> 24) == 127)
+				continue; /* never reachable anyway: no slot spent */
+			p.addr.version = 4;
+			memcpy(p.addr.a, a, 4);
+			p.len = 32;
+		} else if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET6) {
+			const struct in6_addr *a =
+				&((const struct sockaddr_in6 *)(const void *)ifa->ifa_addr)->sin6_addr;
+
+			if (IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a))
+				continue;
+			p.addr.version = 6;
+			memcpy(p.addr.a, a, 16);
+			p.len = 128;
+		} else {
+			continue;
+		}
+		for (i = 0; i < *pn; i++)
+			if (stack_prefix_contains(&forbidden[i], &p.addr))
+				break;
+		if (i < *pn)
+			continue;
+		if (*pn == max) {
+			skipped++;
+			continue;
+		}
+		forbidden[(*pn)++] = p;
+	}
+	freeifaddrs(ifa0);
+	if (skipped > 0)
+		log_warnx("%zu of the relay's own addresses are not forbidden destinations "
+			  "(at most %zu)", skipped, max);
+}
+
 static int start(struct relay *r, char *err, size_t errlen)
 {
 	struct stack_config sc;
 	struct stack_callbacks scb;
-	struct stack_prefix forbidden[2];
+	struct stack_prefix forbidden[STACK_MAX_PREFIXES];
 	struct masque_config mc;
 	static struct masque_cbs mcb;
 	size_t nf = 0;
@@ -1065,6 +1122,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 		memcpy(forbidden[nf].addr.a, r->cfg.pool6.addr, 16);
 		forbidden[nf++].len = r->cfg.pool6.len;
 	}
+	add_own_addresses(forbidden, &nf, STACK_MAX_PREFIXES);
 	sc.forbidden = forbidden;
 	sc.n_forbidden = nf;
 	memset(&scb, 0, sizeof(scb));

@@ -1,7 +1,7 @@
 # tests/e2e/lib.sh — helpers for the end-to-end scenarios (sourced).
 set -euo pipefail
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
+fail() { ZG_FAIL=$*; echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "skipped: $*"; exit 77; }
 step() { echo "--- $*"; }
 

@@ -11,10 +11,15 @@ responder, and a client that runs many TCP connections at once.
   svc.py dns ADDR PORT NAME IPV4       answer A queries for NAME with IPV4 (others: NXDOMAIN)
   svc.py send ADDR PORT NBYTES         connect, send NBYTES random bytes, print "sha256 N HEX"
   svc.py recv ADDR PORT                connect, read to EOF, print "sha256 N HEX"
-  svc.py udp-query ADDR PORT TEXT      send TEXT, print the reply (2 s timeout)
+  svc.py udp-query ADDR PORT TEXT      send TEXT, print the reply (2 s timeout; an ICMP error
+                                       fails at once)
   svc.py dns-query ADDR PORT NAME      print the A records of NAME
   svc.py many ADDR PORT COUNT SIZE     COUNT concurrent connections to an echo server, SIZE
                                        random bytes each; print "ok COUNT" when every byte came back
+  svc.py raw-syn IFACE SRC DST PORT    put a TCP SYN SRC -> DST:PORT straight onto IFACE (a packet
+                                       socket: no routing, so any destination, even 127.0.0.1, enters
+                                       the tunnel) and print the answer that comes back in 2 s:
+                                       "synack", "rst", "icmp TYPE CODE" or "none"
 Exit status 0 on success, 1 on any mismatch, timeout or error (printed).
 """
 import hashlib
@@ -23,6 +28,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 CHUNK = 1 << 16
 
@@ -51,8 +57,12 @@ def sink(c):
 
 
 def source(c, nbytes):
-    h, n, block = hashlib.sha256(), 0, os.urandom(CHUNK)
+    # Random bytes with the offset stamped into every 1 KiB: a segment lost,
+    # repeated or put in the wrong place changes the digest.
+    h, n, block = hashlib.sha256(), 0, bytearray(os.urandom(CHUNK))
     while n < nbytes:
+        for off in range(0, CHUNK, 1024):
+            struct.pack_into("!Q", block, off, n + off)
         b = block[: min(CHUNK, nbytes - n)]
         c.sendall(b)
         h.update(b)
@@ -145,6 +155,45 @@ def many(addr, port, count, size):
     return 0
 
 
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def raw_syn(iface, src, dst, port):
+    sa, da = socket.inet_aton(src), socket.inet_aton(dst)
+    sport = 40000 + os.getpid() % 20000
+    tcp = struct.pack("!HHIIBBHHH", sport, port, 12345, 0, 5 << 4, 0x02, 65535, 0, 0)
+    tcp = tcp[:16] + struct.pack("!H", csum(sa + da + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, sa, da)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    ETH_P_ALL, ETH_P_IP = 0x0003, 0x0800
+    rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+    rx.bind((iface, ETH_P_ALL))
+    tx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    tx.sendto(ip + tcp, (iface, ETH_P_IP))
+    rx.settimeout(0.2)
+    deadline = time.time() + 2
+    while time.time() < deadline:
+        try:
+            p, addr = rx.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if addr[2] == socket.PACKET_OUTGOING or len(p) < 20 or p[0] >> 4 != 4 or p[16:20] != sa:
+            continue
+        hl = (p[0] & 15) * 4
+        if p[9] == 6 and p[12:16] == da and struct.unpack("!H", p[hl + 2 : hl + 4])[0] == sport:
+            flags = p[hl + 13]
+            return "rst" if flags & 0x04 else "synack" if flags & 0x12 == 0x12 else f"tcp {flags:#x}"
+        if p[9] == 1 and p[hl] == 3 and p[hl + 8 + 16 : hl + 8 + 20] == da:
+            return f"icmp {p[hl]} {p[hl + 1]}"
+    return "none"
+
+
 def main(a):
     cmd = a[0]
     if cmd == "tcp-sink":
@@ -172,12 +221,15 @@ def main(a):
     elif cmd == "udp-query":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(2)
-        s.sendto(a[3].encode(), (a[1], int(a[2])))
-        print(s.recvfrom(65535)[0].decode())
+        s.connect((a[1], int(a[2])))  # connected: an ICMP error fails recv at once
+        s.send(a[3].encode())
+        print(s.recv(65535).decode())
     elif cmd == "dns-query":
         print(" ".join(dns_query(a[1], int(a[2]), a[3])))
     elif cmd == "many":
         return many(a[1], int(a[2]), int(a[3]), int(a[4]))
+    elif cmd == "raw-syn":
+        print(raw_syn(a[1], a[2], a[3], int(a[4])))
     else:
         print(__doc__)
         return 1

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Policy as a user meets it through the agent: allowed destinations work;
-# a denied TCP port is refused at once (RST) and a denied UDP/ICMP
-# destination gets ICMP prohibited, audited with the rule; with allow-all
-# the link-local decoy and the relay's own loopback stay unreachable; a
+# a denied TCP port is refused at once (RST) and a denied UDP port or ICMP
+# destination gets ICMP prohibited at once, each audited with its rule;
+# with allow-all the link-local decoy, the relay's loopback and the relay's
+# own addresses (its ops endpoint listens there) stay unreachable; a
 # spoofed source never reaches the service and is counted (C18).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
@@ -19,6 +20,15 @@ clients:
         destinations: ["198.18.0.0/24"]
         protocols: [tcp]
         ports: ["22"]
+      - id: no-tftp
+        action: deny
+        destinations: ["198.18.0.0/24"]
+        protocols: [udp]
+        ports: ["69"]
+      - id: no-ping-20
+        action: deny
+        destinations: ["198.18.0.20/32"]
+        protocols: [icmp]
       - id: saas
         action: allow
         destinations: ["198.18.0.0/24"]
@@ -28,16 +38,19 @@ clients:
         action: allow
         destinations: ["0.0.0.0/0"]
 P
+ip -n "$S" addr add 198.18.0.20/24 dev "${T}s"
 topo_relay
 topo_agent 1 agent-1
 topo_agent 2 agent-2
+a2=$(agent_addr 2)
 svc=198.18.0.10
 svc_start web tcp-echo 0.0.0.0 80
 svc_start ssh tcp-echo 0.0.0.0 22
 svc_start udp udp-echo 0.0.0.0 9
+svc_start tftp udp-echo 0.0.0.0 69
 
 step "allowed: TCP and ICMP to the SaaS range"
-inc 1 curl -s --max-time 3 -o /dev/null telnet://$svc:80 </dev/null || true
+out=$(inc 1 $SVC many $svc 80 3 20000) || fail "TCP to an allowed destination: $out"
 out=$(inc 1 $SVC udp-query $svc 9 ok) || fail "UDP to an allowed destination: $out"
 inc 1 ping -c 1 -W 2 $svc >/dev/null || fail "ping $svc"
 
@@ -49,6 +62,20 @@ expect_contains "$out" "refused" "TCP to a denied port"
 [[ $ms -lt 1000 ]] || fail "refusal took $ms ms"
 grep -q '"event":"flow_deny".*"dport":22.*"rule":"no-ssh"' "$D/audit.log" || fail "deny not audited with no-ssh"
 
+step "denied UDP port: ICMP prohibited at once, audited with the rule"
+t0=$(date +%s%N)
+out=$(inc 1 $SVC udp-query $svc 69 x 2>&1) && fail "UDP port 69 answered: $out"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_contains "$out" "No route to host" "UDP to a denied port (ICMP prohibited)"
+[[ $ms -lt 1000 ]] || fail "UDP refusal took $ms ms"
+grep -q '"event":"flow_deny".*"proto":"udp".*"dport":69.*"rule":"no-tftp"' "$D/audit.log" || fail "UDP deny not audited with no-tftp"
+
+step "denied ICMP destination: ICMP prohibited, audited with the rule"
+out=$(inc 1 ping -c 1 -W 2 198.18.0.20 2>&1) && fail "198.18.0.20 answered a denied ping"
+expect_contains "$out" "Packet filtered" "ping to a denied destination"
+grep -q '"event":"flow_deny".*"proto":"icmp".*"dst":"198.18.0.20".*"rule":"no-ping-20"' "$D/audit.log" ||
+	fail "ICMP deny not audited with no-ping-20"
+
 step "destination outside the client's routes: not even routed into the tunnel"
 [[ $(inc 1 ip route get 198.18.1.10) != *zgate0* ]] || fail "198.18.1.10 routed into the tunnel for agent-1"
 
@@ -56,9 +83,19 @@ step "agent-2 (allow-all, full tunnel): the internal range works; decoy and loop
 inc 2 ping -c 1 -W 2 198.18.1.10 >/dev/null || fail "allow-all cannot reach 198.18.1.10"
 out=$(inc 2 ping -c 1 -W 2 169.254.169.254 2>&1) && fail "cloud-metadata decoy reachable"
 expect_contains "$out" "Packet filtered" "decoy: ICMP administratively prohibited"
-inc 2 ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1 && [[ $(inc 2 ip route get 127.0.0.1) == *zgate0* ]] &&
-	fail "relay loopback reachable through the tunnel"
 grep -q '"event":"flow_deny".*"dst":"169.254.169.254"' "$D/audit.log" || fail "decoy deny not audited"
+# The client's kernel keeps 127.0.0.1 to itself: a SYN put on zgate0 with a
+# packet socket is what a hostile client could send.
+out=$(inc 2 $SVC raw-syn zgate0 "${a2%/*}" 127.0.0.1 8080)
+[[ $out == "icmp 3 13" ]] || fail "SYN to the relay's loopback (its ops port): answer '$out', not ICMP prohibited"
+grep -q '"event":"flow_deny".*"dst":"127.0.0.1".*"reason":"forbidden-destination"' "$D/audit.log" ||
+	fail "loopback deny not audited"
+out=$(inc 2 ping -c 1 -W 2 198.18.0.1 2>&1) && fail "the relay's own address 198.18.0.1 answered a ping"
+expect_contains "$out" "Packet filtered" "ping to the relay's own address"
+out=$(inc 2 curl -sS --max-time 3 http://198.18.0.1:8080/metrics 2>&1) &&
+	fail "the relay's ops endpoint is reachable through the tunnel: $(head -2 <<<"$out")"
+grep -q '"event":"flow_deny".*"dst":"198.18.0.1".*"reason":"forbidden-destination"' "$D/audit.log" ||
+	fail "deny of the relay's own address not audited"
 
 step "spoofed source: never reaches the service, counted"
 before=$(metric 'zgate_drops_total{reason="spoofed"}')

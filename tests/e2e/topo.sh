@@ -60,7 +60,7 @@ topo_pki() { # CLIENT_ID...
 topo_relay() { # [FLAGS...]
 	[[ -f $D/relay.yaml ]] || cat >"$D/relay.yaml" <<C
 listen: "0.0.0.0:4433"
-ops_listen: "127.0.0.1:8080"
+ops_listen: "0.0.0.0:8080"   # the default: also on the relay's own addresses
 tls: { cert: $D/pki/relay.crt, key: $D/pki/relay.key, client_ca: $D/pki/ca.crt }
 uri_template: "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
 policy: $D/policy.yaml
@@ -115,6 +115,8 @@ topo_logs_on_failure() {
 	for f in "$D"/relay.log "$D"/agent*.log; do
 		[[ -f $f ]] && { echo "--- $(basename "$f") (last 15 lines)"; tail -15 "$f"; }
 	done
+	# again at the end, where run.sh's excerpt of the log looks
+	[[ -z ${ZG_FAIL:-} ]] || echo "FAIL: $ZG_FAIL (the relay's and agents' logs above)"
 	return 0
 }
 
