@@ -80,13 +80,13 @@ median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)
 # measure NAME DEV PIDS...: one row of results into $W/rows
 measure() {
 	local name=$1 dev=$2; shift 2
-	local procs=("$@") r t1 p4 udp loss rtt p99 conns cpu0 cpu1 host0 host1 bytes drops0 drops1
+	local procs=("$@") r t1 t1d p4 udp loss rtt p99 conns cpu0 cpu1 host0 host1 bytes drops0 drops1
 	if [[ $dev != - ]] && ! ip netns exec $C ip route get $SERVER | grep -q "dev $dev"; then
 		echo "| $name | route to the server does not use $dev: skipped | | | | | | | | |" >>"$W/rows"
 		return
 	fi
 	if ! ip netns exec $C ping -c 3 -W 2 $SERVER >/dev/null; then
-		echo "| $name | no connectivity | | | | | | | | | |" >>"$W/rows"
+		echo "| $name | no connectivity | | | | | | | | | | |" >>"$W/rows"
 		echo "bench: $name: no connectivity through $dev" >&2
 		local f; for f in ${LOGS:-}; do tail -n 5 "$f" >&2; done
 		return
@@ -102,6 +102,11 @@ measure() {
 	bytes=$(awk '{ s += $2 } END { print s + 0 }' "$W/t1.all")
 	cpu1=$(cpu_of "${procs[@]}"); host1=$(host_busy)
 	drops1=$(( $(udp_rcverr $C) + $(udp_rcverr $G) ))
+	# TCP, one stream, server to client (download)
+	t1d=$(for r in $(seq "$reps"); do
+		ip netns exec $C iperf3 -c $SERVER -t "$secs" -R -J 2>/dev/null >"$W/t1d.json"
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/1e6)' "$W/t1d.json" 2>/dev/null || echo 0
+	done | median)
 	# TCP, 4 streams
 	p4=$(for r in $(seq "$reps"); do
 		ip netns exec $C iperf3 -c $SERVER -t "$secs" -P 4 -J 2>/dev/null >"$W/p4.json"
@@ -124,10 +129,10 @@ measure() {
 		cpugb="n/a (kernel)"
 	fi
 	hostgb=$(awk -v a="$host0" -v b="$host1" -v g="$gb" 'BEGIN { if (g > 0) printf "%.1f", (b - a) / g; else print "n/a" }')
-	printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$t1" "$p4" "$udp" "$loss" \
+	printf '| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$t1" "$t1d" "$p4" "$udp" "$loss" \
 		"$rtt" "$p99" "${conns:-n/a}" "$cpugb" "$hostgb" "$((drops1 - drops0))" >>"$W/rows"
-	echo "${name%% *} $t1 $p4 $udp $rtt ${conns:-0} ${cpugb%% *}" >>"$W/data"
-	echo >&2 "  $name: TCP ${t1} Mbit/s, 4 streams ${p4}, UDP ${udp} (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
+	echo "${name%% *} $t1 $t1d $p4 $udp $rtt ${conns:-0} ${cpugb%% *}" >>"$W/data"
+	echo >&2 "  $name: TCP ${t1} Mbit/s (down ${t1d}), 4 streams ${p4}, UDP ${udp} (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
 }
 
 run_direct() {
@@ -205,15 +210,15 @@ wg_teardown() {
 }
 
 run_wireguard-go() {
-	command -v wireguard-go >/dev/null || { echo "| wireguard-go | not installed | | | | | | | | | |" >>"$W/rows"; return; }
-	wg_setup go || { echo "| wireguard-go | setup failed | | | | | | | | | |" >>"$W/rows"; wg_teardown; return; }
+	command -v wireguard-go >/dev/null || { echo "| wireguard-go | not installed | | | | | | | | | | |" >>"$W/rows"; return; }
+	wg_setup go || { echo "| wireguard-go | setup failed | | | | | | | | | | |" >>"$W/rows"; wg_teardown; return; }
 	measure wireguard-go zgbwgc "$WGC" "$WGG"
 	wg_teardown
 }
 
 run_wireguard-kernel() {
 	if ! wg_setup kernel; then
-		echo "| WireGuard (kernel) | not available in this kernel | | | | | | | | | |" >>"$W/rows"
+		echo "| WireGuard (kernel) | not available in this kernel | | | | | | | | | | |" >>"$W/rows"
 		wg_teardown; return
 	fi
 	measure "WireGuard-kernel (in-kernel)" zgbwgc
@@ -221,7 +226,7 @@ run_wireguard-kernel() {
 }
 
 run_openvpn() {
-	command -v openvpn >/dev/null || { echo "| OpenVPN | not installed | | | | | | | | | |" >>"$W/rows"; return; }
+	command -v openvpn >/dev/null || { echo "| OpenVPN | not installed | | | | | | | | | | |" >>"$W/rows"; return; }
 	local d=$W/ovpn
 	mkdir -p "$d"
 	"$root/scripts/gen-certs.sh" -d "$d/pki" -s server -c client >/dev/null
@@ -253,22 +258,22 @@ for cfg in $only; do "run_$cfg"; done
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs; client ns → gateway ns → server ns over veth; iperf3 ${secs} s, median of ${reps}."
 	echo
-	echo "| configuration | TCP 1 stream Mbit/s | TCP 4 streams Mbit/s | UDP 1200 B Mbit/s | UDP loss % | ping avg ms | ping p99 ms | HTTP conn/s (8 parallel) | tunnel CPU s/GB | host CPU s/GB | UDP rcvbuf drops |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| configuration | TCP 1 stream up Mbit/s | TCP 1 stream down Mbit/s | TCP 4 streams Mbit/s | UDP 1200 B Mbit/s | UDP loss % | ping avg ms | ping p99 ms | HTTP conn/s (8 parallel) | tunnel CPU s/GB | host CPU s/GB | UDP rcvbuf drops |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	cat "$W/rows"
 	echo
 	if grep -q '^zgate ' "$W/data"; then
 		echo "Ratios zgate / peer (throughput and conn/s: higher is better for zgate; ping and CPU: lower is better):"
 		echo
-		echo "| peer | TCP 1 | TCP 4 | UDP | ping avg | conn/s | tunnel CPU/GB |"
-		echo "|---|---|---|---|---|---|---|"
-		awk '$1 == "zgate" { for (i = 2; i <= 7; i++) z[i] = $i }
+		echo "| peer | TCP 1 up | TCP 1 down | TCP 4 | UDP | ping avg | conn/s | tunnel CPU/GB |"
+		echo "|---|---|---|---|---|---|---|---|"
+		awk '$1 == "zgate" { for (i = 2; i <= 8; i++) z[i] = $i }
 		     $1 != "zgate" { n[$1] = $0 }
 		     END {
 			for (k in n) {
 				split(n[k], p, " ")
 				printf "| %s |", k
-				for (i = 2; i <= 7; i++) {
+				for (i = 2; i <= 8; i++) {
 					if (p[i] + 0 > 0 && z[i] != "" && z[i] != "n/a") printf " %.2f |", z[i] / p[i]; else printf " n/a |"
 				}
 				printf "\n"
@@ -278,7 +283,7 @@ for cfg in $only; do "run_$cfg"; done
 } >"$out"
 
 if command -v gnuplot >/dev/null && [[ -s $W/data ]]; then
-	awk '{ print $1, $2, $3, $4 }' "$W/data" >"$W/plot.dat"
+	awk '{ print $1, $2, $3, $4, $5 }' "$W/data" >"$W/plot.dat"
 	gnuplot <<G 2>/dev/null
 set terminal png size 900,500
 set output "${out%.md}.png"
@@ -289,7 +294,7 @@ set style fill solid 0.8
 set boxwidth 0.9
 set xtics rotate by -20
 set key top right
-plot "$W/plot.dat" using 2:xtic(1) title "TCP 1 stream", "" using 3 title "TCP 4 streams", "" using 4 title "UDP 1200 B"
+plot "$W/plot.dat" using 2:xtic(1) title "TCP 1 stream up", "" using 3 title "TCP 1 stream down", "" using 4 title "TCP 4 streams", "" using 5 title "UDP 1200 B"
 G
 fi
 cat "$out"
