@@ -2,29 +2,16 @@
 
 #include <string.h>
 
+#include "cksum.h"
 #include "zg_err.h"
 
 #define V4_QUOTE_TOTAL 576  /* the whole ICMPv4 error, RFC 1812 §4.3.2.3 */
 #define V6_QUOTE_TOTAL 1280 /* the whole ICMPv6 error, RFC 4443 §2.4 (c) */
 
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
-{
-	while (n > 1) {
-		s += (uint32_t)(p[0] << 8 | p[1]);
-		p += 2;
-		n -= 2;
-	}
-	if (n)
-		s += (uint32_t)(p[0] << 8);
-	return s;
-}
 
 uint16_t ptb_checksum(const uint8_t *p, size_t n, uint32_t sum)
 {
-	sum = sum16(p, n, sum);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	return cksum_fold(cksum_add(sum, p, n));
 }
 
 static void put16(uint8_t *p, uint32_t v)
@@ -163,7 +150,7 @@ static int build6(const uint8_t *pkt, size_t len, uint32_t mtu, uint8_t *out, si
 	icmp[7] = (uint8_t)mtu;
 	memcpy(icmp + 8, pkt, quote);
 	/* pseudo-header: addresses, upper-layer length, next header */
-	s = sum16(out + 8, 32, 0);
+	s = cksum_add(0, out + 8, 32);
 	s += (uint32_t)(il >> 16) + (uint32_t)(il & 0xffff) + 58;
 	put16(icmp + 2, ptb_checksum(icmp, il, s));
 	*pn = 40 + il;

@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "cksum.h"
 #include "hostport.h"
 #include "log.h"
 #include "masque/masque.h"
@@ -64,24 +65,6 @@ static struct probe P;
 /* ------------------------------------------------------------------ */
 /* packets                                                            */
 
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
-{
-	while (n > 1) {
-		s += (uint32_t)(p[0] << 8 | p[1]);
-		p += 2;
-		n -= 2;
-	}
-	if (n)
-		s += (uint32_t)(p[0] << 8);
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -99,11 +82,11 @@ static uint16_t icmp6_sum(const uint8_t *src, const uint8_t *dst, const uint8_t 
 {
 	uint32_t s = 0;
 
-	s = sum16(src, 16, s);
-	s = sum16(dst, 16, s);
+	s = cksum_add(s, src, 16);
+	s = cksum_add(s, dst, 16);
 	s += (uint32_t)(n >> 16) + (uint32_t)(n & 0xffff);
 	s += 58;
-	return fold(sum16(icmp, n, s));
+	return cksum_fold(cksum_add(s, icmp, n));
 }
 
 /* Builds an echo request; returns its length. */
@@ -122,7 +105,7 @@ static size_t build_echo(uint8_t *pkt, size_t cap, uint16_t seq, masque_time now
 		pkt[9] = 1;
 		memcpy(pkt + 12, P.addr4.addr, 4);
 		memcpy(pkt + 16, P.target, 4);
-		put16(pkt + 10, fold(sum16(pkt, 20, 0)));
+		put16(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
 		icmp[0] = 8;
 	} else {
 		pkt[0] = 0x60;
@@ -138,7 +121,7 @@ static size_t build_echo(uint8_t *pkt, size_t cap, uint16_t seq, masque_time now
 	if (P.size >= (long)sizeof(now))
 		memcpy(icmp + 8, &now, sizeof(now));
 	if (!P.target_v6)
-		put16(icmp + 2, fold(sum16(icmp, il, 0)));
+		put16(icmp + 2, cksum_fold(cksum_add(0, icmp, il)));
 	else
 		put16(icmp + 2, icmp6_sum(pkt + 8, pkt + 24, icmp, il));
 	return n;
@@ -629,10 +612,10 @@ static void es_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	memcpy(out + 16, pkt + 12, 4);
 	out[8] = 64;
 	out[10] = out[11] = 0;
-	put16(out + 10, fold(sum16(out, hl, 0)));
+	put16(out + 10, cksum_fold(cksum_add(0, out, hl)));
 	out[hl] = 0;
 	out[hl + 2] = out[hl + 3] = 0;
-	put16(out + hl + 2, fold(sum16(out + hl, len - hl, 0)));
+	put16(out + hl + 2, cksum_fold(cksum_add(0, out + hl, len - hl)));
 	if (masque_conn_send(c, out, len) == 0)
 		P.echoed++;
 }

@@ -1,0 +1,19 @@
+/*
+ * cksum.h — the Internet checksum (RFC 1071), for the packets zgate
+ * builds itself (ICMP errors in the agent, echo requests in the probe).
+ */
+#ifndef ZG_CKSUM_H
+#define ZG_CKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Adds p[0..n) as big-endian 16-bit words (an odd last byte padded with
+ * zero) to the running sum s and returns it. Not folded. */
+uint32_t cksum_add(uint32_t s, const uint8_t *p, size_t n);
+
+/* Folds the carries of s and returns the one's complement: the value to
+ * store in the checksum field. */
+uint16_t cksum_fold(uint32_t s);
+
+#endif /* ZG_CKSUM_H */
