@@ -1101,6 +1101,99 @@ test_tcp_upstream_half_close(void **state)
 	srv_stop(&s);
 }
 
+/* One connection to a SRV_GREET_HALFCLOSE server from sport with initial
+ * sequence number isn: the greeting arrives, the upstream closed first, so
+ * after the client's FIN lwIP holds the tuple in TIME_WAIT. */
+static void
+tw_connection(struct fx *fx, struct srv *s, uint16_t sport, uint32_t isn)
+{
+	static const char hello[] = "hello from upstream\n";
+	struct tc c;
+
+	tc_init(&c, fx, 0, "127.0.0.1", s->port);
+	c.sport = sport;
+	c.snd_nxt = c.snd_una = isn;
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	assert_true(c.synack);
+	assert_false(c.rst);
+	tc_pump(fx, &c);
+	assert_true(run_until(fx, &c, c_fin, NULL, 20000));
+	fprintf(stderr, "DBG sport %u rx_len %zu fin %d rst %d\n", sport, c.rx_len, c.fin, c.rst);
+	assert_int_equal(c.rx_len, sizeof(hello) - 1);
+	assert_memory_equal(c.rx, hello, sizeof(hello) - 1);
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	assert_false(c.rst);
+	tc_free(&c);
+	/* the test server takes one connection at a time */
+	for (int i = 0; i < 2000 && !s->eof_seen; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_true(s->eof_seen);
+	conn_close(s->c);
+	free(s->c);
+	s->c = NULL;
+	s->eof_seen = 0;
+}
+
+/* A client that closed second may reuse its port at once. lwIP, still in
+ * TIME_WAIT, used to answer the new SYN with an ACK and ignore the client's
+ * RST, stalling the connect until TIME_WAIT ended (seconds, at every port
+ * cycle of a busy client). A newer SYN now reopens the tuple; an older one
+ * is dropped; TIME_WAIT never holds more than max_time_wait pcbs. */
+static void
+test_tcp_time_wait_reopen(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct srv s;
+	struct tc old;
+	uint32_t isn = 0x20000000u;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_time_wait = 3;
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_GREET_HALFCLOSE);
+	tw_connection(fx, &s, 45000, isn);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 1); /* TIME_WAIT */
+
+	/* an older SYN on the tuple: no SYN-ACK, no upstream connect */
+	tc_init(&old, fx, 0, "127.0.0.1", s.port);
+	old.sport = 45000;
+	old.snd_nxt = old.snd_una = isn - 70000;
+	tc_syn(fx, &old);
+	for (i = 0; i < 20; i++) {
+		loop_once(fx);
+		tc_pump(fx, &old);
+	}
+	assert_false(old.synack);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tw_refused, 1);
+	assert_int_equal(k.flows_tcp, 0);
+	tc_free(&old);
+
+	/* a newer one: served at once, the old TIME_WAIT made way */
+	tw_connection(fx, &s, 45000, isn + 1000000);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tw_reopened, 1);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 1);
+
+	/* more closed connections than the cap: the oldest are evicted */
+	for (i = 1; i <= 5; i++)
+		tw_connection(fx, &s, (uint16_t)(45000 + i), isn);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tw_reopened, 1);
+	assert_int_equal(k.tw_evicted, 2);
+	/* 6 in TIME_WAIT at most cap + 1 (the walk before each SYN evicts) */
+	assert_true(lwip_stats.memp[MEMP_TCP_PCB]->used <= 4);
+	wait_lwip_idle(fx);
+	srv_stop(&s);
+}
+
 static void
 test_tcp_idle_timeout(void **state)
 {
@@ -2381,6 +2474,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_time_wait_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v4_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v6_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c23_udp_port_unreachable_to_owner, setup, teardown),

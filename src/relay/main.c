@@ -776,6 +776,14 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 			evbuffer_add_printf(b, "zgate_drops_total{reason=\"%s\"} %llu\n", d[i].n,
 					    (unsigned long long)d[i].v);
 	}
+	metric(b, "zgate_tcp_time_wait_total", "counter",
+	       "TCP connections in TIME_WAIT: reopened by a newer SYN, evicted over the cap, "
+	       "or kept against an older SYN.");
+	evbuffer_add_printf(b, "zgate_tcp_time_wait_total{event=\"reopened\"} %llu\n"
+			       "zgate_tcp_time_wait_total{event=\"evicted\"} %llu\n"
+			       "zgate_tcp_time_wait_total{event=\"refused\"} %llu\n",
+			    (unsigned long long)sc.tw_reopened, (unsigned long long)sc.tw_evicted,
+			    (unsigned long long)sc.tw_refused);
 	metric(b, "zgate_policy_decisions_total", "counter", "New flows decided, by action.");
 	evbuffer_add_printf(b, "zgate_policy_decisions_total{action=\"allow\"} %llu\n"
 			       "zgate_policy_decisions_total{action=\"deny\"} %llu\n",

@@ -985,6 +985,10 @@ flow_start(struct stack *st, void *session, const struct stack_client *client,
 	uint16_t sport, dport;
 	int r, sockfail = 0;
 
+	/* a SYN older than the TIME_WAIT connection on its tuple: dropped
+	 * before anything is opened; the client's retry decides */
+	if (pi->proto == STACK_PROTO_TCP && stack_tw_admit(st, pi) != 0)
+		return;
 	acct = acct_get(st, client->id);
 	if (acct == NULL)
 		limit = "no-memory";

@@ -119,6 +119,7 @@ stack_config_defaults(struct stack_config *cfg)
 	cfg->icmp_errors_burst = 50;
 	cfg->audit_limits_per_s = 10;
 	cfg->max_lwip_bytes = 1024ull * 1024 * 1024;
+	cfg->max_time_wait = 512;
 }
 
 uint64_t
@@ -266,6 +267,54 @@ netif_init_cb(struct netif *netif)
 	netif->output = netif_output4;
 	netif->output_ip6 = netif_output6;
 	return ERR_OK;
+}
+
+/* 1 if lwIP's address ip is a. */
+static int
+ip_is(const ip_addr_t *ip, const struct stack_addr *a)
+{
+	if (IP_IS_V6(ip))
+		return a->version == 6 && memcmp(ip_2_ip6(ip)->addr, a->a, 16) == 0;
+	return a->version == 4 && memcmp(&ip_2_ip4(ip)->addr, a->a, 4) == 0;
+}
+
+/*
+ * Why: a client that closes second (the server spoke last, as in HTTP/1.0)
+ * leaves lwIP in TIME_WAIT and itself in CLOSED, free to reuse the port.
+ * lwIP answers a new SYN on that tuple with an ACK (RFC 9293), ignores the
+ * client's RST (RFC 1337) and so stalls the connect until TIME_WAIT ends;
+ * at a few thousand connections a second every port comes round again
+ * within TIME_WAIT. Reopening on a larger sequence number is what Linux and
+ * the BSDs do; the cap is Linux's tcp_max_tw_buckets and also bounds the
+ * list lwIP walks for every SYN.
+ */
+int
+stack_tw_admit(struct stack *st, const struct pkt_info *pi)
+{
+	struct tcp_pcb *pcb, *match = NULL, *last = NULL;
+	size_t n = 0;
+
+	for (pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next) {
+		n++;
+		last = pcb; /* new pcbs go to the head: the last is the oldest */
+		if (match == NULL && pcb->remote_port == pi->sport &&
+		    pcb->local_port == pi->dport && ip_is(&pcb->remote_ip, &pi->src) &&
+		    ip_is(&pcb->local_ip, &pi->dst))
+			match = pcb;
+	}
+	if (n > st->cfg.max_time_wait && last != NULL && last != match) {
+		tcp_abort(last);
+		st->cnt.tw_evicted++;
+	}
+	if (match == NULL)
+		return 0;
+	if (!TCP_SEQ_GT(pi->tcp_seq, match->rcv_nxt)) {
+		st->cnt.tw_refused++;
+		return -1;
+	}
+	tcp_abort(match); /* in TIME_WAIT: freed without a segment */
+	st->cnt.tw_reopened++;
+	return 0;
 }
 
 void
@@ -676,7 +725,8 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 		stack_config_defaults(&defcfg);
 		cfg = &defcfg;
 	}
-	if (cfg->mtu < 1280 || cfg->n_forbidden > STACK_MAX_PREFIXES ||
+	if (cfg->mtu < 1280 || cfg->max_time_wait == 0 ||
+	    cfg->n_forbidden > STACK_MAX_PREFIXES ||
 	    cfg->n_exempt > STACK_MAX_PREFIXES ||
 	    (cfg->n_forbidden > 0 && cfg->forbidden == NULL) ||
 	    (cfg->n_exempt > 0 && cfg->exempt == NULL))

@@ -124,6 +124,10 @@ struct stack_config {
 	uint32_t icmp_errors_burst;
 	uint32_t audit_limits_per_s;   /* STACK_EV_LIMIT events */
 	uint64_t max_lwip_bytes;       /* lwIP heap; new TCP flows refused above */
+	/* TCP connections kept in TIME_WAIT after the relay closed first; past
+	 * this the oldest goes (and each new SYN walks this many, so keep it
+	 * small). A SYN newer than its tuple's TIME_WAIT reopens it anyway. */
+	uint32_t max_time_wait;
 };
 
 #define STACK_MAX_PREFIXES 32
@@ -146,6 +150,9 @@ struct stack_counters {
 	uint64_t halfopen_tcp;
 	uint64_t opened_tcp, opened_udp, opened_icmp; /* since start */
 	uint64_t closed_idle;
+	uint64_t tw_reopened;  /* SYNs that reopened a TIME_WAIT connection */
+	uint64_t tw_evicted;   /* TIME_WAIT pcbs dropped over max_time_wait */
+	uint64_t tw_refused;   /* SYNs older than their TIME_WAIT connection */
 	uint64_t bytes_up, bytes_down; /* payload, all flows */
 	uint64_t ping_unavailable;     /* echo refused: no ping sockets */
 	uint64_t echo_local;           /* C20: ff02::/16 echo answered here */
@@ -155,7 +162,7 @@ struct stack_counters {
 /* Fills *cfg with the defaults (mtu 1280, 100,000 flows, 1,000 per client,
  * 100 half-open, 500 UDP, TCP idle 2 h, UDP 60 s, DNS 10 s, ICMP 10 s,
  * connect 10 s, handshake 10 s, 100 ICMP errors/s burst 50, 10 limit
- * audits/s, lwIP heap 1 GiB). Nothing is forbidden beyond the built-in set. */
+ * audits/s, lwIP heap 1 GiB, 512 in TIME_WAIT). Nothing is forbidden beyond the built-in set. */
 void stack_config_defaults(struct stack_config *cfg);
 
 /* Creates the stack on base. cfg NULL means defaults; cfg and cbs are

@@ -126,6 +126,13 @@ void stack_refuse(struct stack *st, const uint8_t *orig,
 /* Gives a packet to lwIP as if addressed to this netif. */
 void stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
 		      const struct pkt_info *pi);
+/* Before a new TCP flow starts: lets the SYN pi reopen a connection lwIP
+ * still holds in TIME_WAIT for the same addresses and ports when its
+ * sequence number lies past the old one's (RFC 6191, RFC 1122 4.2.2.13),
+ * and keeps at most cfg.max_time_wait pcbs in TIME_WAIT (the oldest go).
+ * Returns 0 when the SYN may go on, -1 when an older incarnation still owns
+ * the tuple (the SYN is dropped and the client retries). O(TIME_WAIT pcbs). */
+int stack_tw_admit(struct stack *st, const struct pkt_info *pi);
 /* Bytes lwIP holds on the heap now (pbufs, segments, pcbs). */
 uint64_t stack_lwip_mem_used(void);
 void stack_audit(struct stack *st, enum stack_event_type type,
