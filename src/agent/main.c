@@ -913,7 +913,7 @@ static int make_events(void)
 {
 	struct timeval refresh = { REFRESH_S, 0 };
 
-	A.base = event_base_new();
+	A.base = masque_udp_base_new();
 	if (A.base == NULL)
 		return -1;
 	A.tun_ev = event_new(A.base, A.tun_fd, EV_READ | EV_PERSIST, tun_read_cb, NULL);

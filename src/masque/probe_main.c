@@ -856,7 +856,7 @@ int main(int argc, char **argv)
 	if (P.min_replies < 0)
 		P.min_replies = P.flood ? P.flood / 2 : (P.target_s ? P.count : 0);
 	signal(SIGPIPE, SIG_IGN);
-	P.base = event_base_new();
+	P.base = masque_udp_base_new();
 	if (P.base == NULL)
 		return 2;
 	r = P.echo_server ? run_echo_server() : run_client();

@@ -51,6 +51,19 @@ struct masque_udp {
 	struct event *flush_ev;
 };
 
+struct event_base *masque_udp_base_new(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *b;
+
+	if (ec == NULL)
+		return NULL;
+	(void)event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	b = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return b;
+}
+
 masque_time masque_udp_now(void)
 {
 	struct timespec ts;

@@ -1252,7 +1252,7 @@ int main(int argc, char **argv)
 		shutdown_all(&R);
 		return 0;
 	}
-	R.base = event_base_new();
+	R.base = masque_udp_base_new();
 	if (R.base == NULL) {
 		fprintf(stderr, "zgate-relay: cannot create the event loop\n");
 		shutdown_all(&R);
