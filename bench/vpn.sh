@@ -37,6 +37,8 @@ cleanup() {
 	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	pkill -f "wireguard-go zgbwg" 2>/dev/null || true
+	# iperf3 -D outlives its namespace
+	[[ -s $W/iperf3.pid ]] && kill "$(cat "$W/iperf3.pid")" 2>/dev/null
 	sleep 0.2
 	for n in $C $G $S; do ip netns del $n 2>/dev/null; done
 	rm -rf "$W"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,20 @@
 #define SEND_SLOT 1500 /* bytes per queued datagram; larger ones go alone */
 #define PKT_MAX 65536 /* a UDP payload never exceeds this */
 #define SOCKBUF (4 * 1024 * 1024)
+/* UDP GSO: one sendmsg(2) carries up to GSO_SEGS equal datagrams and the
+ * kernel walks its stack once for them (the largest cost per packet here). */
+#define GSO_SEGS 64
+#define GSO_BYTES 61440
+
+union cmsg_u16 {
+	char buf[CMSG_SPACE(sizeof(uint16_t))];
+	struct cmsghdr align;
+};
+
+union cmsg_int {
+	char buf[CMSG_SPACE(sizeof(int))];
+	struct cmsghdr align;
+};
 
 struct utimer {
 	struct masque_udp *u;
@@ -48,6 +63,12 @@ struct masque_udp {
 	struct iovec siov[SEND_BATCH];
 	struct sockaddr_storage sto[SEND_BATCH];
 	unsigned nsend;
+	/* the same datagrams grouped for GSO, one message per group */
+	struct mmsghdr gmsg[SEND_BATCH];
+	union cmsg_u16 gctl[SEND_BATCH];
+	unsigned gfirst[SEND_BATCH]; /* first datagram of each group */
+	int gso;                     /* 1 while the kernel takes UDP_SEGMENT */
+	int gro;                     /* 1 when UDP_GRO is on */
 	struct event *flush_ev;
 };
 
@@ -95,19 +116,90 @@ static void send_ok(struct masque_udp *u)
 	}
 }
 
-/* Sends the queued datagrams. A full socket buffer drops the rest:
- * waiting would only delay what QUIC will retransmit anyway. */
+/* 1 when datagram j may follow datagram first in one GSO message: same
+ * destination and the same size as the first (only the group's last may be
+ * shorter, which the caller handles). */
+static int same_dest(const struct masque_udp *u, unsigned first, unsigned j)
+{
+	const struct msghdr *a = &u->smsg[first].msg_hdr, *b = &u->smsg[j].msg_hdr;
+
+	return a->msg_namelen == b->msg_namelen &&
+	       (a->msg_namelen == 0 || memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0);
+}
+
+/* Groups the queued datagrams into GSO messages. Returns their number. */
+static unsigned plan_gso(struct masque_udp *u)
+{
+	unsigned i = 0, ng = 0;
+
+	while (i < u->nsend) {
+		size_t seg = u->siov[i].iov_len, total = seg;
+		unsigned j = i + 1;
+		struct msghdr *h = &u->gmsg[ng].msg_hdr;
+
+		while (j < u->nsend && j - i < GSO_SEGS && total + u->siov[j].iov_len <= GSO_BYTES &&
+		       u->siov[j].iov_len <= seg && same_dest(u, i, j)) {
+			total += u->siov[j].iov_len;
+			if (u->siov[j++].iov_len < seg)
+				break; /* a shorter one ends the group */
+		}
+		*h = u->smsg[i].msg_hdr;
+		h->msg_iov = &u->siov[i];
+		h->msg_iovlen = j - i;
+		h->msg_control = NULL;
+		h->msg_controllen = 0;
+		if (j - i > 1) {
+			struct cmsghdr *cm;
+			uint16_t gs = (uint16_t)seg;
+
+			h->msg_control = u->gctl[ng].buf;
+			h->msg_controllen = sizeof(u->gctl[ng].buf);
+			cm = CMSG_FIRSTHDR(h);
+			cm->cmsg_level = IPPROTO_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(gs));
+			memcpy(CMSG_DATA(cm), &gs, sizeof(gs));
+		}
+		u->gfirst[ng++] = i;
+		i = j;
+	}
+	return ng;
+}
+
+/* Sends the queued datagrams, grouped with GSO when the kernel takes it.
+ * A full socket buffer drops the rest: waiting would only delay what QUIC
+ * will retransmit anyway. */
 static void flush_sends(struct masque_udp *u)
 {
-	unsigned off = 0;
+	struct mmsghdr *msgs = u->smsg;
+	unsigned off = 0, n_msgs = u->nsend;
 
-	while (off < u->nsend) {
-		int n = sendmmsg(u->fd, u->smsg + off, u->nsend - off, 0);
+	if (u->gso && u->nsend > 1) {
+		msgs = u->gmsg;
+		n_msgs = plan_gso(u);
+	}
+	while (off < n_msgs) {
+		int n = sendmmsg(u->fd, msgs + off, n_msgs - off, 0);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			send_failed(u, u->nsend - off);
+			if (msgs == u->gmsg && u->gmsg[off].msg_hdr.msg_controllen > 0 &&
+			    (errno == EIO || errno == EINVAL || errno == EMSGSIZE ||
+			     errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
+				/* the path cannot segment (no checksum offload:
+				 * EIO; a segment over the MTU, which only IP
+				 * fragmentation can carry: EINVAL or EMSGSIZE):
+				 * one by one from the first unsent, from now on */
+				log_info("UDP GSO refused (%s); sending datagrams one by one",
+					 strerror(errno));
+				u->gso = 0;
+				off = u->gfirst[off];
+				msgs = u->smsg;
+				n_msgs = u->nsend;
+				continue;
+			}
+			send_failed(u, msgs == u->gmsg ? u->nsend - u->gfirst[off] : n_msgs - off);
 			break;
 		}
 		off += (unsigned)n;
@@ -240,12 +332,42 @@ static void io_timer_free(void *ioctx, void *timer)
 	free(t);
 }
 
+/* Hands one received UDP payload (one QUIC datagram) to the connection or
+ * server. */
+static void deliver(struct masque_udp *u, const struct sockaddr_storage *from, socklen_t fromlen,
+		    const uint8_t *p, size_t len)
+{
+	if (u->srv != NULL)
+		masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
+				    (const struct sockaddr *)from, fromlen, p, len);
+	else if (u->conn != NULL)
+		(void)masque_conn_input(u->conn, (struct sockaddr *)&u->local, u->locallen,
+					(const struct sockaddr *)from, fromlen, p, len);
+}
+
+/* The segment size of a GRO-coalesced receive, or 0. */
+static size_t gro_size(struct msghdr *h)
+{
+	struct cmsghdr *cm;
+
+	for (cm = CMSG_FIRSTHDR(h); cm != NULL; cm = CMSG_NXTHDR(h, cm)) {
+		if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
+			int gs;
+
+			memcpy(&gs, CMSG_DATA(cm), sizeof(gs));
+			return gs > 0 ? (size_t)gs : 0;
+		}
+	}
+	return 0;
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct masque_udp *u = arg;
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	struct sockaddr_storage from[BATCH];
+	union cmsg_int ctl[BATCH];
 	int n, i, rounds;
 
 	(void)what;
@@ -260,6 +382,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			msgs[i].msg_hdr.msg_iovlen = 1;
 			msgs[i].msg_hdr.msg_name = &from[i];
 			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+			if (u->gro) {
+				msgs[i].msg_hdr.msg_control = ctl[i].buf;
+				msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
+			}
 		}
 		n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0) {
@@ -270,16 +396,20 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		for (i = 0; i < n; i++) {
 			const uint8_t *p = iov[i].iov_base;
-			size_t len = msgs[i].msg_len;
+			size_t len = msgs[i].msg_len, seg = u->gro ? gro_size(&msgs[i].msg_hdr) : 0;
+			socklen_t fl = msgs[i].msg_hdr.msg_namelen;
 
-			if (u->srv != NULL) {
-				masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
-						    (struct sockaddr *)&from[i],
-						    msgs[i].msg_hdr.msg_namelen, p, len);
-			} else if (u->conn != NULL) {
-				(void)masque_conn_input(u->conn, (struct sockaddr *)&u->local,
-							u->locallen, (struct sockaddr *)&from[i],
-							msgs[i].msg_hdr.msg_namelen, p, len);
+			if (seg == 0 || seg >= len) {
+				deliver(u, &from[i], fl, p, len);
+				continue;
+			}
+			/* GRO: equal datagrams back to back, the last maybe shorter */
+			for (; len > 0 && (u->srv != NULL || u->conn != NULL);) {
+				size_t l = len < seg ? len : seg;
+
+				deliver(u, &from[i], fl, p, l);
+				p += l;
+				len -= l;
 			}
 		}
 		if (n < BATCH)
@@ -348,6 +478,20 @@ static int udp_new(struct event_base *base, struct masque_config *cfg, struct ma
 	return 0;
 }
 
+/* UDP GSO and GRO where the kernel has them, unless ZG_UDP_OFFLOAD=0 (for
+ * comparisons, and for paths that mangle them). */
+static void udp_offload(struct masque_udp *u)
+{
+	const char *e = getenv("ZG_UDP_OFFLOAD");
+	int one = 1, v = 0;
+	socklen_t vl = sizeof(v);
+
+	if (e != NULL && strcmp(e, "0") == 0)
+		return;
+	u->gso = getsockopt(u->fd, IPPROTO_UDP, UDP_SEGMENT, &v, &vl) == 0;
+	u->gro = setsockopt(u->fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+}
+
 static int open_socket(struct masque_udp *u, const struct sockaddr_storage *ss, socklen_t len,
 		       int bind_it, char *err, size_t errlen, const char *what)
 {
@@ -364,6 +508,7 @@ static int open_socket(struct masque_udp *u, const struct sockaddr_storage *ss, 
 	(void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	if (ss->ss_family == AF_INET6)
 		(void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	udp_offload(u);
 	if (bind_it) {
 		(void)setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(u->fd, (const struct sockaddr *)ss, len) != 0) {
