@@ -902,6 +902,9 @@ static int preflight(void)
 		fprintf(stderr, "zgate-agent: %s\n", err);
 		return 1;
 	}
+	/* a device made beforehand keeps the queue its owner gave it */
+	if (!A.tun_existed && tun_set_txqlen(A.tun, TUN_TXQLEN) != 0)
+		log_warn("cannot set the transmit queue of %s to %d packets", A.tun, TUN_TXQLEN);
 	if (nl_open(&A.nl) != 0) {
 		fprintf(stderr, "zgate-agent: cannot open rtnetlink: %s\n", strerror(errno));
 		return 1;

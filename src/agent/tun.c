@@ -61,3 +61,25 @@ int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
 	*pifindex = (int)idx;
 	return 0;
 }
+
+int tun_set_txqlen(const char *name, int qlen)
+{
+	struct ifreq ifr;
+	int s, r, e;
+
+	if (strlen(name) >= IFNAMSIZ) {
+		errno = EINVAL;
+		return ZG_ERR_IO;
+	}
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return ZG_ERR_IO;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	ifr.ifr_qlen = qlen;
+	r = ioctl(s, SIOCSIFTXQLEN, &ifr);
+	e = errno;
+	close(s);
+	errno = e;
+	return r == 0 ? 0 : ZG_ERR_IO;
+}

@@ -15,4 +15,13 @@
 int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
 	     int *pifindex, char *err, size_t errlen);
 
+/* The transmit queue a TUN device the agent creates gets: the kernel's
+ * default (500 packets) overflowed under 4 TCP streams while the tunnel
+ * was congested, and each drop cost the sender a retransmit. */
+#define TUN_TXQLEN 1000
+
+/* Sets the transmit queue length of device name. Returns 0, or ZG_ERR_IO
+ * with errno. */
+int tun_set_txqlen(const char *name, int qlen);
+
 #endif /* ZG_AGENT_TUN_H */

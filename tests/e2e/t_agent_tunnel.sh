@@ -23,6 +23,8 @@ ip -n "$NSA" link show zgate0 | grep -q "state UNKNOWN\|,UP" || fail "zgate0 not
 mtu=$(ip -n "$NSA" -o link show zgate0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
 echo "mtu: $mtu"
 ((mtu >= 1280)) || fail "MTU $mtu below 1280"
+qlen=$(ip -n "$NSA" -o link show zgate0 | sed -n 's/.* qlen \([0-9]*\).*/\1/p')
+[[ $qlen == 1000 ]] || fail "transmit queue $qlen, expected 1000 (TUN_TXQLEN)"
 
 step "exactly the advertised routes through zgate0, and the relay host route"
 wait_for 5 "routes" bash -c "ip -n $NSA route | grep -q '128.0.0.0/1 dev zgate0'"
