@@ -45,6 +45,7 @@
 #include "agent/routes.h"
 #include "agent/status.h"
 #include "agent/tun.h"
+#include "agent/tungro.h"
 #include "log.h"
 #include "masque/masque.h"
 #include "masque/udp.h"
@@ -81,7 +82,8 @@ struct agent {
 	char tun[IFNAMSIZ];
 	uint32_t mtu;
 	struct nl *nl;
-	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev;
+	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev, *flush_ev;
+	struct tungro *gro; /* TUN writes of this loop pass */
 	int tun_paused; /* not reading the TUN while the transport is congested */
 	struct backoff bo;
 	int stopping;
@@ -110,8 +112,9 @@ struct agent {
 	masque_time ptb_window;
 	unsigned ptb_count;
 
-	uint8_t pkt[65536];
-	uint8_t icmp[PTB_MAX];
+	/* reads: the TUN's virtio_net_hdr, then the packet */
+	uint8_t rbuf[TUNGRO_VNET_LEN + 65536];
+	uint8_t icmp[TUNGRO_VNET_LEN + PTB_MAX];
 	struct route_prefix want[MAX_PREFIXES], del[MAX_PREFIXES], add[MAX_PREFIXES];
 };
 
@@ -498,9 +501,12 @@ static void send_too_big(const uint8_t *pkt, size_t len, size_t max)
 	}
 	if (A.ptb_count >= PTB_PER_SECOND)
 		return;
-	if (ptb_build(pkt, len, (uint32_t)max, A.icmp, sizeof(A.icmp), &n) != 0 || n == 0)
+	memset(A.icmp, 0, TUNGRO_VNET_LEN); /* no offload: checksums complete */
+	if (ptb_build(pkt, len, (uint32_t)max, A.icmp + TUNGRO_VNET_LEN,
+		      sizeof(A.icmp) - TUNGRO_VNET_LEN, &n) != 0 || n == 0)
 		return;
 	A.ptb_count++;
+	n += TUNGRO_VNET_LEN;
 	if (write(A.tun_fd, A.icmp, n) == (ssize_t)n)
 		A.cnt.icmp_too_big++;
 }
@@ -528,7 +534,8 @@ static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	for (int i = 0; i < TUN_BATCH; i++) {
-		ssize_t n = read(fd, A.pkt, sizeof(A.pkt));
+		ssize_t n = read(fd, A.rbuf, sizeof(A.rbuf));
+		const uint8_t *pkt = A.rbuf + TUNGRO_VNET_LEN;
 		int r;
 
 		if (n < 0) {
@@ -536,17 +543,20 @@ static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 				log_warn("read from %s", A.tun);
 			return;
 		}
-		if (n == 0)
+		if (n <= TUNGRO_VNET_LEN)
 			return;
+		/* No offloads were offered (TUNSETOFFLOAD), so the kernel
+		 * hands over whole packets with complete checksums. */
+		n -= TUNGRO_VNET_LEN;
 		if (A.c == NULL || !A.open) {
 			A.cnt.drop_outage++;
 			continue;
 		}
-		if (!source_is_ours(A.pkt, (size_t)n)) {
+		if (!source_is_ours(pkt, (size_t)n)) {
 			A.cnt.drop_not_ours++;
 			continue;
 		}
-		r = masque_conn_send(A.c, A.pkt, (size_t)n);
+		r = masque_conn_send(A.c, pkt, (size_t)n);
 		if (A.c != NULL && masque_conn_congested(A.c) && !A.tun_paused) {
 			/* Leave the backlog in the kernel's queue, where the
 			 * sender's TCP sees delay rather than loss; on_writable
@@ -561,7 +571,7 @@ static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		case ZG_ERR_TOO_LARGE: /* C16 */
 			A.cnt.drop_too_big++;
-			send_too_big(A.pkt, (size_t)n, masque_conn_max_packet(A.c));
+			send_too_big(pkt, (size_t)n, masque_conn_max_packet(A.c));
 			break;
 		case ZG_ERR_LIMIT:
 			A.cnt.drop_congested++;
@@ -591,11 +601,48 @@ static void on_writable(struct masque_conn *c, void *ctx)
 	resume_tun();
 }
 
+/* Writes the packets gathered in this loop pass to the TUN, consecutive
+ * TCP segments coalesced (tungro.h). */
+static void flush_tun(void)
+{
+	size_t n = tungro_count(A.gro);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned nseg;
+		size_t len;
+		const uint8_t *it = tungro_item(A.gro, i, &len, &nseg);
+
+		if (write(A.tun_fd, it, len) != (ssize_t)len) {
+			A.cnt.drop_tun_write += nseg;
+			A.cnt.rx_packets -= nseg;
+			A.cnt.rx_bytes -= len - TUNGRO_VNET_LEN;
+		}
+	}
+	tungro_reset(A.gro);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	flush_tun();
+}
+
 static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
 {
+	int r;
+
 	(void)c;
 	(void)ctx;
-	if (len == 0 || write(A.tun_fd, pkt, len) != (ssize_t)len) {
+	if (tungro_count(A.gro) == 0)
+		event_active(A.flush_ev, EV_TIMEOUT, 0); /* at the end of this pass */
+	r = tungro_add(A.gro, pkt, len);
+	if (r == ZG_ERR_LIMIT) {
+		flush_tun();
+		r = tungro_add(A.gro, pkt, len);
+	}
+	if (r != 0) {
 		A.cnt.drop_tun_write++;
 		return;
 	}
@@ -924,7 +971,9 @@ static int make_events(void)
 	A.refresh_ev = event_new(A.base, -1, EV_PERSIST, refresh_cb, NULL);
 	A.sigterm_ev = evsignal_new(A.base, SIGTERM, stop_cb, NULL);
 	A.sigint_ev = evsignal_new(A.base, SIGINT, stop_cb, NULL);
-	if (A.tun_ev == NULL || A.retry_ev == NULL || A.refresh_ev == NULL ||
+	A.flush_ev = event_new(A.base, -1, 0, flush_cb, NULL);
+	A.gro = tungro_new();
+	if (A.tun_ev == NULL || A.flush_ev == NULL || A.gro == NULL || A.retry_ev == NULL || A.refresh_ev == NULL ||
 	    A.sigterm_ev == NULL || A.sigint_ev == NULL || event_add(A.tun_ev, NULL) != 0 ||
 	    event_add(A.sigterm_ev, NULL) != 0 || event_add(A.sigint_ev, NULL) != 0 ||
 	    (A.cfg.status_file[0] && event_add(A.refresh_ev, &refresh) != 0))
@@ -934,11 +983,13 @@ static int make_events(void)
 
 static void free_events(void)
 {
-	struct event *evs[] = { A.tun_ev, A.retry_ev, A.refresh_ev, A.sigterm_ev, A.sigint_ev };
+	struct event *evs[] = { A.tun_ev,     A.retry_ev, A.refresh_ev,
+				A.sigterm_ev, A.sigint_ev, A.flush_ev };
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);
+	tungro_free(A.gro);
 	if (A.base != NULL)
 		event_base_free(A.base);
 }

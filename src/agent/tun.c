@@ -36,7 +36,9 @@ int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
 		return ZG_ERR_IO;
 	}
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	/* IFF_VNET_HDR: every read and write starts with a virtio_net_hdr,
+	 * which lets the agent write coalesced TCP (tungro.h) */
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
 	memcpy(ifr.ifr_name, name, strlen(name));
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		e = errno;

@@ -1,6 +1,8 @@
 /*
- * tun.h — the agent's TUN device (Linux /dev/net/tun, IFF_TUN | IFF_NO_PI:
- * every read() returns one IP packet, every write() sends one).
+ * tun.h — the agent's TUN device (Linux /dev/net/tun, IFF_TUN | IFF_NO_PI |
+ * IFF_VNET_HDR: every read() returns a 10-byte virtio_net_hdr and one IP
+ * packet; every write() takes a header and one packet, or a GSO batch of
+ * TCP segments, see tungro.h). No offloads are offered for reads.
  */
 #ifndef ZG_AGENT_TUN_H
 #define ZG_AGENT_TUN_H

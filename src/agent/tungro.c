@@ -1,0 +1,274 @@
+/* tungro.c — see tungro.h. */
+#include "agent/tungro.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cksum.h"
+#include "zg_err.h"
+
+#define IP_MAX 65535u
+#define TCP_ACK 0x10
+#define TCP_PSH 0x08
+
+struct item {
+	size_t off;   /* of the virtio_net_hdr in the arena */
+	size_t len;   /* IP packet bytes after it */
+	size_t cap;   /* bytes reserved for the IP packet */
+	uint32_t next_seq;
+	uint16_t gso; /* payload of the first segment */
+	uint16_t nseg;
+	uint8_t v;    /* 4 or 6 when TCP that may grow, else 0 */
+	uint8_t hl, thl;
+	uint8_t closed, psh, done;
+};
+
+struct tungro {
+	uint8_t *arena;
+	size_t used;
+	size_t n;
+	struct item it[TUNGRO_ITEMS];
+};
+
+struct tcpseg {
+	uint8_t v, hl, thl, flags;
+	size_t payload;
+	uint32_t seq;
+};
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+struct tungro *tungro_new(void)
+{
+	struct tungro *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	g->arena = malloc(TUNGRO_ARENA);
+	if (g->arena == NULL) {
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void tungro_free(struct tungro *g)
+{
+	if (g == NULL)
+		return;
+	free(g->arena);
+	free(g);
+}
+
+void tungro_reset(struct tungro *g)
+{
+	g->n = 0;
+	g->used = 0;
+}
+
+/* 1 when pkt is a TCP segment that may start or extend a coalesced item:
+ * IPv4 without options or fragmentation, or IPv6 without extension
+ * headers; lengths consistent; ACK with an optional PSH and no urgent
+ * data; a payload. Fills *s. */
+static int parse_seg(const uint8_t *p, size_t len, struct tcpseg *s)
+{
+	const uint8_t *t;
+
+	memset(s, 0, sizeof(*s));
+	if (len >= 20 && p[0] == 0x45) {
+		if (p[9] != 6 || (get16(p + 6) & 0x3fff) != 0 || get16(p + 2) != len)
+			return 0;
+		s->v = 4;
+		s->hl = 20;
+	} else if (len >= 40 && (p[0] >> 4) == 6) {
+		if (p[6] != 6 || (size_t)get16(p + 4) + 40 != len)
+			return 0;
+		s->v = 6;
+		s->hl = 40;
+	} else {
+		return 0;
+	}
+	t = p + s->hl;
+	if (len < (size_t)s->hl + 20 || (t[12] >> 4) < 5 || (size_t)s->hl + (t[12] >> 4) * 4u > len) {
+		s->v = 0; /* malformed: passed through, no flow */
+		return 0;
+	}
+	s->thl = (uint8_t)((t[12] >> 4) * 4);
+	s->flags = t[13];
+	s->payload = len - s->hl - s->thl;
+	s->seq = get32(t + 4);
+	return (s->flags & ~TCP_PSH) == TCP_ACK && get16(t + 18) == 0 && s->payload > 0;
+}
+
+/* 1 when p (a segment parsed into s) belongs to item it's flow. */
+static int same_flow(const struct item *it, const uint8_t *h, const uint8_t *p,
+		     const struct tcpseg *s)
+{
+	if (it->v != s->v)
+		return 0;
+	if (s->v == 4)
+		return memcmp(h + 12, p + 12, 8) == 0 && memcmp(h + 20, p + 20, 4) == 0;
+	return memcmp(h + 8, p + 8, 32) == 0 && memcmp(h + 40, p + 40, 4) == 0;
+}
+
+/* 1 when the headers agree in everything but lengths, IDs, sequence
+ * numbers, checksums and PSH. */
+static int same_headers(const struct item *it, const uint8_t *h, const uint8_t *p,
+			const struct tcpseg *s)
+{
+	const uint8_t *ht = h + it->hl, *pt = p + s->hl;
+
+	if (it->thl != s->thl)
+		return 0;
+	if (s->v == 4) {
+		if (h[1] != p[1] || memcmp(h + 6, p + 6, 4) != 0)
+			return 0;
+	} else if (memcmp(h, p, 4) != 0 || h[7] != p[7]) {
+		return 0;
+	}
+	return memcmp(ht + 8, pt + 8, 4) == 0 &&   /* ACK number */
+	       memcmp(ht + 14, pt + 14, 2) == 0 && /* window */
+	       memcmp(ht + 20, pt + 20, (size_t)s->thl - 20) == 0; /* options */
+}
+
+int tungro_add(struct tungro *g, const uint8_t *pkt, size_t len)
+{
+	struct tcpseg s;
+	struct item *it;
+	int cand;
+	size_t i;
+
+	if (len == 0 || len > IP_MAX)
+		return ZG_ERR_INVAL;
+	cand = parse_seg(pkt, len, &s);
+	if (s.v != 0) {
+		/* Newest first: the item this segment continues, if any. A
+		 * segment of the flow that cannot join closes the flow's open
+		 * items, so nothing later is merged ahead of it. */
+		for (i = g->n; i-- > 0;) {
+			const uint8_t *h;
+
+			it = &g->it[i];
+			h = g->arena + it->off + TUNGRO_VNET_LEN;
+			if (it->closed || !same_flow(it, h, pkt, &s))
+				continue;
+			if (cand && s.seq == it->next_seq && s.payload <= it->gso &&
+			    it->nseg < TUNGRO_SEGS && it->len + s.payload <= it->cap &&
+			    same_headers(it, h, pkt, &s)) {
+				memcpy(g->arena + it->off + TUNGRO_VNET_LEN + it->len,
+				       pkt + s.hl + s.thl, s.payload);
+				it->len += s.payload;
+				it->next_seq += (uint32_t)s.payload;
+				it->nseg++;
+				if (s.flags & TCP_PSH)
+					it->psh = it->closed = 1;
+				if (s.payload < it->gso)
+					it->closed = 1; /* only the last may be short */
+				return 0;
+			}
+			it->closed = 1;
+		}
+	}
+	/* a new item */
+	{
+		size_t cap = cand && !(s.flags & TCP_PSH) ? IP_MAX : len;
+
+		if (g->n == TUNGRO_ITEMS || g->used + TUNGRO_VNET_LEN + cap > TUNGRO_ARENA)
+			return ZG_ERR_LIMIT;
+		it = &g->it[g->n++];
+		memset(it, 0, sizeof(*it));
+		it->off = g->used;
+		it->len = len;
+		it->cap = cap;
+		it->nseg = 1;
+		g->used += TUNGRO_VNET_LEN + cap;
+		memset(g->arena + it->off, 0, TUNGRO_VNET_LEN);
+		memcpy(g->arena + it->off + TUNGRO_VNET_LEN, pkt, len);
+		if (cand) {
+			it->v = s.v;
+			it->hl = s.hl;
+			it->thl = s.thl;
+			it->gso = (uint16_t)s.payload;
+			it->next_seq = s.seq + (uint32_t)s.payload;
+			it->closed = cap == len;
+		} else {
+			it->v = s.v; /* a TCP segment that closes its flow */
+			if (s.v != 0) {
+				it->hl = s.hl;
+				it->thl = s.thl;
+			}
+			it->closed = 1;
+		}
+	}
+	return 0;
+}
+
+/* Rewrites a coalesced item's headers and fills its virtio_net_hdr. */
+static void finish(struct tungro *g, struct item *it)
+{
+	uint8_t *vh = g->arena + it->off, *p = vh + TUNGRO_VNET_LEN, *t = p + it->hl;
+	uint16_t f[4];
+	uint32_t sum;
+	size_t tcplen = it->len - it->hl;
+
+	it->done = 1;
+	it->closed = 1;
+	if (it->nseg < 2)
+		return; /* as it came, with the zero header */
+	if (it->v == 4) {
+		put16(p + 2, (uint16_t)it->len);
+		p[10] = p[11] = 0;
+		put16(p + 10, cksum_fold(cksum_add(0, p, 20)));
+		sum = cksum_add(0, p + 12, 8);
+	} else {
+		put16(p + 4, (uint16_t)tcplen);
+		sum = cksum_add(0, p + 8, 32);
+	}
+	if (it->psh)
+		t[13] |= TCP_PSH;
+	/* CHECKSUM_PARTIAL: the field holds the pseudo-header sum, folded
+	 * but not complemented; the kernel adds the rest */
+	sum += 6 + (uint32_t)tcplen;
+	put16(t + 16, (uint16_t)~cksum_fold(sum));
+	vh[0] = TUNGRO_F_NEEDS_CSUM;
+	vh[1] = it->v == 4 ? TUNGRO_GSO_TCPV4 : TUNGRO_GSO_TCPV6;
+	f[0] = (uint16_t)(it->hl + it->thl); /* hdr_len */
+	f[1] = it->gso;                       /* gso_size */
+	f[2] = it->hl;                        /* csum_start */
+	f[3] = 16;                            /* csum_offset */
+	memcpy(vh + 2, f, sizeof(f));         /* host byte order (legacy virtio) */
+}
+
+size_t tungro_count(const struct tungro *g)
+{
+	return g->n;
+}
+
+const uint8_t *tungro_item(struct tungro *g, size_t i, size_t *plen, unsigned *pnseg)
+{
+	struct item *it;
+
+	if (i >= g->n)
+		return NULL;
+	it = &g->it[i];
+	if (!it->done)
+		finish(g, it);
+	*plen = TUNGRO_VNET_LEN + it->len;
+	if (pnseg != NULL)
+		*pnseg = it->nseg;
+	return g->arena + it->off;
+}

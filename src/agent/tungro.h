@@ -1,0 +1,61 @@
+/*
+ * tungro.h — what the agent writes to its TUN device in one pass of the
+ * event loop, with consecutive TCP segments of a flow coalesced into one
+ * GSO packet (a virtio_net_hdr with gso_type TCPV4/TCPV6, as Linux's own
+ * GRO would build). The kernel then takes tens of segments in one write(2)
+ * and hands them to the receiving TCP as one; per-packet writes were the
+ * agent's largest cost in a download.
+ *
+ * The TUN device must be opened with IFF_VNET_HDR (10-byte header, host
+ * byte order: legacy virtio). Every item starts with that header; items
+ * that are not coalesced carry an all-zero one (no GSO, checksum complete).
+ *
+ * Segments merge into an open item when they belong to the same IPv4 (no
+ * options, not fragmented) or IPv6 (no extension headers) TCP flow, follow
+ * it in sequence, carry only ACK (the last may add PSH), and match its
+ * header fields (TOS/traffic class, TTL/hop limit, DF, ACK number, window,
+ * TCP options byte for byte); every segment but the last has the first's
+ * payload size; at most TUNGRO_SEGS segments and 65535 bytes per item.
+ * Anything else is passed through unchanged, in order within its flow.
+ *
+ * Memory is fixed at tungro_new(): TUNGRO_ARENA bytes, TUNGRO_ITEMS items.
+ */
+#ifndef ZG_AGENT_TUNGRO_H
+#define ZG_AGENT_TUNGRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TUNGRO_VNET_LEN 10
+#define TUNGRO_ITEMS 128
+#define TUNGRO_SEGS 64
+#define TUNGRO_ARENA (2u * 1024 * 1024)
+
+/* virtio_net_hdr fields (linux/virtio_net.h) */
+#define TUNGRO_F_NEEDS_CSUM 1
+#define TUNGRO_GSO_NONE 0
+#define TUNGRO_GSO_TCPV4 1
+#define TUNGRO_GSO_TCPV6 4
+
+struct tungro;
+
+/* Returns a new, empty batch, or NULL without memory. */
+struct tungro *tungro_new(void);
+void tungro_free(struct tungro *g);
+
+/* Adds one IP packet of len bytes (1..65535). Returns 0, or ZG_ERR_LIMIT
+ * when the batch is full: write it out (tungro_count/tungro_item), reset
+ * it and add again. */
+int tungro_add(struct tungro *g, const uint8_t *pkt, size_t len);
+
+/* Items in the batch. tungro_item() finishes item i for writing (no more
+ * packets join it): *plen bytes at the returned address, virtio_net_hdr +
+ * IP packet; *pnseg (may be NULL) is the number of packets it carries.
+ * Valid until the next reset. */
+size_t tungro_count(const struct tungro *g);
+const uint8_t *tungro_item(struct tungro *g, size_t i, size_t *plen, unsigned *pnseg);
+
+/* Empties the batch. */
+void tungro_reset(struct tungro *g);
+
+#endif /* ZG_AGENT_TUNGRO_H */
