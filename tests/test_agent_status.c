@@ -41,6 +41,7 @@ static void test_format_connected(void **state)
 	struct status_counters c = { .tx_packets = 10, .tx_bytes = 1000, .rx_packets = 9,
 				     .rx_bytes = 900, .drop_outage = 3, .drop_too_big = 1,
 				     .drop_congested = 2, .drop_tun_write = 0, .drop_not_ours = 4,
+				     .drop_malformed = 6,
 				     .icmp_too_big = 1, .connects = 2 };
 	struct status_info st = {
 		.state = "connected", .since = 1700000000, .relay = "relay.example:443",
@@ -60,7 +61,7 @@ static void test_format_connected(void **state)
 		"\"routes\":[\"0.0.0.0/1\",\"128.0.0.0/1\",\"2001:db8::/32\"],"
 		"\"relay_route\":\"192.0.2.1/32\",\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
 		"\"rx_packets\":9,\"rx_bytes\":900,\"drops\":{\"outage\":3,\"too_big\":1,"
-		"\"congested\":2,\"tun_write\":0,\"not_ours\":4},\"icmp_too_big_sent\":1,\"last_error\":\"\"}\n");
+		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\"}\n");
 }
 
 static void test_format_empty_and_escaped(void **state)

@@ -374,6 +374,145 @@ static void test_malformed_pass_through(void **state)
 	tungro_free(g);
 }
 
+struct collected {
+	uint8_t pk[80][1600];
+	size_t len[80];
+	int n;
+};
+
+static void collect(const uint8_t *p, size_t len, void *arg)
+{
+	struct collected *c = arg;
+
+	assert_true(c->n < 80 && len <= sizeof(c->pk[0]));
+	memcpy(c->pk[c->n], p, len);
+	c->len[c->n++] = len;
+}
+
+static uint8_t rd[TUNGRO_VNET_LEN + 70000], out[70000];
+
+/* A read as the kernel gives it with TSO: one header segment carrying
+ * total payload bytes, gso_size set, checksum partial. */
+static size_t gso_read(int v6, uint32_t seq, size_t total, uint16_t gso, uint8_t tcpflags)
+{
+	struct segspec s = { .v6 = v6, .seq = seq, .payload = total, .flags = tcpflags };
+	size_t n = seg(rd + TUNGRO_VNET_LEN, &s);
+	uint16_t f[4] = { (uint16_t)((v6 ? 40 : 20) + 20), gso, (uint16_t)(v6 ? 40 : 20), 16 };
+
+	rd[0] = TUNGRO_F_NEEDS_CSUM;
+	rd[1] = v6 ? TUNGRO_GSO_TCPV6 : TUNGRO_GSO_TCPV4;
+	memcpy(rd + 2, f, sizeof(f));
+	return TUNGRO_VNET_LEN + n;
+}
+
+/* Each output is a valid packet: IPv4 header checksum, TCP checksum over
+ * the pseudo header, lengths. */
+static void check_valid(const uint8_t *p, size_t len, int v6)
+{
+	size_t hl = v6 ? 40 : 20;
+	uint32_t sum;
+
+	if (v6) {
+		assert_int_equal(get16(p + 4) + 40u, len);
+		sum = cksum_add(0, p + 8, 32);
+	} else {
+		assert_int_equal(get16(p + 2), len);
+		assert_int_equal(cksum_fold(cksum_add(0, p, 20)), 0);
+		sum = cksum_add(0, p + 12, 8);
+	}
+	sum += 6 + (uint32_t)(len - hl);
+	assert_int_equal(cksum_fold(cksum_add(sum, p + hl, len - hl)), 0);
+}
+
+static void test_split_tso_reads(void **state)
+{
+	static struct collected c;
+	struct tungro *g = tungro_new();
+
+	(void)state;
+	for (int v6 = 0; v6 <= 1; v6++) {
+		size_t n = gso_read(v6, 70000, 10 * 1370 + 500, 1370, 0x19); /* ACK PSH FIN */
+		size_t hl = v6 ? 40 : 20, len;
+		unsigned nseg;
+
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(tungro_split(rd, n, out, sizeof(out), collect, &c), 11);
+		assert_int_equal(c.n, 11);
+		for (int i = 0; i < c.n; i++) {
+			const uint8_t *t = c.pk[i] + hl;
+			size_t pay = i < 10 ? 1370 : 500;
+			uint32_t sq = 70000 + (uint32_t)i * 1370;
+
+			check_valid(c.pk[i], c.len[i], v6);
+			assert_int_equal(c.len[i], hl + 20 + pay);
+			assert_int_equal(((uint32_t)get16(t + 4) << 16 | get16(t + 6)), sq);
+			assert_int_equal(t[13], i < 10 ? 0x10 : 0x19);
+			for (size_t k = 0; k < pay; k++)
+				assert_int_equal(t[20 + k], (uint8_t)((sq + k) * 31 + 7));
+			if (!v6)
+				assert_int_equal(get16(c.pk[i] + 4), (uint16_t)(70000 + i));
+		}
+		/* and back: the segments but the FIN one coalesce again */
+		tungro_reset(g);
+		for (int i = 0; i < 10; i++)
+			assert_int_equal(tungro_add(g, c.pk[i], c.len[i]), 0);
+		assert_int_equal(tungro_count(g), 1);
+		{
+			const uint8_t *it = tungro_item(g, 0, &len, &nseg);
+
+			assert_int_equal(nseg, 10);
+			check_gso(it, len, v6, 70000, 13700, 1370);
+		}
+	}
+	tungro_free(g);
+}
+
+static void test_split_partial_checksum_and_errors(void **state)
+{
+	static struct collected c;
+	struct segspec s = { .seq = 9, .payload = 300 };
+	size_t n = seg(rd + TUNGRO_VNET_LEN, &s);
+	uint16_t f[4] = { 0, 0, 20, 16 };
+	uint32_t sum;
+
+	(void)state;
+	/* a plain packet passes as it is */
+	memset(rd, 0, TUNGRO_VNET_LEN);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(tungro_split(rd, TUNGRO_VNET_LEN + n, out, sizeof(out), collect, &c), 1);
+	assert_int_equal(c.len[0], n);
+	assert_memory_equal(c.pk[0], rd + TUNGRO_VNET_LEN, n);
+	/* a partial checksum (pseudo-header sum in the field) is completed */
+	sum = cksum_add(0, rd + TUNGRO_VNET_LEN + 12, 8) + 6 + 320;
+	put16(rd + TUNGRO_VNET_LEN + 36, (uint16_t)~cksum_fold(sum));
+	rd[0] = TUNGRO_F_NEEDS_CSUM;
+	memcpy(rd + 2, f, sizeof(f));
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(tungro_split(rd, TUNGRO_VNET_LEN + n, out, sizeof(out), collect, &c), 1);
+	check_valid(c.pk[0], c.len[0], 0);
+	/* a checksum offset beyond the packet, UDP GSO, a GSO packet that
+	 * is not TCP, a truncated one: refused, nothing delivered */
+	f[2] = 400;
+	memcpy(rd + 2, f, sizeof(f));
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(tungro_split(rd, TUNGRO_VNET_LEN + n, out, sizeof(out), collect, &c),
+			 ZG_ERR_MALFORMED);
+	n = gso_read(0, 1, 5000, 1000, 0x10);
+	rd[1] = 5; /* VIRTIO_NET_HDR_GSO_UDP_L4 */
+	assert_int_equal(tungro_split(rd, n, out, sizeof(out), collect, &c), ZG_ERR_MALFORMED);
+	n = gso_read(0, 1, 5000, 1000, 0x10);
+	rd[TUNGRO_VNET_LEN + 9] = 17;
+	assert_int_equal(tungro_split(rd, n, out, sizeof(out), collect, &c), ZG_ERR_MALFORMED);
+	n = gso_read(1, 1, 5000, 1000, 0x10);
+	assert_int_equal(tungro_split(rd, TUNGRO_VNET_LEN + 30, out, sizeof(out), collect, &c),
+			 ZG_ERR_MALFORMED);
+	n = gso_read(0, 1, 5000, 0, 0x10); /* gso_size 0 */
+	assert_int_equal(tungro_split(rd, n, out, sizeof(out), collect, &c), ZG_ERR_MALFORMED);
+	assert_int_equal(tungro_split(rd, TUNGRO_VNET_LEN, out, sizeof(out), collect, &c),
+			 ZG_ERR_MALFORMED);
+	assert_int_equal(c.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +522,8 @@ int main(void)
 		cmocka_unit_test(test_interleaved_flows_each_coalesce),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_malformed_pass_through),
+		cmocka_unit_test(test_split_tso_reads),
+		cmocka_unit_test(test_split_partial_checksum_and_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,6 +114,7 @@ struct agent {
 
 	/* reads: the TUN's virtio_net_hdr, then the packet */
 	uint8_t rbuf[TUNGRO_VNET_LEN + 65536];
+	uint8_t seg[65536]; /* one packet cut from rbuf */
 	uint8_t icmp[TUNGRO_VNET_LEN + PTB_MAX];
 	struct route_prefix want[MAX_PREFIXES], del[MAX_PREFIXES], add[MAX_PREFIXES];
 };
@@ -130,7 +131,8 @@ static uint64_t counters_gen(void)
 	const struct status_counters *c = &A.cnt;
 
 	return c->tx_packets + c->rx_packets + c->drop_outage + c->drop_too_big +
-	       c->drop_congested + c->drop_tun_write + c->drop_not_ours + c->connects;
+	       c->drop_congested + c->drop_tun_write + c->drop_not_ours + c->drop_malformed +
+	       c->connects;
 }
 
 static void write_status(void)
@@ -529,14 +531,52 @@ static int source_is_ours(const uint8_t *pkt, size_t len)
 	return 0;
 }
 
+/* One IP packet from the TUN, into the tunnel. */
+static void tun_packet(const uint8_t *pkt, size_t n, void *arg)
+{
+	int r;
+
+	(void)arg;
+	if (A.c == NULL || !A.open) {
+		A.cnt.drop_outage++;
+		return;
+	}
+	if (!source_is_ours(pkt, n)) {
+		A.cnt.drop_not_ours++;
+		return;
+	}
+	r = masque_conn_send(A.c, pkt, n);
+	if (A.c != NULL && masque_conn_congested(A.c) && !A.tun_paused) {
+		/* Leave the backlog in the kernel's queue, where the sender's
+		 * TCP sees delay rather than loss; on_writable resumes
+		 * reading. */
+		event_del(A.tun_ev);
+		A.tun_paused = 1;
+	}
+	switch (r) {
+	case 0:
+		A.cnt.tx_packets++;
+		A.cnt.tx_bytes += (uint64_t)n;
+		break;
+	case ZG_ERR_TOO_LARGE: /* C16 */
+		A.cnt.drop_too_big++;
+		send_too_big(pkt, n, masque_conn_max_packet(A.c));
+		break;
+	case ZG_ERR_LIMIT:
+		A.cnt.drop_congested++;
+		break;
+	default:
+		A.cnt.drop_outage++;
+		break;
+	}
+}
+
 static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	(void)arg;
-	for (int i = 0; i < TUN_BATCH; i++) {
+	for (int i = 0; i < TUN_BATCH && !A.tun_paused; i++) {
 		ssize_t n = read(fd, A.rbuf, sizeof(A.rbuf));
-		const uint8_t *pkt = A.rbuf + TUNGRO_VNET_LEN;
-		int r;
 
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -545,41 +585,10 @@ static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (n <= TUNGRO_VNET_LEN)
 			return;
-		/* No offloads were offered (TUNSETOFFLOAD), so the kernel
-		 * hands over whole packets with complete checksums. */
-		n -= TUNGRO_VNET_LEN;
-		if (A.c == NULL || !A.open) {
-			A.cnt.drop_outage++;
-			continue;
-		}
-		if (!source_is_ours(pkt, (size_t)n)) {
-			A.cnt.drop_not_ours++;
-			continue;
-		}
-		r = masque_conn_send(A.c, pkt, (size_t)n);
-		if (A.c != NULL && masque_conn_congested(A.c) && !A.tun_paused) {
-			/* Leave the backlog in the kernel's queue, where the
-			 * sender's TCP sees delay rather than loss; on_writable
-			 * resumes reading. */
-			event_del(A.tun_ev);
-			A.tun_paused = 1;
-		}
-		switch (r) {
-		case 0:
-			A.cnt.tx_packets++;
-			A.cnt.tx_bytes += (uint64_t)n;
-			break;
-		case ZG_ERR_TOO_LARGE: /* C16 */
-			A.cnt.drop_too_big++;
-			send_too_big(pkt, (size_t)n, masque_conn_max_packet(A.c));
-			break;
-		case ZG_ERR_LIMIT:
-			A.cnt.drop_congested++;
-			break;
-		default:
-			A.cnt.drop_outage++;
-			break;
-		}
+		/* with TSO offered, up to 64 KiB of one TCP flow: cut into
+		 * the packets the client's TCP would have sent (tungro.h) */
+		if (tungro_split(A.rbuf, (size_t)n, A.seg, sizeof(A.seg), tun_packet, NULL) < 0)
+			A.cnt.drop_malformed++;
 	}
 }
 
@@ -1054,7 +1063,7 @@ int main(int argc, char **argv)
 		  (unsigned long long)A.cnt.tx_packets, (unsigned long long)A.cnt.rx_packets,
 		  (unsigned long long)(A.cnt.drop_outage + A.cnt.drop_too_big +
 				       A.cnt.drop_congested + A.cnt.drop_tun_write +
-				       A.cnt.drop_not_ours));
+				       A.cnt.drop_not_ours + A.cnt.drop_malformed));
 	rc = 0;
 out:
 	free_events();

@@ -90,13 +90,13 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 	put(&o,
 	    ",\"connects\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"
 	    "\"rx_bytes\":%llu,\"drops\":{\"outage\":%llu,\"too_big\":%llu,\"congested\":%llu,"
-	    "\"tun_write\":%llu,\"not_ours\":%llu},\"icmp_too_big_sent\":%llu,\"last_error\":",
+	    "\"tun_write\":%llu,\"not_ours\":%llu,\"malformed\":%llu},\"icmp_too_big_sent\":%llu,\"last_error\":",
 	    (unsigned long long)c->connects, (unsigned long long)c->tx_packets,
 	    (unsigned long long)c->tx_bytes, (unsigned long long)c->rx_packets,
 	    (unsigned long long)c->rx_bytes, (unsigned long long)c->drop_outage,
 	    (unsigned long long)c->drop_too_big, (unsigned long long)c->drop_congested,
 	    (unsigned long long)c->drop_tun_write, (unsigned long long)c->drop_not_ours,
-	    (unsigned long long)c->icmp_too_big);
+	    (unsigned long long)c->drop_malformed, (unsigned long long)c->icmp_too_big);
 	put_str(&o, st->last_error);
 	put(&o, "}\n");
 	if (o.full)

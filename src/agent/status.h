@@ -30,6 +30,8 @@ struct status_counters {
 	uint64_t drop_not_ours;        /* source not an assigned address (e.g. the
 					  kernel's IPv6 link-local traffic): the
 					  relay would drop it as spoofed (C18) */
+	uint64_t drop_malformed;       /* a TUN read whose virtio_net_hdr did not
+					  match the packet */
 	uint64_t icmp_too_big;         /* ICMP "too big" errors written to the TUN */
 	uint64_t connects;             /* tunnels opened */
 };

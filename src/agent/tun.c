@@ -50,6 +50,10 @@ int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
 		errno = e;
 		return ZG_ERR_IO;
 	}
+	/* TSO and checksum offload for reads: the client's TCP hands over up
+	 * to 64 KiB at once, which tungro_split() cuts into packets. Without
+	 * it (old kernels) reads are single packets, which works the same. */
+	(void)ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
 	idx = if_nametoindex(ifr.ifr_name);
 	if (idx == 0) {
 		e = errno;

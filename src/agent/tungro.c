@@ -272,3 +272,90 @@ const uint8_t *tungro_item(struct tungro *g, size_t i, size_t *plen, unsigned *p
 		*pnseg = it->nseg;
 	return g->arena + it->off;
 }
+
+/* Completes a partial checksum: the one's complement sum from start to the
+ * end, stored at start + off. */
+static int complete_csum(uint8_t *p, size_t len, size_t start, size_t off)
+{
+	if (start + off + 2 > len)
+		return ZG_ERR_MALFORMED;
+	put16(p + start + off, cksum_fold(cksum_add(0, p + start, len - start)));
+	return 0;
+}
+
+int tungro_split(const uint8_t *buf, size_t len, uint8_t *out, size_t outlen, tungro_fn fn,
+		 void *arg)
+{
+	const uint8_t *p = buf + TUNGRO_VNET_LEN;
+	uint16_t f[4];
+	uint8_t flags, type;
+	size_t plen, hl, thl, hdr, gso, off, n = 0;
+	uint32_t seq, sum0;
+	uint16_t id = 0;
+
+	if (len <= TUNGRO_VNET_LEN || outlen < IP_MAX)
+		return ZG_ERR_MALFORMED;
+	flags = buf[0];
+	type = (uint8_t)(buf[1] & ~TUNGRO_GSO_ECN);
+	memcpy(f, buf + 2, sizeof(f));
+	plen = len - TUNGRO_VNET_LEN;
+	if (plen > IP_MAX)
+		return ZG_ERR_MALFORMED;
+	if (type == TUNGRO_GSO_NONE) {
+		memcpy(out, p, plen);
+		if ((flags & TUNGRO_F_NEEDS_CSUM) && complete_csum(out, plen, f[2], f[3]) != 0)
+			return ZG_ERR_MALFORMED;
+		fn(out, plen, arg);
+		return 1;
+	}
+	if (type != TUNGRO_GSO_TCPV4 && type != TUNGRO_GSO_TCPV6)
+		return ZG_ERR_MALFORMED; /* not offered: UDP, SCTP */
+	if (type == TUNGRO_GSO_TCPV4) {
+		if (plen < 20 || (p[0] >> 4) != 4 || p[9] != 6)
+			return ZG_ERR_MALFORMED;
+		hl = (size_t)(p[0] & 0x0f) * 4;
+		id = get16(p + 4);
+	} else {
+		if (plen < 40 || (p[0] >> 4) != 6 || p[6] != 6)
+			return ZG_ERR_MALFORMED;
+		hl = 40;
+	}
+	if (hl < 20 || plen < hl + 20)
+		return ZG_ERR_MALFORMED;
+	thl = (size_t)(p[hl + 12] >> 4) * 4;
+	hdr = hl + thl;
+	gso = f[1];
+	if (thl < 20 || plen < hdr || gso == 0 || hdr + gso > IP_MAX)
+		return ZG_ERR_MALFORMED;
+	seq = get32(p + hl + 4);
+	sum0 = type == TUNGRO_GSO_TCPV4 ? cksum_add(0, p + 12, 8) : cksum_add(0, p + 8, 32);
+	for (off = hdr; off < plen || n == 0; off += gso, n++) {
+		size_t pay = plen - off < gso ? plen - off : gso, sl = hdr + pay;
+		uint8_t *t = out + hl;
+		int last = off + pay >= plen;
+		uint32_t s32 = seq + (uint32_t)(off - hdr);
+
+		memcpy(out, p, hdr);
+		memcpy(out + hdr, p + off, pay);
+		if (type == TUNGRO_GSO_TCPV4) {
+			put16(out + 2, (uint16_t)sl);
+			put16(out + 4, (uint16_t)(id + n));
+			out[10] = out[11] = 0;
+			put16(out + 10, cksum_fold(cksum_add(0, out, hl)));
+		} else {
+			put16(out + 4, (uint16_t)(sl - 40));
+		}
+		put16(t + 4, (uint16_t)(s32 >> 16));
+		put16(t + 6, (uint16_t)s32);
+		if (!last)
+			t[13] &= (uint8_t)~(0x01 | TCP_PSH); /* FIN, PSH: the last only */
+		if (n > 0)
+			t[13] &= (uint8_t)~0x80; /* CWR: the first only */
+		t[16] = t[17] = 0;
+		put16(t + 16, cksum_fold(cksum_add(sum0 + 6 + (uint32_t)(sl - hl), t, sl - hl)));
+		fn(out, sl, arg);
+		if (last)
+			break;
+	}
+	return (int)n + 1;
+}

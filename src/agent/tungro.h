@@ -36,6 +36,7 @@
 #define TUNGRO_GSO_NONE 0
 #define TUNGRO_GSO_TCPV4 1
 #define TUNGRO_GSO_TCPV6 4
+#define TUNGRO_GSO_ECN 0x80
 
 struct tungro;
 
@@ -57,5 +58,19 @@ const uint8_t *tungro_item(struct tungro *g, size_t i, size_t *plen, unsigned *p
 
 /* Empties the batch. */
 void tungro_reset(struct tungro *g);
+
+/* The other direction. With TSO offered (TUNSETOFFLOAD TUN_F_CSUM |
+ * TUN_F_TSO4 | TUN_F_TSO6) one read returns a virtio_net_hdr and up to
+ * 64 KiB of one TCP flow. tungro_split() turns buf (len bytes, as read)
+ * into IP packets with complete checksums, calling fn for each in order:
+ * a GSO packet becomes gso_size segments (sequence numbers and IPv4 IDs
+ * advanced, FIN/PSH on the last only, CWR on the first only); a packet
+ * with a partial checksum gets it completed. out (outlen bytes, at least
+ * 65535) holds each packet while fn runs. Returns the number of packets,
+ * or ZG_ERR_MALFORMED for a header that does not match the packet (then
+ * fn was not called). */
+typedef void (*tungro_fn)(const uint8_t *pkt, size_t len, void *arg);
+int tungro_split(const uint8_t *buf, size_t len, uint8_t *out, size_t outlen, tungro_fn fn,
+		 void *arg);
 
 #endif /* ZG_AGENT_TUNGRO_H */
