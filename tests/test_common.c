@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "opt.h"
 #include "zg_err.h"
 
 static void test_strerror_every_code_named(void **state)
@@ -94,6 +95,63 @@ static void test_log_level_filters(void **state)
 	assert_non_null(strstr(buf, " info emit_info_and_warn: info line 1\n"));
 }
 
+static void test_opt_durations(void **state)
+{
+	uint32_t ms = 1;
+
+	(void)state;
+	assert_int_equal(opt_parse_duration("0", &ms), 0); /* zero needs no unit */
+	assert_int_equal(ms, 0);
+	assert_int_equal(opt_parse_duration("0s", &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(opt_parse_duration("250ms", &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(opt_parse_duration("5m", &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(opt_parse_duration("2h", &ms), 0);
+	assert_int_equal(ms, 7200000);
+	assert_int_equal(opt_parse_duration("1193h", &ms), 0);
+	assert_int_equal(opt_parse_duration("1194h", &ms), ZG_ERR_CONFIG); /* > 2^32 ms */
+	assert_int_equal(opt_parse_duration("10", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(opt_parse_duration("s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(opt_parse_duration("-1s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(opt_parse_duration("1.5s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(opt_parse_duration("5 s", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(opt_parse_duration("", &ms), ZG_ERR_CONFIG);
+	assert_int_equal(opt_parse_duration("99999999999999999999s", &ms), ZG_ERR_CONFIG);
+}
+
+static void test_opt_names_bools_usage(void **state)
+{
+	char out[64], buf[512];
+	int b = -1;
+	size_t n, m;
+
+	(void)state;
+	opt_name("timeouts.udp_idle", 0, out, sizeof(out));
+	assert_string_equal(out, "timeouts-udp-idle");
+	opt_name("timeouts.udp_idle", 1, out, sizeof(out));
+	assert_string_equal(out, "ZGATE_TIMEOUTS_UDP_IDLE");
+	opt_name("status_file", 1, out, 10); /* cut, terminated */
+	assert_string_equal(out, "ZGATE_STA");
+	opt_name("x", 1, out, 3);
+	assert_string_equal(out, "ZG");
+	assert_int_equal(opt_parse_bool("yes", &b), 0);
+	assert_int_equal(b, 1);
+	assert_int_equal(opt_parse_bool("off", &b), 0);
+	assert_int_equal(b, 0);
+	assert_int_equal(opt_parse_bool("maybe", &b), ZG_ERR_CONFIG);
+	n = opt_usage_entry(buf, sizeof(buf), 0, "reconnect_max", "DURATION", "back off", "30s");
+	assert_int_equal(n, strlen(buf));
+	assert_string_equal(buf, "  --reconnect-max DURATION\n      back off.\n      File key "
+				 "reconnect_max, variable ZGATE_RECONNECT_MAX, default \"30s\".\n");
+	/* appended at an offset; past the end it only counts */
+	m = opt_usage_entry(buf, sizeof(buf), n, "tun", "NAME", "device", "");
+	assert_int_equal(m, strlen(buf) - n);
+	assert_string_equal(buf + n, "  --tun NAME\n      device.\n      File key tun, variable ZGATE_TUN.\n");
+	assert_int_equal(opt_usage_entry(buf, 10, 20, "tun", "NAME", "device", ""), m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -101,6 +159,8 @@ int main(void)
 		cmocka_unit_test(test_strerror_unknown),
 		cmocka_unit_test(test_log_level_parse),
 		cmocka_unit_test(test_log_level_filters),
+		cmocka_unit_test(test_opt_durations),
+		cmocka_unit_test(test_opt_names_bools_usage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

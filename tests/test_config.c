@@ -257,24 +257,6 @@ static void test_string_too_long(void **state)
 	assert_err_contains("--policy: value is 1033 bytes long; at most 1023 allowed");
 }
 
-static void test_duration_parse(void **state)
-{
-	uint32_t ms;
-	(void)state;
-	assert_int_equal(config_parse_duration("0s", &ms), 0);
-	assert_int_equal(ms, 0);
-	assert_int_equal(config_parse_duration("250ms", &ms), 0);
-	assert_int_equal(ms, 250);
-	assert_int_equal(config_parse_duration("2h", &ms), 0);
-	assert_int_equal(ms, 7200000);
-	assert_int_equal(config_parse_duration("1193h", &ms), 0);
-	assert_int_equal(config_parse_duration("1194h", &ms), ZG_ERR_CONFIG); /* > 2^32 ms */
-	assert_int_equal(config_parse_duration("10", &ms), ZG_ERR_CONFIG);
-	assert_int_equal(config_parse_duration("s", &ms), ZG_ERR_CONFIG);
-	assert_int_equal(config_parse_duration("-1s", &ms), ZG_ERR_CONFIG);
-	assert_int_equal(config_parse_duration("1.5s", &ms), ZG_ERR_CONFIG);
-	assert_int_equal(config_parse_duration("5 s", &ms), ZG_ERR_CONFIG);
-}
 
 static void test_prefix_parse(void **state)
 {
@@ -394,7 +376,6 @@ int main(void)
 		cmocka_unit_test(test_env_overrides_and_unknown),
 		cmocka_unit_test(test_flag_precedence),
 		cmocka_unit_test(test_string_too_long),
-		cmocka_unit_test(test_duration_parse),
 		cmocka_unit_test(test_prefix_parse),
 		cmocka_unit_test(test_c01_uri_template),
 		cmocka_unit_test(test_validate),

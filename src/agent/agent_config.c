@@ -12,6 +12,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "masque/uri.h"
+#include "opt.h"
 #include "zg_err.h"
 
 enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL };
@@ -72,66 +73,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* "status_file" → "status-file" (flag) or "ZGATE_STATUS_FILE". */
-static void derive(const char *key, int env, char *out, size_t outlen)
-{
-	size_t n = 0;
-
-	if (env)
-		n = (size_t)snprintf(out, outlen, "ZGATE_");
-	for (; *key && n + 1 < outlen; key++)
-		out[n++] = *key == '_' ? (env ? '_' : '-')
-					: env ? (char)toupper((unsigned char)*key) : *key;
-	out[n] = '\0';
-}
-
-int agent_config_parse_duration(const char *s, uint32_t *pms)
-{
-	unsigned long long v, mul;
-	char *end;
-
-	if (!isdigit((unsigned char)s[0]))
-		return ZG_ERR_CONFIG;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return ZG_ERR_CONFIG;
-	if (strcmp(end, "ms") == 0)
-		mul = 1;
-	else if (strcmp(end, "s") == 0)
-		mul = 1000;
-	else if (strcmp(end, "m") == 0)
-		mul = 60000;
-	else if (strcmp(end, "h") == 0)
-		mul = 3600000;
-	else if (*end == '\0' && v == 0)
-		mul = 1;
-	else
-		return ZG_ERR_CONFIG;
-	if (v > UINT32_MAX / mul)
-		return ZG_ERR_CONFIG;
-	*pms = (uint32_t)(v * mul);
-	return 0;
-}
-
-static int parse_bool(const char *s, int *pb)
-{
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
-
-	for (size_t i = 0; i < 4; i++) {
-		if (strcmp(s, yes[i]) == 0) {
-			*pb = 1;
-			return 0;
-		}
-		if (strcmp(s, no[i]) == 0) {
-			*pb = 0;
-			return 0;
-		}
-	}
-	return ZG_ERR_CONFIG;
-}
-
 /* Parses text for o into cfg; where names the source for messages. */
 static int set_opt(struct agent_config *cfg, const struct opt *o, const char *text,
 		   const char *where, char *err, size_t errlen)
@@ -170,7 +111,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 		memcpy(dst, &u, sizeof(u));
 		return 0;
 	case T_DUR:
-		if (agent_config_parse_duration(text, &u) != 0 || u < o->min || u > o->max) {
+		if (opt_parse_duration(text, &u) != 0 || u < o->min || u > o->max) {
 			seterr(err, errlen,
 			       "%s: \"%s\" is not a duration from %ums to %ums (a whole number with "
 			       "ms, s, m or h: 500ms, 25s, 5m)",
@@ -180,7 +121,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 		memcpy(dst, &u, sizeof(u));
 		return 0;
 	case T_BOOL:
-		if (parse_bool(text, &b) != 0) {
+		if (opt_parse_bool(text, &b) != 0) {
 			seterr(err, errlen, "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)",
 			       where, text);
 			return ZG_ERR_CONFIG;
@@ -395,7 +336,7 @@ int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *er
 		if (klen == 12 && strncmp(kv, "ZGATE_CONFIG", 12) == 0)
 			continue;
 		for (size_t i = 0; i < N_OPTS && o == NULL; i++) {
-			derive(opts[i].key, 1, name, sizeof(name));
+			opt_name(opts[i].key, 1, name, sizeof(name));
 			if (strlen(name) == klen && strncmp(kv, name, klen) == 0)
 				o = &opts[i];
 		}
@@ -404,7 +345,7 @@ int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *er
 			       kv);
 			return ZG_ERR_CONFIG;
 		}
-		derive(o->key, 1, name, sizeof(name));
+		opt_name(o->key, 1, name, sizeof(name));
 		if ((r = set_opt(cfg, o, eq + 1, name, err, errlen)) != 0)
 			return r;
 	}
@@ -417,7 +358,7 @@ int agent_config_apply_flag(struct agent_config *cfg, const char *flag, const ch
 	char name[64], where[80];
 
 	for (size_t i = 0; i < N_OPTS; i++) {
-		derive(opts[i].key, 0, name, sizeof(name));
+		opt_name(opts[i].key, 0, name, sizeof(name));
 		if (strcmp(name, flag) == 0) {
 			(void)snprintf(where, sizeof(where), "--%s", name);
 			return set_opt(cfg, &opts[i], value, where, err, errlen);
@@ -433,8 +374,8 @@ static int required(const char *value, const char *key, char *err, size_t errlen
 
 	if (value[0] != '\0')
 		return 0;
-	derive(key, 0, flag, sizeof(flag));
-	derive(key, 1, env, sizeof(env));
+	opt_name(key, 0, flag, sizeof(flag));
+	opt_name(key, 1, env, sizeof(env));
 	seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", key, flag,
 	       env);
 	return ZG_ERR_CONFIG;
@@ -597,26 +538,13 @@ static const char *hint(enum opt_type t)
 
 size_t agent_config_usage(char *buf, size_t buflen)
 {
-	char flag[64], env[64], line[512];
 	size_t n = 0;
 
 	if (buflen)
 		buf[0] = '\0';
-	for (size_t i = 0; i < N_OPTS; i++) {
-		const struct opt *o = &opts[i];
-		int w;
-
-		derive(o->key, 0, flag, sizeof(flag));
-		derive(o->key, 1, env, sizeof(env));
-		w = snprintf(line, sizeof(line),
-			     "  --%s %s\n      %s.\n      File key %s, variable %s%s%s.\n", flag,
-			     o->meta ? o->meta : hint(o->type), o->help, o->key, env,
-			     o->def[0] ? ", default " : "", o->def);
-		if (w < 0)
-			continue;
-		if (n < buflen)
-			(void)snprintf(buf + n, buflen - n, "%s", line);
-		n += (size_t)w;
-	}
+	for (size_t i = 0; i < N_OPTS; i++)
+		n += opt_usage_entry(buf, buflen, n, opts[i].key,
+				     opts[i].meta ? opts[i].meta : hint(opts[i].type), opts[i].help,
+				     opts[i].def);
 	return n;
 }

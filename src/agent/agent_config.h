@@ -86,9 +86,4 @@ int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
  * buflen). Returns the length needed. */
 size_t agent_config_usage(char *buf, size_t buflen);
 
-/* Parses a duration: a whole number with ms, s, m or h ("500ms", "25s").
- * "0" alone is zero. Returns 0 with milliseconds in *pms, or
- * ZG_ERR_CONFIG (also above 2^32-1 ms). */
-int agent_config_parse_duration(const char *s, uint32_t *pms);
-
 #endif /* ZG_AGENT_AGENT_CONFIG_H */

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "masque/uri.h"
+#include "opt.h"
 #include "zg_err.h"
 
 enum opt_type {
@@ -74,54 +75,6 @@ static const struct opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-
-/* "timeouts.udp_idle" → "timeouts-udp-idle" (flag) or
- * "ZGATE_TIMEOUTS_UDP_IDLE" (environment). */
-static void derive_name(const char *path, int env, char *out, size_t outlen)
-{
-	size_t n = 0;
-
-	if (env) {
-		(void)snprintf(out, outlen, "ZGATE_");
-		n = strlen(out);
-	}
-	for (const char *p = path; *p && n + 1 < outlen; p++) {
-		char c = *p;
-		if (c == '.' || c == '_')
-			c = env ? '_' : '-';
-		else if (env)
-			c = (char)toupper((unsigned char)c);
-		out[n++] = c;
-	}
-	out[n] = '\0';
-}
-
-int config_parse_duration(const char *s, uint32_t *pms)
-{
-	char *end;
-	unsigned long long v, mul;
-
-	if (!isdigit((unsigned char)s[0]))
-		return ZG_ERR_CONFIG;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return ZG_ERR_CONFIG;
-	if (strcmp(end, "ms") == 0)
-		mul = 1;
-	else if (strcmp(end, "s") == 0)
-		mul = 1000;
-	else if (strcmp(end, "m") == 0)
-		mul = 60000;
-	else if (strcmp(end, "h") == 0)
-		mul = 3600000;
-	else
-		return ZG_ERR_CONFIG;
-	if (v > UINT32_MAX / mul)
-		return ZG_ERR_CONFIG;
-	*pms = (uint32_t)(v * mul);
-	return 0;
-}
 
 int config_parse_prefix(const char *s, struct config_prefix *p)
 {
@@ -201,7 +154,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		}
 		return 0;
 	case OPT_DURATION:
-		if (config_parse_duration(text, &ms) != 0 || ms < o->min || ms > o->max) {
+		if (opt_parse_duration(text, &ms) != 0 || ms < o->min || ms > o->max) {
 			zg_seterr(err, errlen,
 			       "%s: \"%s\" is not a duration of at least %llums (a whole number with ms, s, m or h: 500ms, 60s, 5m, 2h)",
 			       where, text, (unsigned long long)o->min);
@@ -489,7 +442,7 @@ int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
 		    strncmp(kv, "ZGATE_CONFIG", (size_t)(eq - kv)) == 0)
 			continue;
 		for (size_t i = 0; i < N_OPTS && !o; i++) {
-			derive_name(opts[i].path, 1, name, sizeof(name));
+			opt_name(opts[i].path, 1, name, sizeof(name));
 			if (strlen(name) == (size_t)(eq - kv) && strncmp(kv, name, (size_t)(eq - kv)) == 0)
 				o = &opts[i];
 		}
@@ -498,7 +451,7 @@ int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
 			       (int)(eq - kv), kv);
 			return ZG_ERR_CONFIG;
 		}
-		derive_name(o->path, 1, name, sizeof(name));
+		opt_name(o->path, 1, name, sizeof(name));
 		if ((r = set_opt(cfg, o, eq + 1, name, err, errlen)) != 0)
 			return r;
 	}
@@ -511,7 +464,7 @@ int config_apply_flag(struct relay_config *cfg, const char *flag,
 	char name[128], where[160];
 
 	for (size_t i = 0; i < N_OPTS; i++) {
-		derive_name(opts[i].path, 0, name, sizeof(name));
+		opt_name(opts[i].path, 0, name, sizeof(name));
 		if (strcmp(name, flag) == 0) {
 			(void)snprintf(where, sizeof(where), "--%s", name);
 			return set_opt(cfg, &opts[i], value, where, err, errlen);
@@ -553,8 +506,8 @@ static int require(const char *value, const char *path, char *err, size_t errlen
 
 	if (value[0])
 		return 0;
-	derive_name(path, 0, flag, sizeof(flag));
-	derive_name(path, 1, env, sizeof(env));
+	opt_name(path, 0, flag, sizeof(flag));
+	opt_name(path, 1, env, sizeof(env));
 	zg_seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", path, flag, env);
 	return ZG_ERR_CONFIG;
 }
@@ -616,25 +569,13 @@ static const char *type_hint(enum opt_type t)
 
 size_t config_usage(char *buf, size_t buflen)
 {
-	char flag[128], env[128], line[512];
 	size_t n = 0;
 
 	if (buflen)
 		buf[0] = '\0';
-	for (size_t i = 0; i < N_OPTS; i++) {
-		const struct opt *o = &opts[i];
-		int w;
-		derive_name(o->path, 0, flag, sizeof(flag));
-		derive_name(o->path, 1, env, sizeof(env));
-		w = snprintf(line, sizeof(line), "  --%s %s\n      %s. File key %s, variable %s%s%s%s.\n",
-			     flag, type_hint(o->type), o->help, o->path, env,
-			     o->def[0] ? ", default \"" : "", o->def, o->def[0] ? "\"" : "");
-		if (w < 0)
-			continue;
-		if (n < buflen)
-			(void)snprintf(buf + n, buflen - n, "%s", line);
-		n += (size_t)w;
-	}
+	for (size_t i = 0; i < N_OPTS; i++)
+		n += opt_usage_entry(buf, buflen, n, opts[i].path, type_hint(opts[i].type),
+				     opts[i].help, opts[i].def);
 	return n;
 }
 

@@ -93,11 +93,6 @@ size_t config_usage(char *buf, size_t buflen);
  * length needed, like snprintf. */
 size_t config_summary(const struct relay_config *cfg, char *buf, size_t buflen);
 
-/* Parses a duration: a whole number followed by ms, s, m or h ("1500ms",
- * "60s", "5m", "2h"). Returns 0 with milliseconds in *pms, or
- * ZG_ERR_CONFIG (also when it exceeds 2^32-1 ms). */
-int config_parse_duration(const char *s, uint32_t *pms);
-
 /* Parses "a.b.c.d/len" or an IPv6 prefix; host bits must be zero. Returns 0
  * or ZG_ERR_CONFIG. */
 int config_parse_prefix(const char *s, struct config_prefix *p);

@@ -1,0 +1,93 @@
+/* opt.c — see opt.h. */
+#include "opt.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zg_err.h"
+
+void opt_name(const char *key, int env, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (outlen == 0)
+		return;
+	if (env)
+		n = (size_t)snprintf(out, outlen, "ZGATE_");
+	if (n >= outlen)
+		n = outlen - 1;
+	for (; *key && n + 1 < outlen; key++) {
+		char c = *key;
+
+		if (c == '.' || c == '_')
+			c = env ? '_' : '-';
+		else if (env)
+			c = (char)toupper((unsigned char)c);
+		out[n++] = c;
+	}
+	out[n] = '\0';
+}
+
+int opt_parse_duration(const char *s, uint32_t *pms)
+{
+	unsigned long long v, mul;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return ZG_ERR_CONFIG;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return ZG_ERR_CONFIG;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else if (*end == '\0' && v == 0)
+		mul = 1; /* zero needs no unit */
+	else
+		return ZG_ERR_CONFIG;
+	if (v > UINT32_MAX / mul)
+		return ZG_ERR_CONFIG;
+	*pms = (uint32_t)(v * mul);
+	return 0;
+}
+
+int opt_parse_bool(const char *s, int *pb)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*pb = 1;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*pb = 0;
+			return 0;
+		}
+	}
+	return ZG_ERR_CONFIG;
+}
+
+size_t opt_usage_entry(char *buf, size_t buflen, size_t at, const char *key, const char *meta,
+		       const char *help, const char *def)
+{
+	char flag[128], env[128];
+	int w;
+
+	opt_name(key, 0, flag, sizeof(flag));
+	opt_name(key, 1, env, sizeof(env));
+	w = snprintf(at < buflen ? buf + at : NULL, at < buflen ? buflen - at : 0,
+		     "  --%s %s\n      %s.\n      File key %s, variable %s%s%s%s.\n", flag, meta,
+		     help, key, env, def[0] ? ", default \"" : "", def, def[0] ? "\"" : "");
+	return w < 0 ? 0 : (size_t)w;
+}
