@@ -43,10 +43,12 @@ static void test_format_connected(void **state)
 				     .drop_congested = 2, .drop_tun_write = 0, .drop_not_ours = 4,
 				     .drop_malformed = 6,
 				     .icmp_too_big = 1, .connects = 2 };
+	struct status_quic q = { .srtt_us = 412, .min_rtt_us = 180, .cwnd = 123456,
+				 .bytes_in_flight = 7000, .packets_sent = 99, .packets_lost = 1 };
 	struct status_info st = {
 		.state = "connected", .since = 1700000000, .relay = "relay.example:443",
 		.tun = "zgate0", .mtu = 1350, .addrs = a, .naddrs = 2, .routes = r, .nroutes = 3,
-		.relay_route = &host, .c = &c, .last_error = "",
+		.relay_route = &host, .c = &c, .quic = &q, .last_error = "",
 	};
 	char buf[2048];
 	size_t n = 0;
@@ -61,7 +63,9 @@ static void test_format_connected(void **state)
 		"\"routes\":[\"0.0.0.0/1\",\"128.0.0.0/1\",\"2001:db8::/32\"],"
 		"\"relay_route\":\"192.0.2.1/32\",\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
 		"\"rx_packets\":9,\"rx_bytes\":900,\"drops\":{\"outage\":3,\"too_big\":1,"
-		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\"}\n");
+		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\","
+		"\"quic\":{\"srtt_us\":412,\"min_rtt_us\":180,\"cwnd\":123456,"
+		"\"bytes_in_flight\":7000,\"packets_sent\":99,\"packets_lost\":1}}\n");
 }
 
 static void test_format_empty_and_escaped(void **state)
@@ -79,7 +83,7 @@ static void test_format_empty_and_escaped(void **state)
 	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
 	assert_non_null(strstr(buf, "\"addresses\":[],\"routes\":[],\"relay_route\":null"));
 	assert_non_null(strstr(buf, "\"mtu\":0"));
-	assert_non_null(strstr(buf, "\"last_error\":\"relay said \\\"no\\\"\\\\\\n\\ttab\\u0001\"}"));
+	assert_non_null(strstr(buf, "\"last_error\":\"relay said \\\"no\\\"\\\\\\n\\ttab\\u0001\",\"quic\":null}"));
 }
 
 static void test_format_bufshort(void **state)

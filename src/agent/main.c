@@ -138,6 +138,7 @@ static uint64_t counters_gen(void)
 static void write_status(void)
 {
 	struct status_info st;
+	struct status_quic q;
 	char buf[8192], *big = NULL, *out = buf;
 	size_t n = 0;
 	int r;
@@ -157,6 +158,18 @@ static void write_status(void)
 	st.relay_route = A.have_relay_rt ? &A.relay_rt : NULL;
 	st.c = &A.cnt;
 	st.last_error = A.last_error;
+	if (A.c != NULL && A.open) {
+		struct masque_stats ms;
+
+		masque_conn_stats(A.c, &ms);
+		q.srtt_us = ms.srtt_ns / 1000;
+		q.min_rtt_us = ms.min_rtt_ns / 1000;
+		q.cwnd = ms.cwnd;
+		q.bytes_in_flight = ms.bytes_in_flight;
+		q.packets_sent = ms.quic_sent;
+		q.packets_lost = ms.quic_lost;
+		st.quic = &q;
+	}
 	r = status_format(&st, buf, sizeof(buf), &n);
 	if (r == ZG_ERR_BUFSHORT) { /* thousands of routes: rare, not per packet */
 		size_t cap = 256 + (A.nroutes + A.naddrs) * 48;

@@ -98,6 +98,16 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 	    (unsigned long long)c->drop_tun_write, (unsigned long long)c->drop_not_ours,
 	    (unsigned long long)c->drop_malformed, (unsigned long long)c->icmp_too_big);
 	put_str(&o, st->last_error);
+	if (st->quic != NULL)
+		put(&o,
+		    ",\"quic\":{\"srtt_us\":%llu,\"min_rtt_us\":%llu,\"cwnd\":%llu,"
+		    "\"bytes_in_flight\":%llu,\"packets_sent\":%llu,\"packets_lost\":%llu}",
+		    (unsigned long long)st->quic->srtt_us, (unsigned long long)st->quic->min_rtt_us,
+		    (unsigned long long)st->quic->cwnd, (unsigned long long)st->quic->bytes_in_flight,
+		    (unsigned long long)st->quic->packets_sent,
+		    (unsigned long long)st->quic->packets_lost);
+	else
+		put(&o, ",\"quic\":null");
 	put(&o, "}\n");
 	if (o.full)
 		return ZG_ERR_BUFSHORT;

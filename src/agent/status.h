@@ -36,6 +36,13 @@ struct status_counters {
 	uint64_t connects;             /* tunnels opened */
 };
 
+/* The QUIC path while a tunnel is open. */
+struct status_quic {
+	uint64_t srtt_us, min_rtt_us;
+	uint64_t cwnd, bytes_in_flight;
+	uint64_t packets_sent, packets_lost;
+};
+
 struct status_info {
 	const char *state;       /* "starting", "connecting", "connected", "reconnecting", "stopped" */
 	int64_t since;           /* Unix time of the last state change */
@@ -48,6 +55,7 @@ struct status_info {
 	size_t nroutes;
 	const struct route_prefix *relay_route; /* host route to the relay, or NULL */
 	const struct status_counters *c;
+	const struct status_quic *quic; /* NULL without an open tunnel */
 	const char *last_error;  /* "" when none */
 };
 

@@ -1935,4 +1935,15 @@ int masque_conn_datagrams(const struct masque_conn *c)
 void masque_conn_stats(const struct masque_conn *c, struct masque_stats *st)
 {
 	*st = c->st;
+	if (c->qc != NULL) {
+		ngtcp2_conn_info ci;
+
+		ngtcp2_conn_get_conn_info2(c->qc, &ci);
+		st->srtt_ns = ci.smoothed_rtt;
+		st->min_rtt_ns = ci.min_rtt == UINT64_MAX ? 0 : ci.min_rtt;
+		st->cwnd = ci.cwnd;
+		st->bytes_in_flight = ci.bytes_in_flight;
+		st->quic_sent = ci.pkt_sent;
+		st->quic_lost = ci.pkt_lost;
+	}
 }

@@ -105,6 +105,10 @@ struct masque_stats {
 	uint64_t drop_context;   /* unknown context ID (C12) */
 	uint64_t capsule_fallback; /* packets sent as DATAGRAM capsules */
 	masque_time handshake_ns; /* time from first packet to handshake done */
+	/* QUIC path state now (0 before the handshake) */
+	uint64_t srtt_ns, min_rtt_ns;
+	uint64_t cwnd, bytes_in_flight;  /* congestion window, bytes */
+	uint64_t quic_sent, quic_lost;   /* QUIC packets since the start */
 };
 
 /* Callbacks to the owner. ctx is the one given at creation. Every callback
