@@ -1620,6 +1620,12 @@ static void handshake_failed(struct masque_conn *c, int rv)
 						  why, c->ctx);
 		}
 	}
+	if (!c->is_server && rv == NGTCP2_ERR_CRYPTO && tls_last_reject(c->ssl) != TLS_ACCEPTED) {
+		/* say why instead of ngtcp2's "ERR_CRYPTO" */
+		c->ci.reason[0] = '\0';
+		set_reason(c, "relay certificate refused: %s (check --ca and --server-name)",
+			   tls_reject_name(tls_last_reject(c->ssl)));
+	}
 	if (rv == NGTCP2_ERR_CRYPTO)
 		ngtcp2_ccerr_set_tls_alert(&c->ccerr, ngtcp2_conn_get_tls_alert2(c->qc), NULL, 0);
 	else if (c->ccerr.type == NGTCP2_CCERR_TYPE_TRANSPORT && c->ccerr.error_code == 0)

@@ -20,7 +20,7 @@
 
 static const char *const reject_names[TLS_REJECT_COUNT] = {
 	"accepted", "no_certificate", "unknown_ca", "expired", "not_yet_valid",
-	"no_client_auth", "revoked", "bad_signature", "other",
+	"no_client_auth", "revoked", "bad_signature", "name_mismatch", "other",
 };
 
 const char *tls_reject_name(enum tls_reject r)
@@ -47,6 +47,9 @@ enum tls_reject tls_reject_from_error(int err)
 		return TLS_REJECT_NO_CERT;
 	case EXTKEYUSE_AUTH_E:
 		return TLS_REJECT_NO_CLIENT_AUTH;
+	case DOMAIN_NAME_MISMATCH:
+	case IPADDR_MISMATCH:
+		return TLS_REJECT_NAME_MISMATCH;
 	default:
 		return TLS_REJECT_OTHER;
 	}
@@ -119,6 +122,18 @@ static int verify_client(int preverify, WOLFSSL_X509_STORE_CTX *store)
 		return 0;
 	}
 	return 1;
+}
+
+/* The client's view of the relay's chain: wolfSSL decides, this only
+ * records why it refused, for the connection's close reason. */
+static int verify_server(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store,
+		wolfSSL_get_ex_data_X509_STORE_CTX_idx());
+
+	if (!preverify)
+		set_reject(ssl, tls_reject_from_error(wolfSSL_X509_STORE_CTX_get_error(store)));
+	return preverify;
 }
 
 static int select_h3(WOLFSSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -277,7 +292,7 @@ int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
 	    (r = ctx_base(wolfTLSv1_3_client_method(), cert, key, "relay CA", ca, &ctx,
 			  err, errlen)) != 0)
 		return r;
-	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, verify_server);
 	if (ngtcp2_crypto_wolfssl_configure_client_context(ctx) != 0) {
 		(void)snprintf(err, errlen, "cannot set up QUIC on the TLS context");
 		r = ZG_ERR_CONFIG;

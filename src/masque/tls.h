@@ -26,6 +26,7 @@ enum tls_reject {
 	TLS_REJECT_NO_CLIENT_AUTH,/* no clientAuth extended key usage */
 	TLS_REJECT_REVOKED,       /* listed in the CRL */
 	TLS_REJECT_BAD_SIGNATURE, /* signature does not verify */
+	TLS_REJECT_NAME_MISMATCH, /* (the relay's) not issued for the expected name */
 	TLS_REJECT_OTHER,
 	TLS_REJECT_COUNT
 };

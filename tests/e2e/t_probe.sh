@@ -56,6 +56,15 @@ for c in expired:expired notyet:not_yet_valid stranger:unknown_ca serveronly:no_
 	grep -q "refused: $why" "$log" || fail "$cert: server log lacks 'refused: $why': $(cat "$log")"
 done
 
+step "the relay's certificate refused by the client: the reason, not a QUIC error code"
+out=$("$probe" --relay "127.0.0.1:$port" --server-name localhost --cert "$pki/agent-1.crt" \
+	--key "$pki/agent-1.key" --ca "$pki/other-ca.crt" --count 1 --timeout 3 2>&1) &&
+	fail "a relay certificate from another CA was accepted"
+expect_contains "$out" "relay certificate refused: unknown_ca (check --ca and --server-name)" "wrong --ca"
+out=$(run_probe agent-1 --server-name wrong.example --count 1 --timeout 3 2>&1) &&
+	fail "a relay certificate for another name was accepted"
+expect_contains "$out" "relay certificate refused: name_mismatch" "wrong --server-name"
+
 step "bad usage: exit 2 with a message naming the option"
 set +e
 out=$("$probe" --relay nowhere --cert x --key x --ca x 2>&1); rc=$?
