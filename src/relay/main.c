@@ -776,6 +776,15 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 			evbuffer_add_printf(b, "zgate_drops_total{reason=\"%s\"} %llu\n", d[i].n,
 					    (unsigned long long)d[i].v);
 	}
+	metric(b, "zgate_lwip_tcp_drops_total", "counter",
+	       "TCP segments from clients the relay's TCP stack dropped, by reason.");
+	evbuffer_add_printf(b, "zgate_lwip_tcp_drops_total{reason=\"checksum\"} %llu\n"
+			       "zgate_lwip_tcp_drops_total{reason=\"not_acceptable\"} %llu\n"
+			       "zgate_lwip_tcp_drops_total{reason=\"memory\"} %llu\n"
+			       "zgate_lwip_tcp_drops_total{reason=\"all\"} %llu\n",
+			    (unsigned long long)sc.lwip_tcp_chkerr,
+			    (unsigned long long)sc.lwip_tcp_proterr,
+			    (unsigned long long)sc.lwip_tcp_memerr, (unsigned long long)sc.lwip_tcp_drop);
 	metric(b, "zgate_tcp_time_wait_total", "counter",
 	       "TCP connections in TIME_WAIT: reopened by a newer SYN, evicted over the cap, "
 	       "or kept against an older SYN.");

@@ -692,6 +692,10 @@ stack_get_counters(const struct stack *st, struct stack_counters *pc)
 {
 	*pc = st->cnt;
 	pc->lwip_mem_used = stack_lwip_mem_used();
+	pc->lwip_tcp_chkerr = lwip_stats.tcp.chkerr;
+	pc->lwip_tcp_proterr = lwip_stats.tcp.proterr;
+	pc->lwip_tcp_memerr = lwip_stats.tcp.memerr;
+	pc->lwip_tcp_drop = lwip_stats.tcp.drop;
 }
 
 void

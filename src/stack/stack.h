@@ -157,6 +157,9 @@ struct stack_counters {
 	uint64_t ping_unavailable;     /* echo refused: no ping sockets */
 	uint64_t echo_local;           /* C20: ff02::/16 echo answered here */
 	uint64_t lwip_mem_used;        /* gauge: bytes lwIP holds now */
+	/* TCP segments lwIP itself dropped: bad checksum, not acceptable
+	 * (outside the window, no pcb), no memory, other */
+	uint64_t lwip_tcp_chkerr, lwip_tcp_proterr, lwip_tcp_memerr, lwip_tcp_drop;
 };
 
 /* Fills *cfg with the defaults (mtu 1280, 100,000 flows, 1,000 per client,
