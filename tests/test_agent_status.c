@@ -44,7 +44,8 @@ static void test_format_connected(void **state)
 				     .drop_malformed = 6,
 				     .icmp_too_big = 1, .connects = 2 };
 	struct status_quic q = { .srtt_us = 412, .min_rtt_us = 180, .cwnd = 123456,
-				 .bytes_in_flight = 7000, .packets_sent = 99, .packets_lost = 1 };
+				 .bytes_in_flight = 7000, .packets_sent = 99, .packets_lost = 1,
+				 .queued_bytes = 2800, .next_timer_us = -1, .tun_paused = 1 };
 	struct status_info st = {
 		.state = "connected", .since = 1700000000, .relay = "relay.example:443",
 		.tun = "zgate0", .mtu = 1350, .addrs = a, .naddrs = 2, .routes = r, .nroutes = 3,
@@ -65,7 +66,8 @@ static void test_format_connected(void **state)
 		"\"rx_packets\":9,\"rx_bytes\":900,\"drops\":{\"outage\":3,\"too_big\":1,"
 		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\","
 		"\"quic\":{\"srtt_us\":412,\"min_rtt_us\":180,\"cwnd\":123456,"
-		"\"bytes_in_flight\":7000,\"packets_sent\":99,\"packets_lost\":1}}\n");
+		"\"bytes_in_flight\":7000,\"packets_sent\":99,\"packets_lost\":1,"
+		"\"queued_bytes\":2800,\"next_timer_us\":-1,\"tun_paused\":true}}\n");
 }
 
 static void test_format_empty_and_escaped(void **state)

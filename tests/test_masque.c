@@ -504,6 +504,37 @@ static void test_c16_oversized_packet_refused(void **state)
 	free(x);
 }
 
+static int cl_got_one(void *arg)
+{
+	return ((struct side *)arg)->pkts >= 1;
+}
+
+/* A full-size datagram while the client owes an ACK: ngtcp2 writes the
+ * ACK in a packet of its own and reports the datagram not accepted. That
+ * is "again, now", not congestion: the datagram must leave at once rather
+ * than wait in the queue with nothing in flight to wake it. */
+static void test_full_datagram_behind_an_ack_leaves_at_once(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_conn *c = x->cl[0].ep.conn;
+	size_t max = masque_conn_max_packet(c), sent = 0;
+	struct masque_stats st;
+	uint8_t pkt[1500];
+
+	(void)state;
+	for (int round = 0; round < 20; round++) {
+		x->cl[0].pkts = 0;
+		send_batch(&x->srv, x->srv.last_conn, 1, &sent);
+		assert_true(memnet_run(&x->net, cl_got_one, &x->cl[0], SEC));
+		memset(pkt, 0x45, max);
+		assert_int_equal(masque_conn_send(c, pkt, max), 0);
+		masque_conn_stats(c, &st);
+		assert_int_equal(st.queued, 0);
+	}
+	fx_free(x);
+	free(x);
+}
+
 static int got_writable(void *arg)
 {
 	return ((struct side *)arg)->writable > 0;
@@ -995,6 +1026,7 @@ int main(void)
 		cmocka_unit_test(test_c12_datagrams_10000_each_way),
 		cmocka_unit_test(test_c13_capsule_fallback),
 		cmocka_unit_test(test_c16_oversized_packet_refused),
+		cmocka_unit_test(test_full_datagram_behind_an_ack_leaves_at_once),
 		cmocka_unit_test(test_c15_client_initial_padded),
 		cmocka_unit_test(test_congested_then_writable),
 		cmocka_unit_test(test_c24_refuses_expired),

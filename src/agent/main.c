@@ -168,6 +168,9 @@ static void write_status(void)
 		q.bytes_in_flight = ms.bytes_in_flight;
 		q.packets_sent = ms.quic_sent;
 		q.packets_lost = ms.quic_lost;
+		q.queued_bytes = ms.queued;
+		q.next_timer_us = ms.timer_in_ns == UINT64_MAX ? -1 : (int64_t)(ms.timer_in_ns / 1000);
+		q.tun_paused = A.tun_paused;
 		st.quic = &q;
 	}
 	r = status_format(&st, buf, sizeof(buf), &n);
@@ -225,7 +228,9 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (counters_gen() != A.written_gen)
+	/* while a tunnel is open its QUIC state moves even when no packet
+	 * does (a stall is when it matters most) */
+	if (counters_gen() != A.written_gen || (A.c != NULL && A.open))
 		write_status();
 }
 

@@ -101,11 +101,14 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 	if (st->quic != NULL)
 		put(&o,
 		    ",\"quic\":{\"srtt_us\":%llu,\"min_rtt_us\":%llu,\"cwnd\":%llu,"
-		    "\"bytes_in_flight\":%llu,\"packets_sent\":%llu,\"packets_lost\":%llu}",
+		    "\"bytes_in_flight\":%llu,\"packets_sent\":%llu,\"packets_lost\":%llu,"
+		    "\"queued_bytes\":%llu,\"next_timer_us\":%lld,\"tun_paused\":%s}",
 		    (unsigned long long)st->quic->srtt_us, (unsigned long long)st->quic->min_rtt_us,
 		    (unsigned long long)st->quic->cwnd, (unsigned long long)st->quic->bytes_in_flight,
 		    (unsigned long long)st->quic->packets_sent,
-		    (unsigned long long)st->quic->packets_lost);
+		    (unsigned long long)st->quic->packets_lost,
+		    (unsigned long long)st->quic->queued_bytes, (long long)st->quic->next_timer_us,
+		    st->quic->tun_paused ? "true" : "false");
 	else
 		put(&o, ",\"quic\":null");
 	put(&o, "}\n");

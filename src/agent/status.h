@@ -41,6 +41,9 @@ struct status_quic {
 	uint64_t srtt_us, min_rtt_us;
 	uint64_t cwnd, bytes_in_flight;
 	uint64_t packets_sent, packets_lost;
+	uint64_t queued_bytes;   /* packets waiting for QUIC (congestion, pacing) */
+	int64_t next_timer_us;   /* the connection's next timer; -1 = none */
+	int tun_paused;          /* not reading the TUN until the queue drains */
 };
 
 struct status_info {

@@ -164,6 +164,16 @@ static void arm_timer(struct masque_conn *c)
 {
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
 
+	/* Queued packets are flushed by the next ACK or timer. With nothing
+	 * in flight no ACK will come, and ngtcp2's own timers can be seconds
+	 * away: come back within a millisecond so the queue always moves. */
+	if (c->pending_len > 0) {
+		ngtcp2_conn_info ci;
+
+		ngtcp2_conn_get_conn_info2(c->qc, &ci);
+		if (ci.bytes_in_flight == 0 && exp > now_ts(c) + NS_PER_MS)
+			exp = now_ts(c) + NS_PER_MS;
+	}
 	c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, exp);
 }
 
@@ -1798,24 +1808,36 @@ static int send_now(struct masque_conn *c, const uint8_t *pkt, size_t len)
 	v[0].len = (size_t)(p - prefix);
 	v[1].base = (uint8_t *)(uintptr_t)pkt;
 	v[1].len = len;
-	ngtcp2_path_storage_zero(&ps);
-	c->busy++;
-	n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, &pi, c->pktbuf, c->pktbuf_size, &accepted,
-					0, c->dgram_id++, v, 2, now_ts(c));
-	c->busy--;
-	if (n < 0) {
-		if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_NOBUF) {
-			c->st.drop_too_big++;
-			return ZG_ERR_TOO_LARGE;
+	/* A packet written without the datagram (ngtcp2 had ACKs or other
+	 * frames to send first and no room left) means "again, now": only
+	 * nothing written means congestion or pacing, which an ACK or the
+	 * timer ends. Treating the first like the second left the datagram
+	 * queued with nothing in flight and no timer near: a stall until the
+	 * next keepalive. */
+	for (int tries = 0;; tries++) {
+		ngtcp2_path_storage_zero(&ps);
+		c->busy++;
+		n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, &pi, c->pktbuf, c->pktbuf_size,
+						&accepted, 0, c->dgram_id++, v, 2, now_ts(c));
+		c->busy--;
+		if (n < 0) {
+			if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_NOBUF) {
+				c->st.drop_too_big++;
+				return ZG_ERR_TOO_LARGE;
+			}
+			c->st.drop_congested++;
+			return ZG_ERR_LIMIT;
 		}
-		c->st.drop_congested++;
-		return ZG_ERR_LIMIT;
-	}
-	if (n > 0)
-		conn_send(c, &ps.path, c->pktbuf, (size_t)n);
-	if (!accepted) {
-		c->pending_blocked = 1;
-		return ZG_ERR_LIMIT;
+		if (n > 0)
+			conn_send(c, &ps.path, c->pktbuf, (size_t)n);
+		if (accepted)
+			break;
+		if (n == 0 || tries == 3) {
+			c->pending_blocked = 1;
+			if (n > 0) /* not congestion: try again right after this pass */
+				c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, 0);
+			return ZG_ERR_LIMIT;
+		}
 	}
 	c->st.pkts_out++;
 	c->st.bytes_out += len;
@@ -1951,5 +1973,11 @@ void masque_conn_stats(const struct masque_conn *c, struct masque_stats *st)
 		st->bytes_in_flight = ci.bytes_in_flight;
 		st->quic_sent = ci.pkt_sent;
 		st->quic_lost = ci.pkt_lost;
+		{
+			ngtcp2_tstamp e = ngtcp2_conn_get_expiry(c->qc), now = now_ts(c);
+
+			st->timer_in_ns = e == UINT64_MAX ? UINT64_MAX : e > now ? e - now : 0;
+		}
 	}
+	st->queued = c->pending_len;
 }

@@ -109,6 +109,8 @@ struct masque_stats {
 	uint64_t srtt_ns, min_rtt_ns;
 	uint64_t cwnd, bytes_in_flight;  /* congestion window, bytes */
 	uint64_t quic_sent, quic_lost;   /* QUIC packets since the start */
+	uint64_t queued;                 /* packet bytes waiting for QUIC */
+	uint64_t timer_in_ns;            /* next timer, from now; UINT64_MAX = none */
 };
 
 /* Callbacks to the owner. ctx is the one given at creation. Every callback
