@@ -56,6 +56,8 @@ state_is connected || fail "state: $(status_field state)"
 (($(status_field rx_packets) >= 5)) || fail "rx_packets $(status_field rx_packets)"
 (($(status_field tx_packets) >= 5)) || fail "tx_packets $(status_field tx_packets)"
 (($(status_field rx_bytes) >= 5 * 84)) || fail "rx_bytes"
+grep -q '"quic":{"srtt_us":[0-9]*,"min_rtt_us":[0-9]*,"cwnd":[1-9][0-9]*,' "$STATUS" ||
+	fail "no QUIC path in the status file"
 grep -q "state connecting: relay $RELAY" "$AGENT_LOG" || fail "no state line for connecting"
 grep -q "state connected: relay $RELAY" "$AGENT_LOG" || fail "no state line for connected"
 
