@@ -77,7 +77,8 @@ struct agent {
 
 	int tun_fd, ifindex, link_up;
 	/* A persistent TUN that existed before: its state is restored. */
-	int tun_existed, tun_was_up;
+	int tun_existed, tun_was_up, tun_flags_known;
+	unsigned tun_old_flags;
 	uint32_t tun_old_mtu;
 	char tun[IFNAMSIZ];
 	uint32_t mtu;
@@ -944,6 +945,7 @@ static void note_existing_device(const char *name)
 		if (ioctl(s, SIOCGIFMTU, &ifr) == 0) {
 			A.tun_existed = 1;
 			A.tun_old_mtu = (uint32_t)ifr.ifr_mtu;
+			A.tun_flags_known = tun_read_flags(name, &A.tun_old_flags) == 0;
 		}
 	}
 	close(s);
@@ -1086,8 +1088,12 @@ int main(int argc, char **argv)
 out:
 	free_events();
 	nl_close(A.nl);
-	if (A.tun_fd >= 0)
+	if (A.tun_fd >= 0) {
 		close(A.tun_fd);
+		/* our attach gave a persistent device IFF_VNET_HDR and offloads */
+		if (A.tun_existed && A.tun_flags_known && tun_restore(A.tun, A.tun_old_flags) != 0)
+			log_warn("cannot give %s its TUN flags back", A.tun);
+	}
 	if (A.tls != NULL)
 		wolfSSL_CTX_free(A.tls);
 	return rc;

@@ -89,3 +89,43 @@ int tun_set_txqlen(const char *name, int qlen)
 	errno = e;
 	return r == 0 ? 0 : ZG_ERR_IO;
 }
+
+int tun_read_flags(const char *name, unsigned *pflags)
+{
+	char path[64 + IFNAMSIZ];
+	unsigned v;
+	FILE *f;
+	int ok;
+
+	if (strlen(name) >= IFNAMSIZ || strchr(name, '/') != NULL)
+		return ZG_ERR_IO;
+	(void)snprintf(path, sizeof(path), "/sys/class/net/%s/tun_flags", name);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return ZG_ERR_IO;
+	ok = fscanf(f, "%x", &v) == 1;
+	fclose(f);
+	if (!ok)
+		return ZG_ERR_IO;
+	*pflags = v;
+	return 0;
+}
+
+int tun_restore(const char *name, unsigned flags)
+{
+	struct ifreq ifr;
+	int fd, r = 0;
+
+	if (strlen(name) >= IFNAMSIZ)
+		return ZG_ERR_IO;
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return ZG_ERR_IO;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	ifr.ifr_flags = (short)(IFF_TUN | (flags & (IFF_NO_PI | IFF_VNET_HDR | IFF_ONE_QUEUE)));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0)
+		r = ZG_ERR_IO;
+	close(fd);
+	return r;
+}

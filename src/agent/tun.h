@@ -17,6 +17,13 @@
 int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
 	     int *pifindex, char *err, size_t errlen);
 
+/* A device made beforehand (ip tuntap add ... persist) keeps the flags the
+ * last attach gave it. tun_read_flags() reads them (sysfs tun_flags) before
+ * the agent attaches; tun_restore() gives them back after it let go (its
+ * descriptor closed), with no offloads. Both return 0 or ZG_ERR_IO. */
+int tun_read_flags(const char *name, unsigned *pflags);
+int tun_restore(const char *name, unsigned flags);
+
 /* The transmit queue a TUN device the agent creates gets: the kernel's
  * default (500 packets) overflowed under 4 TCP streams while the tunnel
  * was congested, and each drop cost the sender a retransmit. */
