@@ -5,6 +5,7 @@
 #   BENCH_BYTES  bytes through the throughput flow (default 1000000000)
 #   BENCH_MTU    tunnel MTU, 1280..1500 (default 1280)
 #   BENCH_IDLE_S seconds the idle flows are watched (default 3)
+#   BENCH_RULES  policy rules for bench/policy_rules (default 10000)
 #   BENCH_QUICK=1, BENCH_SECS, BENCH_REPS, BENCH_ONLY: see bench/vpn.sh
 # The whole report also goes to bench/results/<date>.md (+ .png chart).
 set -euo pipefail
@@ -27,6 +28,12 @@ echo
 echo
 echo "RSS is user-space memory only: the kernel's socket memory (the relay's" \
 	"upstream socket and the listener's accepted one, per flow) is not in it."
+echo
+echo "### src/relay/policy: bench/policy_rules"
+echo
+"$bindir/policy_rules" -n "${BENCH_RULES:-10000}"
+echo
+echo "Rules are evaluated once per new flow (first match), never per packet."
 echo
 bench/vpn.sh "$bindir" "$results/$(date -u +%Y-%m-%d)-vpn.md" >/dev/null
 cat "$results/$(date -u +%Y-%m-%d)-vpn.md"
