@@ -466,6 +466,70 @@ static void test_normalize_trims_against_proto0(void **state)
 	assert_memory_equal(&l[1], &w3, sizeof(w3));
 }
 
+/* 1 when address a (4 bytes, big-endian u32) lies in one of r[0..n) */
+static int covered4(const struct cip_route *r, size_t n, uint32_t a)
+{
+	struct cip_route x = r4(a, a, 0);
+
+	for (size_t i = 0; i < n; i++)
+		if (r[i].version == 4 && memcmp(r[i].start, x.start, 4) <= 0 &&
+		    memcmp(r[i].end, x.end, 4) >= 0)
+			return 1;
+	return 0;
+}
+
+static void test_coarsen_joins_smallest_gaps(void **state)
+{
+	/* 1000 /32s in 100 clusters of 10 (gap 2 inside a cluster, 1000
+	 * between clusters), TCP and UDP mixed, plus two IPv6 ranges */
+	static struct cip_route l[1002];
+	size_t n = 0, out;
+	uint32_t base = 0x0a000000;
+
+	(void)state;
+	for (uint32_t c = 0; c < 100; c++)
+		for (uint32_t k = 0; k < 10; k++) {
+			uint32_t a = base + c * 1000 + k * 3;
+
+			l[n++] = r4(a, a, k % 2 ? 6 : 17);
+		}
+	l[n++] = r6(0x2001, 0x2001, 6);
+	l[n++] = r6(0x3001, 0x3001, 0);
+	assert_int_equal(cip_routes_coarsen(l, n, 102, &out), 0);
+	/* each cluster becomes one range: 100 + 2 IPv6 */
+	assert_int_equal(out, 102);
+	assert_int_equal(cip_routes_validate(l, out), 0);
+	for (uint32_t c = 0; c < 100; c++) {
+		for (uint32_t k = 0; k < 10; k++)
+			assert_true(covered4(l, out, base + c * 1000 + k * 3));
+		assert_false(covered4(l, out, base + c * 1000 + 500)); /* between clusters */
+	}
+	for (size_t i = 0; i < out; i++)
+		assert_int_equal(l[i].proto, 0);
+	assert_int_equal(l[out - 2].version, 6);
+	assert_int_equal(l[out - 1].version, 6);
+
+	/* down to 2: one range per version, still covering everything */
+	n = 0;
+	for (uint32_t c = 0; c < 100; c++)
+		l[n++] = r4(base + c * 1000, base + c * 1000, 6);
+	l[n++] = r6(0x2001, 0x2001, 6);
+	l[n++] = r6(0x3001, 0x3001, 0);
+	assert_int_equal(cip_routes_coarsen(l, n, 2, &out), 0);
+	assert_int_equal(out, 2);
+	struct cip_route w4 = r4(base, base + 99 * 1000, 0), w6 = r6(0x2001, 0x3001, 0);
+	assert_memory_equal(&l[0], &w4, sizeof(w4));
+	assert_memory_equal(&l[1], &w6, sizeof(w6));
+	assert_int_equal(cip_routes_validate(l, out), 0);
+
+	/* already small enough: only normalised; max below 2 refused */
+	l[0] = r4(1, 1, 6);
+	l[1] = r4(5, 5, 6);
+	assert_int_equal(cip_routes_coarsen(l, 2, 4, &out), 0);
+	assert_int_equal(out, 2);
+	assert_int_equal(cip_routes_coarsen(l, 2, 1, &out), ZG_ERR_INVAL);
+}
+
 static void test_normalize_full_range_edges(void **state)
 {
 	/* ranges touching the top of the address space merge without wrap */
@@ -511,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_normalize_sorts_and_merges),
 		cmocka_unit_test(test_normalize_trims_against_proto0),
 		cmocka_unit_test(test_normalize_full_range_edges),
+		cmocka_unit_test(test_coarsen_joins_smallest_gaps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

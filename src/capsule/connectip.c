@@ -423,3 +423,72 @@ int cip_routes_normalize(struct cip_route *r, size_t n, size_t cap, size_t *pn)
 	*pn = n;
 	return 0;
 }
+
+struct gap {
+	uint8_t size[16]; /* next.start - cur.end, big-endian, right-aligned */
+	size_t at;        /* between r[at] and r[at + 1] */
+};
+
+static int gap_cmp(const void *x, const void *y)
+{
+	const struct gap *a = x, *b = y;
+	int c = memcmp(a->size, b->size, 16);
+
+	return c != 0 ? c : (a->at > b->at) - (a->at < b->at);
+}
+
+int cip_routes_coarsen(struct cip_route *r, size_t n, size_t max, size_t *pn)
+{
+	struct gap *g;
+	uint8_t *join;
+	size_t i, k, ng = 0, out = 0;
+	int e;
+
+	if (max < 2)
+		return ZG_ERR_INVAL;
+	for (i = 0; i < n; i++)
+		r[i].proto = 0;
+	if ((e = cip_routes_normalize(r, n, n, &n)) != 0)
+		return e;
+	if (n <= max) {
+		*pn = n;
+		return 0;
+	}
+	g = calloc(n, sizeof(*g));
+	join = calloc(n, 1);
+	if (g == NULL || join == NULL) {
+		free(g);
+		free(join);
+		return ZG_ERR_NOMEM;
+	}
+	/* sorted by version then start, disjoint and not touching */
+	for (i = 0; i + 1 < n; i++) {
+		size_t alen = cip_addr_len(r[i].version), off = 16 - alen;
+		int borrow = 0;
+
+		if (r[i + 1].version != r[i].version)
+			continue;
+		for (size_t b = alen; b-- > 0;) {
+			int d = r[i + 1].start[b] - r[i].end[b] - borrow;
+
+			borrow = d < 0;
+			g[ng].size[off + b] = (uint8_t)(d + (borrow ? 256 : 0));
+		}
+		g[ng++].at = i;
+	}
+	qsort(g, ng, sizeof(*g), gap_cmp);
+	/* n - max joins, the smallest gaps first; with two versions and
+	 * max >= 2 there are always enough gaps */
+	for (k = 0; k < n - max && k < ng; k++)
+		join[g[k].at] = 1;
+	for (i = 0; i < n; i++) {
+		if (out > 0 && join[i - 1])
+			memcpy(r[out - 1].end, r[i].end, 16);
+		else
+			r[out++] = r[i];
+	}
+	free(g);
+	free(join);
+	*pn = out;
+	return 0;
+}

@@ -101,4 +101,13 @@ int cip_route_adv_encode(uint8_t **pp, const uint8_t *end,
  * ZG_ERR_TOO_LARGE when the result needs more than cap entries. */
 int cip_routes_normalize(struct cip_route *r, size_t n, size_t cap, size_t *pn);
 
+/* Makes r[0..n) fit in max ranges (max >= 2) by widening: protocols are
+ * dropped (0 = any) and the ranges of each IP version joined across their
+ * smallest gaps until at most max remain. Every address r covered is still
+ * covered (a route advertisement may over-state what is allowed, never
+ * under-state it). The result is a valid advertisement, in place. Returns
+ * 0 with the count in *pn, ZG_ERR_INVAL (max < 2), the errors of
+ * cip_routes_normalize(), or ZG_ERR_NOMEM. */
+int cip_routes_coarsen(struct cip_route *r, size_t n, size_t max, size_t *pn);
+
 #endif /* ZG_CONNECTIP_H */

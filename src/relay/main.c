@@ -255,6 +255,25 @@ static int session_routes(const struct relay *r, const struct session *s, struct
 	int rv;
 
 	rv = policy_routes(r->policy, s->id, out, MASQUE_MAX_ROUTES / 2, &n);
+	if (rv == ZG_ERR_TOO_LARGE) {
+		/* More disjoint ranges than one advertisement carries: advertise
+		 * wider ones (every flow is still checked against the rules). */
+		size_t big = 1u << 16, all = 0;
+		struct cip_route *tmp = malloc(big * sizeof(*tmp));
+
+		if (tmp == NULL)
+			return ZG_ERR_NOMEM;
+		rv = policy_routes(r->policy, s->id, tmp, big, &all);
+		if (rv == 0)
+			rv = cip_routes_coarsen(tmp, all, MASQUE_MAX_ROUTES / 2, &n);
+		if (rv == 0) {
+			memcpy(out, tmp, n * sizeof(*out));
+			log_warnx("%s: the policy allows %zu separate ranges; advertised as %zu wider "
+				  "ones (flows are still checked against each rule)",
+				  s->id, all, n);
+		}
+		free(tmp);
+	}
 	if (rv != 0)
 		return rv;
 	if (s->any_target && s->any_proto) {
@@ -309,6 +328,13 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	int rv;
 
 	rv = session_routes(r, s, routes, &n);
+	if (rv != 0) {
+		log_warnx("%s from %s: cannot compute its routes: %s: 503", s->id, s->peer,
+			  zg_strerror(rv));
+		r->refused_503++;
+		free(s);
+		return 503;
+	}
 	if (rv != 0 || n == 0) {
 		/* C05: an identity with nothing allowed gets 403. */
 		log_info("%s from %s: no destination allowed by policy: 403", s->id, s->peer);

@@ -24,7 +24,7 @@ ip -n "$ns" route add 169.254.169.254/32 dev zgtr$$
 ip netns exec "$ns" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 
 d=$ZG_TMP; chmod 755 "$d"
-"$ZG_ROOT/scripts/gen-certs.sh" -d "$d/pki" --test-set -c agent-1 -c agent-2 -c nobody-allowed >/dev/null
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$d/pki" --test-set -c agent-1 -c agent-2 -c nobody-allowed -c agent-many >/dev/null
 chmod -R a+rX "$d/pki"
 cat >"$d/policy.yaml" <<P
 version: 1
@@ -40,7 +40,13 @@ clients:
       - id: allow-all
         action: allow
         destinations: ["0.0.0.0/0"]
+  agent-many:
+    rules:
 P
+# 600 separate addresses: more ranges than one advertisement (512) carries
+for i in $(seq 0 599); do
+	echo "      - { id: m$i, action: allow, destinations: [\"100.64.$((i / 100)).$((i % 100 * 2 + 1))/32\"] }"
+done >>"$d/policy.yaml"
 cat >"$d/relay.yaml" <<C
 listen: "127.0.0.1:4433"
 ops_listen: "127.0.0.1:8080"
@@ -122,6 +128,14 @@ expect_contains "$m" 'zgate_handshake_failures_total{reason="expired"} 1' "metri
 expect_contains "$m" 'zgate_tunnel_refused_total{status="403"} 1' "metric: 403"
 expect_contains "$m" 'zgate_pool_used{version="4"} 0' "refused clients consumed no address"
 expect_contains "$m" 'zgate_policy_decisions_total{action="deny"}' "metric: decisions"
+
+step "a policy of 600 separate ranges: advertised as at most 512 wider ones"
+out=$(p agent-many 2>&1) || fail "agent-many refused: $out"
+nr=$(grep -c '^route ' <<<"$out")
+((nr >= 1 && nr <= 512)) || fail "$nr routes advertised"
+expect_contains "$out" "route 100.64.0.1-" "first range kept"
+grep -q "agent-many: the policy allows 600 separate ranges; advertised as $nr wider" "$d/relay.log" ||
+	fail "no log line for the widened advertisement: $(grep agent-many "$d/relay.log")"
 
 step "the same client again replaces its older tunnel, same address"
 a1=$(p agent-1 | sed -n 's/^address //p')
