@@ -141,6 +141,24 @@ static void test_opt_names_bools_usage(void **state)
 	assert_int_equal(opt_parse_bool("off", &b), 0);
 	assert_int_equal(b, 0);
 	assert_int_equal(opt_parse_bool("maybe", &b), ZG_ERR_CONFIG);
+	{
+		uint64_t v = 7;
+
+		assert_int_equal(opt_parse_uint("1280", 1280, 65535, &v), 0);
+		assert_int_equal(v, 1280);
+		assert_int_equal(opt_parse_uint("1279", 1280, 65535, &v), ZG_ERR_CONFIG);
+		assert_int_equal(opt_parse_uint("65536", 1280, 65535, &v), ZG_ERR_CONFIG);
+		assert_int_equal(opt_parse_uint("+5", 0, 9, &v), ZG_ERR_CONFIG);
+		assert_int_equal(opt_parse_uint("5x", 0, 9, &v), ZG_ERR_CONFIG);
+		assert_int_equal(opt_parse_uint("", 0, 9, &v), ZG_ERR_CONFIG);
+		assert_int_equal(opt_parse_uint("99999999999999999999", 0, UINT64_MAX, &v),
+				 ZG_ERR_CONFIG);
+		assert_int_equal(v, 1280);
+	}
+	assert_int_equal(opt_require("x", "tls.cert", buf, sizeof(buf)), 0);
+	assert_int_equal(opt_require("", "tls.cert", buf, sizeof(buf)), ZG_ERR_CONFIG);
+	assert_string_equal(buf, "tls.cert: required; set it in the file, with --tls-cert or with "
+				 "ZGATE_TLS_CERT");
 	n = opt_usage_entry(buf, sizeof(buf), 0, "reconnect_max", "DURATION", "back off", "30s");
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(buf, "  --reconnect-max DURATION\n      back off.\n      File key "

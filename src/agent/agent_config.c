@@ -1,9 +1,7 @@
 #include "agent/agent_config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <net/if.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,26 +57,12 @@ static const struct opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap); /* a cut message still helps */
-	va_end(ap);
-}
-
 /* Parses text for o into cfg; where names the source for messages. */
 static int set_opt(struct agent_config *cfg, const struct opt *o, const char *text,
 		   const char *where, char *err, size_t errlen)
 {
-	char *dst = (char *)cfg + o->off, *end;
-	unsigned long long v;
+	char *dst = (char *)cfg + o->off;
+	uint64_t v;
 	enum log_level lvl;
 	uint32_t u;
 	int b;
@@ -87,12 +71,12 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	case T_STR:
 	case T_LEVEL:
 		if (strlen(text) >= o->size) {
-			seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where,
+			zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where,
 			       strlen(text), o->size - 1);
 			return ZG_ERR_CONFIG;
 		}
 		if (o->type == T_LEVEL && log_level_parse(text, &lvl) != 0) {
-			seterr(err, errlen,
+			zg_seterr(err, errlen,
 			       "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
 			       text);
 			return ZG_ERR_CONFIG;
@@ -100,10 +84,8 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 		memcpy(dst, text, strlen(text) + 1);
 		return 0;
 	case T_U32:
-		errno = 0;
-		v = strtoull(text, &end, 10);
-		if (!isdigit((unsigned char)text[0]) || errno || *end || v < o->min || v > o->max) {
-			seterr(err, errlen, "%s: \"%s\" is not a whole number from %u to %u", where,
+		if (opt_parse_uint(text, o->min, o->max, &v) != 0) {
+			zg_seterr(err, errlen, "%s: \"%s\" is not a whole number from %u to %u", where,
 			       text, o->min, o->max);
 			return ZG_ERR_CONFIG;
 		}
@@ -112,7 +94,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 		return 0;
 	case T_DUR:
 		if (opt_parse_duration(text, &u) != 0 || u < o->min || u > o->max) {
-			seterr(err, errlen,
+			zg_seterr(err, errlen,
 			       "%s: \"%s\" is not a duration from %ums to %ums (a whole number with "
 			       "ms, s, m or h: 500ms, 25s, 5m)",
 			       where, text, o->min, o->max);
@@ -122,7 +104,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 		return 0;
 	case T_BOOL:
 		if (opt_parse_bool(text, &b) != 0) {
-			seterr(err, errlen, "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)",
+			zg_seterr(err, errlen, "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)",
 			       where, text);
 			return ZG_ERR_CONFIG;
 		}
@@ -191,7 +173,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 			return 0;
 		}
 		if (k.type != YAML_SCALAR_EVENT) {
-			seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
+			zg_seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
 			       k.start_mark.line + 1, k.start_mark.column + 1, kind(&k));
 			yaml_event_delete(&k);
 			return ZG_ERR_CONFIG;
@@ -202,7 +184,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 		yaml_event_delete(&k);
 		if (o == NULL) {
 			all_keys(keys, sizeof(keys));
-			seterr(err, errlen, "%s: unknown key (expected one of: %s)", where, keys);
+			zg_seterr(err, errlen, "%s: unknown key (expected one of: %s)", where, keys);
 			return ZG_ERR_CONFIG;
 		}
 		if (!yaml_parser_parse(p, &v))
@@ -210,7 +192,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 		if (v.type == YAML_SCALAR_EVENT)
 			r = set_opt(cfg, o, (const char *)v.data.scalar.value, where, err, errlen);
 		else {
-			seterr(err, errlen, "%s: expected a single value, found %s", where, kind(&v));
+			zg_seterr(err, errlen, "%s: expected a single value, found %s", where, kind(&v));
 			r = ZG_ERR_CONFIG;
 		}
 		yaml_event_delete(&v);
@@ -218,7 +200,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 			return r;
 	}
 syntax:
-	seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name, p->problem_mark.line + 1,
+	zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name, p->problem_mark.line + 1,
 	       p->problem_mark.column + 1, p->problem ? p->problem : "syntax error");
 	return ZG_ERR_CONFIG;
 }
@@ -231,13 +213,13 @@ int agent_config_load_buf(struct agent_config *cfg, const char *name, const char
 	int r = 0, docs = 0, done = 0;
 
 	if (!yaml_parser_initialize(&p)) {
-		seterr(err, errlen, "%s: out of memory", name);
+		zg_seterr(err, errlen, "%s: out of memory", name);
 		return ZG_ERR_NOMEM;
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	while (!done && r == 0) {
 		if (!yaml_parser_parse(&p, &ev)) {
-			seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name,
+			zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name,
 			       p.problem_mark.line + 1, p.problem_mark.column + 1,
 			       p.problem ? p.problem : "syntax error");
 			r = ZG_ERR_CONFIG;
@@ -252,7 +234,7 @@ int agent_config_load_buf(struct agent_config *cfg, const char *name, const char
 			break;
 		case YAML_DOCUMENT_START_EVENT:
 			if (docs++) {
-				seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
+				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
 				       name, ev.start_mark.line + 1, ev.start_mark.column + 1);
 				r = ZG_ERR_CONFIG;
 			}
@@ -265,7 +247,7 @@ int agent_config_load_buf(struct agent_config *cfg, const char *name, const char
 				break; /* an empty document */
 			/* fall through */
 		default:
-			seterr(err, errlen,
+			zg_seterr(err, errlen,
 			       "%s:%zu:%zu: the top level must be a mapping of keys, found %s", name,
 			       ev.start_mark.line + 1, ev.start_mark.column + 1, kind(&ev));
 			r = ZG_ERR_CONFIG;
@@ -287,28 +269,28 @@ int agent_config_load_file(struct agent_config *cfg, const char *path, char *err
 	int r;
 
 	if (f == NULL) {
-		seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		zg_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return ZG_ERR_IO;
 	}
 	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-		seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		zg_seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		r = ZG_ERR_IO;
 		goto out;
 	}
 	if (size > 1 << 20) {
-		seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
+		zg_seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
 		r = ZG_ERR_CONFIG;
 		goto out;
 	}
 	buf = malloc((size_t)size + 1);
 	if (buf == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
+		zg_seterr(err, errlen, "%s: out of memory", path);
 		r = ZG_ERR_NOMEM;
 		goto out;
 	}
 	n = fread(buf, 1, (size_t)size, f);
 	if (ferror(f)) {
-		seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
+		zg_seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
 		r = ZG_ERR_IO;
 		goto out;
 	}
@@ -341,7 +323,7 @@ int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *er
 				o = &opts[i];
 		}
 		if (o == NULL) {
-			seterr(err, errlen, "environment: %.*s names no option (see --help)", (int)klen,
+			zg_seterr(err, errlen, "environment: %.*s names no option (see --help)", (int)klen,
 			       kv);
 			return ZG_ERR_CONFIG;
 		}
@@ -364,21 +346,8 @@ int agent_config_apply_flag(struct agent_config *cfg, const char *flag, const ch
 			return set_opt(cfg, &opts[i], value, where, err, errlen);
 		}
 	}
-	seterr(err, errlen, "--%s: unknown option (see --help)", flag);
+	zg_seterr(err, errlen, "--%s: unknown option (see --help)", flag);
 	return ZG_ERR_NOTFOUND;
-}
-
-static int required(const char *value, const char *key, char *err, size_t errlen)
-{
-	char flag[64], env[64];
-
-	if (value[0] != '\0')
-		return 0;
-	opt_name(key, 0, flag, sizeof(flag));
-	opt_name(key, 1, env, sizeof(env));
-	seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", key, flag,
-	       env);
-	return ZG_ERR_CONFIG;
 }
 
 int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
@@ -387,14 +356,14 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 	uint16_t port;
 	int r;
 
-	if ((r = required(cfg->relay, "relay", err, errlen)) != 0 ||
-	    (r = required(cfg->cert, "cert", err, errlen)) != 0 ||
-	    (r = required(cfg->key, "key", err, errlen)) != 0 ||
-	    (r = required(cfg->ca, "ca", err, errlen)) != 0)
+	if ((r = opt_require(cfg->relay, "relay", err, errlen)) != 0 ||
+	    (r = opt_require(cfg->cert, "cert", err, errlen)) != 0 ||
+	    (r = opt_require(cfg->key, "key", err, errlen)) != 0 ||
+	    (r = opt_require(cfg->ca, "ca", err, errlen)) != 0)
 		return r;
 	if (hostport_split(cfg->relay, host, sizeof(host), &port) != 0 || host[0] == '\0' ||
 	    port == 0) {
-		seterr(err, errlen,
+		zg_seterr(err, errlen,
 		       "relay: \"%s\" is not HOST:PORT (e.g. relay.example.com:443, "
 		       "192.0.2.1:4433 or [2001:db8::1]:443)",
 		       cfg->relay);
@@ -402,26 +371,26 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->tun[0] == '\0' || strlen(cfg->tun) >= IFNAMSIZ || strpbrk(cfg->tun, "/ \t:%") ||
 	    strcmp(cfg->tun, ".") == 0 || strcmp(cfg->tun, "..") == 0) {
-		seterr(err, errlen,
+		zg_seterr(err, errlen,
 		       "tun: \"%s\" is not a device name (1 to %d characters, no '/', ':', '%%' or "
 		       "spaces)",
 		       cfg->tun, IFNAMSIZ - 1);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->idle_timeout_ms) {
-		seterr(err, errlen,
+		zg_seterr(err, errlen,
 		       "keepalive: %ums must be shorter than idle_timeout (%ums), or the connection "
 		       "dies before the first PING",
 		       cfg->keepalive_ms, cfg->idle_timeout_ms);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
-		seterr(err, errlen, "reconnect_min: %ums is longer than reconnect_max (%ums)",
+		zg_seterr(err, errlen, "reconnect_min: %ums is longer than reconnect_max (%ums)",
 		       cfg->reconnect_min_ms, cfg->reconnect_max_ms);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->mtu != 0 && cfg->mtu < 1280) {
-		seterr(err, errlen, "mtu: %u is below 1280, the least an IPv6 link may have "
+		zg_seterr(err, errlen, "mtu: %u is below 1280, the least an IPv6 link may have "
 				    "(RFC 8200); 0 takes the tunnel's", cfg->mtu);
 		return ZG_ERR_CONFIG;
 	}
@@ -433,7 +402,7 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 						 : "https://%s:%u/.well-known/masque/ip/{target}/{ipproto}/",
 			       host, port);
 	if (uri_template_check(cfg->uri_template, why, sizeof(why)) != 0) {
-		seterr(err, errlen, "template: \"%s\": %s", cfg->uri_template, why);
+		zg_seterr(err, errlen, "template: \"%s\": %s", cfg->uri_template, why);
 		return ZG_ERR_CONFIG;
 	}
 	return 0;
@@ -470,14 +439,14 @@ int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 			int act = -1;
 
 			if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-				seterr(err, errlen, "unexpected argument \"%s\" (see --help)", a);
+				zg_seterr(err, errlen, "unexpected argument \"%s\" (see --help)", a);
 				return ZG_ERR_CONFIG;
 			}
 			a += 2;
 			eq = strchr(a, '=');
 			nl = eq ? (size_t)(eq - a) : strlen(a);
 			if (nl >= sizeof(name)) {
-				seterr(err, errlen, "--%.20s...: unknown option (see --help)", a);
+				zg_seterr(err, errlen, "--%.20s...: unknown option (see --help)", a);
 				return ZG_ERR_CONFIG;
 			}
 			memcpy(name, a, nl);
@@ -487,7 +456,7 @@ int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 					act = k;
 			if (act >= 0) {
 				if (eq != NULL) {
-					seterr(err, errlen, "--%s takes no value", name);
+					zg_seterr(err, errlen, "--%s takes no value", name);
 					return ZG_ERR_CONFIG;
 				}
 				if (pass == 0 && *paction == AGENT_RUN)
@@ -501,7 +470,7 @@ int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 			else if (i + 1 < argc)
 				val = argv[++i];
 			else {
-				seterr(err, errlen, "--%s needs a value (see --help)", name);
+				zg_seterr(err, errlen, "--%s needs a value (see --help)", name);
 				return ZG_ERR_CONFIG;
 			}
 			if (strcmp(name, "config") == 0) {

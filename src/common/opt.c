@@ -60,6 +60,34 @@ int opt_parse_duration(const char *s, uint32_t *pms)
 	return 0;
 }
 
+int opt_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *pv)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return ZG_ERR_CONFIG;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return ZG_ERR_CONFIG;
+	*pv = v;
+	return 0;
+}
+
+int opt_require(const char *value, const char *key, char *err, size_t errlen)
+{
+	char flag[128], env[128];
+
+	if (value[0] != '\0')
+		return 0;
+	opt_name(key, 0, flag, sizeof(flag));
+	opt_name(key, 1, env, sizeof(env));
+	zg_seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", key, flag,
+		  env);
+	return ZG_ERR_CONFIG;
+}
+
 int opt_parse_bool(const char *s, int *pb)
 {
 	static const char *const yes[] = { "true", "yes", "on", "1" };

@@ -21,6 +21,14 @@ void opt_name(const char *key, int env, char *out, size_t outlen);
  * ZG_ERR_CONFIG (no unit, a sign, a fraction, spaces, over 2^32-1 ms). */
 int opt_parse_duration(const char *s, uint32_t *pms);
 
+/* A whole number in [min, max], decimal digits only. Returns 0 with *pv,
+ * or ZG_ERR_CONFIG. */
+int opt_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *pv);
+
+/* 0 when value is set (not empty); else ZG_ERR_CONFIG with err saying the
+ * option key is required and naming its flag and variable. */
+int opt_require(const char *value, const char *key, char *err, size_t errlen);
+
 /* true/yes/on/1 or false/no/off/0. Returns 0 with *pb, or ZG_ERR_CONFIG. */
 int opt_parse_bool(const char *s, int *pb);
 

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +121,8 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		   const char *text, const char *where, char *err, size_t errlen)
 {
 	char *base = (char *)cfg + o->off;
-	unsigned long long v;
+	uint64_t v;
 	uint32_t ms;
-	char *end;
 	enum log_level lvl;
 	struct config_prefix pfx;
 
@@ -138,9 +136,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		memcpy(base, text, strlen(text) + 1);
 		return 0;
 	case OPT_U32:
-		errno = 0;
-		v = strtoull(text, &end, 10);
-		if (!isdigit((unsigned char)text[0]) || errno || *end || v < o->min || v > o->max) {
+		if (opt_parse_uint(text, o->min, o->max, &v) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a whole number from %llu to %llu",
 			       where, text, (unsigned long long)o->min, (unsigned long long)o->max);
 			return ZG_ERR_CONFIG;
@@ -500,27 +496,15 @@ int config_check_uri_template(const char *t, char *err, size_t errlen)
 	return uri_template_check(t, err, errlen);
 }
 
-static int require(const char *value, const char *path, char *err, size_t errlen)
-{
-	char flag[128], env[128];
-
-	if (value[0])
-		return 0;
-	opt_name(path, 0, flag, sizeof(flag));
-	opt_name(path, 1, env, sizeof(env));
-	zg_seterr(err, errlen, "%s: required; set it in the file, with --%s or with %s", path, flag, env);
-	return ZG_ERR_CONFIG;
-}
-
 int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 {
 	char why[256];
 	int r;
 
-	if ((r = require(cfg->tls_cert, "tls.cert", err, errlen)) != 0 ||
-	    (r = require(cfg->tls_key, "tls.key", err, errlen)) != 0 ||
-	    (r = require(cfg->tls_client_ca, "tls.client_ca", err, errlen)) != 0 ||
-	    (r = require(cfg->policy_file, "policy", err, errlen)) != 0)
+	if ((r = opt_require(cfg->tls_cert, "tls.cert", err, errlen)) != 0 ||
+	    (r = opt_require(cfg->tls_key, "tls.key", err, errlen)) != 0 ||
+	    (r = opt_require(cfg->tls_client_ca, "tls.client_ca", err, errlen)) != 0 ||
+	    (r = opt_require(cfg->policy_file, "policy", err, errlen)) != 0)
 		return r;
 	if (check_hostport(cfg->listen) != 0) {
 		zg_seterr(err, errlen, "listen: \"%s\" is not host:port (e.g. 0.0.0.0:4433 or [::]:4433)", cfg->listen);
