@@ -282,7 +282,7 @@ tcp_header(uint8_t *p, const struct stack_addr *src, const struct stack_addr *ds
 	p[9] = STACK_PROTO_TCP;
 	memcpy(p + 12, src->a, 4);
 	memcpy(p + 16, dst->a, 4);
-	wr16(p + 10, pkt_csum_fold(pkt_csum_add(0, p, 20)));
+	wr16(p + 10, cksum_fold(cksum_add(0, p, 20)));
 	wr16(t, sport);
 	wr16(t + 2, dport);
 	wr32(t + 4, seq);
@@ -291,10 +291,10 @@ tcp_header(uint8_t *p, const struct stack_addr *src, const struct stack_addr *ds
 	t[13] = flags;
 	wr16(t + 14, 0xffff);
 	s = fold16(pkt_csum_pseudo(src, dst, STACK_PROTO_TCP, tl)) +
-	    fold16(pkt_csum_add(0, t, 20)) + paysum;
+	    fold16(cksum_add(0, t, 20)) + paysum;
 	if (optlen)
-		s += fold16(pkt_csum_add(0, t + 20, optlen));
-	wr16(t + 16, pkt_csum_fold(s));
+		s += fold16(cksum_add(0, t + 20, optlen));
+	wr16(t + 16, cksum_fold(s));
 }
 
 static void
@@ -771,7 +771,7 @@ run_tput(uint64_t total, uint16_t mtu, struct tput_result *r)
 	/* every full segment carries the same payload: its sum once */
 	for (i = 0; i < seg; i++)
 		pkt[40 + i] = (uint8_t)(i * 7u + 3u);
-	paysum = fold16(pkt_csum_add(0, pkt + 40, seg));
+	paysum = fold16(cksum_add(0, pkt + 40, seg));
 	last_una = c->snd_una;
 	ct0 = ru_cpu(RUSAGE_THREAD);
 	cp0 = ru_cpu(RUSAGE_SELF);
@@ -783,7 +783,7 @@ run_tput(uint64_t total, uint16_t mtu, struct tput_result *r)
 		       (uint64_t)(uint32_t)(c->snd_nxt - c->snd_una) + seg <= c->wnd) {
 			size_t n = total - sent < seg ? (size_t)(total - sent) : seg;
 			uint32_t ps = n == seg ? paysum :
-					fold16(pkt_csum_add(0, pkt + 40, n));
+					fold16(cksum_add(0, pkt + 40, n));
 
 			tcp_header(pkt, &b.src, &b.dst, SPORT_BASE, b.dport,
 				   c->snd_nxt, c->rcv_nxt, PKT_TCP_ACK | PKT_TCP_PSH,

@@ -112,7 +112,7 @@ fixup(uint8_t *p, size_t len, int set_src)
 		if (set_src)
 			memcpy(p + 12, client.vip4.a, 4);
 		put_csum(p, 10, 0);
-		put_csum(p, 10, pkt_csum_fold(pkt_csum_add(0, p, ihl)));
+		put_csum(p, 10, cksum_fold(cksum_add(0, p, ihl)));
 		if (tot < ihl || tot > len)
 			return;
 		src.version = dst.version = 4;
@@ -154,7 +154,7 @@ fixup(uint8_t *p, size_t len, int set_src)
 	put_csum(p, l4off + coff, 0);
 	sum = proto == STACK_PROTO_ICMP ? 0 :
 					  pkt_csum_pseudo(&src, &dst, proto, l4len);
-	put_csum(p, l4off + coff, pkt_csum_fold(pkt_csum_add(sum, p + l4off, l4len)));
+	put_csum(p, l4off + coff, cksum_fold(cksum_add(sum, p + l4off, l4len)));
 }
 
 int

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "cksum.h"
 #include "log.h"
 #include "opt.h"
 #include "zg_err.h"
@@ -170,6 +171,30 @@ static void test_opt_names_bools_usage(void **state)
 	assert_int_equal(opt_usage_entry(buf, 10, 20, "tun", "NAME", "device", ""), m);
 }
 
+/* One Internet checksum serves the stack (any packet length) and the
+ * agent (64 KiB segments on a running sum): it must not overflow. */
+static void test_cksum_long_input_no_overflow(void **state)
+{
+	static uint8_t buf[200001];
+	uint64_t ref = 0xfffe;
+
+	(void)state;
+	memset(buf, 0xff, sizeof(buf));
+	buf[7] = 0x12;
+	for (size_t i = 0; i + 1 < sizeof(buf); i += 2)
+		ref += (uint64_t)(buf[i] << 8 | buf[i + 1]);
+	ref += (uint64_t)buf[sizeof(buf) - 1] << 8;
+	while (ref >> 16)
+		ref = (ref & 0xffff) + (ref >> 16);
+	assert_int_equal(cksum_fold(cksum_add(0xfffe, buf, sizeof(buf))), (uint16_t)~ref);
+	/* RFC 1071's example words 0001 f203 f4f5 f6f7: sum ddf2, checksum 220d */
+	{
+		static const uint8_t w[] = { 0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7 };
+
+		assert_int_equal(cksum_fold(cksum_add(0, w, sizeof(w))), 0x220d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_log_level_parse),
 		cmocka_unit_test(test_log_level_filters),
 		cmocka_unit_test(test_opt_durations),
+		cmocka_unit_test(test_cksum_long_input_no_overflow),
 		cmocka_unit_test(test_opt_names_bools_usage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

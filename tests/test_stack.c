@@ -285,7 +285,7 @@ build_ip(uint8_t *b, const struct stack_addr *src, const struct stack_addr *dst,
 		memcpy(b + 12, src->a, 4);
 		memcpy(b + 16, dst->a, 4);
 		{
-			uint16_t c = pkt_csum_fold(pkt_csum_add(0, b, 20));
+			uint16_t c = cksum_fold(cksum_add(0, b, 20));
 
 			b[10] = (uint8_t)(c >> 8);
 			b[11] = (uint8_t)c;
@@ -313,7 +313,7 @@ l4_csum(uint8_t *l4, size_t len, size_t off, const struct stack_addr *src,
 	l4[off] = l4[off + 1] = 0;
 	if (proto != STACK_PROTO_ICMP)
 		s = pkt_csum_pseudo(src, dst, proto, len);
-	c = pkt_csum_fold(pkt_csum_add(s, l4, len));
+	c = cksum_fold(cksum_add(s, l4, len));
 	l4[off] = (uint8_t)(c >> 8);
 	l4[off + 1] = (uint8_t)c;
 }

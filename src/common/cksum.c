@@ -5,6 +5,8 @@ uint32_t cksum_add(uint32_t s, const uint8_t *p, size_t n)
 {
 	while (n > 1) {
 		s += (uint32_t)(p[0] << 8 | p[1]);
+		if (s > 0xffff0000u) /* fold early: any length, any starting sum */
+			s = (s & 0xffff) + (s >> 16);
 		p += 2;
 		n -= 2;
 	}

@@ -41,37 +41,14 @@ wr32(uint8_t *p, uint32_t v)
 }
 
 uint32_t
-pkt_csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2) {
-		sum += rd16(p + i);
-		if (sum > 0xffff0000u)
-			sum = (sum & 0xffff) + (sum >> 16);
-	}
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-uint16_t
-pkt_csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-uint32_t
 pkt_csum_pseudo(const struct stack_addr *src, const struct stack_addr *dst,
 		uint8_t proto, size_t l4_len)
 {
 	size_t alen = src->version == 4 ? 4 : 16;
 	uint32_t sum = 0;
 
-	sum = pkt_csum_add(sum, src->a, alen);
-	sum = pkt_csum_add(sum, dst->a, alen);
+	sum = cksum_add(sum, src->a, alen);
+	sum = cksum_add(sum, dst->a, alen);
 	sum += proto;
 	sum += (uint32_t)(l4_len >> 16);
 	sum += (uint32_t)(l4_len & 0xffff);
@@ -85,8 +62,8 @@ l4_csum_ok(const uint8_t *pkt, const struct pkt_info *pi, uint8_t proto)
 
 	if (proto != STACK_PROTO_ICMP)
 		sum = pkt_csum_pseudo(&pi->src, &pi->dst, proto, pi->l4_len);
-	sum = pkt_csum_add(sum, pkt + pi->l4_off, pi->l4_len);
-	return pkt_csum_fold(sum) == 0;
+	sum = cksum_add(sum, pkt + pi->l4_off, pi->l4_len);
+	return cksum_fold(sum) == 0;
 }
 
 static int
@@ -154,7 +131,7 @@ parse_ip4(const uint8_t *pkt, size_t len, struct pkt_info *pi)
 	tot = rd16(pkt + 2);
 	if (ihl < 20 || tot < ihl || tot > len)
 		return ZG_ERR_MALFORMED;
-	if (pkt_csum_fold(pkt_csum_add(0, pkt, ihl)) != 0)
+	if (cksum_fold(cksum_add(0, pkt, ihl)) != 0)
 		return ZG_ERR_MALFORMED;
 	pi->len = tot;
 	pi->src.version = pi->dst.version = 4;
@@ -296,7 +273,7 @@ put_ip(uint8_t *out, const struct stack_addr *src, const struct stack_addr *dst,
 		out[9] = proto;
 		memcpy(out + 12, src->a, 4);
 		memcpy(out + 16, dst->a, 4);
-		wr16(out + 10, pkt_csum_fold(pkt_csum_add(0, out, 20)));
+		wr16(out + 10, cksum_fold(cksum_add(0, out, 20)));
 		return 20;
 	}
 	memset(out, 0, 40);
@@ -320,7 +297,7 @@ put_l4_csum(uint8_t *l4, size_t l4_len, size_t csum_off,
 	wr16(l4 + csum_off, 0);
 	if (proto != STACK_PROTO_ICMP)
 		sum = pkt_csum_pseudo(src, dst, proto, l4_len);
-	c = pkt_csum_fold(pkt_csum_add(sum, l4, l4_len));
+	c = cksum_fold(cksum_add(sum, l4, l4_len));
 	if (c == 0 && proto == STACK_PROTO_UDP)
 		c = 0xffff;
 	wr16(l4 + csum_off, c);

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cksum.h"
+
 #include "stack.h"
 
 #define PKT_TCP_FIN 0x01
@@ -90,11 +92,9 @@ size_t pkt_build_echo_reply(uint8_t *out, size_t cap,
 			    const struct stack_addr *dst, uint16_t id,
 			    uint16_t seq, const uint8_t *data, size_t len);
 
-/* Internet checksum helpers, exposed for tests and the fuzzer. sum is a
- * running 32-bit sum; pkt_csum_fold() returns the final complemented value. */
-uint32_t pkt_csum_add(uint32_t sum, const uint8_t *p, size_t len);
-uint16_t pkt_csum_fold(uint32_t sum);
-/* The pseudo-header sum for an upper-layer checksum. */
+/* Checksums: cksum_add()/cksum_fold() (src/common/cksum.h). The
+ * pseudo-header sum for an upper-layer checksum, to continue with
+ * cksum_add(). */
 uint32_t pkt_csum_pseudo(const struct stack_addr *src,
 			 const struct stack_addr *dst, uint8_t proto,
 			 size_t l4_len);
