@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "be.h"
 #include "pkt.h"
 #include "stack.h"
 
@@ -96,34 +97,9 @@ rss_bytes(void)
 	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static uint16_t
-rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
-static uint32_t
-rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
 
-static void
-wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
-static void
-wr32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /* A checksum partial sum folded to 16 bits, not complemented: partials
  * folded this way can be added without overflow. */
@@ -222,7 +198,7 @@ client_rx(void *ctx, const struct stack_addr *dst, const uint8_t *pkt,
 		return;
 	t = pkt + ihl;
 	thl = (size_t)(t[12] >> 4) * 4;
-	port = rd16(t + 2);
+	port = be16_get(t + 2);
 	if (port < SPORT_BASE || (size_t)(port - SPORT_BASE) >= b->nfl ||
 	    len < ihl + thl)
 		return;
@@ -247,19 +223,19 @@ client_rx(void *ctx, const struct stack_addr *dst, const uint8_t *pkt,
 				c->ws = t[i + 2];
 			i += t[i + 1];
 		}
-		c->rcv_nxt = rd32(t + 4) + 1;
-		c->snd_una = rd32(t + 8);
-		c->wnd = rd16(t + 14); /* never scaled in a SYN */
+		c->rcv_nxt = be32_get(t + 4) + 1;
+		c->snd_una = be32_get(t + 8);
+		c->wnd = be16_get(t + 14); /* never scaled in a SYN */
 		if (c->state == 1)
 			c->state = 2;
 		return;
 	}
 	if (fl & PKT_TCP_ACK) {
-		uint32_t ack = rd32(t + 8);
+		uint32_t ack = be32_get(t + 8);
 
 		if ((int32_t)(ack - c->snd_una) > 0)
 			c->snd_una = ack;
-		c->wnd = (uint64_t)rd16(t + 14) << c->ws;
+		c->wnd = (uint64_t)be16_get(t + 14) << c->ws;
 	}
 }
 
@@ -276,25 +252,25 @@ tcp_header(uint8_t *p, const struct stack_addr *src, const struct stack_addr *ds
 
 	memset(p, 0, 40);
 	p[0] = 0x45;
-	wr16(p + 2, (uint16_t)(20 + tl));
+	be16_put(p + 2, (uint16_t)(20 + tl));
 	p[6] = 0x40; /* DF */
 	p[8] = 64;
 	p[9] = STACK_PROTO_TCP;
 	memcpy(p + 12, src->a, 4);
 	memcpy(p + 16, dst->a, 4);
-	wr16(p + 10, cksum_fold(cksum_add(0, p, 20)));
-	wr16(t, sport);
-	wr16(t + 2, dport);
-	wr32(t + 4, seq);
-	wr32(t + 8, ack);
+	be16_put(p + 10, cksum_fold(cksum_add(0, p, 20)));
+	be16_put(t, sport);
+	be16_put(t + 2, dport);
+	be32_put(t + 4, seq);
+	be32_put(t + 8, ack);
 	t[12] = (uint8_t)(((20 + optlen) / 4) << 4);
 	t[13] = flags;
-	wr16(t + 14, 0xffff);
+	be16_put(t + 14, 0xffff);
 	s = fold16(pkt_csum_pseudo(src, dst, STACK_PROTO_TCP, tl)) +
 	    fold16(cksum_add(0, t, 20)) + paysum;
 	if (optlen)
 		s += fold16(cksum_add(0, t + 20, optlen));
-	wr16(t + 16, cksum_fold(s));
+	be16_put(t + 16, cksum_fold(s));
 }
 
 static void
@@ -310,7 +286,7 @@ client_syn(struct bench *b, size_t i)
 	/* options: MSS, NOP, window scale */
 	o[0] = 2;
 	o[1] = 4;
-	wr16(o + 2, 1460);
+	be16_put(o + 2, 1460);
 	o[4] = 1;
 	o[5] = 3;
 	o[6] = 3;

@@ -13,26 +13,13 @@
 
 #include <arpa/inet.h>
 
+#include "be.h"
 #include "agent/tungro.h"
 #include "cksum.h"
 #include "zg_err.h"
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
 
 struct segspec {
 	int v6;
@@ -54,7 +41,7 @@ static size_t seg(uint8_t *p, const struct segspec *s)
 	memset(p, 0, len);
 	if (s->v6) {
 		p[0] = 0x60;
-		put16(p + 4, (uint16_t)(20 + s->payload));
+		be16_put(p + 4, (uint16_t)(20 + s->payload));
 		p[6] = 6;
 		p[7] = s->ttl ? s->ttl : 64;
 		inet_pton(AF_INET6, "fd00::2", p + 8);
@@ -62,27 +49,27 @@ static size_t seg(uint8_t *p, const struct segspec *s)
 		sum = cksum_add(0, p + 8, 32);
 	} else {
 		p[0] = 0x45;
-		put16(p + 2, (uint16_t)len);
-		put16(p + 4, (uint16_t)(s->seq & 0xffff)); /* IDs differ */
+		be16_put(p + 2, (uint16_t)len);
+		be16_put(p + 4, (uint16_t)(s->seq & 0xffff)); /* IDs differ */
 		p[6] = 0x40;                                /* DF */
 		p[8] = s->ttl ? s->ttl : 64;
 		p[9] = 6;
 		inet_pton(AF_INET, "198.18.0.10", p + 12);
 		inet_pton(AF_INET, "10.100.0.7", p + 16);
-		put16(p + 10, cksum_fold(cksum_add(0, p, 20)));
+		be16_put(p + 10, cksum_fold(cksum_add(0, p, 20)));
 		sum = cksum_add(0, p + 12, 8);
 	}
-	put16(t, s->sport ? s->sport : 443);
-	put16(t + 2, 50000);
-	put32(t + 4, s->seq);
-	put32(t + 8, s->ack ? s->ack : 777);
+	be16_put(t, s->sport ? s->sport : 443);
+	be16_put(t + 2, 50000);
+	be32_put(t + 4, s->seq);
+	be32_put(t + 8, s->ack ? s->ack : 777);
 	t[12] = 5 << 4;
 	t[13] = s->flags ? s->flags : 0x10;
-	put16(t + 14, s->window ? s->window : 1000);
+	be16_put(t + 14, s->window ? s->window : 1000);
 	for (size_t i = 0; i < s->payload; i++)
 		t[20 + i] = (uint8_t)((s->seq + i) * 31 + 7);
 	sum += 6 + (uint32_t)(20 + s->payload);
-	put16(t + 16, cksum_fold(cksum_add(sum, t, 20 + s->payload)));
+	be16_put(t + 16, cksum_fold(cksum_add(sum, t, 20 + s->payload)));
 	return len;
 }
 
@@ -126,9 +113,9 @@ static void check_gso(const uint8_t *item, size_t len, int v6, uint32_t seq0, si
 	assert_int_equal(v.csum_offset, 16);
 	assert_int_equal(iplen, hl + 20 + total);
 	if (v6) {
-		assert_int_equal(get16(p + 4), 20 + total);
+		assert_int_equal(be16_get(p + 4), 20 + total);
 	} else {
-		assert_int_equal(get16(p + 2), iplen);
+		assert_int_equal(be16_get(p + 2), iplen);
 		assert_int_equal(cksum_fold(cksum_add(0, p, 20)), 0);
 	}
 	assert_int_equal(((uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7]),
@@ -141,7 +128,7 @@ static void check_gso(const uint8_t *item, size_t len, int v6, uint32_t seq0, si
 	{
 		uint8_t tmp[2];
 
-		put16(tmp, cksum_fold(sum));
+		be16_put(tmp, cksum_fold(sum));
 		/* then the segment's checksum verifies against the pseudo header */
 		uint8_t copy[65536];
 
@@ -367,7 +354,7 @@ static void test_malformed_pass_through(void **state)
 	pkt[20 + 12] = 0xf0;
 	assert_int_equal(tungro_add(g, pkt, n), 0);
 	n = seg(pkt, &s);
-	put16(pkt + 2, 9999);
+	be16_put(pkt + 2, 9999);
 	assert_int_equal(tungro_add(g, pkt, n), 0);
 	assert_int_equal(tungro_add(g, pkt, n), 0);
 	assert_int_equal(tungro_count(g), 4);
@@ -413,10 +400,10 @@ static void check_valid(const uint8_t *p, size_t len, int v6)
 	uint32_t sum;
 
 	if (v6) {
-		assert_int_equal(get16(p + 4) + 40u, len);
+		assert_int_equal(be16_get(p + 4) + 40u, len);
 		sum = cksum_add(0, p + 8, 32);
 	} else {
-		assert_int_equal(get16(p + 2), len);
+		assert_int_equal(be16_get(p + 2), len);
 		assert_int_equal(cksum_fold(cksum_add(0, p, 20)), 0);
 		sum = cksum_add(0, p + 12, 8);
 	}
@@ -445,12 +432,12 @@ static void test_split_tso_reads(void **state)
 
 			check_valid(c.pk[i], c.len[i], v6);
 			assert_int_equal(c.len[i], hl + 20 + pay);
-			assert_int_equal(((uint32_t)get16(t + 4) << 16 | get16(t + 6)), sq);
+			assert_int_equal(((uint32_t)be16_get(t + 4) << 16 | be16_get(t + 6)), sq);
 			assert_int_equal(t[13], i < 10 ? 0x10 : 0x19);
 			for (size_t k = 0; k < pay; k++)
 				assert_int_equal(t[20 + k], (uint8_t)((sq + k) * 31 + 7));
 			if (!v6)
-				assert_int_equal(get16(c.pk[i] + 4), (uint16_t)(70000 + i));
+				assert_int_equal(be16_get(c.pk[i] + 4), (uint16_t)(70000 + i));
 		}
 		/* and back: the segments but the FIN one coalesce again */
 		tungro_reset(g);
@@ -484,7 +471,7 @@ static void test_split_partial_checksum_and_errors(void **state)
 	assert_memory_equal(c.pk[0], rd + TUNGRO_VNET_LEN, n);
 	/* a partial checksum (pseudo-header sum in the field) is completed */
 	sum = cksum_add(0, rd + TUNGRO_VNET_LEN + 12, 8) + 6 + 320;
-	put16(rd + TUNGRO_VNET_LEN + 36, (uint16_t)~cksum_fold(sum));
+	be16_put(rd + TUNGRO_VNET_LEN + 36, (uint16_t)~cksum_fold(sum));
 	rd[0] = TUNGRO_F_NEEDS_CSUM;
 	memcpy(rd + 2, f, sizeof(f));
 	memset(&c, 0, sizeof(c));

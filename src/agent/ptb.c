@@ -1,3 +1,4 @@
+#include "be.h"
 #include "agent/ptb.h"
 
 #include <string.h>
@@ -14,11 +15,6 @@ uint16_t ptb_checksum(const uint8_t *p, size_t n, uint32_t sum)
 	return cksum_fold(cksum_add(sum, p, n));
 }
 
-static void put16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
 /* 0.0.0.0/8, 127/8, 224/4 (multicast) and 240/4 (incl. broadcast). */
 static int v4_special(const uint8_t *a)
@@ -67,17 +63,17 @@ static int build4(const uint8_t *pkt, size_t len, uint32_t mtu, uint8_t *out, si
 	memset(out, 0, 28);
 	out[0] = 0x45;
 	out[1] = 0xc0; /* internetwork control, as routers send errors */
-	put16(out + 2, (uint32_t)n);
+	be16_put(out + 2, (uint16_t)n);
 	out[8] = 64;
 	out[9] = 1;
 	memcpy(out + 12, pkt + 16, 4); /* from the destination it could not reach */
 	memcpy(out + 16, pkt + 12, 4); /* to the sender */
-	put16(out + 10, ptb_checksum(out, 20, 0));
+	be16_put(out + 10, ptb_checksum(out, 20, 0));
 	icmp[0] = 3;
 	icmp[1] = 4;
-	put16(icmp + 6, mtu > 0xffff ? 0xffff : mtu);
+	be16_put(icmp + 6, (uint16_t)(mtu > 0xffff ? 0xffff : mtu));
 	memcpy(icmp + 8, pkt, quote);
-	put16(icmp + 2, ptb_checksum(icmp, 8 + quote, 0));
+	be16_put(icmp + 2, ptb_checksum(icmp, 8 + quote, 0));
 	*pn = n;
 	return 0;
 }
@@ -138,7 +134,7 @@ static int build6(const uint8_t *pkt, size_t len, uint32_t mtu, uint8_t *out, si
 	il = 8 + quote;
 	memset(out, 0, 48);
 	out[0] = 0x60;
-	put16(out + 4, (uint32_t)il);
+	be16_put(out + 4, (uint16_t)il);
 	out[6] = 58;
 	out[7] = 64;
 	memcpy(out + 8, pkt + 24, 16);
@@ -152,7 +148,7 @@ static int build6(const uint8_t *pkt, size_t len, uint32_t mtu, uint8_t *out, si
 	/* pseudo-header: addresses, upper-layer length, next header */
 	s = cksum_add(0, out + 8, 32);
 	s += (uint32_t)(il >> 16) + (uint32_t)(il & 0xffff) + 58;
-	put16(icmp + 2, ptb_checksum(icmp, il, s));
+	be16_put(icmp + 2, ptb_checksum(icmp, il, s));
 	*pn = 40 + il;
 	return 0;
 }

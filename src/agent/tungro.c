@@ -1,4 +1,5 @@
 /* tungro.c — see tungro.h. */
+#include "be.h"
 #include "agent/tungro.h"
 
 #include <stdlib.h>
@@ -36,21 +37,8 @@ struct tcpseg {
 	uint32_t seq;
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
 struct tungro *tungro_new(void)
 {
@@ -90,12 +78,12 @@ static int parse_seg(const uint8_t *p, size_t len, struct tcpseg *s)
 
 	memset(s, 0, sizeof(*s));
 	if (len >= 20 && p[0] == 0x45) {
-		if (p[9] != 6 || (get16(p + 6) & 0x3fff) != 0 || get16(p + 2) != len)
+		if (p[9] != 6 || (be16_get(p + 6) & 0x3fff) != 0 || be16_get(p + 2) != len)
 			return 0;
 		s->v = 4;
 		s->hl = 20;
 	} else if (len >= 40 && (p[0] >> 4) == 6) {
-		if (p[6] != 6 || (size_t)get16(p + 4) + 40 != len)
+		if (p[6] != 6 || (size_t)be16_get(p + 4) + 40 != len)
 			return 0;
 		s->v = 6;
 		s->hl = 40;
@@ -110,8 +98,8 @@ static int parse_seg(const uint8_t *p, size_t len, struct tcpseg *s)
 	s->thl = (uint8_t)((t[12] >> 4) * 4);
 	s->flags = t[13];
 	s->payload = len - s->hl - s->thl;
-	s->seq = get32(t + 4);
-	return (s->flags & ~TCP_PSH) == TCP_ACK && get16(t + 18) == 0 && s->payload > 0;
+	s->seq = be32_get(t + 4);
+	return (s->flags & ~TCP_PSH) == TCP_ACK && be16_get(t + 18) == 0 && s->payload > 0;
 }
 
 /* 1 when p (a segment parsed into s) belongs to item it's flow. */
@@ -230,12 +218,12 @@ static void finish(struct tungro *g, struct item *it)
 	if (it->nseg < 2)
 		return; /* as it came, with the zero header */
 	if (it->v == 4) {
-		put16(p + 2, (uint16_t)it->len);
+		be16_put(p + 2, (uint16_t)it->len);
 		p[10] = p[11] = 0;
-		put16(p + 10, cksum_fold(cksum_add(0, p, 20)));
+		be16_put(p + 10, cksum_fold(cksum_add(0, p, 20)));
 		sum = cksum_add(0, p + 12, 8);
 	} else {
-		put16(p + 4, (uint16_t)tcplen);
+		be16_put(p + 4, (uint16_t)tcplen);
 		sum = cksum_add(0, p + 8, 32);
 	}
 	if (it->psh)
@@ -243,7 +231,7 @@ static void finish(struct tungro *g, struct item *it)
 	/* CHECKSUM_PARTIAL: the field holds the pseudo-header sum, folded
 	 * but not complemented; the kernel adds the rest */
 	sum += 6 + (uint32_t)tcplen;
-	put16(t + 16, (uint16_t)~cksum_fold(sum));
+	be16_put(t + 16, (uint16_t)~cksum_fold(sum));
 	vh[0] = TUNGRO_F_NEEDS_CSUM;
 	vh[1] = it->v == 4 ? TUNGRO_GSO_TCPV4 : TUNGRO_GSO_TCPV6;
 	f[0] = (uint16_t)(it->hl + it->thl); /* hdr_len */
@@ -279,7 +267,7 @@ static int complete_csum(uint8_t *p, size_t len, size_t start, size_t off)
 {
 	if (start + off + 2 > len)
 		return ZG_ERR_MALFORMED;
-	put16(p + start + off, cksum_fold(cksum_add(0, p + start, len - start)));
+	be16_put(p + start + off, cksum_fold(cksum_add(0, p + start, len - start)));
 	return 0;
 }
 
@@ -314,7 +302,7 @@ int tungro_split(const uint8_t *buf, size_t len, uint8_t *out, size_t outlen, tu
 		if (plen < 20 || (p[0] >> 4) != 4 || p[9] != 6)
 			return ZG_ERR_MALFORMED;
 		hl = (size_t)(p[0] & 0x0f) * 4;
-		id = get16(p + 4);
+		id = be16_get(p + 4);
 	} else {
 		if (plen < 40 || (p[0] >> 4) != 6 || p[6] != 6)
 			return ZG_ERR_MALFORMED;
@@ -327,7 +315,7 @@ int tungro_split(const uint8_t *buf, size_t len, uint8_t *out, size_t outlen, tu
 	gso = f[1];
 	if (thl < 20 || plen < hdr || gso == 0 || hdr + gso > IP_MAX)
 		return ZG_ERR_MALFORMED;
-	seq = get32(p + hl + 4);
+	seq = be32_get(p + hl + 4);
 	sum0 = type == TUNGRO_GSO_TCPV4 ? cksum_add(0, p + 12, 8) : cksum_add(0, p + 8, 32);
 	for (off = hdr; off < plen || n == 0; off += gso, n++) {
 		size_t pay = plen - off < gso ? plen - off : gso, sl = hdr + pay;
@@ -338,21 +326,21 @@ int tungro_split(const uint8_t *buf, size_t len, uint8_t *out, size_t outlen, tu
 		memcpy(out, p, hdr);
 		memcpy(out + hdr, p + off, pay);
 		if (type == TUNGRO_GSO_TCPV4) {
-			put16(out + 2, (uint16_t)sl);
-			put16(out + 4, (uint16_t)(id + n));
+			be16_put(out + 2, (uint16_t)sl);
+			be16_put(out + 4, (uint16_t)(id + n));
 			out[10] = out[11] = 0;
-			put16(out + 10, cksum_fold(cksum_add(0, out, hl)));
+			be16_put(out + 10, cksum_fold(cksum_add(0, out, hl)));
 		} else {
-			put16(out + 4, (uint16_t)(sl - 40));
+			be16_put(out + 4, (uint16_t)(sl - 40));
 		}
-		put16(t + 4, (uint16_t)(s32 >> 16));
-		put16(t + 6, (uint16_t)s32);
+		be16_put(t + 4, (uint16_t)(s32 >> 16));
+		be16_put(t + 6, (uint16_t)s32);
 		if (!last)
 			t[13] &= (uint8_t)~(0x01 | TCP_PSH); /* FIN, PSH: the last only */
 		if (n > 0)
 			t[13] &= (uint8_t)~0x80; /* CWR: the first only */
 		t[16] = t[17] = 0;
-		put16(t + 16, cksum_fold(cksum_add(sum0 + 6 + (uint32_t)(sl - hl), t, sl - hl)));
+		be16_put(t + 16, cksum_fold(cksum_add(sum0 + 6 + (uint32_t)(sl - hl), t, sl - hl)));
 		fn(out, sl, arg);
 		if (last)
 			break;

@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "be.h"
 #include "cksum.h"
 #include "hostport.h"
 #include "log.h"
@@ -66,16 +67,7 @@ static struct probe P;
 /* packets                                                            */
 
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
 /* ICMPv6 checksum over the pseudo-header (RFC 8200 §8.1). */
 static uint16_t icmp6_sum(const uint8_t *src, const uint8_t *dst, const uint8_t *icmp, size_t n)
@@ -100,30 +92,30 @@ static size_t build_echo(uint8_t *pkt, size_t cap, uint16_t seq, masque_time now
 	memset(pkt, 0, n);
 	if (!P.target_v6) {
 		pkt[0] = 0x45;
-		put16(pkt + 2, (uint16_t)n);
+		be16_put(pkt + 2, (uint16_t)n);
 		pkt[8] = 64;
 		pkt[9] = 1;
 		memcpy(pkt + 12, P.addr4.addr, 4);
 		memcpy(pkt + 16, P.target, 4);
-		put16(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
+		be16_put(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
 		icmp[0] = 8;
 	} else {
 		pkt[0] = 0x60;
-		put16(pkt + 4, (uint16_t)il);
+		be16_put(pkt + 4, (uint16_t)il);
 		pkt[6] = 58;
 		pkt[7] = 64;
 		memcpy(pkt + 8, P.addr6.addr, 16);
 		memcpy(pkt + 24, P.target, 16);
 		icmp[0] = 128;
 	}
-	put16(icmp + 4, P.ident);
-	put16(icmp + 6, seq);
+	be16_put(icmp + 4, P.ident);
+	be16_put(icmp + 6, seq);
 	if (P.size >= (long)sizeof(now))
 		memcpy(icmp + 8, &now, sizeof(now));
 	if (!P.target_v6)
-		put16(icmp + 2, cksum_fold(cksum_add(0, icmp, il)));
+		be16_put(icmp + 2, cksum_fold(cksum_add(0, icmp, il)));
 	else
-		put16(icmp + 2, icmp6_sum(pkt + 8, pkt + 24, icmp, il));
+		be16_put(icmp + 2, icmp6_sum(pkt + 8, pkt + 24, icmp, il));
 	return n;
 }
 
@@ -363,9 +355,9 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	} else {
 		return;
 	}
-	if (get16(icmp + 4) != P.ident)
+	if (be16_get(icmp + 4) != P.ident)
 		return;
-	seq = get16(icmp + 6);
+	seq = be16_get(icmp + 6);
 	if (P.seen[seq]) {
 		P.dup++;
 		return;
@@ -612,10 +604,10 @@ static void es_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	memcpy(out + 16, pkt + 12, 4);
 	out[8] = 64;
 	out[10] = out[11] = 0;
-	put16(out + 10, cksum_fold(cksum_add(0, out, hl)));
+	be16_put(out + 10, cksum_fold(cksum_add(0, out, hl)));
 	out[hl] = 0;
 	out[hl + 2] = out[hl + 3] = 0;
-	put16(out + hl + 2, cksum_fold(cksum_add(0, out + hl, len - hl)));
+	be16_put(out + hl + 2, cksum_fold(cksum_add(0, out + hl, len - hl)));
 	if (masque_conn_send(c, out, len) == 0)
 		P.echoed++;
 }

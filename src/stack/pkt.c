@@ -5,40 +5,16 @@
  * buffer. UDP and ICMP never enter lwIP, so their replies are built here:
  * a 20/40-byte IP header plus an 8-byte header needs no pcb table.
  */
+#include "be.h"
 #include "pkt.h"
 
 #include <string.h>
 
 #include "zg_err.h"
 
-static uint16_t
-rd16(const uint8_t *p)
-{
-	return (uint16_t)((p[0] << 8) | p[1]);
-}
 
-static uint32_t
-rd32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
-}
 
-static void
-wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
-static void
-wr32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 uint32_t
 pkt_csum_pseudo(const struct stack_addr *src, const struct stack_addr *dst,
@@ -84,7 +60,7 @@ parse_ip6(const uint8_t *pkt, size_t len, struct pkt_info *pi)
 
 	if (len < 40)
 		return ZG_ERR_MALFORMED;
-	plen = rd16(pkt + 4);
+	plen = be16_get(pkt + 4);
 	if (plen == 0 || 40 + plen > len) /* no jumbograms */
 		return ZG_ERR_MALFORMED;
 	pi->len = 40 + plen;
@@ -100,7 +76,7 @@ parse_ip6(const uint8_t *pkt, size_t len, struct pkt_info *pi)
 		if (nh == 44) {
 			/* fragment header: fixed 8 bytes; offset or M flag
 			 * set means this is (part of) a fragment */
-			uint16_t fo = rd16(pkt + off + 2);
+			uint16_t fo = be16_get(pkt + off + 2);
 
 			if ((fo & 0xfff9) != 0)
 				pi->fragment = 1;
@@ -128,7 +104,7 @@ parse_ip4(const uint8_t *pkt, size_t len, struct pkt_info *pi)
 	if (len < 20)
 		return ZG_ERR_MALFORMED;
 	ihl = (size_t)(pkt[0] & 0x0f) * 4;
-	tot = rd16(pkt + 2);
+	tot = be16_get(pkt + 2);
 	if (ihl < 20 || tot < ihl || tot > len)
 		return ZG_ERR_MALFORMED;
 	if (cksum_fold(cksum_add(0, pkt, ihl)) != 0)
@@ -137,7 +113,7 @@ parse_ip4(const uint8_t *pkt, size_t len, struct pkt_info *pi)
 	pi->src.version = pi->dst.version = 4;
 	memcpy(pi->src.a, pkt + 12, 4);
 	memcpy(pi->dst.a, pkt + 16, 4);
-	frag = rd16(pkt + 6);
+	frag = be16_get(pkt + 6);
 	if ((frag & 0x3fff) != 0) /* MF or a fragment offset */
 		pi->fragment = 1;
 	pi->proto = pkt[9];
@@ -180,10 +156,10 @@ pkt_parse(const uint8_t *pkt, size_t len, int check_tcp, struct pkt_info *pi)
 		doff = (size_t)(l4[12] >> 4) * 4;
 		if (doff < 20 || doff > pi->l4_len)
 			return ZG_ERR_MALFORMED;
-		pi->sport = rd16(l4);
-		pi->dport = rd16(l4 + 2);
-		pi->tcp_seq = rd32(l4 + 4);
-		pi->tcp_ack = rd32(l4 + 8);
+		pi->sport = be16_get(l4);
+		pi->dport = be16_get(l4 + 2);
+		pi->tcp_seq = be32_get(l4 + 4);
+		pi->tcp_ack = be32_get(l4 + 8);
 		pi->tcp_flags = l4[13];
 		pi->tcp_payload = pi->l4_len - doff;
 		if (check_tcp && !l4_csum_ok(pkt, pi, STACK_PROTO_TCP))
@@ -195,14 +171,14 @@ pkt_parse(const uint8_t *pkt, size_t len, int check_tcp, struct pkt_info *pi)
 
 		if (pi->l4_len < 8)
 			return ZG_ERR_MALFORMED;
-		ulen = rd16(l4 + 4);
+		ulen = be16_get(l4 + 4);
 		if (ulen < 8 || ulen > pi->l4_len)
 			return ZG_ERR_MALFORMED;
 		pi->l4_len = ulen; /* trailing bytes past the datagram ignored */
-		pi->sport = rd16(l4);
-		pi->dport = rd16(l4 + 2);
+		pi->sport = be16_get(l4);
+		pi->dport = be16_get(l4 + 2);
 		/* a zero checksum means "none", allowed for IPv4 only */
-		if (!(pi->version == 4 && rd16(l4 + 6) == 0) &&
+		if (!(pi->version == 4 && be16_get(l4 + 6) == 0) &&
 		    !l4_csum_ok(pkt, pi, STACK_PROTO_UDP))
 			return ZG_ERR_MALFORMED;
 		pi->payload_off = pi->l4_off + 8;
@@ -219,8 +195,8 @@ pkt_parse(const uint8_t *pkt, size_t len, int check_tcp, struct pkt_info *pi)
 			return ZG_ERR_MALFORMED;
 		pi->icmp_type = l4[0];
 		pi->icmp_code = l4[1];
-		pi->icmp_id = rd16(l4 + 4);
-		pi->icmp_seq = rd16(l4 + 6);
+		pi->icmp_id = be16_get(l4 + 4);
+		pi->icmp_seq = be16_get(l4 + 6);
 		pi->payload_off = pi->l4_off + 8;
 		pi->payload_len = pi->l4_len - 8;
 		break;
@@ -267,18 +243,18 @@ put_ip(uint8_t *out, const struct stack_addr *src, const struct stack_addr *dst,
 	if (src->version == 4) {
 		memset(out, 0, 20);
 		out[0] = 0x45;
-		wr16(out + 2, (uint16_t)(20 + l4_len));
-		wr16(out + 4, ip_id++);
+		be16_put(out + 2, (uint16_t)(20 + l4_len));
+		be16_put(out + 4, ip_id++);
 		out[8] = 64;
 		out[9] = proto;
 		memcpy(out + 12, src->a, 4);
 		memcpy(out + 16, dst->a, 4);
-		wr16(out + 10, cksum_fold(cksum_add(0, out, 20)));
+		be16_put(out + 10, cksum_fold(cksum_add(0, out, 20)));
 		return 20;
 	}
 	memset(out, 0, 40);
 	out[0] = 0x60;
-	wr16(out + 4, (uint16_t)l4_len);
+	be16_put(out + 4, (uint16_t)l4_len);
 	out[6] = proto;
 	out[7] = 64;
 	memcpy(out + 8, src->a, 16);
@@ -294,13 +270,13 @@ put_l4_csum(uint8_t *l4, size_t l4_len, size_t csum_off,
 	uint32_t sum = 0;
 	uint16_t c;
 
-	wr16(l4 + csum_off, 0);
+	be16_put(l4 + csum_off, 0);
 	if (proto != STACK_PROTO_ICMP)
 		sum = pkt_csum_pseudo(src, dst, proto, l4_len);
 	c = cksum_fold(cksum_add(sum, l4, l4_len));
 	if (c == 0 && proto == STACK_PROTO_UDP)
 		c = 0xffff;
-	wr16(l4 + csum_off, c);
+	be16_put(l4 + csum_off, c);
 }
 
 size_t
@@ -353,10 +329,10 @@ pkt_build_rst(uint8_t *out, size_t cap, const struct pkt_info *pi)
 	put_ip(out, &pi->dst, &pi->src, STACK_PROTO_TCP, 20);
 	t = out + hl;
 	memset(t, 0, 20);
-	wr16(t, pi->dport);
-	wr16(t + 2, pi->sport);
+	be16_put(t, pi->dport);
+	be16_put(t + 2, pi->sport);
 	if (pi->tcp_flags & PKT_TCP_ACK) {
-		wr32(t + 4, pi->tcp_ack);
+		be32_put(t + 4, pi->tcp_ack);
 		t[13] = PKT_TCP_RST;
 	} else {
 		uint32_t seglen = (uint32_t)pi->tcp_payload;
@@ -365,7 +341,7 @@ pkt_build_rst(uint8_t *out, size_t cap, const struct pkt_info *pi)
 			seglen++;
 		if (pi->tcp_flags & PKT_TCP_FIN)
 			seglen++;
-		wr32(t + 8, pi->tcp_seq + seglen);
+		be32_put(t + 8, pi->tcp_seq + seglen);
 		t[13] = PKT_TCP_RST | PKT_TCP_ACK;
 	}
 	t[12] = 5 << 4;
@@ -386,9 +362,9 @@ pkt_build_udp(uint8_t *out, size_t cap, const struct stack_addr *src,
 		return 0;
 	put_ip(out, src, dst, STACK_PROTO_UDP, 8 + len);
 	u = out + hl;
-	wr16(u, sport);
-	wr16(u + 2, dport);
-	wr16(u + 4, (uint16_t)(8 + len));
+	be16_put(u, sport);
+	be16_put(u + 2, dport);
+	be16_put(u + 4, (uint16_t)(8 + len));
 	if (len > 0)
 		memcpy(u + 8, data, len);
 	put_l4_csum(u, 8 + len, 6, src, dst, STACK_PROTO_UDP);
@@ -411,8 +387,8 @@ pkt_build_echo_reply(uint8_t *out, size_t cap, const struct stack_addr *src,
 	m = out + hl;
 	m[0] = src->version == 4 ? PKT_ICMP4_ECHO_REPLY : PKT_ICMP6_ECHO_REPLY;
 	m[1] = 0;
-	wr16(m + 4, id);
-	wr16(m + 6, seq);
+	be16_put(m + 4, id);
+	be16_put(m + 6, seq);
 	if (len > 0)
 		memcpy(m + 8, data, len);
 	put_l4_csum(m, 8 + len, 2, src, dst, proto);
