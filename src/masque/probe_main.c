@@ -6,7 +6,9 @@
  *
  * --echo-server turns it into a trivial relay that answers ICMP echo
  * itself (no lwIP, no policy): a reference peer for tests and for
- * measuring the transport alone.
+ * measuring the transport alone. Its test options --assign and
+ * --advertise make it a misbehaving relay that hands out whatever
+ * addresses and routes a test names (the agent's evil-relay scenario).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,6 +61,10 @@ struct probe {
 	/* echo server */
 	uint32_t next_host;
 	uint64_t echoed;
+	struct cip_addr assign[MASQUE_MAX_ADDRS]; /* --assign: sent as given */
+	size_t nassign;
+	struct cip_route adv[64];                 /* --advertise: instead of 0.0.0.0/0 */
+	size_t nadv;
 };
 
 static struct probe P;
@@ -544,6 +550,56 @@ static int run_client(void)
 
 static struct cip_route all4 = { 4, { 0, 0, 0, 0 }, { 255, 255, 255, 255 }, 0 };
 
+/* Parses "a.b.c.d/len", "x::/len" or an address for --assign/--advertise;
+ * the bits after len must be zero (as ADDRESS_ASSIGN requires). */
+static int es_parse_prefix(const char *s, struct cip_addr *a)
+{
+	char buf[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned max, len, b;
+	char *end;
+
+	memset(a, 0, sizeof(*a));
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, a->addr) == 1)
+		a->version = 4;
+	else if (inet_pton(AF_INET6, buf, a->addr) == 1)
+		a->version = 6;
+	else
+		return -1;
+	max = a->version == 4 ? 32 : 128;
+	len = max;
+	if (slash != NULL) {
+		unsigned long v = strtoul(slash + 1, &end, 10);
+
+		if (*end || end == slash + 1 || v > max)
+			return -1;
+		len = (unsigned)v;
+	}
+	for (b = len; b < max; b++)
+		if (a->addr[b / 8] & (0x80u >> (b % 8)))
+			return -1;
+	a->prefix_len = (uint8_t)len;
+	return 0;
+}
+
+/* --advertise PREFIX: the range it spans, any protocol. */
+static void es_prefix_range(const struct cip_addr *a, struct cip_route *r)
+{
+	unsigned max = a->version == 4 ? 32 : 128;
+
+	memset(r, 0, sizeof(*r));
+	r->version = a->version;
+	memcpy(r->start, a->addr, 16);
+	memcpy(r->end, a->addr, 16);
+	for (unsigned b = a->prefix_len; b < max; b++)
+		r->end[b / 8] |= (uint8_t)(0x80u >> (b % 8));
+}
+
 static int es_request(struct masque_conn *c, const struct masque_request *rq,
 		      struct masque_accept *acc, void *ctx)
 {
@@ -551,6 +607,13 @@ static int es_request(struct masque_conn *c, const struct masque_request *rq,
 
 	(void)ctx;
 	log_info("tunnel for %s (%s)", rq->identity, rq->path);
+	if (P.nassign > 0 || P.nadv > 0) { /* test options: as told */
+		memcpy(acc->addrs, P.assign, P.nassign * sizeof(P.assign[0]));
+		acc->naddrs = P.nassign;
+		acc->routes = P.adv;
+		acc->nroutes = P.nadv;
+		return 200;
+	}
 	acc->naddrs = 1;
 	acc->addrs[0].version = 4;
 	acc->addrs[0].addr[0] = (uint8_t)(a >> 24);
@@ -571,6 +634,26 @@ static int es_address_request(struct masque_conn *c, const struct cip_addr *req,
 	size_t i;
 
 	(void)ctx;
+	if (P.nassign > 0 || P.nadv > 0) {
+		/* --assign: the whole set again, each request answered by the
+		 * first address of its version, or refused */
+		size_t k = P.nassign;
+
+		memcpy(out, P.assign, k * sizeof(out[0]));
+		for (i = 0; i < n; i++) {
+			size_t j;
+
+			for (j = 0; j < P.nassign; j++)
+				if (out[j].version == req[i].version && out[j].request_id == 0) {
+					out[j].request_id = req[i].request_id;
+					break;
+				}
+			if (j == P.nassign && k < MASQUE_MAX_ADDRS)
+				(void)cip_addr_refusal(&req[i], &out[k++]);
+		}
+		*nout = k;
+		return 0;
+	}
 	for (i = 0; i < n; i++) {
 		if (req[i].version != 4) {
 			(void)cip_addr_refusal(&req[i], &out[i]);
@@ -656,6 +739,12 @@ static int run_echo_server(void)
 				"required\n");
 		return 2;
 	}
+	/* --advertise in any order: an advertisement is sorted and disjoint */
+	if (P.nadv > 0 && cip_routes_normalize(P.adv, P.nadv, sizeof(P.adv) / sizeof(P.adv[0]),
+					       &P.nadv) != 0) {
+		fprintf(stderr, "zgate-probe: --advertise: cannot make an advertisement of them\n");
+		return 2;
+	}
 	if (tls_server_ctx_new(P.cert, P.key, P.client_ca, NULL, &tls, err, sizeof(err)) != 0) {
 		fprintf(stderr, "zgate-probe: %s\n", err);
 		return 2;
@@ -733,6 +822,12 @@ static void usage(FILE *f)
 		"  --echo-server          serve instead: answer ICMP echo from every tunnel\n"
 		"  --listen HOST:PORT     echo server address (default :4433)\n"
 		"  --client-ca FILE       echo server: CA for client certificates\n"
+		"  --assign PREFIX        echo server, test option: assign this address or\n"
+		"                         prefix as given, unchecked (repeatable, up to 8)\n"
+		"  --advertise PREFIX     echo server, test option: advertise this route\n"
+		"                         instead of 0.0.0.0/0 (repeatable, up to 64); with\n"
+		"                         --assign only, no route. Together they make a\n"
+		"                         misbehaving relay for testing clients\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 when the tunnel opened and enough replies came back, 1 when\n"
@@ -743,7 +838,8 @@ int main(int argc, char **argv)
 {
 	enum { O_RELAY = 256, O_CERT, O_KEY, O_CA, O_SNI, O_TMPL, O_TARGET, O_COUNT, O_INTERVAL,
 	       O_SIZE, O_TIMEOUT, O_MIN, O_FLOOD, O_QUIET, O_KEYLOG, O_QLOG, O_LOG, O_ECHO,
-	       O_LISTEN, O_CLIENT_CA, O_HELP, O_VERSION, O_SCOPE_T, O_SCOPE_P };
+	       O_LISTEN, O_CLIENT_CA, O_HELP, O_VERSION, O_SCOPE_T, O_SCOPE_P, O_ASSIGN,
+	       O_ADVERTISE };
 	static const struct option opts[] = {
 		{ "relay", required_argument, NULL, O_RELAY },
 		{ "cert", required_argument, NULL, O_CERT },
@@ -767,6 +863,8 @@ int main(int argc, char **argv)
 		{ "echo-server", no_argument, NULL, O_ECHO },
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "client-ca", required_argument, NULL, O_CLIENT_CA },
+		{ "assign", required_argument, NULL, O_ASSIGN },
+		{ "advertise", required_argument, NULL, O_ADVERTISE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -827,6 +925,25 @@ int main(int argc, char **argv)
 		case O_ECHO: P.echo_server = 1; break;
 		case O_LISTEN: P.listen = optarg; break;
 		case O_CLIENT_CA: P.client_ca = optarg; break;
+		case O_ASSIGN:
+		case O_ADVERTISE: {
+			struct cip_addr a;
+			int full = o == O_ASSIGN ? P.nassign == MASQUE_MAX_ADDRS
+						 : P.nadv == sizeof(P.adv) / sizeof(P.adv[0]);
+
+			if (es_parse_prefix(optarg, &a) != 0 || full) {
+				fprintf(stderr, "zgate-probe: --%s %s: %s\n",
+					o == O_ASSIGN ? "assign" : "advertise", optarg,
+					full ? "too many" : "expected an address or a prefix "
+							    "with no bits after its length");
+				return 2;
+			}
+			if (o == O_ASSIGN)
+				P.assign[P.nassign++] = a;
+			else
+				es_prefix_range(&a, &P.adv[P.nadv++]);
+			break;
+		}
 		case O_LOG:
 			if (log_level_parse(optarg, &lvl) != 0) {
 				fprintf(stderr, "zgate-probe: --log-level %s: expected error, warn, "
