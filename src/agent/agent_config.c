@@ -13,7 +13,7 @@
 #include "opt.h"
 #include "zg_err.h"
 
-enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL };
+enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_PREFIXES };
 
 struct opt {
 	const char *key; /* YAML key; flag and variable derive from it */
@@ -53,9 +53,71 @@ static const struct opt opts[] = {
 	  "TUN MTU; 0 = the largest packet the tunnel carries (at least 1280)", NULL },
 	{ "ipv6", T_BOOL, F(ipv6), 0, 0, "false", "also ask the relay for an IPv6 address", NULL },
 	{ "log_level", T_LEVEL, F(log_level), 0, 0, "info", "error, warn, info or debug", NULL },
+	{ "accept_routes", T_PREFIXES, F(accept_routes), 0, 0, "",
+	  "install only advertised routes inside these prefixes (a YAML list, or comma-separated); "
+	  "others are refused and logged. Empty = every route; none = no route", "PREFIX,..." },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* Appends the prefixes of text (separated by commas and/or blanks) to *a
+ * and sets its filter; "none" alone is the empty filter. */
+static int add_prefixes(struct agent_accept *a, const char *text, const char *where, char *err,
+			size_t errlen)
+{
+	const char *s = text;
+
+	if (strcmp(text, "none") == 0) {
+		a->filter = 1;
+		return 0;
+	}
+	while (*s) {
+		char item[64];
+		size_t n = strcspn(s, ", \t");
+		struct route_prefix p;
+		int r;
+
+		if (n == 0) {
+			s++;
+			continue;
+		}
+		if (n >= sizeof(item)) {
+			zg_seterr(err, errlen, "%s: \"%.40s...\" is not a prefix", where, s);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(item, s, n);
+		item[n] = '\0';
+		s += n;
+		r = routes_parse(item, &p);
+		if (r == ZG_ERR_MALFORMED) {
+			zg_seterr(err, errlen,
+			       "%s: \"%s\" has bits set after the prefix length (write the "
+			       "network's first address, e.g. 10.0.0.0/8)", where, item);
+			return ZG_ERR_CONFIG;
+		}
+		if (r != 0) {
+			zg_seterr(err, errlen,
+			       "%s: \"%s\" is not a prefix (e.g. 10.0.0.0/8, fd00::/8 or an address)",
+			       where, item);
+			return ZG_ERR_CONFIG;
+		}
+		if (a->n == AGENT_ACCEPT_MAX) {
+			zg_seterr(err, errlen, "%s: more than %d prefixes", where, AGENT_ACCEPT_MAX);
+			return ZG_ERR_CONFIG;
+		}
+		a->p[a->n++] = p;
+		a->filter = 1;
+	}
+	return 0;
+}
+
+/* A flag or variable replaces the list the file gave; "" is every route. */
+static int set_prefixes(struct agent_accept *a, const char *text, const char *where, char *err,
+			size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	return add_prefixes(a, text, where, err, errlen);
+}
 
 /* Parses text for o into cfg; where names the source for messages. */
 static int set_opt(struct agent_config *cfg, const struct opt *o, const char *text,
@@ -102,6 +164,8 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 		}
 		memcpy(dst, &u, sizeof(u));
 		return 0;
+	case T_PREFIXES:
+		return set_prefixes((struct agent_accept *)(void *)dst, text, where, err, errlen);
 	case T_BOOL:
 		if (opt_parse_bool(text, &b) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)",
@@ -156,6 +220,44 @@ static const char *kind(const yaml_event_t *ev)
 	}
 }
 
+/* A YAML list of prefixes for o, whose start was read. An empty list
+ * ([]) is "none": the key is there, so a filter was meant. */
+static int load_prefix_list(struct agent_config *cfg, const struct opt *o, yaml_parser_t *p,
+			    const char *where, char *err, size_t errlen)
+{
+	struct agent_accept *a = (struct agent_accept *)(void *)((char *)cfg + o->off);
+	yaml_event_t ev;
+	int r = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->filter = 1;
+	for (;;) {
+		if (!yaml_parser_parse(p, &ev)) {
+			zg_seterr(err, errlen, "%s: not valid YAML: %s", where,
+			       p->problem ? p->problem : "syntax error");
+			return ZG_ERR_CONFIG;
+		}
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			return 0;
+		}
+		if (ev.type != YAML_SCALAR_EVENT) {
+			zg_seterr(err, errlen, "%s: expected a list of prefixes, found %s in it", where,
+			       kind(&ev));
+			r = ZG_ERR_CONFIG;
+		} else if (strcmp((const char *)ev.data.scalar.value, "none") == 0) {
+			zg_seterr(err, errlen, "%s: \"none\" cannot be in a list (write [] or none)",
+			       where);
+			r = ZG_ERR_CONFIG;
+		} else {
+			r = add_prefixes(a, (const char *)ev.data.scalar.value, where, err, errlen);
+		}
+		yaml_event_delete(&ev);
+		if (r != 0)
+			return r;
+	}
+}
+
 /* The keys and values of the top-level mapping, whose start was read. */
 static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *name,
 			char *err, size_t errlen)
@@ -191,6 +293,8 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 			goto syntax;
 		if (v.type == YAML_SCALAR_EVENT)
 			r = set_opt(cfg, o, (const char *)v.data.scalar.value, where, err, errlen);
+		else if (v.type == YAML_SEQUENCE_START_EVENT && o->type == T_PREFIXES)
+			r = load_prefix_list(cfg, o, p, where, err, errlen);
 		else {
 			zg_seterr(err, errlen, "%s: expected a single value, found %s", where, kind(&v));
 			r = ZG_ERR_CONFIG;
@@ -499,6 +603,7 @@ static const char *hint(enum opt_type t)
 		return "BOOL";
 	case T_LEVEL:
 		return "LEVEL";
+	case T_PREFIXES:
 	case T_STR:
 		break;
 	}

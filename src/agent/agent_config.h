@@ -16,7 +16,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/routes.h"
+
 #define AGENT_CONFIG_PATH_MAX 1024
+#define AGENT_ACCEPT_MAX 64 /* prefixes in accept_routes */
+
+/* accept_routes: which advertised routes the agent installs. */
+struct agent_accept {
+	int filter; /* 0: every route the relay advertises (the default) */
+	struct route_prefix p[AGENT_ACCEPT_MAX]; /* with filter: only routes inside these */
+	size_t n;   /* 0 with filter ("none"): no route at all */
+};
 
 struct agent_config {
 	char relay[256];                    /* host:port (UDP), required */
@@ -34,6 +44,7 @@ struct agent_config {
 	uint32_t connect_timeout_ms;        /* QUIC handshake timeout */
 	uint32_t mtu;                       /* TUN MTU; 0 = the tunnel's datagram size */
 	int ipv6;                           /* also ask for an IPv6 address */
+	struct agent_accept accept_routes;  /* like Tailscale's --accept-routes */
 	char log_level[16];
 };
 

@@ -59,6 +59,8 @@ extern char **environ;
 #define PTB_PER_SECOND 100  /* ICMP "too big" answers, at most */
 #define STABLE_NS (10ull * 1000000000ull) /* a tunnel this old resets the backoff */
 #define REFRESH_S 5         /* status file refresh while counters move */
+#define ROUTE_REFUSED_MAX 64 /* refused routes listed in the status file */
+#define REFUSAL_LOG_MAX 16  /* refusals logged one by one per advertisement */
 
 struct agent {
 	struct agent_config cfg;
@@ -104,6 +106,16 @@ struct agent {
 	int relay_path_ok, relay_has_gw, relay_oif;
 	uint8_t relay_gw[16];
 
+	/* What the relay last assigned (host prefixes are what is installed)
+	 * and what of its assignment and advertisement the agent refused. */
+	struct route_prefix offered[MASQUE_MAX_ADDRS];
+	size_t noffered;
+	int routes_known; /* an advertisement has been applied */
+	struct status_refusal addr_ref[MASQUE_MAX_ADDRS];
+	size_t naddr_ref;
+	struct status_refusal route_ref[ROUTE_REFUSED_MAX];
+	size_t nroute_ref, route_ref_unlisted;
+
 	const char *state;
 	int64_t since;
 	struct status_counters cnt;
@@ -140,6 +152,7 @@ static void write_status(void)
 {
 	struct status_info st;
 	struct status_quic q;
+	struct status_refusal ref[MASQUE_MAX_ADDRS + ROUTE_REFUSED_MAX];
 	char buf[8192], *big = NULL, *out = buf;
 	size_t n = 0;
 	int r;
@@ -157,6 +170,11 @@ static void write_status(void)
 	st.routes = A.routes;
 	st.nroutes = A.nroutes;
 	st.relay_route = A.have_relay_rt ? &A.relay_rt : NULL;
+	memcpy(ref, A.addr_ref, A.naddr_ref * sizeof(ref[0]));
+	memcpy(ref + A.naddr_ref, A.route_ref, A.nroute_ref * sizeof(ref[0]));
+	st.refused = ref;
+	st.nrefused = A.naddr_ref + A.nroute_ref;
+	st.refused_unlisted = A.route_ref_unlisted;
 	st.c = &A.cnt;
 	st.last_error = A.last_error;
 	if (A.c != NULL && A.open) {
@@ -176,7 +194,7 @@ static void write_status(void)
 	}
 	r = status_format(&st, buf, sizeof(buf), &n);
 	if (r == ZG_ERR_BUFSHORT) { /* thousands of routes: rare, not per packet */
-		size_t cap = 256 + (A.nroutes + A.naddrs) * 48;
+		size_t cap = 256 + (A.nroutes + A.naddrs) * 48 + st.nrefused * 80;
 
 		big = malloc(cap);
 		if (big != NULL && status_format(&st, big, cap, &n) == 0) {
@@ -247,16 +265,26 @@ static const char *fmt_prefix(const struct route_prefix *p)
 	return routes_format(p, s[i], sizeof(s[i]));
 }
 
-/* Is the address a (prefix of full length) inside prefix p? */
-static int prefix_covers(const struct route_prefix *p, const struct route_prefix *a)
+/* Was p refused for why in old[0..n) (then it is not logged again)? */
+static int was_refused(const struct status_refusal *old, size_t n, const struct route_prefix *p,
+		       enum route_refusal why)
 {
-	unsigned full = p->len / 8u, rem = p->len % 8u;
+	for (size_t i = 0; i < n; i++)
+		if (old[i].why == why && routes_equal(&old[i].p, p))
+			return 1;
+	return 0;
+}
 
-	if (p->version != a->version)
-		return 0;
-	if (memcmp(p->addr, a->addr, full) != 0)
-		return 0;
-	return rem == 0 || ((p->addr[full] ^ a->addr[full]) & (0xffu << (8 - rem)) & 0xffu) == 0;
+/* One line naming the relay, what it sent and why it is not installed.
+ * The tunnel stays up: what was refused is simply not used (README). */
+static void refusal_log(int route, const struct route_prefix *p, enum route_refusal why)
+{
+	log_warnx("relay %s (%s) %s %s: refused, %s; not installed", A.cfg.relay,
+		  A.relay_addr.version ? fmt_prefix(&A.relay_addr) : "address unknown",
+		  route ? "advertised the route" : "assigned the address", fmt_prefix(p),
+		  routes_refusal_why(why));
+	set_error("refused the relay's %s %s: %s", route ? "route" : "address", fmt_prefix(p),
+		  routes_refusal_name(why));
 }
 
 /* Learns how the kernel reaches the relay now, before any route of ours
@@ -310,30 +338,33 @@ static void relay_route_del(void)
 	A.have_relay_rt = 0;
 }
 
-/* Adds the host route to the relay when routes in want[0..n) cover it. */
-static void relay_route_update(const struct route_prefix *want, size_t n)
+/* Adds the host route to the relay when routes in want[0..n) cover it.
+ * Returns 0 when the relay's path stays outside the tunnel (not covered,
+ * or pinned), -1 when they cover it and it cannot be pinned. */
+static int relay_route_update(const struct route_prefix *want, size_t n)
 {
 	char gw[INET6_ADDRSTRLEN] = "", dev[IF_NAMESIZE] = "?";
 	int need = 0;
 
 	for (size_t i = 0; i < n && A.relay_addr.version != 0; i++)
-		need |= prefix_covers(&want[i], &A.relay_addr);
+		need |= routes_covers(&want[i], &A.relay_addr);
 	if (A.have_relay_rt && (!need || !routes_equal(&A.relay_rt, &A.relay_addr)))
 		relay_route_del();
 	if (!need || A.have_relay_rt)
-		return;
+		return 0;
 	if (!A.relay_path_ok) {
-		log_warnx("the advertised routes cover the relay %s and its path is unknown: "
-			  "the tunnel may loop", fmt_prefix(&A.relay_addr));
-		return;
+		log_warnx("the advertised routes cover the relay %s and its path is unknown",
+			  fmt_prefix(&A.relay_addr));
+		return -1;
 	}
 	if (nl_route(A.nl, 1, A.relay_oif, &A.relay_addr, A.relay_has_gw ? A.relay_gw : NULL) != 0) {
-		if (errno == EEXIST)
+		if (errno == EEXIST) {
 			log_info("a route to the relay %s exists already; leaving it",
 				 fmt_prefix(&A.relay_addr));
-		else
-			log_warn("cannot add the relay route %s", fmt_prefix(&A.relay_addr));
-		return;
+			return 0;
+		}
+		log_warn("cannot add the relay route %s", fmt_prefix(&A.relay_addr));
+		return -1;
 	}
 	A.have_relay_rt = 1;
 	A.relay_rt = A.relay_addr;
@@ -345,6 +376,7 @@ static void relay_route_update(const struct route_prefix *want, size_t n)
 	(void)if_indextoname((unsigned)A.relay_oif, dev);
 	log_info("relay route %s%s%s dev %s added", fmt_prefix(&A.relay_rt), gw[0] ? " via " : "",
 		 gw, dev);
+	return 0;
 }
 
 /* Removes entries of list[0..*pn) equal to one of drop[0..nd). */
@@ -370,7 +402,7 @@ static void apply_routes(const struct route_prefix *want, size_t n)
 {
 	size_t nd = 0, na = 0, ok = 0;
 
-	relay_route_update(want, n);
+	(void)relay_route_update(want, n); /* covering routes were dropped when it failed */
 	routes_diff(A.routes, A.nroutes, want, n, A.del, &nd, A.add, &na);
 	for (size_t i = 0; i < nd; i++) {
 		if (nl_route(A.nl, 0, A.ifindex, &A.del[i], NULL) != 0 && errno != ESRCH)
@@ -398,6 +430,60 @@ static void apply_routes(const struct route_prefix *want, size_t n)
 		log_info("routes: %zu through %s (%zu added, %zu removed)", A.nroutes, A.tun, ok, nd);
 }
 
+/* Records a refused route; logs it unless the previous advertisement's
+ * was the same, and only the first few of one advertisement. */
+static void refuse_route(const struct status_refusal *old, size_t nold, size_t *plogged,
+			 const struct route_prefix *p, enum route_refusal why)
+{
+	if (A.nroute_ref < ROUTE_REFUSED_MAX)
+		A.route_ref[A.nroute_ref++] = (struct status_refusal){ *p, 1, (uint8_t)why };
+	else
+		A.route_ref_unlisted++;
+	if (was_refused(old, nold, p, why))
+		return;
+	if (++*plogged <= REFUSAL_LOG_MAX)
+		refusal_log(1, p, why);
+}
+
+/* Drops from want[0..*pn) what the agent does not install (routes.h),
+ * the routes covering the relay too when its path cannot be pinned. */
+static void filter_routes(struct route_prefix *want, size_t *pn)
+{
+	static struct status_refusal old[ROUTE_REFUSED_MAX];
+	size_t nold = A.nroute_ref, k = 0, logged = 0;
+	const struct agent_accept *acc = &A.cfg.accept_routes;
+
+	memcpy(old, A.route_ref, nold * sizeof(old[0]));
+	A.nroute_ref = 0;
+	A.route_ref_unlisted = 0;
+	for (size_t i = 0; i < *pn; i++) {
+		enum route_refusal why = routes_check_route(&want[i], &A.relay_addr, acc->p, acc->n,
+							   acc->filter);
+
+		if (why != ROUTE_OK)
+			refuse_route(old, nold, &logged, &want[i], why);
+		else
+			want[k++] = want[i];
+	}
+	*pn = k;
+	if (relay_route_update(want, *pn) != 0) {
+		k = 0;
+		for (size_t i = 0; i < *pn; i++) {
+			if (routes_covers(&want[i], &A.relay_addr))
+				refuse_route(old, nold, &logged, &want[i], ROUTE_COVERS_RELAY);
+			else
+				want[k++] = want[i];
+		}
+		*pn = k;
+	}
+	if (logged > REFUSAL_LOG_MAX)
+		log_warnx("relay %s: %zu more routes refused (the status file lists up to %d)",
+			  A.cfg.relay, logged - REFUSAL_LOG_MAX, ROUTE_REFUSED_MAX);
+}
+
+static void apply_addresses(void);
+static void update_want(void);
+
 static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
 {
 	size_t k = 0;
@@ -412,7 +498,12 @@ static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n
 		set_error("route advertisement not applied: %s", zg_strerror(e));
 		return;
 	}
+	filter_routes(A.want, &k);
 	apply_routes(A.want, k);
+	A.routes_known = 1;
+	/* a global address is taken only where the tunnel routes it */
+	apply_addresses();
+	update_want();
 	write_status();
 }
 
@@ -446,31 +537,53 @@ static void update_want(void)
 	}
 }
 
-/* C08: a later ADDRESS_ASSIGN replaces the earlier set. */
-static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
+/* What the kernel says of h before it becomes an address of the TUN:
+ * ROUTE_OK, a refusal, or -1 when it cannot be asked (not installed). */
+static int kernel_check(const struct route_prefix *h)
 {
-	static const uint8_t zero[16];
+	struct route_lookup k;
+
+	if (nl_route_match(A.nl, h, &k) != 0) {
+		log_warn("cannot ask the kernel how it routes %s; not installing it", fmt_prefix(h));
+		set_error("cannot check address %s: %s", fmt_prefix(h), strerror(errno));
+		return -1;
+	}
+	return (int)routes_check_kernel(&k, A.ifindex);
+}
+
+/* Makes the TUN's addresses those of A.offered the agent accepts, each as
+ * a host prefix without a prefix route (netlink.h). */
+static void apply_addresses(void)
+{
 	struct route_prefix now[MASQUE_MAX_ADDRS], del[MASQUE_MAX_ADDRS], add[MASQUE_MAX_ADDRS];
-	size_t k = 0, nd = 0, na = 0;
+	struct status_refusal old[MASQUE_MAX_ADDRS];
+	size_t nold = A.naddr_ref, k = 0, nd = 0, na = 0;
 
-	(void)c;
-	(void)ctx;
-	for (size_t i = 0; i < n && k < MASQUE_MAX_ADDRS; i++) {
-		int dup = 0;
+	memcpy(old, A.addr_ref, sizeof(old));
+	A.naddr_ref = 0;
+	for (size_t i = 0; i < A.noffered; i++) {
+		const struct route_prefix *o = &A.offered[i];
+		struct route_prefix h = routes_host(o);
+		int why = (int)routes_check_address(&h, &A.relay_addr, A.routes, A.nroutes), dup = 0;
 
-		if (memcmp(a[i].addr, zero, cip_addr_len(a[i].version)) == 0) {
-			log_info("the relay refused the request for an IPv%u address",
-				 a[i].version); /* C09: all-zero answer */
+		if (why == ROUTE_NOT_TUNNELED && !A.routes_known) {
+			log_debug("address %s: waiting for the relay's routes", fmt_prefix(o));
 			continue;
 		}
-		memset(&now[k], 0, sizeof(now[k]));
-		now[k].version = a[i].version;
-		memcpy(now[k].addr, a[i].addr, 16);
-		now[k].len = a[i].prefix_len;
+		if (why == ROUTE_OK)
+			why = kernel_check(&h);
+		if (why < 0)
+			continue;
+		if (why != ROUTE_OK) {
+			A.addr_ref[A.naddr_ref++] = (struct status_refusal){ *o, 0, (uint8_t)why };
+			if (!was_refused(old, nold, o, (enum route_refusal)why))
+				refusal_log(0, o, (enum route_refusal)why);
+			continue;
+		}
 		for (size_t j = 0; j < k && !dup; j++)
-			dup = routes_equal(&now[j], &now[k]);
+			dup = routes_equal(&now[j], &h);
 		if (!dup)
-			k++;
+			now[k++] = h;
 	}
 	routes_diff(A.addrs, A.naddrs, now, k, del, &nd, add, &na);
 	for (size_t i = 0; i < nd; i++) {
@@ -486,9 +599,38 @@ static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t
 			set_error("cannot add address %s: %s", fmt_prefix(&add[i]), strerror(errno));
 			continue;
 		}
-		log_info("address %s on %s", fmt_prefix(&add[i]), A.tun);
+		log_info("address %s on %s (no prefix route)", fmt_prefix(&add[i]), A.tun);
 		A.addrs[A.naddrs++] = add[i];
 	}
+}
+
+/* C08: a later ADDRESS_ASSIGN replaces the earlier set. */
+static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
+{
+	static const uint8_t zero[16];
+
+	(void)c;
+	(void)ctx;
+	A.noffered = 0;
+	for (size_t i = 0; i < n && A.noffered < MASQUE_MAX_ADDRS; i++) {
+		struct route_prefix *p = &A.offered[A.noffered];
+		int dup = 0;
+
+		if (memcmp(a[i].addr, zero, cip_addr_len(a[i].version)) == 0) {
+			log_info("the relay refused the request for an IPv%u address",
+				 a[i].version); /* C09: all-zero answer */
+			continue;
+		}
+		memset(p, 0, sizeof(*p));
+		p->version = a[i].version;
+		memcpy(p->addr, a[i].addr, 16);
+		p->len = a[i].prefix_len;
+		for (size_t j = 0; j < A.noffered && !dup; j++)
+			dup = routes_equal(&A.offered[j], p);
+		if (!dup)
+			A.noffered++;
+	}
+	apply_addresses();
 	update_want();
 	write_status();
 }
@@ -856,7 +998,15 @@ static void usage(FILE *f)
 		"\n"
 		"Each state change (connecting, connected, draining, reconnecting, stopped) is\n"
 		"one line on stderr; --status-file keeps a JSON object with the state, relay,\n"
-		"addresses, routes, packet and byte counters, drops and the last error.\n"
+		"addresses, routes, refused addresses and routes, packet and byte counters,\n"
+		"drops and the last error.\n"
+		"\n"
+		"Assigned addresses are installed as /32 or /128 without a prefix route. An\n"
+		"address or route the relay sends is refused (logged, listed in the status\n"
+		"file, not installed; the tunnel stays up) when it is loopback, link-local,\n"
+		"multicast, unspecified, broadcast or reserved, the relay's own address, an\n"
+		"address another interface's route reaches, a global address the tunnel\n"
+		"does not route, or a route outside --accept-routes.\n"
 		"\n"
 		"Exit status: 0 after SIGTERM/SIGINT, 1 when it cannot run here (no TUN, no\n"
 		"CAP_NET_ADMIN, netlink), 2 for bad usage or configuration.\n",
@@ -865,10 +1015,20 @@ static void usage(FILE *f)
 
 static void print_config(const struct agent_config *c)
 {
-	char mtu[32] = "from the tunnel";
+	char mtu[32] = "from the tunnel", acc[AGENT_ACCEPT_MAX * 48] = "every advertised route";
+	size_t n = 0;
 
 	if (c->mtu != 0)
 		(void)snprintf(mtu, sizeof(mtu), "%u", c->mtu);
+	if (c->accept_routes.filter)
+		(void)snprintf(acc, sizeof(acc), "none");
+	for (size_t i = 0; i < c->accept_routes.n; i++) {
+		int w = snprintf(acc + n, sizeof(acc) - n, "%s%s", i ? ", " : "",
+				 fmt_prefix(&c->accept_routes.p[i]));
+		if (w < 0 || (size_t)w >= sizeof(acc) - n)
+			break;
+		n += (size_t)w;
+	}
 	printf("relay           %s\n"
 	       "server_name     %s\n"
 	       "template        %s\n"
@@ -881,12 +1041,13 @@ static void print_config(const struct agent_config *c)
 	       "keepalive       %ums (idle timeout %ums, connect timeout %ums)\n"
 	       "mtu             %s\n"
 	       "ipv6            %s\n"
+	       "accept_routes   %s\n"
 	       "log_level       %s\n"
 	       "configuration OK\n",
 	       c->relay, c->server_name, c->uri_template, c->cert, c->key, c->ca, c->tun,
 	       c->status_file[0] ? c->status_file : "(none)", c->reconnect_min_ms,
 	       c->reconnect_max_ms, c->keepalive_ms, c->idle_timeout_ms, c->connect_timeout_ms,
-	       mtu, c->ipv6 ? "yes" : "no", c->log_level);
+	       mtu, c->ipv6 ? "yes" : "no", acc, c->log_level);
 }
 
 static int setup_transport(void)

@@ -101,6 +101,9 @@ int nl_addr(struct nl *nl, int add, int ifindex, const struct route_prefix *a)
 	char buf[512];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
+	/* No prefix route: an address the relay assigns never routes more
+	 * than itself, whatever its prefix length (issue 16 item 5). */
+	uint32_t flags = IFA_F_NOPREFIXROUTE;
 
 	nlh->nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
 	nlh->nlmsg_flags = NLM_F_REQUEST | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
@@ -110,9 +113,13 @@ int nl_addr(struct nl *nl, int add, int ifindex, const struct route_prefix *a)
 	ifa->ifa_index = (uint32_t)ifindex;
 	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
 	if (a->version == 6)
-		ifa->ifa_flags = IFA_F_NODAD; /* a point-to-point tunnel has no neighbours */
+		flags |= IFA_F_NODAD; /* a point-to-point tunnel has no neighbours */
+	ifa->ifa_flags = (unsigned char)(flags & 0xff);
 	mnl_attr_put(nlh, IFA_LOCAL, alen(a->version), a->addr);
 	mnl_attr_put(nlh, IFA_ADDRESS, alen(a->version), a->addr);
+	/* the flags beyond 8 bits (NOPREFIXROUTE) travel only here */
+	if (add)
+		mnl_attr_put_u32(nlh, IFA_FLAGS, flags);
 	return talk(nl, nlh, NULL, NULL);
 }
 
@@ -199,5 +206,64 @@ int nl_route_get(struct nl *nl, uint8_t version, const uint8_t *dst,
 	}
 	*phas_gw = ans.has_gw;
 	*poif = ans.oif;
+	return 0;
+}
+
+struct match_answer {
+	uint8_t version;
+	struct route_lookup *k;
+};
+
+static int match_attr(const struct nlattr *attr, void *data)
+{
+	struct match_answer *ans = data;
+
+	if (mnl_attr_get_type(attr) == RTA_OIF && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+		ans->k->oif = (int)mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+static int match_msg(const struct nlmsghdr *nlh, void *data)
+{
+	struct match_answer *ans = data;
+	const struct rtmsg *rtm;
+
+	if (nlh->nlmsg_type != RTM_NEWROUTE || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*rtm)))
+		return MNL_CB_OK;
+	rtm = mnl_nlmsg_get_payload(nlh);
+	ans->k->found = 1;
+	ans->k->len = rtm->rtm_dst_len;
+	ans->k->local = rtm->rtm_type == RTN_LOCAL;
+	mnl_attr_parse(nlh, sizeof(*rtm), match_attr, data);
+	return MNL_CB_OK;
+}
+
+int nl_route_match(struct nl *nl, const struct route_prefix *dst, struct route_lookup *pk)
+{
+	char buf[512];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+	struct match_answer ans = { .version = dst->version, .k = pk };
+	int r;
+
+	memset(pk, 0, sizeof(*pk));
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = dst->version == 4 ? AF_INET : AF_INET6;
+	rtm->rtm_dst_len = (unsigned char)(alen(dst->version) * 8);
+	rtm->rtm_flags = RTM_F_FIB_MATCH; /* the route as configured, with its length */
+	mnl_attr_put(nlh, RTA_DST, alen(dst->version), dst->addr);
+	r = talk(nl, nlh, match_msg, &ans);
+	if (r != 0) {
+		/* no route, or one that refuses (unreachable, prohibit,
+		 * blackhole): nothing of the machine's to capture */
+		if (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EACCES ||
+		    errno == EINVAL || errno == ESRCH) {
+			memset(pk, 0, sizeof(*pk));
+			return 0;
+		}
+		return r;
+	}
 	return 0;
 }

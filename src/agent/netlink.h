@@ -23,7 +23,9 @@ void nl_close(struct nl *nl);
 /* Sets the link up (or down) and, when mtu > 0, its MTU. */
 int nl_link_set(struct nl *nl, int ifindex, int up, uint32_t mtu);
 
-/* Adds (add = 1) or removes (add = 0) address a/len on the link. */
+/* Adds (add = 1) or removes (add = 0) address a/len on the link, always
+ * with IFA_F_NOPREFIXROUTE (no route for the prefix is created; the agent
+ * passes host prefixes, routes.h routes_host) and, for IPv6, NODAD. */
 int nl_addr(struct nl *nl, int add, int ifindex, const struct route_prefix *a);
 
 /* Adds or removes a route to p in the main table: through the link when
@@ -38,5 +40,11 @@ int nl_route(struct nl *nl, int add, int ifindex, const struct route_prefix *p,
  * route). */
 int nl_route_get(struct nl *nl, uint8_t version, const uint8_t *dst,
 		 uint8_t gw[16], int *phas_gw, int *poif);
+
+/* Asks the kernel which configured route matches dst (RTM_F_FIB_MATCH):
+ * fills *pk with its outgoing link, prefix length and whether it is a
+ * local address. No route (or an unreachable/prohibit/blackhole one) is
+ * 0 with pk->found = 0. Returns 0 or ZG_ERR_IO with errno set. */
+int nl_route_match(struct nl *nl, const struct route_prefix *dst, struct route_lookup *pk);
 
 #endif /* ZG_AGENT_NETLINK_H */

@@ -172,3 +172,215 @@ const char *routes_format(const struct route_prefix *p, char *buf, size_t buflen
 	(void)snprintf(buf, buflen, "%s/%u", a, p->len);
 	return buf;
 }
+
+int routes_parse(const char *s, struct route_prefix *p)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned max, len;
+	struct route_prefix host;
+
+	memset(p, 0, sizeof(*p));
+	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
+		return ZG_ERR_INVAL;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	if (inet_pton(AF_INET, buf, p->addr) == 1)
+		p->version = 4;
+	else if (inet_pton(AF_INET6, buf, p->addr) == 1)
+		p->version = 6;
+	else
+		return ZG_ERR_INVAL;
+	max = p->version == 4 ? 32 : 128;
+	len = max;
+	if (slash != NULL) {
+		const char *d = slash + 1;
+
+		if (*d == '\0' || strlen(d) > 3)
+			return ZG_ERR_INVAL;
+		len = 0;
+		for (; *d; d++) {
+			if (*d < '0' || *d > '9')
+				return ZG_ERR_INVAL;
+			len = len * 10 + (unsigned)(*d - '0');
+		}
+		if (len > max)
+			return ZG_ERR_INVAL;
+	}
+	p->len = (uint8_t)len;
+	host = *p;
+	host.len = (uint8_t)max;
+	/* the address must be the prefix's first: no bits after len */
+	for (unsigned b = len; b < max; b++)
+		if (host.addr[b / 8] & (0x80u >> (b % 8)))
+			return ZG_ERR_MALFORMED;
+	return 0;
+}
+
+int routes_covers(const struct route_prefix *p, const struct route_prefix *q)
+{
+	unsigned full = p->len / 8u, rem = p->len % 8u;
+
+	if (p->version != q->version || p->len > q->len)
+		return 0;
+	if (memcmp(p->addr, q->addr, full) != 0)
+		return 0;
+	return rem == 0 || ((p->addr[full] ^ q->addr[full]) & (0xffu << (8 - rem)) & 0xffu) == 0;
+}
+
+struct route_prefix routes_host(const struct route_prefix *a)
+{
+	struct route_prefix h = *a;
+
+	h.len = a->version == 4 ? 32 : 128;
+	return h;
+}
+
+struct special {
+	uint8_t version, len;
+	uint8_t addr[16];
+	enum route_refusal why;
+};
+
+/* Most specific first, so 255.255.255.255 is "broadcast", not "reserved". */
+static const struct special specials[] = {
+	{ 4, 32, { 255, 255, 255, 255 }, ROUTE_BROADCAST },
+	{ 4, 8, { 0 }, ROUTE_UNSPECIFIED },
+	{ 4, 8, { 127 }, ROUTE_LOOPBACK },
+	{ 4, 16, { 169, 254 }, ROUTE_LINK_LOCAL },
+	{ 4, 4, { 224 }, ROUTE_MULTICAST },
+	{ 4, 4, { 240 }, ROUTE_RESERVED },
+	{ 6, 128, { 0 }, ROUTE_UNSPECIFIED },
+	{ 6, 128, { [15] = 1 }, ROUTE_LOOPBACK },
+	{ 6, 96, { [10] = 0xff, [11] = 0xff }, ROUTE_RESERVED },
+	{ 6, 10, { 0xfe, 0x80 }, ROUTE_LINK_LOCAL },
+	{ 6, 8, { 0xff }, ROUTE_MULTICAST },
+};
+
+enum route_refusal routes_special(const struct route_prefix *p)
+{
+	for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
+		struct route_prefix s;
+
+		memset(&s, 0, sizeof(s));
+		s.version = specials[i].version;
+		s.len = specials[i].len;
+		memcpy(s.addr, specials[i].addr, 16);
+		if (routes_covers(&s, p))
+			return specials[i].why;
+	}
+	return ROUTE_OK;
+}
+
+int routes_is_private(const struct route_prefix *a)
+{
+	static const struct route_prefix priv[] = {
+		{ 4, { 10 }, 8 },
+		{ 4, { 172, 16 }, 12 },
+		{ 4, { 192, 168 }, 16 },
+		{ 4, { 100, 64 }, 10 },
+		{ 6, { 0xfc }, 7 },
+	};
+
+	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
+		if (routes_covers(&priv[i], a))
+			return 1;
+	return 0;
+}
+
+enum route_refusal routes_check_address(const struct route_prefix *a,
+					const struct route_prefix *relay,
+					const struct route_prefix *tun, size_t ntun)
+{
+	struct route_prefix h = routes_host(a);
+	enum route_refusal r = routes_special(&h);
+
+	if (r != ROUTE_OK)
+		return r;
+	if (relay != NULL && relay->version != 0 && routes_covers(&h, relay))
+		return ROUTE_RELAY;
+	if (routes_is_private(&h))
+		return ROUTE_OK;
+	for (size_t i = 0; i < ntun; i++)
+		if (routes_covers(&tun[i], &h))
+			return ROUTE_OK;
+	return ROUTE_NOT_TUNNELED;
+}
+
+enum route_refusal routes_check_route(const struct route_prefix *p,
+				      const struct route_prefix *relay,
+				      const struct route_prefix *accept, size_t naccept,
+				      int filter)
+{
+	enum route_refusal r = routes_special(p);
+
+	if (r != ROUTE_OK)
+		return r;
+	/* a host route to the relay: nothing but the relay's own path */
+	if (relay != NULL && relay->version != 0 && routes_covers(relay, p))
+		return ROUTE_RELAY;
+	if (!filter)
+		return ROUTE_OK;
+	for (size_t i = 0; i < naccept; i++)
+		if (routes_covers(&accept[i], p))
+			return ROUTE_OK;
+	return ROUTE_NOT_ACCEPTED;
+}
+
+enum route_refusal routes_check_kernel(const struct route_lookup *k, int tun_ifindex)
+{
+	if (!k->found || (k->oif != 0 && k->oif == tun_ifindex))
+		return ROUTE_OK;
+	if (k->local)
+		return ROUTE_LOCAL;
+	if (k->len > 0)
+		return ROUTE_HIJACK;
+	return ROUTE_OK;
+}
+
+const char *routes_refusal_name(enum route_refusal r)
+{
+	switch (r) {
+	case ROUTE_OK: return "ok";
+	case ROUTE_UNSPECIFIED: return "unspecified";
+	case ROUTE_LOOPBACK: return "loopback";
+	case ROUTE_LINK_LOCAL: return "link_local";
+	case ROUTE_MULTICAST: return "multicast";
+	case ROUTE_BROADCAST: return "broadcast";
+	case ROUTE_RESERVED: return "reserved";
+	case ROUTE_RELAY: return "relay_address";
+	case ROUTE_NOT_TUNNELED: return "not_tunneled";
+	case ROUTE_LOCAL: return "local_address";
+	case ROUTE_HIJACK: return "overlaps_route";
+	case ROUTE_NOT_ACCEPTED: return "not_accepted";
+	case ROUTE_COVERS_RELAY: return "covers_relay";
+	}
+	return "unknown";
+}
+
+const char *routes_refusal_why(enum route_refusal r)
+{
+	switch (r) {
+	case ROUTE_OK: return "acceptable";
+	case ROUTE_UNSPECIFIED: return "an unspecified (\"this network\") address";
+	case ROUTE_LOOPBACK: return "a loopback address";
+	case ROUTE_LINK_LOCAL: return "a link-local address";
+	case ROUTE_MULTICAST: return "a multicast address";
+	case ROUTE_BROADCAST: return "the broadcast address";
+	case ROUTE_RESERVED: return "a reserved address";
+	case ROUTE_RELAY: return "the relay's own address, whose path must stay outside the tunnel";
+	case ROUTE_NOT_TUNNELED:
+		return "a global address the tunnel does not route: taking it would capture "
+		       "this machine's traffic to it";
+	case ROUTE_LOCAL: return "already an address of this machine on another interface";
+	case ROUTE_HIJACK:
+		return "reached through another interface's route: taking it would cut this "
+		       "machine off it";
+	case ROUTE_NOT_ACCEPTED: return "outside accept_routes";
+	case ROUTE_COVERS_RELAY:
+		return "covers the relay and the relay's own path cannot be kept outside the "
+		       "tunnel: it would loop";
+	}
+	return "unknown";
+}

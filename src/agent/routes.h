@@ -47,4 +47,90 @@ void routes_diff(const struct route_prefix *old, size_t nold,
 /* Formats "10.0.0.0/8" or "2001:db8::/32" into buf. Returns buf. */
 const char *routes_format(const struct route_prefix *p, char *buf, size_t buflen);
 
+/* Parses "10.0.0.0/8", "2001:db8::/32" or a bare address (full length)
+ * into *p. Returns 0, ZG_ERR_INVAL when s is not a prefix, or
+ * ZG_ERR_MALFORMED when bits after the length are set (10.0.0.1/8). */
+int routes_parse(const char *s, struct route_prefix *p);
+
+/* 1 when q lies inside p (same version, p->len <= q->len, the first
+ * p->len bits equal); a prefix is inside itself. */
+int routes_covers(const struct route_prefix *p, const struct route_prefix *q);
+
+/* ------------------------------------------------------------------
+ * What the agent takes from a relay. A relay is trusted with the traffic
+ * it is given, not with the machine's routing: an address or a route that
+ * would capture traffic which is not the tunnel's is refused (issue 16
+ * item 5). */
+
+enum route_refusal {
+	ROUTE_OK = 0,
+	ROUTE_UNSPECIFIED,  /* inside 0.0.0.0/8 or :: */
+	ROUTE_LOOPBACK,     /* 127.0.0.0/8, ::1 */
+	ROUTE_LINK_LOCAL,   /* 169.254.0.0/16, fe80::/10 */
+	ROUTE_MULTICAST,    /* 224.0.0.0/4, ff00::/8 */
+	ROUTE_BROADCAST,    /* 255.255.255.255 */
+	ROUTE_RESERVED,     /* 240.0.0.0/4, IPv4-mapped ::ffff:0:0/96 */
+	ROUTE_RELAY,        /* the relay's own address: its path stays outside */
+	ROUTE_NOT_TUNNELED, /* a global address no tunnel route covers */
+	ROUTE_LOCAL,        /* already an address of this machine elsewhere */
+	ROUTE_HIJACK,       /* another interface's (non-default) route reaches it */
+	ROUTE_NOT_ACCEPTED, /* outside the agent's accept_routes */
+	ROUTE_COVERS_RELAY, /* covers the relay and its path cannot be pinned */
+};
+
+/* The refusal's short name for the status file ("link_local"), and a
+ * phrase for the log saying why. Never NULL. */
+const char *routes_refusal_name(enum route_refusal r);
+const char *routes_refusal_why(enum route_refusal r);
+
+/* Whether every address of p is special (unspecified, loopback,
+ * link-local, multicast, broadcast, reserved): ROUTE_OK when not. A prefix
+ * that merely contains a special range (0.0.0.0/1 holds 127.0.0.0/8) is
+ * ROUTE_OK: the kernel's local table still wins for those. */
+enum route_refusal routes_special(const struct route_prefix *p);
+
+/* 1 when a is in a private-use range the Internet does not route:
+ * 10/8, 172.16/12, 192.168/16, 100.64/10 (shared), fc00::/7 (ULA). */
+int routes_is_private(const struct route_prefix *a);
+
+/* The full-length (host) prefix of a's address: 10.100.0.0/24 gives
+ * 10.100.0.0/32. The agent installs assigned addresses so, with no prefix
+ * route, so an assignment never routes more than itself. */
+struct route_prefix routes_host(const struct route_prefix *a);
+
+/* Checks an assigned address a (as a host prefix) against what needs no
+ * kernel look-up: special ranges, the relay's own address relay (version
+ * 0 = unknown), and, for a global (non-private) address, whether one of
+ * the tunnel's installed routes tun[0..ntun) covers it; a global address
+ * the tunnel does not route is one the machine reaches elsewhere (the
+ * default route), which taking it as a local address would capture. */
+enum route_refusal routes_check_address(const struct route_prefix *a,
+					const struct route_prefix *relay,
+					const struct route_prefix *tun, size_t ntun);
+
+/* Checks an advertised route p: special ranges, a route to the relay's own
+ * address (a host route; wider routes that cover the relay are kept out
+ * of the relay's path by a pinned host route, see main.c), and, when
+ * filter is set, whether p lies inside one of accept[0..naccept) (an
+ * empty list with filter set accepts nothing). */
+enum route_refusal routes_check_route(const struct route_prefix *p,
+				      const struct route_prefix *relay,
+				      const struct route_prefix *accept, size_t naccept,
+				      int filter);
+
+/* How the kernel routes an address now (netlink.h nl_route_match). */
+struct route_lookup {
+	int found;    /* 0: no route at all */
+	int oif;      /* outgoing interface; 0 when unknown */
+	uint8_t len;  /* prefix length of the matching route; 0 = a default route */
+	int local;    /* the match is a local address (RTN_LOCAL) */
+};
+
+/* Judges the kernel's answer for an assigned address before it is added
+ * to the TUN tun_ifindex: an address of this machine on another interface
+ * is ROUTE_LOCAL, one reached through another interface's non-default
+ * route is ROUTE_HIJACK (taking it would cut the machine off it); no
+ * route, a default route or our own TUN are ROUTE_OK. */
+enum route_refusal routes_check_kernel(const struct route_lookup *k, int tun_ifindex);
+
 #endif /* ZG_AGENT_ROUTES_H */

@@ -87,6 +87,17 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 		put_str(&o, routes_format(st->relay_route, s, sizeof(s)));
 	else
 		put(&o, "null");
+	put(&o, ",\"refused\":[");
+	for (size_t i = 0; i < st->nrefused; i++) {
+		const struct status_refusal *f = &st->refused[i];
+
+		put(&o, "%s{\"%s\":", i ? "," : "", f->route ? "route" : "address");
+		put_str(&o, routes_format(&f->p, s, sizeof(s)));
+		put(&o, ",\"reason\":");
+		put_str(&o, routes_refusal_name((enum route_refusal)f->why));
+		put(&o, "}");
+	}
+	put(&o, "],\"refused_unlisted\":%zu", st->refused_unlisted);
 	put(&o,
 	    ",\"connects\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"
 	    "\"rx_bytes\":%llu,\"drops\":{\"outage\":%llu,\"too_big\":%llu,\"congested\":%llu,"

@@ -7,6 +7,8 @@
  *   {"state":"connected","since":1718000000,"relay":"relay.example:443",
  *    "tun":"zgate0","mtu":1350,"addresses":["10.100.0.2/32"],
  *    "routes":["0.0.0.0/1","128.0.0.0/1"],"relay_route":"192.0.2.1/32",
+ *    "refused":[{"address":"8.8.8.8/32","reason":"not_tunneled"},
+ *               {"route":"127.0.0.0/8","reason":"loopback"}],"refused_unlisted":0,
  *    "connects":1,"tx_packets":..,"tx_bytes":..,"rx_packets":..,
  *    "rx_bytes":..,"drops":{"outage":..,"too_big":..,"congested":..,
  *    "tun_write":..},"icmp_too_big_sent":..,"last_error":""}
@@ -36,6 +38,14 @@ struct status_counters {
 	uint64_t connects;             /* tunnels opened */
 };
 
+/* An address or a route from the relay that the agent did not install
+ * (routes.h route_refusal). */
+struct status_refusal {
+	struct route_prefix p; /* as the relay sent it */
+	uint8_t route;         /* 1: an advertised route, 0: an assigned address */
+	uint8_t why;           /* enum route_refusal */
+};
+
 /* The QUIC path while a tunnel is open. */
 struct status_quic {
 	uint64_t srtt_us, min_rtt_us;
@@ -57,6 +67,9 @@ struct status_info {
 	const struct route_prefix *routes; /* installed through the TUN now */
 	size_t nroutes;
 	const struct route_prefix *relay_route; /* host route to the relay, or NULL */
+	const struct status_refusal *refused; /* of the relay's latest assignment */
+	size_t nrefused;                        /* and advertisement */
+	size_t refused_unlisted; /* more refused routes than the list keeps */
 	const struct status_counters *c;
 	const struct status_quic *quic; /* NULL without an open tunnel */
 	const char *last_error;  /* "" when none */
