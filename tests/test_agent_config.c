@@ -352,9 +352,86 @@ static void test_usage_lists_every_option(void **state)
 	assert_non_null(strstr(buf, "variable ZGATE_RECONNECT_MAX, default \"30s\""));
 	assert_non_null(strstr(buf, "--keepalive DURATION"));
 	assert_non_null(strstr(buf, "--log-level LEVEL"));
+	assert_non_null(strstr(buf, "--accept-routes PREFIX,..."));
 	/* truncation still reports the length needed */
 	assert_int_equal(agent_config_usage(buf, 10), n);
 	assert_int_equal(strlen(buf), 9);
+}
+
+/* Issue 16 item 5: accept_routes, from the file (a list or a string), the
+ * environment and flags; a flag replaces the file's list. */
+static void test_i16_accept_routes(void **state)
+{
+	struct agent_config c;
+	char s[64];
+	char *env[] = { "ZGATE_ACCEPT_ROUTES=10.0.0.0/8", NULL };
+	char *argv[] = { "zgate-agent", "--relay", "r:443", "--cert", "c", "--key", "k", "--ca", "a",
+			 "--accept-routes=none", NULL };
+	enum agent_action act;
+
+	(void)state;
+	agent_config_defaults(&c);
+	assert_int_equal(c.accept_routes.filter, 0); /* every route by default */
+	assert_int_equal(c.accept_routes.n, 0);
+
+	assert_int_equal(load(&c, "accept_routes: [10.0.0.0/8, \"fd00::/8\", 192.0.2.7]\n"), 0);
+	assert_int_equal(c.accept_routes.filter, 1);
+	assert_int_equal(c.accept_routes.n, 3);
+	assert_string_equal(routes_format(&c.accept_routes.p[0], s, sizeof(s)), "10.0.0.0/8");
+	assert_string_equal(routes_format(&c.accept_routes.p[1], s, sizeof(s)), "fd00::/8");
+	assert_string_equal(routes_format(&c.accept_routes.p[2], s, sizeof(s)), "192.0.2.7/32");
+
+	assert_int_equal(load(&c, "accept_routes:\n  - 198.18.0.0/16\n"), 0);
+	assert_int_equal(c.accept_routes.n, 1);
+	assert_int_equal(load(&c, "accept_routes: \"198.18.0.0/16, 203.0.113.0/24 2001:db8::/32\"\n"), 0);
+	assert_int_equal(c.accept_routes.n, 3);
+	/* an empty list and "none": the filter with nothing in it */
+	assert_int_equal(load(&c, "accept_routes: []\n"), 0);
+	assert_int_equal(c.accept_routes.filter, 1);
+	assert_int_equal(c.accept_routes.n, 0);
+	assert_int_equal(load(&c, "accept_routes: \"\"\n"), 0);
+	assert_int_equal(c.accept_routes.filter, 0);
+	assert_int_equal(load(&c, "accept_routes: none\n"), 0);
+	assert_int_equal(c.accept_routes.filter, 1);
+	assert_int_equal(c.accept_routes.n, 0);
+
+	/* errors name the place and the item */
+	assert_int_equal(load(&c, "accept_routes: [10.0.0.1/8]\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: accept_routes: \"10.0.0.1/8\" has bits set after the prefix length");
+	assert_int_equal(load(&c, "mtu: 0\naccept_routes:\n  - 10.0.0.0/8\n  - corp\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:2:1: accept_routes: \"corp\" is not a prefix");
+	assert_int_equal(load(&c, "accept_routes: [[10.0.0.0/8]]\n"), ZG_ERR_CONFIG);
+	assert_err("accept_routes: expected a list of prefixes, found a list in it");
+	assert_int_equal(load(&c, "accept_routes: [none]\n"), ZG_ERR_CONFIG);
+	assert_err("\"none\" cannot be in a list");
+	assert_int_equal(load(&c, "accept_routes: {a: 1}\n"), ZG_ERR_CONFIG);
+	assert_err("accept_routes: expected a single value, found a mapping");
+	{
+		char big[70 * 16] = "accept_routes: [";
+		for (int i = 0; i < 65; i++) {
+			char one[24];
+			(void)snprintf(one, sizeof(one), "%s10.%d.0.0/16", i ? ", " : "", i);
+			strcat(big, one);
+		}
+		strcat(big, "]\n");
+		assert_int_equal(load(&c, big), ZG_ERR_CONFIG);
+		assert_err("accept_routes: more than 64 prefixes");
+	}
+
+	/* environment and flags replace */
+	assert_int_equal(load(&c, "accept_routes: [198.18.0.0/16, fd00::/8]\n"), 0);
+	assert_int_equal(agent_config_apply_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(c.accept_routes.n, 1);
+	assert_string_equal(routes_format(&c.accept_routes.p[0], s, sizeof(s)), "10.0.0.0/8");
+	assert_int_equal(agent_config_apply_flag(&c, "accept-routes", "10.0.0.0/8,fd00::/8", err,
+						 sizeof(err)), 0);
+	assert_int_equal(c.accept_routes.n, 2);
+	assert_int_equal(agent_config_apply_flag(&c, "accept-routes", "10.0.0.0/33", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("--accept-routes: \"10.0.0.0/33\" is not a prefix");
+	assert_int_equal(agent_config_parse(&c, 10, argv, NULL, &act, err, sizeof(err)), 0);
+	assert_int_equal(c.accept_routes.filter, 1);
+	assert_int_equal(c.accept_routes.n, 0);
 }
 
 int main(void)
@@ -370,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_command_line),
 		cmocka_unit_test(test_file_error_through_parse),
 		cmocka_unit_test(test_usage_lists_every_option),
+		cmocka_unit_test(test_i16_accept_routes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

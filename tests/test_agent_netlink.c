@@ -198,6 +198,90 @@ static void test_relay_host_route_via_gateway(void **state)
 	nl_close(nl);
 }
 
+/* Issue 16 item 5: an assigned address never brings a prefix route, even
+ * with a short prefix (the review's relay assigned 128.0.0.0/1). */
+static void test_i16_address_without_prefix_route(void **state)
+{
+	char name[32], err[256];
+	int fd, idx;
+	struct nl *nl;
+	struct route_prefix wide = pfx("128.0.0.0", 1), v6 = pfx("fd00:100::", 64);
+	const char *out;
+	(void)state;
+	if (!in_netns)
+		skip();
+
+	assert_int_equal(tun_open("zgtest2", name, sizeof(name), &fd, &idx, err, sizeof(err)), 0);
+	assert_int_equal(nl_open(&nl), 0);
+	assert_int_equal(nl_link_set(nl, idx, 1, 1400), 0);
+	assert_int_equal(nl_addr(nl, 1, idx, &wide), 0);
+	assert_int_equal(nl_addr(nl, 1, idx, &v6), 0);
+	out = sh("ip -o addr show dev zgtest2");
+	assert_non_null(strstr(out, "inet 128.0.0.0/1 scope global noprefixroute zgtest2"));
+	assert_non_null(strstr(out, "inet6 fd00:100::/64 scope global nodad noprefixroute"));
+	assert_string_equal(sh("ip -4 route show dev zgtest2"), "");
+	assert_null(strstr(sh("ip -6 route show dev zgtest2"), "fd00:100::/64"));
+	assert_int_equal(nl_addr(nl, 0, idx, &wide), 0);
+	assert_int_equal(nl_addr(nl, 0, idx, &v6), 0);
+	assert_null(strstr(sh("ip -o addr show dev zgtest2"), "128.0.0.0"));
+	nl_close(nl);
+	close(fd);
+}
+
+/* The kernel's matching route, with its own length: what the agent asks
+ * before taking an address. */
+static void test_i16_route_match(void **state)
+{
+	struct nl *nl;
+	struct route_lookup k;
+	struct route_prefix lan = pfx("192.0.2.77", 32), mine = pfx("192.0.2.1", 32),
+			    far = pfx("8.8.8.8", 32), v6 = pfx("2001:db8::1", 128);
+	int vidx;
+	(void)state;
+	if (!in_netns)
+		skip();
+
+	assert_int_equal(nl_open(&nl), 0);
+	sh("ip link add zgv2 type veth peer name zgv3 && ip addr add 192.0.2.1/24 dev zgv2 && "
+	   "ip link set zgv2 up && ip link set zgv3 up 2>&1");
+	vidx = (int)if_nametoindex("zgv2");
+	assert_true(vidx > 0);
+	/* no default route yet: nothing matches 8.8.8.8 */
+	assert_int_equal(nl_route_match(nl, &far, &k), 0);
+	assert_int_equal(k.found, 0);
+	assert_int_equal(nl_route_match(nl, &v6, &k), 0);
+	assert_int_equal(k.found, 0);
+	/* the LAN's route: another interface, a /24 */
+	assert_int_equal(nl_route_match(nl, &lan, &k), 0);
+	assert_int_equal(k.found, 1);
+	assert_int_equal(k.oif, vidx);
+	assert_int_equal(k.len, 24);
+	assert_int_equal(k.local, 0);
+	assert_int_equal(routes_check_kernel(&k, 999), ROUTE_HIJACK);
+	/* an address of this machine */
+	assert_int_equal(nl_route_match(nl, &mine, &k), 0);
+	assert_int_equal(k.found, 1);
+	assert_int_equal(k.local, 1);
+	assert_int_equal(k.oif, vidx);
+	assert_int_equal(routes_check_kernel(&k, 999), ROUTE_LOCAL);
+	/* through the default route: the length is 0 */
+	sh("ip route add default via 192.0.2.254 2>&1");
+	assert_int_equal(nl_route_match(nl, &far, &k), 0);
+	assert_int_equal(k.found, 1);
+	assert_int_equal(k.len, 0);
+	assert_int_equal(k.oif, vidx);
+	assert_int_equal(routes_check_kernel(&k, 999), ROUTE_OK);
+	/* a blackhole route refuses: nothing to capture */
+	sh("ip route add blackhole 203.0.113.0/24 2>&1");
+	{
+		struct route_prefix bh = pfx("203.0.113.5", 32);
+		assert_int_equal(nl_route_match(nl, &bh, &k), 0);
+		assert_int_equal(k.found, 0);
+	}
+	sh("ip route del blackhole 203.0.113.0/24; ip link del zgv2");
+	nl_close(nl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +289,8 @@ int main(void)
 		cmocka_unit_test(test_tun_without_cap_net_admin),
 		cmocka_unit_test(test_tun_address_routes_and_teardown),
 		cmocka_unit_test(test_relay_host_route_via_gateway),
+		cmocka_unit_test(test_i16_address_without_prefix_route),
+		cmocka_unit_test(test_i16_route_match),
 	};
 	if (unshare(CLONE_NEWNET) == 0)
 		in_netns = 1;

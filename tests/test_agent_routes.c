@@ -166,6 +166,242 @@ static void test_c07_diff_removes_unlisted(void **state)
 	assert_int_equal(nadd, 0);
 }
 
+/* ------------------------------------------------------------------
+ * Issue 16 item 5: what the agent takes from a relay. */
+
+static struct route_prefix P(const char *s)
+{
+	struct route_prefix p;
+	assert_int_equal(routes_parse(s, &p), 0);
+	return p;
+}
+
+static const char *one(const struct route_prefix *p)
+{
+	static char buf[64];
+	return routes_format(p, buf, sizeof(buf));
+}
+
+static void test_i16_parse(void **state)
+{
+	struct route_prefix p;
+	(void)state;
+	p = P("10.0.0.0/8");
+	assert_string_equal(one(&p), "10.0.0.0/8");
+	p = P("192.0.2.7");
+	assert_string_equal(one(&p), "192.0.2.7/32");
+	p = P("fd00::/8");
+	assert_int_equal(p.version, 6);
+	assert_string_equal(one(&p), "fd00::/8");
+	p = P("2001:db8::1");
+	assert_string_equal(one(&p), "2001:db8::1/128");
+	p = P("0.0.0.0/0");
+	assert_int_equal(p.len, 0);
+	assert_int_equal(routes_parse("10.0.0.1/8", &p), ZG_ERR_MALFORMED);
+	assert_int_equal(routes_parse("fd00::1/8", &p), ZG_ERR_MALFORMED);
+	assert_int_equal(routes_parse("10.0.0.0/33", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("::/129", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("10.0.0.0/", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("10.0.0.0/8x", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("10.0.0.0/-1", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("/8", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("relay.example", &p), ZG_ERR_INVAL);
+	assert_int_equal(routes_parse("10.0.0.0/0008", &p), ZG_ERR_INVAL);
+}
+
+static void test_i16_covers_and_host(void **state)
+{
+	struct route_prefix a = P("10.0.0.0/8"), b = P("10.1.2.0/24"), c = P("11.0.0.0/8");
+	struct route_prefix h;
+	(void)state;
+	assert_true(routes_covers(&a, &b));
+	assert_false(routes_covers(&b, &a));
+	assert_true(routes_covers(&a, &a));
+	assert_false(routes_covers(&a, &c));
+	assert_false(routes_covers(&(struct route_prefix){ 4, { 0 }, 0 }, &(struct route_prefix){ 6, { 0 }, 128 }));
+	assert_true(routes_covers(&(struct route_prefix){ 6, { 0 }, 0 }, &(struct route_prefix){ 6, { 0xfd }, 128 }));
+	b = P("10.0.0.128/25");
+	assert_false(routes_covers(&b, &(struct route_prefix){ 4, { 10, 0, 0, 127 }, 32 }));
+	assert_true(routes_covers(&b, &(struct route_prefix){ 4, { 10, 0, 0, 129 }, 32 }));
+	/* an assigned prefix is installed as its first address alone */
+	a = P("128.0.0.0/1");
+	h = routes_host(&a);
+	assert_string_equal(one(&h), "128.0.0.0/32");
+	a = P("fd00:100::/64");
+	h = routes_host(&a);
+	assert_string_equal(one(&h), "fd00:100::/128");
+}
+
+static enum route_refusal special(const char *s)
+{
+	struct route_prefix p = P(s);
+	return routes_special(&p);
+}
+
+static void test_i16_special_ranges(void **state)
+{
+	(void)state;
+	assert_int_equal(special("0.0.0.0"), ROUTE_UNSPECIFIED);
+	assert_int_equal(special("0.1.2.3"), ROUTE_UNSPECIFIED);
+	assert_int_equal(special("127.0.0.1"), ROUTE_LOOPBACK);
+	assert_int_equal(special("127.0.0.0/8"), ROUTE_LOOPBACK);
+	assert_int_equal(special("127.1.0.0/16"), ROUTE_LOOPBACK);
+	assert_int_equal(special("169.254.169.254"), ROUTE_LINK_LOCAL);
+	assert_int_equal(special("169.254.0.0/16"), ROUTE_LINK_LOCAL);
+	assert_int_equal(special("224.0.0.0/4"), ROUTE_MULTICAST);
+	assert_int_equal(special("239.1.2.3"), ROUTE_MULTICAST);
+	assert_int_equal(special("255.255.255.255"), ROUTE_BROADCAST);
+	assert_int_equal(special("240.0.0.1"), ROUTE_RESERVED);
+	assert_int_equal(special("::"), ROUTE_UNSPECIFIED);
+	assert_int_equal(special("::1"), ROUTE_LOOPBACK);
+	assert_int_equal(special("fe80::1"), ROUTE_LINK_LOCAL);
+	assert_int_equal(special("febf::/16"), ROUTE_LINK_LOCAL);
+	assert_int_equal(special("ff02::1"), ROUTE_MULTICAST);
+	assert_int_equal(special("::ffff:8.8.8.8"), ROUTE_RESERVED);
+	/* ordinary addresses and ranges */
+	assert_int_equal(special("10.100.0.2"), ROUTE_OK);
+	assert_int_equal(special("8.8.8.8"), ROUTE_OK);
+	assert_int_equal(special("126.255.255.255"), ROUTE_OK);
+	assert_int_equal(special("128.0.0.0"), ROUTE_OK);
+	assert_int_equal(special("169.253.0.0/16"), ROUTE_OK);
+	assert_int_equal(special("223.255.255.255"), ROUTE_OK);
+	assert_int_equal(special("fec0::1"), ROUTE_OK);
+	assert_int_equal(special("2001:db8::/32"), ROUTE_OK);
+	assert_int_equal(special("::2"), ROUTE_OK);
+	/* a wider route containing a special range is not itself special:
+	 * a full tunnel covers loopback and multicast */
+	assert_int_equal(special("0.0.0.0/1"), ROUTE_OK);
+	assert_int_equal(special("128.0.0.0/1"), ROUTE_OK);
+	assert_int_equal(special("126.0.0.0/7"), ROUTE_OK);
+	assert_int_equal(special("::/1"), ROUTE_OK);
+	assert_int_equal(special("8000::/1"), ROUTE_OK);
+}
+
+static enum route_refusal addr(const char *a, const char *relay, const char *routes)
+{
+	struct route_prefix p = P(a), r, tun[8];
+	size_t n = 0;
+	char buf[256], *save = NULL;
+
+	memset(&r, 0, sizeof(r));
+	if (relay != NULL)
+		r = P(relay);
+	(void)snprintf(buf, sizeof(buf), "%s", routes ? routes : "");
+	for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		tun[n++] = P(t);
+	return routes_check_address(&p, &r, tun, n);
+}
+
+/* The review's evil relay: 128.0.0.0/1 and 8.8.8.8/32. */
+static void test_i16_check_address(void **state)
+{
+	(void)state;
+	assert_int_equal(addr("128.0.0.0/1", "192.0.2.1", "198.18.0.0/24"), ROUTE_NOT_TUNNELED);
+	assert_int_equal(addr("8.8.8.8", "192.0.2.1", "198.18.0.0/24"), ROUTE_NOT_TUNNELED);
+	assert_int_equal(addr("8.8.8.8", "192.0.2.1", NULL), ROUTE_NOT_TUNNELED);
+	assert_int_equal(addr("2001:db8::5", "192.0.2.1", NULL), ROUTE_NOT_TUNNELED);
+	/* a global address the tunnel routes is the relay's to hand out */
+	assert_int_equal(addr("8.8.8.8", "192.0.2.1", "0.0.0.0/1 128.0.0.0/1"), ROUTE_OK);
+	assert_int_equal(addr("203.0.113.9", "192.0.2.1", "203.0.113.0/24"), ROUTE_OK);
+	assert_int_equal(addr("2001:db8::5", NULL, "2001:db8::/32"), ROUTE_OK);
+	/* private-use pools need no route */
+	assert_int_equal(addr("10.100.0.2", "192.0.2.1", NULL), ROUTE_OK);
+	assert_int_equal(addr("10.100.0.0/24", "192.0.2.1", NULL), ROUTE_OK);
+	assert_int_equal(addr("172.16.0.1", NULL, NULL), ROUTE_OK);
+	assert_int_equal(addr("172.32.0.1", NULL, NULL), ROUTE_NOT_TUNNELED);
+	assert_int_equal(addr("192.168.1.5", NULL, NULL), ROUTE_OK);
+	assert_int_equal(addr("100.64.0.5", NULL, NULL), ROUTE_OK);
+	assert_int_equal(addr("100.128.0.5", NULL, NULL), ROUTE_NOT_TUNNELED);
+	assert_int_equal(addr("fd00:100::2", NULL, NULL), ROUTE_OK);
+	/* special and the relay's own, whatever the routes say */
+	assert_int_equal(addr("127.0.0.1", "192.0.2.1", "0.0.0.0/1"), ROUTE_LOOPBACK);
+	assert_int_equal(addr("127.0.0.0/8", "192.0.2.1", NULL), ROUTE_LOOPBACK);
+	assert_int_equal(addr("169.254.1.1", NULL, NULL), ROUTE_LINK_LOCAL);
+	assert_int_equal(addr("224.0.0.1", NULL, NULL), ROUTE_MULTICAST);
+	assert_int_equal(addr("0.0.0.0", NULL, NULL), ROUTE_UNSPECIFIED);
+	assert_int_equal(addr("255.255.255.255", NULL, NULL), ROUTE_BROADCAST);
+	assert_int_equal(addr("fe80::1", NULL, NULL), ROUTE_LINK_LOCAL);
+	assert_int_equal(addr("::1", NULL, NULL), ROUTE_LOOPBACK);
+	assert_int_equal(addr("192.0.2.1", "192.0.2.1", "0.0.0.0/1 128.0.0.0/1"), ROUTE_RELAY);
+	assert_int_equal(addr("10.0.0.1", "10.0.0.1", NULL), ROUTE_RELAY);
+	assert_int_equal(addr("10.0.0.0/24", "10.0.0.0", NULL), ROUTE_RELAY);
+	assert_int_equal(addr("fd00::1", "fd00::1", NULL), ROUTE_RELAY);
+	assert_int_equal(addr("10.0.0.2", "10.0.0.1", NULL), ROUTE_OK);
+}
+
+static enum route_refusal rt(const char *p, const char *relay, const char *accept, int filter)
+{
+	struct route_prefix q = P(p), r, acc[8];
+	size_t n = 0;
+	char buf[256], *save = NULL;
+
+	memset(&r, 0, sizeof(r));
+	if (relay != NULL)
+		r = P(relay);
+	(void)snprintf(buf, sizeof(buf), "%s", accept ? accept : "");
+	for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		acc[n++] = P(t);
+	return routes_check_route(&q, &r, acc, n, filter);
+}
+
+static void test_i16_check_route(void **state)
+{
+	(void)state;
+	assert_int_equal(rt("127.0.0.0/8", "192.0.2.1", NULL, 0), ROUTE_LOOPBACK);
+	assert_int_equal(rt("169.254.0.0/16", "192.0.2.1", NULL, 0), ROUTE_LINK_LOCAL);
+	assert_int_equal(rt("224.0.0.0/4", "192.0.2.1", NULL, 0), ROUTE_MULTICAST);
+	assert_int_equal(rt("ff00::/8", "192.0.2.1", NULL, 0), ROUTE_MULTICAST);
+	assert_int_equal(rt("fe80::/64", "192.0.2.1", NULL, 0), ROUTE_LINK_LOCAL);
+	assert_int_equal(rt("192.0.2.1/32", "192.0.2.1", NULL, 0), ROUTE_RELAY);
+	assert_int_equal(rt("2001:db8::1/128", "2001:db8::1", NULL, 0), ROUTE_RELAY);
+	/* wider routes over the relay: kept out of its path by the host route */
+	assert_int_equal(rt("192.0.2.0/24", "192.0.2.1", NULL, 0), ROUTE_OK);
+	assert_int_equal(rt("0.0.0.0/1", "192.0.2.1", NULL, 0), ROUTE_OK);
+	assert_int_equal(rt("192.0.2.2/32", "192.0.2.1", NULL, 0), ROUTE_OK);
+	assert_int_equal(rt("198.18.0.0/24", NULL, NULL, 0), ROUTE_OK);
+	/* accept_routes: only routes inside */
+	assert_int_equal(rt("198.18.0.0/24", "192.0.2.1", "198.18.0.0/16 fd00::/8", 1), ROUTE_OK);
+	assert_int_equal(rt("198.18.0.0/16", "192.0.2.1", "198.18.0.0/16", 1), ROUTE_OK);
+	assert_int_equal(rt("fd00:1::/32", "192.0.2.1", "198.18.0.0/16 fd00::/8", 1), ROUTE_OK);
+	assert_int_equal(rt("203.0.113.0/24", "192.0.2.1", "198.18.0.0/16", 1), ROUTE_NOT_ACCEPTED);
+	assert_int_equal(rt("198.0.0.0/8", "192.0.2.1", "198.18.0.0/16", 1), ROUTE_NOT_ACCEPTED);
+	assert_int_equal(rt("0.0.0.0/1", "192.0.2.1", "198.18.0.0/16", 1), ROUTE_NOT_ACCEPTED);
+	assert_int_equal(rt("198.18.0.0/24", "192.0.2.1", NULL, 1), ROUTE_NOT_ACCEPTED); /* none */
+	assert_int_equal(rt("0.0.0.0/1", "192.0.2.1", "0.0.0.0/0", 1), ROUTE_OK);
+	/* special ranges stay refused even when accepted */
+	assert_int_equal(rt("127.0.0.0/8", "192.0.2.1", "0.0.0.0/0", 1), ROUTE_LOOPBACK);
+}
+
+static void test_i16_check_kernel(void **state)
+{
+	struct route_lookup none = { 0 }, dflt = { 1, 2, 0, 0 }, lan = { 1, 3, 24, 0 },
+			    local = { 1, 2, 32, 1 }, ours = { 1, 7, 32, 1 }, tunroute = { 1, 7, 24, 0 },
+			    host = { 1, 2, 32, 0 };
+	(void)state;
+	assert_int_equal(routes_check_kernel(&none, 7), ROUTE_OK);
+	assert_int_equal(routes_check_kernel(&dflt, 7), ROUTE_OK);
+	assert_int_equal(routes_check_kernel(&lan, 7), ROUTE_HIJACK);
+	assert_int_equal(routes_check_kernel(&host, 7), ROUTE_HIJACK);
+	assert_int_equal(routes_check_kernel(&local, 7), ROUTE_LOCAL);
+	assert_int_equal(routes_check_kernel(&ours, 7), ROUTE_OK);
+	assert_int_equal(routes_check_kernel(&tunroute, 7), ROUTE_OK);
+}
+
+static void test_i16_refusal_names(void **state)
+{
+	(void)state;
+	for (int a = ROUTE_OK; a <= ROUTE_COVERS_RELAY; a++) {
+		assert_string_not_equal(routes_refusal_name((enum route_refusal)a), "unknown");
+		assert_string_not_equal(routes_refusal_why((enum route_refusal)a), "unknown");
+		for (int b = a + 1; b <= ROUTE_COVERS_RELAY; b++)
+			assert_string_not_equal(routes_refusal_name((enum route_refusal)a),
+						routes_refusal_name((enum route_refusal)b));
+	}
+	assert_string_equal(routes_refusal_name(ROUTE_NOT_TUNNELED), "not_tunneled");
+	assert_string_equal(routes_refusal_name((enum route_refusal)99), "unknown");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +415,13 @@ int main(void)
 		cmocka_unit_test(test_top_of_space),
 		cmocka_unit_test(test_empty_and_errors),
 		cmocka_unit_test(test_c07_diff_removes_unlisted),
+		cmocka_unit_test(test_i16_parse),
+		cmocka_unit_test(test_i16_covers_and_host),
+		cmocka_unit_test(test_i16_special_ranges),
+		cmocka_unit_test(test_i16_check_address),
+		cmocka_unit_test(test_i16_check_route),
+		cmocka_unit_test(test_i16_check_kernel),
+		cmocka_unit_test(test_i16_refusal_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

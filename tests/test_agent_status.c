@@ -46,10 +46,13 @@ static void test_format_connected(void **state)
 	struct status_quic q = { .srtt_us = 412, .min_rtt_us = 180, .cwnd = 123456,
 				 .bytes_in_flight = 7000, .packets_sent = 99, .packets_lost = 1,
 				 .queued_bytes = 2800, .next_timer_us = -1, .tun_paused = 1 };
+	struct status_refusal ref[2] = { { pfx("8.8.8.8", 32), 0, ROUTE_NOT_TUNNELED },
+					 { pfx("127.0.0.0", 8), 1, ROUTE_LOOPBACK } };
 	struct status_info st = {
 		.state = "connected", .since = 1700000000, .relay = "relay.example:443",
 		.tun = "zgate0", .mtu = 1350, .addrs = a, .naddrs = 2, .routes = r, .nroutes = 3,
-		.relay_route = &host, .c = &c, .quic = &q, .last_error = "",
+		.relay_route = &host, .refused = ref, .nrefused = 2, .refused_unlisted = 5,
+		.c = &c, .quic = &q, .last_error = "",
 	};
 	char buf[2048];
 	size_t n = 0;
@@ -62,7 +65,10 @@ static void test_format_connected(void **state)
 		"{\"state\":\"connected\",\"since\":1700000000,\"relay\":\"relay.example:443\","
 		"\"tun\":\"zgate0\",\"mtu\":1350,\"addresses\":[\"10.100.0.7/32\",\"fd00:100::7/128\"],"
 		"\"routes\":[\"0.0.0.0/1\",\"128.0.0.0/1\",\"2001:db8::/32\"],"
-		"\"relay_route\":\"192.0.2.1/32\",\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
+		"\"relay_route\":\"192.0.2.1/32\","
+		"\"refused\":[{\"address\":\"8.8.8.8/32\",\"reason\":\"not_tunneled\"},"
+		"{\"route\":\"127.0.0.0/8\",\"reason\":\"loopback\"}],\"refused_unlisted\":5,"
+		"\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
 		"\"rx_packets\":9,\"rx_bytes\":900,\"drops\":{\"outage\":3,\"too_big\":1,"
 		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\","
 		"\"quic\":{\"srtt_us\":412,\"min_rtt_us\":180,\"cwnd\":123456,"
@@ -83,7 +89,8 @@ static void test_format_empty_and_escaped(void **state)
 	(void)state;
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
-	assert_non_null(strstr(buf, "\"addresses\":[],\"routes\":[],\"relay_route\":null"));
+	assert_non_null(strstr(buf, "\"addresses\":[],\"routes\":[],\"relay_route\":null,"
+				    "\"refused\":[],\"refused_unlisted\":0,"));
 	assert_non_null(strstr(buf, "\"mtu\":0"));
 	assert_non_null(strstr(buf, "\"last_error\":\"relay said \\\"no\\\"\\\\\\n\\ttab\\u0001\",\"quic\":null}"));
 }
