@@ -8,19 +8,25 @@
 #   relay.crt, relay.key          the relay (serverAuth; SAN = every -s name,
 #                                 DNS or IP address; default "localhost" and 127.0.0.1)
 #   <client>.crt, <client>.key    one per -c (clientAuth; CN = the client ID the
-#                                 policy names); default one client "agent-1"
+#                                 policy names, 1-63 of A-Z a-z 0-9 . _ -);
+#                                 default one client "agent-1"
 # With --test-set, also the certificates tests need to prove refusals:
 #   expired.crt/.key              clientAuth, validity ended yesterday
 #   notyet.crt/.key               clientAuth, valid from tomorrow
 #   serveronly.crt/.key           serverAuth only (no clientAuth EKU)
 #   other-ca.crt/.key, stranger.crt/.key   a client signed by an unrelated CA
+#   twocn (CN=agent-2 + CN=agent-1), nocn (no CN), longcn (64 characters),
+#   spacecn ("agent 1"), utf8cn (non-ASCII)   identities the relay refuses
+#   uri.crt (SAN URI spiffe://zgate.test/agent-uri), twouri.crt (two URIs)
+#   revoked.crt, ca.crl           revoked.crt listed; nextUpdate in 30 days
+#   expired.crl                   the same list, nextUpdate yesterday
 # Keys are ECDSA P-256, mode 0600. An existing CA in DIR is reused, so new
 # clients can be added later. Never use the test set in production.
 set -euo pipefail
 
 dir=./pki days=825 test_set=0
 servers=() clients=()
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	-d) dir=$2; shift 2 ;;
@@ -43,10 +49,13 @@ cd "$dir"
 newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
 # sign NAME CN EKU SAN CA [START END]: NAME.crt signed by CA.crt/CA.key
+# (a CN starting with / is a whole subject: /CN=a/CN=b, /O=x)
 sign() {
-	local name=$1 cn=$2 eku=$3 san=$4 ca=$5 start=${6:-} end=${7:-}
+	local name=$1 cn=$2 eku=$3 san=$4 ca=$5 start=${6:-} end=${7:-} subj
+	subj="/CN=$cn"
+	[[ $cn == /* ]] && subj=$cn
 	newkey "$name.key"
-	openssl req -new -key "$name.key" -subj "/CN=$cn" -out "$name.csr" 2>/dev/null
+	openssl req -new -utf8 -key "$name.key" -subj "$subj" -out "$name.csr" 2>/dev/null
 	{
 		echo "basicConstraints=critical,CA:FALSE"
 		echo "keyUsage=critical,digitalSignature"
@@ -71,7 +80,7 @@ default_md = sha256
 policy = pol
 unique_subject = no
 [pol]
-commonName = supplied
+commonName = optional
 CNF
 		openssl ca -batch -notext -config "$db/ca.cnf" -cert "$ca.crt" -keyfile "$ca.key" \
 			-in "$name.csr" -out "$name.crt" -startdate "$start" -enddate "$end" \
@@ -101,7 +110,7 @@ for s in "${servers[@]}"; do
 done
 sign relay "${servers[0]}" serverAuth "$san" ca
 for c in "${clients[@]}"; do
-	[[ $c =~ ^[A-Za-z0-9._-]{1,64}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-64 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
+	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
 	sign "$c" "$c" clientAuth "" ca
 done
 
@@ -114,6 +123,28 @@ if [[ $test_set -eq 1 ]]; then
 	fut1=$(date -u -d '+1 day' +%Y%m%d%H%M%SZ) fut2=$(date -u -d '+30 days' +%Y%m%d%H%M%SZ)
 	sign expired expired clientAuth "" ca "$past1" "$past2"
 	sign notyet notyet clientAuth "" ca "$fut1" "$fut2"
+	sign twocn "/CN=agent-2/CN=agent-1" clientAuth "" ca
+	sign nocn "/O=zgate/OU=agents" clientAuth "" ca
+	sign longcn "$(printf 'a%.0s' {1..64})" clientAuth "" ca
+	sign spacecn "agent 1" clientAuth "" ca
+	sign utf8cn "agént-1" clientAuth "" ca
+	sign uri uri-client clientAuth "URI:spiffe://zgate.test/agent-uri" ca
+	sign twouri twouri clientAuth "URI:spiffe://zgate.test/a,URI:spiffe://zgate.test/b" ca
+	sign revoked revoked clientAuth "" ca
+	# CRLs need openssl ca's database: revoked.crt listed in both
+	db=$(mktemp -d)
+	: >"$db/index.txt"
+	echo 1000 >"$db/crlnumber"
+	printf '[ca]\ndefault_ca = zg\n[zg]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\ndefault_md = sha256\n' \
+		"$db" "$db" >"$db/ca.cnf"
+	{
+		openssl ca -batch -config "$db/ca.cnf" -cert ca.crt -keyfile ca.key -revoke revoked.crt &&
+		openssl ca -batch -config "$db/ca.cnf" -cert ca.crt -keyfile ca.key -gencrl -crldays 30 \
+			-out ca.crl &&
+		openssl ca -batch -config "$db/ca.cnf" -cert ca.crt -keyfile ca.key -gencrl \
+			-crl_lastupdate "$past1" -crl_nextupdate "$past2" -out expired.crl
+	} 2>"$db/err" || { cat "$db/err" >&2; rm -rf "$db"; echo "gen-certs.sh: cannot make the CRLs" >&2; exit 1; }
+	rm -rf "$db"
 fi
 rm -f ./*.srl
 chmod 600 ./*.key

@@ -53,20 +53,23 @@ static const char *take(struct fx *fx)
 	static char copy[8192];
 	fflush(fx->out);
 	snprintf(copy, sizeof(copy), "%s", fx->buf ? fx->buf : "");
+	/* clear it all: a shorter next line must not show the tail of this one */
+	if (fx->buf)
+		memset(fx->buf, 0, fx->len);
 	rewind(fx->out);
 	fflush(fx->out);
-	if (fx->buf)
-		fx->buf[0] = '\0';
 	return copy;
 }
 
 static void test_session_lines_exact(void **state)
 {
 	struct fx *fx = *state;
-	audit_session_open(fx->a, "agent-1", "10.100.0.7", "198.51.100.20:51000");
+	audit_session_open(fx->a, "agent-1", "10.100.0.7", "198.51.100.20:51000", "7a00f98b",
+			   "e961c2ad528b37057e0372a8b94d05cf49336cbf2702b4cbb243ced72295f484");
 	assert_string_equal(take(fx),
 		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\",\"client\":\"agent-1\","
-		"\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\"}\n");
+		"\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\",\"cert_serial\":\"7a00f98b\","
+		"\"cert_sha256\":\"e961c2ad528b37057e0372a8b94d05cf49336cbf2702b4cbb243ced72295f484\"}\n");
 	fx->now += 61000;
 	audit_session_close(fx->a, "agent-1", "10.100.0.7", "198.51.100.20:51000", 61000, 1234, 56789, "client-closed");
 	assert_string_equal(take(fx),
@@ -113,7 +116,7 @@ static void test_other_events_exact(void **state)
 static void test_hostile_strings_escaped(void **state)
 {
 	struct fx *fx = *state;
-	audit_session_open(fx->a, "evil\",\"event\":\"x\\\n\x01\x7f", "10.0.0.1", "p");
+	audit_session_open(fx->a, "evil\",\"event\":\"x\\\n\x01\x7f", "10.0.0.1", "p", NULL, "");
 	assert_string_equal(take(fx),
 		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
 		"\"client\":\"evil\\\",\\\"event\\\":\\\"x\\\\\\u000a\\u0001\\u007f\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");

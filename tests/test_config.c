@@ -105,7 +105,7 @@ static void test_file_unknown_key_names_line_and_choices(void **state)
 	(void)state;
 	config_defaults(&c);
 	assert_int_equal(load(&c, "listen: 0.0.0.0:1\ntls:\n  cret: x\n"), ZG_ERR_CONFIG);
-	assert_err_contains("relay.yaml:3:3: tls.cret: unknown key (expected one of: cert, key, client_ca, crl)");
+	assert_err_contains("relay.yaml:3:3: tls.cret: unknown key (expected one of: cert, key, client_ca, crl, identity)");
 	config_defaults(&c);
 	assert_int_equal(load(&c, "\n\nlisten_port: 4433\n"), ZG_ERR_CONFIG);
 	assert_err_contains("relay.yaml:3:1: listen_port: unknown key (expected one of: listen, ops_listen, tls,");

@@ -237,17 +237,27 @@ struct fx {
 	struct masque_config ccfg[2];
 };
 
+/* The server's CRL (a file of the test PKI) and identity mode, set by a
+ * test before fx_server() and put back by it. */
+static const char *fx_crl;
+static enum tls_identity fx_identity = TLS_IDENTITY_CN;
+
 static void fx_server(struct fx *x, int retry_always)
 {
+	const char *crl = fx_crl;
+	enum tls_identity idm = fx_identity;
 	char err[256];
 
+	fx_crl = NULL; /* for this server only: a failed test leaves no trace */
+	fx_identity = TLS_IDENTITY_CN;
 	assert_int_equal(memnet_init(&x->net), 0); /* 1 ms each way */
 	memset(&x->srv, 0, sizeof(x->srv));
 	x->srv.is_server = 1;
 	x->srv.status = 200;
-	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL,
-					    &x->sctx, err, sizeof(err)),
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"),
+					    crl ? f(crl) : NULL, &x->sctx, err, sizeof(err)),
 			 0);
+	assert_int_equal(tls_server_set_identity(x->sctx, idm), 0);
 	memset(&x->scfg, 0, sizeof(x->scfg));
 	x->scfg.tls = x->sctx;
 	x->scfg.io = &memnet_io;
@@ -643,6 +653,90 @@ static void test_c24_refuses_no_certificate(void **state)
 {
 	(void)state;
 	refused_cert(NULL, TLS_REJECT_NO_CERT);
+}
+
+/* Issue 16 item 4: a certificate naming two clients (CN=agent-2 and
+ * CN=agent-1) must not connect as either; nor one naming none, or one
+ * whose CN is no valid ID. Each is a counted, reported refusal. */
+static void test_c24_refuses_two_cns(void **state)
+{
+	(void)state;
+	refused_cert("twocn", TLS_REJECT_CN_COUNT);
+}
+
+static void test_c24_refuses_no_cn(void **state)
+{
+	(void)state;
+	refused_cert("nocn", TLS_REJECT_CN_COUNT);
+}
+
+static void test_c24_refuses_unusable_cn(void **state)
+{
+	(void)state;
+	refused_cert("longcn", TLS_REJECT_CN_INVALID);
+	refused_cert("spacecn", TLS_REJECT_CN_INVALID);
+	refused_cert("utf8cn", TLS_REJECT_CN_INVALID);
+}
+
+/* tls.identity san_uri: the one SAN URI names the client; two refuse. */
+static void test_c24_identity_from_san_uri(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	(void)state;
+	fx_identity = TLS_IDENTITY_SAN_URI;
+	fx_server(x, 0);
+	fx_client(x, 0, "uri", NULL);
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_string_equal(x->srv.rq.identity, "spiffe://zgate.test/agent-uri");
+	fx_free(x);
+	free(x);
+	fx_identity = TLS_IDENTITY_SAN_URI;
+	refused_cert("twouri", TLS_REJECT_URI_COUNT);
+	fx_identity = TLS_IDENTITY_SAN_URI;
+	refused_cert("agent-1", TLS_REJECT_URI_COUNT);
+}
+
+/* The server knows the client certificate's serial and fingerprint. */
+static void test_c24_client_cert_serial_and_fingerprint(void **state)
+{
+	struct fx *x = fx_open(0);
+	WOLFSSL_X509 *c = wolfSSL_X509_load_certificate_file(f("agent-1.crt"), WOLFSSL_FILETYPE_PEM);
+	char serial[TLS_SERIAL_HEX_MAX], sha[TLS_SHA256_HEX_LEN];
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(tls_cert_ids(c, serial, sha), 0);
+	wolfSSL_X509_free(c);
+	assert_non_null(x->srv.last_conn);
+	assert_string_equal(masque_conn_cert_serial(x->srv.last_conn), serial);
+	assert_string_equal(masque_conn_cert_sha256(x->srv.last_conn), sha);
+	assert_int_equal(strlen(sha), 64);
+	fx_free(x);
+	free(x);
+}
+
+/* With a CRL: a listed certificate is refused as revoked, others pass;
+ * past the CRL's nextUpdate everyone is refused, as crl_expired. */
+static void test_c24_crl_revoked_and_expired(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	(void)state;
+	fx_crl = "ca.crl";
+	refused_cert("revoked", TLS_REJECT_REVOKED);
+	fx_crl = "ca.crl";
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	fx_free(x);
+	free(x);
+	fx_crl = "expired.crl";
+	refused_cert("agent-1", TLS_REJECT_CRL_EXPIRED);
+	fx_crl = "expired.crl";
+	refused_cert("revoked", TLS_REJECT_CRL_EXPIRED);
 }
 
 static void refused_request(const char *protocol, int no_cp, const char *path, int status,
@@ -1046,6 +1140,12 @@ int main(void)
 		cmocka_unit_test(test_c24_refuses_unknown_ca),
 		cmocka_unit_test(test_c24_refuses_server_only_eku),
 		cmocka_unit_test(test_c24_refuses_no_certificate),
+		cmocka_unit_test(test_c24_refuses_two_cns),
+		cmocka_unit_test(test_c24_refuses_no_cn),
+		cmocka_unit_test(test_c24_refuses_unusable_cn),
+		cmocka_unit_test(test_c24_identity_from_san_uri),
+		cmocka_unit_test(test_c24_client_cert_serial_and_fingerprint),
+		cmocka_unit_test(test_c24_crl_revoked_and_expired),
 		cmocka_unit_test(test_c05_wrong_protocol_400),
 		cmocka_unit_test(test_c05_missing_capsule_protocol_400),
 		cmocka_unit_test(test_c03_bad_path_400),

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -62,6 +63,12 @@ static void test_c24_reject_names(void **state)
 			assert_string_not_equal(tls_reject_name(i), tls_reject_name(j));
 	}
 	assert_string_equal(tls_reject_name(TLS_REJECT_EXPIRED), "expired");
+	assert_string_equal(tls_reject_name(TLS_REJECT_CN_COUNT), "cn_count");
+	assert_string_equal(tls_reject_name(TLS_REJECT_CN_INVALID), "cn_invalid");
+	assert_string_equal(tls_reject_name(TLS_REJECT_URI_COUNT), "uri_count");
+	assert_string_equal(tls_reject_name(TLS_REJECT_URI_INVALID), "uri_invalid");
+	assert_string_equal(tls_reject_name(TLS_REJECT_CRL_EXPIRED), "crl_expired");
+	assert_string_equal(tls_reject_name(TLS_REJECT_OTHER), "other");
 	assert_string_equal(tls_reject_name(TLS_REJECT_COUNT), "other");
 }
 
@@ -95,15 +102,110 @@ static void test_c24_client_auth_eku(void **state)
 	wolfSSL_X509_free(x);
 }
 
-static void test_subject_cn_is_the_client_id(void **state)
+static enum tls_reject id_of(const char *cert, enum tls_identity mode, char *id, size_t idlen)
 {
-	WOLFSSL_X509 *x = load("agent-1.crt");
-	char cn[64], small[4];
-	(void)state;
-	assert_int_equal(tls_subject_cn(x, cn, sizeof(cn)), 0);
-	assert_string_equal(cn, "agent-1");
-	assert_int_equal(tls_subject_cn(x, small, sizeof(small)), ZG_ERR_MALFORMED);
+	WOLFSSL_X509 *x = load(cert);
+	enum tls_reject r = tls_client_id(x, mode, id, idlen);
+
 	wolfSSL_X509_free(x);
+	return r;
+}
+
+static void test_c24_identity_is_the_one_cn(void **state)
+{
+	char id[TLS_ID_MAX], small[4];
+	(void)state;
+	assert_int_equal(id_of("agent-1.crt", TLS_IDENTITY_CN, id, sizeof(id)), TLS_ACCEPTED);
+	assert_string_equal(id, "agent-1");
+	assert_int_equal(id_of("agent-1.crt", TLS_IDENTITY_CN, small, sizeof(small)),
+			 TLS_REJECT_CN_INVALID);
+	assert_string_equal(small, "");
+}
+
+/* Issue 16 item 4: CN=agent-2 + CN=agent-1 names no one, nor does a
+ * subject without CN; a CN that is no valid ID is refused, not cut. */
+static void test_c24_identity_refuses_bad_cns(void **state)
+{
+	char id[TLS_ID_MAX];
+	(void)state;
+	assert_int_equal(id_of("twocn.crt", TLS_IDENTITY_CN, id, sizeof(id)), TLS_REJECT_CN_COUNT);
+	assert_string_equal(id, "");
+	assert_int_equal(id_of("nocn.crt", TLS_IDENTITY_CN, id, sizeof(id)), TLS_REJECT_CN_COUNT);
+	assert_int_equal(id_of("longcn.crt", TLS_IDENTITY_CN, id, sizeof(id)), TLS_REJECT_CN_INVALID);
+	assert_int_equal(id_of("spacecn.crt", TLS_IDENTITY_CN, id, sizeof(id)), TLS_REJECT_CN_INVALID);
+	assert_int_equal(id_of("utf8cn.crt", TLS_IDENTITY_CN, id, sizeof(id)), TLS_REJECT_CN_INVALID);
+	/* a larger buffer does not lift the 63-character limit */
+	{
+		char big[256];
+		assert_int_equal(id_of("longcn.crt", TLS_IDENTITY_CN, big, sizeof(big)),
+				 TLS_REJECT_CN_INVALID);
+	}
+}
+
+/* 63 characters is the longest ID (the policy's limit). */
+static void test_c24_identity_63_characters(void **state)
+{
+	char cmd[512], name[64], crt[80], id[TLS_ID_MAX];
+	(void)state;
+	memset(name, 'b', 63);
+	name[63] = '\0';
+	snprintf(cmd, sizeof(cmd), "scripts/gen-certs.sh -d %s -c %s >/dev/null", pki_dir, name);
+	assert_int_equal(system(cmd), 0);
+	snprintf(crt, sizeof(crt), "%s.crt", name);
+	assert_int_equal(id_of(crt, TLS_IDENTITY_CN, id, sizeof(id)), TLS_ACCEPTED);
+	assert_int_equal(strlen(id), 63);
+}
+
+static void test_c24_identity_from_san_uri(void **state)
+{
+	char id[TLS_ID_MAX];
+	enum tls_identity m;
+	(void)state;
+	assert_int_equal(id_of("uri.crt", TLS_IDENTITY_SAN_URI, id, sizeof(id)), TLS_ACCEPTED);
+	assert_string_equal(id, "spiffe://zgate.test/agent-uri");
+	assert_int_equal(id_of("twouri.crt", TLS_IDENTITY_SAN_URI, id, sizeof(id)),
+			 TLS_REJECT_URI_COUNT);
+	assert_int_equal(id_of("agent-1.crt", TLS_IDENTITY_SAN_URI, id, sizeof(id)),
+			 TLS_REJECT_URI_COUNT);
+	/* the relay's certificate has DNS and IP SANs, no URI */
+	assert_int_equal(id_of("relay.crt", TLS_IDENTITY_SAN_URI, id, sizeof(id)),
+			 TLS_REJECT_URI_COUNT);
+	/* in san_uri mode the CN does not matter */
+	assert_int_equal(id_of("uri.crt", TLS_IDENTITY_CN, id, sizeof(id)), TLS_ACCEPTED);
+	assert_string_equal(id, "uri-client");
+	assert_int_equal(tls_identity_parse("cn", &m), 0);
+	assert_int_equal(m, TLS_IDENTITY_CN);
+	assert_int_equal(tls_identity_parse("san_uri", &m), 0);
+	assert_int_equal(m, TLS_IDENTITY_SAN_URI);
+	assert_string_equal(tls_identity_name(m), "san_uri");
+	assert_int_equal(tls_identity_parse("CN", &m), ZG_ERR_CONFIG);
+	assert_int_equal(tls_identity_parse("", &m), ZG_ERR_CONFIG);
+}
+
+/* Serial and fingerprint read as openssl prints them (lower case, no colons). */
+static void test_cert_ids_match_openssl(void **state)
+{
+	char cmd[512], want[256], serial[TLS_SERIAL_HEX_MAX], sha[TLS_SHA256_HEX_LEN];
+	const char *certs[] = { "agent-1.crt", "twocn.crt", "relay.crt" };
+	(void)state;
+	for (size_t i = 0; i < sizeof(certs) / sizeof(certs[0]); i++) {
+		WOLFSSL_X509 *x = load(certs[i]);
+		FILE *p;
+		size_t n;
+
+		assert_int_equal(tls_cert_ids(x, serial, sha), 0);
+		wolfSSL_X509_free(x);
+		snprintf(cmd, sizeof(cmd),
+			 "openssl x509 -in %s -noout -serial -fingerprint -sha256 | "
+			 "sed 's/.*=//; s/://g' | tr 'A-F\\n' 'a-f '", f(certs[i]));
+		p = popen(cmd, "r");
+		assert_non_null(p);
+		n = fread(want, 1, sizeof(want) - 1, p);
+		want[n] = '\0';
+		assert_int_equal(pclose(p), 0);
+		snprintf(cmd, sizeof(cmd), "%s %s ", serial, sha);
+		assert_string_equal(cmd, want);
+	}
 }
 
 static void test_error_mapping(void **state)
@@ -161,6 +263,32 @@ static void test_server_ctx_errors_name_the_file(void **state)
 	assert_null(ctx);
 }
 
+/* The relay's certificate end and the CRL's nextUpdate, for /metrics; an
+ * expired CRL still makes a context (that refuses everyone). */
+static void test_server_ctx_times_and_crl(void **state)
+{
+	WOLFSSL_CTX *ctx = NULL;
+	int64_t now = (int64_t)time(NULL);
+	(void)state;
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL, &ctx,
+					    err, sizeof(err)), 0);
+	/* gen-certs.sh: 825 days */
+	assert_true(tls_server_cert_not_after(ctx) > now + 824 * 86400);
+	assert_true(tls_server_cert_not_after(ctx) < now + 826 * 86400);
+	assert_int_equal(tls_server_crl_next_update(ctx), 0);
+	wolfSSL_CTX_free(ctx);
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), f("ca.crl"),
+					    &ctx, err, sizeof(err)), 0);
+	assert_true(tls_server_crl_next_update(ctx) > now + 29 * 86400);
+	assert_true(tls_server_crl_next_update(ctx) < now + 31 * 86400);
+	wolfSSL_CTX_free(ctx);
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"),
+					    f("expired.crl"), &ctx, err, sizeof(err)), 0);
+	assert_true(tls_server_crl_next_update(ctx) < now);
+	assert_true(tls_server_crl_next_update(ctx) > now - 2 * 86400);
+	wolfSSL_CTX_free(ctx);
+}
+
 static void test_client_ctx(void **state)
 {
 	WOLFSSL_CTX *ctx = NULL;
@@ -181,7 +309,12 @@ int main(void)
 		cmocka_unit_test(test_c24_reject_names),
 		cmocka_unit_test(test_c24_chain_and_validity),
 		cmocka_unit_test(test_c24_client_auth_eku),
-		cmocka_unit_test(test_subject_cn_is_the_client_id),
+		cmocka_unit_test(test_c24_identity_is_the_one_cn),
+		cmocka_unit_test(test_c24_identity_refuses_bad_cns),
+		cmocka_unit_test(test_c24_identity_63_characters),
+		cmocka_unit_test(test_c24_identity_from_san_uri),
+		cmocka_unit_test(test_cert_ids_match_openssl),
+		cmocka_unit_test(test_server_ctx_times_and_crl),
 		cmocka_unit_test(test_error_mapping),
 		cmocka_unit_test(test_server_ctx),
 		cmocka_unit_test(test_server_ctx_errors_name_the_file),

@@ -1280,11 +1280,15 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 		set_reason(c, "client certificate missing after the handshake");
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
-	r = tls_subject_cn(x, c->identity, sizeof(c->identity));
+	/* verify_client() has applied the identity rule already; this copies
+	 * the identity and the certificate's serial and fingerprint */
+	r = (int)tls_peer_id(c->ssl, x, c->identity, sizeof(c->identity));
+	if (r == TLS_ACCEPTED)
+		(void)tls_cert_ids(x, c->cert_serial, c->cert_sha256);
 	wolfSSL_X509_free(x);
-	if (r != 0) {
-		c->ci.reject = TLS_REJECT_OTHER;
-		set_reason(c, "client certificate has no usable subject CN");
+	if (r != TLS_ACCEPTED) {
+		c->ci.reject = (enum tls_reject)r;
+		set_reason(c, "client certificate refused: %s", tls_reject_name(c->ci.reject));
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	if (c->srv != NULL)
@@ -1936,6 +1940,16 @@ void *masque_conn_data(const struct masque_conn *c)
 const char *masque_conn_identity(const struct masque_conn *c)
 {
 	return c->identity;
+}
+
+const char *masque_conn_cert_serial(const struct masque_conn *c)
+{
+	return c->cert_serial;
+}
+
+const char *masque_conn_cert_sha256(const struct masque_conn *c)
+{
+	return c->cert_sha256;
 }
 
 const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *plen)

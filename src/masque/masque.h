@@ -63,7 +63,7 @@ struct masque_io {
 
 /* A decoded CONNECT-IP request as the server saw it (C02, C03). */
 struct masque_request {
-	char identity[MASQUE_IDENTITY_MAX]; /* client certificate subject CN */
+	char identity[MASQUE_IDENTITY_MAX]; /* client ID: certificate CN or SAN URI (tls.h) */
 	char san_uri[256];                  /* first SAN URI, "" if none */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
@@ -283,6 +283,10 @@ void *masque_conn_data(const struct masque_conn *c);
 
 /* Peer identity (server: client CN; client: ""), peer address. */
 const char *masque_conn_identity(const struct masque_conn *c);
+/* Server: the client certificate's serial number and SHA-256 fingerprint,
+ * lower-case hex (tls_cert_ids); "" before the handshake completes. */
+const char *masque_conn_cert_serial(const struct masque_conn *c);
+const char *masque_conn_cert_sha256(const struct masque_conn *c);
 const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *plen);
 int masque_conn_is_open(const struct masque_conn *c);
 int masque_conn_datagrams(const struct masque_conn *c); /* QUIC datagrams in use */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -20,7 +21,8 @@
 
 static const char *const reject_names[TLS_REJECT_COUNT] = {
 	"accepted", "no_certificate", "unknown_ca", "expired", "not_yet_valid",
-	"no_client_auth", "revoked", "bad_signature", "name_mismatch", "other",
+	"no_client_auth", "revoked", "bad_signature", "name_mismatch", "cn_count",
+	"cn_invalid", "uri_count", "uri_invalid", "crl_expired", "other",
 };
 
 const char *tls_reject_name(enum tls_reject r)
@@ -66,29 +68,209 @@ enum tls_reject tls_check_eku(WOLFSSL_X509 *x, int want_client)
 	return want_client ? TLS_REJECT_NO_CLIENT_AUTH : TLS_REJECT_OTHER;
 }
 
-int tls_subject_cn(WOLFSSL_X509 *x, char *cn, size_t cnlen)
+int tls_identity_parse(const char *s, enum tls_identity *pmode)
+{
+	if (strcmp(s, "cn") == 0)
+		*pmode = TLS_IDENTITY_CN;
+	else if (strcmp(s, "san_uri") == 0)
+		*pmode = TLS_IDENTITY_SAN_URI;
+	else
+		return ZG_ERR_CONFIG;
+	return 0;
+}
+
+const char *tls_identity_name(enum tls_identity mode)
+{
+	return mode == TLS_IDENTITY_SAN_URI ? "san_uri" : "cn";
+}
+
+/* Copies the n bytes at d to id when they make a valid identity. */
+static enum tls_reject copy_id(const unsigned char *d, int n, char *id, size_t idlen,
+			       enum tls_reject bad)
+{
+	size_t max = idlen < TLS_ID_MAX ? idlen : TLS_ID_MAX;
+
+	if (d == NULL || n <= 0 || (size_t)n >= max)
+		return bad;
+	for (int i = 0; i < n; i++)
+		if (d[i] <= 0x20 || d[i] >= 0x7f) /* not isgraph(): no locale */
+			return bad;
+	memcpy(id, d, (size_t)n);
+	id[n] = '\0';
+	return TLS_ACCEPTED;
+}
+
+/* Exactly one subject CN. Counting matters: tools disagree on which of
+ * several CNs names the subject (wolfSSL takes the first, many the last). */
+static enum tls_reject id_from_cn(WOLFSSL_X509 *x, char *id, size_t idlen)
 {
 	WOLFSSL_X509_NAME *name = wolfSSL_X509_get_subject_name(x);
-	char buf[256];
-	int n;
+	WOLFSSL_ASN1_STRING *v = NULL;
+	int pos = -1, count = 0;
 
-	if (!name)
-		return ZG_ERR_NOTFOUND;
-	n = wolfSSL_X509_NAME_get_text_by_NID(name, NID_commonName, buf, (int)sizeof(buf));
-	if (n < 0)
-		return ZG_ERR_NOTFOUND;
-	if (n == 0 || (size_t)n >= cnlen || (size_t)n >= sizeof(buf))
+	if (name == NULL)
+		return TLS_REJECT_CN_COUNT;
+	while ((pos = wolfSSL_X509_NAME_get_index_by_NID(name, NID_commonName, pos)) >= 0) {
+		if (++count > 1)
+			return TLS_REJECT_CN_COUNT;
+		v = wolfSSL_X509_NAME_ENTRY_get_data(wolfSSL_X509_NAME_get_entry(name, pos));
+	}
+	if (count != 1)
+		return TLS_REJECT_CN_COUNT;
+	if (v == NULL)
+		return TLS_REJECT_CN_INVALID;
+	return copy_id(wolfSSL_ASN1_STRING_data(v), wolfSSL_ASN1_STRING_length(v), id, idlen,
+		       TLS_REJECT_CN_INVALID);
+}
+
+/* Exactly one subjectAltName URI (other SAN types are ignored). */
+static enum tls_reject id_from_uri(WOLFSSL_X509 *x, char *id, size_t idlen)
+{
+	WOLF_STACK_OF(WOLFSSL_GENERAL_NAME) *gns;
+	WOLFSSL_GENERAL_NAME *uri = NULL;
+	enum tls_reject r;
+	int count = 0, n;
+
+	gns = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	if (gns == NULL)
+		return TLS_REJECT_URI_COUNT;
+	n = wolfSSL_sk_GENERAL_NAME_num(gns);
+	for (int i = 0; i < n; i++) {
+		WOLFSSL_GENERAL_NAME *g = wolfSSL_sk_GENERAL_NAME_value(gns, i);
+
+		if (g != NULL && g->type == GEN_URI) {
+			count++;
+			uri = g;
+		}
+	}
+	if (count != 1)
+		r = TLS_REJECT_URI_COUNT;
+	else if (uri->d.uniformResourceIdentifier == NULL)
+		r = TLS_REJECT_URI_INVALID;
+	else
+		r = copy_id(wolfSSL_ASN1_STRING_data(uri->d.uniformResourceIdentifier),
+			    wolfSSL_ASN1_STRING_length(uri->d.uniformResourceIdentifier), id, idlen,
+			    TLS_REJECT_URI_INVALID);
+	wolfSSL_sk_GENERAL_NAME_pop_free(gns, wolfSSL_GENERAL_NAME_free);
+	return r;
+}
+
+enum tls_reject tls_client_id(WOLFSSL_X509 *x, enum tls_identity mode, char *id, size_t idlen)
+{
+	enum tls_reject r;
+
+	if (idlen == 0)
+		return mode == TLS_IDENTITY_SAN_URI ? TLS_REJECT_URI_INVALID : TLS_REJECT_CN_INVALID;
+	id[0] = '\0';
+	if (x == NULL)
+		return TLS_REJECT_NO_CERT;
+	r = mode == TLS_IDENTITY_SAN_URI ? id_from_uri(x, id, idlen) : id_from_cn(x, id, idlen);
+	if (r != TLS_ACCEPTED)
+		id[0] = '\0';
+	return r;
+}
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int tls_cert_ids(WOLFSSL_X509 *x, char serial[TLS_SERIAL_HEX_MAX],
+		 char sha256[TLS_SHA256_HEX_LEN])
+{
+	unsigned char sn[(TLS_SERIAL_HEX_MAX - 1) / 2], digest[32];
+	const unsigned char *der, *p = sn;
+	int snlen = (int)sizeof(sn), derlen = 0;
+
+	serial[0] = sha256[0] = '\0';
+	if (x == NULL || wolfSSL_X509_get_serial_number(x, sn, &snlen) != WOLFSSL_SUCCESS ||
+	    snlen <= 0 || (size_t)snlen > sizeof(sn))
 		return ZG_ERR_MALFORMED;
-	for (int i = 0; i < n; i++)
-		if (!isgraph((unsigned char)buf[i]))
-			return ZG_ERR_MALFORMED;
-	memcpy(cn, buf, (size_t)n);
-	cn[n] = '\0';
+	der = wolfSSL_X509_get_der(x, &derlen);
+	if (der == NULL || derlen <= 0 || wc_Sha256Hash(der, (word32)derlen, digest) != 0)
+		return ZG_ERR_MALFORMED;
+	while (snlen > 1 && p[0] == 0) { /* DER's sign octet */
+		p++;
+		snlen--;
+	}
+	hex(p, (size_t)snlen, serial);
+	hex(digest, sizeof(digest), sha256);
 	return 0;
 }
 
 /* Per-connection reason, kept in the SSL object's ex data slot. */
 static int reject_idx = -1;
+
+/* Per-context settings of a server context, in the context's ex data
+ * slots (plain values, so nothing needs freeing with the context): the
+ * identity mode, the CRL's nextUpdate and the certificate's notAfter (Unix
+ * seconds, 0 = none). */
+enum { SLOT_IDENTITY, SLOT_CRL_NEXT, SLOT_CERT_END, SLOT_COUNT };
+static int ctx_idx[SLOT_COUNT] = { -1, -1, -1 };
+
+static uintptr_t ctx_get(WOLFSSL_CTX *ctx, int slot)
+{
+	if (ctx == NULL || ctx_idx[slot] < 0)
+		return 0;
+	return (uintptr_t)wolfSSL_CTX_get_ex_data(ctx, ctx_idx[slot]);
+}
+
+static int ctx_set(WOLFSSL_CTX *ctx, int slot, uintptr_t v)
+{
+	if (ctx == NULL || ctx_idx[slot] < 0 ||
+	    wolfSSL_CTX_set_ex_data(ctx, ctx_idx[slot], (void *)v) != WOLFSSL_SUCCESS)
+		return ZG_ERR_STATE;
+	return 0;
+}
+
+int tls_server_set_identity(WOLFSSL_CTX *ctx, enum tls_identity mode)
+{
+	return ctx_set(ctx, SLOT_IDENTITY, (uintptr_t)mode);
+}
+
+enum tls_reject tls_peer_id(WOLFSSL *ssl, WOLFSSL_X509 *x, char *id, size_t idlen)
+{
+	WOLFSSL_CTX *ctx = ssl != NULL ? wolfSSL_get_SSL_CTX(ssl) : NULL;
+
+	return tls_client_id(x, (enum tls_identity)ctx_get(ctx, SLOT_IDENTITY), id, idlen);
+}
+
+int64_t tls_server_cert_not_after(WOLFSSL_CTX *ctx)
+{
+	return (int64_t)ctx_get(ctx, SLOT_CERT_END);
+}
+
+int64_t tls_server_crl_next_update(WOLFSSL_CTX *ctx)
+{
+	return (int64_t)ctx_get(ctx, SLOT_CRL_NEXT);
+}
+
+/* Whether ctx has a CRL whose nextUpdate has passed. */
+static int crl_expired(WOLFSSL_CTX *ctx)
+{
+	uintptr_t next = ctx_get(ctx, SLOT_CRL_NEXT);
+
+	return next != 0 && (uintptr_t)time(NULL) >= next;
+}
+
+/* An ASN.1 time as Unix seconds, 0 when it cannot be read. */
+static int64_t asn1_time(const WOLFSSL_ASN1_TIME *t)
+{
+	struct tm tm;
+	time_t v;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || wolfSSL_ASN1_TIME_to_tm(t, &tm) != WOLFSSL_SUCCESS)
+		return 0;
+	v = timegm(&tm);
+	return v > 0 ? (int64_t)v : 0;
+}
 
 static void set_reject(WOLFSSL *ssl, enum tls_reject r)
 {
@@ -103,21 +285,28 @@ enum tls_reject tls_last_reject(WOLFSSL *ssl)
 }
 
 /* Runs for every certificate of the client's chain: keeps wolfSSL's
- * verdict, records why it refused, and adds the clientAuth check on the
- * leaf (depth 0). */
+ * verdict, records why it refused, and adds on the leaf (depth 0) the
+ * clientAuth check and the identity rule. An expired CRL refuses first,
+ * whatever wolfSSL makes of it (it reports it as a missing CRL). */
 static int verify_client(int preverify, WOLFSSL_X509_STORE_CTX *store)
 {
 	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store,
 		wolfSSL_get_ex_data_X509_STORE_CTX_idx());
 	WOLFSSL_X509 *cert = wolfSSL_X509_STORE_CTX_get_current_cert(store);
+	char id[TLS_ID_MAX];
 	enum tls_reject r;
 
+	if (ssl != NULL && crl_expired(wolfSSL_get_SSL_CTX(ssl))) {
+		set_reject(ssl, TLS_REJECT_CRL_EXPIRED);
+		return 0;
+	}
 	if (!preverify) {
 		set_reject(ssl, tls_reject_from_error(wolfSSL_X509_STORE_CTX_get_error(store)));
 		return 0;
 	}
 	if (wolfSSL_X509_STORE_CTX_get_error_depth(store) == 0 && cert &&
-	    (r = tls_check_eku(cert, 1)) != TLS_ACCEPTED) {
+	    ((r = tls_check_eku(cert, 1)) != TLS_ACCEPTED ||
+	     (r = tls_peer_id(ssl, cert, id, sizeof(id))) != TLS_ACCEPTED)) {
 		set_reject(ssl, r);
 		return 0;
 	}
@@ -240,7 +429,52 @@ static int init_once(char *err, size_t errlen)
 		if (reject_idx < 0)
 			break;
 	}
+	for (int i = 0; i < SLOT_COUNT; i++)
+		while (ctx_idx[i] <= 0) {
+			ctx_idx[i] = wolfSSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+			if (ctx_idx[i] < 0)
+				break;
+		}
 	return 0;
+}
+
+/* The earliest nextUpdate of the CRLs in a PEM file: 0 and *pnext (0 when
+ * none has one), or ZG_ERR_CONFIG when the file holds no CRL. */
+static int crl_next_update(const char *path, int64_t *pnext)
+{
+	FILE *fp = fopen(path, "r");
+	WOLFSSL_X509_CRL *crl;
+	int64_t next = 0;
+	int n = 0;
+
+	if (fp == NULL)
+		return ZG_ERR_CONFIG;
+	while (n < 1024 && (crl = wolfSSL_PEM_read_X509_CRL(fp, NULL, NULL, NULL)) != NULL) {
+		int64_t t = asn1_time(wolfSSL_X509_CRL_get_nextUpdate(crl));
+
+		if (t != 0 && (next == 0 || t < next))
+			next = t;
+		wolfSSL_X509_CRL_free(crl);
+		n++;
+	}
+	fclose(fp);
+	if (n == 0)
+		return ZG_ERR_CONFIG;
+	*pnext = next;
+	return 0;
+}
+
+/* The notAfter of the first certificate of a PEM chain, 0 if unreadable. */
+static int64_t cert_not_after(const char *path)
+{
+	WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_file(path, WOLFSSL_FILETYPE_PEM);
+	int64_t t;
+
+	if (x == NULL)
+		return 0;
+	t = asn1_time(wolfSSL_X509_get_notAfter(x));
+	wolfSSL_X509_free(x);
+	return t;
 }
 
 int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
@@ -257,13 +491,30 @@ int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
 	    (r = ctx_base(wolfTLSv1_3_server_method(), cert, key, "client CA", client_ca, &ctx,
 			  err, errlen)) != 0)
 		return r;
+	(void)ctx_set(ctx, SLOT_CERT_END, (uintptr_t)cert_not_after(cert));
 	if (crl && crl[0]) {
+		int64_t next = 0;
+		int lr;
+
 		if ((r = readable("CRL", crl, err, errlen)) != 0)
 			goto fail;
-		if (wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS ||
-		    wolfSSL_CTX_LoadCRLFile(ctx, crl, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		if (crl_next_update(crl, &next) != 0 ||
+		    wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS) {
+			(void)snprintf(err, errlen, "CRL %s: not a PEM CRL", crl);
+			r = ZG_ERR_CONFIG;
+			goto fail;
+		}
+		lr = wolfSSL_CTX_LoadCRLFile(ctx, crl, WOLFSSL_FILETYPE_PEM);
+		/* wolfSSL will not load an expired CRL; the context then
+		 * refuses everyone as crl_expired (verify_client) */
+		if (lr != WOLFSSL_SUCCESS &&
+		    !(lr == CRL_CERT_DATE_ERR && next != 0 && next <= (int64_t)time(NULL))) {
 			(void)snprintf(err, errlen, "CRL %s: not a PEM CRL signed by the client CA", crl);
 			r = ZG_ERR_CONFIG;
+			goto fail;
+		}
+		if ((r = ctx_set(ctx, SLOT_CRL_NEXT, (uintptr_t)next)) != 0) {
+			(void)snprintf(err, errlen, "CRL %s: cannot record its nextUpdate", crl);
 			goto fail;
 		}
 	}

@@ -4,7 +4,11 @@
  *
  * Server: TLS 1.3 only, ALPN "h3" only, a client certificate is required
  * and must chain to the configured CA, be within its validity period,
- * carry the clientAuth extended key usage and (with a CRL) not be revoked.
+ * carry the clientAuth extended key usage, (with a CRL) not be revoked, and
+ * name exactly one client: one subject CN (tls.identity cn, the default)
+ * or one subjectAltName URI (san_uri), 1-63 printable ASCII characters
+ * without spaces. A CRL whose nextUpdate has passed refuses every client
+ * (crl_expired): revocation status is unknown, so the relay fails closed.
  * Each refusal has its own reason (enum tls_reject), recorded per
  * connection for the log, the audit trail and the metrics.
  * Client: verifies the relay against a CA and the expected server name.
@@ -13,6 +17,7 @@
 #define ZG_MASQUE_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -27,6 +32,11 @@ enum tls_reject {
 	TLS_REJECT_REVOKED,       /* listed in the CRL */
 	TLS_REJECT_BAD_SIGNATURE, /* signature does not verify */
 	TLS_REJECT_NAME_MISMATCH, /* (the relay's) not issued for the expected name */
+	TLS_REJECT_CN_COUNT,      /* no subject CN, or several (tls.identity cn) */
+	TLS_REJECT_CN_INVALID,    /* the CN is empty, too long, or not printable ASCII */
+	TLS_REJECT_URI_COUNT,     /* no SAN URI, or several (tls.identity san_uri) */
+	TLS_REJECT_URI_INVALID,   /* the SAN URI is too long or not printable ASCII */
+	TLS_REJECT_CRL_EXPIRED,   /* the configured CRL's nextUpdate has passed */
 	TLS_REJECT_OTHER,
 	TLS_REJECT_COUNT
 };
@@ -45,17 +55,67 @@ enum tls_reject tls_reject_from_error(int err);
  * certificates. */
 enum tls_reject tls_check_eku(WOLFSSL_X509 *x, int want_client);
 
-/* Copies the subject CN of x (the client ID) to cn. Returns 0, or
- * ZG_ERR_NOTFOUND (no CN), ZG_ERR_MALFORMED (CN empty, too long for
- * cnlen, or with characters outside printable ASCII). */
-int tls_subject_cn(WOLFSSL_X509 *x, char *cn, size_t cnlen);
+/* Where the relay takes a client's identity from (relay option
+ * tls.identity): the certificate's one subject CN, or its one
+ * subjectAltName URI, used verbatim (e.g. spiffe://corp.example/agent-1). */
+enum tls_identity {
+	TLS_IDENTITY_CN = 0,
+	TLS_IDENTITY_SAN_URI,
+};
+
+/* An identity: 1 to TLS_ID_MAX - 1 printable ASCII characters, no spaces
+ * (it must fit the policy's client IDs). */
+#define TLS_ID_MAX 64
+
+/* Parses "cn" or "san_uri". Returns 0 and *pmode, or ZG_ERR_CONFIG. */
+int tls_identity_parse(const char *s, enum tls_identity *pmode);
+
+/* The option value for mode ("cn", "san_uri"). Never NULL. */
+const char *tls_identity_name(enum tls_identity mode);
+
+/* Takes the client identity from certificate x by mode and copies it to id
+ * (idlen bytes, at most TLS_ID_MAX are used). Returns TLS_ACCEPTED, or
+ * TLS_REJECT_CN_COUNT / TLS_REJECT_URI_COUNT when x has none or several,
+ * TLS_REJECT_CN_INVALID / TLS_REJECT_URI_INVALID when the one it has is
+ * empty, longer than min(idlen, TLS_ID_MAX) - 1, or has a byte outside
+ * 0x21-0x7e (space, control, non-ASCII, an embedded NUL). id is "" then. */
+enum tls_reject tls_client_id(WOLFSSL_X509 *x, enum tls_identity mode, char *id, size_t idlen);
+
+/* The same with the mode set on ssl's context (tls_server_set_identity). */
+enum tls_reject tls_peer_id(WOLFSSL *ssl, WOLFSSL_X509 *x, char *id, size_t idlen);
+
+/* Room for a serial number in hex (wolfSSL keeps at most 32 octets) and
+ * for a SHA-256 fingerprint in hex, each with the NUL. */
+#define TLS_SERIAL_HEX_MAX 65
+#define TLS_SHA256_HEX_LEN 65
+
+/* Writes x's serial number in lower-case hex without leading zero octets
+ * (as `openssl x509 -serial` prints it, but lower case) and the SHA-256 of
+ * its DER encoding in lower-case hex (`openssl x509 -fingerprint
+ * -sha256` without the colons). Returns 0 or ZG_ERR_MALFORMED (both ""). */
+int tls_cert_ids(WOLFSSL_X509 *x, char serial[TLS_SERIAL_HEX_MAX],
+		 char sha256[TLS_SHA256_HEX_LEN]);
 
 /* Creates the relay's context: cert chain + key (PEM), client CA bundle,
  * optional CRL (NULL or ""). Returns 0 and *pctx (free with
  * wolfSSL_CTX_free), or ZG_ERR_CONFIG with err naming the file and what
- * is wrong with it. */
+ * is wrong with it. A CRL whose nextUpdate has already passed is not an
+ * error: the context refuses every client with TLS_REJECT_CRL_EXPIRED (the
+ * caller sees it with tls_server_crl_next_update() and says so). */
 int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
 		       const char *crl, WOLFSSL_CTX **pctx, char *err, size_t errlen);
+
+/* Sets where clients' identities come from on a tls_server_ctx_new()
+ * context (default TLS_IDENTITY_CN). Returns 0 or ZG_ERR_STATE (wolfSSL
+ * not initialised by a tls_*_ctx_new call). */
+int tls_server_set_identity(WOLFSSL_CTX *ctx, enum tls_identity mode);
+
+/* Unix times of the end of the relay certificate's validity (notAfter)
+ * and of the CRL's nextUpdate (the earliest, when the file holds several),
+ * 0 when unknown or there is no CRL. Valid for tls_server_ctx_new()
+ * contexts. */
+int64_t tls_server_cert_not_after(WOLFSSL_CTX *ctx);
+int64_t tls_server_crl_next_update(WOLFSSL_CTX *ctx);
 
 /* Creates the agent's context: its cert + key, and the CA the relay's
  * certificate must chain to. Same returns. cert and key NULL make a

@@ -156,7 +156,7 @@ static void flow_fields(struct line *l, const struct audit_flow *f)
 }
 
 void audit_session_open(struct audit *a, const char *client, const char *vip,
-			const char *peer)
+			const char *peer, const char *cert_serial, const char *cert_sha256)
 {
 	struct line l;
 
@@ -164,6 +164,10 @@ void audit_session_open(struct audit *a, const char *client, const char *vip,
 	kv_str(&l, "client", client);
 	kv_str(&l, "vip", vip);
 	kv_str(&l, "peer", peer);
+	if (cert_serial != NULL && cert_serial[0] != '\0')
+		kv_str(&l, "cert_serial", cert_serial);
+	if (cert_sha256 != NULL && cert_sha256[0] != '\0')
+		kv_str(&l, "cert_sha256", cert_sha256);
 	finish(a, &l);
 }
 

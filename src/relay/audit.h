@@ -47,8 +47,10 @@ struct audit_flow {
 	uint64_t bytes_up, bytes_down, duration_ms; /* flow_close only */
 };
 
+/* cert_serial, cert_sha256: the client certificate's serial number and
+ * SHA-256 fingerprint in hex (NULL or "": not written). */
 void audit_session_open(struct audit *a, const char *client, const char *vip,
-			const char *peer);
+			const char *peer, const char *cert_serial, const char *cert_sha256);
 void audit_session_close(struct audit *a, const char *client, const char *vip,
 			 const char *peer, uint64_t duration_ms, uint64_t bytes_up,
 			 uint64_t bytes_down, const char *reason);

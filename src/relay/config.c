@@ -48,6 +48,8 @@ static const struct opt opts[] = {
 	STR("tls.key", tls_key, "", "server private key (PEM); required"),
 	STR("tls.client_ca", tls_client_ca, "", "CA bundle that signs client certificates (PEM); required"),
 	STR("tls.crl", tls_crl, "", "certificate revocation list (PEM); optional"),
+	STR("tls.identity", tls_identity, "cn",
+	    "client identity: the certificate's one subject CN (cn) or one SAN URI (san_uri)"),
 	STR("uri_template", uri_template,
 	    "https://localhost:4433/.well-known/masque/ip/{target}/{ipproto}/",
 	    "CONNECT-IP URI template (RFC 9484)"),
@@ -506,6 +508,10 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 	    (r = opt_require(cfg->tls_client_ca, "tls.client_ca", err, errlen)) != 0 ||
 	    (r = opt_require(cfg->policy_file, "policy", err, errlen)) != 0)
 		return r;
+	if (strcmp(cfg->tls_identity, "cn") != 0 && strcmp(cfg->tls_identity, "san_uri") != 0) {
+		zg_seterr(err, errlen, "tls.identity: \"%s\" is neither cn nor san_uri", cfg->tls_identity);
+		return ZG_ERR_CONFIG;
+	}
 	if (check_hostport(cfg->listen) != 0) {
 		zg_seterr(err, errlen, "listen: \"%s\" is not host:port (e.g. 0.0.0.0:4433 or [::]:4433)", cfg->listen);
 		return ZG_ERR_CONFIG;
@@ -585,7 +591,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 	w = snprintf(buf, buflen,
 		     "listen        %s (QUIC/UDP)\n"
 		     "ops_listen    %s (HTTP)\n"
-		     "tls           cert %s, key %s, client CA %s, CRL %s\n"
+		     "tls           cert %s, key %s, client CA %s, CRL %s, identity %s\n"
 		     "uri_template  %s\n"
 		     "policy        %s\n"
 		     "pool          IPv4 %s, IPv6 %s\n"
@@ -595,7 +601,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     "mtu           %u\n"
 		     "log_level     %s\n",
 		     c->listen, c->ops_listen, c->tls_cert, c->tls_key, c->tls_client_ca,
-		     c->tls_crl[0] ? c->tls_crl : "(none)", c->uri_template, c->policy_file, p4, p6,
+		     c->tls_crl[0] ? c->tls_crl : "(none)", c->tls_identity, c->uri_template, c->policy_file, p4, p6,
 		     c->state_file[0] ? c->state_file : "(memory only)", c->max_sessions,
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
 		     c->max_udp_per_client, c->tcp_idle_ms, c->udp_idle_ms, c->dns_idle_ms,

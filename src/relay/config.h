@@ -32,6 +32,7 @@ struct relay_config {
 	char tls_key[CONFIG_PATH_MAX];
 	char tls_client_ca[CONFIG_PATH_MAX];
 	char tls_crl[CONFIG_PATH_MAX];     /* optional: "" = none */
+	char tls_identity[16];             /* "cn" or "san_uri" (masque/tls.h) */
 	char uri_template[CONFIG_PATH_MAX];
 	char policy_file[CONFIG_PATH_MAX];
 	char state_file[CONFIG_PATH_MAX];  /* optional: "" = memory only */

@@ -90,6 +90,7 @@ struct relay {
 	uint64_t last_reload_ok_s;
 	uint64_t out_no_session, out_too_big, out_congested;
 	uint64_t ipam_save_errors;
+	int crl_expired_said; /* the "CRL expired" warning, once */
 };
 
 static uint64_t mono_ms(void)
@@ -403,7 +404,8 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	acc->routes = routes;
 	acc->nroutes = n;
 	log_info("tunnel open: %s from %s, address %s, %zu routes", s->id, s->peer, s->vip_s, n);
-	audit_session_open(r->audit, s->id, s->vip_s, s->peer);
+	audit_session_open(r->audit, s->id, s->vip_s, s->peer, masque_conn_cert_serial(s->c),
+			   masque_conn_cert_sha256(s->c));
 	return 200;
 }
 
@@ -635,12 +637,32 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	maybe_stop(r);
 }
 
+/* Says once, plainly, that an expired CRL refuses every client. */
+static void crl_expired_warn(struct relay *r)
+{
+	int64_t next = tls_server_crl_next_update(r->tls);
+	time_t t = (time_t)next;
+	char when[32] = "?";
+	struct tm tm;
+
+	if (r->crl_expired_said || next == 0 || next > (int64_t)time(NULL))
+		return;
+	r->crl_expired_said = 1;
+	if (gmtime_r(&t, &tm) != NULL)
+		(void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_warnx("CRL %s expired (nextUpdate %s): every client certificate is refused "
+		  "(crl_expired) until a current CRL is installed and the relay restarted",
+		  r->cfg.tls_crl, when);
+}
+
 static void on_reject(const struct sockaddr *peer, socklen_t len, enum tls_reject why, void *ctx)
 {
 	struct relay *r = ctx;
 	char p[INET6_ADDRSTRLEN + 8];
 
 	(void)len;
+	if (why == TLS_REJECT_CRL_EXPIRED)
+		crl_expired_warn(r);
 	sockaddr_str(peer, p, sizeof(p));
 	log_warnx("client certificate from %s refused: %s", p, tls_reject_name(why));
 	audit_cert_rejected(r->audit, tls_reject_name(why), p);
@@ -830,6 +852,16 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		evbuffer_add_printf(b, "zgate_handshake_failures_total{reason=\"%s\"} %llu\n",
 				    tls_reject_name((enum tls_reject)i),
 				    (unsigned long long)ms.reject[i]);
+	metric(b, "zgate_tls_cert_expiry_timestamp_seconds", "gauge",
+	       "When the relay's certificate expires (notAfter, Unix time).");
+	evbuffer_add_printf(b, "zgate_tls_cert_expiry_timestamp_seconds %lld\n",
+			    (long long)tls_server_cert_not_after(r->tls));
+	if (r->cfg.tls_crl[0] != '\0') {
+		metric(b, "zgate_tls_crl_next_update_timestamp_seconds", "gauge",
+		       "The CRL's nextUpdate (Unix time): past it, every client is refused.");
+		evbuffer_add_printf(b, "zgate_tls_crl_next_update_timestamp_seconds %lld\n",
+				    (long long)tls_server_crl_next_update(r->tls));
+	}
 	metric(b, "zgate_pool_size", "gauge", "Addresses in the pool, by IP version.");
 	evbuffer_add_printf(b, "zgate_pool_size{version=\"4\"} %zu\n", ipam_size(r->ipam, 4));
 	metric(b, "zgate_pool_used", "gauge", "Addresses in use, by IP version.");
@@ -1036,6 +1068,7 @@ static int load_config(struct relay *r, int argc, char **argv, int *pcheck, char
  * pool. */
 static int load_state(struct relay *r, char *err, size_t errlen)
 {
+	enum tls_identity idm;
 	enum log_level lvl;
 	int rv;
 
@@ -1045,6 +1078,12 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 				r->cfg.tls_crl, &r->tls, err, errlen);
 	if (rv != 0)
 		return rv;
+	if (tls_identity_parse(r->cfg.tls_identity, &idm) != 0 ||
+	    tls_server_set_identity(r->tls, idm) != 0) {
+		(void)snprintf(err, errlen, "tls.identity: cannot use \"%s\"", r->cfg.tls_identity);
+		return ZG_ERR_CONFIG;
+	}
+	crl_expired_warn(r);
 	rv = policy_load_file(r->cfg.policy_file, &r->policy, err, errlen);
 	if (rv != 0)
 		return rv;

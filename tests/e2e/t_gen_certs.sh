@@ -20,6 +20,23 @@ expect_contains "$(verify notyet sslclient)" "certificate is not yet valid" "not
 expect_contains "$(verify serveronly sslclient)" "unsuitable certificate purpose" "serveronly"
 expect_contains "$(verify stranger sslclient)" "unable to get local issuer certificate" "stranger"
 expect_contains "$(verify relay sslclient)" "unsuitable certificate purpose" "relay as client"
+step "identity material: CNs and SAN URIs as named"
+subj() { openssl x509 -in "$pki/$1.crt" -noout -subject -nameopt oneline,-esc_msb; }
+expect_contains "$(subj twocn)" "CN = agent-2, CN = agent-1" "twocn"
+[[ $(subj nocn) != *CN* ]] || fail "nocn has a CN: $(subj nocn)"
+[[ $(subj longcn) =~ CN\ =\ a{64}$ ]] || fail "longcn: $(subj longcn)"
+expect_contains "$(subj spacecn)" "CN = agent 1" "spacecn"
+expect_contains "$(subj utf8cn)" "CN = agént-1" "utf8cn"
+expect_contains "$(openssl x509 -in "$pki/uri.crt" -noout -ext subjectAltName)" "URI:spiffe://zgate.test/agent-uri" "uri"
+expect_contains "$(openssl x509 -in "$pki/twouri.crt" -noout -ext subjectAltName)" "URI:spiffe://zgate.test/a, URI:spiffe://zgate.test/b" "twouri"
+for c in twocn nocn longcn spacecn utf8cn uri twouri revoked; do
+	expect_contains "$(verify $c sslclient)" "$c.crt: OK" "$c chains and has clientAuth"
+done
+step "CRLs: revoked.crt listed; ca.crl current, expired.crl past its nextUpdate"
+crlv() { openssl verify -CAfile "$pki/ca.crt" -crl_check -CRLfile "$pki/$1" "$pki/$2.crt" 2>&1 || true; }
+expect_contains "$(crlv ca.crl revoked)" "certificate revoked" "revoked with ca.crl"
+expect_contains "$(crlv ca.crl agent-1)" "agent-1.crt: OK" "agent-1 with ca.crl"
+expect_contains "$(crlv expired.crl agent-1)" "CRL has expired" "expired.crl"
 step "keys are private"
 [[ $(stat -c %a "$pki/agent-1.key") == 600 ]] || fail "agent-1.key mode $(stat -c %a "$pki/agent-1.key")"
 step "the CA is reused when adding a client"
@@ -30,4 +47,6 @@ expect_contains "$(verify agent-3 sslclient)" "agent-3.crt: OK" "agent-3"
 step "a bad client ID is refused"
 if "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -c 'bad id' 2>"$ZG_TMP/err"; then fail "accepted 'bad id'"; fi
 expect_contains "$(cat "$ZG_TMP/err")" "client ID 'bad id' must be" "bad id message"
+if "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -c "$(printf 'a%.0s' {1..64})" 2>"$ZG_TMP/err"; then fail "accepted a 64-character ID"; fi
+expect_contains "$(cat "$ZG_TMP/err")" "must be 1-63 of" "64-character ID message"
 echo "pass"
