@@ -25,11 +25,13 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "pkt.h"
 #include "stack.h"
+#include "stack_int.h"
 #include "zg_err.h"
 
 #pragma GCC diagnostic push
@@ -586,6 +588,17 @@ c_no_flows(struct fx *fx, struct tc *c, void *a)
 	(void)a;
 	stack_get_counters(fx->st, &k);
 	return k.flows_tcp == 0 && k.flows_udp == 0 && k.flows_icmp == 0;
+}
+
+static int
+c_no_flows_but_one(struct fx *fx, struct tc *c, void *a)
+{
+	struct stack_counters k;
+
+	(void)c;
+	(void)a;
+	stack_get_counters(fx->st, &k);
+	return k.flows_tcp == 1;
 }
 
 /* Sends len bytes as the client, within the peer's window, while reading
@@ -1860,6 +1873,201 @@ test_icmp_echo_netns(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* ---------------------------------------------------------------- budgets */
+
+/* Issue 16.2: the descriptor budget from RLIMIT_NOFILE. */
+static void
+test_fd_budget(void **state)
+{
+	struct stack_fd_budget b;
+
+	(void)state;
+	stack_fd_budget(1024, 0, 50, &b); /* the common default limit */
+	assert_int_equal(b.reserve, 128);
+	assert_int_equal(b.flows, 896);
+	assert_int_equal(b.per_client, 448);
+	stack_fd_budget(256, 0, 50, &b); /* reserve never below 64 */
+	assert_int_equal(b.reserve, 64);
+	assert_int_equal(b.flows, 192);
+	assert_int_equal(b.per_client, 96);
+	stack_fd_budget(1048576, 0, 50, &b); /* nor above 1024 */
+	assert_int_equal(b.reserve, 1024);
+	assert_int_equal(b.flows, 1047552);
+	stack_fd_budget(UINT64_MAX, 10, 100, &b); /* unlimited */
+	assert_int_equal(b.flows, UINT32_MAX - 10);
+	assert_int_equal(b.per_client, UINT32_MAX - 10);
+	stack_fd_budget(50, 0, 50, &b); /* less than the reserve: no flows */
+	assert_int_equal(b.flows, 0);
+	assert_int_equal(b.per_client, 0);
+	stack_fd_budget(1000, 900, 1, &b); /* a share never rounds to 0 */
+	assert_int_equal(b.per_client, 1);
+}
+
+#define FULL (256u * 1024)
+#define MIB (1024u * 1024)
+
+/* Issue 16.3: a new flow's window comes from what the client's budget
+ * has left, never below the floor. */
+static void
+test_wnd_initial(void **state)
+{
+	(void)state;
+	assert_int_equal(stack_wnd_initial(32 * MIB, 0, FULL, STACK_WND_MIN, 0), FULL);
+	assert_int_equal(stack_wnd_initial(32 * MIB, 32 * MIB - 100000, FULL,
+					   STACK_WND_MIN, 0), 100000);
+	assert_int_equal(stack_wnd_initial(32 * MIB, 32 * MIB - 100, FULL,
+					   STACK_WND_MIN, 0), STACK_WND_MIN);
+	assert_int_equal(stack_wnd_initial(32 * MIB, 64 * MIB, FULL,
+					   STACK_WND_MIN, 0), STACK_WND_MIN);
+	assert_int_equal(stack_wnd_initial(32 * MIB, 0, FULL, STACK_WND_MIN, 1),
+			 STACK_WND_MIN); /* global pressure */
+	assert_int_equal(stack_wnd_initial(0, 64 * MIB, FULL, STACK_WND_MIN, 0),
+			 FULL); /* no budget */
+	/* a client without window scaling: 64 KiB is full */
+	assert_int_equal(stack_wnd_initial(32 * MIB, 0, 65535, STACK_WND_MIN, 0), 65535);
+}
+
+/* Credit after bytes moved: over budget a window shrinks toward the equal
+ * share by withholding at most what moved; with room it grows back. */
+static void
+test_wnd_credit(void **state)
+{
+	uint32_t w;
+
+	(void)state;
+	/* over budget (4 flows of 256 KiB, budget 512 KiB): share 128 KiB */
+	w = FULL;
+	assert_int_equal(stack_wnd_credit(512 * 1024, 4 * FULL, 4, &w, 10000,
+					  FULL, STACK_WND_MIN, 0), 0);
+	assert_int_equal(w, FULL - 10000);
+	w = 130 * 1024;
+	assert_int_equal(stack_wnd_credit(512 * 1024, 4 * FULL, 4, &w, 10000,
+					  FULL, STACK_WND_MIN, 0), 10000 - 2048);
+	assert_int_equal(w, 128 * 1024);
+	/* at its share: full credit, no growth */
+	assert_int_equal(stack_wnd_credit(512 * 1024, 4 * FULL, 4, &w, 10000,
+					  FULL, STACK_WND_MIN, 0), 10000);
+	assert_int_equal(w, 128 * 1024);
+	/* room again: grows by what moved, within what is left */
+	w = STACK_WND_MIN;
+	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 20000, FULL,
+					  STACK_WND_MIN, 0), 40000);
+	assert_int_equal(w, STACK_WND_MIN + 20000);
+	w = STACK_WND_MIN;
+	assert_int_equal(stack_wnd_credit(32 * MIB, 32 * MIB - 1000, 1, &w, 20000,
+					  FULL, STACK_WND_MIN, 0), 21000);
+	/* small moves still grow by the floor */
+	w = STACK_WND_MIN;
+	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 100, FULL,
+					  STACK_WND_MIN, 0), 100 + STACK_WND_MIN);
+	/* pressure: down to the floor, never below */
+	w = 3 * STACK_WND_MIN;
+	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 1u << 20, FULL,
+					  STACK_WND_MIN, 1), (1u << 20) - 2 * STACK_WND_MIN);
+	assert_int_equal(w, STACK_WND_MIN);
+	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 5, FULL,
+					  STACK_WND_MIN, 1), 5);
+	/* no budget: straight back to full */
+	w = STACK_WND_MIN;
+	assert_int_equal(stack_wnd_credit(0, 0, 1, &w, 5, FULL, STACK_WND_MIN, 0),
+			 5 + FULL - STACK_WND_MIN);
+	assert_int_equal(w, FULL);
+}
+
+/* A client opening 1,000 flows that all move data in turn: its windows
+ * never sum to more than the budget plus one floor per flow, and end at
+ * an equal share. */
+static void
+test_wnd_budget_many_flows(void **state)
+{
+	enum { N = 1000 };
+	static uint32_t w[N];
+	const uint64_t budget = 32ull * MIB;
+	uint64_t sum = 0;
+	int i, round;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		w[i] = stack_wnd_initial(budget, sum, FULL, STACK_WND_MIN, 0);
+		sum += w[i];
+		assert_true(sum <= budget + (uint64_t)(i + 1) * STACK_WND_MIN);
+	}
+	assert_int_equal(w[0], FULL);
+	assert_int_equal(w[N - 1], STACK_WND_MIN);
+	for (round = 0; round < 200; round++) {
+		for (i = 0; i < N; i++) {
+			uint32_t old = w[i];
+
+			(void)stack_wnd_credit(budget, sum, N, &w[i], 16384, FULL,
+					       STACK_WND_MIN, 0);
+			sum = sum - old + w[i];
+			assert_true(sum <= budget + (uint64_t)N * STACK_WND_MIN);
+		}
+	}
+	{
+		uint32_t lo = UINT32_MAX, hi = 0;
+
+		for (i = 0; i < N; i++) {
+			lo = w[i] < lo ? w[i] : lo;
+			hi = w[i] > hi ? w[i] : hi;
+		}
+		print_message("windows %u..%u, sum %llu\n", lo, hi, (unsigned long long)sum);
+		assert_true(lo >= STACK_WND_MIN);
+		assert_true(hi <= budget / N + 16384 + STACK_WND_MIN);
+	}
+}
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* The memory cap's default from the cgroup limit: v2 in this process's
+ * cgroup or a parent (the smallest), "max" = none, v1 as a fallback. */
+static void
+test_cgroup_memory_limit(void **state)
+{
+	char root[] = "/tmp/zg-cgroup-XXXXXX", p[512], self[600];
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	snprintf(self, sizeof(self), "%s/self", root);
+	snprintf(p, sizeof(p), "%s/kubepods", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/kubepods/pod1", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	write_file(root, "self", "0::/kubepods/pod1\n");
+	write_file(root, "kubepods/pod1/memory.max", "max\n");
+	write_file(root, "kubepods/memory.max", "536870912\n");
+	assert_int_equal(stack_cgroup_memory_limit(root, self), 536870912ull);
+	write_file(root, "kubepods/pod1/memory.max", "268435456\n");
+	assert_int_equal(stack_cgroup_memory_limit(root, self), 268435456ull);
+	assert_int_equal(stack_memory_default(268435456ull), 134217728ull);
+	write_file(root, "kubepods/pod1/memory.max", "max\n");
+	write_file(root, "kubepods/memory.max", "max\n");
+	assert_int_equal(stack_cgroup_memory_limit(root, self), 0);
+	assert_int_equal(stack_memory_default(0), 1024ull * MIB);
+	/* v1: no memory.max anywhere, memory/memory.limit_in_bytes */
+	snprintf(p, sizeof(p), "%s/memory", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	write_file(root, "memory/memory.limit_in_bytes", "9223372036854771712\n");
+	assert_int_equal(stack_cgroup_memory_limit(root, "/nonexistent"), 0);
+	write_file(root, "memory/memory.limit_in_bytes", "1073741824\n");
+	assert_int_equal(stack_cgroup_memory_limit(root, "/nonexistent"), 1073741824ull);
+	write_file(root, "memory/memory.limit_in_bytes", "garbage\n");
+	assert_int_equal(stack_cgroup_memory_limit(root, "/nonexistent"), 0);
+	snprintf(p, sizeof(p), "rm -rf '%s'", root);
+	assert_int_equal(system(p), 0);
+}
+
 /* ---------------------------------------------------------------- limits */
 
 static void
@@ -1933,10 +2141,13 @@ test_limit_halfopen_per_client(void **state)
 		return;
 	}
 	assert_int_equal(k.halfopen_tcp, 2);
-	assert_int_equal(k.drop_limit, 2);
-	assert_int_equal(k.rsts_sent, 2);
+	/* the two SYNs over the limit wait: no RST, no ICMP, counted */
+	assert_int_equal(fx->qtail, fx->qhead);
+	assert_int_equal(k.drop_halfopen, 2);
+	assert_int_equal(k.drop_limit, 0);
+	assert_int_equal(k.rsts_sent, 0);
+	assert_int_equal(k.flows_tcp, 2);
 	/* the connect timeout (fake clock) answers ICMP host unreachable */
-	fx->qhead = fx->qtail;
 	advance(fx, fx->cfg.connect_timeout_ms + 500);
 	stack_get_counters(fx->st, &k);
 	assert_int_equal(k.halfopen_tcp, 0);
@@ -1951,6 +2162,95 @@ test_limit_halfopen_per_client(void **state)
 		assert_int_equal(pi.icmp_type, 3);
 		assert_int_equal(pi.icmp_code, 1);
 	}
+}
+
+/* A loopback port whose accept queue is full: connects to it stay in
+ * progress (the kernel drops their SYNs). Returns the port; *pfd[0..1] are
+ * the listener and the connection that fills its queue. */
+static uint16_t
+blackhole_port(int fds[2])
+{
+	struct sockaddr_in a;
+	socklen_t sl = sizeof(a);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fds[0] >= 0);
+	assert_int_equal(bind(fds[0], (struct sockaddr *)&a, sl), 0);
+	assert_int_equal(listen(fds[0], 0), 0);
+	assert_int_equal(getsockname(fds[0], (struct sockaddr *)&a, &sl), 0);
+	fds[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fds[1] >= 0);
+	assert_int_equal(connect(fds[1], (struct sockaddr *)&a, sl), 0);
+	return ntohs(a.sin_port);
+}
+
+/* Issue 15.2: a SYN over the half-open limit is dropped without any
+ * answer, as a full SYN queue drops it; the client's retransmission of the
+ * same SYN is taken once a connect in progress ended. */
+static void
+test_halfopen_syn_dropped_then_retry_accepted(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr dst;
+	struct stack_counters k;
+	struct srv s;
+	struct tc c;
+	uint8_t b[PMAX];
+	uint16_t hole;
+	size_t n;
+	int i, fds[2];
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_halfopen_per_client = 2;
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	hole = blackhole_port(fds);
+	addr4(&dst, "127.0.0.1");
+	for (i = 0; i < 2; i++) {
+		n = build_tcp(b, &fx->client.vip4, &dst, (uint16_t)(30000 + i), hole,
+			      1, 0, PKT_TCP_SYN, 1000, NULL, 0);
+		input(fx, b, n);
+	}
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	for (i = 0; i < 20; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.halfopen_tcp, 2);
+	assert_int_equal(fx->qtail, fx->qhead); /* nothing answered */
+	assert_int_equal(k.drop_halfopen, 1);
+	assert_int_equal(k.drop_limit, 0);
+	assert_int_equal(k.rsts_sent + k.icmp_errors_sent, 0);
+	assert_int_equal(k.opened_tcp, 2);
+	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_ALLOW); /* no LIMIT */
+	/* a slot frees: the client gives up one connect */
+	n = build_tcp(b, &fx->client.vip4, &dst, 30000, hole, 2, 0, PKT_TCP_RST,
+		      0, NULL, 0);
+	input(fx, b, n);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.halfopen_tcp, 1);
+	/* the client's retransmission: the same SYN again */
+	tc_seg(fx, &c, PKT_TCP_SYN, NULL, 0);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	assert_true(c.synack);
+	assert_false(c.rst);
+	assert_int_equal(c.nother, 0);
+	tc_pump(fx, &c);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_halfopen, 1);
+	assert_int_equal(k.opened_tcp, 3);
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &c, c_no_flows_but_one, NULL, 5000));
+	wait_lwip_idle(fx); /* the held connect times out meanwhile */
+	srv_stop(&s);
+	tc_free(&c);
+	close(fds[1]);
+	close(fds[0]);
 }
 
 static void
@@ -2457,6 +2757,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pkt_rst_for_syn),
+		cmocka_unit_test(test_fd_budget),
+		cmocka_unit_test(test_wnd_initial),
+		cmocka_unit_test(test_wnd_credit),
+		cmocka_unit_test(test_wnd_budget_many_flows),
+		cmocka_unit_test(test_cgroup_memory_limit),
 		cmocka_unit_test_setup_teardown(test_second_stack_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c18_spoofed_source_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c19_denied_tcp_gets_rst_and_audit, setup, teardown),
@@ -2482,6 +2787,7 @@ main(void)
 		cmocka_unit_test(test_icmp_echo_netns),
 		cmocka_unit_test_setup_teardown(test_limit_flows_per_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_halfopen_per_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_halfopen_syn_dropped_then_retry_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_total_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_lwip_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emfile_refuses_new_flow, setup, teardown),

@@ -43,6 +43,10 @@ struct relay_config {
 	uint32_t max_flows_per_client;
 	uint32_t max_halfopen_per_client;
 	uint32_t max_udp_per_client;
+	uint32_t memory_mib;            /* 0 = from the cgroup limit */
+	uint32_t memory_per_client_mib; /* 0 = no per-client budget */
+	uint32_t fd_reserve;            /* 0 = automatic */
+	uint32_t fd_client_pct;
 	uint32_t tcp_idle_ms;
 	uint32_t udp_idle_ms;
 	uint32_t dns_idle_ms;

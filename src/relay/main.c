@@ -817,6 +817,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 			{ "forbidden", sc.drop_forbidden },   { "denied", sc.drop_denied },
 			{ "fragment", sc.drop_fragment },     { "unsupported", sc.drop_unsupported },
 			{ "limit", sc.drop_limit },           { "no_flow", sc.drop_no_flow },
+			{ "halfopen", sc.drop_halfopen },
 			{ "too_big", sc.drop_too_big + r->out_too_big },
 			{ "no_session", r->out_no_session },  { "congested", r->out_congested },
 		};
@@ -833,6 +834,29 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 			    (unsigned long long)sc.lwip_tcp_chkerr,
 			    (unsigned long long)sc.lwip_tcp_proterr,
 			    (unsigned long long)sc.lwip_tcp_memerr, (unsigned long long)sc.lwip_tcp_drop);
+	metric(b, "zgate_emfile_total", "counter",
+	       "New flows refused because the relay had no descriptor left (EMFILE/ENFILE).");
+	evbuffer_add_printf(b, "zgate_emfile_total %llu\n", (unsigned long long)sc.emfile);
+	metric(b, "zgate_flow_descriptor_refused_total", "counter",
+	       "New flows refused by the descriptor budget: all flows', or one client's share.");
+	evbuffer_add_printf(b, "zgate_flow_descriptor_refused_total{scope=\"all\"} %llu\n"
+			       "zgate_flow_descriptor_refused_total{scope=\"client\"} %llu\n",
+			    (unsigned long long)sc.limit_fds, (unsigned long long)sc.limit_fds_client);
+	metric(b, "zgate_flow_descriptor_budget", "gauge",
+	       "Descriptors flows may hold: all flows, one client's.");
+	evbuffer_add_printf(b, "zgate_flow_descriptor_budget{scope=\"all\"} %llu\n"
+			       "zgate_flow_descriptor_budget{scope=\"client\"} %llu\n",
+			    (unsigned long long)sc.fd_budget, (unsigned long long)sc.fd_budget_client);
+	metric(b, "zgate_tcp_window_bytes", "gauge",
+	       "TCP windows given to clients' flows (the memory they may pin), all clients.");
+	evbuffer_add_printf(b, "zgate_tcp_window_bytes %llu\n", (unsigned long long)sc.wnd_committed);
+	metric(b, "zgate_tcp_window_limited_total", "counter",
+	       "TCP windows started or shrunk below full by the memory budgets.");
+	evbuffer_add_printf(b, "zgate_tcp_window_limited_total %llu\n",
+			    (unsigned long long)sc.wnd_limited);
+	metric(b, "zgate_tcp_stack_memory_bytes", "gauge", "Bytes the relay's TCP stack holds now.");
+	evbuffer_add_printf(b, "zgate_tcp_stack_memory_bytes %llu\n",
+			    (unsigned long long)sc.lwip_mem_used);
 	metric(b, "zgate_tcp_time_wait_total", "counter",
 	       "TCP connections in TIME_WAIT: reopened by a newer SYN, evicted over the cap, "
 	       "or kept against an older SYN.");
@@ -1192,6 +1216,19 @@ static int start(struct relay *r, char *err, size_t errlen)
 	sc.max_flows_per_client = r->cfg.max_flows_per_client;
 	sc.max_halfopen_per_client = r->cfg.max_halfopen_per_client;
 	sc.max_udp_per_client = r->cfg.max_udp_per_client;
+	sc.max_client_bytes = (uint64_t)r->cfg.memory_per_client_mib << 20;
+	sc.fd_reserve = r->cfg.fd_reserve;
+	sc.fd_client_pct = r->cfg.fd_client_pct;
+	if (r->cfg.memory_mib != 0) {
+		sc.max_lwip_bytes = (uint64_t)r->cfg.memory_mib << 20;
+	} else {
+		uint64_t cg = stack_cgroup_memory_limit("/sys/fs/cgroup", "/proc/self/cgroup");
+
+		sc.max_lwip_bytes = stack_memory_default(cg);
+		log_info("limits.memory: %llu MiB (%s)",
+			 (unsigned long long)(sc.max_lwip_bytes >> 20),
+			 cg ? "half the cgroup memory limit" : "no cgroup memory limit");
+	}
 	sc.tcp_idle_ms = r->cfg.tcp_idle_ms;
 	sc.udp_idle_ms = r->cfg.udp_idle_ms;
 	sc.dns_idle_ms = r->cfg.dns_idle_ms;

@@ -11,7 +11,10 @@
  *
  * Back-pressure: client bytes are tcp_recved() only once the host socket
  * took them (so lwIP's receive window bounds what we hold), and the host
- * socket is read only while the pcb has send buffer.
+ * socket is read only while the pcb has send buffer. Each flow's window
+ * (f->wnd, budget.c) caps both: the receive window lwIP advertises and the
+ * bytes queued toward the client; the sum over a client's flows stays
+ * within its memory budget.
  *
  * UDP and ICMP echo never enter lwIP: their replies are built by pkt.c.
  */
@@ -39,6 +42,7 @@
 
 static void tcp_down_pump(struct flow *f);
 static err_t tcp_up_flush(struct flow *f);
+static void fd_exhausted(struct stack *st, int emfile, const char *why);
 
 /* ---------------------------------------------------------------- table */
 
@@ -131,6 +135,24 @@ proto_gauge(struct stack *st, uint8_t proto)
 	if (proto == STACK_PROTO_UDP)
 		return &st->cnt.flows_udp;
 	return &st->cnt.flows_icmp;
+}
+
+/* Near the global memory cap: every window shrinks to the floor. */
+static int
+mem_pressure(const struct stack *st)
+{
+	uint64_t cap = st->cfg.max_lwip_bytes;
+
+	return cap != 0 && stack_lwip_mem_used() >= cap - cap / 4;
+}
+
+/* Sets f's window, keeping the client's and the stack's sums. */
+static void
+wnd_set(struct flow *f, uint32_t wnd)
+{
+	f->acct->wnd = f->acct->wnd - f->wnd + wnd;
+	f->st->cnt.wnd_committed = f->st->cnt.wnd_committed - f->wnd + wnd;
+	f->wnd = wnd;
 }
 
 static void
@@ -302,6 +324,10 @@ flow_free(struct flow *f, const char *reason)
 	st->nflows--;
 	(*proto_gauge(st, f->proto))--;
 	halfopen_done(f);
+	if (f->state == FLOW_TCP_ESTABLISHED) {
+		wnd_set(f, 0);
+		f->acct->tcp_wnd_flows--;
+	}
 	if (f->proto == STACK_PROTO_UDP)
 		f->acct->udp--;
 	f->acct->flows--;
@@ -372,6 +398,10 @@ tcp_check_done(struct flow *f, err_t *perr)
 		return 0;
 	tcp_detach(f);
 	f->pcb = NULL;
+	/* every byte reached the host socket; a window the budget kept small
+	 * would make tcp_close() answer with RST ("data not received") */
+	if (pcb != NULL)
+		pcb->rcv_wnd = TCP_WND_MAX(pcb);
 	if (pcb != NULL && tcp_close(pcb) != ERR_OK) {
 		tcp_abort(pcb);
 		*perr = ERR_ABRT;
@@ -545,7 +575,7 @@ tcp_start(struct flow *f, const uint8_t *pkt, const struct pkt_info *pi)
 	f->fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (f->fd < 0) {
 		if (errno == EMFILE || errno == ENFILE)
-			st->cnt.emfile++;
+			fd_exhausted(st, 1, "no descriptor left (EMFILE)");
 		stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, 1);
 		flow_free(f, "no-socket");
 		return;
@@ -655,8 +685,21 @@ tcp_up_flush(struct flow *f)
 		w = (size_t)r;
 		f->bytes_up += w;
 		st->cnt.bytes_up += w;
-		if (f->pcb)
-			recved(f->pcb, w);
+		if (f->pcb) {
+			uint32_t wnd = f->wnd;
+			uint32_t c = stack_wnd_credit(st->cfg.max_client_bytes,
+						      f->acct->wnd,
+						      f->acct->tcp_wnd_flows, &wnd,
+						      (uint32_t)w,
+						      TCP_WND_MAX(f->pcb),
+						      STACK_WND_MIN,
+						      mem_pressure(st));
+
+			if (wnd < f->wnd)
+				st->cnt.wnd_limited++;
+			wnd_set(f, wnd);
+			recved(f->pcb, c);
+		}
 		while (w > 0 && f->pending != NULL) {
 			u16_t c = (u16_t)(w > 0xffff ? 0xffff : w);
 
@@ -677,17 +720,42 @@ tcp_up_flush(struct flow *f)
 	}
 }
 
+/* Bytes f may still queue toward the client: the pcb's send buffer within
+ * the flow's window. */
+static size_t
+send_room(const struct flow *f, const struct tcp_pcb *pcb)
+{
+	size_t space = pcb->snd_buf;
+	size_t queued = TCP_SND_BUF > space ? TCP_SND_BUF - space : 0;
+	size_t cap = f->wnd > queued ? f->wnd - queued : 0;
+
+	return cap < space ? cap : space;
+}
+
 static err_t
 tcp_sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
 {
 	struct flow *f = arg;
 
-	(void)len;
 	if (f == NULL)
 		return ERR_OK;
 	f->last_ms = stack_now(f->st);
+	{
+		/* the client took bytes: its window may grow back (the
+		 * receive side too, which only its own traffic grows else) */
+		uint32_t d = stack_wnd_grow(f->st->cfg.max_client_bytes,
+					    f->acct->wnd, f->acct->tcp_wnd_flows,
+					    f->wnd, len,
+					    TCP_WND_MAX(pcb), STACK_WND_MIN,
+					    mem_pressure(f->st));
+
+		if (d > 0) {
+			wnd_set(f, f->wnd + d);
+			recved(pcb, d);
+		}
+	}
 	if (f->read_paused && !f->upstream_fin &&
-	    pcb->snd_buf >= TCP_SND_BUF / 4) {
+	    send_room(f, pcb) >= (f->wnd / 4 > TCP_MSS ? f->wnd / 4 : TCP_MSS)) {
 		f->read_paused = 0;
 		event_add(f->ev_read, NULL);
 	}
@@ -716,7 +784,7 @@ tcp_down_pump(struct flow *f)
 	if (pcb == NULL)
 		return;
 	for (;;) {
-		size_t space = pcb->snd_buf, want, off; /* tcp_sndbuf() caps at 64 KiB */
+		size_t space = send_room(f, pcb), want, off; /* not tcp_sndbuf(): it caps at 64 KiB */
 		ssize_t r;
 
 		/* less than a segment of room: wait for the client's ACKs
@@ -813,6 +881,25 @@ flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	f->pcb = pcb;
 	f->last_ms = stack_now(st);
 	flow_track(f);
+	/* The flow's window, from the client's memory budget. Nothing was
+	 * received yet (data after the handshake is processed after this
+	 * callback); the SYN-ACK announced at most 64 KiB unscaled, and a
+	 * client that uses more than a smaller window sees its excess trimmed
+	 * by lwIP and sends it again. */
+	{
+		uint32_t full = TCP_WND_MAX(pcb);
+		uint32_t w = stack_wnd_initial(st->cfg.max_client_bytes,
+					       f->acct->wnd, full, STACK_WND_MIN,
+					       mem_pressure(st));
+
+		f->acct->tcp_wnd_flows++;
+		wnd_set(f, w);
+		if (w < full) {
+			st->cnt.wnd_limited++;
+			pcb->rcv_wnd = pcb->rcv_ann_wnd = (tcpwnd_size_t)w;
+			pcb->rcv_ann_right_edge = pcb->rcv_nxt + w;
+		}
+	}
 	tcp_arg(pcb, f);
 	tcp_recv(pcb, tcp_recv_cb);
 	tcp_sent(pcb, tcp_sent_cb);
@@ -949,6 +1036,28 @@ dgram_open(struct flow *f, int proto, event_callback_fn cb,
 
 /* ---------------------------------------------------------------- entry */
 
+#define FD_LOG_MS 60000
+
+/* A flow was refused for want of descriptors (the process's limit or the
+ * budget): counted, and logged at most once a minute with the count. */
+static void
+fd_exhausted(struct stack *st, int emfile, const char *why)
+{
+	uint64_t now = stack_now(st);
+
+	if (emfile)
+		st->cnt.emfile++;
+	st->fd_refused++;
+	if (st->fd_logged_ms != 0 && now - st->fd_logged_ms < FD_LOG_MS)
+		return;
+	log_warnx("new flows refused: %s; %llu since the last report (flows "
+		  "hold %zu of %u descriptors, at most %u per client)",
+		  why, (unsigned long long)st->fd_refused, st->nflows,
+		  st->fd_flows, st->fd_per_client);
+	st->fd_refused = 0;
+	st->fd_logged_ms = now ? now : 1;
+}
+
 static void
 refuse_limit(struct stack *st, void *session, const char *client_id,
 	     const uint8_t *pkt, const struct pkt_info *pi, const char *what)
@@ -996,13 +1105,26 @@ flow_start(struct stack *st, void *session, const struct stack_client *client,
 		limit = "limit-flows";
 	else if (acct->flows >= st->cfg.max_flows_per_client)
 		limit = "limit-flows-client";
-	else if (pi->proto == STACK_PROTO_TCP && st->cfg.max_lwip_bytes &&
+	else if (st->nflows >= st->fd_flows) {
+		limit = "limit-descriptors";
+		st->cnt.limit_fds++;
+		fd_exhausted(st, 0, "the flows' descriptor budget is spent");
+	} else if (acct->flows >= st->fd_per_client) {
+		limit = "limit-descriptors-client";
+		st->cnt.limit_fds_client++;
+		fd_exhausted(st, 0, "a client holds its share of descriptors");
+	} else if (pi->proto == STACK_PROTO_TCP && st->cfg.max_lwip_bytes &&
 		 stack_lwip_mem_used() >= st->cfg.max_lwip_bytes)
 		limit = "limit-memory";
 	else if (pi->proto == STACK_PROTO_TCP &&
-		 acct->halfopen >= st->cfg.max_halfopen_per_client)
-		limit = "limit-halfopen-client";
-	else if (pi->proto == STACK_PROTO_UDP &&
+		 acct->halfopen >= st->cfg.max_halfopen_per_client) {
+		/* a soft limit: like a full SYN queue, the SYN is dropped
+		 * without an answer and the client's retransmission gets in
+		 * once a connect finished (an RST would fail it for good) */
+		st->cnt.drop_halfopen++;
+		acct_put(st, acct);
+		return;
+	} else if (pi->proto == STACK_PROTO_UDP &&
 		 acct->udp >= st->cfg.max_udp_per_client)
 		limit = "limit-udp-client";
 	if (limit != NULL) {
@@ -1057,7 +1179,7 @@ flow_start(struct stack *st, void *session, const struct stack_client *client,
 	}
 	if (r != 0) {
 		if (r == -EMFILE || r == -ENFILE)
-			st->cnt.emfile++;
+			fd_exhausted(st, 1, "no descriptor left (EMFILE)");
 		stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, 0);
 		flow_free(f, "no-socket");
 		return;

@@ -6,7 +6,8 @@
  * UDP and ICMP never enter lwIP: src/stack parses and answers them itself.
  * Memory comes from malloc (MEM_LIBC_MALLOC + MEMP_MEM_MALLOC) so that
  * 10,000+ flows with 256 KiB windows need no static pools; the bound on
- * memory is the flow limits of src/stack times the per-flow windows below.
+ * memory is each client's window budget in src/stack (budget.c): the
+ * windows below are only the most one flow gets.
  * Statistics stay on: tests use them to prove nothing leaked.
  */
 #ifndef ZG_LWIPOPTS_H
@@ -103,8 +104,11 @@
 #define TCP_SNDLOWAT (32 * 1024)
 #define TCP_SNDQUEUELOWAT (TCP_SND_QUEUELEN / 2)
 #define TCP_QUEUE_OOSEQ 1
-#define TCP_OOSEQ_MAX_BYTES (256 * 1024)
-#define TCP_OOSEQ_MAX_PBUFS 256
+/* Out-of-order data lies within the flow's receive window (which the
+ * memory budget of src/stack keeps small under pressure); these cap it per
+ * pcb below that, and the pbuf count caps the overhead of tiny segments. */
+#define TCP_OOSEQ_MAX_BYTES (128 * 1024)
+#define TCP_OOSEQ_MAX_PBUFS 128
 #define TCP_LISTEN_BACKLOG 0
 #define LWIP_TCP_SACK_OUT 0
 #define LWIP_TCP_TIMESTAMPS 0

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "log.h"
@@ -107,7 +108,10 @@ stack_config_defaults(struct stack_config *cfg)
 	cfg->mtu = 1280;
 	cfg->max_flows = 100000;
 	cfg->max_flows_per_client = 1000;
-	cfg->max_halfopen_per_client = 100;
+	/* measured: a 1,000-connection burst from one client keeps up to a
+	 * few hundred connects in progress; SYNs past this wait (dropped,
+	 * retransmitted), they are not refused */
+	cfg->max_halfopen_per_client = 512;
 	cfg->max_udp_per_client = 500;
 	cfg->tcp_idle_ms = 2 * 3600 * 1000;
 	cfg->udp_idle_ms = 60 * 1000;
@@ -119,6 +123,9 @@ stack_config_defaults(struct stack_config *cfg)
 	cfg->icmp_errors_burst = 50;
 	cfg->audit_limits_per_s = 10;
 	cfg->max_lwip_bytes = 1024ull * 1024 * 1024;
+	cfg->max_client_bytes = 32ull * 1024 * 1024;
+	cfg->fd_reserve = 0;
+	cfg->fd_client_pct = 50;
 	cfg->max_time_wait = 512;
 }
 
@@ -730,6 +737,7 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 		cfg = &defcfg;
 	}
 	if (cfg->mtu < 1280 || cfg->max_time_wait == 0 ||
+	    cfg->fd_client_pct > 100 ||
 	    cfg->n_forbidden > STACK_MAX_PREFIXES ||
 	    cfg->n_exempt > STACK_MAX_PREFIXES ||
 	    (cfg->n_forbidden > 0 && cfg->forbidden == NULL) ||
@@ -753,6 +761,28 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 	st->cfg.exempt = st->exempt;
 	st->cb = *cbs;
 	st->ctx = ctx;
+	{
+		struct stack_fd_budget fb;
+		struct rlimit rl;
+		uint64_t nofile = 1024;
+
+		/* the limit now: raised before the stack starts, it counts */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+			nofile = rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX :
+								(uint64_t)rl.rlim_cur;
+		stack_fd_budget(nofile, cfg->fd_reserve, cfg->fd_client_pct, &fb);
+		st->fd_flows = fb.flows;
+		st->fd_per_client = fb.per_client;
+		st->cnt.fd_budget = fb.flows;
+		st->cnt.fd_budget_client = fb.per_client;
+		if (fb.per_client < cfg->max_flows_per_client)
+			log_warnx("descriptor limit %llu: one client gets at most "
+				  "%u flows (%u%% of %u; %u kept for sessions and "
+				  "ops), fewer than its flow limit %u",
+				  (unsigned long long)nofile, fb.per_client,
+				  cfg->fd_client_pct ? cfg->fd_client_pct : 100,
+				  fb.flows, fb.reserve, cfg->max_flows_per_client);
+	}
 	st->err_bucket.rate = cfg->icmp_errors_per_s;
 	st->err_bucket.burst = cfg->icmp_errors_burst;
 	st->audit_bucket.rate = cfg->audit_limits_per_s;

@@ -123,7 +123,21 @@ struct stack_config {
 	uint32_t icmp_errors_per_s;    /* ICMP errors and RSTs we generate */
 	uint32_t icmp_errors_burst;
 	uint32_t audit_limits_per_s;   /* STACK_EV_LIMIT events */
-	uint64_t max_lwip_bytes;       /* lwIP heap; new TCP flows refused above */
+	/* Global memory cap: bytes of lwIP heap (segments, pbufs, pcbs). New
+	 * TCP flows are refused above it; from 3/4 of it on, every TCP window
+	 * shrinks to STACK_WND_MIN. 0 = no cap. */
+	uint64_t max_lwip_bytes;
+	/* Per-client memory budget: the sum of the windows (bytes a flow may
+	 * hold in each direction) of one client's TCP flows. A new flow gets
+	 * what is left, at least STACK_WND_MIN; beyond it, windows shrink
+	 * toward an equal share. 0 = no budget. */
+	uint64_t max_client_bytes;
+	/* Descriptors: of RLIMIT_NOFILE (read by stack_new()), fd_reserve stay
+	 * for everything but flows (0 = an eighth, 64 to 1024), and one client
+	 * holds at most fd_client_pct percent of the rest. New flows past
+	 * either are refused (RST / admin-prohibited) and audited. */
+	uint32_t fd_reserve;
+	uint32_t fd_client_pct;
 	/* TCP connections kept in TIME_WAIT after the relay closed first; past
 	 * this the oldest goes (and each new SYN walks this many, so keep it
 	 * small). A SYN newer than its tuple's TIME_WAIT reopens it anyway. */
@@ -131,6 +145,8 @@ struct stack_config {
 };
 
 #define STACK_MAX_PREFIXES 32
+/* The least window a TCP flow keeps under memory pressure. */
+#define STACK_WND_MIN (8u * 1024)
 
 struct stack_counters {
 	uint64_t pkts_in, pkts_out, bytes_in, bytes_out;
@@ -141,11 +157,17 @@ struct stack_counters {
 	uint64_t drop_fragment;    /* fragments are not reassembled */
 	uint64_t drop_unsupported; /* protocol or ICMP type not relayed */
 	uint64_t drop_limit;       /* a limit refused a new flow */
+	uint64_t drop_halfopen;    /* SYNs over the half-open limit, dropped
+				    * silently (the client's retry decides) */
 	uint64_t drop_no_flow;     /* UDP/ICMP reply path without a flow, etc. */
 	uint64_t drop_too_big;     /* a reply larger than the tunnel MTU */
 	uint64_t icmp_errors_sent, rsts_sent, errors_ratelimited;
 	uint64_t tcp_refused, tcp_unreachable; /* upstream connect failures */
 	uint64_t emfile;                        /* host sockets exhausted */
+	uint64_t limit_fds, limit_fds_client;   /* refused by the descriptor budget */
+	uint64_t fd_budget, fd_budget_client;   /* descriptors flows may hold: all, one client */
+	uint64_t wnd_limited;  /* TCP windows started or kept below full (memory budget) */
+	uint64_t wnd_committed; /* gauge: bytes of window given to TCP flows, all clients */
 	uint64_t flows_tcp, flows_udp, flows_icmp; /* currently open */
 	uint64_t halfopen_tcp;
 	uint64_t opened_tcp, opened_udp, opened_icmp; /* since start */
@@ -163,9 +185,11 @@ struct stack_counters {
 };
 
 /* Fills *cfg with the defaults (mtu 1280, 100,000 flows, 1,000 per client,
- * 100 half-open, 500 UDP, TCP idle 2 h, UDP 60 s, DNS 10 s, ICMP 10 s,
+ * 512 half-open, 500 UDP, TCP idle 2 h, UDP 60 s, DNS 10 s, ICMP 10 s,
  * connect 10 s, handshake 10 s, 100 ICMP errors/s burst 50, 10 limit
- * audits/s, lwIP heap 1 GiB, 512 in TIME_WAIT). Nothing is forbidden beyond the built-in set. */
+ * audits/s, lwIP heap 1 GiB, 32 MiB per client, automatic descriptor
+ * reserve, 50 % of the flow descriptors per client, 512 in TIME_WAIT).
+ * Nothing is forbidden beyond the built-in set. */
 void stack_config_defaults(struct stack_config *cfg);
 
 /* Creates the stack on base. cfg NULL means defaults; cfg and cbs are
@@ -206,6 +230,17 @@ void stack_close_client(struct stack *st, const char *client_id);
 
 /* Copies the counters. */
 void stack_get_counters(const struct stack *st, struct stack_counters *pc);
+
+/* The memory limit of this process's cgroup in bytes: v2's memory.max of
+ * its own cgroup (from self_cgroup, normally "/proc/self/cgroup") or a
+ * parent, the smallest that is set, else v1's memory.limit_in_bytes; sysfs
+ * is normally "/sys/fs/cgroup". 0 when no limit is set or none is
+ * readable. */
+uint64_t stack_cgroup_memory_limit(const char *sysfs, const char *self_cgroup);
+
+/* The default of max_lwip_bytes for a cgroup limit (0 = none): half of it,
+ * or 1 GiB without one. */
+uint64_t stack_memory_default(uint64_t cgroup_limit);
 
 /* 1 if a and b are the same address (same version), else 0. */
 int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b);

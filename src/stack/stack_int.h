@@ -32,6 +32,8 @@ struct stack_bucket {
 struct stack_client_acct {
 	struct stack_client_acct *next;
 	uint32_t flows, halfopen, udp;
+	uint32_t tcp_wnd_flows; /* TCP flows with a window (established) */
+	uint64_t wnd;           /* the sum of their windows */
 	char id[STACK_ID_MAX];
 };
 
@@ -64,7 +66,7 @@ struct flow {
 	size_t syn_len;
 	struct pbuf *pending;  /* client bytes not yet taken by the socket */
 	int flush_queued;      /* ev_write made active to write pending */
-	uint32_t unacked;      /* bytes written but not yet tcp_recved() */
+	uint32_t wnd;          /* this flow's window (budget.c); 0 before accept */
 	unsigned client_fin : 1, upstream_fin : 1, shut_wr : 1,
 		read_paused : 1, listener_ref : 1;
 };
@@ -99,6 +101,9 @@ struct stack {
 	struct stack_listener *listeners;
 	int listeners_unref;  /* a listener lost its last reference */
 	int ping_warned;
+	uint32_t fd_flows, fd_per_client; /* descriptor budget (budget.c) */
+	uint64_t fd_refused;      /* refusals for descriptors since the last log */
+	uint64_t fd_logged_ms;    /* when that was last logged */
 	/* Timers (stack.c, "timers"): one one-shot libevent timer for lwIP's
 	 * timeouts and the flow scan. */
 	uint64_t last_sweep_ms; /* when flow_sweep() last ran */
@@ -142,6 +147,40 @@ int stack_bucket_take(struct stack_bucket *b, uint64_t now);
 /* SipHash-2-4 keyed by st->hash_key (stack_hash.c). */
 uint64_t stack_siphash(const uint8_t key[16], const void *data, size_t len);
 void stack_isn_set_key(const uint8_t key[16]);
+
+/* budget.c */
+struct stack_fd_budget {
+	uint32_t reserve;    /* kept for everything but flows */
+	uint32_t flows;      /* descriptors all flows together may hold */
+	uint32_t per_client; /* descriptors one client's flows may hold */
+};
+/* The descriptor budget for a limit of nofile descriptors, a reserve
+ * (0 = nofile/8, 64 to 1024) and a per-client share in percent (0 or
+ * above 100 = 100). */
+void stack_fd_budget(uint64_t nofile, uint32_t reserve, uint32_t client_pct,
+		     struct stack_fd_budget *out);
+/* The window of a new TCP flow whose client has windows of committed bytes
+ * under a budget (0 = none): full while the budget has room, else what is
+ * left, never below min; min under global memory pressure. */
+uint32_t stack_wnd_initial(uint64_t budget, uint64_t committed, uint32_t full,
+			   uint32_t min, int pressure);
+/* moved bytes of a flow left the relay. Returns how many bytes of window
+ * to give back (tcp_recved) and updates the flow's window *pwnd: at the
+ * budget (or within an eighth of it for a window past the equal share among
+ * nflows, or under pressure) the window shrinks toward that share (min
+ * under pressure) by withholding up to moved bytes of credit; else it grows
+ * as stack_wnd_grow() says. */
+/* How much the window wnd of one of a client's nflows flows may grow after
+ * moved bytes moved: back to full at once without a budget, nothing at or
+ * over budget or under pressure, else up to max(moved, min) within what
+ * the budget has left; past the equal share only while more than an eighth
+ * of the budget is free. */
+uint32_t stack_wnd_grow(uint64_t budget, uint64_t committed, uint32_t nflows,
+			uint32_t wnd, uint32_t moved, uint32_t full, uint32_t min,
+			int pressure);
+uint32_t stack_wnd_credit(uint64_t budget, uint64_t committed, uint32_t nflows,
+			  uint32_t *pwnd, uint32_t moved, uint32_t full,
+			  uint32_t min, int pressure);
 
 /* flow.c */
 struct flow *flow_lookup(struct stack *st, uint8_t proto,

@@ -7,6 +7,7 @@ responder, and a client that runs many TCP connections at once.
   svc.py tcp-source ADDR PORT NBYTES   accept one connection at a time; send NBYTES random bytes,
                                        print "sha256 N HEX" of what was sent
   svc.py tcp-echo ADDR PORT            echo every connection (threads)
+  svc.py tcp-stall ADDR PORT           accept connections and never read them (a stalled upstream)
   svc.py udp-echo ADDR PORT            echo every datagram
   svc.py dns ADDR PORT NAME IPV4       answer A queries for NAME with IPV4 (others: NXDOMAIN)
   svc.py send ADDR PORT NBYTES         connect, send NBYTES random bytes, print "sha256 N HEX"
@@ -203,6 +204,16 @@ def main(a):
         serve_forever(a[1], int(a[2]), lambda c: source(c, nbytes))
     elif cmd == "tcp-echo":
         serve_forever(a[1], int(a[2]), echo)
+    elif cmd == "tcp-stall":
+        s = socket.socket(socket.AF_INET)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited: small kernel buffers
+        s.bind((a[1], int(a[2])))
+        s.listen(4096)
+        print("listening", flush=True)
+        held = []
+        while True:
+            held.append(s.accept()[0])
     elif cmd == "udp-echo" or cmd == "dns":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((a[1], int(a[2])))
