@@ -548,9 +548,10 @@ static int es_request(struct masque_conn *c, const struct masque_request *rq,
 		      struct masque_accept *acc, void *ctx)
 {
 	uint32_t a = 0x0a640002u + P.next_host++ % 250; /* 10.100.0.2 ... */
+	char path[256];
 
 	(void)ctx;
-	log_info("tunnel for %s (%s)", rq->identity, rq->path);
+	log_info("tunnel for %s (%s)", rq->identity, log_escape(rq->path, path, sizeof(path)));
 	acc->naddrs = 1;
 	acc->addrs[0].version = 4;
 	acc->addrs[0].addr[0] = (uint8_t)(a >> 24);
