@@ -134,7 +134,7 @@ static size_t escape_piece(const unsigned char *p, const unsigned char *end, cha
 
 const char *log_escape_n(const void *s, size_t n, char *buf, size_t buflen)
 {
-	const unsigned char *p = s, *end = p + n;
+	const unsigned char *p = s, *end;
 	size_t o = 0, total = 0, reserve, sl;
 	char tmp[16];
 
@@ -143,6 +143,7 @@ const char *log_escape_n(const void *s, size_t n, char *buf, size_t buflen)
 	buf[0] = '\0';
 	if (buflen < 4 || p == NULL)
 		return buf;
+	end = p + n;
 	for (const unsigned char *q = p; q < end && total < buflen; q += sl)
 		total += escape_piece(q, end, tmp, &sl);
 	/* When it does not all fit, keep room for "..." after the last
