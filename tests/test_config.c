@@ -34,7 +34,7 @@ static void test_defaults(void **state)
 	(void)state;
 	config_defaults(&c);
 	assert_string_equal(c.listen, "0.0.0.0:4433");
-	assert_string_equal(c.ops_listen, "0.0.0.0:8080");
+	assert_string_equal(c.ops_listen, "127.0.0.1:8080"); /* loopback: 16.1 */
 	assert_int_equal(c.pool4.version, 4);
 	assert_int_equal(c.pool4.len, 24);
 	assert_int_equal(c.pool4.addr[0], 10);

@@ -43,7 +43,7 @@ struct opt {
 
 static const struct opt opts[] = {
 	STR("listen", listen, "0.0.0.0:4433", "UDP address:port for QUIC"),
-	STR("ops_listen", ops_listen, "0.0.0.0:8080", "TCP address:port for /health, /ready, /metrics"),
+	STR("ops_listen", ops_listen, "127.0.0.1:8080", "TCP address:port for /health, /ready, /metrics (set the pod address to reach it from outside)"),
 	STR("tls.cert", tls_cert, "", "server certificate chain (PEM); required"),
 	STR("tls.key", tls_key, "", "server private key (PEM); required"),
 	STR("tls.client_ca", tls_client_ca, "", "CA bundle that signs client certificates (PEM); required"),
@@ -67,6 +67,8 @@ static const struct opt opts[] = {
 	DUR("timeouts.quic_idle", quic_idle_ms, 1000, UINT32_MAX, "60s", "idle QUIC connection closed after"),
 	DUR("timeouts.keepalive", keepalive_ms, 0, UINT32_MAX, "20s", "PING interval; 0 = off"),
 	DUR("timeouts.drain_grace", drain_grace_ms, 0, UINT32_MAX, "30s", "on SIGTERM, wait this long for tunnels to end"),
+	U32("ops.max_connections", ops_max_conns, 1, 10000, "64", "ops connections at once; more get 503"),
+	DUR("ops.timeout", ops_timeout_ms, 100, 600000, "5s", "an ops client must send its request (and take the answer) within"),
 	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
 	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
 	  "error, warn, info or debug" },
@@ -511,7 +513,7 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		return ZG_ERR_CONFIG;
 	}
 	if (check_hostport(cfg->ops_listen) != 0) {
-		zg_seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", cfg->ops_listen);
+		zg_seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 127.0.0.1:8080)", cfg->ops_listen);
 		return ZG_ERR_CONFIG;
 	}
 	if (config_check_uri_template(cfg->uri_template, why, sizeof(why)) != 0) {

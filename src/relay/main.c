@@ -33,6 +33,7 @@
 #include "relay/audit.h"
 #include "relay/config.h"
 #include "relay/ipam.h"
+#include "relay/fdlimit.h"
 #include "relay/ops.h"
 #include "relay/policy.h"
 #include "stack.h"
@@ -1147,6 +1148,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "ops_listen %.200s: cannot listen there", r->cfg.ops_listen);
 		return rv;
 	}
+	ops_set_limits(r->ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
 	stack_config_defaults(&sc);
 	sc.mtu = r->cfg.mtu;
 	sc.max_flows = r->cfg.max_flows;
@@ -1270,6 +1272,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rv = load_state(&R, err, sizeof(err));
+	if (rv == 0)
+		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
 	if (rv != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);
 		shutdown_all(&R);
