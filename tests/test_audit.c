@@ -122,6 +122,17 @@ static void test_hostile_strings_escaped(void **state)
 		"\"client\":\"evil\\\",\\\"event\\\":\\\"x\\\\\\u000a\\u0001\\u007f\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
 }
 
+/* 16.8a: JSON is UTF-8: bytes that are not become U+FFFD, well-formed
+ * characters stay, U+2028 (a line break to JavaScript) is escaped. */
+static void test_non_utf8_strings_escaped(void **state)
+{
+	struct fx *fx = *state;
+	audit_session_open(fx->a, "a\xff\xc0\xaf" "b\xc3\xa9\xe2\x80\xa8", "10.0.0.1", "p");
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
+		"\"client\":\"a\\ufffd\\ufffd\\ufffdb\xc3\xa9\\u2028\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
+}
+
 static void test_overlong_line_stays_valid_json(void **state)
 {
 	struct fx *fx = *state;
@@ -184,6 +195,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow_lines_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_events_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_strings_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_non_utf8_strings_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlong_line_stays_valid_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deny_flood_summarised, setup, teardown),
 	};

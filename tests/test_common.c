@@ -195,6 +195,55 @@ static void test_cksum_long_input_no_overflow(void **state)
 	}
 }
 
+/* 16.8a: a peer's close reason "x\n<forged line>" stays on one line. */
+static void test_log_escape_forged_close_reason(void **state)
+{
+	static const char forged[] = "bye\n2024-01-01T00:00:00.000Z info on_close: tunnel open: admin";
+	char buf[256];
+	(void)state;
+	log_escape_n(forged, sizeof(forged) - 1, buf, sizeof(buf));
+	assert_null(strchr(buf, '\n'));
+	assert_string_equal(buf, "bye\\n2024-01-01T00:00:00.000Z info on_close: tunnel open: admin");
+	/* an embedded NUL, CR, ESC (terminal control), DEL and backslash */
+	log_escape_n("a\0b\r\x1b[2Jc\x7f\\", 11, buf, sizeof(buf));
+	assert_string_equal(buf, "a\\x00b\\r\\x1b[2Jc\\x7f\\\\");
+	assert_string_equal(log_escape(NULL, buf, sizeof(buf)), "");
+}
+
+static void test_log_escape_utf8(void **state)
+{
+	char buf[64];
+	(void)state;
+	/* well-formed UTF-8 is kept */
+	assert_string_equal(log_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92", buf, sizeof(buf)),
+			    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
+	/* not UTF-8: stray continuation, overlong '/', surrogate, truncated, > U+10FFFF */
+	assert_string_equal(log_escape("\x80", buf, sizeof(buf)), "\\x80");
+	assert_string_equal(log_escape("\xc0\xaf", buf, sizeof(buf)), "\\xc0\\xaf");
+	assert_string_equal(log_escape("\xed\xa0\x80", buf, sizeof(buf)), "\\xed\\xa0\\x80");
+	assert_string_equal(log_escape("\xe2\x82", buf, sizeof(buf)), "\\xe2\\x82");
+	assert_string_equal(log_escape("\xf4\x90\x80\x80", buf, sizeof(buf)), "\\xf4\\x90\\x80\\x80");
+	/* C1 CSI, line separator and a right-to-left override are shown escaped */
+	assert_string_equal(log_escape("a\xc2\x9b" "b\xe2\x80\xa8" "c\xe2\x80\xae" "d", buf, sizeof(buf)),
+			    "a\\u{009b}b\\u{2028}c\\u{202e}d");
+}
+
+static void test_log_escape_truncates_on_boundaries(void **state)
+{
+	char buf[9];
+	(void)state;
+	assert_string_equal(log_escape("abcdefg", buf, 8), "abcdefg");
+	assert_string_equal(log_escape("abcdefgh", buf, 8), "abcd...");
+	/* an escape is never cut in half */
+	assert_string_equal(log_escape("abc\n\n\n", buf, 8), "abc...");
+	/* nor a UTF-8 character */
+	assert_string_equal(log_escape("ab\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", buf, 9), "ab\xe2\x82\xac...");
+	assert_string_equal(log_escape("ab\xe2\x82\xac\xe2\x82\xac", buf, 8), "ab...");
+	assert_string_equal(log_escape("abcdef", buf, 4), "...");
+	buf[0] = 'x';
+	assert_string_equal(log_escape("a", buf, 3), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +254,9 @@ int main(void)
 		cmocka_unit_test(test_opt_durations),
 		cmocka_unit_test(test_cksum_long_input_no_overflow),
 		cmocka_unit_test(test_opt_names_bools_usage),
+		cmocka_unit_test(test_log_escape_forged_close_reason),
+		cmocka_unit_test(test_log_escape_utf8),
+		cmocka_unit_test(test_log_escape_truncates_on_boundaries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

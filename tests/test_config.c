@@ -34,7 +34,7 @@ static void test_defaults(void **state)
 	(void)state;
 	config_defaults(&c);
 	assert_string_equal(c.listen, "0.0.0.0:4433");
-	assert_string_equal(c.ops_listen, "0.0.0.0:8080");
+	assert_string_equal(c.ops_listen, "127.0.0.1:8080"); /* loopback: 16.1 */
 	assert_int_equal(c.pool4.version, 4);
 	assert_int_equal(c.pool4.len, 24);
 	assert_int_equal(c.pool4.addr[0], 10);
@@ -109,6 +109,23 @@ static void test_file_unknown_key_names_line_and_choices(void **state)
 	config_defaults(&c);
 	assert_int_equal(load(&c, "\n\nlisten_port: 4433\n"), ZG_ERR_CONFIG);
 	assert_err_contains("relay.yaml:3:1: listen_port: unknown key (expected one of: listen, ops_listen, tls,");
+}
+
+/* 16.8b: dns.resolvable is a YAML list (or, from a variable or flag, one
+ * comma-separated string). */
+static void test_dns_resolvable_list(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.dns_resolvable, "");
+	assert_int_equal(c.dns_per_min, 60);
+	assert_int_equal(load(&c, "dns:\n  resolvable: [db.corp.example, .saas.example]\n"), 0);
+	assert_string_equal(c.dns_resolvable, "db.corp.example, .saas.example");
+	assert_int_equal(load(&c, "dns:\n  resolvable:\n    - a.example\n    - [b]\n"), ZG_ERR_CONFIG);
+	assert_err_contains("dns.resolvable: expected a list of names");
+	assert_int_equal(config_apply_flag(&c, "dns-resolvable", "x.example,.y", err, sizeof(err)), 0);
+	assert_string_equal(c.dns_resolvable, "x.example,.y");
 }
 
 static void test_file_bad_values_name_field(void **state)
@@ -369,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_file_good),
 		cmocka_unit_test(test_file_unknown_key_names_line_and_choices),
+		cmocka_unit_test(test_dns_resolvable_list),
 		cmocka_unit_test(test_file_bad_values_name_field),
 		cmocka_unit_test(test_file_wrong_shapes),
 		cmocka_unit_test(test_file_empty_is_defaults),

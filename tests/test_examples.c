@@ -44,7 +44,7 @@ static void test_example_config_values(void **state)
 	(void)state;
 	load_example(&c);
 	assert_string_equal(c.listen, "0.0.0.0:4433");
-	assert_string_equal(c.ops_listen, "0.0.0.0:8080");
+	assert_string_equal(c.ops_listen, "127.0.0.1:8080");
 	assert_string_equal(c.tls_cert, "/etc/zgate/tls/relay.crt");
 	assert_string_equal(c.tls_key, "/etc/zgate/tls/relay.key");
 	assert_string_equal(c.tls_client_ca, "/etc/zgate/tls/ca.crt");

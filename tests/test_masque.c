@@ -1090,6 +1090,29 @@ static void test_c11_idle_timeout_closes_both(void **state)
 	free(x);
 }
 
+/* 16.8a: the peer's close reason reaches on_close (and so the log)
+ * escaped: a forged "\n<log line>" cannot start a line of its own. */
+static int server_saw_close(void *arg)
+{
+	return ((struct side *)arg)->server_closed != 0;
+}
+
+static void test_peer_close_reason_escaped(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	masque_conn_close(x->cl[0].ep.conn, 0x10c, "bye\n2030-01-01T00:00:00.000Z info on_close: forged\x1b[2J");
+	assert_true(memnet_run(&x->net, server_saw_close, &x->srv, 5 * SEC));
+	assert_null(strchr(x->srv.ci.reason, '\n'));
+	assert_null(strchr(x->srv.ci.reason, '\x1b'));
+	assert_non_null(strstr(x->srv.ci.reason, "(H3 0x10c: bye\\n2030-01-01T00:00:00.000Z info"));
+	x->cl[0].ep.conn = NULL; /* closed from our side; freed by the loop */
+	memnet_run(&x->net, NULL, NULL, SEC);
+	fx_free(x);
+	free(x);
+}
+
 static void test_keepalive_keeps_idle_tunnel(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
@@ -1164,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_stateless_reset_for_unknown_connection),
 		cmocka_unit_test(test_stateless_reset_after_restart),
 		cmocka_unit_test(test_c11_idle_timeout_closes_both),
+		cmocka_unit_test(test_peer_close_reason_escaped),
 		cmocka_unit_test(test_keepalive_keeps_idle_tunnel),
 		cmocka_unit_test(test_lossy_path_still_delivers_capsules),
 	};

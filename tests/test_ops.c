@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -219,6 +220,158 @@ static void test_bind_failure(void **state)
 	assert_int_equal(ops_new(fx->base, "nonsense", NULL, NULL, &o2), ZG_ERR_CONFIG);
 }
 
+/* A connected client socket that sends nothing (yet). */
+static int idle_client(struct fx *fx)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(ops_port(fx->ops));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Drives the server's loop for about ms milliseconds. */
+static void run_for(struct fx *fx, int ms)
+{
+	for (int i = 0; i < ms; i += 5) {
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+		(void)poll(NULL, 0, 5);
+	}
+}
+
+/* What the server sent on fd before closing it (waits up to ms). */
+static size_t drain(struct fx *fx, int fd, char *out, size_t outlen, int ms)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < ms; i += 5) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+		if (poll(&p, 1, 5) == 1) {
+			ssize_t r = read(fd, out + n, outlen - 1 - n);
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static unsigned conns(struct fx *fx)
+{
+	struct ops_stats st;
+	ops_get_stats(fx->ops, &st);
+	return st.conns;
+}
+
+/* 16.1: at most max_connections at once; one more is answered 503 and
+ * closed at once (no descriptor held); a freed slot serves again. */
+static void test_connection_cap(void **state)
+{
+	struct fx *fx = *state;
+	struct ops_stats st;
+	char buf[4096];
+	int held[3], extra;
+
+	ops_set_limits(fx->ops, 3, 5000);
+	for (int i = 0; i < 3; i++)
+		held[i] = idle_client(fx);
+	run_for(fx, 50);
+	assert_int_equal(conns(fx), 3);
+	extra = idle_client(fx);
+	drain(fx, extra, buf, sizeof(buf), 1000);
+	close(extra);
+	assert_non_null(strstr(buf, "HTTP/1.1 503 Service Unavailable\r\n"));
+	ops_get_stats(fx->ops, &st);
+	assert_int_equal(st.refused_busy, 1);
+	assert_int_equal(st.conns, 3);
+	close(held[0]);
+	run_for(fx, 50);
+	assert_int_equal(conns(fx), 2);
+	get(fx, "/metrics", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(buf, "zgate_ops_refused_total{reason=\"busy\"} 1\n"));
+	close(held[1]);
+	close(held[2]);
+}
+
+/* 16.1: a connection has the timeout for its whole request head: idle
+ * ones, and ones trickling a byte at a time, are closed when it passes. */
+static void test_idle_timeout(void **state)
+{
+	struct fx *fx = *state;
+	struct ops_stats st;
+	char buf[256];
+	int idle, slow;
+
+	ops_set_limits(fx->ops, 0, 200);
+	idle = idle_client(fx);
+	slow = idle_client(fx);
+	run_for(fx, 20);
+	assert_int_equal(conns(fx), 2);
+	for (int i = 0; i < 8; i++) { /* "GET /health HTTP/1.1", 1 byte per 40 ms */
+		(void)send(slow, &"GET /health HTTP/1.1"[i], 1, MSG_NOSIGNAL); /* fails once closed */
+		run_for(fx, 40);
+	}
+	assert_int_equal(conns(fx), 0);
+	assert_int_equal(drain(fx, idle, buf, sizeof(buf), 100), 0); /* closed, nothing sent */
+	ops_get_stats(fx->ops, &st);
+	assert_int_equal(st.timeouts, 2);
+	close(idle);
+	close(slow);
+	/* a prompt request is still served */
+	get(fx, "/health", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+}
+
+/* 16.1: out of descriptors, accept() fails with EMFILE while the
+ * listener stays readable. The endpoint sheds the waiting connection
+ * with its spare descriptor and pauses instead of retrying at once
+ * (libevent's accept loop spun at 100 % CPU); it serves again once
+ * descriptors are free. */
+static void test_emfile_pauses_and_sheds(void **state)
+{
+	struct fx *fx = *state;
+	struct ops_stats st;
+	struct rlimit old, low;
+	char buf[4096];
+	int waiting, fds[64], nfds = 0, probe;
+
+	waiting = idle_client(fx); /* in the backlog, not yet accepted */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	probe = dup(0);
+	assert_true(probe >= 0);
+	close(probe);
+	low = old;
+	low.rlim_cur = (rlim_t)probe + 8; /* a few left */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (nfds < 64 && (fds[nfds] = dup(0)) >= 0)
+		nfds++;
+	assert_true(nfds < 64); /* exhausted: the next accept() gets EMFILE */
+	for (int i = 0; i < 200; i++)
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+	ops_get_stats(fx->ops, &st);
+	/* one failure, then paused: not 200 retries */
+	assert_int_equal(st.accept_errors, 1);
+	assert_int_equal(st.shed, 1);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(drain(fx, waiting, buf, sizeof(buf), 50), 0); /* closed unserved */
+	close(waiting);
+	while (nfds > 0)
+		close(fds[--nfds]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	run_for(fx, OPS_PAUSE_MIN_MS + 50);
+	get(fx, "/health", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +382,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_path_and_method, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_headers_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_body_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emfile_pauses_and_sheds, setup, teardown),
 		cmocka_unit_test(test_split_hostport),
 		cmocka_unit_test_setup_teardown(test_bind_failure, setup, teardown),
 	};

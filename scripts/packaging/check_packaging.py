@@ -807,10 +807,19 @@ def check_manifests(root, variant, path, configcheck):
         why = []
         if int(cfg["listen"].rsplit(":", 1)[1]) != ports["quic"]["containerPort"] or ports["quic"]["protocol"] != "UDP":
             why.append(f"listen {cfg['listen']} vs quic port {ports['quic']}")
-        if int(cfg["ops_listen"].rsplit(":", 1)[1]) != ports["ops"]["containerPort"]:
-            why.append(f"ops_listen {cfg['ops_listen']} vs ops port {ports['ops']}")
+        # ZGATE_OPS_LISTEN (environment) overrides the file. The relay's
+        # default is loopback (issue 16.1): the probes and Prometheus need
+        # the pod address, from the downward API, never 0.0.0.0.
+        env = {e["name"]: e for e in relay.get("env", [])}
+        ops = env["ZGATE_OPS_LISTEN"].get("value", "") if "ZGATE_OPS_LISTEN" in env else cfg["ops_listen"]
+        host = ops.rsplit(":", 1)[0]
+        if int(ops.rsplit(":", 1)[1]) != ports["ops"]["containerPort"]:
+            why.append(f"ops_listen {ops} vs ops port {ports['ops']}")
+        m = re.fullmatch(r"\[?\$\((\w+)\)\]?", host)
+        if not m or env.get(m.group(1), {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.podIP":
+            why.append(f"ops_listen {ops}: not the pod address (status.podIP), so probes fail or every address is open")
         return "; ".join(why) or None
-    check(f"{tag} zgate: container ports match listen and ops_listen", ports_match_config)
+    check(f"{tag} zgate: container ports match listen and ops_listen; ops on the pod address only", ports_match_config)
 
     services = by_kind.get("Service", [])
 

@@ -10,6 +10,8 @@
 #define ZG_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -23,6 +25,25 @@ int log_level_parse(const char *s, enum log_level *plvl);
 /* Prints one line. with_errno appends ": strerror(errno)" as saved on entry. */
 void log_emit(enum log_level lvl, const char *func, int with_errno,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Makes a peer-supplied string (a QUIC or HTTP/3 close reason, a header,
+ * a name from a certificate) safe to put in a log line: n bytes of s are
+ * copied to buf (buflen >= 4), NUL-terminated, with "\\" as "\\\\", \n \r
+ * \t as such, every other C0/C1 control character, DEL, a byte that is not
+ * part of well-formed UTF-8, and the Unicode line separators and
+ * bidirectional overrides (which reorder or split a line on screen) as
+ * \xHH or \u{HHHH}. Well-formed printable UTF-8 is kept. Output that does
+ * not fit is cut at a character boundary and ends in "...". Returns buf,
+ * so the call can be a printf argument. */
+const char *log_escape_n(const void *s, size_t n, char *buf, size_t buflen);
+
+/* log_escape_n() for a NUL-terminated string (NULL gives ""). */
+const char *log_escape(const char *s, char *buf, size_t buflen);
+
+/* The length of the well-formed UTF-8 sequence at p (at most n bytes
+ * available) and its code point in *pcp: 1 to 4, or 0 when the bytes are
+ * not well-formed UTF-8 (overlong, surrogate, above U+10FFFF, truncated). */
+size_t log_utf8_seq(const unsigned char *p, size_t n, uint32_t *pcp);
 
 #define log_err(...)   log_emit(LOG_LVL_ERROR, __func__, 1, __VA_ARGS__)
 #define log_errx(...)  log_emit(LOG_LVL_ERROR, __func__, 0, __VA_ARGS__)

@@ -1670,24 +1670,24 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 		case NGTCP2_ERR_DRAINING:
 		case NGTCP2_ERR_CLOSING: {
 			const ngtcp2_ccerr *e = ngtcp2_conn_get_ccerr(c->qc);
+			char why[96]; /* the peer's reason phrase, escaped (16.8a) */
 
 			c->drained = 1;
+			log_escape_n(e->reason, e->reason ? e->reasonlen : 0, why, sizeof(why));
 			if (c->ci.reason[0] == '\0') {
 				if (e->type == NGTCP2_CCERR_TYPE_APPLICATION) {
 					c->ci.app_error = e->error_code;
-					set_reason(c, "peer closed the connection (H3 0x%llx%s%.*s)",
+					set_reason(c, "peer closed the connection (H3 0x%llx%s%s)",
 						   (unsigned long long)e->error_code,
-						   e->reasonlen ? ": " : "", (int)e->reasonlen,
-						   e->reason ? (const char *)e->reason : "");
+						   why[0] ? ": " : "", why);
 				} else if (e->error_code >= 0x100 && e->error_code <= 0x1ff) {
 					set_reason(c, "peer refused the TLS handshake: alert %u (%s)",
 						   (unsigned)(e->error_code - 0x100),
 						   tls_alert_name((uint8_t)(e->error_code - 0x100)));
 				} else {
-					set_reason(c, "peer closed the connection (QUIC 0x%llx%s%.*s)",
+					set_reason(c, "peer closed the connection (QUIC 0x%llx%s%s)",
 						   (unsigned long long)e->error_code,
-						   e->reasonlen ? ": " : "", (int)e->reasonlen,
-						   e->reason ? (const char *)e->reason : "");
+						   why[0] ? ": " : "", why);
 				}
 			}
 			break;

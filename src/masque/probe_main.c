@@ -604,9 +604,10 @@ static int es_request(struct masque_conn *c, const struct masque_request *rq,
 		      struct masque_accept *acc, void *ctx)
 {
 	uint32_t a = 0x0a640002u + P.next_host++ % 250; /* 10.100.0.2 ... */
+	char path[256];
 
 	(void)ctx;
-	log_info("tunnel for %s (%s)", rq->identity, rq->path);
+	log_info("tunnel for %s (%s)", rq->identity, log_escape(rq->path, path, sizeof(path)));
 	if (P.nassign > 0 || P.nadv > 0) { /* test options: as told */
 		memcpy(acc->addrs, P.assign, P.nassign * sizeof(P.assign[0]));
 		acc->naddrs = P.nassign;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "zg_err.h"
 
 #define LINE_MAX_BYTES 2048
@@ -74,15 +75,26 @@ static void str(struct line *l, const char *s)
 	char tmp[LINE_MAX_BYTES];
 	size_t n = 0;
 
+	const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+	size_t sl;
+	uint32_t cp;
+
+	/* JSON text is UTF-8: control characters, DEL, U+2028/9 are escaped,
+	 * a byte that is not well-formed UTF-8 becomes U+FFFD (16.8a). */
 	tmp[n++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p && n + 8 < sizeof(tmp); p++) {
-		if (*p == '"' || *p == '\\') {
+	for (; p < end && n + 8 < sizeof(tmp); p += sl) {
+		sl = log_utf8_seq(p, (size_t)(end - p), &cp);
+		if (sl == 0) {
+			n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, "\\ufffd");
+			sl = 1;
+		} else if (cp == '"' || cp == '\\') {
 			tmp[n++] = '\\';
-			tmp[n++] = (char)*p;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, "\\u%04x", *p);
+			tmp[n++] = (char)cp;
+		} else if (cp < 0x20 || cp == 0x7f || cp == 0x2028 || cp == 0x2029) {
+			n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, "\\u%04x", (unsigned)cp);
 		} else {
-			tmp[n++] = (char)*p;
+			memcpy(tmp + n, p, sl);
+			n += sl;
 		}
 	}
 	tmp[n++] = '"';

@@ -34,6 +34,10 @@ struct opt {
 
 #define STR(p, f, d, h) { p, OPT_STR, offsetof(struct relay_config, f), \
 	sizeof(((struct relay_config *)0)->f), 0, 0, 0, d, h }
+/* A list: a YAML sequence of strings, or one string of comma-separated
+ * items (environment, flags); stored joined with ", ". */
+#define LIST(p, f, d, h) { p, OPT_STR, offsetof(struct relay_config, f), \
+	sizeof(((struct relay_config *)0)->f), 0, 0, 1, d, h }
 #define U32(p, f, lo, hi, d, h) { p, OPT_U32, offsetof(struct relay_config, f), \
 	sizeof(((struct relay_config *)0)->f), lo, hi, 0, d, h }
 #define DUR(p, f, lo, hi, d, h) { p, OPT_DURATION, offsetof(struct relay_config, f), \
@@ -43,7 +47,7 @@ struct opt {
 
 static const struct opt opts[] = {
 	STR("listen", listen, "0.0.0.0:4433", "UDP address:port for QUIC"),
-	STR("ops_listen", ops_listen, "0.0.0.0:8080", "TCP address:port for /health, /ready, /metrics"),
+	STR("ops_listen", ops_listen, "127.0.0.1:8080", "TCP address:port for /health, /ready, /metrics (set the pod address to reach it from outside)"),
 	STR("tls.cert", tls_cert, "", "server certificate chain (PEM); required"),
 	STR("tls.key", tls_key, "", "server private key (PEM); required"),
 	STR("tls.client_ca", tls_client_ca, "", "CA bundle that signs client certificates (PEM); required"),
@@ -73,6 +77,10 @@ static const struct opt opts[] = {
 	DUR("timeouts.quic_idle", quic_idle_ms, 1000, UINT32_MAX, "60s", "idle QUIC connection closed after"),
 	DUR("timeouts.keepalive", keepalive_ms, 0, UINT32_MAX, "20s", "PING interval; 0 = off"),
 	DUR("timeouts.drain_grace", drain_grace_ms, 0, UINT32_MAX, "30s", "on SIGTERM, wait this long for tunnels to end"),
+	LIST("dns.resolvable", dns_resolvable, "", "DNS-name targets that may be resolved: names, or .suffix for every name under it; empty = any name"),
+	U32("dns.resolutions_per_minute", dns_per_min, 1, 100000, "60", "DNS-name targets one client may have resolved per minute"),
+	U32("ops.max_connections", ops_max_conns, 1, 10000, "64", "ops connections at once; more get 503"),
+	DUR("ops.timeout", ops_timeout_ms, 100, 600000, "5s", "an ops client must send its request (and take the answer) within"),
 	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
 	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
 	  "error, warn, info or debug" },
@@ -284,6 +292,37 @@ static const char *event_kind(const yaml_event_t *ev)
 	}
 }
 
+/* Parses a sequence of strings (start event consumed) into list option o. */
+static int parse_list(struct yparse *y, struct relay_config *cfg, const struct opt *o,
+		      const char *where)
+{
+	char joined[CONFIG_PATH_MAX];
+	size_t n = 0;
+	yaml_event_t ev;
+	int r;
+
+	joined[0] = '\0';
+	for (;;) {
+		if ((r = next_event(y, &ev)) != 0)
+			return r;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			return set_opt(cfg, o, joined, where, y->err, y->errlen);
+		}
+		if (ev.type != YAML_SCALAR_EVENT || strchr((const char *)ev.data.scalar.value, ',') ||
+		    n + ev.data.scalar.length + 3 > sizeof(joined)) {
+			zg_seterr(y->err, y->errlen, "%s: expected a list of names (at most %zu bytes), found %s",
+				  where, sizeof(joined) - 1,
+				  ev.type == YAML_SCALAR_EVENT ? "a longer list or a comma" : event_kind(&ev));
+			yaml_event_delete(&ev);
+			return ZG_ERR_CONFIG;
+		}
+		n += (size_t)snprintf(joined + n, sizeof(joined) - n, "%s%s", n ? ", " : "",
+				      (const char *)ev.data.scalar.value);
+		yaml_event_delete(&ev);
+	}
+}
+
 /* Parses one mapping whose start event was consumed; section is its path. */
 static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 			 const char *section, int depth)
@@ -328,6 +367,9 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 		}
 		if (o && val.type == YAML_SCALAR_EVENT) {
 			r = set_opt(cfg, o, (const char *)val.data.scalar.value, where, y->err, y->errlen);
+		} else if (o && o->type == OPT_STR && o->version == 1 &&
+			   val.type == YAML_SEQUENCE_START_EVENT) {
+			r = parse_list(y, cfg, o, where);
 		} else if (!o && val.type == YAML_MAPPING_START_EVENT) {
 			r = parse_mapping(y, cfg, path, depth + 1);
 		} else {
@@ -521,7 +563,7 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		return ZG_ERR_CONFIG;
 	}
 	if (check_hostport(cfg->ops_listen) != 0) {
-		zg_seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", cfg->ops_listen);
+		zg_seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 127.0.0.1:8080)", cfg->ops_listen);
 		return ZG_ERR_CONFIG;
 	}
 	if (config_check_uri_template(cfg->uri_template, why, sizeof(why)) != 0) {

@@ -28,6 +28,10 @@ struct config_prefix {
 struct relay_config {
 	char listen[CONFIG_PATH_MAX];      /* host:port for QUIC (UDP) */
 	char ops_listen[CONFIG_PATH_MAX];  /* host:port for HTTP ops */
+	char dns_resolvable[CONFIG_PATH_MAX]; /* "a.example, .corp.example"; "" = any */
+	uint32_t dns_per_min;              /* resolutions per client per minute */
+	uint32_t ops_max_conns;            /* ops connections at once */
+	uint32_t ops_timeout_ms;           /* ops request/answer deadline */
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
 	char tls_client_ca[CONFIG_PATH_MAX];

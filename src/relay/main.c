@@ -33,6 +33,8 @@
 #include "relay/audit.h"
 #include "relay/config.h"
 #include "relay/ipam.h"
+#include "relay/dnsgate.h"
+#include "relay/fdlimit.h"
 #include "relay/ops.h"
 #include "relay/policy.h"
 #include "stack.h"
@@ -60,6 +62,8 @@ struct session {
 	char dns[256];
 	struct evdns_getaddrinfo_request *dns_req;
 	int resolving, gone;
+	int refuse;          /* answer this status instead of resolving (16.8b) */
+	const char *refuse_ps;
 	struct session *next, *prev;   /* all sessions */
 	struct session *vnext4, *vnext6; /* VIP buckets */
 };
@@ -69,6 +73,8 @@ struct relay {
 	char config_path[CONFIG_PATH_MAX];
 	struct event_base *base;
 	struct evdns_base *dns;
+	struct dnsgate *dnsgate; /* which names, how often (16.8b) */
+	uint64_t dns_queries, dns_refused_policy;
 	WOLFSSL_CTX *tls;
 	struct policy *policy;
 	struct ipam *ipam;
@@ -473,10 +479,36 @@ static void resolve_start(evutil_socket_t fd, short what, void *arg)
 		free(s);
 		return;
 	}
+	if (s->refuse != 0) { /* decided in on_request; answered here for its Proxy-Status */
+		s->resolving = 0;
+		masque_conn_set_data(s->c, NULL);
+		(void)masque_conn_answer(s->c, s->refuse, NULL, s->refuse_ps);
+		free(s);
+		return;
+	}
+	s->r->dns_queries++;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	s->dns_req = evdns_getaddrinfo(s->r->dns, s->dns, NULL, &hints, resolved_cb, s);
+}
+
+/* 1 when the policy lets s's client reach anything (of its protocol), 0
+ * when nothing: then a DNS-name target is refused without a query. */
+static int dns_allowed_anything(const struct relay *r, const struct session *s)
+{
+	static struct cip_route routes[MASQUE_MAX_ROUTES / 2];
+	size_t n = 0, i;
+	int rv = policy_routes(r->policy, s->id, routes, MASQUE_MAX_ROUTES / 2, &n);
+
+	if (rv == ZG_ERR_TOO_LARGE)
+		return 1; /* more ranges than fit: certainly something */
+	if (rv != 0)
+		return 1; /* let admit() report it */
+	for (i = 0; i < n; i++)
+		if (s->any_proto || routes[i].proto == 0 || routes[i].proto == s->ipproto)
+			return 1;
+	return 0;
 }
 
 static int on_request(struct masque_conn *c, const struct masque_request *rq,
@@ -507,9 +539,33 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	s->any_proto = rq->any_proto;
 	s->ipproto = rq->ipproto;
 	if (rq->dns[0] != '\0') {
-		/* Resolve before answering (C03), outside this callback. */
+		/* Resolve before answering (C03), outside this callback; only
+		 * after the checks that need no query (16.8b). */
 		(void)snprintf(s->dns, sizeof(s->dns), "%s", rq->dns);
-		if (r->dns == NULL ||
+		if (dns_allowed_anything(r, s) == 0) {
+			log_info("%s from %s: no destination allowed by policy: 403 (target %s not "
+				 "resolved)", s->id, s->peer, s->dns);
+			audit_limit_hit(r->audit, "policy_nothing_allowed", s->id);
+			r->refused_403++;
+			r->dns_refused_policy++;
+			free(s);
+			return 403;
+		}
+		if (!dnsgate_name_ok(r->dnsgate, s->dns)) {
+			log_info("%s from %s: target %s is not in dns.resolvable: 403", s->id, s->peer,
+				 s->dns);
+			s->refuse = 403;
+			s->refuse_ps = "zgate-relay; error=http_request_denied; "
+				       "details=\"target name not in dns.resolvable\"";
+			r->refused_403++;
+		} else if (dnsgate_take(r->dnsgate, s->id, mono_ms()) != 0) {
+			log_info("%s from %s: more than %u DNS-name targets a minute: 429", s->id,
+				 s->peer, r->cfg.dns_per_min);
+			s->refuse = 429;
+			s->refuse_ps = "zgate-relay; error=http_request_denied; "
+				       "details=\"dns.resolutions_per_minute\"";
+		}
+		if ((s->refuse == 0 && r->dns == NULL) ||
 		    event_base_once(r->base, -1, EV_TIMEOUT, resolve_start, s, NULL) != 0) {
 			log_warnx("%s: no DNS resolver for target %s: 502", s->id, s->dns);
 			free(s);
@@ -794,6 +850,24 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 			    (unsigned long long)r->refused_503);
 	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"502\"} %llu\n",
 			    (unsigned long long)r->refused_502);
+	{
+		uint64_t nl = 0, rt = 0;
+
+		if (r->dnsgate != NULL)
+			dnsgate_counts(r->dnsgate, &nl, &rt);
+		metric(b, "zgate_dns_queries_total", "counter",
+		       "DNS-name targets (C03) the relay resolved or tried to.");
+		evbuffer_add_printf(b, "zgate_dns_queries_total %llu\n",
+				    (unsigned long long)r->dns_queries);
+		metric(b, "zgate_dns_refused_total", "counter",
+		       "DNS-name targets refused without a query: policy allows the client nothing, "
+		       "name not in dns.resolvable, over dns.resolutions_per_minute.");
+		evbuffer_add_printf(b, "zgate_dns_refused_total{reason=\"policy\"} %llu\n"
+				       "zgate_dns_refused_total{reason=\"not_listed\"} %llu\n"
+				       "zgate_dns_refused_total{reason=\"rate\"} %llu\n",
+				    (unsigned long long)r->dns_refused_policy, (unsigned long long)nl,
+				    (unsigned long long)rt);
+	}
 	metric(b, "zgate_flows", "gauge", "Flows open now, by protocol.");
 	evbuffer_add_printf(b, "zgate_flows{proto=\"tcp\"} %llu\nzgate_flows{proto=\"udp\"} %llu\n"
 			       "zgate_flows{proto=\"icmp\"} %llu\n",
@@ -1210,6 +1284,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "ops_listen %.200s: cannot listen there", r->cfg.ops_listen);
 		return rv;
 	}
+	ops_set_limits(r->ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
 	stack_config_defaults(&sc);
 	sc.mtu = r->cfg.mtu;
 	sc.max_flows = r->cfg.max_flows;
@@ -1319,6 +1394,8 @@ static void shutdown_all(struct relay *r)
 		audit_free(r->audit);
 	}
 	ipam_free(r->ipam);
+	dnsgate_free(r->dnsgate);
+	r->dnsgate = NULL;
 	policy_free(r->policy);
 	if (r->tls != NULL)
 		wolfSSL_CTX_free(r->tls);
@@ -1346,6 +1423,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rv = load_state(&R, err, sizeof(err));
+	if (rv == 0)
+		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
+	if (rv == 0)
+		rv = dnsgate_new(R.cfg.dns_resolvable, R.cfg.dns_per_min, &R.dnsgate, err, sizeof(err));
 	if (rv != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);
 		shutdown_all(&R);

@@ -3,83 +3,405 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <netdb.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
-#include "log.h"
 #include "hostport.h"
+#include "log.h"
 #include "zg_err.h"
 
+struct ops_conn {
+	struct ops *o;
+	struct bufferevent *bev;
+	struct event *deadline;
+	struct ops_conn *next, *prev;
+};
+
 struct ops {
-	struct evhttp *http;
-	struct evhttp_bound_socket *sock;
+	struct event_base *base;
+	evutil_socket_t fd;
+	struct event *ev_accept, *ev_resume;
+	int spare;            /* /dev/null, given up to shed load under EMFILE */
+	unsigned max_conns;
+	uint32_t timeout_ms;
+	uint32_t pause_ms;    /* current back-off; 0 = not paused */
+	uint64_t episode_errors;
 	ops_metrics_fn metrics;
 	void *ctx;
 	enum ops_state state;
 	uint16_t port;
+	struct ops_conn *conns;
+	struct ops_stats st;
 };
 
-static void reply_text(struct evhttp_request *req, int code, const char *reason,
-		       const char *text)
+static const char busy_reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				 "Content-Type: text/plain; charset=utf-8\r\n"
+				 "Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n";
+
+/* ------------------------------------------------------------------ */
+/* connections                                                        */
+
+static void conn_free(struct ops_conn *k)
+{
+	struct ops *o = k->o;
+
+	if (k->prev != NULL)
+		k->prev->next = k->next;
+	else
+		o->conns = k->next;
+	if (k->next != NULL)
+		k->next->prev = k->prev;
+	o->st.conns--;
+	if (k->deadline != NULL)
+		event_free(k->deadline);
+	bufferevent_free(k->bev); /* closes the socket */
+	free(k);
+}
+
+static void arm_deadline(struct ops_conn *k)
+{
+	struct timeval tv = { .tv_sec = (time_t)(k->o->timeout_ms / 1000),
+			      .tv_usec = (suseconds_t)(k->o->timeout_ms % 1000) * 1000 };
+
+	(void)evtimer_add(k->deadline, &tv);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct ops_conn *k = arg;
+
+	(void)fd;
+	(void)what;
+	k->o->st.timeouts++;
+	conn_free(k);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what; /* EOF or error: either way the connection is over */
+	conn_free(arg);
+}
+
+static void on_discard(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	(void)arg;
+	(void)evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* The answer is out: half-close and wait (until the deadline) for the
+ * client's FIN, discarding what it still sends, so that unread request
+ * bytes do not turn our close into a reset that destroys the answer. */
+static void on_written(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	bufferevent_disable(bev, EV_WRITE);
+	(void)shutdown(bufferevent_getfd(bev), SHUT_WR);
+	bufferevent_setwatermark(bev, EV_READ, 0, 0);
+	bufferevent_setcb(bev, on_discard, NULL, on_event, arg);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/* Queues the answer and closes once it is written. */
+static void reply(struct ops_conn *k, int code, const char *reason, const char *ctype,
+		  const char *extra, struct evbuffer *body, int head_only)
+{
+	struct evbuffer *out = bufferevent_get_output(k->bev);
+	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
+
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			    "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+			    code, reason, ctype, len, extra != NULL ? extra : "");
+	if (body != NULL && !head_only)
+		evbuffer_add_buffer(out, body);
+	bufferevent_setcb(k->bev, on_discard, on_written, on_event, k);
+	bufferevent_enable(k->bev, EV_WRITE);
+	arm_deadline(k); /* the same time again to take the answer */
+}
+
+static void reply_text(struct ops_conn *k, int code, const char *reason, const char *extra,
+		       const char *text, int head_only)
 {
 	struct evbuffer *b = evbuffer_new();
 
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "text/plain; charset=utf-8");
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-	if (b && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+	if (b != NULL)
 		evbuffer_add_printf(b, "%s\n", text);
-	evhttp_send_reply(req, code, reason, b);
-	if (b)
+	reply(k, code, reason, "text/plain; charset=utf-8", extra, b, head_only);
+	if (b != NULL)
 		evbuffer_free(b);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void own_metrics(const struct ops *o, struct evbuffer *b)
 {
-	struct ops *o = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	evbuffer_add_printf(b,
+		"# HELP zgate_ops_connections Connections to the ops endpoint open now.\n"
+		"# TYPE zgate_ops_connections gauge\nzgate_ops_connections %u\n"
+		"# HELP zgate_ops_refused_total Ops connections refused: busy = over ops.max_connections, "
+		"timeout = request or answer slower than ops.timeout, shed = closed unserved while out of descriptors.\n"
+		"# TYPE zgate_ops_refused_total counter\n"
+		"zgate_ops_refused_total{reason=\"busy\"} %llu\n"
+		"zgate_ops_refused_total{reason=\"timeout\"} %llu\n"
+		"zgate_ops_refused_total{reason=\"shed\"} %llu\n"
+		"# HELP zgate_ops_accept_errors_total accept() failures on the ops port (EMFILE, ENFILE, ENOMEM).\n"
+		"# TYPE zgate_ops_accept_errors_total counter\nzgate_ops_accept_errors_total %llu\n",
+		o->st.conns,
+		(unsigned long long)o->st.refused_busy, (unsigned long long)o->st.timeouts,
+		(unsigned long long)o->st.shed, (unsigned long long)o->st.accept_errors);
+}
+
+/* Routes a parsed request. */
+static void serve(struct ops_conn *k, const char *method, const char *path)
+{
+	struct ops *o = k->o;
+	int head = strcmp(method, "HEAD") == 0;
 	struct evbuffer *b;
 
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		reply_text(req, 405, "Method Not Allowed", "method not allowed");
-		return;
-	}
-	if (!path) {
-		reply_text(req, 400, "Bad Request", "bad request");
+	if (!head && strcmp(method, "GET") != 0) {
+		reply_text(k, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", "method not allowed",
+			   0);
 	} else if (strcmp(path, "/health") == 0) {
-		reply_text(req, 200, "OK", "ok");
+		reply_text(k, 200, "OK", NULL, "ok", head);
 	} else if (strcmp(path, "/ready") == 0) {
 		if (o->state == OPS_READY)
-			reply_text(req, 200, "OK", "ready");
+			reply_text(k, 200, "OK", NULL, "ready", head);
 		else
-			reply_text(req, 503, "Service Unavailable",
-				   o->state == OPS_DRAINING ? "draining" : "starting");
+			reply_text(k, 503, "Service Unavailable", NULL,
+				   o->state == OPS_DRAINING ? "draining" : "starting", head);
 	} else if (strcmp(path, "/metrics") == 0) {
-		if (!(b = evbuffer_new())) {
-			reply_text(req, 500, "Internal Server Error", "out of memory");
+		if ((b = evbuffer_new()) == NULL) {
+			reply_text(k, 500, "Internal Server Error", NULL, "out of memory", head);
 			return;
 		}
-		if (o->metrics)
+		if (o->metrics != NULL)
 			o->metrics(o->ctx, b);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-				  "text/plain; version=0.0.4; charset=utf-8");
-		if (cmd == EVHTTP_REQ_HEAD)
-			evbuffer_drain(b, evbuffer_get_length(b));
-		evhttp_send_reply(req, 200, "OK", b);
+		own_metrics(o, b);
+		reply(k, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, b, head);
 		evbuffer_free(b);
 	} else {
-		reply_text(req, 404, "Not Found", "not found: try /health, /ready or /metrics");
+		reply_text(k, 404, "Not Found", NULL, "not found: try /health, /ready or /metrics",
+			   head);
+	}
+}
+
+/* Parses the request head in buf (NUL-terminated, ends in CRLF CRLF) and
+ * answers. Only what the endpoint needs is read: the request line and
+ * Content-Length (a body is never read: the connection closes after the
+ * answer). */
+static void handle_head(struct ops_conn *k, char *buf)
+{
+	char *line = buf, *eol, *sp1, *sp2, *path;
+	unsigned long long clen = 0;
+
+	eol = strstr(line, "\r\n");
+	*eol = '\0';
+	sp1 = strchr(line, ' ');
+	sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
+	if (sp1 == NULL || sp2 == NULL || sp1 == line || sp1 - line > 16 || sp2 == sp1 + 1 ||
+	    (strcmp(sp2 + 1, "HTTP/1.1") != 0 && strcmp(sp2 + 1, "HTTP/1.0") != 0)) {
+		reply_text(k, 400, "Bad Request", NULL, "bad request", 0);
+		return;
+	}
+	*sp1 = *sp2 = '\0';
+	path = sp1 + 1;
+	for (const char *p = line; *p; p++)
+		if (!isupper((unsigned char)*p)) {
+			reply_text(k, 400, "Bad Request", NULL, "bad request", 0);
+			return;
+		}
+	for (const char *p = path; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f) {
+			reply_text(k, 400, "Bad Request", NULL, "bad request", 0);
+			return;
+		}
+	if (path[0] != '/') {
+		reply_text(k, 400, "Bad Request", NULL, "bad request", 0);
+		return;
+	}
+	path[strcspn(path, "?#")] = '\0';
+	/* header lines: only the body's announced size matters */
+	for (line = eol + 2; *line != '\0' && strncmp(line, "\r\n", 2) != 0; line = eol + 2) {
+		eol = strstr(line, "\r\n");
+		*eol = '\0';
+		if (strncasecmp(line, "content-length:", 15) == 0) {
+			char *end;
+
+			errno = 0;
+			clen = strtoull(line + 15, &end, 10);
+			while (*end == ' ' || *end == '\t')
+				end++;
+			if (errno != 0 || *end != '\0')
+				clen = ULLONG_MAX;
+		} else if (strncasecmp(line, "transfer-encoding:", 18) == 0) {
+			clen = ULLONG_MAX; /* a body of unknown size */
+		}
+	}
+	if (clen > OPS_MAX_BODY) {
+		reply_text(k, 413, "Payload Too Large", NULL, "request body too large", 0);
+		return;
+	}
+	serve(k, buf, path);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct ops_conn *k = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	static char head[OPS_MAX_HEADERS + 1];
+	size_t n;
+
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) > OPS_MAX_HEADERS)
+			reply_text(k, 431, "Request Header Fields Too Large", NULL,
+				   "request header fields too large", 0);
+		return;
+	}
+	n = (size_t)end.pos + 4;
+	if (n > OPS_MAX_HEADERS) {
+		reply_text(k, 431, "Request Header Fields Too Large", NULL,
+			   "request header fields too large", 0);
+		return;
+	}
+	(void)evbuffer_remove(in, head, n);
+	head[n] = '\0';
+	if (strlen(head) != n) { /* a NUL inside the head */
+		reply_text(k, 400, "Bad Request", NULL, "bad request", 0);
+		return;
+	}
+	handle_head(k, head);
+}
+
+static int conn_new(struct ops *o, evutil_socket_t fd)
+{
+	struct ops_conn *k = calloc(1, sizeof(*k));
+
+	if (k == NULL)
+		return ZG_ERR_NOMEM;
+	k->o = o;
+	k->bev = bufferevent_socket_new(o->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	k->deadline = k->bev != NULL ? evtimer_new(o->base, on_deadline, k) : NULL;
+	if (k->deadline == NULL) {
+		if (k->bev != NULL)
+			bufferevent_free(k->bev); /* closes fd */
+		else
+			close(fd);
+		free(k);
+		return ZG_ERR_NOMEM;
+	}
+	/* Stop reading past what a request head may hold. */
+	bufferevent_setwatermark(k->bev, EV_READ, 0, OPS_MAX_HEADERS + 1);
+	bufferevent_setcb(k->bev, on_read, NULL, on_event, k);
+	bufferevent_enable(k->bev, EV_READ);
+	k->next = o->conns;
+	if (o->conns != NULL)
+		o->conns->prev = k;
+	o->conns = k;
+	o->st.conns++;
+	o->st.accepted++;
+	arm_deadline(k);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* accepting                                                          */
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct ops *o = arg;
+
+	(void)fd;
+	(void)what;
+	if (o->spare < 0)
+		o->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	(void)event_add(o->ev_accept, NULL);
+}
+
+/* accept() failed for want of a resource: shed one waiting connection with
+ * the spare descriptor (so a client is told "closed" rather than left
+ * hanging) and stop watching the listener for a while: it stays readable,
+ * and retrying at once is the 100 % CPU loop of issue 16.1. */
+static void accept_failed(struct ops *o, int err)
+{
+	struct timeval tv;
+
+	o->st.accept_errors++;
+	if (o->spare >= 0) {
+		int fd;
+
+		close(o->spare);
+		fd = accept4(o->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			o->st.shed++;
+		}
+		o->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	o->pause_ms = o->pause_ms == 0 ? OPS_PAUSE_MIN_MS : o->pause_ms * 2;
+	if (o->pause_ms > OPS_PAUSE_MAX_MS)
+		o->pause_ms = OPS_PAUSE_MAX_MS;
+	if (o->episode_errors++ == 0)
+		log_warnx("ops: accept: %s; pausing the ops port (up to %u ms at a time) until "
+			  "descriptors are free again",
+			  strerror(err), OPS_PAUSE_MAX_MS);
+	(void)event_del(o->ev_accept);
+	tv.tv_sec = (time_t)(o->pause_ms / 1000);
+	tv.tv_usec = (suseconds_t)(o->pause_ms % 1000) * 1000;
+	(void)evtimer_add(o->ev_resume, &tv);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct ops *o = arg;
+
+	(void)what;
+	for (int i = 0; i < OPS_ACCEPT_BATCH; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+				return;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+				continue;
+			default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM, ... */
+				accept_failed(o, errno);
+				return;
+			}
+		}
+		if (o->episode_errors > 0) {
+			log_info("ops: accepting again (%llu accept errors while descriptors ran out)",
+				 (unsigned long long)o->episode_errors);
+			o->episode_errors = 0;
+		}
+		o->pause_ms = 0;
+		if (o->st.conns >= o->max_conns) {
+			/* Full: answer at once, hold nothing. */
+			o->st.refused_busy++;
+			(void)send(fd, busy_reply, sizeof(busy_reply) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		(void)conn_new(o, fd); /* closes fd on failure */
 	}
 }
 
@@ -123,54 +445,69 @@ int ops_new(struct event_base *base, const char *listen, ops_metrics_fn fn,
 	struct ops *o = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	evutil_socket_t fd;
 	int r;
 
 	if (hostport_split(listen, host, sizeof(host), &port) != 0)
 		return ZG_ERR_CONFIG;
 	if (!(o = calloc(1, sizeof(*o))))
 		return ZG_ERR_NOMEM;
+	o->base = base;
+	o->fd = -1;
+	o->spare = -1;
 	o->metrics = fn;
 	o->ctx = ctx;
 	o->state = OPS_STARTING;
-	if (!(o->http = evhttp_new(base))) {
-		r = ZG_ERR_NOMEM;
-		goto fail;
-	}
-	evhttp_set_max_headers_size(o->http, OPS_MAX_HEADERS);
-	evhttp_set_max_body_size(o->http, OPS_MAX_BODY);
-	evhttp_set_timeout(o->http, OPS_TIMEOUT_S);
-	evhttp_set_allowed_methods(o->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-					    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
-	evhttp_set_gencb(o->http, on_request, o);
-	/* Our own listening socket: libevent's bind helper resolves with
-	 * AI_ADDRCONFIG, which refuses 127.0.0.1 in an IPv6-only pod. */
-	fd = listen_socket(host, port);
-	if (fd < 0 || !(o->sock = evhttp_accept_socket_with_handle(o->http, fd))) {
-		if (fd >= 0)
-			evutil_closesocket(fd);
+	o->max_conns = OPS_MAX_CONNECTIONS;
+	o->timeout_ms = OPS_TIMEOUT_MS;
+	/* Our own listening socket: getaddrinfo with AI_ADDRCONFIG (as
+	 * libevent's helpers use) refuses 127.0.0.1 in an IPv6-only pod. */
+	if ((o->fd = listen_socket(host, port)) < 0) {
 		r = ZG_ERR_IO;
 		goto fail;
 	}
-	fd = evhttp_bound_socket_get_fd(o->sock);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+	o->ev_accept = event_new(base, o->fd, EV_READ | EV_PERSIST, on_accept, o);
+	o->ev_resume = evtimer_new(base, on_resume, o);
+	if (o->ev_accept == NULL || o->ev_resume == NULL || event_add(o->ev_accept, NULL) != 0) {
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
+	o->spare = open("/dev/null", O_RDONLY | O_CLOEXEC); /* best effort */
+	if (getsockname(o->fd, (struct sockaddr *)&ss, &sl) == 0)
 		o->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 							  : ((struct sockaddr_in *)&ss)->sin_port);
 	*pops = o;
 	return 0;
 fail:
-	if (o->http)
-		evhttp_free(o->http);
-	free(o);
+	ops_del(o);
 	return r;
+}
+
+void ops_set_limits(struct ops *o, unsigned max_conns, uint32_t timeout_ms)
+{
+	if (max_conns > 0)
+		o->max_conns = max_conns;
+	if (timeout_ms > 0)
+		o->timeout_ms = timeout_ms;
 }
 
 void ops_del(struct ops *o)
 {
+	int e = errno;
+
 	if (!o)
 		return;
-	evhttp_free(o->http);
+	while (o->conns != NULL)
+		conn_free(o->conns);
+	if (o->ev_accept != NULL)
+		event_free(o->ev_accept);
+	if (o->ev_resume != NULL)
+		event_free(o->ev_resume);
+	if (o->fd >= 0)
+		close(o->fd);
+	if (o->spare >= 0)
+		close(o->spare);
 	free(o);
+	errno = e; /* ops_new's ZG_ERR_IO keeps the bind error */
 }
 
 void ops_set_state(struct ops *o, enum ops_state st)
@@ -181,6 +518,11 @@ void ops_set_state(struct ops *o, enum ops_state st)
 enum ops_state ops_get_state(const struct ops *o)
 {
 	return o->state;
+}
+
+void ops_get_stats(const struct ops *o, struct ops_stats *st)
+{
+	*st = o->st;
 }
 
 uint16_t ops_port(const struct ops *o)

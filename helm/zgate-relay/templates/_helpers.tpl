@@ -79,7 +79,8 @@ managed key in .Values.config is an error rather than silently ignored.
 {{- $_ := set $timeouts "drain_grace" (printf "%ds" (int .Values.drainGraceSeconds)) }}
 {{- $_ := set $cfg "timeouts" $timeouts }}
 {{- $_ := set $cfg "listen" (printf "0.0.0.0:%d" (int .Values.ports.quic)) }}
-{{- $_ := set $cfg "ops_listen" (printf "0.0.0.0:%d" (int .Values.ports.ops)) }}
+{{- /* loopback here; the Deployment sets ZGATE_OPS_LISTEN to the pod address */}}
+{{- $_ := set $cfg "ops_listen" (printf "127.0.0.1:%d" (int .Values.ports.ops)) }}
 {{- $tls := dict "cert" "/etc/zgate/tls/relay.crt" "key" "/etc/zgate/tls/relay.key" "client_ca" "/etc/zgate/tls/ca.crt" }}
 {{- if include "zgate-relay.crlKey" . }}
 {{- $_ := set $tls "crl" "/etc/zgate/tls/ca.crl" }}
