@@ -127,7 +127,7 @@ static void test_hostile_strings_escaped(void **state)
 static void test_non_utf8_strings_escaped(void **state)
 {
 	struct fx *fx = *state;
-	audit_session_open(fx->a, "a\xff\xc0\xaf" "b\xc3\xa9\xe2\x80\xa8", "10.0.0.1", "p");
+	audit_session_open(fx->a, "a\xff\xc0\xaf" "b\xc3\xa9\xe2\x80\xa8", "10.0.0.1", "p", NULL, NULL);
 	assert_string_equal(take(fx),
 		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
 		"\"client\":\"a\\ufffd\\ufffd\\ufffdb\xc3\xa9\\u2028\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
