@@ -18,6 +18,8 @@ enum opt_type {
 	OPT_U32,      /* whole number within [min, max] */
 	OPT_DURATION, /* "60s" etc., stored as uint32_t milliseconds */
 	OPT_PREFIX,   /* CIDR prefix of the given IP version */
+	OPT_PREFIXES, /* list of CIDR prefixes, either version (YAML list or
+		       * comma-separated text) */
 	OPT_LOGLEVEL
 };
 
@@ -55,6 +57,10 @@ static const struct opt opts[] = {
 	STR("state_file", state_file, "", "IPAM state file; empty = in memory only"),
 	PFX("pool.ipv4", pool4, 4, "10.100.0.0/24", "IPv4 pool; .1 is the gateway"),
 	PFX("pool.ipv6", pool6, 6, "", "IPv6 pool; optional"),
+	{ "forbidden", OPT_PREFIXES, offsetof(struct relay_config, forbidden),
+	  sizeof(((struct relay_config *)0)->forbidden), 0, 0, 0, "",
+	  "extra never-reachable destinations, e.g. [10.96.0.0/12] (Kubernetes Services); "
+	  "at most 16" },
 	U32("limits.sessions", max_sessions, 1, 1000000, "10000", "tunnels at once"),
 	U32("limits.flows", max_flows, 1, 10000000, "100000", "flows at once, all clients"),
 	U32("limits.flows_per_client", max_flows_per_client, 1, 1000000, "1000", "flows at once per client"),
@@ -115,6 +121,43 @@ int config_parse_prefix(const char *s, struct config_prefix *p)
 	return 0;
 }
 
+/* "forbidden": comma-separated prefixes (spaces allowed) replace the list. */
+static int set_prefixes(struct relay_config *cfg, const char *text, const char *where,
+			char *err, size_t errlen)
+{
+	struct config_prefix list[CONFIG_FORBIDDEN_MAX];
+	char item[INET6_ADDRSTRLEN + 8];
+	uint32_t n = 0;
+	const char *p = text;
+
+	while (*p) {
+		size_t len;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		len = strcspn(p, ", ");
+		if (len == 0)
+			break;
+		if (n == CONFIG_FORBIDDEN_MAX) {
+			zg_seterr(err, errlen, "%s: more than %d prefixes", where,
+				  CONFIG_FORBIDDEN_MAX);
+			return ZG_ERR_CONFIG;
+		}
+		if (len >= sizeof(item) ||
+		    (memcpy(item, p, len), item[len] = '\0', config_parse_prefix(item, &list[n])) != 0) {
+			zg_seterr(err, errlen,
+				  "%s: \"%.*s\" is not an IPv4 or IPv6 prefix with host bits zero "
+				  "(e.g. 10.96.0.0/12)", where, (int)(len < 64 ? len : 64), p);
+			return ZG_ERR_CONFIG;
+		}
+		n++;
+		p += len;
+	}
+	memcpy(cfg->forbidden, list, n * sizeof(list[0]));
+	cfg->n_forbidden = n;
+	return 0;
+}
+
 /* Parses text for option o into cfg. where names the source for messages
  * ("file:line:col: path", "ZGATE_X" or "--x"). */
 static int set_opt(struct relay_config *cfg, const struct opt *o,
@@ -172,6 +215,8 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		}
 		memcpy(base, &pfx, sizeof(pfx));
 		return 0;
+	case OPT_PREFIXES:
+		return set_prefixes(cfg, text, where, err, errlen);
 	case OPT_LOGLEVEL:
 		if (log_level_parse(text, &lvl) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
@@ -278,6 +323,40 @@ static const char *event_kind(const yaml_event_t *ev)
 	}
 }
 
+/* A YAML list of prefixes (its start event consumed): joined with commas
+ * and parsed as one value, so every source takes the same text. */
+static int parse_prefix_list(struct yparse *y, struct relay_config *cfg, const struct opt *o,
+			     const char *where)
+{
+	char text[CONFIG_FORBIDDEN_MAX * (INET6_ADDRSTRLEN + 8)];
+	size_t n = 0;
+	yaml_event_t ev;
+	int r;
+
+	text[0] = '\0';
+	for (;;) {
+		if ((r = next_event(y, &ev)) != 0)
+			return r;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		if (ev.type != YAML_SCALAR_EVENT ||
+		    n + ev.data.scalar.length + 2 > sizeof(text)) {
+			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: %s: expected at most %d prefixes, "
+				  "found %s", y->name, ev.start_mark.line + 1,
+				  ev.start_mark.column + 1, o->path, CONFIG_FORBIDDEN_MAX,
+				  ev.type == YAML_SCALAR_EVENT ? "a longer list" : event_kind(&ev));
+			yaml_event_delete(&ev);
+			return ZG_ERR_CONFIG;
+		}
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s", n ? "," : "",
+				      (const char *)ev.data.scalar.value);
+		yaml_event_delete(&ev);
+	}
+	return set_opt(cfg, o, text, where, y->err, y->errlen);
+}
+
 /* Parses one mapping whose start event was consumed; section is its path. */
 static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 			 const char *section, int depth)
@@ -322,6 +401,8 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 		}
 		if (o && val.type == YAML_SCALAR_EVENT) {
 			r = set_opt(cfg, o, (const char *)val.data.scalar.value, where, y->err, y->errlen);
+		} else if (o && o->type == OPT_PREFIXES && val.type == YAML_SEQUENCE_START_EVENT) {
+			r = parse_prefix_list(y, cfg, o, where);
 		} else if (!o && val.type == YAML_MAPPING_START_EVENT) {
 			r = parse_mapping(y, cfg, path, depth + 1);
 		} else {
@@ -543,6 +624,8 @@ static const char *type_hint(enum opt_type t)
 		return "DURATION";
 	case OPT_PREFIX:
 		return "CIDR";
+	case OPT_PREFIXES:
+		return "CIDR,...";
 	case OPT_LOGLEVEL:
 		return "LEVEL";
 	case OPT_STR:

@@ -11,7 +11,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +32,7 @@
 #include "relay/audit.h"
 #include "relay/config.h"
 #include "relay/ipam.h"
+#include "relay/localaddr.h"
 #include "relay/ops.h"
 #include "relay/policy.h"
 #include "stack.h"
@@ -75,6 +75,7 @@ struct relay {
 	struct audit *audit;
 	struct ops *ops;
 	struct stack *stack;
+	struct localaddr *local;
 	struct masque_udp *udp;
 	struct masque_server *srv;
 	struct session *sessions;
@@ -1070,59 +1071,16 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 	return 0;
 }
 
-/* Appends the relay's own interface addresses, as they are at start, to
- * forbidden[*pn..max): a tunnel must never reach the relay itself (its ops
- * endpoint, its QUIC port) through an address of the host. Loopback and
- * link-local ones are never reachable anyway. Addresses added later are not
- * seen; more than fit are logged once and left out. */
-static void add_own_addresses(struct stack_prefix *forbidden, size_t *pn, size_t max)
+/* The relay's own addresses changed (or were read at start): no tunnel
+ * may reach them (its ops endpoint, its QUIC port). */
+static void on_local_addrs(void *ctx, const struct stack_addr *a, size_t n, size_t skipped)
 {
-	struct ifaddrs *ifa0, *ifa;
-	struct stack_prefix p;
-	size_t i, skipped = 0;
+	struct relay *r = ctx;
 
-	if (getifaddrs(&ifa0) != 0) {
-		log_warn("getifaddrs: the relay's own addresses are not forbidden destinations");
-		return;
-	}
-	for (ifa = ifa0; ifa != NULL; ifa = ifa->ifa_next) {
-		memset(&p, 0, sizeof(p));
-		if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET) {
-			const struct in_addr *a =
-				&((const struct sockaddr_in *)(const void *)ifa->ifa_addr)->sin_addr;
-
-			if ((ntohl(a->s_addr) >> 24) == 127)
-				continue; /* never reachable anyway: no slot spent */
-			p.addr.version = 4;
-			memcpy(p.addr.a, a, 4);
-			p.len = 32;
-		} else if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET6) {
-			const struct in6_addr *a =
-				&((const struct sockaddr_in6 *)(const void *)ifa->ifa_addr)->sin6_addr;
-
-			if (IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a))
-				continue;
-			p.addr.version = 6;
-			memcpy(p.addr.a, a, 16);
-			p.len = 128;
-		} else {
-			continue;
-		}
-		for (i = 0; i < *pn; i++)
-			if (stack_prefix_contains(&forbidden[i], &p.addr))
-				break;
-		if (i < *pn)
-			continue;
-		if (*pn == max) {
-			skipped++;
-			continue;
-		}
-		forbidden[(*pn)++] = p;
-	}
-	freeifaddrs(ifa0);
-	if (skipped > 0)
-		log_warnx("%zu of the relay's own addresses are not forbidden destinations "
-			  "(at most %zu)", skipped, max);
+	if (stack_set_local_addresses(r->stack, a, n) != 0 || skipped > 0)
+		log_warnx("the relay has more than %d addresses: the rest are not forbidden "
+			  "destinations", STACK_MAX_LOCAL);
+	log_info("%zu own addresses are forbidden destinations", n);
 }
 
 static int start(struct relay *r, char *err, size_t errlen)
@@ -1165,7 +1123,11 @@ static int start(struct relay *r, char *err, size_t errlen)
 		memcpy(forbidden[nf].addr.a, r->cfg.pool6.addr, 16);
 		forbidden[nf++].len = r->cfg.pool6.len;
 	}
-	add_own_addresses(forbidden, &nf, STACK_MAX_PREFIXES);
+	for (size_t i = 0; i < r->cfg.n_forbidden && nf < STACK_MAX_PREFIXES; i++) {
+		forbidden[nf].addr.version = r->cfg.forbidden[i].version;
+		memcpy(forbidden[nf].addr.a, r->cfg.forbidden[i].addr, 16);
+		forbidden[nf++].len = r->cfg.forbidden[i].len;
+	}
 	sc.forbidden = forbidden;
 	sc.n_forbidden = nf;
 	memset(&scb, 0, sizeof(scb));
@@ -1178,6 +1140,9 @@ static int start(struct relay *r, char *err, size_t errlen)
 			       zg_strerror(rv));
 		return rv;
 	}
+	/* before the first tunnel: the host's addresses, then every change */
+	if (localaddr_new(r->base, 30000, on_local_addrs, r, &r->local) != 0)
+		log_warnx("the relay's own addresses are not forbidden destinations");
 	memset(&mc, 0, sizeof(mc));
 	/* Reset tokens from the server key: after a restart (or on another
 	 * replica) the relay can still tell clients their connection is gone. */
@@ -1223,6 +1188,8 @@ static void shutdown_all(struct relay *r)
 	 * line), then flows and sockets, then the audit trail. */
 	masque_udp_del(r->udp);
 	r->udp = NULL;
+	localaddr_del(r->local);
+	r->local = NULL;
 	if (r->stack != NULL)
 		stack_del(r->stack);
 	if (r->dns != NULL)
