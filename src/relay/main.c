@@ -852,6 +852,20 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	metric(b, "zgate_quic_retries_total", "counter", "Retry packets sent (address validation).");
 	evbuffer_add_printf(b, "zgate_quic_retries_total %llu\n",
 			    (unsigned long long)ms.retries_sent);
+	metric(b, "zgate_quic_handshakes_refused_total", "counter",
+	       "New connections refused by handshake admission, by reason.");
+	evbuffer_add_printf(b, "zgate_quic_handshakes_refused_total{reason=\"busy\"} %llu\n"
+			       "zgate_quic_handshakes_refused_total{reason=\"source\"} %llu\n",
+			    (unsigned long long)ms.refused_handshakes,
+			    (unsigned long long)ms.refused_source);
+	metric(b, "zgate_quic_handshakes_deferred_total", "counter",
+	       "Initials held for a later turn of the event loop (handshake work per turn is bounded).");
+	evbuffer_add_printf(b, "zgate_quic_handshakes_deferred_total %llu\n",
+			    (unsigned long long)ms.deferred);
+	metric(b, "zgate_quic_retries_source_total", "counter",
+	       "Retry packets sent because the source had its share of handshakes in progress.");
+	evbuffer_add_printf(b, "zgate_quic_retries_source_total %llu\n",
+			    (unsigned long long)ms.retries_source);
 	metric(b, "zgate_audit_lines_total", "counter", "Audit events written.");
 	evbuffer_add_printf(b, "zgate_audit_lines_total %llu\n",
 			    (unsigned long long)audit_lines(r->audit));
