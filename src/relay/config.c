@@ -62,6 +62,8 @@ static const struct opt opts[] = {
 	  "extra never-reachable destinations, e.g. [10.96.0.0/12] (Kubernetes Services); "
 	  "at most 16" },
 	U32("limits.sessions", max_sessions, 1, 1000000, "10000", "tunnels at once"),
+	U32("limits.handshakes_per_source", max_handshakes_per_source, 1, 1000000, "32",
+	    "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
 	U32("limits.flows", max_flows, 1, 10000000, "100000", "flows at once, all clients"),
 	U32("limits.flows_per_client", max_flows_per_client, 1, 1000000, "1000", "flows at once per client"),
 	U32("limits.halfopen_per_client", max_halfopen_per_client, 1, 1000000, "100", "TCP connects in progress per client"),

@@ -43,6 +43,7 @@ struct relay_config {
 	struct config_prefix forbidden[CONFIG_FORBIDDEN_MAX];
 	uint32_t n_forbidden;
 	uint32_t max_sessions;
+	uint32_t max_handshakes_per_source; /* QUIC handshakes in progress per address */
 	uint32_t max_flows;
 	uint32_t max_flows_per_client;
 	uint32_t max_halfopen_per_client;

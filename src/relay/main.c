@@ -1168,6 +1168,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	mc.tls = r->tls;
 	mc.uri_template = r->cfg.uri_template;
 	mc.max_conns = (size_t)r->cfg.max_sessions + r->cfg.max_sessions / 4 + 16;
+	mc.max_handshakes_per_source = r->cfg.max_handshakes_per_source;
 	mc.idle_timeout_ms = r->cfg.quic_idle_ms;
 	mc.keepalive_ms = r->cfg.keepalive_ms;
 	memset(&mcb, 0, sizeof(mcb));
