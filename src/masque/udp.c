@@ -90,6 +90,7 @@ struct masque_udp {
 	struct deferred *dq_head, *dq_tail;
 	size_t dq_n;
 	uint64_t dq_dropped;
+	int dq_full_logged;   /* once per streak of drops */
 	struct event *dq_ev;
 };
 
@@ -368,6 +369,10 @@ static void defer(struct masque_udp *u, const struct sockaddr_storage *from, soc
 	if (u->dq_n >= DQ_MAX || same >= DQ_PER_SOURCE ||
 	    (d = malloc(sizeof(*d) + len)) == NULL) {
 		u->dq_dropped++;
+		if (!u->dq_full_logged)
+			log_warnx("handshake burst: new connections dropped while %zu wait "
+				  "(the clients retransmit)", u->dq_n);
+		u->dq_full_logged = 1;
 		return;
 	}
 	d->next = NULL;
@@ -412,6 +417,8 @@ static void dq_cb(evutil_socket_t fd, short what, void *arg)
 		u->dq_n--;
 		free(d);
 	}
+	if (u->dq_head == NULL)
+		u->dq_full_logged = 0;
 	if (u->dq_head != NULL) {
 		struct timeval zero = { 0, 0 };
 
@@ -719,6 +726,11 @@ int masque_udp_client_new(struct event_base *base, const char *relay, struct mas
 	*pu = u;
 	*pc = u->conn;
 	return 0;
+}
+
+uint64_t masque_udp_initials_dropped(const struct masque_udp *u)
+{
+	return u->dq_dropped;
 }
 
 struct masque_conn *masque_udp_conn(const struct masque_udp *u)

@@ -862,6 +862,10 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	       "Initials held for a later turn of the event loop (handshake work per turn is bounded).");
 	evbuffer_add_printf(b, "zgate_quic_handshakes_deferred_total %llu\n",
 			    (unsigned long long)ms.deferred);
+	metric(b, "zgate_quic_handshakes_dropped_total", "counter",
+	       "Initials dropped because too many waited for their turn.");
+	evbuffer_add_printf(b, "zgate_quic_handshakes_dropped_total %llu\n",
+			    (unsigned long long)(r->udp ? masque_udp_initials_dropped(r->udp) : 0));
 	metric(b, "zgate_quic_retries_source_total", "counter",
 	       "Retry packets sent because the source had its share of handshakes in progress.");
 	evbuffer_add_printf(b, "zgate_quic_retries_source_total %llu\n",

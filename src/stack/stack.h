@@ -101,8 +101,9 @@ struct stack_callbacks {
 /* Limits and timeouts. Fill with stack_config_defaults(), then adjust. */
 struct stack_config {
 	uint16_t mtu; /* inner (tunnel) MTU, >= 1280 */
-	/* Extra never-reachable prefixes: the relay's own addresses and the
-	 * virtual pool. Copied by stack_new(); at most STACK_MAX_PREFIXES. */
+	/* Extra never-reachable prefixes: the virtual pool and configured
+	 * ones (the relay's own addresses: stack_set_local_addresses()).
+	 * Copied by stack_new(); at most STACK_MAX_PREFIXES. */
 	const struct stack_prefix *forbidden;
 	size_t n_forbidden;
 	/* Prefixes exempt from the never-reachable set (loopback, link-local,
