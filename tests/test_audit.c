@@ -188,9 +188,48 @@ static void test_deny_flood_summarised(void **state)
 	assert_non_null(strstr(take(fx), "\"event\":\"flow_deny_suppressed\",\"client\":\"agent-1\",\"count\":8,"));
 }
 
+/* Issue 16.7: one client's deny flood uses up its own window only; the
+ * global window caps all clients together, and what it holds back shows
+ * in each client's summary. */
+static void test_i16_7_deny_windows_per_client_under_global_cap(void **state)
+{
+	struct fx *fx = *state;
+	struct audit_flow f = { .client = "flooder", .proto = "tcp", .src = "10.100.0.7", .sport = 1,
+				.dst = "10.0.0.1", .dport = 22, .reason = "policy" };
+	const char *out;
+	char id[32];
+	int lines = 0, i;
+
+	audit_set_deny_global(fx->a, 8);
+	for (i = 0; i < 30000; i++)
+		audit_flow_deny(fx->a, &f); /* 3 lines: its own window */
+	f.client = "agent-2";
+	audit_flow_deny(fx->a, &f);     /* still has its own lines */
+	audit_flow_deny(fx->a, &f);
+	for (i = 0; i < 10; i++) {      /* 3 more reach the global cap of 8 */
+		snprintf(id, sizeof(id), "agent-%d", 10 + i);
+		f.client = id;
+		audit_flow_deny(fx->a, &f);
+	}
+	out = take(fx);
+	for (const char *p = out; (p = strstr(p, "\"event\":\"flow_deny\"")); p++)
+		lines++;
+	assert_int_equal(lines, 8);
+	assert_non_null(strstr(out, "\"client\":\"agent-2\""));
+	assert_int_equal(audit_suppressed(fx->a), 29997 + 7);
+	fx->now += 1000; /* a new window for everyone */
+	audit_flow_deny(fx->a, &f);     /* agent-19: its summary, then the line */
+	out = take(fx);
+	assert_non_null(strstr(out, "\"client\":\"agent-19\",\"count\":1,"));
+	assert_non_null(strstr(out, "\"event\":\"flow_deny\""));
+	audit_flush(fx->a, 1);
+	assert_non_null(strstr(take(fx), "\"client\":\"flooder\",\"count\":29997,"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_i16_7_deny_windows_per_client_under_global_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_lines_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_lines_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_events_exact, setup, teardown),

@@ -123,7 +123,7 @@ static void test_dns_resolvable_list(void **state)
 	assert_int_equal(load(&c, "dns:\n  resolvable: [db.corp.example, .saas.example]\n"), 0);
 	assert_string_equal(c.dns_resolvable, "db.corp.example, .saas.example");
 	assert_int_equal(load(&c, "dns:\n  resolvable:\n    - a.example\n    - [b]\n"), ZG_ERR_CONFIG);
-	assert_err_contains("dns.resolvable: expected a list of names");
+	assert_err_contains("relay.yaml:4:7: dns.resolvable: expected a list of at most");
 	assert_int_equal(config_apply_flag(&c, "dns-resolvable", "x.example,.y", err, sizeof(err)), 0);
 	assert_string_equal(c.dns_resolvable, "x.example,.y");
 }
@@ -380,6 +380,54 @@ static void test_usage_and_summary(void **state)
 	assert_non_null(strstr(buf, "CRL /etc/zgate/ca.crl"));
 }
 
+/* Issue 16.6: "forbidden" takes a YAML list, a comma-separated scalar, a
+ * flag or a variable; bad entries are named; the list is bounded. */
+static void test_i16_6_forbidden_list(void **state)
+{
+	struct relay_config c;
+	char *envp[] = { "ZGATE_FORBIDDEN=192.0.2.0/24", NULL };
+	char text[1024];
+	size_t n = 0;
+	(void)state;
+
+	config_defaults(&c);
+	assert_int_equal(c.n_forbidden, 0);
+	assert_int_equal(load(&c, "forbidden: [10.96.0.0/12, \"fd00:10:96::/112\"]\n"), 0);
+	assert_int_equal(c.n_forbidden, 2);
+	assert_int_equal(c.forbidden[0].version, 4);
+	assert_int_equal(c.forbidden[0].len, 12);
+	assert_int_equal(c.forbidden[0].addr[1], 96);
+	assert_int_equal(c.forbidden[1].version, 6);
+	assert_int_equal(c.forbidden[1].len, 112);
+	assert_int_equal(load(&c, "forbidden:\n  - 10.0.0.0/8\n"), 0);
+	assert_int_equal(c.n_forbidden, 1); /* replaced, not appended */
+	assert_int_equal(load(&c, "forbidden: \"10.0.0.0/8, 172.16.0.0/12\"\n"), 0);
+	assert_int_equal(c.n_forbidden, 2);
+	assert_int_equal(load(&c, "forbidden: []\n"), 0);
+	assert_int_equal(c.n_forbidden, 0);
+	assert_int_equal(config_apply_env(&c, envp, err, sizeof(err)), 0);
+	assert_int_equal(c.n_forbidden, 1);
+	assert_int_equal(config_apply_flag(&c, "forbidden", "198.51.100.7/32,2001:db8::/32", err,
+					   sizeof(err)), 0);
+	assert_int_equal(c.n_forbidden, 2);
+
+	assert_int_equal(load(&c, "forbidden: [10.96.0.1/12]\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:1:1: forbidden: \"10.96.0.1/12\" is not an IPv4 or IPv6 prefix");
+	assert_int_equal(load(&c, "forbidden: [10.0.0.0/8, nonsense]\n"), ZG_ERR_CONFIG);
+	assert_err_contains("\"nonsense\"");
+	assert_int_equal(load(&c, "forbidden: [[10.0.0.0/8]]\n"), ZG_ERR_CONFIG);
+	assert_err_contains("forbidden");
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "forbidden: [");
+	for (int i = 0; i < CONFIG_FORBIDDEN_MAX + 1; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s10.%d.0.0/16", i ? ", " : "", i);
+	(void)snprintf(text + n, sizeof(text) - n, "]\n");
+	assert_int_equal(load(&c, text), ZG_ERR_CONFIG);
+	assert_err_contains("more than 16 prefixes");
+	assert_int_equal(config_apply_flag(&c, "forbidden", "10.0.0.0/8,x", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err_contains("--forbidden: \"x\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_c01_uri_template),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_usage_and_summary),
+		cmocka_unit_test(test_i16_6_forbidden_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -230,11 +230,11 @@ static const struct masque_cbs cbs = {
 struct fx {
 	struct memnet net;
 	struct side srv;
-	struct side cl[2];
+	struct side cl[3];
 	WOLFSSL_CTX *sctx;
-	WOLFSSL_CTX *cctx[2];
+	WOLFSSL_CTX *cctx[3];
 	struct masque_config scfg;
-	struct masque_config ccfg[2];
+	struct masque_config ccfg[3];
 };
 
 /* The server's CRL (a file of the test PKI) and identity mode, set by a
@@ -242,7 +242,8 @@ struct fx {
 static const char *fx_crl;
 static enum tls_identity fx_identity = TLS_IDENTITY_CN;
 
-static void fx_server(struct fx *x, int retry_always)
+/* The server with handshake admission limits from lim (NULL: defaults). */
+static void fx_server_lim(struct fx *x, int retry_always, const struct masque_config *lim)
 {
 	const char *crl = fx_crl;
 	enum tls_identity idm = fx_identity;
@@ -265,7 +266,18 @@ static void fx_server(struct fx *x, int retry_always)
 	x->scfg.uri_template = TEMPLATE;
 	x->scfg.retry_always = retry_always;
 	x->scfg.retry_off = !retry_always;
+	if (lim != NULL) {
+		x->scfg.retry_off = lim->retry_off;
+		x->scfg.max_handshakes = lim->max_handshakes;
+		x->scfg.max_handshakes_per_source = lim->max_handshakes_per_source;
+		x->scfg.accepts_per_round = lim->accepts_per_round;
+	}
 	assert_int_equal(masque_server_new(&x->scfg, &cbs, &x->srv, &x->net.srv), 0);
+}
+
+static void fx_server(struct fx *x, int retry_always)
+{
+	fx_server_lim(x, retry_always, NULL);
 }
 
 /* Prepares client i with certificate `id` (NULL: none). */
@@ -303,7 +315,7 @@ static void fx_free(struct fx *x)
 {
 	int i;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		if (x->cl[i].ep.conn != NULL) {
 			masque_conn_close(x->cl[i].ep.conn, 0, "test over");
 			memnet_run(&x->net, NULL, NULL, SEC);
@@ -1146,9 +1158,206 @@ static void test_lossy_path_still_delivers_capsules(void **state)
 	free(x);
 }
 
+/* ------------------------------------------------------------------ */
+/* handshake admission (issue 16.7)                                   */
+
+static int all_settled(void *arg)
+{
+	struct fx *x = arg;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (!x->cl[i].closed && !opened_and_routed(&x->cl[i]))
+			return 0;
+	return 1;
+}
+
+static int count_open(struct fx *x)
+{
+	int i, n = 0;
+
+	for (i = 0; i < 3; i++)
+		n += x->cl[i].opened && !x->cl[i].closed;
+	return n;
+}
+
+/* Three handshakes at once from one address with a per-source cap of 2
+ * (no Retry): the third is refused at once; once the first two are done,
+ * the address may start another. */
+static void test_i16_7_handshakes_per_source_capped(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_config lim = { .retry_off = 1, .max_handshakes_per_source = 2 };
+	struct masque_server_stats st;
+	int i;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server_lim(x, 0, &lim);
+	for (i = 0; i < 3; i++) {
+		fx_client(x, i, i == 1 ? "agent-2" : "agent-1", NULL);
+		fx_connect(x, i);
+	}
+	assert_true(memnet_run(&x->net, all_settled, x, 5 * SEC));
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.refused_source, 1);
+	assert_int_equal(count_open(x), 2);
+	assert_int_equal(x->cl[2].closed, 1);
+	/* the two finished their handshakes: the address may start more */
+	wolfSSL_CTX_free(x->cctx[2]);
+	fx_client(x, 2, "agent-1", NULL);
+	fx_connect(x, 2);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[2], 5 * SEC));
+	assert_int_equal(x->cl[2].closed, 0);
+	fx_free(x);
+	free(x);
+}
+
+/* With Retry on, a busy source is asked to prove its address rather than
+ * refused: only handshakes that did (Retry token) count toward refusing
+ * it, so forged Initials in its name cannot lock it out. Cap 1: the first
+ * goes through unvalidated, the other two get a Retry, one of those is
+ * admitted with its token, the last is refused. */
+static void test_i16_7_busy_source_gets_retry_first(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_config lim = { .max_handshakes_per_source = 1 };
+	struct masque_server_stats st;
+	int i;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server_lim(x, 0, &lim);
+	for (i = 0; i < 3; i++) {
+		fx_client(x, i, i == 1 ? "agent-2" : "agent-1", NULL);
+		fx_connect(x, i);
+	}
+	assert_true(memnet_run(&x->net, all_settled, x, 5 * SEC));
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_source, 2);
+	assert_int_equal(st.refused_source, 1);
+	assert_int_equal(count_open(x), 2);
+	fx_free(x);
+	free(x);
+}
+
+/* max_handshakes in progress: the rest of the connection table stays for
+ * connections past their handshake. */
+static void test_i16_7_max_handshakes(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_config lim = { .retry_off = 1, .max_handshakes = 1 };
+	struct masque_server_stats st;
+	int i;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server_lim(x, 0, &lim);
+	for (i = 0; i < 2; i++) {
+		fx_client(x, i, i == 1 ? "agent-2" : "agent-1", NULL);
+		fx_connect(x, i);
+	}
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[1], 5 * SEC));
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.refused_handshakes, 1);
+	assert_int_equal(x->cl[0].closed, 0);
+	assert_int_equal(masque_server_conns(x->net.srv), 1);
+	fx_free(x);
+	free(x);
+}
+
+/* Takes the next datagram toward the server off the in-memory network and
+ * feeds it to the server; returns what masque_server_input() said, or -1
+ * when none is queued. */
+static int feed_next(struct fx *x)
+{
+	struct memnet_pkt *p;
+	struct sockaddr_in from;
+	int i, r;
+
+	if (x->net.qlen == 0)
+		return -1;
+	p = &x->net.q[x->net.qhead];
+	assert_int_equal(p->to_server, 1);
+	for (i = 0; i < 3; i++)
+		if (x->cl[i].ep.port == p->port)
+			break;
+	assert_true(i < 3);
+	from = x->cl[i].ep.addr;
+	r = masque_server_input(x->net.srv, (struct sockaddr *)&x->net.server.addr,
+				sizeof(x->net.server.addr), (struct sockaddr *)&from, sizeof(from),
+				p->data, p->len);
+	x->net.qhead = (x->net.qhead + 1) % MEMNET_QUEUE;
+	x->net.qlen--;
+	return r;
+}
+
+/* accepts_per_round bounds the handshakes started per turn of the event
+ * loop: the Initial beyond it is handed back untouched and goes through in
+ * the next round; end_round() defers even within the round's share. */
+static void test_i16_7_accepts_per_round(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_config lim = { .retry_off = 1, .accepts_per_round = 1 };
+	struct masque_server_stats st;
+	int i;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server_lim(x, 0, &lim);
+	for (i = 0; i < 2; i++) {
+		fx_client(x, i, i == 1 ? "agent-2" : "agent-1", NULL);
+		fx_connect(x, i);
+	}
+	/* each client's first flight is one datagram (C15: padded Initial) */
+	assert_int_equal(x->net.qlen, 2);
+	masque_server_new_round(x->net.srv);
+	assert_int_equal(feed_next(x), 0);
+	assert_int_equal(masque_server_conns(x->net.srv), 1);
+	/* the second waits: nothing was done with it */
+	{
+		struct memnet_pkt saved = x->net.q[x->net.qhead];
+		size_t sent = x->net.sent;
+
+		assert_int_equal(feed_next(x), MASQUE_DEFERRED);
+		assert_int_equal(masque_server_conns(x->net.srv), 1);
+		assert_int_equal(x->net.sent, sent);
+		masque_server_new_round(x->net.srv);
+		masque_server_end_round(x->net.srv);
+		x->net.qhead = (x->net.qhead + MEMNET_QUEUE - 1) % MEMNET_QUEUE;
+		x->net.qlen++;
+		x->net.q[x->net.qhead] = saved;
+		assert_int_equal(feed_next(x), MASQUE_DEFERRED);
+		masque_server_new_round(x->net.srv);
+		x->net.qhead = (x->net.qhead + MEMNET_QUEUE - 1) % MEMNET_QUEUE;
+		x->net.qlen++;
+		x->net.q[x->net.qhead] = saved;
+		/* the first's answer went behind it in the queue */
+	}
+	while (x->net.qlen > 0 && x->net.q[x->net.qhead].to_server) {
+		assert_int_equal(feed_next(x), 0);
+	}
+	assert_int_equal(masque_server_conns(x->net.srv), 2);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.deferred, 2);
+	/* no further bound in this test: a round per step */
+	for (i = 0; i < 2; i++) {
+		masque_server_new_round(x->net.srv);
+		assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[i], 5 * SEC));
+		assert_int_equal(x->cl[i].closed, 0);
+	}
+	fx_free(x);
+	free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_i16_7_handshakes_per_source_capped),
+		cmocka_unit_test(test_i16_7_busy_source_gets_retry_first),
+		cmocka_unit_test(test_i16_7_max_handshakes),
+		cmocka_unit_test(test_i16_7_accepts_per_round),
 		cmocka_unit_test(test_c24_handshake_mtls_and_tunnel),
 		cmocka_unit_test(test_c10_client_sends_address_request),
 		cmocka_unit_test(test_c10_reconnect_asks_previous_address),

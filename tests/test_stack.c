@@ -56,6 +56,7 @@ struct ev_rec {
 	enum stack_event_type type;
 	char reason[32];
 	char rule[32];
+	char client[32];
 	uint8_t proto;
 	uint16_t dport;
 	uint64_t up, down;
@@ -129,6 +130,7 @@ audit_cb(void *ctx, const struct stack_event *ev)
 	r->type = ev->type;
 	snprintf(r->reason, sizeof(r->reason), "%s", ev->reason);
 	snprintf(r->rule, sizeof(r->rule), "%s", ev->rule_id);
+	snprintf(r->client, sizeof(r->client), "%s", ev->flow.client_id);
 	r->proto = ev->flow.proto;
 	r->dport = ev->flow.dport;
 	r->up = ev->bytes_up;
@@ -2752,6 +2754,271 @@ test_own_address_is_forbidden(void **state)
 	assert_int_equal(fx->policy_calls, 0);
 }
 
+
+/* ---------------------------------------------------------------- 16.6 */
+
+static int
+forbidden_str(struct fx *fx, const char *s)
+{
+	struct stack_addr a;
+
+	if (strchr(s, ':'))
+		addr6(&a, s);
+	else
+		addr4(&a, s);
+	return stack_dst_forbidden(fx->st, &a);
+}
+
+/* Issue 16.6: the cloud metadata addresses outside link-local, IPv4
+ * embedded in IPv6 (NAT64 with a forbidden IPv4 inside, IPv4-compatible,
+ * IPv4-mapped), configured extra prefixes and the relay's own addresses
+ * are never reachable; their neighbours are. */
+static void
+test_i16_6_new_never_reachable_ranges(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_prefix extra[2];
+	struct stack_addr own[2];
+	static const char *bad[] = {
+		"100.100.100.200",      /* Alibaba Cloud metadata */
+		"fd00:ec2::254",        /* AWS metadata over IPv6 */
+		"64:ff9b::7f00:1",      /* NAT64 of 127.0.0.1 */
+		"64:ff9b::a9fe:a9fe",   /* NAT64 of 169.254.169.254 */
+		"64:ff9b::6464:64c8",   /* NAT64 of 100.100.100.200 */
+		"64:ff9b::e000:1",      /* NAT64 of 224.0.0.1 */
+		"64:ff9b::a60:1",       /* NAT64 of 10.96.0.1 (configured) */
+		"64:ff9b::c612:1",      /* NAT64 of 198.18.0.1 (own address) */
+		"::a9fe:a9fe",          /* IPv4-compatible 169.254.169.254 */
+		"::808:808",            /* IPv4-compatible, any: deprecated */
+		"::ffff:808:808",       /* IPv4-mapped, any */
+		"::ffff:7f00:1",
+		"10.96.0.1", "10.111.255.255", /* configured 10.96.0.0/12 */
+		"fd12:3456::1",         /* configured fd12:3456::/32 */
+		"198.18.0.1", "2001:db8:5::1", /* the relay's own */
+	};
+	static const char *good[] = {
+		"100.100.100.199", "100.100.100.201", "100.100.101.200",
+		"fd00:ec2::253", "fd00:ec2::255", "fd00:ec3::254",
+		"64:ff9b::808:808",     /* NAT64 of 8.8.8.8 */
+		"64:ff9b::c612:2",      /* NAT64 of 198.18.0.2 */
+		"64:ff9b:1::7f00:1",    /* not the /96 well-known prefix */
+		"1::a9fe:a9fe", "::1:0:0:0:1",
+		"10.95.255.255", "10.112.0.0", "fd12:3457::1",
+		"198.18.0.2", "2001:db8:5::2", "8.8.8.8", "2001:db8::1",
+	};
+	size_t i;
+
+	addr4(&extra[0].addr, "10.96.0.0");
+	extra[0].len = 12;
+	addr6(&extra[1].addr, "fd12:3456::");
+	extra[1].len = 32;
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.forbidden = extra;
+	fx->cfg.n_forbidden = 2;
+	assert_int_equal(fx_start(fx, 0), 0);
+	addr4(&own[0], "198.18.0.1");
+	addr6(&own[1], "2001:db8:5::1");
+	assert_int_equal(stack_set_local_addresses(fx->st, own, 2), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (!forbidden_str(fx, bad[i]))
+			fail_msg("%s is reachable", bad[i]);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (forbidden_str(fx, good[i]))
+			fail_msg("%s is refused", good[i]);
+	}
+}
+
+/* The same through stack_input with a policy that allows everything:
+ * refused before the policy is asked, ICMP prohibited, audited. */
+static void
+test_i16_6_new_ranges_refused_and_audited(void **state)
+{
+	struct fx *fx = *state;
+	static const char *bad6[] = { "fd00:ec2::254", "64:ff9b::a9fe:a9fe",
+				      "::a9fe:a9fe" };
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n, i;
+
+	assert_int_equal(fx_start(fx, 0), 0);
+	addr4(&dst, "100.100.100.200");
+	n = build_tcp(b, &fx->client.vip4, &dst, 1234, 80, 1, 0, PKT_TCP_SYN,
+		      1000, NULL, 0);
+	input(fx, b, n);
+	for (i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++) {
+		addr6(&dst, bad6[i]);
+		n = build_udp(b, &fx->client.vip6, &dst, 1234, 80,
+			      (const uint8_t *)"x", 1);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_forbidden, 4);
+	assert_int_equal(fx->policy_calls, 0);
+	assert_int_equal(fx->qtail, 4);
+	expect_admin_prohibited(&fx->q[0], 0);
+	expect_admin_prohibited(&fx->q[3], 1);
+	assert_int_equal(fx->nev, 4);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(fx->ev[i].type, STACK_EV_DENY);
+		assert_string_equal(fx->ev[i].reason, "forbidden-destination");
+	}
+}
+
+/* The relay's own addresses are replaced, not added to, on each call; the
+ * table is bounded. */
+static void
+test_i16_6_local_addresses_refresh(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_addr a[STACK_MAX_LOCAL + 1];
+	size_t i;
+
+	assert_int_equal(fx_start(fx, 0), 0);
+	assert_false(forbidden_str(fx, "198.18.0.99"));
+	addr4(&a[0], "198.18.0.99");
+	assert_int_equal(stack_set_local_addresses(fx->st, a, 1), 0);
+	assert_true(forbidden_str(fx, "198.18.0.99"));
+	addr4(&a[0], "198.18.0.98"); /* the address moved */
+	assert_int_equal(stack_set_local_addresses(fx->st, a, 1), 0);
+	assert_false(forbidden_str(fx, "198.18.0.99"));
+	assert_true(forbidden_str(fx, "198.18.0.98"));
+	for (i = 0; i <= STACK_MAX_LOCAL; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].version = 4;
+		a[i].a[0] = 203;
+		a[i].a[3] = (uint8_t)i;
+	}
+	assert_int_equal(stack_set_local_addresses(fx->st, a, STACK_MAX_LOCAL + 1),
+			 ZG_ERR_LIMIT);
+	assert_true(forbidden_str(fx, "203.0.0.0"));
+	assert_false(forbidden_str(fx, "198.18.0.98"));
+	assert_int_equal(stack_set_local_addresses(fx->st, NULL, 0), 0);
+	assert_false(forbidden_str(fx, "203.0.0.0"));
+	assert_int_equal(stack_set_local_addresses(fx->st, NULL, 1), ZG_ERR_INVAL);
+}
+
+/* ---------------------------------------------------------------- 16.7 */
+
+/* Issue 16.7: one client's flood of denied SYNs uses up its own allowance
+ * of RSTs, not another client's: the other still gets its refusal at
+ * once. */
+static void
+test_i16_7_refusals_fair_per_client(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_client other;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+	int i;
+
+	fx->deny = 1;
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "198.51.100.1");
+	for (i = 0; i < 3000; i++) {
+		n = build_tcp(b, &fx->client.vip4, &dst, (uint16_t)(1024 + i), 22,
+			      1, 0, PKT_TCP_SYN, 1000, NULL, 0);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.rsts_sent, 20); /* the per-client burst */
+	assert_int_equal(k.errors_ratelimited, 2980);
+	other = fx->client;
+	other.id = "agent-2";
+	addr4(&other.vip4, "10.100.0.8");
+	n = build_tcp(b, &other.vip4, &dst, 4000, 22, 1, 0, PKT_TCP_SYN, 1000,
+		      NULL, 0);
+	assert_int_equal(stack_input(fx->st, NULL, &other, b, n), 0);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.rsts_sent, 21);
+	assert_int_equal(fx->q[20].b[16], 10); /* to 10.100.0.8 */
+	assert_int_equal(fx->q[20].b[19], 8);
+	/* a second later the flooder has 20 more, no more */
+	fx->now += 1000;
+	for (i = 0; i < 100; i++) {
+		n = build_tcp(b, &fx->client.vip4, &dst, (uint16_t)(5000 + i), 22,
+			      1, 0, PKT_TCP_SYN, 1000, NULL, 0);
+		input(fx, b, n);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.rsts_sent, 41);
+}
+
+/* Many clients together stay under the global cap. */
+static void
+test_i16_7_refusals_global_cap(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_client c;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+	int i, j;
+
+	fx->deny = 1;
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.icmp_errors_per_client_per_s = 5;
+	fx->cfg.icmp_errors_per_client_burst = 5;
+	fx->cfg.icmp_errors_per_s = 30;
+	fx->cfg.icmp_errors_burst = 30;
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "198.51.100.1");
+	c = fx->client;
+	for (j = 0; j < 20; j++) {
+		addr4(&c.vip4, "10.100.0.0");
+		c.vip4.a[3] = (uint8_t)(10 + j);
+		for (i = 0; i < 10; i++) {
+			n = build_udp(b, &c.vip4, &dst, (uint16_t)(1024 + i), 53,
+				      (const uint8_t *)"q", 1);
+			assert_int_equal(stack_input(fx->st, NULL, &c, b, n), 0);
+		}
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.icmp_errors_sent, 30); /* 6 clients' worth */
+	assert_int_equal(k.errors_ratelimited, 170);
+}
+
+/* Limit audit events: a client that keeps hitting a limit gets at most
+ * its own share; another client's limit event is still reported. */
+static void
+test_i16_7_limit_audits_fair_per_client(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_client other;
+	struct stack_addr dst;
+	uint8_t b[PMAX];
+	size_t n;
+	int i, mine = 0, theirs = 0;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_flows_per_client = 0; /* every new flow hits the limit */
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "198.51.100.1");
+	for (i = 0; i < 1000; i++) {
+		n = build_udp(b, &fx->client.vip4, &dst, (uint16_t)(1024 + i), 53,
+			      (const uint8_t *)"q", 1);
+		input(fx, b, n);
+	}
+	other = fx->client;
+	other.id = "agent-2";
+	addr4(&other.vip4, "10.100.0.8");
+	n = build_udp(b, &other.vip4, &dst, 1024, 53, (const uint8_t *)"q", 1);
+	assert_int_equal(stack_input(fx->st, NULL, &other, b, n), 0);
+	for (i = 0; i < fx->nev; i++) {
+		assert_int_equal(fx->ev[i].type, STACK_EV_LIMIT);
+		if (strcmp(fx->ev[i].client, "agent-1") == 0)
+			mine++;
+		else if (strcmp(fx->ev[i].client, "agent-2") == 0)
+			theirs++;
+	}
+	assert_int_equal(mine, 5);
+	assert_int_equal(theirs, 1);
+}
+
 int
 main(void)
 {
@@ -2798,6 +3065,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_backpressure_slow_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c20_linklocal_multicast_echo_answered_locally, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_address_is_forbidden, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i16_6_new_never_reachable_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i16_6_new_ranges_refused_and_audited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i16_6_local_addresses_refresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i16_7_refusals_fair_per_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i16_7_refusals_global_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i16_7_limit_audits_fair_per_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_echo_10m_v4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timer_idle_stack_not_armed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timer_follows_udp_idle_deadline, setup, teardown),

@@ -169,6 +169,20 @@ struct masque_config {
 				      required; 0 = 64 */
 	int retry_always;          /* require Retry for every connection */
 	int retry_off;             /* never send Retry */
+	/* Handshake admission (issue 16.7). Handshakes in progress at once;
+	 * the rest of max_conns stays for connections past their handshake.
+	 * 0 = max_conns / 4, at least 16. */
+	size_t max_handshakes;
+	/* Handshakes in progress from one source (an IPv4 address or an IPv6
+	 * /64); beyond it a new client without a Retry token gets a Retry, one
+	 * with a token is refused. 0 = 32. */
+	size_t max_handshakes_per_source;
+	/* New connections started per round (masque_server_new_round()); the
+	 * Initial packets beyond it are handed back (MASQUE_DEFERRED) for a
+	 * later round, so a burst of handshakes cannot stall the event loop
+	 * and the tunnels it serves. 0 = no bound (masque_udp_server_new()
+	 * makes it 8). */
+	size_t accepts_per_round;
 	/* Key for stateless-reset and Retry tokens. NULL = random per process.
 	 * Set it (e.g. tls_derive_secret() from the server key) so a relay
 	 * that restarts, or another replica with the same key, can reset the
@@ -207,10 +221,27 @@ void masque_server_del(struct masque_server *srv);
 
 /* Feeds one UDP datagram that arrived on local from remote. New
  * connections, Retry, version negotiation and stateless resets are
- * handled here. Never fails: bad packets are counted and dropped. */
-void masque_server_input(struct masque_server *srv, const struct sockaddr *local,
-			 socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
-			 const uint8_t *pkt, size_t len);
+ * handled here. Returns 0 (handled: bad packets are counted and dropped),
+ * or MASQUE_DEFERRED when the datagram would start a connection and this
+ * round's accepts_per_round are used up: nothing was done; feed it again
+ * after masque_server_new_round() (or drop it). */
+int masque_server_input(struct masque_server *srv, const struct sockaddr *local,
+			socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
+			const uint8_t *pkt, size_t len);
+#define MASQUE_DEFERRED 1
+
+/* Starts a new round of accepts_per_round new connections (the event loop
+ * calls it once per turn). */
+void masque_server_new_round(struct masque_server *srv);
+
+/* Ends this round early: until the next masque_server_new_round(), every
+ * new connection is deferred (used while earlier ones wait, to keep their
+ * order). */
+void masque_server_end_round(struct masque_server *srv);
+
+/* The source a handshake is counted against: the IPv4 address (as
+ * ::ffff:a.b.c.d, also when it came as IPv4-mapped IPv6) or the IPv6 /64. */
+void masque_source_key(const struct sockaddr *sa, uint8_t key[16]);
 
 /* Graceful shutdown: GOAWAY to every client, no new tunnels. */
 void masque_server_goaway(struct masque_server *srv);
@@ -220,6 +251,10 @@ size_t masque_server_conns(const struct masque_server *srv);
 
 struct masque_server_stats {
 	uint64_t accepted, refused_full, retries_sent, stateless_resets, bad_packets;
+	uint64_t refused_handshakes; /* max_handshakes in progress */
+	uint64_t refused_source;     /* max_handshakes_per_source */
+	uint64_t retries_source;     /* Retry because the source was at its cap */
+	uint64_t deferred;           /* Initials handed back for a later round */
 	uint64_t reject[TLS_REJECT_COUNT];
 };
 void masque_server_stats(const struct masque_server *srv, struct masque_server_stats *st);

@@ -67,6 +67,8 @@ struct masque_conn {
 	int drained;    /* the peer closed, or idle: nothing to send */
 	int goaway;     /* server: GOAWAY sent; client: received */
 	int handshake_counted;
+	struct hs_source *hs_src; /* server: counted against this source */
+	int hs_validated;         /* ... as one with a Retry token */
 
 	/* HTTP/3 */
 	int peer_settings, peer_h3_datagram, peer_connect_protocol;

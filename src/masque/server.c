@@ -15,6 +15,7 @@
 #include "zg_err.h"
 
 #define CID_BUCKETS 4096 /* power of two */
+#define SRC_BUCKETS 1024 /* power of two */
 #define RETRY_TOKEN_TIMEOUT (10 * UINT64_C(1000000000))
 
 struct cid_node {
@@ -22,6 +23,17 @@ struct cid_node {
 	struct cid_node *conn_next; /* the owning connection's list */
 	ngtcp2_cid cid;
 	struct masque_conn *c;
+};
+
+/* Handshakes in progress from one source; exists while n > 0, so there are
+ * never more than max_handshakes of them. n counts all, nvalid those that
+ * proved the address with a Retry token: only those can make the source
+ * refused, so a forged source address can cost a real client a Retry
+ * round trip but never its handshake. */
+struct hs_source {
+	struct hs_source *next;
+	uint8_t key[16];
+	size_t n, nvalid;
 };
 
 struct masque_server {
@@ -33,6 +45,9 @@ struct masque_server {
 	struct cid_node *buckets[CID_BUCKETS];
 	struct masque_conn *conns;
 	size_t nconns, nhandshaking;
+	struct hs_source *sources[SRC_BUCKETS];
+	size_t round_accepts;  /* new connections this round */
+	int round_over;        /* masque_server_end_round() */
 	int goaway;
 	struct masque_server_stats st;
 	uint8_t buf[1500];
@@ -118,6 +133,99 @@ void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid)
 	}
 }
 
+void masque_source_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	key[10] = key[11] = 0xff;
+	if (sa->sa_family == AF_INET) {
+		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+		if (memcmp(a, mapped, 12) == 0) {
+			memcpy(key + 12, a + 12, 4);
+		} else {
+			/* one IPv6 host usually holds a whole /64 */
+			memcpy(key, a, 8);
+			memset(key + 8, 0, 8);
+		}
+	}
+}
+
+static struct hs_source **src_slot(struct masque_server *srv, const uint8_t key[16])
+{
+	struct hs_source **pp;
+
+	for (pp = &srv->sources[cid_hash(srv, key, 16) & (SRC_BUCKETS - 1)]; *pp != NULL;
+	     pp = &(*pp)->next)
+		if (memcmp((*pp)->key, key, 16) == 0)
+			break;
+	return pp;
+}
+
+static const struct hs_source *src_find(struct masque_server *srv,
+				       const struct sockaddr *remote)
+{
+	uint8_t key[16];
+
+	masque_source_key(remote, key);
+	return *src_slot(srv, key);
+}
+
+/* Counts c's handshake against its source. Returns 0 or ZG_ERR_NOMEM. */
+static int src_add(struct masque_server *srv, struct masque_conn *c, const struct sockaddr *remote,
+		   int validated)
+{
+	uint8_t key[16];
+	struct hs_source **pp;
+
+	masque_source_key(remote, key);
+	pp = src_slot(srv, key);
+	if (*pp == NULL) {
+		*pp = calloc(1, sizeof(**pp));
+		if (*pp == NULL)
+			return ZG_ERR_NOMEM;
+		memcpy((*pp)->key, key, 16);
+	}
+	(*pp)->n++;
+	if (validated)
+		(*pp)->nvalid++;
+	c->hs_src = *pp;
+	c->hs_validated = validated;
+	return 0;
+}
+
+/* c's handshake ended (done or gone): no longer counted. */
+static void src_release(struct masque_server *srv, struct masque_conn *c)
+{
+	struct hs_source *s = c->hs_src, **pp;
+
+	if (s == NULL)
+		return;
+	c->hs_src = NULL;
+	if (c->hs_validated)
+		s->nvalid--;
+	if (--s->n > 0)
+		return;
+	pp = src_slot(srv, s->key);
+	if (*pp == s) {
+		*pp = s->next;
+		free(s);
+	}
+}
+
+void masque_server_new_round(struct masque_server *srv)
+{
+	srv->round_accepts = 0;
+	srv->round_over = 0;
+}
+
+void masque_server_end_round(struct masque_server *srv)
+{
+	srv->round_over = 1;
+}
+
 void masque_server_unlink(struct masque_server *srv, struct masque_conn *c)
 {
 	struct cid_node *e, *n;
@@ -138,6 +246,7 @@ void masque_server_unlink(struct masque_server *srv, struct masque_conn *c)
 	srv->nconns--;
 	if (!c->handshake_counted)
 		srv->nhandshaking--;
+	src_release(srv, c);
 	c->srv = NULL;
 }
 
@@ -147,6 +256,7 @@ void masque_server_handshake_done(struct masque_server *srv, struct masque_conn 
 		c->handshake_counted = 1;
 		srv->nhandshaking--;
 	}
+	src_release(srv, c);
 	if (srv->goaway)
 		masque_conn_goaway(c);
 }
@@ -178,6 +288,10 @@ int masque_server_new(const struct masque_config *cfg, const struct masque_cbs *
 		srv->cfg.max_conns = 4096;
 	if (srv->cfg.retry_above == 0)
 		srv->cfg.retry_above = 64;
+	if (srv->cfg.max_handshakes == 0)
+		srv->cfg.max_handshakes = srv->cfg.max_conns / 4 > 16 ? srv->cfg.max_conns / 4 : 16;
+	if (srv->cfg.max_handshakes_per_source == 0)
+		srv->cfg.max_handshakes_per_source = 32;
 	srv->cbs = *cbs;
 	srv->ctx = ctx;
 	if (cfg->static_secret != NULL)
@@ -333,9 +447,13 @@ static void send_refusal(struct masque_server *srv, const ngtcp2_pkt_hd *hd, uin
 		srv_send(srv, local, locallen, remote, remotelen, (size_t)n);
 }
 
-static void accept_conn(struct masque_server *srv, const struct sockaddr *local,
-			socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
-			const uint8_t *pkt, size_t len)
+/* A new connection's first datagram. Cheap refusals (full, busy, a Retry)
+ * are answered at once; only the connection itself, whose handshake costs
+ * a signature and the client certificate's verification, counts against
+ * the round. Returns 0 or MASQUE_DEFERRED. */
+static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
+		       socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
+		       const uint8_t *pkt, size_t len)
 {
 	ngtcp2_pkt_hd hd;
 	ngtcp2_cid odcid, scid;
@@ -343,18 +461,23 @@ static void accept_conn(struct masque_server *srv, const struct sockaddr *local,
 	const ngtcp2_cid *po = NULL;
 	struct masque_conn *c;
 	masque_time now = srv->cfg.io->now(srv->cfg.ioctx);
+	const struct hs_source *hs;
+	size_t from_src, valid_from_src;
 
 	if (ngtcp2_accept(&hd, pkt, len) != 0) {
 		srv->st.bad_packets++;
-		return;
+		return 0;
 	}
 	if (srv->goaway || srv->nconns >= srv->cfg.max_conns) {
 		srv->st.refused_full++;
 		send_refusal(srv, &hd, NGTCP2_CONNECTION_REFUSED,
 			     srv->goaway ? "relay is shutting down" : "relay is full", local, locallen,
 			     remote, remotelen);
-		return;
+		return 0;
 	}
+	hs = src_find(srv, remote);
+	from_src = hs != NULL ? hs->n : 0;
+	valid_from_src = hs != NULL ? hs->nvalid : 0;
 	if (hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
 		if (ngtcp2_crypto_verify_retry_token2(&odcid, hd.token, hd.tokenlen, srv->secret,
 						      sizeof(srv->secret), hd.version,
@@ -363,27 +486,53 @@ static void accept_conn(struct masque_server *srv, const struct sockaddr *local,
 			srv->st.bad_packets++;
 			send_refusal(srv, &hd, NGTCP2_INVALID_TOKEN, "invalid Retry token", local,
 				     locallen, remote, remotelen);
-			return;
+			return 0;
 		}
 		po = &odcid;
 	} else if (!srv->cfg.retry_off &&
-		   (srv->cfg.retry_always || srv->nhandshaking >= srv->cfg.retry_above)) {
-		/* Under handshake load: make the client prove its address. */
+		   (srv->cfg.retry_always || srv->nhandshaking >= srv->cfg.retry_above ||
+		    from_src >= srv->cfg.max_handshakes_per_source)) {
+		/* Under handshake load, or from a busy source: make the client
+		 * prove its address first (a forged source cannot, so it cannot
+		 * use up another address's handshakes). */
+		if (from_src >= srv->cfg.max_handshakes_per_source)
+			srv->st.retries_source++;
 		send_retry(srv, &hd, now, local, locallen, remote, remotelen);
-		return;
+		return 0;
 	} else {
 		hd.token = NULL;
 		hd.tokenlen = 0;
+	}
+	if (srv->nhandshaking >= srv->cfg.max_handshakes ||
+	    (po != NULL ? valid_from_src : from_src) >= srv->cfg.max_handshakes_per_source) {
+		/* the rest of max_conns stays for connections past their
+		 * handshake; one source gets its share only */
+		int busy = srv->nhandshaking >= srv->cfg.max_handshakes;
+
+		if (busy)
+			srv->st.refused_handshakes++;
+		else
+			srv->st.refused_source++;
+		send_refusal(srv, &hd, NGTCP2_CONNECTION_REFUSED,
+			     busy ? "relay is busy, retry later" :
+				    "too many handshakes from this address", local, locallen, remote,
+			     remotelen);
+		return 0;
+	}
+	if (srv->cfg.accepts_per_round != 0 &&
+	    (srv->round_over || srv->round_accepts >= srv->cfg.accepts_per_round)) {
+		srv->st.deferred++;
+		return MASQUE_DEFERRED;
 	}
 	scid.datalen = MASQUE_CIDLEN;
 	masque_random(scid.data, scid.datalen);
 	if (ngtcp2_crypto_generate_stateless_reset_token(reset_token, srv->secret,
 							 sizeof(srv->secret), &scid) != 0)
-		return;
+		return 0;
 	if (masque_conn_server_new(srv, &srv->cfg, &srv->cbs, srv->ctx, local, locallen, remote,
 				   remotelen, &hd, po, &scid, reset_token, &c) != 0) {
 		log_warnx("cannot create a connection: out of memory");
-		return;
+		return 0;
 	}
 	c->next = srv->conns;
 	if (srv->conns != NULL)
@@ -391,18 +540,21 @@ static void accept_conn(struct masque_server *srv, const struct sockaddr *local,
 	srv->conns = c;
 	srv->nconns++;
 	srv->nhandshaking++;
+	srv->round_accepts++;
 	srv->st.accepted++;
 	/* The client addresses us by its chosen DCID until it learns ours. */
-	if (cid_add(srv, c, &scid) != 0 || cid_add(srv, c, &hd.dcid) != 0) {
+	if (src_add(srv, c, remote, po != NULL) != 0 || cid_add(srv, c, &scid) != 0 ||
+	    cid_add(srv, c, &hd.dcid) != 0) {
 		c->closing = 1;
 		snprintf(c->ci.reason, sizeof(c->ci.reason), "out of memory");
 	}
 	(void)masque_conn_input(c, local, locallen, remote, remotelen, pkt, len);
+	return 0;
 }
 
-void masque_server_input(struct masque_server *srv, const struct sockaddr *local,
-			 socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
-			 const uint8_t *pkt, size_t len)
+int masque_server_input(struct masque_server *srv, const struct sockaddr *local,
+			socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
+			const uint8_t *pkt, size_t len)
 {
 	ngtcp2_version_cid vc;
 	struct masque_conn *c;
@@ -411,21 +563,21 @@ void masque_server_input(struct masque_server *srv, const struct sockaddr *local
 	rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, MASQUE_CIDLEN);
 	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
 		send_version_negotiation(srv, &vc, local, locallen, remote, remotelen);
-		return;
+		return 0;
 	}
 	if (rv != 0) {
 		srv->st.bad_packets++;
-		return;
+		return 0;
 	}
 	c = cid_find(srv, vc.dcid, vc.dcidlen);
 	if (c != NULL) {
 		(void)masque_conn_input(c, local, locallen, remote, remotelen, pkt, len);
-		return;
+		return 0;
 	}
 	if (vc.version == 0) {
 		/* Short header for a connection we do not know. */
 		send_stateless_reset(srv, &vc, len, local, locallen, remote, remotelen);
-		return;
+		return 0;
 	}
-	accept_conn(srv, local, locallen, remote, remotelen, pkt, len);
+	return accept_conn(srv, local, locallen, remote, remotelen, pkt, len);
 }

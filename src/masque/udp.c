@@ -25,6 +25,20 @@
  * kernel walks its stack once for them (the largest cost per packet here). */
 #define GSO_SEGS 64
 #define GSO_BYTES 61440
+/* Initials of new connections waiting for a later round (server): */
+#define ACCEPTS_PER_ROUND 8 /* default masque_config.accepts_per_round */
+#define DQ_MAX 256          /* datagrams waiting */
+#define DQ_PER_SOURCE 16    /* of them from one source (masque_source_key) */
+
+/* A datagram the server handed back (MASQUE_DEFERRED). */
+struct deferred {
+	struct deferred *next;
+	struct sockaddr_storage from;
+	socklen_t fromlen;
+	uint8_t key[16]; /* masque_source_key() of from */
+	size_t len;
+	uint8_t data[];
+};
 
 union cmsg_u16 {
 	char buf[CMSG_SPACE(sizeof(uint16_t))];
@@ -70,6 +84,14 @@ struct masque_udp {
 	int gso;                     /* 1 while the kernel takes UDP_SEGMENT */
 	int gro;                     /* 1 when UDP_GRO is on */
 	struct event *flush_ev;
+	/* Bounded handshake work per loop turn (server): new connections
+	 * beyond the round's share wait here, oldest first, and a zero
+	 * timer gives them the next turns, after the tunnels' packets. */
+	struct deferred *dq_head, *dq_tail;
+	size_t dq_n;
+	uint64_t dq_dropped;
+	int dq_full_logged;   /* once per streak of drops */
+	struct event *dq_ev;
 };
 
 struct event_base *masque_udp_base_new(void)
@@ -332,15 +354,103 @@ static void io_timer_free(void *ioctx, void *timer)
 	free(t);
 }
 
+/* Queues a datagram the server deferred; full (or this source's share
+ * full): dropped, the client's Initial is retransmitted. */
+static void defer(struct masque_udp *u, const struct sockaddr_storage *from, socklen_t fromlen,
+		  const uint8_t *p, size_t len)
+{
+	struct deferred *d;
+	uint8_t key[16];
+	size_t same = 0;
+
+	masque_source_key((const struct sockaddr *)from, key);
+	for (d = u->dq_head; d != NULL; d = d->next)
+		same += memcmp(d->key, key, 16) == 0;
+	if (u->dq_n >= DQ_MAX || same >= DQ_PER_SOURCE ||
+	    (d = malloc(sizeof(*d) + len)) == NULL) {
+		u->dq_dropped++;
+		if (!u->dq_full_logged)
+			log_warnx("handshake burst: new connections dropped while %zu wait "
+				  "(the clients retransmit)", u->dq_n);
+		u->dq_full_logged = 1;
+		return;
+	}
+	d->next = NULL;
+	memcpy(&d->from, from, sizeof(d->from));
+	d->fromlen = fromlen;
+	memcpy(d->key, key, 16);
+	d->len = len;
+	memcpy(d->data, p, len);
+	if (u->dq_tail != NULL)
+		u->dq_tail->next = d;
+	else
+		u->dq_head = d;
+	u->dq_tail = d;
+	u->dq_n++;
+	if (u->dq_n == 1) {
+		struct timeval zero = { 0, 0 };
+
+		evtimer_add(u->dq_ev, &zero);
+	}
+}
+
+/* A new round: the waiting datagrams first, in order, as far as the round
+ * takes them; the rest wait for the next turn of the loop. */
+static void dq_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct masque_udp *u = arg;
+	struct deferred *d;
+
+	(void)fd;
+	(void)what;
+	if (u->srv == NULL)
+		return;
+	masque_server_new_round(u->srv);
+	while ((d = u->dq_head) != NULL) {
+		if (masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
+					(const struct sockaddr *)&d->from, d->fromlen, d->data,
+					d->len) == MASQUE_DEFERRED)
+			break;
+		u->dq_head = d->next;
+		if (u->dq_head == NULL)
+			u->dq_tail = NULL;
+		u->dq_n--;
+		free(d);
+	}
+	if (u->dq_head == NULL)
+		u->dq_full_logged = 0;
+	if (u->dq_head != NULL) {
+		struct timeval zero = { 0, 0 };
+
+		/* later ones keep their place behind these */
+		masque_server_end_round(u->srv);
+		evtimer_add(u->dq_ev, &zero);
+	}
+}
+
+static void dq_free(struct masque_udp *u)
+{
+	struct deferred *d;
+
+	while ((d = u->dq_head) != NULL) {
+		u->dq_head = d->next;
+		free(d);
+	}
+	u->dq_tail = NULL;
+	u->dq_n = 0;
+}
+
 /* Hands one received UDP payload (one QUIC datagram) to the connection or
  * server. */
 static void deliver(struct masque_udp *u, const struct sockaddr_storage *from, socklen_t fromlen,
 		    const uint8_t *p, size_t len)
 {
-	if (u->srv != NULL)
-		masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
-				    (const struct sockaddr *)from, fromlen, p, len);
-	else if (u->conn != NULL)
+	if (u->srv != NULL) {
+		if (masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
+					(const struct sockaddr *)from, fromlen, p,
+					len) == MASQUE_DEFERRED)
+			defer(u, from, fromlen, p, len);
+	} else if (u->conn != NULL)
 		(void)masque_conn_input(u->conn, (struct sockaddr *)&u->local, u->locallen,
 					(const struct sockaddr *)from, fromlen, p, len);
 }
@@ -371,6 +481,14 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 	int n, i, rounds;
 
 	(void)what;
+	/* Packets of existing connections are all read now; new connections
+	 * only as far as this turn's round allows, after the waiting ones. */
+	if (u->srv != NULL) {
+		if (u->dq_head == NULL)
+			masque_server_new_round(u->srv);
+		else
+			masque_server_end_round(u->srv);
+	}
 	/* Bounded work per wake-up so one busy socket cannot starve the
 	 * loop (timers, the ops endpoint). */
 	for (rounds = 0; rounds < 8; rounds++) {
@@ -457,9 +575,12 @@ static int udp_new(struct event_base *base, struct masque_config *cfg, struct ma
 	u->bufs = malloc((size_t)BATCH * PKT_MAX);
 	u->sbufs = malloc((size_t)SEND_BATCH * SEND_SLOT);
 	u->flush_ev = event_new(base, -1, 0, flush_cb, u);
-	if (u->bufs == NULL || u->sbufs == NULL || u->flush_ev == NULL) {
+	u->dq_ev = evtimer_new(base, dq_cb, u);
+	if (u->bufs == NULL || u->sbufs == NULL || u->flush_ev == NULL || u->dq_ev == NULL) {
 		if (u->flush_ev != NULL)
 			event_free(u->flush_ev);
+		if (u->dq_ev != NULL)
+			event_free(u->dq_ev);
 		free(u->sbufs);
 		free(u->bufs);
 		free(u);
@@ -567,6 +688,8 @@ int masque_udp_server_new(struct event_base *base, const char *listen, struct ma
 	socklen_t len;
 	int r;
 
+	if (cfg->accepts_per_round == 0)
+		cfg->accepts_per_round = ACCEPTS_PER_ROUND; /* this loop honours it */
 	r = udp_setup(base, listen, 1, cfg, &u, &ss, &len, err, errlen);
 	if (r != 0)
 		return r;
@@ -605,6 +728,11 @@ int masque_udp_client_new(struct event_base *base, const char *relay, struct mas
 	return 0;
 }
 
+uint64_t masque_udp_initials_dropped(const struct masque_udp *u)
+{
+	return u->dq_dropped;
+}
+
 struct masque_conn *masque_udp_conn(const struct masque_udp *u)
 {
 	return u->conn;
@@ -629,6 +757,8 @@ void masque_udp_del(struct masque_udp *u)
 	if (u->fd >= 0)
 		flush_sends(u); /* the CONNECTION_CLOSE packets just written */
 	event_free(u->flush_ev);
+	event_free(u->dq_ev);
+	dq_free(u);
 	free(u->sbufs);
 	if (u->rd != NULL)
 		event_free(u->rd);

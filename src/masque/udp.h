@@ -42,6 +42,10 @@ int masque_udp_client_new(struct event_base *base, const char *relay, struct mas
 /* The client connection, NULL once it closed. */
 struct masque_conn *masque_udp_conn(const struct masque_udp *u);
 
+/* Server: Initials of new connections dropped because too many waited
+ * for a turn of the loop (masque_config.accepts_per_round). */
+uint64_t masque_udp_initials_dropped(const struct masque_udp *u);
+
 /* The bound local port. */
 int masque_udp_port(const struct masque_udp *u);
 

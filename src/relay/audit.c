@@ -9,7 +9,8 @@
 #include "zg_err.h"
 
 #define LINE_MAX_BYTES 2048
-#define BUCKETS 256 /* per-client deny windows; a colliding client evicts */
+#define BUCKETS 1024 /* per-client deny windows; a colliding client evicts */
+#define GLOBAL_FACTOR 20 /* default global cap: this many clients' worth */
 #define ID_MAX 64
 
 struct bucket {
@@ -24,6 +25,11 @@ struct audit {
 	audit_clock_fn clock;
 	void *ctx;
 	uint32_t deny_per_s;
+	/* all clients together, under the per-client windows: a window of
+	 * its own so many flooding clients cannot flood the trail */
+	uint32_t deny_global_per_s;
+	uint64_t gwindow_start;
+	uint32_t gin_window;
 	uint64_t lines, suppressed_total;
 	struct bucket b[BUCKETS];
 };
@@ -55,6 +61,8 @@ int audit_new(FILE *out, audit_clock_fn clock, void *ctx, uint32_t deny_per_s,
 	a->clock = clock ? clock : real_clock;
 	a->ctx = ctx;
 	a->deny_per_s = deny_per_s;
+	a->deny_global_per_s = deny_per_s * GLOBAL_FACTOR;
+	a->gwindow_start = a->clock(a->ctx);
 	*pa = a;
 	return 0;
 }
@@ -264,16 +272,29 @@ void audit_flow_deny(struct audit *a, const struct audit_flow *f)
 			b->window_start = now;
 			b->in_window = 0;
 		}
-		if (b->in_window >= a->deny_per_s) {
+		if (a->deny_global_per_s && now - a->gwindow_start >= 1000) {
+			a->gwindow_start = now;
+			a->gin_window = 0;
+		}
+		/* the client's own allowance first: a flooder that used up its
+		 * window takes nothing from the others' shared one */
+		if (b->in_window >= a->deny_per_s ||
+		    (a->deny_global_per_s && a->gin_window >= a->deny_global_per_s)) {
 			b->suppressed++;
 			a->suppressed_total++;
 			return;
 		}
 		b->in_window++;
+		a->gin_window++;
 	}
 	begin(a, &l, "flow_deny", now);
 	flow_fields(&l, f);
 	finish(a, &l);
+}
+
+void audit_set_deny_global(struct audit *a, uint32_t per_s)
+{
+	a->deny_global_per_s = per_s;
 }
 
 void audit_flush(struct audit *a, int force)

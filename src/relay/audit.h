@@ -12,7 +12,11 @@
  * Deny floods are summarised: per client, at most deny_per_s flow_deny
  * lines in any one-second window; the rest are counted and reported in one
  * flow_deny_suppressed line when the window ends (at that client's next
- * deny, or at audit_flush()).
+ * deny, or at audit_flush()). Under those per-client windows a global one
+ * caps the flow_deny lines of all clients together (20 clients' worth by
+ * default): one client's flood only uses up its own allowance, and many
+ * clients at once still cannot flood the trail; what the global window
+ * holds back is counted in each client's summary.
  */
 #ifndef ZG_RELAY_AUDIT_H
 #define ZG_RELAY_AUDIT_H
@@ -29,6 +33,10 @@ typedef uint64_t (*audit_clock_fn)(void *ctx);
  * clock. deny_per_s 0 = no summarising. Returns 0 and *pa or ZG_ERR_NOMEM. */
 int audit_new(FILE *out, audit_clock_fn clock, void *ctx, uint32_t deny_per_s,
 	      struct audit **pa);
+
+/* Sets the global cap on flow_deny lines per second (all clients
+ * together); 0 = none. audit_new() sets 20 * deny_per_s. */
+void audit_set_deny_global(struct audit *a, uint32_t per_s);
 
 /* Flushes pending summaries and frees. NULL is ignored. */
 void audit_free(struct audit *a);

@@ -18,6 +18,8 @@ enum opt_type {
 	OPT_U32,      /* whole number within [min, max] */
 	OPT_DURATION, /* "60s" etc., stored as uint32_t milliseconds */
 	OPT_PREFIX,   /* CIDR prefix of the given IP version */
+	OPT_PREFIXES, /* list of CIDR prefixes, either version (YAML list or
+		       * comma-separated text) */
 	OPT_LOGLEVEL
 };
 
@@ -61,7 +63,13 @@ static const struct opt opts[] = {
 	STR("state_file", state_file, "", "IPAM state file; empty = in memory only"),
 	PFX("pool.ipv4", pool4, 4, "10.100.0.0/24", "IPv4 pool; .1 is the gateway"),
 	PFX("pool.ipv6", pool6, 6, "", "IPv6 pool; optional"),
+	{ "forbidden", OPT_PREFIXES, offsetof(struct relay_config, forbidden),
+	  sizeof(((struct relay_config *)0)->forbidden), 0, 0, 0, "",
+	  "extra never-reachable destinations, e.g. [10.96.0.0/12] (Kubernetes Services); "
+	  "at most 16" },
 	U32("limits.sessions", max_sessions, 1, 1000000, "10000", "tunnels at once"),
+	U32("limits.handshakes_per_source", max_handshakes_per_source, 1, 1000000, "32",
+	    "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
 	U32("limits.flows", max_flows, 1, 10000000, "100000", "flows at once, all clients"),
 	U32("limits.flows_per_client", max_flows_per_client, 1, 1000000, "1000", "flows at once per client"),
 	U32("limits.halfopen_per_client", max_halfopen_per_client, 1, 1000000, "512", "TCP connects in progress per client; more SYNs wait (dropped, retried)"),
@@ -129,6 +137,43 @@ int config_parse_prefix(const char *s, struct config_prefix *p)
 	return 0;
 }
 
+/* "forbidden": comma-separated prefixes (spaces allowed) replace the list. */
+static int set_prefixes(struct relay_config *cfg, const char *text, const char *where,
+			char *err, size_t errlen)
+{
+	struct config_prefix list[CONFIG_FORBIDDEN_MAX];
+	char item[INET6_ADDRSTRLEN + 8];
+	uint32_t n = 0;
+	const char *p = text;
+
+	while (*p) {
+		size_t len;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		len = strcspn(p, ", ");
+		if (len == 0)
+			break;
+		if (n == CONFIG_FORBIDDEN_MAX) {
+			zg_seterr(err, errlen, "%s: more than %d prefixes", where,
+				  CONFIG_FORBIDDEN_MAX);
+			return ZG_ERR_CONFIG;
+		}
+		if (len >= sizeof(item) ||
+		    (memcpy(item, p, len), item[len] = '\0', config_parse_prefix(item, &list[n])) != 0) {
+			zg_seterr(err, errlen,
+				  "%s: \"%.*s\" is not an IPv4 or IPv6 prefix with host bits zero "
+				  "(e.g. 10.96.0.0/12)", where, (int)(len < 64 ? len : 64), p);
+			return ZG_ERR_CONFIG;
+		}
+		n++;
+		p += len;
+	}
+	memcpy(cfg->forbidden, list, n * sizeof(list[0]));
+	cfg->n_forbidden = n;
+	return 0;
+}
+
 /* Parses text for option o into cfg. where names the source for messages
  * ("file:line:col: path", "ZGATE_X" or "--x"). */
 static int set_opt(struct relay_config *cfg, const struct opt *o,
@@ -186,6 +231,8 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		}
 		memcpy(base, &pfx, sizeof(pfx));
 		return 0;
+	case OPT_PREFIXES:
+		return set_prefixes(cfg, text, where, err, errlen);
 	case OPT_LOGLEVEL:
 		if (log_level_parse(text, &lvl) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
@@ -292,7 +339,17 @@ static const char *event_kind(const yaml_event_t *ev)
 	}
 }
 
-/* Parses a sequence of strings (start event consumed) into list option o. */
+/* True for the options that take a YAML sequence (a list of names or of
+ * prefixes): stored as one comma-separated text, parsed like the same text
+ * from a flag or variable. */
+static int takes_list(const struct opt *o)
+{
+	return o->type == OPT_PREFIXES || (o->type == OPT_STR && o->version == 1);
+}
+
+/* Parses a sequence of strings (its start event consumed) into list option
+ * o: the items are joined with ", " and set as one value, so every source
+ * takes the same text. An item may not itself contain a comma. */
 static int parse_list(struct yparse *y, struct relay_config *cfg, const struct opt *o,
 		      const char *where)
 {
@@ -311,8 +368,10 @@ static int parse_list(struct yparse *y, struct relay_config *cfg, const struct o
 		}
 		if (ev.type != YAML_SCALAR_EVENT || strchr((const char *)ev.data.scalar.value, ',') ||
 		    n + ev.data.scalar.length + 3 > sizeof(joined)) {
-			zg_seterr(y->err, y->errlen, "%s: expected a list of names (at most %zu bytes), found %s",
-				  where, sizeof(joined) - 1,
+			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: %s: expected a list of at most %zu "
+				  "bytes of items without commas, found %s", y->name,
+				  ev.start_mark.line + 1, ev.start_mark.column + 1, o->path,
+				  sizeof(joined) - 1,
 				  ev.type == YAML_SCALAR_EVENT ? "a longer list or a comma" : event_kind(&ev));
 			yaml_event_delete(&ev);
 			return ZG_ERR_CONFIG;
@@ -367,8 +426,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 		}
 		if (o && val.type == YAML_SCALAR_EVENT) {
 			r = set_opt(cfg, o, (const char *)val.data.scalar.value, where, y->err, y->errlen);
-		} else if (o && o->type == OPT_STR && o->version == 1 &&
-			   val.type == YAML_SEQUENCE_START_EVENT) {
+		} else if (o && takes_list(o) && val.type == YAML_SEQUENCE_START_EVENT) {
 			r = parse_list(y, cfg, o, where);
 		} else if (!o && val.type == YAML_MAPPING_START_EVENT) {
 			r = parse_mapping(y, cfg, path, depth + 1);
@@ -595,6 +653,8 @@ static const char *type_hint(enum opt_type t)
 		return "DURATION";
 	case OPT_PREFIX:
 		return "CIDR";
+	case OPT_PREFIXES:
+		return "CIDR,...";
 	case OPT_LOGLEVEL:
 		return "LEVEL";
 	case OPT_STR:

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #define CONFIG_PATH_MAX 1024
+#define CONFIG_FORBIDDEN_MAX 16 /* prefixes in "forbidden" */
 
 /* An address prefix as configured (pool). version 0 = not set. */
 struct config_prefix {
@@ -42,7 +43,12 @@ struct relay_config {
 	char state_file[CONFIG_PATH_MAX];  /* optional: "" = memory only */
 	struct config_prefix pool4;
 	struct config_prefix pool6;       /* optional */
+	/* extra destinations no tunnel may reach (Kubernetes Service and
+	 * node ranges that lead back to the relay), besides the built-in set */
+	struct config_prefix forbidden[CONFIG_FORBIDDEN_MAX];
+	uint32_t n_forbidden;
 	uint32_t max_sessions;
+	uint32_t max_handshakes_per_source; /* QUIC handshakes in progress per address */
 	uint32_t max_flows;
 	uint32_t max_flows_per_client;
 	uint32_t max_halfopen_per_client;

@@ -11,7 +11,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +34,7 @@
 #include "relay/ipam.h"
 #include "relay/dnsgate.h"
 #include "relay/fdlimit.h"
+#include "relay/localaddr.h"
 #include "relay/ops.h"
 #include "relay/policy.h"
 #include "stack.h"
@@ -81,6 +81,7 @@ struct relay {
 	struct audit *audit;
 	struct ops *ops;
 	struct stack *stack;
+	struct localaddr *local;
 	struct masque_udp *udp;
 	struct masque_server *srv;
 	struct session *sessions;
@@ -981,6 +982,24 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	metric(b, "zgate_quic_retries_total", "counter", "Retry packets sent (address validation).");
 	evbuffer_add_printf(b, "zgate_quic_retries_total %llu\n",
 			    (unsigned long long)ms.retries_sent);
+	metric(b, "zgate_quic_handshakes_refused_total", "counter",
+	       "New connections refused by handshake admission, by reason.");
+	evbuffer_add_printf(b, "zgate_quic_handshakes_refused_total{reason=\"busy\"} %llu\n"
+			       "zgate_quic_handshakes_refused_total{reason=\"source\"} %llu\n",
+			    (unsigned long long)ms.refused_handshakes,
+			    (unsigned long long)ms.refused_source);
+	metric(b, "zgate_quic_handshakes_deferred_total", "counter",
+	       "Initials held for a later turn of the event loop (handshake work per turn is bounded).");
+	evbuffer_add_printf(b, "zgate_quic_handshakes_deferred_total %llu\n",
+			    (unsigned long long)ms.deferred);
+	metric(b, "zgate_quic_handshakes_dropped_total", "counter",
+	       "Initials dropped because too many waited for their turn.");
+	evbuffer_add_printf(b, "zgate_quic_handshakes_dropped_total %llu\n",
+			    (unsigned long long)(r->udp ? masque_udp_initials_dropped(r->udp) : 0));
+	metric(b, "zgate_quic_retries_source_total", "counter",
+	       "Retry packets sent because the source had its share of handshakes in progress.");
+	evbuffer_add_printf(b, "zgate_quic_retries_source_total %llu\n",
+			    (unsigned long long)ms.retries_source);
 	metric(b, "zgate_audit_lines_total", "counter", "Audit events written.");
 	evbuffer_add_printf(b, "zgate_audit_lines_total %llu\n",
 			    (unsigned long long)audit_lines(r->audit));
@@ -1207,59 +1226,16 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 	return 0;
 }
 
-/* Appends the relay's own interface addresses, as they are at start, to
- * forbidden[*pn..max): a tunnel must never reach the relay itself (its ops
- * endpoint, its QUIC port) through an address of the host. Loopback and
- * link-local ones are never reachable anyway. Addresses added later are not
- * seen; more than fit are logged once and left out. */
-static void add_own_addresses(struct stack_prefix *forbidden, size_t *pn, size_t max)
+/* The relay's own addresses changed (or were read at start): no tunnel
+ * may reach them (its ops endpoint, its QUIC port). */
+static void on_local_addrs(void *ctx, const struct stack_addr *a, size_t n, size_t skipped)
 {
-	struct ifaddrs *ifa0, *ifa;
-	struct stack_prefix p;
-	size_t i, skipped = 0;
+	struct relay *r = ctx;
 
-	if (getifaddrs(&ifa0) != 0) {
-		log_warn("getifaddrs: the relay's own addresses are not forbidden destinations");
-		return;
-	}
-	for (ifa = ifa0; ifa != NULL; ifa = ifa->ifa_next) {
-		memset(&p, 0, sizeof(p));
-		if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET) {
-			const struct in_addr *a =
-				&((const struct sockaddr_in *)(const void *)ifa->ifa_addr)->sin_addr;
-
-			if ((ntohl(a->s_addr) >> 24) == 127)
-				continue; /* never reachable anyway: no slot spent */
-			p.addr.version = 4;
-			memcpy(p.addr.a, a, 4);
-			p.len = 32;
-		} else if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET6) {
-			const struct in6_addr *a =
-				&((const struct sockaddr_in6 *)(const void *)ifa->ifa_addr)->sin6_addr;
-
-			if (IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a))
-				continue;
-			p.addr.version = 6;
-			memcpy(p.addr.a, a, 16);
-			p.len = 128;
-		} else {
-			continue;
-		}
-		for (i = 0; i < *pn; i++)
-			if (stack_prefix_contains(&forbidden[i], &p.addr))
-				break;
-		if (i < *pn)
-			continue;
-		if (*pn == max) {
-			skipped++;
-			continue;
-		}
-		forbidden[(*pn)++] = p;
-	}
-	freeifaddrs(ifa0);
-	if (skipped > 0)
-		log_warnx("%zu of the relay's own addresses are not forbidden destinations "
-			  "(at most %zu)", skipped, max);
+	if (stack_set_local_addresses(r->stack, a, n) != 0 || skipped > 0)
+		log_warnx("the relay has more than %d addresses: the rest are not forbidden "
+			  "destinations", STACK_MAX_LOCAL);
+	log_info("%zu own addresses are forbidden destinations", n);
 }
 
 static int start(struct relay *r, char *err, size_t errlen)
@@ -1316,7 +1292,11 @@ static int start(struct relay *r, char *err, size_t errlen)
 		memcpy(forbidden[nf].addr.a, r->cfg.pool6.addr, 16);
 		forbidden[nf++].len = r->cfg.pool6.len;
 	}
-	add_own_addresses(forbidden, &nf, STACK_MAX_PREFIXES);
+	for (size_t i = 0; i < r->cfg.n_forbidden && nf < STACK_MAX_PREFIXES; i++) {
+		forbidden[nf].addr.version = r->cfg.forbidden[i].version;
+		memcpy(forbidden[nf].addr.a, r->cfg.forbidden[i].addr, 16);
+		forbidden[nf++].len = r->cfg.forbidden[i].len;
+	}
 	sc.forbidden = forbidden;
 	sc.n_forbidden = nf;
 	memset(&scb, 0, sizeof(scb));
@@ -1329,6 +1309,9 @@ static int start(struct relay *r, char *err, size_t errlen)
 			       zg_strerror(rv));
 		return rv;
 	}
+	/* before the first tunnel: the host's addresses, then every change */
+	if (localaddr_new(r->base, 30000, on_local_addrs, r, &r->local) != 0)
+		log_warnx("the relay's own addresses are not forbidden destinations");
 	memset(&mc, 0, sizeof(mc));
 	/* Reset tokens from the server key: after a restart (or on another
 	 * replica) the relay can still tell clients their connection is gone. */
@@ -1340,6 +1323,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	mc.tls = r->tls;
 	mc.uri_template = r->cfg.uri_template;
 	mc.max_conns = (size_t)r->cfg.max_sessions + r->cfg.max_sessions / 4 + 16;
+	mc.max_handshakes_per_source = r->cfg.max_handshakes_per_source;
 	mc.idle_timeout_ms = r->cfg.quic_idle_ms;
 	mc.keepalive_ms = r->cfg.keepalive_ms;
 	memset(&mcb, 0, sizeof(mcb));
@@ -1374,6 +1358,8 @@ static void shutdown_all(struct relay *r)
 	 * line), then flows and sockets, then the audit trail. */
 	masque_udp_del(r->udp);
 	r->udp = NULL;
+	localaddr_del(r->local);
+	r->local = NULL;
 	if (r->stack != NULL)
 		stack_del(r->stack);
 	if (r->dns != NULL)

@@ -1064,7 +1064,7 @@ refuse_limit(struct stack *st, void *session, const char *client_id,
 {
 	st->cnt.drop_limit++;
 	stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, pi->proto == STACK_PROTO_TCP);
-	if (st->cb.audit && stack_bucket_take(&st->audit_bucket, stack_now(st))) {
+	if (st->cb.audit && stack_limit_audit_ok(st, client_id)) {
 		struct stack_event ev;
 		int ports = pi->proto == STACK_PROTO_TCP ||
 			    pi->proto == STACK_PROTO_UDP;

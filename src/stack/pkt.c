@@ -207,26 +207,49 @@ pkt_parse(const uint8_t *pkt, size_t len, int check_tcp, struct pkt_info *pi)
 }
 
 int
+pkt_v6_embedded_v4(const struct stack_addr *a, struct stack_addr *v4)
+{
+	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
+
+	if (a->version != 6 || memcmp(a->a, nat64, 12) != 0)
+		return 0;
+	memset(v4, 0, sizeof(*v4));
+	v4->version = 4;
+	memcpy(v4->a, a->a + 12, 4);
+	return 1;
+}
+
+int
 pkt_addr_never_reachable(const struct stack_addr *a)
 {
 	static const uint8_t zero[16];
+	static const uint8_t aws6[16] = { 0xfd, 0x00, 0x0e, 0xc2, [14] = 0x02,
+						 [15] = 0x54 };
 	const uint8_t *b = a->a;
+	struct stack_addr v4;
 
 	if (a->version == 4) {
 		return b[0] == 0 ||                   /* 0/8 "this network" */
 		       b[0] == 127 ||                 /* loopback */
 		       (b[0] == 169 && b[1] == 254) || /* link-local, metadata */
+		       (b[0] == 100 && b[1] == 100 && b[2] == 100 &&
+			b[3] == 200) ||               /* Alibaba Cloud metadata */
 		       b[0] >= 224;                   /* multicast, 240/4, bcast */
 	}
 	if (a->version == 6) {
-		if (memcmp(b, zero, 15) == 0 && b[15] <= 1)
-			return 1; /* :: and ::1 */
+		if (memcmp(b, zero, 12) == 0)
+			return 1; /* ::, ::1 and IPv4-compatible ::a.b.c.d (RFC
+				   * 4291 2.5.5.1: deprecated, tunnels to IPv4) */
 		if (b[0] == 0xff)
 			return 1; /* multicast */
 		if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
 			return 1; /* fe80::/10 */
 		if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff)
 			return 1; /* ::ffff:0:0/96 would reach IPv4 by the back door */
+		if (memcmp(b, aws6, 16) == 0)
+			return 1; /* AWS instance metadata over IPv6 */
+		if (pkt_v6_embedded_v4(a, &v4))
+			return pkt_addr_never_reachable(&v4); /* NAT64 */
 		return 0;
 	}
 	return 1;

@@ -65,9 +65,18 @@ struct pkt_info {
 int pkt_parse(const uint8_t *pkt, size_t len, int check_tcp,
 	      struct pkt_info *pi);
 
-/* 1 if a is in a never-reachable range: unspecified, loopback, link-local,
- * multicast, limited broadcast, 0/8, IPv4-mapped IPv6. */
+/* 1 if a is in a never-reachable range: unspecified, loopback, link-local
+ * (169.254/16 and fe80::/10, where cloud metadata lives), the other cloud
+ * metadata addresses (100.100.100.200, fd00:ec2::254), multicast, limited
+ * broadcast and 240/4, 0/8, IPv4-mapped ::ffff:0:0/96 and IPv4-compatible
+ * ::/96 (both reach IPv4 around the IPv4 rules), and NAT64 64:ff9b::/96
+ * addresses whose embedded IPv4 address is itself never reachable. */
 int pkt_addr_never_reachable(const struct stack_addr *a);
+
+/* 1 and the IPv4 address in *v4 when a is in the NAT64 well-known prefix
+ * 64:ff9b::/96 (RFC 6052), which a NAT64 gateway on the relay's path
+ * translates to that IPv4 address; else 0. */
+int pkt_v6_embedded_v4(const struct stack_addr *a, struct stack_addr *v4);
 
 /* The builders write one IP packet into out (cap bytes) and return its
  * length, or 0 when it does not fit or the input cannot be answered. */

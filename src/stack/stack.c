@@ -119,9 +119,12 @@ stack_config_defaults(struct stack_config *cfg)
 	cfg->icmp_idle_ms = 10 * 1000;
 	cfg->connect_timeout_ms = 10 * 1000;
 	cfg->handshake_timeout_ms = 10 * 1000;
-	cfg->icmp_errors_per_s = 100;
-	cfg->icmp_errors_burst = 50;
-	cfg->audit_limits_per_s = 10;
+	cfg->icmp_errors_per_s = 500;
+	cfg->icmp_errors_burst = 250;
+	cfg->icmp_errors_per_client_per_s = 20;
+	cfg->icmp_errors_per_client_burst = 20;
+	cfg->audit_limits_per_s = 20;
+	cfg->audit_limits_per_client_per_s = 5;
 	cfg->max_lwip_bytes = 1024ull * 1024 * 1024;
 	cfg->max_client_bytes = 32ull * 1024 * 1024;
 	cfg->fd_reserve = 0;
@@ -135,23 +138,16 @@ stack_lwip_mem_used(void)
 	return (uint64_t)lwip_stats.mem.used;
 }
 
-int
-stack_bucket_take(struct stack_bucket *b, uint64_t now)
-{
-	uint64_t cap = (uint64_t)b->burst * 1000u;
+/* Slots in the per-client allowance tables: clients refused at the same
+ * time beyond this share slots (and may get a fresh allowance when they
+ * evict each other; the global cap still holds). */
+#define RL_SLOTS 1024
 
-	if (b->rate == 0)
-		return 1;
-	if (now > b->last_ms) {
-		b->tokens_milli += (now - b->last_ms) * b->rate;
-		if (b->tokens_milli > cap)
-			b->tokens_milli = cap;
-	}
-	b->last_ms = now;
-	if (b->tokens_milli < 1000)
-		return 0;
-	b->tokens_milli -= 1000;
-	return 1;
+int
+stack_limit_audit_ok(struct stack *st, const char *client_id)
+{
+	return rl_fair_take(&st->audit_rl, client_id, strlen(client_id),
+			    stack_now(st)) == RL_PASS;
 }
 
 void
@@ -176,7 +172,9 @@ stack_refuse(struct stack *st, const uint8_t *orig, const struct pkt_info *pi,
 	if ((pi->proto == STACK_PROTO_ICMP && pi->icmp_type != PKT_ICMP4_ECHO) ||
 	    (pi->proto == STACK_PROTO_ICMPV6 && pi->icmp_type < 128))
 		return;
-	if (!stack_bucket_take(&st->err_bucket, stack_now(st))) {
+	/* keyed by the tunnel address: the ACL matched it to the tunnel */
+	if (rl_fair_take(&st->err_rl, &pi->src, sizeof(pi->src),
+			 stack_now(st)) != RL_PASS) {
 		st->cnt.errors_ratelimited++;
 		return;
 	}
@@ -358,9 +356,10 @@ stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
 
 /* ---------------------------------------------------------------- ingress */
 
-static int
-dst_forbidden(struct stack *st, const struct stack_addr *dst)
+int
+stack_dst_forbidden(const struct stack *st, const struct stack_addr *dst)
 {
+	struct stack_addr v4;
 	size_t i;
 
 	for (i = 0; i < st->cfg.n_exempt; i++)
@@ -371,7 +370,29 @@ dst_forbidden(struct stack *st, const struct stack_addr *dst)
 	for (i = 0; i < st->cfg.n_forbidden; i++)
 		if (stack_prefix_contains(&st->forbidden[i], dst))
 			return 1;
+	for (i = 0; i < st->n_local; i++)
+		if (stack_addr_eq(&st->local[i], dst))
+			return 1;
+	/* a NAT64 gateway on the relay's path would carry 64:ff9b::a.b.c.d
+	 * to a.b.c.d: the same rules as for a.b.c.d itself */
+	if (pkt_v6_embedded_v4(dst, &v4))
+		return stack_dst_forbidden(st, &v4);
 	return 0;
+}
+
+int
+stack_set_local_addresses(struct stack *st, const struct stack_addr *a,
+			  size_t n)
+{
+	size_t i, k = 0;
+
+	if (st == NULL || (a == NULL && n > 0))
+		return ZG_ERR_INVAL;
+	for (i = 0; i < n && k < STACK_MAX_LOCAL; i++)
+		if (a[i].version == 4 || a[i].version == 6)
+			st->local[k++] = a[i];
+	st->n_local = k;
+	return i < n ? ZG_ERR_LIMIT : 0;
 }
 
 static void
@@ -494,7 +515,7 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 	}
 
 	/* (2) never-reachable destinations, the tunnel's own address */
-	if (dst_forbidden(st, &pi.dst) || stack_addr_eq(&pi.dst, &pi.src)) {
+	if (stack_dst_forbidden(st, &pi.dst) || stack_addr_eq(&pi.dst, &pi.src)) {
 		st->cnt.drop_forbidden++;
 		if (starts_flow(&pi)) {
 			stack_refuse(st, pkt, &pi, PKT_UNREACH_ADMIN, 0);
@@ -783,16 +804,24 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 				  cfg->fd_client_pct ? cfg->fd_client_pct : 100,
 				  fb.flows, fb.reserve, cfg->max_flows_per_client);
 	}
-	st->err_bucket.rate = cfg->icmp_errors_per_s;
-	st->err_bucket.burst = cfg->icmp_errors_burst;
-	st->audit_bucket.rate = cfg->audit_limits_per_s;
-	st->audit_bucket.burst = cfg->audit_limits_per_s;
 	if (getrandom(st->hash_key, sizeof(st->hash_key), 0) !=
 	    (ssize_t)sizeof(st->hash_key)) {
 		r = ZG_ERR_IO;
 		goto fail;
 	}
 	stack_isn_set_key(st->hash_key);
+	if (rl_fair_init(&st->err_rl, RL_SLOTS, cfg->icmp_errors_per_client_per_s,
+			 cfg->icmp_errors_per_client_burst, cfg->icmp_errors_per_s,
+			 cfg->icmp_errors_burst, stack_siphash(st->hash_key, "err", 3),
+			 0) != 0 ||
+	    rl_fair_init(&st->audit_rl, RL_SLOTS,
+			 cfg->audit_limits_per_client_per_s,
+			 cfg->audit_limits_per_client_per_s, cfg->audit_limits_per_s,
+			 cfg->audit_limits_per_s,
+			 stack_siphash(st->hash_key, "audit", 5), 0) != 0) {
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
 
 	st->tick_ev = event_new(base, -1, 0, tick_cb, st);
 	if (st->tick_ev == NULL) {
@@ -801,12 +830,14 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 	}
 
 	the_stack = st;
-	st->err_bucket.last_ms = st->audit_bucket.last_ms = stack_now(st);
-	st->last_sweep_ms = st->err_bucket.last_ms;
+	st->last_sweep_ms = stack_now(st);
+	/* every allowance starts full, as of the stack's clock */
+	rl_bucket_init(&st->err_rl.global, cfg->icmp_errors_per_s,
+		       cfg->icmp_errors_burst, st->last_sweep_ms);
+	rl_bucket_init(&st->audit_rl.global, cfg->audit_limits_per_s,
+		       cfg->audit_limits_per_s, st->last_sweep_ms);
 	st->sweep_due = STACK_NEVER;
 	st->armed_ms = STACK_NEVER;
-	st->err_bucket.tokens_milli = (uint64_t)st->err_bucket.burst * 1000u;
-	st->audit_bucket.tokens_milli = (uint64_t)st->audit_bucket.burst * 1000u;
 	if (!lwip_ready) {
 		lwip_init();
 		lwip_drop_nd6_timer();
@@ -834,6 +865,8 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 fail:
 	if (st->tick_ev)
 		event_free(st->tick_ev);
+	rl_fair_free(&st->err_rl);
+	rl_fair_free(&st->audit_rl);
 	free(st);
 	return r;
 }
@@ -860,5 +893,7 @@ stack_del(struct stack *st)
 	netif_remove(&st->netif);
 	event_free(st->tick_ev);
 	the_stack = NULL;
+	rl_fair_free(&st->err_rl);
+	rl_fair_free(&st->audit_rl);
 	free(st);
 }

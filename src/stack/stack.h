@@ -101,8 +101,9 @@ struct stack_callbacks {
 /* Limits and timeouts. Fill with stack_config_defaults(), then adjust. */
 struct stack_config {
 	uint16_t mtu; /* inner (tunnel) MTU, >= 1280 */
-	/* Extra never-reachable prefixes: the relay's own addresses and the
-	 * virtual pool. Copied by stack_new(); at most STACK_MAX_PREFIXES. */
+	/* Extra never-reachable prefixes: the virtual pool and configured
+	 * ones (the relay's own addresses: stack_set_local_addresses()).
+	 * Copied by stack_new(); at most STACK_MAX_PREFIXES. */
 	const struct stack_prefix *forbidden;
 	size_t n_forbidden;
 	/* Prefixes exempt from the never-reachable set (loopback, link-local,
@@ -120,9 +121,15 @@ struct stack_config {
 	uint32_t icmp_idle_ms;
 	uint32_t connect_timeout_ms;   /* upstream TCP connect */
 	uint32_t handshake_timeout_ms; /* client's ACK after our SYN-ACK */
-	uint32_t icmp_errors_per_s;    /* ICMP errors and RSTs we generate */
+	/* ICMP errors and RSTs we generate: per client (by tunnel address)
+	 * and, under that, for all clients together; 0 rate = unlimited */
+	uint32_t icmp_errors_per_s;    /* all clients */
 	uint32_t icmp_errors_burst;
-	uint32_t audit_limits_per_s;   /* STACK_EV_LIMIT events */
+	uint32_t icmp_errors_per_client_per_s;
+	uint32_t icmp_errors_per_client_burst;
+	/* STACK_EV_LIMIT events: per client ID, and for all clients */
+	uint32_t audit_limits_per_s;   /* all clients (burst = rate) */
+	uint32_t audit_limits_per_client_per_s; /* burst = rate */
 	/* Global memory cap: bytes of lwIP heap (segments, pbufs, pcbs). New
 	 * TCP flows are refused above it; from 3/4 of it on, every TCP window
 	 * shrinks to STACK_WND_MIN. 0 = no cap. */
@@ -147,6 +154,7 @@ struct stack_config {
 #define STACK_MAX_PREFIXES 32
 /* The least window a TCP flow keeps under memory pressure. */
 #define STACK_WND_MIN (8u * 1024)
+#define STACK_MAX_LOCAL 64 /* stack_set_local_addresses() */
 
 struct stack_counters {
 	uint64_t pkts_in, pkts_out, bytes_in, bytes_out;
@@ -186,10 +194,11 @@ struct stack_counters {
 
 /* Fills *cfg with the defaults (mtu 1280, 100,000 flows, 1,000 per client,
  * 512 half-open, 500 UDP, TCP idle 2 h, UDP 60 s, DNS 10 s, ICMP 10 s,
- * connect 10 s, handshake 10 s, 100 ICMP errors/s burst 50, 10 limit
- * audits/s, lwIP heap 1 GiB, 32 MiB per client, automatic descriptor
- * reserve, 50 % of the flow descriptors per client, 512 in TIME_WAIT).
- * Nothing is forbidden beyond the built-in set. */
+ * connect 10 s, handshake 10 s, ICMP errors/RSTs 20/s burst 20 per client
+ * and 500/s burst 250 in all, limit audits 5/s per client and 20/s in all,
+ * lwIP heap 1 GiB, 32 MiB per client, automatic descriptor reserve, 50 %
+ * of the flow descriptors per client, 512 in TIME_WAIT). Nothing is
+ * forbidden beyond the built-in set. */
 void stack_config_defaults(struct stack_config *cfg);
 
 /* Creates the stack on base. cfg NULL means defaults; cfg and cbs are
@@ -224,6 +233,20 @@ void stack_tick(struct stack *st);
  * libevent timer is armed for this after every stack_input(), stack_tick()
  * and socket event, and not armed at all while it is UINT64_MAX. */
 uint64_t stack_expiry(struct stack *st);
+
+/* Replaces the relay's own addresses, which no tunnel may reach (they
+ * serve the relay's QUIC and ops ports), with a[0..n). Call again when the
+ * host's addresses change. Returns 0, or ZG_ERR_LIMIT when n exceeds
+ * STACK_MAX_LOCAL (the first STACK_MAX_LOCAL are kept), ZG_ERR_INVAL for
+ * a NULL array with n > 0. */
+int stack_set_local_addresses(struct stack *st, const struct stack_addr *a,
+			      size_t n);
+
+/* 1 if dst is never reachable through this stack: the built-in set
+ * (pkt_addr_never_reachable), a configured forbidden prefix, the relay's
+ * own addresses, or a NAT64 address (64:ff9b::/96) embedding any of these;
+ * exempt prefixes win. */
+int stack_dst_forbidden(const struct stack *st, const struct stack_addr *dst);
 
 /* Closes every flow of the client with this ID (its session ended). */
 void stack_close_client(struct stack *st, const char *client_id);

@@ -17,16 +17,10 @@
 #pragma GCC diagnostic pop
 
 #include "pkt.h"
+#include "ratelimit.h"
 #include "stack.h"
 
 struct event;
-
-/* A token bucket (ICMP errors, limit audits). */
-struct stack_bucket {
-	uint32_t rate, burst; /* per second; 0 rate = unlimited */
-	uint64_t tokens_milli;
-	uint64_t last_ms;
-};
 
 /* Per-client counts behind the per-client limits. */
 struct stack_client_acct {
@@ -92,7 +86,12 @@ struct stack {
 	struct netif netif;
 	struct event *tick_ev;
 	struct stack_counters cnt;
-	struct stack_bucket err_bucket, audit_bucket;
+	/* ICMP errors/RSTs and limit audit events: per client under a
+	 * global cap, so one client's flood cannot use up another's */
+	struct rl_fair err_rl, audit_rl;
+	/* the relay's own addresses (stack_set_local_addresses) */
+	struct stack_addr local[STACK_MAX_LOCAL];
+	size_t n_local;
 	uint8_t hash_key[16];
 	struct flow *buckets[STACK_FLOW_BUCKETS];
 	struct flow *flows; /* all flows, newest first */
@@ -124,8 +123,9 @@ void stack_rearm(struct stack *st);
 /* Sends pkt toward the client at dst (counted). */
 void stack_emit(struct stack *st, const struct stack_addr *dst,
 		const uint8_t *pkt, size_t len);
-/* Sends an RST (TCP) or ICMP unreachable answering pi if the error bucket
- * allows; never answers ICMP errors or RSTs. */
+/* Sends an RST (TCP) or ICMP unreachable answering pi if the allowance of
+ * the client (keyed by its tunnel address, pi->src, which the ACL checked)
+ * and the global one allow; never answers ICMP errors or RSTs. */
 void stack_refuse(struct stack *st, const uint8_t *orig,
 		  const struct pkt_info *pi, enum pkt_unreach why, int rst);
 /* Gives a packet to lwIP as if addressed to this netif. */
@@ -142,8 +142,9 @@ int stack_tw_admit(struct stack *st, const struct pkt_info *pi);
 uint64_t stack_lwip_mem_used(void);
 void stack_audit(struct stack *st, enum stack_event_type type,
 		 const struct flow *f, const char *reason);
-/* 1 if the bucket has a token (and takes it). */
-int stack_bucket_take(struct stack_bucket *b, uint64_t now);
+/* 1 if client_id may have one more STACK_EV_LIMIT event now (taken from
+ * its own and the global allowance), else 0. */
+int stack_limit_audit_ok(struct stack *st, const char *client_id);
 /* SipHash-2-4 keyed by st->hash_key (stack_hash.c). */
 uint64_t stack_siphash(const uint8_t key[16], const void *data, size_t len);
 void stack_isn_set_key(const uint8_t key[16]);
