@@ -7,6 +7,7 @@
 #   make asan    unit tests built with clang -fsanitize=address,undefined
 #   make fuzz    libFuzzer targets, FUZZ_SECONDS each (default 20)
 #   make e2e     end-to-end scenarios (tests/e2e/t_*.sh; root for namespaces)
+#   make selftest tests of the project's scripts (dependency pins, leak check)
 #   make bench   benchmarks (bench/run.sh; not part of make test)
 #   make demo    the end-to-end demo
 #   make clean   remove build/ (the dependency cache outside the clone stays)
@@ -38,7 +39,7 @@ APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 # build/deps.mk records where the source-built dependencies are. Making it
 # installs missing Debian packages and builds (or finds cached) dependencies;
 # GNU make then re-reads this file, so every wildcard below sees them.
-NO_DEPS_GOALS := clean help demo
+NO_DEPS_GOALS := clean help demo selftest
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 -include $(BUILD)/deps.mk
 endif
@@ -100,7 +101,7 @@ FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 # ---------------------------------------------------------------- rules
-.PHONY: all deps unit asan fuzz fuzz-run e2e bench test demo clean help
+.PHONY: all deps unit asan fuzz fuzz-run e2e selftest bench test demo clean help
 
 all: $(LIBS_ALL) $(BINS)
 
@@ -108,7 +109,7 @@ deps: $(BUILD)/deps.mk
 	@echo "deps: ready in $(DEPS_PREFIX)"
 
 help:
-	$(Q)sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+	$(Q)sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -162,6 +163,13 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBS_ALL)
 e2e: all
 	$(Q)tests/e2e/run.sh
 
+# Shell tests of the project's own scripts (cmocka-style output, counted
+# like the unit tests): third_party/deps.sh's resolution of the pins against
+# canned apt-cache output, and the e2e runner's check for leftover processes.
+SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh
+selftest:
+	$(Q)scripts/run-tests.sh selftest $(SELFTESTS)
+
 # Benchmarks: bench/<name>.c linked like the tests (without cmocka), run by
 # bench/run.sh, which prints the results as markdown.
 # Debian packages of the peers zgate is measured against (make bench only).
@@ -177,17 +185,22 @@ $(BUILD)/bench/%: bench/%.c $(LIBS_ALL)
 		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) $(DEP_LIBS)
 
 # Every suite runs even when an earlier one failed; a suite that broke before
-# counting anything (e.g. a compile error) counts as one failure.
-run_suite = $(MAKE) --no-print-directory $(2) || { rc=1; \
+# counting anything (e.g. a compile error) counts as one failure. Each suite
+# runs with ZG_TEST_RUN=<run>/<suite>: a process still carrying it after the
+# last suite is a leftover (scripts/leftovers.sh), counted as a failure.
+run_suite = ZG_TEST_RUN=$$run/$(1) $(MAKE) --no-print-directory $(2) || { rc=1; \
 	test -f build/results/$(1).count || { mkdir -p build/results; echo "0 1" > build/results/$(1).count; }; };
 
 test: $(BUILD)/deps.mk
 	$(Q)rm -f build/results/*.count
-	$(Q)rc=0; \
+	$(Q)rc=0; run=test-$$(date +%s)-$$$$; \
+	$(call run_suite,selftest,selftest) \
 	$(call run_suite,unit,unit) \
 	$(call run_suite,unit-asan,asan) \
 	$(call run_suite,fuzz,fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)) \
 	$(call run_suite,e2e,e2e) \
+	left=$$(scripts/leftovers.sh "make test" "$$run") || { rc=1; printf '%s\n' "$$left"; \
+		echo "0 $$(printf '%s\n' "$$left" | wc -l)" > build/results/leftovers.count; }; \
 	scripts/summary.sh build/results || rc=1; \
 	exit $$rc
 

@@ -36,7 +36,6 @@ for t in iperf3 python3 ip; do command -v $t >/dev/null || die "$t missing (make
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	pkill -f "wireguard-go zgbwg" 2>/dev/null || true
 	# iperf3 -D outlives its namespace
 	[[ -s $W/iperf3.pid ]] && kill "$(cat "$W/iperf3.pid")" 2>/dev/null
 	sleep 0.2

@@ -3,250 +3,69 @@
 # source packages (apt-get source) and build them into a cache folder outside
 # the clone.  See third_party/README.md.
 #
-#   third_party/deps.sh prefix   print the absolute cache prefix, build nothing
-#   third_party/deps.sh fetch    download + verify the pinned source files only
-#   third_party/deps.sh build    build everything into the prefix (no-op if cached)
+#   third_party/deps.sh prefix       print the absolute cache prefix, build nothing
+#   third_party/deps.sh fetch        download + verify the pinned source files only
+#   third_party/deps.sh build        build everything into the prefix (no-op if cached)
+#   third_party/deps.sh offers DEP   what each suite offers for DEP (to re-pin it)
 #
 # No registry host is written here: the deb-src entries are derived at run time
 # from the machine's own apt sources file, into a private apt state folder, so
 # the system's apt configuration is never touched.
+#
+# Sourcing this file (tests/deps/test_resolve.sh does) defines the functions
+# and runs nothing.
 set -euo pipefail
 
-# ---------------------------------------------------------------- pins
-# Every file used is pinned by name and SHA-256.  TRY lists, in order, the
-# suite=debian-version pairs whose source package may deliver the files; the
-# first one that yields every pinned file wins (the mirror has gaps: some pool
-# files answer 404 every time, and apt-get source then exits 100 even though
-# the files we need did arrive).  DEB is empty when only the upstream tarball
-# is used (nghttp3: Debian's patch tarball is not downloadable; it is pristine
-# upstream anyway).
+# ================================================================ recipe
+# Everything from this line to "end of recipe" decides what is built, and only
+# this part (full-line comments and blank lines left out) plus the files under
+# third_party/patches/ names the cache prefix (recipe_hash).  Where the files
+# come from (suites, Debian revisions: see "resolution" below) is outside it,
+# so changing how they are found rebuilds nothing.
+#
+# Pins: each dependency is its upstream ("orig") tarball, pinned by name and
+# SHA-256.  Any Debian source package, in any suite, whose signed index lists
+# that very file (same name, same SHA-256) may deliver it, whatever its Debian
+# revision.  DEB_PATCHES=1: the Debian patch tarball of the revision that
+# delivered it is applied too (verified against the same signed index).
+# nghttp3 uses the upstream tarball only (its patch tarball is not downloadable
+# from the mirror; it is pristine upstream anyway).
 DEPS=(wolfssl ngtcp2 nghttp3 lwip)
-declare -A VER ORIG ORIG_SHA DEB DEB_SHA TRY
+declare -gA VER ORIG ORIG_SHA DEB_PATCHES
 
 VER[wolfssl]=5.7.2
 ORIG[wolfssl]=wolfssl_5.7.2.orig.tar.gz
 ORIG_SHA[wolfssl]=0f2ed82e345b833242705bbc4b08a2a2037a33f7bf9c610efae6464f6b10e305
-DEB[wolfssl]=wolfssl_5.7.2-0.1+deb13u2.debian.tar.xz
-DEB_SHA[wolfssl]=c4c31ffaa8e05e1132cb535cc0b0cd3083e04f134883ab039154f3857d0a96d8
-TRY[wolfssl]="trixie=5.7.2-0.1+deb13u2"
+DEB_PATCHES[wolfssl]=1
 
 VER[ngtcp2]=1.24.0
 ORIG[ngtcp2]=ngtcp2_1.24.0.orig.tar.xz
 ORIG_SHA[ngtcp2]=7fa5ec2be0f0cbed8bc4ec89c0787dfa9d8ce678f1ed9477c52f30eb1a591207
-DEB[ngtcp2]=ngtcp2_1.24.0-1.debian.tar.xz
-DEB_SHA[ngtcp2]=3cb0672f931ac47d2f043250fcba4656d6ef9a4a926042426356acb489888062
-TRY[ngtcp2]="sid=1.24.0-1"
+DEB_PATCHES[ngtcp2]=1
 
 VER[nghttp3]=1.15.0
 ORIG[nghttp3]=nghttp3_1.15.0.orig.tar.xz
 ORIG_SHA[nghttp3]=6da0cd06b428d32a54c58137838505d9dc0371a900bb8070a46b29e1ceaf2e0f
-DEB[nghttp3]=
-DEB_SHA[nghttp3]=
-TRY[nghttp3]="trixie-backports=1.15.0-1~bpo13+1"
+DEB_PATCHES[nghttp3]=0
 
-VER[lwip]=2.2.1
+VER[lwip]=2.2.1+dfsg1
 ORIG[lwip]=lwip_2.2.1+dfsg1.orig.tar.xz
 ORIG_SHA[lwip]=83729c274c499d3348e9fbbe043a3113f3fa8953e7efddc7c21c7fcbb1f2b7b1
-DEB[lwip]=lwip_2.2.1+dfsg1-1+deb13u1.debian.tar.xz
-DEB_SHA[lwip]=faa343b3c76d69080240ae1323932b7348fa1d0042f6ad29bd286246660720a9
-# sid's 2.2.1+dfsg1-9 shares the orig tarball; its own patch tarball is not used.
-TRY[lwip]="trixie=2.2.1+dfsg1-1+deb13u1 sid=2.2.1+dfsg1-9"
+DEB_PATCHES[lwip]=1
 
-# Debian packages needed to build (installed only if missing, only as root).
-BUILD_PACKAGES=(build-essential autoconf automake libtool pkg-config xz-utils patch)
-
-# The machine's own apt sources; the deb-src entries are derived from it.
-# deb822 format (Debian 12 default) or, on older installs, one-line format.
-if [[ -n ${ZGATE_APT_SOURCES:-} ]]; then
-    SYSTEM_SOURCES=$ZGATE_APT_SOURCES
-elif [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
-    SYSTEM_SOURCES=/etc/apt/sources.list.d/debian.sources
-else
-    SYSTEM_SOURCES=/etc/apt/sources.list
-fi
-
-# ---------------------------------------------------------------- paths
-HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-SELF="$HERE/$(basename -- "${BASH_SOURCE[0]}")"
-ROOT=${XDG_CACHE_HOME:-${HOME:?HOME is not set}/.cache}/zgate
-case $ROOT in /*) ;; *) ROOT="$PWD/$ROOT" ;; esac
-DL="$ROOT/downloads"
-APTROOT="$ROOT/apt"
-
-log() { printf 'deps: %s\n' "$*" >&2; }
-die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
-
-# The prefix is named after a hash of this recipe (and of any patch files
-# under third_party/patches), so that changing the recipe builds afresh.
-recipe_hash() {
-    local files=("$SELF") f
-    if [[ -d $HERE/patches ]]; then
-        while IFS= read -r f; do files+=("$f"); done \
-            < <(find "$HERE/patches" -type f | LC_ALL=C sort)
-    fi
-    cat -- "${files[@]}" | sha256sum | cut -c1-16
-}
-PREFIX="$ROOT/deps-$(recipe_hash)"
-
-now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
-sha_of() { sha256sum -- "$1" | cut -d' ' -f1; }
-
-# ---------------------------------------------------------------- build tools
-ensure_tools() {
-    local missing=() p
-    if ! command -v dpkg-query >/dev/null; then
-        log "dpkg-query not found; assuming build tools are present"
-        return 0
-    fi
-    for p in "${BUILD_PACKAGES[@]}"; do
-        [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true) == installed ]] \
-            || missing+=("$p")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    if ((EUID != 0)); then
-        die "missing build packages: ${missing[*]}
-  install them as root:  apt-get install -y --no-install-recommends ${missing[*]}"
-    fi
-    log "installing build packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null; then
-        log "apt-get install failed; refreshing the system package lists once and retrying"
-        apt-get update -q </dev/null
-        apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null \
-            || die "could not install: ${missing[*]}"
-    fi
-}
-
-# ---------------------------------------------------------------- private apt
-# Write deb-src entries for SUITE into $1/sources.list.d, derived from the
-# machine's sources file: main-archive stanza only (the -security stanza is
-# dropped), Types deb -> deb-src, Suites -> SUITE, Components -> main.  The
-# URIs line is kept exactly as the machine has it.
-derive_sources() {
-    local dir=$1 suite=$2 out
-    mkdir -p "$dir/sources.list.d"
-    rm -f "$dir"/sources.list.d/*
-    [[ -f $SYSTEM_SOURCES ]] ||
-        die "cannot find the machine's apt sources ($SYSTEM_SOURCES); set ZGATE_APT_SOURCES"
-    if [[ $SYSTEM_SOURCES == *.sources ]]; then
-        out="$dir/sources.list.d/zgate-$suite.sources"
-        # awk: one record per stanza; keep the stanzas that are not -security.
-        awk -v RS= -v ORS='\n\n' '!/(^|\n)Suites:[^\n]*-security/' "$SYSTEM_SOURCES" |
-            sed -e '/^[[:space:]]*#/d' \
-                -e 's/^Types:.*/Types: deb-src/' \
-                -e "s/^Suites:.*/Suites: $suite/" \
-                -e 's/^Components:.*/Components: main/' >"$out"
-        grep -q '^URIs:' "$out" || die "no main-archive stanza found in $SYSTEM_SOURCES"
-    else
-        # One-line format (older installs): "deb [opts] URI SUITE COMPONENTS".
-        out="$dir/sources.list.d/zgate-$suite.list"
-        sed -nE -e '/-security/d' \
-            -e "s/^deb([[:space:]]+\[[^]]*\])?[[:space:]]+([^[:space:]]+)[[:space:]].*/deb-src\1 \2 $suite main/p" \
-            "$SYSTEM_SOURCES" | awk '!seen[$0]++' >"$out"
-        [[ -s $out ]] || die "no main-archive entry found in $SYSTEM_SOURCES"
-    fi
-}
-
-apt_private() {
-    local st=$1; shift
-    apt-get -q \
-        -o Dir::Etc::SourceList=/dev/null \
-        -o Dir::Etc::SourceParts="$st/sources.list.d" \
-        -o Dir::State::Lists="$st/lists" \
-        -o Dir::Cache="$st/cache" \
-        "$@" </dev/null
-}
-
-declare -A SUITE_READY=()
-apt_suite_ready() {
-    local suite=$1 st="$APTROOT/$1"
-    [[ -n ${SUITE_READY[$suite]:-} ]] && return 0
-    derive_sources "$st" "$suite"
-    mkdir -p "$st/lists/partial" "$st/cache/archives/partial"
-    log "apt: updating private deb-src index for suite $suite"
-    apt_private "$st" update >"$st/update.log" 2>&1 ||
-        { cat "$st/update.log" >&2; die "apt-get update failed for suite $suite"; }
-    SUITE_READY[$suite]=1
-}
-
-# ---------------------------------------------------------------- download
-# Check a cached download; a mismatch deletes it (it is fetched again).
-have_verified() {
-    local file=$1 sha=$2 got
-    [[ -f $DL/$file ]] || return 1
-    got=$(sha_of "$DL/$file")
-    [[ $got == "$sha" ]] && return 0
-    log "cached $file has SHA-256 $got, expected $sha: discarding it"
-    rm -f -- "$DL/$file"
-    return 1
-}
-
-fetch_dep() {
-    local dep=$1 pkg=$1 need=() shas=() i cand suite ver stage rc missing f got tried=()
-    need+=("${ORIG[$dep]}"); shas+=("${ORIG_SHA[$dep]}")
-    if [[ -n ${DEB[$dep]} ]]; then need+=("${DEB[$dep]}"); shas+=("${DEB_SHA[$dep]}"); fi
-
-    missing=()
-    for i in "${!need[@]}"; do have_verified "${need[$i]}" "${shas[$i]}" || missing+=("${need[$i]}"); done
-    ((${#missing[@]} == 0)) && return 0
-
-    mkdir -p "$DL"
-    for cand in ${TRY[$dep]}; do
-        suite=${cand%%=*} ver=${cand#*=}
-        tried+=("$pkg=$ver from $suite")
-        apt_suite_ready "$suite"
-        stage=$(mktemp -d "${TMPDIR:-/tmp}/zgate-apt.XXXXXX")
-        chmod 755 "$stage"
-        # Let apt's unprivileged download user write here (avoids its warning).
-        if ((EUID == 0)) && id _apt >/dev/null 2>&1; then chown _apt "$stage"; fi
-        log "apt: source --download-only $pkg=$ver ($suite)"
-        rc=0
-        (cd "$stage" && apt_private "$APTROOT/$suite" source --download-only \
-            -o APT::Get::Only-Source=true "$pkg=$ver") >"$stage.log" 2>&1 || rc=$?
-        for i in "${!need[@]}"; do
-            f=${need[$i]}
-            [[ -f $DL/$f || ! -f $stage/$f ]] && continue
-            got=$(sha_of "$stage/$f")
-            if [[ $got != "${shas[$i]}" ]]; then
-                rm -rf -- "$stage" "$stage.log"
-                die "$f from $suite has SHA-256 $got, expected ${shas[$i]} (pinned in $SELF)"
-            fi
-            mv -f -- "$stage/$f" "$DL/$f"
-        done
-        missing=()
-        for f in "${need[@]}"; do [[ -f $DL/$f ]] || missing+=("$f"); done
-        if ((${#missing[@]} == 0)); then
-            ((rc == 0)) || log "apt-get source exited $rc (mirror gaps), but every pinned file for $pkg arrived and verified"
-            rm -rf -- "$stage" "$stage.log"
-            return 0
-        fi
-        log "$suite did not deliver: ${missing[*]} (apt-get exited $rc); apt said:"
-        grep -E '^(E|W): ' "$stage.log" | grep -v 'unsandboxed' | sed 's/^/    /' >&2 || true
-        rm -rf -- "$stage" "$stage.log"
-    done
-    die "cannot obtain ${missing[*]} for $pkg ${VER[$dep]}; tried: ${tried[*]}"
-}
-
-fetch_all() {
-    local dep
-    for dep in "${DEPS[@]}"; do fetch_dep "$dep"; done
-    log "all source files present and verified in $DL"
-}
-
-# ---------------------------------------------------------------- unpack
 # Unpack the orig tarball into $2, replace any upstream debian/ folder with
-# Debian's (as dpkg-source does for format 3.0 (quilt)) and apply the patches
-# listed in debian/patches/series.  Does not need the .dsc, which the mirror
-# does not always serve.  Sets PATCHED=1 when patches were applied.
+# Debian's patch tarball $3 (as dpkg-source does for format 3.0 (quilt)) and
+# apply the patches listed in debian/patches/series.  Does not need the .dsc,
+# which the mirror does not always serve.  Sets PATCHED=1 when patches were
+# applied.
 unpack_dep() {
-    local dep=$1 dir=$2 line name opts n=0
+    local dep=$1 dir=$2 debfile=$3 line name opts n=0
     PATCHED=0
     rm -rf -- "$dir"; mkdir -p "$dir"
     tar -xf "$DL/${ORIG[$dep]}" -C "$dir" --strip-components=1 --no-same-owner
-    [[ -n ${DEB[$dep]} ]] || return 0
+    ((DEB_PATCHES[$dep])) || return 0
     rm -rf -- "$dir/debian"
-    tar -xf "$DL/${DEB[$dep]}" -C "$dir" --no-same-owner
+    tar -xf "$DL/$debfile" -C "$dir" --no-same-owner
     [[ -f $dir/debian/patches/series ]] || return 0
     while IFS= read -r line || [[ -n $line ]]; do
         line=${line%%#*}
@@ -261,7 +80,16 @@ unpack_dep() {
     ((n == 0)) || { PATCHED=1; log "$dep: applied $n Debian patches"; }
 }
 
-# ---------------------------------------------------------------- build
+# A clean environment: the cache key is this recipe, not the caller's flags.
+build_env() {
+    unset CFLAGS CXXFLAGS CPPFLAGS LDFLAGS LIBS CC CXX MAKEFLAGS MFLAGS MAKELEVEL \
+        PKG_CONFIG_PATH PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
+    export LC_ALL=C
+    HOST=$(cc -dumpmachine)
+    JOBS=$(nproc 2>/dev/null || echo 2)
+    DEP_CFLAGS="-O2 -g -fPIC"
+}
+
 run_logged() {  # run_logged LOGFILE cmd...
     local logf=$1; shift
     printf '+ %s\n' "$*" >>"$logf"
@@ -347,8 +175,370 @@ build_lwip() {
     [[ -f $STAGE$PREFIX/src/lwip/src/core/tcp.c ]] || die "lwIP tree is incomplete"
 }
 
+# Static libraries, headers and .pc files only: libtool archives would carry
+# stale paths; wolfssl-config and the docs are not used.
+tidy_stage() {
+    local f
+    find "$STAGE$PREFIX/lib" -name '*.la' -delete
+    rm -rf -- "${STAGE:?}$PREFIX/bin" "${STAGE:?}$PREFIX/share"
+    for f in libwolfssl.a libngtcp2.a libngtcp2_crypto_wolfssl.a libnghttp3.a; do
+        [[ -f $STAGE$PREFIX/lib/$f ]] || die "expected $f was not installed"
+    done
+}
+# ================================================================ end of recipe
+
+# ---------------------------------------------------------------- resolution
+# Suites searched for a source package that lists a pinned orig tarball, in
+# order of preference: stable suites first (a stable release keeps its
+# upstream versions for its whole life; only the Debian revision changes),
+# then testing and sid, which move on with every upload.  The archive keeps
+# only the current version of a package in each suite.
+SUITES=(trixie trixie-backports bookworm-backports forky sid)
+[[ -z ${ZGATE_SUITES:-} ]] || read -r -a SUITES <<<"$ZGATE_SUITES"
+
+# Debian packages needed to build (installed only if missing, only as root).
+BUILD_PACKAGES=(build-essential autoconf automake libtool pkg-config xz-utils patch)
+
+# The machine's own apt sources; the deb-src entries are derived from it.
+# deb822 format (Debian 12 default) or, on older installs, one-line format.
+if [[ -n ${ZGATE_APT_SOURCES:-} ]]; then
+    SYSTEM_SOURCES=$ZGATE_APT_SOURCES
+elif [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+    SYSTEM_SOURCES=/etc/apt/sources.list.d/debian.sources
+else
+    SYSTEM_SOURCES=/etc/apt/sources.list
+fi
+
+# ---------------------------------------------------------------- paths
+HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+SELF="$HERE/$(basename -- "${BASH_SOURCE[0]}")"
+ROOT=${XDG_CACHE_HOME:-${HOME:?HOME is not set}/.cache}/zgate
+case $ROOT in /*) ;; *) ROOT="$PWD/$ROOT" ;; esac
+DL="$ROOT/downloads"
+APTROOT="$ROOT/apt"
+
+log() { printf 'deps: %s\n' "$*" >&2; }
+die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
+
+# The prefix is named after the recipe section of this file (full-line
+# comments and blank lines left out) and any patch files under
+# third_party/patches (names and contents), so that changing what is built
+# builds afresh, and nothing else does.
+recipe_text() {
+    local f
+    awk '/^# =+ recipe$/ { on = 1 } on && !/^[[:space:]]*(#|$)/ { print }
+         /^# =+ end of recipe$/ { on = 0 }' "$SELF"
+    if [[ -d $HERE/patches ]]; then
+        while IFS= read -r f; do
+            printf 'patch %s\n' "${f#"$HERE"/}"; cat -- "$f"
+        done < <(find "$HERE/patches" -type f | LC_ALL=C sort)
+    fi
+}
+recipe_hash() {
+    local text
+    text=$(recipe_text)
+    [[ $text == *build_wolfssl* ]] || die "no recipe section found in $SELF"
+    printf '%s\n' "$text" | sha256sum | cut -c1-16
+}
+PREFIX="$ROOT/deps-$(recipe_hash)"
+
+now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+sha_of() { sha256sum -- "$1" | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- build tools
+ensure_tools() {
+    local missing=() p
+    if ! command -v dpkg-query >/dev/null; then
+        log "dpkg-query not found; assuming build tools are present"
+        return 0
+    fi
+    for p in "${BUILD_PACKAGES[@]}"; do
+        [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true) == installed ]] \
+            || missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    if ((EUID != 0)); then
+        die "missing build packages: ${missing[*]}
+  install them as root:  apt-get install -y --no-install-recommends ${missing[*]}"
+    fi
+    log "installing build packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null; then
+        log "apt-get install failed; refreshing the system package lists once and retrying"
+        apt-get update -q </dev/null
+        apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null \
+            || die "could not install: ${missing[*]}"
+    fi
+}
+
+# ---------------------------------------------------------------- private apt
+# Write deb-src entries for SUITE into $1/sources.list.d, derived from the
+# machine's sources file: main-archive stanza only (the -security stanza is
+# dropped), Types deb -> deb-src, Suites -> SUITE, Components -> main.  The
+# URIs line is kept exactly as the machine has it.
+derive_sources() {
+    local dir=$1 suite=$2 out
+    mkdir -p "$dir/sources.list.d"
+    rm -f "$dir"/sources.list.d/*
+    [[ -f $SYSTEM_SOURCES ]] ||
+        die "cannot find the machine's apt sources ($SYSTEM_SOURCES); set ZGATE_APT_SOURCES"
+    if [[ $SYSTEM_SOURCES == *.sources ]]; then
+        out="$dir/sources.list.d/zgate-$suite.sources"
+        # awk: one record per stanza; keep the stanzas that are not -security.
+        awk -v RS= -v ORS='\n\n' '!/(^|\n)Suites:[^\n]*-security/' "$SYSTEM_SOURCES" |
+            sed -e '/^[[:space:]]*#/d' \
+                -e 's/^Types:.*/Types: deb-src/' \
+                -e "s/^Suites:.*/Suites: $suite/" \
+                -e 's/^Components:.*/Components: main/' >"$out"
+        grep -q '^URIs:' "$out" || die "no main-archive stanza found in $SYSTEM_SOURCES"
+    else
+        # One-line format (older installs): "deb [opts] URI SUITE COMPONENTS".
+        out="$dir/sources.list.d/zgate-$suite.list"
+        sed -nE -e '/-security/d' \
+            -e "s/^deb([[:space:]]+\[[^]]*\])?[[:space:]]+([^[:space:]]+)[[:space:]].*/deb-src\1 \2 $suite main/p" \
+            "$SYSTEM_SOURCES" | awk '!seen[$0]++' >"$out"
+        [[ -s $out ]] || die "no main-archive entry found in $SYSTEM_SOURCES"
+    fi
+}
+
+apt_opts() {  # apt_opts STATE-DIR: the options that make apt use it alone
+    APT_OPTS=(-o Dir::Etc::SourceList=/dev/null
+        -o Dir::Etc::SourceParts="$1/sources.list.d"
+        -o Dir::State::Lists="$1/lists"
+        -o Dir::Cache="$1/cache")
+}
+apt_private() {
+    local st=$1; shift
+    apt_opts "$st"
+    apt-get -q "${APT_OPTS[@]}" "$@" </dev/null
+}
+
+# Index a suite once per run.  Returns 1 (after a warning) when the suite
+# cannot be indexed, e.g. it was archived: the next suite is tried then.
+declare -gA SUITE_READY=()
+apt_suite_ready() {
+    local suite=$1 st="$APTROOT/$1"
+    case ${SUITE_READY[$suite]:-} in 1) return 0 ;; 0) return 1 ;; esac
+    SUITE_READY[$suite]=0
+    derive_sources "$st" "$suite"
+    mkdir -p "$st/lists/partial" "$st/cache/archives/partial"
+    log "apt: updating private deb-src index for suite $suite"
+    if ! apt_private "$st" update >"$st/update.log" 2>&1; then
+        log "apt-get update failed for suite $suite, skipping it; apt said:"
+        grep -E '^(E|W|Err):' "$st/update.log" | grep -v unsandboxed | sed 's/^/    /' >&2 || true
+        return 1
+    fi
+    SUITE_READY[$suite]=1
+}
+
+# suite_index SUITE: 0 when the suite's index can be read (call it in the
+# main shell: it indexes once per run).  showsrc SUITE PKG: that suite's
+# source records (apt-cache showsrc) on stdout.  ZGATE_SHOWSRC_DIR=DIR reads
+# canned output from DIR/SUITE instead (missing file: no index) — tests.
+suite_index() {
+    if [[ -n ${ZGATE_SHOWSRC_DIR:-} ]]; then
+        [[ -f $ZGATE_SHOWSRC_DIR/$1 ]]
+    else
+        apt_suite_ready "$1"
+    fi
+}
+showsrc() {
+    local suite=$1 pkg=$2
+    if [[ -n ${ZGATE_SHOWSRC_DIR:-} ]]; then
+        cat -- "$ZGATE_SHOWSRC_DIR/$suite"
+        return 0
+    fi
+    apt_opts "$APTROOT/$suite"
+    # No cache files written: the index is read as it is.
+    apt-cache "${APT_OPTS[@]}" -o Dir::Cache::srcpkgcache= -o Dir::Cache::pkgcache= \
+        showsrc "$pkg" 2>/dev/null </dev/null || true
+}
+
+# parse_showsrc PKG ORIG ORIG_SHA < showsrc output: one line per source
+# record of PKG:
+#   match VERSION DEBFILE DEBSHA   lists ORIG with ORIG_SHA (DEBFILE "-": none)
+#   badsha VERSION SHA             lists ORIG with another SHA-256
+#   other VERSION                  anything else
+parse_showsrc() {
+    awk -v pkg="$1" -v orig="$2" -v sha="$3" '
+        function flush() {
+            if (p == pkg && v != "") {
+                if (m) print "match", v, (df == "" ? "-" : df), (ds == "" ? "-" : ds)
+                else if (bad != "") print "badsha", v, bad
+                else print "other", v
+            }
+            p = v = df = ds = bad = ""; m = insha = 0
+        }
+        /^[[:space:]]*$/ { flush(); next }
+        /^Package:/ { p = $2; insha = 0; next }
+        /^Version:/ { v = $2; insha = 0; next }
+        /^Checksums-Sha256:/ { insha = 1; next }
+        /^[ \t]/ {
+            if (insha && NF >= 3) {
+                if ($3 == orig) { if ($1 == sha) m = 1; else bad = $1 }
+                else if ($3 ~ /\.debian\.tar\.[a-z0-9]+$/) { df = $3; ds = $1 }
+            }
+            next
+        }
+        { insha = 0 }
+        END { flush() }'
+}
+
+# resolve_dep DEP CALLBACK: walk SUITES in order; for every source record
+# that lists DEP's pinned orig tarball (name and SHA-256), call
+#   CALLBACK DEP SUITE DEBIAN-VERSION DEBFILE DEBSHA
+# and stop at the first call that returns 0 (later suites are not even
+# indexed).  Returns 1 when records matched but every CALLBACK failed.  When
+# no suite lists the pinned tarball any more, dies with one line naming what
+# each suite offers now and what to edit to re-pin.
+resolve_dep() {
+    local dep=$1 cb=$2 suite text kind ver a b offers=() matched=0 what
+    for suite in "${SUITES[@]}"; do
+        if ! suite_index "$suite"; then
+            offers+=("$suite has no index"); continue
+        fi
+        text=$(showsrc "$suite" "$dep")
+        what=
+        while read -r kind ver a b; do
+            case $kind in
+                match)
+                    matched=1
+                    "$cb" "$dep" "$suite" "$ver" "$a" "$b" && return 0
+                    what+=" $ver" ;;
+                badsha)
+                    log "warning: $suite $dep $ver lists ${ORIG[$dep]} with SHA-256 $a, not the pinned ${ORIG_SHA[$dep]}; not used"
+                    what+=" $ver (${ORIG[$dep]} with another SHA-256!)" ;;
+                other) what+=" $ver" ;;
+            esac
+        done < <(parse_showsrc "$dep" "${ORIG[$dep]}" "${ORIG_SHA[$dep]}" <<<"$text")
+        offers+=("$suite has${what:- none}")
+    done
+    ((matched == 0)) || return 1
+    what=$(IFS=,; printf '%s' "${offers[*]}"); what=${what//,/, }
+    die "no suite offers $dep ${VER[$dep]} (${ORIG[$dep]} with the pinned SHA-256) any more; now $what; to re-pin, set VER[$dep], ORIG[$dep] and ORIG_SHA[$dep] in the recipe section of third_party/deps.sh to one of these ('third_party/deps.sh offers $dep' lists files and SHA-256s), then rebuild and run make test"
+}
+
+# ---------------------------------------------------------------- download
+# Check a cached download; a mismatch deletes it (it is fetched again).
+have_verified() {
+    local file=$1 sha=$2 got
+    [[ -f $DL/$file ]] || return 1
+    got=$(sha_of "$DL/$file")
+    [[ $got == "$sha" ]] && return 0
+    log "cached $file has SHA-256 $got, expected $sha: discarding it"
+    rm -f -- "$DL/$file"
+    return 1
+}
+
+# What delivered each dependency: "SUITE DEBIAN-VERSION DEBFILE DEBSHA", kept
+# in $DL/<orig>.resolved so that later runs work offline.
+declare -gA RES_SUITE RES_VER RES_DEB RES_DEBSHA
+use_resolution() {  # DEP SUITE VERSION DEBFILE DEBSHA
+    RES_SUITE[$1]=$2 RES_VER[$1]=$3 RES_DEB[$1]=$4 RES_DEBSHA[$1]=$5
+    printf '%s %s %s %s\n' "$2" "$3" "$4" "$5" >"$DL/${ORIG[$1]}.resolved"
+}
+load_resolution() {  # DEP: 0 when a recorded resolution's files all verify
+    local dep=$1 r="$DL/${ORIG[$1]}.resolved" suite ver deb debsha
+    [[ -f $r ]] && read -r suite ver deb debsha <"$r" || return 1
+    have_verified "${ORIG[$dep]}" "${ORIG_SHA[$dep]}" || return 1
+    if ((DEB_PATCHES[$dep])); then
+        [[ $deb != - ]] && have_verified "$deb" "$debsha" || return 1
+    fi
+    RES_SUITE[$dep]=$suite RES_VER[$dep]=$ver RES_DEB[$dep]=$deb RES_DEBSHA[$dep]=$debsha
+}
+
+# try_source DEP SUITE VERSION DEBFILE DEBSHA (a resolve_dep callback):
+# download DEP's orig tarball and, with DEB_PATCHES, that version's patch
+# tarball; 0 when every file needed is present and verified.  Does not rely
+# on apt-get source's exit status nor on the .dsc (the mirror has gaps: some
+# pool files answer 404 every time, and apt-get source then exits 100 even
+# though the files needed did arrive).
+try_source() {
+    local dep=$1 suite=$2 ver=$3 deb=$4 debsha=$5 need=() shas=() i f got stage rc missing=()
+    need+=("${ORIG[$dep]}"); shas+=("${ORIG_SHA[$dep]}")
+    if ((DEB_PATCHES[$dep])); then
+        if [[ $deb == - ]]; then
+            log "$suite $dep $ver has no Debian patch tarball; trying the next suite"
+            return 1
+        fi
+        need+=("$deb"); shas+=("$debsha")
+    fi
+    for i in "${!need[@]}"; do have_verified "${need[$i]}" "${shas[$i]}" || missing+=("${need[$i]}"); done
+    if ((${#missing[@]} == 0)); then
+        use_resolution "$dep" "$suite" "$ver" "$deb" "$debsha"
+        return 0
+    fi
+    stage=$(mktemp -d "${TMPDIR:-/tmp}/zgate-apt.XXXXXX")
+    chmod 755 "$stage"
+    # Let apt's unprivileged download user write here (avoids its warning).
+    if ((EUID == 0)) && id _apt >/dev/null 2>&1; then chown _apt "$stage"; fi
+    log "apt: source --download-only $dep=$ver ($suite)"
+    rc=0
+    (cd "$stage" && apt_private "$APTROOT/$suite" source --download-only \
+        -o APT::Get::Only-Source=true "$dep=$ver") >"$stage.log" 2>&1 || rc=$?
+    for i in "${!need[@]}"; do
+        f=${need[$i]}
+        [[ -f $DL/$f || ! -f $stage/$f ]] && continue
+        got=$(sha_of "$stage/$f")
+        if [[ $got != "${shas[$i]}" ]]; then
+            rm -rf -- "$stage" "$stage.log"
+            die "$f from $suite has SHA-256 $got, expected ${shas[$i]}"
+        fi
+        mv -f -- "$stage/$f" "$DL/$f"
+    done
+    missing=()
+    for f in "${need[@]}"; do [[ -f $DL/$f ]] || missing+=("$f"); done
+    if ((${#missing[@]} == 0)); then
+        ((rc == 0)) || log "apt-get source exited $rc (mirror gaps), but every file needed for $dep arrived and verified"
+        rm -rf -- "$stage" "$stage.log"
+        use_resolution "$dep" "$suite" "$ver" "$deb" "$debsha"
+        return 0
+    fi
+    log "$suite did not deliver: ${missing[*]} (apt-get exited $rc); apt said:"
+    grep -E '^(E|W): ' "$stage.log" | grep -v 'unsandboxed' | sed 's/^/    /' >&2 || true
+    rm -rf -- "$stage" "$stage.log"
+    return 1
+}
+
+fetch_dep() {
+    local dep=$1
+    load_resolution "$dep" && return 0
+    mkdir -p "$DL"
+    resolve_dep "$dep" try_source ||
+        die "cannot obtain the source files of $dep ${VER[$dep]} from any suite that lists them (${SUITES[*]}); see the messages above"
+}
+
+fetch_all() {
+    local dep
+    for dep in "${DEPS[@]}"; do fetch_dep "$dep"; done
+    log "all source files present and verified in $DL"
+}
+
+# offers DEP: every suite's versions of DEP with its orig tarball's name and
+# SHA-256 (from the signed index), to re-pin from.
+offers() {
+    local dep=$1 suite text
+    [[ -n ${ORIG[$dep]:-} ]] || die "unknown dependency '$dep' (known: ${DEPS[*]})"
+    printf 'pinned: %s %s %s\n' "${VER[$dep]}" "${ORIG[$dep]}" "${ORIG_SHA[$dep]}"
+    for suite in "${SUITES[@]}"; do
+        suite_index "$suite" || { printf '%-20s (no index)\n' "$suite"; continue; }
+        text=$(showsrc "$suite" "$dep")
+        awk -v pkg="$dep" -v suite="$suite" '
+            /^[[:space:]]*$/ { p = v = ""; insha = 0; next }
+            /^Package:/ { p = $2; next }
+            /^Version:/ { v = $2; next }
+            /^Checksums-Sha256:/ { insha = 1; next }
+            /^[ \t]/ { if (insha && p == pkg && $3 ~ /\.orig\.tar\.[a-z0-9]+$/)
+                           { printf "%-20s %-24s %s %s\n", suite, v, $3, $1; n++ }; next }
+            { insha = 0 }
+            END { if (!n) printf "%-20s (none)\n", suite }' <<<"$text"
+    done
+}
+
+# ---------------------------------------------------------------- build
 build_all() {
-    local t_all t dep work f first
+    local t_all t dep work
     if [[ -f $PREFIX/.complete ]]; then
         log "cached at $PREFIX"
         return 0
@@ -366,13 +556,7 @@ build_all() {
     fetch_all
     log "sources ready in $(elapsed "$t_all")"
 
-    # A clean environment: the cache key is this recipe, not the caller's flags.
-    unset CFLAGS CXXFLAGS CPPFLAGS LDFLAGS LIBS CC CXX MAKEFLAGS MFLAGS MAKELEVEL \
-        PKG_CONFIG_PATH PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
-    export LC_ALL=C
-    HOST=$(cc -dumpmachine)
-    JOBS=$(nproc 2>/dev/null || echo 2)
-    DEP_CFLAGS="-O2 -g -fPIC"
+    build_env
     work="$PREFIX.work"
     STAGE="$work/stage"
     rm -rf -- "$work" "$PREFIX.tmp"
@@ -381,26 +565,18 @@ build_all() {
 
     for dep in "${DEPS[@]}"; do
         t=$(now)
-        unpack_dep "$dep" "$work/src/$dep"
+        unpack_dep "$dep" "$work/src/$dep" "${RES_DEB[$dep]}"
         "build_$dep" "$work/src/$dep" "$work/log/$dep.log"
-        log "$dep ${VER[$dep]}: done in $(elapsed "$t")"
+        log "$dep ${VER[$dep]} (Debian ${RES_VER[$dep]}, ${RES_SUITE[$dep]}): done in $(elapsed "$t")"
     done
-
-    # Static libraries, headers and .pc files only: libtool archives would
-    # carry stale paths; wolfssl-config and the docs are not used.
-    find "$STAGE$PREFIX/lib" -name '*.la' -delete
-    rm -rf -- "${STAGE:?}$PREFIX/bin" "${STAGE:?}$PREFIX/share"
-    for f in libwolfssl.a libngtcp2.a libngtcp2_crypto_wolfssl.a libnghttp3.a; do
-        [[ -f $STAGE$PREFIX/lib/$f ]] || die "expected $f was not installed"
-    done
+    tidy_stage
     {
         printf '# zgate source-built dependencies (recipe %s)\n' "${PREFIX##*/deps-}"
-        printf '# name upstream-version debian-version suite file sha256 [file sha256]\n'
+        printf '# name upstream-version debian-version suite file sha256 [patch-file sha256]\n'
         for dep in "${DEPS[@]}"; do
-            first=${TRY[$dep]%% *}
-            printf '%s %s %s %s %s %s' "$dep" "${VER[$dep]}" "${first#*=}" "${first%%=*}" \
+            printf '%s %s %s %s %s %s' "$dep" "${VER[$dep]}" "${RES_VER[$dep]}" "${RES_SUITE[$dep]}" \
                 "${ORIG[$dep]}" "${ORIG_SHA[$dep]}"
-            [[ -z ${DEB[$dep]} ]] || printf ' %s %s' "${DEB[$dep]}" "${DEB_SHA[$dep]}"
+            ((DEB_PATCHES[$dep] == 0)) || printf ' %s %s' "${RES_DEB[$dep]}" "${RES_DEBSHA[$dep]}"
             printf '\n'
         done
     } >"$STAGE$PREFIX/versions.txt"
@@ -414,12 +590,14 @@ build_all() {
 }
 
 # ---------------------------------------------------------------- main
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 case ${1:-} in
     prefix) printf '%s\n' "$PREFIX" ;;
     fetch) ensure_tools; fetch_all ;;
     build) build_all ;;
+    offers) [[ $# -eq 2 ]] || die "usage: $0 offers DEP"; offers "$2" ;;
     *)
-        printf 'usage: %s prefix|fetch|build\n' "$0" >&2
+        printf 'usage: %s prefix|fetch|build|offers DEP\n' "$0" >&2
         exit 2
         ;;
 esac

@@ -8,6 +8,17 @@ step() { echo "--- $*"; }
 # expect_contains TEXT NEEDLE WHAT
 expect_contains() { [[ $1 == *"$2"* ]] || fail "$3: expected to contain '$2', got: $1"; }
 
+# Background programs: start them so that $! is the program itself, e.g.
+#   ip netns exec "$NS" PROG ARGS... >LOG 2>&1 &  pid=$!
+# and kill that pid in a cleanup hook. "FUNC ARGS &" with a shell function
+# FUNC forks a subshell: $! is the subshell, and killing it leaves FUNC's
+# program running. A wrapper function that runs one program may instead
+# write it as "$ZG_EXEC PROG ..." and be started as
+#   ZG_EXEC=exec FUNC ARGS... &
+# so that the background subshell becomes the program. run.sh fails a
+# scenario that leaves any process behind (scripts/leftovers.sh).
+ZG_EXEC=${ZG_EXEC:-}
+
 # A scratch directory removed on exit, whatever happens.
 ZG_TMP=$(mktemp -d)
 zg_cleanup_hooks=("rm -rf '$ZG_TMP'")

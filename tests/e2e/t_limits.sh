@@ -47,14 +47,14 @@ size=$(ip netns exec "$ns" curl -s 127.0.0.1:8080/metrics | sed -n 's/^zgate_poo
 echo "pool of $size addresses, ${#ids[@]} clients"
 
 p() { local c=$1; shift
-	ip netns exec "$ns" "$probe" --relay 127.0.0.1:4433 --server-name localhost \
+	$ZG_EXEC ip netns exec "$ns" "$probe" --relay 127.0.0.1:4433 --server-name localhost \
 		--cert "$d/pki/$c.crt" --key "$d/pki/$c.key" --ca "$d/pki/ca.crt" "$@"; }
 
 step "fill the pool with $size long-running tunnels"
 long=()
 for ((i = 0; i < size; i++)); do
-	p "${ids[$i]}" --target 198.18.0.2 --count 30 --interval 100 >"$d/long$i.out" 2>&1 &
-	long+=($!)
+	ZG_EXEC=exec p "${ids[$i]}" --target 198.18.0.2 --count 30 --interval 100 >"$d/long$i.out" 2>&1 &
+	long+=($!); cleanup "kill $! 2>/dev/null"
 	sleep 0.2
 done
 sleep 0.5

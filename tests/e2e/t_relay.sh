@@ -90,7 +90,7 @@ ip netns exec "$ns" curl -sf 127.0.0.1:8080/health >/dev/null || fail "/health"
 
 p() { # CLIENT ARGS...
 	local c=$1; shift
-	ip netns exec "$ns" "$probe" --relay 127.0.0.1:4433 --server-name localhost \
+	$ZG_EXEC ip netns exec "$ns" "$probe" --relay 127.0.0.1:4433 --server-name localhost \
 		--cert "$d/pki/$c.crt" --key "$d/pki/$c.key" --ca "$d/pki/ca.crt" "$@"
 }
 
@@ -143,8 +143,8 @@ a2=$(p agent-1 | sed -n 's/^address //p')
 [[ -n $a1 && $a1 == "$a2" ]] || fail "address not stable: '$a1' then '$a2'"
 
 step "SIGHUP: invalid policy keeps the old one; valid one changes new flows, tunnel stays"
-p agent-2 --target 198.18.0.2 --count 40 --interval 100 >"$d/long.out" 2>&1 &
-long=$!
+ZG_EXEC=exec p agent-2 --target 198.18.0.2 --count 40 --interval 100 >"$d/long.out" 2>&1 &
+long=$!; cleanup "kill $long 2>/dev/null"
 sleep 0.5
 cp "$d/policy.yaml" "$d/policy.good"
 echo "clients: [" >"$d/policy.yaml"
@@ -157,8 +157,8 @@ p agent-1 --target 198.18.1.2 --count 1 >/dev/null || fail "reloaded policy not 
 wait $long || fail "long-running tunnel broke during reloads: $(cat "$d/long.out")"
 
 step "SIGTERM: /ready 503, GOAWAY, sessions drain, exit 0"
-p agent-2 --target 198.18.0.2 --count 20 --interval 100 >"$d/drain.out" 2>&1 &
-long=$!
+ZG_EXEC=exec p agent-2 --target 198.18.0.2 --count 20 --interval 100 >"$d/drain.out" 2>&1 &
+long=$!; cleanup "kill $long 2>/dev/null"
 sleep 0.5
 kill -TERM $pid; sleep 0.2
 [[ $(ip netns exec "$ns" curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8080/ready) == 503 ]] || fail "/ready not 503 while draining"

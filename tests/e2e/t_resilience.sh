@@ -31,8 +31,8 @@ a1=$(agent_addr 1) a2=$(agent_addr 2)
 # relay is what tells them to reconnect); both_tcp — new TCP connections.
 both_ping() {
 	local p1 p2 ok=0
-	inc 1 ping -c 1 -W 0.3 198.18.0.10 >/dev/null 2>&1 & p1=$!
-	inc 2 ping -c 1 -W 0.3 198.18.1.10 >/dev/null 2>&1 & p2=$!
+	ip netns exec "${C[1]}" ping -c 1 -W 0.3 198.18.0.10 >/dev/null 2>&1 & p1=$!
+	ip netns exec "${C[2]}" ping -c 1 -W 0.3 198.18.1.10 >/dev/null 2>&1 & p2=$!
 	wait $p1 || ok=1
 	wait $p2 || ok=1
 	return $ok

@@ -103,8 +103,9 @@ ins() { ip netns exec "$S" "$@"; }                           # run in the servic
 # Starts a service program in the service namespace, waits for "listening".
 svc_start() { # NAME SVC-ARGS...
 	local name=$1 k; shift
-	ins $SVC "$@" >"$D/svc-$name.out" 2>&1 &
-	cleanup "kill $! 2>/dev/null"
+	# shellcheck disable=SC2086  # $SVC is "python3 PATH"
+	ip netns exec "$S" $SVC "$@" >"$D/svc-$name.out" 2>&1 &
+	cleanup "kill $! 2>/dev/null; wait $! 2>/dev/null"
 	for k in $(seq 50); do grep -q listening "$D/svc-$name.out" && return 0; sleep 0.1; done
 	fail "service $name did not start: $(cat "$D/svc-$name.out")"
 }
