@@ -49,6 +49,6 @@ run 2 "ZGATE_KEEPALIV names no option" "mistyped variable" \
 	env ZGATE_KEEPALIV=1s ip netns exec "$NSA" "$AGENT" "${args[@]}"
 
 step "--help and --version"
-"$AGENT" --help | grep -q -- "--status-file FILE" || fail "--help"
+out=$("$AGENT" --help) || fail "--help exit"; expect_contains "$out" "--status-file FILE" "--help"
 [[ $("$AGENT" --version) == "zgate-agent "* ]] || fail "--version"
 echo "PASS"

@@ -35,7 +35,7 @@ n=$(grep -c '"event":"flow_allow".*"dport":5004' "$D/audit.log" || true)
 [[ $n -eq 1000 ]] || fail "$n flow_allow events for 1000 connections"
 
 step "a flood past the flow limit (1,000) is refused (RST), contained and audited"
-inc 1 python3 - >"$D/flood.out" 2>&1 <<'PY' &
+ZG_EXEC=exec inc 1 python3 - >"$D/flood.out" 2>&1 <<'PY' &
 import socket, sys, time
 held = [socket.create_connection(("198.18.0.10", 5004), timeout=30) for _ in range(1000)]
 refused, t = 0, time.time()

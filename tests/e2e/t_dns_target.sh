@@ -28,7 +28,7 @@ P
 mkdir -p "/etc/netns/$R"
 cleanup "rm -rf /etc/netns/$R"
 printf 'nameserver 198.18.0.10\noptions timeout:2 attempts:1\n' >"/etc/netns/$R/resolv.conf"
-ins python3 - "$D/queries.log" >"$D/dns.out" 2>&1 <<'PY' &
+ZG_EXEC=exec ins python3 - "$D/queries.log" >"$D/dns.out" 2>&1 <<'PY' &
 import socket, struct, sys
 log = open(sys.argv[1], "a", buffering=1)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

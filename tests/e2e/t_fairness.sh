@@ -63,7 +63,7 @@ svc_start tftp udp-echo 0.0.0.0 69
 
 step "agent-1 floods denied SYNs (port 22)"
 # SYNs with agent-1's own tunnel address written straight into its TUN path.
-inc 1 python3 - "${a1%/*}" >"$D/flood.out" 2>&1 <<'PY' &
+ZG_EXEC=exec inc 1 python3 - "${a1%/*}" >"$D/flood.out" 2>&1 <<'PY' &
 import socket, struct, sys, time
 def csum(b):
     if len(b) % 2: b += b"\0"
@@ -139,7 +139,7 @@ n1=$(grep -c '"event":"flow_deny","client":"agent-1"' "$D/audit.log")
 echo "agent-1: $n1 flow_deny lines for $after denied packets"
 
 step "a burst of 300 handshakes from one address is capped; agent-2's tunnel keeps answering"
-inc 2 ping -c 40 -i 0.05 -W 2 198.18.0.10 >"$D/ping.out" 2>&1 &
+ZG_EXEC=exec inc 2 ping -c 40 -i 0.05 -W 2 198.18.0.10 >"$D/ping.out" 2>&1 &
 ppid=$!
 sleep 0.3
 out=$(inc 3 python3 "$ZG_ROOT/tests/e2e/initial_flood.py" 192.168.83.1 4433 300 -- \

@@ -36,7 +36,7 @@ svc_start echo tcp-echo 198.18.0.10 5007
 	fail "per-client descriptor budget: $(metrics | grep descriptor_budget)"
 
 step "agent-1 holds 96 flows; more are refused at once"
-inc 1 python3 - >"$D/hold.out" 2>&1 <<'PY' &
+ZG_EXEC=exec inc 1 python3 - >"$D/hold.out" 2>&1 <<'PY' &
 import socket, time
 held, refused = [], 0
 for _ in range(150):

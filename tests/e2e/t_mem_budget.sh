@@ -27,7 +27,7 @@ rss() { awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$RPID/status"; }
 echo "relay RSS at start: $(rss) MB"
 
 step "1,000 flows push into a stalled upstream until nothing moves"
-inc 1 python3 - >"$D/push.out" 2>&1 <<'PY' &
+ZG_EXEC=exec inc 1 python3 - >"$D/push.out" 2>&1 <<'PY' &
 import selectors, socket, time
 socks = []
 for _ in range(1000):

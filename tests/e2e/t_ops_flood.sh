@@ -51,7 +51,7 @@ cpu() { awk '{print $14 + $15}' "/proc/$RPID/stat"; } # utime + stime, clock tic
 tck=$(getconf CLK_TCK)
 
 step "1,100 idle connections to the ops port from a namespace with no certificate, for 8 s"
-inc 2 python3 - >"$D/flood.out" 2>&1 <<'PY' &
+ZG_EXEC=exec inc 2 python3 - >"$D/flood.out" 2>&1 <<'PY' &
 import resource, select, socket, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 def conn():

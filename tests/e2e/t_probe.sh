@@ -73,6 +73,6 @@ set -e
 expect_contains "$out" "--relay nowhere" "bad --relay message"
 out=$("$probe" --relay 127.0.0.1:1 --cert "$pki/agent-1.crt" --key "$pki/agent-1.key" --ca /nonexistent 2>&1) && fail "missing CA accepted"
 expect_contains "$out" "/nonexistent" "missing CA message"
-"$probe" --help | grep -q -- "--echo-server" || fail "--help"
-"$probe" --version | grep -q "zgate-probe" || fail "--version"
+out=$("$probe" --help) || fail "--help exit"; expect_contains "$out" "--echo-server" "--help"
+out=$("$probe" --version) || fail "--version exit"; expect_contains "$out" "zgate-probe" "--version"
 echo "PASS"

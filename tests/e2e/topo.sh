@@ -97,8 +97,8 @@ topo_agent() { # I ID [FLAGS...]
 }
 
 agent_addr() { ip -n "${C[$1]}" -4 addr show dev zgate0 2>/dev/null | awk '/inet /{print $2}'; }
-inc() { local i=$1; shift; ip netns exec "${C[$i]}" "$@"; } # run in client ns I
-ins() { ip netns exec "$S" "$@"; }                           # run in the service ns
+inc() { local i=$1; shift; $ZG_EXEC ip netns exec "${C[$i]}" "$@"; } # run in client ns I
+ins() { $ZG_EXEC ip netns exec "$S" "$@"; }                 # run in the service ns
 
 # Starts a service program in the service namespace, waits for "listening".
 svc_start() { # NAME SVC-ARGS...
