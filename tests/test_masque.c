@@ -34,8 +34,10 @@ struct side {
 	struct memnet_ep ep; /* ep.ep.conn: the client connection */
 	int is_server;
 	/* what the callbacks saw */
-	int opened, goaway, closed, rejects, writable;
+	int opened, goaway, closed, rejects, writable, hs_failures;
 	enum tls_reject reject_why;
+	enum masque_hs_fail hs_why;
+	char hs_detail[128];
 	struct masque_close_info ci;
 	struct cip_addr addrs[MASQUE_MAX_ADDRS];
 	size_t naddrs, naddr_events;
@@ -191,6 +193,18 @@ static void on_reject(const struct sockaddr *peer, socklen_t peerlen, enum tls_r
 	s->reject_why = why;
 }
 
+static void on_handshake_failed(const struct sockaddr *peer, socklen_t peerlen,
+				enum masque_hs_fail why, const char *detail, void *ctx)
+{
+	struct side *s = ctx;
+
+	(void)peer;
+	(void)peerlen;
+	s->hs_failures++;
+	s->hs_why = why;
+	snprintf(s->hs_detail, sizeof(s->hs_detail), "%s", detail);
+}
+
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
 	struct side *s = ctx;
@@ -221,6 +235,7 @@ static const struct masque_cbs cbs = {
 	.on_goaway = on_goaway,
 	.on_writable = on_writable,
 	.on_reject = on_reject,
+	.on_handshake_failed = on_handshake_failed,
 	.on_close = on_close,
 };
 
@@ -611,6 +626,7 @@ static void refused_cert(const char *id, enum tls_reject want)
 	assert_int_equal(x->srv.requests, 0);
 	assert_int_equal(x->srv.rejects, 1);
 	assert_int_equal(x->srv.reject_why, want);
+	assert_int_equal(x->srv.hs_failures, 0);
 	fx_free(x);
 	free(x);
 }
@@ -643,6 +659,165 @@ static void test_c24_refuses_no_certificate(void **state)
 {
 	(void)state;
 	refused_cert(NULL, TLS_REJECT_NO_CERT);
+}
+
+/* ------------------------------------------------------------------ */
+/* ALPN (C25, RFC 9001 §8.1)                                          */
+
+/* The protocol wolfSSL says ssl negotiated, "" when none. */
+static const char *alpn_of(WOLFSSL *ssl)
+{
+	static char out[32];
+	char *name = NULL;
+	unsigned short len = 0;
+
+	out[0] = '\0';
+	if (wolfSSL_ALPN_GetProtocol(ssl, &name, &len) == WOLFSSL_SUCCESS && name != NULL &&
+	    len < sizeof(out)) {
+		memcpy(out, name, len);
+		out[len] = '\0';
+	}
+	return out;
+}
+
+static void test_c25_both_roles_negotiate_h3(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	assert_non_null(x->srv.last_conn);
+	assert_string_equal(alpn_of(x->cl[0].ep.conn->ssl), "h3");
+	assert_string_equal(alpn_of(x->srv.last_conn->ssl), "h3");
+	assert_true(tls_alpn_is_h3(x->cl[0].ep.conn->ssl));
+	assert_true(tls_alpn_is_h3(x->srv.last_conn->ssl));
+	fx_free(x);
+	free(x);
+}
+
+/* Client i (agent-1, a valid certificate) offers client_alpn to a server
+ * accepting server_alpn (NULL: "h3"); runs until the client closes. */
+static struct fx *alpn_attempt(const char *client_alpn, const char *server_alpn)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(x);
+	fx_server(x, 0);
+	if (server_alpn != NULL) {
+		x->scfg.test_alpn = server_alpn;
+		masque_server_del(x->net.srv);
+		assert_int_equal(masque_server_new(&x->scfg, &cbs, &x->srv, &x->net.srv), 0);
+	}
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].test_alpn = client_alpn;
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC); /* the server ends its side */
+	assert_int_equal(x->cl[0].opened, 0);
+	assert_int_equal(x->srv.requests, 0);
+	return x;
+}
+
+/* The server's verdict: one handshake failure "alpn", no certificate
+ * refusal (the certificate was fine), counted for the metrics. */
+static void assert_refused_for_alpn(struct fx *x)
+{
+	struct masque_server_stats st;
+
+	assert_int_equal(x->srv.rejects, 0);
+	assert_int_equal(x->srv.hs_failures, 1);
+	assert_int_equal(x->srv.hs_why, MASQUE_HS_ALPN);
+	assert_string_equal(masque_hs_fail_name(x->srv.hs_why), "alpn");
+	assert_int_equal(x->srv.ci.hs_fail, MASQUE_HS_ALPN);
+	assert_int_equal(x->srv.ci.reject, TLS_ACCEPTED);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.hs_fail[MASQUE_HS_ALPN], 1);
+	assert_int_equal(st.reject[TLS_REJECT_NO_CERT], 0);
+}
+
+static void test_c25_server_refuses_other_alpn(void **state)
+{
+	struct fx *x = alpn_attempt("h2,hq-interop", NULL);
+
+	(void)state;
+	/* no_application_protocol: CRYPTO_ERROR 0x178 */
+	assert_non_null(strstr(x->cl[0].ci.reason, "alert 120"));
+	assert_refused_for_alpn(x);
+	assert_non_null(strstr(x->srv.hs_detail, "alert 120"));
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_server_refuses_client_without_alpn(void **state)
+{
+	struct fx *x = alpn_attempt("", NULL);
+
+	(void)state;
+	assert_non_null(strstr(x->cl[0].ci.reason, "ALPN"));
+	assert_refused_for_alpn(x);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_client_refuses_server_without_alpn(void **state)
+{
+	struct fx *x = alpn_attempt(NULL, "");
+
+	(void)state;
+	assert_non_null(strstr(x->cl[0].ci.reason, "relay did not negotiate ALPN \"h3\""));
+	/* The server learns why: the client's close is CRYPTO_ERROR 0x178. */
+	assert_non_null(strstr(x->srv.ci.reason, "alert 120"));
+	assert_refused_for_alpn(x);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_client_refuses_server_with_other_alpn(void **state)
+{
+	struct fx *x = alpn_attempt("h3,h2", "h2");
+
+	(void)state;
+	/* The client offered h2 as well: the relay picked it, so the
+	 * connection must still close (zgate speaks h3 only). */
+	assert_non_null(strstr(x->cl[0].ci.reason, "relay did not negotiate ALPN \"h3\""));
+	assert_refused_for_alpn(x);
+	fx_free(x);
+	free(x);
+}
+
+/* A client that gives up on the relay's certificate is not a refused
+ * client certificate: the relay never saw one. */
+static void test_c25_client_abort_is_not_cert_rejected(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_server_stats st;
+
+	(void)state;
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].server_name = "not-the-relay.test";
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_non_null(strstr(x->cl[0].ci.reason, "relay certificate refused"));
+	assert_int_equal(x->srv.rejects, 0);
+	assert_int_equal(x->srv.hs_failures, 1);
+	assert_int_equal(x->srv.hs_why, MASQUE_HS_CLIENT_ABORTED);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.reject[TLS_REJECT_NO_CERT], 0);
+	assert_int_equal(st.hs_fail[MASQUE_HS_CLIENT_ABORTED], 1);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_hs_fail_names(void **state)
+{
+	(void)state;
+	for (int i = 0; i < MASQUE_HS_COUNT; i++)
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(masque_hs_fail_name(i), masque_hs_fail_name(j));
+	assert_string_equal(masque_hs_fail_name(MASQUE_HS_VERSION), "version");
+	assert_string_equal(masque_hs_fail_name(MASQUE_HS_TRANSPORT_PARAMS), "transport_parameters");
+	assert_string_equal(masque_hs_fail_name(MASQUE_HS_COUNT), "protocol");
 }
 
 static void refused_request(const char *protocol, int no_cp, const char *path, int status,
@@ -1046,6 +1221,13 @@ int main(void)
 		cmocka_unit_test(test_c24_refuses_unknown_ca),
 		cmocka_unit_test(test_c24_refuses_server_only_eku),
 		cmocka_unit_test(test_c24_refuses_no_certificate),
+		cmocka_unit_test(test_c25_both_roles_negotiate_h3),
+		cmocka_unit_test(test_c25_server_refuses_other_alpn),
+		cmocka_unit_test(test_c25_server_refuses_client_without_alpn),
+		cmocka_unit_test(test_c25_client_refuses_server_without_alpn),
+		cmocka_unit_test(test_c25_client_refuses_server_with_other_alpn),
+		cmocka_unit_test(test_c25_client_abort_is_not_cert_rejected),
+		cmocka_unit_test(test_c25_hs_fail_names),
 		cmocka_unit_test(test_c05_wrong_protocol_400),
 		cmocka_unit_test(test_c05_missing_capsule_protocol_400),
 		cmocka_unit_test(test_c03_bad_path_400),

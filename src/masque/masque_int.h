@@ -88,7 +88,7 @@ struct masque_conn {
 	masque_time pending_used;
 	int pending_blocked; /* the last send_now() hit the congestion window */
 	int congested;       /* pending above half full; on_writable when drained */
-	int reject_reported;
+	int reject_reported; /* on_reject or on_handshake_failed has fired */
 
 	/* server: identity */
 	char identity[MASQUE_IDENTITY_MAX];
@@ -125,5 +125,6 @@ void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);
 void masque_server_unlink(struct masque_server *srv, struct masque_conn *c);
 void masque_server_handshake_done(struct masque_server *srv, struct masque_conn *c);
 void masque_server_count_reject(struct masque_server *srv, enum tls_reject why);
+void masque_server_count_hs_fail(struct masque_server *srv, enum masque_hs_fail why);
 
 #endif /* ZG_MASQUE_INT_H */
