@@ -820,6 +820,174 @@ static void test_c25_hs_fail_names(void **state)
 	assert_string_equal(masque_hs_fail_name(MASQUE_HS_COUNT), "protocol");
 }
 
+/* ------------------------------------------------------------------ */
+/* CRYPTO data to wolfSSL (issue 15 item 5)                           */
+
+struct pieces {
+	uint8_t buf[4096];
+	size_t len;
+	size_t ends[64];
+	size_t n;
+};
+
+static int collect(void *arg, const uint8_t *data, size_t len)
+{
+	struct pieces *p = arg;
+
+	assert_true(p->len + len <= sizeof(p->buf) && p->n < 64);
+	memcpy(p->buf + p->len, data, len);
+	p->len += len;
+	p->ends[p->n++] = p->len;
+	return 0;
+}
+
+/* Every way of cutting a stream of handshake messages into three pieces
+ * reaches the consumer whole and in order, and no piece it gets ends
+ * inside a message's four-byte header. */
+static void test_crypto_feed_never_splits_a_header(void **state)
+{
+	static const size_t bodies[] = { 5, 0, 1, 40 };
+	uint8_t stream[128];
+	size_t starts[4], n = 0, i, j, k, m;
+
+	(void)state;
+	for (m = 0; m < 4; m++) {
+		starts[m] = n;
+		stream[n++] = (uint8_t)(m + 1);
+		stream[n++] = 0;
+		stream[n++] = 0;
+		stream[n++] = (uint8_t)bodies[m];
+		for (k = 0; k < bodies[m]; k++)
+			stream[n++] = (uint8_t)(0xa0 + k);
+	}
+	for (i = 0; i <= n; i++) {
+		for (j = i; j <= n; j++) {
+			struct crypto_feed f;
+			struct pieces *p = calloc(1, sizeof(*p));
+
+			assert_non_null(p);
+			memset(&f, 0, sizeof(f));
+			assert_int_equal(masque_crypto_feed(&f, stream, i, collect, p), 0);
+			assert_int_equal(masque_crypto_feed(&f, stream + i, j - i, collect, p), 0);
+			assert_int_equal(masque_crypto_feed(&f, stream + j, n - j, collect, p), 0);
+			assert_int_equal(p->len, n);
+			assert_memory_equal(p->buf, stream, n);
+			for (k = 0; k < p->n; k++)
+				for (m = 0; m < 4; m++)
+					assert_false(p->ends[k] > starts[m] && p->ends[k] < starts[m] + 4);
+			assert_int_equal(f.hdrlen, 0);
+			assert_int_equal(f.body_left, 0);
+			free(p);
+		}
+	}
+}
+
+/* A wolfSSL QUIC end point without ngtcp2: what it sends is kept. */
+static uint8_t hs_out[8192];
+static size_t hs_out_len;
+
+static int t_secrets(WOLFSSL *ssl, WOLFSSL_ENCRYPTION_LEVEL level, const uint8_t *r,
+		     const uint8_t *w, size_t n)
+{
+	(void)ssl, (void)level, (void)r, (void)w, (void)n;
+	return 1;
+}
+
+static int t_add(WOLFSSL *ssl, WOLFSSL_ENCRYPTION_LEVEL level, const uint8_t *data, size_t len)
+{
+	(void)ssl;
+	if (level == wolfssl_encryption_initial && hs_out_len + len <= sizeof(hs_out)) {
+		memcpy(hs_out + hs_out_len, data, len);
+		hs_out_len += len;
+	}
+	return 1;
+}
+
+static int t_flush(WOLFSSL *ssl)
+{
+	(void)ssl;
+	return 1;
+}
+
+static int t_alert(WOLFSSL *ssl, WOLFSSL_ENCRYPTION_LEVEL level, uint8_t alert)
+{
+	(void)ssl, (void)level, (void)alert;
+	return 1;
+}
+
+static const WOLFSSL_QUIC_METHOD t_method = { t_secrets, t_add, t_flush, t_alert };
+
+static WOLFSSL *quic_end(WOLFSSL_CTX *ctx, int server)
+{
+	static const uint8_t tp[] = { 0x04, 0x01, 0x20 }; /* initial_max_data 32 */
+	WOLFSSL *ssl = wolfSSL_new(ctx);
+
+	assert_non_null(ssl);
+	assert_int_equal(wolfSSL_set_quic_method(ssl, &t_method), WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_set_quic_transport_params(ssl, tp, sizeof(tp)), WOLFSSL_SUCCESS);
+	assert_int_equal(tls_set_alpn(ssl, NULL), 0);
+	if (server)
+		wolfSSL_set_accept_state(ssl);
+	else
+		wolfSSL_set_connect_state(ssl);
+	return ssl;
+}
+
+static int to_wolfssl(void *arg, const uint8_t *data, size_t len)
+{
+	return wolfSSL_provide_quic_data(arg, wolfssl_encryption_initial, data, len) ==
+			       WOLFSSL_SUCCESS
+		       ? 0
+		       : -1;
+}
+
+/* The relay's wolfSSL answers a real ClientHello that arrives cut
+ * anywhere in its first bytes: the cuts 3|4 and 1|4 made
+ * wolfSSL_provide_quic_data() fail before the feed (the fuzz flake: a
+ * valid agent refused, audited as no_certificate, closed with alert 0). */
+static void test_crypto_feed_split_client_hello_accepted(void **state)
+{
+	WOLFSSL_CTX *sctx = NULL, *cctx = NULL;
+	WOLFSSL *cl, *srv;
+	uint8_t ch[2048];
+	size_t chlen, i, j;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL, &sctx,
+					    err, sizeof(err)), 0);
+	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), f("ca.crt"), &cctx,
+					    err, sizeof(err)), 0);
+	cl = quic_end(cctx, 0);
+	hs_out_len = 0;
+	assert_true(wolfSSL_quic_do_handshake(cl) <= 0); /* waits for the ServerHello */
+	assert_true(hs_out_len > 100 && hs_out_len < sizeof(ch));
+	assert_int_equal(hs_out[0], 1); /* client_hello */
+	memcpy(ch, hs_out, hs_out_len);
+	chlen = hs_out_len;
+	wolfSSL_free(cl);
+	for (i = 1; i <= 4; i++) {
+		for (j = i + 1; j <= 6; j++) {
+			struct crypto_feed fd;
+
+			memset(&fd, 0, sizeof(fd));
+			srv = quic_end(sctx, 1);
+			hs_out_len = 0;
+			assert_int_equal(masque_crypto_feed(&fd, ch, i, to_wolfssl, srv), 0);
+			assert_int_equal(masque_crypto_feed(&fd, ch + i, j - i, to_wolfssl, srv), 0);
+			assert_int_equal(masque_crypto_feed(&fd, ch + j, chlen - j, to_wolfssl, srv), 0);
+			/* the server has read the ClientHello and answered it */
+			assert_true(wolfSSL_quic_do_handshake(srv) <= 0);
+			assert_int_equal(wolfSSL_get_error(srv, 0), WOLFSSL_ERROR_WANT_READ);
+			assert_true(hs_out_len > 0);
+			assert_int_equal(hs_out[0], 2); /* server_hello */
+			wolfSSL_free(srv);
+		}
+	}
+	wolfSSL_CTX_free(sctx);
+	wolfSSL_CTX_free(cctx);
+}
+
 static void refused_request(const char *protocol, int no_cp, const char *path, int status,
 			    int want)
 {
@@ -1228,6 +1396,8 @@ int main(void)
 		cmocka_unit_test(test_c25_client_refuses_server_with_other_alpn),
 		cmocka_unit_test(test_c25_client_abort_is_not_cert_rejected),
 		cmocka_unit_test(test_c25_hs_fail_names),
+		cmocka_unit_test(test_crypto_feed_never_splits_a_header),
+		cmocka_unit_test(test_crypto_feed_split_client_hello_accepted),
 		cmocka_unit_test(test_c05_wrong_protocol_400),
 		cmocka_unit_test(test_c05_missing_capsule_protocol_400),
 		cmocka_unit_test(test_c03_bad_path_400),
