@@ -29,6 +29,7 @@ static WOLFSSL_CTX *sctx, *cctx;
 static struct masque_config scfg, ccfg;
 static struct masque_conn *server_side;
 static int opened, closed;
+static char srv_reason[128], cl_reason[128]; /* the last close of each side */
 static char pki[64];
 
 static int on_request(struct masque_conn *c, const struct masque_request *rq,
@@ -72,8 +73,8 @@ static void on_open(struct masque_conn *c, void *ctx)
 
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
-	(void)ci;
 	(void)ctx;
+	snprintf(c == cl.conn ? cl_reason : srv_reason, sizeof(srv_reason), "%s", ci->reason);
 	if (c == server_side)
 		server_side = NULL;
 	if (c == cl.conn) {
@@ -199,8 +200,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (cl.conn == NULL || !masque_conn_is_open(cl.conn)) {
 			drop_client();
 			connect_client("connect-ip", path);
-			if (!opened)
-				abort(); /* a valid request must always succeed */
+			if (!opened) {
+				/* a valid request must always succeed */
+				fprintf(stderr, "valid request refused: server: %s; client: %s\n",
+					srv_reason, cl_reason);
+				abort();
+			}
 		}
 		if (data[0] % 4 == 1)
 			(void)masque_conn_queue_raw(cl.conn, data + 1, size - 1);

@@ -3,14 +3,18 @@
 # scratch copy of its seed corpus fuzz/corpus/<name>/. One target = one test:
 # it passes when libFuzzer exits 0 (no crash, leak, timeout or failed
 # assertion). Prints executions per second; writes $RESULTS/fuzz.count.
+# FUZZ_SECONDS_<name> (e.g. FUZZ_SECONDS_fuzz_masque_server=180) gives one
+# target its own duration.
 set -uo pipefail
 export ZG_ROOT=${ZG_ROOT:-$PWD}   # targets that need repository files (PKI script)
-secs=$1; shift
+default_secs=$1; shift
 results=${RESULTS:-build/results}
 mkdir -p "$results/fuzz"
 passed=0 failed=0
 for bin in "$@"; do
 	name=$(basename "$bin")
+	own="FUZZ_SECONDS_$name"
+	secs=${!own:-$default_secs}
 	seeds=fuzz/corpus/$name
 	work=$(mktemp -d)
 	[[ -d $seeds ]] && cp -r "$seeds/." "$work/"

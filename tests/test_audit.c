@@ -104,13 +104,16 @@ static void test_other_events_exact(void **state)
 	audit_policy_reload(fx->a, 0, "/etc/zgate/policy.yaml", "policy.yaml:3:1: bogus: unknown key");
 	audit_limit_hit(fx->a, "flows_per_client", "agent-2");
 	audit_cert_rejected(fx->a, "certificate expired", "192.0.2.9:4000");
+	audit_handshake_failed(fx->a, "alpn", "192.0.2.9:4001");
 	assert_string_equal(take(fx),
 		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"policy_reload\",\"result\":\"error\","
 		"\"file\":\"/etc/zgate/policy.yaml\",\"message\":\"policy.yaml:3:1: bogus: unknown key\"}\n"
 		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"limit_hit\",\"limit\":\"flows_per_client\",\"client\":\"agent-2\"}\n"
 		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"cert_rejected\",\"reason\":\"certificate expired\","
-		"\"peer\":\"192.0.2.9:4000\"}\n");
-	assert_int_equal(audit_lines(fx->a), 3);
+		"\"peer\":\"192.0.2.9:4000\"}\n"
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"handshake_failed\",\"reason\":\"alpn\","
+		"\"peer\":\"192.0.2.9:4001\"}\n");
+	assert_int_equal(audit_lines(fx->a), 4);
 }
 
 static void test_hostile_strings_escaped(void **state)

@@ -34,8 +34,10 @@ struct side {
 	struct memnet_ep ep; /* ep.ep.conn: the client connection */
 	int is_server;
 	/* what the callbacks saw */
-	int opened, goaway, closed, rejects, writable;
+	int opened, goaway, closed, rejects, writable, hs_failures;
 	enum tls_reject reject_why;
+	enum masque_hs_fail hs_why;
+	char hs_detail[128];
 	struct masque_close_info ci;
 	struct cip_addr addrs[MASQUE_MAX_ADDRS];
 	size_t naddrs, naddr_events;
@@ -191,6 +193,19 @@ static void on_reject(const struct sockaddr *peer, socklen_t peerlen, enum tls_r
 	s->reject_why = why;
 }
 
+static void on_handshake_failed(const struct sockaddr *peer, socklen_t peerlen,
+				enum masque_hs_fail why, const char *detail, void *ctx)
+{
+	struct side *s = ctx;
+
+	(void)peer;
+	(void)peerlen;
+	s->hs_failures++;
+	s->hs_why = why;
+	snprintf(s->hs_detail, sizeof(s->hs_detail), "%s", detail);
+}
+
+
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
 	struct side *s = ctx;
@@ -221,6 +236,7 @@ static const struct masque_cbs cbs = {
 	.on_goaway = on_goaway,
 	.on_writable = on_writable,
 	.on_reject = on_reject,
+	.on_handshake_failed = on_handshake_failed,
 	.on_close = on_close,
 };
 
@@ -633,6 +649,7 @@ static void refused_cert(const char *id, enum tls_reject want)
 	assert_int_equal(x->srv.requests, 0);
 	assert_int_equal(x->srv.rejects, 1);
 	assert_int_equal(x->srv.reject_why, want);
+	assert_int_equal(x->srv.hs_failures, 0);
 	fx_free(x);
 	free(x);
 }
@@ -749,6 +766,333 @@ static void test_c24_crl_revoked_and_expired(void **state)
 	refused_cert("agent-1", TLS_REJECT_CRL_EXPIRED);
 	fx_crl = "expired.crl";
 	refused_cert("revoked", TLS_REJECT_CRL_EXPIRED);
+}
+
+/* ------------------------------------------------------------------ */
+/* ALPN (C25, RFC 9001 §8.1)                                          */
+
+/* The protocol wolfSSL says ssl negotiated, "" when none. */
+static const char *alpn_of(WOLFSSL *ssl)
+{
+	static char out[32];
+	char *name = NULL;
+	unsigned short len = 0;
+
+	out[0] = '\0';
+	if (wolfSSL_ALPN_GetProtocol(ssl, &name, &len) == WOLFSSL_SUCCESS && name != NULL &&
+	    len < sizeof(out)) {
+		memcpy(out, name, len);
+		out[len] = '\0';
+	}
+	return out;
+}
+
+static void test_c25_both_roles_negotiate_h3(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	assert_non_null(x->srv.last_conn);
+	assert_string_equal(alpn_of(x->cl[0].ep.conn->ssl), "h3");
+	assert_string_equal(alpn_of(x->srv.last_conn->ssl), "h3");
+	assert_true(tls_alpn_is_h3(x->cl[0].ep.conn->ssl));
+	assert_true(tls_alpn_is_h3(x->srv.last_conn->ssl));
+	fx_free(x);
+	free(x);
+}
+
+/* Client i (agent-1, a valid certificate) offers client_alpn to a server
+ * accepting server_alpn (NULL: "h3"); runs until the client closes. */
+static struct fx *alpn_attempt(const char *client_alpn, const char *server_alpn)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(x);
+	fx_server(x, 0);
+	if (server_alpn != NULL) {
+		x->scfg.test_alpn = server_alpn;
+		masque_server_del(x->net.srv);
+		assert_int_equal(masque_server_new(&x->scfg, &cbs, &x->srv, &x->net.srv), 0);
+	}
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].test_alpn = client_alpn;
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC); /* the server ends its side */
+	assert_int_equal(x->cl[0].opened, 0);
+	assert_int_equal(x->srv.requests, 0);
+	return x;
+}
+
+/* The server's verdict: one handshake failure "alpn", no certificate
+ * refusal (the certificate was fine), counted for the metrics. */
+static void assert_refused_for_alpn(struct fx *x)
+{
+	struct masque_server_stats st;
+
+	assert_int_equal(x->srv.rejects, 0);
+	assert_int_equal(x->srv.hs_failures, 1);
+	assert_int_equal(x->srv.hs_why, MASQUE_HS_ALPN);
+	assert_string_equal(masque_hs_fail_name(x->srv.hs_why), "alpn");
+	assert_int_equal(x->srv.ci.hs_fail, MASQUE_HS_ALPN);
+	assert_int_equal(x->srv.ci.reject, TLS_ACCEPTED);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.hs_fail[MASQUE_HS_ALPN], 1);
+	assert_int_equal(st.reject[TLS_REJECT_NO_CERT], 0);
+}
+
+static void test_c25_server_refuses_other_alpn(void **state)
+{
+	struct fx *x = alpn_attempt("h2,hq-interop", NULL);
+
+	(void)state;
+	/* no_application_protocol: CRYPTO_ERROR 0x178 */
+	assert_non_null(strstr(x->cl[0].ci.reason, "alert 120"));
+	assert_refused_for_alpn(x);
+	assert_non_null(strstr(x->srv.hs_detail, "alert 120"));
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_server_refuses_client_without_alpn(void **state)
+{
+	struct fx *x = alpn_attempt("", NULL);
+
+	(void)state;
+	assert_non_null(strstr(x->cl[0].ci.reason, "ALPN"));
+	assert_refused_for_alpn(x);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_client_refuses_server_without_alpn(void **state)
+{
+	struct fx *x = alpn_attempt(NULL, "");
+
+	(void)state;
+	assert_non_null(strstr(x->cl[0].ci.reason, "relay did not negotiate ALPN \"h3\""));
+	/* The server learns why: the client's close is CRYPTO_ERROR 0x178. */
+	assert_non_null(strstr(x->srv.ci.reason, "alert 120"));
+	assert_refused_for_alpn(x);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_client_refuses_server_with_other_alpn(void **state)
+{
+	struct fx *x = alpn_attempt("h3,h2", "h2");
+
+	(void)state;
+	/* The client offered h2 as well: the relay picked it, so the
+	 * connection must still close (zgate speaks h3 only). */
+	assert_non_null(strstr(x->cl[0].ci.reason, "relay did not negotiate ALPN \"h3\""));
+	assert_refused_for_alpn(x);
+	fx_free(x);
+	free(x);
+}
+
+/* A client that gives up on the relay's certificate is not a refused
+ * client certificate: the relay never saw one. */
+static void test_c25_client_abort_is_not_cert_rejected(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_server_stats st;
+
+	(void)state;
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].server_name = "not-the-relay.test";
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_non_null(strstr(x->cl[0].ci.reason, "relay certificate refused"));
+	assert_int_equal(x->srv.rejects, 0);
+	assert_int_equal(x->srv.hs_failures, 1);
+	assert_int_equal(x->srv.hs_why, MASQUE_HS_CLIENT_ABORTED);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.reject[TLS_REJECT_NO_CERT], 0);
+	assert_int_equal(st.hs_fail[MASQUE_HS_CLIENT_ABORTED], 1);
+	fx_free(x);
+	free(x);
+}
+
+static void test_c25_hs_fail_names(void **state)
+{
+	(void)state;
+	for (int i = 0; i < MASQUE_HS_COUNT; i++)
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(masque_hs_fail_name(i), masque_hs_fail_name(j));
+	assert_string_equal(masque_hs_fail_name(MASQUE_HS_VERSION), "version");
+	assert_string_equal(masque_hs_fail_name(MASQUE_HS_TRANSPORT_PARAMS), "transport_parameters");
+	assert_string_equal(masque_hs_fail_name(MASQUE_HS_COUNT), "protocol");
+}
+
+/* ------------------------------------------------------------------ */
+/* CRYPTO data to wolfSSL (issue 15 item 5)                           */
+
+struct pieces {
+	uint8_t buf[4096];
+	size_t len;
+	size_t ends[64];
+	size_t n;
+};
+
+static int collect(void *arg, const uint8_t *data, size_t len)
+{
+	struct pieces *p = arg;
+
+	assert_true(p->len + len <= sizeof(p->buf) && p->n < 64);
+	memcpy(p->buf + p->len, data, len);
+	p->len += len;
+	p->ends[p->n++] = p->len;
+	return 0;
+}
+
+/* Every way of cutting a stream of handshake messages into three pieces
+ * reaches the consumer whole and in order, and no piece it gets ends
+ * inside a message's four-byte header. */
+static void test_crypto_feed_never_splits_a_header(void **state)
+{
+	static const size_t bodies[] = { 5, 0, 1, 40 };
+	uint8_t stream[128];
+	size_t starts[4], n = 0, i, j, k, m;
+
+	(void)state;
+	for (m = 0; m < 4; m++) {
+		starts[m] = n;
+		stream[n++] = (uint8_t)(m + 1);
+		stream[n++] = 0;
+		stream[n++] = 0;
+		stream[n++] = (uint8_t)bodies[m];
+		for (k = 0; k < bodies[m]; k++)
+			stream[n++] = (uint8_t)(0xa0 + k);
+	}
+	for (i = 0; i <= n; i++) {
+		for (j = i; j <= n; j++) {
+			struct crypto_feed f;
+			struct pieces *p = calloc(1, sizeof(*p));
+
+			assert_non_null(p);
+			memset(&f, 0, sizeof(f));
+			assert_int_equal(masque_crypto_feed(&f, stream, i, collect, p), 0);
+			assert_int_equal(masque_crypto_feed(&f, stream + i, j - i, collect, p), 0);
+			assert_int_equal(masque_crypto_feed(&f, stream + j, n - j, collect, p), 0);
+			assert_int_equal(p->len, n);
+			assert_memory_equal(p->buf, stream, n);
+			for (k = 0; k < p->n; k++)
+				for (m = 0; m < 4; m++)
+					assert_false(p->ends[k] > starts[m] && p->ends[k] < starts[m] + 4);
+			assert_int_equal(f.hdrlen, 0);
+			assert_int_equal(f.body_left, 0);
+			free(p);
+		}
+	}
+}
+
+/* A wolfSSL QUIC end point without ngtcp2: what it sends is kept. */
+static uint8_t hs_out[8192];
+static size_t hs_out_len;
+
+static int t_secrets(WOLFSSL *ssl, WOLFSSL_ENCRYPTION_LEVEL level, const uint8_t *r,
+		     const uint8_t *w, size_t n)
+{
+	(void)ssl, (void)level, (void)r, (void)w, (void)n;
+	return 1;
+}
+
+static int t_add(WOLFSSL *ssl, WOLFSSL_ENCRYPTION_LEVEL level, const uint8_t *data, size_t len)
+{
+	(void)ssl;
+	if (level == wolfssl_encryption_initial && hs_out_len + len <= sizeof(hs_out)) {
+		memcpy(hs_out + hs_out_len, data, len);
+		hs_out_len += len;
+	}
+	return 1;
+}
+
+static int t_flush(WOLFSSL *ssl)
+{
+	(void)ssl;
+	return 1;
+}
+
+static int t_alert(WOLFSSL *ssl, WOLFSSL_ENCRYPTION_LEVEL level, uint8_t alert)
+{
+	(void)ssl, (void)level, (void)alert;
+	return 1;
+}
+
+static const WOLFSSL_QUIC_METHOD t_method = { t_secrets, t_add, t_flush, t_alert };
+
+static WOLFSSL *quic_end(WOLFSSL_CTX *ctx, int server)
+{
+	static const uint8_t tp[] = { 0x04, 0x01, 0x20 }; /* initial_max_data 32 */
+	WOLFSSL *ssl = wolfSSL_new(ctx);
+
+	assert_non_null(ssl);
+	assert_int_equal(wolfSSL_set_quic_method(ssl, &t_method), WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_set_quic_transport_params(ssl, tp, sizeof(tp)), WOLFSSL_SUCCESS);
+	assert_int_equal(tls_set_alpn(ssl, NULL), 0);
+	if (server)
+		wolfSSL_set_accept_state(ssl);
+	else
+		wolfSSL_set_connect_state(ssl);
+	return ssl;
+}
+
+static int to_wolfssl(void *arg, const uint8_t *data, size_t len)
+{
+	return wolfSSL_provide_quic_data(arg, wolfssl_encryption_initial, data, len) ==
+			       WOLFSSL_SUCCESS
+		       ? 0
+		       : -1;
+}
+
+/* The relay's wolfSSL answers a real ClientHello that arrives cut
+ * anywhere in its first bytes: the cuts 3|4 and 1|4 made
+ * wolfSSL_provide_quic_data() fail before the feed (the fuzz flake: a
+ * valid agent refused, audited as no_certificate, closed with alert 0). */
+static void test_crypto_feed_split_client_hello_accepted(void **state)
+{
+	WOLFSSL_CTX *sctx = NULL, *cctx = NULL;
+	WOLFSSL *cl, *srv;
+	uint8_t ch[2048];
+	size_t chlen, i, j;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL, &sctx,
+					    err, sizeof(err)), 0);
+	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), f("ca.crt"), &cctx,
+					    err, sizeof(err)), 0);
+	cl = quic_end(cctx, 0);
+	hs_out_len = 0;
+	assert_true(wolfSSL_quic_do_handshake(cl) <= 0); /* waits for the ServerHello */
+	assert_true(hs_out_len > 100 && hs_out_len < sizeof(ch));
+	assert_int_equal(hs_out[0], 1); /* client_hello */
+	memcpy(ch, hs_out, hs_out_len);
+	chlen = hs_out_len;
+	wolfSSL_free(cl);
+	for (i = 1; i <= 4; i++) {
+		for (j = i + 1; j <= 6; j++) {
+			struct crypto_feed fd;
+
+			memset(&fd, 0, sizeof(fd));
+			srv = quic_end(sctx, 1);
+			hs_out_len = 0;
+			assert_int_equal(masque_crypto_feed(&fd, ch, i, to_wolfssl, srv), 0);
+			assert_int_equal(masque_crypto_feed(&fd, ch + i, j - i, to_wolfssl, srv), 0);
+			assert_int_equal(masque_crypto_feed(&fd, ch + j, chlen - j, to_wolfssl, srv), 0);
+			/* the server has read the ClientHello and answered it */
+			assert_true(wolfSSL_quic_do_handshake(srv) <= 0);
+			assert_int_equal(wolfSSL_get_error(srv, 0), WOLFSSL_ERROR_WANT_READ);
+			assert_true(hs_out_len > 0);
+			assert_int_equal(hs_out[0], 2); /* server_hello */
+			wolfSSL_free(srv);
+		}
+	}
+	wolfSSL_CTX_free(sctx);
+	wolfSSL_CTX_free(cctx);
 }
 
 static void refused_request(const char *protocol, int no_cp, const char *path, int status,
@@ -1372,6 +1716,15 @@ int main(void)
 		cmocka_unit_test(test_c24_refuses_unknown_ca),
 		cmocka_unit_test(test_c24_refuses_server_only_eku),
 		cmocka_unit_test(test_c24_refuses_no_certificate),
+		cmocka_unit_test(test_c25_both_roles_negotiate_h3),
+		cmocka_unit_test(test_c25_server_refuses_other_alpn),
+		cmocka_unit_test(test_c25_server_refuses_client_without_alpn),
+		cmocka_unit_test(test_c25_client_refuses_server_without_alpn),
+		cmocka_unit_test(test_c25_client_refuses_server_with_other_alpn),
+		cmocka_unit_test(test_c25_client_abort_is_not_cert_rejected),
+		cmocka_unit_test(test_c25_hs_fail_names),
+		cmocka_unit_test(test_crypto_feed_never_splits_a_header),
+		cmocka_unit_test(test_crypto_feed_split_client_hello_accepted),
 		cmocka_unit_test(test_c24_refuses_two_cns),
 		cmocka_unit_test(test_c24_refuses_no_cn),
 		cmocka_unit_test(test_c24_refuses_unusable_cn),

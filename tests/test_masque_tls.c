@@ -303,6 +303,28 @@ static void test_client_ctx(void **state)
 	assert_null(ctx);
 }
 
+static void test_c25_set_alpn(void **state)
+{
+	WOLFSSL_CTX *ctx = NULL;
+	WOLFSSL *ssl;
+	char long_list[TLS_ALPN_LIST_MAX + 2];
+	(void)state;
+	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), f("ca.crt"), &ctx,
+					    err, sizeof(err)), 0);
+	ssl = wolfSSL_new(ctx);
+	assert_non_null(ssl);
+	assert_int_equal(tls_set_alpn(ssl, NULL), 0);
+	assert_int_equal(tls_set_alpn(ssl, ""), 0);
+	assert_int_equal(tls_set_alpn(ssl, "h3,h2"), 0);
+	memset(long_list, 'a', sizeof(long_list) - 1);
+	long_list[sizeof(long_list) - 1] = '\0';
+	assert_int_equal(tls_set_alpn(ssl, long_list), ZG_ERR_CONFIG);
+	/* nothing negotiated before a handshake */
+	assert_false(tls_alpn_is_h3(ssl));
+	wolfSSL_free(ssl);
+	wolfSSL_CTX_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_server_ctx),
 		cmocka_unit_test(test_server_ctx_errors_name_the_file),
 		cmocka_unit_test(test_client_ctx),
+		cmocka_unit_test(test_c25_set_alpn),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -31,6 +31,11 @@
 #include "zg_err.h"
 
 #define H3_DATAGRAM_ERROR 0x33
+#define TLS_ALERT_NO_APPLICATION_PROTOCOL 120 /* QUIC CRYPTO_ERROR 0x178 */
+#define TLS_ALERT_PROTOCOL_VERSION 70
+#define TLS_ALERT_CERTIFICATE_REQUIRED 116
+#define QUIC_TRANSPORT_PARAMETER_ERROR 0x08
+#define QUIC_CRYPTO_ERROR 0x100
 #define NS_PER_MS UINT64_C(1000000)
 
 static FILE *keylog_fp;
@@ -74,11 +79,22 @@ static const char *tls_alert_name(uint8_t a)
 	case 46: return "certificate unknown";
 	case 48: return "unknown CA";
 	case 51: return "decrypt error";
+	case 70: return "protocol version";
 	case 80: return "internal error";
+	case 109: return "missing extension";
 	case 116: return "certificate required";
 	case 120: return "no application protocol";
 	default: return "see RFC 8446 §6";
 	}
+}
+
+static const char *const hs_fail_names[MASQUE_HS_COUNT] = {
+	"none", "alpn", "version", "transport_parameters", "tls", "client_aborted", "protocol",
+};
+
+const char *masque_hs_fail_name(enum masque_hs_fail f)
+{
+	return (unsigned)f < MASQUE_HS_COUNT ? hs_fail_names[f] : "protocol";
 }
 
 static void set_reason(struct masque_conn *c, const char *fmt, ...)
@@ -1270,6 +1286,19 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 
 	(void)qc;
 	c->st.handshake_ns = now_ts(c) - c->created;
+	if (!tls_alpn_is_h3(c->ssl)) {
+		/* RFC 9001 §8.1: no application protocol, no connection. A
+		 * server that offers other protocols (or a client offering
+		 * another one) was refused by wolfSSL already; this catches a
+		 * peer that negotiated none at all. */
+		c->ci.error = ZG_ERR_STATE;
+		if (c->is_server)
+			c->ci.hs_fail = MASQUE_HS_ALPN;
+		set_reason(c, "no application protocol: %s did not negotiate ALPN \"%s\"",
+			   c->is_server ? "the client" : "the relay", TLS_ALPN);
+		ngtcp2_ccerr_set_tls_alert(&c->ccerr, TLS_ALERT_NO_APPLICATION_PROTOCOL, NULL, 0);
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	}
 	if (c->cfg->keepalive_ms > 0)
 		ngtcp2_conn_set_keep_alive_timeout(c->qc, c->cfg->keepalive_ms * NS_PER_MS);
 	if (!c->is_server)
@@ -1344,6 +1373,73 @@ void masque_keylog_setup(const struct masque_config *cfg)
 /* ---------------------------------------------------------------------- */
 /* creation                                                               */
 
+int masque_crypto_feed(struct crypto_feed *f, const uint8_t *data, size_t len,
+		       crypto_emit_fn emit, void *arg)
+{
+	size_t p = 0, start = 0, k;
+	int rv;
+
+	if (f->hdrlen > 0) {
+		/* complete the held header; it then goes on whole, alone */
+		k = len < sizeof(f->hdr) - f->hdrlen ? len : sizeof(f->hdr) - f->hdrlen;
+		memcpy(f->hdr + f->hdrlen, data, k);
+		f->hdrlen += k;
+		p = start = k;
+		if (f->hdrlen < sizeof(f->hdr))
+			return 0;
+		f->hdrlen = 0;
+		f->body_left = ((uint32_t)f->hdr[1] << 16) | ((uint32_t)f->hdr[2] << 8) | f->hdr[3];
+		if ((rv = emit(arg, f->hdr, sizeof(f->hdr))) != 0)
+			return rv;
+	}
+	while (p < len) {
+		if (f->body_left > 0) {
+			k = len - p < f->body_left ? len - p : f->body_left;
+			p += k;
+			f->body_left -= (uint32_t)k;
+			continue;
+		}
+		if (len - p < sizeof(f->hdr)) {
+			/* the data ends inside the next header: hold it */
+			if (p > start && (rv = emit(arg, data + start, p - start)) != 0)
+				return rv;
+			memcpy(f->hdr, data + p, len - p);
+			f->hdrlen = len - p;
+			return 0;
+		}
+		f->body_left = ((uint32_t)data[p + 1] << 16) | ((uint32_t)data[p + 2] << 8) |
+			       data[p + 3];
+		p += sizeof(f->hdr);
+	}
+	return p > start ? emit(arg, data + start, p - start) : 0;
+}
+
+struct feed_call {
+	ngtcp2_conn *qc;
+	ngtcp2_encryption_level level;
+	uint64_t offset;
+	void *ud;
+};
+
+static int feed_emit(void *arg, const uint8_t *data, size_t len)
+{
+	const struct feed_call *fc = arg;
+
+	return ngtcp2_crypto_recv_crypto_data_cb(fc->qc, fc->level, fc->offset, data, len, fc->ud);
+}
+
+/* ngtcp2's CRYPTO data for wolfSSL, through the feed (masque_int.h). */
+static int q_recv_crypto_data(ngtcp2_conn *qc, ngtcp2_encryption_level level, uint64_t offset,
+			      const uint8_t *data, size_t len, void *ud)
+{
+	struct masque_conn *c = ud;
+	struct feed_call fc = { qc, level, offset, ud };
+
+	if ((size_t)level >= sizeof(c->feed) / sizeof(c->feed[0]))
+		return ngtcp2_crypto_recv_crypto_data_cb(qc, level, offset, data, len, ud);
+	return masque_crypto_feed(&c->feed[level], data, len, feed_emit, &fc);
+}
+
 static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 {
 	memset(cb, 0, sizeof(*cb));
@@ -1354,7 +1450,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 		cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
 		cb->extend_max_local_streams_bidi = q_extend_max_local_bidi;
 	}
-	cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+	cb->recv_crypto_data = q_recv_crypto_data;
 	cb->encrypt = ngtcp2_crypto_encrypt_cb;
 	cb->decrypt = ngtcp2_crypto_decrypt_cb;
 	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -1536,6 +1632,8 @@ int masque_conn_server_new(struct masque_server *srv, const struct masque_config
 		goto fail;
 	wolfSSL_set_app_data(c->ssl, &c->ref);
 	wolfSSL_set_accept_state(c->ssl);
+	if (tls_set_alpn(c->ssl, cfg->test_alpn) != 0)
+		goto fail;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
 	*pc = c;
 	return 0;
@@ -1586,8 +1684,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	wolfSSL_set_app_data(c->ssl, &c->ref);
 	wolfSSL_set_connect_state(c->ssl);
 	r = ZG_ERR_CONFIG;
-	if (wolfSSL_UseALPN(c->ssl, (char *)(uintptr_t)"h3", 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
-		    WOLFSSL_SUCCESS ||
+	if (tls_set_alpn(c->ssl, cfg->test_alpn) != 0 ||
 	    wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, cfg->server_name,
 			   (unsigned short)strlen(cfg->server_name)) != WOLFSSL_SUCCESS ||
 	    wolfSSL_check_domain_name(c->ssl, cfg->server_name) != WOLFSSL_SUCCESS)
@@ -1608,41 +1705,128 @@ fail:
 /* ---------------------------------------------------------------------- */
 /* driving                                                                */
 
+/* The close reason for a failed TLS handshake: wolfSSL's own error and
+ * the alert we send, instead of ngtcp2's bare "ERR_CRYPTO". */
+static void set_tls_reason(struct masque_conn *c)
+{
+	int err = wolfSSL_get_error(c->ssl, 0);
+	uint8_t alert = ngtcp2_conn_get_tls_alert2(c->qc);
+
+	if (alert != 0)
+		set_reason(c, "TLS handshake failed: %s (%d), alert %u (%s)",
+			   wolfSSL_ERR_reason_error_string((unsigned long)err), err, alert,
+			   tls_alert_name(alert));
+	else
+		set_reason(c, "TLS handshake failed: %s (%d), no alert",
+			   wolfSSL_ERR_reason_error_string((unsigned long)err), err);
+}
+
+/* Server: what refused a handshake that did not complete (rv: ngtcp2's
+ * error; NGTCP2_ERR_DRAINING/CLOSING when the client closed it). Sets
+ * *cert to a certificate reason (cert_rejected) or returns a failure that
+ * happened before or beside the certificate check (handshake_failed);
+ * neither for timeouts and drops, which refuse nothing. */
+static enum masque_hs_fail classify_failure(struct masque_conn *c, int rv, enum tls_reject *cert)
+{
+	uint8_t alert = ngtcp2_conn_get_tls_alert2(c->qc);
+	int err = wolfSSL_get_error(c->ssl, 0);
+	const ngtcp2_ccerr *e;
+
+	*cert = tls_last_reject(c->ssl); /* the verify callback saw a certificate */
+	if (*cert == TLS_ACCEPTED)
+		*cert = c->ci.reject;
+	if (*cert != TLS_ACCEPTED)
+		return MASQUE_HS_OK;
+	if (c->ci.hs_fail != MASQUE_HS_OK)
+		return c->ci.hs_fail;
+	switch (rv) {
+	case NGTCP2_ERR_CRYPTO:
+		if (alert == TLS_ALERT_NO_APPLICATION_PROTOCOL || err == UNKNOWN_ALPN_PROTOCOL_NAME_E)
+			return MASQUE_HS_ALPN;
+		if (alert == TLS_ALERT_PROTOCOL_VERSION || err == VERSION_ERROR)
+			return MASQUE_HS_VERSION;
+		if (err == QUIC_TP_MISSING_E)
+			return MASQUE_HS_TRANSPORT_PARAMS;
+		if (alert == TLS_ALERT_CERTIFICATE_REQUIRED || err == NO_PEER_CERT) {
+			*cert = TLS_REJECT_NO_CERT;
+			return MASQUE_HS_OK;
+		}
+		return MASQUE_HS_TLS;
+	case NGTCP2_ERR_REQUIRED_TRANSPORT_PARAM:
+	case NGTCP2_ERR_MALFORMED_TRANSPORT_PARAM:
+	case NGTCP2_ERR_TRANSPORT_PARAM:
+		return MASQUE_HS_TRANSPORT_PARAMS;
+	case NGTCP2_ERR_DRAINING:
+	case NGTCP2_ERR_CLOSING:
+		e = ngtcp2_conn_get_ccerr(c->qc);
+		if (e->type == NGTCP2_CCERR_TYPE_TRANSPORT) {
+			if (e->error_code == QUIC_CRYPTO_ERROR + TLS_ALERT_NO_APPLICATION_PROTOCOL)
+				return MASQUE_HS_ALPN;
+			if (e->error_code == QUIC_CRYPTO_ERROR + TLS_ALERT_PROTOCOL_VERSION)
+				return MASQUE_HS_VERSION;
+			if (e->error_code == QUIC_TRANSPORT_PARAMETER_ERROR)
+				return MASQUE_HS_TRANSPORT_PARAMS;
+		}
+		return MASQUE_HS_CLIENT_ABORTED;
+	case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+	case NGTCP2_ERR_IDLE_CLOSE:
+	case NGTCP2_ERR_DROP_CONN:
+		return MASQUE_HS_OK;
+	default:
+		return MASQUE_HS_PROTOCOL;
+	}
+}
+
+/* Reports a server handshake that ended without a tunnel-ready
+ * connection, once: on_reject for a certificate, on_handshake_failed for
+ * the rest. */
+static void report_failure(struct masque_conn *c, int rv)
+{
+	enum tls_reject cert;
+	enum masque_hs_fail hf;
+
+	if (!c->is_server || c->reject_reported || c->handshake_counted)
+		return;
+	hf = classify_failure(c, rv, &cert);
+	if (cert != TLS_ACCEPTED) {
+		c->reject_reported = 1;
+		c->ci.reject = cert;
+		c->ci.reason[0] = '\0';
+		set_reason(c, "client certificate refused: %s", tls_reject_name(cert));
+		if (c->srv != NULL)
+			masque_server_count_reject(c->srv, cert);
+		if (c->cbs->on_reject != NULL)
+			c->cbs->on_reject((const struct sockaddr *)&c->remote, c->remotelen, cert,
+					  c->ctx);
+	} else if (hf != MASQUE_HS_OK) {
+		c->reject_reported = 1;
+		c->ci.hs_fail = hf;
+		if (c->srv != NULL)
+			masque_server_count_hs_fail(c->srv, hf);
+		if (c->cbs->on_handshake_failed != NULL)
+			c->cbs->on_handshake_failed((const struct sockaddr *)&c->remote,
+						    c->remotelen, hf, c->ci.reason, c->ctx);
+	}
+}
+
+/* A call into ngtcp2 failed with rv before or during the handshake:
+ * report it (server) and choose the CONNECTION_CLOSE to send. */
 static void handshake_failed(struct masque_conn *c, int rv)
 {
-	if (c->is_server && !c->reject_reported && !ngtcp2_conn_get_handshake_completed2(c->qc)) {
-		enum tls_reject why = tls_last_reject(c->ssl);
-
-		if (why == TLS_ACCEPTED && c->ci.reject != TLS_ACCEPTED)
-			why = c->ci.reject;
-		if (why == TLS_ACCEPTED && rv == NGTCP2_ERR_CRYPTO) {
-			WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(c->ssl);
-
-			if (x == NULL)
-				why = TLS_REJECT_NO_CERT;
-			else
-				wolfSSL_X509_free(x);
-		}
-		if (why != TLS_ACCEPTED) {
-			c->reject_reported = 1;
-			c->ci.reject = why;
-			set_reason(c, "client certificate refused: %s", tls_reject_name(why));
-			if (c->srv != NULL)
-				masque_server_count_reject(c->srv, why);
-			if (c->cbs->on_reject != NULL)
-				c->cbs->on_reject((const struct sockaddr *)&c->remote, c->remotelen,
-						  why, c->ctx);
-		}
-	}
+	report_failure(c, rv);
 	if (!c->is_server && rv == NGTCP2_ERR_CRYPTO && tls_last_reject(c->ssl) != TLS_ACCEPTED) {
 		/* say why instead of ngtcp2's "ERR_CRYPTO" */
 		c->ci.reason[0] = '\0';
 		set_reason(c, "relay certificate refused: %s (check --ca and --server-name)",
 			   tls_reject_name(tls_last_reject(c->ssl)));
 	}
-	if (rv == NGTCP2_ERR_CRYPTO)
+	if (c->ccerr.type == NGTCP2_CCERR_TYPE_TRANSPORT && c->ccerr.error_code != 0)
+		return; /* chosen already (an ALPN refusal) */
+	if (rv == NGTCP2_ERR_CRYPTO && ngtcp2_conn_get_tls_alert2(c->qc) != 0)
 		ngtcp2_ccerr_set_tls_alert(&c->ccerr, ngtcp2_conn_get_tls_alert2(c->qc), NULL, 0);
-	else if (c->ccerr.type == NGTCP2_CCERR_TYPE_TRANSPORT && c->ccerr.error_code == 0)
+	else if (rv == NGTCP2_ERR_CRYPTO)
+		ngtcp2_ccerr_set_liberr(&c->ccerr, NGTCP2_ERR_INTERNAL, NULL, 0); /* not "alert 0" */
+	else
 		ngtcp2_ccerr_set_liberr(&c->ccerr, rv, NULL, 0);
 }
 
@@ -1690,6 +1874,7 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 						   why[0] ? ": " : "", why);
 				}
 			}
+			report_failure(c, rv); /* the client gave up the handshake */
 			break;
 		}
 		case NGTCP2_ERR_DROP_CONN:
@@ -1699,15 +1884,18 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 		default:
 			if (!c->closing) {
 				c->closing = 1;
-				c->ci.error = rv == NGTCP2_ERR_CRYPTO ? ZG_ERR_STATE : ZG_ERR_MALFORMED;
-				set_reason(c, "QUIC: %s", ngtcp2_strerror(rv));
+				if (c->ci.error == 0)
+					c->ci.error = rv == NGTCP2_ERR_CRYPTO ? ZG_ERR_STATE
+									      : ZG_ERR_MALFORMED;
+				if (rv == NGTCP2_ERR_CRYPTO)
+					set_tls_reason(c);
+				else
+					set_reason(c, "QUIC: %s", ngtcp2_strerror(rv));
 				handshake_failed(c, rv);
 			}
 			break;
 		}
 	}
-	if (c->is_server && !ngtcp2_conn_get_handshake_completed2(c->qc) && (c->closing || c->drained))
-		handshake_failed(c, NGTCP2_ERR_CRYPTO);
 	return conn_after(c);
 }
 

@@ -87,6 +87,24 @@ struct masque_accept {
 	size_t nroutes;
 };
 
+/* Why the server refused a handshake before (or without) examining a
+ * client certificate; certificate refusals are enum tls_reject. */
+enum masque_hs_fail {
+	MASQUE_HS_OK = 0,
+	MASQUE_HS_ALPN,           /* no ALPN "h3" (RFC 9001 §8.1, alert 120) */
+	MASQUE_HS_VERSION,        /* no common TLS version (alert 70) */
+	MASQUE_HS_TRANSPORT_PARAMS, /* QUIC transport parameters missing or invalid */
+	MASQUE_HS_TLS,            /* another TLS failure (cipher, group, decode) */
+	MASQUE_HS_CLIENT_ABORTED, /* the client closed the handshake itself */
+	MASQUE_HS_PROTOCOL,       /* a QUIC protocol error during the handshake */
+	MASQUE_HS_COUNT
+};
+
+/* A short, stable token for logs, audit and metric labels ("alpn",
+ * "version", "transport_parameters", "tls", "client_aborted",
+ * "protocol"). Never NULL. */
+const char *masque_hs_fail_name(enum masque_hs_fail f);
+
 /* Why a connection ended (on_close). */
 struct masque_close_info {
 	int error;          /* 0 clean, else ZG_ERR_* */
@@ -94,6 +112,8 @@ struct masque_close_info {
 	int idle;           /* closed by the idle timeout */
 	int status;         /* client: the server's status if refused, else 0 */
 	enum tls_reject reject; /* server: TLS refusal reason, TLS_ACCEPTED if none */
+	enum masque_hs_fail hs_fail; /* server: handshake failure before a
+					certificate, MASQUE_HS_OK if none */
 	char reason[128];   /* human-readable, for the log */
 };
 
@@ -148,6 +168,13 @@ struct masque_cbs {
 	/* Server: the handshake refused a client certificate. */
 	void (*on_reject)(const struct sockaddr *peer, socklen_t peerlen, enum tls_reject why,
 			  void *ctx);
+	/* Server: the handshake failed before a client certificate was
+	 * examined (or the certificate was fine): wrong ALPN, version,
+	 * transport parameters... detail is the close reason, for the log.
+	 * Timeouts are not reported. At most one of on_reject and
+	 * on_handshake_failed fires per connection. */
+	void (*on_handshake_failed)(const struct sockaddr *peer, socklen_t peerlen,
+				    enum masque_hs_fail why, const char *detail, void *ctx);
 	/* Both: c is closed; it is freed when the callback returns. */
 	void (*on_close)(struct masque_conn *c, const struct masque_close_info *ci, void *ctx);
 };
@@ -208,6 +235,9 @@ struct masque_config {
 	 * tests can check the server's 400 answers. */
 	const char *test_protocol;
 	int test_no_capsule_protocol;
+	/* Testing only: the ALPN list (tls_set_alpn()) this end offers or
+	 * accepts instead of "h3"; "" = none. Checks that the peer refuses. */
+	const char *test_alpn;
 };
 
 /* Creates a server. cfg and cbs are copied; the strings and the TLS
@@ -256,6 +286,7 @@ struct masque_server_stats {
 	uint64_t retries_source;     /* Retry because the source was at its cap */
 	uint64_t deferred;           /* Initials handed back for a later round */
 	uint64_t reject[TLS_REJECT_COUNT];
+	uint64_t hs_fail[MASQUE_HS_COUNT];
 };
 void masque_server_stats(const struct masque_server *srv, struct masque_server_stats *st);
 

@@ -23,6 +23,27 @@
 #define MASQUE_CAPSULE_MAX 70000       /* largest capsule value buffered */
 #define MASQUE_PENDING_MAX (1024 * 1024) /* default send queue (masque_config.send_queue) */
 
+/* One encryption level's CRYPTO stream on its way to wolfSSL: the
+ * current handshake message's body still to come, and a message header
+ * (type, 24-bit length) held back until all four bytes are there. */
+struct crypto_feed {
+	uint8_t hdr[4];
+	size_t hdrlen;
+	uint32_t body_left;
+};
+
+/* Hands CRYPTO data (in order, as ngtcp2 delivers it) to emit in pieces
+ * that never end inside a handshake message header. wolfSSL 5.7.2
+ * (fixed upstream in 2025, wolfSSL pull request 8340) fails
+ * wolfSSL_provide_quic_data() with no alert when a header it got split
+ * is completed by data ending exactly at the header's end; peers split
+ * CRYPTO data anywhere (ngtcp2 clients cut their ClientHello into random
+ * pieces), so about one handshake in tens of thousands failed. Returns 0
+ * or emit's first non-zero return. */
+typedef int (*crypto_emit_fn)(void *arg, const uint8_t *data, size_t len);
+int masque_crypto_feed(struct crypto_feed *f, const uint8_t *data, size_t len,
+		       crypto_emit_fn emit, void *arg);
+
 /* Header fields of one request/response stream, bounded. */
 struct mstream {
 	struct mstream *next;
@@ -50,6 +71,7 @@ struct masque_conn {
 	nghttp3_conn *h3;
 	WOLFSSL *ssl;
 	ngtcp2_crypto_conn_ref ref;
+	struct crypto_feed feed[4]; /* by ngtcp2_encryption_level */
 	ngtcp2_ccerr ccerr;
 	void *timer;
 	masque_time created;
@@ -90,7 +112,7 @@ struct masque_conn {
 	masque_time pending_used;
 	int pending_blocked; /* the last send_now() hit the congestion window */
 	int congested;       /* pending above half full; on_writable when drained */
-	int reject_reported;
+	int reject_reported; /* on_reject or on_handshake_failed has fired */
 
 	/* server: identity */
 	char identity[MASQUE_IDENTITY_MAX];
@@ -129,5 +151,6 @@ void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);
 void masque_server_unlink(struct masque_server *srv, struct masque_conn *c);
 void masque_server_handshake_done(struct masque_server *srv, struct masque_conn *c);
 void masque_server_count_reject(struct masque_server *srv, enum tls_reject why);
+void masque_server_count_hs_fail(struct masque_server *srv, enum masque_hs_fail why);
 
 #endif /* ZG_MASQUE_INT_H */

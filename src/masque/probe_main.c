@@ -41,6 +41,7 @@ struct probe {
 	const char *relay, *cert, *key, *ca, *server_name, *tmpl, *target_s;
 	const char *listen, *client_ca, *keylog, *qlog;
 	const char *scope_target, *scope_proto;
+	const char *alpn; /* testing a peer's ALPN refusal; NULL = "h3" */
 	long count, interval_ms, timeout_s, size, min_replies, flood;
 	int echo_server, quiet;
 	/* state */
@@ -513,6 +514,7 @@ static int run_client(void)
 	cfg.want[0].prefix_len = P.target_v6 ? 128 : 32;
 	cfg.keylog_file = P.keylog;
 	cfg.qlog_dir = P.qlog;
+	cfg.test_alpn = P.alpn;
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.on_open = on_open;
 	cbs.on_addresses = on_addresses;
@@ -757,6 +759,7 @@ static int run_echo_server(void)
 	cfg.uri_template = P.tmpl ? P.tmpl : tmpl;
 	cfg.keylog_file = P.keylog;
 	cfg.qlog_dir = P.qlog;
+	cfg.test_alpn = P.alpn;
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.on_request = es_request;
 	cbs.on_address_request = es_address_request;
@@ -817,6 +820,9 @@ static void usage(FILE *f)
 		"  --flood N              send N requests as fast as the tunnel takes them and\n"
 		"                         report the rate\n"
 		"  --quiet                only the summary\n"
+		"  --alpn LIST            offer (echo server: accept) these ALPN protocols,\n"
+		"                         comma-separated, instead of h3: to check that the\n"
+		"                         peer refuses them (\"\" = none)\n"
 		"  --keylog FILE          write TLS secrets (debugging only: decrypts traffic)\n"
 		"  --qlog-dir DIR         write a qlog per connection\n"
 		"  --log-level LEVEL      error, warn, info (default), debug\n"
@@ -840,7 +846,7 @@ int main(int argc, char **argv)
 	enum { O_RELAY = 256, O_CERT, O_KEY, O_CA, O_SNI, O_TMPL, O_TARGET, O_COUNT, O_INTERVAL,
 	       O_SIZE, O_TIMEOUT, O_MIN, O_FLOOD, O_QUIET, O_KEYLOG, O_QLOG, O_LOG, O_ECHO,
 	       O_LISTEN, O_CLIENT_CA, O_HELP, O_VERSION, O_SCOPE_T, O_SCOPE_P, O_ASSIGN,
-	       O_ADVERTISE };
+	       O_ADVERTISE, O_ALPN };
 	static const struct option opts[] = {
 		{ "relay", required_argument, NULL, O_RELAY },
 		{ "cert", required_argument, NULL, O_CERT },
@@ -866,6 +872,7 @@ int main(int argc, char **argv)
 		{ "client-ca", required_argument, NULL, O_CLIENT_CA },
 		{ "assign", required_argument, NULL, O_ASSIGN },
 		{ "advertise", required_argument, NULL, O_ADVERTISE },
+		{ "alpn", required_argument, NULL, O_ALPN },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -945,6 +952,14 @@ int main(int argc, char **argv)
 				es_prefix_range(&a, &P.adv[P.nadv++]);
 			break;
 		}
+		case O_ALPN:
+			if (strlen(optarg) > TLS_ALPN_LIST_MAX) {
+				fprintf(stderr, "zgate-probe: --alpn: longer than %d bytes\n",
+					TLS_ALPN_LIST_MAX);
+				return 2;
+			}
+			P.alpn = optarg;
+			break;
 		case O_LOG:
 			if (log_level_parse(optarg, &lvl) != 0) {
 				fprintf(stderr, "zgate-probe: --log-level %s: expected error, warn, "

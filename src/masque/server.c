@@ -267,6 +267,12 @@ void masque_server_count_reject(struct masque_server *srv, enum tls_reject why)
 		srv->st.reject[why]++;
 }
 
+void masque_server_count_hs_fail(struct masque_server *srv, enum masque_hs_fail why)
+{
+	if ((unsigned)why < MASQUE_HS_COUNT)
+		srv->st.hs_fail[why]++;
+}
+
 int masque_server_new(const struct masque_config *cfg, const struct masque_cbs *cbs, void *ctx,
 		      struct masque_server **psrv)
 {

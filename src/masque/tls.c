@@ -325,23 +325,33 @@ static int verify_server(int preverify, WOLFSSL_X509_STORE_CTX *store)
 	return preverify;
 }
 
-static int select_h3(WOLFSSL *ssl, const unsigned char **out, unsigned char *outlen,
-		     const unsigned char *in, unsigned int inlen, void *arg)
+int tls_set_alpn(WOLFSSL *ssl, const char *list)
 {
-	(void)ssl;
-	(void)arg;
-	for (unsigned int i = 0; i < inlen;) {
-		unsigned int l = in[i];
-		if (i + 1 + l > inlen)
-			break;
-		if (l == 2 && memcmp(&in[i + 1], "h3", 2) == 0) {
-			*out = &in[i + 1];
-			*outlen = 2;
-			return SSL_TLSEXT_ERR_OK;
-		}
-		i += 1 + l;
-	}
-	return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
+	char buf[TLS_ALPN_LIST_MAX + 1];
+	size_t n;
+
+	if (list == NULL)
+		list = TLS_ALPN;
+	n = strlen(list);
+	if (n == 0)
+		return 0;
+	if (n > TLS_ALPN_LIST_MAX)
+		return ZG_ERR_CONFIG;
+	memcpy(buf, list, n + 1); /* wolfSSL takes a char * */
+	if (wolfSSL_UseALPN(ssl, buf, (unsigned int)n, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+	    WOLFSSL_SUCCESS)
+		return ZG_ERR_CONFIG;
+	return 0;
+}
+
+int tls_alpn_is_h3(WOLFSSL *ssl)
+{
+	char *name = NULL;
+	unsigned short len = 0;
+
+	if (wolfSSL_ALPN_GetProtocol(ssl, &name, &len) != WOLFSSL_SUCCESS || name == NULL)
+		return 0;
+	return len == sizeof(TLS_ALPN) - 1 && memcmp(name, TLS_ALPN, len) == 0;
 }
 
 static int readable(const char *what, const char *path, char *err, size_t errlen)
@@ -520,7 +530,6 @@ int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
 	}
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 			       verify_client);
-	wolfSSL_CTX_set_alpn_select_cb(ctx, select_h3, NULL);
 	if (ngtcp2_crypto_wolfssl_configure_server_context(ctx) != 0) {
 		(void)snprintf(err, errlen, "cannot set up QUIC on the TLS context");
 		r = ZG_ERR_CONFIG;

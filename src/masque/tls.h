@@ -2,7 +2,8 @@
  * tls.h — TLS 1.3 contexts for QUIC (wolfSSL + ngtcp2's wolfSSL helper)
  * and the client-certificate checks the relay applies (C24).
  *
- * Server: TLS 1.3 only, ALPN "h3" only, a client certificate is required
+ * Server: TLS 1.3 only, ALPN "h3" only (tls_set_alpn() on each
+ * connection's SSL object), a client certificate is required
  * and must chain to the configured CA, be within its validity period,
  * carry the clientAuth extended key usage, (with a CRL) not be revoked, and
  * name exactly one client: one subject CN (tls.identity cn, the default)
@@ -129,6 +130,26 @@ int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
  * (cannot read; err says why) or ZG_ERR_TOO_LARGE (over 1 MiB). */
 int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char *err,
 		      size_t errlen);
+
+/* ALPN (RFC 9001 §8.1): zgate speaks HTTP/3 only. */
+#define TLS_ALPN "h3"
+#define TLS_ALPN_LIST_MAX 64
+
+/* Sets the ALPN protocols of one connection: what a client offers, what a
+ * server accepts. list is comma-separated ("h3,foo"); NULL means "h3",
+ * "" none (tests of the peer's refusal). With a list, a server answers a
+ * ClientHello that offers ALPN but none of the list with the
+ * no_application_protocol alert; a client refuses a server that selects
+ * another protocol. Set on each SSL object: this wolfSSL build ignores
+ * the context-level wolfSSL_CTX_set_alpn_select_cb() (it takes effect only
+ * with OPENSSL_ALL/NGINX/HAPROXY), so the relay would select nothing.
+ * Returns 0, or ZG_ERR_CONFIG (list longer than TLS_ALPN_LIST_MAX or not
+ * accepted by wolfSSL, e.g. a name over 255 bytes). */
+int tls_set_alpn(WOLFSSL *ssl, const char *list);
+
+/* 1 when the handshake on ssl negotiated ALPN "h3", 0 otherwise (nothing
+ * or another protocol was selected). */
+int tls_alpn_is_h3(WOLFSSL *ssl);
 
 /* The reason the last handshake on ssl refused the peer, TLS_ACCEPTED when
  * it did not (or the handshake has not verified a certificate yet). Valid

@@ -342,6 +342,16 @@ void audit_cert_rejected(struct audit *a, const char *reason, const char *peer)
 	finish(a, &l);
 }
 
+void audit_handshake_failed(struct audit *a, const char *reason, const char *peer)
+{
+	struct line l;
+
+	begin(a, &l, "handshake_failed", a->clock(a->ctx));
+	kv_str(&l, "reason", reason);
+	kv_str(&l, "peer", peer);
+	finish(a, &l);
+}
+
 void audit_free(struct audit *a)
 {
 	if (!a)

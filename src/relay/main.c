@@ -725,6 +725,18 @@ static void on_reject(const struct sockaddr *peer, socklen_t len, enum tls_rejec
 	audit_cert_rejected(r->audit, tls_reject_name(why), p);
 }
 
+static void on_handshake_failed(const struct sockaddr *peer, socklen_t len,
+				enum masque_hs_fail why, const char *detail, void *ctx)
+{
+	struct relay *r = ctx;
+	char p[INET6_ADDRSTRLEN + 8];
+
+	(void)len;
+	sockaddr_str(peer, p, sizeof(p));
+	log_warnx("TLS handshake with %s failed (%s): %s", p, masque_hs_fail_name(why), detail);
+	audit_handshake_failed(r->audit, masque_hs_fail_name(why), p);
+}
+
 /* ------------------------------------------------------------------ */
 /* stack callbacks                                                    */
 
@@ -946,11 +958,16 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 			    (unsigned long long)r->decisions_allow,
 			    (unsigned long long)r->decisions_deny);
 	metric(b, "zgate_handshake_failures_total", "counter",
-	       "Client certificates refused in the TLS handshake, by reason.");
+	       "TLS handshakes refused, by reason: a client certificate's, or alpn, version, "
+	       "transport_parameters, tls, client_aborted, protocol.");
 	for (i = 1; i < TLS_REJECT_COUNT; i++)
 		evbuffer_add_printf(b, "zgate_handshake_failures_total{reason=\"%s\"} %llu\n",
 				    tls_reject_name((enum tls_reject)i),
 				    (unsigned long long)ms.reject[i]);
+	for (i = 1; i < MASQUE_HS_COUNT; i++)
+		evbuffer_add_printf(b, "zgate_handshake_failures_total{reason=\"%s\"} %llu\n",
+				    masque_hs_fail_name((enum masque_hs_fail)i),
+				    (unsigned long long)ms.hs_fail[i]);
 	metric(b, "zgate_tls_cert_expiry_timestamp_seconds", "gauge",
 	       "When the relay's certificate expires (notAfter, Unix time).");
 	evbuffer_add_printf(b, "zgate_tls_cert_expiry_timestamp_seconds %lld\n",
@@ -1332,6 +1349,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	mcb.on_packet = on_packet;
 	mcb.on_close = on_close;
 	mcb.on_reject = on_reject;
+	mcb.on_handshake_failed = on_handshake_failed;
 	rv = masque_udp_server_new(r->base, r->cfg.listen, &mc, &mcb, r, &r->udp, &r->srv, err,
 				   errlen);
 	if (rv != 0)

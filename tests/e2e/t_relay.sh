@@ -131,6 +131,14 @@ expect_contains "$m" 'zgate_tunnel_refused_total{status="403"} 1' "metric: 403"
 expect_contains "$m" 'zgate_pool_used{version="4"} 0' "refused clients consumed no address"
 expect_contains "$m" 'zgate_policy_decisions_total{action="deny"}' "metric: decisions"
 
+step "a client without ALPN h3 (C25): no_application_protocol, audited as handshake_failed"
+out=$(p agent-1 --alpn h2 --count 1 --timeout 2 2>&1) && fail "ALPN h2 accepted"
+expect_contains "$out" "alert 120" "refused with no_application_protocol (CRYPTO_ERROR 0x178)"
+grep -q '"event":"handshake_failed".*"reason":"alpn"' "$d/audit.log" || fail "ALPN refusal not audited"
+grep -q '"reason":"no_certificate"' "$d/audit.log" && fail "ALPN refusal audited as a certificate"
+m=$(ip netns exec "$ns" curl -s 127.0.0.1:8080/metrics)
+expect_contains "$m" 'zgate_handshake_failures_total{reason="alpn"} 1' "metric: alpn"
+
 step "a policy of 600 separate ranges: advertised as at most 512 wider ones"
 out=$(p agent-many 2>&1) || fail "agent-many refused: $out"
 nr=$(grep -c '^route ' <<<"$out")
