@@ -1111,7 +1111,7 @@ static void reload_policy(struct relay *r, const char *trigger)
 	if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) != 0) {
 		/* Keep the policy in force and say exactly why. */
 		r->reload_fail++;
-		log_warnx("policy reload (%s) failed, keeping the current policy: %s", trigger, err);
+		log_warnx("policy reload failed (%s), keeping the current policy: %s", trigger, err);
 		audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
 		return;
 	}
@@ -1162,7 +1162,7 @@ static void reload_tls(struct relay *r, const char *trigger)
 	(void)tls_identity_parse(r->cfg.tls_identity, &idm); /* checked at start */
 	if (tls_server_ctx_rebuild(&r->tls, &files, idm, err, sizeof(err)) != 0) {
 		r->tls_reload_fail++;
-		log_warnx("TLS reload (%s) failed, keeping the current certificates: %s", trigger,
+		log_warnx("TLS reload failed (%s), keeping the current certificates: %s", trigger,
 			  err);
 		audit_tls_reload(r->audit, 0, trigger, err);
 		return;

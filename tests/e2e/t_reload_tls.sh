@@ -93,7 +93,7 @@ for _ in $(seq 40); do [[ $(metric 'zgate_tls_reloads_total{result="error"}') ==
 [[ $(metric 'zgate_tls_reloads_total{result="error"}') == 1 ]] || fail "the broken key was not reported"
 grep -q '"event":"tls_reload","result":"error","trigger":"file","reason":"key '"$tls"'/tls.key does not match certificate' "$D/audit.log" ||
 	fail "tls_reload error audit: $(grep tls_reload "$D/audit.log")"
-grep -q "TLS reload (file) failed, keeping the current certificates: key $tls/tls.key" "$D/relay.log" || fail "no log line naming the key"
+grep -q "TLS reload failed (file), keeping the current certificates: key $tls/tls.key" "$D/relay.log" || fail "no log line naming the key"
 out=$(run_probe "$D/pki2/ca.crt") || fail "probe after the broken key: $out"
 [[ $(metric zgate_tls_cert_expiry_timestamp_seconds) == "$want" ]] || fail "expiry metric changed on a failed reload"
 swap ..v4 "$D/pki2/relay.crt" "$D/pki2/relay.key" # repaired
