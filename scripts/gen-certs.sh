@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gen-certs.sh — make a private PKI for zgate with openssl.
 #
-#   scripts/gen-certs.sh [-d DIR] [-s SERVER_NAME]... [-c CLIENT_ID]... [--test-set] [--days N]
+#   scripts/gen-certs.sh [-d DIR] [-s SERVER_NAME]... [-c CLIENT_ID]... [-r CLIENT_ID]...
+#                        [--test-set] [--days N] [--crl-days N]
 #
 # Writes into DIR (default ./pki):
 #   ca.crt, ca.key                the CA that signs both sides
@@ -10,6 +11,12 @@
 #   <client>.crt, <client>.key    one per -c (clientAuth; CN = the client ID the
 #                                 policy names, 1-63 of A-Z a-z 0-9 . _ -);
 #                                 default one client "agent-1"
+#   ca.crl                        the CA's CRL (nextUpdate in --crl-days, default 30):
+#                                 made when missing, remade after every -r; every
+#                                 revocation so far is kept in DIR/ca.db
+# -r CLIENT_ID revokes DIR/CLIENT_ID.crt (after any -c of this run): give the
+# new ca.crl to the relay (tls.crl); a running relay reloads it and closes
+# that client's tunnel.
 # With --test-set, also the certificates tests need to prove refusals:
 #   expired.crt/.key              clientAuth, validity ended yesterday
 #   notyet.crt/.key               clientAuth, valid from tomorrow
@@ -18,28 +25,39 @@
 #   twocn (CN=agent-2 + CN=agent-1), nocn (no CN), longcn (64 characters),
 #   spacecn ("agent 1"), utf8cn (non-ASCII)   identities the relay refuses
 #   uri.crt (SAN URI spiffe://zgate.test/agent-uri), twouri.crt (two URIs)
-#   revoked.crt, ca.crl           revoked.crt listed; nextUpdate in 30 days
+#   revoked.crt                   listed in ca.crl
 #   expired.crl                   the same list, nextUpdate yesterday
 # Keys are ECDSA P-256, mode 0600. An existing CA in DIR is reused, so new
 # clients can be added later. Never use the test set in production.
 set -euo pipefail
 
-dir=./pki days=825 test_set=0
-servers=() clients=()
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+dir=./pki days=825 crl_days=30 test_set=0
+servers=() clients=() revoke=()
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	-d) dir=$2; shift 2 ;;
 	-s) servers+=("$2"); shift 2 ;;
 	-c) clients+=("$2"); shift 2 ;;
+	-r) revoke+=("$2"); shift 2 ;;
+	--crl-days) crl_days=$2; shift 2 ;;
 	--days) days=$2; shift 2 ;;
 	--test-set) test_set=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "gen-certs.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
+# Only -r on an existing PKI: revoke, make nothing new (the relay's
+# certificate stays as it is).
+only_revoke=0
+[[ ${#revoke[@]} -gt 0 && ${#servers[@]} -eq 0 && ${#clients[@]} -eq 0 && $test_set -eq 0 &&
+	-f $dir/ca.crt ]] && only_revoke=1
 [[ ${#servers[@]} -gt 0 ]] || servers=(localhost 127.0.0.1)
-[[ ${#clients[@]} -gt 0 ]] || clients=(agent-1)
+[[ ${#clients[@]} -gt 0 || $only_revoke -eq 1 ]] || clients=(agent-1)
+[[ $crl_days =~ ^[1-9][0-9]{0,4}$ ]] || { echo "gen-certs.sh: --crl-days must be 1-99999" >&2; exit 2; }
+for c in ${revoke[@]+"${revoke[@]}"}; do
+	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
+done
 command -v openssl >/dev/null || { echo "gen-certs.sh: openssl not found (apt-get install openssl)" >&2; exit 1; }
 
 mkdir -p "$dir"
@@ -108,8 +126,8 @@ san=""
 for s in "${servers[@]}"; do
 	if [[ $s =~ ^[0-9.]+$ || $s == *:* ]]; then san+="${san:+,}IP:$s"; else san+="${san:+,}DNS:$s"; fi
 done
-sign relay "${servers[0]}" serverAuth "$san" ca
-for c in "${clients[@]}"; do
+[[ $only_revoke -eq 1 ]] || sign relay "${servers[0]}" serverAuth "$san" ca
+for c in ${clients[@]+"${clients[@]}"}; do
 	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
 	sign "$c" "$c" clientAuth "" ca
 done
@@ -131,21 +149,37 @@ if [[ $test_set -eq 1 ]]; then
 	sign uri uri-client clientAuth "URI:spiffe://zgate.test/agent-uri" ca
 	sign twouri twouri clientAuth "URI:spiffe://zgate.test/a,URI:spiffe://zgate.test/b" ca
 	sign revoked revoked clientAuth "" ca
-	# CRLs need openssl ca's database: revoked.crt listed in both
-	db=$(mktemp -d)
-	: >"$db/index.txt"
-	echo 1000 >"$db/crlnumber"
-	printf '[ca]\ndefault_ca = zg\n[zg]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\ndefault_md = sha256\n' \
-		"$db" "$db" >"$db/ca.cnf"
-	{
-		openssl ca -batch -config "$db/ca.cnf" -cert ca.crt -keyfile ca.key -revoke revoked.crt &&
-		openssl ca -batch -config "$db/ca.cnf" -cert ca.crt -keyfile ca.key -gencrl -crldays 30 \
-			-out ca.crl &&
-		openssl ca -batch -config "$db/ca.cnf" -cert ca.crt -keyfile ca.key -gencrl \
-			-crl_lastupdate "$past1" -crl_nextupdate "$past2" -out expired.crl
-	} 2>"$db/err" || { cat "$db/err" >&2; rm -rf "$db"; echo "gen-certs.sh: cannot make the CRLs" >&2; exit 1; }
-	rm -rf "$db"
+	revoke+=(revoked)
 fi
+
+# The CA's database: every revocation of this PKI, so that each new CRL
+# lists all of them.
+mkdir -p ca.db
+[[ -f ca.db/index.txt ]] || : >ca.db/index.txt
+[[ -f ca.db/crlnumber ]] || echo 1000 >ca.db/crlnumber
+printf '[ca]\ndefault_ca = zg\n[zg]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\ndefault_md = sha256\n' \
+	"$PWD/ca.db" "$PWD/ca.db" >ca.db/ca.cnf
+zgca() { openssl ca -batch -config ca.db/ca.cnf -cert ca.crt -keyfile ca.key "$@" 2>ca.db/err ||
+	{ cat ca.db/err >&2; echo "gen-certs.sh: openssl ca $1 failed" >&2; exit 1; }; }
+for c in ${revoke[@]+"${revoke[@]}"}; do
+	[[ -f $c.crt ]] || { echo "gen-certs.sh: -r $c: no $c.crt in $PWD" >&2; exit 2; }
+	serial=$(openssl x509 -in "$c.crt" -noout -serial | sed 's/^serial=//')
+	# already revoked (a second -r, or the test set again): nothing to add
+	awk -F'\t' -v s="$serial" '$1 == "R" && toupper($4) == toupper(s) {f = 1} END {exit !f}' ca.db/index.txt ||
+		zgca -revoke "$c.crt"
+done
+if [[ ${#revoke[@]} -gt 0 || ! -f ca.crl ]]; then
+	zgca -gencrl -crldays "$crl_days" -out ca.crl.tmp
+	mv -f ca.crl.tmp ca.crl # one rename: a relay watching the directory never reads half a CRL
+fi
+if [[ $test_set -eq 1 ]]; then
+	zgca -gencrl -crl_lastupdate "$(date -u -d '-30 days' +%Y%m%d%H%M%SZ)" \
+		-crl_nextupdate "$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)" -out expired.crl
+fi
+chmod 644 ./*.crl
+rm -f ca.db/err
 rm -f ./*.srl
 chmod 600 ./*.key
-echo "gen-certs.sh: PKI in $(pwd): CA ca.crt, relay relay.crt (${servers[*]}), clients: ${clients[*]}${test_set:+}"
+relay_said="(${servers[*]})"
+[[ $only_revoke -eq 0 ]] || relay_said="(unchanged)"
+echo "gen-certs.sh: PKI in $(pwd): CA ca.crt, relay relay.crt $relay_said, clients: ${clients[*]:-none}, CRL ca.crl${revoke[*]:+ (revoked now: ${revoke[*]})}"

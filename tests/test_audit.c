@@ -114,6 +114,13 @@ static void test_other_events_exact(void **state)
 		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"handshake_failed\",\"reason\":\"alpn\","
 		"\"peer\":\"192.0.2.9:4001\"}\n");
 	assert_int_equal(audit_lines(fx->a), 4);
+	audit_tls_reload(fx->a, 0, "file", "key /etc/zgate/tls/tls.key does not match certificate");
+	audit_tls_reload(fx->a, 1, "sighup", NULL);
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"tls_reload\",\"result\":\"error\","
+		"\"trigger\":\"file\",\"reason\":\"key /etc/zgate/tls/tls.key does not match certificate\"}\n"
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"tls_reload\",\"result\":\"ok\","
+		"\"trigger\":\"sighup\"}\n");
 }
 
 static void test_hostile_strings_escaped(void **state)

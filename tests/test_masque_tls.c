@@ -289,6 +289,123 @@ static void test_server_ctx_times_and_crl(void **state)
 	wolfSSL_CTX_free(ctx);
 }
 
+/* Issue 18.1: a rebuild from a bad file keeps the context in force and
+ * says which file; a good one replaces it, and a connection made from the
+ * old context keeps it (reference-counted: this runs under ASan too). */
+static void test_reload_keeps_old_context_on_bad_file(void **state)
+{
+	struct tls_server_files good = { f("relay.crt"), f("relay.key"), f("ca.crt"), f("ca.crl") };
+	struct tls_server_files files = good;
+	WOLFSSL_CTX *ctx = NULL, *old;
+	WOLFSSL *ssl;
+	int64_t crl_next;
+	(void)state;
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &good, TLS_IDENTITY_CN, err, sizeof(err)), 0);
+	assert_non_null(ctx);
+	old = ctx;
+	crl_next = tls_server_crl_next_update(ctx);
+	assert_true(crl_next > 0);
+	ssl = wolfSSL_new(ctx); /* an open connection */
+	assert_non_null(ssl);
+
+	files.key = f("agent-1.key");
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_CN, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "agent-1.key does not match certificate"));
+	assert_ptr_equal(ctx, old);
+	files = good;
+	files.crl = f("ca.crt");
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_CN, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "ca.crt: not a PEM CRL"));
+	assert_ptr_equal(ctx, old);
+	files = good;
+	files.client_ca = f("missing-ca.crt");
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_CN, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "missing-ca.crt"));
+	assert_ptr_equal(ctx, old);
+	assert_int_equal(tls_server_crl_next_update(ctx), crl_next);
+
+	/* a good rebuild: new context, the expiry follows the new files */
+	files = good;
+	files.crl = f("expired.crl");
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_SAN_URI, err, sizeof(err)),
+			 0);
+	assert_ptr_not_equal(ctx, old);
+	assert_true(tls_server_crl_next_update(ctx) < (int64_t)time(NULL));
+	/* the old connection still has its (old) context */
+	assert_ptr_equal(wolfSSL_get_SSL_CTX(ssl), old);
+	assert_int_equal(tls_server_crl_next_update(wolfSSL_get_SSL_CTX(ssl)), crl_next);
+	wolfSSL_free(ssl); /* frees the old context with it */
+	wolfSSL_CTX_free(ctx);
+}
+
+static uint8_t *der_of(const char *cert, size_t *plen)
+{
+	WOLFSSL_X509 *x = load(cert);
+	const unsigned char *d;
+	uint8_t *out;
+	int n = 0;
+
+	d = wolfSSL_X509_get_der(x, &n);
+	assert_non_null(d);
+	assert_true(n > 0);
+	out = malloc((size_t)n);
+	assert_non_null(out);
+	memcpy(out, d, (size_t)n);
+	*plen = (size_t)n;
+	wolfSSL_X509_free(x);
+	return out;
+}
+
+/* Issue 18.2: an open session's certificate against the context as
+ * reloaded: a new CRL revokes it, a new client CA no longer chains it. */
+static void test_check_cert_against_reloaded_context(void **state)
+{
+	static char cert[256], key[256], ca[256], crl[256], crl_old[256], other[256];
+	struct tls_server_files files = { cert, key, ca, NULL };
+	WOLFSSL_CTX *ctx = NULL;
+	size_t la, lr, ls;
+	uint8_t *a1 = der_of("agent-1.crt", &la), *rv = der_of("revoked.crt", &lr);
+	uint8_t *st = der_of("stranger.crt", &ls), junk[64];
+	(void)state;
+	/* f() keeps 8 paths at a time: copies */
+	snprintf(cert, sizeof(cert), "%s", f("relay.crt"));
+	snprintf(key, sizeof(key), "%s", f("relay.key"));
+	snprintf(ca, sizeof(ca), "%s", f("ca.crt"));
+	snprintf(crl, sizeof(crl), "%s", f("ca.crl"));
+	snprintf(crl_old, sizeof(crl_old), "%s", f("expired.crl"));
+	snprintf(other, sizeof(other), "%s", f("other-ca.crt"));
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_CN, err, sizeof(err)), 0);
+	assert_int_equal(tls_server_check_cert(ctx, a1, la), TLS_ACCEPTED);
+	assert_int_equal(tls_server_check_cert(ctx, rv, lr), TLS_ACCEPTED); /* no CRL yet */
+	assert_int_equal(tls_server_check_cert(ctx, st, ls), TLS_REJECT_UNKNOWN_CA);
+	files.crl = crl;
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_CN, err, sizeof(err)), 0);
+	assert_int_equal(tls_server_check_cert(ctx, a1, la), TLS_ACCEPTED);
+	assert_int_equal(tls_server_check_cert(ctx, rv, lr), TLS_REJECT_REVOKED);
+	/* an expired CRL: status unknown, said as such */
+	files.crl = crl_old;
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_CN, err, sizeof(err)), 0);
+	assert_int_equal(tls_server_check_cert(ctx, a1, la), TLS_REJECT_CRL_EXPIRED);
+	/* another client CA: agent-1 no longer chains */
+	files.crl = NULL;
+	files.client_ca = other;
+	assert_int_equal(tls_server_ctx_rebuild(&ctx, &files, TLS_IDENTITY_CN, err, sizeof(err)), 0);
+	assert_int_equal(tls_server_check_cert(ctx, a1, la), TLS_REJECT_UNKNOWN_CA);
+	assert_int_equal(tls_server_check_cert(ctx, st, ls), TLS_ACCEPTED);
+	/* not a certificate, or nothing */
+	memset(junk, 0x30, sizeof(junk));
+	assert_int_not_equal(tls_server_check_cert(ctx, junk, sizeof(junk)), TLS_ACCEPTED);
+	assert_int_equal(tls_server_check_cert(ctx, NULL, 0), TLS_REJECT_OTHER);
+	assert_int_equal(tls_server_check_cert(NULL, a1, la), TLS_REJECT_OTHER);
+	wolfSSL_CTX_free(ctx);
+	free(a1);
+	free(rv);
+	free(st);
+}
+
 static void test_client_ctx(void **state)
 {
 	WOLFSSL_CTX *ctx = NULL;
@@ -342,6 +459,8 @@ int main(void)
 		cmocka_unit_test(test_server_ctx_errors_name_the_file),
 		cmocka_unit_test(test_client_ctx),
 		cmocka_unit_test(test_c25_set_alpn),
+		cmocka_unit_test(test_reload_keeps_old_context_on_bad_file),
+		cmocka_unit_test(test_check_cert_against_reloaded_context),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

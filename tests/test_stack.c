@@ -1682,6 +1682,117 @@ udp_roundtrip(struct fx *fx, int v6)
 	close(u.fd);
 }
 
+/* A reloaded policy (issue 18.2): denies TCP to deny_port, allows the rest. */
+struct reeval {
+	uint16_t deny_port;
+	int calls;
+	char clients[4][STACK_ID_MAX];
+};
+
+static enum stack_verdict
+reeval_cb(void *arg, const struct stack_flow_info *fi, const char **prule)
+{
+	struct reeval *r = arg;
+
+	if (r->calls < 4)
+		snprintf(r->clients[r->calls], STACK_ID_MAX, "%s", fi->client_id);
+	r->calls++;
+	if (fi->proto == STACK_PROTO_TCP && fi->dport == r->deny_port) {
+		*prule = "new-deny";
+		return STACK_DENY;
+	}
+	*prule = "new-allow";
+	return STACK_ALLOW;
+}
+
+/* Re-evaluation after a policy reload closes the flows the new policy
+ * denies (TCP: RST to the client and the destination, audited close
+ * "policy" with the denying rule) and leaves the others running. */
+static void
+test_reevaluate_closes_denied_flows_keeps_allowed(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct usrv u;
+	struct tc c;
+	struct stack_addr dst;
+	struct stack_counters k;
+	struct reeval re;
+	struct qpkt *p;
+	uint8_t b[PMAX];
+	size_t n;
+	int nev;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	usrv_start(&u, 0);
+	addr4(&dst, "127.0.0.1");
+	/* an established TCP flow with data through it */
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	tc_transfer(fx, &c, (const uint8_t *)"hello", 5, 5, 100000);
+	/* and a UDP flow */
+	n = build_udp(b, &fx->client.vip4, &dst, 33333, u.port, (const uint8_t *)"ping", 4);
+	input(fx, b, n);
+	assert_int_equal(usrv_echo(&u), 4);
+	assert_non_null(wait_pkt(fx));
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_tcp, 1);
+	assert_int_equal(k.flows_udp, 1);
+
+	/* a policy that still allows both: nothing closes, rules follow it */
+	memset(&re, 0, sizeof(re));
+	nev = fx->nev;
+	assert_int_equal(stack_reevaluate(fx->st, reeval_cb, &re, "policy"), 0);
+	assert_int_equal(re.calls, 2);
+	assert_string_equal(re.clients[0], "agent-1");
+	assert_int_equal(fx->nev, nev);
+
+	/* the new policy denies the TCP destination */
+	memset(&re, 0, sizeof(re));
+	re.deny_port = s.port;
+	assert_int_equal(stack_reevaluate(fx->st, reeval_cb, &re, "policy"), 1);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_tcp, 0);
+	assert_int_equal(k.flows_udp, 1);
+	assert_int_equal(fx->nev, nev + 1);
+	assert_int_equal(fx->ev[nev].type, STACK_EV_CLOSE);
+	assert_int_equal(fx->ev[nev].proto, STACK_PROTO_TCP);
+	assert_string_equal(fx->ev[nev].reason, "policy");
+	assert_string_equal(fx->ev[nev].rule, "new-deny");
+	assert_int_equal(fx->ev[nev].up, 5);
+	/* the client got an RST at once */
+	tc_pump(fx, &c);
+	assert_true(c.rst);
+	/* the destination sees the connection end */
+	for (int i = 0; i < 2000 && s.c && s.c->fd >= 0 && !s.eof_seen; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen || (s.c && s.c->fd < 0));
+	/* the UDP flow still works */
+	n = build_udp(b, &fx->client.vip4, &dst, 33333, u.port, (const uint8_t *)"two", 3);
+	input(fx, b, n);
+	assert_int_equal(usrv_echo(&u), 3);
+	p = wait_pkt(fx);
+	assert_non_null(p);
+	/* the client's TCP segments now find no flow: RST again */
+	c.rst = 0;
+	tc_seg(fx, &c, PKT_TCP_ACK, (const uint8_t *)"more", 4);
+	assert_true(run_until(fx, &c, c_rst, NULL, 2000));
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_tcp, 0);
+	assert_int_equal(stack_reevaluate(NULL, reeval_cb, &re, "policy"), 0);
+	assert_int_equal(stack_reevaluate(fx->st, NULL, &re, "policy"), 0);
+	stack_close_client(fx->st, "agent-1");
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+	close(u.fd);
+}
+
 static void
 test_udp_roundtrip_v4_and_idle(void **state)
 {
@@ -3047,6 +3158,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_time_wait_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reevaluate_closes_denied_flows_keeps_allowed,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v4_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v6_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c23_udp_port_unreachable_to_owner, setup, teardown),

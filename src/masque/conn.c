@@ -1358,15 +1358,18 @@ static void keylog_cb(const WOLFSSL *ssl, const char *line)
 
 void masque_keylog_setup(const struct masque_config *cfg)
 {
-	if (cfg->keylog_file == NULL || cfg->keylog_file[0] == '\0' || keylog_fp != NULL)
+	if (cfg->keylog_file == NULL || cfg->keylog_file[0] == '\0')
 		return;
-	keylog_fp = fopen(cfg->keylog_file, "a");
 	if (keylog_fp == NULL) {
-		log_warn("keylog file %s", cfg->keylog_file);
-		return;
+		keylog_fp = fopen(cfg->keylog_file, "a");
+		if (keylog_fp == NULL) {
+			log_warn("keylog file %s", cfg->keylog_file);
+			return;
+		}
+		log_warnx("TLS key log enabled (%s): traffic can be decrypted; debugging only",
+			  cfg->keylog_file);
 	}
-	log_warnx("TLS key log enabled (%s): traffic can be decrypted; debugging only",
-		  cfg->keylog_file);
+	/* also for a context set later (masque_server_set_tls) */
 	wolfSSL_CTX_set_keylog_callback(cfg->tls, keylog_cb);
 }
 
@@ -2128,6 +2131,31 @@ void *masque_conn_data(const struct masque_conn *c)
 const char *masque_conn_identity(const struct masque_conn *c)
 {
 	return c->identity;
+}
+
+int masque_conn_peer_cert_der(const struct masque_conn *c, uint8_t *buf, size_t cap,
+			      size_t *plen)
+{
+	WOLFSSL_X509 *x;
+	const unsigned char *der;
+	int n = 0, r = 0;
+
+	if (c == NULL || !c->is_server || c->ssl == NULL || buf == NULL || plen == NULL)
+		return ZG_ERR_STATE;
+	x = wolfSSL_get_peer_certificate(c->ssl);
+	if (x == NULL)
+		return ZG_ERR_STATE;
+	der = wolfSSL_X509_get_der(x, &n);
+	if (der == NULL || n <= 0)
+		r = ZG_ERR_STATE;
+	else if ((size_t)n > cap)
+		r = ZG_ERR_TOO_LARGE;
+	else {
+		memcpy(buf, der, (size_t)n);
+		*plen = (size_t)n;
+	}
+	wolfSSL_X509_free(x);
+	return r;
 }
 
 const char *masque_conn_cert_serial(const struct masque_conn *c)

@@ -273,6 +273,12 @@ void masque_server_end_round(struct masque_server *srv);
  * ::ffff:a.b.c.d, also when it came as IPv4-mapped IPv6) or the IPv6 /64. */
 void masque_source_key(const struct sockaddr *sa, uint8_t key[16]);
 
+/* Makes new connections use tls (a tls_server_ctx_new() context, not
+ * owned; it must outlive them or be reference-counted as wolfSSL does: each
+ * connection's WOLFSSL holds its context). Open connections keep theirs
+ * (issue 18.1: certificate rotation without dropping tunnels). */
+void masque_server_set_tls(struct masque_server *srv, WOLFSSL_CTX *tls);
+
 /* Graceful shutdown: GOAWAY to every client, no new tunnels. */
 void masque_server_goaway(struct masque_server *srv);
 
@@ -351,6 +357,12 @@ void *masque_conn_data(const struct masque_conn *c);
 const char *masque_conn_identity(const struct masque_conn *c);
 /* Server: the client certificate's serial number and SHA-256 fingerprint,
  * lower-case hex (tls_cert_ids); "" before the handshake completes. */
+/* Server: copies the client certificate's DER (the leaf the handshake
+ * verified) to buf. Returns 0 and *plen, ZG_ERR_TOO_LARGE (over cap),
+ * ZG_ERR_STATE (no certificate: a client connection, or before the
+ * handshake). */
+int masque_conn_peer_cert_der(const struct masque_conn *c, uint8_t *buf, size_t cap,
+			      size_t *plen);
 const char *masque_conn_cert_serial(const struct masque_conn *c);
 const char *masque_conn_cert_sha256(const struct masque_conn *c);
 const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *plen);

@@ -346,6 +346,14 @@ void masque_server_del(struct masque_server *srv)
 	free(srv);
 }
 
+void masque_server_set_tls(struct masque_server *srv, WOLFSSL_CTX *tls)
+{
+	if (srv == NULL || tls == NULL)
+		return;
+	srv->cfg.tls = tls;
+	masque_keylog_setup(&srv->cfg);
+}
+
 void masque_server_goaway(struct masque_server *srv)
 {
 	struct masque_conn *c, *n;

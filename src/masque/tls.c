@@ -542,6 +542,50 @@ fail:
 	return r;
 }
 
+int tls_server_ctx_rebuild(WOLFSSL_CTX **pctx, const struct tls_server_files *f,
+			   enum tls_identity mode, char *err, size_t errlen)
+{
+	WOLFSSL_CTX *ctx = NULL;
+	int r;
+
+	if (pctx == NULL || f == NULL) {
+		(void)snprintf(err, errlen, "no context to rebuild");
+		return ZG_ERR_INVAL;
+	}
+	r = tls_server_ctx_new(f->cert, f->key, f->client_ca, f->crl, &ctx, err, errlen);
+	if (r != 0)
+		return r;
+	if (tls_server_set_identity(ctx, mode) != 0) {
+		(void)snprintf(err, errlen, "cannot set the identity mode on the new context");
+		wolfSSL_CTX_free(ctx);
+		return ZG_ERR_CONFIG;
+	}
+	if (*pctx != NULL)
+		wolfSSL_CTX_free(*pctx); /* a reference; open connections hold theirs */
+	*pctx = ctx;
+	return 0;
+}
+
+enum tls_reject tls_server_check_cert(WOLFSSL_CTX *ctx, const uint8_t *der, size_t len)
+{
+	WOLFSSL_CERT_MANAGER *cm;
+	int rv;
+
+	if (ctx == NULL || der == NULL || len == 0 || len > TLS_CERT_DER_MAX)
+		return TLS_REJECT_OTHER;
+	if (crl_expired(ctx))
+		return TLS_REJECT_CRL_EXPIRED;
+	cm = wolfSSL_CTX_GetCertManager(ctx);
+	if (cm == NULL)
+		return TLS_REJECT_OTHER;
+	/* the signature, the issuer among the CAs, the dates and (the
+	 * context's CRL enabled) revocation */
+	rv = wolfSSL_CertManagerVerifyBuffer(cm, der, (long)len, WOLFSSL_FILETYPE_ASN1);
+	if (rv == WOLFSSL_SUCCESS)
+		return TLS_ACCEPTED;
+	return tls_reject_from_error(rv);
+}
+
 int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
 		       WOLFSSL_CTX **pctx, char *err, size_t errlen)
 {

@@ -118,6 +118,36 @@ int tls_server_set_identity(WOLFSSL_CTX *ctx, enum tls_identity mode);
 int64_t tls_server_cert_not_after(WOLFSSL_CTX *ctx);
 int64_t tls_server_crl_next_update(WOLFSSL_CTX *ctx);
 
+/* The files of a relay context, as configured (tls.cert, tls.key,
+ * tls.client_ca, tls.crl; crl NULL or "" for none). */
+struct tls_server_files {
+	const char *cert, *key, *client_ca, *crl;
+};
+
+/* Rebuilds the relay's context from the files (issue 18.1): a new
+ * tls_server_ctx_new() context with identity mode. On success returns 0,
+ * *pctx is the new context and the old one is released: connections made
+ * from it keep it (every WOLFSSL holds a reference to its WOLFSSL_CTX) and
+ * it is freed with the last of them. On failure returns ZG_ERR_CONFIG (or
+ * ZG_ERR_NOMEM) with err naming the file and what is wrong with it, and
+ * *pctx is untouched: the old context stays in force. */
+int tls_server_ctx_rebuild(WOLFSSL_CTX **pctx, const struct tls_server_files *f,
+			   enum tls_identity mode, char *err, size_t errlen);
+
+/* Largest client certificate (DER) the relay keeps per session. */
+#define TLS_CERT_DER_MAX 16384
+
+/* Checks a client's certificate (DER, the leaf its handshake presented)
+ * against a relay context as it is now: chains to its client CA, within
+ * its validity period, not revoked by its CRL (issue 18.2: run after a
+ * reload on every open session). Returns TLS_ACCEPTED, the reason it
+ * fails (TLS_REJECT_REVOKED, TLS_REJECT_UNKNOWN_CA, TLS_REJECT_EXPIRED,
+ * ...), TLS_REJECT_CRL_EXPIRED when the context's CRL is past its
+ * nextUpdate (status unknown), or TLS_REJECT_OTHER for a NULL argument or
+ * an unparsable certificate. The leaf must be issued by a CA in the client
+ * CA file (an intermediate the client sent in its chain is not kept). */
+enum tls_reject tls_server_check_cert(WOLFSSL_CTX *ctx, const uint8_t *der, size_t len);
+
 /* Creates the agent's context: its cert + key, and the CA the relay's
  * certificate must chain to. Same returns. cert and key NULL make a
  * context without a client certificate (tests of the relay's refusal). */

@@ -322,6 +322,17 @@ void audit_policy_reload(struct audit *a, int ok, const char *file, const char *
 	finish(a, &l);
 }
 
+void audit_tls_reload(struct audit *a, int ok, const char *trigger, const char *reason)
+{
+	struct line l;
+
+	begin(a, &l, "tls_reload", a->clock(a->ctx));
+	kv_str(&l, "result", ok ? "ok" : "error");
+	kv_str(&l, "trigger", trigger);
+	kv_str(&l, "reason", reason);
+	finish(a, &l);
+}
+
 void audit_limit_hit(struct audit *a, const char *limit, const char *client)
 {
 	struct line l;

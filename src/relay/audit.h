@@ -67,6 +67,9 @@ void audit_flow_allow(struct audit *a, const struct audit_flow *f);
 void audit_flow_deny(struct audit *a, const struct audit_flow *f);
 void audit_flow_close(struct audit *a, const struct audit_flow *f);
 void audit_policy_reload(struct audit *a, int ok, const char *file, const char *message);
+/* A TLS reload (issue 18.1): result ok/error, what started it ("sighup",
+ * "file"), and for an error the reason, naming the file (NULL: none). */
+void audit_tls_reload(struct audit *a, int ok, const char *trigger, const char *reason);
 void audit_limit_hit(struct audit *a, const char *limit, const char *client);
 void audit_cert_rejected(struct audit *a, const char *reason, const char *peer);
 void audit_handshake_failed(struct audit *a, const char *reason, const char *peer);

@@ -37,6 +37,7 @@
 #include "relay/localaddr.h"
 #include "relay/ops.h"
 #include "relay/policy.h"
+#include "relay/watch.h"
 #include "stack.h"
 #include "zg_err.h"
 
@@ -64,6 +65,11 @@ struct session {
 	int resolving, gone;
 	int refuse;          /* answer this status instead of resolving (16.8b) */
 	const char *refuse_ps;
+	/* the client certificate (DER), checked again after a TLS reload
+	 * (issue 18.2) */
+	uint8_t *cert_der;
+	size_t cert_len;
+	const char *close_reason; /* the relay closes it: revoked, policy */
 	struct session *next, *prev;   /* all sessions */
 	struct session *vnext4, *vnext6; /* VIP buckets */
 };
@@ -98,7 +104,14 @@ struct relay {
 	uint64_t out_no_session, out_too_big, out_congested;
 	uint64_t ipam_save_errors;
 	int crl_expired_said; /* the "CRL expired" warning, once */
+	/* issue 18: reloads of the TLS files and the policy, by SIGHUP or
+	 * when the files change (watch.c) */
+	struct watch *watch;
+	uint64_t tls_reload_ok, tls_reload_fail;
+	uint64_t closed_revoked, closed_policy, flows_closed_policy;
 };
+
+#define WATCH_DEBOUNCE_MS 200
 
 static uint64_t mono_ms(void)
 {
@@ -140,6 +153,12 @@ static void sockaddr_str(const struct sockaddr *sa, char *buf, size_t len)
 
 /* ------------------------------------------------------------------ */
 /* session table                                                      */
+
+static void session_free(struct session *s)
+{
+	free(s->cert_der);
+	free(s);
+}
 
 static size_t vip_hash(const struct stack_addr *a)
 {
@@ -335,12 +354,28 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	size_t n = 0;
 	int rv;
 
+	/* the client certificate, for the checks after a TLS reload */
+	s->cert_der = malloc(TLS_CERT_DER_MAX);
+	if (s->cert_der == NULL ||
+	    (rv = masque_conn_peer_cert_der(s->c, s->cert_der, TLS_CERT_DER_MAX, &s->cert_len)) != 0) {
+		log_warnx("%s from %s: cannot keep its certificate (%s): 503", s->id, s->peer,
+			  s->cert_der ? zg_strerror(rv) : "out of memory");
+		r->refused_503++;
+		session_free(s);
+		return 503;
+	}
+	{
+		uint8_t *fit = realloc(s->cert_der, s->cert_len);
+
+		if (fit != NULL)
+			s->cert_der = fit;
+	}
 	rv = session_routes(r, s, routes, &n);
 	if (rv != 0) {
 		log_warnx("%s from %s: cannot compute its routes: %s: 503", s->id, s->peer,
 			  zg_strerror(rv));
 		r->refused_503++;
-		free(s);
+		session_free(s);
 		return 503;
 	}
 	if (rv != 0 || n == 0) {
@@ -348,7 +383,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 		log_info("%s from %s: no destination allowed by policy: 403", s->id, s->peer);
 		audit_limit_hit(r->audit, "policy_nothing_allowed", s->id);
 		r->refused_403++;
-		free(s);
+		session_free(s);
 		return 403;
 	}
 	old = session_by_id(r, s->id);
@@ -356,7 +391,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 		log_warnx("%s from %s: %u sessions open: 503", s->id, s->peer, r->cfg.max_sessions);
 		audit_limit_hit(r->audit, "sessions", s->id);
 		r->refused_503++;
-		free(s);
+		session_free(s);
 		return 503;
 	}
 	if (old != NULL) {
@@ -374,7 +409,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 		log_warnx("%s from %s: IPv4 pool exhausted: 503", s->id, s->peer);
 		audit_limit_hit(r->audit, "pool", s->id);
 		r->refused_503++;
-		free(s);
+		session_free(s);
 		return 503;
 	}
 	s->vip4.version = 4;
@@ -632,7 +667,7 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	struct relay *r = ctx;
 	struct session *s = masque_conn_data(c);
 
-	if (s == NULL || s->detached || s->resolving)
+	if (s == NULL || s->detached || s->resolving || s->close_reason != NULL)
 		return;
 	s->bytes_up += len;
 	(void)stack_input(r->stack, s, &s->client, pkt, len);
@@ -648,6 +683,8 @@ static const char *close_token(const struct relay *r, const struct session *s,
 {
 	if (s->detached)
 		return "replaced";
+	if (s->close_reason != NULL)
+		return s->close_reason;
 	if (ci->idle)
 		return "idle_timeout";
 	if (r->draining || r->stopping)
@@ -690,7 +727,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	log_info("tunnel closed: %s from %s (%s)", s->id, s->peer, ci->reason);
 	audit_session_close(r->audit, s->id, s->vip_s, s->peer, mono_ms() - s->opened_ms,
 			    s->bytes_up, s->bytes_down, close_token(r, s, ci));
-	free(s);
+	session_free(s);
 	maybe_stop(r);
 }
 
@@ -708,7 +745,7 @@ static void crl_expired_warn(struct relay *r)
 	if (gmtime_r(&t, &tm) != NULL)
 		(void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	log_warnx("CRL %s expired (nextUpdate %s): every client certificate is refused "
-		  "(crl_expired) until a current CRL is installed and the relay restarted",
+		  "(crl_expired) until a current CRL is installed (the relay reloads it)",
 		  r->cfg.tls_crl, when);
 }
 
@@ -992,6 +1029,21 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	evbuffer_add_printf(b, "zgate_policy_reloads_total{result=\"ok\"} %llu\n"
 			       "zgate_policy_reloads_total{result=\"error\"} %llu\n",
 			    (unsigned long long)r->reload_ok, (unsigned long long)r->reload_fail);
+	metric(b, "zgate_tls_reloads_total", "counter",
+	       "Reloads of the TLS files (SIGHUP or a change on disk), by result.");
+	evbuffer_add_printf(b, "zgate_tls_reloads_total{result=\"ok\"} %llu\n"
+			       "zgate_tls_reloads_total{result=\"error\"} %llu\n",
+			    (unsigned long long)r->tls_reload_ok, (unsigned long long)r->tls_reload_fail);
+	metric(b, "zgate_reload_disconnects_total", "counter",
+	       "Tunnels a reload closed: certificate revoked or no longer trusted, or the policy "
+	       "allows the client nothing any more.");
+	evbuffer_add_printf(b, "zgate_reload_disconnects_total{reason=\"revoked\"} %llu\n"
+			       "zgate_reload_disconnects_total{reason=\"policy\"} %llu\n",
+			    (unsigned long long)r->closed_revoked, (unsigned long long)r->closed_policy);
+	metric(b, "zgate_policy_reload_flows_closed_total", "counter",
+	       "Open flows a policy reload closed because the new policy denies them.");
+	evbuffer_add_printf(b, "zgate_policy_reload_flows_closed_total %llu\n",
+			    (unsigned long long)r->flows_closed_policy);
 	metric(b, "zgate_policy_last_reload_success_timestamp_seconds", "gauge",
 	       "When the policy in force was loaded (Unix time).");
 	evbuffer_add_printf(b, "zgate_policy_last_reload_success_timestamp_seconds %llu\n",
@@ -1025,7 +1077,47 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 /* ------------------------------------------------------------------ */
 /* signals                                                            */
 
-static void reload_policy(struct relay *r)
+/* Closes session s because a reload took its right away (reason
+ * "revoked" or "policy"): its flows at once, the tunnel with
+ * CONNECTION_CLOSE; on_close audits session_close with the reason. */
+static void session_revoke(struct relay *r, struct session *s, const char *reason,
+			   const char *why)
+{
+	if (s->detached || s->close_reason != NULL)
+		return;
+	s->close_reason = reason;
+	log_warnx("%s from %s: %s: closing its tunnel", s->id, s->peer, why);
+	stack_close_client(r->stack, s->id);
+	masque_conn_close(s->c, H3_NO_ERROR, why);
+}
+
+/* Flows decided again after a policy reload: the same decision as for a
+ * new flow (scope, then policy), without counting it as one. */
+static enum stack_verdict reeval_policy(void *ctx, const struct stack_flow_info *f,
+					const char **prule)
+{
+	struct relay *r = ctx;
+	const struct session *s = f->session;
+	struct policy_flow pf;
+	struct policy_verdict v;
+
+	if (s != NULL && !in_scope(s, f)) {
+		*prule = "scope";
+		return STACK_DENY;
+	}
+	memset(&pf, 0, sizeof(pf));
+	pf.version = f->dst.version;
+	memcpy(pf.src, f->src.a, 16);
+	memcpy(pf.dst, f->dst.a, 16);
+	pf.proto = f->proto;
+	pf.sport = f->sport;
+	pf.dport = f->dport;
+	policy_eval(r->policy, f->client_id, &pf, &v);
+	*prule = v.rule_id;
+	return v.action == POLICY_ALLOW ? STACK_ALLOW : STACK_DENY;
+}
+
+static void reload_policy(struct relay *r, const char *trigger)
 {
 	struct policy *np = NULL;
 	struct session *s;
@@ -1036,7 +1128,7 @@ static void reload_policy(struct relay *r)
 	if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) != 0) {
 		/* Keep the policy in force and say exactly why. */
 		r->reload_fail++;
-		log_warnx("policy reload failed, keeping the current policy: %s", err);
+		log_warnx("policy reload failed (%s), keeping the current policy: %s", trigger, err);
 		audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
 		return;
 	}
@@ -1044,18 +1136,112 @@ static void reload_policy(struct relay *r)
 	r->policy = np;
 	r->reload_ok++;
 	r->last_reload_ok_s = (uint64_t)time(NULL);
-	log_info("policy reloaded from %s: %zu clients, %zu rules", r->cfg.policy_file,
-		 policy_client_count(np), policy_rule_count(np));
+	log_info("policy reloaded from %s (%s): %zu clients, %zu rules", r->cfg.policy_file,
+		 trigger, policy_client_count(np), policy_rule_count(np));
 	audit_policy_reload(r->audit, 1, r->cfg.policy_file, NULL);
+	/* issue 18.2: open flows the new policy denies end now (first, so
+	 * each is audited with reason policy) */
+	n = stack_reevaluate(r->stack, reeval_policy, r, "policy");
+	r->flows_closed_policy += n;
+	if (n > 0)
+		log_info("policy reload: %zu open flows no longer allowed were closed", n);
 	/* C07: each advertisement supersedes the previous one. */
 	for (s = r->sessions; s != NULL; s = s->next) {
-		if (s->detached || !masque_conn_is_open(s->c))
+		if (s->detached || s->close_reason != NULL || !masque_conn_is_open(s->c))
 			continue;
 		if (session_routes(r, s, routes, &n) != 0)
 			n = 0;
+		if (n == 0) {
+			/* issue 18.2: allowed nothing any more */
+			r->closed_policy++;
+			session_revoke(r, s, "policy", "the policy allows it nothing any more");
+			continue;
+		}
 		if (masque_conn_send_routes(s->c, routes, n) != 0)
 			log_warnx("%s: cannot send the new routes", s->id);
 	}
+}
+
+/* Rebuilds the TLS context from tls.cert, tls.key, tls.client_ca and
+ * tls.crl (issue 18.1). New handshakes use the new one; open connections
+ * keep theirs. A file that does not load keeps the context in force. Then
+ * every open session whose certificate the new context refuses (revoked,
+ * no longer chains) is closed (18.2). */
+static void reload_tls(struct relay *r, const char *trigger)
+{
+	struct tls_server_files files = { r->cfg.tls_cert, r->cfg.tls_key, r->cfg.tls_client_ca,
+					  r->cfg.tls_crl };
+	enum tls_identity idm = TLS_IDENTITY_CN;
+	struct session *s;
+	char err[512];
+	size_t closed = 0;
+
+	(void)tls_identity_parse(r->cfg.tls_identity, &idm); /* checked at start */
+	if (tls_server_ctx_rebuild(&r->tls, &files, idm, err, sizeof(err)) != 0) {
+		r->tls_reload_fail++;
+		log_warnx("TLS reload failed (%s), keeping the current certificates: %s", trigger,
+			  err);
+		audit_tls_reload(r->audit, 0, trigger, err);
+		return;
+	}
+	masque_server_set_tls(r->srv, r->tls);
+	r->tls_reload_ok++;
+	r->crl_expired_said = 0;
+	crl_expired_warn(r);
+	log_info("TLS reloaded (%s): certificate %s, client CA %s%s%s", trigger, r->cfg.tls_cert,
+		 r->cfg.tls_client_ca, r->cfg.tls_crl[0] ? ", CRL " : "", r->cfg.tls_crl);
+	audit_tls_reload(r->audit, 1, trigger, NULL);
+	for (s = r->sessions; s != NULL; s = s->next) {
+		enum tls_reject why;
+		char msg[96];
+
+		if (s->detached || s->close_reason != NULL || s->cert_der == NULL)
+			continue;
+		why = tls_server_check_cert(r->tls, s->cert_der, s->cert_len);
+		/* an expired CRL says nothing new of this certificate: new
+		 * clients are refused (fail closed), open tunnels stay */
+		if (why == TLS_ACCEPTED || why == TLS_REJECT_CRL_EXPIRED)
+			continue;
+		(void)snprintf(msg, sizeof(msg), "client certificate no longer valid: %s",
+			       tls_reject_name(why));
+		r->closed_revoked++;
+		session_revoke(r, s, "revoked", msg);
+		closed++;
+	}
+	if (closed > 0)
+		log_info("TLS reload: %zu tunnels closed (certificate revoked or no longer trusted)",
+			 closed);
+}
+
+static void on_tls_files(void *arg)
+{
+	reload_tls(arg, "file");
+}
+
+static void on_policy_file(void *arg)
+{
+	reload_policy(arg, "file");
+}
+
+/* Watches the TLS files and the policy (issue 18.1, 18.4). Without
+ * inotify the relay still reloads on SIGHUP. */
+static void watch_start(struct relay *r)
+{
+	const char *tls_files[] = { r->cfg.tls_cert, r->cfg.tls_key, r->cfg.tls_client_ca,
+				    r->cfg.tls_crl };
+	int rv;
+
+	if (watch_new(r->base, WATCH_DEBOUNCE_MS, &r->watch) != 0) {
+		log_warn("cannot watch files (inotify): reload with SIGHUP");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(tls_files) / sizeof(tls_files[0]); i++)
+		if ((rv = watch_add(r->watch, tls_files[i], on_tls_files, r)) != 0)
+			log_warnx("cannot watch %s (%s): reload it with SIGHUP", tls_files[i],
+				  zg_strerror(rv));
+	if ((rv = watch_add(r->watch, r->cfg.policy_file, on_policy_file, r)) != 0)
+		log_warnx("cannot watch %s (%s): reload it with SIGHUP", r->cfg.policy_file,
+			  zg_strerror(rv));
 }
 
 static void stop_now(struct relay *r)
@@ -1089,7 +1275,9 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		reload_policy(r);
+		reload_policy(r, "sighup");
+		reload_tls(r, "sighup");
+		watch_rebase(r->watch); /* what the files hold now is loaded */
 		return;
 	}
 	if (r->draining) {
@@ -1133,7 +1321,8 @@ static void usage(FILE *f)
 		"Every option below can be given as a flag, a ZGATE_* environment variable or\n"
 		"in the file (flag > environment > file > default):\n\n%s"
 		"\n"
-		"Signals: SIGHUP reloads the policy; SIGTERM/SIGINT drain (GOAWAY, /ready 503,\n"
+		"Signals: SIGHUP reloads the policy and the TLS files (both are also reloaded\n"
+		"when they change on disk); SIGTERM/SIGINT drain (GOAWAY, /ready 503,\n"
 		"wait for tunnels up to timeouts.drain_grace) and exit 0; a second one exits\n"
 		"at once. Audit events go to stdout as JSON lines, logs to stderr.\n",
 		opts);
@@ -1361,6 +1550,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	    event_add(r->ev_term, NULL) != 0 || event_add(r->ev_int, NULL) != 0 ||
 	    event_add(r->ev_hup, NULL) != 0)
 		return ZG_ERR_NOMEM;
+	watch_start(r);
 	ops_set_state(r->ops, OPS_READY);
 	log_info("zgate-relay %s ready: QUIC on UDP %s (port %d), ops on %s (port %u), pool %zu "
 		 "addresses, policy %s (%zu clients)",
@@ -1378,6 +1568,8 @@ static void shutdown_all(struct relay *r)
 	r->udp = NULL;
 	localaddr_del(r->local);
 	r->local = NULL;
+	watch_del(r->watch);
+	r->watch = NULL;
 	if (r->stack != NULL)
 		stack_del(r->stack);
 	if (r->dns != NULL)

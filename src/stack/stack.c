@@ -15,6 +15,7 @@
  * reach the per-port listeners; every other SYN is held by the ACL.
  */
 #include <event2/event.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -737,6 +738,42 @@ stack_close_client(struct stack *st, const char *client_id)
 			flow_abort(f, "session-closed");
 	}
 	stack_rearm(st);
+}
+
+size_t
+stack_reevaluate(struct stack *st, stack_verdict_fn fn, void *arg,
+		 const char *reason)
+{
+	struct flow *f, *next;
+	size_t closed = 0;
+
+	if (st == NULL || fn == NULL)
+		return 0;
+	for (f = st->flows; f != NULL; f = next) {
+		struct stack_flow_info fi;
+		const char *rule = NULL;
+		enum stack_verdict v;
+
+		next = f->next;
+		memset(&fi, 0, sizeof(fi));
+		fi.client_id = f->acct != NULL ? f->acct->id : "";
+		fi.session = f->session;
+		fi.src = f->src;
+		fi.dst = f->dst;
+		fi.proto = f->proto;
+		fi.sport = f->sport;
+		fi.dport = f->dport;
+		v = fn(arg, &fi, &rule);
+		if (rule != NULL)
+			(void)snprintf(f->rule_id, sizeof(f->rule_id), "%s", rule);
+		if (v == STACK_ALLOW)
+			continue;
+		/* flow_abort frees f only: next stays valid */
+		flow_abort(f, reason != NULL ? reason : "policy");
+		closed++;
+	}
+	stack_rearm(st);
+	return closed;
 }
 
 /* ---------------------------------------------------------------- life */

@@ -251,6 +251,23 @@ int stack_dst_forbidden(const struct stack *st, const struct stack_addr *dst);
 /* Closes every flow of the client with this ID (its session ended). */
 void stack_close_client(struct stack *st, const char *client_id);
 
+/* Decides an open flow again (stack_reevaluate): as the policy callback,
+ * with the flow as the client started it. */
+typedef enum stack_verdict (*stack_verdict_fn)(void *arg,
+					       const struct stack_flow_info *flow,
+					       const char **prule_id);
+
+/* Asks fn about every open flow (after a policy reload, issue 18.2) and
+ * closes each it denies at once: TCP with an RST to the client and to the
+ * destination, UDP and ICMP by forgetting the flow (the client's next
+ * packet is a new flow, decided and refused as such). Each closed flow is
+ * audited STACK_EV_CLOSE with reason and the denying rule's ID; a flow
+ * still allowed keeps running and takes the ID of the rule that allows it
+ * now. fn must not call into the stack. Returns the number of flows
+ * closed, 0 for NULL arguments. O(flows). */
+size_t stack_reevaluate(struct stack *st, stack_verdict_fn fn, void *arg,
+			const char *reason);
+
 /* Copies the counters. */
 void stack_get_counters(const struct stack *st, struct stack_counters *pc);
 

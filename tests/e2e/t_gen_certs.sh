@@ -37,6 +37,21 @@ crlv() { openssl verify -CAfile "$pki/ca.crt" -crl_check -CRLfile "$pki/$1" "$pk
 expect_contains "$(crlv ca.crl revoked)" "certificate revoked" "revoked with ca.crl"
 expect_contains "$(crlv ca.crl agent-1)" "agent-1.crt: OK" "agent-1 with ca.crl"
 expect_contains "$(crlv expired.crl agent-1)" "CRL has expired" "expired.crl"
+step "-r revokes a client: a new ca.crl lists it and every earlier revocation; the relay's certificate stays"
+relay_before=$(sha256sum <"$pki/relay.crt")
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -r agent-2 >/dev/null
+expect_contains "$(crlv ca.crl agent-2)" "certificate revoked" "agent-2 after -r agent-2"
+expect_contains "$(crlv ca.crl revoked)" "certificate revoked" "revoked.crt still listed"
+expect_contains "$(crlv ca.crl agent-1)" "agent-1.crt: OK" "agent-1 after -r agent-2"
+[[ $(sha256sum <"$pki/relay.crt") == "$relay_before" ]] || fail "-r alone re-signed the relay certificate"
+[[ $(stat -c %a "$pki/ca.crl") == 644 ]] || fail "ca.crl mode $(stat -c %a "$pki/ca.crl")"
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -r agent-2 >/dev/null # again: no duplicate, no error
+[[ $(openssl crl -in "$pki/ca.crl" -noout -text | grep -c "Serial Number") == 2 ]] || fail "ca.crl after a second -r agent-2"
+if "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -r nobody 2>"$ZG_TMP/err"; then fail "revoked a missing client"; fi
+expect_contains "$(cat "$ZG_TMP/err")" "-r nobody: no nobody.crt" "missing client message"
+step "a PKI without the test set has a CRL revoking nothing"
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$ZG_TMP/plain" -c agent-1 >/dev/null
+expect_contains "$(openssl crl -in "$ZG_TMP/plain/ca.crl" -noout -text)" "No Revoked Certificates" "plain ca.crl"
 step "keys are private"
 [[ $(stat -c %a "$pki/agent-1.key") == 600 ]] || fail "agent-1.key mode $(stat -c %a "$pki/agent-1.key")"
 step "the CA is reused when adding a client"
