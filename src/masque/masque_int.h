@@ -38,7 +38,7 @@ struct crypto_feed {
  * wolfSSL_provide_quic_data() with no alert when a header it got split
  * is completed by data ending exactly at the header's end; peers split
  * CRYPTO data anywhere (ngtcp2 clients cut their ClientHello into random
- * pieces), so about one handshake in tens of thousands failed. Returns 0
+ * pieces), so a rare valid handshake failed. Returns 0
  * or emit's first non-zero return. */
 typedef int (*crypto_emit_fn)(void *arg, const uint8_t *data, size_t len);
 int masque_crypto_feed(struct crypto_feed *f, const uint8_t *data, size_t len,
