@@ -796,10 +796,11 @@ static void st_output(void *ctx, const struct stack_addr *dst, const uint8_t *pk
 		r->out_congested++;
 }
 
-static enum stack_verdict st_policy(void *ctx, const struct stack_flow_info *f,
-				    const char **prule)
+/* The decision for a flow of f's client: scope (C19), then policy.
+ * *pscoped is set when the tunnel's scope refused it. */
+static enum stack_verdict decide(const struct relay *r, const struct stack_flow_info *f,
+				 const char **prule, int *pscoped)
 {
-	struct relay *r = ctx;
 	const struct session *s = f->session;
 	struct policy_flow pf;
 	struct policy_verdict v;
@@ -807,10 +808,10 @@ static enum stack_verdict st_policy(void *ctx, const struct stack_flow_info *f,
 	if (s != NULL && !in_scope(s, f)) {
 		/* C19: outside what the tunnel asked for. */
 		*prule = "scope";
-		r->scope_denied++;
-		r->decisions_deny++;
+		*pscoped = 1;
 		return STACK_DENY;
 	}
+	*pscoped = 0;
 	memset(&pf, 0, sizeof(pf));
 	pf.version = f->dst.version;
 	memcpy(pf.src, f->src.a, 16);
@@ -820,12 +821,25 @@ static enum stack_verdict st_policy(void *ctx, const struct stack_flow_info *f,
 	pf.dport = f->dport;
 	policy_eval(r->policy, f->client_id, &pf, &v);
 	*prule = v.rule_id;
-	if (v.action == POLICY_ALLOW) {
+	return v.action == POLICY_ALLOW ? STACK_ALLOW : STACK_DENY;
+}
+
+/* A new flow: decided and counted. */
+static enum stack_verdict st_policy(void *ctx, const struct stack_flow_info *f,
+				    const char **prule)
+{
+	struct relay *r = ctx;
+	int scoped;
+	enum stack_verdict v = decide(r, f, prule, &scoped);
+
+	if (v == STACK_ALLOW) {
 		r->decisions_allow++;
-		return STACK_ALLOW;
+		return v;
 	}
+	if (scoped)
+		r->scope_denied++;
 	r->decisions_deny++;
-	return STACK_DENY;
+	return v;
 }
 
 static const char *proto_name(uint8_t p)
@@ -1096,25 +1110,9 @@ static void session_revoke(struct relay *r, struct session *s, const char *reaso
 static enum stack_verdict reeval_policy(void *ctx, const struct stack_flow_info *f,
 					const char **prule)
 {
-	struct relay *r = ctx;
-	const struct session *s = f->session;
-	struct policy_flow pf;
-	struct policy_verdict v;
+	int scoped;
 
-	if (s != NULL && !in_scope(s, f)) {
-		*prule = "scope";
-		return STACK_DENY;
-	}
-	memset(&pf, 0, sizeof(pf));
-	pf.version = f->dst.version;
-	memcpy(pf.src, f->src.a, 16);
-	memcpy(pf.dst, f->dst.a, 16);
-	pf.proto = f->proto;
-	pf.sport = f->sport;
-	pf.dport = f->dport;
-	policy_eval(r->policy, f->client_id, &pf, &v);
-	*prule = v.rule_id;
-	return v.action == POLICY_ALLOW ? STACK_ALLOW : STACK_DENY;
+	return decide(ctx, f, prule, &scoped);
 }
 
 static void reload_policy(struct relay *r, const char *trigger)
