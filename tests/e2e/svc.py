@@ -224,7 +224,12 @@ def main(a):
             if r:
                 s.sendto(r, peer)
     elif cmd == "send":
-        c = socket.create_connection((a[1], int(a[2])), timeout=30)
+        t0 = time.monotonic()
+        try:
+            c = socket.create_connection((a[1], int(a[2])), timeout=30)
+        except OSError as e:  # the time is the refusal's, not python's start-up
+            print(f"{e} (after {int((time.monotonic() - t0) * 1000)} ms)", file=sys.stderr)
+            return 1
         source(c, int(a[3]))
     elif cmd == "recv":
         c = socket.create_connection((a[1], int(a[2])), timeout=30)
@@ -233,8 +238,13 @@ def main(a):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(2)
         s.connect((a[1], int(a[2])))  # connected: an ICMP error fails recv at once
+        t0 = time.monotonic()
         s.send(a[3].encode())
-        print(s.recv(65535).decode())
+        try:
+            print(s.recv(65535).decode())
+        except OSError as e:
+            print(f"{e} (after {int((time.monotonic() - t0) * 1000)} ms)", file=sys.stderr)
+            return 1
     elif cmd == "dns-query":
         print(" ".join(dns_query(a[1], int(a[2]), a[3])))
     elif cmd == "many":

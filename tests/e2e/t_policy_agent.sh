@@ -55,19 +55,18 @@ out=$(inc 1 $SVC udp-query $svc 9 ok) || fail "UDP to an allowed destination: $o
 inc 1 ping -c 1 -W 2 $svc >/dev/null || fail "ping $svc"
 
 step "denied TCP port: refused at once (RST from the relay), audited with the rule"
-t0=$(date +%s%N)
+# svc.py times the refusal itself (python's start-up is not the relay's)
 out=$(inc 1 $SVC send $svc 22 10 2>&1) && fail "port 22 was reachable"
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_contains "$out" "refused" "TCP to a denied port"
-[[ $ms -lt 1000 ]] || fail "refusal took $ms ms"
+ms=$(sed -n 's/.*(after \([0-9]*\) ms).*/\1/p' <<<"$out")
+[[ -n $ms && $ms -lt 1000 ]] || fail "refusal took ${ms:-?} ms: $out"
 grep -q '"event":"flow_deny".*"dport":22.*"rule":"no-ssh"' "$D/audit.log" || fail "deny not audited with no-ssh"
 
 step "denied UDP port: ICMP prohibited at once, audited with the rule"
-t0=$(date +%s%N)
 out=$(inc 1 $SVC udp-query $svc 69 x 2>&1) && fail "UDP port 69 answered: $out"
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_contains "$out" "No route to host" "UDP to a denied port (ICMP prohibited)"
-[[ $ms -lt 1000 ]] || fail "UDP refusal took $ms ms"
+ms=$(sed -n 's/.*(after \([0-9]*\) ms).*/\1/p' <<<"$out")
+[[ -n $ms && $ms -lt 1000 ]] || fail "UDP refusal took ${ms:-?} ms: $out"
 grep -q '"event":"flow_deny".*"proto":"udp".*"dport":69.*"rule":"no-tftp"' "$D/audit.log" || fail "UDP deny not audited with no-tftp"
 
 step "denied ICMP destination: ICMP prohibited, audited with the rule"
