@@ -64,6 +64,7 @@ struct session {
 	int resolving, gone;
 	int refuse;          /* answer this status instead of resolving (16.8b) */
 	const char *refuse_ps;
+	const char *close_reason; /* audit reason when the relay closed it (admin) */
 	struct session *next, *prev;   /* all sessions */
 	struct session *vnext4, *vnext6; /* VIP buckets */
 };
@@ -80,6 +81,7 @@ struct relay {
 	struct ipam *ipam;
 	struct audit *audit;
 	struct ops *ops;
+	struct ops *admin_ops; /* admin.listen, when set; else admin is on ops */
 	struct stack *stack;
 	struct localaddr *local;
 	struct masque_udp *udp;
@@ -646,6 +648,8 @@ static void maybe_stop(struct relay *r);
 static const char *close_token(const struct relay *r, const struct session *s,
 			       const struct masque_close_info *ci)
 {
+	if (s->close_reason != NULL)
+		return s->close_reason;
 	if (s->detached)
 		return "replaced";
 	if (ci->idle)
@@ -1003,6 +1007,57 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	metric(b, "zgate_audit_lines_total", "counter", "Audit events written.");
 	evbuffer_add_printf(b, "zgate_audit_lines_total %llu\n",
 			    (unsigned long long)audit_lines(r->audit));
+	if (r->admin_ops != NULL)
+		ops_admin_metrics(r->admin_ops, b);
+}
+
+/* ------------------------------------------------------------------ */
+/* admin endpoint (ops.h): the session table seen from outside        */
+
+static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
+{
+	struct relay *r = ctx;
+	uint64_t now = mono_ms();
+	int64_t wall = (int64_t)time(NULL);
+	char v6[INET6_ADDRSTRLEN];
+
+	for (const struct session *s = r->sessions; s != NULL; s = s->next) {
+		struct ops_session os;
+
+		if (s->detached)
+			continue;
+		addr_str(&s->vip6, v6, sizeof(v6));
+		memset(&os, 0, sizeof(os));
+		os.client = s->id;
+		os.addr4 = s->vip_s;
+		os.addr6 = s->vip6.version ? v6 : NULL;
+		os.peer = s->peer;
+		os.since = wall - (int64_t)((now - s->opened_ms) / 1000);
+		os.bytes_up = s->bytes_up;
+		os.bytes_down = s->bytes_down;
+		os.cert_serial = masque_conn_cert_serial(s->c);
+		emit(ectx, &os);
+	}
+}
+
+static int admin_kick(void *ctx, const char *client)
+{
+	struct relay *r = ctx;
+	struct session *s = session_by_id(r, client);
+
+	if (s == NULL || s->close_reason != NULL)
+		return ZG_ERR_NOTFOUND;
+	s->close_reason = "admin";
+	masque_conn_close(s->c, H3_NO_ERROR, "closed by an administrator");
+	return 0;
+}
+
+static void admin_audit(void *ctx, const char *action, const char *client, const char *caller,
+			int status)
+{
+	struct relay *r = ctx;
+
+	audit_admin(r->audit, action, client, caller, status);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1073,6 +1128,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGHUP) {
 		reload_policy(r);
+		{
+			struct ops *ao = r->admin_ops != NULL ? r->admin_ops : r->ops;
+			char aerr[512];
+
+			if (r->cfg.admin_token_file[0] != '\0' &&
+			    ops_admin_reload(ao, aerr, sizeof(aerr)) != 0)
+				log_warnx("%s: keeping the admin token in force", aerr);
+		}
 		return;
 	}
 	if (r->draining) {
@@ -1201,6 +1264,15 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 		return ZG_ERR_CONFIG;
 	}
 	crl_expired_warn(r);
+	if (r->cfg.admin_token_file[0] != '\0') { /* also for --check-config */
+		char tok[OPS_TOKEN_MAX + 1];
+		size_t n;
+
+		rv = ops_token_load(r->cfg.admin_token_file, tok, sizeof(tok), &n, err, errlen);
+		explicit_bzero(tok, sizeof(tok));
+		if (rv != 0)
+			return rv;
+	}
 	rv = policy_load_file(r->cfg.policy_file, &r->policy, err, errlen);
 	if (rv != 0)
 		return rv;
@@ -1261,6 +1333,28 @@ static int start(struct relay *r, char *err, size_t errlen)
 		return rv;
 	}
 	ops_set_limits(r->ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
+	if (r->cfg.admin_token_file[0] != '\0') {
+		static const struct ops_admin_cbs acb = { admin_list, admin_kick, admin_audit };
+		struct ops *ao = r->ops;
+
+		if (r->cfg.admin_listen[0] != '\0') {
+			rv = ops_new(r->base, r->cfg.admin_listen, NULL, NULL, &r->admin_ops);
+			if (rv != 0) {
+				(void)snprintf(err, errlen, "admin.listen %.200s: cannot listen there",
+					       r->cfg.admin_listen);
+				return rv;
+			}
+			ops_set_limits(r->admin_ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
+			ops_set_admin_only(r->admin_ops, 1);
+			ao = r->admin_ops;
+		}
+		rv = ops_admin_enable(ao, r->cfg.admin_token_file, &acb, r, err, errlen);
+		if (rv != 0)
+			return rv;
+		log_info("admin endpoint on %s (port %u), token from %s",
+			 r->admin_ops != NULL ? r->cfg.admin_listen : r->cfg.ops_listen, ops_port(ao),
+			 r->cfg.admin_token_file);
+	}
 	stack_config_defaults(&sc);
 	sc.mtu = r->cfg.mtu;
 	sc.max_flows = r->cfg.max_flows;
@@ -1367,6 +1461,7 @@ static void shutdown_all(struct relay *r)
 	if (r->ipam != NULL)
 		save_ipam(r);
 	ops_del(r->ops);
+	ops_del(r->admin_ops);
 	if (r->ev_term)
 		event_free(r->ev_term);
 	if (r->ev_int)
