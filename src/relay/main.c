@@ -1179,9 +1179,10 @@ static void usage(FILE *f)
 		"Every option below can be given as a flag, a ZGATE_* environment variable or\n"
 		"in the file (flag > environment > file > default):\n\n%s"
 		"\n"
-		"Signals: SIGHUP reloads the policy; SIGTERM/SIGINT drain (GOAWAY, /ready 503,\n"
-		"wait for tunnels up to timeouts.drain_grace) and exit 0; a second one exits\n"
-		"at once. Audit events go to stdout as JSON lines, logs to stderr.\n",
+		"Signals: SIGHUP reloads the policy and admin.token_file; SIGTERM/SIGINT drain\n"
+		"(GOAWAY, /ready 503, wait for tunnels up to timeouts.drain_grace) and exit 0;\n"
+		"a second one exits at once. Audit events go to stdout as JSON lines, logs to\n"
+		"stderr.\n",
 		opts);
 }
 
