@@ -28,7 +28,12 @@
 #    loaded with the relay's own parsers, bad values must be refused, and
 #    each rule check must catch a deliberate breakage.
 #    Every rendered object is also validated against the Kubernetes API
-#    schemas with npm's kubernetes-models (scripts/packaging/k8s-validate.cjs).
+#    schemas with npm's kubernetes-models (scripts/packaging/k8s-validate.cjs),
+#    the cert-manager Certificate and Issuer (ci/cert-manager-values.yaml)
+#    against cert-manager's CRD schemas (npm @kubernetes-models/cert-manager,
+#    generated from those CRDs). A policy-only change must leave the
+#    Deployment (its checksum annotations included) unchanged, so it rolls
+#    no pods; a change of the relay's configuration must change the checksum.
 # 4. `docker-compose config` (Debian's docker-compose, no engine needed).
 #
 # Missing tools are installed from Debian's packages when running as root
@@ -260,7 +265,8 @@ else
 	# required fields), with npm's kubernetes-models (pinned; the versions
 	# that still run on Debian 12's Node.js).
 	NPM_DIR=$OUT/npm
-	K8S_MODELS=(kubernetes-models@4.5.1 @kubernetes-models/prometheus-operator@4.4.4 yaml@2.8.1)
+	K8S_MODELS=(kubernetes-models@4.5.1 @kubernetes-models/prometheus-operator@4.4.4
+		@kubernetes-models/cert-manager@4.4.4 yaml@2.8.1)
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 		skip_part "Kubernetes schema validation: no node/npm"
 	elif ! { mkdir -p "$NPM_DIR" && { [[ -f $NPM_DIR/package.json ]] || echo '{"private": true}' >"$NPM_DIR/package.json"; } &&
@@ -268,6 +274,11 @@ else
 		skip_part "Kubernetes schema validation: npm install ${K8S_MODELS[*]} failed: $(tail -2 "$OUT/npm.log" | tr '\n' ' ')"
 	else
 		cp scripts/packaging/k8s-validate.cjs "$NPM_DIR/"
+		[[ -f $OUT/render-ci-cert-manager-values.yaml ]] &&
+			grep -q '^kind: Certificate$' "$OUT/render-ci-cert-manager-values.yaml" &&
+			grep -q '^kind: Issuer$' "$OUT/render-ci-cert-manager-values.yaml" &&
+			pass "render [ci/cert-manager-values.yaml]: a Certificate and an Issuer to validate" ||
+			fail "render [ci/cert-manager-values.yaml]: no Certificate and Issuer rendered"
 		count "$(node "$NPM_DIR/k8s-validate.cjs" "$OUT"/render-*.yaml 2>&1 | sed 's/^ok   /ok   schema: /; s/^FAIL /FAIL schema: /')"
 		sed 's/protocol: UDP$/protocol: UDPX/' "$OUT/render-defaults.yaml" >"$OUT/broken.yaml.txt"
 		if out=$(node "$NPM_DIR/k8s-validate.cjs" "$OUT/broken.yaml.txt" 2>&1); then
@@ -277,6 +288,20 @@ else
 		else
 			fail "selftest: schema validation: unexpected output: $out"
 		fi
+		# ... and the cert-manager schemas are really applied
+		cmr=$OUT/render-ci-cert-manager-values.yaml
+		for mut in 's/^    algorithm: ECDSA$/    algorithm: DSA/|spec/privateKey/algorithm must be equal to one of the allowed values' \
+			's/^    - server auth$/    - server-auth/|spec/usages/1 must be equal to one of the allowed values' \
+			's/^    secretName: zgate-ca$/    secretNam: zgate-ca/|spec/ca must have required property'; do
+			sed "${mut%%|*}" "$cmr" >"$OUT/broken-cm.yaml.txt"
+			if out=$(node "$NPM_DIR/k8s-validate.cjs" "$OUT/broken-cm.yaml.txt" 2>&1); then
+				fail "selftest: cert-manager schema validation accepted '${mut%%|*}'"
+			elif [[ $out == *"${mut#*|}"* ]]; then
+				pass "selftest: cert-manager schema validation rejects '${mut%%|*}'"
+			else
+				fail "selftest: cert-manager schema validation of '${mut%%|*}': unexpected output: $out"
+			fi
+		done
 	fi
 
 	# NOTES.txt renders too (helm install prints it).
@@ -286,14 +311,41 @@ else
 		fail "render [defaults]: NOTES.txt: $(tail -3 <<<"$out")"
 	fi
 
-	# A change of configuration or policy changes the checksum (rolls pods).
-	sum() { render -set tls.existingSecret=x "$@" 2>&1 | sed -n 's/^ *checksum\/config: //p'; }
-	a=$(sum) b=$(sum -set config.log_level=debug) c=$(sum -set 'policy=version: 1')
-	if [[ -n $a && $a != "$b" && $a != "$c" && $a == "$(sum)" ]]; then
-		pass "render: checksum/config is stable and changes with the config and the policy"
-	else
-		fail "render: checksum/config did not follow the ConfigMap ($a / $b / $c)"
-	fi
+	# A change of the relay's configuration changes the checksum (rolls the
+	# pods); a policy-only change leaves the whole Deployment as it was (the
+	# relay reloads the mounted policy: rolling would drop every tunnel)
+	# while the policy's own ConfigMap does change. For each way of giving
+	# certificates.
+	doc() { # KIND NAME RENDER-ARGS...: that one rendered object
+		local kind=$1 name=$2; shift 2
+		render "$@" 2>&1 | "$PY" -c 'import sys, yaml
+k, n = sys.argv[1:]
+for d in yaml.safe_load_all(sys.stdin):
+    if d and d.get("kind") == k and d["metadata"]["name"] == n:
+        print(yaml.safe_dump(d, sort_keys=True))' "$kind" "$name"
+	}
+	newpol='policy=version: 1
+default_action: deny
+clients: {agent-9: {rules: [{id: x, action: allow, destinations: [198.51.100.0/24]}]}}'
+	for certs in "-set tls.existingSecret=x" "-f $CHART/ci/inline-certs-values.yaml" "-f $CHART/ci/cert-manager-values.yaml"; do
+		# shellcheck disable=SC2086 # flag words
+		{
+			d0=$(doc Deployment zgate-relay $certs) d1=$(doc Deployment zgate-relay $certs -set "$newpol")
+			d2=$(doc Deployment zgate-relay $certs -set config.log_level=debug)
+			p0=$(doc ConfigMap zgate-relay-policy $certs) p1=$(doc ConfigMap zgate-relay-policy $certs -set "$newpol")
+		}
+		sum0=$(sed -n 's/^ *checksum\/config: //p' <<<"$d0") sum2=$(sed -n 's/^ *checksum\/config: //p' <<<"$d2")
+		if [[ -n $d0 && $d0 == "$d1" && -n $p0 && $p0 != "$p1" && $p1 == *agent-9* ]]; then
+			pass "render [${certs##*/}]: a policy-only change leaves the Deployment (and its checksums) unchanged; only the policy ConfigMap changes"
+		else
+			fail "render [${certs##*/}]: a policy-only change altered the Deployment or missed the policy ConfigMap: $(diff <(echo "$d0") <(echo "$d1") | head -5)"
+		fi
+		if [[ -n $sum0 && -n $sum2 && $sum0 != "$sum2" ]]; then
+			pass "render [${certs##*/}]: a configuration change alters checksum/config (rolls the pods)"
+		else
+			fail "render [${certs##*/}]: checksum/config did not follow the configuration ('$sum0' / '$sum2')"
+		fi
+	done
 
 	# Values that must be refused, and the message that must say why.
 	refuse() {
@@ -317,6 +369,16 @@ else
 	refuse "an empty policy (schema)" "policy" -set policy=
 	refuse "Kubernetes older than 1.25 (Chart.yaml kubeVersion)" "incompatible with Kubernetes" -kube-version 1.24.0
 	refuse "extra securityContext keys (schema)" "securityContext" -set securityContext.privileged=true
+	refuse "certManager.enabled without an issuer" "certManager.issuerRef.name" -set certManager.enabled=true
+	refuse "certManager.issuer.create without the CA's Secret" "certManager.issuer.caSecret" \
+		-set certManager.enabled=true -set certManager.issuer.create=true
+	refuse "certManager.enabled with tls.cert/tls.key given too" "remove tls.cert and tls.key" \
+		-f "$CHART/ci/inline-certs-values.yaml" -set certManager.enabled=true -set certManager.issuerRef.name=ca
+	refuse "certManager without a client CA (clientCAFromIssuer false)" "give the CA that signs client certificates" \
+		-set tls.existingSecret= -set certManager.enabled=true -set certManager.issuerRef.name=ca \
+		-set certManager.clientCAFromIssuer=false
+	refuse "an unknown issuer kind (schema)" "certManager.issuerRef.kind" \
+		-set certManager.enabled=true -set certManager.issuerRef.name=ca -set certManager.issuerRef.kind=Vault
 fi
 
 # ---------------------------------------------------------------- 4. docker-compose config

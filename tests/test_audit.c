@@ -123,6 +123,19 @@ static void test_other_events_exact(void **state)
 		"\"trigger\":\"sighup\"}\n");
 }
 
+/* 18.3: the admin event names the action, the client and the caller. */
+static void test_admin_event_exact(void **state)
+{
+	struct fx *fx = *state;
+	audit_admin(fx->a, "close_session", "agent-1", "127.0.0.1:50000", 200);
+	audit_admin(fx->a, "list_sessions", NULL, "[::1]:50001", 200);
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"admin\",\"action\":\"close_session\","
+		"\"client\":\"agent-1\",\"caller\":\"127.0.0.1:50000\",\"status\":200}\n"
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"admin\",\"action\":\"list_sessions\","
+		"\"caller\":\"[::1]:50001\",\"status\":200}\n");
+}
+
 static void test_hostile_strings_escaped(void **state)
 {
 	struct fx *fx = *state;
@@ -243,6 +256,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_lines_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_lines_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_events_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_event_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_strings_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_utf8_strings_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlong_line_stays_valid_json, setup, teardown),

@@ -357,6 +357,36 @@ static void test_validate(void **state)
 	assert_err_contains("limits.flows_per_client (20) exceeds limits.flows (10)");
 }
 
+/* 18.3: admin.* keys: off by default; admin.listen needs a token file and
+ * its own address. */
+static void test_admin_keys(void **state)
+{
+	static char buf[16384];
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.admin_token_file, "");
+	assert_string_equal(c.admin_listen, "");
+	assert_int_equal(load(&c, good), 0);
+	(void)config_summary(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "admin         off (no admin.token_file)"));
+	assert_int_equal(load(&c, "admin: { listen: \"127.0.0.1:8081\" }\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("admin.listen is set but admin.token_file is not");
+	assert_int_equal(load(&c, "admin: { token_file: /run/zgate/admin.token, listen: \"8081\" }\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("admin.listen: \"8081\" is not host:port");
+	assert_int_equal(config_apply_flag(&c, "admin-listen", c.ops_listen, err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("is ops_listen already");
+	assert_int_equal(config_apply_flag(&c, "admin-listen", "127.0.0.1:8081", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	(void)config_summary(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "admin         token file /run/zgate/admin.token, on 127.0.0.1:8081"));
+	assert_int_equal(load(&c, "admin: { tokenfile: x }\n"), ZG_ERR_CONFIG);
+	assert_err_contains("token_file");
+}
+
 static void test_usage_and_summary(void **state)
 {
 	static char buf[16384];
@@ -445,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_parse),
 		cmocka_unit_test(test_c01_uri_template),
 		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_admin_keys),
 		cmocka_unit_test(test_usage_and_summary),
 		cmocka_unit_test(test_i16_6_forbidden_list),
 	};

@@ -724,7 +724,11 @@ def check_manifests(root, variant, path, configcheck):
 
     name, meta, spec = pods[0]
     relay = spec["containers"][0]
-    cfgmap = (by_kind.get("ConfigMap") or [{}])[0].get("data", {})
+    # the relay's files, from every ConfigMap (configuration and policy
+    # have one each)
+    cfgmap = {}
+    for cm in by_kind.get("ConfigMap") or []:
+        cfgmap.update(cm.get("data") or {})
 
     def read_only_root():
         bad = [c["name"] for _, c in containers_of(spec)
@@ -848,6 +852,50 @@ def check_manifests(root, variant, path, configcheck):
         v = ann.get("checksum/config", "")
         return None if re.fullmatch(r"[0-9a-f]{64}", v) else f"checksum/config annotation {v!r}"
     check(f"{tag} zgate: pod template carries the ConfigMap checksum", checksum)
+
+    def policy_apart():
+        # Issue 18.4: the policy must not be hashed into the pod template
+        # (a policy edit would roll every pod and drop every tunnel).
+        cms = by_kind.get("ConfigMap") or []
+        with_cfg = [c for c in cms if "zgate-relay.yaml" in (c.get("data") or {})]
+        with_pol = [c for c in cms if "policy.yaml" in (c.get("data") or {})]
+        why = []
+        if len(with_cfg) != 1 or len(with_pol) != 1 or with_cfg[0] is with_pol[0]:
+            why.append(f"want the configuration and the policy in two ConfigMaps, got "
+                       f"{[(c['metadata']['name'], sorted(c.get('data') or {})) for c in cms]}")
+        extra = [k for k in (meta.get("annotations") or {}) if k.startswith("checksum/")
+                 and k not in ("checksum/config", "checksum/tls")]
+        if extra:
+            why.append(f"other checksum annotations {extra}")
+        return "; ".join(why) or None
+    check(f"{tag} zgate: the policy has a ConfigMap of its own, outside every checksum", policy_apart)
+
+    for cert in by_kind.get("Certificate") or []:
+        def certificate(cert=cert):
+            cs = cert["spec"]
+            cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
+            proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+            mounted = {"/etc/zgate/" + i["path"]: s["secret"]["name"] for s in proj if "secret" in s
+                       for i in s["secret"].get("items", [])}
+            why = []
+            for f in (cfg["tls"]["cert"], cfg["tls"]["key"]):
+                if mounted.get(f) != cs["secretName"]:
+                    why.append(f"{f} comes from {mounted.get(f)}, not the Certificate's Secret {cs['secretName']}")
+            if "server auth" not in (cs.get("usages") or []):
+                why.append(f"usages {cs.get('usages')} lack server auth (the agents refuse the certificate)")
+            host = re.match(r"https://\[?([^\]/]+?)\]?(:\d+)?/", cfg["uri_template"]).group(1)
+            if host not in (cs.get("dnsNames") or []) + (cs.get("ipAddresses") or []):
+                why.append(f"the certificate does not name {host}, the host in uri_template")
+            ref = cs["issuerRef"]
+            if ref.get("kind", "Issuer") == "Issuer":
+                made = [i["metadata"]["name"] for i in by_kind.get("Issuer") or []]
+                if made and ref["name"] not in made:
+                    why.append(f"issuerRef {ref['name']} is none of the rendered Issuers {made}")
+            if (cs.get("privateKey") or {}).get("rotationPolicy") != "Always":
+                why.append("privateKey.rotationPolicy is not Always (a renewal keeps the old key)")
+            return "; ".join(why) or None
+        check(f"{tag} zgate: Certificate/{cert['metadata']['name']} is the mounted certificate, "
+              f"for a server, naming the uri_template host, from a rendered issuer", certificate)
 
     def selectors():
         labels = (meta.get("labels") or {})

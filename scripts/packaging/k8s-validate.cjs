@@ -1,8 +1,10 @@
 // k8s-validate.cjs FILE... — validates every object in rendered manifests
-// against the Kubernetes API schemas (npm: kubernetes-models, and
-// @kubernetes-models/prometheus-operator for ServiceMonitor): types, enums,
-// required fields. scripts/check-packaging.sh installs the packages next to
-// a copy of this file. Prints "ok   KIND/NAME (FILE)" or "FAIL ...: why";
+// against the Kubernetes API schemas (npm: kubernetes-models,
+// @kubernetes-models/prometheus-operator for ServiceMonitor, and
+// @kubernetes-models/cert-manager for Certificate and Issuer: the schemas
+// of cert-manager's own CRDs): types, enums, required fields.
+// scripts/check-packaging.sh installs the packages next to a copy of this
+// file. Prints "ok   KIND/NAME (FILE)" or "FAIL ...: why";
 // exits 1 if anything failed or a kind has no schema.
 "use strict";
 const fs = require("fs");
@@ -11,7 +13,9 @@ const YAML = require("yaml");
 
 function modelFor(apiVersion, kind) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
-  const mod = group === "monitoring.coreos.com"
+  const mod = group.endsWith("cert-manager.io")
+    ? `@kubernetes-models/cert-manager/${group}/${version}`
+    : group === "monitoring.coreos.com"
     ? `@kubernetes-models/prometheus-operator/${group}/${version}`
     : group === "" ? `kubernetes-models/${version}` : `kubernetes-models/${group}/${version}`;
   return require(mod)[kind];

@@ -19,6 +19,12 @@
  * reconnects with capped exponential backoff and jitter (backoff.h),
  * asking for the same address again. SIGTERM/SIGINT remove exactly what
  * the agent added and exit 0.
+ *
+ * SIGHUP, and a change of the certificate, key or CA files (filewatch.h),
+ * load them again into a new TLS context used from the next handshake on;
+ * the open tunnel keeps the context it was made with (wolfSSL counts the
+ * references), so rotating a certificate never drops it. Files that do not
+ * load keep the context in use, and the log and status file say why.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +46,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/backoff.h"
+#include "agent/filewatch.h"
 #include "agent/netlink.h"
 #include "agent/ptb.h"
 #include "agent/routes.h"
@@ -48,6 +55,7 @@
 #include "agent/tungro.h"
 #include "log.h"
 #include "masque/masque.h"
+#include "masque/tls.h"
 #include "masque/udp.h"
 #include "masque/uri.h"
 #include "zg_err.h"
@@ -61,6 +69,8 @@ extern char **environ;
 #define REFRESH_S 5         /* status file refresh while counters move */
 #define ROUTE_REFUSED_MAX 64 /* refused routes listed in the status file */
 #define REFUSAL_LOG_MAX 16  /* refusals logged one by one per advertisement */
+#define CERT_DEBOUNCE_MS 500 /* certificate files settle this long before a reload */
+#define CERT_FILE_MAX (1u << 20) /* bytes of a certificate file hashed for changes */
 
 struct agent {
 	struct agent_config cfg;
@@ -86,6 +96,10 @@ struct agent {
 	uint32_t mtu;
 	struct nl *nl;
 	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev, *flush_ev;
+	struct event *sighup_ev;
+	struct filewatch *fw;  /* the certificate files' directories */
+	uint64_t cert_sum;     /* contents of cert, key and CA last loaded (or tried) */
+	uint64_t cert_reloads, cert_reload_errors;
 	struct tungro *gro; /* TUN writes of this loop pass */
 	int tun_paused; /* not reading the TUN while the transport is congested */
 	struct backoff bo;
@@ -944,6 +958,95 @@ static void start_connect(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* certificate reload (issue 18.6)                                    */
+
+/* FNV-1a over the certificate, key and CA files: tells a change of their
+ * contents from an event that changed nothing (a touch, another file). An
+ * unreadable file hashes its errno, so losing and regaining it counts. */
+static uint64_t cert_files_sum(void)
+{
+	const char *files[] = { A.cfg.cert, A.cfg.key, A.cfg.ca };
+	uint64_t h = 1469598103934665603ull;
+	unsigned char buf[4096];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE *f = fopen(files[i], "rb");
+		size_t n, total = 0;
+
+		if (f == NULL) {
+			h = (h ^ (uint64_t)errno) * 1099511628211ull;
+			continue;
+		}
+		while (total < CERT_FILE_MAX && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
+			for (size_t k = 0; k < n; k++)
+				h = (h ^ buf[k]) * 1099511628211ull;
+			total += n;
+		}
+		h = (h ^ 0xff) * 1099511628211ull; /* file boundary */
+		fclose(f);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return h;
+}
+
+/* Loads the certificate, key and CA again (force: even when the files
+ * did not change). The new context is used from the next handshake; the
+ * open connection keeps its own reference to the old one. */
+static void reload_tls(const char *why, int force)
+{
+	WOLFSSL_CTX *ctx = NULL;
+	WOLFSSL_X509 *x;
+	char err[512], serial[TLS_SERIAL_HEX_MAX] = "?", sha[TLS_SHA256_HEX_LEN];
+	uint64_t sum = cert_files_sum();
+
+	if (!force && sum == A.cert_sum)
+		return; /* nothing we load changed */
+	A.cert_sum = sum;
+	if (tls_client_ctx_new(A.cfg.cert, A.cfg.key, A.cfg.ca, &ctx, err, sizeof(err)) != 0) {
+		A.cert_reload_errors++;
+		log_warnx("%s: the certificate files do not load, keeping the ones in use: %s", why,
+			  err);
+		set_error("certificate reload (%s) failed, the previous certificate stays in use: %s",
+			  why, err);
+		write_status();
+		return;
+	}
+	x = wolfSSL_X509_load_certificate_file(A.cfg.cert, WOLFSSL_FILETYPE_PEM);
+	if (x != NULL) {
+		(void)tls_cert_ids(x, serial, sha);
+		wolfSSL_X509_free(x);
+	}
+	wolfSSL_CTX_free(A.tls); /* a connection still using it holds its own reference */
+	A.tls = ctx;
+	A.mc.tls = ctx;
+	A.cert_reloads++;
+	log_info("%s: certificate %s loaded again (serial %s); used from the next handshake%s", why,
+		 A.cfg.cert, serial, A.open ? ", the open tunnel stays up" : "");
+	if (!A.open && A.c == NULL && !A.stopping && evtimer_pending(A.retry_ev, NULL)) {
+		/* Waiting to retry (perhaps because the relay refused the old
+		 * certificate): try the new one now. */
+		struct timeval now = { 0, 0 };
+
+		backoff_reset(&A.bo);
+		(void)evtimer_add(A.retry_ev, &now);
+	}
+}
+
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	reload_tls("SIGHUP", 1);
+}
+
+static void cert_files_changed(void *ctx)
+{
+	(void)ctx;
+	reload_tls("certificate files changed", 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* start and stop                                                     */
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -986,7 +1089,10 @@ static void usage(FILE *f)
 		"Creates a TUN device, opens a CONNECT-IP tunnel (RFC 9484) to a zgate relay,\n"
 		"puts the address the relay assigns on the device and routes the ranges it\n"
 		"advertises through it. Keeps the device and routes while it reconnects; on\n"
-		"SIGTERM or SIGINT removes exactly what it added and exits 0.\n"
+		"SIGTERM or SIGINT removes exactly what it added and exits 0. SIGHUP, or a\n"
+		"change of the --cert, --key or --ca files, loads them again for the next\n"
+		"handshake without dropping the open tunnel (files that do not load keep the\n"
+		"ones in use).\n"
 		"Needs CAP_NET_ADMIN and /dev/net/tun.\n"
 		"\n"
 		"Options (flag > ZGATE_* variable > file > default):\n"
@@ -1063,6 +1169,7 @@ static int setup_transport(void)
 		fprintf(stderr, "zgate-agent: template %s: cannot expand\n", A.cfg.uri_template);
 		return 2;
 	}
+	A.cert_sum = cert_files_sum();
 	if (tls_client_ctx_new(A.cfg.cert, A.cfg.key, A.cfg.ca, &A.tls, err, sizeof(err)) != 0) {
 		fprintf(stderr, "zgate-agent: %s\n", err);
 		return 2;
@@ -1161,20 +1268,35 @@ static int make_events(void)
 	A.refresh_ev = event_new(A.base, -1, EV_PERSIST, refresh_cb, NULL);
 	A.sigterm_ev = evsignal_new(A.base, SIGTERM, stop_cb, NULL);
 	A.sigint_ev = evsignal_new(A.base, SIGINT, stop_cb, NULL);
+	A.sighup_ev = evsignal_new(A.base, SIGHUP, sighup_cb, NULL);
 	A.flush_ev = event_new(A.base, -1, 0, flush_cb, NULL);
 	A.gro = tungro_new();
 	if (A.tun_ev == NULL || A.flush_ev == NULL || A.gro == NULL || A.retry_ev == NULL || A.refresh_ev == NULL ||
-	    A.sigterm_ev == NULL || A.sigint_ev == NULL || event_add(A.tun_ev, NULL) != 0 ||
+	    A.sigterm_ev == NULL || A.sigint_ev == NULL || A.sighup_ev == NULL ||
+	    event_add(A.tun_ev, NULL) != 0 ||
 	    event_add(A.sigterm_ev, NULL) != 0 || event_add(A.sigint_ev, NULL) != 0 ||
+	    event_add(A.sighup_ev, NULL) != 0 ||
 	    (A.cfg.status_file[0] && event_add(A.refresh_ev, &refresh) != 0))
 		return -1;
+	{
+		const char *files[] = { A.cfg.cert, A.cfg.key, A.cfg.ca };
+		char err[512];
+
+		if (filewatch_new(A.base, files, 3, CERT_DEBOUNCE_MS, cert_files_changed, NULL, &A.fw,
+				  err, sizeof(err)) != 0)
+			log_warnx("%s: certificate changes are not noticed by themselves (SIGHUP "
+				  "reloads them)", err);
+	}
 	return 0;
 }
 
 static void free_events(void)
 {
 	struct event *evs[] = { A.tun_ev,     A.retry_ev, A.refresh_ev,
-				A.sigterm_ev, A.sigint_ev, A.flush_ev };
+				A.sigterm_ev, A.sigint_ev, A.flush_ev, A.sighup_ev };
+
+	filewatch_del(A.fw);
+	A.fw = NULL;
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i] != NULL)
@@ -1212,6 +1334,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Until the event loop handles it: a SIGHUP must never kill the agent
+	 * with its routes and addresses left behind. */
+	signal(SIGHUP, SIG_IGN);
 	if ((rc = setup_transport()) != 0)
 		return rc;
 	if ((rc = preflight()) != 0)

@@ -363,6 +363,19 @@ void audit_handshake_failed(struct audit *a, const char *reason, const char *pee
 	finish(a, &l);
 }
 
+void audit_admin(struct audit *a, const char *action, const char *client, const char *caller,
+		 int status)
+{
+	struct line l;
+
+	begin(a, &l, "admin", a->clock(a->ctx));
+	kv_str(&l, "action", action);
+	kv_str(&l, "client", client);
+	kv_str(&l, "caller", caller);
+	kv_u64(&l, "status", status > 0 ? (uint64_t)status : 0);
+	finish(a, &l);
+}
+
 void audit_free(struct audit *a)
 {
 	if (!a)

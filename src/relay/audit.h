@@ -5,7 +5,7 @@
  * Every line has "ts" (RFC 3339 UTC with milliseconds) and "event", one of
  * session_open, session_close, flow_allow, flow_deny, flow_close,
  * flow_deny_suppressed, policy_reload, limit_hit, cert_rejected,
- * handshake_failed (refused before a client certificate). Strings
+ * handshake_failed (refused before a client certificate), admin. Strings
  * from peers (client IDs come from certificates) are escaped; keys and
  * payload never appear. Each line is written with one fwrite and flushed,
  * so lines never interleave or sit in a buffer.
@@ -73,6 +73,11 @@ void audit_tls_reload(struct audit *a, int ok, const char *trigger, const char *
 void audit_limit_hit(struct audit *a, const char *limit, const char *client);
 void audit_cert_rejected(struct audit *a, const char *reason, const char *peer);
 void audit_handshake_failed(struct audit *a, const char *reason, const char *peer);
+/* An admin request was served (ops endpoint): action ("list_sessions",
+ * "close_session"), the client acted on (NULL: not written), the caller's
+ * address and the HTTP status answered. */
+void audit_admin(struct audit *a, const char *action, const char *client, const char *caller,
+		 int status);
 
 /* Lines written and flow_deny lines suppressed so far (for /metrics). */
 uint64_t audit_lines(const struct audit *a);

@@ -89,6 +89,10 @@ static const struct opt opts[] = {
 	U32("dns.resolutions_per_minute", dns_per_min, 1, 100000, "60", "DNS-name targets one client may have resolved per minute"),
 	U32("ops.max_connections", ops_max_conns, 1, 10000, "64", "ops connections at once; more get 503"),
 	DUR("ops.timeout", ops_timeout_ms, 100, 600000, "5s", "an ops client must send its request (and take the answer) within"),
+	STR("admin.token_file", admin_token_file, "",
+	    "file with the bearer token for /admin/sessions (at least 32 bytes, not readable by others); empty = no admin endpoint"),
+	STR("admin.listen", admin_listen, "",
+	    "TCP address:port for the admin endpoint alone; empty = on ops_listen"),
 	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
 	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
 	  "error, warn, info or debug" },
@@ -624,6 +628,21 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		zg_seterr(err, errlen, "ops_listen: \"%s\" is not host:port (e.g. 127.0.0.1:8080)", cfg->ops_listen);
 		return ZG_ERR_CONFIG;
 	}
+	if (cfg->admin_listen[0] != '\0' && check_hostport(cfg->admin_listen) != 0) {
+		zg_seterr(err, errlen, "admin.listen: \"%s\" is not host:port (e.g. 127.0.0.1:8081)",
+			  cfg->admin_listen);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->admin_listen[0] != '\0' && cfg->admin_token_file[0] == '\0') {
+		zg_seterr(err, errlen, "admin.listen is set but admin.token_file is not: the admin "
+			  "endpoint needs a token");
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->admin_listen[0] != '\0' && strcmp(cfg->admin_listen, cfg->ops_listen) == 0) {
+		zg_seterr(err, errlen, "admin.listen: \"%s\" is ops_listen already (leave "
+			  "admin.listen empty to serve admin there)", cfg->admin_listen);
+		return ZG_ERR_CONFIG;
+	}
 	if (config_check_uri_template(cfg->uri_template, why, sizeof(why)) != 0) {
 		zg_seterr(err, errlen, "uri_template: \"%s\": %s", cfg->uri_template, why);
 		return ZG_ERR_CONFIG;
@@ -697,6 +716,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 	w = snprintf(buf, buflen,
 		     "listen        %s (QUIC/UDP)\n"
 		     "ops_listen    %s (HTTP)\n"
+		     "admin         %s%s%s%s\n"
 		     "tls           cert %s, key %s, client CA %s, CRL %s, identity %s\n"
 		     "uri_template  %s\n"
 		     "policy        %s\n"
@@ -706,7 +726,12 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     "timeouts      tcp_idle %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, keepalive %ums, drain_grace %ums\n"
 		     "mtu           %u\n"
 		     "log_level     %s\n",
-		     c->listen, c->ops_listen, c->tls_cert, c->tls_key, c->tls_client_ca,
+		     c->listen, c->ops_listen,
+		     c->admin_token_file[0] ? "token file " : "off (no admin.token_file)",
+		     c->admin_token_file,
+		     c->admin_token_file[0] ? (c->admin_listen[0] ? ", on " : ", on ops_listen") : "",
+		     c->admin_token_file[0] ? c->admin_listen : "",
+		     c->tls_cert, c->tls_key, c->tls_client_ca,
 		     c->tls_crl[0] ? c->tls_crl : "(none)", c->tls_identity, c->uri_template, c->policy_file, p4, p6,
 		     c->state_file[0] ? c->state_file : "(memory only)", c->max_sessions,
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,

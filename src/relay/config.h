@@ -33,6 +33,8 @@ struct relay_config {
 	uint32_t dns_per_min;              /* resolutions per client per minute */
 	uint32_t ops_max_conns;            /* ops connections at once */
 	uint32_t ops_timeout_ms;           /* ops request/answer deadline */
+	char admin_token_file[CONFIG_PATH_MAX]; /* "" = no admin endpoint */
+	char admin_listen[CONFIG_PATH_MAX];     /* "" = on ops_listen */
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
 	char tls_client_ca[CONFIG_PATH_MAX];

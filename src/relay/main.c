@@ -69,7 +69,7 @@ struct session {
 	 * (issue 18.2) */
 	uint8_t *cert_der;
 	size_t cert_len;
-	const char *close_reason; /* the relay closes it: revoked, policy */
+	const char *close_reason; /* the relay closed it: revoked, policy, admin */
 	struct session *next, *prev;   /* all sessions */
 	struct session *vnext4, *vnext6; /* VIP buckets */
 };
@@ -86,6 +86,7 @@ struct relay {
 	struct ipam *ipam;
 	struct audit *audit;
 	struct ops *ops;
+	struct ops *admin_ops; /* admin.listen, when set; else admin is on ops */
 	struct stack *stack;
 	struct localaddr *local;
 	struct masque_udp *udp;
@@ -676,15 +677,16 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 static void maybe_stop(struct relay *r);
 
 /* A stable token for the audit trail's session_close reason (the full
- * text goes to the log): replaced, idle_timeout, relay_shutdown,
- * client_closed, or error. */
+ * text goes to the log): the relay's own reason (revoked, policy,
+ * admin), replaced, idle_timeout, relay_shutdown, client_closed, or
+ * error. */
 static const char *close_token(const struct relay *r, const struct session *s,
 			       const struct masque_close_info *ci)
 {
-	if (s->detached)
-		return "replaced";
 	if (s->close_reason != NULL)
 		return s->close_reason;
+	if (s->detached)
+		return "replaced";
 	if (ci->idle)
 		return "idle_timeout";
 	if (r->draining || r->stopping)
@@ -1086,13 +1088,66 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	metric(b, "zgate_audit_lines_total", "counter", "Audit events written.");
 	evbuffer_add_printf(b, "zgate_audit_lines_total %llu\n",
 			    (unsigned long long)audit_lines(r->audit));
+	if (r->admin_ops != NULL)
+		ops_admin_metrics(r->admin_ops, b);
+}
+
+/* ------------------------------------------------------------------ */
+/* admin endpoint (ops.h): the session table seen from outside        */
+
+static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
+{
+	struct relay *r = ctx;
+	uint64_t now = mono_ms();
+	int64_t wall = (int64_t)time(NULL);
+	char v6[INET6_ADDRSTRLEN];
+
+	for (const struct session *s = r->sessions; s != NULL; s = s->next) {
+		struct ops_session os;
+
+		if (s->detached)
+			continue;
+		addr_str(&s->vip6, v6, sizeof(v6));
+		memset(&os, 0, sizeof(os));
+		os.client = s->id;
+		os.addr4 = s->vip_s;
+		os.addr6 = s->vip6.version ? v6 : NULL;
+		os.peer = s->peer;
+		os.since = wall - (int64_t)((now - s->opened_ms) / 1000);
+		os.bytes_up = s->bytes_up;
+		os.bytes_down = s->bytes_down;
+		os.cert_serial = masque_conn_cert_serial(s->c);
+		emit(ectx, &os);
+	}
+}
+
+static void session_revoke(struct relay *r, struct session *s, const char *reason,
+			   const char *why);
+
+static int admin_kick(void *ctx, const char *client)
+{
+	struct relay *r = ctx;
+	struct session *s = session_by_id(r, client);
+
+	if (s == NULL || s->detached || s->close_reason != NULL)
+		return ZG_ERR_NOTFOUND;
+	session_revoke(r, s, "admin", "closed by an administrator");
+	return 0;
+}
+
+static void admin_audit(void *ctx, const char *action, const char *client, const char *caller,
+			int status)
+{
+	struct relay *r = ctx;
+
+	audit_admin(r->audit, action, client, caller, status);
 }
 
 /* ------------------------------------------------------------------ */
 /* signals                                                            */
 
-/* Closes session s because a reload took its right away (reason
- * "revoked" or "policy"): its flows at once, the tunnel with
+/* Closes session s because a reload or an administrator took its right
+ * away (reason "revoked", "policy" or "admin"): its flows at once, the tunnel with
  * CONNECTION_CLOSE; on_close audits session_close with the reason. */
 static void session_revoke(struct relay *r, struct session *s, const char *reason,
 			   const char *why)
@@ -1276,6 +1331,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		reload_policy(r, "sighup");
 		reload_tls(r, "sighup");
 		watch_rebase(r->watch); /* what the files hold now is loaded */
+		{
+			struct ops *ao = r->admin_ops != NULL ? r->admin_ops : r->ops;
+			char aerr[512];
+
+			if (r->cfg.admin_token_file[0] != '\0' &&
+			    ops_admin_reload(ao, aerr, sizeof(aerr)) != 0)
+				log_warnx("%s: keeping the admin token in force", aerr);
+		}
 		return;
 	}
 	if (r->draining) {
@@ -1319,10 +1382,11 @@ static void usage(FILE *f)
 		"Every option below can be given as a flag, a ZGATE_* environment variable or\n"
 		"in the file (flag > environment > file > default):\n\n%s"
 		"\n"
-		"Signals: SIGHUP reloads the policy and the TLS files (both are also reloaded\n"
-		"when they change on disk); SIGTERM/SIGINT drain (GOAWAY, /ready 503,\n"
-		"wait for tunnels up to timeouts.drain_grace) and exit 0; a second one exits\n"
-		"at once. Audit events go to stdout as JSON lines, logs to stderr.\n",
+		"Signals: SIGHUP reloads the policy, the TLS files (both are also reloaded\n"
+		"when they change on disk) and admin.token_file; SIGTERM/SIGINT drain\n"
+		"(GOAWAY, /ready 503, wait for tunnels up to timeouts.drain_grace) and exit 0;\n"
+		"a second one exits at once. Audit events go to stdout as JSON lines, logs to\n"
+		"stderr.\n",
 		opts);
 }
 
@@ -1405,6 +1469,15 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 		return ZG_ERR_CONFIG;
 	}
 	crl_expired_warn(r);
+	if (r->cfg.admin_token_file[0] != '\0') { /* also for --check-config */
+		char tok[OPS_TOKEN_MAX + 1];
+		size_t n;
+
+		rv = ops_token_load(r->cfg.admin_token_file, tok, sizeof(tok), &n, err, errlen);
+		explicit_bzero(tok, sizeof(tok));
+		if (rv != 0)
+			return rv;
+	}
 	rv = policy_load_file(r->cfg.policy_file, &r->policy, err, errlen);
 	if (rv != 0)
 		return rv;
@@ -1465,6 +1538,28 @@ static int start(struct relay *r, char *err, size_t errlen)
 		return rv;
 	}
 	ops_set_limits(r->ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
+	if (r->cfg.admin_token_file[0] != '\0') {
+		static const struct ops_admin_cbs acb = { admin_list, admin_kick, admin_audit };
+		struct ops *ao = r->ops;
+
+		if (r->cfg.admin_listen[0] != '\0') {
+			rv = ops_new(r->base, r->cfg.admin_listen, NULL, NULL, &r->admin_ops);
+			if (rv != 0) {
+				(void)snprintf(err, errlen, "admin.listen %.200s: cannot listen there",
+					       r->cfg.admin_listen);
+				return rv;
+			}
+			ops_set_limits(r->admin_ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
+			ops_set_admin_only(r->admin_ops, 1);
+			ao = r->admin_ops;
+		}
+		rv = ops_admin_enable(ao, r->cfg.admin_token_file, &acb, r, err, errlen);
+		if (rv != 0)
+			return rv;
+		log_info("admin endpoint on %s (port %u), token from %s",
+			 r->admin_ops != NULL ? r->cfg.admin_listen : r->cfg.ops_listen, ops_port(ao),
+			 r->cfg.admin_token_file);
+	}
 	stack_config_defaults(&sc);
 	sc.mtu = r->cfg.mtu;
 	sc.max_flows = r->cfg.max_flows;
@@ -1575,6 +1670,7 @@ static void shutdown_all(struct relay *r)
 	if (r->ipam != NULL)
 		save_ipam(r);
 	ops_del(r->ops);
+	ops_del(r->admin_ops);
 	if (r->ev_term)
 		event_free(r->ev_term);
 	if (r->ev_int)

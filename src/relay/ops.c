@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -26,6 +28,7 @@ struct ops_conn {
 	struct bufferevent *bev;
 	struct event *deadline;
 	struct ops_conn *next, *prev;
+	char peer[INET6_ADDRSTRLEN + 8]; /* "host:port", for the admin audit */
 };
 
 struct ops {
@@ -43,6 +46,15 @@ struct ops {
 	uint16_t port;
 	struct ops_conn *conns;
 	struct ops_stats st;
+	/* admin (issue 18.3): on once a token is loaded */
+	int admin, admin_only;
+	char token[OPS_TOKEN_MAX + 1];
+	size_t token_len;
+	char token_file[1024];
+	struct ops_admin_cbs acb;
+	void *actx;
+	struct ops_admin_stats ast;
+	uint64_t unauth_logged_s; /* last second a refused token was logged */
 };
 
 static const char busy_reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -146,6 +158,25 @@ static void reply_text(struct ops_conn *k, int code, const char *reason, const c
 		evbuffer_free(b);
 }
 
+void ops_admin_metrics(const struct ops *o, struct evbuffer *b)
+{
+	evbuffer_add_printf(b,
+		"# HELP zgate_admin_requests_total Admin requests on this port, by result "
+		"(refused = bad method, body or client ID).\n"
+		"# TYPE zgate_admin_requests_total counter\n"
+		"zgate_admin_requests_total{result=\"ok\"} %llu\n"
+		"zgate_admin_requests_total{result=\"unauthorized\"} %llu\n"
+		"zgate_admin_requests_total{result=\"not_found\"} %llu\n"
+		"zgate_admin_requests_total{result=\"refused\"} %llu\n"
+		"# HELP zgate_admin_token_reload_errors_total Token file reloads that failed "
+		"(the token in force was kept).\n"
+		"# TYPE zgate_admin_token_reload_errors_total counter\n"
+		"zgate_admin_token_reload_errors_total %llu\n",
+		(unsigned long long)o->ast.ok, (unsigned long long)o->ast.unauthorized,
+		(unsigned long long)o->ast.not_found, (unsigned long long)o->ast.refused,
+		(unsigned long long)o->ast.reload_errors);
+}
+
 static void own_metrics(const struct ops *o, struct evbuffer *b)
 {
 	evbuffer_add_printf(b,
@@ -162,16 +193,385 @@ static void own_metrics(const struct ops *o, struct evbuffer *b)
 		o->st.conns,
 		(unsigned long long)o->st.refused_busy, (unsigned long long)o->st.timeouts,
 		(unsigned long long)o->st.shed, (unsigned long long)o->st.accept_errors);
+	if (o->admin)
+		ops_admin_metrics(o, b);
+}
+
+/* ------------------------------------------------------------------ */
+/* admin (issue 18.3)                                                 */
+
+/* A parsed request head: what routing needs. */
+struct req {
+	const char *method, *path;
+	const char *auth;  /* the Authorization value, NULL when absent */
+	int auth_count;    /* Authorization headers seen */
+	int has_body;      /* Content-Length > 0 or Transfer-Encoding */
+	int head;          /* HEAD */
+};
+
+/* 1 when tok (n bytes) is the configured token. The time taken depends
+ * only on OPS_TOKEN_MAX, never on where the bytes differ or on either
+ * length. */
+static int token_ok(const struct ops *o, const char *tok, size_t n)
+{
+	static const char zero[OPS_TOKEN_MAX];
+	const volatile unsigned char *a = (const unsigned char *)o->token;
+	const unsigned char *b = (const unsigned char *)(n <= OPS_TOKEN_MAX ? tok : zero);
+	size_t bl = n <= OPS_TOKEN_MAX ? n : 0;
+	unsigned diff = (unsigned)(o->token_len ^ n) | (n > OPS_TOKEN_MAX);
+
+	for (size_t i = 0; i < OPS_TOKEN_MAX; i++) {
+		unsigned char x = i < o->token_len ? a[i] : 0;
+		unsigned char y = i < bl ? b[i] : 0;
+
+		diff |= (unsigned)(x ^ y);
+	}
+	return o->token_len > 0 && diff == 0;
+}
+
+int ops_token_load(const char *path, char *tok, size_t tokcap, size_t *plen, char *err,
+		   size_t errlen)
+{
+	char buf[OPS_TOKEN_MAX + 64];
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	int fd, r = ZG_ERR_CONFIG;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		(void)snprintf(err, errlen, "admin.token_file %s: cannot open: %s", path,
+			       strerror(errno));
+		return ZG_ERR_IO;
+	}
+	if (fstat(fd, &st) != 0) {
+		(void)snprintf(err, errlen, "admin.token_file %s: %s", path, strerror(errno));
+		r = ZG_ERR_IO;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		(void)snprintf(err, errlen, "admin.token_file %s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		(void)snprintf(err, errlen,
+			       "admin.token_file %s: mode %04o lets every local user %s the admin "
+			       "token; refused (chmod o-rwx %s)",
+			       path, (unsigned)(st.st_mode & 07777),
+			       st.st_mode & S_IROTH ? "read" : "replace", path);
+		goto out;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		(void)snprintf(err, errlen, "admin.token_file %s: cannot read: %s", path,
+			       strerror(errno));
+		r = ZG_ERR_IO;
+		goto out;
+	}
+	len = (size_t)n;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+			   buf[len - 1] == '\t'))
+		len--;
+	if (len > OPS_TOKEN_MAX || len + 1 > tokcap) {
+		(void)snprintf(err, errlen, "admin.token_file %s: longer than %d bytes", path,
+			       OPS_TOKEN_MAX);
+		goto out;
+	}
+	if (len < OPS_TOKEN_MIN) {
+		(void)snprintf(err, errlen,
+			       "admin.token_file %s: the token has %zu bytes; at least %d are needed "
+			       "(e.g. head -c 32 /dev/urandom | base64)",
+			       path, len, OPS_TOKEN_MIN);
+		goto out;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] < 0x21 || buf[i] > 0x7e) {
+			(void)snprintf(err, errlen,
+				       "admin.token_file %s: byte %zu is not printable ASCII (a token "
+				       "is one word, e.g. base64)",
+				       path, i + 1);
+			goto out;
+		}
+	}
+	memcpy(tok, buf, len);
+	tok[len] = '\0';
+	*plen = len;
+	r = 0;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	return r;
+}
+
+int ops_admin_enable(struct ops *o, const char *token_file, const struct ops_admin_cbs *cbs,
+		     void *ctx, char *err, size_t errlen)
+{
+	int r;
+
+	if (strlen(token_file) >= sizeof(o->token_file)) {
+		(void)snprintf(err, errlen, "admin.token_file: path too long");
+		return ZG_ERR_CONFIG;
+	}
+	r = ops_token_load(token_file, o->token, sizeof(o->token), &o->token_len, err, errlen);
+	if (r != 0)
+		return r;
+	(void)snprintf(o->token_file, sizeof(o->token_file), "%s", token_file);
+	o->acb = *cbs;
+	o->actx = ctx;
+	o->admin = 1;
+	return 0;
+}
+
+int ops_admin_reload(struct ops *o, char *err, size_t errlen)
+{
+	char tok[OPS_TOKEN_MAX + 1];
+	size_t len = 0;
+	int r;
+
+	if (!o->admin)
+		return ZG_ERR_STATE;
+	r = ops_token_load(o->token_file, tok, sizeof(tok), &len, err, errlen);
+	if (r != 0) {
+		o->ast.reload_errors++;
+		return r;
+	}
+	explicit_bzero(o->token, sizeof(o->token));
+	memcpy(o->token, tok, len + 1);
+	o->token_len = len;
+	explicit_bzero(tok, sizeof(tok));
+	return 0;
+}
+
+void ops_set_admin_only(struct ops *o, int on)
+{
+	o->admin_only = on;
+}
+
+void ops_get_admin_stats(const struct ops *o, struct ops_admin_stats *st)
+{
+	*st = o->ast;
+}
+
+/* Appends s as a JSON string (client IDs and serials are printable ASCII;
+ * anything else is escaped all the same). NULL or "" is null. */
+static void json_str(struct evbuffer *b, const char *s)
+{
+	if (s == NULL || s[0] == '\0') {
+		evbuffer_add(b, "null", 4);
+		return;
+	}
+	evbuffer_add(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			evbuffer_add_printf(b, "\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			evbuffer_add_printf(b, "\\u%04x", *p);
+		else
+			evbuffer_add(b, p, 1);
+	}
+	evbuffer_add(b, "\"", 1);
+}
+
+struct list_ctx {
+	struct evbuffer *b;
+	size_t n;
+};
+
+static void emit_session(void *ectx, const struct ops_session *s)
+{
+	struct list_ctx *lc = ectx;
+	struct evbuffer *b = lc->b;
+	char since[32] = "";
+	time_t t = (time_t)s->since;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) != NULL)
+		(void)strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	evbuffer_add_printf(b, "%s\n  {\"client\":", lc->n++ ? "," : "");
+	json_str(b, s->client);
+	evbuffer_add_printf(b, ",\"addresses\":[");
+	if (s->addr4 != NULL && s->addr4[0] != '\0')
+		json_str(b, s->addr4);
+	if (s->addr6 != NULL && s->addr6[0] != '\0') {
+		if (s->addr4 != NULL && s->addr4[0] != '\0')
+			evbuffer_add(b, ",", 1);
+		json_str(b, s->addr6);
+	}
+	evbuffer_add_printf(b, "],\"peer\":");
+	json_str(b, s->peer);
+	evbuffer_add_printf(b, ",\"since\":");
+	json_str(b, since);
+	evbuffer_add_printf(b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,\"cert_serial\":",
+			    (unsigned long long)s->bytes_up, (unsigned long long)s->bytes_down);
+	json_str(b, s->cert_serial);
+	evbuffer_add(b, "}", 1);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes a client ID from the path into out (OPS_CLIENT_MAX).
+ * Returns 0, or -1 when it is empty, too long, badly encoded or has a
+ * byte no client ID has (outside 0x21-0x7e). */
+static int decode_client(const char *in, char *out)
+{
+	size_t n = 0;
+
+	for (const char *p = in; *p; p++) {
+		int c = (unsigned char)*p;
+
+		if (c == '%') {
+			int h = hexval((unsigned char)p[1]), l = h >= 0 ? hexval((unsigned char)p[2]) : -1;
+
+			if (l < 0)
+				return -1;
+			c = h * 16 + l;
+			p += 2;
+		}
+		if (c < 0x21 || c > 0x7e || n + 1 >= OPS_CLIENT_MAX)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+static void admin_audit(struct ops_conn *k, const char *action, const char *client, int status)
+{
+	struct ops *o = k->o;
+
+	if (o->acb.audit != NULL)
+		o->acb.audit(o->actx, action, client, k->peer, status);
+}
+
+static void reply_json(struct ops_conn *k, int code, const char *reason, struct evbuffer *b,
+		       int head)
+{
+	reply(k, code, reason, "application/json", NULL, b, head);
+}
+
+/* Serves /admin and everything under it (admin on). */
+static void serve_admin(struct ops_conn *k, const struct req *rq)
+{
+	static const char sessions[] = "/admin/sessions";
+	struct ops *o = k->o;
+	const char *path = rq->path, *tok = NULL;
+	char client[OPS_CLIENT_MAX];
+	struct evbuffer *b;
+	int rv;
+
+	if (rq->auth_count == 1 && strncasecmp(rq->auth, "bearer", 6) == 0 &&
+	    (rq->auth[6] == ' ' || rq->auth[6] == '\t')) {
+		tok = rq->auth + 6;
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+	}
+	if (tok == NULL || !token_ok(o, tok, strlen(tok))) {
+		uint64_t now = (uint64_t)time(NULL);
+
+		o->ast.unauthorized++;
+		if (now != o->unauth_logged_s) { /* at most one line a second */
+			o->unauth_logged_s = now;
+			log_warnx("ops: admin request from %s refused: %s bearer token", k->peer,
+				  tok == NULL ? "no" : "a wrong");
+		}
+		reply_text(k, 401, "Unauthorized",
+			   tok == NULL ? "WWW-Authenticate: Bearer realm=\"zgate-relay admin\"\r\n"
+				       : "WWW-Authenticate: Bearer realm=\"zgate-relay admin\", "
+					 "error=\"invalid_token\"\r\n",
+			   "unauthorized: send Authorization: Bearer <admin token>", rq->head);
+		return;
+	}
+	if (rq->has_body) {
+		o->ast.refused++;
+		reply_text(k, 400, "Bad Request", NULL, "admin requests take no body", rq->head);
+		return;
+	}
+	if (strcmp(path, sessions) == 0) {
+		if (!rq->head && strcmp(rq->method, "GET") != 0) {
+			o->ast.refused++;
+			reply_text(k, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
+				   "method not allowed", 0);
+			return;
+		}
+		if ((b = evbuffer_new()) == NULL) {
+			reply_text(k, 500, "Internal Server Error", NULL, "out of memory", rq->head);
+			return;
+		}
+		struct list_ctx lc = { b, 0 };
+
+		evbuffer_add(b, "[", 1);
+		if (o->acb.list != NULL)
+			o->acb.list(o->actx, emit_session, &lc);
+		evbuffer_add_printf(b, "%s]\n", lc.n ? "\n" : "");
+		o->ast.ok++;
+		admin_audit(k, "list_sessions", NULL, 200);
+		reply_json(k, 200, "OK", b, rq->head);
+		evbuffer_free(b);
+		return;
+	}
+	if (strncmp(path, sessions, sizeof(sessions) - 1) == 0 &&
+	    path[sizeof(sessions) - 1] == '/') {
+		if (strcmp(rq->method, "DELETE") != 0) {
+			o->ast.refused++;
+			reply_text(k, 405, "Method Not Allowed", "Allow: DELETE\r\n",
+				   "method not allowed", rq->head);
+			return;
+		}
+		if (decode_client(path + sizeof(sessions), client) != 0) {
+			o->ast.refused++;
+			reply_text(k, 400, "Bad Request", NULL,
+				   "bad client ID in the path (percent-encode it)", 0);
+			return;
+		}
+		rv = o->acb.kick != NULL ? o->acb.kick(o->actx, client) : ZG_ERR_NOTFOUND;
+		if (rv != 0) {
+			o->ast.not_found++;
+			admin_audit(k, "close_session", client, 404);
+			reply_text(k, 404, "Not Found", NULL, "no open session for that client", 0);
+			return;
+		}
+		o->ast.ok++;
+		admin_audit(k, "close_session", client, 200);
+		log_info("ops: session of %s closed by an admin request from %s", client, k->peer);
+		if ((b = evbuffer_new()) != NULL) {
+			evbuffer_add_printf(b, "{\"client\":");
+			json_str(b, client);
+			evbuffer_add_printf(b, ",\"closed\":true}\n");
+		}
+		reply_json(k, 200, "OK", b, 0);
+		if (b != NULL)
+			evbuffer_free(b);
+		return;
+	}
+	o->ast.not_found++;
+	reply_text(k, 404, "Not Found", NULL, "not found: try /admin/sessions", rq->head);
 }
 
 /* Routes a parsed request. */
-static void serve(struct ops_conn *k, const char *method, const char *path)
+static void serve(struct ops_conn *k, const struct req *rq)
 {
 	struct ops *o = k->o;
-	int head = strcmp(method, "HEAD") == 0;
+	const char *path = rq->path;
+	int head = rq->head;
 	struct evbuffer *b;
 
-	if (!head && strcmp(method, "GET") != 0) {
+	if (strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0) {
+		/* Without a token there is no admin endpoint at all, whatever
+		 * the method: never served unauthenticated. */
+		if (o->admin)
+			serve_admin(k, rq);
+		else
+			reply_text(k, 404, "Not Found", NULL, "not found: try /health, /ready or /metrics",
+				   head);
+	} else if (o->admin_only) {
+		reply_text(k, 404, "Not Found", NULL, "not found: try /admin/sessions", head);
+	} else if (!head && strcmp(rq->method, "GET") != 0) {
 		reply_text(k, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", "method not allowed",
 			   0);
 	} else if (strcmp(path, "/health") == 0) {
@@ -199,14 +599,16 @@ static void serve(struct ops_conn *k, const char *method, const char *path)
 }
 
 /* Parses the request head in buf (NUL-terminated, ends in CRLF CRLF) and
- * answers. Only what the endpoint needs is read: the request line and
- * Content-Length (a body is never read: the connection closes after the
- * answer). */
+ * answers. Only what the endpoint needs is read: the request line,
+ * Content-Length, Transfer-Encoding and Authorization (a body is never
+ * read: the connection closes after the answer). */
 static void handle_head(struct ops_conn *k, char *buf)
 {
 	char *line = buf, *eol, *sp1, *sp2, *path;
 	unsigned long long clen = 0;
+	struct req rq;
 
+	memset(&rq, 0, sizeof(rq));
 	eol = strstr(line, "\r\n");
 	*eol = '\0';
 	sp1 = strchr(line, ' ');
@@ -233,7 +635,7 @@ static void handle_head(struct ops_conn *k, char *buf)
 		return;
 	}
 	path[strcspn(path, "?#")] = '\0';
-	/* header lines: only the body's announced size matters */
+	/* header lines: the body's announced size, and the credentials */
 	for (line = eol + 2; *line != '\0' && strncmp(line, "\r\n", 2) != 0; line = eol + 2) {
 		eol = strstr(line, "\r\n");
 		*eol = '\0';
@@ -248,13 +650,26 @@ static void handle_head(struct ops_conn *k, char *buf)
 				clen = ULLONG_MAX;
 		} else if (strncasecmp(line, "transfer-encoding:", 18) == 0) {
 			clen = ULLONG_MAX; /* a body of unknown size */
+		} else if (strncasecmp(line, "authorization:", 14) == 0) {
+			char *v = line + 14, *e = eol;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+				*--e = '\0';
+			rq.auth = v;
+			rq.auth_count++;
 		}
 	}
+	rq.method = buf;
+	rq.path = path;
+	rq.head = strcmp(buf, "HEAD") == 0;
+	rq.has_body = clen > 0;
 	if (clen > OPS_MAX_BODY) {
 		reply_text(k, 413, "Payload Too Large", NULL, "request body too large", 0);
 		return;
 	}
-	serve(k, buf, path);
+	serve(k, &rq);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -286,13 +701,34 @@ static void on_read(struct bufferevent *bev, void *arg)
 	handle_head(k, head);
 }
 
-static int conn_new(struct ops *o, evutil_socket_t fd)
+static int conn_new(struct ops *o, evutil_socket_t fd, const struct sockaddr_storage *ss)
 {
 	struct ops_conn *k = calloc(1, sizeof(*k));
+	char h[INET6_ADDRSTRLEN] = "?";
 
-	if (k == NULL)
+	if (k == NULL) {
+		close(fd);
 		return ZG_ERR_NOMEM;
+	}
 	k->o = o;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			(void)inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], h, sizeof(h));
+		else
+			(void)inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
+		(void)snprintf(k->peer, sizeof(k->peer),
+			       IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? "%s:%u" : "[%s]:%u", h,
+			       ntohs(s6->sin6_port));
+	} else if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		(void)inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
+		(void)snprintf(k->peer, sizeof(k->peer), "%s:%u", h, ntohs(s4->sin_port));
+	} else {
+		(void)snprintf(k->peer, sizeof(k->peer), "?");
+	}
 	k->bev = bufferevent_socket_new(o->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	k->deadline = k->bev != NULL ? evtimer_new(o->base, on_deadline, k) : NULL;
 	if (k->deadline == NULL) {
@@ -370,7 +806,12 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 
 	(void)what;
 	for (int i = 0; i < OPS_ACCEPT_BATCH; i++) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd;
+
+		memset(&ss, 0, sizeof(ss));
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			switch (errno) {
@@ -401,7 +842,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			close(fd);
 			continue;
 		}
-		(void)conn_new(o, fd); /* closes fd on failure */
+		(void)conn_new(o, fd, &ss); /* closes fd on failure */
 	}
 }
 
@@ -506,6 +947,7 @@ void ops_del(struct ops *o)
 		close(o->fd);
 	if (o->spare >= 0)
 		close(o->spare);
+	explicit_bzero(o->token, sizeof(o->token));
 	free(o);
 	errno = e; /* ops_new's ZG_ERR_IO keeps the bind error */
 }

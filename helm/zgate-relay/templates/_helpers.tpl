@@ -92,3 +92,40 @@ managed key in .Values.config is an error rather than silently ignored.
 {{- end }}
 {{- toYaml $cfg }}
 {{- end }}
+
+{{/* The ConfigMap holding the policy (no checksum annotation: it rolls nothing). */}}
+{{- define "zgate-relay.policyConfigMapName" -}}
+{{- printf "%s-policy" (include "zgate-relay.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Secret cert-manager writes the relay's certificate to. */}}
+{{- define "zgate-relay.certSecretName" -}}
+{{- default (printf "%s-cert" (include "zgate-relay.fullname" .)) .Values.certManager.secretName }}
+{{- end }}
+
+{{/*
+The names the relay's certificate carries, as YAML {dnsNames, ipAddresses}:
+certManager.dnsNames / ipAddresses, or else the host of config.uri_template
+(the name the agents dial and verify).
+*/}}
+{{- define "zgate-relay.certNames" -}}
+{{- $dns := .Values.certManager.dnsNames | default list }}
+{{- $ips := .Values.certManager.ipAddresses | default list }}
+{{- if and (not $dns) (not $ips) }}
+{{- $host := (urlParse .Values.config.uri_template).hostname }}
+{{- if not $host }}
+{{- fail "certManager: config.uri_template has no host; set certManager.dnsNames" }}
+{{- end }}
+{{- if regexMatch "^[0-9.]+$|:" $host }}
+{{- $ips = list $host }}
+{{- else }}
+{{- $dns = list $host }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "dnsNames" $dns "ipAddresses" $ips) }}
+{{- end }}
+
+{{/* 1 when the chart makes a Secret of its own (secret.yaml renders). */}}
+{{- define "zgate-relay.chartSecret" -}}
+{{- if and (not .Values.tls.existingSecret) (or (not .Values.certManager.enabled) (not .Values.certManager.clientCAFromIssuer) .Values.tls.crl) }}1{{ end }}
+{{- end }}
