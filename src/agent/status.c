@@ -810,7 +810,7 @@ int status_show(const char *path, int json, int64_t now, status_alive_fn alive, 
 	struct show sh = { 0 };
 	char *buf = NULL, state[64];
 	long st;
-	int64_t pid = 0, t = 0;
+	int64_t pid = 0, t = 0, ago;
 	int r;
 
 	if ((r = read_file(path, &buf, &d.len, err, errlen)) != 0)
@@ -846,17 +846,18 @@ int status_show(const char *path, int json, int64_t now, status_alive_fn alive, 
 		goto out;
 	}
 	(void)jint(&d, jget(&d, 0, "updated"), 0, INT64_MAX, &t);
+	ago = t > 0 && now > t ? now - t : 0;
 	r = ZG_ERR_NOTFOUND;
 	if (strcmp(state, "stopped") == 0) {
-		zg_seterr(err, errlen, "zgate-agent is not running (it stopped %lld seconds ago; status file %s)",
-			  (long long)(t ? now - t : 0), path);
+		zg_seterr(err, errlen, "zgate-agent is not running (it stopped %lld second%s ago; status file %s)",
+			  (long long)ago, ago == 1 ? "" : "s", path);
 		goto out;
 	}
 	if (pid > 0 && !alive((long)pid)) {
 		zg_seterr(err, errlen,
 			  "zgate-agent is not running (process %lld is gone; status file %s last written "
-			  "%lld seconds ago, state %s)",
-			  (long long)pid, path, (long long)(t ? now - t : 0), state);
+			  "%lld second%s ago, state %s)",
+			  (long long)pid, path, (long long)ago, ago == 1 ? "" : "s", state);
 		goto out;
 	}
 	r = 0;
