@@ -222,8 +222,8 @@ PROGRAMS   := zgate-relay zgate-agent zgate-probe
 MANPAGES   := man/zgate-relay.8 man/zgate-agent.8 man/zgate-probe.1
 UNITS      := zgate-relay.service zgate-agent.service
 EXAMPLES   := examples/zgate-relay.yaml examples/policy.yaml examples/zgate-agent.yaml
-# Debian packages `make deb` and tests/e2e/t_install.sh use.
-DEB_PACKAGES := dpkg-dev systemd groff-base man-db
+# Debian packages `make deb` needs (dpkg-shlibdeps; t_install.sh also wants systemd, groff-base, man-db).
+DEB_PACKAGES := dpkg-dev
 
 .PHONY: install uninstall deb
 install: all
