@@ -10,6 +10,8 @@
 #   make e2e     end-to-end scenarios (tests/e2e/t_*.sh; root for namespaces)
 #   make selftest tests of the project's scripts (dependency pins, leak check)
 #   make bench   benchmarks (bench/run.sh; not part of make test)
+#   make install binaries, man pages, systemd units, examples (PREFIX, DESTDIR)
+#   make deb     a Debian package of the same files (build/zgate_*.deb)
 #   make demo    the end-to-end demo
 #   make clean   remove build/ (the dependency cache outside the clone stays)
 
@@ -46,7 +48,7 @@ APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 # build/deps.mk records where the source-built dependencies are. Making it
 # installs missing Debian packages and builds (or finds cached) dependencies;
 # GNU make then re-reads this file, so every wildcard below sees them.
-NO_DEPS_GOALS := clean help demo selftest
+NO_DEPS_GOALS := clean help demo selftest uninstall
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 -include $(BUILD)/deps.mk
 endif
@@ -116,7 +118,7 @@ deps: $(BUILD)/deps.mk
 	@echo "deps: ready in $(DEPS_PREFIX)"
 
 help:
-	$(Q)sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	$(Q)sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -215,6 +217,57 @@ test: $(BUILD)/deps.mk
 		echo "0 $$(printf '%s\n' "$$left" | wc -l)" > build/results/leftovers.count; }; \
 	scripts/summary.sh build/results || rc=1; \
 	exit $$rc
+
+# ---------------------------------------------------------------- install
+# make install [PREFIX=/usr/local] [DESTDIR=]: the three programs into
+# $(BINDIR) (zgate-agent status is for users too, so bin, not sbin, as
+# wireguard-tools does), man pages, the systemd units (their ExecStart
+# names $(BINDIR)), README and examples under $(DOCDIR), and the example
+# configuration into $(SYSCONFDIR)/zgate unless a file is there already.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/zgate
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+PROGRAMS   := zgate-relay zgate-agent zgate-probe
+MANPAGES   := man/zgate-relay.8 man/zgate-agent.8 man/zgate-probe.1
+UNITS      := zgate-relay.service zgate-agent.service
+EXAMPLES   := examples/zgate-relay.yaml examples/policy.yaml examples/zgate-agent.yaml
+# Debian packages `make deb` needs (dpkg-shlibdeps; t_install.sh also wants systemd, groff-base, man-db).
+DEB_PACKAGES := dpkg-dev
+
+.PHONY: install uninstall deb
+install: all
+	$(Q)install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSCONFDIR)/zgate/tls
+	$(Q)install -m 0755 $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	$(Q)install -m 0644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
+	$(Q)install -m 0644 $(filter %.8,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man8/
+	$(Q)for u in $(UNITS); do \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/systemd/$$u.in \
+			> $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	$(Q)install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	$(Q)install -m 0644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+	$(Q)for f in $(notdir $(EXAMPLES)); do \
+		if [ -e $(DESTDIR)$(SYSCONFDIR)/zgate/$$f ]; then \
+			echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/zgate/$$f (the example is in $(DOCDIR)/examples)"; \
+		else install -m 0644 examples/$$f $(DESTDIR)$(SYSCONFDIR)/zgate/$$f; fi; done
+	@echo "installed into $(DESTDIR)$(PREFIX); next: certificates in $(SYSCONFDIR)/zgate/tls, then systemctl enable --now zgate-relay"
+
+# Removes what install put there, except the configuration in $(SYSCONFDIR)/zgate.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+		$(DESTDIR)$(MANDIR)/man1/zgate-probe.1 $(DESTDIR)$(MANDIR)/man8/zgate-relay.8 \
+		$(DESTDIR)$(MANDIR)/man8/zgate-agent.8
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# make deb: the files `make install PREFIX=/usr` stages, packed by dpkg-deb
+# with a generated DEBIAN/ (scripts/make-deb.sh says why not dpkg-buildpackage).
+deb: all
+	$(Q)scripts/ensure-packages.sh $(DEB_PACKAGES)
+	$(Q)scripts/make-deb.sh $(BUILD) $(VERSION)
 
 demo: $(BUILD)/deps.mk
 	$(Q)$(MAKE) --no-print-directory all

@@ -281,6 +281,32 @@ static void test_precedence_flag_env_file(void **state)
 	unlink(file);
 }
 
+/* Under systemd (RuntimeDirectory=zgate) the status file defaults to
+ * where `zgate-agent status` reads it; the file, variable and flag still
+ * win, and an empty value still turns it off. */
+static void test_status_file_default_under_systemd(void **state)
+{
+	struct agent_config c;
+	enum agent_action act;
+	char *argv[] = { "zgate-agent", "--relay", "r:1", "--cert", "c", "--key", "k", "--ca", "a",
+			 "--status-file", "/tmp/mine.json" };
+	char *rt[] = { "RUNTIME_DIRECTORY=/run/zgate:/run/other", NULL };
+	char *rt_off[] = { "RUNTIME_DIRECTORY=/run/zgate", "ZGATE_STATUS_FILE=", NULL };
+	char *rt_bad[] = { "RUNTIME_DIRECTORY=relative", NULL };
+
+	(void)state;
+	assert_int_equal(agent_config_parse(&c, 9, argv, rt, &act, err, sizeof(err)), 0);
+	assert_string_equal(c.status_file, "/run/zgate/status.json");
+	assert_int_equal(agent_config_parse(&c, 11, argv, rt, &act, err, sizeof(err)), 0);
+	assert_string_equal(c.status_file, "/tmp/mine.json");
+	assert_int_equal(agent_config_parse(&c, 9, argv, rt_off, &act, err, sizeof(err)), 0);
+	assert_string_equal(c.status_file, "");
+	assert_int_equal(agent_config_parse(&c, 9, argv, rt_bad, &act, err, sizeof(err)), 0);
+	assert_string_equal(c.status_file, "");
+	assert_int_equal(agent_config_parse(&c, 9, argv, NULL, &act, err, sizeof(err)), 0);
+	assert_string_equal(c.status_file, "");
+}
+
 static void test_command_line(void **state)
 {
 	struct agent_config c;
@@ -448,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_file_error_through_parse),
 		cmocka_unit_test(test_usage_lists_every_option),
 		cmocka_unit_test(test_i16_accept_routes),
+		cmocka_unit_test(test_status_file_default_under_systemd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,9 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/status.h"
@@ -49,7 +52,8 @@ static void test_format_connected(void **state)
 	struct status_refusal ref[2] = { { pfx("8.8.8.8", 32), 0, ROUTE_NOT_TUNNELED },
 					 { pfx("127.0.0.0", 8), 1, ROUTE_LOOPBACK } };
 	struct status_info st = {
-		.state = "connected", .since = 1700000000, .relay = "relay.example:443",
+		.state = "connected", .since = 1700000000, .pid = 4242, .updated = 1700000042,
+		.relay = "relay.example:443",
 		.tun = "zgate0", .mtu = 1350, .addrs = a, .naddrs = 2, .routes = r, .nroutes = 3,
 		.relay_route = &host, .refused = ref, .nrefused = 2, .refused_unlisted = 5,
 		.c = &c, .quic = &q, .last_error = "",
@@ -62,7 +66,8 @@ static void test_format_connected(void **state)
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(
 		buf,
-		"{\"state\":\"connected\",\"since\":1700000000,\"relay\":\"relay.example:443\","
+		"{\"state\":\"connected\",\"since\":1700000000,\"pid\":4242,\"updated\":1700000042,"
+		"\"relay\":\"relay.example:443\","
 		"\"tun\":\"zgate0\",\"mtu\":1350,\"addresses\":[\"10.100.0.7/32\",\"fd00:100::7/128\"],"
 		"\"routes\":[\"0.0.0.0/1\",\"128.0.0.0/1\",\"2001:db8::/32\"],"
 		"\"relay_route\":\"192.0.2.1/32\","
@@ -173,6 +178,325 @@ static void test_write_replaces_atomically(void **state)
 	assert_string_equal(slurp(path), "{}\n");
 }
 
+/* ------------------------------------------------------------------ */
+/* zgate-agent status: the reader and the printer                     */
+
+/* What the agent writes (test_format_connected's object). */
+static const char CONNECTED[] =
+	"{\"state\":\"connected\",\"since\":1700000000,\"pid\":4242,\"updated\":1700000042,"
+	"\"relay\":\"relay.example:443\","
+	"\"tun\":\"zgate0\",\"mtu\":1350,\"addresses\":[\"10.100.0.7/32\",\"fd00:100::7/128\"],"
+	"\"routes\":[\"0.0.0.0/1\",\"128.0.0.0/1\",\"2001:db8::/32\"],"
+	"\"relay_route\":\"192.0.2.1/32\","
+	"\"refused\":[{\"address\":\"8.8.8.8/32\",\"reason\":\"not_tunneled\"},"
+	"{\"route\":\"127.0.0.0/8\",\"reason\":\"loopback\"}],\"refused_unlisted\":5,"
+	"\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
+	"\"rx_packets\":9,\"rx_bytes\":3145728,\"drops\":{\"outage\":3,\"too_big\":1,"
+	"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\","
+	"\"quic\":{\"srtt_us\":412,\"min_rtt_us\":180,\"cwnd\":123456,"
+	"\"bytes_in_flight\":7000,\"packets_sent\":99,\"packets_lost\":1,"
+	"\"queued_bytes\":2800,\"next_timer_us\":-1,\"tun_paused\":true}}\n";
+
+#define NOW 1700003702 /* 1 h 1 min 42 s after "since" */
+
+static long alive_calls, alive_pid;
+static int fake_alive(long pid)
+{
+	alive_calls++;
+	alive_pid = pid;
+	return 1;
+}
+static int fake_dead(long pid)
+{
+	alive_calls++;
+	alive_pid = pid;
+	return 0;
+}
+
+static void put_file(const char *path, const char *text, size_t n)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* status_show() on text; *pout gets what it printed (caller frees). */
+static int show(const char *text, size_t n, int json, status_alive_fn alive, char **pout,
+		char *err, size_t errlen)
+{
+	char path[128];
+	size_t outlen = 0;
+	FILE *out;
+	int r;
+
+	(void)snprintf(path, sizeof(path), "%s/status.json", dir);
+	put_file(path, text, n);
+	out = open_memstream(pout, &outlen);
+	assert_non_null(out);
+	err[0] = '\0';
+	r = status_show(path, json, NOW, alive, out, err, errlen);
+	fclose(out);
+	return r;
+}
+
+static void test_show_connected_like_wg_show(void **state)
+{
+	char *out = NULL, err[512];
+
+	(void)state;
+	alive_calls = 0;
+	assert_int_equal(show(CONNECTED, strlen(CONNECTED), 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_int_equal(alive_calls, 1);
+	assert_int_equal(alive_pid, 4242);
+	assert_string_equal(out,
+			    "agent: zgate0\n"
+			    "  state: connected (for 1 hour, 1 minute, 42 seconds)\n"
+			    "  pid: 4242\n"
+			    "  relay: relay.example:443\n"
+			    "  addresses: 10.100.0.7/32, fd00:100::7/128\n"
+			    "  routes: 0.0.0.0/1, 128.0.0.0/1, 2001:db8::/32\n"
+			    "  relay route: 192.0.2.1/32\n"
+			    "  mtu: 1350\n"
+			    "  rtt: 0.41 ms (min 0.18 ms), 1 of 99 QUIC packets lost\n"
+			    "  transfer: 3.00 MiB received, 1000 B sent (9 / 10 packets)\n"
+			    "  connects: 2\n"
+			    "  drops: 3 no tunnel, 1 too big, 2 congested, 4 not our source, 6 malformed\n"
+			    "  refused: address 8.8.8.8/32 (not_tunneled), route 127.0.0.0/8 (loopback), "
+			    "and 5 more routes\n"
+			    "  updated: 1 hour, 1 minute ago\n");
+	free(out);
+}
+
+static void test_show_json_is_the_file(void **state)
+{
+	char *out = NULL, err[512];
+
+	(void)state;
+	assert_int_equal(show(CONNECTED, strlen(CONNECTED), 1, fake_alive, &out, err, sizeof(err)), 0);
+	assert_string_equal(out, CONNECTED);
+	free(out);
+}
+
+/* Reconnecting, no tunnel: no RTT line, no drops, the last error escaped
+ * for the terminal, a DNS list when the file has one. */
+static void test_show_reconnecting_dns_and_escapes(void **state)
+{
+	static const char text[] =
+		"{ \"state\" : \"reconnecting\", \"since\": 1700003702, \"pid\": 7,\n"
+		"  \"relay\": \"r\\u00e9lay:443\", \"tun\": \"zgate0\", \"mtu\": 0,\n"
+		"  \"addresses\": [], \"routes\": [], \"relay_route\": null, \"dns\": [\"10.0.0.53\", \"fd00::53\"],\n"
+		"  \"refused\": [], \"refused_unlisted\": 0, \"connects\": 1,\n"
+		"  \"tx_packets\": 0, \"tx_bytes\": 0, \"rx_packets\": 0, \"rx_bytes\": 0,\n"
+		"  \"drops\": {\"outage\": 0}, \"last_error\": \"relay said \\\"no\\\"\\u001b[2J\\nfake line \\ud83d\\ude00\",\n"
+		"  \"quic\": null, \"future_field\": {\"a\": [1, 2.5e3, -0, true, false, null]}}";
+	char *out = NULL, err[512];
+
+	(void)state;
+	assert_int_equal(show(text, strlen(text), 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_string_equal(out,
+			    "agent: zgate0\n"
+			    "  state: reconnecting (for 0 seconds)\n"
+			    "  pid: 7\n"
+			    "  relay: r\xc3\xa9lay:443\n"
+			    "  addresses: none\n"
+			    "  routes: none\n"
+			    "  dns: 10.0.0.53, fd00::53\n"
+			    "  transfer: 0 B received, 0 B sent (0 / 0 packets)\n"
+			    "  connects: 1\n"
+			    "  drops: none\n"
+			    "  last error: relay said \"no\"\\x1b[2J\\nfake line \xf0\x9f\x98\x80\n");
+	free(out);
+}
+
+static void test_show_not_running(void **state)
+{
+	static const char stopped[] = "{\"state\":\"stopped\",\"since\":1,\"pid\":4242,\"updated\":1700003690}\n";
+	char *out = NULL, err[512], path[128];
+	FILE *f;
+
+	(void)state;
+	/* stopped: whatever the pid */
+	assert_int_equal(show(stopped, strlen(stopped), 0, fake_alive, &out, err, sizeof(err)),
+			 ZG_ERR_NOTFOUND);
+	assert_non_null(strstr(err, "zgate-agent is not running (it stopped 12 seconds ago; status file /tmp/zg-status-"));
+	assert_string_equal(out, "");
+	free(out);
+	/* the writer died without saying so */
+	assert_int_equal(show(CONNECTED, strlen(CONNECTED), 1, fake_dead, &out, err, sizeof(err)),
+			 ZG_ERR_NOTFOUND);
+	assert_non_null(strstr(err, "zgate-agent is not running (process 4242 is gone; status file "));
+	assert_non_null(strstr(err, "last written 3660 seconds ago, state connected)"));
+	assert_string_equal(out, "");
+	free(out);
+	/* no file at all */
+	(void)snprintf(path, sizeof(path), "%s/none.json", dir);
+	f = open_memstream(&out, &(size_t){ 0 });
+	assert_int_equal(status_show(path, 0, NOW, fake_alive, f, err, sizeof(err)), ZG_ERR_NOTFOUND);
+	fclose(f);
+	assert_non_null(strstr(err, "zgate-agent is not running (no status file /tmp/zg-status-"));
+	free(out);
+}
+
+/* Bad input: a clear error naming the file and the byte, never a crash,
+ * nothing printed. */
+static void test_show_malformed(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "", "byte 0: unexpected end of input" },
+		{ "   \n", "byte 4: unexpected end of input" },
+		{ "{", "byte 1: expected a member name" },
+		{ "{\"state\":}", "byte 9: expected a value" },
+		{ "{\"state\" \"x\"}", "byte 9: expected ':'" },
+		{ "{\"state\":\"x\",}", "byte 13: expected a member name" },
+		{ "{\"state\":\"x\" \"y\":1}", "byte 13: expected ',' or '}'" },
+		{ "[1,2", "byte 4: expected ',' or ']'" },
+		{ "{\"state\":\"x\"} {}", "byte 14: text after the JSON value" },
+		{ "{\"state\":\"x\\q\"}", "byte 12: bad escape in a string" },
+		{ "{\"state\":\"x\\u12g4\"}", "bad \\u escape" },
+		{ "{\"state\":\"x\\u12", "bad \\u escape" },
+		{ "{\"state\":\"x\ty\"}", "byte 11: control character in a string" },
+		{ "{\"state\":\"x", "unterminated string" },
+		{ "{\"state\":01}", "expected ',' or '}'" },
+		{ "{\"state\":-}", "bad number" },
+		{ "{\"state\":1.}", "bad number" },
+		{ "{\"state\":tru}", "expected a value" },
+		{ "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]", "nested too deeply" },
+		{ "[1,2]", "no \"state\" string in a JSON object" },
+		{ "{\"state\":5}", "no \"state\" string in a JSON object" },
+		{ "{\"pid\":1}", "no \"state\" string in a JSON object" },
+		{ "{\"state\":\"connected\",\"pid\":-1}", "\"pid\" is not a process id" },
+		{ "{\"state\":\"connected\",\"pid\":1.5}", "\"pid\" is not a process id" },
+		{ "{\"state\":\"connected\",\"pid\":99999999999999999999999}", "\"pid\" is not a process id" },
+		{ "{\"state\":\"connected\",\"pid\":\"42\"}", "\"pid\" is not a process id" },
+	};
+	char *out = NULL, err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = show(cases[i].text, strlen(cases[i].text), 0, fake_alive, &out, err, sizeof(err));
+
+		if (r != ZG_ERR_MALFORMED || strstr(err, cases[i].want) == NULL ||
+		    strstr(err, "/status.json: ") == NULL || out[0] != '\0')
+			fail_msg("case %zu %s: r=%d err=%s out=%s", i, cases[i].text, r, err, out);
+		free(out);
+	}
+}
+
+/* Every cut of a real file and every byte changed: an error or a summary,
+ * never a crash (under ASan this also catches any read past the end). */
+static void test_show_truncations_and_flips(void **state)
+{
+	char text[sizeof(CONNECTED)], *out = NULL, err[512];
+	size_t n = strlen(CONNECTED);
+
+	(void)state;
+	for (size_t cut = 0; cut < n - 1; cut++) {
+		assert_int_equal(show(CONNECTED, cut, 0, fake_alive, &out, err, sizeof(err)),
+				 ZG_ERR_MALFORMED);
+		free(out);
+	}
+	for (size_t i = 0; i < n; i++) {
+		static const char repl[] = { '"', '\\', '{', '[', ',', ':', '0', '\0', 'x', '}' };
+
+		for (size_t k = 0; k < sizeof(repl); k++) {
+			int r;
+
+			memcpy(text, CONNECTED, n);
+			text[i] = repl[k];
+			r = show(text, n, (int)(k & 1), fake_alive, &out, err, sizeof(err));
+			assert_true(r == 0 || r == ZG_ERR_MALFORMED);
+			assert_true(r != 0 || err[0] == '\0');
+			free(out);
+		}
+	}
+}
+
+/* A field of an unexpected type is shown as missing and named once. */
+static void test_show_wrong_types_warn(void **state)
+{
+	static const char text[] = "{\"state\":\"connected\",\"tun\":7,\"routes\":5,\"drops\":[1],"
+				   "\"rx_bytes\":-4,\"refused\":{}}";
+	char *out = NULL, err[512];
+
+	(void)state;
+	assert_int_equal(show(text, strlen(text), 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "agent: \n"));
+	assert_non_null(strstr(out, "(warning: "));
+	assert_non_null(strstr(out, "/status.json: field \"tun\" has an unexpected type)\n"));
+	free(out);
+}
+
+static void test_show_too_large(void **state)
+{
+	size_t n = STATUS_FILE_MAX + 2;
+	char *big = malloc(n), *out = NULL, err[512];
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, ' ', n);
+	big[0] = '[';
+	big[n - 1] = ']';
+	assert_int_equal(show(big, n, 0, fake_alive, &out, err, sizeof(err)), ZG_ERR_TOO_LARGE);
+	assert_non_null(strstr(err, "larger than 4194304 bytes"));
+	free(out);
+	free(big);
+}
+
+/* The real liveness check: a process named zgate-agent is alive until it
+ * is reaped; another name (a reused pid) is not the agent. */
+static void test_pid_alive(void **state)
+{
+	pid_t child;
+	int ws;
+
+	(void)state;
+	assert_int_equal(status_pid_alive(0), 0);
+	assert_int_equal(status_pid_alive(-1), 0);
+	assert_int_equal(status_pid_alive((long)getpid()), 0); /* named test_agent_status */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		(void)prctl(PR_SET_NAME, "zgate-agent", 0, 0, 0);
+		for (;;)
+			pause();
+	}
+	for (int i = 0; i < 200 && !status_pid_alive((long)child); i++)
+		usleep(10000);
+	assert_int_equal(status_pid_alive((long)child), 1);
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &ws, 0), child);
+	assert_int_equal(status_pid_alive((long)child), 0);
+}
+
+static void test_status_command_usage(void **state)
+{
+	char *argv_help[] = { "status", "--help" }, *argv_bad[] = { "status", "--jsn" };
+	char *argv_noval[] = { "status", "--status-file" }, path[128];
+	char *argv_missing[] = { "status", "--status-file", path };
+	char *out = NULL, *errs = NULL;
+	size_t on = 0, en = 0;
+	FILE *o = open_memstream(&out, &on), *e = open_memstream(&errs, &en);
+
+	(void)state;
+	(void)snprintf(path, sizeof(path), "%s/none.json", dir);
+	assert_int_equal(status_command(2, argv_help, o, e), 0);
+	assert_int_equal(status_command(2, argv_bad, o, e), 2);
+	assert_int_equal(status_command(2, argv_noval, o, e), 2);
+	assert_int_equal(status_command(3, argv_missing, o, e), 1);
+	fclose(o);
+	fclose(e);
+	assert_non_null(strstr(out, "usage: zgate-agent status [--json] [--status-file FILE]"));
+	assert_non_null(strstr(errs, "--jsn: unknown option"));
+	assert_non_null(strstr(errs, "--status-file: needs a value"));
+	assert_non_null(strstr(errs, "zgate-agent is not running (no status file "));
+	free(out);
+	free(errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -181,6 +505,18 @@ int main(void)
 		cmocka_unit_test(test_format_bufshort),
 		cmocka_unit_test_setup_teardown(test_write_replaces_atomically, mkdir_setup,
 						rmdir_teardown),
+#define T(f) cmocka_unit_test_setup_teardown(f, mkdir_setup, rmdir_teardown)
+		T(test_show_connected_like_wg_show),
+		T(test_show_json_is_the_file),
+		T(test_show_reconnecting_dns_and_escapes),
+		T(test_show_not_running),
+		T(test_show_malformed),
+		T(test_show_truncations_and_flips),
+		T(test_show_wrong_types_warn),
+		T(test_show_too_large),
+		T(test_pid_alive),
+		T(test_status_command_usage),
+#undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 
+#include "agent/agent_config.h"
 #include "relay/config.h"
 #include "relay/policy.h"
 #include "zg_err.h"
@@ -115,9 +116,28 @@ static void test_compose_policy(void **state)
 	policy_free(p);
 }
 
+/* examples/zgate-agent.yaml (installed as /etc/zgate/zgate-agent.yaml for
+ * zgate-agent.service) loads with the agent's parser and validates. */
+static void test_example_agent_config(void **state)
+{
+	struct agent_config c;
+
+	(void)state;
+	agent_config_defaults(&c);
+	if (agent_config_load_file(&c, "examples/zgate-agent.yaml", err, sizeof(err)) != 0)
+		fail_msg("examples/zgate-agent.yaml: %s", err);
+	if (agent_config_validate(&c, err, sizeof(err)) != 0)
+		fail_msg("examples/zgate-agent.yaml does not validate: %s", err);
+	assert_string_equal(c.relay, "relay.example.org:4433");
+	assert_string_equal(c.key, "/etc/zgate/tls/agent.key");
+	assert_string_equal(c.tun, "zgate0");
+	assert_string_equal(c.status_file, ""); /* the unit's $RUNTIME_DIRECTORY gives it */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_example_agent_config),
 		cmocka_unit_test(test_example_config_loads_and_validates),
 		cmocka_unit_test(test_example_config_values),
 		cmocka_unit_test(test_example_config_with_compose_environment),

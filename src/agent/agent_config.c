@@ -38,7 +38,8 @@ static const struct opt opts[] = {
 	  "CONNECT-IP URI template; empty = https://HOST:PORT/.well-known/masque/ip/{target}/{ipproto}/", "URI" },
 	{ "tun", T_STR, F(tun), 0, 0, "zgate0", "TUN device name", "NAME" },
 	{ "status_file", T_STR, F(status_file), 0, 0, "",
-	  "JSON status file, rewritten on every state change; empty = none", "FILE" },
+	  "JSON status file, rewritten on every state change (read by zgate-agent status); empty = "
+	  "none, or $RUNTIME_DIRECTORY/status.json under systemd", "FILE" },
 	{ "reconnect_min", T_DUR, F(reconnect_min_ms), 10, 60000, "500ms",
 	  "first retry waits between half this and this", NULL },
 	{ "reconnect_max", T_DUR, F(reconnect_max_ms), 100, 3600000, "30s",
@@ -523,9 +524,18 @@ int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 
 	*paction = AGENT_RUN;
 	agent_config_defaults(cfg);
-	for (char *const *e = envp; e != NULL && *e != NULL; e++)
+	for (char *const *e = envp; e != NULL && *e != NULL; e++) {
 		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0 && (*e)[13] != '\0')
 			file = *e + 13;
+		/* Under systemd (RuntimeDirectory=zgate) the status file is on by
+		 * default where `zgate-agent status` looks: the first directory. */
+		if (strncmp(*e, "RUNTIME_DIRECTORY=", 18) == 0 && (*e)[18] == '/') {
+			const char *d = *e + 18;
+			int dl = (int)strcspn(d, ":");
+
+			(void)snprintf(cfg->status_file, sizeof(cfg->status_file), "%.*s/status.json", dl, d);
+		}
+	}
 	/* Pass 0 finds --config and the actions; pass 1 applies the flags
 	 * after the file and the environment, so flags win. */
 	for (pass = 0; pass < 2; pass++) {

@@ -176,6 +176,8 @@ static void write_status(void)
 	memset(&st, 0, sizeof(st));
 	st.state = A.state;
 	st.since = A.since;
+	st.pid = (long)getpid();
+	st.updated = (int64_t)time(NULL);
 	st.relay = A.cfg.relay;
 	st.tun = A.tun;
 	st.mtu = A.mtu;
@@ -1085,6 +1087,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: zgate-agent --relay HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
 		"       zgate-agent --config FILE [options]\n"
+		"       zgate-agent status [--json] [--status-file FILE]\n"
 		"\n"
 		"Creates a TUN device, opens a CONNECT-IP tunnel (RFC 9484) to a zgate relay,\n"
 		"puts the address the relay assigns on the device and routes the ranges it\n"
@@ -1105,7 +1108,7 @@ static void usage(FILE *f)
 		"Each state change (connecting, connected, draining, reconnecting, stopped) is\n"
 		"one line on stderr; --status-file keeps a JSON object with the state, relay,\n"
 		"addresses, routes, refused addresses and routes, packet and byte counters,\n"
-		"drops and the last error.\n"
+		"drops and the last error; `zgate-agent status` prints it (see status --help).\n"
 		"\n"
 		"Assigned addresses are installed as /32 or /128 without a prefix route. An\n"
 		"address or route the relay sends is refused (logged, listed in the status\n"
@@ -1313,6 +1316,8 @@ int main(int argc, char **argv)
 	char err[1024];
 	int rc;
 
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_command(argc - 1, argv + 1, stdout, stderr);
 	A.tun_fd = -1;
 	A.state = "starting";
 	if (agent_config_parse(&A.cfg, argc, argv, environ, &act, err, sizeof(err)) != 0) {

@@ -4,7 +4,8 @@
  * counters move) by writing a temporary file beside it and renaming it
  * over the old one, so a reader never sees half a file.
  *
- *   {"state":"connected","since":1718000000,"relay":"relay.example:443",
+ *   {"state":"connected","since":1718000000,"pid":4242,"updated":1718000042,
+ *    "relay":"relay.example:443",
  *    "tun":"zgate0","mtu":1350,"addresses":["10.100.0.2/32"],
  *    "routes":["0.0.0.0/1","128.0.0.0/1"],"relay_route":"192.0.2.1/32",
  *    "refused":[{"address":"8.8.8.8/32","reason":"not_tunneled"},
@@ -18,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "agent/routes.h"
 
@@ -59,6 +61,8 @@ struct status_quic {
 struct status_info {
 	const char *state;       /* "starting", "connecting", "connected", "reconnecting", "stopped" */
 	int64_t since;           /* Unix time of the last state change */
+	long pid;                /* the agent's process, for readers' liveness check */
+	int64_t updated;         /* Unix time this object was written */
 	const char *relay;       /* as configured */
 	const char *tun;         /* device name */
 	uint32_t mtu;            /* 0 before the first tunnel */
@@ -84,5 +88,42 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
  * renames it over path. Returns 0 or ZG_ERR_IO (errno set; the old file,
  * if any, is left as it was). */
 int status_write_file(const char *path, const char *buf, size_t n);
+
+/* Largest status file a reader accepts (the agent writes about 50 bytes
+ * per route: this is tens of thousands of routes). */
+#define STATUS_FILE_MAX (4u << 20)
+
+/* Where `zgate-agent status` looks without --status-file or
+ * ZGATE_STATUS_FILE: the agent's default under systemd. */
+#define STATUS_FILE_DEFAULT "/run/zgate/status.json"
+
+/* How status_show() decides whether the writer still runs: 1 alive,
+ * 0 gone. status_pid_alive() is the real one. */
+typedef int (*status_alive_fn)(long pid);
+
+/* 1 when process pid exists (kill(pid, 0) succeeds or fails with EPERM)
+ * and, where /proc tells, its command name is "zgate-agent" (a pid reused
+ * after a crash is not the agent); 0 otherwise. */
+int status_pid_alive(long pid);
+
+/* Reads the status file at path and writes to out either the file as it
+ * is (json != 0) or a summary in the style of `wg show`: state and for how
+ * long, relay, addresses, routes, DNS when the file has it, RTT, traffic,
+ * drops, refused addresses and routes, last error. now is the current
+ * Unix time (durations), alive decides whether the agent still runs.
+ * Returns 0 when printed; ZG_ERR_NOTFOUND when the agent is not running
+ * (no file, state "stopped", or its pid gone); ZG_ERR_IO when the file
+ * cannot be read; ZG_ERR_MALFORMED or ZG_ERR_TOO_LARGE when it is not a
+ * status file. Except for 0, err holds one line naming the file and, for
+ * bad input, the byte offset and what was wrong; nothing is written to out. */
+int status_show(const char *path, int json, int64_t now, status_alive_fn alive, FILE *out,
+		char *err, size_t errlen);
+
+/* `zgate-agent status [--json] [--status-file FILE]` (argv[0] is
+ * "status"): status_show() for the file named by the flag, else
+ * $ZGATE_STATUS_FILE, else STATUS_FILE_DEFAULT. Messages go to errf.
+ * Returns the exit status: 0 running, 1 not running or unreadable,
+ * 2 bad usage. */
+int status_command(int argc, char *const *argv, FILE *out, FILE *errf);
 
 #endif /* ZG_AGENT_STATUS_H */

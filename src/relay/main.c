@@ -38,6 +38,7 @@
 #include "relay/ops.h"
 #include "relay/policy.h"
 #include "relay/watch.h"
+#include "sdnotify.h"
 #include "stack.h"
 #include "zg_err.h"
 
@@ -95,6 +96,7 @@ struct relay {
 	struct session *vip4[VIP_BUCKETS], *vip6[VIP_BUCKETS];
 	size_t nsessions;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+	struct event *ev_watchdog; /* WATCHDOG=1 to the service manager */
 	uint8_t reset_secret[32];
 	int draining, stopping;
 	/* counters for /metrics */
@@ -1348,6 +1350,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	r->draining = 1;
 	ops_set_state(r->ops, OPS_DRAINING);
+	(void)sdnotify_send("STOPPING=1\nSTATUS=draining");
 	log_info("%s: draining %zu tunnels (up to %u ms); a second signal stops at once",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT", r->nsessions, r->cfg.drain_grace_ms);
 	masque_server_goaway(r->srv);
@@ -1361,6 +1364,40 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ------------------------------------------------------------------ */
 /* start-up                                                           */
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	(void)sdnotify_send("WATCHDOG=1");
+}
+
+/* Under systemd (Type=notify): READY=1 once the sockets listen, and
+ * WATCHDOG=1 at half the interval WatchdogSec= asks for, from the event
+ * loop, so a loop that stops turning gets the relay restarted. */
+static int notify_ready(struct relay *r)
+{
+	char st[256];
+	uint64_t us;
+	int rv;
+
+	rv = sdnotify_watchdog_usec(&us);
+	if (rv < 0)
+		log_warnx("WATCHDOG_USEC/WATCHDOG_PID are malformed: no watchdog pings");
+	if (rv == 1) {
+		struct timeval tv = { (time_t)(us / 2 / 1000000), (suseconds_t)(us / 2 % 1000000) };
+
+		r->ev_watchdog = event_new(r->base, -1, EV_PERSIST, watchdog_cb, r);
+		if (r->ev_watchdog == NULL || event_add(r->ev_watchdog, &tv) != 0)
+			return ZG_ERR_NOMEM;
+	}
+	(void)snprintf(st, sizeof(st), "READY=1\nSTATUS=ready: QUIC on UDP port %d, ops on port %u",
+		       masque_udp_port(r->udp), ops_port(r->ops));
+	if (sdnotify_send(st) < 0)
+		log_warn("cannot notify the service manager at $NOTIFY_SOCKET");
+	return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -1650,7 +1687,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 		 ZG_VERSION, r->cfg.listen, masque_udp_port(r->udp), r->cfg.ops_listen,
 		 ops_port(r->ops), ipam_size(r->ipam, 4), r->cfg.policy_file,
 		 policy_client_count(r->policy));
-	return 0;
+	return notify_ready(r);
 }
 
 static void shutdown_all(struct relay *r)
@@ -1679,6 +1716,8 @@ static void shutdown_all(struct relay *r)
 		event_free(r->ev_hup);
 	if (r->ev_drain)
 		event_free(r->ev_drain);
+	if (r->ev_watchdog)
+		event_free(r->ev_watchdog);
 	if (r->audit != NULL) {
 		audit_flush(r->audit, 1);
 		audit_free(r->audit);
@@ -1748,6 +1787,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	event_base_dispatch(R.base);
+	(void)sdnotify_send("STOPPING=1");
 	log_info("stopping: %zu tunnels open", R.nsessions);
 	shutdown_all(&R);
 	event_base_free(R.base);
