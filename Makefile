@@ -42,7 +42,7 @@ Q := @
 APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	xz-utils ca-certificates clang libclang-rt-dev llvm libevent-dev \
 	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux curl \
-	iputils-ping python3
+	iputils-ping python3 prometheus
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
@@ -80,7 +80,12 @@ LWIP_OBJ := $(patsubst $(LWIP_DIR)/%.c,$(BUILD)/lwip/%.o,$(LWIP_SRC))
 LWIP_LIB := $(BUILD)/liblwip.a
 
 VERSION := 0.1.0
-ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -Isrc -Isrc/common -Isrc/capsule \
+# The git commit built, for zgate_build_info: $(BUILD)/gen/zg_build.h is
+# rewritten only when it changes, so only the files that include it rebuild.
+COMMIT := $(or $(shell git rev-parse --short=12 HEAD 2>/dev/null),unknown)
+$(shell mkdir -p $(BUILD)/gen && { echo '#define ZG_COMMIT "$(COMMIT)"' | cmp -s - $(BUILD)/gen/zg_build.h || \
+	echo '#define ZG_COMMIT "$(COMMIT)"' > $(BUILD)/gen/zg_build.h; })
+ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Isrc -Isrc/common -Isrc/capsule \
 	-isystem $(DEPS_PREFIX)/include $(LWIP_INC)
 ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
 ZG_LDFLAGS  := $(SAN_FLAGS)

@@ -376,6 +376,7 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 {
 	struct fx *x = fx_open(0);
 	struct masque_stats st;
+	struct masque_server_stats ss;
 	char a[INET_ADDRSTRLEN];
 
 	(void)state;
@@ -397,6 +398,11 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	assert_int_equal(x->cl[0].routes[1].proto, 6);
 	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_true(st.handshake_ns >= 2 * x->net.delay); /* at least one round trip */
+	/* issue 17.5: the server's handshake time is in its histogram */
+	masque_server_stats(x->net.srv, &ss);
+	assert_int_equal(ss.handshake.count, 1);
+	assert_true(ss.handshake.sum_us >= 2 * x->net.delay / 1000u);
+	assert_int_equal(ss.refused_bad_request, 0);
 	fx_free(x);
 	free(x);
 }
@@ -1099,6 +1105,7 @@ static void refused_request(const char *protocol, int no_cp, const char *path, i
 			    int want)
 {
 	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_server_stats st;
 
 	fx_server(x, 0);
 	x->srv.status = status;
@@ -1109,6 +1116,12 @@ static void refused_request(const char *protocol, int no_cp, const char *path, i
 	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].opened, 0);
 	assert_int_equal(x->cl[0].ci.status, want);
+	/* issue 17.5: the 400s this layer answers itself are counted (the
+	 * owner's own refusals are the owner's to count) */
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.refused_bad_request, want == 400 ? 1 : 0);
+	assert_int_equal(st.refused_goaway, 0);
+	assert_int_equal(st.refused_internal, 0);
 	fx_free(x);
 	free(x);
 }

@@ -943,6 +943,9 @@ tcp_echo(struct fx *fx, int v6, size_t total, size_t seg)
 	assert_int_equal(k.bytes_down, total);
 	assert_int_equal(k.halfopen_tcp, 0);
 	assert_int_equal(k.opened_tcp, 1);
+	/* issue 17.5: the flow's setup time (SYN to connected) is observed */
+	assert_int_equal(k.tcp_connect.count, 1);
+	assert_int_equal(k.tcp_connect.sum_us % 1000u, 0); /* the stack's clock is in ms */
 	assert_int_equal(fx->ev[0].type, STACK_EV_ALLOW);
 	assert_string_equal(fx->ev[0].rule, "allow-test");
 	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_CLOSE);
@@ -1036,6 +1039,7 @@ test_tcp_upstream_refused_gets_rst(void **state)
 	assert_false(c.synack);
 	stack_get_counters(fx->st, &k);
 	assert_int_equal(k.tcp_refused, 1);
+	assert_int_equal(k.tcp_connect.count, 0); /* never connected */
 	assert_int_equal(k.flows_tcp, 0);
 	assert_int_equal(k.halfopen_tcp, 0);
 	assert_int_equal(fx->ev[fx->nev - 1].type, STACK_EV_CLOSE);

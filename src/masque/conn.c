@@ -685,8 +685,11 @@ static int answer(struct masque_conn *c, int64_t sid, int status, const struct m
 {
 	int r = 0;
 
-	if (status < 100 || status > 599)
+	if (status < 100 || status > 599) {
 		status = 500;
+		if (c->srv != NULL)
+			masque_server_count_refusal(c->srv, 500);
+	}
 	if (status >= 200 && status < 300) {
 		c->tunnel_sid = sid;
 		c->tunnel_open = 1;
@@ -707,6 +710,8 @@ static int answer(struct masque_conn *c, int64_t sid, int status, const struct m
 		c->tunnel_open = 0;
 		sendq_free(&c->sendq);
 		status = 500;
+		if (c->srv != NULL)
+			masque_server_count_refusal(c->srv, 500);
 	}
 	return submit_status(c, sid, status, proxy_status);
 }
@@ -720,6 +725,8 @@ static int server_request(struct masque_conn *c, struct mstream *s)
 	status = validate_request(c, s, &rq);
 	if (status == 200 && (c->tunnel_sid >= 0 || c->answer_sid >= 0 || c->goaway))
 		status = c->goaway ? 503 : 400; /* one tunnel per connection */
+	if (status != 200 && c->srv != NULL)
+		masque_server_count_refusal(c->srv, status);
 	memset(&acc, 0, sizeof(acc));
 	if (status == 200) {
 		status = c->cbs->on_request != NULL ? c->cbs->on_request(c, &rq, &acc, c->ctx) : 403;

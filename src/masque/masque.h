@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include "connectip.h"
+#include "histo.h"
 #include "tls.h"
 
 struct masque_server;
@@ -291,6 +292,15 @@ struct masque_server_stats {
 	uint64_t refused_source;     /* max_handshakes_per_source */
 	uint64_t retries_source;     /* Retry because the source was at its cap */
 	uint64_t deferred;           /* Initials handed back for a later round */
+	/* CONNECT-IP requests this layer refused itself, before or without
+	 * asking on_request: 400 (not a valid CONNECT-IP request, or a second
+	 * tunnel on one connection), 503 (after GOAWAY), 500 (the tunnel's
+	 * addresses/routes could not be sent, or on_request gave no valid
+	 * status). on_request's own refusals are its owner's to count. */
+	uint64_t refused_bad_request, refused_goaway, refused_internal;
+	/* server handshakes completed (client certificate accepted): the
+	 * connection's first packet to handshake done, on the io clock */
+	struct zg_histo handshake;
 	uint64_t reject[TLS_REJECT_COUNT];
 	uint64_t hs_fail[MASQUE_HS_COUNT];
 };

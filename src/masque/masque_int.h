@@ -150,6 +150,8 @@ int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, cons
 void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);
 void masque_server_unlink(struct masque_server *srv, struct masque_conn *c);
 void masque_server_handshake_done(struct masque_server *srv, struct masque_conn *c);
+/* Counts a CONNECT-IP request refused by this layer (400, 500 or 503). */
+void masque_server_count_refusal(struct masque_server *srv, int status);
 void masque_server_count_reject(struct masque_server *srv, enum tls_reject why);
 void masque_server_count_hs_fail(struct masque_server *srv, enum masque_hs_fail why);
 

@@ -255,10 +255,21 @@ void masque_server_handshake_done(struct masque_server *srv, struct masque_conn 
 	if (!c->handshake_counted) {
 		c->handshake_counted = 1;
 		srv->nhandshaking--;
+		zg_histo_observe(&srv->st.handshake, (uint64_t)c->st.handshake_ns / 1000u);
 	}
 	src_release(srv, c);
 	if (srv->goaway)
 		masque_conn_goaway(c);
+}
+
+void masque_server_count_refusal(struct masque_server *srv, int status)
+{
+	if (status == 400)
+		srv->st.refused_bad_request++;
+	else if (status == 503)
+		srv->st.refused_goaway++;
+	else
+		srv->st.refused_internal++;
 }
 
 void masque_server_count_reject(struct masque_server *srv, enum tls_reject why)

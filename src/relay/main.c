@@ -35,11 +35,13 @@
 #include "relay/dnsgate.h"
 #include "relay/fdlimit.h"
 #include "relay/localaddr.h"
+#include "relay/metrics.h"
 #include "relay/ops.h"
 #include "relay/policy.h"
 #include "relay/watch.h"
 #include "sdnotify.h"
 #include "stack.h"
+#include "zg_build.h"
 #include "zg_err.h"
 
 #define VIP_BUCKETS 4096 /* power of two */
@@ -100,7 +102,7 @@ struct relay {
 	uint8_t reset_secret[32];
 	int draining, stopping;
 	/* counters for /metrics */
-	uint64_t sessions_opened, refused_403, refused_503, refused_400, refused_502, replaced;
+	uint64_t sessions_opened, refused_403, refused_503, refused_429, refused_502, replaced;
 	uint64_t decisions_allow, decisions_deny, scope_denied;
 	uint64_t reload_ok, reload_fail;
 	uint64_t last_reload_ok_s;
@@ -567,8 +569,10 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 		return 403;
 	}
 	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (s == NULL) {
+		r->refused_503++;
 		return 503;
+	}
 	s->r = r;
 	s->c = c;
 	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
@@ -601,6 +605,7 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 			log_info("%s from %s: more than %u DNS-name targets a minute: 429", s->id,
 				 s->peer, r->cfg.dns_per_min);
 			s->refuse = 429;
+			r->refused_429++;
 			s->refuse_ps = "zgate-relay; error=http_request_denied; "
 				       "details=\"dns.resolutions_per_minute\"";
 		}
@@ -888,208 +893,63 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 /* ------------------------------------------------------------------ */
 /* metrics                                                            */
 
-static void metric(struct evbuffer *b, const char *name, const char *type, const char *help)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void metrics_cb(void *ctx, struct evbuffer *b)
 {
 	struct relay *r = ctx;
-	struct stack_counters sc;
-	struct masque_server_stats ms;
-	int i;
+	struct metrics_values v;
+	uint64_t nl = 0, rt = 0;
 
-	stack_get_counters(r->stack, &sc);
-	masque_server_stats(r->srv, &ms);
-	metric(b, "zgate_sessions", "gauge", "CONNECT-IP tunnels open now.");
-	evbuffer_add_printf(b, "zgate_sessions %zu\n", r->nsessions);
-	metric(b, "zgate_quic_connections", "gauge", "QUIC connections, handshaking included.");
-	evbuffer_add_printf(b, "zgate_quic_connections %zu\n", masque_server_conns(r->srv));
-	metric(b, "zgate_sessions_opened_total", "counter", "Tunnels accepted since start.");
-	evbuffer_add_printf(b, "zgate_sessions_opened_total %llu\n",
-			    (unsigned long long)r->sessions_opened);
-	metric(b, "zgate_tunnel_refused_total", "counter", "CONNECT-IP requests refused, by status.");
-	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"400\"} %llu\n",
-			    (unsigned long long)r->refused_400);
-	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"403\"} %llu\n",
-			    (unsigned long long)r->refused_403);
-	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"503\"} %llu\n",
-			    (unsigned long long)r->refused_503);
-	evbuffer_add_printf(b, "zgate_tunnel_refused_total{status=\"502\"} %llu\n",
-			    (unsigned long long)r->refused_502);
-	{
-		uint64_t nl = 0, rt = 0;
-
-		if (r->dnsgate != NULL)
-			dnsgate_counts(r->dnsgate, &nl, &rt);
-		metric(b, "zgate_dns_queries_total", "counter",
-		       "DNS-name targets (C03) the relay resolved or tried to.");
-		evbuffer_add_printf(b, "zgate_dns_queries_total %llu\n",
-				    (unsigned long long)r->dns_queries);
-		metric(b, "zgate_dns_refused_total", "counter",
-		       "DNS-name targets refused without a query: policy allows the client nothing, "
-		       "name not in dns.resolvable, over dns.resolutions_per_minute.");
-		evbuffer_add_printf(b, "zgate_dns_refused_total{reason=\"policy\"} %llu\n"
-				       "zgate_dns_refused_total{reason=\"not_listed\"} %llu\n"
-				       "zgate_dns_refused_total{reason=\"rate\"} %llu\n",
-				    (unsigned long long)r->dns_refused_policy, (unsigned long long)nl,
-				    (unsigned long long)rt);
+	memset(&v, 0, sizeof(v));
+	v.version = ZG_VERSION;
+	v.commit = ZG_COMMIT;
+	metrics_process_fds("/proc/self/fd", &v.open_fds, &v.max_fds);
+	stack_get_counters(r->stack, &v.stack);
+	masque_server_stats(r->srv, &v.quic);
+	v.quic_initials_dropped = r->udp ? masque_udp_initials_dropped(r->udp) : 0;
+	v.sessions = r->nsessions;
+	v.quic_connections = masque_server_conns(r->srv);
+	v.sessions_opened = r->sessions_opened;
+	/* 400, 500 and the 503s after GOAWAY are answered by src/masque
+	 * before the relay sees the request */
+	v.refused_400 = v.quic.refused_bad_request;
+	v.refused_403 = r->refused_403;
+	v.refused_429 = r->refused_429;
+	v.refused_500 = v.quic.refused_internal;
+	v.refused_502 = r->refused_502;
+	v.refused_503 = r->refused_503 + v.quic.refused_goaway;
+	if (r->dnsgate != NULL)
+		dnsgate_counts(r->dnsgate, &nl, &rt);
+	v.dns_queries = r->dns_queries;
+	v.dns_refused_policy = r->dns_refused_policy;
+	v.dns_refused_not_listed = nl;
+	v.dns_refused_rate = rt;
+	v.out_no_session = r->out_no_session;
+	v.out_too_big = r->out_too_big;
+	v.out_congested = r->out_congested;
+	v.decisions_allow = r->decisions_allow;
+	v.decisions_deny = r->decisions_deny;
+	v.cert_not_after = (long long)tls_server_cert_not_after(r->tls);
+	v.has_crl = r->cfg.tls_crl[0] != '\0';
+	if (v.has_crl)
+		v.crl_next_update = (long long)tls_server_crl_next_update(r->tls);
+	v.pool4_size = ipam_size(r->ipam, 4);
+	v.pool4_used = ipam_used(r->ipam, 4);
+	v.has_pool6 = r->cfg.pool6.version == 6;
+	if (v.has_pool6) {
+		v.pool6_size = ipam_size(r->ipam, 6);
+		v.pool6_used = ipam_used(r->ipam, 6);
 	}
-	metric(b, "zgate_flows", "gauge", "Flows open now, by protocol.");
-	evbuffer_add_printf(b, "zgate_flows{proto=\"tcp\"} %llu\nzgate_flows{proto=\"udp\"} %llu\n"
-			       "zgate_flows{proto=\"icmp\"} %llu\n",
-			    (unsigned long long)sc.flows_tcp, (unsigned long long)sc.flows_udp,
-			    (unsigned long long)sc.flows_icmp);
-	metric(b, "zgate_bytes_total", "counter", "Flow payload bytes, by direction.");
-	evbuffer_add_printf(b, "zgate_bytes_total{direction=\"up\"} %llu\n"
-			       "zgate_bytes_total{direction=\"down\"} %llu\n",
-			    (unsigned long long)sc.bytes_up, (unsigned long long)sc.bytes_down);
-	metric(b, "zgate_packets_total", "counter", "Tunnel IP packets, by direction.");
-	evbuffer_add_printf(b, "zgate_packets_total{direction=\"in\"} %llu\n"
-			       "zgate_packets_total{direction=\"out\"} %llu\n",
-			    (unsigned long long)sc.pkts_in, (unsigned long long)sc.pkts_out);
-	metric(b, "zgate_drops_total", "counter", "Packets dropped, by reason.");
-	{
-		const struct {
-			const char *n;
-			uint64_t v;
-		} d[] = {
-			{ "malformed", sc.drop_malformed },   { "spoofed", sc.drop_spoofed },
-			{ "forbidden", sc.drop_forbidden },   { "denied", sc.drop_denied },
-			{ "fragment", sc.drop_fragment },     { "unsupported", sc.drop_unsupported },
-			{ "limit", sc.drop_limit },           { "no_flow", sc.drop_no_flow },
-			{ "halfopen", sc.drop_halfopen },
-			{ "too_big", sc.drop_too_big + r->out_too_big },
-			{ "no_session", r->out_no_session },  { "congested", r->out_congested },
-		};
-		for (i = 0; i < (int)(sizeof(d) / sizeof(d[0])); i++)
-			evbuffer_add_printf(b, "zgate_drops_total{reason=\"%s\"} %llu\n", d[i].n,
-					    (unsigned long long)d[i].v);
-	}
-	metric(b, "zgate_lwip_tcp_drops_total", "counter",
-	       "TCP segments from clients the relay's TCP stack dropped, by reason.");
-	evbuffer_add_printf(b, "zgate_lwip_tcp_drops_total{reason=\"checksum\"} %llu\n"
-			       "zgate_lwip_tcp_drops_total{reason=\"not_acceptable\"} %llu\n"
-			       "zgate_lwip_tcp_drops_total{reason=\"memory\"} %llu\n"
-			       "zgate_lwip_tcp_drops_total{reason=\"all\"} %llu\n",
-			    (unsigned long long)sc.lwip_tcp_chkerr,
-			    (unsigned long long)sc.lwip_tcp_proterr,
-			    (unsigned long long)sc.lwip_tcp_memerr, (unsigned long long)sc.lwip_tcp_drop);
-	metric(b, "zgate_emfile_total", "counter",
-	       "New flows refused because the relay had no descriptor left (EMFILE/ENFILE).");
-	evbuffer_add_printf(b, "zgate_emfile_total %llu\n", (unsigned long long)sc.emfile);
-	metric(b, "zgate_flow_descriptor_refused_total", "counter",
-	       "New flows refused by the descriptor budget: all flows', or one client's share.");
-	evbuffer_add_printf(b, "zgate_flow_descriptor_refused_total{scope=\"all\"} %llu\n"
-			       "zgate_flow_descriptor_refused_total{scope=\"client\"} %llu\n",
-			    (unsigned long long)sc.limit_fds, (unsigned long long)sc.limit_fds_client);
-	metric(b, "zgate_flow_descriptor_budget", "gauge",
-	       "Descriptors flows may hold: all flows, one client's.");
-	evbuffer_add_printf(b, "zgate_flow_descriptor_budget{scope=\"all\"} %llu\n"
-			       "zgate_flow_descriptor_budget{scope=\"client\"} %llu\n",
-			    (unsigned long long)sc.fd_budget, (unsigned long long)sc.fd_budget_client);
-	metric(b, "zgate_tcp_window_bytes", "gauge",
-	       "TCP windows given to clients' flows (the memory they may pin), all clients.");
-	evbuffer_add_printf(b, "zgate_tcp_window_bytes %llu\n", (unsigned long long)sc.wnd_committed);
-	metric(b, "zgate_tcp_window_limited_total", "counter",
-	       "TCP windows started or shrunk below full by the memory budgets.");
-	evbuffer_add_printf(b, "zgate_tcp_window_limited_total %llu\n",
-			    (unsigned long long)sc.wnd_limited);
-	metric(b, "zgate_tcp_stack_memory_bytes", "gauge", "Bytes the relay's TCP stack holds now.");
-	evbuffer_add_printf(b, "zgate_tcp_stack_memory_bytes %llu\n",
-			    (unsigned long long)sc.lwip_mem_used);
-	metric(b, "zgate_tcp_time_wait_total", "counter",
-	       "TCP connections in TIME_WAIT: reopened by a newer SYN, evicted over the cap, "
-	       "or kept against an older SYN.");
-	evbuffer_add_printf(b, "zgate_tcp_time_wait_total{event=\"reopened\"} %llu\n"
-			       "zgate_tcp_time_wait_total{event=\"evicted\"} %llu\n"
-			       "zgate_tcp_time_wait_total{event=\"refused\"} %llu\n",
-			    (unsigned long long)sc.tw_reopened, (unsigned long long)sc.tw_evicted,
-			    (unsigned long long)sc.tw_refused);
-	metric(b, "zgate_policy_decisions_total", "counter", "New flows decided, by action.");
-	evbuffer_add_printf(b, "zgate_policy_decisions_total{action=\"allow\"} %llu\n"
-			       "zgate_policy_decisions_total{action=\"deny\"} %llu\n",
-			    (unsigned long long)r->decisions_allow,
-			    (unsigned long long)r->decisions_deny);
-	metric(b, "zgate_handshake_failures_total", "counter",
-	       "TLS handshakes refused, by reason: a client certificate's, or alpn, version, "
-	       "transport_parameters, tls, client_aborted, protocol.");
-	for (i = 1; i < TLS_REJECT_COUNT; i++)
-		evbuffer_add_printf(b, "zgate_handshake_failures_total{reason=\"%s\"} %llu\n",
-				    tls_reject_name((enum tls_reject)i),
-				    (unsigned long long)ms.reject[i]);
-	for (i = 1; i < MASQUE_HS_COUNT; i++)
-		evbuffer_add_printf(b, "zgate_handshake_failures_total{reason=\"%s\"} %llu\n",
-				    masque_hs_fail_name((enum masque_hs_fail)i),
-				    (unsigned long long)ms.hs_fail[i]);
-	metric(b, "zgate_tls_cert_expiry_timestamp_seconds", "gauge",
-	       "When the relay's certificate expires (notAfter, Unix time).");
-	evbuffer_add_printf(b, "zgate_tls_cert_expiry_timestamp_seconds %lld\n",
-			    (long long)tls_server_cert_not_after(r->tls));
-	if (r->cfg.tls_crl[0] != '\0') {
-		metric(b, "zgate_tls_crl_next_update_timestamp_seconds", "gauge",
-		       "The CRL's nextUpdate (Unix time): past it, every client is refused.");
-		evbuffer_add_printf(b, "zgate_tls_crl_next_update_timestamp_seconds %lld\n",
-				    (long long)tls_server_crl_next_update(r->tls));
-	}
-	metric(b, "zgate_pool_size", "gauge", "Addresses in the pool, by IP version.");
-	evbuffer_add_printf(b, "zgate_pool_size{version=\"4\"} %zu\n", ipam_size(r->ipam, 4));
-	metric(b, "zgate_pool_used", "gauge", "Addresses in use, by IP version.");
-	evbuffer_add_printf(b, "zgate_pool_used{version=\"4\"} %zu\n", ipam_used(r->ipam, 4));
-	if (r->cfg.pool6.version == 6) {
-		evbuffer_add_printf(b, "zgate_pool_size{version=\"6\"} %zu\n",
-				    ipam_size(r->ipam, 6));
-		evbuffer_add_printf(b, "zgate_pool_used{version=\"6\"} %zu\n",
-				    ipam_used(r->ipam, 6));
-	}
-	metric(b, "zgate_policy_reloads_total", "counter", "Policy reloads, by result.");
-	evbuffer_add_printf(b, "zgate_policy_reloads_total{result=\"ok\"} %llu\n"
-			       "zgate_policy_reloads_total{result=\"error\"} %llu\n",
-			    (unsigned long long)r->reload_ok, (unsigned long long)r->reload_fail);
-	metric(b, "zgate_tls_reloads_total", "counter",
-	       "Reloads of the TLS files (SIGHUP or a change on disk), by result.");
-	evbuffer_add_printf(b, "zgate_tls_reloads_total{result=\"ok\"} %llu\n"
-			       "zgate_tls_reloads_total{result=\"error\"} %llu\n",
-			    (unsigned long long)r->tls_reload_ok, (unsigned long long)r->tls_reload_fail);
-	metric(b, "zgate_reload_disconnects_total", "counter",
-	       "Tunnels a reload closed: certificate revoked or no longer trusted, or the policy "
-	       "allows the client nothing any more.");
-	evbuffer_add_printf(b, "zgate_reload_disconnects_total{reason=\"revoked\"} %llu\n"
-			       "zgate_reload_disconnects_total{reason=\"policy\"} %llu\n",
-			    (unsigned long long)r->closed_revoked, (unsigned long long)r->closed_policy);
-	metric(b, "zgate_policy_reload_flows_closed_total", "counter",
-	       "Open flows a policy reload closed because the new policy denies them.");
-	evbuffer_add_printf(b, "zgate_policy_reload_flows_closed_total %llu\n",
-			    (unsigned long long)r->flows_closed_policy);
-	metric(b, "zgate_policy_last_reload_success_timestamp_seconds", "gauge",
-	       "When the policy in force was loaded (Unix time).");
-	evbuffer_add_printf(b, "zgate_policy_last_reload_success_timestamp_seconds %llu\n",
-			    (unsigned long long)r->last_reload_ok_s);
-	metric(b, "zgate_quic_retries_total", "counter", "Retry packets sent (address validation).");
-	evbuffer_add_printf(b, "zgate_quic_retries_total %llu\n",
-			    (unsigned long long)ms.retries_sent);
-	metric(b, "zgate_quic_handshakes_refused_total", "counter",
-	       "New connections refused by handshake admission, by reason.");
-	evbuffer_add_printf(b, "zgate_quic_handshakes_refused_total{reason=\"busy\"} %llu\n"
-			       "zgate_quic_handshakes_refused_total{reason=\"source\"} %llu\n",
-			    (unsigned long long)ms.refused_handshakes,
-			    (unsigned long long)ms.refused_source);
-	metric(b, "zgate_quic_handshakes_deferred_total", "counter",
-	       "Initials held for a later turn of the event loop (handshake work per turn is bounded).");
-	evbuffer_add_printf(b, "zgate_quic_handshakes_deferred_total %llu\n",
-			    (unsigned long long)ms.deferred);
-	metric(b, "zgate_quic_handshakes_dropped_total", "counter",
-	       "Initials dropped because too many waited for their turn.");
-	evbuffer_add_printf(b, "zgate_quic_handshakes_dropped_total %llu\n",
-			    (unsigned long long)(r->udp ? masque_udp_initials_dropped(r->udp) : 0));
-	metric(b, "zgate_quic_retries_source_total", "counter",
-	       "Retry packets sent because the source had its share of handshakes in progress.");
-	evbuffer_add_printf(b, "zgate_quic_retries_source_total %llu\n",
-			    (unsigned long long)ms.retries_source);
-	metric(b, "zgate_audit_lines_total", "counter", "Audit events written.");
-	evbuffer_add_printf(b, "zgate_audit_lines_total %llu\n",
-			    (unsigned long long)audit_lines(r->audit));
+	v.policy_reload_ok = r->reload_ok;
+	v.policy_reload_error = r->reload_fail;
+	v.policy_last_reload_s = r->last_reload_ok_s;
+	v.tls_reload_ok = r->tls_reload_ok;
+	v.tls_reload_error = r->tls_reload_fail;
+	v.closed_revoked = r->closed_revoked;
+	v.closed_policy = r->closed_policy;
+	v.flows_closed_policy = r->flows_closed_policy;
+	v.audit_lines = audit_lines(r->audit);
+	v.audit_suppressed = audit_suppressed(r->audit);
+	(void)metrics_write(b, &v);
 	if (r->admin_ops != NULL)
 		ops_admin_metrics(r->admin_ops, b);
 }

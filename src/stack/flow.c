@@ -521,6 +521,8 @@ tcp_connected(struct flow *f)
 	f->listener_ref = 1;
 	f->state = FLOW_TCP_INJECTED;
 	f->last_ms = stack_now(st);
+	zg_histo_observe(&st->cnt.tcp_connect,
+			 f->last_ms > f->created_ms ? (f->last_ms - f->created_ms) * 1000u : 0);
 	flow_track(f);
 	stack_lwip_input(st, f->syn, f->syn_len, &pi);
 	/* f may be gone only through lwIP callbacks, which cannot run for a

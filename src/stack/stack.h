@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "histo.h"
+
 struct event_base;
 struct stack;
 
@@ -190,6 +192,9 @@ struct stack_counters {
 	/* TCP segments lwIP itself dropped: bad checksum, not acceptable
 	 * (outside the window, no pcb), no memory, other */
 	uint64_t lwip_tcp_chkerr, lwip_tcp_proterr, lwip_tcp_memerr, lwip_tcp_drop;
+	/* TCP flow setup: the client's SYN to the upstream socket connected,
+	 * on the stack's clock (milliseconds) */
+	struct zg_histo tcp_connect;
 };
 
 /* Fills *cfg with the defaults (mtu 1280, 100,000 flows, 1,000 per client,

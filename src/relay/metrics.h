@@ -1,0 +1,68 @@
+/*
+ * metrics.h — the relay's /metrics exposition (Prometheus text format
+ * 0.0.4), written from a plain struct of values.
+ *
+ * The relay (main.c) fills struct metrics_values from its counters, the
+ * stack's and the QUIC server's, and calls metrics_write(); nothing here
+ * reads a live relay, so tests render a fixed struct and compare it with
+ * tests/golden/metrics.txt byte for byte.
+ *
+ * Conventions (Prometheus naming rules): counters end in _total, times are
+ * in seconds, sizes in bytes. direction="up" is client → destination (into
+ * the tunnel at the relay, out towards the destination), direction="down"
+ * destination → client, for bytes and packets alike. A label's values
+ * never include a sum of the others: sum() over a family is meaningful.
+ */
+#ifndef ZG_METRICS_H
+#define ZG_METRICS_H
+
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "masque/masque.h"
+#include "stack.h"
+
+struct metrics_values {
+	/* zgate_build_info; NULL prints "unknown" */
+	const char *version, *commit;
+	/* process_open_fds/process_max_fds; < 0: unknown, not written */
+	long long open_fds, max_fds;
+
+	uint64_t sessions, quic_connections, sessions_opened;
+	/* CONNECT-IP requests refused, by the status answered */
+	uint64_t refused_400, refused_403, refused_429, refused_500, refused_502, refused_503;
+	uint64_t dns_queries, dns_refused_policy, dns_refused_not_listed, dns_refused_rate;
+
+	struct stack_counters stack;       /* stack_get_counters() */
+	struct masque_server_stats quic;   /* masque_server_stats() */
+	uint64_t quic_initials_dropped;    /* masque_udp_initials_dropped() */
+	/* packets from the stack for a client that could not be sent */
+	uint64_t out_no_session, out_too_big, out_congested;
+
+	uint64_t decisions_allow, decisions_deny;
+	long long cert_not_after;          /* Unix time */
+	int has_crl;                       /* tls.crl set: write its nextUpdate */
+	long long crl_next_update;         /* Unix time */
+	uint64_t pool4_size, pool4_used;
+	int has_pool6;
+	uint64_t pool6_size, pool6_used;
+	uint64_t policy_reload_ok, policy_reload_error, policy_last_reload_s;
+	uint64_t tls_reload_ok, tls_reload_error;
+	uint64_t closed_revoked, closed_policy, flows_closed_policy;
+	uint64_t audit_lines, audit_suppressed;
+};
+
+/* Appends the exposition of v to b: every family with its HELP and TYPE
+ * lines, in a fixed order. Returns 0, or ZG_ERR_NOMEM when b could not
+ * grow (b then holds a truncated text). */
+int metrics_write(struct evbuffer *b, const struct metrics_values *v);
+
+/* The descriptors this process has open (entries of fd_dir, normally
+ * "/proc/self/fd", but for one named as the descriptor reading it) into
+ * *popen and its
+ * RLIMIT_NOFILE soft limit into *pmax; either is -1 when it cannot be
+ * read (RLIM_INFINITY too). */
+void metrics_process_fds(const char *fd_dir, long long *popen, long long *pmax);
+
+#endif /* ZG_METRICS_H */
