@@ -91,5 +91,6 @@ out=$(p agent-1 --scope-target saas.example --timeout 3 2>&1) && fail "fourth re
 expect_contains "$out" "HTTP 429" "429"
 [[ $(queries) -eq $n ]] || fail "rate-limited name resolved"
 [[ $(metric 'zgate_dns_refused_total{reason="rate"}') == 1 ]] || fail "rate refusal not counted"
+[[ $(metric 'zgate_tunnel_refused_total{status="429"}') == 1 ]] || fail "429 not counted: $(metrics | grep tunnel_refused)"
 [[ $(metric 'zgate_dns_refused_total{reason="not_listed"}') == 1 ]] || fail "list refusal not counted"
 ZG_PASSED=1
