@@ -2818,6 +2818,109 @@ test_tcp_backpressure_slow_client(void **state)
 	free(data);
 }
 
+/* A flow of a client at its memory budget (max_client_bytes) starts with a
+ * receive window below full. When both sides finished cleanly, the stack
+ * must end the connection toward the client with a FIN, not a RST: lwIP's
+ * tcp_close() resets a pcb whose window is not full ("data not received").
+ * upstream_first: the upstream sends its bytes and EOF before the client's
+ * FIN; else the client's FIN comes first and the echo server closes after. */
+static void
+wnd_limited_close(struct fx *fx, int upstream_first)
+{
+	const size_t total = 60 * 1000;
+	uint8_t *data = malloc(total);
+	struct stack_counters k;
+	struct srv s;
+	struct tc c;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_client_bytes = 2 * STACK_WND_MIN;
+	assert_int_equal(fx_start(fx, 1), 0);
+	fill_pattern(data, total, 13);
+	srv_start(&s, fx->base, 0, upstream_first ? SRV_SOURCE : SRV_ECHO);
+	if (upstream_first) {
+		s.src = data;
+		s.src_len = total;
+	}
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	assert_true(c.synack);
+	assert_false(c.rst);
+	tc_pump(fx, &c);
+	stack_get_counters(fx->st, &k);
+	assert_true(k.wnd_limited >= 1); /* the window started below full */
+
+	/* data both ways, the client's limited by the small window. The
+	 * SYN-ACK announced 64 KiB; this client does not retransmit what
+	 * lwIP trims beyond the smaller window, so it learns the window from
+	 * the ACK of a first short segment. */
+	tc_transfer(fx, &c, data, 1000, upstream_first ? 0 : 1000, 100000);
+	assert_true(c.peer_wnd <= fx->cfg.max_client_bytes);
+	tc_transfer(fx, &c, data + 1000, total - 1000, total, 2000000);
+	assert_int_equal(c.rx_len, total);
+	assert_memory_equal(c.rx, data, total);
+	if (upstream_first) {
+		/* the upstream's EOF reaches the client first */
+		assert_true(run_until(fx, &c, c_fin, NULL, 20000));
+		assert_true(c.fin);
+		assert_false(c.rst);
+		for (int i = 0; i < 2000 && s.received < total; i++) {
+			loop_once(fx);
+			(void)poll(NULL, 0, 1);
+		}
+		assert_int_equal(s.received, total);
+	}
+	/* the window is still below full when the close begins: what makes
+	 * lwIP's tcp_close() reset the connection */
+	assert_non_null(fx->st->flows);
+	assert_non_null(fx->st->flows->pcb);
+	assert_true(fx->st->flows->pcb->rcv_wnd <
+		    TCP_WND_MAX(fx->st->flows->pcb));
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	if (!upstream_first) {
+		/* the echo server closes after the client's FIN */
+		assert_true(run_until(fx, &c, c_fin, NULL, 20000));
+		assert_false(c.rst);
+		assert_true(c.fin);
+	}
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	for (int i = 0; i < 2000 && !s.eof_seen; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen);
+	/* whatever lwIP still sends (ACK of the client's FIN, TIME_WAIT) is
+	 * no reset */
+	tc_pump(fx, &c);
+	advance(fx, 1000);
+	tc_pump(fx, &c);
+	assert_false(c.rst);
+	assert_true(c.fin);
+	assert_int_equal(c.snd_una, c.snd_nxt); /* the client's FIN acked */
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.bytes_up, total);
+	assert_int_equal(k.bytes_down, total);
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+	free(data);
+}
+
+static void
+test_wnd_limited_flow_closes_with_fin(void **state)
+{
+	wnd_limited_close(*state, 0);
+}
+
+static void
+test_wnd_limited_flow_upstream_closes_first_with_fin(void **state)
+{
+	wnd_limited_close(*state, 1);
+}
+
 static void
 test_c20_linklocal_multicast_echo_answered_locally(void **state)
 {
@@ -3180,6 +3283,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_reset_reaches_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_handshake_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_backpressure_slow_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wnd_limited_flow_closes_with_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wnd_limited_flow_upstream_closes_first_with_fin,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c20_linklocal_multicast_echo_answered_locally, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_address_is_forbidden, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_i16_6_new_never_reachable_ranges, setup, teardown),
