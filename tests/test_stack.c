@@ -1138,7 +1138,6 @@ tw_connection(struct fx *fx, struct srv *s, uint16_t sport, uint32_t isn)
 	assert_false(c.rst);
 	tc_pump(fx, &c);
 	assert_true(run_until(fx, &c, c_fin, NULL, 20000));
-	fprintf(stderr, "DBG sport %u rx_len %zu fin %d rst %d\n", sport, c.rx_len, c.fin, c.rst);
 	assert_int_equal(c.rx_len, sizeof(hello) - 1);
 	assert_memory_equal(c.rx, hello, sizeof(hello) - 1);
 	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
