@@ -80,7 +80,13 @@ LWIP_OBJ := $(patsubst $(LWIP_DIR)/%.c,$(BUILD)/lwip/%.o,$(LWIP_SRC))
 LWIP_LIB := $(BUILD)/liblwip.a
 
 VERSION := 0.1.0
-ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -Isrc -Isrc/common -Isrc/capsule \
+# The commit --version prints: `git describe` of the tree being built,
+# "unknown" outside a git tree. Recorded in a file so that version.o is
+# rebuilt when it changes.
+COMMIT := $(or $(shell git describe --always --dirty 2>/dev/null),unknown)
+$(shell mkdir -p $(BUILD) && { echo "$(COMMIT)" | cmp -s - $(BUILD)/.commit || echo "$(COMMIT)" > $(BUILD)/.commit; })
+$(BUILD)/obj/src/common/version.o: $(BUILD)/.commit
+ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -DZG_COMMIT='"$(COMMIT)"' -Isrc -Isrc/common -Isrc/capsule \
 	-isystem $(DEPS_PREFIX)/include $(LWIP_INC)
 ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
 ZG_LDFLAGS  := $(SAN_FLAGS)
