@@ -77,6 +77,10 @@ static void json_str(const char *s, char *out, size_t outlen)
 			tmp[0] = '\\';
 			tmp[1] = (char)cp;
 			tl = 2;
+		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
+			tmp[0] = '\\';
+			tmp[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+			tl = 2;
 		} else if (cp < 0x20 || cp == 0x7f) {
 			(void)snprintf(tmp, sizeof(tmp), "\\u%04x", (unsigned)cp);
 			tl = 6;
