@@ -80,9 +80,10 @@ LWIP_OBJ := $(patsubst $(LWIP_DIR)/%.c,$(BUILD)/lwip/%.o,$(LWIP_SRC))
 LWIP_LIB := $(BUILD)/liblwip.a
 
 VERSION := 0.1.0
-# The git commit built, for zgate_build_info: $(BUILD)/gen/zg_build.h is
+# The commit built, for --version and zgate_build_info: `git describe` of
+# the tree, "unknown" outside a git tree. $(BUILD)/gen/zg_build.h is
 # rewritten only when it changes, so only the files that include it rebuild.
-COMMIT := $(or $(shell git rev-parse --short=12 HEAD 2>/dev/null),unknown)
+COMMIT := $(or $(shell git describe --always --dirty 2>/dev/null),unknown)
 $(shell mkdir -p $(BUILD)/gen && { echo '#define ZG_COMMIT "$(COMMIT)"' | cmp -s - $(BUILD)/gen/zg_build.h || \
 	echo '#define ZG_COMMIT "$(COMMIT)"' > $(BUILD)/gen/zg_build.h; })
 ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Isrc -Isrc/common -Isrc/capsule \

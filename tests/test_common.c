@@ -88,12 +88,31 @@ static void test_log_level_filters(void **state)
 	assert_int_equal(log_get_level(), LOG_LVL_WARN);
 	capture_stderr(emit_info_and_warn, buf, sizeof(buf));
 	assert_null(strstr(buf, "info line"));
-	assert_non_null(strstr(buf, " warn emit_info_and_warn: warn line two: No such file or directory\n"));
-	assert_non_null(strstr(buf, " warn emit_info_and_warn: plain\n"));
+	assert_non_null(strstr(buf, " warn warn line two: No such file or directory\n"));
+	assert_non_null(strstr(buf, " warn plain\n"));
 
 	log_set_level(LOG_LVL_INFO);
 	capture_stderr(emit_info_and_warn, buf, sizeof(buf));
-	assert_non_null(strstr(buf, " info emit_info_and_warn: info line 1\n"));
+	assert_non_null(strstr(buf, " info info line 1\n"));
+	/* lines are for operators: no C function name below debug */
+	assert_null(strstr(buf, "emit_info_and_warn"));
+}
+
+static void emit_debug(void)
+{
+	log_debug("debug line");
+}
+
+/* The function name stays in debug lines, where developers look. */
+static void test_log_debug_keeps_function(void **state)
+{
+	char buf[512];
+
+	(void)state;
+	log_set_level(LOG_LVL_DEBUG);
+	capture_stderr(emit_debug, buf, sizeof(buf));
+	log_set_level(LOG_LVL_INFO);
+	assert_non_null(strstr(buf, " debug emit_debug: debug line\n"));
 }
 
 static void test_opt_durations(void **state)
@@ -251,6 +270,7 @@ int main(void)
 		cmocka_unit_test(test_strerror_unknown),
 		cmocka_unit_test(test_log_level_parse),
 		cmocka_unit_test(test_log_level_filters),
+		cmocka_unit_test(test_log_debug_keeps_function),
 		cmocka_unit_test(test_opt_durations),
 		cmocka_unit_test(test_cksum_long_input_no_overflow),
 		cmocka_unit_test(test_opt_names_bools_usage),

@@ -13,7 +13,7 @@
 #include "opt.h"
 #include "zg_err.h"
 
-enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_PREFIXES };
+enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_FORMAT, T_PREFIXES };
 
 struct opt {
 	const char *key; /* YAML key; flag and variable derive from it */
@@ -54,6 +54,8 @@ static const struct opt opts[] = {
 	  "TUN MTU; 0 = the largest packet the tunnel carries (at least 1280)", NULL },
 	{ "ipv6", T_BOOL, F(ipv6), 0, 0, "false", "also ask the relay for an IPv6 address", NULL },
 	{ "log_level", T_LEVEL, F(log_level), 0, 0, "info", "error, warn, info or debug", NULL },
+	{ "log_format", T_FORMAT, F(log_format), 0, 0, "text",
+	  "text (one line per event) or json (one JSON object per line: ts, level, msg)", NULL },
 	{ "accept_routes", T_PREFIXES, F(accept_routes), 0, 0, "",
 	  "install only advertised routes inside these prefixes (a YAML list, or comma-separated); "
 	  "others are refused and logged. Empty = every route; none = no route", "PREFIX,..." },
@@ -127,12 +129,14 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	char *dst = (char *)cfg + o->off;
 	uint64_t v;
 	enum log_level lvl;
+	enum log_format fmt;
 	uint32_t u;
 	int b;
 
 	switch (o->type) {
 	case T_STR:
 	case T_LEVEL:
+	case T_FORMAT:
 		if (strlen(text) >= o->size) {
 			zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where,
 			       strlen(text), o->size - 1);
@@ -142,6 +146,11 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 			zg_seterr(err, errlen,
 			       "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
 			       text);
+			return ZG_ERR_CONFIG;
+		}
+		if (o->type == T_FORMAT && log_format_parse(text, &fmt) != 0) {
+			zg_seterr(err, errlen, "%s: \"%s\" is not a log format (text or json)", where,
+				  text);
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(dst, text, strlen(text) + 1);
@@ -451,7 +460,7 @@ int agent_config_apply_flag(struct agent_config *cfg, const char *flag, const ch
 			return set_opt(cfg, &opts[i], value, where, err, errlen);
 		}
 	}
-	zg_seterr(err, errlen, "--%s: unknown option (see --help)", flag);
+	zg_seterr(err, errlen, "unknown option --%s (see --help)", flag);
 	return ZG_ERR_NOTFOUND;
 }
 
@@ -513,17 +522,44 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static const char *const run_flags[] = { "help", "version", "check-config" };
+/* What an agent flag takes (opt_next's kind callback). */
+static enum opt_arg flag_kind(const char *flag, void *ctx)
+{
+	char name[64];
+
+	(void)ctx;
+	if (strcmp(flag, "config") == 0)
+		return OPT_ARG_VALUE;
+	if (strcmp(flag, "check-config") == 0)
+		return OPT_ARG_NONE;
+	for (size_t i = 0; i < N_OPTS; i++) {
+		opt_name(opts[i].key, 0, name, sizeof(name));
+		if (strcmp(name, flag) == 0)
+			return opts[i].type == T_BOOL ? OPT_ARG_BOOL : OPT_ARG_VALUE;
+	}
+	return OPT_ARG_UNKNOWN;
+}
 
 int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 		       char *const *envp, enum agent_action *paction, char *err, size_t errlen)
 {
+	struct opt_cmdline c;
 	const char *file = NULL;
-	char name[64];
-	int i, r, pass;
+	int r, pass;
 
 	*paction = AGENT_RUN;
 	agent_config_defaults(cfg);
+	/* --help and --version win over anything else on the line. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			*paction = AGENT_HELP;
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0)
+			*paction = AGENT_VERSION;
+	}
+	if (*paction == AGENT_VERSION)
+		return 0;
 	for (char *const *e = envp; e != NULL && *e != NULL; e++) {
 		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0 && (*e)[13] != '\0')
 			file = *e + 13;
@@ -536,68 +572,32 @@ int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 			(void)snprintf(cfg->status_file, sizeof(cfg->status_file), "%.*s/status.json", dl, d);
 		}
 	}
-	/* Pass 0 finds --config and the actions; pass 1 applies the flags
-	 * after the file and the environment, so flags win. */
+	/* Pass 0 checks the whole line and finds --config and the actions;
+	 * pass 1 applies the flags after the file and the environment, so
+	 * flags win. */
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
-			if (*paction == AGENT_HELP || *paction == AGENT_VERSION)
-				return 0;
 			if (file != NULL && (r = agent_config_load_file(cfg, file, err, errlen)) != 0)
-				return r;
+				return r == ZG_ERR_IO ? ZG_ERR_CONFIG : r;
 			if ((r = agent_config_apply_env(cfg, envp, err, errlen)) != 0)
 				return r;
 		}
-		for (i = 1; i < argc; i++) {
-			const char *a = argv[i], *eq, *val;
-			size_t nl;
-			int act = -1;
-
-			if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-				zg_seterr(err, errlen, "unexpected argument \"%s\" (see --help)", a);
-				return ZG_ERR_CONFIG;
-			}
-			a += 2;
-			eq = strchr(a, '=');
-			nl = eq ? (size_t)(eq - a) : strlen(a);
-			if (nl >= sizeof(name)) {
-				zg_seterr(err, errlen, "--%.20s...: unknown option (see --help)", a);
-				return ZG_ERR_CONFIG;
-			}
-			memcpy(name, a, nl);
-			name[nl] = '\0';
-			for (int k = 0; k < 3; k++)
-				if (strcmp(name, run_flags[k]) == 0)
-					act = k;
-			if (act >= 0) {
-				if (eq != NULL) {
-					zg_seterr(err, errlen, "--%s takes no value", name);
-					return ZG_ERR_CONFIG;
-				}
-				if (pass == 0 && *paction == AGENT_RUN)
-					*paction = act == 0   ? AGENT_HELP
-						   : act == 1 ? AGENT_VERSION
-							      : AGENT_CHECK_CONFIG;
-				continue;
-			}
-			if (eq != NULL)
-				val = eq + 1;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			else {
-				zg_seterr(err, errlen, "--%s needs a value (see --help)", name);
-				return ZG_ERR_CONFIG;
-			}
-			if (strcmp(name, "config") == 0) {
-				if (pass == 0)
-					file = val;
-				continue;
-			}
-			if (pass == 0)
-				continue;
-			r = agent_config_apply_flag(cfg, name, val, err, errlen);
-			if (r != 0)
+		memset(&c, 0, sizeof(c));
+		c.argc = argc;
+		c.argv = argv;
+		c.i = 1;
+		c.kind = flag_kind;
+		while ((r = opt_next(&c, err, errlen)) == 1) {
+			if (strcmp(c.name, "check-config") == 0)
+				*paction = AGENT_CHECK_CONFIG;
+			else if (strcmp(c.name, "config") == 0)
+				file = c.value;
+			else if (pass == 1 &&
+				 (r = agent_config_apply_flag(cfg, c.name, c.value, err, errlen)) != 0)
 				return r == ZG_ERR_NOTFOUND ? ZG_ERR_CONFIG : r;
 		}
+		if (r != 0)
+			return r;
 	}
 	return agent_config_validate(cfg, err, errlen);
 }
@@ -613,6 +613,8 @@ static const char *hint(enum opt_type t)
 		return "BOOL";
 	case T_LEVEL:
 		return "LEVEL";
+	case T_FORMAT:
+		return "FORMAT";
 	case T_PREFIXES:
 	case T_STR:
 		break;

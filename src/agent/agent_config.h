@@ -46,6 +46,7 @@ struct agent_config {
 	int ipv6;                           /* also ask for an IPv6 address */
 	struct agent_accept accept_routes;  /* like Tailscale's --accept-routes */
 	char log_level[16];
+	char log_format[8];                 /* text or json */
 };
 
 /* What the command line asks for besides running. */
@@ -86,10 +87,12 @@ int agent_config_apply_flag(struct agent_config *cfg, const char *name, const ch
 int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen);
 
 /* The whole command line: defaults, then the file (--config FILE or
- * ZGATE_CONFIG), the environment, the flags ("--name value" or
- * "--name=value"), then agent_config_validate() unless *paction is
- * AGENT_HELP or AGENT_VERSION. Returns 0, or ZG_ERR_CONFIG/ZG_ERR_IO with
- * err naming the source of the error. */
+ * ZGATE_CONFIG), the environment, the flags (the rules of opt_next():
+ * "--name value", "--name=value", a bare boolean "--ipv6" is true), then
+ * agent_config_validate(). --help, -h or --version anywhere return at
+ * once with *paction set. Returns 0, or ZG_ERR_CONFIG (also for a file
+ * that cannot be read: exit status 2) or ZG_ERR_NOMEM with err naming the
+ * source of the error. */
 int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 		       char *const *envp, enum agent_action *paction, char *err, size_t errlen);
 

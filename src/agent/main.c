@@ -54,6 +54,7 @@
 #include "agent/tun.h"
 #include "agent/tungro.h"
 #include "log.h"
+#include "opt.h"
 #include "masque/masque.h"
 #include "masque/tls.h"
 #include "masque/udp.h"
@@ -1102,8 +1103,14 @@ static void usage(FILE *f)
 		"  --config FILE\n"
 		"      YAML file of the options below (flat keys). Variable ZGATE_CONFIG.\n"
 		"%s"
-		"  --check-config   validate the configuration, print it and exit\n"
-		"  --help, --version\n"
+		"  --check-config   validate the configuration, load the certificates, print\n"
+		"                   the configuration and exit\n"
+		"  -h, --help       this text\n"
+		"  --version        version, git commit and the linked libraries' versions\n"
+		"\n"
+		"A value follows its flag (--mtu 1350) or an equals sign (--mtu=1350); a\n"
+		"boolean alone is true (--ipv6), --ipv6=false turns it off. Durations take a\n"
+		"unit: ms, s, m or h (500ms, 25s, 5m); 0 needs none.\n"
 		"\n"
 		"Each state change (connecting, connected, draining, reconnecting, stopped) is\n"
 		"one line on stderr; --status-file keeps a JSON object with the state, relay,\n"
@@ -1117,8 +1124,9 @@ static void usage(FILE *f)
 		"address another interface's route reaches, a global address the tunnel\n"
 		"does not route, or a route outside --accept-routes.\n"
 		"\n"
-		"Exit status: 0 after SIGTERM/SIGINT, 1 when it cannot run here (no TUN, no\n"
-		"CAP_NET_ADMIN, netlink), 2 for bad usage or configuration.\n",
+		OPT_HELP_EXIT
+		"(0 after SIGTERM/SIGINT; 1 when it cannot run here: no TUN, no CAP_NET_ADMIN,\n"
+		"netlink; 2 for the command line, the file, a variable or a certificate.)\n",
 		opts);
 }
 
@@ -1151,12 +1159,12 @@ static void print_config(const struct agent_config *c)
 	       "mtu             %s\n"
 	       "ipv6            %s\n"
 	       "accept_routes   %s\n"
-	       "log_level       %s\n"
+	       "log_level       %s, log_format %s\n"
 	       "configuration OK\n",
 	       c->relay, c->server_name, c->uri_template, c->cert, c->key, c->ca, c->tun,
 	       c->status_file[0] ? c->status_file : "(none)", c->reconnect_min_ms,
 	       c->reconnect_max_ms, c->keepalive_ms, c->idle_timeout_ms, c->connect_timeout_ms,
-	       mtu, c->ipv6 ? "yes" : "no", acc, c->log_level);
+	       mtu, c->ipv6 ? "yes" : "no", acc, c->log_level, c->log_format);
 }
 
 static int setup_transport(void)
@@ -1313,6 +1321,7 @@ int main(int argc, char **argv)
 {
 	enum agent_action act;
 	enum log_level lvl;
+	enum log_format lfmt;
 	char err[1024];
 	int rc;
 
@@ -1320,23 +1329,36 @@ int main(int argc, char **argv)
 		return status_command(argc - 1, argv + 1, stdout, stderr);
 	A.tun_fd = -1;
 	A.state = "starting";
-	if (agent_config_parse(&A.cfg, argc, argv, environ, &act, err, sizeof(err)) != 0) {
+	if ((rc = agent_config_parse(&A.cfg, argc, argv, environ, &act, err, sizeof(err))) != 0) {
 		fprintf(stderr, "zgate-agent: %s\n", err);
-		return 2;
+		return opt_exit_code(rc);
 	}
 	if (act == AGENT_HELP) {
 		usage(stdout);
-		return 0;
+		return OPT_EXIT_OK;
 	}
 	if (act == AGENT_VERSION) {
-		printf("zgate-agent %s\n", ZG_VERSION);
-		return 0;
+		char v[1024];
+
+		(void)opt_version("zgate-agent", v, sizeof(v));
+		fputs(v, stdout);
+		return OPT_EXIT_OK;
 	}
 	if (log_level_parse(A.cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (log_format_parse(A.cfg.log_format, &lfmt) == 0)
+		log_set_format(lfmt);
 	if (act == AGENT_CHECK_CONFIG) {
+		/* as the relay's: the certificates load, or the file is named */
+		if (tls_client_ctx_new(A.cfg.cert, A.cfg.key, A.cfg.ca, &A.tls, err, sizeof(err)) !=
+		    0) {
+			fprintf(stderr, "zgate-agent: %s\n", err);
+			return OPT_EXIT_USAGE;
+		}
+		wolfSSL_CTX_free(A.tls);
+		A.tls = NULL;
 		print_config(&A.cfg);
-		return 0;
+		return OPT_EXIT_OK;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Until the event loop handles it: a SIGHUP must never kill the agent

@@ -9,6 +9,8 @@
 #include "zg_err.h"
 
 static enum log_level cur_level = LOG_LVL_INFO;
+static enum log_format cur_format = LOG_FMT_TEXT;
+static FILE *out_file; /* NULL: stderr */
 
 void log_set_level(enum log_level lvl)
 {
@@ -33,16 +35,81 @@ int log_level_parse(const char *s, enum log_level *plvl)
 	return ZG_ERR_INVAL;
 }
 
+void log_set_format(enum log_format fmt)
+{
+	cur_format = fmt;
+}
+
+int log_format_parse(const char *s, enum log_format *pfmt)
+{
+	if (strcmp(s, "text") == 0)
+		*pfmt = LOG_FMT_TEXT;
+	else if (strcmp(s, "json") == 0)
+		*pfmt = LOG_FMT_JSON;
+	else
+		return ZG_ERR_INVAL;
+	return 0;
+}
+
+void log_set_output(FILE *f)
+{
+	out_file = f;
+}
+
+/* s as the body of a JSON string (RFC 8259) into out (outlen >= 8),
+ * NUL-terminated and cut at a character boundary: '"', '\\' and control
+ * characters escaped, a byte that is not well-formed UTF-8 as U+FFFD. */
+static void json_str(const char *s, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+	size_t o = 0;
+
+	while (p < end) {
+		char tmp[8];
+		uint32_t cp = 0;
+		size_t sl = log_utf8_seq(p, (size_t)(end - p), &cp), tl;
+
+		if (sl == 0) {
+			memcpy(tmp, "\\ufffd", 7);
+			tl = 6;
+			sl = 1;
+		} else if (cp == '"' || cp == '\\') {
+			tmp[0] = '\\';
+			tmp[1] = (char)cp;
+			tl = 2;
+		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
+			tmp[0] = '\\';
+			tmp[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+			tl = 2;
+		} else if (cp < 0x20 || cp == 0x7f) {
+			(void)snprintf(tmp, sizeof(tmp), "\\u%04x", (unsigned)cp);
+			tl = 6;
+		} else {
+			memcpy(tmp, p, sl);
+			tl = sl;
+		}
+		if (o + tl + 1 > outlen)
+			break;
+		memcpy(out + o, tmp, tl);
+		o += tl;
+		p += sl;
+	}
+	out[o] = '\0';
+}
+
 void log_emit(enum log_level lvl, const char *func, int with_errno,
 	      const char *fmt, ...)
 {
 	static const char *const tags[] = { "error", "warn", "info", "debug" };
 	int saved = errno;
+	FILE *f = out_file != NULL ? out_file : stderr;
 	char msg[1024];
-	char ts[32];
+	char ts[40];
 	struct timespec now;
 	struct tm tm;
 	va_list ap;
+	/* The function name is for developers: debug lines only. */
+	int show_func = lvl == LOG_LVL_DEBUG && func != NULL;
 
 	if (lvl > cur_level)
 		return;
@@ -53,13 +120,22 @@ void log_emit(enum log_level lvl, const char *func, int with_errno,
 	gmtime_r(&now.tv_sec, &tm);
 	if (strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
 		ts[0] = '\0';
-	if (with_errno)
-		fprintf(stderr, "%s.%03ldZ %s %s: %s: %s\n", ts,
-			now.tv_nsec / 1000000L, tags[lvl], func, msg,
-			strerror(saved));
-	else
-		fprintf(stderr, "%s.%03ldZ %s %s: %s\n", ts,
-			now.tv_nsec / 1000000L, tags[lvl], func, msg);
+	if (cur_format == LOG_FMT_JSON) {
+		char jmsg[sizeof(msg) * 6 + 1], jerr[512], jfunc[256];
+
+		json_str(msg, jmsg, sizeof(jmsg));
+		json_str(with_errno ? strerror(saved) : "", jerr, sizeof(jerr));
+		json_str(show_func ? func : "", jfunc, sizeof(jfunc));
+		fprintf(f, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"%s%s%s%s%s%s}\n", ts,
+			now.tv_nsec / 1000000L, tags[lvl], jmsg, with_errno ? ",\"error\":\"" : "",
+			jerr, with_errno ? "\"" : "", show_func ? ",\"func\":\"" : "", jfunc,
+			show_func ? "\"" : "");
+	} else {
+		fprintf(f, "%s.%03ldZ %s %s%s%s%s%s\n", ts, now.tv_nsec / 1000000L, tags[lvl],
+			show_func ? func : "", show_func ? ": " : "", msg, with_errno ? ": " : "",
+			with_errno ? strerror(saved) : "");
+	}
+	fflush(f);
 	errno = saved;
 }
 

@@ -3,7 +3,10 @@
  * stream and never go through these macros.
  *
  * log_warn()/log_err() append ": strerror(errno)"; the *x variants do not.
- * Every line carries the level and the calling function's name.
+ * Lines are for operators: a timestamp, the level and the message; the
+ * calling function's name only at debug level. log_format json writes
+ * one JSON object per line instead: {"ts", "level", "msg"} and, where
+ * given, "error" (strerror) and "func" (debug).
  * Library code (src/capsule, src/stack) does not log: it returns errors.
  */
 #ifndef ZG_LOG_H
@@ -12,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -21,6 +25,17 @@ enum log_level log_get_level(void);
 
 /* Parses "error", "warn", "info" or "debug". Returns 0, or ZG_ERR_INVAL. */
 int log_level_parse(const char *s, enum log_level *plvl);
+
+enum log_format { LOG_FMT_TEXT = 0, LOG_FMT_JSON };
+
+/* Sets the line format (default LOG_FMT_TEXT). */
+void log_set_format(enum log_format fmt);
+
+/* Parses "text" or "json". Returns 0, or ZG_ERR_INVAL. */
+int log_format_parse(const char *s, enum log_format *pfmt);
+
+/* Where lines go: f, or stderr when f is NULL (the default). For tests. */
+void log_set_output(FILE *f);
 
 /* Prints one line. with_errno appends ": strerror(errno)" as saved on entry. */
 void log_emit(enum log_level lvl, const char *func, int with_errno,

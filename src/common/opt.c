@@ -119,3 +119,87 @@ size_t opt_usage_entry(char *buf, size_t buflen, size_t at, const char *key, con
 		     help, key, env, def[0] ? ", default \"" : "", def, def[0] ? "\"" : "");
 	return w < 0 ? 0 : (size_t)w;
 }
+
+int opt_exit_code(int err)
+{
+	if (err == 0)
+		return OPT_EXIT_OK;
+	return err == ZG_ERR_CONFIG ? OPT_EXIT_USAGE : OPT_EXIT_FAILURE;
+}
+
+int opt_parse_duration_bare(const char *s, uint32_t bare_ms, uint32_t *pms)
+{
+	uint64_t v;
+
+	if (opt_parse_duration(s, pms) == 0)
+		return 0;
+	if (bare_ms == 0 || opt_parse_uint(s, 0, UINT32_MAX / bare_ms, &v) != 0)
+		return ZG_ERR_CONFIG;
+	*pms = (uint32_t)v * bare_ms;
+	return 0;
+}
+
+int opt_next(struct opt_cmdline *c, char *err, size_t errlen)
+{
+	const char *a, *eq;
+	enum opt_arg k;
+	size_t nl;
+
+	if (c->i >= c->argc)
+		return 0;
+	a = c->argv[c->i++];
+	c->value = NULL;
+	if (strcmp(a, "-h") == 0) {
+		(void)snprintf(c->name, sizeof(c->name), "help");
+		return 1;
+	}
+	if (a[0] == '-' && a[1] != '-' && a[1] != '\0') {
+		zg_seterr(err, errlen, "unknown option %.40s (see --help)", a);
+		return ZG_ERR_CONFIG;
+	}
+	if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+		zg_seterr(err, errlen, "unexpected argument \"%.200s\" (see --help)", a);
+		return ZG_ERR_CONFIG;
+	}
+	a += 2;
+	eq = strchr(a, '=');
+	nl = eq != NULL ? (size_t)(eq - a) : strlen(a);
+	if (nl >= sizeof(c->name)) {
+		zg_seterr(err, errlen, "unknown option --%.40s... (see --help)", a);
+		return ZG_ERR_CONFIG;
+	}
+	memcpy(c->name, a, nl);
+	c->name[nl] = '\0';
+	if (strcmp(c->name, "help") == 0 || strcmp(c->name, "version") == 0)
+		k = OPT_ARG_NONE;
+	else
+		k = c->kind(c->name, c->ctx);
+	switch (k) {
+	case OPT_ARG_UNKNOWN:
+		zg_seterr(err, errlen, "unknown option --%s (see --help)", c->name);
+		return ZG_ERR_CONFIG;
+	case OPT_ARG_NONE:
+		if (eq != NULL) {
+			zg_seterr(err, errlen, "--%s takes no value", c->name);
+			return ZG_ERR_CONFIG;
+		}
+		return 1;
+	case OPT_ARG_BOOL:
+		/* A bare boolean is true; only --name=false turns it off, so
+		 * the next argument is never taken as its value. */
+		c->value = eq != NULL ? eq + 1 : "true";
+		return 1;
+	case OPT_ARG_VALUE:
+		break;
+	}
+	if (eq != NULL) {
+		c->value = eq + 1;
+		return 1;
+	}
+	if (c->i >= c->argc || strncmp(c->argv[c->i], "--", 2) == 0) {
+		zg_seterr(err, errlen, "--%s needs a value (see --help)", c->name);
+		return ZG_ERR_CONFIG;
+	}
+	c->value = c->argv[c->i++];
+	return 1;
+}

@@ -12,7 +12,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include "masque/masque.h"
 #include "masque/udp.h"
 #include "masque/uri.h"
+#include "opt.h"
 #include "zg_err.h"
 
 #define MAXSEQ 65536
@@ -42,7 +42,7 @@ struct probe {
 	const char *listen, *client_ca, *keylog, *qlog;
 	const char *scope_target, *scope_proto;
 	const char *alpn; /* testing a peer's ALPN refusal; NULL = "h3" */
-	long count, interval_ms, timeout_s, size, min_replies, flood;
+	long count, interval_ms, timeout_ms, size, min_replies, flood;
 	int echo_server, quiet;
 	/* state */
 	struct cip_addr addr4, addr6;
@@ -219,14 +219,14 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	if (!P.opened)
-		fprintf(stderr, "zgate-probe: no tunnel after %ld s\n", P.timeout_s);
+		fprintf(stderr, "zgate-probe: no tunnel after %ld ms\n", P.timeout_ms);
 	print_summary();
 	finish(P.opened && P.received >= P.min_replies ? 0 : 1);
 }
 
-static void arm_deadline(long seconds)
+static void arm_deadline(long ms)
 {
-	struct timeval tv = { seconds, 0 };
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	evtimer_add(P.deadline, &tv);
 }
@@ -240,7 +240,7 @@ static void start_pinging(void)
 	P.tick = event_new(P.base, -1, EV_PERSIST, tick_cb, NULL);
 	event_add(P.tick, &tv);
 	tick_cb(-1, 0, NULL);
-	arm_deadline(P.flood ? P.timeout_s : P.count * P.interval_ms / 1000 + P.timeout_s);
+	arm_deadline(P.flood ? P.timeout_ms : P.count * P.interval_ms + P.timeout_ms);
 }
 
 static void on_open(struct masque_conn *c, void *ctx)
@@ -528,7 +528,7 @@ static int run_client(void)
 		return 2;
 	P.t_start = masque_udp_now();
 	P.deadline = evtimer_new(P.base, deadline_cb, NULL);
-	arm_deadline(P.timeout_s);
+	arm_deadline(P.timeout_ms);
 	r = masque_udp_client_new(P.base, P.relay, &cfg, &cbs, NULL, &P.u, &P.c, err, sizeof(err));
 	if (r != 0) {
 		fprintf(stderr, "zgate-probe: %s\n", err);
@@ -812,20 +812,23 @@ static void usage(FILE *f)
 		"                         (a.b.c.d/len) or a DNS name (default: *)\n"
 		"  --scope-proto N        ask for IP protocol N only (default: *)\n"
 		"  --count N              echo requests (default 3)\n"
-		"  --interval MS          between requests (default 200)\n"
+		"  --interval DURATION    between requests (default 200ms; a bare number\n"
+		"                         is milliseconds, kept for old scripts)\n"
 		"  --size BYTES           ICMP payload (default 56)\n"
-		"  --timeout S            give up after S seconds of no progress (default 5)\n"
+		"  --timeout DURATION     give up after this long without progress (default\n"
+		"                         5s; a bare number is seconds, kept for old scripts)\n"
 		"  --min-replies N        replies needed for exit 0 (default: --count, or half\n"
 		"                         of --flood)\n"
 		"  --flood N              send N requests as fast as the tunnel takes them and\n"
 		"                         report the rate\n"
-		"  --quiet                only the summary\n"
+		"  --quiet                only the summary (a boolean: --quiet=false undoes it)\n"
 		"  --alpn LIST            offer (echo server: accept) these ALPN protocols,\n"
 		"                         comma-separated, instead of h3: to check that the\n"
 		"                         peer refuses them (\"\" = none)\n"
 		"  --keylog FILE          write TLS secrets (debugging only: decrypts traffic)\n"
 		"  --qlog-dir DIR         write a qlog per connection\n"
 		"  --log-level LEVEL      error, warn, info (default), debug\n"
+		"  --log-format FORMAT    text (default) or json (one JSON object per line)\n"
 		"  --echo-server          serve instead: answer ICMP echo from every tunnel\n"
 		"  --listen HOST:PORT     echo server address (default :4433)\n"
 		"  --client-ca FILE       echo server: CA for client certificates\n"
@@ -835,87 +838,162 @@ static void usage(FILE *f)
 		"                         instead of 0.0.0.0/0 (repeatable, up to 64); with\n"
 		"                         --assign only, no route. Together they make a\n"
 		"                         misbehaving relay for testing clients\n"
-		"  --help, --version\n"
+		"  -h, --help             this text\n"
+		"  --version              version, git commit and the linked libraries' versions\n"
 		"\n"
-		"Exit status: 0 when the tunnel opened and enough replies came back, 1 when\n"
-		"not, 2 for bad usage or configuration.\n");
+		"A value follows its flag (--count 5) or an equals sign (--count=5).\n"
+		"Durations take a unit: ms, s, m or h (500ms, 2s).\n"
+		"\n" OPT_HELP_EXIT
+		"(0 when the tunnel opened and enough replies came back, 1 when not, 2 for\n"
+		"the command line or a certificate that does not load.)\n");
+}
+
+enum {
+	O_RELAY = 1, O_CERT, O_KEY, O_CA, O_SNI, O_TMPL, O_TARGET, O_COUNT, O_INTERVAL, O_SIZE,
+	O_TIMEOUT, O_MIN, O_FLOOD, O_QUIET, O_KEYLOG, O_QLOG, O_LOG, O_LOGFMT, O_ECHO, O_LISTEN,
+	O_CLIENT_CA, O_HELP, O_VERSION, O_SCOPE_T, O_SCOPE_P, O_ASSIGN, O_ADVERTISE, O_ALPN
+};
+
+/* The probe's options; the rules of the command line are opt_next()'s,
+ * the same as the relay's and the agent's. */
+static const struct probe_opt {
+	const char *name;
+	int id;
+	enum opt_arg kind;
+} probe_opts[] = {
+	{ "relay", O_RELAY, OPT_ARG_VALUE },
+	{ "cert", O_CERT, OPT_ARG_VALUE },
+	{ "key", O_KEY, OPT_ARG_VALUE },
+	{ "ca", O_CA, OPT_ARG_VALUE },
+	{ "server-name", O_SNI, OPT_ARG_VALUE },
+	{ "template", O_TMPL, OPT_ARG_VALUE },
+	{ "target", O_TARGET, OPT_ARG_VALUE },
+	{ "scope-target", O_SCOPE_T, OPT_ARG_VALUE },
+	{ "scope-proto", O_SCOPE_P, OPT_ARG_VALUE },
+	{ "count", O_COUNT, OPT_ARG_VALUE },
+	{ "interval", O_INTERVAL, OPT_ARG_VALUE },
+	{ "size", O_SIZE, OPT_ARG_VALUE },
+	{ "timeout", O_TIMEOUT, OPT_ARG_VALUE },
+	{ "min-replies", O_MIN, OPT_ARG_VALUE },
+	{ "flood", O_FLOOD, OPT_ARG_VALUE },
+	{ "quiet", O_QUIET, OPT_ARG_BOOL },
+	{ "keylog", O_KEYLOG, OPT_ARG_VALUE },
+	{ "qlog-dir", O_QLOG, OPT_ARG_VALUE },
+	{ "log-level", O_LOG, OPT_ARG_VALUE },
+	{ "log-format", O_LOGFMT, OPT_ARG_VALUE },
+	{ "echo-server", O_ECHO, OPT_ARG_BOOL },
+	{ "listen", O_LISTEN, OPT_ARG_VALUE },
+	{ "client-ca", O_CLIENT_CA, OPT_ARG_VALUE },
+	{ "assign", O_ASSIGN, OPT_ARG_VALUE },
+	{ "advertise", O_ADVERTISE, OPT_ARG_VALUE },
+	{ "alpn", O_ALPN, OPT_ARG_VALUE },
+	{ "help", O_HELP, OPT_ARG_NONE },
+	{ "version", O_VERSION, OPT_ARG_NONE },
+};
+
+static const struct probe_opt *probe_opt_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(probe_opts) / sizeof(probe_opts[0]); i++)
+		if (strcmp(probe_opts[i].name, name) == 0)
+			return &probe_opts[i];
+	return NULL;
+}
+
+static enum opt_arg probe_opt_kind(const char *name, void *ctx)
+{
+	const struct probe_opt *o = probe_opt_find(name);
+
+	(void)ctx;
+	return o != NULL ? o->kind : OPT_ARG_UNKNOWN;
 }
 
 int main(int argc, char **argv)
 {
-	enum { O_RELAY = 256, O_CERT, O_KEY, O_CA, O_SNI, O_TMPL, O_TARGET, O_COUNT, O_INTERVAL,
-	       O_SIZE, O_TIMEOUT, O_MIN, O_FLOOD, O_QUIET, O_KEYLOG, O_QLOG, O_LOG, O_ECHO,
-	       O_LISTEN, O_CLIENT_CA, O_HELP, O_VERSION, O_SCOPE_T, O_SCOPE_P, O_ASSIGN,
-	       O_ADVERTISE, O_ALPN };
-	static const struct option opts[] = {
-		{ "relay", required_argument, NULL, O_RELAY },
-		{ "cert", required_argument, NULL, O_CERT },
-		{ "key", required_argument, NULL, O_KEY },
-		{ "ca", required_argument, NULL, O_CA },
-		{ "server-name", required_argument, NULL, O_SNI },
-		{ "template", required_argument, NULL, O_TMPL },
-		{ "target", required_argument, NULL, O_TARGET },
-		{ "scope-target", required_argument, NULL, O_SCOPE_T },
-		{ "scope-proto", required_argument, NULL, O_SCOPE_P },
-		{ "count", required_argument, NULL, O_COUNT },
-		{ "interval", required_argument, NULL, O_INTERVAL },
-		{ "size", required_argument, NULL, O_SIZE },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "min-replies", required_argument, NULL, O_MIN },
-		{ "flood", required_argument, NULL, O_FLOOD },
-		{ "quiet", no_argument, NULL, O_QUIET },
-		{ "keylog", required_argument, NULL, O_KEYLOG },
-		{ "qlog-dir", required_argument, NULL, O_QLOG },
-		{ "log-level", required_argument, NULL, O_LOG },
-		{ "echo-server", no_argument, NULL, O_ECHO },
-		{ "listen", required_argument, NULL, O_LISTEN },
-		{ "client-ca", required_argument, NULL, O_CLIENT_CA },
-		{ "assign", required_argument, NULL, O_ASSIGN },
-		{ "advertise", required_argument, NULL, O_ADVERTISE },
-		{ "alpn", required_argument, NULL, O_ALPN },
-		{ "help", no_argument, NULL, O_HELP },
-		{ "version", no_argument, NULL, O_VERSION },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct {
 		int id;
 		long *dst, lo, hi;
-		const char *name;
 	} nums[] = {
-		{ O_COUNT, &P.count, 1, MAXSEQ - 1, "--count" },
-		{ O_INTERVAL, &P.interval_ms, 1, 60000, "--interval" },
-		{ O_SIZE, &P.size, 0, 65000, "--size" },
-		{ O_TIMEOUT, &P.timeout_s, 1, 3600, "--timeout" },
-		{ O_MIN, &P.min_replies, 0, MAXSEQ - 1, "--min-replies" },
-		{ O_FLOOD, &P.flood, 1, MAXSEQ - 1, "--flood" },
+		{ O_COUNT, &P.count, 1, MAXSEQ - 1 },
+		{ O_SIZE, &P.size, 0, 65000 },
+		{ O_MIN, &P.min_replies, 0, MAXSEQ - 1 },
+		{ O_FLOOD, &P.flood, 1, MAXSEQ - 1 },
 	};
+	struct {
+		int id;
+		long *dst;
+		uint32_t bare_ms, lo, hi;
+	} durs[] = {
+		{ O_INTERVAL, &P.interval_ms, 1, 1, 60000 },
+		{ O_TIMEOUT, &P.timeout_ms, 1000, 100, 3600000 },
+	};
+	struct opt_cmdline c;
 	enum log_level lvl;
-	int o, r;
+	enum log_format lfmt;
+	char err[256];
+	const char *optarg;
+	int o, r, b = 0;
 	size_t i;
 
 	P.count = 3;
 	P.interval_ms = 200;
 	P.size = 56;
-	P.timeout_s = 5;
+	P.timeout_ms = 5000;
 	P.min_replies = -1;
 	P.listen = ":4433";
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-			if (nums[i].id == o) {
-				char *end;
+	/* --help and --version win over anything else on the line */
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+			usage(stdout);
+			return OPT_EXIT_OK;
+		}
+	}
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--version") == 0) {
+			char v[1024];
 
-				errno = 0;
-				*nums[i].dst = strtol(optarg, &end, 10);
-				if (errno || *end || end == optarg || *nums[i].dst < nums[i].lo ||
-				    *nums[i].dst > nums[i].hi) {
-					fprintf(stderr,
-						"zgate-probe: %s %s: expected a number from %ld to "
-						"%ld\n",
-						nums[i].name, optarg, nums[i].lo, nums[i].hi);
-					return 2;
-				}
-				break;
+			(void)opt_version("zgate-probe", v, sizeof(v));
+			fputs(v, stdout);
+			return OPT_EXIT_OK;
+		}
+	}
+	memset(&c, 0, sizeof(c));
+	c.argc = argc;
+	c.argv = argv;
+	c.i = 1;
+	c.kind = probe_opt_kind;
+	while ((r = opt_next(&c, err, sizeof(err))) == 1) {
+		o = probe_opt_find(c.name)->id;
+		optarg = c.value;
+		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+			uint64_t v;
+
+			if (nums[i].id != o)
+				continue;
+			if (opt_parse_uint(optarg, (uint64_t)nums[i].lo, (uint64_t)nums[i].hi, &v) != 0) {
+				fprintf(stderr, "zgate-probe: --%s %s: expected a number from %ld to %ld\n",
+					c.name, optarg, nums[i].lo, nums[i].hi);
+				return OPT_EXIT_USAGE;
 			}
+			*nums[i].dst = (long)v;
+		}
+		for (i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
+			uint32_t ms;
+
+			if (durs[i].id != o)
+				continue;
+			if (opt_parse_duration_bare(optarg, durs[i].bare_ms, &ms) != 0 ||
+			    ms < durs[i].lo || ms > durs[i].hi) {
+				fprintf(stderr,
+					"zgate-probe: --%s %s: expected a duration from %ums to %ums "
+					"(a whole number with ms, s, m or h: 500ms, 2s)\n",
+					c.name, optarg, durs[i].lo, durs[i].hi);
+				return OPT_EXIT_USAGE;
+			}
+			*durs[i].dst = (long)ms;
+		}
+		if (c.kind(c.name, NULL) == OPT_ARG_BOOL && opt_parse_bool(optarg, &b) != 0) {
+			fprintf(stderr, "zgate-probe: --%s=%s: expected true or false\n", c.name, optarg);
+			return OPT_EXIT_USAGE;
 		}
 		switch (o) {
 		case O_RELAY: P.relay = optarg; break;
@@ -927,10 +1005,10 @@ int main(int argc, char **argv)
 		case O_TARGET: P.target_s = optarg; break;
 		case O_SCOPE_T: P.scope_target = optarg; break;
 		case O_SCOPE_P: P.scope_proto = optarg; break;
-		case O_QUIET: P.quiet = 1; break;
+		case O_QUIET: P.quiet = b; break;
 		case O_KEYLOG: P.keylog = optarg; break;
 		case O_QLOG: P.qlog = optarg; break;
-		case O_ECHO: P.echo_server = 1; break;
+		case O_ECHO: P.echo_server = b; break;
 		case O_LISTEN: P.listen = optarg; break;
 		case O_CLIENT_CA: P.client_ca = optarg; break;
 		case O_ASSIGN:
@@ -944,7 +1022,7 @@ int main(int argc, char **argv)
 					o == O_ASSIGN ? "assign" : "advertise", optarg,
 					full ? "too many" : "expected an address or a prefix "
 							    "with no bits after its length");
-				return 2;
+				return OPT_EXIT_USAGE;
 			}
 			if (o == O_ASSIGN)
 				P.assign[P.nassign++] = a;
@@ -956,7 +1034,7 @@ int main(int argc, char **argv)
 			if (strlen(optarg) > TLS_ALPN_LIST_MAX) {
 				fprintf(stderr, "zgate-probe: --alpn: longer than %d bytes\n",
 					TLS_ALPN_LIST_MAX);
-				return 2;
+				return OPT_EXIT_USAGE;
 			}
 			P.alpn = optarg;
 			break;
@@ -964,26 +1042,31 @@ int main(int argc, char **argv)
 			if (log_level_parse(optarg, &lvl) != 0) {
 				fprintf(stderr, "zgate-probe: --log-level %s: expected error, warn, "
 						"info or debug\n", optarg);
-				return 2;
+				return OPT_EXIT_USAGE;
 			}
 			log_set_level(lvl);
 			break;
-		case O_HELP: usage(stdout); return 0;
-		case O_VERSION: printf("zgate-probe %s\n", ZG_VERSION); return 0;
-		case '?': usage(stderr); return 2;
+		case O_LOGFMT:
+			if (log_format_parse(optarg, &lfmt) != 0) {
+				fprintf(stderr, "zgate-probe: --log-format %s: expected text or json\n",
+					optarg);
+				return OPT_EXIT_USAGE;
+			}
+			log_set_format(lfmt);
+			break;
 		default: break;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "zgate-probe: unexpected argument \"%s\" (see --help)\n", argv[optind]);
-		return 2;
+	if (r != 0) {
+		fprintf(stderr, "zgate-probe: %s\n", err);
+		return OPT_EXIT_USAGE;
 	}
 	if (P.min_replies < 0)
 		P.min_replies = P.flood ? P.flood / 2 : (P.target_s ? P.count : 0);
 	signal(SIGPIPE, SIG_IGN);
 	P.base = masque_udp_base_new();
 	if (P.base == NULL)
-		return 2;
+		return OPT_EXIT_FAILURE;
 	r = P.echo_server ? run_echo_server() : run_client();
 	event_base_free(P.base);
 	return r;

@@ -20,7 +20,8 @@ enum opt_type {
 	OPT_PREFIX,   /* CIDR prefix of the given IP version */
 	OPT_PREFIXES, /* list of CIDR prefixes, either version (YAML list or
 		       * comma-separated text) */
-	OPT_LOGLEVEL
+	OPT_LOGLEVEL,
+	OPT_LOGFORMAT
 };
 
 struct opt {
@@ -96,6 +97,9 @@ static const struct opt opts[] = {
 	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
 	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
 	  "error, warn, info or debug" },
+	{ "log_format", OPT_LOGFORMAT, offsetof(struct relay_config, log_format),
+	  sizeof(((struct relay_config *)0)->log_format), 0, 0, 0, "text",
+	  "text (one line per event) or json (one JSON object per line: ts, level, msg)" },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -187,6 +191,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 	uint64_t v;
 	uint32_t ms;
 	enum log_level lvl;
+	enum log_format fmt;
 	struct config_prefix pfx;
 
 	switch (o->type) {
@@ -241,6 +246,14 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		if (log_level_parse(text, &lvl) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
 			       where, text);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(base, text, strlen(text) + 1);
+		return 0;
+	case OPT_LOGFORMAT:
+		if (log_format_parse(text, &fmt) != 0) {
+			zg_seterr(err, errlen, "%s: \"%s\" is not a log format (text or json)", where,
+				  text);
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(base, text, strlen(text) + 1);
@@ -576,8 +589,86 @@ int config_apply_flag(struct relay_config *cfg, const char *flag,
 			return set_opt(cfg, &opts[i], value, where, err, errlen);
 		}
 	}
-	zg_seterr(err, errlen, "--%s: unknown option (see --help)", flag);
+	zg_seterr(err, errlen, "unknown option --%s (see --help)", flag);
 	return ZG_ERR_NOTFOUND;
+}
+
+/* What a relay flag takes (opt_next's kind callback). */
+static enum opt_arg flag_kind(const char *flag, void *ctx)
+{
+	char name[128];
+
+	(void)ctx;
+	if (strcmp(flag, "config") == 0)
+		return OPT_ARG_VALUE;
+	if (strcmp(flag, "check-config") == 0)
+		return OPT_ARG_NONE;
+	for (size_t i = 0; i < N_OPTS; i++) {
+		opt_name(opts[i].path, 0, name, sizeof(name));
+		if (strcmp(name, flag) == 0)
+			return OPT_ARG_VALUE;
+	}
+	return OPT_ARG_UNKNOWN;
+}
+
+int config_parse_args(struct relay_config *cfg, int argc, char *const *argv,
+		      char *const *envp, enum config_action *paction, char *path,
+		      size_t pathlen, char *err, size_t errlen)
+{
+	struct opt_cmdline c;
+	const char *file = NULL;
+	int r, pass;
+
+	*paction = CONFIG_RUN;
+	if (pathlen > 0)
+		path[0] = '\0';
+	config_defaults(cfg);
+	/* --help and --version win over anything else on the line. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			*paction = CONFIG_HELP;
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0)
+			*paction = CONFIG_VERSION;
+	}
+	if (*paction == CONFIG_VERSION)
+		return 0;
+	for (char *const *e = envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0)
+			file = *e + 13;
+	/* Pass 0 checks the whole line and finds --config; pass 1 applies
+	 * the flags over the file and the environment, so flags win. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			if (file != NULL && file[0] != '\0') {
+				(void)snprintf(path, pathlen, "%s", file);
+				if ((r = config_load_file(cfg, file, err, errlen)) != 0)
+					return r == ZG_ERR_IO ? ZG_ERR_CONFIG : r;
+			}
+			if ((r = config_apply_env(cfg, envp, err, errlen)) != 0)
+				return r;
+		}
+		memset(&c, 0, sizeof(c));
+		c.argc = argc;
+		c.argv = argv;
+		c.i = 1;
+		c.kind = flag_kind;
+		while ((r = opt_next(&c, err, errlen)) == 1) {
+			if (strcmp(c.name, "check-config") == 0) {
+				*paction = CONFIG_CHECK;
+			} else if (strcmp(c.name, "config") == 0) {
+				file = c.value;
+			} else if (pass == 1) {
+				r = config_apply_flag(cfg, c.name, c.value, err, errlen);
+				if (r != 0)
+					return ZG_ERR_CONFIG;
+			}
+		}
+		if (r != 0)
+			return r;
+	}
+	return config_validate(cfg, err, errlen);
 }
 
 /* Checks a host:port; the host may be empty, a name, an IPv4 literal or a
@@ -676,6 +767,8 @@ static const char *type_hint(enum opt_type t)
 		return "CIDR,...";
 	case OPT_LOGLEVEL:
 		return "LEVEL";
+	case OPT_LOGFORMAT:
+		return "FORMAT";
 	case OPT_STR:
 		break;
 	}
@@ -725,7 +818,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     "limits        %u sessions, %u flows, %u flows/client, %u half-open/client, %u UDP/client\n"
 		     "timeouts      tcp_idle %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, keepalive %ums, drain_grace %ums\n"
 		     "mtu           %u\n"
-		     "log_level     %s\n",
+		     "log_level     %s, log_format %s\n",
 		     c->listen, c->ops_listen,
 		     c->admin_token_file[0] ? "token file " : "off (no admin.token_file)",
 		     c->admin_token_file,
@@ -736,6 +829,6 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     c->state_file[0] ? c->state_file : "(memory only)", c->max_sessions,
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
 		     c->max_udp_per_client, c->tcp_idle_ms, c->udp_idle_ms, c->dns_idle_ms,
-		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, c->log_level);
+		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, c->log_level, c->log_format);
 	return w < 0 ? 0 : (size_t)w;
 }

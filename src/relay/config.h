@@ -67,6 +67,7 @@ struct relay_config {
 	uint32_t drain_grace_ms;
 	uint16_t mtu;
 	char log_level[16];
+	char log_format[8];  /* text or json */
 };
 
 /* Fills *cfg with the built-in defaults (see config_usage()). */
@@ -101,6 +102,20 @@ int config_apply_flag(struct relay_config *cfg, const char *name,
  * usable, the URI template valid (RFC 9484 / C01). Returns 0 or
  * ZG_ERR_CONFIG with err naming the option and every way to set it. */
 int config_validate(const struct relay_config *cfg, char *err, size_t errlen);
+
+/* What the command line asks for besides running. */
+enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_CHECK };
+
+/* The whole command line: defaults < the file (--config FILE or
+ * ZGATE_CONFIG) < the environment < the flags ("--name value" or
+ * "--name=value", the rules of opt_next()), then config_validate().
+ * --help, -h or --version anywhere return at once with *paction set. The
+ * file's path goes to path (pathlen bytes; "" without a file). Returns 0,
+ * or ZG_ERR_CONFIG with err naming the source (a file that cannot be read
+ * included): exit status 2. */
+int config_parse_args(struct relay_config *cfg, int argc, char *const *argv,
+		      char *const *envp, enum config_action *paction, char *path,
+		      size_t pathlen, char *err, size_t errlen);
 
 /* Writes the option reference (flag, variable, default, meaning) to buf,
  * NUL-terminated and truncated to buflen. Returns the length needed. */

@@ -26,6 +26,7 @@
 #include <event2/util.h>
 
 #include "log.h"
+#include "opt.h"
 #include "masque/masque.h"
 #include "masque/tls.h"
 #include "masque/udp.h"
@@ -1273,8 +1274,12 @@ static void usage(FILE *f)
 		"\n"
 		"  --config FILE     YAML configuration (or ZGATE_CONFIG)\n"
 		"  --check-config    validate configuration, policy and certificates, print a\n"
-		"                    summary, exit 0 (valid) or 1\n"
-		"  --help, --version\n"
+		"                    summary, exit 0 (valid) or 2\n"
+		"  -h, --help        this text\n"
+		"  --version         version, git commit and the linked libraries' versions\n"
+		"\n"
+		"A value follows its flag (--mtu 1350) or an equals sign (--mtu=1350).\n"
+		"Durations take a unit: ms, s, m or h (500ms, 60s, 2h); 0 needs none.\n"
 		"\n"
 		"Every option below can be given as a flag, a ZGATE_* environment variable or\n"
 		"in the file (flag > environment > file > default):\n\n%s"
@@ -1283,67 +1288,19 @@ static void usage(FILE *f)
 		"when they change on disk) and admin.token_file; SIGTERM/SIGINT drain\n"
 		"(GOAWAY, /ready 503, wait for tunnels up to timeouts.drain_grace) and exit 0;\n"
 		"a second one exits at once. Audit events go to stdout as JSON lines, logs to\n"
-		"stderr.\n",
+		"stderr.\n"
+		"\n" OPT_HELP_EXIT,
 		opts);
 }
 
 /* Builds the configuration: defaults < file < environment < flags. */
-static int load_config(struct relay *r, int argc, char **argv, int *pcheck, char *err,
-		       size_t errlen)
+static int load_config(struct relay *r, int argc, char **argv, enum config_action *pact,
+		       char *err, size_t errlen)
 {
 	extern char **environ;
-	const char *file = getenv("ZGATE_CONFIG");
-	int i, rv;
 
-	config_defaults(&r->cfg);
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			file = argv[++i];
-		else if (strncmp(argv[i], "--config=", 9) == 0)
-			file = argv[i] + 9;
-	}
-	if (file != NULL && file[0] != '\0') {
-		(void)snprintf(r->config_path, sizeof(r->config_path), "%s", file);
-		rv = config_load_file(&r->cfg, file, err, errlen);
-		if (rv != 0)
-			return rv;
-	}
-	rv = config_apply_env(&r->cfg, environ, err, errlen);
-	if (rv != 0)
-		return rv;
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *eq;
-		char name[128];
-
-		if (strcmp(a, "--config") == 0) {
-			i++;
-			continue;
-		}
-		if (strncmp(a, "--config=", 9) == 0)
-			continue;
-		if (strcmp(a, "--check-config") == 0) {
-			*pcheck = 1;
-			continue;
-		}
-		if (strncmp(a, "--", 2) != 0) {
-			(void)snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", a);
-			return ZG_ERR_CONFIG;
-		}
-		eq = strchr(a, '=');
-		if (eq != NULL) {
-			(void)snprintf(name, sizeof(name), "%.*s", (int)(eq - a - 2), a + 2);
-			rv = config_apply_flag(&r->cfg, name, eq + 1, err, errlen);
-		} else if (i + 1 < argc) {
-			(void)snprintf(name, sizeof(name), "%s", a + 2);
-			rv = config_apply_flag(&r->cfg, name, argv[++i], err, errlen);
-		} else {
-			(void)snprintf(err, errlen, "%s needs a value (see --help)", a);
-			return ZG_ERR_CONFIG;
-		}
-		if (rv != 0)
-			return rv;
-	}
-	return config_validate(&r->cfg, err, errlen);
+	return config_parse_args(&r->cfg, argc, argv, environ, pact, r->config_path,
+				 sizeof(r->config_path), err, errlen);
 }
 
 /* Loads what --check-config checks and the daemon needs: TLS, policy,
@@ -1352,10 +1309,13 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 {
 	enum tls_identity idm;
 	enum log_level lvl;
+	enum log_format lfmt;
 	int rv;
 
 	if (log_level_parse(r->cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (log_format_parse(r->cfg.log_format, &lfmt) == 0)
+		log_set_format(lfmt);
 	rv = tls_server_ctx_new(r->cfg.tls_cert, r->cfg.tls_key, r->cfg.tls_client_ca,
 				r->cfg.tls_crl, &r->tls, err, errlen);
 	if (rv != 0)
@@ -1594,23 +1554,24 @@ int main(int argc, char **argv)
 {
 	static struct relay R;
 	char err[1024] = "", summary[4096];
-	int check = 0, i, rv;
+	enum config_action act;
+	int check, rv;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--version") == 0) {
-			printf("zgate-relay %s\n", ZG_VERSION);
-			return 0;
-		}
-	}
 	signal(SIGPIPE, SIG_IGN);
-	if (load_config(&R, argc, argv, &check, err, sizeof(err)) != 0) {
+	if ((rv = load_config(&R, argc, argv, &act, err, sizeof(err))) != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);
-		return 1;
+		return opt_exit_code(rv);
 	}
+	if (act == CONFIG_HELP) {
+		usage(stdout);
+		return OPT_EXIT_OK;
+	}
+	if (act == CONFIG_VERSION) {
+		(void)opt_version("zgate-relay", summary, sizeof(summary));
+		fputs(summary, stdout);
+		return OPT_EXIT_OK;
+	}
+	check = act == CONFIG_CHECK;
 	rv = load_state(&R, err, sizeof(err));
 	if (rv == 0)
 		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
@@ -1619,7 +1580,9 @@ int main(int argc, char **argv)
 	if (rv != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);
 		shutdown_all(&R);
-		return 1;
+		/* what it was given (the files the configuration names, the
+		 * descriptor limit it asks for) does not load: exit 2 */
+		return rv == ZG_ERR_NOMEM ? OPT_EXIT_FAILURE : OPT_EXIT_USAGE;
 	}
 	if (check) {
 		(void)config_summary(&R.cfg, summary, sizeof(summary));

@@ -48,7 +48,17 @@ run 2 "$ZG_TMP/missing.crt" "missing certificate" \
 run 2 "ZGATE_KEEPALIV names no option" "mistyped variable" \
 	env ZGATE_KEEPALIV=1s ip netns exec "$NSA" "$AGENT" "${args[@]}"
 
+run 2 "unknown option --frobnicate (see --help)" "unknown option" "$AGENT" "${args[@]}" --frobnicate
+step "--check-config loads the certificates, naming the file that does not"
+run 2 "$ZG_TMP/missing.key" "--check-config, missing key" \
+	"$AGENT" "${args[@]}" --key "$ZG_TMP/missing.key" --check-config
+run 0 "configuration OK" "--check-config" "$AGENT" "${args[@]}" --ipv6 --log-format json --check-config
+out=$("$AGENT" "${args[@]}" --ipv6 --check-config) || fail "bare --ipv6"
+expect_contains "$out" "ipv6            yes" "bare --ipv6"
+
 step "--help and --version"
 out=$("$AGENT" --help) || fail "--help exit"; expect_contains "$out" "--status-file FILE" "--help"
-[[ $("$AGENT" --version) == "zgate-agent "* ]] || fail "--version"
+out=$("$AGENT" --version) || fail "--version exit"
+[[ $out == "zgate-agent "* ]] || fail "--version: $out"
+for lib in "(commit " ngtcp2 nghttp3 wolfSSL lwIP libevent; do expect_contains "$out" "$lib" "--version"; done
 echo "PASS"

@@ -33,7 +33,7 @@ run_probe() { # CERT EXTRA...
 }
 
 step "tunnel opens, address and routes printed, 5 pings answered"
-out=$(run_probe agent-1 --target 192.0.2.1 --count 5 --interval 50) || fail "probe failed: $out"
+out=$(run_probe agent-1 --target 192.0.2.1 --count 5 --interval 50ms --timeout 5s) || fail "probe failed: $out"
 echo "$out"
 expect_contains "$out" "address 10.100.0." "assigned address"
 expect_contains "$out" "route 0.0.0.0-255.255.255.255" "route"
@@ -75,4 +75,15 @@ out=$("$probe" --relay 127.0.0.1:1 --cert "$pki/agent-1.crt" --key "$pki/agent-1
 expect_contains "$out" "/nonexistent" "missing CA message"
 out=$("$probe" --help) || fail "--help exit"; expect_contains "$out" "--echo-server" "--help"
 out=$("$probe" --version) || fail "--version exit"; expect_contains "$out" "zgate-probe" "--version"
+for lib in "(commit " ngtcp2 nghttp3 wolfSSL lwIP libevent; do expect_contains "$out" "$lib" "--version"; done
+set +e
+out=$("$probe" --relay 127.0.0.1:1 --timeout 2x 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 ]] || fail "bad --timeout: exit $rc"
+expect_contains "$out" "--timeout 2x: expected a duration" "bad --timeout message"
+set +e
+out=$("$probe" --quiet --frobnicate 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 ]] || fail "unknown option: exit $rc"
+expect_contains "$out" "unknown option --frobnicate (see --help)" "unknown option message"
 echo "PASS"

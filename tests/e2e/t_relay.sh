@@ -61,10 +61,11 @@ timeouts:
 C
 chmod 644 "$d"/*.yaml
 
-step "--check-config: good file exit 0, bad files exit 1 naming file:line and field"
+step "--check-config: good file exit 0, bad files exit 2 naming file:line and field"
 out=$("$relay" --config "$d/relay.yaml" --check-config) || fail "good config refused"; expect_contains "$out" "configuration ok" "good config"
 printf 'listen: "127.0.0.1:4433"\nbogus_key: 1\n' >"$d/bad.yaml"
-out=$("$relay" --config "$d/bad.yaml" --check-config 2>&1) && fail "unknown key accepted"
+rc=0; out=$("$relay" --config "$d/bad.yaml" --check-config 2>&1) || rc=$?
+[[ $rc -eq 2 ]] || fail "unknown key: exit $rc, expected 2: $out"
 expect_contains "$out" "$d/bad.yaml:2" "bad config position"
 expect_contains "$out" "bogus_key" "bad config field"
 out=$("$relay" --config "$d/relay.yaml" --tls-cert /nonexistent.crt --check-config 2>&1) && fail "missing cert accepted"
@@ -76,6 +77,10 @@ expect_contains "$out" "broken-policy.yaml" "broken policy"
 out=$("$relay" --help) || fail "--help exit"
 expect_contains "$out" "--check-config" "--help"
 out=$("$relay" --version) || fail "--version exit"; expect_contains "$out" "zgate-relay" "--version"
+for lib in "(commit " ngtcp2 nghttp3 wolfSSL lwIP libevent; do expect_contains "$out" "$lib" "--version"; done
+rc=0; out=$("$relay" --no-such-flag 2>&1) || rc=$?
+[[ $rc -eq 2 ]] || fail "unknown option: exit $rc, expected 2"
+expect_contains "$out" "unknown option --no-such-flag (see --help)" "unknown option"
 
 step "start as uid 65534 without capabilities; /health, /ready, /metrics"
 ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
@@ -160,6 +165,9 @@ cp "$d/policy.yaml" "$d/policy.good"
 echo "clients: [" >"$d/policy.yaml"
 kill -HUP $pid; sleep 0.3
 grep -q "policy reload failed" "$d/relay.log" || fail "invalid reload not logged"
+# log lines are for operators: no C function names below debug level
+grep -q " info descriptor limit (RLIMIT_NOFILE)" "$d/relay.log" || fail "no descriptor limit line: $(head -3 "$d/relay.log")"
+! grep -E " (info|warn|error) (fdlimit_apply|main|start|load_state): " "$d/relay.log" || fail "a function name in a log line"
 grep -q '"event":"policy_reload".*"result":"error"' "$d/audit.log" || fail "invalid reload not audited"
 sed 's#198.18.0.0/24#198.18.0.0/16#' "$d/policy.good" >"$d/policy.yaml"
 kill -HUP $pid; sleep 0.3
