@@ -72,7 +72,11 @@ expect_contains "$out" "HTTP 403" "403"
 
 step "zgate_build_info names this build; process_*_fds match /proc"
 m=$(metrics)
-commit=$(git -C "$ZG_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# the commit the binary was built from, as its --version says (the build, not
+# the tree now: they differ when the tree moved on after the build)
+ver=$("$RELAY" --version) || fail "--version"
+commit=$(sed -n '1s/.*(commit \(.*\)).*/\1/p' <<<"$ver")
+[[ -n $commit ]] || fail "no commit in --version: $ver"
 expect_contains "$m" "zgate_build_info{version=\"" "build_info"
 expect_contains "$m" "commit=\"$commit\"} 1" "build_info commit"
 max=$(awk '/^Max open files/ {print $4}' "/proc/$RPID/limits")
