@@ -93,6 +93,12 @@ static const struct opt opts[] = {
 	    "file with the bearer token for /admin/sessions (at least 32 bytes, not readable by others); empty = no admin endpoint"),
 	STR("admin.listen", admin_listen, "",
 	    "TCP address:port for the admin endpoint alone; empty = on ops_listen"),
+	U32("audit.deny_per_second", audit_deny_per_s, 0, 1000000, "10",
+	    "flow_deny audit lines per client per second (20 times this for all clients together); "
+	    "the rest are counted in flow_deny_suppressed; 0 = every deny is written"),
+	U32("audit.buffer_kib", audit_buffer_kib, 16, 1048576, "1024",
+	    "KiB of audit lines waiting for stdout; when it is full, lines are dropped and counted "
+	    "(audit_dropped, zgate_audit_lines_dropped_total)"),
 	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
 	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
 	  "error, warn, info or debug" },

@@ -67,6 +67,8 @@ struct relay_config {
 	uint32_t drain_grace_ms;
 	uint16_t mtu;
 	char log_level[16];
+	uint32_t audit_deny_per_s;  /* flow_deny lines per client per second; 0 = all */
+	uint32_t audit_buffer_kib;  /* audit lines waiting for stdout, at most */
 };
 
 /* Fills *cfg with the built-in defaults (see config_usage()). */
