@@ -372,7 +372,6 @@ size_t audit_pending(const struct audit *a)
 
 static void flow_fields(struct line *l, const struct audit_flow *f)
 {
-	kv_sid(l, f->session_id);
 	kv_str(l, "client", f->client);
 	kv_str(l, "proto", f->proto);
 	kv_str(l, "src", f->src);
@@ -415,7 +414,6 @@ void audit_session_open(struct audit *a, uint64_t session_id, const char *client
 	struct line l;
 
 	begin(a, &l, "session_open", a->clock(a->ctx));
-	kv_sid(&l, session_id);
 	kv_str(&l, "client", client);
 	kv_str(&l, "vip", vip);
 	kv_str(&l, "peer", peer);
@@ -423,6 +421,7 @@ void audit_session_open(struct audit *a, uint64_t session_id, const char *client
 		kv_str(&l, "cert_serial", cert_serial);
 	if (cert_sha256 != NULL && cert_sha256[0] != '\0')
 		kv_str(&l, "cert_sha256", cert_sha256);
+	kv_sid(&l, session_id);
 	finish(a, &l);
 }
 
@@ -433,7 +432,6 @@ void audit_session_close(struct audit *a, uint64_t session_id, const char *clien
 	struct line l;
 
 	begin(a, &l, "session_close", a->clock(a->ctx));
-	kv_sid(&l, session_id);
 	kv_str(&l, "client", client);
 	kv_str(&l, "vip", vip);
 	kv_str(&l, "peer", peer);
@@ -441,6 +439,7 @@ void audit_session_close(struct audit *a, uint64_t session_id, const char *clien
 	kv_u64(&l, "bytes_up", bytes_up);
 	kv_u64(&l, "bytes_down", bytes_down);
 	kv_str(&l, "reason", reason);
+	kv_sid(&l, session_id);
 	finish(a, &l);
 }
 
@@ -450,6 +449,7 @@ void audit_flow_allow(struct audit *a, const struct audit_flow *f)
 
 	begin(a, &l, "flow_allow", a->clock(a->ctx));
 	flow_fields(&l, f);
+	kv_sid(&l, f->session_id);
 	finish(a, &l);
 }
 
@@ -462,6 +462,7 @@ void audit_flow_close(struct audit *a, const struct audit_flow *f)
 	kv_u64(&l, "bytes_up", f->bytes_up);
 	kv_u64(&l, "bytes_down", f->bytes_down);
 	kv_u64(&l, "duration_ms", f->duration_ms);
+	kv_sid(&l, f->session_id);
 	finish(a, &l);
 }
 
@@ -472,10 +473,10 @@ static void emit_suppressed(struct audit *a, struct bucket *b, uint64_t now)
 	if (b->suppressed == 0)
 		return;
 	begin(a, &l, "flow_deny_suppressed", now);
-	kv_sid(&l, b->session_id);
 	kv_str(&l, "client", b->client);
 	kv_u64(&l, "count", b->suppressed);
 	kv_u64(&l, "window_ms", now - b->window_start);
+	kv_sid(&l, b->session_id);
 	finish(a, &l);
 	b->suppressed = 0;
 }
@@ -532,6 +533,7 @@ void audit_flow_deny(struct audit *a, const struct audit_flow *f)
 	}
 	begin(a, &l, "flow_deny", now);
 	flow_fields(&l, f);
+	kv_sid(&l, f->session_id);
 	finish(a, &l);
 }
 
@@ -582,9 +584,9 @@ void audit_limit_hit(struct audit *a, const char *limit, const char *client,
 	struct line l;
 
 	begin(a, &l, "limit_hit", a->clock(a->ctx));
-	kv_sid(&l, session_id);
 	kv_str(&l, "limit", limit);
 	kv_str(&l, "client", client);
+	kv_sid(&l, session_id);
 	finish(a, &l);
 }
 
