@@ -550,6 +550,9 @@ static void test_i17_6_config_keys(void **state)
 	(void)config_usage(usage, sizeof(usage));
 	assert_non_null(strstr(usage, "--audit-deny-per-second"));
 	assert_non_null(strstr(usage, "ZGATE_AUDIT_BUFFER_KIB"));
+	(void)config_summary(&cfg, usage, sizeof(usage));
+	assert_non_null(strstr(usage, "\naudit         0 flow_deny lines/s per client (0: all), buffer 2048 KiB\n"));
+	assert_int_equal(config_summary(&cfg, NULL, 0), strlen(usage));
 }
 
 /* The configured deny limit is the one in force. */

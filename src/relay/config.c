@@ -743,5 +743,14 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
 		     c->max_udp_per_client, c->tcp_idle_ms, c->udp_idle_ms, c->dns_idle_ms,
 		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, c->log_level);
-	return w < 0 ? 0 : (size_t)w;
+	if (w < 0)
+		return 0;
+	{ /* issue 17.6, appended so the table above stays as it was */
+		size_t off = (size_t)w;
+		int a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+				 "audit         %u flow_deny lines/s per client%s, buffer %u KiB\n",
+				 c->audit_deny_per_s, c->audit_deny_per_s ? "" : " (0: all)",
+				 c->audit_buffer_kib);
+		return a < 0 ? off : off + (size_t)a;
+	}
 }
