@@ -153,6 +153,7 @@ static void fixed_values(struct metrics_values *v)
 	v->flows_closed_policy = 316;
 	v->audit_lines = 317;
 	v->audit_suppressed = 318;
+	v->audit_dropped = 319;
 }
 
 /* The exposition of v, NUL-terminated; the caller frees it. */

@@ -1,14 +1,23 @@
 /*
  * audit.h — the relay's audit trail: one JSON object per line, separate
- * from operational logs (stdout in production, any FILE in tests).
+ * from operational logs (stdout in production, any writer in tests).
  *
  * Every line has "ts" (RFC 3339 UTC with milliseconds) and "event", one of
- * session_open, session_close, flow_allow, flow_deny, flow_close,
- * flow_deny_suppressed, policy_reload, limit_hit, cert_rejected,
- * handshake_failed (refused before a client certificate), admin. Strings
- * from peers (client IDs come from certificates) are escaped; keys and
- * payload never appear. Each line is written with one fwrite and flushed,
- * so lines never interleave or sit in a buffer.
+ * relay_start, relay_stop, session_open, session_close, flow_allow,
+ * flow_deny, flow_close, flow_deny_suppressed, policy_reload, tls_reload,
+ * limit_hit, cert_rejected, handshake_failed (refused before a client
+ * certificate), admin, audit_dropped. Lines about a session (its open and
+ * close, its flows, its limits) carry "session_id": 16 hex digits, unique
+ * per tunnel. Strings from peers (client IDs come from certificates) are
+ * escaped; keys and payload never appear.
+ *
+ * Lines never stall the data path: each is built whole and appended to a
+ * buffer of a fixed size; audit_drain() hands the buffer to the writer,
+ * which takes what it can without blocking. The owner calls it outside the
+ * packet path (the wake callback says when there is something to write).
+ * A line that does not fit is dropped and counted; when space returns, an
+ * audit_dropped line (count, since) comes first, so the trail says where
+ * it has a gap. Lines never interleave.
  *
  * Deny floods are summarised: per client, at most deny_per_s flow_deny
  * lines in any one-second window; the rest are counted and reported in one
@@ -22,18 +31,78 @@
 #ifndef ZG_RELAY_AUDIT_H
 #define ZG_RELAY_AUDIT_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
+#include <sys/types.h>
 
 struct audit;
 
 /* Milliseconds since the Unix epoch. */
 typedef uint64_t (*audit_clock_fn)(void *ctx);
 
-/* out: where lines go (not closed by audit_free). clock NULL = the real
- * clock. deny_per_s 0 = no summarising. Returns 0 and *pa or ZG_ERR_NOMEM. */
-int audit_new(FILE *out, audit_clock_fn clock, void *ctx, uint32_t deny_per_s,
-	      struct audit **pa);
+/* Takes up to len bytes and must not block: returns how many it took
+ * (0: none now, try again later) or -1 (a lasting error, errno set). */
+typedef ssize_t (*audit_write_fn)(void *ctx, const void *buf, size_t len);
+
+/* The buffer went from empty to holding lines: arrange an audit_drain()
+ * call outside the packet path (e.g. activate an event). */
+typedef void (*audit_wake_fn)(void *ctx);
+
+#define AUDIT_BUFFER_DEFAULT (1024u * 1024u)
+#define AUDIT_BUFFER_MIN 4096u  /* two of the longest lines */
+#define AUDIT_DROP_LOG_MS 10000 /* "lines dropped" log line at most this often */
+
+struct audit_config {
+	audit_write_fn write; /* NULL: lines are counted, never written */
+	void *write_ctx;
+	audit_wake_fn wake;   /* NULL: audit_drain() after every line */
+	void *wake_ctx;
+	audit_clock_fn clock; /* NULL: the real clock */
+	void *clock_ctx;
+	uint32_t deny_per_s;  /* 0: deny lines are not summarised */
+	size_t buffer_bytes;  /* 0: AUDIT_BUFFER_DEFAULT; at least AUDIT_BUFFER_MIN */
+};
+
+/* Returns 0 and *pa, ZG_ERR_NOMEM, or ZG_ERR_INVAL (buffer too small).
+ * The writer's context is not closed by audit_free(). */
+int audit_new(const struct audit_config *cfg, struct audit **pa);
+
+/* Hands buffered lines to the writer until it takes no more. Returns 0
+ * (buffer empty), 1 (lines wait: call again when the output can take
+ * more) or ZG_ERR_IO (the writer failed; what waits stays buffered and new
+ * lines are dropped once it is full). Never blocks unless the writer does. */
+int audit_drain(struct audit *a);
+
+/* Bytes waiting in the buffer. */
+size_t audit_pending(const struct audit *a);
+
+/*
+ * The relay's output: stdout made safe to write without blocking.
+ * A socket is written with MSG_DONTWAIT (its flags are not touched). A
+ * pipe or FIFO is reopened through /proc/self/fd as a private non-blocking
+ * description (so a stderr that shares the pipe, 2>&1, stays blocking);
+ * where that is refused, O_NONBLOCK is set on the fd itself and restored
+ * by audit_out_close(). A terminal and a regular file are written as they
+ * are: O_NONBLOCK on a terminal would also change it for the shell that
+ * shares it, and a file never waits for a reader.
+ */
+struct audit_out {
+	int fd;          /* what to write (and poll for POLLOUT) */
+	int own_fd;      /* fd was opened here: closed by audit_out_close() */
+	int restore_fl;  /* -1, or the flags to put back on the original fd */
+	int orig_fd;
+	int sock;        /* write with send(MSG_DONTWAIT) */
+	int can_wait;    /* a writer that can be full: wait with POLLOUT */
+	const char *mode; /* "socket", "pipe", "pipe (shared O_NONBLOCK)",
+			   * "terminal (blocking)", "file" */
+};
+
+/* Prepares fd (normally STDOUT_FILENO) as above. Returns 0 or ZG_ERR_IO. */
+int audit_out_open(int fd, struct audit_out *o);
+/* An audit_write_fn for an audit_out. A pipe whose reader is gone gives
+ * -1 (EPIPE) only if the caller ignores SIGPIPE, as the relay does. */
+ssize_t audit_out_write(void *ctx, const void *buf, size_t len);
+void audit_out_close(struct audit_out *o);
 
 /* Sets the global cap on flow_deny lines per second (all clients
  * together); 0 = none. audit_new() sets 20 * deny_per_s. */
@@ -47,6 +116,7 @@ void audit_free(struct audit *a);
 void audit_flush(struct audit *a, int force);
 
 struct audit_flow {
+	uint64_t session_id; /* 0: not written */
 	const char *client;
 	const char *proto; /* "tcp", "udp", "icmp", ... */
 	const char *src, *dst;
@@ -56,13 +126,22 @@ struct audit_flow {
 	uint64_t bytes_up, bytes_down, duration_ms; /* flow_close only */
 };
 
-/* cert_serial, cert_sha256: the client certificate's serial number and
- * SHA-256 fingerprint in hex (NULL or "": not written). */
-void audit_session_open(struct audit *a, const char *client, const char *vip,
-			const char *peer, const char *cert_serial, const char *cert_sha256);
-void audit_session_close(struct audit *a, const char *client, const char *vip,
-			 const char *peer, uint64_t duration_ms, uint64_t bytes_up,
-			 uint64_t bytes_down, const char *reason);
+/* The relay is up: its version, where it listens (admin_listen NULL or
+ * "": not written) and its pid. */
+void audit_relay_start(struct audit *a, const char *version, const char *listen,
+		       const char *ops_listen, const char *admin_listen, long pid);
+/* The relay stops: why ("sigterm", "sigint", "error", ...) and how long it ran. */
+void audit_relay_stop(struct audit *a, const char *reason, uint64_t uptime_ms);
+
+/* session_id: the tunnel's unique id (0: not written). cert_serial,
+ * cert_sha256: the client certificate's serial number and SHA-256
+ * fingerprint in hex (NULL or "": not written). */
+void audit_session_open(struct audit *a, uint64_t session_id, const char *client,
+			const char *vip, const char *peer, const char *cert_serial,
+			const char *cert_sha256);
+void audit_session_close(struct audit *a, uint64_t session_id, const char *client,
+			 const char *vip, const char *peer, uint64_t duration_ms,
+			 uint64_t bytes_up, uint64_t bytes_down, const char *reason);
 void audit_flow_allow(struct audit *a, const struct audit_flow *f);
 void audit_flow_deny(struct audit *a, const struct audit_flow *f);
 void audit_flow_close(struct audit *a, const struct audit_flow *f);
@@ -70,7 +149,9 @@ void audit_policy_reload(struct audit *a, int ok, const char *file, const char *
 /* A TLS reload (issue 18.1): result ok/error, what started it ("sighup",
  * "file"), and for an error the reason, naming the file (NULL: none). */
 void audit_tls_reload(struct audit *a, int ok, const char *trigger, const char *reason);
-void audit_limit_hit(struct audit *a, const char *limit, const char *client);
+/* session_id 0: no session (yet) */
+void audit_limit_hit(struct audit *a, const char *limit, const char *client,
+		     uint64_t session_id);
 void audit_cert_rejected(struct audit *a, const char *reason, const char *peer);
 void audit_handshake_failed(struct audit *a, const char *reason, const char *peer);
 /* An admin request was served (ops endpoint): action ("list_sessions",
@@ -79,8 +160,10 @@ void audit_handshake_failed(struct audit *a, const char *reason, const char *pee
 void audit_admin(struct audit *a, const char *action, const char *client, const char *caller,
 		 int status);
 
-/* Lines written and flow_deny lines suppressed so far (for /metrics). */
+/* Lines emitted (buffered for writing), flow_deny lines suppressed, and
+ * lines dropped because the buffer was full, so far (for /metrics). */
 uint64_t audit_lines(const struct audit *a);
 uint64_t audit_suppressed(const struct audit *a);
+uint64_t audit_dropped(const struct audit *a);
 
 #endif /* ZG_RELAY_AUDIT_H */

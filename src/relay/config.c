@@ -94,6 +94,12 @@ static const struct opt opts[] = {
 	    "file with the bearer token for /admin/sessions (at least 32 bytes, not readable by others); empty = no admin endpoint"),
 	STR("admin.listen", admin_listen, "",
 	    "TCP address:port for the admin endpoint alone; empty = on ops_listen"),
+	U32("audit.deny_per_second", audit_deny_per_s, 0, 1000000, "10",
+	    "flow_deny audit lines per client per second (20 times this for all clients together); "
+	    "the rest are counted in flow_deny_suppressed; 0 = every deny is written"),
+	U32("audit.buffer_kib", audit_buffer_kib, 16, 1048576, "1024",
+	    "KiB of audit lines waiting for stdout; when it is full, lines are dropped and counted "
+	    "(audit_dropped, zgate_audit_lines_dropped_total)"),
 	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
 	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
 	  "error, warn, info or debug" },
@@ -830,5 +836,14 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
 		     c->max_udp_per_client, c->tcp_idle_ms, c->udp_idle_ms, c->dns_idle_ms,
 		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, c->log_level, c->log_format);
-	return w < 0 ? 0 : (size_t)w;
+	if (w < 0)
+		return 0;
+	{ /* issue 17.6, appended so the table above stays as it was */
+		size_t off = (size_t)w;
+		int a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+				 "audit         %u flow_deny lines/s per client%s, buffer %u KiB\n",
+				 c->audit_deny_per_s, c->audit_deny_per_s ? "" : " (0: all)",
+				 c->audit_buffer_kib);
+		return a < 0 ? off : off + (size_t)a;
+	}
 }

@@ -68,6 +68,8 @@ struct relay_config {
 	uint16_t mtu;
 	char log_level[16];
 	char log_format[8];  /* text or json */
+	uint32_t audit_deny_per_s;  /* flow_deny lines per client per second; 0 = all */
+	uint32_t audit_buffer_kib;  /* audit lines waiting for stdout, at most */
 };
 
 /* Fills *cfg with the built-in defaults (see config_usage()). */

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +53,7 @@
 struct session {
 	struct relay *r;
 	struct masque_conn *c;
+	uint64_t sid; /* the audit trail's session_id: unique per tunnel */
 	char id[STACK_ID_MAX];
 	char peer[INET6_ADDRSTRLEN + 8];
 	char vip_s[INET6_ADDRSTRLEN];
@@ -89,6 +92,14 @@ struct relay {
 	struct policy *policy;
 	struct ipam *ipam;
 	struct audit *audit;
+	/* audit lines leave through stdout, written outside the packet path
+	 * (audit.h): ev_audit runs a drain (activated, or as a retry timer),
+	 * ev_audit_w waits until a pipe/socket can take more */
+	struct audit_out audit_out;
+	struct event *ev_audit, *ev_audit_w;
+	uint64_t sid_key, sid_next; /* session ids: a bijection of a counter */
+	uint64_t started_ms;
+	const char *stop_reason;
 	struct ops *ops;
 	struct ops *admin_ops; /* admin.listen, when set; else admin is on ops */
 	struct stack *stack;
@@ -125,6 +136,22 @@ static uint64_t mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A new session_id: a bijection (splitmix64's finaliser) of a random key
+ * plus a counter, so ids never repeat within a run and do not tell how
+ * many tunnels came before; 0 (meaning none) is skipped. */
+static uint64_t session_id_new(struct relay *r)
+{
+	uint64_t x;
+
+	do {
+		x = r->sid_key + ++r->sid_next;
+		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+		x ^= x >> 31;
+	} while (x == 0);
+	return x;
 }
 
 static void addr_str(const struct stack_addr *a, char *buf, size_t len)
@@ -387,7 +414,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	if (rv != 0 || n == 0) {
 		/* C05: an identity with nothing allowed gets 403. */
 		log_info("%s from %s: no destination allowed by policy: 403", s->id, s->peer);
-		audit_limit_hit(r->audit, "policy_nothing_allowed", s->id);
+		audit_limit_hit(r->audit, "policy_nothing_allowed", s->id, s->sid);
 		r->refused_403++;
 		session_free(s);
 		return 403;
@@ -395,7 +422,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	old = session_by_id(r, s->id);
 	if (old == NULL && r->nsessions >= r->cfg.max_sessions) {
 		log_warnx("%s from %s: %u sessions open: 503", s->id, s->peer, r->cfg.max_sessions);
-		audit_limit_hit(r->audit, "sessions", s->id);
+		audit_limit_hit(r->audit, "sessions", s->id, s->sid);
 		r->refused_503++;
 		session_free(s);
 		return 503;
@@ -413,7 +440,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	}
 	if (ipam_alloc(r->ipam, s->id, 4, NULL, a) != 0) {
 		log_warnx("%s from %s: IPv4 pool exhausted: 503", s->id, s->peer);
-		audit_limit_hit(r->audit, "pool", s->id);
+		audit_limit_hit(r->audit, "pool", s->id, s->sid);
 		r->refused_503++;
 		session_free(s);
 		return 503;
@@ -452,7 +479,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	acc->routes = routes;
 	acc->nroutes = n;
 	log_info("tunnel open: %s from %s, address %s, %zu routes", s->id, s->peer, s->vip_s, n);
-	audit_session_open(r->audit, s->id, s->vip_s, s->peer, masque_conn_cert_serial(s->c),
+	audit_session_open(r->audit, s->sid, s->id, s->vip_s, s->peer, masque_conn_cert_serial(s->c),
 			   masque_conn_cert_sha256(s->c));
 	return 200;
 }
@@ -576,6 +603,7 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	}
 	s->r = r;
 	s->c = c;
+	s->sid = session_id_new(r);
 	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
 	sockaddr_str((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
 	s->any_target = rq->any_target;
@@ -589,7 +617,7 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 		if (dns_allowed_anything(r, s) == 0) {
 			log_info("%s from %s: no destination allowed by policy: 403 (target %s not "
 				 "resolved)", s->id, s->peer, s->dns);
-			audit_limit_hit(r->audit, "policy_nothing_allowed", s->id);
+			audit_limit_hit(r->audit, "policy_nothing_allowed", s->id, s->sid);
 			r->refused_403++;
 			r->dns_refused_policy++;
 			free(s);
@@ -735,7 +763,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 		s->next->prev = s->prev;
 	r->nsessions--;
 	log_info("tunnel closed: %s from %s (%s)", s->id, s->peer, ci->reason);
-	audit_session_close(r->audit, s->id, s->vip_s, s->peer, mono_ms() - s->opened_ms,
+	audit_session_close(r->audit, s->sid, s->id, s->vip_s, s->peer, mono_ms() - s->opened_ms,
 			    s->bytes_up, s->bytes_down, close_token(r, s, ci));
 	session_free(s);
 	maybe_stop(r);
@@ -870,6 +898,9 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
 
 	memset(&af, 0, sizeof(af));
+	/* the session is alive while its flows are (decide() relies on it too) */
+	if (ev->flow.session != NULL)
+		af.session_id = ((const struct session *)ev->flow.session)->sid;
 	addr_str(&ev->flow.src, src, sizeof(src));
 	addr_str(&ev->flow.dst, dst, sizeof(dst));
 	af.client = ev->flow.client_id;
@@ -887,7 +918,9 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 	case STACK_EV_ALLOW: audit_flow_allow(r->audit, &af); break;
 	case STACK_EV_DENY: audit_flow_deny(r->audit, &af); break;
 	case STACK_EV_CLOSE: audit_flow_close(r->audit, &af); break;
-	case STACK_EV_LIMIT: audit_limit_hit(r->audit, af.reason ? af.reason : "flows", af.client); break;
+	case STACK_EV_LIMIT:
+		audit_limit_hit(r->audit, af.reason ? af.reason : "flows", af.client, af.session_id);
+		break;
 	}
 }
 
@@ -950,6 +983,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	v.flows_closed_policy = r->flows_closed_policy;
 	v.audit_lines = audit_lines(r->audit);
 	v.audit_suppressed = audit_suppressed(r->audit);
+	v.audit_dropped = audit_dropped(r->audit);
 	(void)metrics_write(b, &v);
 	if (r->admin_ops != NULL)
 		ops_admin_metrics(r->admin_ops, b);
@@ -1210,6 +1244,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	r->draining = 1;
+	r->stop_reason = sig == SIGTERM ? "sigterm" : "sigint";
 	ops_set_state(r->ops, OPS_DRAINING);
 	(void)sdnotify_send("STOPPING=1\nSTATUS=draining");
 	log_info("%s: draining %zu tunnels (up to %u ms); a second signal stops at once",
@@ -1372,6 +1407,96 @@ static void on_local_addrs(void *ctx, const struct stack_addr *a, size_t n, size
 	log_info("%zu own addresses are forbidden destinations", n);
 }
 
+/* Writes what the audit buffer holds, after the packet callbacks of this
+ * loop turn; what the output cannot take yet waits for POLLOUT (a pipe or
+ * socket) or a short timer (anything else). */
+static void audit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct timeval tv = { 0, 50000 };
+
+	(void)fd;
+	(void)what;
+	if (audit_drain(r->audit) != 1)
+		return;
+	if (r->audit_out.can_wait && event_add(r->ev_audit_w, NULL) == 0)
+		return;
+	(void)evtimer_add(r->ev_audit, &tv);
+}
+
+static void audit_wake(void *ctx)
+{
+	struct relay *r = ctx;
+
+	event_active(r->ev_audit, EV_TIMEOUT, 0);
+}
+
+/* stdout as the audit output (audit_out_open() says how), the buffer and
+ * its events. */
+static int audit_start(struct relay *r, char *err, size_t errlen)
+{
+	struct audit_config ac;
+	int rv;
+
+	if (getrandom(&r->sid_key, sizeof(r->sid_key), 0) != (ssize_t)sizeof(r->sid_key))
+		r->sid_key = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+	rv = audit_out_open(STDOUT_FILENO, &r->audit_out);
+	if (rv != 0) {
+		(void)snprintf(err, errlen, "stdout (the audit trail): %s", strerror(errno));
+		return rv;
+	}
+	r->ev_audit = evtimer_new(r->base, audit_cb, r);
+	r->ev_audit_w = event_new(r->base, r->audit_out.fd, EV_WRITE, audit_cb, r);
+	if (r->ev_audit == NULL || r->ev_audit_w == NULL)
+		return ZG_ERR_NOMEM;
+	memset(&ac, 0, sizeof(ac));
+	ac.write = audit_out_write;
+	ac.write_ctx = &r->audit_out;
+	ac.wake = audit_wake;
+	ac.wake_ctx = r;
+	ac.deny_per_s = r->cfg.audit_deny_per_s;
+	ac.buffer_bytes = (size_t)r->cfg.audit_buffer_kib * 1024u;
+	rv = audit_new(&ac, &r->audit);
+	if (rv != 0)
+		return rv;
+	log_info("audit trail on stdout (%s), buffer %u KiB", r->audit_out.mode,
+		 r->cfg.audit_buffer_kib);
+	return 0;
+}
+
+/* At exit: what the buffer holds gets up to 2 s to leave. */
+static void audit_stop(struct relay *r)
+{
+	uint64_t end = mono_ms() + 2000, now;
+	struct pollfd pfd;
+
+	audit_flush(r->audit, 1);
+	if (r->started_ms != 0)
+		audit_relay_stop(r->audit, r->stop_reason != NULL ? r->stop_reason : "error",
+				 mono_ms() - r->started_ms);
+	while (audit_drain(r->audit) == 1) {
+		now = mono_ms();
+		if (now >= end) {
+			log_warnx("audit output not read: %zu bytes of audit lines lost at exit",
+				  audit_pending(r->audit));
+			break;
+		}
+		pfd.fd = r->audit_out.fd;
+		pfd.events = POLLOUT;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, (int)(end - now)) < 0 && errno != EINTR)
+			break;
+	}
+	audit_free(r->audit);
+	r->audit = NULL;
+	audit_out_close(&r->audit_out);
+	event_free(r->ev_audit);
+	r->ev_audit = NULL;
+	if (r->ev_audit_w != NULL)
+		event_free(r->ev_audit_w);
+	r->ev_audit_w = NULL;
+}
+
 static int start(struct relay *r, char *err, size_t errlen)
 {
 	struct stack_config sc;
@@ -1382,7 +1507,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	size_t nf = 0;
 	int rv;
 
-	rv = audit_new(stdout, NULL, NULL, 10, &r->audit);
+	rv = audit_start(r, err, errlen);
 	if (rv != 0)
 		return rv;
 	/* For DNS-name targets (C03); without it they are refused. */
@@ -1507,6 +1632,9 @@ static int start(struct relay *r, char *err, size_t errlen)
 		 ZG_VERSION, r->cfg.listen, masque_udp_port(r->udp), r->cfg.ops_listen,
 		 ops_port(r->ops), ipam_size(r->ipam, 4), r->cfg.policy_file,
 		 policy_client_count(r->policy));
+	r->started_ms = mono_ms();
+	audit_relay_start(r->audit, ZG_VERSION, r->cfg.listen, r->cfg.ops_listen,
+			  r->cfg.admin_listen, (long)getpid());
 	return notify_ready(r);
 }
 
@@ -1538,10 +1666,8 @@ static void shutdown_all(struct relay *r)
 		event_free(r->ev_drain);
 	if (r->ev_watchdog)
 		event_free(r->ev_watchdog);
-	if (r->audit != NULL) {
-		audit_flush(r->audit, 1);
-		audit_free(r->audit);
-	}
+	if (r->audit != NULL)
+		audit_stop(r);
 	ipam_free(r->ipam);
 	dnsgate_free(r->dnsgate);
 	r->dnsgate = NULL;

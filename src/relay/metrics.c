@@ -314,11 +314,14 @@ static void quic(struct mw *w, const struct metrics_values *v)
 
 static void audit_and_process(struct mw *w, const struct metrics_values *v)
 {
-	one(w, "zgate_audit_lines_total", "counter", "Audit events written.", v->audit_lines);
+	one(w, "zgate_audit_lines_total", "counter", "Audit events put into the audit buffer.", v->audit_lines);
 	one(w, "zgate_audit_lines_suppressed_total", "counter",
 	    "flow_deny audit lines not written over the deny rate limit (summed up in "
 	    "flow_deny_suppressed lines).",
 	    v->audit_suppressed);
+	one(w, "zgate_audit_lines_dropped_total", "counter",
+	    "Audit lines dropped because the audit output was not keeping up (see audit_dropped lines).",
+	    v->audit_dropped);
 	if (v->open_fds >= 0) {
 		head(w, "process_open_fds", "gauge", "Number of open file descriptors.");
 		out(w, "process_open_fds %lld\n", v->open_fds);

@@ -50,7 +50,7 @@ struct metrics_values {
 	uint64_t policy_reload_ok, policy_reload_error, policy_last_reload_s;
 	uint64_t tls_reload_ok, tls_reload_error;
 	uint64_t closed_revoked, closed_policy, flows_closed_policy;
-	uint64_t audit_lines, audit_suppressed;
+	uint64_t audit_lines, audit_suppressed, audit_dropped;
 };
 
 /* Appends the exposition of v to b: every family with its HELP and TYPE
