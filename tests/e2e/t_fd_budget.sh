@@ -7,17 +7,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 topo_init 2
 topo_pki agent-1 agent-2
-cat >"$D/policy.yaml" <<P
-version: 1
-default_action: deny
-clients:
-  agent-1:
-    rules:
-      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp] }
-  agent-2:
-    rules:
-      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp] }
-P
+topo_policy_tcp agent-1 agent-2
 # the relay with a hard and soft limit of 256 descriptors (raising the soft
 # limit to the hard one at start changes nothing then)
 cat >"$D/relay-lowfd.sh" <<W

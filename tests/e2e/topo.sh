@@ -55,6 +55,17 @@ topo_pki() { # CLIENT_ID...
 	chmod -R a+rX "$D/pki"
 }
 
+# Writes $D/policy.yaml: each CLIENT_ID may open TCP to the SaaS range
+# 198.18.0.0/24 (rule id "saas"), nothing else.
+topo_policy_tcp() { # CLIENT_ID...
+	local id
+	printf 'version: 1\ndefault_action: deny\nclients:\n' >"$D/policy.yaml"
+	for id in "$@"; do
+		printf '  %s:\n    rules:\n      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp] }\n' \
+			"$id" >>"$D/policy.yaml"
+	done
+}
+
 # Writes $D/relay.yaml (extra YAML lines from stdin, if any) and starts the
 # relay; waits for /ready. RPID is its pid.
 topo_relay() { # [FLAGS...]
