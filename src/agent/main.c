@@ -147,23 +147,21 @@ struct agent {
 	struct route_prefix want[MAX_PREFIXES], del[MAX_PREFIXES], add[MAX_PREFIXES];
 };
 
-static struct agent A;
-
-static void start_connect(void);
+static void start_connect(struct agent *ag);
 
 /* ------------------------------------------------------------------ */
 /* status                                                             */
 
-static uint64_t counters_gen(void)
+static uint64_t counters_gen(struct agent *ag)
 {
-	const struct status_counters *c = &A.cnt;
+	const struct status_counters *c = &ag->cnt;
 
 	return c->tx_packets + c->rx_packets + c->drop_outage + c->drop_too_big +
 	       c->drop_congested + c->drop_tun_write + c->drop_not_ours + c->drop_malformed +
 	       c->connects;
 }
 
-static void write_status(void)
+static void write_status(struct agent *ag)
 {
 	struct status_info st;
 	struct status_quic q;
@@ -172,32 +170,32 @@ static void write_status(void)
 	size_t n = 0;
 	int r;
 
-	if (A.cfg.status_file[0] == '\0')
+	if (ag->cfg.status_file[0] == '\0')
 		return;
 	memset(&st, 0, sizeof(st));
-	st.state = A.state;
-	st.since = A.since;
+	st.state = ag->state;
+	st.since = ag->since;
 	st.pid = (long)getpid();
 	st.updated = (int64_t)time(NULL);
-	st.relay = A.cfg.relay;
-	st.tun = A.tun;
-	st.mtu = A.mtu;
-	st.addrs = A.addrs;
-	st.naddrs = A.naddrs;
-	st.routes = A.routes;
-	st.nroutes = A.nroutes;
-	st.relay_route = A.have_relay_rt ? &A.relay_rt : NULL;
-	memcpy(ref, A.addr_ref, A.naddr_ref * sizeof(ref[0]));
-	memcpy(ref + A.naddr_ref, A.route_ref, A.nroute_ref * sizeof(ref[0]));
+	st.relay = ag->cfg.relay;
+	st.tun = ag->tun;
+	st.mtu = ag->mtu;
+	st.addrs = ag->addrs;
+	st.naddrs = ag->naddrs;
+	st.routes = ag->routes;
+	st.nroutes = ag->nroutes;
+	st.relay_route = ag->have_relay_rt ? &ag->relay_rt : NULL;
+	memcpy(ref, ag->addr_ref, ag->naddr_ref * sizeof(ref[0]));
+	memcpy(ref + ag->naddr_ref, ag->route_ref, ag->nroute_ref * sizeof(ref[0]));
 	st.refused = ref;
-	st.nrefused = A.naddr_ref + A.nroute_ref;
-	st.refused_unlisted = A.route_ref_unlisted;
-	st.c = &A.cnt;
-	st.last_error = A.last_error;
-	if (A.c != NULL && A.open) {
+	st.nrefused = ag->naddr_ref + ag->nroute_ref;
+	st.refused_unlisted = ag->route_ref_unlisted;
+	st.c = &ag->cnt;
+	st.last_error = ag->last_error;
+	if (ag->c != NULL && ag->open) {
 		struct masque_stats ms;
 
-		masque_conn_stats(A.c, &ms);
+		masque_conn_stats(ag->c, &ms);
 		q.srtt_us = ms.srtt_ns / 1000;
 		q.min_rtt_us = ms.min_rtt_ns / 1000;
 		q.cwnd = ms.cwnd;
@@ -206,12 +204,12 @@ static void write_status(void)
 		q.packets_lost = ms.quic_lost;
 		q.queued_bytes = ms.queued;
 		q.next_timer_us = ms.timer_in_ns == UINT64_MAX ? -1 : (int64_t)(ms.timer_in_ns / 1000);
-		q.tun_paused = A.tun_paused;
+		q.tun_paused = ag->tun_paused;
 		st.quic = &q;
 	}
 	r = status_format(&st, buf, sizeof(buf), &n);
 	if (r == ZG_ERR_BUFSHORT) { /* thousands of routes: rare, not per packet */
-		size_t cap = 256 + (A.nroutes + A.naddrs) * 48 + st.nrefused * 80;
+		size_t cap = 256 + (ag->nroutes + ag->naddrs) * 48 + st.nrefused * 80;
 
 		big = malloc(cap);
 		if (big != NULL && status_format(&st, big, cap, &n) == 0) {
@@ -219,22 +217,23 @@ static void write_status(void)
 			r = 0;
 		}
 	}
-	if (r == 0 && status_write_file(A.cfg.status_file, out, n) == 0) {
-		if (A.status_failed)
-			log_info("status file %s written again", A.cfg.status_file);
-		A.status_failed = 0;
-		A.written_gen = counters_gen();
-	} else if (!A.status_failed) {
-		log_warn("cannot write the status file %s", A.cfg.status_file);
-		A.status_failed = 1;
+	if (r == 0 && status_write_file(ag->cfg.status_file, out, n) == 0) {
+		if (ag->status_failed)
+			log_info("status file %s written again", ag->cfg.status_file);
+		ag->status_failed = 0;
+		ag->written_gen = counters_gen(ag);
+	} else if (!ag->status_failed) {
+		log_warn("cannot write the status file %s", ag->cfg.status_file);
+		ag->status_failed = 1;
 	}
 	free(big);
 }
 
 /* One stderr line per state change, and the status file. */
-static void set_state(const char *state, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_state(struct agent *ag, const char *state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static void set_state(const char *state, const char *fmt, ...)
+static void set_state(struct agent *ag, const char *state, const char *fmt, ...)
 {
 	char detail[512];
 	va_list ap;
@@ -242,32 +241,32 @@ static void set_state(const char *state, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	A.state = state;
-	A.since = (int64_t)time(NULL);
+	ag->state = state;
+	ag->since = (int64_t)time(NULL);
 	log_info("state %s: %s", state, detail);
-	write_status();
+	write_status(ag);
 }
 
-static void set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_error(struct agent *ag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void set_error(const char *fmt, ...)
+static void set_error(struct agent *ag, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(A.last_error, sizeof(A.last_error), fmt, ap);
+	(void)vsnprintf(ag->last_error, sizeof(ag->last_error), fmt, ap);
 	va_end(ap);
 }
 
 static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct agent *ag = arg;
 	(void)fd;
 	(void)what;
-	(void)arg;
 	/* while a tunnel is open its QUIC state moves even when no packet
 	 * does (a stall is when it matters most) */
-	if (counters_gen() != A.written_gen || (A.c != NULL && A.open))
-		write_status();
+	if (counters_gen(ag) != ag->written_gen || (ag->c != NULL && ag->open))
+		write_status(ag);
 }
 
 /* ------------------------------------------------------------------ */
@@ -294,19 +293,20 @@ static int was_refused(const struct status_refusal *old, size_t n, const struct 
 
 /* One line naming the relay, what it sent and why it is not installed.
  * The tunnel stays up: what was refused is simply not used (README). */
-static void refusal_log(int route, const struct route_prefix *p, enum route_refusal why)
+static void refusal_log(struct agent *ag, int route, const struct route_prefix *p,
+			enum route_refusal why)
 {
-	log_warnx("relay %s (%s) %s %s: refused, %s; not installed", A.cfg.relay,
-		  A.relay_addr.version ? fmt_prefix(&A.relay_addr) : "address unknown",
+	log_warnx("relay %s (%s) %s %s: refused, %s; not installed", ag->cfg.relay,
+		  ag->relay_addr.version ? fmt_prefix(&ag->relay_addr) : "address unknown",
 		  route ? "advertised the route" : "assigned the address", fmt_prefix(p),
 		  routes_refusal_why(why));
-	set_error("refused the relay's %s %s: %s", route ? "route" : "address", fmt_prefix(p),
+	set_error(ag, "refused the relay's %s %s: %s", route ? "route" : "address", fmt_prefix(p),
 		  routes_refusal_name(why));
 }
 
 /* Learns how the kernel reaches the relay now, before any route of ours
  * can capture it; keeps what it knew when the answer is our own TUN. */
-static void learn_relay_path(const struct sockaddr *sa)
+static void learn_relay_path(struct agent *ag, const struct sockaddr *sa)
 {
 	struct route_prefix a;
 	uint8_t gw[16];
@@ -324,74 +324,76 @@ static void learn_relay_path(const struct sockaddr *sa)
 	} else {
 		return;
 	}
-	if (A.relay_path_ok && routes_equal(&a, &A.relay_addr))
+	if (ag->relay_path_ok && routes_equal(&a, &ag->relay_addr))
 		return;
-	A.relay_addr = a;
-	A.relay_path_ok = 0;
-	if (nl_route_get(A.nl, a.version, a.addr, gw, &has_gw, &oif) != 0) {
+	ag->relay_addr = a;
+	ag->relay_path_ok = 0;
+	if (nl_route_get(ag->nl, a.version, a.addr, gw, &has_gw, &oif) != 0) {
 		log_warn("no route to the relay %s", fmt_prefix(&a));
 		return;
 	}
-	if (oif == A.ifindex) {
+	if (oif == ag->ifindex) {
 		log_warnx("the relay %s is routed through %s itself; a full tunnel would loop",
-			  fmt_prefix(&a), A.tun);
+			  fmt_prefix(&a), ag->tun);
 		return;
 	}
-	A.relay_path_ok = 1;
-	A.relay_has_gw = has_gw;
-	A.relay_oif = oif;
-	memcpy(A.relay_gw, gw, sizeof(gw));
+	ag->relay_path_ok = 1;
+	ag->relay_has_gw = has_gw;
+	ag->relay_oif = oif;
+	memcpy(ag->relay_gw, gw, sizeof(gw));
 }
 
-static void relay_route_del(void)
+static void relay_route_del(struct agent *ag)
 {
-	if (!A.have_relay_rt)
+	if (!ag->have_relay_rt)
 		return;
-	if (nl_route(A.nl, 0, A.rt_oif, &A.relay_rt, A.rt_has_gw ? A.rt_gw : NULL) != 0 &&
+	if (nl_route(ag->nl, 0, ag->rt_oif, &ag->relay_rt, ag->rt_has_gw ? ag->rt_gw : NULL) != 0 &&
 	    errno != ESRCH)
-		log_warn("cannot remove the relay route %s", fmt_prefix(&A.relay_rt));
+		log_warn("cannot remove the relay route %s", fmt_prefix(&ag->relay_rt));
 	else
-		log_info("relay route %s removed", fmt_prefix(&A.relay_rt));
-	A.have_relay_rt = 0;
+		log_info("relay route %s removed", fmt_prefix(&ag->relay_rt));
+	ag->have_relay_rt = 0;
 }
 
 /* Adds the host route to the relay when routes in want[0..n) cover it.
  * Returns 0 when the relay's path stays outside the tunnel (not covered,
  * or pinned), -1 when they cover it and it cannot be pinned. */
-static int relay_route_update(const struct route_prefix *want, size_t n)
+static int relay_route_update(struct agent *ag, const struct route_prefix *want, size_t n)
 {
 	char gw[INET6_ADDRSTRLEN] = "", dev[IF_NAMESIZE] = "?";
 	int need = 0;
 
-	for (size_t i = 0; i < n && A.relay_addr.version != 0; i++)
-		need |= routes_covers(&want[i], &A.relay_addr);
-	if (A.have_relay_rt && (!need || !routes_equal(&A.relay_rt, &A.relay_addr)))
-		relay_route_del();
-	if (!need || A.have_relay_rt)
+	for (size_t i = 0; i < n && ag->relay_addr.version != 0; i++)
+		need |= routes_covers(&want[i], &ag->relay_addr);
+	if (ag->have_relay_rt && (!need || !routes_equal(&ag->relay_rt, &ag->relay_addr)))
+		relay_route_del(ag);
+	if (!need || ag->have_relay_rt)
 		return 0;
-	if (!A.relay_path_ok) {
+	if (!ag->relay_path_ok) {
 		log_warnx("the advertised routes cover the relay %s and its path is unknown",
-			  fmt_prefix(&A.relay_addr));
+			  fmt_prefix(&ag->relay_addr));
 		return -1;
 	}
-	if (nl_route(A.nl, 1, A.relay_oif, &A.relay_addr, A.relay_has_gw ? A.relay_gw : NULL) != 0) {
+	if (nl_route(ag->nl, 1, ag->relay_oif, &ag->relay_addr,
+		     ag->relay_has_gw ? ag->relay_gw : NULL) != 0) {
 		if (errno == EEXIST) {
 			log_info("a route to the relay %s exists already; leaving it",
-				 fmt_prefix(&A.relay_addr));
+				 fmt_prefix(&ag->relay_addr));
 			return 0;
 		}
-		log_warn("cannot add the relay route %s", fmt_prefix(&A.relay_addr));
+		log_warn("cannot add the relay route %s", fmt_prefix(&ag->relay_addr));
 		return -1;
 	}
-	A.have_relay_rt = 1;
-	A.relay_rt = A.relay_addr;
-	A.rt_oif = A.relay_oif;
-	A.rt_has_gw = A.relay_has_gw;
-	memcpy(A.rt_gw, A.relay_gw, sizeof(A.rt_gw));
-	if (A.relay_has_gw)
-		inet_ntop(A.relay_addr.version == 4 ? AF_INET : AF_INET6, A.relay_gw, gw, sizeof(gw));
-	(void)if_indextoname((unsigned)A.relay_oif, dev);
-	log_info("relay route %s%s%s dev %s added", fmt_prefix(&A.relay_rt), gw[0] ? " via " : "",
+	ag->have_relay_rt = 1;
+	ag->relay_rt = ag->relay_addr;
+	ag->rt_oif = ag->relay_oif;
+	ag->rt_has_gw = ag->relay_has_gw;
+	memcpy(ag->rt_gw, ag->relay_gw, sizeof(ag->rt_gw));
+	if (ag->relay_has_gw)
+		inet_ntop(ag->relay_addr.version == 4 ? AF_INET : AF_INET6, ag->relay_gw, gw,
+			  sizeof(gw));
+	(void)if_indextoname((unsigned)ag->relay_oif, dev);
+	log_info("relay route %s%s%s dev %s added", fmt_prefix(&ag->relay_rt), gw[0] ? " via " : "",
 		 gw, dev);
 	return 0;
 }
@@ -415,79 +417,80 @@ static void remove_all(struct route_prefix *list, size_t *pn, const struct route
 
 /* Makes the installed routes equal want[0..n) (C07: each advertisement is
  * the full list), the relay's host route first when one is needed. */
-static void apply_routes(const struct route_prefix *want, size_t n)
+static void apply_routes(struct agent *ag, const struct route_prefix *want, size_t n)
 {
 	size_t nd = 0, na = 0, ok = 0;
 
-	(void)relay_route_update(want, n); /* covering routes were dropped when it failed */
-	routes_diff(A.routes, A.nroutes, want, n, A.del, &nd, A.add, &na);
+	(void)relay_route_update(ag, want, n); /* covering routes were dropped when it failed */
+	routes_diff(ag->routes, ag->nroutes, want, n, ag->del, &nd, ag->add, &na);
 	for (size_t i = 0; i < nd; i++) {
-		if (nl_route(A.nl, 0, A.ifindex, &A.del[i], NULL) != 0 && errno != ESRCH)
-			log_warn("cannot remove route %s", fmt_prefix(&A.del[i]));
+		if (nl_route(ag->nl, 0, ag->ifindex, &ag->del[i], NULL) != 0 && errno != ESRCH)
+			log_warn("cannot remove route %s", fmt_prefix(&ag->del[i]));
 		else
-			log_info("route %s dev %s removed", fmt_prefix(&A.del[i]), A.tun);
+			log_info("route %s dev %s removed", fmt_prefix(&ag->del[i]), ag->tun);
 	}
-	remove_all(A.routes, &A.nroutes, A.del, nd);
+	remove_all(ag->routes, &ag->nroutes, ag->del, nd);
 	for (size_t i = 0; i < na; i++) {
-		if (nl_route(A.nl, 1, A.ifindex, &A.add[i], NULL) != 0) {
+		if (nl_route(ag->nl, 1, ag->ifindex, &ag->add[i], NULL) != 0) {
 			if (errno == EEXIST) {
 				log_warnx("route %s exists already (not ours); leaving it",
-					  fmt_prefix(&A.add[i]));
+					  fmt_prefix(&ag->add[i]));
 			} else {
-				log_warn("cannot add route %s", fmt_prefix(&A.add[i]));
-				set_error("cannot add route %s: %s", fmt_prefix(&A.add[i]),
+				log_warn("cannot add route %s", fmt_prefix(&ag->add[i]));
+				set_error(ag, "cannot add route %s: %s", fmt_prefix(&ag->add[i]),
 					  strerror(errno));
 			}
 			continue;
 		}
-		A.routes[A.nroutes++] = A.add[i];
+		ag->routes[ag->nroutes++] = ag->add[i];
 		ok++;
 	}
 	if (nd + na > 0)
-		log_info("routes: %zu through %s (%zu added, %zu removed)", A.nroutes, A.tun, ok, nd);
+		log_info("routes: %zu through %s (%zu added, %zu removed)", ag->nroutes, ag->tun,
+			 ok, nd);
 }
 
 /* Records a refused route; logs it unless the previous advertisement's
  * was the same, and only the first few of one advertisement. */
-static void refuse_route(const struct status_refusal *old, size_t nold, size_t *plogged,
-			 const struct route_prefix *p, enum route_refusal why)
+static void refuse_route(struct agent *ag, const struct status_refusal *old, size_t nold,
+			 size_t *plogged, const struct route_prefix *p, enum route_refusal why)
 {
-	if (A.nroute_ref < ROUTE_REFUSED_MAX)
-		A.route_ref[A.nroute_ref++] = (struct status_refusal){ *p, 1, (uint8_t)why };
+	if (ag->nroute_ref < ROUTE_REFUSED_MAX)
+		ag->route_ref[ag->nroute_ref++] = (struct status_refusal){ *p, 1, (uint8_t)why };
 	else
-		A.route_ref_unlisted++;
+		ag->route_ref_unlisted++;
 	if (was_refused(old, nold, p, why))
 		return;
 	if (++*plogged <= REFUSAL_LOG_MAX)
-		refusal_log(1, p, why);
+		refusal_log(ag, 1, p, why);
 }
 
 /* Drops from want[0..*pn) what the agent does not install (routes.h),
  * the routes covering the relay too when its path cannot be pinned. */
-static void filter_routes(struct route_prefix *want, size_t *pn)
+static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *pn)
 {
 	static struct status_refusal old[ROUTE_REFUSED_MAX];
-	size_t nold = A.nroute_ref, k = 0, logged = 0;
-	const struct agent_accept *acc = &A.cfg.accept_routes;
+	size_t nold = ag->nroute_ref, k = 0, logged = 0;
+	const struct agent_accept *acc = &ag->cfg.accept_routes;
 
-	memcpy(old, A.route_ref, nold * sizeof(old[0]));
-	A.nroute_ref = 0;
-	A.route_ref_unlisted = 0;
+	memcpy(old, ag->route_ref, nold * sizeof(old[0]));
+	ag->nroute_ref = 0;
+	ag->route_ref_unlisted = 0;
 	for (size_t i = 0; i < *pn; i++) {
-		enum route_refusal why = routes_check_route(&want[i], &A.relay_addr, acc->p, acc->n,
-							   acc->filter);
+		enum route_refusal why = routes_check_route(&want[i], &ag->relay_addr, acc->p,
+							    acc->n, acc->filter);
 
 		if (why != ROUTE_OK)
-			refuse_route(old, nold, &logged, &want[i], why);
+			refuse_route(ag, old, nold, &logged, &want[i], why);
 		else
 			want[k++] = want[i];
 	}
 	*pn = k;
-	if (relay_route_update(want, *pn) != 0) {
+	if (relay_route_update(ag, want, *pn) != 0) {
 		k = 0;
 		for (size_t i = 0; i < *pn; i++) {
-			if (routes_covers(&want[i], &A.relay_addr))
-				refuse_route(old, nold, &logged, &want[i], ROUTE_COVERS_RELAY);
+			if (routes_covers(&want[i], &ag->relay_addr))
+				refuse_route(ag, old, nold, &logged, &want[i], ROUTE_COVERS_RELAY);
 			else
 				want[k++] = want[i];
 		}
@@ -495,106 +498,108 @@ static void filter_routes(struct route_prefix *want, size_t *pn)
 	}
 	if (logged > REFUSAL_LOG_MAX)
 		log_warnx("relay %s: %zu more routes refused (the status file lists up to %d)",
-			  A.cfg.relay, logged - REFUSAL_LOG_MAX, ROUTE_REFUSED_MAX);
+			  ag->cfg.relay, logged - REFUSAL_LOG_MAX, ROUTE_REFUSED_MAX);
 }
 
-static void apply_addresses(void);
-static void update_want(void);
+static void apply_addresses(struct agent *ag);
+static void update_want(struct agent *ag);
 
 static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
 {
+	struct agent *ag = ctx;
 	size_t k = 0;
 	int e;
 
 	(void)c;
-	(void)ctx;
-	e = routes_from_ranges(r, n, A.want, MAX_PREFIXES, &k);
+	e = routes_from_ranges(r, n, ag->want, MAX_PREFIXES, &k);
 	if (e != 0) {
 		log_warnx("cannot install the relay's %zu ranges: %s; keeping the routes in place", n,
 			  zg_strerror(e));
-		set_error("route advertisement not applied: %s", zg_strerror(e));
+		set_error(ag, "route advertisement not applied: %s", zg_strerror(e));
 		return;
 	}
-	filter_routes(A.want, &k);
-	apply_routes(A.want, k);
-	A.routes_known = 1;
+	filter_routes(ag, ag->want, &k);
+	apply_routes(ag, ag->want, k);
+	ag->routes_known = 1;
 	/* a global address is taken only where the tunnel routes it */
-	apply_addresses();
-	update_want();
-	write_status();
+	apply_addresses(ag);
+	update_want(ag);
+	write_status(ag);
 }
 
 /* The ADDRESS_REQUEST of the next connection asks for what we hold (C10). */
-static void update_want(void)
+static void update_want(struct agent *ag)
 {
 	int have4 = 0, have6 = 0;
 
-	memset(A.mc.want, 0, sizeof(A.mc.want));
-	A.mc.nwant = 0;
-	for (size_t i = 0; i < A.naddrs; i++) {
-		struct cip_addr *w = &A.mc.want[A.mc.nwant];
+	memset(ag->mc.want, 0, sizeof(ag->mc.want));
+	ag->mc.nwant = 0;
+	for (size_t i = 0; i < ag->naddrs; i++) {
+		struct cip_addr *w = &ag->mc.want[ag->mc.nwant];
 
-		if ((A.addrs[i].version == 4 && have4) || (A.addrs[i].version == 6 && have6) ||
-		    (A.addrs[i].version == 6 && !A.cfg.ipv6))
+		if ((ag->addrs[i].version == 4 && have4) || (ag->addrs[i].version == 6 && have6) ||
+		    (ag->addrs[i].version == 6 && !ag->cfg.ipv6))
 			continue;
-		w->version = A.addrs[i].version;
-		memcpy(w->addr, A.addrs[i].addr, 16);
-		w->prefix_len = A.addrs[i].len;
-		A.mc.nwant++;
+		w->version = ag->addrs[i].version;
+		memcpy(w->addr, ag->addrs[i].addr, 16);
+		w->prefix_len = ag->addrs[i].len;
+		ag->mc.nwant++;
 		have4 |= w->version == 4;
 		have6 |= w->version == 6;
 	}
 	if (!have4) {
-		A.mc.want[A.mc.nwant].version = 4;
-		A.mc.want[A.mc.nwant++].prefix_len = 32;
+		ag->mc.want[ag->mc.nwant].version = 4;
+		ag->mc.want[ag->mc.nwant++].prefix_len = 32;
 	}
-	if (!have6 && A.cfg.ipv6) {
-		A.mc.want[A.mc.nwant].version = 6;
-		A.mc.want[A.mc.nwant++].prefix_len = 128;
+	if (!have6 && ag->cfg.ipv6) {
+		ag->mc.want[ag->mc.nwant].version = 6;
+		ag->mc.want[ag->mc.nwant++].prefix_len = 128;
 	}
 }
 
 /* What the kernel says of h before it becomes an address of the TUN:
  * ROUTE_OK, a refusal, or -1 when it cannot be asked (not installed). */
-static int kernel_check(const struct route_prefix *h)
+static int kernel_check(struct agent *ag, const struct route_prefix *h)
 {
 	struct route_lookup k;
 
-	if (nl_route_match(A.nl, h, &k) != 0) {
+	if (nl_route_match(ag->nl, h, &k) != 0) {
 		log_warn("cannot ask the kernel how it routes %s; not installing it", fmt_prefix(h));
-		set_error("cannot check address %s: %s", fmt_prefix(h), strerror(errno));
+		set_error(ag, "cannot check address %s: %s", fmt_prefix(h), strerror(errno));
 		return -1;
 	}
-	return (int)routes_check_kernel(&k, A.ifindex);
+	return (int)routes_check_kernel(&k, ag->ifindex);
 }
 
-/* Makes the TUN's addresses those of A.offered the agent accepts, each as
+/* Makes the TUN's addresses those of ag->offered the agent accepts, each as
  * a host prefix without a prefix route (netlink.h). */
-static void apply_addresses(void)
+static void apply_addresses(struct agent *ag)
 {
 	struct route_prefix now[MASQUE_MAX_ADDRS], del[MASQUE_MAX_ADDRS], add[MASQUE_MAX_ADDRS];
 	struct status_refusal old[MASQUE_MAX_ADDRS];
-	size_t nold = A.naddr_ref, k = 0, nd = 0, na = 0;
+	size_t nold = ag->naddr_ref, k = 0, nd = 0, na = 0;
 
-	memcpy(old, A.addr_ref, sizeof(old));
-	A.naddr_ref = 0;
-	for (size_t i = 0; i < A.noffered; i++) {
-		const struct route_prefix *o = &A.offered[i];
+	memcpy(old, ag->addr_ref, sizeof(old));
+	ag->naddr_ref = 0;
+	for (size_t i = 0; i < ag->noffered; i++) {
+		const struct route_prefix *o = &ag->offered[i];
 		struct route_prefix h = routes_host(o);
-		int why = (int)routes_check_address(&h, &A.relay_addr, A.routes, A.nroutes), dup = 0;
+		int why = (int)routes_check_address(&h, &ag->relay_addr, ag->routes, ag->nroutes),
+		    dup = 0;
 
-		if (why == ROUTE_NOT_TUNNELED && !A.routes_known) {
+		if (why == ROUTE_NOT_TUNNELED && !ag->routes_known) {
 			log_debug("address %s: waiting for the relay's routes", fmt_prefix(o));
 			continue;
 		}
 		if (why == ROUTE_OK)
-			why = kernel_check(&h);
+			why = kernel_check(ag, &h);
 		if (why < 0)
 			continue;
 		if (why != ROUTE_OK) {
-			A.addr_ref[A.naddr_ref++] = (struct status_refusal){ *o, 0, (uint8_t)why };
+			ag->addr_ref[ag->naddr_ref++] = (struct status_refusal){ *o, 0,
+										 (uint8_t)why };
 			if (!was_refused(old, nold, o, (enum route_refusal)why))
-				refusal_log(0, o, (enum route_refusal)why);
+				refusal_log(ag, 0, o, (enum route_refusal)why);
 			continue;
 		}
 		for (size_t j = 0; j < k && !dup; j++)
@@ -602,35 +607,36 @@ static void apply_addresses(void)
 		if (!dup)
 			now[k++] = h;
 	}
-	routes_diff(A.addrs, A.naddrs, now, k, del, &nd, add, &na);
+	routes_diff(ag->addrs, ag->naddrs, now, k, del, &nd, add, &na);
 	for (size_t i = 0; i < nd; i++) {
-		if (nl_addr(A.nl, 0, A.ifindex, &del[i]) != 0 && errno != EADDRNOTAVAIL)
+		if (nl_addr(ag->nl, 0, ag->ifindex, &del[i]) != 0 && errno != EADDRNOTAVAIL)
 			log_warn("cannot remove address %s", fmt_prefix(&del[i]));
 		else
-			log_info("address %s removed from %s", fmt_prefix(&del[i]), A.tun);
+			log_info("address %s removed from %s", fmt_prefix(&del[i]), ag->tun);
 	}
-	remove_all(A.addrs, &A.naddrs, del, nd);
+	remove_all(ag->addrs, &ag->naddrs, del, nd);
 	for (size_t i = 0; i < na; i++) {
-		if (nl_addr(A.nl, 1, A.ifindex, &add[i]) != 0) {
+		if (nl_addr(ag->nl, 1, ag->ifindex, &add[i]) != 0) {
 			log_warn("cannot add address %s", fmt_prefix(&add[i]));
-			set_error("cannot add address %s: %s", fmt_prefix(&add[i]), strerror(errno));
+			set_error(ag, "cannot add address %s: %s", fmt_prefix(&add[i]),
+				  strerror(errno));
 			continue;
 		}
-		log_info("address %s on %s (no prefix route)", fmt_prefix(&add[i]), A.tun);
-		A.addrs[A.naddrs++] = add[i];
+		log_info("address %s on %s (no prefix route)", fmt_prefix(&add[i]), ag->tun);
+		ag->addrs[ag->naddrs++] = add[i];
 	}
 }
 
 /* C08: a later ADDRESS_ASSIGN replaces the earlier set. */
 static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
 {
+	struct agent *ag = ctx;
 	static const uint8_t zero[16];
 
 	(void)c;
-	(void)ctx;
-	A.noffered = 0;
-	for (size_t i = 0; i < n && A.noffered < MASQUE_MAX_ADDRS; i++) {
-		struct route_prefix *p = &A.offered[A.noffered];
+	ag->noffered = 0;
+	for (size_t i = 0; i < n && ag->noffered < MASQUE_MAX_ADDRS; i++) {
+		struct route_prefix *p = &ag->offered[ag->noffered];
 		int dup = 0;
 
 		if (memcmp(a[i].addr, zero, cip_addr_len(a[i].version)) == 0) {
@@ -642,68 +648,69 @@ static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t
 		p->version = a[i].version;
 		memcpy(p->addr, a[i].addr, 16);
 		p->len = a[i].prefix_len;
-		for (size_t j = 0; j < A.noffered && !dup; j++)
-			dup = routes_equal(&A.offered[j], p);
+		for (size_t j = 0; j < ag->noffered && !dup; j++)
+			dup = routes_equal(&ag->offered[j], p);
 		if (!dup)
-			A.noffered++;
+			ag->noffered++;
 	}
-	apply_addresses();
-	update_want();
-	write_status();
+	apply_addresses(ag);
+	update_want(ag);
+	write_status(ag);
 }
 
 /* Takes away everything the agent added, in reverse order. */
-static void remove_all_added(void)
+static void remove_all_added(struct agent *ag)
 {
 	struct route_prefix none;
 
 	memset(&none, 0, sizeof(none));
-	apply_routes(&none, 0);
-	relay_route_del();
-	for (size_t i = A.naddrs; i-- > 0;)
-		if (nl_addr(A.nl, 0, A.ifindex, &A.addrs[i]) != 0 && errno != EADDRNOTAVAIL &&
+	apply_routes(ag, &none, 0);
+	relay_route_del(ag);
+	for (size_t i = ag->naddrs; i-- > 0;)
+		if (nl_addr(ag->nl, 0, ag->ifindex, &ag->addrs[i]) != 0 && errno != EADDRNOTAVAIL &&
 		    errno != ENODEV)
-			log_warn("cannot remove address %s", fmt_prefix(&A.addrs[i]));
-	A.naddrs = 0;
+			log_warn("cannot remove address %s", fmt_prefix(&ag->addrs[i]));
+	ag->naddrs = 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* packets                                                            */
 
-static void send_too_big(const uint8_t *pkt, size_t len, size_t max)
+static void send_too_big(struct agent *ag, const uint8_t *pkt, size_t len, size_t max)
 {
 	masque_time now = masque_udp_now();
 	size_t n = 0;
 
-	if (now - A.ptb_window > 1000000000ull) {
-		A.ptb_window = now;
-		A.ptb_count = 0;
+	if (now - ag->ptb_window > 1000000000ull) {
+		ag->ptb_window = now;
+		ag->ptb_count = 0;
 	}
-	if (A.ptb_count >= PTB_PER_SECOND)
+	if (ag->ptb_count >= PTB_PER_SECOND)
 		return;
-	memset(A.icmp, 0, TUNGRO_VNET_LEN); /* no offload: checksums complete */
-	if (ptb_build(pkt, len, (uint32_t)max, A.icmp + TUNGRO_VNET_LEN,
-		      sizeof(A.icmp) - TUNGRO_VNET_LEN, &n) != 0 || n == 0)
+	memset(ag->icmp, 0, TUNGRO_VNET_LEN); /* no offload: checksums complete */
+	if (ptb_build(pkt, len, (uint32_t)max, ag->icmp + TUNGRO_VNET_LEN,
+		      sizeof(ag->icmp) - TUNGRO_VNET_LEN, &n) != 0 ||
+	    n == 0)
 		return;
-	A.ptb_count++;
+	ag->ptb_count++;
 	n += TUNGRO_VNET_LEN;
-	if (write(A.tun_fd, A.icmp, n) == (ssize_t)n)
-		A.cnt.icmp_too_big++;
+	if (write(ag->tun_fd, ag->icmp, n) == (ssize_t)n)
+		ag->cnt.icmp_too_big++;
 }
 
 /* 1 when pkt's source is one of the addresses the relay assigned. */
-static int source_is_ours(const uint8_t *pkt, size_t len)
+static int source_is_ours(struct agent *ag, const uint8_t *pkt, size_t len)
 {
 	uint8_t v = (uint8_t)(pkt[0] >> 4);
 	size_t i;
 
 	if ((v == 4 && len < 20) || (v == 6 && len < 40) || (v != 4 && v != 6))
 		return 0;
-	for (i = 0; i < A.naddrs; i++) {
-		if (A.addrs[i].version != v)
+	for (i = 0; i < ag->naddrs; i++) {
+		if (ag->addrs[i].version != v)
 			continue;
-		if (v == 4 ? memcmp(pkt + 12, A.addrs[i].addr, 4) == 0
-			   : memcmp(pkt + 8, A.addrs[i].addr, 16) == 0)
+		if (v == 4 ? memcmp(pkt + 12, ag->addrs[i].addr, 4) == 0
+			   : memcmp(pkt + 8, ag->addrs[i].addr, 16) == 0)
 			return 1;
 	}
 	return 0;
@@ -712,129 +719,129 @@ static int source_is_ours(const uint8_t *pkt, size_t len)
 /* One IP packet from the TUN, into the tunnel. */
 static void tun_packet(const uint8_t *pkt, size_t n, void *arg)
 {
+	struct agent *ag = arg;
 	int r;
 
-	(void)arg;
-	if (A.c == NULL || !A.open) {
-		A.cnt.drop_outage++;
+	if (ag->c == NULL || !ag->open) {
+		ag->cnt.drop_outage++;
 		return;
 	}
-	if (!source_is_ours(pkt, n)) {
-		A.cnt.drop_not_ours++;
+	if (!source_is_ours(ag, pkt, n)) {
+		ag->cnt.drop_not_ours++;
 		return;
 	}
-	r = masque_conn_send(A.c, pkt, n);
-	if (A.c != NULL && masque_conn_congested(A.c) && !A.tun_paused) {
+	r = masque_conn_send(ag->c, pkt, n);
+	if (ag->c != NULL && masque_conn_congested(ag->c) && !ag->tun_paused) {
 		/* Leave the backlog in the kernel's queue, where the sender's
 		 * TCP sees delay rather than loss; on_writable resumes
 		 * reading. */
-		event_del(A.tun_ev);
-		A.tun_paused = 1;
+		event_del(ag->tun_ev);
+		ag->tun_paused = 1;
 	}
 	switch (r) {
 	case 0:
-		A.cnt.tx_packets++;
-		A.cnt.tx_bytes += (uint64_t)n;
+		ag->cnt.tx_packets++;
+		ag->cnt.tx_bytes += (uint64_t)n;
 		break;
 	case ZG_ERR_TOO_LARGE: /* C16 */
-		A.cnt.drop_too_big++;
-		send_too_big(pkt, n, masque_conn_max_packet(A.c));
+		ag->cnt.drop_too_big++;
+		send_too_big(ag, pkt, n, masque_conn_max_packet(ag->c));
 		break;
 	case ZG_ERR_LIMIT:
-		A.cnt.drop_congested++;
+		ag->cnt.drop_congested++;
 		break;
 	default:
-		A.cnt.drop_outage++;
+		ag->cnt.drop_outage++;
 		break;
 	}
 }
 
 static void tun_read_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct agent *ag = arg;
 	(void)what;
-	(void)arg;
-	for (int i = 0; i < TUN_BATCH && !A.tun_paused; i++) {
-		ssize_t n = read(fd, A.rbuf, sizeof(A.rbuf));
+	for (int i = 0; i < TUN_BATCH && !ag->tun_paused; i++) {
+		ssize_t n = read(fd, ag->rbuf, sizeof(ag->rbuf));
 
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("read from %s", A.tun);
+				log_warn("read from %s", ag->tun);
 			return;
 		}
 		if (n <= TUNGRO_VNET_LEN)
 			return;
 		/* with TSO offered, up to 64 KiB of one TCP flow: cut into
 		 * the packets the client's TCP would have sent (tungro.h) */
-		if (tungro_split(A.rbuf, (size_t)n, A.seg, sizeof(A.seg), tun_packet, NULL) < 0)
-			A.cnt.drop_malformed++;
+		if (tungro_split(ag->rbuf, (size_t)n, ag->seg, sizeof(ag->seg), tun_packet, ag) < 0)
+			ag->cnt.drop_malformed++;
 	}
 }
 
-static void resume_tun(void)
+static void resume_tun(struct agent *ag)
 {
-	if (A.tun_paused) {
-		A.tun_paused = 0;
-		if (event_add(A.tun_ev, NULL) != 0)
-			log_warnx("cannot resume reading %s", A.tun);
+	if (ag->tun_paused) {
+		ag->tun_paused = 0;
+		if (event_add(ag->tun_ev, NULL) != 0)
+			log_warnx("cannot resume reading %s", ag->tun);
 		else
-			event_active(A.tun_ev, EV_READ, 0); /* read what queued meanwhile */
+			event_active(ag->tun_ev, EV_READ, 0); /* read what queued meanwhile */
 	}
 }
 
 static void on_writable(struct masque_conn *c, void *ctx)
 {
+	struct agent *ag = ctx;
 	(void)c;
-	(void)ctx;
-	resume_tun();
+	resume_tun(ag);
 }
 
 /* Writes the packets gathered in this loop pass to the TUN, consecutive
  * TCP segments coalesced (tungro.h). */
-static void flush_tun(void)
+static void flush_tun(struct agent *ag)
 {
-	size_t n = tungro_count(A.gro);
+	size_t n = tungro_count(ag->gro);
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned nseg;
 		size_t len;
-		const uint8_t *it = tungro_item(A.gro, i, &len, &nseg);
+		const uint8_t *it = tungro_item(ag->gro, i, &len, &nseg);
 
-		if (write(A.tun_fd, it, len) != (ssize_t)len) {
-			A.cnt.drop_tun_write += nseg;
-			A.cnt.rx_packets -= nseg;
-			A.cnt.rx_bytes -= len - TUNGRO_VNET_LEN;
+		if (write(ag->tun_fd, it, len) != (ssize_t)len) {
+			ag->cnt.drop_tun_write += nseg;
+			ag->cnt.rx_packets -= nseg;
+			ag->cnt.rx_bytes -= len - TUNGRO_VNET_LEN;
 		}
 	}
-	tungro_reset(A.gro);
+	tungro_reset(ag->gro);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct agent *ag = arg;
 	(void)fd;
 	(void)what;
-	(void)arg;
-	flush_tun();
+	flush_tun(ag);
 }
 
 static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
 {
+	struct agent *ag = ctx;
 	int r;
 
 	(void)c;
-	(void)ctx;
-	if (tungro_count(A.gro) == 0)
-		event_active(A.flush_ev, EV_TIMEOUT, 0); /* at the end of this pass */
-	r = tungro_add(A.gro, pkt, len);
+	if (tungro_count(ag->gro) == 0)
+		event_active(ag->flush_ev, EV_TIMEOUT, 0); /* at the end of this pass */
+	r = tungro_add(ag->gro, pkt, len);
 	if (r == ZG_ERR_LIMIT) {
-		flush_tun();
-		r = tungro_add(A.gro, pkt, len);
+		flush_tun(ag);
+		r = tungro_add(ag->gro, pkt, len);
 	}
 	if (r != 0) {
-		A.cnt.drop_tun_write++;
+		ag->cnt.drop_tun_write++;
 		return;
 	}
-	A.cnt.rx_packets++;
-	A.cnt.rx_bytes += len;
+	ag->cnt.rx_packets++;
+	ag->cnt.rx_bytes += len;
 }
 
 /* ------------------------------------------------------------------ */
@@ -851,113 +858,114 @@ static uint32_t random32(void)
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct agent *ag = arg;
 	(void)fd;
 	(void)what;
-	(void)arg;
-	masque_udp_del(A.dead);
-	A.dead = NULL;
-	if (!A.stopping)
-		start_connect();
+	masque_udp_del(ag->dead);
+	ag->dead = NULL;
+	if (!ag->stopping)
+		start_connect(ag);
 }
 
-static void schedule_retry(const char *why)
+static void schedule_retry(struct agent *ag, const char *why)
 {
-	uint32_t ms = backoff_next(&A.bo, random32());
+	uint32_t ms = backoff_next(&ag->bo, random32());
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	evtimer_add(A.retry_ev, &tv);
-	set_state("reconnecting", "%s; next attempt in %u.%03u s (kept: routes %zu, addresses %zu)",
-		  why, ms / 1000, ms % 1000, A.nroutes, A.naddrs);
+	evtimer_add(ag->retry_ev, &tv);
+	set_state(ag, "reconnecting",
+		  "%s; next attempt in %u.%03u s (kept: routes %zu, addresses %zu)", why, ms / 1000,
+		  ms % 1000, ag->nroutes, ag->naddrs);
 }
 
 static void on_open(struct masque_conn *c, void *ctx)
 {
+	struct agent *ag = ctx;
 	size_t max = masque_conn_max_packet(c);
 	uint32_t mtu;
 
-	(void)ctx;
-	A.open = 1;
-	A.goaway = 0;
-	A.opened_at = masque_udp_now();
-	A.cnt.connects++;
-	mtu = A.cfg.mtu ? A.cfg.mtu : (uint32_t)(max > 65535 ? 65535 : max);
+	ag->open = 1;
+	ag->goaway = 0;
+	ag->opened_at = masque_udp_now();
+	ag->cnt.connects++;
+	mtu = ag->cfg.mtu ? ag->cfg.mtu : (uint32_t)(max > 65535 ? 65535 : max);
 	if (mtu < MASQUE_MIN_INNER_MTU)
 		mtu = MASQUE_MIN_INNER_MTU; /* the transport refuses smaller tunnels (C15) */
-	if (mtu != A.mtu || !A.link_up) {
-		if (nl_link_set(A.nl, A.ifindex, 1, mtu) != 0) {
-			log_warn("cannot set %s up with MTU %u", A.tun, mtu);
-			set_error("cannot set %s up: %s", A.tun, strerror(errno));
+	if (mtu != ag->mtu || !ag->link_up) {
+		if (nl_link_set(ag->nl, ag->ifindex, 1, mtu) != 0) {
+			log_warn("cannot set %s up with MTU %u", ag->tun, mtu);
+			set_error(ag, "cannot set %s up: %s", ag->tun, strerror(errno));
 		} else {
-			A.mtu = mtu;
-			A.link_up = 1;
+			ag->mtu = mtu;
+			ag->link_up = 1;
 		}
 	}
-	set_state("connected", "relay %s, %s, largest packet %zu, %s MTU %u", A.cfg.relay,
-		  masque_conn_datagrams(c) ? "QUIC datagrams" : "DATAGRAM capsules", max, A.tun,
-		  A.mtu);
+	set_state(ag, "connected", "relay %s, %s, largest packet %zu, %s MTU %u", ag->cfg.relay,
+		  masque_conn_datagrams(c) ? "QUIC datagrams" : "DATAGRAM capsules", max, ag->tun,
+		  ag->mtu);
 }
 
 static void on_goaway(struct masque_conn *c, void *ctx)
 {
+	struct agent *ag = ctx;
 	(void)c;
-	(void)ctx;
-	A.goaway = 1;
-	set_state("draining", "the relay is going away (GOAWAY); the tunnel is used until it "
-			      "closes, then the agent reconnects at once");
+	ag->goaway = 1;
+	set_state(ag, "draining",
+		  "the relay is going away (GOAWAY); the tunnel is used until it "
+		  "closes, then the agent reconnects at once");
 }
 
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
-	int was_open = A.open;
+	struct agent *ag = ctx;
+	int was_open = ag->open;
 	char why[300];
 
 	(void)c;
-	(void)ctx;
-	A.c = NULL;
-	A.open = 0;
-	if (A.stopping)
+	ag->c = NULL;
+	ag->open = 0;
+	if (ag->stopping)
 		return;
-	resume_tun(); /* outage packets are read and counted, not left queued */
+	resume_tun(ag); /* outage packets are read and counted, not left queued */
 	/* The socket is freed by the retry timer: not from inside a
 	 * callback of the transport. */
-	A.dead = A.u;
-	A.u = NULL;
+	ag->dead = ag->u;
+	ag->u = NULL;
 	if (ci->status != 0)
 		(void)snprintf(why, sizeof(why), "the relay refused the tunnel (%d): %s", ci->status,
 			       ci->reason);
 	else
 		(void)snprintf(why, sizeof(why), "%s: %s",
 			       was_open ? "connection lost" : "cannot connect", ci->reason);
-	set_error("%s", why);
-	if (A.goaway || (was_open && masque_udp_now() - A.opened_at >= STABLE_NS))
-		backoff_reset(&A.bo);
-	A.goaway = 0;
-	schedule_retry(why);
+	set_error(ag, "%s", why);
+	if (ag->goaway || (was_open && masque_udp_now() - ag->opened_at >= STABLE_NS))
+		backoff_reset(&ag->bo);
+	ag->goaway = 0;
+	schedule_retry(ag, why);
 }
 
-static void start_connect(void)
+static void start_connect(struct agent *ag)
 {
 	const struct sockaddr *peer;
 	socklen_t plen;
 	char err[512];
 	int r;
 
-	set_state("connecting", "relay %s (server name %s), asking for %s%s", A.cfg.relay,
-		  A.cfg.server_name,
-		  A.naddrs ? "the previous address " : "any address",
-		  A.naddrs ? fmt_prefix(&A.addrs[0]) : "");
-	r = masque_udp_client_new(A.base, A.cfg.relay, &A.mc, &A.cbs, NULL, &A.u, &A.c, err,
-				  sizeof(err));
+	set_state(ag, "connecting", "relay %s (server name %s), asking for %s%s", ag->cfg.relay,
+		  ag->cfg.server_name, ag->naddrs ? "the previous address " : "any address",
+		  ag->naddrs ? fmt_prefix(&ag->addrs[0]) : "");
+	r = masque_udp_client_new(ag->base, ag->cfg.relay, &ag->mc, &ag->cbs, ag, &ag->u, &ag->c,
+				  err, sizeof(err));
 	if (r != 0) {
-		A.u = NULL;
-		A.c = NULL;
-		set_error("%s", err);
-		schedule_retry(err);
+		ag->u = NULL;
+		ag->c = NULL;
+		set_error(ag, "%s", err);
+		schedule_retry(ag, err);
 		return;
 	}
-	peer = masque_conn_peer(A.c, &plen);
+	peer = masque_conn_peer(ag->c, &plen);
 	if (peer != NULL)
-		learn_relay_path(peer);
+		learn_relay_path(ag, peer);
 }
 
 /* ------------------------------------------------------------------ */
@@ -966,9 +974,9 @@ static void start_connect(void)
 /* FNV-1a over the certificate, key and CA files: tells a change of their
  * contents from an event that changed nothing (a touch, another file). An
  * unreadable file hashes its errno, so losing and regaining it counts. */
-static uint64_t cert_files_sum(void)
+static uint64_t cert_files_sum(struct agent *ag)
 {
-	const char *files[] = { A.cfg.cert, A.cfg.key, A.cfg.ca };
+	const char *files[] = { ag->cfg.cert, ag->cfg.key, ag->cfg.ca };
 	uint64_t h = 1469598103934665603ull;
 	unsigned char buf[4096];
 
@@ -995,58 +1003,61 @@ static uint64_t cert_files_sum(void)
 /* Loads the certificate, key and CA again (force: even when the files
  * did not change). The new context is used from the next handshake; the
  * open connection keeps its own reference to the old one. */
-static void reload_tls(const char *why, int force)
+static void reload_tls(struct agent *ag, const char *why, int force)
 {
 	WOLFSSL_CTX *ctx = NULL;
 	WOLFSSL_X509 *x;
 	char err[512], serial[TLS_SERIAL_HEX_MAX] = "?", sha[TLS_SHA256_HEX_LEN];
-	uint64_t sum = cert_files_sum();
+	uint64_t sum = cert_files_sum(ag);
 
-	if (!force && sum == A.cert_sum)
+	if (!force && sum == ag->cert_sum)
 		return; /* nothing we load changed */
-	A.cert_sum = sum;
-	if (tls_client_ctx_new(A.cfg.cert, A.cfg.key, A.cfg.ca, &ctx, err, sizeof(err)) != 0) {
-		A.cert_reload_errors++;
+	ag->cert_sum = sum;
+	if (tls_client_ctx_new(ag->cfg.cert, ag->cfg.key, ag->cfg.ca, &ctx, err, sizeof(err)) !=
+	    0) {
+		ag->cert_reload_errors++;
 		log_warnx("%s: the certificate files do not load, keeping the ones in use: %s", why,
 			  err);
-		set_error("certificate reload (%s) failed, the previous certificate stays in use: %s",
-			  why, err);
-		write_status();
+		set_error(
+			ag,
+			"certificate reload (%s) failed, the previous certificate stays in use: %s",
+			why, err);
+		write_status(ag);
 		return;
 	}
-	x = wolfSSL_X509_load_certificate_file(A.cfg.cert, WOLFSSL_FILETYPE_PEM);
+	x = wolfSSL_X509_load_certificate_file(ag->cfg.cert, WOLFSSL_FILETYPE_PEM);
 	if (x != NULL) {
 		(void)tls_cert_ids(x, serial, sha);
 		wolfSSL_X509_free(x);
 	}
-	wolfSSL_CTX_free(A.tls); /* a connection still using it holds its own reference */
-	A.tls = ctx;
-	A.mc.tls = ctx;
-	A.cert_reloads++;
+	wolfSSL_CTX_free(ag->tls); /* a connection still using it holds its own reference */
+	ag->tls = ctx;
+	ag->mc.tls = ctx;
+	ag->cert_reloads++;
 	log_info("%s: certificate %s loaded again (serial %s); used from the next handshake%s", why,
-		 A.cfg.cert, serial, A.open ? ", the open tunnel stays up" : "");
-	if (!A.open && A.c == NULL && !A.stopping && evtimer_pending(A.retry_ev, NULL)) {
+		 ag->cfg.cert, serial, ag->open ? ", the open tunnel stays up" : "");
+	if (!ag->open && ag->c == NULL && !ag->stopping && evtimer_pending(ag->retry_ev, NULL)) {
 		/* Waiting to retry (perhaps because the relay refused the old
 		 * certificate): try the new one now. */
 		struct timeval now = { 0, 0 };
 
-		backoff_reset(&A.bo);
-		(void)evtimer_add(A.retry_ev, &now);
+		backoff_reset(&ag->bo);
+		(void)evtimer_add(ag->retry_ev, &now);
 	}
 }
 
 static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
+	struct agent *ag = arg;
 	(void)sig;
 	(void)what;
-	(void)arg;
-	reload_tls("SIGHUP", 1);
+	reload_tls(ag, "SIGHUP", 1);
 }
 
 static void cert_files_changed(void *ctx)
 {
-	(void)ctx;
-	reload_tls("certificate files changed", 0);
+	struct agent *ag = ctx;
+	reload_tls(ag, "certificate files changed", 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1054,11 +1065,11 @@ static void cert_files_changed(void *ctx)
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
+	struct agent *ag = arg;
 	(void)what;
-	(void)arg;
 	log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-	A.stopping = 1;
-	event_base_loopbreak(A.base);
+	ag->stopping = 1;
+	event_base_loopbreak(ag->base);
 }
 
 /* 1 when the effective capability set holds CAP_NET_ADMIN (bit 12). */
@@ -1167,7 +1178,7 @@ static void print_config(const struct agent_config *c)
 	       mtu, c->ipv6 ? "yes" : "no", acc, c->log_level, c->log_format);
 }
 
-static int setup_transport(void)
+static int setup_transport(struct agent *ag)
 {
 	struct uri_scope any;
 	char err[512];
@@ -1175,39 +1186,40 @@ static int setup_transport(void)
 	memset(&any, 0, sizeof(any));
 	any.any_target = 1;
 	any.any_proto = 1;
-	if (uri_expand(A.cfg.uri_template, &any, A.authority, sizeof(A.authority), A.path,
-		       sizeof(A.path)) != 0) {
-		fprintf(stderr, "zgate-agent: template %s: cannot expand\n", A.cfg.uri_template);
+	if (uri_expand(ag->cfg.uri_template, &any, ag->authority, sizeof(ag->authority), ag->path,
+		       sizeof(ag->path)) != 0) {
+		fprintf(stderr, "zgate-agent: template %s: cannot expand\n", ag->cfg.uri_template);
 		return 2;
 	}
-	A.cert_sum = cert_files_sum();
-	if (tls_client_ctx_new(A.cfg.cert, A.cfg.key, A.cfg.ca, &A.tls, err, sizeof(err)) != 0) {
+	ag->cert_sum = cert_files_sum(ag);
+	if (tls_client_ctx_new(ag->cfg.cert, ag->cfg.key, ag->cfg.ca, &ag->tls, err, sizeof(err)) !=
+	    0) {
 		fprintf(stderr, "zgate-agent: %s\n", err);
 		return 2;
 	}
-	memset(&A.mc, 0, sizeof(A.mc));
-	A.mc.tls = A.tls;
-	A.mc.server_name = A.cfg.server_name;
-	A.mc.authority = A.authority;
-	A.mc.path = A.path;
-	A.mc.keepalive_ms = A.cfg.keepalive_ms;
-	A.mc.idle_timeout_ms = A.cfg.idle_timeout_ms;
-	A.mc.handshake_timeout_ms = A.cfg.connect_timeout_ms;
-	update_want();
-	memset(&A.cbs, 0, sizeof(A.cbs));
-	A.cbs.on_open = on_open;
-	A.cbs.on_addresses = on_addresses;
-	A.cbs.on_routes = on_routes;
-	A.cbs.on_packet = on_packet;
-	A.cbs.on_goaway = on_goaway;
-	A.cbs.on_close = on_close;
-	A.cbs.on_writable = on_writable;
+	memset(&ag->mc, 0, sizeof(ag->mc));
+	ag->mc.tls = ag->tls;
+	ag->mc.server_name = ag->cfg.server_name;
+	ag->mc.authority = ag->authority;
+	ag->mc.path = ag->path;
+	ag->mc.keepalive_ms = ag->cfg.keepalive_ms;
+	ag->mc.idle_timeout_ms = ag->cfg.idle_timeout_ms;
+	ag->mc.handshake_timeout_ms = ag->cfg.connect_timeout_ms;
+	update_want(ag);
+	memset(&ag->cbs, 0, sizeof(ag->cbs));
+	ag->cbs.on_open = on_open;
+	ag->cbs.on_addresses = on_addresses;
+	ag->cbs.on_routes = on_routes;
+	ag->cbs.on_packet = on_packet;
+	ag->cbs.on_goaway = on_goaway;
+	ag->cbs.on_close = on_close;
+	ag->cbs.on_writable = on_writable;
 	return 0;
 }
 
 /* Notes whether the device name exists already (a persistent TUN made with
  * "ip tuntap add"), and its flags and MTU, to put them back at exit. */
-static void note_existing_device(const char *name)
+static void note_existing_device(struct agent *ag, const char *name)
 {
 	struct ifreq ifr;
 	int s;
@@ -1220,18 +1232,18 @@ static void note_existing_device(const char *name)
 	memset(&ifr, 0, sizeof(ifr));
 	(void)snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-		A.tun_was_up = (ifr.ifr_flags & IFF_UP) != 0;
+		ag->tun_was_up = (ifr.ifr_flags & IFF_UP) != 0;
 		if (ioctl(s, SIOCGIFMTU, &ifr) == 0) {
-			A.tun_existed = 1;
-			A.tun_old_mtu = (uint32_t)ifr.ifr_mtu;
-			A.tun_flags_known = tun_read_flags(name, &A.tun_old_flags) == 0;
+			ag->tun_existed = 1;
+			ag->tun_old_mtu = (uint32_t)ifr.ifr_mtu;
+			ag->tun_flags_known = tun_read_flags(name, &ag->tun_old_flags) == 0;
 		}
 	}
 	close(s);
 }
 
 /* Refuses to start without what the agent cannot work without. */
-static int preflight(void)
+static int preflight(struct agent *ag)
 {
 	char err[512];
 
@@ -1249,75 +1261,76 @@ static int preflight(void)
 			"routes. Run it as root, grant the capability (setcap cap_net_admin+ep, "
 			"systemd AmbientCapabilities=CAP_NET_ADMIN) or add it to the container "
 			"(--cap-add NET_ADMIN).\n",
-			A.cfg.tun);
+			ag->cfg.tun);
 		return 1;
 	}
-	note_existing_device(A.cfg.tun);
-	if (tun_open(A.cfg.tun, A.tun, sizeof(A.tun), &A.tun_fd, &A.ifindex, err, sizeof(err)) != 0) {
+	note_existing_device(ag, ag->cfg.tun);
+	if (tun_open(ag->cfg.tun, ag->tun, sizeof(ag->tun), &ag->tun_fd, &ag->ifindex, err,
+		     sizeof(err)) != 0) {
 		fprintf(stderr, "zgate-agent: %s\n", err);
 		return 1;
 	}
 	/* a device made beforehand keeps the queue its owner gave it */
-	if (!A.tun_existed && tun_set_txqlen(A.tun, TUN_TXQLEN) != 0)
-		log_warn("cannot set the transmit queue of %s to %d packets", A.tun, TUN_TXQLEN);
-	if (nl_open(&A.nl) != 0) {
+	if (!ag->tun_existed && tun_set_txqlen(ag->tun, TUN_TXQLEN) != 0)
+		log_warn("cannot set the transmit queue of %s to %d packets", ag->tun, TUN_TXQLEN);
+	if (nl_open(&ag->nl) != 0) {
 		fprintf(stderr, "zgate-agent: cannot open rtnetlink: %s\n", strerror(errno));
 		return 1;
 	}
 	return 0;
 }
 
-static int make_events(void)
+static int make_events(struct agent *ag)
 {
 	struct timeval refresh = { REFRESH_S, 0 };
 
-	A.base = masque_udp_base_new();
-	if (A.base == NULL)
+	ag->base = masque_udp_base_new();
+	if (ag->base == NULL)
 		return -1;
-	A.tun_ev = event_new(A.base, A.tun_fd, EV_READ | EV_PERSIST, tun_read_cb, NULL);
-	A.retry_ev = evtimer_new(A.base, retry_cb, NULL);
-	A.refresh_ev = event_new(A.base, -1, EV_PERSIST, refresh_cb, NULL);
-	A.sigterm_ev = evsignal_new(A.base, SIGTERM, stop_cb, NULL);
-	A.sigint_ev = evsignal_new(A.base, SIGINT, stop_cb, NULL);
-	A.sighup_ev = evsignal_new(A.base, SIGHUP, sighup_cb, NULL);
-	A.flush_ev = event_new(A.base, -1, 0, flush_cb, NULL);
-	A.gro = tungro_new();
-	if (A.tun_ev == NULL || A.flush_ev == NULL || A.gro == NULL || A.retry_ev == NULL || A.refresh_ev == NULL ||
-	    A.sigterm_ev == NULL || A.sigint_ev == NULL || A.sighup_ev == NULL ||
-	    event_add(A.tun_ev, NULL) != 0 ||
-	    event_add(A.sigterm_ev, NULL) != 0 || event_add(A.sigint_ev, NULL) != 0 ||
-	    event_add(A.sighup_ev, NULL) != 0 ||
-	    (A.cfg.status_file[0] && event_add(A.refresh_ev, &refresh) != 0))
+	ag->tun_ev = event_new(ag->base, ag->tun_fd, EV_READ | EV_PERSIST, tun_read_cb, ag);
+	ag->retry_ev = evtimer_new(ag->base, retry_cb, ag);
+	ag->refresh_ev = event_new(ag->base, -1, EV_PERSIST, refresh_cb, ag);
+	ag->sigterm_ev = evsignal_new(ag->base, SIGTERM, stop_cb, ag);
+	ag->sigint_ev = evsignal_new(ag->base, SIGINT, stop_cb, ag);
+	ag->sighup_ev = evsignal_new(ag->base, SIGHUP, sighup_cb, ag);
+	ag->flush_ev = event_new(ag->base, -1, 0, flush_cb, ag);
+	ag->gro = tungro_new();
+	if (ag->tun_ev == NULL || ag->flush_ev == NULL || ag->gro == NULL || ag->retry_ev == NULL ||
+	    ag->refresh_ev == NULL || ag->sigterm_ev == NULL || ag->sigint_ev == NULL ||
+	    ag->sighup_ev == NULL || event_add(ag->tun_ev, NULL) != 0 ||
+	    event_add(ag->sigterm_ev, NULL) != 0 || event_add(ag->sigint_ev, NULL) != 0 ||
+	    event_add(ag->sighup_ev, NULL) != 0 ||
+	    (ag->cfg.status_file[0] && event_add(ag->refresh_ev, &refresh) != 0))
 		return -1;
 	{
-		const char *files[] = { A.cfg.cert, A.cfg.key, A.cfg.ca };
+		const char *files[] = { ag->cfg.cert, ag->cfg.key, ag->cfg.ca };
 		char err[512];
 
-		if (filewatch_new(A.base, files, 3, CERT_DEBOUNCE_MS, cert_files_changed, NULL, &A.fw,
-				  err, sizeof(err)) != 0)
+		if (filewatch_new(ag->base, files, 3, CERT_DEBOUNCE_MS, cert_files_changed, ag,
+				  &ag->fw, err, sizeof(err)) != 0)
 			log_warnx("%s: certificate changes are not noticed by themselves (SIGHUP "
 				  "reloads them)", err);
 	}
 	return 0;
 }
 
-static void free_events(void)
+static void free_events(struct agent *ag)
 {
-	struct event *evs[] = { A.tun_ev,     A.retry_ev, A.refresh_ev,
-				A.sigterm_ev, A.sigint_ev, A.flush_ev, A.sighup_ev };
+	struct event *evs[] = { ag->tun_ev,    ag->retry_ev, ag->refresh_ev, ag->sigterm_ev,
+				ag->sigint_ev, ag->flush_ev, ag->sighup_ev };
 
-	filewatch_del(A.fw);
-	A.fw = NULL;
+	filewatch_del(ag->fw);
+	ag->fw = NULL;
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);
-	tungro_free(A.gro);
-	if (A.base != NULL)
-		event_base_free(A.base);
+	tungro_free(ag->gro);
+	if (ag->base != NULL)
+		event_base_free(ag->base);
 }
 
-int main(int argc, char **argv)
+static int run(struct agent *ag, int argc, char **argv)
 {
 	enum agent_action act;
 	enum log_level lvl;
@@ -1325,11 +1338,9 @@ int main(int argc, char **argv)
 	char err[1024];
 	int rc;
 
-	if (argc > 1 && strcmp(argv[1], "status") == 0)
-		return status_command(argc - 1, argv + 1, stdout, stderr);
-	A.tun_fd = -1;
-	A.state = "starting";
-	if ((rc = agent_config_parse(&A.cfg, argc, argv, environ, &act, err, sizeof(err))) != 0) {
+	ag->tun_fd = -1;
+	ag->state = "starting";
+	if ((rc = agent_config_parse(&ag->cfg, argc, argv, environ, &act, err, sizeof(err))) != 0) {
 		fprintf(stderr, "zgate-agent: %s\n", err);
 		return opt_exit_code(rc);
 	}
@@ -1344,70 +1355,89 @@ int main(int argc, char **argv)
 		fputs(v, stdout);
 		return OPT_EXIT_OK;
 	}
-	if (log_level_parse(A.cfg.log_level, &lvl) == 0)
+	if (log_level_parse(ag->cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
-	if (log_format_parse(A.cfg.log_format, &lfmt) == 0)
+	if (log_format_parse(ag->cfg.log_format, &lfmt) == 0)
 		log_set_format(lfmt);
 	if (act == AGENT_CHECK_CONFIG) {
 		/* as the relay's: the certificates load, or the file is named */
-		if (tls_client_ctx_new(A.cfg.cert, A.cfg.key, A.cfg.ca, &A.tls, err, sizeof(err)) !=
-		    0) {
+		if (tls_client_ctx_new(ag->cfg.cert, ag->cfg.key, ag->cfg.ca, &ag->tls, err,
+				       sizeof(err)) != 0) {
 			fprintf(stderr, "zgate-agent: %s\n", err);
 			return OPT_EXIT_USAGE;
 		}
-		wolfSSL_CTX_free(A.tls);
-		A.tls = NULL;
-		print_config(&A.cfg);
+		wolfSSL_CTX_free(ag->tls);
+		ag->tls = NULL;
+		print_config(&ag->cfg);
 		return OPT_EXIT_OK;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Until the event loop handles it: a SIGHUP must never kill the agent
 	 * with its routes and addresses left behind. */
 	signal(SIGHUP, SIG_IGN);
-	if ((rc = setup_transport()) != 0)
+	if ((rc = setup_transport(ag)) != 0)
 		return rc;
-	if ((rc = preflight()) != 0)
+	if ((rc = preflight(ag)) != 0)
 		goto out;
-	backoff_init(&A.bo, A.cfg.reconnect_min_ms, A.cfg.reconnect_max_ms);
-	if (make_events() != 0) {
+	backoff_init(&ag->bo, ag->cfg.reconnect_min_ms, ag->cfg.reconnect_max_ms);
+	if (make_events(ag) != 0) {
 		fprintf(stderr, "zgate-agent: cannot set up the event loop\n");
 		rc = 1;
 		goto out;
 	}
-	log_info("zgate-agent %s: TUN %s (index %d)", ZG_VERSION, A.tun, A.ifindex);
-	start_connect();
-	event_base_dispatch(A.base);
+	log_info("zgate-agent %s: TUN %s (index %d)", ZG_VERSION, ag->tun, ag->ifindex);
+	start_connect(ag);
+	event_base_dispatch(ag->base);
 
-	set_state("stopping", "removing what the agent added: routes %zu%s, addresses %zu",
-		  A.nroutes, A.have_relay_rt ? " and the relay route" : "", A.naddrs);
-	remove_all_added();
-	if (A.tun_existed && A.link_up &&
-	    nl_link_set(A.nl, A.ifindex, A.tun_was_up, A.tun_old_mtu) != 0)
-		log_warn("cannot restore %s (%s, MTU %u)", A.tun, A.tun_was_up ? "up" : "down",
-			 A.tun_old_mtu);
-	if (A.c != NULL && A.open)
+	set_state(ag, "stopping", "removing what the agent added: routes %zu%s, addresses %zu",
+		  ag->nroutes, ag->have_relay_rt ? " and the relay route" : "", ag->naddrs);
+	remove_all_added(ag);
+	if (ag->tun_existed && ag->link_up &&
+	    nl_link_set(ag->nl, ag->ifindex, ag->tun_was_up, ag->tun_old_mtu) != 0)
+		log_warn("cannot restore %s (%s, MTU %u)", ag->tun, ag->tun_was_up ? "up" : "down",
+			 ag->tun_old_mtu);
+	if (ag->c != NULL && ag->open)
 		log_info("closing the tunnel");
-	masque_udp_del(A.u);
-	A.u = NULL;
-	A.c = NULL;
-	masque_udp_del(A.dead);
-	A.dead = NULL;
-	set_state("stopped", "sent %llu packets, received %llu, dropped %llu",
-		  (unsigned long long)A.cnt.tx_packets, (unsigned long long)A.cnt.rx_packets,
-		  (unsigned long long)(A.cnt.drop_outage + A.cnt.drop_too_big +
-				       A.cnt.drop_congested + A.cnt.drop_tun_write +
-				       A.cnt.drop_not_ours + A.cnt.drop_malformed));
+	masque_udp_del(ag->u);
+	ag->u = NULL;
+	ag->c = NULL;
+	masque_udp_del(ag->dead);
+	ag->dead = NULL;
+	set_state(ag, "stopped", "sent %llu packets, received %llu, dropped %llu",
+		  (unsigned long long)ag->cnt.tx_packets, (unsigned long long)ag->cnt.rx_packets,
+		  (unsigned long long)(ag->cnt.drop_outage + ag->cnt.drop_too_big +
+				       ag->cnt.drop_congested + ag->cnt.drop_tun_write +
+				       ag->cnt.drop_not_ours + ag->cnt.drop_malformed));
 	rc = 0;
 out:
-	free_events();
-	nl_close(A.nl);
-	if (A.tun_fd >= 0) {
-		close(A.tun_fd);
+	free_events(ag);
+	nl_close(ag->nl);
+	if (ag->tun_fd >= 0) {
+		close(ag->tun_fd);
 		/* our attach gave a persistent device IFF_VNET_HDR and offloads */
-		if (A.tun_existed && A.tun_flags_known && tun_restore(A.tun, A.tun_old_flags) != 0)
-			log_warn("cannot give %s its TUN flags back", A.tun);
+		if (ag->tun_existed && ag->tun_flags_known &&
+		    tun_restore(ag->tun, ag->tun_old_flags) != 0)
+			log_warn("cannot give %s its TUN flags back", ag->tun);
 	}
-	if (A.tls != NULL)
-		wolfSSL_CTX_free(A.tls);
+	if (ag->tls != NULL)
+		wolfSSL_CTX_free(ag->tls);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct agent *ag;
+	int rc;
+
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_command(argc - 1, argv + 1, stdout, stderr);
+	/* the one agent of this process; every callback finds it in its ctx */
+	ag = calloc(1, sizeof(*ag));
+	if (ag == NULL) {
+		fprintf(stderr, "zgate-agent: out of memory\n");
+		return 1;
+	}
+	rc = run(ag, argc, argv);
+	free(ag);
 	return rc;
 }
