@@ -138,8 +138,14 @@ static void test_file_errors_name_line_and_column(void **state)
 	assert_err("agent.yaml:1:1: ipv6: \"maybe\" is not true or false");
 	assert_int_equal(load(&c, "log_level: loud\n"), ZG_ERR_CONFIG);
 	assert_err("agent.yaml:1:1: log_level: \"loud\" is not a log level");
-	assert_int_equal(load(&c, "tun: zgate0\nrelay:\n  - a:1\n  - b:2\n"), ZG_ERR_CONFIG);
-	assert_err("agent.yaml:2:1: relay: expected a single value, found a list");
+	assert_int_equal(load(&c, "tun: zgate0\nrelay:\n  - a:1\n  - b\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:2:1: relay (line 4): entry 2 \"b\" is not [NAME@]HOST:PORT");
+	assert_int_equal(load(&c, "relay:\n  - a:1\n  - [b:2]\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: relay (line 3): expected a list of HOST:PORT, found a list in it");
+	assert_int_equal(load(&c, "relay: []\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: relay: the list is empty");
+	assert_int_equal(load(&c, "relay: a:1, a:1\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: relay: entry 2 \"a:1\" repeats entry 1");
 	assert_int_equal(load(&c, "tls:\n  cert: x\n"), ZG_ERR_CONFIG);
 	assert_err("agent.yaml:1:1: tls: unknown key");
 	assert_int_equal(load(&c, "tun: zgate0\nrelay: \"a:1\n"), ZG_ERR_CONFIG);
@@ -183,6 +189,62 @@ static void test_env_and_flags(void **state)
 	assert_err("unknown option --tun-name (see --help)");
 }
 
+/* A list from the file (YAML list or commas), the flag and the variable;
+ * each entry gets its server name and template. */
+static void test_relay_list(void **state)
+{
+	struct agent_config c;
+	char *env[] = { "ZGATE_RELAY=e.example:1 f.example:2", NULL };
+
+	(void)state;
+	agent_config_defaults(&c);
+	required_set(&c);
+	assert_int_equal(load(&c, "relay:\n  - a.example:443\n  - sni.example@192.0.2.7:4433\n"
+				  "  - \"[2001:db8::1]:443\"\n"), 0);
+	assert_string_equal(c.relay, "a.example:443,sni.example@192.0.2.7:4433,[2001:db8::1]:443");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.relays.n, 3);
+	assert_string_equal(c.relays.e[0].server_name, "a.example");
+	assert_string_equal(c.relays.e[0].uri_template,
+			    "https://a.example:443/.well-known/masque/ip/{target}/{ipproto}/");
+	assert_string_equal(c.relays.e[1].addr, "192.0.2.7:4433");
+	assert_string_equal(c.relays.e[1].server_name, "sni.example");
+	assert_string_equal(c.relays.e[1].uri_template,
+			    "https://192.0.2.7:4433/.well-known/masque/ip/{target}/{ipproto}/");
+	assert_string_equal(c.relays.e[2].addr, "[2001:db8::1]:443");
+	assert_string_equal(c.relays.e[2].server_name, "2001:db8::1");
+	assert_string_equal(c.relays.e[2].uri_template,
+			    "https://[2001:db8::1]:443/.well-known/masque/ip/{target}/{ipproto}/");
+	/* the first relay's, as with one relay */
+	assert_string_equal(c.server_name, "a.example");
+
+	/* server_name applies to the entries without NAME@; template to all */
+	agent_config_defaults(&c);
+	required_set(&c);
+	assert_int_equal(agent_config_apply_flag(&c, "relay", "a.example:443,n.example@b.example:443",
+						 err, sizeof(err)), 0);
+	strcpy(c.server_name, "relay.example");
+	strcpy(c.uri_template, "https://relay.example/m/{target}/{ipproto}/");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.relays.n, 2);
+	assert_string_equal(c.relays.e[0].server_name, "relay.example");
+	assert_string_equal(c.relays.e[1].server_name, "n.example");
+	assert_string_equal(c.relays.e[1].uri_template, "https://relay.example/m/{target}/{ipproto}/");
+
+	/* the variable, blanks as separators; errors name the source */
+	assert_int_equal(agent_config_apply_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.relays.n, 2);
+	assert_string_equal(c.relays.e[1].addr, "f.example:2");
+	assert_int_equal(agent_config_apply_flag(&c, "relay", "a:1,2001:db8::1:443", err,
+						 sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("--relay: entry 2 \"2001:db8::1:443\" is not [NAME@]HOST:PORT");
+	assert_err("an IPv6 address goes in brackets");
+	assert_int_equal(agent_config_apply_flag(&c, "relay", " , ", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("--relay: no relay in");
+}
+
 static void test_validate_errors(void **state)
 {
 	struct agent_config c;
@@ -192,10 +254,13 @@ static void test_validate_errors(void **state)
 	required_set(&c);
 	strcpy(c.relay, "relay.example.com");
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err("relay: \"relay.example.com\" is not HOST:PORT");
+	assert_err("relay: entry 1 \"relay.example.com\" is not [NAME@]HOST:PORT");
 	strcpy(c.relay, ":443");
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err("relay: \":443\" is not HOST:PORT");
+	assert_err("relay: entry 1 \":443\" is not [NAME@]HOST:PORT");
+	strcpy(c.relay, "a:443,b:0");
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("relay: entry 2 \"b:0\" port 0 is not a relay's port");
 	strcpy(c.relay, "r:443");
 	c.keepalive_ms = 30000;
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
@@ -470,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_file_errors_name_line_and_column),
 		cmocka_unit_test(test_env_and_flags),
+		cmocka_unit_test(test_relay_list),
 		cmocka_unit_test(test_validate_errors),
 		cmocka_unit_test(test_precedence_flag_env_file),
 		cmocka_unit_test(test_command_line),

@@ -67,7 +67,8 @@ static void test_format_connected(void **state)
 	assert_string_equal(
 		buf,
 		"{\"state\":\"connected\",\"since\":1700000000,\"pid\":4242,\"updated\":1700000042,"
-		"\"relay\":\"relay.example:443\","
+		"\"relay\":\"relay.example:443\",\"relays\":[\"relay.example:443\"],"
+		"\"relay_index\":0,\"relay_switches\":0,"
 		"\"tun\":\"zgate0\",\"mtu\":1350,\"addresses\":[\"10.100.0.7/32\",\"fd00:100::7/128\"],"
 		"\"routes\":[\"0.0.0.0/1\",\"128.0.0.0/1\",\"2001:db8::/32\"],"
 		"\"relay_route\":\"192.0.2.1/32\","
@@ -430,6 +431,58 @@ static void test_show_wrong_types_warn(void **state)
 	free(out);
 }
 
+/* Several relays: the file names the one in use and the list, and the
+ * summary says which of how many and how often the agent moved. */
+static void test_several_relays_written_and_shown(void **state)
+{
+	static struct relaylist l;
+	struct status_counters c = { .connects = 3 };
+	struct status_info st = { .state = "connected", .since = 1700000000, .pid = 4242,
+				  .updated = 1700000042, .tun = "zgate0", .c = &c,
+				  .last_error = "" };
+	char buf[4096], err[512], *out = NULL;
+	size_t n = 0;
+
+	(void)state;
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(relaylist_add(&l, "a.example:443,relay-b.example@[2001:db8::2]:443",
+				       "test", err, sizeof(err)), 0);
+	st.relays = &l;
+	st.relay_index = 1;
+	st.relay = l.e[1].text;
+	st.relay_switches = 3;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_non_null(strstr(buf, "\"relay\":\"relay-b.example@[2001:db8::2]:443\","
+				    "\"relays\":[\"a.example:443\",\"relay-b.example@[2001:db8::2]:443\"],"
+				    "\"relay_index\":1,\"relay_switches\":3,"));
+	alive_calls = 0;
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "  relay: relay-b.example@[2001:db8::2]:443\n"
+				    "  relays: a.example:443, relay-b.example@[2001:db8::2]:443 "
+				    "(on 2 of 2, 3 switches)\n"
+				    "  addresses: none\n"));
+	assert_null(strstr(out, "warning"));
+	free(out);
+
+	/* one relay: no list line; a list of the wrong type is warned about */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(relaylist_add(&l, "a.example:443", "test", err, sizeof(err)), 0);
+	st.relay_index = 0;
+	st.relay = l.e[0].text;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_null(strstr(out, "relays:"));
+	free(out);
+	out = NULL;
+	{
+		static const char bad[] = "{\"state\":\"connected\",\"relays\":\"a:1\"}";
+
+		assert_int_equal(show(bad, strlen(bad), 0, fake_alive, &out, err, sizeof(err)), 0);
+		assert_non_null(strstr(out, "field \"relays\" has an unexpected type"));
+		free(out);
+	}
+}
+
 static void test_show_too_large(void **state)
 {
 	size_t n = STATUS_FILE_MAX + 2;
@@ -514,6 +567,7 @@ int main(void)
 		T(test_show_truncations_and_flips),
 		T(test_show_wrong_types_warn),
 		T(test_show_too_large),
+		T(test_several_relays_written_and_shown),
 		T(test_pid_alive),
 		T(test_status_command_usage),
 #undef T

@@ -7,13 +7,12 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "hostport.h"
 #include "log.h"
 #include "masque/uri.h"
 #include "opt.h"
 #include "zg_err.h"
 
-enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_FORMAT, T_PREFIXES };
+enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_FORMAT, T_PREFIXES, T_RELAYS };
 
 struct opt {
 	const char *key; /* YAML key; flag and variable derive from it */
@@ -28,7 +27,10 @@ struct opt {
 #define F(f) offsetof(struct agent_config, f), sizeof(((struct agent_config *)0)->f)
 
 static const struct opt opts[] = {
-	{ "relay", T_STR, F(relay), 0, 0, "", "relay address, HOST:PORT (UDP); required", "HOST:PORT" },
+	{ "relay", T_RELAYS, F(relay), 0, 0, "",
+	  "relay address, HOST:PORT (UDP), or several separated by commas (a YAML list in the "
+	  "file): the agent moves to the next when one fails. NAME@HOST:PORT checks that relay's "
+	  "certificate for NAME; required", "HOST:PORT,..." },
 	{ "cert", T_STR, F(cert), 0, 0, "", "client certificate (PEM); required", "FILE" },
 	{ "key", T_STR, F(key), 0, 0, "", "client private key (PEM); required", "FILE" },
 	{ "ca", T_STR, F(ca), 0, 0, "", "CA the relay's certificate must chain to (PEM); required", "FILE" },
@@ -122,6 +124,27 @@ static int set_prefixes(struct agent_accept *a, const char *text, const char *wh
 	return add_prefixes(a, text, where, err, errlen);
 }
 
+static struct relaylist scratch; /* entries checked as they are read */
+
+/* A flag, variable or YAML scalar: the whole relay list, each entry
+ * checked here so an error names where it came from. */
+static int set_relays(char *dst, size_t size, const char *text, const char *where, char *err,
+		      size_t errlen)
+{
+	int r;
+
+	if (strlen(text) >= size) {
+		zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where,
+			  strlen(text), size - 1);
+		return ZG_ERR_CONFIG;
+	}
+	scratch.n = 0;
+	if ((r = relaylist_add(&scratch, text, where, err, errlen)) != 0)
+		return r;
+	memcpy(dst, text, strlen(text) + 1);
+	return 0;
+}
+
 /* Parses text for o into cfg; where names the source for messages. */
 static int set_opt(struct agent_config *cfg, const struct opt *o, const char *text,
 		   const char *where, char *err, size_t errlen)
@@ -176,6 +199,8 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 		return 0;
 	case T_PREFIXES:
 		return set_prefixes((struct agent_accept *)(void *)dst, text, where, err, errlen);
+	case T_RELAYS:
+		return set_relays(dst, o->size, text, where, err, errlen);
 	case T_BOOL:
 		if (opt_parse_bool(text, &b) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)",
@@ -268,6 +293,57 @@ static int load_prefix_list(struct agent_config *cfg, const struct opt *o, yaml_
 	}
 }
 
+/* A YAML list of relays for o, whose start was read: each entry checked
+ * where it stands, then the list joined with commas into cfg->relay. */
+static int load_relay_list(struct agent_config *cfg, const struct opt *o, yaml_parser_t *p,
+			   const char *where, char *err, size_t errlen)
+{
+	char *dst = (char *)cfg + o->off, at[600];
+	size_t len = 0;
+	yaml_event_t ev;
+	int r = 0;
+
+	scratch.n = 0;
+	for (;;) {
+		if (!yaml_parser_parse(p, &ev)) {
+			zg_seterr(err, errlen, "%s: not valid YAML: %s", where,
+				  p->problem ? p->problem : "syntax error");
+			return ZG_ERR_CONFIG;
+		}
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		(void)snprintf(at, sizeof(at), "%s (line %zu)", where, ev.start_mark.line + 1);
+		if (ev.type != YAML_SCALAR_EVENT) {
+			zg_seterr(err, errlen, "%s: expected a list of HOST:PORT, found %s in it", at,
+				  kind(&ev));
+			r = ZG_ERR_CONFIG;
+		} else {
+			const char *v = (const char *)ev.data.scalar.value;
+
+			r = relaylist_add(&scratch, v, at, err, errlen);
+			if (r == 0 && len + strlen(v) + 2 > o->size) {
+				zg_seterr(err, errlen, "%s: the list is longer than %zu bytes", at,
+					  o->size - 1);
+				r = ZG_ERR_CONFIG;
+			}
+			if (r == 0) {
+				len += (size_t)snprintf(dst + len, o->size - len, "%s%s", len ? "," : "",
+							v);
+			}
+		}
+		yaml_event_delete(&ev);
+		if (r != 0)
+			return r;
+	}
+	if (len == 0) {
+		zg_seterr(err, errlen, "%s: the list is empty (at least one HOST:PORT)", where);
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
 /* The keys and values of the top-level mapping, whose start was read. */
 static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *name,
 			char *err, size_t errlen)
@@ -305,6 +381,8 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 			r = set_opt(cfg, o, (const char *)v.data.scalar.value, where, err, errlen);
 		else if (v.type == YAML_SEQUENCE_START_EVENT && o->type == T_PREFIXES)
 			r = load_prefix_list(cfg, o, p, where, err, errlen);
+		else if (v.type == YAML_SEQUENCE_START_EVENT && o->type == T_RELAYS)
+			r = load_relay_list(cfg, o, p, where, err, errlen);
 		else {
 			zg_seterr(err, errlen, "%s: expected a single value, found %s", where, kind(&v));
 			r = ZG_ERR_CONFIG;
@@ -464,10 +542,34 @@ int agent_config_apply_flag(struct agent_config *cfg, const char *flag, const ch
 	return ZG_ERR_NOTFOUND;
 }
 
+/* Fills e's server name and URI template (agent_config_validate()). */
+static int relay_derive(const struct agent_config *cfg, struct relay_entry *e, size_t i,
+			char *err, size_t errlen)
+{
+	char why[256];
+
+	(void)snprintf(e->server_name, sizeof(e->server_name), "%s",
+		       e->name[0] ? e->name : cfg->server_name[0] ? cfg->server_name : e->host);
+	if (cfg->uri_template[0] != '\0')
+		(void)snprintf(e->uri_template, sizeof(e->uri_template), "%s", cfg->uri_template);
+	else
+		(void)snprintf(e->uri_template, sizeof(e->uri_template),
+			       strchr(e->host, ':') ? "https://[%s]:%u/.well-known/masque/ip/{target}/{ipproto}/"
+						    : "https://%s:%u/.well-known/masque/ip/{target}/{ipproto}/",
+			       e->host, e->port);
+	if (uri_template_check(e->uri_template, why, sizeof(why)) != 0) {
+		if (cfg->uri_template[0] != '\0')
+			zg_seterr(err, errlen, "template: \"%s\": %s", e->uri_template, why);
+		else
+			zg_seterr(err, errlen, "relay: entry %zu \"%s\": no URI template derives from it: %s",
+				  i + 1, e->text, why);
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
 int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 {
-	char host[256], why[256];
-	uint16_t port;
 	int r;
 
 	if ((r = opt_require(cfg->relay, "relay", err, errlen)) != 0 ||
@@ -475,14 +577,9 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 	    (r = opt_require(cfg->key, "key", err, errlen)) != 0 ||
 	    (r = opt_require(cfg->ca, "ca", err, errlen)) != 0)
 		return r;
-	if (hostport_split(cfg->relay, host, sizeof(host), &port) != 0 || host[0] == '\0' ||
-	    port == 0) {
-		zg_seterr(err, errlen,
-		       "relay: \"%s\" is not HOST:PORT (e.g. relay.example.com:443, "
-		       "192.0.2.1:4433 or [2001:db8::1]:443)",
-		       cfg->relay);
-		return ZG_ERR_CONFIG;
-	}
+	memset(&cfg->relays, 0, sizeof(cfg->relays));
+	if ((r = relaylist_add(&cfg->relays, cfg->relay, "relay", err, errlen)) != 0)
+		return r;
 	if (cfg->tun[0] == '\0' || strlen(cfg->tun) >= IFNAMSIZ || strpbrk(cfg->tun, "/ \t:%") ||
 	    strcmp(cfg->tun, ".") == 0 || strcmp(cfg->tun, "..") == 0) {
 		zg_seterr(err, errlen,
@@ -508,17 +605,15 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 				    "(RFC 8200); 0 takes the tunnel's", cfg->mtu);
 		return ZG_ERR_CONFIG;
 	}
+	for (size_t i = 0; i < cfg->relays.n; i++)
+		if ((r = relay_derive(cfg, &cfg->relays.e[i], i, err, errlen)) != 0)
+			return r;
 	if (cfg->server_name[0] == '\0')
-		(void)snprintf(cfg->server_name, sizeof(cfg->server_name), "%s", host);
+		(void)snprintf(cfg->server_name, sizeof(cfg->server_name), "%s",
+			       cfg->relays.e[0].server_name);
 	if (cfg->uri_template[0] == '\0')
-		(void)snprintf(cfg->uri_template, sizeof(cfg->uri_template),
-			       strchr(host, ':') ? "https://[%s]:%u/.well-known/masque/ip/{target}/{ipproto}/"
-						 : "https://%s:%u/.well-known/masque/ip/{target}/{ipproto}/",
-			       host, port);
-	if (uri_template_check(cfg->uri_template, why, sizeof(why)) != 0) {
-		zg_seterr(err, errlen, "template: \"%s\": %s", cfg->uri_template, why);
-		return ZG_ERR_CONFIG;
-	}
+		(void)snprintf(cfg->uri_template, sizeof(cfg->uri_template), "%s",
+			       cfg->relays.e[0].uri_template);
 	return 0;
 }
 
@@ -616,6 +711,7 @@ static const char *hint(enum opt_type t)
 	case T_FORMAT:
 		return "FORMAT";
 	case T_PREFIXES:
+	case T_RELAYS:
 	case T_STR:
 		break;
 	}

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/relaylist.h"
 #include "agent/routes.h"
 
 #define AGENT_CONFIG_PATH_MAX 1024
@@ -29,12 +30,18 @@ struct agent_accept {
 };
 
 struct agent_config {
-	char relay[256];                    /* host:port (UDP), required */
+	/* The relay list as given: entries [NAME@]HOST:PORT (UDP) separated
+	 * by commas (a YAML list is joined so); required. */
+	char relay[RELAYLIST_MAX * RELAYLIST_TEXT_MAX];
+	/* Parsed from relay by agent_config_validate(), each entry with the
+	 * server name and URI template its connections use. */
+	struct relaylist relays;
 	char cert[AGENT_CONFIG_PATH_MAX];   /* client certificate (PEM), required */
 	char key[AGENT_CONFIG_PATH_MAX];    /* its key, required */
 	char ca[AGENT_CONFIG_PATH_MAX];     /* CA of the relay's certificate, required */
-	char server_name[256];              /* "" = the relay's host */
-	char uri_template[AGENT_CONFIG_PATH_MAX]; /* "" = https://relay/.well-known/... */
+	char server_name[256];              /* "" = each relay's host (or NAME@) */
+	char uri_template[AGENT_CONFIG_PATH_MAX]; /* "" = https://HOST:PORT/.well-known/...
+						      of each relay */
 	char tun[16];                       /* TUN device name */
 	char status_file[AGENT_CONFIG_PATH_MAX]; /* "" = none */
 	uint32_t reconnect_min_ms;          /* ceiling of the first retry delay */
@@ -78,12 +85,14 @@ int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *er
 int agent_config_apply_flag(struct agent_config *cfg, const char *name, const char *value,
 			    char *err, size_t errlen);
 
-/* Checks what no single source can (required options, relay host:port,
- * the URI template (C01), keepalive shorter than the idle timeout,
- * reconnect_min <= reconnect_max, MTU >= 1280) and fills the derived
- * defaults: server_name from the relay's host, uri_template from the
- * relay's host:port. Returns 0 or ZG_ERR_CONFIG with err naming the
- * option and how to set it. */
+/* Checks what no single source can (required options, the relay list
+ * (relaylist.h; an error names the entry), the URI template (C01),
+ * keepalive shorter than the idle timeout, reconnect_min <= reconnect_max,
+ * MTU >= 1280) and fills cfg->relays, each entry with its server name
+ * (its NAME@, else server_name, else its host) and URI template (the
+ * template option, else https://HOST:PORT/... of the entry). server_name
+ * and uri_template, when empty, are filled with those of the first relay.
+ * Returns 0 or ZG_ERR_CONFIG with err naming the option and how to set it. */
 int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen);
 
 /* The whole command line: defaults, then the file (--config FILE or

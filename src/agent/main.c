@@ -16,8 +16,9 @@
  *
  * When the connection ends the TUN, its address and its routes stay (the
  * packets read meanwhile are dropped and counted) and a libevent timer
- * reconnects with capped exponential backoff and jitter (backoff.h),
- * asking for the same address again. SIGTERM/SIGINT remove exactly what
+ * reconnects, asking for the same address again: to the next relay of
+ * the list at once while one is left untried, then with capped
+ * exponential backoff and jitter (failover.h). SIGTERM/SIGINT remove exactly what
  * the agent added and exit 0.
  *
  * SIGHUP, and a change of the certificate, key or CA files (filewatch.h),
@@ -45,7 +46,7 @@
 #include <event2/event.h>
 
 #include "agent/agent_config.h"
-#include "agent/backoff.h"
+#include "agent/failover.h"
 #include "agent/filewatch.h"
 #include "agent/netlink.h"
 #include "agent/ptb.h"
@@ -103,7 +104,7 @@ struct agent {
 	uint64_t cert_reloads, cert_reload_errors;
 	struct tungro *gro; /* TUN writes of this loop pass */
 	int tun_paused; /* not reading the TUN while the transport is congested */
-	struct backoff bo;
+	struct failover fo; /* which relay of the list, and when (failover.h) */
 	int stopping;
 
 	/* What the agent added to the kernel, and nothing else. */
@@ -149,6 +150,12 @@ struct agent {
 
 static void start_connect(struct agent *ag);
 
+/* The relay being tried or used. */
+static const struct relay_entry *cur_relay(const struct agent *ag)
+{
+	return &ag->cfg.relays.e[ag->fo.cur];
+}
+
 /* ------------------------------------------------------------------ */
 /* status                                                             */
 
@@ -177,7 +184,10 @@ static void write_status(struct agent *ag)
 	st.since = ag->since;
 	st.pid = (long)getpid();
 	st.updated = (int64_t)time(NULL);
-	st.relay = ag->cfg.relay;
+	st.relay = cur_relay(ag)->text;
+	st.relays = &ag->cfg.relays;
+	st.relay_index = ag->fo.cur;
+	st.relay_switches = ag->fo.switches;
 	st.tun = ag->tun;
 	st.mtu = ag->mtu;
 	st.addrs = ag->addrs;
@@ -296,7 +306,7 @@ static int was_refused(const struct status_refusal *old, size_t n, const struct 
 static void refusal_log(struct agent *ag, int route, const struct route_prefix *p,
 			enum route_refusal why)
 {
-	log_warnx("relay %s (%s) %s %s: refused, %s; not installed", ag->cfg.relay,
+	log_warnx("relay %s (%s) %s %s: refused, %s; not installed", cur_relay(ag)->text,
 		  ag->relay_addr.version ? fmt_prefix(&ag->relay_addr) : "address unknown",
 		  route ? "advertised the route" : "assigned the address", fmt_prefix(p),
 		  routes_refusal_why(why));
@@ -498,7 +508,7 @@ static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *p
 	}
 	if (logged > REFUSAL_LOG_MAX)
 		log_warnx("relay %s: %zu more routes refused (the status file lists up to %d)",
-			  ag->cfg.relay, logged - REFUSAL_LOG_MAX, ROUTE_REFUSED_MAX);
+			  cur_relay(ag)->text, logged - REFUSAL_LOG_MAX, ROUTE_REFUSED_MAX);
 }
 
 static void apply_addresses(struct agent *ag);
@@ -867,15 +877,26 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 		start_connect(ag);
 }
 
+/* The attempt or tunnel on the current relay ended: the next relay, after
+ * the delay the failover policy gives (failover.h). */
 static void schedule_retry(struct agent *ag, const char *why)
 {
-	uint32_t ms = backoff_next(&ag->bo, random32());
+	const char *failed = cur_relay(ag)->text;
+	uint32_t ms = failover_failed(&ag->fo, masque_udp_now(), ag->goaway, random32());
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
+	ag->goaway = 0;
 	evtimer_add(ag->retry_ev, &tv);
-	set_state(ag, "reconnecting",
-		  "%s; next attempt in %u.%03u s (kept: routes %zu, addresses %zu)", why, ms / 1000,
-		  ms % 1000, ag->nroutes, ag->naddrs);
+	if (ag->cfg.relays.n > 1)
+		set_state(ag, "reconnecting",
+			  "relay %s: %s; next attempt in %u.%03u s to relay %s (%zu of %zu) "
+			  "(kept: routes %zu, addresses %zu)",
+			  failed, why, ms / 1000, ms % 1000, cur_relay(ag)->text, ag->fo.cur + 1,
+			  ag->cfg.relays.n, ag->nroutes, ag->naddrs);
+	else
+		set_state(ag, "reconnecting",
+			  "%s; next attempt in %u.%03u s (kept: routes %zu, addresses %zu)", why,
+			  ms / 1000, ms % 1000, ag->nroutes, ag->naddrs);
 }
 
 static void on_open(struct masque_conn *c, void *ctx)
@@ -887,6 +908,7 @@ static void on_open(struct masque_conn *c, void *ctx)
 	ag->open = 1;
 	ag->goaway = 0;
 	ag->opened_at = masque_udp_now();
+	failover_opened(&ag->fo, ag->opened_at);
 	ag->cnt.connects++;
 	mtu = ag->cfg.mtu ? ag->cfg.mtu : (uint32_t)(max > 65535 ? 65535 : max);
 	if (mtu < MASQUE_MIN_INNER_MTU)
@@ -900,7 +922,7 @@ static void on_open(struct masque_conn *c, void *ctx)
 			ag->link_up = 1;
 		}
 	}
-	set_state(ag, "connected", "relay %s, %s, largest packet %zu, %s MTU %u", ag->cfg.relay,
+	set_state(ag, "connected", "relay %s, %s, largest packet %zu, %s MTU %u", cur_relay(ag)->text,
 		  masque_conn_datagrams(c) ? "QUIC datagrams" : "DATAGRAM capsules", max, ag->tun,
 		  ag->mtu);
 }
@@ -937,29 +959,40 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	else
 		(void)snprintf(why, sizeof(why), "%s: %s",
 			       was_open ? "connection lost" : "cannot connect", ci->reason);
-	set_error(ag, "%s", why);
-	if (ag->goaway || (was_open && masque_udp_now() - ag->opened_at >= STABLE_NS))
-		backoff_reset(&ag->bo);
-	ag->goaway = 0;
+	set_error(ag, "relay %s: %s", cur_relay(ag)->text, why);
 	schedule_retry(ag, why);
 }
 
 static void start_connect(struct agent *ag)
 {
+	const struct relay_entry *e = cur_relay(ag);
 	const struct sockaddr *peer;
+	struct uri_scope any;
 	socklen_t plen;
-	char err[512];
+	char err[512], of[32] = "";
 	int r;
 
-	set_state(ag, "connecting", "relay %s (server name %s), asking for %s%s", ag->cfg.relay,
-		  ag->cfg.server_name, ag->naddrs ? "the previous address " : "any address",
+	if (ag->cfg.relays.n > 1)
+		(void)snprintf(of, sizeof(of), ", %zu of %zu", ag->fo.cur + 1, ag->cfg.relays.n);
+	set_state(ag, "connecting", "relay %s (server name %s%s), asking for %s%s", e->text,
+		  e->server_name, of, ag->naddrs ? "the previous address " : "any address",
 		  ag->naddrs ? fmt_prefix(&ag->addrs[0]) : "");
-	r = masque_udp_client_new(ag->base, ag->cfg.relay, &ag->mc, &ag->cbs, ag, &ag->u, &ag->c,
-				  err, sizeof(err));
+	/* each relay its own :authority, :path and certificate name */
+	memset(&any, 0, sizeof(any));
+	any.any_target = 1;
+	any.any_proto = 1;
+	ag->mc.server_name = e->server_name;
+	r = uri_expand(e->uri_template, &any, ag->authority, sizeof(ag->authority), ag->path,
+		       sizeof(ag->path));
+	if (r == 0)
+		r = masque_udp_client_new(ag->base, e->addr, &ag->mc, &ag->cbs, ag, &ag->u, &ag->c,
+					  err, sizeof(err));
+	else
+		(void)snprintf(err, sizeof(err), "template %s: cannot expand", e->uri_template);
 	if (r != 0) {
 		ag->u = NULL;
 		ag->c = NULL;
-		set_error(ag, "%s", err);
+		set_error(ag, "relay %s: %s", e->text, err);
 		schedule_retry(ag, err);
 		return;
 	}
@@ -1041,7 +1074,7 @@ static void reload_tls(struct agent *ag, const char *why, int force)
 		 * certificate): try the new one now. */
 		struct timeval now = { 0, 0 };
 
-		backoff_reset(&ag->bo);
+		failover_restart(&ag->fo);
 		(void)evtimer_add(ag->retry_ev, &now);
 	}
 }
@@ -1097,7 +1130,8 @@ static void usage(FILE *f)
 
 	(void)agent_config_usage(opts, sizeof(opts));
 	fprintf(f,
-		"usage: zgate-agent --relay HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+		"usage: zgate-agent --relay HOST:PORT[,HOST:PORT...] --cert FILE --key FILE --ca FILE\n"
+		"                   [options]\n"
 		"       zgate-agent --config FILE [options]\n"
 		"       zgate-agent status [--json] [--status-file FILE]\n"
 		"\n"
@@ -1122,6 +1156,15 @@ static void usage(FILE *f)
 		"A value follows its flag (--mtu 1350) or an equals sign (--mtu=1350); a\n"
 		"boolean alone is true (--ipv6), --ipv6=false turns it off. Durations take a\n"
 		"unit: ms, s, m or h (500ms, 25s, 5m); 0 needs none.\n"
+		"\n"
+		"Several relays (--relay a.example:443,b.example:443): the agent starts with\n"
+		"the first and stays on whichever works. When a tunnel is lost, or a\n"
+		"handshake is refused or times out, it tries the next relay at once; once\n"
+		"every relay of the list failed in a row it waits the reconnect backoff\n"
+		"(--reconnect-min .. --reconnect-max, growing) and goes round again. A tunnel\n"
+		"that held 10 s, or ended by the relay's GOAWAY, resets the backoff. Each\n"
+		"relay is asked for the address the agent holds. An entry NAME@HOST:PORT\n"
+		"checks that relay's certificate for NAME (default: --server-name, else HOST).\n"
 		"\n"
 		"Each state change (connecting, connected, draining, reconnecting, stopped) is\n"
 		"one line on stderr; --status-file keeps a JSON object with the state, relay,\n"
@@ -1157,10 +1200,18 @@ static void print_config(const struct agent_config *c)
 			break;
 		n += (size_t)w;
 	}
-	printf("relay           %s\n"
-	       "server_name     %s\n"
-	       "template        %s\n"
-	       "cert            %s\n"
+	for (size_t i = 0; i < c->relays.n; i++) {
+		const struct relay_entry *e = &c->relays.e[i];
+
+		if (c->relays.n > 1)
+			printf("relay %zu of %zu      %s\n", i + 1, c->relays.n, e->addr);
+		else
+			printf("relay           %s\n", e->addr);
+		printf("server_name     %s\n"
+		       "template        %s\n",
+		       e->server_name, e->uri_template);
+	}
+	printf("cert            %s\n"
 	       "key             %s\n"
 	       "ca              %s\n"
 	       "tun             %s\n"
@@ -1172,7 +1223,7 @@ static void print_config(const struct agent_config *c)
 	       "accept_routes   %s\n"
 	       "log_level       %s, log_format %s\n"
 	       "configuration OK\n",
-	       c->relay, c->server_name, c->uri_template, c->cert, c->key, c->ca, c->tun,
+	       c->cert, c->key, c->ca, c->tun,
 	       c->status_file[0] ? c->status_file : "(none)", c->reconnect_min_ms,
 	       c->reconnect_max_ms, c->keepalive_ms, c->idle_timeout_ms, c->connect_timeout_ms,
 	       mtu, c->ipv6 ? "yes" : "no", acc, c->log_level, c->log_format);
@@ -1183,14 +1234,17 @@ static int setup_transport(struct agent *ag)
 	struct uri_scope any;
 	char err[512];
 
+	/* every relay's template expands (start_connect() does it again) */
 	memset(&any, 0, sizeof(any));
 	any.any_target = 1;
 	any.any_proto = 1;
-	if (uri_expand(ag->cfg.uri_template, &any, ag->authority, sizeof(ag->authority), ag->path,
-		       sizeof(ag->path)) != 0) {
-		fprintf(stderr, "zgate-agent: template %s: cannot expand\n", ag->cfg.uri_template);
-		return 2;
-	}
+	for (size_t i = 0; i < ag->cfg.relays.n; i++)
+		if (uri_expand(ag->cfg.relays.e[i].uri_template, &any, ag->authority,
+			       sizeof(ag->authority), ag->path, sizeof(ag->path)) != 0) {
+			fprintf(stderr, "zgate-agent: relay %s: template %s: cannot expand\n",
+				ag->cfg.relays.e[i].text, ag->cfg.relays.e[i].uri_template);
+			return 2;
+		}
 	ag->cert_sum = cert_files_sum(ag);
 	if (tls_client_ctx_new(ag->cfg.cert, ag->cfg.key, ag->cfg.ca, &ag->tls, err, sizeof(err)) !=
 	    0) {
@@ -1379,13 +1433,20 @@ static int run(struct agent *ag, int argc, char **argv)
 		return rc;
 	if ((rc = preflight(ag)) != 0)
 		goto out;
-	backoff_init(&ag->bo, ag->cfg.reconnect_min_ms, ag->cfg.reconnect_max_ms);
+	failover_init(&ag->fo, ag->cfg.relays.n, ag->cfg.reconnect_min_ms,
+		      ag->cfg.reconnect_max_ms, STABLE_NS);
 	if (make_events(ag) != 0) {
 		fprintf(stderr, "zgate-agent: cannot set up the event loop\n");
 		rc = 1;
 		goto out;
 	}
-	log_info("zgate-agent %s: TUN %s (index %d)", ZG_VERSION, ag->tun, ag->ifindex);
+	{
+		char list[RELAYLIST_MAX * RELAYLIST_TEXT_MAX];
+
+		log_info("zgate-agent %s: TUN %s (index %d), relay%s %s", ZG_VERSION, ag->tun,
+			 ag->ifindex, ag->cfg.relays.n > 1 ? "s" : "",
+			 relaylist_format(&ag->cfg.relays, list, sizeof(list)));
+	}
 	start_connect(ag);
 	event_base_dispatch(ag->base);
 

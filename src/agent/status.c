@@ -81,6 +81,15 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 	put(&o, ",\"since\":%lld,\"pid\":%ld,\"updated\":%lld,\"relay\":", (long long)st->since,
 	    st->pid, (long long)st->updated);
 	put_str(&o, st->relay);
+	put(&o, ",\"relays\":[");
+	if (st->relays == NULL)
+		put_str(&o, st->relay);
+	for (size_t i = 0; st->relays != NULL && i < st->relays->n; i++) {
+		put(&o, "%s", i ? "," : "");
+		put_str(&o, st->relays->e[i].text);
+	}
+	put(&o, "],\"relay_index\":%zu,\"relay_switches\":%llu", st->relay_index,
+	    (unsigned long long)st->relay_switches);
 	put(&o, ",\"tun\":");
 	put_str(&o, st->tun);
 	put(&o, ",\"mtu\":%u,\"addresses\":", st->mtu);
@@ -665,6 +674,38 @@ static void print_drops(struct show *sh)
 	fprintf(sh->out, "%s\n", any ? "" : "none");
 }
 
+/* "  relays: a, b (on 2 of 2, 3 switches)" when the list has several. */
+static void print_relays(struct show *sh)
+{
+	long arr = jget(sh->d, sh->root, "relays");
+	uint64_t idx = ufield(sh, sh->root, "relay_index");
+	uint64_t sw = ufield(sh, sh->root, "relay_switches");
+	char raw[RELAYLIST_TEXT_MAX], esc[2 * RELAYLIST_TEXT_MAX];
+
+	if (arr < 0)
+		return; /* written by an agent before lists */
+	if (sh->d->t[arr].type != J_ARR) {
+		if (sh->bad == NULL)
+			sh->bad = "relays";
+		return;
+	}
+	if (sh->d->t[arr].n < 2)
+		return;
+	fprintf(sh->out, "  relays: ");
+	for (uint32_t k = 0; k < sh->d->t[arr].n; k++) {
+		long n = jstr(sh->d, jat(sh->d, arr, k), raw, sizeof(raw));
+
+		if (n < 0) {
+			if (sh->bad == NULL)
+				sh->bad = "relays";
+			continue;
+		}
+		fprintf(sh->out, "%s%s", k ? ", " : "", log_escape_n(raw, (size_t)n, esc, sizeof(esc)));
+	}
+	fprintf(sh->out, " (on %llu of %u, %llu switch%s)\n", (unsigned long long)idx + 1,
+		sh->d->t[arr].n, (unsigned long long)sw, sw == 1 ? "" : "es");
+}
+
 static void print_summary(struct show *sh)
 {
 	char tun[64], state[64], relay[600], rr[128], err[1200];
@@ -686,6 +727,7 @@ static void print_summary(struct show *sh)
 	if (pid > 0)
 		fprintf(sh->out, "  pid: %lld\n", (long long)pid);
 	fprintf(sh->out, "  relay: %s\n", sfield(sh, sh->root, "relay", relay, sizeof(relay)));
+	print_relays(sh);
 	print_list(sh, "addresses", "addresses", "none");
 	print_list(sh, "routes", "routes", "none");
 	if (sfield(sh, sh->root, "relay_route", rr, sizeof(rr))[0] != '\0')

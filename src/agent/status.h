@@ -6,6 +6,8 @@
  *
  *   {"state":"connected","since":1718000000,"pid":4242,"updated":1718000042,
  *    "relay":"relay.example:443",
+ *    "relays":["relay.example:443","relay-b.example:443"],"relay_index":0,
+ *    "relay_switches":0,
  *    "tun":"zgate0","mtu":1350,"addresses":["10.100.0.2/32"],
  *    "routes":["0.0.0.0/1","128.0.0.0/1"],"relay_route":"192.0.2.1/32",
  *    "refused":[{"address":"8.8.8.8/32","reason":"not_tunneled"},
@@ -21,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "agent/relaylist.h"
 #include "agent/routes.h"
 
 /* Counters over the agent's whole life (all connections). */
@@ -63,7 +66,10 @@ struct status_info {
 	int64_t since;           /* Unix time of the last state change */
 	long pid;                /* the agent's process, for readers' liveness check */
 	int64_t updated;         /* Unix time this object was written */
-	const char *relay;       /* as configured */
+	const char *relay;       /* the entry in use or being tried, as written */
+	const struct relaylist *relays; /* the whole list; NULL = just relay */
+	size_t relay_index;      /* relay's position in relays (from 0) */
+	uint64_t relay_switches; /* moves from one relay to another */
 	const char *tun;         /* device name */
 	uint32_t mtu;            /* 0 before the first tunnel */
 	const struct route_prefix *addrs; /* on the TUN now */
@@ -108,7 +114,8 @@ int status_pid_alive(long pid);
 
 /* Reads the status file at path and writes to out either the file as it
  * is (json != 0) or a summary in the style of `wg show`: state and for how
- * long, relay, addresses, routes, DNS when the file has it, RTT, traffic,
+ * long, relay (and, with several, the list, which one is in use and how
+ * often the agent moved), addresses, routes, DNS when the file has it, RTT, traffic,
  * drops, refused addresses and routes, last error. now is the current
  * Unix time (durations), alive decides whether the agent still runs.
  * Returns 0 when printed; ZG_ERR_NOTFOUND when the agent is not running
