@@ -28,6 +28,7 @@
  * load keep the context in use, and the log and status file say why.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -315,12 +316,16 @@ static void refusal_log(struct agent *ag, int route, const struct route_prefix *
 }
 
 /* Learns how the kernel reaches the relay now, before any route of ours
- * can capture it; keeps what it knew when the answer is our own TUN. */
+ * can capture it. When the answer is our own TUN (routes installed for an
+ * earlier relay of the list cover this one: a full tunnel), the relay is
+ * taken to be reached the way the earlier one was. */
 static void learn_relay_path(struct agent *ag, const struct sockaddr *sa)
 {
 	struct route_prefix a;
-	uint8_t gw[16];
-	int has_gw = 0, oif = 0;
+	uint8_t gw[16], had_gw[16];
+	int has_gw = 0, oif = 0, had = ag->relay_path_ok, had_has_gw = ag->relay_has_gw;
+	int had_oif = ag->relay_oif;
+	unsigned had_version = ag->relay_addr.version;
 
 	memset(&a, 0, sizeof(a));
 	if (sa->sa_family == AF_INET) {
@@ -336,10 +341,20 @@ static void learn_relay_path(struct agent *ag, const struct sockaddr *sa)
 	}
 	if (ag->relay_path_ok && routes_equal(&a, &ag->relay_addr))
 		return;
+	memcpy(had_gw, ag->relay_gw, sizeof(had_gw));
 	ag->relay_addr = a;
 	ag->relay_path_ok = 0;
 	if (nl_route_get(ag->nl, a.version, a.addr, gw, &has_gw, &oif) != 0) {
 		log_warn("no route to the relay %s", fmt_prefix(&a));
+		return;
+	}
+	if (oif == ag->ifindex && had && had_version == a.version) {
+		ag->relay_path_ok = 1;
+		ag->relay_has_gw = had_has_gw;
+		ag->relay_oif = had_oif;
+		memcpy(ag->relay_gw, had_gw, sizeof(had_gw));
+		log_info("the relay %s is routed through %s: it is reached the way the previous "
+			 "relay was", fmt_prefix(&a), ag->tun);
 		return;
 	}
 	if (oif == ag->ifindex) {
@@ -963,13 +978,42 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	schedule_retry(ag, why);
 }
 
+/* Resolves the relay e and, before anything is sent to it, keeps its path
+ * outside the tunnel: when the routes in place (an earlier relay's full
+ * tunnel) cover it, its host route is added first, or its packets would
+ * enter the tunnel that is down. Writes the numeric address to connect to
+ * into out; e->addr when it does not resolve (the transport then says
+ * why). */
+static void relay_path_prepare(struct agent *ag, const struct relay_entry *e, char *out,
+			       size_t outlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[INET6_ADDRSTRLEN], port[8];
+
+	(void)snprintf(out, outlen, "%s", e->addr);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	(void)snprintf(port, sizeof(port), "%u", e->port);
+	if (getaddrinfo(e->host, port, &hints, &res) != 0 || res == NULL)
+		return;
+	if (getnameinfo(res->ai_addr, res->ai_addrlen, host, sizeof(host), NULL, 0,
+			NI_NUMERICHOST) == 0) {
+		(void)snprintf(out, outlen, res->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+			       e->port);
+		learn_relay_path(ag, res->ai_addr);
+		(void)relay_route_update(ag, ag->routes, ag->nroutes);
+	}
+	freeaddrinfo(res);
+}
+
 static void start_connect(struct agent *ag)
 {
 	const struct relay_entry *e = cur_relay(ag);
 	const struct sockaddr *peer;
 	struct uri_scope any;
 	socklen_t plen;
-	char err[512], of[32] = "";
+	char err[512], of[32] = "", addr[RELAYLIST_TEXT_MAX];
 	int r;
 
 	if (ag->cfg.relays.n > 1)
@@ -984,8 +1028,9 @@ static void start_connect(struct agent *ag)
 	ag->mc.server_name = e->server_name;
 	r = uri_expand(e->uri_template, &any, ag->authority, sizeof(ag->authority), ag->path,
 		       sizeof(ag->path));
+	relay_path_prepare(ag, e, addr, sizeof(addr));
 	if (r == 0)
-		r = masque_udp_client_new(ag->base, e->addr, &ag->mc, &ag->cbs, ag, &ag->u, &ag->c,
+		r = masque_udp_client_new(ag->base, addr, &ag->mc, &ag->cbs, ag, &ag->u, &ag->c,
 					  err, sizeof(err));
 	else
 		(void)snprintf(err, sizeof(err), "template %s: cannot expand", e->uri_template);

@@ -8,22 +8,30 @@
 # --idle-timeout 3s: a dead relay is noticed by the idle timeout). Then A
 # comes back and B is killed: the agent is on A again. The status file and
 # `zgate-agent status` name the relay in use and the list.
+# All of it twice: a split tunnel (198.18.0.0/24), then a full tunnel
+# (0.0.0.0/0 advertised as 0/1 + 128/1), where the next relay's address is
+# covered by the tunnel's routes and must get its host route before the
+# agent sends it anything.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 command -v curl >/dev/null || skip "curl missing"
 topo_init 1
 topo_pki agent-1
-cat >"$D/policy.yaml" <<P
+policy() { # DESTINATION
+	cat >"$D/policy.yaml" <<P
 version: 1
 default_action: deny
 clients:
   agent-1:
     rules:
-      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [icmp, tcp] }
+      - { id: saas, action: allow, destinations: ["$1"], protocols: [icmp, tcp] }
 P
-# relay B's own address, on the relay namespace's loopback
+}
+# the relays' own addresses, on the relay namespace's loopback: the client
+# reaches both through its default gateway, as relays on other networks
+ip -n "$R" addr add 192.168.90.1/32 dev lo
 ip -n "$R" addr add 192.168.91.1/32 dev lo
-A_ADDR=192.168.81.1:4433 B_ADDR=192.168.91.1:4434
+A_ADDR=192.168.90.1:4433 B_ADDR=192.168.91.1:4434
 declare -A RP
 
 # relay_start NAME LISTEN OPS_PORT — one relay process; RP[NAME] its pid.
@@ -70,63 +78,82 @@ recover() {
 	(((t1 - t0) < 5000)) || fail "recovery took $secs s (goal: under 5 s)"
 }
 
-relay_start A "$A_ADDR" 8080
-relay_start B "$B_ADDR" 8081
-# the first entry takes --server-name, the second names itself
-ip netns exec "${C[1]}" "$AGENT" --relay "$A_ADDR,relay.test@$B_ADDR" --server-name relay.test \
-	--cert "$D/pki/agent-1.crt" --key "$D/pki/agent-1.key" --ca "$D/pki/ca.crt" \
-	--status-file "$D/status1.json" --reconnect-min 200ms --reconnect-max 1s \
-	--idle-timeout 3s --keepalive 1s 2>>"$D/agent1.log" &
-APID[1]=$!
-cleanup "kill ${APID[1]} 2>/dev/null; wait ${APID[1]} 2>/dev/null"
+# scenario split|full — the whole story with a fresh agent and relays.
+scenario() {
+	local mode=$1
+	step "=== $mode tunnel"
+	policy "$([[ $mode == full ]] && echo 0.0.0.0/0 || echo 198.18.0.0/24)"
+	: >"$D/agent1.log"; rm -f "$D"/audit-?.log "$D/status1.json"
+	relay_start A "$A_ADDR" 8080
+	relay_start B "$B_ADDR" 8081
+	# the first entry takes --server-name, the second names itself
+	ip netns exec "${C[1]}" "$AGENT" --relay "$A_ADDR,relay.test@$B_ADDR" --server-name relay.test \
+		--cert "$D/pki/agent-1.crt" --key "$D/pki/agent-1.key" --ca "$D/pki/ca.crt" \
+		--status-file "$D/status1.json" --reconnect-min 200ms --reconnect-max 1s \
+		--idle-timeout 3s --keepalive 1s 2>>"$D/agent1.log" &
+	APID[1]=$!
+	cleanup "kill ${APID[1]} 2>/dev/null; wait ${APID[1]} 2>/dev/null"
 
-step "the agent connects to the first relay (A)"
-for _ in $(seq 100); do [[ -n $(agent_addr 1) ]] && break; sleep 0.1; done
-addr=$(agent_addr 1)
-[[ -n $addr ]] || fail "no address: $(tail -5 "$D/agent1.log")"
-echo "address from A: $addr"
-for _ in $(seq 50); do ping_ok && break; done
-ping_ok || fail "no ping through relay A"
-[[ $(field relay) == "\"$A_ADDR\"" ]] || fail "status relay: $(field relay)"
-[[ $(field relays) == "[\"$A_ADDR\",\"relay.test@$B_ADDR\"]" ]] || fail "status relays: $(field relays)"
-[[ $(field relay_index) == 0 ]] || fail "relay_index: $(field relay_index)"
-grep -q "\"event\":\"session_open\",\"client\":\"agent-1\",\"vip\":\"${addr%/*}\"" "$D/audit-A.log" ||
-	fail "no session on A"
+	step "the agent connects to the first relay (A)"
+	for _ in $(seq 100); do [[ -n $(agent_addr 1) ]] && break; sleep 0.1; done
+	addr=$(agent_addr 1)
+	[[ -n $addr ]] || fail "no address: $(tail -5 "$D/agent1.log")"
+	echo "address from A: $addr"
+	for _ in $(seq 50); do ping_ok && break; done
+	ping_ok || fail "no ping through relay A"
+	[[ $(field relay) == "\"$A_ADDR\"" ]] || fail "status relay: $(field relay)"
+	[[ $(field relays) == "[\"$A_ADDR\",\"relay.test@$B_ADDR\"]" ]] || fail "status relays: $(field relays)"
+	[[ $(field relay_index) == 0 ]] || fail "relay_index: $(field relay_index)"
+	grep -q "\"event\":\"session_open\",\"client\":\"agent-1\",\"vip\":\"${addr%/*}\"" "$D/audit-A.log" ||
+		fail "no session on A"
 
-step "A is killed: the agent is on B and traffic flows again"
-n=$(wc -l <"$D/agent1.log")
-recover A
-[[ $(field relay) == "\"relay.test@$B_ADDR\"" ]] || fail "status relay after A died: $(field relay)"
-[[ $(field relay_index) == 1 ]] || fail "relay_index: $(field relay_index)"
-[[ $(field state) == '"connected"' ]] || fail "state: $(field state)"
-new=$(tail -n +$((n + 1)) "$D/agent1.log")
-expect_contains "$new" "relay relay.test@$B_ADDR (server name relay.test, 2 of 2), asking for the previous address $addr" "agent log"
-expect_contains "$new" "state connected: relay relay.test@$B_ADDR" "agent log"
-addr_b=$(agent_addr 1)
-echo "address from B: $addr_b (asked for $addr)"
-# identical pools: B grants the address asked for (it is free there)
-[[ $addr_b == "$addr" ]] || fail "B assigned $addr_b, the agent asked for $addr"
-grep -q "\"event\":\"session_open\",\"client\":\"agent-1\",\"vip\":\"${addr%/*}\"" "$D/audit-B.log" ||
-	fail "no session on B"
-out=$("$AGENT" status --status-file "$D/status1.json")
-echo "$out"
-expect_contains "$out" "  relay: relay.test@$B_ADDR" "zgate-agent status"
-expect_contains "$out" "  relays: $A_ADDR, relay.test@$B_ADDR (on 2 of 2, 1 switch)" "zgate-agent status"
-json=$("$AGENT" status --json --status-file "$D/status1.json")
-expect_contains "$json" "\"relay\":\"relay.test@$B_ADDR\",\"relays\":[\"$A_ADDR\",\"relay.test@$B_ADDR\"],\"relay_index\":1" "status --json"
+	step "A is killed: the agent is on B and traffic flows again"
+	n=$(wc -l <"$D/agent1.log")
+	recover A
+	[[ $(field relay) == "\"relay.test@$B_ADDR\"" ]] || fail "status relay after A died: $(field relay)"
+	[[ $(field relay_index) == 1 ]] || fail "relay_index: $(field relay_index)"
+	[[ $(field state) == '"connected"' ]] || fail "state: $(field state)"
+	new=$(tail -n +$((n + 1)) "$D/agent1.log")
+	expect_contains "$new" "relay relay.test@$B_ADDR (server name relay.test, 2 of 2), asking for the previous address $addr" "agent log"
+	expect_contains "$new" "state connected: relay relay.test@$B_ADDR" "agent log"
+	addr_b=$(agent_addr 1)
+	echo "address from B: $addr_b (asked for $addr)"
+	# identical pools: B grants the address asked for (it is free there)
+	[[ $addr_b == "$addr" ]] || fail "B assigned $addr_b, the agent asked for $addr"
+	grep -q "\"event\":\"session_open\",\"client\":\"agent-1\",\"vip\":\"${addr%/*}\"" "$D/audit-B.log" ||
+		fail "no session on B"
+	if [[ $mode == full ]]; then
+		routes=$(ip -n "${C[1]}" route)
+		echo "$routes"
+		expect_contains "$routes" "0.0.0.0/1 dev zgate0" "full tunnel routes"
+		expect_contains "$routes" "${B_ADDR%:*} via 192.168.81.1" "host route to B"
+		[[ $routes != *"${A_ADDR%:*} via"* ]] || fail "the host route to A stayed"
+		expect_contains "$new" "the relay ${B_ADDR%:*}/32 is routed through zgate0: it is reached the way the previous relay was" "agent log"
+	fi
+	out=$("$AGENT" status --status-file "$D/status1.json")
+	echo "$out"
+	expect_contains "$out" "  relay: relay.test@$B_ADDR" "zgate-agent status"
+	expect_contains "$out" "  relays: $A_ADDR, relay.test@$B_ADDR (on 2 of 2, 1 switch)" "zgate-agent status"
+	json=$("$AGENT" status --json --status-file "$D/status1.json")
+	expect_contains "$json" "\"relay\":\"relay.test@$B_ADDR\",\"relays\":[\"$A_ADDR\",\"relay.test@$B_ADDR\"],\"relay_index\":1" "status --json"
 
-step "A is back, B is killed: the agent is on A again"
-relay_start A "$A_ADDR" 8080
-sleep 1 # the tunnel on B stays: no going back while it works
-[[ $(field relay_index) == 1 ]] || fail "left B while it worked"
-recover B
-[[ $(field relay) == "\"$A_ADDR\"" ]] || fail "status relay after B died: $(field relay)"
-[[ $(field relay_index) == 0 ]] || fail "relay_index: $(field relay_index)"
-[[ $(agent_addr 1) == "$addr" ]] || fail "A assigned $(agent_addr 1) the second time"
-[[ $(field relay_switches) == 2 ]] || sleep 5 # the counters are refreshed every 5 s
-[[ $(field relay_switches) == 2 ]] || fail "relay_switches: $(field relay_switches)"
+	step "A is back, B is killed: the agent is on A again"
+	relay_start A "$A_ADDR" 8080
+	sleep 1 # the tunnel on B stays: no going back while it works
+	[[ $(field relay_index) == 1 ]] || fail "left B while it worked"
+	recover B
+	[[ $(field relay) == "\"$A_ADDR\"" ]] || fail "status relay after B died: $(field relay)"
+	[[ $(field relay_index) == 0 ]] || fail "relay_index: $(field relay_index)"
+	[[ $(agent_addr 1) == "$addr" ]] || fail "A assigned $(agent_addr 1) the second time"
+	[[ $(field relay_switches) == 2 ]] || sleep 5 # the counters are refreshed every 5 s
+	[[ $(field relay_switches) == 2 ]] || fail "relay_switches: $(field relay_switches)"
 
-kill -TERM "${APID[1]}"
-rc=0; wait "${APID[1]}" || rc=$?
-[[ $rc -eq 0 ]] || fail "agent exit status $rc"
+	kill -TERM "${APID[1]}"
+	rc=0; wait "${APID[1]}" || rc=$?
+	[[ $rc -eq 0 ]] || fail "agent exit status $rc"
+	relay_kill A
+}
+
+scenario split
+scenario full
 pass
