@@ -1248,10 +1248,11 @@ static void print_config(const struct agent_config *c)
 	for (size_t i = 0; i < c->relays.n; i++) {
 		const struct relay_entry *e = &c->relays.e[i];
 
+		char label[64] = "relay";
+
 		if (c->relays.n > 1)
-			printf("relay %zu of %zu      %s\n", i + 1, c->relays.n, e->addr);
-		else
-			printf("relay           %s\n", e->addr);
+			(void)snprintf(label, sizeof(label), "relay %zu/%zu", i + 1, c->relays.n);
+		printf("%-16s%s\n", label, e->addr);
 		printf("server_name     %s\n"
 		       "template        %s\n",
 		       e->server_name, e->uri_template);
