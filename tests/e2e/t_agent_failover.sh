@@ -5,13 +5,15 @@
 # addresses. The agent connects to A; A is SIGKILLed; the agent moves to
 # B, asking for the address it holds, and traffic flows again; the seconds
 # from the kill to the first answered ping are printed (goal < 5 s, with
-# --idle-timeout 3s: a dead relay is noticed by the idle timeout). Then A
+# --idle-timeout 2s: a dead relay is noticed by the idle timeout). Then A
 # comes back and B is killed: the agent is on A again. The status file and
 # `zgate-agent status` name the relay in use and the list.
 # All of it twice: a split tunnel (198.18.0.0/24), then a full tunnel
 # (0.0.0.0/0 advertised as 0/1 + 128/1), where the next relay's address is
 # covered by the tunnel's routes and must get its host route before the
-# agent sends it anything.
+# agent sends it anything. Last, one round through three entries: a relay
+# that does not answer (handshake timeout) and one whose certificate lacks
+# the entry's NAME@ are skipped without a backoff delay.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 command -v curl >/dev/null || skip "curl missing"
@@ -90,7 +92,7 @@ scenario() {
 	ip netns exec "${C[1]}" "$AGENT" --relay "$A_ADDR,relay.test@$B_ADDR" --server-name relay.test \
 		--cert "$D/pki/agent-1.crt" --key "$D/pki/agent-1.key" --ca "$D/pki/ca.crt" \
 		--status-file "$D/status1.json" --reconnect-min 200ms --reconnect-max 1s \
-		--idle-timeout 3s --keepalive 1s 2>>"$D/agent1.log" &
+		--idle-timeout 2s --keepalive 500ms 2>>"$D/agent1.log" &
 	APID[1]=$!
 	cleanup "kill ${APID[1]} 2>/dev/null; wait ${APID[1]} 2>/dev/null"
 
@@ -156,4 +158,36 @@ scenario() {
 
 scenario split
 scenario full
+
+# One round without waiting: a relay that does not answer (handshake
+# timeout), one whose certificate does not carry the entry's name (refused:
+# the name check is per relay), then one that works.
+step "=== a dead relay and a wrong name are skipped within one round"
+policy 198.18.0.0/24
+: >"$D/agent1.log"; rm -f "$D/status1.json"
+relay_start A "$A_ADDR" 8080
+relay_start B "$B_ADDR" 8081
+t0=$(now_ms)
+ip netns exec "${C[1]}" "$AGENT" --relay "192.168.92.1:4433,wrong.test@$A_ADDR,relay.test@$B_ADDR" \
+	--cert "$D/pki/agent-1.crt" --key "$D/pki/agent-1.key" --ca "$D/pki/ca.crt" \
+	--status-file "$D/status1.json" --reconnect-min 2s --reconnect-max 5s \
+	--connect-timeout 1s 2>>"$D/agent1.log" &
+APID[1]=$!
+cleanup "kill ${APID[1]} 2>/dev/null; wait ${APID[1]} 2>/dev/null"
+for _ in $(seq 100); do [[ $(field state) == '"connected"' ]] && break; sleep 0.1; done
+t1=$(now_ms)
+[[ $(field state) == '"connected"' ]] || fail "not connected: $(tail -5 "$D/agent1.log")"
+echo "connected to the third relay after $(((t1 - t0) / 1000)).$(printf '%03d' $(((t1 - t0) % 1000))) s"
+[[ $(field relay_index) == 2 ]] || fail "relay_index: $(field relay_index)"
+log=$(cat "$D/agent1.log")
+expect_contains "$log" "relay 192.168.92.1:4433: cannot connect: handshake timeout; next attempt in 0.000 s to relay wrong.test@$A_ADDR (2 of 3)" "agent log"
+expect_contains "$log" "relay wrong.test@$A_ADDR: cannot connect: relay certificate refused" "agent log"
+expect_contains "$log" "next attempt in 0.000 s to relay relay.test@$B_ADDR (3 of 3)" "agent log"
+# no backoff delay (reconnect-min 2s) was waited within the round
+(((t1 - t0) < 3000)) || fail "the round took $((t1 - t0)) ms"
+for _ in $(seq 50); do ping_ok && break; done
+ping_ok || fail "no ping through relay B"
+kill -TERM "${APID[1]}"
+rc=0; wait "${APID[1]}" || rc=$?
+[[ $rc -eq 0 ]] || fail "agent exit status $rc"
 pass
