@@ -18,8 +18,8 @@
  * packets read meanwhile are dropped and counted) and a libevent timer
  * reconnects, asking for the same address again: to the next relay of
  * the list at once while one is left untried, then with capped
- * exponential backoff and jitter (failover.h). SIGTERM/SIGINT remove exactly what
- * the agent added and exit 0.
+ * exponential backoff and jitter (failover.h). SIGTERM/SIGINT remove
+ * exactly what the agent added and exit 0.
  *
  * SIGHUP, and a change of the certificate, key or CA files (filewatch.h),
  * load them again into a new TLS context used from the next handshake on;
