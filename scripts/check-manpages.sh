@@ -3,8 +3,12 @@
 # programs: every option (--word) that `zgate-relay --help`, `zgate-agent
 # --help`, `zgate-agent status --help` and `zgate-probe --help` print must
 # appear in man/zgate-relay.8, man/zgate-agent.8 or man/zgate-probe.1
-# (looked up in MANDIR/manN/ or MANDIR itself), and each page must format
-# without a groff warning. Prints one line per page; exits 1 on a failure.
+# (looked up in MANDIR/manN/ or MANDIR itself); every option a page lists
+# as an entry of its own (.TP) must be one some --help prints (no removed
+# option left documented); every default --help states (default "X", or
+# "(default N)" with a digit in it) must be stated in that option's man
+# entry; and each page must format without a groff warning. Prints one line
+# per check; exits 1 on a failure.
 set -uo pipefail
 bindir=${1:?usage: check-manpages.sh BINDIR MANDIR} mandir=${2:?usage: check-manpages.sh BINDIR MANDIR}
 rc=0
@@ -38,6 +42,85 @@ check() { # PROG SECTION HELP-COMMAND...
 		echo "ok   $prog($sect): all $(wc -w <<<"$opts") options of '$(basename "$1") ${*:2}' are documented"
 	fi
 }
+# drift PAGE, the --help texts on stdin: the man entries (.TP paragraphs)
+# against the help's options and defaults. Prints the problems, one a line.
+drift_py='
+import re, sys
+page = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+if sys.argv[1].endswith(".gz"):
+    import gzip
+    page = gzip.open(sys.argv[1], "rt", encoding="utf-8", errors="replace").read()
+helptext = sys.stdin.read()
+
+def plain(t):
+    t = t.replace("\\-", "-")
+    t = re.sub(r"\\f(\(..|\[[^]]*\]|.)", "", t)
+    t = re.sub(r"\\\(..", "", t)
+    t = re.sub(r"^\.(B|I|BI|IB|BR|RB|IR|RI)\s+", "", t, flags=re.M)
+    return t.replace("\"", "")
+
+# man: option -> the text of its entries; tags of .TP entries
+entries, tagged, lines = {}, set(), page.split("\n")
+i = 0
+while i < len(lines):
+    if lines[i].startswith(".TP") and i + 1 < len(lines):
+        tag = plain(lines[i + 1])
+        j = i + 2
+        while j < len(lines) and not re.match(r"\.(TP|SS|SH)\b", lines[j]):
+            j += 1
+        body = plain("\n".join(lines[i + 2:j]))
+        for o in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", tag):
+            tagged.add(o)
+            entries[o] = entries.get(o, "") + "\n" + body
+        i = j
+    else:
+        i += 1
+
+# help: option blocks. A block starts at an indented line whose first word
+# is an option (the options named before the description column belong to
+# it) and runs over the more indented lines under it.
+helpopts, helptxt, cur = set(), {}, []
+for ln in helptext.split("\n"):
+    if re.match(r"\s+(-\w, )?--[a-z]", ln):
+        head = re.split(r"\S\s{3,}", ln.strip(), maxsplit=1)[0]
+        cur = re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", head)
+    elif not ln.startswith(" "):
+        cur = []
+    for c in cur:
+        helptxt[c] = helptxt.get(c, "") + " " + ln.strip()
+    helpopts.update(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", ln))
+
+for o in sorted(tagged - helpopts):
+    print("%s: a man entry, but no --help prints it" % o)
+compared = 0
+for o, txt in sorted(helptxt.items()):
+    m = re.search(r"default \"([^\"]+)\"", txt) or re.search(r"\(default:? ([^\s);,]*\d[^\s);,]*|\*)", txt)
+    if not m or o not in entries:
+        continue
+    v = m.group(1)
+    compared += 1
+    if not re.search(r"(?<![\w.:/-])" + re.escape(v) + r"(?![\w:/-])", entries[o]):
+        print("%s: --help says default %s, its man entry does not" % (o, v))
+print("#%d" % compared)
+'
+drift() { # PROG SECTION HELP-COMMAND... [-- HELP-COMMAND...]
+	local prog=$1 sect=$2 page help="" out n cmd=(); shift 2
+	page=$(page_of "$prog" "$sect") || return 0 # reported by check
+	while [[ $# -gt 0 ]]; do
+		if [[ $1 == -- ]]; then help+=$'\n'$("${cmd[@]}" 2>&1); cmd=(); else cmd+=("$1"); fi
+		shift
+	done
+	[[ ${#cmd[@]} -gt 0 ]] && help+=$'\n'$("${cmd[@]}" 2>&1)
+	if ! out=$(python3 -c "$drift_py" "$page" <<<"$help" 2>&1); then
+		echo "FAIL $prog($sect): cannot compare with --help: $out"; rc=1; return
+	fi
+	n=$(sed -n 's/^#//p' <<<"$out"); out=$(grep -v '^#' <<<"$out")
+	if [[ -n $out ]]; then
+		while IFS= read -r l; do echo "FAIL $prog($sect): $l"; done <<<"$out"; rc=1
+	else
+		echo "ok   $prog($sect): no man entry --help lacks; $n defaults of --help stated alike"
+	fi
+}
 lint() { # PROG SECTION
 	local page out
 	page=$(page_of "$1" "$2") || return 0
@@ -49,6 +132,9 @@ check zgate-relay 8 "$bindir/zgate-relay" --help
 check zgate-agent 8 "$bindir/zgate-agent" --help
 check zgate-agent 8 "$bindir/zgate-agent" status --help
 check zgate-probe 1 "$bindir/zgate-probe" --help
+drift zgate-relay 8 "$bindir/zgate-relay" --help
+drift zgate-agent 8 "$bindir/zgate-agent" --help -- "$bindir/zgate-agent" status --help
+drift zgate-probe 1 "$bindir/zgate-probe" --help
 if command -v groff >/dev/null; then
 	lint zgate-relay 8; lint zgate-agent 8; lint zgate-probe 1
 else

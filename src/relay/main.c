@@ -41,45 +41,12 @@
 #include "relay/metrics.h"
 #include "relay/ops.h"
 #include "relay/policy.h"
+#include "relay/session.h"
 #include "relay/watch.h"
 #include "sdnotify.h"
 #include "stack.h"
 #include "zg_build.h"
 #include "zg_err.h"
-
-#define VIP_BUCKETS 4096 /* power of two */
-#define H3_NO_ERROR 0x100
-
-struct session {
-	struct relay *r;
-	struct masque_conn *c;
-	uint64_t sid; /* the audit trail's session_id: unique per tunnel */
-	char id[STACK_ID_MAX];
-	char peer[INET6_ADDRSTRLEN + 8];
-	char vip_s[INET6_ADDRSTRLEN];
-	struct stack_client client;
-	struct stack_addr vip4, vip6;
-	int detached; /* replaced: no longer owns its addresses or flows */
-	/* scope asked in the request (C03) */
-	int any_target, any_proto;
-	struct cip_addr target;
-	uint8_t ipproto;
-	uint64_t opened_ms;
-	uint64_t bytes_up, bytes_down;
-	/* a DNS-name target being resolved (C03): not yet in the tables */
-	char dns[256];
-	struct evdns_getaddrinfo_request *dns_req;
-	int resolving, gone;
-	int refuse;          /* answer this status instead of resolving (16.8b) */
-	const char *refuse_ps;
-	/* the client certificate (DER), checked again after a TLS reload
-	 * (issue 18.2) */
-	uint8_t *cert_der;
-	size_t cert_len;
-	const char *close_reason; /* the relay closed it: revoked, policy, admin */
-	struct session *next, *prev;   /* all sessions */
-	struct session *vnext4, *vnext6; /* VIP buckets */
-};
 
 struct relay {
 	struct relay_config cfg;
@@ -87,7 +54,6 @@ struct relay {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct dnsgate *dnsgate; /* which names, how often (16.8b) */
-	uint64_t dns_queries, dns_refused_policy;
 	WOLFSSL_CTX *tls;
 	struct policy *policy;
 	struct ipam *ipam;
@@ -97,7 +63,6 @@ struct relay {
 	 * ev_audit_w waits until a pipe/socket can take more */
 	struct audit_out audit_out;
 	struct event *ev_audit, *ev_audit_w;
-	uint64_t sid_key, sid_next; /* session ids: a bijection of a counter */
 	uint64_t started_ms;
 	const char *stop_reason;
 	struct ops *ops;
@@ -106,15 +71,15 @@ struct relay {
 	struct localaddr *local;
 	struct masque_udp *udp;
 	struct masque_server *srv;
-	struct session *sessions;
-	struct session *vip4[VIP_BUCKETS], *vip6[VIP_BUCKETS];
-	size_t nsessions;
+	struct session_table st; /* the tunnels (session.h) */
+	/* the routes of the answer being sent: they must outlive the
+	 * callback that fills them (session_request) */
+	struct cip_route routes[MASQUE_MAX_ROUTES];
 	struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
 	struct event *ev_watchdog; /* WATCHDOG=1 to the service manager */
 	uint8_t reset_secret[32];
 	int draining, stopping;
 	/* counters for /metrics */
-	uint64_t sessions_opened, refused_403, refused_503, refused_429, refused_502, replaced;
 	uint64_t decisions_allow, decisions_deny, scope_denied;
 	uint64_t reload_ok, reload_fail;
 	uint64_t last_reload_ok_s;
@@ -125,7 +90,7 @@ struct relay {
 	 * when the files change (watch.c) */
 	struct watch *watch;
 	uint64_t tls_reload_ok, tls_reload_fail;
-	uint64_t closed_revoked, closed_policy, flows_closed_policy;
+	uint64_t closed_revoked, flows_closed_policy;
 };
 
 #define WATCH_DEBOUNCE_MS 200
@@ -136,22 +101,6 @@ static uint64_t mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* A new session_id: a bijection (splitmix64's finaliser) of a random key
- * plus a counter, so ids never repeat within a run and do not tell how
- * many tunnels came before; 0 (meaning none) is skipped. */
-static uint64_t session_id_new(struct relay *r)
-{
-	uint64_t x;
-
-	do {
-		x = r->sid_key + ++r->sid_next;
-		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-		x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-		x ^= x >> 31;
-	} while (x == 0);
-	return x;
 }
 
 static void addr_str(const struct stack_addr *a, char *buf, size_t len)
@@ -185,88 +134,7 @@ static void sockaddr_str(const struct sockaddr *sa, char *buf, size_t len)
 }
 
 /* ------------------------------------------------------------------ */
-/* session table                                                      */
-
-static void session_free(struct session *s)
-{
-	free(s->cert_der);
-	free(s);
-}
-
-static size_t vip_hash(const struct stack_addr *a)
-{
-	uint32_t h = 2166136261u;
-	size_t i, n = a->version == 4 ? 4 : 16;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ a->a[i]) * 16777619u;
-	return h & (VIP_BUCKETS - 1);
-}
-
-static struct session *session_by_vip(const struct relay *r, const struct stack_addr *a)
-{
-	struct session *s;
-
-	if (a->version == 4) {
-		for (s = r->vip4[vip_hash(a)]; s != NULL; s = s->vnext4)
-			if (stack_addr_eq(&s->vip4, a))
-				return s;
-	} else if (a->version == 6) {
-		for (s = r->vip6[vip_hash(a)]; s != NULL; s = s->vnext6)
-			if (stack_addr_eq(&s->vip6, a))
-				return s;
-	}
-	return NULL;
-}
-
-static void vip_unlink(struct relay *r, struct session *s)
-{
-	struct session **pp;
-
-	if (s->vip4.version) {
-		for (pp = &r->vip4[vip_hash(&s->vip4)]; *pp != NULL; pp = &(*pp)->vnext4) {
-			if (*pp == s) {
-				*pp = s->vnext4;
-				break;
-			}
-		}
-	}
-	if (s->vip6.version) {
-		for (pp = &r->vip6[vip_hash(&s->vip6)]; *pp != NULL; pp = &(*pp)->vnext6) {
-			if (*pp == s) {
-				*pp = s->vnext6;
-				break;
-			}
-		}
-	}
-}
-
-static void vip_link(struct relay *r, struct session *s)
-{
-	size_t h;
-
-	if (s->vip4.version) {
-		h = vip_hash(&s->vip4);
-		s->vnext4 = r->vip4[h];
-		r->vip4[h] = s;
-	}
-	if (s->vip6.version) {
-		h = vip_hash(&s->vip6);
-		s->vnext6 = r->vip6[h];
-		r->vip6[h] = s;
-	}
-}
-
-static struct session *session_by_id(const struct relay *r, const char *id)
-{
-	struct session *s;
-
-	/* Linear: runs once per new tunnel, never per packet. */
-	for (s = r->sessions; s != NULL; s = s->next)
-		if (!s->detached && strcmp(s->id, id) == 0)
-			return s;
-	return NULL;
-}
+/* session hooks (session.h)                                          */
 
 static void save_ipam(struct relay *r)
 {
@@ -280,423 +148,219 @@ static void save_ipam(struct relay *r)
 	}
 }
 
-/* ------------------------------------------------------------------ */
-/* routes and scope                                                   */
-
-static int in_scope(const struct session *s, const struct stack_flow_info *f)
+static int h_policy_routes(void *ctx, const char *id, struct cip_route *out, size_t cap,
+			   size_t *pn)
 {
-	size_t n, i, bits;
+	struct relay *r = ctx;
 
-	if (!s->any_proto && f->proto != s->ipproto && f->proto != STACK_PROTO_ICMP &&
-	    f->proto != STACK_PROTO_ICMPV6)
-		return 0; /* ICMP is always in scope (C03) */
-	if (s->any_target)
-		return 1;
-	if (f->dst.version != s->target.version)
-		return 0;
-	n = f->dst.version == 4 ? 4 : 16;
-	bits = s->target.prefix_len;
-	for (i = 0; i < n && bits > 0; i++) {
-		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
-
-		if ((f->dst.a[i] & mask) != (s->target.addr[i] & mask))
-			return 0;
-		bits = bits >= 8 ? bits - 8 : 0;
-	}
-	return 1;
+	return policy_routes(r->policy, id, out, cap, pn);
 }
 
-/* The routes for a session: the policy's, narrowed to the requested
- * scope. Returns 0 with *pn ranges in out (cap MASQUE_MAX_ROUTES). */
-static int session_routes(const struct relay *r, const struct session *s, struct cip_route *out,
-			  size_t *pn)
+static int h_ipam_alloc(void *ctx, const char *id, int version, uint8_t addr[16])
 {
-	size_t n = 0, i, k = 0;
-	int rv;
+	struct relay *r = ctx;
 
-	rv = policy_routes(r->policy, s->id, out, MASQUE_MAX_ROUTES / 2, &n);
-	if (rv == ZG_ERR_TOO_LARGE) {
-		/* More disjoint ranges than one advertisement carries: advertise
-		 * wider ones (every flow is still checked against the rules). */
-		size_t big = 1u << 16, all = 0;
-		struct cip_route *tmp = malloc(big * sizeof(*tmp));
-
-		if (tmp == NULL)
-			return ZG_ERR_NOMEM;
-		rv = policy_routes(r->policy, s->id, tmp, big, &all);
-		if (rv == 0)
-			rv = cip_routes_coarsen(tmp, all, MASQUE_MAX_ROUTES / 2, &n);
-		if (rv == 0) {
-			memcpy(out, tmp, n * sizeof(*out));
-			log_warnx("%s: the policy allows %zu separate ranges; advertised as %zu wider "
-				  "ones (flows are still checked against each rule)",
-				  s->id, all, n);
-		}
-		free(tmp);
-	}
-	if (rv != 0)
-		return rv;
-	if (s->any_target && s->any_proto) {
-		*pn = n;
-		return 0;
-	}
-	for (i = 0; i < n; i++) {
-		struct cip_route rt = out[i];
-
-		if (!s->any_target) {
-			uint8_t lo[16], hi[16];
-			size_t len = s->target.version == 4 ? 4 : 16, j, bits = s->target.prefix_len;
-
-			if (rt.version != s->target.version)
-				continue;
-			for (j = 0; j < len; j++) {
-				uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(bits ? 0xff << (8 - bits) : 0);
-
-				lo[j] = s->target.addr[j] & mask;
-				hi[j] = (uint8_t)(s->target.addr[j] | ~mask);
-				bits = bits >= 8 ? bits - 8 : 0;
-			}
-			if (memcmp(rt.end, lo, len) < 0 || memcmp(rt.start, hi, len) > 0)
-				continue;
-			if (memcmp(rt.start, lo, len) < 0)
-				memcpy(rt.start, lo, len);
-			if (memcmp(rt.end, hi, len) > 0)
-				memcpy(rt.end, hi, len);
-		}
-		if (!s->any_proto) {
-			if (rt.proto != 0 && rt.proto != s->ipproto)
-				continue;
-			rt.proto = s->ipproto;
-		}
-		out[k++] = rt;
-	}
-	return cip_routes_normalize(out, k, MASQUE_MAX_ROUTES, pn);
+	return ipam_alloc(r->ipam, id, (uint8_t)version, NULL, addr);
 }
 
-/* ------------------------------------------------------------------ */
-/* masque callbacks                                                   */
-
-/* Admits session s (its scope known): routes from the policy, the
- * address from the pool, the session tables. Returns the HTTP status; on
- * 200 acc is filled and s is live, otherwise s is freed. */
-static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
+static void h_ipam_release(void *ctx, const char *id, int version)
 {
-	static struct cip_route routes[MASQUE_MAX_ROUTES];
-	struct session *old;
-	uint8_t a[16];
-	size_t n = 0;
-	int rv;
+	struct relay *r = ctx;
 
-	/* the client certificate, for the checks after a TLS reload */
-	s->cert_der = malloc(TLS_CERT_DER_MAX);
-	if (s->cert_der == NULL ||
-	    (rv = masque_conn_peer_cert_der(s->c, s->cert_der, TLS_CERT_DER_MAX, &s->cert_len)) != 0) {
-		log_warnx("%s from %s: cannot keep its certificate (%s): 503", s->id, s->peer,
-			  s->cert_der ? zg_strerror(rv) : "out of memory");
-		r->refused_503++;
-		session_free(s);
-		return 503;
-	}
-	{
-		uint8_t *fit = realloc(s->cert_der, s->cert_len);
+	(void)ipam_release(r->ipam, id, (uint8_t)version);
+}
 
-		if (fit != NULL)
-			s->cert_der = fit;
-	}
-	rv = session_routes(r, s, routes, &n);
-	if (rv != 0) {
-		log_warnx("%s from %s: cannot compute its routes: %s: 503", s->id, s->peer,
-			  zg_strerror(rv));
-		r->refused_503++;
-		session_free(s);
-		return 503;
-	}
-	if (rv != 0 || n == 0) {
-		/* C05: an identity with nothing allowed gets 403. */
-		log_info("%s from %s: no destination allowed by policy: 403", s->id, s->peer);
-		audit_limit_hit(r->audit, "policy_nothing_allowed", s->id, s->sid);
-		r->refused_403++;
-		session_free(s);
-		return 403;
-	}
-	old = session_by_id(r, s->id);
-	if (old == NULL && r->nsessions >= r->cfg.max_sessions) {
-		log_warnx("%s from %s: %u sessions open: 503", s->id, s->peer, r->cfg.max_sessions);
-		audit_limit_hit(r->audit, "sessions", s->id, s->sid);
-		r->refused_503++;
-		session_free(s);
-		return 503;
-	}
-	if (old != NULL) {
-		/* The same client again: the new tunnel takes over the address
-		 * and the old one is closed. */
-		log_info("%s: new connection from %s replaces the one from %s", s->id, s->peer,
-			 old->peer);
-		vip_unlink(r, old);
-		old->detached = 1;
-		stack_close_client(r->stack, old->id);
-		masque_conn_close(old->c, H3_NO_ERROR, "replaced by a newer connection");
-		r->replaced++;
-	}
-	if (ipam_alloc(r->ipam, s->id, 4, NULL, a) != 0) {
-		log_warnx("%s from %s: IPv4 pool exhausted: 503", s->id, s->peer);
-		audit_limit_hit(r->audit, "pool", s->id, s->sid);
-		r->refused_503++;
-		session_free(s);
-		return 503;
-	}
-	s->vip4.version = 4;
-	memcpy(s->vip4.a, a, 4);
-	if (r->cfg.pool6.version == 6 && ipam_alloc(r->ipam, s->id, 6, NULL, a) == 0) {
-		s->vip6.version = 6;
-		memcpy(s->vip6.a, a, 16);
-	}
-	s->client.id = s->id;
-	s->client.vip4 = s->vip4;
-	s->client.vip6 = s->vip6;
-	s->opened_ms = mono_ms();
-	addr_str(&s->vip4, s->vip_s, sizeof(s->vip_s));
-	vip_link(r, s);
-	s->next = r->sessions;
-	if (r->sessions != NULL)
-		r->sessions->prev = s;
-	r->sessions = s;
-	r->nsessions++;
-	r->sessions_opened++;
-	masque_conn_set_data(s->c, s);
-	save_ipam(r);
+static void h_ipam_changed(void *ctx)
+{
+	save_ipam(ctx);
+}
 
-	acc->addrs[0].version = 4;
-	memcpy(acc->addrs[0].addr, s->vip4.a, 4);
-	acc->addrs[0].prefix_len = 32;
-	acc->naddrs = 1;
-	if (s->vip6.version) {
-		acc->addrs[1].version = 6;
-		memcpy(acc->addrs[1].addr, s->vip6.a, 16);
-		acc->addrs[1].prefix_len = 128;
-		acc->naddrs = 2;
-	}
-	acc->routes = routes;
-	acc->nroutes = n;
-	log_info("tunnel open: %s from %s, address %s, %zu routes", s->id, s->peer, s->vip_s, n);
-	audit_session_open(r->audit, s->sid, s->id, s->vip_s, s->peer, masque_conn_cert_serial(s->c),
-			   masque_conn_cert_sha256(s->c));
-	return 200;
+static int h_peer_cert(void *ctx, struct masque_conn *c, uint8_t *buf, size_t cap, size_t *plen)
+{
+	(void)ctx;
+	return masque_conn_peer_cert_der(c, buf, cap, plen);
+}
+
+static void h_set_data(void *ctx, struct masque_conn *c, struct session *s)
+{
+	(void)ctx;
+	masque_conn_set_data(c, s);
+}
+
+static int h_conn_is_open(void *ctx, struct masque_conn *c)
+{
+	(void)ctx;
+	return masque_conn_is_open(c);
+}
+
+static void h_close_conn(void *ctx, struct masque_conn *c, const char *why)
+{
+	(void)ctx;
+	masque_conn_close(c, SESSION_H3_NO_ERROR, why);
+}
+
+static void h_answer(void *ctx, struct masque_conn *c, int status, const struct masque_accept *acc,
+		     const char *proxy_status)
+{
+	(void)ctx;
+	(void)masque_conn_answer(c, status, acc, proxy_status);
+}
+
+static int h_send_routes(void *ctx, struct masque_conn *c, const struct cip_route *rt, size_t n)
+{
+	(void)ctx;
+	return masque_conn_send_routes(c, rt, n);
+}
+
+static void h_close_flows(void *ctx, const char *id)
+{
+	struct relay *r = ctx;
+
+	stack_close_client(r->stack, id);
 }
 
 /* A DNS-name target resolved (C03): the tunnel is scoped to the first
- * address, or refused with Proxy-Status dns_error. */
+ * address, or refused with Proxy-Status dns_error (session_resolved). */
 static void resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct session *s = arg;
-	struct relay *r = s->r;
-	struct masque_accept acc;
-	struct masque_conn *c = s->c;
+	struct relay *r = s->t->h.ctx;
 	struct evutil_addrinfo *ai;
-	char ps[96];
-	int status;
+	struct cip_addr target;
 
-	s->dns_req = NULL;
-	if (s->gone) {
-		/* The connection closed while we waited. */
-		if (res != NULL)
-			evutil_freeaddrinfo(res);
-		free(s);
-		return;
-	}
-	s->resolving = 0;
-	masque_conn_set_data(s->c, NULL);
 	for (ai = res; ai != NULL; ai = ai->ai_next)
 		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
 			break;
-	if (result != 0 || ai == NULL) {
-		log_info("%s from %s: target %s does not resolve (%s): 502", s->id, s->peer, s->dns,
-			 result ? evutil_gai_strerror(result) : "no address");
-		(void)snprintf(ps, sizeof(ps), "zgate-relay; error=dns_error");
-		r->refused_502++;
-		(void)masque_conn_answer(s->c, 502, NULL, ps);
-		if (res != NULL)
-			evutil_freeaddrinfo(res);
-		free(s);
-		return;
+	memset(&target, 0, sizeof(target));
+	if (result == 0 && ai != NULL && ai->ai_family == AF_INET) {
+		target.version = 4;
+		memcpy(target.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+		target.prefix_len = 32;
+	} else if (result == 0 && ai != NULL) {
+		target.version = 6;
+		memcpy(target.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+		target.prefix_len = 128;
 	}
-	memset(&s->target, 0, sizeof(s->target));
-	if (ai->ai_family == AF_INET) {
-		s->target.version = 4;
-		memcpy(s->target.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-		s->target.prefix_len = 32;
-	} else {
-		s->target.version = 6;
-		memcpy(s->target.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-		s->target.prefix_len = 128;
-	}
-	evutil_freeaddrinfo(res);
-	s->any_target = 0;
-	memset(&acc, 0, sizeof(acc));
-	status = admit(r, s, &acc); /* frees s unless 200 */
-	(void)masque_conn_answer(c, status, &acc, NULL);
+	session_resolved(&r->st, s, target.version ? &target : NULL,
+			 result ? evutil_gai_strerror(result) : "no address", r->routes);
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
 }
 
 static void resolve_start(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
+	struct relay *r = s->t->h.ctx;
+	struct evdns_getaddrinfo_request *req;
 	struct evutil_addrinfo hints;
 
 	(void)fd;
 	(void)what;
-	if (s->gone) {
-		free(s);
-		return;
-	}
-	if (s->refuse != 0) { /* decided in on_request; answered here for its Proxy-Status */
-		s->resolving = 0;
-		masque_conn_set_data(s->c, NULL);
-		(void)masque_conn_answer(s->c, s->refuse, NULL, s->refuse_ps);
-		free(s);
-		return;
-	}
-	s->r->dns_queries++;
+	if (session_deferred(&r->st, s) == 0)
+		return; /* answered or abandoned, and freed */
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	s->dns_req = evdns_getaddrinfo(s->r->dns, s->dns, NULL, &hints, resolved_cb, s);
+	/* NULL when the callback already ran (and s may be gone) */
+	req = evdns_getaddrinfo(r->dns, s->dns, NULL, &hints, resolved_cb, s);
+	if (req != NULL)
+		s->resolve_req = req;
 }
 
-/* 1 when the policy lets s's client reach anything (of its protocol), 0
- * when nothing: then a DNS-name target is refused without a query. */
-static int dns_allowed_anything(const struct relay *r, const struct session *s)
+static int h_defer(void *ctx, struct session *s, int need_resolver)
 {
-	static struct cip_route routes[MASQUE_MAX_ROUTES / 2];
-	size_t n = 0, i;
-	int rv = policy_routes(r->policy, s->id, routes, MASQUE_MAX_ROUTES / 2, &n);
+	struct relay *r = ctx;
 
-	if (rv == ZG_ERR_TOO_LARGE)
-		return 1; /* more ranges than fit: certainly something */
-	if (rv != 0)
-		return 1; /* let admit() report it */
-	for (i = 0; i < n; i++)
-		if (s->any_proto || routes[i].proto == 0 || routes[i].proto == s->ipproto)
-			return 1;
-	return 0;
+	if (need_resolver && r->dns == NULL)
+		return ZG_ERR_STATE;
+	return event_base_once(r->base, -1, EV_TIMEOUT, resolve_start, s, NULL) != 0 ? ZG_ERR_NOMEM
+										 : 0;
 }
+
+static void h_cancel_resolve(void *ctx, struct session *s)
+{
+	(void)ctx;
+	evdns_getaddrinfo_cancel(s->resolve_req);
+}
+
+static void h_audit_limit(void *ctx, const char *what, const char *id, uint64_t sid)
+{
+	struct relay *r = ctx;
+
+	audit_limit_hit(r->audit, what, id, sid);
+}
+
+static void h_audit_open(void *ctx, const struct session *s)
+{
+	struct relay *r = ctx;
+
+	audit_session_open(r->audit, s->sid, s->id, s->vip_s, s->peer, masque_conn_cert_serial(s->c),
+			   masque_conn_cert_sha256(s->c));
+}
+
+static void h_audit_close(void *ctx, const struct session *s, uint64_t duration_ms,
+			  const char *token)
+{
+	struct relay *r = ctx;
+
+	audit_session_close(r->audit, s->sid, s->id, s->vip_s, s->peer, duration_ms, s->bytes_up,
+			    s->bytes_down, token);
+}
+
+static uint64_t h_now_ms(void *ctx)
+{
+	(void)ctx;
+	return mono_ms();
+}
+
+/* The session table, its hooks and a random key for session ids. */
+static void sessions_init(struct relay *r)
+{
+	const struct session_hooks h = {
+		.ctx = r,
+		.policy_routes = h_policy_routes,
+		.ipam_alloc = h_ipam_alloc,
+		.ipam_release = h_ipam_release,
+		.ipam_changed = h_ipam_changed,
+		.peer_cert = h_peer_cert,
+		.set_data = h_set_data,
+		.conn_is_open = h_conn_is_open,
+		.close_conn = h_close_conn,
+		.answer = h_answer,
+		.send_routes = h_send_routes,
+		.close_flows = h_close_flows,
+		.defer = h_defer,
+		.cancel_resolve = h_cancel_resolve,
+		.audit_limit = h_audit_limit,
+		.audit_open = h_audit_open,
+		.audit_close = h_audit_close,
+		.now_ms = h_now_ms,
+	};
+	uint64_t key;
+
+	if (getrandom(&key, sizeof(key), 0) != (ssize_t)sizeof(key))
+		key = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+	session_table_init(&r->st, &h, r->cfg.max_sessions, r->cfg.pool6.version == 6, key);
+	r->st.dnsgate = r->dnsgate;
+	r->st.dns_per_min = r->cfg.dns_per_min;
+}
+
+/* ------------------------------------------------------------------ */
+/* masque callbacks                                                   */
 
 static int on_request(struct masque_conn *c, const struct masque_request *rq,
 		      struct masque_accept *acc, void *ctx)
 {
 	struct relay *r = ctx;
-	struct session *s;
 
-	if (r->draining) {
-		r->refused_503++;
-		return 503;
-	}
-	if (strlen(rq->identity) >= STACK_ID_MAX) {
-		log_warnx("client ID \"%.40s...\" longer than %d characters: 403", rq->identity,
-			  STACK_ID_MAX - 1);
-		r->refused_403++;
-		return 403;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		r->refused_503++;
-		return 503;
-	}
-	s->r = r;
-	s->c = c;
-	s->sid = session_id_new(r);
-	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
-	sockaddr_str((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
-	s->any_target = rq->any_target;
-	s->target = rq->target;
-	s->any_proto = rq->any_proto;
-	s->ipproto = rq->ipproto;
-	if (rq->dns[0] != '\0') {
-		/* Resolve before answering (C03), outside this callback; only
-		 * after the checks that need no query (16.8b). */
-		(void)snprintf(s->dns, sizeof(s->dns), "%s", rq->dns);
-		if (dns_allowed_anything(r, s) == 0) {
-			log_info("%s from %s: no destination allowed by policy: 403 (target %s not "
-				 "resolved)", s->id, s->peer, s->dns);
-			audit_limit_hit(r->audit, "policy_nothing_allowed", s->id, s->sid);
-			r->refused_403++;
-			r->dns_refused_policy++;
-			free(s);
-			return 403;
-		}
-		if (!dnsgate_name_ok(r->dnsgate, s->dns)) {
-			log_info("%s from %s: target %s is not in dns.resolvable: 403", s->id, s->peer,
-				 s->dns);
-			s->refuse = 403;
-			s->refuse_ps = "zgate-relay; error=http_request_denied; "
-				       "details=\"target name not in dns.resolvable\"";
-			r->refused_403++;
-		} else if (dnsgate_take(r->dnsgate, s->id, mono_ms()) != 0) {
-			log_info("%s from %s: more than %u DNS-name targets a minute: 429", s->id,
-				 s->peer, r->cfg.dns_per_min);
-			s->refuse = 429;
-			r->refused_429++;
-			s->refuse_ps = "zgate-relay; error=http_request_denied; "
-				       "details=\"dns.resolutions_per_minute\"";
-		}
-		if ((s->refuse == 0 && r->dns == NULL) ||
-		    event_base_once(r->base, -1, EV_TIMEOUT, resolve_start, s, NULL) != 0) {
-			log_warnx("%s: no DNS resolver for target %s: 502", s->id, s->dns);
-			free(s);
-			r->refused_502++;
-			return 502;
-		}
-		s->resolving = 1;
-		masque_conn_set_data(c, s);
-		return MASQUE_PENDING;
-	}
-	return admit(r, s, acc);
+	return session_request(&r->st, c, rq, r->routes, acc);
 }
 
 static int on_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
 			      struct cip_addr *out, size_t *nout, void *ctx)
 {
-	struct session *s = masque_conn_data(c);
-	int have4 = 0, have6 = 0;
-	size_t i, k = 0;
-
 	(void)ctx;
-	if (s == NULL || s->resolving)
-		return ZG_ERR_STATE;
-	/* The answer is the full set the client holds (C08), each entry that
-	 * answers a request carrying its Request ID (C09). The relay keeps
-	 * the address it chose (stable per client ID); a request for another
-	 * one gets the current one. */
-	for (i = 0; i < n && k < MASQUE_MAX_ADDRS; i++) {
-		const struct stack_addr *v = req[i].version == 4 ? &s->vip4 : &s->vip6;
-
-		if (v->version == 0 || (req[i].version == 4 ? have4 : have6)) {
-			(void)cip_addr_refusal(&req[i], &out[k++]);
-			continue;
-		}
-		out[k] = req[i];
-		memset(out[k].addr, 0, sizeof(out[k].addr));
-		memcpy(out[k].addr, v->a, req[i].version == 4 ? 4 : 16);
-		out[k].prefix_len = req[i].version == 4 ? 32 : 128;
-		k++;
-		if (req[i].version == 4)
-			have4 = 1;
-		else
-			have6 = 1;
-	}
-	if (!have4 && s->vip4.version && k < MASQUE_MAX_ADDRS) {
-		memset(&out[k], 0, sizeof(out[k]));
-		out[k].version = 4;
-		memcpy(out[k].addr, s->vip4.a, 4);
-		out[k++].prefix_len = 32;
-	}
-	if (!have6 && s->vip6.version && k < MASQUE_MAX_ADDRS) {
-		memset(&out[k], 0, sizeof(out[k]));
-		out[k].version = 6;
-		memcpy(out[k].addr, s->vip6.a, 16);
-		out[k++].prefix_len = 128;
-	}
-	*nout = k;
-	return 0;
+	return session_address_request(masque_conn_data(c), req, n, out, nout);
 }
 
 static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
@@ -704,7 +368,7 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	struct relay *r = ctx;
 	struct session *s = masque_conn_data(c);
 
-	if (s == NULL || s->detached || s->resolving || s->close_reason != NULL)
+	if (s == NULL || s->state != SESSION_OPEN)
 		return;
 	s->bytes_up += len;
 	(void)stack_input(r->stack, s, &s->client, pkt, len);
@@ -712,60 +376,11 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 
 static void maybe_stop(struct relay *r);
 
-/* A stable token for the audit trail's session_close reason (the full
- * text goes to the log): the relay's own reason (revoked, policy,
- * admin), replaced, idle_timeout, relay_shutdown, client_closed, or
- * error. */
-static const char *close_token(const struct relay *r, const struct session *s,
-			       const struct masque_close_info *ci)
-{
-	if (s->close_reason != NULL)
-		return s->close_reason;
-	if (s->detached)
-		return "replaced";
-	if (ci->idle)
-		return "idle_timeout";
-	if (r->draining || r->stopping)
-		return "relay_shutdown";
-	if (ci->error == 0 && (ci->app_error == 0 || ci->app_error == H3_NO_ERROR))
-		return "client_closed";
-	return "error";
-}
-
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
 	struct relay *r = ctx;
-	struct session *s = masque_conn_data(c);
 
-	if (s == NULL)
-		return; /* refused before a session existed */
-	masque_conn_set_data(c, NULL);
-	if (s->resolving) {
-		/* Not admitted yet: the resolver callback frees it. */
-		s->gone = 1;
-		if (s->dns_req != NULL)
-			evdns_getaddrinfo_cancel(s->dns_req);
-		return;
-	}
-	if (!s->detached) {
-		vip_unlink(r, s);
-		stack_close_client(r->stack, s->id);
-		(void)ipam_release(r->ipam, s->id, 4);
-		if (s->vip6.version)
-			(void)ipam_release(r->ipam, s->id, 6);
-		save_ipam(r);
-	}
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		r->sessions = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	r->nsessions--;
-	log_info("tunnel closed: %s from %s (%s)", s->id, s->peer, ci->reason);
-	audit_session_close(r->audit, s->sid, s->id, s->vip_s, s->peer, mono_ms() - s->opened_ms,
-			    s->bytes_up, s->bytes_down, close_token(r, s, ci));
-	session_free(s);
+	session_conn_closed(&r->st, masque_conn_data(c), ci);
 	maybe_stop(r);
 }
 
@@ -818,7 +433,7 @@ static void on_handshake_failed(const struct sockaddr *peer, socklen_t len,
 static void st_output(void *ctx, const struct stack_addr *dst, const uint8_t *pkt, size_t len)
 {
 	struct relay *r = ctx;
-	struct session *s = session_by_vip(r, dst);
+	struct session *s = session_by_vip(&r->st, dst);
 	int rv;
 
 	if (s == NULL) {
@@ -843,7 +458,7 @@ static enum stack_verdict decide(const struct relay *r, const struct stack_flow_
 	struct policy_flow pf;
 	struct policy_verdict v;
 
-	if (s != NULL && !in_scope(s, f)) {
+	if (s != NULL && !session_in_scope(s, f)) {
 		/* C19: outside what the tunnel asked for. */
 		*prule = "scope";
 		*pscoped = 1;
@@ -940,21 +555,21 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	stack_get_counters(r->stack, &v.stack);
 	masque_server_stats(r->srv, &v.quic);
 	v.quic_initials_dropped = r->udp ? masque_udp_initials_dropped(r->udp) : 0;
-	v.sessions = r->nsessions;
+	v.sessions = r->st.n;
 	v.quic_connections = masque_server_conns(r->srv);
-	v.sessions_opened = r->sessions_opened;
+	v.sessions_opened = r->st.cnt.opened;
 	/* 400, 500 and the 503s after GOAWAY are answered by src/masque
 	 * before the relay sees the request */
 	v.refused_400 = v.quic.refused_bad_request;
-	v.refused_403 = r->refused_403;
-	v.refused_429 = r->refused_429;
+	v.refused_403 = r->st.cnt.refused_403;
+	v.refused_429 = r->st.cnt.refused_429;
 	v.refused_500 = v.quic.refused_internal;
-	v.refused_502 = r->refused_502;
-	v.refused_503 = r->refused_503 + v.quic.refused_goaway;
+	v.refused_502 = r->st.cnt.refused_502;
+	v.refused_503 = r->st.cnt.refused_503 + v.quic.refused_goaway;
 	if (r->dnsgate != NULL)
 		dnsgate_counts(r->dnsgate, &nl, &rt);
-	v.dns_queries = r->dns_queries;
-	v.dns_refused_policy = r->dns_refused_policy;
+	v.dns_queries = r->st.cnt.dns_queries;
+	v.dns_refused_policy = r->st.cnt.dns_refused_policy;
 	v.dns_refused_not_listed = nl;
 	v.dns_refused_rate = rt;
 	v.out_no_session = r->out_no_session;
@@ -979,7 +594,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	v.tls_reload_ok = r->tls_reload_ok;
 	v.tls_reload_error = r->tls_reload_fail;
 	v.closed_revoked = r->closed_revoked;
-	v.closed_policy = r->closed_policy;
+	v.closed_policy = r->st.cnt.closed_policy;
 	v.flows_closed_policy = r->flows_closed_policy;
 	v.audit_lines = audit_lines(r->audit);
 	v.audit_suppressed = audit_suppressed(r->audit);
@@ -999,10 +614,10 @@ static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
 	int64_t wall = (int64_t)time(NULL);
 	char v6[INET6_ADDRSTRLEN];
 
-	for (const struct session *s = r->sessions; s != NULL; s = s->next) {
+	for (const struct session *s = r->st.head; s != NULL; s = s->next) {
 		struct ops_session os;
 
-		if (s->detached)
+		if (s->state == SESSION_REPLACED)
 			continue;
 		addr_str(&s->vip6, v6, sizeof(v6));
 		memset(&os, 0, sizeof(os));
@@ -1018,17 +633,14 @@ static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
 	}
 }
 
-static void session_revoke(struct relay *r, struct session *s, const char *reason,
-			   const char *why);
-
 static int admin_kick(void *ctx, const char *client)
 {
 	struct relay *r = ctx;
-	struct session *s = session_by_id(r, client);
+	struct session *s = session_by_id(&r->st, client);
 
-	if (s == NULL || s->detached || s->close_reason != NULL)
+	if (s == NULL || s->state != SESSION_OPEN)
 		return ZG_ERR_NOTFOUND;
-	session_revoke(r, s, "admin", "closed by an administrator");
+	session_revoke(&r->st, s, "admin", "closed by an administrator");
 	return 0;
 }
 
@@ -1043,20 +655,6 @@ static void admin_audit(void *ctx, const char *action, const char *client, const
 /* ------------------------------------------------------------------ */
 /* signals                                                            */
 
-/* Closes session s because a reload or an administrator took its right
- * away (reason "revoked", "policy" or "admin"): its flows at once, the tunnel with
- * CONNECTION_CLOSE; on_close audits session_close with the reason. */
-static void session_revoke(struct relay *r, struct session *s, const char *reason,
-			   const char *why)
-{
-	if (s->detached || s->close_reason != NULL)
-		return;
-	s->close_reason = reason;
-	log_warnx("%s from %s: %s: closing its tunnel", s->id, s->peer, why);
-	stack_close_client(r->stack, s->id);
-	masque_conn_close(s->c, H3_NO_ERROR, why);
-}
-
 /* Flows decided again after a policy reload: the same decision as for a
  * new flow (scope, then policy), without counting it as one. */
 static enum stack_verdict reeval_policy(void *ctx, const struct stack_flow_info *f,
@@ -1070,9 +668,7 @@ static enum stack_verdict reeval_policy(void *ctx, const struct stack_flow_info 
 static void reload_policy(struct relay *r, const char *trigger)
 {
 	struct policy *np = NULL;
-	struct session *s;
 	char err[512];
-	static struct cip_route routes[MASQUE_MAX_ROUTES];
 	size_t n;
 
 	if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) != 0) {
@@ -1095,21 +691,8 @@ static void reload_policy(struct relay *r, const char *trigger)
 	r->flows_closed_policy += n;
 	if (n > 0)
 		log_info("policy reload: %zu open flows no longer allowed were closed", n);
-	/* C07: each advertisement supersedes the previous one. */
-	for (s = r->sessions; s != NULL; s = s->next) {
-		if (s->detached || s->close_reason != NULL || !masque_conn_is_open(s->c))
-			continue;
-		if (session_routes(r, s, routes, &n) != 0)
-			n = 0;
-		if (n == 0) {
-			/* issue 18.2: allowed nothing any more */
-			r->closed_policy++;
-			session_revoke(r, s, "policy", "the policy allows it nothing any more");
-			continue;
-		}
-		if (masque_conn_send_routes(s->c, routes, n) != 0)
-			log_warnx("%s: cannot send the new routes", s->id);
-	}
+	/* C07: the new routes to every tunnel; those allowed nothing closed */
+	(void)session_policy_changed(&r->st, r->routes);
 }
 
 /* Rebuilds the TLS context from tls.cert, tls.key, tls.client_ca and
@@ -1141,11 +724,11 @@ static void reload_tls(struct relay *r, const char *trigger)
 	log_info("TLS reloaded (%s): certificate %s, client CA %s%s%s", trigger, r->cfg.tls_cert,
 		 r->cfg.tls_client_ca, r->cfg.tls_crl[0] ? ", CRL " : "", r->cfg.tls_crl);
 	audit_tls_reload(r->audit, 1, trigger, NULL);
-	for (s = r->sessions; s != NULL; s = s->next) {
+	for (s = r->st.head; s != NULL; s = s->next) {
 		enum tls_reject why;
 		char msg[96];
 
-		if (s->detached || s->close_reason != NULL || s->cert_der == NULL)
+		if (s->state != SESSION_OPEN || s->cert_der == NULL)
 			continue;
 		why = tls_server_check_cert(r->tls, s->cert_der, s->cert_len);
 		/* an expired CRL says nothing new of this certificate: new
@@ -1155,7 +738,7 @@ static void reload_tls(struct relay *r, const char *trigger)
 		(void)snprintf(msg, sizeof(msg), "client certificate no longer valid: %s",
 			       tls_reject_name(why));
 		r->closed_revoked++;
-		session_revoke(r, s, "revoked", msg);
+		session_revoke(&r->st, s, "revoked", msg);
 		closed++;
 	}
 	if (closed > 0)
@@ -1197,12 +780,13 @@ static void watch_start(struct relay *r)
 static void stop_now(struct relay *r)
 {
 	r->stopping = 1;
+	r->st.shutting_down = 1;
 	event_base_loopbreak(r->base);
 }
 
 static void maybe_stop(struct relay *r)
 {
-	if (r->draining && r->nsessions == 0 && !r->stopping) {
+	if (r->draining && r->st.n == 0 && !r->stopping) {
 		log_info("every tunnel has ended");
 		stop_now(r);
 	}
@@ -1214,7 +798,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_info("drain grace period over: closing %zu tunnels", r->nsessions);
+	log_info("drain grace period over: closing %zu tunnels", r->st.n);
 	stop_now(r);
 }
 
@@ -1244,11 +828,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	r->draining = 1;
+	r->st.shutting_down = 1; /* new tunnels get 503 */
 	r->stop_reason = sig == SIGTERM ? "sigterm" : "sigint";
 	ops_set_state(r->ops, OPS_DRAINING);
 	(void)sdnotify_send("STOPPING=1\nSTATUS=draining");
 	log_info("%s: draining %zu tunnels (up to %u ms); a second signal stops at once",
-		 sig == SIGTERM ? "SIGTERM" : "SIGINT", r->nsessions, r->cfg.drain_grace_ms);
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT", r->st.n, r->cfg.drain_grace_ms);
 	masque_server_goaway(r->srv);
 	tv.tv_sec = r->cfg.drain_grace_ms / 1000;
 	tv.tv_usec = (suseconds_t)(r->cfg.drain_grace_ms % 1000) * 1000;
@@ -1438,8 +1023,6 @@ static int audit_start(struct relay *r, char *err, size_t errlen)
 	struct audit_config ac;
 	int rv;
 
-	if (getrandom(&r->sid_key, sizeof(r->sid_key), 0) != (ssize_t)sizeof(r->sid_key))
-		r->sid_key = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
 	rv = audit_out_open(STDOUT_FILENO, &r->audit_out);
 	if (rv != 0) {
 		(void)snprintf(err, errlen, "stdout (the audit trail): %s", strerror(errno));
@@ -1507,6 +1090,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	size_t nf = 0;
 	int rv;
 
+	sessions_init(r);
 	rv = audit_start(r, err, errlen);
 	if (rv != 0)
 		return rv;
@@ -1644,6 +1228,7 @@ static void shutdown_all(struct relay *r)
 	 * line), then flows and sockets, then the audit trail. */
 	masque_udp_del(r->udp);
 	r->udp = NULL;
+	session_table_free(&r->st); /* each closed with its connection: none left */
 	localaddr_del(r->local);
 	r->local = NULL;
 	watch_del(r->watch);
@@ -1737,7 +1322,7 @@ int main(int argc, char **argv)
 	}
 	event_base_dispatch(R.base);
 	(void)sdnotify_send("STOPPING=1");
-	log_info("stopping: %zu tunnels open", R.nsessions);
+	log_info("stopping: %zu tunnels open", R.st.n);
 	shutdown_all(&R);
 	event_base_free(R.base);
 	log_info("stopped");

@@ -9,6 +9,16 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/agent_env.sh"
 
 ping_ok() { in_agent ping -c 1 -W 1 198.18.0.1 >/dev/null 2>&1; }
+# Why the tunnel went: the agent's log keeps every reason; the status
+# file's last_error is only the latest, and a retry that fails against the
+# absent relay ("cannot connect: handshake timeout") may already have
+# replaced the loss itself (seen under load).
+lost_because() { # WHAT PATTERN
+	grep -q "state reconnecting: connection lost: .*$2" "$AGENT_LOG" ||
+		fail "$1: no 'connection lost: ...$2' in the agent's log"
+	[[ $(status_field last_error) =~ (connection lost|cannot connect) ]] ||
+		fail "$1: last_error is $(status_field last_error)"
+}
 routes_now() { ip -n "$NSA" -4 route | sort; }
 
 start_echo
@@ -35,7 +45,7 @@ awk -v t="$first" 'BEGIN { exit !(t > 0 && t < 1) }' || fail "first retry after 
 [[ $(routes_now) == "$routes" ]] || fail "routes changed during the outage: $(routes_now)"
 ping_ok && fail "ping answered with the relay down"
 wait_for 8 "drops counted in the status file" bash -c "grep -q '\"outage\":[1-9]' $STATUS"
-expect_contains "$(status_field last_error)" "connection lost" "last_error"
+lost_because "relay shutdown" "peer closed"
 
 step "relay back: same address asked for and kept, traffic resumes"
 sleep 2 # a few failing attempts first
@@ -49,7 +59,7 @@ wait_for 10 "ping through the new tunnel" ping_ok
 step "relay crashes (SIGKILL): idle timeout, reconnect, traffic resumes"
 stop_echo KILL
 wait_for 10 "state reconnecting after the crash" state_is reconnecting
-expect_contains "$(status_field last_error)" "idle" "last_error after the crash"
+lost_because "relay crash" "idle"
 start_echo
 wait_for 20 "state connected after the crash" state_is connected
 wait_for 10 "ping after the crash" ping_ok
