@@ -15,7 +15,9 @@
 # default 10), BENCH_REPS (median of, default 3), BENCH_ONLY="direct zgate"
 # (subset), BENCH_TESTS="bulk conn" (bulk: iperf3 and ping; conn: the
 # connection-setup runs), BENCH_CONNS (connections per setup run, default
-# 2000). Writes the markdown tables to OUT.md and a chart to OUT.png.
+# 2000), BENCH_PERF=FILE (record zgate's relay and agent with perf during
+# its runs into FILE; bench/flamegraph.py draws it). Writes the markdown
+# tables to OUT.md and a chart to OUT.png.
 #
 # Every peer gets 4 MiB socket buffers, as zgate's UDP socket has: iperf3
 # -w 4M, OpenVPN --sndbuf/--rcvbuf; wireguard-go sizes its own (larger).
@@ -199,7 +201,16 @@ C
 	for k in $(seq 50); do ip -n $C route show dev zgate0 2>/dev/null | grep -q 10.202 && break; sleep 0.1; done
 	kill -0 $rp 2>/dev/null || echo "bench: zgate-relay exited: $(tail -3 "$d/relay.log")" >&2
 	kill -0 $ap 2>/dev/null || echo "bench: zgate-agent exited: $(tail -3 "$d/agent.log")" >&2
+	local pp=
+	if [[ -n ${BENCH_PERF:-} ]]; then
+		perf record -F 4999 -g -o "$BENCH_PERF" -p "$rp,$ap" >/dev/null 2>"$d/perf.log" &
+		pp=$!
+		sleep 0.5
+	fi
 	measure zgate zgate0 "$rp" "$ap"
+	if [[ -n $pp ]]; then
+		kill -INT "$pp"; wait "$pp" 2>/dev/null
+	fi
 	kill $ap; wait $ap 2>/dev/null; kill $rp; wait $rp 2>/dev/null
 }
 
