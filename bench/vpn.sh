@@ -83,6 +83,12 @@ cpu_of() {
 	echo "$t"
 }
 host_busy() { awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
+udp_out() { # NS: UDP OutDatagrams
+	ip netns exec "$1" awk '/^Udp:/ { if (h) { print $5; exit } h = 1 }' /proc/net/snmp
+}
+tcp_out() { # NS: TCP OutSegs
+	ip netns exec "$1" awk '/^Tcp:/ { if (h) { print $12; exit } h = 1 }' /proc/net/snmp
+}
 udp_rcverr() { # NS: UDP RcvbufErrors
 	ip netns exec "$1" awk '/^Udp:/ { if (h) { print $6; exit } h = 1 }' /proc/net/snmp
 }
@@ -157,11 +163,16 @@ measure_conn() {
 	local name=$1 par line rate p50 p99 errs best
 	local -a cols=()
 	for par in 1 8; do
+		local c0 g0 t0 s0
+		c0=$(udp_out $C); g0=$(udp_out $G); t0=$(tcp_out $C); s0=$(tcp_out $S)
 		best=$(for r in $(seq "$reps"); do
 			ip netns exec $C "$bindir/connrate" count $SERVER 8080 "$nconns" $par |
 				sed -n 's/^conns [0-9]* errors \([0-9]*\) rate \([0-9]*\)\/s p50 \([0-9.]*\) ms p99 \([0-9.]*\) ms/\2 \3 \4 \1/p'
 		done | sort -n | awk '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)]; else print "0 0 0 0" }')
 		cols+=($best)
+		awk -v n="$name" -v p=$par -v k=$((nconns * reps)) -v c="$(( $(udp_out $C) - c0 ))" -v g="$(( $(udp_out $G) - g0 ))" \
+			-v t="$(( $(tcp_out $C) - t0 ))" -v s="$(( $(tcp_out $S) - s0 ))" 'BEGIN {
+			printf "  %s, %d at a time, per connection: UDP datagrams client → %.1f, gateway → %.1f; TCP segments client → %.1f, server → %.1f\n", n, p, c / k, g / k, t / k, s / k }' >&2
 	done
 	echo "${name%% *} ${cols[*]}" >>"$W/conndata"
 	echo >&2 "  $name: setup seq ${cols[0]}/s p50 ${cols[1]} p99 ${cols[2]} ms (errors ${cols[3]}), 8-par ${cols[4]}/s p50 ${cols[5]} p99 ${cols[6]} ms (errors ${cols[7]})"

@@ -37,6 +37,10 @@
 #define QUIC_TRANSPORT_PARAMETER_ERROR 0x08
 #define QUIC_CRYPTO_ERROR 0x100
 #define NS_PER_MS UINT64_C(1000000)
+/* How long an ACK may wait for a packet to ride on (see arm_timer). Well
+ * below the max_ack_delay we advertise (ngtcp2's default, 25 ms), which is
+ * what the peer's loss detection allows for. */
+#define ACK_COALESCE_NS (NS_PER_MS / 2)
 
 static FILE *keylog_fp;
 
@@ -178,7 +182,7 @@ static void conn_send(struct masque_conn *c, const ngtcp2_path *path, const uint
 
 static void arm_timer(struct masque_conn *c)
 {
-	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
+	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc), now;
 
 	/* Queued packets are flushed by the next ACK or timer. With nothing
 	 * in flight no ACK will come, and ngtcp2's own timers can be seconds
@@ -189,6 +193,18 @@ static void arm_timer(struct masque_conn *c)
 		ngtcp2_conn_get_conn_info2(c->qc, &ci);
 		if (ci.bytes_in_flight == 0 && exp > now_ts(c) + NS_PER_MS)
 			exp = now_ts(c) + NS_PER_MS;
+	} else if (!c->write_blocked && ngtcp2_conn_get_handshake_completed(c->qc)) {
+		/* Nothing waits to be sent, so a deadline this close is ngtcp2's
+		 * ACK delay (smoothed RTT / 8: tens of microseconds here; loss
+		 * timers are at least 1 ms, pacing only holds back data). Firing
+		 * it sends an ACK alone, one more packet each way per short
+		 * exchange. Held back a little, the ACK (its delay long
+		 * elapsed) rides on the next packet this end sends — the SYN-ACK
+		 * or the answer that is usually on its way — and goes alone
+		 * only when nothing comes. */
+		now = now_ts(c);
+		if (exp > now && exp < now + ACK_COALESCE_NS)
+			exp = now + ACK_COALESCE_NS;
 	}
 	c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, exp);
 }
@@ -202,6 +218,7 @@ static int conn_write(struct masque_conn *c)
 	masque_time ts = now_ts(c);
 
 	ngtcp2_path_storage_zero(&ps);
+	c->write_blocked = 0;
 	for (;;) {
 		int64_t sid = -1;
 		int fin = 0;

@@ -112,6 +112,7 @@ struct masque_conn {
 	masque_time pending_used;
 	int pending_blocked; /* the last send_now() hit the congestion window */
 	int congested;       /* pending above half full; on_writable when drained */
+	int write_blocked;   /* the last conn_write() left stream data unsent */
 	int reject_reported; /* on_reject or on_handshake_failed has fired */
 
 	/* server: identity */
