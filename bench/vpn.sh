@@ -141,7 +141,7 @@ measure() {
 		sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
 		awk '{ a[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f\n", s / NR, a[int(NR * 0.99 + 0.999)]; else print "n/a n/a" }')
 	# HTTP/1.0 connections per second, 8 in parallel
-	conns=$(ip netns exec $C "$bindir/connrate" run $SERVER 8080 "$secs" 8 | sed -n 's/.*rate \([0-9]*\)\/s/\1/p')
+	conns=$(ip netns exec $C "$bindir/connrate" run $SERVER 8080 "$secs" 8 | sed -n 's/.*rate \([0-9]*\)\/s.*/\1/p')
 	local gb cpugb hostgb
 	gb=$(awk -v b="$bytes" 'BEGIN { printf "%.3f", b / 1e9 }')
 	if [[ ${#procs[@]} -gt 0 ]]; then

@@ -41,6 +41,12 @@
  * below the max_ack_delay we advertise (ngtcp2's default, 25 ms), which is
  * what the peer's loss detection allows for. */
 #define ACK_COALESCE_NS (NS_PER_MS / 2)
+/* Ack-eliciting packets received before an ACK goes at once (ngtcp2's
+ * default, RFC 9000's suggestion, is 2). Every second packet of a short
+ * exchange through the tunnel cost an ACK alone; a bulk sender is ACKed
+ * every 10 packets (as Google's QUIC does), packets out of order and the
+ * ACK delay still make ACKs go sooner. */
+#define ACK_THRESH 10
 
 static FILE *keylog_fp;
 
@@ -63,8 +69,16 @@ void masque_random(uint8_t *p, size_t n)
 	}
 }
 
+/* While a received packet is handled (masque_conn_input() to the end of
+ * conn_after()), every call into ngtcp2 uses the time it arrived: the
+ * packet's own handling, however long (a datagram handed to the TUN or
+ * the stack), must not count as ACK delay. Otherwise the ACK delay
+ * (smoothed RTT / 8) ran out before conn_write() and each packet got an
+ * ACK alone at once. */
 static masque_time now_ts(const struct masque_conn *c)
 {
+	if (c->input_ts != 0)
+		return c->input_ts;
 	return c->cfg->io->now(c->cfg->ioctx);
 }
 
@@ -371,8 +385,10 @@ static int conn_after(struct masque_conn *c)
 		flush_pending(c);
 	if (!c->closing && !c->drained && conn_write(c) == 0) {
 		arm_timer(c);
+		c->input_ts = 0;
 		return 0;
 	}
+	c->input_ts = 0;
 	conn_finish(c);
 	return 1;
 }
@@ -1531,6 +1547,7 @@ static void fill_settings(const struct masque_conn *c, ngtcp2_settings *st,
 				NS_PER_MS;
 	st->max_window = 24 * 1024 * 1024;
 	st->max_stream_window = 16 * 1024 * 1024;
+	st->ack_thresh = ACK_THRESH;
 	if (c->qlog != NULL)
 		st->qlog_write = q_qlog;
 	if (getenv("ZG_QUIC_TRACE") != NULL)
@@ -1873,6 +1890,7 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 	path.user_data = NULL;
 	if (c->closing || c->drained)
 		return conn_after(c);
+	c->input_ts = now_ts(c);
 	c->busy++;
 	rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, pkt, len, now_ts(c));
 	c->busy--;
