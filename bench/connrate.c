@@ -5,6 +5,10 @@
  *   connrate run ADDR PORT SECONDS PAR  PAR clients in parallel: connect, GET,
  *                                       read the answer to EOF, close; print
  *                                       "conns N errors E rate R/s"
+ *   connrate count ADDR PORT N PAR      the same for exactly N connections,
+ *                                       and also "p50 X ms p99 Y ms": each
+ *                                       connection's time from connect() to
+ *                                       the answer's EOF
  * One thread, epoll, non-blocking sockets on both sides, so the tool is not
  * what limits the rate.
  */
@@ -76,6 +80,33 @@ static int serve(const char *addr, int port)
 	}
 }
 
+#define MAXFD 65536
+static double started[MAXFD]; /* connect() time of the connection on fd */
+static double *lat;           /* latencies of finished connections, s */
+static long nlat, caplat;
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* the q-quantile (0..1) of the recorded latencies, in ms (nearest rank) */
+static double quantile_ms(double q)
+{
+	long i;
+
+	if (nlat == 0)
+		return 0;
+	i = (long)(q * (double)nlat + 0.999999) - 1;
+	if (i < 0)
+		i = 0;
+	if (i >= nlat)
+		i = nlat - 1;
+	return lat[i] * 1e3;
+}
+
 static int start(int ep, const struct sockaddr_in *sa)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -83,6 +114,11 @@ static int start(int ep, const struct sockaddr_in *sa)
 
 	if (fd < 0)
 		return -1;
+	if (fd >= MAXFD) {
+		close(fd);
+		return -1;
+	}
+	started[fd] = now();
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0 && errno != EINPROGRESS) {
 		close(fd);
 		return -1;
@@ -92,17 +128,23 @@ static int start(int ep, const struct sockaddr_in *sa)
 	return fd;
 }
 
-static int run(const char *addr, int port, double secs, int par)
+/* Runs connections PAR at a time until SECS have passed or, when MAXN > 0,
+ * until MAXN have been started. */
+static int run(const char *addr, int port, double secs, int par, long maxn)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	struct epoll_event evs[256];
 	int ep = epoll_create1(0), i, active = 0;
-	long conns = 0, errors = 0;
-	double t0 = now(), end = t0 + secs;
+	long conns = 0, errors = 0, begun = 0;
+	double t0 = now(), end = maxn > 0 ? 1e300 : t0 + secs;
 
-	if (ep < 0 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+	if (ep < 0 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1 || par < 1)
 		return 1;
-	for (i = 0; i < par; i++)
+	caplat = maxn > 0 ? maxn : 1 << 20;
+	lat = malloc((size_t)caplat * sizeof(*lat));
+	if (lat == NULL)
+		return 1;
+	for (i = 0; i < par && (maxn <= 0 || begun < maxn); i++, begun++)
 		if (start(ep, &sa) >= 0)
 			active++;
 	while (active > 0) {
@@ -136,6 +178,8 @@ static int run(const char *addr, int port, double secs, int par)
 					;
 				if (r == 0) {
 					conns++;
+					if (nlat < caplat)
+						lat[nlat++] = now() - started[fd];
 					done = 1;
 				} else if (errno != EAGAIN) {
 					errors++;
@@ -145,13 +189,19 @@ static int run(const char *addr, int port, double secs, int par)
 			if (done) {
 				close(fd);
 				active--;
-				if (now() < end && start(ep, &sa) >= 0)
-					active++;
+				if (now() < end && (maxn <= 0 || begun < maxn)) {
+					begun++;
+					if (start(ep, &sa) >= 0)
+						active++;
+				}
 			}
 		}
 	}
 	secs = now() - t0;
-	printf("conns %ld errors %ld rate %.0f/s\n", conns, errors, (double)conns / secs);
+	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_double);
+	printf("conns %ld errors %ld rate %.0f/s p50 %.3f ms p99 %.3f ms\n", conns, errors,
+	       (double)conns / secs, quantile_ms(0.50), quantile_ms(0.99));
+	free(lat);
 	return 0;
 }
 
@@ -160,7 +210,10 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "serve") == 0)
 		return serve(argv[2], atoi(argv[3]));
 	if (argc == 6 && strcmp(argv[1], "run") == 0)
-		return run(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]));
-	fprintf(stderr, "usage: connrate serve ADDR PORT | run ADDR PORT SECONDS PARALLEL\n");
+		return run(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]), 0);
+	if (argc == 6 && strcmp(argv[1], "count") == 0)
+		return run(argv[2], atoi(argv[3]), 0, atoi(argv[5]), atol(argv[4]));
+	fprintf(stderr, "usage: connrate serve ADDR PORT | run ADDR PORT SECONDS PARALLEL |"
+			" count ADDR PORT N PARALLEL\n");
 	return 2;
 }

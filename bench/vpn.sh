@@ -13,7 +13,14 @@
 #
 # Environment: BENCH_QUICK=1 (short runs), BENCH_SECS (per iperf3 run,
 # default 10), BENCH_REPS (median of, default 3), BENCH_ONLY="direct zgate"
-# (subset). Writes the markdown table to OUT.md and a chart to OUT.png.
+# (subset), BENCH_TESTS="bulk conn" (bulk: iperf3 and ping; conn: the
+# connection-setup runs), BENCH_CONNS (connections per setup run, default
+# 2000), BENCH_PERF=FILE (record zgate's relay and agent with perf during
+# its runs into FILE; bench/flamegraph.py draws it). Writes the markdown
+# tables to OUT.md and a chart to OUT.png.
+#
+# Every peer gets 4 MiB socket buffers, as zgate's UDP socket has: iperf3
+# -w 4M, OpenVPN --sndbuf/--rcvbuf; wireguard-go sizes its own (larger).
 set -uo pipefail
 bindir=${1:?usage: bench/vpn.sh BINDIR OUT.md}
 out=${2:?usage: bench/vpn.sh BINDIR OUT.md}
@@ -24,6 +31,9 @@ secs=${BENCH_SECS:-$([[ $quick == 1 ]] && echo 3 || echo 10)}
 reps=${BENCH_REPS:-$([[ $quick == 1 ]] && echo 1 || echo 3)}
 pings=$([[ $quick == 1 ]] && echo 100 || echo 200)
 only=${BENCH_ONLY:-direct zgate wireguard-go wireguard-kernel openvpn}
+tests=${BENCH_TESTS:-bulk conn}
+nconns=${BENCH_CONNS:-2000}
+SOCKBUF=4194304
 C=zgb-c G=zgb-g S=zgb-s
 W=$(mktemp -d /tmp/zgate-bench.XXXXXX); chmod 755 "$W"
 SERVER=10.202.0.2
@@ -73,6 +83,12 @@ cpu_of() {
 	echo "$t"
 }
 host_busy() { awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
+udp_out() { # NS: UDP OutDatagrams
+	ip netns exec "$1" awk '/^Udp:/ { if (h) { print $5; exit } h = 1 }' /proc/net/snmp
+}
+tcp_out() { # NS: TCP OutSegs
+	ip netns exec "$1" awk '/^Tcp:/ { if (h) { print $12; exit } h = 1 }' /proc/net/snmp
+}
 udp_rcverr() { # NS: UDP RcvbufErrors
 	ip netns exec "$1" awk '/^Udp:/ { if (h) { print $6; exit } h = 1 }' /proc/net/snmp
 }
@@ -92,12 +108,16 @@ measure() {
 		local f; for f in ${LOGS:-}; do tail -n 5 "$f" >&2; done
 		return
 	fi
+	[[ " $tests " == *" conn "* ]] && measure_conn "$name"
+	if [[ " $tests " != *" bulk "* ]]; then
+		return
+	fi
 	# TCP, one stream, median of reps; CPU and drops over these runs
 	cpu0=$(cpu_of "${procs[@]}"); host0=$(host_busy)
 	drops0=$(( $(udp_rcverr $C) + $(udp_rcverr $G) ))
 	bytes=0
 	t1=$(for r in $(seq "$reps"); do
-		ip netns exec $C iperf3 -c $SERVER -t "$secs" -J 2>/dev/null >"$W/t1.json"
+		ip netns exec $C iperf3 -c $SERVER -w 4M -t "$secs" -J 2>/dev/null >"$W/t1.json"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); e=d["end"]["sum_received"]; print(e["bits_per_second"]/1e6, int(e["bytes"]))' "$W/t1.json" 2>/dev/null || echo "0 0"
 	done | tee "$W/t1.all" | awk '{print $1}' | median)
 	bytes=$(awk '{ s += $2 } END { print s + 0 }' "$W/t1.all")
@@ -105,23 +125,23 @@ measure() {
 	drops1=$(( $(udp_rcverr $C) + $(udp_rcverr $G) ))
 	# TCP, one stream, server to client (download)
 	t1d=$(for r in $(seq "$reps"); do
-		ip netns exec $C iperf3 -c $SERVER -t "$secs" -R -J 2>/dev/null >"$W/t1d.json"
+		ip netns exec $C iperf3 -c $SERVER -w 4M -t "$secs" -R -J 2>/dev/null >"$W/t1d.json"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/1e6)' "$W/t1d.json" 2>/dev/null || echo 0
 	done | median)
 	# TCP, 4 streams
 	p4=$(for r in $(seq "$reps"); do
-		ip netns exec $C iperf3 -c $SERVER -t "$secs" -P 4 -J 2>/dev/null >"$W/p4.json"
+		ip netns exec $C iperf3 -c $SERVER -w 4M -t "$secs" -P 4 -J 2>/dev/null >"$W/p4.json"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/1e6)' "$W/p4.json" 2>/dev/null || echo 0
 	done | median)
 	# UDP, 1200-byte datagrams at the highest rate iperf3 offers
-	ip netns exec $C iperf3 -c $SERVER -u -b 0 -l 1200 -t "$secs" -J 2>/dev/null >"$W/udp.json"
+	ip netns exec $C iperf3 -c $SERVER -w 4M -u -b 0 -l 1200 -t "$secs" -J 2>/dev/null >"$W/udp.json"
 	read -r udp loss < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["end"]["sum"]; print("%.0f %.1f" % (d["bits_per_second"]/1e6, d["lost_percent"]))' "$W/udp.json" 2>/dev/null || echo "0 100")
 	# ping RTT: avg and p99
 	read -r rtt p99 < <(ip netns exec $C ping -c "$pings" -i 0.01 -W 2 $SERVER 2>/dev/null |
 		sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
 		awk '{ a[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f\n", s / NR, a[int(NR * 0.99 + 0.999)]; else print "n/a n/a" }')
 	# HTTP/1.0 connections per second, 8 in parallel
-	conns=$(ip netns exec $C "$bindir/connrate" run $SERVER 8080 "$secs" 8 | sed -n 's/.*rate \([0-9]*\)\/s/\1/p')
+	conns=$(ip netns exec $C "$bindir/connrate" run $SERVER 8080 "$secs" 8 | sed -n 's/.*rate \([0-9]*\)\/s.*/\1/p')
 	local gb cpugb hostgb
 	gb=$(awk -v b="$bytes" 'BEGIN { printf "%.3f", b / 1e9 }')
 	if [[ ${#procs[@]} -gt 0 ]]; then
@@ -134,6 +154,28 @@ measure() {
 		"$rtt" "$p99" "${conns:-n/a}" "$cpugb" "$hostgb" "$((drops1 - drops0))" >>"$W/rows"
 	echo "${name%% *} $t1 $t1d $p4 $udp $rtt ${conns:-0} ${cpugb%% *}" >>"$W/data"
 	echo >&2 "  $name: TCP ${t1} Mbit/s (down ${t1d}), 4 streams ${p4}, UDP ${udp} (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
+}
+
+# measure_conn NAME: BENCH_CONNS short HTTP/1.0 connections one after
+# another, then 8 in parallel (bench/connrate count), reps times; the run
+# with the median rate gives the row. Into $W/connrows and $W/conndata.
+measure_conn() {
+	local name=$1 par line rate p50 p99 errs best
+	local -a cols=()
+	for par in 1 8; do
+		local c0 g0 t0 s0
+		c0=$(udp_out $C); g0=$(udp_out $G); t0=$(tcp_out $C); s0=$(tcp_out $S)
+		best=$(for r in $(seq "$reps"); do
+			ip netns exec $C "$bindir/connrate" count $SERVER 8080 "$nconns" $par |
+				sed -n 's/^conns [0-9]* errors \([0-9]*\) rate \([0-9]*\)\/s p50 \([0-9.]*\) ms p99 \([0-9.]*\) ms/\2 \3 \4 \1/p'
+		done | sort -n | awk '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)]; else print "0 0 0 0" }')
+		cols+=($best)
+		awk -v n="$name" -v p=$par -v k=$((nconns * reps)) -v c="$(( $(udp_out $C) - c0 ))" -v g="$(( $(udp_out $G) - g0 ))" \
+			-v t="$(( $(tcp_out $C) - t0 ))" -v s="$(( $(tcp_out $S) - s0 ))" 'BEGIN {
+			printf "  %s, %d at a time, per connection: UDP datagrams client → %.1f, gateway → %.1f; TCP segments client → %.1f, server → %.1f\n", n, p, c / k, g / k, t / k, s / k }' >&2
+	done
+	echo "${name%% *} ${cols[*]}" >>"$W/conndata"
+	echo >&2 "  $name: setup seq ${cols[0]}/s p50 ${cols[1]} p99 ${cols[2]} ms (errors ${cols[3]}), 8-par ${cols[4]}/s p50 ${cols[5]} p99 ${cols[6]} ms (errors ${cols[7]})"
 }
 
 run_direct() {
@@ -170,7 +212,16 @@ C
 	for k in $(seq 50); do ip -n $C route show dev zgate0 2>/dev/null | grep -q 10.202 && break; sleep 0.1; done
 	kill -0 $rp 2>/dev/null || echo "bench: zgate-relay exited: $(tail -3 "$d/relay.log")" >&2
 	kill -0 $ap 2>/dev/null || echo "bench: zgate-agent exited: $(tail -3 "$d/agent.log")" >&2
+	local pp=
+	if [[ -n ${BENCH_PERF:-} ]]; then
+		perf record -F 4999 -g -o "$BENCH_PERF" -p "$rp,$ap" >/dev/null 2>"$d/perf.log" &
+		pp=$!
+		sleep 0.5
+	fi
 	measure zgate zgate0 "$rp" "$ap"
+	if [[ -n $pp ]]; then
+		kill -INT "$pp"; wait "$pp" 2>/dev/null
+	fi
 	kill $ap; wait $ap 2>/dev/null; kill $rp; wait $rp 2>/dev/null
 }
 
@@ -231,7 +282,7 @@ run_openvpn() {
 	local d=$W/ovpn
 	mkdir -p "$d"
 	"$root/scripts/gen-certs.sh" -d "$d/pki" -s server -c client >/dev/null
-	local common="--dev zgbtun0 --dev-type tun --proto udp --data-ciphers AES-256-GCM --cipher AES-256-GCM --auth SHA256 --disable-dco --verb 1 --ca $d/pki/ca.crt"
+	local common="--sndbuf $SOCKBUF --rcvbuf $SOCKBUF --dev zgbtun0 --dev-type tun --proto udp --data-ciphers AES-256-GCM --cipher AES-256-GCM --auth SHA256 --disable-dco --verb 1 --ca $d/pki/ca.crt"
 	ip netns exec $G openvpn $common --mode p2p --tls-server --dh none --local 10.201.0.1 --port 1194 \
 		--cert "$d/pki/relay.crt" --key "$d/pki/relay.key" --ifconfig 10.204.0.1 10.204.0.2 \
 		--verify-client-cert require >"$d/server.log" 2>&1 &
@@ -249,8 +300,8 @@ run_openvpn() {
 }
 
 topo
-: >"$W/rows"; : >"$W/data"
-echo "measuring: $only (${secs}s runs, median of $reps)"
+: >"$W/rows"; : >"$W/data"; : >"$W/conndata"
+echo "measuring: $only, $tests (${secs}s runs, median of $reps)"
 for cfg in $only; do "run_$cfg"; done
 
 # The table, and ratios zgate/peer.
@@ -259,10 +310,33 @@ for cfg in $only; do "run_$cfg"; done
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs; client ns → gateway ns → server ns over veth; iperf3 ${secs} s, median of ${reps}."
 	echo
-	echo "| configuration | TCP 1 stream up Mbit/s | TCP 1 stream down Mbit/s | TCP 4 streams Mbit/s | UDP 1200 B Mbit/s | UDP loss % | ping avg ms | ping p99 ms | HTTP conn/s (8 parallel) | tunnel CPU s/GB | host CPU s/GB | UDP rcvbuf drops |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-	cat "$W/rows"
-	echo
+	if [[ -s $W/conndata ]]; then
+		echo "#### Connection setup: $nconns HTTP/1.0 connections (connect, GET, answer, close), median of $reps runs"
+		echo
+		echo "Latency is per connection, connect() to the answer's EOF; \"added\" is over the no-tunnel row of the same run."
+		echo
+		echo "| configuration | one after another conn/s | p50 ms | p99 ms | p50 added ms | 8 in parallel conn/s | p50 ms | p99 ms | errors | conn/s seq / OpenVPN | 8-par / OpenVPN |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+		awk '{ r[NR] = $0; n[$1] = NR; split($0, f, " "); s[$1] = f[2]; p[$1] = f[6]; b[$1] = f[3] }
+		     END {
+			for (i = 1; i <= NR; i++) {
+				split(r[i], f, " ")
+				add = ("direct" in b) ? sprintf("%+.3f", f[3] - b["direct"]) : "n/a"
+				rs = ("OpenVPN" in s && s["OpenVPN"] > 0) ? sprintf("%.2f", f[2] / s["OpenVPN"]) : "n/a"
+				rp = ("OpenVPN" in p && p["OpenVPN"] > 0) ? sprintf("%.2f", f[6] / p["OpenVPN"]) : "n/a"
+				printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.3f | %d | %s | %s |\n", f[1], f[2], f[3], f[4], add, f[6], f[7], f[8], f[5] + f[9], rs, rp
+			}
+		     }' "$W/conndata"
+		echo
+	fi
+	if [[ -s $W/data ]] || [[ " $tests " == *" bulk "* ]]; then
+		echo "#### Bulk (iperf3 -w 4M), ping, and HTTP conn/s for ${secs} s, 8 in parallel"
+		echo
+		echo "| configuration | TCP 1 stream up Mbit/s | TCP 1 stream down Mbit/s | TCP 4 streams Mbit/s | UDP 1200 B Mbit/s | UDP loss % | ping avg ms | ping p99 ms | HTTP conn/s (8 parallel) | tunnel CPU s/GB | host CPU s/GB | UDP rcvbuf drops |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+		cat "$W/rows"
+		echo
+	fi
 	if grep -q '^zgate ' "$W/data"; then
 		echo "Ratios zgate / peer (throughput and conn/s: higher is better for zgate; ping and CPU: lower is better):"
 		echo

@@ -1048,6 +1048,49 @@ test_tcp_upstream_refused_gets_rst(void **state)
 	tc_free(&c);
 }
 
+/* A local upstream settles its handshake inside connect(): the client's
+ * SYN-ACK (accepted) or RST (refused) leaves within the stack_input() of
+ * the SYN, without a turn of the event loop. The kernel may defer its
+ * loopback work under load, so one inline answer in 8 tries is asked;
+ * any answer that does come late must still be the right one. */
+static void
+test_tcp_local_connect_answers_inline(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	int inline_ok = 0, inline_rst = 0;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	for (int i = 0; i < 8; i++) {
+		tc_init(&c, fx, 0, "127.0.0.1", s.port);
+		tc_syn(fx, &c);
+		tc_pump(fx, &c); /* what stack_input() emitted, no loop turn */
+		inline_ok += c.synack;
+		assert_false(c.rst);
+		assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+		assert_true(c.synack);
+		tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+		assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
+		tc_free(&c);
+	}
+	for (int i = 0; i < 8; i++) {
+		tc_init(&c, fx, 0, "127.0.0.1", closed_port(0));
+		tc_syn(fx, &c);
+		tc_pump(fx, &c);
+		inline_rst += c.rst;
+		assert_false(c.synack); /* refused: never accepted-then-reset */
+		assert_true(run_until(fx, &c, c_rst, NULL, 5000));
+		assert_false(c.synack);
+		tc_free(&c);
+	}
+	assert_true(inline_ok >= 1);
+	assert_true(inline_rst >= 1);
+	wait_lwip_idle(fx);
+	srv_stop(&s);
+}
+
 static void
 test_tcp_client_rst_closes_upstream(void **state)
 {
@@ -3260,6 +3303,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_echo_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_out_of_order_client_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_refused_gets_rst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),

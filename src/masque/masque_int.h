@@ -112,6 +112,8 @@ struct masque_conn {
 	masque_time pending_used;
 	int pending_blocked; /* the last send_now() hit the congestion window */
 	int congested;       /* pending above half full; on_writable when drained */
+	int write_blocked;   /* the last conn_write() left stream data unsent */
+	masque_time input_ts; /* arrival of the packet being handled, else 0 */
 	int reject_reported; /* on_reject or on_handshake_failed has fired */
 
 	/* server: identity */

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "dheap.h"
 #include "hostport.h"
 #include "log.h"
 #include "zg_err.h"
@@ -50,11 +52,11 @@ union cmsg_int {
 	struct cmsghdr align;
 };
 
+/* A connection's timer: a node in the loop's deadline heap (u->theap). */
 struct utimer {
+	struct dheap_node node; /* first: the heap hands back &node */
 	struct masque_udp *u;
 	struct masque_conn *c;
-	struct event *ev;
-	masque_time armed_at; /* when the pending event fires; 0 = not pending */
 };
 
 struct masque_udp {
@@ -84,6 +86,18 @@ struct masque_udp {
 	int gso;                     /* 1 while the kernel takes UDP_SEGMENT */
 	int gro;                     /* 1 when UDP_GRO is on */
 	struct event *flush_ev;
+	/* Every connection's timer lives in theap; one timerfd (tfd, read by
+	 * tev) is armed at the earliest deadline, and set again only when
+	 * that deadline moves earlier (tfd_at) or after it fired. libevent's
+	 * own precise timer re-armed its timerfd on every loop turn: one
+	 * system call per turn, 7% of the relay's samples on short
+	 * connections. */
+	struct dheap theap;
+	size_t ntimers;
+	int tfd;
+	struct event *tev;
+	masque_time tfd_at; /* deadline the timerfd is armed at; 0 = none */
+	int firing;         /* in tev_cb: it re-arms once at the end */
 	/* Bounded handshake work per loop turn (server): new connections
 	 * beyond the round's share wait here, oldest first, and a zero
 	 * timer gives them the next turns, after the tunnels' packets. */
@@ -96,15 +110,7 @@ struct masque_udp {
 
 struct event_base *masque_udp_base_new(void)
 {
-	struct event_config *ec = event_config_new();
-	struct event_base *b;
-
-	if (ec == NULL)
-		return NULL;
-	(void)event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-	b = event_base_new_with_config(ec);
-	event_config_free(ec);
-	return b;
+	return event_base_new();
 }
 
 masque_time masque_udp_now(void)
@@ -283,64 +289,82 @@ static int io_send(void *ioctx, const struct sockaddr *local, socklen_t locallen
 	return 0;
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+/* Arms the timerfd at the heap's earliest deadline when that is earlier
+ * than what it is armed at. A later one leaves it: firing early finds
+ * nothing due and re-arms (tev_cb). */
+static void tfd_update(struct masque_udp *u)
 {
-	struct utimer *t = arg;
+	struct dheap_node *top = dheap_top(&u->theap);
+	struct itimerspec its;
+	masque_time at;
 
-	(void)fd;
+	if (u->firing || top == NULL || (u->tfd_at != 0 && u->tfd_at <= top->at))
+		return;
+	at = top->at ? top->at : 1; /* 0 would disarm */
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(at / 1000000000u);
+	its.it_value.tv_nsec = (long)(at % 1000000000u);
+	if (timerfd_settime(u->tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0) {
+		log_warn("timerfd_settime");
+		return;
+	}
+	u->tfd_at = at;
+}
+
+static void tev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct masque_udp *u = arg;
+	uint64_t expirations;
+	masque_time now = masque_udp_now();
+	size_t budget = u->theap.n;
+	struct dheap_node *x;
+
 	(void)what;
-	t->armed_at = 0;
-	/* t may be freed inside (the connection closed). */
-	(void)masque_conn_on_timer(t->c);
+	(void)!read(fd, &expirations, sizeof(expirations));
+	u->tfd_at = 0;
+	u->firing = 1;
+	/* At most one callback per timer that existed when the timerfd fired:
+	 * a timer armed again for a passed deadline runs on the next turn, as
+	 * a zero libevent timeout did. Callbacks may free any timer; the one
+	 * being run is already out of the heap. */
+	while (budget-- > 0 && (x = dheap_pop_due(&u->theap, now)) != NULL) {
+		struct utimer *t = (struct utimer *)x;
+
+		(void)masque_conn_on_timer(t->c); /* t may be freed inside */
+	}
+	u->firing = 0;
+	tfd_update(u);
 }
 
 static void *io_timer_new(void *ioctx, struct masque_conn *c)
 {
 	struct masque_udp *u = ioctx;
-	struct utimer *t = calloc(1, sizeof(*t));
+	struct utimer *t;
 
+	/* room in the heap for every timer, so that arming cannot fail */
+	if (dheap_reserve(&u->theap, u->ntimers + 1) != 0)
+		return NULL;
+	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
+	dheap_node_init(&t->node);
 	t->u = u;
 	t->c = c;
-	t->ev = evtimer_new(u->base, timer_cb, t);
-	if (t->ev == NULL) {
-		free(t);
-		return NULL;
-	}
+	u->ntimers++;
 	return t;
 }
 
 static void io_timer_arm(void *ioctx, void *timer, masque_time at)
 {
+	struct masque_udp *u = ioctx;
 	struct utimer *t = timer;
-	masque_time now = masque_udp_now();
-	struct timeval tv = { 0, 0 };
 
-	(void)ioctx;
 	if (at == UINT64_MAX) {
-		evtimer_del(t->ev);
-		t->armed_at = 0;
+		dheap_del(&u->theap, &t->node);
 		return;
 	}
-	/* Deadlines move on every packet. Firing before one is harmless (the
-	 * connection finds nothing due and re-arms), so only an earlier
-	 * deadline touches libevent's timer heap. */
-	if (t->armed_at != 0 && t->armed_at <= at)
-		return;
-	t->armed_at = at > now ? at : now;
-	if (at > now) {
-		masque_time d = at - now;
-
-		tv.tv_sec = (time_t)(d / 1000000000u);
-		/* Round up so the timer never fires before ngtcp2's expiry. */
-		tv.tv_usec = (suseconds_t)((d % 1000000000u + 999) / 1000);
-		if (tv.tv_usec >= 1000000) {
-			tv.tv_sec++;
-			tv.tv_usec -= 1000000;
-		}
-	}
-	evtimer_add(t->ev, &tv);
+	(void)dheap_set(&u->theap, &t->node, at); /* room reserved: cannot fail */
+	tfd_update(u);
 }
 
 static void io_timer_free(void *ioctx, void *timer)
@@ -350,7 +374,8 @@ static void io_timer_free(void *ioctx, void *timer)
 
 	if (u->conn == t->c)
 		u->conn = NULL; /* the client connection is going away */
-	event_free(t->ev);
+	dheap_del(&u->theap, &t->node);
+	u->ntimers--;
 	free(t);
 }
 
@@ -576,7 +601,15 @@ static int udp_new(struct event_base *base, struct masque_config *cfg, struct ma
 	u->sbufs = malloc((size_t)SEND_BATCH * SEND_SLOT);
 	u->flush_ev = event_new(base, -1, 0, flush_cb, u);
 	u->dq_ev = evtimer_new(base, dq_cb, u);
-	if (u->bufs == NULL || u->sbufs == NULL || u->flush_ev == NULL || u->dq_ev == NULL) {
+	dheap_init(&u->theap);
+	u->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	u->tev = u->tfd >= 0 ? event_new(base, u->tfd, EV_READ | EV_PERSIST, tev_cb, u) : NULL;
+	if (u->bufs == NULL || u->sbufs == NULL || u->flush_ev == NULL || u->dq_ev == NULL ||
+	    u->tev == NULL || event_add(u->tev, NULL) != 0) {
+		if (u->tev != NULL)
+			event_free(u->tev);
+		if (u->tfd >= 0)
+			close(u->tfd);
 		if (u->flush_ev != NULL)
 			event_free(u->flush_ev);
 		if (u->dq_ev != NULL)
@@ -758,6 +791,9 @@ void masque_udp_del(struct masque_udp *u)
 		flush_sends(u); /* the CONNECTION_CLOSE packets just written */
 	event_free(u->flush_ev);
 	event_free(u->dq_ev);
+	event_free(u->tev);
+	close(u->tfd);
+	dheap_free(&u->theap);
 	dq_free(u);
 	free(u->sbufs);
 	if (u->rd != NULL)

@@ -17,11 +17,14 @@
 
 struct masque_udp;
 
-/* The event base these objects expect: timers with microsecond precision
- * (a timerfd), because QUIC pacing waits are often tens of microseconds and
- * a wait rounded up to epoll's millisecond added about 1 ms to every paced
- * burst (measured: 3-4x fewer short TCP connections per second through the
- * tunnel). NULL when libevent cannot make one. */
+/* The event base these objects expect. QUIC timers need microsecond
+ * precision (pacing waits are often tens of microseconds; rounded up to
+ * epoll's millisecond they cost 3-4x in short connections per second), so
+ * each masque_udp keeps its connections' timers in its own heap behind one
+ * timerfd, re-armed only when the earliest deadline moves earlier. The
+ * base itself is a plain one: libevent's precise-timer mode set its
+ * timerfd again on every loop turn. Other libevent timers on this base
+ * have millisecond precision. NULL when libevent cannot make one. */
 struct event_base *masque_udp_base_new(void);
 
 /* Binds UDP on listen ("host:port", "[v6]:port" or ":port" for every

@@ -48,6 +48,11 @@ typedef ssize_t (*audit_write_fn)(void *ctx, const void *buf, size_t len);
  * call outside the packet path (e.g. activate an event). */
 typedef void (*audit_wake_fn)(void *ctx);
 
+/* How long the relay lets lines gather after a wake before it drains
+ * them: one write(2) for the lines of a burst of short connections rather
+ * than one per loop turn, at a delay no reader of the trail notices. */
+#define AUDIT_FLUSH_DELAY_MS 2
+
 #define AUDIT_BUFFER_DEFAULT (1024u * 1024u)
 #define AUDIT_BUFFER_MIN 4096u  /* two of the longest lines */
 #define AUDIT_DROP_LOG_MS 10000 /* "lines dropped" log line at most this often */

@@ -1012,8 +1012,9 @@ static void audit_cb(evutil_socket_t fd, short what, void *arg)
 static void audit_wake(void *ctx)
 {
 	struct relay *r = ctx;
+	struct timeval tv = { 0, AUDIT_FLUSH_DELAY_MS * 1000 };
 
-	event_active(r->ev_audit, EV_TIMEOUT, 0);
+	(void)evtimer_add(r->ev_audit, &tv);
 }
 
 /* stdout as the audit output (audit_out_open() says how), the buffer and

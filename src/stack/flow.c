@@ -19,6 +19,7 @@
  * UDP and ICMP echo never enter lwIP: their replies are built by pkt.c.
  */
 #include <errno.h>
+#include <poll.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -553,13 +554,30 @@ tcp_connect_cb(evutil_socket_t fd, short what, void *arg)
 	stack_rearm(st);
 }
 
+/* A local upstream (loopback, a veth next door) often completes or
+ * refuses the handshake inside connect() itself. Returns 1 with *perr (0
+ * or the connect's error) when it did, 0 when it is still in progress. */
+static int
+connect_settled(int fd, int *perr)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	socklen_t sl = sizeof(*perr);
+
+	if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLOUT | POLLERR | POLLHUP)))
+		return 0;
+	*perr = 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, perr, &sl) != 0)
+		*perr = errno;
+	return *perr != EINPROGRESS && *perr != EALREADY;
+}
+
 static void
 tcp_start(struct flow *f, const uint8_t *pkt, const struct pkt_info *pi)
 {
 	struct stack *st = f->st;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int fam;
+	int fam, err;
 
 	f->state = FLOW_TCP_CONNECTING;
 	f->acct->halfopen++;
@@ -588,6 +606,15 @@ tcp_start(struct flow *f, const uint8_t *pkt, const struct pkt_info *pi)
 	}
 	if (errno != EINPROGRESS) {
 		tcp_connect_failed(f, errno);
+		return;
+	}
+	/* Settled already: the SYN-ACK (or, refused, the RST) goes to the
+	 * client now rather than after a loop turn through epoll. */
+	if (connect_settled(f->fd, &err)) {
+		if (err != 0)
+			tcp_connect_failed(f, err);
+		else
+			tcp_connected(f);
 		return;
 	}
 	f->ev_write = event_new(st->base, f->fd, EV_WRITE, tcp_connect_cb, f);
