@@ -31,7 +31,7 @@ FUZZ_LONG_SECONDS ?= 600
 FUZZ_LONG_MASQUE_SECONDS ?= 1800
 # MODULES/TESTS narrow a build while a module is under construction, e.g.
 # make unit MODULES="common capsule stack" TESTS="test_stack%".
-MODULES ?= common capsule stack masque relay agent
+MODULES ?= common capsule stack masque relay agent api
 TESTS   ?= %
 ifeq ($(origin CC),default)
   CC := gcc
@@ -42,7 +42,11 @@ Q := @
 APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	xz-utils ca-certificates clang libclang-rt-dev llvm libevent-dev \
 	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux curl \
-	iputils-ping python3 prometheus
+	iputils-ping python3 prometheus libmicrohttpd-dev libgnutls28-dev libpq-dev
+# Only for the tests that start a throwaway PostgreSQL (tests/e2e/t_api*.sh,
+# make bench-api): kept apart because APT_PACKAGES also feeds the image
+# build stage (docker/*.Dockerfile run `make deps`), which needs no server.
+TEST_PACKAGES := postgresql
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
@@ -87,11 +91,15 @@ COMMIT := $(or $(shell git describe --always --dirty 2>/dev/null),unknown)
 $(shell mkdir -p $(BUILD)/gen && { echo '#define ZG_COMMIT "$(COMMIT)"' | cmp -s - $(BUILD)/gen/zg_build.h || \
 	echo '#define ZG_COMMIT "$(COMMIT)"' > $(BUILD)/gen/zg_build.h; })
 ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Isrc -Isrc/common -Isrc/capsule \
-	-isystem $(DEPS_PREFIX)/include $(LWIP_INC)
+	-isystem $(DEPS_PREFIX)/include $(LWIP_INC) \
+	$(patsubst -I%,-isystem %,$(shell pkg-config --cflags-only-I libpq 2>/dev/null))
 ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
 ZG_LDFLAGS  := $(SAN_FLAGS)
 DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
 	-lwolfssl -levent -lyaml -lmnl -lm -lpthread
+
+# zgate-api alone links the HTTP server, GnuTLS and libpq (README: "zgate-api").
+API_LIBS    := -lmicrohttpd -lgnutls -lpq
 
 # ---------------------------------------------------------------- sources
 # Every src/<module>/*.c except main programs goes into one static library;
@@ -105,8 +113,9 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBS_ALL  := $(ZG_LIB) $(if $(LWIP_SRC),$(LWIP_LIB))
 
 # Programs: src/relay/main.c → zgate-relay, src/agent/main.c → zgate-agent,
-# src/masque/probe_main.c → zgate-probe (the diagnostics client).
-BIN_MAINS := $(wildcard $(patsubst %,src/%/main.c,$(filter relay agent,$(MODULES))) \
+# src/api/main.c → zgate-api, src/masque/probe_main.c → zgate-probe (the
+# diagnostics client).
+BIN_MAINS := $(wildcard $(patsubst %,src/%/main.c,$(filter relay agent api,$(MODULES))) \
 	$(if $(filter masque,$(MODULES)),src/masque/probe_main.c))
 bin_name   = $(BUILD)/bin/zgate-$(if $(filter %/probe_main.c,$(1)),probe,$(notdir $(patsubst %/,%,$(dir $(1)))))
 BINS      := $(foreach m,$(BIN_MAINS),$(call bin_name,$(m)))
@@ -149,6 +158,14 @@ $(call bin_name,$(1)): $(call obj,$(1)) $$(LIBS_ALL)
 	$$(Q)$$(CC) $$^ -o $$@ $$(ZG_LDFLAGS) $$(DEP_LIBS)
 endef
 $(foreach m,$(BIN_MAINS),$(eval $(call bin_rule,$(m))))
+$(BUILD)/bin/zgate-api: DEP_LIBS += $(API_LIBS)
+
+# zgate-api carries its schema: src/api/migrations/*.sql become a C table.
+API_MIGRATIONS := $(sort $(wildcard src/api/migrations/*.sql))
+$(BUILD)/gen/api_migrations.h: scripts/embed-migrations.sh $(API_MIGRATIONS)
+	@mkdir -p $(@D)
+	$(Q)scripts/embed-migrations.sh $@ $(API_MIGRATIONS)
+$(BUILD)/obj/src/api/api_db.o: $(BUILD)/gen/api_migrations.h
 
 $(BUILD)/tests/test_%: tests/test_%.c $(LIBS_ALL)
 	@mkdir -p $(@D)
