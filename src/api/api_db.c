@@ -81,10 +81,17 @@ void api_db_counters(struct api_db *db, struct api_db_counters *out)
 	out->db_errors = __atomic_load_n(&db->db_errors, __ATOMIC_RELAXED);
 }
 
+/* libpq prints server notices to stderr; they go to the debug log. */
+static void on_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("database notice: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 /* Opens a connection with the timeouts; NULL with err set on failure. */
 static PGconn *connect_db(struct api_db *db, char *err, size_t errlen)
 {
-	char ct[16], st[64];
+	char ct[16], st[128];
 	/* connect_timeout first: a value in the user's string wins over it. */
 	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
 	const char *vals[] = { ct, "zgate-api", db->conninfo, NULL };
@@ -100,7 +107,10 @@ static PGconn *connect_db(struct api_db *db, char *err, size_t errlen)
 			PQfinish(c);
 		return NULL;
 	}
-	(void)snprintf(st, sizeof(st), "SET statement_timeout = %u", db->timeout_ms);
+	(void)PQsetNoticeProcessor(c, on_notice, NULL);
+	/* Notices ("already exists, skipping") are not for the operator. */
+	(void)snprintf(st, sizeof(st), "SET statement_timeout = %u; SET client_min_messages = warning",
+		       db->timeout_ms);
 	res = PQexec(c, st);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		zg_seterr(err, errlen, "database: %s", PQerrorMessage(c));
@@ -174,6 +184,31 @@ static void release(struct api_db *db, struct slot *s)
 	s->busy = 0;
 	pthread_cond_signal(&db->cv);
 	pthread_mutex_unlock(&db->mu);
+}
+
+/* After a failure: when the connection itself broke (the server
+ * restarted since it was opened), opens a new one and returns 1 so that
+ * the caller tries once more; else 0. */
+static int reconnected(struct api_db *db, struct slot *s)
+{
+	char err[256];
+
+	PGresult *res;
+	int alive;
+
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
+		/* libpq does not always mark a connection the server closed as
+		 * bad (a failed write): ask. */
+		res = PQexec(s->conn, "SELECT 1");
+		alive = PQresultStatus(res) == PGRES_TUPLES_OK;
+		PQclear(res);
+		if (alive)
+			return 0;
+	}
+	if (s->conn != NULL)
+		PQfinish(s->conn);
+	s->conn = connect_db(db, err, sizeof(err));
+	return s->conn != NULL;
 }
 
 /* The SQLSTATEs after which a transaction is simply run again. */
@@ -460,6 +495,8 @@ int api_db_allocate(struct api_db *db, const struct api_pool *pool,
 		PGresult *res = NULL;
 
 		if (command(s->conn, "BEGIN") != 0) {
+			if (attempt == 0 && reconnected(db, s))
+				continue;
 			db_error(db, s->conn, "BEGIN");
 			r = ZG_ERR_IO;
 			break;
@@ -504,6 +541,11 @@ static int lease_query(struct api_db *db, const char *sql, int n, const char *co
 	if (s == NULL)
 		return ZG_ERR_IO;
 	r = alloc_step(s->conn, sql, n, p, out, &res);
+	if (r < 0 && reconnected(db, s)) {
+		PQclear(res);
+		res = NULL;
+		r = alloc_step(s->conn, sql, n, p, out, &res);
+	}
 	if (r < 0) {
 		db_error(db, s->conn, "lease");
 		PQclear(res);
@@ -547,6 +589,11 @@ int api_db_release(struct api_db *db, const char *client_id, struct api_lease *o
 			   1, p, out);
 }
 
+static const char SQL_STATS[] =
+	"SELECT count(*), count(client_id), count(*) FILTER (WHERE client_id IS NOT NULL "
+	"AND last_seen < now() - make_interval(secs => $3::bigint)) FROM ipam_addresses "
+	"WHERE address >= $1::inet AND address <= $2::inet";
+
 int api_db_stats(struct api_db *db, const struct api_pool *pool, struct api_stats *out)
 {
 	char first[INET_ADDRSTRLEN], last[INET_ADDRSTRLEN], ttl[16], err[256];
@@ -560,11 +607,11 @@ int api_db_stats(struct api_db *db, const struct api_pool *pool, struct api_stat
 	addr_text(pool->first, first, sizeof(first));
 	addr_text(pool->last, last, sizeof(last));
 	(void)snprintf(ttl, sizeof(ttl), "%u", pool->ttl_s);
-	res = exec(s->conn,
-		   "SELECT count(*), count(client_id), count(*) FILTER (WHERE client_id IS NOT NULL "
-		   "AND last_seen < now() - make_interval(secs => $3::bigint)) FROM ipam_addresses "
-		   "WHERE address >= $1::inet AND address <= $2::inet",
-		   3, p);
+	res = exec(s->conn, SQL_STATS, 3, p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && reconnected(db, s)) {
+		PQclear(res);
+		res = exec(s->conn, SQL_STATS, 3, p);
+	}
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		out->size = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 		out->allocated = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
@@ -590,10 +637,10 @@ int api_db_ping(struct api_db *db)
 	res = PQexec(s->conn, "SELECT 1");
 	r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : ZG_ERR_IO;
 	PQclear(res);
-	if (r != 0) {
-		/* The server went away: drop the connection so the next use reconnects. */
-		PQfinish(s->conn);
-		s->conn = NULL;
+	if (r != 0 && reconnected(db, s)) {
+		res = PQexec(s->conn, "SELECT 1");
+		r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : ZG_ERR_IO;
+		PQclear(res);
 	}
 	release(db, s);
 	return r;

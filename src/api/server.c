@@ -756,6 +756,7 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->d = MHD_start_daemon(flags, p, NULL, NULL, on_request, s,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
 				MHD_OPTION_CONNECTION_LIMIT, 4096u,
@@ -766,7 +767,6 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 				MHD_OPTION_HTTPS_PRIORITIES,
 				"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (s->d == NULL) {
