@@ -708,7 +708,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(rq);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
+						       va_list ap)
 {
 	char line[512];
 
