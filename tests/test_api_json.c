@@ -266,6 +266,23 @@ static void test_config(void **state)
 			 ZG_ERR_CONFIG);
 }
 
+/* examples/zgate-api.yaml loads and validates with zgate-api's parser. */
+static void test_example_config(void **state)
+{
+	struct api_config c;
+	enum api_action a;
+	const char *args[] = { "--config", "examples/zgate-api.yaml" };
+
+	(void)state;
+	if (cfg_parse(&c, args, 2, &a) != 0)
+		fail_msg("examples/zgate-api.yaml: %s", err);
+	assert_string_equal(c.listen, "0.0.0.0:8443");
+	assert_string_equal(c.ca, "/etc/zgate/tls/ca.crt");
+	assert_string_equal(c.pool, "10.100.0.0/24");
+	assert_int_equal(c.lease_ttl_ms, 168u * 3600 * 1000);
+	assert_int_equal(c.threads, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_refresh_bodies),
 		cmocka_unit_test(test_quote),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_example_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
