@@ -10,6 +10,7 @@
 #   make e2e     end-to-end scenarios (tests/e2e/t_*.sh; root for namespaces)
 #   make selftest tests of the project's scripts (dependency pins, leak check)
 #   make bench   benchmarks (bench/run.sh; not part of make test)
+#   make bench-api  zgate-api allocations/s and p50/p99 (bench/api.sh)
 #   make install binaries, man pages, systemd units, examples (PREFIX, DESTDIR)
 #   make deb     a Debian package of the same files (build/zgate_*.deb)
 #   make demo    the end-to-end demo
@@ -133,7 +134,7 @@ deps: $(BUILD)/deps.mk
 	@echo "deps: ready in $(DEPS_PREFIX)"
 
 help:
-	$(Q)sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	$(Q)sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -198,6 +199,7 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBS_ALL)
 		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -fsanitize=fuzzer $(DEP_LIBS)
 
 e2e: all
+	$(Q)scripts/ensure-packages.sh $(TEST_PACKAGES)
 	$(Q)tests/e2e/run.sh
 
 # Shell tests of the project's own scripts (cmocka-style output, counted
@@ -215,6 +217,13 @@ BENCH_PACKAGES := iperf3 wireguard-go wireguard-tools openvpn gnuplot-nox
 bench: $(BENCH_BINS) $(BINS)
 	$(Q)scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	$(Q)bench/run.sh $(BUILD)/bench
+
+# zgate-api's allocations/s and p50/p99 latency against a throwaway
+# PostgreSQL (root; BENCH_API_CLIENTS, default 10000).
+.PHONY: bench-api
+bench-api: $(BUILD)/bin/zgate-api
+	$(Q)scripts/ensure-packages.sh $(TEST_PACKAGES)
+	$(Q)ZG_BIN=$(abspath $(BUILD))/bin bench/api.sh
 
 $(BUILD)/bench/%: bench/%.c $(LIBS_ALL)
 	@mkdir -p $(@D)
