@@ -10,6 +10,7 @@
 #   make e2e     end-to-end scenarios (tests/e2e/t_*.sh; root for namespaces)
 #   make selftest tests of the project's scripts (dependency pins, leak check)
 #   make bench   benchmarks (bench/run.sh; not part of make test)
+#   make bench-api  zgate-api allocations/s and p50/p99 (bench/api.sh)
 #   make install binaries, man pages, systemd units, examples (PREFIX, DESTDIR)
 #   make deb     a Debian package of the same files (build/zgate_*.deb)
 #   make demo    the end-to-end demo
@@ -33,7 +34,7 @@ FUZZ_LONG_SECONDS ?= 600
 FUZZ_LONG_MASQUE_SECONDS ?= 1800
 # MODULES/TESTS narrow a build while a module is under construction, e.g.
 # make unit MODULES="common capsule stack" TESTS="test_stack%".
-MODULES ?= common capsule stack masque relay agent
+MODULES ?= common capsule stack masque relay agent api
 TESTS   ?= %
 ifeq ($(origin CC),default)
   CC := gcc
@@ -44,7 +45,11 @@ Q := @
 APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	xz-utils ca-certificates clang libclang-rt-dev llvm libevent-dev \
 	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux curl \
-	iputils-ping python3 prometheus clang-format
+	iputils-ping python3 prometheus clang-format libmicrohttpd-dev libgnutls28-dev libpq-dev
+# Only for the tests that start a throwaway PostgreSQL (tests/e2e/t_api*.sh,
+# make bench-api): kept apart because APT_PACKAGES also feeds the image
+# build stage (docker/*.Dockerfile run `make deps`), which needs no server.
+TEST_PACKAGES := postgresql
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
@@ -89,11 +94,15 @@ COMMIT := $(or $(shell git describe --always --dirty 2>/dev/null),unknown)
 $(shell mkdir -p $(BUILD)/gen && { echo '#define ZG_COMMIT "$(COMMIT)"' | cmp -s - $(BUILD)/gen/zg_build.h || \
 	echo '#define ZG_COMMIT "$(COMMIT)"' > $(BUILD)/gen/zg_build.h; })
 ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Isrc -Isrc/common -Isrc/capsule \
-	-isystem $(DEPS_PREFIX)/include $(LWIP_INC)
+	-isystem $(DEPS_PREFIX)/include $(LWIP_INC) \
+	$(patsubst -I%,-isystem %,$(shell pkg-config --cflags-only-I libpq 2>/dev/null))
 ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
 ZG_LDFLAGS  := $(SAN_FLAGS)
 DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
 	-lwolfssl -levent -lyaml -lmnl -lm -lpthread
+
+# zgate-api alone links the HTTP server, GnuTLS and libpq (README: "zgate-api").
+API_LIBS    := -lmicrohttpd -lgnutls -lpq
 
 # ---------------------------------------------------------------- sources
 # Every src/<module>/*.c except main programs goes into one static library;
@@ -107,8 +116,9 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBS_ALL  := $(ZG_LIB) $(if $(LWIP_SRC),$(LWIP_LIB))
 
 # Programs: src/relay/main.c → zgate-relay, src/agent/main.c → zgate-agent,
-# src/masque/probe_main.c → zgate-probe (the diagnostics client).
-BIN_MAINS := $(wildcard $(patsubst %,src/%/main.c,$(filter relay agent,$(MODULES))) \
+# src/api/main.c → zgate-api, src/masque/probe_main.c → zgate-probe (the
+# diagnostics client).
+BIN_MAINS := $(wildcard $(patsubst %,src/%/main.c,$(filter relay agent api,$(MODULES))) \
 	$(if $(filter masque,$(MODULES)),src/masque/probe_main.c))
 bin_name   = $(BUILD)/bin/zgate-$(if $(filter %/probe_main.c,$(1)),probe,$(notdir $(patsubst %/,%,$(dir $(1)))))
 BINS      := $(foreach m,$(BIN_MAINS),$(call bin_name,$(m)))
@@ -127,7 +137,7 @@ deps: $(BUILD)/deps.mk
 	@echo "deps: ready in $(DEPS_PREFIX)"
 
 help:
-	$(Q)sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
+	$(Q)sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -152,6 +162,14 @@ $(call bin_name,$(1)): $(call obj,$(1)) $$(LIBS_ALL)
 	$$(Q)$$(CC) $$^ -o $$@ $$(ZG_LDFLAGS) $$(DEP_LIBS)
 endef
 $(foreach m,$(BIN_MAINS),$(eval $(call bin_rule,$(m))))
+$(BUILD)/bin/zgate-api: DEP_LIBS += $(API_LIBS)
+
+# zgate-api carries its schema: src/api/migrations/*.sql become a C table.
+API_MIGRATIONS := $(sort $(wildcard src/api/migrations/*.sql))
+$(BUILD)/gen/api_migrations.h: scripts/embed-migrations.sh $(API_MIGRATIONS)
+	@mkdir -p $(@D)
+	$(Q)scripts/embed-migrations.sh $@ $(API_MIGRATIONS)
+$(BUILD)/obj/src/api/api_db.o: $(BUILD)/gen/api_migrations.h
 
 $(BUILD)/tests/test_%: tests/test_%.c $(LIBS_ALL)
 	@mkdir -p $(@D)
@@ -192,6 +210,7 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIBS_ALL)
 		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -fsanitize=fuzzer $(DEP_LIBS)
 
 e2e: all
+	$(Q)scripts/ensure-packages.sh $(TEST_PACKAGES)
 	$(Q)tests/e2e/run.sh
 
 # Shell tests of the project's own scripts (cmocka-style output, counted
@@ -209,6 +228,13 @@ BENCH_PACKAGES := iperf3 wireguard-go wireguard-tools openvpn gnuplot-nox
 bench: $(BENCH_BINS) $(BINS)
 	$(Q)scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	$(Q)bench/run.sh $(BUILD)/bench
+
+# zgate-api's allocations/s and p50/p99 latency against a throwaway
+# PostgreSQL (root; BENCH_API_CLIENTS, default 10000).
+.PHONY: bench-api
+bench-api: $(BUILD)/bin/zgate-api
+	$(Q)scripts/ensure-packages.sh $(TEST_PACKAGES)
+	$(Q)ZG_BIN=$(abspath $(BUILD))/bin bench/api.sh
 
 $(BUILD)/bench/%: bench/%.c $(LIBS_ALL)
 	@mkdir -p $(@D)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # check-manpages.sh BINDIR MANDIR — the man pages cannot drift from the
 # programs: every option (--word) that `zgate-relay --help`, `zgate-agent
-# --help`, `zgate-agent status --help` and `zgate-probe --help` print must
-# appear in man/zgate-relay.8, man/zgate-agent.8 or man/zgate-probe.1
+# --help`, `zgate-agent status --help`, `zgate-probe --help` and (when
+# built) `zgate-api --help` print must appear in man/zgate-relay.8,
+# man/zgate-agent.8, man/zgate-probe.1 or man/zgate-api.8
 # (looked up in MANDIR/manN/ or MANDIR itself); every option a page lists
 # as an entry of its own (.TP) must be one some --help prints (no removed
 # option left documented); every default --help states (default "X", or
@@ -135,8 +136,12 @@ check zgate-probe 1 "$bindir/zgate-probe" --help
 drift zgate-relay 8 "$bindir/zgate-relay" --help
 drift zgate-agent 8 "$bindir/zgate-agent" --help -- "$bindir/zgate-agent" status --help
 drift zgate-probe 1 "$bindir/zgate-probe" --help
+if [[ -x $bindir/zgate-api ]]; then
+	check zgate-api 8 "$bindir/zgate-api" --help
+	drift zgate-api 8 "$bindir/zgate-api" --help
+fi
 if command -v groff >/dev/null; then
-	lint zgate-relay 8; lint zgate-agent 8; lint zgate-probe 1
+	lint zgate-relay 8; lint zgate-agent 8; lint zgate-probe 1; lint zgate-api 8
 else
 	echo "note: no groff (Debian groff-base): pages not linted"
 fi

@@ -1,0 +1,115 @@
+/*
+ * api_db.h — zgate-api's PostgreSQL side: a fixed pool of libpq
+ * connections, the embedded schema migrations, and the IPAM operations.
+ *
+ * Safety of allocation does not depend on this process: the table's
+ * constraints (src/api/migrations/0001_ipam.sql) allow one holder per
+ * address and one address per client, so several zgate-api replicas can
+ * race freely. An allocation is one transaction; when it loses a race
+ * (unique violation, serialization failure, deadlock) it is rolled back
+ * and run again, up to API_DB_RETRIES times.
+ *
+ * Every call may block for up to the pool's timeout (waiting for a free
+ * connection) plus the statement timeout: call from worker threads only.
+ * All functions are thread-safe.
+ */
+#ifndef ZG_API_API_DB_H
+#define ZG_API_API_DB_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api_json.h"
+
+#define API_DB_RETRIES 10
+
+struct api_db;
+
+/* The IPv4 pool in host order: clients get first..last. */
+struct api_pool {
+	uint32_t first, last;
+	uint32_t ttl_s; /* lease_ttl in seconds */
+};
+
+struct api_lease {
+	char client_id[API_CLIENT_ID_MAX + 1];
+	char relay_id[API_RELAY_ID_MAX + 1]; /* "" when none was recorded */
+	struct in_addr address;
+	int64_t created;   /* Unix seconds */
+	int64_t last_seen; /* Unix seconds */
+};
+
+/* How an allocation was satisfied (for the answer and /metrics). */
+enum api_alloc_how {
+	API_ALLOC_EXISTING = 0, /* the client already held it (idempotent) */
+	API_ALLOC_REQUESTED,    /* the requested address, which was free */
+	API_ALLOC_NEW,          /* a free address */
+	API_ALLOC_RECLAIMED,    /* the longest-unused expired lease of another client */
+	API_ALLOC__N
+};
+
+struct api_db_counters {
+	uint64_t retries;   /* transactions run again after losing a race */
+	uint64_t db_errors; /* statements that failed otherwise */
+};
+
+/* Creates a pool of n connections to conninfo (libpq syntax), connected
+ * lazily and again after a failure; a request waits at most timeout_ms
+ * for a free one, and a statement runs at most timeout_ms. Returns 0 and
+ * *pdb, or ZG_ERR_NOMEM. Does not connect yet. */
+int api_db_new(const char *conninfo, unsigned n, uint32_t timeout_ms, struct api_db **pdb);
+void api_db_free(struct api_db *db);
+
+/* Applies the embedded migrations the database lacks, in version order,
+ * each in its own transaction, under an advisory lock so that replicas
+ * starting together apply each one once. Writes one line per migration
+ * applied (or "schema at version N") to *log when log is not NULL.
+ * Returns 0, or ZG_ERR_IO (database unreachable, a migration failed) with
+ * err naming the migration and PostgreSQL's message. */
+int api_db_migrate(struct api_db *db, char *log, size_t loglen, char *err, size_t errlen);
+
+/* Inserts the pool's addresses that are not in the table yet (a pool made
+ * larger later gains rows; addresses of a former larger pool stay but are
+ * never handed out). Returns 0 or ZG_ERR_IO with err set. */
+int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, size_t errlen);
+
+/* Allocation for req (relay_id: who asks; "" = none): the client's
+ * existing lease (refreshed, relay updated); else the requested address
+ * if it is in the pool and free or expired; else the first free address
+ * from a slot derived from the client id's hash; else the longest-unused
+ * expired lease. Returns 0 with *out and *phow, ZG_ERR_LIMIT (pool
+ * exhausted), ZG_ERR_IO (database unreachable or failing: 503). */
+int api_db_allocate(struct api_db *db, const struct api_pool *pool,
+		    const struct api_alloc_req *req, const char *relay_id, struct api_lease *out,
+		    enum api_alloc_how *phow);
+
+/* The lease of client_id. Returns 0, ZG_ERR_NOTFOUND or ZG_ERR_IO. */
+int api_db_get(struct api_db *db, const char *client_id, struct api_lease *out);
+
+/* Marks client_id's lease as used now, and moves it to relay_id when not
+ * "". Returns 0 with the lease, ZG_ERR_NOTFOUND or ZG_ERR_IO. */
+int api_db_refresh(struct api_db *db, const char *client_id, const char *relay_id,
+		   struct api_lease *out);
+
+/* Frees client_id's address. Returns 0 with the lease it had,
+ * ZG_ERR_NOTFOUND or ZG_ERR_IO. */
+int api_db_release(struct api_db *db, const char *client_id, struct api_lease *out);
+
+struct api_stats {
+	uint64_t size;      /* addresses in the pool */
+	uint64_t allocated; /* held by a client */
+	uint64_t expired;   /* held, unused for lease_ttl: reclaimable */
+};
+
+/* Counts over the pool. Returns 0 or ZG_ERR_IO. */
+int api_db_stats(struct api_db *db, const struct api_pool *pool, struct api_stats *out);
+
+/* Whether the database answers (SELECT 1 within the timeout): 0 or
+ * ZG_ERR_IO. */
+int api_db_ping(struct api_db *db);
+
+/* A snapshot of the counters. */
+void api_db_counters(struct api_db *db, struct api_db_counters *out);
+
+#endif /* ZG_API_API_DB_H */

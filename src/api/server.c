@@ -1,0 +1,800 @@
+#include "api/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "histo.h"
+#include "hostport.h"
+#include "log.h"
+#include "zg_build.h"
+#include "zg_err.h"
+
+#ifndef ZG_VERSION
+#define ZG_VERSION "unknown"
+#endif
+
+#define TOKEN_MAX 256
+#define PEM_MAX (1 << 20)
+
+/* Endpoints as /metrics labels them. */
+enum ep { EP_HEALTH, EP_READY, EP_METRICS, EP_ALLOCATE, EP_GET, EP_REFRESH, EP_RELEASE,
+	  EP_STATS, EP_OTHER, EP__N };
+static const char *const ep_names[EP__N] = { "health", "ready", "metrics", "allocate", "get",
+					     "refresh", "release", "stats", "other" };
+static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 500, 503 };
+#define N_CODES (sizeof(codes) / sizeof(codes[0]))
+static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "new",
+						     "reclaimed" };
+
+struct api_server {
+	struct MHD_Daemon *d;
+	struct api_db *db;
+	struct api_pool pool;
+	char *cert, *key, *ca; /* PEM text, kept for the daemon's life */
+	pthread_mutex_t mu;     /* token and histogram */
+	char token[TOKEN_MAX];
+	struct zg_histo latency;
+	uint64_t requests[EP__N][N_CODES]; /* atomics */
+	uint64_t allocations[API_ALLOC__N];
+	uint64_t exhausted, auth_failures;
+};
+
+/* What one request carries between the calls MHD makes for it. */
+struct req {
+	struct timespec start;
+	enum ep ep;
+	unsigned code;
+	size_t len;
+	int too_large;
+	char body[API_BODY_MAX + 1];
+};
+
+/* ---------------------------------------------------------------- files */
+
+static char *read_pem(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		zg_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(PEM_MAX + 1);
+	if (buf == NULL) {
+		fclose(f);
+		zg_seterr(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	n = fread(buf, 1, PEM_MAX + 1, f);
+	if (ferror(f) || n > PEM_MAX || n == 0) {
+		zg_seterr(err, errlen, "%s: %s", path,
+			  ferror(f) ? strerror(errno) : n ? "larger than 1 MiB" : "empty");
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int load_tls(const struct api_config *cfg, char **pcert, char **pkey, char **pca,
+		    char *err, size_t errlen)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_datum_t c, k, a;
+	int r = ZG_ERR_CONFIG, g;
+
+	*pcert = *pkey = *pca = NULL;
+	if ((*pcert = read_pem(cfg->cert, err, errlen)) == NULL ||
+	    (*pkey = read_pem(cfg->key, err, errlen)) == NULL ||
+	    (*pca = read_pem(cfg->ca, err, errlen)) == NULL)
+		goto out;
+	if (gnutls_certificate_allocate_credentials(&cred) != 0) {
+		zg_seterr(err, errlen, "out of memory");
+		r = ZG_ERR_NOMEM;
+		goto out;
+	}
+	c.data = (unsigned char *)*pcert;
+	c.size = (unsigned)strlen(*pcert);
+	k.data = (unsigned char *)*pkey;
+	k.size = (unsigned)strlen(*pkey);
+	a.data = (unsigned char *)*pca;
+	a.size = (unsigned)strlen(*pca);
+	if ((g = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM)) < 0) {
+		zg_seterr(err, errlen, "cert %s / key %s: %s", cfg->cert, cfg->key,
+			  gnutls_strerror(g));
+		goto out;
+	}
+	if ((g = gnutls_certificate_set_x509_trust_mem(cred, &a, GNUTLS_X509_FMT_PEM)) <= 0) {
+		zg_seterr(err, errlen, "ca %s: %s", cfg->ca,
+			  g == 0 ? "no certificate in it" : gnutls_strerror(g));
+		goto out;
+	}
+	r = 0;
+out:
+	if (cred)
+		gnutls_certificate_free_credentials(cred);
+	if (r != 0) {
+		free(*pcert);
+		free(*pkey);
+		free(*pca);
+		*pcert = *pkey = *pca = NULL;
+	}
+	return r;
+}
+
+int api_server_check_tls(const struct api_config *cfg, char *err, size_t errlen)
+{
+	char *c, *k, *a;
+	int r = load_tls(cfg, &c, &k, &a, err, errlen);
+
+	if (r == 0) {
+		free(c);
+		free(k);
+		free(a);
+	}
+	return r;
+}
+
+int api_server_read_token(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[TOKEN_MAX + 2];
+	size_t n;
+	char *s;
+
+	if (f == NULL) {
+		zg_seterr(err, errlen, "admin_token_file %s: cannot open: %s", path, strerror(errno));
+		return ZG_ERR_CONFIG;
+	}
+	s = fgets(line, sizeof(line), f);
+	fclose(f);
+	if (s == NULL)
+		line[0] = '\0';
+	s = line + strspn(line, " \t");
+	n = strcspn(s, "\r\n");
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	s[n] = '\0';
+	if (n < 16 || n >= outlen || n > TOKEN_MAX - 1) {
+		zg_seterr(err, errlen, "admin_token_file %s: the token must be 16 to %d characters "
+				       "on the first line", path, TOKEN_MAX - 1);
+		return ZG_ERR_CONFIG;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
+			zg_seterr(err, errlen, "admin_token_file %s: the token must be printable "
+					       "ASCII without spaces", path);
+			return ZG_ERR_CONFIG;
+		}
+	memcpy(out, s, n + 1);
+	return 0;
+}
+
+void api_server_set_token(struct api_server *s, const char *token)
+{
+	pthread_mutex_lock(&s->mu);
+	(void)snprintf(s->token, sizeof(s->token), "%s", token);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---------------------------------------------------------------- identity */
+
+enum who { WHO_NONE = 0, WHO_RELAY, WHO_ADMIN, WHO_BAD };
+
+struct ident {
+	enum who who;
+	char name[API_RELAY_ID_MAX + 1]; /* the relay id or admin name */
+	const char *why;                 /* WHO_BAD: for the answer */
+};
+
+/* Whether a certificate's extended key usage (if it has one) allows TLS
+ * client authentication. */
+static int eku_client_ok(gnutls_x509_crt_t crt)
+{
+	char oid[128];
+	int any = 0;
+
+	for (unsigned i = 0;; i++) {
+		size_t sz = sizeof(oid);
+		int g = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &sz, NULL);
+
+		if (g == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (g < 0)
+			return 0;
+		any = 1;
+		if (strcmp(oid, GNUTLS_KP_TLS_WWW_CLIENT) == 0 || strcmp(oid, GNUTLS_KP_ANY) == 0)
+			return 1;
+	}
+	return !any;
+}
+
+static void cert_identity(struct MHD_Connection *conn, struct ident *id)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t ses;
+	const gnutls_datum_t *peers;
+	gnutls_x509_crt_t crt = NULL;
+	unsigned status = 0, np = 0;
+	char cn[256];
+	size_t cnlen = sizeof(cn);
+	int g;
+
+	memset(id, 0, sizeof(*id));
+	if (ci == NULL || (ses = (gnutls_session_t)ci->tls_session) == NULL)
+		return;
+	peers = gnutls_certificate_get_peers(ses, &np);
+	if (peers == NULL || np == 0)
+		return; /* no certificate: maybe a token */
+	id->who = WHO_BAD;
+	g = gnutls_certificate_verify_peers2(ses, &status);
+	if (g < 0 || status != 0) {
+		id->why = "client certificate not trusted (not from the configured CA, expired or revoked)";
+		return;
+	}
+	if (gnutls_x509_crt_init(&crt) < 0 ||
+	    gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) < 0 ||
+	    gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cnlen) < 0) {
+		id->why = "client certificate has no readable common name";
+		goto out;
+	}
+	if (!eku_client_ok(crt)) {
+		id->why = "client certificate's extended key usage does not allow client authentication";
+		goto out;
+	}
+	if (strncmp(cn, "relay:", 6) == 0 && api_id_valid(cn + 6, strlen(cn + 6), API_RELAY_ID_MAX)) {
+		id->who = WHO_RELAY;
+		(void)snprintf(id->name, sizeof(id->name), "%s", cn + 6);
+	} else if (strncmp(cn, "admin:", 6) == 0 &&
+		   api_id_valid(cn + 6, strlen(cn + 6), API_RELAY_ID_MAX)) {
+		id->who = WHO_ADMIN;
+		(void)snprintf(id->name, sizeof(id->name), "%s", cn + 6);
+	} else {
+		id->why = "client certificate's common name must be relay:ID or admin:NAME";
+	}
+out:
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+}
+
+/* Constant-time comparison of two NUL-terminated strings. */
+static int token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+
+	for (size_t i = 0; i < la; i++)
+		d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return d == 0 && lb > 0;
+}
+
+static void identify(struct api_server *s, struct MHD_Connection *conn, struct ident *id)
+{
+	const char *auth;
+
+	cert_identity(conn, id);
+	if (id->who != WHO_NONE)
+		return;
+	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (auth == NULL)
+		return;
+	if (strncasecmp(auth, "Bearer ", 7) == 0) {
+		int ok;
+
+		pthread_mutex_lock(&s->mu);
+		ok = s->token[0] != '\0' && token_equal(auth + 7, s->token);
+		pthread_mutex_unlock(&s->mu);
+		if (ok) {
+			id->who = WHO_ADMIN;
+			(void)snprintf(id->name, sizeof(id->name), "token");
+			return;
+		}
+	}
+	id->who = WHO_BAD;
+	id->why = "bad credentials in Authorization";
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, struct req *rq, unsigned code,
+				 const char *ctype, const char *text, size_t len,
+				 const char *hname, const char *hval)
+{
+	struct MHD_Response *res =
+		MHD_create_response_from_buffer(len, (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result r;
+
+	if (res == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (hname != NULL)
+		(void)MHD_add_response_header(res, hname, hval);
+	rq->code = code;
+	r = MHD_queue_response(conn, code, res);
+	MHD_destroy_response(res);
+	return r;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, struct req *rq, unsigned code,
+				 const char *json)
+{
+	return send_text(conn, rq, code, "application/json", json, strlen(json), NULL, NULL);
+}
+
+/* {"error": msg} with code; hname/hval an extra header or NULL. */
+static enum MHD_Result send_error(struct MHD_Connection *conn, struct req *rq, unsigned code,
+				  const char *msg, const char *hname, const char *hval)
+{
+	char q[512], body[600];
+	int n;
+
+	(void)api_json_quote(q, sizeof(q), msg);
+	n = snprintf(body, sizeof(body), "{\"error\":%s}\n", q);
+	return send_text(conn, rq, code, "application/json", body,
+			 n > 0 && (size_t)n < sizeof(body) ? (size_t)n : strlen(body), hname, hval);
+}
+
+static void rfc3339(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		(void)snprintf(buf, len, "unknown");
+}
+
+static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, unsigned code,
+				  const struct api_lease *l, const char *how)
+{
+	char id[API_CLIENT_ID_MAX + 8], relay[API_RELAY_ID_MAX + 8], addr[INET_ADDRSTRLEN];
+	char created[32], seen[32], hows[48] = "", body[768];
+
+	(void)api_json_quote(id, sizeof(id), l->client_id);
+	(void)api_json_quote(relay, sizeof(relay), l->relay_id);
+	(void)inet_ntop(AF_INET, &l->address, addr, sizeof(addr));
+	rfc3339(l->created, created, sizeof(created));
+	rfc3339(l->last_seen, seen, sizeof(seen));
+	if (how != NULL)
+		(void)snprintf(hows, sizeof(hows), ",\"how\":\"%s\"", how);
+	(void)snprintf(body, sizeof(body),
+		       "{\"client_id\":%s,\"address\":\"%s\",\"prefix_len\":32,\"relay_id\":%s,"
+		       "\"created\":\"%s\",\"last_seen\":\"%s\"%s}\n",
+		       id, addr, l->relay_id[0] ? relay : "null", created, seen, hows);
+	return send_json(conn, rq, code, body);
+}
+
+static enum MHD_Result db_failed(struct MHD_Connection *conn, struct req *rq, int r)
+{
+	if (r == ZG_ERR_NOTFOUND)
+		return send_error(conn, rq, 404, "no lease for this client", NULL, NULL);
+	return send_error(conn, rq, 503, "database unavailable", "Retry-After", "1");
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+struct mbuf {
+	char *p;
+	size_t n, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void mout(struct mbuf *m, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	if (m->n >= m->cap)
+		return;
+	va_start(ap, fmt);
+	w = vsnprintf(m->p + m->n, m->cap - m->n, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		m->n += (size_t)w < m->cap - m->n ? (size_t)w : m->cap - m->n - 1;
+}
+
+static void secs(char *buf, size_t len, uint64_t us)
+{
+	(void)snprintf(buf, len, "%llu.%06llu", (unsigned long long)(us / 1000000u),
+		       (unsigned long long)(us % 1000000u));
+}
+
+static enum MHD_Result send_metrics(struct api_server *s, struct MHD_Connection *conn,
+				    struct req *rq)
+{
+	struct mbuf m = { malloc(65536), 0, 65536 };
+	struct api_db_counters dc;
+	struct zg_histo h;
+	uint64_t cum = 0;
+	char b[32];
+	enum MHD_Result r;
+
+	if (m.p == NULL)
+		return MHD_NO;
+	api_db_counters(s->db, &dc);
+	pthread_mutex_lock(&s->mu);
+	h = s->latency;
+	pthread_mutex_unlock(&s->mu);
+	mout(&m, "# HELP zgate_api_build_info zgate-api's version and commit.\n"
+		 "# TYPE zgate_api_build_info gauge\n"
+		 "zgate_api_build_info{version=\"%s\",commit=\"%s\"} 1\n", ZG_VERSION, ZG_COMMIT);
+	mout(&m, "# HELP zgate_api_requests_total HTTP requests answered, by endpoint and status.\n"
+		 "# TYPE zgate_api_requests_total counter\n");
+	for (int e = 0; e < EP__N; e++)
+		for (size_t c = 0; c < N_CODES; c++) {
+			uint64_t v = __atomic_load_n(&s->requests[e][c], __ATOMIC_RELAXED);
+
+			if (v)
+				mout(&m, "zgate_api_requests_total{endpoint=\"%s\",code=\"%u\"} %llu\n",
+				     ep_names[e], codes[c], (unsigned long long)v);
+		}
+	mout(&m, "# HELP zgate_api_allocations_total Successful allocations, by how the address "
+		 "was found.\n# TYPE zgate_api_allocations_total counter\n");
+	for (int i = 0; i < API_ALLOC__N; i++)
+		mout(&m, "zgate_api_allocations_total{how=\"%s\"} %llu\n", how_names[i],
+		     (unsigned long long)__atomic_load_n(&s->allocations[i], __ATOMIC_RELAXED));
+	mout(&m, "# HELP zgate_api_pool_exhausted_total Allocations refused: no free or expired "
+		 "address.\n# TYPE zgate_api_pool_exhausted_total counter\n"
+		 "zgate_api_pool_exhausted_total %llu\n",
+	     (unsigned long long)__atomic_load_n(&s->exhausted, __ATOMIC_RELAXED));
+	mout(&m, "# HELP zgate_api_auth_failures_total Requests refused for missing or bad "
+		 "credentials (401) or role (403).\n# TYPE zgate_api_auth_failures_total counter\n"
+		 "zgate_api_auth_failures_total %llu\n",
+	     (unsigned long long)__atomic_load_n(&s->auth_failures, __ATOMIC_RELAXED));
+	mout(&m, "# HELP zgate_api_db_retries_total Allocation transactions run again after "
+		 "losing a race to another one.\n# TYPE zgate_api_db_retries_total counter\n"
+		 "zgate_api_db_retries_total %llu\n", (unsigned long long)dc.retries);
+	mout(&m, "# HELP zgate_api_db_errors_total Database statements that failed.\n"
+		 "# TYPE zgate_api_db_errors_total counter\nzgate_api_db_errors_total %llu\n",
+	     (unsigned long long)dc.db_errors);
+	mout(&m, "# HELP zgate_api_request_duration_seconds Time to answer IPAM requests.\n"
+		 "# TYPE zgate_api_request_duration_seconds histogram\n");
+	for (int i = 0; i < ZG_HISTO_BOUNDS; i++) {
+		cum += h.n[i];
+		secs(b, sizeof(b), zg_histo_bounds_us[i]);
+		mout(&m, "zgate_api_request_duration_seconds_bucket{le=\"%s\"} %llu\n", b,
+		     (unsigned long long)cum);
+	}
+	secs(b, sizeof(b), h.sum_us);
+	mout(&m, "zgate_api_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+		 "zgate_api_request_duration_seconds_sum %s\n"
+		 "zgate_api_request_duration_seconds_count %llu\n",
+	     (unsigned long long)h.count, b, (unsigned long long)h.count);
+	r = send_text(conn, rq, 200, "text/plain; version=0.0.4", m.p, m.n, NULL, NULL);
+	free(m.p);
+	return r;
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static enum MHD_Result wrong_method(struct MHD_Connection *conn, struct req *rq,
+				    const char *allow)
+{
+	return send_error(conn, rq, 405, "method not allowed", MHD_HTTP_HEADER_ALLOW, allow);
+}
+
+static enum MHD_Result refuse(struct api_server *s, struct MHD_Connection *conn,
+			      struct req *rq, const struct ident *id)
+{
+	__atomic_fetch_add(&s->auth_failures, 1, __ATOMIC_RELAXED);
+	if (id->who == WHO_NONE)
+		return send_error(conn, rq, 401,
+				  "credentials required: a relay or admin client certificate, or "
+				  "an admin bearer token", MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (id->who == WHO_BAD)
+		return send_error(conn, rq, 401, id->why, NULL, NULL);
+	return send_error(conn, rq, 403, "this endpoint is for admins", NULL, NULL);
+}
+
+static enum MHD_Result handle_allocate(struct api_server *s, struct MHD_Connection *conn,
+				       struct req *rq, const struct ident *id)
+{
+	struct api_alloc_req ar;
+	struct api_lease l;
+	enum api_alloc_how how;
+	const char *relay;
+	char err[256];
+	int r;
+
+	rq->ep = EP_ALLOCATE;
+	if ((r = api_parse_alloc(rq->body, rq->len, &ar, err, sizeof(err))) != 0)
+		return send_error(conn, rq, r == ZG_ERR_TOO_LARGE ? 413 : 400, err, NULL, NULL);
+	relay = ar.relay_id;
+	if (id->who == WHO_RELAY) {
+		if (relay[0] != '\0' && strcmp(relay, id->name) != 0)
+			return send_error(conn, rq, 403,
+					  "relay_id differs from the relay's certificate", NULL, NULL);
+		relay = id->name;
+	}
+	r = api_db_allocate(s->db, &s->pool, &ar, relay, &l, &how);
+	if (r == ZG_ERR_LIMIT) {
+		__atomic_fetch_add(&s->exhausted, 1, __ATOMIC_RELAXED);
+		log_warnx("pool exhausted: no address for %s", ar.client_id);
+		return send_error(conn, rq, 409, "address pool exhausted", NULL, NULL);
+	}
+	if (r != 0)
+		return db_failed(conn, rq, r);
+	__atomic_fetch_add(&s->allocations[how], 1, __ATOMIC_RELAXED);
+	if (how == API_ALLOC_RECLAIMED)
+		log_info("reclaimed an expired lease for %s", ar.client_id);
+	return send_lease(conn, rq, how == API_ALLOC_EXISTING ? 200 : 201, &l, how_names[how]);
+}
+
+static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
+				struct req *rq, const char *url, const char *method)
+{
+	struct api_route rt;
+	struct ident id;
+	struct api_lease l;
+	char err[256], relay[API_RELAY_ID_MAX + 1];
+	int r, get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+	if (api_route_parse(url, &rt) != 0) {
+		rq->ep = EP_OTHER;
+		return send_error(conn, rq, 400,
+				  "the client id in the path must be 1 to 128 characters of A-Z "
+				  "a-z 0-9 . _ - @ : +", NULL, NULL);
+	}
+	switch (rt.kind) {
+	case API_R_HEALTH:
+		rq->ep = EP_HEALTH;
+		if (!get)
+			return wrong_method(conn, rq, "GET, HEAD");
+		return send_text(conn, rq, 200, "text/plain", "ok\n", 3, NULL, NULL);
+	case API_R_READY:
+		rq->ep = EP_READY;
+		if (!get)
+			return wrong_method(conn, rq, "GET, HEAD");
+		if (api_db_ping(s->db) != 0)
+			return send_text(conn, rq, 503, "text/plain", "database unreachable\n", 21,
+					 NULL, NULL);
+		return send_text(conn, rq, 200, "text/plain", "ready\n", 6, NULL, NULL);
+	case API_R_METRICS:
+		rq->ep = EP_METRICS;
+		if (!get)
+			return wrong_method(conn, rq, "GET, HEAD");
+		return send_metrics(s, conn, rq);
+	case API_R_NONE:
+		rq->ep = EP_OTHER;
+		return send_error(conn, rq, 404, "no such endpoint", NULL, NULL);
+	default:
+		break;
+	}
+	identify(s, conn, &id);
+	switch (rt.kind) {
+	case API_R_ALLOCS:
+		rq->ep = EP_ALLOCATE;
+		if (strcmp(method, "POST") != 0)
+			return wrong_method(conn, rq, "POST");
+		if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
+			return refuse(s, conn, rq, &id);
+		if (rq->too_large)
+			return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
+		return handle_allocate(s, conn, rq, &id);
+	case API_R_ALLOC:
+		if (get) {
+			rq->ep = EP_GET;
+			if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
+				return refuse(s, conn, rq, &id);
+			r = api_db_get(s->db, rt.client_id, &l);
+		} else if (strcmp(method, "DELETE") == 0) {
+			rq->ep = EP_RELEASE;
+			if (id.who != WHO_ADMIN)
+				return refuse(s, conn, rq, &id);
+			r = api_db_release(s->db, rt.client_id, &l);
+			if (r == 0)
+				log_info("%s released the lease of %s", id.name, rt.client_id);
+		} else {
+			rq->ep = EP_GET;
+			return wrong_method(conn, rq, "GET, HEAD, DELETE");
+		}
+		return r == 0 ? send_lease(conn, rq, 200, &l, NULL) : db_failed(conn, rq, r);
+	case API_R_REFRESH:
+		rq->ep = EP_REFRESH;
+		if (strcmp(method, "PUT") != 0)
+			return wrong_method(conn, rq, "PUT");
+		if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
+			return refuse(s, conn, rq, &id);
+		if (rq->too_large)
+			return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
+		if ((r = api_parse_refresh(rq->body, rq->len, relay, err, sizeof(err))) != 0)
+			return send_error(conn, rq, 400, err, NULL, NULL);
+		if (id.who == WHO_RELAY) {
+			if (relay[0] != '\0' && strcmp(relay, id.name) != 0)
+				return send_error(conn, rq, 403,
+						  "relay_id differs from the relay's certificate",
+						  NULL, NULL);
+			(void)snprintf(relay, sizeof(relay), "%s", id.name);
+		}
+		r = api_db_refresh(s->db, rt.client_id, relay, &l);
+		return r == 0 ? send_lease(conn, rq, 200, &l, NULL) : db_failed(conn, rq, r);
+	case API_R_STATS: {
+		struct api_stats st;
+		char body[256];
+
+		rq->ep = EP_STATS;
+		if (!get)
+			return wrong_method(conn, rq, "GET, HEAD");
+		if (id.who != WHO_ADMIN)
+			return refuse(s, conn, rq, &id);
+		if ((r = api_db_stats(s->db, &s->pool, &st)) != 0)
+			return db_failed(conn, rq, r);
+		(void)snprintf(body, sizeof(body),
+			       "{\"size\":%llu,\"allocated\":%llu,\"free\":%llu,\"expired\":%llu,"
+			       "\"lease_ttl_seconds\":%u}\n",
+			       (unsigned long long)st.size, (unsigned long long)st.allocated,
+			       (unsigned long long)(st.size - st.allocated),
+			       (unsigned long long)st.expired, s->pool.ttl_s);
+		return send_json(conn, rq, 200, body);
+	}
+	default:
+		break;
+	}
+	return send_error(conn, rq, 404, "no such endpoint", NULL, NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct req *rq = *con_cls;
+
+	(void)version;
+	if (rq == NULL) {
+		rq = calloc(1, sizeof(*rq));
+		if (rq == NULL)
+			return MHD_NO;
+		clock_gettime(CLOCK_MONOTONIC, &rq->start);
+		rq->ep = EP_OTHER;
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		size_t n = *upload_data_size;
+
+		if (rq->len + n > API_BODY_MAX) {
+			rq->too_large = 1; /* keep reading, answer 413 at the end */
+		} else {
+			memcpy(rq->body + rq->len, upload_data, n);
+			rq->len += n;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	rq->body[rq->len] = '\0';
+	return dispatch(s, conn, rq, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct api_server *s = cls;
+	struct req *rq = *con_cls;
+	struct timespec now;
+	uint64_t us;
+
+	(void)conn;
+	(void)toe;
+	if (rq == NULL)
+		return;
+	*con_cls = NULL;
+	for (size_t c = 0; c < N_CODES; c++)
+		if (codes[c] == rq->code)
+			__atomic_fetch_add(&s->requests[rq->ep][c], 1, __ATOMIC_RELAXED);
+	if (rq->ep == EP_ALLOCATE || rq->ep == EP_GET || rq->ep == EP_REFRESH ||
+	    rq->ep == EP_RELEASE || rq->ep == EP_STATS) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		us = (uint64_t)(now.tv_sec - rq->start.tv_sec) * 1000000u +
+		     (uint64_t)((now.tv_nsec - rq->start.tv_nsec) / 1000);
+		pthread_mutex_lock(&s->mu);
+		zg_histo_observe(&s->latency, us);
+		pthread_mutex_unlock(&s->mu);
+	}
+	free(rq);
+}
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
+						       va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	log_debug("libmicrohttpd: %s", line);
+}
+
+int api_server_start(const struct api_config *cfg, struct api_db *db, const char *token,
+		     struct api_server **ps, char *err, size_t errlen)
+{
+	struct api_server *s = calloc(1, sizeof(*s));
+	struct addrinfo hints, *ai = NULL;
+	char host[256], port[8];
+	uint16_t p;
+	unsigned flags;
+	int r, g;
+
+	if (s == NULL)
+		return ZG_ERR_NOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	s->db = db;
+	s->pool.first = cfg->pool_first;
+	s->pool.last = cfg->pool_last;
+	s->pool.ttl_s = cfg->lease_ttl_ms / 1000;
+	api_server_set_token(s, token);
+	if ((r = load_tls(cfg, &s->cert, &s->key, &s->ca, err, errlen)) != 0)
+		goto fail;
+	if (hostport_split(cfg->listen, host, sizeof(host), &p) != 0) {
+		zg_seterr(err, errlen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
+		r = ZG_ERR_CONFIG;
+		goto fail;
+	}
+	(void)snprintf(port, sizeof(port), "%u", p);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0) {
+		zg_seterr(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(g));
+		r = ZG_ERR_CONFIG;
+		goto fail;
+	}
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->d = MHD_start_daemon(flags, p, NULL, NULL, on_request, s,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+				MHD_OPTION_CONNECTION_LIMIT, 4096u,
+				MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+				MHD_OPTION_HTTPS_MEM_KEY, s->key,
+				MHD_OPTION_HTTPS_MEM_CERT, s->cert,
+				MHD_OPTION_HTTPS_MEM_TRUST, s->ca,
+				MHD_OPTION_HTTPS_PRIORITIES,
+				"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (s->d == NULL) {
+		zg_seterr(err, errlen, "cannot listen on %s (in use, or not an address of this host?)",
+			  cfg->listen);
+		r = ZG_ERR_IO;
+		goto fail;
+	}
+	*ps = s;
+	return 0;
+fail:
+	free(s->cert);
+	free(s->key);
+	free(s->ca);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+	return r;
+}
+
+void api_server_stop(struct api_server *s)
+{
+	if (s == NULL)
+		return;
+	MHD_stop_daemon(s->d);
+	free(s->cert);
+	free(s->key);
+	free(s->ca);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}

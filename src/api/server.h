@@ -1,0 +1,51 @@
+/*
+ * server.h — zgate-api's HTTPS front: libmicrohttpd with GnuTLS, a pool
+ * of worker threads (each request runs on one and may block on the
+ * database), client-certificate and bearer-token authentication, the
+ * /api/v1 IPAM endpoints and /health, /ready, /metrics.
+ *
+ * Who may do what:
+ *   /health /ready /metrics           anyone (no credentials; probes)
+ *   POST ipam/allocations, GET and    a relay (certificate CN "relay:ID",
+ *   PUT .../refresh of one client      ID recorded on the lease) or an admin
+ *   DELETE of one client, ipam/stats  an admin: certificate CN "admin:NAME"
+ *                                      or "Authorization: Bearer TOKEN"
+ * A certificate must chain to the configured CA and, when it has an
+ * extended key usage, allow TLS client authentication. A certificate that
+ * is presented but fails is refused (401) even with a good token.
+ */
+#ifndef ZG_API_SERVER_H
+#define ZG_API_SERVER_H
+
+#include <stddef.h>
+
+#include "api/api_config.h"
+#include "api/api_db.h"
+
+struct api_server;
+
+/* Reads cfg's certificate, key and CA and checks they load together (the
+ * key matches the certificate). Returns 0 or ZG_ERR_CONFIG with err naming
+ * the file. */
+int api_server_check_tls(const struct api_config *cfg, char *err, size_t errlen);
+
+/* Reads the admin token from path (the first line, surrounding blanks
+ * cut; at least 16 bytes). Returns 0 with the token in out, or
+ * ZG_ERR_CONFIG with err set. */
+int api_server_read_token(const char *path, char *out, size_t outlen, char *err,
+			  size_t errlen);
+
+/* Starts listening on cfg->listen with cfg->threads workers over db,
+ * which stays owned by the caller and must outlive the server. token ""
+ * disables bearer tokens. Returns 0 and *ps, ZG_ERR_CONFIG (TLS files),
+ * ZG_ERR_IO (cannot listen) or ZG_ERR_NOMEM, with err set. */
+int api_server_start(const struct api_config *cfg, struct api_db *db, const char *token,
+		     struct api_server **ps, char *err, size_t errlen);
+
+/* Replaces the admin token (SIGHUP re-reads its file). */
+void api_server_set_token(struct api_server *s, const char *token);
+
+/* Stops accepting, closes connections, joins the workers, frees s. */
+void api_server_stop(struct api_server *s);
+
+#endif /* ZG_API_SERVER_H */

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# zgate-api against a real PostgreSQL (tests/e2e/pg.sh): migrations once and
+# idempotent; allocate, idempotent re-allocation, requested address,
+# refresh (moving relays), release, stats; mTLS roles (relay:ID,
+# admin:NAME), the admin token, and every refusal (untrusted CA, wrong CN,
+# serverAuth-only EKU, no credentials, wrong token, relay on an admin
+# endpoint, relay_id not its own); bad requests; exhaustion and reclaiming
+# an expired lease; two replicas racing with 250 clients allocated twice
+# at once (500 requests) → 250 distinct addresses; the database going
+# away and coming back; exit statuses; SIGTERM.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg.sh"
+[[ $(id -u) -eq 0 ]] || skip "needs root (runs PostgreSQL as uid 65534)"
+API=$ZG_BIN/zgate-api
+[[ -x $API ]] || fail "$API not built"
+
+step "PostgreSQL"
+pg_start "$ZG_TMP/pg"
+echo "postmaster $PG_PID: $PG_CONNINFO"
+
+step "certificates"
+P=$ZG_TMP/pki
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$P" -s localhost -s 127.0.0.1 -c agent-1 --test-set >/dev/null
+# Client certificates with the API's CN convention, signed by the same CA.
+mkcert() { # CN NAME [EKU]
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$P/$2.key" \
+		-subj "/CN=$1" -out "$P/$2.csr" 2>/dev/null
+	printf 'extendedKeyUsage=%s\n' "${3:-clientAuth}" >"$P/$2.ext"
+	openssl x509 -req -in "$P/$2.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
+		-days 2 -extfile "$P/$2.ext" -out "$P/$2.crt" 2>/dev/null
+}
+mkcert relay:r1 r1; mkcert relay:r2 r2; mkcert admin:ops ops; mkcert relay:r9 r9srv serverAuth
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "$TOKEN" >"$ZG_TMP/token"
+
+step "exit statuses and migrate"
+common=(--cert "$P/relay.crt" --key "$P/relay.key" --ca "$P/ca.crt" --database "$PG_CONNINFO"
+	--pool 10.100.0.0/22 --admin-token-file "$ZG_TMP/token")
+out=$("$API" "${common[@]}" --check-config) || fail "--check-config exited $?"
+expect_contains "$out" "configuration OK" "--check-config"
+[[ $out != *"$PG_DIR"* ]] || fail "--check-config printed the database string"
+rc=0; "$API" "${common[@]}" --pool 10.100.0.1/24 2>"$ZG_TMP/err" || rc=$?
+[[ $rc -eq 2 ]] || fail "bad pool: exit $rc, expected 2"
+expect_contains "$(cat "$ZG_TMP/err")" "pool" "bad pool message"
+rc=0; "$API" "${common[@]}" --bogus 2>/dev/null || rc=$?
+[[ $rc -eq 2 ]] || fail "unknown option: exit $rc, expected 2"
+rc=0; "$API" "${common[@]}" --key "$P/nonexistent.key" 2>/dev/null || rc=$?
+[[ $rc -eq 2 ]] || fail "missing key file: exit $rc, expected 2"
+rc=0; "$API" migrate "${common[@]}" --database "host=$ZG_TMP/nowhere dbname=x" --db-timeout 1s \
+	2>"$ZG_TMP/err" || rc=$?
+[[ $rc -eq 1 ]] || fail "unreachable database: exit $rc, expected 1"
+out=$("$API" migrate "${common[@]}") || fail "migrate exited $?"
+echo "$out"
+expect_contains "$out" "applied migration 0001_ipam" "first migrate"
+out=$("$API" migrate "${common[@]}") || fail "second migrate exited $?"
+expect_contains "$out" "schema at version 1 (0 applied now)" "second migrate"
+[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 1 ]] || fail "migration recorded twice"
+
+step "two replicas"
+base=$((20000 + $$ % 20000))
+PA=$base PB=$((base + 1))
+"$API" "${common[@]}" --listen 127.0.0.1:$PA >"$ZG_TMP/a.log" 2>&1 & apid=$!
+cleanup "kill $apid 2>/dev/null; wait $apid 2>/dev/null"
+"$API" "${common[@]}" --listen 127.0.0.1:$PB --threads 8 >"$ZG_TMP/b.log" 2>&1 & bpid=$!
+cleanup "kill $bpid 2>/dev/null; wait $bpid 2>/dev/null"
+cleanup "echo '--- replica A log'; cat '$ZG_TMP/a.log'; echo '--- replica B log'; cat '$ZG_TMP/b.log'"
+A=https://127.0.0.1:$PA B=https://127.0.0.1:$PB
+for u in $A $B; do
+	for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "$u/health" >/dev/null && break; sleep 0.1; done
+	[[ $(curl -sS --cacert "$P/ca.crt" "$u/ready") == ready ]] || fail "$u not ready"
+done
+[[ $(pg_sql "SELECT count(*) FROM ipam_addresses") == 1021 ]] || fail "pool not filled once (10.100.0.2-10.100.3.254)"
+
+# req URL METHOD PATH [BODY] [curl options...]: prints "CODE BODY"
+req() {
+	local u=$1 m=$2 p=$3 body=${4:-}; shift 4 || shift $#
+	curl -sS --cacert "$P/ca.crt" -X "$m" ${body:+-d "$body"} -o "$ZG_TMP/body" -w '%{http_code}' \
+		"$@" "$u/api/v1/ipam/$p" >"$ZG_TMP/code" || true
+	echo "$(cat "$ZG_TMP/code") $(cat "$ZG_TMP/body")"
+}
+R1=(--cert "$P/r1.crt" --key "$P/r1.key") R2=(--cert "$P/r2.crt" --key "$P/r2.key")
+OPS=(--cert "$P/ops.crt" --key "$P/ops.key")
+field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1].split(" ",1)[1]).get(sys.argv[2]); print(v)' "$1" "$2"; }
+
+step "allocate, idempotent, requested, refresh, release"
+r=$(req $A POST allocations '{"client_id":"agent-1"}' "${R1[@]}"); echo "$r"
+[[ $r == 201* ]] || fail "first allocation: $r"
+addr1=$(field "$r" address)
+[[ $(field "$r" relay_id) == r1 && $(field "$r" how) == new ]] || fail "lease: $r"
+r=$(req $B POST allocations '{"client_id":"agent-1"}' "${R2[@]}"); echo "$r"
+[[ $r == 200* && $(field "$r" address) == "$addr1" && $(field "$r" how) == existing ]] ||
+	fail "allocation again through the other replica and relay: $r"
+[[ $(field "$r" relay_id) == r2 ]] || fail "lease did not move to relay r2: $r"
+r=$(req $A POST allocations '{"client_id":"agent-2","requested_address":"10.100.2.7","relay_id":"r1"}' "${R1[@]}")
+[[ $r == 201* && $(field "$r" address) == 10.100.2.7 && $(field "$r" how) == requested ]] ||
+	fail "requested free address: $r"
+r=$(req $A POST allocations "{\"client_id\":\"agent-3\",\"requested_address\":\"10.100.2.7\"}" "${R1[@]}")
+[[ $r == 201* && $(field "$r" address) != 10.100.2.7 && $(field "$r" how) == new ]] ||
+	fail "an address someone holds was handed out again: $r"
+r=$(req $A POST allocations '{"client_id":"agent-4","requested_address":"192.0.2.1"}' "${R1[@]}")
+[[ $r == 201* && $(field "$r" how) == new ]] || fail "requested address outside the pool: $r"
+pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '1 hour' WHERE client_id = 'agent-1'"
+r=$(req $A PUT allocations/agent-1/refresh '' "${R1[@]}"); echo "$r"
+[[ $r == 200* && $(field "$r" relay_id) == r1 ]] || fail "refresh: $r"
+[[ $(pg_sql "SELECT last_seen > now() - interval '1 minute' FROM ipam_addresses WHERE client_id = 'agent-1'") == t ]] ||
+	fail "refresh did not update last_seen"
+r=$(req $A PUT allocations/nobody/refresh '' "${R1[@]}")
+[[ $r == 404* ]] || fail "refresh of an unknown client: $r"
+r=$(req $B GET allocations/agent-1 '' "${R2[@]}")
+[[ $r == 200* && $(field "$r" address) == "$addr1" ]] || fail "GET: $r"
+r=$(req $A GET stats '' "${OPS[@]}"); echo "$r"
+[[ $(field "$r" size) == 1021 && $(field "$r" allocated) == 4 && $(field "$r" free) == 1017 ]] || fail "stats: $r"
+r=$(req $A DELETE allocations/agent-1 '' "${OPS[@]}")
+[[ $r == 200* && $(field "$r" address) == "$addr1" ]] || fail "DELETE: $r"
+r=$(req $B GET allocations/agent-1 '' "${R2[@]}")
+[[ $r == 404* ]] || fail "GET after DELETE: $r"
+r=$(req $A DELETE allocations/agent-1 '' "${OPS[@]}")
+[[ $r == 404* ]] || fail "second DELETE: $r"
+
+step "credentials"
+r=$(req $A POST allocations '{"client_id":"x"}' --cert "$P/stranger.crt" --key "$P/stranger.key")
+[[ $r == 401*"not trusted"* ]] || fail "certificate of another CA: $r"
+r=$(req $A POST allocations '{"client_id":"x"}' --cert "$P/expired.crt" --key "$P/expired.key")
+[[ $r == 401* ]] || fail "expired certificate: $r"
+r=$(req $A POST allocations '{"client_id":"x"}' --cert "$P/agent-1.crt" --key "$P/agent-1.key")
+[[ $r == 401*"relay:ID or admin:NAME"* ]] || fail "an agent's certificate: $r"
+r=$(req $A POST allocations '{"client_id":"x"}' --cert "$P/r9srv.crt" --key "$P/r9srv.key")
+[[ $r == 401*"key usage"* ]] || fail "serverAuth-only certificate: $r"
+r=$(req $A POST allocations '{"client_id":"x"}')
+[[ $r == 401* ]] || fail "no credentials: $r"
+r=$(req $A GET stats '' -H "Authorization: Bearer wrong-token-wrong-token")
+[[ $r == 401* ]] || fail "wrong token: $r"
+r=$(req $A GET stats '' -H "Authorization: Bearer $TOKEN")
+[[ $r == 200* ]] || fail "admin token: $r"
+r=$(req $A GET stats '' -H "Authorization: Bearer $TOKEN" --cert "$P/stranger.crt" --key "$P/stranger.key")
+[[ $r == 401* ]] || fail "good token with an untrusted certificate: $r"
+r=$(req $A GET stats '' "${R1[@]}")
+[[ $r == 403* ]] || fail "relay on stats: $r"
+r=$(req $A DELETE allocations/agent-2 '' "${R1[@]}")
+[[ $r == 403* ]] || fail "relay on DELETE: $r"
+r=$(req $A POST allocations '{"client_id":"x","relay_id":"r2"}' "${R1[@]}")
+[[ $r == 403* ]] || fail "relay claiming another relay's id: $r"
+
+step "bad requests"
+r=$(req $A POST allocations '{"client_id":"x",}' "${R1[@]}"); [[ $r == 400* ]] || fail "bad JSON: $r"
+r=$(req $A POST allocations '{"client":"x"}' "${R1[@]}"); [[ $r == 400*unknown* ]] || fail "unknown key: $r"
+r=$(req $A POST allocations '{"client_id":"a b"}' "${R1[@]}"); [[ $r == 400* ]] || fail "bad client id: $r"
+r=$(req $A POST allocations "{\"client_id\":\"$(head -c 5000 /dev/zero | tr '\0' a)\"}" "${R1[@]}")
+[[ $r == 413* ]] || fail "large body: $r"
+r=$(req $A GET 'allocations/a%20b' '' "${R1[@]}"); [[ $r == 400* ]] || fail "bad id in path: $r"
+r=$(req $A PATCH allocations/agent-2 '' "${R1[@]}"); [[ $r == 405* ]] || fail "PATCH: $r"
+r=$(req $A GET nothing '' "${R1[@]}"); [[ $r == 404* ]] || fail "unknown path: $r"
+
+step "race: two replicas, 250 clients each allocated through both at once"
+python3 "$ZG_ROOT/tests/e2e/api_load.py" race --url $A --url $B --ca "$P/ca.crt" --cert "$P/r1.crt" \
+	--key "$P/r1.key" --clients 250 --twice >"$ZG_TMP/race.out" || { tail -20 "$ZG_TMP/race.out"; fail "race"; }
+tail -1 "$ZG_TMP/race.out"
+expect_contains "$(tail -1 "$ZG_TMP/race.out")" "clients 250 answers 500 distinct_addresses 250" "race"
+[[ $(pg_sql "SELECT count(*), count(DISTINCT address) FROM ipam_addresses WHERE client_id LIKE 'race-%'") == "250|250" ]] ||
+	fail "the table does not hold 250 distinct leases"
+curl -sS --cacert "$P/ca.crt" $A/metrics $B/metrics | grep -E '^zgate_api_(allocations_total|db_retries_total)' || true
+
+step "exhaustion and reclaiming (pool 10.200.0.0/30: one address)"
+pg_sql "CREATE DATABASE zgate2" >/dev/null
+PC=$((base + 2))
+"$API" "${common[@]}" --database "host=$PG_DIR user=zgate dbname=zgate2" --pool 10.200.0.0/30 \
+	--lease-ttl 1h --listen 127.0.0.1:$PC >"$ZG_TMP/c.log" 2>&1 & cpid=$!
+cleanup "kill $cpid 2>/dev/null; wait $cpid 2>/dev/null"
+C=https://127.0.0.1:$PC
+for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "$C/health" >/dev/null && break; sleep 0.1; done
+r=$(req $C POST allocations '{"client_id":"old"}' "${R1[@]}"); [[ $r == 201*10.200.0.2* ]] || fail "only address: $r"
+r=$(req $C POST allocations '{"client_id":"new"}' "${R1[@]}"); [[ $r == 409* ]] || fail "exhausted: $r"
+PGDB=zgate2 pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '2 hours' WHERE client_id = 'old'" >/dev/null
+r=$(req $C GET stats '' "${OPS[@]}"); [[ $(field "$r" expired) == 1 ]] || fail "stats expired: $r"
+r=$(req $C POST allocations '{"client_id":"new"}' "${R1[@]}"); echo "$r"
+[[ $r == 201* && $(field "$r" address) == 10.200.0.2 && $(field "$r" how) == reclaimed ]] || fail "reclaim: $r"
+r=$(req $C GET allocations/old '' "${R1[@]}"); [[ $r == 404* ]] || fail "the reclaimed client still has a lease: $r"
+curl -sS --cacert "$P/ca.crt" $C/metrics | grep -q '^zgate_api_pool_exhausted_total 1$' || fail "exhaustion not counted"
+kill $cpid; wait $cpid || fail "replica C exited $? on SIGTERM"
+
+step "database down and back"
+pg_kill
+code=$(curl -sS --cacert "$P/ca.crt" -o /dev/null -w '%{http_code}' $A/ready)
+[[ $code == 503 ]] || fail "/ready with the database down: $code"
+r=$(req $A POST allocations '{"client_id":"during-outage"}' "${R1[@]}"); [[ $r == 503* ]] || fail "allocation during outage: $r"
+[[ $(curl -sS --cacert "$P/ca.crt" $A/health) == ok ]] || fail "/health must not depend on the database"
+pg_up
+for _ in $(seq 50); do [[ $(curl -sS --cacert "$P/ca.crt" $A/ready) == ready ]] && break; sleep 0.1; done
+[[ $(curl -sS --cacert "$P/ca.crt" $A/ready) == ready ]] || fail "not ready after the database came back"
+r=$(req $A POST allocations '{"client_id":"after-outage"}' "${R1[@]}"); [[ $r == 201* ]] || fail "after outage: $r"
+r=$(req $B POST allocations '{"client_id":"after-outage"}' "${R2[@]}"); [[ $r == 200* ]] || fail "after outage on B: $r"
+
+step "SIGTERM"
+kill $apid; wait $apid || fail "replica A exited $? on SIGTERM"
+kill $bpid; wait $bpid || fail "replica B exited $? on SIGTERM"
+echo "PASS"

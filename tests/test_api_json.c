@@ -1,0 +1,300 @@
+/* test_api_json.c — zgate-api's request side without I/O (src/api/api_json.c):
+ * which endpoint a path names, the allocation and refresh bodies, the
+ * identifier rules, JSON string decoding and the quoting of answers; and
+ * its configuration (src/api/api_config.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/api_config.h"
+#include "api/api_json.h"
+#include "zg_err.h"
+
+static char err[256];
+
+static int alloc(const char *body, struct api_alloc_req *req)
+{
+	err[0] = '\0';
+	return api_parse_alloc(body, strlen(body), req, err, sizeof(err));
+}
+
+static void test_routes(void **state)
+{
+	struct api_route r;
+
+	(void)state;
+	assert_int_equal(api_route_parse("/health", &r), 0);
+	assert_int_equal(r.kind, API_R_HEALTH);
+	assert_int_equal(api_route_parse("/ready", &r), 0);
+	assert_int_equal(r.kind, API_R_READY);
+	assert_int_equal(api_route_parse("/metrics?x=1", &r), 0);
+	assert_int_equal(r.kind, API_R_METRICS);
+	assert_int_equal(api_route_parse("/api/v1/ipam/stats", &r), 0);
+	assert_int_equal(r.kind, API_R_STATS);
+	assert_int_equal(api_route_parse("/api/v1/ipam/allocations", &r), 0);
+	assert_int_equal(r.kind, API_R_ALLOCS);
+	assert_int_equal(api_route_parse("/api/v1/ipam/allocations/agent-1", &r), 0);
+	assert_int_equal(r.kind, API_R_ALLOC);
+	assert_string_equal(r.client_id, "agent-1");
+	assert_int_equal(api_route_parse("/api/v1/ipam/allocations/a@b.c:1+x/refresh", &r), 0);
+	assert_int_equal(r.kind, API_R_REFRESH);
+	assert_string_equal(r.client_id, "a@b.c:1+x");
+	/* Near misses are 404s, not another endpoint. */
+	const char *none[] = { "/", "", "/health/", "/api/v1/ipam/allocations/", "/api/v1/ipam/stats/",
+			       "/api/v1/ipam/allocations/x/refresh/", "/api/v1/ipam/allocations/x/y",
+			       "/api/v1/ipam/allocationsx", "/API/v1/ipam/stats", "/api/v2/ipam/stats" };
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+		assert_int_equal(api_route_parse(none[i], &r), 0);
+		assert_int_equal(r.kind, API_R_NONE);
+	}
+	/* A bad id where an id belongs is the caller's mistake: 400. */
+	assert_int_equal(api_route_parse("/api/v1/ipam/allocations/a b", &r), ZG_ERR_MALFORMED);
+	assert_int_equal(api_route_parse("/api/v1/ipam/allocations//refresh", &r), ZG_ERR_MALFORMED);
+	assert_int_equal(api_route_parse("/api/v1/ipam/allocations/a%2Fb", &r), ZG_ERR_MALFORMED);
+	assert_int_equal(r.kind, API_R_NONE);
+}
+
+static void test_ids(void **state)
+{
+	char long_id[200];
+
+	(void)state;
+	assert_true(api_id_valid("agent-1", 7, API_CLIENT_ID_MAX));
+	assert_true(api_id_valid("A.Z_0-9@x:y+z", 13, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid("", 0, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid("a b", 3, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid("a/b", 3, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid("a\"b", 3, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid("a\0b", 3, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid("\xc3\xa9", 2, API_CLIENT_ID_MAX));
+	memset(long_id, 'a', sizeof(long_id));
+	assert_true(api_id_valid(long_id, API_CLIENT_ID_MAX, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid(long_id, API_CLIENT_ID_MAX + 1, API_CLIENT_ID_MAX));
+	assert_false(api_id_valid(long_id, API_RELAY_ID_MAX + 1, API_RELAY_ID_MAX));
+}
+
+static void test_alloc_bodies(void **state)
+{
+	struct api_alloc_req q;
+	char a[INET_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(alloc("{\"client_id\":\"agent-1\"}", &q), 0);
+	assert_string_equal(q.client_id, "agent-1");
+	assert_string_equal(q.relay_id, "");
+	assert_false(q.has_requested);
+	assert_int_equal(alloc(" \n{ \"relay_id\" : \"r1\", \"client_id\":\"c\",\t"
+			       "\"requested_address\": \"10.100.0.7\" } \r\n", &q), 0);
+	assert_string_equal(q.client_id, "c");
+	assert_string_equal(q.relay_id, "r1");
+	assert_true(q.has_requested);
+	assert_non_null(inet_ntop(AF_INET, &q.requested, a, sizeof(a)));
+	assert_string_equal(a, "10.100.0.7");
+	assert_int_equal(alloc("{\"client_id\":\"c\",\"requested_address\":null}", &q), 0);
+	assert_false(q.has_requested);
+	/* Escapes decode before the id rules apply. */
+	assert_int_equal(alloc("{\"client_id\":\"ag\\u0065nt\\/1\"}", &q), ZG_ERR_MALFORMED);
+	assert_int_equal(alloc("{\"client_id\":\"ag\\u0065nt-1\"}", &q), 0);
+	assert_string_equal(q.client_id, "agent-1");
+}
+
+static void test_alloc_errors(void **state)
+{
+	struct api_alloc_req q;
+	static const struct {
+		const char *body;
+		const char *says;
+	} bad[] = {
+		{ "", "JSON object" },
+		{ "[]", "JSON object" },
+		{ "{}", "client_id: required" },
+		{ "{\"relay_id\":\"r\"}", "client_id: required" },
+		{ "{\"client_id\":\"a\",\"client_id\":\"b\"}", "twice" },
+		{ "{\"client\":\"a\"}", "unknown key \"client\"" },
+		{ "{\"client_id\":1}", "must be a string" },
+		{ "{\"client_id\":null}", "must be a string" },
+		{ "{\"client_id\":\"a\",\"relay_id\":true}", "must be a string" },
+		{ "{\"client_id\":{\"x\":1}}", "must be a string" },
+		{ "{\"client_id\":\"a\"} x", "after the object" },
+		{ "{\"client_id\":\"a\"}{}", "after the object" },
+		{ "{\"client_id\":\"a\",}", "expected a key" },
+		{ "{\"client_id\" \"a\"}", "expected ':'" },
+		{ "{\"client_id\":\"a\"", "expected ',' or '}'" },
+		{ "{\"client_id\":\"a", "not a valid JSON string" },
+		{ "{\"client_id\":\"a\\x\"}", "not a valid JSON string" },
+		{ "{\"client_id\":\"a\\u00\"}", "not a valid JSON string" },
+		{ "{\"client_id\":\"a\\ud800\"}", "not a valid JSON string" },
+		{ "{\"client_id\":\"a\\udc00\"}", "not a valid JSON string" },
+		{ "{\"client_id\":\"a\\u0000\"}", "not a valid JSON string" },
+		{ "{\"client_id\":\"a\tb\"}", "not a valid JSON string" },
+		{ "{\"client_id\":\"\xff\"}", "not a valid JSON string" },
+		{ "{\"client_id\":\"\"}", "client_id: must be 1 to 128" },
+		{ "{\"client_id\":\"a b\"}", "client_id: must be 1 to 128" },
+		{ "{\"client_id\":\"a\",\"relay_id\":\"\"}", "relay_id: must be 1 to 64" },
+		{ "{\"client_id\":\"a\",\"requested_address\":\"10.1.1\"}", "not an IPv4 address" },
+		{ "{\"client_id\":\"a\",\"requested_address\":\"::1\"}", "not an IPv4 address" },
+		{ "{\"client_id\":\"a\",\"requested_address\":7}", "must be a string or null" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&q, 0x55, sizeof(q));
+		if (alloc(bad[i].body, &q) != ZG_ERR_MALFORMED || strstr(err, bad[i].says) == NULL)
+			fail_msg("body %s: error \"%s\", expected \"%s\"", bad[i].body, err,
+				 bad[i].says);
+		assert_string_equal(q.client_id, ""); /* nothing half-filled */
+	}
+}
+
+static void test_alloc_limits(void **state)
+{
+	struct api_alloc_req q;
+	char body[API_BODY_MAX + 64];
+	int n;
+
+	(void)state;
+	/* 128 is the longest client id; 129 is refused as too long. */
+	n = snprintf(body, sizeof(body), "{\"client_id\":\"%0128d\"}", 0);
+	assert_int_equal(api_parse_alloc(body, (size_t)n, &q, err, sizeof(err)), 0);
+	assert_int_equal(strlen(q.client_id), 128);
+	n = snprintf(body, sizeof(body), "{\"client_id\":\"%0129d\"}", 0);
+	assert_int_equal(api_parse_alloc(body, (size_t)n, &q, err, sizeof(err)), ZG_ERR_MALFORMED);
+	assert_non_null(strstr(err, "longer than 128"));
+	/* A body over API_BODY_MAX: 413, whatever it holds. */
+	memset(body, ' ', sizeof(body));
+	memcpy(body, "{\"client_id\":\"a\"}", 17);
+	assert_int_equal(api_parse_alloc(body, API_BODY_MAX, &q, err, sizeof(err)), 0);
+	assert_int_equal(api_parse_alloc(body, API_BODY_MAX + 1, &q, err, sizeof(err)),
+			 ZG_ERR_TOO_LARGE);
+	/* A length, not a NUL, ends the body. */
+	assert_int_equal(api_parse_alloc("{\"client_id\":\"a\"}garbage", 17, &q, err, sizeof(err)), 0);
+}
+
+static void test_refresh_bodies(void **state)
+{
+	char relay[API_RELAY_ID_MAX + 1];
+
+	(void)state;
+	assert_int_equal(api_parse_refresh("", 0, relay, err, sizeof(err)), 0);
+	assert_string_equal(relay, "");
+	assert_int_equal(api_parse_refresh(" \n", 2, relay, err, sizeof(err)), 0);
+	assert_int_equal(api_parse_refresh("{}", 2, relay, err, sizeof(err)), 0);
+	assert_string_equal(relay, "");
+	assert_int_equal(api_parse_refresh("{\"relay_id\":\"r2\"}", 17, relay, err, sizeof(err)), 0);
+	assert_string_equal(relay, "r2");
+	assert_int_equal(api_parse_refresh("{\"client_id\":\"x\"}", 17, relay, err, sizeof(err)),
+			 ZG_ERR_MALFORMED);
+	assert_string_equal(relay, "");
+	assert_int_equal(api_parse_refresh("{\"relay_id\":\"r 2\"}", 18, relay, err, sizeof(err)),
+			 ZG_ERR_MALFORMED);
+	assert_string_equal(relay, "");
+}
+
+static void test_quote(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_int_equal(api_json_quote(out, sizeof(out), "a\"b\\c\n\x01"), 21);
+	assert_string_equal(out, "\"a\\\"b\\\\c\\u000a\\u0001\"");
+	/* Cut to fit, never inside an escape. */
+	assert_int_equal(api_json_quote(out, 5, "ab\"cd"), 8);
+	assert_string_equal(out, "\"ab");
+	assert_int_equal(api_json_quote(NULL, 0, "abc"), 5);
+}
+
+static int cfg_parse(struct api_config *c, const char *const *args, int n, enum api_action *pa)
+{
+	char *argv[16];
+
+	argv[0] = "zgate-api";
+	for (int i = 0; i < n; i++)
+		argv[i + 1] = (char *)args[i];
+	err[0] = '\0';
+	return api_config_parse(c, n + 1, argv, NULL, pa, err, sizeof(err));
+}
+
+static void test_config(void **state)
+{
+	struct api_config c;
+	enum api_action a;
+	const char *req[] = { "--cert", "c", "--key", "k", "--ca", "a", "--database", "dbname=x" };
+	const char *mig[] = { "migrate", "--cert", "c", "--key", "k", "--ca", "a", "--database", "d",
+			      "--pool", "10.8.0.0/16", "--lease-ttl", "24h" };
+	const char *bad_pool[] = { "--cert", "c", "--key", "k", "--ca", "a", "--database", "d",
+				   "--pool", "10.8.0.1/16" };
+	const char *short_pool[] = { "--cert", "c", "--key", "k", "--ca", "a", "--database", "d",
+				     "--pool", "10.0.0.0/8" };
+	const char *misplaced[] = { "--cert", "c", "migrate" };
+	const char *yaml = "listen: \"[::]:9443\"\npool: 10.1.2.0/24\nthreads: 2\n";
+
+	(void)state;
+	assert_int_equal(cfg_parse(&c, req, 8, &a), 0);
+	assert_int_equal(a, API_RUN);
+	assert_string_equal(c.pool, "10.100.0.0/24");
+	assert_int_equal(c.pool_first, 0x0a640002);
+	assert_int_equal(c.pool_last, 0x0a6400fe);
+	assert_int_equal(c.lease_ttl_ms, 7u * 24 * 3600 * 1000);
+	assert_int_equal(cfg_parse(&c, mig, 13, &a), 0);
+	assert_int_equal(a, API_MIGRATE);
+	assert_int_equal(c.pool_last - c.pool_first + 1, 65533);
+	assert_int_equal(c.lease_ttl_ms, 24u * 3600 * 1000);
+	assert_int_equal(cfg_parse(&c, bad_pool, 10, &a), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "bits set"));
+	assert_int_equal(cfg_parse(&c, short_pool, 10, &a), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "/16 to /30"));
+	assert_int_equal(cfg_parse(&c, req, 2, &a), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "key: required"));
+	assert_int_equal(cfg_parse(&c, misplaced, 3, &a), ZG_ERR_CONFIG);
+	api_config_defaults(&c);
+	assert_int_equal(api_config_load_buf(&c, "t.yaml", yaml, strlen(yaml), err, sizeof(err)), 0);
+	assert_string_equal(c.listen, "[::]:9443");
+	assert_int_equal(c.threads, 2);
+	assert_int_equal(api_config_load_buf(&c, "t.yaml", "threads: 0\n", 11, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "t.yaml:1:1: threads"));
+	assert_int_equal(api_config_load_buf(&c, "t.yaml", "nope: 1\n", 8, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "unknown key"));
+	assert_int_equal(api_config_load_buf(&c, "t.yaml", "pool: [a]\n", 10, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+}
+
+/* examples/zgate-api.yaml loads and validates with zgate-api's parser. */
+static void test_example_config(void **state)
+{
+	struct api_config c;
+	enum api_action a;
+	const char *args[] = { "--config", "examples/zgate-api.yaml" };
+
+	(void)state;
+	if (cfg_parse(&c, args, 2, &a) != 0)
+		fail_msg("examples/zgate-api.yaml: %s", err);
+	assert_string_equal(c.listen, "0.0.0.0:8443");
+	assert_string_equal(c.ca, "/etc/zgate/tls/ca.crt");
+	assert_string_equal(c.pool, "10.100.0.0/24");
+	assert_int_equal(c.lease_ttl_ms, 168u * 3600 * 1000);
+	assert_int_equal(c.threads, 4);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_alloc_bodies),
+		cmocka_unit_test(test_alloc_errors),
+		cmocka_unit_test(test_alloc_limits),
+		cmocka_unit_test(test_refresh_bodies),
+		cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_example_config),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
