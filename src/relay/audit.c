@@ -379,7 +379,23 @@ static void flow_fields(struct line *l, const struct audit_flow *f)
 	kv_str(l, "dst", f->dst);
 	kv_u64(l, "dport", f->dport);
 	kv_str(l, "rule", f->rule);
+	kv_str(l, "name", f->name);
 	kv_str(l, "reason", f->reason);
+}
+
+void audit_dns(struct audit *a, int allow, const struct audit_dns_query *q)
+{
+	struct line l;
+
+	begin(a, &l, allow ? "dns_allow" : "dns_deny", a->clock(a->ctx));
+	kv_str(&l, "client", q->client);
+	kv_str(&l, "name", q->name);
+	kv_str(&l, "qtype", q->qtype);
+	kv_str(&l, "rule", q->rule);
+	kv_str(&l, "reason", q->reason);
+	kv_str(&l, "answer", q->answer);
+	kv_sid(&l, q->session_id);
+	finish(a, &l);
 }
 
 void audit_relay_start(struct audit *a, const char *version, const char *listen,

@@ -916,6 +916,16 @@ int policy_client_domains(const struct policy *p, const char *client_id,
 	return 0;
 }
 
+int policy_client_has_names(const struct policy *p, const char *client_id)
+{
+	const struct client *cl = find_client(p, client_id);
+
+	for (size_t r = 0; cl && r < cl->nrules; r++)
+		if (cl->rules[r].action == POLICY_ALLOW && cl->rules[r].nnames > 0)
+			return 1;
+	return 0;
+}
+
 size_t policy_name_count(const struct policy *p)
 {
 	return p->nnames;

@@ -101,6 +101,9 @@ enum policy_action policy_eval_name(const struct policy *p, const char *client_i
 int policy_client_domains(const struct policy *p, const char *client_id,
 			  char out[][POLICY_NAME_MAX], size_t max, size_t *pn);
 
+/* 1 when an allow rule of client_id names a DNS name, else 0. */
+int policy_client_has_names(const struct policy *p, const char *client_id);
+
 /* Canonical form of a policy or query name into out (POLICY_NAME_MAX):
  * lower-case, no trailing dot. wildcard: "*." allowed in front (kept).
  * Returns 0, or -1 when it is not a valid name (why: a static message). */
