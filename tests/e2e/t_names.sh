@@ -66,6 +66,7 @@ via_tunnel 198.18.0.10 && fail "198.18.0.10 routed before its name was resolved"
 
 step "an allowed name resolves through the tunnel (UDP), dns_allow audited"
 out=$(ask portal.lab.example A)
+grep -E 'status:|^portal' <<<"$out"
 expect_contains "$out" "status: NOERROR" "dig portal.lab.example"
 expect_contains "$out" "198.18.0.10" "dig portal.lab.example"
 grep -q '"event":"dns_allow".*"client":"agent-1".*"name":"portal.lab.example".*"qtype":"A".*"rule":"lab-portal"' \
@@ -100,6 +101,7 @@ expect_contains "$out" "status: NXDOMAIN" "dig saas.example (the apex)"
 
 step "an unlisted name: NXDOMAIN, dns_deny audited with client, name, qtype"
 out=$(ask unlisted.example AAAA)
+grep 'status:' <<<"$out"
 expect_contains "$out" "status: NXDOMAIN" "dig unlisted.example"
 grep -q '"event":"dns_deny".*"client":"agent-1".*"name":"unlisted.example".*"qtype":"AAAA".*"rule":"default"' \
 	"$D/audit.log" || fail "dns_deny not audited: $(grep dns_deny "$D/audit.log" | tail -2)"
@@ -107,6 +109,7 @@ grep -q 'unlisted.example' "$D/dnsmasq.log" && fail "a denied name was forwarded
 
 step "DNS rebinding: an allowed name resolving to 127.0.0.1 is refused"
 out=$(ask evil.saas.example A)
+grep 'status:' <<<"$out"
 expect_contains "$out" "status: REFUSED" "dig evil.saas.example"
 grep -q '"event":"dns_deny".*"name":"evil.saas.example".*"reason":"rebinding"' "$D/audit.log" ||
 	fail "rebinding not audited"
@@ -125,4 +128,5 @@ via_tunnel 198.18.1.10 && fail "198.18.1.10 still routed 8 s after its 3 s TTL"
 via_tunnel 198.18.0.10 && fail "198.18.0.10 still routed after its TTL"
 via_tunnel $GW || fail "the DNS service's address was withdrawn"
 [[ $(metric 'zgate_dns_learned_bindings') -eq 0 ]] || fail "bindings left after the TTL"
+grep -hE '"event":"(dns_|flow_allow)' "$D/audit.log" | head -8
 pass
