@@ -85,9 +85,9 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static uint64_t now_ms(void)
+static uint64_t d_now(const struct dnssvc *d)
 {
-	return now_us() / 1000u;
+	return d->hooks.now_ms != NULL ? d->hooks.now_ms(d->hooks.ctx) : now_us() / 1000u;
 }
 
 static void tv_ms(struct timeval *tv, uint64_t ms)
@@ -158,14 +158,11 @@ static void routes_arm(struct dnssvc *d, uint64_t now)
 	(void)event_add(d->ev_routes, &tv);
 }
 
-static void routes_cb(evutil_socket_t fd, short what, void *arg)
+static void routes_run(struct dnssvc *d)
 {
-	struct dnssvc *d = arg;
-	uint64_t now = now_ms();
+	uint64_t now = d_now(d);
 	struct rdirty **pp = &d->dirty, *r;
 
-	(void)fd;
-	(void)what;
 	while ((r = *pp) != NULL) {
 		if (r->dirty && now >= r->last_ms + DNSSVC_ROUTE_COALESCE_MS) {
 			r->dirty = 0;
@@ -181,6 +178,13 @@ static void routes_cb(evutil_socket_t fd, short what, void *arg)
 		pp = &r->next;
 	}
 	routes_arm(d, now);
+}
+
+static void routes_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	routes_run(arg);
 }
 
 /* client's learned routes changed: one advertisement within the window */
@@ -199,13 +203,13 @@ static void routes_dirty(void *ctx, const char *client)
 		d->dirty = r;
 	}
 	r->dirty = 1;
-	routes_arm(d, now_ms());
+	routes_arm(d, d_now(d));
 }
 
 static void expire_arm(struct dnssvc *d, uint64_t due)
 {
 	struct timeval tv;
-	uint64_t now = now_ms();
+	uint64_t now = d_now(d);
 
 	if (due == UINT64_MAX || due >= d->expire_at)
 		return;
@@ -221,7 +225,7 @@ static void expire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	d->expire_at = UINT64_MAX;
-	expire_arm(d, names_expire(d->names, now_ms(), routes_dirty, d));
+	expire_arm(d, names_expire(d->names, d_now(d), routes_dirty, d));
 }
 
 /* ---------------------------------------------------------------- cache */
@@ -359,7 +363,7 @@ static int bind_answer(struct dnssvc *d, const char *client, const char *rule, c
 {
 	struct dnsmsg_addr ad[ADDRS_MAX];
 	struct dnsmsg_answer a;
-	uint64_t now = now_ms(), exp_min = UINT64_MAX;
+	uint64_t now = d_now(d), exp_min = UINT64_MAX;
 	int changed = 0;
 
 	if (dnsmsg_parse_answer(msg, len, &a, ad, ADDRS_MAX) != 0)
@@ -418,7 +422,7 @@ static void answered(struct pending *p, uint8_t *msg, size_t len)
 		return;
 	}
 	if (!a.tc && (a.rcode == DNSMSG_RCODE_NOERROR || a.rcode == DNSMSG_RCODE_NXDOMAIN))
-		cache_put(d, p, msg, len, a.min_ttl, now_ms());
+		cache_put(d, p, msg, len, a.min_ttl, d_now(d));
 	d->cnt.allowed++;
 	reply(d, &p->flow, p->conn, p->udp_max, msg, len);
 	audit_q(d, 1, p->sid, p->client, p->name, p->qtype, p->rule, NULL, rcode_name(a.rcode));
@@ -599,7 +603,7 @@ void dnssvc_query(struct dnssvc *d, const struct stack_flow_info *flow, uint64_t
 	uint64_t sid = d->hooks.session_id ? d->hooks.session_id(d->hooks.ctx, flow->session) : 0;
 	struct centry *e;
 	struct pending *p;
-	uint64_t now = now_ms();
+	uint64_t now = d_now(d);
 
 	if (dnsmsg_parse_query(msg, len, &q) != 0) {
 		d->cnt.malformed++;
@@ -846,7 +850,7 @@ void dnssvc_free(struct dnssvc *d)
 const struct names_binding *dnssvc_binding(struct dnssvc *d, const char *client,
 					   const struct stack_addr *dst)
 {
-	return d ? names_lookup(d->names, client, dst, now_ms()) : NULL;
+	return d ? names_lookup(d->names, client, dst, d_now(d)) : NULL;
 }
 
 size_t dnssvc_routes(struct dnssvc *d, const char *client, struct cip_route *out, size_t max)
@@ -863,6 +867,13 @@ size_t dnssvc_routes(struct dnssvc *d, const char *client, struct cip_route *out
 		memcpy(r->end, d->cfg.gw[i].a, r->version == 4 ? 4 : 16);
 	}
 	return k + names_routes(d->names, client, out + k, max - k, NULL);
+}
+
+void dnssvc_tick(struct dnssvc *d)
+{
+	d->expire_at = UINT64_MAX;
+	expire_arm(d, names_expire(d->names, d_now(d), routes_dirty, d));
+	routes_run(d);
 }
 
 void dnssvc_get_counts(const struct dnssvc *d, struct dnssvc_counts *c)

@@ -70,6 +70,8 @@ struct dnssvc_hooks {
 	void (*routes_changed)(void *ctx, const char *client);
 	/* the audit session_id of a session pointer from the stack (0: none) */
 	uint64_t (*session_id)(void *ctx, const void *session);
+	/* milliseconds, any origin; NULL = CLOCK_MONOTONIC (tests inject one) */
+	uint64_t (*now_ms)(void *ctx);
 };
 
 struct dnssvc_counts {
@@ -111,6 +113,12 @@ const struct names_binding *dnssvc_binding(struct dnssvc *d, const char *client,
 size_t dnssvc_routes(struct dnssvc *d, const char *client, struct cip_route *out, size_t max);
 
 void dnssvc_get_counts(const struct dnssvc *d, struct dnssvc_counts *c);
+
+/* Runs what is due by the service's clock: expired bindings (their routes
+ * withdrawn), route advertisements held back by the coalescing window.
+ * The service's own timers call it; tests with a fake clock call it after
+ * moving the clock. */
+void dnssvc_tick(struct dnssvc *d);
 
 /* Handles one query as if from the stack (tests, the fuzzer's sibling):
  * the same as a datagram from flow. */

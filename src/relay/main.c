@@ -1543,7 +1543,7 @@ static void names_routes_changed(void *ctx, const char *client)
 
 static int names_start(struct relay *r, char *err, size_t errlen)
 {
-	struct dnssvc_hooks h = { r, names_policy, names_routes_changed, names_sid };
+	struct dnssvc_hooks h = { r, names_policy, names_routes_changed, names_sid, NULL };
 	struct dnssvc_config dc;
 	uint8_t a[16];
 	int rv;
