@@ -129,7 +129,9 @@ struct audit_flow {
 };
 
 /* A query to the DNS service (issue 19): dns_allow (forwarded, or
- * answered from the cache) or dns_deny (answered here). */
+ * answered from the cache) or dns_deny (answered here). dns_deny lines
+ * share the client's deny window with flow_deny (summarised the same way,
+ * in flow_deny_suppressed). */
 struct audit_dns_query {
 	uint64_t session_id;
 	const char *client;
