@@ -4,7 +4,8 @@
 # zone *.saas.example (198.18.1.10) and evil.saas.example (127.0.0.1); the
 # relay's DNS service answers on the gateway address inside the tunnel and
 # forwards to it. The policy names only names, no address:
-#   - before resolving, the service address is not routed into the tunnel;
+#   - before resolving, the service address is not routed into the tunnel,
+#     and a flow forced to it is refused by policy;
 #   - portal.lab.example resolves (dig, UDP and TCP) through the tunnel,
 #     dns_allow is audited, the address becomes a route on the agent and
 #     curl to it works, its flow audited with rule and name;
@@ -63,6 +64,12 @@ ask() { inc 1 dig +time=2 +tries=1 @$GW "$@"; }
 step "before any answer: only the DNS service's address is routed into the tunnel"
 via_tunnel $GW || fail "the gateway $GW (DNS service) is not routed: $(inc 1 ip route)"
 via_tunnel 198.18.0.10 && fail "198.18.0.10 routed before its name was resolved"
+# forced into the tunnel anyway, a flow to it is refused: the name was not resolved yet
+inc 1 ip route add 198.18.0.10/32 dev zgate0
+out=$(inc 1 curl -sS --max-time 3 http://198.18.0.10/ 2>&1) && fail "198.18.0.10 reachable before resolving: $out"
+inc 1 ip route del 198.18.0.10/32 dev zgate0
+grep -q '"event":"flow_deny".*"dst":"198.18.0.10".*"dport":80.*"rule":"default"' "$D/audit.log" ||
+	fail "the early flow was not denied by policy: $(grep flow_ "$D/audit.log" | tail -2)"
 
 step "an allowed name resolves through the tunnel (UDP), dns_allow audited"
 out=$(ask portal.lab.example A)
@@ -87,9 +94,10 @@ grep -q '"event":"flow_allow".*"dst":"198.18.0.10".*"dport":80.*"rule":"lab-port
 # the rule's port still applies to the learned address
 out=$(inc 1 curl -sS --max-time 3 http://198.18.0.10:8081/ 2>&1) && fail "port 8081 allowed: $out"
 
-step "the same over TCP"
-out=$(ask +tcp portal.lab.example A)
-expect_contains "$out" "198.18.0.10" "dig +tcp portal.lab.example"
+step "over TCP to the DNS service as well"
+out=$(ask +tcp y.saas.example A)
+expect_contains "$out" "198.18.1.10" "dig +tcp y.saas.example"
+grep -q '"event":"dns_allow".*"name":"y.saas.example"' "$D/audit.log" || fail "TCP query not audited"
 
 step "a wildcard rule covers names below it, not its apex"
 out=$(ask x.saas.example A)
