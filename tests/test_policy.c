@@ -465,6 +465,7 @@ static void test_names_errors(void **state)
 	    "policy.yaml:5:48: clients.a.rules[0].destinations[0]: \"b\xc3\xbc" "cher.example\" has non-ASCII "
 	    "characters; write an internationalised name as IDNA A-labels (xn--...): expected a CIDR");
 	BAD("\"a..example\"", "has an empty label");
+	BAD("\"a.example..\"", "has an empty label"); /* found by fuzz_policy_yaml */
 	BAD("\"a.*.example\"", "has '*' other than as a whole first label");
 	BAD("\"*example\"", "has '*' other than");
 	BAD("\"*\"", "has '*'");

@@ -324,6 +324,10 @@ int policy_name_canon(const char *in, int wildcard, char *out, const char **why)
 		}
 		out[o++] = (char)ch;
 	}
+	if (label == 0) { /* "a.." : a trailing empty label besides the root */
+		*why = "has an empty label";
+		return -1;
+	}
 	if (out[o - 1] == '-') {
 		*why = "has a label ending in '-'";
 		return -1;
