@@ -11,6 +11,7 @@
 #include "log.h"
 #include "masque/uri.h"
 #include "opt.h"
+#include "relay/dnssvc.h"
 #include "zg_err.h"
 
 enum opt_type {
@@ -733,6 +734,11 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 			  cfg->dns_deny_answer);
 		return ZG_ERR_CONFIG;
 	}
+	if (cfg->dns_upstreams[0] != '\0') {
+		struct dnssvc_config dc;
+		if (dnssvc_parse_upstreams(&dc, cfg->dns_upstreams, "", err, errlen) != 0)
+			return ZG_ERR_CONFIG;
+	}
 	if (cfg->dns_ttl_floor_ms > cfg->dns_ttl_cap_ms) {
 		zg_seterr(err, errlen, "dns.ttl_floor: %u ms is above dns.ttl_cap (%u ms)",
 			  cfg->dns_ttl_floor_ms, cfg->dns_ttl_cap_ms);
@@ -865,6 +871,16 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 				 "audit         %u flow_deny lines/s per client%s, buffer %u KiB\n",
 				 c->audit_deny_per_s, c->audit_deny_per_s ? "" : " (0: all)",
 				 c->audit_buffer_kib);
+		if (a < 0)
+			return off;
+		off += (size_t)a;
+		/* issue 19 */
+		a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+			     "dns service   %s, upstreams %s, deny %s, ttl %ums..%ums, %u learned routes/client, "
+			     "cache %u\n",
+			     c->dns_service, c->dns_upstreams[0] ? c->dns_upstreams : "(resolv.conf)",
+			     c->dns_deny_answer, c->dns_ttl_floor_ms, c->dns_ttl_cap_ms,
+			     c->dns_max_learned_routes, c->dns_cache_entries);
 		return a < 0 ? off : off + (size_t)a;
 	}
 }
