@@ -411,6 +411,22 @@ static void test_truncation_both_ways(void **state)
 	reply_is(fx, 1, 0, 0, 42, 60);
 }
 
+/* One client cannot hold more than its share of queries in flight. */
+static void test_pending_per_client_cap(void **state)
+{
+	struct fx *fx = *state;
+	struct dnssvc_counts c;
+	char name[64];
+	for (int i = 0; i < DNSSVC_MAX_PENDING_PER_CLIENT + 3; i++) {
+		(void)snprintf(name, sizeof(name), "h%d.saas.example.", i);
+		ask(fx, name, (uint16_t)i, 0);
+	}
+	dnssvc_get_counts(fx->d, &c);
+	assert_int_equal(c.overload, 3);
+	assert_int_equal(fx->nout, 3); /* the three over the cap: SERVFAIL at once */
+	reply_is(fx, 0, DNSMSG_RCODE_SERVFAIL, 0, DNSSVC_MAX_PENDING_PER_CLIENT, 0);
+}
+
 static void test_malformed_and_bad_upstreams(void **state)
 {
 	struct fx *fx = *state;
@@ -447,6 +463,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rebinding_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_and_bad_upstreams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_per_client_cap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

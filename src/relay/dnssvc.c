@@ -637,8 +637,11 @@ void dnssvc_query(struct dnssvc *d, const struct stack_flow_info *flow, uint64_t
 			return;
 		}
 	}
-	if (d->npending >= DNSSVC_MAX_PENDING || d->cfg.n_upstreams == 0 ||
-	    (p = calloc(1, sizeof(*p))) == NULL) {
+	size_t mine = 0;
+	for (p = d->pending; p != NULL; p = p->next)
+		mine += strcmp(p->client, flow->client_id) == 0;
+	if (d->npending >= DNSSVC_MAX_PENDING || mine >= DNSSVC_MAX_PENDING_PER_CLIENT ||
+	    d->cfg.n_upstreams == 0 || (p = calloc(1, sizeof(*p))) == NULL) {
 		d->cnt.overload++;
 		reply_rcode(d, flow, conn, msg, len, DNSMSG_RCODE_SERVFAIL);
 		audit_q(d, 1, sid, flow->client_id, q.name, q.qtype, rule, "overload", "SERVFAIL");

@@ -23,7 +23,8 @@
  * client, and builds a complete ROUTE_ADVERTISEMENT including
  * dnssvc_routes(): the gateway addresses (always) and the learned ones.
  *
- * Bounds: DNSSVC_MAX_PENDING queries in flight (more: SERVFAIL), the
+ * Bounds: DNSSVC_MAX_PENDING queries in flight, DNSSVC_MAX_PENDING_PER_CLIENT
+ * of one client (more: SERVFAIL, counted as overload), the
  * cache at cache_entries answers (oldest evicted), names per client at
  * dns.max_learned_routes.
  */
@@ -48,6 +49,7 @@ struct dnssvc;
 
 #define DNSSVC_MAX_UPSTREAMS 4
 #define DNSSVC_MAX_PENDING 1024
+#define DNSSVC_MAX_PENDING_PER_CLIENT 64
 #define DNSSVC_TIMEOUT_MS 2000
 #define DNSSVC_ROUTE_COALESCE_MS 100
 
