@@ -1,6 +1,8 @@
 /* Policy parser: arbitrary bytes never crash it and every error names the
  * file; an accepted policy evaluates flows without crashing and always
- * yields a valid ROUTE_ADVERTISEMENT (sorted, no overlap) for its clients. */
+ * yields a valid ROUTE_ADVERTISEMENT (sorted, no overlap) for its clients;
+ * names are decided, and a client's domains are canonical names each of
+ * which its own rules allow (or a wildcard below it does). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (policy_routes(p, ids[i], routes, 256, &n) == 0 &&
 		    cip_routes_validate(routes, n) != 0)
 			abort();
+		static const char *const names[] = { "portal.lab.example", "A.B.emr-vendor.example.",
+						     "emr-vendor.example", "", "x..y", "xn--bcher-kva.example" };
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+			const char *rule = NULL;
+			enum policy_action a = policy_eval_name(p, ids[i], names[k], &rule);
+			if (!rule || (a != POLICY_ALLOW && a != POLICY_DENY))
+				abort();
+		}
+		static char dom[16][POLICY_NAME_MAX];
+		if (policy_client_domains(p, ids[i], dom, 16, &n) == 0) {
+			for (size_t k = 0; k < n; k++) {
+				char c[POLICY_NAME_MAX];
+				const char *why;
+				if (policy_name_canon(dom[k], 0, c, &why) != 0 || strcmp(c, dom[k]) != 0)
+					abort();
+			}
+		}
 	}
 	policy_free(p);
 	return 0;

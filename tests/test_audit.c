@@ -280,6 +280,51 @@ static void test_deny_flood_summarised(void **state)
 	assert_non_null(strstr(take(fx), "\"event\":\"flow_deny_suppressed\",\"client\":\"agent-1\",\"count\":8,"));
 }
 
+/* Issue 19: dns_allow / dns_deny lines, exact; a flow line names the DNS
+ * name its destination was learned from; dns_deny floods share the
+ * client's deny window. */
+static void test_i19_dns_lines(void **state)
+{
+	struct fx *fx = *state;
+	struct audit_dns_query q = { 0x8f3a5c0e12d4b7a9ull, "agent-1", "portal.lab.example", "A", "lab",
+				     NULL, "NOERROR" };
+	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .sport = 40000,
+				.dst = "198.18.0.10", .dport = 443, .rule = "lab", .name = "portal.lab.example",
+				.reason = "policy" };
+	const char *out;
+	int lines = 0;
+
+	audit_dns(fx->a, 1, &q);
+	assert_string_equal(take(fx),
+		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"dns_allow\",\"client\":\"agent-1\","
+		"\"name\":\"portal.lab.example\",\"qtype\":\"A\",\"rule\":\"lab\",\"answer\":\"NOERROR\","
+		"\"session_id\":\"8f3a5c0e12d4b7a9\"}\n");
+	audit_flow_allow(fx->a, &f);
+	assert_non_null(strstr(take(fx), "\"rule\":\"lab\",\"name\":\"portal.lab.example\",\"reason\":\"policy\""));
+	q.name = "unlisted.example";
+	q.qtype = "AAAA";
+	q.rule = "default";
+	q.reason = "policy";
+	q.answer = "NXDOMAIN";
+	for (int i = 0; i < 50; i++)
+		audit_dns(fx->a, 0, &q); /* 3 a second per client */
+	out = take(fx);
+	assert_non_null(strstr(out, "\"event\":\"dns_deny\",\"client\":\"agent-1\",\"name\":\"unlisted.example\","
+				    "\"qtype\":\"AAAA\",\"rule\":\"default\",\"reason\":\"policy\",\"answer\":\"NXDOMAIN\""));
+	for (const char *p = out; (p = strstr(p, "\"event\":\"dns_deny\"")); p++)
+		lines++;
+	assert_int_equal(lines, 3);
+	assert_int_equal(audit_suppressed(fx->a), 47);
+	/* allowed queries are never summarised */
+	for (int i = 0; i < 10; i++)
+		audit_dns(fx->a, 1, &q);
+	out = take(fx);
+	lines = 0;
+	for (const char *p = out; (p = strstr(p, "\"event\":\"dns_allow\"")); p++)
+		lines++;
+	assert_int_equal(lines, 10);
+}
+
 /* Issue 16.7: one client's deny flood uses up its own window only; the
  * global window caps all clients together, and what it holds back shows
  * in each client's summary. */
@@ -675,6 +720,7 @@ static void test_i17_6_out_terminal_and_socket_flags_untouched(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_i19_dns_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_i16_7_deny_windows_per_client_under_global_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_lines_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_lines_exact, setup, teardown),

@@ -387,6 +387,42 @@ static void test_admin_keys(void **state)
 	assert_err_contains("token_file");
 }
 
+/* Issue 19: the DNS service's keys, checked before start (--check-config). */
+static void test_dns_service_keys(void **state)
+{
+	static char buf[16384];
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.dns_service, "on");
+	assert_string_equal(c.dns_deny_answer, "nxdomain");
+	assert_int_equal(c.dns_ttl_floor_ms, 30000);
+	assert_int_equal(c.dns_ttl_cap_ms, 3600000);
+	assert_int_equal(c.dns_max_learned_routes, 256);
+	assert_int_equal(load(&c, good), 0);
+	assert_int_equal(load(&c, "dns: { upstreams: [192.0.2.53, \"[2001:db8::53]:5353\"], deny_answer: refused, "
+			       "ttl_floor: 10s, ttl_cap: 5m, max_learned_routes: 8 }\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.dns_upstreams, "192.0.2.53, [2001:db8::53]:5353");
+	(void)config_summary(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "dns service   on, upstreams 192.0.2.53, [2001:db8::53]:5353, deny refused, "
+				    "ttl 10000ms..300000ms, 8 learned routes/client, cache 10000\n"));
+	assert_int_equal(load(&c, "dns: { deny_answer: drop }\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("dns.deny_answer: \"drop\" is neither nxdomain nor refused");
+	assert_int_equal(load(&c, "dns: { deny_answer: nxdomain, ttl_floor: 2h }\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("dns.ttl_floor: 7200000 ms is above dns.ttl_cap (300000 ms)");
+	assert_int_equal(load(&c, "dns: { ttl_floor: 1s, upstreams: [resolver.example] }\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("dns.upstreams: \"resolver.example\" is not an IP address");
+	assert_int_equal(load(&c, "dns: { upstreams: [], service: maybe }\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("dns.service: \"maybe\" is neither on nor off");
+	assert_int_equal(config_apply_flag(&c, "dns-service", "off", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+}
+
 static void test_usage_and_summary(void **state)
 {
 	static char buf[16384];
@@ -461,6 +497,7 @@ static void test_i16_6_forbidden_list(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dns_service_keys),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_file_good),
 		cmocka_unit_test(test_file_unknown_key_names_line_and_choices),

@@ -154,6 +154,22 @@ static void fixed_values(struct metrics_values *v)
 	v->audit_lines = 317;
 	v->audit_suppressed = 318;
 	v->audit_dropped = 319;
+	v->has_dnssvc = 1;
+	v->dnssvc.allowed = 320;
+	v->dnssvc.denied = 321;
+	v->dnssvc.rebinding = 322;
+	v->dnssvc.servfail = 323;
+	v->dnssvc.overload = 324;
+	v->dnssvc.malformed = 325;
+	v->dnssvc.cache_hits = 326;
+	v->dnssvc.cache_entries = 327;
+	v->dnssvc.upstream_tcp = 328;
+	zg_histo_observe(&v->dnssvc.upstream, 800);
+	zg_histo_observe(&v->dnssvc.upstream, 25000);
+	v->dnssvc.names.bindings = 329;
+	v->dnssvc.names.learned = 330;
+	v->dnssvc.names.expired = 331;
+	v->dnssvc.names.cap_hits = 332;
 }
 
 /* The exposition of v, NUL-terminated; the caller frees it. */

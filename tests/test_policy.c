@@ -161,8 +161,8 @@ static void test_parse_errors_name_position_and_field(void **state)
 		 "        destinations: [\"10.0.0.1/24\"]\n",
 		 "policy.yaml:7:24: clients.a.rules[0].destinations[0]: \"10.0.0.1/24\" has host bits set");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
-		 "        destinations: [\"10.0.0.0/8\", \"nonsense\"]\n",
-		 "clients.a.rules[0].destinations[1]: \"nonsense\" is not an IPv4 or IPv6 CIDR");
+		 "        destinations: [\"10.0.0.0/8\", \"nonsense/8\"]\n",
+		 "clients.a.rules[0].destinations[1]: \"nonsense/8\" is not an IPv4 or IPv6 CIDR");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
 		 "        destinations: [\"10.0.0.0/8\"]\n        ports: [\"80-70\"]\n",
 		 "policy.yaml:8:17: clients.a.rules[0].ports[0]: \"80-70\" is not a port or a range lo-hi with lo <= hi <= 65535");
@@ -348,6 +348,154 @@ static void test_routes_too_many(void **state)
 	policy_free(p);
 }
 
+static const char *names_policy =
+	"version: 1\n"
+	"clients:\n"
+	"  a:\n"
+	"    rules:\n"
+	"      - { id: no-admin, action: deny, destinations: [admin.emr-vendor.example] }\n"
+	"      - id: emr\n"
+	"        action: allow\n"
+	"        destinations: [\"Portal.Lab.Example.\", \"*.EMR-vendor.example\", \"203.0.113.0/24\"]\n"
+	"        protocols: [tcp]\n"
+	"        ports: [\"443\"]\n"
+	"      - { id: lab-all, action: allow, destinations: [\"*.lab.example\", xn--bcher-kva.example] }\n"
+	"  full:\n"
+	"    rules:\n"
+	"      - { id: deny-x, action: deny, destinations: [x.example] }\n"
+	"      - { id: all, action: allow, destinations: [\"0.0.0.0/0\"] }\n"
+	"      - { id: late, action: allow, destinations: [y.example] }\n";
+
+static const char *name_verdict(const struct policy *p, const char *client, const char *name)
+{
+	static char buf[128];
+	const char *rule = NULL;
+	enum policy_action a = policy_eval_name(p, client, name, &rule);
+	(void)snprintf(buf, sizeof(buf), "%s:%s", a == POLICY_ALLOW ? "allow" : "deny", rule);
+	return buf;
+}
+
+static void test_names_exact_wildcard_first_match(void **state)
+{
+	struct policy *p = load_ok(names_policy);
+	(void)state;
+	assert_int_equal(policy_name_count(p), 7);
+	assert_string_equal(name_verdict(p, "a", "portal.lab.example"), "allow:emr");
+	assert_string_equal(name_verdict(p, "a", "PORTAL.lab.example."), "allow:emr");
+	/* a wildcard covers names below it, not its apex */
+	assert_string_equal(name_verdict(p, "a", "x.emr-vendor.example"), "allow:emr");
+	assert_string_equal(name_verdict(p, "a", "a.b.c.emr-vendor.example"), "allow:emr");
+	assert_string_equal(name_verdict(p, "a", "emr-vendor.example"), "deny:default");
+	assert_string_equal(name_verdict(p, "a", "xemr-vendor.example"), "deny:default");
+	/* the earlier deny wins */
+	assert_string_equal(name_verdict(p, "a", "admin.emr-vendor.example"), "deny:no-admin");
+	assert_string_equal(name_verdict(p, "a", "other.lab.example"), "allow:lab-all");
+	assert_string_equal(name_verdict(p, "a", "lab.example"), "deny:default");
+	assert_string_equal(name_verdict(p, "a", "xn--bcher-kva.example"), "allow:lab-all");
+	/* a rule over a whole address family stands for every name, in order */
+	assert_string_equal(name_verdict(p, "full", "x.example"), "deny:deny-x");
+	assert_string_equal(name_verdict(p, "full", "anything.example"), "allow:all");
+	assert_string_equal(name_verdict(p, "full", "y.example"), "allow:all");
+	/* another client's names do not leak */
+	assert_string_equal(name_verdict(p, "full", "portal.lab.example"), "allow:all");
+	assert_string_equal(name_verdict(p, "stranger", "portal.lab.example"), "deny:default");
+	/* bad query names are denied */
+	assert_string_equal(name_verdict(p, "a", "bad..lab.example"), "deny:invalid");
+	assert_string_equal(name_verdict(p, "a", ""), "deny:invalid");
+	policy_free(p);
+}
+
+static void test_names_bound_flows(void **state)
+{
+	struct policy *p = load_ok(names_policy);
+	struct policy_flow f = flow("192.0.2.9", 6, 443);
+	struct policy_verdict v;
+	(void)state;
+	/* a name matches no address by itself */
+	policy_eval(p, "a", &f, &v);
+	assert_string_equal(v.rule_id, "default");
+	/* bound to the name's rule, its protocols and ports still apply */
+	policy_eval_bound(p, "a", &f, "emr", &v);
+	assert_int_equal(v.action, POLICY_ALLOW);
+	assert_string_equal(v.rule_id, "emr");
+	f.dport = 80;
+	policy_eval_bound(p, "a", &f, "emr", &v);
+	assert_string_equal(v.rule_id, "default");
+	/* a binding to a rule with no names (or unknown) changes nothing */
+	f.dport = 443;
+	policy_eval_bound(p, "full", &f, "deny-x", &v);
+	assert_string_equal(v.rule_id, "deny-x");
+	policy_eval_bound(p, "a", &f, "nope", &v);
+	assert_string_equal(v.rule_id, "default");
+	/* names add no static route */
+	assert_string_equal(routes_of(p, "a"), "203.0.113.0-203.0.113.255/6");
+	policy_free(p);
+}
+
+static void test_names_domains(void **state)
+{
+	struct policy *p = load_ok(names_policy);
+	char d[8][POLICY_NAME_MAX];
+	size_t n;
+	(void)state;
+	assert_int_equal(policy_client_domains(p, "a", d, 8, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(d[0], "portal.lab.example");
+	assert_string_equal(d[1], "emr-vendor.example");
+	assert_string_equal(d[2], "lab.example");
+	assert_string_equal(d[3], "xn--bcher-kva.example");
+	assert_int_equal(policy_client_domains(p, "a", d, 3, &n), ZG_ERR_TOO_LARGE);
+	assert_int_equal(policy_client_domains(p, "stranger", d, 8, &n), 0);
+	assert_int_equal(n, 0);
+	policy_free(p);
+}
+
+static void test_names_errors(void **state)
+{
+	const char *pre = "version: 1\nclients:\n  a:\n    rules:\n      - { id: r, action: allow, destinations: [";
+	char t[1024];
+	char long_label[80], long_name[300];
+	(void)state;
+#define BAD(dst, want)                                                          \
+	do {                                                                    \
+		(void)snprintf(t, sizeof(t), "%s%s] }\n", pre, dst);            \
+		load_bad(t, want);                                              \
+	} while (0)
+	BAD("\"b\xc3\xbc" "cher.example\"",
+	    "policy.yaml:5:48: clients.a.rules[0].destinations[0]: \"b\xc3\xbc" "cher.example\" has non-ASCII "
+	    "characters; write an internationalised name as IDNA A-labels (xn--...): expected a CIDR");
+	BAD("\"a..example\"", "has an empty label");
+	BAD("\"a.example..\"", "has an empty label"); /* found by fuzz_policy_yaml */
+	BAD("\"a.*.example\"", "has '*' other than as a whole first label");
+	BAD("\"*example\"", "has '*' other than");
+	BAD("\"*\"", "has '*'");
+	BAD("\"-a.example\"", "has a label starting with '-'");
+	BAD("\"a-.example\"", "has a label ending in '-'");
+	BAD("\"a b.example\"", "has a character other than letters");
+	BAD("\"192.0.2.1\"", "\"192.0.2.1\" is an address: expected a CIDR (e.g. 192.0.2.1/32) or a name");
+	BAD("\"2001:db8::1\"", "expected a CIDR (e.g. 2001:db8::1/128) or a name");
+	BAD("\".\"", "is empty");
+	memset(long_label, 'a', 64);
+	long_label[64] = '\0';
+	(void)snprintf(long_name, sizeof(long_name), "%s.example", long_label);
+	BAD(long_name, "has a label longer than 63 bytes (RFC 1035)");
+	for (size_t i = 0; i < 254; i += 2) {
+		long_name[i] = 'a';
+		long_name[i + 1] = '.';
+	}
+	long_name[254] = 'b';
+	long_name[255] = '\0';
+	BAD(long_name, "is longer than 253 bytes");
+	/* 63-byte labels and 253 bytes are fine */
+	long_label[63] = '\0';
+	(void)snprintf(t, sizeof(t), "%s%s.example] }\n", pre, long_label);
+	policy_free(load_ok(t));
+	long_name[253] = '\0';
+	(void)snprintf(t, sizeof(t), "%s%s] }\n", pre, long_name);
+	policy_free(load_ok(t));
+#undef BAD
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +512,10 @@ int main(void)
 		cmocka_unit_test(test_routes_full_tunnel_and_none),
 		cmocka_unit_test(test_routes_overlapping_allows_merged),
 		cmocka_unit_test(test_routes_too_many),
+		cmocka_unit_test(test_names_exact_wildcard_first_match),
+		cmocka_unit_test(test_names_bound_flows),
+		cmocka_unit_test(test_names_domains),
+		cmocka_unit_test(test_names_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

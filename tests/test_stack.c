@@ -3279,6 +3279,115 @@ test_i16_7_limit_audits_fair_per_client(void **state)
 	assert_int_equal(theirs, 1);
 }
 
+/* ---------------------------------------------------------------- services */
+
+/* An echo service: answers every request upper-cased, at once. */
+static void
+svc_echo(void *ctx, const struct stack_flow_info *fi, uint64_t conn, const uint8_t *msg,
+	 size_t len)
+{
+	struct fx *fx = ctx;
+	uint8_t b[256];
+
+	assert_true(len < sizeof(b));
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(msg[i] >= 'a' && msg[i] <= 'z' ? msg[i] - 32 : msg[i]);
+	fx->policy_calls += 1000; /* counted apart from the policy's calls */
+	assert_string_equal(fi->client_id, "agent-1");
+	assert_ptr_equal(fi->session, fx);
+	assert_int_equal(fi->dport, 53);
+	assert_int_equal(stack_service_reply(fx->st, fi, conn, b, len), 0);
+}
+
+/* C18-style: UDP and TCP to the gateway's port 53 reach the service, not
+ * the policy, with no host socket; other ports of the gateway stay
+ * refused as part of the pool. */
+static void
+test_service_udp_tcp(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_prefix pool;
+	struct stack_addr gw[2];
+	struct stack_counters k;
+	struct pkt_info pi;
+	struct qpkt *p;
+	struct tc c;
+	uint8_t b[PMAX];
+	size_t n;
+
+	addr4(&pool.addr, "10.100.0.0");
+	pool.len = 24;
+	fx->cfg.mtu = 0;
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.forbidden = &pool;
+	fx->cfg.n_forbidden = 1;
+	assert_int_equal(fx_start(fx, 0), 0);
+	addr4(&gw[0], "10.100.0.1");
+	addr6(&gw[1], "fd00:100::1");
+	assert_int_equal(stack_service_set(fx->st, gw, 2, 53, svc_echo, fx), 0);
+
+	/* UDP v4 */
+	n = build_udp(b, &fx->client.vip4, &gw[0], 5353, 53, (const uint8_t *)"query", 5);
+	input(fx, b, n);
+	p = q_pop(fx);
+	assert_non_null(p);
+	assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+	assert_true(stack_addr_eq(&pi.src, &gw[0]));
+	assert_true(stack_addr_eq(&pi.dst, &fx->client.vip4));
+	assert_int_equal(pi.sport, 53);
+	assert_int_equal(pi.dport, 5353);
+	assert_int_equal(pi.payload_len, 5);
+	assert_memory_equal(p->b + pi.payload_off, "QUERY", 5);
+	assert_int_equal(fx->policy_calls, 1000);
+	/* UDP v6 */
+	n = build_udp(b, &fx->client.vip6, &gw[1], 5353, 53, (const uint8_t *)"v6", 2);
+	input(fx, b, n);
+	p = q_pop(fx);
+	assert_non_null(p);
+	assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+	assert_memory_equal(p->b + pi.payload_off, "V6", 2);
+	/* another port of the gateway: the pool, refused */
+	n = build_udp(b, &fx->client.vip4, &gw[0], 5353, 54, (const uint8_t *)"x", 1);
+	input(fx, b, n);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.drop_forbidden, 1);
+	assert_int_equal(k.svc_udp, 2);
+	while (q_pop(fx) != NULL)
+		;
+
+	/* TCP: two framed requests in one segment, one split over two */
+	tc_init(&c, fx, 0, "10.100.0.1", 53);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 200));
+	assert_true(c.synack);
+	tc_seg(fx, &c, PKT_TCP_ACK | PKT_TCP_PSH, (const uint8_t *)"\0\3abc\0\2de\0", 10);
+	c.snd_nxt += 10;
+	tc_seg(fx, &c, PKT_TCP_ACK | PKT_TCP_PSH, (const uint8_t *)"\4fghi", 5);
+	c.snd_nxt += 5;
+	for (int i = 0; i < 100 && c.rx_len < 15; i++) {
+		tc_pump(fx, &c);
+		advance(fx, 10);
+	}
+	assert_int_equal(c.rx_len, 15);
+	assert_memory_equal(c.rx, "\0\3ABC\0\2DE\0\4FGHI", 15);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.svc_tcp_msgs, 3);
+	assert_int_equal(k.svc_tcp_conns, 1);
+	assert_int_equal(k.flows_tcp, 0);
+	/* idle: closed by the service (FIN) */
+	advance(fx, STACK_SVC_TCP_IDLE_MS + 3000);
+	tc_pump(fx, &c);
+	assert_true(c.fin);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.svc_tcp_conns, 0);
+	tc_seg(fx, &c, PKT_TCP_ACK | PKT_TCP_FIN, NULL, 0);
+	c.snd_nxt++;
+	advance(fx, 2 * 10000 + 1000); /* TIME_WAIT ends, lwIP's TCP timer stops */
+	tc_free(&c);
+	/* a reply to a connection that is gone */
+	assert_int_equal(stack_service_reply(fx->st, &fx->last_policy, 12345, b, 1), ZG_ERR_NOTFOUND);
+}
+
 int
 main(void)
 {
@@ -3345,6 +3454,7 @@ main(void)
 
 	const struct CMUnitTest in_netns[] = {
 		cmocka_unit_test_setup_teardown(test_icmp_echo_netns_child, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_udp_tcp, setup, teardown),
 	};
 
 	if (getenv("STACK_TEST_IN_NETNS"))

@@ -379,7 +379,28 @@ static void flow_fields(struct line *l, const struct audit_flow *f)
 	kv_str(l, "dst", f->dst);
 	kv_u64(l, "dport", f->dport);
 	kv_str(l, "rule", f->rule);
+	kv_str(l, "name", f->name);
 	kv_str(l, "reason", f->reason);
+}
+
+static int deny_admit(struct audit *a, const char *client, uint64_t session_id, uint64_t now);
+
+void audit_dns(struct audit *a, int allow, const struct audit_dns_query *q)
+{
+	uint64_t now = a->clock(a->ctx);
+	struct line l;
+
+	if (!allow && !deny_admit(a, q->client, q->session_id, now))
+		return;
+	begin(a, &l, allow ? "dns_allow" : "dns_deny", now);
+	kv_str(&l, "client", q->client);
+	kv_str(&l, "name", q->name);
+	kv_str(&l, "qtype", q->qtype);
+	kv_str(&l, "rule", q->rule);
+	kv_str(&l, "reason", q->reason);
+	kv_str(&l, "answer", q->answer);
+	kv_sid(&l, q->session_id);
+	finish(a, &l);
 }
 
 void audit_relay_start(struct audit *a, const char *version, const char *listen,
@@ -499,38 +520,49 @@ static struct bucket *bucket_for(struct audit *a, const char *client, uint64_t n
 	return b;
 }
 
+/* 1 when a deny line (flow_deny or dns_deny) of client may be written
+ * now; else it is counted for the client's flow_deny_suppressed line. */
+static int deny_admit(struct audit *a, const char *client, uint64_t session_id, uint64_t now)
+{
+	struct bucket *b;
+
+	if (!a->deny_per_s || client == NULL)
+		return 1;
+	b = bucket_for(a, client, now);
+	if (now - b->window_start >= 1000) {
+		emit_suppressed(a, b, now);
+		b->window_start = now;
+		b->in_window = 0;
+	}
+	if (b->session_id != session_id) {
+		/* a new tunnel of the client: the old one's count is its own */
+		emit_suppressed(a, b, now);
+		b->session_id = session_id;
+	}
+	if (a->deny_global_per_s && now - a->gwindow_start >= 1000) {
+		a->gwindow_start = now;
+		a->gin_window = 0;
+	}
+	/* the client's own allowance first: a flooder that used up its
+	 * window takes nothing from the others' shared one */
+	if (b->in_window >= a->deny_per_s ||
+	    (a->deny_global_per_s && a->gin_window >= a->deny_global_per_s)) {
+		b->suppressed++;
+		a->suppressed_total++;
+		return 0;
+	}
+	b->in_window++;
+	a->gin_window++;
+	return 1;
+}
+
 void audit_flow_deny(struct audit *a, const struct audit_flow *f)
 {
 	uint64_t now = a->clock(a->ctx);
 	struct line l;
 
-	if (a->deny_per_s && f->client) {
-		struct bucket *b = bucket_for(a, f->client, now);
-		if (now - b->window_start >= 1000) {
-			emit_suppressed(a, b, now);
-			b->window_start = now;
-			b->in_window = 0;
-		}
-		if (b->session_id != f->session_id) {
-			/* a new tunnel of the client: the old one's count is its own */
-			emit_suppressed(a, b, now);
-			b->session_id = f->session_id;
-		}
-		if (a->deny_global_per_s && now - a->gwindow_start >= 1000) {
-			a->gwindow_start = now;
-			a->gin_window = 0;
-		}
-		/* the client's own allowance first: a flooder that used up its
-		 * window takes nothing from the others' shared one */
-		if (b->in_window >= a->deny_per_s ||
-		    (a->deny_global_per_s && a->gin_window >= a->deny_global_per_s)) {
-			b->suppressed++;
-			a->suppressed_total++;
-			return;
-		}
-		b->in_window++;
-		a->gin_window++;
-	}
+	if (!deny_admit(a, f->client, f->session_id, now))
+		return;
 	begin(a, &l, "flow_deny", now);
 	flow_fields(&l, f);
 	kv_sid(&l, f->session_id);

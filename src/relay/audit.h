@@ -6,7 +6,7 @@
  * relay_start, relay_stop, session_open, session_close, flow_allow,
  * flow_deny, flow_close, flow_deny_suppressed, policy_reload, tls_reload,
  * limit_hit, cert_rejected, handshake_failed (refused before a client
- * certificate), admin, audit_dropped. Lines about a session (its open and
+ * certificate), admin, audit_dropped, dns_allow, dns_deny. Lines about a session (its open and
  * close, its flows, its limits) carry "session_id": 16 hex digits, unique
  * per tunnel. Strings from peers (client IDs come from certificates) are
  * escaped; keys and payload never appear.
@@ -127,9 +127,26 @@ struct audit_flow {
 	const char *src, *dst;
 	uint16_t sport, dport;
 	const char *rule;   /* NULL: not written */
+	const char *name;   /* the DNS name the destination was learned from
+			       (a name rule matched); NULL: not written */
 	const char *reason; /* NULL: not written */
 	uint64_t bytes_up, bytes_down, duration_ms; /* flow_close only */
 };
+
+/* A query to the DNS service (issue 19): dns_allow (forwarded, or
+ * answered from the cache) or dns_deny (answered here). dns_deny lines
+ * share the client's deny window with flow_deny (summarised the same way,
+ * in flow_deny_suppressed). */
+struct audit_dns_query {
+	uint64_t session_id;
+	const char *client;
+	const char *name;   /* canonical; "" for a name no policy can name */
+	const char *qtype;  /* "A", "AAAA", "TYPE65", ... */
+	const char *rule;   /* the deciding rule, or "default"/"invalid" */
+	const char *reason; /* dns_deny: "policy", "rebinding", ...; else NULL */
+	const char *answer; /* the rcode the client got ("NXDOMAIN", ...); NULL: not written */
+};
+void audit_dns(struct audit *a, int allow, const struct audit_dns_query *q);
 
 /* The relay is up: its version, where it listens (admin_listen NULL or
  * "": not written) and its pid. */

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "masque/uri.h"
 #include "opt.h"
+#include "relay/dnssvc.h"
 #include "zg_err.h"
 
 enum opt_type {
@@ -88,6 +89,13 @@ static const struct opt opts[] = {
 	DUR("timeouts.drain_grace", drain_grace_ms, 0, UINT32_MAX, "30s", "on SIGTERM, wait this long for tunnels to end"),
 	LIST("dns.resolvable", dns_resolvable, "", "DNS-name targets that may be resolved: names, or .suffix for every name under it; empty = any name"),
 	U32("dns.resolutions_per_minute", dns_per_min, 1, 100000, "60", "DNS-name targets one client may have resolved per minute"),
+	STR("dns.service", dns_service, "on", "the DNS service on the pool's gateway addresses (UDP and TCP port 53, inside the tunnel): on or off"),
+	LIST("dns.upstreams", dns_upstreams, "", "resolvers the DNS service asks (address or [address]:port); empty = the nameservers of /etc/resolv.conf"),
+	STR("dns.deny_answer", dns_deny_answer, "nxdomain", "answer to a name no allow rule of the client names: nxdomain or refused"),
+	DUR("dns.ttl_floor", dns_ttl_floor_ms, 1000, 86400000, "30s", "an address learned from an answer stays bound to its name at least this long"),
+	DUR("dns.ttl_cap", dns_ttl_cap_ms, 1000, 604800000, "1h", "and at most this long, whatever the record's TTL"),
+	U32("dns.max_learned_routes", dns_max_learned_routes, 0, 100000, "256", "addresses learned from answers (bound and routed) per client; more are not bound (zgate_dns_learned_cap_hits_total)"),
+	U32("dns.cache_entries", dns_cache_entries, 0, 1000000, "10000", "answers the DNS service keeps (by name and type, for their TTL); 0 = no cache"),
 	U32("ops.max_connections", ops_max_conns, 1, 10000, "64", "ops connections at once; more get 503"),
 	DUR("ops.timeout", ops_timeout_ms, 100, 600000, "5s", "an ops client must send its request (and take the answer) within"),
 	STR("admin.token_file", admin_token_file, "",
@@ -717,6 +725,25 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		zg_seterr(err, errlen, "tls.identity: \"%s\" is neither cn nor san_uri", cfg->tls_identity);
 		return ZG_ERR_CONFIG;
 	}
+	if (strcmp(cfg->dns_service, "on") != 0 && strcmp(cfg->dns_service, "off") != 0) {
+		zg_seterr(err, errlen, "dns.service: \"%s\" is neither on nor off", cfg->dns_service);
+		return ZG_ERR_CONFIG;
+	}
+	if (strcmp(cfg->dns_deny_answer, "nxdomain") != 0 && strcmp(cfg->dns_deny_answer, "refused") != 0) {
+		zg_seterr(err, errlen, "dns.deny_answer: \"%s\" is neither nxdomain nor refused",
+			  cfg->dns_deny_answer);
+		return ZG_ERR_CONFIG;
+	}
+	if (cfg->dns_upstreams[0] != '\0') {
+		struct dnssvc_config dc;
+		if (dnssvc_parse_upstreams(&dc, cfg->dns_upstreams, "", err, errlen) != 0)
+			return ZG_ERR_CONFIG;
+	}
+	if (cfg->dns_ttl_floor_ms > cfg->dns_ttl_cap_ms) {
+		zg_seterr(err, errlen, "dns.ttl_floor: %u ms is above dns.ttl_cap (%u ms)",
+			  cfg->dns_ttl_floor_ms, cfg->dns_ttl_cap_ms);
+		return ZG_ERR_CONFIG;
+	}
 	if (check_hostport(cfg->listen) != 0) {
 		zg_seterr(err, errlen, "listen: \"%s\" is not host:port (e.g. 0.0.0.0:4433 or [::]:4433)", cfg->listen);
 		return ZG_ERR_CONFIG;
@@ -844,6 +871,16 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 				 "audit         %u flow_deny lines/s per client%s, buffer %u KiB\n",
 				 c->audit_deny_per_s, c->audit_deny_per_s ? "" : " (0: all)",
 				 c->audit_buffer_kib);
+		if (a < 0)
+			return off;
+		off += (size_t)a;
+		/* issue 19 */
+		a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+			     "dns service   %s, upstreams %s, deny %s, ttl %ums..%ums, %u learned routes/client, "
+			     "cache %u\n",
+			     c->dns_service, c->dns_upstreams[0] ? c->dns_upstreams : "(resolv.conf)",
+			     c->dns_deny_answer, c->dns_ttl_floor_ms, c->dns_ttl_cap_ms,
+			     c->dns_max_learned_routes, c->dns_cache_entries);
 		return a < 0 ? off : off + (size_t)a;
 	}
 }

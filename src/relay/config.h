@@ -31,6 +31,13 @@ struct relay_config {
 	char ops_listen[CONFIG_PATH_MAX];  /* host:port for HTTP ops */
 	char dns_resolvable[CONFIG_PATH_MAX]; /* "a.example, .corp.example"; "" = any */
 	uint32_t dns_per_min;              /* resolutions per client per minute */
+	/* the DNS service on the gateway addresses (issue 19, names.h) */
+	char dns_service[8];               /* "on" or "off" */
+	char dns_upstreams[CONFIG_PATH_MAX]; /* "a[:port], ..."; "" = resolv.conf */
+	char dns_deny_answer[16];          /* "nxdomain" or "refused" */
+	uint32_t dns_ttl_floor_ms, dns_ttl_cap_ms; /* bindings last at least/most */
+	uint32_t dns_max_learned_routes;   /* per client */
+	uint32_t dns_cache_entries;
 	uint32_t ops_max_conns;            /* ops connections at once */
 	uint32_t ops_timeout_ms;           /* ops request/answer deadline */
 	char admin_token_file[CONFIG_PATH_MAX]; /* "" = no admin endpoint */

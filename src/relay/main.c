@@ -36,6 +36,7 @@
 #include "relay/config.h"
 #include "relay/ipam.h"
 #include "relay/dnsgate.h"
+#include "relay/dnssvc.h"
 #include "relay/fdlimit.h"
 #include "relay/localaddr.h"
 #include "relay/metrics.h"
@@ -54,6 +55,7 @@ struct relay {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct dnsgate *dnsgate; /* which names, how often (16.8b) */
+	struct dnssvc *dnssvc;   /* the DNS service in the tunnel (issue 19) */
 	WOLFSSL_CTX *tls;
 	struct policy *policy;
 	struct ipam *ipam;
@@ -307,6 +309,18 @@ static void h_audit_close(void *ctx, const struct session *s, uint64_t duration_
 			    s->bytes_down, token);
 }
 
+/* issue 19: the DNS service's address and the addresses its answers
+ * taught, for a client the policy gives ranges or names. */
+static size_t h_extra_routes(void *ctx, const char *id, int has_routes, struct cip_route *out,
+			     size_t cap)
+{
+	struct relay *r = ctx;
+
+	if (!has_routes && !policy_client_has_names(r->policy, id))
+		return 0;
+	return dnssvc_routes(r->dnssvc, id, out, cap);
+}
+
 static uint64_t h_now_ms(void *ctx)
 {
 	(void)ctx;
@@ -335,6 +349,7 @@ static void sessions_init(struct relay *r)
 		.audit_open = h_audit_open,
 		.audit_close = h_audit_close,
 		.now_ms = h_now_ms,
+		.extra_routes = h_extra_routes,
 	};
 	uint64_t key;
 
@@ -472,7 +487,9 @@ static enum stack_verdict decide(const struct relay *r, const struct stack_flow_
 	pf.proto = f->proto;
 	pf.sport = f->sport;
 	pf.dport = f->dport;
-	policy_eval(r->policy, f->client_id, &pf, &v);
+	/* issue 19: a destination learned from an allowed answer */
+	const struct names_binding *b = dnssvc_binding(r->dnssvc, f->client_id, &f->dst);
+	policy_eval_bound(r->policy, f->client_id, &pf, b ? b->rule : NULL, &v);
 	*prule = v.rule_id;
 	return v.action == POLICY_ALLOW ? STACK_ALLOW : STACK_DENY;
 }
@@ -526,6 +543,11 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 	af.dport = ev->flow.dport;
 	af.rule = ev->rule_id && ev->rule_id[0] ? ev->rule_id : NULL;
 	af.reason = ev->reason && ev->reason[0] ? ev->reason : NULL;
+	if (af.rule != NULL) {
+		const struct names_binding *b = dnssvc_binding(r->dnssvc, af.client, &ev->flow.dst);
+		if (b != NULL && strcmp(b->rule, af.rule) == 0)
+			af.name = b->name;
+	}
 	af.bytes_up = ev->bytes_up;
 	af.bytes_down = ev->bytes_down;
 	af.duration_ms = ev->duration_ms;
@@ -599,6 +621,10 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	v.audit_lines = audit_lines(r->audit);
 	v.audit_suppressed = audit_suppressed(r->audit);
 	v.audit_dropped = audit_dropped(r->audit);
+	if (r->dnssvc != NULL) {
+		v.has_dnssvc = 1;
+		dnssvc_get_counts(r->dnssvc, &v.dnssvc);
+	}
 	(void)metrics_write(b, &v);
 	if (r->admin_ops != NULL)
 		ops_admin_metrics(r->admin_ops, b);
@@ -1081,6 +1107,63 @@ static void audit_stop(struct relay *r)
 	r->ev_audit_w = NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* the DNS service (issue 19, dnssvc.h)                               */
+
+static const struct policy *names_policy(void *ctx)
+{
+	return ((const struct relay *)ctx)->policy;
+}
+
+static uint64_t names_sid(void *ctx, const void *sess)
+{
+	(void)ctx;
+	return sess != NULL ? ((const struct session *)sess)->sid : 0;
+}
+
+/* A complete new advertisement for client's session (C07: it supersedes
+ * the previous one). */
+static void names_routes_changed(void *ctx, const char *client)
+{
+	struct relay *r = ctx;
+	struct session *s = session_by_id(&r->st, client);
+	size_t n = 0;
+
+	if (s == NULL || s->state != SESSION_OPEN || !masque_conn_is_open(s->c))
+		return;
+	if (session_routes(&r->st, s, r->routes, &n) == 0 && n > 0 &&
+	    masque_conn_send_routes(s->c, r->routes, n) != 0)
+		log_warnx("%s: cannot send the routes learned from DNS answers", s->id);
+}
+
+static int names_start(struct relay *r, char *err, size_t errlen)
+{
+	struct dnssvc_hooks h = { r, names_policy, names_routes_changed, names_sid, NULL };
+	struct dnssvc_config dc;
+	uint8_t a[16];
+	int rv;
+
+	if (strcmp(r->cfg.dns_service, "on") != 0)
+		return 0;
+	rv = dnssvc_config_build(&dc, &r->cfg, "/etc/resolv.conf", err, errlen);
+	if (rv != 0)
+		return rv;
+	for (uint8_t v = 4; v <= 6; v += 2) {
+		if (ipam_gateway(r->ipam, v, a) != 0)
+			continue;
+		dc.gw[dc.n_gw].version = v;
+		memcpy(dc.gw[dc.n_gw++].a, a, 16);
+	}
+	rv = dnssvc_new(r->base, r->stack, r->audit, &dc, &h, &r->dnssvc);
+	if (rv != 0) {
+		(void)snprintf(err, errlen, "cannot start the DNS service: %s", zg_strerror(rv));
+		return rv;
+	}
+	log_info("DNS service on the gateway address(es), port 53, forwarding to %zu upstream(s)",
+		 dc.n_upstreams);
+	return 0;
+}
+
 static int start(struct relay *r, char *err, size_t errlen)
 {
 	struct stack_config sc;
@@ -1175,6 +1258,8 @@ static int start(struct relay *r, char *err, size_t errlen)
 			       zg_strerror(rv));
 		return rv;
 	}
+	if ((rv = names_start(r, err, errlen)) != 0)
+		return rv;
 	/* before the first tunnel: the host's addresses, then every change */
 	if (localaddr_new(r->base, 30000, on_local_addrs, r, &r->local) != 0)
 		log_warnx("the relay's own addresses are not forbidden destinations");
@@ -1234,6 +1319,8 @@ static void shutdown_all(struct relay *r)
 	r->local = NULL;
 	watch_del(r->watch);
 	r->watch = NULL;
+	dnssvc_free(r->dnssvc);
+	r->dnssvc = NULL;
 	if (r->stack != NULL)
 		stack_del(r->stack);
 	if (r->dns != NULL)

@@ -332,6 +332,37 @@ static void audit_and_process(struct mw *w, const struct metrics_values *v)
 	}
 }
 
+static void dns_service(struct mw *w, const struct metrics_values *v)
+{
+	const struct dnssvc_counts *d = &v->dnssvc;
+
+	if (!v->has_dnssvc)
+		return;
+	BY(w, "zgate_dns_service_queries_total", "counter",
+	   "Queries to the DNS service in the tunnel, by result: allowed (forwarded or from the "
+	   "cache), denied (no allow rule names it), rebinding (an answer held a never-reachable "
+	   "address), servfail (no upstream answered), overload (too many in flight), malformed.",
+	   "result", L("allowed", "denied", "rebinding", "servfail", "overload", "malformed"),
+	   d->allowed, d->denied, d->rebinding, d->servfail, d->overload, d->malformed);
+	one(w, "zgate_dns_service_cache_hits_total", "counter",
+	    "Allowed queries answered from the cache.", d->cache_hits);
+	one(w, "zgate_dns_service_cache_entries", "gauge", "Answers in the cache now.",
+	    d->cache_entries);
+	one(w, "zgate_dns_service_upstream_tcp_total", "counter",
+	    "Queries asked again over TCP because the UDP answer was truncated.", d->upstream_tcp);
+	histo(w, "zgate_dns_service_upstream_seconds",
+	      "Upstream resolvers: query sent to answer received.", &d->upstream);
+	one(w, "zgate_dns_learned_bindings", "gauge",
+	    "Addresses bound now to a client, a name and its rule (learned from answers).",
+	    d->names.bindings);
+	BY(w, "zgate_dns_learned_bindings_total", "counter",
+	   "Bindings made (learned) and ended (expired, their TTL ran out).",
+	   "event", L("learned", "expired"), d->names.learned, d->names.expired);
+	one(w, "zgate_dns_learned_cap_hits_total", "counter",
+	    "Addresses not bound because the client had dns.max_learned_routes already.",
+	    d->names.cap_hits);
+}
+
 int metrics_write(struct evbuffer *b, const struct metrics_values *v)
 {
 	struct mw w = { b, 0 };
@@ -343,6 +374,7 @@ int metrics_write(struct evbuffer *b, const struct metrics_values *v)
 	pool_and_reloads(&w, v);
 	quic(&w, v);
 	audit_and_process(&w, v);
+	dns_service(&w, v);
 	return w.err;
 }
 

@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 
 #include "masque/masque.h"
+#include "relay/dnssvc.h"
 #include "stack.h"
 
 struct metrics_values {
@@ -51,6 +52,10 @@ struct metrics_values {
 	uint64_t tls_reload_ok, tls_reload_error;
 	uint64_t closed_revoked, closed_policy, flows_closed_policy;
 	uint64_t audit_lines, audit_suppressed, audit_dropped;
+	/* the DNS service (issue 19); has_dnssvc 0: dns.service off, the
+	 * zgate_dns_service_* families are not written */
+	int has_dnssvc;
+	struct dnssvc_counts dnssvc;
 };
 
 /* Appends the exposition of v to b: every family with its HELP and TYPE

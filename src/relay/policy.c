@@ -31,12 +31,20 @@ struct portrange {
 	uint16_t lo, hi;
 };
 
+struct pname { /* a destination DNS name */
+	char *name; /* canonical, without the "*." of a wildcard */
+	uint8_t wild;
+};
+
 struct rule {
 	char id[POLICY_ID_MAX];
 	enum policy_action action;
 	uint8_t protos; /* PROTO_* mask */
+	uint8_t all_family; /* destinations include 0.0.0.0/0 or ::/0 */
 	struct prange *dst;
 	size_t ndst;
+	struct pname *names;
+	size_t nnames;
 	struct portrange *ports; /* none = every port */
 	size_t nports;
 };
@@ -45,6 +53,16 @@ struct client {
 	char id[POLICY_ID_MAX];
 	struct rule *rules;
 	size_t nrules;
+	size_t catchall; /* first rule with all_family, or nrules */
+};
+
+/* The name index: open addressing over (client, wild, name) -> first rule
+ * that names it; lookups probe the name and each suffix of it. */
+struct nent {
+	uint64_t h;
+	const char *name; /* NULL: empty slot */
+	uint32_t client, rule;
+	uint8_t wild;
 };
 
 struct policy {
@@ -52,6 +70,9 @@ struct policy {
 	struct client *clients; /* sorted by id */
 	size_t nclients;
 	size_t nrules;
+	size_t nnames;
+	struct nent *ntab;
+	size_t ntab_mask; /* size - 1; size a power of two */
 };
 
 /* ---------------------------------------------------------------- parsing */
@@ -206,6 +227,9 @@ static int valid_id(const char *s)
 static void free_rules(struct rule *r, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < r[i].nnames; j++)
+			free(r[i].names[j].name);
+		free(r[i].names);
 		free(r[i].dst);
 		free(r[i].ports);
 	}
@@ -234,6 +258,116 @@ static int seq_scalar(struct pctx *c, yaml_node_t *v, const char *field, size_t 
 		return perr(c, v, f2, "broken list");
 	*pit = it;
 	return want(c, it, YAML_SCALAR_NODE, f2);
+}
+
+static int is_ldh(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+}
+
+int policy_name_canon(const char *in, int wildcard, char *out, const char **why)
+{
+	size_t n = strlen(in), o = 0, label = 0;
+	const char *s = in;
+
+	if (n > 0 && in[n - 1] == '.')
+		n--; /* the root label */
+	if (wildcard && n >= 2 && s[0] == '*' && s[1] == '.') {
+		out[o++] = '*';
+		out[o++] = '.';
+		s += 2;
+		n -= 2;
+	}
+	if (n == 0) {
+		*why = "is empty";
+		return -1;
+	}
+	if (n > 253) {
+		*why = "is longer than 253 bytes (RFC 1035)";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x80) {
+			*why = "has non-ASCII characters; write an internationalised name as IDNA A-labels (xn--...)";
+			return -1;
+		}
+		if (ch == '.') {
+			if (label == 0) {
+				*why = "has an empty label";
+				return -1;
+			}
+			if (out[o - 1] == '-') {
+				*why = "has a label ending in '-'";
+				return -1;
+			}
+			label = 0;
+			out[o++] = '.';
+			continue;
+		}
+		ch = (unsigned char)tolower(ch);
+		if (ch == '*') {
+			*why = wildcard ? "has '*' other than as a whole first label \"*.\"" : "has '*'";
+			return -1;
+		}
+		if (!is_ldh(ch)) {
+			*why = "has a character other than letters, digits, '-', '_' and '.'";
+			return -1;
+		}
+		if (label == 0 && ch == '-') {
+			*why = "has a label starting with '-'";
+			return -1;
+		}
+		if (++label > 63) {
+			*why = "has a label longer than 63 bytes (RFC 1035)";
+			return -1;
+		}
+		out[o++] = (char)ch;
+	}
+	if (label == 0) { /* "a.." : a trailing empty label besides the root */
+		*why = "has an empty label";
+		return -1;
+	}
+	if (out[o - 1] == '-') {
+		*why = "has a label ending in '-'";
+		return -1;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* One destinations entry: a CIDR (has a '/'), else a name or "*.suffix". */
+static int parse_destination(struct pctx *c, yaml_node_t *it, const char *f2, struct rule *ru)
+{
+	const char *s = scalar(it), *why = NULL;
+	char canon[POLICY_NAME_MAX + 2];
+	uint8_t probe[16];
+
+	if (strchr(s, '/') != NULL) {
+		struct prange *d = &ru->dst[ru->ndst];
+		int pr = parse_cidr(s, d);
+		if (pr == -2)
+			return perr(c, it, f2, "\"%s\" has host bits set beyond its prefix length", s);
+		if (pr != 0)
+			return perr(c, it, f2, "\"%s\" is not an IPv4 or IPv6 CIDR (e.g. 203.0.113.0/24, 2001:db8::/32)",
+				    s);
+		if (d->lo == 0 && d->hi == (d->version == 4 ? ((u128)1 << 32) - 1 : ~(u128)0))
+			ru->all_family = 1;
+		ru->ndst++;
+		return 0;
+	}
+	if (inet_pton(AF_INET, s, probe) == 1 || inet_pton(AF_INET6, s, probe) == 1)
+		return perr(c, it, f2, "\"%s\" is an address: expected a CIDR (e.g. %s/%d) or a name", s,
+			    s, strchr(s, ':') ? 128 : 32);
+	if (strlen(s) > POLICY_NAME_MAX + 1 || policy_name_canon(s, 1, canon, &why) != 0)
+		return perr(c, it, f2, "\"%s\" %s: expected a CIDR, a DNS name (portal.example) or "
+			    "\"*.\" and a name (*.example)", s, why ? why : "is too long");
+	struct pname *pn = &ru->names[ru->nnames];
+	pn->wild = canon[0] == '*';
+	if (!(pn->name = strdup(pn->wild ? canon + 2 : canon)))
+		return ZG_ERR_NOMEM;
+	ru->nnames++;
+	return 0;
 }
 
 static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct rule *ru)
@@ -280,22 +414,18 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 			if ((r = seq_len(c, v, field, &cnt)) != 0)
 				return r;
 			if (cnt == 0)
-				return perr(c, v, field, "needs at least one CIDR (use 0.0.0.0/0 and ::/0 for everything)");
-			if (!(ru->dst = calloc(cnt, sizeof(*ru->dst))))
+				return perr(c, v, field, "needs at least one CIDR or name (use 0.0.0.0/0 and ::/0 for everything)");
+			if (!(ru->dst = calloc(cnt, sizeof(*ru->dst))) ||
+			    !(ru->names = calloc(cnt, sizeof(*ru->names))))
 				return ZG_ERR_NOMEM;
 			for (size_t i = 0; i < cnt; i++) {
 				yaml_node_t *it;
 				char f2[192];
 				if ((r = seq_scalar(c, v, field, i, f2, sizeof(f2), &it)) != 0)
 					return r;
-				int pr = parse_cidr(scalar(it), &ru->dst[i]);
-				if (pr == -2)
-					return perr(c, it, f2, "\"%s\" has host bits set beyond its prefix length", scalar(it));
-				if (pr != 0)
-					return perr(c, it, f2, "\"%s\" is not an IPv4 or IPv6 CIDR (e.g. 203.0.113.0/24, 2001:db8::/32)",
-						    scalar(it));
+				if ((r = parse_destination(c, it, f2, ru)) != 0)
+					return r;
 			}
-			ru->ndst = cnt;
 			have_dst = 1;
 		} else if (strcmp(key, "protocols") == 0) {
 			if ((r = seq_len(c, v, field, &cnt)) != 0)
@@ -378,6 +508,7 @@ static int parse_client(struct pctx *c, yaml_node_t *k, yaml_node_t *v, struct c
 			return r;
 		if (cl->rules)
 			return perr(c, rk, rf, "given twice");
+		cl->catchall = cnt;
 		if (cnt && !(cl->rules = calloc(cnt, sizeof(*cl->rules))))
 			return ZG_ERR_NOMEM;
 		for (size_t i = 0; i < cnt; i++) {
@@ -392,6 +523,8 @@ static int parse_client(struct pctx *c, yaml_node_t *k, yaml_node_t *v, struct c
 			for (size_t j = 0; j < i; j++)
 				if (strcmp(cl->rules[j].id, cl->rules[i].id) == 0)
 					return perr(c, it, w, "rule id \"%s\" is used twice in this client", cl->rules[i].id);
+			if (cl->rules[i].all_family && cl->catchall == cnt)
+				cl->catchall = i;
 		}
 	}
 	return 0;
@@ -400,6 +533,77 @@ static int parse_client(struct pctx *c, yaml_node_t *k, yaml_node_t *v, struct c
 static int client_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct client *)a)->id, ((const struct client *)b)->id);
+}
+
+/* Names hash from their last byte to their first, so that one pass over a
+ * query name yields the hash of every suffix (name_hash_fin at each dot). */
+static uint64_t name_hash_step(uint64_t h, char ch)
+{
+	return (h ^ (unsigned char)ch) * 0x100000001b3ull;
+}
+
+static uint64_t name_hash_fin(uint64_t h, uint32_t client, uint8_t wild)
+{
+	h ^= ((uint64_t)client << 1) ^ wild;
+	h ^= h >> 29;
+	return h * 0xbf58476d1ce4e5b9ull;
+}
+
+#define NAME_HASH_INIT 0xcbf29ce484222325ull
+
+static uint64_t name_hash(const char *s, size_t n, uint32_t client, uint8_t wild)
+{
+	uint64_t h = NAME_HASH_INIT;
+
+	while (n-- > 0)
+		h = name_hash_step(h, s[n]);
+	return name_hash_fin(h, client, wild);
+}
+
+/* The slot holding (client, wild, s[0..n)), or the empty slot it would go in. */
+static struct nent *name_slot(const struct policy *p, uint64_t h, const char *s, size_t n,
+			      uint32_t client, uint8_t wild)
+{
+	for (size_t i = (size_t)h & p->ntab_mask;; i = (i + 1) & p->ntab_mask) {
+		struct nent *e = &p->ntab[i];
+		if (e->name == NULL ||
+		    (e->h == h && e->client == client && e->wild == wild &&
+		     strncmp(e->name, s, n) == 0 && e->name[n] == '\0'))
+			return e;
+	}
+}
+
+/* Indexes every rule name; the first rule naming a (client, name) wins. */
+static int build_name_index(struct policy *p)
+{
+	size_t total = 0, size = 16;
+
+	for (size_t c = 0; c < p->nclients; c++)
+		for (size_t r = 0; r < p->clients[c].nrules; r++)
+			total += p->clients[c].rules[r].nnames;
+	p->nnames = total;
+	if (total == 0)
+		return 0;
+	while (size < total * 2)
+		size <<= 1;
+	if (!(p->ntab = calloc(size, sizeof(*p->ntab))))
+		return ZG_ERR_NOMEM;
+	p->ntab_mask = size - 1;
+	for (size_t c = 0; c < p->nclients; c++) {
+		const struct client *cl = &p->clients[c];
+		for (size_t r = 0; r < cl->nrules; r++) {
+			for (size_t j = 0; j < cl->rules[r].nnames; j++) {
+				const struct pname *pn = &cl->rules[r].names[j];
+				size_t n = strlen(pn->name);
+				uint64_t h = name_hash(pn->name, n, (uint32_t)c, pn->wild);
+				struct nent *e = name_slot(p, h, pn->name, n, (uint32_t)c, pn->wild);
+				if (e->name != NULL)
+					continue;
+				*e = (struct nent){ h, pn->name, (uint32_t)c, (uint32_t)r, pn->wild };
+			}
+		}
+	}
+	return 0;
 }
 
 static int parse_doc(struct pctx *c, struct policy *p)
@@ -463,7 +667,7 @@ static int parse_doc(struct pctx *c, struct policy *p)
 		return perr(c, root, "version", "missing (expected version: 1)");
 	if (p->nclients)
 		qsort(p->clients, p->nclients, sizeof(*p->clients), client_cmp);
-	return 0;
+	return build_name_index(p);
 }
 
 void policy_free(struct policy *p)
@@ -473,6 +677,7 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->nclients; i++)
 		free_rules(p->clients[i].rules, p->clients[i].nrules);
 	free(p->clients);
+	free(p->ntab);
 	free(p);
 }
 
@@ -578,7 +783,7 @@ static u128 load_addr(const uint8_t *a, uint8_t version)
 	return v;
 }
 
-static int rule_matches(const struct rule *ru, const struct policy_flow *f, u128 dst)
+static int rule_matches(const struct rule *ru, const struct policy_flow *f, u128 dst, int bound)
 {
 	uint8_t pbit;
 	int ok = 0;
@@ -600,6 +805,7 @@ static int rule_matches(const struct rule *ru, const struct policy_flow *f, u128
 	}
 	if (pbit ? !(ru->protos & pbit) : ru->protos != PROTO_ANY)
 		return 0;
+	ok = bound;
 	for (size_t i = 0; i < ru->ndst && !ok; i++)
 		ok = ru->dst[i].version == f->version && dst >= ru->dst[i].lo && dst <= ru->dst[i].hi;
 	if (!ok)
@@ -617,12 +823,22 @@ static int rule_matches(const struct rule *ru, const struct policy_flow *f, u128
 void policy_eval(const struct policy *p, const char *client_id,
 		 const struct policy_flow *flow, struct policy_verdict *out)
 {
+	policy_eval_bound(p, client_id, flow, NULL, out);
+}
+
+void policy_eval_bound(const struct policy *p, const char *client_id,
+		       const struct policy_flow *flow, const char *bound_rule,
+		       struct policy_verdict *out)
+{
 	const struct client *cl = find_client(p, client_id);
 	u128 dst = load_addr(flow->dst, flow->version);
 
 	if (cl) {
 		for (size_t i = 0; i < cl->nrules; i++) {
-			if (rule_matches(&cl->rules[i], flow, dst)) {
+			const struct rule *ru = &cl->rules[i];
+			int bound = bound_rule != NULL && ru->nnames != 0 &&
+				    strcmp(ru->id, bound_rule) == 0;
+			if (rule_matches(ru, flow, dst, bound)) {
 				out->action = cl->rules[i].action;
 				out->rule_id = cl->rules[i].id;
 				return;
@@ -631,6 +847,92 @@ void policy_eval(const struct policy *p, const char *client_id,
 	}
 	out->action = p->def;
 	out->rule_id = "default";
+}
+
+enum policy_action policy_eval_name(const struct policy *p, const char *client_id,
+				    const char *name, const char **prule_id)
+{
+	const struct client *cl = find_client(p, client_id);
+	char canon[POLICY_NAME_MAX + 2];
+	const char *why;
+	size_t best, n;
+	uint32_t ci;
+
+	if (strlen(name) > POLICY_NAME_MAX || policy_name_canon(name, 0, canon, &why) != 0) {
+		*prule_id = "invalid";
+		return POLICY_DENY;
+	}
+	if (cl == NULL) {
+		*prule_id = "default";
+		return p->def;
+	}
+	best = cl->catchall;
+	ci = (uint32_t)(cl - p->clients);
+	n = strlen(canon);
+	if (p->ntab != NULL) {
+		uint64_t h = NAME_HASH_INIT;
+		struct nent *e;
+		for (size_t i = n; i-- > 0;) {
+			if (canon[i] == '.') {
+				/* h covers canon[i+1..n): the suffix a wildcard names */
+				const char *suf = canon + i + 1;
+				e = name_slot(p, name_hash_fin(h, ci, 1), suf, n - i - 1, ci, 1);
+				if (e->name && e->rule < best)
+					best = e->rule;
+			}
+			h = name_hash_step(h, canon[i]);
+		}
+		e = name_slot(p, name_hash_fin(h, ci, 0), canon, n, ci, 0);
+		if (e->name && e->rule < best)
+			best = e->rule;
+	}
+	if (best < cl->nrules) {
+		*prule_id = cl->rules[best].id;
+		return cl->rules[best].action;
+	}
+	*prule_id = "default";
+	return p->def;
+}
+
+int policy_client_domains(const struct policy *p, const char *client_id,
+			  char out[][POLICY_NAME_MAX], size_t max, size_t *pn)
+{
+	const struct client *cl = find_client(p, client_id);
+	size_t n = 0;
+
+	*pn = 0;
+	for (size_t r = 0; cl && r < cl->nrules; r++) {
+		const struct rule *ru = &cl->rules[r];
+		if (ru->action != POLICY_ALLOW)
+			continue;
+		for (size_t j = 0; j < ru->nnames; j++) {
+			size_t k;
+			for (k = 0; k < n && strcmp(out[k], ru->names[j].name) != 0; k++)
+				;
+			if (k < n)
+				continue;
+			if (n == max)
+				return ZG_ERR_TOO_LARGE;
+			(void)snprintf(out[n++], POLICY_NAME_MAX, "%s", ru->names[j].name);
+		}
+	}
+	*pn = n;
+	return 0;
+}
+
+int policy_client_has_names(const struct policy *p, const char *client_id)
+{
+	const struct client *cl = find_client(p, client_id);
+
+	for (size_t r = 0; cl && r < cl->nrules; r++)
+		if (cl->rules[r].action == POLICY_ALLOW && cl->rules[r].nnames > 0)
+			return 1;
+	return 0;
+}
+
+size_t policy_name_count(const struct policy *p)
+{
+	return p->nnames;
 }
 
 /* ---------------------------------------------------------------- routes */

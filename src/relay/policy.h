@@ -11,11 +11,24 @@
  *           destinations: ["203.0.113.0/24", "2001:db8::/32"]
  *           protocols: [tcp, udp]   # tcp | udp | icmp | any (default any)
  *           ports: ["443", "8000-8100"]   # default all; tcp/udp only
+ *         - id: allow-emr
+ *           action: allow
+ *           destinations: ["portal.lab.example", "*.emr-vendor.example"]
+ *
+ * A destination is a CIDR, an exact DNS name, or "*.suffix": every name
+ * below suffix, not suffix itself. Names are stored lower-case without a
+ * trailing dot; labels are LDH (letters, digits, '-', '_', no leading or
+ * trailing '-'), 1-63 bytes, 253 in all; internationalised names must be
+ * written as IDNA A-labels ("xn--..."), other non-ASCII is refused. A name
+ * matches no address by itself: the relay binds the addresses its DNS
+ * service returned for it (policy_eval_bound()).
  *
  * A loaded policy is immutable: reload builds a new one and the owner swaps
  * pointers, so evaluation never sees a half-updated policy. policy_eval()
  * allocates nothing; it runs once per new flow. Complexity: client lookup
  * O(log clients), rules scanned in order, O(rules × destinations).
+ * policy_eval_name() costs one hash probe per label of the name, whatever
+ * the number of rules or names (a table keyed by client, name or suffix).
  */
 #ifndef ZG_RELAY_POLICY_H
 #define ZG_RELAY_POLICY_H
@@ -28,6 +41,7 @@
 struct policy;
 
 #define POLICY_ID_MAX 64 /* rule and client IDs, including the NUL */
+#define POLICY_NAME_MAX 254 /* a DNS name, no trailing dot, with the NUL */
 
 enum policy_action { POLICY_DENY = 0, POLICY_ALLOW = 1 };
 
@@ -63,6 +77,40 @@ void policy_free(struct policy *p);
  * default action, rule "default"). Allocation-free. */
 void policy_eval(const struct policy *p, const char *client_id,
 		 const struct policy_flow *flow, struct policy_verdict *out);
+
+/* As policy_eval(), but a rule whose id is bound_rule (may be NULL) also
+ * matches the flow's destination: the relay found the destination in a DNS
+ * answer for one of that rule's names (its protocols and ports still
+ * apply, and earlier rules still come first). */
+void policy_eval_bound(const struct policy *p, const char *client_id,
+		       const struct policy_flow *flow, const char *bound_rule,
+		       struct policy_verdict *out);
+
+/* Decides whether client_id may resolve name (any case, trailing dot
+ * allowed): the first rule, in order, that names it (exactly, or a "*."
+ * suffix it is below) or whose destinations include a whole address
+ * family (0.0.0.0/0 or ::/0 — such a rule stands for every name); none:
+ * the default action, rule "default". An invalid name is denied with rule
+ * "invalid". Allocation-free; *prule_id lives as long as the policy. */
+enum policy_action policy_eval_name(const struct policy *p, const char *client_id,
+				    const char *name, const char **prule_id);
+
+/* The DNS domains client_id's allow rules name, for split DNS: an exact
+ * name as itself, "*.suffix" as suffix; each once, in rule order. Returns
+ * 0 with the count in *pn, or ZG_ERR_TOO_LARGE (more than max). */
+int policy_client_domains(const struct policy *p, const char *client_id,
+			  char out[][POLICY_NAME_MAX], size_t max, size_t *pn);
+
+/* 1 when an allow rule of client_id names a DNS name, else 0. */
+int policy_client_has_names(const struct policy *p, const char *client_id);
+
+/* Canonical form of a policy or query name into out (POLICY_NAME_MAX):
+ * lower-case, no trailing dot. wildcard: "*." allowed in front (kept).
+ * Returns 0, or -1 when it is not a valid name (why: a static message). */
+int policy_name_canon(const char *in, int wildcard, char *out, const char **why);
+
+/* Number of names (exact and wildcard) over all rules. */
+size_t policy_name_count(const struct policy *p);
 
 /* The destinations client_id may reach, as a valid ROUTE_ADVERTISEMENT
  * (RFC 9484 §4.7.3: sorted, no overlap, protocol-0 ranges not overlapping

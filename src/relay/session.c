@@ -218,10 +218,10 @@ int session_routes(const struct session_table *t, const struct session *s,
 	}
 	if (rv != 0)
 		return rv;
-	if (s->any_target && s->any_proto) {
-		*pn = n;
-		return 0;
-	}
+	if (t->h.extra_routes != NULL)
+		n += t->h.extra_routes(t->h.ctx, s->id, n > 0, out + n, MASQUE_MAX_ROUTES - n);
+	if (s->any_target && s->any_proto)
+		return cip_routes_normalize(out, n, MASQUE_MAX_ROUTES, pn);
 	for (i = 0; i < n; i++) {
 		struct cip_route rt = out[i];
 

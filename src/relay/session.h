@@ -119,6 +119,12 @@ struct session_hooks {
 	void (*audit_close)(void *ctx, const struct session *s, uint64_t duration_ms,
 			    const char *token);
 	uint64_t (*now_ms)(void *ctx); /* monotonic milliseconds */
+	/* Optional (may be NULL): ranges client id reaches besides the
+	 * policy's CIDRs (the DNS service's address, addresses learned from
+	 * its answers), appended to out (at most cap); returns how many.
+	 * has_routes: whether the policy gave the client any range. */
+	size_t (*extra_routes)(void *ctx, const char *id, int has_routes, struct cip_route *out,
+			       size_t cap);
 };
 
 struct session_counters {

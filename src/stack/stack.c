@@ -515,6 +515,10 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 		return;
 	}
 
+	/* the relay's own services (DNS) on the gateway addresses */
+	if (stack_service_input(st, session, client, pkt, len, &pi))
+		return;
+
 	/* (2) never-reachable destinations, the tunnel's own address */
 	if (stack_dst_forbidden(st, &pi.dst) || stack_addr_eq(&pi.dst, &pi.src)) {
 		st->cnt.drop_forbidden++;
@@ -737,6 +741,7 @@ stack_close_client(struct stack *st, const char *client_id)
 		if (f->acct != NULL && strcmp(f->acct->id, client_id) == 0)
 			flow_abort(f, "session-closed");
 	}
+	stack_service_close_client(st, client_id);
 	stack_rearm(st);
 }
 
@@ -917,6 +922,7 @@ stack_del(struct stack *st)
 		return;
 	while (st->flows != NULL)
 		flow_abort(st->flows, "shutdown");
+	stack_service_free(st);
 	while ((l = st->listeners) != NULL) {
 		st->listeners = l->next;
 		tcp_close(l->pcb);

@@ -188,6 +188,9 @@ struct stack_counters {
 	uint64_t bytes_up, bytes_down; /* payload, all flows */
 	uint64_t ping_unavailable;     /* echo refused: no ping sockets */
 	uint64_t echo_local;           /* C20: ff02::/16 echo answered here */
+	uint64_t svc_udp, svc_tcp_msgs; /* service requests received */
+	uint64_t svc_tcp_conns;         /* gauge: TCP connections to services */
+	uint64_t svc_refused;           /* connections over the per-client cap */
 	uint64_t lwip_mem_used;        /* gauge: bytes lwIP holds now */
 	/* TCP segments lwIP itself dropped: bad checksum, not acceptable
 	 * (outside the window, no pcb), no memory, other */
@@ -272,6 +275,42 @@ typedef enum stack_verdict (*stack_verdict_fn)(void *arg,
  * closed, 0 for NULL arguments. O(flows). */
 size_t stack_reevaluate(struct stack *st, stack_verdict_fn fn, void *arg,
 			const char *reason);
+
+/* ---------------------------------------------------------------- services
+ * A service answers, in process, one port on a few addresses of the pool
+ * (the gateway addresses) for UDP and TCP: the DNS service. No host socket
+ * is involved. A UDP datagram is one request; over TCP, requests and
+ * replies are framed by a 2-byte big-endian length (RFC 1035 4.2.2, RFC
+ * 7766). Service traffic is exempt from the policy and from the
+ * never-reachable set (the pool), and is no flow: it counts against no
+ * flow limit, but a client holds at most STACK_SVC_TCP_PER_CLIENT TCP
+ * connections to it (more are reset), each closed after
+ * STACK_SVC_TCP_IDLE_MS without a request. */
+#define STACK_SVC_MAX_ADDRS 4
+#define STACK_SVC_TCP_PER_CLIENT 8
+#define STACK_SVC_TCP_IDLE_MS 10000
+#define STACK_SVC_MAX_MSG 65535
+
+/* A request for the service. conn is 0 for UDP, else the TCP connection;
+ * flow is valid during the call only. The service answers, now or later,
+ * with stack_service_reply(), or not at all. */
+typedef void (*stack_service_fn)(void *ctx, const struct stack_flow_info *flow,
+				 uint64_t conn, const uint8_t *msg, size_t len);
+
+/* Serves port on addrs[0..n) (n <= STACK_SVC_MAX_ADDRS) with fn; n == 0
+ * stops the service (its TCP connections are reset). Returns 0,
+ * ZG_ERR_INVAL, or ZG_ERR_NOMEM (no lwIP listener). */
+int stack_service_set(struct stack *st, const struct stack_addr *addrs, size_t n,
+		      uint16_t port, stack_service_fn fn, void *ctx);
+
+/* Answers the request flow (as given to the service function) with msg:
+ * a UDP datagram from flow->dst:dport to flow->src:sport, or, for conn,
+ * one framed message on that TCP connection. Returns 0, ZG_ERR_NOTFOUND (the
+ * connection closed meanwhile), ZG_ERR_TOO_LARGE (a datagram over the
+ * tunnel MTU, a message over STACK_SVC_MAX_MSG) or ZG_ERR_LIMIT (the
+ * connection's send buffer is full). */
+int stack_service_reply(struct stack *st, const struct stack_flow_info *flow, uint64_t conn,
+			const uint8_t *msg, size_t len);
 
 /* Copies the counters. */
 void stack_get_counters(const struct stack *st, struct stack_counters *pc);

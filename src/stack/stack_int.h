@@ -72,6 +72,35 @@ struct stack_listener {
 	uint32_t refs;
 };
 
+/* A TCP connection to a service (service.c). */
+struct svc_conn {
+	struct svc_conn *next;
+	struct stack *st;
+	struct tcp_pcb *pcb;
+	uint64_t id;
+	void *session;
+	struct stack_flow_info fi; /* src = the client, dst = the service */
+	char client[STACK_ID_MAX];
+	uint64_t last_ms;
+	size_t have;               /* bytes of the message being read */
+	uint8_t buf[2 + STACK_SVC_MAX_MSG];
+};
+
+struct stack_service {
+	struct stack_addr addrs[STACK_SVC_MAX_ADDRS];
+	size_t n;
+	uint16_t port;
+	stack_service_fn fn;
+	void *ctx;
+	struct tcp_pcb *listen[STACK_SVC_MAX_ADDRS]; /* one per address */
+	struct svc_conn *conns;
+	uint64_t next_id;
+	/* the client whose packet is in lwIP now (stack_service_input) */
+	const struct stack_client *cur;
+	void *cur_session;
+	int in_input; /* inside stack_service_input: do not re-arm */
+};
+
 #define STACK_FLOW_BUCKETS 16384 /* power of two */
 #define STACK_ACCT_BUCKETS 1024  /* power of two */
 #define STACK_BUF 65536
@@ -108,6 +137,7 @@ struct stack {
 	uint64_t last_sweep_ms; /* when flow_sweep() last ran */
 	uint64_t sweep_due;     /* no flow times out before this */
 	uint64_t armed_ms;      /* tick_ev's deadline; STACK_NEVER if idle */
+	struct stack_service svc;
 	uint8_t buf[STACK_BUF];  /* host-socket reads */
 	uint8_t obuf[STACK_BUF]; /* packets built toward clients */
 };
@@ -148,6 +178,14 @@ int stack_limit_audit_ok(struct stack *st, const char *client_id);
 /* SipHash-2-4 keyed by st->hash_key (stack_hash.c). */
 uint64_t stack_siphash(const uint8_t key[16], const void *data, size_t len);
 void stack_isn_set_key(const uint8_t key[16]);
+
+/* service.c */
+/* 1 when pi is for the service (and was handled: answered, given to lwIP
+ * or dropped), else 0. */
+int stack_service_input(struct stack *st, void *session, const struct stack_client *client,
+			const uint8_t *pkt, size_t len, const struct pkt_info *pi);
+void stack_service_close_client(struct stack *st, const char *client_id);
+void stack_service_free(struct stack *st);
 
 /* budget.c */
 struct stack_fd_budget {

@@ -7,6 +7,7 @@ responder, and a client that runs many TCP connections at once.
   svc.py tcp-source ADDR PORT NBYTES   accept one connection at a time; send NBYTES random bytes,
                                        print "sha256 N HEX" of what was sent
   svc.py tcp-echo ADDR PORT            echo every connection (threads)
+  svc.py http ADDR PORT BODY          answer every HTTP request 200 with BODY (HTTP/1.0)
   svc.py tcp-stall ADDR PORT           accept connections and never read them (a stalled upstream)
   svc.py udp-echo ADDR PORT            echo every datagram
   svc.py dns ADDR PORT NAME IPV4       answer A queries for NAME with IPV4 (others: NXDOMAIN)
@@ -43,6 +44,19 @@ def serve_forever(addr, port, handler):
     while True:
         c, _ = s.accept()
         threading.Thread(target=handler, args=(c,), daemon=True).start()
+
+
+def http(c, body):
+    # One HTTP/1.0 answer with body, whatever was asked.
+    req = b""
+    while b"\r\n\r\n" not in req:
+        b = c.recv(4096)
+        if not b:
+            break
+        req += b
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(body), body))
+    c.close()
 
 
 def sink(c):
@@ -202,6 +216,9 @@ def main(a):
     elif cmd == "tcp-source":
         nbytes = int(a[3])
         serve_forever(a[1], int(a[2]), lambda c: source(c, nbytes))
+    elif cmd == "http":
+        body = (a[3] + "\n").encode()
+        serve_forever(a[1], int(a[2]), lambda c: http(c, body))
     elif cmd == "tcp-echo":
         serve_forever(a[1], int(a[2]), echo)
     elif cmd == "tcp-stall":

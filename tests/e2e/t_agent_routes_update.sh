@@ -3,7 +3,8 @@
 # client's allow rules; after a policy reload (SIGHUP) the relay sends the
 # new ROUTE_ADVERTISEMENT and the agent adds and removes routes to match
 # (C07), without reconnecting; traffic to a range the new policy removed
-# no longer enters the tunnel.
+# no longer enters the tunnel. The relay's DNS service address (the
+# gateway, 10.100.0.1) is always routed too (issue 19).
 source "$(dirname "$0")/lib.sh"
 relay=$ZG_BIN/zgate-relay agent=$ZG_BIN/zgate-agent
 [[ -x $relay && -x $agent ]] || fail "binaries not built"
@@ -62,15 +63,15 @@ wait_routes() { # EXPECTED [TENTHS]: the relay sends at once, so 1 s is plenty a
 	fail "routes via zgate0: expected '$1', got '$(tunroutes)'"
 }
 
-step "split tunnel: exactly the allow rules are routed through zgate0"
-wait_routes "198.18.0.0/24 198.18.2.0/24 "
+step "split tunnel: exactly the allow rules (and the DNS service) are routed through zgate0"
+wait_routes "10.100.0.1 198.18.0.0/24 198.18.2.0/24 "
 ip netns exec $c ping -c 2 -i 0.2 -W 2 198.18.2.10 >/dev/null || fail "ping 198.18.2.10 through the tunnel"
 addr=$(ip -n $c -4 addr show dev zgate0 | awk '/inet /{print $2}')
 
 step "SIGHUP with a narrower policy: the agent removes the withdrawn route, same tunnel"
 policy 198.18.0.0/24
 kill -HUP $rpid
-wait_routes "198.18.0.0/24 " 10
+wait_routes "10.100.0.1 198.18.0.0/24 " 10
 ip netns exec $c ping -c 2 -i 0.2 -W 2 198.18.0.10 >/dev/null || fail "ping 198.18.0.10 after the reload"
 [[ $(ip -n $c route get 198.18.2.10 | head -1) != *zgate0* ]] || fail "198.18.2.10 still routed into the tunnel"
 [[ $(grep -c '"event":"session_open"' "$d/audit.log") -eq 1 ]] || fail "the agent reconnected instead of updating"
@@ -78,7 +79,7 @@ ip netns exec $c ping -c 2 -i 0.2 -W 2 198.18.0.10 >/dev/null || fail "ping 198.
 step "SIGHUP with a wider policy: the new range is added"
 policy 198.18.0.0/24 198.18.2.0/24
 kill -HUP $rpid
-wait_routes "198.18.0.0/24 198.18.2.0/24 " 10
+wait_routes "10.100.0.1 198.18.0.0/24 198.18.2.0/24 " 10
 ip netns exec $c ping -c 2 -i 0.2 -W 2 198.18.2.10 >/dev/null || fail "ping 198.18.2.10 after widening"
 [[ $(ip -n $c -4 addr show dev zgate0 | awk '/inet /{print $2}') == "$addr" ]] || fail "address changed"
 echo PASS

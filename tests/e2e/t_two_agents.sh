@@ -29,14 +29,15 @@ topo_agent 1 agent-1
 topo_agent 2 agent-2
 
 routes_of() { ip -n "${C[$1]}" -4 route show dev zgate0 | awk '{print $1}' | sort | tr '\n' ' '; }
+# the relay's DNS service (gateway 10.100.0.1) is routed for every client (issue 19)
 step "different addresses; each client routed exactly its own policy"
 a1=$(agent_addr 1) a2=$(agent_addr 2)
 echo "agent-1 $a1, agent-2 $a2"
 [[ -n $a1 && -n $a2 && $a1 != "$a2" ]] || fail "addresses '$a1' and '$a2'"
-for _ in $(seq 30); do [[ $(routes_of 2) == "198.18.1.0/25 203.0.113.0/24 " ]] && break; sleep 0.1; done
-[[ $(routes_of 1) == "198.18.0.0/24 " ]] || fail "agent-1 routes: $(routes_of 1)"
-[[ $(routes_of 2) == "198.18.1.0/25 203.0.113.0/24 " ]] || fail "agent-2 routes: $(routes_of 2)"
-expect_contains "$(cat "$D/status2.json")" '"routes":["198.18.1.0/25","203.0.113.0/24"]' "agent-2 status file"
+for _ in $(seq 30); do [[ $(routes_of 2) == "10.100.0.1 198.18.1.0/25 203.0.113.0/24 " ]] && break; sleep 0.1; done
+[[ $(routes_of 1) == "10.100.0.1 198.18.0.0/24 " ]] || fail "agent-1 routes: $(routes_of 1)"
+[[ $(routes_of 2) == "10.100.0.1 198.18.1.0/25 203.0.113.0/24 " ]] || fail "agent-2 routes: $(routes_of 2)"
+expect_contains "$(cat "$D/status2.json")" '"routes":["10.100.0.1/32","198.18.1.0/25","203.0.113.0/24"]' "agent-2 status file"
 grep -q '"event":"session_open","client":"agent-1","vip":"'"${a1%/*}"'"' "$D/audit.log" || fail "agent-1 session not audited"
 grep -q '"event":"session_open","client":"agent-2","vip":"'"${a2%/*}"'"' "$D/audit.log" || fail "agent-2 session not audited"
 
