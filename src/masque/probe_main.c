@@ -930,7 +930,7 @@ int main(int argc, char **argv)
 	enum log_level lvl;
 	enum log_format lfmt;
 	char err[256];
-	const char *optarg;
+	const char *val;
 	int o, r, b = 0;
 	size_t i;
 
@@ -963,15 +963,15 @@ int main(int argc, char **argv)
 	c.kind = probe_opt_kind;
 	while ((r = opt_next(&c, err, sizeof(err))) == 1) {
 		o = probe_opt_find(c.name)->id;
-		optarg = c.value;
+		val = c.value;
 		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 			uint64_t v;
 
 			if (nums[i].id != o)
 				continue;
-			if (opt_parse_uint(optarg, (uint64_t)nums[i].lo, (uint64_t)nums[i].hi, &v) != 0) {
+			if (opt_parse_uint(val, (uint64_t)nums[i].lo, (uint64_t)nums[i].hi, &v) != 0) {
 				fprintf(stderr, "zgate-probe: --%s %s: expected a number from %ld to %ld\n",
-					c.name, optarg, nums[i].lo, nums[i].hi);
+					c.name, val, nums[i].lo, nums[i].hi);
 				return OPT_EXIT_USAGE;
 			}
 			*nums[i].dst = (long)v;
@@ -981,45 +981,45 @@ int main(int argc, char **argv)
 
 			if (durs[i].id != o)
 				continue;
-			if (opt_parse_duration_bare(optarg, durs[i].bare_ms, &ms) != 0 ||
+			if (opt_parse_duration_bare(val, durs[i].bare_ms, &ms) != 0 ||
 			    ms < durs[i].lo || ms > durs[i].hi) {
 				fprintf(stderr,
 					"zgate-probe: --%s %s: expected a duration from %ums to %ums "
 					"(a whole number with ms, s, m or h: 500ms, 2s)\n",
-					c.name, optarg, durs[i].lo, durs[i].hi);
+					c.name, val, durs[i].lo, durs[i].hi);
 				return OPT_EXIT_USAGE;
 			}
 			*durs[i].dst = (long)ms;
 		}
-		if (c.kind(c.name, NULL) == OPT_ARG_BOOL && opt_parse_bool(optarg, &b) != 0) {
-			fprintf(stderr, "zgate-probe: --%s=%s: expected true or false\n", c.name, optarg);
+		if (c.kind(c.name, NULL) == OPT_ARG_BOOL && opt_parse_bool(val, &b) != 0) {
+			fprintf(stderr, "zgate-probe: --%s=%s: expected true or false\n", c.name, val);
 			return OPT_EXIT_USAGE;
 		}
 		switch (o) {
-		case O_RELAY: P.relay = optarg; break;
-		case O_CERT: P.cert = optarg; break;
-		case O_KEY: P.key = optarg; break;
-		case O_CA: P.ca = optarg; break;
-		case O_SNI: P.server_name = optarg; break;
-		case O_TMPL: P.tmpl = optarg; break;
-		case O_TARGET: P.target_s = optarg; break;
-		case O_SCOPE_T: P.scope_target = optarg; break;
-		case O_SCOPE_P: P.scope_proto = optarg; break;
+		case O_RELAY: P.relay = val; break;
+		case O_CERT: P.cert = val; break;
+		case O_KEY: P.key = val; break;
+		case O_CA: P.ca = val; break;
+		case O_SNI: P.server_name = val; break;
+		case O_TMPL: P.tmpl = val; break;
+		case O_TARGET: P.target_s = val; break;
+		case O_SCOPE_T: P.scope_target = val; break;
+		case O_SCOPE_P: P.scope_proto = val; break;
 		case O_QUIET: P.quiet = b; break;
-		case O_KEYLOG: P.keylog = optarg; break;
-		case O_QLOG: P.qlog = optarg; break;
+		case O_KEYLOG: P.keylog = val; break;
+		case O_QLOG: P.qlog = val; break;
 		case O_ECHO: P.echo_server = b; break;
-		case O_LISTEN: P.listen = optarg; break;
-		case O_CLIENT_CA: P.client_ca = optarg; break;
+		case O_LISTEN: P.listen = val; break;
+		case O_CLIENT_CA: P.client_ca = val; break;
 		case O_ASSIGN:
 		case O_ADVERTISE: {
 			struct cip_addr a;
 			int full = o == O_ASSIGN ? P.nassign == MASQUE_MAX_ADDRS
 						 : P.nadv == sizeof(P.adv) / sizeof(P.adv[0]);
 
-			if (es_parse_prefix(optarg, &a) != 0 || full) {
+			if (es_parse_prefix(val, &a) != 0 || full) {
 				fprintf(stderr, "zgate-probe: --%s %s: %s\n",
-					o == O_ASSIGN ? "assign" : "advertise", optarg,
+					o == O_ASSIGN ? "assign" : "advertise", val,
 					full ? "too many" : "expected an address or a prefix "
 							    "with no bits after its length");
 				return OPT_EXIT_USAGE;
@@ -1031,25 +1031,25 @@ int main(int argc, char **argv)
 			break;
 		}
 		case O_ALPN:
-			if (strlen(optarg) > TLS_ALPN_LIST_MAX) {
+			if (strlen(val) > TLS_ALPN_LIST_MAX) {
 				fprintf(stderr, "zgate-probe: --alpn: longer than %d bytes\n",
 					TLS_ALPN_LIST_MAX);
 				return OPT_EXIT_USAGE;
 			}
-			P.alpn = optarg;
+			P.alpn = val;
 			break;
 		case O_LOG:
-			if (log_level_parse(optarg, &lvl) != 0) {
+			if (log_level_parse(val, &lvl) != 0) {
 				fprintf(stderr, "zgate-probe: --log-level %s: expected error, warn, "
-						"info or debug\n", optarg);
+						"info or debug\n", val);
 				return OPT_EXIT_USAGE;
 			}
 			log_set_level(lvl);
 			break;
 		case O_LOGFMT:
-			if (log_format_parse(optarg, &lfmt) != 0) {
+			if (log_format_parse(val, &lfmt) != 0) {
 				fprintf(stderr, "zgate-probe: --log-format %s: expected text or json\n",
-					optarg);
+					val);
 				return OPT_EXIT_USAGE;
 			}
 			log_set_format(lfmt);
