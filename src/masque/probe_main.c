@@ -1031,25 +1031,25 @@ int main(int argc, char **argv)
 			break;
 		}
 		case O_ALPN:
-			if (strlen(optarg) > TLS_ALPN_LIST_MAX) {
+			if (strlen(val) > TLS_ALPN_LIST_MAX) {
 				fprintf(stderr, "zgate-probe: --alpn: longer than %d bytes\n",
 					TLS_ALPN_LIST_MAX);
 				return OPT_EXIT_USAGE;
 			}
-			P.alpn = optarg;
+			P.alpn = val;
 			break;
 		case O_LOG:
-			if (log_level_parse(optarg, &lvl) != 0) {
+			if (log_level_parse(val, &lvl) != 0) {
 				fprintf(stderr, "zgate-probe: --log-level %s: expected error, warn, "
-						"info or debug\n", optarg);
+						"info or debug\n", val);
 				return OPT_EXIT_USAGE;
 			}
 			log_set_level(lvl);
 			break;
 		case O_LOGFMT:
-			if (log_format_parse(optarg, &lfmt) != 0) {
+			if (log_format_parse(val, &lfmt) != 0) {
 				fprintf(stderr, "zgate-probe: --log-format %s: expected text or json\n",
-					optarg);
+					val);
 				return OPT_EXIT_USAGE;
 			}
 			log_set_format(lfmt);
