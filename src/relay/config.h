@@ -31,6 +31,9 @@ struct relay_config {
 	char ops_listen[CONFIG_PATH_MAX];  /* host:port for HTTP ops */
 	char dns_resolvable[CONFIG_PATH_MAX]; /* "a.example, .corp.example"; "" = any */
 	uint32_t dns_per_min;              /* resolutions per client per minute */
+	char dns_enabled[8];               /* DNS_ASSIGN: auto, true, false */
+	char dns_domains[8704];            /* sent to clients (dnsassign.h): 32 names */
+	char dns_nameservers[CONFIG_PATH_MAX]; /* "" = the pool gateways */
 	uint32_t ops_max_conns;            /* ops connections at once */
 	uint32_t ops_timeout_ms;           /* ops request/answer deadline */
 	char admin_token_file[CONFIG_PATH_MAX]; /* "" = no admin endpoint */

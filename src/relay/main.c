@@ -35,6 +35,7 @@
 #include "relay/audit.h"
 #include "relay/config.h"
 #include "relay/ipam.h"
+#include "relay/dnsassign.h"
 #include "relay/dnsgate.h"
 #include "relay/fdlimit.h"
 #include "relay/localaddr.h"
@@ -87,6 +88,7 @@ struct relay {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct dnsgate *dnsgate; /* which names, how often (16.8b) */
+	struct dnsassign *dnsassign; /* DNS_ASSIGN for clients (19.5) */
 	uint64_t dns_queries, dns_refused_policy;
 	WOLFSSL_CTX *tls;
 	struct policy *policy;
@@ -376,6 +378,24 @@ static int session_routes(const struct relay *r, const struct session *s, struct
 /* ------------------------------------------------------------------ */
 /* masque callbacks                                                   */
 
+/* 19.5: the DNS_ASSIGN capsule that follows the routes (dnsassign.h).
+ * Per-client policy names are merged in here once the policy has them. */
+static void dns_assign_fill(struct relay *r, struct session *s, struct masque_accept *acc)
+{
+	static uint8_t buf[DNSASSIGN_CAPSULE_MAX];
+	size_t len = 0, dropped = 0;
+	int rv = dnsassign_for_client(r->dnsassign, NULL, 0, buf, sizeof(buf), &len, &dropped);
+
+	if (rv == 0) {
+		acc->capsules = buf;
+		acc->capsules_len = len;
+	} else if (rv != ZG_ERR_NOTFOUND) {
+		log_warnx("%s: no DNS_ASSIGN: %s", s->id, zg_strerror(rv));
+	}
+	if (dropped > 0)
+		log_warnx("%s: DNS_ASSIGN leaves out %zu domains", s->id, dropped);
+}
+
 /* Admits session s (its scope known): routes from the policy, the
  * address from the pool, the session tables. Returns the HTTP status; on
  * 200 acc is filled and s is live, otherwise s is freed. */
@@ -478,6 +498,7 @@ static int admit(struct relay *r, struct session *s, struct masque_accept *acc)
 	}
 	acc->routes = routes;
 	acc->nroutes = n;
+	dns_assign_fill(r, s, acc);
 	log_info("tunnel open: %s from %s, address %s, %zu routes", s->id, s->peer, s->vip_s, n);
 	audit_session_open(r->audit, s->sid, s->id, s->vip_s, s->peer, masque_conn_cert_serial(s->c),
 			   masque_conn_cert_sha256(s->c));
@@ -1632,6 +1653,12 @@ static int start(struct relay *r, char *err, size_t errlen)
 		 ZG_VERSION, r->cfg.listen, masque_udp_port(r->udp), r->cfg.ops_listen,
 		 ops_port(r->ops), ipam_size(r->ipam, 4), r->cfg.policy_file,
 		 policy_client_count(r->policy));
+	if (dnsassign_enabled(r->dnsassign)) {
+		char line[512];
+
+		dnsassign_summary(r->dnsassign, line, sizeof(line));
+		log_info("DNS_ASSIGN to every client: %s", line);
+	}
 	r->started_ms = mono_ms();
 	audit_relay_start(r->audit, ZG_VERSION, r->cfg.listen, r->cfg.ops_listen,
 			  r->cfg.admin_listen, (long)getpid());
@@ -1671,6 +1698,8 @@ static void shutdown_all(struct relay *r)
 	ipam_free(r->ipam);
 	dnsgate_free(r->dnsgate);
 	r->dnsgate = NULL;
+	dnsassign_free(r->dnsassign);
+	r->dnsassign = NULL;
 	policy_free(r->policy);
 	if (r->tls != NULL)
 		wolfSSL_CTX_free(r->tls);
@@ -1703,6 +1732,15 @@ int main(int argc, char **argv)
 		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
 	if (rv == 0)
 		rv = dnsgate_new(R.cfg.dns_resolvable, R.cfg.dns_per_min, &R.dnsgate, err, sizeof(err));
+	if (rv == 0) {
+		uint8_t gw4[16], gw6[16];
+		int has6 = R.cfg.pool6.version == 6 && ipam_gateway(R.ipam, 6, gw6) == 0;
+
+		rv = ipam_gateway(R.ipam, 4, gw4);
+		if (rv == 0)
+			rv = dnsassign_new(R.cfg.dns_enabled, R.cfg.dns_domains, R.cfg.dns_nameservers,
+					   gw4, has6 ? gw6 : NULL, &R.dnsassign, err, sizeof(err));
+	}
 	if (rv != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);
 		shutdown_all(&R);
@@ -1718,6 +1756,8 @@ int main(int argc, char **argv)
 		       policy_default_action(R.policy) == POLICY_ALLOW ? "allow" : "deny");
 		printf("certificates  ok (server chain, key, client CA%s)\n",
 		       R.cfg.tls_crl[0] ? ", CRL" : "");
+		dnsassign_summary(R.dnsassign, summary, sizeof(summary));
+		printf("dns_assign    %s\n", summary);
 		printf("configuration ok\n");
 		shutdown_all(&R);
 		return 0;
