@@ -42,7 +42,7 @@ Q := @
 APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	xz-utils ca-certificates clang libclang-rt-dev llvm libevent-dev \
 	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux curl \
-	iputils-ping python3 prometheus
+	iputils-ping python3 prometheus libsystemd-dev dbus-daemon dnsmasq-base
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
@@ -91,7 +91,7 @@ ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Isrc -I
 ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
 ZG_LDFLAGS  := $(SAN_FLAGS)
 DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
-	-lwolfssl -levent -lyaml -lmnl -lm -lpthread
+	-lwolfssl -levent -lyaml -lmnl -lm -lpthread -Wl,--as-needed -lsystemd -Wl,--no-as-needed
 
 # ---------------------------------------------------------------- sources
 # Every src/<module>/*.c except main programs goes into one static library;
