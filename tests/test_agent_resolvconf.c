@@ -117,7 +117,7 @@ static void test_apply_restore_byte_exact(void **state)
 	(void)state;
 	put_file(path, ORIG, ORIG_LEN);
 	assert_int_equal(stat(path, &st0), 0);
-	assert_int_equal(resolvconf_init(&rc, path), 0);
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
 	assert_int_equal(resolvconf_apply(&rc, &w), 0);
 	n = get_file(path, buf, sizeof(buf) - 1);
 	assert_true(n > 0);
@@ -152,7 +152,7 @@ static void test_absent_file_created_then_removed(void **state)
 
 	(void)state;
 	(void)unlink(path);
-	assert_int_equal(resolvconf_init(&rc, path), 0);
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
 	assert_int_equal(resolvconf_apply(&rc, &w), 0);
 	assert_true(get_file(path, buf, sizeof(buf)) > 0);
 	assert_int_equal(resolvconf_restore(&rc), 0);
@@ -174,7 +174,7 @@ static void test_symlink_stays_a_symlink(void **state)
 	(void)unlink(link);
 	put_file(target, ORIG, ORIG_LEN);
 	assert_int_equal(symlink("stub-resolv.conf", link), 0);
-	assert_int_equal(resolvconf_init(&rc, link), 0);
+	assert_int_equal(resolvconf_init(&rc, link, NULL), 0);
 	assert_int_equal(resolvconf_apply(&rc, &w), 0);
 	l = readlink(link, lbuf, sizeof(lbuf) - 1);
 	assert_int_equal(l, 16);
@@ -198,12 +198,12 @@ static void test_crash_backup_restored_at_next_start(void **state)
 
 	(void)state;
 	put_file(path, ORIG, ORIG_LEN);
-	assert_int_equal(resolvconf_init(&rc, path), 0);
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
 	assert_int_equal(resolvconf_apply(&rc, &w), 0);
 	resolvconf_free(&rc); /* "killed": no restore */
 	assert_int_equal(access(backup, F_OK), 0);
 
-	assert_int_equal(resolvconf_init(&rc2, path), 0);
+	assert_int_equal(resolvconf_init(&rc2, path, NULL), 0);
 	assert_int_equal(resolvconf_recover(&rc2, &restored), 0);
 	assert_int_equal(restored, 1);
 	assert_original();
@@ -225,11 +225,11 @@ static void test_foreign_change_left_alone(void **state)
 
 	(void)state;
 	put_file(path, ORIG, ORIG_LEN);
-	assert_int_equal(resolvconf_init(&rc, path), 0);
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
 	assert_int_equal(resolvconf_apply(&rc, &w), 0);
 	resolvconf_free(&rc);
 	put_file(path, nm, sizeof(nm) - 1);
-	assert_int_equal(resolvconf_init(&rc2, path), 0);
+	assert_int_equal(resolvconf_init(&rc2, path, NULL), 0);
 	assert_int_equal(resolvconf_recover(&rc2, &restored), 0);
 	assert_int_equal(restored, 0);
 	assert_int_equal(get_file(path, buf, sizeof(buf)), sizeof(nm) - 1);
@@ -245,6 +245,30 @@ static void test_foreign_change_left_alone(void **state)
 	resolvconf_free(&rc2);
 }
 
+/* --dns-backup: the backup elsewhere (agents sharing one /etc). */
+static void test_backup_elsewhere(void **state)
+{
+	struct resolvconf rc, rc2;
+	struct resolvconf_want w = { SERVERS, 1, NULL, 0, 0 };
+	char other[160];
+	int restored = -1;
+
+	(void)state;
+	(void)snprintf(other, sizeof(other), "%s/agent-1.backup", dir);
+	put_file(path, ORIG, ORIG_LEN);
+	assert_int_equal(resolvconf_init(&rc, path, other), 0);
+	assert_int_equal(resolvconf_apply(&rc, &w), 0);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(access(backup, F_OK), -1); /* not beside the file */
+	resolvconf_free(&rc);
+	assert_int_equal(resolvconf_init(&rc2, path, other), 0);
+	assert_int_equal(resolvconf_recover(&rc2, &restored), 0);
+	assert_int_equal(restored, 1);
+	assert_original();
+	assert_int_equal(access(other, F_OK), -1);
+	resolvconf_free(&rc2);
+}
+
 static void test_bad_backup_untouched(void **state)
 {
 	static const char junk[] = "zgate-resolvconf 1 1 99999999 0\nshort";
@@ -255,7 +279,7 @@ static void test_bad_backup_untouched(void **state)
 	(void)state;
 	put_file(path, "x\n", 2);
 	put_file(backup, junk, sizeof(junk) - 1);
-	assert_int_equal(resolvconf_init(&rc, path), 0);
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
 	assert_int_equal(resolvconf_recover(&rc, &restored), ZG_ERR_MALFORMED);
 	assert_int_equal(restored, 0);
 	assert_int_equal(get_file(path, buf, sizeof(buf)), 2);
@@ -274,7 +298,7 @@ static void test_unwritable_reports_io(void **state)
 
 	(void)state;
 	(void)snprintf(p, sizeof(p), "%s/no/such/dir/resolv.conf", dir);
-	assert_int_equal(resolvconf_init(&rc, p), 0);
+	assert_int_equal(resolvconf_init(&rc, p, NULL), 0);
 	assert_int_equal(resolvconf_apply(&rc, &w), ZG_ERR_IO);
 	assert_int_equal(rc.active, 0);
 	resolvconf_free(&rc);
@@ -326,7 +350,7 @@ static void test_agentdns_file_mode(void **state)
 
 	(void)state;
 	put_file(path, ORIG, ORIG_LEN);
-	assert_int_equal(agentdns_new(AGENTDNS_FILE, path, "zgate0", 7, &d, err, sizeof(err)), 0);
+	assert_int_equal(agentdns_new(AGENTDNS_FILE, path, "", "zgate0", 7, &d, err, sizeof(err)), 0);
 	st = agentdns_state(d);
 	assert_int_equal(st->mode, AGENTDNS_FILE);
 	assert_int_equal(st->active, 0);
@@ -375,19 +399,19 @@ static void test_agentdns_auto_falls_back_and_recovers(void **state)
 	(void)state;
 	setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/zg-test-bus", 1);
 	put_file(path, ORIG, ORIG_LEN);
-	assert_int_equal(resolvconf_init(&rc, path), 0);
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
 	assert_int_equal(resolvconf_apply(&rc, &w), 0);
 	resolvconf_free(&rc); /* crashed */
-	assert_int_equal(agentdns_new(AGENTDNS_AUTO, path, "zgate0", 7, &d, err, sizeof(err)), 0);
+	assert_int_equal(agentdns_new(AGENTDNS_AUTO, path, "", "zgate0", 7, &d, err, sizeof(err)), 0);
 	assert_int_equal(agentdns_state(d)->mode, AGENTDNS_FILE);
 	assert_original();
 	agentdns_free(d);
 	/* resolved asked for explicitly: an error, not a silent fallback */
-	assert_int_equal(agentdns_new(AGENTDNS_RESOLVED, path, "zgate0", 7, &d, err, sizeof(err)),
+	assert_int_equal(agentdns_new(AGENTDNS_RESOLVED, path, "", "zgate0", 7, &d, err, sizeof(err)),
 			 ZG_ERR_IO);
 	assert_non_null(strstr(err, "dns: resolved: "));
 	/* off: DNS_ASSIGN is ignored, no file touched */
-	assert_int_equal(agentdns_new(AGENTDNS_OFF, path, "zgate0", 7, &d, err, sizeof(err)), 0);
+	assert_int_equal(agentdns_new(AGENTDNS_OFF, path, "", "zgate0", 7, &d, err, sizeof(err)), 0);
 	assert_int_equal(agentdns_assign(d, (const uint8_t *)"\x01", 1, err, sizeof(err)), 0);
 	assert_string_equal(agentdns_state(d)->via, "off");
 	agentdns_free(d);
@@ -415,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_symlink_stays_a_symlink),
 		cmocka_unit_test(test_crash_backup_restored_at_next_start),
 		cmocka_unit_test(test_foreign_change_left_alone),
+		cmocka_unit_test(test_backup_elsewhere),
 		cmocka_unit_test(test_bad_backup_untouched),
 		cmocka_unit_test(test_unwritable_reports_io),
 		cmocka_unit_test(test_agentdns_file_mode),

@@ -359,7 +359,7 @@ static void test_agentdns_auto_uses_resolved(void **state)
 	assert_int_equal(varint_decode(&q, p, &t), 0);
 	assert_int_equal(varint_decode(&q, p, &l), 0);
 
-	assert_int_equal(agentdns_new(AGENTDNS_AUTO, "/nonexistent/resolv.conf", "zgate0", 12, &d,
+	assert_int_equal(agentdns_new(AGENTDNS_AUTO, "/nonexistent/resolv.conf", "", "zgate0", 12, &d,
 				      err, sizeof(err)),
 			 0);
 	assert_int_equal(agentdns_state(d)->mode, AGENTDNS_RESOLVED);
@@ -384,7 +384,7 @@ static void test_absent_without_service(void **state)
 	assert_int_equal(resolved_open(&r, err, sizeof(err)), 0);
 	assert_false(resolved_present(r));
 	resolved_close(r);
-	assert_int_equal(agentdns_new(AGENTDNS_RESOLVED, "", "zgate0", 12, &d, err, sizeof(err)),
+	assert_int_equal(agentdns_new(AGENTDNS_RESOLVED, "", "", "zgate0", 12, &d, err, sizeof(err)),
 			 ZG_ERR_IO);
 	assert_non_null(strstr(err, "org.freedesktop.resolve1 is not on the system bus"));
 }

@@ -65,8 +65,11 @@ static const struct opt opts[] = {
 	  "TUN through systemd-resolved), file (rewrite resolv_conf, restored on exit), auto "
 	  "(resolved if it runs, else file) or off", "MODE" },
 	{ "resolv_conf", T_STR, F(resolv_conf), 0, 0, "/etc/resolv.conf",
-	  "the resolver file dns: file rewrites (a crash backup is kept beside it as "
-	  "FILE.zgate-orig and restored at the next start)", "FILE" },
+	  "the resolver file dns: file rewrites in place", "FILE" },
+	{ "dns_backup", T_STR, F(dns_backup), 0, 0, "",
+	  "where dns: file keeps the original resolver file until it is put back (also after a "
+	  "crash, at the next start); empty = beside it, RESOLV_CONF.zgate-orig. Agents sharing "
+	  "one /etc (ip netns exec) need one each", "FILE" },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

@@ -56,8 +56,8 @@ static void set_via(struct agentdns *d)
 	}
 }
 
-int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *tun,
-		 int ifindex, struct agentdns **pd, char *err, size_t errlen)
+int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *backup,
+		 const char *tun, int ifindex, struct agentdns **pd, char *err, size_t errlen)
 {
 	struct agentdns *d = calloc(1, sizeof(*d));
 	int r, restored = 0;
@@ -66,8 +66,9 @@ int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *t
 		return ZG_ERR_NOMEM;
 	(void)snprintf(d->tun, sizeof(d->tun), "%s", tun);
 	d->ifindex = ifindex;
-	if (resolvconf_init(&d->rc, resolv_conf[0] ? resolv_conf : RESOLVCONF_DEFAULT) != 0) {
-		zg_seterr(err, errlen, "resolv_conf: path too long");
+	if (resolvconf_init(&d->rc, resolv_conf[0] ? resolv_conf : RESOLVCONF_DEFAULT, backup) !=
+	    0) {
+		zg_seterr(err, errlen, "resolv_conf or dns_backup: path too long");
 		free(d);
 		return ZG_ERR_CONFIG;
 	}

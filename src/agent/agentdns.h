@@ -57,12 +57,13 @@ struct agentdns_state {
 struct agentdns;
 
 /* Starts DNS handling in mode for the TUN (name, ifindex). resolv_conf is
- * the file mode's path ("" = RESOLVCONF_DEFAULT). In file mode (also when
+ * the file mode's path ("" = RESOLVCONF_DEFAULT), backup where it keeps the
+ * original ("" = beside it, resolvconf.h). In file mode (also when
  * auto falls back to it), a crash backup left by an earlier run is
  * restored first. Returns 0 and *pd; ZG_ERR_IO when the mode cannot work
  * (resolved: no bus or no resolve1; err says why); ZG_ERR_NOMEM. */
-int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *tun,
-		 int ifindex, struct agentdns **pd, char *err, size_t errlen);
+int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *backup,
+		 const char *tun, int ifindex, struct agentdns **pd, char *err, size_t errlen);
 
 /* Applies a DNS_ASSIGN value (as received). Returns 0 (applied, or
  * ignored in mode off), ZG_ERR_MALFORMED / ZG_ERR_TOO_LARGE (the capsule

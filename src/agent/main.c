@@ -1340,8 +1340,8 @@ static int preflight(struct agent *ag)
 		enum agentdns_mode dm = AGENTDNS_AUTO;
 
 		(void)agentdns_mode_parse(ag->cfg.dns, &dm); /* validated with the config */
-		if (agentdns_new(dm, ag->cfg.resolv_conf, ag->tun, ag->ifindex, &ag->dns, err,
-				 sizeof(err)) != 0) {
+		if (agentdns_new(dm, ag->cfg.resolv_conf, ag->cfg.dns_backup, ag->tun, ag->ifindex,
+				 &ag->dns, err, sizeof(err)) != 0) {
 			fprintf(stderr, "zgate-agent: %s\n", err);
 			return 1;
 		}

@@ -103,13 +103,18 @@ int resolvconf_render(const char *orig, size_t origlen, const struct resolvconf_
 	return 0;
 }
 
-int resolvconf_init(struct resolvconf *rc, const char *path)
+int resolvconf_init(struct resolvconf *rc, const char *path, const char *backup)
 {
 	memset(rc, 0, sizeof(*rc));
-	if (strlen(path) >= sizeof(rc->path))
+	if (strlen(path) >= sizeof(rc->path) ||
+	    (backup != NULL && strlen(backup) >= sizeof(rc->backup) - 8))
 		return ZG_ERR_INVAL;
 	(void)snprintf(rc->path, sizeof(rc->path), "%s", path);
-	(void)snprintf(rc->backup, sizeof(rc->backup), "%s%s", path, RESOLVCONF_BACKUP_SUFFIX);
+	if (backup != NULL && backup[0] != '\0')
+		(void)snprintf(rc->backup, sizeof(rc->backup), "%s", backup);
+	else
+		(void)snprintf(rc->backup, sizeof(rc->backup), "%s%s", path,
+			       RESOLVCONF_BACKUP_SUFFIX);
 	return 0;
 }
 

@@ -8,9 +8,11 @@
  *   by rename: /etc/resolv.conf is often a symlink or a bind mount, and both
  *   must stay what they are.
  * - Before the first write the original bytes (or the fact that there was
- *   no file) are saved in a backup file beside it (path + ".zgate-orig"),
- *   written to a temporary file and renamed, fsync'd. The backup also holds
- *   the bytes the agent wrote.
+ *   no file) are saved in a backup file, by default beside it (path +
+ *   ".zgate-orig"), written to a temporary file and renamed, fsync'd. The
+ *   backup also holds the bytes the agent wrote. Agents that share one /etc
+ *   (several `ip netns exec` namespaces, whose own resolv.conf is bound over
+ *   /etc/resolv.conf) need a backup path each.
  * - On exit, and at the next start after a crash (resolvconf_recover()),
  *   the original is written back — but only while the file still holds what
  *   the agent wrote: if something else (NetworkManager, an administrator)
@@ -59,9 +61,10 @@ struct resolvconf {
 	size_t ourslen;
 };
 
-/* Prepares rc for path (backup beside it). No file is touched. Returns 0
- * or ZG_ERR_INVAL (path too long). */
-int resolvconf_init(struct resolvconf *rc, const char *path);
+/* Prepares rc for path, with the backup at backup (NULL or "" = path +
+ * RESOLVCONF_BACKUP_SUFFIX). No file is touched. Returns 0 or
+ * ZG_ERR_INVAL (a path too long). */
+int resolvconf_init(struct resolvconf *rc, const char *path, const char *backup);
 
 /* After a crash: when the backup exists, restores the original as above
  * and removes the backup. Returns 0 with *prestored = 1 (restored), 0
