@@ -80,8 +80,9 @@ static void test_c26_gateway_and_domains(void **state)
 	assert_string_equal(got.cfg[0].internal[1], "lab.example");
 	assert_int_equal(got.cfg[0].nsearch, 0);
 	dnsassign_summary(d, sum, sizeof(sum));
-	assert_string_equal(sum, "on: nameserver 10.100.0.1 fd00:100::1, domains saas.example, "
-				 "lab.example");
+	assert_string_equal(sum, "on, to clients that send one: nameserver 10.100.0.1 fd00:100::1, "
+				 "domains saas.example, lab.example");
+	assert_int_equal(dnsassign_when(d), DNSASSIGN_ON_ASK);
 	dnsassign_free(d);
 }
 
@@ -96,6 +97,7 @@ static void test_nameservers_override_gateway(void **state)
 	assert_int_equal(dnsassign_new("true", ".", "192.0.2.53, 2001:db8::53", GW4, NULL, &d, err,
 				       sizeof(err)),
 			 0);
+	assert_int_equal(dnsassign_when(d), DNSASSIGN_ALWAYS);
 	assert_int_equal(dnsassign_for_client(d, NULL, 0, buf, sizeof(buf), &len, NULL), 0);
 	decode(buf, len);
 	assert_memory_equal(got.cfg[0].ns[0].v4[0], ((uint8_t[]){ 192, 0, 2, 53 }), 4);
@@ -205,10 +207,12 @@ static void test_config_errors(void **state)
 	assert_int_equal(dnsassign_new("false", "a.example", "", GW4, NULL, &d, err, sizeof(err)),
 			 0);
 	assert_false(dnsassign_enabled(d));
+	assert_int_equal(dnsassign_when(d), DNSASSIGN_NEVER);
 	dnsassign_summary(d, err, sizeof(err));
 	assert_string_equal(err, "off (dns.enabled: false)");
 	dnsassign_free(d);
 	assert_false(dnsassign_enabled(NULL));
+	assert_int_equal(dnsassign_when(NULL), DNSASSIGN_NEVER);
 }
 
 int main(void)

@@ -914,6 +914,11 @@ static void on_open(struct masque_conn *c, void *ctx)
 	set_state(ag, "connected", "relay %s, %s, largest packet %zu, %s MTU %u", ag->cfg.relay,
 		  masque_conn_datagrams(c) ? "QUIC datagrams" : "DATAGRAM capsules", max, ag->tun,
 		  ag->mtu);
+	/* An empty DNS_ASSIGN ("no DNS configuration of mine") tells the relay
+	 * this client knows the capsule: it answers with its own (19.5). */
+	if (ag->dns != NULL && agentdns_state(ag->dns)->mode != AGENTDNS_OFF &&
+	    masque_conn_send_capsule(c, CAPSULE_DNS_ASSIGN, NULL, 0) != 0)
+		log_warnx("dns: cannot ask the relay for its DNS configuration");
 }
 
 /* DNS_ASSIGN (the only extension capsule the agent asks for). */

@@ -190,6 +190,13 @@ int dnsassign_enabled(const struct dnsassign *d)
 	return d != NULL && d->enabled;
 }
 
+enum dnsassign_when dnsassign_when(const struct dnsassign *d)
+{
+	if (d == NULL || d->mode == 0)
+		return DNSASSIGN_NEVER;
+	return d->mode == 1 ? DNSASSIGN_ALWAYS : DNSASSIGN_ON_ASK;
+}
+
 int dnsassign_for_client(const struct dnsassign *d, const char *const *extra, size_t nextra,
 			 uint8_t *buf, size_t cap, size_t *plen, size_t *pdropped)
 {
@@ -256,7 +263,7 @@ void dnsassign_summary(const struct dnsassign *d, char *buf, size_t buflen)
 							    : "off (no dns.domains)");
 		return;
 	}
-	APPEND("on: nameserver");
+	APPEND("%s: nameserver", d->mode == 1 ? "on, to every client" : "on, to clients that send one");
 	for (i = 0; i < d->ns.n4; i++)
 		APPEND(" %s", inet_ntop(AF_INET, d->ns.v4[i], a, sizeof(a)));
 	for (i = 0; i < d->ns.n6; i++)

@@ -10,13 +10,21 @@
  * e.g. policy_client_domains()). The agent turns this into split DNS:
  * routing domains on the TUN link, or a resolver file.
  *
- * Sending it to every client is safe: RFC 9297 §3.2 makes a receiver skip
- * capsule types it does not know, so a CONNECT-IP client without this
- * extension ignores the capsule and works as before (test_masque C26).
+ * Who gets it. RFC 9297 §3.2 makes a receiver skip capsule types it does
+ * not know, so any conforming client could take it (test_masque C26) — but
+ * not every client conforms (connect-ip-go aborts the stream on an unknown
+ * capsule). So by default (auto) the relay sends DNS_ASSIGN only to a client
+ * that showed it knows the capsule by sending one itself: zgate-agent sends
+ * an empty DNS_ASSIGN ("no DNS configuration of mine", which the draft lets
+ * either endpoint send and the relay ignores as configuration) right after
+ * the 200, and the relay answers it with its own, after the routes. true
+ * sends it with the 200 to every client (for other implementations of the
+ * draft), false never.
  *
  * Configuration (relay.yaml):
- *   dns.enabled      auto (default: on when a client has any domain, from
- *                    dns.domains or its policy), true, false
+ *   dns.enabled      auto (default), true, false — as above; in auto and
+ *                    true only a client with any domain (dns.domains or its
+ *                    policy's names) gets one
  *   dns.domains      list; "." (or "") is the root: every name
  *   dns.nameservers  list of IPv4/IPv6 literals, at most CIPDNS_MAX_ADDRS
  *                    of each; empty = the pool gateways
@@ -47,9 +55,15 @@ int dnsassign_new(const char *enabled, const char *domains, const char *nameserv
 		  size_t errlen);
 void dnsassign_free(struct dnsassign *d);
 
-/* 1 when DNS_ASSIGN is sent to every client (true, or auto with
- * dns.domains set); with auto, a client whose policy names domains gets
- * one too (dnsassign_for_client()). */
+enum dnsassign_when {
+	DNSASSIGN_NEVER = 0,  /* dns.enabled false (or d NULL) */
+	DNSASSIGN_ON_ASK,     /* auto: in answer to the client's DNS_ASSIGN */
+	DNSASSIGN_ALWAYS      /* true: with the 200 */
+};
+enum dnsassign_when dnsassign_when(const struct dnsassign *d);
+
+/* 1 when dns.enabled is not false and dns.domains is set (every client
+ * that asks gets a capsule). */
 int dnsassign_enabled(const struct dnsassign *d);
 
 /* Writes the whole DNS_ASSIGN capsule for one client into buf[0..cap):

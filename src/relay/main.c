@@ -36,6 +36,7 @@
 #include "relay/config.h"
 #include "relay/ipam.h"
 #include "relay/dnsassign.h"
+#include "varint.h"
 #include "relay/dnsgate.h"
 #include "relay/fdlimit.h"
 #include "relay/localaddr.h"
@@ -78,6 +79,7 @@ struct session {
 	uint8_t *cert_der;
 	size_t cert_len;
 	const char *close_reason; /* the relay closed it: revoked, policy, admin */
+	int dns_assigned; /* DNS_ASSIGN sent (or nothing to send): 19.5 */
 	struct session *next, *prev;   /* all sessions */
 	struct session *vnext4, *vnext6; /* VIP buckets */
 };
@@ -378,22 +380,64 @@ static int session_routes(const struct relay *r, const struct session *s, struct
 /* ------------------------------------------------------------------ */
 /* masque callbacks                                                   */
 
-/* 19.5: the DNS_ASSIGN capsule that follows the routes (dnsassign.h).
- * Per-client policy names are merged in here once the policy has them. */
+/* 19.5: the DNS_ASSIGN capsule for s (dnsassign.h) in buf, or 0 when
+ * there is none. Per-client policy names are merged in here once the
+ * policy has them. */
+static size_t dns_assign_build(struct relay *r, struct session *s, uint8_t *buf, size_t cap)
+{
+	size_t len = 0, dropped = 0;
+	int rv = dnsassign_for_client(r->dnsassign, NULL, 0, buf, cap, &len, &dropped);
+
+	s->dns_assigned = 1;
+	if (rv != 0 && rv != ZG_ERR_NOTFOUND)
+		log_warnx("%s: no DNS_ASSIGN: %s", s->id, zg_strerror(rv));
+	if (dropped > 0)
+		log_warnx("%s: DNS_ASSIGN leaves out %zu domains", s->id, dropped);
+	return rv == 0 ? len : 0;
+}
+
+/* dns.enabled true: DNS_ASSIGN rides the 200, after the routes. */
 static void dns_assign_fill(struct relay *r, struct session *s, struct masque_accept *acc)
 {
 	static uint8_t buf[DNSASSIGN_CAPSULE_MAX];
-	size_t len = 0, dropped = 0;
-	int rv = dnsassign_for_client(r->dnsassign, NULL, 0, buf, sizeof(buf), &len, &dropped);
 
-	if (rv == 0) {
-		acc->capsules = buf;
-		acc->capsules_len = len;
-	} else if (rv != ZG_ERR_NOTFOUND) {
-		log_warnx("%s: no DNS_ASSIGN: %s", s->id, zg_strerror(rv));
-	}
-	if (dropped > 0)
-		log_warnx("%s: DNS_ASSIGN leaves out %zu domains", s->id, dropped);
+	if (dnsassign_when(r->dnsassign) != DNSASSIGN_ALWAYS)
+		return;
+	acc->capsules = buf;
+	acc->capsules_len = dns_assign_build(r, s, buf, sizeof(buf));
+}
+
+/* dns.enabled auto: a client that sends DNS_ASSIGN knows the capsule; it
+ * gets the relay's, once (its own content is ignored, as the draft says a
+ * proxy does). */
+static int on_capsule(struct masque_conn *c, uint64_t type, const uint8_t *v, size_t len,
+		      void *ctx)
+{
+	static uint8_t buf[DNSASSIGN_CAPSULE_MAX];
+	struct relay *r = ctx;
+	struct session *s = masque_conn_data(c);
+	const uint8_t *q = buf, *end;
+	uint64_t t, l;
+	size_t n;
+	int rv;
+
+	(void)v;
+	(void)len;
+	if (type != CAPSULE_DNS_ASSIGN || s == NULL || s->detached || s->dns_assigned ||
+	    dnsassign_when(r->dnsassign) == DNSASSIGN_NEVER)
+		return 0;
+	n = dns_assign_build(r, s, buf, sizeof(buf));
+	if (n == 0)
+		return 0;
+	end = buf + n;
+	if (varint_decode(&q, end, &t) != 0 || varint_decode(&q, end, &l) != 0)
+		return 0; /* not reached: dnsassign wrote it */
+	rv = masque_conn_send_capsule(c, t, q, (size_t)l);
+	if (rv != 0)
+		log_warnx("%s: cannot send DNS_ASSIGN: %s", s->id, zg_strerror(rv));
+	else
+		log_debug("%s: DNS_ASSIGN sent (%zu bytes)", s->id, n);
+	return 0;
 }
 
 /* Admits session s (its scope known): routes from the policy, the
@@ -1624,6 +1668,8 @@ static int start(struct relay *r, char *err, size_t errlen)
 		log_warnx("%s: stateless resets will not survive a restart", err);
 	mc.tls = r->tls;
 	mc.uri_template = r->cfg.uri_template;
+	mc.ext_capsules[0] = CAPSULE_DNS_ASSIGN; /* 19.5: a client that sends one gets ours */
+	mc.n_ext_capsules = 1;
 	mc.max_conns = (size_t)r->cfg.max_sessions + r->cfg.max_sessions / 4 + 16;
 	mc.max_handshakes_per_source = r->cfg.max_handshakes_per_source;
 	mc.idle_timeout_ms = r->cfg.quic_idle_ms;
@@ -1633,6 +1679,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	mcb.on_address_request = on_address_request;
 	mcb.on_packet = on_packet;
 	mcb.on_close = on_close;
+	mcb.on_capsule = on_capsule;
 	mcb.on_reject = on_reject;
 	mcb.on_handshake_failed = on_handshake_failed;
 	rv = masque_udp_server_new(r->base, r->cfg.listen, &mc, &mcb, r, &r->udp, &r->srv, err,
@@ -1657,7 +1704,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 		char line[512];
 
 		dnsassign_summary(r->dnsassign, line, sizeof(line));
-		log_info("DNS_ASSIGN to every client: %s", line);
+		log_info("DNS_ASSIGN: %s", line);
 	}
 	r->started_ms = mono_ms();
 	audit_relay_start(r->audit, ZG_VERSION, r->cfg.listen, r->cfg.ops_listen,

@@ -8,7 +8,8 @@
 # rule: a name under the assigned domains resolves through the tunnel. The
 # status file and `zgate-agent status` show it; SIGTERM puts the original
 # file back byte for byte; after kill -9 the next start restores it from the
-# backup before it ever connects; with dns: off nothing is touched.
+# backup before it ever connects; with dns: off nothing is touched, and the
+# relay (dns.enabled auto) sends DNS_ASSIGN only to an agent that sent one.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
@@ -54,8 +55,8 @@ printf '# the original, kept byte for byte\nnameserver 192.0.2.1\nsearch corp.ex
 cp "$NSDIR/resolv.conf" "$D/resolv.orig"
 BACKUP=$D/agent-1.resolv.backup
 
-topo_relay
-grep -q 'DNS_ASSIGN to every client: on: nameserver 198.18.0.53, domains saas.example, lab.example' \
+topo_relay --log-level debug
+grep -q 'DNS_ASSIGN: on, to clients that send one: nameserver 198.18.0.53, domains saas.example, lab.example' \
 	"$D/relay.log" || fail "relay does not announce its DNS_ASSIGN: $(grep -i dns "$D/relay.log")"
 
 step "the agent writes the relay's DNS server into its resolver file"
@@ -125,4 +126,8 @@ sleep 1
 cmp "$NSDIR/resolv.conf" "$D/resolv.orig" || fail "dns: off changed the file"
 grep -q '"dns_via":"off"' "$D/status1.json" || fail "status does not say off"
 kill -TERM "${APID[1]}"; wait "${APID[1]}" || fail "agent exit status $?"
+# an agent with dns: off did not send DNS_ASSIGN, so the relay (dns.enabled
+# auto) sent it none: only the two tunnels above got one
+n=$(grep -c 'agent-1: DNS_ASSIGN sent' "$D/relay.log")
+[[ $n -eq 2 ]] || fail "the relay sent DNS_ASSIGN $n times, expected 2 (not to the dns: off agent)"
 pass
