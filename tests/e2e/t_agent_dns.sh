@@ -71,6 +71,7 @@ grep -q '^options timeout:1 attempts:1' "$NSDIR/resolv.conf" || fail "options li
 inc 1 cat /etc/resolv.conf | grep -q 198.18.0.53 || fail "the namespace's view of /etc/resolv.conf is not the file"
 grep -q 'dns: file /etc/resolv.conf: 1 servers (first 198.18.0.53), 2 domains (first saas.example)' \
 	"$D/agent1.log" || fail "agent log: $(grep dns: "$D/agent1.log")"
+grep -h 'DNS_ASSIGN: ' "$D/relay.log"; grep -h 'dns: ' "$D/agent1.log"
 
 step "a name under the assigned domains resolves through the tunnel"
 out=$(inc 1 getent hosts app.saas.example) || fail "app.saas.example does not resolve"
