@@ -47,7 +47,7 @@ int resolvconf_render(const char *orig, size_t origlen, const struct resolvconf_
 		      char *out, size_t cap, size_t *plen)
 {
 	struct buf b = { out, 0, cap, 0 };
-	const char *p, *end = orig + origlen, *nl;
+	const char *p, *end = origlen ? orig + origlen : orig, *nl; /* orig may be NULL */
 	size_t i, n;
 	int pass;
 

@@ -37,7 +37,7 @@ int cipdns_name_ok(const char *s, size_t len, int allow_root)
 
 int cipdns_svcparams_check(const uint8_t *p, size_t len, int has_auth, size_t naddrs)
 {
-	const uint8_t *end = p + len;
+	const uint8_t *end = len ? p + len : p; /* p may be NULL when len is 0 */
 	long prev = -1;
 	int no_default = 0;
 	unsigned key, vlen;
