@@ -405,6 +405,8 @@ static void dns_assign_fill(struct relay *r, struct session *s, struct masque_ac
 		return;
 	acc->capsules = buf;
 	acc->capsules_len = dns_assign_build(r, s, buf, sizeof(buf));
+	if (acc->capsules_len > 0)
+		log_debug("%s: DNS_ASSIGN sent with the 200 (%zu bytes)", s->id, acc->capsules_len);
 }
 
 /* dns.enabled auto: a client that sends DNS_ASSIGN knows the capsule; it

@@ -9,7 +9,9 @@
 # status file and `zgate-agent status` show it; SIGTERM puts the original
 # file back byte for byte; after kill -9 the next start restores it from the
 # backup before it ever connects; with dns: off nothing is touched, and the
-# relay (dns.enabled auto) sends DNS_ASSIGN only to an agent that sent one.
+# relay (dns.enabled auto) sends DNS_ASSIGN only to an agent that sent one;
+# with dns.enabled true every client gets it with the 200, and one that does
+# not use it (dns: off) keeps working.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
@@ -131,4 +133,15 @@ kill -TERM "${APID[1]}"; wait "${APID[1]}" || fail "agent exit status $?"
 # auto) sent it none: only the two tunnels above got one
 n=$(grep -c 'agent-1: DNS_ASSIGN sent' "$D/relay.log")
 [[ $n -eq 2 ]] || fail "the relay sent DNS_ASSIGN $n times, expected 2 (not to the dns: off agent)"
+
+step "dns.enabled true: DNS_ASSIGN with the 200 to every client; one that does not use it ignores it"
+kill -TERM "$RPID"; wait "$RPID" 2>/dev/null || true
+topo_relay --log-level debug --dns-enabled true
+grep -q 'DNS_ASSIGN: on, to every client: nameserver 198.18.0.53' "$D/relay.log" || fail "relay line for true"
+topo_agent 1 agent-1 --dns off
+grep -q 'agent-1: DNS_ASSIGN sent with the 200' "$D/relay.log" || fail "not sent with the 200"
+inc 1 python3 -c 'import socket; s = socket.create_connection(("198.18.0.10", 80), 3); s.sendall(b"hi"); assert s.recv(2) == b"hi"' ||
+	fail "the tunnel of a client that ignores DNS_ASSIGN does not work"
+cmp "$NSDIR/resolv.conf" "$D/resolv.orig" || fail "dns: off changed the file"
+kill -TERM "${APID[1]}"; wait "${APID[1]}" || fail "agent exit status $?"
 pass
