@@ -46,7 +46,7 @@ APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	xz-utils ca-certificates clang libclang-rt-dev llvm libevent-dev \
 	libyaml-dev libcmocka-dev libmnl-dev openssl iproute2 util-linux curl \
 	iputils-ping python3 prometheus clang-format libmicrohttpd-dev libgnutls28-dev libpq-dev \
-	libldns-dev dnsmasq-base bind9-dnsutils
+	libldns-dev dnsmasq-base bind9-dnsutils libsystemd-dev dbus-daemon
 # Only for the tests that start a throwaway PostgreSQL (tests/e2e/t_api*.sh,
 # make bench-api): kept apart because APT_PACKAGES also feeds the image
 # build stage (docker/*.Dockerfile run `make deps`), which needs no server.
@@ -100,7 +100,7 @@ ZG_CPPFLAGS := -D_GNU_SOURCE -DZG_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Isrc -I
 ZG_CFLAGS   := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SAN_FLAGS)
 ZG_LDFLAGS  := $(SAN_FLAGS)
 DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
-	-lwolfssl -levent -lyaml -lmnl -lldns -lm -lpthread
+	-lwolfssl -levent -lyaml -lmnl -lldns -lm -lpthread -Wl,--as-needed -lsystemd -Wl,--no-as-needed
 
 # zgate-api alone links the HTTP server, GnuTLS and libpq (README: "zgate-api").
 API_LIBS    := -lmicrohttpd -lgnutls -lpq

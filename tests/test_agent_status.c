@@ -311,6 +311,37 @@ static void test_show_reconnecting_dns_and_escapes(void **state)
 	free(out);
 }
 
+/* 19.5: the DNS the agent configured, in the file and in the summary. */
+static void test_format_and_show_dns(void **state)
+{
+	static const char *const servers[] = { "10.100.0.1" };
+	static const char *const domains[] = { "saas.example", "" };
+	struct status_counters c;
+	struct status_info st = { .state = "connected", .since = NOW, .pid = 9, .relay = "r:1",
+				  .tun = "zgate0", .c = &c, .last_error = "",
+				  .dns_via = "file /etc/resolv.conf", .dns = servers, .ndns = 1,
+				  .dns_domains = domains, .ndns_domains = 2 };
+	char buf[2048], *out = NULL, err[512];
+	size_t n = 0;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_non_null(strstr(buf, "\"last_error\":\"\",\"dns\":[\"10.100.0.1\"],"
+				    "\"dns_domains\":[\"saas.example\",\".\"],"
+				    "\"dns_via\":\"file /etc/resolv.conf\",\"quic\":null}"));
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "  routes: none\n"
+				    "  dns: 10.100.0.1\n"
+				    "  dns domains: saas.example, .\n"
+				    "  dns via: file /etc/resolv.conf\n"));
+	free(out);
+	/* no DNS handling (dns_via NULL): no keys at all */
+	st.dns_via = NULL;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_null(strstr(buf, "dns"));
+}
+
 static void test_show_not_running(void **state)
 {
 	static const char stopped[] = "{\"state\":\"stopped\",\"since\":1,\"pid\":4242,\"updated\":1700003690}\n";
@@ -562,6 +593,7 @@ int main(void)
 		T(test_show_connected_like_wg_show),
 		T(test_show_json_is_the_file),
 		T(test_show_reconnecting_dns_and_escapes),
+		T(test_format_and_show_dns),
 		T(test_show_not_running),
 		T(test_show_malformed),
 		T(test_show_truncations_and_flips),

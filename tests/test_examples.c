@@ -132,6 +132,8 @@ static void test_example_agent_config(void **state)
 	assert_string_equal(c.key, "/etc/zgate/tls/agent.key");
 	assert_string_equal(c.tun, "zgate0");
 	assert_string_equal(c.status_file, ""); /* the unit's $RUNTIME_DIRECTORY gives it */
+	assert_string_equal(c.dns, "auto");
+	assert_string_equal(c.resolv_conf, "/etc/resolv.conf");
 }
 
 int main(void)

@@ -18,9 +18,11 @@
 #include <string.h>
 
 #include "capsule.h"
+#include "cipdns.h"
 #include "masque/masque.h"
 #include "masque/masque_int.h"
 #include "masque/memnet.h"
+#include "varint.h"
 #include "zg_err.h"
 #include "pki.h"
 
@@ -56,6 +58,15 @@ struct side {
 	size_t nareq;
 	struct masque_conn *last_conn;
 	size_t server_closed;
+	/* extension capsules (C26) */
+	const uint8_t *extra;     /* server: whole capsules sent with the 200 */
+	size_t nextra;
+	int cap_fail;             /* client: on_capsule returns this */
+	size_t ncaps;             /* client: extension capsules seen */
+	uint64_t cap_type;
+	uint8_t cap[512];
+	size_t cap_len;
+	size_t routes_before_cap; /* route events when the first one arrived */
 };
 
 /* ------------------------------------------------------------------ */
@@ -89,7 +100,23 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	srv_routes[1].proto = 6;
 	acc->routes = srv_routes;
 	acc->nroutes = 2;
+	acc->capsules = s->extra;
+	acc->capsules_len = s->nextra;
 	return 200;
+}
+
+static int on_capsule(struct masque_conn *c, uint64_t type, const uint8_t *v, size_t len,
+		      void *ctx)
+{
+	struct side *s = ctx;
+
+	(void)c;
+	if (s->ncaps++ == 0)
+		s->routes_before_cap = s->nroute_events;
+	s->cap_type = type;
+	s->cap_len = len < sizeof(s->cap) ? len : sizeof(s->cap);
+	memcpy(s->cap, v, s->cap_len);
+	return s->cap_fail;
 }
 
 static int on_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
@@ -235,6 +262,7 @@ static const struct masque_cbs cbs = {
 	.on_open = on_open,
 	.on_addresses = on_addresses,
 	.on_routes = on_routes,
+	.on_capsule = on_capsule,
 	.on_packet = on_packet,
 	.on_goaway = on_goaway,
 	.on_writable = on_writable,
@@ -1301,6 +1329,126 @@ static void test_c06_unknown_capsules_skipped(void **state)
 	free(x);
 }
 
+/* C26: DNS_ASSIGN rides the 200 after ADDRESS_ASSIGN and ROUTE_ADVERTISEMENT. */
+static size_t dns_assign_capsule(uint8_t *buf, size_t cap, const char *domain)
+{
+	static struct cipdns_assign a;
+	uint8_t *p = buf;
+
+	memset(&a, 0, sizeof(a));
+	a.n = 1;
+	a.cfg[0].nns = 1;
+	a.cfg[0].ns[0].priority = 1;
+	a.cfg[0].ns[0].n4 = 1;
+	inet_pton(AF_INET, "10.100.0.1", a.cfg[0].ns[0].v4[0]);
+	a.cfg[0].ninternal = 1;
+	strcpy(a.cfg[0].internal[0], domain);
+	assert_int_equal(cipdns_assign_encode(&p, buf + cap, &a), 0);
+	return (size_t)(p - buf);
+}
+
+static struct fx *fx_open_dns(int client_wants)
+{
+	static uint8_t caps[256];
+	struct fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(x);
+	fx_server(x, 0);
+	x->srv.nextra = dns_assign_capsule(caps, sizeof(caps), "saas.example");
+	x->srv.extra = caps;
+	fx_client(x, 0, "agent-1", NULL);
+	if (client_wants) {
+		x->ccfg[0].ext_capsules[0] = CAPSULE_DNS_ASSIGN;
+		x->ccfg[0].n_ext_capsules = 1;
+	}
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(x->cl[0].closed, 0);
+	return x;
+}
+
+static void test_c26_dns_assign_after_routes(void **state)
+{
+	struct fx *x = fx_open_dns(1);
+	static struct cipdns_assign got;
+
+	(void)state;
+	assert_int_equal(x->cl[0].ncaps, 1);
+	assert_true(x->cl[0].cap_type == CAPSULE_DNS_ASSIGN);
+	assert_int_equal(x->cl[0].routes_before_cap, 1); /* never before the routes */
+	assert_int_equal(cipdns_assign_decode(x->cl[0].cap, x->cl[0].cap_len, &got), 0);
+	assert_string_equal(got.cfg[0].internal[0], "saas.example");
+	fx_free(x);
+	free(x);
+}
+
+/* C26 + C06: a client that does not use DNS_ASSIGN ignores it and the
+ * tunnel works as before. */
+static void test_c26_dns_assign_ignored_by_plain_client(void **state)
+{
+	struct fx *x = fx_open_dns(0);
+	uint8_t pkt[64] = { 0x45 };
+	uint32_t seq = 0;
+	size_t k;
+
+	(void)state;
+	assert_int_equal(x->cl[0].ncaps, 0);
+	assert_true(masque_conn_is_open(x->cl[0].ep.conn));
+	memcpy(pkt + 4, &seq, 4);
+	for (k = 8; k < sizeof(pkt); k++)
+		pkt[k] = (uint8_t)(seq + k);
+	assert_int_equal(masque_conn_send(x->cl[0].ep.conn, pkt, sizeof(pkt)), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(x->srv.pkts, 1);
+	assert_int_equal(x->cl[0].closed, 0);
+	fx_free(x);
+	free(x);
+}
+
+/* C26: a later DNS_ASSIGN (masque_conn_send_capsule) replaces the first. */
+static void test_c26_dns_assign_sent_later(void **state)
+{
+	struct fx *x = fx_open_dns(1);
+	uint8_t buf[256];
+	size_t n = dns_assign_capsule(buf, sizeof(buf), "lab.example");
+	const uint8_t *q = buf;
+	uint64_t t, l;
+	static struct cipdns_assign got;
+
+	(void)state;
+	assert_int_equal(varint_decode(&q, buf + n, &t), 0);
+	assert_int_equal(varint_decode(&q, buf + n, &l), 0);
+	assert_int_equal(masque_conn_send_capsule(x->srv.last_conn, t, q, (size_t)l), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(x->cl[0].ncaps, 2);
+	assert_int_equal(cipdns_assign_decode(x->cl[0].cap, x->cl[0].cap_len, &got), 0);
+	assert_string_equal(got.cfg[0].internal[0], "lab.example");
+	fx_free(x);
+	free(x);
+}
+
+/* C26: an owner that finds a DNS_ASSIGN malformed aborts the tunnel. */
+static void test_c26_owner_error_aborts(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	static uint8_t caps[256];
+
+	(void)state;
+	fx_server(x, 0);
+	x->srv.nextra = dns_assign_capsule(caps, sizeof(caps), "saas.example");
+	x->srv.extra = caps;
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].ext_capsules[0] = CAPSULE_DNS_ASSIGN;
+	x->ccfg[0].n_ext_capsules = 1;
+	x->cl[0].cap_fail = ZG_ERR_MALFORMED;
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].ncaps, 1);
+	fx_free(x);
+	free(x);
+}
+
 static void test_c07_bad_route_advertisement_aborts(void **state)
 {
 	struct fx *x = fx_open(0);
@@ -1809,6 +1957,10 @@ int main(void)
 		cmocka_unit_test(test_c03_scope_decoded),
 		cmocka_unit_test(test_c03_deferred_answer),
 		cmocka_unit_test(test_c06_unknown_capsules_skipped),
+		cmocka_unit_test(test_c26_dns_assign_after_routes),
+		cmocka_unit_test(test_c26_dns_assign_ignored_by_plain_client),
+		cmocka_unit_test(test_c26_dns_assign_sent_later),
+		cmocka_unit_test(test_c26_owner_error_aborts),
 		cmocka_unit_test(test_c07_bad_route_advertisement_aborts),
 		cmocka_unit_test(test_c07_new_routes_sent_at_once),
 		cmocka_unit_test(test_c09_empty_address_request_aborts),

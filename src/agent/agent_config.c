@@ -1,4 +1,5 @@
 #include "agent/agent_config.h"
+#include "agent/agentdns.h"
 
 #include <errno.h>
 #include <net/if.h>
@@ -12,7 +13,7 @@
 #include "opt.h"
 #include "zg_err.h"
 
-enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_FORMAT, T_PREFIXES, T_RELAYS };
+enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_FORMAT, T_PREFIXES, T_RELAYS, T_DNS };
 
 struct opt {
 	const char *key; /* YAML key; flag and variable derive from it */
@@ -61,6 +62,16 @@ static const struct opt opts[] = {
 	{ "accept_routes", T_PREFIXES, F(accept_routes), 0, 0, "",
 	  "install only advertised routes inside these prefixes (a YAML list, or comma-separated); "
 	  "others are refused and logged. Empty = every route; none = no route", "PREFIX,..." },
+	{ "dns", T_DNS, F(dns), 0, 0, "auto",
+	  "DNS from the relay (DNS_ASSIGN): resolved (per-link servers and routing domains on the "
+	  "TUN through systemd-resolved), file (rewrite resolv_conf, restored on exit), auto "
+	  "(resolved if it runs, else file) or off", "MODE" },
+	{ "resolv_conf", T_STR, F(resolv_conf), 0, 0, "/etc/resolv.conf",
+	  "the resolver file dns: file rewrites in place", "FILE" },
+	{ "dns_backup", T_STR, F(dns_backup), 0, 0, "",
+	  "where dns: file keeps the original resolver file until it is put back (also after a "
+	  "crash, at the next start); empty = beside it, RESOLV_CONF.zgate-orig. Agents sharing "
+	  "one /etc (ip netns exec) need one each", "FILE" },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -153,6 +164,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	uint64_t v;
 	enum log_level lvl;
 	enum log_format fmt;
+	enum agentdns_mode dm;
 	uint32_t u;
 	int b;
 
@@ -160,6 +172,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	case T_STR:
 	case T_LEVEL:
 	case T_FORMAT:
+	case T_DNS:
 		if (strlen(text) >= o->size) {
 			zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where,
 			       strlen(text), o->size - 1);
@@ -169,6 +182,11 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 			zg_seterr(err, errlen,
 			       "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
 			       text);
+			return ZG_ERR_CONFIG;
+		}
+		if (o->type == T_DNS && agentdns_mode_parse(text, &dm) != 0) {
+			zg_seterr(err, errlen, "%s: \"%s\" is not a DNS mode (auto, resolved, file "
+				  "or off)", where, text);
 			return ZG_ERR_CONFIG;
 		}
 		if (o->type == T_FORMAT && log_format_parse(text, &fmt) != 0) {
@@ -713,6 +731,7 @@ static const char *hint(enum opt_type t)
 	case T_PREFIXES:
 	case T_RELAYS:
 	case T_STR:
+	case T_DNS:
 		break;
 	}
 	return "VALUE";

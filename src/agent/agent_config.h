@@ -52,6 +52,9 @@ struct agent_config {
 	uint32_t mtu;                       /* TUN MTU; 0 = the tunnel's datagram size */
 	int ipv6;                           /* also ask for an IPv6 address */
 	struct agent_accept accept_routes;  /* like Tailscale's --accept-routes */
+	char dns[16];                       /* auto, resolved, file, off (agentdns.h) */
+	char resolv_conf[AGENT_CONFIG_PATH_MAX]; /* the file mode's resolver file */
+	char dns_backup[AGENT_CONFIG_PATH_MAX];  /* its crash backup; "" = beside it */
 	char log_level[16];
 	char log_format[8];                 /* text or json */
 };

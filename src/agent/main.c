@@ -48,6 +48,8 @@
 
 #include "agent/agent_config.h"
 #include "agent/failover.h"
+#include "agent/agentdns.h"
+#include "agent/backoff.h"
 #include "agent/filewatch.h"
 #include "agent/netlink.h"
 #include "agent/ptb.h"
@@ -107,6 +109,7 @@ struct agent {
 	int tun_paused; /* not reading the TUN while the transport is congested */
 	struct failover fo; /* which relay of the list, and when (failover.h) */
 	int stopping;
+	struct agentdns *dns; /* DNS from the relay (19.5) */
 
 	/* What the agent added to the kernel, and nothing else. */
 	struct route_prefix addrs[MASQUE_MAX_ADDRS];
@@ -203,6 +206,15 @@ static void write_status(struct agent *ag)
 	st.refused_unlisted = ag->route_ref_unlisted;
 	st.c = &ag->cnt;
 	st.last_error = ag->last_error;
+	if (ag->dns != NULL) {
+		const struct agentdns_state *ds = agentdns_state(ag->dns);
+
+		st.dns_via = ds->via;
+		st.dns = ds->server_p;
+		st.ndns = ds->nservers;
+		st.dns_domains = ds->domain_p;
+		st.ndns_domains = ds->ndomains;
+	}
 	if (ag->c != NULL && ag->open) {
 		struct masque_stats ms;
 
@@ -940,6 +952,44 @@ static void on_open(struct masque_conn *c, void *ctx)
 	set_state(ag, "connected", "relay %s, %s, largest packet %zu, %s MTU %u", cur_relay(ag)->text,
 		  masque_conn_datagrams(c) ? "QUIC datagrams" : "DATAGRAM capsules", max, ag->tun,
 		  ag->mtu);
+	/* An empty DNS_ASSIGN ("no DNS configuration of mine") tells the relay
+	 * this client knows the capsule: it answers with its own (19.5). */
+	if (ag->dns != NULL && agentdns_state(ag->dns)->mode != AGENTDNS_OFF &&
+	    masque_conn_send_capsule(c, CAPSULE_DNS_ASSIGN, NULL, 0) != 0)
+		log_warnx("dns: cannot ask the relay for its DNS configuration");
+}
+
+/* DNS_ASSIGN (the only extension capsule the agent asks for). */
+static int on_capsule(struct masque_conn *c, uint64_t type, const uint8_t *v, size_t len,
+		      void *ctx)
+{
+	struct agent *ag = ctx;
+	char err[512];
+	int r;
+
+	(void)c;
+	if (type != CAPSULE_DNS_ASSIGN || ag->dns == NULL)
+		return 0;
+	r = agentdns_assign(ag->dns, v, len, err, sizeof(err));
+	if (r == ZG_ERR_MALFORMED || r == ZG_ERR_TOO_LARGE) {
+		log_warnx("dns: %s", err);
+		return r; /* like any malformed capsule: the tunnel is aborted */
+	}
+	if (r != 0) {
+		log_warnx("dns: %s", err);
+		(void)snprintf(ag->last_error, sizeof(ag->last_error), "dns: %.240s", err);
+	} else {
+		const struct agentdns_state *ds = agentdns_state(ag->dns);
+
+		if (ds->active)
+			log_info("dns: %s: %zu servers (first %s), %zu domains (first %s)", ds->via,
+				 ds->nservers, ds->servers[0], ds->ndomains,
+				 ds->domains[0][0] ? ds->domains[0] : ". (every name)");
+		else
+			log_info("dns: the relay assigns no DNS configuration");
+	}
+	write_status(ag);
+	return 0;
 }
 
 static void on_goaway(struct masque_conn *c, void *ctx)
@@ -1223,6 +1273,14 @@ static void usage(FILE *f)
 		"address another interface's route reaches, a global address the tunnel\n"
 		"does not route, or a route outside --accept-routes.\n"
 		"\n"
+		"DNS: the relay may send a DNS_ASSIGN capsule (its DNS server inside the tunnel\n"
+		"and the domains to send there). With --dns resolved the agent sets that server\n"
+		"and routing domains (~domain) on the TUN through systemd-resolved and reverts\n"
+		"the link on exit; with --dns file it rewrites --resolv-conf in place (the\n"
+		"relay's server first) and puts the original back byte for byte on exit, or at\n"
+		"the next start after a crash; auto picks resolved when it runs; off ignores it.\n"
+		"The status file and `zgate-agent status` show the DNS in use.\n"
+		"\n"
 		OPT_HELP_EXIT
 		"(0 after SIGTERM/SIGINT; 1 when it cannot run here: no TUN, no CAP_NET_ADMIN,\n"
 		"netlink; 2 for the command line, the file, a variable or a certificate.)\n",
@@ -1267,12 +1325,14 @@ static void print_config(const struct agent_config *c)
 	       "mtu             %s\n"
 	       "ipv6            %s\n"
 	       "accept_routes   %s\n"
+	       "dns             %s (resolv_conf %s)\n"
 	       "log_level       %s, log_format %s\n"
 	       "configuration OK\n",
 	       c->cert, c->key, c->ca, c->tun,
 	       c->status_file[0] ? c->status_file : "(none)", c->reconnect_min_ms,
 	       c->reconnect_max_ms, c->keepalive_ms, c->idle_timeout_ms, c->connect_timeout_ms,
-	       mtu, c->ipv6 ? "yes" : "no", acc, c->log_level, c->log_format);
+	       mtu, c->ipv6 ? "yes" : "no", acc, c->dns, c->resolv_conf, c->log_level,
+	       c->log_format);
 }
 
 static int setup_transport(struct agent *ag)
@@ -1314,6 +1374,11 @@ static int setup_transport(struct agent *ag)
 	ag->cbs.on_goaway = on_goaway;
 	ag->cbs.on_close = on_close;
 	ag->cbs.on_writable = on_writable;
+	ag->cbs.on_capsule = on_capsule;
+	if (strcmp(ag->cfg.dns, "off") != 0) {
+		ag->mc.ext_capsules[0] = CAPSULE_DNS_ASSIGN;
+		ag->mc.n_ext_capsules = 1;
+	}
 	return 0;
 }
 
@@ -1376,6 +1441,16 @@ static int preflight(struct agent *ag)
 	if (nl_open(&ag->nl) != 0) {
 		fprintf(stderr, "zgate-agent: cannot open rtnetlink: %s\n", strerror(errno));
 		return 1;
+	}
+	{
+		enum agentdns_mode dm = AGENTDNS_AUTO;
+
+		(void)agentdns_mode_parse(ag->cfg.dns, &dm); /* validated with the config */
+		if (agentdns_new(dm, ag->cfg.resolv_conf, ag->cfg.dns_backup, ag->tun, ag->ifindex,
+				 &ag->dns, err, sizeof(err)) != 0) {
+			fprintf(stderr, "zgate-agent: %s\n", err);
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -1498,6 +1573,8 @@ static int run(struct agent *ag, int argc, char **argv)
 
 	set_state(ag, "stopping", "removing what the agent added: routes %zu%s, addresses %zu",
 		  ag->nroutes, ag->have_relay_rt ? " and the relay route" : "", ag->naddrs);
+	agentdns_free(ag->dns); /* the DNS configuration first: it names the tunnel's server */
+	ag->dns = NULL;
 	remove_all_added(ag);
 	if (ag->tun_existed && ag->link_up &&
 	    nl_link_set(ag->nl, ag->ifindex, ag->tun_was_up, ag->tun_old_mtu) != 0)
@@ -1517,6 +1594,8 @@ static int run(struct agent *ag, int argc, char **argv)
 				       ag->cnt.drop_not_ours + ag->cnt.drop_malformed));
 	rc = 0;
 out:
+	agentdns_free(ag->dns);
+	ag->dns = NULL;
 	free_events(ag);
 	nl_close(ag->nl);
 	if (ag->tun_fd >= 0) {

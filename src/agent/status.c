@@ -123,6 +123,20 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 	    (unsigned long long)c->drop_tun_write, (unsigned long long)c->drop_not_ours,
 	    (unsigned long long)c->drop_malformed, (unsigned long long)c->icmp_too_big);
 	put_str(&o, st->last_error);
+	if (st->dns_via != NULL) {
+		put(&o, ",\"dns\":[");
+		for (size_t i = 0; i < st->ndns; i++) {
+			put(&o, "%s", i ? "," : "");
+			put_str(&o, st->dns[i]);
+		}
+		put(&o, "],\"dns_domains\":[");
+		for (size_t i = 0; i < st->ndns_domains; i++) {
+			put(&o, "%s", i ? "," : "");
+			put_str(&o, st->dns_domains[i][0] ? st->dns_domains[i] : ".");
+		}
+		put(&o, "],\"dns_via\":");
+		put_str(&o, st->dns_via);
+	}
 	if (st->quic != NULL)
 		put(&o,
 		    ",\"quic\":{\"srtt_us\":%llu,\"min_rtt_us\":%llu,\"cwnd\":%llu,"
@@ -733,6 +747,13 @@ static void print_summary(struct show *sh)
 	if (sfield(sh, sh->root, "relay_route", rr, sizeof(rr))[0] != '\0')
 		fprintf(sh->out, "  relay route: %s\n", rr);
 	print_list(sh, "dns", "dns", NULL);
+	print_list(sh, "dns domains", "dns_domains", NULL);
+	{
+		char via[1100];
+
+		if (sfield(sh, sh->root, "dns_via", via, sizeof(via))[0] != '\0')
+			fprintf(sh->out, "  dns via: %s\n", via);
+	}
 	if (mtu > 0)
 		fprintf(sh->out, "  mtu: %llu\n", (unsigned long long)mtu);
 	if (q >= 0 && sh->d->t[q].type == J_OBJ) {

@@ -14,7 +14,9 @@
  *               {"route":"127.0.0.0/8","reason":"loopback"}],"refused_unlisted":0,
  *    "connects":1,"tx_packets":..,"tx_bytes":..,"rx_packets":..,
  *    "rx_bytes":..,"drops":{"outage":..,"too_big":..,"congested":..,
- *    "tun_write":..},"icmp_too_big_sent":..,"last_error":""}
+ *    "tun_write":..},"icmp_too_big_sent":..,"last_error":"",
+ *    "dns":["10.100.0.1"],"dns_domains":["saas.example"],
+ *    "dns_via":"file /etc/resolv.conf"}
  */
 #ifndef ZG_AGENT_STATUS_H
 #define ZG_AGENT_STATUS_H
@@ -83,6 +85,12 @@ struct status_info {
 	const struct status_counters *c;
 	const struct status_quic *quic; /* NULL without an open tunnel */
 	const char *last_error;  /* "" when none */
+	/* DNS from the relay (agentdns.h); dns_via NULL = no "dns" keys */
+	const char *dns_via;     /* "resolved on zgate0 (ifindex 7)", "file /etc/resolv.conf", "off" */
+	const char *const *dns;  /* servers configured now */
+	size_t ndns;
+	const char *const *dns_domains; /* their domains; "" = every name */
+	size_t ndns_domains;
 };
 
 /* Writes *st as one JSON object plus a newline into buf. Returns 0 with

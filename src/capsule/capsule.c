@@ -15,9 +15,26 @@ void capsule_parser_init(struct capsule_parser *cp, uint8_t *buf,
 	cp->state = CAPSULE_ST_TYPE;
 }
 
+int capsule_parser_add_type(struct capsule_parser *cp, uint64_t type)
+{
+	if (type > VARINT_MAX)
+		return ZG_ERR_RANGE;
+	if (cp->n_ext == CAPSULE_EXT_MAX)
+		return ZG_ERR_LIMIT;
+	cp->ext[cp->n_ext++] = type;
+	return 0;
+}
+
 static int is_known(const struct capsule_parser *cp, uint64_t type)
 {
-	return type < 64 && (cp->known_mask >> type) & 1;
+	size_t i;
+
+	if (type < 64)
+		return (cp->known_mask >> type) & 1;
+	for (i = 0; i < cp->n_ext; i++)
+		if (cp->ext[i] == type)
+			return 1;
+	return 0;
 }
 
 static int fail(struct capsule_parser *cp, int err)

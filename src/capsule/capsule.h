@@ -6,7 +6,10 @@
  * any size, buffers only the values of capsule types the caller knows (up
  * to a bound fixed at init, checked as soon as the length is read, before
  * any value byte is buffered) and skips every other type — GREASE included —
- * without buffering, whatever length it declares.
+ * without buffering, whatever length it declares. Types outside the mask
+ * (extensions such as DNS_ASSIGN, whose codepoints are large) are parsed
+ * when added with capsule_parser_add_type(); the caller hands them to
+ * whoever understands them.
  *
  * No I/O, no allocation, no clock: the caller owns every buffer.
  */
@@ -21,6 +24,9 @@
 #define CAPSULE_ADDRESS_ASSIGN 0x01
 #define CAPSULE_ADDRESS_REQUEST 0x02
 #define CAPSULE_ROUTE_ADVERTISEMENT 0x03
+
+/* Extension types a parser can be given besides known_mask. */
+#define CAPSULE_EXT_MAX 4
 
 /* Mask of the types a CONNECT-IP endpoint parses (bit t = type t). */
 #define CAPSULE_MASK_CONNECT_IP                                                \
@@ -55,6 +61,8 @@ struct capsule_parser {
 	uint8_t *buf;        /* caller's buffer for values split across feeds */
 	size_t bufsize;      /* largest value accepted for a known type */
 	uint64_t known_mask; /* bit t set: type t (< 64) is parsed, else skipped */
+	uint64_t ext[CAPSULE_EXT_MAX]; /* further types parsed (any value) */
+	size_t n_ext;
 	enum capsule_parser_state state;
 	int err;             /* sticky error once state is CAPSULE_ST_ERROR */
 	uint8_t vi[8];       /* partial varint of the header */
@@ -73,6 +81,12 @@ struct capsule_parser {
  * only when bufsize is 0. The parser keeps a pointer to buf. */
 void capsule_parser_init(struct capsule_parser *cp, uint8_t *buf,
 			 size_t bufsize, uint64_t known_mask);
+
+/* Makes cp parse (rather than skip) capsules of type too, with the same
+ * bound as the known ones. Call between init and the first feed. Returns
+ * 0, ZG_ERR_RANGE (type above 2^62-1) or ZG_ERR_LIMIT (CAPSULE_EXT_MAX
+ * types already added). */
+int capsule_parser_add_type(struct capsule_parser *cp, uint64_t type);
 
 /* Consumes input from *pp up to end, advancing *pp.
  * Returns:

@@ -496,6 +496,40 @@ static int send_address_request(struct masque_conn *c)
 	return queue_encoded(c, buf, (size_t)(p - buf));
 }
 
+int masque_conn_send_capsule(struct masque_conn *c, uint64_t type, const uint8_t *value,
+			     size_t len)
+{
+	uint8_t hdr[16];
+	uint8_t *p = hdr;
+	const uint8_t *d[2];
+	size_t l[2];
+	int r;
+
+	if (c->tunnel_sid < 0 || c->closing || !c->tunnel_open)
+		return ZG_ERR_STATE;
+	if ((r = capsule_encode_header(&p, hdr + sizeof(hdr), type, len)) != 0)
+		return r;
+	d[0] = hdr;
+	l[0] = (size_t)(p - hdr);
+	d[1] = value;
+	l[1] = len;
+	r = queue_capsule(c, d, l, len ? 2 : 1);
+	if (r == 0)
+		kick(c);
+	return r;
+}
+
+/* The tunnel's capsule parser: the CONNECT-IP types and the owner's
+ * extension types (masque_config.ext_capsules). */
+static void parser_init(struct masque_conn *c)
+{
+	size_t i;
+
+	capsule_parser_init(&c->cparser, c->capbuf, MASQUE_CAPSULE_MAX, CAPSULE_MASK_CONNECT_IP);
+	for (i = 0; i < c->cfg->n_ext_capsules && i < CAPSULE_EXT_MAX; i++)
+		(void)capsule_parser_add_type(&c->cparser, c->cfg->ext_capsules[i]);
+}
+
 static void deliver_packet(struct masque_conn *c, const uint8_t *pkt, size_t len)
 {
 	c->st.pkts_in++;
@@ -554,7 +588,10 @@ static int handle_capsule(struct masque_conn *c, const struct capsule *cap)
 		return r; /* a violation aborts the stream (C07) */
 	}
 	default:
-		return 0; /* not reached: the parser skips unknown types */
+		/* an extension type the owner asked for (parser_init) */
+		if (c->cbs->on_capsule != NULL)
+			return c->cbs->on_capsule(c, cap->type, cap->value, cap->len, c->ctx);
+		return 0;
 	}
 }
 
@@ -726,12 +763,13 @@ static int answer(struct masque_conn *c, int64_t sid, int status, const struct m
 	if (status >= 200 && status < 300) {
 		c->tunnel_sid = sid;
 		c->tunnel_open = 1;
-		capsule_parser_init(&c->cparser, c->capbuf, MASQUE_CAPSULE_MAX,
-				    CAPSULE_MASK_CONNECT_IP);
+		parser_init(c);
 		if (acc->naddrs > 0)
 			r = masque_conn_send_addresses(c, acc->addrs, acc->naddrs);
 		if (r == 0)
 			r = masque_conn_send_routes(c, acc->routes, acc->nroutes);
+		if (r == 0 && acc->capsules_len > 0)
+			r = queue_encoded(c, acc->capsules, acc->capsules_len);
 		if (r == 0)
 			return nghttp3_conn_submit_response(c->h3, sid,
 							    (nghttp3_nv[]){ mknv(":status", "200"),
@@ -817,7 +855,7 @@ static int client_submit_request(struct masque_conn *c)
 	if (!c->cfg->test_no_capsule_protocol)
 		nva[n++] = mknv("capsule-protocol", "?1");
 	c->tunnel_sid = sid;
-	capsule_parser_init(&c->cparser, c->capbuf, MASQUE_CAPSULE_MAX, CAPSULE_MASK_CONNECT_IP);
+	parser_init(c);
 	r = nghttp3_conn_submit_request(c->h3, sid, nva, n, &dr, NULL);
 	if (r != 0) {
 		close_app(c, NGHTTP3_H3_INTERNAL_ERROR, ZG_ERR_STATE, nghttp3_strerror(r));
@@ -1700,6 +1738,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 
 	if (cfg == NULL || cfg->tls == NULL || cfg->io == NULL || cfg->server_name == NULL ||
 	    cfg->authority == NULL || cfg->path == NULL || cfg->nwant > 2 ||
+	    cfg->n_ext_capsules > CAPSULE_EXT_MAX ||
 	    locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
 		return ZG_ERR_INVAL;
 	r = conn_alloc(cfg, cbs, ctx, 0, &c);

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "capsule.h"
 #include "connectip.h"
 #include "histo.h"
 #include "tls.h"
@@ -86,6 +87,11 @@ struct masque_accept {
 	size_t naddrs;
 	struct cip_route *routes; /* owner's array, copied before return */
 	size_t nroutes;
+	/* Further whole capsules (e.g. DNS_ASSIGN, cipdns.h), encoded by the
+	 * owner, sent after ADDRESS_ASSIGN and ROUTE_ADVERTISEMENT (a
+	 * DNS_ASSIGN must not precede the routes). Copied; NULL/0 = none. */
+	const uint8_t *capsules;
+	size_t capsules_len;
 };
 
 /* Why the server refused a handshake before (or without) examining a
@@ -164,6 +170,14 @@ struct masque_cbs {
 	 * drained after masque_conn_congested() said 1: a sender that paused
 	 * its source (the agent's TUN) resumes. */
 	void (*on_writable)(struct masque_conn *c, void *ctx);
+	/* Both: a capsule of one of the extension types listed in
+	 * masque_config.ext_capsules arrived (value bounded like every parsed
+	 * capsule). Types not listed never reach the owner: RFC 9297 says an
+	 * endpoint ignores capsule types it does not know, so a peer may send
+	 * them freely. Return 0, or a negative ZG_ERR_* to abort the tunnel
+	 * (a malformed extension capsule the owner relies on). */
+	int (*on_capsule)(struct masque_conn *c, uint64_t type, const uint8_t *value, size_t len,
+			  void *ctx);
 	/* Client: the server sent GOAWAY (it is shutting down). */
 	void (*on_goaway)(struct masque_conn *c, void *ctx);
 	/* Server: the handshake refused a client certificate. */
@@ -218,6 +232,10 @@ struct masque_config {
 	 * instead of waiting for their idle timeout. */
 	const uint8_t *static_secret; /* 32 bytes */
 	/* Both. */
+	/* Extension capsule types handed to on_capsule (at most
+	 * CAPSULE_EXT_MAX, capsule.h); every other unknown type is skipped. */
+	uint64_t ext_capsules[CAPSULE_EXT_MAX];
+	size_t n_ext_capsules;
 	uint64_t idle_timeout_ms;  /* 0 = 30000 */
 	uint64_t keepalive_ms;     /* PING interval when idle; 0 = none */
 	uint64_t handshake_timeout_ms; /* 0 = 10000 */
@@ -339,6 +357,12 @@ size_t masque_conn_max_packet(const struct masque_conn *c);
  * ZG_ERR_INVAL (routes not normalized). */
 int masque_conn_send_routes(struct masque_conn *c, const struct cip_route *r, size_t n);
 int masque_conn_send_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n);
+
+/* Both: sends one whole capsule (type, value) on the open tunnel, e.g. a
+ * new DNS_ASSIGN after a policy reload. Returns 0, ZG_ERR_STATE (no open
+ * tunnel), ZG_ERR_LIMIT (capsule buffer full), ZG_ERR_RANGE, ZG_ERR_NOMEM. */
+int masque_conn_send_capsule(struct masque_conn *c, uint64_t type, const uint8_t *value,
+			     size_t len);
 
 /* Closes the tunnel and the connection (CONNECTION_CLOSE with
  * H3_NO_ERROR, or app_error). on_close fires later from input/timer,

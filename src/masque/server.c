@@ -291,7 +291,7 @@ int masque_server_new(const struct masque_config *cfg, const struct masque_cbs *
 	char err[160];
 
 	if (cfg == NULL || cbs == NULL || cfg->tls == NULL || cfg->io == NULL ||
-	    cfg->uri_template == NULL)
+	    cfg->uri_template == NULL || cfg->n_ext_capsules > CAPSULE_EXT_MAX)
 		return ZG_ERR_INVAL;
 	if (uri_template_check(cfg->uri_template, err, sizeof(err)) != 0) {
 		log_warnx("uri_template \"%s\": %s", cfg->uri_template, err);

@@ -38,6 +38,9 @@ struct relay_config {
 	uint32_t dns_ttl_floor_ms, dns_ttl_cap_ms; /* bindings last at least/most */
 	uint32_t dns_max_learned_routes;   /* per client */
 	uint32_t dns_cache_entries;
+	char dns_enabled[8];               /* DNS_ASSIGN: auto, true, false */
+	char dns_domains[8704];            /* sent to clients (dnsassign.h): 32 names */
+	char dns_nameservers[CONFIG_PATH_MAX]; /* "" = the pool gateways */
 	uint32_t ops_max_conns;            /* ops connections at once */
 	uint32_t ops_timeout_ms;           /* ops request/answer deadline */
 	char admin_token_file[CONFIG_PATH_MAX]; /* "" = no admin endpoint */

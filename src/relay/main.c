@@ -35,6 +35,8 @@
 #include "relay/audit.h"
 #include "relay/config.h"
 #include "relay/ipam.h"
+#include "relay/dnsassign.h"
+#include "varint.h"
 #include "relay/dnsgate.h"
 #include "relay/dnssvc.h"
 #include "relay/fdlimit.h"
@@ -56,6 +58,9 @@ struct relay {
 	struct evdns_base *dns;
 	struct dnsgate *dnsgate; /* which names, how often (16.8b) */
 	struct dnssvc *dnssvc;   /* the DNS service in the tunnel (issue 19) */
+	struct dnsassign *dnsassign; /* DNS_ASSIGN for clients (19.5) */
+	uint8_t dns_capsule[DNSASSIGN_CAPSULE_MAX];      /* its scratch */
+	char dns_names[CIPDNS_MAX_DOMAINS][POLICY_NAME_MAX]; /* policy_client_domains */
 	WOLFSSL_CTX *tls;
 	struct policy *policy;
 	struct ipam *ipam;
@@ -163,6 +168,77 @@ static int h_ipam_alloc(void *ctx, const char *id, int version, uint8_t addr[16]
 	struct relay *r = ctx;
 
 	return ipam_alloc(r->ipam, id, (uint8_t)version, NULL, addr);
+}
+
+/* 19.5: the DNS_ASSIGN capsule for s (dnsassign.h) in buf, or 0 when
+ * there is none: dns.domains merged with the names the client's own allow
+ * rules give (policy_client_domains). */
+static size_t dns_assign_build(struct relay *r, struct session *s, uint8_t *buf, size_t cap)
+{
+	const char *extra[CIPDNS_MAX_DOMAINS];
+	size_t len = 0, dropped = 0, n = 0, i;
+	int rv;
+
+	rv = policy_client_domains(r->policy, s->id, r->dns_names, CIPDNS_MAX_DOMAINS, &n);
+	if (rv == ZG_ERR_TOO_LARGE) {
+		log_warnx("%s: more than %d names in the policy: DNS_ASSIGN carries the first %d",
+			  s->id, CIPDNS_MAX_DOMAINS, CIPDNS_MAX_DOMAINS);
+		n = CIPDNS_MAX_DOMAINS;
+	} else if (rv != 0) {
+		n = 0;
+	}
+	for (i = 0; i < n; i++)
+		extra[i] = r->dns_names[i];
+	rv = dnsassign_for_client(r->dnsassign, extra, n, buf, cap, &len, &dropped);
+	s->dns_assigned = 1;
+	if (rv != 0 && rv != ZG_ERR_NOTFOUND)
+		log_warnx("%s: no DNS_ASSIGN: %s", s->id, zg_strerror(rv));
+	if (dropped > 0)
+		log_warnx("%s: DNS_ASSIGN leaves out %zu domains", s->id, dropped);
+	return rv == 0 ? len : 0;
+}
+
+/* dns.enabled true: DNS_ASSIGN rides the 200, after the routes. */
+static void h_accept_extra(void *ctx, struct session *s, struct masque_accept *acc)
+{
+	struct relay *r = ctx;
+
+	if (dnsassign_when(r->dnsassign) != DNSASSIGN_ALWAYS)
+		return;
+	acc->capsules = r->dns_capsule;
+	acc->capsules_len = dns_assign_build(r, s, r->dns_capsule, sizeof(r->dns_capsule));
+	if (acc->capsules_len > 0)
+		log_debug("%s: DNS_ASSIGN sent with the 200 (%zu bytes)", s->id, acc->capsules_len);
+}
+
+static int on_capsule(struct masque_conn *c, uint64_t type, const uint8_t *v, size_t len,
+		      void *ctx)
+{
+	struct relay *r = ctx;
+	struct session *s = masque_conn_data(c);
+	uint8_t *buf = r->dns_capsule;
+	const uint8_t *q = buf, *end;
+	uint64_t t, l;
+	size_t n;
+	int rv;
+
+	(void)v;
+	(void)len;
+	if (type != CAPSULE_DNS_ASSIGN || s == NULL || s->state != SESSION_OPEN || s->dns_assigned ||
+	    dnsassign_when(r->dnsassign) == DNSASSIGN_NEVER)
+		return 0;
+	n = dns_assign_build(r, s, buf, sizeof(r->dns_capsule));
+	if (n == 0)
+		return 0;
+	end = buf + n;
+	if (varint_decode(&q, end, &t) != 0 || varint_decode(&q, end, &l) != 0)
+		return 0; /* not reached: dnsassign wrote it */
+	rv = masque_conn_send_capsule(c, t, q, (size_t)l);
+	if (rv != 0)
+		log_warnx("%s: cannot send DNS_ASSIGN: %s", s->id, zg_strerror(rv));
+	else
+		log_debug("%s: DNS_ASSIGN sent (%zu bytes)", s->id, n);
+	return 0;
 }
 
 static void h_ipam_release(void *ctx, const char *id, int version)
@@ -350,6 +426,7 @@ static void sessions_init(struct relay *r)
 		.audit_close = h_audit_close,
 		.now_ms = h_now_ms,
 		.extra_routes = h_extra_routes,
+		.accept_extra = h_accept_extra,
 	};
 	uint64_t key;
 
@@ -1273,6 +1350,8 @@ static int start(struct relay *r, char *err, size_t errlen)
 		log_warnx("%s: stateless resets will not survive a restart", err);
 	mc.tls = r->tls;
 	mc.uri_template = r->cfg.uri_template;
+	mc.ext_capsules[0] = CAPSULE_DNS_ASSIGN; /* 19.5: a client that sends one gets ours */
+	mc.n_ext_capsules = 1;
 	mc.max_conns = (size_t)r->cfg.max_sessions + r->cfg.max_sessions / 4 + 16;
 	mc.max_handshakes_per_source = r->cfg.max_handshakes_per_source;
 	mc.idle_timeout_ms = r->cfg.quic_idle_ms;
@@ -1282,6 +1361,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	mcb.on_address_request = on_address_request;
 	mcb.on_packet = on_packet;
 	mcb.on_close = on_close;
+	mcb.on_capsule = on_capsule;
 	mcb.on_reject = on_reject;
 	mcb.on_handshake_failed = on_handshake_failed;
 	rv = masque_udp_server_new(r->base, r->cfg.listen, &mc, &mcb, r, &r->udp, &r->srv, err,
@@ -1302,6 +1382,12 @@ static int start(struct relay *r, char *err, size_t errlen)
 		 ZG_VERSION, r->cfg.listen, masque_udp_port(r->udp), r->cfg.ops_listen,
 		 ops_port(r->ops), ipam_size(r->ipam, 4), r->cfg.policy_file,
 		 policy_client_count(r->policy));
+	if (dnsassign_enabled(r->dnsassign)) {
+		char line[512];
+
+		dnsassign_summary(r->dnsassign, line, sizeof(line));
+		log_info("DNS_ASSIGN: %s", line);
+	}
 	r->started_ms = mono_ms();
 	audit_relay_start(r->audit, ZG_VERSION, r->cfg.listen, r->cfg.ops_listen,
 			  r->cfg.admin_listen, (long)getpid());
@@ -1344,6 +1430,8 @@ static void shutdown_all(struct relay *r)
 	ipam_free(r->ipam);
 	dnsgate_free(r->dnsgate);
 	r->dnsgate = NULL;
+	dnsassign_free(r->dnsassign);
+	r->dnsassign = NULL;
 	policy_free(r->policy);
 	if (r->tls != NULL)
 		wolfSSL_CTX_free(r->tls);
@@ -1376,6 +1464,15 @@ int main(int argc, char **argv)
 		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
 	if (rv == 0)
 		rv = dnsgate_new(R.cfg.dns_resolvable, R.cfg.dns_per_min, &R.dnsgate, err, sizeof(err));
+	if (rv == 0) {
+		uint8_t gw4[16], gw6[16];
+		int has6 = R.cfg.pool6.version == 6 && ipam_gateway(R.ipam, 6, gw6) == 0;
+
+		rv = ipam_gateway(R.ipam, 4, gw4);
+		if (rv == 0)
+			rv = dnsassign_new(R.cfg.dns_enabled, R.cfg.dns_domains, R.cfg.dns_nameservers,
+					   gw4, has6 ? gw6 : NULL, &R.dnsassign, err, sizeof(err));
+	}
 	if (rv != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);
 		shutdown_all(&R);
@@ -1391,6 +1488,8 @@ int main(int argc, char **argv)
 		       policy_default_action(R.policy) == POLICY_ALLOW ? "allow" : "deny");
 		printf("certificates  ok (server chain, key, client CA%s)\n",
 		       R.cfg.tls_crl[0] ? ", CRL" : "");
+		dnsassign_summary(R.dnsassign, summary, sizeof(summary));
+		printf("dns_assign    %s\n", summary);
 		printf("configuration ok\n");
 		shutdown_all(&R);
 		return 0;

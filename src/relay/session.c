@@ -368,6 +368,8 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 	}
 	acc->routes = routes;
 	acc->nroutes = n;
+	if (t->h.accept_extra != NULL)
+		t->h.accept_extra(t->h.ctx, s, acc);
 	log_info("tunnel open: %s from %s, address %s, %zu routes", s->id, s->peer, s->vip_s, n);
 	t->h.audit_open(t->h.ctx, s);
 	return 200;

@@ -77,6 +77,7 @@ struct session {
 	uint8_t *cert_der;
 	size_t cert_len;
 	const char *close_reason; /* the relay closed it: revoked, policy, admin */
+	int dns_assigned; /* DNS_ASSIGN sent (or nothing to send): 19.5 */
 	struct session *next, *prev;     /* the table */
 	struct session *vnext4, *vnext6; /* address buckets */
 };
@@ -125,6 +126,9 @@ struct session_hooks {
 	 * has_routes: whether the policy gave the client any range. */
 	size_t (*extra_routes)(void *ctx, const char *id, int has_routes, struct cip_route *out,
 			       size_t cap);
+	/* Optional (may be NULL): called on admission just before the 200
+	 * leaves, to add what rides with it (acc->capsules: DNS_ASSIGN). */
+	void (*accept_extra)(void *ctx, struct session *s, struct masque_accept *acc);
 };
 
 struct session_counters {
