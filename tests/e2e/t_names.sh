@@ -56,8 +56,23 @@ cleanup "kill $DPID 2>/dev/null; wait $DPID 2>/dev/null"
 svc_start web http 0.0.0.0 80 "portal ok"
 for k in $(seq 50); do ins dig +short +time=1 +tries=1 @198.18.0.10 portal.lab.example | grep -q . && break; sleep 0.1; done
 topo_relay
-topo_agent 1 agent-1
+# the client namespace's own resolver file (ip netns exec binds it over
+# /etc/resolv.conf): the agent points it at the relay (DNS_ASSIGN)
+NSDIR=/etc/netns/${C[1]}
+mkdir -p "$NSDIR"; cleanup "rm -rf $NSDIR"
+printf 'nameserver 192.0.2.1\n' >"$NSDIR/resolv.conf"
+topo_agent 1 agent-1 --dns file --dns-backup "$D/agent-1.resolv.backup"
 GW=10.100.0.1
+
+step "DNS_ASSIGN carries the client's policy names: the agent's resolver is the relay's"
+for k in $(seq 50); do grep -q "^nameserver $GW" "$NSDIR/resolv.conf" && break; sleep 0.1; done
+cat "$NSDIR/resolv.conf"
+[[ $(grep -m1 '^nameserver' "$NSDIR/resolv.conf") == "nameserver $GW" ]] ||
+	fail "the agent's resolver file does not name the relay's DNS service first"
+out=$("$AGENT" status --status-file "$D/status1.json")
+grep '^ *dns' <<<"$out"
+expect_contains "$out" "portal.lab.example" "DNS_ASSIGN domains: the exact name"
+expect_contains "$out" "saas.example" "DNS_ASSIGN domains: the wildcard's suffix"
 via_tunnel() { [[ $(inc 1 ip route get "$1") == *zgate0* ]]; }
 ask() { inc 1 dig +time=2 +tries=1 @$GW "$@"; }
 

@@ -94,6 +94,10 @@ metric() { metrics | awk -v m="$1" '$1 == m {print $2}'; } # EXACT_NAME{labels}
 # address. APID[I] is its pid.
 topo_agent() { # I ID [FLAGS...]
 	local i=$1 id=$2 k; shift 2
+	# An agent told of a DNS server (DNS_ASSIGN) would rewrite the
+	# machine's /etc/resolv.conf unless the scenario gave its namespace a
+	# file of its own (/etc/netns/NS/resolv.conf): no DNS unless asked.
+	[[ " $* " == *" --dns "* ]] || set -- "$@" --dns off
 	ip netns exec "${C[$i]}" "$AGENT" --relay "192.168.$((80 + i)).1:4433" --server-name relay.test \
 		--cert "$D/pki/$id.crt" --key "$D/pki/$id.key" --ca "$D/pki/ca.crt" \
 		--status-file "$D/status$i.json" --reconnect-min 200ms --reconnect-max 1s "$@" \
