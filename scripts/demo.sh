@@ -4,7 +4,9 @@
 # its own network namespace, a "hospital SaaS" service namespace behind it,
 # and a client. With zgate-agent built, the client is a namespace with a
 # real TUN device, and ping and curl reach the service through the tunnel;
-# the probe always runs first (no TUN needed). Everything it makes is
+# the probe always runs first (no TUN needed); a rule by name
+# (portal.lab.example) is reached through the relay's DNS service, with a
+# real dnsmasq as the "hospital's" resolver. Everything it makes is
 # removed at the end, also on failure. Needs root (namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	for n in $c $r $s; do ip netns del "$n" 2>/dev/null || true; done
+	rm -rf "/etc/netns/$c"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -34,11 +37,17 @@ ip -n $c addr add 192.168.77.2/24 dev zgd-c; ip -n $c link set zgd-c up
 ip -n $r addr add 192.168.77.1/24 dev zgd-rc; ip -n $r link set zgd-rc up
 ip -n $r addr add 198.18.0.1/24 dev zgd-rs; ip -n $r link set zgd-rs up
 ip -n $s addr add 198.18.0.10/24 dev zgd-s; ip -n $s link set zgd-s up
+ip -n $s addr add 198.18.1.10/24 dev zgd-s; ip -n $r route add 198.18.1.0/24 dev zgd-rs
 ip -n $c route add default via 192.168.77.1
 ip netns exec $r sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 echo "   the client has no route to 198.18.0.0/24 except through zgate"
-echo '<h1>Hello from the hospital SaaS (198.18.0.10)</h1>' >"$work/index.html"
-(cd "$work" && exec ip netns exec $s python3 -m http.server 80 --bind 198.18.0.10) >/dev/null 2>&1 &
+echo '<h1>Hello from the hospital SaaS</h1>' >"$work/index.html"
+(cd "$work" && exec ip netns exec $s python3 -m http.server 80 --bind 0.0.0.0) >/dev/null 2>&1 &
+pids+=($!)
+# the site's resolver: portal.lab.example is 198.18.1.10, outside the CIDR rules
+ip netns exec $s "$(command -v dnsmasq || echo /usr/sbin/dnsmasq)" --keep-in-foreground \
+	--conf-file=/dev/null --no-resolv --no-hosts --listen-address=198.18.0.10 --bind-interfaces \
+	--port=53 --address=/portal.lab.example/198.18.1.10 --pid-file= >/dev/null 2>&1 &
 pids+=($!)
 
 cat >"$work/policy.yaml" <<P
@@ -56,6 +65,11 @@ clients:
         action: allow
         destinations: ["198.18.0.0/24"]
         protocols: [icmp]
+      - id: lab-portal    # by name: reachable once the name was resolved
+        action: allow
+        destinations: ["portal.lab.example"]
+        protocols: [tcp]
+        ports: ["80"]
 P
 cat >"$work/relay.yaml" <<C
 listen: "0.0.0.0:4433"
@@ -68,6 +82,8 @@ uri_template: "https://relay.demo:4433/.well-known/masque/ip/{target}/{ipproto}/
 policy: $work/policy.yaml
 timeouts:
   drain_grace: 5s
+dns:
+  upstreams: ["198.18.0.10"]
 C
 chmod 644 "$work"/*.yaml
 
@@ -90,9 +106,13 @@ ip netns exec $c "$BIN/zgate-probe" --relay 192.168.77.1:4433 --server-name rela
 
 if [[ -x $BIN/zgate-agent ]]; then
 	say "6. zgate-agent with a TUN device in the client namespace"
+	# the namespace's own resolver file (ip netns exec binds it over
+	# /etc/resolv.conf): the agent points it at the relay (DNS_ASSIGN)
+	mkdir -p /etc/netns/$c; printf 'nameserver 192.0.2.1\n' >/etc/netns/$c/resolv.conf
 	ip netns exec $c "$BIN/zgate-agent" --relay 192.168.77.1:4433 --server-name relay.demo \
 		--cert "$work/pki/agent-1.crt" --key "$work/pki/agent-1.key" --ca "$work/pki/ca.crt" \
-		--status-file "$work/agent.status" 2>"$work/agent.log" &
+		--status-file "$work/agent.status" --dns file --dns-backup "$work/resolv.backup" \
+		2>"$work/agent.log" &
 	agent=$!; pids+=($agent)
 	for _ in $(seq 50); do ip netns exec $c ip route show | grep -q 198.18.0.0 && break; sleep 0.1; done
 	echo "   routes in the client namespace:"; ip netns exec $c ip route show | sed 's/^/     /'
@@ -100,6 +120,10 @@ if [[ -x $BIN/zgate-agent ]]; then
 	echo "   curl http://198.18.0.10/:"; ip netns exec $c curl -s --max-time 5 http://198.18.0.10/ | sed 's/^/     /'
 	echo "   a denied port (198.18.0.10:22) is refused at once:"
 	ip netns exec $c curl -s --max-time 5 telnet://198.18.0.10:22 </dev/null 2>&1 | sed 's/^/     /' || echo "     connection refused (TCP RST from the relay)"
+	echo "   by name: curl http://portal.lab.example/ (the relay answers DNS in the tunnel,"
+	echo "   binds the answer to rule lab-portal and routes 198.18.1.10 to this client):"
+	ip netns exec $c curl -s --max-time 5 http://portal.lab.example/ | sed 's/^/     /'
+	echo "   the learned route:"; ip netns exec $c ip route show | grep 198.18.1 | sed 's/^/     /'
 	kill -TERM $agent; wait $agent 2>/dev/null || true
 	echo "   after SIGTERM the agent removed its routes:"; ip netns exec $c ip route show | sed 's/^/     /'
 else
