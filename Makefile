@@ -178,8 +178,8 @@ $(BUILD)/tests/test_%: tests/test_%.c $(LIBS_ALL)
 		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -lcmocka $(DEP_LIBS)
 
 # ---------------------------------------------------------------- tests
-# One formatting style (.clang-format); not part of `make test` yet: the
-# tree is reformatted once, then the check joins the suite.
+# One formatting style (.clang-format): the tree follows it, and `make
+# test` checks that it still does (tests/format/test_format.sh, a selftest).
 format:
 	$(Q)scripts/format.sh
 
@@ -216,8 +216,9 @@ e2e: all
 
 # Shell tests of the project's own scripts (cmocka-style output, counted
 # like the unit tests): third_party/deps.sh's resolution of the pins against
-# canned apt-cache output, and the e2e runner's check for leftover processes.
-SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh
+# canned apt-cache output, the e2e runner's check for leftover processes,
+# and that the sources follow .clang-format.
+SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh tests/format/test_format.sh
 selftest:
 	$(Q)scripts/run-tests.sh selftest $(SELFTESTS)
 

@@ -44,9 +44,9 @@
 
 #define CLIENT_VIP "10.100.0.7"
 #define SPORT_BASE 10000
-#define BATCH 64           /* SYNs in flight while opening flows */
-#define CLIENT_WS 7        /* our window scale: 0xffff << 7 = 8 MiB */
-#define STALL_MS 500       /* no ACK progress: send again from snd_una */
+#define BATCH 64     /* SYNs in flight while opening flows */
+#define CLIENT_WS 7  /* our window scale: 0xffff << 7 = 8 MiB */
+#define STALL_MS 500 /* no ACK progress: send again from snd_una */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -96,10 +96,6 @@ rss_bytes(void)
 	fclose(f);
 	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
-
-
-
-
 
 /* A checksum partial sum folded to 16 bits, not complemented: partials
  * folded this way can be added without overflow. */
@@ -153,9 +149,9 @@ listen_loopback(int backlog, int nonblock, uint16_t *pport)
 /* The client side of one flow, as far as the bench needs it. */
 struct cflow {
 	uint32_t isn, snd_nxt, snd_una, rcv_nxt;
-	uint64_t wnd;   /* the stack's receive window, bytes */
-	uint8_t ws;     /* the stack's window scale */
-	int8_t state;   /* 0 idle, 1 SYN sent, 2 SYN-ACK seen, 3 established, -1 reset */
+	uint64_t wnd; /* the stack's receive window, bytes */
+	uint8_t ws;   /* the stack's window scale */
+	int8_t state; /* 0 idle, 1 SYN sent, 2 SYN-ACK seen, 3 established, -1 reset */
 };
 
 struct bench {
@@ -758,8 +754,7 @@ run_tput(uint64_t total, uint16_t mtu, struct tput_result *r)
 		while (sent < total && c->state == 3 &&
 		       (uint64_t)(uint32_t)(c->snd_nxt - c->snd_una) + seg <= c->wnd) {
 			size_t n = total - sent < seg ? (size_t)(total - sent) : seg;
-			uint32_t ps = n == seg ? paysum :
-					fold16(cksum_add(0, pkt + 40, n));
+			uint32_t ps = n == seg ? paysum : fold16(cksum_add(0, pkt + 40, n));
 
 			tcp_header(pkt, &b.src, &b.dst, SPORT_BASE, b.dport,
 				   c->snd_nxt, c->rcv_nxt, PKT_TCP_ACK | PKT_TCP_PSH,
@@ -830,8 +825,7 @@ usage(void)
 	exit(2);
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	struct flows_result fr;
 	struct tput_result tr;

@@ -48,7 +48,8 @@ static void run(const uint8_t *data, size_t size, size_t step, size_t cut,
 	memset(e, 0, offsetof(struct events, data));
 	capsule_parser_init(&cp, buf, sizeof(buf), CAPSULE_MASK_CONNECT_IP);
 	while (off < size) {
-		size_t n = cut ? (off == 0 ? cut : size - off) : step ? step : size;
+		size_t n = cut ? (off == 0 ? cut : size - off) : step ? step
+								      : size;
 		if (n > size - off)
 			n = size - off;
 		const uint8_t *p = data + off, *end = p + n;

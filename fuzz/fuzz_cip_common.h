@@ -30,25 +30,25 @@ static inline const uint8_t *fuzz_value(const uint8_t *cap, const uint8_t *end,
 	return cap;
 }
 
-#define FUZZ_ROUNDTRIP(T, DECODE, ENCODE, TYPE)                                        \
-	static T a[FUZZ_MAX], b[FUZZ_MAX];                                             \
-	static uint8_t e1[FUZZ_MAX * 40], e2[FUZZ_MAX * 40];                            \
-	size_t na, nb, vlen;                                                           \
-	uint8_t *w1 = e1, *w2 = e2;                                                    \
-	const uint8_t *v;                                                              \
-	memset(a, 0, sizeof(a));                                                       \
-	memset(b, 0, sizeof(b));                                                       \
-	if (DECODE(data, size, a, FUZZ_MAX, &na) != 0)                                 \
-		return 0;                                                              \
-	if (ENCODE(&w1, e1 + sizeof(e1), a, na) != 0)                                  \
-		abort();                                                               \
-	v = fuzz_value(e1, w1, TYPE, &vlen);                                           \
-	if (DECODE(v, vlen, b, FUZZ_MAX, &nb) != 0 || nb != na ||                      \
-	    memcmp(a, b, na * sizeof(a[0])) != 0)                                      \
-		abort();                                                               \
-	if (ENCODE(&w2, e2 + sizeof(e2), b, nb) != 0 || w2 - e2 != w1 - e1 ||          \
-	    memcmp(e1, e2, (size_t)(w1 - e1)) != 0)                                    \
-		abort();                                                               \
+#define FUZZ_ROUNDTRIP(T, DECODE, ENCODE, TYPE)                               \
+	static T a[FUZZ_MAX], b[FUZZ_MAX];                                    \
+	static uint8_t e1[FUZZ_MAX * 40], e2[FUZZ_MAX * 40];                  \
+	size_t na, nb, vlen;                                                  \
+	uint8_t *w1 = e1, *w2 = e2;                                           \
+	const uint8_t *v;                                                     \
+	memset(a, 0, sizeof(a));                                              \
+	memset(b, 0, sizeof(b));                                              \
+	if (DECODE(data, size, a, FUZZ_MAX, &na) != 0)                        \
+		return 0;                                                     \
+	if (ENCODE(&w1, e1 + sizeof(e1), a, na) != 0)                         \
+		abort();                                                      \
+	v = fuzz_value(e1, w1, TYPE, &vlen);                                  \
+	if (DECODE(v, vlen, b, FUZZ_MAX, &nb) != 0 || nb != na ||             \
+	    memcmp(a, b, na * sizeof(a[0])) != 0)                             \
+		abort();                                                      \
+	if (ENCODE(&w2, e2 + sizeof(e2), b, nb) != 0 || w2 - e2 != w1 - e1 || \
+	    memcmp(e1, e2, (size_t)(w1 - e1)) != 0)                           \
+		abort();                                                      \
 	return 0
 
 #endif

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		for (uint8_t proto = 0; proto < 20; proto += 5) {
 			f.version = (proto & 1) ? 6 : 4;
-			f.proto = proto == 15 ? 17 : proto == 5 ? 6 : proto;
+			f.proto = proto == 15 ? 17 : proto == 5 ? 6
+								: proto;
 			f.dst[0] = (uint8_t)(size * 37);
 			f.dport = (uint16_t)(size * 101);
 			policy_eval(p, ids[i], &f, &v);

@@ -152,13 +152,11 @@ fixup(uint8_t *p, size_t len, int set_src)
 			l4len = ulen;
 	}
 	put_csum(p, l4off + coff, 0);
-	sum = proto == STACK_PROTO_ICMP ? 0 :
-					  pkt_csum_pseudo(&src, &dst, proto, l4len);
+	sum = proto == STACK_PROTO_ICMP ? 0 : pkt_csum_pseudo(&src, &dst, proto, l4len);
 	put_csum(p, l4off + coff, cksum_fold(cksum_add(sum, p + l4off, l4len)));
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t pkt[65536];
 	uint8_t flags;

@@ -158,7 +158,6 @@ static void test_file_errors_name_line_and_column(void **state)
 	assert_err("reconnect_min: \"5ms\" is not a duration from 10ms to 60000ms");
 }
 
-
 static void test_env_and_flags(void **state)
 {
 	struct agent_config c;
@@ -200,7 +199,8 @@ static void test_relay_list(void **state)
 	agent_config_defaults(&c);
 	required_set(&c);
 	assert_int_equal(load(&c, "relay:\n  - a.example:443\n  - sni.example@192.0.2.7:4433\n"
-				  "  - \"[2001:db8::1]:443\"\n"), 0);
+				  "  - \"[2001:db8::1]:443\"\n"),
+			 0);
 	assert_string_equal(c.relay, "a.example:443,sni.example@192.0.2.7:4433,[2001:db8::1]:443");
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
 	assert_int_equal(c.relays.n, 3);
@@ -222,7 +222,8 @@ static void test_relay_list(void **state)
 	agent_config_defaults(&c);
 	required_set(&c);
 	assert_int_equal(agent_config_apply_flag(&c, "relay", "a.example:443,n.example@b.example:443",
-						 err, sizeof(err)), 0);
+						 err, sizeof(err)),
+			 0);
 	strcpy(c.server_name, "relay.example");
 	strcpy(c.uri_template, "https://relay.example/m/{target}/{ipproto}/");
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
@@ -237,7 +238,8 @@ static void test_relay_list(void **state)
 	assert_int_equal(c.relays.n, 2);
 	assert_string_equal(c.relays.e[1].addr, "f.example:2");
 	assert_int_equal(agent_config_apply_flag(&c, "relay", "a:1,2001:db8::1:443", err,
-						 sizeof(err)), ZG_ERR_CONFIG);
+						 sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_err("--relay: entry 2 \"2001:db8::1:443\" is not [NAME@]HOST:PORT");
 	assert_err("an IPv6 address goes in brackets");
 	assert_int_equal(agent_config_apply_flag(&c, "relay", " , ", err, sizeof(err)),
@@ -517,7 +519,8 @@ static void test_i16_accept_routes(void **state)
 	assert_int_equal(c.accept_routes.n, 1);
 	assert_string_equal(routes_format(&c.accept_routes.p[0], s, sizeof(s)), "10.0.0.0/8");
 	assert_int_equal(agent_config_apply_flag(&c, "accept-routes", "10.0.0.0/8,fd00::/8", err,
-						 sizeof(err)), 0);
+						 sizeof(err)),
+			 0);
 	assert_int_equal(c.accept_routes.n, 2);
 	assert_int_equal(agent_config_apply_flag(&c, "accept-routes", "10.0.0.0/33", err, sizeof(err)),
 			 ZG_ERR_CONFIG);

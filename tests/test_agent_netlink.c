@@ -63,7 +63,8 @@ static void test_tun_open_errors(void **state)
 	if (!in_netns)
 		skip();
 	assert_int_equal(tun_open("a-name-that-is-far-too-long", name, sizeof(name), &fd, &idx,
-				  err, sizeof(err)), ZG_ERR_IO);
+				  err, sizeof(err)),
+			 ZG_ERR_IO);
 	assert_non_null(strstr(err, "longer than 15 characters"));
 	/* a non-TUN device of the same name */
 	sh("ip link add zgveth0 type veth peer name zgveth1 2>&1");

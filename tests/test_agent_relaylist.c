@@ -37,7 +37,8 @@ static void test_entries(void **state)
 	assert_string_equal(e.host, "2001:db8::1");
 	assert_string_equal(e.addr, "[2001:db8::1]:443");
 	assert_int_equal(relaylist_parse_entry("relay-b.example@[2001:db8::2]:65535", &e, err,
-					       sizeof(err)), 0);
+					       sizeof(err)),
+			 0);
 	assert_string_equal(e.name, "relay-b.example");
 	assert_string_equal(e.host, "2001:db8::2");
 	assert_int_equal(e.port, 65535);
@@ -85,14 +86,16 @@ static void test_list(void **state)
 	(void)state;
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(relaylist_add(&l, "a.example:443, b.example:443\t[::1]:1", "--relay", err,
-				       sizeof(err)), 0);
+				       sizeof(err)),
+			 0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.e[2].host, "::1");
 	assert_string_equal(relaylist_format(&l, buf, sizeof(buf)),
 			    "a.example:443, b.example:443, [::1]:1");
 	/* appending continues the numbering, duplicates name the first */
 	assert_int_equal(relaylist_add(&l, "c:1,b.example:443", "f.yaml:2:1: relay", err,
-				       sizeof(err)), ZG_ERR_CONFIG);
+				       sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_err("f.yaml:2:1: relay: entry 5 \"b.example:443\" repeats entry 2");
 	/* the same address under another name is another entry */
 	memset(&l, 0, sizeof(l));

@@ -200,7 +200,7 @@ static int setup(void **state)
 		   "<auth>EXTERNAL</auth><policy context=\"default\"><allow user=\"*\"/>"
 		   "<allow own=\"*\"/><allow send_destination=\"*\"/><allow receive_sender=\"*\"/>"
 		   "</policy></busconfig>\n",
-		   sock);
+		sock);
 	fclose(f);
 	daemon_pid = fork();
 	if (daemon_pid == 0) {

@@ -169,14 +169,14 @@ static void test_c07_diff_removes_unlisted(void **state)
 /* ------------------------------------------------------------------
  * Issue 16 item 5: what the agent takes from a relay. */
 
-static struct route_prefix P(const char *s)
-{
+static struct route_prefix P(const char *s) {
 	struct route_prefix p;
 	assert_int_equal(routes_parse(s, &p), 0);
 	return p;
 }
 
-static const char *one(const struct route_prefix *p)
+static const char *
+one(const struct route_prefix *p)
 {
 	static char buf[64];
 	return routes_format(p, buf, sizeof(buf));

@@ -41,22 +41,29 @@ static void test_format_connected(void **state)
 	struct route_prefix a[2] = { pfx("10.100.0.7", 32), pfx("fd00:100::7", 128) };
 	struct route_prefix r[3] = { pfx("0.0.0.0", 1), pfx("128.0.0.0", 1), pfx("2001:db8::", 32) };
 	struct route_prefix host = pfx("192.0.2.1", 32);
-	struct status_counters c = { .tx_packets = 10, .tx_bytes = 1000, .rx_packets = 9,
-				     .rx_bytes = 900, .drop_outage = 3, .drop_too_big = 1,
-				     .drop_congested = 2, .drop_tun_write = 0, .drop_not_ours = 4,
-				     .drop_malformed = 6,
-				     .icmp_too_big = 1, .connects = 2 };
-	struct status_quic q = { .srtt_us = 412, .min_rtt_us = 180, .cwnd = 123456,
-				 .bytes_in_flight = 7000, .packets_sent = 99, .packets_lost = 1,
-				 .queued_bytes = 2800, .next_timer_us = -1, .tun_paused = 1 };
+	struct status_counters c = { .tx_packets = 10, .tx_bytes = 1000, .rx_packets = 9, .rx_bytes = 900, .drop_outage = 3, .drop_too_big = 1, .drop_congested = 2, .drop_tun_write = 0, .drop_not_ours = 4, .drop_malformed = 6, .icmp_too_big = 1, .connects = 2 };
+	struct status_quic q = { .srtt_us = 412, .min_rtt_us = 180, .cwnd = 123456, .bytes_in_flight = 7000, .packets_sent = 99, .packets_lost = 1, .queued_bytes = 2800, .next_timer_us = -1, .tun_paused = 1 };
 	struct status_refusal ref[2] = { { pfx("8.8.8.8", 32), 0, ROUTE_NOT_TUNNELED },
 					 { pfx("127.0.0.0", 8), 1, ROUTE_LOOPBACK } };
 	struct status_info st = {
-		.state = "connected", .since = 1700000000, .pid = 4242, .updated = 1700000042,
+		.state = "connected",
+		.since = 1700000000,
+		.pid = 4242,
+		.updated = 1700000042,
 		.relay = "relay.example:443",
-		.tun = "zgate0", .mtu = 1350, .addrs = a, .naddrs = 2, .routes = r, .nroutes = 3,
-		.relay_route = &host, .refused = ref, .nrefused = 2, .refused_unlisted = 5,
-		.c = &c, .quic = &q, .last_error = "",
+		.tun = "zgate0",
+		.mtu = 1350,
+		.addrs = a,
+		.naddrs = 2,
+		.routes = r,
+		.nroutes = 3,
+		.relay_route = &host,
+		.refused = ref,
+		.nrefused = 2,
+		.refused_unlisted = 5,
+		.c = &c,
+		.quic = &q,
+		.last_error = "",
 	};
 	char buf[2048];
 	size_t n = 0;
@@ -86,8 +93,12 @@ static void test_format_empty_and_escaped(void **state)
 {
 	struct status_counters c;
 	struct status_info st = {
-		.state = "reconnecting", .since = 0, .relay = "[2001:db8::1]:443", .tun = "zgate0",
-		.c = &c, .last_error = "relay said \"no\"\\\n\ttab\x01",
+		.state = "reconnecting",
+		.since = 0,
+		.relay = "[2001:db8::1]:443",
+		.tun = "zgate0",
+		.c = &c,
+		.last_error = "relay said \"no\"\\\n\ttab\x01",
 	};
 	char buf[1024];
 	size_t n = 0;
@@ -104,8 +115,7 @@ static void test_format_empty_and_escaped(void **state)
 static void test_format_bufshort(void **state)
 {
 	struct status_counters c;
-	struct status_info st = { .state = "connected", .relay = "r:1", .tun = "t", .c = &c,
-				  .last_error = "" };
+	struct status_info st = { .state = "connected", .relay = "r:1", .tun = "t", .c = &c, .last_error = "" };
 	char buf[2048];
 	size_t n = 0, full;
 
@@ -317,10 +327,7 @@ static void test_format_and_show_dns(void **state)
 	static const char *const servers[] = { "10.100.0.1" };
 	static const char *const domains[] = { "saas.example", "" };
 	struct status_counters c;
-	struct status_info st = { .state = "connected", .since = NOW, .pid = 9, .relay = "r:1",
-				  .tun = "zgate0", .c = &c, .last_error = "",
-				  .dns_via = "file /etc/resolv.conf", .dns = servers, .ndns = 1,
-				  .dns_domains = domains, .ndns_domains = 2 };
+	struct status_info st = { .state = "connected", .since = NOW, .pid = 9, .relay = "r:1", .tun = "zgate0", .c = &c, .last_error = "", .dns_via = "file /etc/resolv.conf", .dns = servers, .ndns = 1, .dns_domains = domains, .ndns_domains = 2 };
 	char buf[2048], *out = NULL, err[512];
 	size_t n = 0;
 
@@ -468,16 +475,15 @@ static void test_several_relays_written_and_shown(void **state)
 {
 	static struct relaylist l;
 	struct status_counters c = { .connects = 3 };
-	struct status_info st = { .state = "connected", .since = 1700000000, .pid = 4242,
-				  .updated = 1700000042, .tun = "zgate0", .c = &c,
-				  .last_error = "" };
+	struct status_info st = { .state = "connected", .since = 1700000000, .pid = 4242, .updated = 1700000042, .tun = "zgate0", .c = &c, .last_error = "" };
 	char buf[4096], err[512], *out = NULL;
 	size_t n = 0;
 
 	(void)state;
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(relaylist_add(&l, "a.example:443,relay-b.example@[2001:db8::2]:443",
-				       "test", err, sizeof(err)), 0);
+				       "test", err, sizeof(err)),
+			 0);
 	st.relays = &l;
 	st.relay_index = 1;
 	st.relay = l.e[1].text;

@@ -18,9 +18,6 @@
 #include "cksum.h"
 #include "zg_err.h"
 
-
-
-
 struct segspec {
 	int v6;
 	uint16_t sport;
@@ -51,7 +48,7 @@ static size_t seg(uint8_t *p, const struct segspec *s)
 		p[0] = 0x45;
 		be16_put(p + 2, (uint16_t)len);
 		be16_put(p + 4, (uint16_t)(s->seq & 0xffff)); /* IDs differ */
-		p[6] = 0x40;                                /* DF */
+		p[6] = 0x40;                                  /* DF */
 		p[8] = s->ttl ? s->ttl : 64;
 		p[9] = 6;
 		inet_pton(AF_INET, "198.18.0.10", p + 12);
@@ -161,8 +158,7 @@ static void test_consecutive_segments_become_one_gso_write(void **state)
 	for (int v6 = 0; v6 <= 1; v6++) {
 		tungro_reset(g);
 		for (uint32_t i = 0; i < 10; i++) {
-			struct segspec s = { .v6 = v6, .seq = 1000 + i * 1240, .payload = 1240,
-					     .flags = i == 9 ? 0x18 : 0x10 };
+			struct segspec s = { .v6 = v6, .seq = 1000 + i * 1240, .payload = 1240, .flags = i == 9 ? 0x18 : 0x10 };
 			add_seg(g, &s);
 		}
 		assert_int_equal(tungro_count(g), 1);

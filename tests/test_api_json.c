@@ -90,7 +90,9 @@ static void test_alloc_bodies(void **state)
 	assert_string_equal(q.relay_id, "");
 	assert_false(q.has_requested);
 	assert_int_equal(alloc(" \n{ \"relay_id\" : \"r1\", \"client_id\":\"c\",\t"
-			       "\"requested_address\": \"10.100.0.7\" } \r\n", &q), 0);
+			       "\"requested_address\": \"10.100.0.7\" } \r\n",
+			       &q),
+			 0);
 	assert_string_equal(q.client_id, "c");
 	assert_string_equal(q.relay_id, "r1");
 	assert_true(q.has_requested);

@@ -136,35 +136,34 @@ static void test_session_lines_exact(void **state)
 	audit_session_open(fx->a, 0, "agent-1", "10.100.0.7", "198.51.100.20:51000", "7a00f98b",
 			   "e961c2ad528b37057e0372a8b94d05cf49336cbf2702b4cbb243ced72295f484");
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\",\"client\":\"agent-1\","
-		"\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\",\"cert_serial\":\"7a00f98b\","
-		"\"cert_sha256\":\"e961c2ad528b37057e0372a8b94d05cf49336cbf2702b4cbb243ced72295f484\"}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\",\"client\":\"agent-1\","
+			    "\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\",\"cert_serial\":\"7a00f98b\","
+			    "\"cert_sha256\":\"e961c2ad528b37057e0372a8b94d05cf49336cbf2702b4cbb243ced72295f484\"}\n");
 	fx->now += 61000;
 	audit_session_close(fx->a, 0, "agent-1", "10.100.0.7", "198.51.100.20:51000", 61000, 1234, 56789, "client-closed");
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:51:02.123Z\",\"event\":\"session_close\",\"client\":\"agent-1\","
-		"\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\",\"duration_ms\":61000,"
-		"\"bytes_up\":1234,\"bytes_down\":56789,\"reason\":\"client-closed\"}\n");
+			    "{\"ts\":\"2026-11-25T02:51:02.123Z\",\"event\":\"session_close\",\"client\":\"agent-1\","
+			    "\"vip\":\"10.100.0.7\",\"peer\":\"198.51.100.20:51000\",\"duration_ms\":61000,"
+			    "\"bytes_up\":1234,\"bytes_down\":56789,\"reason\":\"client-closed\"}\n");
 }
 
 static void test_flow_lines_exact(void **state)
 {
 	struct fx *fx = *state;
-	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .sport = 40000,
-				.dst = "203.0.113.5", .dport = 443, .rule = "allow-saas" };
+	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .sport = 40000, .dst = "203.0.113.5", .dport = 443, .rule = "allow-saas" };
 	audit_flow_allow(fx->a, &f);
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_allow\",\"client\":\"agent-1\",\"proto\":\"tcp\","
-		"\"src\":\"10.100.0.7\",\"sport\":40000,\"dst\":\"203.0.113.5\",\"dport\":443,\"rule\":\"allow-saas\"}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_allow\",\"client\":\"agent-1\",\"proto\":\"tcp\","
+			    "\"src\":\"10.100.0.7\",\"sport\":40000,\"dst\":\"203.0.113.5\",\"dport\":443,\"rule\":\"allow-saas\"}\n");
 	f.reason = "idle";
 	f.bytes_up = 10;
 	f.bytes_down = 20;
 	f.duration_ms = 30;
 	audit_flow_close(fx->a, &f);
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_close\",\"client\":\"agent-1\",\"proto\":\"tcp\","
-		"\"src\":\"10.100.0.7\",\"sport\":40000,\"dst\":\"203.0.113.5\",\"dport\":443,\"rule\":\"allow-saas\","
-		"\"reason\":\"idle\",\"bytes_up\":10,\"bytes_down\":20,\"duration_ms\":30}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_close\",\"client\":\"agent-1\",\"proto\":\"tcp\","
+			    "\"src\":\"10.100.0.7\",\"sport\":40000,\"dst\":\"203.0.113.5\",\"dport\":443,\"rule\":\"allow-saas\","
+			    "\"reason\":\"idle\",\"bytes_up\":10,\"bytes_down\":20,\"duration_ms\":30}\n");
 }
 
 static void test_other_events_exact(void **state)
@@ -175,21 +174,21 @@ static void test_other_events_exact(void **state)
 	audit_cert_rejected(fx->a, "certificate expired", "192.0.2.9:4000");
 	audit_handshake_failed(fx->a, "alpn", "192.0.2.9:4001");
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"policy_reload\",\"result\":\"error\","
-		"\"file\":\"/etc/zgate/policy.yaml\",\"message\":\"policy.yaml:3:1: bogus: unknown key\"}\n"
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"limit_hit\",\"limit\":\"flows_per_client\",\"client\":\"agent-2\"}\n"
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"cert_rejected\",\"reason\":\"certificate expired\","
-		"\"peer\":\"192.0.2.9:4000\"}\n"
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"handshake_failed\",\"reason\":\"alpn\","
-		"\"peer\":\"192.0.2.9:4001\"}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"policy_reload\",\"result\":\"error\","
+			    "\"file\":\"/etc/zgate/policy.yaml\",\"message\":\"policy.yaml:3:1: bogus: unknown key\"}\n"
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"limit_hit\",\"limit\":\"flows_per_client\",\"client\":\"agent-2\"}\n"
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"cert_rejected\",\"reason\":\"certificate expired\","
+			    "\"peer\":\"192.0.2.9:4000\"}\n"
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"handshake_failed\",\"reason\":\"alpn\","
+			    "\"peer\":\"192.0.2.9:4001\"}\n");
 	assert_int_equal(audit_lines(fx->a), 4);
 	audit_tls_reload(fx->a, 0, "file", "key /etc/zgate/tls/tls.key does not match certificate");
 	audit_tls_reload(fx->a, 1, "sighup", NULL);
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"tls_reload\",\"result\":\"error\","
-		"\"trigger\":\"file\",\"reason\":\"key /etc/zgate/tls/tls.key does not match certificate\"}\n"
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"tls_reload\",\"result\":\"ok\","
-		"\"trigger\":\"sighup\"}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"tls_reload\",\"result\":\"error\","
+			    "\"trigger\":\"file\",\"reason\":\"key /etc/zgate/tls/tls.key does not match certificate\"}\n"
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"tls_reload\",\"result\":\"ok\","
+			    "\"trigger\":\"sighup\"}\n");
 }
 
 /* 18.3: the admin event names the action, the client and the caller. */
@@ -199,10 +198,10 @@ static void test_admin_event_exact(void **state)
 	audit_admin(fx->a, "close_session", "agent-1", "127.0.0.1:50000", 200);
 	audit_admin(fx->a, "list_sessions", NULL, "[::1]:50001", 200);
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"admin\",\"action\":\"close_session\","
-		"\"client\":\"agent-1\",\"caller\":\"127.0.0.1:50000\",\"status\":200}\n"
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"admin\",\"action\":\"list_sessions\","
-		"\"caller\":\"[::1]:50001\",\"status\":200}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"admin\",\"action\":\"close_session\","
+			    "\"client\":\"agent-1\",\"caller\":\"127.0.0.1:50000\",\"status\":200}\n"
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"admin\",\"action\":\"list_sessions\","
+			    "\"caller\":\"[::1]:50001\",\"status\":200}\n");
 }
 
 static void test_hostile_strings_escaped(void **state)
@@ -210,8 +209,8 @@ static void test_hostile_strings_escaped(void **state)
 	struct fx *fx = *state;
 	audit_session_open(fx->a, 0, "evil\",\"event\":\"x\\\n\x01\x7f", "10.0.0.1", "p", NULL, "");
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
-		"\"client\":\"evil\\\",\\\"event\\\":\\\"x\\\\\\u000a\\u0001\\u007f\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
+			    "\"client\":\"evil\\\",\\\"event\\\":\\\"x\\\\\\u000a\\u0001\\u007f\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
 }
 
 /* 16.8a: JSON is UTF-8: bytes that are not become U+FFFD, well-formed
@@ -219,10 +218,12 @@ static void test_hostile_strings_escaped(void **state)
 static void test_non_utf8_strings_escaped(void **state)
 {
 	struct fx *fx = *state;
-	audit_session_open(fx->a, 0, "a\xff\xc0\xaf" "b\xc3\xa9\xe2\x80\xa8", "10.0.0.1", "p", NULL, NULL);
+	audit_session_open(fx->a, 0, "a\xff\xc0\xaf"
+				     "b\xc3\xa9\xe2\x80\xa8",
+			   "10.0.0.1", "p", NULL, NULL);
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
-		"\"client\":\"a\\ufffd\\ufffd\\ufffdb\xc3\xa9\\u2028\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
+			    "\"client\":\"a\\ufffd\\ufffd\\ufffdb\xc3\xa9\\u2028\",\"vip\":\"10.0.0.1\",\"peer\":\"p\"}\n");
 }
 
 static void test_overlong_line_stays_valid_json(void **state)
@@ -245,8 +246,7 @@ static void test_overlong_line_stays_valid_json(void **state)
 static void test_deny_flood_summarised(void **state)
 {
 	struct fx *fx = *state;
-	struct audit_flow f = { .client = "agent-1", .proto = "udp", .src = "10.100.0.7", .sport = 1,
-				.dst = "10.0.0.1", .dport = 53, .rule = "block-internal", .reason = "policy" };
+	struct audit_flow f = { .client = "agent-1", .proto = "udp", .src = "10.100.0.7", .sport = 1, .dst = "10.0.0.1", .dport = 53, .rule = "block-internal", .reason = "policy" };
 	struct audit_flow g = f;
 	const char *out;
 	int lines = 0;
@@ -266,8 +266,8 @@ static void test_deny_flood_summarised(void **state)
 	audit_flow_deny(fx->a, &f);
 	out = take(fx);
 	assert_non_null(strstr(out,
-		"{\"ts\":\"2026-11-25T02:50:02.623Z\",\"event\":\"flow_deny_suppressed\",\"client\":\"agent-1\","
-		"\"count\":97,\"window_ms\":1500}\n"));
+			       "{\"ts\":\"2026-11-25T02:50:02.623Z\",\"event\":\"flow_deny_suppressed\",\"client\":\"agent-1\","
+			       "\"count\":97,\"window_ms\":1500}\n"));
 	assert_non_null(strstr(out, "\"event\":\"flow_deny\""));
 	/* a flood with no later deny is reported by a flush */
 	for (int i = 0; i < 10; i++)
@@ -288,17 +288,15 @@ static void test_i19_dns_lines(void **state)
 	struct fx *fx = *state;
 	struct audit_dns_query q = { 0x8f3a5c0e12d4b7a9ull, "agent-1", "portal.lab.example", "A", "lab",
 				     NULL, "NOERROR" };
-	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .sport = 40000,
-				.dst = "198.18.0.10", .dport = 443, .rule = "lab", .name = "portal.lab.example",
-				.reason = "policy" };
+	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .sport = 40000, .dst = "198.18.0.10", .dport = 443, .rule = "lab", .name = "portal.lab.example", .reason = "policy" };
 	const char *out;
 	int lines = 0;
 
 	audit_dns(fx->a, 1, &q);
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"dns_allow\",\"client\":\"agent-1\","
-		"\"name\":\"portal.lab.example\",\"qtype\":\"A\",\"rule\":\"lab\",\"answer\":\"NOERROR\","
-		"\"session_id\":\"8f3a5c0e12d4b7a9\"}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"dns_allow\",\"client\":\"agent-1\","
+			    "\"name\":\"portal.lab.example\",\"qtype\":\"A\",\"rule\":\"lab\",\"answer\":\"NOERROR\","
+			    "\"session_id\":\"8f3a5c0e12d4b7a9\"}\n");
 	audit_flow_allow(fx->a, &f);
 	assert_non_null(strstr(take(fx), "\"rule\":\"lab\",\"name\":\"portal.lab.example\",\"reason\":\"policy\""));
 	q.name = "unlisted.example";
@@ -331,8 +329,7 @@ static void test_i19_dns_lines(void **state)
 static void test_i16_7_deny_windows_per_client_under_global_cap(void **state)
 {
 	struct fx *fx = *state;
-	struct audit_flow f = { .client = "flooder", .proto = "tcp", .src = "10.100.0.7", .sport = 1,
-				.dst = "10.0.0.1", .dport = 22, .reason = "policy" };
+	struct audit_flow f = { .client = "flooder", .proto = "tcp", .src = "10.100.0.7", .sport = 1, .dst = "10.0.0.1", .dport = 22, .reason = "policy" };
 	const char *out;
 	char id[32];
 	int lines = 0, i;
@@ -341,9 +338,9 @@ static void test_i16_7_deny_windows_per_client_under_global_cap(void **state)
 	for (i = 0; i < 30000; i++)
 		audit_flow_deny(fx->a, &f); /* 3 lines: its own window */
 	f.client = "agent-2";
-	audit_flow_deny(fx->a, &f);     /* still has its own lines */
+	audit_flow_deny(fx->a, &f); /* still has its own lines */
 	audit_flow_deny(fx->a, &f);
-	for (i = 0; i < 10; i++) {      /* 3 more reach the global cap of 8 */
+	for (i = 0; i < 10; i++) { /* 3 more reach the global cap of 8 */
 		snprintf(id, sizeof(id), "agent-%d", 10 + i);
 		f.client = id;
 		audit_flow_deny(fx->a, &f);
@@ -354,15 +351,14 @@ static void test_i16_7_deny_windows_per_client_under_global_cap(void **state)
 	assert_int_equal(lines, 8);
 	assert_non_null(strstr(out, "\"client\":\"agent-2\""));
 	assert_int_equal(audit_suppressed(fx->a), 29997 + 7);
-	fx->now += 1000; /* a new window for everyone */
-	audit_flow_deny(fx->a, &f);     /* agent-19: its summary, then the line */
+	fx->now += 1000;            /* a new window for everyone */
+	audit_flow_deny(fx->a, &f); /* agent-19: its summary, then the line */
 	out = take(fx);
 	assert_non_null(strstr(out, "\"client\":\"agent-19\",\"count\":1,"));
 	assert_non_null(strstr(out, "\"event\":\"flow_deny\""));
 	audit_flush(fx->a, 1);
 	assert_non_null(strstr(take(fx), "\"client\":\"flooder\",\"count\":29997,"));
 }
-
 
 static size_t count_of(const char *hay, const char *needle)
 {
@@ -381,9 +377,7 @@ static size_t count_of(const char *hay, const char *needle)
 static void test_i17_6_full_output_drops_lines_bounded(void **state)
 {
 	struct fx *fx = *state;
-	struct audit_flow f = { .session_id = 0x1234, .client = "agent-1", .proto = "tcp",
-				.src = "10.100.0.7", .sport = 40000, .dst = "203.0.113.5",
-				.dport = 443, .rule = "allow-saas" };
+	struct audit_flow f = { .session_id = 0x1234, .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .sport = 40000, .dst = "203.0.113.5", .dport = 443, .rule = "allow-saas" };
 	struct mallinfo2 before, after;
 	size_t fit, i, pending;
 	const char *out;
@@ -392,7 +386,7 @@ static void test_i17_6_full_output_drops_lines_bounded(void **state)
 	audit_flow_allow(fx->a, &f);
 	assert_int_equal(fx->wakes, 1); /* the owner is told once... */
 	audit_flow_allow(fx->a, &f);
-	assert_int_equal(fx->wakes, 1); /* ...not per line */
+	assert_int_equal(fx->wakes, 1);          /* ...not per line */
 	assert_int_equal(audit_drain(fx->a), 1); /* lines wait: the writer took none */
 	pending = audit_pending(fx->a);
 	fit = AUDIT_BUFFER_MIN / (pending / 2);
@@ -404,7 +398,7 @@ static void test_i17_6_full_output_drops_lines_bounded(void **state)
 	assert_true(audit_pending(fx->a) <= AUDIT_BUFFER_MIN);
 	assert_int_equal(audit_lines(fx->a), fit);
 	assert_int_equal(audit_dropped(fx->a), 100002 - fit);
-	assert_int_equal(fx->len, 0); /* nothing was written */
+	assert_int_equal(fx->len, 0);   /* nothing was written */
 	assert_int_equal(fx->wakes, 1); /* a drain is pending: no more wakes */
 	/* the reader is back, in small gulps */
 	fx->now += 5000;
@@ -497,9 +491,7 @@ static void test_i17_6_session_id_in_every_line(void **state)
 {
 	struct fx *fx = *state;
 	const uint64_t sid = UINT64_C(0x8f3a5c0e12d4b7a9), other = 0x2a;
-	struct audit_flow f = { .session_id = sid, .client = "agent-1", .proto = "udp",
-				.src = "10.100.0.7", .sport = 5353, .dst = "10.0.0.1", .dport = 53,
-				.rule = "dns" };
+	struct audit_flow f = { .session_id = sid, .client = "agent-1", .proto = "udp", .src = "10.100.0.7", .sport = 5353, .dst = "10.0.0.1", .dport = 53, .rule = "dns" };
 	const char *out, *p;
 	size_t lines = 0;
 
@@ -526,11 +518,11 @@ static void test_i17_6_session_id_in_every_line(void **state)
 				    "\"window_ms\":1000,\"session_id\":\"8f3a5c0e12d4b7a9\"}\n"));
 	{
 		static const char want[] = "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"session_open\","
-		"\"client\":\"agent-1\",\"vip\":\"10.100.0.7\",\"peer\":\"192.0.2.1:5000\","
-		"\"session_id\":\"8f3a5c0e12d4b7a9\"}\n"
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_allow\","
-		"\"client\":\"agent-1\",\"proto\":\"udp\",\"src\":\"10.100.0.7\",\"sport\":5353,\"dst\":\"10.0.0.1\","
-		"\"dport\":53,\"rule\":\"dns\",\"session_id\":\"8f3a5c0e12d4b7a9\"}\n";
+					   "\"client\":\"agent-1\",\"vip\":\"10.100.0.7\",\"peer\":\"192.0.2.1:5000\","
+					   "\"session_id\":\"8f3a5c0e12d4b7a9\"}\n"
+					   "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"flow_allow\","
+					   "\"client\":\"agent-1\",\"proto\":\"udp\",\"src\":\"10.100.0.7\",\"sport\":5353,\"dst\":\"10.0.0.1\","
+					   "\"dport\":53,\"rule\":\"dns\",\"session_id\":\"8f3a5c0e12d4b7a9\"}\n";
 		assert_memory_equal(out, want, sizeof(want) - 1);
 	}
 	/* a reconnect of the same client: the old session's denied count is
@@ -555,13 +547,13 @@ static void test_i17_6_relay_start_stop_exact(void **state)
 	fx->now += 3723000;
 	audit_relay_stop(fx->a, "sigterm", 3723000);
 	assert_string_equal(take(fx),
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"relay_start\",\"version\":\"0.9.0-3-gabcdef\","
-		"\"listen\":\"0.0.0.0:4433\",\"ops_listen\":\"127.0.0.1:8080\",\"pid\":4242}\n"
-		"{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"relay_start\",\"version\":\"0.9.0\","
-		"\"listen\":\"[::]:443\",\"ops_listen\":\"0.0.0.0:8080\",\"admin_listen\":\"127.0.0.1:9090\","
-		"\"pid\":7}\n"
-		"{\"ts\":\"2026-11-25T03:52:04.123Z\",\"event\":\"relay_stop\",\"reason\":\"sigterm\","
-		"\"uptime_ms\":3723000}\n");
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"relay_start\",\"version\":\"0.9.0-3-gabcdef\","
+			    "\"listen\":\"0.0.0.0:4433\",\"ops_listen\":\"127.0.0.1:8080\",\"pid\":4242}\n"
+			    "{\"ts\":\"2026-11-25T02:50:01.123Z\",\"event\":\"relay_start\",\"version\":\"0.9.0\","
+			    "\"listen\":\"[::]:443\",\"ops_listen\":\"0.0.0.0:8080\",\"admin_listen\":\"127.0.0.1:9090\","
+			    "\"pid\":7}\n"
+			    "{\"ts\":\"2026-11-25T03:52:04.123Z\",\"event\":\"relay_stop\",\"reason\":\"sigterm\","
+			    "\"uptime_ms\":3723000}\n");
 }
 
 /* 17.6: the deny limit and the buffer are configuration keys (file,
@@ -605,8 +597,7 @@ static void test_i17_6_deny_limit_from_config(void **state)
 {
 	struct fx fx;
 	struct audit_config ac;
-	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7",
-				.dst = "10.0.0.1", .dport = 22, .reason = "policy" };
+	struct audit_flow f = { .client = "agent-1", .proto = "tcp", .src = "10.100.0.7", .dst = "10.0.0.1", .dport = 22, .reason = "policy" };
 	const char *out;
 
 	(void)state;

@@ -61,18 +61,18 @@ static size_t split_example_bytes(uint8_t *b)
 
 	p = varint_put(p, CAPSULE_DNS_ASSIGN);
 	p = varint_put(p, 86); /* value length, checked below */
-	*p++ = 1;                 /* Nameserver Count */
-	*p++ = 0, *p++ = 1;       /* Service Priority */
-	*p++ = 1;                 /* IPv4 Address Count */
+	*p++ = 1;              /* Nameserver Count */
+	*p++ = 0, *p++ = 1;    /* Service Priority */
+	*p++ = 1;              /* IPv4 Address Count */
 	*p++ = 192, *p++ = 0, *p++ = 2, *p++ = 33;
-	*p++ = 1;                 /* IPv6 Address Count */
+	*p++ = 1; /* IPv6 Address Count */
 	memcpy(p, (uint8_t[]){ 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 16);
 	p += 16;
-	*p++ = 0;                 /* Authentication Domain Name: empty */
-	*p++ = 0;                 /* Service Parameters Length */
-	*p++ = 1;                 /* Internal Domain Count */
+	*p++ = 0; /* Authentication Domain Name: empty */
+	*p++ = 0; /* Service Parameters Length */
+	*p++ = 1; /* Internal Domain Count */
 	*p++ = 21, memcpy(p, "internal.corp.example", 21), p += 21;
-	*p++ = 2;                 /* Search Domain Count */
+	*p++ = 2; /* Search Domain Count */
 	*p++ = 21, memcpy(p, "internal.corp.example", 21), p += 21;
 	*p++ = 12, memcpy(p, "corp.example", 12), p += 12;
 	return (size_t)(p - b);
@@ -322,10 +322,12 @@ static void test_c26_parser_extension_type(void **state)
 	split_example(A);
 	/* a GREASE capsule (0x29 * N + 0x17), DNS_ASSIGN, another unknown one */
 	assert_int_equal(capsule_encode(&p, stream + sizeof(stream), 0x29 * 7 + 0x17,
-					(const uint8_t *)"grease", 6), 0);
+					(const uint8_t *)"grease", 6),
+			 0);
 	assert_int_equal(cipdns_assign_encode(&p, stream + sizeof(stream), A), 0);
 	assert_int_equal(capsule_encode(&p, stream + sizeof(stream), 0x1ACE79ED,
-					(const uint8_t *)"x", 1), 0);
+					(const uint8_t *)"x", 1),
+			 0);
 	n = (size_t)(p - stream);
 
 	/* whole */

@@ -243,7 +243,11 @@ static void test_log_escape_utf8(void **state)
 	assert_string_equal(log_escape("\xe2\x82", buf, sizeof(buf)), "\\xe2\\x82");
 	assert_string_equal(log_escape("\xf4\x90\x80\x80", buf, sizeof(buf)), "\\xf4\\x90\\x80\\x80");
 	/* C1 CSI, line separator and a right-to-left override are shown escaped */
-	assert_string_equal(log_escape("a\xc2\x9b" "b\xe2\x80\xa8" "c\xe2\x80\xae" "d", buf, sizeof(buf)),
+	assert_string_equal(log_escape("a\xc2\x9b"
+				       "b\xe2\x80\xa8"
+				       "c\xe2\x80\xae"
+				       "d",
+				       buf, sizeof(buf)),
 			    "a\\u{009b}b\\u{2028}c\\u{202e}d");
 }
 

@@ -274,7 +274,6 @@ static void test_string_too_long(void **state)
 	assert_err_contains("--policy: value is 1033 bytes long; at most 1023 allowed");
 }
 
-
 static void test_prefix_parse(void **state)
 {
 	struct config_prefix p;
@@ -299,38 +298,51 @@ static void test_c01_uri_template(void **state)
 	char why[256];
 	(void)state;
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/.well-known/masque/ip/{target}/{ipproto}/", why, sizeof(why)), 0);
+				 "https://relay.example/.well-known/masque/ip/{target}/{ipproto}/", why, sizeof(why)),
+			 0);
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example:443/ip?t={target}&p={ipproto}", why, sizeof(why)), 0);
+				 "https://relay.example:443/ip?t={target}&p={ipproto}", why, sizeof(why)),
+			 0);
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip{?target,ipproto}", why, sizeof(why)), 0);
+				 "https://relay.example/ip{?target,ipproto}", why, sizeof(why)),
+			 0);
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip/", why, sizeof(why)), 0);
+				 "https://relay.example/ip/", why, sizeof(why)),
+			 0);
 	assert_int_equal(config_check_uri_template(
-		"http://relay.example/ip/{target}/{ipproto}/", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "http://relay.example/ip/{target}/{ipproto}/", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(why, "absolute https://"));
 	assert_int_equal(config_check_uri_template(
-		"/.well-known/masque/ip/{target}/{ipproto}/", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "/.well-known/masque/ip/{target}/{ipproto}/", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_int_equal(config_check_uri_template("https://relay.example", why, sizeof(why)), ZG_ERR_CONFIG);
 	assert_non_null(strstr(why, "path starting with /"));
 	assert_int_equal(config_check_uri_template(
-		"https://{target}.example/ip/", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "https://{target}.example/ip/", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(why, "not in the authority"));
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip/{+target}/", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "https://relay.example/ip/{+target}/", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(why, "operator '+'"));
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip/{#target}/", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "https://relay.example/ip/{#target}/", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip/{host}/", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "https://relay.example/ip/{host}/", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(why, "unknown variable \"host\""));
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip/{target", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "https://relay.example/ip/{target", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(why, "unbalanced '{'"));
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip/{target}/{target}/", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "https://relay.example/ip/{target}/{target}/", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 	assert_int_equal(config_check_uri_template(
-		"https://relay.example/ip/#frag", why, sizeof(why)), ZG_ERR_CONFIG);
+				 "https://relay.example/ip/#frag", why, sizeof(why)),
+			 ZG_ERR_CONFIG);
 }
 
 static void test_validate(void **state)
@@ -401,7 +413,8 @@ static void test_dns_service_keys(void **state)
 	assert_int_equal(c.dns_max_learned_routes, 256);
 	assert_int_equal(load(&c, good), 0);
 	assert_int_equal(load(&c, "dns: { upstreams: [192.0.2.53, \"[2001:db8::53]:5353\"], deny_answer: refused, "
-			       "ttl_floor: 10s, ttl_cap: 5m, max_learned_routes: 8 }\n"), 0);
+				  "ttl_floor: 10s, ttl_cap: 5m, max_learned_routes: 8 }\n"),
+			 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
 	assert_string_equal(c.dns_upstreams, "192.0.2.53, [2001:db8::53]:5353");
 	(void)config_summary(&c, buf, sizeof(buf));
@@ -474,7 +487,8 @@ static void test_i16_6_forbidden_list(void **state)
 	assert_int_equal(config_apply_env(&c, envp, err, sizeof(err)), 0);
 	assert_int_equal(c.n_forbidden, 1);
 	assert_int_equal(config_apply_flag(&c, "forbidden", "198.51.100.7/32,2001:db8::/32", err,
-					   sizeof(err)), 0);
+					   sizeof(err)),
+			 0);
 	assert_int_equal(c.n_forbidden, 2);
 
 	assert_int_equal(load(&c, "forbidden: [10.96.0.1/12]\n"), ZG_ERR_CONFIG);

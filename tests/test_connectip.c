@@ -278,9 +278,13 @@ static void test_encode_buffer_short(void **state)
 static void test_c07_route_adv_roundtrip(void **state)
 {
 	struct cip_route in[5] = {
-		r4(0x0a000000, 0x0a0000ff, 0), r4(0xcb007100, 0xcb0071ff, 0),
-		r4(0xc0000200, 0xc00002ff, 6), r6(0x2001, 0x2001, 0), r6(0xfd00, 0xfd00, 17),
-	}, out[8];
+		r4(0x0a000000, 0x0a0000ff, 0),
+		r4(0xcb007100, 0xcb0071ff, 0),
+		r4(0xc0000200, 0xc00002ff, 6),
+		r6(0x2001, 0x2001, 0),
+		r6(0xfd00, 0xfd00, 17),
+	},
+			 out[8];
 	uint8_t buf[256], *p = buf;
 	const uint8_t *v;
 	size_t vlen, n;
@@ -412,9 +416,9 @@ static void test_normalize_sorts_and_merges(void **state)
 {
 	struct cip_route l[8] = {
 		r6(0x2001, 0x2001, 0),
-		r4(0x0a000100, 0x0a0001ff, 0),  /* touches the next one */
+		r4(0x0a000100, 0x0a0001ff, 0), /* touches the next one */
 		r4(0x0a000000, 0x0a0000ff, 0),
-		r4(0x0a000080, 0x0a000180, 0),  /* inside the union */
+		r4(0x0a000080, 0x0a000180, 0), /* inside the union */
 		r4(0xc0000200, 0xc00002ff, 17),
 	};
 	size_t n;

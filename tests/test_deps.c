@@ -61,7 +61,7 @@ static void test_wolfssl_quic_api(void **state)
 static void test_wolfssl_build_options(void **state)
 {
 	(void)state;
-#if !defined(WOLFSSL_QUIC) || !defined(KEEP_PEER_CERT) || !defined(HAVE_CRL) || \
+#if !defined(WOLFSSL_QUIC) || !defined(KEEP_PEER_CERT) || !defined(HAVE_CRL) ||     \
 	!defined(HAVE_AES_ECB) || !defined(HAVE_ALPN) || !defined(OPENSSL_EXTRA) || \
 	!defined(WOLFSSL_ALWAYS_VERIFY_CB)
 	fail_msg("wolfSSL lacks QUIC, KEEP_PEER_CERT, CRL, AES-ECB, ALPN, OPENSSL_EXTRA or ALWAYS_VERIFY_CB: "

@@ -116,7 +116,10 @@ rnd(void)
 static void
 test_random_against_model(void **state)
 {
-	enum { N = 300, STEPS = 20000 };
+	enum {
+		N = 300,
+		STEPS = 20000
+	};
 	static struct dheap_node n[N];
 	static int in[N];
 	struct dheap h;
@@ -180,8 +183,7 @@ test_random_against_model(void **state)
 	dheap_free(&h);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),

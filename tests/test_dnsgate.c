@@ -31,9 +31,10 @@ static void test_list_names_and_suffixes(void **state)
 
 	(void)state;
 	assert_int_equal(dnsgate_new("db.corp.example, .saas.example *.svc.cluster.local", 60, &g,
-				     err, sizeof(err)), 0);
+				     err, sizeof(err)),
+			 0);
 	assert_true(dnsgate_name_ok(g, "db.corp.example"));
-	assert_true(dnsgate_name_ok(g, "DB.Corp.Example.")); /* case, trailing dot */
+	assert_true(dnsgate_name_ok(g, "DB.Corp.Example."));   /* case, trailing dot */
 	assert_false(dnsgate_name_ok(g, "x.db.corp.example")); /* a name, not a suffix */
 	assert_false(dnsgate_name_ok(g, "corp.example"));
 	assert_true(dnsgate_name_ok(g, "eu.api.saas.example"));

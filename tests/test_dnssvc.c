@@ -47,7 +47,6 @@ struct fx {
 	int nchanged;
 };
 
-
 static void out_cb(void *ctx, const struct stack_addr *dst, const uint8_t *pkt, size_t len)
 {
 	struct fx *fx = ctx;
@@ -440,7 +439,8 @@ static void test_malformed_and_bad_upstreams(void **state)
 	assert_int_equal(fx->nout, 0);
 	memset(&dc, 0, sizeof(dc));
 	assert_int_equal(dnssvc_parse_upstreams(&dc, "192.0.2.53, [2001:db8::53]:5353, 2001:db8::1",
-						"/nonexistent", err, sizeof(err)), 0);
+						"/nonexistent", err, sizeof(err)),
+			 0);
 	assert_int_equal(dc.n_upstreams, 3);
 	assert_int_equal(dnssvc_parse_upstreams(&dc, "dns.example", "/x", err, sizeof(err)), ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "dns.upstreams: \"dns.example\" is not an IP address"));

@@ -26,7 +26,8 @@ static void test_fits(void **state)
 	assert_int_equal(flows, 10000);
 	/* exactly enough: flows + ops + the listener and spare + the base */
 	assert_int_equal(fdlimit_check(&n, 10000 + OPS_FDS(64) + FDLIMIT_BASE, &flows, err,
-				       sizeof(err)), 0);
+				       sizeof(err)),
+			 0);
 	assert_int_equal(flows, 10000);
 }
 
@@ -52,8 +53,7 @@ static void test_flows_too_many(void **state)
  * default limits.flows (the relay would hit EMFILE for everyone). */
 static void test_per_client_too_many(void **state)
 {
-	struct fdlimit_need n = { .flows = 100000, .flows_per_client = 1000, .ops_max_conns = 64,
-				  .flows_is_default = 1 };
+	struct fdlimit_need n = { .flows = 100000, .flows_per_client = 1000, .ops_max_conns = 64, .flows_is_default = 1 };
 	uint32_t flows = 7;
 	char err[512] = "";
 

@@ -112,8 +112,7 @@ test_i16_6_reports_changes_only(void **state)
 	event_base_free(base);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_i16_6_collect),

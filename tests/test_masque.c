@@ -59,10 +59,10 @@ struct side {
 	struct masque_conn *last_conn;
 	size_t server_closed;
 	/* extension capsules (C26) */
-	const uint8_t *extra;     /* server: whole capsules sent with the 200 */
+	const uint8_t *extra; /* server: whole capsules sent with the 200 */
 	size_t nextra;
-	int cap_fail;             /* client: on_capsule returns this */
-	size_t ncaps;             /* client: extension capsules seen */
+	int cap_fail; /* client: on_capsule returns this */
+	size_t ncaps; /* client: extension capsules seen */
 	uint64_t cap_type;
 	uint8_t cap[512];
 	size_t cap_len;
@@ -234,7 +234,6 @@ static void on_handshake_failed(const struct sockaddr *peer, socklen_t peerlen,
 	s->hs_why = why;
 	snprintf(s->hs_detail, sizeof(s->hs_detail), "%s", detail);
 }
-
 
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
@@ -658,7 +657,7 @@ static void test_ack_rides_on_next_packet(void **state)
 		t = x->net.now;
 		(void)memnet_run(&x->net, NULL, NULL, 100 * 1000);
 		assert_int_equal(x->net.sent, sent0 + 1); /* no ACK alone yet */
-		x->net.now = t + 100 * 1000; /* the time the reply takes */
+		x->net.now = t + 100 * 1000;              /* the time the reply takes */
 		if (round == 0) {
 			send_batch(&x->cl[0], c, 1, &sent);
 			/* the answer left at once, the ACK in it */
@@ -1153,9 +1152,11 @@ static void test_crypto_feed_split_client_hello_accepted(void **state)
 
 	(void)state;
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL, &sctx,
-					    err, sizeof(err)), 0);
+					    err, sizeof(err)),
+			 0);
 	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), f("ca.crt"), &cctx,
-					    err, sizeof(err)), 0);
+					    err, sizeof(err)),
+			 0);
 	cl = quic_end(cctx, 0);
 	hs_out_len = 0;
 	assert_true(wolfSSL_quic_do_handshake(cl) <= 0); /* waits for the ServerHello */

@@ -197,7 +197,8 @@ static void test_cert_ids_match_openssl(void **state)
 		wolfSSL_X509_free(x);
 		snprintf(cmd, sizeof(cmd),
 			 "openssl x509 -in %s -noout -serial -fingerprint -sha256 | "
-			 "sed 's/.*=//; s/://g' | tr 'A-F\\n' 'a-f '", f(certs[i]));
+			 "sed 's/.*=//; s/://g' | tr 'A-F\\n' 'a-f '",
+			 f(certs[i]));
 		p = popen(cmd, "r");
 		assert_non_null(p);
 		n = fread(want, 1, sizeof(want) - 1, p);
@@ -224,7 +225,8 @@ static void test_server_ctx(void **state)
 	WOLFSSL *ssl;
 	(void)state;
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL, &ctx,
-					    err, sizeof(err)), 0);
+					    err, sizeof(err)),
+			 0);
 	ssl = wolfSSL_new(ctx);
 	assert_non_null(ssl);
 	assert_true(wolfSSL_is_quic(ssl));
@@ -238,27 +240,34 @@ static void test_server_ctx_errors_name_the_file(void **state)
 	WOLFSSL_CTX *ctx = NULL;
 	(void)state;
 	assert_int_equal(tls_server_ctx_new(f("missing.crt"), f("relay.key"), f("ca.crt"), NULL, &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "missing.crt: No such file or directory"));
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("agent-1.key"), f("ca.crt"), NULL, &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "agent-1.key does not match certificate"));
 	assert_int_equal(tls_server_ctx_new(f("relay.key"), f("relay.key"), f("ca.crt"), NULL, &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "relay.key: not a PEM certificate chain"));
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.crt"), f("ca.crt"), NULL, &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "relay.crt: not a PEM private key"));
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.key"), NULL, &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "client CA"));
 	assert_non_null(strstr(err, "ca.key: no usable PEM CA certificate"));
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), f("none.crl"), &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "CRL"));
 	assert_non_null(strstr(err, "none.crl: No such file or directory"));
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), f("ca.crt"), &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "ca.crt: not a PEM CRL"));
 	assert_null(ctx);
 }
@@ -271,19 +280,22 @@ static void test_server_ctx_times_and_crl(void **state)
 	int64_t now = (int64_t)time(NULL);
 	(void)state;
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL, &ctx,
-					    err, sizeof(err)), 0);
+					    err, sizeof(err)),
+			 0);
 	/* gen-certs.sh: 825 days */
 	assert_true(tls_server_cert_not_after(ctx) > now + 824 * 86400);
 	assert_true(tls_server_cert_not_after(ctx) < now + 826 * 86400);
 	assert_int_equal(tls_server_crl_next_update(ctx), 0);
 	wolfSSL_CTX_free(ctx);
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), f("ca.crl"),
-					    &ctx, err, sizeof(err)), 0);
+					    &ctx, err, sizeof(err)),
+			 0);
 	assert_true(tls_server_crl_next_update(ctx) > now + 29 * 86400);
 	assert_true(tls_server_crl_next_update(ctx) < now + 31 * 86400);
 	wolfSSL_CTX_free(ctx);
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"),
-					    f("expired.crl"), &ctx, err, sizeof(err)), 0);
+					    f("expired.crl"), &ctx, err, sizeof(err)),
+			 0);
 	assert_true(tls_server_crl_next_update(ctx) < now);
 	assert_true(tls_server_crl_next_update(ctx) > now - 2 * 86400);
 	wolfSSL_CTX_free(ctx);
@@ -411,11 +423,13 @@ static void test_client_ctx(void **state)
 	WOLFSSL_CTX *ctx = NULL;
 	(void)state;
 	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), f("ca.crt"), &ctx,
-					    err, sizeof(err)), 0);
+					    err, sizeof(err)),
+			 0);
 	wolfSSL_CTX_free(ctx);
 	ctx = NULL;
 	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), "", &ctx,
-					    err, sizeof(err)), ZG_ERR_CONFIG);
+					    err, sizeof(err)),
+			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "relay CA: no file given"));
 	assert_null(ctx);
 }
@@ -427,7 +441,8 @@ static void test_c25_set_alpn(void **state)
 	char long_list[TLS_ALPN_LIST_MAX + 2];
 	(void)state;
 	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), f("ca.crt"), &ctx,
-					    err, sizeof(err)), 0);
+					    err, sizeof(err)),
+			 0);
 	ssl = wolfSSL_new(ctx);
 	assert_non_null(ssl);
 	assert_int_equal(tls_set_alpn(ssl, NULL), 0);

@@ -106,16 +106,19 @@ static void test_i16_7_burst_started_a_few_per_turn(void **state)
 	srv_run.base = cl_run.base = masque_udp_base_new();
 	assert_non_null(srv_run.base);
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL,
-					    &sctx, err, sizeof(err)), 0);
+					    &sctx, err, sizeof(err)),
+			 0);
 	assert_int_equal(tls_client_ctx_new(f("agent-1.crt"), f("agent-1.key"), f("ca.crt"),
-					    &cctx, err, sizeof(err)), 0);
+					    &cctx, err, sizeof(err)),
+			 0);
 	memset(&scfg, 0, sizeof(scfg));
 	scfg.tls = sctx;
 	scfg.uri_template = TEMPLATE;
 	scfg.retry_off = 1;
 	scfg.accepts_per_round = 2;
 	assert_int_equal(masque_udp_server_new(srv_run.base, "127.0.0.1:0", &scfg, &scbs, &srv_run,
-					       &su, &srv, err, sizeof(err)), 0);
+					       &su, &srv, err, sizeof(err)),
+			 0);
 	snprintf(relay, sizeof(relay), "127.0.0.1:%d", masque_udp_port(su));
 	for (i = 0; i < NCLIENTS; i++) {
 		memset(&ccfg[i], 0, sizeof(ccfg[i]));
@@ -124,7 +127,8 @@ static void test_i16_7_burst_started_a_few_per_turn(void **state)
 		ccfg[i].authority = "relay.test:4433";
 		ccfg[i].path = "/.well-known/masque/ip/*/*/";
 		assert_int_equal(masque_udp_client_new(cl_run.base, relay, &ccfg[i], &ccbs, &cl_run,
-						       &cu[i], &cc, err, sizeof(err)), 0);
+						       &cu[i], &cc, err, sizeof(err)),
+				 0);
 	}
 	stop = evtimer_new(srv_run.base, stop_cb, srv_run.base);
 	assert_non_null(stop);

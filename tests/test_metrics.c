@@ -402,8 +402,8 @@ static void test_metrics_histogram(void **state)
 	(void)state;
 	memset(&v, 0, sizeof(v));
 	v.open_fds = v.max_fds = -1;
-	zg_histo_observe(&v.quic.handshake, 1000);  /* le 0.001: bounds are inclusive */
-	zg_histo_observe(&v.quic.handshake, 1001);  /* le 0.0025 */
+	zg_histo_observe(&v.quic.handshake, 1000);     /* le 0.001: bounds are inclusive */
+	zg_histo_observe(&v.quic.handshake, 1001);     /* le 0.0025 */
 	zg_histo_observe(&v.quic.handshake, 10000000); /* le 10 */
 	zg_histo_observe(&v.quic.handshake, 10000001); /* +Inf only */
 	s = render(&v);

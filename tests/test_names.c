@@ -15,8 +15,7 @@
 #include "relay/names.h"
 #include "zg_err.h"
 
-static struct stack_addr A(const char *s)
-{
+static struct stack_addr A(const char *s) {
 	struct stack_addr a;
 	memset(&a, 0, sizeof(a));
 	if (inet_pton(AF_INET, s, a.a) == 1) {
@@ -28,7 +27,8 @@ static struct stack_addr A(const char *s)
 	return a;
 }
 
-static struct names *mk(uint32_t floor_ms, uint32_t cap_ms, uint32_t max)
+static struct names *
+mk(uint32_t floor_ms, uint32_t cap_ms, uint32_t max)
 {
 	struct names_config c = { floor_ms, cap_ms, max };
 	struct names *n = NULL;

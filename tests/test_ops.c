@@ -319,7 +319,7 @@ static void test_idle_timeout(void **state)
 	slow = idle_client(fx);
 	run_for(fx, 20);
 	assert_int_equal(conns(fx), 2);
-	for (int i = 0; i < 8; i++) { /* "GET /health HTTP/1.1", 1 byte per 40 ms */
+	for (int i = 0; i < 8; i++) {                                          /* "GET /health HTTP/1.1", 1 byte per 40 ms */
 		(void)send(slow, &"GET /health HTTP/1.1"[i], 1, MSG_NOSIGNAL); /* fails once closed */
 		run_for(fx, 40);
 	}
@@ -577,12 +577,12 @@ static void test_admin_lists_sessions(void **state)
 	assert_non_null(strstr(buf, "Content-Type: application/json\r\n"));
 	assert_non_null(strstr(buf, "Cache-Control: no-store\r\n"));
 	assert_non_null(strstr(buf,
-		"\r\n\r\n[\n  {\"client\":\"agent-1\",\"addresses\":[\"10.100.0.7\",\"fd00::7\"],"
-		"\"peer\":\"192.0.2.1:4444\",\"since\":\"2023-11-14T22:13:20Z\",\"bytes_up\":123,"
-		"\"bytes_down\":456,\"cert_serial\":\"0a1b\"},\n  {\"client\":\"we\\\"ird\\\\id\","
-		"\"addresses\":[\"10.100.0.8\"],\"peer\":\"192.0.2.2:5555\","
-		"\"since\":\"2023-11-14T22:14:20Z\",\"bytes_up\":0,\"bytes_down\":0,"
-		"\"cert_serial\":null}\n]\n"));
+			       "\r\n\r\n[\n  {\"client\":\"agent-1\",\"addresses\":[\"10.100.0.7\",\"fd00::7\"],"
+			       "\"peer\":\"192.0.2.1:4444\",\"since\":\"2023-11-14T22:13:20Z\",\"bytes_up\":123,"
+			       "\"bytes_down\":456,\"cert_serial\":\"0a1b\"},\n  {\"client\":\"we\\\"ird\\\\id\","
+			       "\"addresses\":[\"10.100.0.8\"],\"peer\":\"192.0.2.2:5555\","
+			       "\"since\":\"2023-11-14T22:14:20Z\",\"bytes_up\":0,\"bytes_down\":0,"
+			       "\"cert_serial\":null}\n]\n"));
 	assert_int_equal(a->lists, 1);
 	assert_int_equal(a->audits, 1);
 	assert_string_equal(a->audit_action, "list_sessions");

@@ -456,13 +456,15 @@ static void test_names_errors(void **state)
 	char t[1024];
 	char long_label[80], long_name[300];
 	(void)state;
-#define BAD(dst, want)                                                          \
-	do {                                                                    \
-		(void)snprintf(t, sizeof(t), "%s%s] }\n", pre, dst);            \
-		load_bad(t, want);                                              \
+#define BAD(dst, want)                                               \
+	do {                                                         \
+		(void)snprintf(t, sizeof(t), "%s%s] }\n", pre, dst); \
+		load_bad(t, want);                                   \
 	} while (0)
-	BAD("\"b\xc3\xbc" "cher.example\"",
-	    "policy.yaml:5:48: clients.a.rules[0].destinations[0]: \"b\xc3\xbc" "cher.example\" has non-ASCII "
+	BAD("\"b\xc3\xbc"
+	    "cher.example\"",
+	    "policy.yaml:5:48: clients.a.rules[0].destinations[0]: \"b\xc3\xbc"
+	    "cher.example\" has non-ASCII "
 	    "characters; write an internationalised name as IDNA A-labels (xn--...): expected a CIDR");
 	BAD("\"a..example\"", "has an empty label");
 	BAD("\"a.example..\"", "has an empty label"); /* found by fuzz_policy_yaml */

@@ -163,8 +163,7 @@ test_fair_bad_args(void **state)
 	rl_fair_free(&f); /* harmless after a failed init */
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bucket_burst_then_rate),

@@ -837,7 +837,7 @@ static void test_dns_abandoned(void **state)
 	session_conn_closed(&T, s, &ci);
 	assert_int_equal(s->state, SESSION_ABANDONED);
 	assert_null(c.data);
-	assert_int_equal(F.closes, 0); /* never opened: no session_close line */
+	assert_int_equal(F.closes, 0);  /* never opened: no session_close line */
 	assert_int_equal(F.cancels, 0); /* no lookup yet */
 	assert_int_equal(session_deferred(&T, s), 0);
 	assert_int_equal(T.cnt.dns_queries, 0);

@@ -72,7 +72,7 @@ struct fx {
 	struct qpkt *q; /* captured output */
 	size_t qhead, qtail;
 	uint64_t oversize;
-	int deny;            /* policy: deny everything */
+	int deny; /* policy: deny everything */
 	int policy_calls;
 	struct stack_flow_info last_policy;
 	struct ev_rec ev[64];
@@ -649,7 +649,13 @@ tc_transfer(struct fx *fx, struct tc *c, const uint8_t *data, size_t len,
 
 /* ---------------------------------------------------------------- servers */
 
-enum srv_mode { SRV_ECHO, SRV_GREET_HALFCLOSE, SRV_SINK, SRV_SOURCE, SRV_RESET };
+enum srv_mode {
+	SRV_ECHO,
+	SRV_GREET_HALFCLOSE,
+	SRV_SINK,
+	SRV_SOURCE,
+	SRV_RESET
+};
 
 struct conn {
 	struct srv *srv;
@@ -840,8 +846,7 @@ srv_start(struct srv *s, struct event_base *base, int v6, enum srv_mode mode)
 	assert_int_equal(bind(s->lfd, (struct sockaddr *)&ss, sl), 0);
 	assert_int_equal(listen(s->lfd, 16), 0);
 	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &sl), 0);
-	s->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-			     ((struct sockaddr_in *)&ss)->sin_port);
+	s->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
 	s->ev = event_new(base, s->lfd, EV_READ | EV_PERSIST, srv_accept, s);
 	event_add(s->ev, NULL);
 }
@@ -874,8 +879,7 @@ closed_port(int v6)
 		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(bind(fd, (struct sockaddr *)&ss, sl), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
-	port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-			  ((struct sockaddr_in *)&ss)->sin_port);
+	port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
 	close(fd);
 	return port;
 }
@@ -1596,8 +1600,8 @@ test_malformed_dropped(void **state)
 		      1000, NULL, 0);
 	b[n - 1] ^= 0xff; /* bad TCP checksum on a SYN */
 	input(fx, b, n);
-	input(fx, b, 10);  /* truncated */
-	b[0] = 0x55;       /* bad version */
+	input(fx, b, 10); /* truncated */
+	b[0] = 0x55;      /* bad version */
 	input(fx, b, n);
 	input(fx, b, 0);
 	stack_get_counters(fx->st, &k);
@@ -1629,8 +1633,7 @@ usrv_start(struct usrv *u, int v6)
 	assert_true(u->fd >= 0);
 	assert_int_equal(bind(u->fd, (struct sockaddr *)&ss, sl), 0);
 	assert_int_equal(getsockname(u->fd, (struct sockaddr *)&ss, &sl), 0);
-	u->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-			     ((struct sockaddr_in *)&ss)->sin_port);
+	u->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 /* Echoes one datagram back upper-cased; returns its length or -1. */
@@ -1650,7 +1653,8 @@ usrv_echo(struct usrv *u)
 				if (b[j] >= 'a' && b[j] <= 'z')
 					b[j] = (uint8_t)(b[j] - 32);
 			assert_int_equal(sendto(u->fd, b, (size_t)r, 0,
-						(struct sockaddr *)&from, fl), r);
+						(struct sockaddr *)&from, fl),
+					 r);
 			return r;
 		}
 		(void)poll(NULL, 0, 1);
@@ -2073,11 +2077,14 @@ test_wnd_initial(void **state)
 	(void)state;
 	assert_int_equal(stack_wnd_initial(32 * MIB, 0, FULL, STACK_WND_MIN, 0), FULL);
 	assert_int_equal(stack_wnd_initial(32 * MIB, 32 * MIB - 100000, FULL,
-					   STACK_WND_MIN, 0), 100000);
+					   STACK_WND_MIN, 0),
+			 100000);
 	assert_int_equal(stack_wnd_initial(32 * MIB, 32 * MIB - 100, FULL,
-					   STACK_WND_MIN, 0), STACK_WND_MIN);
+					   STACK_WND_MIN, 0),
+			 STACK_WND_MIN);
 	assert_int_equal(stack_wnd_initial(32 * MIB, 64 * MIB, FULL,
-					   STACK_WND_MIN, 0), STACK_WND_MIN);
+					   STACK_WND_MIN, 0),
+			 STACK_WND_MIN);
 	assert_int_equal(stack_wnd_initial(32 * MIB, 0, FULL, STACK_WND_MIN, 1),
 			 STACK_WND_MIN); /* global pressure */
 	assert_int_equal(stack_wnd_initial(0, 64 * MIB, FULL, STACK_WND_MIN, 0),
@@ -2097,35 +2104,43 @@ test_wnd_credit(void **state)
 	/* over budget (4 flows of 256 KiB, budget 512 KiB): share 128 KiB */
 	w = FULL;
 	assert_int_equal(stack_wnd_credit(512 * 1024, 4 * FULL, 4, &w, 10000,
-					  FULL, STACK_WND_MIN, 0), 0);
+					  FULL, STACK_WND_MIN, 0),
+			 0);
 	assert_int_equal(w, FULL - 10000);
 	w = 130 * 1024;
 	assert_int_equal(stack_wnd_credit(512 * 1024, 4 * FULL, 4, &w, 10000,
-					  FULL, STACK_WND_MIN, 0), 10000 - 2048);
+					  FULL, STACK_WND_MIN, 0),
+			 10000 - 2048);
 	assert_int_equal(w, 128 * 1024);
 	/* at its share: full credit, no growth */
 	assert_int_equal(stack_wnd_credit(512 * 1024, 4 * FULL, 4, &w, 10000,
-					  FULL, STACK_WND_MIN, 0), 10000);
+					  FULL, STACK_WND_MIN, 0),
+			 10000);
 	assert_int_equal(w, 128 * 1024);
 	/* room again: grows by what moved, within what is left */
 	w = STACK_WND_MIN;
 	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 20000, FULL,
-					  STACK_WND_MIN, 0), 40000);
+					  STACK_WND_MIN, 0),
+			 40000);
 	assert_int_equal(w, STACK_WND_MIN + 20000);
 	w = STACK_WND_MIN;
 	assert_int_equal(stack_wnd_credit(32 * MIB, 32 * MIB - 1000, 1, &w, 20000,
-					  FULL, STACK_WND_MIN, 0), 21000);
+					  FULL, STACK_WND_MIN, 0),
+			 21000);
 	/* small moves still grow by the floor */
 	w = STACK_WND_MIN;
 	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 100, FULL,
-					  STACK_WND_MIN, 0), 100 + STACK_WND_MIN);
+					  STACK_WND_MIN, 0),
+			 100 + STACK_WND_MIN);
 	/* pressure: down to the floor, never below */
 	w = 3 * STACK_WND_MIN;
 	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 1u << 20, FULL,
-					  STACK_WND_MIN, 1), (1u << 20) - 2 * STACK_WND_MIN);
+					  STACK_WND_MIN, 1),
+			 (1u << 20) - 2 * STACK_WND_MIN);
 	assert_int_equal(w, STACK_WND_MIN);
 	assert_int_equal(stack_wnd_credit(32 * MIB, 0, 1, &w, 5, FULL,
-					  STACK_WND_MIN, 1), 5);
+					  STACK_WND_MIN, 1),
+			 5);
 	/* no budget: straight back to full */
 	w = STACK_WND_MIN;
 	assert_int_equal(stack_wnd_credit(0, 0, 1, &w, 5, FULL, STACK_WND_MIN, 0),
@@ -2139,7 +2154,9 @@ test_wnd_credit(void **state)
 static void
 test_wnd_budget_many_flows(void **state)
 {
-	enum { N = 1000 };
+	enum {
+		N = 1000
+	};
 	static uint32_t w[N];
 	const uint64_t budget = 32ull * MIB;
 	uint64_t sum = 0;
@@ -3014,7 +3031,6 @@ test_own_address_is_forbidden(void **state)
 	assert_int_equal(fx->policy_calls, 0);
 }
 
-
 /* ---------------------------------------------------------------- 16.6 */
 
 static int
@@ -3040,31 +3056,41 @@ test_i16_6_new_never_reachable_ranges(void **state)
 	struct stack_prefix extra[2];
 	struct stack_addr own[2];
 	static const char *bad[] = {
-		"100.100.100.200",      /* Alibaba Cloud metadata */
-		"fd00:ec2::254",        /* AWS metadata over IPv6 */
-		"64:ff9b::7f00:1",      /* NAT64 of 127.0.0.1 */
-		"64:ff9b::a9fe:a9fe",   /* NAT64 of 169.254.169.254 */
-		"64:ff9b::6464:64c8",   /* NAT64 of 100.100.100.200 */
-		"64:ff9b::e000:1",      /* NAT64 of 224.0.0.1 */
-		"64:ff9b::a60:1",       /* NAT64 of 10.96.0.1 (configured) */
-		"64:ff9b::c612:1",      /* NAT64 of 198.18.0.1 (own address) */
-		"::a9fe:a9fe",          /* IPv4-compatible 169.254.169.254 */
-		"::808:808",            /* IPv4-compatible, any: deprecated */
-		"::ffff:808:808",       /* IPv4-mapped, any */
+		"100.100.100.200",    /* Alibaba Cloud metadata */
+		"fd00:ec2::254",      /* AWS metadata over IPv6 */
+		"64:ff9b::7f00:1",    /* NAT64 of 127.0.0.1 */
+		"64:ff9b::a9fe:a9fe", /* NAT64 of 169.254.169.254 */
+		"64:ff9b::6464:64c8", /* NAT64 of 100.100.100.200 */
+		"64:ff9b::e000:1",    /* NAT64 of 224.0.0.1 */
+		"64:ff9b::a60:1",     /* NAT64 of 10.96.0.1 (configured) */
+		"64:ff9b::c612:1",    /* NAT64 of 198.18.0.1 (own address) */
+		"::a9fe:a9fe",        /* IPv4-compatible 169.254.169.254 */
+		"::808:808",          /* IPv4-compatible, any: deprecated */
+		"::ffff:808:808",     /* IPv4-mapped, any */
 		"::ffff:7f00:1",
 		"10.96.0.1", "10.111.255.255", /* configured 10.96.0.0/12 */
-		"fd12:3456::1",         /* configured fd12:3456::/32 */
+		"fd12:3456::1",                /* configured fd12:3456::/32 */
 		"198.18.0.1", "2001:db8:5::1", /* the relay's own */
 	};
 	static const char *good[] = {
-		"100.100.100.199", "100.100.100.201", "100.100.101.200",
-		"fd00:ec2::253", "fd00:ec2::255", "fd00:ec3::254",
-		"64:ff9b::808:808",     /* NAT64 of 8.8.8.8 */
-		"64:ff9b::c612:2",      /* NAT64 of 198.18.0.2 */
-		"64:ff9b:1::7f00:1",    /* not the /96 well-known prefix */
-		"1::a9fe:a9fe", "::1:0:0:0:1",
-		"10.95.255.255", "10.112.0.0", "fd12:3457::1",
-		"198.18.0.2", "2001:db8:5::2", "8.8.8.8", "2001:db8::1",
+		"100.100.100.199",
+		"100.100.100.201",
+		"100.100.101.200",
+		"fd00:ec2::253",
+		"fd00:ec2::255",
+		"fd00:ec3::254",
+		"64:ff9b::808:808",  /* NAT64 of 8.8.8.8 */
+		"64:ff9b::c612:2",   /* NAT64 of 198.18.0.2 */
+		"64:ff9b:1::7f00:1", /* not the /96 well-known prefix */
+		"1::a9fe:a9fe",
+		"::1:0:0:0:1",
+		"10.95.255.255",
+		"10.112.0.0",
+		"fd12:3457::1",
+		"198.18.0.2",
+		"2001:db8:5::2",
+		"8.8.8.8",
+		"2001:db8::1",
 	};
 	size_t i;
 
@@ -3388,8 +3414,7 @@ test_service_udp_tcp(void **state)
 	assert_int_equal(stack_service_reply(fx->st, &fx->last_policy, 12345, b, 1), ZG_ERR_NOTFOUND);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pkt_rst_for_syn),

@@ -77,7 +77,7 @@ static void test_len_boundaries(void **state)
 static void test_roundtrip_boundaries(void **state)
 {
 	static const uint64_t vals[] = { 0, 1, 63, 64, 16383, 16384,
-		(UINT64_C(1) << 30) - 1, UINT64_C(1) << 30, VARINT_MAX - 1, VARINT_MAX };
+					 (UINT64_C(1) << 30) - 1, UINT64_C(1) << 30, VARINT_MAX - 1, VARINT_MAX };
 	uint8_t buf[8];
 	(void)state;
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {

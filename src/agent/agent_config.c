@@ -13,7 +13,17 @@
 #include "opt.h"
 #include "zg_err.h"
 
-enum opt_type { T_STR, T_U32, T_DUR, T_BOOL, T_LEVEL, T_FORMAT, T_PREFIXES, T_RELAYS, T_DNS };
+enum opt_type {
+	T_STR,
+	T_U32,
+	T_DUR,
+	T_BOOL,
+	T_LEVEL,
+	T_FORMAT,
+	T_PREFIXES,
+	T_RELAYS,
+	T_DNS
+};
 
 struct opt {
 	const char *key; /* YAML key; flag and variable derive from it */
@@ -31,7 +41,8 @@ static const struct opt opts[] = {
 	{ "relay", T_RELAYS, F(relay), 0, 0, "",
 	  "relay address, HOST:PORT (UDP), or several separated by commas (a YAML list in the "
 	  "file): the agent moves to the next when one fails. NAME@HOST:PORT checks that relay's "
-	  "certificate for NAME; required", "HOST:PORT,..." },
+	  "certificate for NAME; required",
+	  "HOST:PORT,..." },
 	{ "cert", T_STR, F(cert), 0, 0, "", "client certificate (PEM); required", "FILE" },
 	{ "key", T_STR, F(key), 0, 0, "", "client private key (PEM); required", "FILE" },
 	{ "ca", T_STR, F(ca), 0, 0, "", "CA the relay's certificate must chain to (PEM); required", "FILE" },
@@ -42,7 +53,8 @@ static const struct opt opts[] = {
 	{ "tun", T_STR, F(tun), 0, 0, "zgate0", "TUN device name", "NAME" },
 	{ "status_file", T_STR, F(status_file), 0, 0, "",
 	  "JSON status file, rewritten on every state change (read by zgate-agent status); empty = "
-	  "none, or $RUNTIME_DIRECTORY/status.json under systemd", "FILE" },
+	  "none, or $RUNTIME_DIRECTORY/status.json under systemd",
+	  "FILE" },
 	{ "reconnect_min", T_DUR, F(reconnect_min_ms), 10, 60000, "500ms",
 	  "first retry waits between half this and this", NULL },
 	{ "reconnect_max", T_DUR, F(reconnect_max_ms), 100, 3600000, "30s",
@@ -61,17 +73,20 @@ static const struct opt opts[] = {
 	  "text (one line per event) or json (one JSON object per line: ts, level, msg)", NULL },
 	{ "accept_routes", T_PREFIXES, F(accept_routes), 0, 0, "",
 	  "install only advertised routes inside these prefixes (a YAML list, or comma-separated); "
-	  "others are refused and logged. Empty = every route; none = no route", "PREFIX,..." },
+	  "others are refused and logged. Empty = every route; none = no route",
+	  "PREFIX,..." },
 	{ "dns", T_DNS, F(dns), 0, 0, "auto",
 	  "DNS from the relay (DNS_ASSIGN): resolved (per-link servers and routing domains on the "
 	  "TUN through systemd-resolved), file (rewrite resolv_conf, restored on exit), auto "
-	  "(resolved if it runs, else file) or off", "MODE" },
+	  "(resolved if it runs, else file) or off",
+	  "MODE" },
 	{ "resolv_conf", T_STR, F(resolv_conf), 0, 0, "/etc/resolv.conf",
 	  "the resolver file dns: file rewrites in place", "FILE" },
 	{ "dns_backup", T_STR, F(dns_backup), 0, 0, "",
 	  "where dns: file keeps the original resolver file until it is put back (also after a "
 	  "crash, at the next start); empty = beside it, RESOLV_CONF.zgate-orig. Agents sharing "
-	  "one /etc (ip netns exec) need one each", "FILE" },
+	  "one /etc (ip netns exec) need one each",
+	  "FILE" },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -107,14 +122,15 @@ static int add_prefixes(struct agent_accept *a, const char *text, const char *wh
 		r = routes_parse(item, &p);
 		if (r == ZG_ERR_MALFORMED) {
 			zg_seterr(err, errlen,
-			       "%s: \"%s\" has bits set after the prefix length (write the "
-			       "network's first address, e.g. 10.0.0.0/8)", where, item);
+				  "%s: \"%s\" has bits set after the prefix length (write the "
+				  "network's first address, e.g. 10.0.0.0/8)",
+				  where, item);
 			return ZG_ERR_CONFIG;
 		}
 		if (r != 0) {
 			zg_seterr(err, errlen,
-			       "%s: \"%s\" is not a prefix (e.g. 10.0.0.0/8, fd00::/8 or an address)",
-			       where, item);
+				  "%s: \"%s\" is not a prefix (e.g. 10.0.0.0/8, fd00::/8 or an address)",
+				  where, item);
 			return ZG_ERR_CONFIG;
 		}
 		if (a->n == AGENT_ACCEPT_MAX) {
@@ -175,18 +191,19 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	case T_DNS:
 		if (strlen(text) >= o->size) {
 			zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where,
-			       strlen(text), o->size - 1);
+				  strlen(text), o->size - 1);
 			return ZG_ERR_CONFIG;
 		}
 		if (o->type == T_LEVEL && log_level_parse(text, &lvl) != 0) {
 			zg_seterr(err, errlen,
-			       "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
-			       text);
+				  "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
+				  text);
 			return ZG_ERR_CONFIG;
 		}
 		if (o->type == T_DNS && agentdns_mode_parse(text, &dm) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a DNS mode (auto, resolved, file "
-				  "or off)", where, text);
+					       "or off)",
+				  where, text);
 			return ZG_ERR_CONFIG;
 		}
 		if (o->type == T_FORMAT && log_format_parse(text, &fmt) != 0) {
@@ -199,7 +216,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	case T_U32:
 		if (opt_parse_uint(text, o->min, o->max, &v) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a whole number from %u to %u", where,
-			       text, o->min, o->max);
+				  text, o->min, o->max);
 			return ZG_ERR_CONFIG;
 		}
 		u = (uint32_t)v;
@@ -208,9 +225,9 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	case T_DUR:
 		if (opt_parse_duration(text, &u) != 0 || u < o->min || u > o->max) {
 			zg_seterr(err, errlen,
-			       "%s: \"%s\" is not a duration from %ums to %ums (a whole number with "
-			       "ms, s, m or h: 500ms, 25s, 5m)",
-			       where, text, o->min, o->max);
+				  "%s: \"%s\" is not a duration from %ums to %ums (a whole number with "
+				  "ms, s, m or h: 500ms, 25s, 5m)",
+				  where, text, o->min, o->max);
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(dst, &u, sizeof(u));
@@ -222,7 +239,7 @@ static int set_opt(struct agent_config *cfg, const struct opt *o, const char *te
 	case T_BOOL:
 		if (opt_parse_bool(text, &b) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)",
-			       where, text);
+				  where, text);
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(dst, &b, sizeof(b));
@@ -287,7 +304,7 @@ static int load_prefix_list(struct agent_config *cfg, const struct opt *o, yaml_
 	for (;;) {
 		if (!yaml_parser_parse(p, &ev)) {
 			zg_seterr(err, errlen, "%s: not valid YAML: %s", where,
-			       p->problem ? p->problem : "syntax error");
+				  p->problem ? p->problem : "syntax error");
 			return ZG_ERR_CONFIG;
 		}
 		if (ev.type == YAML_SEQUENCE_END_EVENT) {
@@ -296,11 +313,11 @@ static int load_prefix_list(struct agent_config *cfg, const struct opt *o, yaml_
 		}
 		if (ev.type != YAML_SCALAR_EVENT) {
 			zg_seterr(err, errlen, "%s: expected a list of prefixes, found %s in it", where,
-			       kind(&ev));
+				  kind(&ev));
 			r = ZG_ERR_CONFIG;
 		} else if (strcmp((const char *)ev.data.scalar.value, "none") == 0) {
 			zg_seterr(err, errlen, "%s: \"none\" cannot be in a list (write [] or none)",
-			       where);
+				  where);
 			r = ZG_ERR_CONFIG;
 		} else {
 			r = add_prefixes(a, (const char *)ev.data.scalar.value, where, err, errlen);
@@ -380,7 +397,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 		}
 		if (k.type != YAML_SCALAR_EVENT) {
 			zg_seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
-			       k.start_mark.line + 1, k.start_mark.column + 1, kind(&k));
+				  k.start_mark.line + 1, k.start_mark.column + 1, kind(&k));
 			yaml_event_delete(&k);
 			return ZG_ERR_CONFIG;
 		}
@@ -411,7 +428,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 	}
 syntax:
 	zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name, p->problem_mark.line + 1,
-	       p->problem_mark.column + 1, p->problem ? p->problem : "syntax error");
+		  p->problem_mark.column + 1, p->problem ? p->problem : "syntax error");
 	return ZG_ERR_CONFIG;
 }
 
@@ -430,8 +447,8 @@ int agent_config_load_buf(struct agent_config *cfg, const char *name, const char
 	while (!done && r == 0) {
 		if (!yaml_parser_parse(&p, &ev)) {
 			zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name,
-			       p.problem_mark.line + 1, p.problem_mark.column + 1,
-			       p.problem ? p.problem : "syntax error");
+				  p.problem_mark.line + 1, p.problem_mark.column + 1,
+				  p.problem ? p.problem : "syntax error");
 			r = ZG_ERR_CONFIG;
 			break;
 		}
@@ -445,7 +462,7 @@ int agent_config_load_buf(struct agent_config *cfg, const char *name, const char
 		case YAML_DOCUMENT_START_EVENT:
 			if (docs++) {
 				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
-				       name, ev.start_mark.line + 1, ev.start_mark.column + 1);
+					  name, ev.start_mark.line + 1, ev.start_mark.column + 1);
 				r = ZG_ERR_CONFIG;
 			}
 			break;
@@ -455,11 +472,11 @@ int agent_config_load_buf(struct agent_config *cfg, const char *name, const char
 		case YAML_SCALAR_EVENT:
 			if (ev.data.scalar.length == 0)
 				break; /* an empty document */
-			/* fall through */
+				       /* fall through */
 		default:
 			zg_seterr(err, errlen,
-			       "%s:%zu:%zu: the top level must be a mapping of keys, found %s", name,
-			       ev.start_mark.line + 1, ev.start_mark.column + 1, kind(&ev));
+				  "%s:%zu:%zu: the top level must be a mapping of keys, found %s", name,
+				  ev.start_mark.line + 1, ev.start_mark.column + 1, kind(&ev));
 			r = ZG_ERR_CONFIG;
 			break;
 		}
@@ -534,7 +551,7 @@ int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *er
 		}
 		if (o == NULL) {
 			zg_seterr(err, errlen, "environment: %.*s names no option (see --help)", (int)klen,
-			       kv);
+				  kv);
 			return ZG_ERR_CONFIG;
 		}
 		opt_name(o->key, 1, name, sizeof(name));
@@ -567,7 +584,8 @@ static int relay_derive(const struct agent_config *cfg, struct relay_entry *e, s
 	char why[256];
 
 	(void)snprintf(e->server_name, sizeof(e->server_name), "%s",
-		       e->name[0] ? e->name : cfg->server_name[0] ? cfg->server_name : e->host);
+		       e->name[0] ? e->name : cfg->server_name[0] ? cfg->server_name
+								  : e->host);
 	if (cfg->uri_template[0] != '\0')
 		(void)snprintf(e->uri_template, sizeof(e->uri_template), "%s", cfg->uri_template);
 	else
@@ -601,26 +619,27 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 	if (cfg->tun[0] == '\0' || strlen(cfg->tun) >= IFNAMSIZ || strpbrk(cfg->tun, "/ \t:%") ||
 	    strcmp(cfg->tun, ".") == 0 || strcmp(cfg->tun, "..") == 0) {
 		zg_seterr(err, errlen,
-		       "tun: \"%s\" is not a device name (1 to %d characters, no '/', ':', '%%' or "
-		       "spaces)",
-		       cfg->tun, IFNAMSIZ - 1);
+			  "tun: \"%s\" is not a device name (1 to %d characters, no '/', ':', '%%' or "
+			  "spaces)",
+			  cfg->tun, IFNAMSIZ - 1);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->idle_timeout_ms) {
 		zg_seterr(err, errlen,
-		       "keepalive: %ums must be shorter than idle_timeout (%ums), or the connection "
-		       "dies before the first PING",
-		       cfg->keepalive_ms, cfg->idle_timeout_ms);
+			  "keepalive: %ums must be shorter than idle_timeout (%ums), or the connection "
+			  "dies before the first PING",
+			  cfg->keepalive_ms, cfg->idle_timeout_ms);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
 		zg_seterr(err, errlen, "reconnect_min: %ums is longer than reconnect_max (%ums)",
-		       cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+			  cfg->reconnect_min_ms, cfg->reconnect_max_ms);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->mtu != 0 && cfg->mtu < 1280) {
 		zg_seterr(err, errlen, "mtu: %u is below 1280, the least an IPv6 link may have "
-				    "(RFC 8200); 0 takes the tunnel's", cfg->mtu);
+				       "(RFC 8200); 0 takes the tunnel's",
+			  cfg->mtu);
 		return ZG_ERR_CONFIG;
 	}
 	for (size_t i = 0; i < cfg->relays.n; i++)

@@ -24,9 +24,9 @@
 
 /* accept_routes: which advertised routes the agent installs. */
 struct agent_accept {
-	int filter; /* 0: every route the relay advertises (the default) */
+	int filter;                              /* 0: every route the relay advertises (the default) */
 	struct route_prefix p[AGENT_ACCEPT_MAX]; /* with filter: only routes inside these */
-	size_t n;   /* 0 with filter ("none"): no route at all */
+	size_t n;                                /* 0 with filter ("none"): no route at all */
 };
 
 struct agent_config {
@@ -36,31 +36,36 @@ struct agent_config {
 	/* Parsed from relay by agent_config_validate(), each entry with the
 	 * server name and URI template its connections use. */
 	struct relaylist relays;
-	char cert[AGENT_CONFIG_PATH_MAX];   /* client certificate (PEM), required */
-	char key[AGENT_CONFIG_PATH_MAX];    /* its key, required */
-	char ca[AGENT_CONFIG_PATH_MAX];     /* CA of the relay's certificate, required */
-	char server_name[256];              /* "" = each relay's host (or NAME@) */
+	char cert[AGENT_CONFIG_PATH_MAX];         /* client certificate (PEM), required */
+	char key[AGENT_CONFIG_PATH_MAX];          /* its key, required */
+	char ca[AGENT_CONFIG_PATH_MAX];           /* CA of the relay's certificate, required */
+	char server_name[256];                    /* "" = each relay's host (or NAME@) */
 	char uri_template[AGENT_CONFIG_PATH_MAX]; /* "" = https://HOST:PORT/.well-known/...
 						      of each relay */
-	char tun[16];                       /* TUN device name */
-	char status_file[AGENT_CONFIG_PATH_MAX]; /* "" = none */
-	uint32_t reconnect_min_ms;          /* ceiling of the first retry delay */
-	uint32_t reconnect_max_ms;          /* cap of the retry delay */
-	uint32_t keepalive_ms;              /* QUIC PING when idle; 0 = off */
-	uint32_t idle_timeout_ms;           /* QUIC idle timeout */
-	uint32_t connect_timeout_ms;        /* QUIC handshake timeout */
-	uint32_t mtu;                       /* TUN MTU; 0 = the tunnel's datagram size */
-	int ipv6;                           /* also ask for an IPv6 address */
-	struct agent_accept accept_routes;  /* like Tailscale's --accept-routes */
-	char dns[16];                       /* auto, resolved, file, off (agentdns.h) */
-	char resolv_conf[AGENT_CONFIG_PATH_MAX]; /* the file mode's resolver file */
-	char dns_backup[AGENT_CONFIG_PATH_MAX];  /* its crash backup; "" = beside it */
+	char tun[16];                             /* TUN device name */
+	char status_file[AGENT_CONFIG_PATH_MAX];  /* "" = none */
+	uint32_t reconnect_min_ms;                /* ceiling of the first retry delay */
+	uint32_t reconnect_max_ms;                /* cap of the retry delay */
+	uint32_t keepalive_ms;                    /* QUIC PING when idle; 0 = off */
+	uint32_t idle_timeout_ms;                 /* QUIC idle timeout */
+	uint32_t connect_timeout_ms;              /* QUIC handshake timeout */
+	uint32_t mtu;                             /* TUN MTU; 0 = the tunnel's datagram size */
+	int ipv6;                                 /* also ask for an IPv6 address */
+	struct agent_accept accept_routes;        /* like Tailscale's --accept-routes */
+	char dns[16];                             /* auto, resolved, file, off (agentdns.h) */
+	char resolv_conf[AGENT_CONFIG_PATH_MAX];  /* the file mode's resolver file */
+	char dns_backup[AGENT_CONFIG_PATH_MAX];   /* its crash backup; "" = beside it */
 	char log_level[16];
-	char log_format[8];                 /* text or json */
+	char log_format[8]; /* text or json */
 };
 
 /* What the command line asks for besides running. */
-enum agent_action { AGENT_RUN = 0, AGENT_HELP, AGENT_VERSION, AGENT_CHECK_CONFIG };
+enum agent_action {
+	AGENT_RUN = 0,
+	AGENT_HELP,
+	AGENT_VERSION,
+	AGENT_CHECK_CONFIG
+};
 
 /* Fills *cfg with the built-in defaults. */
 void agent_config_defaults(struct agent_config *cfg);

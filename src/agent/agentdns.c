@@ -17,9 +17,9 @@ struct agentdns {
 	struct agentdns_state st;
 	char tun[64];
 	int ifindex;
-	struct resolved *bus;     /* resolved mode */
-	struct resolvconf rc;     /* file mode */
-	struct cipdns_assign *a;  /* scratch for decoding (large) */
+	struct resolved *bus;    /* resolved mode */
+	struct resolvconf rc;    /* file mode */
+	struct cipdns_assign *a; /* scratch for decoding (large) */
 };
 
 static const char *const mode_names[] = { "auto", "resolved", "file", "off" };
@@ -78,7 +78,7 @@ int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *b
 		r = resolved_open(&d->bus, why, sizeof(why));
 		if (r == 0 && !resolved_present(d->bus)) {
 			(void)snprintf(why, sizeof(why), "org.freedesktop.resolve1 is not on the "
-				       "system bus (systemd-resolved does not run)");
+							 "system bus (systemd-resolved does not run)");
 			resolved_close(d->bus);
 			d->bus = NULL;
 			r = ZG_ERR_IO;
@@ -97,10 +97,12 @@ int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *b
 		r = resolvconf_recover(&d->rc, &restored);
 		if (r != 0)
 			log_warnx("dns: the backup %s of an earlier run cannot be used (%s): left "
-				  "alone", d->rc.backup, zg_strerror(r));
+				  "alone",
+				  d->rc.backup, zg_strerror(r));
 		else if (restored)
 			log_info("dns: %s restored from %s (left by an agent that did not stop "
-				 "cleanly)", d->rc.path, d->rc.backup);
+				 "cleanly)",
+				 d->rc.path, d->rc.backup);
 	}
 	if (mode != AGENTDNS_OFF) {
 		d->a = malloc(sizeof(*d->a));
@@ -192,7 +194,8 @@ int agentdns_assign(struct agentdns *d, const uint8_t *value, size_t len, char *
 	}
 	if (st->skipped)
 		log_warnx("dns: %zu nameservers from the relay are not plain DNS on port 53: left "
-			  "out", st->skipped);
+			  "out",
+			  st->skipped);
 	if (st->nservers == 0 || st->ndomains == 0)
 		return agentdns_clear(d, err, errlen); /* nothing (usable) assigned */
 	if (st->mode == AGENTDNS_RESOLVED) {

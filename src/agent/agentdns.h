@@ -31,7 +31,12 @@
 
 #include "cipdns.h"
 
-enum agentdns_mode { AGENTDNS_AUTO = 0, AGENTDNS_RESOLVED, AGENTDNS_FILE, AGENTDNS_OFF };
+enum agentdns_mode {
+	AGENTDNS_AUTO = 0,
+	AGENTDNS_RESOLVED,
+	AGENTDNS_FILE,
+	AGENTDNS_OFF
+};
 
 /* "auto", "resolved", "file", "off" <-> the enum. parse returns 0 or
  * ZG_ERR_CONFIG. */
@@ -42,16 +47,16 @@ const char *agentdns_mode_name(enum agentdns_mode m);
 
 /* What is configured now, for the status file and the log. */
 struct agentdns_state {
-	enum agentdns_mode mode;  /* resolved mode once auto decided */
-	int active;               /* a configuration is in place */
+	enum agentdns_mode mode; /* resolved mode once auto decided */
+	int active;              /* a configuration is in place */
 	char servers[AGENTDNS_MAX_SERVERS][48];
 	size_t nservers;
 	char domains[CIPDNS_MAX_DOMAINS * CIPDNS_MAX_CONFIGS][CIPDNS_NAME_MAX + 2];
-	size_t ndomains;          /* internal ("" = every name) */
+	size_t ndomains;                            /* internal ("" = every name) */
 	const char *server_p[AGENTDNS_MAX_SERVERS]; /* servers[i], as a list */
 	const char *domain_p[CIPDNS_MAX_DOMAINS * CIPDNS_MAX_CONFIGS];
-	size_t skipped;           /* nameservers left out (not plain DNS on 53) */
-	char via[1100];           /* "resolved on zgate0 (ifindex 7)", "file /etc/resolv.conf", "off" */
+	size_t skipped; /* nameservers left out (not plain DNS on 53) */
+	char via[1100]; /* "resolved on zgate0 (ifindex 7)", "file /etc/resolv.conf", "off" */
 };
 
 struct agentdns;

@@ -16,9 +16,9 @@
 #include <stdint.h>
 
 struct backoff {
-	uint32_t min_ms;   /* ceiling of the first delay */
-	uint32_t max_ms;   /* largest ceiling */
-	unsigned attempt;  /* delays handed out since the last reset */
+	uint32_t min_ms;  /* ceiling of the first delay */
+	uint32_t max_ms;  /* largest ceiling */
+	unsigned attempt; /* delays handed out since the last reset */
 };
 
 /* Sets the bounds (min_ms >= 1, max_ms >= min_ms; other values are

@@ -30,14 +30,14 @@
 #include "agent/backoff.h"
 
 struct failover {
-	struct backoff bo;   /* between rounds */
-	size_t n;            /* relays in the list, >= 1 */
-	size_t cur;          /* the relay being tried or used */
-	size_t failed;       /* relays that failed in this round */
-	uint64_t stable_ns;  /* a tunnel this old starts afresh when it ends */
-	int open;            /* a tunnel is open on cur */
+	struct backoff bo;  /* between rounds */
+	size_t n;           /* relays in the list, >= 1 */
+	size_t cur;         /* the relay being tried or used */
+	size_t failed;      /* relays that failed in this round */
+	uint64_t stable_ns; /* a tunnel this old starts afresh when it ends */
+	int open;           /* a tunnel is open on cur */
 	uint64_t opened_at;
-	uint64_t switches;   /* moves from one relay to another */
+	uint64_t switches; /* moves from one relay to another */
 };
 
 /* Sets up for n relays (0 is taken as 1), starting at the first, with the

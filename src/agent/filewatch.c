@@ -13,11 +13,11 @@
 #include "log.h"
 #include "zg_err.h"
 
-#define WATCH_MASK                                                                         \
+#define WATCH_MASK \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
 
 struct wfile {
-	int wd;            /* its directory's watch */
+	int wd; /* its directory's watch */
 	char name[NAME_MAX + 1];
 };
 
@@ -115,7 +115,8 @@ int filewatch_new(struct event_base *base, const char *const *files, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const char *slash = strrchr(files[i], '/');
 		const char *base_name = slash != NULL ? slash + 1 : files[i];
-		size_t dl = slash == NULL ? 1 : slash == files[i] ? 1 : (size_t)(slash - files[i]);
+		size_t dl = slash == NULL ? 1 : slash == files[i] ? 1
+								  : (size_t)(slash - files[i]);
 
 		if (dl >= sizeof(dir) || strlen(base_name) > NAME_MAX || base_name[0] == '\0') {
 			(void)snprintf(err, errlen, "%s: not a file path", files[i]);

@@ -67,15 +67,15 @@
 
 extern char **environ;
 
-#define MAX_PREFIXES 4096   /* kernel routes from one advertisement */
-#define TUN_BATCH 64        /* packets read per wake-up */
-#define PTB_PER_SECOND 100  /* ICMP "too big" answers, at most */
+#define MAX_PREFIXES 4096                 /* kernel routes from one advertisement */
+#define TUN_BATCH 64                      /* packets read per wake-up */
+#define PTB_PER_SECOND 100                /* ICMP "too big" answers, at most */
 #define STABLE_NS (10ull * 1000000000ull) /* a tunnel this old resets the backoff */
-#define REFRESH_S 5         /* status file refresh while counters move */
-#define ROUTE_REFUSED_MAX 64 /* refused routes listed in the status file */
-#define REFUSAL_LOG_MAX 16  /* refusals logged one by one per advertisement */
-#define CERT_DEBOUNCE_MS 500 /* certificate files settle this long before a reload */
-#define CERT_FILE_MAX (1u << 20) /* bytes of a certificate file hashed for changes */
+#define REFRESH_S 5                       /* status file refresh while counters move */
+#define ROUTE_REFUSED_MAX 64              /* refused routes listed in the status file */
+#define REFUSAL_LOG_MAX 16                /* refusals logged one by one per advertisement */
+#define CERT_DEBOUNCE_MS 500              /* certificate files settle this long before a reload */
+#define CERT_FILE_MAX (1u << 20)          /* bytes of a certificate file hashed for changes */
 
 struct agent {
 	struct agent_config cfg;
@@ -102,11 +102,11 @@ struct agent {
 	struct nl *nl;
 	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev, *flush_ev;
 	struct event *sighup_ev;
-	struct filewatch *fw;  /* the certificate files' directories */
-	uint64_t cert_sum;     /* contents of cert, key and CA last loaded (or tried) */
+	struct filewatch *fw; /* the certificate files' directories */
+	uint64_t cert_sum;    /* contents of cert, key and CA last loaded (or tried) */
 	uint64_t cert_reloads, cert_reload_errors;
 	struct tungro *gro; /* TUN writes of this loop pass */
-	int tun_paused; /* not reading the TUN while the transport is congested */
+	int tun_paused;     /* not reading the TUN while the transport is congested */
 	struct failover fo; /* which relay of the list, and when (failover.h) */
 	int stopping;
 	struct agentdns *dns; /* DNS from the relay (19.5) */
@@ -366,7 +366,8 @@ static void learn_relay_path(struct agent *ag, const struct sockaddr *sa)
 		ag->relay_oif = had_oif;
 		memcpy(ag->relay_gw, had_gw, sizeof(had_gw));
 		log_info("the relay %s is routed through %s: it is reached the way the previous "
-			 "relay was", fmt_prefix(&a), ag->tun);
+			 "relay was",
+			 fmt_prefix(&a), ag->tun);
 		return;
 	}
 	if (oif == ag->ifindex) {
@@ -1280,8 +1281,7 @@ static void usage(FILE *f)
 		"relay's server first) and puts the original back byte for byte on exit, or at\n"
 		"the next start after a crash; auto picks resolved when it runs; off ignores it.\n"
 		"The status file and `zgate-agent status` show the DNS in use.\n"
-		"\n"
-		OPT_HELP_EXIT
+		"\n" OPT_HELP_EXIT
 		"(0 after SIGTERM/SIGINT; 1 when it cannot run here: no TUN, no CAP_NET_ADMIN,\n"
 		"netlink; 2 for the command line, the file, a variable or a certificate.)\n",
 		opts);
@@ -1484,14 +1484,15 @@ static int make_events(struct agent *ag)
 		if (filewatch_new(ag->base, files, 3, CERT_DEBOUNCE_MS, cert_files_changed, ag,
 				  &ag->fw, err, sizeof(err)) != 0)
 			log_warnx("%s: certificate changes are not noticed by themselves (SIGHUP "
-				  "reloads them)", err);
+				  "reloads them)",
+				  err);
 	}
 	return 0;
 }
 
 static void free_events(struct agent *ag)
 {
-	struct event *evs[] = { ag->tun_ev,    ag->retry_ev, ag->refresh_ev, ag->sigterm_ev,
+	struct event *evs[] = { ag->tun_ev, ag->retry_ev, ag->refresh_ev, ag->sigterm_ev,
 				ag->sigint_ev, ag->flush_ev, ag->sighup_ev };
 
 	filewatch_del(ag->fw);

@@ -9,12 +9,10 @@
 #define V4_QUOTE_TOTAL 576  /* the whole ICMPv4 error, RFC 1812 §4.3.2.3 */
 #define V6_QUOTE_TOTAL 1280 /* the whole ICMPv6 error, RFC 4443 §2.4 (c) */
 
-
 uint16_t ptb_checksum(const uint8_t *p, size_t n, uint32_t sum)
 {
 	return cksum_fold(cksum_add(sum, p, n));
 }
-
 
 /* 0.0.0.0/8, 127/8, 224/4 (multicast) and 240/4 (incl. broadcast). */
 static int v4_special(const uint8_t *a)

@@ -65,10 +65,7 @@ int relaylist_parse_entry(const char *text, struct relay_entry *e, char *why, si
 	}
 	memcpy(e->addr, hp, strlen(hp) + 1);
 	if (hostport_split(hp, e->host, sizeof(e->host), &e->port) != 0 || e->host[0] == '\0') {
-		zg_seterr(why, whylen, "is not " FORM "%s", strchr(hp, ':') != strrchr(hp, ':') &&
-								    hp[0] != '['
-								? "; an IPv6 address goes in brackets"
-								: "");
+		zg_seterr(why, whylen, "is not " FORM "%s", strchr(hp, ':') != strrchr(hp, ':') && hp[0] != '[' ? "; an IPv6 address goes in brackets" : "");
 		return ZG_ERR_CONFIG;
 	}
 	if (e->port == 0) {
@@ -126,7 +123,8 @@ int relaylist_add(struct relaylist *l, const char *text, const char *where, char
 	}
 	if (added == 0) {
 		zg_seterr(err, errlen, "%s: no relay in \"%s\" (expected " FORM ", several separated "
-				       "by commas)", where, text);
+				       "by commas)",
+			  where, text);
 		return ZG_ERR_CONFIG;
 	}
 	return 0;

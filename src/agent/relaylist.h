@@ -24,11 +24,11 @@
 #define RELAYLIST_TEMPLATE_MAX 1024
 
 struct relay_entry {
-	char text[RELAYLIST_TEXT_MAX];       /* as written: what logs and status show */
-	char addr[RELAYLIST_TEXT_MAX];       /* HOST:PORT without NAME@ (brackets kept) */
-	char host[RELAYLIST_NAME_MAX];       /* without brackets */
-	uint16_t port;                       /* 1..65535 */
-	char name[RELAYLIST_NAME_MAX];       /* NAME@ of the entry; "" = none */
+	char text[RELAYLIST_TEXT_MAX]; /* as written: what logs and status show */
+	char addr[RELAYLIST_TEXT_MAX]; /* HOST:PORT without NAME@ (brackets kept) */
+	char host[RELAYLIST_NAME_MAX]; /* without brackets */
+	uint16_t port;                 /* 1..65535 */
+	char name[RELAYLIST_NAME_MAX]; /* NAME@ of the entry; "" = none */
 	/* Filled by the caller after parsing (agent_config_validate): what a
 	 * connection to this relay uses. */
 	char server_name[RELAYLIST_NAME_MAX];

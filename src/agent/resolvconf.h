@@ -53,11 +53,11 @@ int resolvconf_render(const char *orig, size_t origlen, const struct resolvconf_
 struct resolvconf {
 	char path[1024];
 	char backup[1040];
-	int active;       /* the file holds our content; the backup exists */
-	int had_file;     /* the original existed */
-	char *orig;       /* its bytes */
+	int active;   /* the file holds our content; the backup exists */
+	int had_file; /* the original existed */
+	char *orig;   /* its bytes */
 	size_t origlen;
-	char *ours;       /* what we wrote last */
+	char *ours; /* what we wrote last */
 	size_t ourslen;
 };
 

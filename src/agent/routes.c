@@ -50,7 +50,7 @@ static int cover(struct route_prefix *out, size_t max, size_t *pn, uint8_t versi
 		unsigned size_log = 0; /* the block is 2^size_log addresses */
 		while (size_log < bits) {
 			u128 span = size_log + 1 >= 128 ? ~(u128)0 /* block size - 1 */
-							 : ((u128)1 << (size_log + 1)) - 1;
+							: ((u128)1 << (size_log + 1)) - 1;
 			if ((s & span) != 0 || s + span > e || s + span < s)
 				break;
 			size_log++;
@@ -77,7 +77,8 @@ int routes_from_ranges(const struct cip_route *r, size_t n,
 	int err;
 
 	for (size_t i = 0; i < n; i++) {
-		unsigned bytes = r[i].version == 4 ? 4 : r[i].version == 6 ? 16 : 0;
+		unsigned bytes = r[i].version == 4 ? 4 : r[i].version == 6 ? 16
+									   : 0;
 		if (!bytes)
 			return ZG_ERR_VERSION;
 		if (load(r[i].start, bytes) > load(r[i].end, bytes))
@@ -342,19 +343,32 @@ enum route_refusal routes_check_kernel(const struct route_lookup *k, int tun_ifi
 const char *routes_refusal_name(enum route_refusal r)
 {
 	switch (r) {
-	case ROUTE_OK: return "ok";
-	case ROUTE_UNSPECIFIED: return "unspecified";
-	case ROUTE_LOOPBACK: return "loopback";
-	case ROUTE_LINK_LOCAL: return "link_local";
-	case ROUTE_MULTICAST: return "multicast";
-	case ROUTE_BROADCAST: return "broadcast";
-	case ROUTE_RESERVED: return "reserved";
-	case ROUTE_RELAY: return "relay_address";
-	case ROUTE_NOT_TUNNELED: return "not_tunneled";
-	case ROUTE_LOCAL: return "local_address";
-	case ROUTE_HIJACK: return "overlaps_route";
-	case ROUTE_NOT_ACCEPTED: return "not_accepted";
-	case ROUTE_COVERS_RELAY: return "covers_relay";
+	case ROUTE_OK:
+		return "ok";
+	case ROUTE_UNSPECIFIED:
+		return "unspecified";
+	case ROUTE_LOOPBACK:
+		return "loopback";
+	case ROUTE_LINK_LOCAL:
+		return "link_local";
+	case ROUTE_MULTICAST:
+		return "multicast";
+	case ROUTE_BROADCAST:
+		return "broadcast";
+	case ROUTE_RESERVED:
+		return "reserved";
+	case ROUTE_RELAY:
+		return "relay_address";
+	case ROUTE_NOT_TUNNELED:
+		return "not_tunneled";
+	case ROUTE_LOCAL:
+		return "local_address";
+	case ROUTE_HIJACK:
+		return "overlaps_route";
+	case ROUTE_NOT_ACCEPTED:
+		return "not_accepted";
+	case ROUTE_COVERS_RELAY:
+		return "covers_relay";
 	}
 	return "unknown";
 }
@@ -362,22 +376,32 @@ const char *routes_refusal_name(enum route_refusal r)
 const char *routes_refusal_why(enum route_refusal r)
 {
 	switch (r) {
-	case ROUTE_OK: return "acceptable";
-	case ROUTE_UNSPECIFIED: return "an unspecified (\"this network\") address";
-	case ROUTE_LOOPBACK: return "a loopback address";
-	case ROUTE_LINK_LOCAL: return "a link-local address";
-	case ROUTE_MULTICAST: return "a multicast address";
-	case ROUTE_BROADCAST: return "the broadcast address";
-	case ROUTE_RESERVED: return "a reserved address";
-	case ROUTE_RELAY: return "the relay's own address, whose path must stay outside the tunnel";
+	case ROUTE_OK:
+		return "acceptable";
+	case ROUTE_UNSPECIFIED:
+		return "an unspecified (\"this network\") address";
+	case ROUTE_LOOPBACK:
+		return "a loopback address";
+	case ROUTE_LINK_LOCAL:
+		return "a link-local address";
+	case ROUTE_MULTICAST:
+		return "a multicast address";
+	case ROUTE_BROADCAST:
+		return "the broadcast address";
+	case ROUTE_RESERVED:
+		return "a reserved address";
+	case ROUTE_RELAY:
+		return "the relay's own address, whose path must stay outside the tunnel";
 	case ROUTE_NOT_TUNNELED:
 		return "a global address the tunnel does not route: taking it would capture "
 		       "this machine's traffic to it";
-	case ROUTE_LOCAL: return "already an address of this machine on another interface";
+	case ROUTE_LOCAL:
+		return "already an address of this machine on another interface";
 	case ROUTE_HIJACK:
 		return "reached through another interface's route: taking it would cut this "
 		       "machine off it";
-	case ROUTE_NOT_ACCEPTED: return "outside accept_routes";
+	case ROUTE_NOT_ACCEPTED:
+		return "outside accept_routes";
 	case ROUTE_COVERS_RELAY:
 		return "covers the relay and the relay's own path cannot be kept outside the "
 		       "tunnel: it would loop";

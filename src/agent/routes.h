@@ -120,10 +120,10 @@ enum route_refusal routes_check_route(const struct route_prefix *p,
 
 /* How the kernel routes an address now (netlink.h nl_route_match). */
 struct route_lookup {
-	int found;    /* 0: no route at all */
-	int oif;      /* outgoing interface; 0 when unknown */
-	uint8_t len;  /* prefix length of the matching route; 0 = a default route */
-	int local;    /* the match is a local address (RTN_LOCAL) */
+	int found;   /* 0: no route at all */
+	int oif;     /* outgoing interface; 0 when unknown */
+	uint8_t len; /* prefix length of the matching route; 0 = a default route */
+	int local;   /* the match is a local address (RTN_LOCAL) */
 };
 
 /* Judges the kernel's answer for an assigned address before it is added

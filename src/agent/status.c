@@ -204,7 +204,15 @@ fail:
  * the whole text is checked against RFC 8259 into a flat token array
  * (a value's token is followed by its children; `next` skips them), then
  * the printer looks fields up by name. Depth and size are bounded. */
-enum jtype { J_OBJ, J_ARR, J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL };
+enum jtype {
+	J_OBJ,
+	J_ARR,
+	J_STR,
+	J_NUM,
+	J_TRUE,
+	J_FALSE,
+	J_NULL
+};
 
 struct jtok {
 	uint8_t type;
@@ -416,7 +424,11 @@ static long jstr(const struct jdoc *d, long i, char *buf, size_t buflen)
 		}
 		c = d->s[++p];
 		if (c != 'u') {
-			buf[o++] = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
+			buf[o++] = c == 'b' ? '\b' : c == 'f' ? '\f'
+					     : c == 'n'       ? '\n'
+					     : c == 'r'       ? '\r'
+					     : c == 't'       ? '\t'
+							      : c;
 			continue;
 		}
 		cp = (unsigned long)(jhex(d->s[p + 1]) << 12 | jhex(d->s[p + 2]) << 8 |
@@ -425,7 +437,7 @@ static long jstr(const struct jdoc *d, long i, char *buf, size_t buflen)
 		if (cp >= 0xd800 && cp < 0xdc00 && p + 6 < t->end && d->s[p + 1] == '\\' &&
 		    d->s[p + 2] == 'u') {
 			unsigned long lo = (unsigned long)(jhex(d->s[p + 3]) << 12 | jhex(d->s[p + 4]) << 8 |
-							    jhex(d->s[p + 5]) << 4 | jhex(d->s[p + 6]));
+							   jhex(d->s[p + 5]) << 4 | jhex(d->s[p + 6]));
 
 			if (lo >= 0xdc00 && lo < 0xe000) {
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -668,9 +680,7 @@ static void print_drops(struct show *sh)
 {
 	static const struct {
 		const char *key, *label;
-	} kinds[] = { { "outage", "no tunnel" },   { "too_big", "too big" },
-		      { "congested", "congested" }, { "tun_write", "TUN write" },
-		      { "not_ours", "not our source" }, { "malformed", "malformed" } };
+	} kinds[] = { { "outage", "no tunnel" }, { "too_big", "too big" }, { "congested", "congested" }, { "tun_write", "TUN write" }, { "not_ours", "not our source" }, { "malformed", "malformed" } };
 	long o = jget(sh->d, sh->root, "drops");
 	int any = 0;
 

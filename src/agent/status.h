@@ -58,36 +58,36 @@ struct status_quic {
 	uint64_t srtt_us, min_rtt_us;
 	uint64_t cwnd, bytes_in_flight;
 	uint64_t packets_sent, packets_lost;
-	uint64_t queued_bytes;   /* packets waiting for QUIC (congestion, pacing) */
-	int64_t next_timer_us;   /* the connection's next timer; -1 = none */
-	int tun_paused;          /* not reading the TUN until the queue drains */
+	uint64_t queued_bytes; /* packets waiting for QUIC (congestion, pacing) */
+	int64_t next_timer_us; /* the connection's next timer; -1 = none */
+	int tun_paused;        /* not reading the TUN until the queue drains */
 };
 
 struct status_info {
-	const char *state;       /* "starting", "connecting", "connected", "reconnecting", "stopped" */
-	int64_t since;           /* Unix time of the last state change */
-	long pid;                /* the agent's process, for readers' liveness check */
-	int64_t updated;         /* Unix time this object was written */
-	const char *relay;       /* the entry in use or being tried, as written */
-	const struct relaylist *relays; /* the whole list; NULL = just relay */
-	size_t relay_index;      /* relay's position in relays (from 0) */
-	uint64_t relay_switches; /* moves from one relay to another */
-	const char *tun;         /* device name */
-	uint32_t mtu;            /* 0 before the first tunnel */
+	const char *state;                /* "starting", "connecting", "connected", "reconnecting", "stopped" */
+	int64_t since;                    /* Unix time of the last state change */
+	long pid;                         /* the agent's process, for readers' liveness check */
+	int64_t updated;                  /* Unix time this object was written */
+	const char *relay;                /* the entry in use or being tried, as written */
+	const struct relaylist *relays;   /* the whole list; NULL = just relay */
+	size_t relay_index;               /* relay's position in relays (from 0) */
+	uint64_t relay_switches;          /* moves from one relay to another */
+	const char *tun;                  /* device name */
+	uint32_t mtu;                     /* 0 before the first tunnel */
 	const struct route_prefix *addrs; /* on the TUN now */
 	size_t naddrs;
 	const struct route_prefix *routes; /* installed through the TUN now */
 	size_t nroutes;
 	const struct route_prefix *relay_route; /* host route to the relay, or NULL */
-	const struct status_refusal *refused; /* of the relay's latest assignment */
+	const struct status_refusal *refused;   /* of the relay's latest assignment */
 	size_t nrefused;                        /* and advertisement */
-	size_t refused_unlisted; /* more refused routes than the list keeps */
+	size_t refused_unlisted;                /* more refused routes than the list keeps */
 	const struct status_counters *c;
 	const struct status_quic *quic; /* NULL without an open tunnel */
-	const char *last_error;  /* "" when none */
+	const char *last_error;         /* "" when none */
 	/* DNS from the relay (agentdns.h); dns_via NULL = no "dns" keys */
-	const char *dns_via;     /* "resolved on zgate0 (ifindex 7)", "file /etc/resolv.conf", "off" */
-	const char *const *dns;  /* servers configured now */
+	const char *dns_via;    /* "resolved on zgate0 (ifindex 7)", "file /etc/resolv.conf", "off" */
+	const char *const *dns; /* servers configured now */
 	size_t ndns;
 	const char *const *dns_domains; /* their domains; "" = every name */
 	size_t ndns_domains;

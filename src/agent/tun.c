@@ -29,9 +29,10 @@ int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
 	if (fd < 0) {
 		e = errno;
 		(void)snprintf(err, errlen, "cannot open /dev/net/tun: %s%s", strerror(e),
-			       e == ENOENT ? " (no TUN support: load the tun module, or in a "
-					     "container pass --device /dev/net/tun)"
-			       : e == EACCES || e == EPERM ? " (run as root or with CAP_NET_ADMIN)" : "");
+			       e == ENOENT                 ? " (no TUN support: load the tun module, or in a "
+							     "container pass --device /dev/net/tun)"
+			       : e == EACCES || e == EPERM ? " (run as root or with CAP_NET_ADMIN)"
+							   : "");
 		errno = e;
 		return ZG_ERR_IO;
 	}
@@ -43,9 +44,10 @@ int tun_open(const char *name, char *actual, size_t actuallen, int *pfd,
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		e = errno;
 		(void)snprintf(err, errlen, "cannot create TUN device \"%s\": %s%s", name, strerror(e),
-			       e == EPERM ? " (needs CAP_NET_ADMIN: run as root or grant it with "
-					    "setcap cap_net_admin+ep, or --cap-add NET_ADMIN in a container)"
-			       : e == EBUSY ? " (a device of that name exists and is not a TUN device, or is in use)" : "");
+			       e == EPERM   ? " (needs CAP_NET_ADMIN: run as root or grant it with "
+					      "setcap cap_net_admin+ep, or --cap-add NET_ADMIN in a container)"
+			       : e == EBUSY ? " (a device of that name exists and is not a TUN device, or is in use)"
+					    : "");
 		close(fd);
 		errno = e;
 		return ZG_ERR_IO;

@@ -13,13 +13,13 @@
 #define TCP_PSH 0x08
 
 struct item {
-	size_t off;   /* of the virtio_net_hdr in the arena */
-	size_t len;   /* IP packet bytes after it */
-	size_t cap;   /* bytes reserved for the IP packet */
+	size_t off; /* of the virtio_net_hdr in the arena */
+	size_t len; /* IP packet bytes after it */
+	size_t cap; /* bytes reserved for the IP packet */
 	uint32_t next_seq;
 	uint16_t gso; /* payload of the first segment */
 	uint16_t nseg;
-	uint8_t v;    /* 4 or 6 when TCP that may grow, else 0 */
+	uint8_t v; /* 4 or 6 when TCP that may grow, else 0 */
 	uint8_t hl, thl;
 	uint8_t closed, psh, done;
 };
@@ -36,9 +36,6 @@ struct tcpseg {
 	size_t payload;
 	uint32_t seq;
 };
-
-
-
 
 struct tungro *tungro_new(void)
 {
@@ -128,8 +125,8 @@ static int same_headers(const struct item *it, const uint8_t *h, const uint8_t *
 	} else if (memcmp(h, p, 4) != 0 || h[7] != p[7]) {
 		return 0;
 	}
-	return memcmp(ht + 8, pt + 8, 4) == 0 &&   /* ACK number */
-	       memcmp(ht + 14, pt + 14, 2) == 0 && /* window */
+	return memcmp(ht + 8, pt + 8, 4) == 0 &&                   /* ACK number */
+	       memcmp(ht + 14, pt + 14, 2) == 0 &&                 /* window */
 	       memcmp(ht + 20, pt + 20, (size_t)s->thl - 20) == 0; /* options */
 }
 
@@ -235,10 +232,10 @@ static void finish(struct tungro *g, struct item *it)
 	vh[0] = TUNGRO_F_NEEDS_CSUM;
 	vh[1] = it->v == 4 ? TUNGRO_GSO_TCPV4 : TUNGRO_GSO_TCPV6;
 	f[0] = (uint16_t)(it->hl + it->thl); /* hdr_len */
-	f[1] = it->gso;                       /* gso_size */
-	f[2] = it->hl;                        /* csum_start */
-	f[3] = 16;                            /* csum_offset */
-	memcpy(vh + 2, f, sizeof(f));         /* host byte order (legacy virtio) */
+	f[1] = it->gso;                      /* gso_size */
+	f[2] = it->hl;                       /* csum_start */
+	f[3] = 16;                           /* csum_offset */
+	memcpy(vh + 2, f, sizeof(f));        /* host byte order (legacy virtio) */
 }
 
 size_t tungro_count(const struct tungro *g)
@@ -336,7 +333,7 @@ int tungro_split(const uint8_t *buf, size_t len, uint8_t *out, size_t outlen, tu
 		be16_put(t + 4, (uint16_t)(s32 >> 16));
 		be16_put(t + 6, (uint16_t)s32);
 		if (!last)
-			t[13] &= (uint8_t)~(0x01 | TCP_PSH); /* FIN, PSH: the last only */
+			t[13] &= (uint8_t) ~(0x01 | TCP_PSH); /* FIN, PSH: the last only */
 		if (n > 0)
 			t[13] &= (uint8_t)~0x80; /* CWR: the first only */
 		t[16] = t[17] = 0;

@@ -12,7 +12,13 @@
 #include "opt.h"
 #include "zg_err.h"
 
-enum opt_type { T_STR, T_U32, T_DUR, T_LEVEL, T_FORMAT };
+enum opt_type {
+	T_STR,
+	T_U32,
+	T_DUR,
+	T_LEVEL,
+	T_FORMAT
+};
 
 struct opt {
 	const char *key;
@@ -32,10 +38,12 @@ static const struct opt opts[] = {
 	{ "key", T_STR, F(key), 0, 0, "", "server private key (PEM); required", "FILE" },
 	{ "ca", T_STR, F(ca), 0, 0, "",
 	  "CA that relay (CN relay:ID) and admin (CN admin:NAME) client certificates must chain "
-	  "to (PEM); required", "FILE" },
+	  "to (PEM); required",
+	  "FILE" },
 	{ "database", T_STR, F(database), 0, 0, "",
 	  "PostgreSQL connection string (libpq: \"host=/run/postgresql dbname=zgate\" or "
-	  "postgresql://...); required", "CONNINFO" },
+	  "postgresql://...); required",
+	  "CONNINFO" },
 	{ "admin_token_file", T_STR, F(admin_token_file), 0, 0, "",
 	  "file holding the admin bearer token (one line); empty = admins by certificate only",
 	  "FILE" },
@@ -350,12 +358,13 @@ int api_config_validate(struct api_config *cfg, char *err, size_t errlen)
 	if (ip & ~mask) {
 		zg_seterr(err, errlen,
 			  "pool: \"%s\" has bits set after the prefix length (write the network's "
-			  "first address)", cfg->pool);
+			  "first address)",
+			  cfg->pool);
 		return ZG_ERR_CONFIG;
 	}
 	cfg->pool_net = ip;
 	cfg->pool_len = (uint8_t)len;
-	cfg->pool_first = ip + 2;         /* network, gateway */
+	cfg->pool_first = ip + 2;          /* network, gateway */
 	cfg->pool_last = (ip | ~mask) - 1; /* broadcast */
 	return 0;
 }

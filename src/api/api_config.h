@@ -15,16 +15,16 @@
 #define API_CONFIG_PATH_MAX 1024
 
 struct api_config {
-	char listen[256];                        /* HOST:PORT (TCP, HTTPS) */
-	char cert[API_CONFIG_PATH_MAX];          /* server certificate (PEM), required */
-	char key[API_CONFIG_PATH_MAX];           /* its key, required */
-	char ca[API_CONFIG_PATH_MAX];            /* CA of relay/admin client certs, required */
-	char database[2048];                     /* libpq connection string, required */
+	char listen[256];                           /* HOST:PORT (TCP, HTTPS) */
+	char cert[API_CONFIG_PATH_MAX];             /* server certificate (PEM), required */
+	char key[API_CONFIG_PATH_MAX];              /* its key, required */
+	char ca[API_CONFIG_PATH_MAX];               /* CA of relay/admin client certs, required */
+	char database[2048];                        /* libpq connection string, required */
 	char admin_token_file[API_CONFIG_PATH_MAX]; /* "" = admins by certificate only */
-	char pool[64];                           /* IPv4 prefix, /16 to /30 */
-	uint32_t lease_ttl_ms;                   /* unused this long: reclaimable */
-	uint32_t threads;                        /* HTTP worker threads = DB connections */
-	uint32_t db_timeout_ms;                  /* a request waits this long for a DB connection */
+	char pool[64];                              /* IPv4 prefix, /16 to /30 */
+	uint32_t lease_ttl_ms;                      /* unused this long: reclaimable */
+	uint32_t threads;                           /* HTTP worker threads = DB connections */
+	uint32_t db_timeout_ms;                     /* a request waits this long for a DB connection */
 	char log_level[16];
 	char log_format[8];
 	/* Derived by api_config_validate(), host order. */
@@ -32,7 +32,13 @@ struct api_config {
 	uint8_t pool_len;
 };
 
-enum api_action { API_RUN = 0, API_HELP, API_VERSION, API_CHECK_CONFIG, API_MIGRATE };
+enum api_action {
+	API_RUN = 0,
+	API_HELP,
+	API_VERSION,
+	API_CHECK_CONFIG,
+	API_MIGRATE
+};
 
 /* Fills *cfg with the built-in defaults. */
 void api_config_defaults(struct api_config *cfg);

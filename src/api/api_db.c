@@ -314,7 +314,8 @@ migfail:
 		(void)w;
 		if (have > known)
 			log_warnx("the database's schema (version %d) is newer than this zgate-api "
-				  "knows (%d); running anyway, migrations only add", have, known);
+				  "knows (%d); running anyway, migrations only add",
+				  have, known);
 	}
 	(void)command(s->conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")");
 	release(db, s);
@@ -359,8 +360,8 @@ int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, 
 }
 
 /* The columns every lease query returns, in this order. */
-#define LEASE_COLS                                                                       \
-	"client_id, coalesce(relay_id, ''), host(address), "                              \
+#define LEASE_COLS                                           \
+	"client_id, coalesce(relay_id, ''), host(address), " \
 	"extract(epoch FROM created_at)::bigint, extract(epoch FROM last_seen)::bigint"
 
 static int row_lease(const PGresult *res, struct api_lease *out)
@@ -551,7 +552,8 @@ static int lease_query(struct api_db *db, const char *sql, int n, const char *co
 		PQclear(res);
 	}
 	release(db, s);
-	return r == 1 ? 0 : r == 0 ? ZG_ERR_NOTFOUND : ZG_ERR_IO;
+	return r == 1 ? 0 : r == 0 ? ZG_ERR_NOTFOUND
+				   : ZG_ERR_IO;
 }
 
 int api_db_get(struct api_db *db, const char *client_id, struct api_lease *out)

@@ -145,14 +145,30 @@ static int parse_string(const char **p, const char *end, char *out, size_t cap, 
 			if (end - s < 2)
 				return ZG_ERR_MALFORMED;
 			switch (s[1]) {
-			case '"': cp = '"'; break;
-			case '\\': cp = '\\'; break;
-			case '/': cp = '/'; break;
-			case 'b': cp = '\b'; break;
-			case 'f': cp = '\f'; break;
-			case 'n': cp = '\n'; break;
-			case 'r': cp = '\r'; break;
-			case 't': cp = '\t'; break;
+			case '"':
+				cp = '"';
+				break;
+			case '\\':
+				cp = '\\';
+				break;
+			case '/':
+				cp = '/';
+				break;
+			case 'b':
+				cp = '\b';
+				break;
+			case 'f':
+				cp = '\f';
+				break;
+			case 'n':
+				cp = '\n';
+				break;
+			case 'r':
+				cp = '\r';
+				break;
+			case 't':
+				cp = '\t';
+				break;
 			case 'u':
 				if (hex4(s + 2, end, &cp) != 0)
 					return ZG_ERR_MALFORMED;
@@ -195,7 +211,11 @@ static int parse_string(const char **p, const char *end, char *out, size_t cap, 
 }
 
 /* The kinds of values a body may hold. */
-enum jv { JV_STRING, JV_NULL, JV_OTHER };
+enum jv {
+	JV_STRING,
+	JV_NULL,
+	JV_OTHER
+};
 
 /* Skips a value that is not a string (the caller rejects it; this only
  * finds where it ends for a precise message): null, true, false, a
@@ -405,13 +425,13 @@ size_t api_json_quote(char *out, size_t outlen, const char *s)
 {
 	size_t n = 0;
 
-#define PUT(str, k)                                                                  \
-	do {                                                                         \
-		if (outlen > 0 && n + (k) < outlen)                                  \
-			memcpy(out + n, (str), (k));                                 \
-		else if (outlen > 0 && n < outlen)                                   \
-			outlen = n + 1; /* stop writing: never half an escape */     \
-		n += (k);                                                            \
+#define PUT(str, k)                                                              \
+	do {                                                                     \
+		if (outlen > 0 && n + (k) < outlen)                              \
+			memcpy(out + n, (str), (k));                             \
+		else if (outlen > 0 && n < outlen)                               \
+			outlen = n + 1; /* stop writing: never half an escape */ \
+		n += (k);                                                        \
 	} while (0)
 
 	PUT("\"", 1);

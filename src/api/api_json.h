@@ -17,7 +17,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 
-#define API_BODY_MAX 4096    /* request bodies larger than this: 413 */
+#define API_BODY_MAX 4096 /* request bodies larger than this: 413 */
 #define API_CLIENT_ID_MAX 128
 #define API_RELAY_ID_MAX 64
 
@@ -53,10 +53,10 @@ int api_id_valid(const char *s, size_t len, size_t max);
 
 /* POST /api/v1/ipam/allocations */
 struct api_alloc_req {
-	char client_id[API_CLIENT_ID_MAX + 1];  /* required */
-	char relay_id[API_RELAY_ID_MAX + 1];    /* "" = not given */
-	int has_requested;                      /* requested_address given (not null) */
-	struct in_addr requested;               /* IPv4 (the pool is IPv4) */
+	char client_id[API_CLIENT_ID_MAX + 1]; /* required */
+	char relay_id[API_RELAY_ID_MAX + 1];   /* "" = not given */
+	int has_requested;                     /* requested_address given (not null) */
+	struct in_addr requested;              /* IPv4 (the pool is IPv4) */
 };
 
 /* Parses the body of an allocation request: {"client_id": ID,

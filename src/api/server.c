@@ -27,8 +27,18 @@
 #define PEM_MAX (1 << 20)
 
 /* Endpoints as /metrics labels them. */
-enum ep { EP_HEALTH, EP_READY, EP_METRICS, EP_ALLOCATE, EP_GET, EP_REFRESH, EP_RELEASE,
-	  EP_STATS, EP_OTHER, EP__N };
+enum ep {
+	EP_HEALTH,
+	EP_READY,
+	EP_METRICS,
+	EP_ALLOCATE,
+	EP_GET,
+	EP_REFRESH,
+	EP_RELEASE,
+	EP_STATS,
+	EP_OTHER,
+	EP__N
+};
 static const char *const ep_names[EP__N] = { "health", "ready", "metrics", "allocate", "get",
 					     "refresh", "release", "stats", "other" };
 static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 500, 503 };
@@ -41,7 +51,7 @@ struct api_server {
 	struct api_db *db;
 	struct api_pool pool;
 	char *cert, *key, *ca; /* PEM text, kept for the daemon's life */
-	pthread_mutex_t mu;     /* token and histogram */
+	pthread_mutex_t mu;    /* token and histogram */
 	char token[TOKEN_MAX];
 	struct zg_histo latency;
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
@@ -80,7 +90,8 @@ static char *read_pem(const char *path, char *err, size_t errlen)
 	n = fread(buf, 1, PEM_MAX + 1, f);
 	if (ferror(f) || n > PEM_MAX || n == 0) {
 		zg_seterr(err, errlen, "%s: %s", path,
-			  ferror(f) ? strerror(errno) : n ? "larger than 1 MiB" : "empty");
+			  ferror(f) ? strerror(errno) : n ? "larger than 1 MiB"
+							  : "empty");
 		fclose(f);
 		free(buf);
 		return NULL;
@@ -171,13 +182,15 @@ int api_server_read_token(const char *path, char *out, size_t outlen, char *err,
 	s[n] = '\0';
 	if (n < 16 || n >= outlen || n > TOKEN_MAX - 1) {
 		zg_seterr(err, errlen, "admin_token_file %s: the token must be 16 to %d characters "
-				       "on the first line", path, TOKEN_MAX - 1);
+				       "on the first line",
+			  path, TOKEN_MAX - 1);
 		return ZG_ERR_CONFIG;
 	}
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
 			zg_seterr(err, errlen, "admin_token_file %s: the token must be printable "
-					       "ASCII without spaces", path);
+					       "ASCII without spaces",
+				  path);
 			return ZG_ERR_CONFIG;
 		}
 	memcpy(out, s, n + 1);
@@ -193,7 +206,12 @@ void api_server_set_token(struct api_server *s, const char *token)
 
 /* ---------------------------------------------------------------- identity */
 
-enum who { WHO_NONE = 0, WHO_RELAY, WHO_ADMIN, WHO_BAD };
+enum who {
+	WHO_NONE = 0,
+	WHO_RELAY,
+	WHO_ADMIN,
+	WHO_BAD
+};
 
 struct ident {
 	enum who who;
@@ -431,7 +449,8 @@ static enum MHD_Result send_metrics(struct api_server *s, struct MHD_Connection 
 	pthread_mutex_unlock(&s->mu);
 	mout(&m, "# HELP zgate_api_build_info zgate-api's version and commit.\n"
 		 "# TYPE zgate_api_build_info gauge\n"
-		 "zgate_api_build_info{version=\"%s\",commit=\"%s\"} 1\n", ZG_VERSION, ZG_COMMIT);
+		 "zgate_api_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+	     ZG_VERSION, ZG_COMMIT);
 	mout(&m, "# HELP zgate_api_requests_total HTTP requests answered, by endpoint and status.\n"
 		 "# TYPE zgate_api_requests_total counter\n");
 	for (int e = 0; e < EP__N; e++)
@@ -457,7 +476,8 @@ static enum MHD_Result send_metrics(struct api_server *s, struct MHD_Connection 
 	     (unsigned long long)__atomic_load_n(&s->auth_failures, __ATOMIC_RELAXED));
 	mout(&m, "# HELP zgate_api_db_retries_total Allocation transactions run again after "
 		 "losing a race to another one.\n# TYPE zgate_api_db_retries_total counter\n"
-		 "zgate_api_db_retries_total %llu\n", (unsigned long long)dc.retries);
+		 "zgate_api_db_retries_total %llu\n",
+	     (unsigned long long)dc.retries);
 	mout(&m, "# HELP zgate_api_db_errors_total Database statements that failed.\n"
 		 "# TYPE zgate_api_db_errors_total counter\nzgate_api_db_errors_total %llu\n",
 	     (unsigned long long)dc.db_errors);
@@ -494,7 +514,8 @@ static enum MHD_Result refuse(struct api_server *s, struct MHD_Connection *conn,
 	if (id->who == WHO_NONE)
 		return send_error(conn, rq, 401,
 				  "credentials required: a relay or admin client certificate, or "
-				  "an admin bearer token", MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+				  "an admin bearer token",
+				  MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (id->who == WHO_BAD)
 		return send_error(conn, rq, 401, id->why, NULL, NULL);
 	return send_error(conn, rq, 403, "this endpoint is for admins", NULL, NULL);
@@ -547,7 +568,8 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 		rq->ep = EP_OTHER;
 		return send_error(conn, rq, 400,
 				  "the client id in the path must be 1 to 128 characters of A-Z "
-				  "a-z 0-9 . _ - @ : +", NULL, NULL);
+				  "a-z 0-9 . _ - @ : +",
+				  NULL, NULL);
 	}
 	switch (rt.kind) {
 	case API_R_HEALTH:
@@ -709,7 +731,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
-						       va_list ap)
+							  va_list ap)
 {
 	char line[512];
 

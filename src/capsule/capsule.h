@@ -29,10 +29,10 @@
 #define CAPSULE_EXT_MAX 4
 
 /* Mask of the types a CONNECT-IP endpoint parses (bit t = type t). */
-#define CAPSULE_MASK_CONNECT_IP                                                \
-	((UINT64_C(1) << CAPSULE_DATAGRAM) |                                   \
-	 (UINT64_C(1) << CAPSULE_ADDRESS_ASSIGN) |                             \
-	 (UINT64_C(1) << CAPSULE_ADDRESS_REQUEST) |                            \
+#define CAPSULE_MASK_CONNECT_IP                     \
+	((UINT64_C(1) << CAPSULE_DATAGRAM) |        \
+	 (UINT64_C(1) << CAPSULE_ADDRESS_ASSIGN) |  \
+	 (UINT64_C(1) << CAPSULE_ADDRESS_REQUEST) | \
 	 (UINT64_C(1) << CAPSULE_ROUTE_ADVERTISEMENT))
 
 /* Quarter Stream IDs above this are a connection error (RFC 9297 §2.1). */
@@ -58,19 +58,19 @@ enum capsule_parser_state {
 
 /* Embed in the stream's state; initialise with capsule_parser_init(). */
 struct capsule_parser {
-	uint8_t *buf;        /* caller's buffer for values split across feeds */
-	size_t bufsize;      /* largest value accepted for a known type */
-	uint64_t known_mask; /* bit t set: type t (< 64) is parsed, else skipped */
+	uint8_t *buf;                  /* caller's buffer for values split across feeds */
+	size_t bufsize;                /* largest value accepted for a known type */
+	uint64_t known_mask;           /* bit t set: type t (< 64) is parsed, else skipped */
 	uint64_t ext[CAPSULE_EXT_MAX]; /* further types parsed (any value) */
 	size_t n_ext;
 	enum capsule_parser_state state;
-	int err;             /* sticky error once state is CAPSULE_ST_ERROR */
-	uint8_t vi[8];       /* partial varint of the header */
+	int err;       /* sticky error once state is CAPSULE_ST_ERROR */
+	uint8_t vi[8]; /* partial varint of the header */
 	size_t vi_have;
 	uint64_t type;
-	uint64_t len;        /* value length of the current capsule */
-	uint64_t done;       /* value bytes buffered (VALUE) or skipped (SKIP) */
-	uint64_t n_parsed;   /* counters for metrics */
+	uint64_t len;      /* value length of the current capsule */
+	uint64_t done;     /* value bytes buffered (VALUE) or skipped (SKIP) */
+	uint64_t n_parsed; /* counters for metrics */
 	uint64_t n_skipped;
 };
 

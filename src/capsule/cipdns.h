@@ -45,10 +45,10 @@
 
 /* Bounds on what one DNS_ASSIGN may carry (larger: ZG_ERR_TOO_LARGE). */
 #define CIPDNS_MAX_CONFIGS 4
-#define CIPDNS_MAX_NS 4        /* nameservers per configuration */
-#define CIPDNS_MAX_ADDRS 4     /* addresses per family per nameserver */
-#define CIPDNS_MAX_DOMAINS 32  /* internal domains, and search domains */
-#define CIPDNS_NAME_MAX 253    /* characters of a name, final dot excluded */
+#define CIPDNS_MAX_NS 4       /* nameservers per configuration */
+#define CIPDNS_MAX_ADDRS 4    /* addresses per family per nameserver */
+#define CIPDNS_MAX_DOMAINS 32 /* internal domains, and search domains */
+#define CIPDNS_NAME_MAX 253   /* characters of a name, final dot excluded */
 #define CIPDNS_SVCPARAMS_MAX 256
 
 /* SvcParamKeys the rules above look at (RFC 9460 §14.3.2). */

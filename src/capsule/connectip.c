@@ -9,7 +9,8 @@
 
 size_t cip_addr_len(uint8_t version)
 {
-	return version == 4 ? 4 : version == 6 ? 16 : 0;
+	return version == 4 ? 4 : version == 6 ? 16
+					       : 0;
 }
 
 static int tail_zero(const uint8_t *a, size_t from)

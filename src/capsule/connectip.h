@@ -21,7 +21,7 @@ struct cip_addr {
 	uint64_t request_id; /* 0 in an unprompted ADDRESS_ASSIGN */
 	uint8_t version;     /* 4 or 6 */
 	uint8_t addr[16];
-	uint8_t prefix_len;  /* <= 32 or <= 128; host bits are zero */
+	uint8_t prefix_len; /* <= 32 or <= 128; host bits are zero */
 };
 
 /* One range of ROUTE_ADVERTISEMENT: start..end inclusive. */
@@ -29,7 +29,7 @@ struct cip_route {
 	uint8_t version; /* 4 or 6 */
 	uint8_t start[16];
 	uint8_t end[16];
-	uint8_t proto;   /* IP protocol number; 0 = any */
+	uint8_t proto; /* IP protocol number; 0 = any */
 };
 
 /* Returns the address length for an IP version (4 or 16), 0 otherwise. */

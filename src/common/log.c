@@ -79,7 +79,8 @@ static void json_str(const char *s, char *out, size_t outlen)
 			tl = 2;
 		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
 			tmp[0] = '\\';
-			tmp[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+			tmp[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r'
+							       : 't';
 			tl = 2;
 		} else if (cp < 0x20 || cp == 0x7f) {
 			(void)snprintf(tmp, sizeof(tmp), "\\u%04x", (unsigned)cp);
@@ -195,7 +196,8 @@ static size_t escape_piece(const unsigned char *p, const unsigned char *end, cha
 	} else if (cp == '\\') {
 		(void)snprintf(tmp, 16, "\\\\");
 	} else if (cp == '\n' || cp == '\r' || cp == '\t') {
-		(void)snprintf(tmp, 16, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+		(void)snprintf(tmp, 16, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r'
+									      : 't');
 	} else if (cp < 0x20 || cp == 0x7f) {
 		(void)snprintf(tmp, 16, "\\x%02x", (unsigned)cp);
 	} else if (cp_unsafe(cp)) {

@@ -17,7 +17,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+enum log_level {
+	LOG_LVL_ERROR = 0,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG
+};
 
 /* Sets the most verbose level that is printed (default LOG_LVL_INFO). */
 void log_set_level(enum log_level lvl);
@@ -26,7 +31,10 @@ enum log_level log_get_level(void);
 /* Parses "error", "warn", "info" or "debug". Returns 0, or ZG_ERR_INVAL. */
 int log_level_parse(const char *s, enum log_level *plvl);
 
-enum log_format { LOG_FMT_TEXT = 0, LOG_FMT_JSON };
+enum log_format {
+	LOG_FMT_TEXT = 0,
+	LOG_FMT_JSON
+};
 
 /* Sets the line format (default LOG_FMT_TEXT). */
 void log_set_format(enum log_format fmt);
@@ -60,15 +68,15 @@ const char *log_escape(const char *s, char *buf, size_t buflen);
  * not well-formed UTF-8 (overlong, surrogate, above U+10FFFF, truncated). */
 size_t log_utf8_seq(const unsigned char *p, size_t n, uint32_t *pcp);
 
-#define log_err(...)   log_emit(LOG_LVL_ERROR, __func__, 1, __VA_ARGS__)
-#define log_errx(...)  log_emit(LOG_LVL_ERROR, __func__, 0, __VA_ARGS__)
-#define log_warn(...)  log_emit(LOG_LVL_WARN, __func__, 1, __VA_ARGS__)
+#define log_err(...) log_emit(LOG_LVL_ERROR, __func__, 1, __VA_ARGS__)
+#define log_errx(...) log_emit(LOG_LVL_ERROR, __func__, 0, __VA_ARGS__)
+#define log_warn(...) log_emit(LOG_LVL_WARN, __func__, 1, __VA_ARGS__)
 #define log_warnx(...) log_emit(LOG_LVL_WARN, __func__, 0, __VA_ARGS__)
-#define log_info(...)  log_emit(LOG_LVL_INFO, __func__, 0, __VA_ARGS__)
-#define log_debug(...)                                                         \
-	do {                                                                   \
-		if (log_get_level() >= LOG_LVL_DEBUG)                          \
-			log_emit(LOG_LVL_DEBUG, __func__, 0, __VA_ARGS__);     \
+#define log_info(...) log_emit(LOG_LVL_INFO, __func__, 0, __VA_ARGS__)
+#define log_debug(...)                                                     \
+	do {                                                               \
+		if (log_get_level() >= LOG_LVL_DEBUG)                      \
+			log_emit(LOG_LVL_DEBUG, __func__, 0, __VA_ARGS__); \
 	} while (0)
 
 #endif /* ZG_LOG_H */

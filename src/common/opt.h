@@ -52,7 +52,7 @@ enum opt_exit {
 int opt_exit_code(int err);
 
 /* The --help paragraph on exit statuses, the same in the three programs. */
-#define OPT_HELP_EXIT                                                                   \
+#define OPT_HELP_EXIT \
 	"Exit status: 0 success, 1 failure at run time, 2 bad usage or configuration.\n"
 
 /* What an option takes on the command line. */

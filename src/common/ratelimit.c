@@ -8,9 +8,8 @@
 
 #include "zg_err.h"
 
-void
-rl_bucket_init(struct rl_bucket *b, uint32_t rate, uint32_t burst,
-	       uint64_t now)
+void rl_bucket_init(struct rl_bucket *b, uint32_t rate, uint32_t burst,
+		    uint64_t now)
 {
 	b->rate = rate;
 	b->burst = burst;
@@ -37,8 +36,7 @@ refill(struct rl_bucket *b, uint64_t now)
 	b->last_ms = now;
 }
 
-int
-rl_bucket_take(struct rl_bucket *b, uint64_t now)
+int rl_bucket_take(struct rl_bucket *b, uint64_t now)
 {
 	if (b->rate == 0)
 		return 1;
@@ -49,10 +47,9 @@ rl_bucket_take(struct rl_bucket *b, uint64_t now)
 	return 1;
 }
 
-int
-rl_fair_init(struct rl_fair *f, size_t nslots, uint32_t rate, uint32_t burst,
-	     uint32_t global_rate, uint32_t global_burst, uint64_t seed,
-	     uint64_t now)
+int rl_fair_init(struct rl_fair *f, size_t nslots, uint32_t rate, uint32_t burst,
+		 uint32_t global_rate, uint32_t global_burst, uint64_t seed,
+		 uint64_t now)
 {
 	memset(f, 0, sizeof(*f));
 	if (nslots < 2)
@@ -68,8 +65,7 @@ rl_fair_init(struct rl_fair *f, size_t nslots, uint32_t rate, uint32_t burst,
 	return 0;
 }
 
-void
-rl_fair_free(struct rl_fair *f)
+void rl_fair_free(struct rl_fair *f)
 {
 	free(f->slots);
 	f->slots = NULL;

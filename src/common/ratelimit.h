@@ -52,9 +52,9 @@ struct rl_fair {
 };
 
 enum rl_result {
-	RL_PASS = 0,   /* a token was taken from the key's and the global bucket */
-	RL_KEY = 1,    /* the key's own bucket is empty (nothing taken) */
-	RL_GLOBAL = 2  /* the global bucket is empty (nothing taken) */
+	RL_PASS = 0,  /* a token was taken from the key's and the global bucket */
+	RL_KEY = 1,   /* the key's own bucket is empty (nothing taken) */
+	RL_GLOBAL = 2 /* the global bucket is empty (nothing taken) */
 };
 
 /* Prepares f with nslots (>= 2) key slots (allocated here), the per-key

@@ -89,25 +89,45 @@ static masque_time now_ts(const struct masque_conn *c)
 static const char *tls_alert_name(uint8_t a)
 {
 	switch (a) {
-	case 40: return "handshake failure";
-	case 42: return "bad certificate";
-	case 43: return "unsupported certificate";
-	case 44: return "certificate revoked";
-	case 45: return "certificate expired";
-	case 46: return "certificate unknown";
-	case 48: return "unknown CA";
-	case 51: return "decrypt error";
-	case 70: return "protocol version";
-	case 80: return "internal error";
-	case 109: return "missing extension";
-	case 116: return "certificate required";
-	case 120: return "no application protocol";
-	default: return "see RFC 8446 §6";
+	case 40:
+		return "handshake failure";
+	case 42:
+		return "bad certificate";
+	case 43:
+		return "unsupported certificate";
+	case 44:
+		return "certificate revoked";
+	case 45:
+		return "certificate expired";
+	case 46:
+		return "certificate unknown";
+	case 48:
+		return "unknown CA";
+	case 51:
+		return "decrypt error";
+	case 70:
+		return "protocol version";
+	case 80:
+		return "internal error";
+	case 109:
+		return "missing extension";
+	case 116:
+		return "certificate required";
+	case 120:
+		return "no application protocol";
+	default:
+		return "see RFC 8446 §6";
 	}
 }
 
 static const char *const hs_fail_names[MASQUE_HS_COUNT] = {
-	"none", "alpn", "version", "transport_parameters", "tls", "client_aborted", "protocol",
+	"none",
+	"alpn",
+	"version",
+	"transport_parameters",
+	"tls",
+	"client_aborted",
+	"protocol",
 };
 
 const char *masque_hs_fail_name(enum masque_hs_fail f)
@@ -2287,7 +2307,8 @@ void masque_conn_stats(const struct masque_conn *c, struct masque_stats *st)
 		{
 			ngtcp2_tstamp e = ngtcp2_conn_get_expiry(c->qc), now = now_ts(c);
 
-			st->timer_in_ns = e == UINT64_MAX ? UINT64_MAX : e > now ? e - now : 0;
+			st->timer_in_ns = e == UINT64_MAX ? UINT64_MAX : e > now ? e - now
+										 : 0;
 		}
 	}
 	st->queued = c->pending_len;

@@ -98,12 +98,12 @@ struct masque_accept {
  * client certificate; certificate refusals are enum tls_reject. */
 enum masque_hs_fail {
 	MASQUE_HS_OK = 0,
-	MASQUE_HS_ALPN,           /* no ALPN "h3" (RFC 9001 §8.1, alert 120) */
-	MASQUE_HS_VERSION,        /* no common TLS version (alert 70) */
+	MASQUE_HS_ALPN,             /* no ALPN "h3" (RFC 9001 §8.1, alert 120) */
+	MASQUE_HS_VERSION,          /* no common TLS version (alert 70) */
 	MASQUE_HS_TRANSPORT_PARAMS, /* QUIC transport parameters missing or invalid */
-	MASQUE_HS_TLS,            /* another TLS failure (cipher, group, decode) */
-	MASQUE_HS_CLIENT_ABORTED, /* the client closed the handshake itself */
-	MASQUE_HS_PROTOCOL,       /* a QUIC protocol error during the handshake */
+	MASQUE_HS_TLS,              /* another TLS failure (cipher, group, decode) */
+	MASQUE_HS_CLIENT_ABORTED,   /* the client closed the handshake itself */
+	MASQUE_HS_PROTOCOL,         /* a QUIC protocol error during the handshake */
 	MASQUE_HS_COUNT
 };
 
@@ -114,30 +114,30 @@ const char *masque_hs_fail_name(enum masque_hs_fail f);
 
 /* Why a connection ended (on_close). */
 struct masque_close_info {
-	int error;          /* 0 clean, else ZG_ERR_* */
-	uint64_t app_error; /* HTTP/3 error code when an application close */
-	int idle;           /* closed by the idle timeout */
-	int status;         /* client: the server's status if refused, else 0 */
-	enum tls_reject reject; /* server: TLS refusal reason, TLS_ACCEPTED if none */
+	int error;                   /* 0 clean, else ZG_ERR_* */
+	uint64_t app_error;          /* HTTP/3 error code when an application close */
+	int idle;                    /* closed by the idle timeout */
+	int status;                  /* client: the server's status if refused, else 0 */
+	enum tls_reject reject;      /* server: TLS refusal reason, TLS_ACCEPTED if none */
 	enum masque_hs_fail hs_fail; /* server: handshake failure before a
 					certificate, MASQUE_HS_OK if none */
-	char reason[128];   /* human-readable, for the log */
+	char reason[128];            /* human-readable, for the log */
 };
 
 struct masque_stats {
 	uint64_t pkts_in, pkts_out, bytes_in, bytes_out; /* IP packets */
-	uint64_t drop_too_big;   /* larger than the datagram limit */
-	uint64_t drop_congested; /* QUIC could not take the datagram now */
-	uint64_t drop_no_tunnel; /* before the tunnel opened / unknown stream */
-	uint64_t drop_context;   /* unknown context ID (C12) */
-	uint64_t capsule_fallback; /* packets sent as DATAGRAM capsules */
-	masque_time handshake_ns; /* time from first packet to handshake done */
+	uint64_t drop_too_big;                           /* larger than the datagram limit */
+	uint64_t drop_congested;                         /* QUIC could not take the datagram now */
+	uint64_t drop_no_tunnel;                         /* before the tunnel opened / unknown stream */
+	uint64_t drop_context;                           /* unknown context ID (C12) */
+	uint64_t capsule_fallback;                       /* packets sent as DATAGRAM capsules */
+	masque_time handshake_ns;                        /* time from first packet to handshake done */
 	/* QUIC path state now (0 before the handshake) */
 	uint64_t srtt_ns, min_rtt_ns;
-	uint64_t cwnd, bytes_in_flight;  /* congestion window, bytes */
-	uint64_t quic_sent, quic_lost;   /* QUIC packets since the start */
-	uint64_t queued;                 /* packet bytes waiting for QUIC */
-	uint64_t timer_in_ns;            /* next timer, from now; UINT64_MAX = none */
+	uint64_t cwnd, bytes_in_flight; /* congestion window, bytes */
+	uint64_t quic_sent, quic_lost;  /* QUIC packets since the start */
+	uint64_t queued;                /* packet bytes waiting for QUIC */
+	uint64_t timer_in_ns;           /* next timer, from now; UINT64_MAX = none */
 };
 
 /* Callbacks to the owner. ctx is the one given at creation. Every callback
@@ -195,22 +195,22 @@ struct masque_cbs {
 };
 
 struct masque_config {
-	WOLFSSL_CTX *tls;          /* tls_server_ctx_new()/tls_client_ctx_new(); not owned */
+	WOLFSSL_CTX *tls; /* tls_server_ctx_new()/tls_client_ctx_new(); not owned */
 	const struct masque_io *io;
 	void *ioctx;
 	/* Client only. */
-	const char *server_name;   /* SNI and the name the certificate must match */
-	const char *authority;     /* :authority, host:port */
-	const char *path;          /* :path, the expanded template (uri.h) */
-	struct cip_addr want[2];   /* ADDRESS_REQUEST entries (C10); */
-	size_t nwant;              /* 0 = ask for 0.0.0.0/32 */
+	const char *server_name; /* SNI and the name the certificate must match */
+	const char *authority;   /* :authority, host:port */
+	const char *path;        /* :path, the expanded template (uri.h) */
+	struct cip_addr want[2]; /* ADDRESS_REQUEST entries (C10); */
+	size_t nwant;            /* 0 = ask for 0.0.0.0/32 */
 	/* Server only. */
-	const char *uri_template;  /* absolute https template (C01) */
-	size_t max_conns;          /* 0 = 4096 */
-	size_t retry_above;        /* handshakes in progress before Retry is
+	const char *uri_template; /* absolute https template (C01) */
+	size_t max_conns;         /* 0 = 4096 */
+	size_t retry_above;       /* handshakes in progress before Retry is
 				      required; 0 = 64 */
-	int retry_always;          /* require Retry for every connection */
-	int retry_off;             /* never send Retry */
+	int retry_always;         /* require Retry for every connection */
+	int retry_off;            /* never send Retry */
 	/* Handshake admission (issue 16.7). Handshakes in progress at once;
 	 * the rest of max_conns stays for connections past their handshake.
 	 * 0 = max_conns / 4, at least 16. */
@@ -236,20 +236,20 @@ struct masque_config {
 	 * CAPSULE_EXT_MAX, capsule.h); every other unknown type is skipped. */
 	uint64_t ext_capsules[CAPSULE_EXT_MAX];
 	size_t n_ext_capsules;
-	uint64_t idle_timeout_ms;  /* 0 = 30000 */
-	uint64_t keepalive_ms;     /* PING interval when idle; 0 = none */
+	uint64_t idle_timeout_ms;      /* 0 = 30000 */
+	uint64_t keepalive_ms;         /* PING interval when idle; 0 = none */
 	uint64_t handshake_timeout_ms; /* 0 = 10000 */
-	size_t max_udp_payload;    /* 0 = 1452 (outer UDP payload) */
-	int no_datagrams;          /* do not offer QUIC DATAGRAM (testing the
+	size_t max_udp_payload;        /* 0 = 1452 (outer UDP payload) */
+	int no_datagrams;              /* do not offer QUIC DATAGRAM (testing the
 				      capsule fallback, C13) */
-	size_t capsule_buffer;     /* bytes of unacknowledged capsules kept
+	size_t capsule_buffer;         /* bytes of unacknowledged capsules kept
 				      per tunnel; 0 = 1 MiB */
-	size_t send_queue;         /* bytes of packets waiting for QUIC's
+	size_t send_queue;             /* bytes of packets waiting for QUIC's
 				      congestion window per connection (also
 				      those sent from inside callbacks);
 				      0 = 1 MiB. Allocated while in use. */
-	const char *keylog_file;   /* NSS key log (debugging); NULL = off */
-	const char *qlog_dir;      /* one qlog per connection; NULL = off */
+	const char *keylog_file;       /* NSS key log (debugging); NULL = off */
+	const char *qlog_dir;          /* one qlog per connection; NULL = off */
 	/* Testing only: send a wrong :protocol / omit capsule-protocol so
 	 * tests can check the server's 400 answers. */
 	const char *test_protocol;

@@ -18,9 +18,9 @@
 #include "masque/sendq.h"
 
 #define MASQUE_CIDLEN 16
-#define MASQUE_MAX_STREAMS 16          /* request streams tracked per connection */
-#define MASQUE_MAX_FIELD_SECTION 16384 /* header section cap, both ways */
-#define MASQUE_CAPSULE_MAX 70000       /* largest capsule value buffered */
+#define MASQUE_MAX_STREAMS 16            /* request streams tracked per connection */
+#define MASQUE_MAX_FIELD_SECTION 16384   /* header section cap, both ways */
+#define MASQUE_CAPSULE_MAX 70000         /* largest capsule value buffered */
 #define MASQUE_PENDING_MAX (1024 * 1024) /* default send queue (masque_config.send_queue) */
 
 /* One encryption level's CRYPTO stream on its way to wolfSSL: the
@@ -82,12 +82,12 @@ struct masque_conn {
 	FILE *qlog;
 
 	/* state */
-	int busy;       /* inside an ngtcp2/nghttp3 call */
-	int closing;    /* a close is decided; ccerr holds it */
+	int busy;    /* inside an ngtcp2/nghttp3 call */
+	int closing; /* a close is decided; ccerr holds it */
 	int close_sent;
-	int close_now;  /* finish at the next timer */
-	int drained;    /* the peer closed, or idle: nothing to send */
-	int goaway;     /* server: GOAWAY sent; client: received */
+	int close_now; /* finish at the next timer */
+	int drained;   /* the peer closed, or idle: nothing to send */
+	int goaway;    /* server: GOAWAY sent; client: received */
 	int handshake_counted;
 	struct hs_source *hs_src; /* server: counted against this source */
 	int hs_validated;         /* ... as one with a Retry token */
@@ -107,14 +107,14 @@ struct masque_conn {
 	struct sendq sendq;
 	uint64_t next_request_id;
 	uint64_t dgram_id;
-	uint8_t *pending;   /* allocated on first use, freed after 5 s idle */
+	uint8_t *pending; /* allocated on first use, freed after 5 s idle */
 	size_t pending_len, pending_cap;
 	masque_time pending_used;
-	int pending_blocked; /* the last send_now() hit the congestion window */
-	int congested;       /* pending above half full; on_writable when drained */
-	int write_blocked;   /* the last conn_write() left stream data unsent */
+	int pending_blocked;  /* the last send_now() hit the congestion window */
+	int congested;        /* pending above half full; on_writable when drained */
+	int write_blocked;    /* the last conn_write() left stream data unsent */
 	masque_time input_ts; /* arrival of the packet being handled, else 0 */
-	int reject_reported; /* on_reject or on_handshake_failed has fired */
+	int reject_reported;  /* on_reject or on_handshake_failed has fired */
 
 	/* server: identity */
 	char identity[MASQUE_IDENTITY_MAX];

@@ -64,7 +64,7 @@ struct probe {
 	uint64_t echoed;
 	struct cip_addr assign[MASQUE_MAX_ADDRS]; /* --assign: sent as given */
 	size_t nassign;
-	struct cip_route adv[64];                 /* --advertise: instead of 0.0.0.0/0 */
+	struct cip_route adv[64]; /* --advertise: instead of 0.0.0.0/0 */
 	size_t nadv;
 };
 
@@ -72,9 +72,6 @@ static struct probe P;
 
 /* ------------------------------------------------------------------ */
 /* packets                                                            */
-
-
-
 
 /* ICMPv6 checksum over the pseudo-header (RFC 8200 §8.1). */
 static uint16_t icmp6_sum(const uint8_t *src, const uint8_t *dst, const uint8_t *icmp, size_t n)
@@ -447,7 +444,8 @@ static int scope_from_options(struct uri_scope *sc)
 		(void)snprintf(sc->dns, sizeof(sc->dns), "%s", buf);
 	} else {
 		fprintf(stderr, "zgate-probe: --scope-target %s: expected an address, a prefix or a "
-				"DNS name\n", P.scope_target);
+				"DNS name\n",
+			P.scope_target);
 		return -1;
 	}
 	return 0;
@@ -849,9 +847,34 @@ static void usage(FILE *f)
 }
 
 enum {
-	O_RELAY = 1, O_CERT, O_KEY, O_CA, O_SNI, O_TMPL, O_TARGET, O_COUNT, O_INTERVAL, O_SIZE,
-	O_TIMEOUT, O_MIN, O_FLOOD, O_QUIET, O_KEYLOG, O_QLOG, O_LOG, O_LOGFMT, O_ECHO, O_LISTEN,
-	O_CLIENT_CA, O_HELP, O_VERSION, O_SCOPE_T, O_SCOPE_P, O_ASSIGN, O_ADVERTISE, O_ALPN
+	O_RELAY = 1,
+	O_CERT,
+	O_KEY,
+	O_CA,
+	O_SNI,
+	O_TMPL,
+	O_TARGET,
+	O_COUNT,
+	O_INTERVAL,
+	O_SIZE,
+	O_TIMEOUT,
+	O_MIN,
+	O_FLOOD,
+	O_QUIET,
+	O_KEYLOG,
+	O_QLOG,
+	O_LOG,
+	O_LOGFMT,
+	O_ECHO,
+	O_LISTEN,
+	O_CLIENT_CA,
+	O_HELP,
+	O_VERSION,
+	O_SCOPE_T,
+	O_SCOPE_P,
+	O_ASSIGN,
+	O_ADVERTISE,
+	O_ALPN
 };
 
 /* The probe's options; the rules of the command line are opt_next()'s,
@@ -996,21 +1019,51 @@ int main(int argc, char **argv)
 			return OPT_EXIT_USAGE;
 		}
 		switch (o) {
-		case O_RELAY: P.relay = val; break;
-		case O_CERT: P.cert = val; break;
-		case O_KEY: P.key = val; break;
-		case O_CA: P.ca = val; break;
-		case O_SNI: P.server_name = val; break;
-		case O_TMPL: P.tmpl = val; break;
-		case O_TARGET: P.target_s = val; break;
-		case O_SCOPE_T: P.scope_target = val; break;
-		case O_SCOPE_P: P.scope_proto = val; break;
-		case O_QUIET: P.quiet = b; break;
-		case O_KEYLOG: P.keylog = val; break;
-		case O_QLOG: P.qlog = val; break;
-		case O_ECHO: P.echo_server = b; break;
-		case O_LISTEN: P.listen = val; break;
-		case O_CLIENT_CA: P.client_ca = val; break;
+		case O_RELAY:
+			P.relay = val;
+			break;
+		case O_CERT:
+			P.cert = val;
+			break;
+		case O_KEY:
+			P.key = val;
+			break;
+		case O_CA:
+			P.ca = val;
+			break;
+		case O_SNI:
+			P.server_name = val;
+			break;
+		case O_TMPL:
+			P.tmpl = val;
+			break;
+		case O_TARGET:
+			P.target_s = val;
+			break;
+		case O_SCOPE_T:
+			P.scope_target = val;
+			break;
+		case O_SCOPE_P:
+			P.scope_proto = val;
+			break;
+		case O_QUIET:
+			P.quiet = b;
+			break;
+		case O_KEYLOG:
+			P.keylog = val;
+			break;
+		case O_QLOG:
+			P.qlog = val;
+			break;
+		case O_ECHO:
+			P.echo_server = b;
+			break;
+		case O_LISTEN:
+			P.listen = val;
+			break;
+		case O_CLIENT_CA:
+			P.client_ca = val;
+			break;
 		case O_ASSIGN:
 		case O_ADVERTISE: {
 			struct cip_addr a;
@@ -1041,7 +1094,8 @@ int main(int argc, char **argv)
 		case O_LOG:
 			if (log_level_parse(val, &lvl) != 0) {
 				fprintf(stderr, "zgate-probe: --log-level %s: expected error, warn, "
-						"info or debug\n", val);
+						"info or debug\n",
+					val);
 				return OPT_EXIT_USAGE;
 			}
 			log_set_level(lvl);
@@ -1054,7 +1108,8 @@ int main(int argc, char **argv)
 			}
 			log_set_format(lfmt);
 			break;
-		default: break;
+		default:
+			break;
 		}
 	}
 	if (r != 0) {

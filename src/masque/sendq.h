@@ -23,7 +23,7 @@ struct sendq {
 	size_t head_off;            /* acknowledged bytes in head */
 	struct sendq_chunk *unsent; /* first chunk with bytes not yet offered */
 	size_t unsent_off;
-	size_t held;                /* queued and not acknowledged */
+	size_t held; /* queued and not acknowledged */
 	size_t cap;
 };
 

@@ -46,8 +46,8 @@ struct masque_server {
 	struct masque_conn *conns;
 	size_t nconns, nhandshaking;
 	struct hs_source *sources[SRC_BUCKETS];
-	size_t round_accepts;  /* new connections this round */
-	int round_over;        /* masque_server_end_round() */
+	size_t round_accepts; /* new connections this round */
+	int round_over;       /* masque_server_end_round() */
 	int goaway;
 	struct masque_server_stats st;
 	uint8_t buf[1500];
@@ -165,7 +165,7 @@ static struct hs_source **src_slot(struct masque_server *srv, const uint8_t key[
 }
 
 static const struct hs_source *src_find(struct masque_server *srv,
-				       const struct sockaddr *remote)
+					const struct sockaddr *remote)
 {
 	uint8_t key[16];
 
@@ -539,8 +539,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 		else
 			srv->st.refused_source++;
 		send_refusal(srv, &hd, NGTCP2_CONNECTION_REFUSED,
-			     busy ? "relay is busy, retry later" :
-				    "too many handshakes from this address", local, locallen, remote,
+			     busy ? "relay is busy, retry later" : "too many handshakes from this address", local, locallen, remote,
 			     remotelen);
 		return 0;
 	}

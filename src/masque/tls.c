@@ -20,9 +20,21 @@
 #include "zg_err.h"
 
 static const char *const reject_names[TLS_REJECT_COUNT] = {
-	"accepted", "no_certificate", "unknown_ca", "expired", "not_yet_valid",
-	"no_client_auth", "revoked", "bad_signature", "name_mismatch", "cn_count",
-	"cn_invalid", "uri_count", "uri_invalid", "crl_expired", "other",
+	"accepted",
+	"no_certificate",
+	"unknown_ca",
+	"expired",
+	"not_yet_valid",
+	"no_client_auth",
+	"revoked",
+	"bad_signature",
+	"name_mismatch",
+	"cn_count",
+	"cn_invalid",
+	"uri_count",
+	"uri_invalid",
+	"crl_expired",
+	"other",
 };
 
 const char *tls_reject_name(enum tls_reject r)
@@ -126,7 +138,7 @@ static enum tls_reject id_from_cn(WOLFSSL_X509 *x, char *id, size_t idlen)
 /* Exactly one subjectAltName URI (other SAN types are ignored). */
 static enum tls_reject id_from_uri(WOLFSSL_X509 *x, char *id, size_t idlen)
 {
-	WOLF_STACK_OF(WOLFSSL_GENERAL_NAME) *gns;
+	WOLF_STACK_OF(WOLFSSL_GENERAL_NAME) * gns;
 	WOLFSSL_GENERAL_NAME *uri = NULL;
 	enum tls_reject r;
 	int count = 0, n;
@@ -211,7 +223,12 @@ static int reject_idx = -1;
  * slots (plain values, so nothing needs freeing with the context): the
  * identity mode, the CRL's nextUpdate and the certificate's notAfter (Unix
  * seconds, 0 = none). */
-enum { SLOT_IDENTITY, SLOT_CRL_NEXT, SLOT_CERT_END, SLOT_COUNT };
+enum {
+	SLOT_IDENTITY,
+	SLOT_CRL_NEXT,
+	SLOT_CERT_END,
+	SLOT_COUNT
+};
 static int ctx_idx[SLOT_COUNT] = { -1, -1, -1 };
 
 static uintptr_t ctx_get(WOLFSSL_CTX *ctx, int slot)
@@ -291,7 +308,7 @@ enum tls_reject tls_last_reject(WOLFSSL *ssl)
 static int verify_client(int preverify, WOLFSSL_X509_STORE_CTX *store)
 {
 	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store,
-		wolfSSL_get_ex_data_X509_STORE_CTX_idx());
+							  wolfSSL_get_ex_data_X509_STORE_CTX_idx());
 	WOLFSSL_X509 *cert = wolfSSL_X509_STORE_CTX_get_current_cert(store);
 	char id[TLS_ID_MAX];
 	enum tls_reject r;
@@ -318,7 +335,7 @@ static int verify_client(int preverify, WOLFSSL_X509_STORE_CTX *store)
 static int verify_server(int preverify, WOLFSSL_X509_STORE_CTX *store)
 {
 	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store,
-		wolfSSL_get_ex_data_X509_STORE_CTX_idx());
+							  wolfSSL_get_ex_data_X509_STORE_CTX_idx());
 
 	if (!preverify)
 		set_reject(ssl, tls_reject_from_error(wolfSSL_X509_STORE_CTX_get_error(store)));

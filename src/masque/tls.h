@@ -25,19 +25,19 @@
 
 enum tls_reject {
 	TLS_ACCEPTED = 0,
-	TLS_REJECT_NO_CERT,       /* the client sent no certificate */
-	TLS_REJECT_UNKNOWN_CA,    /* does not chain to the configured CA */
-	TLS_REJECT_EXPIRED,       /* notAfter is past */
-	TLS_REJECT_NOT_YET_VALID, /* notBefore is ahead */
-	TLS_REJECT_NO_CLIENT_AUTH,/* no clientAuth extended key usage */
-	TLS_REJECT_REVOKED,       /* listed in the CRL */
-	TLS_REJECT_BAD_SIGNATURE, /* signature does not verify */
-	TLS_REJECT_NAME_MISMATCH, /* (the relay's) not issued for the expected name */
-	TLS_REJECT_CN_COUNT,      /* no subject CN, or several (tls.identity cn) */
-	TLS_REJECT_CN_INVALID,    /* the CN is empty, too long, or not printable ASCII */
-	TLS_REJECT_URI_COUNT,     /* no SAN URI, or several (tls.identity san_uri) */
-	TLS_REJECT_URI_INVALID,   /* the SAN URI is too long or not printable ASCII */
-	TLS_REJECT_CRL_EXPIRED,   /* the configured CRL's nextUpdate has passed */
+	TLS_REJECT_NO_CERT,        /* the client sent no certificate */
+	TLS_REJECT_UNKNOWN_CA,     /* does not chain to the configured CA */
+	TLS_REJECT_EXPIRED,        /* notAfter is past */
+	TLS_REJECT_NOT_YET_VALID,  /* notBefore is ahead */
+	TLS_REJECT_NO_CLIENT_AUTH, /* no clientAuth extended key usage */
+	TLS_REJECT_REVOKED,        /* listed in the CRL */
+	TLS_REJECT_BAD_SIGNATURE,  /* signature does not verify */
+	TLS_REJECT_NAME_MISMATCH,  /* (the relay's) not issued for the expected name */
+	TLS_REJECT_CN_COUNT,       /* no subject CN, or several (tls.identity cn) */
+	TLS_REJECT_CN_INVALID,     /* the CN is empty, too long, or not printable ASCII */
+	TLS_REJECT_URI_COUNT,      /* no SAN URI, or several (tls.identity san_uri) */
+	TLS_REJECT_URI_INVALID,    /* the SAN URI is too long or not printable ASCII */
+	TLS_REJECT_CRL_EXPIRED,    /* the configured CRL's nextUpdate has passed */
 	TLS_REJECT_OTHER,
 	TLS_REJECT_COUNT
 };

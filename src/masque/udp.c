@@ -21,7 +21,7 @@
 #define BATCH 32
 #define SEND_BATCH 64  /* datagrams per sendmmsg(2) */
 #define SEND_SLOT 1500 /* bytes per queued datagram; larger ones go alone */
-#define PKT_MAX 65536 /* a UDP payload never exceeds this */
+#define PKT_MAX 65536  /* a UDP payload never exceeds this */
 #define SOCKBUF (4 * 1024 * 1024)
 /* UDP GSO: one sendmsg(2) carries up to GSO_SEGS equal datagrams and the
  * kernel walks its stack once for them (the largest cost per packet here). */
@@ -74,7 +74,7 @@ struct masque_udp {
 	uint8_t *bufs;    /* BATCH receive buffers */
 	/* Datagrams written during one pass of the event loop leave together
 	 * in one sendmmsg(2) when the pass ends (or when the batch is full). */
-	uint8_t *sbufs;   /* SEND_BATCH slots of SEND_SLOT bytes */
+	uint8_t *sbufs; /* SEND_BATCH slots of SEND_SLOT bytes */
 	struct mmsghdr smsg[SEND_BATCH];
 	struct iovec siov[SEND_BATCH];
 	struct sockaddr_storage sto[SEND_BATCH];
@@ -104,7 +104,7 @@ struct masque_udp {
 	struct deferred *dq_head, *dq_tail;
 	size_t dq_n;
 	uint64_t dq_dropped;
-	int dq_full_logged;   /* once per streak of drops */
+	int dq_full_logged; /* once per streak of drops */
 	struct event *dq_ev;
 };
 
@@ -396,7 +396,8 @@ static void defer(struct masque_udp *u, const struct sockaddr_storage *from, soc
 		u->dq_dropped++;
 		if (!u->dq_full_logged)
 			log_warnx("handshake burst: new connections dropped while %zu wait "
-				  "(the clients retransmit)", u->dq_n);
+				  "(the clients retransmit)",
+				  u->dq_n);
 		u->dq_full_logged = 1;
 		return;
 	}

@@ -13,7 +13,10 @@
  * expression names at least one, so there are at most two expressions.
  * Pieces point into the template; nothing is copied or allocated.
  */
-enum { VAR_TARGET, VAR_IPPROTO };
+enum {
+	VAR_TARGET,
+	VAR_IPPROTO
+};
 
 #define TPL_PIECES 3
 #define VALUE_MAX URI_DNS_MAX /* longest decoded value (a DNS name) */
@@ -21,10 +24,10 @@ enum { VAR_TARGET, VAR_IPPROTO };
 struct tpl_piece {
 	const char *lit;
 	size_t litlen;
-	char op;        /* 0 (simple), '/', '?', '&', '.' or ';' */
-	size_t nvar;    /* 0 (no expression: the last piece) .. 2 */
+	char op;     /* 0 (simple), '/', '?', '&', '.' or ';' */
+	size_t nvar; /* 0 (no expression: the last piece) .. 2 */
 	int var[2];
-	size_t at;      /* offset of the expression, for messages */
+	size_t at; /* offset of the expression, for messages */
 };
 
 struct tpl {
@@ -35,7 +38,6 @@ struct tpl {
 };
 
 static const char *const var_name[] = { "target", "ipproto" };
-
 
 static int is_alpha(int c)
 {
@@ -120,14 +122,14 @@ static int check_authority(const char *t, const char *a, size_t len, char *err, 
 
 		if (!close || (n = (size_t)(close - p - 1)) == 0 || n >= sizeof(v6)) {
 			zg_seterr(err, errlen, "bad IPv6 literal in the authority at offset %zu",
-			       (size_t)(p - t));
+				  (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(v6, p + 1, n);
 		v6[n] = '\0';
 		if (inet_pton(AF_INET6, v6, &in6) != 1) {
 			zg_seterr(err, errlen, "bad IPv6 literal in the authority at offset %zu",
-			       (size_t)(p - t));
+				  (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
 		p = close + 1;
@@ -152,7 +154,7 @@ static int check_authority(const char *t, const char *a, size_t len, char *err, 
 	}
 	if (p < end) {
 		zg_seterr(err, errlen, "character '%c' not allowed in the host at offset %zu", *p,
-		       (size_t)(p - t));
+			  (size_t)(p - t));
 		return ZG_ERR_CONFIG;
 	}
 	return 0;
@@ -179,8 +181,8 @@ static int parse_expr(const char *t, const char **pp, struct tpl_piece *pc, int 
 	pc->at = at;
 	if (*p == '+' || *p == '#') {
 		zg_seterr(err, errlen,
-		       "operator '%c' at offset %zu is not allowed (reserved expansion would let '/' through)",
-		       *p, at);
+			  "operator '%c' at offset %zu is not allowed (reserved expansion would let '/' through)",
+			  *p, at);
 		return ZG_ERR_CONFIG;
 	}
 	if (*p == '/' || *p == '?' || *p == '&' || *p == '.' || *p == ';') {
@@ -203,7 +205,7 @@ static int parse_expr(const char *t, const char **pp, struct tpl_piece *pc, int 
 		}
 		if (memchr(v, ':', n) || v[n - 1] == '*') {
 			zg_seterr(err, errlen, "modifier ':' or '*' at offset %zu is level 4 (at most level 3)",
-			       at);
+				  at);
 			return ZG_ERR_CONFIG;
 		}
 		if (n == 6 && memcmp(v, "target", 6) == 0) {
@@ -212,12 +214,12 @@ static int parse_expr(const char *t, const char **pp, struct tpl_piece *pc, int 
 			var = VAR_IPPROTO;
 		} else {
 			zg_seterr(err, errlen, "unknown variable \"%.*s\" at offset %zu (only target and ipproto)",
-			       (int)n, v, (size_t)(v - t));
+				  (int)n, v, (size_t)(v - t));
 			return ZG_ERR_CONFIG;
 		}
 		if (seen[var]) {
 			zg_seterr(err, errlen, "variable \"%s\" at offset %zu: each variable may appear once",
-			       var_name[var], (size_t)(v - t));
+				  var_name[var], (size_t)(v - t));
 			return ZG_ERR_CONFIG;
 		}
 		seen[var] = 1;
@@ -268,8 +270,8 @@ static int tpl_parse(const char *t, struct tpl *tp, char *err, size_t errlen)
 	for (const char *q = a; q < p; q++) {
 		if (*q == '{' || *q == '}') {
 			zg_seterr(err, errlen,
-			       "variables are allowed only in the path or query, not in the authority (offset %zu)",
-			       (size_t)(q - t));
+				  "variables are allowed only in the path or query, not in the authority (offset %zu)",
+				  (size_t)(q - t));
 			return ZG_ERR_CONFIG;
 		}
 	}
@@ -314,7 +316,7 @@ static int tpl_parse(const char *t, struct tpl *tp, char *err, size_t errlen)
 		}
 		if (!is_literal_char(*p)) {
 			zg_seterr(err, errlen, "character 0x%02x not allowed in a URI at offset %zu",
-			       (unsigned)(unsigned char)*p, (size_t)(p - t));
+				  (unsigned)(unsigned char)*p, (size_t)(p - t));
 			return ZG_ERR_CONFIG;
 		}
 		p++;
@@ -328,9 +330,9 @@ static int tpl_parse(const char *t, struct tpl *tp, char *err, size_t errlen)
 			char c = char_after(tp, k, i);
 			if (c == '{' || (c && is_value_char(c))) {
 				zg_seterr(err, errlen,
-				       "expression at offset %zu: the value of \"%s\" is followed by '%c', "
-				       "which could be part of it (a received path would be ambiguous)",
-				       tp->piece[k].at, var_name[tp->piece[k].var[i]], c);
+					  "expression at offset %zu: the value of \"%s\" is followed by '%c', "
+					  "which could be part of it (a received path would be ambiguous)",
+					  tp->piece[k].at, var_name[tp->piece[k].var[i]], c);
 				return ZG_ERR_CONFIG;
 			}
 		}

@@ -20,11 +20,11 @@
 
 /* The scope of a tunnel, from the template variables. */
 struct uri_scope {
-	int any_target;          /* target "*" */
-	struct cip_addr target;  /* literal (prefix_len 32|128) or prefix;
+	int any_target;            /* target "*" */
+	struct cip_addr target;    /* literal (prefix_len 32|128) or prefix;
 				    version 0 when the target is a DNS name */
 	char dns[URI_DNS_MAX + 1]; /* DNS-name target, "" otherwise */
-	int any_proto;           /* ipproto "*" */
+	int any_proto;             /* ipproto "*" */
 	uint8_t ipproto;
 };
 

@@ -15,7 +15,7 @@
 #include "zg_err.h"
 
 #define LINE_MAX_BYTES 2048
-#define BUCKETS 1024 /* per-client deny windows; a colliding client evicts */
+#define BUCKETS 1024     /* per-client deny windows; a colliding client evicts */
 #define GLOBAL_FACTOR 20 /* default global cap: this many clients' worth */
 #define ID_MAX 64
 
@@ -32,8 +32,8 @@ struct audit {
 	void *wctx;
 	audit_wake_fn wake;
 	void *wake_ctx;
-	int woken;         /* wake() called, audit_drain() not yet done */
-	int draining;      /* audit_drain() in progress (no wake from inside) */
+	int woken;    /* wake() called, audit_drain() not yet done */
+	int draining; /* audit_drain() in progress (no wake from inside) */
 	audit_clock_fn clock;
 	void *ctx;
 	/* the output buffer: bytes [head, tail) wait for the writer */
@@ -44,7 +44,7 @@ struct audit {
 	uint64_t first_drop_ms;   /* when the current gap began */
 	uint64_t last_drop_log_ms, last_gap_log_ms;
 	int drop_logged, gap_logged; /* the log lines, once per AUDIT_DROP_LOG_MS */
-	int write_failed;         /* the writer's lasting error, logged once */
+	int write_failed;            /* the writer's lasting error, logged once */
 	uint32_t deny_per_s;
 	/* all clients together, under the per-client windows: a window of
 	 * its own so many flooding clients cannot flood the trail */

@@ -60,12 +60,12 @@ typedef void (*audit_wake_fn)(void *ctx);
 struct audit_config {
 	audit_write_fn write; /* NULL: lines are counted, never written */
 	void *write_ctx;
-	audit_wake_fn wake;   /* NULL: audit_drain() after every line */
+	audit_wake_fn wake; /* NULL: audit_drain() after every line */
 	void *wake_ctx;
 	audit_clock_fn clock; /* NULL: the real clock */
 	void *clock_ctx;
-	uint32_t deny_per_s;  /* 0: deny lines are not summarised */
-	size_t buffer_bytes;  /* 0: AUDIT_BUFFER_DEFAULT; at least AUDIT_BUFFER_MIN */
+	uint32_t deny_per_s; /* 0: deny lines are not summarised */
+	size_t buffer_bytes; /* 0: AUDIT_BUFFER_DEFAULT; at least AUDIT_BUFFER_MIN */
 };
 
 /* Returns 0 and *pa, ZG_ERR_NOMEM, or ZG_ERR_INVAL (buffer too small).
@@ -92,12 +92,12 @@ size_t audit_pending(const struct audit *a);
  * shares it, and a file never waits for a reader.
  */
 struct audit_out {
-	int fd;          /* what to write (and poll for POLLOUT) */
-	int own_fd;      /* fd was opened here: closed by audit_out_close() */
-	int restore_fl;  /* -1, or the flags to put back on the original fd */
+	int fd;         /* what to write (and poll for POLLOUT) */
+	int own_fd;     /* fd was opened here: closed by audit_out_close() */
+	int restore_fl; /* -1, or the flags to put back on the original fd */
 	int orig_fd;
-	int sock;        /* write with send(MSG_DONTWAIT) */
-	int can_wait;    /* a writer that can be full: wait with POLLOUT */
+	int sock;         /* write with send(MSG_DONTWAIT) */
+	int can_wait;     /* a writer that can be full: wait with POLLOUT */
 	const char *mode; /* "socket", "pipe", "pipe (shared O_NONBLOCK)",
 			   * "terminal (blocking)", "file" */
 };
@@ -126,10 +126,10 @@ struct audit_flow {
 	const char *proto; /* "tcp", "udp", "icmp", ... */
 	const char *src, *dst;
 	uint16_t sport, dport;
-	const char *rule;   /* NULL: not written */
-	const char *name;   /* the DNS name the destination was learned from
+	const char *rule;                           /* NULL: not written */
+	const char *name;                           /* the DNS name the destination was learned from
 			       (a name rule matched); NULL: not written */
-	const char *reason; /* NULL: not written */
+	const char *reason;                         /* NULL: not written */
 	uint64_t bytes_up, bytes_down, duration_ms; /* flow_close only */
 };
 

@@ -28,26 +28,41 @@ enum opt_type {
 struct opt {
 	const char *path; /* YAML path; flag and variable derive from it */
 	enum opt_type type;
-	size_t off;       /* offset in struct relay_config */
-	size_t size;      /* for OPT_STR: the buffer size */
+	size_t off;  /* offset in struct relay_config */
+	size_t size; /* for OPT_STR: the buffer size */
 	uint64_t min, max;
-	uint8_t version;  /* for OPT_PREFIX */
-	const char *def;  /* default, as text (parsed by config_defaults) */
+	uint8_t version; /* for OPT_PREFIX */
+	const char *def; /* default, as text (parsed by config_defaults) */
 	const char *help;
 };
 
-#define STR(p, f, d, h) { p, OPT_STR, offsetof(struct relay_config, f), \
-	sizeof(((struct relay_config *)0)->f), 0, 0, 0, d, h }
+#define STR(p, f, d, h)                                                      \
+	{                                                                    \
+		p, OPT_STR, offsetof(struct relay_config, f),                \
+			sizeof(((struct relay_config *)0)->f), 0, 0, 0, d, h \
+	}
 /* A list: a YAML sequence of strings, or one string of comma-separated
  * items (environment, flags); stored joined with ", ". */
-#define LIST(p, f, d, h) { p, OPT_STR, offsetof(struct relay_config, f), \
-	sizeof(((struct relay_config *)0)->f), 0, 0, 1, d, h }
-#define U32(p, f, lo, hi, d, h) { p, OPT_U32, offsetof(struct relay_config, f), \
-	sizeof(((struct relay_config *)0)->f), lo, hi, 0, d, h }
-#define DUR(p, f, lo, hi, d, h) { p, OPT_DURATION, offsetof(struct relay_config, f), \
-	sizeof(uint32_t), lo, hi, 0, d, h }
-#define PFX(p, f, v, d, h) { p, OPT_PREFIX, offsetof(struct relay_config, f), \
-	sizeof(struct config_prefix), 0, 0, v, d, h }
+#define LIST(p, f, d, h)                                                     \
+	{                                                                    \
+		p, OPT_STR, offsetof(struct relay_config, f),                \
+			sizeof(((struct relay_config *)0)->f), 0, 0, 1, d, h \
+	}
+#define U32(p, f, lo, hi, d, h)                                                \
+	{                                                                      \
+		p, OPT_U32, offsetof(struct relay_config, f),                  \
+			sizeof(((struct relay_config *)0)->f), lo, hi, 0, d, h \
+	}
+#define DUR(p, f, lo, hi, d, h)                                    \
+	{                                                          \
+		p, OPT_DURATION, offsetof(struct relay_config, f), \
+			sizeof(uint32_t), lo, hi, 0, d, h          \
+	}
+#define PFX(p, f, v, d, h)                                          \
+	{                                                           \
+		p, OPT_PREFIX, offsetof(struct relay_config, f),    \
+			sizeof(struct config_prefix), 0, 0, v, d, h \
+	}
 
 static const struct opt opts[] = {
 	STR("listen", listen, "0.0.0.0:4433", "UDP address:port for QUIC"),
@@ -124,7 +139,6 @@ static const struct opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-
 int config_parse_prefix(const char *s, struct config_prefix *p)
 {
 	char addr[INET6_ADDRSTRLEN + 1];
@@ -191,7 +205,8 @@ static int set_prefixes(struct relay_config *cfg, const char *text, const char *
 		    (memcpy(item, p, len), item[len] = '\0', config_parse_prefix(item, &list[n])) != 0) {
 			zg_seterr(err, errlen,
 				  "%s: \"%.*s\" is not an IPv4 or IPv6 prefix with host bits zero "
-				  "(e.g. 10.96.0.0/12)", where, (int)(len < 64 ? len : 64), p);
+				  "(e.g. 10.96.0.0/12)",
+				  where, (int)(len < 64 ? len : 64), p);
 			return ZG_ERR_CONFIG;
 		}
 		n++;
@@ -218,7 +233,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 	case OPT_STR:
 		if (strlen(text) >= o->size) {
 			zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed",
-			       where, strlen(text), o->size - 1);
+				  where, strlen(text), o->size - 1);
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(base, text, strlen(text) + 1);
@@ -226,7 +241,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 	case OPT_U32:
 		if (opt_parse_uint(text, o->min, o->max, &v) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a whole number from %llu to %llu",
-			       where, text, (unsigned long long)o->min, (unsigned long long)o->max);
+				  where, text, (unsigned long long)o->min, (unsigned long long)o->max);
 			return ZG_ERR_CONFIG;
 		}
 		if (o->size == sizeof(uint16_t)) {
@@ -240,8 +255,8 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 	case OPT_DURATION:
 		if (opt_parse_duration(text, &ms) != 0 || ms < o->min || ms > o->max) {
 			zg_seterr(err, errlen,
-			       "%s: \"%s\" is not a duration of at least %llums (a whole number with ms, s, m or h: 500ms, 60s, 5m, 2h)",
-			       where, text, (unsigned long long)o->min);
+				  "%s: \"%s\" is not a duration of at least %llums (a whole number with ms, s, m or h: 500ms, 60s, 5m, 2h)",
+				  where, text, (unsigned long long)o->min);
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(base, &ms, sizeof(ms));
@@ -253,9 +268,9 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 		}
 		if (config_parse_prefix(text, &pfx) != 0 || pfx.version != o->version) {
 			zg_seterr(err, errlen,
-			       "%s: \"%s\" is not an IPv%u prefix with host bits zero (e.g. %s)",
-			       where, text, o->version,
-			       o->version == 4 ? "10.100.0.0/24" : "fd00:100::/64");
+				  "%s: \"%s\" is not an IPv%u prefix with host bits zero (e.g. %s)",
+				  where, text, o->version,
+				  o->version == 4 ? "10.100.0.0/24" : "fd00:100::/64");
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(base, &pfx, sizeof(pfx));
@@ -265,7 +280,7 @@ static int set_opt(struct relay_config *cfg, const struct opt *o,
 	case OPT_LOGLEVEL:
 		if (log_level_parse(text, &lvl) != 0) {
 			zg_seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
-			       where, text);
+				  where, text);
 			return ZG_ERR_CONFIG;
 		}
 		memcpy(base, text, strlen(text) + 1);
@@ -355,8 +370,8 @@ static int next_event(struct yparse *y, yaml_event_t *ev)
 {
 	if (!yaml_parser_parse(&y->p, ev)) {
 		zg_seterr(y->err, y->errlen, "%s:%zu:%zu: not valid YAML: %s", y->name,
-		       y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
-		       y->p.problem ? y->p.problem : "syntax error");
+			  y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
+			  y->p.problem ? y->p.problem : "syntax error");
 		return ZG_ERR_CONFIG;
 	}
 	return 0;
@@ -406,7 +421,8 @@ static int parse_list(struct yparse *y, struct relay_config *cfg, const struct o
 		if (ev.type != YAML_SCALAR_EVENT || strchr((const char *)ev.data.scalar.value, ',') ||
 		    n + ev.data.scalar.length + 3 > sizeof(joined)) {
 			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: %s: expected a list of at most %zu "
-				  "bytes of items without commas, found %s", y->name,
+						     "bytes of items without commas, found %s",
+				  y->name,
 				  ev.start_mark.line + 1, ev.start_mark.column + 1, o->path,
 				  sizeof(joined) - 1,
 				  ev.type == YAML_SCALAR_EVENT ? "a longer list or a comma" : event_kind(&ev));
@@ -441,8 +457,8 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 		}
 		if (key.type != YAML_SCALAR_EVENT) {
 			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: expected a key, found %s",
-			       y->name, key.start_mark.line + 1, key.start_mark.column + 1,
-			       event_kind(&key));
+				  y->name, key.start_mark.line + 1, key.start_mark.column + 1,
+				  event_kind(&key));
 			yaml_event_delete(&key);
 			return ZG_ERR_CONFIG;
 		}
@@ -469,7 +485,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 			r = parse_mapping(y, cfg, path, depth + 1);
 		} else {
 			zg_seterr(y->err, y->errlen, "%s: expected %s, found %s", where,
-			       o ? "a single value" : "a mapping of keys", event_kind(&val));
+				  o ? "a single value" : "a mapping of keys", event_kind(&val));
 			r = ZG_ERR_CONFIG;
 		}
 		yaml_event_delete(&key);
@@ -501,7 +517,7 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 		if (ev.type == YAML_DOCUMENT_START_EVENT) {
 			if (seen_doc++) {
 				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
-				       name, ev.start_mark.line + 1, ev.start_mark.column + 1);
+					  name, ev.start_mark.line + 1, ev.start_mark.column + 1);
 				r = ZG_ERR_CONFIG;
 			}
 		} else if (ev.type == YAML_MAPPING_START_EVENT) {
@@ -511,7 +527,7 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 		} else if (ev.type != YAML_STREAM_START_EVENT &&
 			   ev.type != YAML_DOCUMENT_END_EVENT) {
 			zg_seterr(err, errlen, "%s:%zu:%zu: the top level must be a mapping of keys, found %s",
-			       name, ev.start_mark.line + 1, ev.start_mark.column + 1, event_kind(&ev));
+				  name, ev.start_mark.line + 1, ev.start_mark.column + 1, event_kind(&ev));
 			r = ZG_ERR_CONFIG;
 		}
 		yaml_event_delete(&ev);
@@ -587,7 +603,7 @@ int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
 		}
 		if (!o) {
 			zg_seterr(err, errlen, "environment: %.*s names no option (see --help)",
-			       (int)(eq - kv), kv);
+				  (int)(eq - kv), kv);
 			return ZG_ERR_CONFIG;
 		}
 		opt_name(o->path, 1, name, sizeof(name));
@@ -765,12 +781,13 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->admin_listen[0] != '\0' && cfg->admin_token_file[0] == '\0') {
 		zg_seterr(err, errlen, "admin.listen is set but admin.token_file is not: the admin "
-			  "endpoint needs a token");
+				       "endpoint needs a token");
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->admin_listen[0] != '\0' && strcmp(cfg->admin_listen, cfg->ops_listen) == 0) {
 		zg_seterr(err, errlen, "admin.listen: \"%s\" is ops_listen already (leave "
-			  "admin.listen empty to serve admin there)", cfg->admin_listen);
+				       "admin.listen empty to serve admin there)",
+			  cfg->admin_listen);
 		return ZG_ERR_CONFIG;
 	}
 	if (config_check_uri_template(cfg->uri_template, why, sizeof(why)) != 0) {
@@ -787,7 +804,7 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->max_flows_per_client > cfg->max_flows) {
 		zg_seterr(err, errlen, "limits.flows_per_client (%u) exceeds limits.flows (%u)",
-		       cfg->max_flows_per_client, cfg->max_flows);
+			  cfg->max_flows_per_client, cfg->max_flows);
 		return ZG_ERR_CONFIG;
 	}
 	return 0;

@@ -27,34 +27,34 @@ struct config_prefix {
 };
 
 struct relay_config {
-	char listen[CONFIG_PATH_MAX];      /* host:port for QUIC (UDP) */
-	char ops_listen[CONFIG_PATH_MAX];  /* host:port for HTTP ops */
+	char listen[CONFIG_PATH_MAX];         /* host:port for QUIC (UDP) */
+	char ops_listen[CONFIG_PATH_MAX];     /* host:port for HTTP ops */
 	char dns_resolvable[CONFIG_PATH_MAX]; /* "a.example, .corp.example"; "" = any */
-	uint32_t dns_per_min;              /* resolutions per client per minute */
+	uint32_t dns_per_min;                 /* resolutions per client per minute */
 	/* the DNS service on the gateway addresses (issue 19, names.h) */
-	char dns_service[8];               /* "on" or "off" */
-	char dns_upstreams[CONFIG_PATH_MAX]; /* "a[:port], ..."; "" = resolv.conf */
-	char dns_deny_answer[16];          /* "nxdomain" or "refused" */
+	char dns_service[8];                       /* "on" or "off" */
+	char dns_upstreams[CONFIG_PATH_MAX];       /* "a[:port], ..."; "" = resolv.conf */
+	char dns_deny_answer[16];                  /* "nxdomain" or "refused" */
 	uint32_t dns_ttl_floor_ms, dns_ttl_cap_ms; /* bindings last at least/most */
-	uint32_t dns_max_learned_routes;   /* per client */
+	uint32_t dns_max_learned_routes;           /* per client */
 	uint32_t dns_cache_entries;
-	char dns_enabled[8];               /* DNS_ASSIGN: auto, true, false */
-	char dns_domains[8704];            /* sent to clients (dnsassign.h): 32 names */
-	char dns_nameservers[CONFIG_PATH_MAX]; /* "" = the pool gateways */
-	uint32_t ops_max_conns;            /* ops connections at once */
-	uint32_t ops_timeout_ms;           /* ops request/answer deadline */
+	char dns_enabled[8];                    /* DNS_ASSIGN: auto, true, false */
+	char dns_domains[8704];                 /* sent to clients (dnsassign.h): 32 names */
+	char dns_nameservers[CONFIG_PATH_MAX];  /* "" = the pool gateways */
+	uint32_t ops_max_conns;                 /* ops connections at once */
+	uint32_t ops_timeout_ms;                /* ops request/answer deadline */
 	char admin_token_file[CONFIG_PATH_MAX]; /* "" = no admin endpoint */
 	char admin_listen[CONFIG_PATH_MAX];     /* "" = on ops_listen */
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
 	char tls_client_ca[CONFIG_PATH_MAX];
-	char tls_crl[CONFIG_PATH_MAX];     /* optional: "" = none */
-	char tls_identity[16];             /* "cn" or "san_uri" (masque/tls.h) */
+	char tls_crl[CONFIG_PATH_MAX]; /* optional: "" = none */
+	char tls_identity[16];         /* "cn" or "san_uri" (masque/tls.h) */
 	char uri_template[CONFIG_PATH_MAX];
 	char policy_file[CONFIG_PATH_MAX];
-	char state_file[CONFIG_PATH_MAX];  /* optional: "" = memory only */
+	char state_file[CONFIG_PATH_MAX]; /* optional: "" = memory only */
 	struct config_prefix pool4;
-	struct config_prefix pool6;       /* optional */
+	struct config_prefix pool6; /* optional */
 	/* extra destinations no tunnel may reach (Kubernetes Service and
 	 * node ranges that lead back to the relay), besides the built-in set */
 	struct config_prefix forbidden[CONFIG_FORBIDDEN_MAX];
@@ -77,9 +77,9 @@ struct relay_config {
 	uint32_t drain_grace_ms;
 	uint16_t mtu;
 	char log_level[16];
-	char log_format[8];  /* text or json */
-	uint32_t audit_deny_per_s;  /* flow_deny lines per client per second; 0 = all */
-	uint32_t audit_buffer_kib;  /* audit lines waiting for stdout, at most */
+	char log_format[8];        /* text or json */
+	uint32_t audit_deny_per_s; /* flow_deny lines per client per second; 0 = all */
+	uint32_t audit_buffer_kib; /* audit lines waiting for stdout, at most */
 };
 
 /* Fills *cfg with the built-in defaults (see config_usage()). */
@@ -116,7 +116,12 @@ int config_apply_flag(struct relay_config *cfg, const char *name,
 int config_validate(const struct relay_config *cfg, char *err, size_t errlen);
 
 /* What the command line asks for besides running. */
-enum config_action { CONFIG_RUN = 0, CONFIG_HELP, CONFIG_VERSION, CONFIG_CHECK };
+enum config_action {
+	CONFIG_RUN = 0,
+	CONFIG_HELP,
+	CONFIG_VERSION,
+	CONFIG_CHECK
+};
 
 /* The whole command line: defaults < the file (--config FILE or
  * ZGATE_CONFIG) < the environment < the flags ("--name value" or

@@ -172,7 +172,7 @@ int dnsassign_new(const char *enabled, const char *domains, const char *nameserv
 	d->enabled = want == -1 ? d->ndomains > 0 : want;
 	if (want == 1 && d->ndomains == 0) {
 		zg_seterr(err, errlen, "dns.enabled is true but dns.domains is empty (use \".\" "
-			  "to send every name to the relay)");
+				       "to send every name to the relay)");
 		free(d);
 		return ZG_ERR_CONFIG;
 	}
@@ -247,12 +247,12 @@ void dnsassign_summary(const struct dnsassign *d, char *buf, size_t buflen)
 	size_t off = 0, i;
 	int w;
 
-#define APPEND(...)                                                                \
-	do {                                                                       \
-		w = snprintf(buf + off, off < buflen ? buflen - off : 0, __VA_ARGS__);  \
-		if (w < 0 || (size_t)w >= buflen - off)                            \
-			return;                                                    \
-		off += (size_t)w;                                                  \
+#define APPEND(...)                                                                    \
+	do {                                                                           \
+		w = snprintf(buf + off, off < buflen ? buflen - off : 0, __VA_ARGS__); \
+		if (w < 0 || (size_t)w >= buflen - off)                                \
+			return;                                                        \
+		off += (size_t)w;                                                      \
 	} while (0)
 
 	if (buflen == 0)
@@ -260,7 +260,7 @@ void dnsassign_summary(const struct dnsassign *d, char *buf, size_t buflen)
 	buf[0] = '\0';
 	if (!dnsassign_enabled(d)) {
 		APPEND("%s", d != NULL && d->ndomains > 0 ? "off (dns.enabled: false)"
-							    : "off (no dns.domains)");
+							  : "off (no dns.domains)");
 		return;
 	}
 	APPEND("%s: nameserver", d->mode == 1 ? "on, to every client" : "on, to clients that send one");

@@ -38,8 +38,8 @@
 #include "cipdns.h"
 
 /* Room for any capsule dnsassign_for_client() writes. */
-#define DNSASSIGN_CAPSULE_MAX                                                  \
-	(16 + 2 + 2 * 9 + CIPDNS_MAX_ADDRS * 20 + 2 +                           \
+#define DNSASSIGN_CAPSULE_MAX                         \
+	(16 + 2 + 2 * 9 + CIPDNS_MAX_ADDRS * 20 + 2 + \
 	 CIPDNS_MAX_DOMAINS * (2 + CIPDNS_NAME_MAX + 1) + 2)
 
 struct dnsassign;
@@ -56,9 +56,9 @@ int dnsassign_new(const char *enabled, const char *domains, const char *nameserv
 void dnsassign_free(struct dnsassign *d);
 
 enum dnsassign_when {
-	DNSASSIGN_NEVER = 0,  /* dns.enabled false (or d NULL) */
-	DNSASSIGN_ON_ASK,     /* auto: in answer to the client's DNS_ASSIGN */
-	DNSASSIGN_ALWAYS      /* true: with the 200 */
+	DNSASSIGN_NEVER = 0, /* dns.enabled false (or d NULL) */
+	DNSASSIGN_ON_ASK,    /* auto: in answer to the client's DNS_ASSIGN */
+	DNSASSIGN_ALWAYS     /* true: with the 200 */
 };
 enum dnsassign_when dnsassign_when(const struct dnsassign *d);
 

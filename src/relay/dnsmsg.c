@@ -109,8 +109,7 @@ static uint32_t soa_minimum(const ldns_rr *rr)
 {
 	const ldns_rdf *f = ldns_rr_rdf(rr, 6);
 
-	if (f == NULL || ldns_rdf_size(f) != 4 || (ldns_rdf_get_type(f) != LDNS_RDF_TYPE_INT32 &&
-			      ldns_rdf_get_type(f) != LDNS_RDF_TYPE_PERIOD))
+	if (f == NULL || ldns_rdf_size(f) != 4 || (ldns_rdf_get_type(f) != LDNS_RDF_TYPE_INT32 && ldns_rdf_get_type(f) != LDNS_RDF_TYPE_PERIOD))
 		return UINT32_MAX;
 	return ldns_rdf2native_int32(f);
 }

@@ -28,9 +28,9 @@
 struct dnsmsg_query {
 	uint16_t id;
 	uint16_t qtype, qclass;
-	uint16_t udp_max;            /* 512, or the EDNS size up to DNSMSG_UDP_MAX */
-	char name[POLICY_NAME_MAX];  /* canonical (policy_name_canon), or "" */
-	int name_ok;                 /* 0: the name is not one a policy can name */
+	uint16_t udp_max;           /* 512, or the EDNS size up to DNSMSG_UDP_MAX */
+	char name[POLICY_NAME_MAX]; /* canonical (policy_name_canon), or "" */
+	int name_ok;                /* 0: the name is not one a policy can name */
 };
 
 /* Parses a query: QR 0, opcode QUERY, exactly one question. Returns 0 and

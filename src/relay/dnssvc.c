@@ -35,7 +35,7 @@ struct pending {
 	uint16_t client_qid, our_id, udp_max, qtype, qclass;
 	char name[POLICY_NAME_MAX];
 	char rule[POLICY_ID_MAX];
-	size_t up;  /* upstream tried now */
+	size_t up; /* upstream tried now */
 	int fd;
 	struct event *ev;
 	struct bufferevent *bev;
@@ -99,31 +99,50 @@ static void tv_ms(struct timeval *tv, uint64_t ms)
 static const char *rcode_name(uint8_t rc)
 {
 	switch (rc) {
-	case 0: return "NOERROR";
-	case 1: return "FORMERR";
-	case 2: return "SERVFAIL";
-	case 3: return "NXDOMAIN";
-	case 4: return "NOTIMP";
-	case 5: return "REFUSED";
-	default: return "OTHER";
+	case 0:
+		return "NOERROR";
+	case 1:
+		return "FORMERR";
+	case 2:
+		return "SERVFAIL";
+	case 3:
+		return "NXDOMAIN";
+	case 4:
+		return "NOTIMP";
+	case 5:
+		return "REFUSED";
+	default:
+		return "OTHER";
 	}
 }
 
 static const char *qtype_name(uint16_t t, char *buf, size_t len)
 {
 	switch (t) {
-	case 1: return "A";
-	case 2: return "NS";
-	case 5: return "CNAME";
-	case 6: return "SOA";
-	case 12: return "PTR";
-	case 15: return "MX";
-	case 16: return "TXT";
-	case 28: return "AAAA";
-	case 33: return "SRV";
-	case 64: return "SVCB";
-	case 65: return "HTTPS";
-	case 255: return "ANY";
+	case 1:
+		return "A";
+	case 2:
+		return "NS";
+	case 5:
+		return "CNAME";
+	case 6:
+		return "SOA";
+	case 12:
+		return "PTR";
+	case 15:
+		return "MX";
+	case 16:
+		return "TXT";
+	case 28:
+		return "AAAA";
+	case 33:
+		return "SRV";
+	case 64:
+		return "SVCB";
+	case 65:
+		return "HTTPS";
+	case 255:
+		return "ANY";
 	default:
 		(void)snprintf(buf, len, "TYPE%u", t);
 		return buf;
@@ -776,7 +795,8 @@ int dnssvc_parse_upstreams(struct dnssvc_config *cfg, const char *list, const ch
 	return 0;
 bad:
 	(void)snprintf(err, errlen, "dns.upstreams: \"%s\" is not an IP address or [address]:port "
-		       "(e.g. 192.0.2.53, [2001:db8::53]:5353)", item);
+				    "(e.g. 192.0.2.53, [2001:db8::53]:5353)",
+		       item);
 	return ZG_ERR_CONFIG;
 }
 
@@ -785,7 +805,7 @@ int dnssvc_config_build(struct dnssvc_config *dc, const struct relay_config *cfg
 {
 	memset(dc, 0, sizeof(*dc));
 	dc->deny_rcode = strcmp(cfg->dns_deny_answer, "refused") == 0 ? DNSMSG_RCODE_REFUSED
-								     : DNSMSG_RCODE_NXDOMAIN;
+								      : DNSMSG_RCODE_NXDOMAIN;
 	dc->names.ttl_floor_ms = cfg->dns_ttl_floor_ms;
 	dc->names.ttl_cap_ms = cfg->dns_ttl_cap_ms;
 	dc->names.max_per_client = cfg->dns_max_learned_routes;

@@ -15,7 +15,11 @@
 
 typedef unsigned __int128 u128;
 
-enum slot_state { SLOT_NEVER = 0, SLOT_FREE_REMEMBERED, SLOT_HELD };
+enum slot_state {
+	SLOT_NEVER = 0,
+	SLOT_FREE_REMEMBERED,
+	SLOT_HELD
+};
 
 struct slot {
 	uint8_t state;
@@ -26,7 +30,7 @@ struct pool {
 	uint8_t version; /* 0: no pool */
 	u128 first;      /* first client address */
 	u128 gateway;
-	size_t n;        /* client addresses */
+	size_t n; /* client addresses */
 	size_t used;
 	struct slot *slots;
 };
@@ -37,7 +41,8 @@ struct ipam {
 
 static struct pool *pool_of(struct ipam *ip, uint8_t version)
 {
-	struct pool *p = version == 4 ? &ip->p4 : version == 6 ? &ip->p6 : NULL;
+	struct pool *p = version == 4 ? &ip->p4 : version == 6 ? &ip->p6
+							       : NULL;
 	return p && p->version ? p : NULL;
 }
 

@@ -23,13 +23,13 @@ struct localaddr {
 	struct event_base *base;
 	localaddr_cb cb;
 	void *ctx;
-	int nl;                 /* rtnetlink socket, -1 without one */
+	int nl; /* rtnetlink socket, -1 without one */
 	struct event *nl_ev;
 	struct event *timer;
 	struct timeval period;
 	struct stack_addr cur[STACK_MAX_LOCAL];
 	size_t ncur;
-	int failing;            /* getifaddrs failed last time (logged once) */
+	int failing; /* getifaddrs failed last time (logged once) */
 };
 
 size_t localaddr_collect(const struct ifaddrs *ifa, struct stack_addr *out, size_t max,

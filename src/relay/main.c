@@ -56,10 +56,10 @@ struct relay {
 	char config_path[CONFIG_PATH_MAX];
 	struct event_base *base;
 	struct evdns_base *dns;
-	struct dnsgate *dnsgate; /* which names, how often (16.8b) */
-	struct dnssvc *dnssvc;   /* the DNS service in the tunnel (issue 19) */
-	struct dnsassign *dnsassign; /* DNS_ASSIGN for clients (19.5) */
-	uint8_t dns_capsule[DNSASSIGN_CAPSULE_MAX];      /* its scratch */
+	struct dnsgate *dnsgate;                             /* which names, how often (16.8b) */
+	struct dnssvc *dnssvc;                               /* the DNS service in the tunnel (issue 19) */
+	struct dnsassign *dnsassign;                         /* DNS_ASSIGN for clients (19.5) */
+	uint8_t dns_capsule[DNSASSIGN_CAPSULE_MAX];          /* its scratch */
 	char dns_names[CIPDNS_MAX_DOMAINS][POLICY_NAME_MAX]; /* policy_client_domains */
 	WOLFSSL_CTX *tls;
 	struct policy *policy;
@@ -352,7 +352,7 @@ static int h_defer(void *ctx, struct session *s, int need_resolver)
 	if (need_resolver && r->dns == NULL)
 		return ZG_ERR_STATE;
 	return event_base_once(r->base, -1, EV_TIMEOUT, resolve_start, s, NULL) != 0 ? ZG_ERR_NOMEM
-										 : 0;
+										     : 0;
 }
 
 static void h_cancel_resolve(void *ctx, struct session *s)
@@ -592,11 +592,16 @@ static enum stack_verdict st_policy(void *ctx, const struct stack_flow_info *f,
 static const char *proto_name(uint8_t p)
 {
 	switch (p) {
-	case STACK_PROTO_TCP: return "tcp";
-	case STACK_PROTO_UDP: return "udp";
-	case STACK_PROTO_ICMP: return "icmp";
-	case STACK_PROTO_ICMPV6: return "icmpv6";
-	default: return "other";
+	case STACK_PROTO_TCP:
+		return "tcp";
+	case STACK_PROTO_UDP:
+		return "udp";
+	case STACK_PROTO_ICMP:
+		return "icmp";
+	case STACK_PROTO_ICMPV6:
+		return "icmpv6";
+	default:
+		return "other";
 	}
 }
 
@@ -629,9 +634,15 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 	af.bytes_down = ev->bytes_down;
 	af.duration_ms = ev->duration_ms;
 	switch (ev->type) {
-	case STACK_EV_ALLOW: audit_flow_allow(r->audit, &af); break;
-	case STACK_EV_DENY: audit_flow_deny(r->audit, &af); break;
-	case STACK_EV_CLOSE: audit_flow_close(r->audit, &af); break;
+	case STACK_EV_ALLOW:
+		audit_flow_allow(r->audit, &af);
+		break;
+	case STACK_EV_DENY:
+		audit_flow_deny(r->audit, &af);
+		break;
+	case STACK_EV_CLOSE:
+		audit_flow_close(r->audit, &af);
+		break;
 	case STACK_EV_LIMIT:
 		audit_limit_hit(r->audit, af.reason ? af.reason : "flows", af.client, af.session_id);
 		break;
@@ -1091,7 +1102,8 @@ static void on_local_addrs(void *ctx, const struct stack_addr *a, size_t n, size
 
 	if (stack_set_local_addresses(r->stack, a, n) != 0 || skipped > 0)
 		log_warnx("the relay has more than %d addresses: the rest are not forbidden "
-			  "destinations", STACK_MAX_LOCAL);
+			  "destinations",
+			  STACK_MAX_LOCAL);
 	log_info("%zu own addresses are forbidden destinations", n);
 }
 

@@ -50,14 +50,17 @@ static void by(struct mw *w, const char *name, const char *type, const char *hel
 }
 
 #define NV(a) (sizeof(a) / sizeof((a)[0]))
-#define BY(w, name, type, help, label, names, ...)                                              \
-	do {                                                                                     \
-		static const char *const n_[] = names;                                           \
-		const uint64_t v_[] = { __VA_ARGS__ };                                           \
-		_Static_assert(NV(n_) == NV(v_), "one value per label");                         \
-		by(w, name, type, help, label, n_, v_, NV(v_));                                  \
+#define BY(w, name, type, help, label, names, ...)                       \
+	do {                                                             \
+		static const char *const n_[] = names;                   \
+		const uint64_t v_[] = { __VA_ARGS__ };                   \
+		_Static_assert(NV(n_) == NV(v_), "one value per label"); \
+		by(w, name, type, help, label, n_, v_, NV(v_));          \
 	} while (0)
-#define L(...) { __VA_ARGS__ }
+#define L(...)              \
+	{                   \
+		__VA_ARGS__ \
+	}
 
 /* Microseconds as seconds, an exact decimal without trailing zeros. */
 static void secs(char *buf, size_t len, uint64_t us)

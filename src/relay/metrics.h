@@ -35,16 +35,16 @@ struct metrics_values {
 	uint64_t refused_400, refused_403, refused_429, refused_500, refused_502, refused_503;
 	uint64_t dns_queries, dns_refused_policy, dns_refused_not_listed, dns_refused_rate;
 
-	struct stack_counters stack;       /* stack_get_counters() */
-	struct masque_server_stats quic;   /* masque_server_stats() */
-	uint64_t quic_initials_dropped;    /* masque_udp_initials_dropped() */
+	struct stack_counters stack;     /* stack_get_counters() */
+	struct masque_server_stats quic; /* masque_server_stats() */
+	uint64_t quic_initials_dropped;  /* masque_udp_initials_dropped() */
 	/* packets from the stack for a client that could not be sent */
 	uint64_t out_no_session, out_too_big, out_congested;
 
 	uint64_t decisions_allow, decisions_deny;
-	long long cert_not_after;          /* Unix time */
-	int has_crl;                       /* tls.crl set: write its nextUpdate */
-	long long crl_next_update;         /* Unix time */
+	long long cert_not_after;  /* Unix time */
+	int has_crl;               /* tls.crl set: write its nextUpdate */
+	long long crl_next_update; /* Unix time */
 	uint64_t pool4_size, pool4_used;
 	int has_pool6;
 	uint64_t pool6_size, pool6_used;

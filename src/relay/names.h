@@ -38,10 +38,10 @@ struct names_binding {
 };
 
 struct names_counts {
-	uint64_t bindings;   /* gauge: bound now, all clients */
-	uint64_t learned;    /* new bindings since start */
-	uint64_t expired;    /* bindings that ran out */
-	uint64_t cap_hits;   /* addresses not bound: the client was at its cap */
+	uint64_t bindings; /* gauge: bound now, all clients */
+	uint64_t learned;  /* new bindings since start */
+	uint64_t expired;  /* bindings that ran out */
+	uint64_t cap_hits; /* addresses not bound: the client was at its cap */
 };
 
 /* Returns 0 and *pn, ZG_ERR_INVAL (floor above cap), ZG_ERR_NOMEM. */

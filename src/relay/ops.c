@@ -35,10 +35,10 @@ struct ops {
 	struct event_base *base;
 	evutil_socket_t fd;
 	struct event *ev_accept, *ev_resume;
-	int spare;            /* /dev/null, given up to shed load under EMFILE */
+	int spare; /* /dev/null, given up to shed load under EMFILE */
 	unsigned max_conns;
 	uint32_t timeout_ms;
-	uint32_t pause_ms;    /* current back-off; 0 = not paused */
+	uint32_t pause_ms; /* current back-off; 0 = not paused */
 	uint64_t episode_errors;
 	ops_metrics_fn metrics;
 	void *ctx;
@@ -161,38 +161,38 @@ static void reply_text(struct ops_conn *k, int code, const char *reason, const c
 void ops_admin_metrics(const struct ops *o, struct evbuffer *b)
 {
 	evbuffer_add_printf(b,
-		"# HELP zgate_admin_requests_total Admin requests on this port, by result "
-		"(refused = bad method, body or client ID).\n"
-		"# TYPE zgate_admin_requests_total counter\n"
-		"zgate_admin_requests_total{result=\"ok\"} %llu\n"
-		"zgate_admin_requests_total{result=\"unauthorized\"} %llu\n"
-		"zgate_admin_requests_total{result=\"not_found\"} %llu\n"
-		"zgate_admin_requests_total{result=\"refused\"} %llu\n"
-		"# HELP zgate_admin_token_reload_errors_total Token file reloads that failed "
-		"(the token in force was kept).\n"
-		"# TYPE zgate_admin_token_reload_errors_total counter\n"
-		"zgate_admin_token_reload_errors_total %llu\n",
-		(unsigned long long)o->ast.ok, (unsigned long long)o->ast.unauthorized,
-		(unsigned long long)o->ast.not_found, (unsigned long long)o->ast.refused,
-		(unsigned long long)o->ast.reload_errors);
+			    "# HELP zgate_admin_requests_total Admin requests on this port, by result "
+			    "(refused = bad method, body or client ID).\n"
+			    "# TYPE zgate_admin_requests_total counter\n"
+			    "zgate_admin_requests_total{result=\"ok\"} %llu\n"
+			    "zgate_admin_requests_total{result=\"unauthorized\"} %llu\n"
+			    "zgate_admin_requests_total{result=\"not_found\"} %llu\n"
+			    "zgate_admin_requests_total{result=\"refused\"} %llu\n"
+			    "# HELP zgate_admin_token_reload_errors_total Token file reloads that failed "
+			    "(the token in force was kept).\n"
+			    "# TYPE zgate_admin_token_reload_errors_total counter\n"
+			    "zgate_admin_token_reload_errors_total %llu\n",
+			    (unsigned long long)o->ast.ok, (unsigned long long)o->ast.unauthorized,
+			    (unsigned long long)o->ast.not_found, (unsigned long long)o->ast.refused,
+			    (unsigned long long)o->ast.reload_errors);
 }
 
 static void own_metrics(const struct ops *o, struct evbuffer *b)
 {
 	evbuffer_add_printf(b,
-		"# HELP zgate_ops_connections Connections to the ops endpoint open now.\n"
-		"# TYPE zgate_ops_connections gauge\nzgate_ops_connections %u\n"
-		"# HELP zgate_ops_refused_total Ops connections refused: busy = over ops.max_connections, "
-		"timeout = request or answer slower than ops.timeout, shed = closed unserved while out of descriptors.\n"
-		"# TYPE zgate_ops_refused_total counter\n"
-		"zgate_ops_refused_total{reason=\"busy\"} %llu\n"
-		"zgate_ops_refused_total{reason=\"timeout\"} %llu\n"
-		"zgate_ops_refused_total{reason=\"shed\"} %llu\n"
-		"# HELP zgate_ops_accept_errors_total accept() failures on the ops port (EMFILE, ENFILE, ENOMEM).\n"
-		"# TYPE zgate_ops_accept_errors_total counter\nzgate_ops_accept_errors_total %llu\n",
-		o->st.conns,
-		(unsigned long long)o->st.refused_busy, (unsigned long long)o->st.timeouts,
-		(unsigned long long)o->st.shed, (unsigned long long)o->st.accept_errors);
+			    "# HELP zgate_ops_connections Connections to the ops endpoint open now.\n"
+			    "# TYPE zgate_ops_connections gauge\nzgate_ops_connections %u\n"
+			    "# HELP zgate_ops_refused_total Ops connections refused: busy = over ops.max_connections, "
+			    "timeout = request or answer slower than ops.timeout, shed = closed unserved while out of descriptors.\n"
+			    "# TYPE zgate_ops_refused_total counter\n"
+			    "zgate_ops_refused_total{reason=\"busy\"} %llu\n"
+			    "zgate_ops_refused_total{reason=\"timeout\"} %llu\n"
+			    "zgate_ops_refused_total{reason=\"shed\"} %llu\n"
+			    "# HELP zgate_ops_accept_errors_total accept() failures on the ops port (EMFILE, ENFILE, ENOMEM).\n"
+			    "# TYPE zgate_ops_accept_errors_total counter\nzgate_ops_accept_errors_total %llu\n",
+			    o->st.conns,
+			    (unsigned long long)o->st.refused_busy, (unsigned long long)o->st.timeouts,
+			    (unsigned long long)o->st.shed, (unsigned long long)o->st.accept_errors);
 	if (o->admin)
 		ops_admin_metrics(o, b);
 }
@@ -203,10 +203,10 @@ static void own_metrics(const struct ops *o, struct evbuffer *b)
 /* A parsed request head: what routing needs. */
 struct req {
 	const char *method, *path;
-	const char *auth;  /* the Authorization value, NULL when absent */
-	int auth_count;    /* Authorization headers seen */
-	int has_body;      /* Content-Length > 0 or Transfer-Encoding */
-	int head;          /* HEAD */
+	const char *auth; /* the Authorization value, NULL when absent */
+	int auth_count;   /* Authorization headers seen */
+	int has_body;     /* Content-Length > 0 or Transfer-Encoding */
+	int head;         /* HEAD */
 };
 
 /* 1 when tok (n bytes) is the configured token. The time taken depends
@@ -915,7 +915,7 @@ int ops_new(struct event_base *base, const char *listen, ops_metrics_fn fn,
 	o->spare = open("/dev/null", O_RDONLY | O_CLOEXEC); /* best effort */
 	if (getsockname(o->fd, (struct sockaddr *)&ss, &sl) == 0)
 		o->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							  : ((struct sockaddr_in *)&ss)->sin_port);
+							 : ((struct sockaddr_in *)&ss)->sin_port);
 	*pops = o;
 	return 0;
 fail:

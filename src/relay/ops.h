@@ -50,8 +50,8 @@ struct ops;
 
 #define OPS_MAX_HEADERS 8192
 #define OPS_MAX_BODY 1024
-#define OPS_MAX_CONNECTIONS 64   /* default cap; ops_set_limits() */
-#define OPS_TIMEOUT_MS 5000      /* default; ops_set_limits() */
+#define OPS_MAX_CONNECTIONS 64 /* default cap; ops_set_limits() */
+#define OPS_TIMEOUT_MS 5000    /* default; ops_set_limits() */
 #define OPS_ACCEPT_BATCH 16
 #define OPS_PAUSE_MIN_MS 100
 #define OPS_PAUSE_MAX_MS 2000
@@ -65,12 +65,12 @@ enum ops_state {
 };
 
 struct ops_stats {
-	unsigned conns;           /* open now */
-	uint64_t accepted;        /* served (or being served) */
-	uint64_t refused_busy;    /* over the cap: 503 and closed */
-	uint64_t timeouts;        /* closed by the deadline */
-	uint64_t accept_errors;   /* accept() failed (EMFILE, ENFILE, ENOMEM...) */
-	uint64_t shed;            /* closed unserved with the spare descriptor */
+	unsigned conns;         /* open now */
+	uint64_t accepted;      /* served (or being served) */
+	uint64_t refused_busy;  /* over the cap: 503 and closed */
+	uint64_t timeouts;      /* closed by the deadline */
+	uint64_t accept_errors; /* accept() failed (EMFILE, ENFILE, ENOMEM...) */
+	uint64_t shed;          /* closed unserved with the spare descriptor */
 };
 
 /* Appends the metrics text to out. Called on the event loop per request. */
@@ -88,7 +88,7 @@ struct ops_session {
 	const char *peer;          /* "host:port" the tunnel comes from */
 	int64_t since;             /* Unix time the session opened */
 	uint64_t bytes_up, bytes_down;
-	const char *cert_serial;   /* the client certificate's serial, hex */
+	const char *cert_serial; /* the client certificate's serial, hex */
 };
 
 typedef void (*ops_session_emit_fn)(void *ectx, const struct ops_session *s);

@@ -31,7 +31,7 @@ struct portrange {
 	uint16_t lo, hi;
 };
 
-struct pname { /* a destination DNS name */
+struct pname {      /* a destination DNS name */
 	char *name; /* canonical, without the "*." of a wildcard */
 	uint8_t wild;
 };
@@ -39,7 +39,7 @@ struct pname { /* a destination DNS name */
 struct rule {
 	char id[POLICY_ID_MAX];
 	enum policy_action action;
-	uint8_t protos; /* PROTO_* mask */
+	uint8_t protos;     /* PROTO_* mask */
 	uint8_t all_family; /* destinations include 0.0.0.0/0 or ::/0 */
 	struct prange *dst;
 	size_t ndst;
@@ -125,8 +125,9 @@ static yaml_node_t *node(struct pctx *c, int idx)
 
 static const char *kind(const yaml_node_t *n)
 {
-	return n->type == YAML_SCALAR_NODE ? "a value"
-	       : n->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
+	return n->type == YAML_SCALAR_NODE     ? "a value"
+	       : n->type == YAML_SEQUENCE_NODE ? "a list"
+					       : "a mapping";
 }
 
 static const char *scalar(const yaml_node_t *n)
@@ -140,8 +141,10 @@ static int want(struct pctx *c, const yaml_node_t *n, yaml_node_type_t t, const 
 		return perr(c, n, field, "document too large or too many aliases");
 	if (n->type != t)
 		return perr(c, n, field, "expected %s, found %s",
-			    t == YAML_SCALAR_NODE ? "a single value"
-			    : t == YAML_SEQUENCE_NODE ? "a list" : "a mapping", kind(n));
+			    t == YAML_SCALAR_NODE     ? "a single value"
+			    : t == YAML_SEQUENCE_NODE ? "a list"
+						      : "a mapping",
+			    kind(n));
 	return 0;
 }
 
@@ -361,7 +364,8 @@ static int parse_destination(struct pctx *c, yaml_node_t *it, const char *f2, st
 			    s, strchr(s, ':') ? 128 : 32);
 	if (strlen(s) > POLICY_NAME_MAX + 1 || policy_name_canon(s, 1, canon, &why) != 0)
 		return perr(c, it, f2, "\"%s\" %s: expected a CIDR, a DNS name (portal.example) or "
-			    "\"*.\" and a name (*.example)", s, why ? why : "is too long");
+				       "\"*.\" and a name (*.example)",
+			    s, why ? why : "is too long");
 	struct pname *pn = &ru->names[ru->nnames];
 	pn->wild = canon[0] == '*';
 	if (!(pn->name = strdup(pn->wild ? canon + 2 : canon)))
@@ -949,7 +953,7 @@ static int subtract(struct ivl *a, size_t *pn, size_t cap, u128 lo, u128 hi)
 	for (size_t i = 0; i < n; i++) {
 		if (a[i].hi < lo || a[i].lo > hi)
 			continue;
-		int keep_left = a[i].lo < lo, keep_right = a[i].hi > hi;
+		int keep_left = a[i].lo<lo, keep_right = a[i].hi> hi;
 		if (keep_left && keep_right) {
 			if (n == cap)
 				return ZG_ERR_TOO_LARGE;

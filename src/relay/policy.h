@@ -40,10 +40,13 @@
 
 struct policy;
 
-#define POLICY_ID_MAX 64 /* rule and client IDs, including the NUL */
+#define POLICY_ID_MAX 64    /* rule and client IDs, including the NUL */
 #define POLICY_NAME_MAX 254 /* a DNS name, no trailing dot, with the NUL */
 
-enum policy_action { POLICY_DENY = 0, POLICY_ALLOW = 1 };
+enum policy_action {
+	POLICY_DENY = 0,
+	POLICY_ALLOW = 1
+};
 
 /* One new flow. Addresses are 4 (version 4) or 16 bytes in a[16]. For
  * ICMP, sport/dport are ignored. */

@@ -76,8 +76,8 @@ struct session {
 	/* the client certificate (DER), checked again after a TLS reload */
 	uint8_t *cert_der;
 	size_t cert_len;
-	const char *close_reason; /* the relay closed it: revoked, policy, admin */
-	int dns_assigned; /* DNS_ASSIGN sent (or nothing to send): 19.5 */
+	const char *close_reason;        /* the relay closed it: revoked, policy, admin */
+	int dns_assigned;                /* DNS_ASSIGN sent (or nothing to send): 19.5 */
 	struct session *next, *prev;     /* the table */
 	struct session *vnext4, *vnext6; /* address buckets */
 };
@@ -141,10 +141,10 @@ struct session_counters {
 struct session_table {
 	struct session_hooks h;
 	unsigned max_sessions;
-	int pool6;          /* an IPv6 pool exists */
+	int pool6;               /* an IPv6 pool exists */
 	struct dnsgate *dnsgate; /* which names, how often; NULL: any, unlimited */
 	unsigned dns_per_min;    /* for the log line of a 429 */
-	int shutting_down;  /* set by the caller: new requests get 503 */
+	int shutting_down;       /* set by the caller: new requests get 503 */
 	uint64_t sid_key, sid_next;
 	struct session *head; /* all sessions, newest first */
 	size_t n;

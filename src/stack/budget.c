@@ -27,9 +27,8 @@
 #define FD_RESERVE_MIN 64
 #define FD_RESERVE_MAX 1024
 
-void
-stack_fd_budget(uint64_t nofile, uint32_t reserve, uint32_t client_pct,
-		struct stack_fd_budget *out)
+void stack_fd_budget(uint64_t nofile, uint32_t reserve, uint32_t client_pct,
+		     struct stack_fd_budget *out)
 {
 	uint64_t flows, per;
 
@@ -38,8 +37,8 @@ stack_fd_budget(uint64_t nofile, uint32_t reserve, uint32_t client_pct,
 	if (reserve == 0) {
 		uint64_t r = nofile / 8;
 
-		reserve = (uint32_t)(r < FD_RESERVE_MIN ? FD_RESERVE_MIN :
-				     r > FD_RESERVE_MAX ? FD_RESERVE_MAX : r);
+		reserve = (uint32_t)(r < FD_RESERVE_MIN ? FD_RESERVE_MIN : r > FD_RESERVE_MAX ? FD_RESERVE_MAX
+											      : r);
 	}
 	if (client_pct == 0 || client_pct > 100)
 		client_pct = 100;

@@ -179,8 +179,7 @@ flow_deadline(const struct flow *f)
 	case FLOW_TCP_ESTABLISHED:
 		return f->last_ms + cfg->tcp_idle_ms;
 	case FLOW_UDP:
-		return f->last_ms + (f->dport == 53 ? cfg->dns_idle_ms :
-						      cfg->udp_idle_ms);
+		return f->last_ms + (f->dport == 53 ? cfg->dns_idle_ms : cfg->udp_idle_ms);
 	case FLOW_ICMP:
 		return f->last_ms + cfg->icmp_idle_ms;
 	}
@@ -256,8 +255,7 @@ listener_unref(struct stack *st, uint16_t port)
 
 /* Closing is deferred to here so a listener is never closed from inside
  * its own accept callback. */
-void
-flow_listeners_gc(struct stack *st)
+void flow_listeners_gc(struct stack *st)
 {
 	struct stack_listener **pp = &st->listeners, *l;
 
@@ -372,8 +370,7 @@ close_with_rst(struct flow *f)
 	f->fd = -1;
 }
 
-void
-flow_abort(struct flow *f, const char *reason)
+void flow_abort(struct flow *f, const char *reason)
 {
 	if (f->pcb != NULL) {
 		struct tcp_pcb *pcb = f->pcb;
@@ -469,9 +466,8 @@ static void
 tcp_connect_failed(struct flow *f, int err)
 {
 	tcp_refuse_held(f, err);
-	flow_free(f, err == ECONNREFUSED || err == ECONNRESET ? "refused" :
-		     err == ETIMEDOUT	 ? "connect-timeout" :
-					   "unreachable");
+	flow_free(f, err == ECONNREFUSED || err == ECONNRESET ? "refused" : err == ETIMEDOUT ? "connect-timeout"
+											     : "unreachable");
 }
 
 /* Socket callbacks are entry points: each ends with stack_rearm(), on the
@@ -884,8 +880,7 @@ addr_from_ip(struct stack_addr *a, const ip_addr_t *ip)
 	}
 }
 
-err_t
-flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+err_t flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {
 	struct stack *st = arg;
 	struct stack_addr src, dst;
@@ -1007,8 +1002,7 @@ icmp_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct flow *f = arg;
 	struct stack *st = f->st;
-	uint8_t want = f->src.version == 4 ? PKT_ICMP4_ECHO_REPLY :
-					     PKT_ICMP6_ECHO_REPLY;
+	uint8_t want = f->src.version == 4 ? PKT_ICMP4_ECHO_REPLY : PKT_ICMP6_ECHO_REPLY;
 	int i;
 
 	(void)what;
@@ -1113,9 +1107,8 @@ refuse_limit(struct stack *st, void *session, const char *client_id,
 	}
 }
 
-void
-flow_start(struct stack *st, void *session, const struct stack_client *client,
-	   const uint8_t *pkt, const struct pkt_info *pi, const char *rule_id)
+void flow_start(struct stack *st, void *session, const struct stack_client *client,
+		const uint8_t *pkt, const struct pkt_info *pi, const char *rule_id)
 {
 	struct stack_client_acct *acct;
 	const char *limit = NULL;
@@ -1143,7 +1136,7 @@ flow_start(struct stack *st, void *session, const struct stack_client *client,
 		st->cnt.limit_fds_client++;
 		fd_exhausted(st, 0, "a client holds its share of descriptors");
 	} else if (pi->proto == STACK_PROTO_TCP && st->cfg.max_lwip_bytes &&
-		 stack_lwip_mem_used() >= st->cfg.max_lwip_bytes)
+		   stack_lwip_mem_used() >= st->cfg.max_lwip_bytes)
 		limit = "limit-memory";
 	else if (pi->proto == STACK_PROTO_TCP &&
 		 acct->halfopen >= st->cfg.max_halfopen_per_client) {
@@ -1154,7 +1147,7 @@ flow_start(struct stack *st, void *session, const struct stack_client *client,
 		acct_put(st, acct);
 		return;
 	} else if (pi->proto == STACK_PROTO_UDP &&
-		 acct->udp >= st->cfg.max_udp_per_client)
+		   acct->udp >= st->cfg.max_udp_per_client)
 		limit = "limit-udp-client";
 	if (limit != NULL) {
 		refuse_limit(st, session, client->id, pkt, pi, limit);
@@ -1216,9 +1209,8 @@ flow_start(struct stack *st, void *session, const struct stack_client *client,
 	flow_packet(f, pkt, pi->len, pi);
 }
 
-void
-flow_packet(struct flow *f, const uint8_t *pkt, size_t len,
-	    const struct pkt_info *pi)
+void flow_packet(struct flow *f, const uint8_t *pkt, size_t len,
+		 const struct pkt_info *pi)
 {
 	struct stack *st = f->st;
 	ssize_t r;
@@ -1264,8 +1256,7 @@ flow_packet(struct flow *f, const uint8_t *pkt, size_t len,
 	}
 }
 
-void
-flow_sweep(struct stack *st, uint64_t now)
+void flow_sweep(struct stack *st, uint64_t now)
 {
 	struct flow *f, *next;
 	uint64_t next_due = STACK_NEVER;

@@ -93,11 +93,11 @@
 
 /* ---- TCP */
 #define LWIP_TCP 1
-#define SO_REUSE 1 /* per-port listeners coexist with accepted pcbs */
-#define TCP_MSS 1460            /* upper bound; the netif MTU lowers it */
+#define SO_REUSE 1   /* per-port listeners coexist with accepted pcbs */
+#define TCP_MSS 1460 /* upper bound; the netif MTU lowers it */
 #define TCP_CALCULATE_EFF_SEND_MSS 1
 #define LWIP_WND_SCALE 1
-#define TCP_RCV_SCALE 4         /* up to 1 MiB windows */
+#define TCP_RCV_SCALE 4 /* up to 1 MiB windows */
 #define TCP_WND (256 * 1024)
 #define TCP_SND_BUF (256 * 1024)
 #define TCP_SND_QUEUELEN (4 * TCP_SND_BUF / 536)
@@ -112,7 +112,7 @@
 #define TCP_LISTEN_BACKLOG 0
 #define LWIP_TCP_SACK_OUT 0
 #define LWIP_TCP_TIMESTAMPS 0
-#define TCP_MSL 10000UL         /* TIME_WAIT lasts 2*MSL = 20 s */
+#define TCP_MSL 10000UL /* TIME_WAIT lasts 2*MSL = 20 s */
 #define TCP_MAXRTX 8
 #define TCP_SYNMAXRTX 4
 #define LWIP_TCP_KEEPALIVE 0

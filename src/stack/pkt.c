@@ -12,10 +12,6 @@
 
 #include "zg_err.h"
 
-
-
-
-
 uint32_t
 pkt_csum_pseudo(const struct stack_addr *src, const struct stack_addr *dst,
 		uint8_t proto, size_t l4_len)
@@ -122,8 +118,7 @@ parse_ip4(const uint8_t *pkt, size_t len, struct pkt_info *pi)
 	return 0;
 }
 
-int
-pkt_parse(const uint8_t *pkt, size_t len, int check_tcp, struct pkt_info *pi)
+int pkt_parse(const uint8_t *pkt, size_t len, int check_tcp, struct pkt_info *pi)
 {
 	const uint8_t *l4;
 	int r;
@@ -206,8 +201,7 @@ pkt_parse(const uint8_t *pkt, size_t len, int check_tcp, struct pkt_info *pi)
 	return 0;
 }
 
-int
-pkt_v6_embedded_v4(const struct stack_addr *a, struct stack_addr *v4)
+int pkt_v6_embedded_v4(const struct stack_addr *a, struct stack_addr *v4)
 {
 	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
 
@@ -219,22 +213,21 @@ pkt_v6_embedded_v4(const struct stack_addr *a, struct stack_addr *v4)
 	return 1;
 }
 
-int
-pkt_addr_never_reachable(const struct stack_addr *a)
+int pkt_addr_never_reachable(const struct stack_addr *a)
 {
 	static const uint8_t zero[16];
 	static const uint8_t aws6[16] = { 0xfd, 0x00, 0x0e, 0xc2, [14] = 0x02,
-						 [15] = 0x54 };
+					  [15] = 0x54 };
 	const uint8_t *b = a->a;
 	struct stack_addr v4;
 
 	if (a->version == 4) {
-		return b[0] == 0 ||                   /* 0/8 "this network" */
-		       b[0] == 127 ||                 /* loopback */
+		return b[0] == 0 ||                    /* 0/8 "this network" */
+		       b[0] == 127 ||                  /* loopback */
 		       (b[0] == 169 && b[1] == 254) || /* link-local, metadata */
 		       (b[0] == 100 && b[1] == 100 && b[2] == 100 &&
-			b[3] == 200) ||               /* Alibaba Cloud metadata */
-		       b[0] >= 224;                   /* multicast, 240/4, bcast */
+			b[3] == 200) || /* Alibaba Cloud metadata */
+		       b[0] >= 224;     /* multicast, 240/4, bcast */
 	}
 	if (a->version == 6) {
 		if (memcmp(b, zero, 12) == 0)
@@ -322,13 +315,13 @@ pkt_build_unreach(uint8_t *out, size_t cap, size_t mtu, const uint8_t *orig,
 	if (pi->version == 4) {
 		proto = STACK_PROTO_ICMP;
 		type = PKT_ICMP4_UNREACH;
-		code = why == PKT_UNREACH_ADMIN ? 13 :
-		       why == PKT_UNREACH_HOST	? 1 : 3;
+		code = why == PKT_UNREACH_ADMIN ? 13 : why == PKT_UNREACH_HOST ? 1
+									       : 3;
 	} else {
 		proto = STACK_PROTO_ICMPV6;
 		type = PKT_ICMP6_UNREACH;
-		code = why == PKT_UNREACH_ADMIN ? 1 :
-		       why == PKT_UNREACH_HOST	? 3 : 4;
+		code = why == PKT_UNREACH_ADMIN ? 1 : why == PKT_UNREACH_HOST ? 3
+									      : 4;
 	}
 	l4 = 8 + quote;
 	put_ip(out, &pi->dst, &pi->src, proto, l4);

@@ -40,11 +40,11 @@ enum pkt_unreach {
 struct pkt_info {
 	uint8_t version;
 	struct stack_addr src, dst;
-	uint8_t proto;     /* upper-layer protocol after extension headers */
-	uint8_t fragment;  /* 1: a fragment (not reassembled) */
-	size_t len;        /* IP total length (<= buffer length) */
-	size_t l4_off;     /* offset of the upper-layer header */
-	size_t l4_len;     /* bytes from l4_off to len */
+	uint8_t proto;    /* upper-layer protocol after extension headers */
+	uint8_t fragment; /* 1: a fragment (not reassembled) */
+	size_t len;       /* IP total length (<= buffer length) */
+	size_t l4_off;    /* offset of the upper-layer header */
+	size_t l4_len;    /* bytes from l4_off to len */
 	/* TCP/UDP */
 	uint16_t sport, dport;
 	/* TCP */

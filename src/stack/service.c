@@ -132,7 +132,7 @@ static err_t svc_recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t e
 		size_t left = q->len;
 		while (left > 0) {
 			size_t need = c->have < 2 ? 2 - c->have
-					: 2 + (((size_t)c->buf[0] << 8) | c->buf[1]) - c->have;
+						  : 2 + (((size_t)c->buf[0] << 8) | c->buf[1]) - c->have;
 			size_t take = left < need ? left : need;
 			memcpy(c->buf + c->have, d, take);
 			c->have += take;

@@ -39,7 +39,7 @@
 #include "lwip/timeouts.h"
 #pragma GCC diagnostic pop
 
-#define V6_SLOT 1 /* the ip6_addr slot rewritten per packet */
+#define V6_SLOT 1    /* the ip6_addr slot rewritten per packet */
 #define SWEEP_MS 250 /* least time between two flow scans (each is O(flows)) */
 
 static struct stack *the_stack; /* lwIP is a process-wide singleton */
@@ -61,16 +61,14 @@ stack_now(struct stack *st)
 }
 
 /* lwIP's clock (NO_SYS): the stack's clock, so tests can move it. */
-u32_t
-sys_now(void)
+u32_t sys_now(void)
 {
 	if (the_stack != NULL)
 		return (u32_t)stack_now(the_stack);
 	return (u32_t)mono_ms();
 }
 
-int
-stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b)
+int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b)
 {
 	if (a->version != b->version)
 		return 0;
@@ -81,8 +79,7 @@ stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b)
 	return 1;
 }
 
-int
-stack_prefix_contains(const struct stack_prefix *p, const struct stack_addr *a)
+int stack_prefix_contains(const struct stack_prefix *p, const struct stack_addr *a)
 {
 	unsigned bits = p->len, i;
 
@@ -102,8 +99,7 @@ stack_prefix_contains(const struct stack_prefix *p, const struct stack_addr *a)
 	return 1;
 }
 
-void
-stack_config_defaults(struct stack_config *cfg)
+void stack_config_defaults(struct stack_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mtu = 1280;
@@ -144,25 +140,22 @@ stack_lwip_mem_used(void)
  * evict each other; the global cap still holds). */
 #define RL_SLOTS 1024
 
-int
-stack_limit_audit_ok(struct stack *st, const char *client_id)
+int stack_limit_audit_ok(struct stack *st, const char *client_id)
 {
 	return rl_fair_take(&st->audit_rl, client_id, strlen(client_id),
 			    stack_now(st)) == RL_PASS;
 }
 
-void
-stack_emit(struct stack *st, const struct stack_addr *dst, const uint8_t *pkt,
-	   size_t len)
+void stack_emit(struct stack *st, const struct stack_addr *dst, const uint8_t *pkt,
+		size_t len)
 {
 	st->cnt.pkts_out++;
 	st->cnt.bytes_out += len;
 	st->cb.output(st->ctx, dst, pkt, len);
 }
 
-void
-stack_refuse(struct stack *st, const uint8_t *orig, const struct pkt_info *pi,
-	     enum pkt_unreach why, int rst)
+void stack_refuse(struct stack *st, const uint8_t *orig, const struct pkt_info *pi,
+		  enum pkt_unreach why, int rst)
 {
 	uint8_t out[1280];
 	size_t n;
@@ -193,9 +186,8 @@ stack_refuse(struct stack *st, const uint8_t *orig, const struct pkt_info *pi,
 		stack_emit(st, &pi->src, out, n);
 }
 
-void
-stack_audit(struct stack *st, enum stack_event_type type, const struct flow *f,
-	    const char *reason)
+void stack_audit(struct stack *st, enum stack_event_type type, const struct flow *f,
+		 const char *reason)
 {
 	struct stack_event ev;
 	const char *cid = f->acct ? f->acct->id : "";
@@ -294,8 +286,7 @@ ip_is(const ip_addr_t *ip, const struct stack_addr *a)
  * the BSDs do; the cap is Linux's tcp_max_tw_buckets and also bounds the
  * list lwIP walks for every SYN.
  */
-int
-stack_tw_admit(struct stack *st, const struct pkt_info *pi)
+int stack_tw_admit(struct stack *st, const struct pkt_info *pi)
 {
 	struct tcp_pcb *pcb, *match = NULL, *last = NULL;
 	size_t n = 0;
@@ -323,9 +314,8 @@ stack_tw_admit(struct stack *st, const struct pkt_info *pi)
 	return 0;
 }
 
-void
-stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
-		 const struct pkt_info *pi)
+void stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
+		      const struct pkt_info *pi)
 {
 	struct netif *nif = &st->netif;
 	struct pbuf *p;
@@ -357,8 +347,7 @@ stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
 
 /* ---------------------------------------------------------------- ingress */
 
-int
-stack_dst_forbidden(const struct stack *st, const struct stack_addr *dst)
+int stack_dst_forbidden(const struct stack *st, const struct stack_addr *dst)
 {
 	struct stack_addr v4;
 	size_t i;
@@ -381,9 +370,8 @@ stack_dst_forbidden(const struct stack *st, const struct stack_addr *dst)
 	return 0;
 }
 
-int
-stack_set_local_addresses(struct stack *st, const struct stack_addr *a,
-			  size_t n)
+int stack_set_local_addresses(struct stack *st, const struct stack_addr *a,
+			      size_t n)
 {
 	size_t i, k = 0;
 
@@ -453,10 +441,8 @@ audit_refusal(struct stack *st, enum stack_event_type type, void *session,
 	ev.flow.src = pi->src;
 	ev.flow.dst = pi->dst;
 	ev.flow.proto = pi->proto;
-	ev.flow.sport = pi->proto == STACK_PROTO_TCP || pi->proto == STACK_PROTO_UDP ?
-				pi->sport : pi->icmp_id;
-	ev.flow.dport = pi->proto == STACK_PROTO_TCP || pi->proto == STACK_PROTO_UDP ?
-				pi->dport : 0;
+	ev.flow.sport = pi->proto == STACK_PROTO_TCP || pi->proto == STACK_PROTO_UDP ? pi->sport : pi->icmp_id;
+	ev.flow.dport = pi->proto == STACK_PROTO_TCP || pi->proto == STACK_PROTO_UDP ? pi->dport : 0;
 	ev.rule_id = rule_id ? rule_id : "";
 	ev.reason = reason;
 	st->cb.audit(st->ctx, &ev);
@@ -589,9 +575,8 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 	flow_start(st, session, client, pkt, &pi, rule ? rule : "");
 }
 
-int
-stack_input(struct stack *st, void *session, const struct stack_client *client,
-	    const uint8_t *pkt, size_t len)
+int stack_input(struct stack *st, void *session, const struct stack_client *client,
+		const uint8_t *pkt, size_t len)
 {
 	if (st == NULL || client == NULL || client->id == NULL ||
 	    (pkt == NULL && len > 0))
@@ -650,8 +635,7 @@ stack_expiry(struct stack *st)
 	return expiry_at(st, stack_now(st));
 }
 
-void
-stack_rearm(struct stack *st)
+void stack_rearm(struct stack *st)
 {
 	struct timeval tv;
 	uint64_t now, due, ms;
@@ -679,8 +663,7 @@ stack_rearm(struct stack *st)
 	st->armed_ms = event_add(st->tick_ev, &tv) == 0 ? due : STACK_NEVER;
 }
 
-void
-stack_tick(struct stack *st)
+void stack_tick(struct stack *st)
 {
 	uint64_t now = stack_now(st);
 
@@ -720,8 +703,7 @@ lwip_drop_nd6_timer(void)
 				      LWIP_CONST_CAST(void *, &lwip_cyclic_timers[i]));
 }
 
-void
-stack_get_counters(const struct stack *st, struct stack_counters *pc)
+void stack_get_counters(const struct stack *st, struct stack_counters *pc)
 {
 	*pc = st->cnt;
 	pc->lwip_mem_used = stack_lwip_mem_used();
@@ -731,8 +713,7 @@ stack_get_counters(const struct stack *st, struct stack_counters *pc)
 	pc->lwip_tcp_drop = lwip_stats.tcp.drop;
 }
 
-void
-stack_close_client(struct stack *st, const char *client_id)
+void stack_close_client(struct stack *st, const char *client_id)
 {
 	struct flow *f, *next;
 
@@ -783,9 +764,8 @@ stack_reevaluate(struct stack *st, stack_verdict_fn fn, void *arg,
 
 /* ---------------------------------------------------------------- life */
 
-int
-stack_new(struct event_base *base, const struct stack_config *cfg,
-	  const struct stack_callbacks *cbs, void *ctx, struct stack **pst)
+int stack_new(struct event_base *base, const struct stack_config *cfg,
+	      const struct stack_callbacks *cbs, void *ctx, struct stack **pst)
 {
 	struct stack_config defcfg;
 	struct stack *st = NULL;
@@ -831,8 +811,7 @@ stack_new(struct event_base *base, const struct stack_config *cfg,
 
 		/* the limit now: raised before the stack starts, it counts */
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-			nofile = rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX :
-								(uint64_t)rl.rlim_cur;
+			nofile = rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX : (uint64_t)rl.rlim_cur;
 		stack_fd_budget(nofile, cfg->fd_reserve, cfg->fd_client_pct, &fb);
 		st->fd_flows = fb.flows;
 		st->fd_per_client = fb.per_client;
@@ -913,8 +892,7 @@ fail:
 	return r;
 }
 
-void
-stack_del(struct stack *st)
+void stack_del(struct stack *st)
 {
 	struct stack_listener *l;
 

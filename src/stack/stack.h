@@ -64,7 +64,10 @@ struct stack_flow_info {
 	uint16_t sport, dport;
 };
 
-enum stack_verdict { STACK_DENY = 0, STACK_ALLOW = 1 };
+enum stack_verdict {
+	STACK_DENY = 0,
+	STACK_ALLOW = 1
+};
 
 enum stack_event_type {
 	STACK_EV_ALLOW = 1, /* a flow was admitted by policy */
@@ -125,12 +128,12 @@ struct stack_config {
 	uint32_t handshake_timeout_ms; /* client's ACK after our SYN-ACK */
 	/* ICMP errors and RSTs we generate: per client (by tunnel address)
 	 * and, under that, for all clients together; 0 rate = unlimited */
-	uint32_t icmp_errors_per_s;    /* all clients */
+	uint32_t icmp_errors_per_s; /* all clients */
 	uint32_t icmp_errors_burst;
 	uint32_t icmp_errors_per_client_per_s;
 	uint32_t icmp_errors_per_client_burst;
 	/* STACK_EV_LIMIT events: per client ID, and for all clients */
-	uint32_t audit_limits_per_s;   /* all clients (burst = rate) */
+	uint32_t audit_limits_per_s;            /* all clients (burst = rate) */
 	uint32_t audit_limits_per_client_per_s; /* burst = rate */
 	/* Global memory cap: bytes of lwIP heap (segments, pbufs, pcbs). New
 	 * TCP flows are refused above it; from 3/4 of it on, every TCP window
@@ -172,26 +175,26 @@ struct stack_counters {
 	uint64_t drop_no_flow;     /* UDP/ICMP reply path without a flow, etc. */
 	uint64_t drop_too_big;     /* a reply larger than the tunnel MTU */
 	uint64_t icmp_errors_sent, rsts_sent, errors_ratelimited;
-	uint64_t tcp_refused, tcp_unreachable; /* upstream connect failures */
-	uint64_t emfile;                        /* host sockets exhausted */
-	uint64_t limit_fds, limit_fds_client;   /* refused by the descriptor budget */
-	uint64_t fd_budget, fd_budget_client;   /* descriptors flows may hold: all, one client */
-	uint64_t wnd_limited;  /* TCP windows started or kept below full (memory budget) */
-	uint64_t wnd_committed; /* gauge: bytes of window given to TCP flows, all clients */
+	uint64_t tcp_refused, tcp_unreachable;     /* upstream connect failures */
+	uint64_t emfile;                           /* host sockets exhausted */
+	uint64_t limit_fds, limit_fds_client;      /* refused by the descriptor budget */
+	uint64_t fd_budget, fd_budget_client;      /* descriptors flows may hold: all, one client */
+	uint64_t wnd_limited;                      /* TCP windows started or kept below full (memory budget) */
+	uint64_t wnd_committed;                    /* gauge: bytes of window given to TCP flows, all clients */
 	uint64_t flows_tcp, flows_udp, flows_icmp; /* currently open */
 	uint64_t halfopen_tcp;
 	uint64_t opened_tcp, opened_udp, opened_icmp; /* since start */
 	uint64_t closed_idle;
-	uint64_t tw_reopened;  /* SYNs that reopened a TIME_WAIT connection */
-	uint64_t tw_evicted;   /* TIME_WAIT pcbs dropped over max_time_wait */
-	uint64_t tw_refused;   /* SYNs older than their TIME_WAIT connection */
-	uint64_t bytes_up, bytes_down; /* payload, all flows */
-	uint64_t ping_unavailable;     /* echo refused: no ping sockets */
-	uint64_t echo_local;           /* C20: ff02::/16 echo answered here */
+	uint64_t tw_reopened;           /* SYNs that reopened a TIME_WAIT connection */
+	uint64_t tw_evicted;            /* TIME_WAIT pcbs dropped over max_time_wait */
+	uint64_t tw_refused;            /* SYNs older than their TIME_WAIT connection */
+	uint64_t bytes_up, bytes_down;  /* payload, all flows */
+	uint64_t ping_unavailable;      /* echo refused: no ping sockets */
+	uint64_t echo_local;            /* C20: ff02::/16 echo answered here */
 	uint64_t svc_udp, svc_tcp_msgs; /* service requests received */
 	uint64_t svc_tcp_conns;         /* gauge: TCP connections to services */
 	uint64_t svc_refused;           /* connections over the per-client cap */
-	uint64_t lwip_mem_used;        /* gauge: bytes lwIP holds now */
+	uint64_t lwip_mem_used;         /* gauge: bytes lwIP holds now */
 	/* TCP segments lwIP itself dropped: bad checksum, not acceptable
 	 * (outside the window, no pcb), no memory, other */
 	uint64_t lwip_tcp_chkerr, lwip_tcp_proterr, lwip_tcp_memerr, lwip_tcp_drop;

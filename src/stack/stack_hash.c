@@ -18,22 +18,22 @@ static uint8_t isn_key[16];
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
-#define SIPROUND                                                               \
-	do {                                                                   \
-		v0 += v1;                                                      \
-		v1 = ROTL(v1, 13);                                             \
-		v1 ^= v0;                                                      \
-		v0 = ROTL(v0, 32);                                             \
-		v2 += v3;                                                      \
-		v3 = ROTL(v3, 16);                                             \
-		v3 ^= v2;                                                      \
-		v0 += v3;                                                      \
-		v3 = ROTL(v3, 21);                                             \
-		v3 ^= v0;                                                      \
-		v2 += v1;                                                      \
-		v1 = ROTL(v1, 17);                                             \
-		v1 ^= v2;                                                      \
-		v2 = ROTL(v2, 32);                                             \
+#define SIPROUND                   \
+	do {                       \
+		v0 += v1;          \
+		v1 = ROTL(v1, 13); \
+		v1 ^= v0;          \
+		v0 = ROTL(v0, 32); \
+		v2 += v3;          \
+		v3 = ROTL(v3, 16); \
+		v3 ^= v2;          \
+		v0 += v3;          \
+		v3 = ROTL(v3, 21); \
+		v3 ^= v0;          \
+		v2 += v1;          \
+		v1 = ROTL(v1, 17); \
+		v1 ^= v2;          \
+		v2 = ROTL(v2, 32); \
 	} while (0)
 
 static uint64_t
@@ -80,8 +80,7 @@ stack_siphash(const uint8_t key[16], const void *data, size_t len)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-void
-stack_isn_set_key(const uint8_t key[16])
+void stack_isn_set_key(const uint8_t key[16])
 {
 	memcpy(isn_key, key, sizeof(isn_key));
 }
@@ -89,9 +88,8 @@ stack_isn_set_key(const uint8_t key[16])
 /* RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, key),
  * M a 4-microsecond timer (here derived from the stack's millisecond
  * clock), F SipHash-2-4 with a random key chosen at stack_new(). */
-u32_t
-stack_lwip_isn(const ip_addr_t *local_ip, u16_t local_port,
-	       const ip_addr_t *remote_ip, u16_t remote_port)
+u32_t stack_lwip_isn(const ip_addr_t *local_ip, u16_t local_port,
+		     const ip_addr_t *remote_ip, u16_t remote_port)
 {
 	uint8_t in[36];
 	size_t n = 0;

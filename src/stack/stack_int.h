@@ -41,7 +41,7 @@ enum flow_state {
 
 struct flow {
 	struct stack *st;
-	struct flow *hnext;      /* hash chain */
+	struct flow *hnext;       /* hash chain */
 	struct flow *prev, *next; /* list of all flows */
 	struct stack_client_acct *acct;
 	void *session;
@@ -56,11 +56,11 @@ struct flow {
 	char rule_id[STACK_ID_MAX];
 	/* TCP */
 	struct tcp_pcb *pcb;
-	uint8_t *syn;          /* the held SYN, while CONNECTING */
+	uint8_t *syn; /* the held SYN, while CONNECTING */
 	size_t syn_len;
-	struct pbuf *pending;  /* client bytes not yet taken by the socket */
-	int flush_queued;      /* ev_write made active to write pending */
-	uint32_t wnd;          /* this flow's window (budget.c); 0 before accept */
+	struct pbuf *pending; /* client bytes not yet taken by the socket */
+	int flush_queued;     /* ev_write made active to write pending */
+	uint32_t wnd;         /* this flow's window (budget.c); 0 before accept */
 	unsigned client_fin : 1, upstream_fin : 1, shut_wr : 1,
 		read_paused : 1, listener_ref : 1;
 };
@@ -82,7 +82,7 @@ struct svc_conn {
 	struct stack_flow_info fi; /* src = the client, dst = the service */
 	char client[STACK_ID_MAX];
 	uint64_t last_ms;
-	size_t have;               /* bytes of the message being read */
+	size_t have; /* bytes of the message being read */
 	uint8_t buf[2 + STACK_SVC_MAX_MSG];
 };
 
@@ -127,11 +127,11 @@ struct stack {
 	size_t nflows;
 	struct stack_client_acct *accts[STACK_ACCT_BUCKETS];
 	struct stack_listener *listeners;
-	int listeners_unref;  /* a listener lost its last reference */
+	int listeners_unref; /* a listener lost its last reference */
 	int ping_warned;
 	uint32_t fd_flows, fd_per_client; /* descriptor budget (budget.c) */
-	uint64_t fd_refused;      /* refusals for descriptors since the last log */
-	uint64_t fd_logged_ms;    /* when that was last logged */
+	uint64_t fd_refused;              /* refusals for descriptors since the last log */
+	uint64_t fd_logged_ms;            /* when that was last logged */
 	/* Timers (stack.c, "timers"): one one-shot libevent timer for lwIP's
 	 * timeouts and the flow scan. */
 	uint64_t last_sweep_ms; /* when flow_sweep() last ran */

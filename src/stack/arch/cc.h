@@ -31,16 +31,16 @@
 
 #define LWIP_RAND() ((u32_t)arc4random())
 
-#define LWIP_PLATFORM_DIAG(x)                                                  \
-	do {                                                                   \
-		printf x;                                                      \
+#define LWIP_PLATFORM_DIAG(x) \
+	do {                  \
+		printf x;     \
 	} while (0)
 
-#define LWIP_PLATFORM_ASSERT(x)                                                \
-	do {                                                                   \
-		fprintf(stderr, "lwIP assertion \"%s\" failed at %s:%d\n", x,  \
-			__FILE__, __LINE__);                                   \
-		abort();                                                       \
+#define LWIP_PLATFORM_ASSERT(x)                                               \
+	do {                                                                  \
+		fprintf(stderr, "lwIP assertion \"%s\" failed at %s:%d\n", x, \
+			__FILE__, __LINE__);                                  \
+		abort();                                                      \
 	} while (0)
 
 #endif /* ZG_LWIP_ARCH_CC_H */
