@@ -198,6 +198,15 @@ static size_t dns_assign_build(struct relay *r, struct session *s, uint8_t *buf,
 	return rv == 0 ? len : 0;
 }
 
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (n-- > 0)
+		h = (h ^ *p++) * 0x100000001b3ULL;
+	return h | 1; /* never 0: 0 means "none sent" */
+}
+
 /* dns.enabled true: DNS_ASSIGN rides the 200, after the routes. */
 static void h_accept_extra(void *ctx, struct session *s, struct masque_accept *acc)
 {
@@ -207,38 +216,70 @@ static void h_accept_extra(void *ctx, struct session *s, struct masque_accept *a
 		return;
 	acc->capsules = r->dns_capsule;
 	acc->capsules_len = dns_assign_build(r, s, r->dns_capsule, sizeof(r->dns_capsule));
+	s->dns_wants = 1;
+	s->dns_sent = acc->capsules_len > 0 ? fnv1a(r->dns_capsule, acc->capsules_len) : 0;
 	if (acc->capsules_len > 0)
 		log_debug("%s: DNS_ASSIGN sent with the 200 (%zu bytes)", s->id, acc->capsules_len);
 }
 
+/* Sends s its DNS_ASSIGN when it differs from the last one sent; an empty
+ * one withdraws an earlier assignment (a new capsule replaces the old). */
+static void dns_assign_send(struct relay *r, struct session *s)
+{
+	uint8_t *buf = r->dns_capsule;
+	const uint8_t *q = buf, *end;
+	uint64_t t, l, h;
+	size_t n;
+	int rv;
+
+	n = dns_assign_build(r, s, buf, sizeof(r->dns_capsule));
+	h = n > 0 ? fnv1a(buf, n) : 0;
+	if (h == s->dns_sent)
+		return;
+	if (n == 0) {
+		rv = masque_conn_send_capsule(s->c, CAPSULE_DNS_ASSIGN, buf, 0);
+	} else {
+		end = buf + n;
+		if (varint_decode(&q, end, &t) != 0 || varint_decode(&q, end, &l) != 0)
+			return; /* not reached: dnsassign wrote it */
+		rv = masque_conn_send_capsule(s->c, t, q, (size_t)l);
+	}
+	if (rv != 0) {
+		log_warnx("%s: cannot send DNS_ASSIGN: %s", s->id, zg_strerror(rv));
+		return;
+	}
+	s->dns_sent = h;
+	log_debug("%s: DNS_ASSIGN sent (%zu bytes)", s->id, n);
+}
+
+/* dns.enabled auto: a client that sends DNS_ASSIGN knows the capsule; it
+ * gets the relay's, once (its own content is ignored, as the draft says a
+ * proxy does), and again when a policy reload changes it. */
 static int on_capsule(struct masque_conn *c, uint64_t type, const uint8_t *v, size_t len,
 		      void *ctx)
 {
 	struct relay *r = ctx;
 	struct session *s = masque_conn_data(c);
-	uint8_t *buf = r->dns_capsule;
-	const uint8_t *q = buf, *end;
-	uint64_t t, l;
-	size_t n;
-	int rv;
 
 	(void)v;
 	(void)len;
 	if (type != CAPSULE_DNS_ASSIGN || s == NULL || s->state != SESSION_OPEN || s->dns_assigned ||
 	    dnsassign_when(r->dnsassign) == DNSASSIGN_NEVER)
 		return 0;
-	n = dns_assign_build(r, s, buf, sizeof(r->dns_capsule));
-	if (n == 0)
-		return 0;
-	end = buf + n;
-	if (varint_decode(&q, end, &t) != 0 || varint_decode(&q, end, &l) != 0)
-		return 0; /* not reached: dnsassign wrote it */
-	rv = masque_conn_send_capsule(c, t, q, (size_t)l);
-	if (rv != 0)
-		log_warnx("%s: cannot send DNS_ASSIGN: %s", s->id, zg_strerror(rv));
-	else
-		log_debug("%s: DNS_ASSIGN sent (%zu bytes)", s->id, n);
+	s->dns_wants = 1;
+	dns_assign_send(r, s);
 	return 0;
+}
+
+/* After a policy reload: the clients that take DNS_ASSIGN get the new
+ * one when their names changed. */
+static void dns_assign_policy_changed(struct relay *r)
+{
+	struct session *s;
+
+	for (s = r->st.head; s != NULL; s = s->next)
+		if (s->state == SESSION_OPEN && s->dns_wants && masque_conn_is_open(s->c))
+			dns_assign_send(r, s);
 }
 
 static void h_ipam_release(void *ctx, const char *id, int version)
@@ -807,6 +848,7 @@ static void reload_policy(struct relay *r, const char *trigger)
 		log_info("policy reload: %zu open flows no longer allowed were closed", n);
 	/* C07: the new routes to every tunnel; those allowed nothing closed */
 	(void)session_policy_changed(&r->st, r->routes);
+	dns_assign_policy_changed(r); /* 19.5: names from the policy */
 }
 
 /* Rebuilds the TLS context from tls.cert, tls.key, tls.client_ca and

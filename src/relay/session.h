@@ -78,6 +78,8 @@ struct session {
 	size_t cert_len;
 	const char *close_reason;        /* the relay closed it: revoked, policy, admin */
 	int dns_assigned;                /* DNS_ASSIGN sent (or nothing to send): 19.5 */
+	int dns_wants;                   /* takes DNS_ASSIGN (sent one, or dns.enabled true) */
+	uint64_t dns_sent;               /* FNV-1a of the last one sent; 0: none */
 	struct session *next, *prev;     /* the table */
 	struct session *vnext4, *vnext6; /* address buckets */
 };

@@ -152,4 +152,15 @@ via_tunnel 198.18.0.10 && fail "198.18.0.10 still routed after its TTL"
 via_tunnel $GW || fail "the DNS service's address was withdrawn"
 [[ $(metric 'zgate_dns_learned_bindings') -eq 0 ]] || fail "bindings left after the TTL"
 grep -hE '"event":"(dns_|flow_allow)' "$D/audit.log" | head -8
+
+step "a policy reload that names a new name: the agent gets a new DNS_ASSIGN"
+sed 's|"portal.lab.example", |"portal.lab.example", "wiki.lab.example", |' "$D/policy.yaml" >"$D/policy.yaml.tmp"
+chmod 644 "$D/policy.yaml.tmp"; mv -f "$D/policy.yaml.tmp" "$D/policy.yaml"
+for k in $(seq 50); do
+	"$AGENT" status --status-file "$D/status1.json" | grep -q 'wiki.lab.example' && break
+	sleep 0.1
+done
+out=$("$AGENT" status --status-file "$D/status1.json")
+grep '^ *dns domains' <<<"$out"
+expect_contains "$out" "wiki.lab.example" "DNS_ASSIGN after the reload"
 pass
