@@ -100,7 +100,9 @@ fi
 DEPS_PREFIX=$(third_party/deps.sh prefix 2>/dev/null || true)
 if gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Isrc/common -Isrc/capsule \
 	${DEPS_PREFIX:+-isystem "$DEPS_PREFIX/include"} scripts/packaging/check-relay-config.c \
-	build/libzg.a -lyaml -o "$CONFIGCHECK" 2>"$OUT/configcheck.log"; then
+	build/libzg.a build/liblwip.a ${DEPS_PREFIX:+-L"$DEPS_PREFIX/lib"} -lngtcp2_crypto_wolfssl \
+	-lngtcp2 -lnghttp3 -lwolfssl -levent -lyaml -lmnl -lldns -lm -lpthread \
+	-o "$CONFIGCHECK" 2>"$OUT/configcheck.log"; then
 	pass "tools: scripts/packaging/check-relay-config.c builds against build/libzg.a"
 	out=$("$CONFIGCHECK" examples/zgate-relay.yaml examples/policy.yaml 2>&1) &&
 		pass "examples/zgate-relay.yaml and examples/policy.yaml load with the relay's parsers" ||
