@@ -5,12 +5,16 @@
 #include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <cmocka.h>
 
 #include "cksum.h"
+#include "hostport.h"
+#include "yamlcfg.h"
 #include "log.h"
 #include "opt.h"
 #include "zg_err.h"
@@ -267,6 +271,126 @@ static void test_log_escape_truncates_on_boundaries(void **state)
 	assert_string_equal(log_escape("a", buf, 3), "");
 }
 
+/* hostport_format: the inverse of hostport_split, brackets for IPv6. */
+static void test_hostport_format(void **state)
+{
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(4433) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(443) };
+	struct sockaddr sa = { .sa_family = AF_UNIX };
+	char buf[64], host[64];
+	uint16_t port;
+
+	(void)state;
+	inet_pton(AF_INET, "192.0.2.7", &a4.sin_addr);
+	inet_pton(AF_INET6, "2001:db8::1", &a6.sin6_addr);
+	hostport_format((struct sockaddr *)&a4, buf, sizeof(buf));
+	assert_string_equal(buf, "192.0.2.7:4433");
+	hostport_format((struct sockaddr *)&a6, buf, sizeof(buf));
+	assert_string_equal(buf, "[2001:db8::1]:443");
+	assert_int_equal(hostport_split(buf, host, sizeof(host), &port), 0);
+	assert_string_equal(host, "2001:db8::1");
+	assert_int_equal(port, 443);
+	hostport_format(&sa, buf, sizeof(buf));
+	assert_string_equal(buf, "?");
+	hostport_format((struct sockaddr *)&a4, buf, 8); /* truncated, terminated */
+	assert_string_equal(buf, "192.0.2");
+}
+
+/* yamlcfg_read_file: the limit is 1 MiB exactly; errors name the file. */
+static void test_yamlcfg_read_file(void **state)
+{
+	char path[] = "/tmp/zg-yamlcfg-XXXXXX", err[256], *buf = NULL;
+	size_t n = 0;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	assert_int_equal(yamlcfg_read_file("/nonexistent/x.yaml", &buf, &n, err, sizeof(err)),
+			 ZG_ERR_IO);
+	assert_string_equal(err, "/nonexistent/x.yaml: cannot open: No such file or directory");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(yamlcfg_read_file(path, &buf, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(buf[0], '\0');
+	free(buf);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	for (size_t i = 0; i < YAMLCFG_MAX_FILE; i++)
+		fputc(i % 64 ? 'a' : '\n', f);
+	fclose(f);
+	assert_int_equal(yamlcfg_read_file(path, &buf, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, YAMLCFG_MAX_FILE);
+	assert_int_equal(buf[n], '\0');
+	assert_int_equal(buf[1], 'a');
+	free(buf);
+	f = fopen(path, "ab");
+	fputc('a', f);
+	fclose(f);
+	buf = NULL;
+	assert_int_equal(yamlcfg_read_file(path, &buf, &n, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_null(buf);
+	assert_non_null(strstr(err, ": larger than 1 MiB"));
+	unlink(path);
+}
+
+static int count_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err,
+			 size_t errlen)
+{
+	yaml_event_t ev;
+	int depth = 1;
+
+	(void)name;
+	(void)err;
+	(void)errlen;
+	while (depth > 0) {
+		if (!yaml_parser_parse(p, &ev))
+			return ZG_ERR_CONFIG;
+		if (ev.type == YAML_MAPPING_START_EVENT)
+			depth++;
+		else if (ev.type == YAML_MAPPING_END_EVENT)
+			depth--;
+		else if (ev.type == YAML_SCALAR_EVENT)
+			++*(int *)ctx;
+		yaml_event_delete(&ev);
+	}
+	return 0;
+}
+
+/* yamlcfg_load: one document whose top level is a mapping, or nothing. */
+static void test_yamlcfg_load(void **state)
+{
+	static const char *bad[][2] = {
+		{ "a: 1\n---\nb: 2\n", "f.yaml:2:1: only one YAML document is allowed" },
+		{ "- a\n", "f.yaml:1:1: the top level must be a mapping of keys, found a list" },
+		{ "plain\n", "f.yaml:1:1: the top level must be a mapping of keys, found a value" },
+		{ "\"abc\n", "f.yaml:2:1: not valid YAML: found unexpected end of stream" },
+	};
+	char err[256];
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(yamlcfg_load("f.yaml", "a: 1\nb: {c: 2}\n", 15, count_mapping, &n, err,
+				      sizeof(err)),
+			 0);
+	assert_int_equal(n, 5); /* a 1 b c 2 */
+	n = 0;
+	assert_int_equal(yamlcfg_load("f.yaml", "", 0, count_mapping, &n, err, sizeof(err)), 0);
+	assert_int_equal(yamlcfg_load("f.yaml", "# nothing\n", 10, count_mapping, &n, err,
+				      sizeof(err)),
+			 0);
+	assert_int_equal(n, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(yamlcfg_load("f.yaml", bad[i][0], strlen(bad[i][0]), count_mapping,
+					      &n, err, sizeof(err)),
+				 ZG_ERR_CONFIG);
+		if (strncmp(err, bad[i][1], strlen(bad[i][1])) != 0)
+			fail_msg("%s: got \"%s\", want \"%s...\"", bad[i][0], err, bad[i][1]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +402,9 @@ int main(void)
 		cmocka_unit_test(test_opt_durations),
 		cmocka_unit_test(test_cksum_long_input_no_overflow),
 		cmocka_unit_test(test_opt_names_bools_usage),
+		cmocka_unit_test(test_hostport_format),
+		cmocka_unit_test(test_yamlcfg_read_file),
+		cmocka_unit_test(test_yamlcfg_load),
 		cmocka_unit_test(test_log_escape_forged_close_reason),
 		cmocka_unit_test(test_log_escape_utf8),
 		cmocka_unit_test(test_log_escape_truncates_on_boundaries),

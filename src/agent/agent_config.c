@@ -11,6 +11,7 @@
 #include "log.h"
 #include "masque/uri.h"
 #include "opt.h"
+#include "yamlcfg.h"
 #include "zg_err.h"
 
 enum opt_type {
@@ -276,20 +277,6 @@ static void all_keys(char *out, size_t outlen)
 	}
 }
 
-static const char *kind(const yaml_event_t *ev)
-{
-	switch (ev->type) {
-	case YAML_SEQUENCE_START_EVENT:
-		return "a list";
-	case YAML_MAPPING_START_EVENT:
-		return "a mapping";
-	case YAML_ALIAS_EVENT:
-		return "an alias";
-	default:
-		return "a value";
-	}
-}
-
 /* A YAML list of prefixes for o, whose start was read. An empty list
  * ([]) is "none": the key is there, so a filter was meant. */
 static int load_prefix_list(struct agent_config *cfg, const struct opt *o, yaml_parser_t *p,
@@ -313,7 +300,7 @@ static int load_prefix_list(struct agent_config *cfg, const struct opt *o, yaml_
 		}
 		if (ev.type != YAML_SCALAR_EVENT) {
 			zg_seterr(err, errlen, "%s: expected a list of prefixes, found %s in it", where,
-				  kind(&ev));
+				  yamlcfg_kind(&ev));
 			r = ZG_ERR_CONFIG;
 		} else if (strcmp((const char *)ev.data.scalar.value, "none") == 0) {
 			zg_seterr(err, errlen, "%s: \"none\" cannot be in a list (write [] or none)",
@@ -352,7 +339,7 @@ static int load_relay_list(struct agent_config *cfg, const struct opt *o, yaml_p
 		(void)snprintf(at, sizeof(at), "%s (line %zu)", where, ev.start_mark.line + 1);
 		if (ev.type != YAML_SCALAR_EVENT) {
 			zg_seterr(err, errlen, "%s: expected a list of HOST:PORT, found %s in it", at,
-				  kind(&ev));
+				  yamlcfg_kind(&ev));
 			r = ZG_ERR_CONFIG;
 		} else {
 			const char *v = (const char *)ev.data.scalar.value;
@@ -397,7 +384,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 		}
 		if (k.type != YAML_SCALAR_EVENT) {
 			zg_seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
-				  k.start_mark.line + 1, k.start_mark.column + 1, kind(&k));
+				  k.start_mark.line + 1, k.start_mark.column + 1, yamlcfg_kind(&k));
 			yaml_event_delete(&k);
 			return ZG_ERR_CONFIG;
 		}
@@ -419,7 +406,7 @@ static int load_mapping(struct agent_config *cfg, yaml_parser_t *p, const char *
 		else if (v.type == YAML_SEQUENCE_START_EVENT && o->type == T_RELAYS)
 			r = load_relay_list(cfg, o, p, where, err, errlen);
 		else {
-			zg_seterr(err, errlen, "%s: expected a single value, found %s", where, kind(&v));
+			zg_seterr(err, errlen, "%s: expected a single value, found %s", where, yamlcfg_kind(&v));
 			r = ZG_ERR_CONFIG;
 		}
 		yaml_event_delete(&v);
@@ -432,99 +419,28 @@ syntax:
 	return ZG_ERR_CONFIG;
 }
 
+static int mapping_cb(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)
+{
+	return load_mapping(ctx, p, name, err, errlen);
+}
+
 int agent_config_load_buf(struct agent_config *cfg, const char *name, const char *text,
 			  size_t len, char *err, size_t errlen)
 {
-	yaml_parser_t p;
-	yaml_event_t ev;
-	int r = 0, docs = 0, done = 0;
-
-	if (!yaml_parser_initialize(&p)) {
-		zg_seterr(err, errlen, "%s: out of memory", name);
-		return ZG_ERR_NOMEM;
-	}
-	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-	while (!done && r == 0) {
-		if (!yaml_parser_parse(&p, &ev)) {
-			zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name,
-				  p.problem_mark.line + 1, p.problem_mark.column + 1,
-				  p.problem ? p.problem : "syntax error");
-			r = ZG_ERR_CONFIG;
-			break;
-		}
-		switch (ev.type) {
-		case YAML_STREAM_END_EVENT:
-			done = 1;
-			break;
-		case YAML_STREAM_START_EVENT:
-		case YAML_DOCUMENT_END_EVENT:
-			break;
-		case YAML_DOCUMENT_START_EVENT:
-			if (docs++) {
-				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
-					  name, ev.start_mark.line + 1, ev.start_mark.column + 1);
-				r = ZG_ERR_CONFIG;
-			}
-			break;
-		case YAML_MAPPING_START_EVENT:
-			r = load_mapping(cfg, &p, name, err, errlen);
-			break;
-		case YAML_SCALAR_EVENT:
-			if (ev.data.scalar.length == 0)
-				break; /* an empty document */
-				       /* fall through */
-		default:
-			zg_seterr(err, errlen,
-				  "%s:%zu:%zu: the top level must be a mapping of keys, found %s", name,
-				  ev.start_mark.line + 1, ev.start_mark.column + 1, kind(&ev));
-			r = ZG_ERR_CONFIG;
-			break;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&p);
-	return r;
+	return yamlcfg_load(name, text, len, mapping_cb, cfg, err, errlen);
 }
 
 int agent_config_load_file(struct agent_config *cfg, const char *path, char *err,
 			   size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long size;
+	char *buf;
 	size_t n;
-	int r;
+	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
 
-	if (f == NULL) {
-		zg_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return ZG_ERR_IO;
-	}
-	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-		zg_seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-		r = ZG_ERR_IO;
-		goto out;
-	}
-	if (size > 1 << 20) {
-		zg_seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
-		r = ZG_ERR_CONFIG;
-		goto out;
-	}
-	buf = malloc((size_t)size + 1);
-	if (buf == NULL) {
-		zg_seterr(err, errlen, "%s: out of memory", path);
-		r = ZG_ERR_NOMEM;
-		goto out;
-	}
-	n = fread(buf, 1, (size_t)size, f);
-	if (ferror(f)) {
-		zg_seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
-		r = ZG_ERR_IO;
-		goto out;
-	}
+	if (r != 0)
+		return r;
 	r = agent_config_load_buf(cfg, path, buf, n, err, errlen);
-out:
 	free(buf);
-	fclose(f);
 	return r;
 }
 

@@ -10,6 +10,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "opt.h"
+#include "yamlcfg.h"
 #include "zg_err.h"
 
 enum opt_type {
@@ -132,20 +133,6 @@ static const struct opt *find_key(const char *key)
 	return NULL;
 }
 
-static const char *kind(const yaml_event_t *ev)
-{
-	switch (ev->type) {
-	case YAML_SEQUENCE_START_EVENT:
-		return "a list";
-	case YAML_MAPPING_START_EVENT:
-		return "a mapping";
-	case YAML_ALIAS_EVENT:
-		return "an alias";
-	default:
-		return "a value";
-	}
-}
-
 static int load_mapping(struct api_config *cfg, yaml_parser_t *p, const char *name, char *err,
 			size_t errlen)
 {
@@ -163,7 +150,7 @@ static int load_mapping(struct api_config *cfg, yaml_parser_t *p, const char *na
 		}
 		if (k.type != YAML_SCALAR_EVENT) {
 			zg_seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
-				  k.start_mark.line + 1, k.start_mark.column + 1, kind(&k));
+				  k.start_mark.line + 1, k.start_mark.column + 1, yamlcfg_kind(&k));
 			yaml_event_delete(&k);
 			return ZG_ERR_CONFIG;
 		}
@@ -181,7 +168,7 @@ static int load_mapping(struct api_config *cfg, yaml_parser_t *p, const char *na
 		if (v.type == YAML_SCALAR_EVENT)
 			r = set_opt(cfg, o, (const char *)v.data.scalar.value, where, err, errlen);
 		else {
-			zg_seterr(err, errlen, "%s: expected a single value, found %s", where, kind(&v));
+			zg_seterr(err, errlen, "%s: expected a single value, found %s", where, yamlcfg_kind(&v));
 			r = ZG_ERR_CONFIG;
 		}
 		yaml_event_delete(&v);
@@ -194,90 +181,29 @@ syntax:
 	return ZG_ERR_CONFIG;
 }
 
+static int mapping_cb(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)
+{
+	return load_mapping(ctx, p, name, err, errlen);
+}
+
 int api_config_load_buf(struct api_config *cfg, const char *name, const char *text, size_t len,
 			char *err, size_t errlen)
 {
-	yaml_parser_t p;
-	yaml_event_t ev;
-	int r = 0, docs = 0, done = 0;
-
-	if (!yaml_parser_initialize(&p)) {
-		zg_seterr(err, errlen, "%s: out of memory", name);
-		return ZG_ERR_NOMEM;
-	}
-	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-	while (!done && r == 0) {
-		if (!yaml_parser_parse(&p, &ev)) {
-			zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name,
-				  p.problem_mark.line + 1, p.problem_mark.column + 1,
-				  p.problem ? p.problem : "syntax error");
-			r = ZG_ERR_CONFIG;
-			break;
-		}
-		switch (ev.type) {
-		case YAML_STREAM_END_EVENT:
-			done = 1;
-			break;
-		case YAML_STREAM_START_EVENT:
-		case YAML_DOCUMENT_END_EVENT:
-			break;
-		case YAML_DOCUMENT_START_EVENT:
-			if (docs++) {
-				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
-					  name, ev.start_mark.line + 1, ev.start_mark.column + 1);
-				r = ZG_ERR_CONFIG;
-			}
-			break;
-		case YAML_MAPPING_START_EVENT:
-			r = load_mapping(cfg, &p, name, err, errlen);
-			break;
-		case YAML_SCALAR_EVENT:
-			if (ev.data.scalar.length == 0)
-				break;
-			/* fall through */
-		default:
-			zg_seterr(err, errlen,
-				  "%s:%zu:%zu: the top level must be a mapping of keys, found %s", name,
-				  ev.start_mark.line + 1, ev.start_mark.column + 1, kind(&ev));
-			r = ZG_ERR_CONFIG;
-			break;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&p);
-	return r;
+	return yamlcfg_load(name, text, len, mapping_cb, cfg, err, errlen);
 }
 
 static int load_file(struct api_config *cfg, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
+	char *buf;
 	size_t n;
-	int r;
+	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
 
-	if (f == NULL) {
-		zg_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return ZG_ERR_CONFIG;
-	}
-	buf = malloc((1 << 20) + 1);
-	if (buf == NULL) {
-		zg_seterr(err, errlen, "%s: out of memory", path);
-		r = ZG_ERR_NOMEM;
-		goto out;
-	}
-	n = fread(buf, 1, (1 << 20) + 1, f);
-	if (ferror(f)) {
-		zg_seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
-		r = ZG_ERR_CONFIG;
-	} else if (n > 1 << 20) {
-		zg_seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
-		r = ZG_ERR_CONFIG;
-	} else {
-		r = api_config_load_buf(cfg, path, buf, n, err, errlen);
-	}
-out:
+	if (r == ZG_ERR_IO)
+		return ZG_ERR_CONFIG; /* zgate-api: an unreadable file is a usage error (exit 2) */
+	if (r != 0)
+		return r;
+	r = api_config_load_buf(cfg, path, buf, n, err, errlen);
 	free(buf);
-	fclose(f);
 	return r;
 }
 

@@ -1,8 +1,10 @@
 /* hostport.c — see hostport.h. */
 #include "hostport.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,4 +38,23 @@ int hostport_split(const char *s, char *host, size_t hostlen, uint16_t *pport)
 	host[hl] = '\0';
 	*pport = (uint16_t)port;
 	return 0;
+}
+
+void hostport_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char h[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s->sin_addr, h, sizeof(h));
+		(void)snprintf(buf, len, "%s:%u", h, (unsigned)ntohs(s->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, h, sizeof(h));
+		(void)snprintf(buf, len, "[%s]:%u", h, (unsigned)ntohs(s->sin6_port));
+	} else {
+		(void)snprintf(buf, len, "?");
+	}
 }

@@ -12,4 +12,10 @@
  * 65535, an IPv6 literal without brackets, host longer than hostlen-1). */
 int hostport_split(const char *s, char *host, size_t hostlen, uint16_t *pport);
 
+struct sockaddr;
+
+/* The other way: sa as "a.b.c.d:port" or "[v6]:port" into buf (len bytes,
+ * truncated as snprintf does); "?" for any other family. */
+void hostport_format(const struct sockaddr *sa, char *buf, size_t len);
+
 #endif /* ZG_HOSTPORT_H */

@@ -12,6 +12,7 @@
 #include "masque/uri.h"
 #include "opt.h"
 #include "relay/dnssvc.h"
+#include "yamlcfg.h"
 #include "zg_err.h"
 
 enum opt_type {
@@ -377,20 +378,6 @@ static int next_event(struct yparse *y, yaml_event_t *ev)
 	return 0;
 }
 
-static const char *event_kind(const yaml_event_t *ev)
-{
-	switch (ev->type) {
-	case YAML_SEQUENCE_START_EVENT:
-		return "a list";
-	case YAML_MAPPING_START_EVENT:
-		return "a mapping";
-	case YAML_ALIAS_EVENT:
-		return "an alias";
-	default:
-		return "a value";
-	}
-}
-
 /* True for the options that take a YAML sequence (a list of names or of
  * prefixes): stored as one comma-separated text, parsed like the same text
  * from a flag or variable. */
@@ -425,7 +412,7 @@ static int parse_list(struct yparse *y, struct relay_config *cfg, const struct o
 				  y->name,
 				  ev.start_mark.line + 1, ev.start_mark.column + 1, o->path,
 				  sizeof(joined) - 1,
-				  ev.type == YAML_SCALAR_EVENT ? "a longer list or a comma" : event_kind(&ev));
+				  ev.type == YAML_SCALAR_EVENT ? "a longer list or a comma" : yamlcfg_kind(&ev));
 			yaml_event_delete(&ev);
 			return ZG_ERR_CONFIG;
 		}
@@ -458,7 +445,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 		if (key.type != YAML_SCALAR_EVENT) {
 			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: expected a key, found %s",
 				  y->name, key.start_mark.line + 1, key.start_mark.column + 1,
-				  event_kind(&key));
+				  yamlcfg_kind(&key));
 			yaml_event_delete(&key);
 			return ZG_ERR_CONFIG;
 		}
@@ -485,7 +472,7 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 			r = parse_mapping(y, cfg, path, depth + 1);
 		} else {
 			zg_seterr(y->err, y->errlen, "%s: expected %s, found %s", where,
-				  o ? "a single value" : "a mapping of keys", event_kind(&val));
+				  o ? "a single value" : "a mapping of keys", yamlcfg_kind(&val));
 			r = ZG_ERR_CONFIG;
 		}
 		yaml_event_delete(&key);
@@ -527,7 +514,7 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 		} else if (ev.type != YAML_STREAM_START_EVENT &&
 			   ev.type != YAML_DOCUMENT_END_EVENT) {
 			zg_seterr(err, errlen, "%s:%zu:%zu: the top level must be a mapping of keys, found %s",
-				  name, ev.start_mark.line + 1, ev.start_mark.column + 1, event_kind(&ev));
+				  name, ev.start_mark.line + 1, ev.start_mark.column + 1, yamlcfg_kind(&ev));
 			r = ZG_ERR_CONFIG;
 		}
 		yaml_event_delete(&ev);
@@ -538,46 +525,16 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 	return r;
 }
 
-int config_load_file(struct relay_config *cfg, const char *path, char *err,
-		     size_t errlen)
+int config_load_file(struct relay_config *cfg, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, len = 0, n;
-	int r;
+	char *buf;
+	size_t n;
+	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
 
-	if (!f) {
-		zg_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return ZG_ERR_IO;
-	}
-	do {
-		if (len == cap) {
-			char *nb;
-			if (cap >= (1u << 20)) {
-				zg_seterr(err, errlen, "%s: larger than 1 MiB; not a configuration file?", path);
-				r = ZG_ERR_CONFIG;
-				goto out;
-			}
-			cap = cap ? cap * 2 : 4096;
-			if (!(nb = realloc(buf, cap))) {
-				zg_seterr(err, errlen, "%s: out of memory", path);
-				r = ZG_ERR_NOMEM;
-				goto out;
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-	} while (n > 0);
-	if (ferror(f)) {
-		zg_seterr(err, errlen, "%s: read error: %s", path, strerror(errno));
-		r = ZG_ERR_IO;
-		goto out;
-	}
-	r = config_load_buf(cfg, path, buf ? buf : "", len, err, errlen);
-out:
+	if (r != 0)
+		return r;
+	r = config_load_buf(cfg, path, buf, n, err, errlen);
 	free(buf);
-	fclose(f);
 	return r;
 }
 

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "hostport.h"
 #include "log.h"
 #include "opt.h"
 #include "masque/masque.h"
@@ -108,36 +109,6 @@ static uint64_t mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void addr_str(const struct stack_addr *a, char *buf, size_t len)
-{
-	if (a->version == 0)
-		(void)snprintf(buf, len, "-");
-	else
-		inet_ntop(a->version == 4 ? AF_INET : AF_INET6, a->a, buf, (socklen_t)len);
-}
-
-static void sockaddr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char h[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &s->sin_addr, h, sizeof(h));
-		port = ntohs(s->sin_port);
-		(void)snprintf(buf, len, "%s:%u", h, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &s->sin6_addr, h, sizeof(h));
-		port = ntohs(s->sin6_port);
-		(void)snprintf(buf, len, "[%s]:%u", h, port);
-	} else {
-		(void)snprintf(buf, len, "?");
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -543,7 +514,7 @@ static void on_reject(const struct sockaddr *peer, socklen_t len, enum tls_rejec
 	(void)len;
 	if (why == TLS_REJECT_CRL_EXPIRED)
 		crl_expired_warn(r);
-	sockaddr_str(peer, p, sizeof(p));
+	hostport_format(peer, p, sizeof(p));
 	log_warnx("client certificate from %s refused: %s", p, tls_reject_name(why));
 	audit_cert_rejected(r->audit, tls_reject_name(why), p);
 }
@@ -555,7 +526,7 @@ static void on_handshake_failed(const struct sockaddr *peer, socklen_t len,
 	char p[INET6_ADDRSTRLEN + 8];
 
 	(void)len;
-	sockaddr_str(peer, p, sizeof(p));
+	hostport_format(peer, p, sizeof(p));
 	log_warnx("TLS handshake with %s failed (%s): %s", p, masque_hs_fail_name(why), detail);
 	audit_handshake_failed(r->audit, masque_hs_fail_name(why), p);
 }
@@ -656,8 +627,8 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 	/* the session is alive while its flows are (decide() relies on it too) */
 	if (ev->flow.session != NULL)
 		af.session_id = ((const struct session *)ev->flow.session)->sid;
-	addr_str(&ev->flow.src, src, sizeof(src));
-	addr_str(&ev->flow.dst, dst, sizeof(dst));
+	stack_addr_str(&ev->flow.src, src, sizeof(src));
+	stack_addr_str(&ev->flow.dst, dst, sizeof(dst));
 	af.client = ev->flow.client_id;
 	af.proto = proto_name(ev->flow.proto);
 	af.src = src;
@@ -774,7 +745,7 @@ static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
 
 		if (s->state == SESSION_REPLACED)
 			continue;
-		addr_str(&s->vip6, v6, sizeof(v6));
+		stack_addr_str(&s->vip6, v6, sizeof(v6));
 		memset(&os, 0, sizeof(os));
 		os.client = s->id;
 		os.addr4 = s->vip_s;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hostport.h"
 #include "log.h"
 #include "masque/tls.h"
 #include "relay/dnsgate.h"
@@ -60,33 +61,6 @@ static uint64_t session_id_new(struct session_table *t)
 		x ^= x >> 31;
 	} while (x == 0);
 	return x;
-}
-
-static void addr_str(const struct stack_addr *a, char *buf, size_t len)
-{
-	if (a->version == 0)
-		(void)snprintf(buf, len, "-");
-	else
-		inet_ntop(a->version == 4 ? AF_INET : AF_INET6, a->a, buf, (socklen_t)len);
-}
-
-static void sockaddr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char h[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &s->sin_addr, h, sizeof(h));
-		(void)snprintf(buf, len, "%s:%u", h, (unsigned)ntohs(s->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &s->sin6_addr, h, sizeof(h));
-		(void)snprintf(buf, len, "[%s]:%u", h, (unsigned)ntohs(s->sin6_port));
-	} else {
-		(void)snprintf(buf, len, "?");
-	}
 }
 
 static size_t vip_hash(const struct stack_addr *a)
@@ -342,7 +316,7 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 	s->client.vip4 = s->vip4;
 	s->client.vip6 = s->vip6;
 	s->opened_ms = t->h.now_ms(t->h.ctx);
-	addr_str(&s->vip4, s->vip_s, sizeof(s->vip_s));
+	stack_addr_str(&s->vip4, s->vip_s, sizeof(s->vip_s));
 	s->state = SESSION_OPEN;
 	vip_link(t, s);
 	s->next = t->head;
@@ -420,7 +394,7 @@ int session_request(struct session_table *t, struct masque_conn *c,
 	s->c = c;
 	s->sid = session_id_new(t);
 	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
-	sockaddr_str((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
+	hostport_format((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
 	s->any_target = rq->any_target;
 	s->target = rq->target;
 	s->any_proto = rq->any_proto;

@@ -867,8 +867,7 @@ tcp_down_pump(struct flow *f)
 	tcp_output(pcb);
 }
 
-static void
-addr_from_ip(struct stack_addr *a, const ip_addr_t *ip)
+void stack_addr_from_ip(struct stack_addr *a, const ip_addr_t *ip)
 {
 	memset(a, 0, sizeof(*a));
 	if (IP_IS_V6(ip)) {
@@ -888,8 +887,8 @@ err_t flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 
 	if (err != ERR_OK || pcb == NULL)
 		return ERR_VAL;
-	addr_from_ip(&src, &pcb->remote_ip);
-	addr_from_ip(&dst, &pcb->local_ip);
+	stack_addr_from_ip(&src, &pcb->remote_ip);
+	stack_addr_from_ip(&dst, &pcb->local_ip);
 	f = flow_lookup(st, STACK_PROTO_TCP, &src, pcb->remote_port, &dst,
 			pcb->local_port);
 	if (f == NULL || f->state != FLOW_TCP_INJECTED) {

@@ -29,18 +29,6 @@ static int svc_addr(const struct stack *st, const struct stack_addr *a)
 	return 0;
 }
 
-static void addr_from_ip_svc(struct stack_addr *a, const ip_addr_t *ip)
-{
-	memset(a, 0, sizeof(*a));
-	if (IP_IS_V6(ip)) {
-		a->version = 6;
-		memcpy(a->a, ip_2_ip6(ip)->addr, 16);
-	} else {
-		a->version = 4;
-		memcpy(a->a, &ip_2_ip4(ip)->addr, 4);
-	}
-}
-
 static void to_ip(ip_addr_t *ip, const struct stack_addr *a)
 {
 	memset(ip, 0, sizeof(*ip));
@@ -181,8 +169,8 @@ static err_t svc_accept_cb(void *arg, struct tcp_pcb *pcb, err_t err)
 	c->fi.client_id = c->client;
 	c->fi.session = c->session;
 	c->fi.proto = STACK_PROTO_TCP;
-	addr_from_ip_svc(&c->fi.src, &pcb->remote_ip);
-	addr_from_ip_svc(&c->fi.dst, &pcb->local_ip);
+	stack_addr_from_ip(&c->fi.src, &pcb->remote_ip);
+	stack_addr_from_ip(&c->fi.dst, &pcb->local_ip);
 	c->fi.sport = pcb->remote_port;
 	c->fi.dport = pcb->local_port;
 	c->last_ms = stack_now(st);

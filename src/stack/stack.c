@@ -14,6 +14,7 @@
  * Only SYNs the flow code re-injects (after the upstream connect succeeded)
  * reach the per-port listeners; every other SYN is held by the ACL.
  */
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +78,14 @@ int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b)
 	if (a->version == 6)
 		return memcmp(a->a, b->a, 16) == 0;
 	return 1;
+}
+
+void stack_addr_str(const struct stack_addr *a, char *buf, size_t len)
+{
+	if (a->version == 0)
+		(void)snprintf(buf, len, "-");
+	else
+		inet_ntop(a->version == 4 ? AF_INET : AF_INET6, a->a, buf, (socklen_t)len);
 }
 
 int stack_prefix_contains(const struct stack_prefix *p, const struct stack_addr *a)

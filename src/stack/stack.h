@@ -332,6 +332,10 @@ uint64_t stack_memory_default(uint64_t cgroup_limit);
 /* 1 if a and b are the same address (same version), else 0. */
 int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b);
 
+/* a as text into buf (len bytes, INET6_ADDRSTRLEN is enough); "-" for
+ * "no address" (version 0). */
+void stack_addr_str(const struct stack_addr *a, char *buf, size_t len);
+
 /* 1 if a lies in p, else 0. */
 int stack_prefix_contains(const struct stack_prefix *p,
 			  const struct stack_addr *a);

@@ -222,6 +222,8 @@ uint32_t stack_wnd_credit(uint64_t budget, uint64_t committed, uint32_t nflows,
 			  uint32_t min, int pressure);
 
 /* flow.c */
+/* An lwIP address as a stack_addr. */
+void stack_addr_from_ip(struct stack_addr *a, const ip_addr_t *ip);
 struct flow *flow_lookup(struct stack *st, uint8_t proto,
 			 const struct stack_addr *src, uint16_t sport,
 			 const struct stack_addr *dst, uint16_t dport);
