@@ -1,0 +1,110 @@
+/*
+ * apiclient — the relay's client of zgate-api (issue 20.2): asks the shared
+ * address pool for a client's IPv4 address over HTTPS with the relay's own
+ * client certificate (CN "relay:<id>"), without ever blocking the event
+ * loop.
+ *
+ * Transport: HTTP/1.1 over TLS 1.3 (wolfSSL, the relay's TLS library) on
+ * non-blocking TCP sockets driven by the caller's libevent base. Up to
+ * max_conns keep-alive connections are reused; requests wait in a FIFO
+ * queue when all are busy. The server name is resolved once per connect
+ * (numeric hosts need no resolver; names use getaddrinfo on a libevent
+ * evdns base when given one, else the connect fails with a clear error).
+ * The server certificate must chain to ca and match the URL's host.
+ *
+ * Every request has a deadline of timeout_ms from its submission. A
+ * transport failure (connect, TLS, reset, malformed answer) or a 503 from
+ * the API is retried on a fresh connection after 50, 100, 200 ... ms
+ * (capped at 1 s) while the deadline allows; 4xx answers are final.
+ *
+ * One thread (the relay's); no call blocks; callbacks run from the event
+ * loop, never from inside the call that submitted the request.
+ */
+#ifndef ZG_RELAY_APICLIENT_H
+#define ZG_RELAY_APICLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evdns_base;
+struct apic;
+struct apic_req;
+
+struct apic_config {
+	const char *url;      /* "https://host[:port][/prefix]"; port default 443 */
+	const char *ca;       /* PEM file: the CA that signs zgate-api's certificate */
+	const char *cert;     /* PEM file: the relay's client certificate chain */
+	const char *key;      /* PEM file: its private key */
+	const char *relay_id; /* sent as relay_id; must match the certificate's CN */
+	uint32_t timeout_ms;  /* per request, retries included; 0 = 2000 */
+	unsigned max_conns;   /* keep-alive connections at most; 0 = 4 */
+};
+
+/* The API's state as the relay last saw it. */
+enum apic_state {
+	APIC_UNKNOWN = 0, /* nothing asked yet */
+	APIC_UP,          /* the last request got an answer (any HTTP status but 503) */
+	APIC_DOWN,        /* the last request failed: transport, timeout or 503 */
+};
+
+/* What an allocation ended with. */
+struct apic_result {
+	int ok;           /* 1: addr4 holds the client's address */
+	unsigned status;  /* HTTP status of the last answer; 0 = none (transport) */
+	uint8_t addr4[4]; /* the lease (ok only) */
+	int existing;     /* the API answered how: "existing" */
+	/* why not ok, for the log and Proxy-Status details: "connect to
+	 * api:8443: Connection refused", "timeout after 2000 ms", "409 ...",
+	 * "pool exhausted" ... NUL-terminated */
+	char cause[160];
+};
+
+typedef void (*apic_alloc_cb)(void *arg, const struct apic_result *r);
+
+struct apic_counters {
+	uint64_t requests;  /* answered requests (any status) */
+	uint64_t failures;  /* requests given up: their callback had ok == 0 */
+	uint64_t retries;   /* attempts after the first */
+	uint64_t connects;  /* TCP+TLS connections opened */
+	uint64_t refreshes; /* refresh requests answered 200 */
+};
+
+/* Reads the PEM files, parses the URL and prepares the TLS context. No
+ * connection is made yet. evdns may be NULL (numeric hosts only). Returns
+ * 0, or ZG_ERR_CONFIG / ZG_ERR_IO with err naming the field or file and
+ * what is wrong ("ipam.api.url: ...", "ipam.api.ca /path: ..."). */
+int apic_new(struct event_base *base, struct evdns_base *evdns, const struct apic_config *cfg,
+	     struct apic **pp, char *err, size_t errlen);
+
+/* Closes every connection; pending requests are dropped without their
+ * callback. NULL is fine. */
+void apic_free(struct apic *a);
+
+/* Asks for client_id's address (POST /api/v1/ipam/allocations with
+ * client_id, relay_id and, when want4 is not NULL, requested_address).
+ * cb(arg, result) runs exactly once, later, unless apic_cancel() comes
+ * first. Returns the request, or NULL when client_id is unusable (empty,
+ * longer than 255 bytes) or memory ran out: then cb never runs. */
+struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint8_t *want4,
+			       apic_alloc_cb cb, void *arg);
+
+/* Forgets a pending request: its callback never runs. The request may
+ * still complete on the wire. */
+void apic_cancel(struct apic_req *r);
+
+/* Marks client_id's lease used (PUT .../{client}/refresh with relay_id),
+ * fire and forget: failures are counted, not reported. Returns 0, or
+ * negative when it could not be queued. */
+int apic_refresh(struct apic *a, const char *client_id);
+
+enum apic_state apic_state(const struct apic *a);
+/* Milliseconds (monotonic) since the state last changed; 0 if UNKNOWN. */
+uint64_t apic_state_age_ms(const struct apic *a);
+/* The last failure's cause ("" when none). */
+const char *apic_last_error(const struct apic *a);
+void apic_counters(const struct apic *a, struct apic_counters *out);
+/* Requests waiting or in flight. */
+size_t apic_pending(const struct apic *a);
+
+#endif /* ZG_RELAY_APICLIENT_H */
