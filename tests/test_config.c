@@ -369,6 +369,48 @@ static void test_validate(void **state)
 	assert_err_contains("limits.flows_per_client (20) exceeds limits.flows (10)");
 }
 
+/* 20.2: ipam.backend api needs the API's URL and credentials; relay_id
+ * is checked; the summary names the backend. */
+static void test_ipam_api_keys(void **state)
+{
+	static char buf[16384];
+	static const char yml[] = "ipam:\n  backend: api\n  api:\n    url: https://api.example:8443\n"
+				  "    ca: /c/ca.crt\n    cert: /c/r1.crt\n    key: /c/r1.key\n"
+				  "    timeout: 750ms\nrelay_id: r1\n";
+	struct relay_config c;
+	char id[64];
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.ipam_backend, "local");
+	assert_int_equal(c.ipam_api_timeout_ms, 2000);
+	assert_int_equal(c.ipam_api_refresh_ms, 3600000);
+	assert_int_equal(load(&c, good), 0);
+	assert_int_equal(config_relay_id(&c, id, sizeof(id), err, sizeof(err)), 0);
+	assert_true(id[0] != '\0'); /* the host name */
+	assert_int_equal(config_apply_flag(&c, "ipam-backend", "remote", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("ipam.backend: \"remote\" is neither local nor api");
+	assert_int_equal(config_apply_flag(&c, "ipam-backend", "api", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("ipam.api.url");
+	assert_int_equal(config_load_buf(&c, "r.yaml", yml, sizeof(yml) - 1, err, sizeof(err)), 0);
+	assert_int_equal(c.ipam_api_timeout_ms, 750);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(config_relay_id(&c, id, sizeof(id), err, sizeof(err)), 0);
+	assert_string_equal(id, "r1");
+	(void)config_summary(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "ipam          api https://api.example:8443 (relay_id r1, timeout 750ms"));
+	assert_int_equal(config_apply_flag(&c, "ipam-api-url", "http://api:80", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("ipam.api.url: \"http://api:80\" is not https://host[:port]");
+	assert_int_equal(config_apply_flag(&c, "ipam-api-url", "https://api:8443", err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&c, "relay-id", "r 1/x", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("relay_id: \"r 1/x\"");
+	assert_int_equal(config_apply_flag(&c, "ipam-api-timeout", "10ms", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+}
+
 /* 18.3: admin.* keys: off by default; admin.listen needs a token file and
  * its own address. */
 static void test_admin_keys(void **state)
@@ -512,6 +554,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dns_service_keys),
+		cmocka_unit_test(test_ipam_api_keys),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_file_good),
 		cmocka_unit_test(test_file_unknown_key_names_line_and_choices),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "log.h"
@@ -79,6 +80,19 @@ static const struct opt opts[] = {
 	    "CONNECT-IP URI template (RFC 9484)"),
 	STR("policy", policy_file, "", "policy file (YAML); required"),
 	STR("state_file", state_file, "", "IPAM state file; empty = in memory only"),
+	STR("relay_id", relay_id, "",
+	    "this relay's id, recorded on the leases of zgate-api (letters, digits, . _ -); empty = the host name"),
+	STR("ipam.backend", ipam_backend, "local",
+	    "where addresses come from: local (this relay's pool.ipv4) or api (zgate-api, shared by several relays)"),
+	STR("ipam.api.url", ipam_api_url, "", "zgate-api's address, https://host[:port]; required with ipam.backend api"),
+	STR("ipam.api.ca", ipam_api_ca, "", "CA bundle that signs zgate-api's certificate (PEM)"),
+	STR("ipam.api.cert", ipam_api_cert, "",
+	    "this relay's client certificate for zgate-api (PEM; CN relay:<relay_id>)"),
+	STR("ipam.api.key", ipam_api_key, "", "its private key (PEM)"),
+	DUR("ipam.api.timeout", ipam_api_timeout_ms, 100, 60000, "2s",
+	    "an allocation (retries included) waits at most this long; then a new client gets 503"),
+	DUR("ipam.api.refresh", ipam_api_refresh_ms, 1000, 86400000, "1h",
+	    "open tunnels' leases are marked used (last_seen) this often"),
 	PFX("pool.ipv4", pool4, 4, "10.100.0.0/24", "IPv4 pool; .1 is the gateway"),
 	PFX("pool.ipv6", pool6, 6, "", "IPv6 pool; optional"),
 	{ "forbidden", OPT_PREFIXES, offsetof(struct relay_config, forbidden),
@@ -759,11 +773,69 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		zg_seterr(err, errlen, "pool.ipv6: needs at least a /126");
 		return ZG_ERR_CONFIG;
 	}
+	if (strcmp(cfg->ipam_backend, "local") != 0 && strcmp(cfg->ipam_backend, "api") != 0) {
+		zg_seterr(err, errlen, "ipam.backend: \"%s\" is neither local nor api", cfg->ipam_backend);
+		return ZG_ERR_CONFIG;
+	}
+	if (strcmp(cfg->ipam_backend, "api") == 0) {
+		char id[64];
+		if ((r = opt_require(cfg->ipam_api_url, "ipam.api.url", err, errlen)) != 0 ||
+		    (r = opt_require(cfg->ipam_api_ca, "ipam.api.ca", err, errlen)) != 0 ||
+		    (r = opt_require(cfg->ipam_api_cert, "ipam.api.cert", err, errlen)) != 0 ||
+		    (r = opt_require(cfg->ipam_api_key, "ipam.api.key", err, errlen)) != 0)
+			return r;
+		if (strncmp(cfg->ipam_api_url, "https://", 8) != 0 || cfg->ipam_api_url[8] == '\0') {
+			zg_seterr(err, errlen, "ipam.api.url: \"%s\" is not https://host[:port]",
+				  cfg->ipam_api_url);
+			return ZG_ERR_CONFIG;
+		}
+		if ((r = config_relay_id(cfg, id, sizeof(id), err, errlen)) != 0)
+			return r;
+	}
+	if (cfg->relay_id[0] != '\0') {
+		char id[64];
+		if ((r = config_relay_id(cfg, id, sizeof(id), err, errlen)) != 0)
+			return r;
+	}
 	if (cfg->max_flows_per_client > cfg->max_flows) {
 		zg_seterr(err, errlen, "limits.flows_per_client (%u) exceeds limits.flows (%u)",
 			  cfg->max_flows_per_client, cfg->max_flows);
 		return ZG_ERR_CONFIG;
 	}
+	return 0;
+}
+
+static int id_ok(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 63)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+			return 0;
+	return 1;
+}
+
+int config_relay_id(const struct relay_config *cfg, char *out, size_t outlen, char *err,
+		    size_t errlen)
+{
+	char host[256];
+
+	if (cfg->relay_id[0] != '\0') {
+		if (!id_ok(cfg->relay_id)) {
+			zg_seterr(err, errlen,
+				  "relay_id: \"%s\": use 1 to 63 letters, digits, '.', '_' or '-'",
+				  cfg->relay_id);
+			return ZG_ERR_CONFIG;
+		}
+		(void)snprintf(out, outlen, "%s", cfg->relay_id);
+		return 0;
+	}
+	if (gethostname(host, sizeof(host)) != 0 || (host[sizeof(host) - 1] = '\0', !id_ok(host))) {
+		zg_seterr(err, errlen,
+			  "relay_id: not set and the host name is not usable as one; set relay_id");
+		return ZG_ERR_CONFIG;
+	}
+	(void)snprintf(out, outlen, "%s", host);
 	return 0;
 }
 
@@ -861,6 +933,23 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 			     c->dns_service, c->dns_upstreams[0] ? c->dns_upstreams : "(resolv.conf)",
 			     c->dns_deny_answer, c->dns_ttl_floor_ms, c->dns_ttl_cap_ms,
 			     c->dns_max_learned_routes, c->dns_cache_entries);
+		if (a < 0)
+			return off;
+		off += (size_t)a;
+		/* issue 20.2 */
+		if (strcmp(c->ipam_backend, "api") == 0) {
+			char id[64];
+			if (config_relay_id(c, id, sizeof(id), NULL, 0) != 0)
+				(void)snprintf(id, sizeof(id), "(invalid)");
+			a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+				     "ipam          api %s (relay_id %s, timeout %ums, refresh %ums; "
+				     "ca %s, cert %s, key %s)\n",
+				     c->ipam_api_url, id, c->ipam_api_timeout_ms, c->ipam_api_refresh_ms,
+				     c->ipam_api_ca, c->ipam_api_cert, c->ipam_api_key);
+		} else {
+			a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+				     "ipam          local (pool.ipv4)\n");
+		}
 		return a < 0 ? off : off + (size_t)a;
 	}
 }

@@ -53,6 +53,15 @@ struct relay_config {
 	char uri_template[CONFIG_PATH_MAX];
 	char policy_file[CONFIG_PATH_MAX];
 	char state_file[CONFIG_PATH_MAX]; /* optional: "" = memory only */
+	/* several relays sharing one pool through zgate-api (issue 20.2) */
+	char relay_id[64];    /* "" = the host name (config_relay_id) */
+	char ipam_backend[8]; /* "local" or "api" */
+	char ipam_api_url[CONFIG_PATH_MAX];
+	char ipam_api_ca[CONFIG_PATH_MAX];
+	char ipam_api_cert[CONFIG_PATH_MAX];
+	char ipam_api_key[CONFIG_PATH_MAX];
+	uint32_t ipam_api_timeout_ms; /* per allocation, retries included */
+	uint32_t ipam_api_refresh_ms; /* open tunnels' leases marked used every */
 	struct config_prefix pool4;
 	struct config_prefix pool6; /* optional */
 	/* extra destinations no tunnel may reach (Kubernetes Service and
@@ -141,6 +150,12 @@ size_t config_usage(char *buf, size_t buflen);
 /* Writes a human-readable summary of *cfg (for --check-config). Returns the
  * length needed, like snprintf. */
 size_t config_summary(const struct relay_config *cfg, char *buf, size_t buflen);
+
+/* The relay's id as zgate-api records it: relay_id, or the host name
+ * when that is empty (truncated to outlen). Returns 0, or
+ * ZG_ERR_CONFIG when neither gives a usable id (err says why). */
+int config_relay_id(const struct relay_config *cfg, char *out, size_t outlen, char *err,
+		    size_t errlen);
 
 /* Parses "a.b.c.d/len" or an IPv6 prefix; host bits must be zero. Returns 0
  * or ZG_ERR_CONFIG. */
