@@ -42,6 +42,48 @@ static const char *alloc4(struct ipam *ip, const char *id, const char *pref)
 	return buf;
 }
 
+/* 20.2: the shared pool's answer overrides the local choice; the local
+ * pool is then a cache of who had which address. */
+static void test_assign_and_known(void **state)
+{
+	struct ipam *ip = mk("10.100.0.0/24", NULL, 0);
+	uint8_t a[16], out[16];
+	char s[64];
+	(void)state;
+	assert_int_equal(ipam_known(ip, "a", 4, out), ZG_ERR_NOTFOUND);
+	inet_pton(AF_INET, "10.100.0.9", a);
+	assert_int_equal(ipam_assign(ip, "a", 4, a), 0);
+	assert_int_equal(ipam_used(ip, 4), 1);
+	assert_int_equal(ipam_lookup(ip, "a", 4, out), 0);
+	assert_string_equal(inet_ntop(AF_INET, out, s, sizeof(s)), "10.100.0.9");
+	/* again: nothing changes */
+	assert_int_equal(ipam_assign(ip, "a", 4, a), 0);
+	assert_int_equal(ipam_used(ip, 4), 1);
+	/* held by a: nobody else may take it */
+	assert_int_equal(ipam_assign(ip, "b", 4, a), ZG_ERR_STATE);
+	/* released: still known (remembered) */
+	assert_int_equal(ipam_release(ip, "a", 4), 0);
+	assert_int_equal(ipam_used(ip, 4), 0);
+	assert_int_equal(ipam_known(ip, "a", 4, out), 0);
+	assert_string_equal(inet_ntop(AF_INET, out, s, sizeof(s)), "10.100.0.9");
+	/* the shared pool gave a's old address to b: a's memory is gone */
+	assert_int_equal(ipam_assign(ip, "b", 4, a), 0);
+	assert_int_equal(ipam_known(ip, "a", 4, out), ZG_ERR_NOTFOUND);
+	/* b moves to .10: .9 is free again, b holds one address */
+	inet_pton(AF_INET, "10.100.0.10", a);
+	assert_int_equal(ipam_assign(ip, "b", 4, a), 0);
+	assert_int_equal(ipam_used(ip, 4), 1);
+	assert_string_equal(alloc4(ip, "c", "10.100.0.9"), "10.100.0.9");
+	/* outside the pool, the gateway, no IPv6 pool, bad id */
+	inet_pton(AF_INET, "10.100.1.9", a);
+	assert_int_equal(ipam_assign(ip, "d", 4, a), ZG_ERR_RANGE);
+	inet_pton(AF_INET, "10.100.0.1", a);
+	assert_int_equal(ipam_assign(ip, "d", 4, a), ZG_ERR_RANGE);
+	assert_int_equal(ipam_assign(ip, "d", 6, a), ZG_ERR_NOTFOUND);
+	assert_int_equal(ipam_assign(ip, "", 4, a), ZG_ERR_INVAL);
+	ipam_free(ip);
+}
+
 static void test_pool_layout(void **state)
 {
 	struct ipam *ip = mk("10.100.0.0/24", "fd00:100::/64", 1000);
@@ -258,6 +300,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool_layout),
+		cmocka_unit_test(test_assign_and_known),
 		cmocka_unit_test(test_deterministic_across_instances),
 		cmocka_unit_test(test_reconnect_same_address),
 		cmocka_unit_test(test_c10_preferred_address),

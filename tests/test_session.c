@@ -56,6 +56,11 @@ struct fake {
 	struct session *deferred;
 	int deferred_need;
 	unsigned cancels;
+	/* the shared pool (20.2) */
+	struct session *alloc_pending;
+	unsigned alloc_starts, alloc_cancels, assigns;
+	int alloc_fail, assign_fail;
+	uint8_t assigned[4];
 };
 
 static struct fake F;
@@ -200,6 +205,37 @@ static void f_cancel_resolve(void *ctx, struct session *s)
 	(void)ctx;
 	(void)s;
 	F.cancels++;
+}
+
+static int f_ipam_alloc_async(void *ctx, struct session *s)
+{
+	(void)ctx;
+	if (F.alloc_fail)
+		return ZG_ERR_LIMIT;
+	assert_int_equal(s->state, SESSION_ALLOCATING);
+	F.alloc_starts++;
+	F.alloc_pending = s;
+	s->alloc_req = &F;
+	return 0;
+}
+
+static void f_ipam_cancel(void *ctx, struct session *s)
+{
+	(void)ctx;
+	assert_ptr_equal(s->alloc_req, &F);
+	F.alloc_cancels++;
+	F.alloc_pending = NULL;
+}
+
+static int f_ipam_assign(void *ctx, const char *id, const uint8_t addr4[4])
+{
+	(void)ctx;
+	(void)id;
+	if (F.assign_fail)
+		return ZG_ERR_STATE;
+	F.assigns++;
+	memcpy(F.assigned, addr4, 4);
+	return 0;
 }
 
 static void f_audit_limit(void *ctx, const char *what, const char *id, uint64_t sid)
@@ -857,6 +893,93 @@ static void test_dns_abandoned(void **state)
 	assert_int_equal(T.n, 0);
 }
 
+/* 20.2: with the shared pool the request waits for its address; nothing
+ * is taken, replaced or opened until the answer; a failure is a 503 with
+ * the cause; a close meanwhile cancels the allocation. */
+static void test_shared_pool(void **state)
+{
+	struct session_hooks h = HOOKS;
+	struct fake_conn c, c2;
+	struct masque_accept acc;
+	struct masque_close_info ci = clean_close();
+	struct session *s, *first;
+	const uint8_t a9[4] = { 10, 100, 0, 9 };
+
+	(void)state;
+	h.ipam_alloc_async = f_ipam_alloc_async;
+	h.ipam_cancel = f_ipam_cancel;
+	h.ipam_assign = f_ipam_assign;
+	session_table_init(&T, &h, 16, 0, 42);
+	allow("alice", route4("10.0.0.0", "10.0.255.255", 0));
+
+	assert_int_equal(connect_as("alice", &c, &acc), MASQUE_PENDING);
+	s = F.alloc_pending;
+	assert_non_null(s);
+	assert_ptr_equal(c.data, s);
+	assert_int_equal(T.n, 0);
+	assert_int_equal(F.allocs, 0);
+	assert_int_equal(session_address_request(s, NULL, 0, NULL, NULL), ZG_ERR_STATE);
+	session_allocated(&T, s, a9, NULL, ROUTES);
+	assert_int_equal(c.answered, 200);
+	assert_int_equal(s->state, SESSION_OPEN);
+	assert_memory_equal(c.acc.addrs[0].addr, a9, 4);
+	assert_string_equal(s->vip_s, "10.100.0.9");
+	assert_int_equal(F.assigns, 1);
+	assert_int_equal(F.allocs, 0); /* the local pool chose nothing */
+	assert_int_equal(F.opens, 1);
+	first = s;
+
+	/* the same client again: the old tunnel stays until the answer */
+	assert_int_equal(connect_as("alice", &c2, &acc), MASQUE_PENDING);
+	assert_int_equal(c.closed, 0);
+	assert_int_equal(first->state, SESSION_OPEN);
+	session_allocated(&T, F.alloc_pending, a9, NULL, ROUTES);
+	assert_int_equal(c2.answered, 200);
+	assert_int_equal(first->state, SESSION_REPLACED);
+	assert_int_equal(c.closed, 1);
+	session_conn_closed(&T, first, &ci);
+	session_conn_closed(&T, c2.data, &ci);
+	assert_int_equal(T.n, 0);
+
+	/* no address: 503 with the cause, audited, nothing kept */
+	assert_int_equal(connect_as("alice", &c, &acc), MASQUE_PENDING);
+	session_allocated(&T, F.alloc_pending, NULL,
+			  "zgate-relay; error=destination_unavailable; details=\"ipam api\"",
+			  ROUTES);
+	assert_int_equal(c.answered, 503);
+	assert_string_equal(c.ps, "zgate-relay; error=destination_unavailable; details=\"ipam api\"");
+	assert_null(c.data);
+	assert_string_equal(F.limit, "ipam_api");
+	assert_int_equal(T.cnt.refused_ipam, 1);
+	assert_int_equal(T.n, 0);
+
+	/* the local pool refuses the answer (pools disagree): 503 */
+	F.assign_fail = 1;
+	assert_int_equal(connect_as("alice", &c, &acc), MASQUE_PENDING);
+	session_allocated(&T, F.alloc_pending, a9, NULL, ROUTES);
+	assert_int_equal(c.answered, 503);
+	assert_int_equal(T.cnt.refused_ipam, 2);
+	F.assign_fail = 0;
+
+	/* closed while waiting: cancelled, freed, never answered */
+	assert_int_equal(connect_as("alice", &c, &acc), MASQUE_PENDING);
+	session_conn_closed(&T, c.data, &ci);
+	assert_int_equal(F.alloc_cancels, 1);
+	assert_int_equal(c.answered, 0);
+	assert_int_equal(F.closes, 2); /* only the two opened tunnels were audited closed */
+
+	/* cannot even ask: 503 at once */
+	F.alloc_fail = 1;
+	assert_int_equal(connect_as("alice", &c, &acc), 503);
+	assert_int_equal(T.cnt.refused_ipam, 3);
+
+	/* nothing allowed: 403 without asking the pool */
+	F.alloc_fail = 0;
+	allow_nothing("alice");
+	assert_int_equal(connect_as("alice", &c, &acc), 403);
+	assert_int_equal(F.alloc_starts, 5);
+}
+
 static void test_dns_refused_early(void **state)
 {
 	struct fake_conn c;
@@ -936,6 +1059,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dns_abandoned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dns_refused_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_pool, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -235,6 +235,52 @@ int ipam_lookup(const struct ipam *ip, const char *client_id, uint8_t version,
 	return 0;
 }
 
+int ipam_known(const struct ipam *ip, const char *client_id, uint8_t version, uint8_t out[16])
+{
+	const struct pool *p = cpool_of(ip, version);
+	long i;
+
+	if (!p)
+		return ZG_ERR_NOTFOUND;
+	if ((i = find_owner(p, client_id, SLOT_HELD)) < 0 &&
+	    (i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) < 0)
+		return ZG_ERR_NOTFOUND;
+	store(p->first + (size_t)i, out, version);
+	return 0;
+}
+
+int ipam_assign(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr)
+{
+	struct pool *p = pool_of(ip, version);
+	uint8_t out[16];
+	struct slot *s;
+	long i;
+	u128 a;
+
+	if (!valid_id(client_id))
+		return ZG_ERR_INVAL;
+	if (!p)
+		return ZG_ERR_NOTFOUND;
+	a = load(addr, version);
+	if (a < p->first || a - p->first >= p->n)
+		return ZG_ERR_RANGE;
+	s = &p->slots[(size_t)(a - p->first)];
+	if (s->state == SLOT_HELD && strcmp(s->owner, client_id) != 0)
+		return ZG_ERR_STATE;
+	if ((i = find_owner(p, client_id, SLOT_HELD)) >= 0 && (size_t)i != (size_t)(a - p->first)) {
+		p->slots[i].state = SLOT_NEVER;
+		p->slots[i].owner[0] = '\0';
+		p->used--;
+	}
+	while ((i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) >= 0 &&
+	       (size_t)i != (size_t)(a - p->first)) {
+		p->slots[i].state = SLOT_NEVER;
+		p->slots[i].owner[0] = '\0';
+	}
+	take(p, (size_t)(a - p->first), client_id, out);
+	return 0;
+}
+
 int ipam_gateway(const struct ipam *ip, uint8_t version, uint8_t out[16])
 {
 	const struct pool *p = cpool_of(ip, version);

@@ -57,6 +57,20 @@ int ipam_release(struct ipam *ip, const char *client_id, uint8_t version);
 int ipam_lookup(const struct ipam *ip, const char *client_id, uint8_t version,
 		uint8_t out[16]);
 
+/* The address client_id holds now or held last (remembered, e.g. from a
+ * state file): the local cache of ipam.backend api. Returns 0 or
+ * ZG_ERR_NOTFOUND. */
+int ipam_known(const struct ipam *ip, const char *client_id, uint8_t version, uint8_t out[16]);
+
+/* Makes addr client_id's held address (the shared pool's answer, issue
+ * 20.2): another client's memory of addr is forgotten, and client_id's
+ * other address, held or remembered, is freed. Returns 0, ZG_ERR_RANGE
+ * (addr is not a client address of the pool: the relay's pool.ipv4
+ * differs from zgate-api's), ZG_ERR_STATE (another client holds addr now:
+ * the two pools disagree), ZG_ERR_NOTFOUND (no pool of that version) or
+ * ZG_ERR_INVAL (bad ID). */
+int ipam_assign(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr);
+
 /* The relay's own (gateway) address in the pool. Returns 0 or
  * ZG_ERR_NOTFOUND. */
 int ipam_gateway(const struct ipam *ip, uint8_t version, uint8_t out[16]);

@@ -256,16 +256,18 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 	size_t n = 0;
 	int rv;
 
-	/* the client certificate, for the checks after a TLS reload */
-	s->cert_der = malloc(TLS_CERT_DER_MAX);
-	if (s->cert_der == NULL ||
-	    (rv = t->h.peer_cert(t->h.ctx, s->c, s->cert_der, TLS_CERT_DER_MAX, &s->cert_len)) !=
-		    0) {
-		log_warnx("%s from %s: cannot keep its certificate (%s): 503", s->id, s->peer,
-			  s->cert_der ? zg_strerror(rv) : "out of memory");
-		return refuse(t, s, 503);
-	}
-	{
+	/* the client certificate, for the checks after a TLS reload (kept
+	 * already when s comes back from the shared pool) */
+	if (s->cert_der == NULL) {
+		rv = ZG_ERR_NOMEM;
+		s->cert_der = malloc(TLS_CERT_DER_MAX);
+		if (s->cert_der == NULL ||
+		    (rv = t->h.peer_cert(t->h.ctx, s->c, s->cert_der, TLS_CERT_DER_MAX,
+					 &s->cert_len)) != 0) {
+			log_warnx("%s from %s: cannot keep its certificate (%s): 503", s->id,
+				  s->peer, zg_strerror(rv));
+			return refuse(t, s, 503);
+		}
 		uint8_t *fit = realloc(s->cert_der, s->cert_len ? s->cert_len : 1);
 
 		if (fit != NULL)
@@ -289,6 +291,19 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 		t->h.audit_limit(t->h.ctx, "sessions", s->id, s->sid);
 		return refuse(t, s, 503);
 	}
+	if (t->h.ipam_alloc_async != NULL && !s->allocated) {
+		/* The shared pool decides the address: wait for it (nothing
+		 * is taken or replaced until it answers). */
+		s->state = SESSION_ALLOCATING;
+		if (t->h.ipam_alloc_async(t->h.ctx, s) != 0) {
+			log_warnx("%s from %s: cannot ask the shared address pool: 503", s->id,
+				  s->peer);
+			t->cnt.refused_ipam++;
+			return refuse(t, s, 503);
+		}
+		t->h.set_data(t->h.ctx, s->c, s);
+		return MASQUE_PENDING;
+	}
 	if (old != NULL) {
 		/* The same client again: the new tunnel takes over the address
 		 * (the pool's is stable per client ID) and the old one is
@@ -301,7 +316,20 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 		t->h.close_conn(t->h.ctx, old->c, "replaced by a newer connection");
 		t->cnt.replaced++;
 	}
-	if (t->h.ipam_alloc(t->h.ctx, s->id, 4, a) != 0) {
+	if (s->allocated) {
+		if (t->h.ipam_assign(t->h.ctx, s->id, s->addr4) != 0) {
+			char as[INET_ADDRSTRLEN];
+
+			(void)inet_ntop(AF_INET, s->addr4, as, sizeof(as));
+			log_warnx("%s from %s: the shared pool's address %s is not usable here "
+				  "(outside pool.ipv4, or another tunnel of this relay holds it): 503",
+				  s->id, s->peer, as);
+			t->cnt.refused_ipam++;
+			t->h.audit_limit(t->h.ctx, "pool", s->id, s->sid);
+			return refuse(t, s, 503);
+		}
+		memcpy(a, s->addr4, 4);
+	} else if (t->h.ipam_alloc(t->h.ctx, s->id, 4, a) != 0) {
 		log_warnx("%s from %s: IPv4 pool exhausted: 503", s->id, s->peer);
 		t->h.audit_limit(t->h.ctx, "pool", s->id, s->sid);
 		return refuse(t, s, 503);
@@ -482,6 +510,33 @@ void session_resolved(struct session_table *t, struct session *s,
 	s->any_target = 0;
 	s->state = SESSION_NEW;
 	memset(&acc, 0, sizeof(acc));
+	status = admit(t, s, routes, &acc); /* frees s unless 200 or pending */
+	if (status != MASQUE_PENDING)
+		t->h.answer(t->h.ctx, c, status, status == 200 ? &acc : NULL, NULL);
+}
+
+void session_allocated(struct session_table *t, struct session *s, const uint8_t addr4[4],
+		       const char *proxy_status, struct cip_route *routes)
+{
+	struct masque_conn *c = s->c;
+	struct masque_accept acc;
+	int status;
+
+	s->alloc_req = NULL;
+	t->h.set_data(t->h.ctx, c, NULL);
+	if (addr4 == NULL) {
+		t->cnt.refused_503++;
+		t->cnt.refused_ipam++;
+		t->h.audit_limit(t->h.ctx, "ipam_api", s->id, s->sid);
+		t->h.answer(t->h.ctx, c, 503, NULL,
+			    proxy_status ? proxy_status : "zgate-relay; error=proxy_internal_error");
+		session_free(s);
+		return;
+	}
+	memcpy(s->addr4, addr4, 4);
+	s->allocated = 1;
+	s->state = SESSION_NEW;
+	memset(&acc, 0, sizeof(acc));
 	status = admit(t, s, routes, &acc); /* frees s unless 200 */
 	t->h.answer(t->h.ctx, c, status, status == 200 ? &acc : NULL, NULL);
 }
@@ -496,7 +551,7 @@ int session_address_request(const struct session *s, const struct cip_addr *req,
 	size_t i, k = 0;
 
 	if (s == NULL || s->state == SESSION_NEW || s->state == SESSION_RESOLVING ||
-	    s->state == SESSION_ABANDONED)
+	    s->state == SESSION_ABANDONED || s->state == SESSION_ALLOCATING)
 		return ZG_ERR_STATE;
 	/* The answer is the full set the client holds (C08), each entry that
 	 * answers a request carrying its Request ID (C09). The relay keeps
@@ -557,6 +612,12 @@ void session_conn_closed(struct session_table *t, struct session *s,
 	if (s == NULL)
 		return; /* refused before a session existed */
 	t->h.set_data(t->h.ctx, s->c, NULL);
+	if (s->state == SESSION_ALLOCATING) {
+		/* Not admitted yet, nothing taken: the answer must not come. */
+		t->h.ipam_cancel(t->h.ctx, s);
+		session_free(s);
+		return;
+	}
 	if (s->state == SESSION_RESOLVING) {
 		/* Not admitted yet: the deferred step or the resolver's
 		 * callback frees it. */

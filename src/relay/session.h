@@ -16,9 +16,12 @@
  *
  *   NEW ──admit──▶ OPEN ──revoke──▶ CLOSING
  *    │               └──a newer session of the same client──▶ REPLACED
- *    └─DNS target─▶ RESOLVING ──resolved──▶ NEW ──▶ OPEN (or refused, freed)
- *                      └──connection closed meanwhile──▶ ABANDONED (freed
- *                         by session_resolved / session_deferred)
+ *    ├─DNS target─▶ RESOLVING ──resolved──▶ NEW ──▶ OPEN (or refused, freed)
+ *    │                 └──connection closed meanwhile──▶ ABANDONED (freed
+ *    │                    by session_resolved / session_deferred)
+ *    └─shared pool (ipam_alloc_async)─▶ ALLOCATING ──allocated──▶ NEW ──▶ OPEN
+ *                      (or 503, freed; connection closed meanwhile: the
+ *                       allocation is cancelled and s freed at once)
  *
  * Only OPEN and CLOSING sessions are in the address index; OPEN, CLOSING
  * and REPLACED ones are in the table until their connection closes
@@ -44,12 +47,13 @@ struct dnsgate;
 struct session_table;
 
 enum session_state {
-	SESSION_NEW,       /* scope known, not admitted yet */
-	SESSION_RESOLVING, /* waiting for its DNS-name target (C03) */
-	SESSION_ABANDONED, /* its connection closed while resolving */
-	SESSION_OPEN,      /* admitted: holds its addresses, carries packets */
-	SESSION_CLOSING,   /* the relay is closing it (revoked, policy, admin) */
-	SESSION_REPLACED,  /* a newer session of its client took its addresses */
+	SESSION_NEW,        /* scope known, not admitted yet */
+	SESSION_RESOLVING,  /* waiting for its DNS-name target (C03) */
+	SESSION_ABANDONED,  /* its connection closed while resolving */
+	SESSION_ALLOCATING, /* waiting for its address from the shared pool (20.2) */
+	SESSION_OPEN,       /* admitted: holds its addresses, carries packets */
+	SESSION_CLOSING,    /* the relay is closing it (revoked, policy, admin) */
+	SESSION_REPLACED,   /* a newer session of its client took its addresses */
 };
 
 struct session {
@@ -71,7 +75,10 @@ struct session {
 	/* a DNS-name target (C03) */
 	char dns[256];
 	void *resolve_req; /* the caller's pending lookup, NULL when none */
-	int refuse;        /* answer this status instead of resolving (16.8b) */
+	void *alloc_req;   /* the caller's pending allocation, NULL when none */
+	int allocated;     /* addr4 came from the shared pool */
+	uint8_t addr4[4];
+	int refuse; /* answer this status instead of resolving (16.8b) */
 	const char *refuse_ps;
 	/* the client certificate (DER), checked again after a TLS reload */
 	uint8_t *cert_der;
@@ -131,11 +138,25 @@ struct session_hooks {
 	/* Optional (may be NULL): called on admission just before the 200
 	 * leaves, to add what rides with it (acc->capsules: DNS_ASSIGN). */
 	void (*accept_extra)(void *ctx, struct session *s, struct masque_accept *acc);
+	/* Optional (NULL: ipam_alloc gives IPv4 addresses at once): the
+	 * shared pool (ipam.backend api, issue 20.2). Starts finding s's IPv4
+	 * address (storing its request in s->alloc_req); returns 0 when
+	 * started, and the caller later calls session_allocated(t, s, ...)
+	 * exactly once unless the connection closes first (then
+	 * ipam_cancel(s) is called and the answer must never come); nonzero
+	 * when it could not start (503). */
+	int (*ipam_alloc_async)(void *ctx, struct session *s);
+	void (*ipam_cancel)(void *ctx, struct session *s);
+	/* Required with ipam_alloc_async: makes addr4, the shared pool's
+	 * answer, client id's in the local pool (ipam_assign): 0, or negative
+	 * when it cannot be (503). */
+	int (*ipam_assign)(void *ctx, const char *id, const uint8_t addr4[4]);
 };
 
 struct session_counters {
 	uint64_t opened, replaced;
 	uint64_t refused_403, refused_429, refused_502, refused_503;
+	uint64_t refused_ipam; /* of refused_503: the shared pool gave no address */
 	uint64_t dns_queries, dns_refused_policy;
 	uint64_t closed_policy;
 };
@@ -185,6 +206,13 @@ int session_deferred(struct session_table *t, struct session *s);
 void session_resolved(struct session_table *t, struct session *s,
 		      const struct cip_addr *target, const char *err,
 		      struct cip_route *routes);
+
+/* The shared pool's answer for ALLOCATING s: addr4, or NULL when there is
+ * none (proxy_status, "zgate-relay; error=...; details=...", goes with the
+ * 503). Admits s or refuses it through the answer hook. routes: as for
+ * session_request. s is invalid afterwards unless OPEN. */
+void session_allocated(struct session_table *t, struct session *s, const uint8_t addr4[4],
+		       const char *proxy_status, struct cip_route *routes);
 
 /* The connection of s closed (s may be NULL: nothing to do). OPEN and
  * CLOSING sessions give their addresses back and their flows end; the
