@@ -126,6 +126,33 @@ static void test_ready_follows_state(void **state)
 	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
 }
 
+static void note(void *ctx, char *buf, size_t len)
+{
+	(void)ctx;
+	(void)snprintf(buf, len, "ipam_api: down for 3 s");
+}
+
+/* 20.2: a note rides with /ready without changing its status. */
+static void test_ready_note(void **state)
+{
+	struct fx *fx = *state;
+	char buf[4096];
+
+	ops_set_state(fx->ops, OPS_READY);
+	ops_set_ready_note(fx->ops, note);
+	get(fx, "/ready", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(buf, "\r\n\r\nready\nipam_api: down for 3 s\n"));
+	ops_set_state(fx->ops, OPS_DRAINING);
+	get(fx, "/ready", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 503"));
+	assert_non_null(strstr(buf, "draining\nipam_api: down"));
+	ops_set_ready_note(fx->ops, NULL);
+	get(fx, "/ready", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\r\n\r\ndraining\n"));
+	assert_null(strstr(buf, "ipam_api"));
+}
+
 static void test_metrics(void **state)
 {
 	struct fx *fx = *state;
@@ -766,6 +793,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_health, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_follows_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ready_note, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_has_no_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_path_and_method, setup, teardown),

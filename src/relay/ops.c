@@ -41,6 +41,7 @@ struct ops {
 	uint32_t pause_ms; /* current back-off; 0 = not paused */
 	uint64_t episode_errors;
 	ops_metrics_fn metrics;
+	ops_ready_note_fn ready_note;
 	void *ctx;
 	enum ops_state state;
 	uint16_t port;
@@ -577,11 +578,24 @@ static void serve(struct ops_conn *k, const struct req *rq)
 	} else if (strcmp(path, "/health") == 0) {
 		reply_text(k, 200, "OK", NULL, "ok", head);
 	} else if (strcmp(path, "/ready") == 0) {
+		char text[512];
+		const char *st = o->state == OPS_READY      ? "ready"
+				 : o->state == OPS_DRAINING ? "draining"
+							    : "starting";
+		size_t n = (size_t)snprintf(text, sizeof(text), "%s", st);
+
+		if (o->ready_note != NULL) {
+			char note[400];
+
+			note[0] = '\0';
+			o->ready_note(o->ctx, note, sizeof(note));
+			if (note[0] != '\0')
+				(void)snprintf(text + n, sizeof(text) - n, "\n%s", note);
+		}
 		if (o->state == OPS_READY)
-			reply_text(k, 200, "OK", NULL, "ready", head);
+			reply_text(k, 200, "OK", NULL, text, head);
 		else
-			reply_text(k, 503, "Service Unavailable", NULL,
-				   o->state == OPS_DRAINING ? "draining" : "starting", head);
+			reply_text(k, 503, "Service Unavailable", NULL, text, head);
 	} else if (strcmp(path, "/metrics") == 0) {
 		if ((b = evbuffer_new()) == NULL) {
 			reply_text(k, 500, "Internal Server Error", NULL, "out of memory", head);
@@ -950,6 +964,11 @@ void ops_del(struct ops *o)
 	explicit_bzero(o->token, sizeof(o->token));
 	free(o);
 	errno = e; /* ops_new's ZG_ERR_IO keeps the bind error */
+}
+
+void ops_set_ready_note(struct ops *o, ops_ready_note_fn fn)
+{
+	o->ready_note = fn;
 }
 
 void ops_set_state(struct ops *o, enum ops_state st)

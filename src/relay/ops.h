@@ -130,6 +130,15 @@ void ops_set_limits(struct ops *o, unsigned max_conns, uint32_t timeout_ms);
 void ops_del(struct ops *o);
 
 void ops_set_state(struct ops *o, enum ops_state st);
+
+/* Writes extra lines for the /ready body into buf (NUL-terminated, at
+ * most len bytes; "" for none): state that matters to an operator but
+ * does not decide readiness (e.g. zgate-api unreachable, issue 20.2). */
+typedef void (*ops_ready_note_fn)(void *ctx, char *buf, size_t len);
+
+/* Sets the /ready note callback (NULL: none); it is called with the
+ * metrics callback's ctx. */
+void ops_set_ready_note(struct ops *o, ops_ready_note_fn fn);
 enum ops_state ops_get_state(const struct ops *o);
 
 void ops_get_stats(const struct ops *o, struct ops_stats *st);
