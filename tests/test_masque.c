@@ -1265,6 +1265,9 @@ static void test_c03_deferred_answer(void **state)
 	assert_int_equal(masque_conn_answer(x->srv.last_conn, 502, NULL, NULL), ZG_ERR_STATE);
 	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].ci.status, 502);
+	/* the client's reason names the Proxy-Status (issue 20.2) */
+	assert_string_equal(x->cl[0].ci.reason,
+			    "relay refused the tunnel: HTTP 502 (Proxy-Status: zgate; error=dns_error)");
 
 	fx_client(x, 1, "agent-1", "/.well-known/masque/ip/example.org/*/");
 	fx_connect(x, 1);

@@ -887,7 +887,7 @@ static int client_submit_request(struct masque_conn *c)
 
 static void client_response(struct masque_conn *c, struct mstream *s)
 {
-	char why[96];
+	char why[400];
 
 	if (s->sid != c->tunnel_sid)
 		return;
@@ -915,7 +915,9 @@ static void client_response(struct masque_conn *c, struct mstream *s)
 		(void)snprintf(why, sizeof(why), "relay answered %d without capsule-protocol",
 			       s->status);
 	else
-		(void)snprintf(why, sizeof(why), "relay refused the tunnel: HTTP %d", s->status);
+		(void)snprintf(why, sizeof(why), "relay refused the tunnel: HTTP %d%s%s%s", s->status,
+			       s->proxy_status[0] ? " (Proxy-Status: " : "", s->proxy_status,
+			       s->proxy_status[0] ? ")" : "");
 	close_app(c, NGHTTP3_H3_NO_ERROR, ZG_ERR_STATE, why);
 }
 
@@ -1047,8 +1049,21 @@ static int h3_recv_header(nghttp3_conn *h3, int64_t sid, int32_t token, nghttp3_
 		break;
 	}
 	default:
-		if (n.len == 16 && memcmp(n.base, "capsule-protocol", 16) == 0)
+		if (n.len == 16 && memcmp(n.base, "capsule-protocol", 16) == 0) {
 			copy_field(s, s->capsule_protocol, sizeof(s->capsule_protocol), &v);
+		} else if (n.len == 12 && memcmp(n.base, "proxy-status", 12) == 0 &&
+			   s->proxy_status[0] == '\0') {
+			/* for the client's error message only: printable,
+			 * truncated, never a reason to refuse the answer */
+			size_t k, len = v.len < sizeof(s->proxy_status) - 1
+						? v.len
+						: sizeof(s->proxy_status) - 1;
+
+			for (k = 0; k < len; k++)
+				s->proxy_status[k] =
+					v.base[k] >= 0x20 && v.base[k] < 0x7f ? (char)v.base[k] : '?';
+			s->proxy_status[len] = '\0';
+		}
 		break;
 	}
 	return 0;

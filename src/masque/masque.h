@@ -121,7 +121,7 @@ struct masque_close_info {
 	enum tls_reject reject;      /* server: TLS refusal reason, TLS_ACCEPTED if none */
 	enum masque_hs_fail hs_fail; /* server: handshake failure before a
 					certificate, MASQUE_HS_OK if none */
-	char reason[128];            /* human-readable, for the log */
+	char reason[320];            /* human-readable, for the log */
 };
 
 struct masque_stats {

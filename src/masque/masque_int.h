@@ -57,6 +57,7 @@ struct mstream {
 	char authority[256];
 	char path[1024];
 	char capsule_protocol[32];
+	char proxy_status[256]; /* client: the answer's Proxy-Status, truncated */
 };
 
 struct masque_conn {
