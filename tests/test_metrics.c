@@ -163,6 +163,17 @@ static void fixed_values(struct metrics_values *v)
 	v->dnssvc.malformed = 325;
 	v->dnssvc.cache_hits = 326;
 	v->dnssvc.cache_entries = 327;
+	v->has_ipam_api = 1;
+	v->ipam_api_up = 1;
+	v->ipam_api_adm_api = 340;
+	v->ipam_api_adm_cached = 341;
+	v->ipam_api_adm_refused = 342;
+	v->ipam_api_requests = 343;
+	v->ipam_api_failures = 344;
+	v->ipam_api_retries = 345;
+	v->ipam_api_connects = 346;
+	v->ipam_api_refreshes = 347;
+	v->ipam_api_pending = 348;
 	v->dnssvc.upstream_tcp = 328;
 	zg_histo_observe(&v->dnssvc.upstream, 800);
 	zg_histo_observe(&v->dnssvc.upstream, 25000);

@@ -366,6 +366,34 @@ static void dns_service(struct mw *w, const struct metrics_values *v)
 	    d->names.cap_hits);
 }
 
+static void ipam_api(struct mw *w, const struct metrics_values *v)
+{
+	if (!v->has_ipam_api)
+		return;
+	one(w, "zgate_ipam_api_up", "gauge",
+	    "1 when zgate-api answered the last request, 0 when it failed (or none was made yet).",
+	    v->ipam_api_up);
+	BY(w, "zgate_ipam_api_admissions_total", "counter",
+	   "Tunnels whose address the shared pool decided, by source: api (zgate-api answered), "
+	   "cached (zgate-api unreachable, the address this relay knew for the client), refused "
+	   "(unreachable and unknown, or refused by zgate-api: 503 with Proxy-Status).",
+	   "source", L("api", "cached", "refused"), v->ipam_api_adm_api, v->ipam_api_adm_cached,
+	   v->ipam_api_adm_refused);
+	one(w, "zgate_ipam_api_requests_total", "counter", "Requests zgate-api answered.",
+	    v->ipam_api_requests);
+	one(w, "zgate_ipam_api_failures_total", "counter",
+	    "Allocations given up: zgate-api unreachable, too slow (ipam.api.timeout) or refusing.",
+	    v->ipam_api_failures);
+	one(w, "zgate_ipam_api_retries_total", "counter",
+	    "Attempts after the first (transport failures and 503).", v->ipam_api_retries);
+	one(w, "zgate_ipam_api_connections_total", "counter",
+	    "TLS connections opened to zgate-api (keep-alive reuses them).", v->ipam_api_connects);
+	one(w, "zgate_ipam_api_refreshes_total", "counter",
+	    "Leases of open tunnels marked used (ipam.api.refresh).", v->ipam_api_refreshes);
+	one(w, "zgate_ipam_api_pending", "gauge", "Requests to zgate-api waiting or in flight.",
+	    v->ipam_api_pending);
+}
+
 int metrics_write(struct evbuffer *b, const struct metrics_values *v)
 {
 	struct mw w = { b, 0 };
@@ -378,6 +406,7 @@ int metrics_write(struct evbuffer *b, const struct metrics_values *v)
 	quic(&w, v);
 	audit_and_process(&w, v);
 	dns_service(&w, v);
+	ipam_api(&w, v);
 	return w.err;
 }
 

@@ -56,6 +56,13 @@ struct metrics_values {
 	 * zgate_dns_service_* families are not written */
 	int has_dnssvc;
 	struct dnssvc_counts dnssvc;
+	/* the shared pool (ipam.backend api, issue 20.2); has_ipam_api 0:
+	 * the zgate_ipam_api_* families are not written */
+	int has_ipam_api;
+	uint64_t ipam_api_up; /* 1: the last request was answered */
+	uint64_t ipam_api_adm_api, ipam_api_adm_cached, ipam_api_adm_refused;
+	uint64_t ipam_api_requests, ipam_api_failures, ipam_api_retries, ipam_api_connects;
+	uint64_t ipam_api_refreshes, ipam_api_pending;
 };
 
 /* Appends the exposition of v to b: every family with its HELP and TYPE
