@@ -980,6 +980,41 @@ static void test_shared_pool(void **state)
 	assert_int_equal(F.alloc_starts, 5);
 }
 
+/* session_by_id is an index: it finds every open client, forgets closed
+ * and replaced sessions, and tells clients apart whose ids share a
+ * bucket. */
+static void test_by_id_index(void **state)
+{
+	static struct fake_conn c[16], again;
+	static char ids[16][16];
+	struct masque_accept acc;
+	struct masque_close_info ci = clean_close();
+	struct session *old;
+
+	(void)state;
+	for (int i = 0; i < 16; i++) {
+		(void)snprintf(ids[i], sizeof(ids[i]), "client-%d", i);
+		F.npol = 0; /* the fake policy holds POL_MAX clients: one at a time */
+		allow(ids[i], route4("10.0.0.0", "10.0.0.255", 0));
+		assert_int_equal(connect_as(ids[i], &c[i], &acc), 200);
+	}
+	for (int i = 0; i < 16; i++)
+		assert_ptr_equal(session_by_id(&T, ids[i]), c[i].data);
+	assert_null(session_by_id(&T, "client-16"));
+	/* closed: gone from the index, the others stay */
+	session_conn_closed(&T, c[3].data, &ci);
+	assert_null(session_by_id(&T, ids[3]));
+	assert_ptr_equal(session_by_id(&T, ids[4]), c[4].data);
+	/* replaced: the index holds the new one */
+	F.npol = 0;
+	allow(ids[5], route4("10.0.0.0", "10.0.0.255", 0));
+	old = c[5].data;
+	assert_int_equal(connect_as(ids[5], &again, &acc), 200);
+	assert_ptr_equal(session_by_id(&T, ids[5]), again.data);
+	session_conn_closed(&T, old, &ci);
+	assert_ptr_equal(session_by_id(&T, ids[5]), again.data);
+}
+
 static void test_dns_refused_early(void **state)
 {
 	struct fake_conn c;
@@ -1060,6 +1095,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dns_refused_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_by_id_index, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,7 @@ void session_table_free(struct session_table *t)
 	t->n = 0;
 	memset(t->vip4, 0, sizeof(t->vip4));
 	memset(t->vip6, 0, sizeof(t->vip6));
+	memset(t->byid, 0, sizeof(t->byid));
 }
 
 /* A new session_id: a bijection (splitmix64's finaliser) of a random key
@@ -127,13 +128,40 @@ static void vip_link(struct session_table *t, struct session *s)
 	}
 }
 
+static size_t id_hash(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	return h & (SESSION_VIP_BUCKETS - 1);
+}
+
+static void id_link(struct session_table *t, struct session *s)
+{
+	size_t h = id_hash(s->id);
+
+	s->inext = t->byid[h];
+	t->byid[h] = s;
+}
+
+static void id_unlink(struct session_table *t, struct session *s)
+{
+	for (struct session **pp = &t->byid[id_hash(s->id)]; *pp != NULL; pp = &(*pp)->inext) {
+		if (*pp == s) {
+			*pp = s->inext;
+			return;
+		}
+	}
+}
+
 struct session *session_by_id(const struct session_table *t, const char *id)
 {
 	struct session *s;
 
-	/* Linear: runs once per new tunnel, never per packet. */
-	for (s = t->head; s != NULL; s = s->next)
-		if (s->state != SESSION_REPLACED && strcmp(s->id, id) == 0)
+	/* hashed: the DNS service asks per learned route, admin per kick */
+	for (s = t->byid[id_hash(id)]; s != NULL; s = s->inext)
+		if (strcmp(s->id, id) == 0)
 			return s;
 	return NULL;
 }
@@ -311,6 +339,7 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 		log_info("%s: new connection from %s replaces the one from %s", s->id, s->peer,
 			 old->peer);
 		vip_unlink(t, old);
+		id_unlink(t, old);
 		old->state = SESSION_REPLACED;
 		t->h.close_flows(t->h.ctx, old->id);
 		t->h.close_conn(t->h.ctx, old->c, "replaced by a newer connection");
@@ -347,6 +376,7 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 	stack_addr_str(&s->vip4, s->vip_s, sizeof(s->vip_s));
 	s->state = SESSION_OPEN;
 	vip_link(t, s);
+	id_link(t, s);
 	s->next = t->head;
 	s->prev = NULL;
 	if (t->head != NULL)
@@ -628,6 +658,7 @@ void session_conn_closed(struct session_table *t, struct session *s,
 	}
 	if (s->state == SESSION_OPEN || s->state == SESSION_CLOSING) {
 		vip_unlink(t, s);
+		id_unlink(t, s);
 		t->h.close_flows(t->h.ctx, s->id);
 		t->h.ipam_release(t->h.ctx, s->id, 4);
 		if (s->vip6.version)

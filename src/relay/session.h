@@ -78,7 +78,8 @@ struct session {
 	void *alloc_req;   /* the caller's pending allocation, NULL when none */
 	int allocated;     /* addr4 came from the shared pool */
 	uint8_t addr4[4];
-	int refuse; /* answer this status instead of resolving (16.8b) */
+	uint64_t refreshed_ms; /* the caller's: its shared lease last marked used */
+	int refuse;            /* answer this status instead of resolving (16.8b) */
 	const char *refuse_ps;
 	/* the client certificate (DER), checked again after a TLS reload */
 	uint8_t *cert_der;
@@ -89,6 +90,7 @@ struct session {
 	uint64_t dns_sent;               /* FNV-1a of the last one sent; 0: none */
 	struct session *next, *prev;     /* the table */
 	struct session *vnext4, *vnext6; /* address buckets */
+	struct session *inext;           /* client-id buckets */
 };
 
 /* What the module needs from outside. Every hook is required. */
@@ -173,6 +175,7 @@ struct session_table {
 	size_t n;
 	struct session_counters cnt;
 	struct session *vip4[SESSION_VIP_BUCKETS], *vip6[SESSION_VIP_BUCKETS];
+	struct session *byid[SESSION_VIP_BUCKETS]; /* OPEN and CLOSING ones */
 };
 
 /* Initialises t (embedded by the caller) with hooks h, a random sid_key
@@ -232,7 +235,7 @@ const char *session_close_token(const struct session_table *t, const struct sess
  * flow until the close); NULL when none. O(1) on average. */
 struct session *session_by_vip(const struct session_table *t, const struct stack_addr *a);
 
-/* The session of client id that is not REPLACED, or NULL. Linear. */
+/* The OPEN or CLOSING session of client id, or NULL. O(1) on average. */
 struct session *session_by_id(const struct session_table *t, const char *id);
 
 /* 1 when flow f lies in the scope s asked for (C03/C19: target prefix and
