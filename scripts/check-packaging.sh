@@ -140,8 +140,8 @@ else
 	fail "cannot build the rootfs stand-in: $(head -5 "$OUT/standin.log")"
 fi
 
-# run_in_image CMD...: runs CMD in the staged root file system as the image
-# would: chrooted, root file system read-only, tmpfs on /tmp and the state
+# run_in_image CMD...: runs CMD in the staged root file system ($RUN_ROOT,
+# default the relay's $ROOTFS) as the image would: chrooted, root file system read-only, tmpfs on /tmp and the state
 # directory, uid/gid 65532, no capabilities. Config files are copied in
 # first (examples/zgate-relay.yaml, examples/policy.yaml, a fresh PKI).
 run_in_image() {
@@ -160,7 +160,7 @@ run_in_image() {
 		done
 		mount -t tmpfs -o uid=65532,gid=65532,mode=0700 tmpfs "$r/var/lib/zgate"
 		exec chroot --userspec=65532:65532 --groups=65532 "$r" "$@"
-	' run_in_image "$ROOTFS" "$@"
+	' run_in_image "${RUN_ROOT:-$ROOTFS}" "$@"
 }
 if [[ -n $staged ]]; then
 	if ! is_root || ! command -v unshare >/dev/null; then
@@ -196,8 +196,52 @@ if [[ -n $staged ]]; then
 	fi
 fi
 
+# ---------------------------------------------------------------- 2b. zgate-api image root file system
+# What docker/api.Dockerfile's runtime stage holds: rootfs.sh on the built
+# zgate-api; run in it as the relay's image is, --version and --check-config
+# on the read-only example configuration with a fresh PKI (gen-certs.sh --api).
+API=build/bin/zgate-api
+APIROOT=$OUT/rootfs-api
+rm -rf "$APIROOT"
+api_staged=
+if [[ ! -x $API ]]; then
+	fail "zgate-api image: $API is not built (make all)"
+elif out=$(docker/rootfs.sh "$APIROOT" "$API" 2>&1); then
+	pass "docker/rootfs.sh stages the zgate-api image's root file system ($out)"
+	api_staged=1
+	if ! is_root || ! command -v unshare >/dev/null; then
+		skip_part "zgate-api image run test: needs root (unshare, mount, chroot)"
+	else
+		cp examples/zgate-api.yaml "$APIROOT/etc/zgate/zgate-api.yaml"
+		if scripts/gen-certs.sh -d "$APIROOT/etc/zgate/tls" --api api --api-relay r1 >"$OUT/pki-api.log" 2>&1; then
+			chown -R 65532:65532 "$APIROOT/etc/zgate/tls"
+		else
+			fail "scripts/gen-certs.sh --api: $(tail -3 "$OUT/pki-api.log")"
+		fi
+		# the token file examples/zgate-api.yaml names (16+ printable characters)
+		echo "packaging-test-admin-token-0123456789" >"$APIROOT/etc/zgate/api-admin.token"
+		chown 65532:65532 "$APIROOT/etc/zgate/api-admin.token"
+		chmod 0400 "$APIROOT/etc/zgate/api-admin.token"
+		chmod 0444 "$APIROOT/etc/zgate/zgate-api.yaml"
+		if out=$(RUN_ROOT=$APIROOT run_in_image /usr/local/bin/zgate-api --version 2>&1); then
+			pass "zgate-api image run test: --version runs in the image as 65532 ($(tr '\n' ' ' <<<"$out"))"
+		else
+			fail "zgate-api image run test: --version: $out"
+		fi
+		if out=$(RUN_ROOT=$APIROOT run_in_image /usr/local/bin/zgate-api --check-config \
+			--config /etc/zgate/zgate-api.yaml 2>&1); then
+			pass "zgate-api image run test: --check-config accepts the read-only example config, PKI and token"
+		else
+			fail "zgate-api image run test: --check-config: $(tail -3 <<<"$out")"
+		fi
+	fi
+else
+	fail "docker/rootfs.sh (zgate-api): $out"
+fi
+
 # ---------------------------------------------------------------- 1. static checks
-count "$("${CHECK[@]}" static "$ROOT" ${staged:+--staged-rootfs "$ROOTFS"} 2>&1)"
+count "$("${CHECK[@]}" static "$ROOT" --staged-rootfs "${staged:+$ROOTFS}" \
+	--staged-api-rootfs "${api_staged:+$APIROOT}" 2>&1)"
 
 # The unrendered check must notice a restricted setting moved under a
 # condition (else it would pass vacuously).
@@ -418,6 +462,67 @@ PYEOF
 			pass "compose $svc: zgate-agent --check-config accepts its ZGATE_* settings"
 		else
 			fail "compose $svc: zgate-agent --check-config: $(tail -2 <<<"$out")"
+		fi
+	done
+fi
+
+# The relays' and zgate-api's settings the same way: each service's
+# environment (and env_file) over the configuration file it mounts, paths
+# under /etc/zgate pointed at a local PKI, through the program's own
+# --check-config. (The relays' ipam.* and relay_id keys are issue 20's:
+# the relay's parser accepts them once that branch is in.)
+# compose_env SERVICE PKI: its variables, one NAME=VALUE a line
+compose_env() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import os, sys, yaml
+d = yaml.safe_load(open("docker/compose.yaml"))
+s = d["services"][sys.argv[1]]
+env = {}
+ef = s.get("env_file") or []
+for f in [ef] if isinstance(ef, str) else ef:
+    for line in open(os.path.join("docker", f)):
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            env[k] = v
+env.update({k: "" if v is None else str(v) for k, v in (s.get("environment") or {}).items()})
+for k, v in env.items():
+    if k.startswith("ZGATE_"):
+        print(k + "=" + v.replace("/etc/zgate/tls", sys.argv[2]))
+PYEOF
+}
+compose_services() { # DOCKERFILE-SUFFIX
+	"$PY" -c 'import sys, yaml
+d = yaml.safe_load(open("docker/compose.yaml"))
+print(" ".join(n for n, s in d["services"].items()
+               if str((s.get("build") or {}).get("dockerfile", "")).endswith(sys.argv[1])))' "$1"
+}
+if [[ -z $PY || ! -x $RELAY || ! -x $API ]]; then
+	skip_part "compose relay and zgate-api settings: needs python3-yaml, $RELAY and $API"
+else
+	cpki=$OUT/compose-api-pki
+	rm -rf "$cpki"
+	cmd=$("$PY" -c 'import yaml; print(" ".join(map(str, yaml.safe_load(open("docker/compose.yaml"))["services"]["certgen"]["command"])))')
+	# shellcheck disable=SC2086 # certgen's argument words
+	scripts/gen-certs.sh -d "$cpki" $cmd >"$OUT/compose-api-pki.log" 2>&1 ||
+		fail "compose certgen's command with scripts/gen-certs.sh: $(tail -2 "$OUT/compose-api-pki.log")"
+	sed -e "s|/etc/zgate/tls|$cpki|g" -e "s|/etc/zgate/policy.yaml|$ROOT/docker/policy.yaml|" \
+		-e "s|/var/lib/zgate/|$OUT/|" examples/zgate-relay.yaml >"$OUT/compose-relay.yaml"
+	for svc in $(compose_services relay.Dockerfile); do
+		mapfile -t envv < <(compose_env "$svc" "$cpki")
+		if out=$(env -i PATH="$PATH" "${envv[@]}" "$RELAY" --check-config --config "$OUT/compose-relay.yaml" 2>&1); then
+			pass "compose $svc: zgate-relay --check-config accepts its ZGATE_* settings (ipam backend api)"
+		else
+			fail "compose $svc: zgate-relay --check-config: $(tail -2 <<<"$out")"
+		fi
+	done
+	sed -e "s|/etc/zgate/tls|$cpki|g" examples/zgate-api.yaml >"$OUT/compose-api.yaml"
+	for svc in $(compose_services api.Dockerfile); do
+		mapfile -t envv < <(compose_env "$svc" "$cpki")
+		if out=$(env -i PATH="$PATH" "${envv[@]}" "$API" --check-config --config "$OUT/compose-api.yaml" 2>&1); then
+			pass "compose $svc: zgate-api --check-config accepts the mounted config with its ZGATE_* settings and certgen's PKI"
+		else
+			fail "compose $svc: zgate-api --check-config: $(tail -2 <<<"$out")"
 		fi
 	done
 fi

@@ -176,7 +176,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         if uid_is_root(u):
             return f"final stage runs as {u or 'root (no USER)'}"
         uid = u.split(":")[0]
-        if kind in ("relay", "agent") and uid not in ("65532", "65534"):
+        if kind in ("relay", "agent", "api") and uid not in ("65532", "65534"):
             return f"USER {u}: expected 65532 or 65534"
         return None
     check(f"{tag} final image runs as a non-root USER", final_user)
@@ -198,7 +198,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         return f"RUN downloads with curl/wget: {bad}" if bad else None
     check(f"{tag} no curl/wget: packages come through apt and make only", nothing_downloaded)
 
-    if kind in ("relay", "agent"):
+    if kind in ("relay", "agent", "api"):
         def builds_like_ci():
             runs = " ; ".join(a for k, a, _ in df.stages[0]["ins"] if k == "RUN")
             if not re.search(r"\bmake deps\b", runs) or not re.search(r"\bmake all\b", runs):
@@ -206,8 +206,20 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
             return None
         check(f"{tag} build stage runs the Makefile (make deps, make all) as CI does", builds_like_ci)
 
-    if kind == "relay":
+    if kind in ("relay", "api"):
         fin = df.final()
+        binary = "zgate-" + kind
+
+        def stages_binary():
+            runs = " ; ".join(a for k, a, _ in df.stages[0]["ins"] if k == "RUN")
+            eps = [json.loads(a) for k, a, _ in fin["ins"] if k == "ENTRYPOINT"]
+            why = []
+            if not re.search(r"docker/rootfs\.sh /out build/bin/" + binary + r"\b", runs):
+                why.append(f"the build stage does not stage build/bin/{binary} with docker/rootfs.sh")
+            if not eps or eps[-1][:1] != [f"/usr/local/bin/{binary}"]:
+                why.append(f"ENTRYPOINT {eps[-1] if eps else None} is not /usr/local/bin/{binary}")
+            return "; ".join(why) or None
+        check(f"{tag} stages {binary} with docker/rootfs.sh and runs it", stages_binary)
 
         def scratch():
             if fin["from"] != "scratch":
@@ -218,9 +230,9 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
 
         def exposes():
             ports = set(" ".join(a for k, a, _ in fin["ins"] if k == "EXPOSE").split())
-            want = {"4433/udp", "8080/tcp"}
+            want = {"4433/udp", "8080/tcp"} if kind == "relay" else {"8443/tcp"}
             return None if want <= ports else f"EXPOSE {sorted(ports)}; expected {sorted(want)}"
-        check(f"{tag} exposes 4433/udp and 8080/tcp", exposes)
+        check(f"{tag} exposes {'4433/udp and 8080/tcp' if kind == 'relay' else '8443/tcp'}", exposes)
 
         def staged_sources():
             if not staged_rootfs:
@@ -275,54 +287,166 @@ def check_compose(root):
             return dict(x.split("=", 1) for x in v)
         return v
 
-    def services_present():
-        agents = [n for n, s in svcs.items()
-                  if str((s.get("build") or {}).get("dockerfile", "")).endswith("agent.Dockerfile")]
-        missing = [n for n in ("relay", "certgen", "target") if n not in svcs]
-        if missing:
-            return f"missing services {missing}"
-        return None if len(agents) >= 2 else f"{len(agents)} agent services; expected two"
-    check(f"{tag} relay, two agents, a target and certgen", services_present)
+    def built_from(name):
+        return [n for n, s in svcs.items()
+                if str((s.get("build") or {}).get("dockerfile", "")).endswith(name)]
+    relays = built_from("relay.Dockerfile")
+    apis = built_from("api.Dockerfile")
 
-    relay = svcs.get("relay", {})
+    def services_present():
+        agents = built_from("agent.Dockerfile")
+        missing = [n for n in ("certgen", "target", "postgres") if n not in svcs]
+        why = [f"missing services {missing}"] if missing else []
+        if len(relays) < 2:
+            why.append(f"relay services {relays}; expected two sharing the pool")
+        if len(apis) != 1:
+            why.append(f"zgate-api services {apis}; expected one")
+        if len(agents) < 2:
+            why.append(f"{len(agents)} agent services; expected two")
+        return "; ".join(why) or None
+    check(f"{tag} two relays, zgate-api, postgres, two agents, a target and certgen", services_present)
+
+    def locked_down(name, s, want_ro=True):
+        why = []
+        if s.get("cap_drop") != ["ALL"]:
+            why.append(f"{name}: cap_drop {s.get('cap_drop')}")
+        if s.get("cap_add"):
+            why.append(f"{name}: cap_add {s.get('cap_add')}")
+        if want_ro and s.get("read_only") is not True:
+            why.append(f"{name}: read_only not true")
+        if "no-new-privileges:true" not in s.get("security_opt", []):
+            why.append(f"{name}: no no-new-privileges:true")
+        if s.get("privileged"):
+            why.append(f"{name}: privileged")
+        if uid_is_root(str(s.get("user", "root"))):
+            why.append(f"{name}: user {s.get('user')}")
+        return why
 
     def relay_locked_down():
-        why = []
-        if relay.get("cap_drop") != ["ALL"]:
-            why.append(f"cap_drop {relay.get('cap_drop')}")
-        if relay.get("cap_add"):
-            why.append(f"cap_add {relay.get('cap_add')}")
-        if relay.get("read_only") is not True:
-            why.append("read_only not true")
-        if "no-new-privileges:true" not in relay.get("security_opt", []):
-            why.append("no no-new-privileges:true")
-        if relay.get("privileged"):
-            why.append("privileged")
-        if uid_is_root(str(relay.get("user", "root"))):
-            why.append(f"user {relay.get('user')}")
+        return "; ".join(w for n in relays for w in locked_down(n, svcs[n])) or None
+    check(f"{tag} relays: cap_drop ALL, no cap_add, read_only, no-new-privileges, non-root", relay_locked_down)
+
+    def api_locked_down():
+        why = [w for n in apis + ["postgres"] if n in svcs for w in locked_down(n, svcs[n])]
+        for n in apis:
+            if str(svcs[n].get("user", "")).split(":")[0] != "65532":
+                why.append(f"{n}: user {svcs[n].get('user')}, not the image's 65532")
         return "; ".join(why) or None
-    check(f"{tag} relay: cap_drop ALL, no cap_add, read_only, no-new-privileges, non-root", relay_locked_down)
+    check(f"{tag} zgate-api and postgres: cap_drop ALL, no cap_add, read_only, no-new-privileges, non-root",
+          api_locked_down)
 
     def relay_sysctl():
-        v = sysctls_of(relay).get("net.ipv4.ping_group_range")
-        if v is None:
-            return "no net.ipv4.ping_group_range"
-        lo, hi = (int(x) for x in str(v).split())
-        gid = int(str(relay.get("user", "0:0")).split(":")[-1])
-        return None if lo <= gid <= hi else f"range {v} excludes the relay's gid {gid}"
-    check(f"{tag} relay: ping_group_range sysctl includes its gid", relay_sysctl)
+        why = []
+        for n in relays:
+            r = svcs[n]
+            v = sysctls_of(r).get("net.ipv4.ping_group_range")
+            if v is None:
+                why.append(f"{n}: no net.ipv4.ping_group_range")
+                continue
+            lo, hi = (int(x) for x in str(v).split())
+            gid = int(str(r.get("user", "0:0")).split(":")[-1])
+            if not lo <= gid <= hi:
+                why.append(f"{n}: range {v} excludes the relay's gid {gid}")
+        return "; ".join(why) or None
+    check(f"{tag} relays: ping_group_range sysctl includes their gid", relay_sysctl)
 
     def relay_ports():
-        ports = [str(p) for p in relay.get("ports", [])]
-        return None if any(p.endswith("4433/udp") for p in ports) else f"ports {ports}: no 4433/udp"
-    check(f"{tag} relay publishes 4433/udp", relay_ports)
+        why, published = [], []
+        for n in relays:
+            ports = [str(p) for p in svcs[n].get("ports", [])]
+            quic = [p for p in ports if p.endswith(":4433/udp")]
+            if not quic:
+                why.append(f"{n}: ports {ports}: no 4433/udp")
+            published += [p.rsplit(":", 1)[0] for p in ports]
+        dup = sorted({p for p in published if published.count(p) > 1})
+        if dup:
+            why.append(f"host ports published twice: {dup}")
+        return "; ".join(why) or None
+    check(f"{tag} relays publish 4433/udp, on distinct host ports", relay_ports)
 
     def relay_stop_grace():
         cfg = yaml.safe_load(open(os.path.join(root, "examples/zgate-relay.yaml")))
         drain = parse_duration_s(cfg.get("timeouts", {}).get("drain_grace", "30s"))
-        grace = parse_duration_s(relay.get("stop_grace_period", "10s"))
-        return None if grace > drain else f"stop_grace_period {grace}s <= drain_grace {drain}s"
-    check(f"{tag} relay: stop_grace_period exceeds its drain period", relay_stop_grace)
+        why = []
+        for n in relays:
+            grace = parse_duration_s(svcs[n].get("stop_grace_period", "10s"))
+            if grace <= drain:
+                why.append(f"{n}: stop_grace_period {grace}s <= drain_grace {drain}s")
+        return "; ".join(why) or None
+    check(f"{tag} relays: stop_grace_period exceeds their drain period", relay_stop_grace)
+
+    certgen_cmd = [str(x) for x in (svcs.get("certgen", {}).get("command") or [])]
+
+    def certgen_makes(opt, value):
+        return any(a == opt and b == value for a, b in zip(certgen_cmd, certgen_cmd[1:]))
+
+    def relays_use_api():
+        why, ids = [], []
+        api_host = apis[0] if apis else "?"
+        for n in relays:
+            env = {k: str(v) for k, v in (svcs[n].get("environment") or {}).items()}
+            rid = env.get("ZGATE_RELAY_ID", "")
+            ids.append(rid)
+            if env.get("ZGATE_IPAM_BACKEND") != "api":
+                why.append(f"{n}: ZGATE_IPAM_BACKEND {env.get('ZGATE_IPAM_BACKEND')!r}, not api")
+            url = env.get("ZGATE_IPAM_API_URL", "")
+            if not re.fullmatch(r"https://" + re.escape(api_host) + r":8443/?", url):
+                why.append(f"{n}: ZGATE_IPAM_API_URL {url!r} is not https://{api_host}:8443")
+            if not rid:
+                why.append(f"{n}: no ZGATE_RELAY_ID")
+            for k, suf in (("ZGATE_IPAM_API_CERT", ".crt"), ("ZGATE_IPAM_API_KEY", ".key")):
+                if env.get(k) != f"/etc/zgate/tls/relay-{rid}{suf}":
+                    why.append(f"{n}: {k} {env.get(k)!r}, not certgen's relay-{rid}{suf} (CN relay:{rid})")
+            if env.get("ZGATE_IPAM_API_CA") != "/etc/zgate/tls/ca.crt":
+                why.append(f"{n}: ZGATE_IPAM_API_CA {env.get('ZGATE_IPAM_API_CA')!r}")
+            if rid and not certgen_makes("--api-relay", rid):
+                why.append(f"{n}: certgen makes no --api-relay {rid}")
+        if len(set(ids)) != len(ids):
+            why.append(f"relay ids {ids} are not distinct (zgate-api tells relays apart by them)")
+        if apis and not certgen_makes("--api", apis[0]):
+            why.append(f"certgen makes no zgate-api server certificate for {apis[0]!r} (--api {apis[0]})")
+        return "; ".join(why) or None
+    check(f"{tag} relays: ipam backend api at zgate-api, each with its own relay:ID client certificate",
+          relays_use_api)
+
+    def api_wiring():
+        why = []
+        for n in apis:
+            a = svcs[n]
+            dep = a.get("depends_on") or {}
+            if (dep.get("postgres") or {}).get("condition") != "service_healthy":
+                why.append(f"{n}: does not wait for postgres to be healthy")
+            if (dep.get("certgen") or {}).get("condition") != "service_completed_successfully":
+                why.append(f"{n}: does not wait for certgen")
+            env = {k: str(v) for k, v in (a.get("environment") or {}).items()}
+            if "ZGATE_DATABASE" in env:
+                why.append(f"{n}: ZGATE_DATABASE written in compose.yaml: take it from an env file or secret")
+            files = a.get("env_file") or []
+            files = [files] if isinstance(files, str) else files
+            if not any("ZGATE_DATABASE=" in open(os.path.join(base, f)).read()
+                       for f in files if os.path.exists(os.path.join(base, f))):
+                why.append(f"{n}: no env_file sets ZGATE_DATABASE")
+            nets = set(a.get("networks") or [])
+            for r in relays:
+                if not nets & set(svcs[r].get("networks") or []):
+                    why.append(f"{n} and {r} share no network")
+        pnets = set(svcs.get("postgres", {}).get("networks") or [])
+        for name, net in (doc.get("networks") or {}).items():
+            if name in pnets and not (net or {}).get("internal"):
+                why.append(f"postgres is on the non-internal network {name}")
+        return "; ".join(why) or None
+    check(f"{tag} zgate-api waits for postgres and certgen, takes the database from an env file, "
+          f"reaches postgres on an internal network", api_wiring)
+
+    def agents_know_every_relay():
+        why = []
+        for n in built_from("agent.Dockerfile"):
+            env = {k: str(v) for k, v in (svcs[n].get("environment") or {}).items()}
+            listed = [e.split("@")[-1].rsplit(":", 1)[0] for e in env.get("ZGATE_RELAY", "").split(",") if e]
+            if sorted(listed) != sorted(relays):
+                why.append(f"{n}: ZGATE_RELAY {env.get('ZGATE_RELAY')!r} does not list every relay {relays}")
+        return "; ".join(why) or None
+    check(f"{tag} agents list every relay (--relay r1:4433,r2:4433)", agents_know_every_relay)
 
     def agents_minimal():
         why = []
@@ -358,11 +482,11 @@ def check_compose(root):
         df = os.path.join(root, (cg.get("build") or {}).get("dockerfile", "-"))
         if not os.path.exists(df) or "scripts/gen-certs.sh" not in open(df).read():
             return "certgen does not build from a Dockerfile that runs scripts/gen-certs.sh"
-        dep = (relay.get("depends_on") or {}).get("certgen", {})
-        if not isinstance(dep, dict) or dep.get("condition") != "service_completed_successfully":
-            return "relay does not wait for certgen to complete"
-        return None
-    check(f"{tag} one-shot certificate generation with scripts/gen-certs.sh before the relay", certgen_once)
+        late = [n for n in relays + apis
+                if ((svcs[n].get("depends_on") or {}).get("certgen") or {}).get("condition")
+                != "service_completed_successfully"]
+        return f"{late} do not wait for certgen to complete" if late else None
+    check(f"{tag} one-shot certificate generation with scripts/gen-certs.sh before the relays and zgate-api", certgen_once)
 
     def paths_exist():
         missing = []
@@ -376,8 +500,12 @@ def check_compose(root):
                 src = str(v).split(":")[0]
                 if src.startswith(".") and not os.path.exists(os.path.join(base, src)):
                     missing.append(f"{n}: {src}")
+            ef = s.get("env_file") or []
+            for f in [ef] if isinstance(ef, str) else ef:
+                if not os.path.exists(os.path.join(base, f)):
+                    missing.append(f"{n}: env_file {f}")
         return f"missing: {missing}" if missing else None
-    check(f"{tag} build files and bind-mounted files exist", paths_exist)
+    check(f"{tag} build files, bind-mounted files and env files exist", paths_exist)
 
 
 # ---------------------------------------------------------------- YAML
@@ -967,8 +1095,10 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "static":
         root = argv[1]
         staged = argv[3] if len(argv) >= 4 and argv[2] == "--staged-rootfs" else None
+        staged_api = argv[5] if len(argv) >= 6 and argv[4] == "--staged-api-rootfs" else None
         check_yaml_files(root)
         check_dockerfile(root, "docker/relay.Dockerfile", "relay", staged)
+        check_dockerfile(root, "docker/api.Dockerfile", "api", staged_api)
         check_dockerfile(root, "docker/agent.Dockerfile", "agent")
         check_dockerfile(root, "docker/certgen.Dockerfile", "certgen")
         check_compose(root)
