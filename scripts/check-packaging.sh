@@ -307,6 +307,73 @@ else
 	done
 	count "$("${CHECK[@]}" selftest "$OUT/render-defaults.yaml" 2>&1)"
 
+	# The zgate-api chart the same way: each values file rendered, every
+	# Pod spec held to the restricted profile, the ConfigMap through
+	# zgate-api --check-config (files written as render-api-*.yaml, so the
+	# schema validation below takes them too).
+	ACHART=helm/zgate-api
+	arender() { "$RENDER" -name zgate-api -namespace zgate "$@" "$ACHART"; }
+	avariants=("defaults:-set tls.existingSecret=zgate-api-tls -set database.existingSecret=zgate-api-database")
+	for f in "$ACHART"/ci/*.yaml; do avariants+=("ci/$(basename "$f"):-f $f"); done
+	for v in "${avariants[@]}"; do
+		name=${v%%:*} args=${v#*:}
+		file=$OUT/render-api-${name//\//-}; file=${file%.yaml}.yaml
+		# shellcheck disable=SC2086 # args are flag words
+		if arender $args >"$file" 2>"$file.err"; then
+			pass "render zgate-api [$name]: every template renders"
+			count "$("${CHECK[@]}" api-manifests "$ROOT" "$name" "$file" "$ROOT/$API" 2>&1)"
+		else
+			fail "render zgate-api [$name]: $(cat "$file.err")"
+		fi
+	done
+	if out=$(arender -set tls.existingSecret=x -set database.existingSecret=y -notes 2>&1) &&
+		[[ $out == *"NOTES:"*"ipamApi.url=https://zgate-api.zgate.svc:8443"* ]]; then
+		pass "render zgate-api [defaults]: NOTES.txt renders and gives the relays' ipamApi.url"
+	else
+		fail "render zgate-api [defaults]: NOTES.txt: $(tail -3 <<<"$out")"
+	fi
+	# A configuration change rolls the pods; so does a new database string.
+	adoc() { arender "$@" 2>&1 | "$PY" -c 'import sys, yaml
+for d in yaml.safe_load_all(sys.stdin):
+    if d and d.get("kind") == "Deployment":
+        print(d["spec"]["template"]["metadata"]["annotations"].get("checksum/config", ""),
+              d["spec"]["template"]["metadata"]["annotations"].get("checksum/secret", ""))'; }
+	a0=$(adoc -f "$ACHART/ci/inline-values.yaml") a1=$(adoc -f "$ACHART/ci/inline-values.yaml" -set config.lease_ttl=1h)
+	a2=$(adoc -f "$ACHART/ci/inline-values.yaml" -set database.url=host=other)
+	if [[ -n ${a0% *} && ${a0% *} != "${a1% *}" && -n ${a0#* } && ${a0#* } != "${a2#* }" ]]; then
+		pass "render zgate-api: a configuration change alters checksum/config, a new database string checksum/secret"
+	else
+		fail "render zgate-api: checksums did not follow ('$a0' / '$a1' / '$a2')"
+	fi
+	arefuse() {
+		local what=$1 want=$2; shift 2
+		if out=$(arender "$@" 2>&1); then
+			fail "render zgate-api refuses $what: it rendered"
+		elif [[ $out == *"$want"* ]]; then
+			pass "render zgate-api refuses $what"
+		else
+			fail "render zgate-api refuses $what: message lacks '$want': $out"
+		fi
+	}
+	arefuse "no database" "the chart bundles no database" -set tls.existingSecret=x
+	arefuse "no certificates" "certificates: set tls.existingSecret" -set database.existingSecret=y
+	arefuse "both database.existingSecret and database.url" "not both" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set database.url=host=z
+	arefuse "config.database (schema)" "config" -set tls.existingSecret=x -set database.existingSecret=y \
+		-set config.database=host=z
+	arefuse "config.listen (chart-managed)" "config" -set tls.existingSecret=x -set database.existingSecret=y \
+		-set config.listen=0.0.0.0:1
+	arefuse "runAsUser 0 (schema)" "securityContext.runAsUser" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set securityContext.runAsUser=0
+	arefuse "extra securityContext keys (schema)" "securityContext" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set securityContext.privileged=true
+	arefuse "a pool outside /16-/30 (schema)" "config.pool" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set config.pool=10.0.0.0/8
+	arefuse "certManager.enabled without an issuer" "certManager.issuerRef.name" \
+		-set database.existingSecret=y -set certManager.enabled=true
+	arefuse "Kubernetes older than 1.25 (Chart.yaml kubeVersion)" "incompatible with Kubernetes" \
+		-set tls.existingSecret=x -set database.existingSecret=y -kube-version 1.24.0
+
 	# Every rendered object against the Kubernetes API schemas (types, enums,
 	# required fields), with npm's kubernetes-models (pinned; the versions
 	# that still run on Debian 12's Node.js).
@@ -425,6 +492,16 @@ clients: {agent-9: {rules: [{id: x, action: allow, destinations: [198.51.100.0/2
 		-set certManager.clientCAFromIssuer=false
 	refuse "an unknown issuer kind (schema)" "certManager.issuerRef.kind" \
 		-set certManager.enabled=true -set certManager.issuerRef.name=ca -set certManager.issuerRef.kind=Vault
+	# the relay chart's ipamApi values
+	refuse "ipamApi without its client certificate Secret" "ipamApi.existingSecret" \
+		-set ipamApi.enabled=true -set ipamApi.url=https://zgate-api:8443
+	refuse "ipamApi without a url" "ipamApi.url" -set ipamApi.enabled=true -set ipamApi.existingSecret=s
+	refuse "an http:// ipamApi.url (schema)" "ipamApi.url" -set ipamApi.enabled=true \
+		-set ipamApi.existingSecret=s -set ipamApi.url=http://zgate-api:8443
+	refuse "config.ipam next to ipamApi (chart-managed)" "use ipamApi" -set ipamApi.enabled=true \
+		-set ipamApi.existingSecret=s -set ipamApi.url=https://a:8443 -set config.ipam.backend=local
+	refuse "a relayId zgate-api cannot take (schema)" "ipamApi.relayId" -set ipamApi.enabled=true \
+		-set ipamApi.existingSecret=s -set ipamApi.url=https://a:8443 -set ipamApi.relayId=a:b
 fi
 
 # ---------------------------------------------------------------- 4. docker-compose config
