@@ -16,7 +16,9 @@
 #                                 made when missing, remade after every -r; every
 #                                 revocation so far is kept in DIR/ca.db
 #   api.crt, api.key              zgate-api's server certificate, only with --api
-#                                 (serverAuth; SAN = every --api name)
+#                                 (serverAuth; SAN = every --api name). A run with
+#                                 --api* options but no -s leaves relay.crt as it is
+#                                 and makes no default agent
 #   relay-<id>.crt, .key          one per --api-relay: a relay's client certificate
 #                                 for zgate-api (clientAuth; CN "relay:<id>", the
 #                                 relay's relay_id, 1-63 of A-Z a-z 0-9 . _ -)
@@ -40,7 +42,7 @@ set -euo pipefail
 
 dir=./pki days=825 crl_days=30 test_set=0
 servers=() clients=() revoke=() api_names=() api_relays=() api_admins=()
-usage() { sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	-d) dir=$2; shift 2 ;;
@@ -63,10 +65,14 @@ only_revoke=0
 [[ ${#revoke[@]} -gt 0 && ${#servers[@]} -eq 0 && ${#clients[@]} -eq 0 && $test_set -eq 0 &&
 	${#api_names[@]} -eq 0 && ${#api_relays[@]} -eq 0 && ${#api_admins[@]} -eq 0 &&
 	-f $dir/ca.crt ]] && only_revoke=1
+# A run that makes zgate-api certificates makes no agent and leaves the
+# relay's certificate alone unless -c / -s ask for them.
+api_only=0
+[[ ${#api_names[@]} -gt 0 || ${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 ]] &&
+	[[ ${#servers[@]} -eq 0 && $test_set -eq 0 ]] && api_only=1
 [[ ${#servers[@]} -gt 0 ]] || servers=(localhost 127.0.0.1)
-# (a run that makes zgate-api certificates makes no agent unless asked)
-[[ ${#clients[@]} -gt 0 || $only_revoke -eq 1 || ${#api_names[@]} -gt 0 || ${#api_relays[@]} -gt 0 ||
-	${#api_admins[@]} -gt 0 ]] || clients=(agent-1)
+[[ ${#clients[@]} -gt 0 || $only_revoke -eq 1 || $api_only -eq 1 || ${#api_names[@]} -gt 0 ||
+	${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 ]] || clients=(agent-1)
 [[ $crl_days =~ ^[1-9][0-9]{0,4}$ ]] || { echo "gen-certs.sh: --crl-days must be 1-99999" >&2; exit 2; }
 for c in ${revoke[@]+"${revoke[@]}"} ${api_relays[@]+"${api_relays[@]}"} ${api_admins[@]+"${api_admins[@]}"}; do
 	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
@@ -143,7 +149,7 @@ sans() {
 	done
 	echo "$out"
 }
-[[ $only_revoke -eq 1 ]] || sign relay "${servers[0]}" serverAuth "$(sans "${servers[@]}")" ca
+[[ $only_revoke -eq 1 || $api_only -eq 1 ]] || sign relay "${servers[0]}" serverAuth "$(sans "${servers[@]}")" ca
 [[ ${#api_names[@]} -eq 0 ]] || sign api "${api_names[0]}" serverAuth "$(sans "${api_names[@]}")" ca
 # zgate-api tells relays from admins by the CN's prefix.
 for c in ${api_relays[@]+"${api_relays[@]}"}; do sign "relay-$c" "relay:$c" clientAuth "" ca; done
@@ -202,7 +208,7 @@ rm -f ca.db/err
 rm -f ./*.srl
 chmod 600 ./*.key
 relay_said="(${servers[*]})"
-[[ $only_revoke -eq 0 ]] || relay_said="(unchanged)"
+[[ $only_revoke -eq 0 && $api_only -eq 0 ]] || relay_said="(unchanged)"
 api_said=
 [[ ${#api_names[@]} -eq 0 ]] || api_said=", zgate-api api.crt (${api_names[*]})"
 [[ ${#api_relays[@]} -eq 0 ]] || api_said+=", zgate-api relays: ${api_relays[*]/#/relay:}"
