@@ -264,7 +264,7 @@ test: $(BUILD)/deps.mk
 	exit $$rc
 
 # ---------------------------------------------------------------- install
-# make install [PREFIX=/usr/local] [DESTDIR=]: the three programs into
+# make install [PREFIX=/usr/local] [DESTDIR=]: the four programs into
 # $(BINDIR) (zgate-agent status is for users too, so bin, not sbin, as
 # wireguard-tools does), man pages, the systemd units (their ExecStart
 # names $(BINDIR)), README and examples under $(DOCDIR), and the example
@@ -275,10 +275,11 @@ MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/zgate
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
-PROGRAMS   := zgate-relay zgate-agent zgate-probe
-MANPAGES   := man/zgate-relay.8 man/zgate-agent.8 man/zgate-probe.1
-UNITS      := zgate-relay.service zgate-agent.service
-EXAMPLES   := examples/zgate-relay.yaml examples/policy.yaml examples/zgate-agent.yaml
+PROGRAMS   := zgate-relay zgate-agent zgate-probe zgate-api
+MANPAGES   := man/zgate-relay.8 man/zgate-agent.8 man/zgate-probe.1 man/zgate-api.8
+UNITS      := zgate-relay.service zgate-agent.service zgate-api.service
+EXAMPLES   := examples/zgate-relay.yaml examples/policy.yaml examples/zgate-agent.yaml \
+	examples/zgate-api.yaml
 # Debian packages `make deb` needs (dpkg-shlibdeps; t_install.sh also wants systemd, groff-base, man-db).
 DEB_PACKAGES := dpkg-dev
 
@@ -299,13 +300,13 @@ install: all
 		if [ -e $(DESTDIR)$(SYSCONFDIR)/zgate/$$f ]; then \
 			echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/zgate/$$f (the example is in $(DOCDIR)/examples)"; \
 		else install -m 0644 examples/$$f $(DESTDIR)$(SYSCONFDIR)/zgate/$$f; fi; done
-	@echo "installed into $(DESTDIR)$(PREFIX); next: certificates in $(SYSCONFDIR)/zgate/tls, then systemctl enable --now zgate-relay"
+	@echo "installed into $(DESTDIR)$(PREFIX); next: certificates in $(SYSCONFDIR)/zgate/tls, then systemctl enable --now zgate-relay (and zgate-api where the shared pool runs)"
 
 # Removes what install put there, except the configuration in $(SYSCONFDIR)/zgate.
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
 		$(DESTDIR)$(MANDIR)/man1/zgate-probe.1 $(DESTDIR)$(MANDIR)/man8/zgate-relay.8 \
-		$(DESTDIR)$(MANDIR)/man8/zgate-agent.8
+		$(DESTDIR)$(MANDIR)/man8/zgate-agent.8 $(DESTDIR)$(MANDIR)/man8/zgate-api.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 # make deb: the files `make install PREFIX=/usr` stages, packed by dpkg-deb

@@ -6,7 +6,7 @@
 # naming the unprivileged users 65532 (nonroot) and 65534 (nobody), an
 # /etc/nsswitch.conf, an empty /tmp and the mount points /etc/zgate,
 # /etc/zgate/tls and /var/lib/zgate (the state volume; owned by 65532).
-# No shell, no package manager. Used by docker/relay.Dockerfile and run by
+# No shell, no package manager. Used by docker/relay.Dockerfile and docker/api.Dockerfile and run by
 # scripts/check-packaging.sh on the locally built binary, so what the image
 # holds is tested here even though no image can be built here.
 set -euo pipefail

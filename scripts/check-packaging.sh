@@ -10,17 +10,21 @@
 #    `make deps` + `make all` like CI, every COPY/ADD source exists, COPY
 #    --from names a stage, the final USER is non-root (65532/65534), exec-form
 #    ENTRYPOINT, no registry host in FROM, nothing fetched with curl/wget;
-#    the relay image is FROM scratch exposing 4433/udp and 8080/tcp; the
-#    agent gets only CAP_NET_ADMIN; compose locks the relay down (cap_drop
-#    ALL, read_only, no-new-privileges, ping_group_range) and gives the agents
-#    only NET_ADMIN + /dev/net/tun; the chart's templates hold each
-#    restricted-profile setting outside any if/with/range.
+#    the relay image is FROM scratch exposing 4433/udp and 8080/tcp, the
+#    zgate-api image (docker/api.Dockerfile) FROM scratch exposing 8443/tcp;
+#    the agent gets only CAP_NET_ADMIN; compose locks both relays, zgate-api
+#    and postgres down (cap_drop ALL, read_only, no-new-privileges; the
+#    relays' ping_group_range), wires the relays to zgate-api (ipam backend
+#    api, each with its relay:ID certificate from certgen), points the agents
+#    at both relays and gives them only NET_ADMIN + /dev/net/tun; both charts'
+#    templates hold each restricted-profile setting outside any if/with/range.
 # 2. Image root file system: docker/rootfs.sh stages what the relay image
 #    holds (from build/bin/zgate-relay, and a stand-in linking the same
 #    libraries), then runs it chrooted, read-only, as 65532 with no
 #    capability: the stand-in checks the promises, the relay (once it exists)
-#    answers --version and --check-config on a read-only config.
-# 3. Helm chart: rendered with a Go renderer built from Debian's Go packages
+#    answers --version and --check-config on a read-only config. The same
+#    for zgate-api's image (--version, --check-config with a PKI and token).
+# 3. Helm charts: rendered with a Go renderer built from Debian's Go packages
 #    (scripts/packaging/helm-render.go: text/template, sprig,
 #    sigs.k8s.io/yaml, gojsonschema) for the default values and each
 #    helm/zgate-relay/ci/*.yaml; every rendered Pod spec is checked rule by
@@ -34,7 +38,14 @@
 #    generated from those CRDs). A policy-only change must leave the
 #    Deployment (its checksum annotations included) unchanged, so it rolls
 #    no pods; a change of the relay's configuration must change the checksum.
+#    helm/zgate-api the same way (default values and ci/*.yaml, restricted
+#    rules, schemas, refusals), its rendered ConfigMap through zgate-api
+#    --check-config; the relay chart's ipamApi values (ci/ipam-api*.yaml).
 # 4. `docker-compose config` (Debian's docker-compose, no engine needed).
+# 5. The compose services' ZGATE_* settings through each program's own
+#    --check-config (agents, relays, zgate-api). The relays' relay_id and
+#    ipam.* keys (issue 20) fail there, and in the relay's parser on the
+#    ci/ipam-api*.yaml renders, until the relay's parser knows them.
 #
 # Missing tools are installed from Debian's packages when running as root
 # (python3-yaml, golang-go and the Go libraries, docker-compose). A part
@@ -140,8 +151,8 @@ else
 	fail "cannot build the rootfs stand-in: $(head -5 "$OUT/standin.log")"
 fi
 
-# run_in_image CMD...: runs CMD in the staged root file system as the image
-# would: chrooted, root file system read-only, tmpfs on /tmp and the state
+# run_in_image CMD...: runs CMD in the staged root file system ($RUN_ROOT,
+# default the relay's $ROOTFS) as the image would: chrooted, root file system read-only, tmpfs on /tmp and the state
 # directory, uid/gid 65532, no capabilities. Config files are copied in
 # first (examples/zgate-relay.yaml, examples/policy.yaml, a fresh PKI).
 run_in_image() {
@@ -160,7 +171,7 @@ run_in_image() {
 		done
 		mount -t tmpfs -o uid=65532,gid=65532,mode=0700 tmpfs "$r/var/lib/zgate"
 		exec chroot --userspec=65532:65532 --groups=65532 "$r" "$@"
-	' run_in_image "$ROOTFS" "$@"
+	' run_in_image "${RUN_ROOT:-$ROOTFS}" "$@"
 }
 if [[ -n $staged ]]; then
 	if ! is_root || ! command -v unshare >/dev/null; then
@@ -196,21 +207,72 @@ if [[ -n $staged ]]; then
 	fi
 fi
 
+# ---------------------------------------------------------------- 2b. zgate-api image root file system
+# What docker/api.Dockerfile's runtime stage holds: rootfs.sh on the built
+# zgate-api; run in it as the relay's image is, --version and --check-config
+# on the read-only example configuration with a fresh PKI (gen-certs.sh --api).
+API=build/bin/zgate-api
+APIROOT=$OUT/rootfs-api
+rm -rf "$APIROOT"
+api_staged=
+if [[ ! -x $API ]]; then
+	fail "zgate-api image: $API is not built (make all)"
+elif out=$(docker/rootfs.sh "$APIROOT" "$API" 2>&1); then
+	pass "docker/rootfs.sh stages the zgate-api image's root file system ($out)"
+	api_staged=1
+	if ! is_root || ! command -v unshare >/dev/null; then
+		skip_part "zgate-api image run test: needs root (unshare, mount, chroot)"
+	else
+		cp examples/zgate-api.yaml "$APIROOT/etc/zgate/zgate-api.yaml"
+		if scripts/gen-certs.sh -d "$APIROOT/etc/zgate/tls" --api api --api-relay r1 >"$OUT/pki-api.log" 2>&1; then
+			chown -R 65532:65532 "$APIROOT/etc/zgate/tls"
+		else
+			fail "scripts/gen-certs.sh --api: $(tail -3 "$OUT/pki-api.log")"
+		fi
+		# the token file examples/zgate-api.yaml names (16+ printable characters)
+		echo "packaging-test-admin-token-0123456789" >"$APIROOT/etc/zgate/api-admin.token"
+		chown 65532:65532 "$APIROOT/etc/zgate/api-admin.token"
+		chmod 0400 "$APIROOT/etc/zgate/api-admin.token"
+		chmod 0444 "$APIROOT/etc/zgate/zgate-api.yaml"
+		if out=$(RUN_ROOT=$APIROOT run_in_image /usr/local/bin/zgate-api --version 2>&1); then
+			pass "zgate-api image run test: --version runs in the image as 65532 ($(tr '\n' ' ' <<<"$out"))"
+		else
+			fail "zgate-api image run test: --version: $out"
+		fi
+		if out=$(RUN_ROOT=$APIROOT run_in_image /usr/local/bin/zgate-api --check-config \
+			--config /etc/zgate/zgate-api.yaml 2>&1); then
+			pass "zgate-api image run test: --check-config accepts the read-only example config, PKI and token"
+		else
+			fail "zgate-api image run test: --check-config: $(tail -3 <<<"$out")"
+		fi
+	fi
+else
+	fail "docker/rootfs.sh (zgate-api): $out"
+fi
+
 # ---------------------------------------------------------------- 1. static checks
-count "$("${CHECK[@]}" static "$ROOT" ${staged:+--staged-rootfs "$ROOTFS"} 2>&1)"
+count "$("${CHECK[@]}" static "$ROOT" --staged-rootfs "${staged:+$ROOTFS}" \
+	--staged-api-rootfs "${api_staged:+$APIROOT}" 2>&1)"
 
 # The unrendered check must notice a restricted setting moved under a
 # condition (else it would pass vacuously).
 mut=$OUT/mutant
 rm -rf "$mut" && mkdir -p "$mut" && cp -r docker examples helm "$mut/"
-sed -i 's/^\( *\)allowPrivilegeEscalation: false$/\1{{- if .Values.hardening }}\n\1allowPrivilegeEscalation: false\n\1{{- end }}/' \
-	"$mut/$CHART/templates/deployment.yaml"
+for c in "$CHART" helm/zgate-api; do
+	sed -i 's/^\( *\)allowPrivilegeEscalation: false$/\1{{- if .Values.hardening }}\n\1allowPrivilegeEscalation: false\n\1{{- end }}/' \
+		"$mut/$c/templates/deployment.yaml"
+done
 # The copy has no Makefile, src/ or scripts/: the COPY check must see that.
 out=$("${CHECK[@]}" static "$mut" 2>&1)
 if grep -q '^FAIL chart (unrendered): deployment.yaml has `allowPrivilegeEscalation: false`' <<<"$out"; then
 	pass "selftest: the unrendered check notices allowPrivilegeEscalation moved under an if"
 else
 	fail "selftest: the unrendered check missed allowPrivilegeEscalation moved under an if"
+fi
+if grep -q '^FAIL chart zgate-api (unrendered): deployment.yaml has `allowPrivilegeEscalation: false`' <<<"$out"; then
+	pass "selftest: the unrendered check of the zgate-api chart notices allowPrivilegeEscalation moved under an if"
+else
+	fail "selftest: the unrendered check of the zgate-api chart missed allowPrivilegeEscalation moved under an if"
 fi
 if grep -q "^FAIL dockerfile docker/relay.Dockerfile: every COPY/ADD source exists.*'line [0-9]*: Makefile'" <<<"$out"; then
 	pass "selftest: the COPY check notices a missing COPY source"
@@ -262,6 +324,73 @@ else
 		fi
 	done
 	count "$("${CHECK[@]}" selftest "$OUT/render-defaults.yaml" 2>&1)"
+
+	# The zgate-api chart the same way: each values file rendered, every
+	# Pod spec held to the restricted profile, the ConfigMap through
+	# zgate-api --check-config (files written as render-api-*.yaml, so the
+	# schema validation below takes them too).
+	ACHART=helm/zgate-api
+	arender() { "$RENDER" -name zgate-api -namespace zgate "$@" "$ACHART"; }
+	avariants=("defaults:-set tls.existingSecret=zgate-api-tls -set database.existingSecret=zgate-api-database")
+	for f in "$ACHART"/ci/*.yaml; do avariants+=("ci/$(basename "$f"):-f $f"); done
+	for v in "${avariants[@]}"; do
+		name=${v%%:*} args=${v#*:}
+		file=$OUT/render-api-${name//\//-}; file=${file%.yaml}.yaml
+		# shellcheck disable=SC2086 # args are flag words
+		if arender $args >"$file" 2>"$file.err"; then
+			pass "render zgate-api [$name]: every template renders"
+			count "$("${CHECK[@]}" api-manifests "$ROOT" "$name" "$file" "$ROOT/$API" 2>&1)"
+		else
+			fail "render zgate-api [$name]: $(cat "$file.err")"
+		fi
+	done
+	if out=$(arender -set tls.existingSecret=x -set database.existingSecret=y -notes 2>&1) &&
+		[[ $out == *"NOTES:"*"ipamApi.url=https://zgate-api.zgate.svc:8443"* ]]; then
+		pass "render zgate-api [defaults]: NOTES.txt renders and gives the relays' ipamApi.url"
+	else
+		fail "render zgate-api [defaults]: NOTES.txt: $(tail -3 <<<"$out")"
+	fi
+	# A configuration change rolls the pods; so does a new database string.
+	adoc() { arender "$@" 2>&1 | "$PY" -c 'import sys, yaml
+for d in yaml.safe_load_all(sys.stdin):
+    if d and d.get("kind") == "Deployment":
+        print(d["spec"]["template"]["metadata"]["annotations"].get("checksum/config", ""),
+              d["spec"]["template"]["metadata"]["annotations"].get("checksum/secret", ""))'; }
+	a0=$(adoc -f "$ACHART/ci/inline-values.yaml") a1=$(adoc -f "$ACHART/ci/inline-values.yaml" -set config.lease_ttl=1h)
+	a2=$(adoc -f "$ACHART/ci/inline-values.yaml" -set database.url=host=other)
+	if [[ -n ${a0% *} && ${a0% *} != "${a1% *}" && -n ${a0#* } && ${a0#* } != "${a2#* }" ]]; then
+		pass "render zgate-api: a configuration change alters checksum/config, a new database string checksum/secret"
+	else
+		fail "render zgate-api: checksums did not follow ('$a0' / '$a1' / '$a2')"
+	fi
+	arefuse() {
+		local what=$1 want=$2; shift 2
+		if out=$(arender "$@" 2>&1); then
+			fail "render zgate-api refuses $what: it rendered"
+		elif [[ $out == *"$want"* ]]; then
+			pass "render zgate-api refuses $what"
+		else
+			fail "render zgate-api refuses $what: message lacks '$want': $out"
+		fi
+	}
+	arefuse "no database" "the chart bundles no database" -set tls.existingSecret=x
+	arefuse "no certificates" "certificates: set tls.existingSecret" -set database.existingSecret=y
+	arefuse "both database.existingSecret and database.url" "not both" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set database.url=host=z
+	arefuse "config.database (schema)" "config" -set tls.existingSecret=x -set database.existingSecret=y \
+		-set config.database=host=z
+	arefuse "config.listen (chart-managed)" "config" -set tls.existingSecret=x -set database.existingSecret=y \
+		-set config.listen=0.0.0.0:1
+	arefuse "runAsUser 0 (schema)" "securityContext.runAsUser" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set securityContext.runAsUser=0
+	arefuse "extra securityContext keys (schema)" "securityContext" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set securityContext.privileged=true
+	arefuse "a pool outside /16-/30 (schema)" "config.pool" -set tls.existingSecret=x \
+		-set database.existingSecret=y -set config.pool=10.0.0.0/8
+	arefuse "certManager.enabled without an issuer" "certManager.issuerRef.name" \
+		-set database.existingSecret=y -set certManager.enabled=true
+	arefuse "Kubernetes older than 1.25 (Chart.yaml kubeVersion)" "incompatible with Kubernetes" \
+		-set tls.existingSecret=x -set database.existingSecret=y -kube-version 1.24.0
 
 	# Every rendered object against the Kubernetes API schemas (types, enums,
 	# required fields), with npm's kubernetes-models (pinned; the versions
@@ -381,6 +510,16 @@ clients: {agent-9: {rules: [{id: x, action: allow, destinations: [198.51.100.0/2
 		-set certManager.clientCAFromIssuer=false
 	refuse "an unknown issuer kind (schema)" "certManager.issuerRef.kind" \
 		-set certManager.enabled=true -set certManager.issuerRef.name=ca -set certManager.issuerRef.kind=Vault
+	# the relay chart's ipamApi values
+	refuse "ipamApi without its client certificate Secret" "ipamApi.existingSecret" \
+		-set ipamApi.enabled=true -set ipamApi.url=https://zgate-api:8443
+	refuse "ipamApi without a url" "ipamApi.url" -set ipamApi.enabled=true -set ipamApi.existingSecret=s
+	refuse "an http:// ipamApi.url (schema)" "ipamApi.url" -set ipamApi.enabled=true \
+		-set ipamApi.existingSecret=s -set ipamApi.url=http://zgate-api:8443
+	refuse "config.ipam next to ipamApi (chart-managed)" "use ipamApi" -set ipamApi.enabled=true \
+		-set ipamApi.existingSecret=s -set ipamApi.url=https://a:8443 -set config.ipam.backend=local
+	refuse "a relayId zgate-api cannot take (schema)" "ipamApi.relayId" -set ipamApi.enabled=true \
+		-set ipamApi.existingSecret=s -set ipamApi.url=https://a:8443 -set ipamApi.relayId=a:b
 fi
 
 # ---------------------------------------------------------------- 4. docker-compose config
@@ -418,6 +557,67 @@ PYEOF
 			pass "compose $svc: zgate-agent --check-config accepts its ZGATE_* settings"
 		else
 			fail "compose $svc: zgate-agent --check-config: $(tail -2 <<<"$out")"
+		fi
+	done
+fi
+
+# The relays' and zgate-api's settings the same way: each service's
+# environment (and env_file) over the configuration file it mounts, paths
+# under /etc/zgate pointed at a local PKI, through the program's own
+# --check-config. (The relays' ipam.* and relay_id keys are issue 20's:
+# the relay's parser accepts them once that branch is in.)
+# compose_env SERVICE PKI: its variables, one NAME=VALUE a line
+compose_env() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import os, sys, yaml
+d = yaml.safe_load(open("docker/compose.yaml"))
+s = d["services"][sys.argv[1]]
+env = {}
+ef = s.get("env_file") or []
+for f in [ef] if isinstance(ef, str) else ef:
+    for line in open(os.path.join("docker", f)):
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            env[k] = v
+env.update({k: "" if v is None else str(v) for k, v in (s.get("environment") or {}).items()})
+for k, v in env.items():
+    if k.startswith("ZGATE_"):
+        print(k + "=" + v.replace("/etc/zgate/tls", sys.argv[2]))
+PYEOF
+}
+compose_services() { # DOCKERFILE-SUFFIX
+	"$PY" -c 'import sys, yaml
+d = yaml.safe_load(open("docker/compose.yaml"))
+print(" ".join(n for n, s in d["services"].items()
+               if str((s.get("build") or {}).get("dockerfile", "")).endswith(sys.argv[1])))' "$1"
+}
+if [[ -z $PY || ! -x $RELAY || ! -x $API ]]; then
+	skip_part "compose relay and zgate-api settings: needs python3-yaml, $RELAY and $API"
+else
+	cpki=$OUT/compose-api-pki
+	rm -rf "$cpki"
+	cmd=$("$PY" -c 'import yaml; print(" ".join(map(str, yaml.safe_load(open("docker/compose.yaml"))["services"]["certgen"]["command"])))')
+	# shellcheck disable=SC2086 # certgen's argument words
+	scripts/gen-certs.sh -d "$cpki" $cmd >"$OUT/compose-api-pki.log" 2>&1 ||
+		fail "compose certgen's command with scripts/gen-certs.sh: $(tail -2 "$OUT/compose-api-pki.log")"
+	sed -e "s|/etc/zgate/tls|$cpki|g" -e "s|/etc/zgate/policy.yaml|$ROOT/docker/policy.yaml|" \
+		-e "s|/var/lib/zgate/|$OUT/|" examples/zgate-relay.yaml >"$OUT/compose-relay.yaml"
+	for svc in $(compose_services relay.Dockerfile); do
+		mapfile -t envv < <(compose_env "$svc" "$cpki")
+		if out=$(env -i PATH="$PATH" "${envv[@]}" "$RELAY" --check-config --config "$OUT/compose-relay.yaml" 2>&1); then
+			pass "compose $svc: zgate-relay --check-config accepts its ZGATE_* settings (ipam backend api)"
+		else
+			fail "compose $svc: zgate-relay --check-config: $(tail -2 <<<"$out")"
+		fi
+	done
+	sed -e "s|/etc/zgate/tls|$cpki|g" examples/zgate-api.yaml >"$OUT/compose-api.yaml"
+	for svc in $(compose_services api.Dockerfile); do
+		mapfile -t envv < <(compose_env "$svc" "$cpki")
+		if out=$(env -i PATH="$PATH" "${envv[@]}" "$API" --check-config --config "$OUT/compose-api.yaml" 2>&1); then
+			pass "compose $svc: zgate-api --check-config accepts the mounted config with its ZGATE_* settings and certgen's PKI"
+		else
+			fail "compose $svc: zgate-api --check-config: $(tail -2 <<<"$out")"
 		fi
 	done
 fi

@@ -2,6 +2,7 @@
 # gen-certs.sh — make a private PKI for zgate with openssl.
 #
 #   scripts/gen-certs.sh [-d DIR] [-s SERVER_NAME]... [-c CLIENT_ID]... [-r CLIENT_ID]...
+#                        [--api NAME]... [--api-relay RELAY_ID]... [--api-admin NAME]...
 #                        [--test-set] [--days N] [--crl-days N]
 #
 # Writes into DIR (default ./pki):
@@ -14,6 +15,14 @@
 #   ca.crl                        the CA's CRL (nextUpdate in --crl-days, default 30):
 #                                 made when missing, remade after every -r; every
 #                                 revocation so far is kept in DIR/ca.db
+#   api.crt, api.key              zgate-api's server certificate, only with --api
+#                                 (serverAuth; SAN = every --api name). A run with
+#                                 --api* options but no -s leaves relay.crt as it is
+#                                 and makes no default agent
+#   relay-<id>.crt, .key          one per --api-relay: a relay's client certificate
+#                                 for zgate-api (clientAuth; CN "relay:<id>", the
+#                                 relay's relay_id, 1-63 of A-Z a-z 0-9 . _ -)
+#   admin-<name>.crt, .key        one per --api-admin (clientAuth; CN "admin:<name>")
 # -r CLIENT_ID revokes DIR/CLIENT_ID.crt (after any -c of this run): give the
 # new ca.crl to the relay (tls.crl); a running relay reloads it and closes
 # that client's tunnel.
@@ -32,14 +41,17 @@
 set -euo pipefail
 
 dir=./pki days=825 crl_days=30 test_set=0
-servers=() clients=() revoke=()
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+servers=() clients=() revoke=() api_names=() api_relays=() api_admins=()
+usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	-d) dir=$2; shift 2 ;;
 	-s) servers+=("$2"); shift 2 ;;
 	-c) clients+=("$2"); shift 2 ;;
 	-r) revoke+=("$2"); shift 2 ;;
+	--api) api_names+=("$2"); shift 2 ;;
+	--api-relay) api_relays+=("$2"); shift 2 ;;
+	--api-admin) api_admins+=("$2"); shift 2 ;;
 	--crl-days) crl_days=$2; shift 2 ;;
 	--days) days=$2; shift 2 ;;
 	--test-set) test_set=1; shift ;;
@@ -51,11 +63,18 @@ done
 # certificate stays as it is).
 only_revoke=0
 [[ ${#revoke[@]} -gt 0 && ${#servers[@]} -eq 0 && ${#clients[@]} -eq 0 && $test_set -eq 0 &&
+	${#api_names[@]} -eq 0 && ${#api_relays[@]} -eq 0 && ${#api_admins[@]} -eq 0 &&
 	-f $dir/ca.crt ]] && only_revoke=1
+# A run that makes zgate-api certificates makes no agent and leaves the
+# relay's certificate alone unless -c / -s ask for them.
+api_only=0
+[[ ${#api_names[@]} -gt 0 || ${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 ]] &&
+	[[ ${#servers[@]} -eq 0 && $test_set -eq 0 ]] && api_only=1
 [[ ${#servers[@]} -gt 0 ]] || servers=(localhost 127.0.0.1)
-[[ ${#clients[@]} -gt 0 || $only_revoke -eq 1 ]] || clients=(agent-1)
+[[ ${#clients[@]} -gt 0 || $only_revoke -eq 1 || $api_only -eq 1 || ${#api_names[@]} -gt 0 ||
+	${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 ]] || clients=(agent-1)
 [[ $crl_days =~ ^[1-9][0-9]{0,4}$ ]] || { echo "gen-certs.sh: --crl-days must be 1-99999" >&2; exit 2; }
-for c in ${revoke[@]+"${revoke[@]}"}; do
+for c in ${revoke[@]+"${revoke[@]}"} ${api_relays[@]+"${api_relays[@]}"} ${api_admins[@]+"${api_admins[@]}"}; do
 	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
 done
 command -v openssl >/dev/null || { echo "gen-certs.sh: openssl not found (apt-get install openssl)" >&2; exit 1; }
@@ -122,11 +141,19 @@ mkca() {
 }
 
 mkca ca "zgate CA"
-san=""
-for s in "${servers[@]}"; do
-	if [[ $s =~ ^[0-9.]+$ || $s == *:* ]]; then san+="${san:+,}IP:$s"; else san+="${san:+,}DNS:$s"; fi
-done
-[[ $only_revoke -eq 1 ]] || sign relay "${servers[0]}" serverAuth "$san" ca
+# sans NAME...: the subjectAltName list (IP: for addresses, DNS: for names)
+sans() {
+	local n out=""
+	for n in "$@"; do
+		if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then out+="${out:+,}IP:$n"; else out+="${out:+,}DNS:$n"; fi
+	done
+	echo "$out"
+}
+[[ $only_revoke -eq 1 || $api_only -eq 1 ]] || sign relay "${servers[0]}" serverAuth "$(sans "${servers[@]}")" ca
+[[ ${#api_names[@]} -eq 0 ]] || sign api "${api_names[0]}" serverAuth "$(sans "${api_names[@]}")" ca
+# zgate-api tells relays from admins by the CN's prefix.
+for c in ${api_relays[@]+"${api_relays[@]}"}; do sign "relay-$c" "relay:$c" clientAuth "" ca; done
+for c in ${api_admins[@]+"${api_admins[@]}"}; do sign "admin-$c" "admin:$c" clientAuth "" ca; done
 for c in ${clients[@]+"${clients[@]}"}; do
 	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
 	sign "$c" "$c" clientAuth "" ca
@@ -181,5 +208,9 @@ rm -f ca.db/err
 rm -f ./*.srl
 chmod 600 ./*.key
 relay_said="(${servers[*]})"
-[[ $only_revoke -eq 0 ]] || relay_said="(unchanged)"
-echo "gen-certs.sh: PKI in $(pwd): CA ca.crt, relay relay.crt $relay_said, clients: ${clients[*]:-none}, CRL ca.crl${revoke[*]:+ (revoked now: ${revoke[*]})}"
+[[ $only_revoke -eq 0 && $api_only -eq 0 ]] || relay_said="(unchanged)"
+api_said=
+[[ ${#api_names[@]} -eq 0 ]] || api_said=", zgate-api api.crt (${api_names[*]})"
+[[ ${#api_relays[@]} -eq 0 ]] || api_said+=", zgate-api relays: ${api_relays[*]/#/relay:}"
+[[ ${#api_admins[@]} -eq 0 ]] || api_said+=", zgate-api admins: ${api_admins[*]/#/admin:}"
+echo "gen-certs.sh: PKI in $(pwd): CA ca.crt, relay relay.crt $relay_said, clients: ${clients[*]:-none}$api_said, CRL ca.crl${revoke[*]:+ (revoked now: ${revoke[*]})}"

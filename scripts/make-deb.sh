@@ -13,8 +13,9 @@
 #
 # The configuration in /etc/zgate is marked as conffiles (an upgrade keeps
 # a changed file); the maintainer scripts only reload systemd and, on
-# purge, remove the relay's state. Neither service is enabled or started:
-# both need certificates first.
+# purge, remove the relay's state. No service is enabled or started: each
+# needs certificates first (and zgate-api its database). zgate-api (and its
+# libpq, libmicrohttpd, GnuTLS) ships in the same package: one file list.
 set -euo pipefail
 build=${1:?usage: make-deb.sh BUILD VERSION} version=${2:?usage: make-deb.sh BUILD VERSION}
 cd "$(dirname "$0")/.."
@@ -36,7 +37,8 @@ printf 'zgate\nSee README.md for the project and its licence.\n' >"$stage/usr/sh
 mkdir -p "$work/shlibs/debian"
 printf 'Source: zgate\n\nPackage: zgate\nArchitecture: any\n' >"$work/shlibs/debian/control"
 depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O -e"$stage/usr/bin/zgate-relay" \
-	-e"$stage/usr/bin/zgate-agent" -e"$stage/usr/bin/zgate-probe" 2>"$work/shlibdeps.log" |
+	-e"$stage/usr/bin/zgate-agent" -e"$stage/usr/bin/zgate-probe" -e"$stage/usr/bin/zgate-api" \
+	2>"$work/shlibdeps.log" |
 	sed -n 's/^shlibs:Depends=//p')
 [[ -n $depends ]] || { echo "make-deb: dpkg-shlibdeps found no dependencies:" >&2; cat "$work/shlibdeps.log" >&2; exit 1; }
 
@@ -50,12 +52,13 @@ Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 Depends: $depends
 Section: net
 Priority: optional
-Description: CONNECT-IP (RFC 9484) zero-trust gateway: relay, agent and probe
+Description: CONNECT-IP (RFC 9484) zero-trust gateway: relay, agent, probe, address pool
  zgate-relay accepts CONNECT-IP tunnels over HTTP/3 with mutual TLS and
  lets each client reach only what its policy allows, as an unprivileged
  systemd service. zgate-agent is the client: a TUN device whose packets
  travel to the relay; zgate-agent status shows its state. zgate-probe
- tests a relay without privileges.
+ tests a relay without privileges. zgate-api keeps the address pool that
+ several relays share in PostgreSQL (HTTPS with client certificates).
 CONTROL
 (cd "$stage" && find etc -type f | sed 's|^|/|' | sort) >"$stage/DEBIAN/conffiles"
 
@@ -70,8 +73,8 @@ cat >"$stage/DEBIAN/prerm" <<'SCRIPT'
 #!/bin/sh
 set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-	systemctl stop zgate-relay.service zgate-agent.service || true
-	systemctl disable zgate-relay.service zgate-agent.service >/dev/null 2>&1 || true
+	systemctl stop zgate-relay.service zgate-agent.service zgate-api.service || true
+	systemctl disable zgate-relay.service zgate-agent.service zgate-api.service >/dev/null 2>&1 || true
 fi
 SCRIPT
 cat >"$stage/DEBIAN/postrm" <<'SCRIPT'

@@ -9,6 +9,10 @@
         restricted profile (and the baseline rules it includes), one check
         per rule, plus the chart's own promises (probes, ports, drain,
         ConfigMap loadable by the relay's parser through CONFIGCHECK).
+    check_packaging.py api-manifests ROOT VARIANT RENDERED.yaml ZGATE-API
+        One rendered zgate-api chart: the same restricted-profile rules,
+        HTTPS probes, the database only from a Secret, and the ConfigMap
+        through ZGATE-API --check-config.
     check_packaging.py selftest RENDERED.yaml
         Breaks a good rendered Deployment one rule at a time and requires
         the restricted-profile checks to catch each breakage (so that no
@@ -176,7 +180,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         if uid_is_root(u):
             return f"final stage runs as {u or 'root (no USER)'}"
         uid = u.split(":")[0]
-        if kind in ("relay", "agent") and uid not in ("65532", "65534"):
+        if kind in ("relay", "agent", "api") and uid not in ("65532", "65534"):
             return f"USER {u}: expected 65532 or 65534"
         return None
     check(f"{tag} final image runs as a non-root USER", final_user)
@@ -198,7 +202,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         return f"RUN downloads with curl/wget: {bad}" if bad else None
     check(f"{tag} no curl/wget: packages come through apt and make only", nothing_downloaded)
 
-    if kind in ("relay", "agent"):
+    if kind in ("relay", "agent", "api"):
         def builds_like_ci():
             runs = " ; ".join(a for k, a, _ in df.stages[0]["ins"] if k == "RUN")
             if not re.search(r"\bmake deps\b", runs) or not re.search(r"\bmake all\b", runs):
@@ -206,8 +210,20 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
             return None
         check(f"{tag} build stage runs the Makefile (make deps, make all) as CI does", builds_like_ci)
 
-    if kind == "relay":
+    if kind in ("relay", "api"):
         fin = df.final()
+        binary = "zgate-" + kind
+
+        def stages_binary():
+            runs = " ; ".join(a for k, a, _ in df.stages[0]["ins"] if k == "RUN")
+            eps = [json.loads(a) for k, a, _ in fin["ins"] if k == "ENTRYPOINT"]
+            why = []
+            if not re.search(r"docker/rootfs\.sh /out build/bin/" + binary + r"\b", runs):
+                why.append(f"the build stage does not stage build/bin/{binary} with docker/rootfs.sh")
+            if not eps or eps[-1][:1] != [f"/usr/local/bin/{binary}"]:
+                why.append(f"ENTRYPOINT {eps[-1] if eps else None} is not /usr/local/bin/{binary}")
+            return "; ".join(why) or None
+        check(f"{tag} stages {binary} with docker/rootfs.sh and runs it", stages_binary)
 
         def scratch():
             if fin["from"] != "scratch":
@@ -218,9 +234,9 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
 
         def exposes():
             ports = set(" ".join(a for k, a, _ in fin["ins"] if k == "EXPOSE").split())
-            want = {"4433/udp", "8080/tcp"}
+            want = {"4433/udp", "8080/tcp"} if kind == "relay" else {"8443/tcp"}
             return None if want <= ports else f"EXPOSE {sorted(ports)}; expected {sorted(want)}"
-        check(f"{tag} exposes 4433/udp and 8080/tcp", exposes)
+        check(f"{tag} exposes {'4433/udp and 8080/tcp' if kind == 'relay' else '8443/tcp'}", exposes)
 
         def staged_sources():
             if not staged_rootfs:
@@ -275,54 +291,166 @@ def check_compose(root):
             return dict(x.split("=", 1) for x in v)
         return v
 
-    def services_present():
-        agents = [n for n, s in svcs.items()
-                  if str((s.get("build") or {}).get("dockerfile", "")).endswith("agent.Dockerfile")]
-        missing = [n for n in ("relay", "certgen", "target") if n not in svcs]
-        if missing:
-            return f"missing services {missing}"
-        return None if len(agents) >= 2 else f"{len(agents)} agent services; expected two"
-    check(f"{tag} relay, two agents, a target and certgen", services_present)
+    def built_from(name):
+        return [n for n, s in svcs.items()
+                if str((s.get("build") or {}).get("dockerfile", "")).endswith(name)]
+    relays = built_from("relay.Dockerfile")
+    apis = built_from("api.Dockerfile")
 
-    relay = svcs.get("relay", {})
+    def services_present():
+        agents = built_from("agent.Dockerfile")
+        missing = [n for n in ("certgen", "target", "postgres") if n not in svcs]
+        why = [f"missing services {missing}"] if missing else []
+        if len(relays) < 2:
+            why.append(f"relay services {relays}; expected two sharing the pool")
+        if len(apis) != 1:
+            why.append(f"zgate-api services {apis}; expected one")
+        if len(agents) < 2:
+            why.append(f"{len(agents)} agent services; expected two")
+        return "; ".join(why) or None
+    check(f"{tag} two relays, zgate-api, postgres, two agents, a target and certgen", services_present)
+
+    def locked_down(name, s, want_ro=True):
+        why = []
+        if s.get("cap_drop") != ["ALL"]:
+            why.append(f"{name}: cap_drop {s.get('cap_drop')}")
+        if s.get("cap_add"):
+            why.append(f"{name}: cap_add {s.get('cap_add')}")
+        if want_ro and s.get("read_only") is not True:
+            why.append(f"{name}: read_only not true")
+        if "no-new-privileges:true" not in s.get("security_opt", []):
+            why.append(f"{name}: no no-new-privileges:true")
+        if s.get("privileged"):
+            why.append(f"{name}: privileged")
+        if uid_is_root(str(s.get("user", "root"))):
+            why.append(f"{name}: user {s.get('user')}")
+        return why
 
     def relay_locked_down():
-        why = []
-        if relay.get("cap_drop") != ["ALL"]:
-            why.append(f"cap_drop {relay.get('cap_drop')}")
-        if relay.get("cap_add"):
-            why.append(f"cap_add {relay.get('cap_add')}")
-        if relay.get("read_only") is not True:
-            why.append("read_only not true")
-        if "no-new-privileges:true" not in relay.get("security_opt", []):
-            why.append("no no-new-privileges:true")
-        if relay.get("privileged"):
-            why.append("privileged")
-        if uid_is_root(str(relay.get("user", "root"))):
-            why.append(f"user {relay.get('user')}")
+        return "; ".join(w for n in relays for w in locked_down(n, svcs[n])) or None
+    check(f"{tag} relays: cap_drop ALL, no cap_add, read_only, no-new-privileges, non-root", relay_locked_down)
+
+    def api_locked_down():
+        why = [w for n in apis + ["postgres"] if n in svcs for w in locked_down(n, svcs[n])]
+        for n in apis:
+            if str(svcs[n].get("user", "")).split(":")[0] != "65532":
+                why.append(f"{n}: user {svcs[n].get('user')}, not the image's 65532")
         return "; ".join(why) or None
-    check(f"{tag} relay: cap_drop ALL, no cap_add, read_only, no-new-privileges, non-root", relay_locked_down)
+    check(f"{tag} zgate-api and postgres: cap_drop ALL, no cap_add, read_only, no-new-privileges, non-root",
+          api_locked_down)
 
     def relay_sysctl():
-        v = sysctls_of(relay).get("net.ipv4.ping_group_range")
-        if v is None:
-            return "no net.ipv4.ping_group_range"
-        lo, hi = (int(x) for x in str(v).split())
-        gid = int(str(relay.get("user", "0:0")).split(":")[-1])
-        return None if lo <= gid <= hi else f"range {v} excludes the relay's gid {gid}"
-    check(f"{tag} relay: ping_group_range sysctl includes its gid", relay_sysctl)
+        why = []
+        for n in relays:
+            r = svcs[n]
+            v = sysctls_of(r).get("net.ipv4.ping_group_range")
+            if v is None:
+                why.append(f"{n}: no net.ipv4.ping_group_range")
+                continue
+            lo, hi = (int(x) for x in str(v).split())
+            gid = int(str(r.get("user", "0:0")).split(":")[-1])
+            if not lo <= gid <= hi:
+                why.append(f"{n}: range {v} excludes the relay's gid {gid}")
+        return "; ".join(why) or None
+    check(f"{tag} relays: ping_group_range sysctl includes their gid", relay_sysctl)
 
     def relay_ports():
-        ports = [str(p) for p in relay.get("ports", [])]
-        return None if any(p.endswith("4433/udp") for p in ports) else f"ports {ports}: no 4433/udp"
-    check(f"{tag} relay publishes 4433/udp", relay_ports)
+        why, published = [], []
+        for n in relays:
+            ports = [str(p) for p in svcs[n].get("ports", [])]
+            quic = [p for p in ports if p.endswith(":4433/udp")]
+            if not quic:
+                why.append(f"{n}: ports {ports}: no 4433/udp")
+            published += [p.rsplit(":", 1)[0] for p in ports]
+        dup = sorted({p for p in published if published.count(p) > 1})
+        if dup:
+            why.append(f"host ports published twice: {dup}")
+        return "; ".join(why) or None
+    check(f"{tag} relays publish 4433/udp, on distinct host ports", relay_ports)
 
     def relay_stop_grace():
         cfg = yaml.safe_load(open(os.path.join(root, "examples/zgate-relay.yaml")))
         drain = parse_duration_s(cfg.get("timeouts", {}).get("drain_grace", "30s"))
-        grace = parse_duration_s(relay.get("stop_grace_period", "10s"))
-        return None if grace > drain else f"stop_grace_period {grace}s <= drain_grace {drain}s"
-    check(f"{tag} relay: stop_grace_period exceeds its drain period", relay_stop_grace)
+        why = []
+        for n in relays:
+            grace = parse_duration_s(svcs[n].get("stop_grace_period", "10s"))
+            if grace <= drain:
+                why.append(f"{n}: stop_grace_period {grace}s <= drain_grace {drain}s")
+        return "; ".join(why) or None
+    check(f"{tag} relays: stop_grace_period exceeds their drain period", relay_stop_grace)
+
+    certgen_cmd = [str(x) for x in (svcs.get("certgen", {}).get("command") or [])]
+
+    def certgen_makes(opt, value):
+        return any(a == opt and b == value for a, b in zip(certgen_cmd, certgen_cmd[1:]))
+
+    def relays_use_api():
+        why, ids = [], []
+        api_host = apis[0] if apis else "?"
+        for n in relays:
+            env = {k: str(v) for k, v in (svcs[n].get("environment") or {}).items()}
+            rid = env.get("ZGATE_RELAY_ID", "")
+            ids.append(rid)
+            if env.get("ZGATE_IPAM_BACKEND") != "api":
+                why.append(f"{n}: ZGATE_IPAM_BACKEND {env.get('ZGATE_IPAM_BACKEND')!r}, not api")
+            url = env.get("ZGATE_IPAM_API_URL", "")
+            if not re.fullmatch(r"https://" + re.escape(api_host) + r":8443/?", url):
+                why.append(f"{n}: ZGATE_IPAM_API_URL {url!r} is not https://{api_host}:8443")
+            if not rid:
+                why.append(f"{n}: no ZGATE_RELAY_ID")
+            for k, suf in (("ZGATE_IPAM_API_CERT", ".crt"), ("ZGATE_IPAM_API_KEY", ".key")):
+                if env.get(k) != f"/etc/zgate/tls/relay-{rid}{suf}":
+                    why.append(f"{n}: {k} {env.get(k)!r}, not certgen's relay-{rid}{suf} (CN relay:{rid})")
+            if env.get("ZGATE_IPAM_API_CA") != "/etc/zgate/tls/ca.crt":
+                why.append(f"{n}: ZGATE_IPAM_API_CA {env.get('ZGATE_IPAM_API_CA')!r}")
+            if rid and not certgen_makes("--api-relay", rid):
+                why.append(f"{n}: certgen makes no --api-relay {rid}")
+        if len(set(ids)) != len(ids):
+            why.append(f"relay ids {ids} are not distinct (zgate-api tells relays apart by them)")
+        if apis and not certgen_makes("--api", apis[0]):
+            why.append(f"certgen makes no zgate-api server certificate for {apis[0]!r} (--api {apis[0]})")
+        return "; ".join(why) or None
+    check(f"{tag} relays: ipam backend api at zgate-api, each with its own relay:ID client certificate",
+          relays_use_api)
+
+    def api_wiring():
+        why = []
+        for n in apis:
+            a = svcs[n]
+            dep = a.get("depends_on") or {}
+            if (dep.get("postgres") or {}).get("condition") != "service_healthy":
+                why.append(f"{n}: does not wait for postgres to be healthy")
+            if (dep.get("certgen") or {}).get("condition") != "service_completed_successfully":
+                why.append(f"{n}: does not wait for certgen")
+            env = {k: str(v) for k, v in (a.get("environment") or {}).items()}
+            if "ZGATE_DATABASE" in env:
+                why.append(f"{n}: ZGATE_DATABASE written in compose.yaml: take it from an env file or secret")
+            files = a.get("env_file") or []
+            files = [files] if isinstance(files, str) else files
+            if not any("ZGATE_DATABASE=" in open(os.path.join(base, f)).read()
+                       for f in files if os.path.exists(os.path.join(base, f))):
+                why.append(f"{n}: no env_file sets ZGATE_DATABASE")
+            nets = set(a.get("networks") or [])
+            for r in relays:
+                if not nets & set(svcs[r].get("networks") or []):
+                    why.append(f"{n} and {r} share no network")
+        pnets = set(svcs.get("postgres", {}).get("networks") or [])
+        for name, net in (doc.get("networks") or {}).items():
+            if name in pnets and not (net or {}).get("internal"):
+                why.append(f"postgres is on the non-internal network {name}")
+        return "; ".join(why) or None
+    check(f"{tag} zgate-api waits for postgres and certgen, takes the database from an env file, "
+          f"reaches postgres on an internal network", api_wiring)
+
+    def agents_know_every_relay():
+        why = []
+        for n in built_from("agent.Dockerfile"):
+            env = {k: str(v) for k, v in (svcs[n].get("environment") or {}).items()}
+            listed = [e.split("@")[-1].rsplit(":", 1)[0] for e in env.get("ZGATE_RELAY", "").split(",") if e]
+            if sorted(listed) != sorted(relays):
+                why.append(f"{n}: ZGATE_RELAY {env.get('ZGATE_RELAY')!r} does not list every relay {relays}")
+        return "; ".join(why) or None
+    check(f"{tag} agents list every relay (--relay r1:4433,r2:4433)", agents_know_every_relay)
 
     def agents_minimal():
         why = []
@@ -358,11 +486,11 @@ def check_compose(root):
         df = os.path.join(root, (cg.get("build") or {}).get("dockerfile", "-"))
         if not os.path.exists(df) or "scripts/gen-certs.sh" not in open(df).read():
             return "certgen does not build from a Dockerfile that runs scripts/gen-certs.sh"
-        dep = (relay.get("depends_on") or {}).get("certgen", {})
-        if not isinstance(dep, dict) or dep.get("condition") != "service_completed_successfully":
-            return "relay does not wait for certgen to complete"
-        return None
-    check(f"{tag} one-shot certificate generation with scripts/gen-certs.sh before the relay", certgen_once)
+        late = [n for n in relays + apis
+                if ((svcs[n].get("depends_on") or {}).get("certgen") or {}).get("condition")
+                != "service_completed_successfully"]
+        return f"{late} do not wait for certgen to complete" if late else None
+    check(f"{tag} one-shot certificate generation with scripts/gen-certs.sh before the relays and zgate-api", certgen_once)
 
     def paths_exist():
         missing = []
@@ -376,8 +504,12 @@ def check_compose(root):
                 src = str(v).split(":")[0]
                 if src.startswith(".") and not os.path.exists(os.path.join(base, src)):
                     missing.append(f"{n}: {src}")
+            ef = s.get("env_file") or []
+            for f in [ef] if isinstance(ef, str) else ef:
+                if not os.path.exists(os.path.join(base, f)):
+                    missing.append(f"{n}: env_file {f}")
         return f"missing: {missing}" if missing else None
-    check(f"{tag} build files and bind-mounted files exist", paths_exist)
+    check(f"{tag} build files, bind-mounted files and env files exist", paths_exist)
 
 
 # ---------------------------------------------------------------- YAML
@@ -428,9 +560,11 @@ def conditional_depth_by_line(text):
     return out
 
 
-def check_chart_static(root):
-    chart = os.path.join(root, "helm/zgate-relay")
-    tag = "chart (unrendered):"
+def check_chart_static(root, name="zgate-relay", dockerfile="docker/relay.Dockerfile"):
+    chart = os.path.join(root, "helm", name)
+    tag = "chart (unrendered):" if name == "zgate-relay" else f"chart {name} (unrendered):"
+    literals = RESTRICTED_LITERALS if name == "zgate-relay" else \
+        [x for x in RESTRICTED_LITERALS if "ping_group_range" not in x[0]]
     meta = yaml.safe_load(open(os.path.join(chart, "Chart.yaml")))
     values = yaml.safe_load(open(os.path.join(chart, "values.yaml")))
 
@@ -438,7 +572,7 @@ def check_chart_static(root):
         why = []
         if meta.get("apiVersion") != "v2":
             why.append(f"apiVersion {meta.get('apiVersion')}")
-        if meta.get("name") != "zgate-relay":
+        if meta.get("name") != name:
             why.append(f"name {meta.get('name')}")
         if not re.fullmatch(r"\d+\.\d+\.\d+([-+].*)?", str(meta.get("version", ""))):
             why.append(f"version {meta.get('version')} is not SemVer")
@@ -451,7 +585,7 @@ def check_chart_static(root):
     dep = open(dep_path).read()
     depth = conditional_depth_by_line(dep)
     lines = dep.split("\n")
-    for lit, count in RESTRICTED_LITERALS:
+    for lit, count in literals:
         def literal(lit=lit, count=count):
             where = [i for i, l in enumerate(lines) if l.strip() == lit or l.strip() == "- " + lit]
             fixed = [i for i in where if depth[i] == 0]
@@ -475,7 +609,7 @@ def check_chart_static(root):
 
     def ids_match_image():
         sc = values.get("securityContext", {})
-        df = Dockerfile(os.path.join(root, "docker/relay.Dockerfile"))
+        df = Dockerfile(os.path.join(root, dockerfile))
         user = df.user_of(df.final()) or ""
         uid, _, gid = user.partition(":")
         why = []
@@ -485,12 +619,13 @@ def check_chart_static(root):
         if str(sc.get("runAsUser")) != uid or (gid and str(sc.get("runAsGroup")) != gid):
             why.append(f"values run as {sc.get('runAsUser')}:{sc.get('runAsGroup')}, the image as {user}")
         return "; ".join(why) or None
-    check(f"{tag} values' uid/gid are non-zero and match the relay image's USER", ids_match_image)
+    check(f"{tag} values' uid/gid are non-zero and match the image's USER ({dockerfile})", ids_match_image)
 
     def drain_defaults():
         d, t = values.get("drainGraceSeconds"), values.get("terminationGracePeriodSeconds")
         return None if isinstance(d, int) and isinstance(t, int) and t > d else f"terminationGracePeriodSeconds {t} vs drainGraceSeconds {d}"
-    check(f"{tag} default terminationGracePeriodSeconds exceeds drainGraceSeconds", drain_defaults)
+    if name == "zgate-relay":
+        check(f"{tag} default terminationGracePeriodSeconds exceeds drainGraceSeconds", drain_defaults)
 
     def readme():
         p = os.path.join(chart, "README.md")
@@ -796,6 +931,8 @@ def check_manifests(root, variant, path, configcheck):
         files = [cfg["policy"], cfg["tls"]["cert"], cfg["tls"]["key"], cfg["tls"]["client_ca"]]
         if cfg["tls"].get("crl"):
             files.append(cfg["tls"]["crl"])
+        api = (cfg.get("ipam") or {}).get("api") or {}
+        files += [api[k] for k in ("ca", "cert", "key") if api.get(k)]
         why += [f"{f} is not in the projected volume" for f in files if f not in paths]
         if "/etc/zgate/zgate-relay.yaml" not in paths or relay.get("args", [])[-1:] != ["/etc/zgate/zgate-relay.yaml"]:
             why.append("--config does not point at the mounted zgate-relay.yaml")
@@ -803,7 +940,7 @@ def check_manifests(root, variant, path, configcheck):
             if not any(m["mountPath"] == os.path.dirname(cfg["state_file"]) for m in relay["volumeMounts"]):
                 why.append(f"state_file {cfg['state_file']} is not on a mounted volume")
         return "; ".join(why) or None
-    check(f"{tag} zgate: every file the config names is mounted (config, policy, certificates, state)", mounts_match_config)
+    check(f"{tag} zgate: every file the config names is mounted (config, policy, certificates, zgate-api client certificate, state)", mounts_match_config)
 
     def ports_match_config():
         cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
@@ -870,7 +1007,53 @@ def check_manifests(root, variant, path, configcheck):
         return "; ".join(why) or None
     check(f"{tag} zgate: the policy has a ConfigMap of its own, outside every checksum", policy_apart)
 
-    for cert in by_kind.get("Certificate") or []:
+    server_certs = [c for c in by_kind.get("Certificate") or [] if "client auth" not in (c["spec"].get("usages") or [])]
+    client_certs = [c for c in by_kind.get("Certificate") or [] if "client auth" in (c["spec"].get("usages") or [])]
+    for cert in client_certs:
+        def api_client_certificate(cert=cert):
+            cs = cert["spec"]
+            cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
+            api = (cfg.get("ipam") or {}).get("api") or {}
+            proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+            mounted = {"/etc/zgate/" + i["path"]: s["secret"]["name"] for s in proj if "secret" in s
+                       for i in s["secret"].get("items", [])}
+            why = []
+            if (cfg.get("ipam") or {}).get("backend") != "api":
+                why.append("a client Certificate, but ipam.backend is not api")
+            for f in (api.get("cert"), api.get("key")):
+                if mounted.get(f) != cs["secretName"]:
+                    why.append(f"ipam.api {f} comes from {mounted.get(f)}, not the Certificate's Secret {cs['secretName']}")
+            if cs.get("commonName") != f"relay:{cfg.get('relay_id')}":
+                why.append(f"commonName {cs.get('commonName')!r}; zgate-api wants relay:{cfg.get('relay_id')}")
+            if "server auth" in (cs.get("usages") or []):
+                why.append("usages include server auth")
+            if (cs.get("privateKey") or {}).get("rotationPolicy") != "Always":
+                why.append("privateKey.rotationPolicy is not Always")
+            return "; ".join(why) or None
+        check(f"{tag} zgate: Certificate/{cert['metadata']['name']} is the mounted zgate-api client certificate, "
+              f"CN relay:<relay_id>, client auth only", api_client_certificate)
+
+    def ipam_api():
+        cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
+        ipam = cfg.get("ipam") or {}
+        if not ipam:
+            return None
+        why = []
+        if ipam.get("backend") not in ("local", "api"):
+            why.append(f"ipam.backend {ipam.get('backend')!r}")
+        if ipam.get("backend") == "api":
+            api = ipam.get("api") or {}
+            if not str(api.get("url", "")).startswith("https://"):
+                why.append(f"ipam.api.url {api.get('url')!r} is not https://")
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", str(cfg.get("relay_id", ""))):
+                why.append(f"relay_id {cfg.get('relay_id')!r}")
+            missing = [k for k in ("ca", "cert", "key") if not api.get(k)]
+            if missing:
+                why.append(f"ipam.api lacks {missing}")
+        return "; ".join(why) or None
+    check(f"{tag} zgate: ipam.backend api has an https URL, a relay_id and the client certificate files", ipam_api)
+
+    for cert in server_certs:
         def certificate(cert=cert):
             cs = cert["spec"]
             cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
@@ -913,6 +1096,208 @@ def check_manifests(root, variant, path, configcheck):
                 why.append(f"{k}/{d['metadata']['name']} selects {sel}")
         return "; ".join(why) or None
     check(f"{tag} zgate: Services, PDB and NetworkPolicy select the relay pods", selectors)
+
+
+# ---------------------------------------------------------------- zgate-api chart, rendered
+
+def check_api_manifests(root, variant, path, apibin):
+    """One rendered zgate-api chart: the restricted profile on every Pod
+    spec, and the chart's promises (HTTPS probes, the database only from a
+    Secret, the ConfigMap accepted by zgate-api --check-config with every
+    file it names mounted)."""
+    tag = f"rendered zgate-api [{variant}]:"
+    docs = load_docs(path)
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d.get("kind"), []).append(d)
+
+    def well_formed():
+        bad = [str(d)[:60] for d in docs
+               if not d.get("apiVersion") or not d.get("kind") or not (d.get("metadata") or {}).get("name")]
+        return f"objects without apiVersion/kind/metadata.name: {bad}" if bad else None
+    check(f"{tag} every document is a Kubernetes object with apiVersion, kind and name", well_formed)
+
+    pods = pod_templates(docs)
+    check(f"{tag} exactly one workload (the zgate-api Deployment)",
+          lambda: None if len(pods) == 1 and pods[0][0].startswith("Deployment/") else f"{[p[0] for p in pods]}")
+    if not pods:
+        return
+    for rid, text, fn in RESTRICTED_RULES:
+        def rule(fn=fn):
+            why = [f"{name}: {w}" for name, meta, spec in pods for w in [fn(meta, spec)] if w]
+            return "; ".join(why) or None
+        check(f"{tag} {rid}: {text}", rule)
+
+    name, meta, spec = pods[0]
+    api = spec["containers"][0]
+    cfgmap = {}
+    for cm in by_kind.get("ConfigMap") or []:
+        cfgmap.update(cm.get("data") or {})
+    cfg = yaml.safe_load(cfgmap.get("zgate-api.yaml", "{}")) or {}
+
+    def read_only_root():
+        bad = [c["name"] for _, c in containers_of(spec)
+               if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True]
+        return f"readOnlyRootFilesystem not true in {bad}" if bad else None
+    check(f"{tag} read-only root file system", read_only_root)
+
+    def no_token():
+        return None if spec.get("automountServiceAccountToken") is False else "service account token mounted"
+    check(f"{tag} no service account token in the pod", no_token)
+
+    def replicas():
+        d = by_kind["Deployment"][0]["spec"]
+        return None if int(d.get("replicas", 1)) >= 1 else f"replicas {d.get('replicas')}"
+    check(f"{tag} replicas set", replicas)
+
+    def probes():
+        want = {"livenessProbe": "/health", "readinessProbe": "/ready", "startupProbe": "/health"}
+        why = []
+        for k, p in want.items():
+            g = (api.get(k) or {}).get("httpGet") or {}
+            if g.get("path") != p or g.get("port") != "https" or g.get("scheme") != "HTTPS":
+                why.append(f"{k} {g}")
+        ports = {p["name"]: p for p in api.get("ports", [])}
+        if "https" not in ports or ports["https"].get("protocol") != "TCP":
+            why.append("no TCP port named https")
+        elif int(cfg.get("listen", ":0").rsplit(":", 1)[1]) != ports["https"]["containerPort"]:
+            why.append(f"listen {cfg.get('listen')} vs port {ports['https']}")
+        return "; ".join(why) or None
+    check(f"{tag} probes GET /health (liveness, startup) and /ready (readiness) over HTTPS on the listen port", probes)
+
+    def resources():
+        r = api.get("resources") or {}
+        return None if (r.get("requests") or {}).get("memory") and (r.get("limits") or {}).get("memory") \
+            else f"resources {r}: need memory requests and limits"
+    check(f"{tag} resources requested and memory limited", resources)
+
+    def database_from_secret():
+        why = []
+        if "database" in cfg:
+            why.append("the ConfigMap holds the database string")
+        env = {e["name"]: e for e in api.get("env", [])}
+        ref = ((env.get("ZGATE_DATABASE") or {}).get("valueFrom") or {}).get("secretKeyRef")
+        if not ref:
+            why.append("ZGATE_DATABASE does not come from a Secret (secretKeyRef)")
+        else:
+            made = {sec["metadata"]["name"]: sec for sec in by_kind.get("Secret") or []}
+            if ref["name"] in made and ref["key"] not in (made[ref["name"]].get("data") or {}):
+                why.append(f"the chart's Secret {ref['name']} has no key {ref['key']}")
+        for sec in by_kind.get("Secret") or []:
+            for k, v in (sec.get("data") or {}).items():
+                if k == "database" and not v:
+                    why.append(f"Secret {sec['metadata']['name']}: empty database")
+        return "; ".join(why) or None
+    check(f"{tag} the database string comes only from a Secret (ZGATE_DATABASE secretKeyRef), never the ConfigMap",
+          database_from_secret)
+
+    def mounts_match_config():
+        proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+        paths = {"/etc/zgate/" + i["path"] for s in proj for src in s.values() for i in src.get("items", [])}
+        mount = [m for m in api["volumeMounts"] if m["name"] == "config"][0]
+        why = []
+        if mount["mountPath"] != "/etc/zgate" or mount.get("readOnly") is not True:
+            why.append(f"config volume mounted at {mount['mountPath']} readOnly={mount.get('readOnly')}")
+        files = [cfg.get("cert"), cfg.get("key"), cfg.get("ca")]
+        if cfg.get("admin_token_file"):
+            files.append(cfg["admin_token_file"])
+        why += [f"{f} is not in the projected volume" for f in files if f not in paths]
+        if "/etc/zgate/zgate-api.yaml" not in paths or api.get("args", [])[-1:] != ["/etc/zgate/zgate-api.yaml"]:
+            why.append("--config does not point at the mounted zgate-api.yaml")
+        return "; ".join(why) or None
+    check(f"{tag} every file the config names is mounted (config, certificates, admin token)", mounts_match_config)
+
+    def config_loads():
+        with tempfile.TemporaryDirectory() as tmp:
+            tls = os.path.join(tmp, "tls")
+            r = subprocess.run([os.path.join(root, "scripts/gen-certs.sh"), "-d", tls, "--api", "zgate-api",
+                                "--api-relay", "r1"], capture_output=True, text=True)
+            if r.returncode != 0:
+                return f"gen-certs.sh: {r.stderr.strip()}"
+            os.makedirs(os.path.join(tmp, "admin"))
+            with open(os.path.join(tmp, "admin/token"), "w") as f:
+                f.write("packaging-test-admin-token-0123456789\n")
+            text = cfgmap["zgate-api.yaml"].replace("/etc/zgate/", tmp + "/")
+            c = os.path.join(tmp, "zgate-api.yaml")
+            with open(c, "w") as f:
+                f.write(text)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                   "ZGATE_DATABASE": "host=postgres.invalid dbname=zgate user=zgate"}
+            for e in api.get("env", []):
+                if e["name"].startswith("ZGATE_") and "value" in e:
+                    env[e["name"]] = e["value"]
+            r = subprocess.run([apibin, "--check-config", "--config", c], capture_output=True, text=True, env=env)
+            return None if r.returncode == 0 else (r.stderr or r.stdout).strip()
+    if apibin and os.access(apibin, os.X_OK):
+        check(f"{tag} the ConfigMap's configuration passes zgate-api --check-config", config_loads)
+
+    services = by_kind.get("Service", [])
+
+    def service():
+        if len(services) != 1:
+            return f"{len(services)} Services"
+        sp = services[0]["spec"]
+        why = []
+        if [p.get("targetPort") for p in sp["ports"]] != ["https"] or sp["ports"][0].get("protocol") != "TCP":
+            why.append(f"ports {sp['ports']}")
+        return "; ".join(why) or None
+    check(f"{tag} one TCP Service to the https port", service)
+
+    def checksum():
+        ann = meta.get("annotations") or {}
+        v = ann.get("checksum/config", "")
+        return None if re.fullmatch(r"[0-9a-f]{64}", v) else f"checksum/config annotation {v!r}"
+    check(f"{tag} pod template carries the ConfigMap checksum", checksum)
+
+    for cert in by_kind.get("Certificate") or []:
+        def certificate(cert=cert):
+            cs = cert["spec"]
+            proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+            mounted = {"/etc/zgate/" + i["path"]: s["secret"]["name"] for s in proj if "secret" in s
+                       for i in s["secret"].get("items", [])}
+            why = []
+            for f in (cfg["cert"], cfg["key"]):
+                if mounted.get(f) != cs["secretName"]:
+                    why.append(f"{f} comes from {mounted.get(f)}, not the Certificate's Secret {cs['secretName']}")
+            if "server auth" not in (cs.get("usages") or []):
+                why.append(f"usages {cs.get('usages')} lack server auth (the relays refuse the certificate)")
+            svc = services[0]["metadata"] if services else {}
+            want = f"{svc.get('name')}.{svc.get('namespace')}.svc"
+            if not (cs.get("dnsNames") or cs.get("ipAddresses")):
+                why.append("no names")
+            elif not cs.get("ipAddresses") and want not in (cs.get("dnsNames") or []) and \
+                    cert["metadata"]["name"] == svc.get("name"):
+                why.append(f"the certificate does not name {want}, the Service's cluster name")
+            if (cs.get("privateKey") or {}).get("rotationPolicy") != "Always":
+                why.append("privateKey.rotationPolicy is not Always")
+            return "; ".join(why) or None
+        check(f"{tag} Certificate/{cert['metadata']['name']} is the mounted server certificate naming the Service", certificate)
+
+    for sm in by_kind.get("ServiceMonitor") or []:
+        def monitor(sm=sm):
+            ep = sm["spec"]["endpoints"][0]
+            why = []
+            if ep.get("scheme") != "https" or ep.get("port") != "https" or ep.get("path") != "/metrics":
+                why.append(f"endpoint {ep}")
+            if not ((ep.get("tlsConfig") or {}).get("ca") or {}).get("secret"):
+                why.append("no CA to verify zgate-api's certificate")
+            return "; ".join(why) or None
+        check(f"{tag} ServiceMonitor scrapes /metrics over HTTPS, verifying the certificate", monitor)
+
+    def selectors():
+        labels = (meta.get("labels") or {})
+        why = []
+        for d in docs:
+            sel = None
+            k = d["kind"]
+            if k == "Service":
+                sel = d["spec"].get("selector")
+            elif k in ("PodDisruptionBudget", "Deployment"):
+                sel = d["spec"]["selector"].get("matchLabels")
+            if sel is not None and any(labels.get(a) != b for a, b in sel.items()):
+                why.append(f"{k}/{d['metadata']['name']} selects {sel}")
+        return "; ".join(why) or None
+    check(f"{tag} the Service and PDB select the zgate-api pods", selectors)
 
 
 # ---------------------------------------------------------------- self-test
@@ -967,14 +1352,19 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "static":
         root = argv[1]
         staged = argv[3] if len(argv) >= 4 and argv[2] == "--staged-rootfs" else None
+        staged_api = argv[5] if len(argv) >= 6 and argv[4] == "--staged-api-rootfs" else None
         check_yaml_files(root)
         check_dockerfile(root, "docker/relay.Dockerfile", "relay", staged)
+        check_dockerfile(root, "docker/api.Dockerfile", "api", staged_api)
         check_dockerfile(root, "docker/agent.Dockerfile", "agent")
         check_dockerfile(root, "docker/certgen.Dockerfile", "certgen")
         check_compose(root)
         check_chart_static(root)
+        check_chart_static(root, "zgate-api", "docker/api.Dockerfile")
     elif len(argv) == 5 and argv[0] == "manifests":
         check_manifests(argv[1], argv[2], argv[3], argv[4])
+    elif len(argv) == 5 and argv[0] == "api-manifests":
+        check_api_manifests(argv[1], argv[2], argv[3], argv[4])
     elif len(argv) == 2 and argv[0] == "selftest":
         selftest(argv[1])
     else:

@@ -64,4 +64,26 @@ if "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -c 'bad id' 2>"$ZG_TMP/err"; then f
 expect_contains "$(cat "$ZG_TMP/err")" "client ID 'bad id' must be" "bad id message"
 if "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -c "$(printf 'a%.0s' {1..64})" 2>"$ZG_TMP/err"; then fail "accepted a 64-character ID"; fi
 expect_contains "$(cat "$ZG_TMP/err")" "must be 1-63 of" "64-character ID message"
+step "zgate-api certificates: --api (server), --api-relay (CN relay:ID), --api-admin (CN admin:NAME)"
+relay_before=$(sha256sum <"$pki/relay.crt")
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" --api api.test --api 127.0.0.2 --api-relay r1 --api-relay r2 \
+	--api-admin ops >/dev/null
+[[ $(sha256sum <"$pki/relay.crt") == "$relay_before" ]] || fail "an --api-only run re-signed the relay certificate"
+expect_contains "$(verify api sslserver)" "api.crt: OK" "api server"
+expect_contains "$(openssl x509 -in "$pki/api.crt" -noout -ext subjectAltName)" "DNS:api.test, IP Address:127.0.0.2" "api SAN"
+expect_contains "$(verify api sslclient)" "unsuitable certificate purpose" "api as client"
+for c in relay-r1 relay-r2 admin-ops; do
+	expect_contains "$(verify $c sslclient)" "$c.crt: OK" "$c for clientAuth"
+	expect_contains "$(verify $c sslserver)" "unsuitable certificate purpose" "$c as server"
+done
+expect_contains "$(subj relay-r1)" "CN = relay:r1" "relay-r1 CN"
+expect_contains "$(subj relay-r2)" "CN = relay:r2" "relay-r2 CN"
+expect_contains "$(subj admin-ops)" "CN = admin:ops" "admin-ops CN"
+[[ $(stat -c %a "$pki/relay-r1.key") == 600 ]] || fail "relay-r1.key mode $(stat -c %a "$pki/relay-r1.key")"
+if "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" --api-relay "r/1" 2>"$ZG_TMP/err"; then fail "accepted relay id r/1"; fi
+expect_contains "$(cat "$ZG_TMP/err")" "client ID 'r/1' must be" "bad relay id message"
+# a run with only zgate-api certificates adds no agent and no relay certificate
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$ZG_TMP/apionly" --api api --api-relay r1 >/dev/null
+[[ -f $ZG_TMP/apionly/relay-r1.crt && ! -e $ZG_TMP/apionly/agent-1.crt && ! -e $ZG_TMP/apionly/relay.crt ]] ||
+	fail "--api-relay alone: $(ls "$ZG_TMP/apionly")"
 echo "pass"

@@ -2,10 +2,11 @@
 # Installed as a service: `make install DESTDIR PREFIX=/usr` puts exactly
 # the expected files in place and keeps a configuration already there; the
 # man pages list every option of every --help; `systemd-analyze verify`
-# accepts both units (ExecStart resolved inside the staged tree) and
-# `systemd-analyze security` rates the relay's unit OK or better (the score
-# is printed); the installed relay, unprivileged, tells a service manager
-# READY=1, WATCHDOG=1 and STOPPING=1; `zgate-agent status` reads a live
+# accepts the three units (ExecStart resolved inside the staged tree) and
+# `systemd-analyze security` rates the relay's and zgate-api's units OK or
+# better (the scores are printed); the installed relay, unprivileged, tells
+# a service manager READY=1, WATCHDOG=1 and STOPPING=1, and so does the
+# installed zgate-api (READY=1, STOPPING=1) against a throwaway PostgreSQL; `zgate-agent status` reads a live
 # agent run with only CAP_NET_ADMIN and its status file in
 # $RUNTIME_DIRECTORY, as the unit runs it, and says when it is gone; `make
 # deb` builds a package that `dpkg -i` installs on this machine, whose
@@ -29,16 +30,19 @@ want="/etc
 /etc/zgate/policy.yaml
 /etc/zgate/tls
 /etc/zgate/zgate-agent.yaml
+/etc/zgate/zgate-api.yaml
 /etc/zgate/zgate-relay.yaml
 /usr
 /usr/bin
 /usr/bin/zgate-agent
+/usr/bin/zgate-api
 /usr/bin/zgate-probe
 /usr/bin/zgate-relay
 /usr/lib
 /usr/lib/systemd
 /usr/lib/systemd/system
 /usr/lib/systemd/system/zgate-agent.service
+/usr/lib/systemd/system/zgate-api.service
 /usr/lib/systemd/system/zgate-relay.service
 /usr/share
 /usr/share/doc
@@ -47,12 +51,14 @@ want="/etc
 /usr/share/doc/zgate/examples
 /usr/share/doc/zgate/examples/policy.yaml
 /usr/share/doc/zgate/examples/zgate-agent.yaml
+/usr/share/doc/zgate/examples/zgate-api.yaml
 /usr/share/doc/zgate/examples/zgate-relay.yaml
 /usr/share/man
 /usr/share/man/man1
 /usr/share/man/man1/zgate-probe.1
 /usr/share/man/man8
 /usr/share/man/man8/zgate-agent.8
+/usr/share/man/man8/zgate-api.8
 /usr/share/man/man8/zgate-relay.8"
 [[ $got == "$want" ]] || fail "installed files differ: $(diff <(echo "$want") <(echo "$got"))"
 echo "$(wc -l <<<"$got") paths, as expected"
@@ -60,7 +66,10 @@ echo "$(wc -l <<<"$got") paths, as expected"
 	fail "modes: $(stat -c '%a %n' "$DEST/usr/bin/zgate-relay" "$DEST$U/zgate-relay.service")"
 grep -q '^ExecStart=/usr/bin/zgate-relay --config /etc/zgate/zgate-relay.yaml ' "$DEST$U/zgate-relay.service" ||
 	fail "ExecStart does not name the installed relay: $(grep ExecStart "$DEST$U/zgate-relay.service")"
-! grep -qE "@[A-Z]+@" "$DEST$U/zgate-relay.service" "$DEST$U/zgate-agent.service" || fail "an @VARIABLE@ left in a unit"
+grep -q '^ExecStart=/usr/bin/zgate-api --config /etc/zgate/zgate-api.yaml ' "$DEST$U/zgate-api.service" ||
+	fail "ExecStart does not name the installed zgate-api: $(grep ExecStart "$DEST$U/zgate-api.service")"
+! grep -qE "@[A-Z]+@" "$DEST$U/zgate-relay.service" "$DEST$U/zgate-agent.service" "$DEST$U/zgate-api.service" ||
+	fail "an @VARIABLE@ left in a unit"
 
 step "a second make install keeps the configuration in /etc/zgate"
 echo "# changed by the operator" >>"$DEST/etc/zgate/zgate-relay.yaml"
@@ -74,6 +83,7 @@ step "the installed programs run; the man pages list every option and default of
 "$DEST/usr/bin/zgate-relay" --version
 "$DEST/usr/bin/zgate-agent" --version
 "$DEST/usr/bin/zgate-probe" --version
+"$DEST/usr/bin/zgate-api" --version
 "$ZG_ROOT/scripts/check-manpages.sh" "$DEST/usr/bin" "$DEST/usr/share/man" || fail "man pages out of step with --help"
 # the check notices an option missing from a page
 mkdir -p "$ZG_TMP/man/man8"
@@ -97,9 +107,9 @@ cp -a /usr/lib/systemd/system/. "$R/usr/lib/systemd/system/"
 ln -s usr/bin "$R/bin"
 cp /bin/sh "$R/usr/bin/sh"   # ExecReload=/bin/sh
 verify() { MANPATH=$R/usr/share/man systemd-analyze verify --root="$R" "$@" 2>&1; }
-out=$(verify zgate-relay.service zgate-agent.service) || fail "systemd-analyze verify: $out"
+out=$(verify zgate-relay.service zgate-agent.service zgate-api.service) || fail "systemd-analyze verify: $out"
 [[ -z $out ]] || fail "systemd-analyze verify complained: $out"
-echo "zgate-relay.service and zgate-agent.service verify cleanly"
+echo "zgate-relay.service, zgate-agent.service and zgate-api.service verify cleanly"
 # and it does look: a missing program or a bad key is reported
 mv "$R/usr/bin/zgate-relay" "$R/usr/bin/zgate-relay.away"
 out=$(verify zgate-relay.service) && fail "verify accepted a unit whose program is missing"
@@ -119,6 +129,13 @@ read -r score word < <(sed -n 's/.*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p' <<<"$line
 [[ $word == OK || $word == SAFE || $word == PERFECT ]] || fail "relay unit rated $word ($score)"
 awk -v s="$score" 'BEGIN { exit !(s < 5.0) }' || fail "relay exposure $score is not below 5.0"
 grep -E '^✗' <<<"$sec" | head -20 || true
+step "systemd-analyze security: zgate-api's unit is OK or better"
+sec=$(systemd-analyze security --offline=true --root="$R" zgate-api.service 2>&1) || true
+line=$(grep 'Overall exposure level for zgate-api.service' <<<"$sec") || fail "no score: $sec"
+echo "$line"
+read -r score word < <(sed -n 's/.*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p' <<<"$line")
+[[ $word == OK || $word == SAFE || $word == PERFECT ]] || fail "zgate-api unit rated $word ($score)"
+awk -v s="$score" 'BEGIN { exit !(s < 5.0) }' || fail "zgate-api exposure $score is not below 5.0"
 asec=$(systemd-analyze security --offline=true --root="$R" zgate-agent.service 2>&1 | grep 'Overall exposure') || true
 echo "$asec (the agent holds CAP_NET_ADMIN)"
 
@@ -190,6 +207,34 @@ rrc=0; wait "$RPID" || rrc=$?
 [[ $rrc -eq 0 ]] || fail "relay exit status $rrc: $(tail -3 "$ZG_TMP/relay.log")"
 grep -q '^STOPPING=1' "$NLOG" || fail "no STOPPING=1: $(cat "$NLOG")"
 tr '|' ' ' <"$NLOG" | grep -v WATCHDOG
+
+step "the installed zgate-api, unprivileged, against PostgreSQL: READY=1 once migrated and listening, STOPPING=1"
+if [[ -z $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null) ]]; then
+	echo "PostgreSQL is not installed (make e2e installs it): skipping the zgate-api run"
+else
+	source "$(dirname "$0")/pg.sh"
+	pg_start "$ZG_TMP/pg"
+	"$ZG_ROOT/scripts/gen-certs.sh" -d "$PKI" --api 127.0.0.1 --api-relay r1 >/dev/null
+	chmod 644 "$PKI"/*
+	: >"$NLOG"
+	aport=$((20000 + RANDOM % 20000))
+	setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
+		env NOTIFY_SOCKET="@$NOTIFY" ZGATE_DATABASE="$PG_CONNINFO" ZGATE_ADMIN_TOKEN_FILE= \
+		"$DEST/usr/bin/zgate-api" --config "$DEST/etc/zgate/zgate-api.yaml" --listen "127.0.0.1:$aport" \
+		--cert "$PKI/api.crt" --key "$PKI/api.key" --ca "$PKI/ca.crt" >"$ZG_TMP/api.out" 2>"$ZG_TMP/api.log" &
+	APID=$!
+	cleanup "kill -KILL $APID 2>/dev/null; wait $APID 2>/dev/null"
+	for _ in $(seq 100); do grep -q '^READY=1' "$NLOG" && break; sleep 0.1; done
+	grep -q '^READY=1' "$NLOG" || { cat "$ZG_TMP/api.log"; fail "no READY=1 from zgate-api: $(cat "$NLOG")"; }
+	[[ $(curl -sS --cacert "$PKI/ca.crt" "https://127.0.0.1:$aport/ready") == ready ]] ||
+		fail "zgate-api is READY=1 but /ready says otherwise"
+	kill -TERM "$APID"
+	arc=0; wait "$APID" || arc=$?
+	[[ $arc -eq 0 ]] || fail "zgate-api exit status $arc: $(tail -3 "$ZG_TMP/api.log")"
+	grep -q '^STOPPING=1' "$NLOG" || fail "no STOPPING=1 from zgate-api: $(cat "$NLOG")"
+	echo "zgate-api as uid 65534: $(tr '\n' ' ' <"$NLOG")"
+	pg_kill
+fi
 
 step "zgate-agent status against a live agent (installed binaries, CAP_NET_ADMIN only, \$RUNTIME_DIRECTORY)"
 ZG_BIN=$DEST/usr/bin
@@ -277,12 +322,14 @@ dpkg_retry() {
 cleanup "dpkg-query -W zgate >/dev/null 2>&1 && dpkg --purge zgate >/dev/null 2>&1"
 dpkg_retry -i "$deb" >"$ZG_TMP/dpkg-i.log" || fail "dpkg -i: $(cat "$ZG_TMP/dpkg-i.log")"
 files=$(dpkg -L zgate)
-out=$(systemd-analyze verify $U/zgate-relay.service $U/zgate-agent.service 2>&1) ||
+out=$(systemd-analyze verify $U/zgate-relay.service $U/zgate-agent.service $U/zgate-api.service 2>&1) ||
 	fail "systemd-analyze verify of the installed units: $out"
 [[ -z $out ]] || fail "systemd-analyze verify of the installed units complained: $out"
 echo "dpkg -i installed $(wc -l <<<"$files") paths; the installed units verify cleanly"
 man -w zgate-relay zgate-agent zgate-probe >/dev/null || fail "man cannot find the pages"
 /usr/bin/zgate-relay --version
+/usr/bin/zgate-api --version | head -1
+dpkg-deb -f "$deb" Depends | grep -q 'libpq5' || fail "the package does not depend on libpq5 (zgate-api)"
 out=$(/usr/bin/zgate-agent status 2>&1) && fail "status without an agent: exit 0"
 expect_contains "$out" "zgate-agent is not running (no status file /run/zgate/status.json)" "installed status"
 dpkg_retry -r zgate >/dev/null || fail "dpkg -r failed"

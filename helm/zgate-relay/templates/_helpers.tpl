@@ -90,6 +90,20 @@ managed key in .Values.config is an error rather than silently ignored.
 {{- if .Values.state.enabled }}
 {{- $_ := set $cfg "state_file" "/var/lib/zgate/ipam.state" }}
 {{- end }}
+{{- if .Values.ipamApi.enabled }}
+{{- range $k := list "ipam" "relay_id" }}
+{{- if hasKey $cfg $k }}
+{{- fail (printf "config.%s is set by the chart when ipamApi.enabled: use ipamApi (url, relayId, timeout, existingSecret)" $k) }}
+{{- end }}
+{{- end }}
+{{- $url := required "ipamApi.url: zgate-api's address, e.g. https://zgate-api.zgate.svc:8443" .Values.ipamApi.url }}
+{{- if not (hasPrefix "https://" $url) }}
+{{- fail (printf "ipamApi.url %s: must start with https:// (zgate-api speaks only HTTPS)" $url) }}
+{{- end }}
+{{- $_ := set $cfg "relay_id" (include "zgate-relay.relayId" .) }}
+{{- $api := dict "url" $url "ca" "/etc/zgate/tls/api-ca.crt" "cert" "/etc/zgate/tls/api-client.crt" "key" "/etc/zgate/tls/api-client.key" "timeout" .Values.ipamApi.timeout }}
+{{- $_ := set $cfg "ipam" (dict "backend" "api" "api" $api) }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 
@@ -128,4 +142,22 @@ certManager.dnsNames / ipAddresses, or else the host of config.uri_template
 {{/* 1 when the chart makes a Secret of its own (secret.yaml renders). */}}
 {{- define "zgate-relay.chartSecret" -}}
 {{- if and (not .Values.tls.existingSecret) (or (not .Values.certManager.enabled) (not .Values.certManager.clientCAFromIssuer) .Values.tls.crl) }}1{{ end }}
+{{- end }}
+
+{{/* The relay_id of this release's pods (ipamApi): one id, one client certificate. */}}
+{{- define "zgate-relay.relayId" -}}
+{{- $id := default (include "zgate-relay.fullname" .) .Values.ipamApi.relayId }}
+{{- if not (regexMatch "^[A-Za-z0-9._-]{1,63}$" $id) }}
+{{- fail (printf "ipamApi.relayId %q: 1-63 of A-Z a-z 0-9 . _ -" $id) }}
+{{- end }}
+{{- $id }}
+{{- end }}
+
+{{/* The Secret holding the relay's client certificate for zgate-api. */}}
+{{- define "zgate-relay.apiClientSecretName" -}}
+{{- if .Values.ipamApi.certManager.enabled }}
+{{- printf "%s-api-client" (include "zgate-relay.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- required "ipamApi.existingSecret: the Secret with the relay's client certificate for zgate-api (tls.crt, tls.key; CN relay:<relayId>) and zgate-api's CA (ca.crt), or ipamApi.certManager.enabled" .Values.ipamApi.existingSecret }}
+{{- end }}
 {{- end }}
