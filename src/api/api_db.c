@@ -372,7 +372,14 @@ int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, 
 /* The statements of the IPAM operations, prepared once per connection (on
  * first use: the migrations must have run) and then only executed, so
  * that PostgreSQL parses and plans them once. */
-enum stmt { ST_ALLOC, ST_GET, ST_REFRESH, ST_RELEASE, ST_STATS, ST__N };
+enum stmt {
+	ST_ALLOC,
+	ST_GET,
+	ST_REFRESH,
+	ST_RELEASE,
+	ST_STATS,
+	ST__N
+};
 
 static const struct {
 	const char *name;

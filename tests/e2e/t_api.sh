@@ -151,6 +151,12 @@ r=$(req $A DELETE allocations/agent-2 '' "${R1[@]}")
 r=$(req $A POST allocations '{"client_id":"x","relay_id":"r2"}' "${R1[@]}")
 [[ $r == 403* ]] || fail "relay claiming another relay's id: $r"
 
+# Two requests on one keep-alive connection: the second uses the identity
+# cached from the first (the relay's), so it is still refused stats.
+out=$(curl -sS --cacert "$P/ca.crt" "${R1[@]}" -w '%{http_code} %{num_connects}\n' -o /dev/null -o /dev/null \
+	$A/api/v1/ipam/allocations/agent-2 $A/api/v1/ipam/stats)
+[[ $out == $'200 1\n403 0' ]] || fail "keep-alive connection as relay: $out"
+
 step "bad requests"
 r=$(req $A POST allocations '{"client_id":"x",}' "${R1[@]}"); [[ $r == 400* ]] || fail "bad JSON: $r"
 r=$(req $A POST allocations '{"client":"x"}' "${R1[@]}"); [[ $r == 400*unknown* ]] || fail "unknown key: $r"
