@@ -26,6 +26,7 @@ struct api_migration {
 struct slot {
 	PGconn *conn;
 	int busy;
+	unsigned prepared; /* bit i: stmts[i] prepared on conn */
 };
 
 struct api_db {
@@ -155,6 +156,8 @@ static struct slot *acquire(struct api_db *db, char *err, size_t errlen)
 		PQfinish(s->conn);
 		s->conn = NULL;
 	}
+	if (s->conn == NULL)
+		s->prepared = 0;
 	if (s->conn == NULL && (s->conn = connect_db(db, err, errlen)) == NULL) {
 		pthread_mutex_lock(&db->mu);
 		s->busy = 0;
@@ -179,6 +182,7 @@ static void release(struct api_db *db, struct slot *s)
 	if (s->conn != NULL && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
 		PQfinish(s->conn);
 		s->conn = NULL;
+		s->prepared = 0;
 	}
 	pthread_mutex_lock(&db->mu);
 	s->busy = 0;
@@ -207,6 +211,7 @@ static int reconnected(struct api_db *db, struct slot *s)
 	}
 	if (s->conn != NULL)
 		PQfinish(s->conn);
+	s->prepared = 0;
 	s->conn = connect_db(db, err, sizeof(err));
 	return s->conn != NULL;
 }
@@ -364,15 +369,76 @@ int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, 
 	"client_id, coalesce(relay_id, ''), host(address), " \
 	"extract(epoch FROM created_at)::bigint, extract(epoch FROM last_seen)::bigint"
 
-static int row_lease(const PGresult *res, struct api_lease *out)
+/* The statements of the IPAM operations, prepared once per connection (on
+ * first use: the migrations must have run) and then only executed, so
+ * that PostgreSQL parses and plans them once. */
+enum stmt {
+	ST_ALLOC,
+	ST_GET,
+	ST_REFRESH,
+	ST_RELEASE,
+	ST_STATS,
+	ST__N
+};
+
+static const struct {
+	const char *name;
+	int nparams;
+	const char *sql;
+} stmts[ST__N] = {
+	/* One round trip, its own transaction (autocommit): the steps are in
+	 * the function (src/api/migrations/0002_allocate_function.sql). */
+	[ST_ALLOC] = { "zg_alloc", 7,
+		       "SELECT how, l_client, l_relay, l_address, l_created, l_last_seen FROM "
+		       "zgate_ipam_allocate($1, $2, $3::inet, $4::inet, $5::inet, $6::inet, "
+		       "$7::bigint)" },
+	[ST_GET] = { "zg_get", 1, "SELECT " LEASE_COLS " FROM ipam_addresses WHERE client_id = $1" },
+	[ST_REFRESH] = { "zg_refresh", 2,
+			 "UPDATE ipam_addresses SET last_seen = now(), relay_id = "
+			 "coalesce(nullif($2, ''), relay_id) WHERE client_id = $1 "
+			 "RETURNING " LEASE_COLS },
+	/* RETURNING shows the new row: read the old one in the same statement. */
+	[ST_RELEASE] = { "zg_release", 1,
+			 "WITH old AS (SELECT address, client_id AS c, coalesce(relay_id, '') AS r, "
+			 "host(address) AS h, extract(epoch FROM created_at)::bigint AS cr, "
+			 "extract(epoch FROM last_seen)::bigint AS ls FROM ipam_addresses "
+			 "WHERE client_id = $1 FOR UPDATE) "
+			 "UPDATE ipam_addresses a SET client_id = NULL, relay_id = NULL, "
+			 "created_at = NULL, last_seen = NULL FROM old WHERE a.address = old.address "
+			 "RETURNING old.c, old.r, old.h, old.cr, old.ls" },
+	[ST_STATS] = { "zg_stats", 3,
+		       "SELECT count(*), count(client_id), count(*) FILTER (WHERE client_id IS NOT "
+		       "NULL AND last_seen < now() - make_interval(secs => $3::bigint)) FROM "
+		       "ipam_addresses WHERE address >= $1::inet AND address <= $2::inet" },
+};
+
+/* Executes statement st on s's connection, preparing it first if this
+ * connection has not yet. Returns the result (never NULL-checked by
+ * callers: libpq's status functions take NULL as a fatal error). */
+static PGresult *run(struct slot *s, enum stmt st, const char *const *p)
+{
+	if (!(s->prepared & (1u << st))) {
+		PGresult *res = PQprepare(s->conn, stmts[st].name, stmts[st].sql, stmts[st].nparams,
+					  NULL);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		s->prepared |= 1u << st;
+	}
+	return PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams, p, NULL, NULL, 0);
+}
+
+/* Reads the lease in columns col..col+4 of res's first row. */
+static int row_lease(const PGresult *res, int col, struct api_lease *out)
 {
 	memset(out, 0, sizeof(*out));
-	(void)snprintf(out->client_id, sizeof(out->client_id), "%s", PQgetvalue(res, 0, 0));
-	(void)snprintf(out->relay_id, sizeof(out->relay_id), "%s", PQgetvalue(res, 0, 1));
-	if (inet_pton(AF_INET, PQgetvalue(res, 0, 2), &out->address) != 1)
+	(void)snprintf(out->client_id, sizeof(out->client_id), "%s", PQgetvalue(res, 0, col));
+	(void)snprintf(out->relay_id, sizeof(out->relay_id), "%s", PQgetvalue(res, 0, col + 1));
+	if (inet_pton(AF_INET, PQgetvalue(res, 0, col + 2), &out->address) != 1)
 		return ZG_ERR_IO;
-	out->created = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-	out->last_seen = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	out->created = strtoll(PQgetvalue(res, 0, col + 3), NULL, 10);
+	out->last_seen = strtoll(PQgetvalue(res, 0, col + 4), NULL, 10);
 	return 0;
 }
 
@@ -387,142 +453,73 @@ static uint32_t id_hash(const char *s)
 	return h;
 }
 
-/* One statement of the allocation: 1 when it returned a lease, 0 when it
- * matched nothing, or a negative error; *pres kept for the caller to
- * inspect when retryable. */
-static int alloc_step(PGconn *c, const char *sql, int n, const char *const *p,
-		      struct api_lease *out, PGresult **pres)
+/* The function's name for each way (its first column). */
+static int parse_how(const char *s, enum api_alloc_how *out)
 {
-	PGresult *res = exec(c, sql, n, p);
+	static const char *const names[API_ALLOC__N] = { "existing", "requested", "new",
+							 "reclaimed" };
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		*pres = res;
-		return ZG_ERR_IO;
-	}
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return 0;
-	}
-	n = row_lease(res, out);
-	PQclear(res);
-	return n == 0 ? 1 : n;
-}
-
-static const char SQL_EXISTING[] =
-	"UPDATE ipam_addresses SET relay_id = nullif($2, ''), last_seen = now() "
-	"WHERE client_id = $1 RETURNING " LEASE_COLS;
-static const char SQL_REQUESTED[] =
-	"UPDATE ipam_addresses SET client_id = $1, relay_id = nullif($2, ''), created_at = now(), "
-	"last_seen = now() WHERE address = $3::inet AND (client_id IS NULL OR "
-	"last_seen < now() - make_interval(secs => $4::bigint)) RETURNING " LEASE_COLS;
-static const char SQL_FREE_FROM[] =
-	"UPDATE ipam_addresses SET client_id = $1, relay_id = nullif($2, ''), created_at = now(), "
-	"last_seen = now() WHERE address = (SELECT address FROM ipam_addresses "
-	"WHERE client_id IS NULL AND address >= $3::inet AND address <= $4::inet "
-	"ORDER BY address LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " LEASE_COLS;
-static const char SQL_RECLAIM[] =
-	"UPDATE ipam_addresses SET client_id = $1, relay_id = nullif($2, ''), created_at = now(), "
-	"last_seen = now() WHERE address = (SELECT address FROM ipam_addresses "
-	"WHERE client_id IS NOT NULL AND last_seen < now() - make_interval(secs => $5::bigint) "
-	"AND address >= $3::inet AND address <= $4::inet "
-	"ORDER BY last_seen LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " LEASE_COLS;
-
-/* One try of the allocation transaction. Returns 1 (done), 0 (pool
- * exhausted) or a negative error, with *pres set when a statement failed. */
-static int alloc_once(PGconn *c, const struct api_pool *pool, const struct api_alloc_req *req,
-		      const char *relay_id, struct api_lease *out, enum api_alloc_how *phow,
-		      PGresult **pres)
-{
-	char req_a[INET_ADDRSTRLEN], start[INET_ADDRSTRLEN], first[INET_ADDRSTRLEN],
-		last[INET_ADDRSTRLEN], before[INET_ADDRSTRLEN], ttl[16];
-	uint32_t size = pool->last - pool->first + 1;
-	uint32_t st = pool->first + id_hash(req->client_id) % size;
-	const char *p[5];
-	int r;
-
-	(void)snprintf(ttl, sizeof(ttl), "%u", pool->ttl_s);
-	p[0] = req->client_id;
-	p[1] = relay_id;
-	if ((r = alloc_step(c, SQL_EXISTING, 2, p, out, pres)) != 0) {
-		*phow = API_ALLOC_EXISTING;
-		return r;
-	}
-	if (req->has_requested) {
-		uint32_t a = ntohl(req->requested.s_addr);
-
-		if (a >= pool->first && a <= pool->last) {
-			(void)inet_ntop(AF_INET, &req->requested, req_a, sizeof(req_a));
-			p[2] = req_a;
-			p[3] = ttl;
-			if ((r = alloc_step(c, SQL_REQUESTED, 4, p, out, pres)) != 0) {
-				*phow = API_ALLOC_REQUESTED;
-				return r;
-			}
+	for (int i = 0; i < API_ALLOC__N; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum api_alloc_how)i;
+			return 0;
 		}
-	}
-	addr_text(st, start, sizeof(start));
-	addr_text(pool->last, last, sizeof(last));
-	addr_text(pool->first, first, sizeof(first));
-	*phow = API_ALLOC_NEW;
-	p[2] = start;
-	p[3] = last;
-	if ((r = alloc_step(c, SQL_FREE_FROM, 4, p, out, pres)) != 0)
-		return r;
-	if (st > pool->first) {
-		addr_text(st - 1, before, sizeof(before));
-		p[2] = first;
-		p[3] = before;
-		if ((r = alloc_step(c, SQL_FREE_FROM, 4, p, out, pres)) != 0)
-			return r;
-	}
-	*phow = API_ALLOC_RECLAIMED;
-	p[2] = first;
-	p[3] = last;
-	p[4] = ttl;
-	return alloc_step(c, SQL_RECLAIM, 5, p, out, pres);
+	return ZG_ERR_IO;
 }
 
 int api_db_allocate(struct api_db *db, const struct api_pool *pool,
 		    const struct api_alloc_req *req, const char *relay_id, struct api_lease *out,
 		    enum api_alloc_how *phow)
 {
-	char err[256];
+	char err[256], req_a[INET_ADDRSTRLEN], start[INET_ADDRSTRLEN], first[INET_ADDRSTRLEN],
+		last[INET_ADDRSTRLEN], ttl[16];
+	uint32_t size = pool->last - pool->first + 1;
+	uint32_t a = ntohl(req->requested.s_addr);
+	const char *p[7] = { req->client_id, relay_id, NULL, start, first, last, ttl };
 	struct slot *s = acquire(db, err, sizeof(err));
-	int r = ZG_ERR_IO;
+	int r = ZG_ERR_IO, again = 1;
 
 	if (s == NULL)
 		return ZG_ERR_IO;
+	/* A requested address outside the pool is ignored (NULL). */
+	if (req->has_requested && a >= pool->first && a <= pool->last) {
+		(void)inet_ntop(AF_INET, &req->requested, req_a, sizeof(req_a));
+		p[2] = req_a;
+	}
+	addr_text(pool->first + id_hash(req->client_id) % size, start, sizeof(start));
+	addr_text(pool->first, first, sizeof(first));
+	addr_text(pool->last, last, sizeof(last));
+	(void)snprintf(ttl, sizeof(ttl), "%u", pool->ttl_s);
 	for (int attempt = 0; attempt <= API_DB_RETRIES; attempt++) {
-		PGresult *res = NULL;
+		PGresult *res = run(s, ST_ALLOC, p);
 
-		if (command(s->conn, "BEGIN") != 0) {
-			if (attempt == 0 && reconnected(db, s))
-				continue;
-			db_error(db, s->conn, "BEGIN");
-			r = ZG_ERR_IO;
-			break;
-		}
-		r = alloc_once(s->conn, pool, req, relay_id, out, phow, &res);
-		if (r >= 0) {
-			if (command(s->conn, r == 1 ? "COMMIT" : "ROLLBACK") != 0) {
-				/* A commit can fail on a serialization conflict too. */
-				db_error(db, s->conn, "COMMIT");
-				(void)command(s->conn, "ROLLBACK");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+			if (PQntuples(res) == 0)
+				r = ZG_ERR_LIMIT;
+			else if (parse_how(PQgetvalue(res, 0, 0), phow) != 0 ||
+				 row_lease(res, 1, out) != 0)
 				r = ZG_ERR_IO;
-				break;
-			}
-			r = r == 1 ? 0 : ZG_ERR_LIMIT;
+			else
+				r = 0;
+			if (r == ZG_ERR_IO)
+				db_error(db, s->conn, "allocation: unexpected answer");
+			PQclear(res);
 			break;
 		}
-		if (res != NULL && retryable(res) && attempt < API_DB_RETRIES) {
+		/* Lost a race to another allocation: the statement (its own
+		 * transaction) was rolled back; run it again. */
+		if (retryable(res) && attempt < API_DB_RETRIES) {
 			__atomic_fetch_add(&db->retries, 1, __ATOMIC_RELAXED);
 			PQclear(res);
-			(void)command(s->conn, "ROLLBACK");
+			continue;
+		}
+		PQclear(res);
+		/* The server restarted since this connection was opened. */
+		if (again && reconnected(db, s)) {
+			again = 0;
 			continue;
 		}
 		db_error(db, s->conn, "allocation");
-		PQclear(res);
-		(void)command(s->conn, "ROLLBACK");
 		r = ZG_ERR_IO;
 		break;
 	}
@@ -530,38 +527,41 @@ int api_db_allocate(struct api_db *db, const struct api_pool *pool,
 	return r;
 }
 
-/* One statement returning at most one lease. */
-static int lease_query(struct api_db *db, const char *sql, int n, const char *const *p,
+/* One statement returning at most one lease: 0, ZG_ERR_NOTFOUND or
+ * ZG_ERR_IO. */
+static int lease_query(struct api_db *db, enum stmt st, const char *const *p,
 		       struct api_lease *out)
 {
 	char err[256];
 	struct slot *s = acquire(db, err, sizeof(err));
-	PGresult *res = NULL;
+	PGresult *res;
 	int r;
 
 	if (s == NULL)
 		return ZG_ERR_IO;
-	r = alloc_step(s->conn, sql, n, p, out, &res);
-	if (r < 0 && reconnected(db, s)) {
+	res = run(s, st, p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && reconnected(db, s)) {
 		PQclear(res);
-		res = NULL;
-		r = alloc_step(s->conn, sql, n, p, out, &res);
+		res = run(s, st, p);
 	}
-	if (r < 0) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		db_error(db, s->conn, "lease");
-		PQclear(res);
+		r = ZG_ERR_IO;
+	} else if (PQntuples(res) == 0) {
+		r = ZG_ERR_NOTFOUND;
+	} else {
+		r = row_lease(res, 0, out);
 	}
+	PQclear(res);
 	release(db, s);
-	return r == 1 ? 0 : r == 0 ? ZG_ERR_NOTFOUND
-				   : ZG_ERR_IO;
+	return r;
 }
 
 int api_db_get(struct api_db *db, const char *client_id, struct api_lease *out)
 {
 	const char *p[1] = { client_id };
 
-	return lease_query(db, "SELECT " LEASE_COLS " FROM ipam_addresses WHERE client_id = $1",
-			   1, p, out);
+	return lease_query(db, ST_GET, p, out);
 }
 
 int api_db_refresh(struct api_db *db, const char *client_id, const char *relay_id,
@@ -569,32 +569,15 @@ int api_db_refresh(struct api_db *db, const char *client_id, const char *relay_i
 {
 	const char *p[2] = { client_id, relay_id };
 
-	return lease_query(db,
-			   "UPDATE ipam_addresses SET last_seen = now(), relay_id = "
-			   "coalesce(nullif($2, ''), relay_id) WHERE client_id = $1 RETURNING " LEASE_COLS,
-			   2, p, out);
+	return lease_query(db, ST_REFRESH, p, out);
 }
 
 int api_db_release(struct api_db *db, const char *client_id, struct api_lease *out)
 {
 	const char *p[1] = { client_id };
 
-	/* RETURNING shows the new row: read the old one in the same statement. */
-	return lease_query(db,
-			   "WITH old AS (SELECT address, client_id AS c, coalesce(relay_id, '') AS r, "
-			   "host(address) AS h, extract(epoch FROM created_at)::bigint AS cr, "
-			   "extract(epoch FROM last_seen)::bigint AS ls FROM ipam_addresses "
-			   "WHERE client_id = $1 FOR UPDATE) "
-			   "UPDATE ipam_addresses a SET client_id = NULL, relay_id = NULL, "
-			   "created_at = NULL, last_seen = NULL FROM old WHERE a.address = old.address "
-			   "RETURNING old.c, old.r, old.h, old.cr, old.ls",
-			   1, p, out);
+	return lease_query(db, ST_RELEASE, p, out);
 }
-
-static const char SQL_STATS[] =
-	"SELECT count(*), count(client_id), count(*) FILTER (WHERE client_id IS NOT NULL "
-	"AND last_seen < now() - make_interval(secs => $3::bigint)) FROM ipam_addresses "
-	"WHERE address >= $1::inet AND address <= $2::inet";
 
 int api_db_stats(struct api_db *db, const struct api_pool *pool, struct api_stats *out)
 {
@@ -609,10 +592,10 @@ int api_db_stats(struct api_db *db, const struct api_pool *pool, struct api_stat
 	addr_text(pool->first, first, sizeof(first));
 	addr_text(pool->last, last, sizeof(last));
 	(void)snprintf(ttl, sizeof(ttl), "%u", pool->ttl_s);
-	res = exec(s->conn, SQL_STATS, 3, p);
+	res = run(s, ST_STATS, p);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK && reconnected(db, s)) {
 		PQclear(res);
-		res = exec(s->conn, SQL_STATS, 3, p);
+		res = run(s, ST_STATS, p);
 	}
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		out->size = strtoull(PQgetvalue(res, 0, 0), NULL, 10);

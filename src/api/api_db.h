@@ -5,9 +5,12 @@
  * Safety of allocation does not depend on this process: the table's
  * constraints (src/api/migrations/0001_ipam.sql) allow one holder per
  * address and one address per client, so several zgate-api replicas can
- * race freely. An allocation is one transaction; when it loses a race
- * (unique violation, serialization failure, deadlock) it is rolled back
- * and run again, up to API_DB_RETRIES times.
+ * race freely. An allocation is one transaction and one round trip: a
+ * call of the function zgate_ipam_allocate (migration 0002) in
+ * autocommit; when it loses a race (unique violation, serialization
+ * failure, deadlock) it is rolled back and run again, up to
+ * API_DB_RETRIES times. Every IPAM statement is prepared once per
+ * connection, on its first use.
  *
  * Every call may block for up to the pool's timeout (waiting for a free
  * connection) plus the statement timeout: call from worker threads only.

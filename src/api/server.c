@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
@@ -301,11 +302,72 @@ static int token_equal(const char *a, const char *b)
 	return d == 0 && lb > 0;
 }
 
+/* The verification of a client certificate (an X.509 parse and an ECDSA
+ * or RSA signature check) is cached per connection rather than run for
+ * every request of a keep-alive connection. The cache holds the SHA-256
+ * of the certificate it verified, so a connection that presents another
+ * one (a TLS 1.2 renegotiation) is verified again; and it is run again
+ * when older than CERT_RECHECK_S, so a certificate that expires while its
+ * connection stays open is refused within that time. */
+#define CERT_RECHECK_S 60
+
+struct conn_ctx {
+	int have;
+	time_t at;                /* CLOCK_MONOTONIC seconds of the verification */
+	unsigned char sha256[32]; /* of the certificate verified */
+	struct ident id;          /* its result */
+};
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct conn_ctx)); /* NULL: no cache */
+	} else {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static void cached_cert_identity(struct MHD_Connection *conn, struct ident *id)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	const union MHD_ConnectionInfo *ti =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	struct conn_ctx *cc = ci ? ci->socket_context : NULL;
+	const gnutls_datum_t *peers = NULL;
+	unsigned char sha[32];
+	struct timespec now;
+	unsigned np = 0;
+
+	if (ti != NULL && ti->tls_session != NULL)
+		peers = gnutls_certificate_get_peers((gnutls_session_t)ti->tls_session, &np);
+	if (cc == NULL || peers == NULL || np == 0 ||
+	    gnutls_hash_fast(GNUTLS_DIG_SHA256, peers[0].data, peers[0].size, sha) != 0) {
+		cert_identity(conn, id);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (cc->have && now.tv_sec - cc->at < CERT_RECHECK_S &&
+	    memcmp(cc->sha256, sha, sizeof(sha)) == 0) {
+		*id = cc->id;
+		return;
+	}
+	cert_identity(conn, id);
+	cc->id = *id;
+	cc->at = now.tv_sec;
+	memcpy(cc->sha256, sha, sizeof(sha));
+	cc->have = 1;
+}
+
 static void identify(struct api_server *s, struct MHD_Connection *conn, struct ident *id)
 {
 	const char *auth;
 
-	cert_identity(conn, id);
+	cached_cert_identity(conn, id);
 	if (id->who != WHO_NONE)
 		return;
 	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -790,6 +852,7 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 				MHD_OPTION_HTTPS_PRIORITIES,
 				"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 				MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (s->d == NULL) {

@@ -5,7 +5,8 @@
 # admin:NAME), the admin token, and every refusal (untrusted CA, wrong CN,
 # serverAuth-only EKU, no credentials, wrong token, relay on an admin
 # endpoint, relay_id not its own); bad requests; exhaustion and reclaiming
-# an expired lease; two replicas racing with 250 clients allocated twice
+# an expired lease (and a requested expired one: "how" of every path, the
+# 0002 function); two replicas racing with 250 clients allocated twice
 # at once (500 requests) → 250 distinct addresses; the database going
 # away and coming back; exit statuses; SIGTERM.
 source "$(dirname "$0")/lib.sh"
@@ -52,9 +53,18 @@ rc=0; "$API" migrate "${common[@]}" --database "host=$ZG_TMP/nowhere dbname=x" -
 out=$("$API" migrate "${common[@]}") || fail "migrate exited $?"
 echo "$out"
 expect_contains "$out" "applied migration 0001_ipam" "first migrate"
+expect_contains "$out" "applied migration 0002_allocate_function" "first migrate"
 out=$("$API" migrate "${common[@]}") || fail "second migrate exited $?"
-expect_contains "$out" "schema at version 1 (0 applied now)" "second migrate"
-[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 1 ]] || fail "migration recorded twice"
+expect_contains "$out" "schema at version 2 (0 applied now)" "second migrate"
+[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 2 ]] || fail "migration recorded twice"
+# A database at version 1 (a zgate-api of before 0002) gains the function;
+# 0002 is CREATE OR REPLACE, so it also runs over a function already there.
+pg_sql "DELETE FROM zgate_schema_migrations WHERE version = 2" >/dev/null
+out=$("$API" migrate "${common[@]}") || fail "migrate from version 1 exited $?"
+expect_contains "$out" "applied migration 0002_allocate_function" "migrate from version 1"
+expect_contains "$out" "schema at version 2 (1 applied now)" "migrate from version 1"
+[[ $(pg_sql "SELECT count(*) FROM pg_proc WHERE proname = 'zgate_ipam_allocate'") == 1 ]] ||
+	fail "not exactly one zgate_ipam_allocate function"
 
 step "two replicas"
 base=$((20000 + $$ % 20000))
@@ -141,6 +151,12 @@ r=$(req $A DELETE allocations/agent-2 '' "${R1[@]}")
 r=$(req $A POST allocations '{"client_id":"x","relay_id":"r2"}' "${R1[@]}")
 [[ $r == 403* ]] || fail "relay claiming another relay's id: $r"
 
+# Two requests on one keep-alive connection: the second uses the identity
+# cached from the first (the relay's), so it is still refused stats.
+out=$(curl -sS --cacert "$P/ca.crt" "${R1[@]}" -w '%{http_code} %{num_connects}\n' -o /dev/null -o /dev/null \
+	$A/api/v1/ipam/allocations/agent-2 $A/api/v1/ipam/stats)
+[[ $out == $'200 1\n403 0' ]] || fail "keep-alive connection as relay: $out"
+
 step "bad requests"
 r=$(req $A POST allocations '{"client_id":"x",}' "${R1[@]}"); [[ $r == 400* ]] || fail "bad JSON: $r"
 r=$(req $A POST allocations '{"client":"x"}' "${R1[@]}"); [[ $r == 400*unknown* ]] || fail "unknown key: $r"
@@ -160,6 +176,23 @@ expect_contains "$(tail -1 "$ZG_TMP/race.out")" "clients 250 answers 500 distinc
 	fail "the table does not hold 250 distinct leases"
 curl -sS --cacert "$P/ca.crt" $A/metrics $B/metrics | grep -E '^zgate_api_(allocations_total|db_retries_total)' || true
 
+step "retry after losing a race: the client's lease committed meanwhile elsewhere"
+# A transaction of psql gives client "dup" an address and holds it open;
+# zgate-api, not seeing it yet, claims another address for "dup", waits on
+# the client_id uniqueness, gets a unique violation when psql commits, and
+# runs the allocation again: the existing lease, one retry counted.
+retries() { curl -sS --cacert "$P/ca.crt" $A/metrics | awk '$1 == "zgate_api_db_retries_total" { print $2 }'; }
+r0=$(retries)
+pg_sql "BEGIN; UPDATE ipam_addresses SET client_id = 'dup', created_at = now(), last_seen = now()
+	WHERE address = (SELECT address FROM ipam_addresses WHERE client_id IS NULL ORDER BY address DESC LIMIT 1)
+	RETURNING host(address); SELECT pg_sleep(1.5); COMMIT" >"$ZG_TMP/dup.out" & dpid=$!
+sleep 0.5
+r=$(req $A POST allocations '{"client_id":"dup"}' "${R1[@]}"); echo "$r"
+wait $dpid || fail "psql holding the lease of dup failed"
+[[ $r == 200* && $(field "$r" how) == existing && $(field "$r" address) == "$(head -1 "$ZG_TMP/dup.out")" ]] ||
+	fail "dup did not get the lease committed by the other transaction: $r"
+[[ $(retries) -gt $r0 ]] || fail "no retry counted ($r0 before, $(retries) after)"
+
 step "exhaustion and reclaiming (pool 10.200.0.0/30: one address)"
 pg_sql "CREATE DATABASE zgate2" >/dev/null
 PC=$((base + 2))
@@ -175,7 +208,20 @@ r=$(req $C GET stats '' "${OPS[@]}"); [[ $(field "$r" expired) == 1 ]] || fail "
 r=$(req $C POST allocations '{"client_id":"new"}' "${R1[@]}"); echo "$r"
 [[ $r == 201* && $(field "$r" address) == 10.200.0.2 && $(field "$r" how) == reclaimed ]] || fail "reclaim: $r"
 r=$(req $C GET allocations/old '' "${R1[@]}"); [[ $r == 404* ]] || fail "the reclaimed client still has a lease: $r"
-curl -sS --cacert "$P/ca.crt" $C/metrics | grep -q '^zgate_api_pool_exhausted_total 1$' || fail "exhaustion not counted"
+# The requested address held by an expired lease is reclaimed as "requested".
+PGDB=zgate2 pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '2 hours' WHERE client_id = 'new'" >/dev/null
+r=$(req $C POST allocations '{"client_id":"third","requested_address":"10.200.0.2"}' "${R1[@]}"); echo "$r"
+[[ $r == 201* && $(field "$r" address) == 10.200.0.2 && $(field "$r" how) == requested ]] ||
+	fail "requested expired address: $r"
+r=$(req $C POST allocations '{"client_id":"third"}' "${R1[@]}")
+[[ $r == 200* && $(field "$r" how) == existing ]] || fail "existing after requested: $r"
+r=$(req $C POST allocations '{"client_id":"new"}' "${R1[@]}"); [[ $r == 409* ]] || fail "exhausted again: $r"
+m=$(curl -sS --cacert "$P/ca.crt" $C/metrics)
+for l in 'zgate_api_pool_exhausted_total 2' 'zgate_api_allocations_total{how="existing"} 1' \
+	'zgate_api_allocations_total{how="requested"} 1' 'zgate_api_allocations_total{how="new"} 1' \
+	'zgate_api_allocations_total{how="reclaimed"} 1'; do
+	grep -qxF "$l" <<<"$m" || fail "metrics: no line '$l'"
+done
 kill $cpid; wait $cpid || fail "replica C exited $? on SIGTERM"
 
 step "database down and back"
