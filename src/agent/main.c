@@ -140,7 +140,7 @@ struct agent {
 	int64_t since;
 	struct status_counters cnt;
 	uint64_t written_gen;
-	char last_error[256];
+	char last_error[512];
 	int status_failed;
 	masque_time ptb_window;
 	unsigned ptb_count;
@@ -1007,7 +1007,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 {
 	struct agent *ag = ctx;
 	int was_open = ag->open;
-	char why[300];
+	char why[400];
 
 	(void)c;
 	ag->c = NULL;
