@@ -30,8 +30,16 @@
 #define APIC_BACKOFF_FIRST_MS 50
 #define APIC_BACKOFF_MAX_MS 1000
 
-enum req_kind { K_ALLOC, K_REFRESH };
-enum req_where { W_QUEUE, W_BACKOFF, W_ACTIVE, W_DONE };
+enum req_kind {
+	K_ALLOC,
+	K_REFRESH
+};
+enum req_where {
+	W_QUEUE,
+	W_BACKOFF,
+	W_ACTIVE,
+	W_DONE
+};
 
 struct conn;
 
@@ -47,14 +55,21 @@ struct apic_req {
 	char *wire; /* the whole HTTP request */
 	size_t wire_len;
 	unsigned attempts;
-	uint64_t deadline_ms;    /* now_ms() at submission + timeout_ms */
-	struct event *deadline;  /* fires timeout_ms after submission */
-	struct event *backoff;   /* W_BACKOFF: when to try again */
-	struct apic_result res;  /* W_DONE: what the callback gets */
+	uint64_t deadline_ms;   /* now_ms() at submission + timeout_ms */
+	struct event *deadline; /* fires timeout_ms after submission */
+	struct event *backoff;  /* W_BACKOFF: when to try again */
+	struct apic_result res; /* W_DONE: what the callback gets */
 	char client_id[APIC_ID_MAX + 1];
 };
 
-enum conn_st { C_RESOLVING, C_CONNECTING, C_HANDSHAKE, C_SENDING, C_RECEIVING, C_IDLE };
+enum conn_st {
+	C_RESOLVING,
+	C_CONNECTING,
+	C_HANDSHAKE,
+	C_SENDING,
+	C_RECEIVING,
+	C_IDLE
+};
 
 struct conn {
 	struct apic *a;
@@ -429,14 +444,14 @@ static void conn_start_tcp(struct conn *c, const struct sockaddr *sa, socklen_t 
 	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		zg_seterr(cause, sizeof(cause), "connect to %s:%u: %s", a->host, a->port,
-			       strerror(errno));
+			  strerror(errno));
 		conn_fail(c, cause);
 		return;
 	}
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, sa, salen) != 0 && errno != EINPROGRESS) {
 		zg_seterr(cause, sizeof(cause), "connect to %s:%u: %s", a->host, a->port,
-			       strerror(errno));
+			  strerror(errno));
 		conn_fail(c, cause);
 		return;
 	}
@@ -472,7 +487,7 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 	c->dns = NULL;
 	if (result != 0 || res == NULL) {
 		zg_seterr(cause, sizeof(cause), "resolve %s: %s", c->a->host,
-			       evutil_gai_strerror(result));
+			  evutil_gai_strerror(result));
 		if (res)
 			evutil_freeaddrinfo(res);
 		conn_fail(c, cause);
@@ -516,8 +531,8 @@ static void conn_open(struct apic *a, struct apic_req *r)
 	}
 	if (a->evdns == NULL) {
 		zg_seterr(cause, sizeof(cause),
-			       "resolve %s: no DNS resolver given (use an IP address in the URL)",
-			       a->host);
+			  "resolve %s: no DNS resolver given (use an IP address in the URL)",
+			  a->host);
 		c->req = NULL;
 		r->c = NULL;
 		req_failed(r, 0, cause, 0);
@@ -580,7 +595,7 @@ static void conn_drive(struct conn *c)
 			err = errno;
 		if (err != 0) {
 			zg_seterr(cause, sizeof(cause), "connect to %s:%u: %s", a->host,
-				       a->port, strerror(err));
+				  a->port, strerror(err));
 			conn_fail(c, cause);
 			return;
 		}
@@ -606,8 +621,8 @@ static void conn_drive(struct conn *c)
 		if (a->host_family != 0) {
 			if (!peer_names_ip(c)) {
 				zg_seterr(cause, sizeof(cause),
-					       "TLS with %s:%u: certificate does not name %s", a->host,
-					       a->port, a->host);
+					  "TLS with %s:%u: certificate does not name %s", a->host,
+					  a->port, a->host);
 				conn_fail(c, cause);
 				return;
 			}
@@ -669,7 +684,7 @@ static void conn_drive(struct conn *c)
 						return;
 					}
 					zg_seterr(cause, sizeof(cause), "answer from %s:%u: %s",
-						       a->host, a->port, c->resp->err);
+						  a->host, a->port, c->resp->err);
 				} else
 					tls_cause(c, ret, "receive from", cause, sizeof(cause));
 				conn_fail(c, cause);
@@ -687,17 +702,20 @@ static void conn_drive(struct conn *c)
 			}
 			if (ret < 0) {
 				zg_seterr(cause, sizeof(cause), "answer from %s:%u: %s", a->host,
-					       a->port, c->resp->err);
+					  a->port, c->resp->err);
 				conn_fail(c, cause);
 				return;
 			}
 		}
-	case C_IDLE: {
-		/* an idle keep-alive connection became readable: the server
-		 * closed it (or sent what nobody asked for) */
+	case C_IDLE:
+		/* an idle keep-alive connection became readable: a TLS 1.3
+		 * post-handshake message (a session ticket) is fine; the
+		 * server closing it, or sending what nobody asked for, ends it */
+		ret = wolfSSL_read(c->ssl, buf, sizeof(buf));
+		if (ret <= 0 && wolfSSL_get_error(c->ssl, ret) == WOLFSSL_ERROR_WANT_READ)
+			return;
 		conn_close(c);
 		return;
-	}
 	}
 }
 
@@ -705,68 +723,79 @@ static void conn_drive(struct conn *c)
  * line, cut to fit. */
 static void error_text(const struct apiresp *p, char *out, size_t outlen)
 {
-	if (apiresp_json_str(p->body, p->body_len, "error", out, outlen) == 0 ||
-	    apiresp_json_str(p->body, p->body_len, "error", out, outlen) == ZG_ERR_TOO_LARGE)
+	int r = apiresp_json_str(p->body, p->body_len, "error", out, outlen);
+
+	if (r == 0 || r == ZG_ERR_TOO_LARGE)
 		return;
+	if (r == ZG_ERR_NOTFOUND) { /* JSON without an error text */
+		out[0] = '\0';
+		return;
+	}
 	zg_seterr(out, outlen, "%.*s", (int)strcspn(p->body, "\r\n"), p->body);
 	for (char *s = out; *s; s++)
 		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
 			*s = '?';
 }
 
-/* A complete answer on c. */
+/* A complete answer on c: the connection goes back to idle (or closes),
+ * its request is over or retried. */
 static void answer(struct conn *c)
 {
 	struct apic *a = c->a;
 	struct apic_req *r = c->req;
 	struct apiresp *p = c->resp;
 	unsigned status = p->status;
-	char text[128], cause[200];
+	int retry = 0;
+	char text[128], cause[200] = "";
 
 	a->cnt.requests++;
 	set_state(a, status == 503 ? APIC_DOWN : APIC_UP);
 	c->req = NULL;
 	c->served++;
+	if (r != NULL) {
+		r->c = NULL;
+		r->res.status = status;
+		if (status == 503) {
+			error_text(p, text, sizeof(text));
+			zg_seterr(cause, sizeof(cause), "503 %s", text[0] ? text : "(no error text)");
+			retry = 1;
+		} else if (r->kind == K_REFRESH) {
+			if (status == 200)
+				a->cnt.refreshes++;
+			r->res.ok = status == 200;
+		} else if (status == 200 || status == 201) {
+			char err[96];
+
+			if (apiresp_lease(p->body, p->body_len, r->res.addr4, &r->res.existing, err,
+					  sizeof(err)) == 0)
+				r->res.ok = 1;
+			else {
+				zg_seterr(cause, sizeof(cause), "%u from %s:%u: %s", status, a->host,
+					  a->port, err);
+				retry = 1;
+			}
+		}
+		if (!retry && !r->res.ok) {
+			error_text(p, text, sizeof(text));
+			zg_seterr(r->res.cause, sizeof(r->res.cause), "%u %s", status,
+				  text[0] ? text : "(no error text)");
+		}
+		if (r->res.ok)
+			r->res.cause[0] = '\0';
+	}
 	if (p->close) {
 		conn_close(c);
 	} else {
 		c->st = C_IDLE;
 		arm(c, EV_READ);
 	}
-	c = NULL;
 	kick(a);
 	if (r == NULL) /* cancelled meanwhile */
 		return;
-	r->c = NULL;
-	if (status == 503) {
-		error_text(p, text, sizeof(text));
-		zg_seterr(cause, sizeof(cause), "503 %s", text);
-		req_failed(r, 503, cause, 1);
-		return;
-	}
-	r->res.status = status;
-	if (r->kind == K_REFRESH) {
-		if (status == 200)
-			a->cnt.refreshes++;
-		r->res.ok = status == 200;
-	} else if (status == 200 || status == 201) {
-		char err[96];
-
-		if (apiresp_lease(p->body, p->body_len, r->res.addr4, &r->res.existing, err,
-				  sizeof(err)) != 0) {
-			zg_seterr(cause, sizeof(cause), "%u from %s:%u: %s", status, a->host,
-				       a->port, err);
-			req_failed(r, status, cause, 1);
-			return;
-		}
-		r->res.ok = 1;
-	}
-	if (!r->res.ok) {
-		error_text(p, text, sizeof(text));
-		zg_seterr(r->res.cause, sizeof(r->res.cause), "%u %s", status,
-			       text[0] ? text : "(no error text)");
-	}
-	req_finish(r);
+	if (retry)
+		req_failed(r, status, cause, 1);
+	else
+		req_finish(r);
 }
 
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
@@ -823,7 +852,20 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (r->where == W_ACTIVE && r->c != NULL) {
 		struct conn *c = r->c;
+		static const char *const phase[] = {
+			[C_RESOLVING] = "resolving",
+			[C_CONNECTING] = "connecting to",
+			[C_HANDSHAKE] = "in the TLS handshake with",
+			[C_SENDING] = "sending to",
+			[C_RECEIVING] = "waiting for the answer of",
+			[C_IDLE] = "idle with",
+		};
 
+		if (c->st == C_RESOLVING)
+			zg_seterr(r->res.cause, sizeof(r->res.cause), "%s %s", phase[c->st], a->host);
+		else
+			zg_seterr(r->res.cause, sizeof(r->res.cause), "%s %s:%u", phase[c->st],
+				  a->host, a->port);
 		c->req = NULL;
 		r->c = NULL;
 		conn_close(c); /* half an exchange: the connection cannot be reused */
@@ -831,7 +873,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 		req_detach(r);
 	if (r->res.cause[0])
 		zg_seterr(cause, sizeof(cause), "timeout after %u ms (%s)", a->timeout_ms,
-			       r->res.cause);
+			  r->res.cause);
 	else
 		zg_seterr(cause, sizeof(cause), "timeout after %u ms", a->timeout_ms);
 	zg_seterr(r->res.cause, sizeof(r->res.cause), "%s", cause);
@@ -972,7 +1014,7 @@ static int parse_url(struct apic *a, const char *url, char *err, size_t errlen)
 		}
 	}
 	zg_seterr(a->hosthdr, sizeof(a->hosthdr), "%s%s%s", a->host_family == AF_INET6 ? "[" : "",
-		       a->host, a->host_family == AF_INET6 ? "]" : "");
+		  a->host, a->host_family == AF_INET6 ? "]" : "");
 	if (a->port != 443) {
 		size_t n = strlen(a->hosthdr);
 
@@ -1180,7 +1222,7 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 	if (kind == K_ALLOC) {
 		if (want4 != NULL)
 			zg_seterr(want, sizeof(want), ",\"requested_address\":\"%u.%u.%u.%u\"",
-				       want4[0], want4[1], want4[2], want4[3]);
+				  want4[0], want4[1], want4[2], want4[3]);
 		bl = snprintf(body, sizeof(body), "{\"client_id\":\"%s\",\"relay_id\":\"%s\"%s}", idj,
 			      relayj, want);
 	} else
@@ -1256,7 +1298,6 @@ void apic_cancel(struct apic_req *r)
 		return;
 	if (r->where == W_ACTIVE && r->c != NULL) {
 		struct conn *c = r->c;
-
 		c->req = NULL;
 		r->c = NULL;
 		/* a connection still being set up goes on and serves the next
