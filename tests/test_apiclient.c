@@ -656,6 +656,30 @@ static void test_keepalive_and_refresh(void **state)
 	fx_stop(&x);
 }
 
+/* The server closes a keep-alive connection after its answer: the idle
+ * connection is dropped, the next request opens a new one, no retry. */
+static void test_server_closes_idle(void **state)
+{
+	static const struct act acts[] = {
+		{ A_CUT, LEASE_201 },
+		{ A_ANSWER, LEASE_200 },
+	};
+	struct fixture x;
+	struct apic_counters c;
+
+	(void)state;
+	fx_start(&x, acts, 2, 2000, 1);
+	assert_int_equal(alloc1(&x, NULL, 3000)->ok, 1);
+	run(x.base, 100);
+	assert_int_equal(alloc1(&x, NULL, 3000)->existing, 1);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.connects, 2);
+	assert_int_equal(c.retries, 0);
+	assert_int_equal(c.failures, 0);
+	assert_int_equal(fake_get(x.fk, &x.fk->accepts), 2);
+	fx_stop(&x);
+}
+
 static void test_wrong_host(void **state)
 {
 	static const struct act acts[] = { { A_ANSWER, LEASE_201 } };
@@ -692,6 +716,7 @@ static void test_wrong_ca(void **state)
 	run_until(base, &g, 1, 3000);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.r.ok, 0);
+	print_message("wrong CA: %s\n", g.r.cause);
 	assert_non_null(strstr(g.r.cause, "TLS with 127.0.0.1:"));
 	assert_int_equal(fake_get(fk, &fk->requests), 0);
 	assert_int_equal(apic_state(a), APIC_DOWN);
@@ -1166,6 +1191,7 @@ int main(void)
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_bad_lease),
 		cmocka_unit_test(test_keepalive_and_refresh),
+		cmocka_unit_test(test_server_closes_idle),
 		cmocka_unit_test(test_wrong_host),
 		cmocka_unit_test(test_wrong_ca),
 		cmocka_unit_test(test_refused),
