@@ -1300,11 +1300,10 @@ void apic_cancel(struct apic_req *r)
 		struct conn *c = r->c;
 		c->req = NULL;
 		r->c = NULL;
-		/* a connection still being set up goes on and serves the next
-		 * request; one with the request (or half of it) on the wire
-		 * cannot be reused before its answer, which might never come */
-		if (c->st != C_RESOLVING && c->st != C_CONNECTING && c->st != C_HANDSHAKE)
-			conn_close(c);
+		/* one with the request (or half of it) on the wire cannot be
+		 * reused before its answer, which might never come; one still
+		 * being set up has no deadline left to bound it */
+		conn_close(c);
 		kick(r->a);
 	} else
 		req_detach(r);
