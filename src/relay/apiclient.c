@@ -664,7 +664,7 @@ static void conn_drive(struct conn *c)
 		/* fall through */
 	case C_RECEIVING:
 		for (;;) {
-			size_t used = 0;
+			size_t used = 0, got;
 
 			ret = wolfSSL_read(c->ssl, buf, sizeof(buf));
 			if (ret <= 0) {
@@ -690,12 +690,12 @@ static void conn_drive(struct conn *c)
 				conn_fail(c, cause);
 				return;
 			}
-			c->received += (size_t)ret;
-			ret = apiresp_feed(c->resp, buf, (size_t)ret, &used);
+			got = (size_t)ret;
+			c->received += got;
+			ret = apiresp_feed(c->resp, buf, got, &used);
 			if (ret == 1) {
 				/* bytes after the answer: nothing was asked for them */
-				if (used < sizeof(buf) && (used < (size_t)c->received ||
-							   wolfSSL_pending(c->ssl) > 0))
+				if (used < got || wolfSSL_pending(c->ssl) > 0)
 					c->resp->close = 1;
 				answer(c);
 				return;
