@@ -293,8 +293,13 @@ static void tls_cause(struct conn *c, int ret, const char *what, char *out, size
 	int e = wolfSSL_get_error(c->ssl, ret);
 	char buf[WOLFSSL_MAX_ERROR_SZ];
 
+	long vr = wolfSSL_get_verify_result(c->ssl);
+
 	if (e == DOMAIN_NAME_MISMATCH || e == IPADDR_MISMATCH)
 		zg_seterr(buf, sizeof(buf), "certificate does not name %s", c->a->host);
+	else if (vr != 0 && vr != WOLFSSL_X509_V_OK)
+		zg_seterr(buf, sizeof(buf), "certificate refused: %s (%ld)",
+			  wolfSSL_X509_verify_cert_error_string(vr), vr);
 	else if (e == SOCKET_ERROR_E || e == SOCKET_PEER_CLOSED_E || e == WOLFSSL_ERROR_SYSCALL)
 		zg_seterr(buf, sizeof(buf), "connection closed by the server");
 	else
