@@ -15,7 +15,16 @@
  * Every request has a deadline of timeout_ms from its submission. A
  * transport failure (connect, TLS, reset, malformed answer) or a 503 from
  * the API is retried on a fresh connection after 50, 100, 200 ... ms
- * (capped at 1 s) while the deadline allows; 4xx answers are final.
+ * (capped at 1 s) while the deadline allows; 4xx answers are final. A
+ * request whose next try would come after its deadline ends at once with
+ * the last failure as its cause; one still waiting at the deadline ends
+ * with "timeout after N ms (what it waited for)". An idle keep-alive
+ * connection found closed when reused is retried at once, not counted
+ * against the backoff.
+ *
+ * Bounded: at most 4096 requests waiting or in flight; answers of at most
+ * 8 KiB of headers and 64 KiB of body (more is a malformed answer). The
+ * answer parser is apiresp.h.
  *
  * One thread (the relay's); no call blocks; callbacks run from the event
  * loop, never from inside the call that submitted the request.
@@ -63,8 +72,8 @@ struct apic_result {
 typedef void (*apic_alloc_cb)(void *arg, const struct apic_result *r);
 
 struct apic_counters {
-	uint64_t requests;  /* answered requests (any status) */
-	uint64_t failures;  /* requests given up: their callback had ok == 0 */
+	uint64_t requests;  /* HTTP answers received (any status; a retried 503 counts) */
+	uint64_t failures;  /* requests given up: callbacks with ok == 0, refreshes not 200 */
 	uint64_t retries;   /* attempts after the first */
 	uint64_t connects;  /* TCP+TLS connections opened */
 	uint64_t refreshes; /* refresh requests answered 200 */
@@ -78,24 +87,31 @@ int apic_new(struct event_base *base, struct evdns_base *evdns, const struct api
 	     struct apic **pp, char *err, size_t errlen);
 
 /* Closes every connection; pending requests are dropped without their
- * callback. NULL is fine. */
+ * callback. NULL is fine. May be called from one of a's callbacks: a is
+ * then freed when that callback returns (no further callbacks run); the
+ * caller must not use a after the call either way. */
 void apic_free(struct apic *a);
 
 /* Asks for client_id's address (POST /api/v1/ipam/allocations with
  * client_id, relay_id and, when want4 is not NULL, requested_address).
  * cb(arg, result) runs exactly once, later, unless apic_cancel() comes
  * first. Returns the request, or NULL when client_id is unusable (empty,
- * longer than 255 bytes) or memory ran out: then cb never runs. */
+ * longer than 255 bytes), 4096 requests are pending already, or memory
+ * ran out: then cb never runs. The request is a's until its callback has
+ * returned: do not keep it past that. */
 struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint8_t *want4,
 			       apic_alloc_cb cb, void *arg);
 
 /* Forgets a pending request: its callback never runs. The request may
- * still complete on the wire. */
+ * still complete on the wire (its connection is closed if the request was
+ * on it). Fine at any point until the callback runs, also from another
+ * request's callback; not from or after its own callback. NULL is fine. */
 void apic_cancel(struct apic_req *r);
 
 /* Marks client_id's lease used (PUT .../{client}/refresh with relay_id),
- * fire and forget: failures are counted, not reported. Returns 0, or
- * negative when it could not be queued. */
+ * fire and forget: failures are counted, not reported. Same queue,
+ * deadline and retries as allocations. Returns 0, or ZG_ERR_LIMIT when
+ * it could not be queued (unusable client_id, queue full, no memory). */
 int apic_refresh(struct apic *a, const char *client_id);
 
 enum apic_state apic_state(const struct apic *a);

@@ -1,0 +1,1222 @@
+/*
+ * Unit tests for src/relay/apiclient (the relay's zgate-api client) and
+ * src/relay/apiresp (its HTTP/JSON answer parser). The client runs on a
+ * real libevent loop against a fake HTTPS server: a wolfSSL TLS 1.3 server
+ * on a loopback socket in a thread, answering each request with the next
+ * step of a script (an answer, a hang, a cut, garbage), and counting the
+ * TCP connections it accepted. Certificates come from tests/pki.h plus a
+ * relay client certificate (CN relay:r1) made here with openssl.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "relay/apiclient.h"
+#include "relay/apiresp.h"
+#include "zg_err.h"
+#include "pki.h"
+
+/* ---------------------------------------------------------------- fake server */
+
+enum act_kind {
+	A_ANSWER, /* status line, headers and body as given (raw) */
+	A_HANG,   /* read the request, never answer */
+	A_CUT,    /* send raw, then close the connection */
+};
+
+struct act {
+	enum act_kind kind;
+	const char *raw;
+};
+
+struct fake {
+	int lfd;
+	uint16_t port;
+	pthread_t th;
+	WOLFSSL_CTX *ctx;
+	pthread_mutex_t mu;
+	struct act acts[16];
+	int nacts, next;
+	int accepts;  /* TCP connections accepted */
+	int requests; /* requests read */
+	int handshakes_failed;
+	char last_req[4096];
+	volatile int stop;
+};
+
+static struct act next_act(struct fake *fk)
+{
+	struct act a;
+
+	pthread_mutex_lock(&fk->mu);
+	a = fk->acts[fk->next < fk->nacts ? fk->next : fk->nacts - 1];
+	if (fk->next < fk->nacts)
+		fk->next++;
+	pthread_mutex_unlock(&fk->mu);
+	return a;
+}
+
+/* Reads up to n bytes; 0 on close or error, -1 when nothing came (yet). */
+static int srv_read(struct fake *fk, WOLFSSL *ssl, char *buf, int n)
+{
+	int r = wolfSSL_read(ssl, buf, n);
+
+	if (r > 0)
+		return r;
+	r = wolfSSL_get_error(ssl, r);
+	if ((r == WOLFSSL_ERROR_WANT_READ || r == WOLFSSL_ERROR_WANT_WRITE) && !fk->stop)
+		return -1;
+	return 0;
+}
+
+/* One whole request (headers and Content-Length body) into buf; 0 when
+ * the connection ended first. */
+static int read_request(struct fake *fk, WOLFSSL *ssl, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	for (;;) {
+		char *eoh;
+		int r;
+
+		buf[len] = '\0';
+		if ((eoh = strstr(buf, "\r\n\r\n")) != NULL) {
+			const char *cl = strcasestr(buf, "Content-Length:");
+			size_t want = (size_t)(eoh + 4 - buf) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+
+			if (len >= want)
+				return 1;
+		}
+		if (len + 1 >= cap)
+			return 0;
+		r = srv_read(fk, ssl, buf + len, (int)(cap - 1 - len));
+		if (r == 0)
+			return 0;
+		if (r > 0)
+			len += (size_t)r;
+	}
+}
+
+/* Sends raw with "@LEN@" replaced by the length of its body. */
+static int send_answer(WOLFSSL *ssl, const char *raw)
+{
+	char out[8192];
+	const char *at = strstr(raw, "@LEN@"), *body = strstr(raw, "\r\n\r\n");
+	int n;
+
+	if (at == NULL)
+		n = snprintf(out, sizeof(out), "%s", raw);
+	else
+		n = snprintf(out, sizeof(out), "%.*s%zu%s", (int)(at - raw), raw,
+			     body ? strlen(body + 4) : 0, at + 5);
+	if (n < 0 || (size_t)n >= sizeof(out))
+		return -1;
+	/* the head and the body in TLS records of their own, so that the
+	 * client reads an answer in several pieces */
+	body = strstr(out, "\r\n\r\n");
+	if (body != NULL && body[4] != '\0') {
+		int h = (int)(body + 4 - out);
+
+		if (wolfSSL_write(ssl, out, h) != h)
+			return -1;
+		return wolfSSL_write(ssl, out + h, n - h) == n - h ? 0 : -1;
+	}
+	return wolfSSL_write(ssl, out, n) == n ? 0 : -1;
+}
+
+static void serve_conn(struct fake *fk, int fd)
+{
+	WOLFSSL *ssl = wolfSSL_new(fk->ctx);
+	char req[4096];
+	struct timeval tv = { 0, 50000 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (ssl == NULL || wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS)
+		goto out;
+	for (;;) {
+		int r = wolfSSL_accept(ssl), e;
+
+		if (r == WOLFSSL_SUCCESS)
+			break;
+		e = wolfSSL_get_error(ssl, r);
+		if ((e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE) || fk->stop) {
+			pthread_mutex_lock(&fk->mu);
+			fk->handshakes_failed++;
+			pthread_mutex_unlock(&fk->mu);
+			goto out;
+		}
+	}
+	while (!fk->stop && read_request(fk, ssl, req, sizeof(req))) {
+		struct act a = next_act(fk);
+
+		pthread_mutex_lock(&fk->mu);
+		fk->requests++;
+		memcpy(fk->last_req, req, sizeof(req));
+		pthread_mutex_unlock(&fk->mu);
+		if (a.kind == A_HANG) {
+			char b[256];
+
+			while (srv_read(fk, ssl, b, sizeof(b)) != 0)
+				;
+			goto out;
+		}
+		if (send_answer(ssl, a.raw) != 0 || a.kind == A_CUT)
+			goto out;
+	}
+out:
+	if (ssl)
+		wolfSSL_free(ssl);
+	close(fd);
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *fk = arg;
+
+	while (!fk->stop) {
+		struct pollfd p = { fk->lfd, POLLIN, 0 };
+		int fd;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		fd = accept(fk->lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&fk->mu);
+		fk->accepts++;
+		pthread_mutex_unlock(&fk->mu);
+		serve_conn(fk, fd);
+	}
+	return NULL;
+}
+
+/* A fake server on ip (any port), acting out the n steps of acts (the
+ * last one repeats). */
+static struct fake *fake_start(const char *ip, const struct act *acts, int n)
+{
+	struct fake *fk = calloc(1, sizeof(*fk));
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+
+	assert_non_null(fk);
+	assert_true(n > 0 && n <= 16);
+	memcpy(fk->acts, acts, sizeof(*acts) * (size_t)n);
+	fk->nacts = n;
+	pthread_mutex_init(&fk->mu, NULL);
+	fk->ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
+	assert_non_null(fk->ctx);
+	assert_int_equal(wolfSSL_CTX_use_certificate_chain_file(fk->ctx, f("relay.crt")),
+			 WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_CTX_use_PrivateKey_file(fk->ctx, f("relay.key"),
+							 WOLFSSL_FILETYPE_PEM),
+			 WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_CTX_load_verify_locations(fk->ctx, f("ca.crt"), NULL),
+			 WOLFSSL_SUCCESS);
+	/* mutual TLS, as zgate-api asks */
+	wolfSSL_CTX_set_verify(fk->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			       NULL);
+	fk->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fk->lfd >= 0);
+	assert_int_equal(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+	assert_int_equal(bind(fk->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fk->lfd, 16), 0);
+	assert_int_equal(getsockname(fk->lfd, (struct sockaddr *)&sin, &sl), 0);
+	fk->port = ntohs(sin.sin_port);
+	assert_int_equal(pthread_create(&fk->th, NULL, fake_main, fk), 0);
+	return fk;
+}
+
+static int fake_get(struct fake *fk, int *field)
+{
+	int v;
+
+	pthread_mutex_lock(&fk->mu);
+	v = *field;
+	pthread_mutex_unlock(&fk->mu);
+	return v;
+}
+
+static void fake_stop(struct fake *fk)
+{
+	fk->stop = 1;
+	pthread_join(fk->th, NULL);
+	close(fk->lfd);
+	wolfSSL_CTX_free(fk->ctx);
+	pthread_mutex_destroy(&fk->mu);
+	free(fk);
+}
+
+/* ---------------------------------------------------------------- client side */
+
+#define LEASE_201                                                                                 \
+	"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: @LEN@\r\n\r\n" \
+	"{\"client_id\":\"agent-1\",\"address\":\"10.100.0.7\",\"prefix_len\":32,\"relay_id\":"   \
+	"\"r1\",\"created\":\"2026-01-01T00:00:00Z\",\"last_seen\":\"x\",\"how\":\"new\"}  \n"
+#define LEASE_200                                                                            \
+	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: @LEN@\r\n\r\n" \
+	"{\"address\":\"10.100.0.9\",\"prefix_len\":32,\"how\":\"existing\"}"
+
+struct got {
+	int n;
+	struct apic_result r;
+	struct event_base *base;
+	struct apic_req *cancel_me; /* cancelled from this callback */
+};
+
+static void got_cb(void *arg, const struct apic_result *r)
+{
+	struct got *g = arg;
+
+	g->n++;
+	g->r = *r;
+	if (g->cancel_me) {
+		apic_cancel(g->cancel_me);
+		g->cancel_me = NULL;
+	}
+	event_base_loopbreak(g->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/* Runs the loop until a callback breaks it or ms pass. */
+static void run(struct event_base *base, unsigned ms)
+{
+	struct event *t = evtimer_new(base, stop_cb, base);
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	assert_non_null(t);
+	evtimer_add(t, &tv);
+	event_base_dispatch(base);
+	event_free(t);
+}
+
+/* Runs until g has n callbacks (or ms pass). */
+static void run_until(struct event_base *base, struct got *g, int n, unsigned ms)
+{
+	for (unsigned i = 0; i < ms / 10 && g->n < n; i++)
+		run(base, 10);
+}
+
+static char url[128];
+static char err[512];
+
+static struct apic *client(struct event_base *base, const char *ip, uint16_t port,
+			   uint32_t timeout_ms, unsigned max_conns, const char *ca)
+{
+	struct apic_config cfg = {
+		.url = url,
+		.ca = f(ca ? ca : "ca.crt"),
+		.cert = f("r1.crt"),
+		.key = f("r1.key"),
+		.relay_id = "r1",
+		.timeout_ms = timeout_ms,
+		.max_conns = max_conns,
+	};
+	struct apic *a = NULL;
+
+	snprintf(url, sizeof(url), "https://%s:%u/", ip, port);
+	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), 0);
+	return a;
+}
+
+struct fixture {
+	struct event_base *base;
+	struct fake *fk;
+	struct apic *a;
+	struct got g;
+};
+
+static void fx_start(struct fixture *x, const struct act *acts, int n, uint32_t timeout_ms,
+		     unsigned max_conns)
+{
+	memset(x, 0, sizeof(*x));
+	x->base = event_base_new();
+	assert_non_null(x->base);
+	x->fk = fake_start("127.0.0.1", acts, n);
+	x->a = client(x->base, "127.0.0.1", x->fk->port, timeout_ms, max_conns, NULL);
+	x->g.base = x->base;
+}
+
+static void fx_stop(struct fixture *x)
+{
+	apic_free(x->a);
+	fake_stop(x->fk);
+	event_base_free(x->base);
+}
+
+/* One allocation answered by the script; returns the result. */
+static const struct apic_result *alloc1(struct fixture *x, const uint8_t *want4, unsigned ms)
+{
+	int before = x->g.n;
+
+	assert_non_null(apic_allocate(x->a, "agent-1", want4, got_cb, &x->g));
+	assert_int_equal(x->g.n, before); /* never from inside apic_allocate */
+	run_until(x->base, &x->g, before + 1, ms);
+	assert_int_equal(x->g.n, before + 1);
+	return &x->g.r;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_created(void **state)
+{
+	static const struct act acts[] = { { A_ANSWER, LEASE_201 } };
+	const uint8_t want[4] = { 10, 100, 0, 7 };
+	struct fixture x;
+	struct apic_counters c;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 1, 2000, 0);
+	assert_int_equal(apic_state(x.a), APIC_UNKNOWN);
+	assert_int_equal(apic_state_age_ms(x.a), 0);
+	r = alloc1(&x, want, 3000);
+	assert_int_equal(r->ok, 1);
+	assert_int_equal(r->status, 201);
+	assert_int_equal(r->existing, 0);
+	assert_memory_equal(r->addr4, want, 4);
+	assert_string_equal(r->cause, "");
+	assert_int_equal(apic_state(x.a), APIC_UP);
+	assert_int_equal(apic_pending(x.a), 0);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.requests, 1);
+	assert_int_equal(c.failures, 0);
+	assert_int_equal(c.retries, 0);
+	assert_int_equal(c.connects, 1);
+	/* what the API was asked */
+	pthread_mutex_lock(&x.fk->mu);
+	assert_non_null(strstr(x.fk->last_req, "POST /api/v1/ipam/allocations HTTP/1.1\r\n"));
+	assert_non_null(strstr(x.fk->last_req, "\r\nHost: 127.0.0.1:"));
+	assert_non_null(strstr(x.fk->last_req, "{\"client_id\":\"agent-1\",\"relay_id\":\"r1\","
+					       "\"requested_address\":\"10.100.0.7\"}"));
+	pthread_mutex_unlock(&x.fk->mu);
+	fx_stop(&x);
+}
+
+static void test_existing_chunked(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, LEASE_200 },
+		{ A_ANSWER, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			    "10\r\n{\"address\":\"10.1\r\n"
+			    "17;x=y\r\n.2.3\",\"how\":\"existing\"}\r\n0\r\n\r\n" },
+	};
+	struct fixture x;
+	const struct apic_result *r;
+	const uint8_t a9[4] = { 10, 100, 0, 9 }, a3[4] = { 10, 1, 2, 3 };
+
+	(void)state;
+	fx_start(&x, acts, 2, 2000, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 1);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(r->existing, 1);
+	assert_memory_equal(r->addr4, a9, 4);
+	pthread_mutex_lock(&x.fk->mu);
+	assert_null(strstr(x.fk->last_req, "requested_address"));
+	pthread_mutex_unlock(&x.fk->mu);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 1);
+	assert_int_equal(r->existing, 1);
+	assert_memory_equal(r->addr4, a3, 4);
+	fx_stop(&x);
+}
+
+static void test_4xx_final(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, "HTTP/1.1 409 Conflict\r\nContent-Length: @LEN@\r\n\r\n"
+			    "{\"error\":\"address pool exhausted\"}\n\n" },
+		{ A_ANSWER, "HTTP/1.1 403 Forbidden\r\nContent-Length: @LEN@\r\n\r\n"
+			    "{\"error\":\"relay_id differs from the relay's certificate\"}\n" },
+		{ A_ANSWER, "HTTP/1.1 400 Bad Request\r\nContent-Length: @LEN@\r\n\r\nnot json\n" },
+	};
+	struct fixture x;
+	struct apic_counters c;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 3, 2000, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_int_equal(r->status, 409);
+	assert_string_equal(r->cause, "409 address pool exhausted");
+	assert_string_equal(apic_last_error(x.a), "409 address pool exhausted");
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->status, 403);
+	assert_string_equal(r->cause, "403 relay_id differs from the relay's certificate");
+	r = alloc1(&x, NULL, 3000);
+	assert_string_equal(r->cause, "400 not json");
+	assert_int_equal(apic_state(x.a), APIC_UP); /* it answered */
+	apic_counters(x.a, &c);
+	assert_int_equal(c.requests, 3);
+	assert_int_equal(c.failures, 3);
+	assert_int_equal(c.retries, 0);
+	assert_int_equal(c.connects, 1);
+	fx_stop(&x);
+}
+
+static void test_503_then_201(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+			    "Content-Length: @LEN@\r\n\r\n{\"error\":\"database unavailable\"}\n" },
+		{ A_ANSWER, LEASE_201 },
+	};
+	struct fixture x;
+	struct apic_counters c;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 2, 2000, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 1);
+	assert_int_equal(r->status, 201);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.requests, 2);
+	assert_int_equal(c.retries, 1);
+	assert_int_equal(c.failures, 0);
+	assert_int_equal(apic_state(x.a), APIC_UP);
+	assert_string_equal(apic_last_error(x.a), "503 database unavailable");
+	fx_stop(&x);
+}
+
+static void test_503_until_deadline(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, "HTTP/1.1 503 Service Unavailable\r\n"
+			    "Content-Length: @LEN@\r\n\r\n{\"error\":\"database unavailable\"}\n" },
+	};
+	struct fixture x;
+	struct apic_counters c;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 1, 400, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_int_equal(r->status, 503);
+	assert_non_null(strstr(r->cause, "503 database unavailable"));
+	assert_int_equal(apic_state(x.a), APIC_DOWN);
+	apic_counters(x.a, &c);
+	/* 50 + 100 + 200 ms of backoff fit in 400 ms, 400 more do not */
+	assert_true(c.retries >= 2 && c.retries <= 3);
+	assert_int_equal(c.failures, 1);
+	fx_stop(&x);
+}
+
+static void test_timeout(void **state)
+{
+	static const struct act acts[] = { { A_HANG, NULL } };
+	struct fixture x;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 1, 300, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_int_equal(r->status, 0);
+	if (strstr(r->cause, "timeout after 300 ms (waiting for the answer of 127.0.0.1:") != r->cause)
+		fail_msg("cause: %s", r->cause);
+	assert_int_equal(apic_state(x.a), APIC_DOWN);
+	assert_int_equal(apic_pending(x.a), 0);
+	fx_stop(&x);
+}
+
+static void test_cut_then_ok(void **state)
+{
+	static const struct act acts[] = {
+		{ A_CUT, "HTTP/1.1 201 Created\r\nContent-Len" },
+		{ A_CUT, "HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{\"addr" },
+		{ A_ANSWER, LEASE_201 },
+	};
+	struct fixture x;
+	struct apic_counters c;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 3, 2000, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 1);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.retries, 2);
+	assert_int_equal(c.connects, 3);
+	assert_int_equal(fake_get(x.fk, &x.fk->accepts), 3);
+	assert_non_null(strstr(apic_last_error(x.a), "connection closed in the body"));
+	fx_stop(&x);
+}
+
+static void test_garbage(void **state)
+{
+	static const struct act acts[] = { { A_CUT, "HTPT/1.1 2OO OK\r\n\r\n" } };
+	struct fixture x;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 1, 300, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	/* retried while the deadline allowed, then the last failure */
+	if (strstr(r->cause, "answer from 127.0.0.1:") != r->cause ||
+	    strstr(r->cause, ": bad status line") == NULL)
+		fail_msg("cause: %s", r->cause);
+	assert_int_equal(apic_state(x.a), APIC_DOWN);
+	fx_stop(&x);
+}
+
+static void test_oversized(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, "HTTP/1.1 201 Created\r\nContent-Length: 70000\r\n\r\n{" },
+	};
+	struct fixture x;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 1, 300, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_non_null(strstr(r->cause, "body larger than 65536 bytes"));
+	fx_stop(&x);
+}
+
+static void test_bad_lease(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, "HTTP/1.1 201 Created\r\nContent-Length: @LEN@\r\n\r\n"
+			    "{\"address\":\"2001:db8::\"}" },
+	};
+	struct fixture x;
+	const struct apic_result *r;
+
+	(void)state;
+	fx_start(&x, acts, 1, 300, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_non_null(strstr(r->cause, "no IPv4 \"address\""));
+	fx_stop(&x);
+}
+
+static void test_keepalive_and_refresh(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, LEASE_201 },
+		{ A_ANSWER, LEASE_200 },
+		{ A_ANSWER, LEASE_200 },
+		{ A_ANSWER, "HTTP/1.1 404 Not Found\r\nContent-Length: @LEN@\r\nConnection: close\r\n"
+			    "\r\n{\"error\":\"no lease for this client\"}" },
+		{ A_ANSWER, LEASE_201 },
+	};
+	struct fixture x;
+	struct apic_counters c;
+
+	(void)state;
+	fx_start(&x, acts, 5, 2000, 0);
+	assert_int_equal(alloc1(&x, NULL, 3000)->ok, 1);
+	assert_int_equal(alloc1(&x, NULL, 3000)->ok, 1);
+	assert_int_equal(apic_refresh(x.a, "agent-1"), 0);
+	for (int i = 0; i < 100 && apic_pending(x.a) > 0; i++)
+		run(x.base, 10);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.refreshes, 1);
+	assert_int_equal(c.connects, 1);
+	assert_int_equal(fake_get(x.fk, &x.fk->accepts), 1);
+	pthread_mutex_lock(&x.fk->mu);
+	assert_non_null(strstr(x.fk->last_req, "PUT /api/v1/ipam/allocations/agent-1/refresh "));
+	assert_non_null(strstr(x.fk->last_req, "\r\n\r\n{\"relay_id\":\"r1\"}"));
+	pthread_mutex_unlock(&x.fk->mu);
+	/* a failed refresh is counted, not reported; Connection: close is obeyed */
+	assert_int_equal(apic_refresh(x.a, "agent-1"), 0);
+	for (int i = 0; i < 100 && apic_pending(x.a) > 0; i++)
+		run(x.base, 10);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.refreshes, 1);
+	assert_int_equal(c.failures, 1);
+	assert_string_equal(apic_last_error(x.a), "404 no lease for this client");
+	assert_int_equal(alloc1(&x, NULL, 3000)->ok, 1);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.connects, 2);
+	assert_int_equal(c.retries, 0);
+	assert_int_equal(fake_get(x.fk, &x.fk->accepts), 2);
+	fx_stop(&x);
+}
+
+/* The server closes a keep-alive connection after its answer: the idle
+ * connection is dropped, the next request opens a new one, no retry. */
+static void test_server_closes_idle(void **state)
+{
+	static const struct act acts[] = {
+		{ A_CUT, LEASE_201 },
+		{ A_ANSWER, LEASE_200 },
+	};
+	struct fixture x;
+	struct apic_counters c;
+
+	(void)state;
+	fx_start(&x, acts, 2, 2000, 1);
+	assert_int_equal(alloc1(&x, NULL, 3000)->ok, 1);
+	run(x.base, 100);
+	assert_int_equal(alloc1(&x, NULL, 3000)->existing, 1);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.connects, 2);
+	assert_int_equal(c.retries, 0);
+	assert_int_equal(c.failures, 0);
+	assert_int_equal(fake_get(x.fk, &x.fk->accepts), 2);
+	fx_stop(&x);
+}
+
+static void test_wrong_host(void **state)
+{
+	static const struct act acts[] = { { A_ANSWER, LEASE_201 } };
+	struct event_base *base = event_base_new();
+	struct fake *fk = fake_start("127.0.0.2", acts, 1); /* relay.crt names 127.0.0.1 */
+	struct apic *a = client(base, "127.0.0.2", fk->port, 300, 0, NULL);
+	struct got g = { .base = base };
+	struct apic_counters c;
+
+	(void)state;
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	run_until(base, &g, 1, 3000);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.r.ok, 0);
+	assert_non_null(strstr(g.r.cause, "certificate does not name 127.0.0.2"));
+	assert_int_equal(fake_get(fk, &fk->requests), 0);
+	apic_counters(a, &c);
+	assert_int_equal(c.connects, 0);
+	apic_free(a);
+	fake_stop(fk);
+	event_base_free(base);
+}
+
+static void test_wrong_ca(void **state)
+{
+	static const struct act acts[] = { { A_ANSWER, LEASE_201 } };
+	struct event_base *base = event_base_new();
+	struct fake *fk = fake_start("127.0.0.1", acts, 1);
+	struct apic *a = client(base, "127.0.0.1", fk->port, 300, 0, "other-ca.crt");
+	struct got g = { .base = base };
+
+	(void)state;
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	run_until(base, &g, 1, 3000);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.r.ok, 0);
+	if (strstr(g.r.cause, "TLS with 127.0.0.1:") != g.r.cause ||
+	    strstr(g.r.cause, ": certificate refused: ") == NULL)
+		fail_msg("cause: %s", g.r.cause);
+	assert_int_equal(fake_get(fk, &fk->requests), 0);
+	assert_int_equal(apic_state(a), APIC_DOWN);
+	apic_free(a);
+	fake_stop(fk);
+	event_base_free(base);
+}
+
+static void test_refused(void **state)
+{
+	struct event_base *base = event_base_new();
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	socklen_t sl = sizeof(sin);
+	struct apic *a;
+	struct got g = { .base = base };
+	struct apic_counters c;
+
+	(void)state;
+	/* a port nobody listens on: bound, never listening */
+	assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
+	a = client(base, "127.0.0.1", ntohs(sin.sin_port), 300, 0, NULL);
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	assert_int_equal(g.n, 0);
+	run_until(base, &g, 1, 3000);
+	assert_int_equal(g.n, 1);
+	if (strstr(g.r.cause, "connect to 127.0.0.1:") != g.r.cause)
+		fail_msg("cause: %s", g.r.cause);
+	assert_non_null(strstr(g.r.cause, "Connection refused"));
+	apic_counters(a, &c);
+	assert_true(c.retries >= 2);
+	assert_int_equal(c.requests, 0);
+	assert_int_equal(apic_state(a), APIC_DOWN);
+	apic_free(a);
+	close(s);
+	event_base_free(base);
+}
+
+static void test_cancel(void **state)
+{
+	static const struct act acts[] = { { A_HANG, NULL } };
+	struct fixture x;
+	struct apic_req *r1, *r2, *r3;
+	struct got g2 = { 0 }, g3 = { 0 };
+
+	(void)state;
+	fx_start(&x, acts, 1, 400, 1);
+	g2.base = g3.base = x.base;
+	/* cancelled at once: queued */
+	r1 = apic_allocate(x.a, "agent-1", NULL, got_cb, &x.g);
+	assert_non_null(r1);
+	apic_cancel(r1);
+	/* cancelled while its request is on the wire */
+	r2 = apic_allocate(x.a, "agent-2", NULL, got_cb, &g2);
+	r3 = apic_allocate(x.a, "agent-3", NULL, got_cb, &g3);
+	assert_non_null(r2);
+	assert_non_null(r3);
+	assert_int_equal(apic_pending(x.a), 2);
+	for (int i = 0; i < 100 && fake_get(x.fk, &x.fk->requests) < 1; i++)
+		run(x.base, 10);
+	assert_int_equal(fake_get(x.fk, &x.fk->requests), 1);
+	apic_cancel(r2);
+	run(x.base, 100);
+	assert_int_equal(x.g.n, 0);
+	assert_int_equal(g2.n, 0);
+	/* r3 went on a new connection and times out */
+	run_until(x.base, &g3, 1, 3000);
+	assert_int_equal(g3.n, 1);
+	assert_int_equal(apic_pending(x.a), 0);
+	run(x.base, 600);
+	assert_int_equal(x.g.n, 0);
+	assert_int_equal(g2.n, 0);
+	fx_stop(&x);
+}
+
+static void test_cancel_from_callback(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, "HTTP/1.1 409 Conflict\r\nContent-Length: 2\r\n\r\n{}" },
+	};
+	struct fixture x;
+	struct apic_req *r2;
+	struct got g2 = { 0 };
+
+	(void)state;
+	fx_start(&x, acts, 1, 2000, 1);
+	g2.base = x.base;
+	assert_non_null(apic_allocate(x.a, "agent-1", NULL, got_cb, &x.g));
+	r2 = apic_allocate(x.a, "agent-2", NULL, got_cb, &g2);
+	assert_non_null(r2);
+	x.g.cancel_me = r2;
+	run_until(x.base, &x.g, 1, 3000);
+	assert_int_equal(x.g.n, 1);
+	assert_string_equal(x.g.r.cause, "409 (no error text)");
+	run(x.base, 300);
+	assert_int_equal(g2.n, 0);
+	assert_int_equal(apic_pending(x.a), 0);
+	fx_stop(&x);
+}
+
+static void free_cb(void *arg, const struct apic_result *r)
+{
+	struct got *g = arg;
+
+	(void)r;
+	g->n++;
+	apic_free((struct apic *)g->cancel_me); /* the client itself, from its callback */
+	event_base_loopbreak(g->base);
+}
+
+static void test_free_pending(void **state)
+{
+	static const struct act acts[] = { { A_HANG, NULL } };
+	struct fixture x;
+	struct got g2 = { 0 };
+
+	(void)state;
+	fx_start(&x, acts, 1, 2000, 2);
+	for (int i = 0; i < 5; i++)
+		assert_non_null(apic_allocate(x.a, "agent-1", NULL, got_cb, &x.g));
+	assert_int_equal(apic_refresh(x.a, "agent-1"), 0);
+	run(x.base, 200);
+	assert_int_equal(apic_pending(x.a), 6);
+	apic_free(x.a);
+	x.a = NULL;
+	run(x.base, 100);
+	assert_int_equal(x.g.n, 0);
+	/* freed from a callback, with others still queued */
+	{
+		struct apic_config cfg = { .url = "https://127.0.0.1:1", .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1", .timeout_ms = 50, .max_conns = 1 };
+
+		assert_int_equal(apic_new(x.base, NULL, &cfg, &x.a, err, sizeof(err)), 0);
+	}
+	g2.base = x.base;
+	g2.cancel_me = (struct apic_req *)(void *)x.a;
+	assert_non_null(apic_allocate(x.a, "agent-1", NULL, free_cb, &g2));
+	assert_non_null(apic_allocate(x.a, "agent-2", NULL, free_cb, &g2));
+	assert_non_null(apic_allocate(x.a, "agent-3", NULL, got_cb, &x.g));
+	run_until(x.base, &g2, 1, 2000);
+	assert_int_equal(g2.n, 1);
+	run(x.base, 100);
+	assert_int_equal(g2.n, 1);
+	assert_int_equal(x.g.n, 0);
+	x.a = NULL;
+	fx_stop(&x);
+}
+
+static void test_limits(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct apic *a = client(base, "127.0.0.1", 1, 60000, 1, NULL);
+	struct got g = { .base = base };
+	char longid[300];
+	int n = 0;
+
+	(void)state;
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	assert_null(apic_allocate(a, "", NULL, got_cb, &g));
+	assert_null(apic_allocate(a, longid, NULL, got_cb, &g));
+	longid[255] = '\0';
+	assert_non_null(apic_allocate(a, longid, NULL, got_cb, &g));
+	n++;
+	while (apic_allocate(a, "agent-1", NULL, got_cb, &g) != NULL && n < 10000)
+		n++;
+	assert_int_equal(n, 4096);
+	assert_int_equal(apic_refresh(a, "agent-1"), ZG_ERR_LIMIT);
+	assert_int_equal(apic_pending(a), 4096);
+	run(base, 50);
+	assert_int_equal(g.n, 0);
+	apic_free(a);
+	event_base_free(base);
+}
+
+static void test_no_resolver(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct apic_config cfg = { .url = "https://zgate-api.invalid:8443/base/", .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1" };
+	struct apic *a = NULL;
+	struct got g = { .base = base };
+
+	(void)state;
+	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), 0);
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	assert_int_equal(g.n, 0);
+	run_until(base, &g, 1, 1000);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.r.ok, 0);
+	assert_string_equal(g.r.cause, "resolve zgate-api.invalid: no DNS resolver given "
+				       "(use an IP address in the URL)");
+	apic_free(a);
+	event_base_free(base);
+}
+
+/* Host names through evdns (a hosts file of our own, no name server):
+ * the certificate's DNS name must match the URL's. */
+static void test_dns_names(void **state)
+{
+	static const struct act acts[] = { { A_ANSWER, LEASE_201 } };
+	struct event_base *base = event_base_new();
+	struct evdns_base *dns = evdns_base_new(base, 0);
+	struct fake *fk = fake_start("127.0.0.1", acts, 1);
+	struct apic_config cfg = { .url = url, .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1", .timeout_ms = 300 };
+	struct apic *a = NULL;
+	struct got g = { .base = base };
+	char hosts[300];
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(dns);
+	snprintf(hosts, sizeof(hosts), "%s/hosts", pki_dir);
+	fp = fopen(hosts, "w");
+	assert_non_null(fp);
+	fputs("127.0.0.1 localhost\n127.0.0.1 wrong.test\n", fp);
+	fclose(fp);
+	assert_int_equal(evdns_base_load_hosts(dns, hosts), 0);
+	/* relay.crt names localhost */
+	snprintf(url, sizeof(url), "https://localhost:%u", fk->port);
+	assert_int_equal(apic_new(base, dns, &cfg, &a, err, sizeof(err)), 0);
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	assert_int_equal(g.n, 0);
+	run_until(base, &g, 1, 3000);
+	assert_int_equal(g.n, 1);
+	if (!g.r.ok)
+		fail_msg("localhost: %s", g.r.cause);
+	pthread_mutex_lock(&fk->mu);
+	assert_non_null(strstr(fk->last_req, "\r\nHost: localhost:"));
+	pthread_mutex_unlock(&fk->mu);
+	apic_free(a);
+	/* but not wrong.test */
+	snprintf(url, sizeof(url), "https://wrong.test:%u", fk->port);
+	assert_int_equal(apic_new(base, dns, &cfg, &a, err, sizeof(err)), 0);
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	run_until(base, &g, 2, 3000);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.r.ok, 0);
+	if (strstr(g.r.cause, "certificate does not name wrong.test") == NULL)
+		fail_msg("wrong.test: %s", g.r.cause);
+	apic_free(a);
+	/* a name the hosts file does not know (no name server to ask) */
+	snprintf(url, sizeof(url), "https://nowhere.test:%u", fk->port);
+	assert_int_equal(apic_new(base, dns, &cfg, &a, err, sizeof(err)), 0);
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	run_until(base, &g, 3, 3000);
+	assert_int_equal(g.n, 3);
+	if (strcmp(g.r.cause, "timeout after 300 ms (resolving nowhere.test)") != 0)
+		fail_msg("nowhere.test: %s", g.r.cause);
+	apic_free(a);
+	fake_stop(fk);
+	evdns_base_free(dns, 0);
+	event_base_free(base);
+}
+
+static void test_config_errors(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct apic_config cfg = { .url = "https://127.0.0.1:8443", .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1" };
+	struct apic *a = (struct apic *)1;
+	static const struct {
+		const char *url, *want;
+	} urls[] = {
+		{ "http://127.0.0.1", "ipam.api.url: must start with https://" },
+		{ "https://", "no usable host" },
+		{ "https://h:0", "bad port" },
+		{ "https://h:65536", "bad port" },
+		{ "https://h:12x", "bad port" },
+		{ "https://[::1", "no ]" },
+		{ "https://u@h", "no user, query" },
+		{ "https://h/x?y", "no user, query" },
+		{ "https://h_a", "bad host name" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		cfg.url = urls[i].url;
+		assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), ZG_ERR_CONFIG);
+		assert_null(a);
+		if (strstr(err, urls[i].want) == NULL)
+			fail_msg("%s: %s", urls[i].url, err);
+	}
+	cfg.url = "https://[::1]:8443/x";
+	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), 0);
+	apic_free(a);
+	cfg.url = "https://127.0.0.1:8443";
+	cfg.ca = "/nonexistent/ca.crt";
+	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), ZG_ERR_IO);
+	assert_string_equal(err, "ipam.api.ca /nonexistent/ca.crt: No such file or directory");
+	cfg.ca = f("r1.key");
+	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "no usable PEM CA certificate"));
+	cfg.ca = f("ca.crt");
+	cfg.key = f("agent-1.key");
+	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "does not match"));
+	cfg.key = f("r1.key");
+	cfg.relay_id = "";
+	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), ZG_ERR_CONFIG);
+	apic_free(NULL);
+	event_base_free(base);
+}
+
+/* ---------------------------------------------------------------- apiresp alone */
+
+static int feed_all(struct apiresp *p, const char *s, int bytewise)
+{
+	size_t n = strlen(s), used;
+	int r = 0;
+
+	if (!bytewise)
+		return apiresp_feed(p, (const uint8_t *)s, n, &used);
+	for (size_t i = 0; i < n; i++) {
+		r = apiresp_feed(p, (const uint8_t *)s + i, 1, &used);
+		if (r != 0)
+			return r;
+	}
+	return r;
+}
+
+static void test_resp_parser(void **state)
+{
+	struct apiresp *p = malloc(sizeof(*p));
+	size_t used;
+
+	(void)state;
+	for (int bw = 0; bw < 2; bw++) {
+		apiresp_init(p, 0);
+		assert_int_equal(feed_all(p, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+					     "Transfer-Encoding: chunked\r\nConnection: keep-alive, Close\r\n\r\n"
+					     "3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+					  bw),
+				 1);
+		assert_int_equal(p->status, 200);
+		assert_int_equal(p->close, 1);
+		assert_string_equal(p->body, "abcde");
+		apiresp_init(p, 0);
+		assert_int_equal(feed_all(p, "HTTP/1.0 204 No Content\n\n", bw), 1);
+		assert_int_equal(p->close, 1);
+		apiresp_init(p, 0);
+		assert_int_equal(feed_all(p, "HTTP/1.1 200 OK\r\n\r\nuntil close", bw), 0);
+		assert_int_equal(apiresp_eof(p), 1);
+		assert_string_equal(p->body, "until close");
+	}
+	/* what follows an answer is left unread */
+	apiresp_init(p, 0);
+	assert_int_equal(apiresp_feed(p, (const uint8_t *)"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP",
+				      43, &used),
+			 1);
+	assert_int_equal(used, 40);
+	static const struct {
+		const char *in, *err;
+	} bad[] = {
+		{ "HTTP/2 200 OK\r\n", "bad status line" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n", "bad Content-Length" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n", "two different" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 65537\r\n", "body larger than 65536 bytes" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n", "unsupported Transfer-Encoding" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10001\r\n", "body larger" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", "no CRLF" },
+		{ "HTTP/1.1 200 OK\r\n folded\r\n", "folded header" },
+		{ "HTTP/1.1 200 OK\r\nNo colon\r\n", "bad header line" },
+		{ "HTTP/1.1 101 Switching\r\n\r\n", "unexpected 101" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		apiresp_init(p, 0);
+		if (feed_all(p, bad[i].in, 0) >= 0)
+			fail_msg("accepted: %s", bad[i].in);
+		if (strstr(p->err, bad[i].err) == NULL)
+			fail_msg("%s: %s", bad[i].in, p->err);
+		assert_true(feed_all(p, "more", 0) < 0); /* stays failed */
+	}
+	/* bounds: a long header line, many headers */
+	{
+		char *big = malloc(20000);
+
+		memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
+		memset(big + 20, 'a', 2000);
+		big[2020] = '\0';
+		apiresp_init(p, 0);
+		assert_int_equal(feed_all(p, big, 0), ZG_ERR_TOO_LARGE);
+		big[17] = '\0';
+		for (int i = 0; i < 1000; i++)
+			strcat(big, "X-A: 12345\r\n");
+		apiresp_init(p, 0);
+		assert_int_equal(feed_all(p, big, 0), ZG_ERR_TOO_LARGE);
+		assert_string_equal(p->err, "headers larger than 8192 bytes");
+		free(big);
+	}
+	apiresp_init(p, 0);
+	assert_int_equal(feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 0), 0);
+	assert_int_equal(apiresp_eof(p), ZG_ERR_MALFORMED);
+	assert_string_equal(p->err, "connection closed in the body");
+	apiresp_init(p, 0);
+	assert_int_equal(apiresp_eof(p), ZG_ERR_MALFORMED);
+	assert_string_equal(p->err, "connection closed before an answer");
+	free(p);
+}
+
+static void test_resp_json(void **state)
+{
+	char out[32];
+	uint8_t a4[4];
+	int ex = -1;
+	const char *j = " {\"n\": [1, {\"address\": \"x\"}, \"]\"], \"e\\\"\": null, \"error\": "
+			"\"a\\\"b\\u0041\\u00e9\\n\", \"t\": true, \"address\":\"10.0.0.1\"} ";
+
+	(void)state;
+	assert_int_equal(apiresp_json_str(j, strlen(j), "error", out, sizeof(out)), 0);
+	assert_string_equal(out, "a\"bA?\n");
+	assert_int_equal(apiresp_json_str(j, strlen(j), "t", out, sizeof(out)), ZG_ERR_NOTFOUND);
+	assert_int_equal(apiresp_json_str(j, strlen(j), "none", out, sizeof(out)), ZG_ERR_NOTFOUND);
+	assert_int_equal(apiresp_json_str(j, strlen(j), "address", out, 4), ZG_ERR_TOO_LARGE);
+	assert_int_equal(apiresp_lease(j, strlen(j), a4, &ex, err, sizeof(err)), 0);
+	assert_int_equal(a4[0], 10);
+	assert_int_equal(a4[3], 1);
+	assert_int_equal(ex, 0);
+	assert_int_equal(apiresp_json_str("{\"a\":", 5, "a", out, sizeof(out)), ZG_ERR_MALFORMED);
+	assert_int_equal(apiresp_json_str("[]", 2, "a", out, sizeof(out)), ZG_ERR_MALFORMED);
+	assert_int_equal(apiresp_json_str("{\"a\":\"x\",}", 10, "a", out, sizeof(out)),
+			 ZG_ERR_MALFORMED);
+	assert_int_equal(apiresp_json_str("{}", 2, "a", out, sizeof(out)), ZG_ERR_NOTFOUND);
+	{
+		char deep[100];
+
+		memset(deep, '[', sizeof(deep));
+		memcpy(deep, "{\"a\":", 5);
+		assert_int_equal(apiresp_json_str(deep, sizeof(deep), "b", out, sizeof(out)),
+				 ZG_ERR_MALFORMED);
+	}
+	assert_int_equal(apiresp_lease("{\"address\":\"10.0.0.256\"}", 24, a4, &ex, err, sizeof(err)),
+			 ZG_ERR_MALFORMED);
+	assert_string_equal(err, "answer has no IPv4 \"address\"");
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int setup(void **state)
+{
+	char cmd[1024];
+
+	if (setup_pki(state) != 0 || wolfSSL_Init() != WOLFSSL_SUCCESS)
+		return -1;
+	/* the relay's client certificate for zgate-api: CN relay:r1 */
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-keyout r1.key -subj /CN=relay:r1 -out r1.csr 2>/dev/null && "
+		 "printf 'extendedKeyUsage=clientAuth\\n' > r1.ext && "
+		 "openssl x509 -req -in r1.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+		 "-extfile r1.ext -out r1.crt 2>/dev/null",
+		 pki_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	wolfSSL_Cleanup();
+	return teardown_pki(state);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_created),
+		cmocka_unit_test(test_existing_chunked),
+		cmocka_unit_test(test_4xx_final),
+		cmocka_unit_test(test_503_then_201),
+		cmocka_unit_test(test_503_until_deadline),
+		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_cut_then_ok),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_bad_lease),
+		cmocka_unit_test(test_keepalive_and_refresh),
+		cmocka_unit_test(test_server_closes_idle),
+		cmocka_unit_test(test_wrong_host),
+		cmocka_unit_test(test_wrong_ca),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_cancel_from_callback),
+		cmocka_unit_test(test_free_pending),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_no_resolver),
+		cmocka_unit_test(test_dns_names),
+		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_resp_parser),
+		cmocka_unit_test(test_resp_json),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
