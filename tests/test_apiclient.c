@@ -402,6 +402,9 @@ static void test_created(void **state)
 	assert_memory_equal(r->addr4, want, 4);
 	assert_string_equal(r->cause, "");
 	assert_int_equal(apic_state(x.a), APIC_UP);
+	assert_true(apic_state_age_ms(x.a) < 1000);
+	run(x.base, 120);
+	assert_true(apic_state_age_ms(x.a) >= 100);
 	assert_int_equal(apic_pending(x.a), 0);
 	apic_counters(x.a, &c);
 	assert_int_equal(c.requests, 1);
