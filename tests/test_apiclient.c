@@ -402,6 +402,9 @@ static void test_created(void **state)
 	assert_memory_equal(r->addr4, want, 4);
 	assert_string_equal(r->cause, "");
 	assert_int_equal(apic_state(x.a), APIC_UP);
+	assert_true(apic_state_age_ms(x.a) < 1000);
+	run(x.base, 120);
+	assert_true(apic_state_age_ms(x.a) >= 100);
 	assert_int_equal(apic_pending(x.a), 0);
 	apic_counters(x.a, &c);
 	assert_int_equal(c.requests, 1);
@@ -976,6 +979,32 @@ static void test_dns_names(void **state)
 	assert_int_equal(g.n, 3);
 	if (strcmp(g.r.cause, "timeout after 300 ms (resolving nowhere.test)") != 0)
 		fail_msg("nowhere.test: %s", g.r.cause);
+	apic_free(a);
+	evdns_base_free(dns, 0);
+	/* a name with two addresses, the first refusing: the retry takes
+	 * the second */
+	dns = evdns_base_new(base, 0);
+	assert_non_null(dns);
+	fp = fopen(hosts, "w");
+	assert_non_null(fp);
+	fputs("127.0.0.2 localhost\n127.0.0.1 localhost\n", fp);
+	fclose(fp);
+	assert_int_equal(evdns_base_load_hosts(dns, hosts), 0);
+	snprintf(url, sizeof(url), "https://localhost:%u", fk->port);
+	cfg.timeout_ms = 2000;
+	assert_int_equal(apic_new(base, dns, &cfg, &a, err, sizeof(err)), 0);
+	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
+	run_until(base, &g, 4, 3000);
+	assert_int_equal(g.n, 4);
+	if (!g.r.ok)
+		fail_msg("two addresses: %s", g.r.cause);
+	{
+		struct apic_counters c;
+
+		apic_counters(a, &c);
+		assert_int_equal(c.retries, 1);
+		assert_non_null(strstr(apic_last_error(a), "Connection refused"));
+	}
 	apic_free(a);
 	fake_stop(fk);
 	evdns_base_free(dns, 0);

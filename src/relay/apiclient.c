@@ -96,7 +96,8 @@ struct apic {
 	char prefix[APIC_PREFIX_MAX];
 	char relay_id[APIC_ID_MAX + 1];
 	uint16_t port;
-	int host_family; /* AF_INET / AF_INET6 for a numeric host, 0 for a name */
+	int host_family;    /* AF_INET / AF_INET6 for a numeric host, 0 for a name */
+	unsigned next_addr; /* a name's address the next connection uses */
 	struct sockaddr_storage addr;
 	uint32_t timeout_ms;
 	unsigned max_conns;
@@ -498,7 +499,19 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 		conn_fail(c, cause);
 		return;
 	}
-	conn_start_tcp(c, res->ai_addr, (socklen_t)res->ai_addrlen);
+	{
+		/* each connection takes the next address: retries go round
+		 * all of them, not only the first */
+		struct evutil_addrinfo *ai = res;
+		unsigned n = 0;
+
+		for (; ai != NULL; ai = ai->ai_next)
+			n++;
+		ai = res;
+		for (unsigned i = c->a->next_addr++ % n; i > 0; i--)
+			ai = ai->ai_next;
+		conn_start_tcp(c, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+	}
 	evutil_freeaddrinfo(res);
 }
 

@@ -9,7 +9,8 @@
  * max_conns keep-alive connections are reused; requests wait in a FIFO
  * queue when all are busy. The server name is resolved once per connect
  * (numeric hosts need no resolver; names use getaddrinfo on a libevent
- * evdns base when given one, else the connect fails with a clear error).
+ * evdns base when given one, else the connect fails with a clear error;
+ * successive connections take the name's addresses in turn).
  * The server certificate must chain to ca and match the URL's host.
  *
  * Every request has a deadline of timeout_ms from its submission. A
