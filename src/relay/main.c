@@ -33,6 +33,7 @@
 #include "masque/masque.h"
 #include "masque/tls.h"
 #include "masque/udp.h"
+#include "relay/apiclient.h"
 #include "relay/audit.h"
 #include "relay/config.h"
 #include "relay/ipam.h"
@@ -99,6 +100,12 @@ struct relay {
 	struct watch *watch;
 	uint64_t tls_reload_ok, tls_reload_fail;
 	uint64_t closed_revoked, flows_closed_policy;
+	/* issue 20.2: the shared pool (ipam.backend api) */
+	struct apic *api;
+	char relay_id[64];
+	struct event *ev_api_refresh;
+	uint64_t api_adm_api, api_adm_cached, api_adm_refused;
+	enum apic_state api_logged; /* the state last logged */
 };
 
 #define WATCH_DEBOUNCE_MS 200
@@ -415,6 +422,239 @@ static uint64_t h_now_ms(void *ctx)
 	return mono_ms();
 }
 
+/* ------------------------------------------------------------------ */
+/* the shared pool (ipam.backend api, issue 20.2)                     */
+
+/* One admission waiting for zgate-api (s->alloc_req), or for the next
+ * loop turn when the answer is known without asking (ev). */
+struct api_wait {
+	struct relay *r;
+	struct session *s;
+	struct apic_req *req;
+	struct event *ev;
+	uint8_t addr4[4];
+};
+
+static void api_wait_free(struct api_wait *w)
+{
+	if (w->ev != NULL)
+		event_free(w->ev);
+	free(w);
+}
+
+/* An sf-string for Proxy-Status details: printable ASCII, '"' and '\\'
+ * escaped (RFC 8941). */
+static void sf_string(const char *in, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	for (; *in != '\0' && k + 3 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch < 0x20 || ch > 0x7e)
+			ch = '?';
+		if (ch == '"' || ch == '\\')
+			out[k++] = '\\';
+		out[k++] = (char)ch;
+	}
+	out[k] = '\0';
+}
+
+static void api_known_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_wait *w = arg;
+	struct relay *r = w->r;
+	struct session *s = w->s;
+	uint8_t a[4];
+
+	(void)fd;
+	(void)what;
+	memcpy(a, w->addr4, 4);
+	s->alloc_req = NULL;
+	api_wait_free(w);
+	r->api_adm_cached++;
+	session_allocated(&r->st, s, a, NULL, r->routes);
+}
+
+static void api_log_state(struct relay *r)
+{
+	enum apic_state st = apic_state(r->api);
+
+	if (st == r->api_logged)
+		return;
+	if (st == APIC_DOWN)
+		log_warnx("zgate-api %s unreachable: %s (tunnels stay up; clients this relay knows "
+			  "are admitted with their address, new ones get 503)",
+			  r->cfg.ipam_api_url, apic_last_error(r->api));
+	else if (st == APIC_UP && r->api_logged == APIC_DOWN)
+		log_info("zgate-api %s answers again", r->cfg.ipam_api_url);
+	r->api_logged = st;
+}
+
+static void api_alloc_cb(void *arg, const struct apic_result *res)
+{
+	struct api_wait *w = arg;
+	struct relay *r = w->r;
+	struct session *s = w->s;
+	uint8_t known[16];
+	char ps[320], d[200];
+	int unreachable = res->status == 0 || res->status >= 500;
+
+	s->alloc_req = NULL;
+	api_wait_free(w);
+	api_log_state(r);
+	if (res->ok) {
+		r->api_adm_api++;
+		session_allocated(&r->st, s, res->addr4, NULL, r->routes);
+		return;
+	}
+	if (unreachable && ipam_known(r->ipam, s->id, 4, known) == 0) {
+		char as[INET_ADDRSTRLEN];
+
+		(void)inet_ntop(AF_INET, known, as, sizeof(as));
+		log_warnx("%s from %s: zgate-api unreachable (%s): admitted with its known address "
+			  "%s",
+			  s->id, s->peer, res->cause, as);
+		r->api_adm_cached++;
+		session_allocated(&r->st, s, known, NULL, r->routes);
+		return;
+	}
+	r->api_adm_refused++;
+	log_warnx("%s from %s: no address from zgate-api (%s): 503", s->id, s->peer, res->cause);
+	sf_string(res->cause, d, sizeof(d));
+	(void)snprintf(ps, sizeof(ps), "zgate-relay; error=%s; details=\"ipam api: %s\"",
+		       unreachable ? "proxy_internal_error" : "proxy_internal_response", d);
+	session_allocated(&r->st, s, NULL, ps, r->routes);
+}
+
+static int h_ipam_alloc_async(void *ctx, struct session *s)
+{
+	struct relay *r = ctx;
+	struct api_wait *w = calloc(1, sizeof(*w));
+	uint8_t known[16];
+	int have = ipam_known(r->ipam, s->id, 4, known) == 0;
+
+	if (w == NULL)
+		return ZG_ERR_NOMEM;
+	w->r = r;
+	w->s = s;
+	if (have && apic_state(r->api) == APIC_DOWN) {
+		/* zgate-api is down and this client's address is known: no
+		 * need to wait out ipam.api.timeout; the refresh asks it
+		 * (and tells when it is back). */
+		memcpy(w->addr4, known, 4);
+		w->ev = event_new(r->base, -1, 0, api_known_cb, w);
+		if (w->ev == NULL) {
+			free(w);
+			return ZG_ERR_NOMEM;
+		}
+		event_active(w->ev, EV_TIMEOUT, 1);
+		(void)apic_refresh(r->api, s->id);
+		log_info("%s from %s: zgate-api down: admitted with its known address", s->id,
+			 s->peer);
+	} else {
+		w->req = apic_allocate(r->api, s->id, have ? known : NULL, api_alloc_cb, w);
+		if (w->req == NULL) {
+			free(w);
+			r->api_adm_refused++;
+			return ZG_ERR_LIMIT;
+		}
+	}
+	s->alloc_req = w;
+	return 0;
+}
+
+static void h_ipam_cancel(void *ctx, struct session *s)
+{
+	struct api_wait *w = s->alloc_req;
+
+	(void)ctx;
+	if (w == NULL)
+		return;
+	if (w->req != NULL)
+		apic_cancel(w->req);
+	api_wait_free(w);
+	s->alloc_req = NULL;
+}
+
+static int h_ipam_assign(void *ctx, const char *id, const uint8_t addr4[4])
+{
+	struct relay *r = ctx;
+
+	return ipam_assign(r->ipam, id, 4, addr4);
+}
+
+/* Marks the leases of open tunnels used, each once per ipam.api.refresh,
+ * a bounded batch per second so that 10,000 tunnels never queue 10,000
+ * requests at once. */
+#define API_REFRESH_BATCH 256
+static void api_refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	uint64_t now = mono_ms();
+	unsigned n = 0;
+
+	(void)fd;
+	(void)what;
+	api_log_state(r);
+	for (struct session *s = r->st.head; s != NULL && n < API_REFRESH_BATCH; s = s->next) {
+		if (s->state != SESSION_OPEN)
+			continue;
+		if (s->refreshed_ms == 0)
+			s->refreshed_ms = s->opened_ms; /* admission marked it */
+		if (now - s->refreshed_ms < r->cfg.ipam_api_refresh_ms)
+			continue;
+		if (apic_refresh(r->api, s->id) != 0)
+			break;
+		s->refreshed_ms = now;
+		n++;
+	}
+}
+
+static int api_start(struct relay *r, char *err, size_t errlen)
+{
+	struct apic_config ac;
+	const struct timeval tick = { 1, 0 };
+	int rv;
+
+	if (strcmp(r->cfg.ipam_backend, "api") != 0)
+		return 0;
+	if ((rv = config_relay_id(&r->cfg, r->relay_id, sizeof(r->relay_id), err, errlen)) != 0)
+		return rv;
+	memset(&ac, 0, sizeof(ac));
+	ac.url = r->cfg.ipam_api_url;
+	ac.ca = r->cfg.ipam_api_ca;
+	ac.cert = r->cfg.ipam_api_cert;
+	ac.key = r->cfg.ipam_api_key;
+	ac.relay_id = r->relay_id;
+	ac.timeout_ms = r->cfg.ipam_api_timeout_ms;
+	if ((rv = apic_new(r->base, r->dns, &ac, &r->api, err, errlen)) != 0)
+		return rv;
+	r->ev_api_refresh = event_new(r->base, -1, EV_PERSIST, api_refresh_cb, r);
+	if (r->ev_api_refresh == NULL || event_add(r->ev_api_refresh, &tick) != 0)
+		return ZG_ERR_NOMEM;
+	log_info("addresses from zgate-api %s as relay %s (its pool must be this relay's "
+		 "pool.ipv4)",
+		 r->cfg.ipam_api_url, r->relay_id);
+	return 0;
+}
+
+static void api_ready_note(void *ctx, char *buf, size_t len)
+{
+	struct relay *r = ctx;
+	enum apic_state st;
+
+	if (r->api == NULL)
+		return;
+	st = apic_state(r->api);
+	if (st == APIC_DOWN)
+		(void)snprintf(buf, len, "ipam_api: down for %llu s: %s",
+			       (unsigned long long)(apic_state_age_ms(r->api) / 1000),
+			       apic_last_error(r->api));
+	else
+		(void)snprintf(buf, len, "ipam_api: %s", st == APIC_UP ? "up" : "not asked yet");
+}
+
 /* The session table, its hooks and a random key for session ids. */
 static void sessions_init(struct relay *r)
 {
@@ -444,7 +684,14 @@ static void sessions_init(struct relay *r)
 
 	if (getrandom(&key, sizeof(key), 0) != (ssize_t)sizeof(key))
 		key = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
-	session_table_init(&r->st, &h, r->cfg.max_sessions, r->cfg.pool6.version == 6, key);
+	struct session_hooks hh = h;
+
+	if (strcmp(r->cfg.ipam_backend, "api") == 0) {
+		hh.ipam_alloc_async = h_ipam_alloc_async;
+		hh.ipam_cancel = h_ipam_cancel;
+		hh.ipam_assign = h_ipam_assign;
+	}
+	session_table_init(&r->st, &hh, r->cfg.max_sessions, r->cfg.pool6.version == 6, key);
 	r->st.dnsgate = r->dnsgate;
 	r->st.dns_per_min = r->cfg.dns_per_min;
 }
@@ -724,6 +971,22 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	if (r->dnssvc != NULL) {
 		v.has_dnssvc = 1;
 		dnssvc_get_counts(r->dnssvc, &v.dnssvc);
+	}
+	if (r->api != NULL) {
+		struct apic_counters ac;
+
+		apic_counters(r->api, &ac);
+		v.has_ipam_api = 1;
+		v.ipam_api_up = apic_state(r->api) == APIC_UP;
+		v.ipam_api_adm_api = r->api_adm_api;
+		v.ipam_api_adm_cached = r->api_adm_cached;
+		v.ipam_api_adm_refused = r->api_adm_refused;
+		v.ipam_api_requests = ac.requests;
+		v.ipam_api_failures = ac.failures;
+		v.ipam_api_retries = ac.retries;
+		v.ipam_api_connects = ac.connects;
+		v.ipam_api_refreshes = ac.refreshes;
+		v.ipam_api_pending = apic_pending(r->api);
 	}
 	(void)metrics_write(b, &v);
 	if (r->admin_ops != NULL)
@@ -1284,11 +1547,16 @@ static int start(struct relay *r, char *err, size_t errlen)
 	r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (r->dns == NULL)
 		log_warnx("no DNS resolver (/etc/resolv.conf): DNS-name targets will be refused");
+	rv = api_start(r, err, errlen);
+	if (rv != 0)
+		return rv;
 	rv = ops_new(r->base, r->cfg.ops_listen, metrics_cb, r, &r->ops);
 	if (rv != 0) {
 		(void)snprintf(err, errlen, "ops_listen %.200s: cannot listen there", r->cfg.ops_listen);
 		return rv;
 	}
+	if (r->api != NULL)
+		ops_set_ready_note(r->ops, api_ready_note);
 	ops_set_limits(r->ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
 	if (r->cfg.admin_token_file[0] != '\0') {
 		static const struct ops_admin_cbs acb = { admin_list, admin_kick, admin_audit };
@@ -1426,6 +1694,11 @@ static void shutdown_all(struct relay *r)
 	masque_udp_del(r->udp);
 	r->udp = NULL;
 	session_table_free(&r->st); /* each closed with its connection: none left */
+	if (r->ev_api_refresh != NULL)
+		event_free(r->ev_api_refresh);
+	r->ev_api_refresh = NULL;
+	apic_free(r->api); /* after the connections: their cancels reach it */
+	r->api = NULL;
 	localaddr_del(r->local);
 	r->local = NULL;
 	watch_del(r->watch);

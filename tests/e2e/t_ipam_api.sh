@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Several relays, one address pool (issue 20): PostgreSQL (tests/e2e/pg.sh),
+# zgate-api and two relays A and B (uid 65534, no capabilities) with
+# `ipam.backend: api`, in the relay namespace; clients reach A and B at two
+# addresses.
+#   1. agent-1's lease is made first at an address no local pool would pick
+#      (10.100.1.77, through zgate-api's admin role); the agent (--relay A,B)
+#      gets it from A; A is SIGKILLed; the agent is on B, which never saw
+#      it, with the same address, and traffic flows again: the seconds from
+#      the kill to the first answered ping are printed (goal < 5 s).
+#   2. 200 clients at once, half through A and half through B: 200
+#      distinct addresses; the same 200 again through the other relay: each
+#      client keeps its address.
+#   3. zgate-api stopped: agent-1's tunnel carries on; a client B knows is
+#      admitted with its cached address; a new client gets 503 whose
+#      Proxy-Status names the cause; /ready stays 200 and says so; the
+#      metrics count it. zgate-api back: the new client is admitted.
+#   4. PostgreSQL restarted: the tunnel carries on, new clients are
+#      admitted once it is back.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/topo.sh"
+source "$(dirname "$0")/pg.sh"
+command -v curl >/dev/null || skip "curl missing"
+command -v openssl >/dev/null || skip "openssl missing"
+API=$ZG_BIN/zgate-api PROBE=$ZG_BIN/zgate-probe
+[[ -x $API && -x $PROBE ]] || fail "zgate-api and zgate-probe must be built"
+NCL=200
+
+topo_init 1
+step "certificates: relay (also zgate-api's server), agent-1, $NCL clients, relay:rA/rB, admin"
+ids=(agent-1 newbie newbie2)
+for i in $(seq $NCL); do ids+=("cl-$i"); done
+args=()
+for id in "${ids[@]}"; do args+=(-c "$id"); done
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$D/pki" -s relay.test -s 127.0.0.1 "${args[@]}" >/dev/null
+P=$D/pki
+mkcert() { # CN NAME
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$P/$2.key" \
+		-subj "/CN=$1" -out "$P/$2.csr" 2>/dev/null
+	printf 'extendedKeyUsage=clientAuth\n' >"$P/$2.ext"
+	openssl x509 -req -in "$P/$2.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
+		-days 2 -extfile "$P/$2.ext" -out "$P/$2.crt" 2>/dev/null
+}
+mkcert relay:rA rA; mkcert relay:rB rB; mkcert admin:ops ops
+chmod -R a+rX "$P"
+
+{
+	printf 'version: 1\ndefault_action: deny\nclients:\n'
+	for id in "${ids[@]}"; do
+		printf '  %s:\n    rules:\n      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [icmp, tcp] }\n' "$id"
+	done
+} >"$D/policy.yaml"
+
+step "PostgreSQL and zgate-api (relay namespace, 127.0.0.1:8443, uid 65534)"
+pg_start "$ZG_TMP/pg"
+POOL=10.100.0.0/22
+api_start() {
+	ip netns exec "$R" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all --inh-caps=-all "$API" --listen 127.0.0.1:8443 \
+		--cert "$P/relay.crt" --key "$P/relay.key" --ca "$P/ca.crt" \
+		--database "$PG_CONNINFO" --pool $POOL >>"$D/api.log" 2>&1 &
+	APIPID=$!
+	cleanup "kill $APIPID 2>/dev/null; wait $APIPID 2>/dev/null"
+	for _ in $(seq 100); do
+		[[ $(ip netns exec "$R" curl -s --cacert "$P/ca.crt" https://127.0.0.1:8443/ready 2>/dev/null) == ready ]] && return 0
+		sleep 0.1
+	done
+	fail "zgate-api not ready: $(tail -5 "$D/api.log")"
+}
+api_stop() { kill -TERM "$APIPID"; wait "$APIPID" 2>/dev/null || true; }
+api_start
+# api METHOD PATH [BODY]: as admin, prints "CODE BODY"
+api() {
+	ip netns exec "$R" curl -sS --cacert "$P/ca.crt" --cert "$P/ops.crt" --key "$P/ops.key" \
+		-X "$1" ${3:+-d "$3"} -o "$D/api.body" -w '%{http_code}' \
+		"https://127.0.0.1:8443/api/v1/ipam/$2" >"$D/api.code" || true
+	echo "$(cat "$D/api.code") $(cat "$D/api.body")"
+}
+
+step "relays A and B: ipam.backend api"
+ip -n "$R" addr add 192.168.90.1/32 dev lo
+ip -n "$R" addr add 192.168.91.1/32 dev lo
+A_ADDR=192.168.90.1:4433 B_ADDR=192.168.91.1:4434
+declare -A RP OPSP=([A]=8080 [B]=8081) LST=([A]=$A_ADDR [B]=$B_ADDR)
+relay_start() { # NAME
+	local n=$1
+	cat >"$D/relay-$n.yaml" <<C
+listen: "${LST[$n]}"
+ops_listen: "127.0.0.1:${OPSP[$n]}"
+relay_id: r$n
+tls: { cert: $P/relay.crt, key: $P/relay.key, client_ca: $P/ca.crt }
+uri_template: "https://relay.test:${LST[$n]##*:}/.well-known/masque/ip/{target}/{ipproto}/"
+policy: $D/policy.yaml
+pool: { ipv4: $POOL }
+limits: { handshakes_per_source: 400 }
+ipam:
+  backend: api
+  api: { url: "https://127.0.0.1:8443", ca: $P/ca.crt, cert: $P/r$n.crt, key: $P/r$n.key, timeout: 1500ms }
+C
+	chmod 644 "$D/relay-$n.yaml"
+	ip netns exec "$R" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all --inh-caps=-all "$RELAY" --config "$D/relay-$n.yaml" \
+		>>"$D/audit-$n.log" 2>>"$D/relay-$n.log" &
+	RP[$n]=$!
+	cleanup "kill -9 ${RP[$n]} 2>/dev/null; wait ${RP[$n]} 2>/dev/null"
+	for _ in $(seq 50); do
+		ip netns exec "$R" curl -sf "127.0.0.1:${OPSP[$n]}/ready" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "relay $n not ready: $(tail -5 "$D/relay-$n.log")"
+}
+relay_kill() { kill -9 "${RP[$1]}"; wait "${RP[$1]}" 2>/dev/null || true; }
+rmetric() { ip netns exec "$R" curl -sf "127.0.0.1:${OPSP[$1]}/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+cleanup 'for f in "$D"/relay-?.log "$D"/api.log; do [[ -f $f ]] && { echo "--- $f"; tail -20 "$f"; }; done'
+relay_start A
+relay_start B
+out=$(ip netns exec "$R" curl -sf 127.0.0.1:8080/ready)
+expect_contains "$out" "ready" "/ready of A"
+grep -q "addresses from zgate-api https://127.0.0.1:8443 as relay rA" "$D/relay-A.log" ||
+	fail "relay A does not say where its addresses come from"
+
+# probe ID RELAY — one tunnel, prints the assigned IPv4 address or the error
+probe() {
+	ip netns exec "${C[1]}" "$PROBE" --relay "${LST[$2]}" --server-name relay.test \
+		--cert "$P/$1.crt" --key "$P/$1.key" --ca "$P/ca.crt" --timeout 10s --quiet 2>&1
+}
+addr_of() { sed -n 's|^address \([0-9.]*\)/32$|\1|p' <<<"$1" | head -1; }
+
+step "1. agent-1's lease exists at 10.100.1.77; the agent gets it from A"
+r=$(api POST allocations '{"client_id":"agent-1","requested_address":"10.100.1.77"}')
+[[ $r == 201* && $r == *'"address":"10.100.1.77"'* ]] || fail "admin allocation: $r"
+ping_ok() { inc 1 ping -c 1 -W 0.5 198.18.0.10 >/dev/null 2>&1; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+ip netns exec "${C[1]}" "$AGENT" --relay "relay.test@$A_ADDR,relay.test@$B_ADDR" \
+	--cert "$P/agent-1.crt" --key "$P/agent-1.key" --ca "$P/ca.crt" --dns off \
+	--status-file "$D/status1.json" --reconnect-min 200ms --reconnect-max 1s \
+	--idle-timeout 2s --keepalive 500ms 2>>"$D/agent1.log" &
+APID[1]=$!
+cleanup "kill ${APID[1]} 2>/dev/null; wait ${APID[1]} 2>/dev/null"
+for _ in $(seq 100); do [[ -n $(agent_addr 1) ]] && break; sleep 0.1; done
+[[ $(agent_addr 1) == 10.100.1.77/32 ]] || fail "agent-1 on A got '$(agent_addr 1)', the lease is 10.100.1.77: $(tail -3 "$D/agent1.log")"
+for _ in $(seq 50); do ping_ok && break; done
+ping_ok || fail "no ping through relay A"
+r=$(api GET allocations/agent-1)
+[[ $r == 200* && $r == *'"relay_id":"rA"'* ]] || fail "the lease does not name relay rA: $r"
+[[ $(rmetric A 'zgate_ipam_api_admissions_total{source="api"}') -ge 1 ]] || fail "A's admissions from the API not counted"
+
+step "A is SIGKILLed: the agent is on B with the same address"
+t0=$(now_ms)
+relay_kill A
+until ping_ok; do
+	(($(now_ms) - t0 < 20000)) || fail "no traffic 20 s after relay A was killed"
+done
+t1=$(now_ms)
+secs=$(printf '%d.%03d' $(((t1 - t0) / 1000)) $(((t1 - t0) % 1000)))
+echo "recovery after relay A was killed: $secs s (same address through relay B)"
+(((t1 - t0) < 5000)) || fail "recovery took $secs s (goal: under 5 s)"
+[[ $(agent_addr 1) == 10.100.1.77/32 ]] || fail "agent-1 on B got $(agent_addr 1)"
+grep -q '"event":"session_open","client":"agent-1","vip":"10.100.1.77"' "$D/audit-B.log" ||
+	fail "no session of agent-1 at 10.100.1.77 on B"
+r=$(api GET allocations/agent-1)
+[[ $r == *'"relay_id":"rB"'* ]] || fail "the lease did not move to rB: $r"
+relay_start A
+
+step "2. $NCL clients at once, half through A, half through B"
+round() { # TAG FIRST-RELAY SECOND-RELAY
+	local i pids=() rel
+	for i in $(seq $NCL); do
+		rel=$2; ((i % 2)) || rel=$3
+		probe "cl-$i" "$rel" >"$D/$1-$i.out" &
+		pids+=($!)
+	done
+	cleanup "kill ${pids[*]} 2>/dev/null; true"
+	for i in "${pids[@]}"; do wait "$i" || true; done
+}
+t0=$(now_ms)
+round r1 A B
+echo "$NCL tunnels through two relays in $(($(now_ms) - t0)) ms"
+declare -A addr
+for i in $(seq $NCL); do
+	a=$(addr_of "$(cat "$D/r1-$i.out")")
+	[[ -n $a ]] || fail "cl-$i got no address: $(tail -2 "$D/r1-$i.out")"
+	addr[$i]=$a
+done
+distinct=$(printf '%s\n' "${addr[@]}" | sort -u | wc -l)
+echo "$NCL clients, $distinct distinct addresses"
+[[ $distinct -eq $NCL ]] || fail "$NCL clients got $distinct distinct addresses"
+[[ " ${addr[*]} " != *" 10.100.1.77 "* ]] || fail "agent-1's address was handed out again"
+round r2 B A
+for i in $(seq $NCL); do
+	a=$(addr_of "$(cat "$D/r2-$i.out")")
+	[[ $a == "${addr[$i]}" ]] || fail "cl-$i got $a through the other relay, ${addr[$i]} before"
+done
+echo "the same $NCL clients through the other relay: each kept its address"
+r=$(api GET stats)
+echo "stats: $r"
+
+step "3. zgate-api stopped: tunnels carry on; known clients cached, new ones 503"
+api_stop
+ping_ok || fail "agent-1's tunnel stopped when zgate-api did"
+out=$(probe newbie B) && fail "a new client was admitted without zgate-api: $out"
+echo "$out" | tail -1
+expect_contains "$out" "HTTP 503 (Proxy-Status: zgate-relay; error=proxy_internal_error; details=\"ipam api:" "new client's refusal"
+out=$(probe cl-2 B) || fail "a client B knows was refused while zgate-api is down: $out"
+[[ $(addr_of "$out") == "${addr[2]}" ]] || fail "cl-2 got $(addr_of "$out") from B's cache, ${addr[2]} before"
+ready=$(ip netns exec "$R" curl -s -w ' %{http_code}' 127.0.0.1:8081/ready)
+echo "B /ready: $ready"
+expect_contains "$ready" "ready" "B's /ready while zgate-api is down"
+expect_contains "$ready" "ipam_api: down for" "B's /ready note"
+expect_contains "$ready" " 200" "B's /ready status"
+[[ $(rmetric B 'zgate_ipam_api_admissions_total{source="refused"}') -ge 1 ]] || fail "refusal not counted"
+[[ $(rmetric B 'zgate_ipam_api_admissions_total{source="cached"}') -ge 1 ]] || fail "cached admission not counted"
+[[ $(rmetric B zgate_ipam_api_up) == 0 ]] || fail "zgate_ipam_api_up is not 0"
+grep -q "zgate-api https://127.0.0.1:8443 unreachable" "$D/relay-B.log" || fail "B did not log the outage"
+
+step "zgate-api back: the new client is admitted"
+api_start
+ok=0
+for _ in $(seq 20); do
+	out=$(probe newbie B) && { ok=1; break; }
+	sleep 0.5
+done
+((ok)) || fail "the new client is still refused with zgate-api back: $out"
+echo "newbie: $(addr_of "$out")"
+ping_ok || fail "agent-1's tunnel broke"
+
+step "4. PostgreSQL restarted: tunnels carry on; new clients once it is back"
+pg_kill
+ping_ok || fail "agent-1's tunnel stopped with PostgreSQL"
+out=$(probe newbie2 A) && fail "admitted without a database: $out"
+pg_up
+ok=0
+for _ in $(seq 30); do
+	out=$(probe newbie2 A) && { ok=1; break; }
+	sleep 0.5
+done
+((ok)) || fail "a new client is still refused with PostgreSQL back: $out"
+echo "newbie2: $(addr_of "$out")"
+ping_ok || fail "agent-1's tunnel broke"
+[[ $(agent_addr 1) == 10.100.1.77/32 ]] || fail "agent-1's address changed"
+grep -q '"event":"session_close","client":"agent-1"' "$D/audit-B.log" &&
+	fail "agent-1's tunnel on B closed during the outages"
+
+kill -TERM "${APID[1]}"
+wait "${APID[1]}" || fail "agent exit status $?"
+pass
