@@ -7,7 +7,8 @@
 #      (10.100.1.77, through zgate-api's admin role); the agent (--relay A,B)
 #      gets it from A; A is SIGKILLed; the agent is on B, which never saw
 #      it, with the same address, and traffic flows again: the seconds from
-#      the kill to the first answered ping are printed (goal < 5 s).
+#      the kill to the first answered ping are printed (goal < 5 s); B
+#      marks the lease used every ipam.api.refresh.
 #   2. 200 clients at once, half through A and half through B: 200
 #      distinct addresses; the same 200 again through the other relay: each
 #      client keeps its address.
@@ -95,7 +96,7 @@ pool: { ipv4: $POOL }
 limits: { handshakes_per_source: 400 }
 ipam:
   backend: api
-  api: { url: "https://127.0.0.1:8443", ca: $P/ca.crt, cert: $P/r$n.crt, key: $P/r$n.key, timeout: 1500ms }
+  api: { url: "https://127.0.0.1:8443", ca: $P/ca.crt, cert: $P/r$n.crt, key: $P/r$n.key, timeout: 1500ms, refresh: 2s }
 C
 	chmod 644 "$D/relay-$n.yaml"
 	ip netns exec "$R" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
@@ -160,6 +161,15 @@ grep -q '"event":"session_open","client":"agent-1","vip":"10.100.1.77"' "$D/audi
 	fail "no session of agent-1 at 10.100.1.77 on B"
 r=$(api GET allocations/agent-1)
 [[ $r == *'"relay_id":"rB"'* ]] || fail "the lease did not move to rB: $r"
+# open tunnels' leases are marked used every ipam.api.refresh (2 s here)
+pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '1 day' WHERE client_id = 'agent-1'"
+for _ in $(seq 50); do
+	[[ $(pg_sql "SELECT last_seen > now() - interval '1 minute' FROM ipam_addresses WHERE client_id = 'agent-1'") == t ]] && break
+	sleep 0.1
+done
+[[ $(pg_sql "SELECT last_seen > now() - interval '1 minute' FROM ipam_addresses WHERE client_id = 'agent-1'") == t ]] ||
+	fail "B did not refresh agent-1's lease within 5 s (ipam.api.refresh 2s)"
+[[ $(rmetric B zgate_ipam_api_refreshes_total) -ge 1 ]] || fail "refreshes not counted"
 relay_start A
 
 step "2. $NCL clients at once, half through A, half through B"
