@@ -113,7 +113,10 @@ build_wolfssl() {
         # handshake.  HAVE_AES_ECB: ngtcp2 header protection uses AES-ECB.
         # HAVE_SECRET_CALLBACK: wolfSSL_CTX_set_keylog_callback for opt-in
         # debugging (not --enable-keylog-export, which makes every connection
-        # dump its secrets to stderr).
+        # dump its secrets to stderr).  WOLFSSL_IP_ALT_NAME: a relay
+        # reached by IP address is checked against its certificate's
+        # iPAddress SANs (without it wolfSSL_check_domain_name only knows
+        # DNS names, and `--relay 192.0.2.7:443` never matched).
         run_logged "$logf" ./configure --prefix="$PREFIX" --host="$HOST" \
             --enable-static --disable-shared --with-pic --disable-dependency-tracking \
             --enable-quic --enable-tls13 --enable-opensslextra \
@@ -124,7 +127,7 @@ build_wolfssl() {
             --disable-examples --disable-crypttests --disable-benchmark \
             "${arch_opts[@]}" \
             CFLAGS="$DEP_CFLAGS" \
-            CPPFLAGS="-DKEEP_PEER_CERT -DHAVE_AES_ECB -DHAVE_SECRET_CALLBACK -DWOLFSSL_ALWAYS_VERIFY_CB"
+            CPPFLAGS="-DKEEP_PEER_CERT -DHAVE_AES_ECB -DHAVE_SECRET_CALLBACK -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_IP_ALT_NAME"
         run_logged "$logf" make -j"$JOBS"
         run_logged "$logf" make install DESTDIR="$STAGE"
     )

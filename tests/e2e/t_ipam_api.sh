@@ -125,6 +125,14 @@ probe() {
 	ip netns exec "${C[1]}" "$PROBE" --relay "${LST[$2]}" --server-name relay.test \
 		--cert "$P/$1.crt" --key "$P/$1.key" --ca "$P/ca.crt" --timeout 10s --quiet 2>&1
 }
+# probe_until_admitted ID RELAY WHEN — retries for 15 s; $out is the last output
+probe_until_admitted() {
+	for _ in $(seq 30); do
+		out=$(probe "$1" "$2") && return 0
+		sleep 0.5
+	done
+	fail "$1 is still refused $3: $out"
+}
 addr_of() { sed -n 's|^address \([0-9.]*\)/32$|\1|p' <<<"$1" | head -1; }
 
 step "1. agent-1's lease exists at 10.100.1.77; the agent gets it from A"
@@ -225,12 +233,7 @@ grep -q "zgate-api https://127.0.0.1:8443 unreachable" "$D/relay-B.log" || fail 
 
 step "zgate-api back: the new client is admitted"
 api_start
-ok=0
-for _ in $(seq 20); do
-	out=$(probe newbie B) && { ok=1; break; }
-	sleep 0.5
-done
-((ok)) || fail "the new client is still refused with zgate-api back: $out"
+probe_until_admitted newbie B "with zgate-api back"
 echo "newbie: $(addr_of "$out")"
 ping_ok || fail "agent-1's tunnel broke"
 
@@ -239,12 +242,7 @@ pg_kill
 ping_ok || fail "agent-1's tunnel stopped with PostgreSQL"
 out=$(probe newbie2 A) && fail "admitted without a database: $out"
 pg_up
-ok=0
-for _ in $(seq 30); do
-	out=$(probe newbie2 A) && { ok=1; break; }
-	sleep 0.5
-done
-((ok)) || fail "a new client is still refused with PostgreSQL back: $out"
+probe_until_admitted newbie2 A "with PostgreSQL back"
 echo "newbie2: $(addr_of "$out")"
 ping_ok || fail "agent-1's tunnel broke"
 [[ $(agent_addr 1) == 10.100.1.77/32 ]] || fail "agent-1's address changed"

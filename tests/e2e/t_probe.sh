@@ -64,6 +64,14 @@ expect_contains "$out" "relay certificate refused: unknown_ca (check --ca and --
 out=$(run_probe agent-1 --server-name wrong.example --count 1 --timeout 3 2>&1) &&
 	fail "a relay certificate for another name was accepted"
 expect_contains "$out" "relay certificate refused: name_mismatch" "wrong --server-name"
+# A relay reached by IP address: its certificate's iPAddress SAN (127.0.0.1)
+# is what is checked, with no --server-name (wolfSSL's WOLFSSL_IP_ALT_NAME).
+out=$("$probe" --relay "127.0.0.1:$port" --cert "$pki/agent-1.crt" --key "$pki/agent-1.key" \
+	--ca "$pki/ca.crt" --target 192.0.2.1 --count 1 --timeout 5s 2>&1) ||
+	fail "a relay reached at the IP address its certificate names was refused: $out"
+out=$(run_probe agent-1 --server-name 127.0.0.2 --count 1 --timeout 3 2>&1) &&
+	fail "a relay certificate for another IP address was accepted"
+expect_contains "$out" "relay certificate refused: name_mismatch" "wrong IP --server-name"
 
 step "bad usage: exit 2 with a message naming the option"
 set +e
