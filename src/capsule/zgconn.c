@@ -40,7 +40,8 @@ int zgconn_identity(const char *identity, const char **pid)
 
 static size_t alen(uint8_t version)
 {
-	return version == 4 ? 4 : version == 6 ? 16 : 0;
+	return version == 4 ? 4 : version == 6 ? 16
+					       : 0;
 }
 
 int zgconn_prefix_contains(const struct zgconn_prefix *p, uint8_t version, const uint8_t *a)
