@@ -62,6 +62,8 @@ struct line {
 	size_t n;
 	int full;
 	uint64_t now;
+	/* not a per-flow or per-query line: written at once (see finish) */
+	int urgent;
 };
 
 static uint64_t real_clock(void *ctx)
@@ -189,6 +191,7 @@ static void begin(struct audit *a, struct line *l, const char *event, uint64_t n
 	l->n = 0;
 	l->full = 0;
 	l->now = now;
+	l->urgent = strncmp(event, "flow_", 5) != 0 && strncmp(event, "dns_", 4) != 0;
 	ts_str(now, ts, sizeof(ts));
 	l->n = (size_t)snprintf(l->buf, sizeof(l->buf), "{\"ts\":\"%s\",\"event\":\"%s\"",
 				ts, event);
@@ -312,6 +315,16 @@ static void finish(struct audit *a, struct line *l)
 	}
 	put(a, l->buf, l->n);
 	a->lines++;
+	/* Per-flow and per-query lines wait for the owner's batch (the wake);
+	 * the rare ones (sessions, refusals, limits, reloads) are written
+	 * now, before the relay answers the peer they concern, so whoever
+	 * sees the answer finds the line already in the trail. An output
+	 * that cannot take them all now is left to the owner's wake. */
+	if (l->urgent && a->wake != NULL && !a->draining) {
+		if (audit_drain(a) == 1)
+			a->wake(a->wake_ctx);
+		return;
+	}
 	kick(a);
 }
 

@@ -15,6 +15,9 @@
  * buffer of a fixed size; audit_drain() hands the buffer to the writer,
  * which takes what it can without blocking. The owner calls it outside the
  * packet path (the wake callback says when there is something to write).
+ * Only per-flow and per-query lines (flow_*, dns_*) wait for that batch:
+ * every other line (sessions, refusals, limits, reloads) is drained as it
+ * is made, so it is in the trail before the relay answers the peer.
  * A line that does not fit is dropped and counted; when space returns, an
  * audit_dropped line (count, since) comes first, so the trail says where
  * it has a gap. Lines never interleave.

@@ -8,6 +8,19 @@ step() { echo "--- $*"; }
 # expect_contains TEXT NEEDLE WHAT
 expect_contains() { [[ $1 == *"$2"* ]] || fail "$3: expected to contain '$2', got: $1"; }
 
+# audit_wait FILE ERE [SECONDS] [COUNT]: waits (default 3 s) until COUNT
+# (default 1) lines of FILE match; the relay writes its audit trail after
+# each event-loop turn, so a line may land a moment after the client saw
+# the result. 1 if they did not come.
+audit_wait() {
+	local f=$1 re=$2 t=${3:-3} want=${4:-1} k
+	for ((k = 0; k < t * 20; k++)); do
+		[[ $(grep -cE -- "$re" "$f" 2>/dev/null) -ge $want ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # Background programs: start them so that $! is the program itself, e.g.
 #   ip netns exec "$NS" PROG ARGS... >LOG 2>&1 &  pid=$!
 # and kill that pid in a cleanup hook. "FUNC ARGS &" with a shell function

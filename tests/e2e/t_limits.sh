@@ -61,7 +61,7 @@ sleep 0.5
 step "one more client: 503, audited; the others keep working"
 out=$(p "${ids[$size]}" --count 1 --timeout 3 2>&1) && fail "client beyond the pool was accepted"
 expect_contains "$out" "HTTP 503" "503"
-grep -q '"event":"limit_hit","limit":"pool","client":"'"${ids[$size]}"'"' "$d/audit.log" ||
+audit_wait "$d/audit.log" '"event":"limit_hit","limit":"pool","client":"'"${ids[$size]}"'"' ||
 	fail "pool exhaustion not audited"
 for ((i = 0; i < size; i++)); do
 	wait "${long[$i]}" || fail "tunnel ${ids[$i]} broke: $(tail -3 "$d/long$i.out")"
