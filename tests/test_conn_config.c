@@ -18,12 +18,12 @@
 #include "connector/conn_config.h"
 #include "zg_err.h"
 
-#define BASE                                                                                       \
-	"relays: [\"relay-a.test:4433\", \"relay-b.test:4433\"]\n"                                 \
-	"ca: ca.crt\n"                                                                             \
-	"cert: c.crt\n"                                                                            \
-	"key: c.key\n"                                                                             \
-	"prefixes: [\"10.20.0.0/16\", \"fd20::/48\"]\n"                                            \
+#define BASE                                                       \
+	"relays: [\"relay-a.test:4433\", \"relay-b.test:4433\"]\n" \
+	"ca: ca.crt\n"                                             \
+	"cert: c.crt\n"                                            \
+	"key: c.key\n"                                             \
+	"prefixes: [\"10.20.0.0/16\", \"fd20::/48\"]\n"            \
 	"policy: p.yaml\n"
 
 static int load(struct conn_config *cfg, const char *text, char *err, size_t errlen)

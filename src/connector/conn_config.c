@@ -306,9 +306,9 @@ static int validate(struct conn_config *cfg, const char *name, char *err, size_t
 		struct relay_entry *e = &cfg->relays.e[i];
 
 		(void)snprintf(e->server_name, sizeof(e->server_name), "%s",
-			       e->name[0]	       ? e->name
+			       e->name[0]            ? e->name
 			       : cfg->server_name[0] ? cfg->server_name
-						       : e->host);
+						     : e->host);
 		(void)snprintf(e->uri_template, sizeof(e->uri_template),
 			       strchr(e->host, ':')
 				       ? "https://[%s]:%u/.well-known/masque/ip/{target}/{ipproto}/"
