@@ -447,7 +447,8 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	if (s == NULL)
 		return;
 	masque_conn_set_data(c, NULL);
-	sess_end(s, ci->idle ? "idle" : ci->error ? "error" : "closed");
+	sess_end(s, ci->idle ? "idle" : ci->error ? "error"
+						  : "closed");
 }
 
 static const struct masque_cbs inner_cbs = {

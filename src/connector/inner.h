@@ -50,10 +50,10 @@ struct inner_config {
 	const struct policy *policy;         /* not owned; inner_set_policy() replaces it */
 	const struct route_prefix *prefixes; /* served; copied */
 	size_t nprefixes;
-	struct audit *audit;                  /* NULL: no audit lines; not owned */
-	uint64_t (*now_ms)(void *ctx);        /* stack clock; NULL = CLOCK_MONOTONIC */
-	uint64_t idle_timeout_ms;             /* inner QUIC; 0 = 30000 */
-	const struct stack_prefix *exempt;    /* tests: destinations on loopback */
+	struct audit *audit;               /* NULL: no audit lines; not owned */
+	uint64_t (*now_ms)(void *ctx);     /* stack clock; NULL = CLOCK_MONOTONIC */
+	uint64_t idle_timeout_ms;          /* inner QUIC; 0 = 30000 */
+	const struct stack_prefix *exempt; /* tests: destinations on loopback */
 	size_t n_exempt;
 };
 
