@@ -170,6 +170,20 @@ static void test_file(void **state)
 	assert_non_null(strstr(err, path));
 }
 
+/* The shipped example loads as it is. */
+static void test_example(void **state)
+{
+	static struct conn_config cfg;
+	char err[512];
+
+	(void)state;
+	conn_config_defaults(&cfg);
+	if (conn_config_load_file(&cfg, "examples/connector.yaml", err, sizeof(err)) != 0)
+		fail_msg("examples/connector.yaml: %s", err);
+	assert_int_equal(cfg.relays.n, 2);
+	assert_int_equal(cfg.nprefixes, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_bad_fields),
 		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_example),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
