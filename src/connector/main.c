@@ -231,7 +231,8 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	r->dead = r->u; /* freed outside this callback */
 	r->u = NULL;
 	update_ready(r->cn);
-	schedule_retry(r, ci->status ? "refused" : ci->reason[0] ? ci->reason : "closed");
+	schedule_retry(r, ci->status ? "refused" : ci->reason[0] ? ci->reason
+								 : "closed");
 }
 
 static void start_connect(struct rl *r)
