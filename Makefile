@@ -34,7 +34,7 @@ FUZZ_LONG_SECONDS ?= 600
 FUZZ_LONG_MASQUE_SECONDS ?= 1800
 # MODULES/TESTS narrow a build while a module is under construction, e.g.
 # make unit MODULES="common capsule stack" TESTS="test_stack%".
-MODULES ?= common capsule stack masque relay agent api
+MODULES ?= common capsule stack masque relay agent api connector
 TESTS   ?= %
 ifeq ($(origin CC),default)
   CC := gcc
@@ -117,9 +117,10 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBS_ALL  := $(ZG_LIB) $(if $(LWIP_SRC),$(LWIP_LIB))
 
 # Programs: src/relay/main.c → zgate-relay, src/agent/main.c → zgate-agent,
+# src/connector/main.c → zgate-connector,
 # src/api/main.c → zgate-api, src/masque/probe_main.c → zgate-probe (the
 # diagnostics client).
-BIN_MAINS := $(wildcard $(patsubst %,src/%/main.c,$(filter relay agent api,$(MODULES))) \
+BIN_MAINS := $(wildcard $(patsubst %,src/%/main.c,$(filter relay agent api connector,$(MODULES))) \
 	$(if $(filter masque,$(MODULES)),src/masque/probe_main.c))
 bin_name   = $(BUILD)/bin/zgate-$(if $(filter %/probe_main.c,$(1)),probe,$(notdir $(patsubst %/,%,$(dir $(1)))))
 BINS      := $(foreach m,$(BIN_MAINS),$(call bin_name,$(m)))

@@ -1,0 +1,107 @@
+/*
+ * inner.h — the connector's core: the inner CONNECT-IP sessions agents open
+ * to it end to end (through the relays' outer tunnels) and the one
+ * userspace stack (src/stack) that terminates their flows on host sockets
+ * toward the on-prem prefixes.
+ *
+ * One struct inner per process (lwIP is a singleton). Each outer tunnel
+ * gets its own inner masque server (inner_server_new()) on whatever
+ * masque_io carries its QUIC packets: tunio.h in the binary, memnet.h in
+ * the tests; no socket is opened here.
+ *
+ * Admission (on_request of every inner server):
+ *  - the client identity (inner mTLS, client certificate CN) must not start
+ *    with "connector:" or "relay:" (403): neither may act as an agent;
+ *  - the client is assigned exactly the source address of its inner QUIC
+ *    packets (its outer virtual address, /32 or /128): the address the
+ *    stack then requires as the source of its packets;
+ *  - routes = what the connector's policy lets this identity reach, cut to
+ *    the served prefixes; nothing reachable is 403;
+ *  - an address held by a session of another identity is 409; the same
+ *    identity from the same address replaces its old session (an agent
+ *    that reconnects is not locked out until the old one times out);
+ *  - more than INNER_MAX_SESSIONS sessions is 503.
+ * Flows: the stack's policy callback denies every destination outside the
+ * served prefixes (rule "outside_prefixes"), else policy_eval(). Audit
+ * lines (relay audit format, audit.h): session_open/session_close per
+ * inner session, flow_allow/flow_deny/flow_close, limit_hit.
+ */
+#ifndef ZG_CONNECTOR_INNER_H
+#define ZG_CONNECTOR_INNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/routes.h"
+#include "masque/masque.h"
+#include "stack/stack.h"
+
+struct event_base;
+struct audit;
+struct policy;
+struct inner;
+
+#define INNER_MAX_SESSIONS 1024
+#define INNER_TEMPLATE "https://zgate-connector/.well-known/masque/ip/{target}/{ipproto}/"
+
+struct inner_config {
+	struct event_base *base;             /* the stack's timers and sockets */
+	WOLFSSL_CTX *tls;                    /* server context: connector cert, agents' CA; not owned */
+	const struct policy *policy;         /* not owned; inner_set_policy() replaces it */
+	const struct route_prefix *prefixes; /* served; copied */
+	size_t nprefixes;
+	struct audit *audit;               /* NULL: no audit lines; not owned */
+	uint64_t (*now_ms)(void *ctx);     /* stack clock; NULL = CLOCK_MONOTONIC */
+	uint64_t idle_timeout_ms;          /* inner QUIC; 0 = 30000 */
+	const struct stack_prefix *exempt; /* tests: destinations on loopback */
+	size_t n_exempt;
+};
+
+struct inner_stats {
+	uint64_t sessions;     /* open now */
+	uint64_t opened;       /* accepted since start */
+	uint64_t refused_403;  /* identity or nothing reachable */
+	uint64_t refused_409;  /* address held by another identity */
+	uint64_t refused_503;  /* session cap */
+	uint64_t replaced;     /* same identity and address came again */
+	uint64_t bytes_up;     /* IP bytes from agents (inner on_packet) */
+	uint64_t bytes_down;   /* IP bytes to agents (stack output) */
+	uint64_t drop_no_sess; /* stack output toward an address without a session */
+	uint64_t drop_send;    /* masque_conn_send() refused (too big, congested) */
+};
+
+/* Creates the core and its stack. Returns 0 and *pin, ZG_ERR_INVAL (a NULL
+ * base/tls/policy or no prefixes), ZG_ERR_STATE (a stack exists in this
+ * process), ZG_ERR_NOMEM. */
+int inner_new(const struct inner_config *cfg, struct inner **pin);
+
+/* Closes the stack (its flows) and frees. The caller has freed its inner
+ * servers first (inner_server_del()). NULL is ignored. */
+void inner_del(struct inner *in);
+
+/* Creates an inner masque server for one outer tunnel: its packets go out
+ * through io/ioctx; max_udp_payload is what fits the outer tunnel
+ * (>= 1200). Returns 0 and *psrv (owned by the caller: free it with
+ * inner_server_del(), which also ends its sessions), or the errors of
+ * masque_server_new(). */
+int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
+		     size_t max_udp_payload, struct masque_server **psrv);
+
+/* Ends every session of srv (audited, their flows closed) and frees it.
+ * Not from inside a masque callback of srv. NULL is ignored. */
+void inner_server_del(struct inner *in, struct masque_server *srv);
+
+/* Replaces the policy (not owned; the old one may be freed after this
+ * returns): open flows are decided again, those now denied are closed. */
+void inner_set_policy(struct inner *in, const struct policy *p);
+
+/* The routes identity may reach: policy_routes() cut to the served
+ * prefixes, a valid ROUTE_ADVERTISEMENT. Returns 0 with *pn, or
+ * ZG_ERR_TOO_LARGE / ZG_ERR_NOMEM. */
+int inner_routes(const struct inner *in, const char *identity, struct cip_route *out, size_t max,
+		 size_t *pn);
+
+void inner_get_stats(const struct inner *in, struct inner_stats *st);
+struct stack *inner_stack(const struct inner *in);
+
+#endif /* ZG_CONNECTOR_INNER_H */

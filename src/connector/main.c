@@ -1,0 +1,596 @@
+/*
+ * zgate-connector — dials out to every configured relay (an outer
+ * CONNECT-IP client each), announces the prefixes it serves with a
+ * ROUTE_ADVERTISEMENT, and serves agents' end-to-end inner CONNECT-IP
+ * sessions that arrive as UDP packets inside those tunnels (inner.h).
+ * Unprivileged: no TUN, no listening socket but the ops endpoint.
+ * Wiring only: start-up, the relays' reconnect loop, signals, metrics.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "agent/backoff.h"
+#include "connector/conn_config.h"
+#include "connector/inner.h"
+#include "log.h"
+#include "masque/masque.h"
+#include "masque/tunio.h"
+#include "masque/udp.h"
+#include "masque/uri.h"
+#include "opt.h"
+#include "relay/audit.h"
+#include "relay/ops.h"
+#include "relay/policy.h"
+#include "zg_err.h"
+
+struct conn;
+
+/* One relay: its outer tunnel and, while that is open, the inner server. */
+struct rl {
+	struct conn *cn;
+	const struct relay_entry *e;
+	struct masque_config mc;
+	char authority[300], path[1100];
+	struct masque_udp *u, *dead;
+	struct masque_conn *c;
+	struct tunio *tio;
+	struct masque_server *isrv;
+	struct cip_addr vaddr[2];
+	size_t nvaddr;
+	int open;
+	struct backoff bo;
+	struct event *retry_ev;
+	uint64_t opens, inner_pkts, inner_drops;
+};
+
+struct conn {
+	struct conn_config cfg;
+	struct event_base *base;
+	WOLFSSL_CTX *ctls, *stls;
+	struct policy *pol;
+	struct audit_out aout;
+	int audit_fd;
+	struct audit *audit;
+	struct inner *in;
+	struct ops *ops;
+	struct rl rl[RELAYLIST_MAX];
+	struct cip_route adv[CONN_PREFIX_MAX * 2];
+	size_t nadv;
+	struct event *sigterm, *sigint, *sighup;
+	struct masque_cbs cbs;
+	int stopping; /* no reconnect, nothing left for later */
+};
+
+static uint32_t random32(void)
+{
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)masque_udp_now() ^ (uint32_t)getpid();
+	return r;
+}
+
+static void update_ready(struct conn *cn)
+{
+	int up = 0;
+
+	for (size_t i = 0; i < cn->cfg.relays.n; i++)
+		up |= cn->rl[i].open;
+	if (cn->ops != NULL)
+		ops_set_state(cn->ops, up ? OPS_READY : OPS_STARTING);
+}
+
+/* ---------------------------------------------------------------- inner transport */
+
+static void emit(void *ctx, const uint8_t *pkt, size_t len)
+{
+	struct rl *r = ctx;
+
+	if (r->c == NULL || masque_conn_send(r->c, pkt, len) != 0)
+		r->inner_drops++;
+}
+
+static void inner_down(struct rl *r)
+{
+	if (r->isrv != NULL)
+		inner_server_del(r->cn->in, r->isrv);
+	r->isrv = NULL;
+	if (r->tio != NULL)
+		tunio_free(r->tio);
+	r->tio = NULL;
+}
+
+/* ---------------------------------------------------------------- outer client */
+
+static void start_connect(struct rl *r);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rl *r = arg;
+
+	(void)fd;
+	(void)what;
+	masque_udp_del(r->dead);
+	r->dead = NULL;
+	start_connect(r);
+}
+
+static void schedule_retry(struct rl *r, const char *why)
+{
+	uint32_t ms = backoff_next(&r->bo, random32());
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	log_warnx("relay %s: %s; next attempt in %u.%03u s", r->e->text, why, ms / 1000, ms % 1000);
+	evtimer_add(r->retry_ev, &tv);
+}
+
+static void on_open(struct masque_conn *c, void *ctx)
+{
+	struct rl *r = ctx;
+	struct conn *cn = r->cn;
+	size_t maxp = masque_conn_max_packet(c);
+	int e;
+
+	r->open = 1;
+	r->opens++;
+	backoff_reset(&r->bo);
+	if ((e = masque_conn_send_routes(c, cn->adv, cn->nadv)) != 0)
+		log_warnx("relay %s: cannot announce the prefixes: %s", r->e->text, zg_strerror(e));
+	/* the inner QUIC's datagrams must fit an IPv6/UDP packet in the tunnel */
+	if (maxp < 1200 + 48) {
+		log_warnx("relay %s: the tunnel carries packets of %zu bytes, too small for the "
+			  "inner sessions (%u)",
+			  r->e->text, maxp, 1200 + 48);
+	} else if ((e = tunio_new(cn->base, emit, r, &r->tio)) != 0 ||
+		   (e = inner_server_new(cn->in, tunio_io(), r->tio, maxp - 48, &r->isrv)) != 0) {
+		log_warnx("relay %s: no inner server: %s", r->e->text, zg_strerror(e));
+		inner_down(r);
+	}
+	log_info("relay %s: tunnel open, %zu prefixes announced", r->e->text, cn->nadv);
+	update_ready(cn);
+}
+
+static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
+{
+	struct rl *r = ctx;
+	char buf[INET6_ADDRSTRLEN];
+
+	(void)c;
+	r->nvaddr = 0;
+	for (size_t i = 0; i < n && r->nvaddr < 2; i++) {
+		if (a[i].version == 4 || a[i].version == 6) {
+			r->vaddr[r->nvaddr++] = a[i];
+			inet_ntop(a[i].version == 4 ? AF_INET : AF_INET6, a[i].addr, buf, sizeof(buf));
+			log_info("relay %s: tunnel address %s", r->e->text, buf);
+		}
+	}
+}
+
+static int is_vaddr(const struct rl *r, const struct sockaddr_storage *ss)
+{
+	for (size_t i = 0; i < r->nvaddr; i++) {
+		const struct cip_addr *a = &r->vaddr[i];
+
+		if (a->version == 4 && ss->ss_family == AF_INET &&
+		    memcmp(&((const struct sockaddr_in *)ss)->sin_addr, a->addr, 4) == 0)
+			return 1;
+		if (a->version == 6 && ss->ss_family == AF_INET6 &&
+		    memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, a->addr, 16) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	struct rl *r = ctx;
+	struct sockaddr_storage local, remote;
+	socklen_t ll, rl;
+	const uint8_t *pl;
+	size_t plen;
+	uint16_t port;
+
+	(void)c;
+	if (r->isrv == NULL ||
+	    !tunio_parse_udp(pkt, len, &local, &ll, &remote, &rl, &pl, &plen)) {
+		r->inner_drops++;
+		return;
+	}
+	port = local.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&local)->sin_port)
+					  : ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+	if (port != r->cn->cfg.inner_port || !is_vaddr(r, &local)) {
+		r->inner_drops++;
+		return;
+	}
+	r->inner_pkts++;
+	if (masque_server_input(r->isrv, (struct sockaddr *)&local, ll, (struct sockaddr *)&remote,
+				rl, pl, plen) == MASQUE_DEFERRED)
+		r->inner_drops++;
+}
+
+static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
+{
+	struct rl *r = ctx;
+
+	(void)c;
+	r->open = 0;
+	r->c = NULL;
+	r->nvaddr = 0;
+	inner_down(r);
+	if (r->cn->stopping)
+		return; /* cleanup() frees r->u itself */
+	r->dead = r->u; /* freed outside this callback */
+	r->u = NULL;
+	update_ready(r->cn);
+	schedule_retry(r, ci->status ? "refused" : ci->reason[0] ? ci->reason
+								 : "closed");
+}
+
+static void start_connect(struct rl *r)
+{
+	struct uri_scope any;
+	char err[512];
+	int e;
+
+	memset(&any, 0, sizeof(any));
+	any.any_target = 1;
+	any.any_proto = 1;
+	e = uri_expand(r->e->uri_template, &any, r->authority, sizeof(r->authority), r->path,
+		       sizeof(r->path));
+	if (e != 0) {
+		schedule_retry(r, "cannot expand the URI template");
+		return;
+	}
+	r->mc.authority = r->authority;
+	r->mc.path = r->path;
+	r->mc.server_name = r->e->server_name;
+	log_info("relay %s: connecting (server name %s)", r->e->text, r->e->server_name);
+	if (masque_udp_client_new(r->cn->base, r->e->addr, &r->mc, &r->cn->cbs, r, &r->u, &r->c, err,
+				  sizeof(err)) != 0) {
+		r->u = NULL;
+		r->c = NULL;
+		schedule_retry(r, err);
+	}
+}
+
+/* ---------------------------------------------------------------- ops, signals */
+
+static void metrics_cb(void *ctx, struct evbuffer *b)
+{
+	struct conn *cn = ctx;
+	struct inner_stats is;
+	struct stack_counters sc;
+	unsigned up = 0;
+
+	inner_get_stats(cn->in, &is);
+	stack_get_counters(inner_stack(cn->in), &sc);
+	for (size_t i = 0; i < cn->cfg.relays.n; i++)
+		up += (unsigned)cn->rl[i].open;
+	evbuffer_add_printf(b,
+			    "# HELP zgate_connector_relays Relays configured.\n"
+			    "# TYPE zgate_connector_relays gauge\nzgate_connector_relays %zu\n"
+			    "# HELP zgate_connector_tunnels_up Outer tunnels open now.\n"
+			    "# TYPE zgate_connector_tunnels_up gauge\nzgate_connector_tunnels_up %u\n",
+			    cn->cfg.relays.n, up);
+	evbuffer_add_printf(b, "# HELP zgate_connector_tunnel_opens_total Outer tunnels opened.\n"
+			       "# TYPE zgate_connector_tunnel_opens_total counter\n");
+	for (size_t i = 0; i < cn->cfg.relays.n; i++)
+		evbuffer_add_printf(b, "zgate_connector_tunnel_opens_total{relay=\"%s\"} %llu\n",
+				    cn->rl[i].e->addr, (unsigned long long)cn->rl[i].opens);
+	evbuffer_add_printf(
+		b,
+		"# HELP zgate_connector_inner_sessions Agents' inner sessions open now.\n"
+		"# TYPE zgate_connector_inner_sessions gauge\nzgate_connector_inner_sessions %llu\n"
+		"# HELP zgate_connector_inner_sessions_total Inner sessions accepted.\n"
+		"# TYPE zgate_connector_inner_sessions_total counter\n"
+		"zgate_connector_inner_sessions_total %llu\n"
+		"# HELP zgate_connector_inner_refused_total Inner sessions refused, by status.\n"
+		"# TYPE zgate_connector_inner_refused_total counter\n"
+		"zgate_connector_inner_refused_total{status=\"403\"} %llu\n"
+		"zgate_connector_inner_refused_total{status=\"409\"} %llu\n"
+		"zgate_connector_inner_refused_total{status=\"503\"} %llu\n",
+		(unsigned long long)is.sessions, (unsigned long long)is.opened,
+		(unsigned long long)is.refused_403, (unsigned long long)is.refused_409,
+		(unsigned long long)is.refused_503);
+	evbuffer_add_printf(
+		b,
+		"# HELP zgate_connector_flows Flows open now, by protocol.\n"
+		"# TYPE zgate_connector_flows gauge\n"
+		"zgate_connector_flows{proto=\"tcp\"} %llu\nzgate_connector_flows{proto=\"udp\"} %llu\n"
+		"zgate_connector_flows{proto=\"icmp\"} %llu\n"
+		"# HELP zgate_connector_flows_denied_total New flows the policy refused.\n"
+		"# TYPE zgate_connector_flows_denied_total counter\n"
+		"zgate_connector_flows_denied_total %llu\n"
+		"# HELP zgate_connector_bytes_total IP bytes of inner sessions, by direction.\n"
+		"# TYPE zgate_connector_bytes_total counter\n"
+		"zgate_connector_bytes_total{dir=\"up\"} %llu\n"
+		"zgate_connector_bytes_total{dir=\"down\"} %llu\n",
+		(unsigned long long)sc.flows_tcp, (unsigned long long)sc.flows_udp,
+		(unsigned long long)sc.flows_icmp, (unsigned long long)sc.drop_denied,
+		(unsigned long long)is.bytes_up, (unsigned long long)is.bytes_down);
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct conn *cn = arg;
+
+	(void)what;
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(cn->base, NULL);
+}
+
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct conn *cn = arg;
+	struct policy *p;
+	char err[512];
+
+	(void)sig;
+	(void)what;
+	if (policy_load_file(cn->cfg.policy, &p, err, sizeof(err)) != 0) {
+		log_warnx("policy reload failed, the old policy stays: %s", err);
+		audit_policy_reload(cn->audit, 0, cn->cfg.policy, err);
+		return;
+	}
+	inner_set_policy(cn->in, p);
+	policy_free(cn->pol);
+	cn->pol = p;
+	log_info("policy %s reloaded", cn->cfg.policy);
+	audit_policy_reload(cn->audit, 1, cn->cfg.policy, NULL);
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+static void usage(void)
+{
+	printf("Usage: zgate-connector [-c FILE] [--check-config]\n"
+	       "\n"
+	       "Dials out to every relay of the configuration, announces the prefixes it serves,\n"
+	       "and serves agents' end-to-end inner CONNECT-IP sessions toward them. Runs\n"
+	       "unprivileged (no TUN, no capabilities).\n"
+	       "\n"
+	       "  -c, --config FILE   the YAML configuration (default "
+	       "/etc/zgate/zgate-connector.yaml)\n"
+	       "  --check-config      load the configuration, certificates and policy, then exit\n"
+	       "  --version           print the version and the libraries'\n"
+	       "  -h, --help          this text\n"
+	       "\n"
+	       "Configuration keys: relays, server_name, ca, cert, key, prefixes, policy, audit,\n"
+	       "ops_listen, inner_port, log_level, reconnect_min, reconnect_max, keepalive,\n"
+	       "idle_timeout (see zgate-connector(8)). SIGHUP reloads the policy.\n"
+	       "\n" OPT_HELP_EXIT);
+}
+
+/* Prefixes as a valid ROUTE_ADVERTISEMENT (protocol 0). */
+static int make_adv(struct conn *cn)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cn->cfg.nprefixes; i++) {
+		const struct route_prefix *p = &cn->cfg.prefixes[i];
+		size_t alen = p->version == 4 ? 4 : 16;
+		struct cip_route *r = &cn->adv[n++];
+
+		memset(r, 0, sizeof(*r));
+		r->version = p->version;
+		memcpy(r->start, p->addr, alen);
+		memcpy(r->end, p->addr, alen);
+		for (size_t bit = p->len; bit < alen * 8; bit++)
+			r->end[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+	}
+	return cip_routes_normalize(cn->adv, n, sizeof(cn->adv) / sizeof(cn->adv[0]), &cn->nadv);
+}
+
+/* Loads what the configuration names: TLS contexts, policy. */
+static int load_files(struct conn *cn, char *err, size_t errlen)
+{
+	int r;
+
+	if ((r = tls_client_ctx_new(cn->cfg.cert, cn->cfg.key, cn->cfg.ca, &cn->ctls, err,
+				    errlen)) != 0 ||
+	    (r = tls_server_ctx_new(cn->cfg.cert, cn->cfg.key, cn->cfg.ca, NULL, &cn->stls, err,
+				    errlen)) != 0)
+		return ZG_ERR_CONFIG;
+	if ((r = policy_load_file(cn->cfg.policy, &cn->pol, err, errlen)) != 0)
+		return ZG_ERR_CONFIG;
+	if ((r = make_adv(cn)) != 0) {
+		zg_seterr(err, errlen, "prefixes: cannot announce them: %s", zg_strerror(r));
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
+static int open_audit(struct conn *cn, char *err, size_t errlen)
+{
+	struct audit_config ac;
+	int fd = STDOUT_FILENO;
+
+	cn->audit_fd = -1;
+	if (strcmp(cn->cfg.audit, "-") != 0) {
+		fd = open(cn->cfg.audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0) {
+			zg_seterr(err, errlen, "audit: %s: cannot open: %s", cn->cfg.audit,
+				  strerror(errno));
+			return ZG_ERR_CONFIG;
+		}
+		cn->audit_fd = fd;
+	}
+	if (audit_out_open(fd, &cn->aout) != 0) {
+		zg_seterr(err, errlen, "audit: %s: cannot prepare it for writing", cn->cfg.audit);
+		return ZG_ERR_IO;
+	}
+	memset(&ac, 0, sizeof(ac));
+	ac.write = audit_out_write;
+	ac.write_ctx = &cn->aout;
+	ac.deny_per_s = 10;
+	return audit_new(&ac, &cn->audit);
+}
+
+static int run(struct conn *cn, char *err, size_t errlen)
+{
+	struct inner_config ic;
+	int r;
+
+	if ((cn->base = masque_udp_base_new()) == NULL) {
+		zg_seterr(err, errlen, "no event base");
+		return ZG_ERR_NOMEM;
+	}
+	if ((r = open_audit(cn, err, errlen)) != 0)
+		return r;
+	memset(&ic, 0, sizeof(ic));
+	ic.base = cn->base;
+	ic.tls = cn->stls;
+	ic.policy = cn->pol;
+	ic.prefixes = cn->cfg.prefixes;
+	ic.nprefixes = cn->cfg.nprefixes;
+	ic.audit = cn->audit;
+	ic.idle_timeout_ms = cn->cfg.idle_timeout_ms;
+	if ((r = inner_new(&ic, &cn->in)) != 0) {
+		zg_seterr(err, errlen, "stack: %s", zg_strerror(r));
+		return r;
+	}
+	if ((r = ops_new(cn->base, cn->cfg.ops_listen, metrics_cb, cn, &cn->ops)) != 0) {
+		zg_seterr(err, errlen, "ops_listen %s: %s", cn->cfg.ops_listen,
+			  r == ZG_ERR_IO ? strerror(errno) : zg_strerror(r));
+		return ZG_ERR_CONFIG;
+	}
+	cn->cbs.on_open = on_open;
+	cn->cbs.on_addresses = on_addresses;
+	cn->cbs.on_packet = on_packet;
+	cn->cbs.on_close = on_close;
+	cn->sigterm = evsignal_new(cn->base, SIGTERM, stop_cb, cn);
+	cn->sigint = evsignal_new(cn->base, SIGINT, stop_cb, cn);
+	cn->sighup = evsignal_new(cn->base, SIGHUP, sighup_cb, cn);
+	if (cn->sigterm == NULL || cn->sigint == NULL || cn->sighup == NULL)
+		return ZG_ERR_NOMEM;
+	evsignal_add(cn->sigterm, NULL);
+	evsignal_add(cn->sigint, NULL);
+	evsignal_add(cn->sighup, NULL);
+	audit_relay_start(cn->audit, ZG_VERSION, "", cn->cfg.ops_listen, NULL, (long)getpid());
+	for (size_t i = 0; i < cn->cfg.relays.n; i++) {
+		struct rl *rl = &cn->rl[i];
+
+		rl->cn = cn;
+		rl->e = &cn->cfg.relays.e[i];
+		rl->mc.tls = cn->ctls;
+		rl->mc.keepalive_ms = cn->cfg.keepalive_ms;
+		rl->mc.idle_timeout_ms = cn->cfg.idle_timeout_ms;
+		backoff_init(&rl->bo, cn->cfg.reconnect_min_ms, cn->cfg.reconnect_max_ms);
+		if ((rl->retry_ev = evtimer_new(cn->base, retry_cb, rl)) == NULL)
+			return ZG_ERR_NOMEM;
+		start_connect(rl);
+	}
+	log_info("zgate-connector %s: %zu relays, %zu prefixes, ops on %s", ZG_VERSION,
+		 cn->cfg.relays.n, cn->cfg.nprefixes, cn->cfg.ops_listen);
+	event_base_dispatch(cn->base);
+	return 0;
+}
+
+static void cleanup(struct conn *cn, uint64_t started)
+{
+	cn->stopping = 1;
+	for (size_t i = 0; i < cn->cfg.relays.n; i++) {
+		struct rl *r = &cn->rl[i];
+
+		if (r->retry_ev != NULL)
+			event_free(r->retry_ev);
+		r->retry_ev = NULL;
+		inner_down(r);
+		masque_udp_del(r->u); /* on_close fires, sees stopping */
+		r->u = NULL;
+		masque_udp_del(r->dead);
+		r->dead = NULL;
+	}
+	if (cn->audit != NULL)
+		audit_relay_stop(cn->audit, "signal", (masque_udp_now() - started) / 1000000);
+	inner_del(cn->in);
+	ops_del(cn->ops);
+	if (cn->audit != NULL) {
+		(void)audit_drain(cn->audit);
+		audit_free(cn->audit);
+		audit_out_close(&cn->aout);
+	}
+	if (cn->audit_fd >= 0)
+		close(cn->audit_fd);
+	if (cn->sigterm)
+		event_free(cn->sigterm);
+	if (cn->sigint)
+		event_free(cn->sigint);
+	if (cn->sighup)
+		event_free(cn->sighup);
+	policy_free(cn->pol);
+	if (cn->ctls)
+		wolfSSL_CTX_free(cn->ctls);
+	if (cn->stls)
+		wolfSSL_CTX_free(cn->stls);
+	if (cn->base)
+		event_base_free(cn->base);
+}
+
+int main(int argc, char **argv)
+{
+	static struct conn cn;
+	const char *file = "/etc/zgate/zgate-connector.yaml";
+	char err[1024], v[1024];
+	enum log_level lvl;
+	int check = 0, r;
+	uint64_t started = masque_udp_now();
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage();
+			return OPT_EXIT_OK;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			(void)opt_version("zgate-connector", v, sizeof(v));
+			fputs(v, stdout);
+			return OPT_EXIT_OK;
+		}
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--check-config") == 0)
+			check = 1;
+		else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+			 i + 1 < argc)
+			file = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			file = argv[i] + 9;
+		else {
+			fprintf(stderr, "zgate-connector: unexpected argument \"%s\" (see --help)\n",
+				argv[i]);
+			return OPT_EXIT_USAGE;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	conn_config_defaults(&cn.cfg);
+	cn.audit_fd = -1;
+	if ((r = conn_config_load_file(&cn.cfg, file, err, sizeof(err))) != 0 ||
+	    (r = load_files(&cn, err, sizeof(err))) != 0) {
+		fprintf(stderr, "zgate-connector: %s\n", err);
+		cleanup(&cn, started);
+		return OPT_EXIT_USAGE;
+	}
+	if (log_level_parse(cn.cfg.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (check) {
+		printf("%s: configuration ok (%zu relays, %zu prefixes, policy %s: %zu clients)\n",
+		       file, cn.cfg.relays.n, cn.cfg.nprefixes, cn.cfg.policy,
+		       policy_client_count(cn.pol));
+		cleanup(&cn, started);
+		return OPT_EXIT_OK;
+	}
+	r = run(&cn, err, sizeof(err));
+	if (r != 0)
+		fprintf(stderr, "zgate-connector: %s\n", err);
+	cleanup(&cn, started);
+	return opt_exit_code(r);
+}

@@ -1,0 +1,470 @@
+/*
+ * test_connector_inner.c — the connector's inner sessions, joined in memory
+ * (memnet.h) to zgate masque clients: admission of an agent with its
+ * address and routes, refusal of connector:/relay: identities and of an
+ * agent its policy gives nothing, an address held by another identity,
+ * and packets reaching the stack's policy (denied flows answered back
+ * through the inner tunnel, audited with the deciding rule).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "cksum.h"
+#include "connector/inner.h"
+#include "masque/masque.h"
+#include "masque/memnet.h"
+#include "relay/audit.h"
+#include "relay/policy.h"
+#include "zg_err.h"
+#include "pki.h"
+
+#define SEC UINT64_C(1000000000)
+
+static const char policy_text[] = "version: 1\n"
+				  "clients:\n"
+				  "  agent-1:\n"
+				  "    rules:\n"
+				  "      - id: echo-udp\n"
+				  "        action: allow\n"
+				  "        destinations: [\"10.20.0.5/32\"]\n"
+				  "        protocols: [udp]\n"
+				  "        ports: [\"7\"]\n"
+				  "      - id: emr-web\n"
+				  "        action: allow\n"
+				  "        destinations: [\"10.20.0.0/16\", \"172.16.0.0/12\"]\n"
+				  "        protocols: [tcp]\n"
+				  "  agent-2:\n"
+				  "    rules:\n"
+				  "      - id: elsewhere\n"
+				  "        action: allow\n"
+				  "        destinations: [\"172.16.0.0/12\"]\n"
+				  "  connector:evil:\n"
+				  "    rules:\n"
+				  "      - id: all\n"
+				  "        action: allow\n"
+				  "        destinations: [\"0.0.0.0/0\"]\n";
+
+struct client {
+	struct memnet_ep ep;
+	WOLFSSL_CTX *tls;
+	struct masque_config mc;
+	int opened, closed, status;
+	struct cip_addr addrs[MASQUE_MAX_ADDRS];
+	size_t naddrs;
+	struct cip_route routes[16];
+	size_t nroutes, route_events;
+	uint64_t pkts;
+	uint8_t last[1500];
+	size_t last_len;
+};
+
+struct fx {
+	struct memnet net;
+	struct event_base *base;
+	WOLFSSL_CTX *stls;
+	struct policy *pol;
+	struct audit *audit;
+	struct inner *in;
+	struct client cl[3];
+	char log[65536];
+	size_t loglen;
+};
+
+static struct fx *cur;
+
+static uint64_t fake_ms(void *ctx)
+{
+	(void)ctx;
+	return cur->net.now / 1000000;
+}
+
+static ssize_t log_write(void *ctx, const void *buf, size_t len)
+{
+	struct fx *x = ctx;
+	size_t room = sizeof(x->log) - 1 - x->loglen;
+
+	if (len > room)
+		len = room;
+	memcpy(x->log + x->loglen, buf, len);
+	x->loglen += len;
+	x->log[x->loglen] = '\0';
+	return (ssize_t)len;
+}
+
+/* client callbacks */
+static void c_open(struct masque_conn *c, void *ctx)
+{
+	(void)c;
+	((struct client *)ctx)->opened++;
+}
+
+static void c_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
+{
+	struct client *s = ctx;
+
+	(void)c;
+	memcpy(s->addrs, a, n * sizeof(*a));
+	s->naddrs = n;
+}
+
+static void c_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
+{
+	struct client *s = ctx;
+
+	(void)c;
+	if (n > 16)
+		n = 16;
+	memcpy(s->routes, r, n * sizeof(*r));
+	s->nroutes = n;
+	s->route_events++;
+}
+
+static void c_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	struct client *s = ctx;
+
+	(void)c;
+	s->pkts++;
+	s->last_len = len < sizeof(s->last) ? len : sizeof(s->last);
+	memcpy(s->last, pkt, s->last_len);
+}
+
+static void c_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
+{
+	struct client *s = ctx;
+
+	(void)c;
+	s->closed++;
+	s->status = ci->status;
+	s->ep.conn = NULL;
+}
+
+static const struct masque_cbs client_cbs = {
+	.on_open = c_open,
+	.on_addresses = c_addresses,
+	.on_routes = c_routes,
+	.on_packet = c_packet,
+	.on_close = c_close,
+};
+
+/* Makes the connector cert (CN connector:evil: both EKUs) the test PKI
+ * lacks, and a relay:r1 client cert. */
+static int setup(void **state)
+{
+	char cmd[1024];
+
+	if (setup_pki(state) != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && scripts_dir=$OLDPWD && "
+		 "$scripts_dir/scripts/gen-certs.sh -d . --api-relay r1 >/dev/null && "
+		 "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out conn.key "
+		 "2>/dev/null && "
+		 "openssl req -new -key conn.key -subj /CN=connector:evil -out conn.csr 2>/dev/null && "
+		 "printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
+		 "extendedKeyUsage=clientAuth,serverAuth\\n' > conn.ext && "
+		 "openssl x509 -req -in conn.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+		 "-extfile conn.ext -out conn.crt 2>/dev/null",
+		 pki_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct fx *fx_new(void)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct inner_config ic;
+	struct audit_config ac;
+	struct route_prefix pfx[2];
+	char err[512];
+
+	assert_non_null(x);
+	cur = x;
+	assert_int_equal(memnet_init(&x->net), 0);
+	x->base = event_base_new();
+	assert_non_null(x->base);
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL,
+					    &x->stls, err, sizeof(err)),
+			 0);
+	assert_int_equal(policy_load_buf("p.yaml", policy_text, strlen(policy_text), &x->pol, err,
+					 sizeof(err)),
+			 0);
+	memset(&ac, 0, sizeof(ac));
+	ac.write = log_write;
+	ac.write_ctx = x;
+	assert_int_equal(audit_new(&ac, &x->audit), 0);
+	memset(pfx, 0, sizeof(pfx));
+	assert_int_equal(routes_parse("10.20.0.0/16", &pfx[0]), 0);
+	assert_int_equal(routes_parse("192.168.0.0/16", &pfx[1]), 0);
+	memset(&ic, 0, sizeof(ic));
+	ic.base = x->base;
+	ic.tls = x->stls;
+	ic.policy = x->pol;
+	ic.prefixes = pfx;
+	ic.nprefixes = 2;
+	ic.audit = x->audit;
+	ic.now_ms = fake_ms;
+	assert_int_equal(inner_new(&ic, &x->in), 0);
+	assert_int_equal(inner_server_new(x->in, &memnet_io, &x->net.server, 1350, &x->net.srv), 0);
+	return x;
+}
+
+static void fx_free(struct fx *x)
+{
+	for (int i = 0; i < 3; i++) {
+		if (x->cl[i].ep.conn != NULL) {
+			masque_conn_close(x->cl[i].ep.conn, 0, "test over");
+			memnet_run(&x->net, NULL, NULL, SEC);
+		}
+		if (x->cl[i].tls != NULL)
+			wolfSSL_CTX_free(x->cl[i].tls);
+	}
+	inner_server_del(x->in, x->net.srv);
+	inner_del(x->in);
+	audit_free(x->audit);
+	policy_free(x->pol);
+	wolfSSL_CTX_free(x->stls);
+	event_base_free(x->base);
+	assert_int_equal(memnet_free(&x->net), 0);
+	free(x);
+	cur = NULL;
+}
+
+static int done(void *arg)
+{
+	struct client *s = arg;
+
+	return s->closed || (s->opened && s->naddrs > 0 && s->route_events > 0);
+}
+
+/* Client i with certificate file stem id, from the outer address vaddr. */
+static struct client *connect_as(struct fx *x, int i, const char *id, const char *vaddr)
+{
+	struct client *s = &x->cl[i];
+	char err[256], crt[64], key[64];
+
+	memnet_client(&x->net, (size_t)i, &s->ep);
+	assert_int_equal(inet_pton(AF_INET, vaddr, &s->ep.addr.sin_addr), 1);
+	snprintf(crt, sizeof(crt), "%s.crt", id);
+	snprintf(key, sizeof(key), "%s.key", id);
+	assert_int_equal(tls_client_ctx_new(f(crt), f(key), f("ca.crt"), &s->tls, err, sizeof(err)),
+			 0);
+	s->mc.tls = s->tls;
+	s->mc.io = &memnet_io;
+	s->mc.ioctx = &s->ep;
+	s->mc.server_name = "localhost";
+	s->mc.authority = "zgate-connector:443";
+	s->mc.path = "/.well-known/masque/ip/*/*/";
+	assert_int_equal(masque_client_new(&s->mc, &client_cbs, s, (struct sockaddr *)&s->ep.addr,
+					   sizeof(s->ep.addr), (struct sockaddr *)&x->net.server.addr,
+					   sizeof(x->net.server.addr), &s->ep.conn),
+			 0);
+	assert_true(memnet_run(&x->net, done, s, 5 * SEC));
+	return s;
+}
+
+static void test_admission(void **state)
+{
+	struct fx *x = fx_new();
+	struct client *s;
+	struct inner_stats st;
+	uint8_t a[4];
+
+	(void)state;
+	s = connect_as(x, 0, "agent-1", "10.100.0.7");
+	assert_int_equal(s->closed, 0);
+	assert_int_equal(s->naddrs, 1);
+	assert_int_equal(s->addrs[0].version, 4);
+	assert_int_equal(s->addrs[0].prefix_len, 32);
+	inet_pton(AF_INET, "10.100.0.7", a);
+	assert_memory_equal(s->addrs[0].addr, a, 4);
+	/* emr-web cut to the served prefixes: 10.20.0.0/16 tcp; 172.16/12 is
+	 * not served, 192.168/16 is not in the policy; echo-udp is separate */
+	assert_int_equal(s->nroutes, 2);
+	inet_pton(AF_INET, "10.20.0.0", a);
+	assert_memory_equal(s->routes[0].start, a, 4);
+	inet_pton(AF_INET, "10.20.255.255", a);
+	assert_memory_equal(s->routes[0].end, a, 4);
+	assert_int_equal(s->routes[0].proto, 6);
+	inet_pton(AF_INET, "10.20.0.5", a);
+	assert_memory_equal(s->routes[1].start, a, 4);
+	assert_memory_equal(s->routes[1].end, a, 4);
+	assert_int_equal(s->routes[1].proto, 17);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.sessions, 1);
+	assert_int_equal(st.opened, 1);
+	assert_non_null(strstr(x->log, "\"event\":\"session_open\""));
+	assert_non_null(strstr(x->log, "\"client\":\"agent-1\""));
+	assert_non_null(strstr(x->log, "10.100.0.7"));
+	/* the agent goes: the session closes and is audited */
+	masque_conn_close(s->ep.conn, 0, "bye");
+	memnet_run(&x->net, NULL, NULL, SEC);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.sessions, 0);
+	assert_non_null(strstr(x->log, "\"event\":\"session_close\""));
+	fx_free(x);
+}
+
+static void test_refused_identities(void **state)
+{
+	struct fx *x = fx_new();
+	struct inner_stats st;
+
+	(void)state;
+	/* a connector's certificate cannot act as an agent, even though the
+	 * policy lists its identity */
+	assert_int_equal(connect_as(x, 0, "conn", "10.100.0.8")->status, 403);
+	assert_int_equal(connect_as(x, 1, "relay-r1", "10.100.0.9")->status, 403);
+	/* an agent whose policy reaches nothing served here */
+	assert_int_equal(connect_as(x, 2, "agent-2", "10.100.0.10")->status, 403);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.refused_403, 3);
+	assert_int_equal(st.sessions, 0);
+	fx_free(x);
+}
+
+static void test_address_in_use(void **state)
+{
+	struct fx *x = fx_new();
+	struct inner_stats st;
+	struct client *s;
+
+	(void)state;
+	assert_int_equal(connect_as(x, 0, "agent-1", "10.100.0.7")->closed, 0);
+	/* the same agent again from the same address replaces the old one */
+	s = connect_as(x, 1, "agent-1", "10.100.0.7");
+	assert_int_equal(s->closed, 0);
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_int_equal(x->cl[0].closed, 1);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.sessions, 1);
+	assert_int_equal(st.replaced, 1);
+	fx_free(x);
+}
+
+static void test_address_other_identity(void **state)
+{
+	static const char pol2[] = "version: 1\nclients:\n"
+				   "  agent-1:\n    rules:\n      - id: a\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n"
+				   "  agent-2:\n    rules:\n      - id: b\n        action: allow\n"
+				   "        destinations: [\"10.20.1.0/24\"]\n";
+	struct fx *x = fx_new();
+	struct policy *p;
+	struct inner_stats st;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(policy_load_buf("p2.yaml", pol2, strlen(pol2), &p, err, sizeof(err)), 0);
+	inner_set_policy(x->in, p);
+	policy_free(x->pol);
+	x->pol = p;
+	assert_int_equal(connect_as(x, 0, "agent-1", "10.100.0.7")->closed, 0);
+	assert_int_equal(connect_as(x, 1, "agent-2", "10.100.0.7")->status, 409);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.refused_409, 1);
+	assert_int_equal(st.sessions, 1);
+	fx_free(x);
+}
+
+/* An IPv4 UDP packet src:sport -> dst:dport with a valid checksum. */
+static size_t udp4(uint8_t *b, const char *src, const char *dst, uint16_t sport, uint16_t dport)
+{
+	size_t plen = 8, len = 20 + 8 + plen;
+	uint8_t ph[12];
+	uint16_t c;
+
+	memset(b, 0, len);
+	b[0] = 0x45;
+	b[3] = (uint8_t)len;
+	b[8] = 64;
+	b[9] = 17;
+	inet_pton(AF_INET, src, b + 12);
+	inet_pton(AF_INET, dst, b + 16);
+	c = cksum_fold(cksum_add(0, b, 20));
+	b[10] = (uint8_t)(c >> 8);
+	b[11] = (uint8_t)c;
+	b[20] = (uint8_t)(sport >> 8);
+	b[21] = (uint8_t)sport;
+	b[22] = (uint8_t)(dport >> 8);
+	b[23] = (uint8_t)dport;
+	b[25] = (uint8_t)(8 + plen);
+	memset(b + 28, 'x', plen);
+	memcpy(ph, b + 12, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	ph[10] = 0;
+	ph[11] = (uint8_t)(8 + plen);
+	c = cksum_fold(cksum_add(cksum_add(0, ph, 12), b + 20, 8 + plen));
+	b[26] = (uint8_t)(c >> 8);
+	b[27] = (uint8_t)c;
+	return len;
+}
+
+static void test_packets_reach_policy(void **state)
+{
+	struct fx *x = fx_new();
+	struct client *s;
+	struct inner_stats st;
+	uint8_t pkt[64];
+	size_t len;
+
+	(void)state;
+	s = connect_as(x, 0, "agent-1", "10.100.0.7");
+	assert_int_equal(s->closed, 0);
+	/* served, but no rule allows UDP port 53: the policy's default */
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 40000, 53);
+	assert_int_equal(masque_conn_send(s->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_non_null(strstr(x->log, "\"event\":\"flow_deny\""));
+	assert_non_null(strstr(x->log, "\"rule\":\"default\""));
+	assert_non_null(strstr(x->log, "\"dport\":53"));
+	/* the refusal (ICMP administratively prohibited) came back through
+	 * the inner tunnel to the agent's address */
+	assert_true(s->pkts >= 1);
+	assert_int_equal(s->last[9], 1); /* ICMP */
+	assert_memory_equal(s->last + 16, pkt + 12, 4);
+	/* not served at all, even if a rule named it */
+	len = udp4(pkt, "10.100.0.7", "172.16.0.1", 40001, 80);
+	assert_int_equal(masque_conn_send(s->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_non_null(strstr(x->log, "\"rule\":\"outside_prefixes\""));
+	/* allowed by echo-udp: the stack takes the flow */
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 40002, 7);
+	assert_int_equal(masque_conn_send(s->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_non_null(strstr(x->log, "\"event\":\"flow_allow\""));
+	assert_non_null(strstr(x->log, "\"rule\":\"echo-udp\""));
+	/* a spoofed source never becomes a flow */
+	len = udp4(pkt, "10.100.0.99", "10.20.0.5", 40003, 7);
+	assert_int_equal(masque_conn_send(s->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_null(strstr(x->log, "40003"));
+	inner_get_stats(x->in, &st);
+	assert_true(st.bytes_up >= 4 * 36);
+	assert_true(st.bytes_down > 0);
+	fx_free(x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_admission),
+		cmocka_unit_test(test_refused_identities),
+		cmocka_unit_test(test_address_in_use),
+		cmocka_unit_test(test_address_other_identity),
+		cmocka_unit_test(test_packets_reach_policy),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown_pki);
+}
