@@ -740,7 +740,7 @@ static int entry_ok(const struct zgconn *z)
 		log_warnx("connector list: invalid connector ID; entry skipped");
 		return 0;
 	}
-	if (z->naddrs == 0 || z->naddrs > ZGCONN_MAX_ADDRS || z->port == 0 ||
+	if (z->naddrs > ZGCONN_MAX_ADDRS || (z->up && (z->naddrs == 0 || z->port == 0)) ||
 	    z->nprefixes > ZGCONN_MAX_PREFIXES) {
 		log_warnx("connector %s: no address or port; entry skipped", z->id);
 		return 0;
