@@ -607,8 +607,12 @@ static void start_session(struct connector *e)
 	size_t omax, over;
 	int rc;
 
-	if (env->base == NULL || !e->info.up || e->c != NULL)
+	if (!e->info.up || e->c != NULL)
 		return;
+	if (e->state != CONNECTOR_REFUSED)
+		set_state(e, CONNECTOR_CONNECTING);
+	if (env->base == NULL)
+		return; /* no sessions without an event loop */
 	for (size_t i = 0; i < e->info.naddrs && ra == NULL; i++) {
 		if (e->info.addrs[i].version == 4 && cs->local4.version == 4) {
 			ra = &e->info.addrs[i];
@@ -618,8 +622,6 @@ static void start_session(struct connector *e)
 			la = &cs->local6;
 		}
 	}
-	if (e->state != CONNECTOR_REFUSED)
-		set_state(e, CONNECTOR_CONNECTING);
 	if (ra == NULL)
 		return; /* connectors_set_local() starts it */
 	over = ra->version == 4 ? CONNECTORS_OVERHEAD4 : CONNECTORS_OVERHEAD6;
