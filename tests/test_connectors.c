@@ -218,8 +218,8 @@ static void test_steer(void **state)
 	assert_int_equal(connectors_from_tun(cs, p, n), CONNECTORS_UNREACHABLE);
 	assert_int_equal(r.ntun, 1);
 	assert_int_equal(r.tunlen[0], 28 + n);
-	assert_int_equal(r.tun[0][20], 3); /* destination unreachable */
-	assert_int_equal(r.tun[0][21], 1); /* host unreachable */
+	assert_int_equal(r.tun[0][20], 3);             /* destination unreachable */
+	assert_int_equal(r.tun[0][21], 1);             /* host unreachable */
 	assert_memory_equal(r.tun[0] + 12, p + 16, 4); /* from the destination */
 	assert_memory_equal(r.tun[0] + 16, p + 12, 4); /* to the sender */
 	assert_memory_equal(r.tun[0] + 28, p, n);      /* quotes the packet */

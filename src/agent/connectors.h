@@ -72,9 +72,9 @@ const char *connectors_state_name(enum connector_state s);
 
 /* What the agent gives the module. Callbacks may be NULL. */
 struct connectors_env {
-	struct event_base *base; /* NULL: no sessions are started (tests of the pure parts) */
-	const char *cert, *key;  /* the agent's client certificate and key (PEM) */
-	const char *ca;          /* connector_ca: CA connector certificates chain to */
+	struct event_base *base;                     /* NULL: no sessions are started (tests of the pure parts) */
+	const char *cert, *key;                      /* the agent's client certificate and key (PEM) */
+	const char *ca;                              /* connector_ca: CA connector certificates chain to */
 	uint32_t reconnect_min_ms, reconnect_max_ms; /* backoff.h; 0 = 500 / 30000 */
 	uint32_t keepalive_ms, idle_timeout_ms;      /* inner QUIC; 0 = none / 30000 */
 	/* Sends one IP packet (an inner QUIC packet in IP/UDP) into the

@@ -69,16 +69,16 @@
 
 extern char **environ;
 
-#define MAX_PREFIXES 4096                 /* kernel routes from one advertisement */
+#define MAX_PREFIXES 4096                                 /* kernel routes from one advertisement */
 #define MAX_ROUTES (MAX_PREFIXES + CONNECTORS_ROUTES_MAX) /* and the connectors' */
-#define TUN_BATCH 64                      /* packets read per wake-up */
-#define PTB_PER_SECOND 100                /* ICMP "too big" answers, at most */
-#define STABLE_NS (10ull * 1000000000ull) /* a tunnel this old resets the backoff */
-#define REFRESH_S 5                       /* status file refresh while counters move */
-#define ROUTE_REFUSED_MAX 64              /* refused routes listed in the status file */
-#define REFUSAL_LOG_MAX 16                /* refusals logged one by one per advertisement */
-#define CERT_DEBOUNCE_MS 500              /* certificate files settle this long before a reload */
-#define CERT_FILE_MAX (1u << 20)          /* bytes of a certificate file hashed for changes */
+#define TUN_BATCH 64                                      /* packets read per wake-up */
+#define PTB_PER_SECOND 100                                /* ICMP "too big" answers, at most */
+#define STABLE_NS (10ull * 1000000000ull)                 /* a tunnel this old resets the backoff */
+#define REFRESH_S 5                                       /* status file refresh while counters move */
+#define ROUTE_REFUSED_MAX 64                              /* refused routes listed in the status file */
+#define REFUSAL_LOG_MAX 16                                /* refusals logged one by one per advertisement */
+#define CERT_DEBOUNCE_MS 500                              /* certificate files settle this long before a reload */
+#define CERT_FILE_MAX (1u << 20)                          /* bytes of a certificate file hashed for changes */
 
 struct agent {
 	struct agent_config cfg;
@@ -223,6 +223,12 @@ static void write_status(struct agent *ag)
 		st.ndns = ds->nservers;
 		st.dns_domains = ds->domain_p;
 		st.ndns_domains = ds->ndomains;
+	}
+	if (ag->cx != NULL) {
+		st.nconnectors = connectors_count(ag->cx);
+		for (size_t i = 0; i < st.nconnectors; i++)
+			connectors_status(ag->cx, i, &ag->cxst[i]);
+		st.connectors = ag->cxst;
 	}
 	if (ag->c != NULL && ag->open) {
 		struct masque_stats ms;
