@@ -349,6 +349,43 @@ static void test_format_and_show_dns(void **state)
 	assert_null(strstr(buf, "dns"));
 }
 
+static void test_format_and_show_connectors(void **state)
+{
+	struct status_counters c;
+	struct connector_status k[2];
+	struct status_info st = { .state = "connected", .since = NOW, .pid = 9, .relay = "r:1", .tun = "zgate0", .c = &c, .last_error = "" };
+	char buf[4096], *out = NULL, err[512];
+	size_t n = 0;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	memset(k, 0, sizeof(k));
+	snprintf(k[0].id, sizeof(k[0].id), "hospital-a");
+	k[0].state = CONNECTOR_UP;
+	k[0].rtt_us = 4100;
+	k[0].tx_bytes = 1200;
+	k[0].rx_bytes = 3400;
+	snprintf(k[1].id, sizeof(k[1].id), "hospital-b");
+	k[1].state = CONNECTOR_REFUSED;
+	k[1].unreachable = 3;
+	snprintf(k[1].last_error, sizeof(k[1].last_error), "certificate refused");
+	st.connectors = k;
+	st.nconnectors = 2;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_non_null(strstr(buf, "\"connectors\":[{\"id\":\"hospital-a\",\"state\":\"up\","
+				    "\"rtt_us\":4100,\"tx_packets\":0,\"tx_bytes\":1200,"));
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "  connector hospital-a: up, rtt 4.10 ms, sent 1200 bytes, "
+				    "received 3400 bytes\n"
+				    "  connector hospital-b: refused, sent 0 bytes, received 0 bytes, "
+				    "3 unreachable (certificate refused)\n"));
+	free(out);
+	/* none listed: no key */
+	st.nconnectors = 0;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_null(strstr(buf, "connectors"));
+}
+
 static void test_show_not_running(void **state)
 {
 	static const char stopped[] = "{\"state\":\"stopped\",\"since\":1,\"pid\":4242,\"updated\":1700003690}\n";
@@ -593,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_format_connected),
 		cmocka_unit_test(test_format_empty_and_escaped),
 		cmocka_unit_test(test_format_bufshort),
+		cmocka_unit_test(test_format_and_show_connectors),
 		cmocka_unit_test_setup_teardown(test_write_replaces_atomically, mkdir_setup,
 						rmdir_teardown),
 #define T(f) cmocka_unit_test_setup_teardown(f, mkdir_setup, rmdir_teardown)

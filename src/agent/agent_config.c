@@ -47,6 +47,10 @@ static const struct opt opts[] = {
 	{ "cert", T_STR, F(cert), 0, 0, "", "client certificate (PEM); required", "FILE" },
 	{ "key", T_STR, F(key), 0, 0, "", "client private key (PEM); required", "FILE" },
 	{ "ca", T_STR, F(ca), 0, 0, "", "CA the relay's certificate must chain to (PEM); required", "FILE" },
+	{ "connector_ca", T_STR, F(connector_ca), 0, 0, "",
+	  "CA the certificates of zgate-connectors (CN connector:ID) must chain to, for the "
+	  "end-to-end sessions the relay lists (PEM); empty = ca",
+	  "FILE" },
 	{ "server_name", T_STR, F(server_name), 0, 0, "",
 	  "name the relay's certificate must carry; empty = the relay's host", "NAME" },
 	{ "template", T_STR, F(uri_template), 0, 0, "",
@@ -529,6 +533,8 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 	    (r = opt_require(cfg->key, "key", err, errlen)) != 0 ||
 	    (r = opt_require(cfg->ca, "ca", err, errlen)) != 0)
 		return r;
+	if (cfg->connector_ca[0] == '\0')
+		(void)snprintf(cfg->connector_ca, sizeof(cfg->connector_ca), "%s", cfg->ca);
 	memset(&cfg->relays, 0, sizeof(cfg->relays));
 	if ((r = relaylist_add(&cfg->relays, cfg->relay, "relay", err, errlen)) != 0)
 		return r;

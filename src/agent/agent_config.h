@@ -39,6 +39,8 @@ struct agent_config {
 	char cert[AGENT_CONFIG_PATH_MAX];         /* client certificate (PEM), required */
 	char key[AGENT_CONFIG_PATH_MAX];          /* its key, required */
 	char ca[AGENT_CONFIG_PATH_MAX];           /* CA of the relay's certificate, required */
+	char connector_ca[AGENT_CONFIG_PATH_MAX]; /* CA of connectors' certificates; "" = ca
+						      (agent_config_validate() fills it) */
 	char server_name[256];                    /* "" = each relay's host (or NAME@) */
 	char uri_template[AGENT_CONFIG_PATH_MAX]; /* "" = https://HOST:PORT/.well-known/...
 						      of each relay */

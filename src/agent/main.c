@@ -50,6 +50,7 @@
 #include "agent/failover.h"
 #include "agent/agentdns.h"
 #include "agent/backoff.h"
+#include "agent/connectors.h"
 #include "agent/filewatch.h"
 #include "agent/netlink.h"
 #include "agent/ptb.h"
@@ -63,19 +64,21 @@
 #include "masque/tls.h"
 #include "masque/udp.h"
 #include "masque/uri.h"
+#include "zgconn.h"
 #include "zg_err.h"
 
 extern char **environ;
 
-#define MAX_PREFIXES 4096                 /* kernel routes from one advertisement */
-#define TUN_BATCH 64                      /* packets read per wake-up */
-#define PTB_PER_SECOND 100                /* ICMP "too big" answers, at most */
-#define STABLE_NS (10ull * 1000000000ull) /* a tunnel this old resets the backoff */
-#define REFRESH_S 5                       /* status file refresh while counters move */
-#define ROUTE_REFUSED_MAX 64              /* refused routes listed in the status file */
-#define REFUSAL_LOG_MAX 16                /* refusals logged one by one per advertisement */
-#define CERT_DEBOUNCE_MS 500              /* certificate files settle this long before a reload */
-#define CERT_FILE_MAX (1u << 20)          /* bytes of a certificate file hashed for changes */
+#define MAX_PREFIXES 4096                                 /* kernel routes from one advertisement */
+#define MAX_ROUTES (MAX_PREFIXES + CONNECTORS_ROUTES_MAX) /* and the connectors' */
+#define TUN_BATCH 64                                      /* packets read per wake-up */
+#define PTB_PER_SECOND 100                                /* ICMP "too big" answers, at most */
+#define STABLE_NS (10ull * 1000000000ull)                 /* a tunnel this old resets the backoff */
+#define REFRESH_S 5                                       /* status file refresh while counters move */
+#define ROUTE_REFUSED_MAX 64                              /* refused routes listed in the status file */
+#define REFUSAL_LOG_MAX 16                                /* refusals logged one by one per advertisement */
+#define CERT_DEBOUNCE_MS 500                              /* certificate files settle this long before a reload */
+#define CERT_FILE_MAX (1u << 20)                          /* bytes of a certificate file hashed for changes */
 
 struct agent {
 	struct agent_config cfg;
@@ -114,7 +117,7 @@ struct agent {
 	/* What the agent added to the kernel, and nothing else. */
 	struct route_prefix addrs[MASQUE_MAX_ADDRS];
 	size_t naddrs;
-	struct route_prefix routes[MAX_PREFIXES];
+	struct route_prefix routes[MAX_ROUTES];
 	size_t nroutes;
 	int have_relay_rt;
 	struct route_prefix relay_rt; /* as installed: */
@@ -149,7 +152,13 @@ struct agent {
 	uint8_t rbuf[TUNGRO_VNET_LEN + 65536];
 	uint8_t seg[65536]; /* one packet cut from rbuf */
 	uint8_t icmp[TUNGRO_VNET_LEN + PTB_MAX];
-	struct route_prefix want[MAX_PREFIXES], del[MAX_PREFIXES], add[MAX_PREFIXES];
+	struct route_prefix want[MAX_ROUTES], del[MAX_ROUTES], add[MAX_ROUTES];
+	/* the relay's advertisement as prefixes, before filtering: the
+	 * connectors' prefixes (connectors.h) are routed beside them */
+	struct route_prefix relay_pfx[MAX_PREFIXES];
+	size_t nrelay_pfx;
+	struct connectors *cx; /* end-to-end sessions with connectors (issue 22) */
+	struct connector_status cxst[ZGCONN_MAX];
 };
 
 static void start_connect(struct agent *ag);
@@ -214,6 +223,12 @@ static void write_status(struct agent *ag)
 		st.ndns = ds->nservers;
 		st.dns_domains = ds->domain_p;
 		st.ndns_domains = ds->ndomains;
+	}
+	if (ag->cx != NULL) {
+		st.nconnectors = connectors_count(ag->cx);
+		for (size_t i = 0; i < st.nconnectors; i++)
+			connectors_status(ag->cx, i, &ag->cxst[i]);
+		st.connectors = ag->cxst;
 	}
 	if (ag->c != NULL && ag->open) {
 		struct masque_stats ms;
@@ -542,6 +557,26 @@ static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *p
 static void apply_addresses(struct agent *ag);
 static void update_want(struct agent *ag);
 
+/* Installs the relay's routes and those of the up connectors (each
+ * checked like an advertised route), as one full list. */
+static void reroute(struct agent *ag)
+{
+	size_t k = ag->nrelay_pfx, nc;
+
+	memcpy(ag->want, ag->relay_pfx, k * sizeof(ag->want[0]));
+	nc = ag->cx != NULL ? connectors_routes(ag->cx, ag->want + k, MAX_ROUTES - k) : 0;
+	for (size_t i = k; i < k + nc; i++) {
+		int dup = 0;
+
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = routes_equal(&ag->want[j], &ag->want[i]);
+		if (!dup)
+			ag->want[k++] = ag->want[i];
+	}
+	filter_routes(ag, ag->want, &k);
+	apply_routes(ag, ag->want, k);
+}
+
 static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
 {
 	struct agent *ag = ctx;
@@ -556,8 +591,9 @@ static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n
 		set_error(ag, "route advertisement not applied: %s", zg_strerror(e));
 		return;
 	}
-	filter_routes(ag, ag->want, &k);
-	apply_routes(ag, ag->want, k);
+	memcpy(ag->relay_pfx, ag->want, k * sizeof(ag->want[0]));
+	ag->nrelay_pfx = k;
+	reroute(ag);
 	ag->routes_known = 1;
 	/* a global address is taken only where the tunnel routes it */
 	apply_addresses(ag);
@@ -665,6 +701,21 @@ static void apply_addresses(struct agent *ag)
 	}
 }
 
+/* The inner sessions start from the TUN's first address of each family. */
+static void connectors_local(struct agent *ag)
+{
+	const struct route_prefix *v4 = NULL, *v6 = NULL;
+
+	for (size_t i = 0; i < ag->naddrs; i++) {
+		if (ag->addrs[i].version == 4 && v4 == NULL)
+			v4 = &ag->addrs[i];
+		if (ag->addrs[i].version == 6 && v6 == NULL)
+			v6 = &ag->addrs[i];
+	}
+	if (ag->cx != NULL)
+		connectors_set_local(ag->cx, v4, v6);
+}
+
 /* C08: a later ADDRESS_ASSIGN replaces the earlier set. */
 static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
 {
@@ -693,6 +744,7 @@ static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t
 	}
 	apply_addresses(ag);
 	update_want(ag);
+	connectors_local(ag);
 	write_status(ag);
 }
 
@@ -760,6 +812,9 @@ static void tun_packet(const uint8_t *pkt, size_t n, void *arg)
 	struct agent *ag = arg;
 	int r;
 
+	/* a connector's prefix never goes to the relay in the clear */
+	if (ag->cx != NULL && connectors_from_tun(ag->cx, pkt, n) != CONNECTORS_PASS)
+		return;
 	if (ag->c == NULL || !ag->open) {
 		ag->cnt.drop_outage++;
 		return;
@@ -861,12 +916,26 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	flush_tun(ag);
 }
 
+static void to_tun(void *ctx, const uint8_t *pkt, size_t len);
+
 static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	struct agent *ag = ctx;
+
+	(void)c;
+	/* an inner session's QUIC packet: for it, never for the TUN */
+	if (ag->cx != NULL && connectors_from_outer(ag->cx, pkt, len))
+		return;
+	to_tun(ag, pkt, len);
+}
+
+/* One packet to the TUN (from the relay, an inner session or an ICMP
+ * answer), gathered for this loop pass. */
+static void to_tun(void *ctx, const uint8_t *pkt, size_t len)
 {
 	struct agent *ag = ctx;
 	int r;
 
-	(void)c;
 	if (tungro_count(ag->gro) == 0)
 		event_active(ag->flush_ev, EV_TIMEOUT, 0); /* at the end of this pass */
 	r = tungro_add(ag->gro, pkt, len);
@@ -958,9 +1027,11 @@ static void on_open(struct masque_conn *c, void *ctx)
 	if (ag->dns != NULL && agentdns_state(ag->dns)->mode != AGENTDNS_OFF &&
 	    masque_conn_send_capsule(c, CAPSULE_DNS_ASSIGN, NULL, 0) != 0)
 		log_warnx("dns: cannot ask the relay for its DNS configuration");
+	if (ag->cx != NULL)
+		connectors_outer_changed(ag->cx); /* inner sessions waiting for a tunnel start */
 }
 
-/* DNS_ASSIGN (the only extension capsule the agent asks for). */
+/* DNS_ASSIGN and ZG_CONNECTORS (the extension capsules the agent asks for). */
 static int on_capsule(struct masque_conn *c, uint64_t type, const uint8_t *v, size_t len,
 		      void *ctx)
 {
@@ -969,6 +1040,13 @@ static int on_capsule(struct masque_conn *c, uint64_t type, const uint8_t *v, si
 	int r;
 
 	(void)c;
+	if (type == CAPSULE_ZG_CONNECTORS) {
+		/* a bad list keeps the one in force; the tunnel is still good */
+		if (ag->cx != NULL)
+			(void)connectors_on_capsule(ag->cx, v, len);
+		write_status(ag);
+		return 0;
+	}
 	if (type != CAPSULE_DNS_ASSIGN || ag->dns == NULL)
 		return 0;
 	r = agentdns_assign(ag->dns, v, len, err, sizeof(err));
@@ -1318,6 +1396,7 @@ static void print_config(const struct agent_config *c)
 	printf("cert            %s\n"
 	       "key             %s\n"
 	       "ca              %s\n"
+	       "connector_ca    %s\n"
 	       "tun             %s\n"
 	       "status_file     %s\n"
 	       "reconnect       %ums .. %ums\n"
@@ -1328,7 +1407,7 @@ static void print_config(const struct agent_config *c)
 	       "dns             %s (resolv_conf %s)\n"
 	       "log_level       %s, log_format %s\n"
 	       "configuration OK\n",
-	       c->cert, c->key, c->ca, c->tun,
+	       c->cert, c->key, c->ca, c->connector_ca, c->tun,
 	       c->status_file[0] ? c->status_file : "(none)", c->reconnect_min_ms,
 	       c->reconnect_max_ms, c->keepalive_ms, c->idle_timeout_ms, c->connect_timeout_ms,
 	       mtu, c->ipv6 ? "yes" : "no", acc, c->dns, c->resolv_conf, c->log_level,
@@ -1375,11 +1454,58 @@ static int setup_transport(struct agent *ag)
 	ag->cbs.on_close = on_close;
 	ag->cbs.on_writable = on_writable;
 	ag->cbs.on_capsule = on_capsule;
-	if (strcmp(ag->cfg.dns, "off") != 0) {
-		ag->mc.ext_capsules[0] = CAPSULE_DNS_ASSIGN;
-		ag->mc.n_ext_capsules = 1;
-	}
+	if (strcmp(ag->cfg.dns, "off") != 0)
+		ag->mc.ext_capsules[ag->mc.n_ext_capsules++] = CAPSULE_DNS_ASSIGN;
+	ag->mc.ext_capsules[ag->mc.n_ext_capsules++] = CAPSULE_ZG_CONNECTORS;
 	return 0;
+}
+
+/* connectors.h environment: inner packets travel in the outer tunnel. */
+static int cx_to_outer(void *ctx, const uint8_t *pkt, size_t len)
+{
+	struct agent *ag = ctx;
+
+	if (ag->c == NULL || !ag->open)
+		return ZG_ERR_STATE;
+	return masque_conn_send(ag->c, pkt, len);
+}
+
+static size_t cx_outer_max(void *ctx)
+{
+	struct agent *ag = ctx;
+
+	return ag->c != NULL && ag->open ? masque_conn_max_packet(ag->c) : 0;
+}
+
+static void cx_changed(void *ctx)
+{
+	struct agent *ag = ctx;
+
+	if (ag->stopping)
+		return;
+	reroute(ag);
+	write_status(ag);
+}
+
+static int setup_connectors(struct agent *ag)
+{
+	struct connectors_env env;
+
+	memset(&env, 0, sizeof(env));
+	env.base = ag->base;
+	env.cert = ag->cfg.cert;
+	env.key = ag->cfg.key;
+	env.ca = ag->cfg.connector_ca;
+	env.reconnect_min_ms = ag->cfg.reconnect_min_ms;
+	env.reconnect_max_ms = ag->cfg.reconnect_max_ms;
+	env.keepalive_ms = ag->cfg.keepalive_ms;
+	env.idle_timeout_ms = ag->cfg.idle_timeout_ms;
+	env.to_outer = cx_to_outer;
+	env.outer_max = cx_outer_max;
+	env.to_tun = to_tun;
+	env.changed = cx_changed;
+	env.ctx = ag;
+	return connectors_new(&env, &ag->cx);
 }
 
 /* Notes whether the device name exists already (a persistent TUN made with
@@ -1557,7 +1683,7 @@ static int run(struct agent *ag, int argc, char **argv)
 		goto out;
 	failover_init(&ag->fo, ag->cfg.relays.n, ag->cfg.reconnect_min_ms,
 		      ag->cfg.reconnect_max_ms, STABLE_NS);
-	if (make_events(ag) != 0) {
+	if (make_events(ag) != 0 || setup_connectors(ag) != 0) {
 		fprintf(stderr, "zgate-agent: cannot set up the event loop\n");
 		rc = 1;
 		goto out;
@@ -1576,6 +1702,9 @@ static int run(struct agent *ag, int argc, char **argv)
 		  ag->nroutes, ag->have_relay_rt ? " and the relay route" : "", ag->naddrs);
 	agentdns_free(ag->dns); /* the DNS configuration first: it names the tunnel's server */
 	ag->dns = NULL;
+	ag->stopping = 1;
+	connectors_free(ag->cx); /* the inner sessions before the tunnel they ride in */
+	ag->cx = NULL;
 	remove_all_added(ag);
 	if (ag->tun_existed && ag->link_up &&
 	    nl_link_set(ag->nl, ag->ifindex, ag->tun_was_up, ag->tun_old_mtu) != 0)
@@ -1595,6 +1724,8 @@ static int run(struct agent *ag, int argc, char **argv)
 				       ag->cnt.drop_not_ours + ag->cnt.drop_malformed));
 	rc = 0;
 out:
+	connectors_free(ag->cx);
+	ag->cx = NULL;
 	agentdns_free(ag->dns);
 	ag->dns = NULL;
 	free_events(ag);

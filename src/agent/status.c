@@ -137,6 +137,27 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 		put(&o, "],\"dns_via\":");
 		put_str(&o, st->dns_via);
 	}
+	if (st->nconnectors > 0) {
+		put(&o, ",\"connectors\":[");
+		for (size_t i = 0; i < st->nconnectors; i++) {
+			const struct connector_status *k = &st->connectors[i];
+
+			put(&o, "%s{\"id\":", i ? "," : "");
+			put_str(&o, k->id);
+			put(&o, ",\"state\":");
+			put_str(&o, connectors_state_name(k->state));
+			put(&o,
+			    ",\"rtt_us\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
+			    "\"rx_packets\":%llu,\"rx_bytes\":%llu,\"unreachable\":%llu,"
+			    "\"last_error\":",
+			    (unsigned long long)k->rtt_us, (unsigned long long)k->tx_packets,
+			    (unsigned long long)k->tx_bytes, (unsigned long long)k->rx_packets,
+			    (unsigned long long)k->rx_bytes, (unsigned long long)k->unreachable);
+			put_str(&o, k->last_error);
+			put(&o, "}");
+		}
+		put(&o, "]");
+	}
 	if (st->quic != NULL)
 		put(&o,
 		    ",\"quic\":{\"srtt_us\":%llu,\"min_rtt_us\":%llu,\"cwnd\":%llu,"
@@ -730,6 +751,43 @@ static void print_relays(struct show *sh)
 		sh->d->t[arr].n, (unsigned long long)sw, sw == 1 ? "" : "es");
 }
 
+/* "connector hospital-a: up, rtt 4.10 ms, sent 1.2 KiB, received 3.4 KiB" */
+static void print_connectors(struct show *sh)
+{
+	long arr = jget(sh->d, sh->root, "connectors");
+	char id[ZGCONN_ID_MAX * 2], state[32], err[400];
+
+	if (arr < 0)
+		return; /* no connector listed (or an older agent) */
+	if (sh->d->t[arr].type != J_ARR) {
+		if (sh->bad == NULL)
+			sh->bad = "connectors";
+		return;
+	}
+	for (uint32_t k = 0; k < sh->d->t[arr].n; k++) {
+		long o = jat(sh->d, arr, k);
+
+		if (o < 0 || sh->d->t[o].type != J_OBJ) {
+			if (sh->bad == NULL)
+				sh->bad = "connectors";
+			continue;
+		}
+		fprintf(sh->out, "  connector %s: %s", sfield(sh, o, "id", id, sizeof(id)),
+			sfield(sh, o, "state", state, sizeof(state)));
+		if (strcmp(state, "up") == 0)
+			fprintf(sh->out, ", rtt %.2f ms", (double)ufield(sh, o, "rtt_us") / 1000);
+		fprintf(sh->out, ", sent %llu bytes, received %llu bytes",
+			(unsigned long long)ufield(sh, o, "tx_bytes"),
+			(unsigned long long)ufield(sh, o, "rx_bytes"));
+		if (ufield(sh, o, "unreachable") > 0)
+			fprintf(sh->out, ", %llu unreachable",
+				(unsigned long long)ufield(sh, o, "unreachable"));
+		if (sfield(sh, o, "last_error", err, sizeof(err))[0] != '\0')
+			fprintf(sh->out, " (%s)", err);
+		fprintf(sh->out, "\n");
+	}
+}
+
 static void print_summary(struct show *sh)
 {
 	char tun[64], state[64], relay[600], rr[128], err[1200];
@@ -764,6 +822,7 @@ static void print_summary(struct show *sh)
 		if (sfield(sh, sh->root, "dns_via", via, sizeof(via))[0] != '\0')
 			fprintf(sh->out, "  dns via: %s\n", via);
 	}
+	print_connectors(sh);
 	if (mtu > 0)
 		fprintf(sh->out, "  mtu: %llu\n", (unsigned long long)mtu);
 	if (q >= 0 && sh->d->t[q].type == J_OBJ) {

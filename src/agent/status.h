@@ -16,7 +16,10 @@
  *    "rx_bytes":..,"drops":{"outage":..,"too_big":..,"congested":..,
  *    "tun_write":..},"icmp_too_big_sent":..,"last_error":"",
  *    "dns":["10.100.0.1"],"dns_domains":["saas.example"],
- *    "dns_via":"file /etc/resolv.conf"}
+ *    "dns_via":"file /etc/resolv.conf",
+ *    "connectors":[{"id":"hospital-a","state":"up","rtt_us":4100,"tx_packets":..,
+ *                   "tx_bytes":..,"rx_packets":..,"rx_bytes":..,"unreachable":..,
+ *                   "last_error":""}]}
  */
 #ifndef ZG_AGENT_STATUS_H
 #define ZG_AGENT_STATUS_H
@@ -25,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "agent/connectors.h"
 #include "agent/relaylist.h"
 #include "agent/routes.h"
 
@@ -91,6 +95,9 @@ struct status_info {
 	size_t ndns;
 	const char *const *dns_domains; /* their domains; "" = every name */
 	size_t ndns_domains;
+	/* the connectors the relay listed (connectors.h); none = no key */
+	const struct connector_status *connectors;
+	size_t nconnectors;
 };
 
 /* Writes *st as one JSON object plus a newline into buf. Returns 0 with

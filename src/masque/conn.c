@@ -1769,6 +1769,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	ngtcp2_transport_params tp;
 	ngtcp2_path path;
 	ngtcp2_cid dcid, scid;
+	const char *cert_name;
 	int r;
 
 	if (cfg == NULL || cfg->tls == NULL || cfg->io == NULL || cfg->server_name == NULL ||
@@ -1776,6 +1777,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	    cfg->n_ext_capsules > CAPSULE_EXT_MAX ||
 	    locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
 		return ZG_ERR_INVAL;
+	cert_name = cfg->cert_name != NULL ? cfg->cert_name : cfg->server_name;
 	r = conn_alloc(cfg, cbs, ctx, 0, &c);
 	if (r != 0)
 		return r;
@@ -1805,7 +1807,8 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	if (tls_set_alpn(c->ssl, cfg->test_alpn) != 0 ||
 	    wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, cfg->server_name,
 			   (unsigned short)strlen(cfg->server_name)) != WOLFSSL_SUCCESS ||
-	    wolfSSL_check_domain_name(c->ssl, cfg->server_name) != WOLFSSL_SUCCESS)
+	    (cert_name[0] != '\0' &&
+	     wolfSSL_check_domain_name(c->ssl, cert_name) != WOLFSSL_SUCCESS))
 		goto fail;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
 	if (conn_write(c) != 0) {

@@ -202,6 +202,11 @@ struct masque_config {
 	void *ioctx;
 	/* Client only. */
 	const char *server_name; /* SNI and the name the certificate must match */
+	/* The name the server certificate must match instead of server_name;
+	 * NULL = server_name, "" = no name check: the owner's verify callback
+	 * on the TLS context checks the peer's identity itself (the agent's
+	 * inner connector sessions check CN "connector:<ID>"). */
+	const char *cert_name;
 	const char *authority;   /* :authority, host:port */
 	const char *path;        /* :path, the expanded template (uri.h) */
 	struct cip_addr want[2]; /* ADDRESS_REQUEST entries (C10); */

@@ -1,0 +1,182 @@
+/*
+ * connectors.h — the agent's end-to-end sessions with zgate-connectors
+ * (issue 22, CONNECTOR.md "Agent").
+ *
+ * The relay tells the agent, in a ZG_CONNECTORS capsule (zgconn.h), which
+ * connectors its policy lets it reach: each with its ID, whether it is up,
+ * its virtual addresses and inner port, and the on-prem prefixes it
+ * serves. Each capsule is the full list and replaces the previous one.
+ *
+ * For every up connector the agent runs an INNER CONNECT-IP client
+ * (masque.h) over a tunio (tunio.h): its QUIC packets travel as IP/UDP
+ * packets from the agent's own tunnel address and a random port in
+ * 49152-65535 to the connector's virtual address and inner port, inside
+ * the outer tunnel, so the relay only forwards ciphertext. The inner
+ * handshake presents the agent's certificate and accepts only a
+ * certificate that chains to connector_ca and whose subject CN is exactly
+ * "connector:<ID>" of the connector it was told about; anything else is
+ * refused and logged (state "refused"), and tried again later.
+ *
+ * TLS names of the inner session: SNI "connector.zgate.invalid" (RFC
+ * 6761's .invalid: a valid DNS name that names nothing, since the peer is
+ * identified by its CN, not by a host name; the connector serves one
+ * identity, so the SNI carries no choice) with no host-name match
+ * (masque_config.cert_name ""): the CN check replaces it, so a connector
+ * certificate needs no subjectAltName. :authority
+ * "connector.zgate.invalid:<port>", :path the default template with
+ * target and protocol "*".
+ *
+ * Steering. A packet from the TUN whose destination lies in a listed
+ * connector's prefix (the longest such prefix wins) goes into that
+ * connector's inner tunnel when it is open; otherwise it is answered with
+ * ICMP destination unreachable and never sent to the relay in the clear.
+ * A packet from the outer tunnel that is UDP from a connector's address
+ * and inner port to our inner address and port feeds the inner QUIC, never
+ * the TUN. Inner packets go to the TUN.
+ *
+ * The steering and list functions are pure (no I/O): the sessions are
+ * started only when the environment gives an event base.
+ */
+#ifndef ZG_AGENT_CONNECTORS_H
+#define ZG_AGENT_CONNECTORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "agent/routes.h"
+#include "zgconn.h"
+
+struct event_base;
+struct connectors;
+
+/* SNI and :authority host of every inner session (see above). */
+#define CONNECTORS_SNI "connector.zgate.invalid"
+/* Local ports of inner sessions: the dynamic range (RFC 6335). */
+#define CONNECTORS_PORT_MIN 49152
+/* IPv4 + UDP headers around an inner QUIC packet (IPv6: 48). */
+#define CONNECTORS_OVERHEAD4 28
+#define CONNECTORS_OVERHEAD6 48
+/* Most prefixes routed for connectors at once. */
+#define CONNECTORS_ROUTES_MAX (ZGCONN_MAX * ZGCONN_MAX_PREFIXES)
+
+enum connector_state {
+	CONNECTOR_DOWN = 0,   /* the relay says it is down */
+	CONNECTOR_CONNECTING, /* up; the inner session is not open (yet) */
+	CONNECTOR_UP,         /* the inner session is open */
+	CONNECTOR_REFUSED,    /* its certificate was refused (wrong CN, CA, ...) */
+};
+
+/* "down", "connecting", "up", "refused". Never NULL. */
+const char *connectors_state_name(enum connector_state s);
+
+/* What the agent gives the module. Callbacks may be NULL. */
+struct connectors_env {
+	struct event_base *base;                     /* NULL: no sessions are started (tests of the pure parts) */
+	const char *cert, *key;                      /* the agent's client certificate and key (PEM) */
+	const char *ca;                              /* connector_ca: CA connector certificates chain to */
+	uint32_t reconnect_min_ms, reconnect_max_ms; /* backoff.h; 0 = 500 / 30000 */
+	uint32_t keepalive_ms, idle_timeout_ms;      /* inner QUIC; 0 = none / 30000 */
+	/* Sends one IP packet (an inner QUIC packet in IP/UDP) into the
+	 * outer tunnel. Returns 0 or a negative error (dropped; QUIC
+	 * recovers). */
+	int (*to_outer)(void *ctx, const uint8_t *pkt, size_t len);
+	/* The largest packet the outer tunnel takes now (0 = none open). */
+	size_t (*outer_max)(void *ctx);
+	/* Writes one IP packet from an inner tunnel to the TUN. */
+	void (*to_tun)(void *ctx, const uint8_t *pkt, size_t len);
+	/* The routes (connectors_routes()) or a state changed. */
+	void (*changed)(void *ctx);
+	void *ctx;
+};
+
+/* Per-connector counters and state, for the status file. */
+struct connector_status {
+	char id[ZGCONN_ID_MAX];
+	enum connector_state state;
+	uint64_t rtt_us; /* inner smoothed RTT; 0 while not open */
+	uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+	uint64_t tx_dropped;  /* the inner tunnel did not take them */
+	uint64_t rx_dropped;  /* malformed, or from a source it does not serve */
+	uint64_t unreachable; /* packets answered with ICMP unreachable */
+	char last_error[160]; /* why the last session ended or was refused; "" */
+};
+
+/* Creates the module (no connector yet). env is copied; its strings must
+ * outlive the module. Returns 0, ZG_ERR_INVAL or ZG_ERR_NOMEM. */
+int connectors_new(const struct connectors_env *env, struct connectors **pcs);
+
+/* Closes every inner session and frees cs (NULL is fine). */
+void connectors_free(struct connectors *cs);
+
+/* Replaces the list with v[0..n) (a decoded ZG_CONNECTORS capsule):
+ * connectors no longer listed, or down, lose their session; new up ones,
+ * or ones whose address or port changed, get a (new) session. Entries
+ * with an invalid ID, a duplicate ID, no address or port 0 are skipped
+ * (logged). Calls env.changed once when anything changed. Returns the
+ * number of connectors kept. */
+size_t connectors_set_list(struct connectors *cs, const struct zgconn *v, size_t n);
+
+/* Decodes a ZG_CONNECTORS capsule value and applies it. Returns 0, or
+ * ZG_ERR_MALFORMED / ZG_ERR_TOO_LARGE (zgconn_decode; the list in force
+ * is kept). */
+int connectors_on_capsule(struct connectors *cs, const uint8_t *value, size_t len);
+
+/* Sets the agent's own tunnel addresses (version 0 = none of that
+ * family): inner sessions start from them. Sessions whose local address
+ * changed start again. */
+void connectors_set_local(struct connectors *cs, const struct route_prefix *v4,
+			  const struct route_prefix *v6);
+
+/* Number of connectors listed; their status (i < count). */
+size_t connectors_count(const struct connectors *cs);
+void connectors_status(const struct connectors *cs, size_t i, struct connector_status *st);
+
+/* The prefixes of up connectors, deduplicated, into out (room for max).
+ * Returns the count. */
+size_t connectors_routes(const struct connectors *cs, struct route_prefix *out, size_t max);
+
+/* Where a packet read from the TUN goes. */
+enum connectors_steer {
+	CONNECTORS_PASS = 0,    /* not for a connector: the outer tunnel */
+	CONNECTORS_INNER,       /* into connector *pidx's open inner tunnel */
+	CONNECTORS_UNREACHABLE, /* connector *pidx cannot take it: ICMP back */
+};
+
+/* Decides for pkt[0..len) by its destination (pure). A malformed packet
+ * is CONNECTORS_PASS (the outer path counts it). */
+enum connectors_steer connectors_steer(const struct connectors *cs, const uint8_t *pkt,
+				       size_t len, size_t *pidx);
+
+/* 1 when pkt[0..len) from the outer tunnel is UDP from connector i's
+ * address and inner port to the address and port of i's inner session
+ * (pure; *pidx = i), 0 otherwise. */
+int connectors_match_outer(const struct connectors *cs, const uint8_t *pkt, size_t len,
+			   size_t *pidx);
+
+/* Builds the ICMP destination unreachable answer to pkt[0..len) (from
+ * its destination to its source): host unreachable (ICMPv4 3/1, ICMPv6
+ * 1/3 address unreachable), or with prohibited administratively
+ * prohibited (ICMPv4 3/13, ICMPv6 1/1). Quotes as much of pkt as RFC 1812
+ * / RFC 4443 allow. Returns 0 with *pn, *pn = 0 when no error may be sent
+ * (an ICMP error, a non-first fragment, special source or destination);
+ * ZG_ERR_MALFORMED; ZG_ERR_BUFSHORT when cap < PTB_MAX. */
+int connectors_unreachable(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out,
+			   size_t cap, size_t *pn);
+
+/* The TUN read path: steers pkt. Returns CONNECTORS_PASS (the caller sends
+ * it to the relay), or CONNECTORS_INNER / CONNECTORS_UNREACHABLE when the
+ * module took it: sent into the inner tunnel, or answered through
+ * env.to_tun with ICMP unreachable (at most 100 a second) and dropped. */
+enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *pkt, size_t len);
+
+/* The outer on_packet path: 1 when pkt was an inner packet of one of our
+ * sessions (fed to its QUIC, or dropped when malformed: never for the
+ * TUN), 0 when it is not the module's. */
+int connectors_from_outer(struct connectors *cs, const uint8_t *pkt, size_t len);
+
+/* The outer tunnel opened or closed (its largest packet changed): open
+ * sessions keep going; sessions waiting for it start. */
+void connectors_outer_changed(struct connectors *cs);
+
+#endif /* ZG_AGENT_CONNECTORS_H */

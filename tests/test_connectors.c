@@ -1,0 +1,597 @@
+/* tests/test_connectors.c — the agent's connector list, packet steering,
+ * ICMP unreachable answers, outer UDP demultiplexing and a whole inner
+ * session with a connector joined in memory (issue 22). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "agent/connectors.h"
+#include "agent/ptb.h"
+#include "masque/masque.h"
+#include "masque/tls.h"
+#include "masque/tunio.h"
+#include "pki.h"
+#include "zg_err.h"
+#include "zgconn.h"
+
+static void pfx(struct zgconn_prefix *p, const char *s, uint8_t len)
+{
+	memset(p, 0, sizeof(*p));
+	if (strchr(s, ':') != NULL) {
+		p->version = 6;
+		assert_int_equal(inet_pton(AF_INET6, s, p->a), 1);
+	} else {
+		p->version = 4;
+		assert_int_equal(inet_pton(AF_INET, s, p->a), 1);
+	}
+	p->len = len;
+}
+
+static void conn(struct zgconn *z, const char *id, int up, const char *vaddr, const char *prefix,
+		 uint8_t len)
+{
+	memset(z, 0, sizeof(*z));
+	snprintf(z->id, sizeof(z->id), "%s", id);
+	z->up = up;
+	z->port = 443;
+	pfx(&z->addrs[0], vaddr, 32);
+	z->naddrs = 1;
+	pfx(&z->prefixes[0], prefix, len);
+	z->nprefixes = 1;
+}
+
+/* An IPv4 UDP packet src:sport -> dst:dport with 8 payload bytes (no
+ * checksum: steering looks at addresses and ports only). */
+static size_t udp4(uint8_t *b, const char *src, uint16_t sport, const char *dst, uint16_t dport)
+{
+	memset(b, 0, 36);
+	b[0] = 0x45;
+	b[3] = 36;
+	b[6] = 0x40; /* DF */
+	b[8] = 64;
+	b[9] = 17;
+	assert_int_equal(inet_pton(AF_INET, src, b + 12), 1);
+	assert_int_equal(inet_pton(AF_INET, dst, b + 16), 1);
+	b[20] = (uint8_t)(sport >> 8);
+	b[21] = (uint8_t)sport;
+	b[22] = (uint8_t)(dport >> 8);
+	b[23] = (uint8_t)dport;
+	b[25] = 16;
+	memcpy(b + 28, "payload!", 8);
+	return 36;
+}
+
+struct rec {
+	int changed;
+	size_t ntun;
+	uint8_t tun[4][1600];
+	size_t tunlen[4];
+};
+
+static void rec_changed(void *ctx)
+{
+	((struct rec *)ctx)->changed++;
+}
+
+static void rec_tun(void *ctx, const uint8_t *pkt, size_t len)
+{
+	struct rec *r = ctx;
+
+	if (r->ntun < 4 && len <= sizeof(r->tun[0])) {
+		memcpy(r->tun[r->ntun], pkt, len);
+		r->tunlen[r->ntun] = len;
+	}
+	r->ntun++;
+}
+
+static struct connectors *pure(struct rec *r)
+{
+	struct connectors_env env;
+	struct connectors *cs = NULL;
+
+	memset(&env, 0, sizeof(env));
+	env.changed = rec_changed;
+	env.to_tun = rec_tun;
+	env.ctx = r;
+	assert_int_equal(connectors_new(&env, &cs), 0);
+	return cs;
+}
+
+static void test_list_add_update_remove(void **state)
+{
+	struct rec r;
+	struct connectors *cs;
+	struct zgconn v[3];
+	struct route_prefix rt[8];
+	struct connector_status st;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	cs = pure(&r);
+	conn(&v[0], "hosp-a", 1, "10.100.0.9", "10.20.0.0", 16);
+	conn(&v[1], "hosp-b", 0, "10.100.0.10", "10.30.0.0", 16);
+	assert_int_equal(connectors_set_list(cs, v, 2), 2);
+	assert_true(r.changed >= 1);
+	assert_int_equal(connectors_count(cs), 2);
+	connectors_status(cs, 0, &st);
+	assert_string_equal(st.id, "hosp-a");
+	assert_string_equal(connectors_state_name(st.state), "connecting"); /* no base: waits */
+	connectors_status(cs, 1, &st);
+	assert_string_equal(connectors_state_name(st.state), "down");
+	/* only up connectors are routed */
+	assert_int_equal(connectors_routes(cs, rt, 8), 1);
+	assert_int_equal(rt[0].version, 4);
+	assert_int_equal(rt[0].addr[1], 20);
+	assert_int_equal(rt[0].len, 16);
+
+	/* the same list again changes nothing */
+	r.changed = 0;
+	assert_int_equal(connectors_set_list(cs, v, 2), 2);
+	assert_int_equal(r.changed, 0);
+
+	/* update: hosp-b comes up with a second prefix; hosp-a goes away;
+	 * a bad ID and a duplicate are skipped */
+	v[1].up = 1;
+	pfx(&v[1].prefixes[1], "fd20::", 48);
+	v[1].nprefixes = 2;
+	conn(&v[2], "hosp-b", 1, "10.100.0.11", "10.99.0.0", 16); /* duplicate ID */
+	v[0] = v[1];
+	v[1] = v[2];
+	conn(&v[2], "bad id", 1, "10.100.0.12", "10.98.0.0", 16);
+	assert_int_equal(connectors_set_list(cs, v, 3), 1);
+	assert_true(r.changed >= 1);
+	assert_int_equal(connectors_count(cs), 1);
+	connectors_status(cs, 0, &st);
+	assert_string_equal(st.id, "hosp-b");
+	assert_int_equal(connectors_routes(cs, rt, 8), 2);
+	assert_int_equal(rt[1].version, 6);
+	assert_int_equal(rt[1].len, 48);
+
+	/* remove all */
+	r.changed = 0;
+	assert_int_equal(connectors_set_list(cs, NULL, 0), 0);
+	assert_int_equal(r.changed, 1);
+	assert_int_equal(connectors_routes(cs, rt, 8), 0);
+	connectors_free(cs);
+}
+
+static void test_capsule(void **state)
+{
+	struct rec r;
+	struct connectors *cs;
+	struct zgconn v[2];
+	uint8_t buf[2048];
+	size_t n = 0;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	cs = pure(&r);
+	conn(&v[0], "hosp-a", 1, "10.100.0.9", "10.20.0.0", 16);
+	conn(&v[1], "hosp-b", 0, "10.100.0.10", "10.30.0.0", 16);
+	v[1].port = 0; /* down: no port needed */
+	v[1].naddrs = 0;
+	assert_int_equal(zgconn_encode(v, 2, buf, sizeof(buf), &n), 0);
+	assert_int_equal(connectors_on_capsule(cs, buf, n), 0);
+	assert_int_equal(connectors_count(cs), 2);
+	/* a truncated capsule keeps the list in force */
+	assert_int_not_equal(connectors_on_capsule(cs, buf, n - 3), 0);
+	assert_int_equal(connectors_count(cs), 2);
+	connectors_free(cs);
+}
+
+static void test_steer(void **state)
+{
+	struct rec r;
+	struct connectors *cs;
+	struct zgconn v[2];
+	uint8_t p[64];
+	size_t i = 99, n;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	cs = pure(&r);
+	conn(&v[0], "wide", 1, "10.100.0.9", "10.0.0.0", 8);
+	conn(&v[1], "narrow", 0, "10.100.0.10", "10.20.0.0", 16);
+	assert_int_equal(connectors_set_list(cs, v, 2), 2);
+	n = udp4(p, "10.100.0.2", 5000, "8.8.8.8", 53);
+	assert_int_equal(connectors_steer(cs, p, n, &i), CONNECTORS_PASS);
+	assert_int_equal(i, 99);
+	/* the longest prefix wins: narrow is down -> unreachable */
+	n = udp4(p, "10.100.0.2", 5000, "10.20.1.1", 53);
+	assert_int_equal(connectors_steer(cs, p, n, &i), CONNECTORS_UNREACHABLE);
+	assert_int_equal(i, 1);
+	/* wide is up, but its inner session is not open: unreachable too */
+	n = udp4(p, "10.100.0.2", 5000, "10.30.1.1", 53);
+	assert_int_equal(connectors_steer(cs, p, n, &i), CONNECTORS_UNREACHABLE);
+	assert_int_equal(i, 0);
+	/* malformed: pass (the outer path counts it) */
+	assert_int_equal(connectors_steer(cs, p, 10, &i), CONNECTORS_PASS);
+	/* from_tun answers with ICMP host unreachable through to_tun */
+	assert_int_equal(connectors_from_tun(cs, p, n), CONNECTORS_UNREACHABLE);
+	assert_int_equal(r.ntun, 1);
+	assert_int_equal(r.tunlen[0], 28 + n);
+	assert_int_equal(r.tun[0][20], 3);             /* destination unreachable */
+	assert_int_equal(r.tun[0][21], 1);             /* host unreachable */
+	assert_memory_equal(r.tun[0] + 12, p + 16, 4); /* from the destination */
+	assert_memory_equal(r.tun[0] + 16, p + 12, 4); /* to the sender */
+	assert_memory_equal(r.tun[0] + 28, p, n);      /* quotes the packet */
+	assert_int_equal(ptb_checksum(r.tun[0], 20, 0), 0);
+	assert_int_equal(ptb_checksum(r.tun[0] + 20, 8 + n, 0), 0);
+	connectors_free(cs);
+}
+
+static void test_unreachable_rules(void **state)
+{
+	uint8_t p[64], out[PTB_MAX], p6[48];
+	size_t n, m = 7;
+	uint32_t s;
+
+	(void)state;
+	n = udp4(p, "10.100.0.2", 5000, "10.20.1.1", 53);
+	assert_int_equal(connectors_unreachable(p, n, 1, out, 100, &m), ZG_ERR_BUFSHORT);
+	assert_int_equal(connectors_unreachable(p, n, 1, out, sizeof(out), &m), 0);
+	assert_int_equal(out[21], 13); /* administratively prohibited */
+	/* an ICMP error is never answered */
+	p[9] = 1;
+	p[20] = 3;
+	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
+	assert_int_equal(m, 0);
+	/* a non-first fragment neither */
+	n = udp4(p, "10.100.0.2", 5000, "10.20.1.1", 53);
+	p[7] = 1;
+	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
+	assert_int_equal(m, 0);
+	/* nor a broadcast destination */
+	n = udp4(p, "10.100.0.2", 5000, "255.255.255.255", 53);
+	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
+	assert_int_equal(m, 0);
+	assert_int_equal(connectors_unreachable(p, 5, 0, out, sizeof(out), &m), ZG_ERR_MALFORMED);
+	/* IPv6: type 1, code 3 (address unreachable) / 1 (prohibited) */
+	memset(p6, 0, sizeof(p6));
+	p6[0] = 0x60;
+	p6[5] = 8;
+	p6[6] = 17;
+	p6[7] = 64;
+	assert_int_equal(inet_pton(AF_INET6, "fd00::2", p6 + 8), 1);
+	assert_int_equal(inet_pton(AF_INET6, "fd20::5", p6 + 24), 1);
+	assert_int_equal(connectors_unreachable(p6, 48, 0, out, sizeof(out), &m), 0);
+	assert_int_equal(m, 48 + 48);
+	assert_int_equal(out[40], 1);
+	assert_int_equal(out[41], 3);
+	assert_memory_equal(out + 8, p6 + 24, 16);
+	assert_memory_equal(out + 24, p6 + 8, 16);
+	s = 0;
+	for (int k = 8; k < 40; k += 2)
+		s += (uint32_t)(out[k] << 8 | out[k + 1]);
+	s += 56 + 58;
+	assert_int_equal(ptb_checksum(out + 40, 56, s), 0);
+	assert_int_equal(connectors_unreachable(p6, 48, 1, out, sizeof(out), &m), 0);
+	assert_int_equal(out[41], 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* a whole inner session: the module's client and a zgate masque server
+ * with a connector:ID certificate, joined through tunio transports; the
+ * outer tunnel is a queue delivered on the next loop turn */
+
+#define QMAX 256
+struct e2e {
+	struct event_base *base;
+	struct event *deliver;
+	struct connectors *cs;
+	struct tunio *sio;
+	struct masque_server *srv;
+	WOLFSSL_CTX *sctx;
+	uint8_t q[2][QMAX][1600]; /* 0: to the connector, 1: to the agent */
+	size_t qlen[2][QMAX], qn[2];
+	int changed, stray, tun_got, srv_got;
+	uint8_t last_tun[1600];
+	size_t last_tun_len;
+};
+
+static void enqueue(struct e2e *t, int dir, const uint8_t *pkt, size_t len)
+{
+	if (t->qn[dir] == QMAX || len > sizeof(t->q[0][0]))
+		return;
+	memcpy(t->q[dir][t->qn[dir]], pkt, len);
+	t->qlen[dir][t->qn[dir]++] = len;
+	event_active(t->deliver, 0, 0);
+}
+
+static int agent_to_outer(void *ctx, const uint8_t *pkt, size_t len)
+{
+	enqueue(ctx, 0, pkt, len);
+	return 0;
+}
+
+static size_t agent_outer_max(void *ctx)
+{
+	(void)ctx;
+	return 1452;
+}
+
+static void agent_changed(void *ctx)
+{
+	struct e2e *t = ctx;
+	struct connector_status st;
+
+	t->changed++;
+	if (connectors_count(t->cs) == 1) {
+		connectors_status(t->cs, 0, &st);
+		if (st.state == CONNECTOR_UP || st.state == CONNECTOR_REFUSED)
+			event_base_loopbreak(t->base);
+	}
+}
+
+static void agent_tun(void *ctx, const uint8_t *pkt, size_t len)
+{
+	struct e2e *t = ctx;
+
+	t->tun_got++;
+	memcpy(t->last_tun, pkt, len < sizeof(t->last_tun) ? len : sizeof(t->last_tun));
+	t->last_tun_len = len;
+	event_base_loopbreak(t->base);
+}
+
+static void server_emit(void *ctx, const uint8_t *pkt, size_t len)
+{
+	enqueue(ctx, 1, pkt, len);
+}
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct e2e *t = arg;
+	static uint8_t copy[QMAX][1600];
+	static size_t clen[QMAX];
+	struct sockaddr_storage l, r;
+	socklen_t ll, rl;
+	const uint8_t *pay;
+	size_t plen, n;
+
+	(void)fd;
+	(void)what;
+	for (int dir = 0; dir < 2; dir++) {
+		n = t->qn[dir];
+		memcpy(copy, t->q[dir], sizeof(copy[0]) * n);
+		memcpy(clen, t->qlen[dir], sizeof(clen[0]) * n);
+		t->qn[dir] = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (dir == 1) {
+				/* the agent's outer on_packet */
+				if (!connectors_from_outer(t->cs, copy[i], clen[i]))
+					t->stray++;
+			} else if (tunio_parse_udp(copy[i], clen[i], &l, &ll, &r, &rl, &pay, &plen)) {
+				(void)masque_server_input(t->srv, (struct sockaddr *)&l, ll,
+							  (struct sockaddr *)&r, rl, pay, plen);
+			}
+		}
+	}
+	masque_server_new_round(t->srv);
+}
+
+static int srv_request(struct masque_conn *c, const struct masque_request *rq,
+		       struct masque_accept *acc, void *ctx)
+{
+	(void)c;
+	(void)ctx;
+	assert_string_equal(rq->identity, "agent-1");
+	acc->addrs[0].version = 4;
+	acc->addrs[0].addr[0] = 10;
+	acc->addrs[0].addr[1] = 100;
+	acc->addrs[0].addr[3] = 2;
+	acc->addrs[0].prefix_len = 32;
+	acc->naddrs = 1;
+	return 200;
+}
+
+/* The connector answers each packet from the on-prem host it was for. */
+static void srv_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
+{
+	struct e2e *t = ctx;
+	uint8_t b[1600];
+
+	t->srv_got++;
+	memcpy(b, pkt, len);
+	memcpy(b + 12, pkt + 16, 4);
+	memcpy(b + 16, pkt + 12, 4);
+	(void)masque_conn_send(c, b, len);
+}
+
+static const struct masque_cbs srv_cbs = {
+	.on_request = srv_request,
+	.on_packet = srv_packet,
+};
+
+/* Signs a certificate with the test CA: name.crt/.key, CN cn, serverAuth. */
+static void sign_server(const char *name, const char *cn)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && openssl ecparam -name prime256v1 -genkey -noout -out %s.key 2>/dev/null && "
+		 "openssl req -new -key %s.key -subj '/CN=%s' -out %s.csr 2>/dev/null && "
+		 "printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
+		 "extendedKeyUsage=serverAuth,clientAuth\\n' > %s.ext && "
+		 "openssl x509 -req -in %s.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+		 "-extfile %s.ext -out %s.crt 2>/dev/null",
+		 pki_dir, name, name, cn, name, name, name, name, name);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Runs an inner session against a server presenting cert; returns the
+ * connector's state when the loop stopped. */
+static enum connector_state run_session(struct e2e *t, const char *cert, const char *key)
+{
+	struct connectors_env env;
+	struct masque_config scfg;
+	WOLFSSL_CTX *sctx = NULL;
+	struct zgconn v;
+	struct route_prefix me;
+	struct connector_status st;
+	struct timeval limit = { 10, 0 };
+	char err[256];
+
+	memset(t, 0, sizeof(*t));
+	t->base = event_base_new();
+	assert_non_null(t->base);
+	t->deliver = event_new(t->base, -1, 0, deliver_cb, t);
+	assert_int_equal(tunio_new(t->base, server_emit, t, &t->sio), 0);
+	assert_int_equal(tls_server_ctx_new(cert, key, f("ca.crt"), NULL, &sctx, err, sizeof(err)), 0);
+	memset(&scfg, 0, sizeof(scfg));
+	scfg.tls = sctx;
+	scfg.io = tunio_io();
+	scfg.ioctx = t->sio;
+	scfg.uri_template = "https://connector.test/.well-known/masque/ip/{target}/{ipproto}/";
+	scfg.retry_off = 1;
+	scfg.max_udp_payload = 1424;
+	assert_int_equal(masque_server_new(&scfg, &srv_cbs, t, &t->srv), 0);
+	t->sctx = sctx; /* must outlive the server */
+
+	memset(&env, 0, sizeof(env));
+	env.base = t->base;
+	env.cert = f("agent-1.crt");
+	env.key = f("agent-1.key");
+	env.ca = f("ca.crt");
+	env.reconnect_min_ms = 5000; /* no retry within the test */
+	env.to_outer = agent_to_outer;
+	env.outer_max = agent_outer_max;
+	env.to_tun = agent_tun;
+	env.changed = agent_changed;
+	env.ctx = t;
+	assert_int_equal(connectors_new(&env, &t->cs), 0);
+	conn(&v, "hosp-a", 1, "10.100.0.9", "10.20.0.0", 16);
+	(void)connectors_set_list(t->cs, &v, 1);
+	memset(&me, 0, sizeof(me));
+	me.version = 4;
+	me.addr[0] = 10;
+	me.addr[1] = 100;
+	me.addr[3] = 2;
+	me.len = 32;
+	connectors_set_local(t->cs, &me, NULL);
+	event_base_loopexit(t->base, &limit);
+	event_base_dispatch(t->base);
+	connectors_status(t->cs, 0, &st);
+	return st.state;
+}
+
+static void end_session(struct e2e *t)
+{
+	connectors_free(t->cs);
+	masque_server_del(t->srv);
+	wolfSSL_CTX_free(t->sctx);
+	tunio_free(t->sio);
+	event_free(t->deliver);
+	event_base_free(t->base);
+}
+
+static void test_inner_session(void **state)
+{
+	struct e2e *t = calloc(1, sizeof(*t));
+	struct connector_status st;
+	struct timeval limit = { 10, 0 };
+	uint8_t p[64];
+	size_t n, i = 9;
+
+	(void)state;
+	assert_non_null(t);
+	sign_server("conn-a", "connector:hosp-a");
+	assert_int_equal(run_session(t, f("conn-a.crt"), f("conn-a.key")), CONNECTOR_UP);
+	assert_int_equal(t->stray, 0);
+	/* a packet to the connector's prefix goes into the inner tunnel */
+	n = udp4(p, "10.100.0.2", 40000, "10.20.3.4", 5432);
+	assert_int_equal(connectors_steer(t->cs, p, n, &i), CONNECTORS_INNER);
+	assert_int_equal(connectors_from_tun(t->cs, p, n), CONNECTORS_INNER);
+	event_base_loopexit(t->base, &limit);
+	event_base_dispatch(t->base);
+	assert_int_equal(t->srv_got, 1);
+	assert_int_equal(t->tun_got, 1); /* the answer, to the TUN */
+	assert_int_equal(t->last_tun_len, n);
+	assert_memory_equal(t->last_tun + 12, p + 16, 4);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.tx_packets, 1);
+	assert_int_equal(st.rx_packets, 1);
+	assert_int_equal(st.rx_bytes, n);
+	assert_true(st.rtt_us > 0);
+	/* outer demux: only the exact connector address:port -> our port */
+	{
+		uint8_t q[64];
+		size_t k = 0;
+		uint16_t lport;
+
+		/* find our inner port from a packet the module sent */
+		n = udp4(q, "10.100.0.9", 443, "10.100.0.2", 0);
+		for (lport = 49152; lport != 0 && !connectors_match_outer(t->cs, q, n, &k);
+		     lport++) {
+			q[22] = (uint8_t)(lport >> 8);
+			q[23] = (uint8_t)lport;
+		}
+		assert_true(connectors_match_outer(t->cs, q, n, &k));
+		assert_int_equal(k, 0);
+		q[21] = 0xbc; /* another source port */
+		assert_false(connectors_match_outer(t->cs, q, n, &k));
+		q[21] = 0xbb;
+		q[15] = 10; /* another source address */
+		assert_false(connectors_match_outer(t->cs, q, n, &k));
+		q[15] = 9;
+		q[19] = 3; /* another destination address */
+		assert_false(connectors_match_outer(t->cs, q, n, &k));
+		q[19] = 2;
+		q[9] = 6; /* TCP */
+		assert_false(connectors_match_outer(t->cs, q, n, &k));
+		q[9] = 17;
+		assert_true(connectors_match_outer(t->cs, q, n, &k));
+		/* a matching packet with a bad checksum is taken, never for the TUN */
+		q[26] = 0x12;
+		assert_int_equal(connectors_from_outer(t->cs, q, n), 1);
+	}
+	end_session(t);
+	free(t);
+}
+
+static void test_inner_session_wrong_cn(void **state)
+{
+	struct e2e *t = calloc(1, sizeof(*t));
+	struct connector_status st;
+	uint8_t p[64];
+	size_t n;
+
+	(void)state;
+	assert_non_null(t);
+	/* a valid server certificate of the same CA, but another connector */
+	sign_server("conn-b", "connector:hosp-b");
+	assert_int_equal(run_session(t, f("conn-b.crt"), f("conn-b.key")), CONNECTOR_REFUSED);
+	connectors_status(t->cs, 0, &st);
+	assert_non_null(strstr(st.last_error, "connector:hosp-a"));
+	/* a refused connector's traffic is answered "prohibited" */
+	n = udp4(p, "10.100.0.2", 40000, "10.20.3.4", 5432);
+	assert_int_equal(connectors_from_tun(t->cs, p, n), CONNECTORS_UNREACHABLE);
+	assert_int_equal(t->tun_got, 1);
+	assert_int_equal(t->last_tun[20], 3);
+	assert_int_equal(t->last_tun[21], 13);
+	end_session(t);
+	/* the relay's certificate (CN localhost) is refused as well */
+	assert_int_equal(run_session(t, f("relay.crt"), f("relay.key")), CONNECTOR_REFUSED);
+	end_session(t);
+	free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_list_add_update_remove),
+		cmocka_unit_test(test_capsule),
+		cmocka_unit_test(test_steer),
+		cmocka_unit_test(test_unreachable_rules),
+		cmocka_unit_test(test_inner_session),
+		cmocka_unit_test(test_inner_session_wrong_cn),
+	};
+	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
+}
