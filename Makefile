@@ -48,9 +48,11 @@ APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	iputils-ping python3 prometheus clang-format libmicrohttpd-dev libgnutls28-dev libpq-dev \
 	libldns-dev dnsmasq-base bind9-dnsutils libsystemd-dev dbus-daemon
 # Only for the tests that start a throwaway PostgreSQL (tests/e2e/t_api*.sh,
-# make bench-api): kept apart because APT_PACKAGES also feeds the image
-# build stage (docker/*.Dockerfile run `make deps`), which needs no server.
-TEST_PACKAGES := postgresql
+# make bench-api) and capture the relay's traffic (tcpdump: t_connector.sh
+# proves the relay cannot read the connector path): kept apart because
+# APT_PACKAGES also feeds the image build stage (docker/*.Dockerfile run
+# `make deps`), which needs neither.
+TEST_PACKAGES := postgresql tcpdump
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
