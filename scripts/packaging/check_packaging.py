@@ -13,6 +13,11 @@
         One rendered zgate-api chart: the same restricted-profile rules,
         HTTPS probes, the database only from a Secret, and the ConfigMap
         through ZGATE-API --check-config.
+    check_packaging.py connector-manifests ROOT VARIANT RENDERED.yaml ZGATE-CONNECTOR
+        One rendered zgate-connector chart: the same restricted-profile
+        rules, HTTP probes on the ops port, every file the configuration
+        names mounted, no Service (it dials out), and the ConfigMap through
+        ZGATE-CONNECTOR --check-config when that binary exists.
     check_packaging.py selftest RENDERED.yaml
         Breaks a good rendered Deployment one rule at a time and requires
         the restricted-profile checks to catch each breakage (so that no
@@ -124,6 +129,9 @@ def image_has_registry_host(image):
     return "/" in image and ("." in first or ":" in first or first == "localhost")
 
 
+EXPOSED = {"relay": {"4433/udp", "8080/tcp"}, "api": {"8443/tcp"}, "connector": {"9201/tcp"}}
+
+
 def check_dockerfile(root, rel, kind, staged_rootfs=None):
     path = os.path.join(root, rel)
     df = Dockerfile(path)
@@ -180,7 +188,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         if uid_is_root(u):
             return f"final stage runs as {u or 'root (no USER)'}"
         uid = u.split(":")[0]
-        if kind in ("relay", "agent", "api") and uid not in ("65532", "65534"):
+        if kind in ("relay", "agent", "api", "connector") and uid not in ("65532", "65534"):
             return f"USER {u}: expected 65532 or 65534"
         return None
     check(f"{tag} final image runs as a non-root USER", final_user)
@@ -202,7 +210,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         return f"RUN downloads with curl/wget: {bad}" if bad else None
     check(f"{tag} no curl/wget: packages come through apt and make only", nothing_downloaded)
 
-    if kind in ("relay", "agent", "api"):
+    if kind in ("relay", "agent", "api", "connector"):
         def builds_like_ci():
             runs = " ; ".join(a for k, a, _ in df.stages[0]["ins"] if k == "RUN")
             if not re.search(r"\bmake deps\b", runs) or not re.search(r"\bmake all\b", runs):
@@ -210,7 +218,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
             return None
         check(f"{tag} build stage runs the Makefile (make deps, make all) as CI does", builds_like_ci)
 
-    if kind in ("relay", "api"):
+    if kind in ("relay", "api", "connector"):
         fin = df.final()
         binary = "zgate-" + kind
 
@@ -234,9 +242,15 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
 
         def exposes():
             ports = set(" ".join(a for k, a, _ in fin["ins"] if k == "EXPOSE").split())
-            want = {"4433/udp", "8080/tcp"} if kind == "relay" else {"8443/tcp"}
+            want = EXPOSED[kind]
             return None if want <= ports else f"EXPOSE {sorted(ports)}; expected {sorted(want)}"
-        check(f"{tag} exposes {'4433/udp and 8080/tcp' if kind == 'relay' else '8443/tcp'}", exposes)
+        check(f"{tag} exposes {' and '.join(sorted(EXPOSED[kind]))}", exposes)
+        if kind == "connector":
+            def no_inbound_service():
+                ports = set(" ".join(a for k, a, _ in fin["ins"] if k == "EXPOSE").split())
+                return f"EXPOSE {sorted(ports)}: the connector dials out; only its ops port" \
+                    if ports - EXPOSED[kind] else None
+            check(f"{tag} exposes nothing but the ops port (the connector dials out)", no_inbound_service)
 
         def staged_sources():
             if not staged_rootfs:
@@ -510,6 +524,124 @@ def check_compose(root):
                     missing.append(f"{n}: env_file {f}")
         return f"missing: {missing}" if missing else None
     check(f"{tag} build files, bind-mounted files and env files exist", paths_exist)
+
+
+def check_compose_connector(root):
+    """The on-prem part of docker/compose.yaml (issue 22): a connector
+    locked down like the relays, an internal "onprem" network that only the
+    connector and the on-prem servers join, the connector's certificate
+    from certgen, and the relays' policy binding its prefixes."""
+    rel = "docker/compose.yaml"
+    base = os.path.join(root, "docker")
+    doc = yaml.safe_load(open(os.path.join(root, rel)))
+    svcs = doc.get("services", {})
+    nets = doc.get("networks", {}) or {}
+    tag = f"compose {rel}:"
+
+    def dockerfile_of(s):
+        return str((s.get("build") or {}).get("dockerfile", ""))
+    conns = [n for n, s in svcs.items() if dockerfile_of(s).endswith("connector.Dockerfile")]
+    zgate = [n for n, s in svcs.items() if dockerfile_of(s) and n not in conns]
+
+    def nets_of(s):
+        v = s.get("networks") or []
+        return list(v) if isinstance(v, (list, dict)) else []
+
+    def conf_of(n):
+        for v in svcs[n].get("volumes", []):
+            src, _, dst = str(v).partition(":")
+            if dst.split(":")[0] == "/etc/zgate/zgate-connector.yaml":
+                return yaml.safe_load(open(os.path.join(base, src)))
+        return None
+
+    def present():
+        return None if len(conns) == 1 else f"connector services {conns}; expected one"
+    check(f"{tag} one zgate-connector service (docker/connector.Dockerfile)", present)
+    if len(conns) != 1:
+        return
+    cn = conns[0]
+    c = svcs[cn]
+    cfg = conf_of(cn) or {}
+
+    def locked_down():
+        why = []
+        if c.get("cap_drop") != ["ALL"] or c.get("cap_add"):
+            why.append(f"cap_drop {c.get('cap_drop')} cap_add {c.get('cap_add')}")
+        if c.get("read_only") is not True:
+            why.append("read_only not true")
+        if "no-new-privileges:true" not in c.get("security_opt", []):
+            why.append("no no-new-privileges:true")
+        if str(c.get("user", "")).split(":")[0] != "65532":
+            why.append(f"user {c.get('user')}, not the image's 65532")
+        if c.get("devices") or c.get("privileged"):
+            why.append("devices or privileged")
+        return "; ".join(why) or None
+    check(f"{tag} {cn}: cap_drop ALL, no cap_add, no device, read_only, no-new-privileges, uid 65532", locked_down)
+
+    def onprem_isolated():
+        why = []
+        onprem = [n for n in nets_of(c) if n != "edge"]
+        if not onprem:
+            return f"{cn} joins no on-prem network besides edge: {nets_of(c)}"
+        for net in onprem:
+            if not (nets.get(net) or {}).get("internal"):
+                why.append(f"network {net} is not internal")
+            members = [n for n, s in svcs.items() if net in nets_of(s)]
+            bad = [n for n in members if n != cn and n in zgate]
+            if bad:
+                why.append(f"{bad} (agents/relays/zgate-api) join the on-prem network {net}")
+            if not [n for n in members if n != cn]:
+                why.append(f"no on-prem server on {net}")
+        return "; ".join(why) or None
+    check(f"{tag} the on-prem network is internal and joined only by {cn} and on-prem servers", onprem_isolated)
+
+    def dials_relays():
+        relays = [n for n, s in svcs.items() if dockerfile_of(s).endswith("relay.Dockerfile")]
+        listed = sorted(str(r).rsplit(":", 1)[0] for r in cfg.get("relays", []))
+        why = []
+        if listed != sorted(relays):
+            why.append(f"relays {cfg.get('relays')} do not list every relay {relays}")
+        if not set(nets_of(c)) & {m for r in relays for m in nets_of(svcs[r])}:
+            why.append(f"{cn} shares no network with the relays")
+        return "; ".join(why) or None
+    check(f"{tag} {cn} dials every relay over a network it shares with them", dials_relays)
+
+    def certificates():
+        cmd = [str(x) for x in svcs.get("certgen", {}).get("command", [])]
+        ids = [cmd[i + 1] for i, x in enumerate(cmd[:-1]) if x == "--connector"]
+        why = []
+        cert = str(cfg.get("cert", ""))
+        m = re.fullmatch(r"/etc/zgate/tls/connector-([A-Za-z0-9._-]{1,63})\.crt", cert)
+        if not m:
+            why.append(f"cert {cert!r} is not a certgen connector certificate")
+        elif m.group(1) not in ids:
+            why.append(f"certgen makes connectors {ids}, not {m.group(1)}")
+        if ((c.get("depends_on") or {}).get("certgen") or {}).get("condition") != "service_completed_successfully":
+            why.append("does not wait for certgen")
+        return "; ".join(why) or None
+    check(f"{tag} {cn}'s certificate (CN connector:ID) comes from certgen (--connector ID)", certificates)
+
+    def policy_binds():
+        cert = str(cfg.get("cert", ""))
+        cid = re.sub(r"^.*/connector-(.*)\.crt$", r"\1", cert)
+        pol = yaml.safe_load(open(os.path.join(base, "policy.yaml")))
+        bound = ((pol.get("connectors") or {}).get(cid) or {}).get("prefixes") or []
+        why = []
+        if not cfg.get("prefixes"):
+            why.append("the connector serves no prefixes")
+        if sorted(map(str, cfg.get("prefixes") or [])) != sorted(map(str, bound)):
+            why.append(f"serves {cfg.get('prefixes')}, docker/policy.yaml binds {bound} to {cid}")
+        users = [n for n, cl in (pol.get("clients") or {}).items()
+                 if any(r.get("connector") == cid for r in (cl or {}).get("rules", []))]
+        if not users:
+            why.append(f"no client has a rule `connector: {cid}`")
+        subnets = [str(cfg_["subnet"]) for net in nets_of(c) if net != "edge"
+                   for cfg_ in (((nets.get(net) or {}).get("ipam") or {}).get("config") or [])]
+        if subnets and sorted(subnets) != sorted(map(str, cfg.get("prefixes") or [])):
+            why.append(f"serves {cfg.get('prefixes')}, the on-prem network is {subnets}")
+        return "; ".join(why) or None
+    check(f"{tag} the relays' policy binds the connector's prefixes (the on-prem subnet) and lets a client reach it",
+          policy_binds)
 
 
 # ---------------------------------------------------------------- YAML
@@ -1353,18 +1485,24 @@ def main(argv):
         root = argv[1]
         staged = argv[3] if len(argv) >= 4 and argv[2] == "--staged-rootfs" else None
         staged_api = argv[5] if len(argv) >= 6 and argv[4] == "--staged-api-rootfs" else None
+        staged_connector = argv[7] if len(argv) >= 8 and argv[6] == "--staged-connector-rootfs" else None
         check_yaml_files(root)
         check_dockerfile(root, "docker/relay.Dockerfile", "relay", staged)
         check_dockerfile(root, "docker/api.Dockerfile", "api", staged_api)
         check_dockerfile(root, "docker/agent.Dockerfile", "agent")
         check_dockerfile(root, "docker/certgen.Dockerfile", "certgen")
+        check_dockerfile(root, "docker/connector.Dockerfile", "connector", staged_connector)
         check_compose(root)
+        check_compose_connector(root)
         check_chart_static(root)
         check_chart_static(root, "zgate-api", "docker/api.Dockerfile")
+        check_chart_static(root, "zgate-connector", "docker/connector.Dockerfile")
     elif len(argv) == 5 and argv[0] == "manifests":
         check_manifests(argv[1], argv[2], argv[3], argv[4])
     elif len(argv) == 5 and argv[0] == "api-manifests":
         check_api_manifests(argv[1], argv[2], argv[3], argv[4])
+    elif len(argv) == 5 and argv[0] == "connector-manifests":
+        check_connector_manifests(argv[1], argv[2], argv[3], argv[4])
     elif len(argv) == 2 and argv[0] == "selftest":
         selftest(argv[1])
     else:
