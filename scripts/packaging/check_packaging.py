@@ -1432,6 +1432,153 @@ def check_api_manifests(root, variant, path, apibin):
     check(f"{tag} the Service and PDB select the zgate-api pods", selectors)
 
 
+# ---------------------------------------------------------------- zgate-connector chart, rendered
+
+def check_connector_manifests(root, variant, path, connbin):
+    """One rendered zgate-connector chart: the restricted profile on every
+    Pod spec, and the chart's promises (HTTP probes on the ops port, no
+    Service: it dials out; every file the configuration names mounted;
+    the ConfigMap accepted by zgate-connector --check-config)."""
+    tag = f"rendered zgate-connector [{variant}]:"
+    docs = load_docs(path)
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d.get("kind"), []).append(d)
+
+    def well_formed():
+        bad = [str(d)[:60] for d in docs
+               if not d.get("apiVersion") or not d.get("kind") or not (d.get("metadata") or {}).get("name")]
+        return f"objects without apiVersion/kind/metadata.name: {bad}" if bad else None
+    check(f"{tag} every document is a Kubernetes object with apiVersion, kind and name", well_formed)
+
+    pods = pod_templates(docs)
+    check(f"{tag} exactly one workload (the zgate-connector Deployment)",
+          lambda: None if len(pods) == 1 and pods[0][0].startswith("Deployment/") else f"{[p[0] for p in pods]}")
+    if not pods:
+        return
+    for rid, text, fn in RESTRICTED_RULES:
+        def rule(fn=fn):
+            why = [f"{name}: {w}" for name, meta, spec in pods for w in [fn(meta, spec)] if w]
+            return "; ".join(why) or None
+        check(f"{tag} {rid}: {text}", rule)
+
+    name, meta, spec = pods[0]
+    conn = spec["containers"][0]
+    cfgmap = {}
+    for cm in by_kind.get("ConfigMap") or []:
+        cfgmap.update(cm.get("data") or {})
+    cfg = yaml.safe_load(cfgmap.get("zgate-connector.yaml", "{}")) or {}
+
+    def read_only_root():
+        bad = [c["name"] for _, c in containers_of(spec)
+               if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True]
+        return f"readOnlyRootFilesystem not true in {bad}" if bad else None
+    check(f"{tag} read-only root file system", read_only_root)
+
+    def no_caps_at_all():
+        why = []
+        for _, c in containers_of(spec):
+            caps = (c.get("securityContext") or {}).get("capabilities") or {}
+            if caps.get("add"):
+                why.append(f"{c['name']} adds {caps['add']}")
+            if caps.get("drop") != ["ALL"]:
+                why.append(f"{c['name']} drops {caps.get('drop')}")
+        if (spec.get("securityContext") or {}).get("sysctls"):
+            why.append(f"sysctls {spec['securityContext']['sysctls']}")
+        return "; ".join(why) or None
+    check(f"{tag} no capability added (no NET_ADMIN, no TUN)", no_caps_at_all)
+
+    def no_token():
+        return None if spec.get("automountServiceAccountToken") is False else "service account token mounted"
+    check(f"{tag} no service account token in the pod", no_token)
+
+    def probes():
+        want = {"livenessProbe": "/health", "readinessProbe": "/ready", "startupProbe": "/health"}
+        why = []
+        for k, p in want.items():
+            g = (conn.get(k) or {}).get("httpGet") or {}
+            if g.get("path") != p or g.get("port") != "ops" or g.get("scheme", "HTTP") != "HTTP":
+                why.append(f"{k} {g}")
+        ports = {p["name"]: p for p in conn.get("ports", [])}
+        if set(ports) != {"ops"} or ports["ops"].get("protocol") != "TCP":
+            why.append(f"container ports {list(ports)}: expected only the TCP ops port")
+        elif int(str(cfg.get("ops_listen", ":0")).rsplit(":", 1)[1]) != ports["ops"]["containerPort"]:
+            why.append(f"ops_listen {cfg.get('ops_listen')} vs port {ports['ops']}")
+        elif not str(cfg.get("ops_listen", "")).startswith("0.0.0.0:"):
+            why.append(f"ops_listen {cfg.get('ops_listen')}: the kubelet's probes cannot reach loopback")
+        return "; ".join(why) or None
+    check(f"{tag} probes GET /health (liveness, startup) and /ready (readiness) on the ops port, its only port", probes)
+
+    def no_service():
+        svcs = [d["metadata"]["name"] for d in by_kind.get("Service") or []]
+        return f"Services {svcs}: the connector dials out and takes no connections" if svcs else None
+    check(f"{tag} no Service: nothing connects to the connector", no_service)
+
+    def resources():
+        r = conn.get("resources") or {}
+        return None if (r.get("requests") or {}).get("memory") and (r.get("limits") or {}).get("memory") \
+            else f"resources {r}: need memory requests and limits"
+    check(f"{tag} resources requested and memory limited", resources)
+
+    def mounts_match_config():
+        proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+        paths = {"/etc/zgate/" + i["path"] for s in proj for src in s.values() for i in src.get("items", [])}
+        mount = [m for m in conn["volumeMounts"] if m["name"] == "config"][0]
+        why = []
+        if mount["mountPath"] != "/etc/zgate" or mount.get("readOnly") is not True:
+            why.append(f"config volume mounted at {mount['mountPath']} readOnly={mount.get('readOnly')}")
+        why += [f"{k} {cfg.get(k)} is not in the projected volume" for k in ("cert", "key", "ca", "policy")
+                if cfg.get(k) not in paths]
+        secret_paths = {"/etc/zgate/" + i["path"] for s in proj if "secret" in s for i in s["secret"].get("items", [])}
+        if cfg.get("key") not in secret_paths:
+            why.append(f"the key {cfg.get('key')} does not come from a Secret")
+        if "/etc/zgate/zgate-connector.yaml" not in paths or conn.get("args", [])[-1:] != ["/etc/zgate/zgate-connector.yaml"]:
+            why.append("--config does not point at the mounted zgate-connector.yaml")
+        if cfg.get("audit") != "-":
+            why.append(f"audit {cfg.get('audit')!r}: the root file system is read-only, audit goes to standard output")
+        return "; ".join(why) or None
+    check(f"{tag} every file the config names is mounted (config, policy, certificates; the key from a Secret)",
+          mounts_match_config)
+
+    def policy_loads():
+        pol = yaml.safe_load(cfgmap.get("connector-policy.yaml", "")) or {}
+        return None if pol.get("version") == 1 and pol.get("default_action") in ("deny", "allow") \
+            else f"connector-policy.yaml: {str(pol)[:80]}"
+    check(f"{tag} the ConfigMap's policy is a version 1 policy with a default_action", policy_loads)
+
+    def config_loads():
+        with tempfile.TemporaryDirectory() as tmp:
+            tls = os.path.join(tmp, "tls")
+            r = subprocess.run([os.path.join(root, "scripts/gen-certs.sh"), "-d", tls, "--connector", "c1"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                return f"gen-certs.sh: {r.stderr.strip()}"
+            os.rename(os.path.join(tls, "connector-c1.crt"), os.path.join(tls, "connector.crt"))
+            os.rename(os.path.join(tls, "connector-c1.key"), os.path.join(tls, "connector.key"))
+            with open(os.path.join(tmp, "connector-policy.yaml"), "w") as f:
+                f.write(cfgmap["connector-policy.yaml"])
+            c = os.path.join(tmp, "zgate-connector.yaml")
+            with open(c, "w") as f:
+                f.write(cfgmap["zgate-connector.yaml"].replace("/etc/zgate/", tmp + "/"))
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            r = subprocess.run([connbin, "--check-config", "--config", c], capture_output=True, text=True, env=env)
+            return None if r.returncode == 0 else (r.stderr or r.stdout).strip()
+    if connbin and os.access(connbin, os.X_OK):
+        check(f"{tag} the ConfigMap's configuration passes zgate-connector --check-config", config_loads)
+
+    def checksum():
+        ann = meta.get("annotations") or {}
+        bad = [k for k in ("checksum/config", "checksum/secret") if not re.fullmatch(r"[0-9a-f]{64}", ann.get(k, ""))]
+        return f"annotations {bad} missing" if bad else None
+    check(f"{tag} pod template carries the ConfigMap and Secret checksums (a change rolls the pod)", checksum)
+
+    def selectors():
+        labels = (meta.get("labels") or {})
+        sel = by_kind["Deployment"][0]["spec"]["selector"].get("matchLabels") or {}
+        return None if sel and all(labels.get(a) == b for a, b in sel.items()) else f"selector {sel} vs labels {labels}"
+    check(f"{tag} the Deployment selects its own pods", selectors)
+
+
 # ---------------------------------------------------------------- self-test
 
 MUTATIONS = [

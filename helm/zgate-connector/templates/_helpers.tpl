@@ -38,11 +38,6 @@ app.kubernetes.io/part-of: zgate
 {{- if .Values.serviceAccount.create }}
 {{- default (include "zgate-connector.fullname" .) .Values.serviceAccount.name }}
 {{- else }}
-
-{{- define "zgate-connector.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "zgate-connector.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
