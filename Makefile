@@ -48,9 +48,11 @@ APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 	iputils-ping python3 prometheus clang-format libmicrohttpd-dev libgnutls28-dev libpq-dev \
 	libldns-dev dnsmasq-base bind9-dnsutils libsystemd-dev dbus-daemon
 # Only for the tests that start a throwaway PostgreSQL (tests/e2e/t_api*.sh,
-# make bench-api): kept apart because APT_PACKAGES also feeds the image
-# build stage (docker/*.Dockerfile run `make deps`), which needs no server.
-TEST_PACKAGES := postgresql
+# make bench-api) and capture the relay's traffic (tcpdump: t_connector.sh
+# proves the relay cannot read the connector path): kept apart because
+# APT_PACKAGES also feeds the image build stage (docker/*.Dockerfile run
+# `make deps`), which needs neither.
+TEST_PACKAGES := postgresql tcpdump
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
@@ -276,11 +278,12 @@ MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/zgate
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
-PROGRAMS   := zgate-relay zgate-agent zgate-probe zgate-api
-MANPAGES   := man/zgate-relay.8 man/zgate-agent.8 man/zgate-probe.1 man/zgate-api.8
-UNITS      := zgate-relay.service zgate-agent.service zgate-api.service
+PROGRAMS   := zgate-relay zgate-agent zgate-probe zgate-api zgate-connector
+MANPAGES   := man/zgate-relay.8 man/zgate-agent.8 man/zgate-probe.1 man/zgate-api.8 \
+	man/zgate-connector.8
+UNITS      := zgate-relay.service zgate-agent.service zgate-api.service zgate-connector.service
 EXAMPLES   := examples/zgate-relay.yaml examples/policy.yaml examples/zgate-agent.yaml \
-	examples/zgate-api.yaml
+	examples/zgate-api.yaml examples/zgate-connector.yaml examples/connector-policy.yaml
 # Debian packages `make deb` needs (dpkg-shlibdeps; t_install.sh also wants systemd, groff-base, man-db).
 DEB_PACKAGES := dpkg-dev
 
@@ -301,13 +304,14 @@ install: all
 		if [ -e $(DESTDIR)$(SYSCONFDIR)/zgate/$$f ]; then \
 			echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/zgate/$$f (the example is in $(DOCDIR)/examples)"; \
 		else install -m 0644 examples/$$f $(DESTDIR)$(SYSCONFDIR)/zgate/$$f; fi; done
-	@echo "installed into $(DESTDIR)$(PREFIX); next: certificates in $(SYSCONFDIR)/zgate/tls, then systemctl enable --now zgate-relay (and zgate-api where the shared pool runs)"
+	@echo "installed into $(DESTDIR)$(PREFIX); next: certificates in $(SYSCONFDIR)/zgate/tls, then systemctl enable --now zgate-relay (and zgate-api where the shared pool runs, zgate-connector on-prem)"
 
 # Removes what install put there, except the configuration in $(SYSCONFDIR)/zgate.
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
 		$(DESTDIR)$(MANDIR)/man1/zgate-probe.1 $(DESTDIR)$(MANDIR)/man8/zgate-relay.8 \
-		$(DESTDIR)$(MANDIR)/man8/zgate-agent.8 $(DESTDIR)$(MANDIR)/man8/zgate-api.8
+		$(DESTDIR)$(MANDIR)/man8/zgate-agent.8 $(DESTDIR)$(MANDIR)/man8/zgate-api.8 \
+		$(DESTDIR)$(MANDIR)/man8/zgate-connector.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 # make deb: the files `make install PREFIX=/usr` stages, packed by dpkg-deb

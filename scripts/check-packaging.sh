@@ -41,6 +41,13 @@
 #    helm/zgate-api the same way (default values and ci/*.yaml, restricted
 #    rules, schemas, refusals), its rendered ConfigMap through zgate-api
 #    --check-config; the relay chart's ipamApi values (ci/ipam-api*.yaml).
+#    helm/zgate-connector too (restricted rules, no capability, no Service,
+#    HTTP probes on the ops port, schemas, refusals, a policy change rolls
+#    the pod), its ConfigMap through zgate-connector --check-config once
+#    that binary exists. docker/connector.Dockerfile: FROM scratch as 65532,
+#    only 9201/tcp; compose's on-prem network internal and joined only by
+#    the connector and on-prem servers; the image's root file system run
+#    read-only as 65532 (--version, --check-config) once the binary exists.
 # 4. `docker-compose config` (Debian's docker-compose, no engine needed).
 # 5. The compose services' ZGATE_* settings through each program's own
 #    --check-config (agents, relays, zgate-api). The relays' relay_id and
@@ -250,15 +257,58 @@ else
 	fail "docker/rootfs.sh (zgate-api): $out"
 fi
 
+# ---------------------------------------------------------------- 2c. zgate-connector image root file system
+# What docker/connector.Dockerfile's runtime stage holds: rootfs.sh on the
+# built zgate-connector, run read-only as 65532 with no capability:
+# --version, and --check-config on the example configuration and policy
+# with a fresh connector certificate (gen-certs.sh --connector).
+CONN=build/bin/zgate-connector
+CONNROOT=$OUT/rootfs-connector
+rm -rf "$CONNROOT"
+conn_staged=
+if [[ ! -x $CONN ]]; then
+	skip_part "zgate-connector image: $CONN is not built yet (issue 22's binary)"
+elif out=$(docker/rootfs.sh "$CONNROOT" "$CONN" 2>&1); then
+	pass "docker/rootfs.sh stages the zgate-connector image's root file system ($out)"
+	conn_staged=1
+	if ! is_root || ! command -v unshare >/dev/null; then
+		skip_part "zgate-connector image run test: needs root (unshare, mount, chroot)"
+	else
+		cp examples/zgate-connector.yaml "$CONNROOT/etc/zgate/zgate-connector.yaml"
+		cp examples/connector-policy.yaml "$CONNROOT/etc/zgate/connector-policy.yaml"
+		if scripts/gen-certs.sh -d "$CONNROOT/etc/zgate/tls" --connector hospital-a >"$OUT/pki-connector.log" 2>&1; then
+			mv "$CONNROOT/etc/zgate/tls/connector-hospital-a.crt" "$CONNROOT/etc/zgate/tls/connector.crt"
+			mv "$CONNROOT/etc/zgate/tls/connector-hospital-a.key" "$CONNROOT/etc/zgate/tls/connector.key"
+			chown -R 65532:65532 "$CONNROOT/etc/zgate/tls"
+		else
+			fail "scripts/gen-certs.sh --connector: $(tail -3 "$OUT/pki-connector.log")"
+		fi
+		chmod 0444 "$CONNROOT/etc/zgate/"*.yaml
+		if out=$(RUN_ROOT=$CONNROOT run_in_image /usr/local/bin/zgate-connector --version 2>&1); then
+			pass "zgate-connector image run test: --version runs in the image as 65532 ($(tr '\n' ' ' <<<"$out"))"
+		else
+			fail "zgate-connector image run test: --version: $out"
+		fi
+		if out=$(RUN_ROOT=$CONNROOT run_in_image /usr/local/bin/zgate-connector --check-config \
+			--config /etc/zgate/zgate-connector.yaml 2>&1); then
+			pass "zgate-connector image run test: --check-config accepts the read-only example config, policy and PKI"
+		else
+			fail "zgate-connector image run test: --check-config: $(tail -3 <<<"$out")"
+		fi
+	fi
+else
+	fail "docker/rootfs.sh (zgate-connector): $out"
+fi
+
 # ---------------------------------------------------------------- 1. static checks
 count "$("${CHECK[@]}" static "$ROOT" --staged-rootfs "${staged:+$ROOTFS}" \
-	--staged-api-rootfs "${api_staged:+$APIROOT}" 2>&1)"
+	--staged-api-rootfs "${api_staged:+$APIROOT}" --staged-connector-rootfs "${conn_staged:+$CONNROOT}" 2>&1)"
 
 # The unrendered check must notice a restricted setting moved under a
 # condition (else it would pass vacuously).
 mut=$OUT/mutant
 rm -rf "$mut" && mkdir -p "$mut" && cp -r docker examples helm "$mut/"
-for c in "$CHART" helm/zgate-api; do
+for c in "$CHART" helm/zgate-api helm/zgate-connector; do
 	sed -i 's/^\( *\)allowPrivilegeEscalation: false$/\1{{- if .Values.hardening }}\n\1allowPrivilegeEscalation: false\n\1{{- end }}/' \
 		"$mut/$c/templates/deployment.yaml"
 done
@@ -273,6 +323,11 @@ if grep -q '^FAIL chart zgate-api (unrendered): deployment.yaml has `allowPrivil
 	pass "selftest: the unrendered check of the zgate-api chart notices allowPrivilegeEscalation moved under an if"
 else
 	fail "selftest: the unrendered check of the zgate-api chart missed allowPrivilegeEscalation moved under an if"
+fi
+if grep -q '^FAIL chart zgate-connector (unrendered): deployment.yaml has `allowPrivilegeEscalation: false`' <<<"$out"; then
+	pass "selftest: the unrendered check of the zgate-connector chart notices allowPrivilegeEscalation moved under an if"
+else
+	fail "selftest: the unrendered check of the zgate-connector chart missed allowPrivilegeEscalation moved under an if"
 fi
 if grep -q "^FAIL dockerfile docker/relay.Dockerfile: every COPY/ADD source exists.*'line [0-9]*: Makefile'" <<<"$out"; then
 	pass "selftest: the COPY check notices a missing COPY source"
@@ -391,6 +446,67 @@ for d in yaml.safe_load_all(sys.stdin):
 		-set database.existingSecret=y -set certManager.enabled=true
 	arefuse "Kubernetes older than 1.25 (Chart.yaml kubeVersion)" "incompatible with Kubernetes" \
 		-set tls.existingSecret=x -set database.existingSecret=y -kube-version 1.24.0
+
+	# The zgate-connector chart the same way (files render-connector-*.yaml,
+	# so the schema validation below takes them too): every Pod spec held
+	# to the restricted profile, no capability, no Service, the ConfigMap
+	# through zgate-connector --check-config once it is built.
+	CCHART=helm/zgate-connector
+	crender() { "$RENDER" -name hospital-a -namespace zgate "$@" "$CCHART"; }
+	# (the renderer's -set takes no lists: relays and prefixes come in files)
+	printf 'config:\n  relays: ["relay.example.org:4433"]\n' >"$OUT/connector-relays.yaml"
+	printf 'config:\n  prefixes: ["10.20.0.0/16"]\n' >"$OUT/connector-prefixes.yaml"
+	cbase=(-set tls.existingSecret=hospital-a-tls -f "$OUT/connector-relays.yaml" -f "$OUT/connector-prefixes.yaml")
+	cvariants=("defaults:${cbase[*]}")
+	for f in "$CCHART"/ci/*.yaml; do cvariants+=("ci/$(basename "$f"):-f $f"); done
+	for v in "${cvariants[@]}"; do
+		name=${v%%:*} args=${v#*:}
+		file=$OUT/render-connector-${name//\//-}; file=${file%.yaml}.yaml
+		# shellcheck disable=SC2086 # args are flag words
+		if crender $args >"$file" 2>"$file.err"; then
+			pass "render zgate-connector [$name]: every template renders"
+			count "$("${CHECK[@]}" connector-manifests "$ROOT" "$name" "$file" "$ROOT/$CONN" 2>&1)"
+		else
+			fail "render zgate-connector [$name]: $(cat "$file.err")"
+		fi
+	done
+	if out=$(crender "${cbase[@]}" -notes 2>&1) && [[ $out == *"NOTES:"*"connector:ID"* ]]; then
+		pass "render zgate-connector [defaults]: NOTES.txt renders"
+	else
+		fail "render zgate-connector [defaults]: NOTES.txt: $(tail -3 <<<"$out")"
+	fi
+	cdoc() { crender "$@" 2>&1 | "$PY" -c 'import sys, yaml
+for d in yaml.safe_load_all(sys.stdin):
+    if d and d.get("kind") == "Deployment":
+        print(d["spec"]["template"]["metadata"]["annotations"].get("checksum/config", ""))'; }
+	c0=$(cdoc "${cbase[@]}") c1=$(cdoc "${cbase[@]}" -set "policy=version: 1
+default_action: allow")
+	if [[ -n $c0 && -n $c1 && $c0 != "$c1" ]]; then
+		pass "render zgate-connector: a policy change alters checksum/config (rolls the pod: the connector reads it at start)"
+	else
+		fail "render zgate-connector: checksum/config did not follow the policy ('$c0' / '$c1')"
+	fi
+	crefuse() {
+		local what=$1 want=$2; shift 2
+		if out=$(crender "$@" 2>&1); then
+			fail "render zgate-connector refuses $what: it rendered"
+		elif [[ $out == *"$want"* ]]; then
+			pass "render zgate-connector refuses $what"
+		else
+			fail "render zgate-connector refuses $what: message lacks '$want': $out"
+		fi
+	}
+	crefuse "no certificates" "certificates: set tls.existingSecret" -f "$OUT/connector-relays.yaml" \
+		-f "$OUT/connector-prefixes.yaml"
+	crefuse "no relays" "config.relays" -set tls.existingSecret=x -f "$OUT/connector-prefixes.yaml"
+	crefuse "no prefixes" "config.prefixes" -set tls.existingSecret=x -f "$OUT/connector-relays.yaml"
+	crefuse "config.ops_listen (chart-managed)" "config" "${cbase[@]}" -set config.ops_listen=127.0.0.1:1
+	crefuse "config.key (chart-managed)" "config" "${cbase[@]}" -set config.key=/x
+	crefuse "runAsUser 0 (schema)" "securityContext.runAsUser" "${cbase[@]}" -set securityContext.runAsUser=0
+	crefuse "extra securityContext keys (schema)" "securityContext" "${cbase[@]}" -set securityContext.privileged=true
+	crefuse "an empty policy (schema)" "policy" "${cbase[@]}" -set policy=
+	crefuse "Kubernetes older than 1.25 (Chart.yaml kubeVersion)" "incompatible with Kubernetes" "${cbase[@]}" \
+		-kube-version 1.24.0
 
 	# Every rendered object against the Kubernetes API schemas (types, enums,
 	# required fields), with npm's kubernetes-models (pinned; the versions
@@ -620,6 +736,20 @@ else
 			fail "compose $svc: zgate-api --check-config: $(tail -2 <<<"$out")"
 		fi
 	done
+fi
+
+# The compose connector's mounted configuration and policy, certificate
+# paths pointed at certgen's PKI, through zgate-connector --check-config.
+if [[ ! -x $CONN || ! -d ${cpki:-} ]]; then
+	skip_part "compose connector settings: needs $CONN (and the compose PKI above)"
+else
+	sed -e "s|/etc/zgate/tls|$cpki|g" -e "s|/etc/zgate/connector-policy.yaml|$ROOT/docker/connector-policy.yaml|" \
+		docker/connector.yaml >"$OUT/compose-connector.yaml"
+	if out=$(env -i PATH="$PATH" "$CONN" --check-config --config "$OUT/compose-connector.yaml" 2>&1); then
+		pass "compose hospital-a: zgate-connector --check-config accepts docker/connector.yaml and certgen's PKI"
+	else
+		fail "compose hospital-a: zgate-connector --check-config: $(tail -2 <<<"$out")"
+	fi
 fi
 
 say "packaging: $passed passed, $failed failed, $skipped skipped"

@@ -3,7 +3,7 @@
 #
 #   scripts/gen-certs.sh [-d DIR] [-s SERVER_NAME]... [-c CLIENT_ID]... [-r CLIENT_ID]...
 #                        [--api NAME]... [--api-relay RELAY_ID]... [--api-admin NAME]...
-#                        [--test-set] [--days N] [--crl-days N]
+#                        [--connector ID]... [--test-set] [--days N] [--crl-days N]
 #
 # Writes into DIR (default ./pki):
 #   ca.crt, ca.key                the CA that signs both sides
@@ -23,6 +23,12 @@
 #                                 for zgate-api (clientAuth; CN "relay:<id>", the
 #                                 relay's relay_id, 1-63 of A-Z a-z 0-9 . _ -)
 #   admin-<name>.crt, .key        one per --api-admin (clientAuth; CN "admin:<name>")
+#   connector-<id>.crt, .key      one per --connector: a zgate-connector (CN
+#                                 "connector:<id>", 1-63 of A-Z a-z 0-9 . _ -;
+#                                 clientAuth to the relay and serverAuth to the
+#                                 agents' inner sessions). A run with only
+#                                 --connector / --api* options leaves relay.crt
+#                                 as it is and makes no default agent
 # -r CLIENT_ID revokes DIR/CLIENT_ID.crt (after any -c of this run): give the
 # new ca.crl to the relay (tls.crl); a running relay reloads it and closes
 # that client's tunnel.
@@ -41,8 +47,8 @@
 set -euo pipefail
 
 dir=./pki days=825 crl_days=30 test_set=0
-servers=() clients=() revoke=() api_names=() api_relays=() api_admins=()
-usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
+servers=() clients=() revoke=() api_names=() api_relays=() api_admins=() connectors=()
+usage() { sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	-d) dir=$2; shift 2 ;;
@@ -52,6 +58,9 @@ while [[ $# -gt 0 ]]; do
 	--api) api_names+=("$2"); shift 2 ;;
 	--api-relay) api_relays+=("$2"); shift 2 ;;
 	--api-admin) api_admins+=("$2"); shift 2 ;;
+	--connector)
+		[[ $# -ge 2 ]] || { echo "gen-certs.sh: --connector needs an ID" >&2; exit 2; }
+		connectors+=("$2"); shift 2 ;;
 	--crl-days) crl_days=$2; shift 2 ;;
 	--days) days=$2; shift 2 ;;
 	--test-set) test_set=1; shift ;;
@@ -64,18 +73,23 @@ done
 only_revoke=0
 [[ ${#revoke[@]} -gt 0 && ${#servers[@]} -eq 0 && ${#clients[@]} -eq 0 && $test_set -eq 0 &&
 	${#api_names[@]} -eq 0 && ${#api_relays[@]} -eq 0 && ${#api_admins[@]} -eq 0 &&
-	-f $dir/ca.crt ]] && only_revoke=1
-# A run that makes zgate-api certificates makes no agent and leaves the
-# relay's certificate alone unless -c / -s ask for them.
+	${#connectors[@]} -eq 0 && -f $dir/ca.crt ]] && only_revoke=1
+# A run that makes zgate-api or connector certificates makes no agent and
+# leaves the relay's certificate alone unless -c / -s ask for them.
 api_only=0
-[[ ${#api_names[@]} -gt 0 || ${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 ]] &&
+[[ ${#api_names[@]} -gt 0 || ${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 ||
+	${#connectors[@]} -gt 0 ]] &&
 	[[ ${#servers[@]} -eq 0 && $test_set -eq 0 ]] && api_only=1
 [[ ${#servers[@]} -gt 0 ]] || servers=(localhost 127.0.0.1)
 [[ ${#clients[@]} -gt 0 || $only_revoke -eq 1 || $api_only -eq 1 || ${#api_names[@]} -gt 0 ||
-	${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 ]] || clients=(agent-1)
+	${#api_relays[@]} -gt 0 || ${#api_admins[@]} -gt 0 || ${#connectors[@]} -gt 0 ]] || clients=(agent-1)
 [[ $crl_days =~ ^[1-9][0-9]{0,4}$ ]] || { echo "gen-certs.sh: --crl-days must be 1-99999" >&2; exit 2; }
 for c in ${revoke[@]+"${revoke[@]}"} ${api_relays[@]+"${api_relays[@]}"} ${api_admins[@]+"${api_admins[@]}"}; do
 	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
+done
+for c in ${connectors[@]+"${connectors[@]}"}; do
+	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] ||
+		{ echo "gen-certs.sh: connector ID '$c' must be 1-63 of A-Z a-z 0-9 . _ - (the certificate's CN is connector:ID)" >&2; exit 2; }
 done
 command -v openssl >/dev/null || { echo "gen-certs.sh: openssl not found (apt-get install openssl)" >&2; exit 1; }
 
@@ -154,6 +168,10 @@ sans() {
 # zgate-api tells relays from admins by the CN's prefix.
 for c in ${api_relays[@]+"${api_relays[@]}"}; do sign "relay-$c" "relay:$c" clientAuth "" ca; done
 for c in ${api_admins[@]+"${api_admins[@]}"}; do sign "admin-$c" "admin:$c" clientAuth "" ca; done
+# A connector is a TLS client of the relay (its outer tunnel) and a TLS
+# server of the agents' inner sessions: both EKUs; the relay and the agents
+# tell it by the CN's prefix.
+for c in ${connectors[@]+"${connectors[@]}"}; do sign "connector-$c" "connector:$c" clientAuth,serverAuth "" ca; done
 for c in ${clients[@]+"${clients[@]}"}; do
 	[[ $c =~ ^[A-Za-z0-9._-]{1,63}$ ]] || { echo "gen-certs.sh: client ID '$c' must be 1-63 of A-Z a-z 0-9 . _ -" >&2; exit 2; }
 	sign "$c" "$c" clientAuth "" ca
@@ -213,4 +231,5 @@ api_said=
 [[ ${#api_names[@]} -eq 0 ]] || api_said=", zgate-api api.crt (${api_names[*]})"
 [[ ${#api_relays[@]} -eq 0 ]] || api_said+=", zgate-api relays: ${api_relays[*]/#/relay:}"
 [[ ${#api_admins[@]} -eq 0 ]] || api_said+=", zgate-api admins: ${api_admins[*]/#/admin:}"
+[[ ${#connectors[@]} -eq 0 ]] || api_said+=", connectors: ${connectors[*]/#/connector:}"
 echo "gen-certs.sh: PKI in $(pwd): CA ca.crt, relay relay.crt $relay_said, clients: ${clients[*]:-none}$api_said, CRL ca.crl${revoke[*]:+ (revoked now: ${revoke[*]})}"

@@ -38,6 +38,7 @@ mkdir -p "$work/shlibs/debian"
 printf 'Source: zgate\n\nPackage: zgate\nArchitecture: any\n' >"$work/shlibs/debian/control"
 depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O -e"$stage/usr/bin/zgate-relay" \
 	-e"$stage/usr/bin/zgate-agent" -e"$stage/usr/bin/zgate-probe" -e"$stage/usr/bin/zgate-api" \
+	-e"$stage/usr/bin/zgate-connector" \
 	2>"$work/shlibdeps.log" |
 	sed -n 's/^shlibs:Depends=//p')
 [[ -n $depends ]] || { echo "make-deb: dpkg-shlibdeps found no dependencies:" >&2; cat "$work/shlibdeps.log" >&2; exit 1; }
@@ -52,13 +53,15 @@ Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 Depends: $depends
 Section: net
 Priority: optional
-Description: CONNECT-IP (RFC 9484) zero-trust gateway: relay, agent, probe, address pool
+Description: CONNECT-IP (RFC 9484) zero-trust gateway: relay, agent, connector, probe, address pool
  zgate-relay accepts CONNECT-IP tunnels over HTTP/3 with mutual TLS and
  lets each client reach only what its policy allows, as an unprivileged
  systemd service. zgate-agent is the client: a TUN device whose packets
  travel to the relay; zgate-agent status shows its state. zgate-probe
  tests a relay without privileges. zgate-api keeps the address pool that
  several relays share in PostgreSQL (HTTPS with client certificates).
+ zgate-connector sits on-prem, dials out to the relays and serves agents'
+ end-to-end encrypted sessions to the prefixes behind it, unprivileged.
 CONTROL
 (cd "$stage" && find etc -type f | sed 's|^|/|' | sort) >"$stage/DEBIAN/conffiles"
 
@@ -73,8 +76,9 @@ cat >"$stage/DEBIAN/prerm" <<'SCRIPT'
 #!/bin/sh
 set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-	systemctl stop zgate-relay.service zgate-agent.service zgate-api.service || true
-	systemctl disable zgate-relay.service zgate-agent.service zgate-api.service >/dev/null 2>&1 || true
+	systemctl stop zgate-relay.service zgate-agent.service zgate-api.service zgate-connector.service || true
+	systemctl disable zgate-relay.service zgate-agent.service zgate-api.service zgate-connector.service \
+		>/dev/null 2>&1 || true
 fi
 SCRIPT
 cat >"$stage/DEBIAN/postrm" <<'SCRIPT'

@@ -13,6 +13,11 @@
         One rendered zgate-api chart: the same restricted-profile rules,
         HTTPS probes, the database only from a Secret, and the ConfigMap
         through ZGATE-API --check-config.
+    check_packaging.py connector-manifests ROOT VARIANT RENDERED.yaml ZGATE-CONNECTOR
+        One rendered zgate-connector chart: the same restricted-profile
+        rules, HTTP probes on the ops port, every file the configuration
+        names mounted, no Service (it dials out), and the ConfigMap through
+        ZGATE-CONNECTOR --check-config when that binary exists.
     check_packaging.py selftest RENDERED.yaml
         Breaks a good rendered Deployment one rule at a time and requires
         the restricted-profile checks to catch each breakage (so that no
@@ -124,6 +129,9 @@ def image_has_registry_host(image):
     return "/" in image and ("." in first or ":" in first or first == "localhost")
 
 
+EXPOSED = {"relay": {"4433/udp", "8080/tcp"}, "api": {"8443/tcp"}, "connector": {"9201/tcp"}}
+
+
 def check_dockerfile(root, rel, kind, staged_rootfs=None):
     path = os.path.join(root, rel)
     df = Dockerfile(path)
@@ -180,7 +188,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         if uid_is_root(u):
             return f"final stage runs as {u or 'root (no USER)'}"
         uid = u.split(":")[0]
-        if kind in ("relay", "agent", "api") and uid not in ("65532", "65534"):
+        if kind in ("relay", "agent", "api", "connector") and uid not in ("65532", "65534"):
             return f"USER {u}: expected 65532 or 65534"
         return None
     check(f"{tag} final image runs as a non-root USER", final_user)
@@ -202,7 +210,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
         return f"RUN downloads with curl/wget: {bad}" if bad else None
     check(f"{tag} no curl/wget: packages come through apt and make only", nothing_downloaded)
 
-    if kind in ("relay", "agent", "api"):
+    if kind in ("relay", "agent", "api", "connector"):
         def builds_like_ci():
             runs = " ; ".join(a for k, a, _ in df.stages[0]["ins"] if k == "RUN")
             if not re.search(r"\bmake deps\b", runs) or not re.search(r"\bmake all\b", runs):
@@ -210,7 +218,7 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
             return None
         check(f"{tag} build stage runs the Makefile (make deps, make all) as CI does", builds_like_ci)
 
-    if kind in ("relay", "api"):
+    if kind in ("relay", "api", "connector"):
         fin = df.final()
         binary = "zgate-" + kind
 
@@ -234,9 +242,15 @@ def check_dockerfile(root, rel, kind, staged_rootfs=None):
 
         def exposes():
             ports = set(" ".join(a for k, a, _ in fin["ins"] if k == "EXPOSE").split())
-            want = {"4433/udp", "8080/tcp"} if kind == "relay" else {"8443/tcp"}
+            want = EXPOSED[kind]
             return None if want <= ports else f"EXPOSE {sorted(ports)}; expected {sorted(want)}"
-        check(f"{tag} exposes {'4433/udp and 8080/tcp' if kind == 'relay' else '8443/tcp'}", exposes)
+        check(f"{tag} exposes {' and '.join(sorted(EXPOSED[kind]))}", exposes)
+        if kind == "connector":
+            def no_inbound_service():
+                ports = set(" ".join(a for k, a, _ in fin["ins"] if k == "EXPOSE").split())
+                return f"EXPOSE {sorted(ports)}: the connector dials out; only its ops port" \
+                    if ports - EXPOSED[kind] else None
+            check(f"{tag} exposes nothing but the ops port (the connector dials out)", no_inbound_service)
 
         def staged_sources():
             if not staged_rootfs:
@@ -510,6 +524,124 @@ def check_compose(root):
                     missing.append(f"{n}: env_file {f}")
         return f"missing: {missing}" if missing else None
     check(f"{tag} build files, bind-mounted files and env files exist", paths_exist)
+
+
+def check_compose_connector(root):
+    """The on-prem part of docker/compose.yaml (issue 22): a connector
+    locked down like the relays, an internal "onprem" network that only the
+    connector and the on-prem servers join, the connector's certificate
+    from certgen, and the relays' policy binding its prefixes."""
+    rel = "docker/compose.yaml"
+    base = os.path.join(root, "docker")
+    doc = yaml.safe_load(open(os.path.join(root, rel)))
+    svcs = doc.get("services", {})
+    nets = doc.get("networks", {}) or {}
+    tag = f"compose {rel}:"
+
+    def dockerfile_of(s):
+        return str((s.get("build") or {}).get("dockerfile", ""))
+    conns = [n for n, s in svcs.items() if dockerfile_of(s).endswith("connector.Dockerfile")]
+    zgate = [n for n, s in svcs.items() if dockerfile_of(s) and n not in conns]
+
+    def nets_of(s):
+        v = s.get("networks") or []
+        return list(v) if isinstance(v, (list, dict)) else []
+
+    def conf_of(n):
+        for v in svcs[n].get("volumes", []):
+            src, _, dst = str(v).partition(":")
+            if dst.split(":")[0] == "/etc/zgate/zgate-connector.yaml":
+                return yaml.safe_load(open(os.path.join(base, src)))
+        return None
+
+    def present():
+        return None if len(conns) == 1 else f"connector services {conns}; expected one"
+    check(f"{tag} one zgate-connector service (docker/connector.Dockerfile)", present)
+    if len(conns) != 1:
+        return
+    cn = conns[0]
+    c = svcs[cn]
+    cfg = conf_of(cn) or {}
+
+    def locked_down():
+        why = []
+        if c.get("cap_drop") != ["ALL"] or c.get("cap_add"):
+            why.append(f"cap_drop {c.get('cap_drop')} cap_add {c.get('cap_add')}")
+        if c.get("read_only") is not True:
+            why.append("read_only not true")
+        if "no-new-privileges:true" not in c.get("security_opt", []):
+            why.append("no no-new-privileges:true")
+        if str(c.get("user", "")).split(":")[0] != "65532":
+            why.append(f"user {c.get('user')}, not the image's 65532")
+        if c.get("devices") or c.get("privileged"):
+            why.append("devices or privileged")
+        return "; ".join(why) or None
+    check(f"{tag} {cn}: cap_drop ALL, no cap_add, no device, read_only, no-new-privileges, uid 65532", locked_down)
+
+    def onprem_isolated():
+        why = []
+        onprem = [n for n in nets_of(c) if n != "edge"]
+        if not onprem:
+            return f"{cn} joins no on-prem network besides edge: {nets_of(c)}"
+        for net in onprem:
+            if not (nets.get(net) or {}).get("internal"):
+                why.append(f"network {net} is not internal")
+            members = [n for n, s in svcs.items() if net in nets_of(s)]
+            bad = [n for n in members if n != cn and n in zgate]
+            if bad:
+                why.append(f"{bad} (agents/relays/zgate-api) join the on-prem network {net}")
+            if not [n for n in members if n != cn]:
+                why.append(f"no on-prem server on {net}")
+        return "; ".join(why) or None
+    check(f"{tag} the on-prem network is internal and joined only by {cn} and on-prem servers", onprem_isolated)
+
+    def dials_relays():
+        relays = [n for n, s in svcs.items() if dockerfile_of(s).endswith("relay.Dockerfile")]
+        listed = sorted(str(r).rsplit(":", 1)[0] for r in cfg.get("relays", []))
+        why = []
+        if listed != sorted(relays):
+            why.append(f"relays {cfg.get('relays')} do not list every relay {relays}")
+        if not set(nets_of(c)) & {m for r in relays for m in nets_of(svcs[r])}:
+            why.append(f"{cn} shares no network with the relays")
+        return "; ".join(why) or None
+    check(f"{tag} {cn} dials every relay over a network it shares with them", dials_relays)
+
+    def certificates():
+        cmd = [str(x) for x in svcs.get("certgen", {}).get("command", [])]
+        ids = [cmd[i + 1] for i, x in enumerate(cmd[:-1]) if x == "--connector"]
+        why = []
+        cert = str(cfg.get("cert", ""))
+        m = re.fullmatch(r"/etc/zgate/tls/connector-([A-Za-z0-9._-]{1,63})\.crt", cert)
+        if not m:
+            why.append(f"cert {cert!r} is not a certgen connector certificate")
+        elif m.group(1) not in ids:
+            why.append(f"certgen makes connectors {ids}, not {m.group(1)}")
+        if ((c.get("depends_on") or {}).get("certgen") or {}).get("condition") != "service_completed_successfully":
+            why.append("does not wait for certgen")
+        return "; ".join(why) or None
+    check(f"{tag} {cn}'s certificate (CN connector:ID) comes from certgen (--connector ID)", certificates)
+
+    def policy_binds():
+        cert = str(cfg.get("cert", ""))
+        cid = re.sub(r"^.*/connector-(.*)\.crt$", r"\1", cert)
+        pol = yaml.safe_load(open(os.path.join(base, "policy.yaml")))
+        bound = ((pol.get("connectors") or {}).get(cid) or {}).get("prefixes") or []
+        why = []
+        if not cfg.get("prefixes"):
+            why.append("the connector serves no prefixes")
+        if sorted(map(str, cfg.get("prefixes") or [])) != sorted(map(str, bound)):
+            why.append(f"serves {cfg.get('prefixes')}, docker/policy.yaml binds {bound} to {cid}")
+        users = [n for n, cl in (pol.get("clients") or {}).items()
+                 if any(r.get("connector") == cid for r in (cl or {}).get("rules", []))]
+        if not users:
+            why.append(f"no client has a rule `connector: {cid}`")
+        subnets = [str(cfg_["subnet"]) for net in nets_of(c) if net != "edge"
+                   for cfg_ in (((nets.get(net) or {}).get("ipam") or {}).get("config") or [])]
+        if subnets and sorted(subnets) != sorted(map(str, cfg.get("prefixes") or [])):
+            why.append(f"serves {cfg.get('prefixes')}, the on-prem network is {subnets}")
+        return "; ".join(why) or None
+    check(f"{tag} the relays' policy binds the connector's prefixes (the on-prem subnet) and lets a client reach it",
+          policy_binds)
 
 
 # ---------------------------------------------------------------- YAML
@@ -1300,6 +1432,153 @@ def check_api_manifests(root, variant, path, apibin):
     check(f"{tag} the Service and PDB select the zgate-api pods", selectors)
 
 
+# ---------------------------------------------------------------- zgate-connector chart, rendered
+
+def check_connector_manifests(root, variant, path, connbin):
+    """One rendered zgate-connector chart: the restricted profile on every
+    Pod spec, and the chart's promises (HTTP probes on the ops port, no
+    Service: it dials out; every file the configuration names mounted;
+    the ConfigMap accepted by zgate-connector --check-config)."""
+    tag = f"rendered zgate-connector [{variant}]:"
+    docs = load_docs(path)
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d.get("kind"), []).append(d)
+
+    def well_formed():
+        bad = [str(d)[:60] for d in docs
+               if not d.get("apiVersion") or not d.get("kind") or not (d.get("metadata") or {}).get("name")]
+        return f"objects without apiVersion/kind/metadata.name: {bad}" if bad else None
+    check(f"{tag} every document is a Kubernetes object with apiVersion, kind and name", well_formed)
+
+    pods = pod_templates(docs)
+    check(f"{tag} exactly one workload (the zgate-connector Deployment)",
+          lambda: None if len(pods) == 1 and pods[0][0].startswith("Deployment/") else f"{[p[0] for p in pods]}")
+    if not pods:
+        return
+    for rid, text, fn in RESTRICTED_RULES:
+        def rule(fn=fn):
+            why = [f"{name}: {w}" for name, meta, spec in pods for w in [fn(meta, spec)] if w]
+            return "; ".join(why) or None
+        check(f"{tag} {rid}: {text}", rule)
+
+    name, meta, spec = pods[0]
+    conn = spec["containers"][0]
+    cfgmap = {}
+    for cm in by_kind.get("ConfigMap") or []:
+        cfgmap.update(cm.get("data") or {})
+    cfg = yaml.safe_load(cfgmap.get("zgate-connector.yaml", "{}")) or {}
+
+    def read_only_root():
+        bad = [c["name"] for _, c in containers_of(spec)
+               if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True]
+        return f"readOnlyRootFilesystem not true in {bad}" if bad else None
+    check(f"{tag} read-only root file system", read_only_root)
+
+    def no_caps_at_all():
+        why = []
+        for _, c in containers_of(spec):
+            caps = (c.get("securityContext") or {}).get("capabilities") or {}
+            if caps.get("add"):
+                why.append(f"{c['name']} adds {caps['add']}")
+            if caps.get("drop") != ["ALL"]:
+                why.append(f"{c['name']} drops {caps.get('drop')}")
+        if (spec.get("securityContext") or {}).get("sysctls"):
+            why.append(f"sysctls {spec['securityContext']['sysctls']}")
+        return "; ".join(why) or None
+    check(f"{tag} no capability added (no NET_ADMIN, no TUN)", no_caps_at_all)
+
+    def no_token():
+        return None if spec.get("automountServiceAccountToken") is False else "service account token mounted"
+    check(f"{tag} no service account token in the pod", no_token)
+
+    def probes():
+        want = {"livenessProbe": "/health", "readinessProbe": "/ready", "startupProbe": "/health"}
+        why = []
+        for k, p in want.items():
+            g = (conn.get(k) or {}).get("httpGet") or {}
+            if g.get("path") != p or g.get("port") != "ops" or g.get("scheme", "HTTP") != "HTTP":
+                why.append(f"{k} {g}")
+        ports = {p["name"]: p for p in conn.get("ports", [])}
+        if set(ports) != {"ops"} or ports["ops"].get("protocol") != "TCP":
+            why.append(f"container ports {list(ports)}: expected only the TCP ops port")
+        elif int(str(cfg.get("ops_listen", ":0")).rsplit(":", 1)[1]) != ports["ops"]["containerPort"]:
+            why.append(f"ops_listen {cfg.get('ops_listen')} vs port {ports['ops']}")
+        elif not str(cfg.get("ops_listen", "")).startswith("0.0.0.0:"):
+            why.append(f"ops_listen {cfg.get('ops_listen')}: the kubelet's probes cannot reach loopback")
+        return "; ".join(why) or None
+    check(f"{tag} probes GET /health (liveness, startup) and /ready (readiness) on the ops port, its only port", probes)
+
+    def no_service():
+        svcs = [d["metadata"]["name"] for d in by_kind.get("Service") or []]
+        return f"Services {svcs}: the connector dials out and takes no connections" if svcs else None
+    check(f"{tag} no Service: nothing connects to the connector", no_service)
+
+    def resources():
+        r = conn.get("resources") or {}
+        return None if (r.get("requests") or {}).get("memory") and (r.get("limits") or {}).get("memory") \
+            else f"resources {r}: need memory requests and limits"
+    check(f"{tag} resources requested and memory limited", resources)
+
+    def mounts_match_config():
+        proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+        paths = {"/etc/zgate/" + i["path"] for s in proj for src in s.values() for i in src.get("items", [])}
+        mount = [m for m in conn["volumeMounts"] if m["name"] == "config"][0]
+        why = []
+        if mount["mountPath"] != "/etc/zgate" or mount.get("readOnly") is not True:
+            why.append(f"config volume mounted at {mount['mountPath']} readOnly={mount.get('readOnly')}")
+        why += [f"{k} {cfg.get(k)} is not in the projected volume" for k in ("cert", "key", "ca", "policy")
+                if cfg.get(k) not in paths]
+        secret_paths = {"/etc/zgate/" + i["path"] for s in proj if "secret" in s for i in s["secret"].get("items", [])}
+        if cfg.get("key") not in secret_paths:
+            why.append(f"the key {cfg.get('key')} does not come from a Secret")
+        if "/etc/zgate/zgate-connector.yaml" not in paths or conn.get("args", [])[-1:] != ["/etc/zgate/zgate-connector.yaml"]:
+            why.append("--config does not point at the mounted zgate-connector.yaml")
+        if cfg.get("audit") != "-":
+            why.append(f"audit {cfg.get('audit')!r}: the root file system is read-only, audit goes to standard output")
+        return "; ".join(why) or None
+    check(f"{tag} every file the config names is mounted (config, policy, certificates; the key from a Secret)",
+          mounts_match_config)
+
+    def policy_loads():
+        pol = yaml.safe_load(cfgmap.get("connector-policy.yaml", "")) or {}
+        return None if pol.get("version") == 1 and pol.get("default_action") in ("deny", "allow") \
+            else f"connector-policy.yaml: {str(pol)[:80]}"
+    check(f"{tag} the ConfigMap's policy is a version 1 policy with a default_action", policy_loads)
+
+    def config_loads():
+        with tempfile.TemporaryDirectory() as tmp:
+            tls = os.path.join(tmp, "tls")
+            r = subprocess.run([os.path.join(root, "scripts/gen-certs.sh"), "-d", tls, "--connector", "c1"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                return f"gen-certs.sh: {r.stderr.strip()}"
+            os.rename(os.path.join(tls, "connector-c1.crt"), os.path.join(tls, "connector.crt"))
+            os.rename(os.path.join(tls, "connector-c1.key"), os.path.join(tls, "connector.key"))
+            with open(os.path.join(tmp, "connector-policy.yaml"), "w") as f:
+                f.write(cfgmap["connector-policy.yaml"])
+            c = os.path.join(tmp, "zgate-connector.yaml")
+            with open(c, "w") as f:
+                f.write(cfgmap["zgate-connector.yaml"].replace("/etc/zgate/", tmp + "/"))
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            r = subprocess.run([connbin, "--check-config", "--config", c], capture_output=True, text=True, env=env)
+            return None if r.returncode == 0 else (r.stderr or r.stdout).strip()
+    if connbin and os.access(connbin, os.X_OK):
+        check(f"{tag} the ConfigMap's configuration passes zgate-connector --check-config", config_loads)
+
+    def checksum():
+        ann = meta.get("annotations") or {}
+        bad = [k for k in ("checksum/config", "checksum/secret") if not re.fullmatch(r"[0-9a-f]{64}", ann.get(k, ""))]
+        return f"annotations {bad} missing" if bad else None
+    check(f"{tag} pod template carries the ConfigMap and Secret checksums (a change rolls the pod)", checksum)
+
+    def selectors():
+        labels = (meta.get("labels") or {})
+        sel = by_kind["Deployment"][0]["spec"]["selector"].get("matchLabels") or {}
+        return None if sel and all(labels.get(a) == b for a, b in sel.items()) else f"selector {sel} vs labels {labels}"
+    check(f"{tag} the Deployment selects its own pods", selectors)
+
+
 # ---------------------------------------------------------------- self-test
 
 MUTATIONS = [
@@ -1353,18 +1632,24 @@ def main(argv):
         root = argv[1]
         staged = argv[3] if len(argv) >= 4 and argv[2] == "--staged-rootfs" else None
         staged_api = argv[5] if len(argv) >= 6 and argv[4] == "--staged-api-rootfs" else None
+        staged_connector = argv[7] if len(argv) >= 8 and argv[6] == "--staged-connector-rootfs" else None
         check_yaml_files(root)
         check_dockerfile(root, "docker/relay.Dockerfile", "relay", staged)
         check_dockerfile(root, "docker/api.Dockerfile", "api", staged_api)
         check_dockerfile(root, "docker/agent.Dockerfile", "agent")
         check_dockerfile(root, "docker/certgen.Dockerfile", "certgen")
+        check_dockerfile(root, "docker/connector.Dockerfile", "connector", staged_connector)
         check_compose(root)
+        check_compose_connector(root)
         check_chart_static(root)
         check_chart_static(root, "zgate-api", "docker/api.Dockerfile")
+        check_chart_static(root, "zgate-connector", "docker/connector.Dockerfile")
     elif len(argv) == 5 and argv[0] == "manifests":
         check_manifests(argv[1], argv[2], argv[3], argv[4])
     elif len(argv) == 5 and argv[0] == "api-manifests":
         check_api_manifests(argv[1], argv[2], argv[3], argv[4])
+    elif len(argv) == 5 and argv[0] == "connector-manifests":
+        check_connector_manifests(argv[1], argv[2], argv[3], argv[4])
     elif len(argv) == 2 and argv[0] == "selftest":
         selftest(argv[1])
     else:

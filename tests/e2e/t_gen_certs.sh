@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/gen-certs.sh makes a PKI whose certificates are what their names
 # say: clients valid for clientAuth only, the relay for serverAuth with the
-# requested names, and the test set's refusals refused for the right reason.
+# requested names, connectors (--connector ID) for both with CN connector:ID,
+# and the test set's refusals refused for the right reason.
 . "$(dirname "$0")/lib.sh"
 pki=$ZG_TMP/pki
 "$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" -s relay.test -s 127.0.0.1 -c agent-1 -c agent-2 --test-set
@@ -86,4 +87,31 @@ expect_contains "$(cat "$ZG_TMP/err")" "client ID 'r/1' must be" "bad relay id m
 "$ZG_ROOT/scripts/gen-certs.sh" -d "$ZG_TMP/apionly" --api api --api-relay r1 >/dev/null
 [[ -f $ZG_TMP/apionly/relay-r1.crt && ! -e $ZG_TMP/apionly/agent-1.crt && ! -e $ZG_TMP/apionly/relay.crt ]] ||
 	fail "--api-relay alone: $(ls "$ZG_TMP/apionly")"
+step "--connector ID: CN connector:ID, clientAuth and serverAuth; the relay's certificate stays; no agent"
+relay_before=$(sha256sum <"$pki/relay.crt")
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$pki" --connector hospital-a --connector site_2.b >/dev/null
+[[ $(sha256sum <"$pki/relay.crt") == "$relay_before" ]] || fail "a --connector run re-signed the relay certificate"
+for c in hospital-a site_2.b; do
+	expect_contains "$(verify "connector-$c" sslclient)" "connector-$c.crt: OK" "connector-$c for clientAuth (to the relay)"
+	expect_contains "$(verify "connector-$c" sslserver)" "connector-$c.crt: OK" "connector-$c for serverAuth (to agents)"
+	[[ $(stat -c %a "$pki/connector-$c.key") == 600 ]] || fail "connector-$c.key mode $(stat -c %a "$pki/connector-$c.key")"
+done
+expect_contains "$(subj connector-hospital-a)" "CN = connector:hospital-a" "connector CN"
+expect_contains "$(subj connector-site_2.b)" "CN = connector:site_2.b" "connector CN with . and _"
+x509=$(openssl x509 -in "$pki/connector-hospital-a.crt" -noout -text)
+expect_contains "$x509" "Subject: CN = connector:hospital-a" "openssl x509 subject"
+expect_contains "$x509" "TLS Web Client Authentication, TLS Web Server Authentication" "openssl x509 shows both EKUs"
+# an agent's certificate is not a server: it cannot pose as a connector to another agent
+expect_contains "$(verify agent-1 sslserver)" "unsuitable certificate purpose" "agent-1 as a server"
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$ZG_TMP/conn-only" --connector c1 >/dev/null
+[[ -f $ZG_TMP/conn-only/connector-c1.crt && ! -e $ZG_TMP/conn-only/agent-1.crt && ! -e $ZG_TMP/conn-only/relay.crt ]] ||
+	fail "--connector alone: $(ls "$ZG_TMP/conn-only")"
+step "a bad connector ID is refused, and nothing is written"
+for bad in "" "hospital a" "a/b" "connector:x" "$(printf 'c%.0s' {1..64})" "ünï"; do
+	if "$ZG_ROOT/scripts/gen-certs.sh" -d "$ZG_TMP/badconn" --connector "$bad" 2>"$ZG_TMP/err"; then fail "accepted connector ID '$bad'"; fi
+	expect_contains "$(cat "$ZG_TMP/err")" "connector ID '$bad' must be 1-63 of" "bad connector ID '$bad' message"
+done
+[[ ! -e $ZG_TMP/badconn ]] || fail "a refused --connector run wrote $(ls "$ZG_TMP/badconn")"
+if "$ZG_ROOT/scripts/gen-certs.sh" -d "$ZG_TMP/badconn" --connector 2>"$ZG_TMP/err"; then fail "accepted --connector without an ID"; fi
+expect_contains "$(cat "$ZG_TMP/err")" "--connector needs an ID" "--connector without an ID"
 echo "pass"

@@ -2,9 +2,9 @@
 # Installed as a service: `make install DESTDIR PREFIX=/usr` puts exactly
 # the expected files in place and keeps a configuration already there; the
 # man pages list every option of every --help; `systemd-analyze verify`
-# accepts the three units (ExecStart resolved inside the staged tree) and
-# `systemd-analyze security` rates the relay's and zgate-api's units OK or
-# better (the scores are printed); the installed relay, unprivileged, tells
+# accepts the four units (ExecStart resolved inside the staged tree) and
+# `systemd-analyze security` rates the relay's, zgate-api's and
+# zgate-connector's units OK or better (the scores are printed); the installed relay, unprivileged, tells
 # a service manager READY=1, WATCHDOG=1 and STOPPING=1, and so does the
 # installed zgate-api (READY=1, STOPPING=1) against a throwaway PostgreSQL; `zgate-agent status` reads a live
 # agent run with only CAP_NET_ADMIN and its status file in
@@ -27,15 +27,18 @@ inst >"$ZG_TMP/install.log" 2>&1 || { cat "$ZG_TMP/install.log"; fail "make inst
 got=$(cd "$DEST" && find . -mindepth 1 | sed 's|^\.||' | sort)
 want="/etc
 /etc/zgate
+/etc/zgate/connector-policy.yaml
 /etc/zgate/policy.yaml
 /etc/zgate/tls
 /etc/zgate/zgate-agent.yaml
 /etc/zgate/zgate-api.yaml
+/etc/zgate/zgate-connector.yaml
 /etc/zgate/zgate-relay.yaml
 /usr
 /usr/bin
 /usr/bin/zgate-agent
 /usr/bin/zgate-api
+/usr/bin/zgate-connector
 /usr/bin/zgate-probe
 /usr/bin/zgate-relay
 /usr/lib
@@ -43,15 +46,18 @@ want="/etc
 /usr/lib/systemd/system
 /usr/lib/systemd/system/zgate-agent.service
 /usr/lib/systemd/system/zgate-api.service
+/usr/lib/systemd/system/zgate-connector.service
 /usr/lib/systemd/system/zgate-relay.service
 /usr/share
 /usr/share/doc
 /usr/share/doc/zgate
 /usr/share/doc/zgate/README.md
 /usr/share/doc/zgate/examples
+/usr/share/doc/zgate/examples/connector-policy.yaml
 /usr/share/doc/zgate/examples/policy.yaml
 /usr/share/doc/zgate/examples/zgate-agent.yaml
 /usr/share/doc/zgate/examples/zgate-api.yaml
+/usr/share/doc/zgate/examples/zgate-connector.yaml
 /usr/share/doc/zgate/examples/zgate-relay.yaml
 /usr/share/man
 /usr/share/man/man1
@@ -59,6 +65,7 @@ want="/etc
 /usr/share/man/man8
 /usr/share/man/man8/zgate-agent.8
 /usr/share/man/man8/zgate-api.8
+/usr/share/man/man8/zgate-connector.8
 /usr/share/man/man8/zgate-relay.8"
 [[ $got == "$want" ]] || fail "installed files differ: $(diff <(echo "$want") <(echo "$got"))"
 echo "$(wc -l <<<"$got") paths, as expected"
@@ -68,7 +75,10 @@ grep -q '^ExecStart=/usr/bin/zgate-relay --config /etc/zgate/zgate-relay.yaml ' 
 	fail "ExecStart does not name the installed relay: $(grep ExecStart "$DEST$U/zgate-relay.service")"
 grep -q '^ExecStart=/usr/bin/zgate-api --config /etc/zgate/zgate-api.yaml ' "$DEST$U/zgate-api.service" ||
 	fail "ExecStart does not name the installed zgate-api: $(grep ExecStart "$DEST$U/zgate-api.service")"
-! grep -qE "@[A-Z]+@" "$DEST$U/zgate-relay.service" "$DEST$U/zgate-agent.service" "$DEST$U/zgate-api.service" ||
+grep -q '^ExecStart=/usr/bin/zgate-connector --config /etc/zgate/zgate-connector.yaml ' "$DEST$U/zgate-connector.service" ||
+	fail "ExecStart does not name the installed zgate-connector: $(grep ExecStart "$DEST$U/zgate-connector.service")"
+! grep -qE "@[A-Z]+@" "$DEST$U/zgate-relay.service" "$DEST$U/zgate-agent.service" "$DEST$U/zgate-api.service" \
+	"$DEST$U/zgate-connector.service" ||
 	fail "an @VARIABLE@ left in a unit"
 
 step "a second make install keeps the configuration in /etc/zgate"
@@ -84,6 +94,7 @@ step "the installed programs run; the man pages list every option and default of
 "$DEST/usr/bin/zgate-agent" --version
 "$DEST/usr/bin/zgate-probe" --version
 "$DEST/usr/bin/zgate-api" --version
+"$DEST/usr/bin/zgate-connector" --version
 "$ZG_ROOT/scripts/check-manpages.sh" "$DEST/usr/bin" "$DEST/usr/share/man" || fail "man pages out of step with --help"
 # the check notices an option missing from a page
 mkdir -p "$ZG_TMP/man/man8"
@@ -107,9 +118,10 @@ cp -a /usr/lib/systemd/system/. "$R/usr/lib/systemd/system/"
 ln -s usr/bin "$R/bin"
 cp /bin/sh "$R/usr/bin/sh"   # ExecReload=/bin/sh
 verify() { MANPATH=$R/usr/share/man systemd-analyze verify --root="$R" "$@" 2>&1; }
-out=$(verify zgate-relay.service zgate-agent.service zgate-api.service) || fail "systemd-analyze verify: $out"
+out=$(verify zgate-relay.service zgate-agent.service zgate-api.service zgate-connector.service) ||
+	fail "systemd-analyze verify: $out"
 [[ -z $out ]] || fail "systemd-analyze verify complained: $out"
-echo "zgate-relay.service, zgate-agent.service and zgate-api.service verify cleanly"
+echo "zgate-relay.service, zgate-agent.service, zgate-api.service and zgate-connector.service verify cleanly"
 # and it does look: a missing program or a bad key is reported
 mv "$R/usr/bin/zgate-relay" "$R/usr/bin/zgate-relay.away"
 out=$(verify zgate-relay.service) && fail "verify accepted a unit whose program is missing"
@@ -136,6 +148,15 @@ echo "$line"
 read -r score word < <(sed -n 's/.*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p' <<<"$line")
 [[ $word == OK || $word == SAFE || $word == PERFECT ]] || fail "zgate-api unit rated $word ($score)"
 awk -v s="$score" 'BEGIN { exit !(s < 5.0) }' || fail "zgate-api exposure $score is not below 5.0"
+step "systemd-analyze security: zgate-connector's unit is OK or better, with no capability"
+sec=$(systemd-analyze security --offline=true --root="$R" zgate-connector.service 2>&1) || true
+line=$(grep 'Overall exposure level for zgate-connector.service' <<<"$sec") || fail "no score: $sec"
+echo "$line"
+read -r score word < <(sed -n 's/.*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p' <<<"$line")
+[[ $word == OK || $word == SAFE || $word == PERFECT ]] || fail "zgate-connector unit rated $word ($score)"
+awk -v s="$score" 'BEGIN { exit !(s < 5.0) }' || fail "zgate-connector exposure $score is not below 5.0"
+! grep -E '^✗ (CapabilityBoundingSet|AmbientCapabilities)' <<<"$sec" || fail "zgate-connector's unit keeps capabilities"
+grep -q '^✓ CapabilityBoundingSet=~CAP_NET_ADMIN' <<<"$sec" || fail "zgate-connector's unit may hold CAP_NET_ADMIN"
 asec=$(systemd-analyze security --offline=true --root="$R" zgate-agent.service 2>&1 | grep 'Overall exposure') || true
 echo "$asec (the agent holds CAP_NET_ADMIN)"
 
@@ -322,13 +343,15 @@ dpkg_retry() {
 cleanup "dpkg-query -W zgate >/dev/null 2>&1 && dpkg --purge zgate >/dev/null 2>&1"
 dpkg_retry -i "$deb" >"$ZG_TMP/dpkg-i.log" || fail "dpkg -i: $(cat "$ZG_TMP/dpkg-i.log")"
 files=$(dpkg -L zgate)
-out=$(systemd-analyze verify $U/zgate-relay.service $U/zgate-agent.service $U/zgate-api.service 2>&1) ||
+out=$(systemd-analyze verify $U/zgate-relay.service $U/zgate-agent.service $U/zgate-api.service \
+	$U/zgate-connector.service 2>&1) ||
 	fail "systemd-analyze verify of the installed units: $out"
 [[ -z $out ]] || fail "systemd-analyze verify of the installed units complained: $out"
 echo "dpkg -i installed $(wc -l <<<"$files") paths; the installed units verify cleanly"
 man -w zgate-relay zgate-agent zgate-probe >/dev/null || fail "man cannot find the pages"
 /usr/bin/zgate-relay --version
 /usr/bin/zgate-api --version | head -1
+/usr/bin/zgate-connector --version | head -1
 dpkg-deb -f "$deb" Depends | grep -q 'libpq5' || fail "the package does not depend on libpq5 (zgate-api)"
 out=$(/usr/bin/zgate-agent status 2>&1) && fail "status without an agent: exit 0"
 expect_contains "$out" "zgate-agent is not running (no status file /run/zgate/status.json)" "installed status"

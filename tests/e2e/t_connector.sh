@@ -1,0 +1,351 @@
+#!/usr/bin/env bash
+# On-prem through zgate-connector, end to end, and the relay cannot read it
+# (issue 22):
+#
+#   c1 agent-1 ─┐                                     ┌─ service ns S (198.18.0.10,
+#   c2 agent-2 ─┴─ relay ns R (zgate-relay, uid 65534)┤   reached by the relay's own stack)
+#                                                     └─ connector ns K (zgate-connector,
+#                                                        uid 65534, no capabilities)
+#                                                          └─ on-prem ns P (10.20.0.10)
+#
+# P is reachable ONLY from K (a veth between them; R has no route to it and
+# K does not forward). The relay's policy lists connector hospital-a bound to
+# 10.20.0.0/16; agent-1 may reach it (a connector rule), agent-2 may not.
+#   1. agent-1 curls the on-prem web server and reaches its UDP and TCP echo
+#      services by their on-prem address; the relay audits connector_open.
+#   2. agent-2 is refused: no on-prem route in its tunnel; with a route forced
+#      into zgate0 its flows are refused at once by the relay; UDP it sends
+#      straight at the connector's tunnel address is never forwarded.
+#   3. The relay cannot read it: a marker sent both ways through the
+#      connector appears neither in a tcpdump capture of every interface of
+#      the relay's namespace nor in the relay's debug.payload_dump file, nor
+#      in its logs, while a second marker sent to S through the relay's own
+#      stack shows in both (so the check can fail); the dump does hold the
+#      agent's inner packets, received and forwarded.
+#   4. The connector stopped: agent-1's on-prem traffic fails, connector_close
+#      is audited; started again: traffic resumes. The relay restarted: the
+#      connector and the agent come back and traffic resumes.
+# Skipped (77) until build/bin/zgate-connector exists.
+#
+# ASSUMED INTERFACES (CONNECTOR.md; align here if the code differs):
+#   zgate-connector --config FILE; YAML keys: relays (list of host:port),
+#     server_name, ca, cert, key, prefixes, policy (the relay's policy
+#     format), audit ("-" = stdout), ops_listen (/ready 200 once a relay
+#     tunnel is open, /metrics), inner_port, log_level.
+#   relay YAML: debug: { payload_dump: PATH } (4-byte big-endian length, then
+#     the IP packet, for every packet decrypted from or sent into a tunnel).
+#   relay policy: connectors: {hospital-a: {prefixes: [...]}} and the client
+#     rule { id, action: allow, connector: hospital-a }.
+#   relay audit (JSON lines): "event":"connector_open" / "connector_close"
+#     with "client" = the agent's ID and a field naming hospital-a;
+#     connector_close carries bytes_up and bytes_down.
+#   relay metric zgate_connectors_up.
+#   the agent's status file names each connector it was told of (hospital-a).
+source "$(dirname "$0")/lib.sh"
+CONNECTOR=${ZG_BIN:-$ZG_ROOT/build/bin}/zgate-connector
+[[ -x $CONNECTOR ]] || skip "zgate-connector is not built ($CONNECTOR)"
+source "$(dirname "$0")/topo.sh"
+command -v curl >/dev/null || skip "curl missing"
+command -v tcpdump >/dev/null || "$ZG_ROOT/scripts/ensure-packages.sh" tcpdump >/dev/null 2>&1 ||
+	skip "tcpdump missing (make e2e installs the Makefile's TEST_PACKAGES)"
+
+K=zgt-$T-k P=zgt-$T-p
+ONPREM=10.20.0.10 DIRECT=198.18.0.10 RELAY_K=192.168.99.1
+# Two markers neither of which contains the other.
+MARK_CONN=zgCONNmark$RANDOM$RANDOM$RANDOM
+MARK_DIRECT=zgDIRECTmark$RANDOM$RANDOM$RANDOM
+
+topo_init 2
+step "namespaces: connector K behind the relay, on-prem P behind the connector only"
+ip netns add "$K"; cleanup "ip netns del $K"
+ip netns add "$P"; cleanup "ip netns del $P"
+ip -n "$K" link set lo up; ip -n "$P" link set lo up
+ip link add "${T}rk" netns "$R" type veth peer name "${T}k" netns "$K"
+ip -n "$R" addr add "$RELAY_K/24" dev "${T}rk"; ip -n "$R" link set "${T}rk" up
+ip -n "$K" addr add 192.168.99.2/24 dev "${T}k"; ip -n "$K" link set "${T}k" up
+ip -n "$K" route add default via "$RELAY_K"
+ip link add "${T}kp" netns "$K" type veth peer name "${T}p" netns "$P"
+ip -n "$K" addr add 10.20.0.1/24 dev "${T}kp"; ip -n "$K" link set "${T}kp" up
+ip -n "$P" addr add "$ONPREM/24" dev "${T}p"; ip -n "$P" link set "${T}p" up
+ip netns exec "$K" sysctl -qw net.ipv4.ip_forward=0
+ip netns exec "$R" ip route get "$ONPREM" >/dev/null 2>&1 && fail "the relay's namespace has a route to $ONPREM"
+ip netns exec "$R" ping -c 1 -W 1 "$ONPREM" >/dev/null 2>&1 && fail "the relay's namespace reaches $ONPREM"
+ip netns exec "$K" ping -c 1 -W 2 "$ONPREM" >/dev/null || fail "the connector's namespace cannot reach $ONPREM"
+
+step "certificates: relay, agent-1, agent-2, connector:hospital-a"
+topo_pki agent-1 agent-2
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$D/pki" --connector hospital-a >/dev/null
+chmod -R a+rX "$D/pki"
+
+cat >"$D/policy.yaml" <<Y
+version: 1
+default_action: deny
+connectors:
+  hospital-a:
+    prefixes: ["10.20.0.0/16"]
+clients:
+  agent-1:
+    rules:
+      - { id: emr, action: allow, connector: hospital-a }
+      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp, udp] }
+  agent-2:
+    rules:
+      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp, udp] }
+Y
+# What the connector lets each agent reach on-prem (the relay's format).
+cat >"$D/connector-policy.yaml" <<Y
+version: 1
+default_action: deny
+clients:
+  agent-1:
+    rules:
+      - { id: web, action: allow, destinations: ["$ONPREM/32"], protocols: [tcp], ports: ["8000", "7008"] }
+      - { id: echo, action: allow, destinations: ["$ONPREM/32"], protocols: [udp], ports: ["7007"] }
+Y
+mkdir -m 0777 "$D/dump"
+DUMP=$D/dump/payload.bin
+cat >"$D/relay.yaml" <<C
+listen: "0.0.0.0:4433"
+ops_listen: "0.0.0.0:8080"
+tls: { cert: $D/pki/relay.crt, key: $D/pki/relay.key, client_ca: $D/pki/ca.crt }
+uri_template: "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
+policy: $D/policy.yaml
+debug: { payload_dump: $DUMP }
+C
+cat >"$D/connector.yaml" <<C
+relays: ["$RELAY_K:4433"]
+server_name: relay.test
+ca: $D/pki/ca.crt
+cert: $D/pki/connector-hospital-a.crt
+key: $D/pki/connector-hospital-a.key
+prefixes: ["10.20.0.0/16"]
+policy: $D/connector-policy.yaml
+audit: "-"
+ops_listen: "127.0.0.1:9201"
+inner_port: 443
+log_level: info
+C
+chmod 644 "$D"/*.yaml
+
+step "services: web, UDP and TCP echo on-prem ($ONPREM) and in S ($DIRECT)"
+psvc_start() { # NAME SVC-ARGS... (in the on-prem namespace)
+	local name=$1; shift
+	# shellcheck disable=SC2086  # $SVC is "python3 PATH"
+	ip netns exec "$P" $SVC "$@" >"$D/psvc-$name.out" 2>&1 &
+	cleanup "kill $! 2>/dev/null; wait $! 2>/dev/null"
+	for _ in $(seq 50); do grep -qs listening "$D/psvc-$name.out" && return 0; sleep 0.1; done
+	fail "on-prem service $name did not start: $(cat "$D/psvc-$name.out")"
+}
+psvc_start web http "$ONPREM" 8000 "onprem-web $MARK_CONN"
+psvc_start udp udp-echo "$ONPREM" 7007
+psvc_start tcp tcp-echo "$ONPREM" 7008
+svc_start web http "$DIRECT" 8000 "saas-web $MARK_DIRECT"
+svc_start udp udp-echo "$DIRECT" 7007
+
+step "tcpdump on every interface of the relay's namespace, from the start"
+PCAP=$D/relay.pcap
+ip netns exec "$R" tcpdump -i any -s 0 -U -n -Z root -w "$PCAP" 2>"$D/tcpdump.log" &
+TPID=$!
+cleanup "kill $TPID 2>/dev/null; wait $TPID 2>/dev/null"
+for _ in $(seq 50); do grep -q "listening on" "$D/tcpdump.log" && break; sleep 0.1; done
+grep -q "listening on" "$D/tcpdump.log" || fail "tcpdump did not start: $(cat "$D/tcpdump.log")"
+
+topo_relay
+grep -qi "payload_dump" "$D/relay.log" || fail "the relay does not warn that debug.payload_dump is on"
+
+connector_start() {
+	ip netns exec "$K" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all --inh-caps=-all "$CONNECTOR" --config "$D/connector.yaml" \
+		>>"$D/connector-audit.log" 2>>"$D/connector.log" &
+	KPID=$!
+	cleanup "kill -9 $KPID 2>/dev/null; wait $KPID 2>/dev/null"
+	for _ in $(seq 150); do
+		ip netns exec "$K" curl -sf 127.0.0.1:9201/ready >/dev/null 2>&1 && return 0
+		kill -0 "$KPID" 2>/dev/null || fail "zgate-connector exited: $(tail -5 "$D/connector.log")"
+		sleep 0.1
+	done
+	fail "zgate-connector not ready in 15 s: $(tail -5 "$D/connector.log")"
+}
+connector_stop() { kill -TERM "$KPID"; wait "$KPID" 2>/dev/null || true; }
+cleanup 'for f in "$D"/connector.log "$D"/connector-audit.log; do [[ -f $f && ${ZG_PASSED:-0} -ne 1 ]] && { echo "--- $(basename "$f") (last 15 lines)"; tail -15 "$f"; }; done; true'
+
+# audit_has FILE EVENT CLIENT: a JSON line with that event and client that names hospital-a
+audit_has() {
+	python3 - "$@" <<'PY'
+import json, sys
+f, ev, cl = sys.argv[1:4]
+for line in open(f, errors="replace"):
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(d, dict) and d.get("event") == ev and d.get("client") == cl and "hospital-a" in line:
+        print(line.strip())
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+# wait_for SECS WHAT CMD...: until CMD succeeds
+wait_for() {
+	local secs=$1 what=$2 i; shift 2
+	for ((i = 0; i < secs * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	fail "$what (not within $secs s)"
+}
+onprem_web() { inc 1 curl -sS --max-time 5 "http://$ONPREM:8000/$MARK_CONN"; }
+web_ok() { [[ $(onprem_web 2>&1) == "onprem-web $MARK_CONN" ]]; }
+
+step "zgate-connector (uid 65534, no capabilities) dials the relay"
+connector_start
+[[ $(awk '/^Uid:/ {print $2}' "/proc/$KPID/status") == 65534 ]] || fail "connector uid: $(grep ^Uid "/proc/$KPID/status")"
+[[ $(awk '/^CapEff:/ {print $2}' "/proc/$KPID/status") == 0000000000000000 ]] ||
+	fail "connector capabilities: $(grep ^Cap "/proc/$KPID/status")"
+[[ $(awk '/^CapBnd:/ {print $2}' "/proc/$KPID/status") == 0000000000000000 ]] ||
+	fail "connector bounding set: $(grep ^CapBnd "/proc/$KPID/status")"
+wait_for 10 "the relay does not count the connector up" bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:8080/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 1 ]]"
+
+topo_agent 1 agent-1
+topo_agent 2 agent-2
+A1=$(agent_addr 1) A2=$(agent_addr 2)
+A1=${A1%/*} A2=${A2%/*}
+echo "agent-1 $A1, agent-2 $A2"
+
+step "1. agent-1: the on-prem prefix is routed into its tunnel; web, UDP and TCP reach $ONPREM"
+wait_for 15 "agent-1 has no route to 10.20.0.0/16 in zgate0" bash -c "ip -n ${C[1]} route show dev zgate0 | grep -q '^10.20.0.0/16'"
+grep -q hospital-a "$D/status1.json" || fail "agent-1's status file does not name connector hospital-a: $(cat "$D/status1.json")"
+start=$(date +%s%N)
+wait_for 20 "agent-1 cannot fetch the on-prem web page: $(onprem_web 2>&1)" web_ok
+echo "first on-prem page after $((($(date +%s%N) - start) / 1000000)) ms"
+out=$(inc 1 $SVC udp-query "$ONPREM" 7007 "udp $MARK_CONN") || fail "UDP echo on-prem: $out"
+[[ $out == *"udp $MARK_CONN"* ]] || fail "UDP echo on-prem answered '$out'"
+out=$(inc 1 $SVC many "$ONPREM" 7008 4 50000) || fail "TCP echo on-prem: $out"
+expect_contains "$out" "ok 4" "TCP echo on-prem"
+out=$(inc 1 curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --data "post $MARK_CONN" "http://$ONPREM:8000/") ||
+	fail "POST on-prem: $out"
+[[ $out == 200 ]] || fail "POST on-prem: HTTP $out"
+out=$(inc 1 curl -sS --max-time 3 "http://$ONPREM:8001/" 2>&1) && fail "port 8001 (not in the connector's policy) answered: $out"
+audit_has "$D/audit.log" connector_open agent-1 >/dev/null || fail "no connector_open for agent-1 in the relay's audit"
+grep -q "$ONPREM" "$D/connector-audit.log" || fail "the connector's audit does not show agent-1's flows to $ONPREM"
+
+step "2. agent-2 (no connector rule) is refused"
+grep -q hospital-a "$D/status2.json" && fail "agent-2 was told of hospital-a: $(cat "$D/status2.json")"
+[[ $(inc 2 ip route get "$ONPREM") != *zgate0* ]] || fail "agent-2 routes $ONPREM into its tunnel"
+# A route forced into the tunnel: the relay's own policy refuses at once.
+ip -n "${C[2]}" route add 10.20.0.0/16 dev zgate0
+out=$(inc 2 $SVC send "$ONPREM" 8000 10 2>&1) && fail "agent-2 reached $ONPREM:8000: $out"
+expect_contains "$out" "refused" "agent-2 TCP to on-prem"
+ms=$(sed -n 's/.*(after \([0-9]*\) ms).*/\1/p' <<<"$out")
+[[ -n $ms && $ms -lt 1000 ]] || fail "agent-2's refusal took ${ms:-?} ms: $out"
+out=$(inc 2 curl -sS --max-time 5 "http://$ONPREM:8000/" 2>&1) && fail "agent-2 fetched the on-prem page: $out"
+out=$(inc 2 $SVC udp-query "$ONPREM" 7007 x 2>&1) && fail "agent-2's UDP reached on-prem: $out"
+ip -n "${C[2]}" route del 10.20.0.0/16 dev zgate0
+audit_has "$D/audit.log" connector_open agent-2 >/dev/null && fail "connector_open audited for agent-2"
+
+# dumpscan.py: the relay's payload dump (4-byte big-endian length + IP packet)
+cat >"$D/dumpscan.py" <<'PY'
+import collections, socket, struct, sys
+
+def packets(path):
+    b = open(path, "rb").read()
+    i = 0
+    while i + 4 <= len(b):
+        (n,) = struct.unpack_from("!I", b, i)
+        if n == 0 or i + 4 + n > len(b):
+            break  # a record being written right now
+        yield b[i + 4:i + 4 + n]
+        i += 4 + n
+
+def udp4(p):  # (src, dst, ttl, sport, dport, payload) or None
+    if len(p) < 28 or p[0] >> 4 != 4 or p[9] != 17:
+        return None
+    ihl = (p[0] & 15) * 4
+    sport, dport = struct.unpack_from("!HH", p, ihl)
+    return socket.inet_ntoa(p[12:16]), socket.inet_ntoa(p[16:20]), p[8], sport, dport, p[ihl + 8:]
+
+cmd, path = sys.argv[1], sys.argv[2]
+if cmd == "inner":  # SRC PORT: "DST TTLS..." of UDP SRC -> DST:PORT, the most frequent DST
+    src, port = sys.argv[3], int(sys.argv[4])
+    ttls = collections.defaultdict(collections.Counter)
+    for p in packets(path):
+        u = udp4(p)
+        if u and u[0] == src and u[4] == port:
+            ttls[u[1]][u[2]] += 1
+    if ttls:
+        dst = max(ttls, key=lambda d: sum(ttls[d].values()))
+        print(dst, " ".join("ttl%d=%d" % kv for kv in sorted(ttls[dst].items())))
+elif cmd == "udp-with":  # NEEDLE: how many UDP packets carry it
+    needle = sys.argv[3].encode()
+    print(sum(1 for p in packets(path) if udp4(p) and needle in udp4(p)[5]))
+elif cmd == "count":  # NEEDLE: raw occurrences in the file
+    print(open(path, "rb").read().count(sys.argv[3].encode()))
+PY
+scan() { python3 "$D/dumpscan.py" "$@"; }
+
+step "the relay only forwards: agent-1's inner packets are in the dump as received and as forwarded"
+[[ -s $DUMP ]] || fail "the relay wrote no payload dump at $DUMP"
+inner=$(scan inner "$DUMP" "$A1" 443)
+echo "agent-1 -> connector inner UDP in the dump: ${inner:-none}"
+[[ -n $inner ]] || fail "no UDP from agent-1 ($A1) to port 443 in the relay's dump"
+CV=${inner%% *}
+# received (ttl t) and sent on into the connector's tunnel (ttl t-1)
+[[ $(wc -w <<<"$inner") -ge 3 ]] || fail "agent-1's inner packets were not seen forwarded (one TTL only): $inner"
+
+step "agent-2's UDP aimed straight at the connector's tunnel address $CV:443 is not forwarded"
+PROBE2=zgPROBEagent2$RANDOM$RANDOM
+ip -n "${C[2]}" route add "$CV/32" dev zgate0
+inc 2 $SVC udp-query "$CV" 443 "$PROBE2" >/dev/null 2>&1 || true
+inc 2 $SVC udp-query "$CV" 443 "$PROBE2" >/dev/null 2>&1 || true
+ip -n "${C[2]}" route del "$CV/32" dev zgate0
+sleep 0.5
+n=$(scan udp-with "$DUMP" "$PROBE2")
+[[ $n == 2 ]] || fail "agent-2's 2 datagrams to $CV:443 appear $n times as UDP in the dump (2 = received, none forwarded)"
+audit_has "$D/audit.log" connector_open agent-2 >/dev/null && fail "connector_open audited for agent-2 after its probe"
+
+step "3. the marker: through the connector unreadable by the relay; through the relay's stack readable"
+out=$(inc 1 curl -sS --max-time 5 "http://$DIRECT:8000/$MARK_DIRECT") || fail "agent-1 to $DIRECT: $out"
+[[ $out == "saas-web $MARK_DIRECT" ]] || fail "agent-1's page from $DIRECT: $out"
+out=$(inc 1 $SVC udp-query "$DIRECT" 7007 "udp $MARK_DIRECT") || fail "UDP echo at $DIRECT: $out"
+web_ok || fail "the on-prem page, again: $(onprem_web 2>&1)"
+sleep 1 # let tcpdump and the dump catch up
+kill -INT "$TPID"; wait "$TPID" 2>/dev/null || true
+pcap_conn=$(scan count "$PCAP" "$MARK_CONN") pcap_direct=$(scan count "$PCAP" "$MARK_DIRECT")
+dump_conn=$(scan count "$DUMP" "$MARK_CONN") dump_direct=$(scan count "$DUMP" "$MARK_DIRECT")
+echo "marker via the connector: capture $pcap_conn, dump $dump_conn; via the relay's stack: capture $pcap_direct, dump $dump_direct"
+echo "capture: $(stat -c %s "$PCAP") bytes, $(tcpdump -r "$PCAP" -n 'udp port 4433' 2>/dev/null | wc -l) packets on UDP 4433;" \
+	"dump: $(stat -c %s "$DUMP") bytes"
+[[ $dump_direct -ge 1 ]] || fail "the control failed: the marker sent through the relay's stack is not in the dump"
+[[ $pcap_direct -ge 1 ]] || fail "the control failed: the marker sent through the relay's stack is not in the capture"
+[[ $dump_conn == 0 ]] || fail "the relay's payload dump holds the connector-path marker $dump_conn times"
+[[ $pcap_conn == 0 ]] || fail "the relay namespace's capture holds the connector-path marker $pcap_conn times"
+[[ $(tcpdump -r "$PCAP" -n "host $RELAY_K and udp port 4433" 2>/dev/null | wc -l) -gt 10 ]] ||
+	fail "the capture does not show the connector's tunnel traffic"
+for f in "$D/relay.log" "$D/audit.log"; do
+	grep -qF "$MARK_CONN" "$f" && fail "$(basename "$f") holds the connector-path marker"
+done
+
+step "4a. the connector stopped: on-prem traffic fails, connector_close audited; restarted: it resumes"
+connector_stop
+wait_for 10 "the relay still counts the connector up" bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:8080/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 0 ]]"
+start=$(date +%s%N)
+out=$(onprem_web 2>&1) && fail "the on-prem page came with the connector stopped: $out"
+echo "with the connector down: '$out' after $((($(date +%s%N) - start) / 1000000)) ms"
+line=$(audit_has "$D/audit.log" connector_close agent-1) || fail "no connector_close for agent-1"
+expect_contains "$line" '"bytes_up":' "connector_close"
+expect_contains "$line" '"bytes_down":' "connector_close"
+[[ $line != *'"bytes_up":0,'* && $line != *'"bytes_down":0,'* ]] || fail "connector_close without bytes: $line"
+connector_start
+start=$(date +%s%N)
+wait_for 30 "agent-1 does not reach on-prem after the connector's restart: $(onprem_web 2>&1)" web_ok
+echo "on-prem again $((($(date +%s%N) - start) / 1000000)) ms after the connector was ready"
+out=$(inc 1 $SVC udp-query "$ONPREM" 7007 again) || fail "UDP echo after the connector's restart: $out"
+
+step "4b. the relay restarted: the connector and agent-1 come back, traffic resumes"
+kill -TERM "$RPID"; wait "$RPID" 2>/dev/null || true
+start=$(date +%s%N)
+topo_relay
+wait_for 30 "the connector did not come back to the restarted relay" \
+	ip netns exec "$K" curl -sf 127.0.0.1:9201/ready
+wait_for 45 "agent-1 does not reach on-prem after the relay's restart: $(onprem_web 2>&1)" web_ok
+echo "on-prem again $((($(date +%s%N) - start) / 1000000)) ms after the relay was stopped"
+out=$(inc 1 $SVC many "$ONPREM" 7008 2 20000) || fail "TCP echo after the relay's restart: $out"
+kill -0 "$KPID" || fail "the connector exited during the relay's restart"
+pass
