@@ -178,9 +178,10 @@ static void test_example(void **state)
 
 	(void)state;
 	conn_config_defaults(&cfg);
-	if (conn_config_load_file(&cfg, "examples/connector.yaml", err, sizeof(err)) != 0)
-		fail_msg("examples/connector.yaml: %s", err);
-	assert_int_equal(cfg.relays.n, 2);
+	if (conn_config_load_file(&cfg, "examples/zgate-connector.yaml", err, sizeof(err)) != 0)
+		fail_msg("examples/zgate-connector.yaml: %s", err);
+	assert_int_equal(cfg.relays.n, 1);
+	assert_string_equal(cfg.server_name, "relay.example.org");
 	assert_int_equal(cfg.nprefixes, 1);
 }
 

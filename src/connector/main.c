@@ -352,7 +352,7 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 
 static void usage(void)
 {
-	printf("Usage: zgate-connector [-c FILE] [--check-config]\n"
+	printf("Usage: zgate-connector [-c FILE] [--key FILE] [--check-config]\n"
 	       "\n"
 	       "Dials out to every relay of the configuration, announces the prefixes it serves,\n"
 	       "and serves agents' end-to-end inner CONNECT-IP sessions toward them. Runs\n"
@@ -360,6 +360,8 @@ static void usage(void)
 	       "\n"
 	       "  -c, --config FILE   the YAML configuration (default "
 	       "/etc/zgate/zgate-connector.yaml)\n"
+	       "  --key FILE          the private key, instead of the file's key: (e.g. a\n"
+	       "                      systemd credential, %%d/connector.key)\n"
 	       "  --check-config      load the configuration, certificates and policy, then exit\n"
 	       "  --version           print the version and the libraries'\n"
 	       "  -h, --help          this text\n"
@@ -539,7 +541,7 @@ static void cleanup(struct conn *cn, uint64_t started)
 int main(int argc, char **argv)
 {
 	static struct conn cn;
-	const char *file = "/etc/zgate/zgate-connector.yaml";
+	const char *file = "/etc/zgate/zgate-connector.yaml", *key = NULL;
 	char err[1024], v[1024];
 	enum log_level lvl;
 	int check = 0, r;
@@ -564,6 +566,10 @@ int main(int argc, char **argv)
 			file = argv[++i];
 		else if (strncmp(argv[i], "--config=", 9) == 0)
 			file = argv[i] + 9;
+		else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+			key = argv[++i];
+		else if (strncmp(argv[i], "--key=", 6) == 0)
+			key = argv[i] + 6;
 		else {
 			fprintf(stderr, "zgate-connector: unexpected argument \"%s\" (see --help)\n",
 				argv[i]);
@@ -573,7 +579,17 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	conn_config_defaults(&cn.cfg);
 	cn.audit_fd = -1;
-	if ((r = conn_config_load_file(&cn.cfg, file, err, sizeof(err))) != 0 ||
+	if (key != NULL && strlen(key) >= sizeof(cn.cfg.key)) {
+		fprintf(stderr, "zgate-connector: --key: path longer than %zu bytes\n",
+			sizeof(cn.cfg.key) - 1);
+		return OPT_EXIT_USAGE;
+	}
+	/* --key stands in for the file's key (systemd's credential path) */
+	if (key != NULL)
+		(void)snprintf(cn.cfg.key, sizeof(cn.cfg.key), "%s", key);
+	if ((r = conn_config_load_file(&cn.cfg, file, err, sizeof(err))) == 0 && key != NULL)
+		(void)snprintf(cn.cfg.key, sizeof(cn.cfg.key), "%s", key);
+	if (r != 0 ||
 	    (r = load_files(&cn, err, sizeof(err))) != 0) {
 		fprintf(stderr, "zgate-connector: %s\n", err);
 		cleanup(&cn, started);
