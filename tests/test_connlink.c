@@ -120,8 +120,8 @@ static uint64_t f_now(void *ctx)
 	return F.now;
 }
 
-static const struct connlink_hooks hooks = { NULL,	   f_send,	 f_may_reach,
-					     f_bound,	   f_rejected,	 f_audit_open,
+static const struct connlink_hooks hooks = { NULL, f_send, f_may_reach,
+					     f_bound, f_rejected, f_audit_open,
 					     f_audit_close, f_now };
 
 static struct stack_addr a4(const char *s)
@@ -229,8 +229,8 @@ static void test_allowed_both_ways(void **state)
 	assert_int_equal(F.nsent, 1);
 	assert_ptr_equal(F.sent[0].sess, &conn_x);
 	assert_int_equal(F.sent[0].len, n);
-	assert_int_equal(F.sent[0].pkt[8], 63);             /* TTL one less */
-	assert_int_equal(csum(F.sent[0].pkt, 20), 0);       /* header checksum still right */
+	assert_int_equal(F.sent[0].pkt[8], 63);                  /* TTL one less */
+	assert_int_equal(csum(F.sent[0].pkt, 20), 0);            /* header checksum still right */
 	assert_memory_equal(F.sent[0].pkt + 12, p + 12, n - 12); /* the rest untouched */
 	assert_int_equal(F.nopens, 1);
 	assert_string_equal(F.opens[0], "agent-1 hospital-a a1 c1 emr");

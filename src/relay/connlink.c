@@ -29,7 +29,7 @@ struct link {
 	struct stack_addr addr; /* the agent's address this link carries */
 	uint64_t opened_ms, last_ms;
 	uint64_t bytes_up, bytes_down;
-	struct link *hnext;      /* bucket */
+	struct link *hnext;       /* bucket */
 	struct link *next, *prev; /* all links */
 };
 
@@ -45,7 +45,15 @@ struct connlink {
 };
 
 static const char *const drop_names[CONNLINK_NDROP] = {
-	"policy", "port", "protocol", "spoofed", "no_link", "ttl", "malformed", "send", "limit",
+	"policy",
+	"port",
+	"protocol",
+	"spoofed",
+	"no_link",
+	"ttl",
+	"malformed",
+	"send",
+	"limit",
 };
 
 const char *connlink_drop_name(enum connlink_drop d)

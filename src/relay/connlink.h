@@ -42,11 +42,11 @@
 #include "relay/policy.h"
 #include "stack.h"
 
-#define CONNLINK_INNER_PORT 443         /* ZG_CONNECTOR_INNER_PORT */
-#define CONNLINK_IDLE_MS 120000u        /* a link without packets this long closes */
-#define CONNLINK_MAX_CONNECTORS 256     /* connector sessions up at once */
-#define CONNLINK_MAX_PREFIXES 64        /* kept per connector (ZGCONN_MAX_PREFIXES) */
-#define CONNLINK_MAX_ANNOUNCED 64       /* announced ranges kept per connector */
+#define CONNLINK_INNER_PORT 443          /* ZG_CONNECTOR_INNER_PORT */
+#define CONNLINK_IDLE_MS 120000u         /* a link without packets this long closes */
+#define CONNLINK_MAX_CONNECTORS 256      /* connector sessions up at once */
+#define CONNLINK_MAX_PREFIXES 64         /* kept per connector (ZGCONN_MAX_PREFIXES) */
+#define CONNLINK_MAX_ANNOUNCED 64        /* announced ranges kept per connector */
 #define CONNLINK_MAX_LINKS_DEFAULT 65536 /* links at once */
 #define CONNLINK_IDENTITY_PREFIX "connector:"
 
