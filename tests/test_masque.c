@@ -1495,6 +1495,34 @@ static void test_c07_new_routes_sent_at_once(void **state)
 	free(x);
 }
 
+static int routes_seen(void *arg)
+{
+	return ((struct side *)arg)->nroute_events > 0;
+}
+
+/* C07: the client may advertise routes too (RFC 9484 §4.7.3: both
+ * endpoints); the server's owner gets them (a connector announcing its
+ * prefixes). */
+static void test_c07_client_advertises_routes(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct cip_route rt[2] = { { 4, { 10, 20, 0, 0 }, { 10, 20, 255, 255 }, 0 },
+				   { 6, { 0xfd, 0x20 }, { 0xfd, 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, 0 } };
+
+	(void)state;
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_int_equal(x->srv.nroute_events, 0);
+	assert_int_equal(masque_conn_send_routes(x->cl[0].ep.conn, rt, 2), 0);
+	assert_true(memnet_run(&x->net, routes_seen, &x->srv, 5 * SEC / 1000));
+	assert_int_equal(x->srv.nroute_events, 1);
+	assert_int_equal(x->srv.nroutes, 2);
+	assert_int_equal(x->srv.routes[0].start[1], 20);
+	assert_int_equal(x->srv.routes[1].version, 6);
+	assert_int_equal(x->srv.routes[1].end[5], 0xff);
+	fx_free(x);
+	free(x);
+}
+
 static void test_c09_empty_address_request_aborts(void **state)
 {
 	struct fx *x = fx_open(0);
@@ -1925,6 +1953,7 @@ int main(void)
 		cmocka_unit_test(test_i16_7_max_handshakes),
 		cmocka_unit_test(test_i16_7_accepts_per_round),
 		cmocka_unit_test(test_c24_handshake_mtls_and_tunnel),
+		cmocka_unit_test(test_c07_client_advertises_routes),
 		cmocka_unit_test(test_c10_client_sends_address_request),
 		cmocka_unit_test(test_c10_reconnect_asks_previous_address),
 		cmocka_unit_test(test_c12_datagrams_10000_each_way),

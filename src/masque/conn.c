@@ -602,7 +602,7 @@ static int handle_capsule(struct masque_conn *c, const struct capsule *cap)
 		if (routes == NULL)
 			return ZG_ERR_NOMEM;
 		r = cip_route_adv_decode(cap->value, cap->len, routes, MASQUE_MAX_ROUTES, &n);
-		if (r == 0 && !c->is_server && c->cbs->on_routes != NULL)
+		if (r == 0 && c->cbs->on_routes != NULL)
 			c->cbs->on_routes(c, routes, n, c->ctx);
 		free(routes);
 		return r; /* a violation aborts the stream (C07) */

@@ -162,7 +162,9 @@ struct masque_cbs {
 	void (*on_open)(struct masque_conn *c, void *ctx);
 	/* Client: an ADDRESS_ASSIGN arrived; it replaces the earlier set. */
 	void (*on_addresses)(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx);
-	/* Client: a valid ROUTE_ADVERTISEMENT arrived (the full list). */
+	/* Both: a valid ROUTE_ADVERTISEMENT arrived (the full list). Either
+	 * endpoint may advertise (RFC 9484 §4.7.3): a zgate-connector tells
+	 * the relay the on-prem prefixes it serves this way. */
 	void (*on_routes)(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx);
 	/* Both: an IP packet arrived through the tunnel. */
 	void (*on_packet)(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx);
@@ -352,8 +354,8 @@ int masque_conn_send(struct masque_conn *c, const uint8_t *pkt, size_t len);
 /* The largest IP packet masque_conn_send() takes now (0 = no tunnel). */
 size_t masque_conn_max_packet(const struct masque_conn *c);
 
-/* Server: sends a new ROUTE_ADVERTISEMENT (the full list, C07) and/or
- * ADDRESS_ASSIGN on an open tunnel. Returns 0, ZG_ERR_STATE, ZG_ERR_LIMIT,
+/* Sends a new ROUTE_ADVERTISEMENT (the full list, C07; either end) or
+ * (server) ADDRESS_ASSIGN on an open tunnel. Returns 0, ZG_ERR_STATE, ZG_ERR_LIMIT,
  * ZG_ERR_INVAL (routes not normalized). */
 int masque_conn_send_routes(struct masque_conn *c, const struct cip_route *r, size_t n);
 int masque_conn_send_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n);
