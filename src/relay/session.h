@@ -90,9 +90,9 @@ struct session {
 	uint8_t *cert_der;
 	size_t cert_len;
 	const char *close_reason;        /* the relay closed it: revoked, policy, admin */
-	int connector;       /* an on-prem connector ("connector:<ID>", issue 22) */
-	const char *conn_id; /* its ID: inside id, after "connector:"; else NULL */
-	uint64_t zgconn_sent; /* the caller's: hash of the last ZG_CONNECTORS sent */
+	int connector;                   /* an on-prem connector ("connector:<ID>", issue 22) */
+	const char *conn_id;             /* its ID: inside id, after "connector:"; else NULL */
+	uint64_t zgconn_sent;            /* the caller's: hash of the last ZG_CONNECTORS sent */
 	int dns_assigned;                /* DNS_ASSIGN sent (or nothing to send): 19.5 */
 	int dns_wants;                   /* takes DNS_ASSIGN (sent one, or dns.enabled true) */
 	uint64_t dns_sent;               /* FNV-1a of the last one sent; 0: none */
