@@ -441,6 +441,24 @@ static void test_admin_keys(void **state)
 	assert_err_contains("token_file");
 }
 
+/* Issue 22: the debug hook that proves the relay cannot read inner sessions. */
+static void test_debug_payload_dump(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.payload_dump, "");
+	assert_int_equal(load(&c, good), 0);
+	assert_string_equal(c.payload_dump, "");
+	assert_int_equal(load(&c, "debug: { payload_dump: /tmp/zg-dump.bin }\n"), 0);
+	assert_string_equal(c.payload_dump, "/tmp/zg-dump.bin");
+	assert_int_equal(config_apply_flag(&c, "debug-payload-dump", "/tmp/other.bin", err,
+					   sizeof(err)),
+			 0);
+	assert_string_equal(c.payload_dump, "/tmp/other.bin");
+	assert_int_equal(load(&c, "debug: { payload: x }\n"), ZG_ERR_CONFIG);
+}
+
 /* Issue 19: the DNS service's keys, checked before start (--check-config). */
 static void test_dns_service_keys(void **state)
 {
@@ -554,6 +572,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dns_service_keys),
+		cmocka_unit_test(test_debug_payload_dump),
 		cmocka_unit_test(test_ipam_api_keys),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_file_good),

@@ -155,7 +155,7 @@ static void test_parse_errors_name_position_and_field(void **state)
 	load_bad("version: 2\n", "policy.yaml:1:10: version: \"2\" is not supported (expected 1)");
 	load_bad("default_action: deny\n", "version: missing (expected version: 1)");
 	load_bad("version: 1\ndefault_action: maybe\n", "policy.yaml:2:17: default_action: \"maybe\" is not an action");
-	load_bad("version: 1\nclient: {}\n", "policy.yaml:2:1: client: unknown key (expected version, default_action, clients)");
+	load_bad("version: 1\nclient: {}\n", "policy.yaml:2:1: client: unknown key (expected version, default_action, connectors, clients)");
 	load_bad("version: 1\nclients:\n  a:\n    rule: []\n", "policy.yaml:4:5: clients.a: unknown key \"rule\" (expected rules)");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
 		 "        destinations: [\"10.0.0.1/24\"]\n",
@@ -176,7 +176,7 @@ static void test_parse_errors_name_position_and_field(void **state)
 		 "        destinations: [\"10.0.0.0/8\"]\n        protocols: [icmp]\n        ports: [\"80\"]\n",
 		 "clients.a.rules[0]: ports apply only to tcp and udp");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n",
-		 "policy.yaml:5:9: clients.a.rules[0]: missing key \"destinations\"");
+		 "policy.yaml:5:9: clients.a.rules[0]: missing key \"destinations\" (or \"connector\")");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - action: allow\n        destinations: [\"::/0\"]\n",
 		 "clients.a.rules[0]: missing key \"id\"");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        destinations: [\"::/0\"]\n",
@@ -498,6 +498,130 @@ static void test_names_errors(void **state)
 #undef BAD
 }
 
+/* issue 22: connectors: and connector rules. */
+static const char conn_policy[] =
+	"version: 1\n"
+	"default_action: allow\n"
+	"clients:\n"
+	"  agent-1:\n"
+	"    rules:\n"
+	"      - {id: emr, action: allow, connector: hospital-a}\n"
+	"      - {id: web, action: allow, destinations: [\"203.0.113.0/24\"]}\n"
+	"  agent-2:\n"
+	"    rules:\n"
+	"      - {id: no-b, action: deny, connector: hospital-b}\n"
+	"      - {id: yes-b, action: allow, connector: hospital-b}\n"
+	"      - {id: yes-a, action: allow, connector: hospital-a}\n"
+	"      - {id: yes-a2, action: allow, connector: hospital-a}\n"
+	"connectors:\n"
+	"  hospital-a:\n"
+	"    prefixes: [\"10.20.0.0/16\", \"fd20::/48\"]\n"
+	"  hospital-b:\n"
+	"    prefixes: [\"192.168.7.0/24\"]\n";
+
+static void test_connectors_parse_and_reach(void **state)
+{
+	struct policy *p = load_ok(conn_policy);
+	struct cip_route rt[4];
+	char ids[4][POLICY_ID_MAX];
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	const char *rule = NULL;
+	size_t n = 99;
+
+	(void)state;
+	assert_int_equal(policy_connector_count(p), 2);
+	assert_true(policy_has_connector(p, "hospital-a"));
+	assert_false(policy_has_connector(p, "hospital-c"));
+	assert_int_equal(policy_connector_prefixes(p, "hospital-a", rt, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rt[0].version, 4);
+	inet_ntop(AF_INET, rt[0].start, a, sizeof(a));
+	inet_ntop(AF_INET, rt[0].end, b, sizeof(b));
+	assert_string_equal(a, "10.20.0.0");
+	assert_string_equal(b, "10.20.255.255");
+	assert_int_equal(rt[1].version, 6);
+	inet_ntop(AF_INET6, rt[1].end, b, sizeof(b));
+	assert_string_equal(b, "fd20::ffff:ffff:ffff:ffff:ffff");
+	assert_int_equal(policy_connector_prefixes(p, "hospital-a", rt, 1, &n), ZG_ERR_TOO_LARGE);
+	assert_int_equal(policy_connector_prefixes(p, "nope", rt, 4, &n), ZG_ERR_NOTFOUND);
+
+	assert_int_equal(policy_client_may_reach_connector(p, "agent-1", "hospital-a", &rule),
+			 POLICY_ALLOW);
+	assert_string_equal(rule, "emr");
+	/* no rule naming it: deny, even with default_action allow */
+	assert_int_equal(policy_client_may_reach_connector(p, "agent-1", "hospital-b", &rule),
+			 POLICY_DENY);
+	assert_string_equal(rule, "default");
+	assert_int_equal(policy_client_may_reach_connector(p, "stranger", "hospital-a", &rule),
+			 POLICY_DENY);
+	/* an earlier deny wins over a later allow */
+	assert_int_equal(policy_client_may_reach_connector(p, "agent-2", "hospital-b", &rule),
+			 POLICY_DENY);
+	assert_string_equal(rule, "no-b");
+	assert_int_equal(policy_client_may_reach_connector(p, "agent-2", "hospital-a", NULL),
+			 POLICY_ALLOW);
+
+	assert_int_equal(policy_client_connectors(p, "agent-1", ids, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "hospital-a");
+	assert_int_equal(policy_client_connectors(p, "agent-2", ids, 4, &n), 0);
+	assert_int_equal(n, 1); /* hospital-b denied first; hospital-a once */
+	assert_string_equal(ids[0], "hospital-a");
+	assert_int_equal(policy_client_connectors(p, "stranger", ids, 4, &n), 0);
+	assert_int_equal(n, 0);
+	policy_free(p);
+}
+
+static void test_connector_rules_match_no_flow(void **state)
+{
+	struct policy *p = load_ok("version: 1\n"
+				   "connectors:\n  c1: {prefixes: [\"10.20.0.0/16\"]}\n"
+				   "clients:\n  a:\n    rules:\n"
+				   "      - {id: c, action: allow, connector: c1}\n");
+	struct cip_route rt[4];
+	size_t n = 99;
+
+	(void)state;
+	assert_string_equal(decide(p, "a", "10.20.0.1", 17, 443), "deny:default");
+	assert_int_equal(policy_routes(p, "a", rt, 4, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(policy_rule_count(p), 1);
+	policy_free(p);
+}
+
+static void test_connector_errors(void **state)
+{
+	(void)state;
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n"
+		 "      - {id: c, action: allow, connector: ghost}\n",
+		 "policy.yaml:5:43: clients.a.rules[0].connector: connector \"ghost\" is not listed under connectors:");
+	load_bad("version: 1\nconnectors:\n  c1: {prefixes: [\"10.0.0.0/8\"]}\nclients:\n  a:\n    rules:\n"
+		 "      - {id: c, action: allow, connector: c1, ports: [\"443\"]}\n",
+		 "policy.yaml:7:47: clients.a.rules[0]: \"ports\" does not go with \"connector\"");
+	load_bad("version: 1\nconnectors:\n  c1: {prefixes: [\"10.0.0.0/8\"]}\nclients:\n  a:\n    rules:\n"
+		 "      - {id: c, action: allow, destinations: [\"10.0.0.0/8\"], connector: c1}\n",
+		 "\"destinations\" does not go with \"connector\"");
+	load_bad("version: 1\nconnectors:\n  \"bad id\": {prefixes: [\"10.0.0.0/8\"]}\n",
+		 "policy.yaml:3:3: connectors.bad id: \"bad id\" is not a connector ID");
+	load_bad("version: 1\nconnectors:\n  c1: {prefixes: [\"10.0.0.1/8\"]}\n",
+		 "policy.yaml:3:19: connectors.c1.prefixes[0]: \"10.0.0.1/8\" has host bits set");
+	load_bad("version: 1\nconnectors:\n  c1: {prefixes: [\"x/8\"]}\n",
+		 "connectors.c1.prefixes[0]: \"x/8\" is not an IPv4 or IPv6 CIDR");
+	load_bad("version: 1\nconnectors:\n  c1: {prefixes: []}\n",
+		 "connectors.c1.prefixes: needs at least one CIDR");
+	load_bad("version: 1\nconnectors:\n  c1: {}\n",
+		 "policy.yaml:3:7: connectors.c1: missing key \"prefixes\"");
+	load_bad("version: 1\nconnectors:\n  c1: {prefix: []}\n",
+		 "connectors.c1: unknown key \"prefix\" (expected prefixes)");
+	load_bad("version: 1\nconnectors:\n  c1: {prefixes: [\"10.0.0.0/8\"]}\n"
+		 "  c1: {prefixes: [\"10.0.0.0/8\"]}\n",
+		 "connectors: connector \"c1\" is listed twice");
+	load_bad("version: 1\nconnectors: []\n", "policy.yaml:2:13: connectors: expected a mapping");
+	load_bad("version: 1\nconnectors:\n  c1: {prefixes: [\"10.0.0.0/8\"]}\nclients:\n  a:\n    rules:\n"
+		 "      - {id: c, action: allow, connector: \"connector:c1\"}\n",
+		 "\"connector:c1\" is not a connector ID");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +642,9 @@ int main(void)
 		cmocka_unit_test(test_names_bound_flows),
 		cmocka_unit_test(test_names_domains),
 		cmocka_unit_test(test_names_errors),
+		cmocka_unit_test(test_connectors_parse_and_reach),
+		cmocka_unit_test(test_connector_rules_match_no_flow),
+		cmocka_unit_test(test_connector_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

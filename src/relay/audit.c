@@ -477,6 +477,47 @@ void audit_session_close(struct audit *a, uint64_t session_id, const char *clien
 	finish(a, &l);
 }
 
+/* session_id is the agent's tunnel; the connector's goes as
+ * connector_session_id (16 hex digits too). */
+static void connector_fields(struct line *l, const struct audit_connector *c)
+{
+	char hex[17];
+
+	kv_str(l, "client", c->client);
+	kv_str(l, "connector", c->connector);
+	if (c->rule != NULL && c->rule[0] != '\0')
+		kv_str(l, "rule", c->rule);
+	if (c->connector_session_id != 0) {
+		(void)snprintf(hex, sizeof(hex), "%016llx",
+			       (unsigned long long)c->connector_session_id);
+		kv_str(l, "connector_session_id", hex);
+	}
+}
+
+void audit_connector_open(struct audit *a, const struct audit_connector *c)
+{
+	struct line l;
+
+	begin(a, &l, "connector_open", a->clock(a->ctx));
+	connector_fields(&l, c);
+	kv_sid(&l, c->session_id);
+	finish(a, &l);
+}
+
+void audit_connector_close(struct audit *a, const struct audit_connector *c)
+{
+	struct line l;
+
+	begin(a, &l, "connector_close", a->clock(a->ctx));
+	connector_fields(&l, c);
+	kv_u64(&l, "bytes_up", c->bytes_up);
+	kv_u64(&l, "bytes_down", c->bytes_down);
+	kv_u64(&l, "duration_ms", c->duration_ms);
+	kv_str(&l, "reason", c->reason);
+	kv_sid(&l, c->session_id);
+	finish(a, &l);
+}
+
 void audit_flow_allow(struct audit *a, const struct audit_flow *f)
 {
 	struct line l;

@@ -6,7 +6,8 @@
  * relay_start, relay_stop, session_open, session_close, flow_allow,
  * flow_deny, flow_close, flow_deny_suppressed, policy_reload, tls_reload,
  * limit_hit, cert_rejected, handshake_failed (refused before a client
- * certificate), admin, audit_dropped, dns_allow, dns_deny. Lines about a session (its open and
+ * certificate), admin, audit_dropped, dns_allow, dns_deny, connector_open,
+ * connector_close. Lines about a session (its open and
  * close, its flows, its limits) carry "session_id": 16 hex digits, unique
  * per tunnel. Strings from peers (client IDs come from certificates) are
  * escaped; keys and payload never appear.
@@ -150,6 +151,22 @@ struct audit_dns_query {
 	const char *answer; /* the rcode the client got ("NXDOMAIN", ...); NULL: not written */
 };
 void audit_dns(struct audit *a, int allow, const struct audit_dns_query *q);
+
+/* A link between an agent's tunnel and an on-prem connector's (issue 22,
+ * connlink.h): connector_open on its first packet (client, connector,
+ * rule, session_id = the agent's tunnel, connector_session_id), and
+ * connector_close with bytes_up (agent → connector), bytes_down,
+ * duration_ms and reason (idle_timeout, client_closed, connector_closed,
+ * policy, replaced, relay_shutdown). Never anything of the inner
+ * session's content. */
+struct audit_connector {
+	uint64_t session_id, connector_session_id;
+	const char *client, *connector, *rule;
+	uint64_t bytes_up, bytes_down, duration_ms; /* close only */
+	const char *reason;                         /* close only */
+};
+void audit_connector_open(struct audit *a, const struct audit_connector *c);
+void audit_connector_close(struct audit *a, const struct audit_connector *c);
 
 /* The relay is up: its version, where it listens (admin_listen NULL or
  * "": not written) and its pid. */

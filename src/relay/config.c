@@ -138,6 +138,9 @@ static const struct opt opts[] = {
 	    "file with the bearer token for /admin/sessions (at least 32 bytes, not readable by others); empty = no admin endpoint"),
 	STR("admin.listen", admin_listen, "",
 	    "TCP address:port for the admin endpoint alone; empty = on ops_listen"),
+	STR("debug.payload_dump", payload_dump, "",
+	    "DEBUG ONLY: append every IP packet decrypted from or sent into a tunnel to this file "
+	    "(4-byte big-endian length, raw bytes); empty = off"),
 	U32("audit.deny_per_second", audit_deny_per_s, 0, 1000000, "10",
 	    "flow_deny audit lines per client per second (20 times this for all clients together); "
 	    "the rest are counted in flow_deny_suppressed; 0 = every deny is written"),

@@ -45,6 +45,7 @@ struct relay_config {
 	uint32_t ops_timeout_ms;                /* ops request/answer deadline */
 	char admin_token_file[CONFIG_PATH_MAX]; /* "" = no admin endpoint */
 	char admin_listen[CONFIG_PATH_MAX];     /* "" = on ops_listen */
+	char payload_dump[CONFIG_PATH_MAX];     /* debug.payload_dump; "" = off */
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
 	char tls_client_ca[CONFIG_PATH_MAX];

@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,9 +38,11 @@
 #include "relay/apiclient.h"
 #include "relay/audit.h"
 #include "relay/config.h"
+#include "relay/connlink.h"
 #include "relay/ipam.h"
 #include "relay/dnsassign.h"
 #include "varint.h"
+#include "zgconn.h"
 #include "relay/dnsgate.h"
 #include "relay/dnssvc.h"
 #include "relay/fdlimit.h"
@@ -106,7 +110,117 @@ struct relay {
 	struct event *ev_api_refresh;
 	uint64_t api_adm_api, api_adm_cached, api_adm_refused;
 	enum apic_state api_logged; /* the state last logged */
+	/* issue 22: on-prem connectors (connlink.h) */
+	struct connlink *cl;
+	struct event *ev_connlink;                           /* idle links expire */
+	struct zgconn zgv[ZGCONN_MAX];                       /* ZG_CONNECTORS scratch */
+	char conn_ids[ZGCONN_MAX][POLICY_ID_MAX];            /* policy_client_connectors */
+	uint8_t zg_buf[32768];                               /* one ZG_CONNECTORS value */
+	uint8_t acc_capsules[DNSASSIGN_CAPSULE_MAX + 32768]; /* what rides the 200 */
+	int dump_fd;                                         /* debug.payload_dump, or -1 */
 };
+
+static uint64_t fnv1a(const uint8_t *p, size_t n);
+
+/* debug.payload_dump: 4-byte big-endian length, then the packet. */
+static void payload_dump(struct relay *r, const uint8_t *pkt, size_t len)
+{
+	uint8_t h[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+			 (uint8_t)len };
+	struct iovec iov[2] = { { h, 4 }, { (void *)(uintptr_t)pkt, len } };
+
+	if (r->dump_fd >= 0 && writev(r->dump_fd, iov, 2) < 0)
+		log_warn("debug.payload_dump");
+}
+
+/* Every packet the relay sends into a tunnel goes through here. */
+static int relay_send(struct relay *r, struct masque_conn *c, const uint8_t *pkt, size_t len)
+{
+	payload_dump(r, pkt, len);
+	return masque_conn_send(c, pkt, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* ZG_CONNECTORS (issue 22): which connectors an agent may reach       */
+
+/* The capsule value for agent s into r->zg_buf: *pn connectors. */
+static int zgconn_build(struct relay *r, const struct session *s, size_t *plen, size_t *pn)
+{
+	size_t n = 0;
+	int rv = policy_client_connectors(r->policy, s->id, r->conn_ids, ZGCONN_MAX, &n);
+
+	if (rv == ZG_ERR_TOO_LARGE) {
+		log_warnx("%s: more than %d connectors allowed: ZG_CONNECTORS carries the first %d",
+			  s->id, ZGCONN_MAX, ZGCONN_MAX);
+		n = ZGCONN_MAX;
+	} else if (rv != 0) {
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct zgconn *z = &r->zgv[i];
+		const struct connlink_connector *c = connlink_find(r->cl, r->conn_ids[i]);
+
+		memset(z, 0, sizeof(*z));
+		(void)snprintf(z->id, sizeof(z->id), "%s", r->conn_ids[i]);
+		if (c == NULL || c->nprefixes == 0)
+			continue; /* down, or nothing announced inside its bound yet */
+		z->up = 1;
+		z->port = c->port;
+		if (c->vip4.version == 4) {
+			z->addrs[z->naddrs].version = 4;
+			memcpy(z->addrs[z->naddrs].a, c->vip4.a, 4);
+			z->addrs[z->naddrs++].len = 32;
+		}
+		if (c->vip6.version == 6) {
+			z->addrs[z->naddrs].version = 6;
+			memcpy(z->addrs[z->naddrs].a, c->vip6.a, 16);
+			z->addrs[z->naddrs++].len = 128;
+		}
+		for (size_t k = 0; k < c->nprefixes && k < ZGCONN_MAX_PREFIXES; k++) {
+			z->prefixes[k].version = c->prefixes[k].version;
+			memcpy(z->prefixes[k].a, c->prefixes[k].a, 16);
+			z->prefixes[k].len = c->prefixes[k].len;
+			z->nprefixes = k + 1;
+		}
+	}
+	*pn = n;
+	return zgconn_encode(r->zgv, n, r->zg_buf, sizeof(r->zg_buf), plen);
+}
+
+/* Sends agent s its ZG_CONNECTORS when it differs from the last one sent
+ * (an empty one withdraws connectors it had). */
+static void zgconn_send(struct relay *r, struct session *s)
+{
+	size_t len = 0, n = 0;
+	uint64_t h;
+	int rv;
+
+	if (s->connector || s->state != SESSION_OPEN || !masque_conn_is_open(s->c))
+		return;
+	if ((rv = zgconn_build(r, s, &len, &n)) != 0) {
+		log_warnx("%s: cannot build ZG_CONNECTORS: %s", s->id, zg_strerror(rv));
+		return;
+	}
+	if (n == 0 && s->zgconn_sent == 0)
+		return;
+	h = fnv1a(r->zg_buf, len);
+	if (h == s->zgconn_sent)
+		return;
+	rv = masque_conn_send_capsule(s->c, CAPSULE_ZG_CONNECTORS, r->zg_buf, len);
+	if (rv != 0) {
+		log_warnx("%s: cannot send ZG_CONNECTORS: %s", s->id, zg_strerror(rv));
+		return;
+	}
+	s->zgconn_sent = h;
+	log_debug("%s: ZG_CONNECTORS sent (%zu connectors)", s->id, n);
+}
+
+/* A connector came, went or changed its prefixes, or the policy changed. */
+static void zgconn_notify_all(struct relay *r)
+{
+	for (struct session *s = r->st.head; s != NULL; s = s->next)
+		zgconn_send(r, s);
+}
 
 #define WATCH_DEBOUNCE_MS 200
 
@@ -189,15 +303,42 @@ static uint64_t fnv1a(const uint8_t *p, size_t n)
 static void h_accept_extra(void *ctx, struct session *s, struct masque_accept *acc)
 {
 	struct relay *r = ctx;
+	size_t len = 0, n = 0, cap;
+	int rv;
 
-	if (dnsassign_when(r->dnsassign) != DNSASSIGN_ALWAYS)
+	if (s->connector) {
+		struct connlink_end e = { s, s->conn_id, s->sid, s->vip4, s->vip6 };
+
+		if ((rv = connlink_connector_up(r->cl, &e, CONNLINK_INNER_PORT)) != 0)
+			log_warnx("%s: cannot take it as a connector: %s", s->id, zg_strerror(rv));
+		else
+			log_info("connector %s up at %s (its prefixes follow its ROUTE_ADVERTISEMENT)",
+				 s->conn_id, s->vip_s);
+		zgconn_notify_all(r); /* a connector it replaced may be gone */
 		return;
-	acc->capsules = r->dns_capsule;
-	acc->capsules_len = dns_assign_build(r, s, r->dns_capsule, sizeof(r->dns_capsule));
-	s->dns_wants = 1;
-	s->dns_sent = acc->capsules_len > 0 ? fnv1a(r->dns_capsule, acc->capsules_len) : 0;
-	if (acc->capsules_len > 0)
-		log_debug("%s: DNS_ASSIGN sent with the 200 (%zu bytes)", s->id, acc->capsules_len);
+	}
+	if (dnsassign_when(r->dnsassign) == DNSASSIGN_ALWAYS) {
+		len = dns_assign_build(r, s, r->dns_capsule, sizeof(r->dns_capsule));
+		memcpy(r->acc_capsules, r->dns_capsule, len);
+		s->dns_wants = 1;
+		s->dns_sent = len > 0 ? fnv1a(r->dns_capsule, len) : 0;
+		if (len > 0)
+			log_debug("%s: DNS_ASSIGN sent with the 200 (%zu bytes)", s->id, len);
+	}
+	/* issue 22: the connectors it may reach ride the 200 too */
+	acc->capsules = r->acc_capsules;
+	acc->capsules_len = len;
+	cap = sizeof(r->acc_capsules) - len;
+	if (zgconn_build(r, s, &len, &n) == 0 && n > 0) {
+		s->zgconn_sent = fnv1a(r->zg_buf, len);
+		if (zgconn_encode_capsule(r->zgv, n, r->acc_capsules + acc->capsules_len, cap,
+					  &len) == 0)
+			acc->capsules_len += len;
+		else
+			s->zgconn_sent = 0;
+	}
+	if (acc->capsules_len == 0)
+		acc->capsules = NULL;
 }
 
 /* Sends s its DNS_ASSIGN when it differs from the last one sent; an empty
@@ -655,6 +796,193 @@ static void api_ready_note(void *ctx, char *buf, size_t len)
 		(void)snprintf(buf, len, "ipam_api: %s", st == APIC_UP ? "up" : "not asked yet");
 }
 
+/* issue 22: connector sessions and the forwarding between tunnels */
+
+static int h_connector_known(void *ctx, const char *id)
+{
+	struct relay *r = ctx;
+
+	return policy_has_connector(r->policy, id);
+}
+
+static void pool_route(const struct config_prefix *p, struct cip_route *rt)
+{
+	size_t n = p->version == 4 ? 4 : 16, bits = p->len;
+
+	memset(rt, 0, sizeof(*rt));
+	rt->version = p->version;
+	rt->proto = 17; /* a connector sends agents inner QUIC, nothing else */
+	for (size_t i = 0; i < n; i++) {
+		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(bits ? 0xff << (8 - bits) : 0);
+
+		rt->start[i] = p->addr[i] & mask;
+		rt->end[i] = (uint8_t)(p->addr[i] | ~mask);
+		bits = bits >= 8 ? bits - 8 : 0;
+	}
+}
+
+/* A connector reaches the agents: the address pool, UDP. */
+static int h_connector_routes(void *ctx, const struct session *s, struct cip_route *out,
+			      size_t cap, size_t *pn)
+{
+	struct relay *r = ctx;
+	size_t n = 0;
+
+	(void)s;
+	if (cap < 2)
+		return ZG_ERR_TOO_LARGE;
+	pool_route(&r->cfg.pool4, &out[n++]);
+	if (r->cfg.pool6.version == 6)
+		pool_route(&r->cfg.pool6, &out[n++]);
+	*pn = n;
+	return 0;
+}
+
+static int h_has_connectors(void *ctx, const char *id)
+{
+	struct relay *r = ctx;
+	size_t n = 0;
+	int rv = policy_client_connectors(r->policy, id, r->conn_ids, ZGCONN_MAX, &n);
+
+	return rv == ZG_ERR_TOO_LARGE || (rv == 0 && n > 0);
+}
+
+static int cl_send(void *ctx, void *sess, const uint8_t *pkt, size_t len)
+{
+	struct relay *r = ctx;
+	struct session *s = sess;
+	int rv;
+
+	if (s->state != SESSION_OPEN)
+		return ZG_ERR_STATE;
+	rv = relay_send(r, s->c, pkt, len);
+	if (rv == 0)
+		s->bytes_down += len;
+	return rv;
+}
+
+static enum policy_action cl_may_reach(void *ctx, const char *client, const char *connector,
+				       const char **prule)
+{
+	struct relay *r = ctx;
+
+	return policy_client_may_reach_connector(r->policy, client, connector, prule);
+}
+
+static int cl_bound(void *ctx, const char *connector, struct cip_route *out, size_t max,
+		    size_t *pn)
+{
+	struct relay *r = ctx;
+
+	return policy_connector_prefixes(r->policy, connector, out, max, pn);
+}
+
+static void cl_rejected(void *ctx, const char *connector, const struct cip_route *rt,
+			const char *why)
+{
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	int af = rt->version == 4 ? AF_INET : AF_INET6;
+
+	(void)ctx;
+	(void)inet_ntop(af, rt->start, a, sizeof(a));
+	(void)inet_ntop(af, rt->end, b, sizeof(b));
+	log_warnx("connector %s: announced range %s-%s ignored: %s", connector, a, b, why);
+}
+
+static void cl_fill(struct audit_connector *ac, const struct connlink_info *li)
+{
+	memset(ac, 0, sizeof(*ac));
+	ac->session_id = li->client_sid;
+	ac->connector_session_id = li->connector_sid;
+	ac->client = li->client;
+	ac->connector = li->connector;
+	ac->rule = li->rule;
+	ac->bytes_up = li->bytes_up;
+	ac->bytes_down = li->bytes_down;
+	ac->duration_ms = li->duration_ms;
+}
+
+static void cl_audit_open(void *ctx, const struct connlink_info *li)
+{
+	struct relay *r = ctx;
+	struct audit_connector ac;
+
+	cl_fill(&ac, li);
+	audit_connector_open(r->audit, &ac);
+}
+
+static void cl_audit_close(void *ctx, const struct connlink_info *li, const char *reason)
+{
+	struct relay *r = ctx;
+	struct audit_connector ac;
+
+	cl_fill(&ac, li);
+	ac.reason = reason;
+	audit_connector_close(r->audit, &ac);
+}
+
+static uint64_t cl_now(void *ctx)
+{
+	(void)ctx;
+	return mono_ms();
+}
+
+static void connlink_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	(void)fd;
+	(void)what;
+	(void)connlink_expire(r->cl);
+}
+
+/* A ROUTE_ADVERTISEMENT from a connector: the prefixes it serves (an
+ * agent's is ignored: the relay decides what agents reach). */
+static void on_routes(struct masque_conn *c, const struct cip_route *rt, size_t n, void *ctx)
+{
+	struct relay *r = ctx;
+	struct session *s = masque_conn_data(c);
+	const struct connlink_connector *cc;
+	int rv;
+
+	if (s == NULL || !s->connector || s->state != SESSION_OPEN || r->cl == NULL)
+		return;
+	rv = connlink_announce(r->cl, s, rt, n);
+	if (rv < 0)
+		return;
+	cc = connlink_find(r->cl, s->conn_id);
+	log_info("connector %s announced %zu ranges: serves %zu prefixes", s->conn_id, n,
+		 cc != NULL ? cc->nprefixes : 0);
+	if (rv == 1)
+		zgconn_notify_all(r);
+}
+
+static int connlink_start(struct relay *r)
+{
+	const struct connlink_hooks h = { r, cl_send, cl_may_reach,
+					  cl_bound, cl_rejected, cl_audit_open,
+					  cl_audit_close, cl_now };
+	const struct timeval tick = { 5, 0 };
+	int rv;
+
+	if ((rv = connlink_new(&h, 0, &r->cl)) != 0)
+		return rv;
+	r->ev_connlink = event_new(r->base, -1, EV_PERSIST, connlink_tick, r);
+	if (r->ev_connlink == NULL || event_add(r->ev_connlink, &tick) != 0)
+		return ZG_ERR_NOMEM;
+	if (r->cfg.payload_dump[0] != '\0') {
+		r->dump_fd = open(r->cfg.payload_dump, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (r->dump_fd < 0) {
+			log_warn("debug.payload_dump %s", r->cfg.payload_dump);
+			return ZG_ERR_IO;
+		}
+		log_warnx("debug.payload_dump is on: every tunnel packet is appended to %s "
+			  "(for tests only, never in production)",
+			  r->cfg.payload_dump);
+	}
+	return 0;
+}
+
 /* The session table, its hooks and a random key for session ids. */
 static void sessions_init(struct relay *r)
 {
@@ -679,6 +1007,9 @@ static void sessions_init(struct relay *r)
 		.now_ms = h_now_ms,
 		.extra_routes = h_extra_routes,
 		.accept_extra = h_accept_extra,
+		.connector_known = h_connector_known,
+		.connector_routes = h_connector_routes,
+		.has_connectors = h_has_connectors,
 	};
 	uint64_t key;
 
@@ -719,9 +1050,21 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	struct relay *r = ctx;
 	struct session *s = masque_conn_data(c);
 
+	payload_dump(r, pkt, len);
 	if (s == NULL || s->state != SESSION_OPEN)
 		return;
 	s->bytes_up += len;
+	if (r->cl != NULL && s->connector) {
+		/* never to the stack: only to agents with an open link */
+		(void)connlink_from_connector(r->cl, s, pkt, len);
+		return;
+	}
+	if (r->cl != NULL) {
+		struct connlink_end e = { s, s->id, s->sid, s->vip4, s->vip6 };
+
+		if (connlink_from_agent(r->cl, &e, pkt, len) != CONNLINK_PASS)
+			return;
+	}
 	(void)stack_input(r->stack, s, &s->client, pkt, len);
 }
 
@@ -730,8 +1073,15 @@ static void maybe_stop(struct relay *r);
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
 	struct relay *r = ctx;
+	struct session *s = masque_conn_data(c);
 
-	session_conn_closed(&r->st, masque_conn_data(c), ci);
+	if (s != NULL && r->cl != NULL && connlink_session_closed(r->cl, s)) {
+		log_info("connector %s down", s->conn_id);
+		session_conn_closed(&r->st, s, ci);
+		zgconn_notify_all(r);
+	} else {
+		session_conn_closed(&r->st, s, ci);
+	}
 	maybe_stop(r);
 }
 
@@ -791,7 +1141,7 @@ static void st_output(void *ctx, const struct stack_addr *dst, const uint8_t *pk
 		r->out_no_session++;
 		return;
 	}
-	rv = masque_conn_send(s->c, pkt, len);
+	rv = relay_send(r, s->c, pkt, len);
 	if (rv == 0)
 		s->bytes_down += len;
 	else if (rv == ZG_ERR_TOO_LARGE)
@@ -1083,6 +1433,12 @@ static void reload_policy(struct relay *r, const char *trigger)
 	/* C07: the new routes to every tunnel; those allowed nothing closed */
 	(void)session_policy_changed(&r->st, r->routes);
 	dns_assign_policy_changed(r); /* 19.5: names from the policy */
+	/* issue 22: links the policy no longer allows end; agents learn
+	 * their new list of connectors */
+	n = connlink_policy_changed(r->cl);
+	if (n > 0)
+		log_info("policy reload: %zu connector links no longer allowed were closed", n);
+	zgconn_notify_all(r);
 }
 
 /* Rebuilds the TLS context from tls.cert, tls.key, tls.client_ca and
@@ -1543,6 +1899,10 @@ static int start(struct relay *r, char *err, size_t errlen)
 	rv = audit_start(r, err, errlen);
 	if (rv != 0)
 		return rv;
+	if ((rv = connlink_start(r)) != 0) {
+		(void)snprintf(err, errlen, "connectors: %s", zg_strerror(rv));
+		return rv;
+	}
 	/* For DNS-name targets (C03); without it they are refused. */
 	r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (r->dns == NULL)
@@ -1655,6 +2015,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	mcb.on_packet = on_packet;
 	mcb.on_close = on_close;
 	mcb.on_capsule = on_capsule;
+	mcb.on_routes = on_routes;
 	mcb.on_reject = on_reject;
 	mcb.on_handshake_failed = on_handshake_failed;
 	rv = masque_udp_server_new(r->base, r->cfg.listen, &mc, &mcb, r, &r->udp, &r->srv, err,
@@ -1691,6 +2052,12 @@ static void shutdown_all(struct relay *r)
 {
 	/* Tunnels first (each gets CONNECTION_CLOSE and its session audit
 	 * line), then flows and sockets, then the audit trail. */
+	/* links first: their close says relay_shutdown */
+	connlink_free(r->cl, "relay_shutdown");
+	r->cl = NULL;
+	if (r->ev_connlink != NULL)
+		event_free(r->ev_connlink);
+	r->ev_connlink = NULL;
 	masque_udp_del(r->udp);
 	r->udp = NULL;
 	session_table_free(&r->st); /* each closed with its connection: none left */
@@ -1725,6 +2092,9 @@ static void shutdown_all(struct relay *r)
 		event_free(r->ev_watchdog);
 	if (r->audit != NULL)
 		audit_stop(r);
+	if (r->dump_fd >= 0)
+		(void)close(r->dump_fd);
+	r->dump_fd = -1;
 	ipam_free(r->ipam);
 	dnsgate_free(r->dnsgate);
 	r->dnsgate = NULL;
@@ -1742,6 +2112,7 @@ int main(int argc, char **argv)
 	enum config_action act;
 	int check, rv;
 
+	R.dump_fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if ((rv = load_config(&R, argc, argv, &act, err, sizeof(err))) != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);

@@ -47,6 +47,7 @@ struct rule {
 	size_t nnames;
 	struct portrange *ports; /* none = every port */
 	size_t nports;
+	char connector[POLICY_ID_MAX]; /* a connector rule: the connector it names, else "" */
 };
 
 struct client {
@@ -65,8 +66,17 @@ struct nent {
 	uint8_t wild;
 };
 
+/* A connector the policy lists (issue 22): the prefixes it may serve. */
+struct pconnector {
+	char id[POLICY_ID_MAX];
+	struct prange *pfx;
+	size_t npfx;
+};
+
 struct policy {
 	enum policy_action def;
+	struct pconnector *connectors; /* sorted by id */
+	size_t nconnectors;
 	struct client *clients; /* sorted by id */
 	size_t nclients;
 	size_t nrules;
@@ -79,6 +89,7 @@ struct policy {
 
 struct pctx {
 	yaml_document_t *doc;
+	const struct policy *p; /* its connectors are parsed before its clients */
 	const char *name;
 	char *err;
 	size_t errlen;
@@ -225,6 +236,36 @@ static int valid_id(const char *s)
 		if (!isgraph((unsigned char)s[i]))
 			return 0;
 	return 1;
+}
+
+/* A connector ID (issue 22): 1-63 characters of [A-Za-z0-9._-]. */
+static int connector_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= POLICY_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+static const struct pconnector *find_connector(const struct policy *p, const char *id)
+{
+	size_t lo = 0, hi = p->nconnectors;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->connectors[mid].id, id);
+		if (c == 0)
+			return &p->connectors[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
 }
 
 static void free_rules(struct rule *r, size_t n)
@@ -378,6 +419,7 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 {
 	char field[160];
 	int r, have_id = 0, have_action = 0, have_dst = 0;
+	const yaml_node_t *flow_key = NULL, *conn_key = NULL;
 	yaml_node_pair_t *pair;
 
 	if ((r = want(c, n, YAML_MAPPING_NODE, where)) != 0)
@@ -414,7 +456,20 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 			else
 				return perr(c, v, field, "\"%s\" is not an action (allow or deny)", scalar(v));
 			have_action = 1;
+		} else if (strcmp(key, "connector") == 0) {
+			if ((r = want(c, v, YAML_SCALAR_NODE, field)) != 0)
+				return r;
+			if (!connector_id_valid(scalar(v)))
+				return perr(c, v, field,
+					    "\"%s\" is not a connector ID (1-%d characters of A-Z a-z 0-9 . _ -)",
+					    scalar(v), POLICY_ID_MAX - 1);
+			if (find_connector(c->p, scalar(v)) == NULL)
+				return perr(c, v, field,
+					    "connector \"%s\" is not listed under connectors:", scalar(v));
+			memcpy(ru->connector, scalar(v), strlen(scalar(v)) + 1);
+			conn_key = k;
 		} else if (strcmp(key, "destinations") == 0) {
+			flow_key = k;
 			if ((r = seq_len(c, v, field, &cnt)) != 0)
 				return r;
 			if (cnt == 0)
@@ -432,6 +487,7 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 			}
 			have_dst = 1;
 		} else if (strcmp(key, "protocols") == 0) {
+			flow_key = k;
 			if ((r = seq_len(c, v, field, &cnt)) != 0)
 				return r;
 			if (cnt == 0)
@@ -455,6 +511,7 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 					return perr(c, it, f2, "\"%s\" is not a protocol (tcp, udp, icmp or any)", s);
 			}
 		} else if (strcmp(key, "ports") == 0) {
+			flow_key = k;
 			if ((r = seq_len(c, v, field, &cnt)) != 0)
 				return r;
 			if (cnt == 0)
@@ -472,15 +529,21 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 			}
 			ru->nports = cnt;
 		} else {
-			return perr(c, k, field, "unknown key (expected id, action, destinations, protocols, ports)");
+			return perr(c, k, field, "unknown key (expected id, action, destinations, protocols, ports, connector)");
 		}
 	}
 	if (!have_id)
 		return perr(c, n, where, "missing key \"id\"");
 	if (!have_action)
 		return perr(c, n, where, "missing key \"action\" (allow or deny)");
+	if (conn_key != NULL && flow_key != NULL)
+		return perr(c, flow_key, where,
+			    "\"%s\" does not go with \"connector\": a connector rule has no destinations, protocols or ports",
+			    scalar(flow_key));
+	if (conn_key != NULL)
+		return 0;
 	if (!have_dst)
-		return perr(c, n, where, "missing key \"destinations\"");
+		return perr(c, n, where, "missing key \"destinations\" (or \"connector\")");
 	if (ru->nports && !(ru->protos & (PROTO_TCP | PROTO_UDP)))
 		return perr(c, n, where, "ports apply only to tcp and udp, but the rule allows neither");
 	return 0;
@@ -610,6 +673,94 @@ static int build_name_index(struct policy *p)
 	return 0;
 }
 
+static int connector_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pconnector *)a)->id, ((const struct pconnector *)b)->id);
+}
+
+/* connectors: { ID: { prefixes: [CIDR, ...] } } (issue 22). */
+static int parse_connectors(struct pctx *c, yaml_node_t *k, yaml_node_t *v, struct policy *p)
+{
+	size_t cnt;
+	int r;
+
+	if ((r = want(c, v, YAML_MAPPING_NODE, "connectors")) != 0)
+		return r;
+	if (p->connectors)
+		return perr(c, k, "connectors", "given twice");
+	cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+	if (cnt && !(p->connectors = calloc(cnt, sizeof(*p->connectors))))
+		return ZG_ERR_NOMEM;
+	for (size_t i = 0; i < cnt; i++) {
+		yaml_node_t *ck = node(c, v->data.mapping.pairs.start[i].key);
+		yaml_node_t *cv = node(c, v->data.mapping.pairs.start[i].value);
+		struct pconnector *pc = &p->connectors[i];
+		int have_pfx = 0;
+		char field[192];
+
+		p->nconnectors = i + 1;
+		if (!ck || !cv || (r = want(c, ck, YAML_SCALAR_NODE, "connectors")) != 0)
+			return r ? r : ZG_ERR_CONFIG;
+		fieldname(field, sizeof(field), "connectors.%s", scalar(ck));
+		if (!connector_id_valid(scalar(ck)))
+			return perr(c, ck, field,
+				    "\"%s\" is not a connector ID (1-%d characters of A-Z a-z 0-9 . _ -)",
+				    scalar(ck), POLICY_ID_MAX - 1);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(p->connectors[j].id, scalar(ck)) == 0)
+				return perr(c, ck, "connectors", "connector \"%s\" is listed twice",
+					    scalar(ck));
+		memcpy(pc->id, scalar(ck), strlen(scalar(ck)) + 1);
+		if ((r = want(c, cv, YAML_MAPPING_NODE, field)) != 0)
+			return r;
+		for (yaml_node_pair_t *pair = cv->data.mapping.pairs.start;
+		     pair < cv->data.mapping.pairs.top; pair++) {
+			yaml_node_t *pk = node(c, pair->key), *pv = node(c, pair->value);
+			char pf[224];
+			size_t n;
+
+			if (!pk || !pv || (r = want(c, pk, YAML_SCALAR_NODE, field)) != 0)
+				return r ? r : ZG_ERR_CONFIG;
+			if (strcmp(scalar(pk), "prefixes") != 0)
+				return perr(c, pk, field, "unknown key \"%s\" (expected prefixes)",
+					    scalar(pk));
+			fieldname(pf, sizeof(pf), "%s.prefixes", field);
+			if (have_pfx)
+				return perr(c, pk, pf, "given twice");
+			if ((r = seq_len(c, pv, pf, &n)) != 0)
+				return r;
+			if (n == 0)
+				return perr(c, pv, pf, "needs at least one CIDR the connector serves");
+			if (!(pc->pfx = calloc(n, sizeof(*pc->pfx))))
+				return ZG_ERR_NOMEM;
+			for (size_t j = 0; j < n; j++) {
+				yaml_node_t *it;
+				char f2[240];
+				int pr;
+
+				if ((r = seq_scalar(c, pv, pf, j, f2, sizeof(f2), &it)) != 0)
+					return r;
+				pr = parse_cidr(scalar(it), &pc->pfx[j]);
+				if (pr == -2)
+					return perr(c, it, f2,
+						    "\"%s\" has host bits set beyond its prefix length",
+						    scalar(it));
+				if (pr != 0)
+					return perr(c, it, f2,
+						    "\"%s\" is not an IPv4 or IPv6 CIDR (e.g. 10.20.0.0/16)",
+						    scalar(it));
+				pc->npfx = j + 1;
+			}
+			have_pfx = 1;
+		}
+		if (!have_pfx)
+			return perr(c, cv, field, "missing key \"prefixes\"");
+	}
+	if (p->nconnectors)
+		qsort(p->connectors, p->nconnectors, sizeof(*p->connectors), connector_cmp);
+	return 0;
+}
+
 static int parse_doc(struct pctx *c, struct policy *p)
 {
 	yaml_node_t *root = yaml_document_get_root_node(c->doc), *k, *v;
@@ -620,13 +771,23 @@ static int parse_doc(struct pctx *c, struct policy *p)
 		return perr(c, NULL, "policy", "the file is empty (expected version, default_action, clients)");
 	if ((r = want(c, root, YAML_MAPPING_NODE, "policy")) != 0)
 		return r;
+	/* connectors first: client rules name them wherever they appear */
+	for (pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
+		k = node(c, pair->key);
+		v = node(c, pair->value);
+		if (k && v && k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "connectors") == 0 &&
+		    (r = parse_connectors(c, k, v, p)) != 0)
+			return r;
+	}
 	for (pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
 		k = node(c, pair->key);
 		v = node(c, pair->value);
 		if (!k || !v || (r = want(c, k, YAML_SCALAR_NODE, "policy")) != 0)
 			return r ? r : ZG_ERR_CONFIG;
 		const char *key = scalar(k);
-		if (strcmp(key, "version") == 0) {
+		if (strcmp(key, "connectors") == 0) {
+			continue; /* parsed above */
+		} else if (strcmp(key, "version") == 0) {
 			if ((r = want(c, v, YAML_SCALAR_NODE, key)) != 0)
 				return r;
 			if (strcmp(scalar(v), "1") != 0)
@@ -664,7 +825,7 @@ static int parse_doc(struct pctx *c, struct policy *p)
 				p->nrules += p->clients[i].nrules;
 			}
 		} else {
-			return perr(c, k, key, "unknown key (expected version, default_action, clients)");
+			return perr(c, k, key, "unknown key (expected version, default_action, connectors, clients)");
 		}
 	}
 	if (!have_version)
@@ -681,6 +842,9 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->nclients; i++)
 		free_rules(p->clients[i].rules, p->clients[i].nrules);
 	free(p->clients);
+	for (size_t i = 0; i < p->nconnectors; i++)
+		free(p->connectors[i].pfx);
+	free(p->connectors);
 	free(p->ntab);
 	free(p);
 }
@@ -698,6 +862,7 @@ int policy_load_buf(const char *name, const char *text, size_t len,
 		err[0] = '\0';
 	if (!(p = calloc(1, sizeof(*p))))
 		return ZG_ERR_NOMEM;
+	c.p = p;
 	p->def = POLICY_DENY;
 	if (!yaml_parser_initialize(&parser)) {
 		free(p);
@@ -1101,4 +1266,82 @@ int policy_has_client(const struct policy *p, const char *client_id)
 enum policy_action policy_default_action(const struct policy *p)
 {
 	return p->def;
+}
+
+/* ---------------------------------------------------------------- connectors */
+
+size_t policy_connector_count(const struct policy *p)
+{
+	return p->nconnectors;
+}
+
+int policy_has_connector(const struct policy *p, const char *connector_id)
+{
+	return find_connector(p, connector_id) != NULL;
+}
+
+int policy_connector_prefixes(const struct policy *p, const char *connector_id,
+			      struct cip_route *out, size_t max, size_t *pn)
+{
+	const struct pconnector *pc = find_connector(p, connector_id);
+
+	*pn = 0;
+	if (pc == NULL)
+		return ZG_ERR_NOTFOUND;
+	if (pc->npfx > max)
+		return ZG_ERR_TOO_LARGE;
+	for (size_t i = 0; i < pc->npfx; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].version = pc->pfx[i].version;
+		store_addr(pc->pfx[i].lo, out[i].start, pc->pfx[i].version);
+		store_addr(pc->pfx[i].hi, out[i].end, pc->pfx[i].version);
+	}
+	*pn = pc->npfx;
+	return 0;
+}
+
+enum policy_action policy_client_may_reach_connector(const struct policy *p, const char *client_id,
+						     const char *connector_id,
+						     const char **prule_id)
+{
+	const struct client *cl = find_client(p, client_id);
+
+	for (size_t i = 0; cl != NULL && i < cl->nrules; i++) {
+		const struct rule *ru = &cl->rules[i];
+		if (ru->connector[0] != '\0' && strcmp(ru->connector, connector_id) == 0) {
+			if (prule_id != NULL)
+				*prule_id = ru->id;
+			return ru->action;
+		}
+	}
+	if (prule_id != NULL)
+		*prule_id = "default";
+	return POLICY_DENY;
+}
+
+int policy_client_connectors(const struct policy *p, const char *client_id,
+			     char out[][POLICY_ID_MAX], size_t max, size_t *pn)
+{
+	const struct client *cl = find_client(p, client_id);
+	size_t n = 0;
+
+	*pn = 0;
+	for (size_t i = 0; cl != NULL && i < cl->nrules; i++) {
+		const struct rule *ru = &cl->rules[i];
+		size_t k;
+
+		if (ru->connector[0] == '\0' || ru->action != POLICY_ALLOW ||
+		    policy_client_may_reach_connector(p, client_id, ru->connector, NULL) !=
+			    POLICY_ALLOW)
+			continue;
+		for (k = 0; k < n && strcmp(out[k], ru->connector) != 0; k++)
+			;
+		if (k < n)
+			continue;
+		if (n == max)
+			return ZG_ERR_TOO_LARGE;
+		memcpy(out[n++], ru->connector, strlen(ru->connector) + 1);
+	}
+	*pn = n;
+	return 0;
 }

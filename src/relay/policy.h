@@ -15,6 +15,24 @@
  *           action: allow
  *           destinations: ["portal.lab.example", "*.emr-vendor.example"]
  *
+ * On-prem connectors (issue 22): a top-level section lists each connector
+ * the relay admits (certificate CN "connector:<ID>") with the prefixes it
+ * may serve; a client rule with "connector: <ID>" (and no destinations,
+ * protocols or ports) lets the client reach that connector:
+ *
+ *   connectors:
+ *     hospital-a:
+ *       prefixes: ["10.20.0.0/16", "fd20::/48"]
+ *   clients:
+ *     agent-1:
+ *       rules:
+ *         - id: emr
+ *           action: allow
+ *           connector: hospital-a
+ *
+ * Connector rules never match a flow (policy_eval*, policy_routes skip
+ * them); flow rules never give access to a connector.
+ *
  * A destination is a CIDR, an exact DNS name, or "*.suffix": every name
  * below suffix, not suffix itself. Names are stored lower-case without a
  * trailing dot; labels are LDH (letters, digits, '-', '_', no leading or
@@ -138,5 +156,32 @@ int policy_has_client(const struct policy *p, const char *client_id);
 
 /* The default action. */
 enum policy_action policy_default_action(const struct policy *p);
+
+/* Number of connectors listed under connectors:. */
+size_t policy_connector_count(const struct policy *p);
+
+/* 1 when connectors: lists connector_id (without "connector:"), else 0. */
+int policy_has_connector(const struct policy *p, const char *connector_id);
+
+/* The prefixes connector_id may serve (its bound), as protocol-0 ranges in
+ * file order. Returns 0 with *pn, ZG_ERR_NOTFOUND (not listed) or
+ * ZG_ERR_TOO_LARGE (more than max). */
+int policy_connector_prefixes(const struct policy *p, const char *connector_id,
+			      struct cip_route *out, size_t max, size_t *pn);
+
+/* Whether client_id may reach connector_id: the first connector rule of
+ * the client naming it decides (an allow after a deny naming it does not
+ * count); none: deny with rule "default", whatever default_action says —
+ * a connector is reached only through a rule naming it. *prule_id (may be
+ * NULL) lives as long as the policy. Allocation-free. */
+enum policy_action policy_client_may_reach_connector(const struct policy *p, const char *client_id,
+						     const char *connector_id,
+						     const char **prule_id);
+
+/* The connectors client_id may reach (policy_client_may_reach_connector
+ * allows), each once, in rule order. Returns 0 with *pn, or
+ * ZG_ERR_TOO_LARGE (more than max). */
+int policy_client_connectors(const struct policy *p, const char *client_id,
+			     char out[][POLICY_ID_MAX], size_t max, size_t *pn);
 
 #endif /* ZG_RELAY_POLICY_H */

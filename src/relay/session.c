@@ -10,6 +10,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "masque/tls.h"
+#include "relay/connlink.h"
 #include "relay/dnsgate.h"
 #include "relay/session.h"
 #include "zg_err.h"
@@ -198,6 +199,17 @@ int session_routes(const struct session_table *t, const struct session *s,
 	size_t n = 0, i, k = 0;
 	int rv;
 
+	if (s->connector) {
+		/* issue 22: what a connector may send to, never the policy's */
+		if (t->h.connector_routes == NULL) {
+			*pn = 0;
+			return 0;
+		}
+		rv = t->h.connector_routes(t->h.ctx, s, out, MASQUE_MAX_ROUTES, &n);
+		if (rv != 0)
+			return rv;
+		return cip_routes_normalize(out, n, MASQUE_MAX_ROUTES, pn);
+	}
 	rv = t->h.policy_routes(t->h.ctx, s->id, out, MASQUE_MAX_ROUTES / 2, &n);
 	if (rv == ZG_ERR_TOO_LARGE) {
 		/* More disjoint ranges than one advertisement carries: advertise
@@ -307,7 +319,10 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 			  zg_strerror(rv));
 		return refuse(t, s, 503);
 	}
-	if (n == 0) {
+	if (n == 0 && !s->connector && t->h.has_connectors != NULL &&
+	    t->h.has_connectors(t->h.ctx, s->id)) {
+		/* issue 22: it reaches connectors, through no route of its own */
+	} else if (n == 0) {
 		/* C05: an identity with nothing allowed gets 403. */
 		log_info("%s from %s: no destination allowed by policy: 403", s->id, s->peer);
 		t->h.audit_limit(t->h.ctx, "policy_nothing_allowed", s->id, s->sid);
@@ -453,6 +468,29 @@ int session_request(struct session_table *t, struct masque_conn *c,
 	s->sid = session_id_new(t);
 	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
 	hostport_format((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
+	if (connlink_identity(s->id, &s->conn_id)) {
+		/* issue 22: an on-prem connector, admitted only when listed */
+		s->connector = 1;
+		s->any_target = 1;
+		s->any_proto = 1;
+		if (t->h.connector_known != NULL && t->h.connector_known(t->h.ctx, s->conn_id))
+			return admit(t, s, routes, acc);
+		log_info("%s from %s: connector \"%s\" is not listed under connectors: in the "
+			 "policy: 403",
+			 s->id, s->peer, s->conn_id);
+		t->h.audit_limit(t->h.ctx, "connector_not_listed", s->id, s->sid);
+		s->refuse = 403;
+		s->refuse_ps = "zgate-relay; error=http_request_denied; "
+			       "details=\"connector ID not listed in the relay policy\"";
+		t->cnt.refused_403++;
+		s->state = SESSION_RESOLVING;
+		if (t->h.defer(t->h.ctx, s, 0) != 0) {
+			t->cnt.refused_403--;
+			return refuse(t, s, 403);
+		}
+		t->h.set_data(t->h.ctx, c, s);
+		return MASQUE_PENDING;
+	}
 	s->any_target = rq->any_target;
 	s->target = rq->target;
 	s->any_proto = rq->any_proto;
@@ -701,7 +739,15 @@ size_t session_policy_changed(struct session_table *t, struct cip_route *routes)
 			continue;
 		if (session_routes(t, s, routes, &n) != 0)
 			n = 0;
-		if (n == 0) {
+		if (s->connector && (t->h.connector_known == NULL ||
+				     !t->h.connector_known(t->h.ctx, s->conn_id))) {
+			t->cnt.closed_policy++;
+			session_revoke(t, s, "policy", "the policy no longer lists this connector");
+			closed++;
+			continue;
+		}
+		if (n == 0 && (s->connector || t->h.has_connectors == NULL ||
+			       !t->h.has_connectors(t->h.ctx, s->id))) {
 			/* issue 18.2: allowed nothing any more */
 			t->cnt.closed_policy++;
 			session_revoke(t, s, "policy", "the policy allows it nothing any more");

@@ -23,6 +23,11 @@
  *                      (or 503, freed; connection closed meanwhile: the
  *                       allocation is cancelled and s freed at once)
  *
+ * A "connector:<ID>" identity is an on-prem connector (issue 22): admitted
+ * only when the policy lists its ID (else 403 with a Proxy-Status), with
+ * the connector_routes hook's routes instead of the policy's, no DNS-name
+ * target and no DNS_ASSIGN; the caller keeps its packets off the stack.
+ *
  * Only OPEN and CLOSING sessions are in the address index; OPEN, CLOSING
  * and REPLACED ones are in the table until their connection closes
  * (session_conn_closed), which frees them. CLOSING may still become
@@ -85,6 +90,9 @@ struct session {
 	uint8_t *cert_der;
 	size_t cert_len;
 	const char *close_reason;        /* the relay closed it: revoked, policy, admin */
+	int connector;                   /* an on-prem connector ("connector:<ID>", issue 22) */
+	const char *conn_id;             /* its ID: inside id, after "connector:"; else NULL */
+	uint64_t zgconn_sent;            /* the caller's: hash of the last ZG_CONNECTORS sent */
 	int dns_assigned;                /* DNS_ASSIGN sent (or nothing to send): 19.5 */
 	int dns_wants;                   /* takes DNS_ASSIGN (sent one, or dns.enabled true) */
 	uint64_t dns_sent;               /* FNV-1a of the last one sent; 0: none */
@@ -153,6 +161,16 @@ struct session_hooks {
 	 * answer, client id's in the local pool (ipam_assign): 0, or negative
 	 * when it cannot be (503). */
 	int (*ipam_assign)(void *ctx, const char *id, const uint8_t addr4[4]);
+	/* Optional (issue 22; NULL: every "connector:" identity is refused
+	 * 403): 1 when the policy lists connector ID id, else 0. */
+	int (*connector_known)(void *ctx, const char *id);
+	/* Optional: the routes of connector session s (what it may send to:
+	 * the address pool), as policy_routes. NULL: none. */
+	int (*connector_routes)(void *ctx, const struct session *s, struct cip_route *out,
+				size_t cap, size_t *pn);
+	/* Optional: 1 when client id may reach a connector: such a client is
+	 * admitted (and kept after a policy change) even with no routes. */
+	int (*has_connectors)(void *ctx, const char *id);
 };
 
 struct session_counters {

@@ -1,0 +1,197 @@
+/*
+ * connlink — the relay's only session-to-session path (issue 22,
+ * CONNECTOR.md "Relay forwarding"): UDP packets between an agent's tunnel
+ * and an on-prem connector's tunnel, carrying the inner QUIC session the
+ * relay cannot read.
+ *
+ *   agent → connector: UDP, source = the agent's own tunnel address,
+ *     destination = an up connector's address and its inner port, and the
+ *     policy lets the client reach that connector (checked when the link
+ *     opens; a policy change re-checks every link).
+ *   connector → agent: UDP, source = the connector's own address and inner
+ *     port, destination = an agent address with an open link to this
+ *     connector. Nothing from a connector reaches the stack.
+ *
+ * Forwarded packets are unchanged but for the TTL / hop limit (decremented;
+ * a packet that would leave with 0 is dropped) and the IPv4 header
+ * checksum (updated, RFC 1624). Every drop is counted by reason.
+ *
+ * A link is (agent session, agent address, connector): it opens on the
+ * first packet forwarded from the agent (audit connector_open) and closes
+ * (audit connector_close, with bytes and duration) when either session
+ * ends, when a policy change takes the right away, when the agent's
+ * address passes to a newer session, or after CONNLINK_IDLE_MS without a
+ * packet either way (connlink_expire). An agent using IPv4 and IPv6 to
+ * one connector has two links.
+ *
+ * A connector's announced prefixes (its ROUTE_ADVERTISEMENT) are kept when
+ * they lie inside the policy's bound for it (connectors: prefixes), as
+ * CIDR prefixes for the ZG_CONNECTORS capsule; the others are reported
+ * through the rejected hook.
+ *
+ * No I/O, no clock, no logging: everything outside goes through struct
+ * connlink_hooks, so tests/test_connlink.c drives it with fakes.
+ */
+#ifndef ZG_RELAY_CONNLINK_H
+#define ZG_RELAY_CONNLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "connectip.h"
+#include "relay/policy.h"
+#include "stack.h"
+
+#define CONNLINK_INNER_PORT 443          /* ZG_CONNECTOR_INNER_PORT */
+#define CONNLINK_IDLE_MS 120000u         /* a link without packets this long closes */
+#define CONNLINK_MAX_CONNECTORS 256      /* connector sessions up at once */
+#define CONNLINK_MAX_PREFIXES 64         /* kept per connector (ZGCONN_MAX_PREFIXES) */
+#define CONNLINK_MAX_ANNOUNCED 64        /* announced ranges kept per connector */
+#define CONNLINK_MAX_LINKS_DEFAULT 65536 /* links at once */
+#define CONNLINK_IDENTITY_PREFIX "connector:"
+
+struct connlink;
+
+enum connlink_result {
+	CONNLINK_PASS = 0,      /* not for a connector: the caller's usual path */
+	CONNLINK_FORWARDED = 1, /* sent into the other session */
+	CONNLINK_DROPPED = 2,   /* dropped and counted */
+};
+
+enum connlink_dir {
+	CONNLINK_UP = 0,   /* agent → connector */
+	CONNLINK_DOWN = 1, /* connector → agent */
+	CONNLINK_NDIR
+};
+
+enum connlink_drop {
+	CONNLINK_DROP_POLICY,    /* the client may not reach this connector */
+	CONNLINK_DROP_PORT,      /* not the connector's inner port */
+	CONNLINK_DROP_PROTOCOL,  /* not UDP (or a fragment, or IPv6 extension headers) */
+	CONNLINK_DROP_SPOOFED,   /* source is not the sender's own tunnel address */
+	CONNLINK_DROP_NO_LINK,   /* connector → an address with no open link */
+	CONNLINK_DROP_TTL,       /* TTL / hop limit would reach 0 */
+	CONNLINK_DROP_MALFORMED, /* not a whole IPv4/IPv6 + UDP header */
+	CONNLINK_DROP_SEND,      /* the other session would not take it */
+	CONNLINK_DROP_LIMIT,     /* the link table is full */
+	CONNLINK_NDROP
+};
+
+/* The label of a drop reason in metrics ("policy", "port", ...). */
+const char *connlink_drop_name(enum connlink_drop d);
+
+/* A session as connlink sees it. id: the client ID, or the connector ID
+ * without "connector:" (copied). sess is the caller's, handed back. */
+struct connlink_end {
+	void *sess;
+	const char *id;
+	uint64_t sid; /* the audit trail's session_id */
+	struct stack_addr vip4, vip6;
+};
+
+struct connlink_prefix {
+	uint8_t version;
+	uint8_t a[16];
+	uint8_t len;
+};
+
+/* An up connector (read-only for the caller). */
+struct connlink_connector {
+	char id[POLICY_ID_MAX];
+	void *sess;
+	uint64_t sid;
+	struct stack_addr vip4, vip6;
+	uint16_t port;
+	struct connlink_prefix prefixes[CONNLINK_MAX_PREFIXES]; /* accepted, within the bound */
+	size_t nprefixes;
+};
+
+/* A link, for the audit trail. */
+struct connlink_info {
+	const char *client, *connector;
+	uint64_t client_sid, connector_sid;
+	const char *rule; /* the connector rule that allowed it */
+	uint64_t bytes_up, bytes_down, duration_ms;
+};
+
+struct connlink_hooks {
+	void *ctx;
+	/* Sends the IP packet into sess's tunnel: 0, or negative (dropped). */
+	int (*send)(void *ctx, void *sess, const uint8_t *pkt, size_t len);
+	/* policy_client_may_reach_connector() of the policy in force. */
+	enum policy_action (*may_reach)(void *ctx, const char *client, const char *connector,
+					const char **prule);
+	/* The policy's bound for connector (policy_connector_prefixes). */
+	int (*bound)(void *ctx, const char *connector, struct cip_route *out, size_t max,
+		     size_t *pn);
+	/* An announced range left out (why: a static text), for a warning. */
+	void (*rejected)(void *ctx, const char *connector, const struct cip_route *r,
+			 const char *why);
+	void (*audit_open)(void *ctx, const struct connlink_info *li);
+	/* reason: idle_timeout, client_closed, connector_closed, policy,
+	 * replaced, relay_shutdown */
+	void (*audit_close)(void *ctx, const struct connlink_info *li, const char *reason);
+	uint64_t (*now_ms)(void *ctx); /* monotonic milliseconds */
+};
+
+struct connlink_counters {
+	uint64_t packets[CONNLINK_NDIR], bytes[CONNLINK_NDIR];
+	uint64_t drops[CONNLINK_NDROP];
+	uint64_t links_opened, links_closed;
+};
+
+/* A new, empty forwarder. max_links 0: CONNLINK_MAX_LINKS_DEFAULT. Every
+ * hook is required. Returns 0 and *pcl, or ZG_ERR_NOMEM. */
+int connlink_new(const struct connlink_hooks *h, size_t max_links, struct connlink **pcl);
+
+/* Closes every link (audited with reason, e.g. "relay_shutdown"; NULL:
+ * not audited) and frees cl. NULL is ignored. */
+void connlink_free(struct connlink *cl, const char *reason);
+
+/* 1 when identity names a connector ("connector:" + 1 or more
+ * characters); *pid then points to the ID inside it. */
+int connlink_identity(const char *identity, const char **pid);
+
+/* Connector session e is up, taking inner port port. A connector of the
+ * same ID already up is replaced (its links close, "replaced"). Returns 0,
+ * ZG_ERR_LIMIT (CONNLINK_MAX_CONNECTORS up) or ZG_ERR_NOMEM. */
+int connlink_connector_up(struct connlink *cl, const struct connlink_end *e, uint16_t port);
+
+/* Connector session sess announced routes r[0..n) (a ROUTE_ADVERTISEMENT
+ * supersedes the one before). Keeps those inside the policy's bound (the
+ * first CONNLINK_MAX_ANNOUNCED; the rest, and those outside, go to the
+ * rejected hook). Returns 1 when the accepted prefixes changed, 0 when
+ * not, ZG_ERR_NOTFOUND when sess is no up connector. */
+int connlink_announce(struct connlink *cl, void *sess, const struct cip_route *r, size_t n);
+
+/* A session ended (an agent's or a connector's; any other is ignored):
+ * its links close (client_closed / connector_closed) and a connector is
+ * no longer up. Returns 1 when sess was an up connector, else 0. */
+int connlink_session_closed(struct connlink *cl, void *sess);
+
+/* After a policy change: every link the policy no longer allows closes
+ * ("policy"), and every connector's announced ranges are checked against
+ * its new bound. Returns the number of links closed. */
+size_t connlink_policy_changed(struct connlink *cl);
+
+/* Closes the links idle CONNLINK_IDLE_MS or more. Returns how many. */
+size_t connlink_expire(struct connlink *cl);
+
+/* A packet from agent session a (its on_packet). CONNLINK_PASS when its
+ * destination is no up connector's address. */
+enum connlink_result connlink_from_agent(struct connlink *cl, const struct connlink_end *a,
+					 const uint8_t *pkt, size_t len);
+
+/* A packet from connector session sess: forwarded or dropped, never
+ * CONNLINK_PASS. */
+enum connlink_result connlink_from_connector(struct connlink *cl, void *sess, const uint8_t *pkt,
+					     size_t len);
+
+/* The up connector of ID id (without "connector:"), or NULL. */
+const struct connlink_connector *connlink_find(const struct connlink *cl, const char *id);
+
+size_t connlink_connectors_up(const struct connlink *cl);
+size_t connlink_links(const struct connlink *cl);
+void connlink_get_counters(const struct connlink *cl, struct connlink_counters *out);
+
+#endif /* ZG_RELAY_CONNLINK_H */
