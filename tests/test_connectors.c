@@ -70,6 +70,8 @@ static size_t udp4(uint8_t *b, const char *src, uint16_t sport, const char *dst,
 }
 
 struct rec {
+	struct connectors *cs; /* set: changed() walks the routes, as the agent does */
+	size_t routes_seen;
 	int changed;
 	size_t ntun;
 	uint8_t tun[4][1600];
@@ -78,7 +80,12 @@ struct rec {
 
 static void rec_changed(void *ctx)
 {
-	((struct rec *)ctx)->changed++;
+	struct rec *r = ctx;
+	struct route_prefix rt[64];
+
+	r->changed++;
+	if (r->cs != NULL)
+		r->routes_seen = connectors_routes(r->cs, rt, 64);
 }
 
 static void rec_tun(void *ctx, const uint8_t *pkt, size_t len)
@@ -154,6 +161,20 @@ static void test_list_add_update_remove(void **state)
 	assert_int_equal(connectors_routes(cs, rt, 8), 2);
 	assert_int_equal(rt[1].version, 6);
 	assert_int_equal(rt[1].len, 48);
+
+	/* hosp-b goes down: reported once, after the list is whole again
+	 * (the owner's changed() walks the routes; it used to run mid-update
+	 * and crash the agent) */
+	r.cs = cs;
+	r.changed = 0;
+	r.routes_seen = 99;
+	v[0].up = 0;
+	assert_int_equal(connectors_set_list(cs, v, 1), 1);
+	assert_int_equal(r.changed, 1);
+	assert_int_equal(r.routes_seen, 0);
+	connectors_status(cs, 0, &st);
+	assert_int_equal(st.state, CONNECTOR_DOWN);
+	r.cs = NULL;
 
 	/* remove all */
 	r.changed = 0;

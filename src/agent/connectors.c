@@ -60,6 +60,9 @@ struct connectors {
 	uint64_t unreach_window;
 	unsigned unreach_count;
 	uint8_t icmp[PTB_MAX];
+	/* connectors_set_list() is rebuilding e[]: changes are reported once
+	 * at its end (the owner's changed() walks e[]) */
+	int updating, pending_change;
 };
 
 static int ex_idx = -1; /* the connector a TLS context verifies for */
@@ -369,6 +372,10 @@ void connectors_status(const struct connectors *cs, size_t i, struct connector_s
 
 static void changed(struct connectors *cs)
 {
+	if (cs->updating) {
+		cs->pending_change = 1;
+		return;
+	}
 	if (cs->env.changed != NULL)
 		cs->env.changed(cs->env.ctx);
 }
@@ -764,6 +771,7 @@ size_t connectors_set_list(struct connectors *cs, const struct zgconn *v, size_t
 
 	if (n > ZGCONN_MAX)
 		n = ZGCONN_MAX;
+	cs->updating = 1;
 	for (size_t i = 0; i < n; i++) {
 		struct connector *e = NULL;
 		int dup = 0;
@@ -828,8 +836,10 @@ size_t connectors_set_list(struct connectors *cs, const struct zgconn *v, size_t
 		if (cs->e[i]->info.up && cs->e[i]->c == NULL &&
 		    (cs->e[i]->retry_ev == NULL || !evtimer_pending(cs->e[i]->retry_ev, NULL)))
 			start_session(cs->e[i]);
-	if (any)
+	cs->updating = 0;
+	if (any || cs->pending_change)
 		changed(cs);
+	cs->pending_change = 0;
 	return k;
 }
 

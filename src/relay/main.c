@@ -1275,6 +1275,19 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	masque_server_stats(r->srv, &v.quic);
 	v.quic_initials_dropped = r->udp ? masque_udp_initials_dropped(r->udp) : 0;
 	v.sessions = r->st.n;
+	if (r->cl != NULL) {
+		struct connlink_counters cc;
+
+		_Static_assert(CONNLINK_NDROP == 9, "one metrics label per connlink drop reason");
+		connlink_get_counters(r->cl, &cc);
+		v.connectors_up = connlink_connectors_up(r->cl);
+		v.connector_links = connlink_links(r->cl);
+		v.connector_packets_up = cc.packets[CONNLINK_UP];
+		v.connector_packets_down = cc.packets[CONNLINK_DOWN];
+		v.connector_bytes_up = cc.bytes[CONNLINK_UP];
+		v.connector_bytes_down = cc.bytes[CONNLINK_DOWN];
+		memcpy(v.connector_drops, cc.drops, sizeof(v.connector_drops));
+	}
 	v.quic_connections = masque_server_conns(r->srv);
 	v.sessions_opened = r->st.cnt.opened;
 	/* 400, 500 and the 503s after GOAWAY are answered by src/masque

@@ -394,6 +394,32 @@ static void ipam_api(struct mw *w, const struct metrics_values *v)
 	    v->ipam_api_pending);
 }
 
+static void connectors(struct mw *w, const struct metrics_values *v)
+{
+	const uint64_t *d = v->connector_drops;
+
+	one(w, "zgate_connectors_up", "gauge",
+	    "On-prem connectors with an open tunnel and prefixes inside their policy bound.",
+	    v->connectors_up);
+	one(w, "zgate_connector_links", "gauge",
+	    "Agent-to-connector pairs forwarding now (end-to-end sessions the relay cannot read).",
+	    v->connector_links);
+	BY(w, "zgate_connector_packets_total", "counter",
+	   "Packets forwarded between agents and connectors, by direction.", "dir",
+	   L("up", "down"), v->connector_packets_up, v->connector_packets_down);
+	BY(w, "zgate_connector_bytes_total", "counter",
+	   "IP bytes forwarded between agents and connectors, by direction.", "dir",
+	   L("up", "down"), v->connector_bytes_up, v->connector_bytes_down);
+	BY(w, "zgate_connector_drops_total", "counter",
+	   "Packets to or from a connector not forwarded, by reason: policy (the client may not "
+	   "reach it), port, protocol, spoofed, no_link (a connector to an agent that did not "
+	   "open a session), ttl, malformed, send (the other tunnel would not take it), limit.",
+	   "reason",
+	   L("policy", "port", "protocol", "spoofed", "no_link", "ttl", "malformed", "send",
+	     "limit"),
+	   d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8]);
+}
+
 int metrics_write(struct evbuffer *b, const struct metrics_values *v)
 {
 	struct mw w = { b, 0 };
@@ -407,6 +433,7 @@ int metrics_write(struct evbuffer *b, const struct metrics_values *v)
 	audit_and_process(&w, v);
 	dns_service(&w, v);
 	ipam_api(&w, v);
+	connectors(&w, v);
 	return w.err;
 }
 

@@ -63,6 +63,13 @@ struct metrics_values {
 	uint64_t ipam_api_adm_api, ipam_api_adm_cached, ipam_api_adm_refused;
 	uint64_t ipam_api_requests, ipam_api_failures, ipam_api_retries, ipam_api_connects;
 	uint64_t ipam_api_refreshes, ipam_api_pending;
+	/* on-prem connectors (issue 22, connlink.h) */
+	uint64_t connectors_up, connector_links;
+	uint64_t connector_packets_up, connector_packets_down;
+	uint64_t connector_bytes_up, connector_bytes_down;
+	/* by reason: policy, port, protocol, spoofed, no_link, ttl,
+	 * malformed, send, limit */
+	uint64_t connector_drops[9];
 };
 
 /* Appends the exposition of v to b: every family with its HELP and TYPE
