@@ -133,11 +133,12 @@ static void test_list_add_update_remove(void **state)
 	assert_string_equal(connectors_state_name(st.state), "connecting"); /* no base: waits */
 	connectors_status(cs, 1, &st);
 	assert_string_equal(connectors_state_name(st.state), "down");
-	/* only up connectors are routed */
-	assert_int_equal(connectors_routes(cs, rt, 8), 1);
+	/* down ones are routed too: their packets get ICMP unreachable */
+	assert_int_equal(connectors_routes(cs, rt, 8), 2);
 	assert_int_equal(rt[0].version, 4);
 	assert_int_equal(rt[0].addr[1], 20);
 	assert_int_equal(rt[0].len, 16);
+	assert_int_equal(rt[1].addr[1], 30);
 
 	/* the same list again changes nothing */
 	r.changed = 0;
@@ -169,9 +170,10 @@ static void test_list_add_update_remove(void **state)
 	r.changed = 0;
 	r.routes_seen = 99;
 	v[0].up = 0;
+	v[0].nprefixes = 0; /* as the relay lists a connector that went away */
 	assert_int_equal(connectors_set_list(cs, v, 1), 1);
 	assert_int_equal(r.changed, 1);
-	assert_int_equal(r.routes_seen, 0);
+	assert_int_equal(r.routes_seen, 2); /* its last prefixes stay routed */
 	connectors_status(cs, 0, &st);
 	assert_int_equal(st.state, CONNECTOR_DOWN);
 	r.cs = NULL;

@@ -325,10 +325,9 @@ size_t connectors_routes(const struct connectors *cs, struct route_prefix *out, 
 	size_t k = 0;
 
 	for (size_t i = 0; i < cs->n; i++) {
+		/* down ones too: their packets are answered ICMP unreachable */
 		const struct zgconn *z = &cs->e[i]->info;
 
-		if (!z->up)
-			continue;
 		for (size_t j = 0; j < z->nprefixes && k < max; j++) {
 			struct route_prefix p;
 			int dup = 0;
@@ -813,7 +812,19 @@ size_t connectors_set_list(struct connectors *cs, const struct zgconn *v, size_t
 				   v[i].nprefixes * sizeof(v[i].prefixes[0])) != 0)
 				any = 1;
 		}
-		e->info = v[i];
+		if (!v[i].up && v[i].nprefixes == 0 && e->info.nprefixes > 0) {
+			/* The relay lists a connector that went down without its
+			 * prefixes: keep routing the last ones into the TUN so
+			 * their packets get ICMP unreachable at once, rather than
+			 * leaving by another route or timing out. */
+			struct zgconn was = e->info;
+
+			e->info = v[i];
+			memcpy(e->info.prefixes, was.prefixes, sizeof(was.prefixes));
+			e->info.nprefixes = was.nprefixes;
+		} else {
+			e->info = v[i];
+		}
 		e->info.id[ZGCONN_ID_MAX - 1] = '\0';
 		if (!e->info.up) {
 			if (e->retry_ev != NULL)

@@ -132,7 +132,9 @@ void connectors_set_local(struct connectors *cs, const struct route_prefix *v4,
 size_t connectors_count(const struct connectors *cs);
 void connectors_status(const struct connectors *cs, size_t i, struct connector_status *st);
 
-/* The prefixes of up connectors, deduplicated, into out (room for max).
+/* The prefixes of listed connectors, up or down (a down one keeps the
+ * last prefixes it was listed with, so its packets reach the TUN steering
+ * and get ICMP unreachable), deduplicated, into out (room for max).
  * Returns the count. */
 size_t connectors_routes(const struct connectors *cs, struct route_prefix *out, size_t max);
 
