@@ -140,8 +140,12 @@ if [[ -x $bindir/zgate-api ]]; then
 	check zgate-api 8 "$bindir/zgate-api" --help
 	drift zgate-api 8 "$bindir/zgate-api" --help
 fi
+if [[ -x $bindir/zgate-connector ]]; then
+	check zgate-connector 8 "$bindir/zgate-connector" --help
+fi
 if command -v groff >/dev/null; then
 	lint zgate-relay 8; lint zgate-agent 8; lint zgate-probe 1; lint zgate-api 8
+	[[ -x $bindir/zgate-connector ]] && lint zgate-connector 8
 else
 	echo "note: no groff (Debian groff-base): pages not linted"
 fi
