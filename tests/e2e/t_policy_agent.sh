@@ -72,7 +72,7 @@ grep -q '"event":"flow_deny".*"proto":"udp".*"dport":69.*"rule":"no-tftp"' "$D/a
 step "denied ICMP destination: ICMP prohibited, audited with the rule"
 out=$(inc 1 ping -c 1 -W 2 198.18.0.20 2>&1) && fail "198.18.0.20 answered a denied ping"
 expect_contains "$out" "Packet filtered" "ping to a denied destination"
-grep -q '"event":"flow_deny".*"proto":"icmp".*"dst":"198.18.0.20".*"rule":"no-ping-20"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"flow_deny".*"proto":"icmp".*"dst":"198\.18\.0\.20".*"rule":"no-ping-20"' ||
 	fail "ICMP deny not audited with no-ping-20"
 
 step "destination outside the client's routes: not even routed into the tunnel"
