@@ -234,22 +234,6 @@ static enum stack_verdict reeval(void *arg, const struct stack_flow_info *fl, co
 	return decide(arg, fl, prule);
 }
 
-static const char *proto_name(uint8_t p)
-{
-	switch (p) {
-	case STACK_PROTO_TCP:
-		return "tcp";
-	case STACK_PROTO_UDP:
-		return "udp";
-	case STACK_PROTO_ICMP:
-		return "icmp";
-	case STACK_PROTO_ICMPV6:
-		return "icmpv6";
-	default:
-		return "other";
-	}
-}
-
 static void st_audit(void *ctx, const struct stack_event *ev)
 {
 	struct inner *in = ctx;
@@ -264,7 +248,7 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 	stack_addr_str(&ev->flow.src, src, sizeof(src));
 	stack_addr_str(&ev->flow.dst, dst, sizeof(dst));
 	af.client = ev->flow.client_id;
-	af.proto = proto_name(ev->flow.proto);
+	af.proto = stack_proto_name(ev->flow.proto);
 	af.src = src;
 	af.dst = dst;
 	af.sport = ev->flow.sport;

@@ -1198,22 +1198,6 @@ static enum stack_verdict st_policy(void *ctx, const struct stack_flow_info *f,
 	return v;
 }
 
-static const char *proto_name(uint8_t p)
-{
-	switch (p) {
-	case STACK_PROTO_TCP:
-		return "tcp";
-	case STACK_PROTO_UDP:
-		return "udp";
-	case STACK_PROTO_ICMP:
-		return "icmp";
-	case STACK_PROTO_ICMPV6:
-		return "icmpv6";
-	default:
-		return "other";
-	}
-}
-
 static void st_audit(void *ctx, const struct stack_event *ev)
 {
 	struct relay *r = ctx;
@@ -1227,7 +1211,7 @@ static void st_audit(void *ctx, const struct stack_event *ev)
 	stack_addr_str(&ev->flow.src, src, sizeof(src));
 	stack_addr_str(&ev->flow.dst, dst, sizeof(dst));
 	af.client = ev->flow.client_id;
-	af.proto = proto_name(ev->flow.proto);
+	af.proto = stack_proto_name(ev->flow.proto);
 	af.src = src;
 	af.dst = dst;
 	af.sport = ev->flow.sport;

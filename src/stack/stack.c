@@ -108,6 +108,22 @@ int stack_prefix_contains(const struct stack_prefix *p, const struct stack_addr 
 	return 1;
 }
 
+const char *stack_proto_name(uint8_t p)
+{
+	switch (p) {
+	case STACK_PROTO_TCP:
+		return "tcp";
+	case STACK_PROTO_UDP:
+		return "udp";
+	case STACK_PROTO_ICMP:
+		return "icmp";
+	case STACK_PROTO_ICMPV6:
+		return "icmpv6";
+	default:
+		return "other";
+	}
+}
+
 void stack_config_defaults(struct stack_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));

@@ -43,6 +43,10 @@ struct stack_prefix {
 #define STACK_PROTO_UDP 17
 #define STACK_PROTO_ICMPV6 58
 
+/* The audit trail's name of an IP protocol: "tcp", "udp", "icmp",
+ * "icmpv6", else "other". Never NULL. */
+const char *stack_proto_name(uint8_t proto);
+
 /* The tunnel a packet came from. Borrowed for the duration of one call. */
 struct stack_client {
 	const char *id;         /* client ID (certificate CN), NUL-terminated */
