@@ -60,14 +60,14 @@ out=$(inc 1 $SVC send $svc 22 10 2>&1) && fail "port 22 was reachable"
 expect_contains "$out" "refused" "TCP to a denied port"
 ms=$(sed -n 's/.*(after \([0-9]*\) ms).*/\1/p' <<<"$out")
 [[ -n $ms && $ms -lt 1000 ]] || fail "refusal took ${ms:-?} ms: $out"
-grep -q '"event":"flow_deny".*"dport":22.*"rule":"no-ssh"' "$D/audit.log" || fail "deny not audited with no-ssh"
+audit_wait "$D/audit.log" '"event":"flow_deny".*"dport":22.*"rule":"no-ssh"' || fail "deny not audited with no-ssh"
 
 step "denied UDP port: ICMP prohibited at once, audited with the rule"
 out=$(inc 1 $SVC udp-query $svc 69 x 2>&1) && fail "UDP port 69 answered: $out"
 expect_contains "$out" "No route to host" "UDP to a denied port (ICMP prohibited)"
 ms=$(sed -n 's/.*(after \([0-9]*\) ms).*/\1/p' <<<"$out")
 [[ -n $ms && $ms -lt 1000 ]] || fail "UDP refusal took ${ms:-?} ms: $out"
-grep -q '"event":"flow_deny".*"proto":"udp".*"dport":69.*"rule":"no-tftp"' "$D/audit.log" || fail "UDP deny not audited with no-tftp"
+audit_wait "$D/audit.log" '"event":"flow_deny".*"proto":"udp".*"dport":69.*"rule":"no-tftp"' || fail "UDP deny not audited with no-tftp"
 
 step "denied ICMP destination: ICMP prohibited, audited with the rule"
 out=$(inc 1 ping -c 1 -W 2 198.18.0.20 2>&1) && fail "198.18.0.20 answered a denied ping"
@@ -82,18 +82,18 @@ step "agent-2 (allow-all, full tunnel): the internal range works; decoy and loop
 inc 2 ping -c 1 -W 2 198.18.1.10 >/dev/null || fail "allow-all cannot reach 198.18.1.10"
 out=$(inc 2 ping -c 1 -W 2 169.254.169.254 2>&1) && fail "cloud-metadata decoy reachable"
 expect_contains "$out" "Packet filtered" "decoy: ICMP administratively prohibited"
-grep -q '"event":"flow_deny".*"dst":"169.254.169.254"' "$D/audit.log" || fail "decoy deny not audited"
+audit_wait "$D/audit.log" '"event":"flow_deny".*"dst":"169.254.169.254"' || fail "decoy deny not audited"
 # The client's kernel keeps 127.0.0.1 to itself: a SYN put on zgate0 with a
 # packet socket is what a hostile client could send.
 out=$(inc 2 $SVC raw-syn zgate0 "${a2%/*}" 127.0.0.1 8080)
 [[ $out == "icmp 3 13" ]] || fail "SYN to the relay's loopback (its ops port): answer '$out', not ICMP prohibited"
-grep -q '"event":"flow_deny".*"dst":"127.0.0.1".*"reason":"forbidden-destination"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"flow_deny".*"dst":"127.0.0.1".*"reason":"forbidden-destination"' ||
 	fail "loopback deny not audited"
 out=$(inc 2 ping -c 1 -W 2 198.18.0.1 2>&1) && fail "the relay's own address 198.18.0.1 answered a ping"
 expect_contains "$out" "Packet filtered" "ping to the relay's own address"
 out=$(inc 2 curl -sS --max-time 3 http://198.18.0.1:8080/metrics 2>&1) &&
 	fail "the relay's ops endpoint is reachable through the tunnel: $(head -2 <<<"$out")"
-grep -q '"event":"flow_deny".*"dst":"198.18.0.1".*"reason":"forbidden-destination"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"flow_deny".*"dst":"198.18.0.1".*"reason":"forbidden-destination"' ||
 	fail "deny of the relay's own address not audited"
 
 step "spoofed source: never reaches the service, counted"
