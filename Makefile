@@ -228,7 +228,8 @@ selftest:
 # Benchmarks: bench/<name>.c linked like the tests (without cmocka), run by
 # bench/run.sh, which prints the results as markdown.
 # Debian packages of the peers zgate is measured against (make bench only).
-BENCH_PACKAGES := iperf3 wireguard-go wireguard-tools openvpn gnuplot-nox
+# python3-cryptography signs bench/tunnels.sh's 10,000 client certificates.
+BENCH_PACKAGES := iperf3 wireguard-go wireguard-tools openvpn gnuplot-nox python3-cryptography
 
 bench: $(BENCH_BINS) $(BINS)
 	$(Q)scripts/ensure-packages.sh $(BENCH_PACKAGES)

@@ -6,6 +6,7 @@
 #   BENCH_MTU    tunnel MTU, 1280..1500 (default 1280)
 #   BENCH_IDLE_S seconds the idle flows are watched (default 3)
 #   BENCH_RULES  policy rules for bench/policy_rules (default 10000)
+#   BENCH_TUNNELS, BENCH_TUNNELS_PAR: concurrent tunnels (bench/tunnels.sh)
 #   BENCH_QUICK=1, BENCH_SECS, BENCH_REPS, BENCH_ONLY: see bench/vpn.sh
 # The whole report also goes to bench/results/<date>.md (+ .png chart).
 set -euo pipefail
@@ -34,6 +35,8 @@ echo
 "$bindir/policy_rules" -n "${BENCH_RULES:-10000}"
 echo
 echo "Rules are evaluated once per new flow (first match), never per packet."
+echo
+bench/tunnels.sh "$bindir"
 echo
 bench/vpn.sh "$bindir" "$results/$(date -u +%Y-%m-%d)-vpn.md" >/dev/null
 cat "$results/$(date -u +%Y-%m-%d)-vpn.md"

@@ -182,6 +182,57 @@ static void test_c06_unknown_huge_skipped_without_buffering(void **state)
 	assert_int_equal(capsule_parser_finish(&cp), ZG_ERR_TRUNCATED);
 }
 
+static void test_parser_lends_buffer_only_when_split(void **state)
+{
+	/* No buffer at init: a whole capsule needs none; a split one asks for
+	 * it (CAPSULE_NEED_BUF) without consuming, then assembles in it; the
+	 * buffer cannot be taken back while it holds part of a value. */
+	uint8_t in[64], *p = in, buf[40], val[30];
+	const uint8_t *r;
+	struct capsule_parser cp;
+	struct capsule c;
+	size_t i;
+	(void)state;
+
+	for (i = 0; i < sizeof(val); i++)
+		val[i] = (uint8_t)(i + 1);
+	assert_int_equal(capsule_encode(&p, in + sizeof(in), CAPSULE_DATAGRAM, val, 5), 0);
+	assert_int_equal(capsule_encode(&p, in + sizeof(in), CAPSULE_DATAGRAM, val, sizeof(val)), 0);
+	capsule_parser_init(&cp, NULL, sizeof(buf), CAPSULE_MASK_CONNECT_IP);
+	r = in;
+	assert_int_equal(capsule_parser_feed(&cp, &r, p, &c), 1); /* whole: no buffer */
+	assert_int_equal(c.len, 5);
+	assert_memory_equal(c.value, val, 5);
+	/* the second arrives in two pieces: 2 header bytes + 10 value bytes */
+	assert_int_equal(capsule_parser_feed(&cp, &r, r + 12, &c), CAPSULE_NEED_BUF);
+	assert_false(capsule_parser_buffering(&cp));
+	assert_int_equal(capsule_parser_feed(&cp, &r, r + 10, &c), CAPSULE_NEED_BUF);
+	assert_int_equal(capsule_parser_set_buf(&cp, buf), 0);
+	assert_int_equal(capsule_parser_feed(&cp, &r, r + 10, &c), 0);
+	assert_true(capsule_parser_buffering(&cp));
+	assert_int_equal(capsule_parser_set_buf(&cp, NULL), ZG_ERR_STATE);
+	assert_int_equal(capsule_parser_feed(&cp, &r, p, &c), 1);
+	assert_ptr_equal(r, p);
+	assert_int_equal(c.len, sizeof(val));
+	assert_ptr_equal(c.value, buf);
+	assert_memory_equal(c.value, val, sizeof(val));
+	assert_false(capsule_parser_buffering(&cp));
+	assert_int_equal(capsule_parser_set_buf(&cp, NULL), 0);
+	assert_int_equal(capsule_parser_finish(&cp), 0);
+	/* an empty value needs no buffer and still points somewhere */
+	p = in;
+	assert_int_equal(capsule_encode(&p, in + sizeof(in), CAPSULE_DATAGRAM, NULL, 0), 0);
+	r = in;
+	assert_int_equal(capsule_parser_feed(&cp, &r, p, &c), 1);
+	assert_int_equal(c.len, 0);
+	assert_non_null(c.value);
+	/* the bound still applies without a buffer */
+	p = in;
+	assert_int_equal(capsule_encode_header(&p, in + sizeof(in), CAPSULE_DATAGRAM, 41), 0);
+	r = in;
+	assert_int_equal(capsule_parser_feed(&cp, &r, p, &c), ZG_ERR_TOO_LARGE);
+}
+
 static void test_c06_known_too_large_refused_before_value(void **state)
 {
 	uint8_t in[16], *p = in, buf[100];
@@ -391,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_c06_parse_every_split_same),
 		cmocka_unit_test(test_c06_unknown_huge_skipped_without_buffering),
 		cmocka_unit_test(test_c06_known_too_large_refused_before_value),
+		cmocka_unit_test(test_parser_lends_buffer_only_when_split),
 		cmocka_unit_test(test_c06_truncated_at_stream_end),
 		cmocka_unit_test(test_c06_empty_stream_ok),
 		cmocka_unit_test(test_c06_zero_copy_and_buffered_values),

@@ -544,6 +544,15 @@ static void test_c12_datagrams_10000_each_way(void **state)
 	free(x);
 }
 
+static int buffers_returned(void *arg)
+{
+	struct fx *x = arg;
+	const struct masque_conn *c = x->cl[0].ep.conn, *sc = x->srv.last_conn;
+
+	return c->capbuf == NULL && c->sendq.head == NULL && sc->capbuf == NULL &&
+	       sc->sendq.head == NULL;
+}
+
 static void test_c13_capsule_fallback(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
@@ -552,13 +561,26 @@ static void test_c13_capsule_fallback(void **state)
 	(void)state;
 	fx_server(x, 0);
 	fx_client(x, 0, "agent-1", NULL);
-	x->ccfg[0].no_datagrams = 1; /* the client offers no QUIC datagrams */
+	x->ccfg[0].no_datagrams = 1;    /* the client offers no QUIC datagrams */
+	x->ccfg[0].keepalive_ms = 1000; /* as the agent: PINGs when idle */
 	fx_connect(x, 0);
 	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
 	assert_false(masque_conn_datagrams(x->cl[0].ep.conn));
 	exchange(x, 2000);
 	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_int_equal(st.capsule_fallback, 2000);
+	/* Capsules split across STREAM frames were assembled in a lent
+	 * buffer; 5 s without one, it and the acknowledged send queue go
+	 * back: an idle tunnel holds neither (issue 21, memory per tunnel). */
+	assert_non_null(x->srv.last_conn->capbuf);
+	assert_true(memnet_run(&x->net, buffers_returned, x, 8 * SEC));
+	assert_true(masque_conn_is_open(x->cl[0].ep.conn));
+	/* and the tunnel still carries capsules (seq numbers start again) */
+	x->srv.pkts = x->cl[0].pkts = 0;
+	x->srv.next_seq = x->cl[0].next_seq = 0;
+	exchange(x, 200);
+	masque_conn_stats(x->cl[0].ep.conn, &st);
+	assert_int_equal(st.capsule_fallback, 2200);
 	fx_free(x);
 	free(x);
 }

@@ -118,6 +118,32 @@ static void test_sendq_releases_acked_chunks(void **state)
 	sendq_free(&q); /* LeakSanitizer checks the rest */
 }
 
+static void test_sendq_fully_acked_holds_nothing(void **state)
+{
+	/* An idle tunnel: its few capsules were acknowledged, so the queue
+	 * keeps no chunk (16 kB per tunnel otherwise), and works again. */
+	static const uint8_t small[20] = { 1, 2, 3 };
+	const uint8_t *ptr[2];
+	size_t len[2];
+	struct sendq q;
+
+	(void)state;
+	sendq_init(&q, 4 * SENDQ_CHUNK);
+	append1(&q, small, sizeof(small), 0);
+	assert_int_equal(sendq_next(&q, ptr, len, 2), 1);
+	assert_int_equal(sendq_ack(&q, sizeof(small)), 0);
+	assert_null(q.head);
+	assert_null(q.tail);
+	assert_null(q.unsent);
+	append1(&q, small, sizeof(small), 0);
+	assert_int_equal(sendq_next(&q, ptr, len, 2), 1);
+	assert_int_equal(len[0], sizeof(small));
+	assert_memory_equal(ptr[0], small, sizeof(small));
+	assert_int_equal(sendq_ack(&q, sizeof(small)), 0);
+	assert_null(q.head);
+	sendq_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -125,6 +151,7 @@ int main(void)
 		cmocka_unit_test(test_sendq_cap_is_atomic),
 		cmocka_unit_test(test_sendq_ack_only_what_was_offered),
 		cmocka_unit_test(test_sendq_releases_acked_chunks),
+		cmocka_unit_test(test_sendq_fully_acked_holds_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

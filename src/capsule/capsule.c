@@ -10,7 +10,7 @@ void capsule_parser_init(struct capsule_parser *cp, uint8_t *buf,
 {
 	memset(cp, 0, sizeof(*cp));
 	cp->buf = buf;
-	cp->bufsize = buf ? bufsize : 0;
+	cp->bufsize = bufsize;
 	cp->known_mask = known_mask;
 	cp->state = CAPSULE_ST_TYPE;
 }
@@ -102,8 +102,8 @@ int capsule_parser_feed(struct capsule_parser *cp, const uint8_t **pp,
 			}
 			if (v > cp->bufsize)
 				return fail(cp, ZG_ERR_TOO_LARGE);
-			if (v == 0) {
-				emit(cp, out, cp->buf);
+			if (v == 0) { /* value points at the input, never NULL */
+				emit(cp, out, *pp);
 				return 1;
 			}
 			avail = (size_t)(end - *pp);
@@ -118,6 +118,8 @@ int capsule_parser_feed(struct capsule_parser *cp, const uint8_t **pp,
 			avail = (size_t)(end - *pp);
 			if (avail == 0)
 				return 0;
+			if (cp->buf == NULL)
+				return CAPSULE_NEED_BUF;
 			n = (size_t)(cp->len - cp->done);
 			if (n > avail)
 				n = avail;
@@ -142,6 +144,19 @@ int capsule_parser_feed(struct capsule_parser *cp, const uint8_t **pp,
 			break;
 		}
 	}
+}
+
+int capsule_parser_set_buf(struct capsule_parser *cp, uint8_t *buf)
+{
+	if (capsule_parser_buffering(cp))
+		return ZG_ERR_STATE;
+	cp->buf = buf;
+	return 0;
+}
+
+int capsule_parser_buffering(const struct capsule_parser *cp)
+{
+	return cp->state == CAPSULE_ST_VALUE && cp->done > 0;
 }
 
 int capsule_parser_finish(const struct capsule_parser *cp)

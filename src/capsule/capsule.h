@@ -77,8 +77,10 @@ struct capsule_parser {
 /* Prepares cp. buf/bufsize is where values that arrive in several pieces
  * are assembled; bufsize is also the largest value accepted for a known
  * type (larger ones give ZG_ERR_TOO_LARGE). known_mask selects the types
- * parsed, by bit number; types >= 64 are always skipped. buf may be NULL
- * only when bufsize is 0. The parser keeps a pointer to buf. */
+ * parsed, by bit number; types >= 64 are always skipped. The parser keeps
+ * a pointer to buf. buf may be NULL: with bufsize 0 every known capsule
+ * with a value is too large; with bufsize > 0 the buffer is lent only when
+ * needed (feed() returns CAPSULE_NEED_BUF), so an idle stream holds none. */
 void capsule_parser_init(struct capsule_parser *cp, uint8_t *buf,
 			 size_t bufsize, uint64_t known_mask);
 
@@ -90,6 +92,9 @@ int capsule_parser_add_type(struct capsule_parser *cp, uint64_t type);
 
 /* Consumes input from *pp up to end, advancing *pp.
  * Returns:
+ *   CAPSULE_NEED_BUF (2)  a known capsule's value continues past end and
+ *      the parser has no buffer: lend one of bufsize bytes with
+ *      capsule_parser_set_buf() and call again with the same input.
  *   1  a complete known capsule is in *out, and *pp points just after it
  *      (call again with the rest of the input). out->value points either
  *      into the input (when the value arrived whole in this call) or into
@@ -101,6 +106,16 @@ int capsule_parser_add_type(struct capsule_parser *cp, uint64_t type);
  * An error is sticky: every later call returns it without reading. */
 int capsule_parser_feed(struct capsule_parser *cp, const uint8_t **pp,
 			const uint8_t *end, struct capsule *out);
+
+#define CAPSULE_NEED_BUF 2
+
+/* Lends (buf) or takes back (NULL) the assembly buffer, of at least the
+ * bufsize given to init. Returns 0, or ZG_ERR_STATE while part of a value
+ * is held in the current buffer (capsule_parser_buffering()). */
+int capsule_parser_set_buf(struct capsule_parser *cp, uint8_t *buf);
+
+/* 1 while part of a split value is held in the buffer (it must stay). */
+int capsule_parser_buffering(const struct capsule_parser *cp);
 
 /* At the end of the stream: returns 0 when the parser stands between two
  * capsules, ZG_ERR_TRUNCATED when the stream ended inside one (RFC 9297

@@ -545,7 +545,8 @@ static void parser_init(struct masque_conn *c)
 {
 	size_t i;
 
-	capsule_parser_init(&c->cparser, c->capbuf, MASQUE_CAPSULE_MAX, CAPSULE_MASK_CONNECT_IP);
+	/* the assembly buffer is lent only while a split capsule needs it */
+	capsule_parser_init(&c->cparser, NULL, MASQUE_CAPSULE_MAX, CAPSULE_MASK_CONNECT_IP);
 	for (i = 0; i < c->cfg->n_ext_capsules && i < CAPSULE_EXT_MAX; i++)
 		(void)capsule_parser_add_type(&c->cparser, c->cfg->ext_capsules[i]);
 }
@@ -621,7 +622,19 @@ static int feed_capsules(struct masque_conn *c, const uint8_t *data, size_t len)
 	struct capsule cap;
 	int r;
 
-	while ((r = capsule_parser_feed(&c->cparser, &p, end, &cap)) == 1) {
+	for (;;) {
+		r = capsule_parser_feed(&c->cparser, &p, end, &cap);
+		if (r == CAPSULE_NEED_BUF) {
+			if (c->capbuf == NULL && (c->capbuf = malloc(MASQUE_CAPSULE_MAX)) == NULL) {
+				r = ZG_ERR_NOMEM;
+				break;
+			}
+			c->capbuf_used = now_ts(c);
+			(void)capsule_parser_set_buf(&c->cparser, c->capbuf);
+			continue;
+		}
+		if (r != 1)
+			break;
 		r = handle_capsule(c, &cap);
 		if (r != 0)
 			break;
@@ -1659,11 +1672,10 @@ static int conn_alloc(const struct masque_config *cfg, const struct masque_cbs *
 	if (c->pktbuf_size < 1200)
 		c->pktbuf_size = 1200;
 	c->pktbuf = malloc(c->pktbuf_size);
-	c->capbuf = malloc(MASQUE_CAPSULE_MAX);
 	c->ref.get_conn = get_conn;
 	c->ref.user_data = c;
 	c->timer = cfg->io->timer_new(cfg->ioctx, c);
-	if (c->pktbuf == NULL || c->capbuf == NULL || c->timer == NULL) {
+	if (c->pktbuf == NULL || c->timer == NULL) {
 		masque_conn_free(c);
 		return ZG_ERR_NOMEM;
 	}
@@ -2030,6 +2042,14 @@ int masque_conn_on_timer(struct masque_conn *c)
 		/* Idle for 5 s: give the queue's memory back. */
 		free(c->pending);
 		c->pending = NULL;
+	}
+	if (c->capbuf != NULL && !capsule_parser_buffering(&c->cparser) && !c->busy &&
+	    now_ts(c) - c->capbuf_used > 5 * NS_PER_MS * 1000) {
+		/* No split capsule for 5 s: the 70 kB buffer goes back too
+		 * (an idle tunnel holds none; issue 21, memory per tunnel). */
+		(void)capsule_parser_set_buf(&c->cparser, NULL);
+		free(c->capbuf);
+		c->capbuf = NULL;
 	}
 	if (c->closing || c->drained || c->close_now)
 		return conn_after(c);

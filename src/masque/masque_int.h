@@ -104,7 +104,8 @@ struct masque_conn {
 	int64_t answer_sid; /* server: request waiting for masque_conn_answer() */
 	int tunnel_open;
 	struct capsule_parser cparser;
-	uint8_t *capbuf;
+	uint8_t *capbuf;         /* lent to cparser while a split capsule needs it */
+	masque_time capbuf_used; /* last lent: freed after 5 s without use */
 	struct sendq sendq;
 	uint64_t next_request_id;
 	uint64_t dgram_id;

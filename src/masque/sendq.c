@@ -158,11 +158,11 @@ int sendq_ack(struct sendq *q, size_t n)
 		free(c);
 	}
 	if (q->held == 0 && q->head != NULL) {
-		/* All acknowledged: reuse the last chunk from its start. */
-		q->head->len = 0;
-		q->head_off = 0;
-		q->unsent = q->head;
-		q->unsent_off = 0;
+		/* All acknowledged: the last chunk goes too, so a tunnel whose
+		 * capsules are all acknowledged (every idle one) holds none. */
+		free(q->head);
+		q->head = q->tail = q->unsent = NULL;
+		q->head_off = q->unsent_off = 0;
 	}
 	return ZG_OK;
 }

@@ -592,18 +592,26 @@ static int resolve(const char *hostport, int passive, struct sockaddr_storage *s
 	return 0;
 }
 
-static int udp_new(struct event_base *base, struct masque_config *cfg, struct masque_udp **pu)
+/* Returns 0, ZG_ERR_NOMEM, or ZG_ERR_IO when the timer descriptor cannot
+ * be made (err says why: usually RLIMIT_NOFILE). */
+static int udp_new(struct event_base *base, struct masque_config *cfg, struct masque_udp **pu,
+		   char *err, size_t errlen)
 {
 	struct masque_udp *u = calloc(1, sizeof(*u));
+	int tfd_errno = 0;
 
-	if (u == NULL)
+	if (u == NULL) {
+		(void)snprintf(err, errlen, "out of memory");
 		return ZG_ERR_NOMEM;
+	}
 	u->bufs = malloc((size_t)BATCH * PKT_MAX);
 	u->sbufs = malloc((size_t)SEND_BATCH * SEND_SLOT);
 	u->flush_ev = event_new(base, -1, 0, flush_cb, u);
 	u->dq_ev = evtimer_new(base, dq_cb, u);
 	dheap_init(&u->theap);
 	u->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (u->tfd < 0)
+		tfd_errno = errno;
 	u->tev = u->tfd >= 0 ? event_new(base, u->tfd, EV_READ | EV_PERSIST, tev_cb, u) : NULL;
 	if (u->bufs == NULL || u->sbufs == NULL || u->flush_ev == NULL || u->dq_ev == NULL ||
 	    u->tev == NULL || event_add(u->tev, NULL) != 0) {
@@ -618,6 +626,11 @@ static int udp_new(struct event_base *base, struct masque_config *cfg, struct ma
 		free(u->sbufs);
 		free(u->bufs);
 		free(u);
+		if (tfd_errno != 0) {
+			(void)snprintf(err, errlen, "timerfd_create: %s", strerror(tfd_errno));
+			return ZG_ERR_IO;
+		}
+		(void)snprintf(err, errlen, "out of memory");
 		return ZG_ERR_NOMEM;
 	}
 	u->base = base;
@@ -699,11 +712,9 @@ static int udp_setup(struct event_base *base, const char *hostport, int passive,
 	r = resolve(hostport, passive, ss, plen, err, errlen);
 	if (r != 0)
 		return r;
-	r = udp_new(base, cfg, &u);
-	if (r != 0) {
-		(void)snprintf(err, errlen, "out of memory");
+	r = udp_new(base, cfg, &u, err, errlen);
+	if (r != 0)
 		return r;
-	}
 	r = open_socket(u, ss, *plen, passive, err, errlen, hostport);
 	if (r != 0) {
 		masque_udp_del(u);
