@@ -456,6 +456,54 @@ static void test_packets_reach_policy(void **state)
 	fx_free(x);
 }
 
+static void test_replies_find_their_session(void **state)
+{
+	/* Two agents (two addresses in one bucket table): each refusal comes
+	 * back to the agent whose packet caused it, also after the other one
+	 * was replaced, so the table links and unlinks right. */
+	static const char pol2[] = "version: 1\nclients:\n"
+				   "  agent-1:\n    rules:\n      - id: a\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n"
+				   "  agent-2:\n    rules:\n      - id: b\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n";
+	struct fx *x = fx_new();
+	struct policy *p;
+	struct client *a, *b;
+	uint8_t pkt[64];
+	size_t len;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(policy_load_buf("p2.yaml", pol2, strlen(pol2), &p, err, sizeof(err)), 0);
+	inner_set_policy(x->in, p);
+	policy_free(x->pol);
+	x->pol = p;
+	a = connect_as(x, 0, "agent-1", "10.100.0.7");
+	b = connect_as(x, 1, "agent-2", "10.100.0.8");
+	assert_int_equal(a->closed + b->closed, 0);
+	len = udp4(pkt, "10.100.0.8", "10.20.0.5", 40000, 53);
+	assert_int_equal(masque_conn_send(b->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(a->pkts, 0);
+	assert_int_equal(b->pkts, 1);
+	assert_memory_equal(b->last + 16, pkt + 12, 4); /* to 10.100.0.8 */
+	/* agent-1 reconnects: its old session goes, the new one takes the
+	 * address; agent-2's entry must survive the unlink */
+	a = connect_as(x, 2, "agent-1", "10.100.0.7");
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_int_equal(x->cl[0].closed, 1);
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 40001, 53);
+	assert_int_equal(masque_conn_send(a->ep.conn, pkt, len), 0);
+	len = udp4(pkt, "10.100.0.8", "10.20.0.5", 40002, 53);
+	assert_int_equal(masque_conn_send(b->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(a->pkts, 1);
+	assert_memory_equal(a->last + 16, "\x0a\x64\x00\x07", 4);
+	assert_int_equal(b->pkts, 2);
+	assert_int_equal(x->cl[0].pkts, 0);
+	fx_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_address_in_use),
 		cmocka_unit_test(test_address_other_identity),
 		cmocka_unit_test(test_packets_reach_policy),
+		cmocka_unit_test(test_replies_find_their_session),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown_pki);

@@ -17,6 +17,7 @@
 /* One inner CONNECT-IP session: an agent's end-to-end tunnel. */
 struct isess {
 	struct inner *in;
+	struct isess *vnext; /* in inner.vip's bucket */
 	struct masque_conn *c;
 	char id[MASQUE_IDENTITY_MAX];
 	struct stack_addr vip;
@@ -34,6 +35,8 @@ struct inner {
 	struct stack *st;
 	struct isess *sess[INNER_MAX_SESSIONS];
 	size_t nsess;
+	/* by virtual address: st_output looks it up for every packet */
+	struct isess *vip[INNER_MAX_SESSIONS];
 	uint64_t sid_key;
 	struct inner_stats stats;
 };
@@ -59,11 +62,20 @@ static uint64_t sid_new(struct inner *in)
 	return z ^ (z >> 31);
 }
 
-static struct isess *by_addr(const struct inner *in, const struct stack_addr *a)
+_Static_assert((INNER_MAX_SESSIONS & (INNER_MAX_SESSIONS - 1)) == 0, "a power of two");
+
+static struct isess **vip_bucket(struct inner *in, const struct stack_addr *a)
 {
-	for (size_t i = 0; i < in->nsess; i++)
-		if (stack_addr_eq(&in->sess[i]->vip, a))
-			return in->sess[i];
+	return &in->vip[stack_addr_hash(a) & (INNER_MAX_SESSIONS - 1)];
+}
+
+static struct isess *by_addr(struct inner *in, const struct stack_addr *a)
+{
+	struct isess *s;
+
+	for (s = *vip_bucket(in, a); s != NULL; s = s->vnext)
+		if (stack_addr_eq(&s->vip, a))
+			return s;
 	return NULL;
 }
 
@@ -92,6 +104,12 @@ static void sess_end(struct isess *s, const char *reason)
 	for (size_t i = 0; i < in->nsess; i++) {
 		if (in->sess[i] == s) {
 			in->sess[i] = in->sess[--in->nsess];
+			break;
+		}
+	}
+	for (struct isess **pp = vip_bucket(in, &s->vip); *pp != NULL; pp = &(*pp)->vnext) {
+		if (*pp == s) {
+			*pp = s->vnext;
 			break;
 		}
 	}
@@ -348,6 +366,8 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	s->sid = sid_new(in);
 	s->opened_ms = now_ms(in);
 	in->sess[in->nsess++] = s;
+	s->vnext = *vip_bucket(in, &vip);
+	*vip_bucket(in, &vip) = s;
 	in->stats.sessions = in->nsess;
 	in->stats.opened++;
 	masque_conn_set_data(c, s);

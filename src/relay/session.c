@@ -67,12 +67,7 @@ static uint64_t session_id_new(struct session_table *t)
 
 static size_t vip_hash(const struct stack_addr *a)
 {
-	uint32_t h = 2166136261u;
-	size_t i, n = a->version == 4 ? 4 : 16;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ a->a[i]) * 16777619u;
-	return h & (SESSION_VIP_BUCKETS - 1);
+	return stack_addr_hash(a) & (SESSION_VIP_BUCKETS - 1);
 }
 
 struct session *session_by_vip(const struct session_table *t, const struct stack_addr *a)

@@ -69,6 +69,16 @@ u32_t sys_now(void)
 	return (u32_t)mono_ms();
 }
 
+uint32_t stack_addr_hash(const struct stack_addr *a)
+{
+	uint32_t h = 2166136261u;
+	size_t i, n = a->version == 4 ? 4 : 16;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ a->a[i]) * 16777619u;
+	return h;
+}
+
 int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b)
 {
 	if (a->version != b->version)

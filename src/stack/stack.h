@@ -336,6 +336,11 @@ uint64_t stack_memory_default(uint64_t cgroup_limit);
 /* 1 if a and b are the same address (same version), else 0. */
 int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b);
 
+/* A 32-bit hash (FNV-1a) of the address's bytes (4 for IPv4, 16 else), for
+ * the tables that find a session by its virtual address on every packet;
+ * equal addresses (stack_addr_eq) hash equally. */
+uint32_t stack_addr_hash(const struct stack_addr *a);
+
 /* a as text into buf (len bytes, INET6_ADDRSTRLEN is enough); "-" for
  * "no address" (version 0). */
 void stack_addr_str(const struct stack_addr *a, char *buf, size_t len);
