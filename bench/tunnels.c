@@ -37,7 +37,12 @@
 #include "masque/udp.h"
 #include "masque/uri.h"
 
-enum { T_IDLE, T_HANDSHAKE, T_OPEN, T_CLOSED };
+enum {
+	T_IDLE,
+	T_HANDSHAKE,
+	T_OPEN,
+	T_CLOSED
+};
 
 struct tun {
 	int fd;
@@ -341,15 +346,33 @@ int main(int argc, char **argv)
 
 	while ((o = getopt(argc, argv, "r:s:C:d:n:p:H:h")) != -1) {
 		switch (o) {
-		case 'r': L.relay = optarg; break;
-		case 's': L.server_name = optarg; break;
-		case 'C': L.ca = optarg; break;
-		case 'd': L.dir = optarg; break;
-		case 'n': L.n = strtoul(optarg, NULL, 10); break;
-		case 'p': L.par = strtoul(optarg, NULL, 10); break;
-		case 'H': L.hold_s = strtol(optarg, NULL, 10); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'r':
+			L.relay = optarg;
+			break;
+		case 's':
+			L.server_name = optarg;
+			break;
+		case 'C':
+			L.ca = optarg;
+			break;
+		case 'd':
+			L.dir = optarg;
+			break;
+		case 'n':
+			L.n = strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			L.par = strtoul(optarg, NULL, 10);
+			break;
+		case 'H':
+			L.hold_s = strtol(optarg, NULL, 10);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (L.relay == NULL || L.server_name == NULL || L.ca == NULL || L.dir == NULL ||

@@ -273,6 +273,18 @@ static struct client *connect_as(struct fx *x, int i, const char *id, const char
 	return s;
 }
 
+/* Replaces the fixture's policy with the YAML text pol. */
+static void fx_set_policy(struct fx *x, const char *pol)
+{
+	struct policy *p;
+	char err[256];
+
+	assert_int_equal(policy_load_buf("p2.yaml", pol, strlen(pol), &p, err, sizeof(err)), 0);
+	inner_set_policy(x->in, p);
+	policy_free(x->pol);
+	x->pol = p;
+}
+
 static void test_admission(void **state)
 {
 	struct fx *x = fx_new();
@@ -360,15 +372,10 @@ static void test_address_other_identity(void **state)
 				   "  agent-2:\n    rules:\n      - id: b\n        action: allow\n"
 				   "        destinations: [\"10.20.1.0/24\"]\n";
 	struct fx *x = fx_new();
-	struct policy *p;
 	struct inner_stats st;
-	char err[256];
 
 	(void)state;
-	assert_int_equal(policy_load_buf("p2.yaml", pol2, strlen(pol2), &p, err, sizeof(err)), 0);
-	inner_set_policy(x->in, p);
-	policy_free(x->pol);
-	x->pol = p;
+	fx_set_policy(x, pol2);
 	assert_int_equal(connect_as(x, 0, "agent-1", "10.100.0.7")->closed, 0);
 	assert_int_equal(connect_as(x, 1, "agent-2", "10.100.0.7")->status, 409);
 	inner_get_stats(x->in, &st);
@@ -467,17 +474,12 @@ static void test_replies_find_their_session(void **state)
 				   "  agent-2:\n    rules:\n      - id: b\n        action: allow\n"
 				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n";
 	struct fx *x = fx_new();
-	struct policy *p;
 	struct client *a, *b;
 	uint8_t pkt[64];
 	size_t len;
-	char err[256];
 
 	(void)state;
-	assert_int_equal(policy_load_buf("p2.yaml", pol2, strlen(pol2), &p, err, sizeof(err)), 0);
-	inner_set_policy(x->in, p);
-	policy_free(x->pol);
-	x->pol = p;
+	fx_set_policy(x, pol2);
 	a = connect_as(x, 0, "agent-1", "10.100.0.7");
 	b = connect_as(x, 1, "agent-2", "10.100.0.8");
 	assert_int_equal(a->closed + b->closed, 0);
