@@ -1,5 +1,6 @@
 /* tests/test_connectors.c — the agent's connector list, packet steering,
- * ICMP unreachable answers, outer UDP demultiplexing and a whole inner
+ * ICMP unreachable answers (built by ptb.c, whose rules
+ * test_agent_ptb covers), outer UDP demultiplexing and a whole inner
  * session with a connector joined in memory (issue 22). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -249,55 +250,6 @@ static void test_steer(void **state)
 	assert_int_equal(ptb_checksum(r.tun[0], 20, 0), 0);
 	assert_int_equal(ptb_checksum(r.tun[0] + 20, 8 + n, 0), 0);
 	connectors_free(cs);
-}
-
-static void test_unreachable_rules(void **state)
-{
-	uint8_t p[64], out[PTB_MAX], p6[48];
-	size_t n, m = 7;
-	uint32_t s;
-
-	(void)state;
-	n = udp4(p, "10.100.0.2", 5000, "10.20.1.1", 53);
-	assert_int_equal(connectors_unreachable(p, n, 1, out, 100, &m), ZG_ERR_BUFSHORT);
-	assert_int_equal(connectors_unreachable(p, n, 1, out, sizeof(out), &m), 0);
-	assert_int_equal(out[21], 13); /* administratively prohibited */
-	/* an ICMP error is never answered */
-	p[9] = 1;
-	p[20] = 3;
-	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 0);
-	/* a non-first fragment neither */
-	n = udp4(p, "10.100.0.2", 5000, "10.20.1.1", 53);
-	p[7] = 1;
-	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 0);
-	/* nor a broadcast destination */
-	n = udp4(p, "10.100.0.2", 5000, "255.255.255.255", 53);
-	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 0);
-	assert_int_equal(connectors_unreachable(p, 5, 0, out, sizeof(out), &m), ZG_ERR_MALFORMED);
-	/* IPv6: type 1, code 3 (address unreachable) / 1 (prohibited) */
-	memset(p6, 0, sizeof(p6));
-	p6[0] = 0x60;
-	p6[5] = 8;
-	p6[6] = 17;
-	p6[7] = 64;
-	assert_int_equal(inet_pton(AF_INET6, "fd00::2", p6 + 8), 1);
-	assert_int_equal(inet_pton(AF_INET6, "fd20::5", p6 + 24), 1);
-	assert_int_equal(connectors_unreachable(p6, 48, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 48 + 48);
-	assert_int_equal(out[40], 1);
-	assert_int_equal(out[41], 3);
-	assert_memory_equal(out + 8, p6 + 24, 16);
-	assert_memory_equal(out + 24, p6 + 8, 16);
-	s = 0;
-	for (int k = 8; k < 40; k += 2)
-		s += (uint32_t)(out[k] << 8 | out[k + 1]);
-	s += 56 + 58;
-	assert_int_equal(ptb_checksum(out + 40, 56, s), 0);
-	assert_int_equal(connectors_unreachable(p6, 48, 1, out, sizeof(out), &m), 0);
-	assert_int_equal(out[41], 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -612,7 +564,6 @@ int main(void)
 		cmocka_unit_test(test_list_add_update_remove),
 		cmocka_unit_test(test_capsule),
 		cmocka_unit_test(test_steer),
-		cmocka_unit_test(test_unreachable_rules),
 		cmocka_unit_test(test_inner_session),
 		cmocka_unit_test(test_inner_session_wrong_cn),
 	};

@@ -14,7 +14,6 @@
 #include "agent/backoff.h"
 #include "agent/ptb.h"
 #include "be.h"
-#include "cksum.h"
 #include "log.h"
 #include "masque/masque.h"
 #include "masque/tls.h"
@@ -24,8 +23,6 @@
 
 #define UNREACH_PER_SECOND 100
 #define STABLE_NS (10ull * 1000000000ull) /* a session this old resets the backoff */
-#define V4_QUOTE_TOTAL 576
-#define V6_QUOTE_TOTAL 1280
 #define CN_PREFIX "connector:"
 
 struct connector {
@@ -199,125 +196,6 @@ int connectors_match_outer(const struct connectors *cs, const uint8_t *pkt, size
 		return 1;
 	}
 	return 0;
-}
-
-static int v4_special(const uint8_t *a)
-{
-	return a[0] == 0 || a[0] == 127 || a[0] >= 224;
-}
-
-static int v6_zero_or_lo(const uint8_t *a)
-{
-	static const uint8_t zero[16];
-
-	return memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1);
-}
-
-static int unreach4(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out, size_t *pn)
-{
-	size_t hl = (size_t)(pkt[0] & 15) * 4, quote, n;
-	uint8_t *icmp = out + 20;
-
-	if (hl < 20 || len < hl)
-		return ZG_ERR_MALFORMED;
-	if ((pkt[6] & 0x1f) != 0 || pkt[7] != 0)
-		return 0; /* not the first fragment */
-	if (v4_special(pkt + 12) || v4_special(pkt + 16))
-		return 0;
-	if (pkt[9] == 1) { /* never answer an ICMP error with one */
-		uint8_t t;
-
-		if (len < hl + 1)
-			return 0;
-		t = pkt[hl];
-		if (t == 3 || t == 4 || t == 5 || t == 11 || t == 12)
-			return 0;
-	}
-	quote = len < V4_QUOTE_TOTAL - 28 ? len : V4_QUOTE_TOTAL - 28;
-	n = 28 + quote;
-	memset(out, 0, 28);
-	out[0] = 0x45;
-	out[1] = 0xc0;
-	be16_put(out + 2, (uint16_t)n);
-	out[8] = 64;
-	out[9] = 1;
-	memcpy(out + 12, pkt + 16, 4);
-	memcpy(out + 16, pkt + 12, 4);
-	be16_put(out + 10, cksum_fold(cksum_add(0, out, 20)));
-	icmp[0] = 3;
-	icmp[1] = prohibited ? 13 : 1;
-	memcpy(icmp + 8, pkt, quote);
-	be16_put(icmp + 2, cksum_fold(cksum_add(0, icmp, 8 + quote)));
-	*pn = n;
-	return 0;
-}
-
-static int unreach6(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out, size_t *pn)
-{
-	uint8_t *icmp = out + 40;
-	size_t quote, il, off = 40;
-	uint8_t nh = pkt[6];
-	uint32_t s;
-
-	if (len < 40)
-		return ZG_ERR_MALFORMED;
-	if (pkt[8] == 0xff || pkt[24] == 0xff || v6_zero_or_lo(pkt + 8) || v6_zero_or_lo(pkt + 24))
-		return 0;
-	/* an ICMPv6 error gets no answer: follow the usual extension headers */
-	for (int i = 0; i < 8 && (nh == 0 || nh == 43 || nh == 60 || nh == 44); i++) {
-		uint8_t next;
-
-		if (len < off + 8)
-			return 0;
-		next = pkt[off];
-		if (nh == 44) {
-			if ((be16_get(pkt + off + 2) & 0xfff8) != 0)
-				return 0; /* not the first fragment */
-			off += 8;
-		} else {
-			off += ((size_t)pkt[off + 1] + 1) * 8;
-		}
-		nh = next;
-	}
-	if (nh == 58 && (len <= off || pkt[off] < 128))
-		return 0;
-	quote = len < V6_QUOTE_TOTAL - 48 ? len : V6_QUOTE_TOTAL - 48;
-	il = 8 + quote;
-	memset(out, 0, 48);
-	out[0] = 0x60;
-	be16_put(out + 4, (uint16_t)il);
-	out[6] = 58;
-	out[7] = 64;
-	memcpy(out + 8, pkt + 24, 16);
-	memcpy(out + 24, pkt + 8, 16);
-	icmp[0] = 1;
-	icmp[1] = prohibited ? 1 : 3;
-	memcpy(icmp + 8, pkt, quote);
-	s = cksum_add(0, out + 8, 32);
-	s += (uint32_t)(il >> 16) + (uint32_t)(il & 0xffff) + 58;
-	be16_put(icmp + 2, cksum_fold(cksum_add(s, icmp, il)));
-	*pn = 40 + il;
-	return 0;
-}
-
-int connectors_unreachable(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out,
-			   size_t cap, size_t *pn)
-{
-	*pn = 0;
-	if (cap < PTB_MAX)
-		return ZG_ERR_BUFSHORT;
-	if (len < 1)
-		return ZG_ERR_MALFORMED;
-	switch (pkt[0] >> 4) {
-	case 4:
-		if (len < 20)
-			return ZG_ERR_MALFORMED;
-		return unreach4(pkt, len, prohibited, out, pn);
-	case 6:
-		return unreach6(pkt, len, prohibited, out, pn);
-	default:
-		return ZG_ERR_MALFORMED;
-	}
 }
 
 size_t connectors_routes(const struct connectors *cs, struct route_prefix *out, size_t max)
@@ -929,8 +807,8 @@ static void answer_unreachable(struct connectors *cs, struct connector *e, const
 	}
 	if (cs->unreach_count >= UNREACH_PER_SECOND || cs->env.to_tun == NULL)
 		return;
-	if (connectors_unreachable(pkt, len, e->state == CONNECTOR_REFUSED, cs->icmp,
-				   sizeof(cs->icmp), &n) != 0 ||
+	if (ptb_unreachable(pkt, len, e->state == CONNECTOR_REFUSED, cs->icmp, sizeof(cs->icmp),
+			    &n) != 0 ||
 	    n == 0)
 		return;
 	cs->unreach_count++;

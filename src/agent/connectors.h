@@ -156,16 +156,6 @@ enum connectors_steer connectors_steer(const struct connectors *cs, const uint8_
 int connectors_match_outer(const struct connectors *cs, const uint8_t *pkt, size_t len,
 			   size_t *pidx);
 
-/* Builds the ICMP destination unreachable answer to pkt[0..len) (from
- * its destination to its source): host unreachable (ICMPv4 3/1, ICMPv6
- * 1/3 address unreachable), or with prohibited administratively
- * prohibited (ICMPv4 3/13, ICMPv6 1/1). Quotes as much of pkt as RFC 1812
- * / RFC 4443 allow. Returns 0 with *pn, *pn = 0 when no error may be sent
- * (an ICMP error, a non-first fragment, special source or destination);
- * ZG_ERR_MALFORMED; ZG_ERR_BUFSHORT when cap < PTB_MAX. */
-int connectors_unreachable(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out,
-			   size_t cap, size_t *pn);
-
 /* The TUN read path: steers pkt. Returns CONNECTORS_PASS (the caller sends
  * it to the relay), or CONNECTORS_INNER / CONNECTORS_UNREACHABLE when the
  * module took it: sent into the inner tunnel, or answered through
