@@ -21,7 +21,7 @@
 #include "masque/uri.h"
 #include "zg_err.h"
 
-#define UNREACH_PER_SECOND 100
+#define ICMP_PER_SECOND 100               /* ICMP answers to the TUN, unreachable and too big */
 #define STABLE_NS (10ull * 1000000000ull) /* a session this old resets the backoff */
 #define CN_PREFIX "connector:"
 
@@ -54,8 +54,8 @@ struct connectors {
 	struct connector *e[ZGCONN_MAX];
 	size_t n;
 	struct route_prefix local4, local6;
-	uint64_t unreach_window;
-	unsigned unreach_count;
+	uint64_t icmp_window; /* ICMP_PER_SECOND */
+	unsigned icmp_count;
 	uint8_t icmp[PTB_MAX];
 	/* connectors_set_list() is rebuilding e[]: changes are reported once
 	 * at its end (the owner's changed() walks e[]) */
@@ -85,6 +85,12 @@ static uint64_t mono_ns(void)
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The module's clock: env.now_ns, else CLOCK_MONOTONIC. */
+static uint64_t now_ns(const struct connectors *cs)
+{
+	return cs->env.now_ns != NULL ? cs->env.now_ns(cs->env.ctx) : mono_ns();
 }
 
 static uint32_t random32(void)
@@ -344,7 +350,7 @@ static void in_open(struct masque_conn *c, void *ctx)
 	(void)c;
 	e->open = 1;
 	e->refused = 0;
-	e->opened_at = mono_ns();
+	e->opened_at = now_ns(e->cs);
 	e->st.last_error[0] = '\0';
 	set_state(e, CONNECTOR_UP);
 }
@@ -386,7 +392,7 @@ static void in_close(struct masque_conn *c, const struct masque_close_info *ci, 
 		set_error(e, "%s: %s", was_open ? "session lost" : "cannot connect", ci->reason);
 	else
 		log_warnx("connector %s: %s; refused", e->info.id, e->st.last_error);
-	if (was_open && mono_ns() - e->opened_at >= STABLE_NS)
+	if (was_open && now_ns(e->cs) - e->opened_at >= STABLE_NS)
 		backoff_reset(&e->bo);
 	set_state(e, e->refused ? CONNECTOR_REFUSED : CONNECTOR_CONNECTING);
 	schedule(e);
@@ -794,25 +800,51 @@ void connectors_outer_changed(struct connectors *cs)
 /* ------------------------------------------------------------------ */
 /* packets                                                            */
 
+/* 1 when one more ICMP answer may go to the TUN this second (counted). */
+static int icmp_allowed(struct connectors *cs)
+{
+	uint64_t now = now_ns(cs);
+
+	if (now - cs->icmp_window > 1000000000ull) {
+		cs->icmp_window = now;
+		cs->icmp_count = 0;
+	}
+	if (cs->icmp_count >= ICMP_PER_SECOND)
+		return 0;
+	cs->icmp_count++;
+	return 1;
+}
+
 static void answer_unreachable(struct connectors *cs, struct connector *e, const uint8_t *pkt,
 			       size_t len)
 {
-	uint64_t now = mono_ns();
 	size_t n = 0;
 
 	e->st.unreachable++;
-	if (now - cs->unreach_window > 1000000000ull) {
-		cs->unreach_window = now;
-		cs->unreach_count = 0;
+	if (cs->env.to_tun != NULL &&
+	    ptb_unreachable(pkt, len, e->state == CONNECTOR_REFUSED, cs->icmp, sizeof(cs->icmp),
+			    &n) == 0 &&
+	    n > 0 && icmp_allowed(cs))
+		cs->env.to_tun(cs->env.ctx, cs->icmp, n);
+}
+
+/* pkt is larger than e's inner tunnel carries: its datagrams travel
+ * inside the outer tunnel's, so its largest packet (inner max_udp_payload
+ * = the outer largest packet less the IP/UDP headers, less the inner QUIC
+ * and HTTP Datagram overhead) is smaller than the TUN's MTU. The sender
+ * learns it from ICMP "too big", as for the outer tunnel (C16). */
+static void answer_too_big(struct connectors *cs, struct connector *e, const uint8_t *pkt,
+			   size_t len)
+{
+	size_t mtu = masque_conn_max_packet(e->c), n = 0;
+
+	e->st.too_big++;
+	if (cs->env.to_tun != NULL && mtu > 0 &&
+	    ptb_build(pkt, len, (uint32_t)mtu, cs->icmp, sizeof(cs->icmp), &n) == 0 && n > 0 &&
+	    icmp_allowed(cs)) {
+		e->st.icmp_too_big++;
+		cs->env.to_tun(cs->env.ctx, cs->icmp, n);
 	}
-	if (cs->unreach_count >= UNREACH_PER_SECOND || cs->env.to_tun == NULL)
-		return;
-	if (ptb_unreachable(pkt, len, e->state == CONNECTOR_REFUSED, cs->icmp, sizeof(cs->icmp),
-			    &n) != 0 ||
-	    n == 0)
-		return;
-	cs->unreach_count++;
-	cs->env.to_tun(cs->env.ctx, cs->icmp, n);
 }
 
 enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *pkt, size_t len)
@@ -834,14 +866,7 @@ enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *
 		e->st.tx_packets++;
 		e->st.tx_bytes += len;
 	} else if (r == ZG_ERR_TOO_LARGE) {
-		size_t n = 0;
-
-		e->st.tx_dropped++;
-		if (cs->env.to_tun != NULL &&
-		    ptb_build(pkt, len, (uint32_t)masque_conn_max_packet(e->c), cs->icmp,
-			      sizeof(cs->icmp), &n) == 0 &&
-		    n > 0)
-			cs->env.to_tun(cs->env.ctx, cs->icmp, n);
+		answer_too_big(cs, e, pkt, len);
 	} else {
 		e->st.tx_dropped++;
 	}
