@@ -18,10 +18,10 @@ static void put_sample(struct capwr *w)
 {
 	capwr_u8(w, 0x7f);
 	capwr_u16(w, 0xbeef);
-	capwr_varint(w, 63);              /* 1 byte */
-	capwr_varint(w, 16383);           /* 2 */
-	capwr_varint(w, 1073741823);      /* 4 */
-	capwr_varint(w, VARINT_MAX);      /* 8 */
+	capwr_varint(w, 63);               /* 1 byte */
+	capwr_varint(w, 16383);            /* 2 */
+	capwr_varint(w, 1073741823);       /* 4 */
+	capwr_varint(w, VARINT_MAX);       /* 8 */
 	capwr_vbytes(w, "hospital-a", 10); /* 1 + 10 */
 	capwr_put(w, "", 0);
 }
@@ -30,8 +30,8 @@ static void test_measure_then_write(void **state)
 {
 	static const uint8_t want[] = { 0x7f, 0xbe, 0xef, 0x3f, 0x7f, 0xff, 0xbf, 0xff, 0xff,
 					0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-					0x0a, 'h',  'o',  's',  'p',  'i',  't',  'a',  'l',
-					'-',  'a' };
+					0x0a, 'h', 'o', 's', 'p', 'i', 't', 'a', 'l',
+					'-', 'a' };
 	uint8_t buf[64];
 	struct capwr w;
 
