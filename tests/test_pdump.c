@@ -93,8 +93,8 @@ static void test_records(void **state)
 {
 	/* an IPv4/UDP packet as a tunnel carries it, 32 bytes */
 	static const uint8_t udp[32] = { 0x45, 0x00, 0x00, 0x20, 0, 0, 0x40, 0, 64, 17, 0, 0,
-					 100,  64,   0,    2,    10, 20, 3,  4, 0x9c, 0x40, 0x15, 0x38,
-					 0,    12,   0,    0,    'z', 'g', '!', '\n' };
+					 100, 64, 0, 2, 10, 20, 3, 4, 0x9c, 0x40, 0x15, 0x38,
+					 0, 12, 0, 0, 'z', 'g', '!', '\n' };
 	static const uint8_t ip6[40] = { 0x60, [6] = 59, [7] = 64, [8] = 0xfd, [24] = 0xfd };
 	uint8_t buf[256], want[256];
 	struct stat st;
