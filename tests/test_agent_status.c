@@ -368,6 +368,8 @@ static void test_format_and_show_connectors(void **state)
 	snprintf(k[1].id, sizeof(k[1].id), "hospital-b");
 	k[1].state = CONNECTOR_REFUSED;
 	k[1].unreachable = 3;
+	k[0].too_big = 5;
+	k[0].icmp_too_big = 4;
 	snprintf(k[1].last_error, sizeof(k[1].last_error), "certificate refused");
 	st.connectors = k;
 	st.nconnectors = 2;
@@ -375,8 +377,9 @@ static void test_format_and_show_connectors(void **state)
 	assert_non_null(strstr(buf, "\"connectors\":[{\"id\":\"hospital-a\",\"state\":\"up\","
 				    "\"rtt_us\":4100,\"tx_packets\":0,\"tx_bytes\":1200,"));
 	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(buf, "\"unreachable\":0,\"too_big\":5,\"icmp_too_big_sent\":4,"));
 	assert_non_null(strstr(out, "  connector hospital-a: up, rtt 4.10 ms, sent 1200 bytes, "
-				    "received 3400 bytes\n"
+				    "received 3400 bytes, 5 too big\n"
 				    "  connector hospital-b: refused, sent 0 bytes, received 0 bytes, "
 				    "3 unreachable (certificate refused)\n"));
 	free(out);

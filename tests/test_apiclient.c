@@ -256,6 +256,18 @@ static int fake_get(struct fake *fk, int *field)
 	return v;
 }
 
+/* The last request fk read contains (or, want 0, lacks) text. */
+static void req_has(struct fake *fk, const char *text, int want)
+{
+	char req[sizeof(fk->last_req)];
+
+	pthread_mutex_lock(&fk->mu);
+	memcpy(req, fk->last_req, sizeof(req));
+	pthread_mutex_unlock(&fk->mu);
+	if ((strstr(req, text) != NULL) != want)
+		fail_msg("the request %s \"%s\":\n%s", want ? "lacks" : "has", text, req);
+}
+
 static void fake_stop(struct fake *fk)
 {
 	fk->stop = 1;
@@ -325,20 +337,31 @@ static void run_until(struct event_base *base, struct got *g, int n, unsigned ms
 static char url[128];
 static char err[512];
 
-static struct apic *client(struct event_base *base, const char *ip, uint16_t port,
-			   uint32_t timeout_ms, unsigned max_conns, const char *ca)
+/* The relay's configuration for zgate-api at u: its certificate r1, the
+ * test CA. */
+static struct apic_config cfg_of(const char *u, uint32_t timeout_ms, unsigned max_conns)
 {
 	struct apic_config cfg = {
-		.url = url,
-		.ca = f(ca ? ca : "ca.crt"),
+		.url = u,
+		.ca = f("ca.crt"),
 		.cert = f("r1.crt"),
 		.key = f("r1.key"),
 		.relay_id = "r1",
 		.timeout_ms = timeout_ms,
 		.max_conns = max_conns,
 	};
+
+	return cfg;
+}
+
+static struct apic *client(struct event_base *base, const char *ip, uint16_t port,
+			   uint32_t timeout_ms, unsigned max_conns, const char *ca)
+{
+	struct apic_config cfg = cfg_of(url, timeout_ms, max_conns);
 	struct apic *a = NULL;
 
+	if (ca != NULL)
+		cfg.ca = f(ca);
 	snprintf(url, sizeof(url), "https://%s:%u/", ip, port);
 	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), 0);
 	return a;
@@ -351,15 +374,23 @@ struct fixture {
 	struct got g;
 };
 
-static void fx_start(struct fixture *x, const struct act *acts, int n, uint32_t timeout_ms,
-		     unsigned max_conns)
+/* A fake server on ip acting out acts, a client of it trusting ca (NULL:
+ * the test CA), a loop and a callback record. */
+static void fx_start_at(struct fixture *x, const char *ip, const char *ca, const struct act *acts,
+			int n, uint32_t timeout_ms, unsigned max_conns)
 {
 	memset(x, 0, sizeof(*x));
 	x->base = event_base_new();
 	assert_non_null(x->base);
-	x->fk = fake_start("127.0.0.1", acts, n);
-	x->a = client(x->base, "127.0.0.1", x->fk->port, timeout_ms, max_conns, NULL);
+	x->fk = fake_start(ip, acts, n);
+	x->a = client(x->base, ip, x->fk->port, timeout_ms, max_conns, ca);
 	x->g.base = x->base;
+}
+
+static void fx_start(struct fixture *x, const struct act *acts, int n, uint32_t timeout_ms,
+		     unsigned max_conns)
+{
+	fx_start_at(x, "127.0.0.1", NULL, acts, n, timeout_ms, max_conns);
 }
 
 static void fx_stop(struct fixture *x)
@@ -367,6 +398,13 @@ static void fx_stop(struct fixture *x)
 	apic_free(x->a);
 	fake_stop(x->fk);
 	event_base_free(x->base);
+}
+
+/* Runs x's loop until no request is pending (or a second passes). */
+static void fx_run_idle(struct fixture *x)
+{
+	for (int i = 0; i < 100 && apic_pending(x->a) > 0; i++)
+		run(x->base, 10);
 }
 
 /* One allocation answered by the script; returns the result. */
@@ -412,12 +450,11 @@ static void test_created(void **state)
 	assert_int_equal(c.retries, 0);
 	assert_int_equal(c.connects, 1);
 	/* what the API was asked */
-	pthread_mutex_lock(&x.fk->mu);
-	assert_non_null(strstr(x.fk->last_req, "POST /api/v1/ipam/allocations HTTP/1.1\r\n"));
-	assert_non_null(strstr(x.fk->last_req, "\r\nHost: 127.0.0.1:"));
-	assert_non_null(strstr(x.fk->last_req, "{\"client_id\":\"agent-1\",\"relay_id\":\"r1\","
-					       "\"requested_address\":\"10.100.0.7\"}"));
-	pthread_mutex_unlock(&x.fk->mu);
+	req_has(x.fk, "POST /api/v1/ipam/allocations HTTP/1.1\r\n", 1);
+	req_has(x.fk, "\r\nHost: 127.0.0.1:", 1);
+	req_has(x.fk,
+		"{\"client_id\":\"agent-1\",\"relay_id\":\"r1\",\"requested_address\":\"10.100.0.7\"}",
+		1);
 	fx_stop(&x);
 }
 
@@ -440,9 +477,7 @@ static void test_existing_chunked(void **state)
 	assert_int_equal(r->status, 200);
 	assert_int_equal(r->existing, 1);
 	assert_memory_equal(r->addr4, a9, 4);
-	pthread_mutex_lock(&x.fk->mu);
-	assert_null(strstr(x.fk->last_req, "requested_address"));
-	pthread_mutex_unlock(&x.fk->mu);
+	req_has(x.fk, "requested_address", 0);
 	r = alloc1(&x, NULL, 3000);
 	assert_int_equal(r->ok, 1);
 	assert_int_equal(r->existing, 1);
@@ -643,20 +678,16 @@ static void test_keepalive_and_refresh(void **state)
 	assert_int_equal(alloc1(&x, NULL, 3000)->ok, 1);
 	assert_int_equal(alloc1(&x, NULL, 3000)->ok, 1);
 	assert_int_equal(apic_refresh(x.a, "agent-1"), 0);
-	for (int i = 0; i < 100 && apic_pending(x.a) > 0; i++)
-		run(x.base, 10);
+	fx_run_idle(&x);
 	apic_counters(x.a, &c);
 	assert_int_equal(c.refreshes, 1);
 	assert_int_equal(c.connects, 1);
 	assert_int_equal(fake_get(x.fk, &x.fk->accepts), 1);
-	pthread_mutex_lock(&x.fk->mu);
-	assert_non_null(strstr(x.fk->last_req, "PUT /api/v1/ipam/allocations/agent-1/refresh "));
-	assert_non_null(strstr(x.fk->last_req, "\r\n\r\n{\"relay_id\":\"r1\"}"));
-	pthread_mutex_unlock(&x.fk->mu);
+	req_has(x.fk, "PUT /api/v1/ipam/allocations/agent-1/refresh ", 1);
+	req_has(x.fk, "\r\n\r\n{\"relay_id\":\"r1\"}", 1);
 	/* a failed refresh is counted, not reported; Connection: close is obeyed */
 	assert_int_equal(apic_refresh(x.a, "agent-1"), 0);
-	for (int i = 0; i < 100 && apic_pending(x.a) > 0; i++)
-		run(x.base, 10);
+	fx_run_idle(&x);
 	apic_counters(x.a, &c);
 	assert_int_equal(c.refreshes, 1);
 	assert_int_equal(c.failures, 1);
@@ -696,47 +727,37 @@ static void test_server_closes_idle(void **state)
 static void test_wrong_host(void **state)
 {
 	static const struct act acts[] = { { A_ANSWER, LEASE_201 } };
-	struct event_base *base = event_base_new();
-	struct fake *fk = fake_start("127.0.0.2", acts, 1); /* relay.crt names 127.0.0.1 */
-	struct apic *a = client(base, "127.0.0.2", fk->port, 300, 0, NULL);
-	struct got g = { .base = base };
+	struct fixture x;
+	const struct apic_result *r;
 	struct apic_counters c;
 
 	(void)state;
-	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
-	run_until(base, &g, 1, 3000);
-	assert_int_equal(g.n, 1);
-	assert_int_equal(g.r.ok, 0);
-	assert_non_null(strstr(g.r.cause, "certificate does not name 127.0.0.2"));
-	assert_int_equal(fake_get(fk, &fk->requests), 0);
-	apic_counters(a, &c);
+	fx_start_at(&x, "127.0.0.2", NULL, acts, 1, 300, 0); /* relay.crt names 127.0.0.1 */
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_non_null(strstr(r->cause, "certificate does not name 127.0.0.2"));
+	assert_int_equal(fake_get(x.fk, &x.fk->requests), 0);
+	apic_counters(x.a, &c);
 	assert_int_equal(c.connects, 0);
-	apic_free(a);
-	fake_stop(fk);
-	event_base_free(base);
+	fx_stop(&x);
 }
 
 static void test_wrong_ca(void **state)
 {
 	static const struct act acts[] = { { A_ANSWER, LEASE_201 } };
-	struct event_base *base = event_base_new();
-	struct fake *fk = fake_start("127.0.0.1", acts, 1);
-	struct apic *a = client(base, "127.0.0.1", fk->port, 300, 0, "other-ca.crt");
-	struct got g = { .base = base };
+	struct fixture x;
+	const struct apic_result *r;
 
 	(void)state;
-	assert_non_null(apic_allocate(a, "agent-1", NULL, got_cb, &g));
-	run_until(base, &g, 1, 3000);
-	assert_int_equal(g.n, 1);
-	assert_int_equal(g.r.ok, 0);
-	if (strstr(g.r.cause, "TLS with 127.0.0.1:") != g.r.cause ||
-	    strstr(g.r.cause, ": certificate refused: ") == NULL)
-		fail_msg("cause: %s", g.r.cause);
-	assert_int_equal(fake_get(fk, &fk->requests), 0);
-	assert_int_equal(apic_state(a), APIC_DOWN);
-	apic_free(a);
-	fake_stop(fk);
-	event_base_free(base);
+	fx_start_at(&x, "127.0.0.1", "other-ca.crt", acts, 1, 300, 0);
+	r = alloc1(&x, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	if (strstr(r->cause, "TLS with 127.0.0.1:") != r->cause ||
+	    strstr(r->cause, ": certificate refused: ") == NULL)
+		fail_msg("cause: %s", r->cause);
+	assert_int_equal(fake_get(x.fk, &x.fk->requests), 0);
+	assert_int_equal(apic_state(x.a), APIC_DOWN);
+	fx_stop(&x);
 }
 
 static void test_refused(void **state)
@@ -861,7 +882,7 @@ static void test_free_pending(void **state)
 	assert_int_equal(x.g.n, 0);
 	/* freed from a callback, with others still queued */
 	{
-		struct apic_config cfg = { .url = "https://127.0.0.1:1", .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1", .timeout_ms = 50, .max_conns = 1 };
+		struct apic_config cfg = cfg_of("https://127.0.0.1:1", 50, 1);
 
 		assert_int_equal(apic_new(x.base, NULL, &cfg, &x.a, err, sizeof(err)), 0);
 	}
@@ -909,7 +930,7 @@ static void test_limits(void **state)
 static void test_no_resolver(void **state)
 {
 	struct event_base *base = event_base_new();
-	struct apic_config cfg = { .url = "https://zgate-api.invalid:8443/base/", .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1" };
+	struct apic_config cfg = cfg_of("https://zgate-api.invalid:8443/base/", 0, 0);
 	struct apic *a = NULL;
 	struct got g = { .base = base };
 
@@ -934,7 +955,7 @@ static void test_dns_names(void **state)
 	struct event_base *base = event_base_new();
 	struct evdns_base *dns = evdns_base_new(base, 0);
 	struct fake *fk = fake_start("127.0.0.1", acts, 1);
-	struct apic_config cfg = { .url = url, .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1", .timeout_ms = 300 };
+	struct apic_config cfg = cfg_of(url, 300, 0);
 	struct apic *a = NULL;
 	struct got g = { .base = base };
 	char hosts[300];
@@ -957,9 +978,7 @@ static void test_dns_names(void **state)
 	assert_int_equal(g.n, 1);
 	if (!g.r.ok)
 		fail_msg("localhost: %s", g.r.cause);
-	pthread_mutex_lock(&fk->mu);
-	assert_non_null(strstr(fk->last_req, "\r\nHost: localhost:"));
-	pthread_mutex_unlock(&fk->mu);
+	req_has(fk, "\r\nHost: localhost:", 1);
 	apic_free(a);
 	/* but not wrong.test */
 	snprintf(url, sizeof(url), "https://wrong.test:%u", fk->port);
@@ -1014,7 +1033,7 @@ static void test_dns_names(void **state)
 static void test_config_errors(void **state)
 {
 	struct event_base *base = event_base_new();
-	struct apic_config cfg = { .url = "https://127.0.0.1:8443", .ca = f("ca.crt"), .cert = f("r1.crt"), .key = f("r1.key"), .relay_id = "r1" };
+	struct apic_config cfg = cfg_of("https://127.0.0.1:8443", 0, 0);
 	struct apic *a = (struct apic *)1;
 	static const struct {
 		const char *url, *want;

@@ -1,5 +1,6 @@
 /* tests/test_connectors.c — the agent's connector list, packet steering,
- * ICMP unreachable answers, outer UDP demultiplexing and a whole inner
+ * ICMP unreachable and "too big" answers (built by ptb.c, whose rules
+ * test_agent_ptb covers), outer UDP demultiplexing and a whole inner
  * session with a connector joined in memory (issue 22). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,55 +252,6 @@ static void test_steer(void **state)
 	connectors_free(cs);
 }
 
-static void test_unreachable_rules(void **state)
-{
-	uint8_t p[64], out[PTB_MAX], p6[48];
-	size_t n, m = 7;
-	uint32_t s;
-
-	(void)state;
-	n = udp4(p, "10.100.0.2", 5000, "10.20.1.1", 53);
-	assert_int_equal(connectors_unreachable(p, n, 1, out, 100, &m), ZG_ERR_BUFSHORT);
-	assert_int_equal(connectors_unreachable(p, n, 1, out, sizeof(out), &m), 0);
-	assert_int_equal(out[21], 13); /* administratively prohibited */
-	/* an ICMP error is never answered */
-	p[9] = 1;
-	p[20] = 3;
-	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 0);
-	/* a non-first fragment neither */
-	n = udp4(p, "10.100.0.2", 5000, "10.20.1.1", 53);
-	p[7] = 1;
-	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 0);
-	/* nor a broadcast destination */
-	n = udp4(p, "10.100.0.2", 5000, "255.255.255.255", 53);
-	assert_int_equal(connectors_unreachable(p, n, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 0);
-	assert_int_equal(connectors_unreachable(p, 5, 0, out, sizeof(out), &m), ZG_ERR_MALFORMED);
-	/* IPv6: type 1, code 3 (address unreachable) / 1 (prohibited) */
-	memset(p6, 0, sizeof(p6));
-	p6[0] = 0x60;
-	p6[5] = 8;
-	p6[6] = 17;
-	p6[7] = 64;
-	assert_int_equal(inet_pton(AF_INET6, "fd00::2", p6 + 8), 1);
-	assert_int_equal(inet_pton(AF_INET6, "fd20::5", p6 + 24), 1);
-	assert_int_equal(connectors_unreachable(p6, 48, 0, out, sizeof(out), &m), 0);
-	assert_int_equal(m, 48 + 48);
-	assert_int_equal(out[40], 1);
-	assert_int_equal(out[41], 3);
-	assert_memory_equal(out + 8, p6 + 24, 16);
-	assert_memory_equal(out + 24, p6 + 8, 16);
-	s = 0;
-	for (int k = 8; k < 40; k += 2)
-		s += (uint32_t)(out[k] << 8 | out[k + 1]);
-	s += 56 + 58;
-	assert_int_equal(ptb_checksum(out + 40, 56, s), 0);
-	assert_int_equal(connectors_unreachable(p6, 48, 1, out, sizeof(out), &m), 0);
-	assert_int_equal(out[41], 1);
-}
-
 /* ------------------------------------------------------------------ */
 /* a whole inner session: the module's client and a zgate masque server
  * with a connector:ID certificate, joined through tunio transports; the
@@ -316,6 +268,8 @@ struct e2e {
 	uint8_t q[2][QMAX][1600]; /* 0: to the connector, 1: to the agent */
 	size_t qlen[2][QMAX], qn[2];
 	int changed, stray, tun_got, srv_got;
+	size_t srv_len; /* of the last packet the connector got */
+	uint64_t now;   /* the module's clock (ns) */
 	uint8_t last_tun[1600];
 	size_t last_tun_len;
 };
@@ -362,6 +316,11 @@ static void agent_tun(void *ctx, const uint8_t *pkt, size_t len)
 	memcpy(t->last_tun, pkt, len < sizeof(t->last_tun) ? len : sizeof(t->last_tun));
 	t->last_tun_len = len;
 	event_base_loopbreak(t->base);
+}
+
+static uint64_t agent_now(void *ctx)
+{
+	return ((struct e2e *)ctx)->now;
 }
 
 static void server_emit(void *ctx, const uint8_t *pkt, size_t len)
@@ -422,6 +381,7 @@ static void srv_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, vo
 	uint8_t b[1600];
 
 	t->srv_got++;
+	t->srv_len = len;
 	memcpy(b, pkt, len);
 	memcpy(b + 12, pkt + 16, 4);
 	memcpy(b + 16, pkt + 12, 4);
@@ -463,6 +423,7 @@ static enum connector_state run_session(struct e2e *t, const char *cert, const c
 	char err[256];
 
 	memset(t, 0, sizeof(*t));
+	t->now = 5000000000ull;
 	t->base = event_base_new();
 	assert_non_null(t->base);
 	t->deliver = event_new(t->base, -1, 0, deliver_cb, t);
@@ -488,6 +449,7 @@ static enum connector_state run_session(struct e2e *t, const char *cert, const c
 	env.outer_max = agent_outer_max;
 	env.to_tun = agent_tun;
 	env.changed = agent_changed;
+	env.now_ns = agent_now;
 	env.ctx = t;
 	assert_int_equal(connectors_new(&env, &t->cs), 0);
 	conn(&v, "hosp-a", 1, "10.100.0.9", "10.20.0.0", 16);
@@ -579,6 +541,103 @@ static void test_inner_session(void **state)
 	free(t);
 }
 
+/* An IPv4 UDP packet of len bytes (DF as given) for the inner tests. */
+static size_t udp4_len(uint8_t *b, size_t len, const char *dst, int df)
+{
+	(void)udp4(b, "10.100.0.2", 40000, dst, 5432);
+	for (size_t i = 36; i < len; i++)
+		b[i] = (uint8_t)i;
+	b[2] = (uint8_t)(len >> 8);
+	b[3] = (uint8_t)len;
+	b[6] = df ? 0x40 : 0;
+	b[24] = (uint8_t)((len - 20) >> 8);
+	b[25] = (uint8_t)(len - 20);
+	return len;
+}
+
+/* A packet larger than the inner tunnel carries — its datagrams ride in
+ * the outer tunnel's, so it is smaller than the outer tunnel (and the
+ * TUN) — is answered with ICMP "fragmentation needed" carrying the inner
+ * size, and counted; one of exactly that size goes through. */
+static void test_inner_too_big(void **state)
+{
+	struct e2e *t = calloc(1, sizeof(*t));
+	struct connector_status st;
+	struct timeval limit = { 10, 0 };
+	uint8_t p[1500];
+	size_t n, mtu;
+
+	(void)state;
+	assert_non_null(t);
+	sign_server("conn-a", "connector:hosp-a");
+	assert_int_equal(run_session(t, f("conn-a.crt"), f("conn-a.key")), CONNECTOR_UP);
+	/* 1400 bytes: the outer tunnel (1452-byte datagrams here) would take it */
+	n = udp4_len(p, 1400, "10.20.3.4", 1);
+	assert_int_equal(connectors_from_tun(t->cs, p, n), CONNECTORS_INNER);
+	assert_int_equal(t->tun_got, 1); /* at once, to the TUN */
+	assert_int_equal(t->last_tun_len, 576);
+	assert_int_equal(t->last_tun[9], 1);
+	assert_memory_equal(t->last_tun + 12, p + 16, 4); /* from the destination */
+	assert_memory_equal(t->last_tun + 16, p + 12, 4); /* to the sender */
+	assert_int_equal(t->last_tun[20], 3);             /* destination unreachable */
+	assert_int_equal(t->last_tun[21], 4);             /* fragmentation needed */
+	assert_int_equal(ptb_checksum(t->last_tun, 20, 0), 0);
+	assert_int_equal(ptb_checksum(t->last_tun + 20, 576 - 20, 0), 0);
+	assert_memory_equal(t->last_tun + 28, p, 576 - 28);
+	mtu = (size_t)(t->last_tun[26] << 8 | t->last_tun[27]);
+	/* the inner size: below 1452 - 28 (the inner UDP payload) less QUIC's
+	 * overhead, and never below the 1280 every tunnel must carry */
+	assert_true(mtu >= 1280 && mtu < 1400);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.too_big, 1);
+	assert_int_equal(st.icmp_too_big, 1);
+	assert_int_equal(st.tx_packets, 0);
+	assert_int_equal(st.tx_dropped, 0);
+	/* exactly that size goes through to the connector */
+	n = udp4_len(p, mtu, "10.20.3.4", 1);
+	assert_int_equal(connectors_from_tun(t->cs, p, n), CONNECTORS_INNER);
+	assert_int_equal(t->tun_got, 1);
+	event_base_loopexit(t->base, &limit);
+	event_base_dispatch(t->base);
+	assert_int_equal(t->srv_got, 1);
+	assert_int_equal(t->srv_len, mtu);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.tx_packets, 1);
+	assert_int_equal(st.too_big, 1);
+	/* one byte more does not */
+	n = udp4_len(p, mtu + 1, "10.20.3.4", 1);
+	t->tun_got = 0;
+	assert_int_equal(connectors_from_tun(t->cs, p, n), CONNECTORS_INNER);
+	assert_int_equal(t->tun_got, 1);
+	assert_int_equal(t->last_tun[21], 4);
+	assert_int_equal(t->last_tun[26] << 8 | t->last_tun[27], mtu);
+	/* without DF it is dropped and counted, with no "fragmentation
+	 * needed" (that would be wrong for a fragmentable packet) */
+	n = udp4_len(p, 1400, "10.20.3.4", 0);
+	assert_int_equal(connectors_from_tun(t->cs, p, n), CONNECTORS_INNER);
+	assert_int_equal(t->tun_got, 1);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.too_big, 3);
+	assert_int_equal(st.icmp_too_big, 2);
+	/* answers are capped at 100 a second, unreachable ones included (the
+	 * module's clock stands still here) */
+	n = udp4_len(p, 1400, "10.20.3.4", 1);
+	t->tun_got = 0;
+	for (int i = 0; i < 150; i++)
+		(void)connectors_from_tun(t->cs, p, n);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.too_big, 153);
+	assert_int_equal(st.icmp_too_big, 100);
+	assert_int_equal(t->tun_got, 98); /* the 2 answers above were in this second */
+	t->now += 1000000001ull;          /* a second later: answered again */
+	(void)connectors_from_tun(t->cs, p, n);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.icmp_too_big, 101);
+	assert_int_equal(t->tun_got, 99);
+	end_session(t);
+	free(t);
+}
+
 static void test_inner_session_wrong_cn(void **state)
 {
 	struct e2e *t = calloc(1, sizeof(*t));
@@ -612,8 +671,8 @@ int main(void)
 		cmocka_unit_test(test_list_add_update_remove),
 		cmocka_unit_test(test_capsule),
 		cmocka_unit_test(test_steer),
-		cmocka_unit_test(test_unreachable_rules),
 		cmocka_unit_test(test_inner_session),
+		cmocka_unit_test(test_inner_too_big),
 		cmocka_unit_test(test_inner_session_wrong_cn),
 	};
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);

@@ -190,7 +190,9 @@ static size_t udp(uint8_t *p, const char *src, uint16_t sport, const char *dst, 
 	return len;
 }
 
-static struct connlink *setup_cl(void)
+/* Every test starts with a fresh module (*state) where hospital-a and
+ * hospital-b are up on the inner port, and empty fakes. */
+static int setup(void **state)
 {
 	struct connlink *cl = NULL;
 
@@ -205,7 +207,36 @@ static struct connlink *setup_cl(void)
 	assert_int_equal(connlink_new(&hooks, 0, &cl), 0);
 	assert_int_equal(connlink_connector_up(cl, &connx, CONNLINK_INNER_PORT), 0);
 	assert_int_equal(connlink_connector_up(cl, &conny, CONNLINK_INNER_PORT), 0);
-	return cl;
+	*state = cl;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	connlink_free(*state, NULL); /* NULL: a test freed it itself */
+	return 0;
+}
+
+/* agent-1's inner packet to hospital-a (100.64.0.2:50000
+ * -> 100.64.0.9:443), and hospital-a's answer to it. */
+static size_t to_conn(uint8_t *p)
+{
+	return udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
+}
+
+static size_t to_agent(uint8_t *p)
+{
+	return udp(p, "100.64.0.9", 443, "100.64.0.2", 50000, 64, 17);
+}
+
+/* agent-1 -> hospital-a (to_conn into p), forwarded: opens their link
+ * if there is none. Returns the packet's length. */
+static size_t link_agent1(struct connlink *cl, uint8_t *p)
+{
+	size_t n = to_conn(p);
+
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	return n;
 }
 
 static uint64_t drops(const struct connlink *cl, enum connlink_drop d)
@@ -218,14 +249,12 @@ static uint64_t drops(const struct connlink *cl, enum connlink_drop d)
 
 static void test_allowed_both_ways(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	struct connlink_counters c;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
-	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = link_agent1(cl, p);
 	assert_int_equal(F.nsent, 1);
 	assert_ptr_equal(F.sent[0].sess, &conn_x);
 	assert_int_equal(F.sent[0].len, n);
@@ -237,7 +266,7 @@ static void test_allowed_both_ways(void **state)
 	assert_int_equal(connlink_links(cl), 1);
 
 	/* the answer comes back to the agent */
-	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 50000, 64, 17);
+	n = to_agent(p);
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
 	assert_int_equal(F.nsent, 2);
 	assert_ptr_equal(F.sent[1].sess, &agent_a);
@@ -260,17 +289,17 @@ static void test_allowed_both_ways(void **state)
 	n = udp(p, "100.64.0.2", 50000, "198.51.100.1", 443, 64, 17);
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_PASS);
 	connlink_free(cl, "relay_shutdown");
+	*state = NULL;
 	assert_int_equal(F.ncloses, 2);
 	assert_non_null(strstr(F.closes[0], "relay_shutdown") ? F.closes[0] : F.closes[1]);
 }
 
 static void test_refused_by_policy_port_protocol(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
 	/* agent-2 has no connector rule */
 	n = udp(p, "100.64.0.3", 50000, "100.64.0.9", 443, 64, 17);
 	assert_int_equal(connlink_from_agent(cl, &agent2, p, n), CONNLINK_DROPPED);
@@ -288,7 +317,7 @@ static void test_refused_by_policy_port_protocol(void **state)
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_PROTOCOL), 1);
 	/* a length that does not match */
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
+	n = to_conn(p);
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n - 1), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_MALFORMED), 1);
 	assert_int_equal(F.nsent, 0);
@@ -296,19 +325,17 @@ static void test_refused_by_policy_port_protocol(void **state)
 	assert_int_equal(connlink_links(cl), 0);
 	/* a send that fails is counted */
 	F.send_fails = 1;
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
+	n = to_conn(p);
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_SEND), 1);
-	connlink_free(cl, NULL);
 }
 
 static void test_spoofed_source(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
 	/* agent-1 claims agent-2's address */
 	n = udp(p, "100.64.0.3", 50000, "100.64.0.9", 443, 64, 17);
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
@@ -321,22 +348,19 @@ static void test_spoofed_source(void **state)
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_PORT), 1);
 	assert_int_equal(F.nsent, 0);
-	connlink_free(cl, NULL);
 }
 
 static void test_connector_to_agent_without_link(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
-	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 50000, 64, 17);
+	n = to_agent(p);
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_NO_LINK), 1);
 	/* a link to hospital-a is not one to hospital-b */
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
-	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = link_agent1(cl, p);
 	n = udp(p, "100.64.0.10", 443, "100.64.0.2", 50000, 64, 17);
 	assert_int_equal(connlink_from_connector(cl, &conn_y, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_NO_LINK), 2);
@@ -347,20 +371,17 @@ static void test_connector_to_agent_without_link(void **state)
 	/* a session that is no connector */
 	assert_int_equal(connlink_from_connector(cl, &agent_b, p, n), CONNLINK_DROPPED);
 	assert_int_equal(F.nsent, 1);
-	connlink_free(cl, NULL);
 }
 
 static void test_idle_expiry(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
-	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = link_agent1(cl, p);
 	F.now += 100000;
-	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 50000, 64, 17);
+	n = to_agent(p);
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
 	F.now += CONNLINK_IDLE_MS - 1; /* a packet 100 s in kept it alive */
 	assert_int_equal(connlink_expire(cl), 0);
@@ -373,18 +394,15 @@ static void test_idle_expiry(void **state)
 	/* the connector cannot answer any more */
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_NO_LINK), 1);
-	connlink_free(cl, NULL);
 }
 
 static void test_session_close_closes_links(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
-	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = link_agent1(cl, p);
 	assert_int_equal(connlink_session_closed(cl, &agent_b), 0); /* no link: nothing */
 	assert_int_equal(F.ncloses, 0);
 	assert_int_equal(connlink_session_closed(cl, &agent_a), 0);
@@ -414,18 +432,15 @@ static void test_session_close_closes_links(void **state)
 	assert_ptr_equal(connlink_find(cl, "hospital-a")->sess, &other);
 	/* the old session's close is no connector's close any more */
 	assert_int_equal(connlink_session_closed(cl, &conn_x), 0);
-	connlink_free(cl, NULL);
 }
 
 static void test_policy_reload_removes_access(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
-	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = link_agent1(cl, p);
 	assert_int_equal(connlink_policy_changed(cl), 0); /* still allowed */
 	assert_int_equal(connlink_links(cl), 1);
 	F.deny_all = 1;
@@ -434,65 +449,57 @@ static void test_policy_reload_removes_access(void **state)
 	assert_non_null(strstr(F.closes[0], "agent-1 hospital-a policy"));
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_POLICY), 1);
-	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 50000, 64, 17);
+	n = to_agent(p);
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
 	assert_int_equal(F.nsent, 1);
-	connlink_free(cl, NULL);
 }
 
 static void test_ttl_one_dropped(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
 	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 1, 17);
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_TTL), 1);
 	assert_int_equal(F.nopens, 0); /* no link for a packet that never left */
 	n = udp(p, "fd00::2", 50000, "fd00::9", 443, 1, 17);
 	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
-	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = link_agent1(cl, p);
 	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 50000, 1, 17);
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
 	assert_int_equal(drops(cl, CONNLINK_DROP_TTL), 3);
 	assert_int_equal(F.nsent, 1);
-	connlink_free(cl, NULL);
 }
 
 static void test_replaced_agent_session(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	struct connlink_end newer = agent1;
 	int other;
 	uint8_t p[128];
 	size_t n;
 
-	(void)state;
 	newer.sess = &other;
 	newer.sid = 0xa9;
-	n = udp(p, "100.64.0.2", 50000, "100.64.0.9", 443, 64, 17);
-	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = link_agent1(cl, p);
 	assert_int_equal(connlink_from_agent(cl, &newer, p, n), CONNLINK_FORWARDED);
 	assert_int_equal(F.ncloses, 1);
 	assert_non_null(strstr(F.closes[0], "replaced"));
 	assert_string_equal(F.opens[1], "agent-1 hospital-a a9 c1 emr");
-	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 50000, 64, 17);
+	n = to_agent(p);
 	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
 	assert_ptr_equal(F.sent[2].sess, &other);
-	connlink_free(cl, NULL);
 }
 
 static void test_announce_within_bound(void **state)
 {
-	struct connlink *cl = setup_cl();
+	struct connlink *cl = *state;
 	const struct connlink_connector *c;
 	struct cip_route r[4];
 	char a[INET6_ADDRSTRLEN];
 
-	(void)state;
 	route(&r[0], "10.20.1.0", "10.20.1.255");
 	route(&r[1], "10.30.0.0", "10.30.0.255"); /* outside the bound */
 	route(&r[2], "fd20::", "fd20::ffff");
@@ -529,7 +536,6 @@ static void test_announce_within_bound(void **state)
 	assert_int_equal(connlink_announce(cl, &conn_y, r, 1), 0);
 	assert_int_equal(connlink_find(cl, "hospital-b")->nprefixes, 0);
 	assert_int_equal(connlink_announce(cl, &agent_a, r, 1), ZG_ERR_NOTFOUND);
-	connlink_free(cl, NULL);
 }
 
 static void test_identity(void **state)
@@ -549,16 +555,16 @@ static void test_identity(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_allowed_both_ways),
-		cmocka_unit_test(test_refused_by_policy_port_protocol),
-		cmocka_unit_test(test_spoofed_source),
-		cmocka_unit_test(test_connector_to_agent_without_link),
-		cmocka_unit_test(test_idle_expiry),
-		cmocka_unit_test(test_session_close_closes_links),
-		cmocka_unit_test(test_policy_reload_removes_access),
-		cmocka_unit_test(test_ttl_one_dropped),
-		cmocka_unit_test(test_replaced_agent_session),
-		cmocka_unit_test(test_announce_within_bound),
+		cmocka_unit_test_setup_teardown(test_allowed_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_by_policy_port_protocol, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spoofed_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connector_to_agent_without_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_close_closes_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_reload_removes_access, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ttl_one_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_agent_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_announce_within_bound, setup, teardown),
 		cmocka_unit_test(test_identity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

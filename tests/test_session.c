@@ -61,6 +61,9 @@ struct fake {
 	unsigned alloc_starts, alloc_cancels, assigns;
 	int alloc_fail, assign_fail;
 	uint8_t assigned[4];
+	/* issue 22: the policy's connectors: and its clients with a connector rule */
+	const char *known[4], *reach[4];
+	size_t nknown, nreach;
 };
 
 static struct fake F;
@@ -264,6 +267,40 @@ static void f_audit_close(void *ctx, const struct session *s, uint64_t duration_
 	(void)snprintf(F.close_token, sizeof(F.close_token), "%s", token);
 }
 
+static int in_list(const char *const *v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+static int f_connector_known(void *ctx, const char *id)
+{
+	(void)ctx;
+	return in_list(F.known, F.nknown, id);
+}
+
+/* What a connector may send to: the address pool, UDP (as the relay's). */
+static struct cip_route route4(const char *lo, const char *hi, uint8_t proto);
+
+static int f_connector_routes(void *ctx, const struct session *s, struct cip_route *out,
+			      size_t cap, size_t *pn)
+{
+	(void)ctx;
+	assert_true(s->connector);
+	assert_true(cap >= 1);
+	out[0] = route4("100.64.0.0", "100.64.0.255", 17);
+	*pn = 1;
+	return 0;
+}
+
+static int f_has_connectors(void *ctx, const char *id)
+{
+	(void)ctx;
+	return in_list(F.reach, F.nreach, id);
+}
+
 static uint64_t f_now_ms(void *ctx)
 {
 	(void)ctx;
@@ -289,6 +326,9 @@ static const struct session_hooks HOOKS = {
 	.audit_open = f_audit_open,
 	.audit_close = f_audit_close,
 	.now_ms = f_now_ms,
+	.connector_known = f_connector_known,
+	.connector_routes = f_connector_routes,
+	.has_connectors = f_has_connectors,
 };
 
 static int setup(void **state)
@@ -1079,6 +1119,188 @@ static void test_close_tokens(void **state)
 	assert_int_equal(F.releases, 1);
 }
 
+/* ------------------------------------------------------------------ */
+/* connectors (issue 22)                                              */
+
+/* A "connector:ID" certificate is a connector, admitted only when the
+ * policy lists ID under connectors:, with the connector routes (the pool,
+ * UDP) and never the policy's client rules, whatever scope it asked for. */
+static void test_connector_admitted(void **state)
+{
+	struct fake_conn c;
+	struct masque_accept acc;
+	struct masque_request rq = req_any("connector:hosp-a");
+	struct masque_close_info ci = clean_close();
+	struct session *s;
+
+	(void)state;
+	F.known[F.nknown++] = "hosp-a";
+	/* a client rule for that name changes nothing: it is no client */
+	allow("connector:hosp-a", route4("10.0.0.0", "10.0.0.255", 0));
+	/* whatever target it asks for (a DNS name included), it gets its own scope */
+	rq.any_target = 0;
+	rq.any_proto = 0;
+	rq.ipproto = 6;
+	(void)snprintf(rq.dns, sizeof(rq.dns), "db.example");
+	memset(&c, 0, sizeof(c));
+	c.open = 1;
+	assert_int_equal(session_request(&T, mc(&c), &rq, ROUTES, &acc), 200);
+	s = c.data;
+	assert_non_null(s);
+	assert_int_equal(s->state, SESSION_OPEN);
+	assert_true(s->connector);
+	assert_string_equal(s->conn_id, "hosp-a");
+	assert_ptr_equal(s->conn_id, s->id + strlen("connector:"));
+	assert_true(s->any_target && s->any_proto);
+	assert_null(F.deferred); /* no name resolved for it */
+	assert_int_equal(acc.nroutes, 1);
+	assert_int_equal(acc.routes[0].proto, 17);
+	assert_int_equal(acc.routes[0].start[0], 100); /* the pool, not 10.0.0.0/24 */
+	assert_int_equal(F.opens, 1);
+	assert_ptr_equal(session_by_id(&T, "connector:hosp-a"), s);
+	/* the same connector again replaces it, as a client's session */
+	{
+		struct fake_conn c2;
+
+		assert_int_equal(connect_as("connector:hosp-a", &c2, &acc), 200);
+		assert_int_equal(s->state, SESSION_REPLACED);
+		assert_true(((struct session *)c2.data)->connector);
+		session_conn_closed(&T, s, &ci);
+		session_conn_closed(&T, c2.data, &ci);
+	}
+	assert_int_equal(T.n, 0);
+}
+
+/* An ID the policy does not list is refused 403 with a Proxy-Status,
+ * answered outside the request callback; no address is taken. */
+static void test_connector_unknown_refused(void **state)
+{
+	struct fake_conn c;
+	struct masque_accept acc;
+	struct masque_close_info ci = clean_close();
+
+	(void)state;
+	F.known[F.nknown++] = "hosp-a";
+	assert_int_equal(connect_as("connector:hosp-b", &c, &acc), MASQUE_PENDING);
+	assert_non_null(F.deferred);
+	assert_int_equal(F.deferred_need, 0); /* no resolver needed */
+	assert_true(F.deferred->connector);
+	assert_string_equal(F.limit, "connector_not_listed");
+	assert_int_equal(T.cnt.refused_403, 1);
+	assert_int_equal(session_deferred(&T, F.deferred), 0);
+	assert_int_equal(c.answered, 403);
+	assert_non_null(strstr(c.ps, "connector ID not listed in the relay policy"));
+	assert_null(c.data);
+	assert_int_equal(F.allocs, 0);
+	assert_int_equal(F.opens, 0);
+	assert_int_equal(T.n, 0);
+	/* the connection closed before the answer: freed, nothing answered */
+	F.deferred = NULL;
+	assert_int_equal(connect_as("connector:hosp-b", &c, &acc), MASQUE_PENDING);
+	session_conn_closed(&T, c.data, &ci);
+	assert_int_equal(session_deferred(&T, F.deferred), 0);
+	assert_int_equal(c.answered, 0);
+	/* no scheduler: refused at once */
+	F.defer_fail = 1;
+	assert_int_equal(connect_as("connector:hosp-b", &c, &acc), 403);
+	assert_int_equal(T.cnt.refused_403, 3);
+	/* an ID that is no valid connector ID is no listed one either */
+	F.defer_fail = 0;
+	assert_int_equal(connect_as("connector:hosp a/..", &c, &acc), MASQUE_PENDING);
+	assert_int_equal(session_deferred(&T, F.deferred), 0);
+	assert_int_equal(c.answered, 403);
+	assert_int_equal(F.allocs, 0);
+}
+
+/* The two identities do not mix: a connector certificate is never taken
+ * for a client (even one the policy's clients: names), and a client
+ * certificate is never a connector, whatever its name resembles. */
+static void test_connector_and_client_do_not_mix(void **state)
+{
+	struct fake_conn c;
+	struct masque_accept acc;
+	struct masque_close_info ci = clean_close();
+	struct session *s;
+
+	(void)state;
+	F.known[F.nknown++] = "hosp-a";
+	/* "connector:x" under clients: with rules, x not under connectors: */
+	allow("connector:clinic", route4("10.0.0.0", "10.0.0.255", 0));
+	F.reach[F.nreach++] = "connector:clinic";
+	assert_int_equal(connect_as("connector:clinic", &c, &acc), MASQUE_PENDING);
+	assert_int_equal(session_deferred(&T, F.deferred), 0);
+	assert_int_equal(c.answered, 403);
+	assert_int_equal(F.opens, 0);
+
+	/* a client certificate named like a listed connector ID: a client
+	 * (the policy's rules, or nothing), never the connector */
+	assert_int_equal(connect_as("hosp-a", &c, &acc), 403);
+	assert_string_equal(F.limit, "policy_nothing_allowed");
+	allow("hosp-a", route4("10.5.0.0", "10.5.0.255", 6));
+	assert_int_equal(connect_as("hosp-a", &c, &acc), 200);
+	s = c.data;
+	assert_false(s->connector);
+	assert_null(s->conn_id);
+	assert_int_equal(acc.nroutes, 1);
+	assert_int_equal(acc.routes[0].start[1], 5);
+	session_conn_closed(&T, s, &ci);
+	/* nor are near misses: an empty ID, another case */
+	assert_int_equal(connect_as("connector:", &c, &acc), 403);
+	assert_int_equal(connect_as("Connector:hosp-a", &c, &acc), 403);
+	allow("Connector:hosp-a", route4("10.6.0.0", "10.6.0.255", 0));
+	assert_int_equal(connect_as("Connector:hosp-a", &c, &acc), 200);
+	assert_false(((struct session *)c.data)->connector);
+	session_conn_closed(&T, c.data, &ci);
+	assert_int_equal(F.opens, 2);
+	assert_int_equal(T.n, 0);
+}
+
+/* A client whose only rule names a connector is admitted with no route of
+ * its own; a policy change: a connector no longer listed is closed, a
+ * client that reaches nothing any more is closed, a listed connector gets
+ * its routes again (never the policy's). */
+static void test_connector_policy_change(void **state)
+{
+	struct fake_conn k, a;
+	struct masque_accept acc;
+	struct masque_close_info ci = clean_close();
+	struct session *sk, *sa;
+
+	(void)state;
+	F.known[F.nknown++] = "hosp-a";
+	F.reach[F.nreach++] = "agent-1";
+	assert_int_equal(connect_as("connector:hosp-a", &k, &acc), 200);
+	assert_int_equal(connect_as("agent-1", &a, &acc), 200);
+	assert_int_equal(acc.nroutes, 0);
+	sk = k.data;
+	sa = a.data;
+	assert_false(sa->connector);
+
+	/* nothing changed: routes pushed again, the connector's its own */
+	allow("connector:hosp-a", route4("10.0.0.0", "10.0.0.255", 0));
+	assert_int_equal(session_policy_changed(&T, ROUTES), 0);
+	assert_int_equal(k.routes_pushes, 1);
+	assert_int_equal(k.nroutes, 1);
+	assert_int_equal(k.routes[0].start[0], 100);
+	assert_int_equal(k.routes[0].proto, 17);
+	assert_int_equal(a.routes_pushes, 1);
+	assert_int_equal(a.nroutes, 0);
+
+	/* hosp-a no longer listed, agent-1 loses its connector rule */
+	F.nknown = 0;
+	F.nreach = 0;
+	assert_int_equal(session_policy_changed(&T, ROUTES), 2);
+	assert_int_equal(sk->state, SESSION_CLOSING);
+	assert_string_equal(k.why, "the policy no longer lists this connector");
+	assert_int_equal(sa->state, SESSION_CLOSING);
+	assert_string_equal(a.why, "the policy allows it nothing any more");
+	assert_int_equal(T.cnt.closed_policy, 2);
+	session_conn_closed(&T, sk, &ci);
+	assert_string_equal(F.close_token, "policy");
+	session_conn_closed(&T, sa, &ci);
+	assert_int_equal(T.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1096,6 +1318,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_by_id_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connector_admitted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connector_unknown_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connector_and_client_do_not_mix, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_connector_policy_change, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,6 +86,28 @@ static void test_roundtrip_capsule(void **state)
 	assert_int_equal(B[1].nprefixes, 2);
 }
 
+/* The bytes on the wire, written out from zgconn.h's format. */
+static void test_wire_bytes(void **state)
+{
+	/* type (an 8-byte varint), length 36; ID "h", up, port 443; one
+	 * address 10.100.0.9; two prefixes 10.20.0.0/16, fd20::/48 */
+	static const uint8_t want[] = { 0xc0, 0x00, 0x00, 0x00, 0x5a, 0x47, 0x43, 0x4e, 0x24,
+					0x01, 'h', 0x01, 0x01, 0xbb, 0x01, 0x04, 10, 100,
+					0, 9, 0x02, 0x04, 10, 20, 0, 0, 16,
+					0x06, 0xfd, 0x20, 0, 0, 0, 0, 0, 0,
+					0, 0, 0, 0, 0, 0, 0, 0, 48 };
+	size_t len = 0;
+
+	(void)state;
+	hospital(&A[0], "h");
+	assert_int_equal(zgconn_encode_capsule(A, 1, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	/* one byte short of room: refused, nothing claimed */
+	assert_int_equal(zgconn_encode_capsule(A, 1, buf, sizeof(want) - 1, &len),
+			 ZG_ERR_BUFSHORT);
+}
+
 /* The value alone equals the capsule minus its header; an empty list is a
  * valid (withdrawing) capsule. */
 static void test_value_and_empty(void **state)
@@ -278,6 +300,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_capsule),
+		cmocka_unit_test(test_wire_bytes),
 		cmocka_unit_test(test_value_and_empty),
 		cmocka_unit_test(test_encoder_refuses_invalid),
 		cmocka_unit_test(test_decoder_refuses_malformed),

@@ -14,7 +14,6 @@
 #include "agent/backoff.h"
 #include "agent/ptb.h"
 #include "be.h"
-#include "cksum.h"
 #include "log.h"
 #include "masque/masque.h"
 #include "masque/tls.h"
@@ -22,10 +21,8 @@
 #include "masque/uri.h"
 #include "zg_err.h"
 
-#define UNREACH_PER_SECOND 100
+#define ICMP_PER_SECOND 100               /* ICMP answers to the TUN, unreachable and too big */
 #define STABLE_NS (10ull * 1000000000ull) /* a session this old resets the backoff */
-#define V4_QUOTE_TOTAL 576
-#define V6_QUOTE_TOTAL 1280
 #define CN_PREFIX "connector:"
 
 struct connector {
@@ -57,8 +54,8 @@ struct connectors {
 	struct connector *e[ZGCONN_MAX];
 	size_t n;
 	struct route_prefix local4, local6;
-	uint64_t unreach_window;
-	unsigned unreach_count;
+	uint64_t icmp_window; /* ICMP_PER_SECOND */
+	unsigned icmp_count;
 	uint8_t icmp[PTB_MAX];
 	/* connectors_set_list() is rebuilding e[]: changes are reported once
 	 * at its end (the owner's changed() walks e[]) */
@@ -88,6 +85,12 @@ static uint64_t mono_ns(void)
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The module's clock: env.now_ns, else CLOCK_MONOTONIC. */
+static uint64_t now_ns(const struct connectors *cs)
+{
+	return cs->env.now_ns != NULL ? cs->env.now_ns(cs->env.ctx) : mono_ns();
 }
 
 static uint32_t random32(void)
@@ -199,125 +202,6 @@ int connectors_match_outer(const struct connectors *cs, const uint8_t *pkt, size
 		return 1;
 	}
 	return 0;
-}
-
-static int v4_special(const uint8_t *a)
-{
-	return a[0] == 0 || a[0] == 127 || a[0] >= 224;
-}
-
-static int v6_zero_or_lo(const uint8_t *a)
-{
-	static const uint8_t zero[16];
-
-	return memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1);
-}
-
-static int unreach4(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out, size_t *pn)
-{
-	size_t hl = (size_t)(pkt[0] & 15) * 4, quote, n;
-	uint8_t *icmp = out + 20;
-
-	if (hl < 20 || len < hl)
-		return ZG_ERR_MALFORMED;
-	if ((pkt[6] & 0x1f) != 0 || pkt[7] != 0)
-		return 0; /* not the first fragment */
-	if (v4_special(pkt + 12) || v4_special(pkt + 16))
-		return 0;
-	if (pkt[9] == 1) { /* never answer an ICMP error with one */
-		uint8_t t;
-
-		if (len < hl + 1)
-			return 0;
-		t = pkt[hl];
-		if (t == 3 || t == 4 || t == 5 || t == 11 || t == 12)
-			return 0;
-	}
-	quote = len < V4_QUOTE_TOTAL - 28 ? len : V4_QUOTE_TOTAL - 28;
-	n = 28 + quote;
-	memset(out, 0, 28);
-	out[0] = 0x45;
-	out[1] = 0xc0;
-	be16_put(out + 2, (uint16_t)n);
-	out[8] = 64;
-	out[9] = 1;
-	memcpy(out + 12, pkt + 16, 4);
-	memcpy(out + 16, pkt + 12, 4);
-	be16_put(out + 10, cksum_fold(cksum_add(0, out, 20)));
-	icmp[0] = 3;
-	icmp[1] = prohibited ? 13 : 1;
-	memcpy(icmp + 8, pkt, quote);
-	be16_put(icmp + 2, cksum_fold(cksum_add(0, icmp, 8 + quote)));
-	*pn = n;
-	return 0;
-}
-
-static int unreach6(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out, size_t *pn)
-{
-	uint8_t *icmp = out + 40;
-	size_t quote, il, off = 40;
-	uint8_t nh = pkt[6];
-	uint32_t s;
-
-	if (len < 40)
-		return ZG_ERR_MALFORMED;
-	if (pkt[8] == 0xff || pkt[24] == 0xff || v6_zero_or_lo(pkt + 8) || v6_zero_or_lo(pkt + 24))
-		return 0;
-	/* an ICMPv6 error gets no answer: follow the usual extension headers */
-	for (int i = 0; i < 8 && (nh == 0 || nh == 43 || nh == 60 || nh == 44); i++) {
-		uint8_t next;
-
-		if (len < off + 8)
-			return 0;
-		next = pkt[off];
-		if (nh == 44) {
-			if ((be16_get(pkt + off + 2) & 0xfff8) != 0)
-				return 0; /* not the first fragment */
-			off += 8;
-		} else {
-			off += ((size_t)pkt[off + 1] + 1) * 8;
-		}
-		nh = next;
-	}
-	if (nh == 58 && (len <= off || pkt[off] < 128))
-		return 0;
-	quote = len < V6_QUOTE_TOTAL - 48 ? len : V6_QUOTE_TOTAL - 48;
-	il = 8 + quote;
-	memset(out, 0, 48);
-	out[0] = 0x60;
-	be16_put(out + 4, (uint16_t)il);
-	out[6] = 58;
-	out[7] = 64;
-	memcpy(out + 8, pkt + 24, 16);
-	memcpy(out + 24, pkt + 8, 16);
-	icmp[0] = 1;
-	icmp[1] = prohibited ? 1 : 3;
-	memcpy(icmp + 8, pkt, quote);
-	s = cksum_add(0, out + 8, 32);
-	s += (uint32_t)(il >> 16) + (uint32_t)(il & 0xffff) + 58;
-	be16_put(icmp + 2, cksum_fold(cksum_add(s, icmp, il)));
-	*pn = 40 + il;
-	return 0;
-}
-
-int connectors_unreachable(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out,
-			   size_t cap, size_t *pn)
-{
-	*pn = 0;
-	if (cap < PTB_MAX)
-		return ZG_ERR_BUFSHORT;
-	if (len < 1)
-		return ZG_ERR_MALFORMED;
-	switch (pkt[0] >> 4) {
-	case 4:
-		if (len < 20)
-			return ZG_ERR_MALFORMED;
-		return unreach4(pkt, len, prohibited, out, pn);
-	case 6:
-		return unreach6(pkt, len, prohibited, out, pn);
-	default:
-		return ZG_ERR_MALFORMED;
-	}
 }
 
 size_t connectors_routes(const struct connectors *cs, struct route_prefix *out, size_t max)
@@ -466,7 +350,7 @@ static void in_open(struct masque_conn *c, void *ctx)
 	(void)c;
 	e->open = 1;
 	e->refused = 0;
-	e->opened_at = mono_ns();
+	e->opened_at = now_ns(e->cs);
 	e->st.last_error[0] = '\0';
 	set_state(e, CONNECTOR_UP);
 }
@@ -508,7 +392,7 @@ static void in_close(struct masque_conn *c, const struct masque_close_info *ci, 
 		set_error(e, "%s: %s", was_open ? "session lost" : "cannot connect", ci->reason);
 	else
 		log_warnx("connector %s: %s; refused", e->info.id, e->st.last_error);
-	if (was_open && mono_ns() - e->opened_at >= STABLE_NS)
+	if (was_open && now_ns(e->cs) - e->opened_at >= STABLE_NS)
 		backoff_reset(&e->bo);
 	set_state(e, e->refused ? CONNECTOR_REFUSED : CONNECTOR_CONNECTING);
 	schedule(e);
@@ -916,25 +800,51 @@ void connectors_outer_changed(struct connectors *cs)
 /* ------------------------------------------------------------------ */
 /* packets                                                            */
 
+/* 1 when one more ICMP answer may go to the TUN this second (counted). */
+static int icmp_allowed(struct connectors *cs)
+{
+	uint64_t now = now_ns(cs);
+
+	if (now - cs->icmp_window > 1000000000ull) {
+		cs->icmp_window = now;
+		cs->icmp_count = 0;
+	}
+	if (cs->icmp_count >= ICMP_PER_SECOND)
+		return 0;
+	cs->icmp_count++;
+	return 1;
+}
+
 static void answer_unreachable(struct connectors *cs, struct connector *e, const uint8_t *pkt,
 			       size_t len)
 {
-	uint64_t now = mono_ns();
 	size_t n = 0;
 
 	e->st.unreachable++;
-	if (now - cs->unreach_window > 1000000000ull) {
-		cs->unreach_window = now;
-		cs->unreach_count = 0;
+	if (cs->env.to_tun != NULL &&
+	    ptb_unreachable(pkt, len, e->state == CONNECTOR_REFUSED, cs->icmp, sizeof(cs->icmp),
+			    &n) == 0 &&
+	    n > 0 && icmp_allowed(cs))
+		cs->env.to_tun(cs->env.ctx, cs->icmp, n);
+}
+
+/* pkt is larger than e's inner tunnel carries: its datagrams travel
+ * inside the outer tunnel's, so its largest packet (inner max_udp_payload
+ * = the outer largest packet less the IP/UDP headers, less the inner QUIC
+ * and HTTP Datagram overhead) is smaller than the TUN's MTU. The sender
+ * learns it from ICMP "too big", as for the outer tunnel (C16). */
+static void answer_too_big(struct connectors *cs, struct connector *e, const uint8_t *pkt,
+			   size_t len)
+{
+	size_t mtu = masque_conn_max_packet(e->c), n = 0;
+
+	e->st.too_big++;
+	if (cs->env.to_tun != NULL && mtu > 0 &&
+	    ptb_build(pkt, len, (uint32_t)mtu, cs->icmp, sizeof(cs->icmp), &n) == 0 && n > 0 &&
+	    icmp_allowed(cs)) {
+		e->st.icmp_too_big++;
+		cs->env.to_tun(cs->env.ctx, cs->icmp, n);
 	}
-	if (cs->unreach_count >= UNREACH_PER_SECOND || cs->env.to_tun == NULL)
-		return;
-	if (connectors_unreachable(pkt, len, e->state == CONNECTOR_REFUSED, cs->icmp,
-				   sizeof(cs->icmp), &n) != 0 ||
-	    n == 0)
-		return;
-	cs->unreach_count++;
-	cs->env.to_tun(cs->env.ctx, cs->icmp, n);
 }
 
 enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *pkt, size_t len)
@@ -956,14 +866,7 @@ enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *
 		e->st.tx_packets++;
 		e->st.tx_bytes += len;
 	} else if (r == ZG_ERR_TOO_LARGE) {
-		size_t n = 0;
-
-		e->st.tx_dropped++;
-		if (cs->env.to_tun != NULL &&
-		    ptb_build(pkt, len, (uint32_t)masque_conn_max_packet(e->c), cs->icmp,
-			      sizeof(cs->icmp), &n) == 0 &&
-		    n > 0)
-			cs->env.to_tun(cs->env.ctx, cs->icmp, n);
+		answer_too_big(cs, e, pkt, len);
 	} else {
 		e->st.tx_dropped++;
 	}

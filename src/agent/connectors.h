@@ -28,8 +28,10 @@
  *
  * Steering. A packet from the TUN whose destination lies in a listed
  * connector's prefix (the longest such prefix wins) goes into that
- * connector's inner tunnel when it is open; otherwise it is answered with
- * ICMP destination unreachable and never sent to the relay in the clear.
+ * connector's inner tunnel when it is open (one too big for it is
+ * answered with ICMP "too big" carrying the inner tunnel's size);
+ * otherwise it is answered with ICMP destination unreachable. It is never
+ * sent to the relay in the clear.
  * A packet from the outer tunnel that is UDP from a connector's address
  * and inner port to our inner address and port feeds the inner QUIC, never
  * the TUN. Inner packets go to the TUN.
@@ -87,6 +89,9 @@ struct connectors_env {
 	void (*to_tun)(void *ctx, const uint8_t *pkt, size_t len);
 	/* The routes (connectors_routes()) or a state changed. */
 	void (*changed)(void *ctx);
+	/* Monotonic nanoseconds (the ICMP rate limit, session ages); NULL =
+	 * CLOCK_MONOTONIC. For tests. */
+	uint64_t (*now_ns)(void *ctx);
 	void *ctx;
 };
 
@@ -96,10 +101,12 @@ struct connector_status {
 	enum connector_state state;
 	uint64_t rtt_us; /* inner smoothed RTT; 0 while not open */
 	uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
-	uint64_t tx_dropped;  /* the inner tunnel did not take them */
-	uint64_t rx_dropped;  /* malformed, or from a source it does not serve */
-	uint64_t unreachable; /* packets answered with ICMP unreachable */
-	char last_error[160]; /* why the last session ended or was refused; "" */
+	uint64_t tx_dropped;   /* the inner tunnel did not take them (congested) */
+	uint64_t too_big;      /* larger than the inner tunnel carries: dropped */
+	uint64_t icmp_too_big; /* ICMP "too big" answers to them (at most 100 a second) */
+	uint64_t rx_dropped;   /* malformed, or from a source it does not serve */
+	uint64_t unreachable;  /* packets answered with ICMP unreachable */
+	char last_error[160];  /* why the last session ended or was refused; "" */
 };
 
 /* Creates the module (no connector yet). env is copied; its strings must
@@ -156,20 +163,16 @@ enum connectors_steer connectors_steer(const struct connectors *cs, const uint8_
 int connectors_match_outer(const struct connectors *cs, const uint8_t *pkt, size_t len,
 			   size_t *pidx);
 
-/* Builds the ICMP destination unreachable answer to pkt[0..len) (from
- * its destination to its source): host unreachable (ICMPv4 3/1, ICMPv6
- * 1/3 address unreachable), or with prohibited administratively
- * prohibited (ICMPv4 3/13, ICMPv6 1/1). Quotes as much of pkt as RFC 1812
- * / RFC 4443 allow. Returns 0 with *pn, *pn = 0 when no error may be sent
- * (an ICMP error, a non-first fragment, special source or destination);
- * ZG_ERR_MALFORMED; ZG_ERR_BUFSHORT when cap < PTB_MAX. */
-int connectors_unreachable(const uint8_t *pkt, size_t len, int prohibited, uint8_t *out,
-			   size_t cap, size_t *pn);
-
 /* The TUN read path: steers pkt. Returns CONNECTORS_PASS (the caller sends
  * it to the relay), or CONNECTORS_INNER / CONNECTORS_UNREACHABLE when the
  * module took it: sent into the inner tunnel, or answered through
- * env.to_tun with ICMP unreachable (at most 100 a second) and dropped. */
+ * env.to_tun with ICMP unreachable and dropped. A packet larger than the
+ * inner tunnel carries (its largest packet is smaller than the outer
+ * tunnel's, hence than the TUN's MTU) is dropped (CONNECTORS_INNER,
+ * counted in too_big) and answered with ICMP "fragmentation needed" /
+ * "packet too big" carrying the inner tunnel's largest packet, so the
+ * sender's path MTU to that prefix shrinks (C16, as for the outer tunnel).
+ * ICMP answers: at most 100 a second in all. */
 enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *pkt, size_t len);
 
 /* The outer on_packet path: 1 when pkt was an inner packet of one of our

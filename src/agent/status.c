@@ -149,10 +149,11 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 			put(&o,
 			    ",\"rtt_us\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
 			    "\"rx_packets\":%llu,\"rx_bytes\":%llu,\"unreachable\":%llu,"
-			    "\"last_error\":",
+			    "\"too_big\":%llu,\"icmp_too_big_sent\":%llu,\"last_error\":",
 			    (unsigned long long)k->rtt_us, (unsigned long long)k->tx_packets,
 			    (unsigned long long)k->tx_bytes, (unsigned long long)k->rx_packets,
-			    (unsigned long long)k->rx_bytes, (unsigned long long)k->unreachable);
+			    (unsigned long long)k->rx_bytes, (unsigned long long)k->unreachable,
+			    (unsigned long long)k->too_big, (unsigned long long)k->icmp_too_big);
 			put_str(&o, k->last_error);
 			put(&o, "}");
 		}
@@ -782,6 +783,8 @@ static void print_connectors(struct show *sh)
 		if (ufield(sh, o, "unreachable") > 0)
 			fprintf(sh->out, ", %llu unreachable",
 				(unsigned long long)ufield(sh, o, "unreachable"));
+		if (ufield(sh, o, "too_big") > 0)
+			fprintf(sh->out, ", %llu too big", (unsigned long long)ufield(sh, o, "too_big"));
 		if (sfield(sh, o, "last_error", err, sizeof(err))[0] != '\0')
 			fprintf(sh->out, " (%s)", err);
 		fprintf(sh->out, "\n");

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "capsule.h"
+#include "capwr.h"
 #include "varint.h"
 #include "zg_err.h"
 
@@ -214,65 +215,36 @@ static int check_names(const char (*n)[CIPDNS_NAME_MAX + 2], size_t count, int a
 	return 0;
 }
 
-/* A write cursor; with p == NULL it only counts (n) what it would write. */
-struct wr {
-	uint8_t *p;
-	size_t n;
-};
-
-static void put(struct wr *w, const void *d, size_t n)
+static void put_name(struct capwr *w, const char *s)
 {
-	if (w->p != NULL && n) {
-		memcpy(w->p, d, n);
-		w->p += n;
-	}
-	w->n += n;
+	capwr_vbytes(w, s, strlen(s));
 }
 
-static void put_varint(struct wr *w, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(w, b, (size_t)(varint_put(b, v) - b));
-}
-
-static void put_name(struct wr *w, const char *s)
-{
-	size_t l = strlen(s);
-
-	put_varint(w, l);
-	put(w, s, l);
-}
-
-static void put_value(struct wr *w, const struct cipdns_assign *a)
+static void put_value(struct capwr *w, const struct cipdns_assign *a)
 {
 	const struct cipdns_config *c;
 	const struct cipdns_ns *ns;
-	uint8_t pr[2];
 	size_t i, j, k;
 
 	for (i = 0; i < a->n; i++) {
 		c = &a->cfg[i];
-		put_varint(w, c->nns);
+		capwr_varint(w, c->nns);
 		for (j = 0; j < c->nns; j++) {
 			ns = &c->ns[j];
-			pr[0] = (uint8_t)(ns->priority >> 8);
-			pr[1] = (uint8_t)ns->priority;
-			put(w, pr, 2);
-			put_varint(w, ns->n4);
+			capwr_u16(w, ns->priority);
+			capwr_varint(w, ns->n4);
 			for (k = 0; k < ns->n4; k++)
-				put(w, ns->v4[k], 4);
-			put_varint(w, ns->n6);
+				capwr_put(w, ns->v4[k], 4);
+			capwr_varint(w, ns->n6);
 			for (k = 0; k < ns->n6; k++)
-				put(w, ns->v6[k], 16);
+				capwr_put(w, ns->v6[k], 16);
 			put_name(w, ns->auth_name);
-			put_varint(w, ns->svcparams_len);
-			put(w, ns->svcparams, ns->svcparams_len);
+			capwr_vbytes(w, ns->svcparams, ns->svcparams_len);
 		}
-		put_varint(w, c->ninternal);
+		capwr_varint(w, c->ninternal);
 		for (j = 0; j < c->ninternal; j++)
 			put_name(w, c->internal[j]);
-		put_varint(w, c->nsearch);
+		capwr_varint(w, c->nsearch);
 		for (j = 0; j < c->nsearch; j++)
 			put_name(w, c->search[j]);
 	}
@@ -280,7 +252,8 @@ static void put_value(struct wr *w, const struct cipdns_assign *a)
 
 int cipdns_assign_encode(uint8_t **pp, const uint8_t *end, const struct cipdns_assign *a)
 {
-	struct wr w = { NULL, 0 };
+	uint8_t *start = *pp;
+	struct capwr w;
 	const struct cipdns_config *c;
 	size_t i, j, hlen;
 	int r;
@@ -298,14 +271,21 @@ int cipdns_assign_encode(uint8_t **pp, const uint8_t *end, const struct cipdns_a
 		    (r = check_names(c->search, c->nsearch, 0)) != 0)
 			return r;
 	}
-	put_value(&w, a); /* measure */
+	capwr_measure(&w);
+	put_value(&w, a);
+	if (w.err != 0)
+		return w.err;
 	hlen = varint_len(CAPSULE_DNS_ASSIGN) + varint_len(w.n);
 	if ((size_t)(end - *pp) < hlen || (size_t)(end - *pp) - hlen < w.n)
 		return ZG_ERR_BUFSHORT;
 	if ((r = capsule_encode_header(pp, end, CAPSULE_DNS_ASSIGN, w.n)) != 0)
 		return r;
-	w.p = *pp;
+	capwr_init(&w, *pp, (size_t)(end - *pp));
 	put_value(&w, a);
-	*pp = w.p;
+	if (w.err != 0) { /* cannot happen: measured above */
+		*pp = start;
+		return w.err;
+	}
+	*pp += w.n;
 	return 0;
 }

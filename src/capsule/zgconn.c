@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "capwr.h"
 #include "varint.h"
 #include "zg_err.h"
 
@@ -111,52 +112,26 @@ static int entry_check(const struct zgconn *c)
 
 /* ---------------------------------------------------------------- encode */
 
-struct wr {
-	uint8_t *p;
-	size_t n;
-};
-
-static void put(struct wr *w, const void *d, size_t n)
+static void put_value(struct capwr *w, const struct zgconn *v, size_t n)
 {
-	if (w->p != NULL && n) {
-		memcpy(w->p, d, n);
-		w->p += n;
-	}
-	w->n += n;
-}
-
-static void put_varint(struct wr *w, uint64_t v)
-{
-	uint8_t b[8];
-
-	put(w, b, (size_t)(varint_put(b, v) - b));
-}
-
-static void put_value(struct wr *w, const struct zgconn *v, size_t n)
-{
-	size_t i, j, l;
-	uint8_t b[3];
+	size_t i, j;
 
 	for (i = 0; i < n; i++) {
 		const struct zgconn *c = &v[i];
 
-		l = strlen(c->id);
-		put_varint(w, l);
-		put(w, c->id, l);
-		b[0] = c->up ? 1 : 0;
-		b[1] = (uint8_t)(c->port >> 8);
-		b[2] = (uint8_t)c->port;
-		put(w, b, 3);
-		put_varint(w, c->naddrs);
+		capwr_vbytes(w, c->id, strlen(c->id));
+		capwr_u8(w, c->up ? 1 : 0);
+		capwr_u16(w, c->port);
+		capwr_varint(w, c->naddrs);
 		for (j = 0; j < c->naddrs; j++) {
-			put(w, &c->addrs[j].version, 1);
-			put(w, c->addrs[j].a, alen(c->addrs[j].version));
+			capwr_u8(w, c->addrs[j].version);
+			capwr_put(w, c->addrs[j].a, alen(c->addrs[j].version));
 		}
-		put_varint(w, c->nprefixes);
+		capwr_varint(w, c->nprefixes);
 		for (j = 0; j < c->nprefixes; j++) {
-			put(w, &c->prefixes[j].version, 1);
-			put(w, c->prefixes[j].a, alen(c->prefixes[j].version));
-			put(w, &c->prefixes[j].len, 1);
+			capwr_u8(w, c->prefixes[j].version);
+			capwr_put(w, c->prefixes[j].a, alen(c->prefixes[j].version));
+			capwr_u8(w, c->prefixes[j].len);
 		}
 	}
 }
@@ -182,19 +157,23 @@ static int check_all(const struct zgconn *v, size_t n)
 
 int zgconn_encode(const struct zgconn *v, size_t n, uint8_t *out, size_t cap, size_t *plen)
 {
-	struct wr w = { NULL, 0 };
+	struct capwr w;
 	int r;
 
 	if (plen == NULL || (out == NULL && cap > 0))
 		return ZG_ERR_INVAL;
 	if ((r = check_all(v, n)) != 0)
 		return r;
+	capwr_measure(&w);
 	put_value(&w, v, n);
+	if (w.err != 0)
+		return w.err;
 	if (w.n > cap)
 		return ZG_ERR_BUFSHORT;
-	w.p = out;
-	w.n = 0;
+	capwr_init(&w, out, cap);
 	put_value(&w, v, n);
+	if (w.err != 0)
+		return w.err;
 	*plen = w.n;
 	return 0;
 }
@@ -202,24 +181,27 @@ int zgconn_encode(const struct zgconn *v, size_t n, uint8_t *out, size_t cap, si
 int zgconn_encode_capsule(const struct zgconn *v, size_t n, uint8_t *out, size_t cap,
 			  size_t *plen)
 {
-	struct wr w = { NULL, 0 };
-	size_t hlen, vlen;
+	struct capwr w;
+	size_t vlen;
 	int r;
 
 	if (plen == NULL || (out == NULL && cap > 0))
 		return ZG_ERR_INVAL;
 	if ((r = check_all(v, n)) != 0)
 		return r;
+	capwr_measure(&w);
 	put_value(&w, v, n);
-	hlen = varint_len(CAPSULE_ZG_CONNECTORS) + varint_len(w.n);
-	if (hlen + w.n > cap)
-		return ZG_ERR_BUFSHORT;
+	if (w.err != 0)
+		return w.err;
 	vlen = w.n;
-	w.p = out;
-	w.n = 0;
-	put_varint(&w, CAPSULE_ZG_CONNECTORS);
-	put_varint(&w, vlen);
+	if (varint_len(CAPSULE_ZG_CONNECTORS) + varint_len(vlen) + vlen > cap)
+		return ZG_ERR_BUFSHORT;
+	capwr_init(&w, out, cap);
+	capwr_varint(&w, CAPSULE_ZG_CONNECTORS);
+	capwr_varint(&w, vlen);
 	put_value(&w, v, n);
+	if (w.err != 0)
+		return w.err;
 	*plen = w.n;
 	return 0;
 }

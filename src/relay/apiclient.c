@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,8 +46,10 @@ struct conn;
 
 struct apic_req {
 	struct apic *a;
-	struct apic_req *prev, *next;   /* a->all */
-	struct apic_req *qprev, *qnext; /* a->queue or a->done */
+	LIST_ENTRY(apic_req)
+	all; /* a->all */
+	TAILQ_ENTRY(apic_req)
+	q; /* a->queue (W_QUEUE) or a->done (W_DONE) */
 	enum req_kind kind;
 	enum req_where where;
 	struct conn *c; /* W_ACTIVE */
@@ -73,7 +76,8 @@ enum conn_st {
 
 struct conn {
 	struct apic *a;
-	struct conn *prev, *next;
+	LIST_ENTRY(conn)
+	link; /* a->conns */
 	enum conn_st st;
 	int fd;
 	WOLFSSL *ssl;
@@ -102,11 +106,15 @@ struct apic {
 	uint32_t timeout_ms;
 	unsigned max_conns;
 	struct event *work; /* deferred: dispatch the queue, run the callbacks */
-	struct apic_req *all;
-	struct apic_req *qhead, *qtail;
-	struct apic_req *dhead, *dtail;
+	LIST_HEAD(, apic_req)
+	all; /* every request */
+	TAILQ_HEAD(, apic_req)
+	queue; /* waiting for a connection, in order */
+	TAILQ_HEAD(, apic_req)
+	done; /* over: callbacks to run from work() */
 	size_t nreq, ndone;
-	struct conn *conns;
+	LIST_HEAD(, conn)
+	conns;
 	unsigned nconns;
 	enum apic_state state;
 	uint64_t state_since;
@@ -139,45 +147,14 @@ static void kick(struct apic *a)
 
 /* ---------------------------------------------------------------- lists */
 
-static void q_unlink(struct apic_req **head, struct apic_req **tail, struct apic_req *r)
-{
-	if (r->qprev)
-		r->qprev->qnext = r->qnext;
-	else
-		*head = r->qnext;
-	if (r->qnext)
-		r->qnext->qprev = r->qprev;
-	else
-		*tail = r->qprev;
-	r->qprev = r->qnext = NULL;
-}
-
-static void q_push(struct apic_req **head, struct apic_req **tail, struct apic_req *r, int front)
-{
-	r->qprev = r->qnext = NULL;
-	if (*head == NULL) {
-		*head = *tail = r;
-	} else if (front) {
-		r->qnext = *head;
-		(*head)->qprev = r;
-		*head = r;
-	} else {
-		r->qprev = *tail;
-		(*tail)->qnext = r;
-		*tail = r;
-	}
-}
+/* The lists are <sys/queue.h>'s: a->all and a->conns (LIST), a->queue
+ * and a->done (TAILQ); r->where says which of the last two holds r. */
 
 static void req_free(struct apic_req *r)
 {
 	struct apic *a = r->a;
 
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		a->all = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
+	LIST_REMOVE(r, all);
 	a->nreq--;
 	if (r->deadline)
 		event_free(r->deadline);
@@ -194,10 +171,10 @@ static void req_detach(struct apic_req *r)
 
 	switch (r->where) {
 	case W_QUEUE:
-		q_unlink(&a->qhead, &a->qtail, r);
+		TAILQ_REMOVE(&a->queue, r, q);
 		break;
 	case W_DONE:
-		q_unlink(&a->dhead, &a->dtail, r);
+		TAILQ_REMOVE(&a->done, r, q);
 		a->ndone--;
 		break;
 	case W_BACKOFF:
@@ -221,7 +198,7 @@ static void req_finish(struct apic_req *r)
 		zg_seterr(a->last_error, sizeof(a->last_error), "%s", r->res.cause);
 	}
 	r->where = W_DONE;
-	q_push(&a->dhead, &a->dtail, r, 0);
+	TAILQ_INSERT_TAIL(&a->done, r, q);
 	a->ndone++;
 	kick(a);
 }
@@ -236,12 +213,7 @@ static void conn_close(struct conn *c)
 {
 	struct apic *a = c->a;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	a->nconns--;
 	if (c->dns)
 		evdns_getaddrinfo_cancel(c->dns); /* its callback sees EAI_CANCEL, touches nothing */
@@ -400,18 +372,15 @@ static void conn_open(struct apic *a, struct apic_req *r)
 
 	if (c == NULL || (c->resp = malloc(sizeof(*c->resp))) == NULL) {
 		free(c);
-		q_unlink(&a->qhead, &a->qtail, r);
+		TAILQ_REMOVE(&a->queue, r, q);
 		req_failed(r, 0, "out of memory", 1);
 		return;
 	}
 	c->a = a;
 	c->fd = -1;
-	c->next = a->conns;
-	if (a->conns)
-		a->conns->prev = c;
-	a->conns = c;
+	LIST_INSERT_HEAD(&a->conns, c, link);
 	a->nconns++;
-	q_unlink(&a->qhead, &a->qtail, r);
+	TAILQ_REMOVE(&a->queue, r, q);
 	r->where = W_ACTIVE;
 	r->c = c;
 	c->req = r;
@@ -458,7 +427,7 @@ static void conn_take(struct conn *c, struct apic_req *r)
 {
 	struct apic *a = c->a;
 
-	q_unlink(&a->qhead, &a->qtail, r);
+	TAILQ_REMOVE(&a->queue, r, q);
 	r->where = W_ACTIVE;
 	r->c = c;
 	r->attempts++;
@@ -691,7 +660,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	r->where = W_QUEUE;
-	q_push(&r->a->qhead, &r->a->qtail, r, 1);
+	TAILQ_INSERT_HEAD(&r->a->queue, r, q); /* it waited longest */
 	kick(r->a);
 }
 
@@ -772,19 +741,19 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 static void dispatch(struct apic *a)
 {
-	while (a->qhead != NULL) {
+	while (!TAILQ_EMPTY(&a->queue)) {
 		struct conn *c;
 
-		for (c = a->conns; c != NULL; c = c->next)
-			if (c->st == C_IDLE)
-				break;
+		LIST_FOREACH(c, &a->conns, link)
+		if (c->st == C_IDLE)
+			break;
 		if (c != NULL) {
-			conn_take(c, a->qhead);
+			conn_take(c, TAILQ_FIRST(&a->queue));
 			continue;
 		}
 		if (a->nconns >= a->max_conns)
 			return;
-		conn_open(a, a->qhead);
+		conn_open(a, TAILQ_FIRST(&a->queue));
 	}
 }
 
@@ -798,13 +767,13 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	a->running = 1;
 	dispatch(a);
-	while (a->dhead != NULL && !a->dying) {
-		struct apic_req *r = a->dhead;
+	while (!TAILQ_EMPTY(&a->done) && !a->dying) {
+		struct apic_req *r = TAILQ_FIRST(&a->done);
 		apic_alloc_cb cb = r->cb;
 		void *cbarg = r->arg;
 		struct apic_result res = r->res;
 
-		q_unlink(&a->dhead, &a->dtail, r);
+		TAILQ_REMOVE(&a->done, r, q);
 		a->ndone--;
 		req_free(r);
 		if (cb != NULL)
@@ -981,6 +950,10 @@ int apic_new(struct event_base *base, struct evdns_base *evdns, const struct api
 		zg_seterr(err, errlen, "out of memory");
 		return ZG_ERR_NOMEM;
 	}
+	LIST_INIT(&a->all);
+	TAILQ_INIT(&a->queue);
+	TAILQ_INIT(&a->done);
+	LIST_INIT(&a->conns);
 	a->base = base;
 	a->evdns = evdns;
 	a->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 2000;
@@ -1006,12 +979,15 @@ fail:
 
 static void do_free(struct apic *a)
 {
-	while (a->conns != NULL) {
-		a->conns->req = NULL;
-		conn_close(a->conns);
+	struct conn *c;
+	struct apic_req *r;
+
+	while ((c = LIST_FIRST(&a->conns)) != NULL) {
+		c->req = NULL;
+		conn_close(c);
 	}
-	while (a->all != NULL)
-		req_free(a->all);
+	while ((r = LIST_FIRST(&a->all)) != NULL)
+		req_free(r);
 	event_free(a->work);
 	wolfSSL_CTX_free(a->ctx);
 	free(a);
@@ -1148,13 +1124,10 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 	tv.tv_usec = (suseconds_t)(a->timeout_ms % 1000u) * 1000;
 	if (event_add(r->deadline, &tv) != 0)
 		goto fail;
-	r->next = a->all;
-	if (a->all)
-		a->all->prev = r;
-	a->all = r;
+	LIST_INSERT_HEAD(&a->all, r, all);
 	a->nreq++;
 	r->where = W_QUEUE;
-	q_push(&a->qhead, &a->qtail, r, 0);
+	TAILQ_INSERT_TAIL(&a->queue, r, q);
 	kick(a);
 	return r;
 fail:

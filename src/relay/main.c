@@ -17,9 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <fcntl.h>
 #include <sys/random.h>
-#include <sys/uio.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +47,7 @@
 #include "relay/localaddr.h"
 #include "relay/metrics.h"
 #include "relay/ops.h"
+#include "relay/pdump.h"
 #include "relay/policy.h"
 #include "relay/session.h"
 #include "relay/watch.h"
@@ -117,26 +116,15 @@ struct relay {
 	char conn_ids[ZGCONN_MAX][POLICY_ID_MAX];            /* policy_client_connectors */
 	uint8_t zg_buf[32768];                               /* one ZG_CONNECTORS value */
 	uint8_t acc_capsules[DNSASSIGN_CAPSULE_MAX + 32768]; /* what rides the 200 */
-	int dump_fd;                                         /* debug.payload_dump, or -1 */
+	struct pdump dump;                                   /* debug.payload_dump */
 };
 
 static uint64_t fnv1a(const uint8_t *p, size_t n);
 
-/* debug.payload_dump: 4-byte big-endian length, then the packet. */
-static void payload_dump(struct relay *r, const uint8_t *pkt, size_t len)
-{
-	uint8_t h[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-			 (uint8_t)len };
-	struct iovec iov[2] = { { h, 4 }, { (void *)(uintptr_t)pkt, len } };
-
-	if (r->dump_fd >= 0 && writev(r->dump_fd, iov, 2) < 0)
-		log_warn("debug.payload_dump");
-}
-
 /* Every packet the relay sends into a tunnel goes through here. */
 static int relay_send(struct relay *r, struct masque_conn *c, const uint8_t *pkt, size_t len)
 {
-	payload_dump(r, pkt, len);
+	pdump_packet(&r->dump, pkt, len);
 	return masque_conn_send(c, pkt, len);
 }
 
@@ -970,16 +958,14 @@ static int connlink_start(struct relay *r)
 	r->ev_connlink = event_new(r->base, -1, EV_PERSIST, connlink_tick, r);
 	if (r->ev_connlink == NULL || event_add(r->ev_connlink, &tick) != 0)
 		return ZG_ERR_NOMEM;
-	if (r->cfg.payload_dump[0] != '\0') {
-		r->dump_fd = open(r->cfg.payload_dump, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (r->dump_fd < 0) {
-			log_warn("debug.payload_dump %s", r->cfg.payload_dump);
-			return ZG_ERR_IO;
-		}
+	if (pdump_open(&r->dump, r->cfg.payload_dump) != 0) {
+		log_warn("debug.payload_dump %s", r->cfg.payload_dump);
+		return ZG_ERR_IO;
+	}
+	if (pdump_on(&r->dump))
 		log_warnx("debug.payload_dump is on: every tunnel packet is appended to %s "
 			  "(for tests only, never in production)",
 			  r->cfg.payload_dump);
-	}
 	return 0;
 }
 
@@ -1050,7 +1036,7 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	struct relay *r = ctx;
 	struct session *s = masque_conn_data(c);
 
-	payload_dump(r, pkt, len);
+	pdump_packet(&r->dump, pkt, len); /* decrypted from the tunnel */
 	if (s == NULL || s->state != SESSION_OPEN)
 		return;
 	s->bytes_up += len;
@@ -2089,9 +2075,7 @@ static void shutdown_all(struct relay *r)
 		event_free(r->ev_watchdog);
 	if (r->audit != NULL)
 		audit_stop(r);
-	if (r->dump_fd >= 0)
-		(void)close(r->dump_fd);
-	r->dump_fd = -1;
+	pdump_close(&r->dump);
 	ipam_free(r->ipam);
 	dnsgate_free(r->dnsgate);
 	r->dnsgate = NULL;
@@ -2109,7 +2093,7 @@ int main(int argc, char **argv)
 	enum config_action act;
 	int check, rv;
 
-	R.dump_fd = -1;
+	pdump_init(&R.dump);
 	signal(SIGPIPE, SIG_IGN);
 	if ((rv = load_config(&R, argc, argv, &act, err, sizeof(err))) != 0) {
 		fprintf(stderr, "zgate-relay: %s\n", err);

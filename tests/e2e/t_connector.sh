@@ -13,6 +13,8 @@
 # 10.20.0.0/16; agent-1 may reach it (a connector rule), agent-2 may not.
 #   1. agent-1 curls the on-prem web server and reaches its UDP and TCP echo
 #      services by their on-prem address; the relay audits connector_open.
+#      A packet too big for the inner tunnel gets ICMP "Frag needed" with
+#      the inner size (the kernel learns it) and is counted.
 #   2. agent-2 is refused: no on-prem route in its tunnel; with a route forced
 #      into zgate0 its flows are refused at once by the relay; UDP it sends
 #      straight at the connector's tunnel address is never forwarded.
@@ -225,6 +227,25 @@ out=$(inc 1 curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --data "post $M
 out=$(inc 1 curl -sS --max-time 3 "http://$ONPREM:8001/" 2>&1) && fail "port 8001 (not in the connector's policy) answered: $out"
 audit_has "$D/audit.log" connector_open agent-1 >/dev/null || fail "no connector_open for agent-1 in the relay's audit"
 grep -q "$ONPREM" "$D/connector-audit.log" || fail "the connector's audit does not show agent-1's flows to $ONPREM"
+
+step "1b. a packet too big for the inner tunnel: 'Frag needed' with the inner size, counted"
+# The inner session's datagrams ride inside the outer tunnel's, so it
+# carries less than the TUN's MTU (the outer tunnel's): the agent answers
+# with the inner size, as it does for the outer tunnel (C16).
+tunmtu=$(ip -n "${C[1]}" link show zgate0 | sed -n 's/.* mtu \([0-9]*\) .*/\1/p')
+set +e
+out=$(inc 1 ping -c 1 -W 2 -M do -s $((tunmtu - 28)) "$ONPREM" 2>&1)
+set -e
+echo "$out"
+inner=$(sed -n 's/.*Frag needed and DF set (mtu = \([0-9]*\)).*/\1/p' <<<"$out" | head -1)
+[[ -n $inner ]] && ((inner >= 1280 && inner < tunmtu)) ||
+	fail "a $tunmtu-byte packet to $ONPREM got no 'Frag needed' with the inner tunnel's size: $out"
+echo "TUN MTU $tunmtu, inner tunnel $inner"
+inc 1 ip route get "$ONPREM" | grep -q "mtu $inner" || fail "the kernel did not learn the inner path MTU"
+wait_for 8 "the connector's too-big drops are not in agent-1's status" \
+	grep -q '"unreachable":[0-9]*,"too_big":[1-9][0-9]*,"icmp_too_big_sent":[1-9]' "$D/status1.json"
+out=$(inc 1 $SVC many "$ONPREM" 7008 4 50000) || fail "TCP echo on-prem after the path MTU shrank: $out"
+expect_contains "$out" "ok 4" "TCP echo on-prem at the inner path MTU"
 
 step "2. agent-2 (no connector rule) is refused"
 grep -q hospital-a "$D/status2.json" && fail "agent-2 was told of hospital-a: $(cat "$D/status2.json")"
