@@ -211,9 +211,8 @@ static void test_decoder_refuses_malformed(void **state)
 	assert_int_equal(zgconn_decode(good, sizeof(good), B, 0, &n), ZG_ERR_TOO_LARGE);
 }
 
-static void test_ids_and_identities(void **state)
+static void test_ids(void **state)
 {
-	const char *id = NULL;
 	char longid[80];
 
 	(void)state;
@@ -229,12 +228,6 @@ static void test_ids_and_identities(void **state)
 	longid[63] = 'x';
 	longid[64] = '\0';
 	assert_false(zgconn_id_valid(longid));
-	assert_true(zgconn_identity("connector:hospital-a", &id));
-	assert_string_equal(id, "hospital-a");
-	assert_false(zgconn_identity("connector:", &id));
-	assert_false(zgconn_identity("agent-1", &id));
-	assert_false(zgconn_identity("Connector:x", &id));
-	assert_false(zgconn_identity("relay:r1", &id));
 }
 
 static void test_prefix_contains(void **state)
@@ -304,7 +297,7 @@ int main(void)
 		cmocka_unit_test(test_value_and_empty),
 		cmocka_unit_test(test_encoder_refuses_invalid),
 		cmocka_unit_test(test_decoder_refuses_malformed),
-		cmocka_unit_test(test_ids_and_identities),
+		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_prefix_contains),
 		cmocka_unit_test(test_parsers_with_and_without_the_type),
 	};

@@ -23,7 +23,7 @@
 
 #define ICMP_PER_SECOND 100               /* ICMP answers to the TUN, unreachable and too big */
 #define STABLE_NS (10ull * 1000000000ull) /* a session this old resets the backoff */
-#define CN_PREFIX "connector:"
+#define CN_PREFIX ZGCONN_IDENTITY_PREFIX
 
 struct connector {
 	struct connectors *cs;

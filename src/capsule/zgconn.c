@@ -27,18 +27,6 @@ int zgconn_id_valid(const char *id)
 	return 1;
 }
 
-int zgconn_identity(const char *identity, const char **pid)
-{
-	size_t n = sizeof(ZGCONN_IDENTITY_PREFIX) - 1;
-
-	if (identity == NULL || strncmp(identity, ZGCONN_IDENTITY_PREFIX, n) != 0 ||
-	    !zgconn_id_valid(identity + n))
-		return 0;
-	if (pid != NULL)
-		*pid = identity + n;
-	return 1;
-}
-
 static size_t alen(uint8_t version)
 {
 	return version == 4 ? 4 : version == 6 ? 16

@@ -70,10 +70,6 @@ struct zgconn {
  * else 0. */
 int zgconn_id_valid(const char *id);
 
-/* 1 when identity (a certificate's client ID) names a connector
- * ("connector:" + a valid ID); then *pid points to the ID inside it. */
-int zgconn_identity(const char *identity, const char **pid);
-
 /* 1 when prefix p contains the address a (version 4: 4 bytes of a). */
 int zgconn_prefix_contains(const struct zgconn_prefix *p, uint8_t version, const uint8_t *a);
 

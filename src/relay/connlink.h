@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "connectip.h"
+#include "zgconn.h"
 #include "relay/policy.h"
 #include "stack.h"
 
@@ -48,7 +49,7 @@
 #define CONNLINK_MAX_PREFIXES 64         /* kept per connector (ZGCONN_MAX_PREFIXES) */
 #define CONNLINK_MAX_ANNOUNCED 64        /* announced ranges kept per connector */
 #define CONNLINK_MAX_LINKS_DEFAULT 65536 /* links at once */
-#define CONNLINK_IDENTITY_PREFIX "connector:"
+#define CONNLINK_IDENTITY_PREFIX ZGCONN_IDENTITY_PREFIX
 
 struct connlink;
 
