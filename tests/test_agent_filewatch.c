@@ -184,6 +184,33 @@ static void test_errors(void **state)
 	filewatch_del(NULL);
 }
 
+/* filewatch_sum() tells a change of contents from an event that changed
+ * nothing, and a file that went away from one that is there. */
+static void test_sum(void **state)
+{
+	struct fx *fx = *state;
+	const char *files[] = { fx->cert, fx->key };
+	char missing[128];
+	const char *with_missing[] = { fx->cert, missing };
+	uint64_t s1 = filewatch_sum(files, 2), s2;
+
+	assert_int_equal(filewatch_sum(files, 2), s1);
+	put(fx->cert, "cert 1"); /* rewritten, same bytes */
+	assert_int_equal(filewatch_sum(files, 2), s1);
+	put(fx->cert, "cert 2");
+	s2 = filewatch_sum(files, 2);
+	assert_true(s2 != s1);
+	put(fx->cert, "cert 1");
+	assert_int_equal(filewatch_sum(files, 2), s1);
+	/* the same bytes split differently across the files differ */
+	put(fx->cert, "cert 1k");
+	put(fx->key, "ey 1");
+	assert_true(filewatch_sum(files, 2) != s1);
+	snprintf(missing, sizeof(missing), "%s/none.key", fx->dir);
+	assert_true(filewatch_sum(with_missing, 2) != filewatch_sum(files, 2));
+	assert_true(filewatch_sum(files, 1) != filewatch_sum(with_missing, 2));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +219,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unrelated_files_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kubernetes_data_swap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sum, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

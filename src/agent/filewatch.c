@@ -172,3 +172,28 @@ uint64_t filewatch_events(const struct filewatch *w)
 {
 	return w->events;
 }
+
+uint64_t filewatch_sum(const char *const *files, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	unsigned char buf[4096];
+
+	for (size_t i = 0; i < n; i++) {
+		FILE *f = fopen(files[i], "rb");
+		size_t got, total = 0;
+
+		if (f == NULL) {
+			h = (h ^ (uint64_t)errno) * 1099511628211ull;
+			continue;
+		}
+		while (total < FILEWATCH_SUM_MAX && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
+			for (size_t k = 0; k < got; k++)
+				h = (h ^ buf[k]) * 1099511628211ull;
+			total += got;
+		}
+		h = (h ^ 0xff) * 1099511628211ull; /* file boundary */
+		fclose(f);
+	}
+	explicit_bzero(buf, sizeof(buf)); /* a key passed through it */
+	return h;
+}

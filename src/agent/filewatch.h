@@ -36,6 +36,15 @@ int filewatch_new(struct event_base *base, const char *const *files, size_t n,
 /* Stops watching and frees. NULL is ignored. */
 void filewatch_del(struct filewatch *w);
 
+/* Bytes of each file filewatch_sum() reads. */
+#define FILEWATCH_SUM_MAX (1u << 20)
+
+/* A hash (FNV-1a) of the contents of files[0..n-1], each up to
+ * FILEWATCH_SUM_MAX bytes: tells a change of what they hold from an event
+ * that changed nothing (a touch, another file). An unreadable file hashes
+ * its errno, so losing and regaining it counts as a change. */
+uint64_t filewatch_sum(const char *const *files, size_t n);
+
 /* Events that counted so far (tests, logs). */
 uint64_t filewatch_events(const struct filewatch *w);
 
