@@ -8,7 +8,11 @@
  * renamed over; the file names themselves never change) is a new inode
  * that a watch on the old one never reports. An event counts when it names
  * one of the files or a name starting with ".." (Kubernetes' swap), or
- * when the kernel's queue overflowed. Events are debounced: the callback
+ * when the kernel's queue overflowed. A watched directory that goes away
+ * (a path through a symlink whose old target was removed: Kubernetes'
+ * projected volume with the files in a subdirectory, "tls -> ..data/tls")
+ * is watched again through its path, and counts as a change. Events are
+ * debounced: the callback
  * runs once, debounce_ms after the last one, so a certificate and key
  * written one after the other are loaded together.
  */
