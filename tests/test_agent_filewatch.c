@@ -163,6 +163,47 @@ static void test_kubernetes_data_swap(void **state)
 	assert_int_equal(fx->calls, 1);
 }
 
+static void count(void *ctx)
+{
+	++*(int *)ctx;
+}
+
+/* Kubernetes' projected volume with the files in a subdirectory: the
+ * watched path "tls" is a symlink to "..data/tls", so the directory watched
+ * is the old timestamped one, which the update deletes after swapping
+ * "..data". Each update is seen, the second one too: the path is watched
+ * again, now through the new target. */
+static void test_kubernetes_projected_subdir(void **state)
+{
+	struct fx *fx = *state;
+	struct filewatch *w = NULL;
+	char cmd[512], crt[128], err[256];
+	const char *files[1] = { crt };
+	int calls = 0;
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && mkdir -p ..v1/tls && echo 1 > ..v1/tls/agent.crt && "
+		 "ln -s ..v1 ..data && ln -s ..data/tls tls",
+		 fx->dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(crt, sizeof(crt), "%s/tls/agent.crt", fx->dir);
+	assert_int_equal(filewatch_new(fx->base, files, 1, DEBOUNCE_MS, count, &calls, &w, err,
+				       sizeof(err)),
+			 0);
+	run_for(fx, DEBOUNCE_MS * 3);
+	assert_int_equal(calls, 0);
+	for (int v = 2; v <= 3; v++) {
+		snprintf(cmd, sizeof(cmd),
+			 "cd '%s' && mkdir -p ..v%d/tls && echo %d > ..v%d/tls/agent.crt && "
+			 "ln -s ..v%d ..data_tmp && mv -T ..data_tmp ..data && rm -rf ..v%d",
+			 fx->dir, v, v, v, v, v - 1);
+		assert_int_equal(system(cmd), 0);
+		run_for(fx, DEBOUNCE_MS * 3);
+		assert_int_equal(calls, v - 1);
+	}
+	filewatch_del(w);
+}
+
 /* Bad arguments and a directory that does not exist are errors that say
  * which directory. */
 static void test_errors(void **state)
@@ -184,6 +225,33 @@ static void test_errors(void **state)
 	filewatch_del(NULL);
 }
 
+/* filewatch_sum() tells a change of contents from an event that changed
+ * nothing, and a file that went away from one that is there. */
+static void test_sum(void **state)
+{
+	struct fx *fx = *state;
+	const char *files[] = { fx->cert, fx->key };
+	char missing[128];
+	const char *with_missing[] = { fx->cert, missing };
+	uint64_t s1 = filewatch_sum(files, 2), s2;
+
+	assert_int_equal(filewatch_sum(files, 2), s1);
+	put(fx->cert, "cert 1"); /* rewritten, same bytes */
+	assert_int_equal(filewatch_sum(files, 2), s1);
+	put(fx->cert, "cert 2");
+	s2 = filewatch_sum(files, 2);
+	assert_true(s2 != s1);
+	put(fx->cert, "cert 1");
+	assert_int_equal(filewatch_sum(files, 2), s1);
+	/* the same bytes split differently across the files differ */
+	put(fx->cert, "cert 1k");
+	put(fx->key, "ey 1");
+	assert_true(filewatch_sum(files, 2) != s1);
+	snprintf(missing, sizeof(missing), "%s/none.key", fx->dir);
+	assert_true(filewatch_sum(with_missing, 2) != filewatch_sum(files, 2));
+	assert_true(filewatch_sum(files, 1) != filewatch_sum(with_missing, 2));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +260,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unrelated_files_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kubernetes_data_swap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kubernetes_projected_subdir, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -365,6 +365,7 @@ static void test_format_and_show_connectors(void **state)
 	k[0].rtt_us = 4100;
 	k[0].tx_bytes = 1200;
 	k[0].rx_bytes = 3400;
+	snprintf(k[0].cert_serial, sizeof(k[0].cert_serial), "5e2a01");
 	snprintf(k[1].id, sizeof(k[1].id), "hospital-b");
 	k[1].state = CONNECTOR_REFUSED;
 	k[1].unreachable = 3;
@@ -376,9 +377,13 @@ static void test_format_and_show_connectors(void **state)
 	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
 	assert_non_null(strstr(buf, "\"connectors\":[{\"id\":\"hospital-a\",\"state\":\"up\","
 				    "\"rtt_us\":4100,\"tx_packets\":0,\"tx_bytes\":1200,"));
+	/* the connector's certificate on the inner session (rotation shows) */
+	assert_non_null(strstr(buf, "\"last_error\":\"\",\"cert_serial\":\"5e2a01\"}"));
+	assert_non_null(strstr(buf, "\"cert_serial\":\"\"}"));
 	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
 	assert_non_null(strstr(buf, "\"unreachable\":0,\"too_big\":5,\"icmp_too_big_sent\":4,"));
-	assert_non_null(strstr(out, "  connector hospital-a: up, rtt 4.10 ms, sent 1200 bytes, "
+	assert_non_null(strstr(out, "  connector hospital-a: up, rtt 4.10 ms, certificate serial "
+				    "5e2a01, sent 1200 bytes, "
 				    "received 3400 bytes, 5 too big\n"
 				    "  connector hospital-b: refused, sent 0 bytes, received 0 bytes, "
 				    "3 unreachable (certificate refused)\n"));

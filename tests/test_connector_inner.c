@@ -506,6 +506,57 @@ static void test_replies_find_their_session(void **state)
 	fx_free(x);
 }
 
+/* Issue 22: a TLS reload gives new inner sessions the new server context
+ * (here a client CA the agents' certificates do not chain to, then the
+ * right one again); the session already open keeps its own and carries
+ * packets on. */
+static void test_set_tls_new_sessions_only(void **state)
+{
+	struct fx *x = fx_new();
+	struct client *s;
+	struct inner_stats st;
+	WOLFSSL_CTX *other = NULL, *again = NULL;
+	uint8_t pkt[64];
+	size_t len;
+	uint64_t before;
+	char err[512];
+
+	(void)state;
+	s = connect_as(x, 0, "agent-1", "10.100.0.7");
+	assert_int_equal(s->closed, 0);
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("other-ca.crt"), NULL,
+					    &other, err, sizeof(err)),
+			 0);
+	inner_set_tls(x->in, other);
+	inner_set_tls(x->in, NULL); /* ignored */
+	/* a new session is verified against the new client CA: refused */
+	s = connect_as(x, 1, "agent-1", "10.100.0.8");
+	assert_int_equal(s->opened, 0);
+	assert_int_equal(s->closed, 1);
+	assert_non_null(strstr(x->log, "\"event\":\"cert_rejected\""));
+	assert_non_null(strstr(x->log, "unknown_ca"));
+	/* the open one goes on: a flow through it is decided and answered */
+	before = x->cl[0].pkts;
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 40000, 53);
+	assert_int_equal(masque_conn_send(x->cl[0].ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_true(x->cl[0].pkts > before);
+	assert_int_equal(x->cl[0].closed, 0);
+	/* the right CA again: new sessions are admitted */
+	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL,
+					    &again, err, sizeof(err)),
+			 0);
+	inner_set_tls(x->in, again);
+	s = connect_as(x, 2, "agent-1", "10.100.0.9");
+	assert_int_equal(s->closed, 0);
+	assert_int_equal(s->naddrs, 1);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.sessions, 2);
+	fx_free(x);
+	wolfSSL_CTX_free(other);
+	wolfSSL_CTX_free(again);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_address_other_identity),
 		cmocka_unit_test(test_packets_reach_policy),
 		cmocka_unit_test(test_replies_find_their_session),
+		cmocka_unit_test(test_set_tls_new_sessions_only),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown_pki);

@@ -411,7 +411,8 @@ static void sign_server(const char *name, const char *cn)
 
 /* Runs an inner session against a server presenting cert; returns the
  * connector's state when the loop stopped. */
-static enum connector_state run_session(struct e2e *t, const char *cert, const char *key)
+static enum connector_state run_session_ca(struct e2e *t, const char *cert, const char *key,
+					   const char *connector_ca)
 {
 	struct connectors_env env;
 	struct masque_config scfg;
@@ -443,7 +444,7 @@ static enum connector_state run_session(struct e2e *t, const char *cert, const c
 	env.base = t->base;
 	env.cert = f("agent-1.crt");
 	env.key = f("agent-1.key");
-	env.ca = f("ca.crt");
+	env.ca = connector_ca;
 	env.reconnect_min_ms = 5000; /* no retry within the test */
 	env.to_outer = agent_to_outer;
 	env.outer_max = agent_outer_max;
@@ -465,6 +466,14 @@ static enum connector_state run_session(struct e2e *t, const char *cert, const c
 	event_base_dispatch(t->base);
 	connectors_status(t->cs, 0, &st);
 	return st.state;
+}
+
+static enum connector_state run_session(struct e2e *t, const char *cert, const char *key)
+{
+	static char ca[256];
+
+	snprintf(ca, sizeof(ca), "%s", f("ca.crt")); /* outlives the module */
+	return run_session_ca(t, cert, key, ca);
 }
 
 static void end_session(struct e2e *t)
@@ -665,6 +674,91 @@ static void test_inner_session_wrong_cn(void **state)
 	free(t);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "cp %s %s", from, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Issue 22: the agent's TLS reload rebuilds the inner contexts: a
+ * connector refused under the old connector_ca is tried again at once
+ * (well before its backoff) with the new one; a reload from a bad file
+ * changes nothing and names it; an open session stays up through
+ * reloads. */
+static void test_inner_session_reload_tls(void **state)
+{
+	static char ca[256];
+	struct e2e *t = calloc(1, sizeof(*t));
+	struct connector_status st;
+	struct tls_cert_info ci;
+	struct timeval limit = { 2, 0 }; /* the backoff's first delay is >= 2.5 s */
+	char err[512];
+	uint8_t p[64];
+	size_t n;
+
+	(void)state;
+	assert_non_null(t);
+	sign_server("conn-r", "connector:hosp-a");
+	snprintf(ca, sizeof(ca), "%s/connector-ca.crt", pki_dir);
+	copy_file(f("other-ca.crt"), ca);
+	assert_int_equal(run_session_ca(t, f("conn-r.crt"), f("conn-r.key"), ca), CONNECTOR_REFUSED);
+	connectors_status(t->cs, 0, &st);
+	assert_non_null(strstr(st.last_error, "unknown_ca"));
+	assert_string_equal(st.cert_serial, "");
+	/* the right CA is installed and the agent reloads */
+	copy_file(f("ca.crt"), ca);
+	assert_int_equal(connectors_reload_tls(t->cs, err, sizeof(err)), 0);
+	event_base_loopexit(t->base, &limit);
+	event_base_dispatch(t->base);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.state, CONNECTOR_UP);
+	/* the status names the certificate the connector presented */
+	assert_int_equal(tls_cert_file_info(f("conn-r.crt"), &ci, err, sizeof(err)), 0);
+	assert_string_equal(st.cert_serial, ci.serial);
+	/* a bad file: refused, named, the session carries on */
+	copy_file(f("agent-1.key"), ca);
+	assert_int_equal(connectors_reload_tls(t->cs, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "connector-ca.crt"));
+	copy_file(f("ca.crt"), ca);
+	assert_int_equal(connectors_reload_tls(t->cs, err, sizeof(err)), 0);
+	n = udp4(p, "10.100.0.2", 40000, "10.20.3.4", 5432);
+	assert_int_equal(connectors_from_tun(t->cs, p, n), CONNECTORS_INNER);
+	event_base_loopexit(t->base, &limit);
+	event_base_dispatch(t->base);
+	assert_int_equal(t->srv_got, 1);
+	assert_int_equal(t->tun_got, 1);
+	connectors_status(t->cs, 0, &st);
+	assert_int_equal(st.state, CONNECTOR_UP);
+	end_session(t);
+	free(t);
+}
+
+/* With no connector listed a reload only checks the files. */
+static void test_reload_tls_without_connectors(void **state)
+{
+	static char cert[256], key[256], ca[256];
+	struct connectors_env env;
+	struct connectors *cs;
+	char err[512];
+
+	(void)state;
+	snprintf(cert, sizeof(cert), "%s", f("agent-1.crt"));
+	snprintf(key, sizeof(key), "%s", f("agent-1.key"));
+	snprintf(ca, sizeof(ca), "%s", f("ca.crt"));
+	memset(&env, 0, sizeof(env));
+	env.cert = cert;
+	env.key = key;
+	env.ca = ca;
+	assert_int_equal(connectors_new(&env, &cs), 0);
+	assert_int_equal(connectors_reload_tls(cs, err, sizeof(err)), 0);
+	snprintf(key, sizeof(key), "%s", f("agent-2.key"));
+	assert_int_equal(connectors_reload_tls(cs, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "agent-2.key does not match"));
+	connectors_free(cs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +768,8 @@ int main(void)
 		cmocka_unit_test(test_inner_session),
 		cmocka_unit_test(test_inner_too_big),
 		cmocka_unit_test(test_inner_session_wrong_cn),
+		cmocka_unit_test(test_inner_session_reload_tls),
+		cmocka_unit_test(test_reload_tls_without_connectors),
 	};
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }

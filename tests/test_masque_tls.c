@@ -209,6 +209,46 @@ static void test_cert_ids_match_openssl(void **state)
 	}
 }
 
+/* Issue 22: what a reload looks at before swapping a certificate in: the
+ * file's serial (as tls_cert_ids()) and whether it is valid now; each
+ * refusal names the file. */
+static void test_cert_file_info_and_time(void **state)
+{
+	struct tls_cert_info ci;
+	char serial[TLS_SERIAL_HEX_MAX], sha[TLS_SHA256_HEX_LEN];
+	WOLFSSL_X509 *x = load("agent-1.crt");
+	int64_t now = (int64_t)time(NULL);
+	(void)state;
+	assert_int_equal(tls_cert_ids(x, serial, sha), 0);
+	wolfSSL_X509_free(x);
+	assert_int_equal(tls_cert_file_info(f("agent-1.crt"), &ci, err, sizeof(err)), 0);
+	assert_string_equal(ci.serial, serial);
+	assert_string_equal(ci.sha256, sha);
+	assert_true(ci.not_before <= now && now < ci.not_after);
+	assert_int_equal(tls_cert_info_check_time(&ci, "agent-1.crt", now, err, sizeof(err)), 0);
+	/* the same certificate one second past its notAfter */
+	assert_int_equal(tls_cert_info_check_time(&ci, "agent-1.crt", ci.not_after + 1, err,
+						  sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "certificate agent-1.crt expired on 20"));
+	/* the test set's expired and not-yet-valid certificates */
+	assert_int_equal(tls_cert_file_info(f("expired.crt"), &ci, err, sizeof(err)), 0);
+	assert_int_equal(tls_cert_info_check_time(&ci, f("expired.crt"), now, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "expired.crt expired on "));
+	assert_non_null(strstr(err, "Z"));
+	assert_int_equal(tls_cert_file_info(f("notyet.crt"), &ci, err, sizeof(err)), 0);
+	assert_int_equal(tls_cert_info_check_time(&ci, f("notyet.crt"), now, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "notyet.crt is not valid before "));
+	/* not a certificate, or no file at all */
+	assert_int_equal(tls_cert_file_info(f("agent-1.key"), &ci, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "agent-1.key: not a PEM certificate"));
+	assert_string_equal(ci.serial, "");
+	assert_int_equal(tls_cert_file_info(f("missing.crt"), &ci, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "missing.crt"));
+}
+
 static void test_error_mapping(void **state)
 {
 	(void)state;
@@ -468,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_c24_identity_63_characters),
 		cmocka_unit_test(test_c24_identity_from_san_uri),
 		cmocka_unit_test(test_cert_ids_match_openssl),
+		cmocka_unit_test(test_cert_file_info_and_time),
 		cmocka_unit_test(test_server_ctx_times_and_crl),
 		cmocka_unit_test(test_error_mapping),
 		cmocka_unit_test(test_server_ctx),

@@ -45,9 +45,13 @@ struct connector {
 	uint16_t lport;
 	struct backoff bo;
 	struct event *retry_ev;
+	char seen_serial[TLS_SERIAL_HEX_MAX]; /* verified in the handshake under way */
 
 	struct connector_status st;
 };
+
+_Static_assert(sizeof(((struct connector_status *)0)->cert_serial) == TLS_SERIAL_HEX_MAX,
+	       "cert_serial holds a tls_cert_ids() serial");
 
 struct connectors {
 	struct connectors_env env;
@@ -311,6 +315,11 @@ static int verify_connector(int preverify, WOLFSSL_X509_STORE_CTX *store)
 			  r == TLS_ACCEPTED ? id : tls_reject_name(r), e->want_cn);
 		return 0;
 	}
+	{
+		char sha[TLS_SHA256_HEX_LEN];
+
+		(void)tls_cert_ids(cert, e->seen_serial, sha);
+	}
 	return 1;
 }
 
@@ -352,6 +361,9 @@ static void in_open(struct masque_conn *c, void *ctx)
 	e->refused = 0;
 	e->opened_at = now_ns(e->cs);
 	e->st.last_error[0] = '\0';
+	memcpy(e->st.cert_serial, e->seen_serial, sizeof(e->st.cert_serial));
+	log_info("connector %s: inner session open (certificate %s, serial %s)", e->info.id,
+		 e->want_cn, e->st.cert_serial[0] ? e->st.cert_serial : "?");
 	set_state(e, CONNECTOR_UP);
 }
 
@@ -448,29 +460,42 @@ static void fill_sa(struct sockaddr_storage *ss, socklen_t *plen, uint8_t ver, c
 	}
 }
 
-/* Makes the TLS context (once per connector, so its verify callback knows
- * which CN to want). Returns 0 or ZG_ERR_CONFIG (logged). */
+/* A TLS context for connector e (NULL: a check of the files only) from
+ * env's files: the agent's certificate and key, trusting connector_ca;
+ * its verify callback knows which CN to want. Returns 0 and *pctx, or
+ * ZG_ERR_CONFIG with err naming the file. */
+static int build_tls(const struct connectors_env *env, struct connector *e, WOLFSSL_CTX **pctx,
+		     char *err, size_t errlen)
+{
+	WOLFSSL_CTX *ctx = NULL;
+
+	if (tls_client_ctx_new(env->cert, env->key, env->ca, &ctx, err, errlen) != 0)
+		return ZG_ERR_CONFIG;
+	if (ex_idx < 0)
+		ex_idx = wolfSSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (ex_idx < 0 || wolfSSL_CTX_set_ex_data(ctx, ex_idx, e) != WOLFSSL_SUCCESS) {
+		wolfSSL_CTX_free(ctx);
+		(void)snprintf(err, errlen, "cannot attach the connector to its TLS context");
+		return ZG_ERR_CONFIG;
+	}
+	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, verify_connector);
+	*pctx = ctx;
+	return 0;
+}
+
+/* Makes the TLS context (once per connector, and again on
+ * connectors_reload_tls()). Returns 0 or ZG_ERR_CONFIG (logged). */
 static int make_tls(struct connector *e)
 {
-	const struct connectors_env *env = &e->cs->env;
 	char err[512];
 
 	if (e->tls != NULL)
 		return 0;
-	if (tls_client_ctx_new(env->cert, env->key, env->ca, &e->tls, err, sizeof(err)) != 0) {
+	if (build_tls(&e->cs->env, e, &e->tls, err, sizeof(err)) != 0) {
 		set_error(e, "%s", err);
 		log_warnx("connector %s: %s", e->info.id, err);
 		return ZG_ERR_CONFIG;
 	}
-	if (ex_idx < 0)
-		ex_idx = wolfSSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	if (ex_idx < 0 || wolfSSL_CTX_set_ex_data(e->tls, ex_idx, e) != WOLFSSL_SUCCESS) {
-		wolfSSL_CTX_free(e->tls);
-		e->tls = NULL;
-		set_error(e, "cannot attach the connector to its TLS context");
-		return ZG_ERR_CONFIG;
-	}
-	wolfSSL_CTX_set_verify(e->tls, WOLFSSL_VERIFY_PEER, verify_connector);
 	return 0;
 }
 
@@ -570,6 +595,7 @@ static void start_session(struct connector *e)
 	e->cbs.on_packet = in_packet;
 	e->cbs.on_close = in_close;
 	e->refused = 0;
+	e->seen_serial[0] = '\0';
 	rc = masque_client_new(&e->mc, &e->cbs, e, (struct sockaddr *)&l, ll,
 			       (struct sockaddr *)&r, rl, &e->c);
 	if (rc != 0) {
@@ -795,6 +821,43 @@ void connectors_outer_changed(struct connectors *cs)
 		    (e->retry_ev == NULL || !evtimer_pending(e->retry_ev, NULL)))
 			start_session(e);
 	}
+}
+
+int connectors_reload_tls(struct connectors *cs, char *err, size_t errlen)
+{
+	WOLFSSL_CTX *nt[ZGCONN_MAX] = { NULL };
+	char why[512];
+
+	/* every context first: a file that does not load changes nothing */
+	for (size_t i = 0; i < (cs->n > 0 ? cs->n : 1); i++) {
+		if (build_tls(&cs->env, cs->n > 0 ? cs->e[i] : NULL, &nt[i], why, sizeof(why)) !=
+		    0) {
+			for (size_t k = 0; k < i; k++)
+				wolfSSL_CTX_free(nt[k]);
+			(void)snprintf(err, errlen, "connectors' inner sessions: %s", why);
+			return ZG_ERR_CONFIG;
+		}
+	}
+	if (cs->n == 0) {
+		wolfSSL_CTX_free(nt[0]); /* the files load; contexts are made when listed */
+		return 0;
+	}
+	for (size_t i = 0; i < cs->n; i++) {
+		struct connector *e = cs->e[i];
+
+		if (e->tls != NULL)
+			wolfSSL_CTX_free(e->tls); /* an open session holds its own reference */
+		e->tls = nt[i];
+		/* waiting to retry (perhaps refused for the old certificate or
+		 * CA): try the new ones now */
+		if (e->c == NULL && e->retry_ev != NULL && evtimer_pending(e->retry_ev, NULL)) {
+			struct timeval now = { 0, 0 };
+
+			backoff_reset(&e->bo);
+			(void)evtimer_add(e->retry_ev, &now);
+		}
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */

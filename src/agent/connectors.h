@@ -107,6 +107,9 @@ struct connector_status {
 	uint64_t rx_dropped;   /* malformed, or from a source it does not serve */
 	uint64_t unreachable;  /* packets answered with ICMP unreachable */
 	char last_error[160];  /* why the last session ended or was refused; "" */
+	/* serial (hex, as tls_cert_ids()) of the certificate the connector
+	 * presented to the open or last inner session; "" before one opened */
+	char cert_serial[65];
 };
 
 /* Creates the module (no connector yet). env is copied; its strings must
@@ -183,5 +186,15 @@ int connectors_from_outer(struct connectors *cs, const uint8_t *pkt, size_t len)
 /* The outer tunnel opened or closed (its largest packet changed): open
  * sessions keep going; sessions waiting for it start. */
 void connectors_outer_changed(struct connectors *cs);
+
+/* The agent's certificate, key or connector_ca may have changed (its TLS
+ * reload: SIGHUP, a file change): makes every connector's inner TLS
+ * context again from env's files. The next inner session uses the new
+ * context; open ones keep theirs (each WOLFSSL holds its context). A
+ * connector waiting to retry (refused, or the last attempt failed) tries
+ * again at once. With no connector listed the files are only checked.
+ * Returns 0, or ZG_ERR_CONFIG with err naming the file: then every
+ * connector keeps the context it had. */
+int connectors_reload_tls(struct connectors *cs, char *err, size_t errlen);
 
 #endif /* ZG_AGENT_CONNECTORS_H */

@@ -17,7 +17,8 @@
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
 
 struct wfile {
-	int wd; /* its directory's watch */
+	int wd;             /* its directory's watch */
+	char dir[PATH_MAX]; /* as given: through its symlinks when watched again */
 	char name[NAME_MAX + 1];
 };
 
@@ -56,6 +57,31 @@ static int relevant(const struct filewatch *w, const struct inotify_event *ie)
 	return 0;
 }
 
+/* The directory behind watch wd went away (removed, or it was the old
+ * target of a symlinked path: Kubernetes' projected volume with the files
+ * in a subdirectory, "tls -> ..data/tls", deletes the old timestamped
+ * directory after the swap). Watches the paths of those files again, which
+ * now resolve to the new directory. Returns 1 when every one is watched
+ * again, 0 when one could not be. */
+static int rewatch(struct filewatch *w, int wd)
+{
+	int ok = 1;
+
+	for (size_t i = 0; i < w->n; i++) {
+		int nwd;
+
+		if (w->f[i].wd != wd)
+			continue;
+		nwd = inotify_add_watch(w->fd, w->f[i].dir, WATCH_MASK);
+		for (size_t k = i; k < w->n; k++)
+			if (w->f[k].wd == wd && strcmp(w->f[k].dir, w->f[i].dir) == 0)
+				w->f[k].wd = nwd; /* -1: lost */
+		if (nwd < 0)
+			ok = 0;
+	}
+	return ok;
+}
+
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
 	struct filewatch *w = arg;
@@ -71,10 +97,13 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ie = (const struct inotify_event *)p;
 
-			if ((ie->mask & IN_IGNORED) && !w->lost_said) {
-				w->lost_said = 1;
-				log_warnx("a watched certificate directory went away: changes there "
-					  "are no longer seen (SIGHUP still reloads)");
+			if (ie->mask & IN_IGNORED) {
+				if (!rewatch(w, ie->wd) && !w->lost_said) {
+					w->lost_said = 1;
+					log_warnx("a watched certificate directory went away: changes "
+						  "there are no longer seen (SIGHUP still reloads)");
+				}
+				hit = 1; /* a new directory: its files may differ */
 			}
 			if (relevant(w, ie))
 				hit = 1;
@@ -129,6 +158,7 @@ int filewatch_new(struct event_base *base, const char *const *files, size_t n,
 			memcpy(dir, files[i], dl);
 			dir[dl] = '\0';
 		}
+		memcpy(w->f[i].dir, dir, strlen(dir) + 1);
 		/* the same directory gives the same watch descriptor */
 		w->f[i].wd = inotify_add_watch(w->fd, dir, WATCH_MASK);
 		if (w->f[i].wd < 0) {
@@ -171,4 +201,29 @@ void filewatch_del(struct filewatch *w)
 uint64_t filewatch_events(const struct filewatch *w)
 {
 	return w->events;
+}
+
+uint64_t filewatch_sum(const char *const *files, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	unsigned char buf[4096];
+
+	for (size_t i = 0; i < n; i++) {
+		FILE *f = fopen(files[i], "rb");
+		size_t got, total = 0;
+
+		if (f == NULL) {
+			h = (h ^ (uint64_t)errno) * 1099511628211ull;
+			continue;
+		}
+		while (total < FILEWATCH_SUM_MAX && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
+			for (size_t k = 0; k < got; k++)
+				h = (h ^ buf[k]) * 1099511628211ull;
+			total += got;
+		}
+		h = (h ^ 0xff) * 1099511628211ull; /* file boundary */
+		fclose(f);
+	}
+	explicit_bzero(buf, sizeof(buf)); /* a key passed through it */
+	return h;
 }

@@ -8,7 +8,11 @@
  * renamed over; the file names themselves never change) is a new inode
  * that a watch on the old one never reports. An event counts when it names
  * one of the files or a name starting with ".." (Kubernetes' swap), or
- * when the kernel's queue overflowed. Events are debounced: the callback
+ * when the kernel's queue overflowed. A watched directory that goes away
+ * (a path through a symlink whose old target was removed: Kubernetes'
+ * projected volume with the files in a subdirectory, "tls -> ..data/tls")
+ * is watched again through its path, and counts as a change. Events are
+ * debounced: the callback
  * runs once, debounce_ms after the last one, so a certificate and key
  * written one after the other are loaded together.
  */
@@ -35,6 +39,15 @@ int filewatch_new(struct event_base *base, const char *const *files, size_t n,
 
 /* Stops watching and frees. NULL is ignored. */
 void filewatch_del(struct filewatch *w);
+
+/* Bytes of each file filewatch_sum() reads. */
+#define FILEWATCH_SUM_MAX (1u << 20)
+
+/* A hash (FNV-1a) of the contents of files[0..n-1], each up to
+ * FILEWATCH_SUM_MAX bytes: tells a change of what they hold from an event
+ * that changed nothing (a touch, another file). An unreadable file hashes
+ * its errno, so losing and regaining it counts as a change. */
+uint64_t filewatch_sum(const char *const *files, size_t n);
 
 /* Events that counted so far (tests, logs). */
 uint64_t filewatch_events(const struct filewatch *w);

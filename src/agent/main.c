@@ -21,11 +21,13 @@
  * exponential backoff and jitter (failover.h). SIGTERM/SIGINT remove
  * exactly what the agent added and exit 0.
  *
- * SIGHUP, and a change of the certificate, key or CA files (filewatch.h),
- * load them again into a new TLS context used from the next handshake on;
- * the open tunnel keeps the context it was made with (wolfSSL counts the
- * references), so rotating a certificate never drops it. Files that do not
- * load keep the context in use, and the log and status file say why.
+ * SIGHUP, and a change of the certificate, key, CA or connector CA files
+ * (filewatch.h), load them again into a new TLS context used from the
+ * next handshake on, and the inner contexts of the connectors
+ * (connectors.h) for their next inner session; the open tunnel and inner
+ * sessions keep the contexts they were made with (wolfSSL counts the
+ * references), so rotating a certificate never drops them. Files that do
+ * not load keep the contexts in use, and the log and status file say why.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -78,7 +80,6 @@ extern char **environ;
 #define ROUTE_REFUSED_MAX 64                              /* refused routes listed in the status file */
 #define REFUSAL_LOG_MAX 16                                /* refusals logged one by one per advertisement */
 #define CERT_DEBOUNCE_MS 500                              /* certificate files settle this long before a reload */
-#define CERT_FILE_MAX (1u << 20)                          /* bytes of a certificate file hashed for changes */
 
 struct agent {
 	struct agent_config cfg;
@@ -106,7 +107,7 @@ struct agent {
 	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev, *flush_ev;
 	struct event *sighup_ev;
 	struct filewatch *fw; /* the certificate files' directories */
-	uint64_t cert_sum;    /* contents of cert, key and CA last loaded (or tried) */
+	uint64_t cert_sum;    /* contents of cert, key, CA and connector CA last loaded (or tried) */
 	uint64_t cert_reloads, cert_reload_errors;
 	struct tungro *gro; /* TUN writes of this loop pass */
 	int tun_paused;     /* not reading the TUN while the transport is congested */
@@ -1178,43 +1179,33 @@ static void start_connect(struct agent *ag)
 /* ------------------------------------------------------------------ */
 /* certificate reload (issue 18.6)                                    */
 
-/* FNV-1a over the certificate, key and CA files: tells a change of their
- * contents from an event that changed nothing (a touch, another file). An
- * unreadable file hashes its errno, so losing and regaining it counts. */
-static uint64_t cert_files_sum(struct agent *ag)
+/* The files reload_tls() loads: cert, key, CA and connector CA (the CA
+ * again when it is the same file). */
+static size_t cert_files(const struct agent *ag, const char *files[4])
 {
-	const char *files[] = { ag->cfg.cert, ag->cfg.key, ag->cfg.ca };
-	uint64_t h = 1469598103934665603ull;
-	unsigned char buf[4096];
+	files[0] = ag->cfg.cert;
+	files[1] = ag->cfg.key;
+	files[2] = ag->cfg.ca;
+	files[3] = ag->cfg.connector_ca;
+	return 4;
+}
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		FILE *f = fopen(files[i], "rb");
-		size_t n, total = 0;
+static uint64_t cert_files_sum(const struct agent *ag)
+{
+	const char *files[4];
 
-		if (f == NULL) {
-			h = (h ^ (uint64_t)errno) * 1099511628211ull;
-			continue;
-		}
-		while (total < CERT_FILE_MAX && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
-			for (size_t k = 0; k < n; k++)
-				h = (h ^ buf[k]) * 1099511628211ull;
-			total += n;
-		}
-		h = (h ^ 0xff) * 1099511628211ull; /* file boundary */
-		fclose(f);
-	}
-	explicit_bzero(buf, sizeof(buf));
-	return h;
+	return filewatch_sum(files, cert_files(ag, files));
 }
 
 /* Loads the certificate, key and CA again (force: even when the files
  * did not change). The new context is used from the next handshake; the
- * open connection keeps its own reference to the old one. */
+ * open connection keeps its own reference to the old one. The connectors'
+ * inner contexts (agent certificate, connector CA) follow. */
 static void reload_tls(struct agent *ag, const char *why, int force)
 {
 	WOLFSSL_CTX *ctx = NULL;
-	WOLFSSL_X509 *x;
-	char err[512], serial[TLS_SERIAL_HEX_MAX] = "?", sha[TLS_SHA256_HEX_LEN];
+	struct tls_cert_info ci;
+	char err[512];
 	uint64_t sum = cert_files_sum(ag);
 
 	if (!force && sum == ag->cert_sum)
@@ -1232,17 +1223,29 @@ static void reload_tls(struct agent *ag, const char *why, int force)
 		write_status(ag);
 		return;
 	}
-	x = wolfSSL_X509_load_certificate_file(ag->cfg.cert, WOLFSSL_FILETYPE_PEM);
-	if (x != NULL) {
-		(void)tls_cert_ids(x, serial, sha);
-		wolfSSL_X509_free(x);
+	if (ag->cx != NULL && connectors_reload_tls(ag->cx, err, sizeof(err)) != 0) {
+		/* the outer context loaded: only the connector CA can be bad */
+		wolfSSL_CTX_free(ctx);
+		ag->cert_reload_errors++;
+		log_warnx("%s: the connector CA does not load, keeping the certificates in use: %s",
+			  why, err);
+		set_error(ag,
+			  "certificate reload (%s) failed, the previous certificate stays in use: %s",
+			  why, err);
+		write_status(ag);
+		return;
 	}
+	if (tls_cert_file_info(ag->cfg.cert, &ci, err, sizeof(err)) != 0)
+		(void)snprintf(ci.serial, sizeof(ci.serial), "?");
 	wolfSSL_CTX_free(ag->tls); /* a connection still using it holds its own reference */
 	ag->tls = ctx;
 	ag->mc.tls = ctx;
 	ag->cert_reloads++;
-	log_info("%s: certificate %s loaded again (serial %s); used from the next handshake%s", why,
-		 ag->cfg.cert, serial, ag->open ? ", the open tunnel stays up" : "");
+	log_info("%s: certificate %s loaded again (serial %s); used from the next handshake%s%s", why,
+		 ag->cfg.cert, ci.serial, ag->open ? ", the open tunnel stays up" : "",
+		 ag->cx != NULL && connectors_count(ag->cx) > 0
+			 ? "; connectors' inner sessions use it (and connector_ca) from their next one"
+			 : "");
 	if (!ag->open && ag->c == NULL && !ag->stopping && evtimer_pending(ag->retry_ev, NULL)) {
 		/* Waiting to retry (perhaps because the relay refused the old
 		 * certificate): try the new one now. */
@@ -1313,9 +1316,10 @@ static void usage(FILE *f)
 		"puts the address the relay assigns on the device and routes the ranges it\n"
 		"advertises through it. Keeps the device and routes while it reconnects; on\n"
 		"SIGTERM or SIGINT removes exactly what it added and exits 0. SIGHUP, or a\n"
-		"change of the --cert, --key or --ca files, loads them again for the next\n"
-		"handshake without dropping the open tunnel (files that do not load keep the\n"
-		"ones in use).\n"
+		"change of the --cert, --key, --ca or connector_ca files, loads them again for\n"
+		"the next handshake and the next inner session with a connector, without\n"
+		"dropping the open tunnel or sessions (files that do not load keep the ones\n"
+		"in use).\n"
 		"Needs CAP_NET_ADMIN and /dev/net/tun.\n"
 		"\n"
 		"Options (flag > ZGATE_* variable > file > default):\n"
@@ -1604,10 +1608,11 @@ static int make_events(struct agent *ag)
 	    (ag->cfg.status_file[0] && event_add(ag->refresh_ev, &refresh) != 0))
 		return -1;
 	{
-		const char *files[] = { ag->cfg.cert, ag->cfg.key, ag->cfg.ca };
+		const char *files[4];
 		char err[512];
 
-		if (filewatch_new(ag->base, files, 3, CERT_DEBOUNCE_MS, cert_files_changed, ag,
+		if (filewatch_new(ag->base, files, cert_files(ag, files), CERT_DEBOUNCE_MS,
+				  cert_files_changed, ag,
 				  &ag->fw, err, sizeof(err)) != 0)
 			log_warnx("%s: certificate changes are not noticed by themselves (SIGHUP "
 				  "reloads them)",

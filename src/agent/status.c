@@ -155,6 +155,8 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 			    (unsigned long long)k->rx_bytes, (unsigned long long)k->unreachable,
 			    (unsigned long long)k->too_big, (unsigned long long)k->icmp_too_big);
 			put_str(&o, k->last_error);
+			put(&o, ",\"cert_serial\":");
+			put_str(&o, k->cert_serial);
 			put(&o, "}");
 		}
 		put(&o, "]");
@@ -752,7 +754,8 @@ static void print_relays(struct show *sh)
 		sh->d->t[arr].n, (unsigned long long)sw, sw == 1 ? "" : "es");
 }
 
-/* "connector hospital-a: up, rtt 4.10 ms, sent 1.2 KiB, received 3.4 KiB" */
+/* "connector hospital-a: up, rtt 4.10 ms, certificate serial 1a2b, sent 1.2 KiB,
+ * received 3.4 KiB" */
 static void print_connectors(struct show *sh)
 {
 	long arr = jget(sh->d, sh->root, "connectors");
@@ -775,8 +778,13 @@ static void print_connectors(struct show *sh)
 		}
 		fprintf(sh->out, "  connector %s: %s", sfield(sh, o, "id", id, sizeof(id)),
 			sfield(sh, o, "state", state, sizeof(state)));
-		if (strcmp(state, "up") == 0)
+		if (strcmp(state, "up") == 0) {
+			char serial[80];
+
 			fprintf(sh->out, ", rtt %.2f ms", (double)ufield(sh, o, "rtt_us") / 1000);
+			if (sfield(sh, o, "cert_serial", serial, sizeof(serial))[0] != '\0')
+				fprintf(sh->out, ", certificate serial %s", serial);
+		}
 		fprintf(sh->out, ", sent %llu bytes, received %llu bytes",
 			(unsigned long long)ufield(sh, o, "tx_bytes"),
 			(unsigned long long)ufield(sh, o, "rx_bytes"));

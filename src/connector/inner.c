@@ -37,6 +37,8 @@ struct inner {
 	size_t nsess;
 	/* by virtual address: st_output looks it up for every packet */
 	struct isess *vip[INNER_MAX_SESSIONS];
+	struct masque_server *srv[INNER_MAX_SERVERS]; /* one per outer tunnel */
+	size_t nsrv;
 	uint64_t sid_key;
 	struct inner_stats stats;
 };
@@ -530,7 +532,11 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 		     size_t max_udp_payload, struct masque_server **psrv)
 {
 	struct masque_config mc;
+	int r;
 
+	*psrv = NULL;
+	if (in->nsrv == INNER_MAX_SERVERS)
+		return ZG_ERR_LIMIT;
 	memset(&mc, 0, sizeof(mc));
 	mc.tls = in->cfg.tls;
 	mc.io = io;
@@ -540,13 +546,32 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 	mc.retry_off = 1; /* the outer tunnel already proved the source address */
 	mc.idle_timeout_ms = in->cfg.idle_timeout_ms;
 	mc.max_udp_payload = max_udp_payload;
-	return masque_server_new(&mc, &inner_cbs, in, psrv);
+	if ((r = masque_server_new(&mc, &inner_cbs, in, psrv)) != 0)
+		return r;
+	in->srv[in->nsrv++] = *psrv;
+	return 0;
 }
 
 void inner_server_del(struct inner *in, struct masque_server *srv)
 {
-	(void)in;
+	if (srv == NULL)
+		return;
+	for (size_t i = 0; i < in->nsrv; i++) {
+		if (in->srv[i] == srv) {
+			in->srv[i] = in->srv[--in->nsrv];
+			break;
+		}
+	}
 	masque_server_del(srv); /* on_close ends each session */
+}
+
+void inner_set_tls(struct inner *in, WOLFSSL_CTX *tls)
+{
+	if (tls == NULL)
+		return;
+	in->cfg.tls = tls;
+	for (size_t i = 0; i < in->nsrv; i++)
+		masque_server_set_tls(in->srv[i], tls);
 }
 
 void inner_set_policy(struct inner *in, const struct policy *p)

@@ -42,11 +42,13 @@ struct policy;
 struct inner;
 
 #define INNER_MAX_SESSIONS 1024
+#define INNER_MAX_SERVERS 32 /* inner servers at once: two per relay (one draining) */
 #define INNER_TEMPLATE "https://zgate-connector/.well-known/masque/ip/{target}/{ipproto}/"
 
 struct inner_config {
 	struct event_base *base;             /* the stack's timers and sockets */
-	WOLFSSL_CTX *tls;                    /* server context: connector cert, agents' CA; not owned */
+	WOLFSSL_CTX *tls;                    /* server context: connector cert, agents' CA; not owned
+						inner_set_tls() replaces it */
 	const struct policy *policy;         /* not owned; inner_set_policy() replaces it */
 	const struct route_prefix *prefixes; /* served; copied */
 	size_t nprefixes;
@@ -82,14 +84,21 @@ void inner_del(struct inner *in);
 /* Creates an inner masque server for one outer tunnel: its packets go out
  * through io/ioctx; max_udp_payload is what fits the outer tunnel
  * (>= 1200). Returns 0 and *psrv (owned by the caller: free it with
- * inner_server_del(), which also ends its sessions), or the errors of
- * masque_server_new(). */
+ * inner_server_del(), which also ends its sessions), ZG_ERR_LIMIT
+ * (INNER_MAX_SERVERS exist), or the errors of masque_server_new(). */
 int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 		     size_t max_udp_payload, struct masque_server **psrv);
 
 /* Ends every session of srv (audited, their flows closed) and frees it.
  * Not from inside a masque callback of srv. NULL is ignored. */
 void inner_server_del(struct inner *in, struct masque_server *srv);
+
+/* Makes new inner sessions, on every inner server now and later, use tls
+ * (a tls_server_ctx_new() context, not owned: the caller keeps it until it
+ * replaces it again or frees the core; wolfSSL keeps a context alive for
+ * the sessions made from it). Open sessions keep theirs: certificate
+ * rotation without dropping an agent. NULL is ignored. */
+void inner_set_tls(struct inner *in, WOLFSSL_CTX *tls);
 
 /* Replaces the policy (not owned; the old one may be freed after this
  * returns): open flows are decided again, those now denied are closed. */

@@ -4,7 +4,15 @@
  * ROUTE_ADVERTISEMENT, and serves agents' end-to-end inner CONNECT-IP
  * sessions that arrive as UDP packets inside those tunnels (inner.h).
  * Unprivileged: no TUN, no listening socket but the ops endpoint.
- * Wiring only: start-up, the relays' reconnect loop, signals, metrics.
+ * Wiring only: start-up, the relays' reconnect loop and GOAWAY handover
+ * (handover.h), signals, reloads (policy; TLS material, conn_tls.h),
+ * metrics.
+ *
+ * SIGHUP reloads the policy and the TLS files; a change of the TLS files
+ * (cert, key, ca) reloads them by itself (filewatch.h, debounced). New
+ * relay connections and new inner sessions use the new material; open
+ * ones keep theirs. Files that do not load keep the material in force:
+ * logged naming the file, counted, audited (tls_reload).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,13 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "agent/backoff.h"
+#include "agent/filewatch.h"
 #include "connector/conn_config.h"
+#include "connector/conn_tls.h"
+#include "connector/handover.h"
 #include "connector/inner.h"
 #include "log.h"
 #include "masque/masque.h"
@@ -32,14 +43,22 @@
 #include "relay/policy.h"
 #include "zg_err.h"
 
-struct conn;
+#define TLS_DEBOUNCE_MS 500    /* the TLS files settle this long before a reload */
+#define REPLACE_GRACE_MS 10000 /* a relay after GOAWAY counts as up this long (handover.h) */
 
-/* One relay: its outer tunnel and, while that is open, the inner server. */
-struct rl {
-	struct conn *cn;
-	const struct relay_entry *e;
-	struct masque_config mc;
-	char authority[300], path[1100];
+static const struct timeval tv_now = { 0, 0 };
+
+_Static_assert(RELAYLIST_MAX * 2 <= INNER_MAX_SERVERS,
+	       "an inner server per tunnel: two tunnels per relay (one draining)");
+
+struct conn;
+struct rl;
+
+/* One outer tunnel and, while it is open, the inner server on it. */
+struct tunnel {
+	struct rl *r;
+	int slot;                /* in r->t[] and the handover */
+	struct masque_config mc; /* the transport keeps a pointer to it */
 	struct masque_udp *u, *dead;
 	struct masque_conn *c;
 	struct tunio *tio;
@@ -47,15 +66,26 @@ struct rl {
 	struct cip_addr vaddr[2];
 	size_t nvaddr;
 	int open;
-	struct backoff bo;
-	struct event *retry_ev;
+};
+
+/* One relay: its tunnels (one in use; one draining after a GOAWAY). */
+struct rl {
+	struct conn *cn;
+	const struct relay_entry *e;
+	char authority[300], path[1100];
+	struct tunnel t[2];
+	struct handover ho;
+	struct event *retry_ev, *reap_ev, *grace_ev;
 	uint64_t opens, inner_pkts, inner_drops;
 };
 
 struct conn {
 	struct conn_config cfg;
 	struct event_base *base;
-	WOLFSSL_CTX *ctls, *stls;
+	struct conn_tls tls;
+	struct filewatch *fw; /* the TLS files' directories */
+	uint64_t tls_sum;     /* contents of the TLS files last loaded (or tried) */
+	uint64_t tls_reload_ok, tls_reload_fail;
 	struct policy *pol;
 	struct audit_out aout;
 	int audit_fd;
@@ -79,34 +109,77 @@ static uint32_t random32(void)
 	return r;
 }
 
+/* /ready: 200 while a relay has a tunnel open (one draining after GOAWAY
+ * included) or is being replaced after a GOAWAY (handover.h); a relay's
+ * grace timer looks again when its grace ends. */
 static void update_ready(struct conn *cn)
 {
+	uint64_t now = masque_udp_now();
 	int up = 0;
 
-	for (size_t i = 0; i < cn->cfg.relays.n; i++)
-		up |= cn->rl[i].open;
+	for (size_t i = 0; i < cn->cfg.relays.n; i++) {
+		struct rl *r = &cn->rl[i];
+		uint64_t d = handover_deadline(&r->ho, now);
+
+		up |= handover_up(&r->ho, now);
+		if (r->grace_ev != NULL && d > 0) {
+			uint64_t ms = d / 1000000u + 1;
+			struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+			(void)evtimer_add(r->grace_ev, &tv);
+		}
+	}
 	if (cn->ops != NULL)
 		ops_set_state(cn->ops, up ? OPS_READY : OPS_STARTING);
+}
+
+/* The /ready body's lines: each relay's state. */
+static void ready_note(void *ctx, char *buf, size_t len)
+{
+	struct conn *cn = ctx;
+	uint64_t now = masque_udp_now();
+	size_t n = 0;
+
+	for (size_t i = 0; i < cn->cfg.relays.n && n < len; i++) {
+		int w = snprintf(buf + n, len - n, "%srelay %s: %s", i ? "\n" : "",
+				 cn->rl[i].e->text, handover_state(&cn->rl[i].ho, now));
+
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rl *r = arg;
+
+	(void)fd;
+	(void)what;
+	if (!handover_up(&r->ho, masque_udp_now()))
+		log_warnx("relay %s: not replaced within %u s of its GOAWAY", r->e->text,
+			  REPLACE_GRACE_MS / 1000);
+	update_ready(r->cn);
 }
 
 /* ---------------------------------------------------------------- inner transport */
 
 static void emit(void *ctx, const uint8_t *pkt, size_t len)
 {
-	struct rl *r = ctx;
+	struct tunnel *t = ctx;
 
-	if (r->c == NULL || masque_conn_send(r->c, pkt, len) != 0)
-		r->inner_drops++;
+	if (t->c == NULL || masque_conn_send(t->c, pkt, len) != 0)
+		t->r->inner_drops++;
 }
 
-static void inner_down(struct rl *r)
+static void inner_down(struct tunnel *t)
 {
-	if (r->isrv != NULL)
-		inner_server_del(r->cn->in, r->isrv);
-	r->isrv = NULL;
-	if (r->tio != NULL)
-		tunio_free(r->tio);
-	r->tio = NULL;
+	if (t->isrv != NULL)
+		inner_server_del(t->r->cn->in, t->isrv);
+	t->isrv = NULL;
+	if (t->tio != NULL)
+		tunio_free(t->tio);
+	t->tio = NULL;
 }
 
 /* ---------------------------------------------------------------- outer client */
@@ -115,34 +188,48 @@ static void start_connect(struct rl *r);
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
+	start_connect(arg);
+}
+
+/* Frees the sockets of closed tunnels: not from inside their callbacks. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
 	struct rl *r = arg;
 
 	(void)fd;
 	(void)what;
-	masque_udp_del(r->dead);
-	r->dead = NULL;
-	start_connect(r);
+	for (int i = 0; i < 2; i++) {
+		masque_udp_del(r->t[i].dead);
+		r->t[i].dead = NULL;
+	}
 }
 
-static void schedule_retry(struct rl *r, const char *why)
+/* The next attempt after ms (replacing one already scheduled). */
+static void schedule_retry(struct rl *r, uint32_t ms, const char *why)
 {
-	uint32_t ms = backoff_next(&r->bo, random32());
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	log_warnx("relay %s: %s; next attempt in %u.%03u s", r->e->text, why, ms / 1000, ms % 1000);
+	if (ms == 0)
+		log_info("relay %s: %s; connecting again now", r->e->text, why);
+	else
+		log_warnx("relay %s: %s; next attempt in %u.%03u s", r->e->text, why, ms / 1000,
+			  ms % 1000);
 	evtimer_add(r->retry_ev, &tv);
 }
 
 static void on_open(struct masque_conn *c, void *ctx)
 {
-	struct rl *r = ctx;
+	struct tunnel *t = ctx;
+	struct rl *r = t->r;
 	struct conn *cn = r->cn;
 	size_t maxp = masque_conn_max_packet(c);
-	int e;
+	int e, draining = r->t[!t->slot].open;
 
-	r->open = 1;
+	t->open = 1;
 	r->opens++;
-	backoff_reset(&r->bo);
+	handover_opened(&r->ho, t->slot);
 	if ((e = masque_conn_send_routes(c, cn->adv, cn->nadv)) != 0)
 		log_warnx("relay %s: cannot announce the prefixes: %s", r->e->text, zg_strerror(e));
 	/* the inner QUIC's datagrams must fit an IPv6/UDP packet in the tunnel */
@@ -150,32 +237,55 @@ static void on_open(struct masque_conn *c, void *ctx)
 		log_warnx("relay %s: the tunnel carries packets of %zu bytes, too small for the "
 			  "inner sessions (%u)",
 			  r->e->text, maxp, 1200 + 48);
-	} else if ((e = tunio_new(cn->base, emit, r, &r->tio)) != 0 ||
-		   (e = inner_server_new(cn->in, tunio_io(), r->tio, maxp - 48, &r->isrv)) != 0) {
+	} else if ((e = tunio_new(cn->base, emit, t, &t->tio)) != 0 ||
+		   (e = inner_server_new(cn->in, tunio_io(), t->tio, maxp - 48, &t->isrv)) != 0) {
 		log_warnx("relay %s: no inner server: %s", r->e->text, zg_strerror(e));
-		inner_down(r);
+		inner_down(t);
 	}
-	log_info("relay %s: tunnel open, %zu prefixes announced", r->e->text, cn->nadv);
+	log_info("relay %s: tunnel open, %zu prefixes announced%s", r->e->text, cn->nadv,
+		 draining ? " (it replaces the one draining after GOAWAY)" : "");
 	update_ready(cn);
+}
+
+/* The relay is shutting down gracefully: the tunnel keeps carrying its
+ * inner sessions until the relay closes it; a new one is dialled at once,
+ * without backoff (handover.h). */
+static void on_goaway(struct masque_conn *c, void *ctx)
+{
+	struct tunnel *t = ctx;
+	struct rl *r = t->r;
+
+	(void)c;
+	if (handover_goaway(&r->ho, t->slot)) {
+		log_info("relay %s: GOAWAY (the relay is going away): the tunnel carries its inner "
+			 "sessions until the relay closes it; dialling a new tunnel now",
+			 r->e->text);
+		evtimer_add(r->retry_ev, &tv_now);
+	} else {
+		log_info("relay %s: GOAWAY (the relay is going away): the tunnel carries its inner "
+			 "sessions until the relay closes it, then a new one is dialled at once",
+			 r->e->text);
+	}
+	update_ready(r->cn);
 }
 
 static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
 {
-	struct rl *r = ctx;
+	struct tunnel *t = ctx;
 	char buf[INET6_ADDRSTRLEN];
 
 	(void)c;
-	r->nvaddr = 0;
-	for (size_t i = 0; i < n && r->nvaddr < 2; i++) {
+	t->nvaddr = 0;
+	for (size_t i = 0; i < n && t->nvaddr < 2; i++) {
 		if (a[i].version == 4 || a[i].version == 6) {
-			r->vaddr[r->nvaddr++] = a[i];
+			t->vaddr[t->nvaddr++] = a[i];
 			inet_ntop(a[i].version == 4 ? AF_INET : AF_INET6, a[i].addr, buf, sizeof(buf));
-			log_info("relay %s: tunnel address %s", r->e->text, buf);
+			log_info("relay %s: tunnel address %s", t->r->e->text, buf);
 		}
 	}
 }
 
-static int is_vaddr(const struct rl *r, const struct sockaddr_storage *ss)
+static int is_vaddr(const struct tunnel *r, const struct sockaddr_storage *ss)
 {
 	for (size_t i = 0; i < r->nvaddr; i++) {
 		const struct cip_addr *a = &r->vaddr[i];
@@ -192,7 +302,8 @@ static int is_vaddr(const struct rl *r, const struct sockaddr_storage *ss)
 
 static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
 {
-	struct rl *r = ctx;
+	struct tunnel *t = ctx;
+	struct rl *r = t->r;
 	struct sockaddr_storage local, remote;
 	socklen_t ll, rl;
 	const uint8_t *pl;
@@ -200,66 +311,91 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	uint16_t port;
 
 	(void)c;
-	if (r->isrv == NULL ||
+	if (t->isrv == NULL ||
 	    !tunio_parse_udp(pkt, len, &local, &ll, &remote, &rl, &pl, &plen)) {
 		r->inner_drops++;
 		return;
 	}
 	port = local.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&local)->sin_port)
 					  : ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
-	if (port != r->cn->cfg.inner_port || !is_vaddr(r, &local)) {
+	if (port != r->cn->cfg.inner_port || !is_vaddr(t, &local)) {
 		r->inner_drops++;
 		return;
 	}
 	r->inner_pkts++;
-	if (masque_server_input(r->isrv, (struct sockaddr *)&local, ll, (struct sockaddr *)&remote,
+	if (masque_server_input(t->isrv, (struct sockaddr *)&local, ll, (struct sockaddr *)&remote,
 				rl, pl, plen) == MASQUE_DEFERRED)
 		r->inner_drops++;
 }
 
 static void on_close(struct masque_conn *c, const struct masque_close_info *ci, void *ctx)
 {
-	struct rl *r = ctx;
+	struct tunnel *t = ctx;
+	struct rl *r = t->r;
+	int draining = t->slot != r->ho.cur, had_goaway = r->ho.goaway[t->slot];
+	uint32_t ms = 0;
+	char why[400];
 
 	(void)c;
-	r->open = 0;
-	r->c = NULL;
-	r->nvaddr = 0;
-	inner_down(r);
+	t->open = 0;
+	t->c = NULL;
+	t->nvaddr = 0;
+	inner_down(t);
 	if (r->cn->stopping)
-		return; /* cleanup() frees r->u itself */
-	r->dead = r->u; /* freed outside this callback */
-	r->u = NULL;
+		return;          /* cleanup() frees t->u itself */
+	masque_udp_del(t->dead); /* an older one the reaper has not freed yet */
+	t->dead = t->u;          /* freed outside this callback */
+	t->u = NULL;
+	evtimer_add(r->reap_ev, &tv_now);
+	if (ci->status != 0)
+		(void)snprintf(why, sizeof(why), "refused with status %d", ci->status);
+	else
+		(void)snprintf(why, sizeof(why), "%s%s",
+			       had_goaway ? "the tunnel that had GOAWAY closed: " : "",
+			       ci->reason[0] ? ci->reason : "closed");
+	if (handover_closed(&r->ho, t->slot, masque_udp_now(), random32(), &ms))
+		schedule_retry(r, ms, why);
+	else if (draining)
+		log_info("relay %s: %s; its replacement is under way", r->e->text, why);
 	update_ready(r->cn);
-	schedule_retry(r, ci->status ? "refused" : ci->reason[0] ? ci->reason
-								 : "closed");
 }
 
 static void start_connect(struct rl *r)
 {
 	struct uri_scope any;
+	struct tunnel *t;
 	char err[512];
-	int e;
+	uint32_t ms = 0;
+	int e, slot = handover_dial(&r->ho);
 
 	memset(&any, 0, sizeof(any));
 	any.any_target = 1;
 	any.any_proto = 1;
+	if (slot < 0)
+		return; /* an attempt or a tunnel is under way */
+	t = &r->t[slot];
 	e = uri_expand(r->e->uri_template, &any, r->authority, sizeof(r->authority), r->path,
 		       sizeof(r->path));
 	if (e != 0) {
-		schedule_retry(r, "cannot expand the URI template");
-		return;
+		(void)snprintf(err, sizeof(err), "cannot expand the URI template");
+		goto fail;
 	}
-	r->mc.authority = r->authority;
-	r->mc.path = r->path;
-	r->mc.server_name = r->e->server_name;
+	memset(&t->mc, 0, sizeof(t->mc));
+	t->mc.tls = r->cn->tls.client; /* the material in force now (reloads) */
+	t->mc.keepalive_ms = r->cn->cfg.keepalive_ms;
+	t->mc.idle_timeout_ms = r->cn->cfg.idle_timeout_ms;
+	t->mc.authority = r->authority;
+	t->mc.path = r->path;
+	t->mc.server_name = r->e->server_name;
 	log_info("relay %s: connecting (server name %s)", r->e->text, r->e->server_name);
-	if (masque_udp_client_new(r->cn->base, r->e->addr, &r->mc, &r->cn->cbs, r, &r->u, &r->c, err,
-				  sizeof(err)) != 0) {
-		r->u = NULL;
-		r->c = NULL;
-		schedule_retry(r, err);
-	}
+	if (masque_udp_client_new(r->cn->base, r->e->addr, &t->mc, &r->cn->cbs, t, &t->u, &t->c,
+				  err, sizeof(err)) == 0)
+		return;
+	t->u = NULL;
+	t->c = NULL;
+fail:
+	if (handover_closed(&r->ho, slot, masque_udp_now(), random32(), &ms))
+		schedule_retry(r, ms, err);
 }
 
 /* ---------------------------------------------------------------- ops, signals */
@@ -274,11 +410,12 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	inner_get_stats(cn->in, &is);
 	stack_get_counters(inner_stack(cn->in), &sc);
 	for (size_t i = 0; i < cn->cfg.relays.n; i++)
-		up += (unsigned)cn->rl[i].open;
+		up += (unsigned)(cn->rl[i].t[0].open + cn->rl[i].t[1].open);
 	evbuffer_add_printf(b,
 			    "# HELP zgate_connector_relays Relays configured.\n"
 			    "# TYPE zgate_connector_relays gauge\nzgate_connector_relays %zu\n"
-			    "# HELP zgate_connector_tunnels_up Outer tunnels open now.\n"
+			    "# HELP zgate_connector_tunnels_up Outer tunnels open now (draining ones "
+			    "included).\n"
 			    "# TYPE zgate_connector_tunnels_up gauge\nzgate_connector_tunnels_up %u\n",
 			    cn->cfg.relays.n, up);
 	evbuffer_add_printf(b, "# HELP zgate_connector_tunnel_opens_total Outer tunnels opened.\n"
@@ -286,6 +423,25 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	for (size_t i = 0; i < cn->cfg.relays.n; i++)
 		evbuffer_add_printf(b, "zgate_connector_tunnel_opens_total{relay=\"%s\"} %llu\n",
 				    cn->rl[i].e->addr, (unsigned long long)cn->rl[i].opens);
+	evbuffer_add_printf(b, "# HELP zgate_connector_goaways_total GOAWAYs received (a relay "
+			       "shutting down gracefully).\n"
+			       "# TYPE zgate_connector_goaways_total counter\n");
+	for (size_t i = 0; i < cn->cfg.relays.n; i++)
+		evbuffer_add_printf(b, "zgate_connector_goaways_total{relay=\"%s\"} %llu\n",
+				    cn->rl[i].e->addr, (unsigned long long)cn->rl[i].ho.goaways);
+	evbuffer_add_printf(
+		b,
+		"# HELP zgate_connector_tls_reloads_total Reloads of the TLS files (cert, key, ca), "
+		"by result.\n"
+		"# TYPE zgate_connector_tls_reloads_total counter\n"
+		"zgate_connector_tls_reloads_total{result=\"ok\"} %llu\n"
+		"zgate_connector_tls_reloads_total{result=\"error\"} %llu\n"
+		"# HELP zgate_connector_cert_not_after_seconds When the certificate in force "
+		"expires (Unix time).\n"
+		"# TYPE zgate_connector_cert_not_after_seconds gauge\n"
+		"zgate_connector_cert_not_after_seconds %lld\n",
+		(unsigned long long)cn->tls_reload_ok, (unsigned long long)cn->tls_reload_fail,
+		(long long)cn->tls.cert.not_after);
 	evbuffer_add_printf(
 		b,
 		"# HELP zgate_connector_inner_sessions Agents' inner sessions open now.\n"
@@ -328,14 +484,11 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(cn->base, NULL);
 }
 
-static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+static void reload_policy(struct conn *cn)
 {
-	struct conn *cn = arg;
 	struct policy *p;
 	char err[512];
 
-	(void)sig;
-	(void)what;
 	if (policy_load_file(cn->cfg.policy, &p, err, sizeof(err)) != 0) {
 		log_warnx("policy reload failed, the old policy stays: %s", err);
 		audit_policy_reload(cn->audit, 0, cn->cfg.policy, err);
@@ -346,6 +499,61 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 	cn->pol = p;
 	log_info("policy %s reloaded", cn->cfg.policy);
 	audit_policy_reload(cn->audit, 1, cn->cfg.policy, NULL);
+}
+
+static uint64_t tls_files_sum(const struct conn *cn)
+{
+	const char *files[3];
+
+	return filewatch_sum(files, conn_tls_files(&cn->cfg, files));
+}
+
+/* Loads cert, key and ca again (force: even when they did not change;
+ * trigger "sighup" or "file"). New relay connections and new inner
+ * sessions use the new material; open ones keep theirs. */
+static void reload_tls(struct conn *cn, const char *trigger, int force)
+{
+	uint64_t sum = tls_files_sum(cn);
+	size_t tunnels = 0;
+	struct inner_stats is;
+	char err[512];
+
+	if (!force && sum == cn->tls_sum)
+		return; /* nothing we load changed (a touch, another file) */
+	cn->tls_sum = sum;
+	if (conn_tls_load(&cn->tls, &cn->cfg, (int64_t)time(NULL), err, sizeof(err)) != 0) {
+		cn->tls_reload_fail++;
+		log_warnx("TLS reload failed (%s), keeping the current certificate (serial %s): %s",
+			  trigger, cn->tls.cert.serial, err);
+		audit_tls_reload(cn->audit, 0, trigger, err);
+		return;
+	}
+	inner_set_tls(cn->in, cn->tls.server);
+	cn->tls_reload_ok++;
+	for (size_t i = 0; i < cn->cfg.relays.n; i++)
+		tunnels += (size_t)(cn->rl[i].t[0].open + cn->rl[i].t[1].open);
+	inner_get_stats(cn->in, &is);
+	log_info("TLS reloaded (%s): certificate %s (serial %s), key %s, CA %s; new relay "
+		 "connections and inner sessions use it, %zu open tunnels and %llu inner sessions "
+		 "keep theirs",
+		 trigger, cn->cfg.cert, cn->tls.cert.serial, cn->cfg.key, cn->cfg.ca, tunnels,
+		 (unsigned long long)is.sessions);
+	audit_tls_reload(cn->audit, 1, trigger, NULL);
+}
+
+static void tls_files_changed(void *arg)
+{
+	reload_tls(arg, "file", 0);
+}
+
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct conn *cn = arg;
+
+	(void)sig;
+	(void)what;
+	reload_policy(cn);
+	reload_tls(cn, "sighup", 1);
 }
 
 /* ---------------------------------------------------------------- start-up */
@@ -368,7 +576,18 @@ static void usage(void)
 	       "\n"
 	       "Configuration keys: relays, server_name, ca, cert, key, prefixes, policy, audit,\n"
 	       "ops_listen, inner_port, log_level, reconnect_min, reconnect_max, keepalive,\n"
-	       "idle_timeout (see zgate-connector(8)). SIGHUP reloads the policy.\n"
+	       "idle_timeout (see zgate-connector(8)).\n"
+	       "\n"
+	       "SIGHUP reloads the policy and the TLS files (cert, key, ca); a change of the\n"
+	       "TLS files reloads them by itself. New relay connections and new inner sessions\n"
+	       "use the new certificate; open ones keep theirs. Files that do not load keep\n"
+	       "the ones in force (logged with the file's name, audited, counted).\n"
+	       "\n"
+	       "GOAWAY from a relay (graceful shutdown): its tunnel carries its inner sessions\n"
+	       "until the relay closes it, and a new tunnel is dialled at once, without\n"
+	       "backoff. /ready is 200 while at least one relay's tunnel is open (a draining\n"
+	       "one included) or a relay is being replaced: up to 10 s after its tunnel that\n"
+	       "had GOAWAY closed, until a new one opens. Else 503.\n"
 	       "\n" OPT_HELP_EXIT);
 }
 
@@ -397,10 +616,8 @@ static int load_files(struct conn *cn, char *err, size_t errlen)
 {
 	int r;
 
-	if ((r = tls_client_ctx_new(cn->cfg.cert, cn->cfg.key, cn->cfg.ca, &cn->ctls, err,
-				    errlen)) != 0 ||
-	    (r = tls_server_ctx_new(cn->cfg.cert, cn->cfg.key, cn->cfg.ca, NULL, &cn->stls, err,
-				    errlen)) != 0)
+	cn->tls_sum = tls_files_sum(cn);
+	if ((r = conn_tls_load(&cn->tls, &cn->cfg, (int64_t)time(NULL), err, errlen)) != 0)
 		return ZG_ERR_CONFIG;
 	if ((r = policy_load_file(cn->cfg.policy, &cn->pol, err, errlen)) != 0)
 		return ZG_ERR_CONFIG;
@@ -450,7 +667,7 @@ static int run(struct conn *cn, char *err, size_t errlen)
 		return r;
 	memset(&ic, 0, sizeof(ic));
 	ic.base = cn->base;
-	ic.tls = cn->stls;
+	ic.tls = cn->tls.server;
 	ic.policy = cn->pol;
 	ic.prefixes = cn->cfg.prefixes;
 	ic.nprefixes = cn->cfg.nprefixes;
@@ -469,6 +686,8 @@ static int run(struct conn *cn, char *err, size_t errlen)
 	cn->cbs.on_addresses = on_addresses;
 	cn->cbs.on_packet = on_packet;
 	cn->cbs.on_close = on_close;
+	cn->cbs.on_goaway = on_goaway;
+	ops_set_ready_note(cn->ops, ready_note);
 	cn->sigterm = evsignal_new(cn->base, SIGTERM, stop_cb, cn);
 	cn->sigint = evsignal_new(cn->base, SIGINT, stop_cb, cn);
 	cn->sighup = evsignal_new(cn->base, SIGHUP, sighup_cb, cn);
@@ -477,22 +696,37 @@ static int run(struct conn *cn, char *err, size_t errlen)
 	evsignal_add(cn->sigterm, NULL);
 	evsignal_add(cn->sigint, NULL);
 	evsignal_add(cn->sighup, NULL);
+	{
+		const char *files[3];
+
+		if (filewatch_new(cn->base, files, conn_tls_files(&cn->cfg, files), TLS_DEBOUNCE_MS,
+				  tls_files_changed, cn, &cn->fw, err, errlen) != 0)
+			log_warnx("%s: changes of the TLS files are not noticed by themselves "
+				  "(SIGHUP reloads them)",
+				  err);
+	}
 	audit_relay_start(cn->audit, ZG_VERSION, "", cn->cfg.ops_listen, NULL, (long)getpid());
 	for (size_t i = 0; i < cn->cfg.relays.n; i++) {
 		struct rl *rl = &cn->rl[i];
 
 		rl->cn = cn;
 		rl->e = &cn->cfg.relays.e[i];
-		rl->mc.tls = cn->ctls;
-		rl->mc.keepalive_ms = cn->cfg.keepalive_ms;
-		rl->mc.idle_timeout_ms = cn->cfg.idle_timeout_ms;
-		backoff_init(&rl->bo, cn->cfg.reconnect_min_ms, cn->cfg.reconnect_max_ms);
-		if ((rl->retry_ev = evtimer_new(cn->base, retry_cb, rl)) == NULL)
+		for (int k = 0; k < 2; k++) {
+			rl->t[k].r = rl;
+			rl->t[k].slot = k;
+		}
+		handover_init(&rl->ho, cn->cfg.reconnect_min_ms, cn->cfg.reconnect_max_ms,
+			      (uint64_t)REPLACE_GRACE_MS * 1000000u);
+		if ((rl->retry_ev = evtimer_new(cn->base, retry_cb, rl)) == NULL ||
+		    (rl->reap_ev = evtimer_new(cn->base, reap_cb, rl)) == NULL ||
+		    (rl->grace_ev = evtimer_new(cn->base, grace_cb, rl)) == NULL)
 			return ZG_ERR_NOMEM;
 		start_connect(rl);
 	}
-	log_info("zgate-connector %s: %zu relays, %zu prefixes, ops on %s", ZG_VERSION,
-		 cn->cfg.relays.n, cn->cfg.nprefixes, cn->cfg.ops_listen);
+	log_info("zgate-connector %s: %zu relays, %zu prefixes, ops on %s, certificate %s "
+		 "(serial %s)",
+		 ZG_VERSION, cn->cfg.relays.n, cn->cfg.nprefixes, cn->cfg.ops_listen, cn->cfg.cert,
+		 cn->tls.cert.serial);
 	event_base_dispatch(cn->base);
 	return 0;
 }
@@ -500,17 +734,27 @@ static int run(struct conn *cn, char *err, size_t errlen)
 static void cleanup(struct conn *cn, uint64_t started)
 {
 	cn->stopping = 1;
+	filewatch_del(cn->fw);
+	cn->fw = NULL;
 	for (size_t i = 0; i < cn->cfg.relays.n; i++) {
 		struct rl *r = &cn->rl[i];
+		struct event *evs[] = { r->retry_ev, r->reap_ev, r->grace_ev };
 
-		if (r->retry_ev != NULL)
-			event_free(r->retry_ev);
-		r->retry_ev = NULL;
-		inner_down(r);
-		masque_udp_del(r->u); /* on_close fires, sees stopping */
-		r->u = NULL;
-		masque_udp_del(r->dead);
-		r->dead = NULL;
+		for (size_t k = 0; k < sizeof(evs) / sizeof(evs[0]); k++)
+			if (evs[k] != NULL)
+				event_free(evs[k]);
+		r->retry_ev = r->reap_ev = r->grace_ev = NULL;
+		for (int k = 0; k < 2; k++) {
+			struct tunnel *t = &r->t[k];
+
+			if (t->r == NULL)
+				continue; /* never set up */
+			inner_down(t);
+			masque_udp_del(t->u); /* on_close fires, sees stopping */
+			t->u = NULL;
+			masque_udp_del(t->dead);
+			t->dead = NULL;
+		}
 	}
 	if (cn->audit != NULL)
 		audit_relay_stop(cn->audit, "signal", (masque_udp_now() - started) / 1000000);
@@ -530,10 +774,7 @@ static void cleanup(struct conn *cn, uint64_t started)
 	if (cn->sighup)
 		event_free(cn->sighup);
 	policy_free(cn->pol);
-	if (cn->ctls)
-		wolfSSL_CTX_free(cn->ctls);
-	if (cn->stls)
-		wolfSSL_CTX_free(cn->stls);
+	conn_tls_free(&cn->tls);
 	if (cn->base)
 		event_base_free(cn->base);
 }

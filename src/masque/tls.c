@@ -491,17 +491,59 @@ static int crl_next_update(const char *path, int64_t *pnext)
 	return 0;
 }
 
+int tls_cert_file_info(const char *path, struct tls_cert_info *info, char *err, size_t errlen)
+{
+	WOLFSSL_X509 *x;
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	if ((r = readable("certificate", path, err, errlen)) != 0)
+		return r;
+	if ((x = wolfSSL_X509_load_certificate_file(path, WOLFSSL_FILETYPE_PEM)) == NULL) {
+		(void)snprintf(err, errlen, "certificate %s: not a PEM certificate", path);
+		return ZG_ERR_CONFIG;
+	}
+	(void)tls_cert_ids(x, info->serial, info->sha256);
+	info->not_before = asn1_time(wolfSSL_X509_get_notBefore(x));
+	info->not_after = asn1_time(wolfSSL_X509_get_notAfter(x));
+	wolfSSL_X509_free(x);
+	return 0;
+}
+
+static void utc(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		(void)snprintf(buf, len, "%lld", (long long)t);
+}
+
+int tls_cert_info_check_time(const struct tls_cert_info *info, const char *path, int64_t now,
+			     char *err, size_t errlen)
+{
+	char when[40];
+
+	if (info->not_after != 0 && now > info->not_after) {
+		utc(info->not_after, when, sizeof(when));
+		(void)snprintf(err, errlen, "certificate %s expired on %s", path, when);
+		return ZG_ERR_CONFIG;
+	}
+	if (info->not_before != 0 && now < info->not_before) {
+		utc(info->not_before, when, sizeof(when));
+		(void)snprintf(err, errlen, "certificate %s is not valid before %s", path, when);
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
 /* The notAfter of the first certificate of a PEM chain, 0 if unreadable. */
 static int64_t cert_not_after(const char *path)
 {
-	WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_file(path, WOLFSSL_FILETYPE_PEM);
-	int64_t t;
+	struct tls_cert_info ci;
+	char err[16];
 
-	if (x == NULL)
-		return 0;
-	t = asn1_time(wolfSSL_X509_get_notAfter(x));
-	wolfSSL_X509_free(x);
-	return t;
+	return tls_cert_file_info(path, &ci, err, sizeof(err)) == 0 ? ci.not_after : 0;
 }
 
 int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,

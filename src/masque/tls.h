@@ -97,6 +97,25 @@ enum tls_reject tls_peer_id(WOLFSSL *ssl, WOLFSSL_X509 *x, char *id, size_t idle
 int tls_cert_ids(WOLFSSL_X509 *x, char serial[TLS_SERIAL_HEX_MAX],
 		 char sha256[TLS_SHA256_HEX_LEN]);
 
+/* What a certificate file says of its first (leaf) certificate. */
+struct tls_cert_info {
+	char serial[TLS_SERIAL_HEX_MAX]; /* tls_cert_ids() */
+	char sha256[TLS_SHA256_HEX_LEN];
+	int64_t not_before, not_after; /* Unix seconds; 0 when absent */
+};
+
+/* Reads the first certificate of the PEM file path. Returns 0 and *info,
+ * or ZG_ERR_CONFIG with err naming the file ("certificate PATH: ...":
+ * unreadable, or no PEM certificate in it). */
+int tls_cert_file_info(const char *path, struct tls_cert_info *info, char *err, size_t errlen);
+
+/* Checks that now (Unix seconds) lies within info's validity: a reload
+ * must not swap a working certificate for one the peers refuse. Returns 0,
+ * or ZG_ERR_CONFIG with err "certificate PATH expired on <notAfter>" or
+ * "certificate PATH is not valid before <notBefore>" (UTC, ISO 8601). */
+int tls_cert_info_check_time(const struct tls_cert_info *info, const char *path, int64_t now,
+			     char *err, size_t errlen);
+
 /* Creates the relay's context: cert chain + key (PEM), client CA bundle,
  * optional CRL (NULL or ""). Returns 0 and *pctx (free with
  * wolfSSL_CTX_free), or ZG_ERR_CONFIG with err naming the file and what

@@ -44,66 +44,20 @@
 #   relay metric zgate_connectors_up.
 #   the agent's status file names each connector it was told of (hospital-a).
 source "$(dirname "$0")/lib.sh"
-CONNECTOR=${ZG_BIN:-$ZG_ROOT/build/bin}/zgate-connector
-[[ -x $CONNECTOR ]] || skip "zgate-connector is not built ($CONNECTOR)"
 source "$(dirname "$0")/topo.sh"
-command -v curl >/dev/null || skip "curl missing"
 command -v tcpdump >/dev/null || "$ZG_ROOT/scripts/ensure-packages.sh" tcpdump >/dev/null 2>&1 ||
 	skip "tcpdump missing (make e2e installs the Makefile's TEST_PACKAGES)"
-
-K=zgt-$T-k P=zgt-$T-p
-ONPREM=10.20.0.10 DIRECT=198.18.0.10 RELAY_K=192.168.99.1
+DIRECT=198.18.0.10
 # Two markers neither of which contains the other.
 MARK_CONN=zgCONNmark$RANDOM$RANDOM$RANDOM
 MARK_DIRECT=zgDIRECTmark$RANDOM$RANDOM$RANDOM
+WEB_TEXT="onprem-web $MARK_CONN" WEB_PATH=$MARK_CONN
+source "$(dirname "$0")/connector_env.sh"
 
 topo_init 2
-step "namespaces: connector K behind the relay, on-prem P behind the connector only"
-ip netns add "$K"; cleanup "ip netns del $K"
-ip netns add "$P"; cleanup "ip netns del $P"
-ip -n "$K" link set lo up; ip -n "$P" link set lo up
-ip link add "${T}rk" netns "$R" type veth peer name "${T}k" netns "$K"
-ip -n "$R" addr add "$RELAY_K/24" dev "${T}rk"; ip -n "$R" link set "${T}rk" up
-ip -n "$K" addr add 192.168.99.2/24 dev "${T}k"; ip -n "$K" link set "${T}k" up
-ip -n "$K" route add default via "$RELAY_K"
-ip link add "${T}kp" netns "$K" type veth peer name "${T}p" netns "$P"
-ip -n "$K" addr add 10.20.0.1/24 dev "${T}kp"; ip -n "$K" link set "${T}kp" up
-ip -n "$P" addr add "$ONPREM/24" dev "${T}p"; ip -n "$P" link set "${T}p" up
-ip netns exec "$K" sysctl -qw net.ipv4.ip_forward=0
-ip netns exec "$R" ip route get "$ONPREM" >/dev/null 2>&1 && fail "the relay's namespace has a route to $ONPREM"
-ip netns exec "$R" ping -c 1 -W 1 "$ONPREM" >/dev/null 2>&1 && fail "the relay's namespace reaches $ONPREM"
-ip netns exec "$K" ping -c 1 -W 2 "$ONPREM" >/dev/null || fail "the connector's namespace cannot reach $ONPREM"
-
-step "certificates: relay, agent-1, agent-2, connector:hospital-a"
-topo_pki agent-1 agent-2
-"$ZG_ROOT/scripts/gen-certs.sh" -d "$D/pki" --connector hospital-a >/dev/null
-chmod -R a+rX "$D/pki"
-
-cat >"$D/policy.yaml" <<Y
-version: 1
-default_action: deny
-connectors:
-  hospital-a:
-    prefixes: ["10.20.0.0/16"]
-clients:
-  agent-1:
-    rules:
-      - { id: emr, action: allow, connector: hospital-a }
-      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp, udp] }
-  agent-2:
-    rules:
-      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp, udp] }
-Y
-# What the connector lets each agent reach on-prem (the relay's format).
-cat >"$D/connector-policy.yaml" <<Y
-version: 1
-default_action: deny
-clients:
-  agent-1:
-    rules:
-      - { id: web, action: allow, destinations: ["$ONPREM/32"], protocols: [tcp], ports: ["8000", "7008"] }
-      - { id: echo, action: allow, destinations: ["$ONPREM/32"], protocols: [udp], ports: ["7007"] }
-Y
+conn_init
+conn_pki agent-1 agent-2
+conn_policies
 mkdir -m 0777 "$D/dump"
 DUMP=$D/dump/payload.bin
 cat >"$D/relay.yaml" <<C
@@ -114,31 +68,10 @@ uri_template: "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/
 policy: $D/policy.yaml
 debug: { payload_dump: $DUMP }
 C
-cat >"$D/connector.yaml" <<C
-relays: ["$RELAY_K:4433"]
-server_name: relay.test
-ca: $D/pki/ca.crt
-cert: $D/pki/connector-hospital-a.crt
-key: $D/pki/connector-hospital-a.key
-prefixes: ["10.20.0.0/16"]
-policy: $D/connector-policy.yaml
-audit: "-"
-ops_listen: "127.0.0.1:9201"
-inner_port: 443
-log_level: info
-C
-chmod 644 "$D"/*.yaml
+conn_yaml "$RELAY_K:4433"
 
 step "services: web, UDP and TCP echo on-prem ($ONPREM) and in S ($DIRECT)"
-psvc_start() { # NAME SVC-ARGS... (in the on-prem namespace)
-	local name=$1; shift
-	# shellcheck disable=SC2086  # $SVC is "python3 PATH"
-	ip netns exec "$P" $SVC "$@" >"$D/psvc-$name.out" 2>&1 &
-	cleanup "kill $! 2>/dev/null; wait $! 2>/dev/null"
-	for _ in $(seq 50); do grep -qs listening "$D/psvc-$name.out" && return 0; sleep 0.1; done
-	fail "on-prem service $name did not start: $(cat "$D/psvc-$name.out")"
-}
-psvc_start web http "$ONPREM" 8000 "onprem-web $MARK_CONN"
+psvc_start web http "$ONPREM" 8000 "$WEB_TEXT"
 psvc_start udp udp-echo "$ONPREM" 7007
 psvc_start tcp tcp-echo "$ONPREM" 7008
 svc_start web http "$DIRECT" 8000 "saas-web $MARK_DIRECT"
@@ -154,47 +87,6 @@ grep -q "listening on" "$D/tcpdump.log" || fail "tcpdump did not start: $(cat "$
 
 topo_relay
 grep -qi "payload_dump" "$D/relay.log" || fail "the relay does not warn that debug.payload_dump is on"
-
-connector_start() {
-	ip netns exec "$K" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
-		--bounding-set=-all --inh-caps=-all "$CONNECTOR" --config "$D/connector.yaml" \
-		>>"$D/connector-audit.log" 2>>"$D/connector.log" &
-	KPID=$!
-	cleanup "kill -9 $KPID 2>/dev/null; wait $KPID 2>/dev/null"
-	for _ in $(seq 150); do
-		ip netns exec "$K" curl -sf 127.0.0.1:9201/ready >/dev/null 2>&1 && return 0
-		kill -0 "$KPID" 2>/dev/null || fail "zgate-connector exited: $(tail -5 "$D/connector.log")"
-		sleep 0.1
-	done
-	fail "zgate-connector not ready in 15 s: $(tail -5 "$D/connector.log")"
-}
-connector_stop() { kill -TERM "$KPID"; wait "$KPID" 2>/dev/null || true; }
-cleanup 'for f in "$D"/connector.log "$D"/connector-audit.log; do [[ -f $f && ${ZG_PASSED:-0} -ne 1 ]] && { echo "--- $(basename "$f") (last 15 lines)"; tail -15 "$f"; }; done; true'
-
-# audit_has FILE EVENT CLIENT: a JSON line with that event and client that names hospital-a
-audit_has() {
-	python3 - "$@" <<'PY'
-import json, sys
-f, ev, cl = sys.argv[1:4]
-for line in open(f, errors="replace"):
-    try:
-        d = json.loads(line)
-    except ValueError:
-        continue
-    if isinstance(d, dict) and d.get("event") == ev and d.get("client") == cl and "hospital-a" in line:
-        print(line.strip())
-        sys.exit(0)
-sys.exit(1)
-PY
-}
-# wait_for SECS WHAT CMD...: until CMD succeeds
-wait_for() {
-	local secs=$1 what=$2 i; shift 2
-	for ((i = 0; i < secs * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-	fail "$what (not within $secs s)"
-}
-onprem_web() { inc 1 curl -sS --max-time 5 "http://$ONPREM:8000/$MARK_CONN"; }
-web_ok() { [[ $(onprem_web 2>&1) == "onprem-web $MARK_CONN" ]]; }
 
 step "zgate-connector (uid 65534, no capabilities) dials the relay"
 connector_start
