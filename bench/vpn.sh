@@ -4,16 +4,23 @@
 #
 #   client ns ──veth── gateway ns ──veth── server ns
 #   10.201.0.2         10.201.0.1 | 10.202.0.1      10.202.0.2 (iperf3, connrate)
+#                                 | 10.207.0.1
+#                                 └─veth── connector ns ──veth── on-prem ns
+#                                          10.207.0.2 | 10.205.0.1   10.205.0.2 (iperf3, connrate)
 #
 # Configurations, in turn: direct (routed through the gateway, no tunnel),
 # zgate (agent in the client ns, relay as uid 65534 without capabilities in
-# the gateway ns), wireguard-go, kernel WireGuard (when the kernel has it),
-# OpenVPN (UDP, AES-256-GCM, TLS, no DCO). Before each tunnel's row the
-# client's route to the server must use the tunnel device.
+# the gateway ns), zgate-connector (the same agent and relay, and
+# zgate-connector as uid 65534 without capabilities in the connector ns:
+# the client reaches the on-prem ns, which only the connector's ns can
+# reach, through the agent's end-to-end inner session with the connector,
+# which the relay only forwards), wireguard-go, kernel WireGuard (when the
+# kernel has it), OpenVPN (UDP, AES-256-GCM, TLS, no DCO). Before each
+# tunnel's row the client's route to the server must use the tunnel device.
 #
 # Environment: BENCH_QUICK=1 (short runs), BENCH_SECS (per iperf3 run,
-# default 10), BENCH_REPS (median of, default 3), BENCH_ONLY="direct zgate"
-# (subset), BENCH_TESTS="bulk conn" (bulk: iperf3 and ping; conn: the
+# default 10), BENCH_REPS (median of, default 3), BENCH_ONLY="direct zgate
+# zgate-connector" (subset), BENCH_TESTS="bulk conn" (bulk: iperf3 and ping; conn: the
 # connection-setup runs), BENCH_CONNS (connections per setup run, default
 # 2000), BENCH_PERF=FILE (record zgate's relay and agent with perf during
 # its runs into FILE; bench/flamegraph.py draws it). Writes the markdown
@@ -30,47 +37,78 @@ quick=${BENCH_QUICK:-0}
 secs=${BENCH_SECS:-$([[ $quick == 1 ]] && echo 3 || echo 10)}
 reps=${BENCH_REPS:-$([[ $quick == 1 ]] && echo 1 || echo 3)}
 pings=$([[ $quick == 1 ]] && echo 100 || echo 200)
-only=${BENCH_ONLY:-direct zgate wireguard-go wireguard-kernel openvpn}
+only=${BENCH_ONLY:-direct zgate zgate-connector wireguard-go wireguard-kernel openvpn}
 tests=${BENCH_TESTS:-bulk conn}
 nconns=${BENCH_CONNS:-2000}
 SOCKBUF=4194304
-C=zgb-c G=zgb-g S=zgb-s
+C=zgb-c G=zgb-g S=zgb-s K=zgb-k P=zgb-p
 W=$(mktemp -d /tmp/zgate-bench.XXXXXX); chmod 755 "$W"
-SERVER=10.202.0.2
+# measure's target, its namespace, and the tunnel's namespaces past the
+# client (UDP drops are counted there); the connector's row sets them for
+# its call (NAME=VALUE measure ...)
+SERVER=10.202.0.2 SNS=$S GWNS=$G
+ONPREM=10.205.0.2
 pids=()
 
 die() { echo "bench: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces)"
 for t in iperf3 python3 ip; do command -v $t >/dev/null || die "$t missing (make bench installs it)"; done
 
+# descendants PID: its children's pids, and theirs, deepest first
+descendants() {
+	local p
+	for p in $(ps -o pid= --ppid "$1"); do descendants "$p"; echo "$p"; done
+}
+
 cleanup() {
 	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	# an interrupted run leaves a measurement (iperf3, connrate) running
+	# in a command substitution
+	for p in $(descendants $$) "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	# iperf3 -D outlives its namespace
-	[[ -s $W/iperf3.pid ]] && kill "$(cat "$W/iperf3.pid")" 2>/dev/null
+	for p in "$W"/iperf3-*.pid; do [[ -s $p ]] && kill "$(cat "$p")" 2>/dev/null; done
 	sleep 0.2
-	for n in $C $G $S; do ip netns del $n 2>/dev/null; done
+	for n in $C $G $S $K $P; do ip netns del "$n" 2>/dev/null; done
 	rm -rf "$W"
 }
 trap cleanup EXIT
 
-topo() {
+netns_new() { # NS...: fresh namespaces with lo up
 	local n
-	for n in $C $G $S; do ip netns del $n 2>/dev/null; ip netns add $n; ip -n $n link set lo up; done
+	for n in "$@"; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; ip -n "$n" link set lo up; done
+}
+
+topo() {
+	netns_new $C $G $S
 	ip link add zgb-c0 netns $C type veth peer name zgb-g0 netns $G
 	ip link add zgb-s0 netns $S type veth peer name zgb-g1 netns $G
 	ip -n $C addr add 10.201.0.2/24 dev zgb-c0; ip -n $C link set zgb-c0 up
 	ip -n $G addr add 10.201.0.1/24 dev zgb-g0; ip -n $G link set zgb-g0 up
 	ip -n $G addr add 10.202.0.1/24 dev zgb-g1; ip -n $G link set zgb-g1 up
-	ip -n $S addr add $SERVER/24 dev zgb-s0; ip -n $S link set zgb-s0 up
+	ip -n $S addr add "$SERVER/24" dev zgb-s0; ip -n $S link set zgb-s0 up
 	ip netns exec $G sysctl -qw net.ipv4.ip_forward=1
 	ip netns exec $G sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 	# Replies to tunnel-inner addresses go back through the gateway.
 	ip -n $S route add 10.200.0.0/13 via 10.202.0.1
-	ip netns exec $S iperf3 -s -D -I "$W/iperf3.pid" >/dev/null 2>&1
-	ip netns exec $S "$bindir/connrate" serve $SERVER 8080 >"$W/connrate.out" 2>&1 &
-	pids+=($!)
+	serve $S "$SERVER"
+}
+
+# serve NS ADDR: the iperf3 and connrate servers measure talks to
+serve() {
+	ip netns exec "$1" iperf3 -s -D -I "$W/iperf3-$1.pid" >/dev/null 2>&1
+	ip netns exec "$1" "$bindir/connrate" serve "$2" 8080 >"$W/connrate-$1.out" 2>&1 &
+	pids+=("$!")
 	sleep 0.3
+}
+
+# unpriv NS LOG PROG ARGS...: starts PROG in NS in the background as uid
+# 65534 without any capability, as the relay and the connector run in
+# production; stdout (their audit trail) is dropped. BGPID is its pid.
+unpriv() {
+	local ns=$1 log=$2; shift 2
+	ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all --inh-caps=-all "$@" >/dev/null 2>"$log" &
+	BGPID=$!; pids+=("$BGPID")
 }
 
 # cpu_of PID... : utime+stime in seconds of these processes
@@ -89,8 +127,12 @@ udp_out() { # NS: UDP OutDatagrams
 tcp_out() { # NS: TCP OutSegs
 	ip netns exec "$1" awk '/^Tcp:/ { if (h) { print $12; exit } h = 1 }' /proc/net/snmp
 }
-udp_rcverr() { # NS: UDP RcvbufErrors
-	ip netns exec "$1" awk '/^Udp:/ { if (h) { print $6; exit } h = 1 }' /proc/net/snmp
+udp_rcverr() { # NS...: UDP RcvbufErrors, summed
+	local n t=0
+	for n in "$@"; do
+		t=$((t + $(ip netns exec "$n" awk '/^Udp:/ { if (h) { print $6; exit } h = 1 }' /proc/net/snmp)))
+	done
+	echo $t
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "n/a" }'; }
 
@@ -98,11 +140,11 @@ median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)
 measure() {
 	local name=$1 dev=$2; shift 2
 	local procs=("$@") r t1 t1d p4 udp loss rtt p99 conns cpu0 cpu1 host0 host1 bytes drops0 drops1
-	if [[ $dev != - ]] && ! ip netns exec $C ip route get $SERVER | grep -q "dev $dev"; then
+	if [[ $dev != - ]] && ! ip netns exec $C ip route get "$SERVER" | grep -q "dev $dev"; then
 		echo "| $name | route to the server does not use $dev: skipped | | | | | | | | |" >>"$W/rows"
 		return
 	fi
-	if ! ip netns exec $C ping -c 3 -W 2 $SERVER >/dev/null; then
+	if ! ip netns exec $C ping -c 3 -W 2 "$SERVER" >/dev/null; then
 		echo "| $name | no connectivity | | | | | | | | | | |" >>"$W/rows"
 		echo "bench: $name: no connectivity through $dev" >&2
 		local f; for f in ${LOGS:-}; do tail -n 5 "$f" >&2; done
@@ -114,34 +156,36 @@ measure() {
 	fi
 	# TCP, one stream, median of reps; CPU and drops over these runs
 	cpu0=$(cpu_of "${procs[@]}"); host0=$(host_busy)
-	drops0=$(( $(udp_rcverr $C) + $(udp_rcverr $G) ))
+	# shellcheck disable=SC2086 # GWNS: one or more namespaces
+	drops0=$(udp_rcverr $C $GWNS)
 	bytes=0
 	t1=$(for r in $(seq "$reps"); do
-		ip netns exec $C iperf3 -c $SERVER -w 4M -t "$secs" -J 2>/dev/null >"$W/t1.json"
+		ip netns exec $C iperf3 -c "$SERVER" -w 4M -t "$secs" -J 2>/dev/null >"$W/t1.json"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); e=d["end"]["sum_received"]; print(e["bits_per_second"]/1e6, int(e["bytes"]))' "$W/t1.json" 2>/dev/null || echo "0 0"
 	done | tee "$W/t1.all" | awk '{print $1}' | median)
 	bytes=$(awk '{ s += $2 } END { print s + 0 }' "$W/t1.all")
 	cpu1=$(cpu_of "${procs[@]}"); host1=$(host_busy)
-	drops1=$(( $(udp_rcverr $C) + $(udp_rcverr $G) ))
+	# shellcheck disable=SC2086
+	drops1=$(udp_rcverr $C $GWNS)
 	# TCP, one stream, server to client (download)
 	t1d=$(for r in $(seq "$reps"); do
-		ip netns exec $C iperf3 -c $SERVER -w 4M -t "$secs" -R -J 2>/dev/null >"$W/t1d.json"
+		ip netns exec $C iperf3 -c "$SERVER" -w 4M -t "$secs" -R -J 2>/dev/null >"$W/t1d.json"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/1e6)' "$W/t1d.json" 2>/dev/null || echo 0
 	done | median)
 	# TCP, 4 streams
 	p4=$(for r in $(seq "$reps"); do
-		ip netns exec $C iperf3 -c $SERVER -w 4M -t "$secs" -P 4 -J 2>/dev/null >"$W/p4.json"
+		ip netns exec $C iperf3 -c "$SERVER" -w 4M -t "$secs" -P 4 -J 2>/dev/null >"$W/p4.json"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/1e6)' "$W/p4.json" 2>/dev/null || echo 0
 	done | median)
 	# UDP, 1200-byte datagrams at the highest rate iperf3 offers
-	ip netns exec $C iperf3 -c $SERVER -w 4M -u -b 0 -l 1200 -t "$secs" -J 2>/dev/null >"$W/udp.json"
+	ip netns exec $C iperf3 -c "$SERVER" -w 4M -u -b 0 -l 1200 -t "$secs" -J 2>/dev/null >"$W/udp.json"
 	read -r udp loss < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["end"]["sum"]; print("%.0f %.1f" % (d["bits_per_second"]/1e6, d["lost_percent"]))' "$W/udp.json" 2>/dev/null || echo "0 100")
 	# ping RTT: avg and p99
-	read -r rtt p99 < <(ip netns exec $C ping -c "$pings" -i 0.01 -W 2 $SERVER 2>/dev/null |
+	read -r rtt p99 < <(ip netns exec $C ping -c "$pings" -i 0.01 -W 2 "$SERVER" 2>/dev/null |
 		sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
 		awk '{ a[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f\n", s / NR, a[int(NR * 0.99 + 0.999)]; else print "n/a n/a" }')
 	# HTTP/1.0 connections per second, 8 in parallel
-	conns=$(ip netns exec $C "$bindir/connrate" run $SERVER 8080 "$secs" 8 | sed -n 's/.*rate \([0-9]*\)\/s.*/\1/p')
+	conns=$(ip netns exec $C "$bindir/connrate" run "$SERVER" 8080 "$secs" 8 | sed -n 's/.*rate \([0-9]*\)\/s.*/\1/p')
 	local gb cpugb hostgb
 	gb=$(awk -v b="$bytes" 'BEGIN { printf "%.3f", b / 1e9 }')
 	if [[ ${#procs[@]} -gt 0 ]]; then
@@ -152,7 +196,7 @@ measure() {
 	hostgb=$(awk -v a="$host0" -v b="$host1" -v g="$gb" 'BEGIN { if (g > 0) printf "%.1f", (b - a) / g; else print "n/a" }')
 	printf '| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$t1" "$t1d" "$p4" "$udp" "$loss" \
 		"$rtt" "$p99" "${conns:-n/a}" "$cpugb" "$hostgb" "$((drops1 - drops0))" >>"$W/rows"
-	echo "${name%% *} $t1 $t1d $p4 $udp $rtt ${conns:-0} ${cpugb%% *}" >>"$W/data"
+	echo "${name%% *} $t1 $t1d $p4 $udp $rtt ${conns:-0} ${cpugb%% *} $loss" >>"$W/data"
 	echo >&2 "  $name: TCP ${t1} Mbit/s (down ${t1d}), 4 streams ${p4}, UDP ${udp} (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
 }
 
@@ -164,14 +208,14 @@ measure_conn() {
 	local -a cols=()
 	for par in 1 8; do
 		local c0 g0 t0 s0
-		c0=$(udp_out $C); g0=$(udp_out $G); t0=$(tcp_out $C); s0=$(tcp_out $S)
+		c0=$(udp_out $C); g0=$(udp_out $G); t0=$(tcp_out $C); s0=$(tcp_out "$SNS")
 		best=$(for r in $(seq "$reps"); do
-			ip netns exec $C "$bindir/connrate" count $SERVER 8080 "$nconns" $par |
+			ip netns exec $C "$bindir/connrate" count "$SERVER" 8080 "$nconns" $par |
 				sed -n 's/^conns [0-9]* errors \([0-9]*\) rate \([0-9]*\)\/s p50 \([0-9.]*\) ms p99 \([0-9.]*\) ms/\2 \3 \4 \1/p'
 		done | sort -n | awk '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)]; else print "0 0 0 0" }')
 		cols+=($best)
 		awk -v n="$name" -v p=$par -v k=$((nconns * reps)) -v c="$(( $(udp_out $C) - c0 ))" -v g="$(( $(udp_out $G) - g0 ))" \
-			-v t="$(( $(tcp_out $C) - t0 ))" -v s="$(( $(tcp_out $S) - s0 ))" 'BEGIN {
+			-v t="$(( $(tcp_out $C) - t0 ))" -v s="$(( $(tcp_out "$SNS") - s0 ))" 'BEGIN {
 			printf "  %s, %d at a time, per connection: UDP datagrams client → %.1f, gateway → %.1f; TCP segments client → %.1f, server → %.1f\n", n, p, c / k, g / k, t / k, s / k }' >&2
 	done
 	echo "${name%% *} ${cols[*]}" >>"$W/conndata"
@@ -184,14 +228,21 @@ run_direct() {
 	ip -n $C route del 10.202.0.0/24 via 10.201.0.1
 }
 
-run_zgate() {
-	local d=$W/zgate
+# zgate_pki DIR [GEN-CERTS ARGS...]: DIR with the relay's and client
+# "bench"'s certificates (and whatever ARGS add), readable by uid 65534
+zgate_pki() {
+	local d=$1; shift
 	mkdir -p "$d"; chmod 755 "$d"
-	"$root/scripts/gen-certs.sh" -d "$d/pki" -s relay.bench -c bench >/dev/null
+	"$root/scripts/gen-certs.sh" -d "$d/pki" -s relay.bench -c bench "$@" >/dev/null
 	chmod -R a+rX "$d/pki"
-	printf 'version: 1\ndefault_action: deny\nclients:\n  bench:\n    rules:\n      - { id: bench, action: allow, destinations: ["10.202.0.0/24"] }\n' >"$d/policy.yaml"
+}
+
+# zgate_relay DIR LISTEN: the relay in the gateway ns with DIR/policy.yaml
+# (written by the caller); RP is its pid.
+zgate_relay() {
+	local d=$1
 	cat >"$d/relay.yaml" <<C
-listen: "10.201.0.1:4433"
+listen: "$2"
 ops_listen: "127.0.0.1:8080"
 tls: { cert: $d/pki/relay.crt, key: $d/pki/relay.key, client_ca: $d/pki/ca.crt }
 uri_template: "https://relay.bench:4433/.well-known/masque/ip/{target}/{ipproto}/"
@@ -199,30 +250,111 @@ policy: $d/policy.yaml
 log_level: warn
 C
 	chmod 644 "$d"/*.yaml
-	ip netns exec $G setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
-		--bounding-set=-all --inh-caps=-all "$zbin/zgate-relay" --config "$d/relay.yaml" \
-		>/dev/null 2>"$d/relay.log" &
-	local rp=$!; pids+=($rp)
+	unpriv $G "$d/relay.log" "$zbin/zgate-relay" --config "$d/relay.yaml"
+	RP=$BGPID
 	sleep 0.5
+}
+
+# zgate_agent DIR PREFIX: the agent "bench" in the client ns; waits up to
+# 10 s until the relay has routed PREFIX into zgate0. AP is its pid.
+zgate_agent() {
+	local d=$1 k
 	ip netns exec $C "$zbin/zgate-agent" --relay 10.201.0.1:4433 --server-name relay.bench \
 		--cert "$d/pki/bench.crt" --key "$d/pki/bench.key" --ca "$d/pki/ca.crt" \
 		--log-level warn 2>"$d/agent.log" &
-	local ap=$!; pids+=($ap)
-	local k
-	for k in $(seq 50); do ip -n $C route show dev zgate0 2>/dev/null | grep -q 10.202 && break; sleep 0.1; done
-	kill -0 $rp 2>/dev/null || echo "bench: zgate-relay exited: $(tail -3 "$d/relay.log")" >&2
-	kill -0 $ap 2>/dev/null || echo "bench: zgate-agent exited: $(tail -3 "$d/agent.log")" >&2
+	AP=$!; pids+=("$AP")
+	for k in $(seq 100); do ip -n $C route show dev zgate0 2>/dev/null | grep -q "^$2" && break; sleep 0.1; done
+	kill -0 "$RP" 2>/dev/null || echo "bench: zgate-relay exited: $(tail -3 "$d/relay.log")" >&2
+	kill -0 "$AP" 2>/dev/null || echo "bench: zgate-agent exited: $(tail -3 "$d/agent.log")" >&2
+}
+
+# stop PID...: SIGTERM, and wait for each
+stop() {
+	local p
+	for p in "$@"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+}
+
+run_zgate() {
+	local d=$W/zgate
+	zgate_pki "$d"
+	printf 'version: 1\ndefault_action: deny\nclients:\n  bench:\n    rules:\n      - { id: bench, action: allow, destinations: ["10.202.0.0/24"] }\n' >"$d/policy.yaml"
+	zgate_relay "$d" 10.201.0.1:4433
+	zgate_agent "$d" 10.202
 	local pp=
 	if [[ -n ${BENCH_PERF:-} ]]; then
-		perf record -F 4999 -g -o "$BENCH_PERF" -p "$rp,$ap" >/dev/null 2>"$d/perf.log" &
+		perf record -F 4999 -g -o "$BENCH_PERF" -p "$RP,$AP" >/dev/null 2>"$d/perf.log" &
 		pp=$!
 		sleep 0.5
 	fi
-	measure zgate zgate0 "$rp" "$ap"
+	LOGS="$d/relay.log $d/agent.log" measure zgate zgate0 "$RP" "$AP"
 	if [[ -n $pp ]]; then
 		kill -INT "$pp"; wait "$pp" 2>/dev/null
 	fi
-	kill $ap; wait $ap 2>/dev/null; kill $rp; wait $rp 2>/dev/null
+	stop "$AP" "$RP"
+}
+
+# The connector's namespace hangs off the gateway ns (the relay's); the
+# on-prem ns hangs off the connector's only: the gateway ns has no route to
+# it and the connector's ns does not forward, so only zgate-connector's own
+# sockets reach the on-prem servers.
+connector_topo() {
+	netns_new $K $P
+	ip link add zgb-k0 netns $K type veth peer name zgb-g2 netns $G
+	ip link add zgb-p0 netns $P type veth peer name zgb-k1 netns $K
+	ip -n $G addr add 10.207.0.1/24 dev zgb-g2; ip -n $G link set zgb-g2 up
+	ip -n $K addr add 10.207.0.2/24 dev zgb-k0; ip -n $K link set zgb-k0 up
+	ip -n $K addr add 10.205.0.1/24 dev zgb-k1; ip -n $K link set zgb-k1 up
+	ip -n $P addr add $ONPREM/24 dev zgb-p0; ip -n $P link set zgb-p0 up
+	ip netns exec $K sysctl -qw net.ipv4.ip_forward=0
+	ip netns exec $K sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+	if ip netns exec $G ping -c 1 -W 1 $ONPREM >/dev/null 2>&1; then
+		echo "bench: the gateway ns reaches $ONPREM: the connector row would not prove the path" >&2
+		return 1
+	fi
+	serve $P $ONPREM
+}
+
+run_zgate-connector() {
+	local d=$W/connector k
+	local name="zgate-connector (agent → relay → connector)"
+	[[ -x $zbin/zgate-connector ]] || { echo "| $name | zgate-connector not built | | | | | | | | | | |" >>"$W/rows"; return; }
+	connector_topo || { echo "| $name | topology failed | | | | | | | | | | |" >>"$W/rows"; return; }
+	zgate_pki "$d" --connector bench-k
+	cat >"$d/policy.yaml" <<Y
+version: 1
+default_action: deny
+connectors:
+  bench-k:
+    prefixes: ["10.205.0.0/24"]
+clients:
+  bench:
+    rules:
+      - { id: onprem, action: allow, connector: bench-k }
+Y
+	printf 'version: 1\ndefault_action: deny\nclients:\n  bench:\n    rules:\n      - { id: bench, action: allow, destinations: ["10.205.0.0/24"] }\n' >"$d/connector-policy.yaml"
+	cat >"$d/connector.yaml" <<C
+relays: ["10.207.0.1:4433"]
+server_name: relay.bench
+ca: $d/pki/ca.crt
+cert: $d/pki/connector-bench-k.crt
+key: $d/pki/connector-bench-k.key
+prefixes: ["10.205.0.0/24"]
+policy: $d/connector-policy.yaml
+audit: "-"
+ops_listen: "127.0.0.1:9201"
+inner_port: 443
+log_level: warn
+C
+	zgate_relay "$d" 0.0.0.0:4433
+	unpriv $K "$d/connector.log" "$zbin/zgate-connector" --config "$d/connector.yaml"
+	local kp=$BGPID
+	zgate_agent "$d" 10.205.0.0/24
+	kill -0 "$kp" 2>/dev/null || echo "bench: zgate-connector exited: $(tail -3 "$d/connector.log")" >&2
+	# the route comes with the relay's word; the inner session follows
+	for k in $(seq 20); do ip netns exec $C ping -c 1 -W 1 $ONPREM >/dev/null 2>&1 && break; done
+	SERVER=$ONPREM SNS=$P GWNS="$G $K" LOGS="$d/relay.log $d/agent.log $d/connector.log" \
+		measure "$name" zgate0 "$RP" "$AP" "$kp"
+	stop "$AP" "$kp" "$RP"
 }
 
 wg_keys() { wg genkey | tee "$W/$1.key" | wg pubkey >"$W/$1.pub"; }
@@ -343,7 +475,7 @@ for cfg in $only; do "run_$cfg"; done
 		echo "| peer | TCP 1 up | TCP 1 down | TCP 4 | UDP | ping avg | conn/s | tunnel CPU/GB |"
 		echo "|---|---|---|---|---|---|---|---|"
 		awk '$1 == "zgate" { for (i = 2; i <= 8; i++) z[i] = $i }
-		     $1 != "zgate" { n[$1] = $0 }
+		     $1 != "zgate" && $1 != "zgate-connector" { n[$1] = $0 }
 		     END {
 			for (k in n) {
 				split(n[k], p, " ")
@@ -354,6 +486,35 @@ for cfg in $only; do "run_$cfg"; done
 				printf "\n"
 			}
 		     }' "$W/data"
+		echo
+	fi
+	if cat "$W/data" "$W/conndata" | grep -q '^zgate-connector '; then
+		echo "zgate-connector reaches a server that only the connector's namespace can reach, through two" \
+			"QUIC layers: the agent's inner CONNECT-IP session with the connector (end to end; the relay" \
+			"cannot read it) travels as UDP packets inside the outer tunnels agent ↔ relay and relay ↔" \
+			"connector. So every packet is encrypted twice by the agent and decrypted twice by the" \
+			"connector (and the other way), the relay decrypts it from one outer tunnel and encrypts it" \
+			"into the other instead of terminating its flow, and the connector's stack terminates the flow;" \
+			"tunnel CPU counts the agent, the relay and the connector."
+		# data: name up down 4-streams udp ping conn/s cpu/GB loss%;
+		# conndata: name seq/s p50 p99 errors par/s p50 p99 errors
+		awk 'FILENAME == ARGV[1] && $1 == "zgate" { for (i = 2; i <= 9; i++) z[i] = $i }
+		     FILENAME == ARGV[1] && $1 == "zgate-connector" { for (i = 2; i <= 9; i++) k[i] = $i }
+		     FILENAME == ARGV[2] && $1 == "zgate" { for (i = 2; i <= 9; i++) zc[i] = $i }
+		     FILENAME == ARGV[2] && $1 == "zgate-connector" { for (i = 2; i <= 9; i++) kc[i] = $i }
+		     function r(a, b) { return (b + 0 > 0 && a != "" && a != "n/a") ? sprintf("%.2f×", a / b) : "n/a" }
+		     END {
+			s = ""
+			if ((2 in z) && (2 in k))
+				s = sprintf("TCP 1 stream up %s, down %s, 4 streams %s, UDP delivered (rate × (1 − loss)) %s, HTTP conn/s %s, ping %+.3f ms, tunnel CPU per GB %s",
+					r(k[2], z[2]), r(k[3], z[3]), r(k[4], z[4]), r(k[5] * (1 - k[9] / 100), z[5] * (1 - z[9] / 100)),
+					r(k[7], z[7]), k[6] - z[6], r(k[8], z[8]))
+			if ((2 in zc) && (2 in kc))
+				s = s (s != "" ? "; " : "") sprintf("connections one after another %s (p50 %+.3f ms), 8 in parallel %s (p50 %+.3f ms)",
+					r(kc[2], zc[2]), kc[3] - zc[3], r(kc[6], zc[6]), kc[7] - zc[7])
+			if (s != "")
+				printf "\nRelative to the zgate row (same run): %s.\n", s
+		     }' "$W/data" "$W/conndata"
 	fi
 } >"$out"
 
