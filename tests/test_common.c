@@ -194,6 +194,61 @@ static void test_opt_names_bools_usage(void **state)
 	assert_int_equal(opt_usage_entry(buf, 10, 20, "tun", "NAME", "device", ""), m);
 }
 
+/* The word-at-a-time sum equals the plain 16-bit big-endian sum of RFC
+ * 1071 for every length (odd ones padded), alignment and starting sum. */
+static uint16_t cksum_ref(uint32_t s, const uint8_t *p, size_t n)
+{
+	uint64_t r = s;
+
+	for (; n > 1; p += 2, n -= 2)
+		r += (uint64_t)(p[0] << 8 | p[1]);
+	if (n)
+		r += (uint64_t)p[0] << 8;
+	while (r >> 16)
+		r = (r & 0xffff) + (r >> 16);
+	return (uint16_t)~r;
+}
+
+static void test_cksum_matches_reference(void **state)
+{
+	static uint8_t buf[1600];
+	uint32_t x = 12345, s;
+	size_t len, off;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 16);
+	}
+	for (len = 0; len <= 80; len++) {
+		for (off = 0; off < 8; off++) {
+			s = (uint32_t)len * 2654435761u;
+			s &= 0x1ffffu;
+			assert_int_equal(cksum_fold(cksum_add(s, buf + off, len)),
+					 cksum_ref(s, buf + off, len));
+		}
+	}
+	for (len = 1400; len <= 1500; len++)
+		assert_int_equal(cksum_fold(cksum_add(0, buf + 3, len)), cksum_ref(0, buf + 3, len));
+	/* all ones and all zeros (the +0 / -0 corner of one's complement) */
+	memset(buf, 0xff, sizeof(buf));
+	for (len = 0; len <= 40; len++)
+		assert_int_equal(cksum_fold(cksum_add(0, buf, len)), cksum_ref(0, buf, len));
+	memset(buf, 0, sizeof(buf));
+	for (len = 0; len <= 40; len++)
+		assert_int_equal(cksum_fold(cksum_add(0, buf, len)), cksum_ref(0, buf, len));
+	/* a packet with its checksum in place sums to zero */
+	buf[0] = 0x45;
+	buf[9] = 17;
+	{
+		uint16_t c = cksum_fold(cksum_add(0, buf, 20));
+
+		buf[10] = (uint8_t)(c >> 8);
+		buf[11] = (uint8_t)c;
+		assert_int_equal(cksum_fold(cksum_add(0, buf, 20)), 0);
+	}
+}
+
 /* One Internet checksum serves the stack (any packet length) and the
  * agent (64 KiB segments on a running sum): it must not overflow. */
 static void test_cksum_long_input_no_overflow(void **state)
@@ -401,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_log_debug_keeps_function),
 		cmocka_unit_test(test_opt_durations),
 		cmocka_unit_test(test_cksum_long_input_no_overflow),
+		cmocka_unit_test(test_cksum_matches_reference),
 		cmocka_unit_test(test_opt_names_bools_usage),
 		cmocka_unit_test(test_hostport_format),
 		cmocka_unit_test(test_yamlcfg_read_file),

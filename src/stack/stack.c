@@ -498,19 +498,13 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 	st->cnt.pkts_in++;
 	st->cnt.bytes_in += len;
 
-	/* SYNs are checksummed here because they open host sockets before
-	 * lwIP would verify them. */
-	r = pkt_parse(pkt, len, 1, &pi);
-	if (r == ZG_ERR_MALFORMED && len > 0 && (pkt[0] >> 4) != 0) {
-		/* retry without the TCP checksum: only SYNs need it */
-		struct pkt_info p2;
-
-		if (pkt_parse(pkt, len, 0, &p2) == 0 &&
-		    p2.proto == STACK_PROTO_TCP && !(p2.tcp_flags & PKT_TCP_SYN)) {
-			pi = p2;
-			r = 0;
-		}
-	}
+	/* The TCP checksum of a SYN is checked here because a SYN opens a
+	 * host socket before lwIP would verify it; every other TCP segment's
+	 * is left to lwIP, which checks it anyway (summing each data segment
+	 * twice cost the relay 7 % of its time in bulk transfers). */
+	r = pkt_parse(pkt, len, 0, &pi);
+	if (r == 0 && pi.proto == STACK_PROTO_TCP && (pi.tcp_flags & PKT_TCP_SYN))
+		r = pkt_parse(pkt, len, 1, &pi);
 	if (r != 0) {
 		st->cnt.drop_malformed++;
 		return;
