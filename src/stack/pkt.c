@@ -6,6 +6,8 @@
  * a 20/40-byte IP header plus an 8-byte header needs no pcb table.
  */
 #include "be.h"
+#include "cksum.h"
+#include "lwipopts.h"
 #include "pkt.h"
 
 #include <string.h>
@@ -409,4 +411,16 @@ pkt_build_echo_reply(uint8_t *out, size_t cap, const struct stack_addr *src,
 		memcpy(m + 8, data, len);
 	put_l4_csum(m, 8 + len, 2, src, dst, proto);
 	return hl + 8 + len;
+}
+
+unsigned short stack_lwip_chksum(const void *data, int len)
+{
+	/* cksum_fold() inverts; inverting again leaves the folded sum */
+	uint16_t be = (uint16_t)~cksum_fold(cksum_add(0, data, len > 0 ? (size_t)len : 0));
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (uint16_t)(be >> 8 | be << 8); /* the same sum in memory order */
+#else
+	return be;
+#endif
 }
