@@ -22,6 +22,7 @@
 #include "masque/masque.h"
 #include "masque/masque_int.h"
 #include "masque/memnet.h"
+#include "masque/steer.h"
 #include "varint.h"
 #include "zg_err.h"
 #include "pki.h"
@@ -317,6 +318,8 @@ static void fx_server_lim(struct fx *x, int retry_always, const struct masque_co
 		x->scfg.max_handshakes = lim->max_handshakes;
 		x->scfg.max_handshakes_per_source = lim->max_handshakes_per_source;
 		x->scfg.accepts_per_round = lim->accepts_per_round;
+		x->scfg.worker_index = lim->worker_index;
+		x->scfg.nworkers = lim->nworkers;
 	}
 	assert_int_equal(masque_server_new(&x->scfg, &cbs, &x->srv, &x->net.srv), 0);
 }
@@ -1967,9 +1970,127 @@ static void test_i16_7_accepts_per_round(void **state)
 	free(x);
 }
 
+/* ------------------------------------------------------------------ */
+/* workers (issue 21; steer.h)                                        */
+
+/* What the client sent, seen on its way to the server. */
+static struct {
+	uint8_t odcid[32]; /* the client's first DCID */
+	size_t odcidlen;
+	size_t original, steered, astray;
+} tap;
+
+static int tap_send(void *ioctx, const struct sockaddr *local, socklen_t locallen,
+		    const struct sockaddr *remote, socklen_t remotelen, const uint8_t *data,
+		    size_t len)
+{
+	int is_long = len > 6 && (data[0] & 0x80);
+
+	if (is_long && tap.odcidlen == 0 && data[5] <= sizeof(tap.odcid) &&
+	    len >= 6u + data[5]) {
+		tap.odcidlen = data[5];
+		memcpy(tap.odcid, data + 6, tap.odcidlen);
+	}
+	if (is_long && data[5] == tap.odcidlen && len >= 6u + data[5] &&
+	    memcmp(data + 6, tap.odcid, tap.odcidlen) == 0)
+		tap.original++; /* Initials to the client's own random DCID */
+	else if (steer_cid_worker(data, len, 4) == 2)
+		tap.steered++;
+	else
+		tap.astray++;
+	return memnet_io.send(ioctx, local, locallen, remote, remotelen, data, len);
+}
+
+/* Worker 2 of 4 (with a Retry first when retry_always): every connection
+ * ID the server issues has a first byte = 2 mod 4, so every datagram the
+ * client sends once it knows one (after the Retry, Handshake, 1-RTT)
+ * steers to worker 2; only its first Initials carry its own DCID. */
+static void worker_cids(int retry_always)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_config lim = { .retry_off = !retry_always, .worker_index = 2, .nworkers = 4 };
+	struct masque_io tap_io = memnet_io;
+	ngtcp2_cid scids[16];
+	struct masque_conn *sc;
+	size_t i, n;
+
+	assert_non_null(x);
+	memset(&tap, 0, sizeof(tap));
+	tap_io.send = tap_send;
+	fx_server_lim(x, retry_always, &lim);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].io = &tap_io;
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].closed, 0);
+	exchange(x, 200); /* 1-RTT both ways */
+	sc = x->srv.last_conn;
+	assert_non_null(sc);
+	/* what the server gave the client: the first SCID and the
+	 * NEW_CONNECTION_IDs (the client's DCID is not among them) */
+	n = ngtcp2_conn_get_scid2(sc->qc, NULL);
+	assert_true(n >= 2 && n <= 16);
+	assert_int_equal(ngtcp2_conn_get_scid2(sc->qc, scids), n);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(scids[i].datalen, MASQUE_CIDLEN);
+		assert_int_equal(scids[i].data[0] % 4, 2);
+	}
+	assert_true(tap.original >= 1);
+	assert_true(tap.steered >= 10);
+	assert_int_equal(tap.astray, 0);
+	if (retry_always) {
+		struct masque_server_stats st;
+
+		masque_server_stats(x->net.srv, &st);
+		assert_int_equal(st.retries_sent, 1);
+	}
+	fx_free(x);
+	free(x);
+}
+
+static void test_i21_worker_cids(void **state)
+{
+	(void)state;
+	worker_cids(0);
+}
+
+static void test_i21_worker_cids_after_retry(void **state)
+{
+	(void)state;
+	worker_cids(1);
+}
+
+static void test_i21_worker_config_checked(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_server *srv = NULL;
+	struct masque_config c;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server(x, 0);
+	c = x->scfg;
+	c.nworkers = 4;
+	c.worker_index = 4;
+	assert_int_equal(masque_server_new(&c, &cbs, &x->srv, &srv), ZG_ERR_INVAL);
+	c.nworkers = STEER_MAX_WORKERS + 1;
+	c.worker_index = 0;
+	assert_int_equal(masque_server_new(&c, &cbs, &x->srv, &srv), ZG_ERR_INVAL);
+	assert_null(srv);
+	c.nworkers = STEER_MAX_WORKERS;
+	c.worker_index = STEER_MAX_WORKERS - 1;
+	assert_int_equal(masque_server_new(&c, &cbs, &x->srv, &srv), 0);
+	masque_server_del(srv);
+	fx_free(x);
+	free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_i21_worker_cids),
+		cmocka_unit_test(test_i21_worker_cids_after_retry),
+		cmocka_unit_test(test_i21_worker_config_checked),
 		cmocka_unit_test(test_i16_7_handshakes_per_source_capped),
 		cmocka_unit_test(test_i16_7_busy_source_gets_retry_first),
 		cmocka_unit_test(test_i16_7_max_handshakes),

@@ -1242,10 +1242,12 @@ static int q_get_new_cid(ngtcp2_conn *qc, ngtcp2_cid *cid, ngtcp2_stateless_rese
 	struct masque_conn *c = ud;
 
 	(void)qc;
-	masque_random(cid->data, cidlen);
 	cid->datalen = cidlen;
-	if (c->srv != NULL)
+	if (c->srv != NULL) {
+		masque_server_cid(c->srv, cid->data, cidlen);
 		return masque_server_new_cid(c->srv, c, cid, token->data);
+	}
+	masque_random(cid->data, cidlen);
 	masque_random(token->data, sizeof(token->data));
 	return 0;
 }

@@ -238,6 +238,15 @@ struct masque_config {
 	 * connections it no longer knows: clients then reconnect at once
 	 * instead of waiting for their idle timeout. */
 	const uint8_t *static_secret; /* 32 bytes */
+	/* This server is worker worker_index of nworkers processes sharing
+	 * one UDP port (issue 21; steer.h): every connection ID it issues
+	 * (at accept, in a Retry, in NEW_CONNECTION_ID) has a first byte b
+	 * with b % nworkers == worker_index, so the kernel's reuseport
+	 * program (steer_attach_cbpf()) sends the connection's datagrams to
+	 * this worker. nworkers 0 or 1 = one process, random CIDs;
+	 * nworkers at most STEER_MAX_WORKERS and worker_index below it. */
+	unsigned worker_index;
+	unsigned nworkers;
 	/* Both. */
 	/* Extension capsule types handed to on_capsule (at most
 	 * CAPSULE_EXT_MAX, capsule.h); every other unknown type is skipped. */

@@ -149,6 +149,9 @@ int masque_conn_queue_raw(struct masque_conn *c, const uint8_t *data, size_t len
 int masque_conn_send_raw_datagram(struct masque_conn *c, const uint8_t *data, size_t len);
 
 /* server.c, called from conn.c */
+/* Fills cid with len random bytes, the first marked with this server's
+ * worker (masque_config.worker_index, steer.h). */
+void masque_server_cid(const struct masque_server *srv, uint8_t *cid, size_t len);
 int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, const ngtcp2_cid *cid,
 			  uint8_t *token);
 void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);

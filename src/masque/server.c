@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "masque/steer.h"
 #include "masque/uri.h"
 #include "zg_err.h"
 
@@ -105,6 +106,13 @@ static void cid_unlink_bucket(struct masque_server *srv, struct cid_node *e)
 			return;
 		}
 	}
+}
+
+void masque_server_cid(const struct masque_server *srv, uint8_t *cid, size_t len)
+{
+	masque_random(cid, len);
+	if (len > 0)
+		cid[0] = steer_cid_byte(cid[0], srv->cfg.worker_index, srv->cfg.nworkers);
 }
 
 int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, const ngtcp2_cid *cid,
@@ -293,6 +301,12 @@ int masque_server_new(const struct masque_config *cfg, const struct masque_cbs *
 	if (cfg == NULL || cbs == NULL || cfg->tls == NULL || cfg->io == NULL ||
 	    cfg->uri_template == NULL || cfg->n_ext_capsules > CAPSULE_EXT_MAX)
 		return ZG_ERR_INVAL;
+	if (cfg->nworkers > STEER_MAX_WORKERS ||
+	    (cfg->nworkers > 1 && cfg->worker_index >= cfg->nworkers)) {
+		log_warnx("worker %u of %u: workers must be 1 to %d, the index below them",
+			  cfg->worker_index, cfg->nworkers, STEER_MAX_WORKERS);
+		return ZG_ERR_INVAL;
+	}
 	if (uri_template_check(cfg->uri_template, err, sizeof(err)) != 0) {
 		log_warnx("uri_template \"%s\": %s", cfg->uri_template, err);
 		return ZG_ERR_CONFIG;
@@ -446,7 +460,7 @@ static void send_retry(struct masque_server *srv, const ngtcp2_pkt_hd *hd, masqu
 	ngtcp2_ssize tlen, n;
 
 	scid.datalen = MASQUE_CIDLEN;
-	masque_random(scid.data, scid.datalen);
+	masque_server_cid(srv, scid.data, scid.datalen);
 	tlen = ngtcp2_crypto_generate_retry_token2(token, srv->secret, sizeof(srv->secret),
 						   hd->version, (const ngtcp2_sockaddr *)remote,
 						   remotelen, &scid, &hd->dcid, now);
@@ -549,7 +563,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 		return MASQUE_DEFERRED;
 	}
 	scid.datalen = MASQUE_CIDLEN;
-	masque_random(scid.data, scid.datalen);
+	masque_server_cid(srv, scid.data, scid.datalen);
 	if (ngtcp2_crypto_generate_stateless_reset_token(reset_token, srv->secret,
 							 sizeof(srv->secret), &scid) != 0)
 		return 0;
