@@ -378,7 +378,7 @@ static void keys_under(const char *section, char *out, size_t outlen)
 }
 
 struct yparse {
-	yaml_parser_t p;
+	yaml_parser_t *p;
 	const char *name;
 	char *err;
 	size_t errlen;
@@ -386,10 +386,10 @@ struct yparse {
 
 static int next_event(struct yparse *y, yaml_event_t *ev)
 {
-	if (!yaml_parser_parse(&y->p, ev)) {
+	if (!yaml_parser_parse(y->p, ev)) {
 		zg_seterr(y->err, y->errlen, "%s:%zu:%zu: not valid YAML: %s", y->name,
-			  y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
-			  y->p.problem ? y->p.problem : "syntax error");
+			  y->p->problem_mark.line + 1, y->p->problem_mark.column + 1,
+			  y->p->problem ? y->p->problem : "syntax error");
 		return ZG_ERR_CONFIG;
 	}
 	return 0;
@@ -499,47 +499,18 @@ static int parse_mapping(struct yparse *y, struct relay_config *cfg,
 	}
 }
 
+/* yamlcfg_load()'s callback: the top-level mapping, whose start was read. */
+static int load_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)
+{
+	struct yparse y = { .p = p, .name = name, .err = err, .errlen = errlen };
+
+	return parse_mapping(&y, ctx, "", 0);
+}
+
 int config_load_buf(struct relay_config *cfg, const char *name,
 		    const char *text, size_t len, char *err, size_t errlen)
 {
-	struct yparse y = { .name = name, .err = err, .errlen = errlen };
-	yaml_event_t ev;
-	int r = 0, seen_doc = 0;
-
-	if (!yaml_parser_initialize(&y.p)) {
-		zg_seterr(err, errlen, "%s: out of memory", name);
-		return ZG_ERR_NOMEM;
-	}
-	yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
-	for (;;) {
-		if ((r = next_event(&y, &ev)) != 0)
-			break;
-		if (ev.type == YAML_STREAM_END_EVENT) {
-			yaml_event_delete(&ev);
-			break;
-		}
-		if (ev.type == YAML_DOCUMENT_START_EVENT) {
-			if (seen_doc++) {
-				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
-					  name, ev.start_mark.line + 1, ev.start_mark.column + 1);
-				r = ZG_ERR_CONFIG;
-			}
-		} else if (ev.type == YAML_MAPPING_START_EVENT) {
-			r = parse_mapping(&y, cfg, "", 0);
-		} else if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) {
-			/* an empty document: nothing to apply */
-		} else if (ev.type != YAML_STREAM_START_EVENT &&
-			   ev.type != YAML_DOCUMENT_END_EVENT) {
-			zg_seterr(err, errlen, "%s:%zu:%zu: the top level must be a mapping of keys, found %s",
-				  name, ev.start_mark.line + 1, ev.start_mark.column + 1, yamlcfg_kind(&ev));
-			r = ZG_ERR_CONFIG;
-		}
-		yaml_event_delete(&ev);
-		if (r != 0)
-			break;
-	}
-	yaml_parser_delete(&y.p);
-	return r;
+	return yamlcfg_load(name, text, len, load_mapping, cfg, err, errlen);
 }
 
 int config_load_file(struct relay_config *cfg, const char *path, char *err, size_t errlen)
