@@ -138,6 +138,11 @@ static void test_file_errors_name_line_and_column(void **state)
 	assert_err("agent.yaml:1:1: ipv6: \"maybe\" is not true or false");
 	assert_int_equal(load(&c, "log_level: loud\n"), ZG_ERR_CONFIG);
 	assert_err("agent.yaml:1:1: log_level: \"loud\" is not a log level");
+	/* the value is checked before its length, as the relay does (opt_set()) */
+	assert_int_equal(load(&c, "log_level: extraordinarily-loud\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: log_level: \"extraordinarily-loud\" is not a log level");
+	assert_int_equal(load(&c, "dns: extraordinarily-clever\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: dns: value is 22 bytes long; at most 15 allowed");
 	assert_int_equal(load(&c, "tun: zgate0\nrelay:\n  - a:1\n  - b\n"), ZG_ERR_CONFIG);
 	assert_err("agent.yaml:2:1: relay (line 4): entry 2 \"b\" is not [NAME@]HOST:PORT");
 	assert_int_equal(load(&c, "relay:\n  - a:1\n  - [b:2]\n"), ZG_ERR_CONFIG);

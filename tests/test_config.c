@@ -182,7 +182,20 @@ static void test_file_wrong_shapes(void **state)
 	assert_int_equal(load(&c, "a: 1\n---\nb: 2\n"), ZG_ERR_CONFIG); /* a first, unknown */
 	config_defaults(&c);
 	assert_int_equal(load(&c, "listen: 0.0.0.0:1\n---\nlisten: 0.0.0.0:2\n"), ZG_ERR_CONFIG);
-	assert_err_contains("only one YAML document is allowed");
+	assert_string_equal(err, "relay.yaml:2:1: only one YAML document is allowed");
+	/* the shared loader (yamlcfg_load) gives the messages the relay gave */
+	config_defaults(&c);
+	assert_int_equal(load(&c, "listen: \"unclosed\nmtu: 1300\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:1: not valid YAML: found unexpected end of stream");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "dns:\n  domains: [a\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:1: not valid YAML: did not find expected ',' or ']'");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "just text\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err,
+			    "relay.yaml:1:1: the top level must be a mapping of keys, found a value");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "---\n...\n"), 0); /* an empty document */
 }
 
 static void test_file_empty_is_defaults(void **state)

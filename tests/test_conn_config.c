@@ -119,7 +119,12 @@ static void test_bad_fields(void **state)
 		{ BASE "ops_listen: nowhere\n", "c.yaml:7:1: ops_listen: \"nowhere\" is not host:port" },
 		{ BASE "log_level: loud\n", "c.yaml:7:1: log_level: \"loud\" is not a log level" },
 		{ BASE "keepalive: 5\n", "c.yaml:7:1: keepalive: \"5\" is not a duration" },
-		{ BASE "colour: blue\n", "c.yaml:7:1: colour: unknown key (expected one of: relays" },
+		{ BASE "colour: blue\n",
+		  "c.yaml:7:1: colour: unknown key (expected one of: relays, server_name, ca, cert, "
+		  "key, prefixes, policy, audit, ops_listen, inner_port, log_level, reconnect_min, "
+		  "reconnect_max, keepalive, idle_timeout)" },
+		{ BASE "tls.cert: x\n", "c.yaml:7:1: tls.cert: unknown key (expected one of: relays," },
+		{ BASE "policy: {a: 1}\n", "c.yaml:7:1: policy: expected a single value, found a mapping" },
 		{ BASE "audit: \"\"\n", "c.yaml:7:1: audit: empty" },
 		{ BASE "ca: [a, b]\n", "c.yaml:7:1: ca: expected a single value, found a list" },
 		{ BASE "extra: {a: 1}\n", "c.yaml:7:1: extra: unknown key" },

@@ -1,5 +1,6 @@
 /* test_opt.c — the command-line convention the three programs share
- * (src/common/opt.c: opt_next, opt_exit_code, durations, opt_version) and
+ * (src/common/opt.c: opt_next, opt_exit_code, durations, opt_version, the
+ * option-table engine; src/common/yamlcfg.c: the YAML key walker) and
  * the operator-facing log formats (src/common/log.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "opt.h"
 #include "relay/config.h"
+#include "yamlcfg.h"
 #include "zg_err.h"
 
 static char err[256];
@@ -315,6 +317,221 @@ static void test_log_format_parse(void **state)
 	assert_int_equal(log_format_parse("", &f), ZG_ERR_INVAL);
 }
 
+/* The option-table engine on a table of its own: every built-in type, a
+ * custom one with a YAML list, and a nested section. */
+struct tcfg {
+	char name[8];
+	uint32_t n;
+	uint16_t port;
+	uint32_t wait_ms, grace_ms;
+	int on;
+	char level[16], format[8];
+	char list[64];
+	char sec_a[16];
+	uint32_t sec_deep_b;
+};
+
+static int set_upper(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		     char *err_, size_t errlen)
+{
+	if (text[0] == '\0' || text[0] < 'A' || text[0] > 'Z') {
+		zg_seterr(err_, errlen, "%s: \"%s\" must start with a capital", where, text);
+		return ZG_ERR_CONFIG;
+	}
+	return opt_set_text((char *)cfg + o->off, o->size, text, where, err_, errlen);
+}
+
+#define TF(f) offsetof(struct tcfg, f), sizeof(((struct tcfg *)0)->f)
+static const struct opt_spec topts[] = {
+	{ .key = "name", .type = OPT_T_STR, TF(name), .def = "x", .help = "a name" },
+	{ .key = "n", .type = OPT_T_U32, TF(n), .min = 1, .max = 9, .def = "3", .help = "a count" },
+	{ .key = "port", .type = OPT_T_U32, TF(port), .min = 1, .max = 65535, .def = "443", .help = "a port" },
+	{ .key = "wait", .type = OPT_T_DUR, TF(wait_ms), .min = 10, .max = 60000, .def = "1s", .help = "a wait" },
+	{ .key = "grace", .type = OPT_T_DUR_MIN, TF(grace_ms), .min = 1000, .max = UINT32_MAX, .def = "30s", .help = "a grace" },
+	{ .key = "on", .type = OPT_T_BOOL, TF(on), .def = "false", .help = "a switch" },
+	{ .key = "log_level", .type = OPT_T_LEVEL, TF(level), .def = "info", .help = "a level" },
+	{ .key = "log_format", .type = OPT_T_FORMAT, TF(format), .def = "text", .help = "a format" },
+	{ .key = "list", .type = OPT_T_CUSTOM, TF(list), .def = "", .help = "a list", .meta = "ITEM,...", .set = set_upper, .list = 1 },
+	{ .key = "sec.a", .type = OPT_T_STR, TF(sec_a), .def = "", .help = "in a section" },
+	{ .key = "sec.deep.b", .type = OPT_T_U32, TF(sec_deep_b), .min = 0, .max = 5, .def = "", .help = "deeper" },
+};
+static const struct opt_table ttable = { topts, sizeof(topts) / sizeof(topts[0]) };
+
+static void test_opt_table_types_and_messages(void **state)
+{
+	struct tcfg c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	opt_defaults(&ttable, &c);
+	assert_string_equal(c.name, "x");
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.port, 443); /* a 2-byte field gets a uint16_t */
+	assert_int_equal(c.wait_ms, 1000);
+	assert_int_equal(c.grace_ms, 30000);
+	assert_int_equal(c.on, 0);
+	assert_string_equal(c.level, "info");
+	assert_string_equal(c.list, ""); /* "" defaults are left alone */
+
+	assert_int_equal(opt_set(&c, &topts[0], "toolong!", "W", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: value is 8 bytes long; at most 7 allowed");
+	assert_int_equal(opt_set(&c, &topts[1], "10", "W", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: \"10\" is not a whole number from 1 to 9");
+	assert_int_equal(opt_set(&c, &topts[3], "5ms", "W", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: \"5ms\" is not a duration from 10ms to 60000ms (a whole number "
+				 "with ms, s, m or h: 500ms, 25s, 5m)");
+	assert_int_equal(opt_set(&c, &topts[4], "1", "W", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: \"1\" is not a duration of at least 1000ms (a whole number "
+				 "with ms, s, m or h: 500ms, 60s, 5m, 2h)");
+	assert_int_equal(opt_set(&c, &topts[5], "maybe", "W", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: \"maybe\" is not true or false (also yes/no, on/off, 1/0)");
+	assert_int_equal(opt_set(&c, &topts[5], "yes", "W", err, sizeof(err)), 0);
+	assert_int_equal(c.on, 1);
+	/* the value is checked before its length */
+	assert_int_equal(opt_set(&c, &topts[6], "extraordinarily-loud", "W", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: \"extraordinarily-loud\" is not a log level (error, warn, info "
+				 "or debug)");
+	assert_int_equal(opt_set(&c, &topts[7], "xml", "W", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: \"xml\" is not a log format (text or json)");
+	assert_int_equal(opt_set(&c, &topts[8], "lower", "W", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "W: \"lower\" must start with a capital");
+	assert_int_equal(opt_set(&c, &topts[8], "Upper", "W", NULL, 0), 0);
+	assert_string_equal(c.list, "Upper");
+}
+
+static void test_opt_table_keys_env_flags_usage(void **state)
+{
+	char keys[256], buf[4096];
+	struct tcfg c;
+	char *envp[] = { "PATH=/bin", "ZGATE_CONFIG=/x", "ZGATE_SEC_DEEP_B=4", NULL };
+	char *bad[] = { "ZGATE_NOPE=1", NULL };
+	size_t n;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_ptr_equal(opt_find(&ttable, "sec.axx", 5), &topts[9]);
+	assert_null(opt_find(&ttable, "sec", 3));
+	assert_true(opt_is_section(&ttable, "sec"));
+	assert_true(opt_is_section(&ttable, "sec.deep"));
+	assert_false(opt_is_section(&ttable, "se"));
+	opt_keys_under(&ttable, "", keys, sizeof(keys));
+	assert_string_equal(keys, "name, n, port, wait, grace, on, log_level, log_format, list, sec");
+	opt_keys_under(&ttable, "sec", keys, sizeof(keys));
+	assert_string_equal(keys, "a, deep");
+	opt_keys_under(&ttable, "", keys, 12); /* cut, and terminated */
+	assert_string_equal(keys, "name, n, po");
+
+	assert_int_equal(opt_apply_env(&ttable, &c, envp, err, sizeof(err)), 0);
+	assert_int_equal(c.sec_deep_b, 4);
+	assert_int_equal(opt_apply_env(&ttable, &c, bad, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "environment: ZGATE_NOPE names no option (see --help)");
+	assert_int_equal(opt_apply_flag(&ttable, &c, "log-level", "debug", err, sizeof(err)), 0);
+	assert_string_equal(c.level, "debug");
+	assert_int_equal(opt_apply_flag(&ttable, &c, "n", "0", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "--n: \"0\" is not a whole number from 1 to 9");
+	assert_int_equal(opt_apply_flag(&ttable, &c, "nope", "1", err, sizeof(err)),
+			 ZG_ERR_NOTFOUND);
+	assert_string_equal(err, "unknown option --nope (see --help)");
+
+	assert_int_equal(opt_table_kind("config", (void *)(uintptr_t)&ttable), OPT_ARG_VALUE);
+	assert_int_equal(opt_table_kind("check-config", (void *)(uintptr_t)&ttable), OPT_ARG_NONE);
+	assert_int_equal(opt_table_kind("on", (void *)(uintptr_t)&ttable), OPT_ARG_BOOL);
+	assert_int_equal(opt_table_kind("sec-deep-b", (void *)(uintptr_t)&ttable), OPT_ARG_VALUE);
+	assert_int_equal(opt_table_kind("sec", (void *)(uintptr_t)&ttable), OPT_ARG_UNKNOWN);
+
+	n = opt_usage(&ttable, buf, sizeof(buf));
+	assert_int_equal(n, strlen(buf));
+	assert_non_null(strstr(buf, "  --wait DURATION\n      a wait.\n      File key wait, "
+				    "variable ZGATE_WAIT, default \"1s\".\n"));
+	assert_non_null(strstr(buf, "  --list ITEM,...\n"));
+	assert_non_null(strstr(buf, "  --on BOOL\n"));
+	assert_int_equal(opt_usage(&ttable, buf, 10), n); /* the length is counted when cut */
+	assert_int_equal(strlen(buf), 9);
+}
+
+/* A YAML list for "list": each item checked and set in turn; the number of
+ * items is written into name. */
+struct tjoin {
+	struct tcfg *c;
+	const struct opt_spec *o;
+	const char *where;
+};
+
+static int titem(void *ctx, const yaml_event_t *ev, char *err_, size_t errlen)
+{
+	struct tjoin *j = ctx;
+
+	if (ev->type != YAML_SCALAR_EVENT) {
+		zg_seterr(err_, errlen, "%s: found %s in it", j->where, yamlcfg_kind(ev));
+		return ZG_ERR_CONFIG;
+	}
+	if (set_upper(j->c, j->o, (const char *)ev->data.scalar.value, j->where, err_, errlen))
+		return ZG_ERR_CONFIG;
+	return 0;
+}
+
+static int tlist(void *cfg, const struct opt_spec *o, yaml_parser_t *p, const char *name,
+		 const char *where, char *err_, size_t errlen)
+{
+	struct tjoin j = { .c = cfg, .o = o, .where = where };
+	size_t n = 99;
+	int r = yamlcfg_list(p, name, where, titem, &j, &n, err_, errlen);
+
+	if (r == 0)
+		(void)snprintf(j.c->name, sizeof(j.c->name), "%zu", n);
+	return r;
+}
+
+static int tload(struct tcfg *c, const char *text)
+{
+	struct yamlcfg_opts y = { .t = &ttable, .cfg = c, .list = tlist };
+
+	err[0] = '\0';
+	return yamlcfg_load("t.yaml", text, strlen(text), yamlcfg_opts_mapping, &y, err,
+			    sizeof(err));
+}
+
+static void test_yamlcfg_opts_mapping(void **state)
+{
+	struct tcfg c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(tload(&c, "n: 7\nsec:\n  a: hi\n  deep:\n    b: 5\nlist: [Ab, Cd]\n"), 0);
+	assert_int_equal(c.n, 7);
+	assert_string_equal(c.sec_a, "hi");
+	assert_int_equal(c.sec_deep_b, 5);
+	assert_string_equal(c.list, "Cd");
+	assert_string_equal(c.name, "2"); /* yamlcfg_list counted the items */
+	assert_int_equal(tload(&c, "list: []\n"), 0);
+	assert_string_equal(c.name, "0");
+
+	assert_int_equal(tload(&c, "sec:\n  x: 1\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:2:3: sec.x: unknown key (expected one of: a, deep)");
+	assert_int_equal(tload(&c, "bogus: 1\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: bogus: unknown key (expected one of: name, n, port, "
+				 "wait, grace, on, log_level, log_format, list, sec)");
+	assert_int_equal(tload(&c, "sec: 1\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: sec: expected a mapping of keys, found a value");
+	assert_int_equal(tload(&c, "n: [1]\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: n: expected a single value, found a list");
+	assert_int_equal(tload(&c, "n: 0\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: n: \"0\" is not a whole number from 1 to 9");
+	assert_int_equal(tload(&c, "? [a]\n: 1\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:3: expected a key, found a list");
+	assert_int_equal(tload(&c, "list: [Ab, {x: 1}]\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: list: found a mapping in it");
+	assert_int_equal(tload(&c, "list: [Ab, cd]\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: list: \"cd\" must start with a capital");
+	/* a syntax error inside a list: "WHERE: not valid YAML" */
+	assert_int_equal(tload(&c, "list: [Ab\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: list: not valid YAML: did not find expected ',' or ']'");
+	assert_int_equal(tload(&c, "a:\n b:\n  c:\n   d:\n    e:\n     f: 1\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:1: a: unknown key (expected one of: name, n, port, wait, "
+				 "grace, on, log_level, log_format, list, sec)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +542,9 @@ int main(void)
 		cmocka_unit_test(test_version_names_commit_and_libraries),
 		cmocka_unit_test(test_log_json_lines),
 		cmocka_unit_test(test_log_format_parse),
+		cmocka_unit_test(test_opt_table_types_and_messages),
+		cmocka_unit_test(test_opt_table_keys_env_flags_usage),
+		cmocka_unit_test(test_yamlcfg_opts_mapping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

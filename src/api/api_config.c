@@ -13,7 +13,7 @@
 #include "yamlcfg.h"
 #include "zg_err.h"
 
-enum opt_type {
+enum api_opt_type {
 	T_STR,
 	T_U32,
 	T_DUR,
@@ -23,7 +23,7 @@ enum opt_type {
 
 struct opt {
 	const char *key;
-	enum opt_type type;
+	enum api_opt_type type;
 	size_t off, size;
 	uint32_t min, max;
 	const char *def;
@@ -362,7 +362,7 @@ int api_config_parse(struct api_config *cfg, int argc, char *const *argv, char *
 	return api_config_validate(cfg, err, errlen);
 }
 
-static const char *hint(enum opt_type t)
+static const char *hint(enum api_opt_type t)
 {
 	switch (t) {
 	case T_U32:

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "zg_err.h"
 
 void opt_name(const char *key, int env, char *out, size_t outlen)
@@ -202,4 +203,270 @@ int opt_next(struct opt_cmdline *c, char *err, size_t errlen)
 	}
 	c->value = c->argv[c->i++];
 	return 1;
+}
+
+int opt_set_text(char *dst, size_t size, const char *text, const char *where, char *err,
+		 size_t errlen)
+{
+	size_t n = strlen(text);
+
+	if (n >= size) {
+		zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where, n,
+			  size - 1);
+		return ZG_ERR_CONFIG;
+	}
+	memcpy(dst, text, n + 1);
+	return 0;
+}
+
+int opt_set(void *cfg, const struct opt_spec *o, const char *text, const char *where, char *err,
+	    size_t errlen)
+{
+	char *dst = (char *)cfg + o->off;
+	enum log_level lvl;
+	enum log_format fmt;
+	uint64_t v;
+	uint32_t u;
+	int b;
+
+	switch (o->type) {
+	case OPT_T_STR:
+		return opt_set_text(dst, o->size, text, where, err, errlen);
+	case OPT_T_LEVEL:
+		if (log_level_parse(text, &lvl) != 0) {
+			zg_seterr(err, errlen,
+				  "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
+				  text);
+			return ZG_ERR_CONFIG;
+		}
+		return opt_set_text(dst, o->size, text, where, err, errlen);
+	case OPT_T_FORMAT:
+		if (log_format_parse(text, &fmt) != 0) {
+			zg_seterr(err, errlen, "%s: \"%s\" is not a log format (text or json)", where,
+				  text);
+			return ZG_ERR_CONFIG;
+		}
+		return opt_set_text(dst, o->size, text, where, err, errlen);
+	case OPT_T_U32:
+		if (opt_parse_uint(text, o->min, o->max, &v) != 0) {
+			zg_seterr(err, errlen, "%s: \"%s\" is not a whole number from %llu to %llu",
+				  where, text, (unsigned long long)o->min, (unsigned long long)o->max);
+			return ZG_ERR_CONFIG;
+		}
+		if (o->size == sizeof(uint16_t)) {
+			uint16_t v16 = (uint16_t)v;
+
+			memcpy(dst, &v16, sizeof(v16));
+		} else {
+			u = (uint32_t)v;
+			memcpy(dst, &u, sizeof(u));
+		}
+		return 0;
+	case OPT_T_DUR:
+	case OPT_T_DUR_MIN:
+		if (opt_parse_duration(text, &u) != 0 || u < o->min || u > o->max) {
+			if (o->type == OPT_T_DUR)
+				zg_seterr(err, errlen,
+					  "%s: \"%s\" is not a duration from %llums to %llums (a whole "
+					  "number with ms, s, m or h: 500ms, 25s, 5m)",
+					  where, text, (unsigned long long)o->min,
+					  (unsigned long long)o->max);
+			else
+				zg_seterr(err, errlen,
+					  "%s: \"%s\" is not a duration of at least %llums (a whole "
+					  "number with ms, s, m or h: 500ms, 60s, 5m, 2h)",
+					  where, text, (unsigned long long)o->min);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(dst, &u, sizeof(u));
+		return 0;
+	case OPT_T_BOOL:
+		if (opt_parse_bool(text, &b) != 0) {
+			zg_seterr(err, errlen,
+				  "%s: \"%s\" is not true or false (also yes/no, on/off, 1/0)", where,
+				  text);
+			return ZG_ERR_CONFIG;
+		}
+		memcpy(dst, &b, sizeof(b));
+		return 0;
+	case OPT_T_CUSTOM:
+		if (o->set != NULL)
+			return o->set(cfg, o, text, where, err, errlen);
+		break;
+	}
+	zg_seterr(err, errlen, "%s: the option table is wrong", where);
+	return ZG_ERR_INVAL;
+}
+
+void opt_defaults(const struct opt_table *t, void *cfg)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].def[0] != '\0')
+			(void)opt_set(cfg, &t->v[i], t->v[i].def, "default", NULL, 0);
+}
+
+const struct opt_spec *opt_find(const struct opt_table *t, const char *key, size_t len)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strlen(t->v[i].key) == len && strncmp(t->v[i].key, key, len) == 0)
+			return &t->v[i];
+	return NULL;
+}
+
+int opt_is_section(const struct opt_table *t, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (size_t i = 0; i < t->n; i++)
+		if (strncmp(t->v[i].key, key, n) == 0 && t->v[i].key[n] == '.')
+			return 1;
+	return 0;
+}
+
+/* The first component of key below section, or NULL when key is not in
+ * section; *plen is its length. */
+static const char *key_below(const char *key, const char *section, size_t sl, size_t *plen)
+{
+	const char *rest, *dot;
+
+	if (sl && (strncmp(key, section, sl) != 0 || key[sl] != '.'))
+		return NULL;
+	rest = sl ? key + sl + 1 : key;
+	dot = strchr(rest, '.');
+	*plen = dot ? (size_t)(dot - rest) : strlen(rest);
+	return rest;
+}
+
+void opt_keys_under(const struct opt_table *t, const char *section, char *out, size_t outlen)
+{
+	size_t sl = strlen(section), n = 0, kl, ql;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; i < t->n; i++) {
+		const char *rest = key_below(t->v[i].key, section, sl, &kl), *q;
+		int dup = 0, w;
+
+		if (rest == NULL)
+			continue;
+		/* a section stands once, however many keys it holds */
+		for (size_t j = 0; j < i && !dup; j++)
+			if ((q = key_below(t->v[j].key, section, sl, &ql)) != NULL && ql == kl &&
+			    strncmp(q, rest, kl) == 0)
+				dup = 1;
+		if (dup)
+			continue;
+		w = snprintf(out + n, outlen - n, "%s%.*s", n ? ", " : "", (int)kl, rest);
+		if (w < 0 || (size_t)w >= outlen - n)
+			return;
+		n += (size_t)w;
+	}
+}
+
+/* The option whose flag is flag, or NULL. */
+static const struct opt_spec *find_flag(const struct opt_table *t, const char *flag)
+{
+	char name[128];
+
+	for (size_t i = 0; i < t->n; i++) {
+		opt_name(t->v[i].key, 0, name, sizeof(name));
+		if (strcmp(name, flag) == 0)
+			return &t->v[i];
+	}
+	return NULL;
+}
+
+int opt_apply_env(const struct opt_table *t, void *cfg, char *const *envp, char *err,
+		  size_t errlen)
+{
+	char name[128];
+
+	for (; envp != NULL && *envp != NULL; envp++) {
+		const char *kv = *envp, *eq = strchr(kv, '=');
+		const struct opt_spec *o = NULL;
+		size_t klen;
+		int r;
+
+		if (strncmp(kv, "ZGATE_", 6) != 0 || eq == NULL)
+			continue;
+		klen = (size_t)(eq - kv);
+		if (klen == 12 && strncmp(kv, "ZGATE_CONFIG", 12) == 0)
+			continue;
+		for (size_t i = 0; i < t->n && o == NULL; i++) {
+			opt_name(t->v[i].key, 1, name, sizeof(name));
+			if (strlen(name) == klen && strncmp(kv, name, klen) == 0)
+				o = &t->v[i];
+		}
+		if (o == NULL) {
+			zg_seterr(err, errlen, "environment: %.*s names no option (see --help)",
+				  (int)klen, kv);
+			return ZG_ERR_CONFIG;
+		}
+		opt_name(o->key, 1, name, sizeof(name));
+		if ((r = opt_set(cfg, o, eq + 1, name, err, errlen)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int opt_apply_flag(const struct opt_table *t, void *cfg, const char *flag, const char *value,
+		   char *err, size_t errlen)
+{
+	const struct opt_spec *o = find_flag(t, flag);
+	char where[160];
+
+	if (o == NULL) {
+		zg_seterr(err, errlen, "unknown option --%s (see --help)", flag);
+		return ZG_ERR_NOTFOUND;
+	}
+	(void)snprintf(where, sizeof(where), "--%s", flag);
+	return opt_set(cfg, o, value, where, err, errlen);
+}
+
+enum opt_arg opt_table_kind(const char *flag, void *ctx)
+{
+	const struct opt_spec *o;
+
+	if (strcmp(flag, "config") == 0)
+		return OPT_ARG_VALUE;
+	if (strcmp(flag, "check-config") == 0)
+		return OPT_ARG_NONE;
+	if ((o = find_flag(ctx, flag)) == NULL)
+		return OPT_ARG_UNKNOWN;
+	return o->type == OPT_T_BOOL ? OPT_ARG_BOOL : OPT_ARG_VALUE;
+}
+
+static const char *type_meta(enum opt_type t)
+{
+	switch (t) {
+	case OPT_T_U32:
+		return "N";
+	case OPT_T_DUR:
+	case OPT_T_DUR_MIN:
+		return "DURATION";
+	case OPT_T_BOOL:
+		return "BOOL";
+	case OPT_T_LEVEL:
+		return "LEVEL";
+	case OPT_T_FORMAT:
+		return "FORMAT";
+	case OPT_T_STR:
+	case OPT_T_CUSTOM:
+		break;
+	}
+	return "VALUE";
+}
+
+size_t opt_usage(const struct opt_table *t, char *buf, size_t buflen)
+{
+	size_t n = 0;
+
+	if (buflen)
+		buf[0] = '\0';
+	for (size_t i = 0; i < t->n; i++)
+		n += opt_usage_entry(buf, buflen, n, t->v[i].key,
+				     t->v[i].meta ? t->v[i].meta : type_meta(t->v[i].type),
+				     t->v[i].help, t->v[i].def);
+	return n;
 }

@@ -1,9 +1,12 @@
 /*
- * opt.h — what the relay's and the agent's option tables share: one option
- * name in its three spellings, durations and booleans as written in files,
- * variables and flags, and the --help entry. Each table stays with its
- * program (the relay nests YAML sections, the agent does not); the rules
- * a user sees are the same in both.
+ * opt.h — what the option tables of zgate-relay, zgate-agent and
+ * zgate-connector share: one option name in its three spellings, durations
+ * and booleans as written in files, variables and flags, the --help entry,
+ * and the engine that applies a table (struct opt_table) of options to a
+ * configuration struct from defaults, ZGATE_* variables and flags.
+ * yamlcfg.h applies the same table from a YAML file. Each table (its keys,
+ * ranges, defaults and the program's own value types) stays with its
+ * program; the rules and messages a user sees are the same in all three.
  */
 #ifndef ZG_OPT_H
 #define ZG_OPT_H
@@ -94,5 +97,97 @@ int opt_parse_duration_bare(const char *s, uint32_t bare_ms, uint32_t *pms);
  * libraries report it at run time where they can. Returns the length
  * needed. */
 size_t opt_version(const char *prog, char *buf, size_t buflen);
+
+/* What an option's text becomes (struct opt_spec.type). */
+enum opt_type {
+	OPT_T_STR,     /* the text, in char[size] */
+	OPT_T_U32,     /* a whole number in [min, max]; uint32_t, or uint16_t when size is 2 */
+	OPT_T_DUR,     /* a duration in [min, max] ms, uint32_t; a bad one is "not a duration
+			* from MINms to MAXms (...)" */
+	OPT_T_DUR_MIN, /* the same, but the message names only the floor: "not a duration of
+			* at least MINms (...)" (the relay's wording) */
+	OPT_T_BOOL,    /* opt_parse_bool(), int 0/1; a bare flag is true */
+	OPT_T_LEVEL,   /* a log level name (log_level_parse()), in char[size] */
+	OPT_T_FORMAT,  /* a log format name (log_format_parse()), in char[size] */
+	OPT_T_CUSTOM   /* the program's own: set() parses and stores */
+};
+
+struct opt_spec;
+
+/* Parses text for o into the configuration cfg (the field at o->off).
+ * where names the source for messages ("FILE:LINE:COL: key", "ZGATE_X",
+ * "--x"); err may be NULL. Returns 0 or ZG_ERR_CONFIG with err set. */
+typedef int (*opt_set_fn)(void *cfg, const struct opt_spec *o, const char *text,
+			  const char *where, char *err, size_t errlen);
+
+/* One option of a program's table. */
+struct opt_spec {
+	const char *key; /* file key, "tls.cert" (a dot nests a YAML section); the
+			    * flag and the variable derive from it (opt_name()) */
+	enum opt_type type;
+	size_t off, size;  /* the field in the configuration struct */
+	uint64_t min, max; /* OPT_T_U32 and OPT_T_DUR* */
+	const char *def;   /* the default as text, parsed by opt_defaults(); "" = none */
+	const char *help;  /* --help text, without the final period */
+	const char *meta;  /* what --help shows as the value; NULL = by type */
+	opt_set_fn set;    /* OPT_T_CUSTOM */
+	unsigned arg;      /* for set() (the relay: a pool's IP version) */
+	int list;          /* a YAML sequence is accepted too (yamlcfg_opts_mapping()) */
+};
+
+struct opt_table {
+	const struct opt_spec *v;
+	size_t n;
+};
+
+/* Applies o's default text to cfg (which the caller zeroed), for every
+ * option whose default is not "". The defaults are the table's own and
+ * tested to parse; a bad one is left zero. */
+void opt_defaults(const struct opt_table *t, void *cfg);
+
+/* Parses text for o into cfg as its type says: the checks and the messages
+ * ("WHERE: \"TEXT\" is not a whole number from 1 to 9", "...is not a log
+ * level (error, warn, info or debug)", "WHERE: value is N bytes long; at
+ * most M allowed", ...) are the same for every program. Returns 0 or
+ * ZG_ERR_CONFIG with err set (err may be NULL). */
+int opt_set(void *cfg, const struct opt_spec *o, const char *text, const char *where, char *err,
+	    size_t errlen);
+
+/* Copies text into dst[size]; ZG_ERR_CONFIG ("WHERE: value is N bytes
+ * long; at most M allowed") when it does not fit. */
+int opt_set_text(char *dst, size_t size, const char *text, const char *where, char *err,
+		 size_t errlen);
+
+/* The option whose file key is the len bytes at key, or NULL. */
+const struct opt_spec *opt_find(const struct opt_table *t, const char *key, size_t len);
+
+/* 1 when key ("a.b") is a section of t: some option's key starts "a.b.". */
+int opt_is_section(const struct opt_table *t, const char *key);
+
+/* Writes the keys that may stand in section ("" = the top level) to out,
+ * each once, in table order, separated by ", " (cut to outlen). */
+void opt_keys_under(const struct opt_table *t, const char *section, char *out, size_t outlen);
+
+/* Applies every ZGATE_* variable of envp (NULL-terminated "K=V") to cfg.
+ * ZGATE_CONFIG (the file's path) is skipped; any other ZGATE_* variable
+ * that names no option is an error ("environment: ZGATE_X names no option
+ * (see --help)"). Returns 0 or ZG_ERR_CONFIG with err set. */
+int opt_apply_env(const struct opt_table *t, void *cfg, char *const *envp, char *err,
+		  size_t errlen);
+
+/* Applies one flag (name without "--") and its value. Returns 0,
+ * ZG_ERR_NOTFOUND ("unknown option --x (see --help)") or ZG_ERR_CONFIG. */
+int opt_apply_flag(const struct opt_table *t, void *cfg, const char *flag, const char *value,
+		   char *err, size_t errlen);
+
+/* opt_next()'s kind callback for a program with table ctx (a const struct
+ * opt_table *): --config takes a value, --check-config none, a boolean
+ * option is OPT_ARG_BOOL, every other option OPT_ARG_VALUE. */
+enum opt_arg opt_table_kind(const char *flag, void *ctx);
+
+/* Writes the --help entries of every option of t (opt_usage_entry(); the
+ * value is o->meta or named by type) to buf, NUL-terminated and cut to
+ * buflen. Returns the length needed. */
+size_t opt_usage(const struct opt_table *t, char *buf, size_t buflen);
 
 #endif /* ZG_OPT_H */

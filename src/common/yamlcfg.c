@@ -124,3 +124,112 @@ int yamlcfg_load(const char *name, const char *text, size_t len, yamlcfg_mapping
 	yaml_parser_delete(&p);
 	return r;
 }
+
+int yamlcfg_list(yaml_parser_t *p, const char *name, const char *where, yamlcfg_item_fn item,
+		 void *ctx, size_t *pn, char *err, size_t errlen)
+{
+	yaml_event_t ev;
+	size_t n = 0;
+	int r;
+
+	for (;;) {
+		if (!yaml_parser_parse(p, &ev)) {
+			if (where != NULL)
+				zg_seterr(err, errlen, "%s: not valid YAML: %s", where,
+					  p->problem ? p->problem : "syntax error");
+			else
+				zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name,
+					  p->problem_mark.line + 1, p->problem_mark.column + 1,
+					  p->problem ? p->problem : "syntax error");
+			return ZG_ERR_CONFIG;
+		}
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		r = item(ctx, &ev, err, errlen);
+		n++;
+		yaml_event_delete(&ev);
+		if (r != 0)
+			return r;
+	}
+	if (pn != NULL)
+		*pn = n;
+	return 0;
+}
+
+/* Reads one event; a syntax error is reported where libyaml found it. */
+static int next_event(yaml_parser_t *p, const char *name, yaml_event_t *ev, char *err,
+		      size_t errlen)
+{
+	if (yaml_parser_parse(p, ev))
+		return 0;
+	zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name, p->problem_mark.line + 1,
+		  p->problem_mark.column + 1, p->problem ? p->problem : "syntax error");
+	return ZG_ERR_CONFIG;
+}
+
+/* One mapping whose start was read; section is its key ("" at the top). */
+static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const char *name,
+			const char *section, int depth, char *err, size_t errlen)
+{
+	yaml_event_t key, val;
+	char path[400], where[512], keys[512];
+	const struct opt_spec *o;
+	int r;
+
+	if (depth > 4) {
+		zg_seterr(err, errlen, "%s: nesting too deep", name);
+		return ZG_ERR_CONFIG;
+	}
+	for (;;) {
+		if ((r = next_event(p, name, &key, err, errlen)) != 0)
+			return r;
+		if (key.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&key);
+			return 0;
+		}
+		if (key.type != YAML_SCALAR_EVENT) {
+			zg_seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
+				  key.start_mark.line + 1, key.start_mark.column + 1,
+				  yamlcfg_kind(&key));
+			yaml_event_delete(&key);
+			return ZG_ERR_CONFIG;
+		}
+		(void)snprintf(path, sizeof(path), "%s%s%s", section, *section ? "." : "",
+			       (const char *)key.data.scalar.value);
+		(void)snprintf(where, sizeof(where), "%s:%zu:%zu: %s", name,
+			       key.start_mark.line + 1, key.start_mark.column + 1, path);
+		yaml_event_delete(&key);
+		o = opt_find(c->t, path, strlen(path));
+		if (o == NULL && !opt_is_section(c->t, path)) {
+			opt_keys_under(c->t, section, keys, sizeof(keys));
+			zg_seterr(err, errlen, "%s: unknown key (expected one of: %s)", where, keys);
+			return ZG_ERR_CONFIG;
+		}
+		if ((r = next_event(p, name, &val, err, errlen)) != 0)
+			return r;
+		if (o != NULL && val.type == YAML_SCALAR_EVENT) {
+			r = opt_set(c->cfg, o, (const char *)val.data.scalar.value, where, err,
+				    errlen);
+		} else if (o != NULL && o->list && c->list != NULL &&
+			   val.type == YAML_SEQUENCE_START_EVENT) {
+			r = c->list(c->cfg, o, p, name, where, err, errlen);
+		} else if (o == NULL && val.type == YAML_MAPPING_START_EVENT) {
+			r = opts_mapping(c, p, name, path, depth + 1, err, errlen);
+		} else {
+			zg_seterr(err, errlen, "%s: expected %s, found %s", where,
+				  o != NULL ? "a single value" : "a mapping of keys",
+				  yamlcfg_kind(&val));
+			r = ZG_ERR_CONFIG;
+		}
+		yaml_event_delete(&val);
+		if (r != 0)
+			return r;
+	}
+}
+
+int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)
+{
+	return opts_mapping(ctx, p, name, "", 0, err, errlen);
+}

@@ -1,13 +1,17 @@
 /*
  * yamlcfg.h — what the configuration loaders of zgate-relay, zgate-agent
- * and zgate-api share: reading a configuration file, and the top level of
- * its one YAML document. Each loader keeps its own table of keys.
+ * zgate-connector and zgate-api share: reading a configuration file, the
+ * top level of its one YAML document, and (yamlcfg_opts_mapping()) the
+ * mapping of YAML keys to the options of an opt.h table. Each program
+ * keeps its own table of keys.
  */
 #ifndef ZG_YAMLCFG_H
 #define ZG_YAMLCFG_H
 
 #include <stddef.h>
 #include <yaml.h>
+
+#include "opt.h"
 
 /* Configuration files are small; a larger one is a mistake. */
 #define YAMLCFG_MAX_FILE (1u << 20)
@@ -36,5 +40,39 @@ int yamlcfg_load(const char *name, const char *text, size_t len, yamlcfg_mapping
 /* What an event is, for messages: "a list", "a mapping", "an alias" or
  * "a value". */
 const char *yamlcfg_kind(const yaml_event_t *ev);
+
+/* Called for each item of a YAML sequence (a scalar or not: the callback
+ * decides), with ev still owned by the caller. Returns 0 or an error with
+ * err set. */
+typedef int (*yamlcfg_item_fn)(void *ctx, const yaml_event_t *ev, char *err, size_t errlen);
+
+/* Reads the items of a sequence whose start was read, through its end,
+ * handing each to item(); stops at item()'s first error. *pn (may be
+ * NULL) is the number of items. A syntax error is "WHERE: not valid YAML:
+ * PROBLEM", or, with where NULL, "NAME:LINE:COL: not valid YAML: PROBLEM"
+ * at the problem. Returns 0, item()'s error, or ZG_ERR_CONFIG. */
+int yamlcfg_list(yaml_parser_t *p, const char *name, const char *where, yamlcfg_item_fn item,
+		 void *ctx, size_t *pn, char *err, size_t errlen);
+
+/* A sequence given for option o (one with o->list); its start was read,
+ * where is "NAME:LINE:COL: KEY". Reads through its end. */
+typedef int (*yamlcfg_list_fn)(void *cfg, const struct opt_spec *o, yaml_parser_t *p,
+			       const char *name, const char *where, char *err, size_t errlen);
+
+/* The ctx of yamlcfg_opts_mapping(). */
+struct yamlcfg_opts {
+	const struct opt_table *t;
+	void *cfg;            /* the configuration struct the table describes */
+	yamlcfg_list_fn list; /* for options with o->list; NULL: there are none */
+};
+
+/* A yamlcfg_mapping_fn (ctx: struct yamlcfg_opts) that applies a mapping
+ * of keys to the options of ctx->t with opt_set(). A key with a dot in
+ * the table ("tls.cert") is written nested (tls: {cert: ...}), at most 5
+ * levels deep. Every message starts "NAME:LINE:COL: KEY: " at the key:
+ * "unknown key (expected one of: KEYS)" (the keys of that section),
+ * "expected a single value, found a list" (or "a mapping of keys" for a
+ * section), opt_set()'s and list()'s messages. */
+int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen);
 
 #endif /* ZG_YAMLCFG_H */

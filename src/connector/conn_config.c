@@ -12,42 +12,57 @@
 #include "yamlcfg.h"
 #include "zg_err.h"
 
-static const char *const keys_all =
-	"relays, server_name, ca, cert, key, prefixes, policy, audit, ops_listen, inner_port, "
-	"log_level, reconnect_min, reconnect_max, keepalive, idle_timeout";
+static int set_relays(void *cfg, const struct opt_spec *o, const char *text,
+		      const char *where, char *err, size_t errlen);
+static int set_prefixes(void *cfg, const struct opt_spec *o, const char *text,
+			const char *where, char *err, size_t errlen);
+static int set_audit(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		     char *err, size_t errlen);
+static int set_ops_listen(void *cfg, const struct opt_spec *o, const char *text,
+			  const char *where, char *err, size_t errlen);
+static int set_port(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		    char *err, size_t errlen);
+
+#define F(f) offsetof(struct conn_config, f), sizeof(((struct conn_config *)0)->f)
+#define STR(k, f)                                            \
+	{                                                    \
+		.key = k, .type = OPT_T_STR, F(f), .def = "" \
+	}
+#define DUR(k, f, lo, hi, d)                                                      \
+	{                                                                         \
+		.key = k, .type = OPT_T_DUR, F(f), .min = lo, .max = hi, .def = d \
+	}
+#define C(k, f, d, fn, l)                                                            \
+	{                                                                            \
+		.key = k, .type = OPT_T_CUSTOM, F(f), .def = d, .set = fn, .list = l \
+	}
+
+/* The file's keys, in the order "unknown key" lists them. The connector
+ * has no flags or variables, so no --help text. */
+static const struct opt_spec opts[] = {
+	C("relays", relays, "", set_relays, 1),
+	STR("server_name", server_name),
+	STR("ca", ca),
+	STR("cert", cert),
+	STR("key", key),
+	C("prefixes", prefixes, "", set_prefixes, 1),
+	STR("policy", policy),
+	C("audit", audit, "-", set_audit, 0),
+	C("ops_listen", ops_listen, "127.0.0.1:9201", set_ops_listen, 0),
+	C("inner_port", inner_port, "443", set_port, 0),
+	{ .key = "log_level", .type = OPT_T_LEVEL, F(log_level), .def = "info" },
+	DUR("reconnect_min", reconnect_min_ms, 10, 60000, "500ms"),
+	DUR("reconnect_max", reconnect_max_ms, 100, 3600000, "30s"),
+	DUR("keepalive", keepalive_ms, 0, 3600000, "25s"),
+	DUR("idle_timeout", idle_timeout_ms, 1000, 3600000, "30s"),
+};
+
+static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };
 
 void conn_config_defaults(struct conn_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	(void)snprintf(cfg->audit, sizeof(cfg->audit), "-");
-	(void)snprintf(cfg->ops_listen, sizeof(cfg->ops_listen), "127.0.0.1:9201");
-	cfg->inner_port = CONN_INNER_PORT;
-	(void)snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
-	cfg->reconnect_min_ms = 500;
-	cfg->reconnect_max_ms = 30000;
-	cfg->keepalive_ms = 25000;
-	cfg->idle_timeout_ms = 30000;
-}
-
-/* The state of one load: where the current key stands, for messages. */
-struct load {
-	struct conn_config *cfg;
-	const char *name;
-	int seen_relays, seen_prefixes;
-};
-
-static int set_str(char *dst, size_t size, const char *v, const char *where, char *err,
-		   size_t errlen)
-{
-	size_t n = strlen(v);
-
-	if (n >= size) {
-		zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed", where, n,
-			  size - 1);
-		return ZG_ERR_CONFIG;
-	}
-	memcpy(dst, v, n + 1);
-	return 0;
+	opt_defaults(&table, cfg);
 }
 
 static int add_prefix(struct conn_config *cfg, const char *v, const char *where, char *err,
@@ -76,196 +91,115 @@ static int add_prefix(struct conn_config *cfg, const char *v, const char *where,
 	return 0;
 }
 
-/* One scalar value v of key at where. */
-static int set_scalar(struct load *ld, const char *key, const char *v, const char *where,
-		      char *err, size_t errlen)
+/* relays as one value: a comma-separated list that replaces the list. */
+static int set_relays(void *cfg, const struct opt_spec *o, const char *text,
+		      const char *where, char *err, size_t errlen)
 {
-	struct conn_config *cfg = ld->cfg;
-	enum log_level lvl;
-	uint64_t u64;
-	uint32_t ms, *pms = NULL, lo = 0, hi = 0;
+	struct conn_config *c = cfg;
+
+	(void)o;
+	c->relays.n = 0;
+	return relaylist_add(&c->relays, text, where, err, errlen);
+}
+
+/* prefixes as one value: that prefix alone. */
+static int set_prefixes(void *cfg, const struct opt_spec *o, const char *text,
+			const char *where, char *err, size_t errlen)
+{
+	struct conn_config *c = cfg;
+
+	(void)o;
+	c->nprefixes = 0;
+	return add_prefix(c, text, where, err, errlen);
+}
+
+static int set_audit(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		     char *err, size_t errlen)
+{
+	if (text[0] == '\0') {
+		zg_seterr(err, errlen, "%s: empty (\"-\" for stdout, or a file)", where);
+		return ZG_ERR_CONFIG;
+	}
+	return opt_set_text((char *)cfg + o->off, o->size, text, where, err, errlen);
+}
+
+static int set_ops_listen(void *cfg, const struct opt_spec *o, const char *text,
+			  const char *where, char *err, size_t errlen)
+{
 	char host[RELAYLIST_NAME_MAX];
 	uint16_t port;
 
-	if (strcmp(key, "relays") == 0) {
-		ld->seen_relays = 1;
-		cfg->relays.n = 0;
-		return relaylist_add(&cfg->relays, v, where, err, errlen);
-	}
-	if (strcmp(key, "prefixes") == 0) {
-		ld->seen_prefixes = 1;
-		cfg->nprefixes = 0;
-		return add_prefix(cfg, v, where, err, errlen);
-	}
-	if (strcmp(key, "server_name") == 0)
-		return set_str(cfg->server_name, sizeof(cfg->server_name), v, where, err, errlen);
-	if (strcmp(key, "ca") == 0)
-		return set_str(cfg->ca, sizeof(cfg->ca), v, where, err, errlen);
-	if (strcmp(key, "cert") == 0)
-		return set_str(cfg->cert, sizeof(cfg->cert), v, where, err, errlen);
-	if (strcmp(key, "key") == 0)
-		return set_str(cfg->key, sizeof(cfg->key), v, where, err, errlen);
-	if (strcmp(key, "policy") == 0)
-		return set_str(cfg->policy, sizeof(cfg->policy), v, where, err, errlen);
-	if (strcmp(key, "audit") == 0) {
-		if (v[0] == '\0') {
-			zg_seterr(err, errlen, "%s: empty (\"-\" for stdout, or a file)", where);
-			return ZG_ERR_CONFIG;
-		}
-		return set_str(cfg->audit, sizeof(cfg->audit), v, where, err, errlen);
-	}
-	if (strcmp(key, "ops_listen") == 0) {
-		if (hostport_split(v, host, sizeof(host), &port) != 0) {
-			zg_seterr(err, errlen, "%s: \"%s\" is not host:port (e.g. 127.0.0.1:9201)",
-				  where, v);
-			return ZG_ERR_CONFIG;
-		}
-		return set_str(cfg->ops_listen, sizeof(cfg->ops_listen), v, where, err, errlen);
-	}
-	if (strcmp(key, "inner_port") == 0) {
-		if (opt_parse_uint(v, 1, 65535, &u64) != 0) {
-			zg_seterr(err, errlen, "%s: \"%s\" is not a port from 1 to 65535", where, v);
-			return ZG_ERR_CONFIG;
-		}
-		cfg->inner_port = (uint16_t)u64;
-		return 0;
-	}
-	if (strcmp(key, "log_level") == 0) {
-		if (log_level_parse(v, &lvl) != 0) {
-			zg_seterr(err, errlen,
-				  "%s: \"%s\" is not a log level (error, warn, info or debug)", where,
-				  v);
-			return ZG_ERR_CONFIG;
-		}
-		return set_str(cfg->log_level, sizeof(cfg->log_level), v, where, err, errlen);
-	}
-	if (strcmp(key, "reconnect_min") == 0)
-		pms = &cfg->reconnect_min_ms, lo = 10, hi = 60000;
-	else if (strcmp(key, "reconnect_max") == 0)
-		pms = &cfg->reconnect_max_ms, lo = 100, hi = 3600000;
-	else if (strcmp(key, "keepalive") == 0)
-		pms = &cfg->keepalive_ms, lo = 0, hi = 3600000;
-	else if (strcmp(key, "idle_timeout") == 0)
-		pms = &cfg->idle_timeout_ms, lo = 1000, hi = 3600000;
-	if (pms != NULL) {
-		if (opt_parse_duration(v, &ms) != 0 || ms < lo || ms > hi) {
-			zg_seterr(err, errlen,
-				  "%s: \"%s\" is not a duration from %ums to %ums (a whole number "
-				  "with ms, s, m or h: 500ms, 25s, 5m)",
-				  where, v, lo, hi);
-			return ZG_ERR_CONFIG;
-		}
-		*pms = ms;
-		return 0;
-	}
-	zg_seterr(err, errlen, "%s: unknown key (expected one of: %s)", where, keys_all);
-	return ZG_ERR_CONFIG;
-}
-
-/* A YAML list for key (relays or prefixes), whose start was read; each
- * entry's message names its own line and column. */
-static int load_list(struct load *ld, const char *key, yaml_parser_t *p, const char *where,
-		     char *err, size_t errlen)
-{
-	char at[600];
-	yaml_event_t ev;
-	size_t n = 0;
-	int r = 0, relays = strcmp(key, "relays") == 0;
-
-	if (relays) {
-		ld->seen_relays = 1;
-		ld->cfg->relays.n = 0;
-	} else {
-		ld->seen_prefixes = 1;
-		ld->cfg->nprefixes = 0;
-	}
-	for (;;) {
-		if (!yaml_parser_parse(p, &ev)) {
-			zg_seterr(err, errlen, "%s: not valid YAML: %s", where,
-				  p->problem ? p->problem : "syntax error");
-			return ZG_ERR_CONFIG;
-		}
-		if (ev.type == YAML_SEQUENCE_END_EVENT) {
-			yaml_event_delete(&ev);
-			break;
-		}
-		(void)snprintf(at, sizeof(at), "%s:%zu:%zu: %s", ld->name, ev.start_mark.line + 1,
-			       ev.start_mark.column + 1, key);
-		if (ev.type != YAML_SCALAR_EVENT) {
-			zg_seterr(err, errlen, "%s: expected a list of %s, found %s in it", at,
-				  relays ? "HOST:PORT" : "prefixes", yamlcfg_kind(&ev));
-			r = ZG_ERR_CONFIG;
-		} else if (relays) {
-			r = relaylist_add(&ld->cfg->relays, (const char *)ev.data.scalar.value, at, err,
-					  errlen);
-		} else {
-			r = add_prefix(ld->cfg, (const char *)ev.data.scalar.value, at, err, errlen);
-		}
-		n++;
-		yaml_event_delete(&ev);
-		if (r != 0)
-			return r;
-	}
-	if (n == 0) {
-		zg_seterr(err, errlen, "%s: the list is empty (at least one %s)", where,
-			  relays ? "HOST:PORT" : "prefix");
+	if (hostport_split(text, host, sizeof(host), &port) != 0) {
+		zg_seterr(err, errlen, "%s: \"%s\" is not host:port (e.g. 127.0.0.1:9201)", where,
+			  text);
 		return ZG_ERR_CONFIG;
 	}
+	return opt_set_text((char *)cfg + o->off, o->size, text, where, err, errlen);
+}
+
+static int set_port(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		    char *err, size_t errlen)
+{
+	uint64_t v;
+	uint16_t port;
+
+	if (opt_parse_uint(text, 1, 65535, &v) != 0) {
+		zg_seterr(err, errlen, "%s: \"%s\" is not a port from 1 to 65535", where, text);
+		return ZG_ERR_CONFIG;
+	}
+	port = (uint16_t)v;
+	memcpy((char *)cfg + o->off, &port, sizeof(port));
 	return 0;
 }
 
-static int load_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)
+/* What a YAML list of relays or prefixes is read into. */
+struct list_load {
+	struct conn_config *cfg;
+	const char *name, *key;
+	int relays;
+};
+
+/* One item; its message names its own line and column. */
+static int list_item(void *ctx, const yaml_event_t *ev, char *err, size_t errlen)
 {
-	struct load *ld = ctx;
-	yaml_event_t k, v;
-	char where[512], key[64];
+	struct list_load *l = ctx;
+	const char *v = (const char *)ev->data.scalar.value;
+	char at[600];
+
+	(void)snprintf(at, sizeof(at), "%s:%zu:%zu: %s", l->name, ev->start_mark.line + 1,
+		       ev->start_mark.column + 1, l->key);
+	if (ev->type != YAML_SCALAR_EVENT) {
+		zg_seterr(err, errlen, "%s: expected a list of %s, found %s in it", at,
+			  l->relays ? "HOST:PORT" : "prefixes", yamlcfg_kind(ev));
+		return ZG_ERR_CONFIG;
+	}
+	if (l->relays)
+		return relaylist_add(&l->cfg->relays, v, at, err, errlen);
+	return add_prefix(l->cfg, v, at, err, errlen);
+}
+
+/* A YAML list for relays or prefixes, whose start was read: it replaces
+ * the list, and may not be empty. */
+static int load_list(void *cfg, const struct opt_spec *o, yaml_parser_t *p, const char *name,
+		     const char *where, char *err, size_t errlen)
+{
+	struct list_load l = { .cfg = cfg, .name = name, .key = o->key };
+	size_t n;
 	int r;
 
-	for (;;) {
-		if (!yaml_parser_parse(p, &k))
-			goto syntax;
-		if (k.type == YAML_MAPPING_END_EVENT) {
-			yaml_event_delete(&k);
-			return 0;
-		}
-		if (k.type != YAML_SCALAR_EVENT) {
-			zg_seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
-				  k.start_mark.line + 1, k.start_mark.column + 1, yamlcfg_kind(&k));
-			yaml_event_delete(&k);
-			return ZG_ERR_CONFIG;
-		}
-		(void)snprintf(key, sizeof(key), "%s", (const char *)k.data.scalar.value);
-		(void)snprintf(where, sizeof(where), "%s:%zu:%zu: %s", name, k.start_mark.line + 1,
-			       k.start_mark.column + 1, (const char *)k.data.scalar.value);
-		yaml_event_delete(&k);
-		if (!yaml_parser_parse(p, &v))
-			goto syntax;
-		if (v.type == YAML_SCALAR_EVENT)
-			r = set_scalar(ld, key, (const char *)v.data.scalar.value, where, err, errlen);
-		else if (v.type == YAML_SEQUENCE_START_EVENT &&
-			 (strcmp(key, "relays") == 0 || strcmp(key, "prefixes") == 0))
-			r = load_list(ld, key, p, where, err, errlen);
-		else if (v.type == YAML_SEQUENCE_START_EVENT || v.type == YAML_MAPPING_START_EVENT) {
-			/* the key itself may be unknown: say so first */
-			r = set_scalar(ld, key, "", where, err, errlen);
-			if (r == 0 || strstr(err, "unknown key") == NULL) {
-				zg_seterr(err, errlen, "%s: expected a single value, found %s", where,
-					  yamlcfg_kind(&v));
-				r = ZG_ERR_CONFIG;
-			}
-		} else {
-			zg_seterr(err, errlen, "%s: expected a single value, found %s", where,
-				  yamlcfg_kind(&v));
-			r = ZG_ERR_CONFIG;
-		}
-		yaml_event_delete(&v);
-		if (r != 0)
-			return r;
+	l.relays = o->set == set_relays;
+	if (l.relays)
+		l.cfg->relays.n = 0;
+	else
+		l.cfg->nprefixes = 0;
+	if ((r = yamlcfg_list(p, name, where, list_item, &l, &n, err, errlen)) != 0)
+		return r;
+	if (n == 0) {
+		zg_seterr(err, errlen, "%s: the list is empty (at least one %s)", where,
+			  l.relays ? "HOST:PORT" : "prefix");
+		return ZG_ERR_CONFIG;
 	}
-syntax:
-	zg_seterr(err, errlen, "%s:%zu:%zu: not valid YAML: %s", name, p->problem_mark.line + 1,
-		  p->problem_mark.column + 1, p->problem ? p->problem : "syntax error");
-	return ZG_ERR_CONFIG;
+	return 0;
 }
 
 /* Required keys, relay names and templates, what no single key can check. */
@@ -326,8 +260,8 @@ static int validate(struct conn_config *cfg, const char *name, char *err, size_t
 int conn_config_load_buf(struct conn_config *cfg, const char *name, const char *text, size_t len,
 			 char *err, size_t errlen)
 {
-	struct load ld = { .cfg = cfg, .name = name };
-	int r = yamlcfg_load(name, text, len, load_mapping, &ld, err, errlen);
+	struct yamlcfg_opts c = { .t = &table, .cfg = cfg, .list = load_list };
+	int r = yamlcfg_load(name, text, len, yamlcfg_opts_mapping, &c, err, errlen);
 
 	if (r != 0)
 		return r;

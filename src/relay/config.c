@@ -16,57 +16,38 @@
 #include "yamlcfg.h"
 #include "zg_err.h"
 
-enum opt_type {
-	OPT_STR,      /* free text (paths, addresses) */
-	OPT_U32,      /* whole number within [min, max] */
-	OPT_DURATION, /* "60s" etc., stored as uint32_t milliseconds */
-	OPT_PREFIX,   /* CIDR prefix of the given IP version */
-	OPT_PREFIXES, /* list of CIDR prefixes, either version (YAML list or
-		       * comma-separated text) */
-	OPT_LOGLEVEL,
-	OPT_LOGFORMAT
-};
+static int set_pool(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		    char *err, size_t errlen);
+static int set_prefixes(void *cfg, const struct opt_spec *o, const char *text,
+			const char *where, char *err, size_t errlen);
 
-struct opt {
-	const char *path; /* YAML path; flag and variable derive from it */
-	enum opt_type type;
-	size_t off;  /* offset in struct relay_config */
-	size_t size; /* for OPT_STR: the buffer size */
-	uint64_t min, max;
-	uint8_t version; /* for OPT_PREFIX */
-	const char *def; /* default, as text (parsed by config_defaults) */
-	const char *help;
-};
-
-#define STR(p, f, d, h)                                                      \
-	{                                                                    \
-		p, OPT_STR, offsetof(struct relay_config, f),                \
-			sizeof(((struct relay_config *)0)->f), 0, 0, 0, d, h \
+#define FIELD(f) offsetof(struct relay_config, f), sizeof(((struct relay_config *)0)->f)
+#define STR(p, f, d, h)                                                    \
+	{                                                                  \
+		.key = p, .type = OPT_T_STR, FIELD(f), .def = d, .help = h \
 	}
 /* A list: a YAML sequence of strings, or one string of comma-separated
  * items (environment, flags); stored joined with ", ". */
-#define LIST(p, f, d, h)                                                     \
-	{                                                                    \
-		p, OPT_STR, offsetof(struct relay_config, f),                \
-			sizeof(((struct relay_config *)0)->f), 0, 0, 1, d, h \
+#define LIST(p, f, d, h)                                                              \
+	{                                                                             \
+		.key = p, .type = OPT_T_STR, FIELD(f), .def = d, .help = h, .list = 1 \
 	}
-#define U32(p, f, lo, hi, d, h)                                                \
-	{                                                                      \
-		p, OPT_U32, offsetof(struct relay_config, f),                  \
-			sizeof(((struct relay_config *)0)->f), lo, hi, 0, d, h \
+#define U32(p, f, lo, hi, d, h)                                                                  \
+	{                                                                                        \
+		.key = p, .type = OPT_T_U32, FIELD(f), .min = lo, .max = hi, .def = d, .help = h \
 	}
-#define DUR(p, f, lo, hi, d, h)                                    \
-	{                                                          \
-		p, OPT_DURATION, offsetof(struct relay_config, f), \
-			sizeof(uint32_t), lo, hi, 0, d, h          \
+#define DUR(p, f, lo, hi, d, h)                                                                      \
+	{                                                                                            \
+		.key = p, .type = OPT_T_DUR_MIN, FIELD(f), .min = lo, .max = hi, .def = d, .help = h \
 	}
-#define PFX(p, f, v, d, h)                                          \
-	{                                                           \
-		p, OPT_PREFIX, offsetof(struct relay_config, f),    \
-			sizeof(struct config_prefix), 0, 0, v, d, h \
+/* A CIDR prefix of IP version v (config_parse_prefix()). */
+#define PFX(p, f, v, d, h)                                                                     \
+	{                                                                                      \
+		.key = p, .type = OPT_T_CUSTOM, FIELD(f), .def = d, .help = h, .meta = "CIDR", \
+		.set = set_pool, .arg = v                                                      \
 	}
 
-static const struct opt opts[] = {
+static const struct opt_spec opts[] = {
 	STR("listen", listen, "0.0.0.0:4433", "UDP address:port for QUIC"),
 	STR("ops_listen", ops_listen, "127.0.0.1:8080", "TCP address:port for /health, /ready, /metrics (set the pod address to reach it from outside)"),
 	STR("tls.cert", tls_cert, "", "server certificate chain (PEM); required"),
@@ -95,10 +76,11 @@ static const struct opt opts[] = {
 	    "open tunnels' leases are marked used (last_seen) this often"),
 	PFX("pool.ipv4", pool4, 4, "10.100.0.0/24", "IPv4 pool; .1 is the gateway"),
 	PFX("pool.ipv6", pool6, 6, "", "IPv6 pool; optional"),
-	{ "forbidden", OPT_PREFIXES, offsetof(struct relay_config, forbidden),
-	  sizeof(((struct relay_config *)0)->forbidden), 0, 0, 0, "",
-	  "extra never-reachable destinations, e.g. [10.96.0.0/12] (Kubernetes Services); "
-	  "at most 16" },
+	{ .key = "forbidden", .type = OPT_T_CUSTOM, FIELD(forbidden), .def = "", .help = "extra never-reachable destinations, e.g. [10.96.0.0/12] (Kubernetes Services); "
+											 "at most 16",
+	  .meta = "CIDR,...",
+	  .set = set_prefixes,
+	  .list = 1 },
 	U32("limits.sessions", max_sessions, 1, 1000000, "10000", "tunnels at once"),
 	U32("limits.handshakes_per_source", max_handshakes_per_source, 1, 1000000, "32",
 	    "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
@@ -147,15 +129,11 @@ static const struct opt opts[] = {
 	U32("audit.buffer_kib", audit_buffer_kib, 16, 1048576, "1024",
 	    "KiB of audit lines waiting for stdout; when it is full, lines are dropped and counted "
 	    "(audit_dropped, zgate_audit_lines_dropped_total)"),
-	{ "log_level", OPT_LOGLEVEL, offsetof(struct relay_config, log_level),
-	  sizeof(((struct relay_config *)0)->log_level), 0, 0, 0, "info",
-	  "error, warn, info or debug" },
-	{ "log_format", OPT_LOGFORMAT, offsetof(struct relay_config, log_format),
-	  sizeof(((struct relay_config *)0)->log_format), 0, 0, 0, "text",
-	  "text (one line per event) or json (one JSON object per line: ts, level, msg)" },
+	{ .key = "log_level", .type = OPT_T_LEVEL, FIELD(log_level), .def = "info", .help = "error, warn, info or debug" },
+	{ .key = "log_format", .type = OPT_T_FORMAT, FIELD(log_format), .def = "text", .help = "text (one line per event) or json (one JSON object per line: ts, level, msg)" },
 };
 
-#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };
 
 int config_parse_prefix(const char *s, struct config_prefix *p)
 {
@@ -198,9 +176,12 @@ int config_parse_prefix(const char *s, struct config_prefix *p)
 }
 
 /* "forbidden": comma-separated prefixes (spaces allowed) replace the list. */
-static int set_prefixes(struct relay_config *cfg, const char *text, const char *where,
-			char *err, size_t errlen)
+static int set_prefixes(void *pcfg, const struct opt_spec *o, const char *text,
+			const char *where, char *err, size_t errlen)
 {
+	struct relay_config *cfg = pcfg;
+
+	(void)o;
 	struct config_prefix list[CONFIG_FORBIDDEN_MAX];
 	char item[INET6_ADDRSTRLEN + 8];
 	uint32_t n = 0;
@@ -235,311 +216,76 @@ static int set_prefixes(struct relay_config *cfg, const char *text, const char *
 	return 0;
 }
 
-/* Parses text for option o into cfg. where names the source for messages
- * ("file:line:col: path", "ZGATE_X" or "--x"). */
-static int set_opt(struct relay_config *cfg, const struct opt *o,
-		   const char *text, const char *where, char *err, size_t errlen)
+/* pool.ipv4, pool.ipv6: one prefix of version o->arg; "" unsets an optional
+ * pool (one without a default). */
+static int set_pool(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		    char *err, size_t errlen)
 {
 	char *base = (char *)cfg + o->off;
-	uint64_t v;
-	uint32_t ms;
-	enum log_level lvl;
-	enum log_format fmt;
 	struct config_prefix pfx;
 
-	switch (o->type) {
-	case OPT_STR:
-		if (strlen(text) >= o->size) {
-			zg_seterr(err, errlen, "%s: value is %zu bytes long; at most %zu allowed",
-				  where, strlen(text), o->size - 1);
-			return ZG_ERR_CONFIG;
-		}
-		memcpy(base, text, strlen(text) + 1);
-		return 0;
-	case OPT_U32:
-		if (opt_parse_uint(text, o->min, o->max, &v) != 0) {
-			zg_seterr(err, errlen, "%s: \"%s\" is not a whole number from %llu to %llu",
-				  where, text, (unsigned long long)o->min, (unsigned long long)o->max);
-			return ZG_ERR_CONFIG;
-		}
-		if (o->size == sizeof(uint16_t)) {
-			uint16_t v16 = (uint16_t)v;
-			memcpy(base, &v16, sizeof(v16));
-		} else {
-			uint32_t v32 = (uint32_t)v;
-			memcpy(base, &v32, sizeof(v32));
-		}
-		return 0;
-	case OPT_DURATION:
-		if (opt_parse_duration(text, &ms) != 0 || ms < o->min || ms > o->max) {
-			zg_seterr(err, errlen,
-				  "%s: \"%s\" is not a duration of at least %llums (a whole number with ms, s, m or h: 500ms, 60s, 5m, 2h)",
-				  where, text, (unsigned long long)o->min);
-			return ZG_ERR_CONFIG;
-		}
-		memcpy(base, &ms, sizeof(ms));
-		return 0;
-	case OPT_PREFIX:
-		if (text[0] == '\0' && o->def[0] == '\0') { /* unset an optional pool */
-			memset(base, 0, sizeof(pfx));
-			return 0;
-		}
-		if (config_parse_prefix(text, &pfx) != 0 || pfx.version != o->version) {
-			zg_seterr(err, errlen,
-				  "%s: \"%s\" is not an IPv%u prefix with host bits zero (e.g. %s)",
-				  where, text, o->version,
-				  o->version == 4 ? "10.100.0.0/24" : "fd00:100::/64");
-			return ZG_ERR_CONFIG;
-		}
-		memcpy(base, &pfx, sizeof(pfx));
-		return 0;
-	case OPT_PREFIXES:
-		return set_prefixes(cfg, text, where, err, errlen);
-	case OPT_LOGLEVEL:
-		if (log_level_parse(text, &lvl) != 0) {
-			zg_seterr(err, errlen, "%s: \"%s\" is not a log level (error, warn, info or debug)",
-				  where, text);
-			return ZG_ERR_CONFIG;
-		}
-		memcpy(base, text, strlen(text) + 1);
-		return 0;
-	case OPT_LOGFORMAT:
-		if (log_format_parse(text, &fmt) != 0) {
-			zg_seterr(err, errlen, "%s: \"%s\" is not a log format (text or json)", where,
-				  text);
-			return ZG_ERR_CONFIG;
-		}
-		memcpy(base, text, strlen(text) + 1);
+	if (text[0] == '\0' && o->def[0] == '\0') {
+		memset(base, 0, sizeof(pfx));
 		return 0;
 	}
-	return ZG_ERR_INVAL;
+	if (config_parse_prefix(text, &pfx) != 0 || pfx.version != o->arg) {
+		zg_seterr(err, errlen, "%s: \"%s\" is not an IPv%u prefix with host bits zero (e.g. %s)",
+			  where, text, o->arg, o->arg == 4 ? "10.100.0.0/24" : "fd00:100::/64");
+		return ZG_ERR_CONFIG;
+	}
+	memcpy(base, &pfx, sizeof(pfx));
+	return 0;
 }
 
 void config_defaults(struct relay_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	for (size_t i = 0; i < N_OPTS; i++) {
-		int r = set_opt(cfg, &opts[i], opts[i].def, "default", NULL, 0);
-		(void)r; /* the table's defaults are tested to parse */
-	}
+	opt_defaults(&table, cfg);
 }
 
-static const struct opt *find_path(const char *path)
-{
-	for (size_t i = 0; i < N_OPTS; i++)
-		if (strcmp(opts[i].path, path) == 0)
-			return &opts[i];
-	return NULL;
-}
-
-/* Is prefix "a.b" a section, i.e. does some option start with "a.b."? */
-static int is_section(const char *path)
-{
-	size_t n = strlen(path);
-
-	for (size_t i = 0; i < N_OPTS; i++)
-		if (strncmp(opts[i].path, path, n) == 0 && opts[i].path[n] == '.')
-			return 1;
-	return 0;
-}
-
-/* Lists the keys valid under section (or at the top when section is ""). */
-static void keys_under(const char *section, char *out, size_t outlen)
-{
-	size_t sl = strlen(section), n = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; i < N_OPTS; i++) {
-		const char *p = opts[i].path, *rest, *dot;
-		size_t kl;
-		if (sl && (strncmp(p, section, sl) != 0 || p[sl] != '.'))
-			continue;
-		rest = sl ? p + sl + 1 : p;
-		dot = strchr(rest, '.');
-		kl = dot ? (size_t)(dot - rest) : strlen(rest);
-		/* skip keys already listed (sections repeat) */
-		int dup = 0;
-		for (size_t j = 0; j < i && !dup; j++) {
-			const char *q = opts[j].path, *qr, *qd;
-			if (sl && (strncmp(q, section, sl) != 0 || q[sl] != '.'))
-				continue;
-			qr = sl ? q + sl + 1 : q;
-			qd = strchr(qr, '.');
-			if ((qd ? (size_t)(qd - qr) : strlen(qr)) == kl && strncmp(qr, rest, kl) == 0)
-				dup = 1;
-		}
-		if (dup)
-			continue;
-		int w = snprintf(out + n, outlen - n, "%s%.*s", n ? ", " : "", (int)kl, rest);
-		if (w < 0 || (size_t)w >= outlen - n)
-			return;
-		n += (size_t)w;
-	}
-}
-
-struct yparse {
-	yaml_parser_t p;
-	const char *name;
-	char *err;
-	size_t errlen;
+/* The items of a list option (its YAML sequence): joined with ", " and
+ * set as one value, so every source takes the same text. An item may not
+ * itself contain a comma. */
+struct list_join {
+	const char *name, *key;
+	char joined[CONFIG_PATH_MAX];
+	size_t n;
 };
 
-static int next_event(struct yparse *y, yaml_event_t *ev)
+static int join_item(void *ctx, const yaml_event_t *ev, char *err, size_t errlen)
 {
-	if (!yaml_parser_parse(&y->p, ev)) {
-		zg_seterr(y->err, y->errlen, "%s:%zu:%zu: not valid YAML: %s", y->name,
-			  y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
-			  y->p.problem ? y->p.problem : "syntax error");
+	struct list_join *j = ctx;
+
+	if (ev->type != YAML_SCALAR_EVENT || strchr((const char *)ev->data.scalar.value, ',') ||
+	    j->n + ev->data.scalar.length + 3 > sizeof(j->joined)) {
+		zg_seterr(err, errlen,
+			  "%s:%zu:%zu: %s: expected a list of at most %zu bytes of items without "
+			  "commas, found %s",
+			  j->name, ev->start_mark.line + 1, ev->start_mark.column + 1, j->key,
+			  sizeof(j->joined) - 1,
+			  ev->type == YAML_SCALAR_EVENT ? "a longer list or a comma" : yamlcfg_kind(ev));
 		return ZG_ERR_CONFIG;
 	}
+	j->n += (size_t)snprintf(j->joined + j->n, sizeof(j->joined) - j->n, "%s%s",
+				 j->n ? ", " : "", (const char *)ev->data.scalar.value);
 	return 0;
 }
 
-/* True for the options that take a YAML sequence (a list of names or of
- * prefixes): stored as one comma-separated text, parsed like the same text
- * from a flag or variable. */
-static int takes_list(const struct opt *o)
+static int load_list(void *cfg, const struct opt_spec *o, yaml_parser_t *p, const char *name,
+		     const char *where, char *err, size_t errlen)
 {
-	return o->type == OPT_PREFIXES || (o->type == OPT_STR && o->version == 1);
-}
+	struct list_join j = { .name = name, .key = o->key };
+	int r = yamlcfg_list(p, name, NULL, join_item, &j, NULL, err, errlen);
 
-/* Parses a sequence of strings (its start event consumed) into list option
- * o: the items are joined with ", " and set as one value, so every source
- * takes the same text. An item may not itself contain a comma. */
-static int parse_list(struct yparse *y, struct relay_config *cfg, const struct opt *o,
-		      const char *where)
-{
-	char joined[CONFIG_PATH_MAX];
-	size_t n = 0;
-	yaml_event_t ev;
-	int r;
-
-	joined[0] = '\0';
-	for (;;) {
-		if ((r = next_event(y, &ev)) != 0)
-			return r;
-		if (ev.type == YAML_SEQUENCE_END_EVENT) {
-			yaml_event_delete(&ev);
-			return set_opt(cfg, o, joined, where, y->err, y->errlen);
-		}
-		if (ev.type != YAML_SCALAR_EVENT || strchr((const char *)ev.data.scalar.value, ',') ||
-		    n + ev.data.scalar.length + 3 > sizeof(joined)) {
-			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: %s: expected a list of at most %zu "
-						     "bytes of items without commas, found %s",
-				  y->name,
-				  ev.start_mark.line + 1, ev.start_mark.column + 1, o->path,
-				  sizeof(joined) - 1,
-				  ev.type == YAML_SCALAR_EVENT ? "a longer list or a comma" : yamlcfg_kind(&ev));
-			yaml_event_delete(&ev);
-			return ZG_ERR_CONFIG;
-		}
-		n += (size_t)snprintf(joined + n, sizeof(joined) - n, "%s%s", n ? ", " : "",
-				      (const char *)ev.data.scalar.value);
-		yaml_event_delete(&ev);
-	}
-}
-
-/* Parses one mapping whose start event was consumed; section is its path. */
-static int parse_mapping(struct yparse *y, struct relay_config *cfg,
-			 const char *section, int depth)
-{
-	yaml_event_t key, val;
-	char path[256], where[512], keys[512];
-	const struct opt *o;
-	int r;
-
-	if (depth > 4) {
-		zg_seterr(y->err, y->errlen, "%s: nesting too deep", y->name);
-		return ZG_ERR_CONFIG;
-	}
-	for (;;) {
-		if ((r = next_event(y, &key)) != 0)
-			return r;
-		if (key.type == YAML_MAPPING_END_EVENT) {
-			yaml_event_delete(&key);
-			return 0;
-		}
-		if (key.type != YAML_SCALAR_EVENT) {
-			zg_seterr(y->err, y->errlen, "%s:%zu:%zu: expected a key, found %s",
-				  y->name, key.start_mark.line + 1, key.start_mark.column + 1,
-				  yamlcfg_kind(&key));
-			yaml_event_delete(&key);
-			return ZG_ERR_CONFIG;
-		}
-		(void)snprintf(path, sizeof(path), "%s%s%s", section, *section ? "." : "",
-			       (const char *)key.data.scalar.value);
-		(void)snprintf(where, sizeof(where), "%s:%zu:%zu: %s", y->name,
-			       key.start_mark.line + 1, key.start_mark.column + 1, path);
-		o = find_path(path);
-		if (!o && !is_section(path)) {
-			keys_under(section, keys, sizeof(keys));
-			zg_seterr(y->err, y->errlen, "%s: unknown key (expected one of: %s)", where, keys);
-			yaml_event_delete(&key);
-			return ZG_ERR_CONFIG;
-		}
-		if ((r = next_event(y, &val)) != 0) {
-			yaml_event_delete(&key);
-			return r;
-		}
-		if (o && val.type == YAML_SCALAR_EVENT) {
-			r = set_opt(cfg, o, (const char *)val.data.scalar.value, where, y->err, y->errlen);
-		} else if (o && takes_list(o) && val.type == YAML_SEQUENCE_START_EVENT) {
-			r = parse_list(y, cfg, o, where);
-		} else if (!o && val.type == YAML_MAPPING_START_EVENT) {
-			r = parse_mapping(y, cfg, path, depth + 1);
-		} else {
-			zg_seterr(y->err, y->errlen, "%s: expected %s, found %s", where,
-				  o ? "a single value" : "a mapping of keys", yamlcfg_kind(&val));
-			r = ZG_ERR_CONFIG;
-		}
-		yaml_event_delete(&key);
-		yaml_event_delete(&val);
-		if (r != 0)
-			return r;
-	}
+	return r != 0 ? r : opt_set(cfg, o, j.joined, where, err, errlen);
 }
 
 int config_load_buf(struct relay_config *cfg, const char *name,
 		    const char *text, size_t len, char *err, size_t errlen)
 {
-	struct yparse y = { .name = name, .err = err, .errlen = errlen };
-	yaml_event_t ev;
-	int r = 0, seen_doc = 0;
+	struct yamlcfg_opts c = { .t = &table, .cfg = cfg, .list = load_list };
 
-	if (!yaml_parser_initialize(&y.p)) {
-		zg_seterr(err, errlen, "%s: out of memory", name);
-		return ZG_ERR_NOMEM;
-	}
-	yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
-	for (;;) {
-		if ((r = next_event(&y, &ev)) != 0)
-			break;
-		if (ev.type == YAML_STREAM_END_EVENT) {
-			yaml_event_delete(&ev);
-			break;
-		}
-		if (ev.type == YAML_DOCUMENT_START_EVENT) {
-			if (seen_doc++) {
-				zg_seterr(err, errlen, "%s:%zu:%zu: only one YAML document is allowed",
-					  name, ev.start_mark.line + 1, ev.start_mark.column + 1);
-				r = ZG_ERR_CONFIG;
-			}
-		} else if (ev.type == YAML_MAPPING_START_EVENT) {
-			r = parse_mapping(&y, cfg, "", 0);
-		} else if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) {
-			/* an empty document: nothing to apply */
-		} else if (ev.type != YAML_STREAM_START_EVENT &&
-			   ev.type != YAML_DOCUMENT_END_EVENT) {
-			zg_seterr(err, errlen, "%s:%zu:%zu: the top level must be a mapping of keys, found %s",
-				  name, ev.start_mark.line + 1, ev.start_mark.column + 1, yamlcfg_kind(&ev));
-			r = ZG_ERR_CONFIG;
-		}
-		yaml_event_delete(&ev);
-		if (r != 0)
-			break;
-	}
-	yaml_parser_delete(&y.p);
-	return r;
+	return yamlcfg_load(name, text, len, yamlcfg_opts_mapping, &c, err, errlen);
 }
 
 int config_load_file(struct relay_config *cfg, const char *path, char *err, size_t errlen)
@@ -558,67 +304,13 @@ int config_load_file(struct relay_config *cfg, const char *path, char *err, size
 int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
 		     size_t errlen)
 {
-	char name[128];
-
-	for (; envp && *envp; envp++) {
-		const char *kv = *envp, *eq = strchr(kv, '=');
-		const struct opt *o = NULL;
-		int r;
-
-		if (strncmp(kv, "ZGATE_", 6) != 0 || !eq)
-			continue;
-		if ((size_t)(eq - kv) == strlen("ZGATE_CONFIG") &&
-		    strncmp(kv, "ZGATE_CONFIG", (size_t)(eq - kv)) == 0)
-			continue;
-		for (size_t i = 0; i < N_OPTS && !o; i++) {
-			opt_name(opts[i].path, 1, name, sizeof(name));
-			if (strlen(name) == (size_t)(eq - kv) && strncmp(kv, name, (size_t)(eq - kv)) == 0)
-				o = &opts[i];
-		}
-		if (!o) {
-			zg_seterr(err, errlen, "environment: %.*s names no option (see --help)",
-				  (int)(eq - kv), kv);
-			return ZG_ERR_CONFIG;
-		}
-		opt_name(o->path, 1, name, sizeof(name));
-		if ((r = set_opt(cfg, o, eq + 1, name, err, errlen)) != 0)
-			return r;
-	}
-	return 0;
+	return opt_apply_env(&table, cfg, envp, err, errlen);
 }
 
 int config_apply_flag(struct relay_config *cfg, const char *flag,
 		      const char *value, char *err, size_t errlen)
 {
-	char name[128], where[160];
-
-	for (size_t i = 0; i < N_OPTS; i++) {
-		opt_name(opts[i].path, 0, name, sizeof(name));
-		if (strcmp(name, flag) == 0) {
-			(void)snprintf(where, sizeof(where), "--%s", name);
-			return set_opt(cfg, &opts[i], value, where, err, errlen);
-		}
-	}
-	zg_seterr(err, errlen, "unknown option --%s (see --help)", flag);
-	return ZG_ERR_NOTFOUND;
-}
-
-/* What a relay flag takes (opt_next's kind callback). */
-static enum opt_arg flag_kind(const char *flag, void *ctx)
-{
-	char name[128];
-
-	(void)ctx;
-	if (strcmp(flag, "config") == 0)
-		return OPT_ARG_VALUE;
-	if (strcmp(flag, "check-config") == 0)
-		return OPT_ARG_NONE;
-	for (size_t i = 0; i < N_OPTS; i++) {
-		opt_name(opts[i].path, 0, name, sizeof(name));
-		if (strcmp(name, flag) == 0)
-			return OPT_ARG_VALUE;
-	}
-	return OPT_ARG_UNKNOWN;
+	return opt_apply_flag(&table, cfg, flag, value, err, errlen);
 }
 
 int config_parse_args(struct relay_config *cfg, int argc, char *const *argv,
@@ -663,7 +355,8 @@ int config_parse_args(struct relay_config *cfg, int argc, char *const *argv,
 		c.argc = argc;
 		c.argv = argv;
 		c.i = 1;
-		c.kind = flag_kind;
+		c.kind = opt_table_kind;
+		c.ctx = (void *)(uintptr_t)&table;
 		while ((r = opt_next(&c, err, errlen)) == 1) {
 			if (strcmp(c.name, "check-config") == 0) {
 				*paction = CONFIG_CHECK;
@@ -842,37 +535,9 @@ int config_relay_id(const struct relay_config *cfg, char *out, size_t outlen, ch
 	return 0;
 }
 
-static const char *type_hint(enum opt_type t)
-{
-	switch (t) {
-	case OPT_U32:
-		return "N";
-	case OPT_DURATION:
-		return "DURATION";
-	case OPT_PREFIX:
-		return "CIDR";
-	case OPT_PREFIXES:
-		return "CIDR,...";
-	case OPT_LOGLEVEL:
-		return "LEVEL";
-	case OPT_LOGFORMAT:
-		return "FORMAT";
-	case OPT_STR:
-		break;
-	}
-	return "VALUE";
-}
-
 size_t config_usage(char *buf, size_t buflen)
 {
-	size_t n = 0;
-
-	if (buflen)
-		buf[0] = '\0';
-	for (size_t i = 0; i < N_OPTS; i++)
-		n += opt_usage_entry(buf, buflen, n, opts[i].path, type_hint(opts[i].type),
-				     opts[i].help, opts[i].def);
-	return n;
+	return opt_usage(&table, buf, buflen);
 }
 
 static void fmt_prefix(const struct config_prefix *p, char *out, size_t outlen)
