@@ -177,7 +177,7 @@ $(BUILD)/obj/src/api/api_db.o: $(BUILD)/gen/api_migrations.h
 
 $(BUILD)/tests/test_%: tests/test_%.c $(LIBS_ALL)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes \
+	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -MMD -MP \
 		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -lcmocka $(DEP_LIBS)
 
 # ---------------------------------------------------------------- tests
@@ -329,3 +329,5 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# test binaries: a change to a header they include (tests/pki.h) rebuilds them
+-include $(wildcard $(BUILD)/tests/*.d)
