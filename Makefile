@@ -221,7 +221,8 @@ e2e: all
 # like the unit tests): third_party/deps.sh's resolution of the pins against
 # canned apt-cache output, the e2e runner's check for leftover processes,
 # and that the sources follow .clang-format.
-SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh tests/format/test_format.sh
+SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh tests/format/test_format.sh \
+	tests/bench/test_vpn_report.sh
 selftest:
 	$(Q)scripts/run-tests.sh selftest $(SELFTESTS)
 
