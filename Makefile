@@ -177,7 +177,7 @@ $(BUILD)/obj/src/api/api_db.o: $(BUILD)/gen/api_migrations.h
 
 $(BUILD)/tests/test_%: tests/test_%.c $(LIBS_ALL)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes \
+	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -MMD -MP \
 		$< -o $@ $(LIBS_ALL) $(ZG_LDFLAGS) -lcmocka $(DEP_LIBS)
 
 # ---------------------------------------------------------------- tests
@@ -221,7 +221,8 @@ e2e: all
 # like the unit tests): third_party/deps.sh's resolution of the pins against
 # canned apt-cache output, the e2e runner's check for leftover processes,
 # and that the sources follow .clang-format.
-SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh tests/format/test_format.sh
+SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh tests/format/test_format.sh \
+	tests/bench/test_vpn_report.sh
 selftest:
 	$(Q)scripts/run-tests.sh selftest $(SELFTESTS)
 
@@ -329,3 +330,5 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# test binaries: a change to a header they include (tests/pki.h) rebuilds them
+-include $(wildcard $(BUILD)/tests/*.d)

@@ -29,30 +29,8 @@
 # Every peer gets 4 MiB socket buffers, as zgate's UDP socket has: iperf3
 # -w 4M, OpenVPN --sndbuf/--rcvbuf; wireguard-go sizes its own (larger).
 set -uo pipefail
-bindir=${1:?usage: bench/vpn.sh BINDIR OUT.md}
-out=${2:?usage: bench/vpn.sh BINDIR OUT.md}
-root=$(cd "$(dirname "$0")/.." && pwd)
-zbin=${ZG_BIN:-$(cd "$bindir/../bin" && pwd)}
-quick=${BENCH_QUICK:-0}
-secs=${BENCH_SECS:-$([[ $quick == 1 ]] && echo 3 || echo 10)}
-reps=${BENCH_REPS:-$([[ $quick == 1 ]] && echo 1 || echo 3)}
-pings=$([[ $quick == 1 ]] && echo 100 || echo 200)
-only=${BENCH_ONLY:-direct zgate zgate-connector wireguard-go wireguard-kernel openvpn}
-tests=${BENCH_TESTS:-bulk conn}
-nconns=${BENCH_CONNS:-2000}
-SOCKBUF=4194304
-C=zgb-c G=zgb-g S=zgb-s K=zgb-k P=zgb-p
-W=$(mktemp -d /tmp/zgate-bench.XXXXXX); chmod 755 "$W"
-# measure's target, its namespace, and the tunnel's namespaces past the
-# client (UDP drops are counted there); the connector's row sets them for
-# its call (NAME=VALUE measure ...)
-SERVER=10.202.0.2 SNS=$S GWNS=$G
-ONPREM=10.205.0.2
-pids=()
 
 die() { echo "bench: $*" >&2; exit 1; }
-[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces)"
-for t in iperf3 python3 ip; do command -v $t >/dev/null || die "$t missing (make bench installs it)"; done
 
 # descendants PID: its children's pids, and theirs, deepest first
 descendants() {
@@ -68,14 +46,27 @@ cleanup() {
 	# iperf3 -D outlives its namespace
 	for p in "$W"/iperf3-*.pid; do [[ -s $p ]] && kill "$(cat "$p")" 2>/dev/null; done
 	sleep 0.2
-	for n in $C $G $S $K $P; do ip netns del "$n" 2>/dev/null; done
+	netns_del_made
 	rm -rf "$W"
 }
-trap cleanup EXIT
 
-netns_new() { # NS...: fresh namespaces with lo up
+# netns_del_made: deletes the namespaces netns_new made, and no other
+netns_del_made() {
 	local n
-	for n in "$@"; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; ip -n "$n" link set lo up; done
+	for n in "${made[@]}"; do ip netns del "$n" 2>/dev/null; done
+	made=()
+}
+
+# netns_new NS...: new namespaces with lo up, remembered for cleanup. A
+# name that exists already is not ours (a run that died, or one at work
+# with this pid's suffix): stop rather than take or delete it.
+netns_new() {
+	local n
+	for n in "$@"; do
+		ip netns add "$n" || die "cannot make namespace $n (ip netns list shows the ones in use)"
+		made+=("$n")
+		ip -n "$n" link set lo up
+	done
 }
 
 topo() {
@@ -136,16 +127,41 @@ udp_rcverr() { # NS...: UDP RcvbufErrors, summed
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "n/a" }'; }
 
+# udp_received FILE: "Mbit/s loss%" of an iperf3 -u -J result, the rate
+# being what the server received (end.sum_received; an iperf3 without it:
+# the sending rate less the loss)
+udp_received() {
+	python3 -c 'import json, sys
+e = json.load(open(sys.argv[1]))["end"]
+s = e["sum"]
+r = e.get("sum_received", {}).get("bits_per_second")
+if r is None:
+    r = s["bits_per_second"] * (1 - s["lost_percent"] / 100)
+print("%.0f %.1f" % (r / 1e6, s["lost_percent"]))' "$1"
+}
+
+# The bulk table's header: skip_row and the report count its cells.
+BULK_HEAD="| configuration | TCP 1 stream up Mbit/s | TCP 1 stream down Mbit/s | TCP 4 streams Mbit/s | UDP 1200 B received Mbit/s | UDP loss % | ping avg ms | ping p99 ms | HTTP conn/s (8 parallel) | tunnel CPU s/GB | host CPU s/GB | UDP rcvbuf drops |"
+
+# skip_row NAME WHY: a bulk row without figures (not installed, no route,
+# ...), with as many cells as the header
+skip_row() {
+	local i row="| $1 | $2 |" n
+	n=$(awk -F'|' '{ print NF - 2 }' <<<"$BULK_HEAD")
+	for ((i = 2; i < n; i++)); do row+=" |"; done
+	echo "$row" >>"$W/rows"
+}
+
 # measure NAME DEV PIDS...: one row of results into $W/rows
 measure() {
 	local name=$1 dev=$2; shift 2
 	local procs=("$@") r t1 t1d p4 udp loss rtt p99 conns cpu0 cpu1 host0 host1 bytes drops0 drops1
 	if [[ $dev != - ]] && ! ip netns exec $C ip route get "$SERVER" | grep -q "dev $dev"; then
-		echo "| $name | route to the server does not use $dev: skipped | | | | | | | | |" >>"$W/rows"
+		skip_row "$name" "route to the server does not use $dev: skipped"
 		return
 	fi
 	if ! ip netns exec $C ping -c 3 -W 2 "$SERVER" >/dev/null; then
-		echo "| $name | no connectivity | | | | | | | | | | |" >>"$W/rows"
+		skip_row "$name" "no connectivity"
 		echo "bench: $name: no connectivity through $dev" >&2
 		local f; for f in ${LOGS:-}; do tail -n 5 "$f" >&2; done
 		return
@@ -177,9 +193,11 @@ measure() {
 		ip netns exec $C iperf3 -c "$SERVER" -w 4M -t "$secs" -P 4 -J 2>/dev/null >"$W/p4.json"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["end"]["sum_received"]["bits_per_second"]/1e6)' "$W/p4.json" 2>/dev/null || echo 0
 	done | median)
-	# UDP, 1200-byte datagrams at the highest rate iperf3 offers
+	# UDP, 1200-byte datagrams at the highest rate iperf3 offers. The rate
+	# is what reached the server: iperf3's own figure is the sending rate,
+	# which with most datagrams lost says little about the tunnel.
 	ip netns exec $C iperf3 -c "$SERVER" -w 4M -u -b 0 -l 1200 -t "$secs" -J 2>/dev/null >"$W/udp.json"
-	read -r udp loss < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["end"]["sum"]; print("%.0f %.1f" % (d["bits_per_second"]/1e6, d["lost_percent"]))' "$W/udp.json" 2>/dev/null || echo "0 100")
+	read -r udp loss < <(udp_received "$W/udp.json" 2>/dev/null || echo "0 100")
 	# ping RTT: avg and p99
 	read -r rtt p99 < <(ip netns exec $C ping -c "$pings" -i 0.01 -W 2 "$SERVER" 2>/dev/null |
 		sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
@@ -197,7 +215,7 @@ measure() {
 	printf '| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$t1" "$t1d" "$p4" "$udp" "$loss" \
 		"$rtt" "$p99" "${conns:-n/a}" "$cpugb" "$hostgb" "$((drops1 - drops0))" >>"$W/rows"
 	echo "${name%% *} $t1 $t1d $p4 $udp $rtt ${conns:-0} ${cpugb%% *} $loss" >>"$W/data"
-	echo >&2 "  $name: TCP ${t1} Mbit/s (down ${t1d}), 4 streams ${p4}, UDP ${udp} (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
+	echo >&2 "  $name: TCP ${t1} Mbit/s (down ${t1d}), 4 streams ${p4}, UDP ${udp} received (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
 }
 
 # measure_conn NAME: BENCH_CONNS short HTTP/1.0 connections one after
@@ -317,8 +335,8 @@ connector_topo() {
 run_zgate-connector() {
 	local d=$W/connector k
 	local name="zgate-connector (agent → relay → connector)"
-	[[ -x $zbin/zgate-connector ]] || { echo "| $name | zgate-connector not built | | | | | | | | | | |" >>"$W/rows"; return; }
-	connector_topo || { echo "| $name | topology failed | | | | | | | | | | |" >>"$W/rows"; return; }
+	[[ -x $zbin/zgate-connector ]] || { skip_row "$name" "zgate-connector not built"; return; }
+	connector_topo || { skip_row "$name" "topology failed"; return; }
 	zgate_pki "$d" --connector bench-k
 	cat >"$d/policy.yaml" <<Y
 version: 1
@@ -363,7 +381,7 @@ wg_keys() { wg genkey | tee "$W/$1.key" | wg pubkey >"$W/$1.pub"; }
 # different device names: wireguard-go's control socket lives in the
 # shared /var/run/wireguard, not in the namespace.
 wg_setup() {
-	local kind=$1 dc=zgbwgc dg=zgbwgg
+	local kind=$1 dc=$WGDC dg=$WGDG
 	wg_keys c; wg_keys g
 	if [[ $kind == go ]]; then
 		ip netns exec $C env WG_PROCESS_FOREGROUND=1 WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
@@ -387,30 +405,30 @@ wg_setup() {
 }
 
 wg_teardown() {
-	ip -n $C link del zgbwgc 2>/dev/null; ip -n $G link del zgbwgg 2>/dev/null
+	ip -n $C link del "$WGDC" 2>/dev/null; ip -n $G link del "$WGDG" 2>/dev/null
 	[[ -n ${WGC:-} ]] && kill "$WGC" "$WGG" 2>/dev/null
 	WGC= WGG=
 	sleep 0.2
 }
 
 run_wireguard-go() {
-	command -v wireguard-go >/dev/null || { echo "| wireguard-go | not installed | | | | | | | | | | |" >>"$W/rows"; return; }
-	wg_setup go || { echo "| wireguard-go | setup failed | | | | | | | | | | |" >>"$W/rows"; wg_teardown; return; }
-	measure wireguard-go zgbwgc "$WGC" "$WGG"
+	command -v wireguard-go >/dev/null || { skip_row "wireguard-go" "not installed"; return; }
+	wg_setup go || { skip_row "wireguard-go" "setup failed"; wg_teardown; return; }
+	measure wireguard-go "$WGDC" "$WGC" "$WGG"
 	wg_teardown
 }
 
 run_wireguard-kernel() {
 	if ! wg_setup kernel; then
-		echo "| WireGuard (kernel) | not available in this kernel | | | | | | | | | | |" >>"$W/rows"
+		skip_row "WireGuard (kernel)" "not available in this kernel"
 		wg_teardown; return
 	fi
-	measure "WireGuard-kernel (in-kernel)" zgbwgc
+	measure "WireGuard-kernel (in-kernel)" "$WGDC"
 	wg_teardown
 }
 
 run_openvpn() {
-	command -v openvpn >/dev/null || { echo "| OpenVPN | not installed | | | | | | | | | | |" >>"$W/rows"; return; }
+	command -v openvpn >/dev/null || { skip_row "OpenVPN" "not installed"; return; }
 	local d=$W/ovpn
 	mkdir -p "$d"
 	"$root/scripts/gen-certs.sh" -d "$d/pki" -s server -c client >/dev/null
@@ -431,13 +449,9 @@ run_openvpn() {
 	kill $cp $sp 2>/dev/null; wait $cp $sp 2>/dev/null
 }
 
-topo
-: >"$W/rows"; : >"$W/data"; : >"$W/conndata"
-echo "measuring: $only, $tests (${secs}s runs, median of $reps)"
-for cfg in $only; do "run_$cfg"; done
-
-# The table, and ratios zgate/peer.
-{
+# report: the markdown tables from $W/rows, $W/data and $W/conndata, and
+# the ratios zgate/peer, on stdout.
+report() {
 	echo "### zgate next to established VPNs (same run, same machine)"
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs; client ns → gateway ns → server ns over veth; iperf3 ${secs} s, median of ${reps}."
@@ -464,7 +478,9 @@ for cfg in $only; do "run_$cfg"; done
 	if [[ -s $W/data ]] || [[ " $tests " == *" bulk "* ]]; then
 		echo "#### Bulk (iperf3 -w 4M), ping, and HTTP conn/s for ${secs} s, 8 in parallel"
 		echo
-		echo "| configuration | TCP 1 stream up Mbit/s | TCP 1 stream down Mbit/s | TCP 4 streams Mbit/s | UDP 1200 B Mbit/s | UDP loss % | ping avg ms | ping p99 ms | HTTP conn/s (8 parallel) | tunnel CPU s/GB | host CPU s/GB | UDP rcvbuf drops |"
+		echo "UDP: iperf3 sends 1200-byte datagrams as fast as it can; the rate is what reached the server (the sending rate less the loss)."
+		echo
+		echo "$BULK_HEAD"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 		cat "$W/rows"
 		echo
@@ -472,7 +488,7 @@ for cfg in $only; do "run_$cfg"; done
 	if grep -q '^zgate ' "$W/data"; then
 		echo "Ratios zgate / peer (throughput and conn/s: higher is better for zgate; ping and CPU: lower is better):"
 		echo
-		echo "| peer | TCP 1 up | TCP 1 down | TCP 4 | UDP | ping avg | conn/s | tunnel CPU/GB |"
+		echo "| peer | TCP 1 up | TCP 1 down | TCP 4 | UDP received | ping avg | conn/s | tunnel CPU/GB |"
 		echo "|---|---|---|---|---|---|---|---|"
 		awk '$1 == "zgate" { for (i = 2; i <= 8; i++) z[i] = $i }
 		     $1 != "zgate" && $1 != "zgate-connector" { n[$1] = $0 }
@@ -496,7 +512,7 @@ for cfg in $only; do "run_$cfg"; done
 			"connector (and the other way), the relay decrypts it from one outer tunnel and encrypts it" \
 			"into the other instead of terminating its flow, and the connector's stack terminates the flow;" \
 			"tunnel CPU counts the agent, the relay and the connector."
-		# data: name up down 4-streams udp ping conn/s cpu/GB loss%;
+		# data: name up down 4-streams udp-received ping conn/s cpu/GB loss%;
 		# conndata: name seq/s p50 p99 errors par/s p50 p99 errors
 		awk 'FILENAME == ARGV[1] && $1 == "zgate" { for (i = 2; i <= 9; i++) z[i] = $i }
 		     FILENAME == ARGV[1] && $1 == "zgate-connector" { for (i = 2; i <= 9; i++) k[i] = $i }
@@ -506,8 +522,8 @@ for cfg in $only; do "run_$cfg"; done
 		     END {
 			s = ""
 			if ((2 in z) && (2 in k))
-				s = sprintf("TCP 1 stream up %s, down %s, 4 streams %s, UDP delivered (rate × (1 − loss)) %s, HTTP conn/s %s, ping %+.3f ms, tunnel CPU per GB %s",
-					r(k[2], z[2]), r(k[3], z[3]), r(k[4], z[4]), r(k[5] * (1 - k[9] / 100), z[5] * (1 - z[9] / 100)),
+				s = sprintf("TCP 1 stream up %s, down %s, 4 streams %s, UDP received %s, HTTP conn/s %s, ping %+.3f ms, tunnel CPU per GB %s",
+					r(k[2], z[2]), r(k[3], z[3]), r(k[4], z[4]), r(k[5], z[5]),
 					r(k[7], z[7]), k[6] - z[6], r(k[8], z[8]))
 			if ((2 in zc) && (2 in kc))
 				s = s (s != "" ? "; " : "") sprintf("connections one after another %s (p50 %+.3f ms), 8 in parallel %s (p50 %+.3f ms)",
@@ -516,7 +532,50 @@ for cfg in $only; do "run_$cfg"; done
 				printf "\nRelative to the zgate row (same run): %s.\n", s
 		     }' "$W/data" "$W/conndata"
 	fi
-} >"$out"
+}
+
+# BENCH_LIB=1: the functions only (tests/bench/test_vpn_report.sh)
+[[ ${BENCH_LIB:-0} == 1 ]] && return 0
+
+bindir=${1:?usage: bench/vpn.sh BINDIR OUT.md}
+out=${2:?usage: bench/vpn.sh BINDIR OUT.md}
+root=$(cd "$(dirname "$0")/.." && pwd)
+zbin=${ZG_BIN:-$(cd "$bindir/../bin" && pwd)}
+quick=${BENCH_QUICK:-0}
+secs=${BENCH_SECS:-$([[ $quick == 1 ]] && echo 3 || echo 10)}
+reps=${BENCH_REPS:-$([[ $quick == 1 ]] && echo 1 || echo 3)}
+pings=$([[ $quick == 1 ]] && echo 100 || echo 200)
+only=${BENCH_ONLY:-direct zgate zgate-connector wireguard-go wireguard-kernel openvpn}
+tests=${BENCH_TESTS:-bulk conn}
+nconns=${BENCH_CONNS:-2000}
+SOCKBUF=4194304
+# This run's namespaces and the names outside them: two runs at once do
+# not collide (veth names live inside the namespaces; wireguard-go's
+# control socket in /var/run/wireguard is shared, so its devices carry the
+# suffix too: "zgbwgc-" and a pid fit IFNAMSIZ). Only namespaces this run
+# made are deleted (made, netns_new).
+RUN=$$
+C=zgb-c-$RUN G=zgb-g-$RUN S=zgb-s-$RUN K=zgb-k-$RUN P=zgb-p-$RUN
+WGDC=zgbwgc-$RUN WGDG=zgbwgg-$RUN
+made=()
+W=$(mktemp -d /tmp/zgate-bench.XXXXXX); chmod 755 "$W"
+# measure's target, its namespace, and the tunnel's namespaces past the
+# client (UDP drops are counted there); the connector's row sets them for
+# its call (NAME=VALUE measure ...)
+SERVER=10.202.0.2 SNS=$S GWNS=$G
+ONPREM=10.205.0.2
+pids=()
+trap cleanup EXIT
+
+[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces)"
+for t in iperf3 python3 ip; do command -v $t >/dev/null || die "$t missing (make bench installs it)"; done
+
+topo
+: >"$W/rows"; : >"$W/data"; : >"$W/conndata"
+echo "measuring: $only, $tests (${secs}s runs, median of $reps)"
+for cfg in $only; do "run_$cfg"; done
+
+report >"$out"
 
 if command -v gnuplot >/dev/null && [[ -s $W/data ]]; then
 	awk '{ print $1, $2, $3, $4, $5 }' "$W/data" >"$W/plot.dat"
@@ -530,7 +589,7 @@ set style fill solid 0.8
 set boxwidth 0.9
 set xtics rotate by -20
 set key top right
-plot "$W/plot.dat" using 2:xtic(1) title "TCP 1 stream up", "" using 3 title "TCP 1 stream down", "" using 4 title "TCP 4 streams", "" using 5 title "UDP 1200 B"
+plot "$W/plot.dat" using 2:xtic(1) title "TCP 1 stream up", "" using 3 title "TCP 1 stream down", "" using 4 title "TCP 4 streams", "" using 5 title "UDP 1200 B received"
 G
 fi
 cat "$out"

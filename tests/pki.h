@@ -9,18 +9,45 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static char pki_dir[64];
 
-/* The path of a file of the test PKI (8 results stay valid at a time). */
+#define PKI_NAMES_MAX 64
+
+/* The path of a file of the test PKI. Each name has its own buffer for the
+ * whole run, so a pointer kept (a config's cert, a module's ca) stays that
+ * file's path however many other f() calls follow. More than
+ * PKI_NAMES_MAX distinct names, or a name too long, stops the test binary
+ * with a message instead of handing out a wrong path. */
 static const char *f(const char *name)
 {
-	static char paths[8][256];
-	static int next;
-	char *p = paths[next++ % 8];
+	static struct {
+		char name[128];
+		char path[sizeof(pki_dir) + 128];
+	} tab[PKI_NAMES_MAX];
+	static size_t n;
+	size_t i;
 
-	snprintf(p, 256, "%s/%s", pki_dir, name);
-	return p;
+	if (strlen(name) >= sizeof(tab[0].name)) {
+		fprintf(stderr, "tests/pki.h: f(\"%s\"): name longer than %zu bytes\n", name,
+			sizeof(tab[0].name) - 1);
+		abort();
+	}
+	for (i = 0; i < n && strcmp(tab[i].name, name) != 0; i++)
+		;
+	if (i == n) {
+		if (n == PKI_NAMES_MAX) {
+			fprintf(stderr, "tests/pki.h: f(\"%s\"): more than %d names\n", name,
+				PKI_NAMES_MAX);
+			abort();
+		}
+		snprintf(tab[n].name, sizeof(tab[n].name), "%s", name);
+		n++;
+	}
+	/* pki_dir is new after each setup_pki(): the path follows it */
+	snprintf(tab[i].path, sizeof(tab[i].path), "%s/%s", pki_dir, name);
+	return tab[i].path;
 }
 
 /* Makes the PKI with the clients agent-1 and agent-2. */

@@ -41,7 +41,7 @@ static void test_format_connected(void **state)
 	struct route_prefix a[2] = { pfx("10.100.0.7", 32), pfx("fd00:100::7", 128) };
 	struct route_prefix r[3] = { pfx("0.0.0.0", 1), pfx("128.0.0.0", 1), pfx("2001:db8::", 32) };
 	struct route_prefix host = pfx("192.0.2.1", 32);
-	struct status_counters c = { .tx_packets = 10, .tx_bytes = 1000, .rx_packets = 9, .rx_bytes = 900, .drop_outage = 3, .drop_too_big = 1, .drop_congested = 2, .drop_tun_write = 0, .drop_not_ours = 4, .drop_malformed = 6, .icmp_too_big = 1, .connects = 2 };
+	struct status_counters c = { .tx_packets = 10, .tx_bytes = 1000, .rx_packets = 9, .rx_bytes = 900, .drop_outage = 3, .drop_too_big = 1, .drop_congested = 2, .drop_tun_write = 0, .drop_not_ours = 4, .drop_malformed = 6, .icmp_too_big = 1, .connects = 2, .cert_reloads = 3, .cert_reload_errors = 1 };
 	struct status_quic q = { .srtt_us = 412, .min_rtt_us = 180, .cwnd = 123456, .bytes_in_flight = 7000, .packets_sent = 99, .packets_lost = 1, .queued_bytes = 2800, .next_timer_us = -1, .tun_paused = 1 };
 	struct status_refusal ref[2] = { { pfx("8.8.8.8", 32), 0, ROUTE_NOT_TUNNELED },
 					 { pfx("127.0.0.0", 8), 1, ROUTE_LOOPBACK } };
@@ -83,7 +83,8 @@ static void test_format_connected(void **state)
 		"{\"route\":\"127.0.0.0/8\",\"reason\":\"loopback\"}],\"refused_unlisted\":5,"
 		"\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
 		"\"rx_packets\":9,\"rx_bytes\":900,\"drops\":{\"outage\":3,\"too_big\":1,"
-		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\","
+		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,"
+		"\"cert_reloads\":3,\"cert_reload_errors\":1,\"last_error\":\"\","
 		"\"quic\":{\"srtt_us\":412,\"min_rtt_us\":180,\"cwnd\":123456,"
 		"\"bytes_in_flight\":7000,\"packets_sent\":99,\"packets_lost\":1,"
 		"\"queued_bytes\":2800,\"next_timer_us\":-1,\"tun_paused\":true}}\n");
@@ -109,6 +110,7 @@ static void test_format_empty_and_escaped(void **state)
 	assert_non_null(strstr(buf, "\"addresses\":[],\"routes\":[],\"relay_route\":null,"
 				    "\"refused\":[],\"refused_unlisted\":0,"));
 	assert_non_null(strstr(buf, "\"mtu\":0"));
+	assert_non_null(strstr(buf, "\"cert_reloads\":0,\"cert_reload_errors\":0,\"last_error\":"));
 	assert_non_null(strstr(buf, "\"last_error\":\"relay said \\\"no\\\"\\\\\\n\\ttab\\u0001\",\"quic\":null}"));
 }
 
@@ -203,7 +205,8 @@ static const char CONNECTED[] =
 	"{\"route\":\"127.0.0.0/8\",\"reason\":\"loopback\"}],\"refused_unlisted\":5,"
 	"\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
 	"\"rx_packets\":9,\"rx_bytes\":3145728,\"drops\":{\"outage\":3,\"too_big\":1,"
-	"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,\"last_error\":\"\","
+	"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,"
+	"\"cert_reloads\":3,\"cert_reload_errors\":1,\"last_error\":\"\","
 	"\"quic\":{\"srtt_us\":412,\"min_rtt_us\":180,\"cwnd\":123456,"
 	"\"bytes_in_flight\":7000,\"packets_sent\":99,\"packets_lost\":1,"
 	"\"queued_bytes\":2800,\"next_timer_us\":-1,\"tun_paused\":true}}\n";
@@ -273,6 +276,7 @@ static void test_show_connected_like_wg_show(void **state)
 			    "  rtt: 0.41 ms (min 0.18 ms), 1 of 99 QUIC packets lost\n"
 			    "  transfer: 3.00 MiB received, 1000 B sent (9 / 10 packets)\n"
 			    "  connects: 2\n"
+			    "  certificate reloads: 3, 1 failed\n"
 			    "  drops: 3 no tunnel, 1 too big, 2 congested, 4 not our source, 6 malformed\n"
 			    "  refused: address 8.8.8.8/32 (not_tunneled), route 127.0.0.0/8 (loopback), "
 			    "and 5 more routes\n"
@@ -318,6 +322,38 @@ static void test_show_reconnecting_dns_and_escapes(void **state)
 			    "  connects: 1\n"
 			    "  drops: none\n"
 			    "  last error: relay said \"no\"\\x1b[2J\\nfake line \xf0\x9f\x98\x80\n");
+	free(out);
+}
+
+/* Certificate reloads: the file always has both counters; the summary
+ * shows a line once there was a reload, failed ones included, and none
+ * before (or for a file from an agent without the keys). */
+static void test_format_and_show_cert_reloads(void **state)
+{
+	struct status_counters c;
+	struct status_info st = { .state = "connected", .since = NOW, .pid = 9, .relay = "r:1", .tun = "zgate0", .c = &c, .last_error = "" };
+	char buf[2048], *out = NULL, err[512];
+	size_t n = 0;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_null(strstr(out, "certificate"));
+	free(out);
+	c.cert_reload_errors = 2;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_non_null(strstr(buf, "\"cert_reloads\":0,\"cert_reload_errors\":2,"));
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "  connects: 0\n"
+				    "  certificate reloads: 0, 2 failed\n"
+				    "  drops: none\n"));
+	free(out);
+	c.cert_reloads = 12345678901ull;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "  certificate reloads: 12345678901, 2 failed\n"));
+	assert_null(strstr(out, "warning"));
 	free(out);
 }
 
@@ -646,6 +682,7 @@ int main(void)
 		T(test_show_json_is_the_file),
 		T(test_show_reconnecting_dns_and_escapes),
 		T(test_format_and_show_dns),
+		T(test_format_and_show_cert_reloads),
 		T(test_show_not_running),
 		T(test_show_malformed),
 		T(test_show_truncations_and_flips),

@@ -555,6 +555,42 @@ static void test_normalize_full_range_edges(void **state)
 	assert_int_equal(cip_routes_normalize(l, 1, 3, &n), ZG_ERR_VERSION);
 }
 
+/* The same addresses told again (another Request ID, another order) are
+ * the same set; a changed address, prefix length, version or count is not. */
+static void test_addr_same_set(void **state)
+{
+	struct cip_addr a[2], b[2];
+
+	(void)state;
+	memset(a, 0, sizeof(a));
+	a[0].version = 4;
+	memcpy(a[0].addr, "\x0a\x64\x00\x29", 4);
+	a[0].prefix_len = 32;
+	a[1].version = 6;
+	memcpy(a[1].addr, "\xfd\x00\x01\x00\0\0\0\0\0\0\0\0\0\0\0\x29", 16);
+	a[1].prefix_len = 128;
+	b[0] = a[1];
+	b[1] = a[0];
+	b[0].request_id = 7;
+	b[1].request_id = 8;
+	assert_int_equal(cip_addr_same_set(a, 2, b, 2), 1);
+	assert_int_equal(cip_addr_same_set(a, 1, b + 1, 1), 1);
+	assert_int_equal(cip_addr_same_set(a, 0, b, 0), 1);
+	assert_int_equal(cip_addr_same_set(a, 1, b, 2), 0);
+	assert_int_equal(cip_addr_same_set(a, 2, b, 1), 0);
+	assert_int_equal(cip_addr_same_set(a, 0, b, 1), 0);
+	assert_int_equal(cip_addr_same_set(a, 1, b, 1), 0);
+	b[1].addr[3] = 0x2a;
+	assert_int_equal(cip_addr_same_set(a, 2, b, 2), 0);
+	b[1] = a[0];
+	b[1].prefix_len = 31;
+	assert_int_equal(cip_addr_same_set(a, 2, b, 2), 0);
+	/* a duplicate does not stand in for a missing address */
+	b[1] = a[1];
+	assert_int_equal(cip_addr_same_set(a, 2, b, 2), 0);
+	assert_int_equal(cip_addr_same_set(b, 2, a, 2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_normalize_trims_against_proto0),
 		cmocka_unit_test(test_normalize_full_range_edges),
 		cmocka_unit_test(test_coarsen_joins_smallest_gaps),
+		cmocka_unit_test(test_addr_same_set),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

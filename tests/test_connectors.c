@@ -470,10 +470,7 @@ static enum connector_state run_session_ca(struct e2e *t, const char *cert, cons
 
 static enum connector_state run_session(struct e2e *t, const char *cert, const char *key)
 {
-	static char ca[256];
-
-	snprintf(ca, sizeof(ca), "%s", f("ca.crt")); /* outlives the module */
-	return run_session_ca(t, cert, key, ca);
+	return run_session_ca(t, cert, key, f("ca.crt"));
 }
 
 static void end_session(struct e2e *t)
@@ -735,6 +732,26 @@ static void test_inner_session_reload_tls(void **state)
 	free(t);
 }
 
+/* The module keeps env.cert, env.key and env.ca and reads them again at
+ * every inner handshake and reload: a path from f() stays that file's
+ * path however many other f() calls come between (tests/pki.h). */
+static void test_pki_paths_stay_put(void **state)
+{
+	const char *ca = f("ca.crt"), *key = f("agent-1.key");
+	char want[sizeof(pki_dir) + 16], name[16];
+
+	(void)state;
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "other-%d.crt", i);
+		assert_non_null(strstr(f(name), name));
+	}
+	snprintf(want, sizeof(want), "%s/ca.crt", pki_dir);
+	assert_string_equal(ca, want);
+	assert_ptr_equal(f("ca.crt"), ca);
+	snprintf(want, sizeof(want), "%s/agent-1.key", pki_dir);
+	assert_string_equal(key, want);
+}
+
 /* With no connector listed a reload only checks the files. */
 static void test_reload_tls_without_connectors(void **state)
 {
@@ -762,6 +779,7 @@ static void test_reload_tls_without_connectors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pki_paths_stay_put),
 		cmocka_unit_test(test_list_add_update_remove),
 		cmocka_unit_test(test_capsule),
 		cmocka_unit_test(test_steer),

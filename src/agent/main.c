@@ -108,10 +108,9 @@ struct agent {
 	struct event *sighup_ev;
 	struct filewatch *fw; /* the certificate files' directories */
 	uint64_t cert_sum;    /* contents of cert, key, CA and connector CA last loaded (or tried) */
-	uint64_t cert_reloads, cert_reload_errors;
-	struct tungro *gro; /* TUN writes of this loop pass */
-	int tun_paused;     /* not reading the TUN while the transport is congested */
-	struct failover fo; /* which relay of the list, and when (failover.h) */
+	struct tungro *gro;   /* TUN writes of this loop pass */
+	int tun_paused;       /* not reading the TUN while the transport is congested */
+	struct failover fo;   /* which relay of the list, and when (failover.h) */
 	int stopping;
 	struct agentdns *dns; /* DNS from the relay (19.5) */
 
@@ -1213,7 +1212,7 @@ static void reload_tls(struct agent *ag, const char *why, int force)
 	ag->cert_sum = sum;
 	if (tls_client_ctx_new(ag->cfg.cert, ag->cfg.key, ag->cfg.ca, &ctx, err, sizeof(err)) !=
 	    0) {
-		ag->cert_reload_errors++;
+		ag->cnt.cert_reload_errors++;
 		log_warnx("%s: the certificate files do not load, keeping the ones in use: %s", why,
 			  err);
 		set_error(
@@ -1226,7 +1225,7 @@ static void reload_tls(struct agent *ag, const char *why, int force)
 	if (ag->cx != NULL && connectors_reload_tls(ag->cx, err, sizeof(err)) != 0) {
 		/* the outer context loaded: only the connector CA can be bad */
 		wolfSSL_CTX_free(ctx);
-		ag->cert_reload_errors++;
+		ag->cnt.cert_reload_errors++;
 		log_warnx("%s: the connector CA does not load, keeping the certificates in use: %s",
 			  why, err);
 		set_error(ag,
@@ -1240,12 +1239,13 @@ static void reload_tls(struct agent *ag, const char *why, int force)
 	wolfSSL_CTX_free(ag->tls); /* a connection still using it holds its own reference */
 	ag->tls = ctx;
 	ag->mc.tls = ctx;
-	ag->cert_reloads++;
+	ag->cnt.cert_reloads++;
 	log_info("%s: certificate %s loaded again (serial %s); used from the next handshake%s%s", why,
 		 ag->cfg.cert, ci.serial, ag->open ? ", the open tunnel stays up" : "",
 		 ag->cx != NULL && connectors_count(ag->cx) > 0
 			 ? "; connectors' inner sessions use it (and connector_ca) from their next one"
 			 : "");
+	write_status(ag); /* cert_reloads moved */
 	if (!ag->open && ag->c == NULL && !ag->stopping && evtimer_pending(ag->retry_ev, NULL)) {
 		/* Waiting to retry (perhaps because the relay refused the old
 		 * certificate): try the new one now. */

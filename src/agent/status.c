@@ -115,13 +115,15 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 	put(&o,
 	    ",\"connects\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"
 	    "\"rx_bytes\":%llu,\"drops\":{\"outage\":%llu,\"too_big\":%llu,\"congested\":%llu,"
-	    "\"tun_write\":%llu,\"not_ours\":%llu,\"malformed\":%llu},\"icmp_too_big_sent\":%llu,\"last_error\":",
+	    "\"tun_write\":%llu,\"not_ours\":%llu,\"malformed\":%llu},\"icmp_too_big_sent\":%llu,"
+	    "\"cert_reloads\":%llu,\"cert_reload_errors\":%llu,\"last_error\":",
 	    (unsigned long long)c->connects, (unsigned long long)c->tx_packets,
 	    (unsigned long long)c->tx_bytes, (unsigned long long)c->rx_packets,
 	    (unsigned long long)c->rx_bytes, (unsigned long long)c->drop_outage,
 	    (unsigned long long)c->drop_too_big, (unsigned long long)c->drop_congested,
 	    (unsigned long long)c->drop_tun_write, (unsigned long long)c->drop_not_ours,
-	    (unsigned long long)c->drop_malformed, (unsigned long long)c->icmp_too_big);
+	    (unsigned long long)c->drop_malformed, (unsigned long long)c->icmp_too_big,
+	    (unsigned long long)c->cert_reloads, (unsigned long long)c->cert_reload_errors);
 	put_str(&o, st->last_error);
 	if (st->dns_via != NULL) {
 		put(&o, ",\"dns\":[");
@@ -854,6 +856,15 @@ static void print_summary(struct show *sh)
 		(unsigned long long)ufield(sh, sh->root, "rx_packets"),
 		(unsigned long long)ufield(sh, sh->root, "tx_packets"));
 	fprintf(sh->out, "  connects: %llu\n", (unsigned long long)ufield(sh, sh->root, "connects"));
+	{
+		uint64_t ok = ufield(sh, sh->root, "cert_reloads");
+		uint64_t bad = ufield(sh, sh->root, "cert_reload_errors");
+
+		/* none (or an agent before these keys): no line */
+		if (ok > 0 || bad > 0)
+			fprintf(sh->out, "  certificate reloads: %llu, %llu failed\n",
+				(unsigned long long)ok, (unsigned long long)bad);
+	}
 	print_drops(sh);
 	print_refused(sh);
 	if (sfield(sh, sh->root, "last_error", err, sizeof(err))[0] != '\0')
@@ -1040,8 +1051,8 @@ int status_command(int argc, char *const *argv, FILE *out, FILE *errf)
 				"usage: zgate-agent status [--json] [--status-file FILE]\n"
 				"\n"
 				"Prints what the running agent's status file says: state, relay, addresses,\n"
-				"routes, RTT, traffic, drops, refused addresses and routes, last error\n"
-				"(--json: the file as it is).\n"
+				"routes, RTT, traffic, certificate reloads, drops, refused addresses and\n"
+				"routes, last error (--json: the file as it is).\n"
 				"\n"
 				"  --json              print the status file's JSON object\n"
 				"  --status-file FILE  the agent's --status-file (default $ZGATE_STATUS_FILE,\n"

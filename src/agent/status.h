@@ -14,7 +14,8 @@
  *               {"route":"127.0.0.0/8","reason":"loopback"}],"refused_unlisted":0,
  *    "connects":1,"tx_packets":..,"tx_bytes":..,"rx_packets":..,
  *    "rx_bytes":..,"drops":{"outage":..,"too_big":..,"congested":..,
- *    "tun_write":..},"icmp_too_big_sent":..,"last_error":"",
+ *    "tun_write":..},"icmp_too_big_sent":..,"cert_reloads":..,
+ *    "cert_reload_errors":..,"last_error":"",
  *    "dns":["10.100.0.1"],"dns_domains":["saas.example"],
  *    "dns_via":"file /etc/resolv.conf",
  *    "connectors":[{"id":"hospital-a","state":"up","rtt_us":4100,"tx_packets":..,
@@ -47,6 +48,10 @@ struct status_counters {
 					  match the packet */
 	uint64_t icmp_too_big;         /* ICMP "too big" errors written to the TUN */
 	uint64_t connects;             /* tunnels opened */
+	uint64_t cert_reloads;         /* certificate files loaded again (SIGHUP,
+					  or the files changed on disk) */
+	uint64_t cert_reload_errors;   /* reloads that failed: the previous
+					  certificate stayed in use */
 };
 
 /* An address or a route from the relay that the agent did not install
@@ -131,7 +136,8 @@ int status_pid_alive(long pid);
  * is (json != 0) or a summary in the style of `wg show`: state and for how
  * long, relay (and, with several, the list, which one is in use and how
  * often the agent moved), addresses, routes, DNS when the file has it, RTT, traffic,
- * drops, refused addresses and routes, last error. now is the current
+ * drops, certificate reloads (when there were any), refused addresses and
+ * routes, last error. now is the current
  * Unix time (durations), alive decides whether the agent still runs.
  * Returns 0 when printed; ZG_ERR_NOTFOUND when the agent is not running
  * (no file, state "stopped", or its pid gone); ZG_ERR_IO when the file

@@ -157,6 +157,31 @@ int cip_addr_refusal(const struct cip_addr *req, struct cip_addr *out)
 	return 0;
 }
 
+static int addr_equal(const struct cip_addr *x, const struct cip_addr *y)
+{
+	return x->version == y->version && x->prefix_len == y->prefix_len &&
+	       memcmp(x->addr, y->addr, cip_addr_len(x->version)) == 0;
+}
+
+/* 1 when every entry of a[0..n) has an equal one in b[0..n). */
+static int addr_all_in(const struct cip_addr *a, const struct cip_addr *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		while (k < n && !addr_equal(&a[i], &b[k]))
+			k++;
+		if (k == n)
+			return 0;
+	}
+	return 1;
+}
+
+int cip_addr_same_set(const struct cip_addr *a, size_t na, const struct cip_addr *b, size_t nb)
+{
+	return na == nb && addr_all_in(a, b, na) && addr_all_in(b, a, na);
+}
+
 /* ---------------------------------------------------------------- routes */
 
 static int route_check_one(const struct cip_route *r)

@@ -67,6 +67,12 @@ int cip_addr_request_encode(uint8_t **pp, const uint8_t *end,
  * §4.7.1). Returns 0 or ZG_ERR_VERSION. */
 int cip_addr_refusal(const struct cip_addr *req, struct cip_addr *out);
 
+/* 1 when a[0..na) and b[0..nb) hold the same addresses (version, address
+ * and prefix length; Request IDs and order do not count), 0 otherwise. A
+ * client told its addresses again (the relay's unprompted ADDRESS_ASSIGN,
+ * then its answer to the ADDRESS_REQUEST) uses it to act once. */
+int cip_addr_same_set(const struct cip_addr *a, size_t na, const struct cip_addr *b, size_t nb);
+
 /* Checks a route list against RFC 9484 §4.7.3: each range has version 4|6
  * (ZG_ERR_VERSION) and start <= end with unused IPv4 bytes zero
  * (ZG_ERR_MALFORMED); consecutive ranges are ordered by version, then

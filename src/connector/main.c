@@ -269,20 +269,32 @@ static void on_goaway(struct masque_conn *c, void *ctx)
 	update_ready(r->cn);
 }
 
+/* The relay tells the addresses twice as a tunnel opens (its own
+ * ADDRESS_ASSIGN, then its answer to our ADDRESS_REQUEST), and again only
+ * when they change: logged when they differ from the ones held. */
 static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t n, void *ctx)
 {
 	struct tunnel *t = ctx;
-	char buf[INET6_ADDRSTRLEN];
+	struct cip_addr v[2];
+	size_t nv = 0;
+	char buf[INET6_ADDRSTRLEN], line[2 * INET6_ADDRSTRLEN + 8] = "";
 
 	(void)c;
-	t->nvaddr = 0;
-	for (size_t i = 0; i < n && t->nvaddr < 2; i++) {
-		if (a[i].version == 4 || a[i].version == 6) {
-			t->vaddr[t->nvaddr++] = a[i];
-			inet_ntop(a[i].version == 4 ? AF_INET : AF_INET6, a[i].addr, buf, sizeof(buf));
-			log_info("relay %s: tunnel address %s", t->r->e->text, buf);
-		}
+	memset(v, 0, sizeof(v));
+	for (size_t i = 0; i < n && nv < 2; i++)
+		if (a[i].version == 4 || a[i].version == 6)
+			v[nv++] = a[i];
+	if (cip_addr_same_set(v, nv, t->vaddr, t->nvaddr))
+		return;
+	memcpy(t->vaddr, v, nv * sizeof(v[0]));
+	t->nvaddr = nv;
+	for (size_t i = 0; i < nv; i++) {
+		inet_ntop(v[i].version == 4 ? AF_INET : AF_INET6, v[i].addr, buf, sizeof(buf));
+		(void)snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s",
+			       i ? ", " : "", buf);
 	}
+	log_info("relay %s: tunnel address%s %s", t->r->e->text, nv == 1 ? "" : "es",
+		 nv ? line : "none");
 }
 
 static int is_vaddr(const struct tunnel *r, const struct sockaddr_storage *ss)

@@ -6,7 +6,8 @@
 # (new key, renamed into place) is noticed by itself and used on the next
 # handshake: after the relay closes the session (admin endpoint), the new
 # session_open carries the new certificate's serial. A broken certificate
-# file keeps the one in use and says why.
+# file keeps the one in use and says why. The status file and
+# `zgate-agent status` count the reloads and the failed ones.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 command -v curl >/dev/null || skip "curl missing"
@@ -88,6 +89,17 @@ still_up "with a broken certificate file"
 cp "$D/good.crt" "$D/pki/.agent-1.crt.new"; mv "$D/pki/.agent-1.crt.new" "$D/pki/agent-1.crt"
 for _ in $(seq 50); do [[ $(grep -c "loaded again (serial 0*$new)" "$D/agent1.log") -ge 2 ]] && break; sleep 0.1; done
 [[ $(grep -c "loaded again (serial 0*$new)" "$D/agent1.log") -ge 2 ]] || fail "the repaired file was not loaded"
+
+step "the status file and zgate-agent status count the reloads"
+# SIGHUP, the rotation and the repair loaded (the rotation's two renames may
+# give two reloads); the broken file and the SIGHUP on it failed.
+count() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$D/status1.json"; }
+for _ in $(seq 30); do [[ $(count cert_reloads) -ge 3 ]] && break; sleep 0.2; done
+[[ $(count cert_reloads) -ge 3 && $(count cert_reload_errors) -ge 2 ]] ||
+	fail "cert_reloads $(count cert_reloads), cert_reload_errors $(count cert_reload_errors): want >= 3 and >= 2"
+out=$("$AGENT" status --status-file "$D/status1.json") || fail "zgate-agent status: $out"
+grep -q "^  certificate reloads: $(count cert_reloads), $(count cert_reload_errors) failed$" <<<"$out" ||
+	fail "zgate-agent status does not show the reloads: $out"
 
 step "the next handshake uses the new certificate"
 code=$(ip netns exec "$R" curl -s -o /dev/null -w '%{http_code}' -X DELETE \

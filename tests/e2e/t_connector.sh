@@ -264,4 +264,9 @@ wait_for 45 "agent-1 does not reach on-prem after the relay's restart: $(onprem_
 echo "on-prem again $((($(date +%s%N) - start) / 1000000)) ms after the relay was stopped"
 out=$(inc 1 $SVC many "$ONPREM" 7008 2 20000) || fail "TCP echo after the relay's restart: $out"
 kill -0 "$KPID" || fail "the connector exited during the relay's restart"
+# The relay tells the addresses twice per tunnel (its ADDRESS_ASSIGN, then
+# the answer to the ADDRESS_REQUEST): logged once per tunnel opened.
+opens=$(grep -c ': tunnel open, ' "$D/connector.log") addrs=$(grep -c ': tunnel address' "$D/connector.log")
+echo "connector log: $opens tunnels opened, $addrs tunnel address lines"
+((opens >= 3 && addrs == opens)) || fail "$opens tunnels opened but $addrs 'tunnel address' lines: $(grep ': tunnel address' "$D/connector.log")"
 pass
