@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "masque/steer.h"
@@ -312,6 +313,251 @@ static void test_kernel_agrees_on_random_datagrams(void **state)
 	group_close(&g);
 }
 
+/* ------------------------------------------------------------------ */
+/* handoff channels                                                   */
+
+static struct sockaddr_in v4(const char *a, uint16_t port)
+{
+	struct sockaddr_in s;
+
+	memset(&s, 0, sizeof(s));
+	s.sin_family = AF_INET;
+	s.sin_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET, a, &s.sin_addr), 1);
+	return s;
+}
+
+static struct sockaddr_in6 v6(const char *a, uint16_t port)
+{
+	struct sockaddr_in6 s;
+
+	memset(&s, 0, sizeof(s));
+	s.sin6_family = AF_INET6;
+	s.sin6_port = htons(port);
+	s.sin6_flowinfo = htonl(0x12345);
+	s.sin6_scope_id = 7;
+	assert_int_equal(inet_pton(AF_INET6, a, &s.sin6_addr), 1);
+	return s;
+}
+
+/* Sends one datagram over channel w of g and reads it back whole, with
+ * both addresses byte for byte. */
+static void round_trip(struct steer_group *g, unsigned w, const struct sockaddr *peer,
+		       socklen_t peerlen, const struct sockaddr *local, socklen_t locallen,
+		       const uint8_t *data, size_t len, uint8_t *buf)
+{
+	struct steer_msg m;
+
+	assert_int_equal(steer_handoff_send(g->wr[w], peer, peerlen, local, locallen, data, len),
+			 0);
+	memset(&m, 0xaa, sizeof(m));
+	assert_int_equal(steer_handoff_recv(g->rd[w], buf, STEER_MSG_MAX, &m), 1);
+	assert_int_equal(m.peerlen, peerlen);
+	assert_memory_equal(&m.peer, peer, peerlen);
+	assert_int_equal(m.locallen, locallen);
+	assert_memory_equal(&m.local, local, locallen);
+	assert_int_equal(m.len, len);
+	if (len > 0)
+		assert_memory_equal(m.data, data, len);
+	/* nothing else came */
+	assert_int_equal(steer_handoff_recv(g->rd[w], buf, STEER_MSG_MAX, &m), 0);
+}
+
+static void test_handoff_round_trips(void **state)
+{
+	struct steer_group g;
+	struct sockaddr_in p4 = v4("192.0.2.33", 50123), l4 = v4("127.0.0.1", 4433);
+	struct sockaddr_in6 p6 = v6("2001:db8::5:1", 61000), l6 = v6("::ffff:10.1.2.3", 443);
+	uint8_t *big = malloc(STEER_DGRAM_MAX), *buf = malloc(STEER_MSG_MAX);
+	uint8_t small[1200];
+	char err[128];
+	size_t i;
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(buf);
+	for (i = 0; i < STEER_DGRAM_MAX; i++)
+		big[i] = (uint8_t)(i * 7 + i / 251);
+	for (i = 0; i < sizeof(small); i++)
+		small[i] = (uint8_t)~i;
+	assert_int_equal(steer_group_open(&g, 3, err, sizeof(err)), 0);
+	assert_int_equal(g.n, 3);
+	round_trip(&g, 0, (struct sockaddr *)&p4, sizeof(p4), (struct sockaddr *)&l4, sizeof(l4),
+		   small, sizeof(small), buf);
+	round_trip(&g, 1, (struct sockaddr *)&p6, sizeof(p6), (struct sockaddr *)&l6, sizeof(l6),
+		   small, 1, buf);
+	/* mixed families, an empty datagram, the largest one */
+	round_trip(&g, 2, (struct sockaddr *)&p6, sizeof(p6), (struct sockaddr *)&l4, sizeof(l4),
+		   small, 0, buf);
+	round_trip(&g, 2, (struct sockaddr *)&p4, sizeof(p4), (struct sockaddr *)&l6, sizeof(l6),
+		   big, STEER_DGRAM_MAX, buf);
+	round_trip(&g, 0, (struct sockaddr *)&p6, sizeof(p6), (struct sockaddr *)&l6, sizeof(l6),
+		   big, STEER_DGRAM_MAX, buf);
+	/* messages keep their boundaries and order */
+	{
+		struct steer_msg m;
+
+		for (i = 0; i < 10; i++)
+			assert_int_equal(steer_handoff_send(g.wr[1], (struct sockaddr *)&p4,
+							    sizeof(p4), (struct sockaddr *)&l4,
+							    sizeof(l4), small, 100 + i),
+					 0);
+		for (i = 0; i < 10; i++) {
+			assert_int_equal(steer_handoff_recv(g.rd[1], buf, STEER_MSG_MAX, &m), 1);
+			assert_int_equal(m.len, 100 + i);
+			assert_memory_equal(m.data, small, m.len);
+		}
+		assert_int_equal(steer_handoff_recv(g.rd[1], buf, STEER_MSG_MAX, &m), 0);
+		/* a buffer too small for the largest message is refused */
+		assert_int_equal(steer_handoff_recv(g.rd[1], buf, STEER_MSG_MAX - 1, &m),
+				 ZG_ERR_INVAL);
+	}
+	steer_group_close(&g);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(g.rd[i], -1);
+		assert_int_equal(g.wr[i], -1);
+	}
+	free(big);
+	free(buf);
+}
+
+static void test_handoff_refuses(void **state)
+{
+	struct steer_group g;
+	struct sockaddr_in p4 = v4("192.0.2.33", 50123), l4 = v4("127.0.0.1", 4433);
+	struct sockaddr_in6 p6 = v6("2001:db8::5:1", 61000);
+	struct sockaddr_un un;
+	uint8_t *big = calloc(1, STEER_DGRAM_MAX + 1), *buf = malloc(STEER_MSG_MAX);
+	uint8_t raw[64];
+	struct steer_msg m;
+	char err[128];
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(buf);
+	assert_int_equal(steer_group_open(&g, 1, err, sizeof(err)), ZG_ERR_INVAL);
+	assert_non_null(strstr(err, "workers: 1"));
+	assert_int_equal(steer_group_open(&g, STEER_MAX_WORKERS + 1, err, sizeof(err)),
+			 ZG_ERR_INVAL);
+	assert_int_equal(steer_group_open(&g, 2, err, sizeof(err)), 0);
+	/* one byte too many: refused before anything is sent */
+	assert_int_equal(steer_handoff_send(g.wr[0], (struct sockaddr *)&p4, sizeof(p4),
+					    (struct sockaddr *)&l4, sizeof(l4), big,
+					    STEER_DGRAM_MAX + 1),
+			 ZG_ERR_TOO_LARGE);
+	/* addresses: only IPv4/IPv6 of their exact size */
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	assert_int_equal(steer_handoff_send(g.wr[0], (struct sockaddr *)&un, sizeof(un),
+					    (struct sockaddr *)&l4, sizeof(l4), big, 10),
+			 ZG_ERR_INVAL);
+	assert_int_equal(steer_handoff_send(g.wr[0], (struct sockaddr *)&p6, sizeof(p4),
+					    (struct sockaddr *)&l4, sizeof(l4), big, 10),
+			 ZG_ERR_INVAL);
+	assert_int_equal(steer_handoff_send(g.wr[0], (struct sockaddr *)&p4, sizeof(p4), NULL, 0,
+					    big, 10),
+			 ZG_ERR_INVAL);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), 0);
+	/* malformed messages written straight into the channel are read,
+	 * dropped and reported; the next good one still comes through */
+	memset(raw, 0, sizeof(raw));
+	raw[0] = 2; /* a version this end does not know */
+	assert_int_equal(send(g.wr[0], raw, 4, 0), 4);
+	raw[0] = STEER_MSG_VERSION; /* too short for its addresses */
+	raw[1] = sizeof(p4);
+	raw[2] = sizeof(l4);
+	assert_int_equal(send(g.wr[0], raw, 10, 0), 10);
+	raw[1] = 20; /* a length no address has */
+	assert_int_equal(send(g.wr[0], raw, sizeof(raw), 0), (ssize_t)sizeof(raw));
+	raw[1] = sizeof(p4); /* right lengths, family 0 */
+	assert_int_equal(send(g.wr[0], raw, sizeof(raw), 0), (ssize_t)sizeof(raw));
+	assert_int_equal(send(g.wr[0], raw, 3, 0), 3); /* shorter than the header */
+	/* a good header and addresses, but longer than any message: cut by
+	 * the reader, so dropped */
+	{
+		size_t n = STEER_MSG_MAX + 1;
+		uint8_t *huge = calloc(1, n);
+
+		assert_non_null(huge);
+		huge[0] = STEER_MSG_VERSION;
+		huge[1] = huge[2] = sizeof(p4);
+		memcpy(huge + 4, &p4, sizeof(p4));
+		memcpy(huge + 4 + sizeof(p4), &l4, sizeof(l4));
+		assert_int_equal(send(g.wr[0], huge, n, 0), (ssize_t)n);
+		free(huge);
+	}
+	assert_int_equal(steer_handoff_send(g.wr[0], (struct sockaddr *)&p4, sizeof(p4),
+					    (struct sockaddr *)&l4, sizeof(l4), raw, 5),
+			 0);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), ZG_ERR_MALFORMED);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), ZG_ERR_MALFORMED);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), ZG_ERR_MALFORMED);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), ZG_ERR_MALFORMED);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), ZG_ERR_MALFORMED);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), ZG_ERR_MALFORMED);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), 1);
+	assert_int_equal(m.len, 5);
+	assert_int_equal(steer_handoff_recv(g.rd[0], buf, STEER_MSG_MAX, &m), 0);
+	/* in a worker: its read end and the others' write ends stay */
+	steer_group_keep(&g, 1);
+	assert_int_equal(g.rd[0], -1);
+	assert_true(g.wr[0] >= 0);
+	assert_true(g.rd[1] >= 0);
+	assert_int_equal(g.wr[1], -1);
+	steer_group_close(&g);
+	free(big);
+	free(buf);
+}
+
+/* A worker that does not read: its channel fills, every further datagram
+ * is refused at once (ZG_ERR_LIMIT), nothing blocks; once it reads, the
+ * channel takes datagrams again. */
+static void test_handoff_full_never_blocks(void **state)
+{
+	struct steer_group g;
+	struct sockaddr_in p4 = v4("192.0.2.33", 50123), l4 = v4("127.0.0.1", 4433);
+	uint8_t *buf = malloc(STEER_MSG_MAX), dgram[1200];
+	struct steer_msg m;
+	char err[128];
+	unsigned sent = 0, refused = 0, got = 0, i;
+
+	(void)state;
+	assert_non_null(buf);
+	memset(dgram, 0x5a, sizeof(dgram));
+	assert_int_equal(steer_group_open(&g, 2, err, sizeof(err)), 0);
+	/* the send buffer is at most a few MiB: 100000 datagrams overflow it */
+	for (i = 0; i < 100000 && refused < 100; i++) {
+		int r = steer_handoff_send(g.wr[1], (struct sockaddr *)&p4, sizeof(p4),
+					   (struct sockaddr *)&l4, sizeof(l4), dgram,
+					   sizeof(dgram));
+
+		if (r == 0)
+			sent++;
+		else {
+			assert_int_equal(r, ZG_ERR_LIMIT);
+			refused++;
+		}
+	}
+	assert_true(sent > 10);
+	assert_int_equal(refused, 100);
+	while (steer_handoff_recv(g.rd[1], buf, STEER_MSG_MAX, &m) == 1) {
+		assert_int_equal(m.len, sizeof(dgram));
+		got++;
+	}
+	assert_int_equal(got, sent);
+	assert_int_equal(steer_handoff_send(g.wr[1], (struct sockaddr *)&p4, sizeof(p4),
+					    (struct sockaddr *)&l4, sizeof(l4), dgram,
+					    sizeof(dgram)),
+			 0);
+	/* every writer gone: the reader sees the end, not an empty channel */
+	close(g.wr[1]);
+	g.wr[1] = -1;
+	assert_int_equal(steer_handoff_recv(g.rd[1], buf, STEER_MSG_MAX, &m), 1);
+	assert_int_equal(steer_handoff_recv(g.rd[1], buf, STEER_MSG_MAX, &m), ZG_ERR_STATE);
+	steer_group_close(&g);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +567,9 @@ int main(void)
 		cmocka_unit_test(test_attach_refuses_bad_count),
 		cmocka_unit_test(test_kernel_steers_like_the_rule),
 		cmocka_unit_test(test_kernel_agrees_on_random_datagrams),
+		cmocka_unit_test(test_handoff_round_trips),
+		cmocka_unit_test(test_handoff_refuses),
+		cmocka_unit_test(test_handoff_full_never_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

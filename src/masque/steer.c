@@ -5,6 +5,8 @@
 #include <linux/filter.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "masque/masque_int.h"
 #include "zg_err.h"
@@ -99,4 +101,154 @@ int steer_attach_cbpf(int fd, unsigned nworkers, char *err, size_t errlen)
 		return ZG_ERR_IO;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* handoff channels                                                   */
+
+void steer_group_close(struct steer_group *g)
+{
+	unsigned i;
+
+	for (i = 0; i < g->n && i < STEER_MAX_WORKERS; i++) {
+		if (g->rd[i] >= 0)
+			close(g->rd[i]);
+		if (g->wr[i] >= 0)
+			close(g->wr[i]);
+		g->rd[i] = g->wr[i] = -1;
+	}
+}
+
+int steer_group_open(struct steer_group *g, unsigned n, char *err, size_t errlen)
+{
+	unsigned i;
+	int sz = STEER_CHAN_BUF;
+
+	if (n < 2 || n > STEER_MAX_WORKERS) {
+		zg_seterr(err, errlen, "workers: %u handoff channels; 2 to %d", n,
+			  STEER_MAX_WORKERS);
+		return ZG_ERR_INVAL;
+	}
+	g->n = n;
+	for (i = 0; i < n; i++)
+		g->rd[i] = g->wr[i] = -1;
+	for (i = 0; i < n; i++) {
+		int fds[2];
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) !=
+		    0) {
+			int e = errno;
+
+			zg_seterr(err, errlen, "handoff channel of worker %u: socketpair: %s", i,
+				  strerror(e));
+			steer_group_close(g);
+			errno = e;
+			return ZG_ERR_IO;
+		}
+		g->rd[i] = fds[0];
+		g->wr[i] = fds[1];
+		/* a burst waits in the writer's buffer: the larger the
+		 * better, without privileges the kernel caps it */
+		(void)setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		(void)setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
+	return 0;
+}
+
+void steer_group_keep(struct steer_group *g, unsigned self)
+{
+	unsigned i;
+
+	for (i = 0; i < g->n && i < STEER_MAX_WORKERS; i++) {
+		int *fd = i == self ? &g->wr[i] : &g->rd[i];
+
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+}
+
+/* 1 when sa is an IPv4 or IPv6 socket address of exactly len bytes. */
+static int addr_ok(const struct sockaddr *sa, socklen_t len)
+{
+	if (sa == NULL)
+		return 0;
+	return (sa->sa_family == AF_INET && len == sizeof(struct sockaddr_in)) ||
+	       (sa->sa_family == AF_INET6 && len == sizeof(struct sockaddr_in6));
+}
+
+int steer_handoff_send(int wfd, const struct sockaddr *peer, socklen_t peerlen,
+		       const struct sockaddr *local, socklen_t locallen, const uint8_t *data,
+		       size_t len)
+{
+	uint8_t hdr[STEER_MSG_HDR + 2 * sizeof(struct sockaddr_in6)];
+	struct iovec iov[2];
+	struct msghdr mh;
+	ssize_t n;
+
+	if (len > STEER_DGRAM_MAX)
+		return ZG_ERR_TOO_LARGE;
+	if (!addr_ok(peer, peerlen) || !addr_ok(local, locallen))
+		return ZG_ERR_INVAL;
+	hdr[0] = STEER_MSG_VERSION;
+	hdr[1] = (uint8_t)peerlen;
+	hdr[2] = (uint8_t)locallen;
+	hdr[3] = 0;
+	memcpy(hdr + STEER_MSG_HDR, peer, peerlen);
+	memcpy(hdr + STEER_MSG_HDR + peerlen, local, locallen);
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = STEER_MSG_HDR + (size_t)peerlen + locallen;
+	iov[1].iov_base = (void *)(uintptr_t)data; /* sendmsg does not write */
+	iov[1].iov_len = len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = len > 0 ? 2 : 1;
+	do {
+		n = sendmsg(wfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? ZG_ERR_LIMIT
+										   : ZG_ERR_IO;
+	return 0;
+}
+
+/* Reads an address of the length the header gave from the cursor. */
+static int get_addr(const uint8_t **p, const uint8_t *end, size_t alen,
+		    struct sockaddr_storage *ss, socklen_t *plen)
+{
+	if ((size_t)(end - *p) < alen || alen > sizeof(*ss))
+		return ZG_ERR_MALFORMED;
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, *p, alen);
+	*p += alen;
+	*plen = (socklen_t)alen;
+	return addr_ok((const struct sockaddr *)ss, *plen) ? 0 : ZG_ERR_MALFORMED;
+}
+
+int steer_handoff_recv(int rfd, uint8_t *buf, size_t cap, struct steer_msg *m)
+{
+	const uint8_t *p = buf, *end;
+	ssize_t n;
+
+	if (cap < STEER_MSG_MAX)
+		return ZG_ERR_INVAL;
+	do {
+		/* MSG_TRUNC: the message's whole length, to see a cut one */
+		n = recv(rfd, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : ZG_ERR_IO;
+	if (n == 0)
+		return ZG_ERR_STATE; /* a message is never empty: end of file */
+	if ((size_t)n > cap || (size_t)n < STEER_MSG_HDR || buf[0] != STEER_MSG_VERSION ||
+	    buf[3] != 0)
+		return ZG_ERR_MALFORMED;
+	end = buf + n;
+	p += STEER_MSG_HDR;
+	if (get_addr(&p, end, buf[1], &m->peer, &m->peerlen) != 0 ||
+	    get_addr(&p, end, buf[2], &m->local, &m->locallen) != 0)
+		return ZG_ERR_MALFORMED;
+	m->data = p;
+	m->len = (size_t)(end - p);
+	return m->len <= STEER_DGRAM_MAX ? 1 : ZG_ERR_MALFORMED;
 }

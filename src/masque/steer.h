@@ -28,27 +28,50 @@
  *    packets (same DCID). That worker accepts the connection and issues
  *    its own CIDs, so everything after lands there too.
  *
- * The fallback, still to be built: the kernel's choice is right only as
- * long as socket i of the group is worker i's. When a socket closes, the
- * kernel moves the group's last socket into its slot (a worker that
- * restarts rebinds at the end), and a program index beyond the group's
- * size makes the kernel fall back to its 4-tuple hash. So a worker that
+ * The fallback (the handoff channels below): the kernel's choice is right
+ * only as long as socket i of the group is worker i's. When a socket
+ * closes, the kernel moves the group's last socket into its slot (a
+ * worker that restarts rebinds at the end); a program index beyond the
+ * group's size makes the kernel fall back to its 4-tuple hash, and so
+ * does a group whose program could not be attached. So a worker that
  * receives a datagram whose steer_cid_worker() is not its own index must
  * not treat it as unknown (no stateless reset, no new connection for a
- * long header carrying a CID of another worker): it forwards the
- * datagram, with its source and destination addresses, to the owning
- * worker over a socketpair (SOCK_SEQPACKET, one per pair of workers or
- * one per worker fed by all), and the owner feeds it to
- * masque_server_input() as if it came from its own socket; replies go out
- * of the owner's socket (same local address and port). The workers
- * should share masque_config.static_secret, so a stateless reset or a
- * Retry token made by one worker is valid for every other.
+ * long header carrying a CID of another worker): it hands the datagram,
+ * with its source and destination addresses, to the owning worker, and
+ * the owner feeds it to masque_server_input() as if it came from its own
+ * socket; replies go out of the owner's socket (same local address and
+ * port). The workers should share masque_config.static_secret, so a
+ * stateless reset or a Retry token made by one worker is valid for every
+ * other.
+ *
+ * Handoff channels (struct steer_group). One channel per worker w: a
+ * SOCK_SEQPACKET socketpair, rd[w] read by worker w only, wr[w] written
+ * by every other worker (one end shared by all writers: each message is
+ * queued whole, so writers never interleave). The master opens the group
+ * before it forks (steer_group_open()); each worker keeps its own read end
+ * and every write end (steer_group_keep()); the master keeps the whole
+ * group, so a worker that restarts gets its channel back, with whatever
+ * waited in it. One message carries one datagram with its peer (source)
+ * and local (destination) address:
+ *
+ *   version (1 byte, STEER_MSG_VERSION) | peer length (1) | local length (1)
+ *   | 0 (1) | peer sockaddr | local sockaddr | datagram
+ *
+ * The addresses are struct sockaddr_in or sockaddr_in6 as this host lays
+ * them out (the channel never leaves the host). Both ends are
+ * non-blocking: a full channel (its send buffer, shared by the writers)
+ * refuses the datagram and the sender drops and counts it (QUIC
+ * retransmits); nothing ever waits for a slow worker. Memory is bounded
+ * by the kernel's socket buffer (SO_SNDBUF, asked for STEER_CHAN_BUF).
  */
 #ifndef ZG_MASQUE_STEER_H
 #define ZG_MASQUE_STEER_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 /* Length of the connection IDs a zgate server issues (MASQUE_CIDLEN): a
  * short header's DCID has no length on the wire. */
@@ -88,5 +111,63 @@ uint8_t steer_cid_byte(uint8_t r, unsigned worker, unsigned nworkers);
  * ZG_ERR_IO when the kernel refuses (err: "SO_ATTACH_REUSEPORT_CBPF:
  * <strerror>", errno kept). err may be NULL. */
 int steer_attach_cbpf(int fd, unsigned nworkers, char *err, size_t errlen);
+
+/* Longest datagram a channel carries: the largest UDP payload (IPv6,
+ * without jumbograms). */
+#define STEER_DGRAM_MAX 65527
+#define STEER_MSG_VERSION 1
+#define STEER_MSG_HDR 4
+/* Longest message, and the buffer steer_handoff_recv() needs. */
+#define STEER_MSG_MAX (STEER_MSG_HDR + 2 * sizeof(struct sockaddr_in6) + STEER_DGRAM_MAX)
+/* Send buffer asked for each channel (the kernel caps it at wmem_max). */
+#define STEER_CHAN_BUF (1024 * 1024)
+
+/* The handoff channels of nworkers workers: worker w reads rd[w], every
+ * other worker writes wr[w]. A closed or absent end is -1. */
+struct steer_group {
+	unsigned n;
+	int rd[STEER_MAX_WORKERS];
+	int wr[STEER_MAX_WORKERS];
+};
+
+/* One datagram read from a channel. data points into the caller's buffer. */
+struct steer_msg {
+	struct sockaddr_storage peer, local;
+	socklen_t peerlen, locallen;
+	const uint8_t *data;
+	size_t len;
+};
+
+/* Opens n channels (non-blocking, close-on-exec) into *g; the master calls
+ * it before forking the workers. Returns 0; ZG_ERR_INVAL when n is not
+ * between 2 and STEER_MAX_WORKERS; ZG_ERR_IO when socketpair(2) fails
+ * (err says why, usually descriptors: 2n are needed; nothing is left
+ * open). err may be NULL. */
+int steer_group_open(struct steer_group *g, unsigned n, char *err, size_t errlen);
+
+/* In worker self after the fork: closes the other workers' read ends and
+ * its own write end (it never hands a datagram to itself). */
+void steer_group_keep(struct steer_group *g, unsigned self);
+
+/* Closes every end still open. */
+void steer_group_close(struct steer_group *g);
+
+/* Hands one datagram (len bytes, received from peer on local) to the
+ * worker reading the channel whose write end is wfd; never blocks.
+ * Returns 0; ZG_ERR_TOO_LARGE when len > STEER_DGRAM_MAX; ZG_ERR_INVAL
+ * when an address is not an IPv4 or IPv6 socket address of its exact
+ * size; ZG_ERR_LIMIT when the channel is full (the datagram is dropped);
+ * ZG_ERR_IO when the send fails otherwise (errno kept). */
+int steer_handoff_send(int wfd, const struct sockaddr *peer, socklen_t peerlen,
+		       const struct sockaddr *local, socklen_t locallen, const uint8_t *data,
+		       size_t len);
+
+/* Reads the next message from the read end rfd into buf (cap bytes, at
+ * least STEER_MSG_MAX) without blocking. Returns 1 with *m filled (m->data
+ * points into buf); 0 when nothing waits; ZG_ERR_MALFORMED when a message
+ * was read and dropped (truncated, wrong version, an address of the wrong
+ * size or family); ZG_ERR_STATE when every write end is closed;
+ * ZG_ERR_INVAL when cap < STEER_MSG_MAX; ZG_ERR_IO (errno kept). */
+int steer_handoff_recv(int rfd, uint8_t *buf, size_t cap, struct steer_msg *m);
 
 #endif /* ZG_MASQUE_STEER_H */
