@@ -243,7 +243,9 @@ struct masque_config {
 	 * (at accept, in a Retry, in NEW_CONNECTION_ID) has a first byte b
 	 * with b % nworkers == worker_index, so the kernel's reuseport
 	 * program (steer_attach_cbpf()) sends the connection's datagrams to
-	 * this worker. nworkers 0 or 1 = one process, random CIDs;
+	 * this worker (masque_udp_server_new() binds with SO_REUSEPORT, and
+	 * masque_udp_server_set_steer() hands over what lands on the wrong
+	 * worker). nworkers 0 or 1 = one process, random CIDs;
 	 * nworkers at most STEER_MAX_WORKERS and worker_index below it. */
 	unsigned worker_index;
 	unsigned nworkers;

@@ -16,6 +16,7 @@
 #include "dheap.h"
 #include "hostport.h"
 #include "log.h"
+#include "masque/steer.h"
 #include "zg_err.h"
 
 #define BATCH 32
@@ -106,6 +107,15 @@ struct masque_udp {
 	uint64_t dq_dropped;
 	int dq_full_logged; /* once per streak of drops */
 	struct event *dq_ev;
+	/* Workers sharing the port (server; steer.h): nworkers and this
+	 * worker's index from the masque_config; steering is on once
+	 * masque_udp_server_set_steer() gave the channels (steer_wr != NULL). */
+	unsigned worker_index, nworkers;
+	int *steer_wr;     /* nworkers write ends; not owned */
+	struct event *hev; /* this worker's read end; not owned */
+	uint8_t *hbuf;     /* STEER_MSG_MAX */
+	int steer_failing; /* a drop logged; logged again when it works */
+	struct masque_udp_steer_stats steer;
 };
 
 struct event_base *masque_udp_base_new(void)
@@ -466,11 +476,46 @@ static void dq_free(struct masque_udp *u)
 	u->dq_n = 0;
 }
 
+/* Sends a datagram of worker w's connection to w: a full channel drops it
+ * (QUIC retransmits); logged once per streak of drops. */
+static void hand_over(struct masque_udp *u, unsigned w, const struct sockaddr_storage *from,
+		      socklen_t fromlen, const uint8_t *p, size_t len)
+{
+	int r = steer_handoff_send(u->steer_wr[w], (const struct sockaddr *)from, fromlen,
+				   (const struct sockaddr *)&u->local, u->locallen, p, len);
+
+	if (r == 0) {
+		u->steer.handed_over++;
+		if (u->steer_failing)
+			log_info("worker %u: handing datagrams to other workers works again",
+				 u->worker_index);
+		u->steer_failing = 0;
+		return;
+	}
+	u->steer.dropped++;
+	if (!u->steer_failing)
+		log_warnx("worker %u: a datagram of worker %u dropped (%s; %llu so far)",
+			  u->worker_index, w,
+			  r == ZG_ERR_LIMIT ? "its handoff channel is full"
+			  : r == ZG_ERR_IO  ? strerror(errno)
+					    : zg_strerror(r),
+			  (unsigned long long)u->steer.dropped);
+	u->steer_failing = 1;
+}
+
 /* Hands one received UDP payload (one QUIC datagram) to the connection or
- * server. */
+ * server, or to the worker that owns its connection ID. */
 static void deliver(struct masque_udp *u, const struct sockaddr_storage *from, socklen_t fromlen,
 		    const uint8_t *p, size_t len)
 {
+	if (u->steer_wr != NULL) {
+		unsigned w = steer_cid_worker(p, len, u->nworkers);
+
+		if (w != u->worker_index) {
+			hand_over(u, w, from, fromlen, p, len);
+			return;
+		}
+	}
 	if (u->srv != NULL) {
 		if (masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
 					(const struct sockaddr *)from, fromlen, p,
@@ -497,6 +542,18 @@ static size_t gro_size(struct msghdr *h)
 	return 0;
 }
 
+/* Packets of existing connections are all read now; new connections only
+ * as far as this turn's round allows, after the waiting ones. */
+static void begin_round(struct masque_udp *u)
+{
+	if (u->srv == NULL)
+		return;
+	if (u->dq_head == NULL)
+		masque_server_new_round(u->srv);
+	else
+		masque_server_end_round(u->srv);
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct masque_udp *u = arg;
@@ -507,14 +564,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 	int n, i, rounds;
 
 	(void)what;
-	/* Packets of existing connections are all read now; new connections
-	 * only as far as this turn's round allows, after the waiting ones. */
-	if (u->srv != NULL) {
-		if (u->dq_head == NULL)
-			masque_server_new_round(u->srv);
-		else
-			masque_server_end_round(u->srv);
-	}
+	begin_round(u);
 	/* Bounded work per wake-up so one busy socket cannot starve the
 	 * loop (timers, the ops endpoint). */
 	for (rounds = 0; rounds < 8; rounds++) {
@@ -558,6 +608,50 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (n < BATCH)
 			return;
+	}
+}
+
+/* Datagrams other workers handed over: fed to the server as if they came
+ * from this worker's socket, with their own peer and local addresses (an
+ * Initial deferred to a later round is fed again with this socket's local
+ * address: the group shares it). The channel is a source of its own: a
+ * wake-up starts a round of accepts_per_round, as read_cb does. */
+static void handoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct masque_udp *u = arg;
+	struct steer_msg m;
+	int i, r;
+
+	(void)what;
+	begin_round(u);
+	for (i = 0; i < BATCH * 8; i++) { /* bounded like read_cb */
+		r = steer_handoff_recv(fd, u->hbuf, STEER_MSG_MAX, &m);
+		if (r == 0)
+			return;
+		if (r == ZG_ERR_MALFORMED) {
+			/* a bug of a sibling, not of a peer: logged at the
+			 * 1st, 2nd, 4th, 8th... */
+			u->steer.bad++;
+			if ((u->steer.bad & (u->steer.bad - 1)) == 0)
+				log_warnx("worker %u: malformed handoff message dropped (%llu so far)",
+					  u->worker_index, (unsigned long long)u->steer.bad);
+			continue;
+		}
+		if (r < 0) {
+			if (r == ZG_ERR_STATE)
+				log_warnx("worker %u: every writer of the handoff channel closed",
+					  u->worker_index);
+			else
+				log_warn("worker %u: handoff channel", u->worker_index);
+			event_del(u->hev); /* level-triggered: it would spin */
+			return;
+		}
+		u->steer.received++;
+		if (u->srv != NULL &&
+		    masque_server_input(u->srv, (const struct sockaddr *)&m.local, m.locallen,
+					(const struct sockaddr *)&m.peer, m.peerlen, m.data,
+					m.len) == MASQUE_DEFERRED)
+			defer(u, &m.peer, m.peerlen, m.data, m.len);
 	}
 }
 
@@ -635,6 +729,8 @@ static int udp_new(struct event_base *base, struct masque_config *cfg, struct ma
 	}
 	u->base = base;
 	u->fd = -1;
+	u->worker_index = cfg->worker_index;
+	u->nworkers = cfg->nworkers;
 	u->io.send = io_send;
 	u->io.now = io_now;
 	u->io.timer_new = io_timer_new;
@@ -679,6 +775,13 @@ static int open_socket(struct masque_udp *u, const struct sockaddr_storage *ss, 
 	udp_offload(u);
 	if (bind_it) {
 		(void)setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* workers share the port (steer.h); the kernel then needs
+		 * every socket of the group to ask for it, by the same user */
+		if (u->nworkers > 1 &&
+		    setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+			(void)snprintf(err, errlen, "%s: SO_REUSEPORT: %s", what, strerror(errno));
+			return ZG_ERR_IO;
+		}
 		if (bind(u->fd, (const struct sockaddr *)ss, len) != 0) {
 			(void)snprintf(err, errlen, "%s: bind: %s", what, strerror(errno));
 			return ZG_ERR_IO;
@@ -773,6 +876,61 @@ int masque_udp_client_new(struct event_base *base, const char *relay, struct mas
 	return 0;
 }
 
+/* Stops steering (the descriptors are not ours). */
+static void steer_free(struct masque_udp *u)
+{
+	if (u->hev != NULL)
+		event_free(u->hev);
+	u->hev = NULL;
+	free(u->steer_wr);
+	u->steer_wr = NULL;
+	free(u->hbuf);
+	u->hbuf = NULL;
+}
+
+int masque_udp_server_set_steer(struct masque_udp *u, const struct steer_group *g, char *err,
+				size_t errlen)
+{
+	unsigned w, self = u->worker_index;
+
+	if (u->srv == NULL || u->steer_wr != NULL) {
+		(void)snprintf(err, errlen, "steering: %s",
+			       u->srv == NULL ? "not a server" : "already set");
+		return ZG_ERR_STATE;
+	}
+	if (u->nworkers < 2 || g->n != u->nworkers) {
+		(void)snprintf(err, errlen,
+			       "steering: %u handoff channels for a server of %u workers", g->n,
+			       u->nworkers);
+		return ZG_ERR_INVAL;
+	}
+	for (w = 0; w < g->n; w++) {
+		if ((w == self && g->rd[w] < 0) || (w != self && g->wr[w] < 0)) {
+			(void)snprintf(err, errlen, "steering: worker %u: the %s end of worker %u's "
+						    "handoff channel is closed",
+				       self,
+				       w == self ? "read" : "write", w);
+			return ZG_ERR_INVAL;
+		}
+	}
+	u->hbuf = malloc(STEER_MSG_MAX);
+	u->steer_wr = malloc(g->n * sizeof(*u->steer_wr));
+	u->hev = event_new(u->base, g->rd[self], EV_READ | EV_PERSIST, handoff_cb, u);
+	if (u->hbuf == NULL || u->steer_wr == NULL || u->hev == NULL ||
+	    event_add(u->hev, NULL) != 0) {
+		steer_free(u);
+		(void)snprintf(err, errlen, "steering: out of memory");
+		return ZG_ERR_NOMEM;
+	}
+	memcpy(u->steer_wr, g->wr, g->n * sizeof(*u->steer_wr));
+	return 0;
+}
+
+void masque_udp_steer_stats(const struct masque_udp *u, struct masque_udp_steer_stats *st)
+{
+	*st = u->steer;
+}
+
 uint64_t masque_udp_initials_dropped(const struct masque_udp *u)
 {
 	return u->dq_dropped;
@@ -807,6 +965,7 @@ void masque_udp_del(struct masque_udp *u)
 	close(u->tfd);
 	dheap_free(&u->theap);
 	dq_free(u);
+	steer_free(u);
 	free(u->sbufs);
 	if (u->rd != NULL)
 		event_free(u->rd);

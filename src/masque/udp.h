@@ -16,6 +16,7 @@
 #include "masque/masque.h"
 
 struct masque_udp;
+struct steer_group;
 
 /* The event base these objects expect. QUIC timers need microsecond
  * precision (pacing waits are often tens of microseconds; rounded up to
@@ -29,7 +30,10 @@ struct event_base *masque_udp_base_new(void);
 
 /* Binds UDP on listen ("host:port", "[v6]:port" or ":port" for every
  * address; port 0 picks one) and makes a server on it. cfg->io and
- * cfg->ioctx are filled in here. Returns 0 with *pu and *psrv (owned by
+ * cfg->ioctx are filled in here. With cfg->nworkers > 1 the socket is
+ * bound with SO_REUSEPORT, to share the port with the other workers
+ * (steer.h; bind them in worker order when steer_attach_cbpf() is to be
+ * attached). Returns 0 with *pu and *psrv (owned by
  * *pu), or ZG_ERR_CONFIG/ZG_ERR_IO/ZG_ERR_NOMEM with err saying why. */
 int masque_udp_server_new(struct event_base *base, const char *listen, struct masque_config *cfg,
 			  const struct masque_cbs *cbs, void *ctx, struct masque_udp **pu,
@@ -48,6 +52,40 @@ struct masque_conn *masque_udp_conn(const struct masque_udp *u);
 /* Server: Initials of new connections dropped because too many waited
  * for a turn of the loop (masque_config.accepts_per_round). */
 uint64_t masque_udp_initials_dropped(const struct masque_udp *u);
+
+/* Server of worker cfg->worker_index of cfg->nworkers (at least 2):
+ * from now on each datagram read from the socket whose
+ * steer_cid_worker() names another worker is handed to that worker over
+ * g (steer_handoff_send()), and the datagrams other workers hand over on
+ * this worker's read end g->rd[worker_index] are fed to the server as if
+ * this socket had read them (their own peer and local addresses; replies
+ * leave from this socket). g must have g->n == nworkers, this worker's
+ * read end and the other workers' write ends open; the descriptors are
+ * not owned and must stay open while u lives (g itself need not). Without
+ * this call a server reads nothing but its socket and steers nothing.
+ * Returns 0; ZG_ERR_STATE (not a server, or already set), ZG_ERR_INVAL
+ * (g does not fit), ZG_ERR_NOMEM, with err saying why. */
+int masque_udp_server_set_steer(struct masque_udp *u, const struct steer_group *g, char *err,
+				size_t errlen);
+
+/* What a steering server (masque_udp_server_set_steer()) did. */
+struct masque_udp_steer_stats {
+	/* datagrams read from this socket and sent to the worker named by
+	 * their connection ID */
+	uint64_t handed_over;
+	/* datagrams read from the socket for another worker and dropped:
+	 * that worker's channel was full (it is behind; QUIC retransmits),
+	 * the datagram too large, or the send failed */
+	uint64_t dropped;
+	/* datagrams other workers handed over, fed to this server */
+	uint64_t received;
+	/* messages read from this worker's channel and dropped as malformed
+	 * (truncated, wrong version or addresses): a bug, never the peer */
+	uint64_t bad;
+};
+
+/* Copies the counters into *st (all 0 when steering is off). */
+void masque_udp_steer_stats(const struct masque_udp *u, struct masque_udp_steer_stats *st);
 
 /* The bound local port. */
 int masque_udp_port(const struct masque_udp *u);
