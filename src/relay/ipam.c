@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +27,8 @@ struct slot {
 	uint8_t state;
 	char owner[IPAM_ID_MAX]; /* "" for SLOT_NEVER */
 };
+/* The per-address cost ipam.h states. */
+_Static_assert(sizeof(struct slot) == 65, "ipam.h states 65 bytes per address");
 
 struct pool {
 	uint8_t version; /* 0: no pool */
@@ -32,11 +36,20 @@ struct pool {
 	u128 gateway;
 	size_t n; /* client addresses */
 	size_t used;
-	struct slot *slots;
+	/* 1 + the index of the slot being rewritten, 0 when none: what a
+	 * worker that died holding the lock may have left half-written. */
+	size_t dirty;
+	struct slot *slots; /* shared: inside the same mapping */
 };
 
+/* Shared (ipam_new_shared): this header, then the IPv4 slots, then the
+ * IPv6 slots, in one MAP_SHARED mapping; every field below lives there. */
 struct ipam {
 	struct pool p4, p6;
+	uint64_t changes; /* ipam_changes() */
+	int shared;
+	size_t maplen;      /* shared: bytes mapped */
+	pthread_mutex_t mu; /* shared only: process-shared, robust */
 };
 
 static struct pool *pool_of(struct ipam *ip, uint8_t version)
@@ -86,10 +99,22 @@ static int pool_init(struct pool *p, const struct config_prefix *c, uint32_t max
 	if (size > max)
 		size = max;
 	p->n = (size_t)size;
-	if (p->n == 0)
+	return p->n == 0 ? ZG_ERR_INVAL : 0;
+}
+
+/* Fills the pools' geometry (no slots yet) from the parameters. */
+static int layout(const struct config_prefix *pool4, const struct config_prefix *pool6,
+		  uint32_t max6, struct ipam *ip)
+{
+	int r;
+
+	if (!pool4 || pool4->version != 4)
 		return ZG_ERR_INVAL;
-	p->slots = calloc(p->n, sizeof(*p->slots));
-	return p->slots ? 0 : ZG_ERR_NOMEM;
+	if ((r = pool_init(&ip->p4, pool4, IPAM_MAX_CLIENTS)) != 0)
+		return r;
+	if (pool6 && pool6->version == 6)
+		return pool_init(&ip->p6, pool6, max6 && max6 < IPAM_MAX_CLIENTS ? max6 : IPAM_MAX_CLIENTS);
+	return 0;
 }
 
 int ipam_new(const struct config_prefix *pool4, const struct config_prefix *pool6,
@@ -100,14 +125,14 @@ int ipam_new(const struct config_prefix *pool4, const struct config_prefix *pool
 
 	if (!ip)
 		return ZG_ERR_NOMEM;
-	if (!pool4 || pool4->version != 4) {
-		r = ZG_ERR_INVAL;
+	if ((r = layout(pool4, pool6, max6, ip)) != 0)
+		goto fail;
+	ip->p4.slots = calloc(ip->p4.n, sizeof(struct slot));
+	ip->p6.slots = ip->p6.version ? calloc(ip->p6.n, sizeof(struct slot)) : NULL;
+	if (!ip->p4.slots || (ip->p6.version && !ip->p6.slots)) {
+		r = ZG_ERR_NOMEM;
 		goto fail;
 	}
-	if ((r = pool_init(&ip->p4, pool4, IPAM_MAX_CLIENTS)) != 0)
-		goto fail;
-	if (pool6 && pool6->version == 6 && (r = pool_init(&ip->p6, pool6, max6 && max6 < IPAM_MAX_CLIENTS ? max6 : IPAM_MAX_CLIENTS)) != 0)
-		goto fail;
 	*pp = ip;
 	return 0;
 fail:
@@ -115,10 +140,56 @@ fail:
 	return r;
 }
 
+int ipam_new_shared(const struct config_prefix *pool4, const struct config_prefix *pool6,
+		    uint32_t max6, struct ipam **pp)
+{
+	struct ipam geo = { 0 }, *ip;
+	pthread_mutexattr_t a;
+	size_t len;
+	void *base;
+	int r;
+
+	if ((r = layout(pool4, pool6, max6, &geo)) != 0)
+		return r;
+	len = sizeof(struct ipam) + (geo.p4.n + (geo.p6.version ? geo.p6.n : 0)) * sizeof(struct slot);
+	/* anonymous memory is zero: every slot starts SLOT_NEVER, and pages
+	 * cost RAM only once touched, as with calloc */
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return ZG_ERR_NOMEM;
+	ip = base;
+	ip->p4 = geo.p4;
+	ip->p6 = geo.p6;
+	ip->p4.slots = (struct slot *)(ip + 1);
+	ip->p6.slots = ip->p6.version ? ip->p4.slots + ip->p4.n : NULL;
+	ip->shared = 1;
+	ip->maplen = len;
+	if (pthread_mutexattr_init(&a) != 0)
+		goto fail;
+	if (pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) != 0 ||
+	    pthread_mutex_init(&ip->mu, &a) != 0) {
+		pthread_mutexattr_destroy(&a);
+		goto fail;
+	}
+	pthread_mutexattr_destroy(&a);
+	*pp = ip;
+	return 0;
+fail:
+	munmap(base, len);
+	return ZG_ERR_NOMEM;
+}
+
 void ipam_free(struct ipam *ip)
 {
 	if (!ip)
 		return;
+	if (ip->shared) {
+		/* Not pthread_mutex_destroy: other processes may still use it;
+		 * the mapping goes away with the last process's. */
+		munmap(ip, ip->maplen);
+		return;
+	}
 	free(ip->p4.slots);
 	free(ip->p6.slots);
 	free(ip);
@@ -146,6 +217,64 @@ static int valid_id(const char *id)
 	return 1;
 }
 
+/* The next locker after a worker died holding the lock (EOWNERDEAD):
+ * the only state a cut-short call can leave is (a) the slot under a pool's
+ * journal, half-written — reset to never-used: its new client got no answer
+ * (its worker is gone) and its old one only loses the memory of an address;
+ * (b) a `used` counter not yet adjusted — recounted; (c) a torn slot left
+ * by ipam_load's copy (the master's, before workers exist; not journaled)
+ * — any slot whose owner is not a valid ID is reset as in (a). */
+static void repair(struct ipam *ip)
+{
+	for (int v = 0; v < 2; v++) {
+		struct pool *p = v ? &ip->p6 : &ip->p4;
+
+		if (!p->version)
+			continue;
+		if (p->dirty) {
+			p->slots[p->dirty - 1].state = SLOT_NEVER;
+			p->dirty = 0;
+		}
+		p->used = 0;
+		for (size_t i = 0; i < p->n; i++) {
+			struct slot *s = &p->slots[i];
+
+			if (s->state > SLOT_HELD ||
+			    (s->state != SLOT_NEVER && (!memchr(s->owner, '\0', IPAM_ID_MAX) || !valid_id(s->owner))))
+				s->state = SLOT_NEVER;
+			if (s->state == SLOT_NEVER)
+				memset(s->owner, 0, IPAM_ID_MAX);
+			else if (s->state == SLOT_HELD)
+				p->used++;
+		}
+	}
+	ip->changes++; /* the master's next save writes the repaired pool */
+}
+
+/* Shared: takes the process-shared lock, repairing after a dead holder.
+ * Unshared: nothing. Returns 0 or ZG_ERR_STATE (the lock is unusable:
+ * only if a repair itself was cut short twice over, or a bug). */
+static int lock(const struct ipam *cip)
+{
+	struct ipam *ip = (struct ipam *)cip; /* the lock lives in the mapping */
+	int e;
+
+	if (!ip->shared)
+		return 0;
+	e = pthread_mutex_lock(&ip->mu);
+	if (e == EOWNERDEAD) {
+		repair(ip);
+		e = pthread_mutex_consistent(&ip->mu);
+	}
+	return e == 0 ? 0 : ZG_ERR_STATE;
+}
+
+static void unlock(const struct ipam *ip)
+{
+	if (ip->shared)
+		(void)pthread_mutex_unlock((pthread_mutex_t *)&ip->mu);
+}
+
 static long find_owner(const struct pool *p, const char *id, uint8_t state)
 {
 	for (size_t i = 0; i < p->n; i++)
@@ -154,18 +283,32 @@ static long find_owner(const struct pool *p, const char *id, uint8_t state)
 	return -1;
 }
 
+/* Rewrites slot i (state and owner) under the journal p->dirty: a worker
+ * that dies in here leaves p->dirty set, and the next locker resets that
+ * slot (repair()). The signal fences keep the compiler from moving the
+ * slot's stores outside the journal's; a dying process's stores are not
+ * lost, only cut short. */
+static void slot_set(struct pool *p, size_t i, uint8_t state, const char *id)
+{
+	p->dirty = i + 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	p->slots[i].state = state;
+	memcpy(p->slots[i].owner, id, strlen(id) + 1);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	p->dirty = 0;
+}
+
 static void take(struct pool *p, size_t i, const char *id, uint8_t out[16])
 {
 	/* another client's memory of this slot is forgotten */
 	if (p->slots[i].state != SLOT_HELD)
 		p->used++;
-	p->slots[i].state = SLOT_HELD;
-	memcpy(p->slots[i].owner, id, strlen(id) + 1);
+	slot_set(p, i, SLOT_HELD, id);
 	store(p->first + i, out, p->version);
 }
 
-int ipam_alloc(struct ipam *ip, const char *client_id, uint8_t version,
-	       const uint8_t *preferred, uint8_t out[16])
+static int alloc_locked(struct ipam *ip, const char *client_id, uint8_t version,
+			const uint8_t *preferred, uint8_t out[16])
 {
 	struct pool *p = pool_of(ip, version);
 	long i;
@@ -211,7 +354,7 @@ int ipam_alloc(struct ipam *ip, const char *client_id, uint8_t version,
 	return ZG_ERR_LIMIT;
 }
 
-int ipam_release(struct ipam *ip, const char *client_id, uint8_t version)
+static int release_locked(struct ipam *ip, const char *client_id, uint8_t version)
 {
 	struct pool *p = pool_of(ip, version);
 	long i;
@@ -223,33 +366,28 @@ int ipam_release(struct ipam *ip, const char *client_id, uint8_t version)
 	return 0;
 }
 
-int ipam_lookup(const struct ipam *ip, const char *client_id, uint8_t version,
-		uint8_t out[16])
+/* Locked: client_id's held address, or with remembered also its remembered one. */
+static int find_client(const struct ipam *ip, const char *client_id, uint8_t version,
+		       int remembered, uint8_t out[16])
 {
-	const struct pool *p = cpool_of(ip, version);
+	const struct pool *p;
 	long i;
+	int r;
 
-	if (!p || (i = find_owner(p, client_id, SLOT_HELD)) < 0)
-		return ZG_ERR_NOTFOUND;
-	store(p->first + (size_t)i, out, version);
-	return 0;
+	if ((r = lock(ip)) != 0)
+		return r;
+	r = ZG_ERR_NOTFOUND;
+	if ((p = cpool_of(ip, version)) != NULL &&
+	    ((i = find_owner(p, client_id, SLOT_HELD)) >= 0 ||
+	     (remembered && (i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) >= 0))) {
+		store(p->first + (size_t)i, out, version);
+		r = 0;
+	}
+	unlock(ip);
+	return r;
 }
 
-int ipam_known(const struct ipam *ip, const char *client_id, uint8_t version, uint8_t out[16])
-{
-	const struct pool *p = cpool_of(ip, version);
-	long i;
-
-	if (!p)
-		return ZG_ERR_NOTFOUND;
-	if ((i = find_owner(p, client_id, SLOT_HELD)) < 0 &&
-	    (i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) < 0)
-		return ZG_ERR_NOTFOUND;
-	store(p->first + (size_t)i, out, version);
-	return 0;
-}
-
-int ipam_assign(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr)
+static int assign_locked(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr)
 {
 	struct pool *p = pool_of(ip, version);
 	uint8_t out[16];
@@ -268,20 +406,17 @@ int ipam_assign(struct ipam *ip, const char *client_id, uint8_t version, const u
 	if (s->state == SLOT_HELD && strcmp(s->owner, client_id) != 0)
 		return ZG_ERR_STATE;
 	if ((i = find_owner(p, client_id, SLOT_HELD)) >= 0 && (size_t)i != (size_t)(a - p->first)) {
-		p->slots[i].state = SLOT_NEVER;
-		p->slots[i].owner[0] = '\0';
+		slot_set(p, (size_t)i, SLOT_NEVER, "");
 		p->used--;
 	}
 	while ((i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) >= 0 &&
-	       (size_t)i != (size_t)(a - p->first)) {
-		p->slots[i].state = SLOT_NEVER;
-		p->slots[i].owner[0] = '\0';
-	}
+	       (size_t)i != (size_t)(a - p->first))
+		slot_set(p, (size_t)i, SLOT_NEVER, "");
 	take(p, (size_t)(a - p->first), client_id, out);
 	return 0;
 }
 
-int ipam_gateway(const struct ipam *ip, uint8_t version, uint8_t out[16])
+static int gateway_locked(const struct ipam *ip, uint8_t version, uint8_t out[16])
 {
 	const struct pool *p = cpool_of(ip, version);
 
@@ -291,21 +426,177 @@ int ipam_gateway(const struct ipam *ip, uint8_t version, uint8_t out[16])
 	return 0;
 }
 
+/* ---- the public calls: the lock around the calls above when shared ---- */
+
+int ipam_alloc(struct ipam *ip, const char *client_id, uint8_t version,
+	       const uint8_t *preferred, uint8_t out[16])
+{
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	if ((r = alloc_locked(ip, client_id, version, preferred, out)) == 0)
+		ip->changes++;
+	unlock(ip);
+	return r;
+}
+
+int ipam_release(struct ipam *ip, const char *client_id, uint8_t version)
+{
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	if ((r = release_locked(ip, client_id, version)) == 0)
+		ip->changes++;
+	unlock(ip);
+	return r;
+}
+
+int ipam_lookup(const struct ipam *ip, const char *client_id, uint8_t version,
+		uint8_t out[16])
+{
+	return find_client(ip, client_id, version, 0, out);
+}
+
+int ipam_known(const struct ipam *ip, const char *client_id, uint8_t version, uint8_t out[16])
+{
+	return find_client(ip, client_id, version, 1, out);
+}
+
+int ipam_assign(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr)
+{
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	if ((r = assign_locked(ip, client_id, version, addr)) == 0)
+		ip->changes++;
+	unlock(ip);
+	return r;
+}
+
+int ipam_gateway(const struct ipam *ip, uint8_t version, uint8_t out[16])
+{
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	r = gateway_locked(ip, version, out);
+	unlock(ip);
+	return r;
+}
+
+enum counter {
+	COUNT_SIZE,
+	COUNT_USED,
+	COUNT_CHANGES
+};
+
+static uint64_t counter(const struct ipam *ip, enum counter c, uint8_t version)
+{
+	const struct pool *p;
+	uint64_t n;
+
+	if (lock(ip) != 0)
+		return 0;
+	p = cpool_of(ip, version);
+	n = c == COUNT_CHANGES ? ip->changes : !p        ? 0
+				       : c == COUNT_SIZE ? p->n
+							 : p->used;
+	unlock(ip);
+	return n;
+}
+
 size_t ipam_size(const struct ipam *ip, uint8_t version)
 {
-	const struct pool *p = cpool_of(ip, version);
-	return p ? p->n : 0;
+	return (size_t)counter(ip, COUNT_SIZE, version);
 }
 
 size_t ipam_used(const struct ipam *ip, uint8_t version)
 {
-	const struct pool *p = cpool_of(ip, version);
-	return p ? p->used : 0;
+	return (size_t)counter(ip, COUNT_USED, version);
+}
+
+uint64_t ipam_changes(const struct ipam *ip)
+{
+	return counter(ip, COUNT_CHANGES, 0);
+}
+
+int ipam_test_lock(struct ipam *ip, const char *half_id)
+{
+	struct pool *p = &ip->p4;
+	size_t i;
+	int r;
+
+	if (!ip->shared || (half_id && !valid_id(half_id)))
+		return ZG_ERR_INVAL;
+	if ((r = lock(ip)) != 0 || !half_id)
+		return r;
+	/* take() of half_id's first never-used slot, cut off half-way */
+	i = (size_t)(id_hash(half_id) % p->n);
+	for (size_t k = 0; p->slots[i].state != SLOT_NEVER; i = (i + 1) % p->n)
+		if (++k == p->n) {
+			unlock(ip);
+			return ZG_ERR_LIMIT;
+		}
+	p->dirty = i + 1;
+	p->slots[i].state = SLOT_HELD;
+	memcpy(p->slots[i].owner, half_id, strlen(half_id) / 2);
+	p->used++;
+	return 0;
 }
 
 #define STATE_HEADER "# zgate ipam state v1: <client-id> <address>\n"
 
+/* A private (unshared, heap) copy of ip's pools: ipam_load's scratch and
+ * ipam_save's snapshot. Returns 0 or ZG_ERR_NOMEM. */
+static int copy_of(const struct ipam *ip, struct ipam **pcopy)
+{
+	struct ipam *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return ZG_ERR_NOMEM;
+	c->p4 = ip->p4;
+	c->p6 = ip->p6;
+	c->p4.slots = calloc(ip->p4.n, sizeof(struct slot));
+	c->p6.slots = ip->p6.version ? calloc(ip->p6.n, sizeof(struct slot)) : NULL;
+	if (!c->p4.slots || (ip->p6.version && !c->p6.slots)) {
+		ipam_free(c);
+		return ZG_ERR_NOMEM;
+	}
+	memcpy(c->p4.slots, ip->p4.slots, ip->p4.n * sizeof(struct slot));
+	if (ip->p6.version)
+		memcpy(c->p6.slots, ip->p6.slots, ip->p6.n * sizeof(struct slot));
+	*pcopy = c;
+	return 0;
+}
+
+static int write_state(const struct ipam *ip, const char *path, char *err, size_t errlen);
+
 int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen)
+{
+	struct ipam *snap = NULL;
+	int r;
+
+	if (!ip->shared)
+		return write_state(ip, path, err, errlen);
+	/* Shared: copy under the lock, write and fsync without it, so the
+	 * workers wait for a memcpy, not for the disk. */
+	if ((r = lock(ip)) == 0) {
+		r = copy_of(ip, &snap);
+		unlock(ip);
+	}
+	if (r != 0) {
+		(void)snprintf(err, errlen, "%s: cannot snapshot the pool: %s", path, zg_strerror(r));
+		return r;
+	}
+	r = write_state(snap, path, err, errlen);
+	ipam_free(snap);
+	return r;
+}
+
+static int write_state(const struct ipam *ip, const char *path, char *err, size_t errlen)
 {
 	char tmp[4096], dirbuf[4096], a[INET6_ADDRSTRLEN];
 	uint8_t b[16];
@@ -361,8 +652,8 @@ int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-int ipam_load(struct ipam *ip, const char *path, size_t *pskipped, char *err,
-	      size_t errlen)
+static int load_locked(struct ipam *ip, const char *path, size_t *pskipped, char *err,
+		       size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	char line[512], id[IPAM_ID_MAX + 1], addr[INET6_ADDRSTRLEN + 1], extra[2];
@@ -378,20 +669,10 @@ int ipam_load(struct ipam *ip, const char *path, size_t *pskipped, char *err,
 		return ZG_ERR_IO;
 	}
 	/* Parse everything into a copy first: a corrupt file loads nothing. */
-	if (!(scratch = calloc(1, sizeof(*scratch)))) {
+	if ((r = copy_of(ip, &scratch)) != 0) {
 		fclose(f);
-		return ZG_ERR_NOMEM;
+		return r;
 	}
-	*scratch = *ip;
-	scratch->p4.slots = calloc(ip->p4.n, sizeof(struct slot));
-	scratch->p6.slots = ip->p6.version ? calloc(ip->p6.n, sizeof(struct slot)) : NULL;
-	if (!scratch->p4.slots || (ip->p6.version && !scratch->p6.slots)) {
-		r = ZG_ERR_NOMEM;
-		goto out;
-	}
-	memcpy(scratch->p4.slots, ip->p4.slots, ip->p4.n * sizeof(struct slot));
-	if (ip->p6.version)
-		memcpy(scratch->p6.slots, ip->p6.slots, ip->p6.n * sizeof(struct slot));
 	while (fgets(line, sizeof(line), f)) {
 		uint8_t b[16];
 		uint8_t version;
@@ -436,19 +717,29 @@ int ipam_load(struct ipam *ip, const char *path, size_t *pskipped, char *err,
 		r = ZG_ERR_IO;
 		goto out;
 	}
-	/* commit */
-	free(ip->p4.slots);
-	free(ip->p6.slots);
-	ip->p4.slots = scratch->p4.slots;
-	ip->p6.slots = scratch->p6.slots;
-	scratch->p4.slots = scratch->p6.slots = NULL;
+	/* commit: copied in place, a shared pool's slots stay in the mapping */
+	memcpy(ip->p4.slots, scratch->p4.slots, ip->p4.n * sizeof(struct slot));
+	if (ip->p6.version)
+		memcpy(ip->p6.slots, scratch->p6.slots, ip->p6.n * sizeof(struct slot));
+	ip->changes++;
 	*pskipped = skipped;
 out:
-	if (scratch) {
-		free(scratch->p4.slots);
-		free(scratch->p6.slots);
-		free(scratch);
-	}
+	ipam_free(scratch);
 	fclose(f);
+	return r;
+}
+
+int ipam_load(struct ipam *ip, const char *path, size_t *pskipped, char *err,
+	      size_t errlen)
+{
+	int r;
+
+	*pskipped = 0;
+	if ((r = lock(ip)) != 0) {
+		(void)snprintf(err, errlen, "%s: %s", path, zg_strerror(r));
+		return r;
+	}
+	r = load_locked(ip, path, pskipped, err, errlen);
+	unlock(ip);
 	return r;
 }

@@ -17,6 +17,26 @@
  *
  * Look-ups by client scan the pool: O(pool size) per tunnel set-up, which
  * for a /16 is tens of microseconds.
+ *
+ * Memory: 65 bytes per client address of the pool (a state byte and the
+ * owner's ID), for either kind below, plus a few hundred bytes; pages the
+ * pool never touches cost address space only.
+ *
+ * Shared across worker processes (ipam_new_shared, issue 21): the master
+ * creates the allocator after reading the configuration (and loads the
+ * state file into it) and then forks its workers; every byte of its state
+ * is in one MAP_SHARED|MAP_ANONYMOUS mapping, which the workers inherit at
+ * the same address: the only pointers inside it (to its slot arrays) point
+ * into it, so they are valid in every process descended from the one that
+ * created it (and in no other: never hand it to an unrelated process, nor
+ * keep it across exec). Every ipam_* call then takes a process-shared,
+ * robust mutex; the unshared allocator takes no lock. A worker that dies
+ * holding the lock does not block the others: the next call repairs what
+ * the dead call may have cut short (at most one half-written slot, reset
+ * to never-used, and the held counters, recounted) and goes on. Calls
+ * that return an error code may then also return ZG_ERR_STATE, and the
+ * size_t ones 0, if the lock is unusable (not expected: pthread reports
+ * ENOTRECOVERABLE only when a repair is not marked consistent).
  */
 #ifndef ZG_RELAY_IPAM_H
 #define ZG_RELAY_IPAM_H
@@ -29,7 +49,7 @@
 struct ipam;
 
 #define IPAM_ID_MAX 64 /* client ID bytes, including the NUL */
-/* Client addresses used from one pool at most (72 bytes each). */
+/* Client addresses used from one pool at most (65 bytes each). */
 #define IPAM_MAX_CLIENTS (1u << 20)
 
 /* Creates the allocator. pool4 must be an IPv4 prefix of /30 or shorter;
@@ -38,6 +58,16 @@ struct ipam;
  * ZG_ERR_INVAL or ZG_ERR_NOMEM. */
 int ipam_new(const struct config_prefix *pool4, const struct config_prefix *pool6,
 	     uint32_t max6, struct ipam **pp);
+
+/* The same allocator in memory shared with the processes this one forks
+ * afterwards (see "Shared" above); the same parameters and results, and
+ * ZG_ERR_NOMEM also when the mapping or the lock cannot be made. */
+int ipam_new_shared(const struct config_prefix *pool4, const struct config_prefix *pool6,
+		    uint32_t max6, struct ipam **pp);
+
+/* Frees the allocator; a shared one is unmapped in this process only (each
+ * process frees or simply exits; the memory goes with the last mapping).
+ * NULL is a no-op. */
 void ipam_free(struct ipam *ip);
 
 /* Gives client_id an address of the version (4 or 6): see the stability
@@ -79,9 +109,18 @@ int ipam_gateway(const struct ipam *ip, uint8_t version, uint8_t out[16]);
 size_t ipam_size(const struct ipam *ip, uint8_t version);
 size_t ipam_used(const struct ipam *ip, uint8_t version);
 
+/* Changes so far (allocations, releases, assignments, loads, repairs),
+ * in every process of a shared allocator: the master saves the state file
+ * when this moved since its last save. 0 also if the lock is unusable. */
+uint64_t ipam_changes(const struct ipam *ip);
+
 /* Writes every held and remembered assignment to path atomically (a
  * temporary file in the same folder, fsync, rename, fsync of the folder).
- * Returns 0 or ZG_ERR_IO with err naming the file and the failure. */
+ * Shared: the pool is copied under the lock and written without it; one
+ * process writes the file, the master (workers never call this: two
+ * writers would not corrupt the file, each rename is atomic, but the
+ * older snapshot could land last). Returns 0, ZG_ERR_NOMEM (the copy) or
+ * ZG_ERR_IO, with err naming the file and the failure. */
 int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen);
 
 /* Reads assignments saved by ipam_save() as remembered ones (nobody is
@@ -89,8 +128,16 @@ int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen)
  * start). Entries outside today's pools are skipped and counted in
  * *pskipped. Returns 0, ZG_ERR_IO, or ZG_ERR_CONFIG for a corrupt file
  * with err naming "path:line" and the problem; then nothing is loaded and
- * the caller decides whether to start empty. */
+ * the caller decides whether to start empty. Shared: the master calls it
+ * before forking (it holds the lock while it reads the file). */
 int ipam_load(struct ipam *ip, const char *path, size_t *pskipped, char *err,
 	      size_t errlen);
+
+/* Tests only: takes a shared allocator's lock and returns holding it, so a
+ * test can kill the holder; with half_id, also starts writing half_id
+ * into its IPv4 slot and stops half-way, as a worker killed in the middle
+ * of ipam_alloc would. Returns 0, ZG_ERR_INVAL (not shared, bad ID),
+ * ZG_ERR_LIMIT (no never-used slot; the lock is not kept) or ZG_ERR_STATE. */
+int ipam_test_lock(struct ipam *ip, const char *half_id);
 
 #endif /* ZG_RELAY_IPAM_H */
