@@ -1,9 +1,10 @@
 /*
  * api_config.h — zgate-api configuration: one flat YAML file, ZGATE_*
  * environment variables and command-line flags, in that order of
- * increasing precedence, with the same rules as the relay and the agent
- * (src/common/opt.h): the YAML key "lease_ttl" is the flag "--lease-ttl"
- * and the variable "ZGATE_LEASE_TTL"; every error names its source.
+ * increasing precedence, applied by the option-table engine the relay and
+ * the agent use (src/common/opt.h, yamlcfg.h): the YAML key "lease_ttl"
+ * is the flag "--lease-ttl" and the variable "ZGATE_LEASE_TTL"; every
+ * error names its source.
  */
 #ifndef ZG_API_API_CONFIG_H
 #define ZG_API_API_CONFIG_H

@@ -1,12 +1,13 @@
 /*
- * opt.h — what the option tables of zgate-relay, zgate-agent and
- * zgate-connector share: one option name in its three spellings, durations
- * and booleans as written in files, variables and flags, the --help entry,
- * and the engine that applies a table (struct opt_table) of options to a
- * configuration struct from defaults, ZGATE_* variables and flags.
- * yamlcfg.h applies the same table from a YAML file. Each table (its keys,
- * ranges, defaults and the program's own value types) stays with its
- * program; the rules and messages a user sees are the same in all three.
+ * opt.h — what the option tables of zgate-relay, zgate-agent,
+ * zgate-connector and zgate-api share: one option name in its three
+ * spellings, durations and booleans as written in files, variables and
+ * flags, the --help entry, and the engine that applies a table (struct
+ * opt_table) of options to a configuration struct from defaults, ZGATE_*
+ * variables and flags. yamlcfg.h applies the same table from a YAML file.
+ * Each table (its keys, ranges, defaults and the program's own value
+ * types) stays with its program; the rules and messages a user sees are
+ * the same in all of them.
  */
 #ifndef ZG_OPT_H
 #define ZG_OPT_H
