@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "hostport.h"
@@ -73,21 +72,6 @@ int api_config_load_buf(struct api_config *cfg, const char *name, const char *te
 	return yamlcfg_load(name, text, len, yamlcfg_opts_mapping, &c, err, errlen);
 }
 
-static int load_file(struct api_config *cfg, const char *path, char *err, size_t errlen)
-{
-	char *buf;
-	size_t n;
-	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
-
-	if (r == ZG_ERR_IO)
-		return ZG_ERR_CONFIG; /* zgate-api: an unreadable file is a usage error (exit 2) */
-	if (r != 0)
-		return r;
-	r = api_config_load_buf(cfg, path, buf, n, err, errlen);
-	free(buf);
-	return r;
-}
-
 int api_config_validate(struct api_config *cfg, char *err, size_t errlen)
 {
 	char host[256], net[64], *slash;
@@ -135,56 +119,18 @@ int api_config_validate(struct api_config *cfg, char *err, size_t errlen)
 int api_config_parse(struct api_config *cfg, int argc, char *const *argv, char *const *envp,
 		     enum api_action *paction, char *err, size_t errlen)
 {
-	struct opt_cmdline c;
-	const char *file = NULL;
-	int r, pass, first = 1;
+	struct yamlcfg_args a = { .o = { .t = &table, .cfg = cfg }, .first = 1 };
+	int r;
 
-	*paction = API_RUN;
 	api_config_defaults(cfg);
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			*paction = API_HELP;
-			return 0;
-		}
-		if (strcmp(argv[i], "--version") == 0)
-			*paction = API_VERSION;
-	}
-	if (*paction == API_VERSION)
-		return 0;
-	if (argc > 1 && strcmp(argv[1], "migrate") == 0) {
-		*paction = API_MIGRATE;
-		first = 2;
-	}
-	for (char *const *e = envp; e != NULL && *e != NULL; e++)
-		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0 && (*e)[13] != '\0')
-			file = *e + 13;
-	for (pass = 0; pass < 2; pass++) {
-		if (pass == 1) {
-			if (file != NULL && (r = load_file(cfg, file, err, errlen)) != 0)
-				return r;
-			if ((r = opt_apply_env(&table, cfg, envp, err, errlen)) != 0)
-				return r;
-		}
-		memset(&c, 0, sizeof(c));
-		c.argc = argc;
-		c.argv = argv;
-		c.i = first;
-		c.kind = opt_table_kind;
-		c.ctx = (void *)(uintptr_t)&table;
-		while ((r = opt_next(&c, err, errlen)) == 1) {
-			if (strcmp(c.name, "check-config") == 0) {
-				if (*paction != API_MIGRATE)
-					*paction = API_CHECK_CONFIG;
-			} else if (strcmp(c.name, "config") == 0) {
-				file = c.value;
-			} else if (pass == 1 &&
-				   (r = opt_apply_flag(&table, cfg, c.name, c.value, err, errlen)) != 0) {
-				return r == ZG_ERR_NOTFOUND ? ZG_ERR_CONFIG : r;
-			}
-		}
-		if (r != 0)
-			return r;
-	}
+	if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+		a.first = 2;
+	r = yamlcfg_args(&a, argc, argv, envp, err, errlen);
+	*paction = (enum api_action)a.action;
+	if (a.first == 2 && (a.action == OPT_ACT_RUN || a.action == OPT_ACT_CHECK_CONFIG))
+		*paction = API_MIGRATE; /* migrate --check-config: still the migration */
+	if (r != 0 || a.action == OPT_ACT_HELP || a.action == OPT_ACT_VERSION)
+		return r;
 	return api_config_validate(cfg, err, errlen);
 }
 

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "opt.h"
+
 #define API_CONFIG_PATH_MAX 1024
 
 struct api_config {
@@ -34,10 +36,10 @@ struct api_config {
 };
 
 enum api_action {
-	API_RUN = 0,
-	API_HELP,
-	API_VERSION,
-	API_CHECK_CONFIG,
+	API_RUN = OPT_ACT_RUN,
+	API_HELP = OPT_ACT_HELP,
+	API_VERSION = OPT_ACT_VERSION,
+	API_CHECK_CONFIG = OPT_ACT_CHECK_CONFIG,
 	API_MIGRATE
 };
 

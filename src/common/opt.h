@@ -59,6 +59,15 @@ int opt_exit_code(int err);
 #define OPT_HELP_EXIT \
 	"Exit status: 0 success, 1 failure at run time, 2 bad usage or configuration.\n"
 
+/* What a command line asks for besides running (yamlcfg_args()); each
+ * program's own action names take these values. */
+enum opt_action {
+	OPT_ACT_RUN = 0,
+	OPT_ACT_HELP,        /* --help or -h, anywhere */
+	OPT_ACT_VERSION,     /* --version (and no --help) */
+	OPT_ACT_CHECK_CONFIG /* --check-config */
+};
+
 /* What an option takes on the command line. */
 enum opt_arg {
 	OPT_ARG_UNKNOWN = 0, /* no such option */
