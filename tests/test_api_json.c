@@ -263,9 +263,47 @@ static void test_config(void **state)
 	assert_non_null(strstr(err, "t.yaml:1:1: threads"));
 	assert_int_equal(api_config_load_buf(&c, "t.yaml", "nope: 1\n", 8, err, sizeof(err)),
 			 ZG_ERR_CONFIG);
-	assert_non_null(strstr(err, "unknown key"));
+	/* The shared walker (yamlcfg_opts_mapping()) lists the keys. */
+	assert_non_null(strstr(err, "t.yaml:1:1: nope: unknown key (expected one of: listen, cert, "
+				    "key, ca, database, admin_token_file, pool, lease_ttl, threads, "
+				    "db_timeout, log_level, log_format)"));
 	assert_int_equal(api_config_load_buf(&c, "t.yaml", "pool: [a]\n", 10, err, sizeof(err)),
 			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "t.yaml:1:1: pool: expected a single value, found a list"));
+	assert_int_equal(api_config_load_buf(&c, "t.yaml", "lease_ttl: 59s\n", 14, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "lease_ttl: \"59s\" is not a duration from 60000ms to "
+				    "4000000000ms"));
+	assert_int_equal(api_config_load_buf(&c, "t.yaml", "log_format: xml\n", 16, err,
+					     sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "log_format: \"xml\" is not a log format (text or json)"));
+}
+
+/* ZGATE_* variables: over the defaults, under the flags; a stray one is an
+ * error naming it. */
+static void test_config_env(void **state)
+{
+	struct api_config c;
+	enum api_action a;
+	char *argv[] = { "zgate-api", "--cert", "c", "--key", "k", "--ca", "a", "--threads", "8" };
+	char *env[] = { "HOME=/", "ZGATE_DATABASE=dbname=z", "ZGATE_THREADS=2",
+			"ZGATE_DB_TIMEOUT=250ms", "ZGATE_CONFIG=", NULL };
+	char *stray[] = { "ZGATE_DATABASE=d", "ZGATE_THREAD=2", NULL };
+	char *bad[] = { "ZGATE_DATABASE=d", "ZGATE_DB_TIMEOUT=5", NULL };
+
+	(void)state;
+	assert_int_equal(api_config_parse(&c, 9, argv, env, &a, err, sizeof(err)), 0);
+	assert_string_equal(c.database, "dbname=z");
+	assert_int_equal(c.threads, 8);
+	assert_int_equal(c.db_timeout_ms, 250);
+	assert_int_equal(api_config_parse(&c, 7, argv, env, &a, err, sizeof(err)), 0);
+	assert_int_equal(c.threads, 2);
+	assert_int_equal(api_config_parse(&c, 7, argv, stray, &a, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_string_equal(err, "environment: ZGATE_THREAD names no option (see --help)");
+	assert_int_equal(api_config_parse(&c, 7, argv, bad, &a, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_non_null(strstr(err, "ZGATE_DB_TIMEOUT: \"5\" is not a duration from 100ms"));
 }
 
 /* examples/zgate-api.yaml loads and validates with zgate-api's parser. */
@@ -296,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_refresh_bodies),
 		cmocka_unit_test(test_quote),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config_env),
 		cmocka_unit_test(test_example_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test_opt.c — the command-line convention the three programs share
  * (src/common/opt.c: opt_next, opt_exit_code, durations, opt_version, the
- * option-table engine; src/common/yamlcfg.c: the YAML key walker) and
+ * option-table engine; src/common/yamlcfg.c: the YAML key walker and
+ * the command line over them, yamlcfg_args()) and
  * the operator-facing log formats (src/common/log.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -532,6 +534,71 @@ static void test_yamlcfg_opts_mapping(void **state)
 				 "grace, on, log_level, log_format, list, sec)");
 }
 
+/* yamlcfg_args(): the command line of every program with a table. A flag
+ * wins over a variable over the file; --help/--version return before
+ * anything is checked; --config "" means no file, even over ZGATE_CONFIG;
+ * a file that cannot be read is a usage error naming it. */
+static void test_yamlcfg_args(void **state)
+{
+	char path[] = "/tmp/zg-optargs-XXXXXX";
+	char *argv[8] = { "prog", "--config", path, "--n", "7", "--check-config", NULL };
+	char *env[] = { "ZGATE_N=5", "ZGATE_PORT=80", "ZGATE_CONFIG=/nonexistent/x.yaml", NULL };
+	char *help[] = { "prog", "migrate", "--nope", "--help", NULL };
+	char *ver[] = { "prog", "--nope", "--version", NULL };
+	char *empty[] = { "prog", "--config", "", NULL };
+	char *word[] = { "prog", "migrate", "--on", NULL };
+	struct tcfg c;
+	struct yamlcfg_args a = { .o = { .t = &ttable, .cfg = &c }, .first = 1 };
+	char *const *av = argv, *const *ev = env;
+	int ac = 6;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "n: 2\nport: 8\nname: f\n", 21), 21);
+	close(fd);
+	memset(&c, 0, sizeof(c));
+	opt_defaults(&ttable, &c);
+	assert_int_equal(yamlcfg_args(&a, ac, av, ev, err, sizeof(err)), 0);
+	assert_int_equal(a.action, OPT_ACT_CHECK_CONFIG);
+	assert_string_equal(a.file, path);
+	assert_string_equal(c.name, "f"); /* the file */
+	assert_int_equal(c.port, 80);     /* a variable over the file */
+	assert_int_equal(c.n, 7);         /* a flag over a variable */
+	/* ZGATE_CONFIG alone names the file */
+	ac = 1;
+	assert_int_equal(yamlcfg_args(&a, ac, av, ev, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "/nonexistent/x.yaml: cannot open: No such file or directory");
+	/* --config "" overrides it: no file */
+	av = empty;
+	ac = 3;
+	assert_int_equal(yamlcfg_args(&a, ac, av, ev, err, sizeof(err)), 0);
+	assert_null(a.file);
+	assert_int_equal(a.action, OPT_ACT_RUN);
+	/* --help and --version win over a bad option */
+	av = help;
+	ac = 4;
+	a.first = 2;
+	assert_int_equal(yamlcfg_args(&a, ac, av, ev, err, sizeof(err)), 0);
+	assert_int_equal(a.action, OPT_ACT_HELP);
+	av = ver;
+	ac = 3;
+	a.first = 1;
+	assert_int_equal(yamlcfg_args(&a, ac, av, ev, err, sizeof(err)), 0);
+	assert_int_equal(a.action, OPT_ACT_VERSION);
+	/* a command word is skipped only when first says so */
+	av = word;
+	ev = NULL;
+	ac = 3;
+	assert_int_equal(yamlcfg_args(&a, ac, av, ev, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "unexpected argument \"migrate\" (see --help)");
+	a.first = 2;
+	assert_int_equal(yamlcfg_args(&a, ac, av, ev, err, sizeof(err)), 0);
+	assert_int_equal(c.on, 1);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -545,6 +612,7 @@ int main(void)
 		cmocka_unit_test(test_opt_table_types_and_messages),
 		cmocka_unit_test(test_opt_table_keys_env_flags_usage),
 		cmocka_unit_test(test_yamlcfg_opts_mapping),
+		cmocka_unit_test(test_yamlcfg_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
@@ -282,15 +281,9 @@ int agent_config_load_buf(struct agent_config *cfg, const char *name, const char
 int agent_config_load_file(struct agent_config *cfg, const char *path, char *err,
 			   size_t errlen)
 {
-	char *buf;
-	size_t n;
-	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
+	struct yamlcfg_opts c = { .t = &table, .cfg = cfg, .list = load_list };
 
-	if (r != 0)
-		return r;
-	r = agent_config_load_buf(cfg, path, buf, n, err, errlen);
-	free(buf);
-	return r;
+	return yamlcfg_load_file(path, yamlcfg_opts_mapping, &c, err, errlen);
 }
 
 int agent_config_apply_env(struct agent_config *cfg, char *const *envp, char *err,
@@ -387,28 +380,13 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 		       char *const *envp, enum agent_action *paction, char *err, size_t errlen)
 {
-	struct opt_cmdline c;
-	const char *file = NULL;
-	int r, pass;
+	struct yamlcfg_args a = { .o = { .t = &table, .cfg = cfg, .list = load_list }, .first = 1 };
+	int r;
 
-	*paction = AGENT_RUN;
 	agent_config_defaults(cfg);
-	/* --help and --version win over anything else on the line. */
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			*paction = AGENT_HELP;
-			return 0;
-		}
-		if (strcmp(argv[i], "--version") == 0)
-			*paction = AGENT_VERSION;
-	}
-	if (*paction == AGENT_VERSION)
-		return 0;
+	/* Under systemd (RuntimeDirectory=zgate) the status file is on by
+	 * default where `zgate-agent status` looks: the first directory. */
 	for (char *const *e = envp; e != NULL && *e != NULL; e++) {
-		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0 && (*e)[13] != '\0')
-			file = *e + 13;
-		/* Under systemd (RuntimeDirectory=zgate) the status file is on by
-		 * default where `zgate-agent status` looks: the first directory. */
 		if (strncmp(*e, "RUNTIME_DIRECTORY=", 18) == 0 && (*e)[18] == '/') {
 			const char *d = *e + 18;
 			int dl = (int)strcspn(d, ":");
@@ -416,34 +394,10 @@ int agent_config_parse(struct agent_config *cfg, int argc, char *const *argv,
 			(void)snprintf(cfg->status_file, sizeof(cfg->status_file), "%.*s/status.json", dl, d);
 		}
 	}
-	/* Pass 0 checks the whole line and finds --config and the actions;
-	 * pass 1 applies the flags after the file and the environment, so
-	 * flags win. */
-	for (pass = 0; pass < 2; pass++) {
-		if (pass == 1) {
-			if (file != NULL && (r = agent_config_load_file(cfg, file, err, errlen)) != 0)
-				return r == ZG_ERR_IO ? ZG_ERR_CONFIG : r;
-			if ((r = agent_config_apply_env(cfg, envp, err, errlen)) != 0)
-				return r;
-		}
-		memset(&c, 0, sizeof(c));
-		c.argc = argc;
-		c.argv = argv;
-		c.i = 1;
-		c.kind = opt_table_kind;
-		c.ctx = (void *)(uintptr_t)&table;
-		while ((r = opt_next(&c, err, errlen)) == 1) {
-			if (strcmp(c.name, "check-config") == 0)
-				*paction = AGENT_CHECK_CONFIG;
-			else if (strcmp(c.name, "config") == 0)
-				file = c.value;
-			else if (pass == 1 &&
-				 (r = agent_config_apply_flag(cfg, c.name, c.value, err, errlen)) != 0)
-				return r == ZG_ERR_NOTFOUND ? ZG_ERR_CONFIG : r;
-		}
-		if (r != 0)
-			return r;
-	}
+	r = yamlcfg_args(&a, argc, argv, envp, err, errlen);
+	*paction = (enum agent_action)a.action;
+	if (r != 0 || a.action == OPT_ACT_HELP || a.action == OPT_ACT_VERSION)
+		return r;
 	return agent_config_validate(cfg, err, errlen);
 }
 

@@ -18,6 +18,7 @@
 
 #include "agent/relaylist.h"
 #include "agent/routes.h"
+#include "opt.h"
 
 #define AGENT_CONFIG_PATH_MAX 1024
 #define AGENT_ACCEPT_MAX 64 /* prefixes in accept_routes */
@@ -63,10 +64,10 @@ struct agent_config {
 
 /* What the command line asks for besides running. */
 enum agent_action {
-	AGENT_RUN = 0,
-	AGENT_HELP,
-	AGENT_VERSION,
-	AGENT_CHECK_CONFIG
+	AGENT_RUN = OPT_ACT_RUN,
+	AGENT_HELP = OPT_ACT_HELP,
+	AGENT_VERSION = OPT_ACT_VERSION,
+	AGENT_CHECK_CONFIG = OPT_ACT_CHECK_CONFIG
 };
 
 /* Fills *cfg with the built-in defaults. */

@@ -1,9 +1,10 @@
 /*
  * api_config.h — zgate-api configuration: one flat YAML file, ZGATE_*
  * environment variables and command-line flags, in that order of
- * increasing precedence, with the same rules as the relay and the agent
- * (src/common/opt.h): the YAML key "lease_ttl" is the flag "--lease-ttl"
- * and the variable "ZGATE_LEASE_TTL"; every error names its source.
+ * increasing precedence, applied by the option-table engine the relay and
+ * the agent use (src/common/opt.h, yamlcfg.h): the YAML key "lease_ttl"
+ * is the flag "--lease-ttl" and the variable "ZGATE_LEASE_TTL"; every
+ * error names its source.
  */
 #ifndef ZG_API_API_CONFIG_H
 #define ZG_API_API_CONFIG_H
@@ -11,6 +12,8 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "opt.h"
 
 #define API_CONFIG_PATH_MAX 1024
 
@@ -33,10 +36,10 @@ struct api_config {
 };
 
 enum api_action {
-	API_RUN = 0,
-	API_HELP,
-	API_VERSION,
-	API_CHECK_CONFIG,
+	API_RUN = OPT_ACT_RUN,
+	API_HELP = OPT_ACT_HELP,
+	API_VERSION = OPT_ACT_VERSION,
+	API_CHECK_CONFIG = OPT_ACT_CHECK_CONFIG,
 	API_MIGRATE
 };
 

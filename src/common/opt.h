@@ -1,12 +1,13 @@
 /*
- * opt.h — what the option tables of zgate-relay, zgate-agent and
- * zgate-connector share: one option name in its three spellings, durations
- * and booleans as written in files, variables and flags, the --help entry,
- * and the engine that applies a table (struct opt_table) of options to a
- * configuration struct from defaults, ZGATE_* variables and flags.
- * yamlcfg.h applies the same table from a YAML file. Each table (its keys,
- * ranges, defaults and the program's own value types) stays with its
- * program; the rules and messages a user sees are the same in all three.
+ * opt.h — what the option tables of zgate-relay, zgate-agent,
+ * zgate-connector and zgate-api share: one option name in its three
+ * spellings, durations and booleans as written in files, variables and
+ * flags, the --help entry, and the engine that applies a table (struct
+ * opt_table) of options to a configuration struct from defaults, ZGATE_*
+ * variables and flags. yamlcfg.h applies the same table from a YAML file.
+ * Each table (its keys, ranges, defaults and the program's own value
+ * types) stays with its program; the rules and messages a user sees are
+ * the same in all of them.
  */
 #ifndef ZG_OPT_H
 #define ZG_OPT_H
@@ -57,6 +58,15 @@ int opt_exit_code(int err);
 /* The --help paragraph on exit statuses, the same in the three programs. */
 #define OPT_HELP_EXIT \
 	"Exit status: 0 success, 1 failure at run time, 2 bad usage or configuration.\n"
+
+/* What a command line asks for besides running (yamlcfg_args()); each
+ * program's own action names take these values. */
+enum opt_action {
+	OPT_ACT_RUN = 0,
+	OPT_ACT_HELP,        /* --help or -h, anywhere */
+	OPT_ACT_VERSION,     /* --version (and no --help) */
+	OPT_ACT_CHECK_CONFIG /* --check-config */
+};
 
 /* What an option takes on the command line. */
 enum opt_arg {

@@ -2,6 +2,7 @@
 #include "yamlcfg.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,4 +233,75 @@ static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const ch
 int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)
 {
 	return opts_mapping(ctx, p, name, "", 0, err, errlen);
+}
+
+int yamlcfg_load_file(const char *path, yamlcfg_mapping_fn fn, void *ctx, char *err,
+		      size_t errlen)
+{
+	char *buf;
+	size_t n;
+	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
+
+	if (r != 0)
+		return r;
+	r = yamlcfg_load(path, buf, n, fn, ctx, err, errlen);
+	free(buf);
+	return r;
+}
+
+int yamlcfg_args(struct yamlcfg_args *a, int argc, char *const *argv, char *const *envp,
+		 char *err, size_t errlen)
+{
+	struct opt_cmdline c;
+	const char *file = NULL;
+	int r, pass;
+
+	a->action = OPT_ACT_RUN;
+	a->file = NULL;
+	/* --help and --version win over anything else on the line. */
+	for (int i = a->first; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			a->action = OPT_ACT_HELP;
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0)
+			a->action = OPT_ACT_VERSION;
+	}
+	if (a->action == OPT_ACT_VERSION)
+		return 0;
+	for (char *const *e = envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0 && (*e)[13] != '\0')
+			file = *e + 13;
+	/* Pass 0 checks the whole line and finds --config and the actions;
+	 * pass 1 applies the flags over the file and the environment. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			if (file != NULL && file[0] != '\0') {
+				a->file = file;
+				r = yamlcfg_load_file(file, yamlcfg_opts_mapping, &a->o, err, errlen);
+				if (r != 0)
+					return r == ZG_ERR_IO ? ZG_ERR_CONFIG : r;
+			}
+			if ((r = opt_apply_env(a->o.t, a->o.cfg, envp, err, errlen)) != 0)
+				return r;
+		}
+		memset(&c, 0, sizeof(c));
+		c.argc = argc;
+		c.argv = argv;
+		c.i = a->first;
+		c.kind = opt_table_kind;
+		c.ctx = (void *)(uintptr_t)a->o.t;
+		while ((r = opt_next(&c, err, errlen)) == 1) {
+			if (strcmp(c.name, "check-config") == 0)
+				a->action = OPT_ACT_CHECK_CONFIG;
+			else if (strcmp(c.name, "config") == 0)
+				file = c.value;
+			else if (pass == 1 &&
+				 (r = opt_apply_flag(a->o.t, a->o.cfg, c.name, c.value, err, errlen)) != 0)
+				return r == ZG_ERR_NOTFOUND ? ZG_ERR_CONFIG : r;
+		}
+		if (r != 0)
+			return r;
+	}
+	return 0;
 }

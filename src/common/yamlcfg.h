@@ -75,4 +75,31 @@ struct yamlcfg_opts {
  * section), opt_set()'s and list()'s messages. */
 int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen);
 
+/* yamlcfg_read_file() of path, then yamlcfg_load() of its text with the
+ * path as the name in messages. Returns 0 or what they return (ZG_ERR_IO:
+ * path cannot be read). */
+int yamlcfg_load_file(const char *path, yamlcfg_mapping_fn fn, void *ctx, char *err,
+		      size_t errlen);
+
+/* The command line of a program with an option table. */
+struct yamlcfg_args {
+	struct yamlcfg_opts o; /* the table and the configuration (its defaults set) */
+	int first;             /* the index of the first option: 1, or 2 after a command word */
+	/* out */
+	enum opt_action action;
+	const char *file; /* the file loaded (--config, else ZGATE_CONFIG); NULL: none */
+};
+
+/* Applies argv[a->first..argc) and envp (may be NULL) over a->o.cfg, the
+ * same way in every program: --help/-h or --version anywhere returns
+ * 0 at once with a->action set and nothing applied. Otherwise the whole
+ * line is checked first (opt_next() with opt_table_kind()); then the file
+ * (the last --config, else a non-empty ZGATE_CONFIG; an empty one means
+ * none) is loaded, the ZGATE_* variables applied (opt_apply_env()) and
+ * the flags last (opt_apply_flag()), so a flag wins over a variable over
+ * the file. Returns 0 or ZG_ERR_CONFIG (a file that cannot be read too)
+ * or ZG_ERR_NOMEM, with err naming the source. */
+int yamlcfg_args(struct yamlcfg_args *a, int argc, char *const *argv, char *const *envp,
+		 char *err, size_t errlen);
+
 #endif /* ZG_YAMLCFG_H */

@@ -1,7 +1,6 @@
 #include "connector/conn_config.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
@@ -270,15 +269,12 @@ int conn_config_load_buf(struct conn_config *cfg, const char *name, const char *
 
 int conn_config_load_file(struct conn_config *cfg, const char *path, char *err, size_t errlen)
 {
-	char *buf;
-	size_t n;
-	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
+	struct yamlcfg_opts c = { .t = &table, .cfg = cfg, .list = load_list };
+	int r = yamlcfg_load_file(path, yamlcfg_opts_mapping, &c, err, errlen);
 
 	if (r != 0)
 		return r;
-	r = conn_config_load_buf(cfg, path, buf, n, err, errlen);
-	free(buf);
-	return r;
+	return validate(cfg, path, err, errlen);
 }
 
 int conn_config_serves(const struct conn_config *cfg, uint8_t version, const uint8_t *a)

@@ -290,15 +290,9 @@ int config_load_buf(struct relay_config *cfg, const char *name,
 
 int config_load_file(struct relay_config *cfg, const char *path, char *err, size_t errlen)
 {
-	char *buf;
-	size_t n;
-	int r = yamlcfg_read_file(path, &buf, &n, err, errlen);
+	struct yamlcfg_opts c = { .t = &table, .cfg = cfg, .list = load_list };
 
-	if (r != 0)
-		return r;
-	r = config_load_buf(cfg, path, buf, n, err, errlen);
-	free(buf);
-	return r;
+	return yamlcfg_load_file(path, yamlcfg_opts_mapping, &c, err, errlen);
 }
 
 int config_apply_env(struct relay_config *cfg, char *const *envp, char *err,
@@ -317,60 +311,18 @@ int config_parse_args(struct relay_config *cfg, int argc, char *const *argv,
 		      char *const *envp, enum config_action *paction, char *path,
 		      size_t pathlen, char *err, size_t errlen)
 {
-	struct opt_cmdline c;
-	const char *file = NULL;
-	int r, pass;
+	struct yamlcfg_args a = { .o = { .t = &table, .cfg = cfg, .list = load_list }, .first = 1 };
+	int r;
 
-	*paction = CONFIG_RUN;
 	if (pathlen > 0)
 		path[0] = '\0';
 	config_defaults(cfg);
-	/* --help and --version win over anything else on the line. */
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			*paction = CONFIG_HELP;
-			return 0;
-		}
-		if (strcmp(argv[i], "--version") == 0)
-			*paction = CONFIG_VERSION;
-	}
-	if (*paction == CONFIG_VERSION)
-		return 0;
-	for (char *const *e = envp; e != NULL && *e != NULL; e++)
-		if (strncmp(*e, "ZGATE_CONFIG=", 13) == 0)
-			file = *e + 13;
-	/* Pass 0 checks the whole line and finds --config; pass 1 applies
-	 * the flags over the file and the environment, so flags win. */
-	for (pass = 0; pass < 2; pass++) {
-		if (pass == 1) {
-			if (file != NULL && file[0] != '\0') {
-				(void)snprintf(path, pathlen, "%s", file);
-				if ((r = config_load_file(cfg, file, err, errlen)) != 0)
-					return r == ZG_ERR_IO ? ZG_ERR_CONFIG : r;
-			}
-			if ((r = config_apply_env(cfg, envp, err, errlen)) != 0)
-				return r;
-		}
-		memset(&c, 0, sizeof(c));
-		c.argc = argc;
-		c.argv = argv;
-		c.i = 1;
-		c.kind = opt_table_kind;
-		c.ctx = (void *)(uintptr_t)&table;
-		while ((r = opt_next(&c, err, errlen)) == 1) {
-			if (strcmp(c.name, "check-config") == 0) {
-				*paction = CONFIG_CHECK;
-			} else if (strcmp(c.name, "config") == 0) {
-				file = c.value;
-			} else if (pass == 1) {
-				r = config_apply_flag(cfg, c.name, c.value, err, errlen);
-				if (r != 0)
-					return ZG_ERR_CONFIG;
-			}
-		}
-		if (r != 0)
-			return r;
-	}
+	r = yamlcfg_args(&a, argc, argv, envp, err, errlen);
+	if (a.file != NULL)
+		(void)snprintf(path, pathlen, "%s", a.file);
+	*paction = (enum config_action)a.action;
+	if (r != 0 || a.action == OPT_ACT_HELP || a.action == OPT_ACT_VERSION)
+		return r;
 	return config_validate(cfg, err, errlen);
 }
 

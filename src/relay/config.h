@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "opt.h"
+
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_FORBIDDEN_MAX 16 /* prefixes in "forbidden" */
 
@@ -127,10 +129,10 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen);
 
 /* What the command line asks for besides running. */
 enum config_action {
-	CONFIG_RUN = 0,
-	CONFIG_HELP,
-	CONFIG_VERSION,
-	CONFIG_CHECK
+	CONFIG_RUN = OPT_ACT_RUN,
+	CONFIG_HELP = OPT_ACT_HELP,
+	CONFIG_VERSION = OPT_ACT_VERSION,
+	CONFIG_CHECK = OPT_ACT_CHECK_CONFIG
 };
 
 /* The whole command line: defaults < the file (--config FILE or
