@@ -40,6 +40,13 @@ struct pool {
 	 * worker that died holding the lock may have left half-written. */
 	size_t dirty;
 	struct slot *slots; /* shared: inside the same mapping */
+	/* Slots by owner: open addressing on id_hash(owner), linear probing,
+	 * entries slot + 1 (0 empty), idx_mask + 1 (a power of two, at least
+	 * 2 n) of them. Every slot that is not never-used is in it once, so a
+	 * client's slots are found without scanning the pool (that scan was
+	 * O(pool) strcmp()s per tunnel set-up, under the shared lock). */
+	uint32_t *idx;
+	size_t idx_mask;
 };
 
 /* Shared (ipam_new_shared): this header, then the IPv4 slots, then the
@@ -102,6 +109,16 @@ static int pool_init(struct pool *p, const struct config_prefix *c, uint32_t max
 	return p->n == 0 ? ZG_ERR_INVAL : 0;
 }
 
+/* Entries of a pool's owner index: a power of two, at least 2 n. */
+static size_t idx_size(size_t n)
+{
+	size_t k = 16;
+
+	while (k < 2 * n)
+		k <<= 1;
+	return k;
+}
+
 /* Fills the pools' geometry (no slots yet) from the parameters. */
 static int layout(const struct config_prefix *pool4, const struct config_prefix *pool6,
 		  uint32_t max6, struct ipam *ip)
@@ -112,9 +129,23 @@ static int layout(const struct config_prefix *pool4, const struct config_prefix 
 		return ZG_ERR_INVAL;
 	if ((r = pool_init(&ip->p4, pool4, IPAM_MAX_CLIENTS)) != 0)
 		return r;
-	if (pool6 && pool6->version == 6)
-		return pool_init(&ip->p6, pool6, max6 && max6 < IPAM_MAX_CLIENTS ? max6 : IPAM_MAX_CLIENTS);
-	return 0;
+	ip->p4.idx_mask = idx_size(ip->p4.n) - 1;
+	if (pool6 && pool6->version == 6) {
+		r = pool_init(&ip->p6, pool6,
+			      max6 && max6 < IPAM_MAX_CLIENTS ? max6 : IPAM_MAX_CLIENTS);
+		ip->p6.idx_mask = r == 0 ? idx_size(ip->p6.n) - 1 : 0;
+	}
+	return r;
+}
+
+/* Heap slots and index of an unshared pool (none for no pool). */
+static int pool_mem(struct pool *p)
+{
+	if (!p->version)
+		return 0;
+	p->slots = calloc(p->n, sizeof(struct slot));
+	p->idx = calloc(p->idx_mask + 1, sizeof(*p->idx));
+	return p->slots && p->idx ? 0 : ZG_ERR_NOMEM;
 }
 
 int ipam_new(const struct config_prefix *pool4, const struct config_prefix *pool6,
@@ -127,12 +158,8 @@ int ipam_new(const struct config_prefix *pool4, const struct config_prefix *pool
 		return ZG_ERR_NOMEM;
 	if ((r = layout(pool4, pool6, max6, ip)) != 0)
 		goto fail;
-	ip->p4.slots = calloc(ip->p4.n, sizeof(struct slot));
-	ip->p6.slots = ip->p6.version ? calloc(ip->p6.n, sizeof(struct slot)) : NULL;
-	if (!ip->p4.slots || (ip->p6.version && !ip->p6.slots)) {
-		r = ZG_ERR_NOMEM;
+	if ((r = pool_mem(&ip->p4)) != 0 || (r = pool_mem(&ip->p6)) != 0)
 		goto fail;
-	}
 	*pp = ip;
 	return 0;
 fail:
@@ -145,13 +172,17 @@ int ipam_new_shared(const struct config_prefix *pool4, const struct config_prefi
 {
 	struct ipam geo = { 0 }, *ip;
 	pthread_mutexattr_t a;
-	size_t len;
+	size_t len, idxoff;
 	void *base;
 	int r;
 
 	if ((r = layout(pool4, pool6, max6, &geo)) != 0)
 		return r;
-	len = sizeof(struct ipam) + (geo.p4.n + (geo.p6.version ? geo.p6.n : 0)) * sizeof(struct slot);
+	/* header, the slots, then (4-byte aligned) the indexes */
+	idxoff = sizeof(struct ipam) + (geo.p4.n + (geo.p6.version ? geo.p6.n : 0)) * sizeof(struct slot);
+	idxoff = (idxoff + 3) & ~(size_t)3;
+	len = idxoff + (geo.p4.idx_mask + 1 + (geo.p6.version ? geo.p6.idx_mask + 1 : 0)) *
+			       sizeof(uint32_t);
 	/* anonymous memory is zero: every slot starts SLOT_NEVER, and pages
 	 * cost RAM only once touched, as with calloc */
 	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -162,6 +193,8 @@ int ipam_new_shared(const struct config_prefix *pool4, const struct config_prefi
 	ip->p6 = geo.p6;
 	ip->p4.slots = (struct slot *)(ip + 1);
 	ip->p6.slots = ip->p6.version ? ip->p4.slots + ip->p4.n : NULL;
+	ip->p4.idx = (uint32_t *)(void *)((char *)base + idxoff);
+	ip->p6.idx = ip->p6.version ? ip->p4.idx + ip->p4.idx_mask + 1 : NULL;
 	ip->shared = 1;
 	ip->maplen = len;
 	if (pthread_mutexattr_init(&a) != 0)
@@ -192,6 +225,8 @@ void ipam_free(struct ipam *ip)
 	}
 	free(ip->p4.slots);
 	free(ip->p6.slots);
+	free(ip->p4.idx);
+	free(ip->p6.idx);
 	free(ip);
 }
 
@@ -215,6 +250,62 @@ static int valid_id(const char *id)
 		if (!isgraph((unsigned char)id[i]))
 			return 0;
 	return 1;
+}
+
+static size_t idx_home(const struct pool *p, const char *owner)
+{
+	return (size_t)id_hash(owner) & p->idx_mask;
+}
+
+/* Adds slot i (not never-used) under its owner. */
+static void idx_add(struct pool *p, size_t i)
+{
+	size_t k = idx_home(p, p->slots[i].owner);
+
+	while (p->idx[k] != 0)
+		k = (k + 1) & p->idx_mask;
+	p->idx[k] = (uint32_t)(i + 1);
+}
+
+/* Takes slot i out of the index (looked up under its current owner);
+ * the entries after it shift back so no probe sequence breaks. */
+static void idx_del(struct pool *p, size_t i)
+{
+	size_t m = p->idx_mask, j = idx_home(p, p->slots[i].owner), k;
+
+	while (p->idx[j] != i + 1) {
+		if (p->idx[j] == 0)
+			return; /* not indexed (never-used) */
+		j = (j + 1) & m;
+	}
+	for (;;) {
+		p->idx[j] = 0;
+		k = j;
+		for (;;) {
+			size_t h;
+
+			k = (k + 1) & m;
+			if (p->idx[k] == 0)
+				return;
+			h = idx_home(p, p->slots[p->idx[k] - 1].owner);
+			/* the entry at k may fill j unless its home lies in (j, k] */
+			if (((k - h) & m) >= ((k - j) & m))
+				break;
+		}
+		p->idx[j] = p->idx[k];
+		j = k;
+	}
+}
+
+/* Rebuilds a pool's index from its slots (after a load or a repair). */
+static void idx_rebuild(struct pool *p)
+{
+	if (!p->version)
+		return;
+	memset(p->idx, 0, (p->idx_mask + 1) * sizeof(*p->idx));
+	for (size_t i = 0; i < p->n; i++)
+		if (p->slots[i].state != SLOT_NEVER)
+			idx_add(p, i);
 }
 
 /* The next locker after a worker died holding the lock (EOWNERDEAD):
@@ -248,6 +339,8 @@ static void repair(struct ipam *ip)
 				p->used++;
 		}
 	}
+	idx_rebuild(&ip->p4); /* a cut-short slot_set() may have left it half-done */
+	idx_rebuild(&ip->p6);
 	ip->changes++; /* the master's next save writes the repaired pool */
 }
 
@@ -277,9 +370,12 @@ static void unlock(const struct ipam *ip)
 
 static long find_owner(const struct pool *p, const char *id, uint8_t state)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (p->slots[i].state == state && strcmp(p->slots[i].owner, id) == 0)
-			return (long)i;
+	for (size_t k = idx_home(p, id); p->idx[k] != 0; k = (k + 1) & p->idx_mask) {
+		const struct slot *sl = &p->slots[p->idx[k] - 1];
+
+		if (sl->state == state && strcmp(sl->owner, id) == 0)
+			return (long)(p->idx[k] - 1);
+	}
 	return -1;
 }
 
@@ -292,8 +388,12 @@ static void slot_set(struct pool *p, size_t i, uint8_t state, const char *id)
 {
 	p->dirty = i + 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (p->slots[i].state != SLOT_NEVER)
+		idx_del(p, i);
 	p->slots[i].state = state;
 	memcpy(p->slots[i].owner, id, strlen(id) + 1);
+	if (state != SLOT_NEVER)
+		idx_add(p, i);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	p->dirty = 0;
 }
@@ -523,6 +623,44 @@ uint64_t ipam_changes(const struct ipam *ip)
 	return counter(ip, COUNT_CHANGES, 0);
 }
 
+static int check_pool(const struct pool *p)
+{
+	size_t entries = 0, live = 0;
+
+	if (!p->version)
+		return 0;
+	for (size_t k = 0; k <= p->idx_mask; k++) {
+		size_t i;
+
+		if (p->idx[k] == 0)
+			continue;
+		i = p->idx[k] - 1;
+		entries++;
+		if (i >= p->n || p->slots[i].state == SLOT_NEVER)
+			return ZG_ERR_STATE;
+		/* reachable: no empty entry between its home and k */
+		for (size_t h = idx_home(p, p->slots[i].owner); h != k; h = (h + 1) & p->idx_mask)
+			if (p->idx[h] == 0)
+				return ZG_ERR_STATE;
+	}
+	for (size_t i = 0; i < p->n; i++)
+		live += p->slots[i].state != SLOT_NEVER;
+	return entries == live ? 0 : ZG_ERR_STATE;
+}
+
+int ipam_check(const struct ipam *ip)
+{
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	r = check_pool(&ip->p4);
+	if (r == 0)
+		r = check_pool(&ip->p6);
+	unlock(ip);
+	return r;
+}
+
 int ipam_test_lock(struct ipam *ip, const char *half_id)
 {
 	struct pool *p = &ip->p4;
@@ -559,15 +697,19 @@ static int copy_of(const struct ipam *ip, struct ipam **pcopy)
 		return ZG_ERR_NOMEM;
 	c->p4 = ip->p4;
 	c->p6 = ip->p6;
-	c->p4.slots = calloc(ip->p4.n, sizeof(struct slot));
-	c->p6.slots = ip->p6.version ? calloc(ip->p6.n, sizeof(struct slot)) : NULL;
-	if (!c->p4.slots || (ip->p6.version && !c->p6.slots)) {
+	c->shared = 0;
+	c->p4.slots = c->p6.slots = NULL;
+	c->p4.idx = c->p6.idx = NULL;
+	if (pool_mem(&c->p4) != 0 || pool_mem(&c->p6) != 0) {
 		ipam_free(c);
 		return ZG_ERR_NOMEM;
 	}
 	memcpy(c->p4.slots, ip->p4.slots, ip->p4.n * sizeof(struct slot));
-	if (ip->p6.version)
+	memcpy(c->p4.idx, ip->p4.idx, (ip->p4.idx_mask + 1) * sizeof(*ip->p4.idx));
+	if (ip->p6.version) {
 		memcpy(c->p6.slots, ip->p6.slots, ip->p6.n * sizeof(struct slot));
+		memcpy(c->p6.idx, ip->p6.idx, (ip->p6.idx_mask + 1) * sizeof(*ip->p6.idx));
+	}
 	*pcopy = c;
 	return 0;
 }
@@ -711,6 +853,7 @@ static int load_locked(struct ipam *ip, const char *path, size_t *pskipped, char
 		}
 		p->slots[(size_t)(a - p->first)].state = SLOT_FREE_REMEMBERED;
 		memcpy(p->slots[(size_t)(a - p->first)].owner, id, strlen(id) + 1);
+		idx_add(p, (size_t)(a - p->first));
 	}
 	if (ferror(f)) {
 		(void)snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
@@ -721,6 +864,8 @@ static int load_locked(struct ipam *ip, const char *path, size_t *pskipped, char
 	memcpy(ip->p4.slots, scratch->p4.slots, ip->p4.n * sizeof(struct slot));
 	if (ip->p6.version)
 		memcpy(ip->p6.slots, scratch->p6.slots, ip->p6.n * sizeof(struct slot));
+	idx_rebuild(&ip->p4);
+	idx_rebuild(&ip->p6);
 	ip->changes++;
 	*pskipped = skipped;
 out:
