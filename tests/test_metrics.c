@@ -28,6 +28,7 @@
 
 #include <event2/buffer.h>
 
+#include "golden.h"
 #include "histo.h"
 #include "relay/metrics.h"
 #include "zg_err.h"
@@ -201,27 +202,6 @@ static char *render(const struct metrics_values *v)
 	return s;
 }
 
-static char *read_all(const char *path, size_t *plen)
-{
-	FILE *f = fopen(path, "rb");
-	char *s;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	s = malloc((size_t)n + 1);
-	assert_non_null(s);
-	assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-	s[n] = '\0';
-	fclose(f);
-	*plen = (size_t)n;
-	return s;
-}
-
 static void test_metrics_golden(void **state)
 {
 	struct metrics_values v;
@@ -239,9 +219,7 @@ static void test_metrics_golden(void **state)
 		assert_int_equal(fclose(f), 0);
 		print_message("rewrote %s\n", GOLDEN);
 	}
-	want = read_all(GOLDEN, &wlen);
-	if (want == NULL)
-		fail_msg("%s: cannot read (run from the repository's root)", GOLDEN);
+	want = golden_read(GOLDEN, &wlen);
 	for (i = 0; got[i] != '\0' && i < wlen && got[i] == want[i]; i++) {
 		if (got[i] == '\n') {
 			line++;
