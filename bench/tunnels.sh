@@ -24,9 +24,10 @@ W=$(mktemp -d /tmp/zgbtun.XXXXXX)
 rp= lp=
 
 cleanup() {
-	[[ -n $lp ]] && kill "$lp" 2>/dev/null && wait "$lp" 2>/dev/null
-	[[ -n $rp ]] && kill "$rp" 2>/dev/null && wait "$rp" 2>/dev/null
-	ip netns del "$ns" 2>/dev/null || true
+	set +e # every step runs, whatever the ones before returned
+	if [[ -n $lp ]]; then kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null; fi
+	if [[ -n $rp ]]; then kill "$rp" 2>/dev/null; wait "$rp" 2>/dev/null; fi
+	ip netns del "$ns" 2>/dev/null
 	rm -rf "$W"
 }
 trap cleanup EXIT
