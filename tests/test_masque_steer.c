@@ -29,6 +29,7 @@
 #include "masque/steer.h"
 #include "masque/tls.h"
 #include "masque/udp.h"
+#include "masque_fx.h"
 #include "pki.h"
 #include "zg_err.h"
 
@@ -78,21 +79,7 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 			w->r->cl[i].served_by = (int)w->idx;
 		}
 	}
-	acc->naddrs = 1;
-	acc->addrs[0].version = 4;
-	inet_pton(AF_INET, "10.100.0.7", acc->addrs[0].addr);
-	acc->addrs[0].prefix_len = 32;
-	return 200;
-}
-
-static int on_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
-			      struct cip_addr *out, size_t *nout, void *ctx)
-{
-	(void)c;
-	(void)ctx;
-	memcpy(out, req, n * sizeof(*req));
-	*nout = n;
-	return 0;
+	return fx_accept_one(acc);
 }
 
 /* Server: echo each packet back through the same tunnel. */
@@ -160,7 +147,7 @@ static void test_connections_live_on_their_cid_worker(void **state)
 {
 	static struct run r; /* large: not on the stack */
 	struct masque_cbs scbs = { .on_request = on_request,
-				   .on_address_request = on_address_request,
+				   .on_address_request = fx_grant_as_asked,
 				   .on_packet = srv_on_packet,
 				   .on_close = srv_on_close };
 	struct masque_cbs ccbs = { .on_open = cl_on_open, .on_packet = cl_on_packet };

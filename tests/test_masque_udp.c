@@ -20,6 +20,7 @@
 #include "masque/masque.h"
 #include "masque/tls.h"
 #include "masque/udp.h"
+#include "masque_fx.h"
 #include "pki.h"
 #include "zg_err.h"
 
@@ -39,21 +40,7 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 	(void)c;
 	(void)rq;
 	r->served++;
-	acc->naddrs = 1;
-	acc->addrs[0].version = 4;
-	inet_pton(AF_INET, "10.100.0.7", acc->addrs[0].addr);
-	acc->addrs[0].prefix_len = 32;
-	return 200;
-}
-
-static int on_address_request(struct masque_conn *c, const struct cip_addr *req, size_t n,
-			      struct cip_addr *out, size_t *nout, void *ctx)
-{
-	(void)c;
-	(void)ctx;
-	memcpy(out, req, n * sizeof(*req));
-	*nout = n;
-	return 0;
+	return fx_accept_one(acc);
 }
 
 static void on_open(struct masque_conn *c, void *ctx)
@@ -88,7 +75,7 @@ static void test_i16_7_burst_started_a_few_per_turn(void **state)
 {
 	struct run srv_run = { 0 }, cl_run = { 0 };
 	struct masque_cbs scbs = { .on_request = on_request,
-				   .on_address_request = on_address_request,
+				   .on_address_request = fx_grant_as_asked,
 				   .on_close = on_close };
 	struct masque_cbs ccbs = { .on_open = on_open, .on_close = on_close };
 	struct masque_config scfg, ccfg[NCLIENTS];
