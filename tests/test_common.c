@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cksum.h"
+#include "fnv.h"
 #include "hostport.h"
 #include "yamlcfg.h"
 #include "log.h"
@@ -192,6 +193,23 @@ static void test_opt_names_bools_usage(void **state)
 	assert_int_equal(m, strlen(buf) - n);
 	assert_string_equal(buf + n, "  --tun NAME\n      device.\n      File key tun, variable ZGATE_TUN.\n");
 	assert_int_equal(opt_usage_entry(buf, 10, 20, "tun", "NAME", "device", ""), m);
+}
+
+/* FNV-1a: the published 32-bit vectors; the 64-bit hash with the
+ * project's own offset basis (fnv.h). The placements that must match on
+ * every relay (ipam, zgate-api) depend on these exact values. */
+static void test_fnv_vectors(void **state)
+{
+	(void)state;
+	assert_int_equal(fnv32_str(""), 0x811c9dc5u);
+	assert_int_equal(fnv32_str("a"), 0xe40c292cu);
+	assert_int_equal(fnv32_str("foobar"), 0xbf9cf968u);
+	assert_true(fnv64_str("") == UINT64_C(0x14650fb0739d0383));
+	assert_true(fnv64_str("a") == UINT64_C(0x44bd8ad473cd9906));
+	assert_true(fnv64_str("foobar") == UINT64_C(0x88fad7c0a8ff07f2));
+	/* bytes and strings agree, and a hash can be continued */
+	assert_int_equal(fnv32_bytes(FNV32_INIT, "foobar", 6), fnv32_str("foobar"));
+	assert_true(fnv64_bytes(fnv64_bytes(FNV64_INIT, "foo", 3), "bar", 3) == fnv64_str("foobar"));
 }
 
 /* The word-at-a-time sum equals the plain 16-bit big-endian sum of RFC
@@ -457,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_opt_durations),
 		cmocka_unit_test(test_cksum_long_input_no_overflow),
 		cmocka_unit_test(test_cksum_matches_reference),
+		cmocka_unit_test(test_fnv_vectors),
 		cmocka_unit_test(test_opt_names_bools_usage),
 		cmocka_unit_test(test_hostport_format),
 		cmocka_unit_test(test_yamlcfg_read_file),

@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "zg_err.h"
 
@@ -205,7 +206,7 @@ uint64_t filewatch_events(const struct filewatch *w)
 
 uint64_t filewatch_sum(const char *const *files, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FNV64_INIT;
 	unsigned char buf[4096];
 
 	for (size_t i = 0; i < n; i++) {
@@ -213,15 +214,14 @@ uint64_t filewatch_sum(const char *const *files, size_t n)
 		size_t got, total = 0;
 
 		if (f == NULL) {
-			h = (h ^ (uint64_t)errno) * 1099511628211ull;
+			h = fnv64_mix(h, (uint64_t)errno);
 			continue;
 		}
 		while (total < FILEWATCH_SUM_MAX && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
-			for (size_t k = 0; k < got; k++)
-				h = (h ^ buf[k]) * 1099511628211ull;
+			h = fnv64_bytes(h, buf, got);
 			total += got;
 		}
-		h = (h ^ 0xff) * 1099511628211ull; /* file boundary */
+		h = fnv64_mix(h, 0xff); /* file boundary */
 		fclose(f);
 	}
 	explicit_bzero(buf, sizeof(buf)); /* a key passed through it */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "zg_err.h"
 
@@ -446,11 +447,7 @@ static int row_lease(const PGresult *res, int col, struct api_lease *out)
  * that a client tends to get the same address again on an empty pool. */
 static uint32_t id_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv32_str(s);
 }
 
 /* The function's name for each way (its first column). */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "zg_err.h"
 
@@ -558,12 +559,8 @@ static void emit_suppressed(struct audit *a, struct bucket *b, uint64_t now)
 
 static struct bucket *bucket_for(struct audit *a, const char *client, uint64_t now)
 {
-	uint64_t h = 1469598103934665603ULL;
-	struct bucket *b;
+	struct bucket *b = &a->b[fnv64_str(client) % BUCKETS];
 
-	for (const unsigned char *s = (const unsigned char *)client; *s; s++)
-		h = (h ^ *s) * 1099511628211ULL;
-	b = &a->b[h % BUCKETS];
 	if (strncmp(b->client, client, ID_MAX - 1) != 0) {
 		emit_suppressed(a, b, now); /* evict the other client's window */
 		(void)snprintf(b->client, sizeof(b->client), "%s", client);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fnv.h"
 #include "zg_err.h"
 
 #define NAME_MAX_LEN 253
@@ -111,11 +112,7 @@ int dnsgate_name_ok(struct dnsgate *g, const char *name)
 
 static uint32_t hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
+	return fnv32_str(s);
 }
 
 int dnsgate_take(struct dnsgate *g, const char *client, uint64_t now_ms)

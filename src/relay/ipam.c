@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "zg_err.h"
 
 typedef unsigned __int128 u128;
@@ -233,12 +234,7 @@ void ipam_free(struct ipam *ip)
 /* FNV-1a: fixed, so an ID maps to the same slot on every relay. */
 static uint64_t id_hash(const char *id)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (const unsigned char *s = (const unsigned char *)id; *s; s++) {
-		h ^= *s;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return fnv64_str(id);
 }
 
 static int valid_id(const char *id)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "relay/metrics_merge.h"
 #include "zg_err.h"
 
@@ -99,13 +100,7 @@ struct mm {
 
 static uint64_t hash(const char *k, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	while (n-- > 0) {
-		h ^= (uint8_t)*k++;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return fnv64_bytes(FNV64_INIT, k, n);
 }
 
 /* The slot of k: its own, or the empty one where it would go. */

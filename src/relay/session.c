@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "fnv.h"
 #include "hostport.h"
 #include "log.h"
 #include "masque/tls.h"
@@ -126,11 +127,7 @@ static void vip_link(struct session_table *t, struct session *s)
 
 static size_t id_hash(const char *id)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (uint8_t)*id) * 16777619u;
-	return h & (SESSION_VIP_BUCKETS - 1);
+	return fnv32_str(id) & (SESSION_VIP_BUCKETS - 1);
 }
 
 static void id_link(struct session_table *t, struct session *s)

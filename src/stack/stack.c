@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "stack_int.h"
 #include "zg_err.h"
@@ -71,12 +72,7 @@ u32_t sys_now(void)
 
 uint32_t stack_addr_hash(const struct stack_addr *a)
 {
-	uint32_t h = 2166136261u;
-	size_t i, n = a->version == 4 ? 4 : 16;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ a->a[i]) * 16777619u;
-	return h;
+	return fnv32_bytes(FNV32_INIT, a->a, a->version == 4 ? 4 : 16);
 }
 
 int stack_addr_eq(const struct stack_addr *a, const struct stack_addr *b)
