@@ -40,6 +40,11 @@ l4_csum_ok(const uint8_t *pkt, const struct pkt_info *pi, uint8_t proto)
 	return cksum_fold(sum) == 0;
 }
 
+int pkt_l4_csum_ok(const uint8_t *pkt, const struct pkt_info *pi)
+{
+	return l4_csum_ok(pkt, pi, pi->proto);
+}
+
 static int
 is_ext_header(uint8_t nh)
 {

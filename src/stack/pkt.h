@@ -58,6 +58,11 @@ struct pkt_info {
 	size_t payload_off, payload_len;
 };
 
+/* 1 when the upper-layer checksum of a packet pkt_parse() parsed into pi
+ * is right (the pseudo header included, but for ICMPv4), else 0: for a
+ * TCP segment parsed without check_tcp. */
+int pkt_l4_csum_ok(const uint8_t *pkt, const struct pkt_info *pi);
+
 /* Parses pkt into *pi, walking IPv6 extension headers to the upper layer.
  * Checks lengths, the IPv4 header checksum and, for UDP and ICMP, the
  * upper-layer checksum; TCP checksums are checked only when check_tcp.

@@ -499,8 +499,9 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 	 * is left to lwIP, which checks it anyway (summing each data segment
 	 * twice cost the relay 7 % of its time in bulk transfers). */
 	r = pkt_parse(pkt, len, 0, &pi);
-	if (r == 0 && pi.proto == STACK_PROTO_TCP && (pi.tcp_flags & PKT_TCP_SYN))
-		r = pkt_parse(pkt, len, 1, &pi);
+	if (r == 0 && pi.proto == STACK_PROTO_TCP && (pi.tcp_flags & PKT_TCP_SYN) &&
+	    !pkt_l4_csum_ok(pkt, &pi))
+		r = ZG_ERR_MALFORMED;
 	if (r != 0) {
 		st->cnt.drop_malformed++;
 		return;
