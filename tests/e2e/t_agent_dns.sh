@@ -81,7 +81,7 @@ echo "$out"
 [[ $out == "198.18.0.10"*"app.saas.example" ]] || fail "answer: $out"
 grep -q 'query\[A\] app.saas.example from 198.18.0.1' "$D/dnsmasq.log" ||
 	fail "the query did not come through the relay: $(cat "$D/dnsmasq.log")"
-grep -q '"event":"flow_allow".*"proto":"udp".*"dst":"198.18.0.53".*"dport":53.*"rule":"dns"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"flow_allow".*"proto":"udp".*"dst":"198.18.0.53".*"dport":53.*"rule":"dns"' ||
 	fail "the DNS flow is not audited with rule dns"
 svc_start web tcp-echo 198.18.0.10 80
 inc 1 python3 -c 'import socket; s = socket.create_connection(("app.saas.example", 80), 3); s.sendall(b"hi"); assert s.recv(2) == b"hi"' ||

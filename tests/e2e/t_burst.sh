@@ -21,6 +21,7 @@ out=$(inc 1 $SVC many 198.18.0.10 5004 1000 4096) || fail "burst: $out"
 echo "1000 connections in $(( ($(date +%s%N) - t0) / 1000000 )) ms;" \
 	"SYNs that waited: $(metric 'zgate_drops_total{reason="halfopen"}')"
 [[ $(metric 'zgate_drops_total{reason="limit"}') -eq 0 ]] || fail "connections of the burst refused"
+audit_wait "$D/audit.log" '"event":"flow_allow".*"dport":5004' 3 1000 || true
 n=$(grep -c '"event":"flow_allow".*"dport":5004' "$D/audit.log" || true)
 [[ $n -eq 1000 ]] || fail "$n flow_allow events for 1000 connections"
 

@@ -27,6 +27,7 @@ out=$(inc 1 $SVC many 198.18.0.10 5003 200 65536) || fail "concurrent connection
 echo "200 x 64 KiB echoed in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
 step "every flow audited open and closed; none left open"
+audit_wait "$D/audit.log" '"event":"flow_allow".*"dport":5003' 3 200 || true
 n=$(grep -c '"event":"flow_allow".*"dport":5003' "$D/audit.log" || true)
 [[ $n -eq 200 ]] || fail "$n flow_allow events for 200 connections"
 for _ in $(seq 50); do

@@ -118,7 +118,7 @@ out=$(inc 1 curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --data "post $M
 [[ $out == 200 ]] || fail "POST on-prem: HTTP $out"
 out=$(inc 1 curl -sS --max-time 3 "http://$ONPREM:8001/" 2>&1) && fail "port 8001 (not in the connector's policy) answered: $out"
 audit_has "$D/audit.log" connector_open agent-1 >/dev/null || fail "no connector_open for agent-1 in the relay's audit"
-grep -q "$ONPREM" "$D/connector-audit.log" || fail "the connector's audit does not show agent-1's flows to $ONPREM"
+audit_wait "$D/connector-audit.log" "$ONPREM" || fail "the connector's audit does not show agent-1's flows to $ONPREM"
 
 step "1b. a packet too big for the inner tunnel: 'Frag needed' with the inner size, counted"
 # The inner session's datagrams ride inside the outer tunnel's, so it

@@ -131,9 +131,9 @@ after=$(metric 'zgate_drops_total{reason="denied"}')
 kill "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null || true
 sleep 1 # what agent-1 had queued drains
 echo "flood: $((after - before)) denied while agent-2 was refused"
-grep -q '"event":"flow_deny","client":"agent-2".*"dport":22.*"rule":"a2-no-ssh"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"flow_deny","client":"agent-2".*"dport":22.*"rule":"a2-no-ssh"' ||
 	fail "agent-2's TCP deny not audited"
-grep -q '"event":"flow_deny","client":"agent-2".*"dport":69.*"rule":"a2-no-tftp"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"flow_deny","client":"agent-2".*"dport":69.*"rule":"a2-no-tftp"' ||
 	fail "agent-2's UDP deny not audited"
 n1=$(grep -c '"event":"flow_deny","client":"agent-1"' "$D/audit.log")
 echo "agent-1: $n1 flow_deny lines for $after denied packets"

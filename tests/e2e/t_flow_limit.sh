@@ -49,6 +49,7 @@ expect_contains "$out" "ok refused" "extra connections"
 echo "$out"
 grep -q '"event":"limit_hit","limit":"limit-flows-client","client":"agent-1"' "$D/audit.log" ||
 	fail "limit not audited: $(grep limit_hit "$D/audit.log")"
+audit_wait "$D/audit.log" '"event":"flow_allow".*"client":"agent-1"' 3 6 || true
 [[ $(grep -c '"event":"flow_allow".*"client":"agent-1"' "$D/audit.log") -eq 6 ]] ||
 	fail "expected 6 flows allowed for agent-1 (5 + 1 after a close)"
 

@@ -83,7 +83,7 @@ via_tunnel 198.18.0.10 && fail "198.18.0.10 routed before its name was resolved"
 inc 1 ip route add 198.18.0.10/32 dev zgate0
 out=$(inc 1 curl -sS --max-time 3 http://198.18.0.10/ 2>&1) && fail "198.18.0.10 reachable before resolving: $out"
 inc 1 ip route del 198.18.0.10/32 dev zgate0
-grep -q '"event":"flow_deny".*"dst":"198.18.0.10".*"dport":80.*"rule":"default"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"flow_deny".*"dst":"198.18.0.10".*"dport":80.*"rule":"default"' ||
 	fail "the early flow was not denied by policy: $(grep flow_ "$D/audit.log" | tail -2)"
 
 step "an allowed name resolves through the tunnel (UDP), dns_allow audited"
@@ -91,8 +91,8 @@ out=$(ask portal.lab.example A)
 grep -E 'status:|^portal' <<<"$out"
 expect_contains "$out" "status: NOERROR" "dig portal.lab.example"
 expect_contains "$out" "198.18.0.10" "dig portal.lab.example"
-grep -q '"event":"dns_allow".*"client":"agent-1".*"name":"portal.lab.example".*"qtype":"A".*"rule":"lab-portal"' \
-	"$D/audit.log" || fail "dns_allow not audited: $(grep dns_ "$D/audit.log" | tail -3)"
+audit_wait "$D/audit.log" \
+	'"event":"dns_allow".*"client":"agent-1".*"name":"portal.lab.example".*"qtype":"A".*"rule":"lab-portal"' || fail "dns_allow not audited: $(grep dns_ "$D/audit.log" | tail -3)"
 grep -q 'portal.lab.example' "$D/dnsmasq.log" || fail "the upstream never saw the query"
 
 step "the answer's address becomes a route on the agent"
@@ -104,15 +104,15 @@ step "curl to the name works; the flow is audited with rule and name"
 out=$(inc 1 curl -sS --max-time 5 --resolve portal.lab.example:80:198.18.0.10 http://portal.lab.example/) ||
 	fail "curl portal.lab.example: $out"
 expect_contains "$out" "portal ok" "curl portal.lab.example"
-grep -q '"event":"flow_allow".*"dst":"198.18.0.10".*"dport":80.*"rule":"lab-portal".*"name":"portal.lab.example"' \
-	"$D/audit.log" || fail "flow_allow without rule and name: $(grep flow_allow "$D/audit.log" | tail -2)"
+audit_wait "$D/audit.log" \
+	'"event":"flow_allow".*"dst":"198.18.0.10".*"dport":80.*"rule":"lab-portal".*"name":"portal.lab.example"' || fail "flow_allow without rule and name: $(grep flow_allow "$D/audit.log" | tail -2)"
 # the rule's port still applies to the learned address
 out=$(inc 1 curl -sS --max-time 3 http://198.18.0.10:8081/ 2>&1) && fail "port 8081 allowed: $out"
 
 step "over TCP to the DNS service as well"
 out=$(ask +tcp y.saas.example A)
 expect_contains "$out" "198.18.1.10" "dig +tcp y.saas.example"
-grep -q '"event":"dns_allow".*"name":"y.saas.example"' "$D/audit.log" || fail "TCP query not audited"
+audit_wait "$D/audit.log" '"event":"dns_allow".*"name":"y.saas.example"' || fail "TCP query not audited"
 
 step "a wildcard rule covers names below it, not its apex"
 out=$(ask x.saas.example A)
@@ -126,15 +126,15 @@ step "an unlisted name: NXDOMAIN, dns_deny audited with client, name, qtype"
 out=$(ask unlisted.example AAAA)
 grep 'status:' <<<"$out"
 expect_contains "$out" "status: NXDOMAIN" "dig unlisted.example"
-grep -q '"event":"dns_deny".*"client":"agent-1".*"name":"unlisted.example".*"qtype":"AAAA".*"rule":"default"' \
-	"$D/audit.log" || fail "dns_deny not audited: $(grep dns_deny "$D/audit.log" | tail -2)"
+audit_wait "$D/audit.log" \
+	'"event":"dns_deny".*"client":"agent-1".*"name":"unlisted.example".*"qtype":"AAAA".*"rule":"default"' || fail "dns_deny not audited: $(grep dns_deny "$D/audit.log" | tail -2)"
 grep -q 'unlisted.example' "$D/dnsmasq.log" && fail "a denied name was forwarded upstream"
 
 step "DNS rebinding: an allowed name resolving to 127.0.0.1 is refused"
 out=$(ask evil.saas.example A)
 grep 'status:' <<<"$out"
 expect_contains "$out" "status: REFUSED" "dig evil.saas.example"
-grep -q '"event":"dns_deny".*"name":"evil.saas.example".*"reason":"rebinding"' "$D/audit.log" ||
+audit_wait "$D/audit.log" '"event":"dns_deny".*"name":"evil.saas.example".*"reason":"rebinding"' ||
 	fail "rebinding not audited"
 via_tunnel 127.0.0.1 && fail "127.0.0.1 routed into the tunnel"
 

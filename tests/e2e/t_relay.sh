@@ -109,7 +109,7 @@ expect_contains "$out" "3 received" "replies"
 step "denied destination: ICMP administratively prohibited, audited with the rule"
 out=$(p agent-1 --target 198.18.1.2 --count 1 --timeout 2 2>&1) && fail "denied ping answered"
 expect_contains "$out" "ICMP type 3 code 13" "prohibited"
-grep -q '"event":"flow_deny".*"dst":"198.18.1.2".*"rule":"default"' "$d/audit.log" || fail "deny not audited"
+audit_wait "$d/audit.log" '"event":"flow_deny".*"dst":"198.18.1.2".*"rule":"default"' || fail "deny not audited"
 
 step "allow-all client: service reachable, cloud-metadata decoy never"
 p agent-2 --target 198.18.1.2 --count 1 >/dev/null || fail "allow-all cannot reach 198.18.1.2"

@@ -56,5 +56,5 @@ echo "$out"
 expect_contains "$out" "address fd00:100::" "IPv6 address from the pool"
 expect_contains "$out" "route 2001:db8:5::-2001:db8:5:0:ffff:ffff:ffff:ffff" "IPv6 route"
 expect_contains "$out" "3 received" "ICMPv6 echo"
-grep -q '"proto":"icmpv6".*"rule":"v6-svc"' "$d/audit.log" || fail "ICMPv6 flow not audited"
+audit_wait "$d/audit.log" '"proto":"icmpv6".*"rule":"v6-svc"' || fail "ICMPv6 flow not audited"
 echo PASS
