@@ -204,6 +204,33 @@ static void test_admin_event_exact(void **state)
 			    "\"caller\":\"[::1]:50001\",\"status\":200}\n");
 }
 
+/* Workers' lines through the master's trail (audit_raw): kept byte for
+ * byte, counted; anything but one whole line is refused. */
+static void test_raw_lines(void **state)
+{
+	struct fx *fx = *state;
+	static const char l1[] = "{\"ts\":\"x\",\"event\":\"flow_allow\"}\n";
+	char big[2100];
+	uint64_t n0 = audit_lines(fx->a);
+
+	assert_int_equal(audit_raw(fx->a, l1, strlen(l1)), 0);
+	assert_int_equal(audit_raw(fx->a, "a\nb\n", 4), ZG_ERR_INVAL);
+	assert_int_equal(audit_raw(fx->a, "no newline", 10), ZG_ERR_INVAL);
+	assert_int_equal(audit_raw(fx->a, "\n", 1), ZG_ERR_INVAL);
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = '\n';
+	assert_int_equal(audit_raw(fx->a, big, sizeof(big)), ZG_ERR_INVAL);
+	assert_int_equal(audit_raw(fx->a, big + sizeof(big) - 2048, 2048), 0);
+	assert_int_equal(audit_drain(fx->a), 0);
+	assert_int_equal(audit_lines(fx->a), n0 + 2);
+	{
+		const char *out = take(fx);
+
+		assert_int_equal(strncmp(out, l1, strlen(l1)), 0);
+		assert_int_equal(strlen(out), strlen(l1) + 2048);
+	}
+}
+
 static void test_hostile_strings_escaped(void **state)
 {
 	struct fx *fx = *state;
@@ -717,6 +744,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow_lines_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_events_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_event_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_raw_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_strings_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_utf8_strings_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlong_line_stays_valid_json, setup, teardown),

@@ -367,6 +367,53 @@ static void test_shared_across_fork(void **state)
 	ipam_free(ip);
 }
 
+static int child_alloc_by_1(struct ipam *ip, const void *id)
+{
+	uint8_t out[16];
+
+	return ipam_alloc_by(ip, id, 4, NULL, 1, out) == 0 ? 0 : 1;
+}
+
+/* Workers: agent-1's tunnel moves from worker 0 to worker 1 (another
+ * process); worker 0's old tunnel closes afterwards and must not free the
+ * address worker 1's tunnel uses. */
+static void test_holder_release(void **state)
+{
+	struct ipam *ip = mk(state, "10.100.0.0/24", "fd00:100::/64", 16);
+	uint8_t a0[16], a1[16], out[16];
+
+	assert_int_equal(ipam_alloc_by(ip, "agent-1", 4, NULL, 0, a0), 0);
+	assert_int_equal(ipam_alloc_by(ip, "agent-1", 6, NULL, 0, out), 0);
+	if (shared(state))
+		assert_int_equal(in_child(ip, child_alloc_by_1, "agent-1"), 0);
+	else
+		assert_int_equal(ipam_alloc_by(ip, "agent-1", 4, NULL, 1, a1), 0);
+	assert_int_equal(ipam_lookup(ip, "agent-1", 4, a1), 0);
+	assert_memory_equal(a0, a1, 4); /* the same address, another holder */
+	/* worker 0's late release: refused, the address stays held */
+	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 0), ZG_ERR_STATE);
+	assert_int_equal(ipam_lookup(ip, "agent-1", 4, out), 0);
+	assert_int_equal(ipam_used(ip, 4), 1);
+	/* the IPv6 address was not taken over: worker 0 still holds that one */
+	assert_int_equal(ipam_release_by(ip, "agent-1", 6, 1), ZG_ERR_STATE);
+	assert_int_equal(ipam_release_by(ip, "agent-1", 6, 0), 0);
+	/* the holder releases it: remembered, as ipam_release() */
+	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 1), 0);
+	assert_int_equal(ipam_lookup(ip, "agent-1", 4, out), ZG_ERR_NOTFOUND);
+	assert_int_equal(ipam_known(ip, "agent-1", 4, out), 0);
+	assert_memory_equal(out, a0, 4);
+	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 1), ZG_ERR_NOTFOUND);
+	/* ipam_alloc() is holder 0; ipam_release() releases whoever holds it */
+	assert_int_equal(ipam_alloc(ip, "agent-2", 4, NULL, out), 0);
+	assert_int_equal(ipam_release_by(ip, "agent-2", 4, 7), ZG_ERR_STATE);
+	assert_int_equal(ipam_release_by(ip, "agent-2", 4, 0), 0);
+	assert_int_equal(ipam_alloc_by(ip, "agent-2", 4, NULL, 9, out), 0);
+	assert_int_equal(ipam_release(ip, "agent-2", 4), 0);
+	assert_int_equal(ipam_used(ip, 4), 0);
+	assert_int_equal(ipam_check(ip), 0);
+	ipam_free(ip);
+}
+
 #define RACE_IDS 500
 
 /* Worker w allocates RACE_IDS IDs of its own, each asking for the same
@@ -625,6 +672,7 @@ int main(void)
 		BOTH(test_persistence_roundtrip),
 		BOTH(test_corrupt_state_file),
 		BOTH(test_index_random_ops),
+		BOTH(test_holder_release),
 		ON(test_shared_across_fork, SHARED, ""),
 		ON(test_shared_concurrent_workers, SHARED, ""),
 		ON(test_shared_dead_holder, SHARED, ""),

@@ -143,7 +143,11 @@ static int balanced(struct masque_udp *su[NW])
 	return a.handed_over == b.received && b.handed_over == a.received;
 }
 
-static void test_connections_live_on_their_cid_worker(void **state)
+/* bound_group 0: each server binds its own socket, without the kernel's
+ * program (the 4-tuple hash picks, the handoff corrects); 1: the sockets
+ * come from masque_udp_bind_group() in worker order with the cBPF program
+ * attached, as the relay's master makes them. */
+static void run_workers(int bound_group)
 {
 	static struct run r; /* large: not on the stack */
 	struct masque_cbs scbs = { .on_request = on_request,
@@ -164,9 +168,8 @@ static void test_connections_live_on_their_cid_worker(void **state)
 	uint8_t secret[32];
 	char err[256], listen[64];
 	unsigned w;
-	int i, per_worker[NW] = { 0 };
+	int i, per_worker[NW] = { 0 }, fds[NW];
 
-	(void)state;
 	memset(&r, 0, sizeof(r));
 	r.base = masque_udp_base_new();
 	assert_non_null(r.base);
@@ -179,6 +182,12 @@ static void test_connections_live_on_their_cid_worker(void **state)
 	memset(secret, 0x5e, sizeof(secret)); /* shared by the workers */
 	assert_int_equal(steer_group_open(&g, NW, err, sizeof(err)), 0);
 	snprintf(listen, sizeof(listen), "127.0.0.1:0");
+	if (bound_group) {
+		if (masque_udp_bind_group(listen, NW, fds, err, sizeof(err)) != 0)
+			fail_msg("%s", err);
+		if (steer_attach_cbpf(fds[0], NW, err, sizeof(err)) != 0)
+			fail_msg("%s", err);
+	}
 	for (w = 0; w < NW; w++) {
 		r.wk[w].r = &r;
 		r.wk[w].idx = w;
@@ -189,6 +198,7 @@ static void test_connections_live_on_their_cid_worker(void **state)
 		scfg[w].static_secret = secret;
 		scfg[w].worker_index = w;
 		scfg[w].nworkers = NW;
+		scfg[w].listen_fd = bound_group ? fds[w] : 0;
 		if (masque_udp_server_new(r.base, listen, &scfg[w], &scbs, &r.wk[w], &su[w],
 					  &srv[w], err, sizeof(err)) != 0)
 			fail_msg("worker %u: %s", w, err);
@@ -259,9 +269,14 @@ static void test_connections_live_on_their_cid_worker(void **state)
 		assert_int_equal(st[w].dropped, 0);
 		assert_int_equal(st[w].bad, 0);
 	}
-	/* the kernel's hash did send datagrams to the wrong socket, and every
-	 * one handed over arrived */
-	assert_true(st[0].handed_over + st[1].handed_over > 0);
+	if (bound_group) {
+		/* the kernel's program sent every datagram to its worker */
+		assert_int_equal(st[0].handed_over + st[1].handed_over, 0);
+	} else {
+		/* the kernel's hash did send datagrams to the wrong socket,
+		 * and every one handed over arrived */
+		assert_true(st[0].handed_over + st[1].handed_over > 0);
+	}
 	assert_int_equal(st[0].handed_over, st[1].received);
 	assert_int_equal(st[1].handed_over, st[0].received);
 
@@ -273,6 +288,46 @@ static void test_connections_live_on_their_cid_worker(void **state)
 	wolfSSL_CTX_free(cctx);
 	wolfSSL_CTX_free(sctx);
 	event_base_free(r.base);
+}
+
+static void test_connections_live_on_their_cid_worker(void **state)
+{
+	(void)state;
+	run_workers(0);
+}
+
+/* masque_udp_bind_group() + steer_attach_cbpf(): nothing to hand over */
+static void test_bound_group_with_cbpf(void **state)
+{
+	(void)state;
+	run_workers(1);
+}
+
+/* masque_udp_bind_group() refuses what cannot be a group, leaving nothing
+ * open; with port 0 every socket has the first one's port. */
+static void test_bind_group_errors(void **state)
+{
+	int fds[3];
+	struct sockaddr_in a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b);
+	char err[256];
+
+	(void)state;
+	assert_int_equal(masque_udp_bind_group("127.0.0.1:0", 1, fds, err, sizeof(err)),
+			 ZG_ERR_INVAL);
+	assert_int_equal(fds[0], -1);
+	assert_int_not_equal(masque_udp_bind_group("no-such-host.invalid:1", 2, fds, err,
+						   sizeof(err)),
+			     0);
+	assert_int_equal(fds[0], -1);
+	assert_int_equal(fds[1], -1);
+	assert_int_equal(masque_udp_bind_group("127.0.0.1:0", 3, fds, err, sizeof(err)), 0);
+	assert_int_equal(getsockname(fds[0], (struct sockaddr *)&a, &la), 0);
+	assert_int_equal(getsockname(fds[2], (struct sockaddr *)&b, &lb), 0);
+	assert_int_not_equal(a.sin_port, 0);
+	assert_int_equal(a.sin_port, b.sin_port);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
 }
 
 /* One server: no steering unless asked, and a group that does not fit is
@@ -334,6 +389,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connections_live_on_their_cid_worker),
+		cmocka_unit_test(test_bound_group_with_cbpf),
+		cmocka_unit_test(test_bind_group_errors),
 		cmocka_unit_test(test_set_steer_refuses),
 	};
 

@@ -249,6 +249,12 @@ struct masque_config {
 	 * nworkers at most STEER_MAX_WORKERS and worker_index below it. */
 	unsigned worker_index;
 	unsigned nworkers;
+	/* masque_udp_server_new() only: > 0, a UDP socket already bound
+	 * (SO_REUSEPORT with nworkers > 1) to serve on instead of binding a
+	 * new one: the relay's master binds the workers' sockets in worker
+	 * order before it forks (steer.h). Owned by the server from then on
+	 * (closed by masque_udp_del()). 0: bind the listen address. */
+	int listen_fd;
 	/* Both. */
 	/* Extension capsule types handed to on_capsule (at most
 	 * CAPSULE_EXT_MAX, capsule.h); every other unknown type is skipped. */

@@ -2,6 +2,7 @@
 #include "masque/udp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -111,6 +112,7 @@ struct masque_udp {
 	 * worker's index from the masque_config; steering is on once
 	 * masque_udp_server_set_steer() gave the channels (steer_wr != NULL). */
 	unsigned worker_index, nworkers;
+	int listen_fd;     /* masque_config.listen_fd */
 	int *steer_wr;     /* nworkers write ends; not owned */
 	struct event *hev; /* this worker's read end; not owned */
 	uint8_t *hbuf;     /* STEER_MSG_MAX */
@@ -731,6 +733,7 @@ static int udp_new(struct event_base *base, struct masque_config *cfg, struct ma
 	u->fd = -1;
 	u->worker_index = cfg->worker_index;
 	u->nworkers = cfg->nworkers;
+	u->listen_fd = cfg->listen_fd;
 	u->io.send = io_send;
 	u->io.now = io_now;
 	u->io.timer_new = io_timer_new;
@@ -761,6 +764,19 @@ static int open_socket(struct masque_udp *u, const struct sockaddr_storage *ss, 
 {
 	int one = 1, zero = 0, sz = SOCKBUF;
 
+	if (bind_it && u->listen_fd > 0) {
+		/* bound already (the relay's master, in worker order) */
+		u->fd = u->listen_fd;
+		bind_it = 0;
+		if (fcntl(u->fd, F_SETFL, fcntl(u->fd, F_GETFL) | O_NONBLOCK) != 0) {
+			(void)snprintf(err, errlen, "%s: fcntl: %s", what, strerror(errno));
+			return ZG_ERR_IO;
+		}
+		(void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		(void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		udp_offload(u);
+		goto named;
+	}
 	u->fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0) {
 		(void)snprintf(err, errlen, "%s: socket: %s", what, strerror(errno));
@@ -790,6 +806,7 @@ static int open_socket(struct masque_udp *u, const struct sockaddr_storage *ss, 
 		(void)snprintf(err, errlen, "%s: connect: %s", what, strerror(errno));
 		return ZG_ERR_IO;
 	}
+named:
 	u->locallen = sizeof(u->local);
 	if (getsockname(u->fd, (struct sockaddr *)&u->local, &u->locallen) != 0) {
 		(void)snprintf(err, errlen, "%s: getsockname: %s", what, strerror(errno));
@@ -825,6 +842,57 @@ static int udp_setup(struct event_base *base, const char *hostport, int passive,
 	}
 	*pu = u;
 	return 0;
+}
+
+int masque_udp_bind_group(const char *listen, unsigned n, int *fds, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, zero = 0, r;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		fds[i] = -1;
+	if (n < 2 || n > STEER_MAX_WORKERS) {
+		(void)snprintf(err, errlen, "%s: %u sockets: 2 to %u", listen, n, STEER_MAX_WORKERS);
+		return ZG_ERR_INVAL;
+	}
+	if ((r = resolve(listen, 1, &ss, &len, err, errlen)) != 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		if (fd < 0) {
+			(void)snprintf(err, errlen, "%s: socket: %s", listen, strerror(errno));
+			break;
+		}
+		fds[i] = fd;
+		if (ss.ss_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+			(void)snprintf(err, errlen, "%s: SO_REUSEPORT: %s", listen, strerror(errno));
+			break;
+		}
+		if (bind(fd, (const struct sockaddr *)&ss, len) != 0) {
+			(void)snprintf(err, errlen, "%s: bind: %s", listen, strerror(errno));
+			break;
+		}
+		/* port 0: every other socket takes the port the first got */
+		if (i == 0 && (ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port) == 0 &&
+		    getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+			(void)snprintf(err, errlen, "%s: getsockname: %s", listen, strerror(errno));
+			break;
+		}
+	}
+	if (i == n)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			(void)close(fds[i]);
+		fds[i] = -1;
+	}
+	return ZG_ERR_IO;
 }
 
 int masque_udp_server_new(struct event_base *base, const char *listen, struct masque_config *cfg,

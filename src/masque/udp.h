@@ -39,6 +39,16 @@ int masque_udp_server_new(struct event_base *base, const char *listen, struct ma
 			  const struct masque_cbs *cbs, void *ctx, struct masque_udp **pu,
 			  struct masque_server **psrv, char *err, size_t errlen);
 
+/* The UDP sockets of n workers (2 .. STEER_MAX_WORKERS) on one port:
+ * binds n sockets to listen with SO_REUSEPORT, in order, so that fds[i]
+ * is socket i of the kernel's reuseport group (what steer_attach_cbpf()'s
+ * program indexes). With port 0, the port the first socket got is used
+ * for the others. Each is handed to its worker as
+ * masque_config.listen_fd. Returns 0, or ZG_ERR_INVAL/ZG_ERR_CONFIG/
+ * ZG_ERR_IO with err saying why (then every fds[i] is -1, none left
+ * open). */
+int masque_udp_bind_group(const char *listen, unsigned n, int *fds, char *err, size_t errlen);
+
 /* Resolves relay ("host:port"), connects a UDP socket to it and starts a
  * client connection. Same returns; *pc is owned by *pu and freed when it
  * closes (after on_close). */

@@ -292,13 +292,37 @@ static void kick(struct audit *a)
 	}
 }
 
+static void commit(struct audit *a, struct line *l);
+
 static void finish(struct audit *a, struct line *l)
+{
+	l->buf[l->n++] = '}';
+	l->buf[l->n++] = '\n';
+	commit(a, l);
+}
+
+int audit_raw(struct audit *a, const char *line, size_t len)
+{
+	struct line l;
+
+	if (len < 2 || len > sizeof(l.buf) || line[len - 1] != '\n' ||
+	    memchr(line, '\n', len - 1) != NULL)
+		return ZG_ERR_INVAL;
+	memcpy(l.buf, line, len);
+	l.n = len;
+	l.full = 0;
+	l.now = a->clock(a->ctx);
+	l.urgent = 0; /* the caller drains after its batch */
+	commit(a, &l);
+	return 0;
+}
+
+/* l (a whole line) into the buffer, or dropped and counted. */
+static void commit(struct audit *a, struct line *l)
 {
 	char gap[GAP_LINE_MAX];
 	size_t g;
 
-	l->buf[l->n++] = '}';
-	l->buf[l->n++] = '\n';
 	/* the gap is reported only with the line that ends it: a summary
 	 * squeezed into a still-full buffer would say the gap was over */
 	g = gap_line(a, l->now, gap);

@@ -82,6 +82,14 @@ int audit_new(const struct audit_config *cfg, struct audit **pa);
  * lines are dropped once it is full). Never blocks unless the writer does. */
 int audit_drain(struct audit *a);
 
+/* Takes one line made elsewhere (a worker's, issue 21: the workers'
+ * trails leave through the master's): len bytes ending in its only '\n',
+ * at most 2048. Buffered, dropped and counted like the relay's own
+ * per-flow lines (written at the owner's wake, or when the caller drains
+ * after its batch). Returns 0 or ZG_ERR_INVAL (not
+ * one line, or too long: nothing is kept). */
+int audit_raw(struct audit *a, const char *line, size_t len);
+
 /* Bytes waiting in the buffer. */
 size_t audit_pending(const struct audit *a);
 

@@ -26,10 +26,11 @@ enum slot_state {
 
 struct slot {
 	uint8_t state;
+	uint8_t holder;          /* of a held slot: ipam_alloc_by()'s holder */
 	char owner[IPAM_ID_MAX]; /* "" for SLOT_NEVER */
 };
 /* The per-address cost ipam.h states. */
-_Static_assert(sizeof(struct slot) == 65, "ipam.h states 65 bytes per address");
+_Static_assert(sizeof(struct slot) == 66, "ipam.h states 66 bytes per address");
 
 struct pool {
 	uint8_t version; /* 0: no pool */
@@ -394,17 +395,18 @@ static void slot_set(struct pool *p, size_t i, uint8_t state, const char *id)
 	p->dirty = 0;
 }
 
-static void take(struct pool *p, size_t i, const char *id, uint8_t out[16])
+static void take(struct pool *p, size_t i, const char *id, uint8_t holder, uint8_t out[16])
 {
 	/* another client's memory of this slot is forgotten */
 	if (p->slots[i].state != SLOT_HELD)
 		p->used++;
 	slot_set(p, i, SLOT_HELD, id);
+	p->slots[i].holder = holder;
 	store(p->first + i, out, p->version);
 }
 
 static int alloc_locked(struct ipam *ip, const char *client_id, uint8_t version,
-			const uint8_t *preferred, uint8_t out[16])
+			const uint8_t *preferred, uint8_t holder, uint8_t out[16])
 {
 	struct pool *p = pool_of(ip, version);
 	long i;
@@ -415,6 +417,7 @@ static int alloc_locked(struct ipam *ip, const char *client_id, uint8_t version,
 	if (!p)
 		return ZG_ERR_NOTFOUND;
 	if ((i = find_owner(p, client_id, SLOT_HELD)) >= 0) {
+		p->slots[i].holder = holder; /* the newest tunnel holds it */
 		store(p->first + (size_t)i, out, version);
 		return 0;
 	}
@@ -423,40 +426,42 @@ static int alloc_locked(struct ipam *ip, const char *client_id, uint8_t version,
 		if (a >= p->first && a - p->first < p->n) {
 			struct slot *s = &p->slots[(size_t)(a - p->first)];
 			if (s->state == SLOT_NEVER || strcmp(s->owner, client_id) == 0) {
-				take(p, (size_t)(a - p->first), client_id, out);
+				take(p, (size_t)(a - p->first), client_id, holder, out);
 				return 0;
 			}
 		}
 	}
 	if ((i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) >= 0) {
-		take(p, (size_t)i, client_id, out);
+		take(p, (size_t)i, client_id, holder, out);
 		return 0;
 	}
 	start = (size_t)(id_hash(client_id) % p->n);
 	for (size_t k = 0; k < p->n; k++) {
 		size_t j = (start + k) % p->n;
 		if (p->slots[j].state == SLOT_NEVER) {
-			take(p, j, client_id, out);
+			take(p, j, client_id, holder, out);
 			return 0;
 		}
 	}
 	for (size_t k = 0; k < p->n; k++) { /* reclaim someone's memory */
 		size_t j = (start + k) % p->n;
 		if (p->slots[j].state == SLOT_FREE_REMEMBERED) {
-			take(p, j, client_id, out);
+			take(p, j, client_id, holder, out);
 			return 0;
 		}
 	}
 	return ZG_ERR_LIMIT;
 }
 
-static int release_locked(struct ipam *ip, const char *client_id, uint8_t version)
+static int release_locked(struct ipam *ip, const char *client_id, uint8_t version, int holder)
 {
 	struct pool *p = pool_of(ip, version);
 	long i;
 
 	if (!p || (i = find_owner(p, client_id, SLOT_HELD)) < 0)
 		return ZG_ERR_NOTFOUND;
+	if (holder >= 0 && p->slots[i].holder != (uint8_t)holder)
+		return ZG_ERR_STATE;
 	p->slots[i].state = SLOT_FREE_REMEMBERED;
 	p->used--;
 	return 0;
@@ -508,7 +513,7 @@ static int assign_locked(struct ipam *ip, const char *client_id, uint8_t version
 	while ((i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) >= 0 &&
 	       (size_t)i != (size_t)(a - p->first))
 		slot_set(p, (size_t)i, SLOT_NEVER, "");
-	take(p, (size_t)(a - p->first), client_id, out);
+	take(p, (size_t)(a - p->first), client_id, 0, out);
 	return 0;
 }
 
@@ -531,7 +536,20 @@ int ipam_alloc(struct ipam *ip, const char *client_id, uint8_t version,
 
 	if ((r = lock(ip)) != 0)
 		return r;
-	if ((r = alloc_locked(ip, client_id, version, preferred, out)) == 0)
+	if ((r = alloc_locked(ip, client_id, version, preferred, 0, out)) == 0)
+		ip->changes++;
+	unlock(ip);
+	return r;
+}
+
+int ipam_alloc_by(struct ipam *ip, const char *client_id, uint8_t version,
+		  const uint8_t *preferred, uint8_t holder, uint8_t out[16])
+{
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	if ((r = alloc_locked(ip, client_id, version, preferred, holder, out)) == 0)
 		ip->changes++;
 	unlock(ip);
 	return r;
@@ -543,7 +561,19 @@ int ipam_release(struct ipam *ip, const char *client_id, uint8_t version)
 
 	if ((r = lock(ip)) != 0)
 		return r;
-	if ((r = release_locked(ip, client_id, version)) == 0)
+	if ((r = release_locked(ip, client_id, version, -1)) == 0)
+		ip->changes++;
+	unlock(ip);
+	return r;
+}
+
+int ipam_release_by(struct ipam *ip, const char *client_id, uint8_t version, uint8_t holder)
+{
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	if ((r = release_locked(ip, client_id, version, holder)) == 0)
 		ip->changes++;
 	unlock(ip);
 	return r;

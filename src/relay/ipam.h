@@ -20,8 +20,8 @@
  * (it was a scan of the pool, 2 % of the relay's handshake CPU at 3,000
  * tunnels in a /18).
  *
- * Memory: 65 bytes per client address of the pool (a state byte and the
- * owner's ID) plus 8 to 16 for the index, for either kind below, plus a
+ * Memory: 66 bytes per client address of the pool (a state byte, the
+ * holder byte and the owner's ID) plus 8 to 16 for the index, for either kind below, plus a
  * few hundred bytes; pages the pool never touches cost address space only.
  *
  * Shared across worker processes (ipam_new_shared, issue 21): the master
@@ -83,6 +83,19 @@ int ipam_alloc(struct ipam *ip, const char *client_id, uint8_t version,
 /* Releases client_id's address of that version; it stays remembered for
  * the client. Returns 0 or ZG_ERR_NOTFOUND. */
 int ipam_release(struct ipam *ip, const char *client_id, uint8_t version);
+
+/* Holders (workers: a shared allocator, issue 21). A held address also
+ * records which holder (0..255: the worker) took it last: ipam_alloc_by()
+ * sets it, also when client_id already holds the address (its tunnel
+ * moved to another worker), and ipam_alloc() sets 0. ipam_release_by()
+ * releases only when holder is the address's holder now, else returns
+ * ZG_ERR_STATE and leaves it: a worker whose old tunnel of a client
+ * closes after the client's new tunnel on another worker took the address
+ * must not free what the new tunnel uses. Same results otherwise as
+ * ipam_alloc() and ipam_release(). */
+int ipam_alloc_by(struct ipam *ip, const char *client_id, uint8_t version,
+		  const uint8_t *preferred, uint8_t holder, uint8_t out[16]);
+int ipam_release_by(struct ipam *ip, const char *client_id, uint8_t version, uint8_t holder);
 
 /* The address client_id holds now (not a remembered one). Returns 0 or
  * ZG_ERR_NOTFOUND. */
