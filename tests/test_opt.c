@@ -306,6 +306,23 @@ static void test_log_json_lines(void **state)
 	assert_non_null(strstr(captured, " warn cannot open /x: No such file or directory\n"));
 }
 
+/* A relay worker's lines say which worker (log_set_worker). */
+static void test_log_worker_tag(void **state)
+{
+	(void)state;
+	log_set_worker(3);
+	log_set_format(LOG_FMT_JSON);
+	capture(emit_errno);
+	assert_int_equal(strncmp(captured, "{\"ts\":\"", 7), 0);
+	assert_non_null(strstr(captured, "\"level\":\"warn\",\"worker\":3,\"msg\":\"cannot open /x\""));
+	log_set_format(LOG_FMT_TEXT);
+	capture(emit_errno);
+	assert_non_null(strstr(captured, " warn worker 3: cannot open /x: No such file or directory\n"));
+	log_set_worker(-1);
+	capture(emit_errno);
+	assert_null(strstr(captured, "worker"));
+}
+
 static void test_log_format_parse(void **state)
 {
 	enum log_format f = LOG_FMT_JSON;
@@ -608,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_durations_with_units_and_bare_numbers),
 		cmocka_unit_test(test_version_names_commit_and_libraries),
 		cmocka_unit_test(test_log_json_lines),
+		cmocka_unit_test(test_log_worker_tag),
 		cmocka_unit_test(test_log_format_parse),
 		cmocka_unit_test(test_opt_table_types_and_messages),
 		cmocka_unit_test(test_opt_table_keys_env_flags_usage),

@@ -51,6 +51,13 @@ int log_format_parse(const char *s, enum log_format *pfmt)
 	return 0;
 }
 
+static int worker_tag = -1; /* log_set_worker() */
+
+void log_set_worker(int worker)
+{
+	worker_tag = worker;
+}
+
 void log_set_output(FILE *f)
 {
 	out_file = f;
@@ -123,16 +130,23 @@ void log_emit(enum log_level lvl, const char *func, int with_errno,
 		ts[0] = '\0';
 	if (cur_format == LOG_FMT_JSON) {
 		char jmsg[sizeof(msg) * 6 + 1], jerr[512], jfunc[256];
+		char jw[32] = "";
 
+		if (worker_tag >= 0)
+			(void)snprintf(jw, sizeof(jw), ",\"worker\":%d", worker_tag);
 		json_str(msg, jmsg, sizeof(jmsg));
 		json_str(with_errno ? strerror(saved) : "", jerr, sizeof(jerr));
 		json_str(show_func ? func : "", jfunc, sizeof(jfunc));
-		fprintf(f, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"%s%s%s%s%s%s}\n", ts,
-			now.tv_nsec / 1000000L, tags[lvl], jmsg, with_errno ? ",\"error\":\"" : "",
-			jerr, with_errno ? "\"" : "", show_func ? ",\"func\":\"" : "", jfunc,
-			show_func ? "\"" : "");
+		fprintf(f, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\"%s,\"msg\":\"%s\"%s%s%s%s%s%s}\n",
+			ts, now.tv_nsec / 1000000L, tags[lvl], jw, jmsg,
+			with_errno ? ",\"error\":\"" : "", jerr, with_errno ? "\"" : "",
+			show_func ? ",\"func\":\"" : "", jfunc, show_func ? "\"" : "");
 	} else {
-		fprintf(f, "%s.%03ldZ %s %s%s%s%s%s\n", ts, now.tv_nsec / 1000000L, tags[lvl],
+		char tw[32] = "";
+
+		if (worker_tag >= 0)
+			(void)snprintf(tw, sizeof(tw), "worker %d: ", worker_tag);
+		fprintf(f, "%s.%03ldZ %s %s%s%s%s%s%s\n", ts, now.tv_nsec / 1000000L, tags[lvl], tw,
 			show_func ? func : "", show_func ? ": " : "", msg, with_errno ? ": " : "",
 			with_errno ? strerror(saved) : "");
 	}

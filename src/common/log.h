@@ -45,6 +45,10 @@ int log_format_parse(const char *s, enum log_format *pfmt);
 /* Where lines go: f, or stderr when f is NULL (the default). For tests. */
 void log_set_output(FILE *f);
 
+/* In a worker process of the relay (workers: N): every line says which
+ * ("worker 1: " before the text; "worker":1 in JSON). -1: none (default). */
+void log_set_worker(int worker);
+
 /* Prints one line. with_errno appends ": strerror(errno)" as saved on entry. */
 void log_emit(enum log_level lvl, const char *func, int with_errno,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
