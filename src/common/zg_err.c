@@ -24,6 +24,7 @@ const char *zg_strerror(int err)
 		"configuration error",
 		"limit reached",
 		"not found",
+		"timed out",
 	};
 
 	if (err > 0 || err <= ZG_ERR_LAST)

@@ -28,7 +28,8 @@ enum zg_err {
 	ZG_ERR_CONFIG = -15,     /* configuration rejected */
 	ZG_ERR_LIMIT = -16,      /* a configured limit was hit */
 	ZG_ERR_NOTFOUND = -17,   /* lookup found nothing */
-	ZG_ERR_LAST = -18        /* one past the last code; keep last */
+	ZG_ERR_TIMEOUT = -18,    /* a deadline passed before the peer answered */
+	ZG_ERR_LAST = -19        /* one past the last code; keep last */
 };
 
 /* Returns a static, human-readable name for err (e.g. "malformed input").
