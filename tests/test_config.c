@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -109,6 +110,61 @@ static void test_file_unknown_key_names_line_and_choices(void **state)
 	config_defaults(&c);
 	assert_int_equal(load(&c, "\n\nlisten_port: 4433\n"), ZG_ERR_CONFIG);
 	assert_err_contains("relay.yaml:3:1: listen_port: unknown key (expected one of: listen, ops_listen, tls,");
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[600];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* issue 21: workers: a number, or 0 for the CPUs the relay may use (its
+ * affinity, capped by the cgroup's cpu.max quota, rounded up). */
+static void test_workers(void **state)
+{
+	struct relay_config c;
+	char root[] = "/tmp/zg-cpu-XXXXXX", p[600], self[600];
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(c.workers, 1);
+	assert_int_equal(config_workers(&c, 8, 0), 1);
+	assert_int_equal(load(&c, "workers: 3\n"), 0);
+	assert_int_equal(config_workers(&c, 2, 1), 3); /* as asked, even above the CPUs */
+	assert_int_equal(load(&c, "workers: 65\n"), ZG_ERR_CONFIG);
+	assert_err_contains("workers");
+	assert_int_equal(load(&c, "workers: two\n"), ZG_ERR_CONFIG);
+	assert_int_equal(load(&c, "workers: 0\n"), 0);
+	assert_int_equal(config_workers(&c, 8, 0), 8);
+	assert_int_equal(config_workers(&c, 8, 3), 3);
+	assert_int_equal(config_workers(&c, 2, 3), 2);
+	assert_int_equal(config_workers(&c, 0, 0), 1);
+	assert_int_equal(config_workers(&c, 200, 0), CONFIG_WORKERS_MAX);
+
+	assert_non_null(mkdtemp(root));
+	snprintf(self, sizeof(self), "%s/self", root);
+	snprintf(p, sizeof(p), "%s/kubepods", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/kubepods/pod1", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	put(root, "self", "0::/kubepods/pod1\n");
+	assert_int_equal(config_cgroup_cpus(root, self), 0); /* no cpu.max */
+	put(root, "kubepods/pod1/cpu.max", "max 100000\n");
+	put(root, "kubepods/cpu.max", "250000 100000\n");
+	assert_int_equal(config_cgroup_cpus(root, self), 3); /* 2.5 CPUs: 3 workers */
+	put(root, "kubepods/pod1/cpu.max", "50000 100000\n");
+	assert_int_equal(config_cgroup_cpus(root, self), 1);
+	put(root, "kubepods/pod1/cpu.max", "garbage\n");
+	assert_int_equal(config_cgroup_cpus(root, self), 3);
+	assert_int_equal(config_cgroup_cpus(root, "/nonexistent/self"), 0);
+	snprintf(p, sizeof(p), "rm -rf '%s'", root);
+	assert_int_equal(system(p), 0);
 }
 
 /* 16.8b: dns.resolvable is a YAML list (or, from a variable or flag, one
@@ -601,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_parse),
 		cmocka_unit_test(test_c01_uri_template),
 		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_admin_keys),
 		cmocka_unit_test(test_usage_and_summary),
 		cmocka_unit_test(test_i16_6_forbidden_list),

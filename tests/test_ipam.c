@@ -390,6 +390,9 @@ static void test_holder_release(void **state)
 		assert_int_equal(ipam_alloc_by(ip, "agent-1", 4, NULL, 1, a1), 0);
 	assert_int_equal(ipam_lookup(ip, "agent-1", 4, a1), 0);
 	assert_memory_equal(a0, a1, 4); /* the same address, another holder */
+	assert_int_equal(ipam_holder(ip, "agent-1", 4), 1);
+	assert_int_equal(ipam_holder(ip, "agent-1", 6), 0);
+	assert_int_equal(ipam_holder(ip, "nobody", 4), ZG_ERR_NOTFOUND);
 	/* worker 0's late release: refused, the address stays held */
 	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 0), ZG_ERR_STATE);
 	assert_int_equal(ipam_lookup(ip, "agent-1", 4, out), 0);

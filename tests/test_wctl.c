@@ -566,8 +566,8 @@ static void test_bad_requests(void **state)
 		size_t reclen;
 		uint32_t len;
 	} cases[] = {
-		{ WCTL_HDR + 3, 4 },                       /* announces more than it has */
-		{ WCTL_HDR + 3, 2 },                       /* less */
+		{ WCTL_HDR + 3, 4 },                               /* announces more than it has */
+		{ WCTL_HDR + 3, 2 },                               /* less */
 		{ WCTL_HDR + WCTL_REQ_MAX + 1, WCTL_REQ_MAX + 1 }, /* too long */
 	};
 

@@ -81,6 +81,9 @@ static const struct opt_spec opts[] = {
 	  .meta = "CIDR,...",
 	  .set = set_prefixes,
 	  .list = 1 },
+	U32("workers", workers, 0, CONFIG_WORKERS_MAX, "1",
+	    "worker processes, each with its own event loop, stack and UDP socket on the same port; "
+	    "0 = one per CPU the relay may use; the limits are shared out among them"),
 	U32("limits.sessions", max_sessions, 1, 1000000, "10000", "tunnels at once"),
 	U32("limits.handshakes_per_source", max_handshakes_per_source, 1, 1000000, "32",
 	    "TLS handshakes in progress from one IPv4 address or IPv6 /64"),
@@ -504,13 +507,84 @@ static void fmt_prefix(const struct config_prefix *p, char *out, size_t outlen)
 	(void)snprintf(out, outlen, "%s/%u", a, p->len);
 }
 
+/* ceil(quota / period) of one cpu.max file ("max 100000" or "150000
+ * 100000"), 0 when it sets no limit or does not read. */
+static unsigned cpu_max_file(const char *path)
+{
+	char buf[128];
+	unsigned long long q, p;
+	FILE *fp = fopen(path, "re");
+	int ok;
+
+	if (fp == NULL)
+		return 0;
+	ok = fgets(buf, sizeof(buf), fp) != NULL;
+	fclose(fp);
+	if (!ok || sscanf(buf, "%llu %llu", &q, &p) != 2 || p == 0 || q == 0)
+		return 0;
+	q = (q + p - 1) / p;
+	return q > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (unsigned)q;
+}
+
+unsigned config_cgroup_cpus(const char *sysfs, const char *self_cgroup)
+{
+	char line[512], path[1024];
+	unsigned v = 0, c;
+	FILE *fp = fopen(self_cgroup, "re");
+
+	/* cgroup v2: this process's cgroup and its parents up to the mount's
+	 * root (all a container sees); the smallest quota binds */
+	if (fp != NULL) {
+		while (fgets(line, sizeof(line), fp) != NULL) {
+			char *cg = line + 3, *slash;
+
+			line[strcspn(line, "\n")] = '\0';
+			if (strncmp(line, "0::/", 4) != 0)
+				continue;
+			for (;;) {
+				if ((size_t)snprintf(path, sizeof(path), "%s%s/cpu.max", sysfs, cg) <
+					    sizeof(path) &&
+				    (c = cpu_max_file(path)) != 0 && (v == 0 || c < v))
+					v = c;
+				slash = strrchr(cg, '/');
+				if (slash == NULL || slash == cg)
+					break;
+				*slash = '\0';
+			}
+			break;
+		}
+		fclose(fp);
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/cpu.max", sysfs) < sizeof(path) &&
+	    (c = cpu_max_file(path)) != 0 && (v == 0 || c < v))
+		v = c;
+	return v;
+}
+
+unsigned config_workers(const struct relay_config *c, unsigned ncpu, unsigned cgroup_cpus)
+{
+	unsigned n = c->workers;
+
+	if (n == 0) {
+		n = ncpu != 0 ? ncpu : 1;
+		if (cgroup_cpus != 0 && cgroup_cpus < n)
+			n = cgroup_cpus;
+	}
+	return n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : n;
+}
+
 size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 {
 	char p4[64], p6[64];
+	char wk[32];
 	int w;
 
 	fmt_prefix(&c->pool4, p4, sizeof(p4));
 	fmt_prefix(&c->pool6, p6, sizeof(p6));
+	if (c->workers == 0)
+		(void)snprintf(wk, sizeof(wk), "auto (one per CPU)");
+	else
+		(void)snprintf(wk, sizeof(wk), "%u", c->workers);
 	w = snprintf(buf, buflen,
 		     "listen        %s (QUIC/UDP)\n"
 		     "ops_listen    %s (HTTP)\n"
@@ -522,7 +596,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     "state_file    %s\n"
 		     "limits        %u sessions, %u flows, %u flows/client, %u half-open/client, %u UDP/client\n"
 		     "timeouts      tcp_idle %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, keepalive %ums, drain_grace %ums\n"
-		     "mtu           %u\n"
+		     "mtu           %u, workers %s\n"
 		     "log_level     %s, log_format %s\n",
 		     c->listen, c->ops_listen,
 		     c->admin_token_file[0] ? "token file " : "off (no admin.token_file)",
@@ -534,7 +608,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     c->state_file[0] ? c->state_file : "(memory only)", c->max_sessions,
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
 		     c->max_udp_per_client, c->tcp_idle_ms, c->udp_idle_ms, c->dns_idle_ms,
-		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, c->log_level, c->log_format);
+		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, wk, c->log_level, c->log_format);
 	if (w < 0)
 		return 0;
 	{ /* issue 17.6, appended so the table above stays as it was */

@@ -20,6 +20,7 @@
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_FORBIDDEN_MAX 16 /* prefixes in "forbidden" */
+#define CONFIG_WORKERS_MAX 64   /* workers: (issue 21) */
 
 /* An address prefix as configured (pool). version 0 = not set. */
 struct config_prefix {
@@ -71,6 +72,7 @@ struct relay_config {
 	 * node ranges that lead back to the relay), besides the built-in set */
 	struct config_prefix forbidden[CONFIG_FORBIDDEN_MAX];
 	uint32_t n_forbidden;
+	uint32_t workers; /* 0: one per usable CPU (config_workers()) */
 	uint32_t max_sessions;
 	uint32_t max_handshakes_per_source; /* QUIC handshakes in progress per address */
 	uint32_t max_flows;
@@ -153,6 +155,17 @@ size_t config_usage(char *buf, size_t buflen);
 /* Writes a human-readable summary of *cfg (for --check-config). Returns the
  * length needed, like snprintf. */
 size_t config_summary(const struct relay_config *cfg, char *buf, size_t buflen);
+
+/* The CPUs cgroup v2 lets this process use: ceil(quota / period) of the
+ * smallest cpu.max on the way from its cgroup (read from self_cgroup,
+ * normally /proc/self/cgroup) up to sysfs (/sys/fs/cgroup); 0 when none
+ * sets a quota. At most CONFIG_WORKERS_MAX. */
+unsigned config_cgroup_cpus(const char *sysfs, const char *self_cgroup);
+
+/* The worker processes to run: workers:, or for 0 the CPUs the relay may
+ * use, ncpu (its affinity mask) capped by cgroup_cpus (0: no quota);
+ * 1 .. CONFIG_WORKERS_MAX. */
+unsigned config_workers(const struct relay_config *c, unsigned ncpu, unsigned cgroup_cpus);
 
 /* The relay's id as zgate-api records it: relay_id, or the host name
  * when that is empty (truncated to outlen). Returns 0, or

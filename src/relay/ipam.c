@@ -567,6 +567,21 @@ int ipam_release(struct ipam *ip, const char *client_id, uint8_t version)
 	return r;
 }
 
+int ipam_holder(const struct ipam *ip, const char *client_id, uint8_t version)
+{
+	const struct pool *p;
+	long i;
+	int r;
+
+	if ((r = lock(ip)) != 0)
+		return r;
+	r = ZG_ERR_NOTFOUND;
+	if ((p = cpool_of(ip, version)) != NULL && (i = find_owner(p, client_id, SLOT_HELD)) >= 0)
+		r = p->slots[i].holder;
+	unlock(ip);
+	return r;
+}
+
 int ipam_release_by(struct ipam *ip, const char *client_id, uint8_t version, uint8_t holder)
 {
 	int r;

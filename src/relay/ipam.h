@@ -96,6 +96,9 @@ int ipam_release(struct ipam *ip, const char *client_id, uint8_t version);
 int ipam_alloc_by(struct ipam *ip, const char *client_id, uint8_t version,
 		  const uint8_t *preferred, uint8_t holder, uint8_t out[16]);
 int ipam_release_by(struct ipam *ip, const char *client_id, uint8_t version, uint8_t holder);
+/* The holder (0..255) of client_id's held address, or ZG_ERR_NOTFOUND
+ * when it holds none. */
+int ipam_holder(const struct ipam *ip, const char *client_id, uint8_t version);
 
 /* The address client_id holds now (not a remembered one). Returns 0 or
  * ZG_ERR_NOTFOUND. */

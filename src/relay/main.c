@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -45,12 +46,14 @@
 #include "relay/dnssvc.h"
 #include "relay/fdlimit.h"
 #include "relay/localaddr.h"
+#include "relay/master.h"
 #include "relay/metrics.h"
 #include "relay/ops.h"
 #include "relay/pdump.h"
 #include "relay/policy.h"
 #include "relay/session.h"
 #include "relay/watch.h"
+#include "relay/wctl.h"
 #include "sdnotify.h"
 #include "stack.h"
 #include "zg_build.h"
@@ -117,6 +120,13 @@ struct relay {
 	uint8_t zg_buf[32768];                               /* one ZG_CONNECTORS value */
 	uint8_t acc_capsules[DNSASSIGN_CAPSULE_MAX + 32768]; /* what rides the 200 */
 	struct pdump dump;                                   /* debug.payload_dump */
+	/* issue 21: workers: N (master.h). nworkers 1: this process is the
+	 * whole relay; else it is worker `worker` of nworkers */
+	unsigned worker, nworkers;
+	struct master_env *wenv;
+	struct wctl_server *ctl; /* the master's requests */
+	struct event *ev_notes;  /* the other workers' notes */
+	uint64_t replaced_elsewhere;
 };
 
 static uint64_t fnv1a(const uint8_t *p, size_t n);
@@ -247,7 +257,8 @@ static int h_ipam_alloc(void *ctx, const char *id, int version, uint8_t addr[16]
 {
 	struct relay *r = ctx;
 
-	return ipam_alloc(r->ipam, id, (uint8_t)version, NULL, addr);
+	/* workers: the address records which worker's tunnel has it */
+	return ipam_alloc_by(r->ipam, id, (uint8_t)version, NULL, (uint8_t)r->worker, addr);
 }
 
 /* 19.5: the DNS_ASSIGN capsule for s (dnsassign.h) in buf, or 0 when
@@ -393,12 +404,16 @@ static void h_ipam_release(void *ctx, const char *id, int version)
 {
 	struct relay *r = ctx;
 
-	(void)ipam_release(r->ipam, id, (uint8_t)version);
+	/* not when the client's newer tunnel on another worker took it */
+	(void)ipam_release_by(r->ipam, id, (uint8_t)version, (uint8_t)r->worker);
 }
 
 static void h_ipam_changed(void *ctx)
 {
-	save_ipam(ctx);
+	struct relay *r = ctx;
+
+	if (r->nworkers < 2)
+		save_ipam(r); /* else the master saves (master.h) */
 }
 
 static int h_peer_cert(void *ctx, struct masque_conn *c, uint8_t *buf, size_t cap, size_t *plen)
@@ -522,6 +537,10 @@ static void h_audit_open(void *ctx, const struct session *s)
 
 	audit_session_open(r->audit, s->sid, s->id, s->vip_s, s->peer, masque_conn_cert_serial(s->c),
 			   masque_conn_cert_sha256(s->c));
+	/* one tunnel per client across the workers: an older one on another
+	 * worker is closed there (notes_cb) */
+	if (r->nworkers > 1 && master_note_send(r->wenv, r->worker, MASTER_NOTE_OPENED, s->id) != 0)
+		log_warnx("%s: cannot tell the other workers of its new tunnel", s->id);
 }
 
 static void h_audit_close(void *ctx, const struct session *s, uint64_t duration_ms,
@@ -1008,7 +1027,11 @@ static void sessions_init(struct relay *r)
 		hh.ipam_cancel = h_ipam_cancel;
 		hh.ipam_assign = h_ipam_assign;
 	}
-	session_table_init(&r->st, &hh, r->cfg.max_sessions, r->cfg.pool6.version == 6, key);
+	/* workers: each holds its share of the relay's tunnels */
+	session_table_init(&r->st, &hh,
+			   r->nworkers > 1 ? (r->cfg.max_sessions + r->nworkers - 1) / r->nworkers
+					   : r->cfg.max_sessions,
+			   r->cfg.pool6.version == 6, key);
 	r->st.dnsgate = r->dnsgate;
 	r->st.dns_per_min = r->cfg.dns_per_min;
 }
@@ -1397,7 +1420,19 @@ static void reload_policy(struct relay *r, const char *trigger)
 		/* Keep the policy in force and say exactly why. */
 		r->reload_fail++;
 		log_warnx("policy reload failed (%s), keeping the current policy: %s", trigger, err);
-		audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
+		if (r->worker == 0) /* workers: one line per relay */
+			audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
+		return;
+	}
+	if (r->nworkers > 1 && policy_connector_count(np) > 0) {
+		(void)snprintf(err, sizeof(err),
+			       "%.300s lists connectors, which need workers: 1 (this relay runs %u)",
+			       r->cfg.policy_file, r->nworkers);
+		policy_free(np);
+		r->reload_fail++;
+		log_warnx("policy reload failed (%s), keeping the current policy: %s", trigger, err);
+		if (r->worker == 0)
+			audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
 		return;
 	}
 	policy_free(r->policy);
@@ -1406,7 +1441,8 @@ static void reload_policy(struct relay *r, const char *trigger)
 	r->last_reload_ok_s = (uint64_t)time(NULL);
 	log_info("policy reloaded from %s (%s): %zu clients, %zu rules", r->cfg.policy_file,
 		 trigger, policy_client_count(np), policy_rule_count(np));
-	audit_policy_reload(r->audit, 1, r->cfg.policy_file, NULL);
+	if (r->worker == 0)
+		audit_policy_reload(r->audit, 1, r->cfg.policy_file, NULL);
 	/* issue 18.2: open flows the new policy denies end now (first, so
 	 * each is audited with reason policy) */
 	n = stack_reevaluate(r->stack, reeval_policy, r, "policy");
@@ -1443,7 +1479,8 @@ static void reload_tls(struct relay *r, const char *trigger)
 		r->tls_reload_fail++;
 		log_warnx("TLS reload failed (%s), keeping the current certificates: %s", trigger,
 			  err);
-		audit_tls_reload(r->audit, 0, trigger, err);
+		if (r->worker == 0)
+			audit_tls_reload(r->audit, 0, trigger, err);
 		return;
 	}
 	masque_server_set_tls(r->srv, r->tls);
@@ -1452,7 +1489,8 @@ static void reload_tls(struct relay *r, const char *trigger)
 	crl_expired_warn(r);
 	log_info("TLS reloaded (%s): certificate %s, client CA %s%s%s", trigger, r->cfg.tls_cert,
 		 r->cfg.tls_client_ca, r->cfg.tls_crl[0] ? ", CRL " : "", r->cfg.tls_crl);
-	audit_tls_reload(r->audit, 1, trigger, NULL);
+	if (r->worker == 0)
+		audit_tls_reload(r->audit, 1, trigger, NULL);
 	for (s = r->st.head; s != NULL; s = s->next) {
 		enum tls_reject why;
 		char msg[96];
@@ -1545,7 +1583,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 			struct ops *ao = r->admin_ops != NULL ? r->admin_ops : r->ops;
 			char aerr[512];
 
-			if (r->cfg.admin_token_file[0] != '\0' &&
+			if (ao != NULL && r->cfg.admin_token_file[0] != '\0' &&
 			    ops_admin_reload(ao, aerr, sizeof(aerr)) != 0)
 				log_warnx("%s: keeping the admin token in force", aerr);
 		}
@@ -1688,8 +1726,10 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 	if (rv != 0)
 		return rv;
 	r->last_reload_ok_s = (uint64_t)time(NULL);
-	rv = ipam_new(&r->cfg.pool4, r->cfg.pool6.version ? &r->cfg.pool6 : NULL,
-		      r->cfg.max_sessions, &r->ipam);
+	/* workers: one pool in memory the master shares with them */
+	rv = (r->nworkers > 1 ? ipam_new_shared : ipam_new)(
+		&r->cfg.pool4, r->cfg.pool6.version ? &r->cfg.pool6 : NULL, r->cfg.max_sessions,
+		&r->ipam);
 	if (rv != 0) {
 		(void)snprintf(err, errlen, "pool: %s", zg_strerror(rv));
 		return rv;
@@ -1754,7 +1794,8 @@ static int audit_start(struct relay *r, char *err, size_t errlen)
 	struct audit_config ac;
 	int rv;
 
-	rv = audit_out_open(STDOUT_FILENO, &r->audit_out);
+	rv = audit_out_open(r->nworkers > 1 ? master_audit_wr(r->wenv, r->worker) : STDOUT_FILENO,
+			    &r->audit_out);
 	if (rv != 0) {
 		(void)snprintf(err, errlen, "stdout (the audit trail): %s", strerror(errno));
 		return rv;
@@ -1773,8 +1814,9 @@ static int audit_start(struct relay *r, char *err, size_t errlen)
 	rv = audit_new(&ac, &r->audit);
 	if (rv != 0)
 		return rv;
-	log_info("audit trail on stdout (%s), buffer %u KiB", r->audit_out.mode,
-		 r->cfg.audit_buffer_kib);
+	if (r->nworkers < 2)
+		log_info("audit trail on stdout (%s), buffer %u KiB", r->audit_out.mode,
+			 r->cfg.audit_buffer_kib);
 	return 0;
 }
 
@@ -1868,6 +1910,99 @@ static int names_start(struct relay *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* workers: N (master.h)                                              */
+
+/* Another worker opened a tunnel for a client: the one here, if any, is
+ * older unless this worker took the client's address again since (a
+ * still newer tunnel here). */
+static void notes_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	char id[MASTER_NOTE_MAX + 1];
+	uint8_t kind;
+	int rv;
+
+	(void)fd;
+	(void)what;
+	while ((rv = master_note_recv(r->wenv, r->worker, &kind, id, sizeof(id))) != 0) {
+		struct session *s;
+
+		if (rv < 0) {
+			if (rv == ZG_ERR_MALFORMED)
+				continue;
+			break;
+		}
+		if (kind != MASTER_NOTE_OPENED)
+			continue;
+		s = session_by_id(&r->st, id);
+		if (s == NULL || s->state != SESSION_OPEN ||
+		    ipam_holder(r->ipam, id, 4) == (int)r->worker)
+			continue;
+		log_info("%s: a newer tunnel on another worker replaces the one from %s", id,
+			 s->peer);
+		r->replaced_elsewhere++;
+		session_revoke(&r->st, s, "replaced", "replaced by a newer connection");
+	}
+}
+
+static void list_emit(void *ectx, const struct ops_session *os)
+{
+	char line[1024];
+	size_t n = master_session_line(os, line, sizeof(line));
+
+	(void)evbuffer_add(ectx, line, n);
+}
+
+/* The master's requests (master.h, wctl.h). */
+static int ctl_handler(void *ctx, uint8_t op, const uint8_t *req, size_t len,
+		       struct evbuffer *reply)
+{
+	struct relay *r = ctx;
+	char id[256];
+
+	switch (op) {
+	case MASTER_OP_READY:
+		return 0;
+	case MASTER_OP_METRICS:
+		metrics_cb(r, reply);
+		return 0;
+	case MASTER_OP_LIST:
+		admin_list(r, list_emit, reply);
+		return 0;
+	case MASTER_OP_KICK:
+		if (len == 0 || len >= sizeof(id) || memchr(req, '\0', len) != NULL)
+			return 2;
+		memcpy(id, req, len);
+		id[len] = '\0';
+		return admin_kick(r, id) == 0 ? 0 : MASTER_KICK_NONE;
+	default:
+		return 2;
+	}
+}
+
+static int worker_start(struct relay *r, char *err, size_t errlen)
+{
+	int rv = wctl_serve_new(r->base, r->wenv->ctl[r->worker][1], ctl_handler, r, &r->ctl);
+
+	if (rv != 0) {
+		(void)snprintf(err, errlen, "the master's channel: %s", zg_strerror(rv));
+		return rv;
+	}
+	r->ev_notes = event_new(r->base, r->wenv->notes.rd[r->worker], EV_READ | EV_PERSIST,
+				notes_cb, r);
+	if (r->ev_notes == NULL || event_add(r->ev_notes, NULL) != 0)
+		return ZG_ERR_NOMEM;
+	return 0;
+}
+
+/* A share of a relay-wide limit for one worker (rounded up: a client lands
+ * on a worker by chance, a worker may hold a little more than its share). */
+static uint32_t share(const struct relay *r, uint32_t v)
+{
+	return r->nworkers > 1 ? (v + r->nworkers - 1) / r->nworkers : v;
+}
+
 static int start(struct relay *r, char *err, size_t errlen)
 {
 	struct stack_config sc;
@@ -1893,6 +2028,12 @@ static int start(struct relay *r, char *err, size_t errlen)
 	rv = api_start(r, err, errlen);
 	if (rv != 0)
 		return rv;
+	if (r->nworkers > 1) {
+		/* ops, admin: the master's, which asks this worker */
+		if ((rv = worker_start(r, err, errlen)) != 0)
+			return rv;
+		goto stack;
+	}
 	rv = ops_new(r->base, r->cfg.ops_listen, metrics_cb, r, &r->ops);
 	if (rv != 0) {
 		(void)snprintf(err, errlen, "ops_listen %.200s: cannot listen there", r->cfg.ops_listen);
@@ -1923,9 +2064,10 @@ static int start(struct relay *r, char *err, size_t errlen)
 			 r->admin_ops != NULL ? r->cfg.admin_listen : r->cfg.ops_listen, ops_port(ao),
 			 r->cfg.admin_token_file);
 	}
+stack:
 	stack_config_defaults(&sc);
 	sc.mtu = r->cfg.mtu;
-	sc.max_flows = r->cfg.max_flows;
+	sc.max_flows = share(r, r->cfg.max_flows);
 	sc.max_flows_per_client = r->cfg.max_flows_per_client;
 	sc.max_halfopen_per_client = r->cfg.max_halfopen_per_client;
 	sc.max_udp_per_client = r->cfg.max_udp_per_client;
@@ -1938,10 +2080,12 @@ static int start(struct relay *r, char *err, size_t errlen)
 		uint64_t cg = stack_cgroup_memory_limit("/sys/fs/cgroup", "/proc/self/cgroup");
 
 		sc.max_lwip_bytes = stack_memory_default(cg);
-		log_info("limits.memory: %llu MiB (%s)",
-			 (unsigned long long)(sc.max_lwip_bytes >> 20),
-			 cg ? "half the cgroup memory limit" : "no cgroup memory limit");
+		if (r->worker == 0)
+			log_info("limits.memory: %llu MiB (%s)",
+				 (unsigned long long)(sc.max_lwip_bytes >> 20),
+				 cg ? "half the cgroup memory limit" : "no cgroup memory limit");
 	}
+	sc.max_lwip_bytes /= r->nworkers > 1 ? r->nworkers : 1;
 	sc.tcp_idle_ms = r->cfg.tcp_idle_ms;
 	sc.udp_idle_ms = r->cfg.udp_idle_ms;
 	sc.dns_idle_ms = r->cfg.dns_idle_ms;
@@ -1988,7 +2132,13 @@ static int start(struct relay *r, char *err, size_t errlen)
 	mc.uri_template = r->cfg.uri_template;
 	mc.ext_capsules[0] = CAPSULE_DNS_ASSIGN; /* 19.5: a client that sends one gets ours */
 	mc.n_ext_capsules = 1;
-	mc.max_conns = (size_t)r->cfg.max_sessions + r->cfg.max_sessions / 4 + 16;
+	mc.max_conns = (size_t)share(r, r->cfg.max_sessions) + share(r, r->cfg.max_sessions) / 4 + 16;
+	if (r->nworkers > 1) {
+		mc.worker_index = r->worker;
+		mc.nworkers = r->nworkers;
+		mc.listen_fd = r->wenv->udp[r->worker];
+		r->wenv->udp[r->worker] = -1; /* the server's from now on */
+	}
 	mc.max_handshakes_per_source = r->cfg.max_handshakes_per_source;
 	mc.idle_timeout_ms = r->cfg.quic_idle_ms;
 	mc.keepalive_ms = r->cfg.keepalive_ms;
@@ -2005,6 +2155,9 @@ static int start(struct relay *r, char *err, size_t errlen)
 				   errlen);
 	if (rv != 0)
 		return rv;
+	if (r->nworkers > 1 &&
+	    (rv = masque_udp_server_set_steer(r->udp, &r->wenv->steer, err, errlen)) != 0)
+		return rv;
 	r->ev_term = evsignal_new(r->base, SIGTERM, signal_cb, r);
 	r->ev_int = evsignal_new(r->base, SIGINT, signal_cb, r);
 	r->ev_hup = evsignal_new(r->base, SIGHUP, signal_cb, r);
@@ -2014,6 +2167,13 @@ static int start(struct relay *r, char *err, size_t errlen)
 		return ZG_ERR_NOMEM;
 	watch_start(r);
 	ops_set_state(r->ops, OPS_READY);
+	if (r->nworkers > 1) {
+		log_info("serving: QUIC on UDP %s (port %d), up to %u tunnels, pool %zu addresses "
+			 "(shared), policy %s (%zu clients)",
+			 r->cfg.listen, masque_udp_port(r->udp), share(r, r->cfg.max_sessions),
+			 ipam_size(r->ipam, 4), r->cfg.policy_file, policy_client_count(r->policy));
+		return 0; /* the master says ready, audits relay_start/stop */
+	}
 	log_info("zgate-relay %s ready: QUIC on UDP %s (port %d), ops on %s (port %u), pool %zu "
 		 "addresses, policy %s (%zu clients)",
 		 ZG_VERSION, r->cfg.listen, masque_udp_port(r->udp), r->cfg.ops_listen,
@@ -2059,9 +2219,14 @@ static void shutdown_all(struct relay *r)
 		stack_del(r->stack);
 	if (r->dns != NULL)
 		evdns_base_free(r->dns, 1);
-	if (r->ipam != NULL)
-		save_ipam(r);
+	if (r->ipam != NULL && r->nworkers < 2)
+		save_ipam(r); /* else the master's */
 	ops_del(r->ops);
+	wctl_server_free(r->ctl);
+	r->ctl = NULL;
+	if (r->ev_notes != NULL)
+		event_free(r->ev_notes);
+	r->ev_notes = NULL;
 	ops_del(r->admin_ops);
 	if (r->ev_term)
 		event_free(r->ev_term);
@@ -2086,8 +2251,107 @@ static void shutdown_all(struct relay *r)
 		wolfSSL_CTX_free(r->tls);
 }
 
+/* libevent's own messages in a worker: "Added a signal to event base ...
+ * with signals already added" is its note that the worker's new base now
+ * takes the signals the master's (inherited, never used here) had, which
+ * is what is wanted (wpool.h); the rest are the operator's. */
+static void worker_event_log(int severity, const char *msg)
+{
+	if (strncmp(msg, "Added a signal to event base", 28) == 0)
+		log_debug("libevent: %s", msg);
+	else if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
+/* Worker i of the master's pool (master.h): the relay's loop on its
+ * share. */
+static int worker_run(unsigned i, void *arg)
+{
+	struct relay *r = arg;
+	char err[1024] = "";
+	int rv;
+
+	r->worker = i;
+	log_set_worker((int)i);
+	event_set_log_callback(worker_event_log);
+	master_worker_keep(r->wenv, i);
+	/* a worker restarted after a reload starts from the files as they
+	 * are now, not from the master's copy of them at its start */
+	{
+		struct tls_server_files files = { r->cfg.tls_cert, r->cfg.tls_key,
+						  r->cfg.tls_client_ca, r->cfg.tls_crl };
+		enum tls_identity idm = TLS_IDENTITY_CN;
+		struct policy *np = NULL;
+
+		if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) == 0 &&
+		    policy_connector_count(np) == 0) {
+			policy_free(r->policy);
+			r->policy = np;
+		} else {
+			policy_free(np);
+			log_warnx("%s: starting with the policy the relay started with",
+				  err[0] ? err : "connectors listed");
+		}
+		(void)tls_identity_parse(r->cfg.tls_identity, &idm);
+		if (tls_server_ctx_rebuild(&r->tls, &files, idm, err, sizeof(err)) != 0)
+			log_warnx("%s: starting with the certificates the relay started with", err);
+		err[0] = '\0';
+	}
+	r->base = masque_udp_base_new();
+	if (r->base == NULL) {
+		log_errx("cannot create the event loop");
+		return 1;
+	}
+	rv = start(r, err, sizeof(err));
+	if (rv != 0) {
+		log_errx("%s", err[0] ? err : zg_strerror(rv));
+		shutdown_all(r);
+		return 1;
+	}
+	event_base_dispatch(r->base);
+	log_info("stopping: %zu tunnels open", r->st.n);
+	shutdown_all(r);
+	return 0;
+}
+
+/* The CPUs this process may run on (its affinity mask). */
+static unsigned affinity_cpus(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 1;
+	return (unsigned)CPU_COUNT(&set);
+}
+
+/* What workers: N cannot do yet; 0 or ZG_ERR_CONFIG with err. */
+static int workers_check(const struct relay *r, char *err, size_t errlen)
+{
+	if (r->nworkers < 2)
+		return 0;
+	if (strcmp(r->cfg.ipam_backend, "api") == 0) {
+		(void)snprintf(err, errlen,
+			       "workers: %u: ipam.backend api needs workers: 1 (one process per "
+			       "relay talks to zgate-api)",
+			       r->nworkers);
+		return ZG_ERR_CONFIG;
+	}
+	if (policy_connector_count(r->policy) > 0) {
+		(void)snprintf(err, errlen,
+			       "workers: %u: %.300s lists on-prem connectors, which need workers: 1 "
+			       "(an agent and its connector must share one process)",
+			       r->nworkers, r->cfg.policy_file);
+		return ZG_ERR_CONFIG;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	static struct master_env W;
 	static struct relay R;
 	char err[1024] = "", summary[4096];
 	enum config_action act;
@@ -2109,7 +2373,11 @@ int main(int argc, char **argv)
 		return OPT_EXIT_OK;
 	}
 	check = act == CONFIG_CHECK;
+	R.nworkers = config_workers(&R.cfg, affinity_cpus(),
+				    config_cgroup_cpus("/sys/fs/cgroup", "/proc/self/cgroup"));
 	rv = load_state(&R, err, sizeof(err));
+	if (rv == 0)
+		rv = workers_check(&R, err, sizeof(err));
 	if (rv == 0)
 		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
 	if (rv == 0)
@@ -2140,9 +2408,25 @@ int main(int argc, char **argv)
 		       R.cfg.tls_crl[0] ? ", CRL" : "");
 		dnsassign_summary(R.dnsassign, summary, sizeof(summary));
 		printf("dns_assign    %s\n", summary);
+		printf("processes     %u worker%s%s\n", R.nworkers, R.nworkers == 1 ? "" : "s",
+		       R.nworkers == 1 ? " (no master)" : " and a master");
 		printf("configuration ok\n");
 		shutdown_all(&R);
 		return 0;
+	}
+	if (R.nworkers > 1) {
+		rv = master_open(&W, R.nworkers, R.cfg.listen, err, sizeof(err));
+		if (rv != 0) {
+			fprintf(stderr, "zgate-relay: %s\n", err);
+			shutdown_all(&R);
+			return 1;
+		}
+		R.wenv = &W;
+		W.run = worker_run;
+		W.arg = &R;
+		rv = master_run(&R.cfg, R.ipam, &W);
+		shutdown_all(&R);
+		return rv;
 	}
 	R.base = masque_udp_base_new();
 	if (R.base == NULL) {

@@ -973,7 +973,8 @@ void ops_set_ready_note(struct ops *o, ops_ready_note_fn fn)
 
 void ops_set_state(struct ops *o, enum ops_state st)
 {
-	o->state = st;
+	if (o != NULL)
+		o->state = st;
 }
 
 enum ops_state ops_get_state(const struct ops *o)
@@ -988,5 +989,5 @@ void ops_get_stats(const struct ops *o, struct ops_stats *st)
 
 uint16_t ops_port(const struct ops *o)
 {
-	return o->port;
+	return o != NULL ? o->port : 0;
 }

@@ -129,6 +129,7 @@ void ops_set_limits(struct ops *o, unsigned max_conns, uint32_t timeout_ms);
 /* Stops listening, closes every connection and frees. NULL is ignored. */
 void ops_del(struct ops *o);
 
+/* NULL is ignored (a relay worker has no ops endpoint of its own). */
 void ops_set_state(struct ops *o, enum ops_state st);
 
 /* Writes extra lines for the /ready body into buf (NUL-terminated, at
@@ -174,6 +175,6 @@ void ops_get_admin_stats(const struct ops *o, struct ops_admin_stats *st);
 void ops_admin_metrics(const struct ops *o, struct evbuffer *b);
 
 /* The port actually bound (useful with port 0 in tests). */
-uint16_t ops_port(const struct ops *o);
+uint16_t ops_port(const struct ops *o); /* 0 for NULL */
 
 #endif /* ZG_RELAY_OPS_H */

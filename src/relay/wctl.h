@@ -65,11 +65,11 @@ struct evbuffer;
 struct event_base;
 struct wctl_server;
 
-#define WCTL_HDR 9                        /* op|seq|len or seq|status|len */
-#define WCTL_REQ_MAX 4096                 /* a request's payload */
+#define WCTL_HDR 9                         /* op|seq|len or seq|status|len */
+#define WCTL_REQ_MAX 4096                  /* a request's payload */
 #define WCTL_REPLY_MAX (16u * 1024 * 1024) /* a reply's payload */
-#define WCTL_CHUNK (64u * 1024)           /* data in one reply record */
-#define WCTL_SOCKBUF (1024 * 1024)        /* SO_SNDBUF asked for each end */
+#define WCTL_CHUNK (64u * 1024)            /* data in one reply record */
+#define WCTL_SOCKBUF (1024 * 1024)         /* SO_SNDBUF asked for each end */
 
 /* Status codes of the channel itself, above every handler code. */
 #define WCTL_ST_OK 0

@@ -1,0 +1,833 @@
+/*
+ * master.c — zgate-relay's master process with `workers: N` (master.h).
+ */
+#include "relay/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "masque/udp.h"
+#include "relay/audit.h"
+#include "relay/ipam.h"
+#include "relay/metrics_merge.h"
+#include "relay/ops.h"
+#include "relay/wctl.h"
+#include "relay/wpool.h"
+#include "sdnotify.h"
+#include "zg_build.h"
+#include "zg_err.h"
+
+/* A worker answers within one turn of its loop; a busy one may take a
+ * few milliseconds. The master's loop waits meanwhile (it carries no
+ * tunnel traffic). */
+#define CTL_TIMEOUT_MS 1000
+#define READY_TIMEOUT_MS 100
+#define TICK_MS 100
+#define SAVE_TICKS 10 /* the state file at most once a second */
+#define ALINE_MAX 2048
+#define APIPE_SIZE (1024 * 1024)
+
+struct master {
+	const struct relay_config *cfg;
+	struct ipam *ipam;
+	struct master_env *env;
+	struct event_base *base;
+	struct wpool *pool;
+	struct ops *ops, *admin_ops;
+	struct audit *audit;
+	struct audit_out aout;
+	int aout_open;
+	struct event *ev_audit, *ev_audit_w;
+	struct event *ev_ap[CONFIG_WORKERS_MAX];
+	char apart[CONFIG_WORKERS_MAX][ALINE_MAX]; /* a line cut by read() */
+	size_t aplen[CONFIG_WORKERS_MAX];
+	int apskip[CONFIG_WORKERS_MAX]; /* skipping an overlong line */
+	uint64_t alines_bad;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_tick, *ev_watchdog;
+	pid_t pid_seen[CONFIG_WORKERS_MAX];
+	uint8_t ready[CONFIG_WORKERS_MAX];
+	int all_ready_once, draining, fatal;
+	const char *stop_reason;
+	unsigned ticks;
+	uint64_t saved_changes, ipam_save_errors, metrics_missing;
+	uint64_t started_ms;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ------------------------------------------------------------------ */
+/* descriptors                                                        */
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		(void)close(*fd);
+	*fd = -1;
+}
+
+static void env_init(struct master_env *env, unsigned n)
+{
+	unsigned i;
+
+	env->n = n;
+	for (i = 0; i < CONFIG_WORKERS_MAX; i++) {
+		env->udp[i] = -1;
+		env->ctl[i][0] = env->ctl[i][1] = -1;
+		env->apipe[i][0] = env->apipe[i][1] = -1;
+	}
+	env->steer.n = env->notes.n = 0;
+	for (i = 0; i < STEER_MAX_WORKERS; i++) {
+		env->steer.rd[i] = env->steer.wr[i] = -1;
+		env->notes.rd[i] = env->notes.wr[i] = -1;
+	}
+}
+
+static void env_close(struct master_env *env)
+{
+	for (unsigned i = 0; i < CONFIG_WORKERS_MAX; i++) {
+		close_fd(&env->udp[i]);
+		close_fd(&env->ctl[i][0]);
+		close_fd(&env->ctl[i][1]);
+		close_fd(&env->apipe[i][0]);
+		close_fd(&env->apipe[i][1]);
+	}
+	steer_group_close(&env->steer);
+	steer_group_close(&env->notes);
+}
+
+int master_open(struct master_env *env, unsigned n, const char *listen, char *err,
+		size_t errlen)
+{
+	char e2[256];
+	unsigned i;
+	int rv;
+
+	env_init(env, n);
+	if (n < 2 || n > CONFIG_WORKERS_MAX) {
+		(void)snprintf(err, errlen, "workers: %u: 2 to %u for a master", n,
+			       CONFIG_WORKERS_MAX);
+		return ZG_ERR_INVAL;
+	}
+	rv = masque_udp_bind_group(listen, n, env->udp, err, errlen);
+	if (rv != 0)
+		return rv;
+	if (steer_attach_cbpf(env->udp[0], n, e2, sizeof(e2)) != 0)
+		log_warnx("%s: the kernel does not steer by connection ID; the workers hand each "
+			  "other the datagrams that reach the wrong one",
+			  e2);
+	if ((rv = steer_group_open(&env->steer, n, err, errlen)) != 0 ||
+	    (rv = steer_group_open(&env->notes, n, err, errlen)) != 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if ((rv = wctl_pair_open(env->ctl[i], err, errlen)) != 0)
+			goto fail;
+		if (pipe2(env->apipe[i], O_CLOEXEC) != 0) {
+			(void)snprintf(err, errlen, "the workers' audit pipes: %s", strerror(errno));
+			rv = ZG_ERR_IO;
+			goto fail;
+		}
+		/* room for bursts of lines while the master's loop is busy;
+		 * the kernel caps it (pipe-max-size) without privileges */
+		(void)fcntl(env->apipe[i][1], F_SETPIPE_SZ, APIPE_SIZE);
+		(void)fcntl(env->apipe[i][0], F_SETFL, O_NONBLOCK);
+	}
+	return 0;
+fail:
+	env_close(env);
+	return rv;
+}
+
+void master_worker_keep(struct master_env *env, unsigned self)
+{
+	for (unsigned i = 0; i < CONFIG_WORKERS_MAX; i++) {
+		close_fd(&env->ctl[i][0]);
+		close_fd(&env->apipe[i][0]);
+		if (i == self)
+			continue;
+		close_fd(&env->udp[i]);
+		close_fd(&env->ctl[i][1]);
+		close_fd(&env->apipe[i][1]);
+	}
+	steer_group_keep(&env->steer, self);
+	steer_group_keep(&env->notes, self);
+}
+
+int master_audit_wr(const struct master_env *env, unsigned i)
+{
+	return i < env->n ? env->apipe[i][1] : -1;
+}
+
+int master_note_send(const struct master_env *env, unsigned self, uint8_t kind,
+		     const char *client)
+{
+	uint8_t msg[MASTER_NOTE_MAX];
+	size_t n = strlen(client);
+	int rv = 0;
+
+	if (n == 0 || n > MASTER_NOTE_MAX - 1)
+		return ZG_ERR_INVAL;
+	msg[0] = kind;
+	memcpy(msg + 1, client, n);
+	for (unsigned w = 0; w < env->n; w++) {
+		if (w == self || env->notes.wr[w] < 0)
+			continue;
+		if (send(env->notes.wr[w], msg, n + 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			rv = errno == EAGAIN || errno == EWOULDBLOCK ? ZG_ERR_LIMIT : ZG_ERR_IO;
+	}
+	return rv;
+}
+
+int master_note_recv(const struct master_env *env, unsigned self, uint8_t *kind, char *client,
+		     size_t cap)
+{
+	uint8_t msg[MASTER_NOTE_MAX + 1];
+	ssize_t n;
+
+	if (self >= env->n || env->notes.rd[self] < 0 || cap < MASTER_NOTE_MAX)
+		return ZG_ERR_INVAL;
+	n = recv(env->notes.rd[self], msg, sizeof(msg), MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : ZG_ERR_IO;
+	if (n < 2 || n > MASTER_NOTE_MAX || memchr(msg + 1, '\0', (size_t)n - 1) != NULL)
+		return ZG_ERR_MALFORMED;
+	*kind = msg[0];
+	memcpy(client, msg + 1, (size_t)n - 1);
+	client[n - 1] = '\0';
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* session lines                                                      */
+
+static size_t put_field(char *buf, size_t cap, size_t k, const char *s)
+{
+	for (; s != NULL && *s != '\0' && k + 1 < cap; s++)
+		buf[k++] = *s == '\t' || *s == '\n' || *s == '\\' ? '?' : *s;
+	return k;
+}
+
+size_t master_session_line(const struct ops_session *s, char *buf, size_t cap)
+{
+	char num[96];
+	size_t k = 0;
+
+	k = put_field(buf, cap, k, s->client);
+	if (k + 1 < cap)
+		buf[k++] = '\t';
+	k = put_field(buf, cap, k, s->addr4);
+	if (k + 1 < cap)
+		buf[k++] = '\t';
+	k = put_field(buf, cap, k, s->addr6);
+	if (k + 1 < cap)
+		buf[k++] = '\t';
+	k = put_field(buf, cap, k, s->peer);
+	(void)snprintf(num, sizeof(num), "\t%lld\t%llu\t%llu\t", (long long)s->since,
+		       (unsigned long long)s->bytes_up, (unsigned long long)s->bytes_down);
+	for (const char *p = num; *p != '\0' && k + 1 < cap; p++)
+		buf[k++] = *p;
+	k = put_field(buf, cap, k, s->cert_serial);
+	if (k + 1 < cap)
+		buf[k++] = '\n';
+	buf[k] = '\0';
+	return k;
+}
+
+int master_session_parse(char *line, struct ops_session *s)
+{
+	char *f[8], *end;
+	size_t n = 0;
+
+	line[strcspn(line, "\n")] = '\0';
+	f[n++] = line;
+	for (char *p = line; *p != '\0'; p++) {
+		if (*p != '\t')
+			continue;
+		if (n == 8)
+			return ZG_ERR_MALFORMED;
+		*p = '\0';
+		f[n++] = p + 1;
+	}
+	if (n != 8 || f[0][0] == '\0')
+		return ZG_ERR_MALFORMED;
+	memset(s, 0, sizeof(*s));
+	s->client = f[0];
+	s->addr4 = f[1];
+	s->addr6 = f[2][0] != '\0' ? f[2] : NULL;
+	s->peer = f[3];
+	errno = 0;
+	s->since = strtoll(f[4], &end, 10);
+	if (*end != '\0' || end == f[4] || errno != 0)
+		return ZG_ERR_MALFORMED;
+	s->bytes_up = strtoull(f[5], &end, 10);
+	if (*end != '\0' || end == f[5] || errno != 0)
+		return ZG_ERR_MALFORMED;
+	s->bytes_down = strtoull(f[6], &end, 10);
+	if (*end != '\0' || end == f[6] || errno != 0)
+		return ZG_ERR_MALFORMED;
+	s->cert_serial = f[7][0] != '\0' ? f[7] : NULL;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the audit trail: the workers' lines and the master's own           */
+
+static void audit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	struct timeval tv = { 0, 50000 };
+
+	(void)fd;
+	(void)what;
+	if (audit_drain(m->audit) != 1)
+		return;
+	if (m->aout.can_wait && event_add(m->ev_audit_w, NULL) == 0)
+		return;
+	(void)evtimer_add(m->ev_audit, &tv);
+}
+
+static void audit_wake(void *ctx)
+{
+	struct master *m = ctx;
+	struct timeval tv = { 0, AUDIT_FLUSH_DELAY_MS * 1000 };
+
+	(void)evtimer_add(m->ev_audit, &tv);
+}
+
+/* Whole lines of worker i's bytes into the trail; a line cut by the read
+ * waits for its end; one longer than any audit line is dropped. */
+static void apipe_take(struct master *m, unsigned i, const char *p, size_t n)
+{
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl != NULL ? (size_t)(nl - p) + 1 : n;
+
+		if (m->apskip[i]) {
+			if (nl != NULL)
+				m->apskip[i] = 0;
+		} else if (m->aplen[i] + take > ALINE_MAX) {
+			m->alines_bad++;
+			m->aplen[i] = 0;
+			m->apskip[i] = nl == NULL;
+		} else if (nl != NULL && m->aplen[i] == 0) {
+			if (audit_raw(m->audit, p, take) != 0)
+				m->alines_bad++;
+		} else {
+			memcpy(m->apart[i] + m->aplen[i], p, take);
+			m->aplen[i] += take;
+			if (nl != NULL) {
+				if (audit_raw(m->audit, m->apart[i], m->aplen[i]) != 0)
+					m->alines_bad++;
+				m->aplen[i] = 0;
+			}
+		}
+		p += take;
+		n -= take;
+	}
+}
+
+/* Reads what worker i's pipe holds; 1 when something was read. */
+static int apipe_read(struct master *m, unsigned i)
+{
+	char buf[65536];
+	int got = 0;
+
+	for (;;) {
+		ssize_t n = read(m->env->apipe[i][0], buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		apipe_take(m, i, buf, (size_t)n);
+		got = 1;
+	}
+	return got;
+}
+
+static void apipe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+
+	(void)what;
+	for (unsigned i = 0; i < m->env->n; i++) {
+		if (m->env->apipe[i][0] == fd && apipe_read(m, i))
+			audit_cb(-1, 0, m);
+	}
+}
+
+static int audit_start(struct master *m, char *err, size_t errlen)
+{
+	struct audit_config ac;
+	int rv;
+
+	if (audit_out_open(STDOUT_FILENO, &m->aout) != 0) {
+		(void)snprintf(err, errlen, "stdout (the audit trail): %s", strerror(errno));
+		return ZG_ERR_IO;
+	}
+	m->aout_open = 1;
+	m->ev_audit = evtimer_new(m->base, audit_cb, m);
+	m->ev_audit_w = event_new(m->base, m->aout.fd, EV_WRITE, audit_cb, m);
+	if (m->ev_audit == NULL || m->ev_audit_w == NULL)
+		return ZG_ERR_NOMEM;
+	memset(&ac, 0, sizeof(ac));
+	ac.write = audit_out_write;
+	ac.write_ctx = &m->aout;
+	ac.wake = audit_wake;
+	ac.wake_ctx = m;
+	ac.deny_per_s = 0; /* the workers summarise their own denies */
+	ac.buffer_bytes = (size_t)m->cfg->audit_buffer_kib * 1024u;
+	if ((rv = audit_new(&ac, &m->audit)) != 0)
+		return rv;
+	for (unsigned i = 0; i < m->env->n; i++) {
+		m->ev_ap[i] =
+			event_new(m->base, m->env->apipe[i][0], EV_READ | EV_PERSIST, apipe_cb, m);
+		if (m->ev_ap[i] == NULL || event_add(m->ev_ap[i], NULL) != 0)
+			return ZG_ERR_NOMEM;
+	}
+	log_info("audit trail on stdout (%s), buffer %u KiB, from %u workers", m->aout.mode,
+		 m->cfg->audit_buffer_kib, m->env->n);
+	return 0;
+}
+
+/* At exit: the workers' last lines, relay_stop, then up to 2 s to write. */
+static void audit_stop(struct master *m)
+{
+	uint64_t end = mono_ms() + 2000;
+
+	for (unsigned i = 0; i < m->env->n; i++)
+		(void)apipe_read(m, i);
+	if (m->started_ms != 0)
+		audit_relay_stop(m->audit, m->stop_reason != NULL ? m->stop_reason : "error",
+				 mono_ms() - m->started_ms);
+	while (audit_drain(m->audit) == 1 && mono_ms() < end)
+		(void)usleep(10000);
+	if (audit_pending(m->audit) != 0)
+		log_warnx("audit output not read: %zu bytes of audit lines lost at exit",
+			  audit_pending(m->audit));
+}
+
+/* ------------------------------------------------------------------ */
+/* asking the workers                                                 */
+
+static int running(const struct master *m, unsigned i)
+{
+	return m->pool != NULL && wpool_pid(m->pool, i) != 0;
+}
+
+static void metrics_cb(void *ctx, struct evbuffer *b)
+{
+	struct master *m = ctx;
+	struct evbuffer *rep[CONFIG_WORKERS_MAX];
+	struct metrics_text t[CONFIG_WORKERS_MAX];
+	size_t k = 0;
+	unsigned i, missing = 0, alive = 0;
+	char err[256];
+	int st;
+
+	for (i = 0; i < m->env->n; i++) {
+		rep[i] = NULL;
+		if (!running(m, i)) {
+			missing++;
+			continue;
+		}
+		alive++;
+		rep[i] = evbuffer_new();
+		if (rep[i] == NULL ||
+		    wctl_call(m->env->ctl[i][0], MASTER_OP_METRICS, NULL, 0, CTL_TIMEOUT_MS, rep[i],
+			      &st) != 0 ||
+		    st != 0) {
+			missing++;
+			continue;
+		}
+		t[k].len = evbuffer_get_length(rep[i]);
+		t[k].s = (const char *)evbuffer_pullup(rep[i], -1);
+		if (t[k].s == NULL) {
+			missing++;
+			continue;
+		}
+		k++;
+	}
+	if (metrics_merge(b, t, k, err, sizeof(err)) != 0) {
+		log_warnx("/metrics: the workers' expositions do not merge: %s", err);
+		missing = m->env->n;
+	}
+	m->metrics_missing += missing;
+	for (i = 0; i < m->env->n; i++)
+		if (rep[i] != NULL)
+			evbuffer_free(rep[i]);
+	evbuffer_add_printf(b,
+			    "# HELP zgate_workers Worker processes configured (workers:).\n"
+			    "# TYPE zgate_workers gauge\nzgate_workers %u\n"
+			    "# HELP zgate_workers_running Worker processes running now.\n"
+			    "# TYPE zgate_workers_running gauge\nzgate_workers_running %u\n"
+			    "# HELP zgate_worker_restarts_total Workers restarted after they "
+			    "exited.\n"
+			    "# TYPE zgate_worker_restarts_total counter\n"
+			    "zgate_worker_restarts_total %llu\n"
+			    "# HELP zgate_worker_metrics_missing Workers whose figures are not in "
+			    "this exposition (not running or not answering).\n"
+			    "# TYPE zgate_worker_metrics_missing gauge\n"
+			    "zgate_worker_metrics_missing %u\n",
+			    m->env->n, alive, (unsigned long long)wpool_restarts(m->pool), missing);
+	if (m->admin_ops != NULL)
+		ops_admin_metrics(m->admin_ops, b);
+}
+
+static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
+{
+	struct master *m = ctx;
+	struct evbuffer *rep = evbuffer_new();
+	char line[1024];
+	int st;
+
+	if (rep == NULL)
+		return;
+	for (unsigned i = 0; i < m->env->n; i++) {
+		if (!running(m, i) ||
+		    wctl_call(m->env->ctl[i][0], MASTER_OP_LIST, NULL, 0, CTL_TIMEOUT_MS, rep,
+			      &st) != 0 ||
+		    st != 0) {
+			if (running(m, i))
+				log_warnx("admin: worker %u did not list its sessions", i);
+			continue;
+		}
+		for (;;) {
+			size_t n;
+			char *l = evbuffer_readln(rep, &n, EVBUFFER_EOL_LF);
+			struct ops_session s;
+
+			if (l == NULL)
+				break;
+			(void)snprintf(line, sizeof(line), "%s", l);
+			free(l);
+			if (master_session_parse(line, &s) == 0)
+				emit(ectx, &s);
+		}
+	}
+	evbuffer_free(rep);
+}
+
+static int admin_kick(void *ctx, const char *client)
+{
+	struct master *m = ctx;
+	struct evbuffer *rep = evbuffer_new();
+	int st, found = 0;
+
+	if (rep == NULL)
+		return ZG_ERR_NOMEM;
+	for (unsigned i = 0; i < m->env->n; i++) {
+		if (running(m, i) &&
+		    wctl_call(m->env->ctl[i][0], MASTER_OP_KICK, client, strlen(client),
+			      CTL_TIMEOUT_MS, rep, &st) == 0 &&
+		    st == 0)
+			found = 1;
+	}
+	evbuffer_free(rep);
+	return found ? 0 : ZG_ERR_NOTFOUND;
+}
+
+static void admin_audit(void *ctx, const char *action, const char *client, const char *caller,
+			int status)
+{
+	struct master *m = ctx;
+
+	audit_admin(m->audit, action, client, caller, status);
+}
+
+/* ------------------------------------------------------------------ */
+/* readiness, the state file, signals                                 */
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	(void)sdnotify_send("WATCHDOG=1");
+}
+
+static void all_ready(struct master *m)
+{
+	char st[256];
+	uint64_t us;
+
+	m->all_ready_once = 1;
+	if (!m->draining)
+		ops_set_state(m->ops, OPS_READY);
+	log_info("zgate-relay %s ready: %u workers, QUIC on UDP %s, ops on %s (port %u)",
+		 ZG_VERSION, m->env->n, m->cfg->listen, m->cfg->ops_listen, ops_port(m->ops));
+	if (sdnotify_watchdog_usec(&us) == 1) {
+		struct timeval tv = { (time_t)(us / 2 / 1000000), (suseconds_t)(us / 2 % 1000000) };
+
+		m->ev_watchdog = event_new(m->base, -1, EV_PERSIST, watchdog_cb, m);
+		if (m->ev_watchdog == NULL || event_add(m->ev_watchdog, &tv) != 0)
+			log_warnx("no watchdog pings: out of memory");
+	}
+	(void)snprintf(st, sizeof(st), "READY=1\nSTATUS=ready: %u workers, ops on port %u",
+		       m->env->n, ops_port(m->ops));
+	if (sdnotify_send(st) < 0)
+		log_warn("cannot notify the service manager at $NOTIFY_SOCKET");
+}
+
+static void save_state(struct master *m)
+{
+	char err[256];
+	uint64_t c = ipam_changes(m->ipam);
+
+	if (m->cfg->state_file[0] == '\0' || c == m->saved_changes)
+		return;
+	if (ipam_save(m->ipam, m->cfg->state_file, err, sizeof(err)) != 0) {
+		if (m->ipam_save_errors++ == 0)
+			log_warnx("%s", err);
+		return;
+	}
+	m->saved_changes = c;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	struct evbuffer *rep;
+	unsigned i, nready = 0;
+	int st;
+
+	(void)fd;
+	(void)what;
+	if (++m->ticks % SAVE_TICKS == 0)
+		save_state(m);
+	rep = evbuffer_new();
+	for (i = 0; i < m->env->n && rep != NULL; i++) {
+		pid_t pid = wpool_pid(m->pool, i);
+
+		if (pid != m->pid_seen[i]) { /* started, restarted or gone */
+			m->pid_seen[i] = pid;
+			m->ready[i] = 0;
+		}
+		if (pid != 0 && !m->ready[i] &&
+		    wctl_call(m->env->ctl[i][0], MASTER_OP_READY, NULL, 0, READY_TIMEOUT_MS, rep,
+			      &st) == 0 &&
+		    st == 0)
+			m->ready[i] = 1;
+		nready += m->ready[i];
+	}
+	if (rep != NULL)
+		evbuffer_free(rep);
+	if (!m->all_ready_once && nready == m->env->n)
+		all_ready(m);
+}
+
+static void on_fatal(struct wpool *p, unsigned i, void *cbarg)
+{
+	struct master *m = cbarg;
+
+	log_errx("worker %u keeps exiting: stopping the relay", i);
+	m->fatal = 1;
+	if (m->stop_reason == NULL)
+		m->stop_reason = "error";
+	ops_set_state(m->ops, OPS_DRAINING);
+	(void)wpool_stop(p, 2000);
+}
+
+static void on_stopped(struct wpool *p, void *cbarg)
+{
+	struct master *m = cbarg;
+
+	(void)p;
+	log_info("every worker has stopped");
+	event_base_loopbreak(m->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+	uint32_t grace;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		struct ops *ao = m->admin_ops != NULL ? m->admin_ops : m->ops;
+		char aerr[512];
+		int n = wpool_signal(m->pool, SIGHUP);
+
+		log_info("SIGHUP: reloading in %d workers", n);
+		if (m->cfg->admin_token_file[0] != '\0' &&
+		    ops_admin_reload(ao, aerr, sizeof(aerr)) != 0)
+			log_warnx("%s: keeping the admin token in force", aerr);
+		return;
+	}
+	if (m->draining) {
+		log_info("second signal: the workers stop now");
+		(void)wpool_signal(m->pool, SIGTERM);
+		return;
+	}
+	m->draining = 1;
+	m->stop_reason = sig == SIGTERM ? "sigterm" : "sigint";
+	ops_set_state(m->ops, OPS_DRAINING);
+	(void)sdnotify_send("STOPPING=1\nSTATUS=draining");
+	/* each worker drains for up to drain_grace; a worker that has not
+	 * exited some time after is killed */
+	grace = m->cfg->drain_grace_ms > UINT32_MAX - 5000 ? UINT32_MAX
+							   : m->cfg->drain_grace_ms + 5000;
+	log_info("%s: the workers drain their tunnels (up to %u ms); a second signal stops at "
+		 "once",
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg->drain_grace_ms);
+	if (wpool_stop(m->pool, grace) != 0)
+		event_base_loopbreak(m->base);
+}
+
+static int ops_start(struct master *m, char *err, size_t errlen)
+{
+	static const struct ops_admin_cbs acb = { admin_list, admin_kick, admin_audit };
+	struct ops *ao;
+	int rv;
+
+	rv = ops_new(m->base, m->cfg->ops_listen, metrics_cb, m, &m->ops);
+	if (rv != 0) {
+		(void)snprintf(err, errlen, "ops_listen %.200s: cannot listen there",
+			       m->cfg->ops_listen);
+		return rv;
+	}
+	ops_set_limits(m->ops, m->cfg->ops_max_conns, m->cfg->ops_timeout_ms);
+	if (m->cfg->admin_token_file[0] == '\0')
+		return 0;
+	ao = m->ops;
+	if (m->cfg->admin_listen[0] != '\0') {
+		rv = ops_new(m->base, m->cfg->admin_listen, NULL, NULL, &m->admin_ops);
+		if (rv != 0) {
+			(void)snprintf(err, errlen, "admin.listen %.200s: cannot listen there",
+				       m->cfg->admin_listen);
+			return rv;
+		}
+		ops_set_limits(m->admin_ops, m->cfg->ops_max_conns, m->cfg->ops_timeout_ms);
+		ops_set_admin_only(m->admin_ops, 1);
+		ao = m->admin_ops;
+	}
+	rv = ops_admin_enable(ao, m->cfg->admin_token_file, &acb, m, err, errlen);
+	if (rv != 0)
+		return rv;
+	log_info("admin endpoint on %s (port %u), token from %s",
+		 m->admin_ops != NULL ? m->cfg->admin_listen : m->cfg->ops_listen, ops_port(ao),
+		 m->cfg->admin_token_file);
+	return 0;
+}
+
+static int start(struct master *m, char *err, size_t errlen)
+{
+	struct wpool_config wc;
+	const struct timeval tick = { 0, TICK_MS * 1000 };
+	int rv;
+
+	if ((rv = audit_start(m, err, errlen)) != 0 || (rv = ops_start(m, err, errlen)) != 0)
+		return rv;
+	m->ev_term = evsignal_new(m->base, SIGTERM, signal_cb, m);
+	m->ev_int = evsignal_new(m->base, SIGINT, signal_cb, m);
+	m->ev_hup = evsignal_new(m->base, SIGHUP, signal_cb, m);
+	m->ev_tick = event_new(m->base, -1, EV_PERSIST, tick_cb, m);
+	if (m->ev_term == NULL || m->ev_int == NULL || m->ev_hup == NULL || m->ev_tick == NULL ||
+	    event_add(m->ev_term, NULL) != 0 || event_add(m->ev_int, NULL) != 0 ||
+	    event_add(m->ev_hup, NULL) != 0 || event_add(m->ev_tick, &tick) != 0)
+		return ZG_ERR_NOMEM;
+	memset(&wc, 0, sizeof(wc));
+	wc.nworkers = m->env->n;
+	wc.run = m->env->run;
+	wc.arg = m->env->arg;
+	wc.on_fatal = on_fatal;
+	wc.on_stopped = on_stopped;
+	wc.cbarg = m;
+	if ((rv = wpool_new(m->base, &wc, &m->pool)) != 0) {
+		(void)snprintf(err, errlen, "the worker pool: %s", zg_strerror(rv));
+		return rv;
+	}
+	m->saved_changes = ipam_changes(m->ipam);
+	if ((rv = wpool_start(m->pool)) != 0) {
+		(void)snprintf(err, errlen, "cannot start the workers: %s", strerror(errno));
+		return rv;
+	}
+	m->started_ms = mono_ms();
+	audit_relay_start(m->audit, ZG_VERSION, m->cfg->listen, m->cfg->ops_listen,
+			  m->cfg->admin_listen, (long)getpid());
+	log_info("master: %u workers started, ops on %s (port %u)", m->env->n, m->cfg->ops_listen,
+		 ops_port(m->ops));
+	return 0;
+}
+
+static void stop(struct master *m)
+{
+	if (m->pool != NULL)
+		wpool_free(m->pool); /* kills what still runs */
+	m->pool = NULL;
+	save_state(m);
+	if (m->audit != NULL) {
+		audit_stop(m);
+		audit_free(m->audit);
+	}
+	for (unsigned i = 0; i < CONFIG_WORKERS_MAX; i++)
+		if (m->ev_ap[i] != NULL)
+			event_free(m->ev_ap[i]);
+	if (m->ev_audit != NULL)
+		event_free(m->ev_audit);
+	if (m->ev_audit_w != NULL)
+		event_free(m->ev_audit_w);
+	if (m->aout_open)
+		audit_out_close(&m->aout);
+	ops_del(m->ops);
+	ops_del(m->admin_ops);
+	if (m->ev_term != NULL)
+		event_free(m->ev_term);
+	if (m->ev_int != NULL)
+		event_free(m->ev_int);
+	if (m->ev_hup != NULL)
+		event_free(m->ev_hup);
+	if (m->ev_tick != NULL)
+		event_free(m->ev_tick);
+	if (m->ev_watchdog != NULL)
+		event_free(m->ev_watchdog);
+}
+
+int master_run(const struct relay_config *cfg, struct ipam *ipam, struct master_env *env)
+{
+	static struct master M; /* large (the workers' partial lines) */
+	struct master *m = &M;
+	char err[512] = "";
+	int rv, code;
+
+	memset(m, 0, sizeof(*m));
+	m->cfg = cfg;
+	m->ipam = ipam;
+	m->env = env;
+	m->base = event_base_new();
+	if (m->base == NULL) {
+		fprintf(stderr, "zgate-relay: cannot create the event loop\n");
+		return 1;
+	}
+	rv = start(m, err, sizeof(err));
+	if (rv != 0) {
+		fprintf(stderr, "zgate-relay: %s\n", err[0] ? err : zg_strerror(rv));
+		stop(m);
+		event_base_free(m->base);
+		return 1;
+	}
+	event_base_dispatch(m->base);
+	(void)sdnotify_send("STOPPING=1");
+	code = m->fatal ? 1 : 0;
+	stop(m);
+	event_base_free(m->base);
+	if (m->alines_bad != 0)
+		log_warnx("%llu audit lines from the workers were malformed and dropped",
+			  (unsigned long long)m->alines_bad);
+	log_info("stopped");
+	return code;
+}
