@@ -76,6 +76,11 @@ tls: { cert: $D/pki/relay.crt, key: $D/pki/relay.key, client_ca: $D/pki/ca.crt }
 uri_template: "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
 policy: $D/policy.yaml
 C
+	# ZG_E2E_WORKERS=N runs the scenarios' relays with workers: N
+	# (a scenario that sets workers: itself keeps its own)
+	if [[ -n ${ZG_E2E_WORKERS:-} ]] && ! grep -q '^workers:' "$D/relay.yaml"; then
+		echo "workers: $ZG_E2E_WORKERS" >>"$D/relay.yaml"
+	fi
 	chmod 644 "$D"/*.yaml
 	ip netns exec "$R" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
 		--bounding-set=-all --inh-caps=-all "$RELAY" --config "$D/relay.yaml" "$@" \
