@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -90,6 +92,38 @@ static void test_rate_per_client(void **state)
 	dnsgate_free(g);
 }
 
+/* Shared (workers): a client's resolutions on two processes come out of
+ * one bucket; each process counts its own refusals. */
+static void test_shared_across_fork(void **state)
+{
+	struct dnsgate *g = NULL;
+	uint64_t nl, rt;
+	int st;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(dnsgate_new("", 3, &g, NULL, 0), 0);
+	assert_int_equal(dnsgate_take(g, "agent-1", 1000), 0); /* before: kept */
+	assert_int_equal(dnsgate_share(g), 0);
+	assert_int_equal(dnsgate_share(g), 0); /* once */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) /* another worker takes the second and third */
+		_exit(dnsgate_take(g, "agent-1", 1000) == 0 && dnsgate_take(g, "agent-1", 1000) == 0 &&
+				      dnsgate_take(g, "agent-1", 1000) == ZG_ERR_LIMIT
+			      ? 0
+			      : 1);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(dnsgate_take(g, "agent-1", 1000), ZG_ERR_LIMIT);
+	assert_int_equal(dnsgate_take(g, "agent-2", 1000), 0);
+	dnsgate_counts(g, &nl, &rt);
+	assert_int_equal(rt, 1); /* the child's refusal is the child's */
+	/* a minute later: three again */
+	assert_int_equal(dnsgate_take(g, "agent-1", 61000), 0);
+	dnsgate_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -97,6 +131,7 @@ int main(void)
 		cmocka_unit_test(test_list_names_and_suffixes),
 		cmocka_unit_test(test_bad_entries_refused),
 		cmocka_unit_test(test_rate_per_client),
+		cmocka_unit_test(test_shared_across_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,10 +27,7 @@ static int is_open(int fd)
 
 static void test_session_line_round_trip(void **state)
 {
-	struct ops_session s = { .client = "agent-1", .addr4 = "10.100.0.7", .addr6 = "fd00::7",
-				 .peer = "192.168.81.2:40000", .since = 1795575001,
-				 .bytes_up = 123, .bytes_down = 18446744073709551615ull,
-				 .cert_serial = "0a1b" };
+	struct ops_session s = { .client = "agent-1", .addr4 = "10.100.0.7", .addr6 = "fd00::7", .peer = "192.168.81.2:40000", .since = 1795575001, .bytes_up = 123, .bytes_down = 18446744073709551615ull, .cert_serial = "0a1b" };
 	struct ops_session p;
 	char line[512];
 	size_t n;
@@ -134,6 +132,25 @@ static void test_open_notes_keep(void **state)
 		int udp0 = env.udp[0], udp1 = env.udp[1], ctl0m = env.ctl[0][0];
 		int ctl1w = env.ctl[1][1], ap1r = env.apipe[1][0], ap1w = env.apipe[1][1];
 
+		/* in a child: everything else inherited is closed */
+		int extra = open("/dev/null", O_RDONLY), st;
+		pid_t pid;
+
+		assert_true(extra > 2);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			master_worker_keep(&env, 1);
+			if (master_worker_close_inherited(&env, 1) < 1 || is_open(extra) ||
+			    !is_open(udp1) || !is_open(ctl1w) || !is_open(ap1w) ||
+			    !is_open(env.notes.rd[1]) || !is_open(env.steer.wr[0]) || !is_open(2))
+				_exit(1);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		assert_true(is_open(extra));
+		close(extra);
 		master_worker_keep(&env, 1);
 		assert_false(is_open(udp0));
 		assert_true(is_open(udp1));

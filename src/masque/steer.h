@@ -1,7 +1,6 @@
 /*
  * steer.h — which worker a QUIC datagram belongs to (issue 21, target 3:
- * `workers: N` in zgate-relay). A building block: nothing here is wired
- * into the relay yet.
+ * `workers: N` in zgate-relay; src/relay/master.h wires it).
  *
  * Design. The relay will run N worker *processes*, not threads: lwIP keeps
  * its state in globals (src/stack/stack.h), so one stack per process. Each

@@ -1,7 +1,10 @@
 #include "relay/dnsgate.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <strings.h>
 
@@ -20,7 +23,15 @@ struct dnsgate {
 	char names[DNSGATE_MAX_NAMES][NAME_MAX_LEN + 2];
 	size_t nnames;
 	uint32_t per_min;
-	uint64_t refused_list, refused_rate;
+	uint64_t refused_list, refused_rate; /* this process's */
+	struct bucket *b;                    /* own, or sh->b */
+	struct shared *sh;
+	struct bucket own[DNSGATE_BUCKETS];
+};
+
+/* dnsgate_share(): the buckets in memory the forked workers share. */
+struct shared {
+	pthread_mutex_t mu; /* process-shared, robust */
 	struct bucket b[DNSGATE_BUCKETS];
 };
 
@@ -55,6 +66,7 @@ int dnsgate_new(const char *resolvable, uint32_t per_min, struct dnsgate **pg, c
 
 	if (g == NULL)
 		return ZG_ERR_NOMEM;
+	g->b = g->own;
 	g->per_min = per_min ? per_min : 1;
 	while (*p != '\0') {
 		size_t n, skip = 0;
@@ -81,8 +93,38 @@ int dnsgate_new(const char *resolvable, uint32_t per_min, struct dnsgate **pg, c
 	return 0;
 }
 
+int dnsgate_share(struct dnsgate *g)
+{
+	pthread_mutexattr_t a;
+	struct shared *sh;
+
+	if (g->sh != NULL)
+		return 0;
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return ZG_ERR_NOMEM;
+	if (pthread_mutexattr_init(&a) != 0) {
+		(void)munmap(sh, sizeof(*sh));
+		return ZG_ERR_NOMEM;
+	}
+	if (pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) != 0 ||
+	    pthread_mutex_init(&sh->mu, &a) != 0) {
+		pthread_mutexattr_destroy(&a);
+		(void)munmap(sh, sizeof(*sh));
+		return ZG_ERR_NOMEM;
+	}
+	pthread_mutexattr_destroy(&a);
+	memcpy(sh->b, g->own, sizeof(sh->b));
+	g->sh = sh;
+	g->b = sh->b;
+	return 0;
+}
+
 void dnsgate_free(struct dnsgate *g)
 {
+	if (g != NULL && g->sh != NULL)
+		(void)munmap(g->sh, sizeof(*g->sh));
 	free(g);
 }
 
@@ -115,9 +157,26 @@ static uint32_t hash(const char *s)
 	return fnv32_str(s);
 }
 
+static int take(struct dnsgate *g, struct bucket *b, uint64_t now_ms);
+
 int dnsgate_take(struct dnsgate *g, const char *client, uint64_t now_ms)
 {
 	struct bucket *b = &g->b[hash(client) % DNSGATE_BUCKETS];
+	int rv;
+
+	if (g->sh == NULL)
+		return take(g, b, now_ms);
+	/* a worker that died holding the lock left at most one bucket
+	 * half-updated: a token more or less, nothing to repair */
+	if (pthread_mutex_lock(&g->sh->mu) == EOWNERDEAD)
+		(void)pthread_mutex_consistent(&g->sh->mu);
+	rv = take(g, b, now_ms);
+	(void)pthread_mutex_unlock(&g->sh->mu);
+	return rv;
+}
+
+static int take(struct dnsgate *g, struct bucket *b, uint64_t now_ms)
+{
 	uint64_t cap = (uint64_t)g->per_min * 1000;
 
 	if (!b->used) {

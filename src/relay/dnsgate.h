@@ -30,6 +30,12 @@ struct dnsgate;
  * names the bad entry) or ZG_ERR_NOMEM. */
 int dnsgate_new(const char *resolvable, uint32_t per_min, struct dnsgate **pg, char *err,
 		size_t errlen);
+/* Puts the rate buckets in memory shared with the processes forked
+ * afterwards (the relay's workers, issue 21): a client's resolutions are
+ * counted against one bucket whichever worker has its tunnel (a
+ * process-shared lock around each take). The refusal counters stay each
+ * process's own. Returns 0 or ZG_ERR_NOMEM. */
+int dnsgate_share(struct dnsgate *g);
 void dnsgate_free(struct dnsgate *g);
 
 /* 1 when name may be resolved (the list is empty or names it), else 0. */

@@ -2167,6 +2167,12 @@ stack:
 		return ZG_ERR_NOMEM;
 	watch_start(r);
 	ops_set_state(r->ops, OPS_READY);
+	if (dnsassign_enabled(r->dnsassign) && r->worker == 0) {
+		char line[512];
+
+		dnsassign_summary(r->dnsassign, line, sizeof(line));
+		log_info("DNS_ASSIGN: %s", line);
+	}
 	if (r->nworkers > 1) {
 		log_info("serving: QUIC on UDP %s (port %d), up to %u tunnels, pool %zu addresses "
 			 "(shared), policy %s (%zu clients)",
@@ -2179,12 +2185,6 @@ stack:
 		 ZG_VERSION, r->cfg.listen, masque_udp_port(r->udp), r->cfg.ops_listen,
 		 ops_port(r->ops), ipam_size(r->ipam, 4), r->cfg.policy_file,
 		 policy_client_count(r->policy));
-	if (dnsassign_enabled(r->dnsassign)) {
-		char line[512];
-
-		dnsassign_summary(r->dnsassign, line, sizeof(line));
-		log_info("DNS_ASSIGN: %s", line);
-	}
 	r->started_ms = mono_ms();
 	audit_relay_start(r->audit, ZG_VERSION, r->cfg.listen, r->cfg.ops_listen,
 			  r->cfg.admin_listen, (long)getpid());
@@ -2277,6 +2277,8 @@ static int worker_run(unsigned i, void *arg)
 	log_set_worker((int)i);
 	event_set_log_callback(worker_event_log);
 	master_worker_keep(r->wenv, i);
+	if (master_worker_close_inherited(r->wenv, i) < 0)
+		log_warn("/proc/self/fd: the master's descriptors stay open in this worker");
 	/* a worker restarted after a reload starts from the files as they
 	 * are now, not from the master's copy of them at its start */
 	{
@@ -2382,6 +2384,10 @@ int main(int argc, char **argv)
 		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
 	if (rv == 0)
 		rv = dnsgate_new(R.cfg.dns_resolvable, R.cfg.dns_per_min, &R.dnsgate, err, sizeof(err));
+	if (rv == 0 && R.nworkers > 1 && dnsgate_share(R.dnsgate) != 0) {
+		(void)snprintf(err, sizeof(err), "dns.resolutions_per_minute: out of memory");
+		rv = ZG_ERR_NOMEM;
+	}
 	if (rv == 0) {
 		uint8_t gw4[16], gw6[16];
 		int has6 = R.cfg.pool6.version == 6 && ipam_gateway(R.ipam, 6, gw6) == 0;

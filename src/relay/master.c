@@ -3,6 +3,7 @@
  */
 #include "relay/master.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -34,7 +35,7 @@
 #define CTL_TIMEOUT_MS 1000
 #define READY_TIMEOUT_MS 100
 #define TICK_MS 100
-#define SAVE_TICKS 10 /* the state file at most once a second */
+#define SAVE_TICKS 1 /* the state file within a tick of a change */
 #define ALINE_MAX 2048
 #define APIPE_SIZE (1024 * 1024)
 
@@ -167,6 +168,39 @@ void master_worker_keep(struct master_env *env, unsigned self)
 	}
 	steer_group_keep(&env->steer, self);
 	steer_group_keep(&env->notes, self);
+}
+
+static int kept(const struct master_env *env, unsigned self, int fd)
+{
+	if (fd <= 2 || fd == env->udp[self] || fd == env->ctl[self][1] || fd == env->apipe[self][1])
+		return 1;
+	for (unsigned w = 0; w < env->n; w++)
+		if (fd == env->steer.rd[w] || fd == env->steer.wr[w] || fd == env->notes.rd[w] ||
+		    fd == env->notes.wr[w])
+			return 1; /* only self's are still open after master_worker_keep() */
+	return 0;
+}
+
+int master_worker_close_inherited(const struct master_env *env, unsigned self)
+{
+	int fds[1024], n = 0, closed = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL && n < (int)(sizeof(fds) / sizeof(fds[0]))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*end != '\0' || end == e->d_name || fd == dirfd(d) || kept(env, self, (int)fd))
+			continue;
+		fds[n++] = (int)fd;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++)
+		closed += close(fds[i]) == 0;
+	return closed;
 }
 
 int master_audit_wr(const struct master_env *env, unsigned i)

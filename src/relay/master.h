@@ -27,7 +27,7 @@
  *  - the audit trail on stdout: the workers' lines, read from their pipes,
  *    whole lines only, through one bounded buffer (audit.h, audit_raw),
  *    plus relay_start/relay_stop and the admin lines of the master;
- *  - the ipam state file, saved by the master alone, within a second of a
+ *  - the ipam state file, saved by the master alone, within 100 ms of a
  *    change in the shared pool and at exit;
  *  - signals: SIGHUP is forwarded to the workers (each reloads the policy
  *    and the TLS files) and reloads admin.token_file; SIGTERM/SIGINT drain:
@@ -86,6 +86,15 @@ int master_open(struct master_env *env, unsigned n, const char *listen, char *er
 
 /* In worker self: closes every descriptor of env that is not its own. */
 void master_worker_keep(struct master_env *env, unsigned self);
+
+/* In worker self, after master_worker_keep(): closes every other
+ * descriptor it inherited from the master (the master's listeners, its
+ * event loop's, its audit output), but stdin/stdout/stderr: a worker opens
+ * what it needs itself, and its descriptor budget (limits.fd_*) then
+ * counts from a clean table. The master's objects that held them are left
+ * alone (never used in the worker). Returns how many were closed, or -1
+ * when /proc/self/fd cannot be read (nothing closed). */
+int master_worker_close_inherited(const struct master_env *env, unsigned self);
 
 /* The write end of worker i's audit pipe. */
 int master_audit_wr(const struct master_env *env, unsigned i);

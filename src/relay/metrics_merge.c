@@ -49,10 +49,24 @@ static const struct {
 	{ "process_open_fds", METRICS_MERGE_MAX },
 };
 
+/* Counters of what every worker does once per relay-wide event: a reload
+ * (SIGHUP or a changed file) is the relay's one reload, done by each
+ * worker; a sum would count it N times. */
+static const char *const counter_max[] = {
+	"zgate_policy_reloads_total",
+	"zgate_tls_reloads_total",
+};
+
 enum metrics_merge_op metrics_merge_rule(const char *name, size_t nlen, const char *type)
 {
 	size_t i;
 
+	if (type != NULL && strcmp(type, "counter") == 0) {
+		for (i = 0; i < sizeof(counter_max) / sizeof(counter_max[0]); i++)
+			if (strlen(counter_max[i]) == nlen && memcmp(counter_max[i], name, nlen) == 0)
+				return METRICS_MERGE_MAX;
+		return METRICS_MERGE_SUM;
+	}
 	if (type == NULL || strcmp(type, "gauge") != 0)
 		return METRICS_MERGE_SUM;
 	for (i = 0; i < sizeof(gauge_rules) / sizeof(gauge_rules[0]); i++)

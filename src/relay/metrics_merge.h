@@ -4,8 +4,8 @@
  *
  * Each worker renders its own text with metrics_write() (metrics.h); the
  * master collects the N texts and metrics_merge() makes the one text the
- * relay serves. A pure function: bytes in, bytes out, no I/O. Nothing in
- * the relay calls it yet.
+ * relay serves. A pure function: bytes in, bytes out, no I/O. The
+ * relay's master (master.c) serves it on /metrics.
  *
  * Input: the text format 0.0.4 as metrics_write() writes it, and nothing
  * looser. Per family, an optional "# HELP name text" line, directly
@@ -37,6 +37,9 @@
  *    _count) add up: the relay did what its workers did. A summary's
  *    quantile samples cannot be added and are an error (metrics.c writes
  *    no summary).
+ *    Except zgate_policy_reloads_total and zgate_tls_reloads_total: the
+ *    maximum, since every worker reloads on the relay's one trigger
+ *    (SIGHUP forwarded to all, or the changed file each sees).
  *  - gauges add up (sessions, flows, windows, memory, caches, pending
  *    requests, connectors: each worker holds its own), except the families
  *    that describe a process or the configuration rather than a quantity

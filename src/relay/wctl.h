@@ -4,7 +4,7 @@
  * the workers, src/masque/steer.h has the design). The master serves
  * /metrics, /ready and the admin API on one port, so it asks every worker
  * for its exposition text, its session list, or to close a client's
- * session. A building block: nothing in the relay calls it yet.
+ * session. master.c is the caller, main.c (a worker) the server.
  *
  * Who calls what:
  *  - The master opens one pair per worker with wctl_pair_open() before

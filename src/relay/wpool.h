@@ -1,7 +1,7 @@
 /*
  * wpool.h — the master's supervisor of worker processes (issue 21, target
- * 3: `workers: N` in zgate-relay; src/masque/steer.h has the design). A
- * building block: nothing here is wired into the relay yet.
+ * 3: `workers: N` in zgate-relay; src/masque/steer.h has the design,
+ * src/relay/master.h the relay's use of it).
  *
  * The master loads the configuration, creates what the workers share (the
  * SO_REUSEPORT sockets, the steer group, ipam_new_shared()), then calls

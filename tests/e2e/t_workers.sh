@@ -128,7 +128,9 @@ inc 1 ping -c 1 -W 3 198.18.0.10 >/dev/null || fail "agent-1 after the probes"
 step "SIGHUP: every worker reloads the policy, one policy_reload line"
 policy '{ id: nothing, action: allow, destinations: ["198.18.9.0/24"] }'
 kill -HUP "$RPID"
-wait_metric 'zgate_policy_reloads_total{result="ok"}' 2
+wait_metric 'zgate_policy_reloads_total{result="ok"}' 1 # the relay's one reload
+for k in $(seq 30); do [[ $(grep -c 'worker [01]: policy reloaded' "$D/relay.log") -eq 2 ]] && break; sleep 0.1; done
+[[ $(grep -c 'worker [01]: policy reloaded' "$D/relay.log") -eq 2 ]] || fail "not every worker reloaded: $(grep 'policy reloaded' "$D/relay.log")"
 audit_wait "$D/audit.log" '"event":"policy_reload","result":"ok"' || fail "no policy_reload line"
 sleep 0.3
 [[ $(grep -c '"event":"policy_reload"' "$D/audit.log") -eq 1 ]] || fail "policy_reload lines: $(grep -c policy_reload "$D/audit.log")"
