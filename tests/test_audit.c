@@ -222,12 +222,51 @@ static void test_raw_lines(void **state)
 	assert_int_equal(audit_raw(fx->a, big, sizeof(big)), ZG_ERR_INVAL);
 	assert_int_equal(audit_raw(fx->a, big + sizeof(big) - 2048, 2048), 0);
 	assert_int_equal(audit_drain(fx->a), 0);
-	assert_int_equal(audit_lines(fx->a), n0 + 2);
+	assert_int_equal(audit_lines(fx->a), n0); /* counted where they were made */
 	{
 		const char *out = take(fx);
 
 		assert_int_equal(strncmp(out, l1, strlen(l1)), 0);
 		assert_int_equal(strlen(out), strlen(l1) + 2048);
+	}
+}
+
+/* A worker's audit_dropped line that finds the master's buffer full is not
+ * lost: its count joins the master's next audit_dropped line, so the
+ * counts in the trail add up to every line lost (the master's own drops
+ * are its dropped counter). */
+static void test_raw_gap_absorbed(void **state)
+{
+	struct fx *fx = *state;
+	static const char gap[] = "{\"ts\":\"x\",\"event\":\"audit_dropped\",\"count\":40,"
+				  "\"since\":\"y\"}\n";
+	static const char l1[] = "{\"ts\":\"x\",\"event\":\"flow_allow\"}\n";
+	const char *out;
+	uint64_t d0 = audit_dropped(fx->a);
+	int i;
+
+	fx->refuse = 1;
+	for (i = 0; i < 200; i++) /* 8 KiB of lines into a 4 KiB buffer */
+		(void)audit_raw(fx->a, l1, strlen(l1));
+	assert_true(audit_dropped(fx->a) > d0);
+	d0 = audit_dropped(fx->a) - d0; /* the master's own drops */
+	{
+		uint64_t before = audit_dropped(fx->a);
+
+		assert_int_equal(audit_raw(fx->a, gap, strlen(gap)), 0);
+		/* not one more drop of the master's: the 40 were the worker's */
+		assert_int_equal(audit_dropped(fx->a), before);
+	}
+	fx->refuse = 0;
+	assert_int_equal(audit_drain(fx->a), 0);
+	audit_session_open(fx->a, 1, "agent-1", "10.100.0.2", "192.0.2.1:1", NULL, NULL);
+	out = take(fx);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\"count\":%llu,", (unsigned long long)d0 + 40);
+		assert_non_null(strstr(out, "\"event\":\"audit_dropped\""));
+		assert_non_null(strstr(out, want));
 	}
 }
 
@@ -745,6 +784,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_events_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_event_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_raw_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_raw_gap_absorbed, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_strings_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_utf8_strings_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlong_line_stays_valid_json, setup, teardown),

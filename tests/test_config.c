@@ -133,7 +133,9 @@ static void test_workers(void **state)
 
 	(void)state;
 	config_defaults(&c);
-	assert_int_equal(c.workers, 1);
+	assert_int_equal(c.workers, 0); /* one per CPU */
+	assert_int_equal(config_workers(&c, 8, 0), 8);
+	assert_int_equal(load(&c, "workers: 1\n"), 0);
 	assert_int_equal(config_workers(&c, 8, 0), 1);
 	assert_int_equal(load(&c, "workers: 3\n"), 0);
 	assert_int_equal(config_workers(&c, 2, 1), 3); /* as asked, even above the CPUs */

@@ -62,6 +62,7 @@ struct line {
 	char buf[LINE_MAX_BYTES];
 	size_t n;
 	int full;
+	int raw; /* audit_raw(): another process's line, counted there */
 	uint64_t now;
 	/* not a per-flow or per-query line: written at once (see finish) */
 	int urgent;
@@ -191,6 +192,7 @@ static void begin(struct audit *a, struct line *l, const char *event, uint64_t n
 
 	l->n = 0;
 	l->full = 0;
+	l->raw = 0;
 	l->now = now;
 	l->urgent = strncmp(event, "flow_", 5) != 0 && strncmp(event, "dns_", 4) != 0;
 	ts_str(now, ts, sizeof(ts));
@@ -313,8 +315,30 @@ int audit_raw(struct audit *a, const char *line, size_t len)
 	l.full = 0;
 	l.now = a->clock(a->ctx);
 	l.urgent = 0; /* the caller drains after its batch */
+	l.raw = 1;
 	commit(a, &l);
 	return 0;
+}
+
+/* A worker's audit_dropped line that finds no room: its count joins this
+ * trail's own gap (the next audit_dropped line here says both), so the
+ * counts in the trail still add up to every line lost. 1 when absorbed. */
+static int absorb_gap(struct audit *a, const struct line *l)
+{
+	static const char key[] = "\"event\":\"audit_dropped\",\"count\":";
+	const char *p = memmem(l->buf, l->n, key, sizeof(key) - 1);
+	unsigned long long c = 0;
+
+	if (p == NULL)
+		return 0;
+	for (p += sizeof(key) - 1; p < l->buf + l->n && *p >= '0' && *p <= '9'; p++)
+		c = c * 10 + (unsigned long long)(*p - '0');
+	if (c == 0)
+		return 0;
+	if (a->dropped_pending == 0)
+		a->first_drop_ms = l->now;
+	a->dropped_pending += c;
+	return 1;
 }
 
 /* l (a whole line) into the buffer, or dropped and counted. */
@@ -331,6 +355,8 @@ static void commit(struct audit *a, struct line *l)
 		g = gap_line(a, l->now, gap);
 	}
 	if (!room(a, g + l->n)) {
+		if (l->raw && absorb_gap(a, l))
+			return;
 		drop(a, l->now);
 		return;
 	}
@@ -339,7 +365,8 @@ static void commit(struct audit *a, struct line *l)
 		gap_reported(a, l->now);
 	}
 	put(a, l->buf, l->n);
-	a->lines++;
+	if (!l->raw)
+		a->lines++;
 	/* Per-flow and per-query lines wait for the owner's batch (the wake);
 	 * the rare ones (sessions, refusals, limits, reloads) are written
 	 * now, before the relay answers the peer they concern, so whoever

@@ -81,7 +81,7 @@ static const struct opt_spec opts[] = {
 	  .meta = "CIDR,...",
 	  .set = set_prefixes,
 	  .list = 1 },
-	U32("workers", workers, 0, CONFIG_WORKERS_MAX, "1",
+	U32("workers", workers, 0, CONFIG_WORKERS_MAX, "0",
 	    "worker processes, each with its own event loop, stack and UDP socket on the same port; "
 	    "0 = one per CPU the relay may use; the limits are shared out among them"),
 	U32("limits.sessions", max_sessions, 1, 1000000, "10000", "tunnels at once"),

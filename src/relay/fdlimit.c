@@ -55,6 +55,17 @@ int fdlimit_check(const struct fdlimit_need *need, uint64_t nofile, uint32_t *pf
 		*pflows = need->flows;
 		return 0;
 	}
+	if (!need->flows_is_default && need->workers > 1) {
+		zg_seterr(err, errlen,
+			  "limits.flows (%u, %u in each of %u workers) + ops.max_connections (%u) + "
+			  "%llu for the relay itself need %llu descriptors in a worker, but "
+			  "RLIMIT_NOFILE is %llu: %s limits.flows to %llu at most",
+			  need->all_flows, need->flows, need->workers, need->ops_max_conns,
+			  (unsigned long long)(fixed - need->ops_max_conns),
+			  (unsigned long long)(fixed + need->flows), (unsigned long long)nofile, advice,
+			  (unsigned long long)(room * need->workers));
+		return ZG_ERR_CONFIG;
+	}
 	if (!need->flows_is_default) {
 		zg_seterr(err, errlen,
 			  "limits.flows (%u) + ops.max_connections (%u) + %llu for the relay itself "
@@ -70,7 +81,7 @@ int fdlimit_check(const struct fdlimit_need *need, uint64_t nofile, uint32_t *pf
 	return 0;
 }
 
-int fdlimit_apply(struct relay_config *cfg, char *err, size_t errlen)
+int fdlimit_apply(struct relay_config *cfg, unsigned nworkers, char *err, size_t errlen)
 {
 	struct relay_config def;
 	struct fdlimit_need need;
@@ -83,15 +94,23 @@ int fdlimit_apply(struct relay_config *cfg, char *err, size_t errlen)
 	log_info("descriptor limit (RLIMIT_NOFILE): %llu, hard %llu", (unsigned long long)cur,
 		 (unsigned long long)max);
 	config_defaults(&def);
-	need.flows = cfg->max_flows;
+	if (nworkers < 1)
+		nworkers = 1;
+	need.flows = (uint32_t)(((uint64_t)cfg->max_flows + nworkers - 1) / nworkers);
+	need.workers = nworkers;
+	need.all_flows = cfg->max_flows;
 	need.flows_per_client = cfg->max_flows_per_client;
 	need.ops_max_conns = cfg->ops_max_conns;
 	need.flows_is_default = cfg->max_flows == def.max_flows;
 	if (fdlimit_check(&need, cur, &flows, err, errlen) != 0)
 		return ZG_ERR_CONFIG;
-	if (flows != cfg->max_flows)
-		log_info("limits.flows: %u, not the default %u: the descriptor limit allows no more",
-			 flows, cfg->max_flows);
-	cfg->max_flows = flows;
+	if (flows != need.flows) {
+		uint64_t all = (uint64_t)flows * nworkers;
+
+		flows = all < cfg->max_flows ? (uint32_t)all : cfg->max_flows;
+		log_info("limits.flows: %u, not the default %u: the descriptor limit allows no more%s",
+			 flows, cfg->max_flows, nworkers > 1 ? " (in each worker, its share)" : "");
+		cfg->max_flows = flows;
+	}
 	return 0;
 }

@@ -27,6 +27,9 @@ int fdlimit_raise(uint64_t *pcur, uint64_t *pmax);
 struct fdlimit_need {
 	uint32_t flows, flows_per_client, ops_max_conns;
 	int flows_is_default;
+	/* workers: flows is one worker's share of limits.flows (its whole
+	 * value is all_flows); 0 or 1: a single process, all_flows unused */
+	uint32_t workers, all_flows;
 };
 
 /* Checks need against nofile descriptors. Returns 0 with the flow limit to
@@ -41,7 +44,10 @@ struct relay_config;
 /* At start: fdlimit_raise() (logging the limit), then fdlimit_check() of
  * cfg (limits.flows counts as the default when it equals the built-in
  * one), lowering cfg->max_flows when the default does not fit (logged).
- * Returns 0 or ZG_ERR_CONFIG with err set. */
-int fdlimit_apply(struct relay_config *cfg, char *err, size_t errlen);
+ * With nworkers > 1 each worker process has the limit for its share of
+ * limits.flows (rounded up): the check is of one share, and a lowered
+ * limits.flows is nworkers times what one worker can hold. Returns 0 or
+ * ZG_ERR_CONFIG with err set. */
+int fdlimit_apply(struct relay_config *cfg, unsigned nworkers, char *err, size_t errlen);
 
 #endif /* ZG_RELAY_FDLIMIT_H */

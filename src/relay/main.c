@@ -2329,11 +2329,23 @@ static unsigned affinity_cpus(void)
 	return (unsigned)CPU_COUNT(&set);
 }
 
-/* What workers: N cannot do yet; 0 or ZG_ERR_CONFIG with err. */
-static int workers_check(const struct relay *r, char *err, size_t errlen)
+/* What workers: N cannot do yet; 0 or ZG_ERR_CONFIG with err. workers: 0
+ * (one per CPU) then means 1, said in the log. */
+static int workers_check(struct relay *r, char *err, size_t errlen)
 {
+	const char *one = NULL;
+
 	if (r->nworkers < 2)
 		return 0;
+	if (strcmp(r->cfg.ipam_backend, "api") == 0)
+		one = "ipam.backend api";
+	else if (policy_connector_count(r->policy) > 0)
+		one = "on-prem connectors";
+	if (one != NULL && r->cfg.workers == 0) {
+		log_info("workers: 1, not one per CPU (%u): %s need one process", r->nworkers, one);
+		r->nworkers = 1;
+		return 0;
+	}
 	if (strcmp(r->cfg.ipam_backend, "api") == 0) {
 		(void)snprintf(err, errlen,
 			       "workers: %u: ipam.backend api needs workers: 1 (one process per "
@@ -2381,7 +2393,7 @@ int main(int argc, char **argv)
 	if (rv == 0)
 		rv = workers_check(&R, err, sizeof(err));
 	if (rv == 0)
-		rv = fdlimit_apply(&R.cfg, err, sizeof(err)); /* 16.1 */
+		rv = fdlimit_apply(&R.cfg, R.nworkers, err, sizeof(err)); /* 16.1 */
 	if (rv == 0)
 		rv = dnsgate_new(R.cfg.dns_resolvable, R.cfg.dns_per_min, &R.dnsgate, err, sizeof(err));
 	if (rv == 0 && R.nworkers > 1 && dnsgate_share(R.dnsgate) != 0) {

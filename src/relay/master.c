@@ -466,8 +466,8 @@ static int running(const struct master *m, unsigned i)
 static void metrics_cb(void *ctx, struct evbuffer *b)
 {
 	struct master *m = ctx;
-	struct evbuffer *rep[CONFIG_WORKERS_MAX];
-	struct metrics_text t[CONFIG_WORKERS_MAX];
+	struct evbuffer *rep[CONFIG_WORKERS_MAX], *own = evbuffer_new();
+	struct metrics_text t[CONFIG_WORKERS_MAX + 1];
 	size_t k = 0;
 	unsigned i, missing = 0, alive = 0;
 	char err[256];
@@ -496,6 +496,20 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		}
 		k++;
 	}
+	/* the master's own share of the trail: its lines (relay_start, admin,
+	 * its audit_dropped) and the workers' lines it had to drop */
+	if (own != NULL &&
+	    evbuffer_add_printf(own,
+				"# TYPE zgate_audit_lines_total counter\n"
+				"zgate_audit_lines_total %llu\n"
+				"# TYPE zgate_audit_lines_dropped_total counter\n"
+				"zgate_audit_lines_dropped_total %llu\n",
+				(unsigned long long)audit_lines(m->audit),
+				(unsigned long long)audit_dropped(m->audit)) > 0) {
+		t[k].len = evbuffer_get_length(own);
+		t[k].s = (const char *)evbuffer_pullup(own, -1);
+		k += t[k].s != NULL;
+	}
 	if (metrics_merge(b, t, k, err, sizeof(err)) != 0) {
 		log_warnx("/metrics: the workers' expositions do not merge: %s", err);
 		missing = m->env->n;
@@ -504,6 +518,8 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	for (i = 0; i < m->env->n; i++)
 		if (rep[i] != NULL)
 			evbuffer_free(rep[i]);
+	if (own != NULL)
+		evbuffer_free(own);
 	evbuffer_add_printf(b,
 			    "# HELP zgate_workers Worker processes configured (workers:).\n"
 			    "# TYPE zgate_workers gauge\nzgate_workers %u\n"

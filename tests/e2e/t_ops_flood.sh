@@ -37,9 +37,16 @@ grep -q "descriptor limit (RLIMIT_NOFILE): $NOFILE, hard $NOFILE" "$D/relay.log"
 	fail "descriptor limit not logged: $(grep -i descriptor "$D/relay.log")"
 
 step "a flow limit that cannot fit in $NOFILE descriptors is refused at start, with the numbers"
-out=$(ip netns exec "$R" "$RELAY" --config "$D/relay.yaml" --limits-flows 1000 --limits-flows-per-client 100 --check-config 2>&1) &&
+out=$(ip netns exec "$R" "$RELAY" --config "$D/relay.yaml" --workers 1 --limits-flows 1000 --limits-flows-per-client 100 --check-config 2>&1) &&
 	fail "limits.flows 1000 accepted with $NOFILE descriptors: $out"
 expect_contains "$out" "limits.flows (1000) + ops.max_connections (64) + 34 for the relay itself need 1098 descriptors, but RLIMIT_NOFILE is $NOFILE" "refusal"
+# with workers, each worker's share must fit
+out=$(ip netns exec "$R" "$RELAY" --config "$D/relay.yaml" --workers 2 --limits-flows 1000 --limits-flows-per-client 100 --check-config 2>&1) &&
+	fail "limits.flows 1000 accepted with $NOFILE descriptors and 2 workers: $out"
+expect_contains "$out" "limits.flows (1000, 500 in each of 2 workers) + ops.max_connections (64) + 34 for the relay itself need 598 descriptors in a worker, but RLIMIT_NOFILE is $NOFILE" "refusal (workers)"
+expect_contains "$out" "lower limits.flows to 316 at most" "advice (workers)"
+out=$(ip netns exec "$R" "$RELAY" --config "$D/relay.yaml" --workers 2 --limits-flows 316 --limits-flows-per-client 100 --check-config 2>&1) ||
+	fail "limits.flows 316 (158 per worker) refused: $out"
 out=$(ip netns exec "$R" "$RELAY" --config "$D/relay.yaml" --limits-flows 150 --limits-flows-per-client 100 --check-config 2>&1) ||
 	fail "a fitting configuration refused: $out"
 
