@@ -222,7 +222,7 @@ e2e: all
 # canned apt-cache output, the e2e runner's check for leftover processes,
 # and that the sources follow .clang-format.
 SELFTESTS := tests/deps/test_resolve.sh tests/e2e/test_leftovers.sh tests/format/test_format.sh \
-	tests/bench/test_vpn_report.sh
+	tests/bench/test_vpn_report.sh tests/bench/test_workers.sh
 selftest:
 	$(Q)scripts/run-tests.sh selftest $(SELFTESTS)
 

@@ -8,7 +8,9 @@
 #   BENCH_RULES  policy rules for bench/policy_rules (default 10000)
 #   BENCH_TUNNELS, BENCH_TUNNELS_PAR: concurrent tunnels (bench/tunnels.sh)
 #   BENCH_QUICK=1, BENCH_SECS, BENCH_REPS, BENCH_ONLY: see bench/vpn.sh
-# The whole report also goes to bench/results/<date>.md (+ .png chart).
+#   BENCH_WORKERS_SECS, BENCH_WORKERS_ROUNDS: see bench/workers.sh
+# The whole report also goes to bench/results/<date>.md (+ .png chart);
+# bench/workers.sh's part also to bench/results/<date>-workers.md.
 set -euo pipefail
 
 bindir=${1:?usage: bench/run.sh BINDIR}
@@ -40,10 +42,12 @@ bench/tunnels.sh "$bindir"
 echo
 bench/vpn.sh "$bindir" "$results/$(date -u +%Y-%m-%d)-vpn.md" >/dev/null
 cat "$results/$(date -u +%Y-%m-%d)-vpn.md"
+echo
+bench/workers.sh "$bindir" "$results/$(date -u +%Y-%m-%d)-workers.md"
 }
 
 body | tee "$report.tmp"
 mv "$report.tmp" "$report"
 rm -f "$results/$(date -u +%Y-%m-%d)-vpn.md"
 echo
-echo "written: $report (chart: ${report%.md}-vpn.png)"
+echo "written: $report (chart: ${report%.md}-vpn.png; workers: ${report%.md}-workers.md)"

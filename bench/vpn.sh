@@ -255,35 +255,41 @@ zgate_pki() {
 	chmod -R a+rX "$d/pki"
 }
 
-# zgate_relay DIR LISTEN: the relay in the gateway ns with DIR/policy.yaml
-# (written by the caller); RP is its pid.
+# zgate_relay DIR LISTEN [YAML-LINE...]: the relay in the gateway ns with
+# DIR/policy.yaml (written by the caller) and these lines added to its
+# relay.yaml (log_level: warn unless one of them sets it); RP is its pid.
 zgate_relay() {
-	local d=$1
+	local d=$1 l level="log_level: warn"
+	for l in "${@:3}"; do [[ $l == log_level:* ]] && level=; done
 	cat >"$d/relay.yaml" <<C
 listen: "$2"
 ops_listen: "127.0.0.1:8080"
 tls: { cert: $d/pki/relay.crt, key: $d/pki/relay.key, client_ca: $d/pki/ca.crt }
 uri_template: "https://relay.bench:4433/.well-known/masque/ip/{target}/{ipproto}/"
 policy: $d/policy.yaml
-log_level: warn
 C
+	printf '%s\n' ${level:+"$level"} "${@:3}" >>"$d/relay.yaml"
 	chmod 644 "$d"/*.yaml
 	unpriv $G "$d/relay.log" "$zbin/zgate-relay" --config "$d/relay.yaml"
 	RP=$BGPID
 	sleep 0.5
 }
 
-# zgate_agent DIR PREFIX: the agent "bench" in the client ns; waits up to
-# 10 s until the relay has routed PREFIX into zgate0. AP is its pid.
+# zgate_agent DIR PREFIX [NS RELAY-ADDR ID]: the agent ID (default
+# "bench", DIR/pki/ID.crt) in NS (default the client ns), to the relay at
+# RELAY-ADDR (default 10.201.0.1); waits up to 10 s until the relay has
+# routed PREFIX into zgate0. Logs to DIR/agent.log (DIR/agent-ID.log for
+# another ID). AP is its pid.
 zgate_agent() {
-	local d=$1 k
-	ip netns exec $C "$zbin/zgate-agent" --relay 10.201.0.1:4433 --server-name relay.bench \
-		--cert "$d/pki/bench.crt" --key "$d/pki/bench.key" --ca "$d/pki/ca.crt" \
-		--log-level warn 2>"$d/agent.log" &
+	local d=$1 ns=${3:-$C} relay=${4:-10.201.0.1} id=${5:-bench} k log
+	log=$d/agent${5:+-$5}.log
+	ip netns exec "$ns" "$zbin/zgate-agent" --relay "$relay:4433" --server-name relay.bench \
+		--cert "$d/pki/$id.crt" --key "$d/pki/$id.key" --ca "$d/pki/ca.crt" \
+		--log-level warn 2>"$log" &
 	AP=$!; pids+=("$AP")
-	for k in $(seq 100); do ip -n $C route show dev zgate0 2>/dev/null | grep -q "^$2" && break; sleep 0.1; done
+	for k in $(seq 100); do ip -n "$ns" route show dev zgate0 2>/dev/null | grep -q "^$2" && break; sleep 0.1; done
 	kill -0 "$RP" 2>/dev/null || echo "bench: zgate-relay exited: $(tail -3 "$d/relay.log")" >&2
-	kill -0 "$AP" 2>/dev/null || echo "bench: zgate-agent exited: $(tail -3 "$d/agent.log")" >&2
+	kill -0 "$AP" 2>/dev/null || echo "bench: zgate-agent $id exited: $(tail -3 "$log")" >&2
 }
 
 # stop PID...: SIGTERM, and wait for each
