@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -627,8 +628,18 @@ static void all_ready(struct master *m)
 		if (m->ev_watchdog == NULL || event_add(m->ev_watchdog, &tv) != 0)
 			log_warnx("no watchdog pings: out of memory");
 	}
-	(void)snprintf(st, sizeof(st), "READY=1\nSTATUS=ready: %u workers, ops on port %u",
-		       m->env->n, ops_port(m->ops));
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		unsigned port = 0;
+
+		if (getsockname(m->env->udp[0], (struct sockaddr *)&ss, &len) == 0)
+			port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							      : ((struct sockaddr_in *)&ss)->sin_port);
+		(void)snprintf(st, sizeof(st),
+			       "READY=1\nSTATUS=ready: QUIC on UDP port %u, ops on port %u, %u workers",
+			       port, ops_port(m->ops), m->env->n);
+	}
 	if (sdnotify_send(st) < 0)
 		log_warn("cannot notify the service manager at $NOTIFY_SOCKET");
 }

@@ -217,7 +217,7 @@ setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs --bounding-set
 RPID=$!
 cleanup "kill -KILL $RPID 2>/dev/null; wait $RPID 2>/dev/null"
 for _ in $(seq 100); do grep -q '^READY=1' "$NLOG" && break; sleep 0.1; done
-grep -q '^READY=1|STATUS=ready: QUIC on UDP port [0-9]*, ops on port [0-9]*$' "$NLOG" ||
+grep -qE '^READY=1\|STATUS=ready: QUIC on UDP port [0-9]+, ops on port [0-9]+(, [0-9]+ workers)?$' "$NLOG" ||
 	{ cat "$ZG_TMP/relay.log"; fail "no READY=1 from the relay: $(cat "$NLOG")"; }
 sleep 1.2
 n=$(grep -c '^WATCHDOG=1$' "$NLOG" || true)
