@@ -50,6 +50,7 @@ static void fixed_values(struct metrics_values *v)
 	v->sessions = 3;
 	v->quic_connections = 4;
 	v->sessions_opened = 5;
+	v->sessions_replaced = 2;
 	v->refused_400 = 6;
 	v->refused_403 = 7;
 	v->refused_429 = 8;

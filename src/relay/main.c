@@ -1283,6 +1283,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	}
 	v.quic_connections = masque_server_conns(r->srv);
 	v.sessions_opened = r->st.cnt.opened;
+	v.sessions_replaced = r->st.cnt.replaced + r->replaced_elsewhere;
 	/* 400, 500 and the 503s after GOAWAY are answered by src/masque
 	 * before the relay sees the request */
 	v.refused_400 = v.quic.refused_bad_request;

@@ -132,6 +132,9 @@ static void tunnels(struct mw *w, const struct metrics_values *v)
 	    v->quic_connections);
 	one(w, "zgate_sessions_opened_total", "counter", "Tunnels accepted since start.",
 	    v->sessions_opened);
+	one(w, "zgate_sessions_replaced_total", "counter",
+	    "Tunnels closed because their client connected again (on any worker).",
+	    v->sessions_replaced);
 	BY(w, "zgate_tunnel_refused_total", "counter",
 	   "CONNECT-IP requests refused, by the status answered: 400 not a valid CONNECT-IP "
 	   "request (or a second one on a connection), 403 policy, 429 over "

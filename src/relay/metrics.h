@@ -31,6 +31,7 @@ struct metrics_values {
 	long long open_fds, max_fds;
 
 	uint64_t sessions, quic_connections, sessions_opened;
+	uint64_t sessions_replaced; /* a client's older tunnel closed by its newer one */
 	/* CONNECT-IP requests refused, by the status answered */
 	uint64_t refused_400, refused_403, refused_429, refused_500, refused_502, refused_503;
 	uint64_t dns_queries, dns_refused_policy, dns_refused_not_listed, dns_refused_rate;
