@@ -123,6 +123,7 @@ done
 for k in $(seq 50); do [[ $(sessions_of agent-1) == 1 ]] && break; sleep 0.1; done
 [[ $(sessions_of agent-1) == 1 ]] || fail "agent-1 has $(sessions_of agent-1) sessions"
 echo "replaced on the other worker: $(grep -c 'a newer tunnel on another worker replaces' "$D/relay.log" || true) of 6"
+[[ $(metric zgate_sessions_replaced_total) -ge 6 ]] || fail "zgate_sessions_replaced_total $(metric zgate_sessions_replaced_total)"
 inc 1 ping -c 1 -W 3 198.18.0.10 >/dev/null || fail "agent-1 after the probes"
 
 step "SIGHUP: every worker reloads the policy, one policy_reload line"
