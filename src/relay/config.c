@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "cgroup.h"
 #include "log.h"
 #include "masque/uri.h"
 #include "opt.h"
@@ -526,38 +527,20 @@ static unsigned cpu_max_file(const char *path)
 	return q > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (unsigned)q;
 }
 
+static void cpu_max(const char *path, void *ctx)
+{
+	unsigned *v = ctx, c = cpu_max_file(path);
+
+	if (c != 0 && (*v == 0 || c < *v))
+		*v = c;
+}
+
 unsigned config_cgroup_cpus(const char *sysfs, const char *self_cgroup)
 {
-	char line[512], path[1024];
-	unsigned v = 0, c;
-	FILE *fp = fopen(self_cgroup, "re");
+	unsigned v = 0;
 
-	/* cgroup v2: this process's cgroup and its parents up to the mount's
-	 * root (all a container sees); the smallest quota binds */
-	if (fp != NULL) {
-		while (fgets(line, sizeof(line), fp) != NULL) {
-			char *cg = line + 3, *slash;
-
-			line[strcspn(line, "\n")] = '\0';
-			if (strncmp(line, "0::/", 4) != 0)
-				continue;
-			for (;;) {
-				if ((size_t)snprintf(path, sizeof(path), "%s%s/cpu.max", sysfs, cg) <
-					    sizeof(path) &&
-				    (c = cpu_max_file(path)) != 0 && (v == 0 || c < v))
-					v = c;
-				slash = strrchr(cg, '/');
-				if (slash == NULL || slash == cg)
-					break;
-				*slash = '\0';
-			}
-			break;
-		}
-		fclose(fp);
-	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/cpu.max", sysfs) < sizeof(path) &&
-	    (c = cpu_max_file(path)) != 0 && (v == 0 || c < v))
-		v = c;
+	/* cgroup v2: the smallest quota on the way up (cgroup.h) */
+	cgroup_each_file(sysfs, self_cgroup, "cpu.max", cpu_max, &v);
 	return v;
 }
 

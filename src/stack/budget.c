@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cgroup.h"
 #include "stack_int.h"
 
 #define FD_RESERVE_MIN 64
@@ -191,40 +192,22 @@ min_limit(uint64_t a, uint64_t b)
 	return b != 0 && b < a ? b : a;
 }
 
+static void
+memory_max(const char *path, void *ctx)
+{
+	uint64_t *v = ctx;
+
+	*v = min_limit(*v, read_limit(path));
+}
+
 uint64_t
 stack_cgroup_memory_limit(const char *sysfs, const char *self_cgroup)
 {
-	char line[512], path[1024];
+	char path[1024];
 	uint64_t v = 0;
-	FILE *fp;
 
-	/* v2: this process's own cgroup ("0::/path") and every parent up to
-	 * the root of the mount (which is all a container with its own cgroup
-	 * namespace sees): the smallest limit on the way binds */
-	fp = fopen(self_cgroup, "re");
-	if (fp != NULL) {
-		while (fgets(line, sizeof(line), fp) != NULL) {
-			char *cg = line + 3, *slash;
-
-			line[strcspn(line, "\n")] = '\0';
-			if (strncmp(line, "0::/", 4) != 0)
-				continue;
-			for (;;) {
-				if ((size_t)snprintf(path, sizeof(path), "%s%s/memory.max",
-						     sysfs, cg) < sizeof(path))
-					v = min_limit(v, read_limit(path));
-				slash = strrchr(cg, '/');
-				if (slash == NULL || slash == cg)
-					break;
-				*slash = '\0';
-			}
-			break;
-		}
-		fclose(fp);
-	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/memory.max", sysfs) <
-	    sizeof(path))
-		v = min_limit(v, read_limit(path));
+	/* v2: the smallest memory.max on the way up (cgroup.h) */
+	cgroup_each_file(sysfs, self_cgroup, "memory.max", memory_max, &v);
 	if (v != 0)
 		return v;
 	/* v1 */
