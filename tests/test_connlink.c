@@ -120,9 +120,24 @@ static uint64_t f_now(void *ctx)
 	return F.now;
 }
 
+/* A remote connector's packet: recorded as sent to its session handle. */
+static int f_send_remote(void *ctx, const struct connlink_connector *c, const uint8_t *pkt,
+			 size_t len)
+{
+	(void)ctx;
+	if (F.send_fails)
+		return ZG_ERR_LIMIT;
+	assert_true(F.nsent < 16 && len <= sizeof(F.sent[0].pkt));
+	assert_true(c->remote != 0);
+	F.sent[F.nsent].sess = c->sess;
+	memcpy(F.sent[F.nsent].pkt, pkt, len);
+	F.sent[F.nsent++].len = len;
+	return 0;
+}
+
 static const struct connlink_hooks hooks = { NULL, f_send, f_may_reach,
 					     f_bound, f_rejected, f_audit_open,
-					     f_audit_close, f_now };
+					     f_audit_close, f_now, f_send_remote };
 
 static struct stack_addr a4(const char *s)
 {
@@ -138,10 +153,10 @@ static struct stack_addr a4(const char *s)
 	return a;
 }
 
-static struct connlink_end agent1 = { &agent_a, "agent-1", 0xa1, { 0 }, { 0 } };
-static struct connlink_end agent2 = { &agent_b, "agent-2", 0xa2, { 0 }, { 0 } };
-static struct connlink_end connx = { &conn_x, "hospital-a", 0xc1, { 0 }, { 0 } };
-static struct connlink_end conny = { &conn_y, "hospital-b", 0xc2, { 0 }, { 0 } };
+static struct connlink_end agent1 = { &agent_a, "agent-1", 0xa1, { 0 }, { 0 }, 0 };
+static struct connlink_end agent2 = { &agent_b, "agent-2", 0xa2, { 0 }, { 0 }, 0 };
+static struct connlink_end connx = { &conn_x, "hospital-a", 0xc1, { 0 }, { 0 }, 0 };
+static struct connlink_end conny = { &conn_y, "hospital-b", 0xc2, { 0 }, { 0 }, 0 };
 
 static uint16_t csum(const uint8_t *p, size_t n)
 {
@@ -552,6 +567,169 @@ static void test_identity(void **state)
 	assert_string_equal(connlink_drop_name(CONNLINK_NDROP), "unknown");
 }
 
+/* Workers: hospital-a's session is on worker 2 (remote 3); here it is a
+ * remote end. agent-1's link opens, is audited and checked here; packets
+ * up go through send_remote with the TTL one less; its packets down (the
+ * owner hands them over) reach agent-1 through the link here. */
+static void test_remote_connector(void **state)
+{
+	struct connlink *cl = *state;
+	static int rx; /* the remote end's handle */
+	struct connlink_end e = connx;
+	const struct connlink_connector *cc;
+	struct cip_route r[2];
+	uint8_t p[128];
+	size_t n;
+
+	e.sess = &rx;
+	e.sid = 0xc9;
+	e.remote = 3;
+	assert_int_equal(connlink_connectors_up(cl), 2);
+	assert_int_equal(connlink_connector_up(cl, &e, CONNLINK_INNER_PORT), 0);
+	/* it replaced the local session of the same ID: counted on its worker */
+	assert_int_equal(connlink_connectors_up(cl), 1);
+	cc = connlink_find(cl, "hospital-a");
+	assert_non_null(cc);
+	assert_ptr_equal(cc->sess, &rx);
+	assert_int_equal(cc->remote, 3);
+	assert_null(connlink_find_local_sid(cl, 0xc9)); /* not a session here */
+	assert_non_null(connlink_find_local_sid(cl, 0xc2));
+	/* its announce is filtered by the bound here too; the warnings are
+	 * its worker's */
+	route(&r[0], "10.20.1.0", "10.20.1.255");
+	route(&r[1], "192.168.0.0", "192.168.0.255");
+	assert_int_equal(connlink_announce(cl, &rx, r, 2), 1);
+	assert_int_equal(cc->nprefixes, 1);
+	assert_int_equal(F.nrejected, 0);
+
+	n = to_conn(p);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	assert_int_equal(F.nsent, 1);
+	assert_ptr_equal(F.sent[0].sess, &rx);
+	assert_int_equal(F.sent[0].pkt[8], 63);
+	assert_int_equal(F.nopens, 1);
+	assert_string_equal(F.opens[0], "agent-1 hospital-a a1 c9 emr");
+	n = to_agent(p);
+	assert_int_equal(connlink_from_connector(cl, &rx, p, n), CONNLINK_FORWARDED);
+	assert_ptr_equal(F.sent[1].sess, &agent_a);
+	/* a spoofed source from the remote end is dropped here */
+	n = udp(p, "100.64.0.10", 443, "100.64.0.2", 50000, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &rx, p, n), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_SPOOFED), 1);
+	/* the owner's channel full: dropped, counted */
+	F.send_fails = 1;
+	n = to_conn(p);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_SEND), 1);
+	F.send_fails = 0;
+	/* the owner says it is down: its link closes here */
+	assert_int_equal(connlink_session_closed(cl, &rx), 1);
+	assert_int_equal(F.ncloses, 1);
+	assert_non_null(strstr(F.closes[0], "connector_closed"));
+	assert_null(connlink_find(cl, "hospital-a"));
+}
+
+/* Without a send_remote hook a remote connector's packets are dropped. */
+static void test_remote_without_hook(void **state)
+{
+	struct connlink *cl = NULL;
+	struct connlink_hooks h = hooks;
+	struct connlink_end e = connx;
+	uint8_t p[128];
+	size_t n;
+
+	(void)state;
+	h.send_remote = NULL;
+	e.remote = 1;
+	assert_int_equal(connlink_new(&h, 0, &cl), 0);
+	assert_int_equal(connlink_connector_up(cl, &e, CONNLINK_INNER_PORT), 0);
+	n = to_conn(p);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_SEND), 1);
+	assert_int_equal(F.nsent, 0);
+	connlink_free(cl, NULL);
+}
+
+/* A connector's state, as workers tell each other: round trip, and every
+ * cut or bad field refused. */
+static void test_state_codec(void **state)
+{
+	struct connlink *cl = *state;
+	struct connlink_state st, back;
+	struct cip_route r[2];
+	uint8_t buf[CONNLINK_STATE_MAX], *end;
+	const uint8_t *q;
+
+	route(&r[0], "10.20.1.0", "10.20.1.255");
+	route(&r[1], "fd20::", "fd20::ff");
+	r[1].proto = 17;
+	assert_int_equal(connlink_announce(cl, &conn_x, r, 2), 1);
+	assert_int_equal(connlink_state_of(cl, &agent_a, &st), ZG_ERR_NOTFOUND);
+	assert_int_equal(connlink_state_of(cl, &conn_x, &st), 0);
+	assert_string_equal(st.id, "hospital-a");
+	assert_true(st.sid == 0xc1);
+	assert_int_equal(st.nroutes, 2);
+	end = connlink_state_encode(&st, buf, buf + sizeof(buf));
+	assert_non_null(end);
+	q = buf;
+	assert_int_equal(connlink_state_decode(&q, end, &back), 0);
+	assert_ptr_equal(q, end);
+	assert_memory_equal(&back, &st, sizeof(st));
+	/* every shorter prefix is refused */
+	for (const uint8_t *cut = buf; cut < end; cut++) {
+		q = buf;
+		assert_int_equal(connlink_state_decode(&q, cut, &back), ZG_ERR_MALFORMED);
+	}
+	assert_null(connlink_state_encode(&st, buf, end - 1));
+	/* bad fields */
+	{
+		uint8_t bad[CONNLINK_STATE_MAX];
+		size_t len = (size_t)(end - buf), vip4 = 1 + 10 + 8;
+
+		memcpy(bad, buf, len);
+		bad[0] = 0; /* an empty ID */
+		q = bad;
+		assert_int_equal(connlink_state_decode(&q, bad + len, &back), ZG_ERR_MALFORMED);
+		memcpy(bad, buf, len);
+		bad[3] = 0; /* a NUL inside the ID */
+		q = bad;
+		assert_int_equal(connlink_state_decode(&q, bad + len, &back), ZG_ERR_MALFORMED);
+		memcpy(bad, buf, len);
+		bad[vip4] = 6; /* the IPv4 address says IPv6 */
+		q = bad;
+		assert_int_equal(connlink_state_decode(&q, bad + len, &back), ZG_ERR_MALFORMED);
+		memcpy(bad, buf, len);
+		bad[vip4 + 34 + 2] = CONNLINK_MAX_ANNOUNCED + 1; /* too many routes */
+		q = bad;
+		assert_int_equal(connlink_state_decode(&q, bad + len, &back), ZG_ERR_MALFORMED);
+		memcpy(bad, buf, len);
+		bad[vip4 + 34 + 3] = 5; /* a route of no IP version */
+		q = bad;
+		assert_int_equal(connlink_state_decode(&q, bad + len, &back), ZG_ERR_MALFORMED);
+	}
+	memset(&back, 0, sizeof(back));
+	assert_null(connlink_state_encode(&back, buf, buf + sizeof(buf))); /* no ID */
+}
+
+static void test_packet_dst(void **state)
+{
+	struct stack_addr d;
+	uint8_t p[128];
+	size_t n;
+
+	(void)state;
+	n = to_agent(p);
+	assert_int_equal(connlink_packet_dst(p, n, &d), 0);
+	assert_true(stack_addr_eq(&d, &agent1.vip4));
+	n = udp(p, "fd00::9", 443, "fd00::2", 50000, 64, 17);
+	assert_int_equal(connlink_packet_dst(p, n, &d), 0);
+	assert_true(stack_addr_eq(&d, &agent1.vip6));
+	assert_int_equal(connlink_packet_dst(p, 39, &d), ZG_ERR_MALFORMED);
+	assert_int_equal(connlink_packet_dst(p, 0, &d), ZG_ERR_MALFORMED);
+	p[0] = 0x50;
+	assert_int_equal(connlink_packet_dst(p, n, &d), ZG_ERR_MALFORMED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +744,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replaced_agent_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_announce_within_bound, setup, teardown),
 		cmocka_unit_test(test_identity),
+		cmocka_unit_test_setup_teardown(test_remote_connector, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_without_hook, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_codec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packet_dst, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

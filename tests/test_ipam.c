@@ -393,6 +393,19 @@ static void test_holder_release(void **state)
 	assert_int_equal(ipam_holder(ip, "agent-1", 4), 1);
 	assert_int_equal(ipam_holder(ip, "agent-1", 6), 0);
 	assert_int_equal(ipam_holder(ip, "nobody", 4), ZG_ERR_NOTFOUND);
+	/* by address: the holder of the address, not of a client */
+	assert_int_equal(ipam_addr_holder(ip, 4, a0), 1);
+	assert_int_equal(ipam_addr_holder(ip, 6, out), 0);
+	{
+		uint8_t x[16];
+
+		memcpy(x, a0, 16);
+		x[3] ^= 0x40; /* another address of the pool, free */
+		assert_int_equal(ipam_addr_holder(ip, 4, x), ZG_ERR_NOTFOUND);
+		x[0] = 192; /* outside the pool */
+		assert_int_equal(ipam_addr_holder(ip, 4, x), ZG_ERR_NOTFOUND);
+		assert_int_equal(ipam_addr_holder(ip, 5, x), ZG_ERR_NOTFOUND);
+	}
 	/* worker 0's late release: refused, the address stays held */
 	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 0), ZG_ERR_STATE);
 	assert_int_equal(ipam_lookup(ip, "agent-1", 4, out), 0);
@@ -406,6 +419,7 @@ static void test_holder_release(void **state)
 	assert_int_equal(ipam_known(ip, "agent-1", 4, out), 0);
 	assert_memory_equal(out, a0, 4);
 	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 1), ZG_ERR_NOTFOUND);
+	assert_int_equal(ipam_addr_holder(ip, 4, a0), ZG_ERR_NOTFOUND); /* only remembered */
 	/* ipam_alloc() is holder 0; ipam_release() releases whoever holds it */
 	assert_int_equal(ipam_alloc(ip, "agent-2", 4, NULL, out), 0);
 	assert_int_equal(ipam_release_by(ip, "agent-2", 4, 7), ZG_ERR_STATE);

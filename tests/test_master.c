@@ -120,12 +120,100 @@ static void test_open_notes_keep(void **state)
 				 ZG_ERR_INVAL);
 	}
 	/* a malformed note (a NUL inside) is refused, the next one read */
-	assert_int_equal(send(env.notes.wr[0], "O\0x", 3, 0), 3);
+	assert_int_equal(send(env.notes.wr[0], "O\2\0x", 4, 0), 4);
 	assert_int_equal(master_note_send(&env, 2, MASTER_NOTE_OPENED, "agent-2"), 0);
 	assert_int_equal(master_note_recv(&env, 0, &kind, id, sizeof(id)), ZG_ERR_MALFORMED);
 	assert_int_equal(master_note_recv(&env, 0, &kind, id, sizeof(id)), 1);
 	assert_string_equal(id, "agent-2");
 	assert_int_equal(master_note_recv(&env, 0, &kind, id, 8), ZG_ERR_INVAL);
+
+	/* notes with a payload, to one worker or all; the sender is named */
+	{
+		static uint8_t big[MASTER_NOTE_PAYLOAD_MAX + 1], got[MASTER_NOTE_PAYLOAD_MAX];
+		unsigned from = 9;
+		size_t len = 0;
+
+		for (size_t i = 0; i < sizeof(big); i++)
+			big[i] = (uint8_t)i;
+		/* worker 1 still has agent-2's note from above */
+		assert_int_equal(master_note_recv(&env, 1, &kind, id, sizeof(id)), 1);
+		assert_string_equal(id, "agent-2");
+		assert_int_equal(master_note_put(&env, 2, 0, MASTER_NOTE_CONN_UP, big,
+						 MASTER_NOTE_PAYLOAD_MAX),
+				 0);
+		assert_int_equal(master_note_recv(&env, 1, &kind, id, sizeof(id)), 0); /* not to 1 */
+		assert_int_equal(master_note_get(&env, 0, &kind, &from, got, sizeof(got), &len), 1);
+		assert_int_equal(kind, MASTER_NOTE_CONN_UP);
+		assert_int_equal(from, 2);
+		assert_int_equal(len, MASTER_NOTE_PAYLOAD_MAX);
+		assert_memory_equal(got, big, len);
+		assert_int_equal(master_note_put(&env, 2, MASTER_NOTE_ALL, MASTER_NOTE_HELLO, NULL, 0),
+				 0);
+		assert_int_equal(master_note_get(&env, 1, &kind, &from, got, sizeof(got), &len), 1);
+		assert_int_equal(kind, MASTER_NOTE_HELLO);
+		assert_int_equal(len, 0);
+		assert_int_equal(master_note_get(&env, 0, &kind, &from, got, sizeof(got), &len), 1);
+		/* a HELLO is no client ID: master_note_recv() refuses it */
+		assert_int_equal(master_note_put(&env, 1, 0, MASTER_NOTE_HELLO, NULL, 0), 0);
+		assert_int_equal(master_note_recv(&env, 0, &kind, id, sizeof(id)), ZG_ERR_MALFORMED);
+		assert_int_equal(master_note_put(&env, 2, 0, 'X', big, sizeof(big)), ZG_ERR_INVAL);
+		assert_int_equal(master_note_put(&env, 2, 2, 'X', big, 1), ZG_ERR_INVAL);
+		assert_int_equal(master_note_put(&env, 2, 3, 'X', big, 1), ZG_ERR_INVAL);
+		/* from a worker that does not exist, or from itself: malformed */
+		assert_int_equal(send(env.notes.wr[0], "H\7", 2, 0), 2);
+		assert_int_equal(master_note_get(&env, 0, &kind, &from, got, sizeof(got), &len),
+				 ZG_ERR_MALFORMED);
+		assert_int_equal(send(env.notes.wr[0], "H\0", 2, 0), 2);
+		assert_int_equal(master_note_get(&env, 0, &kind, &from, got, sizeof(got), &len),
+				 ZG_ERR_MALFORMED);
+		assert_int_equal(master_note_get(&env, 0, &kind, &from, got, sizeof(got), &len), 0);
+	}
+
+	/* packets: to one worker, with the session ID */
+	{
+		static uint8_t buf[MASTER_XFER_HDR + MASTER_XFER_PKT_MAX], pkt[1400];
+		const uint8_t *p = NULL;
+		unsigned from = 9;
+		uint64_t sid = 0;
+		size_t len = 0;
+
+		memset(pkt, 0x45, sizeof(pkt));
+		assert_int_equal(master_xfer_send(&env, 1, 2, MASTER_XFER_TO_CONNECTOR,
+						  0x0102030405060708ULL, pkt, sizeof(pkt)),
+				 0);
+		assert_int_equal(master_xfer_recv(&env, 0, buf, sizeof(buf), &kind, &from, &sid, &p,
+						  &len),
+				 0);
+		assert_int_equal(master_xfer_recv(&env, 2, buf, sizeof(buf), &kind, &from, &sid, &p,
+						  &len),
+				 1);
+		assert_int_equal(kind, MASTER_XFER_TO_CONNECTOR);
+		assert_int_equal(from, 1);
+		assert_true(sid == 0x0102030405060708ULL);
+		assert_int_equal(len, sizeof(pkt));
+		assert_memory_equal(p, pkt, len);
+		assert_int_equal(master_xfer_send(&env, 1, 1, 'U', 1, pkt, 10), ZG_ERR_INVAL);
+		assert_int_equal(master_xfer_send(&env, 1, 3, 'U', 1, pkt, 10), ZG_ERR_INVAL);
+		assert_int_equal(master_xfer_send(&env, 1, 0, 'U', 1, pkt, 0), ZG_ERR_INVAL);
+		assert_int_equal(send(env.xfer.wr[0], "U\1", 2, 0), 2);
+		assert_int_equal(master_xfer_recv(&env, 0, buf, sizeof(buf), &kind, &from, &sid, &p,
+						  &len),
+				 ZG_ERR_MALFORMED);
+		/* a full channel drops, never blocks */
+		{
+			int rv;
+			size_t sent = 0;
+
+			while ((rv = master_xfer_send(&env, 1, 0, 'U', 1, pkt, sizeof(pkt))) == 0)
+				sent++;
+			assert_int_equal(rv, ZG_ERR_LIMIT);
+			assert_true(sent > 0);
+			while (master_xfer_recv(&env, 0, buf, sizeof(buf), &kind, &from, &sid, &p,
+						&len) == 1)
+				sent--;
+			assert_int_equal(sent, 0);
+		}
+	}
 
 	/* worker 1 keeps its own socket, channel ends and pipe only */
 	{

@@ -241,6 +241,7 @@ int connlink_connector_up(struct connlink *cl, const struct connlink_end *e, uin
 	c->pub.vip4 = e->vip4;
 	c->pub.vip6 = e->vip6;
 	c->pub.port = port;
+	c->pub.remote = e->remote;
 	cl->conns[cl->nconns++] = c;
 	return 0;
 }
@@ -298,6 +299,13 @@ static int range_to_prefixes(u128 lo, u128 hi, uint8_t version, struct connlink_
 
 /* Recomputes c's accepted prefixes from its announced ranges and the
  * policy's bound. Returns 1 when they changed. */
+static void rejected(struct connlink *cl, const struct conn *c, const struct cip_route *r,
+		     const char *why)
+{
+	if (c->pub.remote == 0)
+		cl->h.rejected(cl->h.ctx, c->pub.id, r, why);
+}
+
 static int conn_filter(struct connlink *cl, struct conn *c)
 {
 	struct cip_route bound[CONNLINK_MAX_PREFIXES];
@@ -313,7 +321,7 @@ static int conn_filter(struct connlink *cl, struct conn *c)
 		int inside = 0;
 
 		if (lo > hi) {
-			cl->h.rejected(cl->h.ctx, c->pub.id, r, "starts after its end");
+			rejected(cl, c, r, "starts after its end");
 			continue;
 		}
 		for (size_t j = 0; j < nb && !inside; j++)
@@ -321,14 +329,13 @@ static int conn_filter(struct connlink *cl, struct conn *c)
 				 lo >= load128(bound[j].start, r->version) &&
 				 hi <= load128(bound[j].end, r->version);
 		if (!inside) {
-			cl->h.rejected(cl->h.ctx, c->pub.id, r,
-				       "outside the prefixes the policy lets it serve");
+			rejected(cl, c, r, "outside the prefixes the policy lets it serve");
 			continue;
 		}
 		size_t before = na;
 		if (range_to_prefixes(lo, hi, r->version, acc, CONNLINK_MAX_PREFIXES, &na) != 0) {
 			na = before;
-			cl->h.rejected(cl->h.ctx, c->pub.id, r, "more prefixes than a connector may have");
+			rejected(cl, c, r, "more prefixes than a connector may have");
 		}
 	}
 	changed = na != c->pub.nprefixes ||
@@ -352,7 +359,7 @@ int connlink_announce(struct connlink *cl, void *sess, const struct cip_route *r
 		if (r[k].version != 4 && r[k].version != 6)
 			continue;
 		if (c->nannounced == CONNLINK_MAX_ANNOUNCED) {
-			cl->h.rejected(cl->h.ctx, c->pub.id, &r[k], "more ranges than a connector may announce");
+			rejected(cl, c, &r[k], "more ranges than a connector may announce");
 			continue;
 		}
 		c->announced[c->nannounced++] = r[k];
@@ -488,8 +495,11 @@ static enum connlink_result drop(struct connlink *cl, enum connlink_drop why)
 /* Copies p with the TTL / hop limit one less (IPv4: header checksum
  * updated as RFC 1624 eqn. 3) and sends it into sess. */
 static enum connlink_result forward(struct connlink *cl, const struct pkt *k, void *sess,
-				    const uint8_t *p, size_t len, enum connlink_dir dir)
+				    const struct conn *remote, const uint8_t *p, size_t len,
+				    enum connlink_dir dir)
 {
+	int rv;
+
 	if (p[k->ttl_off] <= 1)
 		return drop(cl, CONNLINK_DROP_TTL);
 	memcpy(cl->buf, p, len);
@@ -506,7 +516,13 @@ static enum connlink_result forward(struct connlink *cl, const struct pkt *k, vo
 		cl->buf[10] = (uint8_t)(sum >> 8);
 		cl->buf[11] = (uint8_t)sum;
 	}
-	if (cl->h.send(cl->h.ctx, sess, cl->buf, len) != 0)
+	if (remote != NULL)
+		rv = cl->h.send_remote != NULL
+			     ? cl->h.send_remote(cl->h.ctx, &remote->pub, cl->buf, len)
+			     : ZG_ERR_STATE;
+	else
+		rv = cl->h.send(cl->h.ctx, sess, cl->buf, len);
+	if (rv != 0)
 		return drop(cl, CONNLINK_DROP_SEND);
 	cl->cnt.packets[dir]++;
 	cl->cnt.bytes[dir] += len;
@@ -555,7 +571,7 @@ enum connlink_result connlink_from_agent(struct connlink *cl, const struct connl
 		if ((l = link_open(cl, c, a, &k.src, rule)) == NULL)
 			return drop(cl, CONNLINK_DROP_LIMIT);
 	}
-	res = forward(cl, &k, c->pub.sess, pkt, len, CONNLINK_UP);
+	res = forward(cl, &k, c->pub.sess, c->pub.remote ? c : NULL, pkt, len, CONNLINK_UP);
 	if (res == CONNLINK_FORWARDED) {
 		l->bytes_up += len;
 		l->last_ms = cl->h.now_ms(cl->h.ctx);
@@ -586,7 +602,7 @@ enum connlink_result connlink_from_connector(struct connlink *cl, void *sess, co
 		return drop(cl, CONNLINK_DROP_PORT);
 	if ((l = link_find(cl, c, &k.dst)) == NULL)
 		return drop(cl, CONNLINK_DROP_NO_LINK);
-	res = forward(cl, &k, l->agent, pkt, len, CONNLINK_DOWN);
+	res = forward(cl, &k, l->agent, NULL, pkt, len, CONNLINK_DOWN);
 	if (res == CONNLINK_FORWARDED) {
 		l->bytes_down += len;
 		l->last_ms = cl->h.now_ms(cl->h.ctx);
@@ -596,7 +612,134 @@ enum connlink_result connlink_from_connector(struct connlink *cl, void *sess, co
 
 size_t connlink_connectors_up(const struct connlink *cl)
 {
-	return cl->nconns;
+	size_t n = 0;
+
+	for (size_t i = 0; i < cl->nconns; i++)
+		n += cl->conns[i]->pub.remote == 0;
+	return n;
+}
+
+const struct connlink_connector *connlink_find_local_sid(const struct connlink *cl,
+							 uint64_t sid)
+{
+	for (size_t i = 0; i < cl->nconns; i++)
+		if (cl->conns[i]->pub.sid == sid && cl->conns[i]->pub.remote == 0)
+			return &cl->conns[i]->pub;
+	return NULL;
+}
+
+int connlink_packet_dst(const uint8_t *pkt, size_t len, struct stack_addr *dst)
+{
+	struct pkt k;
+
+	(void)parse(pkt, len, &k);
+	if (k.dst.version == 0)
+		return ZG_ERR_MALFORMED;
+	*dst = k.dst;
+	return 0;
+}
+
+int connlink_state_of(const struct connlink *cl, const void *sess, struct connlink_state *st)
+{
+	size_t i = conn_index(cl, sess);
+	const struct conn *c;
+
+	if (i == cl->nconns)
+		return ZG_ERR_NOTFOUND;
+	c = cl->conns[i];
+	memset(st, 0, sizeof(*st));
+	memcpy(st->id, c->pub.id, sizeof(st->id));
+	st->sid = c->pub.sid;
+	st->vip4 = c->pub.vip4;
+	st->vip6 = c->pub.vip6;
+	st->port = c->pub.port;
+	memcpy(st->routes, c->announced, c->nannounced * sizeof(c->announced[0]));
+	st->nroutes = c->nannounced;
+	return 0;
+}
+
+static uint8_t *put_addr(const struct stack_addr *a, uint8_t *p)
+{
+	*p++ = a->version;
+	memcpy(p, a->a, 16);
+	return p + 16;
+}
+
+uint8_t *connlink_state_encode(const struct connlink_state *st, uint8_t *p, const uint8_t *end)
+{
+	size_t idlen = strnlen(st->id, sizeof(st->id));
+
+	if (idlen == 0 || idlen >= sizeof(st->id) || st->nroutes > CONNLINK_MAX_ANNOUNCED ||
+	    (size_t)(end - p) < 1 + idlen + 8 + 2 * 17 + 2 + 1 + st->nroutes * 34)
+		return NULL;
+	*p++ = (uint8_t)idlen;
+	memcpy(p, st->id, idlen);
+	p += idlen;
+	for (int i = 0; i < 8; i++)
+		*p++ = (uint8_t)(st->sid >> (56 - 8 * i));
+	p = put_addr(&st->vip4, p);
+	p = put_addr(&st->vip6, p);
+	*p++ = (uint8_t)(st->port >> 8);
+	*p++ = (uint8_t)st->port;
+	*p++ = (uint8_t)st->nroutes;
+	for (size_t i = 0; i < st->nroutes; i++) {
+		const struct cip_route *r = &st->routes[i];
+
+		*p++ = r->version;
+		memcpy(p, r->start, 16);
+		memcpy(p + 16, r->end, 16);
+		p[32] = r->proto;
+		p += 33;
+	}
+	return p;
+}
+
+static int get_addr(const uint8_t **pp, struct stack_addr *a, uint8_t want)
+{
+	const uint8_t *p = *pp;
+
+	if (p[0] != 0 && p[0] != want)
+		return ZG_ERR_MALFORMED;
+	memset(a, 0, sizeof(*a));
+	a->version = p[0];
+	memcpy(a->a, p + 1, 16);
+	*pp = p + 17;
+	return 0;
+}
+
+int connlink_state_decode(const uint8_t **pp, const uint8_t *end, struct connlink_state *st)
+{
+	const uint8_t *p = *pp;
+	size_t idlen;
+
+	memset(st, 0, sizeof(*st));
+	if (p >= end || (idlen = *p++) == 0 || idlen >= sizeof(st->id) ||
+	    (size_t)(end - p) < idlen + 8 + 2 * 17 + 2 + 1 || memchr(p, '\0', idlen) != NULL)
+		return ZG_ERR_MALFORMED;
+	memcpy(st->id, p, idlen);
+	p += idlen;
+	for (int i = 0; i < 8; i++)
+		st->sid = (st->sid << 8) | *p++;
+	if (get_addr(&p, &st->vip4, 4) != 0 || get_addr(&p, &st->vip6, 6) != 0)
+		return ZG_ERR_MALFORMED;
+	st->port = (uint16_t)(p[0] << 8 | p[1]);
+	st->nroutes = p[2];
+	p += 3;
+	if (st->nroutes > CONNLINK_MAX_ANNOUNCED || (size_t)(end - p) < st->nroutes * 34)
+		return ZG_ERR_MALFORMED;
+	for (size_t i = 0; i < st->nroutes; i++) {
+		struct cip_route *r = &st->routes[i];
+
+		if (p[0] != 4 && p[0] != 6)
+			return ZG_ERR_MALFORMED;
+		r->version = p[0];
+		memcpy(r->start, p + 1, 16);
+		memcpy(r->end, p + 17, 16);
+		r->proto = p[33];
+		p += 34;
+	}
+	*pp = p;
+	return 0;
 }
 
 size_t connlink_links(const struct connlink *cl)

@@ -29,6 +29,18 @@
  * CIDR prefixes for the ZG_CONNECTORS capsule; the others are reported
  * through the rejected hook.
  *
+ * Workers (master.h): a connector's session lives on one worker, agents
+ * on any. Every other worker registers it as a remote connector (an end
+ * with remote = 1 + the owner's index, made from the owner's notes, see
+ * connlink_state) so that its agents see it, their links open, are checked
+ * and audited where the agent is, as in one process; a packet up to a
+ * remote connector goes through the send_remote hook (to the owner, which
+ * puts it into the connector's tunnel), and the owner hands a packet from
+ * the connector to the worker holding its destination address, which
+ * passes it to connlink_from_connector() with its remote end. Counters and
+ * connlink_connectors_up() count local connector sessions only, so a
+ * relay-wide sum counts each connector once.
+ *
  * No I/O, no clock, no logging: everything outside goes through struct
  * connlink_hooks, so tests/test_connlink.c drives it with fakes.
  */
@@ -88,6 +100,7 @@ struct connlink_end {
 	const char *id;
 	uint64_t sid; /* the audit trail's session_id */
 	struct stack_addr vip4, vip6;
+	unsigned remote; /* a connector's: 0 here, else 1 + the worker it is on */
 };
 
 struct connlink_prefix {
@@ -103,6 +116,7 @@ struct connlink_connector {
 	uint64_t sid;
 	struct stack_addr vip4, vip6;
 	uint16_t port;
+	unsigned remote;                                        /* 0: a session here; else 1 + the worker it is on */
 	struct connlink_prefix prefixes[CONNLINK_MAX_PREFIXES]; /* accepted, within the bound */
 	size_t nprefixes;
 };
@@ -125,7 +139,8 @@ struct connlink_hooks {
 	/* The policy's bound for connector (policy_connector_prefixes). */
 	int (*bound)(void *ctx, const char *connector, struct cip_route *out, size_t max,
 		     size_t *pn);
-	/* An announced range left out (why: a static text), for a warning. */
+	/* An announced range left out (why: a static text), for a warning;
+	 * not called for a remote connector (its own worker warns). */
 	void (*rejected)(void *ctx, const char *connector, const struct cip_route *r,
 			 const char *why);
 	void (*audit_open)(void *ctx, const struct connlink_info *li);
@@ -133,6 +148,10 @@ struct connlink_hooks {
 	 * replaced, relay_shutdown */
 	void (*audit_close)(void *ctx, const struct connlink_info *li, const char *reason);
 	uint64_t (*now_ms)(void *ctx); /* monotonic milliseconds */
+	/* Sends the IP packet to remote connector c's worker: 0, or negative
+	 * (dropped). NULL when no connector is ever remote. */
+	int (*send_remote)(void *ctx, const struct connlink_connector *c, const uint8_t *pkt,
+			   size_t len);
 };
 
 struct connlink_counters {
@@ -142,7 +161,7 @@ struct connlink_counters {
 };
 
 /* A new, empty forwarder. max_links 0: CONNLINK_MAX_LINKS_DEFAULT. Every
- * hook is required. Returns 0 and *pcl, or ZG_ERR_NOMEM. */
+ * hook is required but send_remote. Returns 0 and *pcl, or ZG_ERR_NOMEM. */
 int connlink_new(const struct connlink_hooks *h, size_t max_links, struct connlink **pcl);
 
 /* Closes every link (audited with reason, e.g. "relay_shutdown"; NULL:
@@ -191,6 +210,41 @@ enum connlink_result connlink_from_connector(struct connlink *cl, void *sess, co
 /* The up connector of ID id (without "connector:"), or NULL. */
 const struct connlink_connector *connlink_find(const struct connlink *cl, const char *id);
 
+/* The up connector whose session here (remote 0) has session ID sid, or
+ * NULL. */
+const struct connlink_connector *connlink_find_local_sid(const struct connlink *cl,
+							 uint64_t sid);
+
+/* The destination address of IP packet pkt: 0, or ZG_ERR_MALFORMED when
+ * its IP header is not whole. */
+int connlink_packet_dst(const uint8_t *pkt, size_t len, struct stack_addr *dst);
+
+/* A connector session as workers tell each other (MASTER_NOTE_CONN_*):
+ * what connlink_connector_up() and connlink_announce() take. */
+struct connlink_state {
+	char id[POLICY_ID_MAX];
+	uint64_t sid;
+	struct stack_addr vip4, vip6;
+	uint16_t port;
+	struct cip_route routes[CONNLINK_MAX_ANNOUNCED]; /* as announced */
+	size_t nroutes;
+};
+#define CONNLINK_STATE_MAX (1 + POLICY_ID_MAX + 8 + 2 * 17 + 2 + 1 + CONNLINK_MAX_ANNOUNCED * 34)
+
+/* The state of the up connector whose session is sess (its announced
+ * ranges as kept). Returns 0 or ZG_ERR_NOTFOUND. */
+int connlink_state_of(const struct connlink *cl, const void *sess, struct connlink_state *st);
+
+/* Writes st to [p, end): returns the advanced pointer, or NULL when it
+ * does not fit or st is not one (an empty ID, more routes than kept). */
+uint8_t *connlink_state_encode(const struct connlink_state *st, uint8_t *p, const uint8_t *end);
+
+/* Reads one state from *pp (advanced) up to end. Returns 0 or
+ * ZG_ERR_MALFORMED (short, an ID empty, too long or with a NUL, an
+ * address or route of no IP version, too many routes). */
+int connlink_state_decode(const uint8_t **pp, const uint8_t *end, struct connlink_state *st);
+
+/* The connector sessions up here (remote 0). */
 size_t connlink_connectors_up(const struct connlink *cl);
 size_t connlink_links(const struct connlink *cl);
 void connlink_get_counters(const struct connlink *cl, struct connlink_counters *out);

@@ -582,6 +582,26 @@ int ipam_holder(const struct ipam *ip, const char *client_id, uint8_t version)
 	return r;
 }
 
+int ipam_addr_holder(const struct ipam *ip, uint8_t version, const uint8_t *addr)
+{
+	const struct pool *p;
+	u128 a;
+	int r;
+
+	if ((p = cpool_of(ip, version)) == NULL || p->version == 0)
+		return ZG_ERR_NOTFOUND;
+	a = load(addr, version);
+	if (a < p->first || a - p->first >= p->n)
+		return ZG_ERR_NOTFOUND;
+	if ((r = lock(ip)) != 0)
+		return r;
+	r = ZG_ERR_NOTFOUND;
+	if (p->slots[a - p->first].state == SLOT_HELD)
+		r = p->slots[a - p->first].holder;
+	unlock(ip);
+	return r;
+}
+
 int ipam_release_by(struct ipam *ip, const char *client_id, uint8_t version, uint8_t holder)
 {
 	int r;

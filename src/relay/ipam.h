@@ -99,6 +99,10 @@ int ipam_release_by(struct ipam *ip, const char *client_id, uint8_t version, uin
 /* The holder (0..255) of client_id's held address, or ZG_ERR_NOTFOUND
  * when it holds none. */
 int ipam_holder(const struct ipam *ip, const char *client_id, uint8_t version);
+/* The holder (0..255) of the address addr (version 4 or 6) when some
+ * client holds it, or ZG_ERR_NOTFOUND (outside the pool, free, or only
+ * remembered). For workers: which worker's tunnel has that address. */
+int ipam_addr_holder(const struct ipam *ip, uint8_t version, const uint8_t *addr);
 
 /* The address client_id holds now (not a remembered one). Returns 0 or
  * ZG_ERR_NOTFOUND. */

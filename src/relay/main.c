@@ -127,6 +127,17 @@ struct relay {
 	struct wctl_server *ctl; /* the master's requests */
 	struct event *ev_notes;  /* the other workers' notes */
 	uint64_t replaced_elsewhere;
+	/* connectors on other workers (connlink.h "Workers"): the ends this
+	 * worker's connlink knows them by, and the packets to and from them */
+	struct rconn {
+		int used;
+		unsigned worker;
+		uint64_t sid;
+		char id[POLICY_ID_MAX];
+	} rc[CONNLINK_MAX_CONNECTORS];
+	struct event *ev_xfer;
+	uint64_t xfer_drops; /* counted as connector drops "send" */
+	uint8_t xfer_buf[MASTER_XFER_HDR + MASTER_XFER_PKT_MAX];
 };
 
 static uint64_t fnv1a(const uint8_t *p, size_t n);
@@ -220,6 +231,143 @@ static void zgconn_notify_all(struct relay *r)
 		zgconn_send(r, s);
 }
 
+/* ------------------------------------------------------------------ */
+/* connectors across workers (connlink.h "Workers")                   */
+
+_Static_assert(CONNLINK_STATE_MAX <= MASTER_NOTE_PAYLOAD_MAX, "a connector's state fits a note");
+
+/* Tells worker to (or every other, MASTER_NOTE_ALL) of local connector
+ * session s: kind MASTER_NOTE_CONN_UP (its state now) or _DOWN. */
+static void conn_note(struct relay *r, struct session *s, uint8_t kind, int to)
+{
+	uint8_t buf[CONNLINK_STATE_MAX], *end;
+	struct connlink_state st;
+	int rv;
+
+	if (r->nworkers < 2)
+		return;
+	if (kind == MASTER_NOTE_CONN_UP) {
+		if (connlink_state_of(r->cl, s, &st) != 0)
+			return; /* not (or no longer) the connector's session */
+	} else {
+		memset(&st, 0, sizeof(st));
+		(void)snprintf(st.id, sizeof(st.id), "%s", s->conn_id);
+		st.sid = s->sid;
+		st.vip4 = s->vip4;
+		st.vip6 = s->vip6;
+		st.port = CONNLINK_INNER_PORT;
+	}
+	if ((end = connlink_state_encode(&st, buf, buf + sizeof(buf))) == NULL)
+		return; /* not reached: the ID is the policy's */
+	rv = master_note_put(r->wenv, r->worker, to, kind, buf, (size_t)(end - buf));
+	if (rv != 0)
+		log_warnx("connector %s: cannot tell the other workers it is %s: %s", s->conn_id,
+			  kind == MASTER_NOTE_CONN_UP ? "up" : "down", zg_strerror(rv));
+}
+
+/* The end of connector session sid on worker w, or NULL. */
+static struct rconn *rc_find(struct relay *r, unsigned w, uint64_t sid)
+{
+	for (size_t i = 0; i < CONNLINK_MAX_CONNECTORS; i++)
+		if (r->rc[i].used && r->rc[i].worker == w && r->rc[i].sid == sid)
+			return &r->rc[i];
+	return NULL;
+}
+
+/* Forgets the remote ends connlink no longer has (a newer session of the
+ * same connector, here or on another worker, replaced them there). */
+static void rc_gc(struct relay *r)
+{
+	for (size_t i = 0; i < CONNLINK_MAX_CONNECTORS; i++) {
+		const struct connlink_connector *cc;
+
+		if (!r->rc[i].used)
+			continue;
+		cc = connlink_find(r->cl, r->rc[i].id);
+		if (cc == NULL || cc->sess != &r->rc[i])
+			r->rc[i].used = 0;
+	}
+}
+
+/* A connector note from worker from (MASTER_NOTE_CONN_UP / _DOWN). */
+static void rc_note(struct relay *r, uint8_t kind, unsigned from, const uint8_t *p, size_t len)
+{
+	char ident[POLICY_ID_MAX + 16];
+	struct connlink_state st;
+	struct rconn *rc;
+	int rv;
+
+	if (connlink_state_decode(&p, p + len, &st) != 0) {
+		log_warnx("worker %u: a malformed connector note, ignored", from);
+		return;
+	}
+	rc = rc_find(r, from, st.sid);
+	if (kind == MASTER_NOTE_CONN_DOWN) {
+		if (rc == NULL)
+			return; /* replaced already, or never taken */
+		if (connlink_session_closed(r->cl, rc)) {
+			log_info("connector %s down (on worker %u)", st.id, from);
+			zgconn_notify_all(r);
+		}
+		rc->used = 0;
+		return;
+	}
+	/* only the connector's newest session: the one whose worker holds its
+	 * address (an older session's late note is ignored) */
+	(void)snprintf(ident, sizeof(ident), "%s%s", CONNLINK_IDENTITY_PREFIX, st.id);
+	if (ipam_holder(r->ipam, ident, st.vip4.version == 4 ? 4 : 6) != (int)from) {
+		log_debug("connector %s: a note from worker %u about an older session, ignored",
+			  st.id, from);
+		return;
+	}
+	if (rc == NULL) {
+		for (size_t i = 0; i < CONNLINK_MAX_CONNECTORS && rc == NULL; i++)
+			if (!r->rc[i].used)
+				rc = &r->rc[i];
+		if (rc == NULL) {
+			log_warnx("connector %s on worker %u: %d connectors up already", st.id, from,
+				  CONNLINK_MAX_CONNECTORS);
+			return;
+		}
+		memset(rc, 0, sizeof(*rc));
+		rc->worker = from;
+		rc->sid = st.sid;
+		(void)snprintf(rc->id, sizeof(rc->id), "%s", st.id);
+		struct connlink_end e = { rc, rc->id, st.sid, st.vip4, st.vip6, from + 1 };
+		if ((rv = connlink_connector_up(r->cl, &e, st.port)) != 0) {
+			log_warnx("connector %s on worker %u: %s", st.id, from, zg_strerror(rv));
+			return;
+		}
+		rc->used = 1;
+		log_info("connector %s up on worker %u", st.id, from);
+	}
+	(void)connlink_announce(r->cl, rc, st.routes, st.nroutes);
+	rc_gc(r);
+	zgconn_notify_all(r);
+}
+
+/* Worker from (re)started: its connectors here are gone with its old
+ * process; it learns the ones up here. */
+static void rc_hello(struct relay *r, unsigned from)
+{
+	int gone = 0;
+
+	for (size_t i = 0; i < CONNLINK_MAX_CONNECTORS; i++) {
+		if (!r->rc[i].used || r->rc[i].worker != from)
+			continue;
+		if (connlink_session_closed(r->cl, &r->rc[i])) {
+			log_info("connector %s down (worker %u restarted)", r->rc[i].id, from);
+			gone = 1;
+		}
+		r->rc[i].used = 0;
+	}
+	if (gone)
+		zgconn_notify_all(r);
+	for (struct session *s = r->st.head; s != NULL; s = s->next)
+		if (s->connector && s->state == SESSION_OPEN)
+			conn_note(r, s, MASTER_NOTE_CONN_UP, (int)from);
+}
+
 #define WATCH_DEBOUNCE_MS 200
 
 static uint64_t mono_ms(void)
@@ -306,13 +454,17 @@ static void h_accept_extra(void *ctx, struct session *s, struct masque_accept *a
 	int rv;
 
 	if (s->connector) {
-		struct connlink_end e = { s, s->conn_id, s->sid, s->vip4, s->vip6 };
+		struct connlink_end e = { s, s->conn_id, s->sid, s->vip4, s->vip6, 0 };
 
 		if ((rv = connlink_connector_up(r->cl, &e, CONNLINK_INNER_PORT)) != 0)
 			log_warnx("%s: cannot take it as a connector: %s", s->id, zg_strerror(rv));
 		else
 			log_info("connector %s up at %s (its prefixes follow its ROUTE_ADVERTISEMENT)",
 				 s->conn_id, s->vip_s);
+		if (rv == 0) {
+			rc_gc(r); /* a remote end of the same connector it replaced */
+			conn_note(r, s, MASTER_NOTE_CONN_UP, MASTER_NOTE_ALL);
+		}
 		zgconn_notify_all(r); /* a connector it replaced may be gone */
 		return;
 	}
@@ -868,6 +1020,38 @@ static int cl_send(void *ctx, void *sess, const uint8_t *pkt, size_t len)
 	return rv;
 }
 
+/* A packet up to a connector on another worker: to that worker, which
+ * puts it into the connector's tunnel (xfer_cb). */
+static int cl_send_remote(void *ctx, const struct connlink_connector *c, const uint8_t *pkt,
+			  size_t len)
+{
+	struct relay *r = ctx;
+
+	if (r->nworkers < 2 || c->remote == 0)
+		return ZG_ERR_STATE;
+	return master_xfer_send(r->wenv, r->worker, c->remote - 1, MASTER_XFER_TO_CONNECTOR, c->sid,
+				pkt, len);
+}
+
+/* A packet from connector session s to an agent address another worker's
+ * tunnel holds: handed to that worker, whose connlink has the link (1);
+ * else 0, for the connlink here. */
+static int conn_handoff(struct relay *r, struct session *s, const uint8_t *pkt, size_t len)
+{
+	struct stack_addr dst;
+	int h;
+
+	if (r->nworkers < 2 || connlink_packet_dst(pkt, len, &dst) != 0)
+		return 0;
+	h = ipam_addr_holder(r->ipam, dst.version, dst.a);
+	if (h < 0 || (unsigned)h == r->worker || (unsigned)h >= r->nworkers)
+		return 0;
+	if (master_xfer_send(r->wenv, r->worker, (unsigned)h, MASTER_XFER_FROM_CONNECTOR, s->sid,
+			     pkt, len) != 0)
+		r->xfer_drops++;
+	return 1;
+}
+
 static enum policy_action cl_may_reach(void *ctx, const char *client, const char *connector,
 				       const char **prule)
 {
@@ -960,6 +1144,7 @@ static void on_routes(struct masque_conn *c, const struct cip_route *rt, size_t 
 	cc = connlink_find(r->cl, s->conn_id);
 	log_info("connector %s announced %zu ranges: serves %zu prefixes", s->conn_id, n,
 		 cc != NULL ? cc->nprefixes : 0);
+	conn_note(r, s, MASTER_NOTE_CONN_UP, MASTER_NOTE_ALL);
 	if (rv == 1)
 		zgconn_notify_all(r);
 }
@@ -968,7 +1153,7 @@ static int connlink_start(struct relay *r)
 {
 	const struct connlink_hooks h = { r, cl_send, cl_may_reach,
 					  cl_bound, cl_rejected, cl_audit_open,
-					  cl_audit_close, cl_now };
+					  cl_audit_close, cl_now, cl_send_remote };
 	const struct timeval tick = { 5, 0 };
 	int rv;
 
@@ -1064,12 +1249,15 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 		return;
 	s->bytes_up += len;
 	if (r->cl != NULL && s->connector) {
-		/* never to the stack: only to agents with an open link */
+		/* never to the stack: only to agents with an open link, which
+		 * lives where the agent's tunnel is */
+		if (conn_handoff(r, s, pkt, len))
+			return;
 		(void)connlink_from_connector(r->cl, s, pkt, len);
 		return;
 	}
 	if (r->cl != NULL) {
-		struct connlink_end e = { s, s->id, s->sid, s->vip4, s->vip6 };
+		struct connlink_end e = { s, s->id, s->sid, s->vip4, s->vip6, 0 };
 
 		if (connlink_from_agent(r->cl, &e, pkt, len) != CONNLINK_PASS)
 			return;
@@ -1086,6 +1274,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 
 	if (s != NULL && r->cl != NULL && connlink_session_closed(r->cl, s)) {
 		log_info("connector %s down", s->conn_id);
+		conn_note(r, s, MASTER_NOTE_CONN_DOWN, MASTER_NOTE_ALL);
 		session_conn_closed(&r->st, s, ci);
 		zgconn_notify_all(r);
 	} else {
@@ -1280,6 +1469,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		v.connector_bytes_up = cc.bytes[CONNLINK_UP];
 		v.connector_bytes_down = cc.bytes[CONNLINK_DOWN];
 		memcpy(v.connector_drops, cc.drops, sizeof(v.connector_drops));
+		v.connector_drops[CONNLINK_DROP_SEND] += r->xfer_drops;
 	}
 	v.quic_connections = masque_server_conns(r->srv);
 	v.sessions_opened = r->st.cnt.opened;
@@ -1422,17 +1612,6 @@ static void reload_policy(struct relay *r, const char *trigger)
 		r->reload_fail++;
 		log_warnx("policy reload failed (%s), keeping the current policy: %s", trigger, err);
 		if (r->worker == 0) /* workers: one line per relay */
-			audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
-		return;
-	}
-	if (r->nworkers > 1 && policy_connector_count(np) > 0) {
-		(void)snprintf(err, sizeof(err),
-			       "%.300s lists connectors, which need workers: 1 (this relay runs %u)",
-			       r->cfg.policy_file, r->nworkers);
-		policy_free(np);
-		r->reload_fail++;
-		log_warnx("policy reload failed (%s), keeping the current policy: %s", trigger, err);
-		if (r->worker == 0)
 			audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
 		return;
 	}
@@ -1917,33 +2096,100 @@ static int names_start(struct relay *r, char *err, size_t errlen)
 /* Another worker opened a tunnel for a client: the one here, if any, is
  * older unless this worker took the client's address again since (a
  * still newer tunnel here). */
+static void note_opened(struct relay *r, const char *id)
+{
+	struct session *s = session_by_id(&r->st, id);
+
+	if (s == NULL || s->state != SESSION_OPEN || ipam_holder(r->ipam, id, 4) == (int)r->worker)
+		return;
+	log_info("%s: a newer tunnel on another worker replaces the one from %s", id, s->peer);
+	r->replaced_elsewhere++;
+	session_revoke(&r->st, s, "replaced", "replaced by a newer connection");
+}
+
+/* The other workers' notes (master.h). */
 static void notes_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
-	char id[MASTER_NOTE_MAX + 1];
+	uint8_t payload[MASTER_NOTE_PAYLOAD_MAX];
+	char id[MASTER_NOTE_ID_MAX + 1];
+	unsigned from;
+	size_t len;
 	uint8_t kind;
 	int rv;
 
 	(void)fd;
 	(void)what;
-	while ((rv = master_note_recv(r->wenv, r->worker, &kind, id, sizeof(id))) != 0) {
-		struct session *s;
-
+	while ((rv = master_note_get(r->wenv, r->worker, &kind, &from, payload, sizeof(payload),
+				     &len)) != 0) {
 		if (rv < 0) {
 			if (rv == ZG_ERR_MALFORMED)
 				continue;
 			break;
 		}
-		if (kind != MASTER_NOTE_OPENED)
+		switch (kind) {
+		case MASTER_NOTE_OPENED:
+			if (len == 0 || len > MASTER_NOTE_ID_MAX || memchr(payload, '\0', len) != NULL)
+				break;
+			memcpy(id, payload, len);
+			id[len] = '\0';
+			note_opened(r, id);
+			break;
+		case MASTER_NOTE_CONN_UP:
+		case MASTER_NOTE_CONN_DOWN:
+			rc_note(r, kind, from, payload, len);
+			break;
+		case MASTER_NOTE_HELLO:
+			rc_hello(r, from);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Packets from the other workers: up into a connector's tunnel here, or
+ * down from a connector there to an agent here (through the link here). A
+ * burst is read in slices, the loop's other events between them. */
+static void xfer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	const uint8_t *pkt;
+	unsigned from;
+	uint64_t sid;
+	size_t len;
+	uint8_t kind;
+
+	(void)fd;
+	(void)what;
+	for (int k = 0; k < 256; k++) {
+		int rv = master_xfer_recv(r->wenv, r->worker, r->xfer_buf, sizeof(r->xfer_buf), &kind,
+					  &from, &sid, &pkt, &len);
+
+		if (rv == 0)
+			break;
+		if (rv < 0) {
+			if (rv != ZG_ERR_MALFORMED)
+				break;
+			r->xfer_drops++;
 			continue;
-		s = session_by_id(&r->st, id);
-		if (s == NULL || s->state != SESSION_OPEN ||
-		    ipam_holder(r->ipam, id, 4) == (int)r->worker)
-			continue;
-		log_info("%s: a newer tunnel on another worker replaces the one from %s", id,
-			 s->peer);
-		r->replaced_elsewhere++;
-		session_revoke(&r->st, s, "replaced", "replaced by a newer connection");
+		}
+		if (kind == MASTER_XFER_TO_CONNECTOR) {
+			const struct connlink_connector *cc = connlink_find_local_sid(r->cl, sid);
+
+			/* gone since: the sender's connlink learns it by a note */
+			if (cc == NULL || cl_send(r, cc->sess, pkt, len) != 0)
+				r->xfer_drops++;
+		} else if (kind == MASTER_XFER_FROM_CONNECTOR) {
+			struct rconn *rc = rc_find(r, from, sid);
+
+			if (rc == NULL)
+				r->xfer_drops++;
+			else
+				(void)connlink_from_connector(r->cl, rc, pkt, len);
+		} else {
+			r->xfer_drops++;
+		}
 	}
 }
 
@@ -1994,6 +2240,16 @@ static int worker_start(struct relay *r, char *err, size_t errlen)
 				notes_cb, r);
 	if (r->ev_notes == NULL || event_add(r->ev_notes, NULL) != 0)
 		return ZG_ERR_NOMEM;
+	r->ev_xfer = event_new(r->base, r->wenv->xfer.rd[r->worker], EV_READ | EV_PERSIST, xfer_cb,
+			       r);
+	if (r->ev_xfer == NULL || event_add(r->ev_xfer, NULL) != 0)
+		return ZG_ERR_NOMEM;
+	/* the connectors up on the other workers (a restarted worker's old
+	 * ones are forgotten there) */
+	if ((rv = master_note_put(r->wenv, r->worker, MASTER_NOTE_ALL, MASTER_NOTE_HELLO, NULL, 0)) !=
+	    0)
+		log_warnx("cannot ask the other workers which connectors are up: %s",
+			  zg_strerror(rv));
 	return 0;
 }
 
@@ -2228,6 +2484,9 @@ static void shutdown_all(struct relay *r)
 	if (r->ev_notes != NULL)
 		event_free(r->ev_notes);
 	r->ev_notes = NULL;
+	if (r->ev_xfer != NULL)
+		event_free(r->ev_xfer);
+	r->ev_xfer = NULL;
 	ops_del(r->admin_ops);
 	if (r->ev_term)
 		event_free(r->ev_term);
@@ -2334,34 +2593,19 @@ static unsigned affinity_cpus(void)
  * (one per CPU) then means 1, said in the log. */
 static int workers_check(struct relay *r, char *err, size_t errlen)
 {
-	const char *one = NULL;
-
-	if (r->nworkers < 2)
+	if (r->nworkers < 2 || strcmp(r->cfg.ipam_backend, "api") != 0)
 		return 0;
-	if (strcmp(r->cfg.ipam_backend, "api") == 0)
-		one = "ipam.backend api";
-	else if (policy_connector_count(r->policy) > 0)
-		one = "on-prem connectors";
-	if (one != NULL && r->cfg.workers == 0) {
-		log_info("workers: 1, not one per CPU (%u): %s need one process", r->nworkers, one);
+	if (r->cfg.workers == 0) {
+		log_info("workers: 1, not one per CPU (%u): ipam.backend api needs one process",
+			 r->nworkers);
 		r->nworkers = 1;
 		return 0;
 	}
-	if (strcmp(r->cfg.ipam_backend, "api") == 0) {
-		(void)snprintf(err, errlen,
-			       "workers: %u: ipam.backend api needs workers: 1 (one process per "
-			       "relay talks to zgate-api)",
-			       r->nworkers);
-		return ZG_ERR_CONFIG;
-	}
-	if (policy_connector_count(r->policy) > 0) {
-		(void)snprintf(err, errlen,
-			       "workers: %u: %.300s lists on-prem connectors, which need workers: 1 "
-			       "(an agent and its connector must share one process)",
-			       r->nworkers, r->cfg.policy_file);
-		return ZG_ERR_CONFIG;
-	}
-	return 0;
+	(void)snprintf(err, errlen,
+		       "workers: %u: ipam.backend api needs workers: 1 (one process per relay talks "
+		       "to zgate-api)",
+		       r->nworkers);
+	return ZG_ERR_CONFIG;
 }
 
 int main(int argc, char **argv)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,10 +95,11 @@ static void env_init(struct master_env *env, unsigned n)
 		env->ctl[i][0] = env->ctl[i][1] = -1;
 		env->apipe[i][0] = env->apipe[i][1] = -1;
 	}
-	env->steer.n = env->notes.n = 0;
+	env->steer.n = env->notes.n = env->xfer.n = 0;
 	for (i = 0; i < STEER_MAX_WORKERS; i++) {
 		env->steer.rd[i] = env->steer.wr[i] = -1;
 		env->notes.rd[i] = env->notes.wr[i] = -1;
+		env->xfer.rd[i] = env->xfer.wr[i] = -1;
 	}
 }
 
@@ -112,6 +114,7 @@ static void env_close(struct master_env *env)
 	}
 	steer_group_close(&env->steer);
 	steer_group_close(&env->notes);
+	steer_group_close(&env->xfer);
 }
 
 int master_open(struct master_env *env, unsigned n, const char *listen, char *err,
@@ -135,7 +138,8 @@ int master_open(struct master_env *env, unsigned n, const char *listen, char *er
 			  "other the datagrams that reach the wrong one",
 			  e2);
 	if ((rv = steer_group_open(&env->steer, n, err, errlen)) != 0 ||
-	    (rv = steer_group_open(&env->notes, n, err, errlen)) != 0)
+	    (rv = steer_group_open(&env->notes, n, err, errlen)) != 0 ||
+	    (rv = steer_group_open(&env->xfer, n, err, errlen)) != 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		if ((rv = wctl_pair_open(env->ctl[i], err, errlen)) != 0)
@@ -169,6 +173,7 @@ void master_worker_keep(struct master_env *env, unsigned self)
 	}
 	steer_group_keep(&env->steer, self);
 	steer_group_keep(&env->notes, self);
+	steer_group_keep(&env->xfer, self);
 }
 
 static int kept(const struct master_env *env, unsigned self, int fd)
@@ -177,7 +182,7 @@ static int kept(const struct master_env *env, unsigned self, int fd)
 		return 1;
 	for (unsigned w = 0; w < env->n; w++)
 		if (fd == env->steer.rd[w] || fd == env->steer.wr[w] || fd == env->notes.rd[w] ||
-		    fd == env->notes.wr[w])
+		    fd == env->notes.wr[w] || fd == env->xfer.rd[w] || fd == env->xfer.wr[w])
 			return 1; /* only self's are still open after master_worker_keep() */
 	return 0;
 }
@@ -209,42 +214,125 @@ int master_audit_wr(const struct master_env *env, unsigned i)
 	return i < env->n ? env->apipe[i][1] : -1;
 }
 
-int master_note_send(const struct master_env *env, unsigned self, uint8_t kind,
-		     const char *client)
+int master_note_put(const struct master_env *env, unsigned self, int to, uint8_t kind,
+		    const void *payload, size_t len)
 {
 	uint8_t msg[MASTER_NOTE_MAX];
-	size_t n = strlen(client);
 	int rv = 0;
 
-	if (n == 0 || n > MASTER_NOTE_MAX - 1)
+	if (len > MASTER_NOTE_PAYLOAD_MAX || self >= env->n ||
+	    (to != MASTER_NOTE_ALL && (to < 0 || (unsigned)to >= env->n || (unsigned)to == self)))
 		return ZG_ERR_INVAL;
 	msg[0] = kind;
-	memcpy(msg + 1, client, n);
+	msg[1] = (uint8_t)self;
+	if (len > 0)
+		memcpy(msg + 2, payload, len);
 	for (unsigned w = 0; w < env->n; w++) {
-		if (w == self || env->notes.wr[w] < 0)
+		if (w == self || env->notes.wr[w] < 0 || (to != MASTER_NOTE_ALL && w != (unsigned)to))
 			continue;
-		if (send(env->notes.wr[w], msg, n + 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		if (send(env->notes.wr[w], msg, len + 2, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			rv = errno == EAGAIN || errno == EWOULDBLOCK ? ZG_ERR_LIMIT : ZG_ERR_IO;
 	}
 	return rv;
 }
 
-int master_note_recv(const struct master_env *env, unsigned self, uint8_t *kind, char *client,
-		     size_t cap)
+int master_note_get(const struct master_env *env, unsigned self, uint8_t *kind,
+		    unsigned *pfrom, uint8_t *payload, size_t cap, size_t *plen)
 {
 	uint8_t msg[MASTER_NOTE_MAX + 1];
 	ssize_t n;
 
-	if (self >= env->n || env->notes.rd[self] < 0 || cap < MASTER_NOTE_MAX)
+	if (self >= env->n || env->notes.rd[self] < 0 || cap < MASTER_NOTE_PAYLOAD_MAX)
 		return ZG_ERR_INVAL;
 	n = recv(env->notes.rd[self], msg, sizeof(msg), MSG_DONTWAIT | MSG_TRUNC);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : ZG_ERR_IO;
-	if (n < 2 || n > MASTER_NOTE_MAX || memchr(msg + 1, '\0', (size_t)n - 1) != NULL)
+	if (n < 2 || n > MASTER_NOTE_MAX || msg[1] >= env->n || msg[1] == self)
 		return ZG_ERR_MALFORMED;
 	*kind = msg[0];
-	memcpy(client, msg + 1, (size_t)n - 1);
-	client[n - 1] = '\0';
+	*pfrom = msg[1];
+	*plen = (size_t)n - 2;
+	memcpy(payload, msg + 2, *plen);
+	return 1;
+}
+
+int master_note_send(const struct master_env *env, unsigned self, uint8_t kind,
+		     const char *client)
+{
+	size_t n = strlen(client);
+
+	if (n == 0 || n > MASTER_NOTE_ID_MAX)
+		return ZG_ERR_INVAL;
+	return master_note_put(env, self, MASTER_NOTE_ALL, kind, client, n);
+}
+
+int master_note_recv(const struct master_env *env, unsigned self, uint8_t *kind, char *client,
+		     size_t cap)
+{
+	uint8_t payload[MASTER_NOTE_PAYLOAD_MAX];
+	unsigned from;
+	size_t n;
+	int rv;
+
+	if (cap < MASTER_NOTE_ID_MAX + 1)
+		return ZG_ERR_INVAL;
+	if ((rv = master_note_get(env, self, kind, &from, payload, sizeof(payload), &n)) <= 0)
+		return rv;
+	if (n == 0 || n > MASTER_NOTE_ID_MAX || memchr(payload, '\0', n) != NULL)
+		return ZG_ERR_MALFORMED;
+	memcpy(client, payload, n);
+	client[n] = '\0';
+	return 1;
+}
+
+int master_xfer_send(const struct master_env *env, unsigned self, unsigned to, uint8_t kind,
+		     uint64_t sid, const uint8_t *pkt, size_t len)
+{
+	uint8_t hdr[MASTER_XFER_HDR];
+	struct iovec iov[2];
+	struct msghdr mh;
+
+	if (to >= env->n || to == self || self >= env->n || len == 0 ||
+	    len > MASTER_XFER_PKT_MAX || env->xfer.wr[to] < 0)
+		return ZG_ERR_INVAL;
+	hdr[0] = kind;
+	hdr[1] = (uint8_t)self;
+	hdr[2] = hdr[3] = 0;
+	for (int i = 0; i < 8; i++)
+		hdr[4 + i] = (uint8_t)(sid >> (56 - 8 * i));
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = sizeof(hdr);
+	iov[1].iov_base = (void *)(uintptr_t)pkt;
+	iov[1].iov_len = len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 2;
+	if (sendmsg(env->xfer.wr[to], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? ZG_ERR_LIMIT
+										   : ZG_ERR_IO;
+	return 0;
+}
+
+int master_xfer_recv(const struct master_env *env, unsigned self, uint8_t *buf, size_t cap,
+		     uint8_t *kind, unsigned *pfrom, uint64_t *sid, const uint8_t **ppkt,
+		     size_t *plen)
+{
+	ssize_t n;
+
+	if (self >= env->n || env->xfer.rd[self] < 0 || cap < MASTER_XFER_HDR + MASTER_XFER_PKT_MAX)
+		return ZG_ERR_INVAL;
+	n = recv(env->xfer.rd[self], buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : ZG_ERR_IO;
+	if (n <= MASTER_XFER_HDR || (size_t)n > cap || buf[1] >= env->n || buf[1] == self)
+		return ZG_ERR_MALFORMED;
+	*kind = buf[0];
+	*pfrom = buf[1];
+	*sid = 0;
+	for (int i = 0; i < 8; i++)
+		*sid = (*sid << 8) | buf[4 + i];
+	*ppkt = buf + MASTER_XFER_HDR;
+	*plen = (size_t)n - MASTER_XFER_HDR;
 	return 1;
 }
 

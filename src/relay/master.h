@@ -11,8 +11,10 @@
  *    SO_REUSEPORT and the connection-ID steering program attached
  *    (masque_udp_bind_group, steer_attach_cbpf): socket i is worker i's;
  *  - the handoff channels for datagrams that reach the wrong worker
- *    (steer.h) and a second group of the same kind, the notes channels,
- *    for short messages between workers (master_note_send());
+ *    (steer.h) and two more groups of the same kind: the notes channels,
+ *    for short messages between workers (master_note_put()), and the
+ *    transfer channels, for the packets between an agent's tunnel and a
+ *    connector's tunnel on another worker (master_xfer_send());
  *  - per worker, a control channel (wctl.h) and the pipe its audit lines
  *    leave through.
  * master_run() then serves, on its own event loop:
@@ -61,17 +63,33 @@ struct ipam;
 #define MASTER_OP_KICK 'K'    /* req: client ID; status 0 closed, 1 none */
 #define MASTER_KICK_NONE 1
 
-/* Notes between workers (the notes channels): one byte of kind, then the
- * client ID (not NUL-terminated). */
-#define MASTER_NOTE_OPENED 'O' /* the client's newest tunnel is on the sender */
-#define MASTER_NOTE_MAX (1 + 64)
+/* Notes between workers (the notes channels): one byte of kind, one of
+ * the sender's worker index, then the payload (0 .. MASTER_NOTE_PAYLOAD_MAX
+ * bytes). MASTER_NOTE_OPENED carries a client ID (not NUL-terminated); the
+ * connector notes carry connlink_state_encode()'s bytes (connlink.h). */
+#define MASTER_NOTE_OPENED 'O'    /* the client's newest tunnel is on the sender */
+#define MASTER_NOTE_CONN_UP 'C'   /* a connector session on the sender: its state */
+#define MASTER_NOTE_CONN_DOWN 'D' /* that session ended (its state, no routes) */
+#define MASTER_NOTE_HELLO 'H'     /* the sender (re)started: tell it what is up */
+#define MASTER_NOTE_ID_MAX 64
+#define MASTER_NOTE_PAYLOAD_MAX 4096
+#define MASTER_NOTE_MAX (2 + MASTER_NOTE_PAYLOAD_MAX)
+#define MASTER_NOTE_ALL (-1)
+
+/* Packets between workers (the transfer channels, a third group of the
+ * steer.h kind): kind, the sender's index, two zero bytes, a session ID
+ * (8 bytes, big-endian), then one IP packet. */
+#define MASTER_XFER_TO_CONNECTOR 'U'   /* into the receiver's connector session sid */
+#define MASTER_XFER_FROM_CONNECTOR 'D' /* from the sender's connector session sid */
+#define MASTER_XFER_HDR 12
+#define MASTER_XFER_PKT_MAX 65535
 
 struct master_env {
 	unsigned n;
 	int udp[CONFIG_WORKERS_MAX];
 	int ctl[CONFIG_WORKERS_MAX][2]; /* master end, worker end */
 	int apipe[CONFIG_WORKERS_MAX][2];
-	struct steer_group steer, notes;
+	struct steer_group steer, notes, xfer;
 	/* set by the caller before master_run() */
 	int (*run)(unsigned i, void *arg);
 	void *arg;
@@ -99,17 +117,47 @@ int master_worker_close_inherited(const struct master_env *env, unsigned self);
 /* The write end of worker i's audit pipe. */
 int master_audit_wr(const struct master_env *env, unsigned i);
 
-/* From worker self: tells every other worker (never blocks; a full
- * channel drops the note and returns ZG_ERR_LIMIT for it, the others are
- * still sent). Returns 0 or the last error. */
+/* From worker self: note kind with payload[0..len) to worker to, or to
+ * every other worker (MASTER_NOTE_ALL). Never blocks: a full channel drops
+ * the note and returns ZG_ERR_LIMIT for it, the others are still sent.
+ * Returns 0, the last error, or ZG_ERR_INVAL (len above
+ * MASTER_NOTE_PAYLOAD_MAX, to not another worker). */
+int master_note_put(const struct master_env *env, unsigned self, int to, uint8_t kind,
+		    const void *payload, size_t len);
+
+/* Worker self reads its next note without blocking: 1 with kind, the
+ * sender's index and the payload (cap >= MASTER_NOTE_PAYLOAD_MAX), 0 when
+ * none waits, < 0 on error (a malformed note is skipped and returns
+ * ZG_ERR_MALFORMED). */
+int master_note_get(const struct master_env *env, unsigned self, uint8_t *kind,
+		    unsigned *pfrom, uint8_t *payload, size_t cap, size_t *plen);
+
+/* master_note_put() to every other worker with the client ID as payload
+ * (1 .. MASTER_NOTE_ID_MAX bytes, else ZG_ERR_INVAL). */
 int master_note_send(const struct master_env *env, unsigned self, uint8_t kind,
 		     const char *client);
 
-/* Worker self reads its next note without blocking: 1 with kind and the
- * NUL-terminated client ID (cap >= 65), 0 when none waits, < 0 on error
- * (a malformed note is skipped and returns ZG_ERR_MALFORMED). */
+/* A note whose payload is a client ID: 1 with kind and the NUL-terminated
+ * ID (cap >= MASTER_NOTE_ID_MAX + 1), 0 when none waits, < 0 on error (a
+ * malformed note, or one whose payload is no client ID, is skipped and
+ * returns ZG_ERR_MALFORMED). */
 int master_note_recv(const struct master_env *env, unsigned self, uint8_t *kind, char *client,
 		     size_t cap);
+
+/* From worker self: the IP packet pkt[0..len) to worker to, with kind and
+ * the session ID sid (MASTER_XFER_*). Never blocks. Returns 0, ZG_ERR_LIMIT
+ * when the channel is full (the packet is dropped), ZG_ERR_INVAL (to is
+ * self or no worker, len 0 or above MASTER_XFER_PKT_MAX), ZG_ERR_IO. */
+int master_xfer_send(const struct master_env *env, unsigned self, unsigned to, uint8_t kind,
+		     uint64_t sid, const uint8_t *pkt, size_t len);
+
+/* Worker self reads its next packet without blocking into buf (cap >=
+ * MASTER_XFER_HDR + MASTER_XFER_PKT_MAX): 1 with kind, the sender, sid and
+ * *ppkt and *plen pointing into buf; 0 when none waits; ZG_ERR_MALFORMED for a
+ * message too short or from no other worker (skipped); ZG_ERR_IO. */
+int master_xfer_recv(const struct master_env *env, unsigned self, uint8_t *buf, size_t cap,
+		     uint8_t *kind, unsigned *pfrom, uint64_t *sid, const uint8_t **ppkt,
+		     size_t *plen);
 
 /* One session in a MASTER_OP_LIST reply: fields separated by tabs, the
  * line ended by '\n'; tabs, newlines and backslashes inside a field are

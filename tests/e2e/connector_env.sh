@@ -148,5 +148,25 @@ wait_for() {
 	for ((i = 0; i < secs * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
 	fail "$what (not within $secs s)"
 }
+# worker_of ID: the worker of ID's newest tunnel in relay.log ("worker N:
+# tunnel open: ID from ..."); empty when the relay runs one process.
+worker_of() {
+	grep -a "tunnel open: $1 from" "$D/relay.log" | tail -1 | sed -n 's/.*worker \([0-9]*\): tunnel open.*/\1/p'
+}
+# agent_elsewhere I ID: with workers, restarts agent I until its tunnel and
+# the connector's are on different workers (each new connection lands on a
+# worker by chance), so the path between them crosses workers.
+agent_elsewhere() {
+	local i=$1 id=$2 try cw aw
+	for ((try = 0; try < 16; try++)); do
+		cw=$(worker_of connector:hospital-a) aw=$(worker_of "$id")
+		[[ -z $cw || -z $aw ]] && { echo "one process: agent and connector share it"; return 0; }
+		[[ $cw != "$aw" ]] && { echo "$id on worker $aw, the connector on worker $cw"; return 0; }
+		kill "${APID[$i]}"; wait "${APID[$i]}" 2>/dev/null || true
+		rm -f "$D/status$i.json" # the new agent's own
+		topo_agent "$i" "$id"
+	done
+	fail "$id kept landing on the connector's worker $cw in 16 tries"
+}
 onprem_web() { inc 1 curl -sS --max-time 5 "http://$ONPREM:8000/$WEB_PATH"; }
 web_ok() { [[ $(onprem_web 2>&1) == "$WEB_TEXT" ]]; }

@@ -27,6 +27,14 @@
 #   4. The connector stopped: agent-1's on-prem traffic fails, connector_close
 #      is audited; started again: traffic resumes. The relay restarted: the
 #      connector and the agent come back and traffic resumes.
+#   4c. (workers) A worker restarted learns the connector up on the other;
+#      the connector's worker restarted: the other forgets it, the connector
+#      comes back, traffic resumes.
+#   5. A policy reload without the connector takes it away; one that lists it
+#      again is taken (no longer refused under workers), traffic resumes.
+# The relay runs workers: 2 (ZG_E2E_WORKERS=N for another count, 1 for one
+# process); agent-1 is reconnected until its tunnel is on another worker
+# than the connector's, so 1-4a cross workers (the connector counted once).
 # Skipped (77) until build/bin/zgate-connector exists.
 #
 # ASSUMED INTERFACES (CONNECTOR.md; align here if the code differs):
@@ -67,6 +75,7 @@ tls: { cert: $D/pki/relay.crt, key: $D/pki/relay.key, client_ca: $D/pki/ca.crt }
 uri_template: "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
 policy: $D/policy.yaml
 debug: { payload_dump: $DUMP }
+workers: ${ZG_E2E_WORKERS:-2}
 C
 conn_yaml "$RELAY_K:4433"
 
@@ -99,6 +108,9 @@ wait_for 10 "the relay does not count the connector up" bash -c "[[ \$(ip netns 
 
 topo_agent 1 agent-1
 topo_agent 2 agent-2
+# With workers (2 here unless ZG_E2E_WORKERS says otherwise), everything
+# below crosses workers: agent-1's tunnel on one, the connector's on another.
+agent_elsewhere 1 agent-1
 A1=$(agent_addr 1) A2=$(agent_addr 2)
 A1=${A1%/*} A2=${A2%/*}
 echo "agent-1 $A1, agent-2 $A2"
@@ -253,6 +265,46 @@ start=$(date +%s%N)
 wait_for 30 "agent-1 does not reach on-prem after the connector's restart: $(onprem_web 2>&1)" web_ok
 echo "on-prem again $((($(date +%s%N) - start) / 1000000)) ms after the connector was ready"
 out=$(inc 1 $SVC udp-query "$ONPREM" 7007 again) || fail "UDP echo after the connector's restart: $out"
+echo "after the connector's restart: agent-1 on worker $(worker_of agent-1), the connector on worker $(worker_of connector:hospital-a)"
+
+wpids() { pgrep -P "$RPID" | sort -n | tr '\n' ' '; }
+# kill_worker W: SIGKILL worker W (pids in worker order: none restarted yet
+# but the ones killed here, which are waited for), until the master has
+# started it again
+kill_worker() {
+	local w=$1 pids victim n
+	read -ra pids <<<"$(wpids)"
+	victim=${pids[$w]}
+	n=$(grep -c "worker $w: restarted" "$D/relay.log" || true)
+	kill -9 "$victim"
+	wait_for 10 "worker $w was not restarted" bash -c "[[ \$(grep -c 'worker $w: restarted' $D/relay.log) -gt $n ]]"
+}
+if [[ -n $(worker_of agent-1) ]]; then
+	step "4c. a worker restarted learns the connector up on another; the connector's worker restarted: it comes back"
+	cw=$(worker_of connector:hospital-a) ow=$((1 - $(worker_of connector:hospital-a)))
+	n=$(grep -c "worker $ow: connector hospital-a up on worker $cw" "$D/relay.log" || true)
+	kill_worker "$ow"
+	wait_for 10 "the restarted worker $ow did not learn that hospital-a is up on worker $cw" \
+		bash -c "[[ \$(grep -c 'worker $ow: connector hospital-a up on worker $cw' $D/relay.log) -gt $n ]]"
+	wait_for 30 "agent-1 does not reach on-prem after worker $ow's restart: $(onprem_web 2>&1)" web_ok
+	echo "worker $ow restarted: agent-1 on worker $(worker_of agent-1), the connector on worker $(worker_of connector:hospital-a)"
+	# the agent's tunnel moves to the restarted worker when it was there;
+	# make sure this path is crossed too
+	agent_elsewhere 1 agent-1
+	wait_for 20 "agent-1 does not reach on-prem (worker $(worker_of agent-1), the connector on $cw): $(onprem_web 2>&1)" web_ok
+	kill_worker "$cw"
+	# worker $ow forgets it when worker $cw says it restarted (unless the
+	# connector was quicker and came back on worker $ow itself)
+	forgot() {
+		grep -q "worker $ow: connector hospital-a down (worker $cw restarted)" "$D/relay.log" ||
+			[[ $(worker_of connector:hospital-a) == "$ow" ]]
+	}
+	wait_for 10 "worker $ow still lists hospital-a after worker $cw's restart" forgot
+	wait_for 30 "the connector did not come back after its worker's restart" \
+		bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:8080/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 1 ]]"
+	wait_for 45 "agent-1 does not reach on-prem after the connector's worker restarted: $(onprem_web 2>&1)" web_ok
+	echo "worker $cw restarted: agent-1 on worker $(worker_of agent-1), the connector on worker $(worker_of connector:hospital-a)"
+fi
 
 step "4b. the relay restarted: the connector and agent-1 come back, traffic resumes"
 kill -TERM "$RPID"; wait "$RPID" 2>/dev/null || true
@@ -269,4 +321,29 @@ kill -0 "$KPID" || fail "the connector exited during the relay's restart"
 opens=$(grep -c ': tunnel open, ' "$D/connector.log") addrs=$(grep -c ': tunnel address' "$D/connector.log")
 echo "connector log: $opens tunnels opened, $addrs tunnel address lines"
 ((opens >= 3 && addrs == opens)) || fail "$opens tunnels opened but $addrs 'tunnel address' lines: $(grep ': tunnel address' "$D/connector.log")"
+
+step "5. a policy reload without the connector takes it away; one that adds it back is taken (with workers too)"
+cp "$D/policy.yaml" "$D/policy-full.yaml"
+cat >"$D/policy-none.yaml" <<Y
+version: 1
+default_action: deny
+clients:
+  agent-1:
+    rules:
+      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [tcp, udp] }
+Y
+reloads() { grep -c '"event":"policy_reload","result":"ok"' "$D/audit.log" || true; }
+n=$(reloads)
+cp "$D/policy-none.yaml" "$D/policy.yaml"
+kill -HUP "$RPID"
+wait_for 10 "the policy without connectors was not reloaded" bash -c "(( \$(grep -c '\"event\":\"policy_reload\",\"result\":\"ok\"' $D/audit.log) > $n ))"
+no_web() { ! web_ok; }
+wait_for 15 "agent-1 still reaches on-prem with no connector in the policy" no_web
+n=$(reloads)
+cp "$D/policy-full.yaml" "$D/policy.yaml"
+kill -HUP "$RPID"
+wait_for 10 "the policy adding the connector back was not reloaded" bash -c "(( \$(grep -c '\"event\":\"policy_reload\",\"result\":\"ok\"' $D/audit.log) > $n ))"
+grep -q "policy reload failed" "$D/relay.log" && fail "a policy reload was refused: $(grep 'policy reload failed' "$D/relay.log")"
+wait_for 60 "agent-1 does not reach on-prem once the policy lists the connector again: $(onprem_web 2>&1)" web_ok
+echo "after the reloads: agent-1 on worker $(worker_of agent-1), the connector on worker $(worker_of connector:hospital-a)"
 pass

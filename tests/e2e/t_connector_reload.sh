@@ -30,6 +30,8 @@
 #      stays 200 (A is up) past the 10 s replacement grace, and its body
 #      names B as connecting. Then A shuts down for good too: /ready stays
 #      200 while A is being replaced, and turns 503 once the grace is over.
+# The relays run workers: 2 (ZG_E2E_WORKERS=N for another count); agent-1
+# starts on another worker than the connector.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 command -v openssl >/dev/null || skip "openssl missing"
@@ -57,6 +59,7 @@ tls: { cert: $D/pki/relay.crt, key: $D/pki/relay.key, client_ca: $D/pki/ca.crt }
 uri_template: "https://relay.test:$port/.well-known/masque/ip/{target}/{ipproto}/"
 policy: $D/policy.yaml
 timeouts: { drain_grace: 4s }
+workers: ${ZG_E2E_WORKERS:-2}
 C
 done
 chmod 644 "$D/relay-b.yaml"
@@ -125,6 +128,7 @@ kpid0=$KPID
 S1=$(sed -n 's/.*certificate .* (serial \([0-9a-f]*\)).*/\1/p' "$D/connector.log" | head -1)
 [[ -n $S1 && $S1 == "$(serial_of "$CRT")" ]] || fail "start-up serial '$S1', the file's $(serial_of "$CRT")"
 topo_agent 1 agent-1
+agent_elsewhere 1 agent-1 # with workers: the agent's and the connector's tunnels apart
 
 step "1. baseline: agent-1 reaches on-prem; its status shows the connector's serial"
 wait_for 20 "agent-1 cannot fetch the on-prem page: $(onprem_web 2>&1)" web_ok
