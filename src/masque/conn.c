@@ -32,6 +32,7 @@
 
 #define H3_DATAGRAM_ERROR 0x33
 #define TLS_ALERT_NO_APPLICATION_PROTOCOL 120 /* QUIC CRYPTO_ERROR 0x178 */
+#define TLS_ALERT_UNEXPECTED_MESSAGE 10       /* QUIC CRYPTO_ERROR 0x10a */
 #define TLS_ALERT_PROTOCOL_VERSION 70
 #define TLS_ALERT_CERTIFICATE_REQUIRED 116
 #define QUIC_TRANSPORT_PARAMETER_ERROR 0x08
@@ -89,6 +90,8 @@ static masque_time now_ts(const struct masque_conn *c)
 static const char *tls_alert_name(uint8_t a)
 {
 	switch (a) {
+	case 10:
+		return "unexpected message";
 	case 40:
 		return "handshake failure";
 	case 42:
@@ -344,6 +347,7 @@ void masque_conn_free(struct masque_conn *c)
 	ngtcp2_conn_del(c->qc);
 	if (c->ssl != NULL)
 		wolfSSL_free(c->ssl);
+	free(c->cert_der);
 	sendq_free(&c->sendq);
 	free(c->capbuf);
 	free(c->pending);
@@ -397,10 +401,29 @@ static void flush_pending(struct masque_conn *c)
 	}
 }
 
+/* Server, after a completed handshake (outside every library call): frees
+ * the TLS object, about 12 KB of a connection's 25 (issue 21, memory per
+ * idle tunnel). Nothing needs it any more: ngtcp2 keeps the 1-RTT
+ * packet protection and the traffic secrets, from which a key update
+ * derives the next keys without TLS (ngtcp2_crypto_update_key); the
+ * identity and the certificate were copied (q_handshake_completed); and
+ * a client sends no TLS message after its Finished (q_recv_crypto_data).
+ * A client keeps its TLS object: the relay's NewSessionTicket comes after
+ * the handshake. */
+static void release_tls(struct masque_conn *c)
+{
+	if (!c->is_server || !c->tls_done || c->ssl == NULL || c->busy)
+		return;
+	ngtcp2_conn_set_tls_native_handle(c->qc, NULL);
+	wolfSSL_free(c->ssl);
+	c->ssl = NULL;
+}
+
 /* After input or a timer: flush, write, close if needed. Returns 1 when c
  * is gone. */
 static int conn_after(struct masque_conn *c)
 {
+	release_tls(c);
 	if (c->pending_len > 0)
 		flush_pending(c);
 	if (!c->closing && !c->drained && conn_write(c) == 0) {
@@ -1406,6 +1429,25 @@ static int q_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data,
 	return 0;
 }
 
+/* Copies the client certificate x (DER) to c->cert_der; one larger than
+ * TLS_CERT_DER_MAX is not kept (the relay then refuses the tunnel, 503).
+ * Returns 0 or ZG_ERR_NOMEM. */
+static int keep_cert(struct masque_conn *c, WOLFSSL_X509 *x)
+{
+	const unsigned char *der;
+	int n = 0;
+
+	der = wolfSSL_X509_get_der(x, &n);
+	if (der == NULL || n <= 0 || (size_t)n > TLS_CERT_DER_MAX)
+		return 0;
+	c->cert_der = malloc((size_t)n);
+	if (c->cert_der == NULL)
+		return ZG_ERR_NOMEM;
+	memcpy(c->cert_der, der, (size_t)n);
+	c->cert_len = (size_t)n;
+	return 0;
+}
+
 static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 {
 	struct masque_conn *c = ud;
@@ -1438,16 +1480,25 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	/* verify_client() has applied the identity rule already; this copies
-	 * the identity and the certificate's serial and fingerprint */
+	 * the identity, the certificate's serial and fingerprint and the
+	 * certificate itself (the TLS object goes after this packet) */
 	r = (int)tls_peer_id(c->ssl, x, c->identity, sizeof(c->identity));
-	if (r == TLS_ACCEPTED)
+	if (r == TLS_ACCEPTED) {
 		(void)tls_cert_ids(x, c->cert_serial, c->cert_sha256);
+		if (keep_cert(c, x) != 0) {
+			wolfSSL_X509_free(x);
+			c->ci.error = ZG_ERR_NOMEM;
+			set_reason(c, "out of memory for the client certificate");
+			return NGTCP2_ERR_CALLBACK_FAILURE;
+		}
+	}
 	wolfSSL_X509_free(x);
 	if (r != TLS_ACCEPTED) {
 		c->ci.reject = (enum tls_reject)r;
 		set_reason(c, "client certificate refused: %s", tls_reject_name(c->ci.reject));
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
+	c->tls_done = 1;
 	if (c->srv != NULL)
 		masque_server_handshake_done(c->srv, c);
 	return 0;
@@ -1566,6 +1617,17 @@ static int q_recv_crypto_data(ngtcp2_conn *qc, ngtcp2_encryption_level level, ui
 	struct masque_conn *c = ud;
 	struct feed_call fc = { qc, level, offset, ud };
 
+	if (c->ssl == NULL) {
+		/* the TLS object is gone (release_tls): in QUIC a client sends
+		 * no TLS message after its Finished (no post-handshake
+		 * authentication is asked for; KeyUpdate is forbidden, RFC 9001
+		 * §6), so this is what TLS would answer too */
+		c->closing = 1;
+		c->ci.error = ZG_ERR_MALFORMED;
+		set_reason(c, "TLS message from the client after the handshake");
+		ngtcp2_ccerr_set_tls_alert(&c->ccerr, TLS_ALERT_UNEXPECTED_MESSAGE, NULL, 0);
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	}
 	if ((size_t)level >= sizeof(c->feed) / sizeof(c->feed[0]))
 		return ngtcp2_crypto_recv_crypto_data_cb(qc, level, offset, data, len, ud);
 	return masque_crypto_feed(&c->feed[level], data, len, feed_emit, &fc);
@@ -1844,7 +1906,7 @@ fail:
  * the alert we send, instead of ngtcp2's bare "ERR_CRYPTO". */
 static void set_tls_reason(struct masque_conn *c)
 {
-	int err = wolfSSL_get_error(c->ssl, 0);
+	int err = c->ssl != NULL ? wolfSSL_get_error(c->ssl, 0) : 0;
 	uint8_t alert = ngtcp2_conn_get_tls_alert2(c->qc);
 
 	if (alert != 0)
@@ -1864,10 +1926,11 @@ static void set_tls_reason(struct masque_conn *c)
 static enum masque_hs_fail classify_failure(struct masque_conn *c, int rv, enum tls_reject *cert)
 {
 	uint8_t alert = ngtcp2_conn_get_tls_alert2(c->qc);
-	int err = wolfSSL_get_error(c->ssl, 0);
+	int err = c->ssl != NULL ? wolfSSL_get_error(c->ssl, 0) : 0;
 	const ngtcp2_ccerr *e;
 
-	*cert = tls_last_reject(c->ssl); /* the verify callback saw a certificate */
+	/* the verify callback saw a certificate */
+	*cert = c->ssl != NULL ? tls_last_reject(c->ssl) : TLS_ACCEPTED;
 	if (*cert == TLS_ACCEPTED)
 		*cert = c->ci.reject;
 	if (*cert != TLS_ACCEPTED)
@@ -1920,7 +1983,7 @@ static void report_failure(struct masque_conn *c, int rv)
 	enum tls_reject cert;
 	enum masque_hs_fail hf;
 
-	if (!c->is_server || c->reject_reported || c->handshake_counted)
+	if (!c->is_server || c->reject_reported || c->handshake_counted || c->tls_done)
 		return;
 	hf = classify_failure(c, rv, &cert);
 	if (cert != TLS_ACCEPTED) {
@@ -2274,29 +2337,14 @@ const char *masque_conn_identity(const struct masque_conn *c)
 	return c->identity;
 }
 
-int masque_conn_peer_cert_der(const struct masque_conn *c, uint8_t *buf, size_t cap,
-			      size_t *plen)
+const uint8_t *masque_conn_peer_cert(const struct masque_conn *c, size_t *plen)
 {
-	WOLFSSL_X509 *x;
-	const unsigned char *der;
-	int n = 0, r = 0;
-
-	if (c == NULL || !c->is_server || c->ssl == NULL || buf == NULL || plen == NULL)
-		return ZG_ERR_STATE;
-	x = wolfSSL_get_peer_certificate(c->ssl);
-	if (x == NULL)
-		return ZG_ERR_STATE;
-	der = wolfSSL_X509_get_der(x, &n);
-	if (der == NULL || n <= 0)
-		r = ZG_ERR_STATE;
-	else if ((size_t)n > cap)
-		r = ZG_ERR_TOO_LARGE;
-	else {
-		memcpy(buf, der, (size_t)n);
-		*plen = (size_t)n;
+	if (c == NULL || c->cert_der == NULL) {
+		*plen = 0;
+		return NULL;
 	}
-	wolfSSL_X509_free(x);
-	return r;
+	*plen = c->cert_len;
+	return c->cert_der;
 }
 
 const char *masque_conn_cert_serial(const struct masque_conn *c)

@@ -123,6 +123,12 @@ struct masque_conn {
 	char san_uri[256];
 	char cert_serial[TLS_SERIAL_HEX_MAX]; /* client certificate, hex */
 	char cert_sha256[TLS_SHA256_HEX_LEN];
+	/* the client certificate (DER, at most TLS_CERT_DER_MAX; else NULL),
+	 * copied at the end of the handshake: the TLS object is freed then
+	 * (release_tls in conn.c) and a TLS reload checks it again */
+	uint8_t *cert_der;
+	size_t cert_len;
+	int tls_done; /* the handshake completed and the identity was accepted */
 
 	/* server: connection IDs in the server's table */
 	struct cid_node *cids;
