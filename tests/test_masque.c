@@ -897,6 +897,22 @@ static void test_i21_server_frees_tls_keeps_cert(void **state)
 	free(x);
 }
 
+/* Issue 21: once a request is answered neither end keeps its header
+ * fields (1.7 KB a tunnel); the tunnel goes on without them. */
+static void test_i21_request_fields_not_kept(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	assert_null(x->srv.last_conn->streams);
+	assert_int_equal(x->srv.last_conn->nstreams, 0);
+	assert_null(x->cl[0].ep.conn->streams);
+	assert_int_equal(x->cl[0].ep.conn->nstreams, 0);
+	exchange(x, 100);
+	fx_free(x);
+	free(x);
+}
+
 /* exchange() once more, its counters from zero */
 static void exchange_again(struct fx *x, size_t total)
 {
@@ -2190,6 +2206,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_i21_server_frees_tls_keeps_cert),
+		cmocka_unit_test(test_i21_request_fields_not_kept),
 		cmocka_unit_test(test_i21_key_updates_without_server_tls),
 		cmocka_unit_test(test_i21_tls_message_after_handshake_refused),
 		cmocka_unit_test(test_i21_worker_cids),

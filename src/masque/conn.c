@@ -1109,6 +1109,7 @@ static int h3_end_headers(nghttp3_conn *h3, int64_t sid, int fin, void *ud, void
 {
 	struct masque_conn *c = ud;
 	struct mstream *s = stream_find(c, sid);
+	int r = 0;
 
 	(void)h3;
 	(void)fin;
@@ -1116,12 +1117,17 @@ static int h3_end_headers(nghttp3_conn *h3, int64_t sid, int fin, void *ud, void
 	if (s == NULL)
 		return 0;
 	if (c->is_server) {
-		if (server_request(c, s) != 0)
-			return NGHTTP3_ERR_CALLBACK_FAILURE;
+		r = server_request(c, s);
 	} else {
 		client_response(c, s);
+		if (s->status >= 100 && s->status < 200)
+			return 0; /* interim: the final response reuses s */
 	}
-	return 0;
+	/* The fields are used up (a second header block on the stream is
+	 * trailers, which nghttp3 hands to no callback of ours): an idle
+	 * tunnel does not keep its request's 1.7 KB (issue 21). */
+	stream_drop(c, sid);
+	return r != 0 ? NGHTTP3_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int h3_end_stream(nghttp3_conn *h3, int64_t sid, void *ud, void *sud)

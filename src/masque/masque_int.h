@@ -18,7 +18,7 @@
 #include "masque/sendq.h"
 
 #define MASQUE_CIDLEN 16
-#define MASQUE_MAX_STREAMS 16            /* request streams tracked per connection */
+#define MASQUE_MAX_STREAMS 16            /* header sections being received at once */
 #define MASQUE_MAX_FIELD_SECTION 16384   /* header section cap, both ways */
 #define MASQUE_CAPSULE_MAX 70000         /* largest capsule value buffered */
 #define MASQUE_PENDING_MAX (1024 * 1024) /* default send queue (masque_config.send_queue) */
