@@ -913,6 +913,24 @@ static void test_i21_request_fields_not_kept(void **state)
 	free(x);
 }
 
+/* Issue 21: neither end lets the other fill a QPACK dynamic table (one
+ * request per connection: nothing to index, only memory to keep), and the
+ * request and its answer still decode (static table and literals). */
+static void test_i21_no_qpack_dynamic_table(void **state)
+{
+	struct fx *x = fx_open(0);
+
+	(void)state;
+	assert_true(x->srv.last_conn->peer_settings);
+	assert_int_equal(x->srv.last_conn->peer_qpack_dtable, 0);
+	assert_true(x->cl[0].ep.conn->peer_settings);
+	assert_int_equal(x->cl[0].ep.conn->peer_qpack_dtable, 0);
+	assert_string_equal(x->srv.rq.authority, "relay.test:4433");
+	assert_int_equal(x->cl[0].opened, 1);
+	fx_free(x);
+	free(x);
+}
+
 /* exchange() once more, its counters from zero */
 static void exchange_again(struct fx *x, size_t total)
 {
@@ -2207,6 +2225,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_i21_server_frees_tls_keeps_cert),
 		cmocka_unit_test(test_i21_request_fields_not_kept),
+		cmocka_unit_test(test_i21_no_qpack_dynamic_table),
 		cmocka_unit_test(test_i21_key_updates_without_server_tls),
 		cmocka_unit_test(test_i21_tls_message_after_handshake_refused),
 		cmocka_unit_test(test_i21_worker_cids),

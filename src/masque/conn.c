@@ -1191,6 +1191,7 @@ static int h3_recv_settings(nghttp3_conn *h3, const nghttp3_settings *st, void *
 	c->peer_settings = 1;
 	c->peer_h3_datagram = st->h3_datagram;
 	c->peer_connect_protocol = st->enable_connect_protocol;
+	c->peer_qpack_dtable = st->qpack_max_dtable_capacity;
 	if (!c->is_server)
 		return client_submit_request(c);
 	return 0;
@@ -1226,8 +1227,14 @@ static int setup_h3(struct masque_conn *c)
 	cb.rand = h3_rand;
 	nghttp3_settings_default(&st);
 	st.max_field_section_size = MASQUE_MAX_FIELD_SECTION;
-	st.qpack_max_dtable_capacity = 4096;
-	st.qpack_blocked_streams = 16;
+	/* No QPACK dynamic table either way: a connection carries one
+	 * request, so there is nothing to index, and each end would keep
+	 * the other's entries for the connection's life (issue 21, memory
+	 * per idle tunnel). Static table and literals only; no stream can
+	 * be blocked on the encoder stream then. */
+	st.qpack_max_dtable_capacity = 0;
+	st.qpack_encoder_max_dtable_capacity = 0;
+	st.qpack_blocked_streams = 0;
 	st.h3_datagram = 1;
 	st.enable_connect_protocol = c->is_server ? 1 : 0;
 	if (c->is_server)

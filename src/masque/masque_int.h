@@ -95,6 +95,7 @@ struct masque_conn {
 
 	/* HTTP/3 */
 	int peer_settings, peer_h3_datagram, peer_connect_protocol;
+	uint64_t peer_qpack_dtable; /* the peer's SETTINGS_QPACK_MAX_TABLE_CAPACITY */
 	int request_sent;
 	struct mstream *streams;
 	size_t nstreams;
