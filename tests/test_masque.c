@@ -52,6 +52,8 @@ struct side {
 	int status;
 	int defer; /* answer later with masque_conn_answer() */
 	int echo;
+	int cross; /* server: a packet from one of pair[] goes out on the other */
+	struct masque_conn *pair[2];
 	masque_time work_ns; /* on_packet advances the clock by this */
 	struct masque_request rq;
 	int requests;
@@ -171,6 +173,8 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 		s->ep.net->now += s->work_ns; /* the time handling it takes */
 	if (s->echo)
 		(void)masque_conn_send(c, pkt, len); /* from inside the callback */
+	if (s->cross && (c == s->pair[0] || c == s->pair[1]))
+		(void)masque_conn_send(c == s->pair[0] ? s->pair[1] : s->pair[0], pkt, len);
 }
 
 static void on_open(struct masque_conn *c, void *ctx)
@@ -927,6 +931,52 @@ static void test_i21_no_qpack_dynamic_table(void **state)
 	assert_int_equal(x->cl[0].ep.conn->peer_qpack_dtable, 0);
 	assert_string_equal(x->srv.rq.authority, "relay.test:4433");
 	assert_int_equal(x->cl[0].opened, 1);
+	fx_free(x);
+	free(x);
+}
+
+/* Issue 21: a server's connections share one packet buffer (a client
+ * has its own). Two tunnels whose packets the server forwards to each
+ * other, from inside one connection's input onto the other (the relay
+ * between two of its clients), both ways at once: every packet arrives
+ * intact. */
+static void test_i21_server_conns_share_packet_buffer(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	size_t sent[2] = { 0, 0 };
+	const size_t total = 3000;
+
+	(void)state;
+	fx_server(x, 0);
+	for (int i = 0; i < 2; i++) {
+		fx_client(x, i, i == 1 ? "agent-2" : "agent-1", NULL);
+		fx_connect(x, i);
+		assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[i], 5 * SEC));
+		x->srv.pair[i] = x->srv.last_conn;
+	}
+	assert_ptr_not_equal(x->srv.pair[0], x->srv.pair[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_ptr_equal(x->srv.pair[i]->pktbuf, masque_server_pktbuf(x->net.srv));
+		assert_false(x->srv.pair[i]->pktbuf_own);
+		assert_true(x->cl[i].ep.conn->pktbuf_own);
+	}
+	x->srv.cross = 1;
+	for (int rounds = 0; (sent[0] < total || sent[1] < total) && rounds < 100000; rounds++) {
+		for (int i = 0; i < 2; i++) {
+			size_t n = total - sent[i] > 32 ? 32 : total - sent[i];
+
+			send_batch(&x->cl[i], x->cl[i].ep.conn, n, &sent[i]);
+			x->cl[i].next_seq = (uint32_t)sent[i];
+		}
+		memnet_run(&x->net, NULL, NULL, SEC / 1000);
+	}
+	memnet_run(&x->net, NULL, NULL, SEC);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sent[i], total);
+		assert_int_equal(x->cl[i].bad, 0);
+		assert_int_equal(x->cl[i].pkts, total); /* all of the other's */
+		assert_int_equal(x->cl[i].closed, 0);
+	}
 	fx_free(x);
 	free(x);
 }
@@ -2225,6 +2275,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_i21_server_frees_tls_keeps_cert),
 		cmocka_unit_test(test_i21_request_fields_not_kept),
+		cmocka_unit_test(test_i21_server_conns_share_packet_buffer),
 		cmocka_unit_test(test_i21_no_qpack_dynamic_table),
 		cmocka_unit_test(test_i21_key_updates_without_server_tls),
 		cmocka_unit_test(test_i21_tls_message_after_handshake_refused),

@@ -351,7 +351,8 @@ void masque_conn_free(struct masque_conn *c)
 	sendq_free(&c->sendq);
 	free(c->capbuf);
 	free(c->pending);
-	free(c->pktbuf);
+	if (c->pktbuf_own)
+		free(c->pktbuf);
 	if (c->qlog != NULL)
 		fclose(c->qlog);
 	free(c);
@@ -1728,8 +1729,16 @@ static void fill_settings(const struct masque_conn *c, ngtcp2_settings *st,
 	tp->active_connection_id_limit = 4;
 }
 
+size_t masque_pktbuf_size(const struct masque_config *cfg)
+{
+	size_t n = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
+
+	return n < 1200 ? 1200 : n;
+}
+
+/* pktbuf: the server's shared packet buffer, NULL for one of c's own. */
 static int conn_alloc(const struct masque_config *cfg, const struct masque_cbs *cbs, void *ctx,
-		      int server, struct masque_conn **pc)
+		      int server, uint8_t *pktbuf, struct masque_conn **pc)
 {
 	struct masque_conn *c = calloc(1, sizeof(*c));
 
@@ -1745,10 +1754,12 @@ static int conn_alloc(const struct masque_config *cfg, const struct masque_cbs *
 	ngtcp2_ccerr_default(&c->ccerr);
 	sendq_init(&c->sendq, cfg->capsule_buffer ? cfg->capsule_buffer : 1024 * 1024);
 	c->pending_cap = cfg->send_queue ? cfg->send_queue : MASQUE_PENDING_MAX;
-	c->pktbuf_size = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
-	if (c->pktbuf_size < 1200)
-		c->pktbuf_size = 1200;
-	c->pktbuf = malloc(c->pktbuf_size);
+	c->pktbuf_size = masque_pktbuf_size(cfg);
+	c->pktbuf = pktbuf;
+	if (pktbuf == NULL) {
+		c->pktbuf = malloc(c->pktbuf_size);
+		c->pktbuf_own = 1;
+	}
 	c->ref.get_conn = get_conn;
 	c->ref.user_data = c;
 	c->timer = cfg->io->timer_new(cfg->ioctx, c);
@@ -1805,7 +1816,7 @@ int masque_conn_server_new(struct masque_server *srv, const struct masque_config
 
 	if (locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
 		return ZG_ERR_INVAL;
-	r = conn_alloc(cfg, cbs, ctx, 1, &c);
+	r = conn_alloc(cfg, cbs, ctx, 1, masque_server_pktbuf(srv), &c);
 	if (r != 0)
 		return r;
 	c->srv = srv;
@@ -1867,7 +1878,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	    locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
 		return ZG_ERR_INVAL;
 	cert_name = cfg->cert_name != NULL ? cfg->cert_name : cfg->server_name;
-	r = conn_alloc(cfg, cbs, ctx, 0, &c);
+	r = conn_alloc(cfg, cbs, ctx, 0, NULL, &c);
 	if (r != 0)
 		return r;
 	memcpy(&c->local, local, locallen);

@@ -78,8 +78,9 @@ struct masque_conn {
 	masque_time created;
 	struct sockaddr_storage local, remote;
 	socklen_t locallen, remotelen;
-	uint8_t *pktbuf;
+	uint8_t *pktbuf; /* a server's: its server's (masque_server_pktbuf) */
 	size_t pktbuf_size;
+	int pktbuf_own; /* a client's: its own */
 	FILE *qlog;
 
 	/* state */
@@ -140,6 +141,8 @@ struct masque_conn {
 };
 
 void masque_random(uint8_t *p, size_t n);
+/* The size of a connection's packet buffer under cfg. */
+size_t masque_pktbuf_size(const struct masque_config *cfg);
 void masque_conn_free(struct masque_conn *c);
 void masque_keylog_setup(const struct masque_config *cfg);
 void masque_conn_goaway(struct masque_conn *c);
@@ -163,6 +166,9 @@ int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, cons
 			  uint8_t *token);
 void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);
 void masque_server_unlink(struct masque_server *srv, struct masque_conn *c);
+/* The packet buffer all of srv's connections share (server.c says why
+ * that is safe), masque_pktbuf_size(&its config) bytes. */
+uint8_t *masque_server_pktbuf(struct masque_server *srv);
 void masque_server_handshake_done(struct masque_server *srv, struct masque_conn *c);
 /* Counts a CONNECT-IP request refused by this layer (400, 500 or 503). */
 void masque_server_count_refusal(struct masque_server *srv, int status);
