@@ -792,7 +792,6 @@ static int validate_request(struct masque_conn *c, struct mstream *s, struct mas
 		return 400;
 	memset(rq, 0, sizeof(*rq));
 	(void)snprintf(rq->identity, sizeof(rq->identity), "%s", c->identity);
-	(void)snprintf(rq->san_uri, sizeof(rq->san_uri), "%s", c->san_uri);
 	memcpy(&rq->peer, &c->remote, sizeof(rq->peer));
 	rq->peerlen = c->remotelen;
 	(void)snprintf(rq->authority, sizeof(rq->authority), "%s", s->authority);

@@ -66,7 +66,6 @@ struct masque_io {
 /* A decoded CONNECT-IP request as the server saw it (C02, C03). */
 struct masque_request {
 	char identity[MASQUE_IDENTITY_MAX]; /* client ID: certificate CN or SAN URI (tls.h) */
-	char san_uri[256];                  /* first SAN URI, "" if none */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char authority[256];

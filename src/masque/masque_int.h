@@ -122,7 +122,6 @@ struct masque_conn {
 
 	/* server: identity */
 	char identity[MASQUE_IDENTITY_MAX];
-	char san_uri[256];
 	char cert_serial[TLS_SERIAL_HEX_MAX]; /* client certificate, hex */
 	char cert_sha256[TLS_SHA256_HEX_LEN];
 	/* the client certificate (DER, at most TLS_CERT_DER_MAX; else NULL),
