@@ -8,7 +8,9 @@
 # of a namespace of its own. Prints a markdown section: handshakes/s, the
 # handshake's p50/p99 as the client saw it, the relay's CPU per handshake,
 # and the relay's memory per idle tunnel (RSS and PSS growth from before the
-# first tunnel to all of them open, divided by their number).
+# first tunnel to all of them open, divided by their number). The relay
+# runs `workers: 1` (one process, no master): with workers the tunnels live
+# in the worker processes and the PID measured here would be the master's.
 # BENCH_TUNNELS_IDLE_S (default 8) is how long they idle before the memory is
 # read. BENCH_RELAY_WRAP runs the relay under a tool (e.g. "heaptrack -o FILE"; the
 # figures are then the tool's process's).
@@ -63,6 +65,7 @@ policy: $W/policy.yaml
 pool: { ipv4: 10.96.0.0/$plen }
 limits: { sessions: $((n + 100)), handshakes_per_source: $((2 * par)) }
 log_level: warn
+workers: 1
 C
 chmod 644 "$W"/*.yaml
 ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \

@@ -31,6 +31,7 @@ struct fake_conn {
 	struct cip_route routes[MASQUE_MAX_ROUTES];
 	size_t nroutes;
 	int routes_pushes;
+	int no_cert; /* the connection kept no client certificate */
 };
 
 #define POL_MAX 4
@@ -138,14 +139,15 @@ static void f_ipam_changed(void *ctx)
 	F.saves++;
 }
 
-static int f_peer_cert(void *ctx, struct masque_conn *c, uint8_t *buf, size_t cap, size_t *plen)
+static const uint8_t *f_peer_cert(void *ctx, struct masque_conn *c, size_t *plen)
 {
 	(void)ctx;
-	(void)c;
-	assert_true(cap >= 3);
-	memcpy(buf, "DER", 3);
+	if (fc(c)->no_cert) {
+		*plen = 0;
+		return NULL;
+	}
 	*plen = 3;
-	return 0;
+	return (const uint8_t *)"DER";
 }
 
 static void f_set_data(void *ctx, struct masque_conn *c, struct session *s)
@@ -501,7 +503,9 @@ static void test_c05_refusals(void **state)
 {
 	struct fake_conn c;
 	struct masque_accept acc;
+	struct masque_request rq;
 	char longid[STACK_ID_MAX + 8];
+	unsigned allocs;
 
 	(void)state;
 	/* an identity the policy does not know */
@@ -534,8 +538,22 @@ static void test_c05_refusals(void **state)
 	assert_int_equal(connect_as(longid, &c, &acc), 403);
 	assert_int_equal(T.cnt.refused_403, 3);
 
-	/* draining */
+	/* no client certificate kept by the connection (one larger than
+	 * TLS_CERT_DER_MAX): a tunnel a TLS reload could not check again is
+	 * not opened */
 	F.ipam_full = 0;
+	rq = req_any("alice");
+	memset(&c, 0, sizeof(c));
+	c.open = 1;
+	c.no_cert = 1;
+	allocs = F.allocs;
+	assert_int_equal(session_request(&T, mc(&c), &rq, ROUTES, &acc), 503);
+	assert_null(c.data);
+	assert_int_equal(T.n, 0);
+	assert_int_equal(T.cnt.refused_503, 2);
+	assert_int_equal(F.allocs, allocs); /* refused before any address */
+
+	/* draining */
 	T.shutting_down = 1;
 	assert_int_equal(connect_as("alice", &c, &acc), 503);
 	assert_int_equal(T.n, 0);

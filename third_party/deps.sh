@@ -48,6 +48,16 @@ ORIG[nghttp3]=nghttp3_1.15.0.orig.tar.xz
 ORIG_SHA[nghttp3]=6da0cd06b428d32a54c58137838505d9dc0371a900bb8070a46b29e1ceaf2e0f
 DEB_PATCHES[nghttp3]=0
 
+# Our own patches, one file per dependency at most: third_party/patches/FILE,
+# pinned by SHA-256 like the tarballs and applied (patch -p1) after Debian's.
+# Each header says what it changes and why. They touch no build file, so
+# they need no autoreconf. (Their contents are part of the cache key too.)
+declare -gA OWN_PATCH OWN_PATCH_SHA
+OWN_PATCH[ngtcp2]=ngtcp2-ksl-degree.patch
+OWN_PATCH_SHA[ngtcp2]=0e26233d7c7caa291c20900eb2272253f5d1305f521e87fbe1048d664ec2981a
+OWN_PATCH[nghttp3]=nghttp3-ksl-degree.patch
+OWN_PATCH_SHA[nghttp3]=2ea3f706bea37668d9e7f1d05138554944f18025749ccc245057571e24b001f7
+
 VER[lwip]=2.2.1+dfsg1
 ORIG[lwip]=lwip_2.2.1+dfsg1.orig.tar.xz
 ORIG_SHA[lwip]=83729c274c499d3348e9fbbe043a3113f3fa8953e7efddc7c21c7fcbb1f2b7b1
@@ -55,29 +65,46 @@ DEB_PATCHES[lwip]=1
 
 # Unpack the orig tarball into $2, replace any upstream debian/ folder with
 # Debian's patch tarball $3 (as dpkg-source does for format 3.0 (quilt)) and
-# apply the patches listed in debian/patches/series.  Does not need the .dsc,
-# which the mirror does not always serve.  Sets PATCHED=1 when patches were
-# applied.
+# apply the patches listed in debian/patches/series, then our own
+# (own_patch).  Does not need the .dsc, which the mirror does not always
+# serve.  Sets PATCHED=1 when Debian patches were applied.
 unpack_dep() {
     local dep=$1 dir=$2 debfile=$3 line name opts n=0
     PATCHED=0
     rm -rf -- "$dir"; mkdir -p "$dir"
     tar -xf "$DL/${ORIG[$dep]}" -C "$dir" --strip-components=1 --no-same-owner
-    ((DEB_PATCHES[$dep])) || return 0
-    rm -rf -- "$dir/debian"
-    tar -xf "$DL/$debfile" -C "$dir" --no-same-owner
-    [[ -f $dir/debian/patches/series ]] || return 0
-    while IFS= read -r line || [[ -n $line ]]; do
-        line=${line%%#*}
-        read -r name opts <<<"$line" || true
-        [[ -n ${name:-} ]] || continue
-        # shellcheck disable=SC2086  # series options (e.g. -p0) are words
-        patch -d "$dir" -s -N -t -F 0 -E --no-backup-if-mismatch ${opts:--p1} \
-            <"$dir/debian/patches/$name" ||
-            die "Debian patch $name for $dep does not apply"
-        n=$((n + 1))
-    done <"$dir/debian/patches/series"
-    ((n == 0)) || { PATCHED=1; log "$dep: applied $n Debian patches"; }
+    if ((DEB_PATCHES[$dep])); then
+        rm -rf -- "$dir/debian"
+        tar -xf "$DL/$debfile" -C "$dir" --no-same-owner
+    fi
+    if ((DEB_PATCHES[$dep])) && [[ -f $dir/debian/patches/series ]]; then
+        while IFS= read -r line || [[ -n $line ]]; do
+            line=${line%%#*}
+            read -r name opts <<<"$line" || true
+            [[ -n ${name:-} ]] || continue
+            # shellcheck disable=SC2086  # series options (e.g. -p0) are words
+            patch -d "$dir" -s -N -t -F 0 -E --no-backup-if-mismatch ${opts:--p1} \
+                <"$dir/debian/patches/$name" ||
+                die "Debian patch $name for $dep does not apply"
+            n=$((n + 1))
+        done <"$dir/debian/patches/series"
+        ((n == 0)) || { PATCHED=1; log "$dep: applied $n Debian patches"; }
+    fi
+    own_patch "$dep" "$dir"
+}
+
+# Applies OWN_PATCH[$1] (third_party/patches/) to the tree $2 after checking
+# it against its pinned SHA-256.
+own_patch() {
+    local dep=$1 dir=$2 f
+    [[ -n ${OWN_PATCH[$dep]:-} ]] || return 0
+    f="$HERE/patches/${OWN_PATCH[$dep]}"
+    [[ -f $f ]] || die "$dep: our patch $f is missing"
+    [[ $(sha_of "$f") == "${OWN_PATCH_SHA[$dep]}" ]] ||
+        die "$dep: $f does not match the SHA-256 pinned in OWN_PATCH_SHA[$dep] (a patch that was edited: review it, then pin its new SHA-256)"
+    patch -d "$dir" -s -N -t -F 0 -E --no-backup-if-mismatch -p1 <"$f" ||
+        die "$dep: our patch ${OWN_PATCH[$dep]} does not apply to ${ORIG[$dep]}"
+    log "$dep: applied ${OWN_PATCH[$dep]}"
 }
 
 # A clean environment: the cache key is this recipe, not the caller's flags.
@@ -133,6 +160,13 @@ build_wolfssl() {
     )
 }
 
+# --disable-mempool (ngtcp2) and NOMEMPOOL (nghttp3, which reads the same
+# define but has no configure switch for it): objects are malloc'd one by
+# one instead of from per-connection pools (blocks of 8-16 streams, frames,
+# sent packets; 4 KB of QPACK chunks) that, once touched, stay for the
+# connection's life. An idle relay tunnel kept about 13 KB of mostly empty
+# pool blocks (issue 21); glibc's own caches serve the churn instead
+# (third_party/README.md has the measured cost).
 build_ngtcp2() {
     local src=$1 logf=$2
     (
@@ -140,6 +174,7 @@ build_ngtcp2() {
         ((PATCHED == 0)) || run_logged "$logf" autoreconf -fi
         run_logged "$logf" ./configure --prefix="$PREFIX" --host="$HOST" \
             --enable-lib-only --enable-static --disable-shared --with-pic --disable-dependency-tracking \
+            --disable-mempool \
             --with-wolfssl --without-openssl --without-gnutls \
             --without-boringssl --without-picotls \
             --without-libnghttp3 --without-libev --without-jemalloc \
@@ -162,7 +197,7 @@ build_nghttp3() {
         ((PATCHED == 0)) || run_logged "$logf" autoreconf -fi
         run_logged "$logf" ./configure --prefix="$PREFIX" --host="$HOST" \
             --enable-lib-only --enable-static --disable-shared --with-pic --disable-dependency-tracking \
-            CFLAGS="$DEP_CFLAGS" CXXFLAGS="$DEP_CFLAGS"
+            CFLAGS="$DEP_CFLAGS -DNOMEMPOOL" CXXFLAGS="$DEP_CFLAGS -DNOMEMPOOL"
         run_logged "$logf" make -j"$JOBS"
         run_logged "$logf" make install DESTDIR="$STAGE"
     )
@@ -575,11 +610,12 @@ build_all() {
     tidy_stage
     {
         printf '# zgate source-built dependencies (recipe %s)\n' "${PREFIX##*/deps-}"
-        printf '# name upstream-version debian-version suite file sha256 [patch-file sha256]\n'
+        printf '# name upstream-version debian-version suite file sha256 [patch-file sha256] [+own-patch sha256]\n'
         for dep in "${DEPS[@]}"; do
             printf '%s %s %s %s %s %s' "$dep" "${VER[$dep]}" "${RES_VER[$dep]}" "${RES_SUITE[$dep]}" \
                 "${ORIG[$dep]}" "${ORIG_SHA[$dep]}"
             ((DEB_PATCHES[$dep] == 0)) || printf ' %s %s' "${RES_DEB[$dep]}" "${RES_DEBSHA[$dep]}"
+            [[ -z ${OWN_PATCH[$dep]:-} ]] || printf ' +%s %s' "${OWN_PATCH[$dep]}" "${OWN_PATCH_SHA[$dep]}"
             printf '\n'
         done
     } >"$STAGE$PREFIX/versions.txt"

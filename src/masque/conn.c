@@ -32,6 +32,7 @@
 
 #define H3_DATAGRAM_ERROR 0x33
 #define TLS_ALERT_NO_APPLICATION_PROTOCOL 120 /* QUIC CRYPTO_ERROR 0x178 */
+#define TLS_ALERT_UNEXPECTED_MESSAGE 10       /* QUIC CRYPTO_ERROR 0x10a */
 #define TLS_ALERT_PROTOCOL_VERSION 70
 #define TLS_ALERT_CERTIFICATE_REQUIRED 116
 #define QUIC_TRANSPORT_PARAMETER_ERROR 0x08
@@ -89,6 +90,8 @@ static masque_time now_ts(const struct masque_conn *c)
 static const char *tls_alert_name(uint8_t a)
 {
 	switch (a) {
+	case 10:
+		return "unexpected message";
 	case 40:
 		return "handshake failure";
 	case 42:
@@ -344,10 +347,12 @@ void masque_conn_free(struct masque_conn *c)
 	ngtcp2_conn_del(c->qc);
 	if (c->ssl != NULL)
 		wolfSSL_free(c->ssl);
+	free(c->cert_der);
 	sendq_free(&c->sendq);
 	free(c->capbuf);
 	free(c->pending);
-	free(c->pktbuf);
+	if (c->pktbuf_own)
+		free(c->pktbuf);
 	if (c->qlog != NULL)
 		fclose(c->qlog);
 	free(c);
@@ -397,10 +402,29 @@ static void flush_pending(struct masque_conn *c)
 	}
 }
 
+/* Server, after a completed handshake (outside every library call): frees
+ * the TLS object, about 12 KB of a connection's 25 (issue 21, memory per
+ * idle tunnel). Nothing needs it any more: ngtcp2 keeps the 1-RTT
+ * packet protection and the traffic secrets, from which a key update
+ * derives the next keys without TLS (ngtcp2_crypto_update_key); the
+ * identity and the certificate were copied (q_handshake_completed); and
+ * a client sends no TLS message after its Finished (q_recv_crypto_data).
+ * A client keeps its TLS object: the relay's NewSessionTicket comes after
+ * the handshake. */
+static void release_tls(struct masque_conn *c)
+{
+	if (!c->is_server || !c->tls_done || c->ssl == NULL || c->busy)
+		return;
+	ngtcp2_conn_set_tls_native_handle(c->qc, NULL);
+	wolfSSL_free(c->ssl);
+	c->ssl = NULL;
+}
+
 /* After input or a timer: flush, write, close if needed. Returns 1 when c
  * is gone. */
 static int conn_after(struct masque_conn *c)
 {
+	release_tls(c);
 	if (c->pending_len > 0)
 		flush_pending(c);
 	if (!c->closing && !c->drained && conn_write(c) == 0) {
@@ -768,7 +792,6 @@ static int validate_request(struct masque_conn *c, struct mstream *s, struct mas
 		return 400;
 	memset(rq, 0, sizeof(*rq));
 	(void)snprintf(rq->identity, sizeof(rq->identity), "%s", c->identity);
-	(void)snprintf(rq->san_uri, sizeof(rq->san_uri), "%s", c->san_uri);
 	memcpy(&rq->peer, &c->remote, sizeof(rq->peer));
 	rq->peerlen = c->remotelen;
 	(void)snprintf(rq->authority, sizeof(rq->authority), "%s", s->authority);
@@ -1086,6 +1109,7 @@ static int h3_end_headers(nghttp3_conn *h3, int64_t sid, int fin, void *ud, void
 {
 	struct masque_conn *c = ud;
 	struct mstream *s = stream_find(c, sid);
+	int r = 0;
 
 	(void)h3;
 	(void)fin;
@@ -1093,12 +1117,17 @@ static int h3_end_headers(nghttp3_conn *h3, int64_t sid, int fin, void *ud, void
 	if (s == NULL)
 		return 0;
 	if (c->is_server) {
-		if (server_request(c, s) != 0)
-			return NGHTTP3_ERR_CALLBACK_FAILURE;
+		r = server_request(c, s);
 	} else {
 		client_response(c, s);
+		if (s->status >= 100 && s->status < 200)
+			return 0; /* interim: the final response reuses s */
 	}
-	return 0;
+	/* The fields are used up (a second header block on the stream is
+	 * trailers, which nghttp3 hands to no callback of ours): an idle
+	 * tunnel does not keep its request's 1.7 KB (issue 21). */
+	stream_drop(c, sid);
+	return r != 0 ? NGHTTP3_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int h3_end_stream(nghttp3_conn *h3, int64_t sid, void *ud, void *sud)
@@ -1162,6 +1191,7 @@ static int h3_recv_settings(nghttp3_conn *h3, const nghttp3_settings *st, void *
 	c->peer_settings = 1;
 	c->peer_h3_datagram = st->h3_datagram;
 	c->peer_connect_protocol = st->enable_connect_protocol;
+	c->peer_qpack_dtable = st->qpack_max_dtable_capacity;
 	if (!c->is_server)
 		return client_submit_request(c);
 	return 0;
@@ -1197,8 +1227,14 @@ static int setup_h3(struct masque_conn *c)
 	cb.rand = h3_rand;
 	nghttp3_settings_default(&st);
 	st.max_field_section_size = MASQUE_MAX_FIELD_SECTION;
-	st.qpack_max_dtable_capacity = 4096;
-	st.qpack_blocked_streams = 16;
+	/* No QPACK dynamic table either way: a connection carries one
+	 * request, so there is nothing to index, and each end would keep
+	 * the other's entries for the connection's life (issue 21, memory
+	 * per idle tunnel). Static table and literals only; no stream can
+	 * be blocked on the encoder stream then. */
+	st.qpack_max_dtable_capacity = 0;
+	st.qpack_encoder_max_dtable_capacity = 0;
+	st.qpack_blocked_streams = 0;
 	st.h3_datagram = 1;
 	st.enable_connect_protocol = c->is_server ? 1 : 0;
 	if (c->is_server)
@@ -1406,6 +1442,25 @@ static int q_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data,
 	return 0;
 }
 
+/* Copies the client certificate x (DER) to c->cert_der; one larger than
+ * TLS_CERT_DER_MAX is not kept (the relay then refuses the tunnel, 503).
+ * Returns 0 or ZG_ERR_NOMEM. */
+static int keep_cert(struct masque_conn *c, WOLFSSL_X509 *x)
+{
+	const unsigned char *der;
+	int n = 0;
+
+	der = wolfSSL_X509_get_der(x, &n);
+	if (der == NULL || n <= 0 || (size_t)n > TLS_CERT_DER_MAX)
+		return 0;
+	c->cert_der = malloc((size_t)n);
+	if (c->cert_der == NULL)
+		return ZG_ERR_NOMEM;
+	memcpy(c->cert_der, der, (size_t)n);
+	c->cert_len = (size_t)n;
+	return 0;
+}
+
 static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 {
 	struct masque_conn *c = ud;
@@ -1438,16 +1493,25 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	/* verify_client() has applied the identity rule already; this copies
-	 * the identity and the certificate's serial and fingerprint */
+	 * the identity, the certificate's serial and fingerprint and the
+	 * certificate itself (the TLS object goes after this packet) */
 	r = (int)tls_peer_id(c->ssl, x, c->identity, sizeof(c->identity));
-	if (r == TLS_ACCEPTED)
+	if (r == TLS_ACCEPTED) {
 		(void)tls_cert_ids(x, c->cert_serial, c->cert_sha256);
+		if (keep_cert(c, x) != 0) {
+			wolfSSL_X509_free(x);
+			c->ci.error = ZG_ERR_NOMEM;
+			set_reason(c, "out of memory for the client certificate");
+			return NGTCP2_ERR_CALLBACK_FAILURE;
+		}
+	}
 	wolfSSL_X509_free(x);
 	if (r != TLS_ACCEPTED) {
 		c->ci.reject = (enum tls_reject)r;
 		set_reason(c, "client certificate refused: %s", tls_reject_name(c->ci.reject));
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
+	c->tls_done = 1;
 	if (c->srv != NULL)
 		masque_server_handshake_done(c->srv, c);
 	return 0;
@@ -1566,6 +1630,17 @@ static int q_recv_crypto_data(ngtcp2_conn *qc, ngtcp2_encryption_level level, ui
 	struct masque_conn *c = ud;
 	struct feed_call fc = { qc, level, offset, ud };
 
+	if (c->ssl == NULL) {
+		/* the TLS object is gone (release_tls): in QUIC a client sends
+		 * no TLS message after its Finished (no post-handshake
+		 * authentication is asked for; KeyUpdate is forbidden, RFC 9001
+		 * §6), so this is what TLS would answer too */
+		c->closing = 1;
+		c->ci.error = ZG_ERR_MALFORMED;
+		set_reason(c, "TLS message from the client after the handshake");
+		ngtcp2_ccerr_set_tls_alert(&c->ccerr, TLS_ALERT_UNEXPECTED_MESSAGE, NULL, 0);
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	}
 	if ((size_t)level >= sizeof(c->feed) / sizeof(c->feed[0]))
 		return ngtcp2_crypto_recv_crypto_data_cb(qc, level, offset, data, len, ud);
 	return masque_crypto_feed(&c->feed[level], data, len, feed_emit, &fc);
@@ -1653,8 +1728,16 @@ static void fill_settings(const struct masque_conn *c, ngtcp2_settings *st,
 	tp->active_connection_id_limit = 4;
 }
 
+size_t masque_pktbuf_size(const struct masque_config *cfg)
+{
+	size_t n = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
+
+	return n < 1200 ? 1200 : n;
+}
+
+/* pktbuf: the server's shared packet buffer, NULL for one of c's own. */
 static int conn_alloc(const struct masque_config *cfg, const struct masque_cbs *cbs, void *ctx,
-		      int server, struct masque_conn **pc)
+		      int server, uint8_t *pktbuf, struct masque_conn **pc)
 {
 	struct masque_conn *c = calloc(1, sizeof(*c));
 
@@ -1670,10 +1753,12 @@ static int conn_alloc(const struct masque_config *cfg, const struct masque_cbs *
 	ngtcp2_ccerr_default(&c->ccerr);
 	sendq_init(&c->sendq, cfg->capsule_buffer ? cfg->capsule_buffer : 1024 * 1024);
 	c->pending_cap = cfg->send_queue ? cfg->send_queue : MASQUE_PENDING_MAX;
-	c->pktbuf_size = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
-	if (c->pktbuf_size < 1200)
-		c->pktbuf_size = 1200;
-	c->pktbuf = malloc(c->pktbuf_size);
+	c->pktbuf_size = masque_pktbuf_size(cfg);
+	c->pktbuf = pktbuf;
+	if (pktbuf == NULL) {
+		c->pktbuf = malloc(c->pktbuf_size);
+		c->pktbuf_own = 1;
+	}
 	c->ref.get_conn = get_conn;
 	c->ref.user_data = c;
 	c->timer = cfg->io->timer_new(cfg->ioctx, c);
@@ -1730,7 +1815,7 @@ int masque_conn_server_new(struct masque_server *srv, const struct masque_config
 
 	if (locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
 		return ZG_ERR_INVAL;
-	r = conn_alloc(cfg, cbs, ctx, 1, &c);
+	r = conn_alloc(cfg, cbs, ctx, 1, masque_server_pktbuf(srv), &c);
 	if (r != 0)
 		return r;
 	c->srv = srv;
@@ -1792,7 +1877,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	    locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
 		return ZG_ERR_INVAL;
 	cert_name = cfg->cert_name != NULL ? cfg->cert_name : cfg->server_name;
-	r = conn_alloc(cfg, cbs, ctx, 0, &c);
+	r = conn_alloc(cfg, cbs, ctx, 0, NULL, &c);
 	if (r != 0)
 		return r;
 	memcpy(&c->local, local, locallen);
@@ -1844,7 +1929,7 @@ fail:
  * the alert we send, instead of ngtcp2's bare "ERR_CRYPTO". */
 static void set_tls_reason(struct masque_conn *c)
 {
-	int err = wolfSSL_get_error(c->ssl, 0);
+	int err = c->ssl != NULL ? wolfSSL_get_error(c->ssl, 0) : 0;
 	uint8_t alert = ngtcp2_conn_get_tls_alert2(c->qc);
 
 	if (alert != 0)
@@ -1864,10 +1949,11 @@ static void set_tls_reason(struct masque_conn *c)
 static enum masque_hs_fail classify_failure(struct masque_conn *c, int rv, enum tls_reject *cert)
 {
 	uint8_t alert = ngtcp2_conn_get_tls_alert2(c->qc);
-	int err = wolfSSL_get_error(c->ssl, 0);
+	int err = c->ssl != NULL ? wolfSSL_get_error(c->ssl, 0) : 0;
 	const ngtcp2_ccerr *e;
 
-	*cert = tls_last_reject(c->ssl); /* the verify callback saw a certificate */
+	/* the verify callback saw a certificate */
+	*cert = c->ssl != NULL ? tls_last_reject(c->ssl) : TLS_ACCEPTED;
 	if (*cert == TLS_ACCEPTED)
 		*cert = c->ci.reject;
 	if (*cert != TLS_ACCEPTED)
@@ -1920,7 +2006,7 @@ static void report_failure(struct masque_conn *c, int rv)
 	enum tls_reject cert;
 	enum masque_hs_fail hf;
 
-	if (!c->is_server || c->reject_reported || c->handshake_counted)
+	if (!c->is_server || c->reject_reported || c->handshake_counted || c->tls_done)
 		return;
 	hf = classify_failure(c, rv, &cert);
 	if (cert != TLS_ACCEPTED) {
@@ -2274,29 +2360,14 @@ const char *masque_conn_identity(const struct masque_conn *c)
 	return c->identity;
 }
 
-int masque_conn_peer_cert_der(const struct masque_conn *c, uint8_t *buf, size_t cap,
-			      size_t *plen)
+const uint8_t *masque_conn_peer_cert(const struct masque_conn *c, size_t *plen)
 {
-	WOLFSSL_X509 *x;
-	const unsigned char *der;
-	int n = 0, r = 0;
-
-	if (c == NULL || !c->is_server || c->ssl == NULL || buf == NULL || plen == NULL)
-		return ZG_ERR_STATE;
-	x = wolfSSL_get_peer_certificate(c->ssl);
-	if (x == NULL)
-		return ZG_ERR_STATE;
-	der = wolfSSL_X509_get_der(x, &n);
-	if (der == NULL || n <= 0)
-		r = ZG_ERR_STATE;
-	else if ((size_t)n > cap)
-		r = ZG_ERR_TOO_LARGE;
-	else {
-		memcpy(buf, der, (size_t)n);
-		*plen = (size_t)n;
+	if (c == NULL || c->cert_der == NULL) {
+		*plen = 0;
+		return NULL;
 	}
-	wolfSSL_X509_free(x);
-	return r;
+	*plen = c->cert_len;
+	return c->cert_der;
 }
 
 const char *masque_conn_cert_serial(const struct masque_conn *c)

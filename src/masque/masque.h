@@ -66,7 +66,6 @@ struct masque_io {
 /* A decoded CONNECT-IP request as the server saw it (C02, C03). */
 struct masque_request {
 	char identity[MASQUE_IDENTITY_MAX]; /* client ID: certificate CN or SAN URI (tls.h) */
-	char san_uri[256];                  /* first SAN URI, "" if none */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char authority[256];
@@ -415,14 +414,13 @@ void *masque_conn_data(const struct masque_conn *c);
 const char *masque_conn_identity(const struct masque_conn *c);
 /* Server: the client certificate's serial number and SHA-256 fingerprint,
  * lower-case hex (tls_cert_ids); "" before the handshake completes. */
-/* Server: copies the client certificate's DER (the leaf the handshake
- * verified) to buf. Returns 0 and *plen, ZG_ERR_TOO_LARGE (over cap),
- * ZG_ERR_STATE (no certificate: a client connection, or before the
- * handshake). */
-int masque_conn_peer_cert_der(const struct masque_conn *c, uint8_t *buf, size_t cap,
-			      size_t *plen);
 const char *masque_conn_cert_serial(const struct masque_conn *c);
 const char *masque_conn_cert_sha256(const struct masque_conn *c);
+/* Server: the client certificate's DER (the leaf the handshake verified),
+ * *plen bytes, owned by c and valid until it closes. NULL (*plen 0) for a
+ * client connection, before the handshake completes, or when the
+ * certificate is larger than TLS_CERT_DER_MAX (not kept). */
+const uint8_t *masque_conn_peer_cert(const struct masque_conn *c, size_t *plen);
 const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *plen);
 int masque_conn_is_open(const struct masque_conn *c);
 int masque_conn_datagrams(const struct masque_conn *c); /* QUIC datagrams in use */

@@ -18,7 +18,7 @@
 #include "masque/sendq.h"
 
 #define MASQUE_CIDLEN 16
-#define MASQUE_MAX_STREAMS 16            /* request streams tracked per connection */
+#define MASQUE_MAX_STREAMS 16            /* header sections being received at once */
 #define MASQUE_MAX_FIELD_SECTION 16384   /* header section cap, both ways */
 #define MASQUE_CAPSULE_MAX 70000         /* largest capsule value buffered */
 #define MASQUE_PENDING_MAX (1024 * 1024) /* default send queue (masque_config.send_queue) */
@@ -78,8 +78,9 @@ struct masque_conn {
 	masque_time created;
 	struct sockaddr_storage local, remote;
 	socklen_t locallen, remotelen;
-	uint8_t *pktbuf;
+	uint8_t *pktbuf; /* a server's: its server's (masque_server_pktbuf) */
 	size_t pktbuf_size;
+	int pktbuf_own; /* a client's: its own */
 	FILE *qlog;
 
 	/* state */
@@ -95,6 +96,7 @@ struct masque_conn {
 
 	/* HTTP/3 */
 	int peer_settings, peer_h3_datagram, peer_connect_protocol;
+	uint64_t peer_qpack_dtable; /* the peer's SETTINGS_QPACK_MAX_TABLE_CAPACITY */
 	int request_sent;
 	struct mstream *streams;
 	size_t nstreams;
@@ -120,9 +122,14 @@ struct masque_conn {
 
 	/* server: identity */
 	char identity[MASQUE_IDENTITY_MAX];
-	char san_uri[256];
 	char cert_serial[TLS_SERIAL_HEX_MAX]; /* client certificate, hex */
 	char cert_sha256[TLS_SHA256_HEX_LEN];
+	/* the client certificate (DER, at most TLS_CERT_DER_MAX; else NULL),
+	 * copied at the end of the handshake: the TLS object is freed then
+	 * (release_tls in conn.c) and a TLS reload checks it again */
+	uint8_t *cert_der;
+	size_t cert_len;
+	int tls_done; /* the handshake completed and the identity was accepted */
 
 	/* server: connection IDs in the server's table */
 	struct cid_node *cids;
@@ -133,6 +140,8 @@ struct masque_conn {
 };
 
 void masque_random(uint8_t *p, size_t n);
+/* The size of a connection's packet buffer under cfg. */
+size_t masque_pktbuf_size(const struct masque_config *cfg);
 void masque_conn_free(struct masque_conn *c);
 void masque_keylog_setup(const struct masque_config *cfg);
 void masque_conn_goaway(struct masque_conn *c);
@@ -156,6 +165,9 @@ int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, cons
 			  uint8_t *token);
 void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);
 void masque_server_unlink(struct masque_server *srv, struct masque_conn *c);
+/* The packet buffer all of srv's connections share (server.c says why
+ * that is safe), masque_pktbuf_size(&its config) bytes. */
+uint8_t *masque_server_pktbuf(struct masque_server *srv);
 void masque_server_handshake_done(struct masque_server *srv, struct masque_conn *c);
 /* Counts a CONNECT-IP request refused by this layer (400, 500 or 503). */
 void masque_server_count_refusal(struct masque_server *srv, int status);

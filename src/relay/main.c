@@ -568,10 +568,10 @@ static void h_ipam_changed(void *ctx)
 		save_ipam(r); /* else the master saves (master.h) */
 }
 
-static int h_peer_cert(void *ctx, struct masque_conn *c, uint8_t *buf, size_t cap, size_t *plen)
+static const uint8_t *h_peer_cert(void *ctx, struct masque_conn *c, size_t *plen)
 {
 	(void)ctx;
-	return masque_conn_peer_cert_der(c, buf, cap, plen);
+	return masque_conn_peer_cert(c, plen);
 }
 
 static void h_set_data(void *ctx, struct masque_conn *c, struct session *s)
@@ -1672,12 +1672,14 @@ static void reload_tls(struct relay *r, const char *trigger)
 	if (r->worker == 0)
 		audit_tls_reload(r->audit, 1, trigger, NULL);
 	for (s = r->st.head; s != NULL; s = s->next) {
+		const uint8_t *der;
 		enum tls_reject why;
 		char msg[96];
+		size_t len = 0;
 
-		if (s->state != SESSION_OPEN || s->cert_der == NULL)
+		if (s->state != SESSION_OPEN || (der = masque_conn_peer_cert(s->c, &len)) == NULL)
 			continue;
-		why = tls_server_check_cert(r->tls, s->cert_der, s->cert_len);
+		why = tls_server_check_cert(r->tls, der, len);
 		/* an expired CRL says nothing new of this certificate: new
 		 * clients are refused (fail closed), open tunnels stay */
 		if (why == TLS_ACCEPTED || why == TLS_REJECT_CRL_EXPIRED)

@@ -31,7 +31,6 @@ void session_table_init(struct session_table *t, const struct session_hooks *h,
 
 static void session_free(struct session *s)
 {
-	free(s->cert_der);
 	free(s);
 }
 
@@ -285,25 +284,17 @@ static int admit(struct session_table *t, struct session *s, struct cip_route *r
 {
 	struct session *old;
 	uint8_t a[16];
-	size_t n = 0;
+	size_t n = 0, certlen = 0;
 	int rv;
 
-	/* the client certificate, for the checks after a TLS reload (kept
-	 * already when s comes back from the shared pool) */
-	if (s->cert_der == NULL) {
-		rv = ZG_ERR_NOMEM;
-		s->cert_der = malloc(TLS_CERT_DER_MAX);
-		if (s->cert_der == NULL ||
-		    (rv = t->h.peer_cert(t->h.ctx, s->c, s->cert_der, TLS_CERT_DER_MAX,
-					 &s->cert_len)) != 0) {
-			log_warnx("%s from %s: cannot keep its certificate (%s): 503", s->id,
-				  s->peer, zg_strerror(rv));
-			return refuse(t, s, 503);
-		}
-		uint8_t *fit = realloc(s->cert_der, s->cert_len ? s->cert_len : 1);
-
-		if (fit != NULL)
-			s->cert_der = fit;
+	/* the client certificate, checked again after a TLS reload: the
+	 * connection keeps it (at most TLS_CERT_DER_MAX); a tunnel whose
+	 * certificate could not be kept would escape revocation */
+	if (t->h.peer_cert(t->h.ctx, s->c, &certlen) == NULL) {
+		log_warnx("%s from %s: cannot keep its certificate (none, or larger than %d "
+			  "bytes): 503",
+			  s->id, s->peer, TLS_CERT_DER_MAX);
+		return refuse(t, s, 503);
 	}
 	rv = session_routes(t, s, routes, &n);
 	if (rv != 0) {

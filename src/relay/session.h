@@ -86,9 +86,6 @@ struct session {
 	uint64_t refreshed_ms; /* the caller's: its shared lease last marked used */
 	int refuse;            /* answer this status instead of resolving (16.8b) */
 	const char *refuse_ps;
-	/* the client certificate (DER), checked again after a TLS reload */
-	uint8_t *cert_der;
-	size_t cert_len;
 	const char *close_reason;        /* the relay closed it: revoked, policy, admin */
 	int connector;                   /* an on-prem connector ("connector:<ID>", issue 22) */
 	const char *conn_id;             /* its ID: inside id, after "connector:"; else NULL */
@@ -113,9 +110,9 @@ struct session_hooks {
 	int (*ipam_alloc)(void *ctx, const char *id, int version, uint8_t addr[16]);
 	void (*ipam_release)(void *ctx, const char *id, int version);
 	void (*ipam_changed)(void *ctx); /* the pool changed: persist it */
-	/* The connection's client certificate (DER) into buf: 0 or negative. */
-	int (*peer_cert)(void *ctx, struct masque_conn *c, uint8_t *buf, size_t cap,
-			 size_t *plen);
+	/* The connection's client certificate (DER, *plen bytes), owned by
+	 * the connection and valid while it is open; NULL when it has none. */
+	const uint8_t *(*peer_cert)(void *ctx, struct masque_conn *c, size_t *plen);
 	/* Attaches data to c (masque_conn_set_data). */
 	void (*set_data)(void *ctx, struct masque_conn *c, struct session *s);
 	int (*conn_is_open)(void *ctx, struct masque_conn *c);

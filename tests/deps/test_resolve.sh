@@ -160,7 +160,10 @@ test_fetch_offline_and_recorded() {
 
 # The cache prefix: the recipe section and patches only.
 prefix_of() { XDG_CACHE_HOME=$TMP/k "$1/third_party/deps.sh" prefix; }
-copy_tree() { rm -rf "$TMP/tree"; mkdir -p "$TMP/tree/third_party"; cp third_party/deps.sh "$TMP/tree/third_party/"; }
+copy_tree() {
+	rm -rf "$TMP/tree"; mkdir -p "$TMP/tree/third_party"; cp third_party/deps.sh "$TMP/tree/third_party/"
+	[[ ! -d third_party/patches ]] || cp -r third_party/patches "$TMP/tree/third_party/"
+}
 edit() { python3 - "$TMP/tree/third_party/deps.sh" "$1" "$2" <<'PY' || fail_test "edit: '$1' not found"
 import sys
 p, a, b = sys.argv[1:]
@@ -195,6 +198,35 @@ test_cache_key_covers_the_recipe_only() {
 	expect_lacks "$recipe" "deb13u" "Debian revision"
 	expect_lacks "$recipe" "bpo13" "Debian revision"
 	expect_lacks "$recipe" "SUITES=" "suites"
+}
+
+# Our own patches (third_party/patches/): the files in the tree are the
+# ones pinned, a pinned patch is applied, an edited one is refused.
+test_own_patches_pinned_and_checked() {
+	local dep n=0 dir out
+	load today
+	for dep in "${!OWN_PATCH[@]}"; do
+		expect_eq "$(sha_of "$ROOTDIR/third_party/patches/${OWN_PATCH[$dep]}")" \
+			"${OWN_PATCH_SHA[$dep]}" "pinned SHA-256 of ${OWN_PATCH[$dep]}"
+		n=$((n + 1))
+	done
+	((n > 0)) || fail_test "no own patch pinned"
+	# a made-up patch of a made-up tree
+	HERE=$TMP/own; dir=$TMP/own/tree
+	mkdir -p "$HERE/patches" "$dir/lib"
+	printf 'a\n#define DEGR 16\nb\n' >"$dir/lib/x.h"
+	printf 'why\n\n--- a/lib/x.h\n+++ b/lib/x.h\n@@ -1,3 +1,3 @@\n a\n-#define DEGR 16\n+#define DEGR 4\n b\n' \
+		>"$HERE/patches/x.patch"
+	OWN_PATCH[ngtcp2]=x.patch OWN_PATCH_SHA[ngtcp2]=$(sha_of "$HERE/patches/x.patch")
+	(own_patch ngtcp2 "$dir") 2>/dev/null || fail_test "pinned patch not applied"
+	expect_eq "$(sed -n 2p "$dir/lib/x.h")" "#define DEGR 4" "patched file"
+	printf 'a\n#define DEGR 16\nb\n' >"$dir/lib/x.h"
+	sed -i 's/DEGR 4/DEGR 2/' "$HERE/patches/x.patch"
+	out=$( (own_patch ngtcp2 "$dir") 2>&1) && fail_test "an edited patch was applied"
+	expect_has "$out" "does not match the SHA-256 pinned in OWN_PATCH_SHA[ngtcp2]" "refusal"
+	expect_eq "$(sed -n 2p "$dir/lib/x.h")" "#define DEGR 16" "file left alone"
+	# a dependency without one is left alone
+	(own_patch lwip "$dir") 2>/dev/null || fail_test "lwip has no own patch"
 }
 
 shtest_main
