@@ -23,6 +23,59 @@ void dnsmsg_set_id(uint8_t *msg, uint16_t id)
 	msg[1] = (uint8_t)id;
 }
 
+/* Past the (possibly compressed) name at p, or 0 when it runs off msg. */
+static size_t skip_name(const uint8_t *msg, size_t len, size_t p)
+{
+	while (p < len) {
+		uint8_t l = msg[p];
+
+		if (l == 0)
+			return p + 1;
+		if ((l & 0xc0) == 0xc0)
+			return p + 2 <= len ? p + 2 : 0;
+		if (l & 0xc0)
+			return 0;
+		p += 1u + l;
+	}
+	return 0;
+}
+
+/* 1 when msg walks record by record (names, then type, class, TTL and
+ * rdata by its length) within its length for every record its header
+ * counts, and has no TSIG record (RFC 8945). The relay signs nothing and
+ * checks no signature; and libldns 1.8.3's ldns_wire2pkt() keeps only the
+ * last TSIG it reads and loses the others (a leak per message, found by
+ * fuzz_dnsmsg). ldns also accepts some messages that do not walk (it
+ * reads a TSIG's fields past its rdata length): refused here first. */
+static int walks_without_tsig(const uint8_t *msg, size_t len)
+{
+	size_t p = 12, n = 0, q, nq = (size_t)((msg[4] << 8) | msg[5]);
+
+	for (unsigned k = 0; k < 4; k++)
+		n += (size_t)((msg[4 + 2 * k] << 8) | msg[5 + 2 * k]);
+	for (size_t i = 0; i < n; i++) {
+		if ((q = skip_name(msg, len, p)) == 0 || q + (i < nq ? 4 : 10) > len)
+			return 0;
+		if (((msg[q] << 8) | msg[q + 1]) == 250)
+			return 0;
+		p = i < nq ? q + 4 : q + 10 + (size_t)((msg[q + 8] << 8) | msg[q + 9]);
+		if (p > len)
+			return 0;
+	}
+	return 1;
+}
+
+/* One DNS message into *pp (the caller frees it): 0, or -1 when it is not
+ * one ldns and this module accept. */
+static int from_wire(const uint8_t *msg, size_t len, ldns_pkt **pp)
+{
+	*pp = NULL;
+	if (len < 12 || len > 65535 || !walks_without_tsig(msg, len) ||
+	    ldns_wire2pkt(pp, msg, len) != LDNS_STATUS_OK)
+		return -1;
+	return 0;
+}
+
 /* The single question of a query, or NULL. */
 static ldns_rr *only_question(const ldns_pkt *p)
 {
@@ -43,7 +96,7 @@ int dnsmsg_parse_query(const uint8_t *msg, size_t len, struct dnsmsg_query *q)
 	int r = ZG_ERR_MALFORMED;
 
 	memset(q, 0, sizeof(*q));
-	if (len < 12 || len > 65535 || ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK)
+	if (from_wire(msg, len, &p) != 0)
 		return ZG_ERR_MALFORMED;
 	if ((rr = only_question(p)) == NULL)
 		goto out;
@@ -77,7 +130,7 @@ int dnsmsg_build_reply(const uint8_t *query, size_t qlen, uint8_t rcode, int tc,
 	ldns_rr *rr, *copy = NULL;
 	int r = ZG_ERR_MALFORMED;
 
-	if (qlen < 12 || qlen > 65535 || ldns_wire2pkt(&p, query, qlen) != LDNS_STATUS_OK)
+	if (from_wire(query, qlen, &p) != 0)
 		return ZG_ERR_MALFORMED;
 	if ((rr = only_question(p)) == NULL)
 		goto out;
@@ -122,7 +175,7 @@ int dnsmsg_parse_answer(const uint8_t *msg, size_t len, struct dnsmsg_answer *a,
 				     LDNS_SECTION_ADDITIONAL };
 
 	memset(a, 0, sizeof(*a));
-	if (len < 12 || len > 65535 || ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK)
+	if (from_wire(msg, len, &p) != 0)
 		return ZG_ERR_MALFORMED;
 	if (!ldns_pkt_qr(p)) {
 		ldns_pkt_free(p);
@@ -174,7 +227,7 @@ int dnsmsg_age(const uint8_t *msg, size_t len, uint16_t id, uint32_t age, uint8_
 	ldns_rr_list *ls[3];
 	int r = ZG_ERR_NOMEM;
 
-	if (len < 12 || len > 65535 || ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK)
+	if (from_wire(msg, len, &p) != 0)
 		return ZG_ERR_MALFORMED;
 	ls[0] = ldns_pkt_answer(p);
 	ls[1] = ldns_pkt_authority(p);
