@@ -37,7 +37,6 @@
 #define CTL_TIMEOUT_MS 1000
 #define READY_TIMEOUT_MS 100
 #define TICK_MS 100
-#define SAVE_TICKS 1 /* the state file within a tick of a change */
 #define ALINE_MAX 2048
 #define APIPE_SIZE (1024 * 1024)
 
@@ -62,8 +61,7 @@ struct master {
 	uint8_t ready[CONFIG_WORKERS_MAX];
 	int all_ready_once, draining, fatal;
 	const char *stop_reason;
-	unsigned ticks;
-	uint64_t saved_changes, ipam_save_errors, metrics_missing;
+	uint64_t saved_changes, ipam_save_errors;
 	uint64_t started_ms;
 };
 
@@ -603,7 +601,6 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		log_warnx("/metrics: the workers' expositions do not merge: %s", err);
 		missing = m->env->n;
 	}
-	m->metrics_missing += missing;
 	for (i = 0; i < m->env->n; i++)
 		if (rep[i] != NULL)
 			evbuffer_free(rep[i]);
@@ -756,8 +753,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (++m->ticks % SAVE_TICKS == 0)
-		save_state(m);
+	save_state(m); /* within a tick of a change (it compares ipam_changes()) */
 	rep = evbuffer_new();
 	for (i = 0; i < m->env->n && rep != NULL; i++) {
 		pid_t pid = wpool_pid(m->pool, i);
