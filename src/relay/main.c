@@ -1645,17 +1645,24 @@ static void reload_policy(struct relay *r, const char *trigger)
  * keep theirs. A file that does not load keeps the context in force. Then
  * every open session whose certificate the new context refuses (revoked,
  * no longer chains) is closed (18.2). */
-static void reload_tls(struct relay *r, const char *trigger)
+/* r->tls made again from the TLS files as they are now; kept on error. */
+static int tls_rebuild(struct relay *r, char *err, size_t errlen)
 {
 	struct tls_server_files files = { r->cfg.tls_cert, r->cfg.tls_key, r->cfg.tls_client_ca,
 					  r->cfg.tls_crl };
 	enum tls_identity idm = TLS_IDENTITY_CN;
+
+	(void)tls_identity_parse(r->cfg.tls_identity, &idm); /* checked at start */
+	return tls_server_ctx_rebuild(&r->tls, &files, idm, err, errlen);
+}
+
+static void reload_tls(struct relay *r, const char *trigger)
+{
 	struct session *s;
 	char err[512];
 	size_t closed = 0;
 
-	(void)tls_identity_parse(r->cfg.tls_identity, &idm); /* checked at start */
-	if (tls_server_ctx_rebuild(&r->tls, &files, idm, err, sizeof(err)) != 0) {
+	if (tls_rebuild(r, err, sizeof(err)) != 0) {
 		r->tls_reload_fail++;
 		log_warnx("TLS reload failed (%s), keeping the current certificates: %s", trigger,
 			  err);
@@ -2544,22 +2551,15 @@ static int worker_run(unsigned i, void *arg)
 	/* a worker restarted after a reload starts from the files as they
 	 * are now, not from the master's copy of them at its start */
 	{
-		struct tls_server_files files = { r->cfg.tls_cert, r->cfg.tls_key,
-						  r->cfg.tls_client_ca, r->cfg.tls_crl };
-		enum tls_identity idm = TLS_IDENTITY_CN;
 		struct policy *np = NULL;
 
-		if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) == 0 &&
-		    policy_connector_count(np) == 0) {
+		if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) == 0) {
 			policy_free(r->policy);
 			r->policy = np;
 		} else {
-			policy_free(np);
-			log_warnx("%s: starting with the policy the relay started with",
-				  err[0] ? err : "connectors listed");
+			log_warnx("%s: starting with the policy the relay started with", err);
 		}
-		(void)tls_identity_parse(r->cfg.tls_identity, &idm);
-		if (tls_server_ctx_rebuild(&r->tls, &files, idm, err, sizeof(err)) != 0)
+		if (tls_rebuild(r, err, sizeof(err)) != 0)
 			log_warnx("%s: starting with the certificates the relay started with", err);
 		err[0] = '\0';
 	}
