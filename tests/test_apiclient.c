@@ -700,6 +700,44 @@ static void test_keepalive_and_refresh(void **state)
 	fx_stop(&x);
 }
 
+/* apic_probe(): GET /ready, only the state: 503 (the API's database is
+ * down) makes it DOWN after the retries, 200 UP again; a failure is
+ * counted like a refresh's. */
+static void test_probe(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: @LEN@\r\n\r\n"
+			    "database unreachable\n" },
+		{ A_ANSWER, "HTTP/1.1 200 OK\r\nContent-Length: @LEN@\r\n\r\nready\n" },
+	};
+	struct fixture x;
+	struct apic_counters c;
+
+	(void)state;
+	fx_start(&x, acts, 1, 300, 0);
+	assert_int_equal(apic_state(x.a), APIC_UNKNOWN);
+	assert_int_equal(apic_probe(x.a), 0);
+	assert_int_equal(apic_pending(x.a), 1);
+	fx_run_idle(&x);
+	assert_int_equal(apic_state(x.a), APIC_DOWN);
+	assert_int_equal(apic_pending(x.a), 0);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.failures, 1);
+	assert_true(c.retries >= 1);
+	assert_int_equal(c.refreshes, 0);
+	req_has(x.fk, "GET /ready HTTP/1.1\r\nHost: ", 1);
+	fx_stop(&x);
+
+	fx_start(&x, acts + 1, 1, 300, 0);
+	assert_int_equal(apic_probe(x.a), 0);
+	fx_run_idle(&x);
+	assert_int_equal(apic_state(x.a), APIC_UP);
+	apic_counters(x.a, &c);
+	assert_int_equal(c.failures, 0);
+	assert_int_equal(c.requests, 1);
+	fx_stop(&x);
+}
+
 /* The server closes a keep-alive connection after its answer: the idle
  * connection is dropped, the next request opens a new one, no retry. */
 static void test_server_closes_idle(void **state)
@@ -1250,6 +1288,7 @@ int main(void)
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_bad_lease),
 		cmocka_unit_test(test_keepalive_and_refresh),
+		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_server_closes_idle),
 		cmocka_unit_test(test_wrong_host),
 		cmocka_unit_test(test_wrong_ca),

@@ -431,6 +431,49 @@ static void test_holder_release(void **state)
 	ipam_free(ip);
 }
 
+static int child_assign_by_1(struct ipam *ip, const void *addr)
+{
+	return ipam_assign_by(ip, "agent-1", 4, addr, 1) == 0 ? 0 : 1;
+}
+
+/* ipam.backend api with workers: the address comes from zgate-api and is
+ * assigned by the worker whose tunnel takes it; the same holder rules as
+ * ipam_alloc_by(): a tunnel that moved to worker 1 keeps its address when
+ * worker 0's old tunnel closes late. */
+static void test_holder_assign(void **state)
+{
+	struct ipam *ip = mk(state, "10.100.0.0/24", NULL, 16);
+	uint8_t a[16] = { 10, 100, 0, 77 }, b[16] = { 10, 100, 0, 78 }, out[16];
+
+	assert_int_equal(ipam_assign_by(ip, "agent-1", 4, a, 0), 0);
+	assert_int_equal(ipam_holder(ip, "agent-1", 4), 0);
+	if (shared(state))
+		assert_int_equal(in_child(ip, child_assign_by_1, a), 0);
+	else
+		assert_int_equal(ipam_assign_by(ip, "agent-1", 4, a, 1), 0);
+	assert_int_equal(ipam_holder(ip, "agent-1", 4), 1);
+	assert_int_equal(ipam_addr_holder(ip, 4, a), 1);
+	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 0), ZG_ERR_STATE);
+	assert_int_equal(ipam_lookup(ip, "agent-1", 4, out), 0);
+	assert_memory_equal(out, a, 4);
+	/* the API moved the client: the new address, held by worker 3, the
+	 * old one free */
+	assert_int_equal(ipam_assign_by(ip, "agent-1", 4, b, 3), 0);
+	assert_int_equal(ipam_addr_holder(ip, 4, b), 3);
+	assert_int_equal(ipam_addr_holder(ip, 4, a), ZG_ERR_NOTFOUND);
+	assert_int_equal(ipam_used(ip, 4), 1);
+	/* another client's address: refused whoever asks */
+	assert_int_equal(ipam_assign_by(ip, "agent-2", 4, b, 3), ZG_ERR_STATE);
+	assert_int_equal(ipam_release_by(ip, "agent-1", 4, 3), 0);
+	assert_int_equal(ipam_known(ip, "agent-1", 4, out), 0);
+	assert_memory_equal(out, b, 4);
+	/* ipam_assign() is holder 0 */
+	assert_int_equal(ipam_assign(ip, "agent-2", 4, a), 0);
+	assert_int_equal(ipam_holder(ip, "agent-2", 4), 0);
+	assert_int_equal(ipam_check(ip), 0);
+	ipam_free(ip);
+}
+
 #define RACE_IDS 500
 
 /* Worker w allocates RACE_IDS IDs of its own, each asking for the same
@@ -690,6 +733,7 @@ int main(void)
 		BOTH(test_corrupt_state_file),
 		BOTH(test_index_random_ops),
 		BOTH(test_holder_release),
+		BOTH(test_holder_assign),
 		ON(test_shared_across_fork, SHARED, ""),
 		ON(test_shared_concurrent_workers, SHARED, ""),
 		ON(test_shared_dead_holder, SHARED, ""),

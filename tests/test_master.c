@@ -25,6 +25,35 @@ static int is_open(int fd)
 	return fd >= 0 && fcntl(fd, F_GETFD) != -1;
 }
 
+/* /ready's note from the workers': agreeing ones once, a degraded one
+ * wins over a stale "up", differing ones one line each, nothing stays
+ * nothing, and a short buffer is cut, not overrun. */
+static void test_ready_merge(void **state)
+{
+	char buf[128], tiny[12];
+	const char *same[] = { "ipam_api: up", "ipam_api: up" };
+	const char *stale[] = { "ipam_api: up", "!ipam_api: down for 0 s: connect: refused" };
+	const char *both[] = { "!ipam_api: down for 1 s: x", "!ipam_api: down for 0 s: y", "" };
+	const char *none[] = { "", "" };
+	const char *one[] = { "", "ipam_api: not asked yet" };
+
+	(void)state;
+	master_ready_merge(same, 2, buf, sizeof(buf));
+	assert_string_equal(buf, "ipam_api: up");
+	master_ready_merge(stale, 2, buf, sizeof(buf));
+	assert_string_equal(buf, "ipam_api: down for 0 s: connect: refused");
+	master_ready_merge(both, 3, buf, sizeof(buf));
+	assert_string_equal(buf, "worker 0: ipam_api: down for 1 s: x\n"
+				 "worker 1: ipam_api: down for 0 s: y");
+	master_ready_merge(none, 2, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	master_ready_merge(one, 2, buf, sizeof(buf));
+	assert_string_equal(buf, "ipam_api: not asked yet");
+	master_ready_merge(both, 3, tiny, sizeof(tiny));
+	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+	assert_memory_equal(tiny, "worker 0: i", sizeof(tiny) - 1);
+}
+
 static void test_session_line_round_trip(void **state)
 {
 	struct ops_session s = { .client = "agent-1", .addr4 = "10.100.0.7", .addr6 = "fd00::7", .peer = "192.168.81.2:40000", .since = 1795575001, .bytes_up = 123, .bytes_down = 18446744073709551615ull, .cert_serial = "0a1b" };
@@ -261,6 +290,7 @@ static void test_open_notes_keep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ready_merge),
 		cmocka_unit_test(test_session_line_round_trip),
 		cmocka_unit_test(test_session_parse_refuses),
 		cmocka_unit_test(test_open_notes_keep),

@@ -33,7 +33,8 @@
 
 enum req_kind {
 	K_ALLOC,
-	K_REFRESH
+	K_REFRESH,
+	K_PROBE /* GET /ready: only the API's state */
 };
 enum req_where {
 	W_QUEUE,
@@ -614,6 +615,8 @@ static void answer(struct conn *c)
 			error_text(p, text, sizeof(text));
 			zg_seterr(cause, sizeof(cause), "503 %s", text[0] ? text : "(no error text)");
 			retry = 1;
+		} else if (r->kind == K_PROBE) {
+			r->res.ok = status == 200;
 		} else if (r->kind == K_REFRESH) {
 			if (status == 200)
 				a->cnt.refreshes++;
@@ -1074,6 +1077,8 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 	int bl, wl;
 	size_t cap;
 
+	if (kind == K_PROBE)
+		client_id = "-"; /* no client: only for the checks below */
 	if (a == NULL || client_id == NULL || client_id[0] == '\0' ||
 	    strlen(client_id) > APIC_ID_MAX || a->nreq >= APIC_QUEUE_MAX || a->dying)
 		return NULL;
@@ -1105,6 +1110,9 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 			      "Content-Type: application/json\r\nAccept: application/json\r\n"
 			      "Content-Length: %d\r\n\r\n%s",
 			      a->prefix, a->hosthdr, bl, body);
+	else if (kind == K_PROBE)
+		wl = snprintf(r->wire, cap, "GET %s/ready HTTP/1.1\r\nHost: %s\r\n\r\n", a->prefix,
+			      a->hosthdr);
 	else
 		wl = snprintf(r->wire, cap,
 			      "PUT %s/api/v1/ipam/allocations/%s/refresh HTTP/1.1\r\nHost: %s\r\n"
@@ -1149,6 +1157,11 @@ struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint
 int apic_refresh(struct apic *a, const char *client_id)
 {
 	return submit(a, K_REFRESH, client_id, NULL, NULL, NULL) != NULL ? 0 : ZG_ERR_LIMIT;
+}
+
+int apic_probe(struct apic *a)
+{
+	return submit(a, K_PROBE, NULL, NULL, NULL, NULL) != NULL ? 0 : ZG_ERR_LIMIT;
 }
 
 void apic_cancel(struct apic_req *r)

@@ -115,6 +115,14 @@ void apic_cancel(struct apic_req *r);
  * it could not be queued (unusable client_id, queue full, no memory). */
 int apic_refresh(struct apic *a, const char *client_id);
 
+/* Asks only whether zgate-api serves (GET <prefix>/ready: 200 when its
+ * database answers, 503 when not), fire and forget, to learn its state
+ * when nothing else asks: a relay whose last request failed finds out
+ * that the API is back without waiting for a client. Same queue,
+ * deadline and retries; counted in requests and failures like the
+ * others. Returns 0, or ZG_ERR_LIMIT when it could not be queued. */
+int apic_probe(struct apic *a);
+
 enum apic_state apic_state(const struct apic *a);
 /* Milliseconds (monotonic) since the state last changed; 0 if UNKNOWN. */
 uint64_t apic_state_age_ms(const struct apic *a);

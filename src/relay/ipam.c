@@ -488,7 +488,8 @@ static int find_client(const struct ipam *ip, const char *client_id, uint8_t ver
 	return r;
 }
 
-static int assign_locked(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr)
+static int assign_locked(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr,
+			 uint8_t holder)
 {
 	struct pool *p = pool_of(ip, version);
 	uint8_t out[16];
@@ -513,7 +514,7 @@ static int assign_locked(struct ipam *ip, const char *client_id, uint8_t version
 	while ((i = find_owner(p, client_id, SLOT_FREE_REMEMBERED)) >= 0 &&
 	       (size_t)i != (size_t)(a - p->first))
 		slot_set(p, (size_t)i, SLOT_NEVER, "");
-	take(p, (size_t)(a - p->first), client_id, 0, out);
+	take(p, (size_t)(a - p->first), client_id, holder, out);
 	return 0;
 }
 
@@ -627,11 +628,17 @@ int ipam_known(const struct ipam *ip, const char *client_id, uint8_t version, ui
 
 int ipam_assign(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr)
 {
+	return ipam_assign_by(ip, client_id, version, addr, 0);
+}
+
+int ipam_assign_by(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr,
+		   uint8_t holder)
+{
 	int r;
 
 	if ((r = lock(ip)) != 0)
 		return r;
-	if ((r = assign_locked(ip, client_id, version, addr)) == 0)
+	if ((r = assign_locked(ip, client_id, version, addr, holder)) == 0)
 		ip->changes++;
 	unlock(ip);
 	return r;

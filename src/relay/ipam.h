@@ -122,6 +122,10 @@ int ipam_known(const struct ipam *ip, const char *client_id, uint8_t version, ui
  * the two pools disagree), ZG_ERR_NOTFOUND (no pool of that version) or
  * ZG_ERR_INVAL (bad ID). */
 int ipam_assign(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr);
+/* ipam_assign() by a holder (workers: the worker whose tunnel takes addr),
+ * as ipam_alloc_by() is to ipam_alloc(); ipam_assign() sets holder 0. */
+int ipam_assign_by(struct ipam *ip, const char *client_id, uint8_t version, const uint8_t *addr,
+		   uint8_t holder);
 
 /* The relay's own (gateway) address in the pool. Returns 0 or
  * ZG_ERR_NOTFOUND. */

@@ -112,6 +112,7 @@ struct relay {
 	struct event *ev_api_refresh;
 	uint64_t api_adm_api, api_adm_cached, api_adm_refused;
 	enum apic_state api_logged; /* the state last logged */
+	uint64_t api_probe_ms;      /* the last apic_probe() */
 	/* issue 22: on-prem connectors (connlink.h) */
 	struct connlink *cl;
 	struct event *ev_connlink;                           /* idle links expire */
@@ -881,13 +882,14 @@ static int h_ipam_assign(void *ctx, const char *id, const uint8_t addr4[4])
 {
 	struct relay *r = ctx;
 
-	return ipam_assign(r->ipam, id, 4, addr4);
+	return ipam_assign_by(r->ipam, id, 4, addr4, (uint8_t)r->worker);
 }
 
 /* Marks the leases of open tunnels used, each once per ipam.api.refresh,
  * a bounded batch per second so that 10,000 tunnels never queue 10,000
  * requests at once. */
 #define API_REFRESH_BATCH 256
+#define API_PROBE_MS 5000
 static void api_refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
@@ -897,6 +899,12 @@ static void api_refresh_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	api_log_state(r);
+	/* Not known to be up and nothing on the way: ask whether it is,
+	 * every API_PROBE_MS, so that the state (/ready, zgate_ipam_api_up)
+	 * does not wait for a client to learn that it came back. */
+	if (apic_state(r->api) != APIC_UP && apic_pending(r->api) == 0 &&
+	    now - r->api_probe_ms >= API_PROBE_MS && apic_probe(r->api) == 0)
+		r->api_probe_ms = now;
 	for (struct session *s = r->st.head; s != NULL && n < API_REFRESH_BATCH; s = s->next) {
 		if (s->state != SESSION_OPEN)
 			continue;
@@ -2218,7 +2226,16 @@ static int ctl_handler(void *ctx, uint8_t op, const uint8_t *req, size_t len,
 	char id[256];
 
 	switch (op) {
-	case MASTER_OP_READY:
+	case MASTER_OP_READY: /* the reply: '!' when degraded, then /ready's note */
+		if (r->api != NULL) {
+			char note[400];
+
+			note[0] = '\0';
+			api_ready_note(r, note, sizeof(note));
+			if (apic_state(r->api) == APIC_DOWN)
+				(void)evbuffer_add(reply, "!", 1);
+			(void)evbuffer_add(reply, note, strlen(note));
+		}
 		return 0;
 	case MASTER_OP_METRICS:
 		metrics_cb(r, reply);
@@ -2591,25 +2608,6 @@ static unsigned affinity_cpus(void)
 	return (unsigned)CPU_COUNT(&set);
 }
 
-/* What workers: N cannot do yet; 0 or ZG_ERR_CONFIG with err. workers: 0
- * (one per CPU) then means 1, said in the log. */
-static int workers_check(struct relay *r, char *err, size_t errlen)
-{
-	if (r->nworkers < 2 || strcmp(r->cfg.ipam_backend, "api") != 0)
-		return 0;
-	if (r->cfg.workers == 0) {
-		log_info("workers: 1, not one per CPU (%u): ipam.backend api needs one process",
-			 r->nworkers);
-		r->nworkers = 1;
-		return 0;
-	}
-	(void)snprintf(err, errlen,
-		       "workers: %u: ipam.backend api needs workers: 1 (one process per relay talks "
-		       "to zgate-api)",
-		       r->nworkers);
-	return ZG_ERR_CONFIG;
-}
-
 int main(int argc, char **argv)
 {
 	static struct master_env W;
@@ -2637,8 +2635,6 @@ int main(int argc, char **argv)
 	R.nworkers = config_workers(&R.cfg, affinity_cpus(),
 				    config_cgroup_cpus("/sys/fs/cgroup", "/proc/self/cgroup"));
 	rv = load_state(&R, err, sizeof(err));
-	if (rv == 0)
-		rv = workers_check(&R, err, sizeof(err));
 	if (rv == 0)
 		rv = fdlimit_apply(&R.cfg, R.nworkers, err, sizeof(err)); /* 16.1 */
 	if (rv == 0)

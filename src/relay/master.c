@@ -59,6 +59,10 @@ struct master {
 	struct event *ev_term, *ev_int, *ev_hup, *ev_tick, *ev_watchdog;
 	pid_t pid_seen[CONFIG_WORKERS_MAX];
 	uint8_t ready[CONFIG_WORKERS_MAX];
+	/* each worker's /ready note as last asked (ipam.backend api: about
+	 * zgate-api), once a second; /ready shows them without waiting */
+	char note[CONFIG_WORKERS_MAX][400];
+	unsigned ticks;
 	int all_ready_once, draining, fatal;
 	const char *stop_reason;
 	uint64_t saved_changes, ipam_save_errors;
@@ -744,16 +748,64 @@ static void save_state(struct master *m)
 	m->saved_changes = c;
 }
 
+void master_ready_merge(const char *const *notes, unsigned n, char *buf, size_t len)
+{
+	const char *first = NULL;
+	size_t k = 0;
+	unsigned i;
+	int bad = 0, same = 1;
+
+	if (len == 0)
+		return;
+	for (i = 0; i < n; i++)
+		bad |= notes[i][0] == '!';
+	for (i = 0; i < n; i++) {
+		if ((notes[i][0] == '!') != bad || notes[i][bad] == '\0')
+			continue;
+		if (first == NULL)
+			first = notes[i] + bad;
+		else
+			same &= strcmp(notes[i] + bad, first) == 0;
+	}
+	buf[0] = '\0';
+	if (first == NULL || same) {
+		(void)snprintf(buf, len, "%s", first != NULL ? first : "");
+		return;
+	}
+	for (i = 0; i < n && k < len; i++) {
+		int w;
+
+		if ((notes[i][0] == '!') != bad || notes[i][bad] == '\0')
+			continue;
+		w = snprintf(buf + k, len - k, "%sworker %u: %s", k ? "\n" : "", i, notes[i] + bad);
+		if (w < 0)
+			break;
+		k += (size_t)w;
+	}
+}
+
+static void ready_note(void *ctx, char *buf, size_t len)
+{
+	struct master *m = ctx;
+	const char *notes[CONFIG_WORKERS_MAX];
+	unsigned i;
+
+	for (i = 0; i < m->env->n; i++)
+		notes[i] = m->note[i];
+	master_ready_merge(notes, m->env->n, buf, len);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct master *m = arg;
 	struct evbuffer *rep;
 	unsigned i, nready = 0;
-	int st;
+	int st, ask_notes;
 
 	(void)fd;
 	(void)what;
 	save_state(m); /* within a tick of a change (it compares ipam_changes()) */
+	ask_notes = strcmp(m->cfg->ipam_backend, "api") == 0 && m->ticks++ % 10 == 0;
 	rep = evbuffer_new();
 	for (i = 0; i < m->env->n && rep != NULL; i++) {
 		pid_t pid = wpool_pid(m->pool, i);
@@ -761,12 +813,21 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (pid != m->pid_seen[i]) { /* started, restarted or gone */
 			m->pid_seen[i] = pid;
 			m->ready[i] = 0;
+			m->note[i][0] = '\0';
 		}
-		if (pid != 0 && !m->ready[i] &&
+		if (pid != 0 && (!m->ready[i] || ask_notes) &&
 		    wctl_call(m->env->ctl[i][0], MASTER_OP_READY, NULL, 0, READY_TIMEOUT_MS, rep,
 			      &st) == 0 &&
-		    st == 0)
+		    st == 0) {
+			size_t n = evbuffer_get_length(rep);
+
+			if (n >= sizeof(m->note[i]))
+				n = sizeof(m->note[i]) - 1;
+			(void)evbuffer_remove(rep, m->note[i], n);
+			m->note[i][n] = '\0';
+			(void)evbuffer_drain(rep, evbuffer_get_length(rep));
 			m->ready[i] = 1;
+		}
 		nready += m->ready[i];
 	}
 	if (rep != NULL)
@@ -846,6 +907,7 @@ static int ops_start(struct master *m, char *err, size_t errlen)
 		return rv;
 	}
 	ops_set_limits(m->ops, m->cfg->ops_max_conns, m->cfg->ops_timeout_ms);
+	ops_set_ready_note(m->ops, ready_note);
 	if (m->cfg->admin_token_file[0] == '\0')
 		return 0;
 	ao = m->ops;

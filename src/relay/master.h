@@ -19,7 +19,9 @@
  *    leave through.
  * master_run() then serves, on its own event loop:
  *  - ops_listen: /health; /ready (200 once every worker has answered its
- *    first control request, 503 "draining" after SIGTERM); /metrics, the
+ *    first control request, 503 "draining" after SIGTERM; its note is the
+ *    workers', asked once a second with ipam.backend api and merged by
+ *    master_ready_merge()); /metrics, the
  *    merge of every running worker's exposition (metrics_merge.h) plus the
  *    master's own families (zgate_workers, zgate_workers_running,
  *    zgate_worker_restarts_total, zgate_worker_metrics_missing);
@@ -57,7 +59,8 @@
 struct ipam;
 
 /* Control requests (wctl ops) the master sends a worker. */
-#define MASTER_OP_READY 'R'   /* status 0 once the worker serves */
+#define MASTER_OP_READY 'R'   /* status 0 once the worker serves; reply: its
+				 /ready note, '!' first when degraded */
 #define MASTER_OP_METRICS 'M' /* reply: the worker's exposition */
 #define MASTER_OP_LIST 'L'    /* reply: master_session_line() per session */
 #define MASTER_OP_KICK 'K'    /* req: client ID; status 0 closed, 1 none */
@@ -167,6 +170,14 @@ int master_xfer_recv(const struct master_env *env, unsigned self, uint8_t *buf, 
  * (the line is cut at cap - 1 bytes; cap >= 2). */
 struct ops_session;
 size_t master_session_line(const struct ops_session *s, char *buf, size_t cap);
+
+/* /ready's note from the workers' notes (n of them; "" = none; a leading
+ * '!' marks a degraded one, e.g. zgate-api found down): the degraded ones
+ * if any, else all; once when they agree, else one line per worker
+ * ("worker 1: ipam_api: down for 3 s: ..."), cut at len - 1 bytes. A
+ * worker that has not asked zgate-api lately may still say "up" while
+ * another just found it down: the one that found out wins. */
+void master_ready_merge(const char *const *notes, unsigned n, char *buf, size_t len);
 
 /* Parses such a line (modified in place: the fields point into it).
  * Returns 0 or ZG_ERR_MALFORMED. */

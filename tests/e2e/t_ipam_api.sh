@@ -16,8 +16,13 @@
 #      admitted with its cached address; a new client gets 503 whose
 #      Proxy-Status names the cause; /ready stays 200 and says so; the
 #      metrics count it. zgate-api back: the new client is admitted.
+#      A, restarted meanwhile with no client, says in /ready that zgate-api
+#      is down and, once it is back, that it is up again (the relay probes
+#      a zgate-api it has not found up: GET /ready every 5 s).
 #   4. PostgreSQL restarted: the tunnel carries on, new clients are
 #      admitted once it is back.
+# Each relay runs workers: 2 (ZG_E2E_WORKERS=N for another count): every
+# worker asks zgate-api for its own clients; the 200 clients land on both.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
 source "$(dirname "$0")/pg.sh"
@@ -94,6 +99,7 @@ uri_template: "https://relay.test:${LST[$n]##*:}/.well-known/masque/ip/{target}/
 policy: $D/policy.yaml
 pool: { ipv4: $POOL }
 limits: { handshakes_per_source: 400 }
+workers: ${ZG_E2E_WORKERS:-2}
 ipam:
   backend: api
   api: { url: "https://127.0.0.1:8443", ca: $P/ca.crt, cert: $P/r$n.crt, key: $P/r$n.key, timeout: 1500ms, refresh: 2s }
@@ -210,6 +216,14 @@ for i in $(seq $NCL); do
 	[[ $a == "${addr[$i]}" ]] || fail "cl-$i got $a through the other relay, ${addr[$i]} before"
 done
 echo "the same $NCL clients through the other relay: each kept its address"
+if [[ ${ZG_E2E_WORKERS:-2} -ge 2 ]]; then
+	for n in A B; do
+		w0=$(grep -c "worker 0: tunnel open" "$D/relay-$n.log" || true)
+		w1=$(grep -c "worker 1: tunnel open" "$D/relay-$n.log" || true)
+		echo "relay $n: tunnels opened by worker 0: $w0, worker 1: $w1"
+		[[ $w0 -ge 1 && $w1 -ge 1 ]] || fail "relay $n's tunnels did not land on both workers"
+	done
+fi
 r=$(api GET stats)
 echo "stats: $r"
 
@@ -231,8 +245,40 @@ expect_contains "$ready" " 200" "B's /ready status"
 [[ $(rmetric B zgate_ipam_api_up) == 0 ]] || fail "zgate_ipam_api_up is not 0"
 grep -q "zgate-api https://127.0.0.1:8443 unreachable" "$D/relay-B.log" || fail "B did not log the outage"
 
-step "zgate-api back: the new client is admitted"
+step "A restarted while zgate-api is down: with no client asking, it finds out and says so"
+relay_kill A
+relay_start A
+for _ in $(seq 60); do
+	ready=$(ip netns exec "$R" curl -s 127.0.0.1:8080/ready)
+	[[ $ready == *"ipam_api: down for"* ]] && break
+	sleep 0.1
+done
+echo "A /ready: $(tr '\n' ' ' <<<"$ready")"
+expect_contains "$ready" "ipam_api: down for" "restarted A's /ready note with zgate-api down"
+[[ $(rmetric A zgate_ipam_api_up) == 0 ]] || fail "A's zgate_ipam_api_up is not 0"
+
+step "zgate-api back: A finds out by itself, and the new client is admitted"
 api_start
+# GET /ready answered 200 by zgate-api: the test's own wait above, then A's probe
+api_ready_count() {
+	ip netns exec "$R" curl -s --cacert "$P/ca.crt" --cert "$P/ops.crt" --key "$P/ops.key" \
+		https://127.0.0.1:8443/metrics |
+		awk '$1 == "zgate_api_requests_total{endpoint=\"ready\",code=\"200\"}" {print $2}'
+}
+c0=$(api_ready_count)
+t0=$(date +%s%N)
+for _ in $(seq 100); do
+	ready=$(ip netns exec "$R" curl -s 127.0.0.1:8080/ready)
+	[[ $ready == *"ipam_api: up"* && $ready != *down* ]] && break
+	sleep 0.1
+done
+echo "A /ready $(( ($(date +%s%N) - t0) / 1000000 )) ms after zgate-api was back: $(tr '\n' ' ' <<<"$ready")"
+expect_contains "$ready" "ipam_api: up" "A's /ready note with zgate-api back"
+[[ $ready != *down* ]] || fail "A's /ready still says down: $ready"
+[[ $(rmetric A zgate_ipam_api_up) == 1 ]] || fail "A's zgate_ipam_api_up is not 1 with zgate-api back"
+c1=$(api_ready_count)
+echo "zgate-api's GET /ready answered 200: $c0 before, $c1 after (A's probes)"
+[[ -n $c0 && -n $c1 && $c1 -gt $c0 ]] || fail "A did not probe zgate-api's /ready ($c0 -> $c1)"
 probe_until_admitted newbie B "with zgate-api back"
 echo "newbie: $(addr_of "$out")"
 ping_ok || fail "agent-1's tunnel broke"
