@@ -389,6 +389,62 @@ static void test_timeout_then_own_reply(void **state)
 	assert_true(is_pattern(c->reply, 3 * MIB));
 }
 
+/* wctl_call_all(): three workers that each take 300 ms answer together
+ * (sent first, read after), a skipped channel is ZG_ERR_INVAL, and a
+ * worker that never answers costs the one deadline while the others'
+ * replies are still read. */
+static void test_call_all(void **state)
+{
+	struct ctx w[5];
+	struct evbuffer *rep[5];
+	int fds[5], st[5], res[5];
+	uint8_t req[4];
+	uint64_t t0, dt;
+	char err[128];
+	unsigned i;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(wctl_pair_open(w[i].fds, err, sizeof(err)), 0);
+		rep[i] = evbuffer_new();
+		assert_non_null(rep[i]);
+		fds[i] = w[i].fds[0];
+		if (i < 3)
+			spawn(&w[i]);
+	}
+	be32_put(req, 300);
+	/* 0..2 sleep 300 ms each; 3 nobody serves; 4 skipped */
+	fds[4] = -1;
+	t0 = now_ms();
+	wctl_call_all(fds, 5, 'z', req, sizeof(req), 1500, rep, st, res);
+	dt = now_ms() - t0;
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(res[i], 0);
+		assert_int_equal(st[i], 0);
+		assert_true(is_pattern(rep[i], 3 * MIB));
+	}
+	assert_int_equal(res[3], ZG_ERR_TIMEOUT);
+	assert_int_equal(evbuffer_get_length(rep[3]), 0);
+	assert_int_equal(res[4], ZG_ERR_INVAL);
+	assert_true(dt >= 1500 && dt < 2900); /* one deadline, not one per worker */
+	/* without the hung one: about one worker's time, not three */
+	t0 = now_ms();
+	wctl_call_all(fds, 3, 'z', req, sizeof(req), 5000, rep, st, res);
+	dt = now_ms() - t0;
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(res[i], 0);
+		assert_true(is_pattern(rep[i], 3 * MIB));
+	}
+	assert_true(dt < 850); /* three in turn would take 900 ms or more */
+	for (i = 0; i < 5; i++) {
+		kill_child(&w[i]);
+		close(w[i].fds[0]);
+		close(w[i].fds[1]);
+		evbuffer_free(rep[i]);
+	}
+}
+
 /* A worker that dies: mid-reply (records of a reply left in the channel)
  * and during a call (the master keeps the worker end: no EOF, the call
  * times out). A worker restarted on the same pair then answers, the dead
@@ -656,6 +712,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_then_own_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_call_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dies_and_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_replies, setup, teardown),

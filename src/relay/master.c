@@ -554,6 +554,32 @@ static int running(const struct master *m, unsigned i)
 	return m->pool != NULL && wpool_pid(m->pool, i) != 0;
 }
 
+/* One request to every running worker at once (wctl_call_all: one
+ * deadline, CTL_TIMEOUT_MS, for all). rep[i] is a new buffer (NULL when
+ * out of memory) that the caller frees; ok[i] is 1 when worker i answered
+ * with status 0. */
+static void ask_all(struct master *m, uint8_t op, const void *req, size_t len,
+		    struct evbuffer **rep, int *ok)
+{
+	int fds[CONFIG_WORKERS_MAX], st[CONFIG_WORKERS_MAX], res[CONFIG_WORKERS_MAX];
+	unsigned i;
+
+	for (i = 0; i < m->env->n; i++) {
+		rep[i] = evbuffer_new();
+		fds[i] = running(m, i) && rep[i] != NULL ? m->env->ctl[i][0] : -1;
+	}
+	wctl_call_all(fds, m->env->n, op, req, len, CTL_TIMEOUT_MS, rep, st, res);
+	for (i = 0; i < m->env->n; i++)
+		ok[i] = fds[i] >= 0 && res[i] == 0 && st[i] == 0;
+}
+
+static void free_all(struct master *m, struct evbuffer **rep)
+{
+	for (unsigned i = 0; i < m->env->n; i++)
+		if (rep[i] != NULL)
+			evbuffer_free(rep[i]);
+}
+
 static void metrics_cb(void *ctx, struct evbuffer *b)
 {
 	struct master *m = ctx;
@@ -562,20 +588,12 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	size_t k = 0;
 	unsigned i, missing = 0, alive = 0;
 	char err[256];
-	int st;
+	int ok[CONFIG_WORKERS_MAX];
 
+	ask_all(m, MASTER_OP_METRICS, NULL, 0, rep, ok);
 	for (i = 0; i < m->env->n; i++) {
-		rep[i] = NULL;
-		if (!running(m, i)) {
-			missing++;
-			continue;
-		}
-		alive++;
-		rep[i] = evbuffer_new();
-		if (rep[i] == NULL ||
-		    wctl_call(m->env->ctl[i][0], MASTER_OP_METRICS, NULL, 0, CTL_TIMEOUT_MS, rep[i],
-			      &st) != 0 ||
-		    st != 0) {
+		alive += running(m, i);
+		if (!ok[i]) {
 			missing++;
 			continue;
 		}
@@ -605,9 +623,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		log_warnx("/metrics: the workers' expositions do not merge: %s", err);
 		missing = m->env->n;
 	}
-	for (i = 0; i < m->env->n; i++)
-		if (rep[i] != NULL)
-			evbuffer_free(rep[i]);
+	free_all(m, rep);
 	if (own != NULL)
 		evbuffer_free(own);
 	evbuffer_add_printf(b,
@@ -631,24 +647,20 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
 {
 	struct master *m = ctx;
-	struct evbuffer *rep = evbuffer_new();
+	struct evbuffer *rep[CONFIG_WORKERS_MAX];
 	char line[1024];
-	int st;
+	int ok[CONFIG_WORKERS_MAX];
 
-	if (rep == NULL)
-		return;
+	ask_all(m, MASTER_OP_LIST, NULL, 0, rep, ok);
 	for (unsigned i = 0; i < m->env->n; i++) {
-		if (!running(m, i) ||
-		    wctl_call(m->env->ctl[i][0], MASTER_OP_LIST, NULL, 0, CTL_TIMEOUT_MS, rep,
-			      &st) != 0 ||
-		    st != 0) {
+		if (!ok[i]) {
 			if (running(m, i))
 				log_warnx("admin: worker %u did not list its sessions", i);
 			continue;
 		}
 		for (;;) {
 			size_t n;
-			char *l = evbuffer_readln(rep, &n, EVBUFFER_EOL_LF);
+			char *l = evbuffer_readln(rep[i], &n, EVBUFFER_EOL_LF);
 			struct ops_session s;
 
 			if (l == NULL)
@@ -659,25 +671,19 @@ static void admin_list(void *ctx, ops_session_emit_fn emit, void *ectx)
 				emit(ectx, &s);
 		}
 	}
-	evbuffer_free(rep);
+	free_all(m, rep);
 }
 
 static int admin_kick(void *ctx, const char *client)
 {
 	struct master *m = ctx;
-	struct evbuffer *rep = evbuffer_new();
-	int st, found = 0;
+	struct evbuffer *rep[CONFIG_WORKERS_MAX];
+	int ok[CONFIG_WORKERS_MAX], found = 0;
 
-	if (rep == NULL)
-		return ZG_ERR_NOMEM;
-	for (unsigned i = 0; i < m->env->n; i++) {
-		if (running(m, i) &&
-		    wctl_call(m->env->ctl[i][0], MASTER_OP_KICK, client, strlen(client),
-			      CTL_TIMEOUT_MS, rep, &st) == 0 &&
-		    st == 0)
-			found = 1;
-	}
-	evbuffer_free(rep);
+	ask_all(m, MASTER_OP_KICK, client, strlen(client), rep, ok);
+	for (unsigned i = 0; i < m->env->n; i++)
+		found |= ok[i];
+	free_all(m, rep);
 	return found ? 0 : ZG_ERR_NOTFOUND;
 }
 
@@ -798,16 +804,16 @@ static void ready_note(void *ctx, char *buf, size_t len)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct master *m = arg;
-	struct evbuffer *rep;
+	struct evbuffer *rep[CONFIG_WORKERS_MAX];
+	int fds[CONFIG_WORKERS_MAX], st[CONFIG_WORKERS_MAX], res[CONFIG_WORKERS_MAX];
 	unsigned i, nready = 0;
-	int st, ask_notes;
+	int ask_notes;
 
 	(void)fd;
 	(void)what;
 	save_state(m); /* within a tick of a change (it compares ipam_changes()) */
 	ask_notes = strcmp(m->cfg->ipam_backend, "api") == 0 && m->ticks++ % 10 == 0;
-	rep = evbuffer_new();
-	for (i = 0; i < m->env->n && rep != NULL; i++) {
+	for (i = 0; i < m->env->n; i++) {
 		pid_t pid = wpool_pid(m->pool, i);
 
 		if (pid != m->pid_seen[i]) { /* started, restarted or gone */
@@ -815,23 +821,23 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			m->ready[i] = 0;
 			m->note[i][0] = '\0';
 		}
-		if (pid != 0 && (!m->ready[i] || ask_notes) &&
-		    wctl_call(m->env->ctl[i][0], MASTER_OP_READY, NULL, 0, READY_TIMEOUT_MS, rep,
-			      &st) == 0 &&
-		    st == 0) {
-			size_t n = evbuffer_get_length(rep);
+		rep[i] = pid != 0 && (!m->ready[i] || ask_notes) ? evbuffer_new() : NULL;
+		fds[i] = rep[i] != NULL ? m->env->ctl[i][0] : -1;
+	}
+	wctl_call_all(fds, m->env->n, MASTER_OP_READY, NULL, 0, READY_TIMEOUT_MS, rep, st, res);
+	for (i = 0; i < m->env->n; i++) {
+		if (fds[i] >= 0 && res[i] == 0 && st[i] == 0) {
+			size_t n = evbuffer_get_length(rep[i]);
 
 			if (n >= sizeof(m->note[i]))
 				n = sizeof(m->note[i]) - 1;
-			(void)evbuffer_remove(rep, m->note[i], n);
+			(void)evbuffer_remove(rep[i], m->note[i], n);
 			m->note[i][n] = '\0';
-			(void)evbuffer_drain(rep, evbuffer_get_length(rep));
 			m->ready[i] = 1;
 		}
 		nready += m->ready[i];
 	}
-	if (rep != NULL)
-		evbuffer_free(rep);
+	free_all(m, rep);
 	if (!m->all_ready_once && nready == m->env->n)
 		all_ready(m);
 }

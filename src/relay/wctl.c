@@ -168,12 +168,12 @@ static int recv_reply(int fd, uint32_t seq, uint64_t deadline, struct evbuffer *
 	}
 }
 
-int wctl_call(int fd, uint8_t op, const void *req, size_t reqlen, unsigned timeout_ms,
-	      struct evbuffer *reply, int *pstatus)
+/* Checks the arguments, empties reply, drops stale records and sends the
+ * request; *pseq is its sequence number. */
+static int call_send(int fd, uint8_t op, const void *req, size_t reqlen, uint64_t deadline,
+		     struct evbuffer *reply, int *pstatus, uint32_t *pseq)
 {
 	static uint32_t next_seq;
-	uint64_t deadline = mono_ms() + timeout_ms;
-	uint32_t seq;
 	int r;
 
 	if (fd < 0 || reply == NULL || pstatus == NULL || op < 0x21 || op > 0x7e ||
@@ -186,13 +186,52 @@ int wctl_call(int fd, uint8_t op, const void *req, size_t reqlen, unsigned timeo
 		return r;
 	if (++next_seq == 0) /* 0 is never sent: nothing stale can match it */
 		next_seq = 1;
-	seq = next_seq;
-	if ((r = send_req(fd, op, seq, req, reqlen, deadline)) != 0)
-		return r;
-	r = recv_reply(fd, seq, deadline, reply, pstatus);
+	*pseq = next_seq;
+	return send_req(fd, op, *pseq, req, reqlen, deadline);
+}
+
+static int call_recv(int fd, uint32_t seq, uint64_t deadline, struct evbuffer *reply,
+		     int *pstatus)
+{
+	int r = recv_reply(fd, seq, deadline, reply, pstatus);
+
 	if (r != 0)
 		evbuffer_drain(reply, evbuffer_get_length(reply));
 	return r;
+}
+
+int wctl_call(int fd, uint8_t op, const void *req, size_t reqlen, unsigned timeout_ms,
+	      struct evbuffer *reply, int *pstatus)
+{
+	uint64_t deadline = mono_ms() + timeout_ms;
+	uint32_t seq;
+	int r;
+
+	if ((r = call_send(fd, op, req, reqlen, deadline, reply, pstatus, &seq)) != 0)
+		return r;
+	return call_recv(fd, seq, deadline, reply, pstatus);
+}
+
+void wctl_call_all(const int *fds, unsigned n, uint8_t op, const void *req, size_t reqlen,
+		   unsigned timeout_ms, struct evbuffer *const *replies, int *statuses,
+		   int *results)
+{
+	uint64_t deadline = mono_ms() + timeout_ms;
+	uint32_t seq[WCTL_CALL_ALL_MAX];
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		results[i] = ZG_ERR_INVAL;
+		if (i >= WCTL_CALL_ALL_MAX || fds[i] < 0)
+			continue;
+		results[i] = call_send(fds[i], op, req, reqlen, deadline, replies[i], &statuses[i],
+				       &seq[i]);
+	}
+	/* every worker works on its request meanwhile: reading the replies
+	 * one after another costs the slowest worker's time, not the sum */
+	for (i = 0; i < n && i < WCTL_CALL_ALL_MAX; i++)
+		if (results[i] == 0)
+			results[i] = call_recv(fds[i], seq[i], deadline, replies[i], &statuses[i]);
 }
 
 /* ------------------------------------------------------------------ */

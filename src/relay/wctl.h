@@ -110,6 +110,18 @@ int wctl_pair_open(int fds[2], char *err, size_t errlen);
 int wctl_call(int fd, uint8_t op, const void *req, size_t reqlen, unsigned timeout_ms,
 	      struct evbuffer *reply, int *pstatus);
 
+/* wctl_call() to n channels at once (n <= WCTL_CALL_ALL_MAX), with one
+ * deadline for all: every request is sent first, then the replies are
+ * read, so n workers that each take t cost about t, not n * t, and n hung
+ * ones cost timeout_ms, not n times it. fds[i] < 0 is skipped (a worker
+ * not running). results[i] is what wctl_call() would return for fds[i]
+ * (ZG_ERR_INVAL for a skipped one); replies[i] and statuses[i] as its
+ * reply and *pstatus. */
+#define WCTL_CALL_ALL_MAX 256
+void wctl_call_all(const int *fds, unsigned n, uint8_t op, const void *req, size_t reqlen,
+		   unsigned timeout_ms, struct evbuffer *const *replies, int *statuses,
+		   int *results);
+
 /* In the worker: serves requests from fd (the worker end) on base with h,
  * called with ctx. fd stays the caller's (not closed by the server).
  * Returns 0 with *pout; ZG_ERR_INVAL or ZG_ERR_NOMEM. */
