@@ -18,6 +18,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -2561,6 +2562,13 @@ static int worker_run(unsigned i, void *arg)
 
 	r->worker = i;
 	log_set_worker((int)i);
+	{
+		/* ps/top show which worker a process is: "zgate-relay:w0" */
+		char name[16];
+
+		(void)snprintf(name, sizeof(name), "zgate-relay:w%u", i);
+		(void)prctl(PR_SET_NAME, name, 0, 0, 0);
+	}
 	event_set_log_callback(worker_event_log);
 	master_worker_keep(r->wenv, i);
 	if (master_worker_close_inherited(r->wenv, i) < 0)

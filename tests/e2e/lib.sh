@@ -8,6 +8,16 @@ step() { echo "--- $*"; }
 # expect_contains TEXT NEEDLE WHAT
 expect_contains() { [[ $1 == *"$2"* ]] || fail "$3: expected to contain '$2', got: $1"; }
 
+# worker_pid MASTER W: the pid of worker W of the relay whose master is
+# MASTER (a worker names itself "zgate-relay:wW"), or nothing
+worker_pid() {
+	local p
+	for p in $(pgrep -P "$1"); do
+		[[ $(cat "/proc/$p/comm" 2>/dev/null) == "zgate-relay:w$2" ]] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
 # audit_wait FILE ERE [SECONDS] [COUNT]: waits (default 3 s) until COUNT
 # (default 1) lines of FILE match; the relay writes its audit trail after
 # each event-loop turn, so a line may land a moment after the client saw

@@ -267,14 +267,11 @@ echo "on-prem again $((($(date +%s%N) - start) / 1000000)) ms after the connecto
 out=$(inc 1 $SVC udp-query "$ONPREM" 7007 again) || fail "UDP echo after the connector's restart: $out"
 echo "after the connector's restart: agent-1 on worker $(worker_of agent-1), the connector on worker $(worker_of connector:hospital-a)"
 
-wpids() { pgrep -P "$RPID" | sort -n | tr '\n' ' '; }
-# kill_worker W: SIGKILL worker W (pids in worker order: none restarted yet
-# but the ones killed here, which are waited for), until the master has
-# started it again
+# kill_worker W: SIGKILL worker W (found by its process name), until the
+# master has started it again
 kill_worker() {
-	local w=$1 pids victim n
-	read -ra pids <<<"$(wpids)"
-	victim=${pids[$w]}
+	local w=$1 victim n
+	victim=$(worker_pid "$RPID" "$w") || fail "no worker $w under $RPID: $(pgrep -P "$RPID" | tr '\n' ' ')"
 	n=$(grep -c "worker $w: restarted" "$D/relay.log" || true)
 	kill -9 "$victim"
 	wait_for 10 "worker $w was not restarted" bash -c "[[ \$(grep -c 'worker $w: restarted' $D/relay.log) -gt $n ]]"

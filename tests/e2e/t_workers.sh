@@ -73,6 +73,9 @@ for i in 1 2 3 4; do topo_agent "$i" "agent-$i"; done
 w=$(workers_of "$RPID")
 echo "master $RPID, workers $w"
 [[ $(wc -w <<<"$w") -eq 2 ]] || fail "expected 2 workers, have: $w"
+w0=$(worker_pid "$RPID" 0) && w1=$(worker_pid "$RPID" 1) || fail "the workers are not named zgate-relay:w0/w1: $(for p in $w; do cat /proc/$p/comm; done)"
+[[ " $w " == *" $w0 "* && " $w " == *" $w1 "* && $w0 != "$w1" ]] || fail "worker names: w0 $w0, w1 $w1, workers $w"
+echo "ps names them: $(ps -o pid=,comm= -p "$w0,$w1" | tr -s ' \n' ' ')"
 for p in $RPID $w; do
 	[[ $(awk '/^Uid:/{print $2}' "/proc/$p/status") == 65534 ]] || fail "process $p is not uid 65534"
 	[[ $(awk '/^CapEff:/{print $2}' "/proc/$p/status") == 0000000000000000 ]] || fail "process $p has capabilities"
@@ -139,12 +142,13 @@ inc 2 ping -c 1 -W 1 198.18.0.10 >/dev/null 2>&1 && fail "agent-2 still reaches 
 inc 1 ping -c 1 -W 3 198.18.0.10 >/dev/null || fail "agent-1 after the reload"
 
 step "a worker killed with SIGKILL is restarted; its agents come back"
-victim=$(awk '{print $1}' <<<"$(workers_of "$RPID")")
+victim=$(worker_pid "$RPID" 0) || fail "no worker 0"
 kill -9 "$victim"
 wait_metric zgate_worker_restarts_total 1
 for k in $(seq 100); do [[ $(wc -w <<<"$(workers_of "$RPID")") -eq 2 ]] && break; sleep 0.1; done
 [[ $(wc -w <<<"$(workers_of "$RPID")") -eq 2 ]] || fail "the worker was not restarted: $(workers_of "$RPID")"
 grep -E "worker 0 \(pid $victim\)|pid $victim" "$D/relay.log" | head -2
+grep -q "worker 0 (pid $victim) killed by SIGKILL" "$D/relay.log" || fail "worker 0's death not logged as worker 0's"
 # the new worker does not know the old one's connections: an agent's next
 # packet gets a stateless reset (the workers' shared secret) and the agent
 # reconnects at once
