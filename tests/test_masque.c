@@ -433,6 +433,9 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	assert_string_equal(a, "10.100.0.7");
 	assert_int_equal(x->cl[0].nroutes, 2);
 	assert_int_equal(x->cl[0].routes[1].proto, 6);
+	/* no resumption: the server sends no session ticket (it came, when
+	 * it did, with HANDSHAKE_DONE, before the tunnel's 200) */
+	assert_false(masque_conn_got_ticket(x->cl[0].ep.conn));
 	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_true(st.handshake_ns >= 2 * x->net.delay); /* at least one round trip */
 	/* issue 17.5: the server's handshake time is in its histogram */

@@ -2380,6 +2380,15 @@ const char *masque_conn_cert_sha256(const struct masque_conn *c)
 	return c->cert_sha256;
 }
 
+int masque_conn_got_ticket(const struct masque_conn *c)
+{
+	WOLFSSL_SESSION *s;
+
+	if (c->is_server || c->ssl == NULL || (s = wolfSSL_get_session(c->ssl)) == NULL)
+		return 0;
+	return wolfSSL_SESSION_has_ticket(s) == 1;
+}
+
 const struct sockaddr *masque_conn_peer(const struct masque_conn *c, socklen_t *plen)
 {
 	if (plen != NULL)

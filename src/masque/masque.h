@@ -416,6 +416,9 @@ const char *masque_conn_identity(const struct masque_conn *c);
  * lower-case hex (tls_cert_ids); "" before the handshake completes. */
 const char *masque_conn_cert_serial(const struct masque_conn *c);
 const char *masque_conn_cert_sha256(const struct masque_conn *c);
+/* Client: 1 when the server gave this connection a TLS session ticket
+ * (resumption), 0 when not (a zgate relay never does) or on a server. */
+int masque_conn_got_ticket(const struct masque_conn *c);
 /* Server: the client certificate's DER (the leaf the handshake verified),
  * *plen bytes, owned by c and valid until it closes. NULL (*plen 0) for a
  * client connection, before the handshake completes, or when the

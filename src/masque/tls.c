@@ -589,6 +589,17 @@ int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca,
 	}
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 			       verify_client);
+	/* No resumption: a tunnel is one long connection, nothing resumes it
+	 * (and 0-RTT is never accepted), so a NewSessionTicket per handshake
+	 * and a server-side session cache would be bytes, CPU and memory for
+	 * nothing; every handshake authenticates the client certificate in
+	 * full, which revocation (CRL reload) relies on. */
+	if (wolfSSL_CTX_no_ticket_TLSv13(ctx) != 0 ||
+	    wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF) != WOLFSSL_SUCCESS) {
+		(void)snprintf(err, errlen, "cannot turn TLS session resumption off");
+		r = ZG_ERR_CONFIG;
+		goto fail;
+	}
 	if (ngtcp2_crypto_wolfssl_configure_server_context(ctx) != 0) {
 		(void)snprintf(err, errlen, "cannot set up QUIC on the TLS context");
 		r = ZG_ERR_CONFIG;
