@@ -102,10 +102,12 @@ unpriv() {
 	BGPID=$!; pids+=("$BGPID")
 }
 
-# cpu_of PID... : utime+stime in seconds of these processes
+# cpu_of PID... : utime+stime in seconds of these processes and their
+# children (the relay's workers: with `workers` it is a master and N worker
+# processes; a worker that exited meanwhile is not counted)
 cpu_of() {
 	local t=0 p
-	for p in "$@"; do
+	for p in "$@" $(for q in "$@"; do pgrep -P "$q"; done); do
 		[[ -r /proc/$p/stat ]] || continue
 		t=$(awk -v t="$t" '{ printf "%.2f", t + ($14 + $15) / 100 }' "/proc/$p/stat")
 	done
@@ -306,7 +308,9 @@ run_zgate() {
 	zgate_agent "$d" 10.202
 	local pp=
 	if [[ -n ${BENCH_PERF:-} ]]; then
-		perf record -F 4999 -g -o "$BENCH_PERF" -p "$RP,$AP" >/dev/null 2>"$d/perf.log" &
+		# the relay's workers (children of RP) do its work
+		perf record -F 4999 -g -o "$BENCH_PERF" -p "$(pgrep -P "$RP" | sed 's/$/,/' | tr -d '\n')$RP,$AP" \
+			>/dev/null 2>"$d/perf.log" &
 		pp=$!
 		sleep 0.5
 	fi
