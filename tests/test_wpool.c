@@ -45,8 +45,10 @@ struct ctx {
 	unsigned got[256]; /* bytes read from the pipe, by value */
 	uint64_t s_ms[16]; /* when each 'S' came */
 	unsigned ns;
-	int stopped; /* on_stopped() calls */
-	int fatal;   /* on_fatal() calls */
+	int stopped;             /* on_stopped() calls */
+	int fatal;               /* on_fatal() calls */
+	unsigned exits[8];       /* on_exit() calls, by worker */
+	unsigned exits_at_fatal; /* exits[fatal_idx] when on_fatal() came */
 	unsigned fatal_idx;
 	int crash_always[8]; /* worker i always aborts */
 	int abort_first[8];  /* worker i aborts in its first n runs */
@@ -190,6 +192,16 @@ static void on_fatal(struct wpool *p, unsigned i, void *arg)
 	(void)p;
 	c->fatal++;
 	c->fatal_idx = i;
+	c->exits_at_fatal = c->exits[i];
+}
+
+static void on_exit_cb(struct wpool *p, unsigned i, void *arg)
+{
+	struct ctx *c = arg;
+
+	(void)p;
+	if (i < 8)
+		c->exits[i]++;
 }
 
 static int setup(void **state)
@@ -285,6 +297,7 @@ static struct wpool_config base_cfg(struct ctx *c, unsigned n)
 	cfg.run = run_worker;
 	cfg.arg = c;
 	cfg.on_fatal = on_fatal;
+	cfg.on_exit = on_exit_cb;
 	cfg.on_stopped = on_stopped;
 	cfg.cbarg = c;
 	return cfg;
@@ -438,6 +451,11 @@ static void test_crash_loop_gives_up(void **state)
 	run_until(c, gave_up_and_b_ready, 5000);
 	assert_int_equal(c->fatal, 1);
 	assert_int_equal(c->fatal_idx, 0);
+	/* on_exit() for each of worker 0's four exits, the last before
+	 * on_fatal(); none for worker 1 */
+	assert_int_equal(c->exits[0], 4);
+	assert_int_equal(c->exits_at_fatal, 4);
+	assert_int_equal(c->exits[1], 0);
 	assert_int_equal(wpool_restarts(c->p), 3);
 	assert_int_equal(c->shm->starts[0], 4);
 	assert_int_equal(wpool_pid(c->p, 0), 0);
@@ -454,6 +472,7 @@ static void test_crash_loop_gives_up(void **state)
 	stop_and_wait(c);
 	assert_exited(c->p, 1, 0);
 	assert_int_equal(wpool_alive(c->p), 0);
+	assert_int_equal(c->exits[1], 0); /* a stop is no exit to report */
 }
 
 static int restarted_thrice(struct ctx *c)

@@ -350,7 +350,9 @@ static void rc_note(struct relay *r, uint8_t kind, unsigned from, const uint8_t 
 
 /* Worker from (re)started: its connectors here are gone with its old
  * process; it learns the ones up here. */
-static void rc_hello(struct relay *r, unsigned from)
+/* Forgets the connectors worker from had (it exited or restarted; why:
+ * for the log); tells the agents when one went down. */
+static void rc_forget(struct relay *r, unsigned from, const char *why)
 {
 	int gone = 0;
 
@@ -358,13 +360,18 @@ static void rc_hello(struct relay *r, unsigned from)
 		if (!r->rc[i].used || r->rc[i].worker != from)
 			continue;
 		if (connlink_session_closed(r->cl, &r->rc[i])) {
-			log_info("connector %s down (worker %u restarted)", r->rc[i].id, from);
+			log_info("connector %s down (worker %u %s)", r->rc[i].id, from, why);
 			gone = 1;
 		}
 		r->rc[i].used = 0;
 	}
 	if (gone)
 		zgconn_notify_all(r);
+}
+
+static void rc_hello(struct relay *r, unsigned from)
+{
+	rc_forget(r, from, "restarted");
 	for (struct session *s = r->st.head; s != NULL; s = s->next)
 		if (s->connector && s->state == SESSION_OPEN)
 			conn_note(r, s, MASTER_NOTE_CONN_UP, (int)from);
@@ -2159,6 +2166,9 @@ static void notes_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		case MASTER_NOTE_HELLO:
 			rc_hello(r, from);
+			break;
+		case MASTER_NOTE_GONE:
+			rc_forget(r, from, "exited");
 			break;
 		default:
 			break;

@@ -842,6 +842,18 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		all_ready(m);
 }
 
+/* A worker exited: the others forget what it served (its connectors) now,
+ * not when its successor says HELLO up to 5 s later; its agents reconnect
+ * anyway. The note goes out as if from worker i, to every other one. */
+static void on_worker_exit(struct wpool *p, unsigned i, void *cbarg)
+{
+	struct master *m = cbarg;
+
+	(void)p;
+	if (m->env->n > 1 && master_note_put(m->env, i, MASTER_NOTE_ALL, MASTER_NOTE_GONE, NULL, 0) != 0)
+		log_warnx("cannot tell the other workers that worker %u exited", i);
+}
+
 static void on_fatal(struct wpool *p, unsigned i, void *cbarg)
 {
 	struct master *m = cbarg;
@@ -957,6 +969,7 @@ static int start(struct master *m, char *err, size_t errlen)
 	wc.nworkers = m->env->n;
 	wc.run = m->env->run;
 	wc.arg = m->env->arg;
+	wc.on_exit = on_worker_exit;
 	wc.on_fatal = on_fatal;
 	wc.on_stopped = on_stopped;
 	wc.cbarg = m;

@@ -74,6 +74,7 @@ struct ipam;
 #define MASTER_NOTE_CONN_UP 'C'   /* a connector session on the sender: its state */
 #define MASTER_NOTE_CONN_DOWN 'D' /* that session ended (its state, no routes) */
 #define MASTER_NOTE_HELLO 'H'     /* the sender (re)started: tell it what is up */
+#define MASTER_NOTE_GONE 'G'      /* from the master: the "sender" worker exited */
 #define MASTER_NOTE_ID_MAX 64
 #define MASTER_NOTE_PAYLOAD_MAX 4096
 #define MASTER_NOTE_MAX (2 + MASTER_NOTE_PAYLOAD_MAX)

@@ -252,6 +252,8 @@ static void sigchld_cb(evutil_socket_t sig, short what, void *arg)
 		}
 		log_warnx("worker %u (pid %ld) %s after %llu ms", i, (long)pid, how,
 			  (unsigned long long)(now - w->started_ms));
+		if (p->cfg.on_exit != NULL)
+			p->cfg.on_exit(p, i, p->cfg.cbarg);
 		if (worker_failed(p, i, now)) {
 			p->state = WPOOL_GAVE_UP;
 			fatal = (int)i;

@@ -111,6 +111,10 @@ struct wpool_config {
 	/* Called from the loop when the pool gives up on worker i (above);
 	 * may call wpool_stop(), not wpool_free(). NULL: only logged. */
 	void (*on_fatal)(struct wpool *p, unsigned i, void *cbarg);
+	/* Called from the loop when worker i has exited while the pool runs
+	 * (before its restart is scheduled, and before on_fatal() when it was
+	 * one exit too many); may not call wpool_free(). NULL: none. */
+	void (*on_exit)(struct wpool *p, unsigned i, void *cbarg);
 	/* Called from the loop once wpool_stop() has seen every worker
 	 * reaped; may call wpool_free(). */
 	void (*on_stopped)(struct wpool *p, void *cbarg);

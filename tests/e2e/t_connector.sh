@@ -290,13 +290,11 @@ if [[ -n $(worker_of agent-1) ]]; then
 	agent_elsewhere 1 agent-1
 	wait_for 20 "agent-1 does not reach on-prem (worker $(worker_of agent-1), the connector on $cw): $(onprem_web 2>&1)" web_ok
 	kill_worker "$cw"
-	# worker $ow forgets it when worker $cw says it restarted (unless the
-	# connector was quicker and came back on worker $ow itself)
-	forgot() {
-		grep -q "worker $ow: connector hospital-a down (worker $cw restarted)" "$D/relay.log" ||
-			[[ $(worker_of connector:hospital-a) == "$ow" ]]
-	}
-	wait_for 10 "worker $ow still lists hospital-a after worker $cw's restart" forgot
+	# worker $ow forgets it as soon as the master tells it that worker $cw
+	# exited, before the restart
+	wait_for 10 "worker $ow did not forget hospital-a when worker $cw exited: $(grep "worker $ow: connector" "$D/relay.log" | tail -3)" \
+		grep -q "worker $ow: connector hospital-a down (worker $cw exited)" "$D/relay.log"
+	grep -h "worker $cw (pid [0-9]*) killed\|worker $cw: restart in\|worker $ow: connector hospital-a down" "$D/relay.log" | tail -3 | cut -d' ' -f3-
 	wait_for 30 "the connector did not come back after its worker's restart" \
 		bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:8080/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 1 ]]"
 	wait_for 45 "agent-1 does not reach on-prem after the connector's worker restarted: $(onprem_web 2>&1)" web_ok
