@@ -3,6 +3,7 @@
  * loopback (UDP, and TCP for truncated answers), on an injected clock:
  * names denied and allowed, bindings and their expiry, the route
  * coalescing window, the cache, rebinding, truncation both ways. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,18 +100,29 @@ static int setup(void **state)
 	assert_non_null(fx->base);
 	assert_int_equal(policy_load_buf("p", pol, strlen(pol), &fx->pol, err, sizeof(err)), 0);
 	assert_int_equal(stack_new(fx->base, NULL, &cb, fx, &fx->st), 0);
-	/* the fake upstream */
-	fx->ufd = socket(AF_INET, SOCK_DGRAM, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fx->ufd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fx->ufd, (struct sockaddr *)&sin, &sl), 0);
-	fx->port = ntohs(sin.sin_port);
-	fx->tfd = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	(void)setsockopt(fx->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	assert_int_equal(bind(fx->tfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	/* the fake upstream: UDP and TCP on one port. The UDP socket picks
+	 * it; another process may hold that TCP port on the loopback (a
+	 * client's ephemeral port), so a clash means another try. */
+	for (int tries = 0;; tries++) {
+		int one = 1;
+
+		fx->ufd = socket(AF_INET, SOCK_DGRAM, 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(sin);
+		assert_int_equal(bind(fx->ufd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+		assert_int_equal(getsockname(fx->ufd, (struct sockaddr *)&sin, &sl), 0);
+		fx->port = ntohs(sin.sin_port);
+		fx->tfd = socket(AF_INET, SOCK_STREAM, 0);
+		(void)setsockopt(fx->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fx->tfd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			break;
+		assert_int_equal(errno, EADDRINUSE);
+		assert_true(tries < 50);
+		close(fx->tfd);
+		close(fx->ufd);
+	}
 	assert_int_equal(listen(fx->tfd, 4), 0);
 	memset(&dc, 0, sizeof(dc));
 	(void)snprintf(up, sizeof(up), "127.0.0.1:%u", fx->port);
