@@ -354,16 +354,41 @@ static struct apic_config cfg_of(const char *u, uint32_t timeout_ms, unsigned ma
 	return cfg;
 }
 
+/* on_state's record: the states in order ('U', 'D') and
+ * apic_last_error() as each change was reported. */
+static struct {
+	struct apic *a;
+	char seq[16];
+	char why[16][160];
+	unsigned n;
+} st_rec;
+
+static void rec_state(void *arg, int st)
+{
+	assert_ptr_equal(arg, &st_rec);
+	if (st_rec.n + 1 >= sizeof(st_rec.seq))
+		return;
+	st_rec.seq[st_rec.n] = st == APIC_UP ? 'U' : st == APIC_DOWN ? 'D'
+								     : '?';
+	assert_int_equal(apic_state(st_rec.a), st); /* already the new state */
+	snprintf(st_rec.why[st_rec.n], sizeof(st_rec.why[0]), "%s", apic_last_error(st_rec.a));
+	st_rec.n++;
+}
+
 static struct apic *client(struct event_base *base, const char *ip, uint16_t port,
 			   uint32_t timeout_ms, unsigned max_conns, const char *ca)
 {
 	struct apic_config cfg = cfg_of(url, timeout_ms, max_conns);
 	struct apic *a = NULL;
 
+	memset(&st_rec, 0, sizeof(st_rec));
+	cfg.on_state = rec_state;
+	cfg.on_state_arg = &st_rec;
 	if (ca != NULL)
 		cfg.ca = f(ca);
 	snprintf(url, sizeof(url), "https://%s:%u/", ip, port);
 	assert_int_equal(apic_new(base, NULL, &cfg, &a, err, sizeof(err)), 0);
+	st_rec.a = a;
 	return a;
 }
 
@@ -541,6 +566,9 @@ static void test_503_then_201(void **state)
 	assert_int_equal(c.failures, 0);
 	assert_int_equal(apic_state(x.a), APIC_UP);
 	assert_string_equal(apic_last_error(x.a), "503 database unavailable");
+	/* on_state saw each change as it happened, the cause already set */
+	assert_string_equal(st_rec.seq, "DU");
+	assert_string_equal(st_rec.why[0], "503 database unavailable");
 	fx_stop(&x);
 }
 
@@ -582,6 +610,8 @@ static void test_timeout(void **state)
 	if (strstr(r->cause, "timeout after 300 ms (waiting for the answer of 127.0.0.1:") != r->cause)
 		fail_msg("cause: %s", r->cause);
 	assert_int_equal(apic_state(x.a), APIC_DOWN);
+	assert_string_equal(st_rec.seq, "D");
+	assert_string_equal(st_rec.why[0], r->cause);
 	assert_int_equal(apic_pending(x.a), 0);
 	fx_stop(&x);
 }
@@ -824,6 +854,8 @@ static void test_refused(void **state)
 	assert_true(c.retries >= 2);
 	assert_int_equal(c.requests, 0);
 	assert_int_equal(apic_state(a), APIC_DOWN);
+	assert_string_equal(st_rec.seq, "D"); /* once, not at every retry */
+	assert_non_null(strstr(st_rec.why[0], "Connection refused"));
 	apic_free(a);
 	close(s);
 	event_base_free(base);

@@ -121,6 +121,8 @@ struct apic {
 	uint64_t state_since;
 	char last_error[160];
 	struct apic_counters cnt;
+	void (*on_state)(void *arg, int state);
+	void *on_state_arg;
 	int running; /* inside work(): apic_free waits for it */
 	int dying;
 };
@@ -138,6 +140,8 @@ static void set_state(struct apic *a, enum apic_state s)
 	if (a->state != s) {
 		a->state = s;
 		a->state_since = now_ms();
+		if (a->on_state != NULL)
+			a->on_state(a->on_state_arg, (int)s);
 	}
 }
 
@@ -605,6 +609,11 @@ static void answer(struct conn *c)
 	char text[128], cause[200] = "";
 
 	a->cnt.requests++;
+	if (status == 503) {
+		error_text(p, text, sizeof(text));
+		zg_seterr(a->last_error, sizeof(a->last_error), "503 %s",
+			  text[0] ? text : "(no error text)");
+	}
 	set_state(a, status == 503 ? APIC_DOWN : APIC_UP);
 	c->req = NULL;
 	c->served++;
@@ -675,9 +684,9 @@ static void req_failed(struct apic_req *r, unsigned status, const char *cause, i
 	struct apic *a = r->a;
 	uint64_t wait, now = now_ms();
 
+	zg_seterr(a->last_error, sizeof(a->last_error), "%s", cause);
 	if (status == 0 || status == 503)
 		set_state(a, APIC_DOWN);
-	zg_seterr(a->last_error, sizeof(a->last_error), "%s", cause);
 	r->res.status = status;
 	zg_seterr(r->res.cause, sizeof(r->res.cause), "%s", cause);
 	if (retryable) {
@@ -735,6 +744,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	else
 		zg_seterr(cause, sizeof(cause), "timeout after %u ms", a->timeout_ms);
 	zg_seterr(r->res.cause, sizeof(r->res.cause), "%s", cause);
+	zg_seterr(a->last_error, sizeof(a->last_error), "%s", cause);
 	set_state(a, APIC_DOWN);
 	r->res.ok = 0;
 	req_finish(r);
@@ -960,6 +970,8 @@ int apic_new(struct event_base *base, struct evdns_base *evdns, const struct api
 	a->base = base;
 	a->evdns = evdns;
 	a->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 2000;
+	a->on_state = cfg->on_state;
+	a->on_state_arg = cfg->on_state_arg;
 	a->max_conns = cfg->max_conns ? cfg->max_conns : 4;
 	zg_seterr(a->relay_id, sizeof(a->relay_id), "%s", cfg->relay_id);
 	if ((r = parse_url(a, cfg->url, err, errlen)) != 0 ||

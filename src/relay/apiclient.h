@@ -49,6 +49,12 @@ struct apic_config {
 	const char *relay_id; /* sent as relay_id; must match the certificate's CN */
 	uint32_t timeout_ms;  /* per request, retries included; 0 = 2000 */
 	unsigned max_conns;   /* keep-alive connections at most; 0 = 4 */
+	/* Optional: called each time apic_state() changes, at the change
+	 * (not later, when something samples it), with apic_last_error()
+	 * already set for APIC_DOWN. Only to note it (log it): it must not
+	 * free the apic or submit or cancel requests. */
+	void (*on_state)(void *arg, int state);
+	void *on_state_arg;
 };
 
 /* The API's state as the relay last saw it. */

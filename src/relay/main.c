@@ -112,8 +112,8 @@ struct relay {
 	char relay_id[64];
 	struct event *ev_api_refresh;
 	uint64_t api_adm_api, api_adm_cached, api_adm_refused;
-	enum apic_state api_logged; /* the state last logged */
-	uint64_t api_probe_ms;      /* the last apic_probe() */
+	int api_was_down;      /* zgate-api was unreachable once: "answers again" */
+	uint64_t api_probe_ms; /* the last apic_probe() */
 	/* issue 22: on-prem connectors (connlink.h) */
 	struct connlink *cl;
 	struct event *ev_connlink;                           /* idle links expire */
@@ -785,19 +785,20 @@ static void api_known_cb(evutil_socket_t fd, short what, void *arg)
 	session_allocated(&r->st, s, a, NULL, r->routes);
 }
 
-static void api_log_state(struct relay *r)
+/* apic's on_state: each change is logged when it happens (a state the
+ * relay only sampled could come and go unseen between two looks). */
+static void api_on_state(void *arg, int st)
 {
-	enum apic_state st = apic_state(r->api);
+	struct relay *r = arg;
 
-	if (st == r->api_logged)
-		return;
 	if (st == APIC_DOWN)
 		log_warnx("zgate-api %s unreachable: %s (tunnels stay up; clients this relay knows "
 			  "are admitted with their address, new ones get 503)",
 			  r->cfg.ipam_api_url, apic_last_error(r->api));
-	else if (st == APIC_UP && r->api_logged == APIC_DOWN)
+	else if (st == APIC_UP && r->api_was_down)
 		log_info("zgate-api %s answers again", r->cfg.ipam_api_url);
-	r->api_logged = st;
+	if (st == APIC_DOWN)
+		r->api_was_down = 1;
 }
 
 static void api_alloc_cb(void *arg, const struct apic_result *res)
@@ -811,7 +812,6 @@ static void api_alloc_cb(void *arg, const struct apic_result *res)
 
 	s->alloc_req = NULL;
 	api_wait_free(w);
-	api_log_state(r);
 	if (res->ok) {
 		r->api_adm_api++;
 		session_allocated(&r->st, s, res->addr4, NULL, r->routes);
@@ -906,7 +906,6 @@ static void api_refresh_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	api_log_state(r);
 	/* Not known to be up and nothing on the way: ask whether it is,
 	 * every API_PROBE_MS, so that the state (/ready, zgate_ipam_api_up)
 	 * does not wait for a client to learn that it came back. */
@@ -944,6 +943,8 @@ static int api_start(struct relay *r, char *err, size_t errlen)
 	ac.key = r->cfg.ipam_api_key;
 	ac.relay_id = r->relay_id;
 	ac.timeout_ms = r->cfg.ipam_api_timeout_ms;
+	ac.on_state = api_on_state;
+	ac.on_state_arg = r;
 	if ((rv = apic_new(r->base, r->dns, &ac, &r->api, err, errlen)) != 0)
 		return rv;
 	r->ev_api_refresh = event_new(r->base, -1, EV_PERSIST, api_refresh_cb, r);
