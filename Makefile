@@ -52,7 +52,12 @@ APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 # proves the relay cannot read the connector path): kept apart because
 # APT_PACKAGES also feeds the image build stage (docker/*.Dockerfile run
 # `make deps`), which needs neither.
-TEST_PACKAGES := postgresql tcpdump
+# The independent CONNECT-IP client of tests/e2e/t_interop_quinn.sh
+# (tests/interop/quinn: quinn + rustls) builds offline from Debian's Rust
+# source packages; Debian's cargo only when the machine has none.
+INTEROP_PACKAGES := librust-quinn-dev librust-rustls-dev librust-rustls-pemfile-dev \
+	librust-tokio-dev librust-bytes-dev $(if $(shell command -v cargo),,cargo)
+TEST_PACKAGES := postgresql tcpdump $(INTEROP_PACKAGES)
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it

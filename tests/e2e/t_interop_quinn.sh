@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# An independent CONNECT-IP client against zgate-relay (uid 65534, no
+# capabilities, its default workers): tests/interop/quinn runs on quinn +
+# rustls (Debian's Rust packages), not on ngtcp2, nghttp3 or wolfSSL,
+# with HTTP/3, QPACK and the capsules written from the RFCs. It checks
+# the handshake (ALPN h3, mutual TLS), SETTINGS (ENABLE_CONNECT_PROTOCOL,
+# H3_DATAGRAM), the extended CONNECT, ADDRESS_REQUEST answered by an
+# ADDRESS_ASSIGN with its request ID, ROUTE_ADVERTISEMENT, an ICMP echo
+# and a UDP datagram through the tunnel as HTTP datagrams, and a clean
+# close; then a client the policy does not know gets 403, and a client
+# offering only "h3-29" is refused in the handshake.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/topo.sh"
+command -v cargo >/dev/null || skip "cargo missing (make test installs Debian's)"
+[[ -d /usr/share/cargo/registry/quinn-0.9.3 || -n $(ls -d /usr/share/cargo/registry/quinn-0.* 2>/dev/null) ]] ||
+	skip "librust-quinn-dev missing (make test installs it)"
+Q=$("$ZG_ROOT/tests/interop/build.sh" "${ZG_INTEROP_DIR:-$HOME/.cache/zgate/interop}") || fail "the quinn client did not build"
+
+topo_init 1
+topo_pki interop-1 outsider
+cat >"$D/policy.yaml" <<P
+version: 1
+default_action: deny
+clients:
+  interop-1:
+    rules:
+      - { id: saas, action: allow, destinations: ["198.18.0.0/24"], protocols: [icmp, udp] }
+P
+topo_relay
+svc_start udp udp-echo 198.18.0.10 5004
+qc() { # ID [FLAGS...]
+	local id=$1; shift
+	inc 1 "$Q" --relay 192.168.81.1:4433 --server-name relay.test --cert "$D/pki/$id.crt" \
+		--key "$D/pki/$id.key" --ca "$D/pki/ca.crt" "$@"
+}
+
+step "quinn + rustls: tunnel, address, routes, ICMP and UDP through it"
+out=$(qc interop-1 --ping 198.18.0.10 --udp 198.18.0.10:5004) || fail "interop client: $out"
+echo "$out"
+expect_contains "$out" "handshake: ok, ALPN h3" "ALPN"
+expect_contains "$out" "settings: ENABLE_CONNECT_PROTOCOL=1 H3_DATAGRAM=1" "server SETTINGS"
+expect_contains "$out" "response: 200" "status"
+expect_contains "$out" "ADDRESS_ASSIGN: request 1 10.100." "ADDRESS_ASSIGN for request 1"
+expect_contains "$out" "route: 198.18.0.0-198.18.0.255 protocol 0" "the route to the service range (any protocol)"
+expect_contains "$out" "ping 198.18.0.10: echo reply" "ICMP echo"
+expect_contains "$out" "udp 198.18.0.10:5004:" "UDP echo"
+expect_contains "$out" "closed: H3_NO_ERROR" "close"
+audit_wait "$D/audit.log" '"event":"session_open","client":"interop-1"' ||
+	fail "no session_open for interop-1: $(tail -3 "$D/audit.log")"
+audit_wait "$D/audit.log" '"event":"session_close","client":"interop-1"' ||
+	fail "no session_close for interop-1"
+audit_wait "$D/audit.log" '"event":"flow_allow".*"client":"interop-1".*"proto":"udp"' ||
+	audit_wait "$D/audit.log" '"event":"flow_allow".*"proto":"udp".*"client":"interop-1"' ||
+	fail "the UDP flow was not audited"
+
+step "a client the policy does not know: 403"
+set +e
+out=$(qc outsider); rc=$?
+set -e
+echo "$out"
+[[ $rc -eq 3 ]] || fail "outsider: exit $rc, not 3 (refused): $out"
+expect_contains "$out" "response: 403" "outsider's status"
+
+step "a client offering only h3-29: refused in the handshake"
+set +e
+out=$(qc interop-1 --alpn h3-29); rc=$?
+set -e
+echo "$out"
+[[ $rc -eq 1 ]] || fail "h3-29 only: exit $rc: $out"
+expect_contains "$out" "FAILED handshake" "h3-29 refusal"
+[[ $(metric 'zgate_handshake_failures_total{reason="alpn"}') -ge 1 ]] ||
+	fail "the ALPN refusal was not counted"
+
+step "bad usage: exit 2"
+set +e
+"$Q" --relay nowhere >/dev/null 2>&1; rc=$?
+set -e
+[[ $rc -eq 2 ]] || fail "bad --relay: exit $rc"
+pass
