@@ -5,9 +5,11 @@
 # with HTTP/3, QPACK and the capsules written from the RFCs. It checks
 # the handshake (ALPN h3, mutual TLS), SETTINGS (ENABLE_CONNECT_PROTOCOL,
 # H3_DATAGRAM), the extended CONNECT, ADDRESS_REQUEST answered by an
-# ADDRESS_ASSIGN with its request ID, ROUTE_ADVERTISEMENT, an ICMP echo
-# and a UDP datagram through the tunnel as HTTP datagrams, and a clean
-# close; then a client the policy does not know gets 403, and a client
+# ADDRESS_ASSIGN with its request ID, ROUTE_ADVERTISEMENT, datagrams the
+# relay must drop (an unknown context ID, a stream that is no CONNECT-IP
+# request), an ICMP echo, three QUIC key updates started by the client
+# (each followed by an echo in the new key phase), a UDP datagram through
+# the tunnel, and a clean close; then a client the policy does not know gets 403, and a client
 # offering only "h3-29" is refused in the handshake.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
@@ -35,14 +37,17 @@ qc() { # ID [FLAGS...]
 }
 
 step "quinn + rustls: tunnel, address, routes, ICMP and UDP through it"
-out=$(qc interop-1 --ping 198.18.0.10 --udp 198.18.0.10:5004) || fail "interop client: $out"
+out=$(qc interop-1 --stray --ping 198.18.0.10 --key-updates 3 --udp 198.18.0.10:5004) ||
+	fail "interop client: $out"
 echo "$out"
 expect_contains "$out" "handshake: ok, ALPN h3" "ALPN"
 expect_contains "$out" "settings: ENABLE_CONNECT_PROTOCOL=1 H3_DATAGRAM=1" "server SETTINGS"
 expect_contains "$out" "response: 200" "status"
 expect_contains "$out" "ADDRESS_ASSIGN: request 1 10.100." "ADDRESS_ASSIGN for request 1"
 expect_contains "$out" "route: 198.18.0.0-198.18.0.255 protocol 0" "the route to the service range (any protocol)"
-expect_contains "$out" "ping 198.18.0.10: echo reply" "ICMP echo"
+expect_contains "$out" "stray datagrams: context ID 1 and stream 4 sent" "stray datagrams"
+expect_contains "$out" "ping 198.18.0.10: echo reply" "ICMP echo after the stray datagrams"
+expect_contains "$out" "key update 3: echo reply" "three QUIC key updates"
 expect_contains "$out" "udp 198.18.0.10:5004:" "UDP echo"
 expect_contains "$out" "closed: H3_NO_ERROR" "close"
 audit_wait "$D/audit.log" '"event":"session_open","client":"interop-1"' ||

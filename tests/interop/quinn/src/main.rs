@@ -18,11 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: zgate-interop-quinn --relay ADDR:PORT --server-name NAME --cert PEM \
---key PEM --ca PEM [--alpn PROTO] [--path PATH] [--ping IPV4] [--udp IPV4:PORT]\n\
-  --alpn   ALPN protocol to offer (default h3)\n\
-  --path   request path (default /.well-known/masque/ip/*/*/)\n\
-  --ping   send an ICMP echo there through the tunnel and wait for the reply\n\
-  --udp    send a UDP datagram there through the tunnel and wait for it to come back";
+--key PEM --ca PEM [--alpn PROTO] [--path PATH] [--ping IPV4] [--udp IPV4:PORT] [--stray] \
+[--key-updates N]\n\
+  --alpn         ALPN protocol to offer (default h3)\n\
+  --path         request path (default /.well-known/masque/ip/*/*/)\n\
+  --ping         send an ICMP echo there through the tunnel and wait for the reply\n\
+  --udp          send a UDP datagram there through the tunnel and wait for it to come back\n\
+  --stray        first send datagrams the relay must drop (context ID 1; a stream that is\n\
+                 no CONNECT-IP request), then ping (C12, C14)\n\
+  --key-updates  after the ping, N times: a QUIC key update, then a ping in the new phase";
 
 fn die(step: &str, msg: impl std::fmt::Display) -> ! {
     println!("FAILED {}: {}", step, msg);
@@ -39,6 +43,8 @@ struct Args {
     path: String,
     ping: Option<Ipv4Addr>,
     udp: Option<(Ipv4Addr, u16)>,
+    stray: bool,
+    key_updates: u32,
 }
 
 fn parse_args() -> Args {
@@ -49,9 +55,13 @@ fn parse_args() -> Args {
             println!("{}", USAGE);
             std::process::exit(0);
         }
+        if a == "--stray" {
+            m.insert(a, String::new());
+            continue;
+        }
         let known = [
             "--relay", "--server-name", "--cert", "--key", "--ca", "--alpn", "--path", "--ping",
-            "--udp",
+            "--udp", "--key-updates",
         ];
         if !known.contains(&a.as_str()) {
             eprintln!("zgate-interop-quinn: unknown option {}\n{}", a, USAGE);
@@ -102,6 +112,10 @@ fn parse_args() -> Args {
             .unwrap_or_else(|| "/.well-known/masque/ip/*/*/".into()),
         ping,
         udp,
+        stray: m.contains_key("--stray"),
+        key_updates: m.get("--key-updates").map_or(0, |v| {
+            v.parse().ok().filter(|n| *n <= 100).unwrap_or_else(|| bad("--key-updates", v))
+        }),
     }
 }
 
@@ -650,19 +664,52 @@ async fn main() {
     }
     let me = addr.unwrap();
 
+    if a.stray {
+        // C12: an unknown context ID; C14: a stream that carries no
+        // CONNECT-IP request (the next client bidirectional one). Both
+        // are to be dropped without harm to the tunnel.
+        let dst = a.ping.unwrap_or_else(|| die("stray", "--stray needs --ping"));
+        let pkt = icmp_echo(me, dst, 0x5a47, 0x7777, b"stray");
+        for (q, ctx) in [(qsid, 1u64), (qsid + 1, 0u64)] {
+            let mut d = Vec::new();
+            put_varint(&mut d, q);
+            put_varint(&mut d, ctx);
+            d.extend_from_slice(&pkt);
+            conn.send_datagram(Bytes::from(d)).unwrap_or_else(|e| die("stray", e));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(e) = conn.close_reason() {
+            die("stray", format!("the relay closed the connection: {}", e));
+        }
+        println!("stray datagrams: context ID 1 and stream {} sent", 4 * (qsid + 1));
+    }
     if let Some(dst) = a.ping {
-        let pkt = icmp_echo(me, dst, 0x5a47, 1, b"zgate interop quinn");
-        let rtt = round_trip(&conn, qsid, &pkt, |ip| {
-            ip.len() >= 28
-                && ip[9] == 1
-                && ip[12..16] == dst.octets()
-                && ip[16..20] == me.octets()
-                && ip[20] == 0
-                && ip[24..26] == [0x5a, 0x47]
-        })
-        .await
-        .unwrap_or_else(|e| die("ping", e));
-        println!("ping {}: echo reply in {:.3} ms", dst, rtt.as_secs_f64() * 1e3);
+        for k in 0..=a.key_updates {
+            if k > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                conn.force_key_update();
+            }
+            let seq = k as u16 + 1;
+            let pkt = icmp_echo(me, dst, 0x5a47, seq, b"zgate interop quinn");
+            let rtt = round_trip(&conn, qsid, &pkt, |ip| {
+                ip.len() >= 28
+                    && ip[9] == 1
+                    && ip[12..16] == dst.octets()
+                    && ip[16..20] == me.octets()
+                    && ip[20] == 0
+                    && ip[24..26] == [0x5a, 0x47]
+                    && ip[26..28] == seq.to_be_bytes()
+            })
+            .await
+            .unwrap_or_else(|e| die(if k > 0 { "key update" } else { "ping" }, e));
+            if k == 0 {
+                println!("ping {}: echo reply in {:.3} ms", dst, rtt.as_secs_f64() * 1e3);
+            } else {
+                println!("key update {}: echo reply in {:.3} ms", k, rtt.as_secs_f64() * 1e3);
+            }
+        }
+    } else if a.key_updates > 0 {
+        die("key update", "--key-updates needs --ping");
     }
     if let Some((dst, port)) = a.udp {
         let data = format!("zgate interop quinn {}", std::process::id());
