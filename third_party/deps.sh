@@ -144,13 +144,18 @@ build_wolfssl() {
         # reached by IP address is checked against its certificate's
         # iPAddress SANs (without it wolfSSL_check_domain_name only knows
         # DNS names, and `--relay 192.0.2.7:443` never matched).
+        # --enable-ticket-nonce-malloc: a NewSessionTicket's nonce may be
+        # up to 255 bytes (RFC 8446 §4.6.1); without it wolfSSL keeps 8
+        # and the client aborts the connection with illegal_parameter (47)
+        # when a standard server sends a longer one (rustls sends 32:
+        # tests/e2e/t_interop_quinn.sh).
         run_logged "$logf" ./configure --prefix="$PREFIX" --host="$HOST" \
             --enable-static --disable-shared --with-pic --disable-dependency-tracking \
             --enable-quic --enable-tls13 --enable-opensslextra \
             --enable-session-ticket --enable-alpn --enable-sni \
             --enable-aesgcm --enable-chacha --enable-poly1305 \
             --enable-curve25519 --enable-ecc --enable-harden --enable-sp \
-            --enable-crl \
+            --enable-crl --enable-ticket-nonce-malloc \
             --disable-examples --disable-crypttests --disable-benchmark \
             "${arch_opts[@]}" \
             CFLAGS="$DEP_CFLAGS" \

@@ -86,7 +86,7 @@ static masque_time now_ts(const struct masque_conn *c)
 /* ---------------------------------------------------------------------- */
 /* small helpers                                                          */
 
-/* Names of the TLS alerts a relay sends when it refuses a client. */
+/* Names of the TLS alerts either end sends when it refuses the other. */
 static const char *tls_alert_name(uint8_t a)
 {
 	switch (a) {
@@ -104,8 +104,12 @@ static const char *tls_alert_name(uint8_t a)
 		return "certificate expired";
 	case 46:
 		return "certificate unknown";
+	case 47:
+		return "illegal parameter";
 	case 48:
 		return "unknown CA";
+	case 50:
+		return "decode error";
 	case 51:
 		return "decrypt error";
 	case 70:
@@ -1932,7 +1936,13 @@ static void set_tls_reason(struct masque_conn *c)
 	int err = c->ssl != NULL ? wolfSSL_get_error(c->ssl, 0) : 0;
 	uint8_t alert = ngtcp2_conn_get_tls_alert2(c->qc);
 
-	if (alert != 0)
+	if (alert != 0 && err == 0)
+		/* a post-handshake message (NewSessionTicket, KeyUpdate)
+		 * refused: wolfSSL keeps no error for it, only the alert */
+		set_reason(c, "TLS failed%s: alert %u (%s) sent",
+			   ngtcp2_conn_get_handshake_completed(c->qc) ? " after the handshake" : "",
+			   alert, tls_alert_name(alert));
+	else if (alert != 0)
 		set_reason(c, "TLS handshake failed: %s (%d), alert %u (%s)",
 			   wolfSSL_ERR_reason_error_string((unsigned long)err), err, alert,
 			   tls_alert_name(alert));

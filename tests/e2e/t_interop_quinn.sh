@@ -76,6 +76,34 @@ expect_contains "$out" "FAILED handshake" "h3-29 refusal"
 [[ $(metric 'zgate_handshake_failures_total{reason="alpn"}') -ge 1 ]] ||
 	fail "the ALPN refusal was not counted"
 
+step "zgate's client side (zgate-probe) against the quinn server"
+ip netns exec "$R" "$Q" --serve 192.168.81.1:4434 --cert "$D/pki/relay.crt" --key "$D/pki/relay.key" \
+	--ca "$D/pki/ca.crt" >"$D/quinn-server.log" 2>&1 &
+QS=$!
+cleanup "kill $QS 2>/dev/null; wait $QS 2>/dev/null"
+for _ in $(seq 50); do grep -q "^listening" "$D/quinn-server.log" && break; sleep 0.1; done
+grep -q "^listening on 192.168.81.1:4434" "$D/quinn-server.log" ||
+	fail "quinn server did not start: $(cat "$D/quinn-server.log")"
+out=$(inc 1 "$ZG_BIN/zgate-probe" --relay 192.168.81.1:4434 --server-name relay.test \
+	--cert "$D/pki/interop-1.crt" --key "$D/pki/interop-1.key" --ca "$D/pki/ca.crt" \
+	--target 192.0.2.1 --count 3 --interval 50ms --timeout 5s 2>&1) ||
+	fail "zgate-probe against the quinn server: $out ($(cat "$D/quinn-server.log"))"
+echo "$out"
+sl=$(cat "$D/quinn-server.log")
+echo "$sl"
+expect_contains "$out" "address 10.99.0.2" "the address the quinn server assigned"
+expect_contains "$out" "route 192.0.2.0-192.0.2.255" "the route the quinn server advertised"
+expect_contains "$out" "3 sent, 3 received" "pings answered by the quinn server"
+expect_contains "$sl" "connection: ALPN h3, client certificates 1" "the server's view of the handshake"
+expect_contains "$sl" ":method: CONNECT" "the probe's :method"
+expect_contains "$sl" ":protocol: connect-ip" "the probe's :protocol"
+expect_contains "$sl" ":scheme: https" "the probe's :scheme"
+expect_contains "$sl" ":path: /.well-known/masque/ip/*/*/" "the probe's :path"
+expect_contains "$sl" "capsule-protocol: ?1" "the probe's capsule-protocol"
+expect_contains "$sl" "client settings: H3_DATAGRAM=1" "the probe's SETTINGS"
+expect_contains "$sl" "ADDRESS_REQUEST: request" "the probe's ADDRESS_REQUEST (C10)"
+expect_contains "$sl" "echo reply 3 to 192.0.2.1" "the server's echo replies"
+
 step "bad usage: exit 2"
 set +e
 "$Q" --relay nowhere >/dev/null 2>&1; rc=$?

@@ -11,6 +11,8 @@
 //! and a clean close (H3_NO_ERROR). Exit 0 when every step worked, 1
 //! with the step that failed, 2 on bad usage.
 
+mod server;
+
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,13 +22,17 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "usage: zgate-interop-quinn --relay ADDR:PORT --server-name NAME --cert PEM \
 --key PEM --ca PEM [--alpn PROTO] [--path PATH] [--ping IPV4] [--udp IPV4:PORT] [--stray] \
 [--key-updates N]\n\
+       zgate-interop-quinn --serve ADDR:PORT --cert PEM --key PEM --ca PEM\n\
   --alpn         ALPN protocol to offer (default h3)\n\
   --path         request path (default /.well-known/masque/ip/*/*/)\n\
   --ping         send an ICMP echo there through the tunnel and wait for the reply\n\
   --udp          send a UDP datagram there through the tunnel and wait for it to come back\n\
   --stray        first send datagrams the relay must drop (context ID 1; a stream that is\n\
                  no CONNECT-IP request), then ping (C12, C14)\n\
-  --key-updates  after the ping, N times: a QUIC key update, then a ping in the new phase";
+  --key-updates  after the ping, N times: a QUIC key update, then a ping in the new phase\n\
+  --serve        be the server instead: a CONNECT-IP endpoint (client certificate required,\n\
+                 from --ca) that assigns 10.99.0.2/32, advertises 192.0.2.0/24 and answers\n\
+                 ICMP echo requests; one line per event on stdout";
 
 fn die(step: &str, msg: impl std::fmt::Display) -> ! {
     println!("FAILED {}: {}", step, msg);
@@ -455,8 +461,34 @@ async fn round_trip(
     Err("no answer in 3 s".into())
 }
 
+/// --serve ADDR:PORT --cert --key --ca (see server.rs)
+fn serve_args() -> Option<(SocketAddr, String, String, String)> {
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let i = v.iter().position(|a| a == "--serve")?;
+    let get = |k: &str| -> String {
+        match v.iter().position(|a| a == k).and_then(|j| v.get(j + 1)) {
+            Some(x) => x.clone(),
+            None => {
+                eprintln!("zgate-interop-quinn: --serve needs {}\n{}", k, USAGE);
+                std::process::exit(2)
+            }
+        }
+    };
+    let l = get("--serve");
+    let listen = l.parse().unwrap_or_else(|_| {
+        eprintln!("zgate-interop-quinn: --serve {}: not ADDR:PORT\n{}", l, USAGE);
+        std::process::exit(2)
+    });
+    let _ = i;
+    Some((listen, get("--cert"), get("--key"), get("--ca")))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    if let Some((listen, cert, key, ca)) = serve_args() {
+        server::serve(listen, &cert, &key, &ca).await;
+        return;
+    }
     let a = parse_args();
 
     let mut roots = rustls::RootCertStore::empty();
