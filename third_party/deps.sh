@@ -155,7 +155,8 @@ build_wolfssl() {
             --enable-session-ticket --enable-alpn --enable-sni \
             --enable-aesgcm --enable-chacha --enable-poly1305 \
             --enable-curve25519 --enable-ecc --enable-harden --enable-sp \
-            --enable-crl --enable-ticket-nonce-malloc \
+            --enable-crl \
+            --enable-ticket-nonce-malloc \
             --disable-examples --disable-crypttests --disable-benchmark \
             "${arch_opts[@]}" \
             CFLAGS="$DEP_CFLAGS" \
