@@ -414,6 +414,28 @@ fn load_key(path: &str) -> rustls::PrivateKey {
     rustls::PrivateKey(v.remove(0))
 }
 
+/// The ALPN protocol the handshake settled on ("" if none).
+fn negotiated_alpn(conn: &quinn::Connection) -> String {
+    conn.handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol)
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+        .unwrap_or_default()
+}
+
+/// Takes the first whole capsule (RFC 9297 §3.2) off buf: (type, value).
+fn next_capsule(buf: &mut Vec<u8>) -> Option<(u64, Vec<u8>)> {
+    let mut i = 0;
+    let t = get_varint(buf, &mut i)?;
+    let n = get_varint(buf, &mut i)? as usize;
+    if buf.len() < i + n {
+        return None;
+    }
+    let v = buf[i..i + n].to_vec();
+    buf.drain(..i + n);
+    Some((t, v))
+}
+
 fn capsule(t: u64, body: &[u8]) -> Vec<u8> {
     let mut c = Vec::new();
     put_varint(&mut c, t);
@@ -514,12 +536,7 @@ async fn main() {
         Ok(c) => c.await.unwrap_or_else(|e| die("handshake", e)),
         Err(e) => die("handshake", e),
     };
-    let alpn = conn
-        .handshake_data()
-        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|h| h.protocol)
-        .map(|p| String::from_utf8_lossy(&p).into_owned())
-        .unwrap_or_default();
+    let alpn = negotiated_alpn(&conn);
     println!("handshake: ok, ALPN {}, peer {}", alpn, a.relay);
 
     // our control stream first (RFC 9114 §6.2.1), then theirs
@@ -600,17 +617,8 @@ async fn main() {
             continue;
         }
         caps.extend_from_slice(&p);
-        loop {
-            let mut i = 0;
-            let (ct, n) = match (get_varint(&caps, &mut i), get_varint(&caps, &mut i)) {
-                (Some(ct), Some(n)) => (ct, n as usize),
-                _ => break,
-            };
-            if caps.len() < i + n {
-                break;
-            }
-            let v: Vec<u8> = caps[i..i + n].to_vec();
-            caps.drain(..i + n);
+        while let Some((ct, v)) = next_capsule(&mut caps) {
+            let n = v.len();
             let mut j = 0;
             match ct {
                 0x01 => {

@@ -144,12 +144,7 @@ fn assign(id: u64) -> Vec<u8> {
 }
 
 async fn session(conn: quinn::Connection) -> Result<(), String> {
-    let alpn = conn
-        .handshake_data()
-        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|h| h.protocol)
-        .map(|p| String::from_utf8_lossy(&p).into_owned())
-        .unwrap_or_default();
+    let alpn = negotiated_alpn(&conn);
     let certs = conn
         .peer_identity()
         .and_then(|c| c.downcast::<Vec<rustls::Certificate>>().ok())
@@ -273,17 +268,8 @@ async fn session(conn: quinn::Connection) -> Result<(), String> {
             continue;
         }
         caps.extend_from_slice(&p);
-        loop {
-            let mut i = 0;
-            let (ct, n) = match (get_varint(&caps, &mut i), get_varint(&caps, &mut i)) {
-                (Some(ct), Some(n)) => (ct, n as usize),
-                _ => break,
-            };
-            if caps.len() < i + n {
-                break;
-            }
-            let v: Vec<u8> = caps[i..i + n].to_vec();
-            caps.drain(..i + n);
+        while let Some((ct, v)) = next_capsule(&mut caps) {
+            let n = v.len();
             if ct == 0x02 {
                 let mut j = 0;
                 let id = get_varint(&v, &mut j).unwrap_or(0);
