@@ -230,6 +230,32 @@ static void test_two_tsig_refused(void **state)
 	assert_int_equal(dnsmsg_parse_answer(msg, 12 + sizeof(tsig), &a, ad, 4), ZG_ERR_MALFORMED);
 }
 
+/* A record whose rdata is longer than the fields libldns reads for its
+ * type: ldns would read the rest as the next record (here a hidden TSIG,
+ * which leaked in ldns; fuzz_dnsmsg). Refused; the same CNAME with its
+ * rdata exactly one name is parsed and aged. */
+static void test_rdata_longer_than_fields_refused(void **state)
+{
+	/* a response, no question, one CNAME to the root whose 6-byte rdata
+	 * hides "type 250 (TSIG), class 0..." after the name */
+	uint8_t msg[] = { 0x12, 0x34, 0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 5, 0, 1,
+			  0, 0, 0, 60, 0, 6, 0, 0, 250, 0, 0, 0 };
+	struct dnsmsg_answer a;
+	struct dnsmsg_addr ad[4];
+	uint8_t *out = NULL;
+	size_t outlen = 0;
+
+	(void)state;
+	assert_int_equal(dnsmsg_parse_answer(msg, sizeof(msg), &a, ad, 4), ZG_ERR_MALFORMED);
+	assert_int_equal(dnsmsg_age(msg, sizeof(msg), 7, 1, &out, &outlen), ZG_ERR_MALFORMED);
+	msg[22] = 1; /* rdata: the root name, nothing after it */
+	assert_int_equal(dnsmsg_parse_answer(msg, 12 + 11 + 1, &a, ad, 4), 0);
+	assert_int_equal(a.id, 0x1234);
+	assert_int_equal(a.min_ttl, 60);
+	assert_int_equal(dnsmsg_age(msg, 12 + 11 + 1, 7, 1, &out, &outlen), 0);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_parse_answer),
 		cmocka_unit_test(test_negative_answer_ttl),
 		cmocka_unit_test(test_two_tsig_refused),
+		cmocka_unit_test(test_rdata_longer_than_fields_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

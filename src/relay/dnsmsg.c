@@ -46,7 +46,9 @@ static size_t skip_name(const uint8_t *msg, size_t len, size_t p)
  * checks no signature; and libldns 1.8.3's ldns_wire2pkt() keeps only the
  * last TSIG it reads and loses the others (a leak per message, found by
  * fuzz_dnsmsg). ldns also accepts some messages that do not walk (it
- * reads a TSIG's fields past its rdata length): refused here first. */
+ * reads a TSIG's fields past its rdata length), and reads a record's
+ * rdata only as far as the fields it knows: each record must be exactly
+ * as long for ldns as its length says. Refused here first. */
 static int walks_without_tsig(const uint8_t *msg, size_t len)
 {
 	size_t p = 12, n = 0, q, nq = (size_t)((msg[4] << 8) | msg[5]);
@@ -54,12 +56,28 @@ static int walks_without_tsig(const uint8_t *msg, size_t len)
 	for (unsigned k = 0; k < 4; k++)
 		n += (size_t)((msg[4 + 2 * k] << 8) | msg[5 + 2 * k]);
 	for (size_t i = 0; i < n; i++) {
+		ldns_rr *rr = NULL;
+		size_t at = p;
+
 		if ((q = skip_name(msg, len, p)) == 0 || q + (i < nq ? 4 : 10) > len)
 			return 0;
 		if (((msg[q] << 8) | msg[q + 1]) == 250)
 			return 0;
 		p = i < nq ? q + 4 : q + 10 + (size_t)((msg[q + 8] << 8) | msg[q + 9]);
 		if (p > len)
+			return 0;
+		/* ldns must read the record exactly where its length says it
+		 * ends. It stops after the fields it knows for the type (a
+		 * CNAME's one name), and the bytes left in the rdata would be
+		 * read as the next record: a message that walks here could
+		 * hide a TSIG (or anything) from this walk (fuzz_dnsmsg). */
+		if (ldns_wire2rr(&rr, msg, len, &at, i < nq ? LDNS_SECTION_QUESTION : LDNS_SECTION_ANSWER) !=
+		    LDNS_STATUS_OK) {
+			ldns_rr_free(rr);
+			return 0;
+		}
+		ldns_rr_free(rr);
+		if (at != p)
 			return 0;
 	}
 	return 1;
