@@ -664,17 +664,28 @@ static void test_queued_datagram_leaves_within_ms(void **state)
  * one packet less. With nothing to ride on, it leaves alone soon after.
  * Handling the packet (0.3 ms in round 1, longer than that ACK delay)
  * does not count as delay: no ACK leaves alone right after it either. */
-static void test_ack_rides_on_next_packet(void **state)
+/* One run of the exchange below on a fresh pair; 1 when every packet
+ * count was as expected, else 0 with what differed in why. */
+static int ack_rides_once(char *why, size_t whylen)
 {
 	struct fx *x = fx_open(0);
 	struct masque_conn *c = x->cl[0].ep.conn;
 	uint64_t sent0;
 	masque_time t;
 	size_t sent = 0;
+	int ok = 1;
 
-	(void)state;
+#define ACK_EXPECT(got, want, what)                                                                \
+	do {                                                                                       \
+		if (ok && (got) != (want)) {                                                       \
+			ok = 0;                                                                    \
+			snprintf(why, whylen, "round %d, %s: %llu packets, not %llu", round, what, \
+				 (unsigned long long)((got)-sent0),                                \
+				 (unsigned long long)((want)-sent0));                              \
+		}                                                                                  \
+	} while (0)
 	(void)memnet_run(&x->net, NULL, NULL, SEC / 10); /* handshake's tail */
-	for (int round = 0; round < 2; round++) {
+	for (int round = 0; ok && round < 2; round++) {
 		x->cl[0].work_ns = round == 0 ? 100 * 1000 : 300 * 1000;
 		x->cl[0].pkts = 0;
 		x->srv.pkts = 0;
@@ -684,27 +695,47 @@ static void test_ack_rides_on_next_packet(void **state)
 		send_batch(&x->srv, x->srv.last_conn, 2 - (size_t)round, &sent);
 		assert_true(memnet_run(&x->net, round == 0 ? cl_got_two : cl_got_one, &x->cl[0],
 				       SEC));
-		assert_int_equal(x->net.sent, sent0 + 2 - (uint64_t)round); /* the datagrams */
+		ACK_EXPECT(x->net.sent, sent0 + 2 - (uint64_t)round, "the datagrams");
 		sent0 += 1 - (uint64_t)round;
 		t = x->net.now;
 		(void)memnet_run(&x->net, NULL, NULL, 100 * 1000);
-		assert_int_equal(x->net.sent, sent0 + 1); /* no ACK alone yet */
-		x->net.now = t + 100 * 1000;              /* the time the reply takes */
+		ACK_EXPECT(x->net.sent, sent0 + 1, "no ACK alone yet");
+		x->net.now = t + 100 * 1000; /* the time the reply takes */
 		if (round == 0) {
 			send_batch(&x->cl[0], c, 1, &sent);
 			/* the answer left at once, the ACK in it */
-			assert_int_equal(x->net.sent, sent0 + 2);
+			ACK_EXPECT(x->net.sent, sent0 + 2, "the answer with the ACK in it");
 			assert_true(memnet_run(&x->net, srv_got_one, &x->srv, SEC));
 			(void)memnet_run(&x->net, NULL, NULL, SEC / 20);
 			/* then only the server's ACK of the answer */
-			assert_int_equal(x->net.sent, sent0 + 3);
+			ACK_EXPECT(x->net.sent, sent0 + 3, "then only the server's ACK");
 		} else {
 			(void)memnet_run(&x->net, NULL, NULL, 600 * 1000);
-			assert_int_equal(x->net.sent, sent0 + 2); /* the ACK, alone */
+			ACK_EXPECT(x->net.sent, sent0 + 2, "the ACK, alone"); /* the ACK, alone */
 		}
 	}
+#undef ACK_EXPECT
 	fx_free(x);
 	free(x);
+	return ok;
+}
+
+/* ngtcp2 skips a packet number now and then, at random (its defence
+ * against optimistic ACKs), and a receiver acknowledges a gap at once
+ * (RFC 9000 §13.2.1): a run whose packets hit a skip has one ACK more,
+ * rightly (seen in ngtcp2's trace: pkn 7, then 9, then the client's ACK
+ * with a gap). So a run may be repeated: three runs in a row each
+ * hitting a skip is not chance. */
+static void test_ack_rides_on_next_packet(void **state)
+{
+	char why[128] = "";
+	int ok = 0;
+
+	(void)state;
+	for (int run = 0; run < 3 && !ok; run++)
+		ok = ack_rides_once(why, sizeof(why));
+	if (!ok)
+		fail_msg("ACKs did not ride on the next packet in 3 runs; the last: %s", why);
 }
 
 static int got_writable(void *arg)
