@@ -609,10 +609,10 @@ static void answer(struct conn *c)
 	char text[128], cause[200] = "";
 
 	a->cnt.requests++;
-	if (status == 503) {
+	if (status == 503) { /* the cause first: on_state may log it */
 		error_text(p, text, sizeof(text));
-		zg_seterr(a->last_error, sizeof(a->last_error), "503 %s",
-			  text[0] ? text : "(no error text)");
+		zg_seterr(cause, sizeof(cause), "503 %s", text[0] ? text : "(no error text)");
+		zg_seterr(a->last_error, sizeof(a->last_error), "%s", cause);
 	}
 	set_state(a, status == 503 ? APIC_DOWN : APIC_UP);
 	c->req = NULL;
@@ -621,9 +621,7 @@ static void answer(struct conn *c)
 		r->c = NULL;
 		r->res.status = status;
 		if (status == 503) {
-			error_text(p, text, sizeof(text));
-			zg_seterr(cause, sizeof(cause), "503 %s", text[0] ? text : "(no error text)");
-			retry = 1;
+			retry = 1; /* cause: above */
 		} else if (r->kind == K_PROBE) {
 			r->res.ok = status == 200;
 		} else if (r->kind == K_REFRESH) {

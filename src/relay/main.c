@@ -791,14 +791,14 @@ static void api_on_state(void *arg, int st)
 {
 	struct relay *r = arg;
 
-	if (st == APIC_DOWN)
+	if (st == APIC_DOWN) {
 		log_warnx("zgate-api %s unreachable: %s (tunnels stay up; clients this relay knows "
 			  "are admitted with their address, new ones get 503)",
 			  r->cfg.ipam_api_url, apic_last_error(r->api));
-	else if (st == APIC_UP && r->api_was_down)
-		log_info("zgate-api %s answers again", r->cfg.ipam_api_url);
-	if (st == APIC_DOWN)
 		r->api_was_down = 1;
+	} else if (st == APIC_UP && r->api_was_down) {
+		log_info("zgate-api %s answers again", r->cfg.ipam_api_url);
+	}
 }
 
 static void api_alloc_cb(void *arg, const struct apic_result *res)
