@@ -206,6 +206,28 @@ fn lit_lit(v: &mut Vec<u8>, name: &str, val: &str) {
     v.extend_from_slice(val.as_bytes());
 }
 
+/// An HTTP/3 frame (RFC 9114 §7.1): type, length, payload.
+fn frame(t: u64, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    put_varint(&mut f, t);
+    put_varint(&mut f, payload.len() as u64);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The start of a control stream (RFC 9114 §6.2.1): its type, then a
+/// SETTINGS frame with these (identifier, value) pairs.
+fn control_stream(settings: &[(u64, u64)]) -> Vec<u8> {
+    let mut s = Vec::new();
+    for &(k, v) in settings {
+        put_varint(&mut s, k);
+        put_varint(&mut s, v);
+    }
+    let mut c = vec![0x00]; // control stream
+    c.extend_from_slice(&frame(0x04, &s)); // SETTINGS
+    c
+}
+
 /// The extended CONNECT (RFC 9220 / 9484 §3) as one HEADERS frame.
 fn request_headers(authority: &str, path: &str) -> Vec<u8> {
     let mut f = vec![0u8, 0u8]; // Required Insert Count 0, Base 0
@@ -215,11 +237,7 @@ fn request_headers(authority: &str, path: &str) -> Vec<u8> {
     lit_ref(&mut f, 0, authority); // :authority
     lit_ref(&mut f, 1, path); // :path
     lit_lit(&mut f, "capsule-protocol", "?1");
-    let mut v = Vec::new();
-    put_varint(&mut v, 0x01); // HEADERS
-    put_varint(&mut v, f.len() as u64);
-    v.extend_from_slice(&f);
-    v
+    frame(0x01, &f) // HEADERS
 }
 
 /// :status from a response field section: the server may encode it as a
@@ -436,16 +454,9 @@ fn next_capsule(buf: &mut Vec<u8>) -> Option<(u64, Vec<u8>)> {
     Some((t, v))
 }
 
+/// A capsule (RFC 9297 §3.2, same encoding as a frame) in a DATA frame.
 fn capsule(t: u64, body: &[u8]) -> Vec<u8> {
-    let mut c = Vec::new();
-    put_varint(&mut c, t);
-    put_varint(&mut c, body.len() as u64);
-    c.extend_from_slice(body);
-    let mut f = Vec::new();
-    put_varint(&mut f, 0x00); // DATA
-    put_varint(&mut f, c.len() as u64);
-    f.extend_from_slice(&c);
-    f
+    frame(0x00, &frame(t, body))
 }
 
 /// Sends pkt as an HTTP datagram of the request (context ID 0) until a
@@ -541,18 +552,10 @@ async fn main() {
 
     // our control stream first (RFC 9114 §6.2.1), then theirs
     let mut ctl = conn.open_uni().await.unwrap_or_else(|e| die("control stream", e));
-    let mut s = Vec::new();
-    put_varint(&mut s, 0x01); // QPACK_MAX_TABLE_CAPACITY
-    put_varint(&mut s, 0);
-    put_varint(&mut s, 0x07); // QPACK_BLOCKED_STREAMS
-    put_varint(&mut s, 0);
-    put_varint(&mut s, 0x33); // SETTINGS_H3_DATAGRAM (RFC 9297)
-    put_varint(&mut s, 1);
-    let mut c = vec![0x00]; // control stream
-    put_varint(&mut c, 0x04); // SETTINGS
-    put_varint(&mut c, s.len() as u64);
-    c.extend_from_slice(&s);
-    ctl.write_all(&c).await.unwrap_or_else(|e| die("control stream", e));
+    // QPACK_MAX_TABLE_CAPACITY 0, QPACK_BLOCKED_STREAMS 0, H3_DATAGRAM 1 (RFC 9297)
+    ctl.write_all(&control_stream(&[(0x01, 0), (0x07, 0), (0x33, 1)]))
+        .await
+        .unwrap_or_else(|e| die("control stream", e));
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(serve_uni(conn.clone(), tx));
     let settings = match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {

@@ -126,14 +126,6 @@ fn field_lines(b: &[u8]) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-fn frame(t: u64, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    put_varint(&mut f, t);
-    put_varint(&mut f, payload.len() as u64);
-    f.extend_from_slice(payload);
-    f
-}
-
 fn assign(id: u64) -> Vec<u8> {
     let mut v = Vec::new();
     put_varint(&mut v, id);
@@ -151,14 +143,10 @@ async fn session(conn: quinn::Connection) -> Result<(), String> {
         .map_or(0, |c| c.len());
     println!("connection: ALPN {}, client certificates {}", alpn, certs);
     let mut ctl = conn.open_uni().await.map_err(|e| e.to_string())?;
-    let mut s = Vec::new();
-    for (k, v) in [(0x01u64, 0u64), (0x07, 0), (0x08, 1), (0x33, 1)] {
-        put_varint(&mut s, k);
-        put_varint(&mut s, v);
-    }
-    let mut c = vec![0x00];
-    c.extend_from_slice(&frame(0x04, &s));
-    ctl.write_all(&c).await.map_err(|e| e.to_string())?;
+    // QPACK 0/0, ENABLE_CONNECT_PROTOCOL 1 (RFC 8441 §3), H3_DATAGRAM 1
+    ctl.write_all(&control_stream(&[(0x01, 0), (0x07, 0), (0x08, 1), (0x33, 1)]))
+        .await
+        .map_err(|e| e.to_string())?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(serve_uni(conn.clone(), tx));
 
