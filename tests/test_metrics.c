@@ -108,6 +108,7 @@ static void fixed_values(struct metrics_values *v)
 	sc->lwip_tcp_proterr = 144;
 	sc->lwip_tcp_memerr = 145;
 	sc->lwip_tcp_drop = 143 + 144 + 146; /* other = 146 */
+	sc->acks_merged = 147;
 	zg_histo_observe(&sc->tcp_connect, 0);
 	zg_histo_observe(&sc->tcp_connect, 3000);
 	zg_histo_observe(&sc->tcp_connect, 3000);

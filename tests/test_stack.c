@@ -1029,6 +1029,98 @@ test_tcp_out_of_order_client_segments(void **state)
 	srv_stop(&s);
 }
 
+/* Pure ACKs toward c waiting in the capture (not taken out); *plast is
+ * the acknowledgement number of the last. */
+static int
+count_pure_acks(struct fx *fx, const struct tc *c, uint32_t *plast)
+{
+	int n = 0;
+
+	for (size_t i = fx->qhead; i != fx->qtail; i++) {
+		const struct qpkt *p = &fx->q[i % QCAP];
+		struct pkt_info pi;
+
+		if (pkt_parse(p->b, p->len, 1, &pi) != 0 || pi.proto != STACK_PROTO_TCP ||
+		    pi.dport != c->sport || pi.tcp_flags != PKT_TCP_ACK || pi.tcp_payload != 0)
+			continue;
+		n++;
+		*plast = pi.tcp_ack;
+	}
+	return n;
+}
+
+/* ackq.c: a burst of segments taken in within one loop turn is
+ * acknowledged once, at the end of the turn, by the newest ACK; duplicate
+ * ACKs (out-of-order segments) are all sent, in order. */
+static void
+test_tcp_acks_merged_within_a_turn(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t data[12 * 1200];
+	struct stack_counters k;
+	struct srv s;
+	struct tc c;
+	uint32_t base, last = 0;
+	uint64_t merged;
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_SINK);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	loop_once(fx);
+	tc_pump(fx, &c);
+	fill_pattern(data, sizeof(data), 5);
+
+	/* eight segments in order, as one batch of datagrams: lwIP ACKs
+	 * every second one, and only the last of those four leaves */
+	base = c.snd_nxt;
+	for (i = 0; i < 8; i++) {
+		tc_seg(fx, &c, PKT_TCP_ACK, data + i * 1200, 1200);
+		c.snd_nxt += 1200;
+	}
+	assert_int_equal(count_pure_acks(fx, &c, &last), 0); /* held */
+	loop_once(fx);
+	assert_int_equal(count_pure_acks(fx, &c, &last), 1);
+	assert_int_equal(last, base + 8 * 1200);
+	stack_get_counters(fx->st, &k);
+	assert_true(k.acks_merged >= 3); /* lwIP may ACK more often than every 2nd */
+	merged = k.acks_merged;
+	tc_pump(fx, &c);
+
+	/* two segments past a gap: two duplicate ACKs, both sent */
+	base = c.snd_nxt;
+	c.snd_nxt = base + 1200;
+	tc_seg(fx, &c, PKT_TCP_ACK, data + 9 * 1200, 1200);
+	c.snd_nxt = base + 2400;
+	tc_seg(fx, &c, PKT_TCP_ACK, data + 10 * 1200, 1200);
+	loop_once(fx);
+	assert_int_equal(count_pure_acks(fx, &c, &last), 2);
+	assert_int_equal(last, base);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.acks_merged, merged);
+	tc_pump(fx, &c);
+
+	/* the gap filled: all of it acknowledged (lwIP may delay that ACK) */
+	c.snd_nxt = base;
+	tc_seg(fx, &c, PKT_TCP_ACK, data + 8 * 1200, 1200);
+	c.snd_nxt = base + 3 * 1200;
+	for (i = 0; i < 50 && c.snd_una != c.snd_nxt; i++) {
+		loop_once(fx);
+		tc_pump(fx, &c);
+		advance(fx, 50);
+	}
+	assert_int_equal(c.snd_una, c.snd_nxt);
+
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
 static void
 test_tcp_upstream_refused_gets_rst(void **state)
 {
@@ -3436,6 +3528,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_echo_100k_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_echo_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_out_of_order_client_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_acks_merged_within_a_turn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_refused_gets_rst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),

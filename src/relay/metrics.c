@@ -172,6 +172,10 @@ static void flows(struct mw *w, const struct metrics_values *v)
 	   "Tunnel IP packets, by direction: up = from clients, down = to clients (the relay's "
 	   "own refusals included).",
 	   "direction", L("up", "down"), sc->pkts_in, sc->pkts_out);
+	one(w, "zgate_tcp_acks_merged_total", "counter",
+	    "Pure TCP ACKs toward clients not sent: a later segment of the same connection in "
+	    "the same event-loop turn acknowledged as much.",
+	    sc->acks_merged);
 	BY(w, "zgate_tunnel_bytes_total", "counter",
 	   "Bytes of the tunnel IP packets counted in zgate_packets_total, by direction.",
 	   "direction", L("up", "down"), sc->bytes_in, sc->bytes_out);

@@ -266,7 +266,7 @@ netif_out_common(struct netif *netif, struct pbuf *p)
 	} else {
 		return ERR_OK;
 	}
-	stack_emit(st, &dst, st->obuf, len);
+	stack_ackq_output(st, &dst, st->obuf, len);
 	return ERR_OK;
 }
 
@@ -871,7 +871,7 @@ int stack_new(struct event_base *base, const struct stack_config *cfg,
 	}
 
 	st->tick_ev = event_new(base, -1, 0, tick_cb, st);
-	if (st->tick_ev == NULL) {
+	if (st->tick_ev == NULL || stack_ackq_init(st) != 0) {
 		r = ZG_ERR_NOMEM;
 		goto fail;
 	}
@@ -912,6 +912,7 @@ int stack_new(struct event_base *base, const struct stack_config *cfg,
 fail:
 	if (st->tick_ev)
 		event_free(st->tick_ev);
+	stack_ackq_free(st);
 	rl_fair_free(&st->err_rl);
 	rl_fair_free(&st->audit_rl);
 	free(st);
@@ -924,6 +925,9 @@ void stack_del(struct stack *st)
 
 	if (st == NULL)
 		return;
+	/* the RSTs below go out at once, after what was held */
+	stack_ackq_flush(st);
+	st->ackq.off = 1;
 	while (st->flows != NULL)
 		flow_abort(st->flows, "shutdown");
 	stack_service_free(st);
@@ -939,6 +943,7 @@ void stack_del(struct stack *st)
 		tcp_abort(tcp_tw_pcbs);
 	netif_remove(&st->netif);
 	event_free(st->tick_ev);
+	stack_ackq_free(st);
 	the_stack = NULL;
 	rl_fair_free(&st->err_rl);
 	rl_fair_free(&st->audit_rl);

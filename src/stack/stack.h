@@ -167,6 +167,9 @@ struct stack_config {
 
 struct stack_counters {
 	uint64_t pkts_in, pkts_out, bytes_in, bytes_out;
+	/* pure ACKs toward clients not sent: a later segment of the same
+	 * connection in the same loop turn acknowledged as much (ackq.c) */
+	uint64_t acks_merged;
 	uint64_t drop_malformed;   /* not a valid IPv4/IPv6 packet, bad checksum */
 	uint64_t drop_spoofed;     /* C18: source is not the tunnel's address */
 	uint64_t drop_forbidden;   /* never-reachable destination */

@@ -105,6 +105,20 @@ struct stack_service {
 #define STACK_ACCT_BUCKETS 1024  /* power of two */
 #define STACK_BUF 65536
 
+/* Pure ACKs held until the end of the loop turn (ackq.c). */
+#define STACK_ACKQ_MAX 32
+#define STACK_ACKQ_PKT 60 /* IPv6 + TCP without options */
+struct stack_ackq {
+	struct event *ev; /* active while anything is held */
+	int off;          /* 1: emit at once (stack_del) */
+	unsigned n;
+	struct {
+		struct stack_addr dst;
+		uint8_t off, len; /* TCP header offset, packet length */
+		uint8_t pkt[STACK_ACKQ_PKT];
+	} e[STACK_ACKQ_MAX];
+};
+
 struct stack {
 	struct event_base *base;
 	struct stack_config cfg;
@@ -138,6 +152,7 @@ struct stack {
 	uint64_t sweep_due;     /* no flow times out before this */
 	uint64_t armed_ms;      /* tick_ev's deadline; STACK_NEVER if idle */
 	struct stack_service svc;
+	struct stack_ackq ackq;
 	uint8_t buf[STACK_BUF];  /* host-socket reads */
 	uint8_t obuf[STACK_BUF]; /* packets built toward clients */
 };
@@ -153,6 +168,14 @@ void stack_rearm(struct stack *st);
 /* Sends pkt toward the client at dst (counted). */
 void stack_emit(struct stack *st, const struct stack_addr *dst,
 		const uint8_t *pkt, size_t len);
+/* ackq.c: lwIP's packets toward clients go through stack_ackq_output(),
+ * which holds a pure ACK until the end of the loop turn (or sends it with
+ * the connection's next segment) and emits everything else at once. */
+int stack_ackq_init(struct stack *st);
+void stack_ackq_free(struct stack *st);
+void stack_ackq_output(struct stack *st, const struct stack_addr *dst,
+		       const uint8_t *pkt, size_t len);
+void stack_ackq_flush(struct stack *st);
 /* Sends an RST (TCP) or ICMP unreachable answering pi if the allowance of
  * the client (keyed by its tunnel address, pi->src, which the ACL checked)
  * and the global one allow; never answers ICMP errors or RSTs. */
