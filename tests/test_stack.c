@@ -1121,6 +1121,64 @@ test_tcp_acks_merged_within_a_turn(void **state)
 	srv_stop(&s);
 }
 
+/* lwipmem.c: packet-sized blocks come back from a list, within its
+ * bound; other sizes are plain malloc. */
+static void
+test_lwipmem_keeps_packet_blocks(void **state)
+{
+	enum {
+		N = LWIPMEM_KEEP + 40
+	};
+	void **b = calloc(N, sizeof(*b)), **got = calloc(LWIPMEM_KEEP, sizeof(*got));
+	void *small, *big, *again;
+	unsigned i, reused = 0;
+
+	(void)state;
+	stack_mem_trim();
+	small = stack_mem_malloc(100);
+	big = stack_mem_malloc(2 * LWIPMEM_BLOCK + 1);
+	assert_non_null(small);
+	assert_non_null(big);
+	stack_mem_free(small);
+	stack_mem_free(big);
+	assert_int_equal(stack_mem_kept(), 0);
+	for (i = 0; i < N; i++) {
+		size_t n = LWIPMEM_MIN + 1 + i % (LWIPMEM_BLOCK - LWIPMEM_MIN);
+
+		b[i] = stack_mem_malloc(n);
+		assert_non_null(b[i]);
+		/* kept or not, the whole block is the caller's */
+		memset(b[i], 0xa5, stack_mem_keeps() ? LWIPMEM_BLOCK : n);
+	}
+	for (i = 0; i < N; i++)
+		stack_mem_free(b[i]);
+	if (!stack_mem_keeps()) { /* AddressSanitizer: plain malloc */
+		assert_int_equal(stack_mem_kept(), 0);
+		free(b);
+		free(got);
+		return;
+	}
+	assert_int_equal(stack_mem_kept(), LWIPMEM_KEEP);
+	for (i = 0; i < LWIPMEM_KEEP; i++) {
+		got[i] = stack_mem_malloc(1500);
+		for (unsigned k = 0; k < N; k++)
+			reused += got[i] == b[k];
+	}
+	assert_int_equal(reused, LWIPMEM_KEEP);
+	assert_int_equal(stack_mem_kept(), 0);
+	again = stack_mem_calloc(3, 500);
+	assert_non_null(again);
+	for (i = 0; i < 1500; i++)
+		assert_int_equal(((uint8_t *)again)[i], 0);
+	stack_mem_free(again);
+	for (i = 0; i < LWIPMEM_KEEP; i++)
+		stack_mem_free(got[i]);
+	stack_mem_trim();
+	assert_int_equal(stack_mem_kept(), 0);
+	free(b);
+	free(got);
+}
+
 static void
 test_tcp_upstream_refused_gets_rst(void **state)
 {
@@ -3529,6 +3587,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_echo_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_out_of_order_client_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_acks_merged_within_a_turn, setup, teardown),
+		cmocka_unit_test(test_lwipmem_keeps_packet_blocks),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_refused_gets_rst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),

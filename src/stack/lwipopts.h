@@ -4,7 +4,7 @@
  * The relay terminates client TCP in lwIP and splices it to host sockets, so
  * lwIP carries only TCP (IPv4 and IPv6) from one point-to-point netif.
  * UDP and ICMP never enter lwIP: src/stack parses and answers them itself.
- * Memory comes from malloc (MEM_LIBC_MALLOC + MEMP_MEM_MALLOC) so that
+ * Memory comes from malloc (MEM_CUSTOM_ALLOCATOR + MEMP_MEM_MALLOC) so that
  * 10,000+ flows with 256 KiB windows need no static pools; the bound on
  * memory is each client's window budget in src/stack (budget.c): the
  * windows below are only the most one flow gets.
@@ -28,11 +28,19 @@
  * netif.c one for the loop interface. */
 #define LWIP_TESTMODE 1
 
-/* ---- memory: heap-backed, counted in lwip_stats */
-#define MEM_LIBC_MALLOC 1
+/* ---- memory: heap-backed, counted in lwip_stats; malloc with freed
+ * packet-sized blocks kept for reuse (lwipmem.c) */
+#include <stddef.h>
+void *stack_mem_malloc(size_t n);
+void *stack_mem_calloc(size_t count, size_t size);
+void stack_mem_free(void *p);
+#define MEM_CUSTOM_ALLOCATOR 1
+#define MEM_CUSTOM_MALLOC stack_mem_malloc
+#define MEM_CUSTOM_CALLOC stack_mem_calloc
+#define MEM_CUSTOM_FREE stack_mem_free
 #define MEMP_MEM_MALLOC 1
 #define MEM_ALIGNMENT 8
-#define MEM_SIZE (16 * 1024 * 1024) /* unused with MEM_LIBC_MALLOC */
+#define MEM_SIZE (16 * 1024 * 1024) /* unused with MEM_CUSTOM_ALLOCATOR */
 #define MEMP_NUM_TCP_PCB 16384      /* caps only with static pools */
 #define MEMP_NUM_TCP_PCB_LISTEN 1024
 #define MEMP_NUM_TCP_SEG 65535

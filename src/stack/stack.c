@@ -251,22 +251,27 @@ netif_out_common(struct netif *netif, struct pbuf *p)
 	struct stack *st = netif->state;
 	struct stack_addr dst;
 	u16_t len = p->tot_len;
+	const uint8_t *b = st->obuf;
 
-	/* tot_len is a u16_t: always fits STACK_BUF */
-	if (len < 20 ||
-	    pbuf_copy_partial(p, st->obuf, len, 0) != len)
+	/* A segment tcp_write() built is one pbuf: sent from where it is.
+	 * Chains are copied (tot_len is a u16_t: always fits STACK_BUF). */
+	if (len < 20)
+		return ERR_OK;
+	if (p->len == len)
+		b = p->payload;
+	else if (pbuf_copy_partial(p, st->obuf, len, 0) != len)
 		return ERR_OK;
 	memset(&dst, 0, sizeof(dst));
-	if ((st->obuf[0] >> 4) == 4) {
+	if ((b[0] >> 4) == 4) {
 		dst.version = 4;
-		memcpy(dst.a, st->obuf + 16, 4);
-	} else if ((st->obuf[0] >> 4) == 6 && len >= 40) {
+		memcpy(dst.a, b + 16, 4);
+	} else if ((b[0] >> 4) == 6 && len >= 40) {
 		dst.version = 6;
-		memcpy(dst.a, st->obuf + 24, 16);
+		memcpy(dst.a, b + 24, 16);
 	} else {
 		return ERR_OK;
 	}
-	stack_ackq_output(st, &dst, st->obuf, len);
+	stack_ackq_output(st, &dst, b, len);
 	return ERR_OK;
 }
 
@@ -944,6 +949,7 @@ void stack_del(struct stack *st)
 	netif_remove(&st->netif);
 	event_free(st->tick_ev);
 	stack_ackq_free(st);
+	stack_mem_trim();
 	the_stack = NULL;
 	rl_fair_free(&st->err_rl);
 	rl_fair_free(&st->audit_rl);
