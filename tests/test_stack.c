@@ -388,6 +388,7 @@ struct tc {
 	uint8_t peer_ws;
 	uint16_t peer_mss;
 	int synack, fin, rst, fin_sent;
+	int data_fin; /* segments that carried data and the FIN */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 	struct qpkt other[32]; /* packets for nobody else (ICMP, ...) */
@@ -517,6 +518,8 @@ tc_pump(struct fx *fx, struct tc *c)
 			c->rx_len += plen;
 			c->rcv_nxt += (uint32_t)plen;
 		}
+		if ((pi.tcp_flags & PKT_TCP_FIN) && plen > 0)
+			c->data_fin++;
 		if ((pi.tcp_flags & PKT_TCP_FIN) && seq + plen == c->rcv_nxt &&
 		    !c->fin) {
 			c->fin = 1;
@@ -1294,6 +1297,9 @@ test_tcp_upstream_half_close(void **state)
 	assert_true(c.fin);
 	assert_int_equal(c.rx_len, sizeof(hello) - 1);
 	assert_memory_equal(c.rx, hello, sizeof(hello) - 1);
+	/* the server wrote and closed at once: the relay read both in one
+	 * pass, and the FIN rode on the greeting's segment */
+	assert_int_equal(c.data_fin, 1);
 	/* the client can still send after the upstream's half-close */
 	fill_pattern(more, sizeof(more), 9);
 	tc_transfer(fx, &c, more, sizeof(more), sizeof(hello) - 1, 100000);

@@ -479,7 +479,8 @@ tcp_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct stack *st = f->st;
 
 	(void)fd;
-	(void)what;
+	if (what & EV_CLOSED)
+		f->upstream_rdhup = 1;
 	tcp_down_pump(f);
 	stack_rearm(st);
 }
@@ -507,7 +508,10 @@ tcp_connected(struct flow *f)
 		event_free(f->ev_write);
 	f->ev_write = event_new(st->base, f->fd, EV_WRITE | EV_PERSIST,
 				tcp_write_cb, f);
-	f->ev_read = event_new(st->base, f->fd, EV_READ | EV_PERSIST,
+	/* EV_CLOSED: a server that answers and closes has its FIN read in
+	 * the same pass as the answer, which then leaves with it in one
+	 * segment (tcp_down_pump) */
+	f->ev_read = event_new(st->base, f->fd, EV_READ | EV_CLOSED | EV_PERSIST,
 			       tcp_read_cb, f);
 	if (f->ev_write == NULL || f->ev_read == NULL ||
 	    listener_ref(st, f->dport) != 0 ||
@@ -861,7 +865,10 @@ tcp_down_pump(struct flow *f)
 		f->bytes_down += (size_t)r;
 		st->cnt.bytes_down += (size_t)r;
 		f->last_ms = stack_now(st);
-		if ((size_t)r < want)
+		/* the socket is drained, unless its FIN is still to read:
+		 * then the next recv() returns 0 and the FIN rides on the
+		 * segment just queued */
+		if ((size_t)r < want && !f->upstream_rdhup)
 			break;
 	}
 	tcp_output(pcb);

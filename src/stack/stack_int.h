@@ -62,7 +62,8 @@ struct flow {
 	int flush_queued;     /* ev_write made active to write pending */
 	uint32_t wnd;         /* this flow's window (budget.c); 0 before accept */
 	unsigned client_fin : 1, upstream_fin : 1, shut_wr : 1,
-		read_paused : 1, listener_ref : 1;
+		read_paused : 1, listener_ref : 1,
+		upstream_rdhup : 1; /* the socket reported its peer's FIN (EV_CLOSED) */
 };
 
 struct stack_listener {
