@@ -252,6 +252,16 @@ static void test_cksum_matches_reference(void **state)
 	memset(buf, 0xff, sizeof(buf));
 	for (len = 0; len <= 40; len++)
 		assert_int_equal(cksum_fold(cksum_add(0, buf, len)), cksum_ref(0, buf, len));
+	/* the largest lwIP buffer, all ones: every accumulator near its
+	 * largest before the fold */
+	{
+		static uint8_t big[65535];
+
+		memset(big, 0xff, sizeof(big));
+		for (len = sizeof(big) - 8; len <= sizeof(big); len++)
+			assert_int_equal(cksum_fold(cksum_add(0xfffeffffu, big, len)),
+					 cksum_ref(0xfffeffffu, big, len));
+	}
 	memset(buf, 0, sizeof(buf));
 	for (len = 0; len <= 40; len++)
 		assert_int_equal(cksum_fold(cksum_add(0, buf, len)), cksum_ref(0, buf, len));
