@@ -558,17 +558,20 @@ tcp_connect_cb(evutil_socket_t fd, short what, void *arg)
  * refuses the handshake inside connect() itself. Returns 1 with *perr (0
  * or the connect's error) when it did, 0 when it is still in progress. */
 static int
-connect_settled(int fd, int *perr)
+connect_settled(int fd, const struct sockaddr *sa, socklen_t sl, int *perr)
 {
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	socklen_t sl = sizeof(*perr);
-
-	if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLOUT | POLLERR | POLLHUP)))
+	/* A second connect() tells in one call (poll() and SO_ERROR took
+	 * two): 0 the first time after the handshake completed (EISCONN
+	 * after that), EALREADY while it is in progress, else the error
+	 * that ended it (Linux's inet_stream_connect). */
+	if (connect(fd, sa, sl) == 0 || errno == EISCONN) {
+		*perr = 0;
+		return 1;
+	}
+	if (errno == EALREADY || errno == EINPROGRESS || errno == EINTR)
 		return 0;
-	*perr = 0;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, perr, &sl) != 0)
-		*perr = errno;
-	return *perr != EINPROGRESS && *perr != EALREADY;
+	*perr = errno;
+	return 1;
 }
 
 static void
@@ -610,7 +613,7 @@ tcp_start(struct flow *f, const uint8_t *pkt, const struct pkt_info *pi)
 	}
 	/* Settled already: the SYN-ACK (or, refused, the RST) goes to the
 	 * client now rather than after a loop turn through epoll. */
-	if (connect_settled(f->fd, &err)) {
+	if (connect_settled(f->fd, (struct sockaddr *)&ss, sl, &err)) {
 		if (err != 0)
 			tcp_connect_failed(f, err);
 		else
