@@ -1124,62 +1124,86 @@ test_tcp_acks_merged_within_a_turn(void **state)
 	srv_stop(&s);
 }
 
-/* lwipmem.c: packet-sized blocks come back from a list, within its
- * bound; other sizes are plain malloc. */
+/* lwipmem.c: blocks of a class (segment-sized, tcp_seg-sized) come back
+ * from its list, within its bound; other sizes are plain malloc. */
 static void
-test_lwipmem_keeps_packet_blocks(void **state)
+lwipmem_class(size_t lo, size_t hi, size_t reuse_size)
 {
 	enum {
 		N = LWIPMEM_KEEP + 40
 	};
 	void **b = calloc(N, sizeof(*b)), **got = calloc(LWIPMEM_KEEP, sizeof(*got));
-	void *small, *big, *again;
+	uintptr_t *was = calloc(N, sizeof(*was));
 	unsigned i, reused = 0;
 
-	(void)state;
-	stack_mem_trim();
-	small = stack_mem_malloc(100);
-	big = stack_mem_malloc(2 * LWIPMEM_BLOCK + 1);
-	assert_non_null(small);
-	assert_non_null(big);
-	stack_mem_free(small);
-	stack_mem_free(big);
-	assert_int_equal(stack_mem_kept(), 0);
 	for (i = 0; i < N; i++) {
-		size_t n = LWIPMEM_MIN + 1 + i % (LWIPMEM_BLOCK - LWIPMEM_MIN);
+		size_t n = lo + i % (hi - lo + 1);
 
 		b[i] = stack_mem_malloc(n);
 		assert_non_null(b[i]);
-		/* kept or not, the whole block is the caller's */
-		memset(b[i], 0xa5, stack_mem_keeps() ? LWIPMEM_BLOCK : n);
+		/* kept or not, the whole class block is the caller's */
+		memset(b[i], 0xa5, stack_mem_keeps() ? hi : n);
 	}
-	for (i = 0; i < N; i++)
+	for (i = 0; i < N; i++) {
+		was[i] = (uintptr_t)b[i]; /* the addresses, not the freed pointers */
 		stack_mem_free(b[i]);
+	}
 	if (!stack_mem_keeps()) { /* AddressSanitizer: plain malloc */
 		assert_int_equal(stack_mem_kept(), 0);
 		free(b);
 		free(got);
+		free(was);
 		return;
 	}
 	assert_int_equal(stack_mem_kept(), LWIPMEM_KEEP);
 	for (i = 0; i < LWIPMEM_KEEP; i++) {
-		got[i] = stack_mem_malloc(1500);
+		got[i] = stack_mem_malloc(reuse_size);
 		for (unsigned k = 0; k < N; k++)
-			reused += got[i] == b[k];
+			reused += (uintptr_t)got[i] == was[k];
 	}
 	assert_int_equal(reused, LWIPMEM_KEEP);
 	assert_int_equal(stack_mem_kept(), 0);
-	again = stack_mem_calloc(3, 500);
-	assert_non_null(again);
-	for (i = 0; i < 1500; i++)
-		assert_int_equal(((uint8_t *)again)[i], 0);
-	stack_mem_free(again);
 	for (i = 0; i < LWIPMEM_KEEP; i++)
 		stack_mem_free(got[i]);
 	stack_mem_trim();
 	assert_int_equal(stack_mem_kept(), 0);
 	free(b);
 	free(got);
+	free(was);
+}
+
+static void
+test_lwipmem_keeps_packet_blocks(void **state)
+{
+	void *mid, *large, *again;
+	uintptr_t was;
+
+	(void)state;
+	stack_mem_trim();
+	/* between the classes, and above: not kept */
+	mid = stack_mem_malloc(300);
+	large = stack_mem_malloc(2 * LWIPMEM_BLOCK + 1);
+	assert_non_null(mid);
+	assert_non_null(large);
+	stack_mem_free(mid);
+	stack_mem_free(large);
+	assert_int_equal(stack_mem_kept(), 0);
+	lwipmem_class(LWIPMEM_MIN + 1, LWIPMEM_BLOCK, 1500);
+	lwipmem_class(1, LWIPMEM_SMALL, 40);
+	/* calloc: a kept block comes back zeroed */
+	mid = stack_mem_malloc(1500);
+	assert_non_null(mid);
+	memset(mid, 0xa5, 1500);
+	was = (uintptr_t)mid;
+	stack_mem_free(mid);
+	again = stack_mem_calloc(3, 500);
+	assert_non_null(again);
+	if (stack_mem_keeps())
+		assert_true((uintptr_t)again == was);
+	for (unsigned i = 0; i < 1500; i++)
+		assert_int_equal(((uint8_t *)again)[i], 0);
+	stack_mem_free(again);
+	stack_mem_trim();
 }
 
 static void

@@ -1,20 +1,25 @@
 /*
  * lwipmem.c — lwIP's heap (MEM_CUSTOM_ALLOCATOR): malloc, with freed
- * packet-sized blocks kept for reuse.
+ * blocks of the two sizes every segment needs kept for reuse.
  *
- * Every TCP segment lwIP builds toward a client (tcp_write copies into a
- * pbuf of about 1.5 KB) and every segment it takes in (a pool pbuf of
- * PBUF_POOL_BUFSIZE) is one malloc and one free. Those sizes are above
- * glibc's per-thread cache (1 KiB), so each went through its bins and
- * consolidation: 9 % of the relay's samples in a bulk download. Blocks
- * for requests of 1 to 2 KiB are now allocated as 2 KiB and, when freed,
- * kept on a list (at most LWIPMEM_KEEP, 1 MiB) that the next such request
- * takes from first. Any freed block of 2 to 4 KiB serves, so no size
- * needs storing. lwIP's own statistics (the used bytes the memory budget
- * reads) count requests as before; blocks on the list count as free.
+ * Every TCP segment lwIP builds toward a client is a pbuf of about 1.5 KB
+ * (tcp_write copies into it) and a struct tcp_seg of a few dozen bytes;
+ * every segment it takes in is a pbuf too. Each was one malloc and one
+ * free. The pbufs are above glibc's per-thread cache (1 KiB) and a burst
+ * of 40-odd segments overflows the cache's seven entries of the small
+ * size, so both went through malloc's bins and consolidation: 9 % of the
+ * relay's samples in a bulk download. Two classes now: requests of more
+ * than LWIPMEM_MIN up to LWIPMEM_BLOCK bytes get LWIPMEM_BLOCK, requests
+ * up to LWIPMEM_SMALL get LWIPMEM_SMALL; freed, each goes on its class's
+ * list (at most LWIPMEM_KEEP of each: 1 MiB and 256 KiB), which the next
+ * request of the class takes from first. The class of a freed block is
+ * read from malloc_usable_size(): any block that large (and less than
+ * twice it) serves, so nothing needs storing. lwIP's own statistics (the
+ * used bytes the memory budget reads) count requests as before; blocks on
+ * the lists count as free.
  *
- * Under AddressSanitizer the list is off, so that a use after free in the
- * stack is still reported.
+ * Under AddressSanitizer the lists are off, so that a use after free in
+ * the stack is still reported.
  */
 #include <malloc.h>
 #include <stdlib.h>
@@ -37,21 +42,31 @@ struct lwipmem_free {
 	struct lwipmem_free *next;
 };
 
-static struct lwipmem_free *kept;
-static unsigned nkept;
+struct lwipmem_class {
+	struct lwipmem_free *head;
+	unsigned n;
+	size_t size;
+};
+
+static struct lwipmem_class big = { NULL, 0, LWIPMEM_BLOCK };
+static struct lwipmem_class small = { NULL, 0, LWIPMEM_SMALL };
+
+static void *take(struct lwipmem_class *k)
+{
+	struct lwipmem_free *b = k->head;
+
+	if (b == NULL)
+		return malloc(k->size);
+	k->head = b->next;
+	k->n--;
+	return b;
+}
 
 void *stack_mem_malloc(size_t n)
 {
-	if (!LWIPMEM_CACHE || n <= LWIPMEM_MIN || n > LWIPMEM_BLOCK)
+	if (!LWIPMEM_CACHE || n > LWIPMEM_BLOCK || (n > LWIPMEM_SMALL && n <= LWIPMEM_MIN))
 		return malloc(n);
-	if (kept != NULL) {
-		struct lwipmem_free *b = kept;
-
-		kept = b->next;
-		nkept--;
-		return b;
-	}
-	return malloc(LWIPMEM_BLOCK);
+	return take(n <= LWIPMEM_SMALL ? &small : &big);
 }
 
 void *stack_mem_calloc(size_t count, size_t size)
@@ -68,17 +83,22 @@ void *stack_mem_calloc(size_t count, size_t size)
 
 void stack_mem_free(void *p)
 {
+	struct lwipmem_class *k = NULL;
 	size_t u;
 
 	if (p == NULL)
 		return;
 	u = LWIPMEM_CACHE ? malloc_usable_size(p) : 0;
-	if (u >= LWIPMEM_BLOCK && u < 2 * LWIPMEM_BLOCK && nkept < LWIPMEM_KEEP) {
+	if (u >= LWIPMEM_BLOCK && u < 2 * LWIPMEM_BLOCK)
+		k = &big;
+	else if (u >= LWIPMEM_SMALL && u < 2 * LWIPMEM_SMALL)
+		k = &small;
+	if (k != NULL && k->n < LWIPMEM_KEEP) {
 		struct lwipmem_free *b = p;
 
-		b->next = kept;
-		kept = b;
-		nkept++;
+		b->next = k->head;
+		k->head = b;
+		k->n++;
 		return;
 	}
 	free(p);
@@ -86,7 +106,7 @@ void stack_mem_free(void *p)
 
 unsigned stack_mem_kept(void)
 {
-	return nkept;
+	return big.n + small.n;
 }
 
 int stack_mem_keeps(void)
@@ -94,13 +114,19 @@ int stack_mem_keeps(void)
 	return LWIPMEM_CACHE;
 }
 
-void stack_mem_trim(void)
+static void trim(struct lwipmem_class *k)
 {
-	while (kept != NULL) {
-		struct lwipmem_free *b = kept;
+	while (k->head != NULL) {
+		struct lwipmem_free *b = k->head;
 
-		kept = b->next;
+		k->head = b->next;
 		free(b);
 	}
-	nkept = 0;
+	k->n = 0;
+}
+
+void stack_mem_trim(void)
+{
+	trim(&big);
+	trim(&small);
 }

@@ -193,13 +193,15 @@ void stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
  * the tuple (the SYN is dropped and the client retries). O(TIME_WAIT pcbs). */
 int stack_tw_admit(struct stack *st, const struct pkt_info *pi);
 /* lwipmem.c: lwIP's heap. Requests of more than LWIPMEM_MIN up to
- * LWIPMEM_BLOCK bytes get LWIPMEM_BLOCK; up to LWIPMEM_KEEP freed blocks
- * are kept for them (not under AddressSanitizer: stack_mem_keeps() is 0). */
+ * LWIPMEM_BLOCK bytes get LWIPMEM_BLOCK, requests up to LWIPMEM_SMALL get
+ * LWIPMEM_SMALL; up to LWIPMEM_KEEP freed blocks of each size are kept for
+ * them (not under AddressSanitizer: stack_mem_keeps() is 0). */
+#define LWIPMEM_SMALL 64u
 #define LWIPMEM_MIN 1024u
 #define LWIPMEM_BLOCK 2048u
 #define LWIPMEM_KEEP 512u
 int stack_mem_keeps(void);
-unsigned stack_mem_kept(void); /* blocks kept now */
+unsigned stack_mem_kept(void); /* blocks kept now, both sizes */
 void stack_mem_trim(void);     /* frees the kept blocks */
 /* Bytes lwIP holds on the heap now (pbufs, segments, pcbs). */
 uint64_t stack_lwip_mem_used(void);
