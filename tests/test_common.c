@@ -252,8 +252,8 @@ static void test_cksum_matches_reference(void **state)
 	memset(buf, 0xff, sizeof(buf));
 	for (len = 0; len <= 40; len++)
 		assert_int_equal(cksum_fold(cksum_add(0, buf, len)), cksum_ref(0, buf, len));
-	/* the largest lwIP buffer, all ones: every accumulator near its
-	 * largest before the fold */
+	/* the largest lwIP buffer, all ones, from a nearly full starting
+	 * sum: the most every fold sees in one packet */
 	{
 		static uint8_t big[65535];
 

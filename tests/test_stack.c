@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "be.h"
 #include "pkt.h"
 #include "stack.h"
 #include "stack_int.h"
@@ -1122,6 +1123,154 @@ test_tcp_acks_merged_within_a_turn(void **state)
 	wait_lwip_idle(fx);
 	tc_free(&c);
 	srv_stop(&s);
+}
+
+/* A segment toward the client as lwIP would send it, through ackq. */
+static void
+ackq_seg(struct fx *fx, int v6, uint16_t sport, uint32_t ack, uint16_t wnd, uint8_t flags,
+	 size_t len)
+{
+	struct stack_addr srv, cli;
+	uint8_t b[PMAX], data[100];
+	size_t n;
+
+	memset(data, 'x', sizeof(data));
+	if (v6) {
+		addr6(&srv, "2001:db8::80");
+		cli = fx->client.vip6;
+	} else {
+		addr4(&srv, "198.51.100.80");
+		cli = fx->client.vip4;
+	}
+	n = build_tcp(b, &srv, &cli, 80, sport, 1000, ack, flags, wnd, data, len);
+	stack_ackq_output(fx->st, &cli, b, n);
+}
+
+/* The captured segments toward sport, in order: "A<ack>" a pure ACK,
+ * "D<ack>" data, "F<ack>" a FIN; taken out of the capture. */
+static void
+ackq_seen(struct fx *fx, uint16_t sport, char *out, size_t cap)
+{
+	struct qpkt *p;
+	size_t o = 0;
+
+	out[0] = '\0';
+	while ((p = q_pop(fx)) != NULL) {
+		struct pkt_info pi;
+
+		assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+		if (pi.proto != STACK_PROTO_TCP || pi.dport != sport)
+			continue;
+		o += (size_t)snprintf(out + o, cap - o, "%s%c%u", o ? " " : "",
+				      (pi.tcp_flags & PKT_TCP_FIN) ? 'F'
+				      : pi.tcp_payload             ? 'D'
+								   : 'A',
+				      (unsigned)pi.tcp_ack);
+		assert_true(o < cap);
+	}
+}
+
+/* ackq.c's rules, one by one, with segments built by hand: only an ACK of
+ * more data supersedes a held one; anything else of the connection goes
+ * after it; other connections and IPv6 are kept apart; stack_del sends
+ * what is held. */
+static void
+test_ackq_rules(void **state)
+{
+	struct fx *fx = *state;
+	char seen[256];
+	struct stack_counters k;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	while (q_pop(fx) != NULL)
+		;
+	/* advancing pure ACKs: the last stands for all */
+	ackq_seg(fx, 0, 5000, 100, 1000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 200, 1000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 300, 900, PKT_TCP_ACK, 0);
+	ackq_seen(fx, 5000, seen, sizeof(seen));
+	assert_string_equal(seen, ""); /* held until the loop turn ends */
+	loop_once(fx);
+	ackq_seen(fx, 5000, seen, sizeof(seen));
+	assert_string_equal(seen, "A300");
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.acks_merged, 2);
+
+	/* the same number again (a duplicate, then a window update, then
+	 * data): each may tell the sender something, all go, in order */
+	ackq_seg(fx, 0, 5000, 300, 900, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 300, 900, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 300, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 300, 2000, PKT_TCP_ACK | PKT_TCP_PSH, 10);
+	loop_once(fx);
+	ackq_seen(fx, 5000, seen, sizeof(seen));
+	assert_string_equal(seen, "A300 A300 A300 D300");
+
+	/* a burst, then the window update when the data reached the
+	 * upstream socket: the held ACK advanced, so the update replaces it */
+	ackq_seg(fx, 0, 5000, 350, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 360, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 360, 4000, PKT_TCP_ACK, 0);
+	loop_once(fx);
+	{
+		struct qpkt *p = q_pop(fx);
+		struct pkt_info pi;
+
+		assert_non_null(p);
+		assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+		assert_int_equal(pi.tcp_ack, 360);
+		assert_int_equal(be16_get(p->b + pi.l4_off + 14), 4000);
+		assert_null(q_pop(fx));
+	}
+
+	/* data acknowledging more carries the ACK: the held one is dropped;
+	 * a FIN without more goes after the held ACK */
+	ackq_seg(fx, 0, 5000, 400, 4000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 500, 4000, PKT_TCP_ACK | PKT_TCP_PSH, 10);
+	ackq_seg(fx, 0, 5000, 600, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 600, 2000, PKT_TCP_ACK | PKT_TCP_FIN, 0);
+	loop_once(fx);
+	ackq_seen(fx, 5000, seen, sizeof(seen));
+	assert_string_equal(seen, "D500 A600 F600");
+
+	/* two connections (ports), IPv4 and IPv6 (same ports): apart */
+	ackq_seg(fx, 0, 5000, 700, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5001, 10, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 1, 5000, 20, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 0, 5000, 800, 2000, PKT_TCP_ACK, 0);
+	ackq_seg(fx, 1, 5000, 30, 2000, PKT_TCP_ACK, 0);
+	loop_once(fx);
+	{
+		struct qpkt *p;
+		int n4 = 0, n6 = 0, n5001 = 0;
+
+		/* order across connections does not matter: count them */
+		while ((p = q_pop(fx)) != NULL) {
+			struct pkt_info pi;
+
+			assert_int_equal(pkt_parse(p->b, p->len, 1, &pi), 0);
+			if (pi.dport == 5001) {
+				n5001++;
+				assert_int_equal(pi.tcp_ack, 10);
+			} else if (pi.version == 6) {
+				n6++;
+				assert_int_equal(pi.tcp_ack, 30);
+			} else {
+				n4++;
+				assert_int_equal(pi.tcp_ack, 800);
+			}
+		}
+		assert_int_equal(n4, 1);
+		assert_int_equal(n6, 1);
+		assert_int_equal(n5001, 1);
+	}
+
+	/* what is still held when the stack goes is sent */
+	ackq_seg(fx, 0, 5002, 900, 2000, PKT_TCP_ACK, 0);
+	stack_del(fx->st);
+	fx->st = NULL;
+	ackq_seen(fx, 5002, seen, sizeof(seen));
+	assert_string_equal(seen, "A900");
 }
 
 /* lwipmem.c: blocks of a class (segment-sized, tcp_seg-sized) come back
@@ -3618,6 +3767,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_out_of_order_client_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_acks_merged_within_a_turn, setup, teardown),
 		cmocka_unit_test(test_lwipmem_keeps_packet_blocks),
+		cmocka_unit_test_setup_teardown(test_ackq_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_refused_gets_rst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),

@@ -11,7 +11,8 @@
 
 /* Adds p[0..n) as big-endian 16-bit words (an odd last byte padded with
  * zero) to the running sum s and returns it, partly folded so it never
- * overflows, whatever n. Fold it with cksum_fold(). */
+ * overflows, whatever s and for any n below 2^34 bytes. Fold it with
+ * cksum_fold(). */
 uint32_t cksum_add(uint32_t s, const uint8_t *p, size_t n);
 
 /* Folds the carries of s and returns the one's complement: the value to

@@ -14,13 +14,15 @@
  * such stretch ACKs (RFC 5681 4.2 allows them; Linux counts acked bytes).
  *
  * What is held: a TCP segment with only the ACK flag, no options and no
- * payload (lwIP sends no SACK or timestamps here). What is never merged
- * away: a duplicate ACK (same acknowledgement number and window as the
- * held one: it tells the sender of a lost segment, RFC 5681 3.2), which
- * sends the held one first; and anything but a pure ACK, before which the
- * held ACK of the same connection goes out unless the new segment
- * acknowledges as much (then it carries the newer window and the held one
- * is dropped). Every held ACK leaves in the same event-loop iteration
+ * payload (lwIP sends no SACK or timestamps here). It is dropped for a
+ * later segment of the same connection that acknowledges more (and
+ * carries the newer window); before any other segment of the connection
+ * it goes out first, except that one of the same number replaces it when
+ * it is known not to be a duplicate (it replaced a lower one itself: the
+ * window update after a burst). So an ACK that may be a duplicate (RFC
+ * 5681 3.2: the sender counts them to find a lost segment) is never
+ * merged away, not even into a window update or data of the same
+ * number. Every held ACK leaves in the same event-loop iteration
  * (ack_ev, made active when the first one is held) in the order held, so
  * nothing waits for a timer: the delay is the rest of the current batch.
  */
@@ -108,6 +110,7 @@ void stack_ackq_output(struct stack *st, const struct stack_addr *dst, const uin
 	struct stack_ackq *q = &st->ackq;
 	size_t off = tcp_off(pkt, len);
 	unsigned i;
+	uint8_t advanced = 0;
 
 	if (off == 0 || q->ev == NULL || q->off) {
 		stack_emit(st, dst, pkt, len);
@@ -119,11 +122,18 @@ void stack_ackq_output(struct stack *st, const struct stack_addr *dst, const uin
 	if (i < q->n) {
 		const uint8_t *h = q->e[i].pkt + q->e[i].off, *t = pkt + off;
 		uint32_t hack = be32_get(h + 8), ack = be32_get(t + 8);
-		int covers = (t[13] & 0x10) && (int32_t)(ack - hack) >= 0;
-		int dup = pure_ack(pkt, len, off) && ack == hack && memcmp(h + 14, t + 14, 2) == 0;
+		int32_t d = (int32_t)(ack - hack);
 
-		if (covers && !dup) {
+		/* A held ACK may be a duplicate ACK, which tells the sender
+		 * of a lost segment (three make it retransmit: lwIP sends no
+		 * SACK), and the next segment of the same number (a window
+		 * update, data) would not count as one (RFC 5681 2). So it
+		 * is dropped for an ACK of more data, and for one of the same
+		 * number only when it was itself known to acknowledge more
+		 * than what went before it (it replaced a lower one here). */
+		if ((t[13] & 0x10) && (d > 0 || (d == 0 && q->e[i].advanced))) {
 			st->cnt.acks_merged++;
+			advanced = 1;
 			drop_at(q, i);
 		} else {
 			/* the held one first: order within a connection */
@@ -140,6 +150,7 @@ void stack_ackq_output(struct stack *st, const struct stack_addr *dst, const uin
 	q->e[q->n].dst = *dst;
 	q->e[q->n].off = (uint8_t)off;
 	q->e[q->n].len = (uint8_t)len;
+	q->e[q->n].advanced = advanced;
 	memcpy(q->e[q->n].pkt, pkt, len);
 	if (q->n++ == 0)
 		event_active(q->ev, EV_TIMEOUT, 0);

@@ -11,12 +11,13 @@
  * relay's samples in a bulk download. Two classes now: requests of more
  * than LWIPMEM_MIN up to LWIPMEM_BLOCK bytes get LWIPMEM_BLOCK, requests
  * up to LWIPMEM_SMALL get LWIPMEM_SMALL; freed, each goes on its class's
- * list (at most LWIPMEM_KEEP of each: 1 MiB and 256 KiB), which the next
+ * list (at most LWIPMEM_KEEP of each: 1 MiB and 32 KiB), which the next
  * request of the class takes from first. The class of a freed block is
  * read from malloc_usable_size(): any block that large (and less than
- * twice it) serves, so nothing needs storing. lwIP's own statistics (the
- * used bytes the memory budget reads) count requests as before; blocks on
- * the lists count as free.
+ * twice it) serves, so nothing needs storing. What lwIP holds is counted
+ * here at the blocks' real size (stack_mem_live(): the memory budget
+ * reads it), since a 1.5 KB request now takes 2 KiB; lwIP's own
+ * statistics count the requests; blocks on the lists count as free.
  *
  * Under AddressSanitizer the lists are off, so that a use after free in
  * the stack is still reported.
@@ -50,6 +51,7 @@ struct lwipmem_class {
 
 static struct lwipmem_class big = { NULL, 0, LWIPMEM_BLOCK };
 static struct lwipmem_class small = { NULL, 0, LWIPMEM_SMALL };
+static uint64_t live; /* usable bytes of the blocks lwIP holds */
 
 static void *take(struct lwipmem_class *k)
 {
@@ -64,9 +66,15 @@ static void *take(struct lwipmem_class *k)
 
 void *stack_mem_malloc(size_t n)
 {
+	void *p;
+
 	if (!LWIPMEM_CACHE || n > LWIPMEM_BLOCK || (n > LWIPMEM_SMALL && n <= LWIPMEM_MIN))
-		return malloc(n);
-	return take(n <= LWIPMEM_SMALL ? &small : &big);
+		p = malloc(n);
+	else
+		p = take(n <= LWIPMEM_SMALL ? &small : &big);
+	if (p != NULL)
+		live += malloc_usable_size(p);
+	return p;
 }
 
 void *stack_mem_calloc(size_t count, size_t size)
@@ -88,10 +96,11 @@ void stack_mem_free(void *p)
 
 	if (p == NULL)
 		return;
-	u = LWIPMEM_CACHE ? malloc_usable_size(p) : 0;
-	if (u >= LWIPMEM_BLOCK && u < 2 * LWIPMEM_BLOCK)
+	u = malloc_usable_size(p);
+	live -= u;
+	if (LWIPMEM_CACHE && u >= LWIPMEM_BLOCK && u < 2 * LWIPMEM_BLOCK)
 		k = &big;
-	else if (u >= LWIPMEM_SMALL && u < 2 * LWIPMEM_SMALL)
+	else if (LWIPMEM_CACHE && u >= LWIPMEM_SMALL && u < 2 * LWIPMEM_SMALL)
 		k = &small;
 	if (k != NULL && k->n < LWIPMEM_KEEP) {
 		struct lwipmem_free *b = p;
@@ -102,6 +111,11 @@ void stack_mem_free(void *p)
 		return;
 	}
 	free(p);
+}
+
+uint64_t stack_mem_live(void)
+{
+	return live;
 }
 
 unsigned stack_mem_kept(void)

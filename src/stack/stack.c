@@ -163,7 +163,7 @@ void stack_config_defaults(struct stack_config *cfg)
 uint64_t
 stack_lwip_mem_used(void)
 {
-	return (uint64_t)lwip_stats.mem.used;
+	return stack_mem_live();
 }
 
 /* Slots in the per-client allowance tables: clients refused at the same

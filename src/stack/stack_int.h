@@ -116,6 +116,7 @@ struct stack_ackq {
 	struct {
 		struct stack_addr dst;
 		uint8_t off, len; /* TCP header offset, packet length */
+		uint8_t advanced; /* it replaced a lower ACK: not a duplicate */
 		uint8_t pkt[STACK_ACKQ_PKT];
 	} e[STACK_ACKQ_MAX];
 };
@@ -202,8 +203,10 @@ int stack_tw_admit(struct stack *st, const struct pkt_info *pi);
 #define LWIPMEM_KEEP 512u
 int stack_mem_keeps(void);
 unsigned stack_mem_kept(void); /* blocks kept now, both sizes */
+uint64_t stack_mem_live(void); /* usable bytes of the blocks lwIP holds */
 void stack_mem_trim(void);     /* frees the kept blocks */
-/* Bytes lwIP holds on the heap now (pbufs, segments, pcbs). */
+/* Bytes lwIP holds on the heap now (pbufs, segments, pcbs), at the
+ * blocks' real size (stack_mem_live()). */
 uint64_t stack_lwip_mem_used(void);
 void stack_audit(struct stack *st, enum stack_event_type type,
 		 const struct flow *f, const char *reason);
