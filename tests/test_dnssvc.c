@@ -45,6 +45,7 @@ struct fx {
 	size_t outlen[4];
 	int nout;
 	char changed[8][64];
+	int changed_nout[8];
 	int nchanged;
 };
 
@@ -79,8 +80,10 @@ static const struct policy *policy_hook(void *ctx)
 static void changed_hook(void *ctx, const char *client)
 {
 	struct fx *fx = ctx;
-	if (fx->nchanged < 8)
+	if (fx->nchanged < 8) {
+		fx->changed_nout[fx->nchanged] = fx->nout; /* replies out by then */
 		(void)snprintf(fx->changed[fx->nchanged++], 64, "%s", client);
+	}
 }
 
 static int setup(void **state)
@@ -304,7 +307,10 @@ static void test_allowed_binds_routes_cache_expiry(void **state)
 	assert_int_equal(b->expires_ms, fx->now + 30000); /* TTL 5 s: the 30 s floor */
 	/* routes: the gateway and the two learned addresses */
 	assert_int_equal(dnssvc_routes(fx->d, "agent-1", r, 8), 3);
-	/* the first change is advertised at once ... */
+	/* the first change is advertised at once, before the answer that
+	 * made it leaves (the client's SYN must find the route) ... */
+	assert_int_equal(fx->nchanged, 1);
+	assert_int_equal(fx->changed_nout[0], 0);
 	dnssvc_tick(fx->d);
 	assert_int_equal(fx->nchanged, 1);
 	assert_string_equal(fx->changed[0], "agent-1");

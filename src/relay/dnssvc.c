@@ -222,6 +222,15 @@ static void routes_dirty(void *ctx, const char *client)
 		d->dirty = r;
 	}
 	r->dirty = 1;
+	/* Due now (the first change in a window): told at once, so that the
+	 * advertisement leaves before the answer that made it (the caller
+	 * replies after this). An answer that came first let the client's
+	 * first SYN to the name leave by its default route, and with that
+	 * route's source address: a connection the tunnel then drops. */
+	if (d_now(d) >= r->last_ms + DNSSVC_ROUTE_COALESCE_MS) {
+		routes_run(d);
+		return;
+	}
 	routes_arm(d, d_now(d));
 }
 

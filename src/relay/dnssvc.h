@@ -22,6 +22,9 @@
  * is told (routes_changed) at most once per DNSSVC_ROUTE_COALESCE_MS per
  * client, and builds a complete ROUTE_ADVERTISEMENT including
  * dnssvc_routes(): the gateway addresses (always) and the learned ones.
+ * The first change in a window is told at once, before the answer that
+ * made it is sent, so the route reaches the client first; later ones in
+ * the window wait for its end (their answers do not).
  *
  * Bounds: DNSSVC_MAX_PENDING queries in flight, DNSSVC_MAX_PENDING_PER_CLIENT
  * of one client (more: SERVFAIL, counted as overload), the
