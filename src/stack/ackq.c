@@ -134,12 +134,11 @@ void stack_ackq_output(struct stack *st, const struct stack_addr *dst, const uin
 		if ((t[13] & 0x10) && (d > 0 || (d == 0 && q->e[i].advanced))) {
 			st->cnt.acks_merged++;
 			advanced = 1;
-			drop_at(q, i);
 		} else {
 			/* the held one first: order within a connection */
 			stack_emit(st, &q->e[i].dst, q->e[i].pkt, q->e[i].len);
-			drop_at(q, i);
 		}
+		drop_at(q, i);
 	}
 	if (!pure_ack(pkt, len, off)) {
 		stack_emit(st, dst, pkt, len);
