@@ -41,6 +41,8 @@ struct fx {
 	uint64_t now;
 	int ufd, tfd; /* fake upstream: UDP and TCP on one loopback port */
 	uint16_t port;
+	struct dnssvc_config dc;
+	struct dnssvc_hooks h;
 	uint8_t out[4][2048]; /* replies toward the client (IP packets) */
 	size_t outlen[4];
 	int nout;
@@ -55,8 +57,9 @@ static void out_cb(void *ctx, const struct stack_addr *dst, const uint8_t *pkt, 
 	(void)dst;
 	if (fx->nout < 4 && len <= sizeof(fx->out[0])) {
 		memcpy(fx->out[fx->nout], pkt, len);
-		fx->outlen[fx->nout++] = len;
+		fx->outlen[fx->nout] = len;
 	}
+	fx->nout++; /* the first four kept */
 }
 
 static enum stack_verdict pol_cb(void *ctx, const struct stack_flow_info *f, const char **prule)
@@ -139,6 +142,8 @@ static int setup(void **state)
 	dc.gw[0].a[0] = 10, dc.gw[0].a[1] = 100, dc.gw[0].a[3] = 1;
 	dc.n_gw = 1;
 	assert_int_equal(dnssvc_new(fx->base, fx->st, NULL, &dc, &h, &fx->d), 0);
+	fx->dc = dc;
+	fx->h = h;
 	*state = fx;
 	return 0;
 }
@@ -249,6 +254,20 @@ static void wait_reply(struct fx *fx, int want)
 	assert_int_equal(fx->nout, want);
 }
 
+/* Runs the loop until n answers were held in all. */
+static void held_wait(struct fx *fx, uint64_t n)
+{
+	struct dnssvc_counts c;
+	for (int i = 0; i < 2000; i++) {
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+		dnssvc_get_counts(fx->d, &c);
+		if (c.held >= n)
+			break;
+		(void)poll(NULL, 0, 1);
+	}
+	assert_int_equal(c.held, n);
+}
+
 /* Reply k as (rcode, tc, id, number of A records). */
 static void reply_is(struct fx *fx, int k, uint8_t rcode, int tc, uint16_t id, size_t naddr)
 {
@@ -314,19 +333,24 @@ static void test_allowed_binds_routes_cache_expiry(void **state)
 	dnssvc_tick(fx->d);
 	assert_int_equal(fx->nchanged, 1);
 	assert_string_equal(fx->changed[0], "agent-1");
-	/* ... a second within 100 ms waits for the window */
-	fx->now += 20;
+	/* ... a second within 100 ms waits, and so does its answer: the
+	 * window is DNSSVC_ROUTE_HOLD_MS then, and the answer goes right
+	 * after the advertisement */
+	fx->now += 5;
 	ask(fx, "a.saas.example.", 22, 0);
 	upstream_udp(fx, "198.18.1.10", 1, 600, 0);
-	wait_reply(fx, 2);
+	held_wait(fx, 1);
+	assert_int_equal(fx->nout, 1);
+	fx->now += DNSSVC_ROUTE_HOLD_MS - 6;
 	dnssvc_tick(fx->d);
 	assert_int_equal(fx->nchanged, 1);
-	fx->now += 79;
-	dnssvc_tick(fx->d);
-	assert_int_equal(fx->nchanged, 1);
+	assert_int_equal(fx->nout, 1);
 	fx->now += 1;
 	dnssvc_tick(fx->d);
 	assert_int_equal(fx->nchanged, 2);
+	assert_int_equal(fx->changed_nout[1], 1); /* told before the answer left */
+	assert_int_equal(fx->nout, 2);
+	reply_is(fx, 1, 0, 0, 22, 1);
 	/* the same name again: from the cache, nothing upstream, new ID */
 	ask(fx, "portal.lab.example.", 23, 0);
 	assert_true(upstream_idle(fx));
@@ -343,10 +367,86 @@ static void test_allowed_binds_routes_cache_expiry(void **state)
 	assert_non_null(bound(fx, "198.18.1.10"));
 	assert_int_equal(fx->nchanged, 3); /* withdrawn with a new advertisement */
 	assert_int_equal(dnssvc_routes(fx->d, "agent-1", r, 8), 2);
-	/* the cached answer (TTL 5 s) is gone too: asked upstream again */
+	/* the cached answer (TTL 5 s) is gone too: asked upstream again; its
+	 * route is new again, in the window the withdrawal opened: the answer
+	 * waits for it */
 	ask(fx, "portal.lab.example.", 24, 0);
 	upstream_udp(fx, "198.18.0.10", 1, 5, 0);
-	wait_reply(fx, 4);
+	held_wait(fx, 2);
+	assert_int_equal(fx->nout, 3);
+	fx->now += DNSSVC_ROUTE_HOLD_MS;
+	dnssvc_tick(fx->d);
+	assert_int_equal(fx->nchanged, 4);
+	assert_int_equal(fx->changed_nout[3], 3);
+	assert_int_equal(fx->nout, 4);
+	reply_is(fx, 3, 0, 0, 24, 1);
+}
+
+/* A page resolving many new names in one window: every answer waits for
+ * the advertisement of its route, but no more than DNSSVC_HOLD_MAX of
+ * them: then the routes are told at once and all the answers go, in the
+ * order they came. A change from expiry alone waits the whole window. */
+static void test_answers_held_cap(void **state)
+{
+	struct fx *fx = *state;
+	struct dnssvc_counts c;
+	char name[64], ip[32];
+
+	dnssvc_free(fx->d); /* again, with room for more learned routes */
+	fx->dc.names.max_per_client = 1000;
+	assert_int_equal(dnssvc_new(fx->base, fx->st, NULL, &fx->dc, &fx->h, &fx->d), 0);
+	uint64_t t0 = fx->now;
+	ask(fx, "first.saas.example.", 1, 0);
+	upstream_udp(fx, "198.18.3.1", 1, 5, 0); /* bound for the 30 s floor */
+	wait_reply(fx, 1);
+	assert_int_equal(fx->nchanged, 1);
+	assert_int_equal(fx->changed_nout[0], 0);
+	fx->now += 1;
+	for (int i = 0; i < DNSSVC_HOLD_MAX; i++) {
+		(void)snprintf(name, sizeof(name), "h%d.saas.example.", i);
+		(void)snprintf(ip, sizeof(ip), "198.18.4.%d", i + 1);
+		ask(fx, name, (uint16_t)(100 + i), 0);
+		upstream_udp(fx, ip, 1, 600, 0);
+		held_wait(fx, (uint64_t)i + 1);
+	}
+	assert_int_equal(fx->nout, 1);
+	assert_int_equal(fx->nchanged, 1);
+	/* one more: over the cap, told now, then every answer, oldest first */
+	ask(fx, "last.saas.example.", 99, 0);
+	upstream_udp(fx, "198.18.5.1", 1, 600, 0);
+	wait_reply(fx, DNSSVC_HOLD_MAX + 2);
+	assert_int_equal(fx->nchanged, 2);
+	assert_int_equal(fx->changed_nout[1], 1);
+	reply_is(fx, 1, 0, 0, 100, 1);
+	reply_is(fx, 2, 0, 0, 101, 1);
+	dnssvc_get_counts(fx->d, &c);
+	assert_int_equal(c.held, DNSSVC_HOLD_MAX);
+	/* the same addresses again (from the cache): no new route, no wait */
+	ask(fx, "h0.saas.example.", 200, 0);
+	assert_int_equal(fx->nout, DNSSVC_HOLD_MAX + 3);
+	/* a change from expiry alone waits for the whole window */
+	fx->now = t0 + 30000 - 10;
+	ask(fx, "fresh.saas.example.", 202, 0);
+	upstream_udp(fx, "198.18.6.1", 1, 600, 0);
+	wait_reply(fx, DNSSVC_HOLD_MAX + 4); /* a new window: told at once */
+	assert_int_equal(fx->nchanged, 3);
+	fx->now = t0 + 30000; /* first.saas.example's binding expires */
+	dnssvc_tick(fx->d);
+	assert_null(dnssvc_binding(fx->d, "agent-1", &(struct stack_addr){ 4, { 198, 18, 3, 1 } }));
+	assert_int_equal(fx->nchanged, 3);
+	fx->now = t0 + 30000 - 10 + DNSSVC_ROUTE_COALESCE_MS - 1;
+	dnssvc_tick(fx->d);
+	assert_int_equal(fx->nchanged, 3);
+	fx->now += 1;
+	dnssvc_tick(fx->d);
+	assert_int_equal(fx->nchanged, 4);
+	/* an answer still held when the service stops is freed with it
+	 * (teardown; the ASan build checks) */
+	fx->now += 1;
+	ask(fx, "late.saas.example.", 201, 0);
+	upstream_udp(fx, "198.18.7.1", 1, 600, 0);
+	held_wait(fx, DNSSVC_HOLD_MAX + 1);
+	assert_int_equal(fx->nout, DNSSVC_HOLD_MAX + 4);
 }
 
 static void test_rebinding_refused(void **state)
@@ -478,6 +578,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_denied_never_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowed_binds_routes_cache_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answers_held_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebinding_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_and_bad_upstreams, setup, teardown),

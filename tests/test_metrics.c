@@ -178,6 +178,7 @@ static void fixed_values(struct metrics_values *v)
 	v->ipam_api_refreshes = 347;
 	v->ipam_api_pending = 348;
 	v->dnssvc.upstream_tcp = 328;
+	v->dnssvc.held = 333;
 	zg_histo_observe(&v->dnssvc.upstream, 800);
 	zg_histo_observe(&v->dnssvc.upstream, 25000);
 	v->dnssvc.names.bindings = 329;

@@ -52,10 +52,23 @@ struct centry {
 	char name[POLICY_NAME_MAX];
 };
 
+/* An answer that made a route not yet told to its client: sent right
+ * after the advertisement that holds the route. */
+struct held {
+	struct held *next;
+	struct stack_flow_info flow; /* client_id points at rdirty's, session NULL */
+	uint64_t conn;
+	uint16_t udp_max;
+	size_t len;
+	uint8_t msg[];
+};
+
 struct rdirty {
 	struct rdirty *next;
 	uint64_t last_ms; /* last routes_changed for this client */
 	int dirty;
+	struct held *held, **held_tail; /* oldest first */
+	size_t nheld, held_bytes;
 	char client[STACK_ID_MAX];
 };
 
@@ -163,18 +176,54 @@ static void audit_q(struct dnssvc *d, int allow, uint64_t sid, const char *clien
 
 /* ---------------------------------------------------------------- routes */
 
+static void reply(struct dnssvc *d, const struct stack_flow_info *flow, uint64_t conn,
+		  uint16_t udp_max, const uint8_t *msg, size_t len);
+
+/* When r's advertisement is due: a window after the last one, a shorter
+ * one while answers wait for it. */
+static uint64_t routes_due(const struct rdirty *r)
+{
+	return r->last_ms + (r->nheld > 0 ? DNSSVC_ROUTE_HOLD_MS : DNSSVC_ROUTE_COALESCE_MS);
+}
+
 static void routes_arm(struct dnssvc *d, uint64_t now)
 {
 	uint64_t due = UINT64_MAX;
 	struct timeval tv;
 
 	for (struct rdirty *r = d->dirty; r != NULL; r = r->next)
-		if (r->dirty && r->last_ms + DNSSVC_ROUTE_COALESCE_MS < due)
-			due = r->last_ms + DNSSVC_ROUTE_COALESCE_MS;
+		if (r->dirty && routes_due(r) < due)
+			due = routes_due(r);
 	if (due == UINT64_MAX)
 		return;
 	tv_ms(&tv, due > now ? due - now : 0);
 	(void)event_add(d->ev_routes, &tv);
+}
+
+/* Sends (send != 0) or drops r's held answers, oldest first. */
+static void held_release(struct dnssvc *d, struct rdirty *r, int send)
+{
+	struct held *h;
+
+	while ((h = r->held) != NULL) {
+		r->held = h->next;
+		if (send)
+			reply(d, &h->flow, h->conn, h->udp_max, h->msg, h->len);
+		free(h);
+	}
+	r->held_tail = &r->held;
+	r->nheld = 0;
+	r->held_bytes = 0;
+}
+
+/* Tells r's client its routes now, then sends the answers that waited. */
+static void routes_tell(struct dnssvc *d, struct rdirty *r, uint64_t now)
+{
+	r->dirty = 0;
+	r->last_ms = now;
+	if (d->hooks.routes_changed != NULL)
+		d->hooks.routes_changed(d->hooks.ctx, r->client);
+	held_release(d, r, 1);
 }
 
 static void routes_run(struct dnssvc *d)
@@ -183,12 +232,8 @@ static void routes_run(struct dnssvc *d)
 	struct rdirty **pp = &d->dirty, *r;
 
 	while ((r = *pp) != NULL) {
-		if (r->dirty && now >= r->last_ms + DNSSVC_ROUTE_COALESCE_MS) {
-			r->dirty = 0;
-			r->last_ms = now;
-			if (d->hooks.routes_changed != NULL)
-				d->hooks.routes_changed(d->hooks.ctx, r->client);
-		}
+		if (r->dirty && now >= routes_due(r))
+			routes_tell(d, r, now);
 		if (!r->dirty && now >= r->last_ms + DNSSVC_ROUTE_COALESCE_MS) {
 			*pp = r->next; /* quiet for a whole window: forget it */
 			free(r);
@@ -206,32 +251,85 @@ static void routes_cb(evutil_socket_t fd, short what, void *arg)
 	routes_run(arg);
 }
 
-/* client's learned routes changed: one advertisement within the window */
-static void routes_dirty(void *ctx, const char *client)
+static struct rdirty *rdirty_get(struct dnssvc *d, const char *client)
 {
-	struct dnssvc *d = ctx;
 	struct rdirty *r;
 
 	for (r = d->dirty; r != NULL && strcmp(r->client, client) != 0; r = r->next)
 		;
-	if (r == NULL) {
-		if ((r = calloc(1, sizeof(*r))) == NULL)
-			return; /* the next change or expiry tries again */
+	if (r == NULL && (r = calloc(1, sizeof(*r))) != NULL) {
 		(void)snprintf(r->client, sizeof(r->client), "%s", client);
+		r->held_tail = &r->held;
 		r->next = d->dirty;
 		d->dirty = r;
 	}
+	return r;
+}
+
+/* client's learned routes changed: one advertisement per window. The
+ * first change of a window is told at once. Returns the client's entry
+ * when the change waits for the window's end, else NULL. */
+static struct rdirty *routes_mark(struct dnssvc *d, const char *client)
+{
+	struct rdirty *r = rdirty_get(d, client);
+	uint64_t now = d_now(d);
+
+	if (r == NULL)
+		return NULL; /* the next change or expiry tries again */
 	r->dirty = 1;
-	/* Due now (the first change in a window): told at once, so that the
-	 * advertisement leaves before the answer that made it (the caller
-	 * replies after this). An answer that came first let the client's
-	 * first SYN to the name leave by its default route, and with that
-	 * route's source address: a connection the tunnel then drops. */
-	if (d_now(d) >= r->last_ms + DNSSVC_ROUTE_COALESCE_MS) {
+	if (now >= r->last_ms + DNSSVC_ROUTE_COALESCE_MS) {
 		routes_run(d);
+		return NULL;
+	}
+	routes_arm(d, now);
+	return r;
+}
+
+/* An expired binding (names_expire's callback). */
+static void routes_dirty(void *ctx, const char *client)
+{
+	(void)routes_mark(ctx, client);
+}
+
+/* Sends the answer that bound a new address of client: at once when the
+ * route was told already, else after the advertisement that tells it.
+ * An answer that came first let the client's first SYN to the name leave
+ * by its default route, with that route's source address: a connection
+ * the tunnel then drops. Answers waiting shorten the window
+ * (DNSSVC_ROUTE_HOLD_MS); past DNSSVC_HOLD_MAX of them, or
+ * DNSSVC_HOLD_MAX_BYTES, the routes are told at once. */
+static void reply_after_routes(struct dnssvc *d, struct rdirty *r,
+			       const struct stack_flow_info *flow, uint64_t conn,
+			       uint16_t udp_max, const uint8_t *msg, size_t len)
+{
+	struct held *h;
+
+	if (r == NULL || !r->dirty) {
+		reply(d, flow, conn, udp_max, msg, len);
 		return;
 	}
-	routes_arm(d, d_now(d));
+	if (r->nheld >= DNSSVC_HOLD_MAX || r->held_bytes + len > DNSSVC_HOLD_MAX_BYTES ||
+	    (h = malloc(sizeof(*h) + len)) == NULL) {
+		routes_tell(d, r, d_now(d));
+		routes_arm(d, d_now(d));
+		reply(d, flow, conn, udp_max, msg, len);
+		return;
+	}
+	h->next = NULL;
+	h->flow = *flow;
+	h->flow.client_id = r->client;
+	h->flow.session = NULL;
+	h->conn = conn;
+	h->udp_max = udp_max;
+	h->len = len;
+	memcpy(h->msg, msg, len);
+	*r->held_tail = h;
+	r->held_tail = &h->next;
+	r->nheld++;
+	r->held_bytes += len;
+	d->cnt.held++;
+	if (r->nheld == 1) /* the window just became shorter */
+		routes_run(d);
 }
 
 static void expire_arm(struct dnssvc *d, uint64_t due)
@@ -385,15 +483,18 @@ static void reply_rcode(struct dnssvc *d, const struct stack_flow_info *flow, ui
 }
 
 /* Binds the addresses of an allowed answer; 0, or -1 when one of them is
- * never reachable (nothing is bound then). */
+ * never reachable (nothing is bound then). *wait: the client's entry when
+ * a route it made waits for the window's end (reply_after_routes), else
+ * NULL. */
 static int bind_answer(struct dnssvc *d, const char *client, const char *rule, const char *name,
-		       const uint8_t *msg, size_t len)
+		       const uint8_t *msg, size_t len, struct rdirty **wait)
 {
 	struct dnsmsg_addr ad[ADDRS_MAX];
 	struct dnsmsg_answer a;
 	uint64_t now = d_now(d), exp_min = UINT64_MAX;
 	int changed = 0;
 
+	*wait = NULL;
 	if (dnsmsg_parse_answer(msg, len, &a, ad, ADDRS_MAX) != 0)
 		return 0;
 	for (size_t i = 0; i < a.naddr; i++) {
@@ -421,7 +522,7 @@ static int bind_answer(struct dnssvc *d, const char *client, const char *rule, c
 	}
 	expire_arm(d, exp_min);
 	if (changed)
-		routes_dirty(d, client);
+		*wait = routes_mark(d, client);
 	return 0;
 }
 
@@ -431,6 +532,7 @@ static void answered(struct pending *p, uint8_t *msg, size_t len)
 	struct dnssvc *d = p->d;
 	struct dnsmsg_answer a;
 	struct dnsmsg_addr none[1];
+	struct rdirty *wait;
 
 	zg_histo_observe(&d->cnt.upstream, now_us() - p->sent_us);
 	if (dnsmsg_parse_answer(msg, len, &a, none, 0) != 0) {
@@ -440,7 +542,7 @@ static void answered(struct pending *p, uint8_t *msg, size_t len)
 		return;
 	}
 	dnsmsg_set_id(msg, p->client_qid);
-	if (bind_answer(d, p->client, p->rule, p->name, msg, len) != 0) {
+	if (bind_answer(d, p->client, p->rule, p->name, msg, len, &wait) != 0) {
 		/* DNS rebinding: an allowed name leads somewhere never reachable */
 		d->cnt.rebinding++;
 		dnsmsg_set_id(p->q, p->client_qid);
@@ -452,7 +554,7 @@ static void answered(struct pending *p, uint8_t *msg, size_t len)
 	if (!a.tc && (a.rcode == DNSMSG_RCODE_NOERROR || a.rcode == DNSMSG_RCODE_NXDOMAIN))
 		cache_put(d, p, msg, len, a.min_ttl, d_now(d));
 	d->cnt.allowed++;
-	reply(d, &p->flow, p->conn, p->udp_max, msg, len);
+	reply_after_routes(d, wait, &p->flow, p->conn, p->udp_max, msg, len);
 	audit_q(d, 1, p->sid, p->client, p->name, p->qtype, p->rule, NULL, rcode_name(a.rcode));
 }
 
@@ -654,8 +756,9 @@ void dnssvc_query(struct dnssvc *d, const struct stack_flow_info *flow, uint64_t
 			d->cnt.cache_hits++;
 			d->cnt.allowed++;
 			/* cached answers passed the rebinding check when stored */
-			(void)bind_answer(d, flow->client_id, rule, q.name, aged, alen);
-			reply(d, flow, conn, q.udp_max, aged, alen);
+			struct rdirty *wait;
+			(void)bind_answer(d, flow->client_id, rule, q.name, aged, alen, &wait);
+			reply_after_routes(d, wait, flow, conn, q.udp_max, aged, alen);
 			struct dnsmsg_answer a;
 			struct dnsmsg_addr none[1];
 			(void)dnsmsg_parse_answer(aged, alen, &a, none, 0);
@@ -869,6 +972,7 @@ void dnssvc_free(struct dnssvc *d)
 	while (d->dirty != NULL) {
 		struct rdirty *r = d->dirty;
 		d->dirty = r->next;
+		held_release(d, r, 0);
 		free(r);
 	}
 	if (d->ev_routes)

@@ -22,9 +22,14 @@
  * is told (routes_changed) at most once per DNSSVC_ROUTE_COALESCE_MS per
  * client, and builds a complete ROUTE_ADVERTISEMENT including
  * dnssvc_routes(): the gateway addresses (always) and the learned ones.
- * The first change in a window is told at once, before the answer that
- * made it is sent, so the route reaches the client first; later ones in
- * the window wait for its end (their answers do not).
+ * An answer that made a new route is sent after the advertisement that
+ * holds it, so the client's first connection to the name finds its
+ * route: the first change in a window is told at once (before the answer
+ * is sent); an answer for a later one is held (counted in held) until the
+ * window's advertisement, which then comes DNSSVC_ROUTE_HOLD_MS after the
+ * last one instead of a whole window. At most DNSSVC_HOLD_MAX answers or
+ * DNSSVC_HOLD_MAX_BYTES are held per client; past that the routes are
+ * told at once.
  *
  * Bounds: DNSSVC_MAX_PENDING queries in flight, DNSSVC_MAX_PENDING_PER_CLIENT
  * of one client (more: SERVFAIL, counted as overload), the
@@ -55,6 +60,9 @@ struct dnssvc;
 #define DNSSVC_MAX_PENDING_PER_CLIENT 64
 #define DNSSVC_TIMEOUT_MS 2000
 #define DNSSVC_ROUTE_COALESCE_MS 100
+#define DNSSVC_ROUTE_HOLD_MS 20
+#define DNSSVC_HOLD_MAX 64
+#define DNSSVC_HOLD_MAX_BYTES (256u * 1024u)
 
 struct dnssvc_config {
 	struct sockaddr_storage upstream[DNSSVC_MAX_UPSTREAMS];
@@ -82,6 +90,7 @@ struct dnssvc_hooks {
 struct dnssvc_counts {
 	uint64_t allowed, denied, rebinding, servfail, malformed, overload;
 	uint64_t cache_hits, cache_entries, upstream_tcp;
+	uint64_t held; /* answers sent after the advertisement of their route */
 	struct names_counts names;
 	struct zg_histo upstream; /* query sent to answer received */
 };
@@ -120,7 +129,8 @@ size_t dnssvc_routes(struct dnssvc *d, const char *client, struct cip_route *out
 void dnssvc_get_counts(const struct dnssvc *d, struct dnssvc_counts *c);
 
 /* Runs what is due by the service's clock: expired bindings (their routes
- * withdrawn), route advertisements held back by the coalescing window.
+ * withdrawn), route advertisements held back by the coalescing window
+ * and the answers waiting for them.
  * The service's own timers call it; tests with a fake clock call it after
  * moving the clock. */
 void dnssvc_tick(struct dnssvc *d);

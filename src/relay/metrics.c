@@ -358,6 +358,9 @@ static void dns_service(struct mw *w, const struct metrics_values *v)
 	    "Allowed queries answered from the cache.", d->cache_hits);
 	one(w, "zgate_dns_service_cache_entries", "gauge", "Answers in the cache now.",
 	    d->cache_entries);
+	one(w, "zgate_dns_service_answers_held_total", "counter",
+	    "Answers held until the route advertisement holding their new address was sent.",
+	    d->held);
 	one(w, "zgate_dns_service_upstream_tcp_total", "counter",
 	    "Queries asked again over TCP because the UDP answer was truncated.", d->upstream_tcp);
 	histo(w, "zgate_dns_service_upstream_seconds",

@@ -12,6 +12,8 @@
 #   - x.saas.example resolves through the wildcard, the apex does not;
 #   - an unlisted name gets NXDOMAIN and a dns_deny line (client, name, qtype);
 #   - evil.saas.example (127.0.0.1: rebinding) is REFUSED and audited;
+#   - several new names resolved at once: each answer reaches the client
+#     after the route of its address (its first SYN finds the tunnel);
 #   - after the TTL the learned route is withdrawn from the agent.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topo.sh"
@@ -50,6 +52,7 @@ ZG_EXEC=exec ins dnsmasq --keep-in-foreground --no-resolv --no-hosts --user=root
 	--listen-address=198.18.0.10 --bind-interfaces --port=53 --local-ttl=3 \
 	--address=/portal.lab.example/198.18.0.10 --address=/saas.example/198.18.1.10 \
 	--address=/evil.saas.example/127.0.0.1 --address=/unlisted.example/198.18.0.10 \
+	$(for i in 1 2 3 4 5 6; do printf -- '--address=/b%d.saas.example/198.18.2.%d ' $i $i; done) \
 	--log-queries --log-facility="$D/dnsmasq.log" --pid-file= >"$D/dnsmasq.out" 2>&1 &
 DPID=$!
 cleanup "kill $DPID 2>/dev/null; wait $DPID 2>/dev/null"
@@ -138,6 +141,24 @@ audit_wait "$D/audit.log" '"event":"dns_deny".*"name":"evil.saas.example".*"reas
 	fail "rebinding not audited"
 via_tunnel 127.0.0.1 && fail "127.0.0.1 routed into the tunnel"
 
+step "six new names at once (a web page): each answer comes after its route"
+# each dig checks, the moment its answer is in, that the address already
+# goes by the tunnel: the answers of one coalescing window are held until
+# the advertisement that holds their routes
+pids=()
+for i in 1 2 3 4 5 6; do
+	(a=$(ask +short b$i.saas.example A) && [[ $a == 198.18.2.$i ]] &&
+		[[ $(inc 1 ip route get 198.18.2.$i) == *zgate0* ]] ||
+		echo "b$i.saas.example: answer '$a' before its route: $(inc 1 ip route get 198.18.2.$i)") \
+		>"$D/burst$i.out" 2>&1 &
+	pids+=($!)
+done
+wait "${pids[@]}"
+cat "$D"/burst*.out
+[[ -z $(cat "$D"/burst*.out) ]] || fail "an answer reached the client before its route"
+[[ $(metric 'zgate_dns_service_answers_held_total') -ge 1 ]] ||
+	fail "no answer was held: the six did not share a window"
+
 step "metrics count the queries by result"
 m=$(metrics | grep '^zgate_dns_service_queries_total')
 echo "$m"
@@ -146,8 +167,9 @@ echo "$m"
 [[ $(metric 'zgate_dns_learned_bindings') -ge 2 ]] || fail "learned bindings not counted"
 
 step "after the TTL the learned routes are withdrawn"
-for k in $(seq 80); do via_tunnel 198.18.1.10 || break; sleep 0.1; done
+for k in $(seq 80); do via_tunnel 198.18.1.10 || via_tunnel 198.18.2.6 || break; sleep 0.1; done
 via_tunnel 198.18.1.10 && fail "198.18.1.10 still routed 8 s after its 3 s TTL"
+via_tunnel 198.18.2.6 && fail "198.18.2.6 still routed 8 s after its 3 s TTL"
 via_tunnel 198.18.0.10 && fail "198.18.0.10 still routed after its TTL"
 via_tunnel $GW || fail "the DNS service's address was withdrawn"
 [[ $(metric 'zgate_dns_learned_bindings') -eq 0 ]] || fail "bindings left after the TTL"
