@@ -449,6 +449,52 @@ static void test_answers_held_cap(void **state)
 	assert_int_equal(fx->nout, DNSSVC_HOLD_MAX + 4);
 }
 
+/* While a change waits for its advertisement, an answer that carries an
+ * address the client may not have been told of yet waits too: the same
+ * name again (from the cache), another name with the same address, and
+ * (simply) any answer with an address. A denied name is answered at once. */
+static void test_answers_same_address_held(void **state)
+{
+	struct fx *fx = *state;
+	struct dnssvc_counts c;
+
+	ask(fx, "p.saas.example.", 1, 0);
+	upstream_udp(fx, "198.18.8.1", 1, 600, 0);
+	wait_reply(fx, 1); /* told at once */
+	assert_int_equal(fx->nchanged, 1);
+	fx->now += 1;
+	ask(fx, "q.saas.example.", 2, 0);
+	upstream_udp(fx, "198.18.8.2", 1, 600, 0);
+	held_wait(fx, 1);
+	ask(fx, "q.saas.example.", 3, 0); /* from the cache: its address is not told yet */
+	assert_true(upstream_idle(fx));
+	held_wait(fx, 2);
+	ask(fx, "r.saas.example.", 4, 0); /* another name, the same address */
+	upstream_udp(fx, "198.18.8.2", 1, 600, 0);
+	held_wait(fx, 3);
+	ask(fx, "p.saas.example.", 5, 0); /* told already, but held all the same */
+	held_wait(fx, 4);
+	ask(fx, "unlisted.example.", 6, 0); /* denied: at once */
+	assert_int_equal(fx->nout, 2);
+	reply_is(fx, 1, DNSMSG_RCODE_NXDOMAIN, 0, 6, 0);
+	fx->now += DNSSVC_ROUTE_HOLD_MS - 2; /* the window began 1 ms before */
+	dnssvc_tick(fx->d);
+	assert_int_equal(fx->nchanged, 1);
+	assert_int_equal(fx->nout, 2);
+	fx->now += 1;
+	dnssvc_tick(fx->d);
+	assert_int_equal(fx->nchanged, 2);
+	assert_int_equal(fx->changed_nout[1], 2); /* told before any of the four */
+	assert_int_equal(fx->nout, 6);
+	reply_is(fx, 2, 0, 0, 2, 1); /* oldest first */
+	reply_is(fx, 3, 0, 0, 3, 1);
+	/* nothing waits now: the cache answers at once */
+	ask(fx, "q.saas.example.", 7, 0);
+	assert_int_equal(fx->nout, 7);
+	dnssvc_get_counts(fx->d, &c);
+	assert_int_equal(c.held, 4);
+}
+
 static void test_rebinding_refused(void **state)
 {
 	struct fx *fx = *state;
@@ -579,6 +625,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_denied_never_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowed_binds_routes_cache_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answers_held_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answers_same_address_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebinding_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_and_bad_upstreams, setup, teardown),

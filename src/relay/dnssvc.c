@@ -85,6 +85,7 @@ struct dnssvc {
 	struct centry *lru_head, *lru_tail;
 	size_t ncache;
 	struct rdirty *dirty;
+	size_t held_bytes; /* all clients' held answers */
 	struct event *ev_routes, *ev_expire;
 	uint64_t expire_at; /* ev_expire's deadline, UINT64_MAX: not armed */
 	struct dnssvc_counts cnt;
@@ -212,6 +213,7 @@ static void held_release(struct dnssvc *d, struct rdirty *r, int send)
 		free(h);
 	}
 	r->held_tail = &r->held;
+	d->held_bytes -= r->held_bytes;
 	r->nheld = 0;
 	r->held_bytes = 0;
 }
@@ -285,19 +287,29 @@ static struct rdirty *routes_mark(struct dnssvc *d, const char *client)
 	return r;
 }
 
+/* client's entry when its routes changed and are not told yet, else NULL */
+static struct rdirty *routes_pending(struct dnssvc *d, const char *client)
+{
+	for (struct rdirty *r = d->dirty; r != NULL; r = r->next)
+		if (strcmp(r->client, client) == 0)
+			return r->dirty ? r : NULL;
+	return NULL;
+}
+
 /* An expired binding (names_expire's callback). */
 static void routes_dirty(void *ctx, const char *client)
 {
 	(void)routes_mark(ctx, client);
 }
 
-/* Sends the answer that bound a new address of client: at once when the
- * route was told already, else after the advertisement that tells it.
+/* Sends an answer that bound addresses of client: at once when its
+ * routes were told already, else after the advertisement that tells them.
  * An answer that came first let the client's first SYN to the name leave
  * by its default route, with that route's source address: a connection
  * the tunnel then drops. Answers waiting shorten the window
  * (DNSSVC_ROUTE_HOLD_MS); past DNSSVC_HOLD_MAX of them, or
- * DNSSVC_HOLD_MAX_BYTES, the routes are told at once. */
+ * DNSSVC_HOLD_MAX_BYTES of one client's, or DNSSVC_HOLD_MAX_BYTES_ALL of
+ * all clients', the routes are told at once. */
 static void reply_after_routes(struct dnssvc *d, struct rdirty *r,
 			       const struct stack_flow_info *flow, uint64_t conn,
 			       uint16_t udp_max, const uint8_t *msg, size_t len)
@@ -309,6 +321,7 @@ static void reply_after_routes(struct dnssvc *d, struct rdirty *r,
 		return;
 	}
 	if (r->nheld >= DNSSVC_HOLD_MAX || r->held_bytes + len > DNSSVC_HOLD_MAX_BYTES ||
+	    d->held_bytes + len > DNSSVC_HOLD_MAX_BYTES_ALL ||
 	    (h = malloc(sizeof(*h) + len)) == NULL) {
 		routes_tell(d, r, d_now(d));
 		routes_arm(d, d_now(d));
@@ -327,6 +340,7 @@ static void reply_after_routes(struct dnssvc *d, struct rdirty *r,
 	r->held_tail = &h->next;
 	r->nheld++;
 	r->held_bytes += len;
+	d->held_bytes += len;
 	d->cnt.held++;
 	if (r->nheld == 1) /* the window just became shorter */
 		routes_run(d);
@@ -484,8 +498,9 @@ static void reply_rcode(struct dnssvc *d, const struct stack_flow_info *flow, ui
 
 /* Binds the addresses of an allowed answer; 0, or -1 when one of them is
  * never reachable (nothing is bound then). *wait: the client's entry when
- * a route it made waits for the window's end (reply_after_routes), else
- * NULL. */
+ * its routes changed and are not told yet (reply_after_routes), else NULL:
+ * an answer with an address waits then, new or not (the same address
+ * from the cache, or under another name, may be one not told yet). */
 static int bind_answer(struct dnssvc *d, const char *client, const char *rule, const char *name,
 		       const uint8_t *msg, size_t len, struct rdirty **wait)
 {
@@ -523,6 +538,8 @@ static int bind_answer(struct dnssvc *d, const char *client, const char *rule, c
 	expire_arm(d, exp_min);
 	if (changed)
 		*wait = routes_mark(d, client);
+	else if (a.naddr > 0)
+		*wait = routes_pending(d, client);
 	return 0;
 }
 

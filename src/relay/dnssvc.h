@@ -19,17 +19,22 @@
  * stack_dst_forbidden) is refused whole (REFUSED, dns_deny reason
  * rebinding) and binds nothing.
  * New and expired bindings change the client's learned routes; the owner
- * is told (routes_changed) at most once per DNSSVC_ROUTE_COALESCE_MS per
- * client, and builds a complete ROUTE_ADVERTISEMENT including
- * dnssvc_routes(): the gateway addresses (always) and the learned ones.
- * An answer that made a new route is sent after the advertisement that
- * holds it, so the client's first connection to the name finds its
- * route: the first change in a window is told at once (before the answer
- * is sent); an answer for a later one is held (counted in held) until the
- * window's advertisement, which then comes DNSSVC_ROUTE_HOLD_MS after the
- * last one instead of a whole window. At most DNSSVC_HOLD_MAX answers or
- * DNSSVC_HOLD_MAX_BYTES are held per client; past that the routes are
- * told at once.
+ * is told (routes_changed) and builds a complete ROUTE_ADVERTISEMENT
+ * including dnssvc_routes(): the gateway addresses (always) and the
+ * learned ones. Changes are told at most once per DNSSVC_ROUTE_COALESCE_MS
+ * per client, or per DNSSVC_ROUTE_HOLD_MS while answers wait for them.
+ * An answer with addresses is sent after the advertisement that holds
+ * them (so the client's first connection to the name finds its route):
+ * the first change in a window is told at once, before its answer; while
+ * a change waits for the window's end, every answer with an address for
+ * that client (new, or the same again from the cache or another name) is
+ * held (counted in held) until the advertisement, which then comes
+ * DNSSVC_ROUTE_HOLD_MS after the last one instead of a whole window.
+ * Past DNSSVC_HOLD_MAX answers or DNSSVC_HOLD_MAX_BYTES held for a client,
+ * or DNSSVC_HOLD_MAX_BYTES_ALL for all, the routes are told at once. Sent
+ * in that order, the two still travel apart (the advertisement on the
+ * request stream, the answer in a datagram): a lost packet can reorder
+ * them.
  *
  * Bounds: DNSSVC_MAX_PENDING queries in flight, DNSSVC_MAX_PENDING_PER_CLIENT
  * of one client (more: SERVFAIL, counted as overload), the
@@ -62,7 +67,8 @@ struct dnssvc;
 #define DNSSVC_ROUTE_COALESCE_MS 100
 #define DNSSVC_ROUTE_HOLD_MS 20
 #define DNSSVC_HOLD_MAX 64
-#define DNSSVC_HOLD_MAX_BYTES (256u * 1024u)
+#define DNSSVC_HOLD_MAX_BYTES (64u * 1024u)
+#define DNSSVC_HOLD_MAX_BYTES_ALL (4u * 1024u * 1024u)
 
 struct dnssvc_config {
 	struct sockaddr_storage upstream[DNSSVC_MAX_UPSTREAMS];
