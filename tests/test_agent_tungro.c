@@ -255,6 +255,108 @@ static void test_what_must_not_merge(void **state)
 	tungro_free(g);
 }
 
+/* A segment with a bad TCP or IPv4 header checksum, or other reserved/AE
+ * bits, is never merged (the kernel trusts a merged item's checksum: a
+ * damaged segment inside one would reach the user's stream); it passes
+ * alone, in its place, and the flow goes on after it. The bytes of an
+ * item are those of the packets that made it. */
+static void test_damaged_or_odd_segments_stay_alone(void **state)
+{
+	struct tungro *g = tungro_new();
+	size_t len, n, total = 0;
+	unsigned nseg;
+	static uint8_t cp[2000];
+
+	(void)state;
+	for (int v6 = 0; v6 <= 1; v6++) {
+		for (int kind = 0; kind < 4; kind++) {
+			struct segspec a = { .v6 = v6, .seq = 0, .payload = 500 };
+			struct segspec b = { .v6 = v6, .seq = 500, .payload = 500 };
+			struct segspec c = { .v6 = v6, .seq = 1000, .payload = 500 };
+			struct segspec d = { .v6 = v6, .seq = 1500, .payload = 500 };
+			size_t hl = v6 ? 40 : 20;
+
+			if (v6 && kind == 2)
+				continue; /* no IPv6 header checksum */
+			tungro_reset(g);
+			add_seg(g, &a);
+			add_seg(g, &b);
+			n = seg(pkt, &c);
+			if (kind == 0)
+				pkt[n - 1] ^= 0x01; /* a payload bit */
+			else if (kind == 1)
+				pkt[hl + 16] ^= 0x80; /* the TCP checksum itself */
+			else if (kind == 2)
+				pkt[8] = 63; /* the TTL, header checksum not updated */
+			else
+				pkt[hl + 12] |= 0x01; /* AE: checksum fixed below */
+			if (kind == 3) {
+				uint32_t sum = v6 ? cksum_add(0, pkt + 8, 32) : cksum_add(0, pkt + 12, 8);
+				pkt[hl + 16] = pkt[hl + 17] = 0;
+				sum += 6 + (uint32_t)(n - hl);
+				be16_put(pkt + hl + 16, cksum_fold(cksum_add(sum, pkt + hl, n - hl)));
+			}
+			assert_int_equal(tungro_add(g, pkt, n), 0);
+			memcpy(cp, pkt, n);
+			add_seg(g, &d);
+			/* a+b merged; c alone and as it came; d after it */
+			assert_int_equal(tungro_count(g), 3);
+			const uint8_t *it = tungro_item(g, 0, &len, &nseg);
+			assert_int_equal(nseg, 2);
+			check_gso(it, len, v6, 0, 1000, 500);
+			assert_int_equal(tungro_item_bytes(g, 0), 2 * (hl + 20 + 500));
+			it = tungro_item(g, 1, &len, &nseg);
+			assert_int_equal(nseg, 1);
+			assert_int_equal(len, TUNGRO_VNET_LEN + n);
+			assert_memory_equal(it + TUNGRO_VNET_LEN, cp, n);
+			assert_int_equal(tungro_item_bytes(g, 1), n);
+			total++;
+		}
+	}
+	assert_int_equal(total, 7);
+	tungro_free(g);
+}
+
+/* The next segment in sequence with another TOS, DF bit, IPv6 traffic
+ * class or flow label (headers otherwise equal, checksums valid) starts
+ * an item of its own. */
+static void test_ip_header_fields_must_match(void **state)
+{
+	struct tungro *g = tungro_new();
+
+	(void)state;
+	for (int k = 0; k < 4; k++) {
+		int v6 = k >= 2;
+		struct segspec a = { .v6 = v6, .seq = 0, .payload = 500 };
+		struct segspec b = { .v6 = v6, .seq = 500, .payload = 500 };
+		size_t n;
+
+		tungro_reset(g);
+		add_seg(g, &a);
+		n = seg(pkt, &b);
+		if (k == 0)
+			pkt[1] = 0x10; /* TOS */
+		else if (k == 1)
+			pkt[6] = 0; /* DF off */
+		else if (k == 2)
+			pkt[1] = 0x80; /* traffic class, low bits (header checksum: none) */
+		else
+			pkt[3] = 0x42; /* flow label */
+		if (!v6) {
+			pkt[10] = pkt[11] = 0;
+			be16_put(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
+		}
+		assert_int_equal(tungro_add(g, pkt, n), 0);
+		assert_int_equal(tungro_count(g), 2);
+		/* while the same again joins */
+		tungro_reset(g);
+		add_seg(g, &a);
+		add_seg(g, &b);
+		assert_int_equal(tungro_count(g), 1);
+	}
+	tungro_free(g);
+}
+
 static void test_interleaved_flows_each_coalesce(void **state)
 {
 	struct tungro *g = tungro_new();
@@ -414,7 +516,9 @@ static void test_split_tso_reads(void **state)
 
 	(void)state;
 	for (int v6 = 0; v6 <= 1; v6++) {
-		size_t n = gso_read(v6, 70000, 10 * 1370 + 500, 1370, 0x19); /* ACK PSH FIN */
+		/* CWR ACK PSH FIN: CWR on the first segment only, PSH and FIN
+		 * on the last only */
+		size_t n = gso_read(v6, 70000, 10 * 1370 + 500, 1370, 0x99);
 		size_t hl = v6 ? 40 : 20, len;
 		unsigned nseg;
 
@@ -429,22 +533,24 @@ static void test_split_tso_reads(void **state)
 			check_valid(c.pk[i], c.len[i], v6);
 			assert_int_equal(c.len[i], hl + 20 + pay);
 			assert_int_equal(((uint32_t)be16_get(t + 4) << 16 | be16_get(t + 6)), sq);
-			assert_int_equal(t[13], i < 10 ? 0x10 : 0x19);
+			assert_int_equal(t[13], i == 0 ? 0x90 : i < 10 ? 0x10
+								       : 0x19);
 			for (size_t k = 0; k < pay; k++)
 				assert_int_equal(t[20 + k], (uint8_t)((sq + k) * 31 + 7));
 			if (!v6)
 				assert_int_equal(be16_get(c.pk[i] + 4), (uint16_t)(70000 + i));
 		}
-		/* and back: the segments but the FIN one coalesce again */
+		/* and back: the segments but the CWR and the FIN ones
+		 * coalesce again */
 		tungro_reset(g);
 		for (int i = 0; i < 10; i++)
 			assert_int_equal(tungro_add(g, c.pk[i], c.len[i]), 0);
-		assert_int_equal(tungro_count(g), 1);
+		assert_int_equal(tungro_count(g), 2);
 		{
-			const uint8_t *it = tungro_item(g, 0, &len, &nseg);
+			const uint8_t *it = tungro_item(g, 1, &len, &nseg);
 
-			assert_int_equal(nseg, 10);
-			check_gso(it, len, v6, 70000, 13700, 1370);
+			assert_int_equal(nseg, 9);
+			check_gso(it, len, v6, 70000 + 1370, 9 * 1370, 1370);
 		}
 	}
 	tungro_free(g);
@@ -496,17 +602,63 @@ static void test_split_partial_checksum_and_errors(void **state)
 	assert_int_equal(c.n, 0);
 }
 
+/* A UDP datagram over IPv6 whose partial checksum completes to zero gets
+ * 0xffff (0 would mean "no checksum", which IPv6 forbids); any other sum
+ * is written as computed. */
+static void test_split_udp_checksum_never_zero(void **state)
+{
+	static struct collected c;
+	uint8_t *p = rd + TUNGRO_VNET_LEN, *u = p + 40;
+	uint16_t f[4] = { 0, 0, 40, 6 };
+	uint32_t pseudo, rest;
+	size_t n = 40 + 8 + 10;
+
+	(void)state;
+	for (int zero = 0; zero <= 1; zero++) {
+		memset(rd, 0, TUNGRO_VNET_LEN + n);
+		p[0] = 0x60;
+		be16_put(p + 4, 18);
+		p[6] = 17;
+		p[7] = 64;
+		inet_pton(AF_INET6, "fd00::2", p + 8);
+		inet_pton(AF_INET6, "fd00:100::7", p + 24);
+		be16_put(u, 5353);
+		be16_put(u + 2, 53);
+		be16_put(u + 4, 18);
+		/* the field holds the pseudo-header sum (CHECKSUM_PARTIAL) */
+		pseudo = cksum_add(0, p + 8, 32) + 17 + 18;
+		be16_put(u + 6, (uint16_t)~cksum_fold(pseudo));
+		/* the last two payload bytes make the whole sum 0xffff */
+		rest = cksum_add(0, u, 16);
+		be16_put(u + 16, zero ? cksum_fold(rest) : 0x1234);
+		rd[0] = TUNGRO_F_NEEDS_CSUM;
+		memcpy(rd + 2, f, sizeof(f));
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(tungro_split(rd, TUNGRO_VNET_LEN + n, out, sizeof(out), collect, &c), 1);
+		const uint8_t *o = c.pk[0] + 40;
+		uint32_t sum = cksum_add(0, c.pk[0] + 8, 32) + 17 + 18;
+		assert_int_equal(cksum_fold(cksum_add(sum, o, 18)), 0); /* valid */
+		if (zero)
+			assert_int_equal(be16_get(o + 6), 0xffff);
+		else
+			assert_int_not_equal(be16_get(o + 6), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_consecutive_segments_become_one_gso_write),
 		cmocka_unit_test(test_single_packets_pass_unchanged),
 		cmocka_unit_test(test_what_must_not_merge),
+		cmocka_unit_test(test_damaged_or_odd_segments_stay_alone),
+		cmocka_unit_test(test_ip_header_fields_must_match),
 		cmocka_unit_test(test_interleaved_flows_each_coalesce),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_malformed_pass_through),
 		cmocka_unit_test(test_split_tso_reads),
 		cmocka_unit_test(test_split_partial_checksum_and_errors),
+		cmocka_unit_test(test_split_udp_checksum_never_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

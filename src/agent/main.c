@@ -902,7 +902,7 @@ static void flush_tun(struct agent *ag)
 		if (write(ag->tun_fd, it, len) != (ssize_t)len) {
 			ag->cnt.drop_tun_write += nseg;
 			ag->cnt.rx_packets -= nseg;
-			ag->cnt.rx_bytes -= len - TUNGRO_VNET_LEN;
+			ag->cnt.rx_bytes -= tungro_item_bytes(ag->gro, i); /* as to_tun counted */
 		}
 	}
 	tungro_reset(ag->gro);

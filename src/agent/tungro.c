@@ -13,9 +13,10 @@
 #define TCP_PSH 0x08
 
 struct item {
-	size_t off; /* of the virtio_net_hdr in the arena */
-	size_t len; /* IP packet bytes after it */
-	size_t cap; /* bytes reserved for the IP packet */
+	size_t off;   /* of the virtio_net_hdr in the arena */
+	size_t len;   /* IP packet bytes after it */
+	size_t cap;   /* bytes reserved for the IP packet */
+	size_t bytes; /* IP bytes of the packets added, as they came */
 	uint32_t next_seq;
 	uint16_t gso; /* payload of the first segment */
 	uint16_t nseg;
@@ -65,10 +66,29 @@ void tungro_reset(struct tungro *g)
 	g->used = 0;
 }
 
+/* 1 when p (len bytes, IPv4 or IPv6 of header length hl) carries a valid
+ * TCP checksum, and for IPv4 a valid header checksum. */
+static int csum_ok(const uint8_t *p, size_t len, size_t hl)
+{
+	uint32_t sum;
+
+	if (hl == 20) {
+		if (cksum_fold(cksum_add(0, p, 20)) != 0)
+			return 0;
+		sum = cksum_add(0, p + 12, 8);
+	} else {
+		sum = cksum_add(0, p + 8, 32);
+	}
+	sum += 6 + (uint32_t)(len - hl);
+	return cksum_fold(cksum_add(sum, p + hl, len - hl)) == 0;
+}
+
 /* 1 when pkt is a TCP segment that may start or extend a coalesced item:
  * IPv4 without options or fragmentation, or IPv6 without extension
  * headers; lengths consistent; ACK with an optional PSH and no urgent
- * data; a payload. Fills *s. */
+ * data; a payload; checksums valid (a merged item carries one partial
+ * checksum the kernel trusts, so a damaged segment must stay alone, to be
+ * dropped). Fills *s. */
 static int parse_seg(const uint8_t *p, size_t len, struct tcpseg *s)
 {
 	const uint8_t *t;
@@ -96,7 +116,8 @@ static int parse_seg(const uint8_t *p, size_t len, struct tcpseg *s)
 	s->flags = t[13];
 	s->payload = len - s->hl - s->thl;
 	s->seq = be32_get(t + 4);
-	return (s->flags & ~TCP_PSH) == TCP_ACK && be16_get(t + 18) == 0 && s->payload > 0;
+	return (s->flags & ~TCP_PSH) == TCP_ACK && be16_get(t + 18) == 0 && s->payload > 0 &&
+	       csum_ok(p, len, s->hl);
 }
 
 /* 1 when p (a segment parsed into s) belongs to item it's flow. */
@@ -125,7 +146,8 @@ static int same_headers(const struct item *it, const uint8_t *h, const uint8_t *
 	} else if (memcmp(h, p, 4) != 0 || h[7] != p[7]) {
 		return 0;
 	}
-	return memcmp(ht + 8, pt + 8, 4) == 0 &&                   /* ACK number */
+	return ht[12] == pt[12] &&                                 /* reserved, AE */
+	       memcmp(ht + 8, pt + 8, 4) == 0 &&                   /* ACK number */
 	       memcmp(ht + 14, pt + 14, 2) == 0 &&                 /* window */
 	       memcmp(ht + 20, pt + 20, (size_t)s->thl - 20) == 0; /* options */
 }
@@ -157,6 +179,7 @@ int tungro_add(struct tungro *g, const uint8_t *pkt, size_t len)
 				memcpy(g->arena + it->off + TUNGRO_VNET_LEN + it->len,
 				       pkt + s.hl + s.thl, s.payload);
 				it->len += s.payload;
+				it->bytes += len;
 				it->next_seq += (uint32_t)s.payload;
 				it->nseg++;
 				if (s.flags & TCP_PSH)
@@ -178,6 +201,7 @@ int tungro_add(struct tungro *g, const uint8_t *pkt, size_t len)
 		memset(it, 0, sizeof(*it));
 		it->off = g->used;
 		it->len = len;
+		it->bytes = len;
 		it->cap = cap;
 		it->nseg = 1;
 		g->used += TUNGRO_VNET_LEN + cap;
@@ -243,6 +267,11 @@ size_t tungro_count(const struct tungro *g)
 	return g->n;
 }
 
+size_t tungro_item_bytes(const struct tungro *g, size_t i)
+{
+	return i < g->n ? g->it[i].bytes : 0;
+}
+
 const uint8_t *tungro_item(struct tungro *g, size_t i, size_t *plen, unsigned *pnseg)
 {
 	struct item *it;
@@ -259,12 +288,16 @@ const uint8_t *tungro_item(struct tungro *g, size_t i, size_t *plen, unsigned *p
 }
 
 /* Completes a partial checksum: the one's complement sum from start to the
- * end, stored at start + off. */
+ * end, stored at start + off. A sum of zero is written as 0xffff, its
+ * other form: 0 in a UDP checksum means none (and is invalid over IPv6). */
 static int complete_csum(uint8_t *p, size_t len, size_t start, size_t off)
 {
+	uint16_t c;
+
 	if (start + off + 2 > len)
 		return ZG_ERR_MALFORMED;
-	be16_put(p + start + off, cksum_fold(cksum_add(0, p + start, len - start)));
+	c = cksum_fold(cksum_add(0, p + start, len - start));
+	be16_put(p + start + off, c != 0 ? c : 0xffff);
 	return 0;
 }
 

@@ -12,9 +12,12 @@
  *
  * Segments merge into an open item when they belong to the same IPv4 (no
  * options, not fragmented) or IPv6 (no extension headers) TCP flow, follow
- * it in sequence, carry only ACK (the last may add PSH), and match its
- * header fields (TOS/traffic class, TTL/hop limit, DF, ACK number, window,
- * TCP options byte for byte); every segment but the last has the first's
+ * it in sequence, carry only ACK (the last may add PSH), carry valid
+ * checksums (the kernel trusts the merged item's partial one: a damaged
+ * segment stays alone, for the kernel to drop), and match its header
+ * fields (TOS/traffic class, TTL/hop limit, DF, ACK number, window, the
+ * reserved and AE bits, TCP options byte for byte); every segment but the
+ * last has the first's
  * payload size; at most TUNGRO_SEGS segments and 65535 bytes per item.
  * Anything else is passed through unchanged, in order within its flow.
  *
@@ -51,10 +54,12 @@ int tungro_add(struct tungro *g, const uint8_t *pkt, size_t len);
 
 /* Items in the batch. tungro_item() finishes item i for writing (no more
  * packets join it): *plen bytes at the returned address, virtio_net_hdr +
- * IP packet; *pnseg (may be NULL) is the number of packets it carries.
+ * IP packet; *pnseg (may be NULL) is the number of packets it carries,
+ * tungro_item_bytes() their IP bytes as they were added.
  * Valid until the next reset. */
 size_t tungro_count(const struct tungro *g);
 const uint8_t *tungro_item(struct tungro *g, size_t i, size_t *plen, unsigned *pnseg);
+size_t tungro_item_bytes(const struct tungro *g, size_t i);
 
 /* Empties the batch. */
 void tungro_reset(struct tungro *g);
