@@ -29,6 +29,10 @@
  * kernel walks its stack once for them (the largest cost per packet here). */
 #define GSO_SEGS 64
 #define GSO_BYTES 61440
+/* GSO messages refused in a row (each sent a datagram at a time) before
+ * GSO is given up for the socket: one path that cannot take it is not
+ * every path. */
+#define GSO_REFUSED_MAX 8
 /* Initials of new connections waiting for a later round (server): */
 #define ACCEPTS_PER_ROUND 8 /* default masque_config.accepts_per_round */
 #define DQ_MAX 256          /* datagrams waiting */
@@ -86,6 +90,7 @@ struct masque_udp {
 	union cmsg_u16 gctl[SEND_BATCH];
 	unsigned gfirst[SEND_BATCH]; /* first datagram of each group */
 	int gso;                     /* 1 while the kernel takes UDP_SEGMENT */
+	unsigned gso_refused;        /* GSO messages refused in a row */
 	int gro;                     /* 1 when UDP_GRO is on */
 	struct event *flush_ev;
 	/* Every connection's timer lives in theap; one timerfd (tfd, read by
@@ -206,44 +211,94 @@ static unsigned plan_gso(struct masque_udp *u)
 	return ng;
 }
 
-/* Sends the queued datagrams, grouped with GSO when the kernel takes it.
- * A full socket buffer drops the rest: waiting would only delay what QUIC
- * will retransmit anyway. */
-static void flush_sends(struct masque_udp *u)
+/* Errors after which nothing more is sent in this flush: the socket (not
+ * one destination) is out of room. */
+static int send_blocked(int e)
 {
-	struct mmsghdr *msgs = u->smsg;
-	unsigned off = 0, n_msgs = u->nsend;
+	return e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM;
+}
 
-	if (u->gso && u->nsend > 1) {
-		msgs = u->gmsg;
-		n_msgs = plan_gso(u);
-	}
-	while (off < n_msgs) {
-		int n = sendmmsg(u->fd, msgs + off, n_msgs - off, 0);
+/* Sends u->smsg[first..end), a datagram per message. An error of one
+ * message (its destination refused: EPERM from a firewall, no route,
+ * EACCES, ECONNREFUSED on a connected socket) loses that datagram only.
+ * Returns 0, or -1 when the socket is full (first..end counted lost; the
+ * caller counts the rest). */
+static int send_plain(struct masque_udp *u, unsigned first, unsigned end)
+{
+	while (first < end) {
+		int n = sendmmsg(u->fd, u->smsg + first, end - first, 0);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (msgs == u->gmsg && u->gmsg[off].msg_hdr.msg_controllen > 0 &&
-			    (errno == EIO || errno == EINVAL || errno == EMSGSIZE ||
-			     errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
-				/* the path cannot segment (no checksum offload:
-				 * EIO; a segment over the MTU, which only IP
-				 * fragmentation can carry: EINVAL or EMSGSIZE):
-				 * one by one from the first unsent, from now on */
-				log_info("UDP GSO refused (%s); sending datagrams one by one",
-					 strerror(errno));
-				u->gso = 0;
-				off = u->gfirst[off];
-				msgs = u->smsg;
-				n_msgs = u->nsend;
-				continue;
+			if (send_blocked(errno)) {
+				send_failed(u, end - first);
+				return -1;
 			}
-			send_failed(u, msgs == u->gmsg ? u->nsend - u->gfirst[off] : n_msgs - off);
+			send_failed(u, 1);
+			first++;
+			continue;
+		}
+		first += (unsigned)n;
+		send_ok(u);
+	}
+	return 0;
+}
+
+/* Sends the queued datagrams, grouped with GSO when the kernel takes it.
+ * A full socket buffer drops the rest: waiting would only delay what QUIC
+ * will retransmit anyway. A message the kernel refuses for its own sake
+ * loses its datagrams only; the others still go. A GSO message refused
+ * as such (EMSGSIZE or EINVAL: a segment over its route's MTU, learned
+ * per destination; EIO: a device without checksum offload on its route)
+ * goes a datagram at a time; after GSO_REFUSED_MAX refusals in a row, or
+ * when the socket cannot do it at all, GSO is off for good. */
+static void flush_sends(struct masque_udp *u)
+{
+	unsigned off = 0, ng;
+
+	if (!u->gso || u->nsend < 2) {
+		(void)send_plain(u, 0, u->nsend);
+		u->nsend = 0;
+		return;
+	}
+	ng = plan_gso(u);
+	while (off < ng) {
+		int n = sendmmsg(u->fd, u->gmsg + off, ng - off, 0), e = errno;
+		unsigned first = u->gfirst[off], end = off + 1 < ng ? u->gfirst[off + 1] : u->nsend;
+
+		if (n >= 0) {
+			for (unsigned k = off; k < off + (unsigned)n; k++)
+				if (u->gmsg[k].msg_hdr.msg_controllen > 0)
+					u->gso_refused = 0;
+			off += (unsigned)n;
+			send_ok(u);
+			continue;
+		}
+		if (e == EINTR)
+			continue;
+		if (send_blocked(e)) {
+			send_failed(u, u->nsend - first);
 			break;
 		}
-		off += (unsigned)n;
-		send_ok(u);
+		if (u->gmsg[off].msg_hdr.msg_controllen > 0 &&
+		    (e == EIO || e == EINVAL || e == EMSGSIZE || e == EOPNOTSUPP || e == ENOPROTOOPT)) {
+			if (e == EOPNOTSUPP || e == ENOPROTOOPT || ++u->gso_refused >= GSO_REFUSED_MAX) {
+				log_info("UDP GSO refused (%s); sending datagrams one by one",
+					 strerror(e));
+				u->gso = 0;
+				(void)send_plain(u, first, u->nsend);
+				break;
+			}
+			if (send_plain(u, first, end) != 0) {
+				send_failed(u, u->nsend - end);
+				break;
+			}
+			off++;
+			continue;
+		}
+		send_failed(u, end - first); /* this message's destination refused it */
+		off++;
 	}
 	u->nsend = 0;
 }
@@ -335,10 +390,10 @@ static void tev_cb(evutil_socket_t fd, short what, void *arg)
 	(void)!read(fd, &expirations, sizeof(expirations));
 	u->tfd_at = 0;
 	u->firing = 1;
-	/* At most one callback per timer that existed when the timerfd fired:
-	 * a timer armed again for a passed deadline runs on the next turn, as
-	 * a zero libevent timeout did. Callbacks may free any timer; the one
-	 * being run is already out of the heap. */
+	/* At most as many callbacks as there were timers when the timerfd
+	 * fired: a timer armed again for a passed deadline may run again in
+	 * this pass while that budget lasts, else on the next turn. Callbacks
+	 * may free any timer; the one being run is already out of the heap. */
 	while (budget-- > 0 && (x = dheap_pop_due(&u->theap, now)) != NULL) {
 		struct utimer *t = (struct utimer *)x;
 

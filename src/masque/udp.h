@@ -2,7 +2,8 @@
  * udp.h — struct masque_io on libevent and UDP sockets: what the relay,
  * the agent and the probe use. One socket per server (many connections)
  * or per client connection; reads are batched with recvmmsg(2); the
- * clock is CLOCK_MONOTONIC; each connection gets one libevent timer.
+ * clock is CLOCK_MONOTONIC; each connection gets one timer, kept in a
+ * heap per socket behind one timerfd (see masque_udp_base_new).
  *
  * Objects made here must not be freed from inside a masque callback.
  */
