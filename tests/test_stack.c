@@ -1496,6 +1496,88 @@ test_tcp_upstream_half_close(void **state)
 	srv_stop(&s);
 }
 
+/* The upstream closed first and stopped reading; the client keeps
+ * sending until the host socket is full, then closes: its bytes still wait
+ * in the flow while lwIP holds the connection in TIME_WAIT, which lwIP
+ * may end (2 MSL, or a newer SYN past max_time_wait) without telling the
+ * flow. The flow must have let go of the pcb at the client's FIN (it used
+ * to keep it, and wrote to freed memory once the upstream drained: the
+ * ASan build catches that), then deliver every byte and the FIN upstream,
+ * without an RST either way. */
+static void
+test_tcp_fin_both_ways_while_upstream_full(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	static uint8_t data[16 << 20];
+	size_t sent = 0, stuck = 0;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_GREET_HALFCLOSE);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	assert_true(run_until(fx, &c, c_fin, NULL, 20000)); /* greeting + upstream FIN */
+	for (int i = 0; i < 2000 && s.c == NULL; i++)
+		loop_once(fx);
+	assert_non_null(s.c);
+	event_del(s.c->rev); /* the upstream stops reading */
+	fill_pattern(data, sizeof(data), 3);
+	/* send while the relay takes it (its window open); stop once it has
+	 * held back part of its window for a while (its host socket is full),
+	 * some window left for the FIN */
+	for (int i = 0; i < 400000 && stuck < 300; i++) {
+		uint32_t una = c.snd_una;
+
+		while (sent + c.seg <= sizeof(data) &&
+		       (uint64_t)(c.snd_nxt - c.snd_una) + 3 * (uint64_t)c.seg <= c.peer_wnd) {
+			tc_seg(fx, &c, PKT_TCP_ACK | PKT_TCP_PSH, data + sent, c.seg);
+			c.snd_nxt += (uint32_t)c.seg;
+			sent += c.seg;
+		}
+		loop_once(fx);
+		tc_pump(fx, &c);
+		if (c.snd_una != una || c.peer_wnd >= 256 * 1024)
+			stuck = 0;
+		else if (++stuck % 50 == 0)
+			advance(fx, 200); /* lwIP's delayed ACK */
+	}
+	assert_int_equal(c.snd_nxt - c.snd_una, 0); /* all taken by lwIP */
+	assert_int_equal(s.received, 0);            /* nothing read upstream */
+	assert_true(sent > 100000);
+	assert_true(c.peer_wnd > 0);
+	/* the client's FIN: lwIP goes to TIME_WAIT with bytes still waiting */
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	for (int i = 0; i < 50; i++) {
+		if (i % 10 == 9)
+			advance(fx, 200);
+		loop_once(fx);
+		tc_pump(fx, &c);
+	}
+	assert_int_equal(c.snd_una, c.snd_nxt); /* the FIN was taken */
+	/* TIME_WAIT ends (2 MSL) while the flow still waits on the host */
+	advance(fx, 2 * TCP_MSL + 1000);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 0);
+	assert_true(c_no_flows_but_one(fx, &c, NULL));
+	/* the upstream reads again: every byte, then EOF */
+	event_add(s.c->rev, NULL);
+	for (int i = 0; i < 200000 && !s.eof_seen; i++) {
+		loop_once(fx);
+		if (i % 64 == 0)
+			(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen);
+	assert_int_equal(s.received, sent);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	assert_false(c.rst);
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
+	tc_free(&c);
+	srv_stop(&s);
+}
+
 /* One connection to a SRV_GREET_HALFCLOSE server from sport with initial
  * sequence number isn: the greeting arrives, the upstream closed first, so
  * after the client's FIN lwIP holds the tuple in TIME_WAIT. */
@@ -3772,6 +3854,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_fin_both_ways_while_upstream_full, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_time_wait_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reevaluate_closes_denied_flows_keeps_allowed,

@@ -383,27 +383,36 @@ void flow_abort(struct flow *f, const char *reason)
 	flow_free(f, reason);
 }
 
-/* Both directions finished: hand the pcb to lwIP for an orderly close and
- * free f. Returns 1 if f was freed; *perr is ERR_ABRT if the pcb had to be
- * aborted instead (lwIP callbacks must then return it). */
+/* Both FINs are in: the pcb goes to lwIP for an orderly close at once
+ * (f->pcb is NULL after), since lwIP may free a pcb in TIME_WAIT whenever
+ * it likes without a callback, and one in LAST_ACK reports ERR_CLSD
+ * unless it was closed; f stays while client bytes still wait for the
+ * host socket (tcp_up_flush), and is freed once they are written and the
+ * host socket is shut for writing. Returns 1 if f was freed; *perr is
+ * ERR_ABRT if the pcb had to be aborted instead (lwIP callbacks must then
+ * return it). */
 static int
 tcp_check_done(struct flow *f, err_t *perr)
 {
 	struct tcp_pcb *pcb = f->pcb;
 
 	*perr = ERR_OK;
-	if (!(f->client_fin && f->shut_wr && f->upstream_fin))
+	if (!(f->client_fin && f->upstream_fin))
 		return 0;
-	tcp_detach(f);
-	f->pcb = NULL;
-	/* every byte reached the host socket; a window the budget kept small
-	 * would make tcp_close() answer with RST ("data not received") */
-	if (pcb != NULL)
+	if (pcb != NULL) {
+		tcp_detach(f);
+		f->pcb = NULL;
+		/* every byte lwIP took is ours to deliver; a window the
+		 * budget kept small would make tcp_close() answer with RST
+		 * ("data not received") */
 		pcb->rcv_wnd = TCP_WND_MAX(pcb);
-	if (pcb != NULL && tcp_close(pcb) != ERR_OK) {
-		tcp_abort(pcb);
-		*perr = ERR_ABRT;
+		if (tcp_close(pcb) != ERR_OK) {
+			tcp_abort(pcb);
+			*perr = ERR_ABRT;
+		}
 	}
+	if (!f->shut_wr)
+		return 0;
 	flow_free(f, "closed");
 	return 1;
 }
@@ -709,7 +718,7 @@ tcp_up_flush(struct flow *f)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				event_add(f->ev_write, NULL);
-				return ERR_OK;
+				break;
 			}
 			flow_abort(f, "upstream-error");
 			return ERR_ABRT;
@@ -739,10 +748,12 @@ tcp_up_flush(struct flow *f)
 			w -= c;
 		}
 	}
-	event_del(f->ev_write);
-	if (f->client_fin && !f->shut_wr) {
-		(void)shutdown(f->fd, SHUT_WR);
-		f->shut_wr = 1;
+	if (f->pending == NULL) {
+		event_del(f->ev_write);
+		if (f->client_fin && !f->shut_wr) {
+			(void)shutdown(f->fd, SHUT_WR);
+			f->shut_wr = 1;
+		}
 	}
 	{
 		err_t e;
@@ -846,8 +857,8 @@ tcp_down_pump(struct flow *f)
 			{
 				err_t e;
 
-				if (tcp_check_done(f, &e))
-					return; /* freed; lwIP sends the FIN */
+				if (tcp_check_done(f, &e) || f->pcb == NULL)
+					return; /* closed; lwIP sends the FIN */
 			}
 			break;
 		}
