@@ -388,6 +388,43 @@ static void test_i16_check_kernel(void **state)
 	assert_int_equal(routes_check_kernel(&tunroute, 7), ROUTE_OK);
 }
 
+/* An advertised route against how the kernel routes its ends: another
+ * interface's route as wide as it or wider would lose traffic to it (the
+ * LAN's /24 against the /24 itself or a /32 inside); a narrower one inside
+ * it keeps its own; a default route, none, a local address or our TUN's
+ * routes do not count. */
+static void test_check_kernel_route(void **state)
+{
+	struct route_lookup none = { 0 }, dflt = { 1, 2, 0, 0 }, lan = { 1, 3, 24, 0 },
+			    local = { 1, 2, 32, 1 }, tunroute = { 1, 7, 16, 0 },
+			    pin = { 1, 2, 32, 0 };
+	struct route_prefix p24, p32, p16, p0, last;
+	char b[64];
+
+	(void)state;
+	assert_int_equal(routes_parse("192.168.1.0/24", &p24), 0);
+	assert_int_equal(routes_parse("192.168.1.1/32", &p32), 0);
+	assert_int_equal(routes_parse("192.168.0.0/16", &p16), 0);
+	assert_int_equal(routes_parse("0.0.0.0/1", &p0), 0);
+	assert_int_equal(routes_check_kernel_route(&lan, &p24, 7), ROUTE_HIJACK);
+	assert_int_equal(routes_check_kernel_route(&lan, &p32, 7), ROUTE_HIJACK);
+	assert_int_equal(routes_check_kernel_route(&lan, &p16, 7), ROUTE_OK); /* the LAN's is narrower */
+	assert_int_equal(routes_check_kernel_route(&pin, &p0, 7), ROUTE_OK);  /* the relay's pin */
+	assert_int_equal(routes_check_kernel_route(&pin, &p32, 7), ROUTE_HIJACK);
+	assert_int_equal(routes_check_kernel_route(&none, &p24, 7), ROUTE_OK);
+	assert_int_equal(routes_check_kernel_route(&dflt, &p24, 7), ROUTE_OK);
+	assert_int_equal(routes_check_kernel_route(&local, &p32, 7), ROUTE_OK);
+	assert_int_equal(routes_check_kernel_route(&tunroute, &p24, 7), ROUTE_OK);
+	/* the ends asked of the kernel */
+	last = routes_last(&p24);
+	assert_string_equal(routes_format(&last, b, sizeof(b)), "192.168.1.255/32");
+	last = routes_last(&p32);
+	assert_string_equal(routes_format(&last, b, sizeof(b)), "192.168.1.1/32");
+	assert_int_equal(routes_parse("fd00:1::/33", &p24), 0);
+	last = routes_last(&p24);
+	assert_string_equal(routes_format(&last, b, sizeof(b)), "fd00:1:7fff:ffff:ffff:ffff:ffff:ffff/128");
+}
+
 static void test_i16_refusal_names(void **state)
 {
 	(void)state;
@@ -421,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_i16_check_address),
 		cmocka_unit_test(test_i16_check_route),
 		cmocka_unit_test(test_i16_check_kernel),
+		cmocka_unit_test(test_check_kernel_route),
 		cmocka_unit_test(test_i16_refusal_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

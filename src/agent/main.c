@@ -418,7 +418,9 @@ static int relay_route_update(struct agent *ag, const struct route_prefix *want,
 
 	for (size_t i = 0; i < n && ag->relay_addr.version != 0; i++)
 		need |= routes_covers(&want[i], &ag->relay_addr);
-	if (ag->have_relay_rt && (!need || !routes_equal(&ag->relay_rt, &ag->relay_addr)))
+	/* another relay's; one no route covers any more goes once the
+	 * covering routes are gone (relay_route_prune) */
+	if (ag->have_relay_rt && !routes_equal(&ag->relay_rt, &ag->relay_addr))
 		relay_route_del(ag);
 	if (!need || ag->have_relay_rt)
 		return 0;
@@ -451,6 +453,18 @@ static int relay_route_update(struct agent *ag, const struct route_prefix *want,
 	return 0;
 }
 
+/* Removes the relay's host route when none of the installed routes covers
+ * the relay any more. */
+static void relay_route_prune(struct agent *ag)
+{
+	if (!ag->have_relay_rt)
+		return;
+	for (size_t i = 0; i < ag->nroutes; i++)
+		if (routes_covers(&ag->routes[i], &ag->relay_rt))
+			return;
+	relay_route_del(ag);
+}
+
 /* Removes entries of list[0..*pn) equal to one of drop[0..nd). */
 static void remove_all(struct route_prefix *list, size_t *pn, const struct route_prefix *drop,
 		       size_t nd)
@@ -468,36 +482,45 @@ static void remove_all(struct route_prefix *list, size_t *pn, const struct route
 	*pn = k;
 }
 
+/* Adds route p to the TUN; 1 when it is now ours. */
+static int route_add(struct agent *ag, const struct route_prefix *p)
+{
+	if (nl_route(ag->nl, 1, ag->ifindex, p, NULL) != 0) {
+		if (errno == EEXIST) {
+			log_warnx("route %s exists already (not ours); leaving it", fmt_prefix(p));
+		} else {
+			log_warn("cannot add route %s", fmt_prefix(p));
+			set_error(ag, "cannot add route %s: %s", fmt_prefix(p), strerror(errno));
+		}
+		return 0;
+	}
+	ag->routes[ag->nroutes++] = *p;
+	return 1;
+}
+
 /* Makes the installed routes equal want[0..n) (C07: each advertisement is
- * the full list), the relay's host route first when one is needed. */
+ * the full list): the relay's host route first when one is needed, then
+ * the new routes, then the old ones go (so that, while a range is cut
+ * differently, its traffic never leaves outside the tunnel), and last the
+ * relay's host route when nothing covers the relay any more. */
 static void apply_routes(struct agent *ag, const struct route_prefix *want, size_t n)
 {
-	size_t nd = 0, na = 0, ok = 0;
+	size_t nd = 0, na = 0, ok = 0, i = 0;
 
 	(void)relay_route_update(ag, want, n); /* covering routes were dropped when it failed */
 	routes_diff(ag->routes, ag->nroutes, want, n, ag->del, &nd, ag->add, &na);
-	for (size_t i = 0; i < nd; i++) {
-		if (nl_route(ag->nl, 0, ag->ifindex, &ag->del[i], NULL) != 0 && errno != ESRCH)
-			log_warn("cannot remove route %s", fmt_prefix(&ag->del[i]));
+	for (; i < na && ag->nroutes < MAX_ROUTES; i++)
+		ok += (size_t)route_add(ag, &ag->add[i]);
+	for (size_t j = 0; j < nd; j++) {
+		if (nl_route(ag->nl, 0, ag->ifindex, &ag->del[j], NULL) != 0 && errno != ESRCH)
+			log_warn("cannot remove route %s", fmt_prefix(&ag->del[j]));
 		else
-			log_info("route %s dev %s removed", fmt_prefix(&ag->del[i]), ag->tun);
+			log_info("route %s dev %s removed", fmt_prefix(&ag->del[j]), ag->tun);
 	}
 	remove_all(ag->routes, &ag->nroutes, ag->del, nd);
-	for (size_t i = 0; i < na; i++) {
-		if (nl_route(ag->nl, 1, ag->ifindex, &ag->add[i], NULL) != 0) {
-			if (errno == EEXIST) {
-				log_warnx("route %s exists already (not ours); leaving it",
-					  fmt_prefix(&ag->add[i]));
-			} else {
-				log_warn("cannot add route %s", fmt_prefix(&ag->add[i]));
-				set_error(ag, "cannot add route %s: %s", fmt_prefix(&ag->add[i]),
-					  strerror(errno));
-			}
-			continue;
-		}
-		ag->routes[ag->nroutes++] = ag->add[i];
-		ok++;
-	}
+	for (; i < na; i++) /* those there was no room for before */
+		ok += (size_t)route_add(ag, &ag->add[i]);
+	relay_route_prune(ag);
 	if (nd + na > 0)
 		log_info("routes: %zu through %s (%zu added, %zu removed)", ag->nroutes, ag->tun,
 			 ok, nd);
@@ -518,6 +541,30 @@ static void refuse_route(struct agent *ag, const struct status_refusal *old, siz
 		refusal_log(ag, 1, p, why);
 }
 
+/* What the kernel says of the ends of an advertised route p: ROUTE_OK, a
+ * refusal (another interface's route it would take traffic from), or -1
+ * when it cannot be asked (not installed). */
+static int kernel_route_check(struct agent *ag, const struct route_prefix *p)
+{
+	struct route_prefix ends[2] = { routes_host(p), routes_last(p) };
+	struct route_lookup k;
+
+	for (int i = 0; i < (p->len == (p->version == 4 ? 32 : 128) ? 1 : 2); i++) {
+		enum route_refusal why;
+
+		if (nl_route_match(ag->nl, &ends[i], &k) != 0) {
+			log_warn("cannot ask the kernel how it routes %s; not installing route %s",
+				 fmt_prefix(&ends[i]), fmt_prefix(p));
+			set_error(ag, "cannot check route %s: %s", fmt_prefix(p), strerror(errno));
+			return -1;
+		}
+		why = routes_check_kernel_route(&k, p, ag->ifindex);
+		if (why != ROUTE_OK)
+			return (int)why;
+	}
+	return ROUTE_OK;
+}
+
 /* Drops from want[0..*pn) what the agent does not install (routes.h),
  * the routes covering the relay too when its path cannot be pinned. */
 static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *pn)
@@ -530,11 +577,15 @@ static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *p
 	ag->nroute_ref = 0;
 	ag->route_ref_unlisted = 0;
 	for (size_t i = 0; i < *pn; i++) {
-		enum route_refusal why = routes_check_route(&want[i], &ag->relay_addr, acc->p,
-							    acc->n, acc->filter);
+		int why = (int)routes_check_route(&want[i], &ag->relay_addr, acc->p, acc->n,
+						  acc->filter);
 
+		if (why == ROUTE_OK)
+			why = kernel_route_check(ag, &want[i]);
+		if (why < 0)
+			continue;
 		if (why != ROUTE_OK)
-			refuse_route(ag, old, nold, &logged, &want[i], why);
+			refuse_route(ag, old, nold, &logged, &want[i], (enum route_refusal)why);
 		else
 			want[k++] = want[i];
 	}

@@ -340,6 +340,25 @@ enum route_refusal routes_check_kernel(const struct route_lookup *k, int tun_ifi
 	return ROUTE_OK;
 }
 
+enum route_refusal routes_check_kernel_route(const struct route_lookup *k,
+					     const struct route_prefix *p, int tun_ifindex)
+{
+	if (!k->found || k->local || (k->oif != 0 && k->oif == tun_ifindex) || k->len == 0)
+		return ROUTE_OK;
+	return k->len <= p->len ? ROUTE_HIJACK : ROUTE_OK;
+}
+
+struct route_prefix routes_last(const struct route_prefix *p)
+{
+	struct route_prefix h = *p;
+	unsigned bits = p->version == 4 ? 32u : 128u;
+
+	for (unsigned b = p->len; b < bits; b++)
+		h.addr[b / 8] |= (uint8_t)(0x80u >> (b % 8));
+	h.len = (uint8_t)bits;
+	return h;
+}
+
 const char *routes_refusal_name(enum route_refusal r)
 {
 	switch (r) {

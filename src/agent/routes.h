@@ -133,4 +133,18 @@ struct route_lookup {
  * route, a default route or our own TUN are ROUTE_OK. */
 enum route_refusal routes_check_kernel(const struct route_lookup *k, int tun_ifindex);
 
+/* Judges the kernel's answer for the first or the last address of an
+ * advertised route p before it is added to the TUN tun_ifindex: another
+ * interface's non-default route as wide as p or wider (the LAN's /24 for
+ * p = 192.168.1.0/24 or 192.168.1.1/32) would lose that traffic to the
+ * tunnel, whose routes are as specific or more and come first (metric 0):
+ * ROUTE_HIJACK. A narrower route inside p keeps its own traffic; no route,
+ * a default route, a local address (the local table wins) or our own TUN
+ * are ROUTE_OK. */
+enum route_refusal routes_check_kernel_route(const struct route_lookup *k,
+					     const struct route_prefix *p, int tun_ifindex);
+
+/* The last address of p (p itself when a host prefix), as a host prefix. */
+struct route_prefix routes_last(const struct route_prefix *p);
+
 #endif /* ZG_AGENT_ROUTES_H */

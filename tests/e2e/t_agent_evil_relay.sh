@@ -4,7 +4,9 @@
 # --advertise plays a relay that assigns 128.0.0.0/1, 8.8.8.8, loopback,
 # link-local, its own address, an address of the agent's LAN, the agent's
 # own address and one legitimate 10.100.0.9/32, and advertises loopback,
-# link-local, multicast, a host route to itself and two ordinary ranges.
+# link-local, multicast, a host route to itself, half of the agent's LAN
+# (more specific than the LAN's own route: it would take the LAN's traffic)
+# and two ordinary ranges.
 # The agent installs the legitimate address as a /32 with noprefixroute
 # (no 128.0.0.0/1 prefix route, 8.8.8.8 stays remote), refuses the rest
 # with a log line naming the relay and the address, lists them in the
@@ -23,7 +25,8 @@ ip -n "$NSA" link set zglan1 up
 EVIL=(--assign 128.0.0.0/1 --assign 8.8.8.8/32 --assign 127.0.0.1 --assign 169.254.1.1
 	--assign "$RELAY_IP" --assign 172.31.9.7 --assign "$NET.2" --assign 10.100.0.9/32
 	--advertise 127.0.0.0/8 --advertise "$RELAY_IP/32" --advertise 224.0.0.0/4
-	--advertise 169.254.0.0/16 --advertise 198.18.0.0/24 --advertise 203.0.113.0/24)
+	--advertise 169.254.0.0/16 --advertise 198.18.0.0/24 --advertise 203.0.113.0/24
+	--advertise 172.31.9.128/25)
 start_evil() {
 	ip netns exec "$NSR" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
 		--bounding-set=-all --inh-caps=-all \
@@ -62,9 +65,10 @@ for a in 127.0.0.1 169.254.1.1 "$RELAY_IP" 172.31.9.7; do
 done
 in_agent ip route get 172.31.9.7 | grep -q "dev zglan0" || fail "the LAN address was taken"
 
-step "routes: loopback, link-local, multicast and the relay's host route refused"
+step "routes: loopback, link-local, multicast, the relay's host route and the LAN's half refused"
 [[ $(tunroutes) == "198.18.0.0/24 203.0.113.0/24 " ]] || fail "routes via zgate0: '$(tunroutes)'"
 in_agent ip route get "$RELAY_IP" | grep -q "dev zgv0" || fail "relay not outside the tunnel"
+in_agent ip route get 172.31.9.200 | grep -q "dev zglan0" || fail "the LAN's half was taken"
 [[ -z $(ip -n "$NSA" -4 route show dev zgate0 table all | grep '^127\.\|^169\.254\|^224\.\|^multicast') ]] ||
 	fail "special route through zgate0: $(ip -n "$NSA" -4 route show dev zgate0 table all)"
 
@@ -81,6 +85,7 @@ refused_has route 127.0.0.0/8 loopback || fail "route 127.0.0.0/8 not listed"
 refused_has route "$RELAY_IP/32" relay_address || fail "route to the relay not listed"
 refused_has route 224.0.0.0/4 multicast || fail "route 224.0.0.0/4 not listed"
 refused_has route 169.254.0.0/16 link_local || fail "route 169.254.0.0/16 not listed"
+refused_has route 172.31.9.128/25 overlaps_route || fail "route 172.31.9.128/25 not listed"
 [[ $(status_field addresses) == '["10.100.0.9/32"]' ]] || fail "addresses: $(status_field addresses)"
 grep -q "relay $RELAY ($RELAY_IP/32) assigned the address 8.8.8.8/32: refused" "$AGENT_LOG" ||
 	fail "no log line naming the relay and 8.8.8.8"

@@ -2,8 +2,9 @@
 # zgate-agent removes exactly what it added on SIGTERM/SIGINT and exits 0:
 # `ip route` (both families, every table), `ip addr` and `ip link` of the
 # agent's namespace are the same before and after, and
-#  - a route it would have installed but found in place (not its own)
-#    survives, as does everything else;
+#  - a route it would have installed but found in place on another
+#    interface (refused: it would take that route's traffic) survives, as
+#    does everything else;
 #  - a persistent TUN device made beforehand is left as it was found
 #    (down, its MTU), only emptied of the agent's address and routes.
 source "$(dirname "$0")/lib.sh"
@@ -37,7 +38,9 @@ snapshot "$ZG_TMP/before2"
 start_agent
 wait_for 10 "state connected" state_is connected
 wait_for 5 "0.0.0.0/1" bash -c "ip -n $NSA route | grep -q '0.0.0.0/1 dev zgate0'"
-wait_for 5 "the warning" grep -q "route 128.0.0.0/1 exists already (not ours); leaving it" "$AGENT_LOG"
+# another interface's route as wide as the advertised one: refused (it
+# would take that route's traffic), the route left as it was
+wait_for 5 "the warning" grep -q "advertised the route 128.0.0.0/1: refused, reached through another interface's route" "$AGENT_LOG"
 kill -INT "$AGENT_PID"
 wait "$AGENT_PID" || fail "SIGINT: exit status $?"
 AGENT_PID=
