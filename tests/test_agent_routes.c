@@ -428,10 +428,10 @@ static void test_check_kernel_route(void **state)
 static void test_i16_refusal_names(void **state)
 {
 	(void)state;
-	for (int a = ROUTE_OK; a <= ROUTE_COVERS_RELAY; a++) {
+	for (int a = ROUTE_OK; a <= ROUTE_IPV6_OFF; a++) {
 		assert_string_not_equal(routes_refusal_name((enum route_refusal)a), "unknown");
 		assert_string_not_equal(routes_refusal_why((enum route_refusal)a), "unknown");
-		for (int b = a + 1; b <= ROUTE_COVERS_RELAY; b++)
+		for (int b = a + 1; b <= ROUTE_IPV6_OFF; b++)
 			assert_string_not_equal(routes_refusal_name((enum route_refusal)a),
 						routes_refusal_name((enum route_refusal)b));
 	}

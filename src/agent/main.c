@@ -577,8 +577,10 @@ static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *p
 	ag->nroute_ref = 0;
 	ag->route_ref_unlisted = 0;
 	for (size_t i = 0; i < *pn; i++) {
-		int why = (int)routes_check_route(&want[i], &ag->relay_addr, acc->p, acc->n,
-						  acc->filter);
+		int why = want[i].version == 6 && !ag->cfg.ipv6
+				  ? ROUTE_IPV6_OFF
+				  : (int)routes_check_route(&want[i], &ag->relay_addr, acc->p, acc->n,
+							    acc->filter);
 
 		if (why == ROUTE_OK)
 			why = kernel_route_check(ag, &want[i]);
@@ -709,7 +711,10 @@ static void apply_addresses(struct agent *ag)
 	for (size_t i = 0; i < ag->noffered; i++) {
 		const struct route_prefix *o = &ag->offered[i];
 		struct route_prefix h = routes_host(o);
-		int why = (int)routes_check_address(&h, &ag->relay_addr, ag->routes, ag->nroutes),
+		int why = h.version == 6 && !ag->cfg.ipv6
+				  ? ROUTE_IPV6_OFF
+				  : (int)routes_check_address(&h, &ag->relay_addr, ag->routes,
+							      ag->nroutes),
 		    dup = 0;
 
 		if (why == ROUTE_NOT_TUNNELED && !ag->routes_known) {

@@ -388,6 +388,8 @@ const char *routes_refusal_name(enum route_refusal r)
 		return "not_accepted";
 	case ROUTE_COVERS_RELAY:
 		return "covers_relay";
+	case ROUTE_IPV6_OFF:
+		return "ipv6_off";
 	}
 	return "unknown";
 }
@@ -424,6 +426,9 @@ const char *routes_refusal_why(enum route_refusal r)
 	case ROUTE_COVERS_RELAY:
 		return "covers the relay and the relay's own path cannot be kept outside the "
 		       "tunnel: it would loop";
+	case ROUTE_IPV6_OFF:
+		return "IPv6, and ipv6 is off in this agent's configuration: the machine's own IPv6 "
+		       "would go into a tunnel that gives it no address";
 	}
 	return "unknown";
 }

@@ -76,6 +76,7 @@ enum route_refusal {
 	ROUTE_HIJACK,       /* another interface's (non-default) route reaches it */
 	ROUTE_NOT_ACCEPTED, /* outside the agent's accept_routes */
 	ROUTE_COVERS_RELAY, /* covers the relay and its path cannot be pinned */
+	ROUTE_IPV6_OFF,     /* IPv6, and the agent's ipv6 is off */
 };
 
 /* The refusal's short name for the status file ("link_local"), and a

@@ -5,8 +5,9 @@
 # link-local, its own address, an address of the agent's LAN, the agent's
 # own address and one legitimate 10.100.0.9/32, and advertises loopback,
 # link-local, multicast, a host route to itself, half of the agent's LAN
-# (more specific than the LAN's own route: it would take the LAN's traffic)
-# and two ordinary ranges.
+# (more specific than the LAN's own route: it would take the LAN's traffic),
+# an IPv6 range (the agent runs without --ipv6) and two
+# ordinary ranges.
 # The agent installs the legitimate address as a /32 with noprefixroute
 # (no 128.0.0.0/1 prefix route, 8.8.8.8 stays remote), refuses the rest
 # with a log line naming the relay and the address, lists them in the
@@ -26,7 +27,7 @@ EVIL=(--assign 128.0.0.0/1 --assign 8.8.8.8/32 --assign 127.0.0.1 --assign 169.2
 	--assign "$RELAY_IP" --assign 172.31.9.7 --assign "$NET.2" --assign 10.100.0.9/32
 	--advertise 127.0.0.0/8 --advertise "$RELAY_IP/32" --advertise 224.0.0.0/4
 	--advertise 169.254.0.0/16 --advertise 198.18.0.0/24 --advertise 203.0.113.0/24
-	--advertise 172.31.9.128/25)
+	--advertise 172.31.9.128/25 --advertise fd00:9::/64)
 start_evil() {
 	ip netns exec "$NSR" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
 		--bounding-set=-all --inh-caps=-all \
@@ -86,6 +87,10 @@ refused_has route "$RELAY_IP/32" relay_address || fail "route to the relay not l
 refused_has route 224.0.0.0/4 multicast || fail "route 224.0.0.0/4 not listed"
 refused_has route 169.254.0.0/16 link_local || fail "route 169.254.0.0/16 not listed"
 refused_has route 172.31.9.128/25 overlaps_route || fail "route 172.31.9.128/25 not listed"
+refused_has route fd00:9::/64 ipv6_off || fail "route fd00:9::/64 not listed"
+[[ -z $(ip -n "$NSA" -6 route show dev zgate0 | grep '^fd00') ]] ||
+	fail "IPv6 routes with ipv6 off: $(ip -n "$NSA" -6 route show dev zgate0)"
+ip -n "$NSA" -6 addr show dev zgate0 | grep -q fd00 && fail "an IPv6 address with ipv6 off"
 [[ $(status_field addresses) == '["10.100.0.9/32"]' ]] || fail "addresses: $(status_field addresses)"
 grep -q "relay $RELAY ($RELAY_IP/32) assigned the address 8.8.8.8/32: refused" "$AGENT_LOG" ||
 	fail "no log line naming the relay and 8.8.8.8"
