@@ -1712,6 +1712,8 @@ static void test_c07_bad_route_advertisement_aborts(void **state)
 	assert_int_equal(masque_conn_queue_raw(sc, raw, sizeof(raw)), 0);
 	assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].nroute_events, 1); /* the bad list was not applied */
+	/* the reason names the capsule */
+	assert_non_null(strstr(x->cl[0].ci.reason, "bad ROUTE_ADVERTISEMENT capsule from peer"));
 	fx_free(x);
 	free(x);
 }

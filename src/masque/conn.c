@@ -644,11 +644,30 @@ static int handle_capsule(struct masque_conn *c, const struct capsule *cap)
 	}
 }
 
+/* The capsule type's name for a log line ("ROUTE_ADVERTISEMENT", "type
+ * 0x1ca3f"), in buf. */
+static const char *capsule_name(uint64_t type, char *buf, size_t len)
+{
+	switch (type) {
+	case CAPSULE_DATAGRAM:
+		return "DATAGRAM";
+	case CAPSULE_ADDRESS_ASSIGN:
+		return "ADDRESS_ASSIGN";
+	case CAPSULE_ADDRESS_REQUEST:
+		return "ADDRESS_REQUEST";
+	case CAPSULE_ROUTE_ADVERTISEMENT:
+		return "ROUTE_ADVERTISEMENT";
+	default:
+		(void)snprintf(buf, len, "type 0x%llx", (unsigned long long)type);
+		return buf;
+	}
+}
+
 static int feed_capsules(struct masque_conn *c, const uint8_t *data, size_t len)
 {
 	const uint8_t *p = data, *end = data + len;
 	struct capsule cap;
-	int r;
+	int r, handled = 0;
 
 	for (;;) {
 		r = capsule_parser_feed(&c->cparser, &p, end, &cap);
@@ -664,15 +683,22 @@ static int feed_capsules(struct masque_conn *c, const uint8_t *data, size_t len)
 		if (r != 1)
 			break;
 		r = handle_capsule(c, &cap);
-		if (r != 0)
+		if (r != 0) {
+			handled = 1;
 			break;
+		}
 		if (c->closing)
 			return 0;
 	}
 	if (r < 0) {
-		char why[96];
+		char why[128], tb[32];
 
-		(void)snprintf(why, sizeof(why), "bad capsule from peer: %s", zg_strerror(r));
+		if (handled)
+			(void)snprintf(why, sizeof(why), "bad %s capsule from peer: %s",
+				       capsule_name(cap.type, tb, sizeof(tb)), zg_strerror(r));
+		else
+			(void)snprintf(why, sizeof(why), "bad capsule framing from peer: %s",
+				       zg_strerror(r));
 		close_app(c, r == ZG_ERR_NOMEM ? NGHTTP3_H3_INTERNAL_ERROR : H3_DATAGRAM_ERROR, r,
 			  why);
 		return r;
