@@ -29,9 +29,10 @@
  * kernel walks its stack once for them (the largest cost per packet here). */
 #define GSO_SEGS 64
 #define GSO_BYTES 61440
-/* GSO messages refused in a row (each sent a datagram at a time) before
- * GSO is given up for the socket: one path that cannot take it is not
- * every path. */
+/* GSO messages refused (each then sent a datagram at a time) with no
+ * message of segments as large taken in between, before GSO is given up
+ * for the socket: one path that cannot take it is not every path, and
+ * smaller segments going through prove nothing for the larger ones. */
 #define GSO_REFUSED_MAX 8
 /* Initials of new connections waiting for a later round (server): */
 #define ACCEPTS_PER_ROUND 8 /* default masque_config.accepts_per_round */
@@ -91,6 +92,7 @@ struct masque_udp {
 	unsigned gfirst[SEND_BATCH]; /* first datagram of each group */
 	int gso;                     /* 1 while the kernel takes UDP_SEGMENT */
 	unsigned gso_refused;        /* GSO messages refused in a row */
+	size_t gso_refused_seg;      /* the smallest segment size refused, 0: none */
 	int gro;                     /* 1 when UDP_GRO is on */
 	struct event *flush_ev;
 	/* Every connection's timer lives in theap; one timerfd (tfd, read by
@@ -251,8 +253,8 @@ static int send_plain(struct masque_udp *u, unsigned first, unsigned end)
  * loses its datagrams only; the others still go. A GSO message refused
  * as such (EMSGSIZE or EINVAL: a segment over its route's MTU, learned
  * per destination; EIO: a device without checksum offload on its route)
- * goes a datagram at a time; after GSO_REFUSED_MAX refusals in a row, or
- * when the socket cannot do it at all, GSO is off for good. */
+ * goes a datagram at a time; after GSO_REFUSED_MAX refusals (see there),
+ * or when the socket cannot do it at all, GSO is off for good. */
 static void flush_sends(struct masque_udp *u)
 {
 	unsigned off = 0, ng;
@@ -269,8 +271,11 @@ static void flush_sends(struct masque_udp *u)
 
 		if (n >= 0) {
 			for (unsigned k = off; k < off + (unsigned)n; k++)
-				if (u->gmsg[k].msg_hdr.msg_controllen > 0)
+				if (u->gmsg[k].msg_hdr.msg_controllen > 0 && u->gso_refused > 0 &&
+				    u->siov[u->gfirst[k]].iov_len >= u->gso_refused_seg) {
 					u->gso_refused = 0;
+					u->gso_refused_seg = 0;
+				}
 			off += (unsigned)n;
 			send_ok(u);
 			continue;
@@ -283,8 +288,16 @@ static void flush_sends(struct masque_udp *u)
 		}
 		if (u->gmsg[off].msg_hdr.msg_controllen > 0 &&
 		    (e == EIO || e == EINVAL || e == EMSGSIZE || e == EOPNOTSUPP || e == ENOPROTOOPT)) {
+			size_t seg = u->siov[first].iov_len;
+
+			if (u->gso_refused_seg == 0 || seg < u->gso_refused_seg)
+				u->gso_refused_seg = seg;
+			if (u->gso_refused == 0) /* once per streak */
+				log_info("UDP GSO refused for %zu-byte segments (%s); those go one "
+					 "datagram at a time",
+					 seg, strerror(e));
 			if (e == EOPNOTSUPP || e == ENOPROTOOPT || ++u->gso_refused >= GSO_REFUSED_MAX) {
-				log_info("UDP GSO refused (%s); sending datagrams one by one",
+				log_info("UDP GSO given up (%s); sending datagrams one by one",
 					 strerror(e));
 				u->gso = 0;
 				(void)send_plain(u, first, u->nsend);
