@@ -547,9 +547,10 @@ static void refuse_route(struct agent *ag, const struct status_refusal *old, siz
 static int kernel_route_check(struct agent *ag, const struct route_prefix *p)
 {
 	struct route_prefix ends[2] = { routes_host(p), routes_last(p) };
+	int n = routes_equal(&ends[0], &ends[1]) ? 1 : 2; /* a host route has one */
 	struct route_lookup k;
 
-	for (int i = 0; i < (p->len == (p->version == 4 ? 32 : 128) ? 1 : 2); i++) {
+	for (int i = 0; i < n; i++) {
 		enum route_refusal why;
 
 		if (nl_route_match(ag->nl, &ends[i], &k) != 0) {

@@ -66,21 +66,21 @@ void tungro_reset(struct tungro *g)
 	g->used = 0;
 }
 
+/* The sum of the TCP pseudo header's addresses of IP packet p (IPv4 or
+ * IPv6); the protocol and the TCP length are added by the caller. */
+static uint32_t pseudo_addrs(const uint8_t *p)
+{
+	return (p[0] >> 4) == 4 ? cksum_add(0, p + 12, 8) : cksum_add(0, p + 8, 32);
+}
+
 /* 1 when p (len bytes, IPv4 or IPv6 of header length hl) carries a valid
  * TCP checksum, and for IPv4 a valid header checksum. */
 static int csum_ok(const uint8_t *p, size_t len, size_t hl)
 {
-	uint32_t sum;
-
-	if (hl == 20) {
-		if (cksum_fold(cksum_add(0, p, 20)) != 0)
-			return 0;
-		sum = cksum_add(0, p + 12, 8);
-	} else {
-		sum = cksum_add(0, p + 8, 32);
-	}
-	sum += 6 + (uint32_t)(len - hl);
-	return cksum_fold(cksum_add(sum, p + hl, len - hl)) == 0;
+	if (hl == 20 && cksum_fold(cksum_add(0, p, 20)) != 0)
+		return 0;
+	return cksum_fold(cksum_add(pseudo_addrs(p) + 6 + (uint32_t)(len - hl), p + hl,
+				    len - hl)) == 0;
 }
 
 /* 1 when pkt is a TCP segment that may start or extend a coalesced item:
@@ -242,11 +242,10 @@ static void finish(struct tungro *g, struct item *it)
 		be16_put(p + 2, (uint16_t)it->len);
 		p[10] = p[11] = 0;
 		be16_put(p + 10, cksum_fold(cksum_add(0, p, 20)));
-		sum = cksum_add(0, p + 12, 8);
 	} else {
 		be16_put(p + 4, (uint16_t)tcplen);
-		sum = cksum_add(0, p + 8, 32);
 	}
+	sum = pseudo_addrs(p);
 	if (it->psh)
 		t[13] |= TCP_PSH;
 	/* CHECKSUM_PARTIAL: the field holds the pseudo-header sum, folded
@@ -346,7 +345,7 @@ int tungro_split(const uint8_t *buf, size_t len, uint8_t *out, size_t outlen, tu
 	if (thl < 20 || plen < hdr || gso == 0 || hdr + gso > IP_MAX)
 		return ZG_ERR_MALFORMED;
 	seq = be32_get(p + hl + 4);
-	sum0 = type == TUNGRO_GSO_TCPV4 ? cksum_add(0, p + 12, 8) : cksum_add(0, p + 8, 32);
+	sum0 = pseudo_addrs(p);
 	for (off = hdr; off < plen || n == 0; off += gso, n++) {
 		size_t pay = plen - off < gso ? plen - off : gso, sl = hdr + pay;
 		uint8_t *t = out + hl;

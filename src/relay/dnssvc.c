@@ -253,12 +253,21 @@ static void routes_cb(evutil_socket_t fd, short what, void *arg)
 	routes_run(arg);
 }
 
-static struct rdirty *rdirty_get(struct dnssvc *d, const char *client)
+/* client's entry, or NULL */
+static struct rdirty *rdirty_find(struct dnssvc *d, const char *client)
 {
 	struct rdirty *r;
 
 	for (r = d->dirty; r != NULL && strcmp(r->client, client) != 0; r = r->next)
 		;
+	return r;
+}
+
+/* client's entry, made when there is none; NULL without memory */
+static struct rdirty *rdirty_get(struct dnssvc *d, const char *client)
+{
+	struct rdirty *r = rdirty_find(d, client);
+
 	if (r == NULL && (r = calloc(1, sizeof(*r))) != NULL) {
 		(void)snprintf(r->client, sizeof(r->client), "%s", client);
 		r->held_tail = &r->held;
@@ -290,10 +299,9 @@ static struct rdirty *routes_mark(struct dnssvc *d, const char *client)
 /* client's entry when its routes changed and are not told yet, else NULL */
 static struct rdirty *routes_pending(struct dnssvc *d, const char *client)
 {
-	for (struct rdirty *r = d->dirty; r != NULL; r = r->next)
-		if (strcmp(r->client, client) == 0)
-			return r->dirty ? r : NULL;
-	return NULL;
+	struct rdirty *r = rdirty_find(d, client);
+
+	return r != NULL && r->dirty ? r : NULL;
 }
 
 /* An expired binding (names_expire's callback). */
