@@ -43,6 +43,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.pool6.version, 0);
 	assert_int_equal(c.udp_idle_ms, 60000);
 	assert_int_equal(c.tcp_idle_ms, 2 * 3600 * 1000);
+	assert_int_equal(c.tcp_close_ms, 60 * 1000);
 	assert_int_equal(c.drain_grace_ms, 30000);
 	assert_int_equal(c.mtu, 1280);
 	assert_int_equal(c.max_sessions, 10000);
@@ -74,6 +75,7 @@ static const char *good =
 	"  udp_idle: 90s\n"
 	"  drain_grace: 1500ms\n"
 	"  tcp_idle: 5m\n"
+	"  tcp_close: 30s\n"
 	"mtu: 1400\n"
 	"log_level: debug\n";
 
@@ -95,6 +97,7 @@ static void test_file_good(void **state)
 	assert_int_equal(c.udp_idle_ms, 90000);
 	assert_int_equal(c.drain_grace_ms, 1500);
 	assert_int_equal(c.tcp_idle_ms, 300000);
+	assert_int_equal(c.tcp_close_ms, 30000);
 	assert_int_equal(c.mtu, 1400);
 	assert_string_equal(c.log_level, "debug");
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);

@@ -57,6 +57,7 @@ static void test_example_config_values(void **state)
 	assert_int_equal(c.pool6.version, 0);
 	assert_int_equal(c.drain_grace_ms, 30000);
 	assert_int_equal(c.tcp_idle_ms, 2u * 3600u * 1000u);
+	assert_int_equal(c.tcp_close_ms, 60u * 1000u);
 	assert_int_equal(c.mtu, 1280);
 	assert_string_equal(c.log_level, "info");
 }

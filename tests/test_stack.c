@@ -394,7 +394,8 @@ struct tc {
 	size_t rx_len, rx_cap;
 	struct qpkt other[32]; /* packets for nobody else (ICMP, ...) */
 	int nother;
-	size_t seg; /* payload bytes per segment the client sends */
+	size_t seg;   /* payload bytes per segment the client sends */
+	int zero_wnd; /* announce a zero window and take no data */
 };
 
 #define TC_WND 0xffff /* scaled by 7: 8 MiB receive window */
@@ -431,7 +432,7 @@ tc_seg(struct fx *fx, struct tc *c, uint8_t flags, const uint8_t *data,
 
 	n = build_tcp(b, &c->src, &c->dst, c->sport, c->dport,
 		      (flags & PKT_TCP_SYN) ? c->snd_nxt - 1 : c->snd_nxt,
-		      c->rcv_nxt, flags, TC_WND, data, len);
+		      c->rcv_nxt, flags, c->zero_wnd ? 0 : TC_WND, data, len);
 	input(fx, b, n);
 }
 
@@ -510,7 +511,7 @@ tc_pump(struct fx *fx, struct tc *c)
 		}
 		if (plen > 0 || (pi.tcp_flags & PKT_TCP_FIN))
 			need_ack = 1;
-		if (plen > 0 && seq == c->rcv_nxt) {
+		if (plen > 0 && seq == c->rcv_nxt && !c->zero_wnd) {
 			while (c->rx_len + plen > c->rx_cap) {
 				c->rx_cap *= 2;
 				c->rx = realloc(c->rx, c->rx_cap);
@@ -1576,6 +1577,118 @@ test_tcp_fin_both_ways_while_upstream_full(void **state)
 	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
 	tc_free(&c);
 	srv_stop(&s);
+}
+
+/* Both sides have closed while the upstream's bytes still wait in lwIP for
+ * a client that keeps its window shut (and answers lwIP's window probes,
+ * so lwIP alone would keep them for ever). The flow must stay, charged to
+ * its client, until the bytes are delivered or tcp_close_ms passes without
+ * progress: it used to be freed at the second FIN and leave lwIP holding
+ * the bytes outside every per-client count. upstream_first: the upstream's
+ * EOF reaches the relay before the client's FIN; reopen: the client opens
+ * its window before the deadline and receives everything. */
+static void
+closing_zero_window(struct fx *fx, int upstream_first, int reopen)
+{
+	const size_t total = 100 * 1000;
+	uint8_t *data = malloc(total);
+	struct stack_counters k;
+	struct srv s;
+	struct tc c;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.tcp_close_ms = 10000;
+	assert_int_equal(fx_start(fx, 1), 0);
+	fill_pattern(data, total, 21);
+	srv_start(&s, fx->base, 0, SRV_SOURCE);
+	s.src = data;
+	s.src_len = total;
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	assert_true(c.synack);
+	c.zero_wnd = 1;
+	tc_pump(fx, &c); /* the handshake's ACK shuts the window */
+	if (!upstream_first) {
+		tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+		c.snd_nxt++;
+	}
+	/* every upstream byte and the EOF taken into lwIP */
+	for (i = 0; i < 5000; i++) {
+		stack_get_counters(fx->st, &k);
+		if (k.bytes_down == total && fx->st->flows != NULL &&
+		    fx->st->flows->upstream_fin)
+			break;
+		loop_once(fx);
+		tc_pump(fx, &c);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_int_equal(k.bytes_down, total);
+	if (upstream_first) {
+		tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+		c.snd_nxt++;
+	}
+	/* 9 s of window probes answered with a shut window */
+	for (i = 0; i < 36; i++) {
+		advance(fx, 250);
+		loop_once(fx);
+		tc_pump(fx, &c);
+	}
+	assert_false(c.rst);
+	assert_int_equal(c.rx_len, 0);
+	assert_int_equal(c.snd_una, c.snd_nxt); /* the client's FIN taken */
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_tcp, 1); /* still the client's */
+	assert_non_null(fx->st->flows);
+	assert_non_null(fx->st->flows->pcb);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 1);
+	if (reopen) {
+		c.zero_wnd = 0;
+		tc_seg(fx, &c, PKT_TCP_ACK, NULL, 0); /* window update */
+		assert_true(run_until(fx, &c, c_fin, NULL, 200000));
+		assert_false(c.rst);
+		assert_int_equal(c.rx_len, total);
+		assert_memory_equal(c.rx, data, total);
+		assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+		tc_pump(fx, &c);
+		assert_false(c.rst);
+		assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
+	} else {
+		/* no byte delivered for tcp_close_ms: RST, and lwIP lets go */
+		assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+		tc_pump(fx, &c);
+		assert_true(c.rst);
+		assert_string_equal(fx->ev[fx->nev - 1].reason, "close-timeout");
+		assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 0);
+	}
+	for (i = 0; i < 2000 && !s.eof_seen; i++) {
+		loop_once(fx);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen); /* the client's FIN reached the upstream */
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+	free(data);
+}
+
+static void
+test_tcp_closing_zero_window_times_out(void **state)
+{
+	closing_zero_window(*state, 0, 0);
+}
+
+static void
+test_tcp_closing_zero_window_upstream_first_times_out(void **state)
+{
+	closing_zero_window(*state, 1, 0);
+}
+
+static void
+test_tcp_closing_zero_window_reopens(void **state)
+{
+	closing_zero_window(*state, 0, 1);
 }
 
 /* One connection to a SRV_GREET_HALFCLOSE server from sport with initial
@@ -3854,6 +3967,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_times_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_upstream_first_times_out,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_reopens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_fin_both_ways_while_upstream_full, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),

@@ -98,6 +98,7 @@ static const struct opt_spec opts[] = {
 	U32("limits.fd_per_client_pct", fd_client_pct, 1, 100, "50", "percent of the flows' descriptors one client may hold"),
 	U32("mtu", mtu, 1280, 65535, "1280", "inner (tunnel) MTU"),
 	DUR("timeouts.tcp_idle", tcp_idle_ms, 1000, UINT32_MAX, "2h", "idle TCP flow closed after"),
+	DUR("timeouts.tcp_close", tcp_close_ms, 1000, UINT32_MAX, "60s", "TCP flow closed both ways, bytes undelivered: reset after this long without progress"),
 	DUR("timeouts.udp_idle", udp_idle_ms, 1000, UINT32_MAX, "60s", "idle UDP flow closed after"),
 	DUR("timeouts.dns_idle", dns_idle_ms, 1000, UINT32_MAX, "10s", "idle UDP flow to port 53 closed after"),
 	DUR("timeouts.quic_idle", quic_idle_ms, 1000, UINT32_MAX, "60s", "idle QUIC connection closed after"),
@@ -578,7 +579,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     "pool          IPv4 %s, IPv6 %s\n"
 		     "state_file    %s\n"
 		     "limits        %u sessions, %u flows, %u flows/client, %u half-open/client, %u UDP/client\n"
-		     "timeouts      tcp_idle %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, keepalive %ums, drain_grace %ums\n"
+		     "timeouts      tcp_idle %ums, tcp_close %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, keepalive %ums, drain_grace %ums\n"
 		     "mtu           %u, workers %s\n"
 		     "log_level     %s, log_format %s\n",
 		     c->listen, c->ops_listen,
@@ -590,7 +591,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     c->tls_crl[0] ? c->tls_crl : "(none)", c->tls_identity, c->uri_template, c->policy_file, p4, p6,
 		     c->state_file[0] ? c->state_file : "(memory only)", c->max_sessions,
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
-		     c->max_udp_per_client, c->tcp_idle_ms, c->udp_idle_ms, c->dns_idle_ms,
+		     c->max_udp_per_client, c->tcp_idle_ms, c->tcp_close_ms, c->udp_idle_ms, c->dns_idle_ms,
 		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, wk, c->log_level, c->log_format);
 	if (w < 0)
 		return 0;

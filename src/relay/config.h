@@ -84,6 +84,7 @@ struct relay_config {
 	uint32_t fd_reserve;            /* 0 = automatic */
 	uint32_t fd_client_pct;
 	uint32_t tcp_idle_ms;
+	uint32_t tcp_close_ms;
 	uint32_t udp_idle_ms;
 	uint32_t dns_idle_ms;
 	uint32_t quic_idle_ms;

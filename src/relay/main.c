@@ -2382,6 +2382,7 @@ stack:
 	}
 	sc.max_lwip_bytes /= r->nworkers > 1 ? r->nworkers : 1;
 	sc.tcp_idle_ms = r->cfg.tcp_idle_ms;
+	sc.tcp_close_ms = r->cfg.tcp_close_ms;
 	sc.udp_idle_ms = r->cfg.udp_idle_ms;
 	sc.dns_idle_ms = r->cfg.dns_idle_ms;
 	/* The virtual pool is never a destination. */

@@ -177,6 +177,8 @@ flow_deadline(const struct flow *f)
 	case FLOW_TCP_INJECTED:
 		return f->last_ms + cfg->handshake_timeout_ms;
 	case FLOW_TCP_ESTABLISHED:
+		if (f->client_fin && f->upstream_fin)
+			return f->last_ms + cfg->tcp_close_ms;
 		return f->last_ms + cfg->tcp_idle_ms;
 	case FLOW_UDP:
 		return f->last_ms + (f->dport == 53 ? cfg->dns_idle_ms : cfg->udp_idle_ms);
@@ -383,14 +385,18 @@ void flow_abort(struct flow *f, const char *reason)
 	flow_free(f, reason);
 }
 
-/* Both FINs are in: the pcb goes to lwIP for an orderly close at once
- * (f->pcb is NULL after), since lwIP may free a pcb in TIME_WAIT whenever
- * it likes without a callback, and one in LAST_ACK reports ERR_CLSD
- * unless it was closed; f stays while client bytes still wait for the
- * host socket (tcp_up_flush), and is freed once they are written and the
- * host socket is shut for writing. Returns 1 if f was freed; *perr is
- * ERR_ABRT if the pcb had to be aborted instead (lwIP callbacks must then
- * return it). */
+/* Both FINs are in: the pcb is closed (lwIP sends our FIN after the bytes
+ * it still holds). f keeps the pcb, and stays charged to its client (flow
+ * count, window budget, tcp_close_ms deadline), until every byte lwIP took
+ * from it was acknowledged: a client that keeps its window shut must not
+ * leave lwIP holding them for it after f is gone. Only then is the pcb let
+ * go (f->pcb is NULL after): lwIP may free a pcb in TIME_WAIT, or one in
+ * LAST_ACK once acknowledged, without a callback, and neither state can be
+ * reached with data unacknowledged. f itself stays while client bytes still
+ * wait for the host socket (tcp_up_flush), and is freed once they are
+ * written and the host socket is shut for writing. Returns 1 if f was
+ * freed; *perr is ERR_ABRT if the pcb had to be aborted instead (lwIP
+ * callbacks must then return it). */
 static int
 tcp_check_done(struct flow *f, err_t *perr)
 {
@@ -399,19 +405,28 @@ tcp_check_done(struct flow *f, err_t *perr)
 	*perr = ERR_OK;
 	if (!(f->client_fin && f->upstream_fin))
 		return 0;
-	if (pcb != NULL) {
-		tcp_detach(f);
-		f->pcb = NULL;
+	if (pcb != NULL && !f->pcb_closed) {
 		/* every byte lwIP took is ours to deliver; a window the
 		 * budget kept small would make tcp_close() answer with RST
 		 * ("data not received") */
 		pcb->rcv_wnd = TCP_WND_MAX(pcb);
 		if (tcp_close(pcb) != ERR_OK) {
+			tcp_detach(f);
+			f->pcb = NULL;
 			tcp_abort(pcb);
 			*perr = ERR_ABRT;
+		} else {
+			f->pcb_closed = 1;
+			flow_track(f); /* the close deadline */
 		}
 	}
-	if (!f->shut_wr)
+	/* snd_buf counts data only (an ACK of the FIN alone adds nothing and
+	 * calls no tcp_sent), so this holds from the ACK of the last byte */
+	if (f->pcb != NULL && f->pcb->snd_buf >= TCP_SND_BUF) {
+		tcp_detach(f);
+		f->pcb = NULL;
+	}
+	if (!f->shut_wr || f->pcb != NULL)
 		return 0;
 	flow_free(f, "closed");
 	return 1;
@@ -726,6 +741,7 @@ tcp_up_flush(struct flow *f)
 		w = (size_t)r;
 		f->bytes_up += w;
 		st->cnt.bytes_up += w;
+		f->last_ms = stack_now(st); /* progress, after a FIN too */
 		if (f->pcb) {
 			uint32_t wnd = f->wnd;
 			uint32_t c = stack_wnd_credit(st->cfg.max_client_bytes,
@@ -801,6 +817,11 @@ tcp_sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
 	    send_room(f, pcb) >= (f->wnd / 4 > TCP_MSS ? f->wnd / 4 : TCP_MSS)) {
 		f->read_paused = 0;
 		event_add(f->ev_read, NULL);
+	}
+	if (f->pcb_closed) { /* the last bytes may be in: let the pcb go */
+		err_t e;
+
+		(void)tcp_check_done(f, &e);
 	}
 	return ERR_OK;
 }
@@ -1299,7 +1320,7 @@ void flow_sweep(struct stack *st, uint64_t now)
 			break;
 		case FLOW_TCP_ESTABLISHED:
 			st->cnt.closed_idle++;
-			flow_abort(f, "idle");
+			flow_abort(f, f->client_fin && f->upstream_fin ? "close-timeout" : "idle");
 			break;
 		case FLOW_UDP:
 		case FLOW_ICMP:

@@ -142,6 +142,7 @@ void stack_config_defaults(struct stack_config *cfg)
 	cfg->max_halfopen_per_client = 512;
 	cfg->max_udp_per_client = 500;
 	cfg->tcp_idle_ms = 2 * 3600 * 1000;
+	cfg->tcp_close_ms = 60 * 1000;
 	cfg->udp_idle_ms = 60 * 1000;
 	cfg->dns_idle_ms = 10 * 1000;
 	cfg->icmp_idle_ms = 10 * 1000;

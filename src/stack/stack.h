@@ -125,6 +125,9 @@ struct stack_config {
 	uint32_t max_halfopen_per_client; /* TCP not yet established */
 	uint32_t max_udp_per_client;
 	uint32_t tcp_idle_ms;
+	/* both sides closed, bytes still on their way: the flow ends (RST)
+	 * after this long without any of them delivered */
+	uint32_t tcp_close_ms;
 	uint32_t udp_idle_ms;
 	uint32_t dns_idle_ms; /* UDP to port 53 */
 	uint32_t icmp_idle_ms;
