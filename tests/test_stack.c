@@ -332,6 +332,9 @@ put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+/* the MSS clients announce in their SYN */
+static uint16_t syn_mss = 1200;
+
 static size_t
 build_tcp(uint8_t *b, const struct stack_addr *src, const struct stack_addr *dst,
 	  uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
@@ -353,11 +356,11 @@ build_tcp(uint8_t *b, const struct stack_addr *src, const struct stack_addr *dst
 	t[14] = (uint8_t)(wnd >> 8);
 	t[15] = (uint8_t)wnd;
 	if (optlen) {
-		/* MSS 1200, NOP, window scale 7 */
+		/* MSS, NOP, window scale 7 */
 		t[20] = 2;
 		t[21] = 4;
-		t[22] = 1200 >> 8;
-		t[23] = 1200 & 0xff;
+		t[22] = (uint8_t)(syn_mss >> 8);
+		t[23] = (uint8_t)syn_mss;
 		t[24] = 1;
 		t[25] = 3;
 		t[26] = 3;
@@ -3401,6 +3404,60 @@ test_tcp_backpressure_slow_client(void **state)
 	free(data);
 }
 
+/* A client announcing a tiny MSS: lwIP's segments are that small, and the
+ * relay must queue no more of them than lwIP's segment queue holds (it
+ * used to hand lwIP 64 KiB at a time, which lwIP refused, and the flow was
+ * reset). Below 48 bytes the MSS is raised to 48, as Linux does. */
+static void
+tiny_mss(struct fx *fx, uint16_t mss, size_t want_seg)
+{
+	const size_t total = 300 * 1000;
+	uint8_t *data = malloc(total);
+	struct srv s;
+	struct tc c;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	fill_pattern(data, total, 17);
+	srv_start(&s, fx->base, 0, SRV_SOURCE);
+	s.src = data;
+	s.src_len = total;
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	syn_mss = mss;
+	tc_syn(fx, &c);
+	syn_mss = 1200;
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	assert_true(c.synack);
+	assert_false(c.rst);
+	tc_pump(fx, &c);
+	assert_non_null(fx->st->flows);
+	assert_non_null(fx->st->flows->pcb);
+	assert_int_equal(fx->st->flows->pcb->mss, want_seg);
+	assert_true(run_until(fx, &c, c_fin, NULL, 400000));
+	assert_false(c.rst);
+	assert_int_equal(c.rx_len, total);
+	assert_memory_equal(c.rx, data, total);
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+	free(data);
+}
+
+static void
+test_tcp_tiny_mss_delivers(void **state)
+{
+	tiny_mss(*state, 64, 64);
+}
+
+static void
+test_tcp_mss_below_48_raised(void **state)
+{
+	tiny_mss(*state, 8, 48);
+}
+
 /* A flow of a client at its memory budget (max_client_bytes) starts with a
  * receive window below full. When both sides finished cleanly, the stack
  * must end the connection toward the client with a FIN, not a RST: lwIP's
@@ -3967,6 +4024,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_tiny_mss_delivers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_mss_below_48_raised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_upstream_first_times_out,
 						setup, teardown),

@@ -838,6 +838,15 @@ tcp_err_cb(void *arg, err_t err)
 	flow_free(f, err == ERR_RST ? "client-reset" : "tcp-error");
 }
 
+/* The payload of the segments tcp_write() makes now (lwIP's mss_local). */
+static size_t
+seg_size(const struct tcp_pcb *pcb)
+{
+	size_t half = pcb->snd_wnd_max / 2;
+
+	return half > 0 && half < pcb->mss ? half : pcb->mss;
+}
+
 /* Moves upstream bytes into the pcb while it has send buffer. */
 static void
 tcp_down_pump(struct flow *f)
@@ -848,17 +857,25 @@ tcp_down_pump(struct flow *f)
 	if (pcb == NULL)
 		return;
 	for (;;) {
-		size_t space = send_room(f, pcb), want, off; /* not tcp_sndbuf(): it caps at 64 KiB */
+		size_t space = send_room(f, pcb), want, off, segs; /* not tcp_sndbuf(): it caps at 64 KiB */
 		ssize_t r;
 
+		/* no more segments than lwIP's queue takes (a client with a
+		 * tiny MSS or window has tiny segments; a tcp_write() may
+		 * start a segment more than its length needs) */
+		segs = tcp_sndqueuelen(pcb) + 64 < TCP_SND_QUEUELEN
+			       ? (size_t)(TCP_SND_QUEUELEN - 64 - tcp_sndqueuelen(pcb)) / 2
+			       : 0;
 		/* less than a segment of room: wait for the client's ACKs
 		 * (tcp_sent) rather than queue runt segments */
-		if (space < TCP_MSS || tcp_sndqueuelen(pcb) + 64 >= TCP_SND_QUEUELEN) {
+		if (space < TCP_MSS || segs == 0) {
 			f->read_paused = 1;
 			event_del(f->ev_read);
 			break;
 		}
 		want = space < sizeof(st->buf) ? space : sizeof(st->buf);
+		if (want > segs * seg_size(pcb))
+			want = segs * seg_size(pcb);
 		r = recv(f->fd, st->buf, want, MSG_DONTWAIT);
 		if (r < 0) {
 			if (errno == EINTR)
@@ -970,6 +987,11 @@ err_t flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	tcp_sent(pcb, tcp_sent_cb);
 	tcp_err(pcb, tcp_err_cb);
 	tcp_nagle_disable(pcb);
+	/* a client's MSS below STACK_MIN_SND_MSS is not followed (Linux's
+	 * tcp_min_snd_mss): a window's worth of such segments costs more in
+	 * lwIP's per-segment state than in bytes */
+	if (pcb->mss < STACK_MIN_SND_MSS)
+		pcb->mss = STACK_MIN_SND_MSS;
 	event_add(f->ev_read, NULL);
 	return ERR_OK;
 }

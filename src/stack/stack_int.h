@@ -39,6 +39,9 @@ enum flow_state {
 	FLOW_ICMP
 };
 
+/* the smallest MSS a flow sends with, whatever its client announced */
+#define STACK_MIN_SND_MSS 48
+
 struct flow {
 	struct stack *st;
 	struct flow *hnext;       /* hash chain */
