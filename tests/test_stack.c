@@ -3995,6 +3995,216 @@ test_service_udp_tcp(void **state)
 	assert_int_equal(stack_service_reply(fx->st, &fx->last_policy, 12345, b, 1), ZG_ERR_NOTFOUND);
 }
 
+/* A service answering each request with SVC_BIG bytes; the replies'
+ * results are counted. */
+#define SVC_BIG 4000
+static int svc_big_ok, svc_big_limit;
+
+static void
+svc_big(void *ctx, const struct stack_flow_info *fi, uint64_t conn, const uint8_t *msg,
+	size_t len)
+{
+	struct fx *fx = ctx;
+	static uint8_t b[SVC_BIG];
+	int r;
+
+	(void)msg;
+	(void)len;
+	memset(b, 'A', sizeof(b));
+	r = stack_service_reply(fx->st, fi, conn, b, sizeof(b));
+	if (r == 0)
+		svc_big_ok++;
+	else if (r == ZG_ERR_LIMIT)
+		svc_big_limit++;
+	else
+		fail_msg("reply: %d", r);
+}
+
+/* The service on 10.100.0.1:53 with fn; client c connected to it. */
+static void
+svc_connect(struct fx *fx, stack_service_fn fn, struct tc *c)
+{
+	static struct stack_prefix pool;
+	struct stack_addr gw;
+
+	addr4(&pool.addr, "10.100.0.0");
+	pool.len = 24;
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.forbidden = &pool;
+	fx->cfg.n_forbidden = 1;
+	assert_int_equal(fx_start(fx, 0), 0);
+	addr4(&gw, "10.100.0.1");
+	assert_int_equal(stack_service_set(fx->st, &gw, 1, 53, fn, fx), 0);
+	svc_big_ok = svc_big_limit = 0;
+	tc_init(c, fx, 0, "10.100.0.1", 53);
+	tc_syn(fx, c);
+	assert_true(run_until(fx, c, c_synack, NULL, 200));
+	assert_true(c->synack);
+}
+
+/* n framed one-byte requests from c, in segments of up to 1000 bytes */
+static void
+svc_requests(struct fx *fx, struct tc *c, int n)
+{
+	uint8_t b[1002];
+
+	while (n > 0) {
+		size_t k = 0;
+
+		for (; n > 0 && k + 3 <= 1000; n--, k += 3) {
+			b[k] = 0;
+			b[k + 1] = 1;
+			b[k + 2] = 'q';
+		}
+		tc_seg(fx, c, PKT_TCP_ACK | PKT_TCP_PSH, b, k);
+		c->snd_nxt += (uint32_t)k;
+		tc_pump(fx, c);
+	}
+}
+
+/* A client that asks and does not read: once an answer no longer fits, its
+ * connection is reset (it used to lose the answer in silence, and the
+ * client waited for it until its own timeout), and nothing stays in lwIP. */
+static void
+test_service_tcp_answers_not_taken(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct tc c;
+
+	svc_connect(fx, svc_big, &c);
+	c.zero_wnd = 1;
+	tc_pump(fx, &c);
+	svc_requests(fx, &c, 100); /* 400 KB of answers for a 256 KiB buffer */
+	for (int i = 0; i < 20; i++) {
+		loop_once(fx);
+		tc_pump(fx, &c);
+	}
+	assert_true(svc_big_ok > 0);
+	assert_int_equal(svc_big_limit, 1); /* the first that did not fit */
+	assert_true(c.rst);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.svc_tcp_conns, 0);
+	assert_int_equal(k.svc_tcp_reset, 1);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 0);
+	/* the reset came at once, from inside lwIP's delivery */
+	assert_true(svc_big_ok + svc_big_limit < 100);
+	tc_free(&c);
+	assert_int_equal(stack_service_set(fx->st, NULL, 0, 0, NULL, NULL), 0);
+	wait_lwip_idle(fx);
+}
+
+/* A service that answers later (as the DNS service does after its
+ * upstream): keeps the request's flow. */
+static struct stack_flow_info svc_kept;
+static uint64_t svc_kept_conn;
+
+static void
+svc_defer(void *ctx, const struct stack_flow_info *fi, uint64_t conn, const uint8_t *msg,
+	  size_t len)
+{
+	(void)ctx;
+	(void)msg;
+	(void)len;
+	svc_kept = *fi;
+	svc_kept_conn = conn;
+}
+
+/* The same with answers given outside lwIP's delivery: reset at once. */
+static void
+test_service_tcp_later_answer_not_taken(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	static uint8_t b[SVC_BIG];
+	struct tc c;
+	int i, r = 0;
+
+	svc_connect(fx, svc_defer, &c);
+	c.zero_wnd = 1;
+	svc_requests(fx, &c, 1);
+	assert_true(svc_kept_conn != 0);
+	for (i = 0; i < 100; i++) {
+		r = stack_service_reply(fx->st, &svc_kept, svc_kept_conn, b, sizeof(b));
+		if (r != 0)
+			break;
+	}
+	assert_int_equal(r, ZG_ERR_LIMIT);
+	assert_true(i > 10);
+	tc_pump(fx, &c);
+	assert_true(c.rst);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.svc_tcp_conns, 0);
+	assert_int_equal(k.svc_tcp_reset, 1);
+	assert_int_equal(stack_service_reply(fx->st, &svc_kept, svc_kept_conn, b, 1),
+			 ZG_ERR_NOTFOUND);
+	tc_free(&c);
+	assert_int_equal(stack_service_set(fx->st, NULL, 0, 0, NULL, NULL), 0);
+	wait_lwip_idle(fx);
+}
+
+/* The client's FIN after its requests: the answers are still delivered,
+ * then the service's FIN, if it reads them (reopen); if it never does, the
+ * connection is reset after STACK_SVC_TCP_IDLE_MS. The connection used to
+ * be closed at the FIN and lwIP kept the answers for it, outside the
+ * per-client cap, for as long as it answered window probes. */
+static void
+svc_fin_before_answers_read(struct fx *fx, int reopen)
+{
+	struct stack_counters k;
+	struct tc c;
+
+	svc_connect(fx, svc_big, &c);
+	c.zero_wnd = 1;
+	tc_pump(fx, &c);
+	svc_requests(fx, &c, 5);
+	tc_seg(fx, &c, PKT_TCP_ACK | PKT_TCP_FIN, NULL, 0);
+	c.snd_nxt++;
+	for (int i = 0; i < 12; i++) { /* 6 s of window probes */
+		advance(fx, 500);
+		loop_once(fx);
+		tc_pump(fx, &c);
+	}
+	assert_int_equal(svc_big_ok, 5);
+	assert_false(c.rst);
+	assert_int_equal(c.snd_una, c.snd_nxt);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.svc_tcp_conns, 1); /* still the client's */
+	if (reopen) {
+		c.zero_wnd = 0;
+		tc_seg(fx, &c, PKT_TCP_ACK, NULL, 0);
+		assert_true(run_until(fx, &c, c_fin, NULL, 2000));
+		assert_false(c.rst);
+		assert_int_equal(c.rx_len, 5 * (2 + SVC_BIG));
+		tc_pump(fx, &c);
+		stack_get_counters(fx->st, &k);
+		assert_int_equal(k.svc_tcp_reset, 0);
+	} else {
+		advance(fx, STACK_SVC_TCP_IDLE_MS);
+		tc_pump(fx, &c);
+		assert_true(c.rst);
+		assert_int_equal(c.rx_len, 0);
+		stack_get_counters(fx->st, &k);
+		assert_int_equal(k.svc_tcp_reset, 1);
+	}
+	assert_int_equal(k.svc_tcp_conns, 0);
+	tc_free(&c);
+	assert_int_equal(stack_service_set(fx->st, NULL, 0, 0, NULL, NULL), 0);
+	wait_lwip_idle(fx);
+}
+
+static void
+test_service_tcp_fin_answers_delivered(void **state)
+{
+	svc_fin_before_answers_read(*state, 1);
+}
+
+static void
+test_service_tcp_fin_answers_never_read(void **state)
+{
+	svc_fin_before_answers_read(*state, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -4024,6 +4234,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_local_connect_answers_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_client_rst_closes_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_upstream_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_tcp_answers_not_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_tcp_later_answer_not_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_tcp_fin_answers_delivered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_tcp_fin_answers_never_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_tiny_mss_delivers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_mss_below_48_raised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_times_out, setup, teardown),

@@ -41,9 +41,18 @@ static void to_ip(ip_addr_t *ip, const struct stack_addr *a)
 	}
 }
 
+/* Answer bytes lwIP holds that the client has not acknowledged. */
+static int unacked(const struct tcp_pcb *pcb)
+{
+	return pcb->snd_buf < TCP_SND_BUF;
+}
+
 static void conn_unlink(struct svc_conn *c)
 {
 	struct stack *st = c->st;
+
+	if (c->full)
+		st->svc.nfull--;
 
 	for (struct svc_conn **pp = &st->svc.conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
@@ -55,8 +64,11 @@ static void conn_unlink(struct svc_conn *c)
 	free(c);
 }
 
-/* Detaches c from its pcb and frees it; closes (or aborts) the pcb. Returns
- * ERR_ABRT when it aborted pcb (to return from an lwIP callback). */
+/* Detaches c from its pcb and frees it; closes (or aborts) the pcb. A pcb
+ * still holding answers is aborted: closed, lwIP would keep them, outside
+ * every per-client count, for as long as the client answers its window
+ * probes. Returns ERR_ABRT when it aborted pcb (to return from an lwIP
+ * callback). */
 static err_t conn_close(struct svc_conn *c, int abort)
 {
 	struct tcp_pcb *pcb = c->pcb;
@@ -65,15 +77,31 @@ static err_t conn_close(struct svc_conn *c, int abort)
 	if (pcb != NULL) {
 		tcp_arg(pcb, NULL);
 		tcp_recv(pcb, NULL);
+		tcp_sent(pcb, NULL);
 		tcp_err(pcb, NULL);
 		tcp_poll(pcb, NULL, 0);
-		if (abort || tcp_close(pcb) != ERR_OK) {
+		if (abort || unacked(pcb) || tcp_close(pcb) != ERR_OK) {
+			if (abort || unacked(pcb))
+				c->st->cnt.svc_tcp_reset++;
 			tcp_abort(pcb);
 			r = ERR_ABRT;
 		}
 	}
 	conn_unlink(c);
 	return r;
+}
+
+/* Resets the connections an answer did not fit (marked while lwIP was
+ * delivering a packet, when they may not be freed). */
+static void conn_sweep_full(struct stack *st)
+{
+	struct svc_conn *c, *next;
+
+	for (c = st->svc.conns; c != NULL && st->svc.nfull > 0; c = next) {
+		next = c->next;
+		if (c->full)
+			(void)conn_close(c, 1);
+	}
 }
 
 static void svc_err_cb(void *arg, err_t err)
@@ -97,6 +125,20 @@ static err_t svc_poll_cb(void *arg, struct tcp_pcb *pcb)
 	return ERR_OK;
 }
 
+/* The client took answer bytes: after its FIN, the last ones end c. */
+static err_t svc_sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+	struct svc_conn *c = arg;
+
+	(void)len;
+	if (c == NULL)
+		return ERR_OK;
+	c->last_ms = stack_now(c->st);
+	if (c->fin && !unacked(pcb))
+		return conn_close(c, 0);
+	return ERR_OK;
+}
+
 static err_t svc_recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
 	struct svc_conn *c = arg;
@@ -111,7 +153,16 @@ static err_t svc_recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t e
 	if (p == NULL || err != ERR_OK) { /* the client closed */
 		if (p != NULL)
 			pbuf_free(p);
-		return conn_close(c, 0);
+		if (err == ERR_OK && unacked(pcb) && !c->full) {
+			/* it may still read: answers first, then our FIN */
+			c->fin = 1;
+			return ERR_OK;
+		}
+		return conn_close(c, c->full);
+	}
+	if (c->full) {
+		pbuf_free(p);
+		return conn_close(c, 1);
 	}
 	c->last_ms = stack_now(st);
 	tcp_recved(pcb, p->tot_len);
@@ -135,6 +186,10 @@ static err_t svc_recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t e
 				st->cnt.svc_tcp_msgs++;
 				st->svc.fn(st->svc.ctx, &c->fi, id, c->buf + 2, mlen);
 				/* the service may not close c: it only replies */
+				if (c->full) { /* an answer did not fit */
+					pbuf_free(p);
+					return conn_close(c, 1);
+				}
 			}
 		}
 	}
@@ -179,6 +234,7 @@ static err_t svc_accept_cb(void *arg, struct tcp_pcb *pcb, err_t err)
 	st->cnt.svc_tcp_conns++;
 	tcp_arg(pcb, c);
 	tcp_recv(pcb, svc_recv_cb);
+	tcp_sent(pcb, svc_sent_cb);
 	tcp_err(pcb, svc_err_cb);
 	tcp_poll(pcb, svc_poll_cb, SVC_POLL_TICKS);
 	tcp_nagle_disable(pcb);
@@ -253,6 +309,8 @@ int stack_service_input(struct stack *st, void *session, const struct stack_clie
 		st->svc.in_input = 1;
 		st->svc.fn(st->svc.ctx, &fi, 0, pkt + pi->payload_off, pi->payload_len);
 		st->svc.in_input = 0;
+		if (st->svc.nfull > 0)
+			conn_sweep_full(st);
 		return 1;
 	}
 	st->svc.cur = client;
@@ -262,7 +320,16 @@ int stack_service_input(struct stack *st, void *session, const struct stack_clie
 	st->svc.in_input = 0;
 	st->svc.cur = NULL;
 	st->svc.cur_session = NULL;
+	if (st->svc.nfull > 0)
+		conn_sweep_full(st);
 	return 1;
+}
+
+static const uint8_t *hdr_of(uint8_t hdr[2], size_t len)
+{
+	hdr[0] = (uint8_t)(len >> 8);
+	hdr[1] = (uint8_t)len;
+	return hdr;
 }
 
 int stack_service_reply(struct stack *st, const struct stack_flow_info *flow, uint64_t conn,
@@ -285,15 +352,22 @@ int stack_service_reply(struct stack *st, const struct stack_flow_info *flow, ui
 		return ZG_ERR_TOO_LARGE;
 	for (c = st->svc.conns; c != NULL && c->id != conn; c = c->next)
 		;
-	if (c == NULL || c->pcb == NULL)
+	if (c == NULL || c->pcb == NULL || c->full)
 		return ZG_ERR_NOTFOUND;
-	if (tcp_sndbuf(c->pcb) < len + 2)
+	if (tcp_sndbuf(c->pcb) < len + 2 ||
+	    tcp_write(c->pcb, hdr_of(hdr, len), 2, TCP_WRITE_FLAG_COPY | TCP_WRITE_FLAG_MORE) != ERR_OK ||
+	    tcp_write(c->pcb, msg, (u16_t)len, TCP_WRITE_FLAG_COPY) != ERR_OK) {
+		/* A client that does not read its answers: its connection is
+		 * reset rather than this answer lost in silence (RFC 7766
+		 * 6.2.4: the client then asks again what is unanswered). */
+		c->full = 1;
+		st->svc.nfull++;
+		if (!st->svc.in_input) {
+			(void)conn_close(c, 1);
+			stack_rearm(st);
+		}
 		return ZG_ERR_LIMIT;
-	hdr[0] = (uint8_t)(len >> 8);
-	hdr[1] = (uint8_t)len;
-	if (tcp_write(c->pcb, hdr, 2, TCP_WRITE_FLAG_COPY | TCP_WRITE_FLAG_MORE) != ERR_OK ||
-	    tcp_write(c->pcb, msg, (u16_t)len, TCP_WRITE_FLAG_COPY) != ERR_OK)
-		return ZG_ERR_LIMIT;
+	}
 	(void)tcp_output(c->pcb);
 	c->last_ms = stack_now(st);
 	if (!st->svc.in_input) /* a later answer: lwIP's retransmit timer */

@@ -204,6 +204,7 @@ struct stack_counters {
 	uint64_t svc_udp, svc_tcp_msgs; /* service requests received */
 	uint64_t svc_tcp_conns;         /* gauge: TCP connections to services */
 	uint64_t svc_refused;           /* connections over the per-client cap */
+	uint64_t svc_tcp_reset;         /* reset: an answer did not fit, or not taken */
 	uint64_t lwip_mem_used;         /* gauge: bytes lwIP holds now */
 	/* TCP segments lwIP itself dropped: bad checksum, not acceptable
 	 * (outside the window, no pcb), no memory, other */
@@ -298,7 +299,10 @@ size_t stack_reevaluate(struct stack *st, stack_verdict_fn fn, void *arg,
  * never-reachable set (the pool), and is no flow: it counts against no
  * flow limit, but a client holds at most STACK_SVC_TCP_PER_CLIENT TCP
  * connections to it (more are reset), each closed after
- * STACK_SVC_TCP_IDLE_MS without a request. */
+ * STACK_SVC_TCP_IDLE_MS without a request. A client's FIN ends its
+ * connection once it has taken the answers queued; a connection whose
+ * answers the client does not take (one that no longer fits, or any left
+ * at the idle timeout) is reset, never left to lwIP to deliver. */
 #define STACK_SVC_MAX_ADDRS 4
 #define STACK_SVC_TCP_PER_CLIENT 8
 #define STACK_SVC_TCP_IDLE_MS 10000
@@ -321,7 +325,10 @@ int stack_service_set(struct stack *st, const struct stack_addr *addrs, size_t n
  * one framed message on that TCP connection. Returns 0, ZG_ERR_NOTFOUND (the
  * connection closed meanwhile), ZG_ERR_TOO_LARGE (a datagram over the
  * tunnel MTU, a message over STACK_SVC_MAX_MSG) or ZG_ERR_LIMIT (the
- * connection's send buffer is full). */
+ * connection's send buffer is full: the client is not reading, and the
+ * connection is reset, at once or, during the service function, when it
+ * returns, so the client asks again what it has no answer to, RFC 7766
+ * 6.2.4). */
 int stack_service_reply(struct stack *st, const struct stack_flow_info *flow, uint64_t conn,
 			const uint8_t *msg, size_t len);
 

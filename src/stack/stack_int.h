@@ -87,6 +87,8 @@ struct svc_conn {
 	struct stack_flow_info fi; /* src = the client, dst = the service */
 	char client[STACK_ID_MAX];
 	uint64_t last_ms;
+	int fin;     /* the client's FIN is in: closed once the answers are taken */
+	int full;    /* an answer did not fit: reset (conn_sweep_full) */
 	size_t have; /* bytes of the message being read */
 	uint8_t buf[2 + STACK_SVC_MAX_MSG];
 };
@@ -99,6 +101,7 @@ struct stack_service {
 	void *ctx;
 	struct tcp_pcb *listen[STACK_SVC_MAX_ADDRS]; /* one per address */
 	struct svc_conn *conns;
+	size_t nfull; /* conns with full set, not yet reset */
 	uint64_t next_id;
 	/* the client whose packet is in lwIP now (stack_service_input) */
 	const struct stack_client *cur;
