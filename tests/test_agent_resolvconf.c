@@ -106,6 +106,44 @@ static void test_render_relay_first_original_kept(void **state)
 			 ZG_ERR_BUFSHORT);
 }
 
+/* glibc reads 3 nameservers: a relay sending 3 or more would push every
+ * original server out of reach (no fallback for the names it does not
+ * serve); 2 are kept and the rest left out, said in a comment. */
+static void test_render_relay_servers_leave_room(void **state)
+{
+	static const char orig[] = "nameserver 192.0.2.1\nnameserver 192.0.2.2\n";
+	static const char *const three[] = { "10.100.0.1", "10.100.0.2", "fd00:100::1" };
+	struct resolvconf_want w = { three, 3, NULL, 0, 0 };
+	char out[1024];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(resolvconf_servers_kept(orig, sizeof(orig) - 1, &w), 2);
+	assert_int_equal(resolvconf_render(orig, sizeof(orig) - 1, &w, out, sizeof(out), &n), 0);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "# 1 more of the relay's servers left out"));
+	assert_non_null(strstr(out, "nameserver 10.100.0.1\nnameserver 10.100.0.2\n"
+				    "nameserver 192.0.2.1\nnameserver 192.0.2.2\n"));
+	assert_null(strstr(out, "fd00:100::1"));
+	/* two fit with the fallback: all kept, no comment */
+	w.nservers = 2;
+	assert_int_equal(resolvconf_servers_kept(orig, sizeof(orig) - 1, &w), 2);
+	assert_int_equal(resolvconf_render(orig, sizeof(orig) - 1, &w, out, sizeof(out), &n), 0);
+	out[n] = '\0';
+	assert_null(strstr(out, "left out"));
+	/* every name to the relay: no fallback, all three */
+	w.nservers = 3;
+	w.every_name = 1;
+	assert_int_equal(resolvconf_servers_kept(orig, sizeof(orig) - 1, &w), 3);
+	/* no original server to keep room for */
+	w.every_name = 0;
+	assert_int_equal(resolvconf_servers_kept("search x.example\n", 17, &w), 3);
+	assert_int_equal(resolvconf_servers_kept(NULL, 0, &w), 3);
+	assert_int_equal(resolvconf_render(NULL, 0, &w, out, sizeof(out), &n), 0);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "nameserver fd00:100::1\n"));
+}
+
 static void test_apply_restore_byte_exact(void **state)
 {
 	struct resolvconf rc;
@@ -434,6 +472,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render_relay_first_original_kept),
+		cmocka_unit_test(test_render_relay_servers_leave_room),
 		cmocka_unit_test(test_apply_restore_byte_exact),
 		cmocka_unit_test(test_absent_file_created_then_removed),
 		cmocka_unit_test(test_symlink_stays_a_symlink),

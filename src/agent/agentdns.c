@@ -210,9 +210,19 @@ int agentdns_assign(struct agentdns *d, const uint8_t *value, size_t len, char *
 		struct resolvconf_want w = { sv, st->nservers, search, nsearch, every };
 
 		r = resolvconf_apply(&d->rc, &w);
-		if (r != 0)
+		if (r != 0) {
 			zg_seterr(err, errlen, "cannot write %s: %s", d->rc.path,
 				  r == ZG_ERR_IO ? strerror(errno) : zg_strerror(r));
+		} else {
+			size_t kept = resolvconf_servers_kept(d->rc.orig, d->rc.origlen, &w);
+
+			if (kept < st->nservers)
+				log_warnx("dns: %s lists %zu of the relay's %zu nameservers: the "
+					  "resolver reads %d, and one of the machine's own stays "
+					  "for the names the relay does not serve",
+					  d->rc.path, kept, st->nservers, RESOLVCONF_MAXNS);
+			st->nservers = kept;
+		}
 	}
 	st->active = r == 0;
 	if (r != 0)

@@ -43,17 +43,42 @@ static int is_kw(const char *line, size_t n, const char *kw)
 	return n > k && memcmp(line, kw, k) == 0 && (line[k] == ' ' || line[k] == '\t');
 }
 
+size_t resolvconf_servers_kept(const char *orig, size_t origlen, const struct resolvconf_want *w)
+{
+	const char *p, *end = origlen ? orig + origlen : orig, *nl;
+
+	if (w->every_name || w->nservers < RESOLVCONF_MAXNS)
+		return w->nservers;
+	for (p = orig; orig != NULL && p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		if (is_kw(p, (size_t)(nl - p), "nameserver"))
+			return RESOLVCONF_MAXNS - 1;
+	}
+	return w->nservers;
+}
+
 int resolvconf_render(const char *orig, size_t origlen, const struct resolvconf_want *w,
 		      char *out, size_t cap, size_t *plen)
 {
 	struct buf b = { out, 0, cap, 0 };
 	const char *p, *end = origlen ? orig + origlen : orig, *nl; /* orig may be NULL */
-	size_t i, n;
+	size_t i, n, kept = resolvconf_servers_kept(orig, origlen, w);
 	int pass;
 
 	adds(&b, "# Written by zgate-agent: DNS from the relay (DNS_ASSIGN). The original\n"
 		 "# is put back when the agent stops.\n");
-	for (i = 0; i < w->nservers; i++) {
+	if (kept < w->nservers) {
+		char line[160];
+
+		(void)snprintf(line, sizeof(line),
+			       "# %zu more of the relay's servers left out: the resolver reads %d,\n"
+			       "# and the first original one stays for the other names.\n",
+			       w->nservers - kept, RESOLVCONF_MAXNS);
+		adds(&b, line);
+	}
+	for (i = 0; i < kept; i++) {
 		adds(&b, "nameserver ");
 		adds(&b, w->servers[i]);
 		adds(&b, "\n");

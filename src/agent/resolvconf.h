@@ -45,8 +45,20 @@ struct resolvconf_want {
 	int every_name;
 };
 
+/* glibc reads the first 3 nameserver lines (MAXNS) */
+#define RESOLVCONF_MAXNS 3
+
+/* How many of w's servers the file lists: all, except that when the
+ * original names servers and w is not every_name, at most
+ * RESOLVCONF_MAXNS - 1, so the resolver still reads the first original
+ * server as the fallback for the names the relay does not serve. */
+size_t resolvconf_servers_kept(const char *orig, size_t origlen, const struct resolvconf_want *w);
+
 /* Builds the new file from the original's bytes (orig, may be empty) and
- * w into out[0..cap). Returns 0 with *plen, or ZG_ERR_BUFSHORT. */
+ * w into out[0..cap): w's servers (resolvconf_servers_kept() of them; a
+ * comment says how many were left out), the original servers unless
+ * every_name, the search domains (w's first) and the original options.
+ * Returns 0 with *plen, or ZG_ERR_BUFSHORT. */
 int resolvconf_render(const char *orig, size_t origlen, const struct resolvconf_want *w,
 		      char *out, size_t cap, size_t *plen);
 
