@@ -448,8 +448,20 @@ static void test_agentdns_auto_falls_back_and_recovers(void **state)
 	assert_int_equal(agentdns_new(AGENTDNS_RESOLVED, path, "", "zgate0", 7, &d, err, sizeof(err)),
 			 ZG_ERR_IO);
 	assert_non_null(strstr(err, "dns: resolved: "));
+	/* a crash in file mode, the next start in another mode (resolved,
+	 * here refused; off): the file is restored all the same */
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
+	assert_int_equal(resolvconf_apply(&rc, &w), 0);
+	resolvconf_free(&rc);
+	assert_int_equal(agentdns_new(AGENTDNS_RESOLVED, path, "", "zgate0", 7, &d, err, sizeof(err)),
+			 ZG_ERR_IO);
+	assert_original();
+	assert_int_equal(resolvconf_init(&rc, path, NULL), 0);
+	assert_int_equal(resolvconf_apply(&rc, &w), 0);
+	resolvconf_free(&rc);
 	/* off: DNS_ASSIGN is ignored, no file touched */
 	assert_int_equal(agentdns_new(AGENTDNS_OFF, path, "", "zgate0", 7, &d, err, sizeof(err)), 0);
+	assert_original();
 	assert_int_equal(agentdns_assign(d, (const uint8_t *)"\x01", 1, err, sizeof(err)), 0);
 	assert_string_equal(agentdns_state(d)->via, "off");
 	agentdns_free(d);

@@ -72,6 +72,14 @@ int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *b
 		free(d);
 		return ZG_ERR_CONFIG;
 	}
+	/* in every mode: an earlier run in file mode may have crashed */
+	r = resolvconf_recover(&d->rc, &restored);
+	if (r != 0)
+		log_warnx("dns: the backup %s of an earlier run cannot be used (%s): left alone",
+			  d->rc.backup, zg_strerror(r));
+	else if (restored)
+		log_info("dns: %s restored from %s (left by an agent that did not stop cleanly)",
+			 d->rc.path, d->rc.backup);
 	if (mode == AGENTDNS_AUTO || mode == AGENTDNS_RESOLVED) {
 		char why[256] = "";
 
@@ -85,6 +93,7 @@ int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *b
 		}
 		if (r != 0 && mode == AGENTDNS_RESOLVED) {
 			zg_seterr(err, errlen, "dns: resolved: %s", why);
+			resolvconf_free(&d->rc);
 			free(d);
 			return ZG_ERR_IO;
 		}
@@ -93,17 +102,6 @@ int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *b
 		mode = r == 0 ? AGENTDNS_RESOLVED : AGENTDNS_FILE;
 	}
 	d->st.mode = mode;
-	if (mode == AGENTDNS_FILE) {
-		r = resolvconf_recover(&d->rc, &restored);
-		if (r != 0)
-			log_warnx("dns: the backup %s of an earlier run cannot be used (%s): left "
-				  "alone",
-				  d->rc.backup, zg_strerror(r));
-		else if (restored)
-			log_info("dns: %s restored from %s (left by an agent that did not stop "
-				 "cleanly)",
-				 d->rc.path, d->rc.backup);
-	}
 	if (mode != AGENTDNS_OFF) {
 		d->a = malloc(sizeof(*d->a));
 		if (d->a == NULL) {

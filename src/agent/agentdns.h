@@ -63,8 +63,8 @@ struct agentdns;
 
 /* Starts DNS handling in mode for the TUN (name, ifindex). resolv_conf is
  * the file mode's path ("" = RESOLVCONF_DEFAULT), backup where it keeps the
- * original ("" = beside it, resolvconf.h). In file mode (also when
- * auto falls back to it), a crash backup left by an earlier run is
+ * original ("" = beside it, resolvconf.h). In every mode (an earlier run
+ * may have used file mode), a crash backup left by an earlier run is
  * restored first. Returns 0 and *pd; ZG_ERR_IO when the mode cannot work
  * (resolved: no bus or no resolve1; err says why); ZG_ERR_NOMEM. */
 int agentdns_new(enum agentdns_mode mode, const char *resolv_conf, const char *backup,
