@@ -153,7 +153,7 @@ $(BUILD)/obj/%.o: %.c
 	$(Q)$(CC) $(ZG_CPPFLAGS) $(ZG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # lwIP is third-party code: its own warnings are not ours to fix.
-$(BUILD)/lwip/%.o: $(LWIP_DIR)/%.c $(wildcard src/stack/lwipopts.h src/stack/arch/*.h)
+$(BUILD)/lwip/%.o: $(LWIP_DIR)/%.c $(wildcard src/stack/lwipopts.h src/stack/stack_hooks.h src/stack/arch/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) -D_GNU_SOURCE $(LWIP_INC) -std=gnu11 $(OPT) -g -w $(SAN_FLAGS) -c $< -o $@
 

@@ -44,9 +44,10 @@
 
 #define CLIENT_VIP "10.100.0.7"
 #define SPORT_BASE 10000
-#define BATCH 64     /* SYNs in flight while opening flows */
-#define CLIENT_WS 7  /* our window scale: 0xffff << 7 = 8 MiB */
-#define STALL_MS 500 /* no ACK progress: send again from snd_una */
+#define BATCH 64         /* SYNs in flight while opening flows */
+#define FLOWS_TIMED 1024 /* flows whose opening is timed, first and last */
+#define CLIENT_WS 7      /* our window scale: 0xffff << 7 = 8 MiB */
+#define STALL_MS 500     /* no ACK progress: send again from snd_una */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -319,6 +320,7 @@ bench_start(struct bench *b, uint16_t mtu, uint32_t nflows)
 	cfg.max_flows = nflows + 16;
 	cfg.max_flows_per_client = nflows + 16;
 	cfg.max_halfopen_per_client = BATCH;
+	cfg.fd_client_pct = 100; /* one client here: all the flows' descriptors */
 	exempt.addr = addr4("127.0.0.0");
 	exempt.len = 8;
 	cfg.exempt = &exempt;
@@ -545,6 +547,7 @@ struct flows_result {
 	char why[160];
 	size_t opened;
 	uint64_t rss_before, rss_after, lwip_bytes;
+	double first_s, last_s; /* opening the first / last FLOWS_TIMED flows */
 	struct idle_result idle;
 };
 
@@ -556,12 +559,14 @@ run_flows(size_t n, uint16_t mtu, unsigned idle_s, struct flows_result *r)
 	struct acceptor_count ak;
 	struct stack_counters k;
 	size_t i, from;
+	uint64_t t_first = 0, t_last = 0;
 
 	memset(&b, 0, sizeof(b));
 	acc.pid = -1;
 	acc.ctl = -1;
 	/* one upstream socket per flow here; the child inherits the limit */
-	if (raise_nofile((rlim_t)(n + 64), r->why, sizeof(r->why)) != 0) {
+	/* the stack keeps fd_reserve (at most 1024) for sessions and ops */
+	if (raise_nofile((rlim_t)(n + 1024 + 64), r->why, sizeof(r->why)) != 0) {
 		r->skipped = 1;
 		return;
 	}
@@ -584,6 +589,13 @@ run_flows(size_t n, uint16_t mtu, unsigned idle_s, struct flows_result *r)
 	for (from = 0; from < n; from += BATCH) {
 		size_t to = from + BATCH < n ? from + BATCH : n;
 
+		if (from == 0)
+			t_first = mono_ns();
+		if (from == FLOWS_TIMED)
+			r->first_s = (double)(mono_ns() - t_first) / 1e9;
+		if (n >= 2 * FLOWS_TIMED && from == (n - FLOWS_TIMED) / BATCH * BATCH)
+			t_last = mono_ns();
+
 		for (i = from; i < to; i++)
 			client_syn(&b, i);
 		if (wait_synacks(&b, from, to, 5000) != to - from) {
@@ -598,6 +610,8 @@ run_flows(size_t n, uint16_t mtu, unsigned idle_s, struct flows_result *r)
 			client_ack(&b, i);
 		event_base_loop(b.base, EVLOOP_NONBLOCK);
 	}
+	if (t_last != 0)
+		r->last_s = (double)(mono_ns() - t_last) / 1e9;
 	for (i = 0; i < 500; i++) {
 		if (acceptor_count(&acc, &ak) != 0 || ak.accepted >= n || ak.err)
 			break;
@@ -907,6 +921,11 @@ int main(int argc, char **argv)
 		       (unsigned long long)((fr.rss_after - fr.rss_before) / fr.opened));
 		printf("| of which lwIP heap per flow | %llu bytes |\n",
 		       (unsigned long long)(fr.lwip_bytes / fr.opened));
+		if (fr.last_s > 0)
+			printf("| flows opened per second: the first %d / the last %d of %zu | "
+			       "%.0f / %.0f |\n",
+			       FLOWS_TIMED, FLOWS_TIMED, fr.opened, FLOWS_TIMED / fr.first_s,
+			       FLOWS_TIMED / fr.last_s);
 		printf("| event-loop wake-ups while idle, %zu TCP flows | %.1f /s |\n",
 		       fr.opened, (double)fr.idle.wakeups / fr.idle.wall_s);
 		printf("| CPU while idle, %zu TCP flows | %.1f ms/s |\n", fr.opened,

@@ -39,8 +39,11 @@
 #pragma GCC diagnostic ignored "-Wconversion"
 #pragma GCC diagnostic ignored "-Wsign-conversion"
 #include "lwip/memp.h"
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/stats.h"
+#include "lwip/tcp.h"
 #include "lwip/timeouts.h"
+#include "stack_hooks.h"
 #pragma GCC diagnostic pop
 
 /* ---------------------------------------------------------------- fixture */
@@ -255,10 +258,24 @@ input(struct fx *fx, const uint8_t *p, size_t n)
 	assert_int_equal(stack_input(fx->st, fx, &fx->client, p, n), 0);
 }
 
+/* pcbhash.c indexes exactly lwIP's active pcbs, each under its tuple */
+static void
+pcbhash_check(void)
+{
+	size_t n = 0;
+
+	for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next, n++)
+		assert_ptr_equal(stack_pcb_find(&pcb->local_ip, pcb->local_port, &pcb->remote_ip,
+						pcb->remote_port),
+				 pcb);
+	assert_int_equal(stack_pcbhash_count(), n);
+}
+
 static void
 loop_once(struct fx *fx)
 {
 	event_base_loop(fx->base, EVLOOP_NONBLOCK);
+	pcbhash_check();
 }
 
 /* Moves the fake clock and runs the stack's timers. */
@@ -907,6 +924,8 @@ static void
 wait_lwip_idle(struct fx *fx)
 {
 	advance(fx, 25000);
+	pcbhash_check();
+	assert_int_equal(stack_pcbhash_count(), 0);
 	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 0);
 	assert_int_equal(lwip_stats.memp[MEMP_TCP_SEG]->used, 0);
 	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, 0);
@@ -4205,9 +4224,65 @@ test_service_tcp_fin_answers_never_read(void **state)
 	svc_fin_before_answers_read(*state, 0);
 }
 
+/* The pcb index on its own, with pcbs made up: many more than its first
+ * table (it grows), IPv4 and IPv6 tuples that differ in one field only,
+ * removal in another order than insertion. */
+static void
+test_pcbhash_many(void **state)
+{
+	const size_t n = 6000;
+	struct tcp_pcb *p = calloc(n, sizeof(*p));
+	uint8_t key[16] = { 1, 2, 3 };
+	ip_addr_t other;
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(stack_pcbhash_init(key), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (i % 2 == 0) {
+			IP_ADDR4(&p[i].local_ip, 198, 18, 0, 1);
+			IP_ADDR4(&p[i].remote_ip, 10, 100, 0, (u8_t)(i % 7));
+		} else {
+			IP_ADDR6(&p[i].local_ip, 0x20010db8, 0, 0, 1);
+			IP_ADDR6(&p[i].remote_ip, 0xfd000000, 0, 0, (u32_t)(i % 7));
+		}
+		p[i].local_port = (u16_t)(443 + i % 3);
+		p[i].remote_port = (u16_t)(10000 + i / 3);
+		stack_pcb_add(&p[i]);
+	}
+	assert_int_equal(stack_pcbhash_count(), n);
+	for (size_t i = 0; i < n; i++)
+		assert_ptr_equal(stack_pcb_find(&p[i].local_ip, p[i].local_port, &p[i].remote_ip,
+						p[i].remote_port),
+				 &p[i]);
+	/* one field off: not found */
+	assert_null(stack_pcb_find(&p[0].local_ip, p[0].local_port, &p[0].remote_ip,
+				   (u16_t)(p[0].remote_port + 60000)));
+	IP_ADDR4(&other, 10, 100, 0, 99);
+	assert_null(stack_pcb_find(&p[0].local_ip, p[0].local_port, &other, p[0].remote_port));
+	/* every third, from the end */
+	for (size_t i = n; i-- > 0;)
+		if (i % 3 == 0)
+			stack_pcb_del(&p[i]);
+	assert_int_equal(stack_pcbhash_count(), n - n / 3);
+	for (size_t i = 0; i < n; i++)
+		assert_ptr_equal(stack_pcb_find(&p[i].local_ip, p[i].local_port, &p[i].remote_ip,
+						p[i].remote_port),
+				 i % 3 == 0 ? NULL : &p[i]);
+	stack_pcb_del(&p[0]); /* not indexed any more: no change */
+	assert_int_equal(stack_pcbhash_count(), n - n / 3);
+	for (size_t i = 0; i < n; i++)
+		if (i % 3 != 0)
+			stack_pcb_del(&p[i]);
+	assert_int_equal(stack_pcbhash_count(), 0);
+	stack_pcbhash_free();
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pcbhash_many),
 		cmocka_unit_test(test_pkt_rst_for_syn),
 		cmocka_unit_test(test_fd_budget),
 		cmocka_unit_test(test_wnd_initial),

@@ -127,8 +127,12 @@ void stack_mem_free(void *p);
 #define TCP_OVERSIZE TCP_MSS
 #define LWIP_CALLBACK_API 1
 #define LWIP_EVENT_API 0
-#define LWIP_TCP_PCB_NUM_EXT_ARGS 0
+#define LWIP_TCP_PCB_NUM_EXT_ARGS 1 /* [0]: pcbhash.c's chain */
 #define LWIP_HOOK_TCP_ISN(lip, lport, rip, rport) stack_lwip_isn(lip, lport, rip, rport)
+/* hooks of our lwIP patch (lwip-tcp-active-hash.patch): pcbhash.c */
+#define LWIP_HOOK_TCP_ACTIVE_ADD(pcb) stack_pcb_add(pcb)
+#define LWIP_HOOK_TCP_ACTIVE_DEL(pcb) stack_pcb_del(pcb)
+#define LWIP_HOOK_TCP_ACTIVE_FIND(lip, lport, rip, rport) stack_pcb_find(lip, lport, rip, rport)
 
 /* ---- checksums: all in software, always verified */
 #define CHECKSUM_GEN_IP 1

@@ -863,6 +863,10 @@ int stack_new(struct event_base *base, const struct stack_config *cfg,
 		goto fail;
 	}
 	stack_isn_set_key(st->hash_key);
+	if (stack_pcbhash_init(st->hash_key) != 0) {
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
 	if (rl_fair_init(&st->err_rl, RL_SLOTS, cfg->icmp_errors_per_client_per_s,
 			 cfg->icmp_errors_per_client_burst, cfg->icmp_errors_per_s,
 			 cfg->icmp_errors_burst, stack_siphash(st->hash_key, "err", 3),
@@ -916,6 +920,7 @@ int stack_new(struct event_base *base, const struct stack_config *cfg,
 	*pst = st;
 	return 0;
 fail:
+	stack_pcbhash_free();
 	if (st->tick_ev)
 		event_free(st->tick_ev);
 	stack_ackq_free(st);
@@ -947,6 +952,7 @@ void stack_del(struct stack *st)
 		tcp_abort(tcp_active_pcbs);
 	while (tcp_tw_pcbs != NULL)
 		tcp_abort(tcp_tw_pcbs);
+	stack_pcbhash_free();
 	netif_remove(&st->netif);
 	event_free(st->tick_ev);
 	stack_ackq_free(st);

@@ -224,6 +224,13 @@ int stack_limit_audit_ok(struct stack *st, const char *client_id);
 uint64_t stack_siphash(const uint8_t key[16], const void *data, size_t len);
 void stack_isn_set_key(const uint8_t key[16]);
 
+/* The index of lwIP's active TCP pcbs (pcbhash.c): set up empty with a
+ * SipHash key at stack_new() (0 or ZG_ERR_NOMEM), freed at stack_del()
+ * once lwIP holds no pcb; the number of pcbs indexed. */
+int stack_pcbhash_init(const uint8_t key[16]);
+void stack_pcbhash_free(void);
+size_t stack_pcbhash_count(void);
+
 /* service.c */
 /* 1 when pi is for the service (and was handled: answered, given to lwIP
  * or dropped), else 0. */
