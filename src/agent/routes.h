@@ -86,8 +86,12 @@ const char *routes_refusal_why(enum route_refusal r);
 
 /* Whether every address of p is special (unspecified, loopback,
  * link-local, multicast, broadcast, reserved): ROUTE_OK when not. A prefix
- * that merely contains a special range (0.0.0.0/1 holds 127.0.0.0/8) is
- * ROUTE_OK: the kernel's local table still wins for those. */
+ * that merely contains a special range (0.0.0.0/1 holds 127.0.0.0/8,
+ * 128.0.0.0/1 holds 169.254.0.0/16) is ROUTE_OK, as a full tunnel's
+ * 0.0.0.0/0 is: the kernel's local table still wins for loopback and the
+ * machine's own addresses, a link's more specific route for its
+ * link-local and multicast traffic, and what reaches the tunnel of those
+ * ranges the relay refuses (its never-reachable set). */
 enum route_refusal routes_special(const struct route_prefix *p);
 
 /* 1 when a is in a private-use range the Internet does not route:
