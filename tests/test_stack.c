@@ -416,6 +416,8 @@ struct tc {
 	int nother;
 	size_t seg;   /* payload bytes per segment the client sends */
 	int zero_wnd; /* announce a zero window and take no data */
+	int wnd_set;  /* announce wnd (raw, scaled by 7) instead of TC_WND */
+	uint16_t wnd;
 };
 
 #define TC_WND 0xffff /* scaled by 7: 8 MiB receive window */
@@ -452,7 +454,9 @@ tc_seg(struct fx *fx, struct tc *c, uint8_t flags, const uint8_t *data,
 
 	n = build_tcp(b, &c->src, &c->dst, c->sport, c->dport,
 		      (flags & PKT_TCP_SYN) ? c->snd_nxt - 1 : c->snd_nxt,
-		      c->rcv_nxt, flags, c->zero_wnd ? 0 : TC_WND, data, len);
+		      c->rcv_nxt, flags, c->zero_wnd ? 0 : c->wnd_set ? c->wnd
+								      : TC_WND,
+		      data, len);
 	input(fx, b, n);
 }
 
@@ -531,14 +535,19 @@ tc_pump(struct fx *fx, struct tc *c)
 		}
 		if (plen > 0 || (pi.tcp_flags & PKT_TCP_FIN))
 			need_ack = 1;
-		if (plen > 0 && seq == c->rcv_nxt && !c->zero_wnd) {
-			while (c->rx_len + plen > c->rx_cap) {
+		/* in order, or overlapping what arrived (after a window
+		 * probe's byte): the new part */
+		if (plen > 0 && !c->zero_wnd && (int32_t)(c->rcv_nxt - seq) >= 0 &&
+		    (int32_t)(seq + (uint32_t)plen - c->rcv_nxt) > 0) {
+			size_t skip = c->rcv_nxt - seq, take = plen - skip;
+
+			while (c->rx_len + take > c->rx_cap) {
 				c->rx_cap *= 2;
 				c->rx = realloc(c->rx, c->rx_cap);
 			}
-			memcpy(c->rx + c->rx_len, t + hl, plen);
-			c->rx_len += plen;
-			c->rcv_nxt += (uint32_t)plen;
+			memcpy(c->rx + c->rx_len, t + hl + skip, take);
+			c->rx_len += take;
+			c->rcv_nxt += (uint32_t)take;
 		}
 		if ((pi.tcp_flags & PKT_TCP_FIN) && plen > 0)
 			c->data_fin++;
@@ -1695,6 +1704,69 @@ closing_zero_window(struct fx *fx, int upstream_first, int reopen)
 	free(data);
 }
 
+/* The client's FIN first, then the upstream's bytes and EOF, which the
+ * client takes slowly (1 KiB a second, its window shut in between) for
+ * longer than lwIP keeps a closed pcb in LAST_ACK (2 MSL = 20 s): every
+ * byte must still arrive, then the FIN, with no RST. lwIP stops counting
+ * a closed pcb's incoming segments as activity, so the pcb is closed only
+ * once its bytes are acknowledged (it used to be dropped at 20 s). */
+static void
+test_tcp_closing_slow_reader_past_last_ack_timer(void **state)
+{
+	struct fx *fx = *state;
+	const size_t total = 30 * 1000;
+	uint8_t *data = malloc(total);
+	struct stack_counters k;
+	struct srv s;
+	struct tc c;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.tcp_close_ms = 60000;
+	assert_int_equal(fx_start(fx, 1), 0);
+	fill_pattern(data, total, 23);
+	srv_start(&s, fx->base, 0, SRV_SOURCE);
+	s.src = data;
+	s.src_len = total;
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	c.wnd_set = 1;
+	c.wnd = 0;
+	tc_pump(fx, &c);
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	for (i = 0; i < 5000; i++) {
+		stack_get_counters(fx->st, &k);
+		if (k.bytes_down == total && fx->st->flows != NULL &&
+		    fx->st->flows->upstream_fin)
+			break;
+		loop_once(fx);
+		tc_pump(fx, &c);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_int_equal(k.bytes_down, total);
+	for (i = 0; i < 240 && !c.fin && !c.rst; i++) { /* up to 60 s */
+		advance(fx, 250);
+		c.wnd = i % 4 == 0 ? 8 : 0; /* 1 KiB, once a second */
+		if (c.wnd != 0)
+			tc_seg(fx, &c, PKT_TCP_ACK, NULL, 0);
+		loop_once(fx);
+		tc_pump(fx, &c);
+	}
+	assert_false(c.rst);
+	assert_true(c.fin);
+	assert_true(i > 100); /* it took more than 25 s */
+	assert_int_equal(c.rx_len, total);
+	assert_memory_equal(c.rx, data, total);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+	free(data);
+}
+
 static void
 test_tcp_closing_zero_window_times_out(void **state)
 {
@@ -1711,6 +1783,81 @@ static void
 test_tcp_closing_zero_window_reopens(void **state)
 {
 	closing_zero_window(*state, 0, 1);
+}
+
+/* Both FINs in, the client's bytes still waiting for an upstream that does
+ * not read, the relay's greeting not yet taken (the client's window shut),
+ * then the client resets. lwIP acknowledged those bytes: they must still
+ * reach the upstream, then its EOF, not an RST that drops them. */
+static void
+test_tcp_client_reset_after_fin_keeps_its_bytes(void **state)
+{
+	struct fx *fx = *state;
+	struct srv s;
+	struct tc c;
+	static uint8_t data[4 << 20];
+	size_t sent = 0, stuck = 0;
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_GREET_HALFCLOSE);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	c.zero_wnd = 1;
+	tc_pump(fx, &c);
+	for (i = 0; i < 5000 && !(fx->st->flows != NULL && fx->st->flows->upstream_fin && s.c != NULL);
+	     i++) {
+		loop_once(fx);
+		tc_pump(fx, &c);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_non_null(s.c);
+	assert_true(fx->st->flows->upstream_fin);
+	event_del(s.c->rev); /* the upstream stops reading */
+	fill_pattern(data, sizeof(data), 29);
+	for (i = 0; i < 400000 && stuck < 300; i++) {
+		uint32_t una = c.snd_una;
+
+		while (sent + c.seg <= sizeof(data) &&
+		       (uint64_t)(c.snd_nxt - c.snd_una) + 3 * (uint64_t)c.seg <= c.peer_wnd) {
+			tc_seg(fx, &c, PKT_TCP_ACK | PKT_TCP_PSH, data + sent, c.seg);
+			c.snd_nxt += (uint32_t)c.seg;
+			sent += c.seg;
+		}
+		loop_once(fx);
+		tc_pump(fx, &c);
+		if (c.snd_una != una)
+			stuck = 0;
+		else if (++stuck % 50 == 0)
+			advance(fx, 200);
+	}
+	assert_int_equal(c.snd_nxt - c.snd_una, 0);
+	assert_true(sent > 100000);
+	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c.snd_nxt++;
+	for (i = 0; i < 20; i++) {
+		loop_once(fx);
+		tc_pump(fx, &c);
+	}
+	assert_int_equal(c.snd_una, c.snd_nxt);
+	assert_non_null(fx->st->flows);
+	assert_non_null(fx->st->flows->pcb); /* the greeting is not taken */
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	loop_once(fx);
+	assert_true(fx->st->flows == NULL || fx->st->flows->pcb == NULL);
+	event_add(s.c->rev, NULL); /* the upstream reads again */
+	for (i = 0; i < 200000 && !s.eof_seen; i++) {
+		loop_once(fx);
+		if (i % 64 == 0)
+			(void)poll(NULL, 0, 1);
+	}
+	assert_true(s.eof_seen);
+	assert_int_equal(s.received, sent);
+	assert_true(run_until(fx, NULL, c_no_flows, NULL, 20000));
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
 }
 
 /* One connection to a SRV_GREET_HALFCLOSE server from sport with initial
@@ -4315,10 +4462,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_service_tcp_fin_answers_never_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_tiny_mss_delivers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_mss_below_48_raised, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_closing_slow_reader_past_last_ack_timer, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_upstream_first_times_out,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_closing_zero_window_reopens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_client_reset_after_fin_keeps_its_bytes, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_fin_both_ways_while_upstream_full, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),

@@ -57,8 +57,8 @@ OWN_PATCH[ngtcp2]=ngtcp2-ksl-degree.patch
 OWN_PATCH_SHA[ngtcp2]=0e26233d7c7caa291c20900eb2272253f5d1305f521e87fbe1048d664ec2981a
 OWN_PATCH[nghttp3]=nghttp3-ksl-degree.patch
 OWN_PATCH_SHA[nghttp3]=2ea3f706bea37668d9e7f1d05138554944f18025749ccc245057571e24b001f7
-OWN_PATCH[lwip]=lwip-tcp-active-hash.patch
-OWN_PATCH_SHA[lwip]=ee63c439b769497bcc759c878d87ad5bb34295e04b90e36e2c2a7e2da555057f
+OWN_PATCH[lwip]=lwip-zgate.patch
+OWN_PATCH_SHA[lwip]=d64b420601f29e83ede01fcdc3ba208def38296a480023f2630788f40445f986
 
 VER[lwip]=2.2.1+dfsg1
 ORIG[lwip]=lwip_2.2.1+dfsg1.orig.tar.xz

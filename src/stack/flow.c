@@ -177,8 +177,8 @@ flow_deadline(const struct flow *f)
 	case FLOW_TCP_INJECTED:
 		return f->last_ms + cfg->handshake_timeout_ms;
 	case FLOW_TCP_ESTABLISHED:
-		if (f->client_fin && f->upstream_fin)
-			return f->last_ms + cfg->tcp_close_ms;
+		if (f->progress_ms != 0)
+			return f->progress_ms + cfg->tcp_close_ms;
 		return f->last_ms + cfg->tcp_idle_ms;
 	case FLOW_UDP:
 		return f->last_ms + (f->dport == 53 ? cfg->dns_idle_ms : cfg->udp_idle_ms);
@@ -385,18 +385,20 @@ void flow_abort(struct flow *f, const char *reason)
 	flow_free(f, reason);
 }
 
-/* Both FINs are in: the pcb is closed (lwIP sends our FIN after the bytes
- * it still holds). f keeps the pcb, and stays charged to its client (flow
- * count, window budget, tcp_close_ms deadline), until every byte lwIP took
- * from it was acknowledged: a client that keeps its window shut must not
- * leave lwIP holding them for it after f is gone. Only then is the pcb let
- * go (f->pcb is NULL after): lwIP may free a pcb in TIME_WAIT, or one in
- * LAST_ACK once acknowledged, without a callback, and neither state can be
- * reached with data unacknowledged. f itself stays while client bytes still
- * wait for the host socket (tcp_up_flush), and is freed once they are
- * written and the host socket is shut for writing. Returns 1 if f was
- * freed; *perr is ERR_ABRT if the pcb had to be aborted instead (lwIP
- * callbacks must then return it). */
+/* Both FINs are in (lwIP queued ours at tcp_shutdown(), after the bytes it
+ * still holds). f keeps the pcb, and stays charged to its client (flow
+ * count, window budget, the tcp_close_ms deadline), until every byte lwIP
+ * took from it was acknowledged: a client that keeps its window shut must
+ * not leave lwIP holding them for it after f is gone. Only then is the pcb
+ * closed and let go (f->pcb is NULL after): lwIP may free a pcb in
+ * TIME_WAIT, or one in LAST_ACK once acknowledged, without a callback, and
+ * neither state can be reached with data unacknowledged. Not closed
+ * before: lwIP stops counting a closed pcb's incoming segments as activity
+ * and would drop one in LAST_ACK after 2 MSL while its client still takes
+ * bytes. f itself stays while client bytes still wait for the host socket
+ * (tcp_up_flush), and is freed once they are written and the host socket
+ * is shut for writing. Returns 1 if f was freed; *perr is ERR_ABRT if the
+ * pcb had to be aborted instead (lwIP callbacks must then return it). */
 static int
 tcp_check_done(struct flow *f, err_t *perr)
 {
@@ -405,26 +407,23 @@ tcp_check_done(struct flow *f, err_t *perr)
 	*perr = ERR_OK;
 	if (!(f->client_fin && f->upstream_fin))
 		return 0;
-	if (pcb != NULL && !f->pcb_closed) {
+	if (f->progress_ms == 0) {
+		f->progress_ms = stack_now(f->st);
+		flow_track(f); /* the close deadline */
+	}
+	/* snd_buf counts data only (an ACK of the FIN alone adds nothing and
+	 * calls no tcp_sent), so this holds from the ACK of the last byte */
+	if (pcb != NULL && pcb->snd_buf >= TCP_SND_BUF) {
+		tcp_detach(f);
+		f->pcb = NULL;
 		/* every byte lwIP took is ours to deliver; a window the
 		 * budget kept small would make tcp_close() answer with RST
 		 * ("data not received") */
 		pcb->rcv_wnd = TCP_WND_MAX(pcb);
 		if (tcp_close(pcb) != ERR_OK) {
-			tcp_detach(f);
-			f->pcb = NULL;
 			tcp_abort(pcb);
 			*perr = ERR_ABRT;
-		} else {
-			f->pcb_closed = 1;
-			flow_track(f); /* the close deadline */
 		}
-	}
-	/* snd_buf counts data only (an ACK of the FIN alone adds nothing and
-	 * calls no tcp_sent), so this holds from the ACK of the last byte */
-	if (f->pcb != NULL && f->pcb->snd_buf >= TCP_SND_BUF) {
-		tcp_detach(f);
-		f->pcb = NULL;
 	}
 	if (!f->shut_wr || f->pcb != NULL)
 		return 0;
@@ -741,7 +740,8 @@ tcp_up_flush(struct flow *f)
 		w = (size_t)r;
 		f->bytes_up += w;
 		st->cnt.bytes_up += w;
-		f->last_ms = stack_now(st); /* progress, after a FIN too */
+		if (f->progress_ms != 0)
+			f->progress_ms = stack_now(st);
 		if (f->pcb) {
 			uint32_t wnd = f->wnd;
 			uint32_t c = stack_wnd_credit(st->cfg.max_client_bytes,
@@ -818,9 +818,10 @@ tcp_sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
 		f->read_paused = 0;
 		event_add(f->ev_read, NULL);
 	}
-	if (f->pcb_closed) { /* the last bytes may be in: let the pcb go */
+	if (f->progress_ms != 0) { /* closing: maybe the last bytes */
 		err_t e;
 
+		f->progress_ms = f->last_ms;
 		(void)tcp_check_done(f, &e);
 	}
 	return ERR_OK;
@@ -834,6 +835,16 @@ tcp_err_cb(void *arg, err_t err)
 	if (f == NULL)
 		return;
 	f->pcb = NULL; /* lwIP already freed it */
+	if (f->client_fin && f->pending != NULL && f->fd >= 0) {
+		/* after its FIN: every byte of the client's was acknowledged,
+		 * so they still go upstream, then the host socket is shut and
+		 * closed (tcp_up_flush); nothing more goes toward the client */
+		f->upstream_fin = 1;
+		if (f->ev_read != NULL)
+			event_del(f->ev_read);
+		(void)tcp_up_flush(f);
+		return;
+	}
 	close_with_rst(f);
 	flow_free(f, err == ERR_RST ? "client-reset" : "tcp-error");
 }
@@ -1342,7 +1353,7 @@ void flow_sweep(struct stack *st, uint64_t now)
 			break;
 		case FLOW_TCP_ESTABLISHED:
 			st->cnt.closed_idle++;
-			flow_abort(f, f->client_fin && f->upstream_fin ? "close-timeout" : "idle");
+			flow_abort(f, f->progress_ms != 0 ? "close-timeout" : "idle");
 			break;
 		case FLOW_UDP:
 		case FLOW_ICMP:

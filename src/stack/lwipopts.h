@@ -129,7 +129,7 @@ void stack_mem_free(void *p);
 #define LWIP_EVENT_API 0
 #define LWIP_TCP_PCB_NUM_EXT_ARGS 1 /* [0]: pcbhash.c's chain */
 #define LWIP_HOOK_TCP_ISN(lip, lport, rip, rport) stack_lwip_isn(lip, lport, rip, rport)
-/* hooks of our lwIP patch (lwip-tcp-active-hash.patch): pcbhash.c */
+/* hooks of our lwIP patch (lwip-zgate.patch): pcbhash.c */
 #define LWIP_HOOK_TCP_ACTIVE_ADD(pcb) stack_pcb_add(pcb)
 #define LWIP_HOOK_TCP_ACTIVE_DEL(pcb) stack_pcb_del(pcb)
 #define LWIP_HOOK_TCP_ACTIVE_FIND(lip, lport, rip, rport) stack_pcb_find(lip, lport, rip, rport)

@@ -4,7 +4,7 @@
  * lwIP finds the pcb of every incoming segment by walking tcp_active_pcbs,
  * and walks all of it for every SYN: with thousands of flows open that walk
  * was most of the stack's time per new connection (bench/stack_flows). Our
- * lwIP patch (third_party/patches/lwip-tcp-active-hash.patch) tells us of
+ * lwIP patch (third_party/patches/lwip-zgate.patch) tells us of
  * every pcb that joins or leaves the list, its 4-tuple still set, and asks
  * stack_pcb_find() instead of walking. The chains run through the pcbs
  * themselves (lwIP's per-pcb ext_args[0], which nothing else uses), so an

@@ -81,7 +81,8 @@ static err_t conn_close(struct svc_conn *c, int abort)
 		tcp_err(pcb, NULL);
 		tcp_poll(pcb, NULL, 0);
 		if (abort || unacked(pcb) || tcp_close(pcb) != ERR_OK) {
-			if (abort || unacked(pcb))
+			/* answers untaken, not the service going away */
+			if (c->full || (!abort && unacked(pcb)))
 				c->st->cnt.svc_tcp_reset++;
 			tcp_abort(pcb);
 			r = ERR_ABRT;

@@ -204,7 +204,7 @@ struct stack_counters {
 	uint64_t svc_udp, svc_tcp_msgs; /* service requests received */
 	uint64_t svc_tcp_conns;         /* gauge: TCP connections to services */
 	uint64_t svc_refused;           /* connections over the per-client cap */
-	uint64_t svc_tcp_reset;         /* reset: an answer did not fit, or not taken */
+	uint64_t svc_tcp_reset;         /* reset: an answer did not fit, or was not taken */
 	uint64_t lwip_mem_used;         /* gauge: bytes lwIP holds now */
 	/* TCP segments lwIP itself dropped: bad checksum, not acceptable
 	 * (outside the window, no pcb), no memory, other */

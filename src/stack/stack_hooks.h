@@ -10,7 +10,7 @@ u32_t stack_lwip_isn(const ip_addr_t *local_ip, u16_t local_port,
 		     const ip_addr_t *remote_ip, u16_t remote_port);
 
 /* The index of lwIP's active TCP pcbs (pcbhash.c), kept through the hooks
- * of third_party/patches/lwip-tcp-active-hash.patch: a pcb joined or left
+ * of third_party/patches/lwip-zgate.patch: a pcb joined or left
  * tcp_active_pcbs (its 4-tuple still set); the active pcb of a tuple, or
  * NULL. */
 struct tcp_pcb;

@@ -66,8 +66,9 @@ struct flow {
 	uint32_t wnd;         /* this flow's window (budget.c); 0 before accept */
 	unsigned client_fin : 1, upstream_fin : 1, shut_wr : 1,
 		read_paused : 1, listener_ref : 1,
-		upstream_rdhup : 1, /* the socket reported its peer's FIN (EV_CLOSED) */
-		pcb_closed : 1;     /* tcp_close() done; f->pcb kept while bytes wait */
+		upstream_rdhup : 1; /* the socket reported its peer's FIN (EV_CLOSED) */
+	/* both FINs in: when bytes last moved either way (tcp_close_ms) */
+	uint64_t progress_ms;
 };
 
 struct stack_listener {
