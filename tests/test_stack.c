@@ -1610,6 +1610,54 @@ test_tcp_fin_both_ways_while_upstream_full(void **state)
 	srv_stop(&s);
 }
 
+/* A SRV_SOURCE server sending data[0..len) then its EOF, and client c
+ * connected to it (the SYN-ACK in). */
+static void
+source_open(struct fx *fx, struct srv *s, struct tc *c, const uint8_t *data, size_t len)
+{
+	srv_start(s, fx->base, 0, SRV_SOURCE);
+	s->src = data;
+	s->src_len = len;
+	tc_init(c, fx, 0, "127.0.0.1", s->port);
+	tc_syn(fx, c);
+	assert_true(run_until(fx, c, c_synack, NULL, 5000));
+	assert_true(c->synack);
+}
+
+/* Runs the loop until the relay took all len bytes of the upstream and
+ * its EOF into lwIP. */
+static void
+wait_upstream_eof(struct fx *fx, struct tc *c, size_t len)
+{
+	struct stack_counters k;
+
+	for (int i = 0; i < 5000; i++) {
+		stack_get_counters(fx->st, &k);
+		if (k.bytes_down == len && fx->st->flows != NULL && fx->st->flows->upstream_fin)
+			return;
+		loop_once(fx);
+		tc_pump(fx, c);
+		(void)poll(NULL, 0, 1);
+	}
+	fail_msg("the upstream's %zu bytes and EOF not taken: %llu", len,
+		 (unsigned long long)k.bytes_down);
+}
+
+/* The client's FIN, then the flow must end cleanly ("closed"), lwIP idle;
+ * frees what the test made. */
+static void
+fin_closed_clean(struct fx *fx, struct srv *s, struct tc *c, uint8_t *data)
+{
+	tc_seg(fx, c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
+	c->snd_nxt++;
+	assert_true(run_until(fx, c, c_no_flows, NULL, 20000));
+	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
+	wait_lwip_idle(fx);
+	tc_free(c);
+	srv_stop(s);
+	free(data);
+}
+
 /* Both sides have closed while the upstream's bytes still wait in lwIP for
  * a client that keeps its window shut (and answers lwIP's window probes,
  * so lwIP alone would keep them for ever). The flow must stay, charged to
@@ -1632,30 +1680,14 @@ closing_zero_window(struct fx *fx, int upstream_first, int reopen)
 	fx->cfg.tcp_close_ms = 10000;
 	assert_int_equal(fx_start(fx, 1), 0);
 	fill_pattern(data, total, 21);
-	srv_start(&s, fx->base, 0, SRV_SOURCE);
-	s.src = data;
-	s.src_len = total;
-	tc_init(&c, fx, 0, "127.0.0.1", s.port);
-	tc_syn(fx, &c);
-	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
-	assert_true(c.synack);
+	source_open(fx, &s, &c, data, total);
 	c.zero_wnd = 1;
 	tc_pump(fx, &c); /* the handshake's ACK shuts the window */
 	if (!upstream_first) {
 		tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
 		c.snd_nxt++;
 	}
-	/* every upstream byte and the EOF taken into lwIP */
-	for (i = 0; i < 5000; i++) {
-		stack_get_counters(fx->st, &k);
-		if (k.bytes_down == total && fx->st->flows != NULL &&
-		    fx->st->flows->upstream_fin)
-			break;
-		loop_once(fx);
-		tc_pump(fx, &c);
-		(void)poll(NULL, 0, 1);
-	}
-	assert_int_equal(k.bytes_down, total);
+	wait_upstream_eof(fx, &c, total);
 	if (upstream_first) {
 		tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
 		c.snd_nxt++;
@@ -1716,7 +1748,6 @@ test_tcp_closing_slow_reader_past_last_ack_timer(void **state)
 	struct fx *fx = *state;
 	const size_t total = 30 * 1000;
 	uint8_t *data = malloc(total);
-	struct stack_counters k;
 	struct srv s;
 	struct tc c;
 	int i;
@@ -1725,27 +1756,13 @@ test_tcp_closing_slow_reader_past_last_ack_timer(void **state)
 	fx->cfg.tcp_close_ms = 60000;
 	assert_int_equal(fx_start(fx, 1), 0);
 	fill_pattern(data, total, 23);
-	srv_start(&s, fx->base, 0, SRV_SOURCE);
-	s.src = data;
-	s.src_len = total;
-	tc_init(&c, fx, 0, "127.0.0.1", s.port);
-	tc_syn(fx, &c);
-	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	source_open(fx, &s, &c, data, total);
 	c.wnd_set = 1;
 	c.wnd = 0;
 	tc_pump(fx, &c);
 	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
 	c.snd_nxt++;
-	for (i = 0; i < 5000; i++) {
-		stack_get_counters(fx->st, &k);
-		if (k.bytes_down == total && fx->st->flows != NULL &&
-		    fx->st->flows->upstream_fin)
-			break;
-		loop_once(fx);
-		tc_pump(fx, &c);
-		(void)poll(NULL, 0, 1);
-	}
-	assert_int_equal(k.bytes_down, total);
+	wait_upstream_eof(fx, &c, total);
 	for (i = 0; i < 240 && !c.fin && !c.rst; i++) { /* up to 60 s */
 		advance(fx, 250);
 		c.wnd = i % 4 == 0 ? 8 : 0; /* 1 KiB, once a second */
@@ -3584,15 +3601,9 @@ tiny_mss(struct fx *fx, uint16_t mss, size_t want_seg)
 
 	assert_int_equal(fx_start(fx, 1), 0);
 	fill_pattern(data, total, 17);
-	srv_start(&s, fx->base, 0, SRV_SOURCE);
-	s.src = data;
-	s.src_len = total;
-	tc_init(&c, fx, 0, "127.0.0.1", s.port);
 	syn_mss = mss;
-	tc_syn(fx, &c);
+	source_open(fx, &s, &c, data, total);
 	syn_mss = 1200;
-	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
-	assert_true(c.synack);
 	assert_false(c.rst);
 	tc_pump(fx, &c);
 	assert_non_null(fx->st->flows);
@@ -3602,14 +3613,7 @@ tiny_mss(struct fx *fx, uint16_t mss, size_t want_seg)
 	assert_false(c.rst);
 	assert_int_equal(c.rx_len, total);
 	assert_memory_equal(c.rx, data, total);
-	tc_seg(fx, &c, PKT_TCP_FIN | PKT_TCP_ACK, NULL, 0);
-	c.snd_nxt++;
-	assert_true(run_until(fx, &c, c_no_flows, NULL, 20000));
-	assert_string_equal(fx->ev[fx->nev - 1].reason, "closed");
-	wait_lwip_idle(fx);
-	tc_free(&c);
-	srv_stop(&s);
-	free(data);
+	fin_closed_clean(fx, &s, &c, data);
 }
 
 static void
