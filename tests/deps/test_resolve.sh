@@ -226,7 +226,7 @@ test_own_patches_pinned_and_checked() {
 	expect_has "$out" "does not match the SHA-256 pinned in OWN_PATCH_SHA[ngtcp2]" "refusal"
 	expect_eq "$(sed -n 2p "$dir/lib/x.h")" "#define DEGR 16" "file left alone"
 	# a dependency without one is left alone
-	(own_patch lwip "$dir") 2>/dev/null || fail_test "lwip has no own patch"
+	(own_patch wolfssl "$dir") 2>/dev/null || fail_test "wolfssl has no own patch"
 }
 
 shtest_main
