@@ -252,10 +252,14 @@ q_pop(struct fx *fx)
 	return &fx->q[fx->qhead++ % QCAP];
 }
 
+/* One packet from the client, as one turn of the relay's loop: the UDP
+ * datagrams it queued for the host sockets go at the turn's end (udpq.c;
+ * test_udp_batched_per_turn sees them queued). */
 static void
 input(struct fx *fx, const uint8_t *p, size_t n)
 {
 	assert_int_equal(stack_input(fx->st, fx, &fx->client, p, n), 0);
+	stack_udpq_flush(fx->st);
 }
 
 /* pcbhash.c indexes exactly lwIP's active pcbs, each under its tuple */
@@ -4430,6 +4434,61 @@ test_pcbhash_many(void **state)
 	free(p);
 }
 
+/* Client datagrams wait for the end of the loop turn, then go out in
+ * order, two flows' interleaved ones each in their own order; a flow freed
+ * meanwhile takes its queued ones with it; bytes are counted as sent. */
+static void
+test_udp_batched_per_turn(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct stack_addr dst;
+	struct usrv u;
+	uint8_t b[PMAX], r[64];
+	size_t n;
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	usrv_start(&u, 0);
+	addr4(&dst, "127.0.0.1");
+	for (i = 0; i < 40; i++) { /* flows from ports 20000 and 20001 */
+		uint8_t d[2] = { (uint8_t)(i % 2), (uint8_t)i };
+
+		n = build_udp(b, &fx->client.vip4, &dst, (uint16_t)(20000 + i % 2), u.port, d, 2);
+		assert_int_equal(stack_input(fx->st, fx, &fx->client, b, n), 0);
+	}
+	assert_int_equal(fx->st->udpq.n, 40);
+	assert_true(recv(u.fd, r, sizeof(r), MSG_DONTWAIT) < 0); /* nothing yet */
+	loop_once(fx);                                           /* the turn ends */
+	assert_int_equal(fx->st->udpq.n, 0);
+	for (int last[2] = { -1, -1 }, got = 0; got < 40; got++) {
+		ssize_t m = -1;
+
+		for (int t = 0; t < 1000 && m < 0; t++) {
+			m = recv(u.fd, r, sizeof(r), MSG_DONTWAIT);
+			if (m < 0)
+				(void)poll(NULL, 0, 1);
+		}
+		assert_int_equal(m, 2);
+		assert_true(r[1] > last[r[0]]); /* each flow in its order */
+		last[r[0]] = r[1];
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.bytes_up, 80);
+	/* queued, then the client gone: its flows and their datagrams */
+	n = build_udp(b, &fx->client.vip4, &dst, 20000, u.port, (const uint8_t *)"zz", 2);
+	assert_int_equal(stack_input(fx->st, fx, &fx->client, b, n), 0);
+	assert_int_equal(fx->st->udpq.n, 1);
+	stack_close_client(fx->st, fx->client.id);
+	assert_int_equal(fx->st->udpq.n, 0);
+	loop_once(fx);
+	(void)poll(NULL, 0, 20);
+	assert_true(recv(u.fd, r, sizeof(r), MSG_DONTWAIT) < 0);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.bytes_up, 80);
+	close(u.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -4481,6 +4540,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reevaluate_closes_denied_flows_keeps_allowed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v4_and_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_batched_per_turn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v6_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c23_udp_port_unreachable_to_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_echo_or_unavailable, setup, teardown),

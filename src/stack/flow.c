@@ -331,6 +331,8 @@ flow_free(struct flow *f, const char *reason)
 	}
 	if (f->proto == STACK_PROTO_UDP)
 		f->acct->udp--;
+	if (f->udpq_n > 0)
+		stack_udpq_forget(st, f);
 	f->acct->flows--;
 	acct_put(st, f->acct);
 	if (f->listener_ref)
@@ -1011,8 +1013,7 @@ err_t flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 
 /* The host socket reported an ICMP error (or a local routing failure) for
  * this flow: tell the client, as port or host unreachable. */
-static void
-udp_unreach_to_client(struct flow *f, int err)
+void flow_udp_unreach(struct flow *f, int err)
 {
 	struct stack *st = f->st;
 	uint8_t orig[64];
@@ -1050,7 +1051,7 @@ udp_read_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (r < 0) {
 			if (udp_err_is_unreach(errno))
-				udp_unreach_to_client(f, errno);
+				flow_udp_unreach(f, errno);
 			break;
 		}
 		f->last_ms = stack_now(st);
@@ -1301,15 +1302,8 @@ void flow_packet(struct flow *f, const uint8_t *pkt, size_t len,
 		stack_lwip_input(st, pkt, len, pi);
 		return;
 	case FLOW_UDP:
-		r = send(f->fd, pkt + pi->payload_off, pi->payload_len,
-			 MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r < 0) {
-			if (udp_err_is_unreach(errno))
-				udp_unreach_to_client(f, errno);
-			return; /* full socket buffer: dropped, as UDP may be */
-		}
-		f->bytes_up += pi->payload_len;
-		st->cnt.bytes_up += pi->payload_len;
+		/* sent at the end of the loop turn with the flow's next ones */
+		stack_udpq_send(f, pkt + pi->payload_off, pi->payload_len);
 		return;
 	case FLOW_ICMP: {
 		uint8_t *m = st->buf;

@@ -881,7 +881,7 @@ int stack_new(struct event_base *base, const struct stack_config *cfg,
 	}
 
 	st->tick_ev = event_new(base, -1, 0, tick_cb, st);
-	if (st->tick_ev == NULL || stack_ackq_init(st) != 0) {
+	if (st->tick_ev == NULL || stack_ackq_init(st) != 0 || stack_udpq_init(st) != 0) {
 		r = ZG_ERR_NOMEM;
 		goto fail;
 	}
@@ -924,6 +924,7 @@ fail:
 	if (st->tick_ev)
 		event_free(st->tick_ev);
 	stack_ackq_free(st);
+	stack_udpq_free(st);
 	rl_fair_free(&st->err_rl);
 	rl_fair_free(&st->audit_rl);
 	free(st);
@@ -939,6 +940,7 @@ void stack_del(struct stack *st)
 	/* the RSTs below go out at once, after what was held */
 	stack_ackq_flush(st);
 	st->ackq.off = 1;
+	stack_udpq_flush(st);
 	while (st->flows != NULL)
 		flow_abort(st->flows, "shutdown");
 	stack_service_free(st);
@@ -956,6 +958,7 @@ void stack_del(struct stack *st)
 	netif_remove(&st->netif);
 	event_free(st->tick_ev);
 	stack_ackq_free(st);
+	stack_udpq_free(st);
 	stack_mem_trim();
 	the_stack = NULL;
 	rl_fair_free(&st->err_rl);

@@ -69,6 +69,7 @@ struct flow {
 		upstream_rdhup : 1; /* the socket reported its peer's FIN (EV_CLOSED) */
 	/* both FINs in: when bytes last moved either way (tcp_close_ms) */
 	uint64_t progress_ms;
+	unsigned udpq_n; /* UDP: datagrams in st->udpq */
 };
 
 struct stack_listener {
@@ -129,6 +130,34 @@ struct stack_ackq {
 	} e[STACK_ACKQ_MAX];
 };
 
+/* Client UDP datagrams for the host sockets, sent at the end of the loop
+ * turn, a flow's consecutive ones in one sendmmsg() (udpq.c). */
+#define STACK_UDPQ_MAX 64
+#define STACK_UDPQ_BYTES (128 * 1024)
+struct stack_udpq {
+	struct event *ev; /* active while anything is queued */
+	unsigned n;
+	size_t used; /* of buf */
+	struct {
+		struct flow *f;
+		uint32_t off, len; /* in buf */
+	} e[STACK_UDPQ_MAX];
+	uint8_t buf[STACK_UDPQ_BYTES];
+};
+
+/* The host socket reported err (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH)
+ * for UDP flow f: the client is told, as port or host unreachable. */
+void flow_udp_unreach(struct flow *f, int err);
+
+int stack_udpq_init(struct stack *st);
+void stack_udpq_free(struct stack *st);
+/* Queues a datagram of f (payload p, len <= 65535) for its socket. */
+void stack_udpq_send(struct flow *f, const uint8_t *p, size_t len);
+/* Sends what is queued now. */
+void stack_udpq_flush(struct stack *st);
+/* Drops f's queued datagrams (f is being freed). */
+void stack_udpq_forget(struct stack *st, struct flow *f);
+
 struct stack {
 	struct event_base *base;
 	struct stack_config cfg;
@@ -163,6 +192,7 @@ struct stack {
 	uint64_t armed_ms;      /* tick_ev's deadline; STACK_NEVER if idle */
 	struct stack_service svc;
 	struct stack_ackq ackq;
+	struct stack_udpq udpq;
 	uint8_t buf[STACK_BUF];  /* host-socket reads */
 	uint8_t obuf[STACK_BUF]; /* packets built toward clients */
 };
