@@ -566,6 +566,15 @@ static int kernel_route_check(struct agent *ag, const struct route_prefix *p)
 	return ROUTE_OK;
 }
 
+/* 1 when p is one of the routes the agent installed. */
+static int installed(const struct agent *ag, const struct route_prefix *p)
+{
+	for (size_t i = 0; i < ag->nroutes; i++)
+		if (routes_equal(&ag->routes[i], p))
+			return 1;
+	return 0;
+}
+
 /* Drops from want[0..*pn) what the agent does not install (routes.h),
  * the routes covering the relay too when its path cannot be pinned. */
 static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *pn)
@@ -583,7 +592,10 @@ static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *p
 				  : (int)routes_check_route(&want[i], &ag->relay_addr, acc->p, acc->n,
 							    acc->filter);
 
-		if (why == ROUTE_OK)
+		/* the kernel is asked about new routes only: one already
+		 * ours passed when it was added, and a relay learning names
+		 * sends the whole list again for each new one */
+		if (why == ROUTE_OK && !installed(ag, &want[i]))
 			why = kernel_route_check(ag, &want[i]);
 		if (why < 0)
 			continue;

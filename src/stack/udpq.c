@@ -28,15 +28,13 @@ udpq_cb(evutil_socket_t fd, short what, void *arg)
 	stack_udpq_flush(arg);
 }
 
-int
-stack_udpq_init(struct stack *st)
+int stack_udpq_init(struct stack *st)
 {
 	st->udpq.ev = event_new(st->base, -1, 0, udpq_cb, st);
 	return st->udpq.ev != NULL ? 0 : -1;
 }
 
-void
-stack_udpq_free(struct stack *st)
+void stack_udpq_free(struct stack *st)
 {
 	if (st->udpq.ev != NULL)
 		event_free(st->udpq.ev);
@@ -45,8 +43,7 @@ stack_udpq_free(struct stack *st)
 	st->udpq.used = 0;
 }
 
-void
-stack_udpq_send(struct flow *f, const uint8_t *p, size_t len)
+void stack_udpq_send(struct flow *f, const uint8_t *p, size_t len)
 {
 	struct stack_udpq *q = &f->st->udpq;
 
@@ -101,8 +98,7 @@ send_run(struct stack *st, struct flow *f, unsigned i, unsigned j)
 	}
 }
 
-void
-stack_udpq_flush(struct stack *st)
+void stack_udpq_flush(struct stack *st)
 {
 	struct stack_udpq *q = &st->udpq;
 	unsigned i = 0, j;
@@ -124,8 +120,7 @@ stack_udpq_flush(struct stack *st)
 	q->used = 0;
 }
 
-void
-stack_udpq_forget(struct stack *st, struct flow *f)
+void stack_udpq_forget(struct stack *st, struct flow *f)
 {
 	struct stack_udpq *q = &st->udpq;
 	unsigned k = 0;
