@@ -4481,11 +4481,47 @@ test_udp_batched_per_turn(void **state)
 	assert_int_equal(fx->st->udpq.n, 1);
 	stack_close_client(fx->st, fx->client.id);
 	assert_int_equal(fx->st->udpq.n, 0);
+	assert_int_equal(fx->st->udpq.used, 0); /* its bytes gone too */
 	loop_once(fx);
 	(void)poll(NULL, 0, 20);
 	assert_true(recv(u.fd, r, sizeof(r), MSG_DONTWAIT) < 0);
 	stack_get_counters(fx->st, &k);
 	assert_int_equal(k.bytes_up, 80);
+	/* more than the queue holds in one turn (64 datagrams, 128 KiB):
+	 * what is queued goes first, every datagram intact and in order
+	 * (read as they come: the server's socket buffer is small) */
+	{
+		static uint8_t d[1200], got[1500];
+		int next = 0;
+
+		for (i = 0; i < 150; i++) {
+			memset(d, (uint8_t)i, sizeof(d));
+			n = build_udp(b, &fx->client.vip4, &dst, 20002, u.port, d, sizeof(d));
+			assert_int_equal(stack_input(fx->st, fx, &fx->client, b, n), 0);
+			if (i == 63)
+				assert_int_equal(fx->st->udpq.n, 64);
+			if (i == 64)
+				assert_int_equal(fx->st->udpq.n, 1); /* 64 went first */
+			for (ssize_t m; (m = recv(u.fd, got, sizeof(got), MSG_DONTWAIT)) >= 0; next++) {
+				assert_int_equal(m, 1200);
+				assert_int_equal(got[0], (uint8_t)next);
+				assert_int_equal(got[1199], (uint8_t)next);
+			}
+		}
+		loop_once(fx);
+		for (int t = 0; t < 1000 && next < 150; t++) {
+			ssize_t m = recv(u.fd, got, sizeof(got), MSG_DONTWAIT);
+
+			if (m < 0) {
+				(void)poll(NULL, 0, 1);
+				continue;
+			}
+			assert_int_equal(m, 1200);
+			assert_int_equal(got[0], (uint8_t)next);
+			next++;
+		}
+		assert_int_equal(next, 150);
+	}
 	close(u.fd);
 }
 

@@ -742,8 +742,9 @@ tcp_up_flush(struct flow *f)
 		w = (size_t)r;
 		f->bytes_up += w;
 		st->cnt.bytes_up += w;
+		f->last_ms = stack_now(st);
 		if (f->progress_ms != 0)
-			f->progress_ms = stack_now(st);
+			f->progress_ms = f->last_ms;
 		if (f->pcb) {
 			uint32_t wnd = f->wnd;
 			uint32_t c = stack_wnd_credit(st->cfg.max_client_bytes,
@@ -825,6 +826,7 @@ tcp_sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
 
 		f->progress_ms = f->last_ms;
 		(void)tcp_check_done(f, &e);
+		return e; /* ERR_ABRT if tcp_close() failed and it aborted */
 	}
 	return ERR_OK;
 }

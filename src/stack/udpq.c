@@ -49,8 +49,8 @@ void stack_udpq_send(struct flow *f, const uint8_t *p, size_t len)
 
 	if (q->n == STACK_UDPQ_MAX || STACK_UDPQ_BYTES - q->used < len)
 		stack_udpq_flush(f->st);
-	if (STACK_UDPQ_BYTES < len)
-		return; /* cannot be: an inner datagram fits the MTU */
+	if (STACK_UDPQ_BYTES - q->used < len)
+		return; /* cannot be: the queue is empty and a datagram fits */
 	memcpy(q->buf + q->used, p, len);
 	q->e[q->n].f = f;
 	q->e[q->n].off = (uint32_t)q->used;
@@ -103,8 +103,10 @@ void stack_udpq_flush(struct stack *st)
 	struct stack_udpq *q = &st->udpq;
 	unsigned i = 0, j;
 
-	if (q->n == 0)
+	if (q->n == 0) {
+		q->used = 0;
 		return;
+	}
 	event_del(q->ev); /* when not called from it: nothing left for it */
 	while (i < q->n) {
 		struct flow *f = q->e[i].f;
@@ -129,5 +131,7 @@ void stack_udpq_forget(struct stack *st, struct flow *f)
 		if (q->e[i].f != f)
 			q->e[k++] = q->e[i];
 	q->n = k;
+	if (k == 0)
+		q->used = 0; /* else the next flush resets it */
 	f->udpq_n = 0;
 }
