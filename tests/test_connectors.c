@@ -738,7 +738,7 @@ static void test_inner_session_reload_tls(void **state)
 static void test_pki_paths_stay_put(void **state)
 {
 	const char *ca = f("ca.crt"), *key = f("agent-1.key");
-	char want[sizeof(pki_dir) + 16], name[16];
+	char want[sizeof(pki_dir) + 16], name[32];
 
 	(void)state;
 	for (int i = 0; i < 20; i++) {

@@ -1044,7 +1044,7 @@ static void test_shared_pool(void **state)
 static void test_by_id_index(void **state)
 {
 	static struct fake_conn c[16], again;
-	static char ids[16][16];
+	static char ids[16][24];
 	struct masque_accept acc;
 	struct masque_close_info ci = clean_close();
 	struct session *old;

@@ -167,7 +167,7 @@ static void test_watch_debounces_a_burst(void **state)
 	/* five writes 20 ms apart, each within the 60 ms debounce of the
 	 * last: one call, after the last */
 	for (int i = 0; i < 5; i++) {
-		char text[16];
+		char text[32];
 
 		(void)snprintf(text, sizeof(text), "version %d", i + 1);
 		put(fx->dir, "policy.yaml", text);

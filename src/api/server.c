@@ -278,11 +278,11 @@ static void cert_identity(struct MHD_Connection *conn, struct ident *id)
 	}
 	if (strncmp(cn, "relay:", 6) == 0 && api_id_valid(cn + 6, strlen(cn + 6), API_RELAY_ID_MAX)) {
 		id->who = WHO_RELAY;
-		(void)snprintf(id->name, sizeof(id->name), "%s", cn + 6);
+		(void)snprintf(id->name, sizeof(id->name), "%.*s", (int)(sizeof(id->name) - 1), cn + 6);
 	} else if (strncmp(cn, "admin:", 6) == 0 &&
 		   api_id_valid(cn + 6, strlen(cn + 6), API_RELAY_ID_MAX)) {
 		id->who = WHO_ADMIN;
-		(void)snprintf(id->name, sizeof(id->name), "%s", cn + 6);
+		(void)snprintf(id->name, sizeof(id->name), "%.*s", (int)(sizeof(id->name) - 1), cn + 6);
 	} else {
 		id->why = "client certificate's common name must be relay:ID or admin:NAME";
 	}

@@ -70,7 +70,7 @@ static int prefix_check(const struct zgconn_prefix *p, int is_addr)
 
 		if (bit0 + 8 <= p->len)
 			continue;
-		host = bit0 >= p->len ? 0xff : (uint8_t)(0xffu >> (p->len - bit0));
+		host = (uint8_t)(bit0 >= p->len ? 0xffu : 0xffu >> (p->len - bit0));
 		if (p->a[i] & host)
 			return ZG_ERR_PREFIX;
 	}

@@ -441,7 +441,7 @@ static int scope_from_options(struct uri_scope *sc)
 		sc->target.version = 6;
 		sc->target.prefix_len = (uint8_t)(len >= 0 && len <= 128 ? len : 128);
 	} else if (slash == NULL && strlen(buf) <= URI_DNS_MAX) {
-		(void)snprintf(sc->dns, sizeof(sc->dns), "%s", buf);
+		(void)snprintf(sc->dns, sizeof(sc->dns), "%.*s", (int)(sizeof(sc->dns) - 1), buf);
 	} else {
 		fprintf(stderr, "zgate-probe: --scope-target %s: expected an address, a prefix or a "
 				"DNS name\n",

@@ -989,7 +989,8 @@ static void pool_route(const struct config_prefix *p, struct cip_route *rt)
 	rt->version = p->version;
 	rt->proto = 17; /* a connector sends agents inner QUIC, nothing else */
 	for (size_t i = 0; i < n; i++) {
-		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(bits ? 0xff << (8 - bits) : 0);
+		uint8_t mask = (uint8_t)(bits >= 8 ? 0xffu : bits ? 0xffu << (8 - bits)
+								  : 0u);
 
 		rt->start[i] = p->addr[i] & mask;
 		rt->end[i] = (uint8_t)(p->addr[i] | ~mask);

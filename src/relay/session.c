@@ -175,7 +175,7 @@ int session_in_scope(const struct session *s, const struct stack_flow_info *f)
 	n = f->dst.version == 4 ? 4 : 16;
 	bits = s->target.prefix_len;
 	for (i = 0; i < n && bits > 0; i++) {
-		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+		uint8_t mask = (uint8_t)(bits >= 8 ? 0xffu : 0xffu << (8 - bits));
 
 		if ((f->dst.a[i] & mask) != (s->target.addr[i] & mask))
 			return 0;
@@ -237,7 +237,8 @@ int session_routes(const struct session_table *t, const struct session *s,
 			if (rt.version != s->target.version)
 				continue;
 			for (j = 0; j < len; j++) {
-				uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(bits ? 0xff << (8 - bits) : 0);
+				uint8_t mask = (uint8_t)(bits >= 8 ? 0xffu : bits ? 0xffu << (8 - bits)
+										  : 0u);
 
 				lo[j] = s->target.addr[j] & mask;
 				hi[j] = (uint8_t)(s->target.addr[j] | ~mask);
