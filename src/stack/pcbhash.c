@@ -49,22 +49,10 @@ chain_set(struct tcp_pcb *pcb, struct tcp_pcb *next)
 static size_t
 bucket_of(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport, size_t nb)
 {
-	uint8_t in[37];
-	size_t n;
+	uint8_t in[STACK_TUPLE_MAX];
+	size_t n = stack_lwip_tuple(in, lip, lport, rip, rport);
 
-	if (IP_IS_V6(lip)) {
-		memcpy(in, ip_2_ip6(lip)->addr, 16);
-		memcpy(in + 16, ip_2_ip6(rip)->addr, 16);
-		n = 32;
-	} else {
-		memcpy(in, &ip_2_ip4(lip)->addr, 4);
-		memcpy(in + 4, &ip_2_ip4(rip)->addr, 4);
-		n = 8;
-	}
-	memcpy(in + n, &lport, 2);
-	memcpy(in + n + 2, &rport, 2);
-	in[n + 4] = (uint8_t)IP_GET_TYPE(lip);
-	return (size_t)stack_siphash(key, in, n + 5) & (nb - 1);
+	return (size_t)stack_siphash(key, in, n) & (nb - 1);
 }
 
 static size_t

@@ -85,27 +85,34 @@ void stack_isn_set_key(const uint8_t key[16])
 	memcpy(isn_key, key, sizeof(isn_key));
 }
 
+size_t stack_lwip_tuple(uint8_t out[STACK_TUPLE_MAX], const ip_addr_t *local_ip, u16_t local_port,
+			const ip_addr_t *remote_ip, u16_t remote_port)
+{
+	size_t n;
+
+	if (IP_IS_V6(local_ip)) {
+		memcpy(out, ip_2_ip6(local_ip)->addr, 16);
+		memcpy(out + 16, ip_2_ip6(remote_ip)->addr, 16);
+		n = 32;
+	} else {
+		memcpy(out, &ip_2_ip4(local_ip)->addr, 4);
+		memcpy(out + 4, &ip_2_ip4(remote_ip)->addr, 4);
+		n = 8;
+	}
+	memcpy(out + n, &local_port, 2);
+	memcpy(out + n + 2, &remote_port, 2);
+	return n + 4;
+}
+
 /* RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, key),
  * M a 4-microsecond timer (here derived from the stack's millisecond
  * clock), F SipHash-2-4 with a random key chosen at stack_new(). */
 u32_t stack_lwip_isn(const ip_addr_t *local_ip, u16_t local_port,
 		     const ip_addr_t *remote_ip, u16_t remote_port)
 {
-	uint8_t in[36];
-	size_t n = 0;
+	uint8_t in[STACK_TUPLE_MAX];
+	size_t n = stack_lwip_tuple(in, local_ip, local_port, remote_ip, remote_port);
 	uint32_t m = (uint32_t)sys_now() * 250u;
 
-	if (IP_IS_V6(local_ip)) {
-		memcpy(in, ip_2_ip6(local_ip)->addr, 16);
-		memcpy(in + 16, ip_2_ip6(remote_ip)->addr, 16);
-		n = 32;
-	} else {
-		memcpy(in, &ip_2_ip4(local_ip)->addr, 4);
-		memcpy(in + 4, &ip_2_ip4(remote_ip)->addr, 4);
-		n = 8;
-	}
-	memcpy(in + n, &local_port, 2);
-	memcpy(in + n + 2, &remote_port, 2);
-	n += 4;
 	return m + (uint32_t)stack_siphash(isn_key, in, n);
 }

@@ -5,7 +5,13 @@
 #ifndef ZG_STACK_HOOKS_H
 #define ZG_STACK_HOOKS_H
 
-/* RFC 6528 initial sequence number for a new connection (stack_isn.c). */
+/* A TCP 4-tuple as bytes to hash: the two addresses (4 or 16 bytes each),
+ * then the two ports; returns the length (12 or 36). stack_hash.c. */
+#define STACK_TUPLE_MAX 36
+size_t stack_lwip_tuple(uint8_t out[STACK_TUPLE_MAX], const ip_addr_t *local_ip, u16_t local_port,
+			const ip_addr_t *remote_ip, u16_t remote_port);
+
+/* RFC 6528 initial sequence number for a new connection (stack_hash.c). */
 u32_t stack_lwip_isn(const ip_addr_t *local_ip, u16_t local_port,
 		     const ip_addr_t *remote_ip, u16_t remote_port);
 
