@@ -272,6 +272,19 @@ static void cert_identity(struct MHD_Connection *conn, struct ident *id)
 		id->why = "client certificate has no readable common name";
 		goto out;
 	}
+	{
+		/* exactly one: tools disagree on which of several is "the"
+		 * CN (GnuTLS reads the first, others the last), and the role
+		 * comes from it */
+		char cn2[256];
+		size_t cn2len = sizeof(cn2);
+
+		if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0, cn2,
+						  &cn2len) != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
+			id->why = "client certificate has more than one common name";
+			goto out;
+		}
+	}
 	if (!eku_client_ok(crt)) {
 		id->why = "client certificate's extended key usage does not allow client authentication";
 		goto out;

@@ -31,6 +31,7 @@ mkcert() { # CN NAME [EKU]
 		-days 2 -extfile "$P/$2.ext" -out "$P/$2.crt" 2>/dev/null
 }
 mkcert relay:r1 r1; mkcert relay:r2 r2; mkcert admin:ops ops; mkcert relay:r9 r9srv serverAuth
+mkcert "admin:x/CN=relay:r1" twocn # two common names: which one is the role?
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$TOKEN" >"$ZG_TMP/token"
 
@@ -136,6 +137,8 @@ r=$(req $A POST allocations '{"client_id":"x"}' --cert "$P/agent-1.crt" --key "$
 [[ $r == 401*"relay:ID or admin:NAME"* ]] || fail "an agent's certificate: $r"
 r=$(req $A POST allocations '{"client_id":"x"}' --cert "$P/r9srv.crt" --key "$P/r9srv.key")
 [[ $r == 401*"key usage"* ]] || fail "serverAuth-only certificate: $r"
+r=$(req $A GET stats '' --cert "$P/twocn.crt" --key "$P/twocn.key")
+[[ $r == 401*"more than one common name"* ]] || fail "certificate with two common names: $r"
 r=$(req $A POST allocations '{"client_id":"x"}')
 [[ $r == 401* ]] || fail "no credentials: $r"
 r=$(req $A GET stats '' -H "Authorization: Bearer wrong-token-wrong-token")
