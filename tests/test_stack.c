@@ -4525,9 +4525,48 @@ test_udp_batched_per_turn(void **state)
 	close(u.fd);
 }
 
+/* A flow outlives its client's hold on the address (another session of
+ * the same identity kept it open), and the address goes to another
+ * client: that client's packets on the same ports must not join the old
+ * flow (its destination, its policy decision, the replies meant for the
+ * first client); the old flow ends and the policy decides anew. */
+static void
+test_flow_of_another_client_not_joined(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_client other;
+	struct stack_counters k;
+	struct stack_addr dst;
+	struct usrv u;
+	uint8_t b[PMAX], r[16];
+	size_t n;
+	int calls;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	other = fx->client;
+	usrv_start(&u, 0);
+	addr4(&dst, "127.0.0.1");
+	n = build_udp(b, &fx->client.vip4, &dst, 20000, u.port, (const uint8_t *)"a", 1);
+	input(fx, b, n);
+	calls = fx->policy_calls;
+	assert_int_equal(recv(u.fd, r, sizeof(r), 0), 1);
+	other.id = "agent-2"; /* the same address, now agent-2's */
+	fx->deny = 1;         /* whose policy allows nothing */
+	assert_int_equal(stack_input(fx->st, NULL, &other, b, n), 0);
+	stack_udpq_flush(fx->st);
+	assert_int_equal(fx->policy_calls, calls + 1); /* decided anew */
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.flows_udp, 0);
+	assert_int_equal(k.drop_denied, 1);
+	(void)poll(NULL, 0, 20);
+	assert_true(recv(u.fd, r, sizeof(r), MSG_DONTWAIT) < 0); /* nothing reached it */
+	close(u.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_flow_of_another_client_not_joined, setup, teardown),
 		cmocka_unit_test(test_pcbhash_many),
 		cmocka_unit_test(test_pkt_rst_for_syn),
 		cmocka_unit_test(test_fd_budget),

@@ -573,6 +573,14 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 	}
 
 	f = flow_lookup(st, pi.proto, &pi.src, sport, &pi.dst, dport);
+	if (f != NULL && strcmp(f->acct->id, client->id) != 0) {
+		/* another client's flow from an address this client holds now
+		 * (the address went back to the pool, or to a colliding
+		 * session): never that client's traffic, its bytes or its
+		 * policy; it ends, and this packet is a new flow's */
+		flow_abort(f, "address-reused");
+		f = NULL;
+	}
 	if (f != NULL) {
 		flow_packet(f, pkt, len, &pi);
 		return;
