@@ -252,6 +252,66 @@ static void test_steer(void **state)
 	connectors_free(cs);
 }
 
+/* A connector may reach only the inner sessions the agent opened: a
+ * packet from a listed connector's address to any other port of the agent
+ * (or not UDP, or while no session is open) is the module's, dropped and
+ * counted, never written to the TUN; a packet from elsewhere is not the
+ * module's (the relay's own traffic to the TUN). */
+static void test_outer_unsolicited(void **state)
+{
+	struct rec r;
+	struct connectors *cs;
+	struct zgconn v[2];
+	struct connector_status st;
+	uint8_t p[80];
+	size_t n;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	cs = pure(&r);
+	conn(&v[0], "hosp-a", 1, "10.100.0.9", "10.20.0.0", 16);
+	conn(&v[1], "hosp-b", 0, "10.100.0.10", "10.30.0.0", 16);
+	pfx(&v[0].addrs[1], "fd00:100::9", 128);
+	v[0].naddrs = 2;
+	assert_int_equal(connectors_set_list(cs, v, 2), 2);
+	/* from the connector's inner port to an agent service port */
+	n = udp4(p, "10.100.0.9", 443, "10.100.0.2", 7777);
+	assert_int_equal(connectors_from_outer(cs, p, n), 1);
+	/* from another of its ports, and not UDP */
+	n = udp4(p, "10.100.0.9", 53, "10.100.0.2", 53);
+	assert_int_equal(connectors_from_outer(cs, p, n), 1);
+	p[9] = 6;
+	assert_int_equal(connectors_from_outer(cs, p, n), 1);
+	/* its IPv6 address */
+	memset(p, 0, sizeof(p));
+	p[0] = 0x60;
+	p[5] = 8;
+	p[6] = 17;
+	p[7] = 64;
+	assert_int_equal(inet_pton(AF_INET6, "fd00:100::9", p + 8), 1);
+	assert_int_equal(inet_pton(AF_INET6, "fd00:100::2", p + 24), 1);
+	p[40] = 1;
+	p[41] = 0xbb;
+	p[43] = 22;
+	assert_int_equal(connectors_from_outer(cs, p, 48), 1);
+	connectors_status(cs, 0, &st);
+	assert_int_equal(st.rx_unsolicited, 4);
+	assert_int_equal(st.rx_packets, 0);
+	/* a connector that is down is no source either */
+	n = udp4(p, "10.100.0.10", 443, "10.100.0.2", 7777);
+	assert_int_equal(connectors_from_outer(cs, p, n), 1);
+	connectors_status(cs, 1, &st);
+	assert_int_equal(st.rx_unsolicited, 1);
+	/* the relay's traffic (any other source) is not the module's */
+	n = udp4(p, "198.18.0.10", 443, "10.100.0.2", 7777);
+	assert_int_equal(connectors_from_outer(cs, p, n), 0);
+	n = udp4(p, "10.100.0.11", 443, "10.100.0.2", 7777);
+	assert_int_equal(connectors_from_outer(cs, p, n), 0);
+	assert_int_equal(connectors_from_outer(cs, p, 10), 0);
+	assert_int_equal(r.ntun, 0);
+	connectors_free(cs);
+}
+
 /* ------------------------------------------------------------------ */
 /* a whole inner session: the module's client and a zgate masque server
  * with a connector:ID certificate, joined through tunio transports; the
@@ -539,6 +599,10 @@ static void test_inner_session(void **state)
 		assert_false(connectors_match_outer(t->cs, q, n, &k));
 		q[9] = 17;
 		assert_true(connectors_match_outer(t->cs, q, n, &k));
+		/* another port of ours: the module's (dropped), never the TUN */
+		q[23] ^= 1;
+		assert_int_equal(connectors_from_outer(t->cs, q, n), 1);
+		q[23] ^= 1;
 		/* a matching packet with a bad checksum is taken, never for the TUN */
 		q[26] = 0x12;
 		assert_int_equal(connectors_from_outer(t->cs, q, n), 1);
@@ -783,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_list_add_update_remove),
 		cmocka_unit_test(test_capsule),
 		cmocka_unit_test(test_steer),
+		cmocka_unit_test(test_outer_unsolicited),
 		cmocka_unit_test(test_inner_session),
 		cmocka_unit_test(test_inner_too_big),
 		cmocka_unit_test(test_inner_session_wrong_cn),

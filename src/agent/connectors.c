@@ -21,8 +21,9 @@
 #include "masque/uri.h"
 #include "zg_err.h"
 
-#define ICMP_PER_SECOND 100               /* ICMP answers to the TUN, unreachable and too big */
-#define STABLE_NS (10ull * 1000000000ull) /* a session this old resets the backoff */
+#define ICMP_PER_SECOND 100                        /* ICMP answers to the TUN, unreachable and too big */
+#define STABLE_NS (10ull * 1000000000ull)          /* a session this old resets the backoff */
+#define UNSOLICITED_LOG_NS (10ull * 1000000000ull) /* unsolicited packets: a log line at most this often */
 #define CN_PREFIX ZGCONN_IDENTITY_PREFIX
 
 struct connector {
@@ -45,7 +46,8 @@ struct connector {
 	uint16_t lport;
 	struct backoff bo;
 	struct event *retry_ev;
-	char seen_serial[TLS_SERIAL_HEX_MAX]; /* verified in the handshake under way */
+	char seen_serial[TLS_SERIAL_HEX_MAX];            /* verified in the handshake under way */
+	uint64_t unsolicited_log_ns, unsolicited_logged; /* the last log line: when, the count then */
 
 	struct connector_status st;
 };
@@ -936,6 +938,46 @@ enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *
 	return s;
 }
 
+/* The listed connector one of whose tunnel addresses is the source of
+ * pkt, or NULL. */
+static struct connector *from_connector(const struct connectors *cs, const uint8_t *pkt,
+					size_t len)
+{
+	const uint8_t *src;
+	uint8_t v = pkt_addr(pkt, len, 0, &src);
+
+	if (v == 0)
+		return NULL;
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct zgconn *z = &cs->e[i]->info;
+
+		for (size_t j = 0; j < z->naddrs; j++)
+			if (z->addrs[j].version == v &&
+			    memcmp(z->addrs[j].a, src, v == 4 ? 4 : 16) == 0)
+				return cs->e[i];
+	}
+	return NULL;
+}
+
+/* A packet from e's address that no inner session of ours asked for: the
+ * relay forwards whatever a connector sends to an agent address it has a
+ * link with, so this is where the agent's own ports are kept out of a
+ * connector's reach. Counted; logged at most every UNSOLICITED_LOG_NS. */
+static void unsolicited(struct connectors *cs, struct connector *e)
+{
+	uint64_t now = now_ns(cs);
+
+	e->st.rx_unsolicited++;
+	if (e->unsolicited_logged != 0 && now - e->unsolicited_log_ns < UNSOLICITED_LOG_NS)
+		return;
+	log_warnx("connector %s: %llu packets from its address to no inner session of ours "
+		  "dropped (%llu since the last report)",
+		  e->info.id, (unsigned long long)e->st.rx_unsolicited,
+		  (unsigned long long)(e->st.rx_unsolicited - e->unsolicited_logged));
+	e->unsolicited_log_ns = now;
+	e->unsolicited_logged = e->st.rx_unsolicited;
+}
+
 int connectors_from_outer(struct connectors *cs, const uint8_t *pkt, size_t len)
 {
 	struct sockaddr_storage l, r;
@@ -944,8 +986,12 @@ int connectors_from_outer(struct connectors *cs, const uint8_t *pkt, size_t len)
 	size_t plen = 0, i = 0;
 	struct connector *e;
 
-	if (!connectors_match_outer(cs, pkt, len, &i))
-		return 0;
+	if (!connectors_match_outer(cs, pkt, len, &i)) {
+		if ((e = from_connector(cs, pkt, len)) == NULL)
+			return 0;
+		unsolicited(cs, e);
+		return 1;
+	}
 	e = cs->e[i];
 	if (e->c == NULL ||
 	    !tunio_parse_udp(pkt, len, &l, &ll, &r, &rl, &pl, &plen)) {

@@ -34,7 +34,12 @@
  * sent to the relay in the clear.
  * A packet from the outer tunnel that is UDP from a connector's address
  * and inner port to our inner address and port feeds the inner QUIC, never
- * the TUN. Inner packets go to the TUN.
+ * the TUN. Any other packet from a listed connector's address (another
+ * port of ours, another protocol, a session already ended) is dropped and
+ * counted (rx_unsolicited): the relay forwards whatever a connector sends
+ * to an agent it has a link with, and a connector may reach only the inner
+ * sessions the agent opened, never the agent's own services. Inner packets
+ * go to the TUN.
  *
  * The steering and list functions are pure (no I/O): the sessions are
  * started only when the environment gives an event base.
@@ -105,8 +110,11 @@ struct connector_status {
 	uint64_t too_big;      /* larger than the inner tunnel carries: dropped */
 	uint64_t icmp_too_big; /* ICMP "too big" answers to them (at most 100 a second) */
 	uint64_t rx_dropped;   /* malformed, or from a source it does not serve */
-	uint64_t unreachable;  /* packets answered with ICMP unreachable */
-	char last_error[160];  /* why the last session ended or was refused; "" */
+	/* from its tunnel address to no inner session of ours (another port,
+	 * not UDP, a session that ended): dropped, never for the TUN */
+	uint64_t rx_unsolicited;
+	uint64_t unreachable; /* packets answered with ICMP unreachable */
+	char last_error[160]; /* why the last session ended or was refused; "" */
 	/* serial (hex, as tls_cert_ids()) of the certificate the connector
 	 * presented to the open or last inner session; "" before one opened */
 	char cert_serial[65];
@@ -178,9 +186,11 @@ int connectors_match_outer(const struct connectors *cs, const uint8_t *pkt, size
  * ICMP answers: at most 100 a second in all. */
 enum connectors_steer connectors_from_tun(struct connectors *cs, const uint8_t *pkt, size_t len);
 
-/* The outer on_packet path: 1 when pkt was an inner packet of one of our
- * sessions (fed to its QUIC, or dropped when malformed: never for the
- * TUN), 0 when it is not the module's. */
+/* The outer on_packet path: 1 when pkt was the module's, never for the
+ * TUN: an inner packet of one of our sessions (fed to its QUIC, or dropped
+ * when malformed), or any other packet whose source is a listed
+ * connector's address (dropped, counted in rx_unsolicited, logged at most
+ * once every 10 s per connector). 0 when it is not the module's. */
 int connectors_from_outer(struct connectors *cs, const uint8_t *pkt, size_t len);
 
 /* The outer tunnel opened or closed (its largest packet changed): open

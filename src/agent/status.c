@@ -151,11 +151,13 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 			put(&o,
 			    ",\"rtt_us\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
 			    "\"rx_packets\":%llu,\"rx_bytes\":%llu,\"unreachable\":%llu,"
-			    "\"too_big\":%llu,\"icmp_too_big_sent\":%llu,\"last_error\":",
+			    "\"too_big\":%llu,\"icmp_too_big_sent\":%llu,\"rx_unsolicited\":%llu,"
+			    "\"last_error\":",
 			    (unsigned long long)k->rtt_us, (unsigned long long)k->tx_packets,
 			    (unsigned long long)k->tx_bytes, (unsigned long long)k->rx_packets,
 			    (unsigned long long)k->rx_bytes, (unsigned long long)k->unreachable,
-			    (unsigned long long)k->too_big, (unsigned long long)k->icmp_too_big);
+			    (unsigned long long)k->too_big, (unsigned long long)k->icmp_too_big,
+			    (unsigned long long)k->rx_unsolicited);
 			put_str(&o, k->last_error);
 			put(&o, ",\"cert_serial\":");
 			put_str(&o, k->cert_serial);
@@ -795,6 +797,9 @@ static void print_connectors(struct show *sh)
 				(unsigned long long)ufield(sh, o, "unreachable"));
 		if (ufield(sh, o, "too_big") > 0)
 			fprintf(sh->out, ", %llu too big", (unsigned long long)ufield(sh, o, "too_big"));
+		if (ufield(sh, o, "rx_unsolicited") > 0)
+			fprintf(sh->out, ", %llu unsolicited dropped",
+				(unsigned long long)ufield(sh, o, "rx_unsolicited"));
 		if (sfield(sh, o, "last_error", err, sizeof(err))[0] != '\0')
 			fprintf(sh->out, " (%s)", err);
 		fprintf(sh->out, "\n");

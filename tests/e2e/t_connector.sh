@@ -18,6 +18,10 @@
 #   2. agent-2 is refused: no on-prem route in its tunnel; with a route forced
 #      into zgate0 its flows are refused at once by the relay; UDP it sends
 #      straight at the connector's tunnel address is never forwarded.
+#      What the connector's address sends to another port of agent-1 than
+#      its inner session's (a Version Negotiation answer to a probe from
+#      port 7777) is forwarded by the relay but dropped by the agent, and
+#      counted (rx_unsolicited in its status file).
 #   3. The relay cannot read it: a marker sent both ways through the
 #      connector appears neither in a tcpdump capture of every interface of
 #      the relay's namespace nor in the relay's debug.payload_dump file, nor
@@ -200,6 +204,9 @@ if cmd == "inner":  # SRC PORT: "DST TTLS..." of UDP SRC -> DST:PORT, the most f
 elif cmd == "udp-with":  # NEEDLE: how many UDP packets carry it
     needle = sys.argv[3].encode()
     print(sum(1 for p in packets(path) if udp4(p) and needle in udp4(p)[5]))
+elif cmd == "flow":  # SRC SPORT DST DPORT: how many such UDP packets
+    src, sport, dst, dport = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+    print(sum(1 for p in packets(path) if (lambda u: u and u[:2] == (src, dst) and u[3:5] == (sport, dport))(udp4(p))))
 elif cmd == "count":  # NEEDLE: raw occurrences in the file
     print(open(path, "rb").read().count(sys.argv[3].encode()))
 PY
@@ -224,6 +231,39 @@ sleep 0.5
 n=$(scan udp-with "$DUMP" "$PROBE2")
 [[ $n == 2 ]] || fail "agent-2's 2 datagrams to $CV:443 appear $n times as UDP in the dump (2 = received, none forwarded)"
 audit_has "$D/audit.log" connector_open agent-2 >/dev/null && fail "connector_open audited for agent-2 after its probe"
+
+step "the connector's address reaches only agent-1's inner session, not its other ports"
+# agent-1 itself (not its inner session) sends QUIC of an unknown version
+# from port 7777 to $CV:443: the relay forwards it (agent-1 has a link to
+# the connector) and the connector answers Version Negotiation to
+# $A1:7777, which the relay forwards too (it checks only the connector's
+# source port). The agent must drop it: it is for no inner session it
+# opened. The dump shows the answer was forwarded, so the check can fail.
+ip -n "${C[1]}" route add "$CV/32" dev zgate0
+out=$(inc 1 python3 - "$A1" "$CV" <<'PY'
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 7777))
+s.settimeout(1)
+hdr = bytes([0xc0]) + bytes.fromhex("1a2a3a4a") + bytes([8]) + os.urandom(8) + bytes([8]) + os.urandom(8)
+got = 0
+for _ in range(3):
+    s.sendto(hdr + bytes(1200 - len(hdr)), (sys.argv[2], 443))
+    try:
+        s.recvfrom(65535)
+        got += 1
+    except socket.timeout:
+        pass
+print("replies", got)
+PY
+) || fail "the unknown-version probe failed: $out"
+ip -n "${C[1]}" route del "$CV/32" dev zgate0
+fwd=$(scan flow "$DUMP" "$CV" 443 "$A1" 7777)
+echo "connector $CV:443 -> agent-1 $A1:7777: $fwd packets in the relay's dump; agent-1's socket got: $out"
+[[ $fwd -ge 1 ]] || fail "the control failed: the connector's answer to $A1:7777 is not in the relay's dump"
+[[ $out == "replies 0" ]] || fail "agent-1's port 7777 received packets from the connector's address: $out"
+wait_for 5 "agent-1's status does not count the connector's unsolicited packets" \
+	grep -q '"rx_unsolicited":[1-9]' "$D/status1.json"
 
 step "3. the marker: through the connector unreadable by the relay; through the relay's stack readable"
 out=$(inc 1 curl -sS --max-time 5 "http://$DIRECT:8000/$MARK_DIRECT") || fail "agent-1 to $DIRECT: $out"
