@@ -49,7 +49,9 @@ static void test_valid_full(void **state)
 				   "reconnect_min: 1s\n"
 				   "reconnect_max: 1m\n"
 				   "keepalive: 10s\n"
-				   "idle_timeout: 20s\n",
+				   "idle_timeout: 20s\n"
+				   "max_conns_per_agent: 4\n"
+				   "request_timeout: 2s\n",
 			      err, sizeof(err)),
 			 0);
 	assert_int_equal(cfg.relays.n, 2);
@@ -70,6 +72,8 @@ static void test_valid_full(void **state)
 	assert_int_equal(cfg.reconnect_max_ms, 60000);
 	assert_int_equal(cfg.keepalive_ms, 10000);
 	assert_int_equal(cfg.idle_timeout_ms, 20000);
+	assert_int_equal(cfg.max_conns_per_agent, 4);
+	assert_int_equal(cfg.request_timeout_ms, 2000);
 	assert_int_equal(cfg.nprefixes, 2);
 	assert_int_equal(cfg.prefixes[0].version, 4);
 	assert_int_equal(cfg.prefixes[0].len, 16);
@@ -122,7 +126,9 @@ static void test_bad_fields(void **state)
 		{ BASE "colour: blue\n",
 		  "c.yaml:7:1: colour: unknown key (expected one of: relays, server_name, ca, cert, "
 		  "key, prefixes, policy, audit, ops_listen, inner_port, log_level, reconnect_min, "
-		  "reconnect_max, keepalive, idle_timeout)" },
+		  "reconnect_max, keepalive, idle_timeout, max_conns_per_agent, request_timeout)" },
+		{ BASE "max_conns_per_agent: 0\n", "c.yaml:7:1: max_conns_per_agent: " },
+		{ BASE "request_timeout: 10ms\n", "c.yaml:7:1: request_timeout: " },
 		{ BASE "tls.cert: x\n", "c.yaml:7:1: tls.cert: unknown key (expected one of: relays," },
 		{ BASE "policy: {a: 1}\n", "c.yaml:7:1: policy: expected a single value, found a mapping" },
 		{ BASE "audit: \"\"\n", "c.yaml:7:1: audit: empty" },

@@ -4,7 +4,8 @@
  * address and routes, refusal of connector:/relay: identities and of an
  * agent its policy gives nothing, an address held by another identity,
  * and packets reaching the stack's policy (denied flows answered back
- * through the inner tunnel, audited with the deciding rule).
+ * through the inner tunnel, audited with the deciding rule), the cap on
+ * connections per agent address and the deadline for a tunnel.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,12 +77,15 @@ struct fx {
 	struct policy *pol;
 	struct audit *audit;
 	struct inner *in;
-	struct client cl[3];
+	struct client cl[4];
 	char log[65536];
 	size_t loglen;
 };
 
 static struct fx *cur;
+/* inner_config of the next fx_new(): 0 = the defaults */
+static size_t opt_per_agent;
+static uint64_t opt_request_timeout_ms;
 
 static uint64_t fake_ms(void *ctx)
 {
@@ -214,6 +218,8 @@ static struct fx *fx_new(void)
 	ic.nprefixes = 2;
 	ic.audit = x->audit;
 	ic.now_ms = fake_ms;
+	ic.max_conns_per_agent = opt_per_agent;
+	ic.request_timeout_ms = opt_request_timeout_ms;
 	assert_int_equal(inner_new(&ic, &x->in), 0);
 	assert_int_equal(inner_server_new(x->in, &memnet_io, &x->net.server, 1350, &x->net.srv), 0);
 	return x;
@@ -221,7 +227,7 @@ static struct fx *fx_new(void)
 
 static void fx_free(struct fx *x)
 {
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (x->cl[i].ep.conn != NULL) {
 			masque_conn_close(x->cl[i].ep.conn, 0, "test over");
 			memnet_run(&x->net, NULL, NULL, SEC);
@@ -247,8 +253,10 @@ static int done(void *arg)
 	return s->closed || (s->opened && s->naddrs > 0 && s->route_events > 0);
 }
 
-/* Client i with certificate file stem id, from the outer address vaddr. */
-static struct client *connect_as(struct fx *x, int i, const char *id, const char *vaddr)
+/* Starts client i with certificate file stem id from the outer address
+ * vaddr; no_request: it never sends its CONNECT-IP request. */
+static struct client *start_as(struct fx *x, int i, const char *id, const char *vaddr,
+			       int no_request)
 {
 	struct client *s = &x->cl[i];
 	char err[256], crt[64], key[64];
@@ -265,10 +273,19 @@ static struct client *connect_as(struct fx *x, int i, const char *id, const char
 	s->mc.server_name = "localhost";
 	s->mc.authority = "zgate-connector:443";
 	s->mc.path = "/.well-known/masque/ip/*/*/";
+	s->mc.test_no_request = no_request;
 	assert_int_equal(masque_client_new(&s->mc, &client_cbs, s, (struct sockaddr *)&s->ep.addr,
 					   sizeof(s->ep.addr), (struct sockaddr *)&x->net.server.addr,
 					   sizeof(x->net.server.addr), &s->ep.conn),
 			 0);
+	return s;
+}
+
+/* Client i with certificate file stem id, from the outer address vaddr. */
+static struct client *connect_as(struct fx *x, int i, const char *id, const char *vaddr)
+{
+	struct client *s = start_as(x, i, id, vaddr, 0);
+
 	assert_true(memnet_run(&x->net, done, s, 5 * SEC));
 	return s;
 }
@@ -510,6 +527,84 @@ static void test_replies_find_their_session(void **state)
  * (here a client CA the agents' certificates do not chain to, then the
  * right one again); the session already open keeps its own and carries
  * packets on. */
+/* One agent address holds at most max_conns_per_agent inner connections
+ * at once, sessions or not: connections that never ask for a tunnel
+ * cannot lock other agents out (the server's connection cap). */
+static void test_conns_per_agent(void **state)
+{
+	struct fx *x;
+	struct client *s;
+	struct inner_stats st;
+
+	(void)state;
+	opt_per_agent = 2;
+	opt_request_timeout_ms = 60000;
+	x = fx_new();
+	(void)start_as(x, 0, "agent-1", "10.100.0.7", 1);
+	(void)start_as(x, 1, "agent-1", "10.100.0.7", 1);
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_int_equal(masque_server_conns(x->net.srv), 2);
+	assert_int_equal(x->cl[0].closed + x->cl[1].closed, 0);
+	/* a third from the same address is refused, even one that asks */
+	s = connect_as(x, 2, "agent-1", "10.100.0.7");
+	assert_int_equal(s->closed, 1);
+	assert_int_equal(s->opened, 0);
+	assert_int_equal(masque_server_conns(x->net.srv), 2);
+	/* another address is not affected */
+	s = connect_as(x, 3, "agent-1", "10.100.0.8");
+	assert_int_equal(s->closed, 0);
+	assert_int_equal(s->naddrs, 1);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.refused_per_agent, 1);
+	assert_int_equal(st.sessions, 1);
+	/* one of the first two goes: its address may connect again */
+	masque_conn_close(x->cl[0].ep.conn, 0, "bye");
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_int_equal(x->cl[0].closed, 1);
+	wolfSSL_CTX_free(x->cl[0].tls);
+	memset(&x->cl[0], 0, sizeof(x->cl[0]));
+	s = connect_as(x, 0, "agent-1", "10.100.0.7");
+	assert_int_equal(s->closed, 0);
+	assert_int_equal(s->naddrs, 1);
+	fx_free(x);
+	opt_per_agent = 0;
+	opt_request_timeout_ms = 0;
+}
+
+/* A connection whose tunnel is not open request_timeout after it started
+ * (no request, or a refused one) is closed by the connector. */
+static void test_request_deadline(void **state)
+{
+	struct fx *x;
+	struct client *s;
+	struct inner_stats st;
+
+	(void)state;
+	opt_request_timeout_ms = 2000;
+	x = fx_new();
+	s = start_as(x, 0, "agent-1", "10.100.0.7", 1);
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_int_equal(masque_server_conns(x->net.srv), 1);
+	assert_int_equal(s->closed, 0);
+	memnet_run(&x->net, NULL, NULL, 2 * SEC);
+	assert_int_equal(s->closed, 1);
+	assert_int_equal(masque_server_conns(x->net.srv), 0);
+	/* a refused request (agent-2 reaches nothing served) is no tunnel either */
+	s = connect_as(x, 1, "agent-2", "10.100.0.9");
+	memnet_run(&x->net, NULL, NULL, 3 * SEC);
+	assert_int_equal(masque_server_conns(x->net.srv), 0);
+	/* an open session stays */
+	s = connect_as(x, 2, "agent-1", "10.100.0.8");
+	memnet_run(&x->net, NULL, NULL, 3 * SEC);
+	assert_int_equal(s->closed, 0);
+	assert_int_equal(masque_server_conns(x->net.srv), 1);
+	inner_get_stats(x->in, &st);
+	assert_true(st.no_request >= 1);
+	assert_int_equal(st.sessions, 1);
+	fx_free(x);
+	opt_request_timeout_ms = 0;
+}
+
 static void test_set_tls_new_sessions_only(void **state)
 {
 	struct fx *x = fx_new();
@@ -567,6 +662,8 @@ int main(void)
 		cmocka_unit_test(test_packets_reach_policy),
 		cmocka_unit_test(test_replies_find_their_session),
 		cmocka_unit_test(test_set_tls_new_sessions_only),
+		cmocka_unit_test(test_conns_per_agent),
+		cmocka_unit_test(test_request_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown_pki);

@@ -54,6 +54,13 @@ static const struct opt_spec opts[] = {
 	DUR("reconnect_max", reconnect_max_ms, 100, 3600000, "30s"),
 	DUR("keepalive", keepalive_ms, 0, 3600000, "25s"),
 	DUR("idle_timeout", idle_timeout_ms, 1000, 3600000, "30s"),
+	{ .key = "max_conns_per_agent",
+	  .type = OPT_T_U32,
+	  F(max_conns_per_agent),
+	  .min = 1,
+	  .max = 1024,
+	  .def = "8" },
+	DUR("request_timeout", request_timeout_ms, 100, 300000, "5s"),
 };
 
 static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };

@@ -12,6 +12,8 @@
  *   ops_listen: 127.0.0.1:9201
  *   inner_port: 443                # virtual port inside the tunnel
  *   log_level: info
+ *   max_conns_per_agent: 8         # inner QUIC connections per agent address and relay
+ *   request_timeout: 5s            # a connection without a tunnel this long is closed
  *
  * Every error names where the bad value is: "FILE:LINE:COL: key: what is
  * wrong, what was expected"; a missing required key "FILE: key: ...".
@@ -43,11 +45,14 @@ struct conn_config {
 	char log_level[16];
 	uint32_t reconnect_min_ms, reconnect_max_ms;
 	uint32_t keepalive_ms, idle_timeout_ms;
+	uint32_t max_conns_per_agent; /* inner connections at once per agent address, per relay */
+	uint32_t request_timeout_ms;  /* an inner connection without a tunnel is closed after it */
 };
 
 /* Fills *cfg with the defaults (audit "-", ops_listen 127.0.0.1:9201,
  * inner_port 443, log_level info, reconnect 500ms..30s, keepalive 25s,
- * idle_timeout 30s); the required keys are empty. */
+ * idle_timeout 30s, max_conns_per_agent 8, request_timeout 5s); the
+ * required keys are empty. */
 void conn_config_defaults(struct conn_config *cfg);
 
 /* Applies YAML text (name starts every message) over *cfg, then checks

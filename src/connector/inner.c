@@ -41,6 +41,8 @@ struct inner {
 	size_t nsrv;
 	uint64_t sid_key;
 	struct inner_stats stats;
+	/* refused_per_agent / no_request of inner servers already freed */
+	uint64_t gone_refused, gone_no_request;
 };
 
 static uint64_t now_ms(const struct inner *in)
@@ -545,6 +547,10 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 	mc.max_conns = INNER_MAX_SESSIONS;
 	mc.retry_off = 1; /* the outer tunnel already proved the source address */
 	mc.idle_timeout_ms = in->cfg.idle_timeout_ms;
+	mc.max_conns_per_address = in->cfg.max_conns_per_agent ? in->cfg.max_conns_per_agent
+							       : INNER_CONNS_PER_AGENT;
+	mc.request_timeout_ms = in->cfg.request_timeout_ms ? in->cfg.request_timeout_ms
+							   : INNER_REQUEST_TIMEOUT_MS;
 	mc.max_udp_payload = max_udp_payload;
 	if ((r = masque_server_new(&mc, &inner_cbs, in, psrv)) != 0)
 		return r;
@@ -554,8 +560,13 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 
 void inner_server_del(struct inner *in, struct masque_server *srv)
 {
+	struct masque_server_stats ms;
+
 	if (srv == NULL)
 		return;
+	masque_server_stats(srv, &ms);
+	in->gone_refused += ms.refused_address;
+	in->gone_no_request += ms.request_timeouts;
 	for (size_t i = 0; i < in->nsrv; i++) {
 		if (in->srv[i] == srv) {
 			in->srv[i] = in->srv[--in->nsrv];
@@ -588,6 +599,15 @@ void inner_get_stats(const struct inner *in, struct inner_stats *st)
 {
 	*st = in->stats;
 	st->sessions = in->nsess;
+	st->refused_per_agent = in->gone_refused;
+	st->no_request = in->gone_no_request;
+	for (size_t i = 0; i < in->nsrv; i++) {
+		struct masque_server_stats ms;
+
+		masque_server_stats(in->srv[i], &ms);
+		st->refused_per_agent += ms.refused_address;
+		st->no_request += ms.request_timeouts;
+	}
 }
 
 struct stack *inner_stack(const struct inner *in)

@@ -21,6 +21,13 @@
  *    identity from the same address replaces its old session (an agent
  *    that reconnects is not locked out until the old one times out);
  *  - more than INNER_MAX_SESSIONS sessions is 503.
+ * Before admission, on each inner server (one per relay tunnel): at most
+ * max_conns_per_agent inner QUIC connections at once from one agent
+ * address (more are refused with CONNECTION_CLOSE), and a connection
+ * whose tunnel is not open request_timeout_ms after its first packet (no
+ * request, or a refused one) is closed; both counted (inner_stats) and
+ * logged at most every 10 s. One agent cannot use up INNER_MAX_SESSIONS
+ * with connections that never become sessions.
  * Flows: the stack's policy callback denies every destination outside the
  * served prefixes (rule "outside_prefixes"), else policy_eval(). Audit
  * lines (relay audit format, audit.h): session_open/session_close per
@@ -42,7 +49,9 @@ struct policy;
 struct inner;
 
 #define INNER_MAX_SESSIONS 1024
-#define INNER_MAX_SERVERS 32 /* inner servers at once: two per relay (one draining) */
+#define INNER_CONNS_PER_AGENT 8       /* max_conns_per_agent default */
+#define INNER_REQUEST_TIMEOUT_MS 5000 /* request_timeout default */
+#define INNER_MAX_SERVERS 32          /* inner servers at once: two per relay (one draining) */
 #define INNER_TEMPLATE "https://zgate-connector/.well-known/masque/ip/{target}/{ipproto}/"
 
 struct inner_config {
@@ -55,21 +64,25 @@ struct inner_config {
 	struct audit *audit;               /* NULL: no audit lines; not owned */
 	uint64_t (*now_ms)(void *ctx);     /* stack clock; NULL = CLOCK_MONOTONIC */
 	uint64_t idle_timeout_ms;          /* inner QUIC; 0 = 30000 */
+	size_t max_conns_per_agent;        /* per inner server; 0 = INNER_CONNS_PER_AGENT */
+	uint64_t request_timeout_ms;       /* 0 = INNER_REQUEST_TIMEOUT_MS */
 	const struct stack_prefix *exempt; /* tests: destinations on loopback */
 	size_t n_exempt;
 };
 
 struct inner_stats {
-	uint64_t sessions;     /* open now */
-	uint64_t opened;       /* accepted since start */
-	uint64_t refused_403;  /* identity or nothing reachable */
-	uint64_t refused_409;  /* address held by another identity */
-	uint64_t refused_503;  /* session cap */
-	uint64_t replaced;     /* same identity and address came again */
-	uint64_t bytes_up;     /* IP bytes from agents (inner on_packet) */
-	uint64_t bytes_down;   /* IP bytes to agents (stack output) */
-	uint64_t drop_no_sess; /* stack output toward an address without a session */
-	uint64_t drop_send;    /* masque_conn_send() refused (too big, congested) */
+	uint64_t sessions;          /* open now */
+	uint64_t opened;            /* accepted since start */
+	uint64_t refused_403;       /* identity or nothing reachable */
+	uint64_t refused_409;       /* address held by another identity */
+	uint64_t refused_503;       /* session cap */
+	uint64_t replaced;          /* same identity and address came again */
+	uint64_t refused_per_agent; /* connections beyond max_conns_per_agent */
+	uint64_t no_request;        /* connections closed: no tunnel within request_timeout_ms */
+	uint64_t bytes_up;          /* IP bytes from agents (inner on_packet) */
+	uint64_t bytes_down;        /* IP bytes to agents (stack output) */
+	uint64_t drop_no_sess;      /* stack output toward an address without a session */
+	uint64_t drop_send;         /* masque_conn_send() refused (too big, congested) */
 };
 
 /* Creates the core and its stack. Returns 0 and *pin, ZG_ERR_INVAL (a NULL

@@ -465,10 +465,17 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		"# TYPE zgate_connector_inner_refused_total counter\n"
 		"zgate_connector_inner_refused_total{status=\"403\"} %llu\n"
 		"zgate_connector_inner_refused_total{status=\"409\"} %llu\n"
-		"zgate_connector_inner_refused_total{status=\"503\"} %llu\n",
+		"zgate_connector_inner_refused_total{status=\"503\"} %llu\n"
+		"# HELP zgate_connector_inner_conns_refused_total Inner QUIC connections refused "
+		"or closed before a session: more than max_conns_per_agent from one agent "
+		"address (per_agent), no tunnel within request_timeout (no_request).\n"
+		"# TYPE zgate_connector_inner_conns_refused_total counter\n"
+		"zgate_connector_inner_conns_refused_total{reason=\"per_agent\"} %llu\n"
+		"zgate_connector_inner_conns_refused_total{reason=\"no_request\"} %llu\n",
 		(unsigned long long)is.sessions, (unsigned long long)is.opened,
 		(unsigned long long)is.refused_403, (unsigned long long)is.refused_409,
-		(unsigned long long)is.refused_503);
+		(unsigned long long)is.refused_503, (unsigned long long)is.refused_per_agent,
+		(unsigned long long)is.no_request);
 	evbuffer_add_printf(
 		b,
 		"# HELP zgate_connector_flows Flows open now, by protocol.\n"
@@ -588,7 +595,7 @@ static void usage(void)
 	       "\n"
 	       "Configuration keys: relays, server_name, ca, cert, key, prefixes, policy, audit,\n"
 	       "ops_listen, inner_port, log_level, reconnect_min, reconnect_max, keepalive,\n"
-	       "idle_timeout (see zgate-connector(8)).\n"
+	       "idle_timeout, max_conns_per_agent, request_timeout (see zgate-connector(8)).\n"
 	       "\n"
 	       "SIGHUP reloads the policy and the TLS files (cert, key, ca); a change of the\n"
 	       "TLS files reloads them by itself. New relay connections and new inner sessions\n"
@@ -685,6 +692,8 @@ static int run(struct conn *cn, char *err, size_t errlen)
 	ic.nprefixes = cn->cfg.nprefixes;
 	ic.audit = cn->audit;
 	ic.idle_timeout_ms = cn->cfg.idle_timeout_ms;
+	ic.max_conns_per_agent = cn->cfg.max_conns_per_agent;
+	ic.request_timeout_ms = cn->cfg.request_timeout_ms;
 	if ((r = inner_new(&ic, &cn->in)) != 0) {
 		zg_seterr(err, errlen, "stack: %s", zg_strerror(r));
 		return r;

@@ -221,9 +221,19 @@ static void conn_send(struct masque_conn *c, const ngtcp2_path *path, const uint
 		       path->remote.addr, (socklen_t)path->remote.addrlen, data, len);
 }
 
+/* Server: when c is closed for having no tunnel (request_timeout_ms),
+ * or 0 (no deadline, or the tunnel is open). */
+static masque_time request_deadline(const struct masque_conn *c)
+{
+	if (c->srv == NULL || c->cfg->request_timeout_ms == 0 || c->tunnel_open || c->closing)
+		return 0;
+	return c->created + c->cfg->request_timeout_ms * NS_PER_MS;
+}
+
 static void arm_timer(struct masque_conn *c)
 {
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc), now;
+	masque_time rd = request_deadline(c);
 
 	/* Queued packets are flushed by the next ACK or timer. With nothing
 	 * in flight no ACK will come, and ngtcp2's own timers can be seconds
@@ -247,6 +257,8 @@ static void arm_timer(struct masque_conn *c)
 		if (exp > now && exp < now + ACK_COALESCE_NS)
 			exp = now + ACK_COALESCE_NS;
 	}
+	if (rd != 0 && rd < exp)
+		exp = rd;
 	c->cfg->io->timer_arm(c->cfg->ioctx, c->timer, exp);
 }
 
@@ -922,7 +934,7 @@ static int client_submit_request(struct masque_conn *c)
 	size_t n = 0;
 	int r;
 
-	if (c->request_sent)
+	if (c->request_sent || c->cfg->test_no_request)
 		return 0;
 	if (!c->peer_connect_protocol || !c->peer_h3_datagram) {
 		/* C02: only after the server's SETTINGS allowed it. */
@@ -2177,6 +2189,15 @@ int masque_conn_on_timer(struct masque_conn *c)
 	}
 	if (c->closing || c->drained || c->close_now)
 		return conn_after(c);
+	if (request_deadline(c) != 0 && now_ts(c) >= request_deadline(c)) {
+		char why[80];
+
+		(void)snprintf(why, sizeof(why), "no CONNECT-IP tunnel within %llu ms",
+			       (unsigned long long)c->cfg->request_timeout_ms);
+		close_app(c, NGHTTP3_H3_REQUEST_REJECTED, ZG_ERR_TIMEOUT, why);
+		masque_server_count_request_timeout(c->srv);
+		return conn_after(c);
+	}
 	rv = ngtcp2_conn_handle_expiry(c->qc, now_ts(c));
 	if (rv != 0) {
 		c->drained = 1; /* idle or handshake timeout: no close to send */

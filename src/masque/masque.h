@@ -225,6 +225,17 @@ struct masque_config {
 	 * /64); beyond it a new client without a Retry token gets a Retry, one
 	 * with a token is refused. 0 = 32. */
 	size_t max_handshakes_per_source;
+	/* Connections at once from one address (the exact IPv4 or IPv6
+	 * address, not max_handshakes_per_source's /64), handshaking or not:
+	 * beyond it a new connection is refused with CONNECTION_CLOSE
+	 * (refused_address). 0 = no cap (the relay: many clients may share
+	 * one NAT address). */
+	size_t max_conns_per_address;
+	/* A connection whose CONNECT-IP tunnel is not open this long after
+	 * its first packet (no request, or a refused one) is closed
+	 * (request_timeouts): no client holds a connection without a
+	 * tunnel. 0 = no deadline. */
+	uint64_t request_timeout_ms;
 	/* New connections started per round (masque_server_new_round()); the
 	 * Initial packets beyond it are handed back (MASQUE_DEFERRED) for a
 	 * later round, so a burst of handshakes cannot stall the event loop
@@ -277,6 +288,9 @@ struct masque_config {
 	 * tests can check the server's 400 answers. */
 	const char *test_protocol;
 	int test_no_capsule_protocol;
+	/* Testing only: a client that never sends its CONNECT-IP request
+	 * (checks the server's request_timeout_ms). */
+	int test_no_request;
 	/* Testing only: the ALPN list (tls_set_alpn()) this end offers or
 	 * accepts instead of "h3"; "" = none. Checks that the peer refuses. */
 	const char *test_alpn;
@@ -331,6 +345,8 @@ struct masque_server_stats {
 	uint64_t accepted, refused_full, retries_sent, stateless_resets, bad_packets;
 	uint64_t refused_handshakes; /* max_handshakes in progress */
 	uint64_t refused_source;     /* max_handshakes_per_source */
+	uint64_t refused_address;    /* max_conns_per_address */
+	uint64_t request_timeouts;   /* closed: no tunnel within request_timeout_ms */
 	uint64_t retries_source;     /* Retry because the source was at its cap */
 	uint64_t deferred;           /* Initials handed back for a later round */
 	/* CONNECT-IP requests this layer refused itself, before or without

@@ -92,6 +92,7 @@ struct masque_conn {
 	int goaway;    /* server: GOAWAY sent; client: received */
 	int handshake_counted;
 	struct hs_source *hs_src; /* server: counted against this source */
+	struct addr_count *addr;  /* server: counted against this address */
 	int hs_validated;         /* ... as one with a Retry token */
 
 	/* HTTP/3 */
@@ -165,6 +166,9 @@ int masque_server_new_cid(struct masque_server *srv, struct masque_conn *c, cons
 			  uint8_t *token);
 void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid);
 void masque_server_unlink(struct masque_server *srv, struct masque_conn *c);
+/* c is closed for having no tunnel within request_timeout_ms: counted,
+ * logged at most every 10 s. */
+void masque_server_count_request_timeout(struct masque_server *srv);
 /* The packet buffer all of srv's connections share (server.c says why
  * that is safe), masque_pktbuf_size(&its config) bytes. */
 uint8_t *masque_server_pktbuf(struct masque_server *srv);

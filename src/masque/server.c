@@ -37,6 +37,16 @@ struct hs_source {
 	size_t n, nvalid;
 };
 
+/* Connections at once from one exact address (max_conns_per_address);
+ * exists while n > 0. */
+struct addr_count {
+	struct addr_count *next;
+	uint8_t key[16];
+	size_t n;
+};
+
+#define NOTE_NS (10 * UINT64_C(1000000000)) /* refusals: a log line at most this often */
+
 struct masque_server {
 	struct masque_config cfg;
 	struct masque_cbs cbs;
@@ -47,6 +57,12 @@ struct masque_server {
 	struct masque_conn *conns;
 	size_t nconns, nhandshaking;
 	struct hs_source *sources[SRC_BUCKETS];
+	struct addr_count *addrs[SRC_BUCKETS]; /* max_conns_per_address */
+	/* the last log line about refused_address / request_timeouts: when,
+	 * and their counts then */
+	masque_time note_at;
+	uint64_t note_refused, note_timeouts;
+	int noted;
 	size_t round_accepts; /* new connections this round */
 	int round_over;       /* masque_server_end_round() */
 	int goaway;
@@ -230,6 +246,103 @@ static void src_release(struct masque_server *srv, struct masque_conn *c)
 	}
 }
 
+/* The exact address of sa, IPv4 as ::ffff:a.b.c.d (an IPv4-mapped IPv6
+ * address gives the same key). */
+static void addr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	key[10] = key[11] = 0xff;
+	if (sa->sa_family == AF_INET)
+		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	else if (sa->sa_family == AF_INET6)
+		memcpy(key, ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, 16);
+}
+
+static struct addr_count **addr_slot(struct masque_server *srv, const uint8_t key[16])
+{
+	struct addr_count **pp;
+
+	for (pp = &srv->addrs[cid_hash(srv, key, 16) & (SRC_BUCKETS - 1)]; *pp != NULL;
+	     pp = &(*pp)->next)
+		if (memcmp((*pp)->key, key, 16) == 0)
+			break;
+	return pp;
+}
+
+/* Connections open now from remote's address. */
+static size_t addr_conns(struct masque_server *srv, const struct sockaddr *remote)
+{
+	uint8_t key[16];
+	const struct addr_count *a;
+
+	addr_key(remote, key);
+	a = *addr_slot(srv, key);
+	return a != NULL ? a->n : 0;
+}
+
+/* Counts c against its address. Returns 0 or ZG_ERR_NOMEM. */
+static int addr_add(struct masque_server *srv, struct masque_conn *c,
+		    const struct sockaddr *remote)
+{
+	uint8_t key[16];
+	struct addr_count **pp;
+
+	addr_key(remote, key);
+	pp = addr_slot(srv, key);
+	if (*pp == NULL) {
+		*pp = calloc(1, sizeof(**pp));
+		if (*pp == NULL)
+			return ZG_ERR_NOMEM;
+		memcpy((*pp)->key, key, 16);
+	}
+	(*pp)->n++;
+	c->addr = *pp;
+	return 0;
+}
+
+static void addr_release(struct masque_server *srv, struct masque_conn *c)
+{
+	struct addr_count *a = c->addr, **pp;
+
+	if (a == NULL)
+		return;
+	c->addr = NULL;
+	if (--a->n > 0)
+		return;
+	pp = addr_slot(srv, a->key);
+	if (*pp == a) {
+		*pp = a->next;
+		free(a);
+	}
+}
+
+/* A connection was refused (max_conns_per_address) or closed without a
+ * tunnel (request_timeout_ms): one log line at most every NOTE_NS, with
+ * the counts since the last one. */
+static void note_refusals(struct masque_server *srv)
+{
+	masque_time now = srv->cfg.io->now(srv->cfg.ioctx);
+
+	if (srv->noted && now - srv->note_at < NOTE_NS)
+		return;
+	log_warnx("%llu connections refused (more than %zu from one address) and %llu closed "
+		  "without a CONNECT-IP tunnel within %llu ms since the last report",
+		  (unsigned long long)(srv->st.refused_address - srv->note_refused),
+		  srv->cfg.max_conns_per_address,
+		  (unsigned long long)(srv->st.request_timeouts - srv->note_timeouts),
+		  (unsigned long long)srv->cfg.request_timeout_ms);
+	srv->noted = 1;
+	srv->note_at = now;
+	srv->note_refused = srv->st.refused_address;
+	srv->note_timeouts = srv->st.request_timeouts;
+}
+
+void masque_server_count_request_timeout(struct masque_server *srv)
+{
+	srv->st.request_timeouts++;
+	note_refusals(srv);
+}
+
 void masque_server_new_round(struct masque_server *srv)
 {
 	srv->round_accepts = 0;
@@ -251,6 +364,7 @@ void masque_server_unlink(struct masque_server *srv, struct masque_conn *c)
 		free(e);
 	}
 	c->cids = NULL;
+	addr_release(srv, c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -532,6 +646,15 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 			     remote, remotelen);
 		return 0;
 	}
+	if (srv->cfg.max_conns_per_address != 0 &&
+	    addr_conns(srv, remote) >= srv->cfg.max_conns_per_address) {
+		srv->st.refused_address++;
+		send_refusal(srv, &hd, NGTCP2_CONNECTION_REFUSED,
+			     "too many connections from this address", local, locallen, remote,
+			     remotelen);
+		note_refusals(srv);
+		return 0;
+	}
 	hs = src_find(srv, remote);
 	from_src = hs != NULL ? hs->n : 0;
 	valid_from_src = hs != NULL ? hs->nvalid : 0;
@@ -599,7 +722,9 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 	srv->round_accepts++;
 	srv->st.accepted++;
 	/* The client addresses us by its chosen DCID until it learns ours. */
-	if (src_add(srv, c, remote, po != NULL) != 0 || cid_add(srv, c, &scid) != 0 ||
+	if (src_add(srv, c, remote, po != NULL) != 0 ||
+	    (srv->cfg.max_conns_per_address != 0 && addr_add(srv, c, remote) != 0) ||
+	    cid_add(srv, c, &scid) != 0 ||
 	    cid_add(srv, c, &hd.dcid) != 0) {
 		c->closing = 1;
 		snprintf(c->ci.reason, sizeof(c->ci.reason), "out of memory");
