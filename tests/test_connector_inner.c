@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <event2/event.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "masque/masque.h"
 #include "masque/memnet.h"
 #include "relay/audit.h"
+#include "relay/localaddr.h"
 #include "relay/policy.h"
 #include "zg_err.h"
 #include "pki.h"
@@ -605,6 +607,32 @@ static void test_request_deadline(void **state)
 	opt_request_timeout_ms = 0;
 }
 
+/* The connector host's own addresses are never destinations, as the
+ * relay's are not: its ops endpoint and other services stay out of
+ * agents' reach even inside a served prefix. */
+static void test_own_addresses_forbidden(void **state)
+{
+	struct fx *x;
+	struct ifaddrs *ifa = NULL;
+	struct stack_addr own[16], other;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(getifaddrs(&ifa), 0);
+	n = localaddr_collect(ifa, own, 16, NULL);
+	freeifaddrs(ifa);
+	if (n == 0)
+		skip(); /* no address but loopback, which is never reachable anyway */
+	x = fx_new();
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &own[i]), 1);
+	memset(&other, 0, sizeof(other));
+	other.version = 4;
+	assert_int_equal(inet_pton(AF_INET, "10.20.0.5", other.a), 1);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &other), 0);
+	fx_free(x);
+}
+
 static void test_set_tls_new_sessions_only(void **state)
 {
 	struct fx *x = fx_new();
@@ -664,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_set_tls_new_sessions_only),
 		cmocka_unit_test(test_conns_per_agent),
 		cmocka_unit_test(test_request_deadline),
+		cmocka_unit_test(test_own_addresses_forbidden),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown_pki);

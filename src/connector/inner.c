@@ -11,6 +11,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "relay/audit.h"
+#include "relay/localaddr.h"
 #include "relay/policy.h"
 #include "zg_err.h"
 
@@ -33,6 +34,7 @@ struct inner {
 	struct cip_route pranges[64]; /* the prefixes as disjoint ranges */
 	size_t npranges;
 	struct stack *st;
+	struct localaddr *local; /* the host's addresses: never destinations */
 	struct isess *sess[INNER_MAX_SESSIONS];
 	size_t nsess;
 	/* by virtual address: st_output looks it up for every packet */
@@ -469,6 +471,19 @@ static const struct masque_cbs inner_cbs = {
 
 /* ---------------------------------------------------------------- objects */
 
+/* The connector host's own addresses changed (or were read at start): no
+ * agent may reach them (its ops endpoint, its other services). */
+static void on_local_addrs(void *ctx, const struct stack_addr *a, size_t n, size_t skipped)
+{
+	struct inner *in = ctx;
+
+	if (stack_set_local_addresses(in->st, a, n) != 0 || skipped > 0)
+		log_warnx("the connector's host has more than %d addresses: the rest are not "
+			  "forbidden destinations",
+			  STACK_MAX_LOCAL);
+	log_info("%zu own addresses are forbidden destinations", n);
+}
+
 int inner_new(const struct inner_config *cfg, struct inner **pin)
 {
 	struct stack_config sc;
@@ -498,8 +513,9 @@ int inner_new(const struct inner_config *cfg, struct inner **pin)
 
 	stack_config_defaults(&sc);
 	/* The on-prem prefixes are what the connector is for: nothing beyond
-	 * the built-in never-reachable set is forbidden; the policy callback
-	 * keeps flows inside the served prefixes. */
+	 * the built-in never-reachable set and the host's own addresses
+	 * (on_local_addrs) is forbidden; the policy callback keeps flows
+	 * inside the served prefixes. */
 	sc.exempt = cfg->exempt;
 	sc.n_exempt = cfg->n_exempt;
 	memset(&cb, 0, sizeof(cb));
@@ -509,6 +525,9 @@ int inner_new(const struct inner_config *cfg, struct inner **pin)
 	cb.now_ms = cfg->now_ms != NULL ? st_now : NULL;
 	if ((r = stack_new(cfg->base, &sc, &cb, in, &in->st)) != 0)
 		goto fail;
+	/* before the first session: the host's addresses, then every change */
+	if (localaddr_new(cfg->base, 30000, on_local_addrs, in, &in->local) != 0)
+		log_warnx("the connector's own addresses are not forbidden destinations");
 	*pin = in;
 	return 0;
 fail:
@@ -526,6 +545,7 @@ void inner_del(struct inner *in)
 		masque_conn_set_data(s->c, NULL);
 		sess_end(s, "shutdown");
 	}
+	localaddr_del(in->local);
 	stack_del(in->st);
 	free(in);
 }

@@ -29,7 +29,11 @@
  * logged at most every 10 s. One agent cannot use up INNER_MAX_SESSIONS
  * with connections that never become sessions.
  * Flows: the stack's policy callback denies every destination outside the
- * served prefixes (rule "outside_prefixes"), else policy_eval(). Audit
+ * served prefixes (rule "outside_prefixes"), else policy_eval(). The
+ * connector host's own addresses are never reachable, as the relay's are
+ * not (localaddr.h: read at start, kept current; its ops endpoint, its
+ * other services, even when an address lies inside a served prefix): the
+ * stack refuses them before the policy ("forbidden-destination"). Audit
  * lines (relay audit format, audit.h): session_open/session_close per
  * inner session, flow_allow/flow_deny/flow_close, limit_hit.
  */

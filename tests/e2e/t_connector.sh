@@ -15,6 +15,10 @@
 #      services by their on-prem address; the relay audits connector_open.
 #      A packet too big for the inner tunnel gets ICMP "Frag needed" with
 #      the inner size (the kernel learns it) and is counted.
+#      The connector host's own address 10.20.0.1 (inside the served
+#      prefix, and allowed by a rule of the connector's policy) is refused
+#      at once and audited (forbidden-destination), while a service on it
+#      answers in the connector's namespace.
 #   2. agent-2 is refused: no on-prem route in its tunnel; with a route forced
 #      into zgate0 its flows are refused at once by the relay; UDP it sends
 #      straight at the connector's tunnel address is never forwarded.
@@ -70,6 +74,13 @@ topo_init 2
 conn_init
 conn_pki agent-1 agent-2
 conn_policies
+# The connector's policy lets agent-1 reach the whole on-prem /24 on port
+# 8000: the connector host's own address in it (KLAN) stays out of reach
+# all the same, as the relay's own addresses do.
+KLAN=10.20.0.1
+cat >>"$D/connector-policy.yaml" <<Y
+      - { id: onprem-lan, action: allow, destinations: ["10.20.0.0/24"], protocols: [tcp], ports: ["8000"] }
+Y
 mkdir -m 0777 "$D/dump"
 DUMP=$D/dump/payload.bin
 cat >"$D/relay.yaml" <<C
@@ -88,6 +99,11 @@ psvc_start web http "$ONPREM" 8000 "$WEB_TEXT"
 psvc_start udp udp-echo "$ONPREM" 7007
 psvc_start tcp tcp-echo "$ONPREM" 7008
 svc_start web http "$DIRECT" 8000 "saas-web $MARK_DIRECT"
+# shellcheck disable=SC2086  # $SVC is "python3 PATH"
+ip netns exec "$K" $SVC http "$KLAN" 8000 "connector-host" >"$D/ksvc.out" 2>&1 &
+cleanup "kill $! 2>/dev/null; wait $! 2>/dev/null"
+for _ in $(seq 50); do grep -qs listening "$D/ksvc.out" && break; sleep 0.1; done
+grep -qs listening "$D/ksvc.out" || fail "the connector host's web service did not start: $(cat "$D/ksvc.out")"
 svc_start udp udp-echo "$DIRECT" 7007
 
 step "tcpdump on every interface of the relay's namespace, from the start"
@@ -154,6 +170,18 @@ wait_for 8 "the connector's too-big drops are not in agent-1's status" \
 	grep -q '"unreachable":[0-9]*,"too_big":[1-9][0-9]*,"icmp_too_big_sent":[1-9]' "$D/status1.json"
 out=$(inc 1 $SVC many "$ONPREM" 7008 4 50000) || fail "TCP echo on-prem after the path MTU shrank: $out"
 expect_contains "$out" "ok 4" "TCP echo on-prem at the inner path MTU"
+
+step "1c. the connector host's own address $KLAN (in the served prefix, allowed by its policy) is refused"
+out=$(ip netns exec "$K" curl -sS --max-time 3 "http://$KLAN:8000/" 2>&1) || fail "control: the connector host's service does not answer in its namespace: $out"
+[[ $out == connector-host ]] || fail "control: the connector host's service answered '$out'"
+start=$(date +%s%N)
+out=$(inc 1 curl -sS --max-time 5 "http://$KLAN:8000/" 2>&1) && fail "agent-1 reached the connector host's own service at $KLAN:8000: $out"
+ms=$((($(date +%s%N) - start) / 1000000))
+echo "agent-1 to $KLAN:8000: '$out' after $ms ms"
+[[ $ms -lt 3000 ]] || fail "the refusal of $KLAN took $ms ms"
+audit_wait "$D/connector-audit.log" "\"event\":\"flow_deny\".*\"dst\":\"$KLAN\".*\"reason\":\"forbidden-destination\"" ||
+	fail "the connector did not audit the refusal of $KLAN as forbidden-destination"
+grep -q "own addresses are forbidden destinations" "$D/connector.log" || fail "the connector does not log its forbidden own addresses"
 
 step "2. agent-2 (no connector rule) is refused"
 grep -q hospital-a "$D/status2.json" && fail "agent-2 was told of hospital-a: $(cat "$D/status2.json")"
