@@ -16,6 +16,9 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <ifaddrs.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +91,7 @@ static struct fx *cur;
 /* inner_config of the next fx_new(): 0 = the defaults */
 static size_t opt_per_agent;
 static uint64_t opt_request_timeout_ms;
+static int opt_loopback; /* 127.0.0.0/8 served (and exempt): flows to a test socket */
 
 static uint64_t fake_ms(void *ctx)
 {
@@ -191,7 +195,8 @@ static struct fx *fx_new(void)
 	struct fx *x = calloc(1, sizeof(*x));
 	struct inner_config ic;
 	struct audit_config ac;
-	struct route_prefix pfx[2];
+	struct route_prefix pfx[3];
+	struct stack_prefix lo;
 	char err[512];
 
 	assert_non_null(x);
@@ -212,12 +217,21 @@ static struct fx *fx_new(void)
 	memset(pfx, 0, sizeof(pfx));
 	assert_int_equal(routes_parse("10.20.0.0/16", &pfx[0]), 0);
 	assert_int_equal(routes_parse("192.168.0.0/16", &pfx[1]), 0);
+	assert_int_equal(routes_parse("127.0.0.0/8", &pfx[2]), 0);
+	memset(&lo, 0, sizeof(lo));
+	lo.addr.version = 4;
+	lo.addr.a[0] = 127;
+	lo.len = 8;
 	memset(&ic, 0, sizeof(ic));
 	ic.base = x->base;
 	ic.tls = x->stls;
 	ic.policy = x->pol;
 	ic.prefixes = pfx;
-	ic.nprefixes = 2;
+	ic.nprefixes = opt_loopback ? 3 : 2;
+	if (opt_loopback) {
+		ic.exempt = &lo;
+		ic.n_exempt = 1;
+	}
 	ic.audit = x->audit;
 	ic.now_ms = fake_ms;
 	ic.max_conns_per_agent = opt_per_agent;
@@ -257,13 +271,13 @@ static int done(void *arg)
 
 /* Starts client i with certificate file stem id from the outer address
  * vaddr; no_request: it never sends its CONNECT-IP request. */
-static struct client *start_as(struct fx *x, int i, const char *id, const char *vaddr,
-			       int no_request)
+static struct client *start_on(struct fx *x, struct memnet *net, int i, const char *id,
+			       const char *vaddr, int no_request)
 {
 	struct client *s = &x->cl[i];
 	char err[256], crt[64], key[64];
 
-	memnet_client(&x->net, (size_t)i, &s->ep);
+	memnet_client(net, (size_t)i, &s->ep);
 	assert_int_equal(inet_pton(AF_INET, vaddr, &s->ep.addr.sin_addr), 1);
 	snprintf(crt, sizeof(crt), "%s.crt", id);
 	snprintf(key, sizeof(key), "%s.key", id);
@@ -277,10 +291,16 @@ static struct client *start_as(struct fx *x, int i, const char *id, const char *
 	s->mc.path = "/.well-known/masque/ip/*/*/";
 	s->mc.test_no_request = no_request;
 	assert_int_equal(masque_client_new(&s->mc, &client_cbs, s, (struct sockaddr *)&s->ep.addr,
-					   sizeof(s->ep.addr), (struct sockaddr *)&x->net.server.addr,
-					   sizeof(x->net.server.addr), &s->ep.conn),
+					   sizeof(s->ep.addr), (struct sockaddr *)&net->server.addr,
+					   sizeof(net->server.addr), &s->ep.conn),
 			 0);
 	return s;
+}
+
+static struct client *start_as(struct fx *x, int i, const char *id, const char *vaddr,
+			       int no_request)
+{
+	return start_on(x, &x->net, i, id, vaddr, no_request);
 }
 
 /* Client i with certificate file stem id, from the outer address vaddr. */
@@ -403,6 +423,8 @@ static void test_address_other_identity(void **state)
 	fx_free(x);
 }
 
+static char udp_mark = 'x'; /* udp4()'s payload bytes */
+
 /* An IPv4 UDP packet src:sport -> dst:dport with a valid checksum. */
 static size_t udp4(uint8_t *b, const char *src, const char *dst, uint16_t sport, uint16_t dport)
 {
@@ -425,7 +447,7 @@ static size_t udp4(uint8_t *b, const char *src, const char *dst, uint16_t sport,
 	b[22] = (uint8_t)(dport >> 8);
 	b[23] = (uint8_t)dport;
 	b[25] = (uint8_t)(8 + plen);
-	memset(b + 28, 'x', plen);
+	memset(b + 28, udp_mark, plen);
 	memcpy(ph, b + 12, 8);
 	ph[8] = 0;
 	ph[9] = 17;
@@ -633,6 +655,118 @@ static void test_own_addresses_forbidden(void **state)
 	fx_free(x);
 }
 
+/* Two relays whose address pools overlap: the same tunnel address through
+ * each is another agent. Both get a session (not 409), and what the stack
+ * sends to that address goes to the agent whose packet or flow it answers. */
+static void test_overlapping_pools(void **state)
+{
+	static const char pol2[] = "version: 1\nclients:\n"
+				   "  agent-1:\n    rules:\n      - id: a\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n"
+				   "      - id: lo\n        action: allow\n"
+				   "        destinations: [\"127.0.0.0/8\"]\n        protocols: [udp]\n"
+				   "  agent-2:\n    rules:\n      - id: b\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n"
+				   "      - id: lo\n        action: allow\n"
+				   "        destinations: [\"127.0.0.0/8\"]\n        protocols: [udp]\n";
+	struct memnet *n2 = calloc(1, sizeof(*n2));
+	struct fx *x;
+	struct client *a, *b;
+	struct inner_stats st;
+	struct sockaddr_in sin, from;
+	socklen_t sl = sizeof(sin);
+	uint8_t pkt[64], buf[64];
+	size_t len;
+	int fd, got = 0;
+
+	(void)state;
+	assert_non_null(n2);
+	opt_loopback = 1;
+	x = fx_new();
+	opt_loopback = 0;
+	fx_set_policy(x, pol2);
+	assert_int_equal(memnet_init(n2), 0);
+	assert_int_equal(inner_server_new(x->in, &memnet_io, &n2->server, 1350, &n2->srv), 0);
+	/* agent-1 through relay 1, agent-2 through relay 2: one address */
+	a = connect_as(x, 0, "agent-1", "10.100.0.7");
+	b = start_on(x, n2, 1, "agent-2", "10.100.0.7", 0);
+	assert_true(memnet_run(n2, done, b, 5 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(a->closed, 0);
+	assert_int_equal(b->closed, 0);
+	assert_int_equal(b->naddrs, 1);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.sessions, 2);
+	assert_int_equal(st.refused_409, 0);
+	/* refusals go back to the agent whose packet caused them */
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 40000, 53);
+	assert_int_equal(masque_conn_send(b->ep.conn, pkt, len), 0);
+	memnet_run(n2, NULL, NULL, SEC / 10);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(a->pkts, 0);
+	assert_int_equal(b->pkts, 1);
+	assert_int_equal(b->last[9], 1); /* ICMP */
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 40001, 53);
+	assert_int_equal(masque_conn_send(a->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	memnet_run(n2, NULL, NULL, SEC / 10);
+	assert_int_equal(a->pkts, 1);
+	assert_int_equal(b->pkts, 1);
+	/* a flow's answers go back to the agent that started it */
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	udp_mark = 'A';
+	len = udp4(pkt, "10.100.0.7", "127.0.0.1", 41000, ntohs(sin.sin_port));
+	assert_int_equal(masque_conn_send(a->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	udp_mark = 'B';
+	len = udp4(pkt, "10.100.0.7", "127.0.0.1", 41001, ntohs(sin.sin_port));
+	assert_int_equal(masque_conn_send(b->ep.conn, pkt, len), 0);
+	memnet_run(n2, NULL, NULL, SEC / 10);
+	udp_mark = 'x';
+	for (int k = 0; k < 100 && got < 2; k++) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		ssize_t r;
+
+		(void)event_base_loop(x->base, EVLOOP_NONBLOCK);
+		if (poll(&pf, 1, 10) != 1)
+			continue;
+		sl = sizeof(from);
+		r = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &sl);
+		assert_true(r == 8);
+		assert_int_equal(sendto(fd, buf, (size_t)r, 0, (struct sockaddr *)&from, sl), r);
+		got++;
+	}
+	assert_int_equal(got, 2);
+	for (int k = 0; k < 100 && (a->pkts < 2 || b->pkts < 2); k++) {
+		(void)event_base_loop(x->base, EVLOOP_NONBLOCK);
+		memnet_run(&x->net, NULL, NULL, SEC / 100);
+		memnet_run(n2, NULL, NULL, SEC / 100);
+		usleep(1000);
+	}
+	close(fd);
+	assert_int_equal(a->pkts, 2);
+	assert_int_equal(b->pkts, 2);
+	assert_int_equal(a->last[28], 'A');
+	assert_int_equal(b->last[28], 'B');
+	/* agent-2's relay goes: its session with it; agent-1's stays */
+	masque_conn_close(b->ep.conn, 0, "bye");
+	memnet_run(n2, NULL, NULL, SEC);
+	inner_server_del(x->in, n2->srv);
+	assert_int_equal(memnet_free(n2), 0);
+	free(n2);
+	inner_get_stats(x->in, &st);
+	assert_int_equal(st.sessions, 1);
+	wolfSSL_CTX_free(x->cl[1].tls);
+	memset(&x->cl[1], 0, sizeof(x->cl[1]));
+	fx_free(x);
+}
+
 static void test_set_tls_new_sessions_only(void **state)
 {
 	struct fx *x = fx_new();
@@ -693,6 +827,7 @@ int main(void)
 		cmocka_unit_test(test_conns_per_agent),
 		cmocka_unit_test(test_request_deadline),
 		cmocka_unit_test(test_own_addresses_forbidden),
+		cmocka_unit_test(test_overlapping_pools),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown_pki);

@@ -15,10 +15,19 @@
 #include "relay/policy.h"
 #include "zg_err.h"
 
+/* One relay link: an inner server on one outer tunnel. An agent is its
+ * address on a link: two relays' pools may overlap, so one address through
+ * two relays may be two agents. */
+struct ilink {
+	struct inner *in;
+	struct masque_server *srv;
+};
+
 /* One inner CONNECT-IP session: an agent's end-to-end tunnel. */
 struct isess {
 	struct inner *in;
-	struct isess *vnext; /* in inner.vip's bucket */
+	const struct ilink *link; /* the relay it came through */
+	struct isess *vnext;      /* in inner.vip's bucket */
 	struct masque_conn *c;
 	char id[MASQUE_IDENTITY_MAX];
 	struct stack_addr vip;
@@ -40,6 +49,7 @@ struct inner {
 	/* by virtual address: st_output looks it up for every packet */
 	struct isess *vip[INNER_MAX_SESSIONS];
 	struct masque_server *srv[INNER_MAX_SERVERS]; /* one per outer tunnel */
+	struct ilink *lk[INNER_MAX_SERVERS];          /* lk[i]->srv == srv[i] */
 	size_t nsrv;
 	uint64_t sid_key;
 	struct inner_stats stats;
@@ -75,12 +85,52 @@ static struct isess **vip_bucket(struct inner *in, const struct stack_addr *a)
 	return &in->vip[stack_addr_hash(a) & (INNER_MAX_SESSIONS - 1)];
 }
 
-static struct isess *by_addr(struct inner *in, const struct stack_addr *a)
+/* The session a request for address a from identity id through link lk
+ * meets: the one holding a on lk, else one of the same identity holding a
+ * through another relay (the agent moved: its old session is stale), else
+ * NULL (a through another relay is another agent). */
+static struct isess *holder(struct inner *in, const struct ilink *lk, const struct stack_addr *a,
+			    const char *id)
 {
-	struct isess *s;
+	struct isess *s, *same_id = NULL;
+
+	for (s = *vip_bucket(in, a); s != NULL; s = s->vnext) {
+		if (!stack_addr_eq(&s->vip, a))
+			continue;
+		if (s->link == lk)
+			return s;
+		if (same_id == NULL && strcmp(s->id, id) == 0)
+			same_id = s;
+	}
+	return same_id;
+}
+
+/* The session a packet from the stack toward address a is for: the only
+ * one holding a, else (a held through several relays) the one whose flow
+ * it belongs to (stack_packet_owner), else NULL. */
+static struct isess *out_session(struct inner *in, const struct stack_addr *a, const uint8_t *pkt,
+				 size_t len)
+{
+	struct isess *s, *first = NULL;
+	size_t n = 0;
+	void *owner;
+	const char *cid;
 
 	for (s = *vip_bucket(in, a); s != NULL; s = s->vnext)
-		if (stack_addr_eq(&s->vip, a))
+		if (stack_addr_eq(&s->vip, a) && n++ == 0)
+			first = s;
+	if (n <= 1)
+		return first;
+	if (stack_packet_owner(in->st, pkt, len, &owner, &cid) != 0)
+		return NULL;
+	/* the flow's session, when it is still open (the pointer is only
+	 * compared: with the identity, so a freed one reused is no match) */
+	for (s = *vip_bucket(in, a); s != NULL; s = s->vnext)
+		if (s == owner && stack_addr_eq(&s->vip, a) && strcmp(s->id, cid) == 0)
+			return s;
+	/* a flow its client kept across a replaced session */
+	for (s = *vip_bucket(in, a); s != NULL; s = s->vnext)
+		if (stack_addr_eq(&s->vip, a) && strcmp(s->id, cid) == 0)
 			return s;
 	return NULL;
 }
@@ -211,7 +261,7 @@ static int served(const struct inner *in, const struct stack_addr *a)
 static void st_output(void *ctx, const struct stack_addr *dst, const uint8_t *pkt, size_t len)
 {
 	struct inner *in = ctx;
-	struct isess *s = by_addr(in, dst);
+	struct isess *s = out_session(in, dst, pkt, len);
 
 	if (s == NULL) {
 		in->stats.drop_no_sess++;
@@ -315,7 +365,8 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 		      struct masque_accept *acc, void *ctx)
 {
 	static struct cip_route routes[MASQUE_MAX_ROUTES];
-	struct inner *in = ctx;
+	struct ilink *lk = ctx;
+	struct inner *in = lk->in;
 	struct isess *s, *old;
 	struct stack_addr vip;
 	size_t nroutes = 0;
@@ -343,10 +394,11 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 		in->stats.refused_403++;
 		return 403;
 	}
-	old = by_addr(in, &vip);
+	old = holder(in, lk, &vip, rq->identity);
 	if (old != NULL && strcmp(old->id, rq->identity) != 0) {
-		log_warnx("inner session of %s refused: address %s is held by %s", rq->identity,
-			  old->vip_s, old->id);
+		log_warnx("inner session of %s refused: address %s is held by %s through the same "
+			  "relay",
+			  rq->identity, old->vip_s, old->id);
 		in->stats.refused_409++;
 		return 409;
 	}
@@ -364,6 +416,7 @@ static int on_request(struct masque_conn *c, const struct masque_request *rq,
 		return 503;
 	}
 	s->in = in;
+	s->link = lk;
 	s->c = c;
 	(void)snprintf(s->id, sizeof(s->id), "%s", rq->identity);
 	s->vip = vip;
@@ -419,12 +472,14 @@ static int on_address_request(struct masque_conn *c, const struct cip_addr *req,
 
 static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, void *ctx)
 {
-	struct inner *in = ctx;
 	struct isess *s = masque_conn_data(c);
+	struct inner *in;
 	struct stack_client cl;
 
+	(void)ctx;
 	if (s == NULL)
 		return;
+	in = s->in;
 	memset(&cl, 0, sizeof(cl));
 	cl.id = s->id;
 	if (s->vip.version == 4)
@@ -439,7 +494,7 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 static void on_reject(const struct sockaddr *peer, socklen_t peerlen, enum tls_reject why,
 		      void *ctx)
 {
-	struct inner *in = ctx;
+	struct inner *in = ((struct ilink *)ctx)->in;
 	char p[64];
 
 	(void)peerlen;
@@ -554,11 +609,15 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 		     size_t max_udp_payload, struct masque_server **psrv)
 {
 	struct masque_config mc;
+	struct ilink *lk;
 	int r;
 
 	*psrv = NULL;
 	if (in->nsrv == INNER_MAX_SERVERS)
 		return ZG_ERR_LIMIT;
+	if ((lk = calloc(1, sizeof(*lk))) == NULL)
+		return ZG_ERR_NOMEM;
+	lk->in = in;
 	memset(&mc, 0, sizeof(mc));
 	mc.tls = in->cfg.tls;
 	mc.io = io;
@@ -572,8 +631,12 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 	mc.request_timeout_ms = in->cfg.request_timeout_ms ? in->cfg.request_timeout_ms
 							   : INNER_REQUEST_TIMEOUT_MS;
 	mc.max_udp_payload = max_udp_payload;
-	if ((r = masque_server_new(&mc, &inner_cbs, in, psrv)) != 0)
+	if ((r = masque_server_new(&mc, &inner_cbs, lk, psrv)) != 0) {
+		free(lk);
 		return r;
+	}
+	lk->srv = *psrv;
+	in->lk[in->nsrv] = lk;
 	in->srv[in->nsrv++] = *psrv;
 	return 0;
 }
@@ -581,6 +644,7 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 void inner_server_del(struct inner *in, struct masque_server *srv)
 {
 	struct masque_server_stats ms;
+	struct ilink *lk = NULL;
 
 	if (srv == NULL)
 		return;
@@ -589,11 +653,15 @@ void inner_server_del(struct inner *in, struct masque_server *srv)
 	in->gone_no_request += ms.request_timeouts;
 	for (size_t i = 0; i < in->nsrv; i++) {
 		if (in->srv[i] == srv) {
-			in->srv[i] = in->srv[--in->nsrv];
+			lk = in->lk[i];
+			in->nsrv--;
+			in->srv[i] = in->srv[in->nsrv];
+			in->lk[i] = in->lk[in->nsrv];
 			break;
 		}
 	}
 	masque_server_del(srv); /* on_close ends each session */
+	free(lk);
 }
 
 void inner_set_tls(struct inner *in, WOLFSSL_CTX *tls)

@@ -17,9 +17,13 @@
  *    stack then requires as the source of its packets;
  *  - routes = what the connector's policy lets this identity reach, cut to
  *    the served prefixes; nothing reachable is 403;
- *  - an address held by a session of another identity is 409; the same
- *    identity from the same address replaces its old session (an agent
- *    that reconnects is not locked out until the old one times out);
+ *  - sessions are keyed by (relay link, address): two relays' address
+ *    pools may overlap, so the same address through two relays is two
+ *    agents, each with its session; an address held through the same
+ *    relay by a session of another identity is 409; the same identity
+ *    from the same address (through any relay) replaces its old session
+ *    (an agent that reconnects, or moves to another relay, is not locked
+ *    out until the old one times out);
  *  - more than INNER_MAX_SESSIONS sessions is 503.
  * Before admission, on each inner server (one per relay tunnel): at most
  * max_conns_per_agent inner QUIC connections at once from one agent
@@ -28,6 +32,9 @@
  * request, or a refused one) is closed; both counted (inner_stats) and
  * logged at most every 10 s. One agent cannot use up INNER_MAX_SESSIONS
  * with connections that never become sessions.
+ * Packets from the stack go to the session holding their destination
+ * address; when several relays' agents share it, to the session of the
+ * flow they belong to (stack_packet_owner()).
  * Flows: the stack's policy callback denies every destination outside the
  * served prefixes (rule "outside_prefixes"), else policy_eval(). The
  * connector host's own addresses are never reachable, as the relay's are

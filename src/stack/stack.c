@@ -621,9 +621,43 @@ int stack_input(struct stack *st, void *session, const struct stack_client *clie
 	if (st == NULL || client == NULL || client->id == NULL ||
 	    (pkt == NULL && len > 0))
 		return ZG_ERR_INVAL;
+	st->in_session = session;
+	st->in_client = client->id;
 	input_packet(st, session, client, pkt, len);
+	st->in_session = NULL;
+	st->in_client = NULL;
 	stack_rearm(st);
 	return 0;
+}
+
+int stack_packet_owner(struct stack *st, const uint8_t *pkt, size_t len, void **psession,
+		       const char **pclient)
+{
+	struct pkt_info pi;
+	struct flow *f = NULL;
+
+	*psession = NULL;
+	*pclient = NULL;
+	if (pkt_parse(pkt, len, 0, &pi) == 0) {
+		/* the flow as the client started it: from the packet's
+		 * destination to its source */
+		if (pi.proto == STACK_PROTO_TCP || pi.proto == STACK_PROTO_UDP)
+			f = flow_lookup(st, pi.proto, &pi.dst, pi.dport, &pi.src, pi.sport);
+		else if ((pi.proto == STACK_PROTO_ICMP && pi.icmp_type == 0) ||
+			 (pi.proto == STACK_PROTO_ICMPV6 && pi.icmp_type == 129))
+			f = flow_lookup(st, pi.proto, &pi.dst, pi.icmp_id, &pi.src, 0);
+	}
+	if (f != NULL && f->acct != NULL) {
+		*psession = f->session;
+		*pclient = f->acct->id;
+		return 0;
+	}
+	if (st->in_client != NULL) {
+		*psession = st->in_session;
+		*pclient = st->in_client;
+		return 0;
+	}
+	return ZG_ERR_NOTFOUND;
 }
 
 /* ---------------------------------------------------------------- timers */

@@ -270,6 +270,18 @@ int stack_set_local_addresses(struct stack *st, const struct stack_addr *a,
  * exempt prefixes win. */
 int stack_dst_forbidden(const struct stack *st, const struct stack_addr *dst);
 
+/* Who an IP packet the stack hands to the output callback is for, when
+ * the owner's clients may share an address (the connector: two relays'
+ * address pools overlap): the session and client ID of the flow it
+ * belongs to, else, for a packet made while stack_input() handles another
+ * (a refusal, an RST), that packet's. Returns 0, or ZG_ERR_NOTFOUND
+ * (neither; *psession and *pclient NULL). *psession is the pointer given
+ * to stack_input(), perhaps of a session the owner has ended since (flows
+ * outlive a session its client replaced): compare it with live ones,
+ * never dereference it. *pclient is valid until the stack runs again. */
+int stack_packet_owner(struct stack *st, const uint8_t *pkt, size_t len, void **psession,
+		       const char **pclient);
+
 /* Closes every flow of the client with this ID (its session ended). */
 void stack_close_client(struct stack *st, const char *client_id);
 

@@ -165,6 +165,10 @@ struct stack {
 	struct stack_prefix exempt[STACK_MAX_PREFIXES];
 	struct stack_callbacks cb;
 	void *ctx;
+	/* the packet stack_input() handles now: its session and client ID
+	 * (stack_packet_owner() of what it makes the stack send) */
+	void *in_session;
+	const char *in_client;
 	struct netif netif;
 	struct event *tick_ev;
 	struct stack_counters cnt;
