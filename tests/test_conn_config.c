@@ -100,6 +100,8 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.ops_listen, "127.0.0.1:9201");
 	assert_int_equal(cfg.inner_port, 443);
 	assert_string_equal(cfg.log_level, "info");
+	assert_int_equal(cfg.max_conns_per_agent, 8);
+	assert_int_equal(cfg.request_timeout_ms, 10000);
 	/* without server_name each relay is checked for its own host */
 	assert_string_equal(cfg.relays.e[0].server_name, "relay-a.test");
 	/* a single scalar is a one-entry list */

@@ -60,7 +60,7 @@ static const struct opt_spec opts[] = {
 	  .min = 1,
 	  .max = 1024,
 	  .def = "8" },
-	DUR("request_timeout", request_timeout_ms, 100, 300000, "5s"),
+	DUR("request_timeout", request_timeout_ms, 100, 300000, "10s"),
 };
 
 static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };

@@ -13,7 +13,7 @@
  *   inner_port: 443                # virtual port inside the tunnel
  *   log_level: info
  *   max_conns_per_agent: 8         # inner QUIC connections per agent address and relay
- *   request_timeout: 5s            # a connection without a tunnel this long is closed
+ *   request_timeout: 10s           # a connection without a tunnel this long is closed
  *
  * Every error names where the bad value is: "FILE:LINE:COL: key: what is
  * wrong, what was expected"; a missing required key "FILE: key: ...".
@@ -51,7 +51,7 @@ struct conn_config {
 
 /* Fills *cfg with the defaults (audit "-", ops_listen 127.0.0.1:9201,
  * inner_port 443, log_level info, reconnect 500ms..30s, keepalive 25s,
- * idle_timeout 30s, max_conns_per_agent 8, request_timeout 5s); the
+ * idle_timeout 30s, max_conns_per_agent 8, request_timeout 10s); the
  * required keys are empty. */
 void conn_config_defaults(struct conn_config *cfg);
 

@@ -60,9 +60,9 @@ struct policy;
 struct inner;
 
 #define INNER_MAX_SESSIONS 1024
-#define INNER_CONNS_PER_AGENT 8       /* max_conns_per_agent default */
-#define INNER_REQUEST_TIMEOUT_MS 5000 /* request_timeout default */
-#define INNER_MAX_SERVERS 32          /* inner servers at once: two per relay (one draining) */
+#define INNER_CONNS_PER_AGENT 8        /* max_conns_per_agent default */
+#define INNER_REQUEST_TIMEOUT_MS 10000 /* request_timeout default: the QUIC handshake timeout */
+#define INNER_MAX_SERVERS 32           /* inner servers at once: two per relay (one draining) */
 #define INNER_TEMPLATE "https://zgate-connector/.well-known/masque/ip/{target}/{ipproto}/"
 
 struct inner_config {
