@@ -142,18 +142,44 @@ const char *masque_hs_fail_name(enum masque_hs_fail f)
 	return (unsigned)f < MASQUE_HS_COUNT ? hs_fail_names[f] : "protocol";
 }
 
-static void set_reason(struct masque_conn *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void set_reason(struct masque_conn *c, const char *fmt, ...)
+void masque_conn_set_reason(struct masque_conn *c, const char *fmt, ...)
 {
+	char buf[sizeof(((struct masque_close_info *)0)->reason)];
 	va_list ap;
 
-	if (c->ci.reason[0] != '\0')
+	if (c->ci.reason_set)
 		return; /* keep the first cause */
+	c->ci.reason_set = 1;
 	va_start(ap, fmt);
-	(void)vsnprintf(c->ci.reason, sizeof(c->ci.reason), fmt, ap);
+	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	c->ci.reason = strdup(buf); /* NULL: said as lost in close_info */
 }
+
+void masque_conn_clear_reason(struct masque_conn *c)
+{
+	free(c->ci.reason);
+	c->ci.reason = NULL;
+	c->ci.reason_set = 0;
+}
+
+void masque_conn_close_info(const struct masque_conn *c, struct masque_close_info *out)
+{
+	const struct masque_close_state *s = &c->ci;
+
+	*out = (struct masque_close_info){ .error = s->error,
+					   .app_error = s->app_error,
+					   .idle = s->idle,
+					   .status = s->status,
+					   .reject = s->reject,
+					   .hs_fail = s->hs_fail };
+	if (s->reason != NULL)
+		snprintf(out->reason, sizeof(out->reason), "%s", s->reason);
+	else if (s->reason_set)
+		snprintf(out->reason, sizeof(out->reason), "(reason lost: out of memory)");
+}
+
+#define set_reason masque_conn_set_reason
 
 /* Marks c for closing with an HTTP/3 application error; the close is sent
  * when the current library call returns. */
@@ -364,6 +390,8 @@ void masque_conn_free(struct masque_conn *c)
 	if (c->ssl != NULL)
 		wolfSSL_free(c->ssl);
 	free(c->cert_der);
+	free(c->ids);
+	free(c->ci.reason);
 	sendq_free(&c->sendq);
 	free(c->capbuf);
 	free(c->pending);
@@ -380,12 +408,15 @@ static void conn_finish(struct masque_conn *c)
 {
 	if (!c->drained)
 		write_close(c);
-	if (c->ci.reason[0] == '\0')
+	struct masque_close_info ci;
+
+	if (!c->ci.reason_set)
 		set_reason(c, "closed");
 	if (c->srv != NULL)
 		masque_server_unlink(c->srv, c);
+	masque_conn_close_info(c, &ci);
 	if (c->cbs->on_close != NULL)
-		c->cbs->on_close(c, &c->ci, c->ctx);
+		c->cbs->on_close(c, &ci, c->ctx);
 	masque_conn_free(c);
 }
 
@@ -833,8 +864,8 @@ static int validate_request(struct masque_conn *c, struct mstream *s, struct mas
 	if (uri_match(c->cfg->uri_template, s->path, &sc) != 0)
 		return 400;
 	memset(rq, 0, sizeof(*rq));
-	(void)snprintf(rq->identity, sizeof(rq->identity), "%s", c->identity);
-	memcpy(&rq->peer, &c->remote, sizeof(rq->peer));
+	(void)snprintf(rq->identity, sizeof(rq->identity), "%s", masque_conn_identity(c));
+	memcpy(&rq->peer, &c->remote, c->remotelen);
 	rq->peerlen = c->remotelen;
 	(void)snprintf(rq->authority, sizeof(rq->authority), "%s", s->authority);
 	(void)snprintf(rq->path, sizeof(rq->path), "%s", s->path);
@@ -873,7 +904,7 @@ static int answer(struct masque_conn *c, int64_t sid, int status, const struct m
 							    (nghttp3_nv[]){ mknv(":status", "200"),
 									    mknv("capsule-protocol", "?1") },
 							    2, &(nghttp3_data_reader){ read_capsules });
-		log_warnx("tunnel for %s: cannot send its addresses/routes: %s", c->identity,
+		log_warnx("tunnel for %s: cannot send its addresses/routes: %s", masque_conn_identity(c),
 			  zg_strerror(r));
 		c->tunnel_sid = -1;
 		c->tunnel_open = 0;
@@ -1484,6 +1515,26 @@ static int q_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data,
 	return 0;
 }
 
+/* Keeps the identity, serial and fingerprint in one allocation (ids).
+ * Returns 0 or ZG_ERR_NOMEM. */
+static int keep_ids(struct masque_conn *c, const char *id, const char *serial, const char *sha)
+{
+	size_t a = strlen(id) + 1, b = strlen(serial) + 1, d = strlen(sha) + 1;
+	char *p = malloc(a + b + d);
+
+	if (p == NULL)
+		return ZG_ERR_NOMEM;
+	memcpy(p, id, a);
+	memcpy(p + a, serial, b);
+	memcpy(p + a + b, sha, d);
+	free(c->ids);
+	c->ids = p;
+	c->identity = p;
+	c->cert_serial = p + a;
+	c->cert_sha256 = p + a + b;
+	return 0;
+}
+
 /* Copies the client certificate x (DER) to c->cert_der; one larger than
  * TLS_CERT_DER_MAX is not kept (the relay then refuses the tunnel, 503).
  * Returns 0 or ZG_ERR_NOMEM. */
@@ -1505,6 +1556,7 @@ static int keep_cert(struct masque_conn *c, WOLFSSL_X509 *x)
 
 static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 {
+	char id[MASQUE_IDENTITY_MAX], serial[TLS_SERIAL_HEX_MAX], sha[TLS_SHA256_HEX_LEN];
 	struct masque_conn *c = ud;
 	WOLFSSL_X509 *x;
 	int r;
@@ -1537,10 +1589,10 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 	/* verify_client() has applied the identity rule already; this copies
 	 * the identity, the certificate's serial and fingerprint and the
 	 * certificate itself (the TLS object goes after this packet) */
-	r = (int)tls_peer_id(c->ssl, x, c->identity, sizeof(c->identity));
+	r = (int)tls_peer_id(c->ssl, x, id, sizeof(id));
 	if (r == TLS_ACCEPTED) {
-		(void)tls_cert_ids(x, c->cert_serial, c->cert_sha256);
-		if (keep_cert(c, x) != 0) {
+		(void)tls_cert_ids(x, serial, sha);
+		if (keep_ids(c, id, serial, sha) != 0 || keep_cert(c, x) != 0) {
 			wolfSSL_X509_free(x);
 			c->ci.error = ZG_ERR_NOMEM;
 			set_reason(c, "out of memory for the client certificate");
@@ -1855,7 +1907,7 @@ int masque_conn_server_new(struct masque_server *srv, const struct masque_config
 	ngtcp2_path path;
 	int r;
 
-	if (locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
+	if (locallen > sizeof(union masque_sockaddr) || remotelen > sizeof(union masque_sockaddr))
 		return ZG_ERR_INVAL;
 	r = conn_alloc(cfg, cbs, ctx, 1, masque_server_pktbuf(srv), &c);
 	if (r != 0)
@@ -1916,7 +1968,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	if (cfg == NULL || cfg->tls == NULL || cfg->io == NULL || cfg->server_name == NULL ||
 	    cfg->authority == NULL || cfg->path == NULL || cfg->nwant > 2 ||
 	    cfg->n_ext_capsules > CAPSULE_EXT_MAX ||
-	    locallen > sizeof(struct sockaddr_storage) || remotelen > sizeof(struct sockaddr_storage))
+	    locallen > sizeof(union masque_sockaddr) || remotelen > sizeof(union masque_sockaddr))
 		return ZG_ERR_INVAL;
 	cert_name = cfg->cert_name != NULL ? cfg->cert_name : cfg->server_name;
 	r = conn_alloc(cfg, cbs, ctx, 0, NULL, &c);
@@ -2060,7 +2112,7 @@ static void report_failure(struct masque_conn *c, int rv)
 	if (cert != TLS_ACCEPTED) {
 		c->reject_reported = 1;
 		c->ci.reject = cert;
-		c->ci.reason[0] = '\0';
+		masque_conn_clear_reason(c);
 		set_reason(c, "client certificate refused: %s", tls_reject_name(cert));
 		if (c->srv != NULL)
 			masque_server_count_reject(c->srv, cert);
@@ -2074,7 +2126,8 @@ static void report_failure(struct masque_conn *c, int rv)
 			masque_server_count_hs_fail(c->srv, hf);
 		if (c->cbs->on_handshake_failed != NULL)
 			c->cbs->on_handshake_failed((const struct sockaddr *)&c->remote,
-						    c->remotelen, hf, c->ci.reason, c->ctx);
+						    c->remotelen, hf,
+						    c->ci.reason != NULL ? c->ci.reason : "", c->ctx);
 	}
 }
 
@@ -2085,7 +2138,7 @@ static void handshake_failed(struct masque_conn *c, int rv)
 	report_failure(c, rv);
 	if (!c->is_server && rv == NGTCP2_ERR_CRYPTO && tls_last_reject(c->ssl) != TLS_ACCEPTED) {
 		/* say why instead of ngtcp2's "ERR_CRYPTO" */
-		c->ci.reason[0] = '\0';
+		masque_conn_clear_reason(c);
 		set_reason(c, "relay certificate refused: %s (check --ca and --server-name)",
 			   tls_reject_name(tls_last_reject(c->ssl)));
 	}
@@ -2128,7 +2181,7 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 
 			c->drained = 1;
 			log_escape_n(e->reason, e->reason ? e->reasonlen : 0, why, sizeof(why));
-			if (c->ci.reason[0] == '\0') {
+			if (!c->ci.reason_set) {
 				if (e->type == NGTCP2_CCERR_TYPE_APPLICATION) {
 					c->ci.app_error = e->error_code;
 					set_reason(c, "peer closed the connection (H3 0x%llx%s%s)",
@@ -2414,7 +2467,7 @@ void *masque_conn_data(const struct masque_conn *c)
 
 const char *masque_conn_identity(const struct masque_conn *c)
 {
-	return c->identity;
+	return c->identity != NULL ? c->identity : "";
 }
 
 const uint8_t *masque_conn_peer_cert(const struct masque_conn *c, size_t *plen)
@@ -2429,12 +2482,12 @@ const uint8_t *masque_conn_peer_cert(const struct masque_conn *c, size_t *plen)
 
 const char *masque_conn_cert_serial(const struct masque_conn *c)
 {
-	return c->cert_serial;
+	return c->cert_serial != NULL ? c->cert_serial : "";
 }
 
 const char *masque_conn_cert_sha256(const struct masque_conn *c)
 {
-	return c->cert_sha256;
+	return c->cert_sha256 != NULL ? c->cert_sha256 : "";
 }
 
 int masque_conn_got_ticket(const struct masque_conn *c)

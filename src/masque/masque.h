@@ -363,8 +363,9 @@ struct masque_server_stats {
 };
 void masque_server_stats(const struct masque_server *srv, struct masque_server_stats *st);
 
-/* Creates a client connection from local to remote and starts the
- * handshake. Returns 0 and *pc, or ZG_ERR_* (no callback fires). */
+/* Creates a client connection from local to remote (IPv4 or IPv6
+ * addresses: ZG_ERR_INVAL for a longer one) and starts the handshake.
+ * Returns 0 and *pc, or ZG_ERR_* (no callback fires). */
 int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *cbs, void *ctx,
 		      const struct sockaddr *local, socklen_t locallen,
 		      const struct sockaddr *remote, socklen_t remotelen,

@@ -4,6 +4,7 @@
 #ifndef ZG_MASQUE_INT_H
 #define ZG_MASQUE_INT_H
 
+#include <netinet/in.h>
 #include <stdio.h>
 
 #include <wolfssl/options.h>
@@ -60,6 +61,29 @@ struct mstream {
 	char proxy_status[256]; /* client: the answer's Proxy-Status, truncated */
 };
 
+/* A socket address a QUIC path can have (ngtcp2 takes IPv4 and IPv6 only):
+ * 28 bytes where a sockaddr_storage takes 128, twice per connection. */
+union masque_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* Why a connection ends, gathered while it runs; handed to on_close as a
+ * struct masque_close_info. The reason lives on the heap, allocated only
+ * when one is set (most connections keep none until they close): an idle
+ * tunnel does not carry 320 bytes of text it may never need. */
+struct masque_close_state {
+	int error;
+	uint64_t app_error;
+	int idle;
+	int status;
+	enum tls_reject reject;
+	enum masque_hs_fail hs_fail;
+	char *reason;   /* the first cause (masque_conn_set_reason), or NULL */
+	int reason_set; /* a cause was set, even if its text could not be kept */
+};
+
 struct masque_conn {
 	struct masque_server *srv; /* NULL for a client */
 	const struct masque_config *cfg;
@@ -76,7 +100,7 @@ struct masque_conn {
 	ngtcp2_ccerr ccerr;
 	void *timer;
 	masque_time created;
-	struct sockaddr_storage local, remote;
+	union masque_sockaddr local, remote; /* IPv4 or IPv6: all QUIC runs on */
 	socklen_t locallen, remotelen;
 	uint8_t *pktbuf; /* a server's: its server's (masque_server_pktbuf) */
 	size_t pktbuf_size;
@@ -122,9 +146,12 @@ struct masque_conn {
 	int reject_reported;  /* on_reject or on_handshake_failed has fired */
 
 	/* server: identity */
-	char identity[MASQUE_IDENTITY_MAX];
-	char cert_serial[TLS_SERIAL_HEX_MAX]; /* client certificate, hex */
-	char cert_sha256[TLS_SHA256_HEX_LEN];
+	/* identity, the client certificate's serial and SHA-256 (hex): three
+	 * strings in one allocation, made at the end of the handshake (an
+	 * idle tunnel keeps their lengths, not 258 bytes of room); NULL
+	 * before. masque_conn_identity() and the others say "" then. */
+	char *ids;
+	const char *identity, *cert_serial, *cert_sha256;
 	/* the client certificate (DER, at most TLS_CERT_DER_MAX; else NULL),
 	 * copied at the end of the handshake: the TLS object is freed then
 	 * (release_tls in conn.c) and a TLS reload checks it again */
@@ -137,13 +164,21 @@ struct masque_conn {
 	struct masque_conn *next, *prev; /* server's list */
 
 	struct masque_stats st;
-	struct masque_close_info ci;
+	struct masque_close_state ci;
 };
 
 void masque_random(uint8_t *p, size_t n);
 /* The size of a connection's packet buffer under cfg. */
 size_t masque_pktbuf_size(const struct masque_config *cfg);
 void masque_conn_free(struct masque_conn *c);
+/* Sets c's close reason unless one is set already (the first cause is the
+ * one that counts); masque_conn_clear_reason() forgets it first. Out of
+ * memory the reason reads "(reason lost: out of memory)". */
+void masque_conn_set_reason(struct masque_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void masque_conn_clear_reason(struct masque_conn *c);
+/* c's close reason as a struct masque_close_info for on_close. */
+void masque_conn_close_info(const struct masque_conn *c, struct masque_close_info *out);
 void masque_keylog_setup(const struct masque_config *cfg);
 void masque_conn_goaway(struct masque_conn *c);
 

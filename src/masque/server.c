@@ -470,7 +470,8 @@ void masque_server_del(struct masque_server *srv)
 
 		if (!c->closing) {
 			c->closing = 1;
-			snprintf(c->ci.reason, sizeof(c->ci.reason), "relay shutting down");
+			masque_conn_clear_reason(c);
+			masque_conn_set_reason(c, "relay shutting down");
 			ngtcp2_ccerr_set_application_error(&c->ccerr, NGHTTP3_H3_NO_ERROR, NULL, 0);
 		}
 		masque_server_unlink(srv, c);
@@ -490,8 +491,12 @@ void masque_server_del(struct masque_server *srv)
 						       (socklen_t)ps.path.remote.addrlen, c->pktbuf,
 						       (size_t)n);
 		}
-		if (c->cbs->on_close != NULL)
-			c->cbs->on_close(c, &c->ci, c->ctx);
+		if (c->cbs->on_close != NULL) {
+			struct masque_close_info ci;
+
+			masque_conn_close_info(c, &ci);
+			c->cbs->on_close(c, &ci, c->ctx);
+		}
 		masque_conn_free(c);
 	}
 	free(srv->pktbuf);
@@ -727,7 +732,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 	    cid_add(srv, c, &scid) != 0 ||
 	    cid_add(srv, c, &hd.dcid) != 0) {
 		c->closing = 1;
-		snprintf(c->ci.reason, sizeof(c->ci.reason), "out of memory");
+		masque_conn_set_reason(c, "out of memory");
 	}
 	(void)masque_conn_input(c, local, locallen, remote, remotelen, pkt, len);
 	return 0;

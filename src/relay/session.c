@@ -31,6 +31,7 @@ void session_table_init(struct session_table *t, const struct session_hooks *h,
 
 static void session_free(struct session *s)
 {
+	free(s->dns);
 	free(s);
 }
 
@@ -484,7 +485,11 @@ int session_request(struct session_table *t, struct masque_conn *c,
 
 	/* Resolve before answering (C03), outside this callback; only after
 	 * the checks that need no query (16.8b). */
-	(void)snprintf(s->dns, sizeof(s->dns), "%s", rq->dns);
+	s->dns = strdup(rq->dns);
+	if (s->dns == NULL) {
+		log_warnx("%s: out of memory for target %s: 503", s->id, rq->dns);
+		return refuse(t, s, 503);
+	}
 	if (dns_allowed_anything(t, s, routes) == 0) {
 		log_info("%s from %s: no destination allowed by policy: 403 (target %s not "
 			 "resolved)",

@@ -77,8 +77,9 @@ struct session {
 	uint8_t ipproto;
 	uint64_t opened_ms;
 	uint64_t bytes_up, bytes_down; /* counted by the caller */
-	/* a DNS-name target (C03) */
-	char dns[256];
+	/* a DNS-name target (C03), NUL-terminated, on the heap while the
+	 * session has one (most have none: no 256 bytes per tunnel) */
+	char *dns;
 	void *resolve_req; /* the caller's pending lookup, NULL when none */
 	void *alloc_req;   /* the caller's pending allocation, NULL when none */
 	int allocated;     /* addr4 came from the shared pool */
