@@ -554,6 +554,34 @@ static void test_c12_datagrams_10000_each_way(void **state)
 	free(x);
 }
 
+/* A NAT in front of the agent maps it to a new port, three times: the
+ * tunnel carries on each time (the relay follows the new path and
+ * validates it, with the one spare connection ID the client gave it:
+ * active_connection_id_limit 2 and ngtcp2-zgate.patch's smaller rings). */
+static void test_nat_rebinding_keeps_tunnel(void **state)
+{
+	struct fx *x = fx_open(0);
+	struct masque_stats st;
+
+	(void)state;
+	exchange(x, 200);
+	for (int k = 1; k <= 3; k++) {
+		memnet_run(&x->net, NULL, NULL, SEC / 10); /* ACKs delivered */
+		memnet_rebind(&x->cl[0].ep, (uint16_t)(41000 + k));
+		x->srv.pkts = x->cl[0].pkts = 0;
+		x->srv.next_seq = x->cl[0].next_seq = 0;
+		exchange(x, 200);
+	}
+	/* and stays up well past the moves (no validation left failing) */
+	memnet_run(&x->net, is_closed, &x->cl[0], 10 * SEC);
+	assert_int_equal(x->cl[0].closed, 0);
+	assert_true(masque_conn_is_open(x->cl[0].ep.conn));
+	masque_conn_stats(x->cl[0].ep.conn, &st);
+	assert_int_equal(st.capsule_fallback, 0);
+	fx_free(x);
+	free(x);
+}
+
 static int buffers_returned(void *arg)
 {
 	struct fx *x = arg;
@@ -2327,6 +2355,7 @@ int main(void)
 		cmocka_unit_test(test_c10_client_sends_address_request),
 		cmocka_unit_test(test_c10_reconnect_asks_previous_address),
 		cmocka_unit_test(test_c12_datagrams_10000_each_way),
+		cmocka_unit_test(test_nat_rebinding_keeps_tunnel),
 		cmocka_unit_test(test_c13_capsule_fallback),
 		cmocka_unit_test(test_c16_oversized_packet_refused),
 		cmocka_unit_test(test_queued_datagram_leaves_within_ms),

@@ -53,10 +53,10 @@ DEB_PATCHES[nghttp3]=0
 # Each header says what it changes and why. They touch no build file, so
 # they need no autoreconf. (Their contents are part of the cache key too.)
 declare -gA OWN_PATCH OWN_PATCH_SHA
-OWN_PATCH[ngtcp2]=ngtcp2-ksl-degree.patch
-OWN_PATCH_SHA[ngtcp2]=0e26233d7c7caa291c20900eb2272253f5d1305f521e87fbe1048d664ec2981a
+OWN_PATCH[ngtcp2]=ngtcp2-zgate.patch
+OWN_PATCH_SHA[ngtcp2]=0525c7baebc71e50dee63d8198de4bf04c846b66555e2ad014b200b45db558c0
 OWN_PATCH[nghttp3]=nghttp3-ksl-degree.patch
-OWN_PATCH_SHA[nghttp3]=2ea3f706bea37668d9e7f1d05138554944f18025749ccc245057571e24b001f7
+OWN_PATCH_SHA[nghttp3]=a957e57b3f1848fa18bec3dc7549487699661a22fb6b926ab2dc1ddeaec826c6
 OWN_PATCH[lwip]=lwip-zgate.patch
 OWN_PATCH_SHA[lwip]=d64b420601f29e83ede01fcdc3ba208def38296a480023f2630788f40445f986
 

@@ -1819,7 +1819,10 @@ static void fill_settings(const struct masque_conn *c, ngtcp2_settings *st,
 	tp->initial_max_streams_uni = 3;
 	tp->max_idle_timeout = (cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 30000) * NS_PER_MS;
 	tp->max_datagram_frame_size = cfg->no_datagrams ? 0 : 65535;
-	tp->active_connection_id_limit = 4;
+	/* RFC 9000's default: one spare ID of the peer's for a path change
+	 * (NAT rebinding, migration); ngtcp2-zgate.patch sizes its rings
+	 * to it, so never above NGTCP2_DCIDTR_MAX_UNUSED_DCID_SIZE (2) */
+	tp->active_connection_id_limit = 2;
 }
 
 size_t masque_pktbuf_size(const struct masque_config *cfg)

@@ -14,6 +14,12 @@ struct memnet_timer {
 	int armed;
 };
 
+/* The port the server sees for client ep. */
+static uint16_t seen_port(const struct memnet_ep *ep)
+{
+	return ep->nat_port != 0 ? ep->nat_port : ep->port;
+}
+
 static int io_send(void *ioctx, const struct sockaddr *local, socklen_t locallen,
 		   const struct sockaddr *remote, socklen_t remotelen, const uint8_t *data,
 		   size_t len)
@@ -34,7 +40,8 @@ static int io_send(void *ioctx, const struct sockaddr *local, socklen_t locallen
 	n->qlen++;
 	p->to_server = !ep->is_server;
 	p->at = n->now + n->delay;
-	p->port = ep->is_server ? ntohs(((const struct sockaddr_in *)remote)->sin_port) : ep->port;
+	p->port = ep->is_server ? ntohs(((const struct sockaddr_in *)remote)->sin_port)
+				: seen_port(ep);
 	p->len = len;
 	memcpy(p->data, data, len);
 	if (!ep->is_server && n->first_client_pkt == 0)
@@ -97,6 +104,11 @@ static void ep_init(struct memnet *n, struct memnet_ep *ep, uint16_t port, int s
 	ep->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 }
 
+void memnet_rebind(struct memnet_ep *ep, uint16_t port)
+{
+	ep->nat_port = port;
+}
+
 int memnet_init(struct memnet *n)
 {
 	memset(n, 0, sizeof(*n));
@@ -136,7 +148,7 @@ static struct memnet_ep *client_by_port(struct memnet *n, uint16_t port)
 	size_t i;
 
 	for (i = 0; i < n->nclients; i++)
-		if (n->clients[i] != NULL && n->clients[i]->port == port)
+		if (n->clients[i] != NULL && seen_port(n->clients[i]) == port)
 			return n->clients[i];
 	return NULL;
 }
@@ -151,6 +163,7 @@ int memnet_step(struct memnet *n, masque_time horizon)
 	if (n->qlen > 0 && (first == NULL || n->q[n->qhead].at <= first->at)) {
 		struct memnet_pkt *p = &n->q[n->qhead];
 		struct memnet_ep *cl = client_by_port(n, p->port);
+		struct sockaddr_in seen;
 
 		if (p->at > horizon)
 			return 0;
@@ -160,10 +173,12 @@ int memnet_step(struct memnet *n, masque_time horizon)
 		n->qlen--;
 		if (cl == NULL)
 			return 1;
+		seen = cl->addr;
+		seen.sin_port = htons(seen_port(cl));
 		if (p->to_server && n->srv != NULL)
 			masque_server_input(n->srv, (struct sockaddr *)&n->server.addr,
-					    sizeof(n->server.addr), (struct sockaddr *)&cl->addr,
-					    sizeof(cl->addr), p->data, p->len);
+					    sizeof(n->server.addr), (struct sockaddr *)&seen,
+					    sizeof(seen), p->data, p->len);
 		else if (!p->to_server && cl->conn != NULL)
 			(void)masque_conn_input(cl->conn, (struct sockaddr *)&cl->addr,
 						sizeof(cl->addr), (struct sockaddr *)&n->server.addr,

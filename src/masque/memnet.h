@@ -20,7 +20,7 @@
 struct memnet_pkt {
 	int to_server;
 	masque_time at; /* delivery time */
-	uint16_t port;  /* the client's port (destination or source) */
+	uint16_t port;  /* the client's port as the server sees it (destination or source) */
 	size_t len;
 	uint8_t data[1500];
 };
@@ -34,6 +34,9 @@ struct memnet_ep {
 	int is_server;
 	uint16_t port;
 	struct sockaddr_in addr;
+	/* a client's port as the server sees it when a NAT in between maps
+	 * it to another (memnet_rebind); 0: addr as it is */
+	uint16_t nat_port;
 	struct masque_conn *conn; /* client: set by the owner, cleared in on_close */
 };
 
@@ -64,6 +67,11 @@ size_t memnet_free(struct memnet *n);
 
 /* Registers client end point ep at index i (port 40000 + i). */
 void memnet_client(struct memnet *n, size_t i, struct memnet_ep *ep);
+
+/* A NAT between client ep and the server maps ep to port from now on
+ * (the client's own address stays): the server sees its packets come
+ * from there, and packets still on their way to the old port are lost. */
+void memnet_rebind(struct memnet_ep *ep, uint16_t port);
 
 /* Delivers the next packet or fires the next timer due before horizon.
  * Returns 0 when nothing was due. */
