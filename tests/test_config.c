@@ -44,6 +44,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.udp_idle_ms, 60000);
 	assert_int_equal(c.tcp_idle_ms, 2 * 3600 * 1000);
 	assert_int_equal(c.tcp_close_ms, 60 * 1000);
+	assert_int_equal(c.request_ms, 30 * 1000);
 	assert_int_equal(c.drain_grace_ms, 30000);
 	assert_int_equal(c.mtu, 1280);
 	assert_int_equal(c.max_sessions, 10000);
@@ -76,6 +77,7 @@ static const char *good =
 	"  drain_grace: 1500ms\n"
 	"  tcp_idle: 5m\n"
 	"  tcp_close: 30s\n"
+	"  request: 5s\n"
 	"mtu: 1400\n"
 	"log_level: debug\n";
 
@@ -98,6 +100,7 @@ static void test_file_good(void **state)
 	assert_int_equal(c.drain_grace_ms, 1500);
 	assert_int_equal(c.tcp_idle_ms, 300000);
 	assert_int_equal(c.tcp_close_ms, 30000);
+	assert_int_equal(c.request_ms, 5000);
 	assert_int_equal(c.mtu, 1400);
 	assert_string_equal(c.log_level, "debug");
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);

@@ -124,6 +124,7 @@ static void fixed_values(struct metrics_values *v)
 	q->refused_source = 207;
 	q->retries_source = 208;
 	q->deferred = 209;
+	q->request_timeouts = 210;
 	for (i = 0; i < TLS_REJECT_COUNT; i++)
 		q->reject[i] = 210 + (uint64_t)i;
 	for (i = 0; i < MASQUE_HS_COUNT; i++)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <nghttp3/nghttp3.h>
 
 #include "be.h"
 #include "cksum.h"
@@ -44,6 +45,7 @@ struct probe {
 	const char *alpn; /* testing a peer's ALPN refusal; NULL = "h3" */
 	long count, interval_ms, timeout_ms, size, min_replies, flood;
 	int echo_server, quiet;
+	int no_request; /* --no-request: the handshake only (a relay's timeouts.request) */
 	/* state */
 	struct cip_addr addr4, addr6;
 	int have4, have6;
@@ -401,7 +403,11 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 		fprintf(stderr, "zgate-probe: connection closed: %s\n", ci->reason);
 		if (P.opened)
 			print_summary();
-		finish(P.opened && P.received >= P.min_replies ? 0 : 1);
+		/* --no-request: the relay closing the connection is the answer */
+		finish((P.no_request && ci->app_error == NGHTTP3_H3_REQUEST_REJECTED) ||
+				       (P.opened && P.received >= P.min_replies)
+			       ? 0
+			       : 1);
 	}
 }
 
@@ -513,6 +519,7 @@ static int run_client(void)
 	cfg.keylog_file = P.keylog;
 	cfg.qlog_dir = P.qlog;
 	cfg.test_alpn = P.alpn;
+	cfg.test_no_request = P.no_request;
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.on_open = on_open;
 	cbs.on_addresses = on_addresses;
@@ -823,6 +830,10 @@ static void usage(FILE *f)
 		"  --alpn LIST            offer (echo server: accept) these ALPN protocols,\n"
 		"                         comma-separated, instead of h3: to check that the\n"
 		"                         peer refuses them (\"\" = none)\n"
+		"  --no-request           complete the handshake but never ask for a tunnel:\n"
+		"                         to check that the relay closes such a connection\n"
+		"                         (timeouts.request); exit 0 when it does so with\n"
+		"                         H3_REQUEST_REJECTED\n"
 		"  --keylog FILE          write TLS secrets (debugging only: decrypts traffic)\n"
 		"  --qlog-dir DIR         write a qlog per connection\n"
 		"  --log-level LEVEL      error, warn, info (default), debug\n"
@@ -874,7 +885,8 @@ enum {
 	O_SCOPE_P,
 	O_ASSIGN,
 	O_ADVERTISE,
-	O_ALPN
+	O_ALPN,
+	O_NO_REQUEST
 };
 
 /* The probe's options; the rules of the command line are opt_next()'s,
@@ -910,6 +922,7 @@ static const struct probe_opt {
 	{ "assign", O_ASSIGN, OPT_ARG_VALUE },
 	{ "advertise", O_ADVERTISE, OPT_ARG_VALUE },
 	{ "alpn", O_ALPN, OPT_ARG_VALUE },
+	{ "no-request", O_NO_REQUEST, OPT_ARG_BOOL },
 	{ "help", O_HELP, OPT_ARG_NONE },
 	{ "version", O_VERSION, OPT_ARG_NONE },
 };
@@ -1045,6 +1058,9 @@ int main(int argc, char **argv)
 			break;
 		case O_SCOPE_P:
 			P.scope_proto = val;
+			break;
+		case O_NO_REQUEST:
+			P.no_request = b;
 			break;
 		case O_QUIET:
 			P.quiet = b;

@@ -102,6 +102,7 @@ static const struct opt_spec opts[] = {
 	DUR("timeouts.udp_idle", udp_idle_ms, 1000, UINT32_MAX, "60s", "idle UDP flow closed after"),
 	DUR("timeouts.dns_idle", dns_idle_ms, 1000, UINT32_MAX, "10s", "idle UDP flow to port 53 closed after"),
 	DUR("timeouts.quic_idle", quic_idle_ms, 1000, UINT32_MAX, "60s", "idle QUIC connection closed after"),
+	DUR("timeouts.request", request_ms, 1000, UINT32_MAX, "30s", "QUIC connection without an open CONNECT-IP tunnel this long after its first packet closed"),
 	DUR("timeouts.keepalive", keepalive_ms, 0, UINT32_MAX, "20s", "PING interval; 0 = off"),
 	DUR("timeouts.drain_grace", drain_grace_ms, 0, UINT32_MAX, "30s", "on SIGTERM, wait this long for tunnels to end"),
 	LIST("dns.resolvable", dns_resolvable, "", "DNS-name targets that may be resolved: names, or .suffix for every name under it; empty = any name"),
@@ -579,7 +580,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     "pool          IPv4 %s, IPv6 %s\n"
 		     "state_file    %s\n"
 		     "limits        %u sessions, %u flows, %u flows/client, %u half-open/client, %u UDP/client\n"
-		     "timeouts      tcp_idle %ums, tcp_close %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, keepalive %ums, drain_grace %ums\n"
+		     "timeouts      tcp_idle %ums, tcp_close %ums, udp_idle %ums, dns_idle %ums, quic_idle %ums, request %ums, keepalive %ums, drain_grace %ums\n"
 		     "mtu           %u, workers %s\n"
 		     "log_level     %s, log_format %s\n",
 		     c->listen, c->ops_listen,
@@ -592,7 +593,7 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		     c->state_file[0] ? c->state_file : "(memory only)", c->max_sessions,
 		     c->max_flows, c->max_flows_per_client, c->max_halfopen_per_client,
 		     c->max_udp_per_client, c->tcp_idle_ms, c->tcp_close_ms, c->udp_idle_ms, c->dns_idle_ms,
-		     c->quic_idle_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, wk, c->log_level, c->log_format);
+		     c->quic_idle_ms, c->request_ms, c->keepalive_ms, c->drain_grace_ms, c->mtu, wk, c->log_level, c->log_format);
 	if (w < 0)
 		return 0;
 	{ /* issue 17.6, appended so the table above stays as it was */

@@ -88,6 +88,7 @@ struct relay_config {
 	uint32_t udp_idle_ms;
 	uint32_t dns_idle_ms;
 	uint32_t quic_idle_ms;
+	uint32_t request_ms; /* timeouts.request: no tunnel this long, closed */
 	uint32_t keepalive_ms;
 	uint32_t drain_grace_ms;
 	uint16_t mtu;

@@ -2438,6 +2438,7 @@ stack:
 	}
 	mc.max_handshakes_per_source = r->cfg.max_handshakes_per_source;
 	mc.idle_timeout_ms = r->cfg.quic_idle_ms;
+	mc.request_timeout_ms = r->cfg.request_ms;
 	mc.keepalive_ms = r->cfg.keepalive_ms;
 	memset(&mcb, 0, sizeof(mcb));
 	mcb.on_request = on_request;

@@ -316,6 +316,9 @@ static void quic(struct mw *w, const struct metrics_values *v)
 	one(w, "zgate_quic_retries_source_total", "counter",
 	    "Retry packets sent because the source had its share of handshakes in progress.",
 	    q->retries_source);
+	one(w, "zgate_quic_request_timeouts_total", "counter",
+	    "Connections closed without a CONNECT-IP tunnel open within timeouts.request.",
+	    q->request_timeouts);
 	one(w, "zgate_quic_stateless_resets_total", "counter",
 	    "Stateless resets sent for packets of unknown connections.", q->stateless_resets);
 	one(w, "zgate_quic_bad_packets_total", "counter",

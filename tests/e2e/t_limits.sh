@@ -2,7 +2,8 @@
 # Limits, as an operator would meet them: a pool smaller than the number of
 # clients answers the extra one 503 (C05), audited, while the tunnels
 # already open keep working; a client that connects again reuses its
-# address instead of taking a new one.
+# address instead of taking a new one. A connection that never asks for
+# a tunnel is closed after timeouts.request; open tunnels outlive it.
 source "$(dirname "$0")/lib.sh"
 relay=$ZG_BIN/zgate-relay probe=$ZG_BIN/zgate-probe
 [[ -x $relay && -x $probe ]] || fail "binaries not built"
@@ -35,6 +36,7 @@ tls: { cert: $d/pki/relay.crt, key: $d/pki/relay.key, client_ca: $d/pki/ca.crt }
 uri_template: "https://localhost:4433/.well-known/masque/ip/{target}/{ipproto}/"
 policy: $d/policy.yaml
 pool: { ipv4: 10.100.0.0/29 }
+timeouts: { request: 2s }   # below the long tunnels' 3 s: open ones stay
 C
 chmod 644 "$d"/*.yaml
 ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
@@ -70,4 +72,14 @@ step "the pool is free again once they closed"
 p "${ids[$size]}" --target 198.18.0.2 --count 1 >/dev/null || fail "no address after the others left"
 used=$(ip netns exec "$ns" curl -s 127.0.0.1:8080/metrics | sed -n 's/^zgate_pool_used{version="4"} //p')
 [[ $used -eq 0 ]] || fail "addresses still in use after every tunnel closed: $used"
+
+step "a connection that never asks for a tunnel is closed after timeouts.request (2 s)"
+t0=$(date +%s%N)
+out=$(p "${ids[0]}" --no-request --timeout 8s 2>&1) || fail "not closed by the relay: $out"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "$out (after $ms ms)"
+expect_contains "$out" "no CONNECT-IP tunnel within 2000 ms" "close reason"
+(( ms >= 1900 && ms < 6000 )) || fail "closed after $ms ms, expected about 2000"
+n=$(ip netns exec "$ns" curl -s 127.0.0.1:8080/metrics | sed -n 's/^zgate_quic_request_timeouts_total //p')
+[[ $n == 1 ]] || fail "zgate_quic_request_timeouts_total is '$n', expected 1"
 echo PASS
