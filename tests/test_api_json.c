@@ -211,6 +211,36 @@ static void test_quote(void **state)
 	assert_int_equal(api_json_quote(NULL, 0, "abc"), 5);
 }
 
+static void test_content_type(void **state)
+{
+	(void)state;
+	assert_true(api_content_type_json("application/json"));
+	assert_true(api_content_type_json("Application/JSON"));
+	assert_true(api_content_type_json(" application/json ; charset=utf-8"));
+	assert_true(api_content_type_json("application/json;charset=UTF-8"));
+	assert_false(api_content_type_json(NULL));
+	assert_false(api_content_type_json(""));
+	assert_false(api_content_type_json("text/plain"));
+	assert_false(api_content_type_json("application/x-www-form-urlencoded"));
+	assert_false(api_content_type_json("multipart/form-data; boundary=x"));
+	assert_false(api_content_type_json("application/jsonp"));
+	assert_false(api_content_type_json("application/json-patch+json"));
+	assert_false(api_content_type_json("text/plain; x=application/json"));
+}
+
+static void test_cross_site(void **state)
+{
+	(void)state;
+	assert_false(api_cross_site(NULL, NULL));
+	assert_false(api_cross_site(NULL, "none"));
+	assert_false(api_cross_site(NULL, "same-origin"));
+	assert_true(api_cross_site(NULL, "cross-site"));
+	assert_true(api_cross_site(NULL, "same-site"));
+	assert_true(api_cross_site("https://evil.example", NULL));
+	assert_true(api_cross_site("null", "none"));
+	assert_true(api_cross_site("", NULL));
+}
+
 static int cfg_parse(struct api_config *c, const char *const *args, int n, enum api_action *pa)
 {
 	char *argv[16];
@@ -333,6 +363,8 @@ int main(void)
 		cmocka_unit_test(test_alloc_limits),
 		cmocka_unit_test(test_refresh_bodies),
 		cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_content_type),
+		cmocka_unit_test(test_cross_site),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_config_env),
 		cmocka_unit_test(test_example_config),

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "zg_err.h"
@@ -419,6 +420,29 @@ int api_parse_refresh(const char *body, size_t len, char relay_id[API_RELAY_ID_M
 		return r;
 	}
 	return 0;
+}
+
+int api_content_type_json(const char *v)
+{
+	static const char want[] = "application/json";
+	const size_t n = sizeof(want) - 1;
+
+	if (v == NULL)
+		return 0;
+	v += strspn(v, " \t");
+	if (strncasecmp(v, want, n) != 0)
+		return 0;
+	v += n;
+	v += strspn(v, " \t");
+	return *v == '\0' || *v == ';';
+}
+
+int api_cross_site(const char *origin, const char *sec_fetch_site)
+{
+	if (origin != NULL)
+		return 1;
+	return sec_fetch_site != NULL && strcasecmp(sec_fetch_site, "same-origin") != 0 &&
+	       strcasecmp(sec_fetch_site, "none") != 0;
 }
 
 size_t api_json_quote(char *out, size_t outlen, const char *s)

@@ -42,7 +42,7 @@ enum ep {
 };
 static const char *const ep_names[EP__N] = { "health", "ready", "metrics", "allocate", "get",
 					     "refresh", "release", "stats", "other" };
-static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 500, 503 };
+static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503 };
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "new",
 						     "reclaimed" };
@@ -67,6 +67,7 @@ struct req {
 	unsigned code;
 	size_t len;
 	int too_large;
+	int answered; /* a response was queued at the head: the body is dropped */
 	char body[API_BODY_MAX + 1];
 };
 
@@ -744,6 +745,49 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 	return send_error(conn, rq, 404, "no such endpoint", NULL, NULL);
 }
 
+/* Whether the request announces a body (Content-Length other than 0, or
+ * chunked). */
+static int has_body(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL)
+		return 1;
+	return cl != NULL && cl[strspn(cl, "0 \t")] != '\0';
+}
+
+/* What is decided as soon as the head is complete, before any of the body
+ * is read. Returns MHD_YES to go on reading the request, or the result of
+ * queueing a refusal (rq->answered set; MHD then drops the body and
+ * closes the connection). */
+static enum MHD_Result head(struct MHD_Connection *conn, struct req *rq)
+{
+	enum MHD_Result r;
+
+	if (api_cross_site(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+			   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site"))) {
+		r = send_error(conn, rq, 403,
+			       "cross-site request refused: zgate-api serves no browser UI and "
+			       "refuses requests with an Origin header or a cross-site "
+			       "Sec-Fetch-Site",
+			       MHD_HTTP_HEADER_CONNECTION, "close");
+		rq->answered = 1;
+		return r;
+	}
+	if (has_body(conn) &&
+	    !api_content_type_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							       MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		r = send_error(conn, rq, 415,
+			       "a request with a body must have Content-Type: application/json",
+			       MHD_HTTP_HEADER_CONNECTION, "close");
+		rq->answered = 1;
+		return r;
+	}
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -759,6 +803,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->ep = EP_OTHER;
 		*con_cls = rq;
+		return head(conn, rq);
+	}
+	if (rq->answered) {
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {

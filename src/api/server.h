@@ -13,6 +13,10 @@
  * A certificate must chain to the configured CA and, when it has an
  * extended key usage, allow TLS client authentication. A certificate that
  * is presented but fails is refused (401) even with a good token.
+ *
+ * No browser UI is served: a request with an Origin header or a
+ * cross-site Sec-Fetch-Site is refused (403), and one with a body must be
+ * Content-Type: application/json (415), both decided on the head (CSRF).
  */
 #ifndef ZG_API_SERVER_H
 #define ZG_API_SERVER_H

@@ -85,7 +85,7 @@ done
 # req URL METHOD PATH [BODY] [curl options...]: prints "CODE BODY"
 req() {
 	local u=$1 m=$2 p=$3 body=${4:-}; shift 4 || shift $#
-	curl -sS --cacert "$P/ca.crt" -X "$m" ${body:+-d "$body"} -o "$ZG_TMP/body" -w '%{http_code}' \
+	curl -sS --cacert "$P/ca.crt" -X "$m" ${body:+-d "$body" -H "Content-Type: application/json"} -o "$ZG_TMP/body" -w '%{http_code}' \
 		"$@" "$u/api/v1/ipam/$p" >"$ZG_TMP/code" || true
 	echo "$(cat "$ZG_TMP/code") $(cat "$ZG_TMP/body")"
 }
@@ -169,6 +169,32 @@ r=$(req $A POST allocations "{\"client_id\":\"$(head -c 5000 /dev/zero | tr '\0'
 r=$(req $A GET 'allocations/a%20b' '' "${R1[@]}"); [[ $r == 400* ]] || fail "bad id in path: $r"
 r=$(req $A PATCH allocations/agent-2 '' "${R1[@]}"); [[ $r == 405* ]] || fail "PATCH: $r"
 r=$(req $A GET nothing '' "${R1[@]}"); [[ $r == 404* ]] || fail "unknown path: $r"
+
+step "cross-site requests and content types (CSRF)"
+# raw CURL-ARGS...: prints "CODE BODY" of a POST of a valid allocation as relay r1
+raw() {
+	curl -sS --cacert "$P/ca.crt" "${R1[@]}" -o "$ZG_TMP/body" -w '%{http_code}' \
+		"$@" "$A/api/v1/ipam/allocations" >"$ZG_TMP/code" || true
+	echo "$(cat "$ZG_TMP/code") $(cat "$ZG_TMP/body")"
+}
+# A browser's form post: curl -d sends application/x-www-form-urlencoded.
+r=$(raw -d '{"client_id":"csrf-1"}'); echo "$r"
+[[ $r == 415*"Content-Type: application/json"* ]] || fail "form-encoded body accepted: $r"
+r=$(raw -d '{"client_id":"csrf-1"}' -H 'Content-Type: text/plain'); [[ $r == 415* ]] || fail "text/plain body: $r"
+r=$(raw -d '{"client_id":"csrf-1"}' -H 'Content-Type:'); [[ $r == 415* ]] || fail "body without Content-Type: $r"
+r=$(raw -d '{"client_id":"csrf-1"}' -H 'Content-Type: application/json' -H 'Origin: https://evil.example'); echo "$r"
+[[ $r == 403*"cross-site"* ]] || fail "request with an Origin header: $r"
+r=$(raw -d '{"client_id":"csrf-1"}' -H 'Content-Type: application/json' -H 'Sec-Fetch-Site: cross-site')
+[[ $r == 403*"cross-site"* ]] || fail "Sec-Fetch-Site: cross-site: $r"
+r=$(req $A GET stats '' -H "Authorization: Bearer $TOKEN" -H 'Origin: null')
+[[ $r == 403* ]] || fail "GET with an Origin header: $r"
+[[ $(pg_sql "SELECT count(*) FROM ipam_addresses WHERE client_id = 'csrf-1'") == 0 ]] ||
+	fail "a refused request allocated an address"
+r=$(raw -d '{"client_id":"csrf-1"}' -H 'Content-Type: application/json; charset=utf-8' -H 'Sec-Fetch-Site: same-origin')
+[[ $r == 201* ]] || fail "application/json with charset: $r"
+r=$(req $A PUT allocations/csrf-1/refresh '' "${R1[@]}"); [[ $r == 200* ]] || fail "refresh without a body needs no Content-Type: $r"
+m=$(curl -sS --cacert "$P/ca.crt" $A/metrics)
+grep -q '^zgate_api_requests_total{endpoint="[a-z]*",code="415"} [1-9]' <<<"$m" || fail "415 not counted in /metrics"
 
 step "race: two replicas, 250 clients each allocated through both at once"
 python3 "$ZG_ROOT/tests/e2e/api_load.py" race --url $A --url $B --ca "$P/ca.crt" --cert "$P/r1.crt" \

@@ -78,7 +78,7 @@ api_start
 # api METHOD PATH [BODY]: as admin, prints "CODE BODY"
 api() {
 	ip netns exec "$R" curl -sS --cacert "$P/ca.crt" --cert "$P/ops.crt" --key "$P/ops.key" \
-		-X "$1" ${3:+-d "$3"} -o "$D/api.body" -w '%{http_code}' \
+		-X "$1" ${3:+-d "$3" -H "Content-Type: application/json"} -o "$D/api.body" -w '%{http_code}' \
 		"https://127.0.0.1:8443/api/v1/ipam/$2" >"$D/api.code" || true
 	echo "$(cat "$D/api.code") $(cat "$D/api.body")"
 }
