@@ -44,6 +44,12 @@ static const struct opt_spec opts[] = {
 	    "HTTP worker threads, each with its own database connection"),
 	NUM("db_timeout", OPT_T_DUR, db_timeout_ms, 100, 600000, "5s",
 	    "a request fails with 503 when the database does not answer within this"),
+	NUM("max_connections_per_address", OPT_T_U32, max_conns_per_address, 0, 4096, "256",
+	    "open connections one source address (IPv6: one /64) may hold; more are closed at "
+	    "once; 0 = no cap. Relays behind one NAT share it"),
+	NUM("head_timeout", OPT_T_DUR, head_timeout_ms, 1000, 600000, "10s",
+	    "a connection must finish its TLS handshake and each request's head within this "
+	    "(after a keep-alive answer: within 60s more), else it is closed"),
 	{ .key = "log_level",
 	  .type = OPT_T_LEVEL,
 	  F(log_level),

@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
+#include "fnv.h"
 #include "histo.h"
 #include "hostport.h"
 #include "log.h"
@@ -26,6 +28,11 @@
 
 #define TOKEN_MAX 256
 #define PEM_MAX (1 << 20)
+#define CONN_LIMIT 4096u    /* connections, all sources */
+#define IDLE_TIMEOUT_S 60u  /* a keep-alive connection idle this long is closed */
+#define IPTAB 8192u         /* per-address counts: > 2 x CONN_LIMIT, never full */
+#define WATCHDOG_MS 250     /* how often head deadlines are checked */
+#define LOG_EVERY_S 10      /* refusals are logged at most this often */
 
 /* Endpoints as /metrics labels them. */
 enum ep {
@@ -42,10 +49,20 @@ enum ep {
 };
 static const char *const ep_names[EP__N] = { "health", "ready", "metrics", "allocate", "get",
 					     "refresh", "release", "stats", "other" };
-static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503 };
+static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500,
+				  503 };
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "new",
 						     "reclaimed" };
+
+struct conn_ctx;
+
+/* Open connections of one source address (IPv4, or one IPv6 /64), in an
+ * open-addressing table; n == 0 marks a free slot. */
+struct ipslot {
+	unsigned char key[16];
+	uint32_t n;
+};
 
 struct api_server {
 	struct MHD_Daemon *d;
@@ -58,17 +75,22 @@ struct api_server {
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
 	uint64_t allocations[API_ALLOC__N];
 	uint64_t exhausted, auth_failures;
-};
 
-/* What one request carries between the calls MHD makes for it. */
-struct req {
-	struct timespec start;
-	enum ep ep;
-	unsigned code;
-	size_t len;
-	int too_large;
-	int answered; /* a response was queued at the head: the body is dropped */
-	char body[API_BODY_MAX + 1];
+	/* Connections, under cmu: open ones per source address (refused
+	 * above max_per_addr when accepted), and those whose TLS handshake
+	 * and request head are awaited, each with its deadline, which the
+	 * watchdog thread enforces by shutting their socket down. */
+	pthread_mutex_t cmu;
+	pthread_cond_t wcv;
+	pthread_t watchdog;
+	int watchdog_on, stopping;
+	struct ipslot *ips;
+	uint32_t ip_seed, max_per_addr, head_timeout_ms;
+	struct conn_ctx *pending;
+	uint64_t open_conns, refused_per_addr, head_timeouts;
+	uint64_t refused_unlogged, timeouts_unlogged;
+	int64_t refused_log_ms, timeouts_log_ms;
+	char refused_last[INET6_ADDRSTRLEN];
 };
 
 /* ---------------------------------------------------------------- files */
@@ -221,6 +243,22 @@ struct ident {
 	const char *why;                 /* WHO_BAD: for the answer */
 };
 
+/* What one request carries between the calls MHD makes for it. */
+struct req {
+	struct timespec start;
+	enum ep ep;
+	unsigned code;
+	size_t len;
+	int too_large;
+	int answered;    /* a response was queued at the head: the body is dropped */
+	int close;       /* answer with Connection: close */
+	int route_bad;   /* the path names an allocation with an invalid client id */
+	int nobody;      /* answered without a body: none was announced */
+	struct api_route rt;
+	struct ident id; /* decided at the head */
+	char body[API_BODY_MAX + 1];
+};
+
 /* Whether a certificate's extended key usage (if it has one) allows TLS
  * client authentication. */
 static int eku_client_ok(gnutls_x509_crt_t crt)
@@ -330,19 +368,292 @@ struct conn_ctx {
 	time_t at;                /* CLOCK_MONOTONIC seconds of the verification */
 	unsigned char sha256[32]; /* of the certificate verified */
 	struct ident id;          /* its result */
+	/* under the server's cmu: */
+	int fd;
+	int counted;                  /* holds one count of key's slot */
+	unsigned char key[16];        /* its source address */
+	int64_t deadline_ms;          /* of its head; 0: not waiting for one */
+	struct conn_ctx *prev, *next; /* in the server's pending list */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The table key of a source address: an IPv4 address as v4-mapped IPv6;
+ * an IPv6 address cut to its /64, which one host usually holds whole. */
+static int addr_key(const struct sockaddr *sa, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (sa != NULL && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &in->sin_addr, 4);
+		return 0;
+	}
+	if (sa != NULL && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		memcpy(key, &in6->sin6_addr, 16);
+		if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			memset(key + 8, 0, 8);
+		return 0;
+	}
+	return -1;
+}
+
+static void key_text(const unsigned char key[16], char *buf, size_t len)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (memcmp(key, mapped, 12) == 0)
+		(void)inet_ntop(AF_INET, key + 12, buf, (socklen_t)len);
+	else if (inet_ntop(AF_INET6, key, buf, (socklen_t)len) != NULL)
+		(void)snprintf(buf + strlen(buf), len - strlen(buf), "/64");
+}
+
+static uint32_t ip_hash(const struct api_server *s, const unsigned char key[16])
+{
+	return fnv32_bytes(s->ip_seed, key, 16) & (IPTAB - 1);
+}
+
+/* The slot of key, or the free slot where it would go (*pfound 0). Under
+ * cmu. The table never fills: it holds at most CONN_LIMIT (plus a few
+ * accepted at once) keys in IPTAB slots. */
+static struct ipslot *ip_find(struct api_server *s, const unsigned char key[16], int *pfound)
+{
+	uint32_t i = ip_hash(s, key);
+
+	while (s->ips[i].n != 0) {
+		if (memcmp(s->ips[i].key, key, 16) == 0) {
+			*pfound = 1;
+			return &s->ips[i];
+		}
+		i = (i + 1) & (IPTAB - 1);
+	}
+	*pfound = 0;
+	return &s->ips[i];
+}
+
+/* Empties slot e, moving later keys of its probe run back (linear probing
+ * without tombstones). Under cmu. */
+static void ip_remove(struct api_server *s, struct ipslot *e)
+{
+	uint32_t i = (uint32_t)(e - s->ips), j = i;
+
+	for (;;) {
+		uint32_t h;
+
+		j = (j + 1) & (IPTAB - 1);
+		if (s->ips[j].n == 0)
+			break;
+		h = ip_hash(s, s->ips[j].key);
+		/* j's key may move to i unless its home h lies cyclically in (i, j] */
+		if (i <= j ? (h <= i || h > j) : (h <= i && h > j)) {
+			s->ips[i] = s->ips[j];
+			i = j;
+		}
+	}
+	s->ips[i].n = 0;
+}
+
+static void pend_add(struct api_server *s, struct conn_ctx *cc, int64_t deadline)
+{
+	if (cc->deadline_ms != 0 || cc->fd < 0)
+		return;
+	cc->deadline_ms = deadline;
+	cc->prev = NULL;
+	cc->next = s->pending;
+	if (s->pending != NULL)
+		s->pending->prev = cc;
+	s->pending = cc;
+}
+
+static void pend_del(struct api_server *s, struct conn_ctx *cc)
+{
+	if (cc->deadline_ms == 0)
+		return;
+	if (cc->prev != NULL)
+		cc->prev->next = cc->next;
+	else
+		s->pending = cc->next;
+	if (cc->next != NULL)
+		cc->next->prev = cc->prev;
+	cc->prev = cc->next = NULL;
+	cc->deadline_ms = 0;
+}
+
+/* MHD's accept policy: refuses a connection whose source address already
+ * holds max_per_addr (counted when MHD starts them, so connections
+ * accepted at the same instant by several threads may pass it by up to
+ * the thread count). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t salen)
+{
+	struct api_server *s = cls;
+	unsigned char key[16];
+	struct ipslot *e;
+	uint64_t n = 0;
+	int found, ok = 1;
+	char last[sizeof(s->refused_last)];
+	int64_t now;
+
+	(void)salen;
+	if (s->max_per_addr == 0 || addr_key(sa, key) != 0)
+		return MHD_YES;
+	now = now_ms();
+	pthread_mutex_lock(&s->cmu);
+	e = ip_find(s, key, &found);
+	if (found && e->n >= s->max_per_addr) {
+		ok = 0;
+		s->refused_per_addr++;
+		s->refused_unlogged++;
+		key_text(key, s->refused_last, sizeof(s->refused_last));
+		if (now - s->refused_log_ms >= LOG_EVERY_S * 1000) {
+			n = s->refused_unlogged;
+			memcpy(last, s->refused_last, sizeof(last));
+			s->refused_unlogged = 0;
+			s->refused_log_ms = now;
+		}
+	}
+	pthread_mutex_unlock(&s->cmu);
+	if (n)
+		log_warnx("refused %llu connection(s) over max_connections_per_address %u "
+			  "(the last from %s); logged again in %ds at most",
+			  (unsigned long long)n, s->max_per_addr, last, LOG_EVERY_S);
+	return ok ? MHD_YES : MHD_NO;
+}
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 			  enum MHD_ConnectionNotificationCode toe)
 {
-	(void)cls;
-	(void)conn;
+	struct api_server *s = cls;
+	struct conn_ctx *cc;
+
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = calloc(1, sizeof(struct conn_ctx)); /* NULL: no cache */
-	} else {
-		free(*socket_context);
-		*socket_context = NULL;
+		const union MHD_ConnectionInfo *fi =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ai =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		/* NULL: no cache, no count, no deadline but MHD's idle timeout */
+		*socket_context = cc = calloc(1, sizeof(struct conn_ctx));
+		if (cc == NULL)
+			return;
+		cc->fd = fi != NULL ? fi->connect_fd : -1;
+		pthread_mutex_lock(&s->cmu);
+		s->open_conns++;
+		if (s->max_per_addr != 0 && ai != NULL && addr_key(ai->client_addr, cc->key) == 0) {
+			int found;
+			struct ipslot *e = ip_find(s, cc->key, &found);
+
+			if (!found)
+				memcpy(e->key, cc->key, 16);
+			e->n++;
+			cc->counted = 1;
+		}
+		pend_add(s, cc, now_ms() + s->head_timeout_ms);
+		pthread_mutex_unlock(&s->cmu);
+		return;
 	}
+	/* MHD_CONNECTION_NOTIFY_CLOSED, before MHD closes the socket: once
+	 * out of the pending list, the watchdog never touches cc->fd. */
+	cc = *socket_context;
+	*socket_context = NULL;
+	if (cc == NULL)
+		return;
+	pthread_mutex_lock(&s->cmu);
+	pend_del(s, cc);
+	s->open_conns--;
+	if (cc->counted) {
+		int found;
+		struct ipslot *e = ip_find(s, cc->key, &found);
+
+		if (found && --e->n == 0)
+			ip_remove(s, e);
+	}
+	pthread_mutex_unlock(&s->cmu);
+	free(cc);
+}
+
+/* Closes the connections whose TLS handshake and request head did not
+ * arrive by their deadline (slow or silent clients holding connections):
+ * shutdown() makes MHD see the end of the stream and close it. */
+static void *watchdog_main(void *arg)
+{
+	struct api_server *s = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&s->cmu);
+	while (!s->stopping) {
+		int64_t now = now_ms();
+		uint64_t n = 0;
+
+		for (struct conn_ctx *cc = s->pending, *next; cc != NULL; cc = next) {
+			next = cc->next;
+			if (cc->deadline_ms > now)
+				continue;
+			(void)shutdown(cc->fd, SHUT_RDWR);
+			pend_del(s, cc);
+			s->head_timeouts++;
+			s->timeouts_unlogged++;
+		}
+		if (s->timeouts_unlogged && now - s->timeouts_log_ms >= LOG_EVERY_S * 1000) {
+			n = s->timeouts_unlogged;
+			s->timeouts_unlogged = 0;
+			s->timeouts_log_ms = now;
+		}
+		if (n) {
+			pthread_mutex_unlock(&s->cmu);
+			log_warnx("closed %llu connection(s) that did not complete their TLS handshake "
+				  "and request head within head_timeout %ums; logged again in %ds at "
+				  "most",
+				  (unsigned long long)n, s->head_timeout_ms, LOG_EVERY_S);
+			pthread_mutex_lock(&s->cmu);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += WATCHDOG_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&s->wcv, &s->cmu, &until);
+	}
+	pthread_mutex_unlock(&s->cmu);
+	return NULL;
+}
+
+/* The request's head is complete: its deadline no longer applies. */
+static void head_arrived(struct api_server *s, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_ctx *cc = ci ? ci->socket_context : NULL;
+
+	if (cc == NULL)
+		return;
+	pthread_mutex_lock(&s->cmu);
+	pend_del(s, cc);
+	pthread_mutex_unlock(&s->cmu);
+}
+
+/* An answer went out on a keep-alive connection: the next request's head
+ * must come within MHD's idle timeout plus head_timeout. */
+static void head_awaited(struct api_server *s, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_ctx *cc = ci ? ci->socket_context : NULL;
+
+	if (cc == NULL)
+		return;
+	pthread_mutex_lock(&s->cmu);
+	pend_add(s, cc, now_ms() + IDLE_TIMEOUT_S * 1000 + s->head_timeout_ms);
+	pthread_mutex_unlock(&s->cmu);
 }
 
 static void cached_cert_identity(struct MHD_Connection *conn, struct ident *id)
@@ -419,6 +730,8 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, struct req *rq, un
 	(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (hname != NULL)
 		(void)MHD_add_response_header(res, hname, hval);
+	if (rq->close)
+		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
 	rq->code = code;
 	r = MHD_queue_response(conn, code, res);
 	MHD_destroy_response(res);
@@ -550,6 +863,19 @@ static enum MHD_Result send_metrics(struct api_server *s, struct MHD_Connection 
 		 "credentials (401) or role (403).\n# TYPE zgate_api_auth_failures_total counter\n"
 		 "zgate_api_auth_failures_total %llu\n",
 	     (unsigned long long)__atomic_load_n(&s->auth_failures, __ATOMIC_RELAXED));
+	pthread_mutex_lock(&s->cmu);
+	mout(&m, "# HELP zgate_api_connections_open TLS connections open now.\n"
+		 "# TYPE zgate_api_connections_open gauge\nzgate_api_connections_open %llu\n"
+		 "# HELP zgate_api_connections_refused_total Connections closed at once because "
+		 "their source address held max_connections_per_address already.\n"
+		 "# TYPE zgate_api_connections_refused_total counter\n"
+		 "zgate_api_connections_refused_total %llu\n"
+		 "# HELP zgate_api_head_timeouts_total Connections closed because their TLS "
+		 "handshake and request head did not arrive within head_timeout.\n"
+		 "# TYPE zgate_api_head_timeouts_total counter\nzgate_api_head_timeouts_total %llu\n",
+	     (unsigned long long)s->open_conns, (unsigned long long)s->refused_per_addr,
+	     (unsigned long long)s->head_timeouts);
+	pthread_mutex_unlock(&s->cmu);
 	mout(&m, "# HELP zgate_api_db_retries_total Allocation transactions run again after "
 		 "losing a race to another one.\n# TYPE zgate_api_db_retries_total counter\n"
 		 "zgate_api_db_retries_total %llu\n",
@@ -631,16 +957,18 @@ static enum MHD_Result handle_allocate(struct api_server *s, struct MHD_Connecti
 	return send_lease(conn, rq, how == API_ALLOC_EXISTING ? 200 : 201, &l, how_names[how]);
 }
 
+/* The answer to a request whose body (if any) has been read; rq->rt and
+ * rq->id were decided at its head. */
 static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
-				struct req *rq, const char *url, const char *method)
+				struct req *rq, const char *method)
 {
-	struct api_route rt;
-	struct ident id;
+	const struct api_route rt = rq->rt;
+	const struct ident id = rq->id;
 	struct api_lease l;
 	char err[256], relay[API_RELAY_ID_MAX + 1];
 	int r, get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
-	if (api_route_parse(url, &rt) != 0) {
+	if (rq->route_bad) {
 		rq->ep = EP_OTHER;
 		return send_error(conn, rq, 400,
 				  "the client id in the path must be 1 to 128 characters of A-Z "
@@ -672,7 +1000,6 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 	default:
 		break;
 	}
-	identify(s, conn, &id);
 	switch (rt.kind) {
 	case API_R_ALLOCS:
 		rq->ep = EP_ALLOCATE;
@@ -758,33 +1085,94 @@ static int has_body(struct MHD_Connection *conn)
 	return cl != NULL && cl[strspn(cl, "0 \t")] != '\0';
 }
 
-/* What is decided as soon as the head is complete, before any of the body
- * is read. Returns MHD_YES to go on reading the request, or the result of
- * queueing a refusal (rq->answered set; MHD then drops the body and
- * closes the connection). */
-static enum MHD_Result head(struct MHD_Connection *conn, struct req *rq)
-{
-	enum MHD_Result r;
+/* The credentials an endpoint and method need: ROLE_METHOD (no such
+ * method), ROLE_ANY (relay or admin) or ROLE_ADMIN. */
+enum role { ROLE_METHOD, ROLE_ANY, ROLE_ADMIN };
 
+static enum role role_needed(enum api_route_kind k, const char *method)
+{
+	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+	switch (k) {
+	case API_R_ALLOCS:
+		return strcmp(method, "POST") == 0 ? ROLE_ANY : ROLE_METHOD;
+	case API_R_ALLOC:
+		return get ? ROLE_ANY : strcmp(method, "DELETE") == 0 ? ROLE_ADMIN : ROLE_METHOD;
+	case API_R_REFRESH:
+		return strcmp(method, "PUT") == 0 ? ROLE_ANY : ROLE_METHOD;
+	case API_R_STATS:
+		return get ? ROLE_ADMIN : ROLE_METHOD;
+	default:
+		return ROLE_METHOD;
+	}
+}
+
+/* What is decided as soon as the head is complete, before any of the body
+ * is read: cross-site requests, the endpoint, the method, the
+ * credentials, the body's type and announced size. Returns MHD_YES to go
+ * on reading the request, or the result of queueing the answer
+ * (rq->answered set; a refusal closes the connection, and MHD drops a body
+ * it has not read). */
+static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, struct req *rq,
+			    const char *url, const char *method)
+{
+	const char *cl;
+	enum role need;
+
+	head_arrived(s, conn);
+	rq->answered = 1;
+	rq->close = 1;
 	if (api_cross_site(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
-			   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site"))) {
-		r = send_error(conn, rq, 403,
-			       "cross-site request refused: zgate-api serves no browser UI and "
-			       "refuses requests with an Origin header or a cross-site "
-			       "Sec-Fetch-Site",
-			       MHD_HTTP_HEADER_CONNECTION, "close");
-		rq->answered = 1;
-		return r;
+			   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site")))
+		return send_error(conn, rq, 403,
+				  "cross-site request refused: zgate-api serves no browser UI and "
+				  "refuses requests with an Origin header or a cross-site "
+				  "Sec-Fetch-Site",
+				  NULL, NULL);
+	rq->route_bad = api_route_parse(url, &rq->rt) != 0;
+	switch (rq->route_bad ? API_R_NONE : rq->rt.kind) {
+	case API_R_NONE:
+	case API_R_HEALTH:
+	case API_R_READY:
+	case API_R_METRICS:
+		/* Need no credentials and no body. One that announces a body is
+		 * answered now, and closed, rather than read; else the answer
+		 * waits for the end of the request (an answer queued now makes
+		 * MHD close the connection: no keep-alive). */
+		goto public;
+	default:
+		break;
+	}
+	need = role_needed(rq->rt.kind, method);
+	if (need == ROLE_METHOD)
+		goto public; /* 405 with Allow */
+	identify(s, conn, &rq->id);
+	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY))) {
+		rq->ep = rq->rt.kind == API_R_ALLOCS    ? EP_ALLOCATE
+			 : rq->rt.kind == API_R_REFRESH ? EP_REFRESH
+			 : rq->rt.kind == API_R_STATS   ? EP_STATS
+			 : need == ROLE_ADMIN           ? EP_RELEASE
+							: EP_GET;
+		return refuse(s, conn, rq, &rq->id);
 	}
 	if (has_body(conn) &&
 	    !api_content_type_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							       MHD_HTTP_HEADER_CONTENT_TYPE))) {
-		r = send_error(conn, rq, 415,
-			       "a request with a body must have Content-Type: application/json",
-			       MHD_HTTP_HEADER_CONNECTION, "close");
-		rq->answered = 1;
-		return r;
-	}
+							       MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return send_error(conn, rq, 415,
+				  "a request with a body must have Content-Type: application/json",
+				  NULL, NULL);
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL && strtoull(cl, NULL, 10) > API_BODY_MAX)
+		return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
+	rq->answered = 0;
+	rq->close = 0;
+	return MHD_YES;
+public:
+	if (has_body(conn))
+		return dispatch(s, conn, rq, method);
+	rq->answered = 0;
+	rq->close = 0;
+	rq->nobody = 1;
 	return MHD_YES;
 }
 
@@ -803,7 +1191,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->ep = EP_OTHER;
 		*con_cls = rq;
-		return head(conn, rq);
+		return head(s, conn, rq, url, method);
 	}
 	if (rq->answered) {
 		*upload_data_size = 0;
@@ -812,6 +1200,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_data_size != 0) {
 		size_t n = *upload_data_size;
 
+		if (rq->nobody) /* not announced: cannot be */
+			return MHD_NO;
 		if (rq->len + n > API_BODY_MAX) {
 			rq->too_large = 1; /* keep reading, answer 413 at the end */
 		} else {
@@ -822,7 +1212,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	rq->body[rq->len] = '\0';
-	return dispatch(s, conn, rq, url, method);
+	rq->answered = 1;
+	return dispatch(s, conn, rq, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -833,11 +1224,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct timespec now;
 	uint64_t us;
 
-	(void)conn;
-	(void)toe;
 	if (rq == NULL)
 		return;
 	*con_cls = NULL;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !rq->close)
+		head_awaited(s, conn);
 	for (size_t c = 0; c < N_CODES; c++)
 		if (codes[c] == rq->code)
 			__atomic_fetch_add(&s->requests[rq->ep][c], 1, __ATOMIC_RELAXED);
@@ -864,6 +1255,18 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
 	log_debug("libmicrohttpd: %s", line);
 }
 
+static void stop_watchdog(struct api_server *s)
+{
+	if (!s->watchdog_on)
+		return;
+	pthread_mutex_lock(&s->cmu);
+	s->stopping = 1;
+	pthread_cond_signal(&s->wcv);
+	pthread_mutex_unlock(&s->cmu);
+	pthread_join(s->watchdog, NULL);
+	s->watchdog_on = 0;
+}
+
 int api_server_start(const struct api_config *cfg, struct api_db *db, const char *token,
 		     struct api_server **ps, char *err, size_t errlen)
 {
@@ -877,6 +1280,33 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	if (s == NULL)
 		return ZG_ERR_NOMEM;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->cmu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->wcv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	s->max_per_addr = cfg->max_conns_per_address;
+	s->head_timeout_ms = cfg->head_timeout_ms;
+	s->refused_log_ms = s->timeouts_log_ms = INT64_MIN / 2;
+	/* a seed an attacker cannot know, against crafted collisions */
+	if (gnutls_rnd(GNUTLS_RND_NONCE, &s->ip_seed, sizeof(s->ip_seed)) != 0)
+		s->ip_seed = (uint32_t)now_ms();
+	s->ip_seed ^= FNV32_INIT;
+	if ((s->ips = calloc(IPTAB, sizeof(*s->ips))) == NULL) {
+		zg_seterr(err, errlen, "out of memory");
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
+	if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+		zg_seterr(err, errlen, "cannot start a thread");
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
+	s->watchdog_on = 1;
 	s->db = db;
 	s->pool.first = cfg->pool_first;
 	s->pool.last = cfg->pool_last;
@@ -901,19 +1331,19 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	s->d = MHD_start_daemon(flags, p, NULL, NULL, on_request, s,
+	s->d = MHD_start_daemon(flags, p, on_accept, s, on_request, s,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-				MHD_OPTION_CONNECTION_LIMIT, 4096u,
-				MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+				MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
+				MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
 				MHD_OPTION_HTTPS_MEM_KEY, s->key,
 				MHD_OPTION_HTTPS_MEM_CERT, s->cert,
 				MHD_OPTION_HTTPS_MEM_TRUST, s->ca,
 				MHD_OPTION_HTTPS_PRIORITIES,
 				"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (s->d == NULL) {
@@ -925,6 +1355,10 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	*ps = s;
 	return 0;
 fail:
+	stop_watchdog(s);
+	free(s->ips);
+	pthread_cond_destroy(&s->wcv);
+	pthread_mutex_destroy(&s->cmu);
 	free(s->cert);
 	free(s->key);
 	free(s->ca);
@@ -937,7 +1371,11 @@ void api_server_stop(struct api_server *s)
 {
 	if (s == NULL)
 		return;
+	stop_watchdog(s);
 	MHD_stop_daemon(s->d);
+	free(s->ips);
+	pthread_cond_destroy(&s->wcv);
+	pthread_mutex_destroy(&s->cmu);
 	free(s->cert);
 	free(s->key);
 	free(s->ca);

@@ -17,6 +17,12 @@
  * No browser UI is served: a request with an Origin header or a
  * cross-site Sec-Fetch-Site is refused (403), and one with a body must be
  * Content-Type: application/json (415), both decided on the head (CSRF).
+ *
+ * Credentials, too, are checked on the head: a refused request is answered
+ * and its connection closed before its body is read. A connection must
+ * complete its TLS handshake and request head within head_timeout (a
+ * watchdog thread shuts late ones down), and one source address may hold
+ * max_connections_per_address connections (refused when accepted).
  */
 #ifndef ZG_API_SERVER_H
 #define ZG_API_SERVER_H

@@ -160,6 +160,27 @@ out=$(curl -sS --cacert "$P/ca.crt" "${R1[@]}" -w '%{http_code} %{num_connects}\
 	$A/api/v1/ipam/allocations/agent-2 $A/api/v1/ipam/stats)
 [[ $out == $'200 1\n403 0' ]] || fail "keep-alive connection as relay: $out"
 
+step "credentials checked on the head; silent, slow and too many connections"
+# Before the body: an unauthenticated request is answered and closed at once.
+python3 "$ZG_ROOT/tests/e2e/api_conns.py" early --port $PA --ca "$P/ca.crt" || fail "credentials after the body"
+r=$(req $A GET stats '' "${R1[@]}" -H 'Content-Length: 50000' -H 'Content-Type: application/json')
+[[ $r == 403* ]] || fail "relay on stats with an announced body: $r"
+PD=$((base + 3))
+"$API" "${common[@]}" --listen 127.0.0.1:$PD --head-timeout 1s --max-connections-per-address 4 \
+	>"$ZG_TMP/d.log" 2>&1 & dpid_api=$!
+cleanup "kill $dpid_api 2>/dev/null; wait $dpid_api 2>/dev/null"
+for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "https://127.0.0.1:$PD/health" >/dev/null && break; sleep 0.1; done
+python3 "$ZG_ROOT/tests/e2e/api_conns.py" deadline --port $PD --ca "$P/ca.crt" --within 1 ||
+	fail "no deadline for the TLS handshake and the request head"
+python3 "$ZG_ROOT/tests/e2e/api_conns.py" peraddr --port $PD --ca "$P/ca.crt" --cap 4 ||
+	fail "max_connections_per_address not enforced"
+m=$(curl -sS --cacert "$P/ca.crt" https://127.0.0.1:$PD/metrics)
+[[ $(awk '$1 == "zgate_api_head_timeouts_total" {print $2}' <<<"$m") -ge 2 ]] || fail "head timeouts not counted"
+[[ $(awk '$1 == "zgate_api_connections_refused_total" {print $2}' <<<"$m") -ge 1 ]] || fail "refused connections not counted"
+grep -q "over max_connections_per_address 4 (the last from 127.0.0.1)" "$ZG_TMP/d.log" || fail "refusal not logged"
+grep -q "within head_timeout 1000ms" "$ZG_TMP/d.log" || fail "head timeouts not logged"
+kill $dpid_api; wait $dpid_api || fail "replica D exited $? on SIGTERM"
+
 step "bad requests"
 r=$(req $A POST allocations '{"client_id":"x",}' "${R1[@]}"); [[ $r == 400* ]] || fail "bad JSON: $r"
 r=$(req $A POST allocations '{"client":"x"}' "${R1[@]}"); [[ $r == 400*unknown* ]] || fail "unknown key: $r"

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""api_conns.py — what zgate-api does with slow, silent and too many
+connections (tests/e2e/t_api.sh). Each check prints one line and exits 1
+when zgate-api did not behave.
+
+  api_conns.py early --host H --port P --ca CA
+      An unauthenticated POST whose head announces a 100 kB body, and no
+      body: the 401 must come at once and the connection close, without
+      zgate-api waiting for the body.
+  api_conns.py deadline --host H --port P --ca CA --within S
+      A TCP connection that sends nothing, and a TLS connection that sends
+      its request head one byte every 0.2 s: zgate-api must close both
+      within S seconds.
+  api_conns.py peraddr --host H --port P --ca CA --cap N
+      N keep-alive connections (one request each) stay open; the next
+      connection from the same address is closed at once; after one of the
+      N closes, a new one is served.
+"""
+import argparse
+import select
+import socket
+import ssl
+import sys
+import time
+
+
+def tls(a):
+    ctx = ssl.create_default_context(cafile=a.ca)
+    s = socket.create_connection((a.host, a.port), timeout=5)
+    return ctx.wrap_socket(s, server_hostname=a.host)
+
+
+def read_all(s, limit):
+    """What s sends until it closes, or None if it is still open after limit s."""
+    s.settimeout(limit)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except (socket.timeout, TimeoutError):
+        return None
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        return data
+
+
+def early(a):
+    s = tls(a)
+    t0 = time.monotonic()
+    s.sendall(b"POST /api/v1/ipam/allocations HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+    data = read_all(s, 3)
+    dt = time.monotonic() - t0
+    if data is None:
+        print("early: no answer within 3 s: zgate-api waits for the body before checking credentials")
+        return 1
+    line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    print(f"early: {line!r} and closed after {dt:.2f} s, body unsent")
+    return 0 if " 401 " in line + " " else 1
+
+
+def deadline(a):
+    t0 = time.monotonic()
+    silent = socket.create_connection((a.host, a.port), timeout=5)
+    slow = tls(a)
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+    closed_slow = None
+    for b in head:
+        try:
+            slow.sendall(bytes([b]))
+            if select.select([slow], [], [], 0.2)[0] and not slow.recv(4096):
+                raise ConnectionResetError
+        except (OSError, ssl.SSLError):
+            closed_slow = time.monotonic() - t0
+            break
+        if time.monotonic() - t0 > a.within + 2:
+            break
+    r = read_all(silent, max(0.1, a.within + 1 - (time.monotonic() - t0)))
+    closed_silent = time.monotonic() - t0 if r is not None else None
+    print(f"deadline: silent TCP closed after {closed_silent}, slow head closed after {closed_slow} "
+          f"(limit {a.within} s)")
+    ok = closed_silent is not None and closed_silent <= a.within + 1 and \
+        closed_slow is not None and closed_slow <= a.within + 1
+    return 0 if ok else 1
+
+
+def health(s):
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(5)
+    data = b""
+    while b"ok\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+    return data.startswith(b"HTTP/1.1 200")
+
+
+def peraddr(a):
+    held = []
+    for i in range(a.cap):
+        s = tls(a)
+        if not health(s):
+            print(f"peraddr: connection {i + 1} of {a.cap} not served")
+            return 1
+        held.append(s)
+    refused = False
+    try:
+        extra = tls(a)  # the server closes it before or during the handshake
+        refused = not health(extra)
+    except (OSError, ssl.SSLError):
+        refused = True
+    if not refused:
+        print(f"peraddr: connection {a.cap + 1} from one address was served")
+        return 1
+    held.pop().close()
+    time.sleep(0.3)
+    s = tls(a)
+    ok = health(s)
+    print(f"peraddr: {a.cap} held, the next refused, served again after one closed: {ok}")
+    return 0 if ok else 1
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["early", "deadline", "peraddr"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--within", type=float, default=1.0)
+    p.add_argument("--cap", type=int, default=4)
+    a = p.parse_args()
+    return {"early": early, "deadline": deadline, "peraddr": peraddr}[a.what](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
