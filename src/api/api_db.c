@@ -388,7 +388,7 @@ static const struct {
 	const char *sql;
 } stmts[ST__N] = {
 	/* One round trip, its own transaction (autocommit): the steps are in
-	 * the function (src/api/migrations/0002_allocate_function.sql). */
+	 * the function (src/api/migrations/0003_allocate_in_pool.sql). */
 	[ST_ALLOC] = { "zg_alloc", 7,
 		       "SELECT how, l_client, l_relay, l_address, l_created, l_last_seen FROM "
 		       "zgate_ipam_allocate($1, $2, $3::inet, $4::inet, $5::inet, $6::inet, "

@@ -6,7 +6,7 @@
  * constraints (src/api/migrations/0001_ipam.sql) allow one holder per
  * address and one address per client, so several zgate-api replicas can
  * race freely. An allocation is one transaction and one round trip: a
- * call of the function zgate_ipam_allocate (migration 0002) in
+ * call of the function zgate_ipam_allocate (migrations 0002, 0003) in
  * autocommit; when it loses a race (unique violation, serialization
  * failure, deadlock) it is rolled back and run again, up to
  * API_DB_RETRIES times. Every IPAM statement is prepared once per
@@ -74,11 +74,13 @@ int api_db_migrate(struct api_db *db, char *log, size_t loglen, char *err, size_
 
 /* Inserts the pool's addresses that are not in the table yet (a pool made
  * larger later gains rows; addresses of a former larger pool stay but are
- * never handed out). Returns 0 or ZG_ERR_IO with err set. */
+ * never handed out, and a lease on one is replaced at the client's next
+ * allocation: migration 0003). Returns 0 or ZG_ERR_IO with err set. */
 int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, size_t errlen);
 
 /* Allocation for req (relay_id: who asks; "" = none): the client's
- * existing lease (refreshed, relay updated); else the requested address
+ * existing lease (refreshed, relay updated) if it lies in the pool (one
+ * outside is freed first); else the requested address
  * if it is in the pool and free or expired; else the first free address
  * from a slot derived from the client id's hash; else the longest-unused
  * expired lease. Returns 0 with *out and *phow, ZG_ERR_LIMIT (pool

@@ -6,7 +6,8 @@
 # serverAuth-only EKU, no credentials, wrong token, relay on an admin
 # endpoint, relay_id not its own); bad requests; exhaustion and reclaiming
 # an expired lease (and a requested expired one: "how" of every path, the
-# 0002 function); two replicas racing with 250 clients allocated twice
+# 0002/0003 function; a lease outside a pool made smaller or moved is
+# replaced); two replicas racing with 250 clients allocated twice
 # at once (500 requests) → 250 distinct addresses; the database going
 # away and coming back; exit statuses; SIGTERM.
 source "$(dirname "$0")/lib.sh"
@@ -55,15 +56,18 @@ out=$("$API" migrate "${common[@]}") || fail "migrate exited $?"
 echo "$out"
 expect_contains "$out" "applied migration 0001_ipam" "first migrate"
 expect_contains "$out" "applied migration 0002_allocate_function" "first migrate"
+expect_contains "$out" "applied migration 0003_allocate_in_pool" "first migrate"
 out=$("$API" migrate "${common[@]}") || fail "second migrate exited $?"
-expect_contains "$out" "schema at version 2 (0 applied now)" "second migrate"
-[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 2 ]] || fail "migration recorded twice"
+expect_contains "$out" "schema at version 3 (0 applied now)" "second migrate"
+[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 3 ]] || fail "migration recorded twice"
 # A database at version 1 (a zgate-api of before 0002) gains the function;
-# 0002 is CREATE OR REPLACE, so it also runs over a function already there.
-pg_sql "DELETE FROM zgate_schema_migrations WHERE version = 2" >/dev/null
+# 0002 and 0003 are CREATE OR REPLACE, so they also run over a function
+# already there (and 0003 replaces 0002's).
+pg_sql "DELETE FROM zgate_schema_migrations WHERE version >= 2" >/dev/null
 out=$("$API" migrate "${common[@]}") || fail "migrate from version 1 exited $?"
 expect_contains "$out" "applied migration 0002_allocate_function" "migrate from version 1"
-expect_contains "$out" "schema at version 2 (1 applied now)" "migrate from version 1"
+expect_contains "$out" "applied migration 0003_allocate_in_pool" "migrate from version 1"
+expect_contains "$out" "schema at version 3 (2 applied now)" "migrate from version 1"
 [[ $(pg_sql "SELECT count(*) FROM pg_proc WHERE proname = 'zgate_ipam_allocate'") == 1 ]] ||
 	fail "not exactly one zgate_ipam_allocate function"
 
@@ -273,6 +277,39 @@ for l in 'zgate_api_pool_exhausted_total 2' 'zgate_api_allocations_total{how="ex
 	grep -qxF "$l" <<<"$m" || fail "metrics: no line '$l'"
 done
 kill $cpid; wait $cpid || fail "replica C exited $? on SIGTERM"
+
+step "a lease outside a pool made smaller or moved is replaced"
+pg_sql "CREATE DATABASE zgate3" >/dev/null
+PE=$((base + 4)) E=https://127.0.0.1:$((base + 4))
+start_e() { # POOL
+	"$API" "${common[@]}" --database "host=$PG_DIR user=zgate dbname=zgate3" --pool "$1" \
+		--listen 127.0.0.1:$PE >>"$ZG_TMP/e.log" 2>&1 & epid=$!
+	for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "$E/health" >/dev/null && break; sleep 0.1; done
+}
+cleanup "kill \$epid 2>/dev/null; wait \$epid 2>/dev/null"
+start_e 10.201.0.0/28
+r=$(req $E POST allocations '{"client_id":"shrink-1","requested_address":"10.201.0.12"}' "${R1[@]}")
+[[ $r == 201*10.201.0.12* ]] || fail "lease in the /28: $r"
+r=$(req $E POST allocations '{"client_id":"shrink-2"}' "${R1[@]}"); [[ $r == 201* ]] || fail "second lease: $r"
+kill $epid; wait $epid || true
+start_e 10.201.0.0/29 # .2 to .6: 10.201.0.12 is out
+r=$(req $E POST allocations '{"client_id":"shrink-1"}' "${R1[@]}"); echo "$r"
+a=$(field "$r" address)
+[[ $r == 201* && $(field "$r" how) == new && $a =~ ^10\.201\.0\.[2-6]$ ]] ||
+	fail "a lease outside the smaller pool was handed out again: $r"
+[[ $(PGDB=zgate3 pg_sql "SELECT count(*) FROM ipam_addresses WHERE client_id = 'shrink-1'") == 1 ]] ||
+	fail "shrink-1 holds more than one address"
+[[ $(PGDB=zgate3 pg_sql "SELECT client_id IS NULL FROM ipam_addresses WHERE address = '10.201.0.12'") == t ]] ||
+	fail "the address outside the pool was not freed"
+r=$(req $E POST allocations '{"client_id":"shrink-1"}' "${R1[@]}")
+[[ $r == 200* && $(field "$r" address) == "$a" && $(field "$r" how) == existing ]] || fail "again in the smaller pool: $r"
+kill $epid; wait $epid || true
+start_e 10.201.1.0/30 # moved: one address, 10.201.1.2
+r=$(req $E POST allocations '{"client_id":"shrink-2"}' "${R1[@]}"); echo "$r"
+[[ $r == 201* && $(field "$r" address) == 10.201.1.2 ]] || fail "a lease outside the moved pool: $r"
+r=$(req $E POST allocations '{"client_id":"shrink-1"}' "${R1[@]}")
+[[ $r == 409* ]] || fail "moved pool of one address, already taken: $r"
+kill $epid; wait $epid || fail "replica E exited $? on SIGTERM"
 
 step "database down and back"
 pg_kill
