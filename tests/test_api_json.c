@@ -289,6 +289,7 @@ static void test_config(void **state)
 	assert_string_equal(c.listen, "[::]:9443");
 	assert_int_equal(c.threads, 2);
 	assert_int_equal(c.max_conns_per_address, 256);
+	assert_int_equal(c.max_leases_per_relay, 0);
 	assert_int_equal(c.head_timeout_ms, 10000);
 	assert_int_equal(api_config_load_buf(&c, "t.yaml", "threads: 0\n", 11, err, sizeof(err)),
 			 ZG_ERR_CONFIG);
@@ -298,7 +299,8 @@ static void test_config(void **state)
 	/* The shared walker (yamlcfg_opts_mapping()) lists the keys. */
 	assert_non_null(strstr(err, "t.yaml:1:1: nope: unknown key (expected one of: listen, cert, "
 				    "key, ca, database, admin_token_file, pool, lease_ttl, threads, "
-				    "db_timeout, max_connections_per_address, head_timeout, "
+				    "db_timeout, max_leases_per_relay, max_connections_per_address, "
+				    "head_timeout, "
 				    "log_level, log_format)"));
 	assert_int_equal(api_config_load_buf(&c, "t.yaml", "pool: [a]\n", 10, err, sizeof(err)),
 			 ZG_ERR_CONFIG);

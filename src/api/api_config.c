@@ -44,6 +44,9 @@ static const struct opt_spec opts[] = {
 	    "HTTP worker threads, each with its own database connection"),
 	NUM("db_timeout", OPT_T_DUR, db_timeout_ms, 100, 600000, "5s",
 	    "a request fails with 503 when the database does not answer within this"),
+	NUM("max_leases_per_relay", OPT_T_U32, max_leases_per_relay, 0, 16777216, "0",
+	    "leases (not expired) one relay may hold; an allocation of a new address over it "
+	    "is refused with 429; 0 = no quota"),
 	NUM("max_connections_per_address", OPT_T_U32, max_conns_per_address, 0, 4096, "256",
 	    "open connections one source address (IPv6: one /64) may hold; more are closed at "
 	    "once; 0 = no cap. Relays behind one NAT share it"),

@@ -28,6 +28,7 @@ struct api_config {
 	uint32_t lease_ttl_ms;                      /* unused this long: reclaimable */
 	uint32_t threads;                           /* HTTP worker threads = DB connections */
 	uint32_t db_timeout_ms;                     /* a request waits this long for a DB connection */
+	uint32_t max_leases_per_relay;              /* active leases one relay may hold; 0 = any */
 	uint32_t max_conns_per_address;             /* open connections per source; 0 = no cap */
 	uint32_t head_timeout_ms;                   /* TLS handshake + request head deadline */
 	char log_level[16];

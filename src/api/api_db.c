@@ -379,6 +379,7 @@ enum stmt {
 	ST_REFRESH,
 	ST_RELEASE,
 	ST_STATS,
+	ST_LIST,
 	ST__N
 };
 
@@ -389,10 +390,10 @@ static const struct {
 } stmts[ST__N] = {
 	/* One round trip, its own transaction (autocommit): the steps are in
 	 * the function (src/api/migrations/0003_allocate_in_pool.sql). */
-	[ST_ALLOC] = { "zg_alloc", 7,
+	[ST_ALLOC] = { "zg_alloc", 8,
 		       "SELECT how, l_client, l_relay, l_address, l_created, l_last_seen FROM "
 		       "zgate_ipam_allocate($1, $2, $3::inet, $4::inet, $5::inet, $6::inet, "
-		       "$7::bigint)" },
+		       "$7::bigint, $8::integer)" },
 	[ST_GET] = { "zg_get", 1, "SELECT " LEASE_COLS " FROM ipam_addresses WHERE client_id = $1" },
 	[ST_REFRESH] = { "zg_refresh", 2,
 			 "UPDATE ipam_addresses SET last_seen = now(), relay_id = "
@@ -411,6 +412,11 @@ static const struct {
 		       "SELECT count(*), count(client_id), count(*) FILTER (WHERE client_id IS NOT "
 		       "NULL AND last_seen < now() - make_interval(secs => $3::bigint)) FROM "
 		       "ipam_addresses WHERE address >= $1::inet AND address <= $2::inet" },
+	/* Keyset paging: client_id's unique index gives the order. */
+	[ST_LIST] = { "zg_list", 3,
+		      "SELECT " LEASE_COLS " FROM ipam_addresses WHERE client_id IS NOT NULL AND "
+		      "($1 = '' OR relay_id = $1) AND client_id > $2 ORDER BY client_id "
+		      "LIMIT $3::integer" },
 };
 
 /* Executes statement st on s's connection, preparing it first if this
@@ -430,17 +436,22 @@ static PGresult *run(struct slot *s, enum stmt st, const char *const *p)
 	return PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams, p, NULL, NULL, 0);
 }
 
-/* Reads the lease in columns col..col+4 of res's first row. */
-static int row_lease(const PGresult *res, int col, struct api_lease *out)
+/* Reads the lease in columns col..col+4 of res's row. */
+static int row_lease_at(const PGresult *res, int row, int col, struct api_lease *out)
 {
 	memset(out, 0, sizeof(*out));
-	(void)snprintf(out->client_id, sizeof(out->client_id), "%s", PQgetvalue(res, 0, col));
-	(void)snprintf(out->relay_id, sizeof(out->relay_id), "%s", PQgetvalue(res, 0, col + 1));
-	if (inet_pton(AF_INET, PQgetvalue(res, 0, col + 2), &out->address) != 1)
+	(void)snprintf(out->client_id, sizeof(out->client_id), "%s", PQgetvalue(res, row, col));
+	(void)snprintf(out->relay_id, sizeof(out->relay_id), "%s", PQgetvalue(res, row, col + 1));
+	if (inet_pton(AF_INET, PQgetvalue(res, row, col + 2), &out->address) != 1)
 		return ZG_ERR_IO;
-	out->created = strtoll(PQgetvalue(res, 0, col + 3), NULL, 10);
-	out->last_seen = strtoll(PQgetvalue(res, 0, col + 4), NULL, 10);
+	out->created = strtoll(PQgetvalue(res, row, col + 3), NULL, 10);
+	out->last_seen = strtoll(PQgetvalue(res, row, col + 4), NULL, 10);
 	return 0;
+}
+
+static int row_lease(const PGresult *res, int col, struct api_lease *out)
+{
+	return row_lease_at(res, 0, col, out);
 }
 
 /* FNV-1a of the client id: where its search for a free address starts, so
@@ -466,13 +477,13 @@ static int parse_how(const char *s, enum api_alloc_how *out)
 
 int api_db_allocate(struct api_db *db, const struct api_pool *pool,
 		    const struct api_alloc_req *req, const char *relay_id, struct api_lease *out,
-		    enum api_alloc_how *phow)
+		    enum api_alloc_how *phow, uint64_t *pheld)
 {
 	char err[256], req_a[INET_ADDRSTRLEN], start[INET_ADDRSTRLEN], first[INET_ADDRSTRLEN],
-		last[INET_ADDRSTRLEN], ttl[16];
+		last[INET_ADDRSTRLEN], ttl[16], quota[16];
 	uint32_t size = pool->last - pool->first + 1;
 	uint32_t a = ntohl(req->requested.s_addr);
-	const char *p[7] = { req->client_id, relay_id, NULL, start, first, last, ttl };
+	const char *p[8] = { req->client_id, relay_id, NULL, start, first, last, ttl, quota };
 	struct slot *s = acquire(db, err, sizeof(err));
 	int r = ZG_ERR_IO, again = 1;
 
@@ -487,17 +498,22 @@ int api_db_allocate(struct api_db *db, const struct api_pool *pool,
 	addr_text(pool->first, first, sizeof(first));
 	addr_text(pool->last, last, sizeof(last));
 	(void)snprintf(ttl, sizeof(ttl), "%u", pool->ttl_s);
+	(void)snprintf(quota, sizeof(quota), "%u", pool->max_per_relay);
 	for (int attempt = 0; attempt <= API_DB_RETRIES; attempt++) {
 		PGresult *res = run(s, ST_ALLOC, p);
 
 		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-			if (PQntuples(res) == 0)
+			if (PQntuples(res) == 0) {
 				r = ZG_ERR_LIMIT;
-			else if (parse_how(PQgetvalue(res, 0, 0), phow) != 0 ||
-				 row_lease(res, 1, out) != 0)
+			} else if (strcmp(PQgetvalue(res, 0, 0), "over_quota") == 0) {
+				*pheld = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+				r = ZG_ERR_STATE;
+			} else if (parse_how(PQgetvalue(res, 0, 0), phow) != 0 ||
+				   row_lease(res, 1, out) != 0) {
 				r = ZG_ERR_IO;
-			else
+			} else {
 				r = 0;
+			}
 			if (r == ZG_ERR_IO)
 				db_error(db, s->conn, "allocation: unexpected answer");
 			PQclear(res);
@@ -574,6 +590,37 @@ int api_db_release(struct api_db *db, const char *client_id, struct api_lease *o
 	const char *p[1] = { client_id };
 
 	return lease_query(db, ST_RELEASE, p, out);
+}
+
+int api_db_list(struct api_db *db, const char *relay_id, const char *after, unsigned limit,
+		struct api_lease *out, size_t *pn)
+{
+	char err[256], lim[16];
+	const char *p[3] = { relay_id, after, lim };
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	int r = 0;
+
+	*pn = 0;
+	if (s == NULL)
+		return ZG_ERR_IO;
+	(void)snprintf(lim, sizeof(lim), "%u", limit > API_LIST_MAX ? API_LIST_MAX : limit);
+	res = run(s, ST_LIST, p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && reconnected(db, s)) {
+		PQclear(res);
+		res = run(s, ST_LIST, p);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error(db, s->conn, "list");
+		r = ZG_ERR_IO;
+	} else {
+		for (int i = 0; i < PQntuples(res) && (unsigned)i < limit && r == 0; i++)
+			if ((r = row_lease_at(res, i, 0, &out[i])) == 0)
+				*pn = (size_t)i + 1;
+	}
+	PQclear(res);
+	release(db, s);
+	return r;
 }
 
 int api_db_stats(struct api_db *db, const struct api_pool *pool, struct api_stats *out)

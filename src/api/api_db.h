@@ -32,7 +32,8 @@ struct api_db;
 /* The IPv4 pool in host order: clients get first..last. */
 struct api_pool {
 	uint32_t first, last;
-	uint32_t ttl_s; /* lease_ttl in seconds */
+	uint32_t ttl_s;         /* lease_ttl in seconds */
+	uint32_t max_per_relay; /* max_leases_per_relay; 0 = no quota */
 };
 
 struct api_lease {
@@ -83,11 +84,23 @@ int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, 
  * outside is freed first); else the requested address
  * if it is in the pool and free or expired; else the first free address
  * from a slot derived from the client id's hash; else the longest-unused
- * expired lease. Returns 0 with *out and *phow, ZG_ERR_LIMIT (pool
- * exhausted), ZG_ERR_IO (database unreachable or failing: 503). */
+ * expired lease. A new address is given only while relay_id holds fewer
+ * than pool->max_per_relay leases that are not expired (when both are set).
+ * Returns 0 with *out and *phow, ZG_ERR_LIMIT (pool exhausted),
+ * ZG_ERR_STATE (the relay's quota is used up: *pheld the leases it holds),
+ * ZG_ERR_IO (database unreachable or failing: 503). */
 int api_db_allocate(struct api_db *db, const struct api_pool *pool,
 		    const struct api_alloc_req *req, const char *relay_id, struct api_lease *out,
-		    enum api_alloc_how *phow);
+		    enum api_alloc_how *phow, uint64_t *pheld);
+
+#define API_LIST_MAX 1000 /* leases per page of api_db_list() */
+
+/* Up to limit (<= API_LIST_MAX) leases in client id order, of relay_id
+ * only unless it is "", with client ids after `after` ("" = from the
+ * start). Returns 0 with out[0..*pn), or ZG_ERR_IO. out has room for
+ * limit leases. */
+int api_db_list(struct api_db *db, const char *relay_id, const char *after, unsigned limit,
+		struct api_lease *out, size_t *pn);
 
 /* The lease of client_id. Returns 0, ZG_ERR_NOTFOUND or ZG_ERR_IO. */
 int api_db_get(struct api_db *db, const char *client_id, struct api_lease *out);

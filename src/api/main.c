@@ -66,11 +66,11 @@ static void print_config(const struct api_config *c)
 {
 	printf("listen: %s\ncert: %s\nkey: %s\nca: %s\ndatabase: (set, %zu bytes; not shown)\n"
 	       "admin_token_file: %s\npool: %s\nlease_ttl: %ums\nthreads: %u\ndb_timeout: %ums\n"
-	       "max_connections_per_address: %u\nhead_timeout: %ums\n"
+	       "max_leases_per_relay: %u\nmax_connections_per_address: %u\nhead_timeout: %ums\n"
 	       "log_level: %s\nlog_format: %s\n",
 	       c->listen, c->cert, c->key, c->ca, strlen(c->database),
 	       c->admin_token_file[0] ? c->admin_token_file : "(none)", c->pool, c->lease_ttl_ms,
-	       c->threads, c->db_timeout_ms, c->max_conns_per_address, c->head_timeout_ms,
+	       c->threads, c->db_timeout_ms, c->max_leases_per_relay, c->max_conns_per_address, c->head_timeout_ms,
 	       c->log_level, c->log_format);
 }
 
@@ -146,6 +146,7 @@ int main(int argc, char **argv)
 	pool.first = cfg.pool_first;
 	pool.last = cfg.pool_last;
 	pool.ttl_s = cfg.lease_ttl_ms / 1000;
+	pool.max_per_relay = cfg.max_leases_per_relay;
 	if ((r = api_db_seed_pool(db, &pool, err, sizeof(err))) != 0) {
 		log_errx("%s", err);
 		r = OPT_EXIT_FAILURE;

@@ -44,11 +44,12 @@ enum ep {
 	EP_REFRESH,
 	EP_RELEASE,
 	EP_STATS,
+	EP_LIST,
 	EP_OTHER,
 	EP__N
 };
 static const char *const ep_names[EP__N] = { "health", "ready", "metrics", "allocate", "get",
-					     "refresh", "release", "stats", "other" };
+					     "refresh", "release", "stats", "list", "other" };
 static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500,
 				  503 };
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
@@ -74,7 +75,8 @@ struct api_server {
 	struct zg_histo latency;
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
 	uint64_t allocations[API_ALLOC__N];
-	uint64_t exhausted, auth_failures;
+	uint64_t exhausted, auth_failures, over_quota;
+	int64_t quota_log_ms; /* under mu */
 
 	/* Connections, under cmu: open ones per source address (refused
 	 * above max_per_addr when accepted), and those whose TLS handshake
@@ -766,11 +768,12 @@ static void rfc3339(int64_t t, char *buf, size_t len)
 		(void)snprintf(buf, len, "unknown");
 }
 
-static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, unsigned code,
-				  const struct api_lease *l, const char *how)
+/* The JSON object of lease l (with "how" unless NULL) into buf. Returns
+ * the length snprintf would write. */
+static int lease_json(char *buf, size_t len, const struct api_lease *l, const char *how)
 {
 	char id[API_CLIENT_ID_MAX + 8], relay[API_RELAY_ID_MAX + 8], addr[INET_ADDRSTRLEN];
-	char created[32], seen[32], hows[48] = "", body[768];
+	char created[32], seen[32], hows[48] = "";
 
 	(void)api_json_quote(id, sizeof(id), l->client_id);
 	(void)api_json_quote(relay, sizeof(relay), l->relay_id);
@@ -779,10 +782,22 @@ static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, u
 	rfc3339(l->last_seen, seen, sizeof(seen));
 	if (how != NULL)
 		(void)snprintf(hows, sizeof(hows), ",\"how\":\"%s\"", how);
-	(void)snprintf(body, sizeof(body),
-		       "{\"client_id\":%s,\"address\":\"%s\",\"prefix_len\":32,\"relay_id\":%s,"
-		       "\"created\":\"%s\",\"last_seen\":\"%s\"%s}\n",
-		       id, addr, l->relay_id[0] ? relay : "null", created, seen, hows);
+	return snprintf(buf, len,
+			"{\"client_id\":%s,\"address\":\"%s\",\"prefix_len\":32,\"relay_id\":%s,"
+			"\"created\":\"%s\",\"last_seen\":\"%s\"%s}",
+			id, addr, l->relay_id[0] ? relay : "null", created, seen, hows);
+}
+
+static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, unsigned code,
+				  const struct api_lease *l, const char *how)
+{
+	char body[768];
+	int n = lease_json(body, sizeof(body) - 1, l, how);
+
+	if (n > 0 && (size_t)n < sizeof(body) - 1) {
+		body[n] = '\n';
+		body[n + 1] = '\0';
+	}
 	return send_json(conn, rq, code, body);
 }
 
@@ -859,6 +874,10 @@ static enum MHD_Result send_metrics(struct api_server *s, struct MHD_Connection 
 		 "address.\n# TYPE zgate_api_pool_exhausted_total counter\n"
 		 "zgate_api_pool_exhausted_total %llu\n",
 	     (unsigned long long)__atomic_load_n(&s->exhausted, __ATOMIC_RELAXED));
+	mout(&m, "# HELP zgate_api_over_quota_total Allocations refused: the relay held "
+		 "max_leases_per_relay leases already.\n# TYPE zgate_api_over_quota_total counter\n"
+		 "zgate_api_over_quota_total %llu\n",
+	     (unsigned long long)__atomic_load_n(&s->over_quota, __ATOMIC_RELAXED));
 	mout(&m, "# HELP zgate_api_auth_failures_total Requests refused for missing or bad "
 		 "credentials (401) or role (403).\n# TYPE zgate_api_auth_failures_total counter\n"
 		 "zgate_api_auth_failures_total %llu\n",
@@ -930,6 +949,7 @@ static enum MHD_Result handle_allocate(struct api_server *s, struct MHD_Connecti
 	struct api_lease l;
 	enum api_alloc_how how;
 	const char *relay;
+	uint64_t held = 0;
 	char err[256];
 	int r;
 
@@ -943,7 +963,27 @@ static enum MHD_Result handle_allocate(struct api_server *s, struct MHD_Connecti
 					  "relay_id differs from the relay's certificate", NULL, NULL);
 		relay = id->name;
 	}
-	r = api_db_allocate(s->db, &s->pool, &ar, relay, &l, &how);
+	r = api_db_allocate(s->db, &s->pool, &ar, relay, &l, &how, &held);
+	if (r == ZG_ERR_STATE) {
+		char msg[400];
+		struct timespec now;
+		int say;
+
+		__atomic_fetch_add(&s->over_quota, 1, __ATOMIC_RELAXED);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		pthread_mutex_lock(&s->mu);
+		say = now.tv_sec - s->quota_log_ms / 1000 >= 10 || s->quota_log_ms == 0;
+		if (say)
+			s->quota_log_ms = (int64_t)now.tv_sec * 1000;
+		pthread_mutex_unlock(&s->mu);
+		(void)snprintf(msg, sizeof(msg),
+			       "relay %s holds %llu leases, its quota (max_leases_per_relay) is %u: "
+			       "no new address for %s",
+			       relay, (unsigned long long)held, s->pool.max_per_relay, ar.client_id);
+		if (say)
+			log_warnx("%s (logged at most every 10 s)", msg);
+		return send_error(conn, rq, 429, msg, NULL, NULL);
+	}
 	if (r == ZG_ERR_LIMIT) {
 		__atomic_fetch_add(&s->exhausted, 1, __ATOMIC_RELAXED);
 		log_warnx("pool exhausted: no address for %s", ar.client_id);
@@ -959,6 +999,69 @@ static enum MHD_Result handle_allocate(struct api_server *s, struct MHD_Connecti
 
 /* The answer to a request whose body (if any) has been read; rq->rt and
  * rq->id were decided at its head. */
+/* GET ipam/allocations?relay_id=ID&after=CLIENT&limit=N (admins): one
+ * page of leases in client id order; "next" is the "after" of the next
+ * page, null on the last. */
+static enum MHD_Result handle_list(struct api_server *s, struct MHD_Connection *conn,
+				   struct req *rq)
+{
+	const char *relay = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "relay_id");
+	const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+	const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	unsigned long limit = 100;
+	struct api_lease *ls = NULL;
+	struct mbuf m = { NULL, 0, 0 };
+	size_t n = 0;
+	char *end, q[API_CLIENT_ID_MAX + 8];
+	enum MHD_Result res;
+	int r;
+
+	if (relay != NULL && !api_id_valid(relay, strlen(relay), API_RELAY_ID_MAX))
+		return send_error(conn, rq, 400, "relay_id must be 1 to 64 characters of A-Z a-z 0-9 "
+						 ". _ - @ : +", NULL, NULL);
+	if (after != NULL && !api_id_valid(after, strlen(after), API_CLIENT_ID_MAX))
+		return send_error(conn, rq, 400, "after must be a client id", NULL, NULL);
+	if (lim != NULL) {
+		errno = 0;
+		limit = strtoul(lim, &end, 10);
+		if (errno != 0 || end == lim || *end != '\0' || limit < 1 || limit > API_LIST_MAX)
+			return send_error(conn, rq, 400, "limit must be 1 to 1000", NULL, NULL);
+	}
+	/* one more than asked: whether there is a next page */
+	ls = calloc(limit + 1, sizeof(*ls));
+	m.cap = (limit + 1) * 700 + 256;
+	m.p = malloc(m.cap);
+	if (ls == NULL || m.p == NULL) {
+		free(ls);
+		free(m.p);
+		return MHD_NO;
+	}
+	r = api_db_list(s->db, relay ? relay : "", after ? after : "", (unsigned)limit + 1, ls,
+			&n);
+	if (r != 0) {
+		free(ls);
+		free(m.p);
+		return db_failed(conn, rq, r);
+	}
+	mout(&m, "{\"allocations\":[");
+	for (size_t i = 0; i < n && i < limit; i++) {
+		char one[768];
+
+		(void)lease_json(one, sizeof(one), &ls[i], NULL);
+		mout(&m, "%s%s", i ? "," : "", one);
+	}
+	if (n > limit) {
+		(void)api_json_quote(q, sizeof(q), ls[limit - 1].client_id);
+		mout(&m, "],\"next\":%s}\n", q);
+	} else {
+		mout(&m, "],\"next\":null}\n");
+	}
+	res = send_text(conn, rq, 200, "application/json", m.p, m.n, NULL, NULL);
+	free(ls);
+	free(m.p);
+	return res;
+}
+
 static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
 				struct req *rq, const char *method)
 {
@@ -1002,9 +1105,15 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 	}
 	switch (rt.kind) {
 	case API_R_ALLOCS:
+		if (get) {
+			rq->ep = EP_LIST;
+			if (id.who != WHO_ADMIN)
+				return refuse(s, conn, rq, &id);
+			return handle_list(s, conn, rq);
+		}
 		rq->ep = EP_ALLOCATE;
 		if (strcmp(method, "POST") != 0)
-			return wrong_method(conn, rq, "POST");
+			return wrong_method(conn, rq, "GET, HEAD, POST");
 		if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
 			return refuse(s, conn, rq, &id);
 		if (rq->too_large)
@@ -1095,7 +1204,7 @@ static enum role role_needed(enum api_route_kind k, const char *method)
 
 	switch (k) {
 	case API_R_ALLOCS:
-		return strcmp(method, "POST") == 0 ? ROLE_ANY : ROLE_METHOD;
+		return get ? ROLE_ADMIN : strcmp(method, "POST") == 0 ? ROLE_ANY : ROLE_METHOD;
 	case API_R_ALLOC:
 		return get ? ROLE_ANY : strcmp(method, "DELETE") == 0 ? ROLE_ADMIN : ROLE_METHOD;
 	case API_R_REFRESH:
@@ -1148,7 +1257,7 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 		goto public; /* 405 with Allow */
 	identify(s, conn, &rq->id);
 	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY))) {
-		rq->ep = rq->rt.kind == API_R_ALLOCS    ? EP_ALLOCATE
+		rq->ep = rq->rt.kind == API_R_ALLOCS    ? (need == ROLE_ADMIN ? EP_LIST : EP_ALLOCATE)
 			 : rq->rt.kind == API_R_REFRESH ? EP_REFRESH
 			 : rq->rt.kind == API_R_STATS   ? EP_STATS
 			 : need == ROLE_ADMIN           ? EP_RELEASE
@@ -1233,7 +1342,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		if (codes[c] == rq->code)
 			__atomic_fetch_add(&s->requests[rq->ep][c], 1, __ATOMIC_RELAXED);
 	if (rq->ep == EP_ALLOCATE || rq->ep == EP_GET || rq->ep == EP_REFRESH ||
-	    rq->ep == EP_RELEASE || rq->ep == EP_STATS) {
+	    rq->ep == EP_RELEASE || rq->ep == EP_STATS || rq->ep == EP_LIST) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		us = (uint64_t)(now.tv_sec - rq->start.tv_sec) * 1000000u +
 		     (uint64_t)((now.tv_nsec - rq->start.tv_nsec) / 1000);
@@ -1311,6 +1420,7 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	s->pool.first = cfg->pool_first;
 	s->pool.last = cfg->pool_last;
 	s->pool.ttl_s = cfg->lease_ttl_ms / 1000;
+	s->pool.max_per_relay = cfg->max_leases_per_relay;
 	api_server_set_token(s, token);
 	if ((r = load_tls(cfg, &s->cert, &s->key, &s->ca, err, errlen)) != 0)
 		goto fail;

@@ -8,8 +8,8 @@
  *   /health /ready /metrics           anyone (no credentials; probes)
  *   POST ipam/allocations, GET and    a relay (certificate CN "relay:ID",
  *   PUT .../refresh of one client      ID recorded on the lease) or an admin
- *   DELETE of one client, ipam/stats  an admin: certificate CN "admin:NAME"
- *                                      or "Authorization: Bearer TOKEN"
+ *   DELETE of one client, ipam/stats, an admin: certificate CN "admin:NAME"
+ *   GET ipam/allocations (a list)      or "Authorization: Bearer TOKEN"
  * A certificate must chain to the configured CA and, when it has an
  * extended key usage, allow TLS client authentication. A certificate that
  * is presented but fails is refused (401) even with a good token.

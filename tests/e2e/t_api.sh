@@ -31,7 +31,7 @@ mkcert() { # CN NAME [EKU]
 	openssl x509 -req -in "$P/$2.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
 		-days 2 -extfile "$P/$2.ext" -out "$P/$2.crt" 2>/dev/null
 }
-mkcert relay:r1 r1; mkcert relay:r2 r2; mkcert admin:ops ops; mkcert relay:r9 r9srv serverAuth
+mkcert relay:r1 r1; mkcert relay:r2 r2; mkcert relay:r3 r3; mkcert admin:ops ops; mkcert relay:r9 r9srv serverAuth
 mkcert "admin:x/CN=relay:r1" twocn # two common names: which one is the role?
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$TOKEN" >"$ZG_TMP/token"
@@ -57,9 +57,10 @@ echo "$out"
 expect_contains "$out" "applied migration 0001_ipam" "first migrate"
 expect_contains "$out" "applied migration 0002_allocate_function" "first migrate"
 expect_contains "$out" "applied migration 0003_allocate_in_pool" "first migrate"
+expect_contains "$out" "applied migration 0004_relay_quota" "first migrate"
 out=$("$API" migrate "${common[@]}") || fail "second migrate exited $?"
-expect_contains "$out" "schema at version 3 (0 applied now)" "second migrate"
-[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 3 ]] || fail "migration recorded twice"
+expect_contains "$out" "schema at version 4 (0 applied now)" "second migrate"
+[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 4 ]] || fail "migration recorded twice"
 # A database at version 1 (a zgate-api of before 0002) gains the function;
 # 0002 and 0003 are CREATE OR REPLACE, so they also run over a function
 # already there (and 0003 replaces 0002's).
@@ -67,9 +68,12 @@ pg_sql "DELETE FROM zgate_schema_migrations WHERE version >= 2" >/dev/null
 out=$("$API" migrate "${common[@]}") || fail "migrate from version 1 exited $?"
 expect_contains "$out" "applied migration 0002_allocate_function" "migrate from version 1"
 expect_contains "$out" "applied migration 0003_allocate_in_pool" "migrate from version 1"
-expect_contains "$out" "schema at version 3 (2 applied now)" "migrate from version 1"
-[[ $(pg_sql "SELECT count(*) FROM pg_proc WHERE proname = 'zgate_ipam_allocate'") == 1 ]] ||
-	fail "not exactly one zgate_ipam_allocate function"
+expect_contains "$out" "applied migration 0004_relay_quota" "migrate from version 1"
+expect_contains "$out" "schema at version 4 (3 applied now)" "migrate from version 1"
+# 0004's function with the quota, and 0002's signature as its wrapper (for
+# replicas not upgraded yet).
+[[ $(pg_sql "SELECT count(*) FROM pg_proc WHERE proname = 'zgate_ipam_allocate'") == 2 ]] ||
+	fail "not exactly two zgate_ipam_allocate functions"
 
 step "two replicas"
 base=$((20000 + $$ % 20000))
@@ -94,7 +98,7 @@ req() {
 	echo "$(cat "$ZG_TMP/code") $(cat "$ZG_TMP/body")"
 }
 R1=(--cert "$P/r1.crt" --key "$P/r1.key") R2=(--cert "$P/r2.crt" --key "$P/r2.key")
-OPS=(--cert "$P/ops.crt" --key "$P/ops.key")
+OPS=(--cert "$P/ops.crt" --key "$P/ops.key") R3=(--cert "$P/r3.crt" --key "$P/r3.key")
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1].split(" ",1)[1]).get(sys.argv[2]); print(v)' "$1" "$2"; }
 
 step "allocate, idempotent, requested, refresh, release"
@@ -310,6 +314,52 @@ r=$(req $E POST allocations '{"client_id":"shrink-2"}' "${R1[@]}"); echo "$r"
 r=$(req $E POST allocations '{"client_id":"shrink-1"}' "${R1[@]}")
 [[ $r == 409* ]] || fail "moved pool of one address, already taken: $r"
 kill $epid; wait $epid || fail "replica E exited $? on SIGTERM"
+
+step "quota of leases per relay; listing a relay's leases"
+pg_sql "CREATE DATABASE zgate4" >/dev/null
+PF=$((base + 5)) F=https://127.0.0.1:$((base + 5))
+"$API" "${common[@]}" --database "host=$PG_DIR user=zgate dbname=zgate4" --pool 10.202.0.0/24 \
+	--max-leases-per-relay 3 --listen 127.0.0.1:$PF >"$ZG_TMP/f.log" 2>&1 & fpid=$!
+cleanup "kill $fpid 2>/dev/null; wait $fpid 2>/dev/null"
+for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "$F/health" >/dev/null && break; sleep 0.1; done
+for i in 1 2 3; do
+	r=$(req $F POST allocations "{\"client_id\":\"q-$i\"}" "${R1[@]}"); [[ $r == 201* ]] || fail "r1 lease $i of 3: $r"
+done
+r=$(req $F POST allocations '{"client_id":"q-4"}' "${R1[@]}"); echo "$r"
+[[ $r == 429*"relay r1 holds 3 leases"*"max_leases_per_relay) is 3"* ]] || fail "r1 over its quota: $r"
+r=$(req $F POST allocations '{"client_id":"q-1"}' "${R1[@]}")
+[[ $r == 200* && $(field "$r" how) == existing ]] || fail "existing lease at the quota: $r"
+r=$(req $F POST allocations '{"client_id":"q-5"}' "${R2[@]}"); [[ $r == 201* ]] || fail "r2 while r1 is at its quota: $r"
+r=$(req $F DELETE allocations/q-2 '' "${OPS[@]}"); [[ $r == 200* ]] || fail "DELETE q-2: $r"
+r=$(req $F POST allocations '{"client_id":"q-4"}' "${R1[@]}"); [[ $r == 201* ]] || fail "r1 after a release: $r"
+PGDB=zgate4 pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '8 days' WHERE client_id = 'q-3'" >/dev/null
+r=$(req $F POST allocations '{"client_id":"q-6"}' "${R1[@]}"); [[ $r == 201* ]] || fail "an expired lease counts: $r"
+# 20 new clients of r3 at once, quota 3: exactly 3 leases.
+qp=()
+for i in $(seq 20); do
+	(cd "$ZG_TMP" && mkdir -p q3d.$i && ZG_TMP=$ZG_TMP/q3d.$i && req $F POST allocations "{\"client_id\":\"r3-$i\"}" "${R3[@]}" >"$ZG_TMP/../q3.$i") & qp+=($!)
+done
+wait "${qp[@]}"
+[[ $(cat "$ZG_TMP"/q3.* | grep -c '^201') == 3 && $(cat "$ZG_TMP"/q3.* | grep -c '^429') == 17 ]] ||
+	fail "racing allocations of one relay: $(cut -c1-3 "$ZG_TMP"/q3.* | sort | uniq -c)"
+[[ $(PGDB=zgate4 pg_sql "SELECT count(*) FROM ipam_addresses WHERE relay_id = 'r3'") == 3 ]] || fail "r3 holds more than its quota"
+m=$(curl -sS --cacert "$P/ca.crt" $F/metrics)
+grep -qx 'zgate_api_over_quota_total 18' <<<"$m" || fail "quota refusals not counted: $(grep over_quota <<<"$m")"
+grep -q "relay r1 holds 3 leases" "$ZG_TMP/f.log" || fail "quota refusal not logged"
+# Listing, by pages.
+r=$(req $F GET 'allocations?relay_id=r1&limit=2' '' "${OPS[@]}"); echo "$r"
+[[ $r == 200* ]] || fail "list: $r"
+page() { python3 -c 'import json,sys; d=json.loads(sys.argv[1].split(" ",1)[1]); print(" ".join(a["client_id"]+"@"+a["relay_id"] for a in d["allocations"]), d["next"])' "$1"; }
+[[ $(page "$r") == "q-1@r1 q-3@r1 q-3" ]] || fail "first page: $(page "$r")"
+r=$(req $F GET 'allocations?relay_id=r1&limit=2&after=q-3' '' "${OPS[@]}")
+[[ $(page "$r") == "q-4@r1 q-6@r1 None" ]] || fail "second page: $(page "$r")"
+r=$(req $F GET 'allocations?limit=1000' '' -H "Authorization: Bearer $TOKEN")
+[[ $(page "$r" | wc -w) == 9 ]] || fail "all leases: $(page "$r")"
+r=$(req $F GET 'allocations?relay_id=r1' '' "${R1[@]}"); [[ $r == 403* ]] || fail "a relay listing: $r"
+r=$(req $F GET 'allocations?limit=1001' '' "${OPS[@]}"); [[ $r == 400* ]] || fail "limit 1001: $r"
+r=$(req $F GET 'allocations?limit=0' '' "${OPS[@]}"); [[ $r == 400* ]] || fail "limit 0: $r"
+r=$(req $F GET 'allocations?relay_id=a%20b' '' "${OPS[@]}"); [[ $r == 400* ]] || fail "bad relay_id: $r"
+kill $fpid; wait $fpid || fail "replica F exited $? on SIGTERM"
 
 step "database down and back"
 pg_kill
