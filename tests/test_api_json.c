@@ -298,7 +298,7 @@ static void test_config(void **state)
 			 ZG_ERR_CONFIG);
 	/* The shared walker (yamlcfg_opts_mapping()) lists the keys. */
 	assert_non_null(strstr(err, "t.yaml:1:1: nope: unknown key (expected one of: listen, cert, "
-				    "key, ca, database, admin_token_file, pool, lease_ttl, threads, "
+				    "key, ca, crl, database, admin_token_file, pool, lease_ttl, threads, "
 				    "db_timeout, max_leases_per_relay, max_connections_per_address, "
 				    "head_timeout, "
 				    "log_level, log_format)"));

@@ -28,6 +28,10 @@ static const struct opt_spec opts[] = {
 	    "CA that relay (CN relay:ID) and admin (CN admin:NAME) client certificates must chain "
 	    "to (PEM); required",
 	    "FILE"),
+	STR("crl", crl, "",
+	    "the CA's certificate revocation list (PEM), read again on SIGHUP; a revoked client "
+	    "certificate is refused, and every one while the CRL is past its nextUpdate; optional",
+	    "FILE"),
 	STR("database", database, "",
 	    "PostgreSQL connection string (libpq: \"host=/run/postgresql dbname=zgate\" or "
 	    "postgresql://...); required",

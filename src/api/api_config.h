@@ -22,6 +22,7 @@ struct api_config {
 	char cert[API_CONFIG_PATH_MAX];             /* server certificate (PEM), required */
 	char key[API_CONFIG_PATH_MAX];              /* its key, required */
 	char ca[API_CONFIG_PATH_MAX];               /* CA of relay/admin client certs, required */
+	char crl[API_CONFIG_PATH_MAX];              /* the CA's CRL (PEM); "" = none */
 	char database[2048];                        /* libpq connection string, required */
 	char admin_token_file[API_CONFIG_PATH_MAX]; /* "" = admins by certificate only */
 	char pool[64];                              /* IPv4 prefix, /16 to /30 */

@@ -64,11 +64,12 @@ static void version(void)
 
 static void print_config(const struct api_config *c)
 {
-	printf("listen: %s\ncert: %s\nkey: %s\nca: %s\ndatabase: (set, %zu bytes; not shown)\n"
+	printf("listen: %s\ncert: %s\nkey: %s\nca: %s\ncrl: %s\n"
+	       "database: (set, %zu bytes; not shown)\n"
 	       "admin_token_file: %s\npool: %s\nlease_ttl: %ums\nthreads: %u\ndb_timeout: %ums\n"
 	       "max_leases_per_relay: %u\nmax_connections_per_address: %u\nhead_timeout: %ums\n"
 	       "log_level: %s\nlog_format: %s\n",
-	       c->listen, c->cert, c->key, c->ca, strlen(c->database),
+	       c->listen, c->cert, c->key, c->ca, c->crl[0] ? c->crl : "(none)", strlen(c->database),
 	       c->admin_token_file[0] ? c->admin_token_file : "(none)", c->pool, c->lease_ttl_ms,
 	       c->threads, c->db_timeout_ms, c->max_leases_per_relay, c->max_conns_per_address, c->head_timeout_ms,
 	       c->log_level, c->log_format);
@@ -165,6 +166,10 @@ int main(int argc, char **argv)
 			continue;
 		if (sig != SIGHUP)
 			break;
+		if (cfg.crl[0] != '\0') {
+			if (api_server_reload_crl(srv, &cfg, err, sizeof(err)) != 0)
+				log_warnx("SIGHUP: keeping the CRL in force: %s", err);
+		}
 		if (cfg.admin_token_file[0] == '\0') {
 			log_info("SIGHUP: no admin_token_file to read again");
 		} else if (api_server_read_token(cfg.admin_token_file, token, sizeof(token), err,

@@ -70,7 +70,11 @@ struct api_server {
 	struct api_db *db;
 	struct api_pool pool;
 	char *cert, *key, *ca; /* PEM text, kept for the daemon's life */
-	pthread_mutex_t mu;    /* token and histogram */
+	pthread_mutex_t mu;    /* token, histogram and CRL */
+	struct crlset *crl;    /* under mu; NULL: no CRL configured */
+	unsigned crl_gen;      /* under mu: bumped when the CRL changes */
+	int crl_expired_said;  /* under mu: "CRL expired" logged */
+	char crl_path[API_CONFIG_PATH_MAX];
 	char token[TOKEN_MAX];
 	struct zg_histo latency;
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
@@ -96,6 +100,94 @@ struct api_server {
 };
 
 /* ---------------------------------------------------------------- files */
+
+/* The CRLs of one tls crl file, checked against the CA when read. */
+struct crlset {
+	gnutls_x509_crl_t *list;
+	unsigned n;
+	time_t next_update; /* the earliest nextUpdate; 0: none given */
+};
+
+static void crlset_free(struct crlset *c)
+{
+	if (c == NULL)
+		return;
+	for (unsigned i = 0; i < c->n; i++)
+		gnutls_x509_crl_deinit(c->list[i]);
+	gnutls_free(c->list);
+	free(c);
+}
+
+static char *read_pem(const char *path, char *err, size_t errlen);
+
+/* Reads the CRL file path (PEM, one or more CRLs), each of which must be
+ * signed by a certificate of the CA file ca. Returns 0 and *pc, or
+ * ZG_ERR_CONFIG / ZG_ERR_NOMEM with err naming the file. */
+static int crlset_load(const char *path, const char *ca, struct crlset **pc, char *err,
+		       size_t errlen)
+{
+	struct crlset *c = calloc(1, sizeof(*c));
+	gnutls_x509_crt_t *cas = NULL;
+	unsigned ncas = 0, status;
+	char *pem = NULL, *capem = NULL;
+	gnutls_datum_t d;
+	int r = ZG_ERR_CONFIG, g;
+
+	if (c == NULL) {
+		zg_seterr(err, errlen, "out of memory");
+		return ZG_ERR_NOMEM;
+	}
+	if ((pem = read_pem(path, err, errlen)) == NULL || (capem = read_pem(ca, err, errlen)) == NULL)
+		goto out;
+	d.data = (unsigned char *)pem;
+	d.size = (unsigned)strlen(pem);
+	if ((g = gnutls_x509_crl_list_import2(&c->list, &c->n, &d, GNUTLS_X509_FMT_PEM, 0)) < 0 ||
+	    c->n == 0) {
+		zg_seterr(err, errlen, "crl %s: %s", path,
+			  g < 0 ? gnutls_strerror(g) : "no CRL in it");
+		goto out;
+	}
+	d.data = (unsigned char *)capem;
+	d.size = (unsigned)strlen(capem);
+	if ((g = gnutls_x509_crt_list_import2(&cas, &ncas, &d, GNUTLS_X509_FMT_PEM, 0)) < 0) {
+		zg_seterr(err, errlen, "ca %s: %s", ca, gnutls_strerror(g));
+		goto out;
+	}
+	for (unsigned i = 0; i < c->n; i++) {
+		time_t nu = gnutls_x509_crl_get_next_update(c->list[i]);
+
+		/* Its dates are judged at each check, not here: an expired CRL
+		 * loads, and then refuses every certificate. GnuTLS reports one
+		 * past its nextUpdate as INVALID | REVOCATION_DATA_SUPERSEDED
+		 * even without time checks; a bad signature or issuer adds
+		 * other bits. */
+		const unsigned dates = GNUTLS_CERT_INVALID | GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+				       GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE;
+
+		if (gnutls_x509_crl_verify(c->list[i], cas, ncas, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
+					   &status) < 0 ||
+		    (status & ~dates) != 0 ||
+		    (status != 0 && !(status & (dates & ~GNUTLS_CERT_INVALID)))) {
+			zg_seterr(err, errlen, "crl %s: CRL %u is not signed by the CA of %s", path,
+				  i + 1, ca);
+			goto out;
+		}
+		if (nu != (time_t)-1 && (c->next_update == 0 || nu < c->next_update))
+			c->next_update = nu;
+	}
+	r = 0;
+out:
+	for (unsigned i = 0; i < ncas; i++)
+		gnutls_x509_crt_deinit(cas[i]);
+	gnutls_free(cas);
+	free(pem);
+	free(capem);
+	if (r != 0)
+		crlset_free(c);
+	else
+		*pc = c;
+	return r;
+}
 
 static char *read_pem(const char *path, char *err, size_t errlen)
 {
@@ -176,12 +268,15 @@ out:
 int api_server_check_tls(const struct api_config *cfg, char *err, size_t errlen)
 {
 	char *c, *k, *a;
+	struct crlset *crl = NULL;
 	int r = load_tls(cfg, &c, &k, &a, err, errlen);
 
 	if (r == 0) {
 		free(c);
 		free(k);
 		free(a);
+		if (cfg->crl[0] != '\0' && (r = crlset_load(cfg->crl, cfg->ca, &crl, err, errlen)) == 0)
+			crlset_free(crl);
 	}
 	return r;
 }
@@ -220,6 +315,38 @@ int api_server_read_token(const char *path, char *out, size_t outlen, char *err,
 			return ZG_ERR_CONFIG;
 		}
 	memcpy(out, s, n + 1);
+	return 0;
+}
+
+int api_server_reload_crl(struct api_server *s, const struct api_config *cfg, char *err,
+			  size_t errlen)
+{
+	struct crlset *c = NULL, *old;
+	int r = crlset_load(cfg->crl, cfg->ca, &c, err, errlen);
+	char when[32] = "never";
+
+	if (r != 0)
+		return r;
+	if (c->next_update != 0) {
+		struct tm tm;
+
+		if (gmtime_r(&c->next_update, &tm) == NULL ||
+		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+			(void)snprintf(when, sizeof(when), "unknown");
+	}
+	pthread_mutex_lock(&s->mu);
+	old = s->crl;
+	s->crl = c;
+	s->crl_gen++;
+	s->crl_expired_said = 0;
+	pthread_mutex_unlock(&s->mu);
+	crlset_free(old);
+	if (c->next_update != 0 && c->next_update <= time(NULL))
+		log_errx("crl %s read: it is past its nextUpdate (%s): every client certificate is "
+			 "refused until a current CRL is installed",
+			 cfg->crl, when);
+	else
+		log_info("crl %s read: %u CRL(s), next update %s", cfg->crl, c->n, when);
 	return 0;
 }
 
@@ -283,7 +410,33 @@ static int eku_client_ok(gnutls_x509_crt_t crt)
 	return !any;
 }
 
-static void cert_identity(struct MHD_Connection *conn, struct ident *id)
+/* Whether crt may be used as far as the CRL knows: 0, or the reason it
+ * may not (the CRL has expired, or lists it). */
+static const char *crl_refuses(struct api_server *s, gnutls_x509_crt_t crt)
+{
+	const char *why = NULL;
+	time_t now = time(NULL);
+	int say = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->crl != NULL && s->crl->next_update != 0 && s->crl->next_update <= now) {
+		why = "the server's CRL is past its nextUpdate: every client certificate is refused "
+		      "until a current CRL is installed";
+		say = !s->crl_expired_said;
+		s->crl_expired_said = 1;
+	} else if (s->crl != NULL &&
+		   gnutls_x509_crt_check_revocation(crt, s->crl->list, s->crl->n) != 0) {
+		why = "client certificate revoked (listed in the CRL)";
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (say)
+		log_errx("crl %s is past its nextUpdate: every client certificate is refused until "
+			 "a current CRL is installed (SIGHUP reads it again)",
+			 s->crl_path);
+	return why;
+}
+
+static void cert_identity(struct api_server *s, struct MHD_Connection *conn, struct ident *id)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -313,6 +466,8 @@ static void cert_identity(struct MHD_Connection *conn, struct ident *id)
 		id->why = "client certificate has no readable common name";
 		goto out;
 	}
+	if ((id->why = crl_refuses(s, crt)) != NULL)
+		goto out;
 	{
 		/* exactly one: tools disagree on which of several is "the"
 		 * CN (GnuTLS reads the first, others the last), and the role
@@ -370,6 +525,7 @@ struct conn_ctx {
 	time_t at;                /* CLOCK_MONOTONIC seconds of the verification */
 	unsigned char sha256[32]; /* of the certificate verified */
 	struct ident id;          /* its result */
+	unsigned crl_gen;         /* the CRL it was checked against */
 	/* under the server's cmu: */
 	int fd;
 	int counted;                  /* holds one count of key's slot */
@@ -658,7 +814,8 @@ static void head_awaited(struct api_server *s, struct MHD_Connection *conn)
 	pthread_mutex_unlock(&s->cmu);
 }
 
-static void cached_cert_identity(struct MHD_Connection *conn, struct ident *id)
+static void cached_cert_identity(struct api_server *s, struct MHD_Connection *conn,
+				 struct ident *id)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -668,23 +825,27 @@ static void cached_cert_identity(struct MHD_Connection *conn, struct ident *id)
 	const gnutls_datum_t *peers = NULL;
 	unsigned char sha[32];
 	struct timespec now;
-	unsigned np = 0;
+	unsigned np = 0, gen;
 
+	pthread_mutex_lock(&s->mu);
+	gen = s->crl_gen;
+	pthread_mutex_unlock(&s->mu);
 	if (ti != NULL && ti->tls_session != NULL)
 		peers = gnutls_certificate_get_peers((gnutls_session_t)ti->tls_session, &np);
 	if (cc == NULL || peers == NULL || np == 0 ||
 	    gnutls_hash_fast(GNUTLS_DIG_SHA256, peers[0].data, peers[0].size, sha) != 0) {
-		cert_identity(conn, id);
+		cert_identity(s, conn, id);
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (cc->have && now.tv_sec - cc->at < CERT_RECHECK_S &&
+	if (cc->have && now.tv_sec - cc->at < CERT_RECHECK_S && cc->crl_gen == gen &&
 	    memcmp(cc->sha256, sha, sizeof(sha)) == 0) {
 		*id = cc->id;
 		return;
 	}
-	cert_identity(conn, id);
+	cert_identity(s, conn, id);
 	cc->id = *id;
+	cc->crl_gen = gen;
 	cc->at = now.tv_sec;
 	memcpy(cc->sha256, sha, sizeof(sha));
 	cc->have = 1;
@@ -694,7 +855,7 @@ static void identify(struct api_server *s, struct MHD_Connection *conn, struct i
 {
 	const char *auth;
 
-	cached_cert_identity(conn, id);
+	cached_cert_identity(s, conn, id);
 	if (id->who != WHO_NONE)
 		return;
 	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -1424,6 +1585,9 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	api_server_set_token(s, token);
 	if ((r = load_tls(cfg, &s->cert, &s->key, &s->ca, err, errlen)) != 0)
 		goto fail;
+	(void)snprintf(s->crl_path, sizeof(s->crl_path), "%s", cfg->crl);
+	if (cfg->crl[0] != '\0' && (r = api_server_reload_crl(s, cfg, err, errlen)) != 0)
+		goto fail;
 	if (hostport_split(cfg->listen, host, sizeof(host), &p) != 0) {
 		zg_seterr(err, errlen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
 		r = ZG_ERR_CONFIG;
@@ -1469,6 +1633,7 @@ fail:
 	free(s->ips);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->cmu);
+	crlset_free(s->crl);
 	free(s->cert);
 	free(s->key);
 	free(s->ca);
@@ -1486,6 +1651,7 @@ void api_server_stop(struct api_server *s)
 	free(s->ips);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->cmu);
+	crlset_free(s->crl);
 	free(s->cert);
 	free(s->key);
 	free(s->ca);

@@ -11,12 +11,17 @@ when zgate-api did not behave.
       A TCP connection that sends nothing, and a TLS connection that sends
       its request head one byte every 0.2 s: zgate-api must close both
       within S seconds.
+  api_conns.py keepalive --host H --port P --ca CA --cert C --key K --wait-file F
+      GET /api/v1/ipam/allocations/nobody twice on one keep-alive
+      connection, the second once file F exists; prints both statuses
+      ("404 401": the second saw a change of credentials, e.g. a CRL).
   api_conns.py peraddr --host H --port P --ca CA --cap N
       N keep-alive connections (one request each) stay open; the next
       connection from the same address is closed at once; after one of the
       N closes, a new one is served.
 """
 import argparse
+import os
 import select
 import socket
 import ssl
@@ -123,16 +128,44 @@ def peraddr(a):
     return 0 if ok else 1
 
 
+def keepalive(a):
+    ctx = ssl.create_default_context(cafile=a.ca)
+    ctx.load_cert_chain(a.cert, a.key)
+    s = ctx.wrap_socket(socket.create_connection((a.host, a.port), timeout=10),
+                        server_hostname=a.host)
+    codes = []
+    for i in range(2):
+        if i == 1:
+            for _ in range(200):
+                if os.path.exists(a.wait_file):
+                    break
+                time.sleep(0.05)
+        s.sendall(b"GET /api/v1/ipam/allocations/nobody HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        codes.append(data.split(b" ", 2)[1].decode() if data else "closed")
+    print(" ".join(codes))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["early", "deadline", "peraddr"])
+    p.add_argument("what", choices=["early", "deadline", "peraddr", "keepalive"])
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--wait-file")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--ca", required=True)
     p.add_argument("--within", type=float, default=1.0)
     p.add_argument("--cap", type=int, default=4)
     a = p.parse_args()
-    return {"early": early, "deadline": deadline, "peraddr": peraddr}[a.what](a)
+    return {"early": early, "deadline": deadline, "peraddr": peraddr,
+            "keepalive": keepalive}[a.what](a)
 
 
 if __name__ == "__main__":

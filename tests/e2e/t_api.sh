@@ -361,6 +361,54 @@ r=$(req $F GET 'allocations?limit=0' '' "${OPS[@]}"); [[ $r == 400* ]] || fail "
 r=$(req $F GET 'allocations?relay_id=a%20b' '' "${OPS[@]}"); [[ $r == 400* ]] || fail "bad relay_id: $r"
 kill $fpid; wait $fpid || fail "replica F exited $? on SIGTERM"
 
+step "CRL: a revoked relay certificate after SIGHUP; a bad CRL kept out; an expired CRL"
+rc=0; "$API" "${common[@]}" --crl "$P/other-ca.crt" --check-config >/dev/null 2>"$ZG_TMP/err" || rc=$?
+[[ $rc -eq 2 ]] || fail "a file that is no CRL: exit $rc, expected 2"
+rc=0; "$API" "${common[@]}" --ca "$P/other-ca.crt" --crl "$P/ca.crl" --check-config >/dev/null 2>"$ZG_TMP/err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q "not signed by the CA" "$ZG_TMP/err" || fail "a CRL of another CA: exit $rc: $(cat "$ZG_TMP/err")"
+cp "$P/ca.crl" "$ZG_TMP/api.crl"
+PG_=$((base + 6)) G=https://127.0.0.1:$((base + 6))
+"$API" "${common[@]}" --listen 127.0.0.1:$PG_ --crl "$ZG_TMP/api.crl" >"$ZG_TMP/g.log" 2>&1 & gpid=$!
+cleanup "kill $gpid 2>/dev/null; wait $gpid 2>/dev/null"
+for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "$G/health" >/dev/null && break; sleep 0.1; done
+hup_g() { # reloads counted in g.log before the signal; waits for the next one
+	local n; n=$(grep -c "crl .* read\|keeping the CRL" "$ZG_TMP/g.log")
+	kill -HUP $gpid
+	for _ in $(seq 50); do [[ $(grep -c "crl .* read\|keeping the CRL" "$ZG_TMP/g.log") -gt $n ]] && return; sleep 0.1; done
+	fail "SIGHUP: the CRL was not read again"
+}
+r=$(req $G GET allocations/nobody '' "${R3[@]}"); [[ $r == 404* ]] || fail "relay r3 before its revocation: $r"
+# A keep-alive connection of r3 open across the revocation: its cached
+# identity must not outlive the CRL it was checked against.
+python3 "$ZG_ROOT/tests/e2e/api_conns.py" keepalive --port $PG_ --ca "$P/ca.crt" --cert "$P/r3.crt" \
+	--key "$P/r3.key" --wait-file "$ZG_TMP/revoked" >"$ZG_TMP/ka.out" & kpid=$!
+sleep 0.5
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$P" -r r3 >/dev/null
+cp "$P/ca.crl" "$ZG_TMP/api.crl.new" && mv "$ZG_TMP/api.crl.new" "$ZG_TMP/api.crl"
+hup_g
+touch "$ZG_TMP/revoked"
+wait $kpid || fail "keep-alive client failed"
+[[ $(cat "$ZG_TMP/ka.out") == "404 401" ]] || fail "revocation on an open keep-alive connection: $(cat "$ZG_TMP/ka.out")"
+r=$(req $G GET allocations/nobody '' "${R3[@]}"); echo "$r"
+[[ $r == 401*revoked* ]] || fail "revoked relay certificate after SIGHUP: $r"
+r=$(req $G POST allocations '{"client_id":"crl-1"}' "${R3[@]}"); [[ $r == 401* ]] || fail "revoked relay allocating: $r"
+r=$(req $G GET allocations/nobody '' "${R1[@]}"); [[ $r == 404* ]] || fail "r1 after r3's revocation: $r"
+echo "not a CRL" >"$ZG_TMP/api.crl"
+hup_g
+grep -q "keeping the CRL in force" "$ZG_TMP/g.log" || fail "a broken CRL file was not reported"
+r=$(req $G GET allocations/nobody '' "${R3[@]}"); [[ $r == 401*revoked* ]] || fail "r3 after a broken CRL file: $r"
+cp "$P/expired.crl" "$ZG_TMP/api.crl"
+hup_g
+grep -q "past its nextUpdate" "$ZG_TMP/g.log" || fail "the expired CRL was not logged: $(tail -8 "$ZG_TMP/g.log")"
+r=$(req $G GET allocations/nobody '' "${R1[@]}"); echo "$r"
+[[ $r == 401*nextUpdate* ]] || fail "a relay certificate with an expired CRL: $r"
+r=$(req $G GET stats '' "${OPS[@]}"); [[ $r == 401* ]] || fail "an admin certificate with an expired CRL: $r"
+r=$(req $G GET stats '' -H "Authorization: Bearer $TOKEN"); [[ $r == 200* ]] || fail "the admin token with an expired CRL: $r"
+cp "$P/ca.crl" "$ZG_TMP/api.crl"
+hup_g
+r=$(req $G GET allocations/nobody '' "${R1[@]}"); [[ $r == 404* ]] || fail "r1 with a current CRL again: $r"
+kill $gpid; wait $gpid || fail "replica G exited $? on SIGTERM"
+
 step "database down and back"
 pg_kill
 code=$(curl -sS --cacert "$P/ca.crt" -o /dev/null -w '%{http_code}' $A/ready)
