@@ -28,11 +28,11 @@
 
 #define TOKEN_MAX 256
 #define PEM_MAX (1 << 20)
-#define CONN_LIMIT 4096u    /* connections, all sources */
-#define IDLE_TIMEOUT_S 60u  /* a keep-alive connection idle this long is closed */
-#define IPTAB 8192u         /* per-address counts: > 2 x CONN_LIMIT, never full */
-#define WATCHDOG_MS 250     /* how often head deadlines are checked */
-#define LOG_EVERY_S 10      /* refusals are logged at most this often */
+#define CONN_LIMIT 4096u   /* connections, all sources */
+#define IDLE_TIMEOUT_S 60u /* a keep-alive connection idle this long is closed */
+#define IPTAB 8192u        /* per-address counts: > 2 x CONN_LIMIT, never full */
+#define WATCHDOG_MS 250    /* how often head deadlines are checked */
+#define LOG_EVERY_S 10     /* refusals are logged at most this often */
 
 /* Endpoints as /metrics labels them. */
 enum ep {
@@ -379,10 +379,10 @@ struct req {
 	unsigned code;
 	size_t len;
 	int too_large;
-	int answered;    /* a response was queued at the head: the body is dropped */
-	int close;       /* answer with Connection: close */
-	int route_bad;   /* the path names an allocation with an invalid client id */
-	int nobody;      /* answered without a body: none was announced */
+	int answered;  /* a response was queued at the head: the body is dropped */
+	int close;     /* answer with Connection: close */
+	int route_bad; /* the path names an allocation with an invalid client id */
+	int nobody;    /* answered without a body: none was announced */
 	struct api_route rt;
 	struct ident id; /* decided at the head */
 	char body[API_BODY_MAX + 1];
@@ -1179,7 +1179,8 @@ static enum MHD_Result handle_list(struct api_server *s, struct MHD_Connection *
 
 	if (relay != NULL && !api_id_valid(relay, strlen(relay), API_RELAY_ID_MAX))
 		return send_error(conn, rq, 400, "relay_id must be 1 to 64 characters of A-Z a-z 0-9 "
-						 ". _ - @ : +", NULL, NULL);
+						 ". _ - @ : +",
+				  NULL, NULL);
 	if (after != NULL && !api_id_valid(after, strlen(after), API_CLIENT_ID_MAX))
 		return send_error(conn, rq, 400, "after must be a client id", NULL, NULL);
 	if (lim != NULL) {
@@ -1357,7 +1358,11 @@ static int has_body(struct MHD_Connection *conn)
 
 /* The credentials an endpoint and method need: ROLE_METHOD (no such
  * method), ROLE_ANY (relay or admin) or ROLE_ADMIN. */
-enum role { ROLE_METHOD, ROLE_ANY, ROLE_ADMIN };
+enum role {
+	ROLE_METHOD,
+	ROLE_ANY,
+	ROLE_ADMIN
+};
 
 static enum role role_needed(enum api_route_kind k, const char *method)
 {
@@ -1365,9 +1370,11 @@ static enum role role_needed(enum api_route_kind k, const char *method)
 
 	switch (k) {
 	case API_R_ALLOCS:
-		return get ? ROLE_ADMIN : strcmp(method, "POST") == 0 ? ROLE_ANY : ROLE_METHOD;
+		return get ? ROLE_ADMIN : strcmp(method, "POST") == 0 ? ROLE_ANY
+								      : ROLE_METHOD;
 	case API_R_ALLOC:
-		return get ? ROLE_ANY : strcmp(method, "DELETE") == 0 ? ROLE_ADMIN : ROLE_METHOD;
+		return get ? ROLE_ANY : strcmp(method, "DELETE") == 0 ? ROLE_ADMIN
+								      : ROLE_METHOD;
 	case API_R_REFRESH:
 		return strcmp(method, "PUT") == 0 ? ROLE_ANY : ROLE_METHOD;
 	case API_R_STATS:
@@ -1437,7 +1444,8 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	rq->answered = 0;
 	rq->close = 0;
 	return MHD_YES;
-public:
+
+      public:
 	if (has_body(conn))
 		return dispatch(s, conn, rq, method);
 	rq->answered = 0;
