@@ -163,23 +163,25 @@ void masque_conn_clear_reason(struct masque_conn *c)
 	c->ci.reason_set = 0;
 }
 
-void masque_conn_close_info(const struct masque_conn *c, struct masque_close_info *out)
+void masque_conn_report_close(struct masque_conn *c)
 {
 	const struct masque_close_state *s = &c->ci;
+	struct masque_close_info out;
 
-	*out = (struct masque_close_info){ .error = s->error,
-					   .app_error = s->app_error,
-					   .idle = s->idle,
-					   .status = s->status,
-					   .reject = s->reject,
-					   .hs_fail = s->hs_fail };
+	if (c->cbs->on_close == NULL)
+		return;
+	out = (struct masque_close_info){ .error = s->error,
+					  .app_error = s->app_error,
+					  .idle = s->idle,
+					  .status = s->status,
+					  .reject = s->reject,
+					  .hs_fail = s->hs_fail };
 	if (s->reason != NULL)
-		snprintf(out->reason, sizeof(out->reason), "%s", s->reason);
+		snprintf(out.reason, sizeof(out.reason), "%s", s->reason);
 	else if (s->reason_set)
-		snprintf(out->reason, sizeof(out->reason), "(reason lost: out of memory)");
+		snprintf(out.reason, sizeof(out.reason), "(reason lost: out of memory)");
+	c->cbs->on_close(c, &out, c->ctx);
 }
-
-#define set_reason masque_conn_set_reason
 
 /* Marks c for closing with an HTTP/3 application error; the close is sent
  * when the current library call returns. */
@@ -191,7 +193,7 @@ static void close_app(struct masque_conn *c, uint64_t app_error, int error, cons
 	if (c->ci.error == 0)
 		c->ci.error = error;
 	c->ci.app_error = app_error;
-	set_reason(c, "%s", why);
+	masque_conn_set_reason(c, "%s", why);
 	ngtcp2_ccerr_set_application_error(&c->ccerr, app_error, (const uint8_t *)why, strlen(why));
 }
 
@@ -337,7 +339,7 @@ static int conn_write(struct masque_conn *c)
 				if (!c->closing) {
 					c->closing = 1;
 					c->ci.error = ZG_ERR_STATE;
-					set_reason(c, "QUIC: %s", ngtcp2_strerror((int)nwrite));
+					masque_conn_set_reason(c, "QUIC: %s", ngtcp2_strerror((int)nwrite));
 					ngtcp2_ccerr_set_liberr(&c->ccerr, (int)nwrite, NULL, 0);
 				}
 				return ZG_ERR_STATE;
@@ -408,15 +410,11 @@ static void conn_finish(struct masque_conn *c)
 {
 	if (!c->drained)
 		write_close(c);
-	struct masque_close_info ci;
-
 	if (!c->ci.reason_set)
-		set_reason(c, "closed");
+		masque_conn_set_reason(c, "closed");
 	if (c->srv != NULL)
 		masque_server_unlink(c->srv, c);
-	masque_conn_close_info(c, &ci);
-	if (c->cbs->on_close != NULL)
-		c->cbs->on_close(c, &ci, c->ctx);
+	masque_conn_report_close(c);
 	masque_conn_free(c);
 }
 
@@ -1388,7 +1386,7 @@ static int q_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uint
 		if (!c->closing) {
 			c->closing = 1;
 			c->ci.error = ZG_ERR_MALFORMED;
-			set_reason(c, "HTTP/3: %s", nghttp3_strerror((int)n));
+			masque_conn_set_reason(c, "HTTP/3: %s", nghttp3_strerror((int)n));
 		}
 		ngtcp2_ccerr_set_application_error(
 			&c->ccerr, nghttp3_err_infer_quic_app_error_code((int)n), NULL, 0);
@@ -1499,7 +1497,7 @@ static int q_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data,
 		/* C14: a Quarter Stream ID above 2^60-1 is a connection error. */
 		c->closing = 1;
 		c->ci.error = ZG_ERR_RANGE;
-		set_reason(c, "HTTP datagram with a Quarter Stream ID above 2^60-1");
+		masque_conn_set_reason(c, "HTTP datagram with a Quarter Stream ID above 2^60-1");
 		ngtcp2_ccerr_set_application_error(&c->ccerr, H3_DATAGRAM_ERROR, NULL, 0);
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
@@ -1571,8 +1569,8 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 		c->ci.error = ZG_ERR_STATE;
 		if (c->is_server)
 			c->ci.hs_fail = MASQUE_HS_ALPN;
-		set_reason(c, "no application protocol: %s did not negotiate ALPN \"%s\"",
-			   c->is_server ? "the client" : "the relay", TLS_ALPN);
+		masque_conn_set_reason(c, "no application protocol: %s did not negotiate ALPN \"%s\"",
+				       c->is_server ? "the client" : "the relay", TLS_ALPN);
 		ngtcp2_ccerr_set_tls_alert(&c->ccerr, TLS_ALERT_NO_APPLICATION_PROTOCOL, NULL, 0);
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
@@ -1583,7 +1581,7 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 	x = wolfSSL_get_peer_certificate(c->ssl);
 	if (x == NULL) {
 		c->ci.reject = TLS_REJECT_NO_CERT;
-		set_reason(c, "client certificate missing after the handshake");
+		masque_conn_set_reason(c, "client certificate missing after the handshake");
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	/* verify_client() has applied the identity rule already; this copies
@@ -1595,14 +1593,14 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 		if (keep_ids(c, id, serial, sha) != 0 || keep_cert(c, x) != 0) {
 			wolfSSL_X509_free(x);
 			c->ci.error = ZG_ERR_NOMEM;
-			set_reason(c, "out of memory for the client certificate");
+			masque_conn_set_reason(c, "out of memory for the client certificate");
 			return NGTCP2_ERR_CALLBACK_FAILURE;
 		}
 	}
 	wolfSSL_X509_free(x);
 	if (r != TLS_ACCEPTED) {
 		c->ci.reject = (enum tls_reject)r;
-		set_reason(c, "client certificate refused: %s", tls_reject_name(c->ci.reject));
+		masque_conn_set_reason(c, "client certificate refused: %s", tls_reject_name(c->ci.reject));
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	c->tls_done = 1;
@@ -1731,7 +1729,7 @@ static int q_recv_crypto_data(ngtcp2_conn *qc, ngtcp2_encryption_level level, ui
 		 * §6), so this is what TLS would answer too */
 		c->closing = 1;
 		c->ci.error = ZG_ERR_MALFORMED;
-		set_reason(c, "TLS message from the client after the handshake");
+		masque_conn_set_reason(c, "TLS message from the client after the handshake");
 		ngtcp2_ccerr_set_tls_alert(&c->ccerr, TLS_ALERT_UNEXPECTED_MESSAGE, NULL, 0);
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
@@ -2032,16 +2030,16 @@ static void set_tls_reason(struct masque_conn *c)
 	if (alert != 0 && err == 0)
 		/* a post-handshake message (NewSessionTicket, KeyUpdate)
 		 * refused: wolfSSL keeps no error for it, only the alert */
-		set_reason(c, "TLS failed%s: alert %u (%s) sent",
-			   ngtcp2_conn_get_handshake_completed(c->qc) ? " after the handshake" : "",
-			   alert, tls_alert_name(alert));
+		masque_conn_set_reason(c, "TLS failed%s: alert %u (%s) sent",
+				       ngtcp2_conn_get_handshake_completed(c->qc) ? " after the handshake" : "",
+				       alert, tls_alert_name(alert));
 	else if (alert != 0)
-		set_reason(c, "TLS handshake failed: %s (%d), alert %u (%s)",
-			   wolfSSL_ERR_reason_error_string((unsigned long)err), err, alert,
-			   tls_alert_name(alert));
+		masque_conn_set_reason(c, "TLS handshake failed: %s (%d), alert %u (%s)",
+				       wolfSSL_ERR_reason_error_string((unsigned long)err), err, alert,
+				       tls_alert_name(alert));
 	else
-		set_reason(c, "TLS handshake failed: %s (%d), no alert",
-			   wolfSSL_ERR_reason_error_string((unsigned long)err), err);
+		masque_conn_set_reason(c, "TLS handshake failed: %s (%d), no alert",
+				       wolfSSL_ERR_reason_error_string((unsigned long)err), err);
 }
 
 /* Server: what refused a handshake that did not complete (rv: ngtcp2's
@@ -2116,7 +2114,7 @@ static void report_failure(struct masque_conn *c, int rv)
 		c->reject_reported = 1;
 		c->ci.reject = cert;
 		masque_conn_clear_reason(c);
-		set_reason(c, "client certificate refused: %s", tls_reject_name(cert));
+		masque_conn_set_reason(c, "client certificate refused: %s", tls_reject_name(cert));
 		if (c->srv != NULL)
 			masque_server_count_reject(c->srv, cert);
 		if (c->cbs->on_reject != NULL)
@@ -2142,8 +2140,8 @@ static void handshake_failed(struct masque_conn *c, int rv)
 	if (!c->is_server && rv == NGTCP2_ERR_CRYPTO && tls_last_reject(c->ssl) != TLS_ACCEPTED) {
 		/* say why instead of ngtcp2's "ERR_CRYPTO" */
 		masque_conn_clear_reason(c);
-		set_reason(c, "relay certificate refused: %s (check --ca and --server-name)",
-			   tls_reject_name(tls_last_reject(c->ssl)));
+		masque_conn_set_reason(c, "relay certificate refused: %s (check --ca and --server-name)",
+				       tls_reject_name(tls_last_reject(c->ssl)));
 	}
 	if (c->ccerr.type == NGTCP2_CCERR_TYPE_TRANSPORT && c->ccerr.error_code != 0)
 		return; /* chosen already (an ALPN refusal) */
@@ -2187,17 +2185,17 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 			if (!c->ci.reason_set) {
 				if (e->type == NGTCP2_CCERR_TYPE_APPLICATION) {
 					c->ci.app_error = e->error_code;
-					set_reason(c, "peer closed the connection (H3 0x%llx%s%s)",
-						   (unsigned long long)e->error_code,
-						   why[0] ? ": " : "", why);
+					masque_conn_set_reason(c, "peer closed the connection (H3 0x%llx%s%s)",
+							       (unsigned long long)e->error_code,
+							       why[0] ? ": " : "", why);
 				} else if (e->error_code >= 0x100 && e->error_code <= 0x1ff) {
-					set_reason(c, "peer refused the TLS handshake: alert %u (%s)",
-						   (unsigned)(e->error_code - 0x100),
-						   tls_alert_name((uint8_t)(e->error_code - 0x100)));
+					masque_conn_set_reason(c, "peer refused the TLS handshake: alert %u (%s)",
+							       (unsigned)(e->error_code - 0x100),
+							       tls_alert_name((uint8_t)(e->error_code - 0x100)));
 				} else {
-					set_reason(c, "peer closed the connection (QUIC 0x%llx%s%s)",
-						   (unsigned long long)e->error_code,
-						   why[0] ? ": " : "", why);
+					masque_conn_set_reason(c, "peer closed the connection (QUIC 0x%llx%s%s)",
+							       (unsigned long long)e->error_code,
+							       why[0] ? ": " : "", why);
 				}
 			}
 			report_failure(c, rv); /* the client gave up the handshake */
@@ -2205,7 +2203,7 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 		}
 		case NGTCP2_ERR_DROP_CONN:
 			c->drained = 1;
-			set_reason(c, "connection dropped");
+			masque_conn_set_reason(c, "connection dropped");
 			break;
 		default:
 			if (!c->closing) {
@@ -2216,7 +2214,7 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 				if (rv == NGTCP2_ERR_CRYPTO)
 					set_tls_reason(c);
 				else
-					set_reason(c, "QUIC: %s", ngtcp2_strerror(rv));
+					masque_conn_set_reason(c, "QUIC: %s", ngtcp2_strerror(rv));
 				handshake_failed(c, rv);
 			}
 			break;
@@ -2227,6 +2225,7 @@ int masque_conn_input(struct masque_conn *c, const struct sockaddr *local, sockl
 
 int masque_conn_on_timer(struct masque_conn *c)
 {
+	masque_time rd;
 	int rv;
 
 	if (c->pending != NULL && c->pending_len == 0 && !c->busy &&
@@ -2245,7 +2244,8 @@ int masque_conn_on_timer(struct masque_conn *c)
 	}
 	if (c->closing || c->drained || c->close_now)
 		return conn_after(c);
-	if (request_deadline(c) != 0 && now_ts(c) >= request_deadline(c)) {
+	rd = request_deadline(c);
+	if (rd != 0 && now_ts(c) >= rd) {
 		char why[80];
 
 		(void)snprintf(why, sizeof(why), "no CONNECT-IP tunnel within %llu ms",
@@ -2259,13 +2259,13 @@ int masque_conn_on_timer(struct masque_conn *c)
 		c->drained = 1; /* idle or handshake timeout: no close to send */
 		if (rv == NGTCP2_ERR_IDLE_CLOSE) {
 			c->ci.idle = 1;
-			set_reason(c, "idle timeout");
+			masque_conn_set_reason(c, "idle timeout");
 		} else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
 			c->ci.error = ZG_ERR_STATE;
-			set_reason(c, "handshake timeout");
+			masque_conn_set_reason(c, "handshake timeout");
 		} else {
 			c->ci.error = ZG_ERR_STATE;
-			set_reason(c, "QUIC: %s", ngtcp2_strerror(rv));
+			masque_conn_set_reason(c, "QUIC: %s", ngtcp2_strerror(rv));
 		}
 		if (c->is_server && !ngtcp2_conn_get_handshake_completed2(c->qc))
 			handshake_failed(c, rv);

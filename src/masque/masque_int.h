@@ -115,8 +115,8 @@ struct masque_conn {
 	int drained;   /* the peer closed, or idle: nothing to send */
 	int goaway;    /* server: GOAWAY sent; client: received */
 	int handshake_counted;
-	struct hs_source *hs_src; /* server: counted against this source */
-	struct addr_count *addr;  /* server: counted against this address */
+	struct src_count *hs_src; /* server: counted against this source */
+	struct src_count *addr;   /* server: counted against this address */
 	int hs_validated;         /* ... as one with a Retry token */
 
 	/* HTTP/3 */
@@ -177,8 +177,9 @@ void masque_conn_free(struct masque_conn *c);
 void masque_conn_set_reason(struct masque_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void masque_conn_clear_reason(struct masque_conn *c);
-/* c's close reason as a struct masque_close_info for on_close. */
-void masque_conn_close_info(const struct masque_conn *c, struct masque_close_info *out);
+/* Calls c's on_close (if any) with why c ends, as a struct
+ * masque_close_info. */
+void masque_conn_report_close(struct masque_conn *c);
 void masque_keylog_setup(const struct masque_config *cfg);
 void masque_conn_goaway(struct masque_conn *c);
 

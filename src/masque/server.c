@@ -26,23 +26,18 @@ struct cid_node {
 	struct masque_conn *c;
 };
 
-/* Handshakes in progress from one source; exists while n > 0, so there are
- * never more than max_handshakes of them. n counts all, nvalid those that
- * proved the address with a Retry token: only those can make the source
- * refused, so a forged source address can cost a real client a Retry
- * round trip but never its handshake. */
-struct hs_source {
-	struct hs_source *next;
+/* Connections counted against one key in one of the server's tables
+ * (count_add); exists while n > 0. In srv->sources, handshakes in progress
+ * from one source (masque_source_key), so there are never more than
+ * max_handshakes of them: n counts all, nvalid those that proved the
+ * address with a Retry token; only those can make the source refused, so a
+ * forged source address can cost a real client a Retry round trip but
+ * never its handshake. In srv->addrs, connections open from one exact
+ * address (addr_key, max_conns_per_address; nvalid unused). */
+struct src_count {
+	struct src_count *next;
 	uint8_t key[16];
 	size_t n, nvalid;
-};
-
-/* Connections at once from one exact address (max_conns_per_address);
- * exists while n > 0. */
-struct addr_count {
-	struct addr_count *next;
-	uint8_t key[16];
-	size_t n;
 };
 
 #define NOTE_NS (10 * UINT64_C(1000000000)) /* refusals: a log line at most this often */
@@ -56,8 +51,8 @@ struct masque_server {
 	struct cid_node *buckets[CID_BUCKETS];
 	struct masque_conn *conns;
 	size_t nconns, nhandshaking;
-	struct hs_source *sources[SRC_BUCKETS];
-	struct addr_count *addrs[SRC_BUCKETS]; /* max_conns_per_address */
+	struct src_count *sources[SRC_BUCKETS]; /* handshakes by source */
+	struct src_count *addrs[SRC_BUCKETS];   /* max_conns_per_address */
 	/* the last log line about refused_address / request_timeouts: when,
 	 * and their counts then */
 	masque_time note_at;
@@ -184,24 +179,58 @@ void masque_source_key(const struct sockaddr *sa, uint8_t key[16])
 	}
 }
 
-static struct hs_source **src_slot(struct masque_server *srv, const uint8_t key[16])
+/* The entry for key in table (one of srv's), or where it would go. */
+static struct src_count **count_slot(struct masque_server *srv, struct src_count **table,
+				     const uint8_t key[16])
 {
-	struct hs_source **pp;
+	struct src_count **pp;
 
-	for (pp = &srv->sources[cid_hash(srv, key, 16) & (SRC_BUCKETS - 1)]; *pp != NULL;
+	for (pp = &table[cid_hash(srv, key, 16) & (SRC_BUCKETS - 1)]; *pp != NULL;
 	     pp = &(*pp)->next)
 		if (memcmp((*pp)->key, key, 16) == 0)
 			break;
 	return pp;
 }
 
-static const struct hs_source *src_find(struct masque_server *srv,
+/* Counts one more connection against key in table. Returns its entry, or
+ * NULL out of memory (nothing counted). */
+static struct src_count *count_add(struct masque_server *srv, struct src_count **table,
+				   const uint8_t key[16])
+{
+	struct src_count **pp = count_slot(srv, table, key);
+
+	if (*pp == NULL) {
+		*pp = calloc(1, sizeof(**pp));
+		if (*pp == NULL)
+			return NULL;
+		memcpy((*pp)->key, key, 16);
+	}
+	(*pp)->n++;
+	return *pp;
+}
+
+/* One connection fewer against e (of table); e is freed at 0. */
+static void count_release(struct masque_server *srv, struct src_count **table,
+			  struct src_count *e)
+{
+	struct src_count **pp;
+
+	if (--e->n > 0)
+		return;
+	pp = count_slot(srv, table, e->key);
+	if (*pp == e) {
+		*pp = e->next;
+		free(e);
+	}
+}
+
+static const struct src_count *src_find(struct masque_server *srv,
 					const struct sockaddr *remote)
 {
 	uint8_t key[16];
 
 	masque_source_key(remote, key);
-	return *src_slot(srv, key);
+	return *count_slot(srv, srv->sources, key);
 }
 
 /* Counts c's handshake against its source. Returns 0 or ZG_ERR_NOMEM. */
@@ -209,20 +238,14 @@ static int src_add(struct masque_server *srv, struct masque_conn *c, const struc
 		   int validated)
 {
 	uint8_t key[16];
-	struct hs_source **pp;
+	struct src_count *e;
 
 	masque_source_key(remote, key);
-	pp = src_slot(srv, key);
-	if (*pp == NULL) {
-		*pp = calloc(1, sizeof(**pp));
-		if (*pp == NULL)
-			return ZG_ERR_NOMEM;
-		memcpy((*pp)->key, key, 16);
-	}
-	(*pp)->n++;
+	if ((e = count_add(srv, srv->sources, key)) == NULL)
+		return ZG_ERR_NOMEM;
 	if (validated)
-		(*pp)->nvalid++;
-	c->hs_src = *pp;
+		e->nvalid++;
+	c->hs_src = e;
 	c->hs_validated = validated;
 	return 0;
 }
@@ -230,20 +253,14 @@ static int src_add(struct masque_server *srv, struct masque_conn *c, const struc
 /* c's handshake ended (done or gone): no longer counted. */
 static void src_release(struct masque_server *srv, struct masque_conn *c)
 {
-	struct hs_source *s = c->hs_src, **pp;
+	struct src_count *e = c->hs_src;
 
-	if (s == NULL)
+	if (e == NULL)
 		return;
 	c->hs_src = NULL;
 	if (c->hs_validated)
-		s->nvalid--;
-	if (--s->n > 0)
-		return;
-	pp = src_slot(srv, s->key);
-	if (*pp == s) {
-		*pp = s->next;
-		free(s);
-	}
+		e->nvalid--;
+	count_release(srv, srv->sources, e);
 }
 
 /* The exact address of sa, IPv4 as ::ffff:a.b.c.d (an IPv4-mapped IPv6
@@ -258,26 +275,15 @@ static void addr_key(const struct sockaddr *sa, uint8_t key[16])
 		memcpy(key, ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, 16);
 }
 
-static struct addr_count **addr_slot(struct masque_server *srv, const uint8_t key[16])
-{
-	struct addr_count **pp;
-
-	for (pp = &srv->addrs[cid_hash(srv, key, 16) & (SRC_BUCKETS - 1)]; *pp != NULL;
-	     pp = &(*pp)->next)
-		if (memcmp((*pp)->key, key, 16) == 0)
-			break;
-	return pp;
-}
-
 /* Connections open now from remote's address. */
 static size_t addr_conns(struct masque_server *srv, const struct sockaddr *remote)
 {
 	uint8_t key[16];
-	const struct addr_count *a;
+	const struct src_count *e;
 
 	addr_key(remote, key);
-	a = *addr_slot(srv, key);
-	return a != NULL ? a->n : 0;
+	e = *count_slot(srv, srv->addrs, key);
+	return e != NULL ? e->n : 0;
 }
 
 /* Counts c against its address. Returns 0 or ZG_ERR_NOMEM. */
@@ -285,35 +291,19 @@ static int addr_add(struct masque_server *srv, struct masque_conn *c,
 		    const struct sockaddr *remote)
 {
 	uint8_t key[16];
-	struct addr_count **pp;
 
 	addr_key(remote, key);
-	pp = addr_slot(srv, key);
-	if (*pp == NULL) {
-		*pp = calloc(1, sizeof(**pp));
-		if (*pp == NULL)
-			return ZG_ERR_NOMEM;
-		memcpy((*pp)->key, key, 16);
-	}
-	(*pp)->n++;
-	c->addr = *pp;
+	if ((c->addr = count_add(srv, srv->addrs, key)) == NULL)
+		return ZG_ERR_NOMEM;
 	return 0;
 }
 
 static void addr_release(struct masque_server *srv, struct masque_conn *c)
 {
-	struct addr_count *a = c->addr, **pp;
-
-	if (a == NULL)
+	if (c->addr == NULL)
 		return;
+	count_release(srv, srv->addrs, c->addr);
 	c->addr = NULL;
-	if (--a->n > 0)
-		return;
-	pp = addr_slot(srv, a->key);
-	if (*pp == a) {
-		*pp = a->next;
-		free(a);
-	}
 }
 
 /* A connection was refused (max_conns_per_address) or closed without a
@@ -491,12 +481,7 @@ void masque_server_del(struct masque_server *srv)
 						       (socklen_t)ps.path.remote.addrlen, c->pktbuf,
 						       (size_t)n);
 		}
-		if (c->cbs->on_close != NULL) {
-			struct masque_close_info ci;
-
-			masque_conn_close_info(c, &ci);
-			c->cbs->on_close(c, &ci, c->ctx);
-		}
+		masque_conn_report_close(c);
 		masque_conn_free(c);
 	}
 	free(srv->pktbuf);
@@ -637,7 +622,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 	const ngtcp2_cid *po = NULL;
 	struct masque_conn *c;
 	masque_time now = srv->cfg.io->now(srv->cfg.ioctx);
-	const struct hs_source *hs;
+	const struct src_count *hs;
 	size_t from_src, valid_from_src;
 
 	if (ngtcp2_accept(&hd, pkt, len) != 0) {
