@@ -168,7 +168,7 @@ measure() {
 		local f; for f in ${LOGS:-}; do tail -n 5 "$f" >&2; done
 		return
 	fi
-	[[ " $tests " == *" conn "* ]] && measure_conn "$name"
+	[[ " $tests " == *" conn "* ]] && measure_conn "$name" "${procs[@]}"
 	if [[ " $tests " != *" bulk "* ]]; then
 		return
 	fi
@@ -220,26 +220,34 @@ measure() {
 	echo >&2 "  $name: TCP ${t1} Mbit/s (down ${t1d}), 4 streams ${p4}, UDP ${udp} received (${loss}% loss), ping ${rtt}/${p99} ms, ${conns} conn/s, ${cpugb} CPU s/GB"
 }
 
-# measure_conn NAME: BENCH_CONNS short HTTP/1.0 connections one after
-# another, then 8 in parallel (bench/connrate count), reps times; the run
-# with the median rate gives the row. Into $W/connrows and $W/conndata.
+# measure_conn NAME [PIDS...]: BENCH_CONNS short HTTP/1.0 connections one
+# after another, then 8 in parallel (bench/connrate count), reps times; the
+# run with the median rate gives the row. Into $W/conndata, with the CPU
+# time the tunnel's processes PIDS (and their children) spent per
+# connection over all reps, in µs ("n/a" without PIDS: the kernel's).
 measure_conn() {
 	local name=$1 par line rate p50 p99 errs best
-	local -a cols=()
+	local -a cols=() cpus=() procs=("${@:2}")
 	for par in 1 8; do
-		local c0 g0 t0 s0
+		local c0 g0 t0 s0 u0
 		c0=$(udp_out $C); g0=$(udp_out $G); t0=$(tcp_out $C); s0=$(tcp_out "$SNS")
+		((${#procs[@]})) && u0=$(cpu_of "${procs[@]}")
 		best=$(for r in $(seq "$reps"); do
 			ip netns exec $C "$bindir/connrate" count "$SERVER" 8080 "$nconns" $par |
 				sed -n 's/^conns [0-9]* errors \([0-9]*\) rate \([0-9]*\)\/s p50 \([0-9.]*\) ms p99 \([0-9.]*\) ms/\2 \3 \4 \1/p'
 		done | sort -n | awk '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)]; else print "0 0 0 0" }')
 		cols+=($best)
+		if ((${#procs[@]})); then
+			cpus+=("$(awk -v a="$u0" -v b="$(cpu_of "${procs[@]}")" -v k=$((nconns * reps)) 'BEGIN { printf "%.0f", (b - a) * 1e6 / k }')")
+		else
+			cpus+=(n/a)
+		fi
 		awk -v n="$name" -v p=$par -v k=$((nconns * reps)) -v c="$(( $(udp_out $C) - c0 ))" -v g="$(( $(udp_out $G) - g0 ))" \
 			-v t="$(( $(tcp_out $C) - t0 ))" -v s="$(( $(tcp_out "$SNS") - s0 ))" 'BEGIN {
 			printf "  %s, %d at a time, per connection: UDP datagrams client → %.1f, gateway → %.1f; TCP segments client → %.1f, server → %.1f\n", n, p, c / k, g / k, t / k, s / k }' >&2
 	done
-	echo "${name%% *} ${cols[*]}" >>"$W/conndata"
-	echo >&2 "  $name: setup seq ${cols[0]}/s p50 ${cols[1]} p99 ${cols[2]} ms (errors ${cols[3]}), 8-par ${cols[4]}/s p50 ${cols[5]} p99 ${cols[6]} ms (errors ${cols[7]})"
+	echo "${name%% *} ${cols[*]} ${cpus[*]}" >>"$W/conndata"
+	echo >&2 "  $name: setup seq ${cols[0]}/s p50 ${cols[1]} p99 ${cols[2]} ms (errors ${cols[3]}), 8-par ${cols[4]}/s p50 ${cols[5]} p99 ${cols[6]} ms (errors ${cols[7]}), tunnel CPU ${cpus[0]} / ${cpus[1]} µs per connection"
 }
 
 run_direct() {
@@ -469,10 +477,10 @@ report() {
 	if [[ -s $W/conndata ]]; then
 		echo "#### Connection setup: $nconns HTTP/1.0 connections (connect, GET, answer, close), median of $reps runs"
 		echo
-		echo "Latency is per connection, connect() to the answer's EOF; \"added\" is over the no-tunnel row of the same run."
+		echo "Latency is per connection, connect() to the answer's EOF; \"added\" is over the no-tunnel row of the same run. Tunnel CPU: what the tunnel's own processes (agent and relay, their kernel time included) spent per connection, one after another / 8 in parallel."
 		echo
-		echo "| configuration | one after another conn/s | p50 ms | p99 ms | p50 added ms | 8 in parallel conn/s | p50 ms | p99 ms | errors | conn/s seq / OpenVPN | 8-par / OpenVPN |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+		echo "| configuration | one after another conn/s | p50 ms | p99 ms | p50 added ms | 8 in parallel conn/s | p50 ms | p99 ms | errors | conn/s seq / OpenVPN | 8-par / OpenVPN | tunnel CPU µs/conn (1 / 8) |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 		awk '{ r[NR] = $0; n[$1] = NR; split($0, f, " "); s[$1] = f[2]; p[$1] = f[6]; b[$1] = f[3] }
 		     END {
 			for (i = 1; i <= NR; i++) {
@@ -480,7 +488,8 @@ report() {
 				add = ("direct" in b) ? sprintf("%+.3f", f[3] - b["direct"]) : "n/a"
 				rs = ("OpenVPN" in s && s["OpenVPN"] > 0) ? sprintf("%.2f", f[2] / s["OpenVPN"]) : "n/a"
 				rp = ("OpenVPN" in p && p["OpenVPN"] > 0) ? sprintf("%.2f", f[6] / p["OpenVPN"]) : "n/a"
-				printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.3f | %d | %s | %s |\n", f[1], f[2], f[3], f[4], add, f[6], f[7], f[8], f[5] + f[9], rs, rp
+				cpu = (f[10] == "" || f[10] == "n/a") ? "n/a" : f[10] " / " f[11]
+				printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.3f | %d | %s | %s | %s |\n", f[1], f[2], f[3], f[4], add, f[6], f[7], f[8], f[5] + f[9], rs, rp, cpu
 			}
 		     }' "$W/conndata"
 		echo
@@ -523,7 +532,7 @@ report() {
 			"into the other instead of terminating its flow, and the connector's stack terminates the flow;" \
 			"tunnel CPU counts the agent, the relay and the connector."
 		# data: name up down 4-streams udp-received ping conn/s cpu/GB loss%;
-		# conndata: name seq/s p50 p99 errors par/s p50 p99 errors
+		# conndata: name seq/s p50 p99 errors par/s p50 p99 errors cpu-seq cpu-par
 		awk 'FILENAME == ARGV[1] && $1 == "zgate" { for (i = 2; i <= 9; i++) z[i] = $i }
 		     FILENAME == ARGV[1] && $1 == "zgate-connector" { for (i = 2; i <= 9; i++) k[i] = $i }
 		     FILENAME == ARGV[2] && $1 == "zgate" { for (i = 2; i <= 9; i++) zc[i] = $i }

@@ -78,6 +78,28 @@ test_connector_line_compares_received_rates() {
 	expect_has "$out" "UDP received 0.50×" "connector line"
 }
 
+# The connection table: every row has the header's cells; the tunnel CPU
+# per connection is shown for a tunnel and "n/a" for the kernel's routing.
+test_conn_table_has_cpu_per_connection() {
+	local W out secs=3 reps=1 nconns=10 tests="conn" row n
+	W=$(mktemp -d); trap 'rm -rf "$W"' RETURN
+	: >"$W/data"; : >"$W/rows"
+	# name seq/s p50 p99 errors par/s p50 p99 errors cpu-seq cpu-par
+	printf '%s\n' "direct 8000 0.100 0.200 0 16000 0.400 0.800 0 n/a n/a" \
+		"zgate 2000 0.450 0.700 0 5000 1.500 2.400 0 312 198" \
+		"OpenVPN 2500 0.350 0.500 0 4000 1.600 3.000 0 280 240" >"$W/conndata"
+	out=$(report)
+	expect_has "$out" "| tunnel CPU µs/conn (1 / 8) |" "conn header"
+	expect_has "$out" "| zgate | 2000 | 0.450 | 0.700 | +0.350 | 5000 | 1.500 | 2.400 | 0 | 0.80 | 1.25 | 312 / 198 |" "zgate row"
+	expect_has "$out" "| direct | 8000 | 0.100 | 0.200 | +0.000 | 16000 | 0.400 | 0.800 | 0 | 3.20 | 4.00 | n/a |" "direct row"
+	n=$(cells "$(grep '^| configuration | one after another' <<<"$out")")
+	expect_eq "$n" 12 "conn header cells"
+	while read -r row; do
+		[[ $row == "| zgate | 2000"* || $row == "| direct | 8000"* || $row == "| OpenVPN | 2500"* ]] || continue
+		expect_eq "$(cells "$row")" "$n" "cells of '$row'"
+	done <<<"$out"
+}
+
 # Only the namespaces netns_new made are deleted; a name in use (another
 # run's) is refused, not taken over or deleted. Needs root.
 test_only_own_namespaces_are_deleted() {
