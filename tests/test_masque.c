@@ -582,6 +582,78 @@ static void test_nat_rebinding_keeps_tunnel(void **state)
 	free(x);
 }
 
+/* Damages the first 1-RTT packet (short header) on its way to the server
+ * whose size is that of a damage_len-byte datagram with a QUIC header,
+ * frame header and tag (not, e.g., a path MTU probe): one bit of the
+ * datagram flipped. */
+static size_t damage_len;
+static int damaged; /* memnet_run asks its condition once more at the end */
+
+static int damage_one(void *arg)
+{
+	struct memnet *n = arg;
+	size_t lo = damage_len + 16, hi = damage_len + 80;
+
+	if (damaged)
+		return 1;
+
+	for (size_t i = 0; i < n->qlen; i++) {
+		struct memnet_pkt *p = &n->q[(n->qhead + i) % MEMNET_QUEUE];
+
+		if (p->to_server && !(p->data[0] & 0x80) && p->len > lo && p->len < hi) {
+			p->data[p->len - 100] ^= 0x04;
+			damaged = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A client that offers only TLS_CHACHA20_POLY1305_SHA256 gets a working
+ * tunnel, and a 1-RTT packet damaged on the way is dropped, never opened:
+ * through ngtcp2's wolfSSL helper it was (wolfSSL 5.7.2's EVP layer did
+ * not compare the tag, CVE-2026-5479; src/masque/aead.h). */
+static void test_chacha20_poly1305_drops_damaged(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	size_t sent = 0;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	assert_int_equal(wolfSSL_CTX_set_cipher_list(x->cctx[0], "TLS13-CHACHA20-POLY1305-SHA256"),
+			 WOLFSSL_SUCCESS);
+	fx_connect(x, 0);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].closed, 0);
+	assert_string_equal(wolfSSL_get_cipher_name(x->cl[0].ep.conn->ssl),
+			    "TLS13-CHACHA20-POLY1305-SHA256");
+	exchange(x, 100);
+
+	/* one datagram (send_batch's size for seq 10), damaged in flight */
+	memnet_run(&x->net, NULL, NULL, SEC / 10); /* ACKs and echoes delivered */
+	x->srv.echo = 0;
+	x->srv.pkts = 0;
+	x->cl[0].next_seq = 10;
+	damage_len = 20 + (10 * 37) % 1200;
+	send_batch(&x->cl[0], x->cl[0].ep.conn, 1, &sent);
+	assert_int_equal(sent, 1);
+	assert_true(memnet_run(&x->net, damage_one, &x->net, SEC));
+	memnet_run(&x->net, NULL, NULL, SEC);
+	assert_int_equal(x->srv.bad, 0);  /* never opened with the flipped bit */
+	assert_int_equal(x->srv.pkts, 0); /* dropped, not delivered */
+	assert_int_equal(x->cl[0].closed, 0);
+	assert_true(masque_conn_is_open(x->cl[0].ep.conn));
+
+	/* and the tunnel carries on */
+	x->srv.pkts = x->cl[0].pkts = 0;
+	x->srv.next_seq = x->cl[0].next_seq = 0;
+	exchange(x, 100);
+	fx_free(x);
+	free(x);
+}
+
 static int buffers_returned(void *arg)
 {
 	struct fx *x = arg;
@@ -2356,6 +2428,7 @@ int main(void)
 		cmocka_unit_test(test_c10_reconnect_asks_previous_address),
 		cmocka_unit_test(test_c12_datagrams_10000_each_way),
 		cmocka_unit_test(test_nat_rebinding_keeps_tunnel),
+		cmocka_unit_test(test_chacha20_poly1305_drops_damaged),
 		cmocka_unit_test(test_c13_capsule_fallback),
 		cmocka_unit_test(test_c16_oversized_packet_refused),
 		cmocka_unit_test(test_queued_datagram_leaves_within_ms),

@@ -26,6 +26,7 @@
 
 #include "capsule.h"
 #include "log.h"
+#include "masque/aead.h"
 #include "masque/uri.h"
 #include "varint.h"
 #include "zg_err.h"
@@ -1749,9 +1750,11 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 		cb->extend_max_local_streams_bidi = q_extend_max_local_bidi;
 	}
 	cb->recv_crypto_data = q_recv_crypto_data;
-	cb->encrypt = ngtcp2_crypto_encrypt_cb;
-	cb->decrypt = ngtcp2_crypto_decrypt_cb;
-	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+	/* AES: wolfCrypt directly, not five EVP calls and two mallocs per
+	 * packet (aead.h); anything else goes to ngtcp2's helper */
+	cb->encrypt = masque_aead_encrypt_cb;
+	cb->decrypt = masque_aead_decrypt_cb;
+	cb->hp_mask = masque_hp_mask_cb;
 	cb->update_key = ngtcp2_crypto_update_key_cb;
 	cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
 	cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;

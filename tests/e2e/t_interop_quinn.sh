@@ -50,6 +50,16 @@ expect_contains "$out" "ping 198.18.0.10: echo reply" "ICMP echo after the stray
 expect_contains "$out" "key update 3: echo reply" "three QUIC key updates"
 expect_contains "$out" "udp 198.18.0.10:5004:" "UDP echo"
 expect_contains "$out" "closed: H3_NO_ERROR" "close"
+
+step "quinn + rustls offering only TLS_CHACHA20_POLY1305_SHA256: tunnel, ICMP, key updates"
+# the relay seals and opens ChaCha20-Poly1305 with its own callbacks
+# (src/masque/aead.c, not wolfSSL's EVP layer): an independent peer agrees on every tag
+out=$(qc interop-1 --chacha20 --ping 198.18.0.10 --key-updates 2) ||
+	fail "interop client with ChaCha20-Poly1305: $out"
+echo "$out"
+expect_contains "$out" "handshake: ok, ALPN h3" "ChaCha20-Poly1305 handshake"
+expect_contains "$out" "ping 198.18.0.10: echo reply" "ICMP echo with ChaCha20-Poly1305"
+expect_contains "$out" "key update 2: echo reply" "key updates with ChaCha20-Poly1305"
 audit_wait "$D/audit.log" '"event":"session_open","client":"interop-1"' ||
 	fail "no session_open for interop-1: $(tail -3 "$D/audit.log")"
 audit_wait "$D/audit.log" '"event":"session_close","client":"interop-1"' ||

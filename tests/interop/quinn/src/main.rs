@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: zgate-interop-quinn --relay ADDR:PORT --server-name NAME --cert PEM \
 --key PEM --ca PEM [--alpn PROTO] [--path PATH] [--ping IPV4] [--udp IPV4:PORT] [--stray] \
-[--key-updates N]\n\
+[--key-updates N] [--chacha20]\n\
        zgate-interop-quinn --serve ADDR:PORT --cert PEM --key PEM --ca PEM\n\
   --alpn         ALPN protocol to offer (default h3)\n\
   --path         request path (default /.well-known/masque/ip/*/*/)\n\
@@ -30,6 +30,7 @@ const USAGE: &str = "usage: zgate-interop-quinn --relay ADDR:PORT --server-name 
   --stray        first send datagrams the relay must drop (context ID 1; a stream that is\n\
                  no CONNECT-IP request), then ping (C12, C14)\n\
   --key-updates  after the ping, N times: a QUIC key update, then a ping in the new phase\n\
+  --chacha20     offer only TLS_CHACHA20_POLY1305_SHA256 (so the connection uses it)\n\
   --serve        be the server instead: a CONNECT-IP endpoint (client certificate required,\n\
                  from --ca) that assigns 10.99.0.2/32, advertises 192.0.2.0/24 and answers\n\
                  ICMP echo requests; one line per event on stdout";
@@ -50,6 +51,7 @@ struct Args {
     ping: Option<Ipv4Addr>,
     udp: Option<(Ipv4Addr, u16)>,
     stray: bool,
+    chacha20: bool,
     key_updates: u32,
 }
 
@@ -61,7 +63,7 @@ fn parse_args() -> Args {
             println!("{}", USAGE);
             std::process::exit(0);
         }
-        if a == "--stray" {
+        if a == "--stray" || a == "--chacha20" {
             m.insert(a, String::new());
             continue;
         }
@@ -119,6 +121,7 @@ fn parse_args() -> Args {
         ping,
         udp,
         stray: m.contains_key("--stray"),
+        chacha20: m.contains_key("--chacha20"),
         key_updates: m.get("--key-updates").map_or(0, |v| {
             v.parse().ok().filter(|n| *n <= 100).unwrap_or_else(|| bad("--key-updates", v))
         }),
@@ -528,8 +531,16 @@ async fn main() {
     for c in load_certs(&a.ca) {
         roots.add(&c).unwrap_or_else(|e| die("ca", e));
     }
+    let suites: &[rustls::SupportedCipherSuite] = if a.chacha20 {
+        &[rustls::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256]
+    } else {
+        rustls::DEFAULT_CIPHER_SUITES
+    };
     let mut tls = rustls::ClientConfig::builder()
-        .with_safe_defaults()
+        .with_cipher_suites(suites)
+        .with_safe_default_kx_groups()
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap_or_else(|e| die("TLS versions", e))
         .with_root_certificates(roots)
         .with_single_cert(load_certs(&a.cert), load_key(&a.key))
         .unwrap_or_else(|e| die("client certificate", e));
