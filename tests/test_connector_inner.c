@@ -767,6 +767,76 @@ static void test_overlapping_pools(void **state)
 	fx_free(x);
 }
 
+static int ratelimited(void *arg)
+{
+	struct stack_counters c;
+
+	stack_get_counters(inner_stack(((struct fx *)arg)->in), &c);
+	return c.errors_ratelimited > 0;
+}
+
+static int got_one(void *arg)
+{
+	return ((struct client *)arg)->pkts > 0;
+}
+
+/* Two agents at one address through two relays are two agents for the
+ * ICMP errors and RSTs the connector's stack sends too: one that used up
+ * its allowance leaves the other's whole (the allowance is keyed by relay
+ * link and address, as the sessions are). The stack's clock is the first
+ * relay's network's: it stands still while the second one runs, so no
+ * token comes back in between. */
+static void test_error_budget_per_link(void **state)
+{
+	static const char pol2[] = "version: 1\nclients:\n"
+				   "  agent-1:\n    rules:\n      - id: a\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n"
+				   "  agent-2:\n    rules:\n      - id: b\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n";
+	struct memnet *n2 = calloc(1, sizeof(*n2));
+	struct fx *x;
+	struct client *a, *b;
+	struct stack_counters c;
+	uint8_t pkt[64];
+	size_t len;
+
+	(void)state;
+	assert_non_null(n2);
+	x = fx_new();
+	fx_set_policy(x, pol2);
+	assert_int_equal(memnet_init(n2), 0);
+	assert_int_equal(inner_server_new(x->in, &memnet_io, &n2->server, 1350, &n2->srv), 0);
+	a = connect_as(x, 0, "agent-1", "10.100.0.7");
+	b = start_on(x, n2, 1, "agent-2", "10.100.0.7", 0);
+	assert_true(memnet_run(n2, done, b, 5 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(a->closed + b->closed, 0);
+	/* agent-1 through relay 1: denied flows until its allowance is gone */
+	for (uint16_t i = 0; i < 40; i++) {
+		len = udp4(pkt, "10.100.0.7", "10.20.0.5", (uint16_t)(40000 + i), 53);
+		assert_int_equal(masque_conn_send(a->ep.conn, pkt, len), 0);
+	}
+	assert_true(memnet_run(&x->net, ratelimited, x, SEC / 10));
+	/* the agent at the same address through relay 2 still gets its answer */
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 41000, 53);
+	assert_int_equal(masque_conn_send(b->ep.conn, pkt, len), 0);
+	assert_true(memnet_run(n2, got_one, b, SEC / 10));
+	assert_int_equal(b->last[9], 1); /* ICMP */
+	/* agent-1 got the answers of its allowance only */
+	memnet_run(&x->net, NULL, NULL, SEC / 100);
+	assert_true(a->pkts >= 1 && a->pkts < 40);
+	stack_get_counters(inner_stack(x->in), &c);
+	assert_true(c.errors_ratelimited >= 1);
+	masque_conn_close(b->ep.conn, 0, "bye");
+	memnet_run(n2, NULL, NULL, SEC);
+	inner_server_del(x->in, n2->srv);
+	assert_int_equal(memnet_free(n2), 0);
+	free(n2);
+	wolfSSL_CTX_free(x->cl[1].tls);
+	memset(&x->cl[1], 0, sizeof(x->cl[1]));
+	fx_free(x);
+}
+
 static void test_set_tls_new_sessions_only(void **state)
 {
 	struct fx *x = fx_new();
@@ -828,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_request_deadline),
 		cmocka_unit_test(test_own_addresses_forbidden),
 		cmocka_unit_test(test_overlapping_pools),
+		cmocka_unit_test(test_error_budget_per_link),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown_pki);

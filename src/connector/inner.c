@@ -21,6 +21,7 @@
 struct ilink {
 	struct inner *in;
 	struct masque_server *srv;
+	uint64_t id; /* unique in the process: its agents' stack_client.scope */
 };
 
 /* One inner CONNECT-IP session: an agent's end-to-end tunnel. */
@@ -52,6 +53,7 @@ struct inner {
 	struct ilink *lk[INNER_MAX_SERVERS];          /* lk[i]->srv == srv[i] */
 	size_t nsrv;
 	uint64_t sid_key;
+	uint64_t link_ids; /* the last ilink.id given */
 	struct inner_stats stats;
 	/* refused_per_agent / no_request of inner servers already freed */
 	uint64_t gone_refused, gone_no_request;
@@ -482,6 +484,9 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	in = s->in;
 	memset(&cl, 0, sizeof(cl));
 	cl.id = s->id;
+	/* an agent is its address on a relay link: its ICMP errors and RSTs
+	 * are paced apart from another relay's agent at the same address */
+	cl.scope = s->link->id;
 	if (s->vip.version == 4)
 		cl.vip4 = s->vip;
 	else
@@ -618,6 +623,7 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 	if ((lk = calloc(1, sizeof(*lk))) == NULL)
 		return ZG_ERR_NOMEM;
 	lk->in = in;
+	lk->id = ++in->link_ids;
 	memset(&mc, 0, sizeof(mc));
 	mc.tls = in->cfg.tls;
 	mc.io = io;

@@ -34,7 +34,11 @@
  * with connections that never become sessions.
  * Packets from the stack go to the session holding their destination
  * address; when several relays' agents share it, to the session of the
- * flow they belong to (stack_packet_owner()).
+ * flow they belong to (stack_packet_owner()). The ICMP errors and RSTs the
+ * stack answers refused packets with are paced per agent as the sessions
+ * are keyed, by (relay link, address) (stack_client.scope is the link):
+ * an agent that uses up its allowance leaves another relay's agent at the
+ * same address its own.
  * Flows: the stack's policy callback denies every destination outside the
  * served prefixes (rule "outside_prefixes"), else policy_eval(). The
  * connector host's own addresses are never reachable, as the relay's are
