@@ -655,6 +655,62 @@ static void test_own_addresses_forbidden(void **state)
 	fx_free(x);
 }
 
+/* The connector's own tunnel addresses are never destinations either,
+ * even inside a served prefix (a relay's pool inside it), and the host's
+ * addresses stay forbidden beside them; a new set replaces the old. */
+static void test_tunnel_addresses_forbidden(void **state)
+{
+	struct fx *x;
+	struct ifaddrs *ifa = NULL;
+	struct stack_addr own[16], tun[INNER_MAX_TUNNEL_ADDRS + 1], lan;
+	struct client *s;
+	uint8_t pkt[64];
+	size_t n, len;
+
+	(void)state;
+	assert_int_equal(getifaddrs(&ifa), 0);
+	n = localaddr_collect(ifa, own, 16, NULL);
+	freeifaddrs(ifa);
+	x = fx_new();
+	memset(tun, 0, sizeof(tun));
+	tun[0].version = 4;
+	assert_int_equal(inet_pton(AF_INET, "10.20.0.9", tun[0].a), 1); /* served */
+	tun[1].version = 6;
+	assert_int_equal(inet_pton(AF_INET6, "fd00:100::9", tun[1].a), 1);
+	lan = tun[0];
+	lan.a[3] = 5;
+	assert_int_equal(inner_set_tunnel_addresses(x->in, tun, 2), 0);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[0]), 1);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[1]), 1);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &lan), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &own[i]), 1);
+	/* an agent's flow to it is refused before the policy is asked */
+	s = connect_as(x, 0, "agent-1", "10.100.0.7");
+	len = udp4(pkt, "10.100.0.7", "10.20.0.9", 40000, 7);
+	assert_int_equal(masque_conn_send(s->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_non_null(strstr(x->log, "\"dst\":\"10.20.0.9\""));
+	assert_non_null(strstr(x->log, "\"reason\":\"forbidden-destination\""));
+	assert_true(s->pkts >= 1); /* answered: administratively prohibited */
+	/* the tunnel closed: its address is an ordinary one again */
+	assert_int_equal(inner_set_tunnel_addresses(x->in, NULL, 0), 0);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[0]), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &own[i]), 1);
+	/* bounded: more than INNER_MAX_TUNNEL_ADDRS is refused, the first kept */
+	for (size_t i = 2; i < INNER_MAX_TUNNEL_ADDRS + 1; i++) {
+		tun[i] = tun[0];
+		tun[i].a[2] = (uint8_t)(1 + i / 256);
+		tun[i].a[3] = (uint8_t)i;
+	}
+	assert_int_equal(inner_set_tunnel_addresses(x->in, tun, INNER_MAX_TUNNEL_ADDRS + 1),
+			 ZG_ERR_LIMIT);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[0]), 1);
+	assert_int_equal(inner_set_tunnel_addresses(x->in, NULL, 1), ZG_ERR_INVAL);
+	fx_free(x);
+}
+
 /* Two relays whose address pools overlap: the same tunnel address through
  * each is another agent. Both get a session (not 409), and what the stack
  * sends to that address goes to the agent whose packet or flow it answers. */
@@ -897,6 +953,7 @@ int main(void)
 		cmocka_unit_test(test_conns_per_agent),
 		cmocka_unit_test(test_request_deadline),
 		cmocka_unit_test(test_own_addresses_forbidden),
+		cmocka_unit_test(test_tunnel_addresses_forbidden),
 		cmocka_unit_test(test_overlapping_pools),
 		cmocka_unit_test(test_error_budget_per_link),
 	};
