@@ -84,7 +84,9 @@ static void test_format_connected(void **state)
 		"\"connects\":2,\"tx_packets\":10,\"tx_bytes\":1000,"
 		"\"rx_packets\":9,\"rx_bytes\":900,\"drops\":{\"outage\":3,\"too_big\":1,"
 		"\"congested\":2,\"tun_write\":0,\"not_ours\":4,\"malformed\":6},\"icmp_too_big_sent\":1,"
-		"\"cert_reloads\":3,\"cert_reload_errors\":1,\"last_error\":\"\","
+		"\"cert_reloads\":3,\"cert_reload_errors\":1,"
+		"\"route_updates\":{\"advertisements\":0,\"refused\":0,\"changes\":0,\"applied\":0,"
+		"\"coalesced\":0},\"last_error\":\"\","
 		"\"quic\":{\"srtt_us\":412,\"min_rtt_us\":180,\"cwnd\":123456,"
 		"\"bytes_in_flight\":7000,\"packets_sent\":99,\"packets_lost\":1,"
 		"\"queued_bytes\":2800,\"next_timer_us\":-1,\"tun_paused\":true}}\n");
@@ -110,7 +112,9 @@ static void test_format_empty_and_escaped(void **state)
 	assert_non_null(strstr(buf, "\"addresses\":[],\"routes\":[],\"relay_route\":null,"
 				    "\"refused\":[],\"refused_unlisted\":0,"));
 	assert_non_null(strstr(buf, "\"mtu\":0"));
-	assert_non_null(strstr(buf, "\"cert_reloads\":0,\"cert_reload_errors\":0,\"last_error\":"));
+	assert_non_null(strstr(buf, "\"cert_reloads\":0,\"cert_reload_errors\":0,\"route_updates\":{"
+				    "\"advertisements\":0,\"refused\":0,\"changes\":0,\"applied\":0,"
+				    "\"coalesced\":0},\"last_error\":"));
 	assert_non_null(strstr(buf, "\"last_error\":\"relay said \\\"no\\\"\\\\\\n\\ttab\\u0001\",\"quic\":null}"));
 }
 
@@ -354,6 +358,47 @@ static void test_format_and_show_cert_reloads(void **state)
 	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
 	assert_non_null(strstr(out, "  certificate reloads: 12345678901, 2 failed\n"));
 	assert_null(strstr(out, "warning"));
+	free(out);
+}
+
+/* Route updates (routepace.h): the file always has the counters; the
+ * summary shows a line once a change waited for its turn or an
+ * advertisement was refused, and none before (or for a file from an
+ * agent without the key); a key of the wrong type is warned about. */
+static void test_format_and_show_route_updates(void **state)
+{
+	struct status_counters c;
+	struct status_info st = { .state = "connected", .since = NOW, .pid = 9, .relay = "r:1", .tun = "zgate0", .c = &c, .last_error = "" };
+	char buf[2048], *out = NULL, err[512];
+	size_t n = 0;
+	static const char wrong[] = "{\"state\":\"connected\",\"pid\":9,\"route_updates\":7}";
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.route_ads = 3;
+	c.route_changes = 4;
+	c.route_sets_applied = 4;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_non_null(strstr(buf, ",\"route_updates\":{\"advertisements\":3,\"refused\":0,"
+				    "\"changes\":4,\"applied\":4,\"coalesced\":0},"));
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_null(strstr(out, "route updates"));
+	free(out);
+	c.route_ads = 1000;
+	c.route_ads_refused = 2;
+	c.route_changes = 1001;
+	c.route_sets_applied = 41;
+	c.route_changes_coalesced = 958;
+	assert_int_equal(status_format(&st, buf, sizeof(buf), &n), 0);
+	assert_non_null(strstr(buf, "\"route_updates\":{\"advertisements\":1000,\"refused\":2,"
+				    "\"changes\":1001,\"applied\":41,\"coalesced\":958}"));
+	assert_int_equal(show(buf, n, 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "  route updates: 41 applied of 1001 changes (958 coalesced), 2 "
+				    "of 1000 advertisements refused\n"));
+	assert_null(strstr(out, "warning"));
+	free(out);
+	assert_int_equal(show(wrong, strlen(wrong), 0, fake_alive, &out, err, sizeof(err)), 0);
+	assert_non_null(strstr(out, "route_updates"));
 	free(out);
 }
 
@@ -683,6 +728,7 @@ int main(void)
 		T(test_show_reconnecting_dns_and_escapes),
 		T(test_format_and_show_dns),
 		T(test_format_and_show_cert_reloads),
+		T(test_format_and_show_route_updates),
 		T(test_show_not_running),
 		T(test_show_malformed),
 		T(test_show_truncations_and_flips),

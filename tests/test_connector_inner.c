@@ -655,6 +655,62 @@ static void test_own_addresses_forbidden(void **state)
 	fx_free(x);
 }
 
+/* The connector's own tunnel addresses are never destinations either,
+ * even inside a served prefix (a relay's pool inside it), and the host's
+ * addresses stay forbidden beside them; a new set replaces the old. */
+static void test_tunnel_addresses_forbidden(void **state)
+{
+	struct fx *x;
+	struct ifaddrs *ifa = NULL;
+	struct stack_addr own[16], tun[INNER_MAX_TUNNEL_ADDRS + 1], lan;
+	struct client *s;
+	uint8_t pkt[64];
+	size_t n, len;
+
+	(void)state;
+	assert_int_equal(getifaddrs(&ifa), 0);
+	n = localaddr_collect(ifa, own, 16, NULL);
+	freeifaddrs(ifa);
+	x = fx_new();
+	memset(tun, 0, sizeof(tun));
+	tun[0].version = 4;
+	assert_int_equal(inet_pton(AF_INET, "10.20.0.9", tun[0].a), 1); /* served */
+	tun[1].version = 6;
+	assert_int_equal(inet_pton(AF_INET6, "fd00:100::9", tun[1].a), 1);
+	lan = tun[0];
+	lan.a[3] = 5;
+	assert_int_equal(inner_set_tunnel_addresses(x->in, tun, 2), 0);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[0]), 1);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[1]), 1);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &lan), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &own[i]), 1);
+	/* an agent's flow to it is refused before the policy is asked */
+	s = connect_as(x, 0, "agent-1", "10.100.0.7");
+	len = udp4(pkt, "10.100.0.7", "10.20.0.9", 40000, 7);
+	assert_int_equal(masque_conn_send(s->ep.conn, pkt, len), 0);
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_non_null(strstr(x->log, "\"dst\":\"10.20.0.9\""));
+	assert_non_null(strstr(x->log, "\"reason\":\"forbidden-destination\""));
+	assert_true(s->pkts >= 1); /* answered: administratively prohibited */
+	/* the tunnel closed: its address is an ordinary one again */
+	assert_int_equal(inner_set_tunnel_addresses(x->in, NULL, 0), 0);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[0]), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &own[i]), 1);
+	/* bounded: more than INNER_MAX_TUNNEL_ADDRS is refused, the first kept */
+	for (size_t i = 2; i < INNER_MAX_TUNNEL_ADDRS + 1; i++) {
+		tun[i] = tun[0];
+		tun[i].a[2] = (uint8_t)(1 + i / 256);
+		tun[i].a[3] = (uint8_t)i;
+	}
+	assert_int_equal(inner_set_tunnel_addresses(x->in, tun, INNER_MAX_TUNNEL_ADDRS + 1),
+			 ZG_ERR_LIMIT);
+	assert_int_equal(stack_dst_forbidden(inner_stack(x->in), &tun[0]), 1);
+	assert_int_equal(inner_set_tunnel_addresses(x->in, NULL, 1), ZG_ERR_INVAL);
+	fx_free(x);
+}
+
 /* Two relays whose address pools overlap: the same tunnel address through
  * each is another agent. Both get a session (not 409), and what the stack
  * sends to that address goes to the agent whose packet or flow it answers. */
@@ -767,6 +823,76 @@ static void test_overlapping_pools(void **state)
 	fx_free(x);
 }
 
+static int ratelimited(void *arg)
+{
+	struct stack_counters c;
+
+	stack_get_counters(inner_stack(((struct fx *)arg)->in), &c);
+	return c.errors_ratelimited > 0;
+}
+
+static int got_one(void *arg)
+{
+	return ((struct client *)arg)->pkts > 0;
+}
+
+/* Two agents at one address through two relays are two agents for the
+ * ICMP errors and RSTs the connector's stack sends too: one that used up
+ * its allowance leaves the other's whole (the allowance is keyed by relay
+ * link and address, as the sessions are). The stack's clock is the first
+ * relay's network's: it stands still while the second one runs, so no
+ * token comes back in between. */
+static void test_error_budget_per_link(void **state)
+{
+	static const char pol2[] = "version: 1\nclients:\n"
+				   "  agent-1:\n    rules:\n      - id: a\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n"
+				   "  agent-2:\n    rules:\n      - id: b\n        action: allow\n"
+				   "        destinations: [\"10.20.0.0/16\"]\n        protocols: [tcp]\n";
+	struct memnet *n2 = calloc(1, sizeof(*n2));
+	struct fx *x;
+	struct client *a, *b;
+	struct stack_counters c;
+	uint8_t pkt[64];
+	size_t len;
+
+	(void)state;
+	assert_non_null(n2);
+	x = fx_new();
+	fx_set_policy(x, pol2);
+	assert_int_equal(memnet_init(n2), 0);
+	assert_int_equal(inner_server_new(x->in, &memnet_io, &n2->server, 1350, &n2->srv), 0);
+	a = connect_as(x, 0, "agent-1", "10.100.0.7");
+	b = start_on(x, n2, 1, "agent-2", "10.100.0.7", 0);
+	assert_true(memnet_run(n2, done, b, 5 * SEC));
+	memnet_run(&x->net, NULL, NULL, SEC / 10);
+	assert_int_equal(a->closed + b->closed, 0);
+	/* agent-1 through relay 1: denied flows until its allowance is gone */
+	for (uint16_t i = 0; i < 40; i++) {
+		len = udp4(pkt, "10.100.0.7", "10.20.0.5", (uint16_t)(40000 + i), 53);
+		assert_int_equal(masque_conn_send(a->ep.conn, pkt, len), 0);
+	}
+	assert_true(memnet_run(&x->net, ratelimited, x, SEC / 10));
+	/* the agent at the same address through relay 2 still gets its answer */
+	len = udp4(pkt, "10.100.0.7", "10.20.0.5", 41000, 53);
+	assert_int_equal(masque_conn_send(b->ep.conn, pkt, len), 0);
+	assert_true(memnet_run(n2, got_one, b, SEC / 10));
+	assert_int_equal(b->last[9], 1); /* ICMP */
+	/* agent-1 got the answers of its allowance only */
+	memnet_run(&x->net, NULL, NULL, SEC / 100);
+	assert_true(a->pkts >= 1 && a->pkts < 40);
+	stack_get_counters(inner_stack(x->in), &c);
+	assert_true(c.errors_ratelimited >= 1);
+	masque_conn_close(b->ep.conn, 0, "bye");
+	memnet_run(n2, NULL, NULL, SEC);
+	inner_server_del(x->in, n2->srv);
+	assert_int_equal(memnet_free(n2), 0);
+	free(n2);
+	wolfSSL_CTX_free(x->cl[1].tls);
+	memset(&x->cl[1], 0, sizeof(x->cl[1]));
+	fx_free(x);
+}
+
 static void test_set_tls_new_sessions_only(void **state)
 {
 	struct fx *x = fx_new();
@@ -827,7 +953,9 @@ int main(void)
 		cmocka_unit_test(test_conns_per_agent),
 		cmocka_unit_test(test_request_deadline),
 		cmocka_unit_test(test_own_addresses_forbidden),
+		cmocka_unit_test(test_tunnel_addresses_forbidden),
 		cmocka_unit_test(test_overlapping_pools),
+		cmocka_unit_test(test_error_budget_per_link),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown_pki);

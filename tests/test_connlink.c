@@ -31,6 +31,8 @@ static struct fake {
 	size_t nopens, ncloses;
 	size_t nrejected;
 	char rejected[200];
+	size_t nnotes;
+	char note[200];
 } F;
 
 static int agent_a, agent_b, conn_x, conn_y; /* their addresses are the session handles */
@@ -135,9 +137,22 @@ static int f_send_remote(void *ctx, const struct connlink_connector *c, const ui
 	return 0;
 }
 
-static const struct connlink_hooks hooks = { NULL, f_send, f_may_reach,
-					     f_bound, f_rejected, f_audit_open,
-					     f_audit_close, f_now, f_send_remote };
+static void f_flow_note(void *ctx, const struct connlink_flow *fl, int evicted, uint64_t n)
+{
+	char a[INET6_ADDRSTRLEN], c[INET6_ADDRSTRLEN];
+
+	(void)ctx;
+	inet_ntop(fl->agent.version == 4 ? AF_INET : AF_INET6, fl->agent.a, a, sizeof(a));
+	inet_ntop(fl->conn.version == 4 ? AF_INET : AF_INET6, fl->conn.a, c, sizeof(c));
+	(void)snprintf(F.note, sizeof(F.note), "%s %s:%u %s %s:%u %s %llu", fl->client, a,
+		       fl->agent_port, fl->connector, c, fl->conn_port,
+		       evicted ? "evicted" : "unsolicited", (unsigned long long)n);
+	F.nnotes++;
+}
+
+static const struct connlink_hooks hooks = { NULL, f_send, f_may_reach, f_bound,
+					     f_rejected, f_audit_open, f_audit_close, f_now,
+					     f_send_remote, f_flow_note };
 
 static struct stack_addr a4(const char *s)
 {
@@ -411,6 +426,135 @@ static void test_idle_expiry(void **state)
 	assert_int_equal(drops(cl, CONNLINK_DROP_NO_LINK), 1);
 }
 
+/* A connector reaches only the agent ports that sent to it: agent-1's
+ * port 50000 opened a flow, its port 7777 did not (until it sends). */
+static void test_unsolicited_port(void **state)
+{
+	struct connlink *cl = *state;
+	uint8_t p[128];
+	size_t n;
+
+	(void)link_agent1(cl, p);
+	n = to_agent(p);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
+	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 7777, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_UNSOLICITED), 1);
+	assert_int_equal(drops(cl, CONNLINK_DROP_NO_LINK), 0);
+	assert_int_equal(F.nnotes, 1);
+	assert_string_equal(F.note,
+			    "agent-1 100.64.0.2:7777 hospital-a 100.64.0.9:443 unsolicited 1");
+	assert_int_equal(F.nsent, 2);
+	/* a port of the agent's is not opened by another agent's address,
+	 * nor by another protocol's packet to the connector */
+	n = udp(p, "100.64.0.2", 7777, "100.64.0.9", 443, 64, 6);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_DROPPED);
+	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 7777, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_UNSOLICITED), 2);
+	/* once port 7777 sent to the connector, its answer passes */
+	n = udp(p, "100.64.0.2", 7777, "100.64.0.9", 443, 64, 17);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 7777, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
+	assert_ptr_equal(F.sent[F.nsent - 1].sess, &agent_a);
+	/* the agent's IPv6 address has its own link, and no flow yet */
+	n = udp(p, "fd00::2", 50000, "fd00::9", 443, 64, 17);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	n = udp(p, "fd00::9", 443, "fd00::2", 50001, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_UNSOLICITED), 3);
+	n = udp(p, "fd00::9", 443, "fd00::2", 50000, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_NO_LINK), 0);
+	/* reported at most once every CONNLINK_NOTE_MS per connector, with
+	 * the count since the last report */
+	assert_int_equal(F.nnotes, 1);
+	F.now += CONNLINK_NOTE_MS - 1;
+	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 7778, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
+	assert_int_equal(F.nnotes, 1);
+	F.now += 1;
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
+	assert_int_equal(F.nnotes, 2);
+	assert_string_equal(F.note,
+			    "agent-1 100.64.0.2:7778 hospital-a 100.64.0.9:443 unsolicited 4");
+	assert_int_equal(drops(cl, CONNLINK_DROP_UNSOLICITED), 5);
+}
+
+/* A flow ends CONNLINK_FLOW_IDLE_MS after the agent's last packet on it,
+ * whatever the connector sends; the agent's next packet opens it again. */
+static void test_flow_idle(void **state)
+{
+	struct connlink *cl = *state;
+	uint8_t p[128], q[128];
+	size_t n, m;
+
+	n = link_agent1(cl, p);
+	m = to_agent(q);
+	F.now += CONNLINK_FLOW_IDLE_MS - 1;
+	assert_int_equal(connlink_from_connector(cl, &conn_x, q, m), CONNLINK_FORWARDED);
+	F.now += 1; /* the connector's packet did not refresh it */
+	assert_int_equal(connlink_from_connector(cl, &conn_x, q, m), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_UNSOLICITED), 1);
+	assert_int_equal(connlink_links(cl), 1); /* the link itself is still there */
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	F.now += CONNLINK_FLOW_IDLE_MS - 1;
+	assert_int_equal(connlink_from_connector(cl, &conn_x, q, m), CONNLINK_FORWARDED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_UNSOLICITED), 1);
+}
+
+/* A link remembers CONNLINK_FLOWS_PER_LINK flows: a new one past that
+ * takes the place of the least recently used, counted and reported. */
+static void test_flow_table_bounded(void **state)
+{
+	struct connlink *cl = *state;
+	struct connlink_counters c;
+	uint8_t p[128];
+	size_t n;
+
+	for (unsigned i = 0; i < CONNLINK_FLOWS_PER_LINK; i++) {
+		F.now += 10;
+		n = udp(p, "100.64.0.2", (uint16_t)(60000 + i), "100.64.0.9", 443, 64, 17);
+		assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	}
+	/* port 60000 used again: 60001 is now the least recently used */
+	F.now += 10;
+	n = udp(p, "100.64.0.2", 60000, "100.64.0.9", 443, 64, 17);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	connlink_get_counters(cl, &c);
+	assert_int_equal(c.flows_evicted, 0);
+	assert_int_equal(F.nnotes, 0);
+	F.now += 10;
+	n = udp(p, "100.64.0.2", 61000, "100.64.0.9", 443, 64, 17);
+	assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	connlink_get_counters(cl, &c);
+	assert_int_equal(c.flows_evicted, 1);
+	assert_int_equal(F.nnotes, 1);
+	assert_string_equal(F.note, "agent-1 100.64.0.2:60001 hospital-a 100.64.0.9:443 evicted 1");
+	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 60001, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_DROPPED);
+	assert_int_equal(drops(cl, CONNLINK_DROP_UNSOLICITED), 1);
+	F.nsent = 0;
+	for (unsigned port = 60000; port < 60000 + CONNLINK_FLOWS_PER_LINK; port++) {
+		if (port == 60001)
+			continue;
+		n = udp(p, "100.64.0.9", 443, "100.64.0.2", (uint16_t)port, 64, 17);
+		assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
+	}
+	n = udp(p, "100.64.0.9", 443, "100.64.0.2", 61000, 64, 17);
+	assert_int_equal(connlink_from_connector(cl, &conn_x, p, n), CONNLINK_FORWARDED);
+	/* an expired flow's place is taken without evicting a live one */
+	F.now += CONNLINK_FLOW_IDLE_MS;
+	F.nsent = 0;
+	for (unsigned i = 0; i < CONNLINK_FLOWS_PER_LINK; i++) {
+		n = udp(p, "100.64.0.2", (uint16_t)(62000 + i), "100.64.0.9", 443, 64, 17);
+		assert_int_equal(connlink_from_agent(cl, &agent1, p, n), CONNLINK_FORWARDED);
+	}
+	connlink_get_counters(cl, &c);
+	assert_int_equal(c.flows_evicted, 1);
+}
+
 static void test_session_close_closes_links(void **state)
 {
 	struct connlink *cl = *state;
@@ -564,6 +708,7 @@ static void test_identity(void **state)
 	assert_false(connlink_identity("agent-1", &id));
 	assert_false(connlink_identity("Connector:x", &id));
 	assert_string_equal(connlink_drop_name(CONNLINK_DROP_NO_LINK), "no_link");
+	assert_string_equal(connlink_drop_name(CONNLINK_DROP_UNSOLICITED), "unsolicited");
 	assert_string_equal(connlink_drop_name(CONNLINK_NDROP), "unknown");
 }
 
@@ -738,6 +883,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spoofed_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connector_to_agent_without_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsolicited_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_table_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_close_closes_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_reload_removes_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_one_dropped, setup, teardown),

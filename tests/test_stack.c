@@ -4023,6 +4023,51 @@ test_i16_7_refusals_global_cap(void **state)
 	assert_int_equal(k.errors_ratelimited, 170);
 }
 
+/* Clients that share an address but not a scope (the connector's agents
+ * of two relays) each have their own allowance; one scope's is shared by
+ * its packets whatever else changes. */
+static void
+test_refusals_per_scope(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_client c;
+	struct stack_addr dst;
+	struct stack_counters k;
+	uint8_t b[PMAX];
+	size_t n;
+	int i;
+
+	fx->deny = 1;
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.icmp_errors_per_client_per_s = 5;
+	fx->cfg.icmp_errors_per_client_burst = 5;
+	assert_int_equal(fx_start(fx, 1), 0);
+	addr4(&dst, "198.51.100.1");
+	c = fx->client;
+	c.scope = 1;
+	for (i = 0; i < 10; i++) {
+		n = build_udp(b, &c.vip4, &dst, (uint16_t)(1024 + i), 53, (const uint8_t *)"q", 1);
+		assert_int_equal(stack_input(fx->st, NULL, &c, b, n), 0);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.icmp_errors_sent, 5);
+	assert_int_equal(k.errors_ratelimited, 5);
+	c.scope = 2; /* the same address through another link */
+	for (i = 0; i < 10; i++) {
+		n = build_udp(b, &c.vip4, &dst, (uint16_t)(2024 + i), 53, (const uint8_t *)"q", 1);
+		assert_int_equal(stack_input(fx->st, NULL, &c, b, n), 0);
+	}
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.icmp_errors_sent, 10);
+	assert_int_equal(k.errors_ratelimited, 10);
+	c.scope = 1; /* still empty */
+	n = build_udp(b, &c.vip4, &dst, 3000, 53, (const uint8_t *)"q", 1);
+	assert_int_equal(stack_input(fx->st, NULL, &c, b, n), 0);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.icmp_errors_sent, 10);
+	assert_int_equal(k.errors_ratelimited, 11);
+}
+
 /* Limit audit events: a client that keeps hitting a limit gets at most
  * its own share; another client's limit event is still reported. */
 static void
@@ -4575,6 +4620,7 @@ int main(void)
 		cmocka_unit_test(test_wnd_budget_many_flows),
 		cmocka_unit_test(test_cgroup_memory_limit),
 		cmocka_unit_test_setup_teardown(test_second_stack_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals_per_scope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c18_spoofed_source_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c19_denied_tcp_gets_rst_and_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_c19_denied_udp_gets_admin_prohibited, setup, teardown),

@@ -56,6 +56,7 @@
 #include "agent/filewatch.h"
 #include "agent/netlink.h"
 #include "agent/ptb.h"
+#include "agent/routepace.h"
 #include "agent/routes.h"
 #include "agent/status.h"
 #include "agent/tun.h"
@@ -106,11 +107,14 @@ struct agent {
 	struct nl *nl;
 	struct event *tun_ev, *retry_ev, *refresh_ev, *sigterm_ev, *sigint_ev, *flush_ev;
 	struct event *sighup_ev;
-	struct filewatch *fw; /* the certificate files' directories */
-	uint64_t cert_sum;    /* contents of cert, key, CA and connector CA last loaded (or tried) */
-	struct tungro *gro;   /* TUN writes of this loop pass */
-	int tun_paused;       /* not reading the TUN while the transport is congested */
-	struct failover fo;   /* which relay of the list, and when (failover.h) */
+	struct event *pace_ev; /* a route change waiting for its turn (routepace.h) */
+	struct routepace pace; /* route sets applied at a bounded rate */
+	int relay_routes_new;  /* relay_pfx changed since the last route set applied */
+	struct filewatch *fw;  /* the certificate files' directories */
+	uint64_t cert_sum;     /* contents of cert, key, CA and connector CA last loaded (or tried) */
+	struct tungro *gro;    /* TUN writes of this loop pass */
+	int tun_paused;        /* not reading the TUN while the transport is congested */
+	struct failover fo;    /* which relay of the list, and when (failover.h) */
 	int stopping;
 	struct agentdns *dns; /* DNS from the relay (19.5) */
 
@@ -192,6 +196,9 @@ static void write_status(struct agent *ag)
 
 	if (ag->cfg.status_file[0] == '\0')
 		return;
+	ag->cnt.route_changes = ag->pace.cnt.requested;
+	ag->cnt.route_sets_applied = ag->pace.cnt.applied;
+	ag->cnt.route_changes_coalesced = ag->pace.cnt.coalesced;
 	memset(&st, 0, sizeof(st));
 	st.state = ag->state;
 	st.since = ag->since;
@@ -643,6 +650,66 @@ static void reroute(struct agent *ag)
 	apply_routes(ag, ag->want, k);
 }
 
+/* Applies the relay's latest advertisement (relay_pfx) and the
+ * connectors' routes as they are now: one route set. */
+static void routes_apply(struct agent *ag)
+{
+	reroute(ag);
+	if (ag->relay_routes_new) {
+		ag->relay_routes_new = 0;
+		ag->routes_known = 1;
+		/* a global address is taken only where the tunnel routes it */
+		apply_addresses(ag);
+		update_want(ag);
+	}
+	write_status(ag);
+}
+
+static uint64_t now_ms(void)
+{
+	return masque_udp_now() / 1000000u;
+}
+
+/* Arms the route timer for due (milliseconds, now_ms()'s clock). */
+static void pace_arm(struct agent *ag, uint64_t due)
+{
+	uint64_t now = now_ms(), ms = due > now ? due - now : 0;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (evtimer_add(ag->pace_ev, &tv) != 0)
+		log_warnx("cannot arm the route timer: the waiting route change is applied with the "
+			  "next one");
+}
+
+/* The routes changed (an advertisement, the connectors): applied now, or
+ * when routepace gives the next turn (the latest state then). */
+static void routes_changed(struct agent *ag)
+{
+	uint64_t due = 0;
+
+	if (routepace_request(&ag->pace, now_ms(), &due)) {
+		routes_apply(ag);
+		return;
+	}
+	if (!evtimer_pending(ag->pace_ev, NULL))
+		pace_arm(ag, due);
+}
+
+static void pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *ag = arg;
+	uint64_t due = 0;
+
+	(void)fd;
+	(void)what;
+	if (ag->stopping)
+		return;
+	if (routepace_fire(&ag->pace, now_ms(), &due))
+		routes_apply(ag);
+	else if (routepace_pending(&ag->pace))
+		pace_arm(ag, due);
+}
+
 static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n, void *ctx)
 {
 	struct agent *ag = ctx;
@@ -650,8 +717,10 @@ static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n
 	int e;
 
 	(void)c;
+	ag->cnt.route_ads++;
 	e = routes_from_ranges(r, n, ag->want, MAX_PREFIXES, &k);
 	if (e != 0) {
+		ag->cnt.route_ads_refused++;
 		log_warnx("cannot install the relay's %zu ranges: %s; keeping the routes in place", n,
 			  zg_strerror(e));
 		set_error(ag, "route advertisement not applied: %s", zg_strerror(e));
@@ -659,12 +728,8 @@ static void on_routes(struct masque_conn *c, const struct cip_route *r, size_t n
 	}
 	memcpy(ag->relay_pfx, ag->want, k * sizeof(ag->want[0]));
 	ag->nrelay_pfx = k;
-	reroute(ag);
-	ag->routes_known = 1;
-	/* a global address is taken only where the tunnel routes it */
-	apply_addresses(ag);
-	update_want(ag);
-	write_status(ag);
+	ag->relay_routes_new = 1;
+	routes_changed(ag);
 }
 
 /* The ADDRESS_REQUEST of the next connection asks for what we hold (C10). */
@@ -1556,8 +1621,7 @@ static void cx_changed(void *ctx)
 
 	if (ag->stopping)
 		return;
-	reroute(ag);
-	write_status(ag);
+	routes_changed(ag);
 }
 
 static int setup_connectors(struct agent *ag)
@@ -1668,8 +1732,11 @@ static int make_events(struct agent *ag)
 	ag->sigint_ev = evsignal_new(ag->base, SIGINT, stop_cb, ag);
 	ag->sighup_ev = evsignal_new(ag->base, SIGHUP, sighup_cb, ag);
 	ag->flush_ev = event_new(ag->base, -1, 0, flush_cb, ag);
+	ag->pace_ev = evtimer_new(ag->base, pace_cb, ag);
+	routepace_init(&ag->pace, ROUTEPACE_PER_S, ROUTEPACE_BURST, now_ms());
 	ag->gro = tungro_new();
 	if (ag->tun_ev == NULL || ag->flush_ev == NULL || ag->gro == NULL || ag->retry_ev == NULL ||
+	    ag->pace_ev == NULL ||
 	    ag->refresh_ev == NULL || ag->sigterm_ev == NULL || ag->sigint_ev == NULL ||
 	    ag->sighup_ev == NULL || event_add(ag->tun_ev, NULL) != 0 ||
 	    event_add(ag->sigterm_ev, NULL) != 0 || event_add(ag->sigint_ev, NULL) != 0 ||
@@ -1693,7 +1760,7 @@ static int make_events(struct agent *ag)
 static void free_events(struct agent *ag)
 {
 	struct event *evs[] = { ag->tun_ev, ag->retry_ev, ag->refresh_ev, ag->sigterm_ev,
-				ag->sigint_ev, ag->flush_ev, ag->sighup_ev };
+				ag->sigint_ev, ag->flush_ev, ag->sighup_ev, ag->pace_ev };
 
 	filewatch_del(ag->fw);
 	ag->fw = NULL;

@@ -116,14 +116,19 @@ int status_format(const struct status_info *st, char *buf, size_t buflen, size_t
 	    ",\"connects\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,"
 	    "\"rx_bytes\":%llu,\"drops\":{\"outage\":%llu,\"too_big\":%llu,\"congested\":%llu,"
 	    "\"tun_write\":%llu,\"not_ours\":%llu,\"malformed\":%llu},\"icmp_too_big_sent\":%llu,"
-	    "\"cert_reloads\":%llu,\"cert_reload_errors\":%llu,\"last_error\":",
+	    "\"cert_reloads\":%llu,\"cert_reload_errors\":%llu,"
+	    "\"route_updates\":{\"advertisements\":%llu,\"refused\":%llu,\"changes\":%llu,"
+	    "\"applied\":%llu,\"coalesced\":%llu},\"last_error\":",
 	    (unsigned long long)c->connects, (unsigned long long)c->tx_packets,
 	    (unsigned long long)c->tx_bytes, (unsigned long long)c->rx_packets,
 	    (unsigned long long)c->rx_bytes, (unsigned long long)c->drop_outage,
 	    (unsigned long long)c->drop_too_big, (unsigned long long)c->drop_congested,
 	    (unsigned long long)c->drop_tun_write, (unsigned long long)c->drop_not_ours,
 	    (unsigned long long)c->drop_malformed, (unsigned long long)c->icmp_too_big,
-	    (unsigned long long)c->cert_reloads, (unsigned long long)c->cert_reload_errors);
+	    (unsigned long long)c->cert_reloads, (unsigned long long)c->cert_reload_errors,
+	    (unsigned long long)c->route_ads, (unsigned long long)c->route_ads_refused,
+	    (unsigned long long)c->route_changes, (unsigned long long)c->route_sets_applied,
+	    (unsigned long long)c->route_changes_coalesced);
 	put_str(&o, st->last_error);
 	if (st->dns_via != NULL) {
 		put(&o, ",\"dns\":[");
@@ -869,6 +874,24 @@ static void print_summary(struct show *sh)
 		if (ok > 0 || bad > 0)
 			fprintf(sh->out, "  certificate reloads: %llu, %llu failed\n",
 				(unsigned long long)ok, (unsigned long long)bad);
+	}
+	{
+		long ru = jget(sh->d, sh->root, "route_updates");
+
+		/* only once a change waited or an advertisement was refused
+		 * (an agent before these keys: no line) */
+		if (ru >= 0 && sh->d->t[ru].type == J_OBJ &&
+		    (ufield(sh, ru, "coalesced") > 0 || ufield(sh, ru, "refused") > 0))
+			fprintf(sh->out,
+				"  route updates: %llu applied of %llu changes (%llu coalesced), "
+				"%llu of %llu advertisements refused\n",
+				(unsigned long long)ufield(sh, ru, "applied"),
+				(unsigned long long)ufield(sh, ru, "changes"),
+				(unsigned long long)ufield(sh, ru, "coalesced"),
+				(unsigned long long)ufield(sh, ru, "refused"),
+				(unsigned long long)ufield(sh, ru, "advertisements"));
+		else if (ru >= 0 && sh->d->t[ru].type != J_OBJ && sh->bad == NULL)
+			sh->bad = "route_updates";
 	}
 	print_drops(sh);
 	print_refused(sh);

@@ -15,7 +15,8 @@
  *    "connects":1,"tx_packets":..,"tx_bytes":..,"rx_packets":..,
  *    "rx_bytes":..,"drops":{"outage":..,"too_big":..,"congested":..,
  *    "tun_write":..},"icmp_too_big_sent":..,"cert_reloads":..,
- *    "cert_reload_errors":..,"last_error":"",
+ *    "cert_reload_errors":..,"route_updates":{"advertisements":..,"refused":..,
+ *    "changes":..,"applied":..,"coalesced":..},"last_error":"",
  *    "dns":["10.100.0.1"],"dns_domains":["saas.example"],
  *    "dns_via":"file /etc/resolv.conf",
  *    "connectors":[{"id":"hospital-a","state":"up","rtt_us":4100,"tx_packets":..,
@@ -52,6 +53,12 @@ struct status_counters {
 					  or the files changed on disk) */
 	uint64_t cert_reload_errors;   /* reloads that failed: the previous
 					  certificate stayed in use */
+	/* routes (routepace.h): ROUTE_ADVERTISEMENTs from relays, those not
+	 * applied (more prefixes than the agent takes from one, or invalid),
+	 * route changes (advertisements and the connectors' prefixes), route
+	 * sets applied, and changes a later one replaced before their turn */
+	uint64_t route_ads, route_ads_refused;
+	uint64_t route_changes, route_sets_applied, route_changes_coalesced;
 };
 
 /* An address or a route from the relay that the agent did not install

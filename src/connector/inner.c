@@ -21,6 +21,7 @@
 struct ilink {
 	struct inner *in;
 	struct masque_server *srv;
+	uint64_t id; /* unique in the process: its agents' stack_client.scope */
 };
 
 /* One inner CONNECT-IP session: an agent's end-to-end tunnel. */
@@ -52,6 +53,12 @@ struct inner {
 	struct ilink *lk[INNER_MAX_SERVERS];          /* lk[i]->srv == srv[i] */
 	size_t nsrv;
 	uint64_t sid_key;
+	uint64_t link_ids; /* the last ilink.id given */
+	/* never destinations: the host's addresses (localaddr) and the
+	 * tunnel addresses the relays gave (inner_set_tunnel_addresses) */
+	struct stack_addr host[STACK_MAX_LOCAL], tun[INNER_MAX_TUNNEL_ADDRS];
+	size_t nhost, ntun;
+	int own_cut; /* the last set did not fit STACK_MAX_LOCAL (logged) */
 	struct inner_stats stats;
 	/* refused_per_agent / no_request of inner servers already freed */
 	uint64_t gone_refused, gone_no_request;
@@ -482,6 +489,9 @@ static void on_packet(struct masque_conn *c, const uint8_t *pkt, size_t len, voi
 	in = s->in;
 	memset(&cl, 0, sizeof(cl));
 	cl.id = s->id;
+	/* an agent is its address on a relay link: its ICMP errors and RSTs
+	 * are paced apart from another relay's agent at the same address */
+	cl.scope = s->link->id;
 	if (s->vip.version == 4)
 		cl.vip4 = s->vip;
 	else
@@ -526,16 +536,51 @@ static const struct masque_cbs inner_cbs = {
 
 /* ---------------------------------------------------------------- objects */
 
+/* Gives the stack the addresses no agent may reach: the tunnel addresses
+ * first (few, and what a served prefix covering a relay's pool would
+ * reach), then the host's, each once, as many as STACK_MAX_LOCAL holds. */
+static void own_addresses_apply(struct inner *in)
+{
+	struct stack_addr all[STACK_MAX_LOCAL];
+	size_t k = 0, want = in->ntun + in->nhost;
+
+	for (size_t i = 0; i < want; i++) {
+		const struct stack_addr *a = i < in->ntun ? &in->tun[i] : &in->host[i - in->ntun];
+		int dup = 0;
+
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = stack_addr_eq(&all[j], a);
+		if (dup)
+			continue;
+		if (k == STACK_MAX_LOCAL) {
+			if (!in->own_cut)
+				log_warnx("the connector has more than %d addresses (its host's and "
+					  "its tunnels'): the rest are not forbidden destinations",
+					  STACK_MAX_LOCAL);
+			in->own_cut = 1;
+			(void)stack_set_local_addresses(in->st, all, k);
+			return;
+		}
+		all[k++] = *a;
+	}
+	in->own_cut = 0;
+	(void)stack_set_local_addresses(in->st, all, k);
+}
+
 /* The connector host's own addresses changed (or were read at start): no
  * agent may reach them (its ops endpoint, its other services). */
 static void on_local_addrs(void *ctx, const struct stack_addr *a, size_t n, size_t skipped)
 {
 	struct inner *in = ctx;
 
-	if (stack_set_local_addresses(in->st, a, n) != 0 || skipped > 0)
+	in->nhost = n < STACK_MAX_LOCAL ? n : STACK_MAX_LOCAL;
+	if (in->nhost > 0)
+		memcpy(in->host, a, in->nhost * sizeof(*a));
+	if (n > STACK_MAX_LOCAL || skipped > 0)
 		log_warnx("the connector's host has more than %d addresses: the rest are not "
 			  "forbidden destinations",
 			  STACK_MAX_LOCAL);
+	own_addresses_apply(in);
 	log_info("%zu own addresses are forbidden destinations", n);
 }
 
@@ -605,6 +650,25 @@ void inner_del(struct inner *in)
 	free(in);
 }
 
+int inner_set_tunnel_addresses(struct inner *in, const struct stack_addr *a, size_t n)
+{
+	size_t k = 0;
+
+	if (in == NULL || (a == NULL && n > 0))
+		return ZG_ERR_INVAL;
+	for (size_t i = 0; i < n && k < INNER_MAX_TUNNEL_ADDRS; i++)
+		if (a[i].version == 4 || a[i].version == 6)
+			in->tun[k++] = a[i];
+	in->ntun = k;
+	own_addresses_apply(in);
+	if (n > INNER_MAX_TUNNEL_ADDRS) {
+		log_warnx("more than %d tunnel addresses: the rest are not forbidden destinations",
+			  INNER_MAX_TUNNEL_ADDRS);
+		return ZG_ERR_LIMIT;
+	}
+	return 0;
+}
+
 int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 		     size_t max_udp_payload, struct masque_server **psrv)
 {
@@ -618,6 +682,7 @@ int inner_server_new(struct inner *in, const struct masque_io *io, void *ioctx,
 	if ((lk = calloc(1, sizeof(*lk))) == NULL)
 		return ZG_ERR_NOMEM;
 	lk->in = in;
+	lk->id = ++in->link_ids;
 	memset(&mc, 0, sizeof(mc));
 	mc.tls = in->cfg.tls;
 	mc.io = io;

@@ -34,14 +34,19 @@
  * with connections that never become sessions.
  * Packets from the stack go to the session holding their destination
  * address; when several relays' agents share it, to the session of the
- * flow they belong to (stack_packet_owner()).
+ * flow they belong to (stack_packet_owner()). The ICMP errors and RSTs the
+ * stack answers refused packets with are paced per agent as the sessions
+ * are keyed, by (relay link, address) (stack_client.scope is the link):
+ * an agent that uses up its allowance leaves another relay's agent at the
+ * same address its own.
  * Flows: the stack's policy callback denies every destination outside the
  * served prefixes (rule "outside_prefixes"), else policy_eval(). The
  * connector host's own addresses are never reachable, as the relay's are
  * not (localaddr.h: read at start, kept current; its ops endpoint, its
  * other services, even when an address lies inside a served prefix): the
- * stack refuses them before the policy ("forbidden-destination"). Audit
- * lines (relay audit format, audit.h): session_open/session_close per
+ * stack refuses them before the policy ("forbidden-destination"), and so
+ * are the connector's own tunnel addresses (inner_set_tunnel_addresses()).
+ * Audit lines (relay audit format, audit.h): session_open/session_close per
  * inner session, flow_allow/flow_deny/flow_close, limit_hit.
  */
 #ifndef ZG_CONNECTOR_INNER_H
@@ -60,9 +65,10 @@ struct policy;
 struct inner;
 
 #define INNER_MAX_SESSIONS 1024
-#define INNER_CONNS_PER_AGENT 8        /* max_conns_per_agent default */
-#define INNER_REQUEST_TIMEOUT_MS 10000 /* request_timeout default: the QUIC handshake timeout */
-#define INNER_MAX_SERVERS 32           /* inner servers at once: two per relay (one draining) */
+#define INNER_CONNS_PER_AGENT 8                        /* max_conns_per_agent default */
+#define INNER_REQUEST_TIMEOUT_MS 10000                 /* request_timeout default: the QUIC handshake timeout */
+#define INNER_MAX_SERVERS 32                           /* inner servers at once: two per relay (one draining) */
+#define INNER_MAX_TUNNEL_ADDRS (2 * INNER_MAX_SERVERS) /* an IPv4 and an IPv6 per tunnel */
 #define INNER_TEMPLATE "https://zgate-connector/.well-known/masque/ip/{target}/{ipproto}/"
 
 struct inner_config {
@@ -133,6 +139,14 @@ void inner_set_policy(struct inner *in, const struct policy *p);
  * ZG_ERR_TOO_LARGE / ZG_ERR_NOMEM. */
 int inner_routes(const struct inner *in, const char *identity, struct cip_route *out, size_t max,
 		 size_t *pn);
+
+/* The connector's own tunnel addresses (what the relays' pools gave its
+ * outer tunnels), a[0..n), replacing those given before: never
+ * destinations, as the host's own addresses are not (they matter when a
+ * served prefix covers a relay's pool). Returns 0, or ZG_ERR_LIMIT when n
+ * exceeds INNER_MAX_TUNNEL_ADDRS (the first are kept), ZG_ERR_INVAL for a
+ * NULL a with n > 0. */
+int inner_set_tunnel_addresses(struct inner *in, const struct stack_addr *a, size_t n);
 
 void inner_get_stats(const struct inner *in, struct inner_stats *st);
 struct stack *inner_stack(const struct inner *in);

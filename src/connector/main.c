@@ -269,6 +269,28 @@ static void on_goaway(struct masque_conn *c, void *ctx)
 	update_ready(r->cn);
 }
 
+/* Every open tunnel's addresses: never destinations for agents (inner.h). */
+static void tunnel_addresses_update(struct conn *cn)
+{
+	struct stack_addr a[INNER_MAX_TUNNEL_ADDRS];
+	size_t n = 0;
+
+	for (size_t i = 0; i < cn->cfg.relays.n; i++) {
+		for (int k = 0; k < 2; k++) {
+			const struct tunnel *t = &cn->rl[i].t[k];
+
+			for (size_t j = 0; j < t->nvaddr && n < INNER_MAX_TUNNEL_ADDRS; j++) {
+				memset(&a[n], 0, sizeof(a[n]));
+				a[n].version = t->vaddr[j].version;
+				memcpy(a[n].a, t->vaddr[j].addr, t->vaddr[j].version == 4 ? 4 : 16);
+				n++;
+			}
+		}
+	}
+	if (cn->in != NULL)
+		(void)inner_set_tunnel_addresses(cn->in, a, n);
+}
+
 /* The relay tells the addresses twice as a tunnel opens (its own
  * ADDRESS_ASSIGN, then its answer to our ADDRESS_REQUEST), and again only
  * when they change: logged when they differ from the ones held. */
@@ -293,8 +315,9 @@ static void on_addresses(struct masque_conn *c, const struct cip_addr *a, size_t
 		(void)snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s",
 			       i ? ", " : "", buf);
 	}
-	log_info("relay %s: tunnel address%s %s", t->r->e->text, nv == 1 ? "" : "es",
-		 nv ? line : "none");
+	log_info("relay %s: tunnel address%s %s (never a destination for agents)", t->r->e->text,
+		 nv == 1 ? "" : "es", nv ? line : "none");
+	tunnel_addresses_update(t->r->cn);
 }
 
 static int is_vaddr(const struct tunnel *r, const struct sockaddr_storage *ss)
@@ -352,6 +375,7 @@ static void on_close(struct masque_conn *c, const struct masque_close_info *ci, 
 	t->open = 0;
 	t->c = NULL;
 	t->nvaddr = 0;
+	tunnel_addresses_update(r->cn);
 	inner_down(t);
 	if (r->cn->stopping)
 		return;          /* cleanup() frees t->u itself */

@@ -9,6 +9,10 @@
  * measuring the transport alone. Its test options --assign and
  * --advertise make it a misbehaving relay that hands out whatever
  * addresses and routes a test names (the agent's evil-relay scenario).
+ * On the client side, --advertise announces routes on the tunnel as a
+ * zgate-connector does, and --udp sends UDP datagrams instead of echo
+ * requests: with a connector's certificate, a misbehaving connector (the
+ * relay's connector-path scenario).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +50,8 @@ struct probe {
 	long count, interval_ms, timeout_ms, size, min_replies, flood;
 	int echo_server, quiet;
 	int no_request; /* --no-request: the handshake only (a relay's timeouts.request) */
+	int udp;        /* --udp SPORT:DPORT: UDP datagrams instead of echo requests */
+	uint16_t udp_sport, udp_dport;
 	/* state */
 	struct cip_addr addr4, addr6;
 	int have4, have6;
@@ -125,6 +131,47 @@ static size_t build_echo(uint8_t *pkt, size_t cap, uint16_t seq, masque_time now
 	return n;
 }
 
+/* --udp: a UDP datagram of --size bytes (its sequence number first) from
+ * our address and udp_sport to the target's udp_dport; returns its
+ * length, 0 when it does not fit cap. */
+static size_t build_udp(uint8_t *pkt, size_t cap, uint16_t seq)
+{
+	size_t hl = P.target_v6 ? 40 : 20, ul = 8 + (size_t)P.size, n = hl + ul;
+	uint8_t *udp = pkt + hl;
+	uint32_t sum;
+
+	if (n > cap || ul > 65535)
+		return 0;
+	memset(pkt, 0, n);
+	if (!P.target_v6) {
+		pkt[0] = 0x45;
+		be16_put(pkt + 2, (uint16_t)n);
+		pkt[8] = 64;
+		pkt[9] = 17;
+		memcpy(pkt + 12, P.addr4.addr, 4);
+		memcpy(pkt + 16, P.target, 4);
+		be16_put(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
+	} else {
+		pkt[0] = 0x60;
+		be16_put(pkt + 4, (uint16_t)ul);
+		pkt[6] = 17;
+		pkt[7] = 64;
+		memcpy(pkt + 8, P.addr6.addr, 16);
+		memcpy(pkt + 24, P.target, 16);
+	}
+	be16_put(udp, P.udp_sport);
+	be16_put(udp + 2, P.udp_dport);
+	be16_put(udp + 4, (uint16_t)ul);
+	if (P.size >= 2)
+		be16_put(udp + 8, seq);
+	/* the pseudo-header (RFC 768, RFC 8200 8.1), then the datagram */
+	sum = P.target_v6 ? cksum_add(0, pkt + 8, 32) : cksum_add(0, pkt + 12, 8);
+	sum += 17 + (uint32_t)ul;
+	sum = cksum_fold(cksum_add(sum, udp, ul));
+	be16_put(udp + 6, sum == 0 ? 0xffff : (uint16_t)sum);
+	return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* client                                                             */
 
@@ -139,6 +186,11 @@ static void print_summary(void)
 {
 	long lost = P.sent - P.received;
 
+	if (P.udp) {
+		printf("--- %ld UDP datagrams sent\n", P.sent);
+		fflush(stdout);
+		return;
+	}
 	printf("--- %ld sent, %ld received, %ld%% loss", P.sent, P.received,
 	       P.sent ? lost * 100 / P.sent : 0);
 	if (P.received > 0)
@@ -170,7 +222,8 @@ static void send_one(void)
 	size_t n;
 	int r;
 
-	n = build_echo(pkt, sizeof(pkt), (uint16_t)P.sent, now);
+	n = P.udp ? build_udp(pkt, sizeof(pkt), (uint16_t)P.sent)
+		  : build_echo(pkt, sizeof(pkt), (uint16_t)P.sent, now);
 	P.sent_at[P.sent % MAXSEQ] = now;
 	r = masque_conn_send(P.c, pkt, n);
 	if (r == ZG_ERR_TOO_LARGE) {
@@ -249,6 +302,15 @@ static void on_open(struct masque_conn *c, void *ctx)
 	printf("connected to %s in %.1f ms (QUIC datagrams: %s, max packet %zu bytes)\n", P.relay,
 	       (double)(P.t_open - P.t_start) / 1e6, masque_conn_datagrams(c) ? "yes" : "no",
 	       masque_conn_max_packet(c));
+	if (P.nadv > 0) { /* as a connector announces what it serves */
+		int r = masque_conn_send_routes(c, P.adv, P.nadv);
+
+		if (r != 0)
+			fprintf(stderr, "zgate-probe: --advertise: %s\n", zg_strerror(r));
+		else
+			printf("advertised %zu routes\n", P.nadv);
+	}
+	fflush(stdout);
 }
 
 static void print_addr(const char *what, const struct cip_addr *a)
@@ -500,6 +562,15 @@ static int run_client(void)
 	}
 	if (scope_from_options(&any) != 0)
 		return 2;
+	if (P.nadv > 0 && cip_routes_normalize(P.adv, P.nadv, sizeof(P.adv) / sizeof(P.adv[0]),
+					       &P.nadv) != 0) {
+		fprintf(stderr, "zgate-probe: --advertise: cannot make an advertisement of them\n");
+		return 2;
+	}
+	if (P.udp && (P.target_s == NULL || P.flood)) {
+		fprintf(stderr, "zgate-probe: --udp needs --target, and not --flood\n");
+		return 2;
+	}
 	if (uri_expand(P.tmpl, &any, authority, sizeof(authority), path, sizeof(path)) != 0) {
 		fprintf(stderr, "zgate-probe: --template %s: cannot expand\n", P.tmpl);
 		return 2;
@@ -846,7 +917,14 @@ static void usage(FILE *f)
 		"  --advertise PREFIX     echo server, test option: advertise this route\n"
 		"                         instead of 0.0.0.0/0 (repeatable, up to 64); with\n"
 		"                         --assign only, no route. Together they make a\n"
-		"                         misbehaving relay for testing clients\n"
+		"                         misbehaving relay for testing clients. Client, test\n"
+		"                         option: announce these routes once the tunnel is\n"
+		"                         open, as zgate-connector announces its prefixes\n"
+		"  --udp SPORT:DPORT      client, test option: send --count UDP datagrams of\n"
+		"                         --size bytes from port SPORT to --target port DPORT\n"
+		"                         instead of echo requests (no replies expected:\n"
+		"                         --min-replies defaults to 0). With a connector's\n"
+		"                         certificate, a misbehaving connector\n"
 		"  -h, --help             this text\n"
 		"  --version              version, git commit and the linked libraries' versions\n"
 		"\n"
@@ -886,8 +964,27 @@ enum {
 	O_ASSIGN,
 	O_ADVERTISE,
 	O_ALPN,
-	O_NO_REQUEST
+	O_NO_REQUEST,
+	O_UDP
 };
+
+/* "SPORT:DPORT" (--udp): 0, or -1 when it is not two ports 1-65535. */
+static int parse_ports(const char *val, uint16_t *psport, uint16_t *pdport)
+{
+	const char *colon = strchr(val, ':');
+	char sp[8];
+	uint64_t a, b;
+
+	if (colon == NULL || (size_t)(colon - val) >= sizeof(sp))
+		return -1;
+	memcpy(sp, val, (size_t)(colon - val));
+	sp[colon - val] = '\0';
+	if (opt_parse_uint(sp, 1, 65535, &a) != 0 || opt_parse_uint(colon + 1, 1, 65535, &b) != 0)
+		return -1;
+	*psport = (uint16_t)a;
+	*pdport = (uint16_t)b;
+	return 0;
+}
 
 /* The probe's options; the rules of the command line are opt_next()'s,
  * the same as the relay's and the agent's. */
@@ -923,6 +1020,7 @@ static const struct probe_opt {
 	{ "advertise", O_ADVERTISE, OPT_ARG_VALUE },
 	{ "alpn", O_ALPN, OPT_ARG_VALUE },
 	{ "no-request", O_NO_REQUEST, OPT_ARG_BOOL },
+	{ "udp", O_UDP, OPT_ARG_VALUE },
 	{ "help", O_HELP, OPT_ARG_NONE },
 	{ "version", O_VERSION, OPT_ARG_NONE },
 };
@@ -1062,6 +1160,15 @@ int main(int argc, char **argv)
 		case O_NO_REQUEST:
 			P.no_request = b;
 			break;
+		case O_UDP:
+			if (parse_ports(val, &P.udp_sport, &P.udp_dport) != 0) {
+				fprintf(stderr, "zgate-probe: --udp %s: expected SPORT:DPORT, two ports "
+						"from 1 to 65535\n",
+					val);
+				return OPT_EXIT_USAGE;
+			}
+			P.udp = 1;
+			break;
 		case O_QUIET:
 			P.quiet = b;
 			break;
@@ -1133,7 +1240,7 @@ int main(int argc, char **argv)
 		return OPT_EXIT_USAGE;
 	}
 	if (P.min_replies < 0)
-		P.min_replies = P.flood ? P.flood / 2 : (P.target_s ? P.count : 0);
+		P.min_replies = P.flood ? P.flood / 2 : (P.target_s && !P.udp ? P.count : 0);
 	signal(SIGPIPE, SIG_IGN);
 	P.base = masque_udp_base_new();
 	if (P.base == NULL)

@@ -18,6 +18,16 @@ struct conn {
 	struct connlink_connector pub; /* first: connlink_find hands it out */
 	struct cip_route announced[CONNLINK_MAX_ANNOUNCED];
 	size_t nannounced;
+	/* flow notes by kind (unsolicited, evicted): how many, how many at
+	 * the last call of the hook, and when that was */
+	uint64_t notes[2], noted[2], note_ms[2];
+};
+
+/* An agent port that sent to the link's connector (connlink.h "Flows");
+ * port 0 = a free slot. */
+struct flow {
+	uint16_t port;
+	uint64_t last_ms; /* the agent's last packet from it */
 };
 
 struct link {
@@ -29,6 +39,7 @@ struct link {
 	struct stack_addr addr; /* the agent's address this link carries */
 	uint64_t opened_ms, last_ms;
 	uint64_t bytes_up, bytes_down;
+	struct flow flows[CONNLINK_FLOWS_PER_LINK];
 	struct link *hnext;       /* bucket */
 	struct link *next, *prev; /* all links */
 };
@@ -54,6 +65,7 @@ static const char *const drop_names[CONNLINK_NDROP] = {
 	"malformed",
 	"send",
 	"limit",
+	"unsolicited",
 };
 
 const char *connlink_drop_name(enum connlink_drop d)
@@ -423,6 +435,78 @@ size_t connlink_expire(struct connlink *cl)
 }
 
 /* ------------------------------------------------------------------ */
+/* flows                                                              */
+
+/* Counts a flow note of l's connector; tells the hook the first one and
+ * then at most one every CONNLINK_NOTE_MS. */
+static void flow_note(struct connlink *cl, const struct link *l, uint16_t agent_port,
+		      int evicted)
+{
+	struct conn *c = l->conn;
+	struct connlink_flow f;
+	uint64_t now = cl->h.now_ms(cl->h.ctx);
+	int k = evicted != 0;
+
+	c->notes[k]++;
+	if (cl->h.flow_note == NULL ||
+	    (c->noted[k] != 0 && now - c->note_ms[k] < CONNLINK_NOTE_MS))
+		return;
+	memset(&f, 0, sizeof(f));
+	f.client = l->client;
+	f.connector = c->pub.id;
+	f.agent = l->addr;
+	f.agent_port = agent_port;
+	f.conn = l->addr.version == 4 ? c->pub.vip4 : c->pub.vip6;
+	f.conn_port = c->pub.port;
+	cl->h.flow_note(cl->h.ctx, &f, evicted, c->notes[k] - c->noted[k]);
+	c->noted[k] = c->notes[k];
+	c->note_ms[k] = now;
+}
+
+static int flow_live(const struct flow *f, uint64_t now)
+{
+	return f->port != 0 && now - f->last_ms < CONNLINK_FLOW_IDLE_MS;
+}
+
+/* The agent sent from port to l's connector: its flow is fresh now. A new
+ * one takes a free or expired slot, else the least recently used (port 0
+ * is not a port a packet comes from: the agent's stack never sends from
+ * it, and such a flow would only hold a slot). */
+static void flow_touch(struct connlink *cl, struct link *l, uint16_t port, uint64_t now)
+{
+	struct flow *f, *lru = &l->flows[0];
+
+	if (port == 0)
+		return;
+	for (size_t i = 0; i < CONNLINK_FLOWS_PER_LINK; i++) {
+		f = &l->flows[i];
+		if (f->port == port) {
+			f->last_ms = now;
+			return;
+		}
+		if (!flow_live(lru, now))
+			continue; /* lru is already a free or expired slot */
+		if (!flow_live(f, now) || f->last_ms < lru->last_ms)
+			lru = f;
+	}
+	if (flow_live(lru, now)) {
+		cl->cnt.flows_evicted++;
+		flow_note(cl, l, lru->port, 1);
+	}
+	lru->port = port;
+	lru->last_ms = now;
+}
+
+/* 1 when port of l's agent has a live flow. */
+static int flow_open(const struct link *l, uint16_t port, uint64_t now)
+{
+	for (size_t i = 0; i < CONNLINK_FLOWS_PER_LINK; i++)
+		if (l->flows[i].port == port && port != 0)
+			return flow_live(&l->flows[i], now);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* packets                                                            */
 
 struct pkt {
@@ -575,6 +659,7 @@ enum connlink_result connlink_from_agent(struct connlink *cl, const struct connl
 	if (res == CONNLINK_FORWARDED) {
 		l->bytes_up += len;
 		l->last_ms = cl->h.now_ms(cl->h.ctx);
+		flow_touch(cl, l, k.sport, l->last_ms);
 	}
 	return res;
 }
@@ -602,6 +687,10 @@ enum connlink_result connlink_from_connector(struct connlink *cl, void *sess, co
 		return drop(cl, CONNLINK_DROP_PORT);
 	if ((l = link_find(cl, c, &k.dst)) == NULL)
 		return drop(cl, CONNLINK_DROP_NO_LINK);
+	if (!flow_open(l, k.dport, cl->h.now_ms(cl->h.ctx))) {
+		flow_note(cl, l, k.dport, 0);
+		return drop(cl, CONNLINK_DROP_UNSOLICITED);
+	}
 	res = forward(cl, &k, l->agent, NULL, pkt, len, CONNLINK_DOWN);
 	if (res == CONNLINK_FORWARDED) {
 		l->bytes_down += len;

@@ -10,7 +10,9 @@
  *     opens; a policy change re-checks every link).
  *   connector → agent: UDP, source = the connector's own address and inner
  *     port, destination = an agent address with an open link to this
- *     connector. Nothing from a connector reaches the stack.
+ *     connector AND a port of that agent which sent to this connector's
+ *     address and inner port within CONNLINK_FLOW_IDLE_MS (a flow, below).
+ *     Nothing from a connector reaches the stack.
  *
  * Forwarded packets are unchanged but for the TTL / hop limit (decremented;
  * a packet that would leave with 0 is dropped) and the IPv4 header
@@ -23,6 +25,27 @@
  * address passes to a newer session, or after CONNLINK_IDLE_MS without a
  * packet either way (connlink_expire). An agent using IPv4 and IPv6 to
  * one connector has two links.
+ *
+ * Flows. The relay forwards from a connector only what an agent asked for,
+ * as a stateful firewall would: each link remembers the agent's ports that
+ * sent toward the connector (the 5-tuple's other fields are the link's:
+ * the agent's address, the connector's address of that IP version and its
+ * inner port, UDP), each for CONNLINK_FLOW_IDLE_MS after the agent's last
+ * packet from it (only the agent's packets refresh a flow: a connector
+ * cannot keep one open by sending). A link holds at most
+ * CONNLINK_FLOWS_PER_LINK flows: a new one past that takes the place of
+ * the one the agent used least recently (counted in flows_evicted; an
+ * agent has one inner session per connector at a time, the rest are
+ * ports of sessions that ended). A connector's packet to any other port
+ * of the agent is dropped (CONNLINK_DROP_UNSOLICITED) and reported
+ * through the flow_note hook (at most every CONNLINK_NOTE_MS per
+ * connector, for a log line), so a compromised connector cannot reach an
+ * agent's own services, nor spray an agent's ports, through the relay
+ * (the agent drops such packets too: rx_unsolicited in its status).
+ * Nothing but UDP passes either way, so no ICMP error does: the inner
+ * QUIC needs none (its path MTU is probed with its own packets, RFC 9000
+ * 14.3), and an agent's inner sessions keep their flows fresh with their
+ * keepalive (25 s by default).
  *
  * A connector's announced prefixes (its ROUTE_ADVERTISEMENT) are kept when
  * they lie inside the policy's bound for it (connectors: prefixes), as
@@ -61,6 +84,9 @@
 #define CONNLINK_MAX_PREFIXES 64         /* kept per connector (ZGCONN_MAX_PREFIXES) */
 #define CONNLINK_MAX_ANNOUNCED 64        /* announced ranges kept per connector */
 #define CONNLINK_MAX_LINKS_DEFAULT 65536 /* links at once */
+#define CONNLINK_FLOWS_PER_LINK 8        /* agent ports remembered per link */
+#define CONNLINK_FLOW_IDLE_MS 120000u    /* a flow without a packet from the agent this long ends */
+#define CONNLINK_NOTE_MS 10000u          /* flow_note at most this often per connector and kind */
 #define CONNLINK_IDENTITY_PREFIX ZGCONN_IDENTITY_PREFIX
 
 struct connlink;
@@ -78,15 +104,16 @@ enum connlink_dir {
 };
 
 enum connlink_drop {
-	CONNLINK_DROP_POLICY,    /* the client may not reach this connector */
-	CONNLINK_DROP_PORT,      /* not the connector's inner port */
-	CONNLINK_DROP_PROTOCOL,  /* not UDP (or a fragment, or IPv6 extension headers) */
-	CONNLINK_DROP_SPOOFED,   /* source is not the sender's own tunnel address */
-	CONNLINK_DROP_NO_LINK,   /* connector → an address with no open link */
-	CONNLINK_DROP_TTL,       /* TTL / hop limit would reach 0 */
-	CONNLINK_DROP_MALFORMED, /* not a whole IPv4/IPv6 + UDP header */
-	CONNLINK_DROP_SEND,      /* the other session would not take it */
-	CONNLINK_DROP_LIMIT,     /* the link table is full */
+	CONNLINK_DROP_POLICY,      /* the client may not reach this connector */
+	CONNLINK_DROP_PORT,        /* not the connector's inner port */
+	CONNLINK_DROP_PROTOCOL,    /* not UDP (or a fragment, or IPv6 extension headers) */
+	CONNLINK_DROP_SPOOFED,     /* source is not the sender's own tunnel address */
+	CONNLINK_DROP_NO_LINK,     /* connector → an address with no open link */
+	CONNLINK_DROP_TTL,         /* TTL / hop limit would reach 0 */
+	CONNLINK_DROP_MALFORMED,   /* not a whole IPv4/IPv6 + UDP header */
+	CONNLINK_DROP_SEND,        /* the other session would not take it */
+	CONNLINK_DROP_LIMIT,       /* the link table is full */
+	CONNLINK_DROP_UNSOLICITED, /* connector → an agent port that did not send to it */
 	CONNLINK_NDROP
 };
 
@@ -129,6 +156,13 @@ struct connlink_info {
 	uint64_t bytes_up, bytes_down, duration_ms;
 };
 
+/* A flow (see "Flows"), for a log line. */
+struct connlink_flow {
+	const char *client, *connector;
+	struct stack_addr agent, conn; /* the agent's and the connector's address */
+	uint16_t agent_port, conn_port;
+};
+
 struct connlink_hooks {
 	void *ctx;
 	/* Sends the IP packet into sess's tunnel: 0, or negative (dropped). */
@@ -152,16 +186,24 @@ struct connlink_hooks {
 	 * (dropped). NULL when no connector is ever remote. */
 	int (*send_remote)(void *ctx, const struct connlink_connector *c, const uint8_t *pkt,
 			   size_t len);
+	/* A connector's packet to flow f that no packet of the agent opened
+	 * (evicted 0: dropped, counted as unsolicited), or flow f forgotten
+	 * for a new one of a full link (evicted 1, counted in
+	 * flows_evicted): for a warning. Called at most once every
+	 * CONNLINK_NOTE_MS per connector and kind; n is how many there were
+	 * since the last call (this one included). NULL: not told. */
+	void (*flow_note)(void *ctx, const struct connlink_flow *f, int evicted, uint64_t n);
 };
 
 struct connlink_counters {
 	uint64_t packets[CONNLINK_NDIR], bytes[CONNLINK_NDIR];
 	uint64_t drops[CONNLINK_NDROP];
 	uint64_t links_opened, links_closed;
+	uint64_t flows_evicted; /* a link's least recently used flow, for a new one */
 };
 
 /* A new, empty forwarder. max_links 0: CONNLINK_MAX_LINKS_DEFAULT. Every
- * hook is required but send_remote. Returns 0 and *pcl, or ZG_ERR_NOMEM. */
+ * hook is required but send_remote and flow_note. Returns 0 and *pcl, or ZG_ERR_NOMEM. */
 int connlink_new(const struct connlink_hooks *h, size_t max_links, struct connlink **pcl);
 
 /* Closes every link (audited with reason, e.g. "relay_shutdown"; NULL:

@@ -1136,6 +1136,27 @@ static uint64_t cl_now(void *ctx)
 	return mono_ms();
 }
 
+/* A connector's packet to an agent port that did not ask for it, or a
+ * flow a full link forgot (connlink rate-limits these per connector). */
+static void cl_flow_note(void *ctx, const struct connlink_flow *f, int evicted, uint64_t n)
+{
+	char a[INET6_ADDRSTRLEN], c[INET6_ADDRSTRLEN];
+
+	(void)ctx;
+	(void)inet_ntop(f->agent.version == 4 ? AF_INET : AF_INET6, f->agent.a, a, sizeof(a));
+	(void)inet_ntop(f->conn.version == 4 ? AF_INET : AF_INET6, f->conn.a, c, sizeof(c));
+	if (evicted)
+		log_warnx("connector %s: client %s has more than %d flows to it: the one from "
+			  "port %u, used least recently, is forgotten (%llu since the last report)",
+			  f->connector, f->client, CONNLINK_FLOWS_PER_LINK, f->agent_port,
+			  (unsigned long long)n);
+	else
+		log_warnx("connector %s: packet from %s:%u to client %s at %s:%u dropped: that "
+			  "port did not send to the connector (%llu since the last report)",
+			  f->connector, c, f->conn_port, f->client, a, f->agent_port,
+			  (unsigned long long)n);
+}
+
 static void connlink_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
@@ -1171,7 +1192,8 @@ static int connlink_start(struct relay *r)
 {
 	const struct connlink_hooks h = { r, cl_send, cl_may_reach,
 					  cl_bound, cl_rejected, cl_audit_open,
-					  cl_audit_close, cl_now, cl_send_remote };
+					  cl_audit_close, cl_now, cl_send_remote,
+					  cl_flow_note };
 	const struct timeval tick = { 5, 0 };
 	int rv;
 
@@ -1478,7 +1500,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	if (r->cl != NULL) {
 		struct connlink_counters cc;
 
-		_Static_assert(CONNLINK_NDROP == 9, "one metrics label per connlink drop reason");
+		_Static_assert(CONNLINK_NDROP == 10, "one metrics label per connlink drop reason");
 		connlink_get_counters(r->cl, &cc);
 		v.connectors_up = connlink_connectors_up(r->cl);
 		v.connector_links = connlink_links(r->cl);
@@ -1488,6 +1510,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		v.connector_bytes_down = cc.bytes[CONNLINK_DOWN];
 		memcpy(v.connector_drops, cc.drops, sizeof(v.connector_drops));
 		v.connector_drops[CONNLINK_DROP_SEND] += r->xfer_drops;
+		v.connector_flows_evicted = cc.flows_evicted;
 	}
 	v.quic_connections = masque_server_conns(r->srv);
 	v.sessions_opened = r->st.cnt.opened;

@@ -426,11 +426,16 @@ static void connectors(struct mw *w, const struct metrics_values *v)
 	BY(w, "zgate_connector_drops_total", "counter",
 	   "Packets to or from a connector not forwarded, by reason: policy (the client may not "
 	   "reach it), port, protocol, spoofed, no_link (a connector to an agent that did not "
-	   "open a session), ttl, malformed, send (the other tunnel would not take it), limit.",
+	   "open a session), ttl, malformed, send (the other tunnel would not take it), limit, "
+	   "unsolicited (a connector to an agent port that did not send to it).",
 	   "reason",
 	   L("policy", "port", "protocol", "spoofed", "no_link", "ttl", "malformed", "send",
-	     "limit"),
-	   d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8]);
+	     "limit", "unsolicited"),
+	   d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9]);
+	one(w, "zgate_connector_flows_evicted_total", "counter",
+	    "Agent-to-connector flows forgotten before their idle timeout because their link had "
+	    "no room for a new one (the least recently used goes).",
+	    v->connector_flows_evicted);
 }
 
 int metrics_write(struct evbuffer *b, const struct metrics_values *v)

@@ -69,8 +69,9 @@ struct metrics_values {
 	uint64_t connector_packets_up, connector_packets_down;
 	uint64_t connector_bytes_up, connector_bytes_down;
 	/* by reason: policy, port, protocol, spoofed, no_link, ttl,
-	 * malformed, send, limit */
-	uint64_t connector_drops[9];
+	 * malformed, send, limit, unsolicited */
+	uint64_t connector_drops[10];
+	uint64_t connector_flows_evicted; /* a full link's least recently used flow */
 };
 
 /* Appends the exposition of v to b: every family with its HELP and TYPE

@@ -446,6 +446,7 @@ flow_alloc(struct stack *st, void *session, struct stack_client_acct *acct,
 		return NULL;
 	f->st = st;
 	f->session = session;
+	f->scope = st->in_scope; /* a flow starts from stack_input() */
 	f->acct = acct;
 	f->proto = pi->proto;
 	f->src = pi->src;
@@ -480,10 +481,10 @@ tcp_refuse_held(struct flow *f, int err)
 		return;
 	if (err == ECONNREFUSED || err == ECONNRESET) {
 		st->cnt.tcp_refused++;
-		stack_refuse(st, f->syn, &pi, PKT_UNREACH_PORT, 1);
+		stack_refuse(st, f->syn, &pi, PKT_UNREACH_PORT, 1, f->scope);
 	} else {
 		st->cnt.tcp_unreachable++;
-		stack_refuse(st, f->syn, &pi, PKT_UNREACH_HOST, 0);
+		stack_refuse(st, f->syn, &pi, PKT_UNREACH_HOST, 0, f->scope);
 	}
 }
 
@@ -624,7 +625,7 @@ tcp_start(struct flow *f, const uint8_t *pkt, const struct pkt_info *pi)
 	if (f->fd < 0) {
 		if (errno == EMFILE || errno == ENFILE)
 			fd_exhausted(st, 1, "no descriptor left (EMFILE)");
-		stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, 1);
+		stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, 1, f->scope);
 		flow_free(f, "no-socket");
 		return;
 	}
@@ -1029,7 +1030,8 @@ void flow_udp_unreach(struct flow *f, int err)
 	if (n == 0 || pkt_parse(orig, n, 0, &pi) != 0)
 		return;
 	stack_refuse(st, orig, &pi,
-		     err == ECONNREFUSED ? PKT_UNREACH_PORT : PKT_UNREACH_HOST, 0);
+		     err == ECONNREFUSED ? PKT_UNREACH_PORT : PKT_UNREACH_HOST, 0,
+		     f->scope);
 }
 
 static int
@@ -1163,7 +1165,8 @@ refuse_limit(struct stack *st, void *session, const char *client_id,
 	     const uint8_t *pkt, const struct pkt_info *pi, const char *what)
 {
 	st->cnt.drop_limit++;
-	stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, pi->proto == STACK_PROTO_TCP);
+	stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, pi->proto == STACK_PROTO_TCP,
+		     st->in_scope);
 	if (st->cb.audit && stack_limit_audit_ok(st, client_id)) {
 		struct stack_event ev;
 		int ports = pi->proto == STACK_PROTO_TCP ||
@@ -1279,7 +1282,7 @@ void flow_start(struct stack *st, void *session, const struct stack_client *clie
 	if (r != 0) {
 		if (r == -EMFILE || r == -ENFILE)
 			fd_exhausted(st, 1, "no descriptor left (EMFILE)");
-		stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, 0);
+		stack_refuse(st, pkt, pi, PKT_UNREACH_ADMIN, 0, f->scope);
 		flow_free(f, "no-socket");
 		return;
 	}

@@ -187,9 +187,9 @@ void stack_emit(struct stack *st, const struct stack_addr *dst, const uint8_t *p
 }
 
 void stack_refuse(struct stack *st, const uint8_t *orig, const struct pkt_info *pi,
-		  enum pkt_unreach why, int rst)
+		  enum pkt_unreach why, int rst, uint64_t scope)
 {
-	uint8_t out[1280];
+	uint8_t out[1280], key[8 + sizeof(pi->src)];
 	size_t n;
 
 	/* never answer an error with an error (RFC 1122 3.2.2, RFC 4443 2.4) */
@@ -198,9 +198,11 @@ void stack_refuse(struct stack *st, const uint8_t *orig, const struct pkt_info *
 	if ((pi->proto == STACK_PROTO_ICMP && pi->icmp_type != PKT_ICMP4_ECHO) ||
 	    (pi->proto == STACK_PROTO_ICMPV6 && pi->icmp_type < 128))
 		return;
-	/* keyed by the tunnel address: the ACL matched it to the tunnel */
-	if (rl_fair_take(&st->err_rl, &pi->src, sizeof(pi->src),
-			 stack_now(st)) != RL_PASS) {
+	/* keyed by the tunnel address (the ACL matched it to the tunnel) and
+	 * the scope that tells clients sharing it apart */
+	memcpy(key, &scope, 8);
+	memcpy(key + 8, &pi->src, sizeof(pi->src));
+	if (rl_fair_take(&st->err_rl, key, sizeof(key), stack_now(st)) != RL_PASS) {
 		st->cnt.errors_ratelimited++;
 		return;
 	}
@@ -541,7 +543,8 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 	if (stack_dst_forbidden(st, &pi.dst) || stack_addr_eq(&pi.dst, &pi.src)) {
 		st->cnt.drop_forbidden++;
 		if (starts_flow(&pi)) {
-			stack_refuse(st, pkt, &pi, PKT_UNREACH_ADMIN, 0);
+			stack_refuse(st, pkt, &pi, PKT_UNREACH_ADMIN, 0,
+				     client->scope);
 			audit_refusal(st, STACK_EV_DENY, session, client, &pi,
 				      NULL, "forbidden-destination");
 		}
@@ -607,7 +610,7 @@ input_packet(struct stack *st, void *session, const struct stack_client *client,
 	if (st->cb.policy(st->ctx, &fi, &rule) != STACK_ALLOW) {
 		st->cnt.drop_denied++;
 		stack_refuse(st, pkt, &pi, PKT_UNREACH_ADMIN,
-			     pi.proto == STACK_PROTO_TCP);
+			     pi.proto == STACK_PROTO_TCP, client->scope);
 		audit_refusal(st, STACK_EV_DENY, session, client, &pi, rule,
 			      "policy");
 		return;
@@ -623,9 +626,11 @@ int stack_input(struct stack *st, void *session, const struct stack_client *clie
 		return ZG_ERR_INVAL;
 	st->in_session = session;
 	st->in_client = client->id;
+	st->in_scope = client->scope;
 	input_packet(st, session, client, pkt, len);
 	st->in_session = NULL;
 	st->in_client = NULL;
+	st->in_scope = 0;
 	stack_rearm(st);
 	return 0;
 }

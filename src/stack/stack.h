@@ -52,6 +52,11 @@ struct stack_client {
 	const char *id;         /* client ID (certificate CN), NUL-terminated */
 	struct stack_addr vip4; /* assigned IPv4 address, or version 0 */
 	struct stack_addr vip6; /* assigned IPv6 address, or version 0 */
+	/* Where the owner's clients may share an address (the connector: two
+	 * relays' pools may overlap), what tells them apart (the connector's
+	 * relay link); 0 where an address is one client (the relay). The ICMP
+	 * errors and RSTs the stack sends are paced per (scope, address). */
+	uint64_t scope;
 };
 
 /* Maximum client ID and rule ID lengths kept per flow (longer ones are
@@ -133,8 +138,9 @@ struct stack_config {
 	uint32_t icmp_idle_ms;
 	uint32_t connect_timeout_ms;   /* upstream TCP connect */
 	uint32_t handshake_timeout_ms; /* client's ACK after our SYN-ACK */
-	/* ICMP errors and RSTs we generate: per client (by tunnel address)
-	 * and, under that, for all clients together; 0 rate = unlimited */
+	/* ICMP errors and RSTs we generate: per client (by tunnel address
+	 * and stack_client.scope) and, under that, for all clients together;
+	 * 0 rate = unlimited */
 	uint32_t icmp_errors_per_s; /* all clients */
 	uint32_t icmp_errors_burst;
 	uint32_t icmp_errors_per_client_per_s;

@@ -48,6 +48,7 @@ struct flow {
 	struct flow *prev, *next; /* list of all flows */
 	struct stack_client_acct *acct;
 	void *session;
+	uint64_t scope; /* its client's stack_client.scope */
 	enum flow_state state;
 	uint8_t proto;
 	struct stack_addr src, dst; /* as the client sees it */
@@ -169,6 +170,7 @@ struct stack {
 	 * (stack_packet_owner() of what it makes the stack send) */
 	void *in_session;
 	const char *in_client;
+	uint64_t in_scope; /* its client's stack_client.scope */
 	struct netif netif;
 	struct event *tick_ev;
 	struct stack_counters cnt;
@@ -221,10 +223,12 @@ void stack_ackq_output(struct stack *st, const struct stack_addr *dst,
 		       const uint8_t *pkt, size_t len);
 void stack_ackq_flush(struct stack *st);
 /* Sends an RST (TCP) or ICMP unreachable answering pi if the allowance of
- * the client (keyed by its tunnel address, pi->src, which the ACL checked)
- * and the global one allow; never answers ICMP errors or RSTs. */
+ * the client (keyed by scope, its stack_client.scope, and its tunnel
+ * address, pi->src, which the ACL checked) and the global one allow; never
+ * answers ICMP errors or RSTs. */
 void stack_refuse(struct stack *st, const uint8_t *orig,
-		  const struct pkt_info *pi, enum pkt_unreach why, int rst);
+		  const struct pkt_info *pi, enum pkt_unreach why, int rst,
+		  uint64_t scope);
 /* Gives a packet to lwIP as if addressed to this netif. */
 void stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
 		      const struct pkt_info *pi);

@@ -22,10 +22,11 @@
 #   2. agent-2 is refused: no on-prem route in its tunnel; with a route forced
 #      into zgate0 its flows are refused at once by the relay; UDP it sends
 #      straight at the connector's tunnel address is never forwarded.
-#      What the connector's address sends to another port of agent-1 than
-#      its inner session's (a Version Negotiation answer to a probe from
-#      port 7777) is forwarded by the relay but dropped by the agent, and
-#      counted (rx_unsolicited in its status file).
+#      What the connector's address answers to another port of agent-1
+#      than its inner session's (a Version Negotiation answer to a probe
+#      agent-1 sent from port 7777: the relay sees a flow agent-1 opened
+#      and forwards it) is dropped by the agent, and counted
+#      (rx_unsolicited in its status file).
 #   3. The relay cannot read it: a marker sent both ways through the
 #      connector appears neither in a tcpdump capture of every interface of
 #      the relay's namespace nor in the relay's debug.payload_dump file, nor
@@ -40,6 +41,14 @@
 #      comes back, traffic resumes.
 #   5. A policy reload without the connector takes it away; one that lists it
 #      again is taken (no longer refused under workers), traffic resumes.
+#   6. A misbehaving connector (zgate-probe with the certificate of
+#      connector:hospital-b, announcing a prefix) sends UDP from its inner
+#      port to agent-1's port 7777, which never sent to it, while agent-1
+#      has a link to it (its inner session's handshake, never answered):
+#      the relay drops every such packet before agent-1 sees it
+#      (zgate_connector_drops_total{reason="unsolicited"}; the dump shows
+#      them received, never forwarded; rx_unsolicited of hospital-b in
+#      agent-1's status stays 0).
 # The relay runs workers: 2 (ZG_E2E_WORKERS=N for another count, 1 for one
 # process); agent-1 is reconnected until its tunnel is on another worker
 # than the connector's, so 1-4a cross workers (the connector counted once).
@@ -235,6 +244,10 @@ elif cmd == "udp-with":  # NEEDLE: how many UDP packets carry it
 elif cmd == "flow":  # SRC SPORT DST DPORT: how many such UDP packets
     src, sport, dst, dport = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
     print(sum(1 for p in packets(path) if (lambda u: u and u[:2] == (src, dst) and u[3:5] == (sport, dport))(udp4(p))))
+elif cmd == "flowttl":  # SRC SPORT DST DPORT: "TTL=COUNT ..." of such UDP packets
+    src, sport, dst, dport = sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+    ttls = collections.Counter(u[2] for u in map(udp4, packets(path)) if u and u[:2] == (src, dst) and u[3:5] == (sport, dport))
+    print(" ".join("ttl%d=%d" % kv for kv in sorted(ttls.items())))
 elif cmd == "count":  # NEEDLE: raw occurrences in the file
     print(open(path, "rb").read().count(sys.argv[3].encode()))
 PY
@@ -264,9 +277,11 @@ step "the connector's address reaches only agent-1's inner session, not its othe
 # agent-1 itself (not its inner session) sends QUIC of an unknown version
 # from port 7777 to $CV:443: the relay forwards it (agent-1 has a link to
 # the connector) and the connector answers Version Negotiation to
-# $A1:7777, which the relay forwards too (it checks only the connector's
-# source port). The agent must drop it: it is for no inner session it
-# opened. The dump shows the answer was forwarded, so the check can fail.
+# $A1:7777, which the relay forwards too: port 7777 sent to the connector,
+# so for the relay it is an answer agent-1 asked for (step 6 shows what a
+# connector sends unasked). The agent must drop it: it is for no inner
+# session it opened. The dump shows the answer was forwarded, so the check
+# can fail.
 ip -n "${C[1]}" route add "$CV/32" dev zgate0
 out=$(inc 1 python3 - "$A1" "$CV" <<'PY'
 import os, socket, sys
@@ -409,4 +424,62 @@ wait_for 10 "the policy adding the connector back was not reloaded" bash -c "(( 
 grep -q "policy reload failed" "$D/relay.log" && fail "a policy reload was refused: $(grep 'policy reload failed' "$D/relay.log")"
 wait_for 60 "agent-1 does not reach on-prem once the policy lists the connector again: $(onprem_web 2>&1)" web_ok
 echo "after the reloads: agent-1 on worker $(worker_of agent-1), the connector on worker $(worker_of connector:hospital-a)"
+
+step "6. a connector sending to a port of agent-1 that never sent to it: the relay drops it"
+# zgate-probe as connector:hospital-b: it announces 10.30.0.0/16, so the
+# relay lists it up for agent-1, whose inner session to it (a handshake it
+# never answers) opens their link; from its inner port it sends UDP to
+# agent-1's port 7777, which never sent to it.
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$D/pki" --connector hospital-b >/dev/null
+chmod -R a+rX "$D/pki"
+cat >"$D/policy.yaml" <<Y
+version: 1
+default_action: deny
+connectors:
+  hospital-a:
+    prefixes: ["10.20.0.0/16"]
+  hospital-b:
+    prefixes: ["10.30.0.0/16"]
+clients:
+  agent-1:
+    rules:
+      - { id: emr, action: allow, connector: hospital-a }
+      - { id: lab, action: allow, connector: hospital-b }
+Y
+n=$(reloads)
+kill -HUP "$RPID"
+wait_for 10 "the policy with hospital-b was not reloaded" bash -c "(( \$(grep -c '\"event\":\"policy_reload\",\"result\":\"ok\"' $D/audit.log) > $n ))"
+unsol() { metric 'zgate_connector_drops_total{reason="unsolicited"}'; }
+before=$(unsol)
+ip netns exec "$K" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+	--bounding-set=-all --inh-caps=-all "$ZG_BIN/zgate-probe" --relay "$RELAY_K:4433" \
+	--server-name relay.test --ca "$D/pki/ca.crt" --cert "$D/pki/connector-hospital-b.crt" \
+	--key "$D/pki/connector-hospital-b.key" --advertise 10.30.0.0/16 --target "$A1" \
+	--udp 443:7777 --count 40 --interval 200ms --timeout 1s >"$D/evil.out" 2>&1 &
+EPID=$!
+cleanup "kill $EPID 2>/dev/null; wait $EPID 2>/dev/null"
+link_b() { grep '"event":"connector_open"' "$D/audit.log" | grep '"client":"agent-1"' | grep -q hospital-b; }
+wait_for 10 "agent-1 opened no link to hospital-b: $(cat "$D/evil.out")" link_b
+wait "$EPID" || fail "the misbehaving connector failed: $(cat "$D/evil.out")"
+done_s=$(date +%s)
+EV=$(sed -n 's|^address \([0-9.]*\)/32$|\1|p' "$D/evil.out" | head -1)
+[[ -n $EV ]] || fail "the misbehaving connector printed no address: $(cat "$D/evil.out")"
+# agent-1's status file is rewritten every 5 s while its tunnel is open
+fresh() { python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["updated"] <= int(sys.argv[2]))' "$D/status1.json" "$done_s"; }
+wait_for 8 "agent-1's status file was not rewritten" fresh
+ttls=$(scan flowttl "$DUMP" "$EV" 443 "$A1" 7777)
+echo "hospital-b $EV:443 -> agent-1 $A1:7777 in the relay's dump: $ttls; unsolicited drops ${before:-none} -> $(unsol)"
+[[ $ttls == *ttl64=* ]] || fail "the control failed: hospital-b's UDP to $A1:7777 did not reach the relay: '$ttls'"
+python3 - "$D/status1.json" <<'PY' || fail "agent-1 received hospital-b's unsolicited packets: $(cat "$D/status1.json")"
+import json, sys
+st = json.load(open(sys.argv[1]))
+b = [c for c in st.get("connectors", []) if c.get("id") == "hospital-b"]
+print("agent-1's status for hospital-b:", json.dumps(b[0]) if b else "not listed")
+sys.exit(0 if b and b[0].get("rx_unsolicited") == 0 else 1)
+PY
+[[ $ttls != *ttl63* ]] || fail "the relay forwarded hospital-b's UDP to $A1:7777 (ttl63 in the dump): $ttls"
+[[ -n $before ]] && (($(unsol) > before)) ||
+	fail "zgate_connector_drops_total{reason=\"unsolicited\"} did not count them: ${before:-none} -> $(unsol)"
+grep -q "connector hospital-b: packet from $EV:443 to client agent-1 at $A1:7777 dropped" "$D/relay.log" ||
+	fail "the relay did not log the unsolicited packets"
 pass
