@@ -166,6 +166,98 @@ static void test_c07_diff_removes_unlisted(void **state)
 	assert_int_equal(nadd, 0);
 }
 
+/* Large lists (a relay may advertise 4096 prefixes): the diff is the
+ * one-by-one comparison's, each side in its own order, with duplicates,
+ * both versions, IPv4 prefixes whose unused address bytes differ (they do
+ * not count), and lengths that differ on one address. */
+static uint32_t rnd_state = 12345;
+
+static uint32_t rnd(void)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return rnd_state >> 8;
+}
+
+static void rnd_prefix(struct route_prefix *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->version = (rnd() & 3) == 0 ? 6 : 4;
+	p->len = (uint8_t)(p->version == 4 ? 24 + rnd() % 2 : 64);
+	for (int i = 0; i < 16; i++)
+		p->addr[i] = (uint8_t)(i < (p->version == 4 ? 3 : 8) ? rnd() % 4 : rnd());
+}
+
+static void diff_reference(const struct route_prefix *o, size_t no, const struct route_prefix *n,
+			   size_t nn, struct route_prefix *del, size_t *nd, struct route_prefix *add,
+			   size_t *na)
+{
+	*nd = *na = 0;
+	for (size_t i = 0; i < no; i++) {
+		int in = 0;
+
+		for (size_t j = 0; j < nn && !in; j++)
+			in = routes_equal(&o[i], &n[j]);
+		if (!in)
+			del[(*nd)++] = o[i];
+	}
+	for (size_t i = 0; i < nn; i++) {
+		int in = 0;
+
+		for (size_t j = 0; j < no && !in; j++)
+			in = routes_equal(&n[i], &o[j]);
+		if (!in)
+			add[(*na)++] = n[i];
+	}
+}
+
+static void test_diff_large_lists_match_one_by_one(void **state)
+{
+	enum {
+		N = 4096
+	};
+	static struct route_prefix o[N], n[N], d1[N], a1[N], d2[N], a2[N], s[N];
+	size_t nd1, na1, nd2, na2;
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		size_t no = N - (size_t)round * 1000, nn = N - (size_t)round * 700;
+
+		for (size_t i = 0; i < no; i++)
+			rnd_prefix(&o[i]);
+		for (size_t i = 0; i < nn; i++) {
+			if (i < no && rnd() % 2)
+				n[i] = o[rnd() % no]; /* shared, often duplicated */
+			else
+				rnd_prefix(&n[i]);
+			if (n[i].version == 4)
+				n[i].addr[10] = (uint8_t)rnd(); /* not part of an IPv4 prefix */
+		}
+		routes_diff(o, no, n, nn, d1, &nd1, a1, &na1);
+		diff_reference(o, no, n, nn, d2, &nd2, a2, &na2);
+		assert_int_equal(nd1, nd2);
+		assert_int_equal(na1, na2);
+		assert_memory_equal(d1, d2, nd1 * sizeof(d1[0]));
+		assert_memory_equal(a1, a2, na1 * sizeof(a1[0]));
+		assert_true(nd1 > 0 && na1 > 0 && nd1 < no && na1 < nn); /* a real mix */
+	}
+	/* routes_find on a sorted copy agrees with a walk of the list */
+	memcpy(s, o, sizeof(s));
+	routes_sort(s, N);
+	for (size_t i = 0; i + 1 < N; i++)
+		assert_true(routes_cmp(&s[i], &s[i + 1]) <= 0);
+	for (size_t i = 0; i < N; i++) {
+		struct route_prefix p;
+		int in = 0;
+
+		rnd_prefix(&p);
+		for (size_t j = 0; j < N && !in; j++)
+			in = routes_equal(&o[j], &p);
+		assert_int_equal(routes_find(s, N, &p), in);
+		assert_true(routes_find(s, N, &o[i]));
+	}
+	assert_false(routes_find(s, 0, &o[0]));
+}
+
 /* ------------------------------------------------------------------
  * Issue 16 item 5: what the agent takes from a relay. */
 
@@ -452,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_top_of_space),
 		cmocka_unit_test(test_empty_and_errors),
 		cmocka_unit_test(test_c07_diff_removes_unlisted),
+		cmocka_unit_test(test_diff_large_lists_match_one_by_one),
 		cmocka_unit_test(test_i16_parse),
 		cmocka_unit_test(test_i16_covers_and_host),
 		cmocka_unit_test(test_i16_special_ranges),

@@ -472,20 +472,17 @@ static void relay_route_prune(struct agent *ag)
 	relay_route_del(ag);
 }
 
-/* Removes entries of list[0..*pn) equal to one of drop[0..nd). */
-static void remove_all(struct route_prefix *list, size_t *pn, const struct route_prefix *drop,
+/* Removes entries of list[0..*pn) equal to one of drop[0..nd) (which it
+ * sorts). */
+static void remove_all(struct route_prefix *list, size_t *pn, struct route_prefix *drop,
 		       size_t nd)
 {
 	size_t k = 0;
 
-	for (size_t i = 0; i < *pn; i++) {
-		int gone = 0;
-
-		for (size_t j = 0; j < nd && !gone; j++)
-			gone = routes_equal(&list[i], &drop[j]);
-		if (!gone)
+	routes_sort(drop, nd); /* a relay may replace thousands of routes at once */
+	for (size_t i = 0; i < *pn; i++)
+		if (!routes_find(drop, nd, &list[i]))
 			list[k++] = list[i];
-	}
 	*pn = k;
 }
 
@@ -573,24 +570,18 @@ static int kernel_route_check(struct agent *ag, const struct route_prefix *p)
 	return ROUTE_OK;
 }
 
-/* 1 when p is one of the routes the agent installed. */
-static int installed(const struct agent *ag, const struct route_prefix *p)
-{
-	for (size_t i = 0; i < ag->nroutes; i++)
-		if (routes_equal(&ag->routes[i], p))
-			return 1;
-	return 0;
-}
-
 /* Drops from want[0..*pn) what the agent does not install (routes.h),
  * the routes covering the relay too when its path cannot be pinned. */
 static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *pn)
 {
 	static struct status_refusal old[ROUTE_REFUSED_MAX];
-	size_t nold = ag->nroute_ref, k = 0, logged = 0;
+	static struct route_prefix mine[MAX_ROUTES]; /* the installed routes, sorted */
+	size_t nold = ag->nroute_ref, k = 0, logged = 0, nmine = ag->nroutes;
 	const struct agent_accept *acc = &ag->cfg.accept_routes;
 
 	memcpy(old, ag->route_ref, nold * sizeof(old[0]));
+	memcpy(mine, ag->routes, nmine * sizeof(mine[0]));
+	routes_sort(mine, nmine);
 	ag->nroute_ref = 0;
 	ag->route_ref_unlisted = 0;
 	for (size_t i = 0; i < *pn; i++) {
@@ -602,7 +593,7 @@ static void filter_routes(struct agent *ag, struct route_prefix *want, size_t *p
 		/* the kernel is asked about new routes only: one already
 		 * ours passed when it was added, and a relay learning names
 		 * sends the whole list again for each new one */
-		if (why == ROUTE_OK && !installed(ag, &want[i]))
+		if (why == ROUTE_OK && !routes_find(mine, nmine, &want[i]))
 			why = kernel_route_check(ag, &want[i]);
 		if (why < 0)
 			continue;

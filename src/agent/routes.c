@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -141,6 +142,44 @@ int routes_equal(const struct route_prefix *a, const struct route_prefix *b)
 	       memcmp(a->addr, b->addr, a->version == 4 ? 4 : 16) == 0;
 }
 
+int routes_cmp(const struct route_prefix *a, const struct route_prefix *b)
+{
+	if (a->version != b->version)
+		return a->version < b->version ? -1 : 1;
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return memcmp(a->addr, b->addr, a->version == 4 ? 4 : 16);
+}
+
+static int cmp_qsort(const void *a, const void *b)
+{
+	return routes_cmp(a, b);
+}
+
+void routes_sort(struct route_prefix *l, size_t n)
+{
+	if (n > 1)
+		qsort(l, n, sizeof(*l), cmp_qsort);
+}
+
+int routes_find(const struct route_prefix *sorted, size_t n, const struct route_prefix *p)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = routes_cmp(&sorted[mid], p);
+
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 static int contains(const struct route_prefix *l, size_t n, const struct route_prefix *p)
 {
 	for (size_t i = 0; i < n; i++)
@@ -149,19 +188,34 @@ static int contains(const struct route_prefix *l, size_t n, const struct route_p
 	return 0;
 }
 
+/* Below this many comparisons the lists are compared as they are. */
+#define DIFF_DIRECT_MAX 1024
+
 void routes_diff(const struct route_prefix *old, size_t nold,
 		 const struct route_prefix *new_, size_t nnew,
 		 struct route_prefix *del, size_t *pndel,
 		 struct route_prefix *add, size_t *pnadd)
 {
+	struct route_prefix *so = NULL, *sn = NULL;
+
 	*pndel = 0;
 	*pnadd = 0;
+	if (nold * nnew > DIFF_DIRECT_MAX && (so = malloc((nold + nnew) * sizeof(*so))) != NULL) {
+		sn = so + nold;
+		if (nold > 0)
+			memcpy(so, old, nold * sizeof(*so));
+		if (nnew > 0)
+			memcpy(sn, new_, nnew * sizeof(*sn));
+		routes_sort(so, nold);
+		routes_sort(sn, nnew);
+	}
 	for (size_t i = 0; i < nold; i++)
-		if (!contains(new_, nnew, &old[i]))
+		if (!(so ? routes_find(sn, nnew, &old[i]) : contains(new_, nnew, &old[i])))
 			del[(*pndel)++] = old[i];
 	for (size_t i = 0; i < nnew; i++)
-		if (!contains(old, nold, &new_[i]))
+		if (!(so ? routes_find(so, nold, &new_[i]) : contains(old, nold, &new_[i])))
 			add[(*pnadd)++] = new_[i];
+	free(so);
 }
 
 const char *routes_format(const struct route_prefix *p, char *buf, size_t buflen)
