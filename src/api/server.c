@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "addrkey.h"
 #include "fnv.h"
 #include "histo.h"
 #include "hostport.h"
@@ -58,10 +59,10 @@ static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "n
 
 struct conn_ctx;
 
-/* Open connections of one source address (IPv4, or one IPv6 /64), in an
- * open-addressing table; n == 0 marks a free slot. */
+/* Open connections of one source address (addrkey_of ADDRKEY_SOURCE: IPv4,
+ * or one IPv6 /64), in an open-addressing table; n == 0 marks a free slot. */
 struct ipslot {
-	unsigned char key[16];
+	uint8_t key[ADDRKEY_LEN];
 	uint32_t n;
 };
 
@@ -96,7 +97,7 @@ struct api_server {
 	uint64_t open_conns, refused_per_addr, head_timeouts;
 	uint64_t refused_unlogged, timeouts_unlogged;
 	int64_t refused_log_ms, timeouts_log_ms;
-	char refused_last[INET6_ADDRSTRLEN];
+	char refused_last[ADDRKEY_TEXT_MAX];
 };
 
 /* ---------------------------------------------------------------- files */
@@ -529,7 +530,7 @@ struct conn_ctx {
 	/* under the server's cmu: */
 	int fd;
 	int counted;                  /* holds one count of key's slot */
-	unsigned char key[16];        /* its source address */
+	uint8_t key[ADDRKEY_LEN];     /* its source address (addrkey_of) */
 	int64_t deadline_ms;          /* of its head; 0: not waiting for one */
 	struct conn_ctx *prev, *next; /* in the server's pending list */
 };
@@ -542,53 +543,20 @@ static int64_t now_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* The table key of a source address: an IPv4 address as v4-mapped IPv6;
- * an IPv6 address cut to its /64, which one host usually holds whole. */
-static int addr_key(const struct sockaddr *sa, unsigned char key[16])
+static uint32_t ip_hash(const struct api_server *s, const uint8_t key[ADDRKEY_LEN])
 {
-	memset(key, 0, 16);
-	if (sa != NULL && sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &in->sin_addr, 4);
-		return 0;
-	}
-	if (sa != NULL && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-
-		memcpy(key, &in6->sin6_addr, 16);
-		if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			memset(key + 8, 0, 8);
-		return 0;
-	}
-	return -1;
-}
-
-static void key_text(const unsigned char key[16], char *buf, size_t len)
-{
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	if (memcmp(key, mapped, 12) == 0)
-		(void)inet_ntop(AF_INET, key + 12, buf, (socklen_t)len);
-	else if (inet_ntop(AF_INET6, key, buf, (socklen_t)len) != NULL)
-		(void)snprintf(buf + strlen(buf), len - strlen(buf), "/64");
-}
-
-static uint32_t ip_hash(const struct api_server *s, const unsigned char key[16])
-{
-	return fnv32_bytes(s->ip_seed, key, 16) & (IPTAB - 1);
+	return fnv32_bytes(s->ip_seed, key, ADDRKEY_LEN) & (IPTAB - 1);
 }
 
 /* The slot of key, or the free slot where it would go (*pfound 0). Under
  * cmu. The table never fills: it holds at most CONN_LIMIT (plus a few
  * accepted at once) keys in IPTAB slots. */
-static struct ipslot *ip_find(struct api_server *s, const unsigned char key[16], int *pfound)
+static struct ipslot *ip_find(struct api_server *s, const uint8_t key[ADDRKEY_LEN], int *pfound)
 {
 	uint32_t i = ip_hash(s, key);
 
 	while (s->ips[i].n != 0) {
-		if (memcmp(s->ips[i].key, key, 16) == 0) {
+		if (memcmp(s->ips[i].key, key, ADDRKEY_LEN) == 0) {
 			*pfound = 1;
 			return &s->ips[i];
 		}
@@ -653,7 +621,7 @@ static void pend_del(struct api_server *s, struct conn_ctx *cc)
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t salen)
 {
 	struct api_server *s = cls;
-	unsigned char key[16];
+	uint8_t key[ADDRKEY_LEN];
 	struct ipslot *e;
 	uint64_t n = 0;
 	int found, ok = 1;
@@ -661,7 +629,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
 	int64_t now;
 
 	(void)salen;
-	if (s->max_per_addr == 0 || addr_key(sa, key) != 0)
+	if (s->max_per_addr == 0 || addrkey_of(sa, ADDRKEY_SOURCE, key) != 0)
 		return MHD_YES;
 	now = now_ms();
 	pthread_mutex_lock(&s->cmu);
@@ -670,7 +638,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
 		ok = 0;
 		s->refused_per_addr++;
 		s->refused_unlogged++;
-		key_text(key, s->refused_last, sizeof(s->refused_last));
+		addrkey_text(key, ADDRKEY_SOURCE, s->refused_last, sizeof(s->refused_last));
 		if (now - s->refused_log_ms >= LOG_EVERY_S * 1000) {
 			n = s->refused_unlogged;
 			memcpy(last, s->refused_last, sizeof(last));
@@ -705,12 +673,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		cc->fd = fi != NULL ? fi->connect_fd : -1;
 		pthread_mutex_lock(&s->cmu);
 		s->open_conns++;
-		if (s->max_per_addr != 0 && ai != NULL && addr_key(ai->client_addr, cc->key) == 0) {
+		if (s->max_per_addr != 0 && ai != NULL &&
+		    addrkey_of(ai->client_addr, ADDRKEY_SOURCE, cc->key) == 0) {
 			int found;
 			struct ipslot *e = ip_find(s, cc->key, &found);
 
 			if (!found)
-				memcpy(e->key, cc->key, 16);
+				memcpy(e->key, cc->key, ADDRKEY_LEN);
 			e->n++;
 			cc->counted = 1;
 		}
