@@ -379,7 +379,6 @@ struct req {
 	enum ep ep;
 	unsigned code;
 	size_t len;
-	int too_large;
 	int answered;  /* a response was queued at the head: the body is dropped */
 	int close;     /* answer with Connection: close */
 	int route_bad; /* the path names an allocation with an invalid client id */
@@ -1247,8 +1246,6 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 			return wrong_method(conn, rq, "GET, HEAD, POST");
 		if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
 			return refuse(s, conn, rq, &id);
-		if (rq->too_large)
-			return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
 		return handle_allocate(s, conn, rq, &id);
 	case API_R_ALLOC:
 		if (get) {
@@ -1274,8 +1271,6 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 			return wrong_method(conn, rq, "PUT");
 		if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
 			return refuse(s, conn, rq, &id);
-		if (rq->too_large)
-			return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
 		if ((r = api_parse_refresh(rq->body, rq->len, relay, err, sizeof(err))) != 0)
 			return send_error(conn, rq, 400, err, NULL, NULL);
 		if (id.who == WHO_RELAY) {
@@ -1392,15 +1387,15 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	need = role_needed(rq->rt.kind, method);
 	if (need == ROLE_METHOD)
 		goto public; /* 405 with Allow */
+	/* the endpoint, for /metrics, whatever the answer */
+	rq->ep = rq->rt.kind == API_R_ALLOCS    ? (need == ROLE_ADMIN ? EP_LIST : EP_ALLOCATE)
+		 : rq->rt.kind == API_R_REFRESH ? EP_REFRESH
+		 : rq->rt.kind == API_R_STATS   ? EP_STATS
+		 : need == ROLE_ADMIN           ? EP_RELEASE
+						: EP_GET;
 	identify(s, conn, &rq->id);
-	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY))) {
-		rq->ep = rq->rt.kind == API_R_ALLOCS    ? (need == ROLE_ADMIN ? EP_LIST : EP_ALLOCATE)
-			 : rq->rt.kind == API_R_REFRESH ? EP_REFRESH
-			 : rq->rt.kind == API_R_STATS   ? EP_STATS
-			 : need == ROLE_ADMIN           ? EP_RELEASE
-							: EP_GET;
+	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY)))
 		return refuse(s, conn, rq, &rq->id);
-	}
 	if (has_body(conn) &&
 	    !api_content_type_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							       MHD_HTTP_HEADER_CONTENT_TYPE)))
@@ -1421,6 +1416,33 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	rq->close = 0;
 	rq->nobody = 1;
 	return MHD_YES;
+}
+
+/* A body that announced no length (chunked) has passed API_BODY_MAX:
+ * refused now rather than read to its end, however long that is. MHD
+ * cannot queue a response while a body is arriving (MHD_queue_response
+ * refuses in that state, up to libmicrohttpd 1.0), so the 413 goes out
+ * directly on the connection's TLS session, best effort (this is the
+ * connection's own thread, and nothing of a response was sent yet), and
+ * MHD_NO makes MHD close the connection. Counted like any 413. */
+#define BODY_413 "{\"error\":\"body larger than 4096 bytes\"}\n"
+_Static_assert(API_BODY_MAX == 4096 && sizeof(BODY_413) - 1 == 40,
+	       "the 413 texts name API_BODY_MAX; the Content-Length is BODY_413's");
+static enum MHD_Result body_too_large(struct MHD_Connection *conn, struct req *rq)
+{
+	static const char msg[] = "HTTP/1.1 413 Content Too Large\r\n"
+				  "Content-Type: application/json\r\n"
+				  "Cache-Control: no-store\r\n"
+				  "Connection: close\r\n"
+				  "Content-Length: 40\r\n\r\n" BODY_413;
+	const union MHD_ConnectionInfo *ti =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	rq->code = 413;
+	rq->answered = 1;
+	if (ti != NULL && ti->tls_session != NULL)
+		(void)gnutls_record_send((gnutls_session_t)ti->tls_session, msg, sizeof(msg) - 1);
+	return MHD_NO;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1449,12 +1471,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 		if (rq->nobody) /* not announced: cannot be */
 			return MHD_NO;
-		if (rq->len + n > API_BODY_MAX) {
-			rq->too_large = 1; /* keep reading, answer 413 at the end */
-		} else {
-			memcpy(rq->body + rq->len, upload_data, n);
-			rq->len += n;
-		}
+		if (n > API_BODY_MAX - rq->len)
+			return body_too_large(conn, rq);
+		memcpy(rq->body + rq->len, upload_data, n);
+		rq->len += n;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}

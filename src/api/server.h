@@ -21,7 +21,9 @@
  * Content-Type: application/json (415), both decided on the head (CSRF).
  *
  * Credentials, too, are checked on the head: a refused request is answered
- * and its connection closed before its body is read. A connection must
+ * and its connection closed before its body is read. So is a body whose
+ * Content-Length passes API_BODY_MAX (413); a chunked one is refused (413)
+ * and closed as soon as the bytes received pass it. A connection must
  * complete its TLS handshake and request head within head_timeout (a
  * watchdog thread shuts late ones down), and one source address may hold
  * max_connections_per_address connections (refused when accepted).
