@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "addrkey.h"
@@ -33,6 +34,7 @@
 #define IDLE_TIMEOUT_S 60u /* a keep-alive connection idle this long is closed */
 #define IPTAB 8192u        /* per-address counts: > 2 x CONN_LIMIT, never full */
 #define WATCHDOG_MS 250    /* how often head deadlines are checked */
+#define CRL_POLL_MS 1000   /* how often the CRL file is looked at (stat) */
 #define LOG_EVERY_S 10     /* refusals are logged at most this often */
 
 /* Endpoints as /metrics labels them. */
@@ -59,6 +61,42 @@ static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "n
 
 struct conn_ctx;
 
+/* One version of a file, as stat() sees it: renamed over (a new inode, as
+ * a Kubernetes Secret update gives through its symlinks), rewritten in
+ * place (size, modification time) or touched (change time) is another;
+ * err is the errno of a failed stat (a missing file is a version too). */
+struct filesig {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+	int err;
+};
+
+static void filesig_of(const char *path, struct filesig *fs)
+{
+	struct stat st;
+
+	memset(fs, 0, sizeof(*fs));
+	if (stat(path, &st) != 0) {
+		fs->err = errno;
+		return;
+	}
+	fs->dev = st.st_dev;
+	fs->ino = st.st_ino;
+	fs->size = st.st_size;
+	fs->mtim = st.st_mtim;
+	fs->ctim = st.st_ctim;
+}
+
+static int filesig_eq(const struct filesig *a, const struct filesig *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	       a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec &&
+	       a->err == b->err;
+}
+
 /* Open connections of one source address (addrkey_of ADDRKEY_SOURCE: IPv4,
  * or one IPv6 /64), in an open-addressing table; n == 0 marks a free slot. */
 struct ipslot {
@@ -70,12 +108,16 @@ struct api_server {
 	struct MHD_Daemon *d;
 	struct api_db *db;
 	struct api_pool pool;
-	char *cert, *key, *ca; /* PEM text, kept for the daemon's life */
-	pthread_mutex_t mu;    /* token, histogram and CRL */
-	struct crlset *crl;    /* under mu; NULL: no CRL configured */
-	unsigned crl_gen;      /* under mu: bumped when the CRL changes */
-	int crl_expired_said;  /* under mu: "CRL expired" logged */
+	char *cert, *key, *ca;       /* PEM text, kept for the daemon's life */
+	pthread_mutex_t mu;          /* token, histogram and CRL */
+	struct crlset *crl;          /* under mu; NULL: no CRL configured */
+	unsigned crl_gen;            /* under mu: bumped when the CRL changes */
+	int crl_expired_said;        /* under mu: "CRL expired" logged */
+	struct filesig crl_read_sig; /* under mu: the file's version last read or tried */
+	struct filesig crl_seen_sig; /* under mu: its version at the last look */
+	int64_t crl_poll_ms;         /* the watchdog's: when it last looked */
 	char crl_path[API_CONFIG_PATH_MAX];
+	char ca_path[API_CONFIG_PATH_MAX]; /* the CRLs' signer */
 	char token[TOKEN_MAX];
 	struct zg_histo latency;
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
@@ -319,15 +361,32 @@ int api_server_read_token(const char *path, char *out, size_t outlen, char *err,
 	return 0;
 }
 
-int api_server_reload_crl(struct api_server *s, const struct api_config *cfg, char *err,
-			  size_t errlen)
+/* Reads s's CRL file again and puts it in force (why: what made it, for
+ * the log). Records the file's version it read (taken before reading: a
+ * change while it reads is seen at the next look). Returns 0 or
+ * crlset_load()'s error, with the CRL in force unchanged. */
+static int crl_reload(struct api_server *s, const char *why, char *err, size_t errlen)
 {
-	struct crlset *c = NULL, *old;
-	int r = crlset_load(cfg->crl, cfg->ca, &c, err, errlen);
+	struct crlset *c = NULL, *old = NULL;
+	struct filesig sig;
 	char when[32] = "never";
+	int r;
 
+	filesig_of(s->crl_path, &sig);
+	r = crlset_load(s->crl_path, s->ca_path, &c, err, errlen);
+	pthread_mutex_lock(&s->mu);
+	s->crl_read_sig = sig;
+	s->crl_seen_sig = sig;
+	if (r == 0) {
+		old = s->crl;
+		s->crl = c;
+		s->crl_gen++;
+		s->crl_expired_said = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
 	if (r != 0)
 		return r;
+	crlset_free(old);
 	if (c->next_update != 0) {
 		struct tm tm;
 
@@ -335,20 +394,44 @@ int api_server_reload_crl(struct api_server *s, const struct api_config *cfg, ch
 		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 			(void)snprintf(when, sizeof(when), "unknown");
 	}
-	pthread_mutex_lock(&s->mu);
-	old = s->crl;
-	s->crl = c;
-	s->crl_gen++;
-	s->crl_expired_said = 0;
-	pthread_mutex_unlock(&s->mu);
-	crlset_free(old);
 	if (c->next_update != 0 && c->next_update <= time(NULL))
-		log_errx("crl %s read: it is past its nextUpdate (%s): every client certificate is "
-			 "refused until a current CRL is installed",
-			 cfg->crl, when);
+		log_errx("crl %s read (%s): it is past its nextUpdate (%s): every client certificate "
+			 "is refused until a current CRL is installed",
+			 s->crl_path, why, when);
 	else
-		log_info("crl %s read: %u CRL(s), next update %s", cfg->crl, c->n, when);
+		log_info("crl %s read (%s): %u CRL(s), next update %s", s->crl_path, why, c->n, when);
 	return 0;
+}
+
+int api_server_reload_crl(struct api_server *s, char *err, size_t errlen)
+{
+	if (s->crl_path[0] == '\0') {
+		zg_seterr(err, errlen, "no crl configured");
+		return ZG_ERR_CONFIG;
+	}
+	return crl_reload(s, "SIGHUP", err, errlen);
+}
+
+/* The watchdog's look at the CRL file, every CRL_POLL_MS: a version not
+ * read yet is read once it has stayed the same for one look, so that a
+ * file caught half-written (rewritten in place) is not read then. A file
+ * that does not load is reported once per version; the CRL in force
+ * stays. */
+static void crl_poll(struct api_server *s)
+{
+	struct filesig now;
+	char err[512];
+	int go;
+
+	filesig_of(s->crl_path, &now);
+	pthread_mutex_lock(&s->mu);
+	go = !filesig_eq(&now, &s->crl_read_sig) && filesig_eq(&now, &s->crl_seen_sig);
+	s->crl_seen_sig = now;
+	pthread_mutex_unlock(&s->mu);
+	if (go && crl_reload(s, "changed on disk", err, sizeof(err)) != 0)
+		log_errx("crl %s changed on disk but does not load (%s): the CRL read before stays in "
+			 "force; it is read again when the file changes, or on SIGHUP",
+			 s->crl_path, err);
 }
 
 void api_server_set_token(struct api_server *s, const char *token)
@@ -431,7 +514,7 @@ static const char *crl_refuses(struct api_server *s, gnutls_x509_crt_t crt)
 	pthread_mutex_unlock(&s->mu);
 	if (say)
 		log_errx("crl %s is past its nextUpdate: every client certificate is refused until "
-			 "a current CRL is installed (SIGHUP reads it again)",
+			 "a current CRL is installed (read again when the file changes, or on SIGHUP)",
 			 s->crl_path);
 	return why;
 }
@@ -708,7 +791,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* Closes the connections whose TLS handshake and request head did not
  * arrive by their deadline (slow or silent clients holding connections):
- * shutdown() makes MHD see the end of the stream and close it. */
+ * shutdown() makes MHD see the end of the stream and close it. Also looks
+ * at the CRL file every CRL_POLL_MS (crl_poll, without cmu). */
 static void *watchdog_main(void *arg)
 {
 	struct api_server *s = arg;
@@ -740,6 +824,14 @@ static void *watchdog_main(void *arg)
 				  "most",
 				  (unsigned long long)n, s->head_timeout_ms, LOG_EVERY_S);
 			pthread_mutex_lock(&s->cmu);
+		}
+		if (s->crl_path[0] != '\0' && now - s->crl_poll_ms >= CRL_POLL_MS) {
+			s->crl_poll_ms = now;
+			pthread_mutex_unlock(&s->cmu);
+			crl_poll(s);
+			pthread_mutex_lock(&s->cmu);
+			if (s->stopping)
+				break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += WATCHDOG_MS * 1000000L;
@@ -1568,6 +1660,11 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 		r = ZG_ERR_NOMEM;
 		goto fail;
 	}
+	/* before the watchdog starts: it looks at the CRL file */
+	(void)snprintf(s->crl_path, sizeof(s->crl_path), "%s", cfg->crl);
+	(void)snprintf(s->ca_path, sizeof(s->ca_path), "%s", cfg->ca);
+	if (cfg->crl[0] != '\0' && (r = crl_reload(s, "start", err, errlen)) != 0)
+		goto fail;
 	if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
 		zg_seterr(err, errlen, "cannot start a thread");
 		r = ZG_ERR_NOMEM;
@@ -1581,9 +1678,6 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	s->pool.max_per_relay = cfg->max_leases_per_relay;
 	api_server_set_token(s, token);
 	if ((r = load_tls(cfg, &s->cert, &s->key, &s->ca, err, errlen)) != 0)
-		goto fail;
-	(void)snprintf(s->crl_path, sizeof(s->crl_path), "%s", cfg->crl);
-	if (cfg->crl[0] != '\0' && (r = api_server_reload_crl(s, cfg, err, errlen)) != 0)
 		goto fail;
 	if (hostport_split(cfg->listen, host, sizeof(host), &p) != 0) {
 		zg_seterr(err, errlen, "listen: \"%s\" is not HOST:PORT", cfg->listen);

@@ -8,7 +8,8 @@
 # limit refused as it passes it); exhaustion and reclaiming
 # an expired lease (and a requested expired one: "how" of every path, the
 # 0002/0003 function; a lease outside a pool made smaller or moved is
-# replaced); two replicas racing with 250 clients allocated twice
+# replaced); the CRL: a revoked certificate refused after SIGHUP and, with
+# no signal, once the file changed; a broken file kept out; two replicas racing with 250 clients allocated twice
 # at once (500 requests) → 250 distinct addresses; the database going
 # away and coming back; exit statuses; SIGTERM.
 source "$(dirname "$0")/lib.sh"
@@ -415,6 +416,39 @@ r=$(req $G GET stats '' -H "Authorization: Bearer $TOKEN"); [[ $r == 200* ]] || 
 cp "$P/ca.crl" "$ZG_TMP/api.crl"
 hup_g
 r=$(req $G GET allocations/nobody '' "${R1[@]}"); [[ $r == 404* ]] || fail "r1 with a current CRL again: $r"
+
+step "CRL: a changed file is read again without a signal; a broken one keeps the CRL in force"
+# No SIGHUP from here: zgate-api notices the file changed by itself.
+r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r == 404* ]] || fail "relay r2 before its revocation: $r"
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$P" -r r2 >/dev/null
+cp "$P/ca.crl" "$ZG_TMP/api.crl.new" && mv "$ZG_TMP/api.crl.new" "$ZG_TMP/api.crl" # a new inode
+t0=$(date +%s%N)
+ms() { echo $(( ($(date +%s%N) - t0) / 1000000 )); }
+while r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r != 401* && $(ms) -lt 5000 ]]; do sleep 0.1; done
+echo "r2 refused $(ms) ms after the new CRL was renamed into place: $r"
+[[ $r == 401*revoked* ]] || fail "a revoked relay certificate still served 5 s after the CRL file changed, no signal: $r"
+grep -q "crl $ZG_TMP/api.crl read (changed on disk)" "$ZG_TMP/g.log" || fail "the reload on a change was not logged"
+n=$(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log" || true)
+echo "not a CRL" >"$ZG_TMP/api.crl" # rewritten in place, broken
+for _ in $(seq 50); do
+	[[ $(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log") -gt $n ]] && break
+	sleep 0.1
+done
+grep "changed on disk but does not load" "$ZG_TMP/g.log" | tail -1
+[[ $(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log") -gt $n ]] ||
+	fail "a broken CRL file was not reported within 5 s: $(tail -3 "$ZG_TMP/g.log")"
+r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r == 401*revoked* ]] || fail "r2 after a broken CRL file: $r"
+r=$(req $G GET allocations/nobody '' "${R1[@]}"); [[ $r == 404* ]] || fail "r1 after a broken CRL file: $r"
+sleep 2.5 # reported once, not at every look while it stays broken
+[[ $(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log") -eq $((n + 1)) ]] ||
+	fail "an unchanged broken CRL file reported more than once"
+cp "$P/ca.crl" "$ZG_TMP/api.crl" # in place again, good
+for _ in $(seq 50); do
+	[[ $(grep -c "crl $ZG_TMP/api.crl read (changed on disk)" "$ZG_TMP/g.log") -ge 2 ]] && break
+	sleep 0.1
+done
+[[ $(grep -c "crl $ZG_TMP/api.crl read (changed on disk)" "$ZG_TMP/g.log") -ge 2 ]] || fail "the repaired CRL file was not read"
+r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r == 401*revoked* ]] || fail "r2 with the repaired CRL: $r"
 kill $gpid; wait $gpid || fail "replica G exited $? on SIGTERM"
 
 step "database down and back"
