@@ -108,14 +108,15 @@ struct api_server {
 	struct MHD_Daemon *d;
 	struct api_db *db;
 	struct api_pool pool;
-	char *cert, *key, *ca;       /* PEM text, kept for the daemon's life */
-	pthread_mutex_t mu;          /* token, histogram and CRL */
-	struct crlset *crl;          /* under mu; NULL: no CRL configured */
-	unsigned crl_gen;            /* under mu: bumped when the CRL changes */
-	int crl_expired_said;        /* under mu: "CRL expired" logged */
-	struct filesig crl_read_sig; /* under mu: the file's version last read or tried */
-	struct filesig crl_seen_sig; /* under mu: its version at the last look */
-	int64_t crl_poll_ms;         /* the watchdog's: when it last looked */
+	char pool_text[sizeof(((struct api_config *)0)->pool)]; /* cfg->pool, for messages */
+	char *cert, *key, *ca;                                  /* PEM text, kept for the daemon's life */
+	pthread_mutex_t mu;                                     /* token, histogram and CRL */
+	struct crlset *crl;                                     /* under mu; NULL: no CRL configured */
+	unsigned crl_gen;                                       /* under mu: bumped when the CRL changes */
+	int crl_expired_said;                                   /* under mu: "CRL expired" logged */
+	struct filesig crl_read_sig;                            /* under mu: the file's version last read or tried */
+	struct filesig crl_seen_sig;                            /* under mu: its version at the last look */
+	int64_t crl_poll_ms;                                    /* the watchdog's: when it last looked */
 	char crl_path[API_CONFIG_PATH_MAX];
 	char ca_path[API_CONFIG_PATH_MAX]; /* the CRLs' signer */
 	char token[TOKEN_MAX];
@@ -1005,8 +1006,9 @@ static int lease_json(char *buf, size_t len, const struct api_lease *l, const ch
 		(void)snprintf(hows, sizeof(hows), ",\"how\":\"%s\"", how);
 	return snprintf(buf, len,
 			"{\"client_id\":%s,\"address\":\"%s\",\"prefix_len\":32,\"relay_id\":%s,"
-			"\"created\":\"%s\",\"last_seen\":\"%s\"%s}",
-			id, addr, l->relay_id[0] ? relay : "null", created, seen, hows);
+			"\"created\":\"%s\",\"last_seen\":\"%s\",\"in_pool\":%s%s}",
+			id, addr, l->relay_id[0] ? relay : "null", created, seen,
+			l->in_pool ? "true" : "false", hows);
 }
 
 static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, unsigned code,
@@ -1020,6 +1022,25 @@ static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, u
 		body[n + 1] = '\0';
 	}
 	return send_json(conn, rq, code, body);
+}
+
+/* A refresh of a lease whose address lies outside the pool (a former
+ * pool's, left when the pool was made smaller or moved: migration 0003):
+ * refused with 409, the lease not extended, so that its relay allocates
+ * again (which frees it and gives an address of the pool) rather than
+ * keep an address no relay routes any more. */
+static enum MHD_Result refresh_out_of_pool(struct api_server *s, struct MHD_Connection *conn,
+					   struct req *rq, const struct api_lease *l)
+{
+	char addr[INET_ADDRSTRLEN], msg[400];
+
+	(void)inet_ntop(AF_INET, &l->address, addr, sizeof(addr));
+	(void)snprintf(msg, sizeof(msg),
+		       "the lease's address %s lies outside the pool %s (made smaller or moved): "
+		       "not refreshed; allocate again (POST ipam/allocations) for an address of "
+		       "the pool",
+		       addr, s->pool_text);
+	return send_error(conn, rq, 409, msg, NULL, NULL);
 }
 
 static enum MHD_Result db_failed(struct MHD_Connection *conn, struct req *rq, int r)
@@ -1258,8 +1279,8 @@ static enum MHD_Result handle_list(struct api_server *s, struct MHD_Connection *
 		free(m.p);
 		return MHD_NO;
 	}
-	r = api_db_list(s->db, relay ? relay : "", after ? after : "", (unsigned)limit + 1, ls,
-			&n);
+	r = api_db_list(s->db, &s->pool, relay ? relay : "", after ? after : "",
+			(unsigned)limit + 1, ls, &n);
 	if (r != 0) {
 		free(ls);
 		free(m.p);
@@ -1344,12 +1365,12 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 			rq->ep = EP_GET;
 			if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
 				return refuse(s, conn, rq, &id);
-			r = api_db_get(s->db, rt.client_id, &l);
+			r = api_db_get(s->db, &s->pool, rt.client_id, &l);
 		} else if (strcmp(method, "DELETE") == 0) {
 			rq->ep = EP_RELEASE;
 			if (id.who != WHO_ADMIN)
 				return refuse(s, conn, rq, &id);
-			r = api_db_release(s->db, rt.client_id, &l);
+			r = api_db_release(s->db, &s->pool, rt.client_id, &l);
 			if (r == 0)
 				log_info("%s released the lease of %s", id.name, rt.client_id);
 		} else {
@@ -1372,7 +1393,9 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 						  NULL, NULL);
 			(void)snprintf(relay, sizeof(relay), "%s", id.name);
 		}
-		r = api_db_refresh(s->db, rt.client_id, relay, &l);
+		r = api_db_refresh(s->db, &s->pool, rt.client_id, relay, &l);
+		if (r == ZG_ERR_RANGE)
+			return refresh_out_of_pool(s, conn, rq, &l);
 		return r == 0 ? send_lease(conn, rq, 200, &l, NULL) : db_failed(conn, rq, r);
 	case API_R_STATS: {
 		struct api_stats st;
@@ -1672,6 +1695,7 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	}
 	s->watchdog_on = 1;
 	s->db = db;
+	(void)snprintf(s->pool_text, sizeof(s->pool_text), "%s", cfg->pool);
 	s->pool.first = cfg->pool_first;
 	s->pool.last = cfg->pool_last;
 	s->pool.ttl_s = cfg->lease_ttl_ms / 1000;

@@ -5,13 +5,14 @@
 # admin:NAME), the admin token, and every refusal (untrusted CA, wrong CN,
 # serverAuth-only EKU, no credentials, wrong token, relay on an admin
 # endpoint, relay_id not its own); bad requests (a chunked body over the
-# limit refused as it passes it); exhaustion and reclaiming
-# an expired lease (and a requested expired one: "how" of every path, the
-# 0002/0003 function; a lease outside a pool made smaller or moved is
-# replaced); the CRL: a revoked certificate refused after SIGHUP and, with
-# no signal, once the file changed; a broken file kept out; two replicas racing with 250 clients allocated twice
-# at once (500 requests) → 250 distinct addresses; the database going
-# away and coming back; exit statuses; SIGTERM.
+# limit refused as it passes it); exhaustion and reclaiming an expired
+# lease (and a requested expired one: "how" of every path, the 0002/0003
+# function); a lease outside a pool made smaller or moved: marked by GET,
+# refused by refresh (409), replaced by an allocation; the CRL: a revoked
+# certificate refused after SIGHUP and, with no signal, once the file
+# changed; a broken file kept out; two replicas racing with 250 clients
+# allocated twice at once (500 requests) → 250 distinct addresses; the
+# database going away and coming back; exit statuses; SIGTERM.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg.sh"
 [[ $(id -u) -eq 0 ]] || skip "needs root (runs PostgreSQL as uid 65534)"
@@ -306,6 +307,30 @@ r=$(req $E POST allocations '{"client_id":"shrink-1","requested_address":"10.201
 r=$(req $E POST allocations '{"client_id":"shrink-2"}' "${R1[@]}"); [[ $r == 201* ]] || fail "second lease: $r"
 kill $epid; wait $epid || true
 start_e 10.201.0.0/29 # .2 to .6: 10.201.0.12 is out
+# Until the client allocates again, GET shows its lease marked out of the
+# pool, and a refresh refuses it (409, not extended) so that its relay
+# allocates again instead of keeping an address no relay routes.
+r=$(req $E GET allocations/shrink-1 '' "${R1[@]}"); echo "$r"
+[[ $r == 200* && $(field "$r" address) == 10.201.0.12 && $(field "$r" in_pool) == False ]] ||
+	fail "GET of a lease outside the pool does not say so: $r"
+r=$(req $E POST allocations '{"client_id":"shrink-3","requested_address":"10.201.0.6"}' "${R1[@]}")
+[[ $r == 201* && $(field "$r" in_pool) == True ]] || fail "a lease in the /29: $r"
+r=$(req $E GET allocations/shrink-3 '' "${R1[@]}")
+[[ $r == 200* && $(field "$r" in_pool) == True ]] || fail "GET of a lease in the pool: $r"
+PGDB=zgate3 pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '1 hour', relay_id = 'r1' WHERE client_id = 'shrink-1'" >/dev/null
+r=$(req $E PUT allocations/shrink-1/refresh '{"relay_id":"r2"}' -H "Authorization: Bearer $TOKEN"); echo "$r"
+[[ $r == 409*"10.201.0.12 lies outside the pool 10.201.0.0/29"*"allocate again"* ]] ||
+	fail "refresh of a lease outside the pool: $r"
+[[ $(PGDB=zgate3 pg_sql "SELECT last_seen < now() - interval '30 minutes' AND relay_id = 'r1' FROM ipam_addresses WHERE client_id = 'shrink-1'") == t ]] ||
+	fail "a refused refresh changed the lease outside the pool"
+r=$(req $E PUT allocations/shrink-3/refresh '' "${R1[@]}"); [[ $r == 200* && $(field "$r" in_pool) == True ]] ||
+	fail "refresh of a lease in the pool: $r"
+r=$(req $E GET 'allocations?limit=10' '' "${OPS[@]}")
+[[ $(python3 -c 'import json,sys; print(" ".join("%s:%s:%s" % (a["client_id"], a["address"], a["in_pool"]) for a in json.loads(sys.argv[1].split(" ",1)[1])["allocations"]))' "$r") == \
+	"shrink-1:10.201.0.12:False shrink-2:10.201.0.11:False shrink-3:10.201.0.6:True" ]] ||
+	fail "the list does not mark the leases outside the pool: $r"
+grep -q '^zgate_api_requests_total{endpoint="refresh",code="409"} 1$' <<<"$(curl -sS --cacert "$P/ca.crt" $E/metrics)" ||
+	fail "the refused refresh is not counted"
 r=$(req $E POST allocations '{"client_id":"shrink-1"}' "${R1[@]}"); echo "$r"
 a=$(field "$r" address)
 [[ $r == 201* && $(field "$r" how) == new && $a =~ ^10\.201\.0\.[2-6]$ ]] ||
