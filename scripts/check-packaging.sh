@@ -39,7 +39,8 @@
 #    Deployment (its checksum annotations included) unchanged, so it rolls
 #    no pods; a change of the relay's configuration must change the checksum.
 #    helm/zgate-api the same way (default values and ci/*.yaml, restricted
-#    rules, schemas, refusals), its rendered ConfigMap through zgate-api
+#    rules, schemas, refusals, the CRL named and mounted exactly when
+#    given), its rendered ConfigMap through zgate-api
 #    --check-config; the relay chart's ipamApi values (ci/ipam-api*.yaml).
 #    helm/zgate-connector too (restricted rules, no capability, no Service,
 #    HTTP probes on the ops port, schemas, refusals, a policy change rolls
@@ -428,6 +429,42 @@ for d in yaml.safe_load_all(sys.stdin):
 			fail "render zgate-api refuses $what: message lacks '$want': $out"
 		fi
 	}
+	# The CRL: named in the config and mounted when given (as a key of the
+	# existing Secret, or inline into the chart's Secret, also next to
+	# cert-manager's), never otherwise; chart-managed, not a config key.
+	acrl() { arender "$@" 2>&1 | "$PY" -c 'import sys, yaml
+cfg, mnt, data = "-", "-", "-"
+for d in yaml.safe_load_all(sys.stdin):
+    if not d:
+        continue
+    if d.get("kind") == "ConfigMap":
+        cfg = yaml.safe_load(d["data"]["zgate-api.yaml"]).get("crl", "-")
+    if d.get("kind") == "Deployment":
+        for v in d["spec"]["template"]["spec"]["volumes"]:
+            for src in (v.get("projected") or {}).get("sources", []):
+                for i in (src.get("secret") or {}).get("items", []):
+                    if i["path"] == "tls/ca.crl":
+                        mnt = src["secret"]["name"] + ":" + i["key"]
+    if d.get("kind") == "Secret" and "ca.crl" in (d.get("data") or {}):
+        data = d["metadata"]["name"] + ":" + ",".join(sorted(d["data"]))
+print(cfg, mnt, data)'; }
+	want="/etc/zgate/tls/ca.crl api-tls:revoked.pem -"
+	got=$(acrl -set tls.existingSecret=api-tls -set tls.existingSecretCRLKey=revoked.pem -set database.existingSecret=y)
+	[[ $got == "$want" ]] && pass "render zgate-api: tls.existingSecretCRLKey mounts that key as the config's crl" ||
+		fail "render zgate-api: tls.existingSecretCRLKey: '$got', want '$want'"
+	want="/etc/zgate/tls/ca.crl zgate-api-tls:ca.crl zgate-api-tls:ca.crl,ca.crt,tls.crt,tls.key"
+	got=$(acrl -f "$ACHART/ci/inline-values.yaml")
+	[[ $got == "$want" ]] && pass "render zgate-api: an inline tls.crl goes into the chart's Secret, mounted as the config's crl" ||
+		fail "render zgate-api: inline tls.crl: '$got', want '$want'"
+	want="/etc/zgate/tls/ca.crl zgate-api-tls:ca.crl zgate-api-tls:ca.crl"
+	got=$(acrl -f "$ACHART/ci/cert-manager-values.yaml")
+	[[ $got == "$want" ]] && pass "render zgate-api: with cert-manager, an inline tls.crl gets a Secret of its own (no empty ca.crt)" ||
+		fail "render zgate-api: cert-manager and tls.crl: '$got', want '$want'"
+	got=$(acrl -set tls.existingSecret=x -set database.existingSecret=y)
+	[[ $got == "- - -" ]] && pass "render zgate-api: no CRL unless one is given" ||
+		fail "render zgate-api: a CRL without being asked: '$got'"
+	arefuse "config.crl (chart-managed)" "config" -set tls.existingSecret=x -set database.existingSecret=y \
+		-set config.crl=/x.crl
 	arefuse "no database" "the chart bundles no database" -set tls.existingSecret=x
 	arefuse "no certificates" "certificates: set tls.existingSecret" -set database.existingSecret=y
 	arefuse "both database.existingSecret and database.url" "not both" -set tls.existingSecret=x \

@@ -1331,13 +1331,38 @@ def check_api_manifests(root, variant, path, apibin):
         if mount["mountPath"] != "/etc/zgate" or mount.get("readOnly") is not True:
             why.append(f"config volume mounted at {mount['mountPath']} readOnly={mount.get('readOnly')}")
         files = [cfg.get("cert"), cfg.get("key"), cfg.get("ca")]
-        if cfg.get("admin_token_file"):
-            files.append(cfg["admin_token_file"])
+        for k in ("crl", "admin_token_file"):
+            if cfg.get(k):
+                files.append(cfg[k])
         why += [f"{f} is not in the projected volume" for f in files if f not in paths]
         if "/etc/zgate/zgate-api.yaml" not in paths or api.get("args", [])[-1:] != ["/etc/zgate/zgate-api.yaml"]:
             why.append("--config does not point at the mounted zgate-api.yaml")
         return "; ".join(why) or None
-    check(f"{tag} every file the config names is mounted (config, certificates, admin token)", mounts_match_config)
+    check(f"{tag} every file the config names is mounted (config, certificates, CRL, admin token)", mounts_match_config)
+
+    def crl_wired():
+        # A CRL mounted (from any Secret) or carried by the chart's own
+        # Secret is one the configuration names, and the other way round;
+        # the chart's Secret holds no empty key (e.g. a ca.crt that
+        # cert-manager provides).
+        proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+        mounted = {i["path"]: (src.get("name"), i["key"]) for s in proj for src in s.values()
+                   for i in src.get("items", [])}
+        why = []
+        crl = cfg.get("crl")
+        if crl and (crl != "/etc/zgate/tls/ca.crl" or "tls/ca.crl" not in mounted):
+            why.append(f"crl {crl} but mounted {mounted.get('tls/ca.crl')}")
+        if not crl and "tls/ca.crl" in mounted:
+            why.append(f"a CRL is mounted ({mounted['tls/ca.crl']}) but the config names none")
+        for sec in by_kind.get("Secret") or []:
+            data = sec.get("data") or {}
+            name = sec["metadata"]["name"]
+            why += [f"Secret {name}: empty {k}" for k, v in data.items() if not v]
+            if "ca.crl" in data and mounted.get("tls/ca.crl") != (name, "ca.crl"):
+                why.append(f"Secret {name} carries ca.crl, mounted is {mounted.get('tls/ca.crl')}")
+        return "; ".join(why) or None
+    check(f"{tag} a CRL is named in the config exactly when one is mounted, from the Secret that carries it",
+          crl_wired)
 
     def config_loads():
         with tempfile.TemporaryDirectory() as tmp:

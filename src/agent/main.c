@@ -807,6 +807,22 @@ static void apply_addresses(struct agent *ag)
 			now[k++] = h;
 	}
 	routes_diff(ag->addrs, ag->naddrs, now, k, del, &nd, add, &na);
+	/* The new addresses first: when the last IPv4 address of a device
+	 * goes, the kernel flushes every IPv4 route through it (the relay's
+	 * routes, which the agent believes installed), so a tunnel whose
+	 * address changed (the shared pool gave another) would carry
+	 * nothing. They join ag->addrs after the removals (what stays plus
+	 * what was added is now[], at most MASQUE_MAX_ADDRS). */
+	for (size_t i = 0; i < na; i++) {
+		if (nl_addr(ag->nl, 1, ag->ifindex, &add[i]) != 0) {
+			log_warn("cannot add address %s", fmt_prefix(&add[i]));
+			set_error(ag, "cannot add address %s: %s", fmt_prefix(&add[i]),
+				  strerror(errno));
+			add[i].version = 0; /* not added */
+			continue;
+		}
+		log_info("address %s on %s (no prefix route)", fmt_prefix(&add[i]), ag->tun);
+	}
 	for (size_t i = 0; i < nd; i++) {
 		if (nl_addr(ag->nl, 0, ag->ifindex, &del[i]) != 0 && errno != EADDRNOTAVAIL)
 			log_warn("cannot remove address %s", fmt_prefix(&del[i]));
@@ -814,16 +830,9 @@ static void apply_addresses(struct agent *ag)
 			log_info("address %s removed from %s", fmt_prefix(&del[i]), ag->tun);
 	}
 	remove_all(ag->addrs, &ag->naddrs, del, nd);
-	for (size_t i = 0; i < na; i++) {
-		if (nl_addr(ag->nl, 1, ag->ifindex, &add[i]) != 0) {
-			log_warn("cannot add address %s", fmt_prefix(&add[i]));
-			set_error(ag, "cannot add address %s: %s", fmt_prefix(&add[i]),
-				  strerror(errno));
-			continue;
-		}
-		log_info("address %s on %s (no prefix route)", fmt_prefix(&add[i]), ag->tun);
-		ag->addrs[ag->naddrs++] = add[i];
-	}
+	for (size_t i = 0; i < na; i++)
+		if (add[i].version != 0)
+			ag->addrs[ag->naddrs++] = add[i];
 }
 
 /* The inner sessions start from the TUN's first address of each family. */

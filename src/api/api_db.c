@@ -365,10 +365,14 @@ int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, 
 	return r;
 }
 
-/* The columns every lease query returns, in this order. */
+/* The columns every lease query returns, in this order; LEASE_COLS_IN_POOL
+ * adds whether the address lies in the pool $2..$3 (the statement's
+ * second and third parameters). */
 #define LEASE_COLS                                           \
 	"client_id, coalesce(relay_id, ''), host(address), " \
 	"extract(epoch FROM created_at)::bigint, extract(epoch FROM last_seen)::bigint"
+#define IN_POOL "(address >= $2::inet AND address <= $3::inet)"
+#define LEASE_COLS_IN_POOL LEASE_COLS ", " IN_POOL
 
 /* The statements of the IPAM operations, prepared once per connection (on
  * first use: the migrations must have run) and then only executed, so
@@ -394,29 +398,33 @@ static const struct {
 		       "SELECT how, l_client, l_relay, l_address, l_created, l_last_seen FROM "
 		       "zgate_ipam_allocate($1, $2, $3::inet, $4::inet, $5::inet, $6::inet, "
 		       "$7::bigint, $8::integer)" },
-	[ST_GET] = { "zg_get", 1, "SELECT " LEASE_COLS " FROM ipam_addresses WHERE client_id = $1" },
-	[ST_REFRESH] = { "zg_refresh", 2,
-			 "UPDATE ipam_addresses SET last_seen = now(), relay_id = "
-			 "coalesce(nullif($2, ''), relay_id) WHERE client_id = $1 "
-			 "RETURNING " LEASE_COLS },
+	[ST_GET] = { "zg_get", 3,
+		     "SELECT " LEASE_COLS_IN_POOL " FROM ipam_addresses WHERE client_id = $1" },
+	/* A lease outside the pool (a former pool's: migration 0003) is
+	 * returned unchanged, with in_pool false: not extended, not moved. */
+	[ST_REFRESH] = { "zg_refresh", 4,
+			 "UPDATE ipam_addresses SET "
+			 "last_seen = CASE WHEN " IN_POOL " THEN now() ELSE last_seen END, "
+			 "relay_id = CASE WHEN " IN_POOL " THEN coalesce(nullif($4, ''), relay_id) "
+			 "ELSE relay_id END WHERE client_id = $1 RETURNING " LEASE_COLS_IN_POOL },
 	/* RETURNING shows the new row: read the old one in the same statement. */
-	[ST_RELEASE] = { "zg_release", 1,
+	[ST_RELEASE] = { "zg_release", 3,
 			 "WITH old AS (SELECT address, client_id AS c, coalesce(relay_id, '') AS r, "
 			 "host(address) AS h, extract(epoch FROM created_at)::bigint AS cr, "
-			 "extract(epoch FROM last_seen)::bigint AS ls FROM ipam_addresses "
-			 "WHERE client_id = $1 FOR UPDATE) "
+			 "extract(epoch FROM last_seen)::bigint AS ls, " IN_POOL " AS p "
+			 "FROM ipam_addresses WHERE client_id = $1 FOR UPDATE) "
 			 "UPDATE ipam_addresses a SET client_id = NULL, relay_id = NULL, "
 			 "created_at = NULL, last_seen = NULL FROM old WHERE a.address = old.address "
-			 "RETURNING old.c, old.r, old.h, old.cr, old.ls" },
+			 "RETURNING old.c, old.r, old.h, old.cr, old.ls, old.p" },
 	[ST_STATS] = { "zg_stats", 3,
 		       "SELECT count(*), count(client_id), count(*) FILTER (WHERE client_id IS NOT "
 		       "NULL AND last_seen < now() - make_interval(secs => $3::bigint)) FROM "
 		       "ipam_addresses WHERE address >= $1::inet AND address <= $2::inet" },
 	/* Keyset paging: client_id's unique index gives the order. */
-	[ST_LIST] = { "zg_list", 3,
-		      "SELECT " LEASE_COLS " FROM ipam_addresses WHERE client_id IS NOT NULL AND "
-		      "($1 = '' OR relay_id = $1) AND client_id > $2 ORDER BY client_id "
-		      "LIMIT $3::integer" },
+	[ST_LIST] = { "zg_list", 5,
+		      "SELECT " LEASE_COLS_IN_POOL " FROM ipam_addresses WHERE client_id IS NOT NULL "
+		      "AND ($1 = '' OR relay_id = $1) AND client_id > $4 ORDER BY client_id "
+		      "LIMIT $5::integer" },
 };
 
 /* Executes statement st on s's connection, preparing it first if this
@@ -436,7 +444,8 @@ static PGresult *run(struct slot *s, enum stmt st, const char *const *p)
 	return PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams, p, NULL, NULL, 0);
 }
 
-/* Reads the lease in columns col..col+4 of res's row. */
+/* Reads the lease in columns col..col+4 of res's row, and in_pool from
+ * col+5 when the result has it (LEASE_COLS_IN_POOL), else 1. */
 static int row_lease_at(const PGresult *res, int row, int col, struct api_lease *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -446,7 +455,19 @@ static int row_lease_at(const PGresult *res, int row, int col, struct api_lease 
 		return ZG_ERR_IO;
 	out->created = strtoll(PQgetvalue(res, row, col + 3), NULL, 10);
 	out->last_seen = strtoll(PQgetvalue(res, row, col + 4), NULL, 10);
+	out->in_pool = PQnfields(res) <= col + 5 || strcmp(PQgetvalue(res, row, col + 5), "t") == 0;
 	return 0;
+}
+
+/* The pool's first and last address as text, for IN_POOL's $2 and $3. */
+struct pool_text {
+	char first[INET_ADDRSTRLEN], last[INET_ADDRSTRLEN];
+};
+
+static void pool_text(const struct api_pool *pool, struct pool_text *t)
+{
+	addr_text(pool->first, t->first, sizeof(t->first));
+	addr_text(pool->last, t->last, sizeof(t->last));
 }
 
 static int row_lease(const PGresult *res, int col, struct api_lease *out)
@@ -570,33 +591,44 @@ static int lease_query(struct api_db *db, enum stmt st, const char *const *p,
 	return r;
 }
 
-int api_db_get(struct api_db *db, const char *client_id, struct api_lease *out)
+int api_db_get(struct api_db *db, const struct api_pool *pool, const char *client_id,
+	       struct api_lease *out)
 {
-	const char *p[1] = { client_id };
+	struct pool_text t;
+	const char *p[3] = { client_id, t.first, t.last };
 
+	pool_text(pool, &t);
 	return lease_query(db, ST_GET, p, out);
 }
 
-int api_db_refresh(struct api_db *db, const char *client_id, const char *relay_id,
-		   struct api_lease *out)
+int api_db_refresh(struct api_db *db, const struct api_pool *pool, const char *client_id,
+		   const char *relay_id, struct api_lease *out)
 {
-	const char *p[2] = { client_id, relay_id };
+	struct pool_text t;
+	const char *p[4] = { client_id, t.first, t.last, relay_id };
+	int r;
 
-	return lease_query(db, ST_REFRESH, p, out);
+	pool_text(pool, &t);
+	r = lease_query(db, ST_REFRESH, p, out);
+	return r == 0 && !out->in_pool ? ZG_ERR_RANGE : r;
 }
 
-int api_db_release(struct api_db *db, const char *client_id, struct api_lease *out)
+int api_db_release(struct api_db *db, const struct api_pool *pool, const char *client_id,
+		   struct api_lease *out)
 {
-	const char *p[1] = { client_id };
+	struct pool_text t;
+	const char *p[3] = { client_id, t.first, t.last };
 
+	pool_text(pool, &t);
 	return lease_query(db, ST_RELEASE, p, out);
 }
 
-int api_db_list(struct api_db *db, const char *relay_id, const char *after, unsigned limit,
-		struct api_lease *out, size_t *pn)
+int api_db_list(struct api_db *db, const struct api_pool *pool, const char *relay_id,
+		const char *after, unsigned limit, struct api_lease *out, size_t *pn)
 {
 	char err[256], lim[16];
-	const char *p[3] = { relay_id, after, lim };
+	struct pool_text t;
+	const char *p[5] = { relay_id, t.first, t.last, after, lim };
 	struct slot *s = acquire(db, err, sizeof(err));
 	PGresult *res;
 	int r = 0;
@@ -605,6 +637,7 @@ int api_db_list(struct api_db *db, const char *relay_id, const char *after, unsi
 	if (s == NULL)
 		return ZG_ERR_IO;
 	(void)snprintf(lim, sizeof(lim), "%u", limit > API_LIST_MAX ? API_LIST_MAX : limit);
+	pool_text(pool, &t);
 	res = run(s, ST_LIST, p);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK && reconnected(db, s)) {
 		PQclear(res);

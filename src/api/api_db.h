@@ -42,6 +42,7 @@ struct api_lease {
 	struct in_addr address;
 	int64_t created;   /* Unix seconds */
 	int64_t last_seen; /* Unix seconds */
+	int in_pool;       /* 1: address in the pool given; 0: a former pool's */
 };
 
 /* How an allocation was satisfied (for the answer and /metrics). */
@@ -97,22 +98,28 @@ int api_db_allocate(struct api_db *db, const struct api_pool *pool,
 
 /* Up to limit (<= API_LIST_MAX) leases in client id order, of relay_id
  * only unless it is "", with client ids after `after` ("" = from the
- * start). Returns 0 with out[0..*pn), or ZG_ERR_IO. out has room for
- * limit leases. */
-int api_db_list(struct api_db *db, const char *relay_id, const char *after, unsigned limit,
-		struct api_lease *out, size_t *pn);
+ * start), each with in_pool against pool. Returns 0 with out[0..*pn), or
+ * ZG_ERR_IO. out has room for limit leases. */
+int api_db_list(struct api_db *db, const struct api_pool *pool, const char *relay_id,
+		const char *after, unsigned limit, struct api_lease *out, size_t *pn);
 
-/* The lease of client_id. Returns 0, ZG_ERR_NOTFOUND or ZG_ERR_IO. */
-int api_db_get(struct api_db *db, const char *client_id, struct api_lease *out);
+/* The lease of client_id, with in_pool against pool (a lease outside it
+ * is reported, not changed: the client's next allocation replaces it).
+ * Returns 0, ZG_ERR_NOTFOUND or ZG_ERR_IO. */
+int api_db_get(struct api_db *db, const struct api_pool *pool, const char *client_id,
+	       struct api_lease *out);
 
 /* Marks client_id's lease as used now, and moves it to relay_id when not
- * "". Returns 0 with the lease, ZG_ERR_NOTFOUND or ZG_ERR_IO. */
-int api_db_refresh(struct api_db *db, const char *client_id, const char *relay_id,
-		   struct api_lease *out);
+ * "", if its address lies in pool. Returns 0 with the lease, ZG_ERR_RANGE
+ * with the lease unchanged in *out (in_pool 0: its address is a former
+ * pool's, the client must allocate again), ZG_ERR_NOTFOUND or ZG_ERR_IO. */
+int api_db_refresh(struct api_db *db, const struct api_pool *pool, const char *client_id,
+		   const char *relay_id, struct api_lease *out);
 
-/* Frees client_id's address. Returns 0 with the lease it had,
- * ZG_ERR_NOTFOUND or ZG_ERR_IO. */
-int api_db_release(struct api_db *db, const char *client_id, struct api_lease *out);
+/* Frees client_id's address. Returns 0 with the lease it had (in_pool
+ * against pool), ZG_ERR_NOTFOUND or ZG_ERR_IO. */
+int api_db_release(struct api_db *db, const struct api_pool *pool, const char *client_id,
+		   struct api_lease *out);
 
 struct api_stats {
 	uint64_t size;      /* addresses in the pool */

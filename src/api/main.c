@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 		if (sig != SIGHUP)
 			break;
 		if (cfg.crl[0] != '\0') {
-			if (api_server_reload_crl(srv, &cfg, err, sizeof(err)) != 0)
+			if (api_server_reload_crl(srv, err, sizeof(err)) != 0)
 				log_warnx("SIGHUP: keeping the CRL in force: %s", err);
 		}
 		if (cfg.admin_token_file[0] == '\0') {

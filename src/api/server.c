@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include "addrkey.h"
 #include "fnv.h"
 #include "histo.h"
 #include "hostport.h"
@@ -32,6 +34,7 @@
 #define IDLE_TIMEOUT_S 60u /* a keep-alive connection idle this long is closed */
 #define IPTAB 8192u        /* per-address counts: > 2 x CONN_LIMIT, never full */
 #define WATCHDOG_MS 250    /* how often head deadlines are checked */
+#define CRL_POLL_MS 1000   /* how often the CRL file is looked at (stat) */
 #define LOG_EVERY_S 10     /* refusals are logged at most this often */
 
 /* Endpoints as /metrics labels them. */
@@ -58,10 +61,46 @@ static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "n
 
 struct conn_ctx;
 
-/* Open connections of one source address (IPv4, or one IPv6 /64), in an
- * open-addressing table; n == 0 marks a free slot. */
+/* One version of a file, as stat() sees it: renamed over (a new inode, as
+ * a Kubernetes Secret update gives through its symlinks), rewritten in
+ * place (size, modification time) or touched (change time) is another;
+ * err is the errno of a failed stat (a missing file is a version too). */
+struct filesig {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+	int err;
+};
+
+static void filesig_of(const char *path, struct filesig *fs)
+{
+	struct stat st;
+
+	memset(fs, 0, sizeof(*fs));
+	if (stat(path, &st) != 0) {
+		fs->err = errno;
+		return;
+	}
+	fs->dev = st.st_dev;
+	fs->ino = st.st_ino;
+	fs->size = st.st_size;
+	fs->mtim = st.st_mtim;
+	fs->ctim = st.st_ctim;
+}
+
+static int filesig_eq(const struct filesig *a, const struct filesig *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	       a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec &&
+	       a->err == b->err;
+}
+
+/* Open connections of one source address (addrkey_of ADDRKEY_SOURCE: IPv4,
+ * or one IPv6 /64), in an open-addressing table; n == 0 marks a free slot. */
 struct ipslot {
-	unsigned char key[16];
+	uint8_t key[ADDRKEY_LEN];
 	uint32_t n;
 };
 
@@ -69,12 +108,17 @@ struct api_server {
 	struct MHD_Daemon *d;
 	struct api_db *db;
 	struct api_pool pool;
-	char *cert, *key, *ca; /* PEM text, kept for the daemon's life */
-	pthread_mutex_t mu;    /* token, histogram and CRL */
-	struct crlset *crl;    /* under mu; NULL: no CRL configured */
-	unsigned crl_gen;      /* under mu: bumped when the CRL changes */
-	int crl_expired_said;  /* under mu: "CRL expired" logged */
+	char pool_text[sizeof(((struct api_config *)0)->pool)]; /* cfg->pool, for messages */
+	char *cert, *key, *ca;                                  /* PEM text, kept for the daemon's life */
+	pthread_mutex_t mu;                                     /* token, histogram and CRL */
+	struct crlset *crl;                                     /* under mu; NULL: no CRL configured */
+	unsigned crl_gen;                                       /* under mu: bumped when the CRL changes */
+	int crl_expired_said;                                   /* under mu: "CRL expired" logged */
+	struct filesig crl_read_sig;                            /* under mu: the file's version last read or tried */
+	struct filesig crl_seen_sig;                            /* under mu: its version at the last look */
+	int64_t crl_poll_ms;                                    /* the watchdog's: when it last looked */
 	char crl_path[API_CONFIG_PATH_MAX];
+	char ca_path[API_CONFIG_PATH_MAX]; /* the CRLs' signer */
 	char token[TOKEN_MAX];
 	struct zg_histo latency;
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
@@ -96,7 +140,7 @@ struct api_server {
 	uint64_t open_conns, refused_per_addr, head_timeouts;
 	uint64_t refused_unlogged, timeouts_unlogged;
 	int64_t refused_log_ms, timeouts_log_ms;
-	char refused_last[INET6_ADDRSTRLEN];
+	char refused_last[ADDRKEY_TEXT_MAX];
 };
 
 /* ---------------------------------------------------------------- files */
@@ -318,15 +362,32 @@ int api_server_read_token(const char *path, char *out, size_t outlen, char *err,
 	return 0;
 }
 
-int api_server_reload_crl(struct api_server *s, const struct api_config *cfg, char *err,
-			  size_t errlen)
+/* Reads s's CRL file again and puts it in force (why: what made it, for
+ * the log). Records the file's version it read (taken before reading: a
+ * change while it reads is seen at the next look). Returns 0 or
+ * crlset_load()'s error, with the CRL in force unchanged. */
+static int crl_reload(struct api_server *s, const char *why, char *err, size_t errlen)
 {
-	struct crlset *c = NULL, *old;
-	int r = crlset_load(cfg->crl, cfg->ca, &c, err, errlen);
+	struct crlset *c = NULL, *old = NULL;
+	struct filesig sig;
 	char when[32] = "never";
+	int r;
 
+	filesig_of(s->crl_path, &sig);
+	r = crlset_load(s->crl_path, s->ca_path, &c, err, errlen);
+	pthread_mutex_lock(&s->mu);
+	s->crl_read_sig = sig;
+	s->crl_seen_sig = sig;
+	if (r == 0) {
+		old = s->crl;
+		s->crl = c;
+		s->crl_gen++;
+		s->crl_expired_said = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
 	if (r != 0)
 		return r;
+	crlset_free(old);
 	if (c->next_update != 0) {
 		struct tm tm;
 
@@ -334,20 +395,44 @@ int api_server_reload_crl(struct api_server *s, const struct api_config *cfg, ch
 		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 			(void)snprintf(when, sizeof(when), "unknown");
 	}
-	pthread_mutex_lock(&s->mu);
-	old = s->crl;
-	s->crl = c;
-	s->crl_gen++;
-	s->crl_expired_said = 0;
-	pthread_mutex_unlock(&s->mu);
-	crlset_free(old);
 	if (c->next_update != 0 && c->next_update <= time(NULL))
-		log_errx("crl %s read: it is past its nextUpdate (%s): every client certificate is "
-			 "refused until a current CRL is installed",
-			 cfg->crl, when);
+		log_errx("crl %s read (%s): it is past its nextUpdate (%s): every client certificate "
+			 "is refused until a current CRL is installed",
+			 s->crl_path, why, when);
 	else
-		log_info("crl %s read: %u CRL(s), next update %s", cfg->crl, c->n, when);
+		log_info("crl %s read (%s): %u CRL(s), next update %s", s->crl_path, why, c->n, when);
 	return 0;
+}
+
+int api_server_reload_crl(struct api_server *s, char *err, size_t errlen)
+{
+	if (s->crl_path[0] == '\0') {
+		zg_seterr(err, errlen, "no crl configured");
+		return ZG_ERR_CONFIG;
+	}
+	return crl_reload(s, "SIGHUP", err, errlen);
+}
+
+/* The watchdog's look at the CRL file, every CRL_POLL_MS: a version not
+ * read yet is read once it has stayed the same for one look, so that a
+ * file caught half-written (rewritten in place) is not read then. A file
+ * that does not load is reported once per version; the CRL in force
+ * stays. */
+static void crl_poll(struct api_server *s)
+{
+	struct filesig now;
+	char err[512];
+	int go;
+
+	filesig_of(s->crl_path, &now);
+	pthread_mutex_lock(&s->mu);
+	go = !filesig_eq(&now, &s->crl_read_sig) && filesig_eq(&now, &s->crl_seen_sig);
+	s->crl_seen_sig = now;
+	pthread_mutex_unlock(&s->mu);
+	if (go && crl_reload(s, "changed on disk", err, sizeof(err)) != 0)
+		log_errx("crl %s changed on disk but does not load (%s): the CRL read before stays in "
+			 "force; it is read again when the file changes, or on SIGHUP",
+			 s->crl_path, err);
 }
 
 void api_server_set_token(struct api_server *s, const char *token)
@@ -378,7 +463,6 @@ struct req {
 	enum ep ep;
 	unsigned code;
 	size_t len;
-	int too_large;
 	int answered;  /* a response was queued at the head: the body is dropped */
 	int close;     /* answer with Connection: close */
 	int route_bad; /* the path names an allocation with an invalid client id */
@@ -431,7 +515,7 @@ static const char *crl_refuses(struct api_server *s, gnutls_x509_crt_t crt)
 	pthread_mutex_unlock(&s->mu);
 	if (say)
 		log_errx("crl %s is past its nextUpdate: every client certificate is refused until "
-			 "a current CRL is installed (SIGHUP reads it again)",
+			 "a current CRL is installed (read again when the file changes, or on SIGHUP)",
 			 s->crl_path);
 	return why;
 }
@@ -529,7 +613,7 @@ struct conn_ctx {
 	/* under the server's cmu: */
 	int fd;
 	int counted;                  /* holds one count of key's slot */
-	unsigned char key[16];        /* its source address */
+	uint8_t key[ADDRKEY_LEN];     /* its source address (addrkey_of) */
 	int64_t deadline_ms;          /* of its head; 0: not waiting for one */
 	struct conn_ctx *prev, *next; /* in the server's pending list */
 };
@@ -542,53 +626,20 @@ static int64_t now_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* The table key of a source address: an IPv4 address as v4-mapped IPv6;
- * an IPv6 address cut to its /64, which one host usually holds whole. */
-static int addr_key(const struct sockaddr *sa, unsigned char key[16])
+static uint32_t ip_hash(const struct api_server *s, const uint8_t key[ADDRKEY_LEN])
 {
-	memset(key, 0, 16);
-	if (sa != NULL && sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &in->sin_addr, 4);
-		return 0;
-	}
-	if (sa != NULL && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-
-		memcpy(key, &in6->sin6_addr, 16);
-		if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			memset(key + 8, 0, 8);
-		return 0;
-	}
-	return -1;
-}
-
-static void key_text(const unsigned char key[16], char *buf, size_t len)
-{
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	if (memcmp(key, mapped, 12) == 0)
-		(void)inet_ntop(AF_INET, key + 12, buf, (socklen_t)len);
-	else if (inet_ntop(AF_INET6, key, buf, (socklen_t)len) != NULL)
-		(void)snprintf(buf + strlen(buf), len - strlen(buf), "/64");
-}
-
-static uint32_t ip_hash(const struct api_server *s, const unsigned char key[16])
-{
-	return fnv32_bytes(s->ip_seed, key, 16) & (IPTAB - 1);
+	return fnv32_bytes(s->ip_seed, key, ADDRKEY_LEN) & (IPTAB - 1);
 }
 
 /* The slot of key, or the free slot where it would go (*pfound 0). Under
  * cmu. The table never fills: it holds at most CONN_LIMIT (plus a few
  * accepted at once) keys in IPTAB slots. */
-static struct ipslot *ip_find(struct api_server *s, const unsigned char key[16], int *pfound)
+static struct ipslot *ip_find(struct api_server *s, const uint8_t key[ADDRKEY_LEN], int *pfound)
 {
 	uint32_t i = ip_hash(s, key);
 
 	while (s->ips[i].n != 0) {
-		if (memcmp(s->ips[i].key, key, 16) == 0) {
+		if (memcmp(s->ips[i].key, key, ADDRKEY_LEN) == 0) {
 			*pfound = 1;
 			return &s->ips[i];
 		}
@@ -653,7 +704,7 @@ static void pend_del(struct api_server *s, struct conn_ctx *cc)
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t salen)
 {
 	struct api_server *s = cls;
-	unsigned char key[16];
+	uint8_t key[ADDRKEY_LEN];
 	struct ipslot *e;
 	uint64_t n = 0;
 	int found, ok = 1;
@@ -661,7 +712,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
 	int64_t now;
 
 	(void)salen;
-	if (s->max_per_addr == 0 || addr_key(sa, key) != 0)
+	if (s->max_per_addr == 0 || addrkey_of(sa, ADDRKEY_SOURCE, key) != 0)
 		return MHD_YES;
 	now = now_ms();
 	pthread_mutex_lock(&s->cmu);
@@ -670,7 +721,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
 		ok = 0;
 		s->refused_per_addr++;
 		s->refused_unlogged++;
-		key_text(key, s->refused_last, sizeof(s->refused_last));
+		addrkey_text(key, ADDRKEY_SOURCE, s->refused_last, sizeof(s->refused_last));
 		if (now - s->refused_log_ms >= LOG_EVERY_S * 1000) {
 			n = s->refused_unlogged;
 			memcpy(last, s->refused_last, sizeof(last));
@@ -705,12 +756,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		cc->fd = fi != NULL ? fi->connect_fd : -1;
 		pthread_mutex_lock(&s->cmu);
 		s->open_conns++;
-		if (s->max_per_addr != 0 && ai != NULL && addr_key(ai->client_addr, cc->key) == 0) {
+		if (s->max_per_addr != 0 && ai != NULL &&
+		    addrkey_of(ai->client_addr, ADDRKEY_SOURCE, cc->key) == 0) {
 			int found;
 			struct ipslot *e = ip_find(s, cc->key, &found);
 
 			if (!found)
-				memcpy(e->key, cc->key, 16);
+				memcpy(e->key, cc->key, ADDRKEY_LEN);
 			e->n++;
 			cc->counted = 1;
 		}
@@ -740,7 +792,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* Closes the connections whose TLS handshake and request head did not
  * arrive by their deadline (slow or silent clients holding connections):
- * shutdown() makes MHD see the end of the stream and close it. */
+ * shutdown() makes MHD see the end of the stream and close it. Also looks
+ * at the CRL file every CRL_POLL_MS (crl_poll, without cmu). */
 static void *watchdog_main(void *arg)
 {
 	struct api_server *s = arg;
@@ -772,6 +825,14 @@ static void *watchdog_main(void *arg)
 				  "most",
 				  (unsigned long long)n, s->head_timeout_ms, LOG_EVERY_S);
 			pthread_mutex_lock(&s->cmu);
+		}
+		if (s->crl_path[0] != '\0' && now - s->crl_poll_ms >= CRL_POLL_MS) {
+			s->crl_poll_ms = now;
+			pthread_mutex_unlock(&s->cmu);
+			crl_poll(s);
+			pthread_mutex_lock(&s->cmu);
+			if (s->stopping)
+				break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += WATCHDOG_MS * 1000000L;
@@ -945,8 +1006,9 @@ static int lease_json(char *buf, size_t len, const struct api_lease *l, const ch
 		(void)snprintf(hows, sizeof(hows), ",\"how\":\"%s\"", how);
 	return snprintf(buf, len,
 			"{\"client_id\":%s,\"address\":\"%s\",\"prefix_len\":32,\"relay_id\":%s,"
-			"\"created\":\"%s\",\"last_seen\":\"%s\"%s}",
-			id, addr, l->relay_id[0] ? relay : "null", created, seen, hows);
+			"\"created\":\"%s\",\"last_seen\":\"%s\",\"in_pool\":%s%s}",
+			id, addr, l->relay_id[0] ? relay : "null", created, seen,
+			l->in_pool ? "true" : "false", hows);
 }
 
 static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, unsigned code,
@@ -960,6 +1022,25 @@ static enum MHD_Result send_lease(struct MHD_Connection *conn, struct req *rq, u
 		body[n + 1] = '\0';
 	}
 	return send_json(conn, rq, code, body);
+}
+
+/* A refresh of a lease whose address lies outside the pool (a former
+ * pool's, left when the pool was made smaller or moved: migration 0003):
+ * refused with 409, the lease not extended, so that its relay allocates
+ * again (which frees it and gives an address of the pool) rather than
+ * keep an address no relay routes any more. */
+static enum MHD_Result refresh_out_of_pool(struct api_server *s, struct MHD_Connection *conn,
+					   struct req *rq, const struct api_lease *l)
+{
+	char addr[INET_ADDRSTRLEN], msg[400];
+
+	(void)inet_ntop(AF_INET, &l->address, addr, sizeof(addr));
+	(void)snprintf(msg, sizeof(msg),
+		       "the lease's address %s lies outside the pool %s (made smaller or moved): "
+		       "not refreshed; allocate again (POST ipam/allocations) for an address of "
+		       "the pool",
+		       addr, s->pool_text);
+	return send_error(conn, rq, 409, msg, NULL, NULL);
 }
 
 static enum MHD_Result db_failed(struct MHD_Connection *conn, struct req *rq, int r)
@@ -1198,8 +1279,8 @@ static enum MHD_Result handle_list(struct api_server *s, struct MHD_Connection *
 		free(m.p);
 		return MHD_NO;
 	}
-	r = api_db_list(s->db, relay ? relay : "", after ? after : "", (unsigned)limit + 1, ls,
-			&n);
+	r = api_db_list(s->db, &s->pool, relay ? relay : "", after ? after : "",
+			(unsigned)limit + 1, ls, &n);
 	if (r != 0) {
 		free(ls);
 		free(m.p);
@@ -1278,20 +1359,18 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 			return wrong_method(conn, rq, "GET, HEAD, POST");
 		if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
 			return refuse(s, conn, rq, &id);
-		if (rq->too_large)
-			return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
 		return handle_allocate(s, conn, rq, &id);
 	case API_R_ALLOC:
 		if (get) {
 			rq->ep = EP_GET;
 			if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
 				return refuse(s, conn, rq, &id);
-			r = api_db_get(s->db, rt.client_id, &l);
+			r = api_db_get(s->db, &s->pool, rt.client_id, &l);
 		} else if (strcmp(method, "DELETE") == 0) {
 			rq->ep = EP_RELEASE;
 			if (id.who != WHO_ADMIN)
 				return refuse(s, conn, rq, &id);
-			r = api_db_release(s->db, rt.client_id, &l);
+			r = api_db_release(s->db, &s->pool, rt.client_id, &l);
 			if (r == 0)
 				log_info("%s released the lease of %s", id.name, rt.client_id);
 		} else {
@@ -1305,8 +1384,6 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 			return wrong_method(conn, rq, "PUT");
 		if (id.who != WHO_RELAY && id.who != WHO_ADMIN)
 			return refuse(s, conn, rq, &id);
-		if (rq->too_large)
-			return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
 		if ((r = api_parse_refresh(rq->body, rq->len, relay, err, sizeof(err))) != 0)
 			return send_error(conn, rq, 400, err, NULL, NULL);
 		if (id.who == WHO_RELAY) {
@@ -1316,7 +1393,9 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 						  NULL, NULL);
 			(void)snprintf(relay, sizeof(relay), "%s", id.name);
 		}
-		r = api_db_refresh(s->db, rt.client_id, relay, &l);
+		r = api_db_refresh(s->db, &s->pool, rt.client_id, relay, &l);
+		if (r == ZG_ERR_RANGE)
+			return refresh_out_of_pool(s, conn, rq, &l);
 		return r == 0 ? send_lease(conn, rq, 200, &l, NULL) : db_failed(conn, rq, r);
 	case API_R_STATS: {
 		struct api_stats st;
@@ -1423,15 +1502,15 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	need = role_needed(rq->rt.kind, method);
 	if (need == ROLE_METHOD)
 		goto public; /* 405 with Allow */
+	/* the endpoint, for /metrics, whatever the answer */
+	rq->ep = rq->rt.kind == API_R_ALLOCS    ? (need == ROLE_ADMIN ? EP_LIST : EP_ALLOCATE)
+		 : rq->rt.kind == API_R_REFRESH ? EP_REFRESH
+		 : rq->rt.kind == API_R_STATS   ? EP_STATS
+		 : need == ROLE_ADMIN           ? EP_RELEASE
+						: EP_GET;
 	identify(s, conn, &rq->id);
-	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY))) {
-		rq->ep = rq->rt.kind == API_R_ALLOCS    ? (need == ROLE_ADMIN ? EP_LIST : EP_ALLOCATE)
-			 : rq->rt.kind == API_R_REFRESH ? EP_REFRESH
-			 : rq->rt.kind == API_R_STATS   ? EP_STATS
-			 : need == ROLE_ADMIN           ? EP_RELEASE
-							: EP_GET;
+	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY)))
 		return refuse(s, conn, rq, &rq->id);
-	}
 	if (has_body(conn) &&
 	    !api_content_type_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							       MHD_HTTP_HEADER_CONTENT_TYPE)))
@@ -1452,6 +1531,33 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	rq->close = 0;
 	rq->nobody = 1;
 	return MHD_YES;
+}
+
+/* A body that announced no length (chunked) has passed API_BODY_MAX:
+ * refused now rather than read to its end, however long that is. MHD
+ * cannot queue a response while a body is arriving (MHD_queue_response
+ * refuses in that state, up to libmicrohttpd 1.0), so the 413 goes out
+ * directly on the connection's TLS session, best effort (this is the
+ * connection's own thread, and nothing of a response was sent yet), and
+ * MHD_NO makes MHD close the connection. Counted like any 413. */
+#define BODY_413 "{\"error\":\"body larger than 4096 bytes\"}\n"
+_Static_assert(API_BODY_MAX == 4096 && sizeof(BODY_413) - 1 == 40,
+	       "the 413 texts name API_BODY_MAX; the Content-Length is BODY_413's");
+static enum MHD_Result body_too_large(struct MHD_Connection *conn, struct req *rq)
+{
+	static const char msg[] = "HTTP/1.1 413 Content Too Large\r\n"
+				  "Content-Type: application/json\r\n"
+				  "Cache-Control: no-store\r\n"
+				  "Connection: close\r\n"
+				  "Content-Length: 40\r\n\r\n" BODY_413;
+	const union MHD_ConnectionInfo *ti =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	rq->code = 413;
+	rq->answered = 1;
+	if (ti != NULL && ti->tls_session != NULL)
+		(void)gnutls_record_send((gnutls_session_t)ti->tls_session, msg, sizeof(msg) - 1);
+	return MHD_NO;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1480,12 +1586,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 		if (rq->nobody) /* not announced: cannot be */
 			return MHD_NO;
-		if (rq->len + n > API_BODY_MAX) {
-			rq->too_large = 1; /* keep reading, answer 413 at the end */
-		} else {
-			memcpy(rq->body + rq->len, upload_data, n);
-			rq->len += n;
-		}
+		if (n > API_BODY_MAX - rq->len)
+			return body_too_large(conn, rq);
+		memcpy(rq->body + rq->len, upload_data, n);
+		rq->len += n;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
@@ -1579,6 +1683,11 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 		r = ZG_ERR_NOMEM;
 		goto fail;
 	}
+	/* before the watchdog starts: it looks at the CRL file */
+	(void)snprintf(s->crl_path, sizeof(s->crl_path), "%s", cfg->crl);
+	(void)snprintf(s->ca_path, sizeof(s->ca_path), "%s", cfg->ca);
+	if (cfg->crl[0] != '\0' && (r = crl_reload(s, "start", err, errlen)) != 0)
+		goto fail;
 	if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
 		zg_seterr(err, errlen, "cannot start a thread");
 		r = ZG_ERR_NOMEM;
@@ -1586,15 +1695,13 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	}
 	s->watchdog_on = 1;
 	s->db = db;
+	(void)snprintf(s->pool_text, sizeof(s->pool_text), "%s", cfg->pool);
 	s->pool.first = cfg->pool_first;
 	s->pool.last = cfg->pool_last;
 	s->pool.ttl_s = cfg->lease_ttl_ms / 1000;
 	s->pool.max_per_relay = cfg->max_leases_per_relay;
 	api_server_set_token(s, token);
 	if ((r = load_tls(cfg, &s->cert, &s->key, &s->ca, err, errlen)) != 0)
-		goto fail;
-	(void)snprintf(s->crl_path, sizeof(s->crl_path), "%s", cfg->crl);
-	if (cfg->crl[0] != '\0' && (r = api_server_reload_crl(s, cfg, err, errlen)) != 0)
 		goto fail;
 	if (hostport_split(cfg->listen, host, sizeof(host), &p) != 0) {
 		zg_seterr(err, errlen, "listen: \"%s\" is not HOST:PORT", cfg->listen);

@@ -13,15 +13,18 @@
  * A certificate must chain to the configured CA and, when it has an
  * extended key usage, allow TLS client authentication. A certificate that
  * is presented but fails is refused (401) even with a good token; so is
- * one the CRL (cfg->crl) lists, and every one while that CRL is past its
- * nextUpdate (bearer tokens are not certificates: they still work).
+ * one the CRL (cfg->crl, read again when the file changes or on SIGHUP)
+ * lists, and every one while that CRL is past its nextUpdate (bearer
+ * tokens are not certificates: they still work).
  *
  * No browser UI is served: a request with an Origin header or a
  * cross-site Sec-Fetch-Site is refused (403), and one with a body must be
  * Content-Type: application/json (415), both decided on the head (CSRF).
  *
  * Credentials, too, are checked on the head: a refused request is answered
- * and its connection closed before its body is read. A connection must
+ * and its connection closed before its body is read. So is a body whose
+ * Content-Length passes API_BODY_MAX (413); a chunked one is refused (413)
+ * and closed as soon as the bytes received pass it. A connection must
  * complete its TLS handshake and request head within head_timeout (a
  * watchdog thread shuts late ones down), and one source address may hold
  * max_connections_per_address connections (refused when accepted).
@@ -54,13 +57,20 @@ int api_server_read_token(const char *path, char *out, size_t outlen, char *err,
 int api_server_start(const struct api_config *cfg, struct api_db *db, const char *token,
 		     struct api_server **ps, char *err, size_t errlen);
 
-/* Reads cfg->crl again (SIGHUP) and puts it in force for every following
- * certificate check, also on connections already open. Logs what it did
- * (and, when the new CRL is past its nextUpdate, that every client
- * certificate is now refused). Returns 0, or ZG_ERR_CONFIG with err set
- * (unreadable, not a CRL, not signed by cfg->ca): the CRL in force stays. */
-int api_server_reload_crl(struct api_server *s, const struct api_config *cfg, char *err,
-			  size_t errlen);
+/* Reads the CRL file (cfg->crl of api_server_start) again now (SIGHUP)
+ * and puts it in force for every following certificate check, also on
+ * connections already open. Logs what it did (and, when the new CRL is
+ * past its nextUpdate, that every client certificate is now refused).
+ * Returns 0, or ZG_ERR_CONFIG with err set (no crl configured,
+ * unreadable, not a CRL, not signed by cfg->ca): the CRL in force stays.
+ *
+ * Without a signal, the server's watchdog thread looks at the file every
+ * second (stat: inode, size, modification and change times) and reads a
+ * new version the same way once it has stayed unchanged for one look, so
+ * a CRL renamed into place, rewritten or updated by Kubernetes applies
+ * within about 2 s; a version that does not load is logged once, as an
+ * error naming the file, and the CRL in force stays. */
+int api_server_reload_crl(struct api_server *s, char *err, size_t errlen);
 
 /* Replaces the admin token (SIGHUP re-reads its file). */
 void api_server_set_token(struct api_server *s, const char *token);

@@ -222,11 +222,12 @@ struct masque_config {
 	 * 0 = max_conns / 4, at least 16. */
 	size_t max_handshakes;
 	/* Handshakes in progress from one source (an IPv4 address or an IPv6
-	 * /64); beyond it a new client without a Retry token gets a Retry, one
+	 * /64: addrkey.h, ADDRKEY_SOURCE); beyond it a new client without a Retry token gets a Retry, one
 	 * with a token is refused. 0 = 32. */
 	size_t max_handshakes_per_source;
 	/* Connections at once from one address (the exact IPv4 or IPv6
-	 * address, not max_handshakes_per_source's /64), handshaking or not:
+	 * address, ADDRKEY_EXACT, not max_handshakes_per_source's /64),
+	 * handshaking or not:
 	 * beyond it a new connection is refused with CONNECTION_CLOSE
 	 * (refused_address). 0 = no cap (the relay: many clients may share
 	 * one NAT address). */
@@ -324,10 +325,6 @@ void masque_server_new_round(struct masque_server *srv);
  * new connection is deferred (used while earlier ones wait, to keep their
  * order). */
 void masque_server_end_round(struct masque_server *srv);
-
-/* The source a handshake is counted against: the IPv4 address (as
- * ::ffff:a.b.c.d, also when it came as IPv4-mapped IPv6) or the IPv6 /64. */
-void masque_source_key(const struct sockaddr *sa, uint8_t key[16]);
 
 /* Makes new connections use tls (a tls_server_ctx_new() context, not
  * owned; it must outlive them or be reference-counted as wolfSSL does: each

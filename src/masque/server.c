@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrkey.h"
 #include "log.h"
 #include "masque/steer.h"
 #include "masque/uri.h"
@@ -28,15 +29,16 @@ struct cid_node {
 
 /* Connections counted against one key in one of the server's tables
  * (count_add); exists while n > 0. In srv->sources, handshakes in progress
- * from one source (masque_source_key), so there are never more than
+ * from one source (addrkey_of ADDRKEY_SOURCE: an IPv4 address or an IPv6
+ * /64), so there are never more than
  * max_handshakes of them: n counts all, nvalid those that proved the
  * address with a Retry token; only those can make the source refused, so a
  * forged source address can cost a real client a Retry round trip but
  * never its handshake. In srv->addrs, connections open from one exact
- * address (addr_key, max_conns_per_address; nvalid unused). */
+ * address (ADDRKEY_EXACT, max_conns_per_address; nvalid unused). */
 struct src_count {
 	struct src_count *next;
-	uint8_t key[16];
+	uint8_t key[ADDRKEY_LEN];
 	size_t n, nvalid;
 };
 
@@ -159,35 +161,15 @@ void masque_server_remove_cid(struct masque_server *srv, const ngtcp2_cid *cid)
 	}
 }
 
-void masque_source_key(const struct sockaddr *sa, uint8_t key[16])
-{
-	memset(key, 0, 16);
-	key[10] = key[11] = 0xff;
-	if (sa->sa_family == AF_INET) {
-		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
-
-		if (memcmp(a, mapped, 12) == 0) {
-			memcpy(key + 12, a + 12, 4);
-		} else {
-			/* one IPv6 host usually holds a whole /64 */
-			memcpy(key, a, 8);
-			memset(key + 8, 0, 8);
-		}
-	}
-}
-
 /* The entry for key in table (one of srv's), or where it would go. */
 static struct src_count **count_slot(struct masque_server *srv, struct src_count **table,
-				     const uint8_t key[16])
+				     const uint8_t key[ADDRKEY_LEN])
 {
 	struct src_count **pp;
 
-	for (pp = &table[cid_hash(srv, key, 16) & (SRC_BUCKETS - 1)]; *pp != NULL;
+	for (pp = &table[cid_hash(srv, key, ADDRKEY_LEN) & (SRC_BUCKETS - 1)]; *pp != NULL;
 	     pp = &(*pp)->next)
-		if (memcmp((*pp)->key, key, 16) == 0)
+		if (memcmp((*pp)->key, key, ADDRKEY_LEN) == 0)
 			break;
 	return pp;
 }
@@ -195,7 +177,7 @@ static struct src_count **count_slot(struct masque_server *srv, struct src_count
 /* Counts one more connection against key in table. Returns its entry, or
  * NULL out of memory (nothing counted). */
 static struct src_count *count_add(struct masque_server *srv, struct src_count **table,
-				   const uint8_t key[16])
+				   const uint8_t key[ADDRKEY_LEN])
 {
 	struct src_count **pp = count_slot(srv, table, key);
 
@@ -203,7 +185,7 @@ static struct src_count *count_add(struct masque_server *srv, struct src_count *
 		*pp = calloc(1, sizeof(**pp));
 		if (*pp == NULL)
 			return NULL;
-		memcpy((*pp)->key, key, 16);
+		memcpy((*pp)->key, key, ADDRKEY_LEN);
 	}
 	(*pp)->n++;
 	return *pp;
@@ -227,9 +209,9 @@ static void count_release(struct masque_server *srv, struct src_count **table,
 static const struct src_count *src_find(struct masque_server *srv,
 					const struct sockaddr *remote)
 {
-	uint8_t key[16];
+	uint8_t key[ADDRKEY_LEN];
 
-	masque_source_key(remote, key);
+	(void)addrkey_of(remote, ADDRKEY_SOURCE, key);
 	return *count_slot(srv, srv->sources, key);
 }
 
@@ -237,10 +219,10 @@ static const struct src_count *src_find(struct masque_server *srv,
 static int src_add(struct masque_server *srv, struct masque_conn *c, const struct sockaddr *remote,
 		   int validated)
 {
-	uint8_t key[16];
+	uint8_t key[ADDRKEY_LEN];
 	struct src_count *e;
 
-	masque_source_key(remote, key);
+	(void)addrkey_of(remote, ADDRKEY_SOURCE, key);
 	if ((e = count_add(srv, srv->sources, key)) == NULL)
 		return ZG_ERR_NOMEM;
 	if (validated)
@@ -263,25 +245,13 @@ static void src_release(struct masque_server *srv, struct masque_conn *c)
 	count_release(srv, srv->sources, e);
 }
 
-/* The exact address of sa, IPv4 as ::ffff:a.b.c.d (an IPv4-mapped IPv6
- * address gives the same key). */
-static void addr_key(const struct sockaddr *sa, uint8_t key[16])
-{
-	memset(key, 0, 16);
-	key[10] = key[11] = 0xff;
-	if (sa->sa_family == AF_INET)
-		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(key, ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, 16);
-}
-
 /* Connections open now from remote's address. */
 static size_t addr_conns(struct masque_server *srv, const struct sockaddr *remote)
 {
-	uint8_t key[16];
+	uint8_t key[ADDRKEY_LEN];
 	const struct src_count *e;
 
-	addr_key(remote, key);
+	(void)addrkey_of(remote, ADDRKEY_EXACT, key);
 	e = *count_slot(srv, srv->addrs, key);
 	return e != NULL ? e->n : 0;
 }
@@ -290,9 +260,9 @@ static size_t addr_conns(struct masque_server *srv, const struct sockaddr *remot
 static int addr_add(struct masque_server *srv, struct masque_conn *c,
 		    const struct sockaddr *remote)
 {
-	uint8_t key[16];
+	uint8_t key[ADDRKEY_LEN];
 
-	addr_key(remote, key);
+	(void)addrkey_of(remote, ADDRKEY_EXACT, key);
 	if ((c->addr = count_add(srv, srv->addrs, key)) == NULL)
 		return ZG_ERR_NOMEM;
 	return 0;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addrkey.h"
 #include "dheap.h"
 #include "hostport.h"
 #include "log.h"
@@ -37,14 +38,14 @@
 /* Initials of new connections waiting for a later round (server): */
 #define ACCEPTS_PER_ROUND 8 /* default masque_config.accepts_per_round */
 #define DQ_MAX 256          /* datagrams waiting */
-#define DQ_PER_SOURCE 16    /* of them from one source (masque_source_key) */
+#define DQ_PER_SOURCE 16    /* of them from one source (addrkey_of ADDRKEY_SOURCE) */
 
 /* A datagram the server handed back (MASQUE_DEFERRED). */
 struct deferred {
 	struct deferred *next;
 	struct sockaddr_storage from;
 	socklen_t fromlen;
-	uint8_t key[16]; /* masque_source_key() of from */
+	uint8_t key[ADDRKEY_LEN]; /* addrkey_of(from, ADDRKEY_SOURCE) */
 	size_t len;
 	uint8_t data[];
 };
@@ -465,12 +466,12 @@ static void defer(struct masque_udp *u, const struct sockaddr_storage *from, soc
 		  const uint8_t *p, size_t len)
 {
 	struct deferred *d;
-	uint8_t key[16];
+	uint8_t key[ADDRKEY_LEN];
 	size_t same = 0;
 
-	masque_source_key((const struct sockaddr *)from, key);
+	(void)addrkey_of((const struct sockaddr *)from, ADDRKEY_SOURCE, key);
 	for (d = u->dq_head; d != NULL; d = d->next)
-		same += memcmp(d->key, key, 16) == 0;
+		same += memcmp(d->key, key, ADDRKEY_LEN) == 0;
 	if (u->dq_n >= DQ_MAX || same >= DQ_PER_SOURCE ||
 	    (d = malloc(sizeof(*d) + len)) == NULL) {
 		u->dq_dropped++;
@@ -484,7 +485,7 @@ static void defer(struct masque_udp *u, const struct sockaddr_storage *from, soc
 	d->next = NULL;
 	memcpy(&d->from, from, sizeof(d->from));
 	d->fromlen = fromlen;
-	memcpy(d->key, key, 16);
+	memcpy(d->key, key, ADDRKEY_LEN);
 	d->len = len;
 	memcpy(d->data, p, len);
 	if (u->dq_tail != NULL)

@@ -25,7 +25,7 @@
 #include "zg_err.h"
 
 #define APIC_QUEUE_MAX 4096 /* requests waiting or in flight; more: apic_allocate NULL */
-#define APIC_ID_MAX 255
+#define APIC_ID_MAX APIC_CLIENT_ID_MAX
 #define APIC_HOST_MAX 256
 #define APIC_PREFIX_MAX 256
 #define APIC_BACKOFF_FIRST_MS 50
@@ -62,8 +62,7 @@ struct apic_req {
 	uint64_t deadline_ms;   /* now_ms() at submission + timeout_ms */
 	struct event *deadline; /* fires timeout_ms after submission */
 	struct event *backoff;  /* W_BACKOFF: when to try again */
-	struct apic_result res; /* W_DONE: what the callback gets */
-	char client_id[APIC_ID_MAX + 1];
+	struct apic_result res; /* W_DONE: what the callback gets (and its client_id) */
 };
 
 enum conn_st {
@@ -1136,7 +1135,7 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 	r->kind = kind;
 	r->cb = cb;
 	r->arg = arg;
-	zg_seterr(r->client_id, sizeof(r->client_id), "%s", client_id);
+	zg_seterr(r->res.client_id, sizeof(r->res.client_id), "%s", kind == K_PROBE ? "" : client_id);
 	r->deadline_ms = now_ms() + a->timeout_ms;
 	tv.tv_sec = (time_t)(a->timeout_ms / 1000u);
 	tv.tv_usec = (suseconds_t)(a->timeout_ms % 1000u) * 1000;
@@ -1164,9 +1163,9 @@ struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint
 	return submit(a, K_ALLOC, client_id, want4, cb, arg);
 }
 
-int apic_refresh(struct apic *a, const char *client_id)
+int apic_refresh(struct apic *a, const char *client_id, apic_alloc_cb cb, void *arg)
 {
-	return submit(a, K_REFRESH, client_id, NULL, NULL, NULL) != NULL ? 0 : ZG_ERR_LIMIT;
+	return submit(a, K_REFRESH, client_id, NULL, cb, arg) != NULL ? 0 : ZG_ERR_LIMIT;
 }
 
 int apic_probe(struct apic *a)

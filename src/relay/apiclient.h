@@ -64,12 +64,15 @@ enum apic_state {
 	APIC_DOWN,        /* the last request failed: transport, timeout or 503 */
 };
 
-/* What an allocation ended with. */
+#define APIC_CLIENT_ID_MAX 255 /* bytes of a client id, without the NUL */
+
+/* What an allocation or a refresh ended with. */
 struct apic_result {
-	int ok;           /* 1: addr4 holds the client's address */
-	unsigned status;  /* HTTP status of the last answer; 0 = none (transport) */
-	uint8_t addr4[4]; /* the lease (ok only) */
-	int existing;     /* the API answered how: "existing" */
+	char client_id[APIC_CLIENT_ID_MAX + 1]; /* the request's */
+	int ok;                                 /* 1: addr4 holds the client's address (a refresh: 200) */
+	unsigned status;                        /* HTTP status of the last answer; 0 = none (transport) */
+	uint8_t addr4[4];                       /* the lease (ok only) */
+	int existing;                           /* the API answered how: "existing" */
 	/* why not ok, for the log and Proxy-Status details: "connect to
 	 * api:8443: Connection refused", "timeout after 2000 ms", "409 ...",
 	 * "pool exhausted" ... NUL-terminated */
@@ -102,10 +105,11 @@ void apic_free(struct apic *a);
 /* Asks for client_id's address (POST /api/v1/ipam/allocations with
  * client_id, relay_id and, when want4 is not NULL, requested_address).
  * cb(arg, result) runs exactly once, later, unless apic_cancel() comes
- * first. Returns the request, or NULL when client_id is unusable (empty,
- * longer than 255 bytes), 4096 requests are pending already, or memory
- * ran out: then cb never runs. The request is a's until its callback has
- * returned: do not keep it past that. */
+ * first; result->client_id is client_id. Returns the request, or NULL
+ * when client_id is unusable (empty, longer than APIC_CLIENT_ID_MAX
+ * bytes), 4096 requests are pending already, or memory ran out: then cb
+ * never runs. The request is a's until its callback has returned: do not
+ * keep it past that. */
 struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint8_t *want4,
 			       apic_alloc_cb cb, void *arg);
 
@@ -115,11 +119,15 @@ struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint
  * request's callback; not from or after its own callback. NULL is fine. */
 void apic_cancel(struct apic_req *r);
 
-/* Marks client_id's lease used (PUT .../{client}/refresh with relay_id),
- * fire and forget: failures are counted, not reported. Same queue,
- * deadline and retries as allocations. Returns 0, or ZG_ERR_LIMIT when
- * it could not be queued (unusable client_id, queue full, no memory). */
-int apic_refresh(struct apic *a, const char *client_id);
+/* Marks client_id's lease used (PUT .../{client}/refresh with relay_id).
+ * Failures are counted; with cb (may be NULL: fire and forget) the result
+ * is reported as an allocation's, ok when 200 (addr4 unused): 404 (no
+ * lease) and 409 (its address lies outside zgate-api's pool) say that the
+ * client's address is no longer its lease. Same queue, deadline and
+ * retries as allocations; the callback rules of apic_allocate(). Returns
+ * 0, or ZG_ERR_LIMIT when it could not be queued (unusable client_id,
+ * queue full, no memory): then cb never runs. */
+int apic_refresh(struct apic *a, const char *client_id, apic_alloc_cb cb, void *arg);
 
 /* Asks only whether zgate-api serves (GET <prefix>/ready: 200 when its
  * database answers, 503 when not), fire and forget, to learn its state

@@ -462,7 +462,8 @@ int apiresp_json_str(const char *json, size_t len, const char *key, char *out, s
 			return ZG_ERR_MALFORMED;
 		s++;
 	}
-	if (found != 0 && outlen > 0)
+	/* a value too long is kept cut to fit: error_text() logs it so */
+	if (found != 0 && found != ZG_ERR_TOO_LARGE && outlen > 0)
 		out[0] = '\0';
 	return found;
 }

@@ -54,8 +54,8 @@ int apiresp_eof(struct apiresp *p);
  * unescaped into out (outlen bytes, NUL-terminated; \u escapes other than
  * ASCII become '?'). Returns 0, ZG_ERR_NOTFOUND (no such key, or its value
  * is not a string), ZG_ERR_MALFORMED (not a JSON object) or
- * ZG_ERR_TOO_LARGE (the value does not fit). Nesting is skipped, at most
- * 32 deep. */
+ * ZG_ERR_TOO_LARGE (the value does not fit: out holds it cut to fit, for a
+ * log line). Nesting is skipped, at most 32 deep. */
 int apiresp_json_str(const char *json, size_t len, const char *key, char *out, size_t outlen);
 
 /* The lease in a 200/201 answer: "address" as an IPv4 dotted quad into

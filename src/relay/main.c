@@ -858,7 +858,7 @@ static int h_ipam_alloc_async(void *ctx, struct session *s)
 			return ZG_ERR_NOMEM;
 		}
 		event_active(w->ev, EV_TIMEOUT, 1);
-		(void)apic_refresh(r->api, s->id);
+		(void)apic_refresh(r->api, s->id, NULL, NULL);
 		log_info("%s from %s: zgate-api down: admitted with its known address", s->id,
 			 s->peer);
 	} else {
@@ -893,6 +893,82 @@ static int h_ipam_assign(void *ctx, const char *id, const uint8_t addr4[4])
 	return ipam_assign_by(r->ipam, id, 4, addr4, (uint8_t)r->worker);
 }
 
+/* The open tunnel of client id whose address came from zgate-api, or
+ * NULL (it closed, or was replaced by one still being admitted, since the
+ * request left). */
+static struct session *api_tunnel(struct relay *r, const char *id)
+{
+	struct session *s = session_by_id(&r->st, id);
+
+	return s != NULL && s->state == SESSION_OPEN && s->allocated ? s : NULL;
+}
+
+/* The answer to the allocation api_refreshed() asked for a tunnel whose
+ * lease zgate-api no longer holds: the tunnel stays only if it got its
+ * own address back; zgate-api unreachable, it stays too and the next
+ * refresh asks again; otherwise it is closed (audit reason "lease"), and
+ * the client, reconnecting, is admitted with the address zgate-api now
+ * holds for it (or refused 503 if none). */
+static void api_reallocated(void *arg, const struct apic_result *res)
+{
+	struct relay *r = arg;
+	struct session *s = api_tunnel(r, res->client_id);
+	char why[320], have[INET_ADDRSTRLEN], got[INET_ADDRSTRLEN];
+
+	if (s == NULL)
+		return;
+	(void)inet_ntop(AF_INET, s->addr4, have, sizeof(have));
+	if (res->ok && memcmp(res->addr4, s->addr4, 4) == 0) {
+		log_info("%s at %s: zgate-api holds its address for it again: tunnel kept", s->id,
+			 have);
+		return;
+	}
+	if (!res->ok && (res->status == 0 || res->status >= 500)) {
+		log_warnx("%s at %s: zgate-api unreachable while allocating it again (%s): tunnel "
+			  "kept, asked again at the next refresh",
+			  s->id, have, res->cause);
+		return;
+	}
+	if (res->ok) {
+		(void)inet_ntop(AF_INET, res->addr4, got, sizeof(got));
+		(void)snprintf(why, sizeof(why),
+			       "its address %s is no longer its lease (zgate-api gave %s: its pool "
+			       "changed?); the client reconnects to get it",
+			       have, got);
+	} else {
+		(void)snprintf(why, sizeof(why),
+			       "its address %s is no longer its lease and zgate-api gives it none "
+			       "(%s)",
+			       have, res->cause);
+	}
+	session_revoke(&r->st, s, "lease", why);
+}
+
+/* A refresh's answer. 404 (zgate-api holds no lease for the client: an
+ * admin released it, or it expired and went to another client) or 409
+ * (its address lies outside zgate-api's pool, made smaller or moved):
+ * the tunnel's address is no longer the client's lease, so the relay
+ * allocates again, asking for that address (api_reallocated) rather than
+ * keep one that zgate-api may give to someone else or that no relay
+ * routes any more. Other failures are only counted (the next refresh
+ * tries again). */
+static void api_refreshed(void *arg, const struct apic_result *res)
+{
+	struct relay *r = arg;
+	struct session *s;
+	char have[INET_ADDRSTRLEN];
+
+	if (res->ok || (res->status != 404 && res->status != 409) ||
+	    (s = api_tunnel(r, res->client_id)) == NULL)
+		return;
+	(void)inet_ntop(AF_INET, s->addr4, have, sizeof(have));
+	log_warnx("%s at %s: zgate-api refused to refresh its lease (%s): allocating it again", s->id,
+		  have, res->cause);
+	if (apic_allocate(r->api, s->id, s->addr4, api_reallocated, r) == NULL)
+		log_warnx("%s: cannot ask zgate-api now (queue full): asked again at the next refresh",
+			  s->id);
+}
+
 /* Marks the leases of open tunnels used, each once per ipam.api.refresh,
  * a bounded batch per second so that 10,000 tunnels never queue 10,000
  * requests at once. */
@@ -919,7 +995,7 @@ static void api_refresh_cb(evutil_socket_t fd, short what, void *arg)
 			s->refreshed_ms = s->opened_ms; /* admission marked it */
 		if (now - s->refreshed_ms < r->cfg.ipam_api_refresh_ms)
 			continue;
-		if (apic_refresh(r->api, s->id) != 0)
+		if (apic_refresh(r->api, s->id, api_refreshed, r) != 0)
 			break;
 		s->refreshed_ms = now;
 		n++;

@@ -19,6 +19,13 @@ when zgate-api did not behave.
       N keep-alive connections (one request each) stay open; the next
       connection from the same address is closed at once; after one of the
       N closes, a new one is served.
+  api_conns.py chunked --host H --port P --ca CA --cert C --key K [--total B]
+      An authenticated POST of an allocation whose chunked body (no
+      Content-Length: nothing to refuse at the head) is B bytes (default
+      1 MiB, 256 times the 4096-byte limit), sent 1 KiB at a time: zgate-api
+      must refuse it (413, or at least the connection closed) once the
+      body passes the limit, when at most 64 KiB have been sent, not read
+      it to the end.
 """
 import argparse
 import os
@@ -152,9 +159,48 @@ def keepalive(a):
     return 0
 
 
+def chunked(a):
+    ctx = ssl.create_default_context(cafile=a.ca)
+    ctx.load_cert_chain(a.cert, a.key)
+    s = ctx.wrap_socket(socket.create_connection((a.host, a.port), timeout=10),
+                        server_hostname=a.host)
+    s.sendall(b"POST /api/v1/ipam/allocations HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    piece = b"400\r\n" + b" " * 1024 + b"\r\n"
+    sent, stopped, data = 0, None, b""
+    while sent < a.total:
+        try:
+            s.sendall(piece)
+        except (OSError, ssl.SSLError) as e:
+            stopped = f"send failed ({e.__class__.__name__})"
+            break
+        sent += 1024
+        if select.select([s], [], [], 0.002)[0]:
+            stopped = "answered"
+            break
+    if stopped is None:
+        # the whole body went in: end it and see what comes
+        try:
+            s.sendall(b"0\r\n\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+    r = read_all(s, 5)
+    data = r or b""
+    line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    print(f"chunked: {sent} of {a.total} body bytes sent, then {stopped or 'the end of the body'}; "
+          f"answer {line!r}")
+    if stopped is None or sent > 64 * 1024:
+        print(f"chunked: zgate-api read {sent} bytes of a chunked body over the limit before refusing it")
+        return 1
+    if data and not line.startswith("HTTP/1.1 413 "):
+        print("chunked: the answer is not a 413")
+        return 1
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["early", "deadline", "peraddr", "keepalive"])
+    p.add_argument("what", choices=["early", "deadline", "peraddr", "keepalive", "chunked"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--wait-file")
@@ -163,9 +209,10 @@ def main():
     p.add_argument("--ca", required=True)
     p.add_argument("--within", type=float, default=1.0)
     p.add_argument("--cap", type=int, default=4)
+    p.add_argument("--total", type=int, default=1 << 20)
     a = p.parse_args()
     return {"early": early, "deadline": deadline, "peraddr": peraddr,
-            "keepalive": keepalive}[a.what](a)
+            "keepalive": keepalive, "chunked": chunked}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,15 @@
 # refresh (moving relays), release, stats; mTLS roles (relay:ID,
 # admin:NAME), the admin token, and every refusal (untrusted CA, wrong CN,
 # serverAuth-only EKU, no credentials, wrong token, relay on an admin
-# endpoint, relay_id not its own); bad requests; exhaustion and reclaiming
-# an expired lease (and a requested expired one: "how" of every path, the
-# 0002/0003 function; a lease outside a pool made smaller or moved is
-# replaced); two replicas racing with 250 clients allocated twice
-# at once (500 requests) → 250 distinct addresses; the database going
-# away and coming back; exit statuses; SIGTERM.
+# endpoint, relay_id not its own); bad requests (a chunked body over the
+# limit refused as it passes it); exhaustion and reclaiming an expired
+# lease (and a requested expired one: "how" of every path, the 0002/0003
+# function); a lease outside a pool made smaller or moved: marked by GET,
+# refused by refresh (409), replaced by an allocation; the CRL: a revoked
+# certificate refused after SIGHUP and, with no signal, once the file
+# changed; a broken file kept out; two replicas racing with 250 clients
+# allocated twice at once (500 requests) → 250 distinct addresses; the
+# database going away and coming back; exit statuses; SIGTERM.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg.sh"
 [[ $(id -u) -eq 0 ]] || skip "needs root (runs PostgreSQL as uid 65534)"
@@ -195,6 +198,13 @@ r=$(req $A POST allocations '{"client":"x"}' "${R1[@]}"); [[ $r == 400*unknown* 
 r=$(req $A POST allocations '{"client_id":"a b"}' "${R1[@]}"); [[ $r == 400* ]] || fail "bad client id: $r"
 r=$(req $A POST allocations "{\"client_id\":\"$(head -c 5000 /dev/zero | tr '\0' a)\"}" "${R1[@]}")
 [[ $r == 413* ]] || fail "large body: $r"
+# A chunked body announces no length: refused once it passes the limit, not
+# read to its end (1 MiB here) first; the replica serves on.
+python3 "$ZG_ROOT/tests/e2e/api_conns.py" chunked --port $PA --ca "$P/ca.crt" --cert "$P/r1.crt" \
+	--key "$P/r1.key" || fail "a chunked body over the limit was read to its end"
+grep -q '^zgate_api_requests_total{endpoint="allocate",code="413"} [1-9]' <<<"$(curl -sS --cacert "$P/ca.crt" $A/metrics)" ||
+	fail "the 413 of a chunked body is not counted"
+r=$(req $A POST allocations '{"client_id":"after-chunked"}' "${R1[@]}"); [[ $r == 201* ]] || fail "after a chunked body: $r"
 r=$(req $A GET 'allocations/a%20b' '' "${R1[@]}"); [[ $r == 400* ]] || fail "bad id in path: $r"
 r=$(req $A PATCH allocations/agent-2 '' "${R1[@]}"); [[ $r == 405* ]] || fail "PATCH: $r"
 r=$(req $A GET nothing '' "${R1[@]}"); [[ $r == 404* ]] || fail "unknown path: $r"
@@ -297,6 +307,30 @@ r=$(req $E POST allocations '{"client_id":"shrink-1","requested_address":"10.201
 r=$(req $E POST allocations '{"client_id":"shrink-2"}' "${R1[@]}"); [[ $r == 201* ]] || fail "second lease: $r"
 kill $epid; wait $epid || true
 start_e 10.201.0.0/29 # .2 to .6: 10.201.0.12 is out
+# Until the client allocates again, GET shows its lease marked out of the
+# pool, and a refresh refuses it (409, not extended) so that its relay
+# allocates again instead of keeping an address no relay routes.
+r=$(req $E GET allocations/shrink-1 '' "${R1[@]}"); echo "$r"
+[[ $r == 200* && $(field "$r" address) == 10.201.0.12 && $(field "$r" in_pool) == False ]] ||
+	fail "GET of a lease outside the pool does not say so: $r"
+r=$(req $E POST allocations '{"client_id":"shrink-3","requested_address":"10.201.0.6"}' "${R1[@]}")
+[[ $r == 201* && $(field "$r" in_pool) == True ]] || fail "a lease in the /29: $r"
+r=$(req $E GET allocations/shrink-3 '' "${R1[@]}")
+[[ $r == 200* && $(field "$r" in_pool) == True ]] || fail "GET of a lease in the pool: $r"
+PGDB=zgate3 pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '1 hour', relay_id = 'r1' WHERE client_id = 'shrink-1'" >/dev/null
+r=$(req $E PUT allocations/shrink-1/refresh '{"relay_id":"r2"}' -H "Authorization: Bearer $TOKEN"); echo "$r"
+[[ $r == 409*"10.201.0.12 lies outside the pool 10.201.0.0/29"*"allocate again"* ]] ||
+	fail "refresh of a lease outside the pool: $r"
+[[ $(PGDB=zgate3 pg_sql "SELECT last_seen < now() - interval '30 minutes' AND relay_id = 'r1' FROM ipam_addresses WHERE client_id = 'shrink-1'") == t ]] ||
+	fail "a refused refresh changed the lease outside the pool"
+r=$(req $E PUT allocations/shrink-3/refresh '' "${R1[@]}"); [[ $r == 200* && $(field "$r" in_pool) == True ]] ||
+	fail "refresh of a lease in the pool: $r"
+r=$(req $E GET 'allocations?limit=10' '' "${OPS[@]}")
+[[ $(python3 -c 'import json,sys; print(" ".join("%s:%s:%s" % (a["client_id"], a["address"], a["in_pool"]) for a in json.loads(sys.argv[1].split(" ",1)[1])["allocations"]))' "$r") == \
+	"shrink-1:10.201.0.12:False shrink-2:10.201.0.11:False shrink-3:10.201.0.6:True" ]] ||
+	fail "the list does not mark the leases outside the pool: $r"
+grep -q '^zgate_api_requests_total{endpoint="refresh",code="409"} 1$' <<<"$(curl -sS --cacert "$P/ca.crt" $E/metrics)" ||
+	fail "the refused refresh is not counted"
 r=$(req $E POST allocations '{"client_id":"shrink-1"}' "${R1[@]}"); echo "$r"
 a=$(field "$r" address)
 [[ $r == 201* && $(field "$r" how) == new && $a =~ ^10\.201\.0\.[2-6]$ ]] ||
@@ -407,6 +441,39 @@ r=$(req $G GET stats '' -H "Authorization: Bearer $TOKEN"); [[ $r == 200* ]] || 
 cp "$P/ca.crl" "$ZG_TMP/api.crl"
 hup_g
 r=$(req $G GET allocations/nobody '' "${R1[@]}"); [[ $r == 404* ]] || fail "r1 with a current CRL again: $r"
+
+step "CRL: a changed file is read again without a signal; a broken one keeps the CRL in force"
+# No SIGHUP from here: zgate-api notices the file changed by itself.
+r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r == 404* ]] || fail "relay r2 before its revocation: $r"
+"$ZG_ROOT/scripts/gen-certs.sh" -d "$P" -r r2 >/dev/null
+cp "$P/ca.crl" "$ZG_TMP/api.crl.new" && mv "$ZG_TMP/api.crl.new" "$ZG_TMP/api.crl" # a new inode
+t0=$(date +%s%N)
+ms() { echo $(( ($(date +%s%N) - t0) / 1000000 )); }
+while r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r != 401* && $(ms) -lt 5000 ]]; do sleep 0.1; done
+echo "r2 refused $(ms) ms after the new CRL was renamed into place: $r"
+[[ $r == 401*revoked* ]] || fail "a revoked relay certificate still served 5 s after the CRL file changed, no signal: $r"
+grep -q "crl $ZG_TMP/api.crl read (changed on disk)" "$ZG_TMP/g.log" || fail "the reload on a change was not logged"
+n=$(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log" || true)
+echo "not a CRL" >"$ZG_TMP/api.crl" # rewritten in place, broken
+for _ in $(seq 50); do
+	[[ $(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log") -gt $n ]] && break
+	sleep 0.1
+done
+grep "changed on disk but does not load" "$ZG_TMP/g.log" | tail -1
+[[ $(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log") -gt $n ]] ||
+	fail "a broken CRL file was not reported within 5 s: $(tail -3 "$ZG_TMP/g.log")"
+r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r == 401*revoked* ]] || fail "r2 after a broken CRL file: $r"
+r=$(req $G GET allocations/nobody '' "${R1[@]}"); [[ $r == 404* ]] || fail "r1 after a broken CRL file: $r"
+sleep 2.5 # reported once, not at every look while it stays broken
+[[ $(grep -c "crl $ZG_TMP/api.crl changed on disk but does not load" "$ZG_TMP/g.log") -eq $((n + 1)) ]] ||
+	fail "an unchanged broken CRL file reported more than once"
+cp "$P/ca.crl" "$ZG_TMP/api.crl" # in place again, good
+for _ in $(seq 50); do
+	[[ $(grep -c "crl $ZG_TMP/api.crl read (changed on disk)" "$ZG_TMP/g.log") -ge 2 ]] && break
+	sleep 0.1
+done
+[[ $(grep -c "crl $ZG_TMP/api.crl read (changed on disk)" "$ZG_TMP/g.log") -ge 2 ]] || fail "the repaired CRL file was not read"
+r=$(req $G GET allocations/nobody '' "${R2[@]}"); [[ $r == 401*revoked* ]] || fail "r2 with the repaired CRL: $r"
 kill $gpid; wait $gpid || fail "replica G exited $? on SIGTERM"
 
 step "database down and back"

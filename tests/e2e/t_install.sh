@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installed as a service: `make install DESTDIR PREFIX=/usr` puts exactly
 # the expected files in place and keeps a configuration already there; the
-# man pages list every option of every --help; `systemd-analyze verify`
+# man pages list every option of every --help; the relay's and zgate-api's
+# units have an ExecReload sending SIGHUP; `systemd-analyze verify`
 # accepts the four units (ExecStart resolved inside the staged tree) and
 # `systemd-analyze security` rates the relay's, zgate-api's and
 # zgate-connector's units OK or better (the scores are printed); the installed relay, unprivileged, tells
@@ -77,6 +78,11 @@ grep -q '^ExecStart=/usr/bin/zgate-api --config /etc/zgate/zgate-api.yaml ' "$DE
 	fail "ExecStart does not name the installed zgate-api: $(grep ExecStart "$DEST$U/zgate-api.service")"
 grep -q '^ExecStart=/usr/bin/zgate-connector --config /etc/zgate/zgate-connector.yaml ' "$DEST$U/zgate-connector.service" ||
 	fail "ExecStart does not name the installed zgate-connector: $(grep ExecStart "$DEST$U/zgate-connector.service")"
+# SIGHUP re-reads what the programs read again: systemctl reload sends it.
+for u in zgate-relay zgate-api; do
+	grep -q '^ExecReload=/bin/sh -c .kill -HUP \$\$MAINPID.$' "$DEST$U/$u.service" ||
+		fail "$u.service: no ExecReload sending SIGHUP: $(grep ExecReload "$DEST$U/$u.service")"
+done
 ! grep -qE "@[A-Z]+@" "$DEST$U/zgate-relay.service" "$DEST$U/zgate-agent.service" "$DEST$U/zgate-api.service" \
 	"$DEST$U/zgate-connector.service" ||
 	fail "an @VARIABLE@ left in a unit"

@@ -21,6 +21,11 @@
 #      a zgate-api it has not found up: GET /ready every 5 s).
 #   4. PostgreSQL restarted: the tunnel carries on, new clients are
 #      admitted once it is back.
+#   5. zgate-api restarted with a smaller pool (10.100.0.0/24) that
+#      leaves agent-1's lease (10.100.1.77) out: its relay's next refresh
+#      is refused (409), the relay allocates again, gets another address,
+#      closes the tunnel (audit reason "lease") and says why; the agent
+#      reconnects with the new address of the pool and traffic flows.
 # Each relay runs workers: 2 (ZG_E2E_WORKERS=N for another count): every
 # worker asks zgate-api for its own clients; the 200 clients land on both.
 source "$(dirname "$0")/lib.sh"
@@ -64,7 +69,7 @@ api_start() {
 	ip netns exec "$R" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
 		--bounding-set=-all --inh-caps=-all "$API" --listen 127.0.0.1:8443 \
 		--cert "$P/relay.crt" --key "$P/relay.key" --ca "$P/ca.crt" \
-		--database "$PG_CONNINFO" --pool $POOL >>"$D/api.log" 2>&1 &
+		--database "$PG_CONNINFO" --pool "${API_POOL:-$POOL}" >>"$D/api.log" 2>&1 &
 	APIPID=$!
 	cleanup "kill $APIPID 2>/dev/null; wait $APIPID 2>/dev/null"
 	for _ in $(seq 100); do
@@ -298,6 +303,29 @@ ping_ok || fail "agent-1's tunnel broke"
 [[ $(agent_addr 1) == 10.100.1.77/32 ]] || fail "agent-1's address changed"
 grep -q '"event":"session_close","client":"agent-1"' "$D/audit-B.log" &&
 	fail "agent-1's tunnel on B closed during the outages"
+
+step "5. zgate-api's pool made smaller: agent-1's lease is outside it; the relay allocates again"
+api_stop
+API_POOL=10.100.0.0/24 api_start # .2 to .254: 10.100.1.77 is out, still in the relays' pool.ipv4
+# (t_api.sh checks GET's in_pool: here the relay may have moved the lease already)
+t0=$(now_ms)
+while [[ $(agent_addr 1) == 10.100.1.77/32 || -z $(agent_addr 1) ]] && (($(now_ms) - t0 < 20000)); do sleep 0.1; done
+new=$(agent_addr 1)
+echo "agent-1 at $new $(($(now_ms) - t0)) ms after zgate-api came back with the smaller pool"
+[[ $new =~ ^10\.100\.0\.([0-9]+)/32$ ]] || fail "agent-1 kept 10.100.1.77 (or got '$new') after its lease fell outside zgate-api's pool"
+r=$(api GET allocations/agent-1)
+[[ $r == 200* && $r == *"\"address\":\"${new%/32}\""* && $r == *'"in_pool":true'* ]] ||
+	fail "the agent's address $new is not its lease in zgate-api: $r"
+[[ $(pg_sql "SELECT client_id IS NULL FROM ipam_addresses WHERE address = '10.100.1.77'") == t ]] ||
+	fail "10.100.1.77 is still held"
+grep -h "agent-1 at 10.100.1.77: zgate-api refused to refresh its lease (409 the lease's address 10.100.1.77 lies outside the pool 10.100.0.0/24" \
+	"$D"/relay-?.log | head -1 | grep . || fail "no relay said that the refresh was refused, and why"
+grep -h "agent-1 from .*: its address 10.100.1.77 is no longer its lease (zgate-api gave ${new%/32}" \
+	"$D"/relay-?.log | head -1 | grep . || fail "no relay said why it closed agent-1's tunnel"
+grep -qh '"event":"session_close","client":"agent-1","vip":"10.100.1.77",.*"reason":"lease"' "$D"/audit-?.log ||
+	fail "the close of agent-1's tunnel is not audited with reason lease"
+for _ in $(seq 50); do ping_ok && break; done
+ping_ok || fail "no traffic with the new address"
 
 kill -TERM "${APID[1]}"
 wait "${APID[1]}" || fail "agent exit status $?"

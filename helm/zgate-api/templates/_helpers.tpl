@@ -59,7 +59,7 @@ database never goes into the file (ZGATE_DATABASE, from a Secret).
 */}}
 {{- define "zgate-api.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
-{{- range $k := list "listen" "cert" "key" "ca" "admin_token_file" }}
+{{- range $k := list "listen" "cert" "key" "ca" "crl" "admin_token_file" }}
 {{- if hasKey $cfg $k }}
 {{- fail (printf "config.%s is set by the chart (see values.yaml: ports, tls, adminToken); remove it from config" $k) }}
 {{- end }}
@@ -71,10 +71,25 @@ database never goes into the file (ZGATE_DATABASE, from a Secret).
 {{- $_ := set $cfg "cert" "/etc/zgate/tls/api.crt" }}
 {{- $_ := set $cfg "key" "/etc/zgate/tls/api.key" }}
 {{- $_ := set $cfg "ca" "/etc/zgate/tls/ca.crt" }}
+{{- if include "zgate-api.crlKey" . }}
+{{- $_ := set $cfg "crl" "/etc/zgate/tls/ca.crl" }}
+{{- end }}
 {{- if .Values.adminToken.existingSecret }}
 {{- $_ := set $cfg "admin_token_file" "/etc/zgate/admin/token" }}
 {{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The CRL's key in the TLS Secret, or "" when there is none: existingSecret's
+existingSecretCRLKey, or ca.crl in the chart's own Secret (tls.crl).
+*/}}
+{{- define "zgate-api.crlKey" -}}
+{{- if .Values.tls.existingSecret }}
+{{- .Values.tls.existingSecretCRLKey }}
+{{- else if .Values.tls.crl }}
+{{- "ca.crl" }}
+{{- end }}
 {{- end }}
 
 {{/* The Secret with the database connection string, and its key. */}}
@@ -116,5 +131,5 @@ cluster (what the relays' ipam.api.url names).
 
 {{/* 1 when the chart makes a TLS Secret of its own (secret.yaml renders it). */}}
 {{- define "zgate-api.chartTLSSecret" -}}
-{{- if and (not .Values.tls.existingSecret) (or (not .Values.certManager.enabled) (not .Values.certManager.clientCAFromIssuer)) }}1{{ end }}
+{{- if and (not .Values.tls.existingSecret) (or (not .Values.certManager.enabled) (not .Values.certManager.clientCAFromIssuer) .Values.tls.crl) }}1{{ end }}
 {{- end }}
