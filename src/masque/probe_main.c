@@ -93,6 +93,31 @@ static uint16_t icmp6_sum(const uint8_t *src, const uint8_t *dst, const uint8_t 
 	return cksum_fold(cksum_add(s, icmp, n));
 }
 
+/* Zeroes pkt and writes an IPv4 or IPv6 header (as the target's version)
+ * from our address to the target, for a payload of protocol proto and
+ * paylen bytes; the IPv4 header checksum included. */
+static void ip_header(uint8_t *pkt, uint8_t proto, size_t paylen)
+{
+	if (!P.target_v6) {
+		memset(pkt, 0, 20 + paylen);
+		pkt[0] = 0x45;
+		be16_put(pkt + 2, (uint16_t)(20 + paylen));
+		pkt[8] = 64;
+		pkt[9] = proto;
+		memcpy(pkt + 12, P.addr4.addr, 4);
+		memcpy(pkt + 16, P.target, 4);
+		be16_put(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
+	} else {
+		memset(pkt, 0, 40 + paylen);
+		pkt[0] = 0x60;
+		be16_put(pkt + 4, (uint16_t)paylen);
+		pkt[6] = proto;
+		pkt[7] = 64;
+		memcpy(pkt + 8, P.addr6.addr, 16);
+		memcpy(pkt + 24, P.target, 16);
+	}
+}
+
 /* Builds an echo request; returns its length. */
 static size_t build_echo(uint8_t *pkt, size_t cap, uint16_t seq, masque_time now)
 {
@@ -101,25 +126,8 @@ static size_t build_echo(uint8_t *pkt, size_t cap, uint16_t seq, masque_time now
 
 	if (n > cap)
 		return 0;
-	memset(pkt, 0, n);
-	if (!P.target_v6) {
-		pkt[0] = 0x45;
-		be16_put(pkt + 2, (uint16_t)n);
-		pkt[8] = 64;
-		pkt[9] = 1;
-		memcpy(pkt + 12, P.addr4.addr, 4);
-		memcpy(pkt + 16, P.target, 4);
-		be16_put(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
-		icmp[0] = 8;
-	} else {
-		pkt[0] = 0x60;
-		be16_put(pkt + 4, (uint16_t)il);
-		pkt[6] = 58;
-		pkt[7] = 64;
-		memcpy(pkt + 8, P.addr6.addr, 16);
-		memcpy(pkt + 24, P.target, 16);
-		icmp[0] = 128;
-	}
+	ip_header(pkt, P.target_v6 ? 58 : 1, il);
+	icmp[0] = P.target_v6 ? 128 : 8;
 	be16_put(icmp + 4, P.ident);
 	be16_put(icmp + 6, seq);
 	if (P.size >= (long)sizeof(now))
@@ -142,23 +150,7 @@ static size_t build_udp(uint8_t *pkt, size_t cap, uint16_t seq)
 
 	if (n > cap || ul > 65535)
 		return 0;
-	memset(pkt, 0, n);
-	if (!P.target_v6) {
-		pkt[0] = 0x45;
-		be16_put(pkt + 2, (uint16_t)n);
-		pkt[8] = 64;
-		pkt[9] = 17;
-		memcpy(pkt + 12, P.addr4.addr, 4);
-		memcpy(pkt + 16, P.target, 4);
-		be16_put(pkt + 10, cksum_fold(cksum_add(0, pkt, 20)));
-	} else {
-		pkt[0] = 0x60;
-		be16_put(pkt + 4, (uint16_t)ul);
-		pkt[6] = 17;
-		pkt[7] = 64;
-		memcpy(pkt + 8, P.addr6.addr, 16);
-		memcpy(pkt + 24, P.target, 16);
-	}
+	ip_header(pkt, 17, ul);
 	be16_put(udp, P.udp_sport);
 	be16_put(udp + 2, P.udp_dport);
 	be16_put(udp + 4, (uint16_t)ul);
