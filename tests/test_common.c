@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <arpa/inet.h>
 
 #include <cmocka.h>
 
 #include "cksum.h"
+#include "filesig.h"
 #include "fnv.h"
 #include "hostport.h"
 #include "yamlcfg.h"
@@ -474,6 +477,72 @@ static void test_yamlcfg_load(void **state)
 	}
 }
 
+/* filesig: a missing file is a version; created, rewritten in place with
+ * the same size, renamed over or only touched is another each time; the
+ * same version read twice is equal. */
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_filesig_versions(void **state)
+{
+	char dir[] = "/tmp/zg-filesig-XXXXXX", path[64], tmp[64];
+	struct filesig a, b;
+	struct timespec later[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/crl.pem", dir);
+	snprintf(tmp, sizeof(tmp), "%s/crl.pem.new", dir);
+
+	filesig_of(path, &a);
+	assert_int_equal(a.err, ENOENT);
+	filesig_of(path, &b);
+	assert_true(filesig_eq(&a, &b)); /* still missing: no change */
+
+	write_file(path, "one");
+	filesig_of(path, &b);
+	assert_int_equal(b.err, 0);
+	assert_false(filesig_eq(&a, &b)); /* it appeared */
+	filesig_of(path, &a);
+	assert_true(filesig_eq(&a, &b)); /* the same version, read twice */
+
+	/* rewritten in place, same size: the modification time says so (set
+	 * it a second on, as a fast rewrite can share the timestamp) */
+	write_file(path, "two");
+	later[1].tv_sec = a.mtim.tv_sec + 1;
+	later[1].tv_nsec = a.mtim.tv_nsec;
+	assert_int_equal(utimensat(AT_FDCWD, path, later, 0), 0);
+	filesig_of(path, &b);
+	assert_false(filesig_eq(&a, &b));
+
+	/* renamed over the path: a new inode */
+	filesig_of(path, &a);
+	write_file(tmp, "two");
+	assert_int_equal(rename(tmp, path), 0);
+	filesig_of(path, &b);
+	assert_false(filesig_eq(&a, &b));
+
+	/* only its mode changed: the change time moves */
+	filesig_of(path, &a);
+	usleep(20000);
+	assert_int_equal(chmod(path, 0600), 0);
+	filesig_of(path, &b);
+	assert_false(filesig_eq(&a, &b));
+
+	/* gone again: a change, and a version of its own */
+	assert_int_equal(unlink(path), 0);
+	filesig_of(path, &a);
+	assert_false(filesig_eq(&a, &b));
+	assert_int_equal(a.err, ENOENT);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_cksum_long_input_no_overflow),
 		cmocka_unit_test(test_cksum_matches_reference),
 		cmocka_unit_test(test_fnv_vectors),
+		cmocka_unit_test(test_filesig_versions),
 		cmocka_unit_test(test_opt_names_bools_usage),
 		cmocka_unit_test(test_hostport_format),
 		cmocka_unit_test(test_yamlcfg_read_file),

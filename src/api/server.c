@@ -20,6 +20,7 @@
 #include "fnv.h"
 #include "histo.h"
 #include "hostport.h"
+#include "filesig.h"
 #include "log.h"
 #include "zg_build.h"
 #include "zg_err.h"
@@ -60,42 +61,6 @@ static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "n
 						     "reclaimed" };
 
 struct conn_ctx;
-
-/* One version of a file, as stat() sees it: renamed over (a new inode, as
- * a Kubernetes Secret update gives through its symlinks), rewritten in
- * place (size, modification time) or touched (change time) is another;
- * err is the errno of a failed stat (a missing file is a version too). */
-struct filesig {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtim, ctim;
-	int err;
-};
-
-static void filesig_of(const char *path, struct filesig *fs)
-{
-	struct stat st;
-
-	memset(fs, 0, sizeof(*fs));
-	if (stat(path, &st) != 0) {
-		fs->err = errno;
-		return;
-	}
-	fs->dev = st.st_dev;
-	fs->ino = st.st_ino;
-	fs->size = st.st_size;
-	fs->mtim = st.st_mtim;
-	fs->ctim = st.st_ctim;
-}
-
-static int filesig_eq(const struct filesig *a, const struct filesig *b)
-{
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
-	       a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec &&
-	       a->err == b->err;
-}
 
 /* Open connections of one source address (addrkey_of ADDRKEY_SOURCE: IPv4,
  * or one IPv6 /64), in an open-addressing table; n == 0 marks a free slot. */

@@ -11,17 +11,9 @@
 
 #include <event2/event.h>
 
+#include "filesig.h"
 #include "log.h"
 #include "zg_err.h"
-
-/* What stat() says of a path; all zero when it does not exist. */
-struct fp {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
-	int exists;
-};
 
 struct wpath {
 	char path[WATCH_PATH_MAX];
@@ -29,7 +21,7 @@ struct wpath {
 	int wd;           /* its directory's watch */
 	watch_fn fn;
 	void *arg;
-	struct fp seen;
+	struct filesig seen;
 	int candidate; /* an event named it since the last check */
 };
 
@@ -43,29 +35,6 @@ struct watch {
 	uint64_t fired;
 };
 
-static void fp_read(const char *path, struct fp *f)
-{
-	struct stat sb;
-
-	memset(f, 0, sizeof(*f));
-	if (stat(path, &sb) != 0)
-		return;
-	f->exists = 1;
-	f->dev = sb.st_dev;
-	f->ino = sb.st_ino;
-	f->size = sb.st_size;
-	f->mtime = sb.st_mtim;
-	f->ctime = sb.st_ctim;
-}
-
-static int fp_eq(const struct fp *a, const struct fp *b)
-{
-	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
-	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
-	       a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct watch *w = arg;
@@ -77,14 +46,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	/* Every fingerprint first, then the callbacks: a callback may take a
 	 * while (a TLS context), and its own reads are not events. */
 	for (i = 0; i < w->npaths; i++) {
-		struct fp now;
+		struct filesig now;
 
 		due[i] = 0;
 		if (!w->paths[i].candidate)
 			continue;
 		w->paths[i].candidate = 0;
-		fp_read(w->paths[i].path, &now);
-		if (!fp_eq(&now, &w->paths[i].seen)) {
+		filesig_of(w->paths[i].path, &now);
+		if (!filesig_eq(&now, &w->paths[i].seen)) {
 			w->paths[i].seen = now;
 			due[i] = 1;
 		}
@@ -217,7 +186,7 @@ int watch_add(struct watch *w, const char *path, watch_fn fn, void *arg)
 	p->wd = wd;
 	p->fn = fn;
 	p->arg = arg;
-	fp_read(p->path, &p->seen);
+	filesig_of(p->path, &p->seen);
 	return 0;
 }
 
@@ -226,7 +195,7 @@ void watch_rebase(struct watch *w)
 	if (w == NULL)
 		return;
 	for (size_t i = 0; i < w->npaths; i++)
-		fp_read(w->paths[i].path, &w->paths[i].seen);
+		filesig_of(w->paths[i].path, &w->paths[i].seen);
 }
 
 uint64_t watch_fired(const struct watch *w)
