@@ -51,9 +51,9 @@ struct suite {
 };
 
 static const struct suite suites[] = {
-	{"AES-128-GCM", wolfSSL_EVP_aes_128_gcm, wolfSSL_EVP_aes_128_ecb, 16, 16},
-	{"AES-256-GCM", wolfSSL_EVP_aes_256_gcm, wolfSSL_EVP_aes_256_ecb, 32, 32},
-	{"ChaCha20-Poly1305", wolfSSL_EVP_chacha20_poly1305, wolfSSL_EVP_chacha20, 32, 32},
+	{ "AES-128-GCM", wolfSSL_EVP_aes_128_gcm, wolfSSL_EVP_aes_128_ecb, 16, 16 },
+	{ "AES-256-GCM", wolfSSL_EVP_aes_256_gcm, wolfSSL_EVP_aes_256_ecb, 32, 32 },
+	{ "ChaCha20-Poly1305", wolfSSL_EVP_chacha20_poly1305, wolfSSL_EVP_chacha20, 32, 32 },
 };
 
 struct keys {
@@ -88,7 +88,7 @@ static void keys_free(struct keys *k)
 	wolfSSL_EVP_CIPHER_CTX_free(k->hp_ctx.native_handle);
 }
 
-static const size_t lens[] = {0, 1, 15, 16, 17, 31, 64, 255, 1200, 1452, MAXLEN};
+static const size_t lens[] = { 0, 1, 15, 16, 17, 31, 64, 255, 1200, 1452, MAXLEN };
 
 /* Ours and the helper's seal the same bytes, also in place; each opens
  * what the other sealed, interleaved on the same contexts. */
@@ -162,7 +162,7 @@ static void test_damage_is_refused(void **state)
 				 0);
 		/* a bit flipped in the ciphertext (0, 50) or the tag (100, 115) */
 		for (i = 0; i < 4; i++) {
-			static const size_t at[] = {0, 50, 100, 115};
+			static const size_t at[] = { 0, 50, 100, 115 };
 
 			memcpy(bad, ct, sizeof(ct));
 			bad[at[i]] ^= 0x01;
