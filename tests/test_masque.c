@@ -614,8 +614,8 @@ static int damage_one(void *arg)
 
 /* A client that offers only TLS_CHACHA20_POLY1305_SHA256 gets a working
  * tunnel, and a 1-RTT packet damaged on the way is dropped, never opened:
- * through ngtcp2's wolfSSL helper it was (wolfSSL 5.7.2's EVP layer did
- * not compare the tag, CVE-2026-5479; src/masque/aead.h). */
+ * through ngtcp2's wolfSSL helper it was with wolfSSL 5.7.2 (its EVP layer
+ * did not compare the tag, CVE-2026-5479; src/masque/aead.h). */
 static void test_chacha20_poly1305_drops_damaged(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
