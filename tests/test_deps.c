@@ -44,7 +44,7 @@ static void test_wolfssl_quic_api(void **state)
 	WOLFSSL *ssl;
 	(void)state;
 
-	assert_true(LIBWOLFSSL_VERSION_HEX >= 0x05007000); /* >= 5.7.0 */
+	assert_true(LIBWOLFSSL_VERSION_HEX >= 0x05009002); /* >= 5.9.2 (CVE fixes) */
 	assert_int_equal(wolfSSL_Init(), WOLFSSL_SUCCESS);
 	ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
 	assert_non_null(ctx);
@@ -66,6 +66,13 @@ static void test_wolfssl_build_options(void **state)
 	!defined(WOLFSSL_ALWAYS_VERIFY_CB)
 	fail_msg("wolfSSL lacks QUIC, KEEP_PEER_CERT, CRL, AES-ECB, ALPN, OPENSSL_EXTRA or ALWAYS_VERIFY_CB: "
 		 "rebuild with third_party/deps.sh");
+#endif
+#if !defined(HAVE_EX_DATA_CRYPTO) || !defined(WOLFSSL_IP_ALT_NAME)
+	fail_msg("wolfSSL lacks HAVE_EX_DATA_CRYPTO (the ex_data index calls) or WOLFSSL_IP_ALT_NAME");
+#endif
+#ifdef WOLFSSL_HAVE_MLKEM
+	/* third_party/README.md: a hybrid key share needs two Initials */
+	fail_msg("wolfSSL was built with ML-KEM (5.9's default): third_party/deps.sh passes --disable-mlkem");
 #endif
 }
 

@@ -72,7 +72,7 @@ int masque_aead_decrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
 	n = ciphertextlen - GCM_TAG;
 	if (is_chacha_poly(c)) {
 		/* Never the helper here: wolfSSL's EVP ChaCha20-Poly1305 decrypt
-		 * (5.7.2) computes the tag and does not compare it
+		 * (before 5.9.1) computes the tag and does not compare it
 		 * (CVE-2026-5479); the one-shot call compares it. */
 		if (wc_ChaCha20Poly1305_Decrypt(c->key, nonce, aad, (word32)aadlen, ciphertext,
 						(word32)n, ciphertext + n, dest) != 0)

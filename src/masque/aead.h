@@ -11,11 +11,13 @@
  *    wc_AesGcmEncrypt() (or Decrypt) on the key schedule the EVP context
  *    already holds, in place when dest == plaintext, and an AES
  *    header-protection mask one wc_AesEncryptDirect().
- *  - wolfSSL 5.7.2's EVP ChaCha20-Poly1305 decryption computes the tag and
- *    never compares it with the packet's (CVE-2026-5479): through the
- *    helper, a peer that negotiates TLS_CHACHA20_POLY1305_SHA256 accepts
- *    every forged or damaged Handshake and 1-RTT packet. Here that AEAD is
- *    wc_ChaCha20Poly1305_Encrypt/Decrypt, which compare the tag.
+ *  - wolfSSL's EVP ChaCha20-Poly1305 decryption before 5.9.1 (zgate pinned
+ *    5.7.2 until 2026-12-07) computes the tag and never compares it with
+ *    the packet's (CVE-2026-5479): through the helper, a peer that
+ *    negotiates TLS_CHACHA20_POLY1305_SHA256 accepts every forged or
+ *    damaged Handshake and 1-RTT packet. Here that AEAD is
+ *    wc_ChaCha20Poly1305_Encrypt/Decrypt, which compare the tag whatever
+ *    the wolfSSL version.
  *
  * Contract. The contexts are the ones ngtcp2's wolfSSL helper creates
  * (ngtcp2_crypto_aead_ctx_{en,de}crypt_init and cipher_ctx_encrypt_init:

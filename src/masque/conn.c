@@ -2004,8 +2004,7 @@ int masque_client_new(const struct masque_config *cfg, const struct masque_cbs *
 	if (tls_set_alpn(c->ssl, cfg->test_alpn) != 0 ||
 	    wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, cfg->server_name,
 			   (unsigned short)strlen(cfg->server_name)) != WOLFSSL_SUCCESS ||
-	    (cert_name[0] != '\0' &&
-	     wolfSSL_check_domain_name(c->ssl, cert_name) != WOLFSSL_SUCCESS))
+	    (cert_name[0] != '\0' && tls_check_peer_name(c->ssl, cert_name) != 0))
 		goto fail;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
 	if (conn_write(c) != 0) {

@@ -1,5 +1,6 @@
 #include "masque/tls.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -297,8 +298,16 @@ static void set_reject(WOLFSSL *ssl, enum tls_reject r)
 
 enum tls_reject tls_last_reject(WOLFSSL *ssl)
 {
-	return reject_idx >= 0 ? (enum tls_reject)(uintptr_t)wolfSSL_get_ex_data(ssl, reject_idx)
-			       : TLS_ACCEPTED;
+	enum tls_reject r = reject_idx >= 0
+				    ? (enum tls_reject)(uintptr_t)wolfSSL_get_ex_data(ssl, reject_idx)
+				    : TLS_ACCEPTED;
+
+	/* wolfSSL 5.9 compares an address (tls_check_peer_name) with the
+	 * certificate after the verify callback, which saw the chain
+	 * accepted: only the handshake's error tells */
+	if (r == TLS_ACCEPTED && ssl != NULL && wolfSSL_get_error(ssl, 0) == IPADDR_MISMATCH)
+		r = TLS_REJECT_NAME_MISMATCH;
+	return r;
 }
 
 /* Runs for every certificate of the client's chain: keeps wolfSSL's
@@ -359,6 +368,28 @@ int tls_set_alpn(WOLFSSL *ssl, const char *list)
 	    WOLFSSL_SUCCESS)
 		return ZG_ERR_CONFIG;
 	return 0;
+}
+
+int tls_set_groups(WOLFSSL_CTX *ctx)
+{
+	int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+
+	return wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) ==
+			       WOLFSSL_SUCCESS
+		       ? 0
+		       : ZG_ERR_CONFIG;
+}
+
+int tls_check_peer_name(WOLFSSL *ssl, const char *name)
+{
+	struct in6_addr a;
+	int r;
+
+	if (inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1)
+		r = wolfSSL_check_ip_address(ssl, name);
+	else
+		r = wolfSSL_check_domain_name(ssl, name);
+	return r == WOLFSSL_SUCCESS ? 0 : ZG_ERR_CONFIG;
 }
 
 int tls_alpn_is_h3(WOLFSSL *ssl)
@@ -433,6 +464,11 @@ static int ctx_base(WOLFSSL_METHOD *method, const char *cert, const char *key,
 	if (!method || !(ctx = wolfSSL_CTX_new(method))) {
 		(void)snprintf(err, errlen, "out of memory");
 		return ZG_ERR_NOMEM;
+	}
+	if (tls_set_groups(ctx) != 0) {
+		(void)snprintf(err, errlen, "TLS key exchange groups not accepted by wolfSSL");
+		wolfSSL_CTX_free(ctx);
+		return ZG_ERR_CONFIG;
 	}
 	if ((cert != NULL && (r = load_identity(ctx, cert, key, err, errlen)) != 0) ||
 	    (r = load_ca(ctx, ca_what, ca, err, errlen)) != 0) {

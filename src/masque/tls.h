@@ -196,6 +196,24 @@ int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char
  * accepted by wolfSSL, e.g. a name over 255 bytes). */
 int tls_set_alpn(WOLFSSL *ssl, const char *list);
 
+/* Sets the key exchange groups of ctx, in order of preference: X25519,
+ * P-256, P-384. A client's key share is the first (a ClientHello that fits
+ * one QUIC Initial); a server accepts any of them without a
+ * HelloRetryRequest. Set explicitly because wolfSSL's default moves between
+ * versions: 5.7.2 led with P-256, 5.9 leads with an X25519MLKEM768 hybrid
+ * when built with ML-KEM (its default), which this build is not
+ * (third_party/README.md says why). Returns 0 or ZG_ERR_CONFIG. */
+int tls_set_groups(WOLFSSL_CTX *ctx);
+
+/* Makes the handshake on ssl (a client) check the peer certificate against
+ * name: an IPv4 or IPv6 address literal against the certificate's
+ * iPAddress SANs, anything else against its DNS names (and, without any,
+ * its CN). wolfSSL 5.9's wolfSSL_check_domain_name() refuses a name that is
+ * not a valid DNS name, so an address must go through
+ * wolfSSL_check_ip_address() (which needs WOLFSSL_IP_ALT_NAME). Returns 0,
+ * or ZG_ERR_CONFIG when wolfSSL refuses the name or is out of memory. */
+int tls_check_peer_name(WOLFSSL *ssl, const char *name);
+
 /* 1 when the handshake on ssl negotiated ALPN "h3", 0 otherwise (nothing
  * or another protocol was selected). */
 int tls_alpn_is_h3(WOLFSSL *ssl);

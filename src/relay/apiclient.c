@@ -21,6 +21,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/asn.h>
 
+#include "masque/tls.h"
 #include "relay/apiresp.h"
 #include "zg_err.h"
 
@@ -316,7 +317,7 @@ static void conn_start_tcp(struct conn *c, const struct sockaddr *sa, socklen_t 
 	c->ssl = wolfSSL_new(a->ctx);
 	if (c->ssl == NULL || wolfSSL_set_fd(c->ssl, c->fd) != WOLFSSL_SUCCESS ||
 	    /* a name or an IP address (its iPAddress SAN: WOLFSSL_IP_ALT_NAME) */
-	    wolfSSL_check_domain_name(c->ssl, a->host) != WOLFSSL_SUCCESS ||
+	    tls_check_peer_name(c->ssl, a->host) != 0 ||
 	    (a->host_family == 0 &&
 	     wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, a->host, (unsigned short)strlen(a->host)) !=
 		     WOLFSSL_SUCCESS)) {
@@ -917,6 +918,10 @@ static int make_ctx(struct apic *a, const struct apic_config *cfg, char *err, si
 	if (a->ctx == NULL) {
 		zg_seterr(err, errlen, "out of memory");
 		return ZG_ERR_NOMEM;
+	}
+	if (tls_set_groups(a->ctx) != 0) {
+		zg_seterr(err, errlen, "TLS key exchange groups not accepted by wolfSSL");
+		return ZG_ERR_CONFIG;
 	}
 	if (wolfSSL_CTX_load_verify_locations(a->ctx, cfg->ca, NULL) != WOLFSSL_SUCCESS) {
 		zg_seterr(err, errlen, "ipam.api.ca %s: no usable PEM CA certificate in it", cfg->ca);
