@@ -1353,6 +1353,44 @@ static void test_c25_client_abort_is_not_cert_rejected(void **state)
 	free(x);
 }
 
+/* A relay named by an address (--relay 127.0.0.1:4433 with no
+ * --server-name) is checked against its certificate's iPAddress SANs
+ * (tls_check_peer_name: wolfSSL 5.9's domain-name check refuses an address
+ * outright): the test relay's certificate names 127.0.0.1, so that
+ * connects; 127.0.0.2 is refused as a name mismatch, and so is an IPv6
+ * address it does not list. */
+static void ip_name_attempt(const char *name, int want_open)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(x);
+	fx_server(x, 0);
+	fx_client(x, 0, "agent-1", NULL);
+	x->ccfg[0].cert_name = name;
+	fx_connect(x, 0);
+	if (want_open) {
+		assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+		assert_int_equal(x->cl[0].closed, 0);
+		assert_int_equal(x->cl[0].opened, 1);
+	} else {
+		assert_true(memnet_run(&x->net, is_closed, &x->cl[0], 30 * SEC));
+		memnet_run(&x->net, NULL, NULL, SEC);
+		assert_int_equal(x->cl[0].opened, 0);
+		assert_non_null(strstr(x->cl[0].ci.reason, "relay certificate refused"));
+		assert_int_equal(x->srv.requests, 0);
+	}
+	fx_free(x);
+	free(x);
+}
+
+static void test_c24_relay_named_by_address(void **state)
+{
+	(void)state;
+	ip_name_attempt("127.0.0.1", 1);
+	ip_name_attempt("127.0.0.2", 0);
+	ip_name_attempt("::1", 0);
+}
+
 static void test_c25_hs_fail_names(void **state)
 {
 	(void)state;
@@ -2449,6 +2487,7 @@ int main(void)
 		cmocka_unit_test(test_c25_client_refuses_server_without_alpn),
 		cmocka_unit_test(test_c25_client_refuses_server_with_other_alpn),
 		cmocka_unit_test(test_c25_client_abort_is_not_cert_rejected),
+		cmocka_unit_test(test_c24_relay_named_by_address),
 		cmocka_unit_test(test_c25_hs_fail_names),
 		cmocka_unit_test(test_crypto_feed_never_splits_a_header),
 		cmocka_unit_test(test_crypto_feed_split_client_hello_accepted),
