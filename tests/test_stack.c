@@ -1069,6 +1069,54 @@ test_tcp_out_of_order_client_segments(void **state)
 	srv_stop(&s);
 }
 
+/* Within one loop turn (the host socket is written at its end), lwIP
+ * hands over a packet of several pbufs (out-of-order segments joined to
+ * the one that filled the gap) and then a segment after it: the relay
+ * queues both behind one another and the upstream gets every byte in
+ * order. */
+static void
+test_tcp_queued_chain_then_segment(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t data[4 * 1200];
+	struct srv s;
+	struct tc c;
+	uint32_t base;
+	size_t want = sizeof(data);
+	int i;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	fill_pattern(data, sizeof(data), 13);
+	base = c.snd_nxt;
+	for (i = 1; i <= 3; i++) { /* 1, 2 wait out of order; 0 joins them; 3 after */
+		int k = i == 3 ? 0 : i;
+
+		c.snd_nxt = base + (uint32_t)k * 1200;
+		tc_seg(fx, &c, PKT_TCP_ACK, data + (size_t)k * 1200, 1200);
+	}
+	c.snd_nxt = base + 3 * 1200;
+	tc_seg(fx, &c, PKT_TCP_ACK, data + 3 * 1200, 1200);
+	c.snd_nxt = base + 4 * 1200;
+	for (i = 0; i < 5000 && (c.rx_len < want || c.snd_una != c.snd_nxt); i++) {
+		loop_once(fx);
+		tc_pump(fx, &c);
+		if (i % 100 == 99)
+			advance(fx, 200);
+	}
+	assert_int_equal(c.rx_len, want);
+	assert_memory_equal(c.rx, data, want);
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
 /* Pure ACKs toward c waiting in the capture (not taken out); *plast is
  * the acknowledgement number of the last. */
 static int
@@ -4633,6 +4681,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_echo_100k_v6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_echo_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_out_of_order_client_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_queued_chain_then_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_acks_merged_within_a_turn, setup, teardown),
 		cmocka_unit_test(test_lwipmem_keeps_packet_blocks),
 		cmocka_unit_test_setup_teardown(test_ackq_rules, setup, teardown),

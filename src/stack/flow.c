@@ -671,10 +671,16 @@ tcp_recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	} else if (f->client_fin) {
 		pbuf_free(p); /* data after FIN: lwIP does not do this */
 		return ERR_OK;
-	} else if (f->pending) {
-		pbuf_cat(f->pending, p);
 	} else {
-		f->pending = p;
+		struct pbuf *t = p;
+
+		while (t->next != NULL)
+			t = t->next;
+		if (f->pending != NULL)
+			f->pending_tail->next = p;
+		else
+			f->pending = p;
+		f->pending_tail = t;
 	}
 	if (p != NULL && f->ev_write != NULL) {
 		/* Segments that arrive in one pass of the event loop (a batch

@@ -62,9 +62,15 @@ struct flow {
 	struct tcp_pcb *pcb;
 	uint8_t *syn; /* the held SYN, while CONNECTING */
 	size_t syn_len;
-	struct pbuf *pending; /* client bytes not yet taken by the socket */
-	int flush_queued;     /* ev_write made active to write pending */
-	uint32_t wnd;         /* this flow's window (budget.c); 0 before accept */
+	/* Client bytes not yet taken by the socket: the packets lwIP handed
+	 * over, in order, linked through their pbufs' next as an lwIP packet
+	 * queue (each packet's tot_len covers itself only; pbuf_cat's chain,
+	 * which updates every tot_len before it, made each append walk the
+	 * whole queue). pending_tail is its last pbuf, meaningful only while
+	 * pending is not NULL. */
+	struct pbuf *pending, *pending_tail;
+	int flush_queued; /* ev_write made active to write pending */
+	uint32_t wnd;     /* this flow's window (budget.c); 0 before accept */
 	unsigned client_fin : 1, upstream_fin : 1, shut_wr : 1,
 		read_paused : 1, listener_ref : 1,
 		upstream_rdhup : 1; /* the socket reported its peer's FIN (EV_CLOSED) */
