@@ -73,7 +73,8 @@ struct fx {
 	struct stack_client client;
 	struct stack_prefix exempt[2];
 	uint64_t now;
-	struct qpkt *q; /* captured output */
+	unsigned clock_reads; /* calls of fake_clock */
+	struct qpkt *q;       /* captured output */
 	size_t qhead, qtail;
 	uint64_t oversize;
 	int deny; /* policy: deny everything */
@@ -87,6 +88,7 @@ struct fx {
 static uint64_t
 fake_clock(void *ctx)
 {
+	((struct fx *)ctx)->clock_reads++;
 	return ((struct fx *)ctx)->now;
 }
 
@@ -1110,6 +1112,46 @@ test_tcp_queued_chain_then_segment(void **state)
 	}
 	assert_int_equal(c.rx_len, want);
 	assert_memory_equal(c.rx, data, want);
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
+	wait_lwip_idle(fx);
+	tc_free(&c);
+	srv_stop(&s);
+}
+
+/* stack_input() reads the clock once for everything a packet sets off
+ * (the flow, lwIP's callbacks, the timer's re-arm): a data segment read it
+ * five times. */
+static void
+test_clock_read_once_per_packet(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t data[1200];
+	struct srv s;
+	struct tc c;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_ECHO);
+	tc_init(&c, fx, 0, "127.0.0.1", s.port);
+	fx->clock_reads = 0;
+	tc_syn(fx, &c);
+	assert_int_equal(fx->clock_reads, 1);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	fill_pattern(data, sizeof(data), 7);
+	fx->clock_reads = 0;
+	tc_seg(fx, &c, PKT_TCP_ACK | PKT_TCP_PSH, data, sizeof(data));
+	assert_int_equal(fx->clock_reads, 1);
+	c.snd_nxt += sizeof(data);
+	/* outside stack_input() the clock is read again: a later packet
+	 * sees the time move */
+	fx->now += 1000;
+	assert_int_equal(stack_now(fx->st), fx->now);
+	for (int i = 0; i < 5000 && c.rx_len < sizeof(data); i++) {
+		loop_once(fx);
+		tc_pump(fx, &c);
+	}
+	assert_memory_equal(c.rx, data, sizeof(data));
 	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
 	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
 	wait_lwip_idle(fx);
@@ -4682,6 +4724,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_echo_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_out_of_order_client_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_queued_chain_then_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clock_read_once_per_packet, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_acks_merged_within_a_turn, setup, teardown),
 		cmocka_unit_test(test_lwipmem_keeps_packet_blocks),
 		cmocka_unit_test_setup_teardown(test_ackq_rules, setup, teardown),

@@ -59,6 +59,8 @@ mono_ms(void)
 uint64_t
 stack_now(struct stack *st)
 {
+	if (st->in_now != 0)
+		return st->in_now;
 	return st->cb.now_ms ? st->cb.now_ms(st->ctx) : mono_ms();
 }
 
@@ -627,11 +629,13 @@ int stack_input(struct stack *st, void *session, const struct stack_client *clie
 	st->in_session = session;
 	st->in_client = client->id;
 	st->in_scope = client->scope;
+	st->in_now = stack_now(st);
 	input_packet(st, session, client, pkt, len);
 	st->in_session = NULL;
 	st->in_client = NULL;
 	st->in_scope = 0;
 	stack_rearm(st);
+	st->in_now = 0;
 	return 0;
 }
 

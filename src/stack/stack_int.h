@@ -177,6 +177,11 @@ struct stack {
 	void *in_session;
 	const char *in_client;
 	uint64_t in_scope; /* its client's stack_client.scope */
+	/* the clock, read once when stack_input() starts (0: not inside it,
+	 * stack_now() reads it): a segment asked for it five times, from
+	 * the flow, lwIP's callbacks and the timer's re-arm, all within
+	 * microseconds of one another at the clock's millisecond grain */
+	uint64_t in_now;
 	struct netif netif;
 	struct event *tick_ev;
 	struct stack_counters cnt;
