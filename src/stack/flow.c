@@ -71,18 +71,28 @@ flow_bucket(struct stack *st, uint8_t proto, const struct stack_addr *src,
 	       (STACK_FLOW_BUCKETS - 1);
 }
 
+static int
+flow_is(const struct flow *f, uint8_t proto, const struct stack_addr *src, uint16_t sport,
+	const struct stack_addr *dst, uint16_t dport)
+{
+	return f->proto == proto && f->sport == sport && f->dport == dport &&
+	       stack_addr_eq(&f->src, src) && stack_addr_eq(&f->dst, dst);
+}
+
 struct flow *
 flow_lookup(struct stack *st, uint8_t proto, const struct stack_addr *src,
 	    uint16_t sport, const struct stack_addr *dst, uint16_t dport)
 {
-	struct flow *f;
+	struct flow *f = st->last_flow;
 
+	if (f != NULL && flow_is(f, proto, src, sport, dst, dport))
+		return f;
 	for (f = st->buckets[flow_bucket(st, proto, src, sport, dst, dport)];
 	     f != NULL; f = f->hnext) {
-		if (f->proto == proto && f->sport == sport &&
-		    f->dport == dport && stack_addr_eq(&f->src, src) &&
-		    stack_addr_eq(&f->dst, dst))
+		if (flow_is(f, proto, src, sport, dst, dport)) {
+			st->last_flow = f;
 			return f;
+		}
 	}
 	return NULL;
 }
@@ -308,6 +318,8 @@ flow_free(struct flow *f, const char *reason)
 	struct flow **pp;
 
 	stack_audit(st, STACK_EV_CLOSE, f, reason);
+	if (st->last_flow == f)
+		st->last_flow = NULL;
 	pp = &st->buckets[flow_bucket(st, f->proto, &f->src, f->sport, &f->dst,
 				      f->dport)];
 	for (; *pp != NULL; pp = &(*pp)->hnext) {

@@ -33,6 +33,10 @@
 static struct tcp_pcb **tab;
 static size_t nbuckets, npcbs;
 static uint8_t key[16];
+/* the pcb found last: the segments of a transfer come one flow at a time,
+ * and each would be hashed again (a SipHash per segment). Indexed pcbs
+ * only; stack_pcb_del() forgets it. */
+static struct tcp_pcb *last;
 
 static struct tcp_pcb *
 chain_next(const struct tcp_pcb *pcb)
@@ -101,6 +105,7 @@ void stack_pcbhash_free(void)
 {
 	free(tab);
 	tab = NULL;
+	last = NULL;
 	nbuckets = npcbs = 0;
 }
 
@@ -146,6 +151,8 @@ unlink_from(size_t b, struct tcp_pcb *pcb)
 
 void stack_pcb_del(struct tcp_pcb *pcb)
 {
+	if (last == pcb)
+		last = NULL;
 	if (tab == NULL || unlink_from(pcb_bucket(pcb, nbuckets), pcb))
 		return;
 	/* not where its tuple says: lwIP changed the tuple of an indexed pcb,
@@ -155,17 +162,29 @@ void stack_pcb_del(struct tcp_pcb *pcb)
 			return;
 }
 
+static int
+pcb_is(const struct tcp_pcb *pcb, const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip,
+       u16_t rport)
+{
+	return pcb->remote_port == rport && pcb->local_port == lport &&
+	       ip_addr_eq(&pcb->remote_ip, rip) && ip_addr_eq(&pcb->local_ip, lip);
+}
+
 struct tcp_pcb *
 stack_pcb_find(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport)
 {
 	struct tcp_pcb *pcb;
 
+	if (last != NULL && pcb_is(last, lip, lport, rip, rport))
+		return last;
 	/* no table (no stack): lwIP's own walk */
 	for (pcb = tab != NULL ? tab[bucket_of(lip, lport, rip, rport, nbuckets)] : tcp_active_pcbs;
 	     pcb != NULL; pcb = tab != NULL ? chain_next(pcb) : pcb->next) {
-		if (pcb->remote_port == rport && pcb->local_port == lport &&
-		    ip_addr_eq(&pcb->remote_ip, rip) && ip_addr_eq(&pcb->local_ip, lip))
+		if (pcb_is(pcb, lip, lport, rip, rport)) {
+			if (tab != NULL)
+				last = pcb;
 			return pcb;
+		}
 	}
 	return NULL;
 }

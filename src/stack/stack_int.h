@@ -194,6 +194,9 @@ struct stack {
 	uint8_t hash_key[16];
 	struct flow *buckets[STACK_FLOW_BUCKETS];
 	struct flow *flows; /* all flows, newest first */
+	/* the flow flow_lookup() found last (a transfer's segments come one
+	 * flow at a time: no SipHash for each); flow_free() forgets it */
+	struct flow *last_flow;
 	size_t nflows;
 	struct stack_client_acct *accts[STACK_ACCT_BUCKETS];
 	struct stack_listener *listeners;
