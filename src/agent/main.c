@@ -625,11 +625,16 @@ static void update_want(struct agent *ag);
  * checked like an advertised route), as one full list. */
 static void reroute(struct agent *ag)
 {
-	size_t k = ag->nrelay_pfx, nc;
+	size_t k = ag->nrelay_pfx, nc, end;
 
 	memcpy(ag->want, ag->relay_pfx, k * sizeof(ag->want[0]));
 	nc = ag->cx != NULL ? connectors_routes(ag->cx, ag->want + k, MAX_ROUTES - k) : 0;
-	for (size_t i = k; i < k + nc; i++) {
+	/* the connectors' routes are want[k, end): those the relay's do not
+	 * have move down. (The bound was k + nc with k growing: entries past
+	 * the connectors', left from an earlier list or never set (::/0),
+	 * were installed too, and a prefix a connector withdrew stayed.) */
+	end = k + nc;
+	for (size_t i = k; i < end; i++) {
 		int dup = 0;
 
 		for (size_t j = 0; j < k && !dup; j++)
