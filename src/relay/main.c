@@ -51,6 +51,7 @@
 #include "relay/metrics.h"
 #include "relay/ops.h"
 #include "relay/pdump.h"
+#include "ratelimit.h"
 #include "relay/policy.h"
 #include "relay/session.h"
 #include "relay/watch.h"
@@ -116,7 +117,14 @@ struct relay {
 	uint64_t api_probe_ms; /* the last apic_probe() */
 	/* issue 22: on-prem connectors (connlink.h) */
 	struct connlink *cl;
-	struct event *ev_connlink;                           /* idle links expire */
+	struct event *ev_connlink; /* idle links expire */
+	/* ZG_CONNECTORS to every agent, at most every ZGCONN_GAP_MS
+	 * (zgconn_notify_all) */
+	struct event *ev_zgconn;
+	uint64_t zgconn_last_ms; /* when every agent was last told */
+	int zgconn_armed;
+	struct rl_bucket announce_log;                       /* "connector X announced" lines */
+	uint64_t announce_unlogged;                          /* announcements since the last line */
 	struct zgconn zgv[ZGCONN_MAX];                       /* ZG_CONNECTORS scratch */
 	char conn_ids[ZGCONN_MAX][POLICY_ID_MAX];            /* policy_client_connectors */
 	uint8_t zg_buf[32768];                               /* one ZG_CONNECTORS value */
@@ -153,6 +161,10 @@ static int relay_send(struct relay *r, struct masque_conn *c, const uint8_t *pkt
 
 /* ------------------------------------------------------------------ */
 /* ZG_CONNECTORS (issue 22): which connectors an agent may reach       */
+
+#define ZGCONN_GAP_MS 250 /* least time between two ZG_CONNECTORS to every agent */
+
+static uint64_t mono_ms(void);
 
 /* The capsule value for agent s into r->zg_buf: *pn connectors. */
 static int zgconn_build(struct relay *r, const struct session *s, size_t *plen, size_t *pn)
@@ -226,11 +238,51 @@ static void zgconn_send(struct relay *r, struct session *s)
 	log_debug("%s: ZG_CONNECTORS sent (%zu connectors)", s->id, n);
 }
 
-/* A connector came, went or changed its prefixes, or the policy changed. */
-static void zgconn_notify_all(struct relay *r)
+static void zgconn_send_all(struct relay *r)
 {
 	for (struct session *s = r->st.head; s != NULL; s = s->next)
 		zgconn_send(r, s);
+}
+
+static void zgconn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	(void)fd;
+	(void)what;
+	r->zgconn_armed = 0;
+	r->zgconn_last_ms = mono_ms();
+	zgconn_send_all(r);
+}
+
+/* A connector came, went or changed its prefixes, or the policy changed:
+ * every agent is told its list again, at the end of this loop turn or,
+ * when agents were told less than ZGCONN_GAP_MS ago, that long after. Each
+ * telling costs a capsule per agent whose list changed, so a connector
+ * that announces in a loop must not set one off each time; the agents get
+ * the state as it is when the timer fires (the latest always wins). */
+static void zgconn_notify_all(struct relay *r)
+{
+	struct timeval tv = { 0, 0 };
+	uint64_t now, at;
+
+	if (r->zgconn_armed)
+		return;
+	if (r->ev_zgconn == NULL) { /* before connlink_start() */
+		zgconn_send_all(r);
+		return;
+	}
+	now = mono_ms();
+	at = r->zgconn_last_ms + ZGCONN_GAP_MS;
+	if (r->zgconn_last_ms != 0 && at > now) {
+		tv.tv_sec = (time_t)((at - now) / 1000);
+		tv.tv_usec = (suseconds_t)((at - now) % 1000 * 1000);
+	}
+	if (event_add(r->ev_zgconn, &tv) != 0) {
+		zgconn_send_all(r);
+		return;
+	}
+	r->zgconn_armed = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1257,11 +1309,26 @@ static void on_routes(struct masque_conn *c, const struct cip_route *rt, size_t 
 	if (rv < 0)
 		return;
 	cc = connlink_find(r->cl, s->conn_id);
-	log_info("connector %s announced %zu ranges: serves %zu prefixes", s->conn_id, n,
-		 cc != NULL ? cc->nprefixes : 0);
+	if (rv == 0) { /* the same prefixes: nobody needs telling */
+		log_debug("connector %s announced %zu ranges: unchanged", s->conn_id, n);
+		return;
+	}
+	/* a connector announcing in a loop gets a line a second */
+	if (rl_bucket_take(&r->announce_log, mono_ms())) {
+		if (r->announce_unlogged > 0)
+			log_info("connector %s announced %zu ranges: serves %zu prefixes (%llu "
+				 "earlier changes of connectors not logged)",
+				 s->conn_id, n, cc != NULL ? cc->nprefixes : 0,
+				 (unsigned long long)r->announce_unlogged);
+		else
+			log_info("connector %s announced %zu ranges: serves %zu prefixes",
+				 s->conn_id, n, cc != NULL ? cc->nprefixes : 0);
+		r->announce_unlogged = 0;
+	} else {
+		r->announce_unlogged++;
+	}
 	conn_note(r, s, MASTER_NOTE_CONN_UP, MASTER_NOTE_ALL);
-	if (rv == 1)
-		zgconn_notify_all(r);
+	zgconn_notify_all(r);
 }
 
 static int connlink_start(struct relay *r)
@@ -1278,6 +1345,10 @@ static int connlink_start(struct relay *r)
 	r->ev_connlink = event_new(r->base, -1, EV_PERSIST, connlink_tick, r);
 	if (r->ev_connlink == NULL || event_add(r->ev_connlink, &tick) != 0)
 		return ZG_ERR_NOMEM;
+	r->ev_zgconn = evtimer_new(r->base, zgconn_cb, r);
+	if (r->ev_zgconn == NULL)
+		return ZG_ERR_NOMEM;
+	rl_bucket_init(&r->announce_log, 1, 10, mono_ms());
 	if (pdump_open(&r->dump, r->cfg.payload_dump) != 0) {
 		log_warn("debug.payload_dump %s", r->cfg.payload_dump);
 		return ZG_ERR_IO;
@@ -2598,6 +2669,10 @@ static void shutdown_all(struct relay *r)
 	if (r->ev_connlink != NULL)
 		event_free(r->ev_connlink);
 	r->ev_connlink = NULL;
+	if (r->ev_zgconn != NULL)
+		event_free(r->ev_zgconn);
+	r->ev_zgconn = NULL;
+	r->zgconn_armed = 0;
 	masque_udp_del(r->udp);
 	r->udp = NULL;
 	session_table_free(&r->st); /* each closed with its connection: none left */
