@@ -74,6 +74,7 @@ struct probe {
 	size_t nassign;
 	struct cip_route adv[64]; /* --advertise: instead of 0.0.0.0/0 */
 	size_t nadv;
+	long adv_times, adv_sent; /* --advertise-times: announcements, made so far */
 };
 
 static struct probe P;
@@ -227,6 +228,8 @@ static void send_one(void)
 	P.sent++;
 }
 
+static void advertise_more(struct masque_conn *c);
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -234,6 +237,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (P.c == NULL || P.done)
 		return;
+	advertise_more(P.c);
 	if (P.flood) {
 		long burst = 256;
 		masque_time now = masque_udp_now();
@@ -287,6 +291,33 @@ static void start_pinging(void)
 	arm_deadline(P.flood ? P.timeout_ms : P.count * P.interval_ms + P.timeout_ms);
 }
 
+/* --advertise as a connector announces what it serves; --advertise-times
+ * N announces N times, every other time without the last route (a
+ * connector whose prefixes flap). What the tunnel cannot take yet goes on
+ * the next tick. */
+static void advertise_more(struct masque_conn *c)
+{
+	while (P.nadv > 0 && P.adv_sent < P.adv_times) {
+		size_t n = P.adv_sent % 2 == 1 ? P.nadv - 1 : P.nadv;
+		int r = masque_conn_send_routes(c, P.adv, n);
+
+		if (r == ZG_ERR_LIMIT)
+			return;
+		if (r != 0) {
+			fprintf(stderr, "zgate-probe: --advertise: %s\n", zg_strerror(r));
+			P.adv_times = P.adv_sent;
+			return;
+		}
+		if (++P.adv_sent == P.adv_times) {
+			if (P.adv_times == 1)
+				printf("advertised %zu routes\n", P.nadv);
+			else
+				printf("advertised %ld times, the last %zu routes\n", P.adv_times, n);
+			fflush(stdout);
+		}
+	}
+}
+
 static void on_open(struct masque_conn *c, void *ctx)
 {
 	(void)ctx;
@@ -294,14 +325,7 @@ static void on_open(struct masque_conn *c, void *ctx)
 	printf("connected to %s in %.1f ms (QUIC datagrams: %s, max packet %zu bytes)\n", P.relay,
 	       (double)(P.t_open - P.t_start) / 1e6, masque_conn_datagrams(c) ? "yes" : "no",
 	       masque_conn_max_packet(c));
-	if (P.nadv > 0) { /* as a connector announces what it serves */
-		int r = masque_conn_send_routes(c, P.adv, P.nadv);
-
-		if (r != 0)
-			fprintf(stderr, "zgate-probe: --advertise: %s\n", zg_strerror(r));
-		else
-			printf("advertised %zu routes\n", P.nadv);
-	}
+	advertise_more(c);
 	fflush(stdout);
 }
 
@@ -557,6 +581,10 @@ static int run_client(void)
 	if (P.nadv > 0 && cip_routes_normalize(P.adv, P.nadv, sizeof(P.adv) / sizeof(P.adv[0]),
 					       &P.nadv) != 0) {
 		fprintf(stderr, "zgate-probe: --advertise: cannot make an advertisement of them\n");
+		return 2;
+	}
+	if (P.adv_times > 1 && P.nadv < 2) {
+		fprintf(stderr, "zgate-probe: --advertise-times needs two --advertise or more\n");
 		return 2;
 	}
 	if (P.udp && (P.target_s == NULL || P.flood)) {
@@ -912,6 +940,9 @@ static void usage(FILE *f)
 		"                         misbehaving relay for testing clients. Client, test\n"
 		"                         option: announce these routes once the tunnel is\n"
 		"                         open, as zgate-connector announces its prefixes\n"
+		"  --advertise-times N    client, test option: announce them N times, every\n"
+		"                         other time without the last (default 1): a\n"
+		"                         connector whose prefixes flap\n"
 		"  --udp SPORT:DPORT      client, test option: send --count UDP datagrams of\n"
 		"                         --size bytes from port SPORT to --target port DPORT\n"
 		"                         instead of echo requests (no replies expected:\n"
@@ -957,7 +988,8 @@ enum {
 	O_ADVERTISE,
 	O_ALPN,
 	O_NO_REQUEST,
-	O_UDP
+	O_UDP,
+	O_ADV_TIMES
 };
 
 /* "SPORT:DPORT" (--udp): 0, or -1 when it is not two ports 1-65535. */
@@ -1013,6 +1045,7 @@ static const struct probe_opt {
 	{ "alpn", O_ALPN, OPT_ARG_VALUE },
 	{ "no-request", O_NO_REQUEST, OPT_ARG_BOOL },
 	{ "udp", O_UDP, OPT_ARG_VALUE },
+	{ "advertise-times", O_ADV_TIMES, OPT_ARG_VALUE },
 	{ "help", O_HELP, OPT_ARG_NONE },
 	{ "version", O_VERSION, OPT_ARG_NONE },
 };
@@ -1043,6 +1076,7 @@ int main(int argc, char **argv)
 		{ O_SIZE, &P.size, 0, 65000 },
 		{ O_MIN, &P.min_replies, 0, MAXSEQ - 1 },
 		{ O_FLOOD, &P.flood, 1, MAXSEQ - 1 },
+		{ O_ADV_TIMES, &P.adv_times, 1, 1000000 },
 	};
 	struct {
 		int id;
@@ -1061,6 +1095,7 @@ int main(int argc, char **argv)
 	size_t i;
 
 	P.count = 3;
+	P.adv_times = 1;
 	P.interval_ms = 200;
 	P.size = 56;
 	P.timeout_ms = 5000;
