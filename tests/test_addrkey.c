@@ -15,29 +15,8 @@
 #include <sys/un.h>
 
 #include "addrkey.h"
+#include "sockaddr_fx.h"
 #include "zg_err.h"
-
-static struct sockaddr_in v4(const char *a, uint16_t port)
-{
-	struct sockaddr_in s;
-
-	memset(&s, 0, sizeof(s));
-	s.sin_family = AF_INET;
-	s.sin_port = htons(port);
-	assert_int_equal(inet_pton(AF_INET, a, &s.sin_addr), 1);
-	return s;
-}
-
-static struct sockaddr_in6 v6(const char *a, uint16_t port)
-{
-	struct sockaddr_in6 s;
-
-	memset(&s, 0, sizeof(s));
-	s.sin6_family = AF_INET6;
-	s.sin6_port = htons(port);
-	assert_int_equal(inet_pton(AF_INET6, a, &s.sin6_addr), 1);
-	return s;
-}
 
 static void key_of(const void *sa, enum addrkey_kind kind, uint8_t key[ADDRKEY_LEN])
 {
@@ -57,8 +36,8 @@ static void assert_key(const uint8_t key[ADDRKEY_LEN], const char *want6)
  * the port never matters. */
 static void test_ipv4(void **state)
 {
-	struct sockaddr_in a = v4("192.0.2.7", 443), b = v4("192.0.2.7", 5555);
-	struct sockaddr_in6 m = v6("::ffff:192.0.2.7", 80);
+	struct sockaddr_in a = fx_sin4("192.0.2.7", 443), b = fx_sin4("192.0.2.7", 5555);
+	struct sockaddr_in6 m = fx_sin6("::ffff:192.0.2.7", 80);
 	uint8_t k[ADDRKEY_LEN], k2[ADDRKEY_LEN];
 
 	(void)state;
@@ -70,7 +49,7 @@ static void test_ipv4(void **state)
 		key_of(&m, (enum addrkey_kind)kind, k2);
 		assert_memory_equal(k, k2, ADDRKEY_LEN);
 	}
-	a = v4("192.0.2.8", 443);
+	a = fx_sin4("192.0.2.8", 443);
 	key_of(&a, ADDRKEY_SOURCE, k2);
 	assert_memory_not_equal(k, k2, ADDRKEY_LEN);
 }
@@ -78,9 +57,9 @@ static void test_ipv4(void **state)
 /* IPv6: ADDRKEY_SOURCE keeps the /64, ADDRKEY_EXACT the address. */
 static void test_ipv6(void **state)
 {
-	struct sockaddr_in6 a = v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 443);
-	struct sockaddr_in6 b = v6("2001:db8:1:2::5", 1);
-	struct sockaddr_in6 other = v6("2001:db8:1:3::5", 1);
+	struct sockaddr_in6 a = fx_sin6("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 443);
+	struct sockaddr_in6 b = fx_sin6("2001:db8:1:2::5", 1);
+	struct sockaddr_in6 other = fx_sin6("2001:db8:1:3::5", 1);
 	uint8_t ka[ADDRKEY_LEN], kb[ADDRKEY_LEN], ko[ADDRKEY_LEN];
 
 	(void)state;
@@ -119,9 +98,9 @@ static void test_other_family(void **state)
 
 static void test_text(void **state)
 {
-	struct sockaddr_in a = v4("198.51.100.20", 1);
-	struct sockaddr_in6 m = v6("::ffff:198.51.100.20", 1);
-	struct sockaddr_in6 b = v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 1);
+	struct sockaddr_in a = fx_sin4("198.51.100.20", 1);
+	struct sockaddr_in6 m = fx_sin6("::ffff:198.51.100.20", 1);
+	struct sockaddr_in6 b = fx_sin6("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 1);
 	uint8_t k[ADDRKEY_LEN];
 	char t[ADDRKEY_TEXT_MAX], small[4] = "xyz";
 
@@ -139,7 +118,7 @@ static void test_text(void **state)
 	addrkey_text(k, ADDRKEY_EXACT, t, sizeof(t));
 	assert_string_equal(t, "2001:db8:1:2:aaaa:bbbb:cccc:dddd");
 	/* the longest text fits ADDRKEY_TEXT_MAX */
-	b = v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1);
+	b = fx_sin6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1);
 	key_of(&b, ADDRKEY_SOURCE, k);
 	memset(k + 8, 0xff, 8); /* not a real /64 key: the longest text */
 	addrkey_text(k, ADDRKEY_SOURCE, t, sizeof(t));

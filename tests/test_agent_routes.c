@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -146,22 +147,22 @@ static void test_empty_and_errors(void **state)
 
 static void test_c07_diff_removes_unlisted(void **state)
 {
-	struct route_prefix a[8], b[8], del[8], add[8];
+	struct route_prefix a[8], b[8], del[8], add[8], scratch[8];
 	size_t na, nb, nd, nadd;
 	struct cip_route ra[] = { rng("10.0.0.0", "10.0.0.255", 0), rng("192.0.2.0", "192.0.2.255", 0) };
 	struct cip_route rb[] = { rng("10.0.0.0", "10.0.0.255", 0), rng("198.51.100.0", "198.51.100.255", 0) };
 	(void)state;
 	assert_int_equal(routes_from_ranges(ra, 2, a, 8, &na), 0);
 	assert_int_equal(routes_from_ranges(rb, 2, b, 8, &nb), 0);
-	routes_diff(a, na, b, nb, del, &nd, add, &nadd);
+	routes_diff(a, na, b, nb, scratch, del, &nd, add, &nadd);
 	assert_string_equal(fmt(del, nd), "192.0.2.0/24");
 	assert_string_equal(fmt(add, nadd), "198.51.100.0/24");
 	/* the same list again changes nothing */
-	routes_diff(a, na, a, na, del, &nd, add, &nadd);
+	routes_diff(a, na, a, na, scratch, del, &nd, add, &nadd);
 	assert_int_equal(nd, 0);
 	assert_int_equal(nadd, 0);
 	/* an empty advertisement removes everything */
-	routes_diff(a, na, NULL, 0, del, &nd, add, &nadd);
+	routes_diff(a, na, NULL, 0, scratch, del, &nd, add, &nadd);
 	assert_int_equal(nd, 2);
 	assert_int_equal(nadd, 0);
 }
@@ -187,6 +188,9 @@ static void rnd_prefix(struct route_prefix *p)
 		p->addr[i] = (uint8_t)(i < (p->version == 4 ? 3 : 8) ? rnd() % 4 : rnd());
 }
 
+/* The reference: each entry compared with every entry of the other list
+ * (the way routes_diff itself took for small lists until it always
+ * sorted). */
 static void diff_reference(const struct route_prefix *o, size_t no, const struct route_prefix *n,
 			   size_t nn, struct route_prefix *del, size_t *nd, struct route_prefix *add,
 			   size_t *na)
@@ -215,7 +219,7 @@ static void test_diff_large_lists_match_one_by_one(void **state)
 	enum {
 		N = 4096
 	};
-	static struct route_prefix o[N], n[N], d1[N], a1[N], d2[N], a2[N], s[N];
+	static struct route_prefix o[N], n[N], d1[N], a1[N], d2[N], a2[N], s[N], sc[N];
 	size_t nd1, na1, nd2, na2;
 
 	(void)state;
@@ -232,7 +236,7 @@ static void test_diff_large_lists_match_one_by_one(void **state)
 			if (n[i].version == 4)
 				n[i].addr[10] = (uint8_t)rnd(); /* not part of an IPv4 prefix */
 		}
-		routes_diff(o, no, n, nn, d1, &nd1, a1, &na1);
+		routes_diff(o, no, n, nn, sc, d1, &nd1, a1, &na1);
 		diff_reference(o, no, n, nn, d2, &nd2, a2, &na2);
 		assert_int_equal(nd1, nd2);
 		assert_int_equal(na1, na2);
@@ -256,6 +260,56 @@ static void test_diff_large_lists_match_one_by_one(void **state)
 		assert_true(routes_find(s, N, &o[i]));
 	}
 	assert_false(routes_find(s, 0, &o[0]));
+}
+
+/* Small lists (an agent's addresses; what took the one-by-one way before
+ * routes_diff always sorted): every pair of lengths up to 12, both empty
+ * included, gives the one-by-one comparison's diff, with del, add and the
+ * scratch allocated to exactly the sizes the contract names (so that
+ * AddressSanitizer sees a write past them). */
+static void test_diff_small_lists_match_one_by_one(void **state)
+{
+	enum {
+		M = 12
+	};
+	struct route_prefix o[M], n[M], d2[M], a2[M];
+
+	(void)state;
+	for (size_t no = 0; no <= M; no++) {
+		for (size_t nn = 0; nn <= M; nn++) {
+			size_t big = no > nn ? no : nn, nd1, na1, nd2, na2;
+			struct route_prefix *d1 = calloc(no ? no : 1, sizeof(*d1));
+			struct route_prefix *a1 = calloc(nn ? nn : 1, sizeof(*a1));
+			struct route_prefix *sc = calloc(big ? big : 1, sizeof(*sc));
+
+			assert_non_null(d1);
+			assert_non_null(a1);
+			assert_non_null(sc);
+			for (size_t i = 0; i < no; i++)
+				rnd_prefix(&o[i]);
+			for (size_t i = 0; i < nn; i++) {
+				if (no > 0 && rnd() % 2)
+					n[i] = o[rnd() % no];
+				else
+					rnd_prefix(&n[i]);
+				if (n[i].version == 4)
+					n[i].addr[10] = (uint8_t)rnd();
+			}
+			routes_diff(o, no, n, nn, sc, d1, &nd1, a1, &na1);
+			diff_reference(o, no, n, nn, d2, &nd2, a2, &na2);
+			assert_int_equal(nd1, nd2);
+			assert_int_equal(na1, na2);
+			assert_memory_equal(d1, d2, nd1 * sizeof(d1[0]));
+			assert_memory_equal(a1, a2, na1 * sizeof(a1[0]));
+			/* old and new may be one list: nothing changes */
+			routes_diff(o, no, o, no, sc, d1, &nd1, a1, &na1);
+			assert_int_equal(nd1, 0);
+			assert_int_equal(na1, 0);
+			free(d1);
+			free(a1);
+			free(sc);
+		}
+	}
 }
 
 /* ------------------------------------------------------------------
@@ -545,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_empty_and_errors),
 		cmocka_unit_test(test_c07_diff_removes_unlisted),
 		cmocka_unit_test(test_diff_large_lists_match_one_by_one),
+		cmocka_unit_test(test_diff_small_lists_match_one_by_one),
 		cmocka_unit_test(test_i16_parse),
 		cmocka_unit_test(test_i16_covers_and_host),
 		cmocka_unit_test(test_i16_special_ranges),

@@ -16,23 +16,20 @@
 #include <string.h>
 
 #include "relay/localaddr.h"
+#include "sockaddr_fx.h"
 #include "zg_err.h"
 
 static void
 set4(struct ifaddrs *i, struct sockaddr_in *sa, const char *s)
 {
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, s, &sa->sin_addr), 1);
+	*sa = fx_sin4(s, 0);
 	i->ifa_addr = (struct sockaddr *)sa;
 }
 
 static void
 set6(struct ifaddrs *i, struct sockaddr_in6 *sa, const char *s)
 {
-	memset(sa, 0, sizeof(*sa));
-	sa->sin6_family = AF_INET6;
-	assert_int_equal(inet_pton(AF_INET6, s, &sa->sin6_addr), 1);
+	*sa = fx_sin6(s, 0);
 	i->ifa_addr = (struct sockaddr *)sa;
 }
 

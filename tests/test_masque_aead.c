@@ -7,7 +7,8 @@
  * every damaged packet (tag, ciphertext, AAD, nonce, too short) refused
  * with NGTCP2_ERR_DECRYPT — for ChaCha20-Poly1305 too, which the helper
  * opened whatever its tag on wolfSSL 5.7.2 (CVE-2026-5479, fixed in 5.9.1;
- * the helper refuses it too now, and the test checks that as well).
+ * the helper refuses it too now, and the test checks that as well); an
+ * AEAD context of another kind is refused both ways.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -200,6 +201,53 @@ static void test_damage_is_refused(void **state)
 	}
 }
 
+/* An AEAD context of a kind the callbacks do not know (this wolfSSL has no
+ * AES-CCM, the only other QUIC AEAD, so the helper's header-protection
+ * contexts, AES-ECB and ChaCha20, stand in for one) is refused both ways
+ * with NGTCP2_ERR_CALLBACK_FAILURE, whatever the lengths, and nothing is
+ * written: encrypt no longer hands it to the helper while decrypt refuses
+ * it. */
+static void test_unknown_aead_is_refused_both_ways(void **state)
+{
+	size_t si;
+
+	(void)state;
+	for (si = 0; si < sizeof(suites) / sizeof(suites[0]); si++) {
+		struct keys k;
+		ngtcp2_crypto_aead_ctx other;
+		uint8_t pt[100], ct[100 + TAG], out[100 + TAG], nonce[12], aad[20];
+
+		keys_init(&k, &suites[si]);
+		other.native_handle = k.hp_ctx.native_handle;
+		fill(pt, sizeof(pt));
+		fill(nonce, sizeof(nonce));
+		fill(aad, sizeof(aad));
+		memset(out, 0xa5, sizeof(out));
+		assert_int_equal(masque_aead_encrypt_cb(out, &k.aead, &other, pt, sizeof(pt), nonce,
+							sizeof(nonce), aad, sizeof(aad)),
+				 NGTCP2_ERR_CALLBACK_FAILURE);
+		/* a packet sealed on the real context, offered to the other */
+		assert_int_equal(masque_aead_encrypt_cb(ct, &k.aead, &k.enc, pt, sizeof(pt), nonce,
+							sizeof(nonce), aad, sizeof(aad)),
+				 0);
+		assert_int_equal(masque_aead_decrypt_cb(out, &k.aead, &other, ct, sizeof(ct), nonce,
+							sizeof(nonce), aad, sizeof(aad)),
+				 NGTCP2_ERR_CALLBACK_FAILURE);
+		/* shorter than a tag: still the context's fault, not the packet's */
+		assert_int_equal(masque_aead_decrypt_cb(out, &k.aead, &other, ct, TAG - 1, nonce,
+							sizeof(nonce), aad, sizeof(aad)),
+				 NGTCP2_ERR_CALLBACK_FAILURE);
+		for (size_t i = 0; i < sizeof(out); i++)
+			assert_int_equal(out[i], 0xa5);
+		/* the real contexts are untouched by it */
+		assert_int_equal(masque_aead_decrypt_cb(out, &k.aead, &k.dec, ct, sizeof(ct), nonce,
+							sizeof(nonce), aad, sizeof(aad)),
+				 0);
+		assert_memory_equal(out, pt, sizeof(pt));
+		keys_free(&k);
+	}
+}
+
 /* The header-protection mask is the helper's: all 16 bytes for AES-ECB,
  * the 5 QUIC uses for ChaCha20. */
 static void test_hp_mask_is_the_helpers(void **state)
@@ -231,6 +279,7 @@ int main(void)
 		cmocka_unit_test(test_same_bytes_as_the_helper),
 		cmocka_unit_test(test_damage_is_refused),
 		cmocka_unit_test(test_hp_mask_is_the_helpers),
+		cmocka_unit_test(test_unknown_aead_is_refused_both_ways),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "masque/steer.h"
+#include "sockaddr_fx.h"
 #include "zg_err.h"
 
 /* A long header packet: flags, version 1, DCID length dl, DCID whose
@@ -316,27 +317,13 @@ static void test_kernel_agrees_on_random_datagrams(void **state)
 /* ------------------------------------------------------------------ */
 /* handoff channels                                                   */
 
-static struct sockaddr_in v4(const char *a, uint16_t port)
+/* [a]:port with a flow label and a scope, which must cross too. */
+static struct sockaddr_in6 sin6_scoped(const char *a, uint16_t port)
 {
-	struct sockaddr_in s;
+	struct sockaddr_in6 s = fx_sin6(a, port);
 
-	memset(&s, 0, sizeof(s));
-	s.sin_family = AF_INET;
-	s.sin_port = htons(port);
-	assert_int_equal(inet_pton(AF_INET, a, &s.sin_addr), 1);
-	return s;
-}
-
-static struct sockaddr_in6 v6(const char *a, uint16_t port)
-{
-	struct sockaddr_in6 s;
-
-	memset(&s, 0, sizeof(s));
-	s.sin6_family = AF_INET6;
-	s.sin6_port = htons(port);
 	s.sin6_flowinfo = htonl(0x12345);
 	s.sin6_scope_id = 7;
-	assert_int_equal(inet_pton(AF_INET6, a, &s.sin6_addr), 1);
 	return s;
 }
 
@@ -366,8 +353,8 @@ static void round_trip(struct steer_group *g, unsigned w, const struct sockaddr 
 static void test_handoff_round_trips(void **state)
 {
 	struct steer_group g;
-	struct sockaddr_in p4 = v4("192.0.2.33", 50123), l4 = v4("127.0.0.1", 4433);
-	struct sockaddr_in6 p6 = v6("2001:db8::5:1", 61000), l6 = v6("::ffff:10.1.2.3", 443);
+	struct sockaddr_in p4 = fx_sin4("192.0.2.33", 50123), l4 = fx_sin4("127.0.0.1", 4433);
+	struct sockaddr_in6 p6 = sin6_scoped("2001:db8::5:1", 61000), l6 = sin6_scoped("::ffff:10.1.2.3", 443);
 	uint8_t *big = malloc(STEER_DGRAM_MAX), *buf = malloc(STEER_MSG_MAX);
 	uint8_t small[1200];
 	char err[128];
@@ -424,8 +411,8 @@ static void test_handoff_round_trips(void **state)
 static void test_handoff_refuses(void **state)
 {
 	struct steer_group g;
-	struct sockaddr_in p4 = v4("192.0.2.33", 50123), l4 = v4("127.0.0.1", 4433);
-	struct sockaddr_in6 p6 = v6("2001:db8::5:1", 61000);
+	struct sockaddr_in p4 = fx_sin4("192.0.2.33", 50123), l4 = fx_sin4("127.0.0.1", 4433);
+	struct sockaddr_in6 p6 = sin6_scoped("2001:db8::5:1", 61000);
 	struct sockaddr_un un;
 	uint8_t *big = calloc(1, STEER_DGRAM_MAX + 1), *buf = malloc(STEER_MSG_MAX);
 	uint8_t raw[64];
@@ -515,7 +502,7 @@ static void test_handoff_refuses(void **state)
 static void test_handoff_full_never_blocks(void **state)
 {
 	struct steer_group g;
-	struct sockaddr_in p4 = v4("192.0.2.33", 50123), l4 = v4("127.0.0.1", 4433);
+	struct sockaddr_in p4 = fx_sin4("192.0.2.33", 50123), l4 = fx_sin4("127.0.0.1", 4433);
 	uint8_t *buf = malloc(STEER_MSG_MAX), dgram[1200];
 	struct steer_msg m;
 	char err[128];

@@ -15,23 +15,8 @@
 #include "masque/masque.h"
 #include "masque/tunio.h"
 #include "pki.h"
+#include "sockaddr_fx.h"
 #include "zg_err.h"
-
-static void sin4(struct sockaddr_in *s, const char *ip, uint16_t port)
-{
-	memset(s, 0, sizeof(*s));
-	s->sin_family = AF_INET;
-	s->sin_port = htons(port);
-	assert_int_equal(inet_pton(AF_INET, ip, &s->sin_addr), 1);
-}
-
-static void sin6(struct sockaddr_in6 *s, const char *ip, uint16_t port)
-{
-	memset(s, 0, sizeof(*s));
-	s->sin6_family = AF_INET6;
-	s->sin6_port = htons(port);
-	assert_int_equal(inet_pton(AF_INET6, ip, &s->sin6_addr), 1);
-}
 
 static void test_build_parse_ipv4(void **state)
 {
@@ -44,8 +29,8 @@ static void test_build_parse_ipv4(void **state)
 	const uint8_t data[] = "inner quic";
 
 	(void)state;
-	sin4(&l, "10.100.0.2", 50000);
-	sin4(&r, "10.100.0.9", 443);
+	l = fx_sin4("10.100.0.2", 50000);
+	r = fx_sin4("10.100.0.9", 443);
 	n = tunio_build_udp((struct sockaddr *)&l, (struct sockaddr *)&r, data, sizeof(data), pkt,
 			    sizeof(pkt));
 	assert_int_equal(n, 20 + 8 + sizeof(data));
@@ -78,8 +63,8 @@ static void test_build_parse_ipv6(void **state)
 	const uint8_t data[1200] = { 1, 2, 3 };
 
 	(void)state;
-	sin6(&l, "fd00:100::2", 50001);
-	sin6(&r, "fd00:100::9", 443);
+	l = fx_sin6("fd00:100::2", 50001);
+	r = fx_sin6("fd00:100::9", 443);
 	n = tunio_build_udp((struct sockaddr *)&l, (struct sockaddr *)&r, data, sizeof(data), pkt,
 			    sizeof(pkt));
 	assert_int_equal(n, 40 + 8 + sizeof(data));
@@ -108,8 +93,8 @@ static void test_parse_refuses(void **state)
 	const uint8_t data[] = "payload";
 
 	(void)state;
-	sin4(&l, "10.100.0.2", 50000);
-	sin4(&r, "10.100.0.9", 443);
+	l = fx_sin4("10.100.0.2", 50000);
+	r = fx_sin4("10.100.0.9", 443);
 	n = tunio_build_udp((struct sockaddr *)&l, (struct sockaddr *)&r, data, sizeof(data), pkt,
 			    sizeof(pkt));
 	for (i = 0; i < n; i++) { /* every cut */
@@ -139,8 +124,8 @@ static void test_parse_refuses(void **state)
 	bad[0] = 0x55; /* version 5 */
 	assert_int_equal(tunio_parse_udp(bad, n, &pl, &ll, &pr, &rl, &pay, &plen), 0);
 
-	sin6(&l6, "fd00::2", 1);
-	sin6(&r6, "fd00::9", 2);
+	l6 = fx_sin6("fd00::2", 1);
+	r6 = fx_sin6("fd00::9", 2);
 	n6 = tunio_build_udp((struct sockaddr *)&l6, (struct sockaddr *)&r6, data, sizeof(data), p6,
 			     sizeof(p6));
 	assert_true(n6 > 0);
@@ -331,8 +316,8 @@ static void test_inner_session_through_tunio(void **state)
 	ccfg.authority = "connector.test:443";
 	ccfg.path = "/.well-known/masque/ip/*/*/";
 	ccfg.max_udp_payload = 1372;
-	sin4(&cl, "10.100.0.2", 50000);
-	sin4(&sv, "10.100.0.9", 443);
+	cl = fx_sin4("10.100.0.2", 50000);
+	sv = fx_sin4("10.100.0.9", 443);
 	assert_int_equal(masque_client_new(&ccfg, &pcbs, p, (struct sockaddr *)&cl, sizeof(cl),
 					   (struct sockaddr *)&sv, sizeof(sv), &p->cl),
 			 0);

@@ -157,6 +157,7 @@ struct agent {
 	uint8_t seg[65536]; /* one packet cut from rbuf */
 	uint8_t icmp[TUNGRO_VNET_LEN + PTB_MAX];
 	struct route_prefix want[MAX_ROUTES], del[MAX_ROUTES], add[MAX_ROUTES];
+	struct route_prefix diff_scratch[MAX_ROUTES]; /* routes_diff's sorted copies */
 	/* the relay's advertisement as prefixes, before filtering: the
 	 * connectors' prefixes (connectors.h) are routed beside them */
 	struct route_prefix relay_pfx[MAX_PREFIXES];
@@ -512,7 +513,8 @@ static void apply_routes(struct agent *ag, const struct route_prefix *want, size
 	size_t nd = 0, na = 0, ok = 0, i = 0;
 
 	(void)relay_route_update(ag, want, n); /* covering routes were dropped when it failed */
-	routes_diff(ag->routes, ag->nroutes, want, n, ag->del, &nd, ag->add, &na);
+	routes_diff(ag->routes, ag->nroutes, want, n, ag->diff_scratch, ag->del, &nd, ag->add,
+		    &na);
 	for (; i < na && ag->nroutes < MAX_ROUTES; i++)
 		ok += (size_t)route_add(ag, &ag->add[i]);
 	for (size_t j = 0; j < nd; j++) {
@@ -777,6 +779,7 @@ static int kernel_check(struct agent *ag, const struct route_prefix *h)
 static void apply_addresses(struct agent *ag)
 {
 	struct route_prefix now[MASQUE_MAX_ADDRS], del[MASQUE_MAX_ADDRS], add[MASQUE_MAX_ADDRS];
+	struct route_prefix scratch[MASQUE_MAX_ADDRS];
 	struct status_refusal old[MASQUE_MAX_ADDRS];
 	size_t nold = ag->naddr_ref, k = 0, nd = 0, na = 0;
 
@@ -811,7 +814,7 @@ static void apply_addresses(struct agent *ag)
 		if (!dup)
 			now[k++] = h;
 	}
-	routes_diff(ag->addrs, ag->naddrs, now, k, del, &nd, add, &na);
+	routes_diff(ag->addrs, ag->naddrs, now, k, scratch, del, &nd, add, &na);
 	/* The new addresses first: when the last IPv4 address of a device
 	 * goes, the kernel flushes every IPv4 route through it (the relay's
 	 * routes, which the agent believes installed), so a tunnel whose

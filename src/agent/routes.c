@@ -180,42 +180,27 @@ int routes_find(const struct route_prefix *sorted, size_t n, const struct route_
 	return 0;
 }
 
-static int contains(const struct route_prefix *l, size_t n, const struct route_prefix *p)
-{
-	for (size_t i = 0; i < n; i++)
-		if (routes_equal(&l[i], p))
-			return 1;
-	return 0;
-}
-
-/* Below this many comparisons the lists are compared as they are. */
-#define DIFF_DIRECT_MAX 1024
-
 void routes_diff(const struct route_prefix *old, size_t nold,
 		 const struct route_prefix *new_, size_t nnew,
+		 struct route_prefix *scratch,
 		 struct route_prefix *del, size_t *pndel,
 		 struct route_prefix *add, size_t *pnadd)
 {
-	struct route_prefix *so = NULL, *sn = NULL;
-
 	*pndel = 0;
 	*pnadd = 0;
-	if (nold * nnew > DIFF_DIRECT_MAX && (so = malloc((nold + nnew) * sizeof(*so))) != NULL) {
-		sn = so + nold;
-		if (nold > 0)
-			memcpy(so, old, nold * sizeof(*so));
-		if (nnew > 0)
-			memcpy(sn, new_, nnew * sizeof(*sn));
-		routes_sort(so, nold);
-		routes_sort(sn, nnew);
-	}
+	/* scratch holds one sorted list at a time: new's, then old's */
+	if (nnew > 0)
+		memcpy(scratch, new_, nnew * sizeof(*scratch));
+	routes_sort(scratch, nnew);
 	for (size_t i = 0; i < nold; i++)
-		if (!(so ? routes_find(sn, nnew, &old[i]) : contains(new_, nnew, &old[i])))
+		if (!routes_find(scratch, nnew, &old[i]))
 			del[(*pndel)++] = old[i];
+	if (nold > 0)
+		memcpy(scratch, old, nold * sizeof(*scratch));
+	routes_sort(scratch, nold);
 	for (size_t i = 0; i < nnew; i++)
-		if (!(so ? routes_find(so, nold, &new_[i]) : contains(old, nold, &new_[i])))
+		if (!routes_find(scratch, nold, &new_[i]))
 			add[(*pnadd)++] = new_[i];
-	free(so);
 }
 
 const char *routes_format(const struct route_prefix *p, char *buf, size_t buflen)

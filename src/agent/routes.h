@@ -48,13 +48,15 @@ int routes_find(const struct route_prefix *sorted, size_t n, const struct route_
 
 /* Splits the change from old to new into what to delete (in old, not in
  * new) and what to add (in new, not in old), each in its list's order.
- * del and add have room for nold and nnew entries. O((nold + nnew) log):
- * a relay may advertise thousands of prefixes, and one at a time compared
- * with each other took tens of millions of steps per advertisement (the
- * quadratic way is kept only for small lists and when memory for the
- * sorted copies is short). */
+ * del and add have room for nold and nnew entries; scratch, room for the
+ * longer of the two lists (its contents on return are unspecified). The
+ * lists must not overlap scratch, del or add. O((nold + nnew) log) with
+ * no allocation: a relay may advertise thousands of prefixes, and one at
+ * a time compared with each other took tens of millions of steps per
+ * advertisement. */
 void routes_diff(const struct route_prefix *old, size_t nold,
 		 const struct route_prefix *new_, size_t nnew,
+		 struct route_prefix *scratch,
 		 struct route_prefix *del, size_t *pndel,
 		 struct route_prefix *add, size_t *pnadd);
 

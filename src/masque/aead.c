@@ -38,6 +38,10 @@ int masque_aead_encrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
 {
 	WOLFSSL_EVP_CIPHER_CTX *c = aead_ctx->native_handle;
 
+	(void)aead;
+	/* an AEAD of another kind is refused, as decrypt refuses it (aead.h) */
+	if (!is_chacha_poly(c) && !is_aes_gcm(c))
+		return NGTCP2_ERR_CALLBACK_FAILURE;
 	if (plaintextlen > UINT_MAX - GCM_TAG || aadlen > UINT_MAX || noncelen != NONCE)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	if (is_chacha_poly(c)) {
@@ -47,9 +51,6 @@ int masque_aead_encrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
 			return NGTCP2_ERR_CALLBACK_FAILURE;
 		return 0;
 	}
-	if (!is_aes_gcm(c))
-		return ngtcp2_crypto_encrypt_cb(dest, aead, aead_ctx, plaintext, plaintextlen,
-						nonce, noncelen, aad, aadlen);
 	if (wc_AesGcmEncrypt(&c->cipher.aes, dest, plaintext, (word32)plaintextlen, nonce,
 			     (word32)noncelen, dest + plaintextlen, GCM_TAG, aad,
 			     (word32)aadlen) != 0)
@@ -66,6 +67,10 @@ int masque_aead_decrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
 	size_t n;
 
 	(void)aead;
+	/* not a packet's fault but the context's: ngtcp2 fails the
+	 * connection instead of dropping every packet as forged */
+	if (!is_chacha_poly(c) && !is_aes_gcm(c))
+		return NGTCP2_ERR_CALLBACK_FAILURE;
 	if (ciphertextlen < GCM_TAG || ciphertextlen > UINT_MAX || aadlen > UINT_MAX ||
 	    noncelen != NONCE)
 		return NGTCP2_ERR_DECRYPT;
@@ -79,8 +84,6 @@ int masque_aead_decrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
 			return NGTCP2_ERR_DECRYPT;
 		return 0;
 	}
-	if (!is_aes_gcm(c))
-		return NGTCP2_ERR_DECRYPT; /* QUIC has no other AEAD */
 	if (wc_AesGcmDecrypt(&c->cipher.aes, dest, ciphertext, (word32)n, nonce, (word32)noncelen,
 			     ciphertext + n, GCM_TAG, aad, (word32)aadlen) != 0)
 		return NGTCP2_ERR_DECRYPT;

@@ -25,12 +25,15 @@
  * AES-128/256-ECB or ChaCha20). What they seal is byte for byte what the
  * helper seals (tests/test_masque_aead.c checks it against the helper);
  * they open what the helper opens, except a packet whose tag is wrong.
- * A ChaCha20 header-protection mask is the helper's own call; an AEAD
- * context of any other kind is sealed by the helper and never opened
- * (wolfSSL is built without AES-CCM, the only other QUIC AEAD). The nonce
+ * A ChaCha20 header-protection mask is the helper's own call. An AEAD
+ * context of any other kind is neither sealed nor opened: both return
+ * NGTCP2_ERR_CALLBACK_FAILURE, which fails the connection (wolfSSL is
+ * built without AES-CCM, the only other QUIC AEAD, so this is a context
+ * these callbacks were never meant for, not a peer's packet). The nonce
  * must be 12 bytes (RFC 9001 §5.3). Return values are the helper's: 0, or
- * NGTCP2_ERR_CALLBACK_FAILURE (encrypt, hp_mask), NGTCP2_ERR_DECRYPT
- * (decrypt: a wrong tag, a ciphertext shorter than the tag). The contexts
+ * NGTCP2_ERR_CALLBACK_FAILURE (encrypt, hp_mask, and an unknown AEAD
+ * either way), NGTCP2_ERR_DECRYPT (decrypt: a wrong tag, a ciphertext
+ * shorter than the tag). The contexts
  * are only read here, so one context may serve a connection's packets in
  * any order, as ngtcp2 expects.
  */

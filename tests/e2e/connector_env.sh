@@ -97,13 +97,18 @@ C
 	chmod 644 "$D/connector.yaml"
 }
 
-psvc_start() { # NAME SVC-ARGS... (in the on-prem namespace)
-	local name=$1; shift
+# psvc_start [-n NS] NAME SVC-ARGS...: a service in the on-prem namespace P
+# (or in NS: the connector's K for its host's own services); waits until
+# it listens.
+psvc_start() {
+	local ns=$P name
+	if [[ $1 == -n ]]; then ns=$2; shift 2; fi
+	name=$1; shift
 	# shellcheck disable=SC2086  # $SVC is "python3 PATH"
-	ip netns exec "$P" $SVC "$@" >"$D/psvc-$name.out" 2>&1 &
+	ip netns exec "$ns" $SVC "$@" >"$D/psvc-$name.out" 2>&1 &
 	cleanup "kill $! 2>/dev/null; wait $! 2>/dev/null"
 	for _ in $(seq 50); do grep -qs listening "$D/psvc-$name.out" && return 0; sleep 0.1; done
-	fail "on-prem service $name did not start: $(cat "$D/psvc-$name.out")"
+	fail "service $name in $ns did not start: $(cat "$D/psvc-$name.out")"
 }
 
 # Starts zgate-connector (uid 65534, no capabilities) in K; waits for /ready.
@@ -124,6 +129,12 @@ connector_start() {
 connector_stop() { kill -TERM "$KPID"; wait "$KPID" 2>/dev/null || true; }
 cleanup 'for f in "$D"/connector.log "$D"/connector-audit.log; do [[ -f $f && ${ZG_PASSED:-0} -ne 1 ]] && { echo "--- $(basename "$f") (last 15 lines)"; tail -15 "$f"; }; done; true'
 
+# connectors_up N [OPS_PORT]: the relay (ops port 8080 unless given) counts
+# N connectors up; for wait_for.
+connectors_up() {
+	[[ $(ip netns exec "$R" curl -sf "127.0.0.1:${2:-8080}/metrics" |
+		awk '$1 == "zgate_connectors_up" {print $2}') == "$1" ]]
+}
 conn_metric() { ip netns exec "$K" curl -sf 127.0.0.1:9201/metrics | awk -v m="$1" '$1 == m {print $2}'; } # EXACT_NAME{labels}
 
 # audit_has FILE EVENT CLIENT: a JSON line with that event and client that names hospital-a

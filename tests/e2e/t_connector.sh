@@ -108,11 +108,7 @@ psvc_start web http "$ONPREM" 8000 "$WEB_TEXT"
 psvc_start udp udp-echo "$ONPREM" 7007
 psvc_start tcp tcp-echo "$ONPREM" 7008
 svc_start web http "$DIRECT" 8000 "saas-web $MARK_DIRECT"
-# shellcheck disable=SC2086  # $SVC is "python3 PATH"
-ip netns exec "$K" $SVC http "$KLAN" 8000 "connector-host" >"$D/ksvc.out" 2>&1 &
-cleanup "kill $! 2>/dev/null; wait $! 2>/dev/null"
-for _ in $(seq 50); do grep -qs listening "$D/ksvc.out" && break; sleep 0.1; done
-grep -qs listening "$D/ksvc.out" || fail "the connector host's web service did not start: $(cat "$D/ksvc.out")"
+psvc_start -n "$K" khost http "$KLAN" 8000 "connector-host"
 svc_start udp udp-echo "$DIRECT" 7007
 
 step "tcpdump on every interface of the relay's namespace, from the start"
@@ -133,7 +129,7 @@ connector_start
 	fail "connector capabilities: $(grep ^Cap "/proc/$KPID/status")"
 [[ $(awk '/^CapBnd:/ {print $2}' "/proc/$KPID/status") == 0000000000000000 ]] ||
 	fail "connector bounding set: $(grep ^CapBnd "/proc/$KPID/status")"
-wait_for 10 "the relay does not count the connector up" bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:8080/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 1 ]]"
+wait_for 10 "the relay does not count the connector up" connectors_up 1
 
 topo_agent 1 agent-1
 topo_agent 2 agent-2
@@ -332,7 +328,7 @@ done
 
 step "4a. the connector stopped: on-prem traffic fails, connector_close audited; restarted: it resumes"
 connector_stop
-wait_for 10 "the relay still counts the connector up" bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:8080/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 0 ]]"
+wait_for 10 "the relay still counts the connector up" connectors_up 0
 start=$(date +%s%N)
 out=$(onprem_web 2>&1) && fail "the on-prem page came with the connector stopped: $out"
 ms=$((($(date +%s%N) - start) / 1000000))
@@ -379,7 +375,7 @@ if [[ -n $(worker_of agent-1) ]]; then
 		grep -q "worker $ow: connector hospital-a down (worker $cw exited)" "$D/relay.log"
 	grep -h "worker $cw (pid [0-9]*) killed\|worker $cw: restart in\|worker $ow: connector hospital-a down" "$D/relay.log" | tail -3 | cut -d' ' -f3-
 	wait_for 30 "the connector did not come back after its worker's restart" \
-		bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:8080/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 1 ]]"
+		connectors_up 1
 	wait_for 45 "agent-1 does not reach on-prem after the connector's worker restarted: $(onprem_web 2>&1)" web_ok
 	echo "worker $cw restarted: agent-1 on worker $(worker_of agent-1), the connector on worker $(worker_of connector:hospital-a)"
 fi

@@ -82,7 +82,7 @@ wait_for 5 "relay B not ready: $(tail -5 "$D/relay-b.log" 2>/dev/null)" ip netns
 connector_start
 for ops in 8080 8081; do
 	wait_for 10 "the relay on ops port $ops does not count the connector up" \
-		bash -c "[[ \$(ip netns exec $R curl -sf 127.0.0.1:$ops/metrics | awk '\$1 == \"zgate_connectors_up\" {print \$2}') == 1 ]]"
+		connectors_up 1 "$ops"
 done
 
 step "agent-1 through relay A, agent-2 through relay B: one tunnel address"
