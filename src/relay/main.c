@@ -112,6 +112,8 @@ struct relay {
 	char relay_id[64];
 	struct event *ev_api_refresh;
 	uint64_t api_adm_api, api_adm_cached, api_adm_refused;
+	/* tunnels allocated again after a refused refresh (api_reallocated) */
+	uint64_t api_realloc_kept, api_realloc_closed, api_realloc_unreachable;
 	int api_was_down;      /* zgate-api was unreachable once: "answers again" */
 	uint64_t api_probe_ms; /* the last apic_probe() */
 	/* issue 22: on-prem connectors (connlink.h) */
@@ -919,11 +921,13 @@ static void api_reallocated(void *arg, const struct apic_result *res)
 		return;
 	(void)inet_ntop(AF_INET, s->addr4, have, sizeof(have));
 	if (res->ok && memcmp(res->addr4, s->addr4, 4) == 0) {
+		r->api_realloc_kept++;
 		log_info("%s at %s: zgate-api holds its address for it again: tunnel kept", s->id,
 			 have);
 		return;
 	}
 	if (!res->ok && (res->status == 0 || res->status >= 500)) {
+		r->api_realloc_unreachable++;
 		log_warnx("%s at %s: zgate-api unreachable while allocating it again (%s): tunnel "
 			  "kept, asked again at the next refresh",
 			  s->id, have, res->cause);
@@ -941,6 +945,7 @@ static void api_reallocated(void *arg, const struct apic_result *res)
 			       "(%s)",
 			       have, res->cause);
 	}
+	r->api_realloc_closed++;
 	session_revoke(&r->st, s, "lease", why);
 }
 
@@ -1651,6 +1656,9 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		v.ipam_api_connects = ac.connects;
 		v.ipam_api_refreshes = ac.refreshes;
 		v.ipam_api_pending = apic_pending(r->api);
+		v.ipam_api_realloc_kept = r->api_realloc_kept;
+		v.ipam_api_realloc_closed = r->api_realloc_closed;
+		v.ipam_api_realloc_unreachable = r->api_realloc_unreachable;
 	}
 	(void)metrics_write(b, &v);
 	if (r->admin_ops != NULL)

@@ -324,6 +324,11 @@ grep -h "agent-1 from .*: its address 10.100.1.77 is no longer its lease (zgate-
 	"$D"/relay-?.log | head -1 | grep . || fail "no relay said why it closed agent-1's tunnel"
 grep -qh '"event":"session_close","client":"agent-1","vip":"10.100.1.77",.*"reason":"lease"' "$D"/audit-?.log ||
 	fail "the close of agent-1's tunnel is not audited with reason lease"
+# Counted too, once (agent-1's is the only tunnel closed so), on one relay.
+ca=$(rmetric A 'zgate_ipam_api_reallocations_total{result="closed"}')
+cb=$(rmetric B 'zgate_ipam_api_reallocations_total{result="closed"}')
+closed=$((${ca:-0} + ${cb:-0}))
+[[ $closed == 1 ]] || fail "tunnels closed for their lease counted $closed times, not once"
 for _ in $(seq 50); do ping_ok && break; done
 ping_ok || fail "no traffic with the new address"
 
