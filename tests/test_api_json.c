@@ -291,6 +291,7 @@ static void test_config(void **state)
 	assert_int_equal(c.max_conns_per_address, 256);
 	assert_int_equal(c.max_leases_per_relay, 0);
 	assert_int_equal(c.head_timeout_ms, 10000);
+	assert_int_equal(c.sweep_interval_ms, 60000);
 	assert_int_equal(api_config_load_buf(&c, "t.yaml", "threads: 0\n", 11, err, sizeof(err)),
 			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "t.yaml:1:1: threads"));
@@ -298,7 +299,8 @@ static void test_config(void **state)
 			 ZG_ERR_CONFIG);
 	/* The shared walker (yamlcfg_opts_mapping()) lists the keys. */
 	assert_non_null(strstr(err, "t.yaml:1:1: nope: unknown key (expected one of: listen, cert, "
-				    "key, ca, crl, database, admin_token_file, pool, lease_ttl, threads, "
+				    "key, ca, crl, database, admin_token_file, pool, lease_ttl, "
+				    "sweep_interval, threads, "
 				    "db_timeout, max_leases_per_relay, max_connections_per_address, "
 				    "head_timeout, "
 				    "log_level, log_format)"));

@@ -178,6 +178,9 @@ static void fixed_values(struct metrics_values *v)
 	v->ipam_api_connects = 346;
 	v->ipam_api_refreshes = 347;
 	v->ipam_api_pending = 348;
+	v->ipam_api_realloc_kept = 349;
+	v->ipam_api_realloc_closed = 350;
+	v->ipam_api_realloc_unreachable = 351;
 	v->dnssvc.upstream_tcp = 328;
 	v->dnssvc.held = 333;
 	zg_histo_observe(&v->dnssvc.upstream, 800);

@@ -44,6 +44,9 @@ static const struct opt_spec opts[] = {
 	    "PREFIX"),
 	NUM("lease_ttl", OPT_T_DUR, lease_ttl_ms, 60000, 4000000000u, "168h",
 	    "a lease unused (not refreshed) this long may be given to another client"),
+	NUM("sweep_interval", OPT_T_DUR, sweep_interval_ms, 1000, 86400000, "1m",
+	    "how often expired leases whose address lies outside the pool (made smaller or "
+	    "moved) are freed"),
 	NUM("threads", OPT_T_U32, threads, 1, 64, "4",
 	    "HTTP worker threads, each with its own database connection"),
 	NUM("db_timeout", OPT_T_DUR, db_timeout_ms, 100, 600000, "5s",

@@ -27,6 +27,7 @@ struct api_config {
 	char admin_token_file[API_CONFIG_PATH_MAX]; /* "" = admins by certificate only */
 	char pool[64];                              /* IPv4 prefix, /16 to /30 */
 	uint32_t lease_ttl_ms;                      /* unused this long: reclaimable */
+	uint32_t sweep_interval_ms;                 /* expired leases outside the pool freed */
 	uint32_t threads;                           /* HTTP worker threads = DB connections */
 	uint32_t db_timeout_ms;                     /* a request waits this long for a DB connection */
 	uint32_t max_leases_per_relay;              /* active leases one relay may hold; 0 = any */

@@ -384,6 +384,7 @@ enum stmt {
 	ST_RELEASE,
 	ST_STATS,
 	ST_LIST,
+	ST_SWEEP,
 	ST__N
 };
 
@@ -425,6 +426,22 @@ static const struct {
 		      "SELECT " LEASE_COLS_IN_POOL " FROM ipam_addresses WHERE client_id IS NOT NULL "
 		      "AND ($1 = '' OR relay_id = $1) AND client_id > $4 ORDER BY client_id "
 		      "LIMIT $5::integer" },
+	/* Expired leases outside the pool $1..$2: no allocation can reclaim
+	 * them (the function searches the pool only) and a client that never
+	 * comes back never frees them. At most $4 rows, SKIP LOCKED (replicas
+	 * sweeping at once take different rows; a lease being refreshed or
+	 * allocated is left to the next sweep), and the outer WHERE checks
+	 * the row as locked, so a lease refreshed meanwhile stays. */
+	[ST_SWEEP] = { "zg_sweep", 4,
+		       "UPDATE ipam_addresses a SET client_id = NULL, relay_id = NULL, "
+		       "created_at = NULL, last_seen = NULL FROM (SELECT f.address, f.client_id "
+		       "FROM ipam_addresses f WHERE f.client_id IS NOT NULL "
+		       "AND (f.address < $1::inet OR f.address > $2::inet) "
+		       "AND f.last_seen < now() - make_interval(secs => $3::bigint) "
+		       "LIMIT $4::integer FOR UPDATE SKIP LOCKED) old "
+		       "WHERE a.address = old.address AND a.client_id IS NOT NULL "
+		       "AND a.last_seen < now() - make_interval(secs => $3::bigint) "
+		       "RETURNING old.client_id, host(a.address)" },
 };
 
 /* Executes statement st on s's connection, preparing it first if this
@@ -650,6 +667,44 @@ int api_db_list(struct api_db *db, const struct api_pool *pool, const char *rela
 		for (int i = 0; i < PQntuples(res) && (unsigned)i < limit && r == 0; i++)
 			if ((r = row_lease_at(res, i, 0, &out[i])) == 0)
 				*pn = (size_t)i + 1;
+	}
+	PQclear(res);
+	release(db, s);
+	return r;
+}
+
+int api_db_sweep(struct api_db *db, const struct api_pool *pool, unsigned limit,
+		 struct api_lease *first, size_t *pn)
+{
+	char err[256], ttl[16], lim[16];
+	struct pool_text t;
+	const char *p[4] = { t.first, t.last, ttl, lim };
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	int r = 0;
+
+	*pn = 0;
+	if (s == NULL)
+		return ZG_ERR_IO;
+	pool_text(pool, &t);
+	(void)snprintf(ttl, sizeof(ttl), "%u", pool->ttl_s);
+	(void)snprintf(lim, sizeof(lim), "%u", limit);
+	res = run(s, ST_SWEEP, p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && reconnected(db, s)) {
+		PQclear(res);
+		res = run(s, ST_SWEEP, p);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error(db, s->conn, "sweep");
+		r = ZG_ERR_IO;
+	} else {
+		*pn = (size_t)PQntuples(res);
+		if (*pn > 0 && first != NULL) {
+			memset(first, 0, sizeof(*first));
+			(void)snprintf(first->client_id, sizeof(first->client_id), "%s",
+				       PQgetvalue(res, 0, 0));
+			(void)inet_pton(AF_INET, PQgetvalue(res, 0, 1), &first->address);
+		}
 	}
 	PQclear(res);
 	release(db, s);

@@ -77,7 +77,7 @@ int api_db_migrate(struct api_db *db, char *log, size_t loglen, char *err, size_
 /* Inserts the pool's addresses that are not in the table yet (a pool made
  * larger later gains rows; addresses of a former larger pool stay but are
  * never handed out, and a lease on one is replaced at the client's next
- * allocation: migration 0003). Returns 0 or ZG_ERR_IO with err set. */
+ * allocation, migration 0003, or freed once expired, api_db_sweep()). Returns 0 or ZG_ERR_IO with err set. */
 int api_db_seed_pool(struct api_db *db, const struct api_pool *pool, char *err, size_t errlen);
 
 /* Allocation for req (relay_id: who asks; "" = none): the client's
@@ -120,6 +120,18 @@ int api_db_refresh(struct api_db *db, const struct api_pool *pool, const char *c
  * against pool), ZG_ERR_NOTFOUND or ZG_ERR_IO. */
 int api_db_release(struct api_db *db, const struct api_pool *pool, const char *client_id,
 		   struct api_lease *out);
+
+/* Frees at most limit leases that have expired (unused for pool->ttl_s)
+ * and whose address lies outside pool: a former pool's, made smaller or
+ * moved. Those are never reclaimed by an allocation (it searches the pool
+ * only) and, if their client never comes back, never freed by it either
+ * (migration 0003). Leases being refreshed or allocated at that moment are
+ * skipped. Returns 0 with the number freed in *pn (and, when > 0 and first
+ * is not NULL, the client id and address of one of them in *first), or
+ * ZG_ERR_IO. Safe with any number of replicas sweeping at once, also with
+ * replicas of versions that do not sweep. */
+int api_db_sweep(struct api_db *db, const struct api_pool *pool, unsigned limit,
+		 struct api_lease *first, size_t *pn);
 
 struct api_stats {
 	uint64_t size;      /* addresses in the pool */

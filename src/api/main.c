@@ -66,12 +66,13 @@ static void print_config(const struct api_config *c)
 {
 	printf("listen: %s\ncert: %s\nkey: %s\nca: %s\ncrl: %s\n"
 	       "database: (set, %zu bytes; not shown)\n"
-	       "admin_token_file: %s\npool: %s\nlease_ttl: %ums\nthreads: %u\ndb_timeout: %ums\n"
+	       "admin_token_file: %s\npool: %s\nlease_ttl: %ums\nsweep_interval: %ums\nthreads: %u\n"
+	       "db_timeout: %ums\n"
 	       "max_leases_per_relay: %u\nmax_connections_per_address: %u\nhead_timeout: %ums\n"
 	       "log_level: %s\nlog_format: %s\n",
 	       c->listen, c->cert, c->key, c->ca, c->crl[0] ? c->crl : "(none)", strlen(c->database),
 	       c->admin_token_file[0] ? c->admin_token_file : "(none)", c->pool, c->lease_ttl_ms,
-	       c->threads, c->db_timeout_ms, c->max_leases_per_relay, c->max_conns_per_address, c->head_timeout_ms,
+	       c->sweep_interval_ms, c->threads, c->db_timeout_ms, c->max_leases_per_relay, c->max_conns_per_address, c->head_timeout_ms,
 	       c->log_level, c->log_format);
 }
 

@@ -37,6 +37,8 @@
 #define WATCHDOG_MS 250    /* how often head deadlines are checked */
 #define CRL_POLL_MS 1000   /* how often the CRL file is looked at (stat) */
 #define LOG_EVERY_S 10     /* refusals are logged at most this often */
+#define SWEEP_BATCH 1000u  /* expired leases outside the pool freed per statement */
+#define SWEEP_BATCHES 64   /* statements per sweep at most; the rest wait for the next */
 
 /* Endpoints as /metrics labels them. */
 enum ep {
@@ -89,6 +91,7 @@ struct api_server {
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
 	uint64_t allocations[API_ALLOC__N];
 	uint64_t exhausted, auth_failures, over_quota;
+	uint64_t swept;       /* expired leases outside the pool freed (atomic) */
 	int64_t quota_log_ms; /* under mu */
 
 	/* Connections, under cmu: open ones per source address (refused
@@ -97,8 +100,9 @@ struct api_server {
 	 * watchdog thread enforces by shutting their socket down. */
 	pthread_mutex_t cmu;
 	pthread_cond_t wcv;
-	pthread_t watchdog;
-	int watchdog_on, stopping;
+	pthread_t watchdog, sweeper;
+	int watchdog_on, sweeper_on, stopping;
+	uint32_t sweep_interval_ms;
 	struct ipslot *ips;
 	uint32_t ip_seed, max_per_addr, head_timeout_ms;
 	struct conn_ctx *pending;
@@ -811,6 +815,57 @@ static void *watchdog_main(void *arg)
 	return NULL;
 }
 
+/* Frees the expired leases outside the pool, a bounded number of batches;
+ * logs how many (with one of them) when there were any. */
+static void sweep(struct api_server *s)
+{
+	struct api_lease first, other;
+	char a[INET_ADDRSTRLEN];
+	size_t n = 0, got;
+
+	for (int i = 0; i < SWEEP_BATCHES; i++) {
+		if (api_db_sweep(s->db, &s->pool, SWEEP_BATCH, n == 0 ? &first : &other, &got) != 0)
+			break;
+		n += got;
+		if (got < SWEEP_BATCH)
+			break;
+	}
+	if (n == 0)
+		return;
+	__atomic_fetch_add(&s->swept, n, __ATOMIC_RELAXED);
+	(void)inet_ntop(AF_INET, &first.address, a, sizeof(a));
+	log_info("freed %zu expired lease(s) whose address lies outside the pool %s (%s's %s "
+		 "among them): no allocation reclaims them, their clients did not come back",
+		 n, s->pool_text, first.client_id, a);
+}
+
+/* Sweeps at start and then every sweep_interval until stopping: a lease
+ * left outside a pool made smaller or moved, of a client that never
+ * allocates again, would otherwise stay in the table for ever. */
+static void *sweeper_main(void *arg)
+{
+	struct api_server *s = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&s->cmu);
+	while (!s->stopping) {
+		pthread_mutex_unlock(&s->cmu);
+		sweep(s);
+		pthread_mutex_lock(&s->cmu);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += s->sweep_interval_ms / 1000;
+		until.tv_nsec += (long)(s->sweep_interval_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!s->stopping && pthread_cond_timedwait(&s->wcv, &s->cmu, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&s->cmu);
+	return NULL;
+}
+
 /* The request's head is complete: its deadline no longer applies. */
 static void head_arrived(struct api_server *s, struct MHD_Connection *conn)
 {
@@ -1085,6 +1140,10 @@ static enum MHD_Result send_metrics(struct api_server *s, struct MHD_Connection 
 		 "max_leases_per_relay leases already.\n# TYPE zgate_api_over_quota_total counter\n"
 		 "zgate_api_over_quota_total %llu\n",
 	     (unsigned long long)__atomic_load_n(&s->over_quota, __ATOMIC_RELAXED));
+	mout(&m, "# HELP zgate_api_leases_swept_total Expired leases whose address lay outside "
+		 "the pool (made smaller or moved), freed by the sweep every sweep_interval.\n"
+		 "# TYPE zgate_api_leases_swept_total counter\nzgate_api_leases_swept_total %llu\n",
+	     (unsigned long long)__atomic_load_n(&s->swept, __ATOMIC_RELAXED));
 	mout(&m, "# HELP zgate_api_auth_failures_total Requests refused for missing or bad "
 		 "credentials (401) or role (403).\n# TYPE zgate_api_auth_failures_total counter\n"
 		 "zgate_api_auth_failures_total %llu\n",
@@ -1602,16 +1661,19 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
 	log_debug("libmicrohttpd: %s", line);
 }
 
-static void stop_watchdog(struct api_server *s)
+static void stop_threads(struct api_server *s)
 {
-	if (!s->watchdog_on)
+	if (!s->watchdog_on && !s->sweeper_on)
 		return;
 	pthread_mutex_lock(&s->cmu);
 	s->stopping = 1;
-	pthread_cond_signal(&s->wcv);
+	pthread_cond_broadcast(&s->wcv);
 	pthread_mutex_unlock(&s->cmu);
-	pthread_join(s->watchdog, NULL);
-	s->watchdog_on = 0;
+	if (s->watchdog_on)
+		pthread_join(s->watchdog, NULL);
+	if (s->sweeper_on)
+		pthread_join(s->sweeper, NULL);
+	s->watchdog_on = s->sweeper_on = 0;
 }
 
 int api_server_start(const struct api_config *cfg, struct api_db *db, const char *token,
@@ -1665,6 +1727,13 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	s->pool.last = cfg->pool_last;
 	s->pool.ttl_s = cfg->lease_ttl_ms / 1000;
 	s->pool.max_per_relay = cfg->max_leases_per_relay;
+	s->sweep_interval_ms = cfg->sweep_interval_ms;
+	if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
+		zg_seterr(err, errlen, "cannot start a thread");
+		r = ZG_ERR_NOMEM;
+		goto fail;
+	}
+	s->sweeper_on = 1;
 	api_server_set_token(s, token);
 	if ((r = load_tls(cfg, &s->cert, &s->key, &s->ca, err, errlen)) != 0)
 		goto fail;
@@ -1709,7 +1778,7 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	*ps = s;
 	return 0;
 fail:
-	stop_watchdog(s);
+	stop_threads(s);
 	free(s->ips);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->cmu);
@@ -1726,7 +1795,7 @@ void api_server_stop(struct api_server *s)
 {
 	if (s == NULL)
 		return;
-	stop_watchdog(s);
+	stop_threads(s);
 	MHD_stop_daemon(s->d);
 	free(s->ips);
 	pthread_cond_destroy(&s->wcv);

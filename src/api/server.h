@@ -28,6 +28,9 @@
  * complete its TLS handshake and request head within head_timeout (a
  * watchdog thread shuts late ones down), and one source address may hold
  * max_connections_per_address connections (refused when accepted).
+ *
+ * A sweeper thread frees, at start and every sweep_interval, the expired
+ * leases whose address lies outside the pool (api_db_sweep()).
  */
 #ifndef ZG_API_SERVER_H
 #define ZG_API_SERVER_H

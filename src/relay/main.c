@@ -113,8 +113,13 @@ struct relay {
 	char relay_id[64];
 	struct event *ev_api_refresh;
 	uint64_t api_adm_api, api_adm_cached, api_adm_refused;
+	/* tunnels allocated again after a refused refresh (api_reallocated) */
+	uint64_t api_realloc_kept, api_realloc_closed, api_realloc_unreachable;
 	int api_was_down;      /* zgate-api was unreachable once: "answers again" */
 	uint64_t api_probe_ms; /* the last apic_probe() */
+	/* When a refresh was last refused with 409 (zgate-api's pool changed):
+	 * every open tunnel refreshed before it is refreshed again now. */
+	uint64_t api_recheck_ms;
 	/* issue 22: on-prem connectors (connlink.h) */
 	struct connlink *cl;
 	struct event *ev_connlink; /* idle links expire */
@@ -971,11 +976,13 @@ static void api_reallocated(void *arg, const struct apic_result *res)
 		return;
 	(void)inet_ntop(AF_INET, s->addr4, have, sizeof(have));
 	if (res->ok && memcmp(res->addr4, s->addr4, 4) == 0) {
+		r->api_realloc_kept++;
 		log_info("%s at %s: zgate-api holds its address for it again: tunnel kept", s->id,
 			 have);
 		return;
 	}
 	if (!res->ok && (res->status == 0 || res->status >= 500)) {
+		r->api_realloc_unreachable++;
 		log_warnx("%s at %s: zgate-api unreachable while allocating it again (%s): tunnel "
 			  "kept, asked again at the next refresh",
 			  s->id, have, res->cause);
@@ -993,6 +1000,7 @@ static void api_reallocated(void *arg, const struct apic_result *res)
 			       "(%s)",
 			       have, res->cause);
 	}
+	r->api_realloc_closed++;
 	session_revoke(&r->st, s, "lease", why);
 }
 
@@ -1009,6 +1017,7 @@ static void api_refreshed(void *arg, const struct apic_result *res)
 	struct relay *r = arg;
 	struct session *s;
 	char have[INET_ADDRSTRLEN];
+	uint64_t now = mono_ms();
 
 	if (res->ok || (res->status != 404 && res->status != 409) ||
 	    (s = api_tunnel(r, res->client_id)) == NULL)
@@ -1016,13 +1025,31 @@ static void api_refreshed(void *arg, const struct apic_result *res)
 	(void)inet_ntop(AF_INET, s->addr4, have, sizeof(have));
 	log_warnx("%s at %s: zgate-api refused to refresh its lease (%s): allocating it again", s->id,
 		  have, res->cause);
+	/* A 409 means zgate-api's pool changed (made smaller or moved: it
+	 * changes only with a restart of zgate-api), so the other tunnels'
+	 * addresses may lie outside it too: rather than each waiting for its
+	 * own refresh (ipam.api.refresh, 1 h by default), every tunnel
+	 * refreshed before now is refreshed again at once, in the refresh's
+	 * batches (api_refresh_cb). Not again for a 409 that such a recheck
+	 * drew, nor for one sent before the last recheck began (that
+	 * recheck covers it): one pool change, one pass over the tunnels. */
+	if (res->status == 409 && !s->api_rechecked && s->refreshed_ms >= r->api_recheck_ms) {
+		r->api_recheck_ms = now;
+		if (r->st.n > 1)
+			log_warnx("zgate-api's pool changed (a refresh refused with 409): the leases of "
+				  "the %zu other open tunnels are refreshed now, not at their next "
+				  "ipam.api.refresh",
+				  r->st.n - 1);
+	}
+	s->refreshed_ms = now; /* allocated again now: no recheck of it meanwhile */
 	if (apic_allocate(r->api, s->id, s->addr4, api_reallocated, r) == NULL)
 		log_warnx("%s: cannot ask zgate-api now (queue full): asked again at the next refresh",
 			  s->id);
 }
 
-/* Marks the leases of open tunnels used, each once per ipam.api.refresh,
- * a bounded batch per second so that 10,000 tunnels never queue 10,000
+/* Marks the leases of open tunnels used, each once per ipam.api.refresh
+ * and once more after a refresh was refused with 409 (api_refreshed), a
+ * bounded batch per second so that 10,000 tunnels never queue 10,000
  * requests at once. */
 #define API_REFRESH_BATCH 256
 #define API_PROBE_MS 5000
@@ -1031,6 +1058,7 @@ static void api_refresh_cb(evutil_socket_t fd, short what, void *arg)
 	struct relay *r = arg;
 	uint64_t now = mono_ms();
 	unsigned n = 0;
+	int recheck;
 
 	(void)fd;
 	(void)what;
@@ -1044,12 +1072,14 @@ static void api_refresh_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->state != SESSION_OPEN)
 			continue;
 		if (s->refreshed_ms == 0)
-			s->refreshed_ms = s->opened_ms; /* admission marked it */
-		if (now - s->refreshed_ms < r->cfg.ipam_api_refresh_ms)
+			s->refreshed_ms = s->opened_ms;        /* admission marked it */
+		recheck = s->refreshed_ms < r->api_recheck_ms; /* api_refreshed() */
+		if (!recheck && now - s->refreshed_ms < r->cfg.ipam_api_refresh_ms)
 			continue;
 		if (apic_refresh(r->api, s->id, api_refreshed, r) != 0)
 			break;
 		s->refreshed_ms = now;
+		s->api_rechecked = (uint8_t)recheck;
 		n++;
 	}
 }
@@ -1722,6 +1752,9 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 		v.ipam_api_connects = ac.connects;
 		v.ipam_api_refreshes = ac.refreshes;
 		v.ipam_api_pending = apic_pending(r->api);
+		v.ipam_api_realloc_kept = r->api_realloc_kept;
+		v.ipam_api_realloc_closed = r->api_realloc_closed;
+		v.ipam_api_realloc_unreachable = r->api_realloc_unreachable;
 	}
 	(void)metrics_write(b, &v);
 	if (r->admin_ops != NULL)

@@ -405,6 +405,13 @@ static void ipam_api(struct mw *w, const struct metrics_values *v)
 	    "Leases of open tunnels marked used (ipam.api.refresh).", v->ipam_api_refreshes);
 	one(w, "zgate_ipam_api_pending", "gauge", "Requests to zgate-api waiting or in flight.",
 	    v->ipam_api_pending);
+	BY(w, "zgate_ipam_api_reallocations_total", "counter",
+	   "Open tunnels allocated again because zgate-api refused to refresh their lease (404 "
+	   "no lease, 409 outside its pool), by result: kept (zgate-api gave their address back), "
+	   "closed (it did not: the tunnel was closed, audit reason lease), unreachable (no "
+	   "answer: kept, asked again at the next refresh).",
+	   "result", L("kept", "closed", "unreachable"), v->ipam_api_realloc_kept,
+	   v->ipam_api_realloc_closed, v->ipam_api_realloc_unreachable);
 }
 
 static void connectors(struct mw *w, const struct metrics_values *v)

@@ -64,6 +64,9 @@ struct metrics_values {
 	uint64_t ipam_api_adm_api, ipam_api_adm_cached, ipam_api_adm_refused;
 	uint64_t ipam_api_requests, ipam_api_failures, ipam_api_retries, ipam_api_connects;
 	uint64_t ipam_api_refreshes, ipam_api_pending;
+	/* open tunnels allocated again after zgate-api refused to refresh
+	 * their lease (404/409), by result; closed = audit reason "lease" */
+	uint64_t ipam_api_realloc_kept, ipam_api_realloc_closed, ipam_api_realloc_unreachable;
 	/* on-prem connectors (issue 22, connlink.h) */
 	uint64_t connectors_up, connector_links;
 	uint64_t connector_packets_up, connector_packets_down;

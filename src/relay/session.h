@@ -86,6 +86,7 @@ struct session {
 	uint8_t addr4[4];
 	uint64_t refreshed_ms; /* the caller's: its shared lease last marked used */
 	int refuse;            /* answer this status instead of resolving (16.8b) */
+	uint8_t api_rechecked; /* the caller's: its last refresh was a recheck (no padding grows) */
 	const char *refuse_ps;
 	const char *close_reason;        /* the relay closed it: revoked, policy, admin */
 	int connector;                   /* an on-prem connector ("connector:<ID>", issue 22) */

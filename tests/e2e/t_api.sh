@@ -8,7 +8,8 @@
 # limit refused as it passes it); exhaustion and reclaiming an expired
 # lease (and a requested expired one: "how" of every path, the 0002/0003
 # function); a lease outside a pool made smaller or moved: marked by GET,
-# refused by refresh (409), replaced by an allocation; the CRL: a revoked
+# refused by refresh (409), replaced by an allocation, freed by the sweep
+# once expired; the CRL: a revoked
 # certificate refused after SIGHUP and, with no signal, once the file
 # changed; a broken file kept out; two replicas racing with 250 clients
 # allocated twice at once (500 requests) → 250 distinct addresses; the
@@ -297,7 +298,7 @@ pg_sql "CREATE DATABASE zgate3" >/dev/null
 PE=$((base + 4)) E=https://127.0.0.1:$((base + 4))
 start_e() { # POOL
 	"$API" "${common[@]}" --database "host=$PG_DIR user=zgate dbname=zgate3" --pool "$1" \
-		--listen 127.0.0.1:$PE >>"$ZG_TMP/e.log" 2>&1 & epid=$!
+		--listen 127.0.0.1:$PE --sweep-interval 1s >>"$ZG_TMP/e.log" 2>&1 & epid=$!
 	for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "$E/health" >/dev/null && break; sleep 0.1; done
 }
 cleanup "kill \$epid 2>/dev/null; wait \$epid 2>/dev/null"
@@ -341,6 +342,24 @@ a=$(field "$r" address)
 	fail "the address outside the pool was not freed"
 r=$(req $E POST allocations '{"client_id":"shrink-1"}' "${R1[@]}")
 [[ $r == 200* && $(field "$r" address) == "$a" && $(field "$r" how) == existing ]] || fail "again in the smaller pool: $r"
+# shrink-2 never comes back: once its lease outside the pool has expired, the
+# sweep (every sweep_interval, 1 s here) frees it; no allocation would, since
+# reclaiming searches the pool only. An expired lease in the pool stays with
+# its client until an allocation needs the address.
+PGDB=zgate3 pg_sql "UPDATE ipam_addresses SET last_seen = now() - interval '8 days' WHERE client_id IN ('shrink-2', 'shrink-3')" >/dev/null
+for _ in $(seq 50); do
+	[[ $(PGDB=zgate3 pg_sql "SELECT count(*) FROM ipam_addresses WHERE client_id = 'shrink-2'") == 0 ]] && break
+	sleep 0.1
+done
+r=$(req $E GET allocations/shrink-2 '' "${R1[@]}"); echo "$r"
+[[ $r == 404* ]] || fail "an expired lease outside the pool is still there 5 s later: $r"
+[[ $(PGDB=zgate3 pg_sql "SELECT client_id IS NULL AND relay_id IS NULL FROM ipam_addresses WHERE address = '10.201.0.11'") == t ]] ||
+	fail "10.201.0.11 was not freed"
+r=$(req $E GET allocations/shrink-3 '' "${R1[@]}")
+[[ $r == 200* && $(field "$r" address) == 10.201.0.6 ]] || fail "the sweep freed an expired lease in the pool: $r"
+grep -q "freed 1 expired lease(s) whose address lies outside the pool 10.201.0.0/29 (shrink-2's 10.201.0.11" "$ZG_TMP/e.log" ||
+	fail "the sweep was not logged"
+grep -qx 'zgate_api_leases_swept_total 1' <<<"$(curl -sS --cacert "$P/ca.crt" $E/metrics)" || fail "the sweep was not counted"
 kill $epid; wait $epid || true
 start_e 10.201.1.0/30 # moved: one address, 10.201.1.2
 r=$(req $E POST allocations '{"client_id":"shrink-2"}' "${R1[@]}"); echo "$r"

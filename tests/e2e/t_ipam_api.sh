@@ -26,6 +26,10 @@
 #      is refused (409), the relay allocates again, gets another address,
 #      closes the tunnel (audit reason "lease") and says why; the agent
 #      reconnects with the new address of the pool and traffic flows.
+#   6. relay C (one worker, ipam.api.refresh 20s) holds two tunnels opened
+#      10 s apart whose leases a smaller pool leaves out: the first one's
+#      refresh (409) makes C refresh the other's at once, so both close
+#      within moments, not 10 s apart.
 # Each relay runs workers: 2 (ZG_E2E_WORKERS=N for another count): every
 # worker asks zgate-api for its own clients; the 200 clients land on both.
 source "$(dirname "$0")/lib.sh"
@@ -52,7 +56,7 @@ mkcert() { # CN NAME
 	openssl x509 -req -in "$P/$2.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
 		-days 2 -extfile "$P/$2.ext" -out "$P/$2.crt" 2>/dev/null
 }
-mkcert relay:rA rA; mkcert relay:rB rB; mkcert admin:ops ops
+mkcert relay:rA rA; mkcert relay:rB rB; mkcert relay:rC rC; mkcert admin:ops ops
 chmod -R a+rX "$P"
 
 {
@@ -91,8 +95,10 @@ api() {
 step "relays A and B: ipam.backend api"
 ip -n "$R" addr add 192.168.90.1/32 dev lo
 ip -n "$R" addr add 192.168.91.1/32 dev lo
+ip -n "$R" addr add 192.168.92.1/32 dev lo
 A_ADDR=192.168.90.1:4433 B_ADDR=192.168.91.1:4434
-declare -A RP OPSP=([A]=8080 [B]=8081) LST=([A]=$A_ADDR [B]=$B_ADDR)
+# RW, RF: a relay's workers and ipam.api.refresh when not the defaults
+declare -A RP OPSP=([A]=8080 [B]=8081 [C]=8082) LST=([A]=$A_ADDR [B]=$B_ADDR [C]=192.168.92.1:4435) RW RF
 relay_start() { # NAME
 	local n=$1
 	cat >"$D/relay-$n.yaml" <<C
@@ -104,10 +110,10 @@ uri_template: "https://relay.test:${LST[$n]##*:}/.well-known/masque/ip/{target}/
 policy: $D/policy.yaml
 pool: { ipv4: $POOL }
 limits: { handshakes_per_source: 400 }
-workers: ${ZG_E2E_WORKERS:-2}
+workers: ${RW[$n]:-${ZG_E2E_WORKERS:-2}}
 ipam:
   backend: api
-  api: { url: "https://127.0.0.1:8443", ca: $P/ca.crt, cert: $P/r$n.crt, key: $P/r$n.key, timeout: 1500ms, refresh: 2s }
+  api: { url: "https://127.0.0.1:8443", ca: $P/ca.crt, cert: $P/r$n.crt, key: $P/r$n.key, timeout: 1500ms, refresh: ${RF[$n]:-2s} }
 C
 	chmod 644 "$D/relay-$n.yaml"
 	ip netns exec "$R" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
@@ -324,8 +330,63 @@ grep -h "agent-1 from .*: its address 10.100.1.77 is no longer its lease (zgate-
 	"$D"/relay-?.log | head -1 | grep . || fail "no relay said why it closed agent-1's tunnel"
 grep -qh '"event":"session_close","client":"agent-1","vip":"10.100.1.77",.*"reason":"lease"' "$D"/audit-?.log ||
 	fail "the close of agent-1's tunnel is not audited with reason lease"
+# Counted too, once (agent-1's is the only tunnel closed so), on one relay.
+ca=$(rmetric A 'zgate_ipam_api_reallocations_total{result="closed"}')
+cb=$(rmetric B 'zgate_ipam_api_reallocations_total{result="closed"}')
+closed=$((${ca:-0} + ${cb:-0}))
+[[ $closed == 1 ]] || fail "tunnels closed for their lease counted $closed times, not once"
 for _ in $(seq 50); do ping_ok && break; done
 ping_ok || fail "no traffic with the new address"
+
+step "6. one refresh refused with 409 makes the relay refresh its other tunnels' leases at once"
+# Relay C: one worker, ipam.api.refresh 20s. cl-1 and cl-2 hold tunnels
+# opened 10 s apart, with leases in 10.100.0.128/25; zgate-api restarted
+# with 10.100.0.0/25 leaves both out. cl-1's refresh (409) closes it; cl-2,
+# rechecked at once, closes right after, not at its own refresh 10 s later.
+pg_sql "UPDATE ipam_addresses SET client_id = NULL, relay_id = NULL, created_at = NULL, last_seen = NULL
+	WHERE client_id IN ('cl-1', 'cl-2')" >/dev/null
+read -r a1 a2 <<<"$(pg_sql "SELECT host(address) FROM ipam_addresses WHERE client_id IS NULL
+	AND address BETWEEN '10.100.0.128' AND '10.100.0.254' ORDER BY address LIMIT 2" | tr '\n' ' ')"
+for c in 1 2; do
+	a=$a1; ((c == 1)) || a=$a2
+	r=$(api POST allocations "{\"client_id\":\"cl-$c\",\"requested_address\":\"$a\"}")
+	[[ $r == 201* && $r == *"\"address\":\"$a\""* ]] || fail "cl-$c's lease at $a: $r"
+done
+RW[C]=1; RF[C]=20s
+relay_start C
+hold() { # ID: a tunnel through C held open by pings (about 60 s)
+	ip netns exec "${C[1]}" "$PROBE" --relay "${LST[C]}" --server-name relay.test \
+		--cert "$P/$1.crt" --key "$P/$1.key" --ca "$P/ca.crt" --target 198.18.0.10 \
+		--count 60 --interval 1s --min-replies 1 --quiet >"$D/hold-$1.out" 2>&1 &
+	HP+=($!)
+	cleanup "kill $! 2>/dev/null; wait $! 2>/dev/null"
+	for _ in $(seq 100); do
+		grep -q "\"event\":\"session_open\",\"client\":\"$1\"" "$D/audit-C.log" && return 0
+		sleep 0.1
+	done
+	fail "no tunnel of $1 through relay C: $(cat "$D/hold-$1.out")"
+}
+HP=()
+hold cl-1
+t1=$(now_ms)
+sleep 10
+hold cl-2
+api_stop
+API_POOL=10.100.0.0/25 api_start # .2 to .126: both leases are out
+closed_at() { grep -q "\"event\":\"session_close\",\"client\":\"$1\",.*\"reason\":\"lease\"" "$D/audit-C.log"; }
+c1= c2=
+while [[ -z $c1 || -z $c2 ]] && (($(now_ms) - t1 < 45000)); do
+	[[ -z $c1 ]] && closed_at cl-1 && c1=$(now_ms)
+	[[ -z $c2 ]] && closed_at cl-2 && c2=$(now_ms)
+	sleep 0.1
+done
+[[ -n $c1 && -n $c2 ]] || fail "cl-1 closed at '${c1:-never}', cl-2 at '${c2:-never}' (ms): $(tail -5 "$D/relay-C.log")"
+echo "cl-1's tunnel closed $((c1 - t1)) ms after it opened (its refresh: 20 s), cl-2's $((c2 - c1)) ms after cl-1's (its own refresh: about 10 s later)"
+(((c2 - c1) < 4000)) || fail "cl-2 waited for its own refresh: closed $((c2 - c1)) ms after cl-1"
+grep -q "zgate-api's pool changed (a refresh refused with 409): the leases of the 1 other open tunnels are refreshed now" \
+	"$D/relay-C.log" || fail "relay C did not say why it refreshed the other tunnels"
+[[ $(rmetric C 'zgate_ipam_api_reallocations_total{result="closed"}') == 2 ]] || fail "C's closes for a lease not counted twice"
+for p in "${HP[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done # closed: exit 1
 
 kill -TERM "${APID[1]}"
 wait "${APID[1]}" || fail "agent exit status $?"
