@@ -25,6 +25,7 @@
 #include "masque/steer.h"
 #include "varint.h"
 #include "zg_err.h"
+#include "masque_fx.h"
 #include "pki.h"
 
 #define TEMPLATE "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
@@ -292,6 +293,9 @@ struct fx {
  * test before fx_server() and put back by it. */
 static const char *fx_crl;
 static enum tls_identity fx_identity = TLS_IDENTITY_CN;
+/* Every client fx_client() prepares offers fx_big_hello_alpn(): its
+ * first flight takes two Initials or more (set by big_hello_on()). */
+static int fx_big_hello;
 
 /* The server with handshake admission limits from lim (NULL: defaults). */
 static void fx_server_lim(struct fx *x, int retry_always, const struct masque_config *lim)
@@ -353,6 +357,8 @@ static void fx_client(struct fx *x, int i, const char *id, const char *path)
 	x->ccfg[i].server_name = "localhost";
 	x->ccfg[i].authority = "relay.test:4433";
 	x->ccfg[i].path = path ? path : "/.well-known/masque/ip/*/*/";
+	if (fx_big_hello)
+		x->ccfg[i].test_alpn = fx_big_hello_alpn();
 }
 
 static void fx_connect(struct fx *x, int i)
@@ -2282,6 +2288,7 @@ static void test_i16_7_accepts_per_round(void **state)
 	struct fx *x = calloc(1, sizeof(*x));
 	struct masque_config lim = { .retry_off = 1, .accepts_per_round = 1 };
 	struct masque_server_stats st;
+	size_t per;
 	int i;
 
 	(void)state;
@@ -2291,10 +2298,15 @@ static void test_i16_7_accepts_per_round(void **state)
 		fx_client(x, i, i == 1 ? "agent-2" : "agent-1", NULL);
 		fx_connect(x, i);
 	}
-	/* each client's first flight is one datagram (C15: padded Initial) */
-	assert_int_equal(x->net.qlen, 2);
+	/* each client's first flight: one padded Initial (C15), or more
+	 * when the ClientHello does not fit in one (fx_big_hello, ML-KEM) */
+	per = x->net.qlen / 2;
+	assert_int_equal(x->net.qlen, 2 * per);
+	assert_true(fx_big_hello ? per >= 2 : per >= 1);
 	masque_server_new_round(x->net.srv);
-	assert_int_equal(feed_next(x), 0);
+	/* the first starts the connection, the rest of its flight finds it */
+	for (i = 0; i < (int)per; i++)
+		assert_int_equal(feed_next(x), 0);
 	assert_int_equal(masque_server_conns(x->net.srv), 1);
 	/* the second waits: nothing was done with it */
 	{
@@ -2328,6 +2340,100 @@ static void test_i16_7_accepts_per_round(void **state)
 		assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[i], 5 * SEC));
 		assert_int_equal(x->cl[i].closed, 0);
 	}
+	fx_free(x);
+	free(x);
+}
+
+static int big_hello_on(void **state)
+{
+	(void)state;
+	fx_big_hello = 1;
+	return 0;
+}
+
+static int big_hello_off(void **state)
+{
+	(void)state;
+	fx_big_hello = 0;
+	return 0;
+}
+
+/* A test again with clients whose first flight takes two Initials or
+ * more (fx_big_hello): the relay answers, counts and defers handshakes,
+ * not datagrams, so it pins the same numbers. */
+#define TWO_INITIALS(f)                                                  \
+	{                                                                \
+#f "_two_initials", f, big_hello_on, big_hello_off, NULL \
+	}
+
+/* Feeds p to the server as if it came from from. */
+static int feed_as(struct fx *x, const struct memnet_pkt *p, const struct sockaddr_in *from)
+{
+	return masque_server_input(x->net.srv, (struct sockaddr *)&x->net.server.addr,
+				   sizeof(x->net.server.addr), (const struct sockaddr *)from,
+				   sizeof(*from), p->data, p->len);
+}
+
+/* A first flight of several Initials (one DCID and SCID) gets one Retry,
+ * or one refusal, counted once; the others are only counted as repeats.
+ * The same flight sent again after the client's probe timeout is
+ * answered again (the answer may have been lost), and the same IDs from
+ * another port are another client's. (Run with fx_big_hello.) */
+static void test_i16_7_flight_answered_once(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_server_stats st;
+	struct memnet_pkt *fl;
+	struct sockaddr_in from, other;
+	size_t n, k, sent;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server(x, 1);
+	fx_client(x, 0, "agent-1", NULL);
+	fx_connect(x, 0);
+	n = x->net.qlen;
+	assert_true(n >= 2 && n <= 4);
+	fl = calloc(n, sizeof(*fl));
+	assert_non_null(fl);
+	for (k = 0; k < n; k++)
+		fl[k] = x->net.q[(x->net.qhead + k) % MEMNET_QUEUE];
+	from = x->cl[0].ep.addr;
+	other = from;
+	other.sin_port = htons((uint16_t)(ntohs(from.sin_port) + 100));
+	sent = x->net.sent;
+	for (k = 0; k < n; k++)
+		assert_int_equal(feed_next(x), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_sent, 1);
+	assert_int_equal(st.initials_repeat, n - 1);
+	assert_int_equal(x->net.sent, sent + 1);
+	/* within the moment: another port is another flight */
+	x->net.now += SEC / 100;
+	assert_int_equal(feed_as(x, &fl[n - 1], &other), 0);
+	assert_int_equal(feed_as(x, &fl[0], &other), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_sent, 2);
+	assert_int_equal(st.initials_repeat, n);
+	/* after the client's probe timeout: answered again, once */
+	x->net.now += SEC;
+	for (k = 0; k < n; k++)
+		assert_int_equal(feed_as(x, &fl[k], &from), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_sent, 3);
+	assert_int_equal(st.initials_repeat, 2 * n - 1);
+	/* a refusal likewise */
+	masque_server_goaway(x->net.srv);
+	x->net.now += SEC;
+	sent = x->net.sent;
+	for (k = 0; k < n; k++)
+		assert_int_equal(feed_as(x, &fl[k], &from), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.refused_full, 1);
+	assert_int_equal(st.retries_sent, 3);
+	assert_int_equal(st.initials_repeat, 3 * n - 2);
+	assert_int_equal(x->net.sent, sent + 1);
+	free(fl);
 	fx_free(x);
 	free(x);
 }
@@ -2463,6 +2569,14 @@ int main(void)
 		cmocka_unit_test(test_i16_7_busy_source_gets_retry_first),
 		cmocka_unit_test(test_i16_7_max_handshakes),
 		cmocka_unit_test(test_i16_7_accepts_per_round),
+		TWO_INITIALS(test_i16_7_handshakes_per_source_capped),
+		TWO_INITIALS(test_i16_7_busy_source_gets_retry_first),
+		TWO_INITIALS(test_i16_7_max_handshakes),
+		TWO_INITIALS(test_i16_7_accepts_per_round),
+		TWO_INITIALS(test_i16_7_flight_answered_once),
+		TWO_INITIALS(test_retry_then_handshake),
+		TWO_INITIALS(test_i21_worker_cids_after_retry),
+		TWO_INITIALS(test_goaway_reaches_client_and_refuses_new),
 		cmocka_unit_test(test_c24_handshake_mtls_and_tunnel),
 		cmocka_unit_test(test_c07_client_advertises_routes),
 		cmocka_unit_test(test_c10_client_sends_address_request),
