@@ -442,9 +442,10 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	/* no resumption: the server sends no session ticket (it came, when
 	 * it did, with HANDSHAKE_DONE, before the tunnel's 200) */
 	assert_false(masque_conn_got_ticket(x->cl[0].ep.conn));
-	/* tls_set_groups: the client's first choice, X25519 (the relay
-	 * has freed its TLS object by now; the client keeps its own) */
-	assert_string_equal(wolfSSL_get_curve_name(x->cl[0].ep.conn->ssl), "X25519");
+	/* tls_set_groups: the client's first choice, the post-quantum
+	 * hybrid (the relay has freed its TLS object by now; the client
+	 * keeps its own) */
+	assert_string_equal(wolfSSL_get_curve_name(x->cl[0].ep.conn->ssl), "X25519MLKEM768");
 	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_true(st.handshake_ns >= 2 * x->net.delay); /* at least one round trip */
 	/* issue 17.5: the server's handshake time is in its histogram */
@@ -454,6 +455,67 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	assert_int_equal(ss.refused_bad_request, 0);
 	fx_free(x);
 	free(x);
+}
+
+/* Key exchange groups (tls_set_groups) between a client offering cg and
+ * a server accepting sg (NULL: zgate's own): the group agreed on, the
+ * client's first flight in datagrams and the handshake's round trips. */
+static void groups(int *cg, int ncg, int *sg, int nsg, const char *want, size_t flight,
+		   int rtts)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_stats st;
+
+	assert_non_null(x);
+	fx_server(x, 0);
+	if (sg != NULL)
+		assert_int_equal(wolfSSL_CTX_set_groups(x->sctx, sg, nsg), WOLFSSL_SUCCESS);
+	fx_client(x, 0, "agent-1", NULL);
+	if (cg != NULL)
+		assert_int_equal(wolfSSL_CTX_set_groups(x->cctx[0], cg, ncg), WOLFSSL_SUCCESS);
+	fx_connect(x, 0);
+	assert_int_equal(x->net.qlen, flight);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].closed, 0);
+	assert_string_equal(wolfSSL_get_curve_name(x->cl[0].ep.conn->ssl), want);
+	masque_conn_stats(x->cl[0].ep.conn, &st);
+	assert_true(st.handshake_ns >= (uint64_t)rtts * 2 * x->net.delay);
+	assert_true(st.handshake_ns < (uint64_t)(rtts + 1) * 2 * x->net.delay);
+	fx_free(x);
+	free(x);
+}
+
+/* zgate's own ends agree on X25519MLKEM768 in one round trip, with a
+ * first flight of two Initials. */
+static void test_groups_hybrid_between_zgate_ends(void **state)
+{
+	(void)state;
+	groups(NULL, 0, NULL, 0, "X25519MLKEM768", 2, 1);
+}
+
+/* A client without ML-KEM (rustls 0.20 offers X25519, P-256, P-384; an
+ * agent built before it leads with X25519, one with wolfSSL 5.7.2's
+ * defaults with P-256) gets its own key share taken: no
+ * HelloRetryRequest, one Initial. */
+static void test_groups_client_without_mlkem(void **state)
+{
+	int x25519[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+	int p256[] = { WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+
+	(void)state;
+	groups(x25519, 3, NULL, 0, "X25519", 1, 1);
+	groups(p256, 2, NULL, 0, "SECP256R1", 1, 1);
+}
+
+/* A server without ML-KEM (a quinn/rustls 0.20 echo server for
+ * zgate-probe) answers zgate's hybrid key share with a HelloRetryRequest
+ * for X25519: it works, one round trip later. */
+static void test_groups_server_without_mlkem(void **state)
+{
+	int classic[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+
+	(void)state;
+	groups(NULL, 0, classic, 3, "X25519", 2, 2);
 }
 
 static void test_c10_client_sends_address_request(void **state)
@@ -2578,6 +2640,9 @@ int main(void)
 		TWO_INITIALS(test_i21_worker_cids_after_retry),
 		TWO_INITIALS(test_goaway_reaches_client_and_refuses_new),
 		cmocka_unit_test(test_c24_handshake_mtls_and_tunnel),
+		cmocka_unit_test(test_groups_hybrid_between_zgate_ends),
+		cmocka_unit_test(test_groups_client_without_mlkem),
+		cmocka_unit_test(test_groups_server_without_mlkem),
 		cmocka_unit_test(test_c07_client_advertises_routes),
 		cmocka_unit_test(test_c10_client_sends_address_request),
 		cmocka_unit_test(test_c10_reconnect_asks_previous_address),
