@@ -477,7 +477,8 @@ static void groups(int *cg, int ncg, int *sg, int nsg, const char *want, size_t 
 	assert_int_equal(x->net.qlen, flight);
 	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
 	assert_int_equal(x->cl[0].closed, 0);
-	assert_string_equal(wolfSSL_get_curve_name(x->cl[0].ep.conn->ssl), want);
+	assert_string_equal(masque_conn_tls_group(x->cl[0].ep.conn), want);
+	assert_null(masque_conn_tls_group(x->srv.last_conn)); /* TLS object freed */
 	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_true(st.handshake_ns >= (uint64_t)rtts * 2 * x->net.delay);
 	assert_true(st.handshake_ns < (uint64_t)(rtts + 1) * 2 * x->net.delay);

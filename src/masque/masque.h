@@ -443,6 +443,11 @@ const char *masque_conn_identity(const struct masque_conn *c);
  * lower-case hex (tls_cert_ids); "" before the handshake completes. */
 const char *masque_conn_cert_serial(const struct masque_conn *c);
 const char *masque_conn_cert_sha256(const struct masque_conn *c);
+/* The key exchange group the handshake agreed on ("X25519MLKEM768",
+ * "X25519", ...: tls_set_groups()), a static string; NULL before the
+ * handshake is complete, or on a relay connection, whose TLS object is
+ * freed after it. */
+const char *masque_conn_tls_group(const struct masque_conn *c);
 /* Client: 1 when the server gave this connection a TLS session ticket
  * (resumption), 0 when not (a zgate relay never does) or on a server. */
 int masque_conn_got_ticket(const struct masque_conn *c);
