@@ -1,7 +1,8 @@
 /*
- * masque_fx.h — server callbacks the real-socket masque tests share
- * (test_masque_udp, test_masque_steer): one fixed tunnel address, and
- * address requests granted as asked.
+ * masque_fx.h — what the masque tests share: server callbacks of the
+ * real-socket tests (test_masque_udp, test_masque_steer: one fixed tunnel
+ * address, address requests granted as asked) and a client ALPN list that
+ * makes a ClientHello take two Initials.
  */
 #ifndef ZG_TESTS_MASQUE_FX_H
 #define ZG_TESTS_MASQUE_FX_H
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "masque/masque.h"
+#include "masque/tls.h"
 
 /* Accepts with the one address 10.100.0.7/32; returns 200. */
 static inline int fx_accept_one(struct masque_accept *acc)
@@ -30,6 +32,29 @@ static inline int fx_grant_as_asked(struct masque_conn *c, const struct cip_addr
 	memcpy(out, req, n * sizeof(*req));
 	*nout = n;
 	return 0;
+}
+
+/* A client's test_alpn that offers "h3" and six made-up 240-byte names:
+ * some 1450 bytes more ClientHello, so its first flight takes two Initial
+ * datagrams (three with an X25519MLKEM768 key share), as a ClientHello
+ * with that key share alone does, whatever groups this wolfSSL has. The
+ * relay selects "h3". */
+static inline const char *fx_big_hello_alpn(void)
+{
+	static char s[3 + 6 * 241];
+
+	if (s[0] == '\0') {
+		size_t n = 2;
+
+		memcpy(s, "h3", 2);
+		for (int k = 0; k < 6; k++) {
+			s[n++] = ',';
+			memset(s + n, 'a' + k, 240);
+			n += 240;
+		}
+		s[n] = '\0';
+	}
+	return s;
 }
 
 #endif /* ZG_TESTS_MASQUE_FX_H */

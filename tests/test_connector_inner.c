@@ -33,6 +33,7 @@
 #include "relay/localaddr.h"
 #include "relay/policy.h"
 #include "zg_err.h"
+#include "masque_fx.h"
 #include "pki.h"
 
 #define SEC UINT64_C(1000000000)
@@ -91,7 +92,8 @@ static struct fx *cur;
 /* inner_config of the next fx_new(): 0 = the defaults */
 static size_t opt_per_agent;
 static uint64_t opt_request_timeout_ms;
-static int opt_loopback; /* 127.0.0.0/8 served (and exempt): flows to a test socket */
+static int opt_loopback;  /* 127.0.0.0/8 served (and exempt): flows to a test socket */
+static int opt_big_hello; /* clients' first flights take two Initials (masque_fx.h) */
 
 static uint64_t fake_ms(void *ctx)
 {
@@ -290,6 +292,7 @@ static struct client *start_on(struct fx *x, struct memnet *net, int i, const ch
 	s->mc.authority = "zgate-connector:443";
 	s->mc.path = "/.well-known/masque/ip/*/*/";
 	s->mc.test_no_request = no_request;
+	s->mc.test_alpn = opt_big_hello ? fx_big_hello_alpn() : NULL;
 	assert_int_equal(masque_client_new(&s->mc, &client_cbs, s, (struct sockaddr *)&s->ep.addr,
 					   sizeof(s->ep.addr), (struct sockaddr *)&net->server.addr,
 					   sizeof(net->server.addr), &s->ep.conn),
@@ -554,13 +557,12 @@ static void test_replies_find_their_session(void **state)
 /* One agent address holds at most max_conns_per_agent inner connections
  * at once, sessions or not: connections that never ask for a tunnel
  * cannot lock other agents out (the server's connection cap). */
-static void test_conns_per_agent(void **state)
+static void conns_per_agent(void)
 {
 	struct fx *x;
 	struct client *s;
 	struct inner_stats st;
 
-	(void)state;
 	opt_per_agent = 2;
 	opt_request_timeout_ms = 60000;
 	x = fx_new();
@@ -593,6 +595,22 @@ static void test_conns_per_agent(void **state)
 	fx_free(x);
 	opt_per_agent = 0;
 	opt_request_timeout_ms = 0;
+}
+
+static void test_conns_per_agent(void **state)
+{
+	(void)state;
+	conns_per_agent();
+}
+
+/* The same with first flights of two Initials: the third connection is
+ * refused, and counted, once. */
+static void test_conns_per_agent_two_initials(void **state)
+{
+	(void)state;
+	opt_big_hello = 1;
+	conns_per_agent();
+	opt_big_hello = 0;
 }
 
 /* A connection whose tunnel is not open request_timeout after it started
@@ -951,6 +969,7 @@ int main(void)
 		cmocka_unit_test(test_replies_find_their_session),
 		cmocka_unit_test(test_set_tls_new_sessions_only),
 		cmocka_unit_test(test_conns_per_agent),
+		cmocka_unit_test(test_conns_per_agent_two_initials),
 		cmocka_unit_test(test_request_deadline),
 		cmocka_unit_test(test_own_addresses_forbidden),
 		cmocka_unit_test(test_tunnel_addresses_forbidden),

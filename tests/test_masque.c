@@ -25,6 +25,7 @@
 #include "masque/steer.h"
 #include "varint.h"
 #include "zg_err.h"
+#include "masque_fx.h"
 #include "pki.h"
 
 #define TEMPLATE "https://relay.test:4433/.well-known/masque/ip/{target}/{ipproto}/"
@@ -292,6 +293,9 @@ struct fx {
  * test before fx_server() and put back by it. */
 static const char *fx_crl;
 static enum tls_identity fx_identity = TLS_IDENTITY_CN;
+/* Every client fx_client() prepares offers fx_big_hello_alpn(): its
+ * first flight takes two Initials or more (set by big_hello_on()). */
+static int fx_big_hello;
 
 /* The server with handshake admission limits from lim (NULL: defaults). */
 static void fx_server_lim(struct fx *x, int retry_always, const struct masque_config *lim)
@@ -353,6 +357,8 @@ static void fx_client(struct fx *x, int i, const char *id, const char *path)
 	x->ccfg[i].server_name = "localhost";
 	x->ccfg[i].authority = "relay.test:4433";
 	x->ccfg[i].path = path ? path : "/.well-known/masque/ip/*/*/";
+	if (fx_big_hello)
+		x->ccfg[i].test_alpn = fx_big_hello_alpn();
 }
 
 static void fx_connect(struct fx *x, int i)
@@ -436,9 +442,10 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	/* no resumption: the server sends no session ticket (it came, when
 	 * it did, with HANDSHAKE_DONE, before the tunnel's 200) */
 	assert_false(masque_conn_got_ticket(x->cl[0].ep.conn));
-	/* tls_set_groups: the client's first choice, X25519 (the relay
-	 * has freed its TLS object by now; the client keeps its own) */
-	assert_string_equal(wolfSSL_get_curve_name(x->cl[0].ep.conn->ssl), "X25519");
+	/* tls_set_groups: the client's first choice, the post-quantum
+	 * hybrid (the relay has freed its TLS object by now; the client
+	 * keeps its own) */
+	assert_string_equal(wolfSSL_get_curve_name(x->cl[0].ep.conn->ssl), "X25519MLKEM768");
 	masque_conn_stats(x->cl[0].ep.conn, &st);
 	assert_true(st.handshake_ns >= 2 * x->net.delay); /* at least one round trip */
 	/* issue 17.5: the server's handshake time is in its histogram */
@@ -448,6 +455,68 @@ static void test_c24_handshake_mtls_and_tunnel(void **state)
 	assert_int_equal(ss.refused_bad_request, 0);
 	fx_free(x);
 	free(x);
+}
+
+/* Key exchange groups (tls_set_groups) between a client offering cg and
+ * a server accepting sg (NULL: zgate's own): the group agreed on, the
+ * client's first flight in datagrams and the handshake's round trips. */
+static void groups(int *cg, int ncg, int *sg, int nsg, const char *want, size_t flight,
+		   int rtts)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_stats st;
+
+	assert_non_null(x);
+	fx_server(x, 0);
+	if (sg != NULL)
+		assert_int_equal(wolfSSL_CTX_set_groups(x->sctx, sg, nsg), WOLFSSL_SUCCESS);
+	fx_client(x, 0, "agent-1", NULL);
+	if (cg != NULL)
+		assert_int_equal(wolfSSL_CTX_set_groups(x->cctx[0], cg, ncg), WOLFSSL_SUCCESS);
+	fx_connect(x, 0);
+	assert_int_equal(x->net.qlen, flight);
+	assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[0], 5 * SEC));
+	assert_int_equal(x->cl[0].closed, 0);
+	assert_string_equal(masque_conn_tls_group(x->cl[0].ep.conn), want);
+	assert_null(masque_conn_tls_group(x->srv.last_conn)); /* TLS object freed */
+	masque_conn_stats(x->cl[0].ep.conn, &st);
+	assert_true(st.handshake_ns >= (uint64_t)rtts * 2 * x->net.delay);
+	assert_true(st.handshake_ns < (uint64_t)(rtts + 1) * 2 * x->net.delay);
+	fx_free(x);
+	free(x);
+}
+
+/* zgate's own ends agree on X25519MLKEM768 in one round trip, with a
+ * first flight of two Initials. */
+static void test_groups_hybrid_between_zgate_ends(void **state)
+{
+	(void)state;
+	groups(NULL, 0, NULL, 0, "X25519MLKEM768", 2, 1);
+}
+
+/* A client without ML-KEM (rustls 0.20 offers X25519, P-256, P-384; an
+ * agent built before it leads with X25519, one with wolfSSL 5.7.2's
+ * defaults with P-256) gets its own key share taken: no
+ * HelloRetryRequest, one Initial. */
+static void test_groups_client_without_mlkem(void **state)
+{
+	int x25519[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+	int p256[] = { WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+
+	(void)state;
+	groups(x25519, 3, NULL, 0, "X25519", 1, 1);
+	groups(p256, 2, NULL, 0, "SECP256R1", 1, 1);
+}
+
+/* A server without ML-KEM (a quinn/rustls 0.20 echo server for
+ * zgate-probe) answers zgate's hybrid key share with a HelloRetryRequest
+ * for X25519: it works, one round trip later. */
+static void test_groups_server_without_mlkem(void **state)
+{
+	int classic[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+
+	(void)state;
+	groups(NULL, 0, classic, 3, "X25519", 2, 2);
 }
 
 static void test_c10_client_sends_address_request(void **state)
@@ -2282,6 +2351,7 @@ static void test_i16_7_accepts_per_round(void **state)
 	struct fx *x = calloc(1, sizeof(*x));
 	struct masque_config lim = { .retry_off = 1, .accepts_per_round = 1 };
 	struct masque_server_stats st;
+	size_t per;
 	int i;
 
 	(void)state;
@@ -2291,10 +2361,15 @@ static void test_i16_7_accepts_per_round(void **state)
 		fx_client(x, i, i == 1 ? "agent-2" : "agent-1", NULL);
 		fx_connect(x, i);
 	}
-	/* each client's first flight is one datagram (C15: padded Initial) */
-	assert_int_equal(x->net.qlen, 2);
+	/* each client's first flight: one padded Initial (C15), or more
+	 * when the ClientHello does not fit in one (fx_big_hello, ML-KEM) */
+	per = x->net.qlen / 2;
+	assert_int_equal(x->net.qlen, 2 * per);
+	assert_true(fx_big_hello ? per >= 2 : per >= 1);
 	masque_server_new_round(x->net.srv);
-	assert_int_equal(feed_next(x), 0);
+	/* the first starts the connection, the rest of its flight finds it */
+	for (i = 0; i < (int)per; i++)
+		assert_int_equal(feed_next(x), 0);
 	assert_int_equal(masque_server_conns(x->net.srv), 1);
 	/* the second waits: nothing was done with it */
 	{
@@ -2328,6 +2403,100 @@ static void test_i16_7_accepts_per_round(void **state)
 		assert_true(memnet_run(&x->net, opened_and_routed, &x->cl[i], 5 * SEC));
 		assert_int_equal(x->cl[i].closed, 0);
 	}
+	fx_free(x);
+	free(x);
+}
+
+static int big_hello_on(void **state)
+{
+	(void)state;
+	fx_big_hello = 1;
+	return 0;
+}
+
+static int big_hello_off(void **state)
+{
+	(void)state;
+	fx_big_hello = 0;
+	return 0;
+}
+
+/* A test again with clients whose first flight takes two Initials or
+ * more (fx_big_hello): the relay answers, counts and defers handshakes,
+ * not datagrams, so it pins the same numbers. */
+#define TWO_INITIALS(f)                                                  \
+	{                                                                \
+#f "_two_initials", f, big_hello_on, big_hello_off, NULL \
+	}
+
+/* Feeds p to the server as if it came from from. */
+static int feed_as(struct fx *x, const struct memnet_pkt *p, const struct sockaddr_in *from)
+{
+	return masque_server_input(x->net.srv, (struct sockaddr *)&x->net.server.addr,
+				   sizeof(x->net.server.addr), (const struct sockaddr *)from,
+				   sizeof(*from), p->data, p->len);
+}
+
+/* A first flight of several Initials (one DCID and SCID) gets one Retry,
+ * or one refusal, counted once; the others are only counted as repeats.
+ * The same flight sent again after the client's probe timeout is
+ * answered again (the answer may have been lost), and the same IDs from
+ * another port are another client's. (Run with fx_big_hello.) */
+static void test_i16_7_flight_answered_once(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	struct masque_server_stats st;
+	struct memnet_pkt *fl;
+	struct sockaddr_in from, other;
+	size_t n, k, sent;
+
+	(void)state;
+	assert_non_null(x);
+	fx_server(x, 1);
+	fx_client(x, 0, "agent-1", NULL);
+	fx_connect(x, 0);
+	n = x->net.qlen;
+	assert_true(n >= 2 && n <= 4);
+	fl = calloc(n, sizeof(*fl));
+	assert_non_null(fl);
+	for (k = 0; k < n; k++)
+		fl[k] = x->net.q[(x->net.qhead + k) % MEMNET_QUEUE];
+	from = x->cl[0].ep.addr;
+	other = from;
+	other.sin_port = htons((uint16_t)(ntohs(from.sin_port) + 100));
+	sent = x->net.sent;
+	for (k = 0; k < n; k++)
+		assert_int_equal(feed_next(x), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_sent, 1);
+	assert_int_equal(st.initials_repeat, n - 1);
+	assert_int_equal(x->net.sent, sent + 1);
+	/* within the moment: another port is another flight */
+	x->net.now += SEC / 100;
+	assert_int_equal(feed_as(x, &fl[n - 1], &other), 0);
+	assert_int_equal(feed_as(x, &fl[0], &other), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_sent, 2);
+	assert_int_equal(st.initials_repeat, n);
+	/* after the client's probe timeout: answered again, once */
+	x->net.now += SEC;
+	for (k = 0; k < n; k++)
+		assert_int_equal(feed_as(x, &fl[k], &from), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.retries_sent, 3);
+	assert_int_equal(st.initials_repeat, 2 * n - 1);
+	/* a refusal likewise */
+	masque_server_goaway(x->net.srv);
+	x->net.now += SEC;
+	sent = x->net.sent;
+	for (k = 0; k < n; k++)
+		assert_int_equal(feed_as(x, &fl[k], &from), 0);
+	masque_server_stats(x->net.srv, &st);
+	assert_int_equal(st.refused_full, 1);
+	assert_int_equal(st.retries_sent, 3);
+	assert_int_equal(st.initials_repeat, 3 * n - 2);
+	assert_int_equal(x->net.sent, sent + 1);
+	free(fl);
 	fx_free(x);
 	free(x);
 }
@@ -2463,7 +2632,18 @@ int main(void)
 		cmocka_unit_test(test_i16_7_busy_source_gets_retry_first),
 		cmocka_unit_test(test_i16_7_max_handshakes),
 		cmocka_unit_test(test_i16_7_accepts_per_round),
+		TWO_INITIALS(test_i16_7_handshakes_per_source_capped),
+		TWO_INITIALS(test_i16_7_busy_source_gets_retry_first),
+		TWO_INITIALS(test_i16_7_max_handshakes),
+		TWO_INITIALS(test_i16_7_accepts_per_round),
+		TWO_INITIALS(test_i16_7_flight_answered_once),
+		TWO_INITIALS(test_retry_then_handshake),
+		TWO_INITIALS(test_i21_worker_cids_after_retry),
+		TWO_INITIALS(test_goaway_reaches_client_and_refuses_new),
 		cmocka_unit_test(test_c24_handshake_mtls_and_tunnel),
+		cmocka_unit_test(test_groups_hybrid_between_zgate_ends),
+		cmocka_unit_test(test_groups_client_without_mlkem),
+		cmocka_unit_test(test_groups_server_without_mlkem),
 		cmocka_unit_test(test_c07_client_advertises_routes),
 		cmocka_unit_test(test_c10_client_sends_address_request),
 		cmocka_unit_test(test_c10_reconnect_asks_previous_address),

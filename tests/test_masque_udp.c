@@ -73,8 +73,10 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Twenty clients start at once against a server that starts at most two
  * handshakes per turn: Initials are deferred, one address's share of the
- * waiting room is bounded, and every client gets its tunnel. */
-static void test_i16_7_burst_started_a_few_per_turn(void **state)
+ * waiting room is bounded, and every client gets its tunnel. big: every
+ * client's first flight takes two Initials or more (masque_fx.h): they
+ * wait together, and the waiting room still holds 16 handshakes. */
+static void burst(int big)
 {
 	struct run srv_run = { 0 }, cl_run = { 0 };
 	struct masque_cbs scbs = { .on_request = on_request,
@@ -92,7 +94,6 @@ static void test_i16_7_burst_started_a_few_per_turn(void **state)
 	char err[256], relay[64];
 	int i;
 
-	(void)state;
 	srv_run.base = cl_run.base = masque_udp_base_new();
 	assert_non_null(srv_run.base);
 	assert_int_equal(tls_server_ctx_new(f("relay.crt"), f("relay.key"), f("ca.crt"), NULL,
@@ -116,6 +117,7 @@ static void test_i16_7_burst_started_a_few_per_turn(void **state)
 		ccfg[i].server_name = "localhost";
 		ccfg[i].authority = "relay.test:4433";
 		ccfg[i].path = "/.well-known/masque/ip/*/*/";
+		ccfg[i].test_alpn = big ? fx_big_hello_alpn() : NULL;
 		assert_int_equal(masque_udp_client_new(cl_run.base, relay, &ccfg[i], &ccbs, &cl_run,
 						       &cu[i], &cc, err, sizeof(err)),
 				 0);
@@ -130,8 +132,8 @@ static void test_i16_7_burst_started_a_few_per_turn(void **state)
 	assert_int_equal(cl_run.opened, NCLIENTS);
 	assert_int_equal(srv_run.served, NCLIENTS);
 	assert_true(st.deferred > 0);
-	/* all from one address: at most 16 of its Initials wait, the rest
-	 * are dropped (and retransmitted by their clients) */
+	/* all from one address: at most 16 of its handshakes wait, the
+	 * rest are dropped (and retransmitted by their clients) */
 	assert_true(masque_udp_initials_dropped(su) <= NCLIENTS - 16 - 2);
 	assert_true(st.accepted >= NCLIENTS);
 	for (i = 0; i < NCLIENTS; i++)
@@ -140,6 +142,18 @@ static void test_i16_7_burst_started_a_few_per_turn(void **state)
 	wolfSSL_CTX_free(cctx);
 	wolfSSL_CTX_free(sctx);
 	event_base_free(srv_run.base);
+}
+
+static void test_i16_7_burst_started_a_few_per_turn(void **state)
+{
+	(void)state;
+	burst(0);
+}
+
+static void test_i16_7_burst_of_two_initial_flights(void **state)
+{
+	(void)state;
+	burst(1);
 }
 
 static int udp_rx(uint16_t *port)
@@ -242,6 +256,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_i16_7_burst_started_a_few_per_turn),
+		cmocka_unit_test(test_i16_7_burst_of_two_initial_flights),
 		cmocka_unit_test(test_refused_datagram_loses_only_itself),
 	};
 

@@ -2495,6 +2495,13 @@ const char *masque_conn_cert_sha256(const struct masque_conn *c)
 	return c->cert_sha256 != NULL ? c->cert_sha256 : "";
 }
 
+const char *masque_conn_tls_group(const struct masque_conn *c)
+{
+	if (c->ssl == NULL || !wolfSSL_is_init_finished(c->ssl))
+		return NULL;
+	return wolfSSL_get_curve_name(c->ssl);
+}
+
 int masque_conn_got_ticket(const struct masque_conn *c)
 {
 	WOLFSSL_SESSION *s;

@@ -317,6 +317,14 @@ int masque_server_input(struct masque_server *srv, const struct sockaddr *local,
 			const uint8_t *pkt, size_t len);
 #define MASQUE_DEFERRED 1
 
+/* The io layer drops an Initial that masque_server_input() handed back
+ * (MASQUE_DEFERRED) instead of feeding it again (its waiting room is
+ * full): the rest of that first flight, arriving just after it, is
+ * dropped too instead of starting the handshake without its start, and
+ * is counted in initials_repeat only. The client sends the flight again. */
+void masque_server_initial_dropped(struct masque_server *srv, const struct sockaddr *remote,
+				   const uint8_t *pkt, size_t len);
+
 /* Starts a new round of accepts_per_round new connections (the event loop
  * calls it once per turn). */
 void masque_server_new_round(struct masque_server *srv);
@@ -346,6 +354,11 @@ struct masque_server_stats {
 	uint64_t request_timeouts;   /* closed: no tunnel within request_timeout_ms */
 	uint64_t retries_source;     /* Retry because the source was at its cap */
 	uint64_t deferred;           /* Initials handed back for a later round */
+	/* Initials after the first of a first flight (one ClientHello may
+	 * take several) that was answered (Retry, refusal) or dropped
+	 * (masque_server_initial_dropped()) a moment before: not answered,
+	 * nor counted above, again. */
+	uint64_t initials_repeat;
 	/* CONNECT-IP requests this layer refused itself, before or without
 	 * asking on_request: 400 (not a valid CONNECT-IP request, or a second
 	 * tunnel on one connection), 503 (after GOAWAY), 500 (the tunnel's
@@ -430,6 +443,11 @@ const char *masque_conn_identity(const struct masque_conn *c);
  * lower-case hex (tls_cert_ids); "" before the handshake completes. */
 const char *masque_conn_cert_serial(const struct masque_conn *c);
 const char *masque_conn_cert_sha256(const struct masque_conn *c);
+/* The key exchange group the handshake agreed on ("X25519MLKEM768",
+ * "X25519", ...: tls_set_groups()), a static string; NULL before the
+ * handshake is complete, or on a relay connection, whose TLS object is
+ * freed after it. */
+const char *masque_conn_tls_group(const struct masque_conn *c);
 /* Client: 1 when the server gave this connection a TLS session ticket
  * (resumption), 0 when not (a zgate relay never does) or on a server. */
 int masque_conn_got_ticket(const struct masque_conn *c);

@@ -320,11 +320,14 @@ static void advertise_more(struct masque_conn *c)
 
 static void on_open(struct masque_conn *c, void *ctx)
 {
+	const char *group = masque_conn_tls_group(c);
+
 	(void)ctx;
 	P.t_open = masque_udp_now();
-	printf("connected to %s in %.1f ms (QUIC datagrams: %s, max packet %zu bytes)\n", P.relay,
-	       (double)(P.t_open - P.t_start) / 1e6, masque_conn_datagrams(c) ? "yes" : "no",
-	       masque_conn_max_packet(c));
+	printf("connected to %s in %.1f ms (key exchange %s, QUIC datagrams: %s, max packet %zu "
+	       "bytes)\n",
+	       P.relay, (double)(P.t_open - P.t_start) / 1e6, group ? group : "?",
+	       masque_conn_datagrams(c) ? "yes" : "no", masque_conn_max_packet(c));
 	advertise_more(c);
 	fflush(stdout);
 }

@@ -44,6 +44,29 @@ struct src_count {
 
 #define NOTE_NS (10 * UINT64_C(1000000000)) /* refusals: a log line at most this often */
 
+/* First flights answered without a connection (a Retry, a refusal) or
+ * dropped by the io layer (masque_server_initial_dropped()). A client's
+ * ClientHello may span several Initial datagrams (with an X25519MLKEM768
+ * key share it takes two), all with the same DCID and SCID; the ones
+ * after the first must not be answered, nor counted, again. Bounded and
+ * stateless in what matters: one slot per keyed digest of (DCID, SCID,
+ * exact address and port), direct-mapped, overwritten on collision and
+ * good for FLIGHT_NS only, so a flood of Initials from forged sources
+ * costs no memory (FLIGHT_SLOTS * 16 bytes, in the server) and an entry
+ * pushed out early means only that the next datagram of its flight is
+ * answered and counted again, as if it started a handshake (as every
+ * datagram was before). The rest of a flight follows its first datagram
+ * at once; a client sends the flight again only after its probe timeout
+ * (about 1 s on a new path, RFC 9002 kInitialRtt 333 ms), and that copy
+ * is answered anew, in case the answer was lost. */
+#define FLIGHT_SLOTS 512 /* power of two */
+#define FLIGHT_NS (100 * UINT64_C(1000000))
+
+struct flight {
+	uint64_t tag;      /* flight_tag() */
+	masque_time until; /* 0: empty */
+};
+
 struct masque_server {
 	struct masque_config cfg;
 	struct masque_cbs cbs;
@@ -64,6 +87,7 @@ struct masque_server {
 	int round_over;       /* masque_server_end_round() */
 	int goaway;
 	struct masque_server_stats st;
+	struct flight flights[FLIGHT_SLOTS];
 	uint8_t buf[1500];
 	/* One packet buffer for all its connections instead of one each
 	 * (1.4 KB less per idle tunnel; issue 21). A connection fills it in
@@ -86,6 +110,61 @@ static size_t cid_hash(const struct masque_server *srv, const uint8_t *p, size_t
 		h *= UINT64_C(0x100000001b3);
 	}
 	return (size_t)(h ^ (h >> 29)) & (CID_BUCKETS - 1);
+}
+
+static uint64_t fnv_add(uint64_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+/* The digest of the flight an Initial from remote with hd's DCID and
+ * SCID belongs to, keyed with the per-process seed. */
+static uint64_t flight_tag(const struct masque_server *srv, const ngtcp2_pkt_hd *hd,
+			   const struct sockaddr *remote)
+{
+	uint64_t h = (UINT64_C(0xcbf29ce484222325) ^ srv->seed) + 1; /* not cid_hash's */
+	uint8_t key[ADDRKEY_LEN], port[2] = { 0, 0 }, n;
+
+	(void)addrkey_of(remote, ADDRKEY_EXACT, key);
+	if (remote->sa_family == AF_INET)
+		memcpy(port, &((const struct sockaddr_in *)(const void *)remote)->sin_port, 2);
+	else if (remote->sa_family == AF_INET6)
+		memcpy(port, &((const struct sockaddr_in6 *)(const void *)remote)->sin6_port, 2);
+	n = (uint8_t)hd->dcid.datalen;
+	h = fnv_add(h, &n, 1);
+	h = fnv_add(h, hd->dcid.data, hd->dcid.datalen);
+	n = (uint8_t)hd->scid.datalen;
+	h = fnv_add(h, &n, 1);
+	h = fnv_add(h, hd->scid.data, hd->scid.datalen);
+	h = fnv_add(h, key, sizeof(key));
+	h = fnv_add(h, port, sizeof(port));
+	return h ^ (h >> 29);
+}
+
+/* 1 when the flight of this Initial was answered or dropped less than
+ * FLIGHT_NS ago. */
+static int flight_seen(const struct masque_server *srv, const ngtcp2_pkt_hd *hd,
+		       const struct sockaddr *remote, masque_time now)
+{
+	uint64_t tag = flight_tag(srv, hd, remote);
+	const struct flight *f = &srv->flights[tag & (FLIGHT_SLOTS - 1)];
+
+	return f->until != 0 && now < f->until && f->tag == tag;
+}
+
+/* This Initial's flight was answered (or dropped): the rest of it is not. */
+static void flight_note(struct masque_server *srv, const ngtcp2_pkt_hd *hd,
+			const struct sockaddr *remote, masque_time now)
+{
+	uint64_t tag = flight_tag(srv, hd, remote);
+	struct flight *f = &srv->flights[tag & (FLIGHT_SLOTS - 1)];
+
+	f->tag = tag;
+	f->until = now + FLIGHT_NS;
 }
 
 static struct masque_conn *cid_find(const struct masque_server *srv, const uint8_t *p, size_t n)
@@ -579,9 +658,11 @@ static void send_refusal(struct masque_server *srv, const ngtcp2_pkt_hd *hd, uin
 }
 
 /* A new connection's first datagram. Cheap refusals (full, busy, a Retry)
- * are answered at once; only the connection itself, whose handshake costs
- * a signature and the client certificate's verification, counts against
- * the round. Returns 0 or MASQUE_DEFERRED. */
+ * are answered at once, once per first flight (struct flight); only the
+ * connection itself, whose handshake costs a signature and the client
+ * certificate's verification, counts against the round. The rest of an
+ * accepted flight finds the connection by its DCID. Returns 0 or
+ * MASQUE_DEFERRED. */
 static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 		       socklen_t locallen, const struct sockaddr *remote, socklen_t remotelen,
 		       const uint8_t *pkt, size_t len)
@@ -599,7 +680,13 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 		srv->st.bad_packets++;
 		return 0;
 	}
+	if (flight_seen(srv, &hd, remote, now)) {
+		/* the rest of a first flight whose first datagram was answered */
+		srv->st.initials_repeat++;
+		return 0;
+	}
 	if (srv->goaway || srv->nconns >= srv->cfg.max_conns) {
+		flight_note(srv, &hd, remote, now);
 		srv->st.refused_full++;
 		send_refusal(srv, &hd, NGTCP2_CONNECTION_REFUSED,
 			     srv->goaway ? "relay is shutting down" : "relay is full", local, locallen,
@@ -608,6 +695,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 	}
 	if (srv->cfg.max_conns_per_address != 0 &&
 	    addr_conns(srv, remote) >= srv->cfg.max_conns_per_address) {
+		flight_note(srv, &hd, remote, now);
 		srv->st.refused_address++;
 		send_refusal(srv, &hd, NGTCP2_CONNECTION_REFUSED,
 			     "too many connections from this address", local, locallen, remote,
@@ -623,6 +711,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 						      sizeof(srv->secret), hd.version,
 						      (const ngtcp2_sockaddr *)remote, remotelen,
 						      &hd.dcid, RETRY_TOKEN_TIMEOUT, now) != 0) {
+			flight_note(srv, &hd, remote, now);
 			srv->st.bad_packets++;
 			send_refusal(srv, &hd, NGTCP2_INVALID_TOKEN, "invalid Retry token", local,
 				     locallen, remote, remotelen);
@@ -635,6 +724,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 		/* Under handshake load, or from a busy source: make the client
 		 * prove its address first (a forged source cannot, so it cannot
 		 * use up another address's handshakes). */
+		flight_note(srv, &hd, remote, now);
 		if (from_src >= srv->cfg.max_handshakes_per_source)
 			srv->st.retries_source++;
 		send_retry(srv, &hd, now, local, locallen, remote, remotelen);
@@ -649,6 +739,7 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 		 * handshake; one source gets its share only */
 		int busy = srv->nhandshaking >= srv->cfg.max_handshakes;
 
+		flight_note(srv, &hd, remote, now);
 		if (busy)
 			srv->st.refused_handshakes++;
 		else
@@ -691,6 +782,15 @@ static int accept_conn(struct masque_server *srv, const struct sockaddr *local,
 	}
 	(void)masque_conn_input(c, local, locallen, remote, remotelen, pkt, len);
 	return 0;
+}
+
+void masque_server_initial_dropped(struct masque_server *srv, const struct sockaddr *remote,
+				   const uint8_t *pkt, size_t len)
+{
+	ngtcp2_pkt_hd hd;
+
+	if (ngtcp2_accept(&hd, pkt, len) == 0)
+		flight_note(srv, &hd, remote, srv->cfg.io->now(srv->cfg.ioctx));
 }
 
 int masque_server_input(struct masque_server *srv, const struct sockaddr *local,

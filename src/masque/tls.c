@@ -372,7 +372,8 @@ int tls_set_alpn(WOLFSSL *ssl, const char *list)
 
 int tls_set_groups(WOLFSSL_CTX *ctx)
 {
-	int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+	int groups[] = { WOLFSSL_X25519MLKEM768, WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1,
+			 WOLFSSL_ECC_SECP384R1 };
 
 	return wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) ==
 			       WOLFSSL_SUCCESS

@@ -182,7 +182,9 @@ int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char
 
 /* ALPN (RFC 9001 §8.1): zgate speaks HTTP/3 only. */
 #define TLS_ALPN "h3"
-#define TLS_ALPN_LIST_MAX 64
+/* Room for tests to make a ClientHello that takes two Initials
+ * (masque_fx.h, fx_big_hello_alpn()) whatever the key exchange groups. */
+#define TLS_ALPN_LIST_MAX 2048
 
 /* Sets the ALPN protocols of one connection: what a client offers, what a
  * server accepts. list is comma-separated ("h3,foo"); NULL means "h3",
@@ -196,13 +198,16 @@ int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char
  * accepted by wolfSSL, e.g. a name over 255 bytes). */
 int tls_set_alpn(WOLFSSL *ssl, const char *list);
 
-/* Sets the key exchange groups of ctx, in order of preference: X25519,
- * P-256, P-384. A client's key share is the first (a ClientHello that fits
- * one QUIC Initial); a server accepts any of them without a
- * HelloRetryRequest. Set explicitly because wolfSSL's default moves between
- * versions: 5.7.2 led with P-256, 5.9 leads with an X25519MLKEM768 hybrid
- * when built with ML-KEM (its default), which this build is not
- * (third_party/README.md says why). Returns 0 or ZG_ERR_CONFIG. */
+/* Sets the key exchange groups of ctx, in order of preference: the
+ * post-quantum hybrid X25519MLKEM768, then X25519, P-256, P-384. A
+ * client's one key share is the first (a 1562-byte ClientHello, two QUIC
+ * Initials: the relay answers and counts first flights, not datagrams);
+ * a server that lacks the hybrid asks for X25519 with a
+ * HelloRetryRequest (one more round trip). A server takes the hybrid
+ * when offered and otherwise any key share of the other three as it
+ * comes, without a HelloRetryRequest (rustls 0.20, older agents: X25519).
+ * Set explicitly because wolfSSL's default moves between versions (5.7.2
+ * led with P-256). Returns 0 or ZG_ERR_CONFIG. */
 int tls_set_groups(WOLFSSL_CTX *ctx);
 
 /* Makes the handshake on ssl (a client) check the peer certificate against

@@ -37,8 +37,14 @@
 #define GSO_REFUSED_MAX 8
 /* Initials of new connections waiting for a later round (server): */
 #define ACCEPTS_PER_ROUND 8 /* default masque_config.accepts_per_round */
-#define DQ_MAX 256          /* datagrams waiting */
+#define DQ_MAX 256          /* handshakes waiting */
 #define DQ_PER_SOURCE 16    /* of them from one source (addrkey_of ADDRKEY_SOURCE) */
+/* Datagrams of one handshake's first flight waiting: a ClientHello with
+ * an X25519MLKEM768 key share takes two Initials, all with the same DCID
+ * and SCID; they wait together and count as one handshake. */
+#define DQ_PER_FLIGHT 4
+#define DQ_BYTES (4u << 20)        /* all datagrams waiting, in bytes */
+#define FLIGHT_ID_MAX (2 + 2 * 20) /* a long header's DCID and SCID, lengths first */
 
 /* A datagram the server handed back (MASQUE_DEFERRED). */
 struct deferred {
@@ -46,6 +52,9 @@ struct deferred {
 	struct sockaddr_storage from;
 	socklen_t fromlen;
 	uint8_t key[ADDRKEY_LEN]; /* addrkey_of(from, ADDRKEY_SOURCE) */
+	int first;                /* the first of its flight waiting: a handshake */
+	size_t fidlen;            /* flight_id(); 0: none */
+	uint8_t fid[FLIGHT_ID_MAX];
 	size_t len;
 	uint8_t data[];
 };
@@ -112,7 +121,8 @@ struct masque_udp {
 	 * beyond the round's share wait here, oldest first, and a zero
 	 * timer gives them the next turns, after the tunnels' packets. */
 	struct deferred *dq_head, *dq_tail;
-	size_t dq_n;
+	size_t dq_n;     /* handshakes waiting (their first datagrams) */
+	size_t dq_bytes; /* all datagrams waiting */
 	uint64_t dq_dropped;
 	int dq_full_logged; /* once per streak of drops */
 	struct event *dq_ev;
@@ -460,41 +470,87 @@ static void io_timer_free(void *ioctx, void *timer)
 	free(t);
 }
 
-/* Queues a datagram the server deferred; full (or this source's share
- * full): dropped, the client's Initial is retransmitted. */
+/* The DCID and SCID of a long-header packet, their lengths first, into
+ * fid: the same for every Initial of one first flight. Returns its
+ * length, 0 for anything else. */
+static size_t flight_id(const uint8_t *p, size_t len, uint8_t fid[FLIGHT_ID_MAX])
+{
+	size_t dl, sl;
+
+	if (len < 7 || !(p[0] & 0x80) || (dl = p[5]) > 20 || len < 7 + dl ||
+	    (sl = p[6 + dl]) > 20 || len < 7 + dl + sl)
+		return 0;
+	memcpy(fid, p + 5, 2 + dl + sl);
+	return 2 + dl + sl;
+}
+
+static void dq_drop(struct masque_udp *u)
+{
+	u->dq_dropped++;
+	if (!u->dq_full_logged)
+		log_warnx("handshake burst: new connections dropped while %zu wait "
+			  "(the clients retransmit)",
+			  u->dq_n);
+	u->dq_full_logged = 1;
+}
+
+/* Queues a datagram the server deferred, behind the rest of its flight
+ * when some of it waits; full (or this source's share full): dropped,
+ * the client's Initials are retransmitted, and the server drops the rest
+ * of the flight too (masque_server_initial_dropped()). */
 static void defer(struct masque_udp *u, const struct sockaddr_storage *from, socklen_t fromlen,
 		  const uint8_t *p, size_t len)
 {
-	struct deferred *d;
-	uint8_t key[ADDRKEY_LEN];
-	size_t same = 0;
+	struct deferred *d, *last = NULL;
+	uint8_t key[ADDRKEY_LEN], fid[FLIGHT_ID_MAX];
+	size_t same = 0, nflight = 0, fidlen = flight_id(p, len, fid);
 
 	(void)addrkey_of((const struct sockaddr *)from, ADDRKEY_SOURCE, key);
-	for (d = u->dq_head; d != NULL; d = d->next)
-		same += memcmp(d->key, key, ADDRKEY_LEN) == 0;
-	if (u->dq_n >= DQ_MAX || same >= DQ_PER_SOURCE ||
-	    (d = malloc(sizeof(*d) + len)) == NULL) {
-		u->dq_dropped++;
-		if (!u->dq_full_logged)
-			log_warnx("handshake burst: new connections dropped while %zu wait "
-				  "(the clients retransmit)",
-				  u->dq_n);
-		u->dq_full_logged = 1;
+	for (d = u->dq_head; d != NULL; d = d->next) {
+		same += d->first && memcmp(d->key, key, ADDRKEY_LEN) == 0;
+		if (fidlen > 0 && d->fidlen == fidlen && memcmp(d->fid, fid, fidlen) == 0 &&
+		    d->fromlen == fromlen && memcmp(&d->from, from, fromlen) == 0) {
+			last = d;
+			nflight++;
+		}
+	}
+	if (last == NULL && (u->dq_n >= DQ_MAX || same >= DQ_PER_SOURCE)) {
+		dq_drop(u);
+		masque_server_initial_dropped(u->srv, (const struct sockaddr *)from, p, len);
 		return;
 	}
-	d->next = NULL;
+	if (nflight >= DQ_PER_FLIGHT || u->dq_bytes + len > DQ_BYTES ||
+	    (d = malloc(sizeof(*d) + len)) == NULL) {
+		dq_drop(u);
+		if (last == NULL)
+			masque_server_initial_dropped(u->srv, (const struct sockaddr *)from, p,
+						      len);
+		return;
+	}
 	memcpy(&d->from, from, sizeof(d->from));
 	d->fromlen = fromlen;
 	memcpy(d->key, key, ADDRKEY_LEN);
+	d->first = last == NULL;
+	d->fidlen = fidlen;
+	memcpy(d->fid, fid, fidlen);
 	d->len = len;
 	memcpy(d->data, p, len);
+	u->dq_bytes += len;
+	if (last != NULL) {
+		/* right behind its flight: fed in the same round as its start */
+		d->next = last->next;
+		last->next = d;
+		if (u->dq_tail == last)
+			u->dq_tail = d;
+		return;
+	}
+	d->next = NULL;
 	if (u->dq_tail != NULL)
 		u->dq_tail->next = d;
 	else
 		u->dq_head = d;
 	u->dq_tail = d;
-	u->dq_n++;
-	if (u->dq_n == 1) {
+	if (++u->dq_n == 1) {
 		struct timeval zero = { 0, 0 };
 
 		evtimer_add(u->dq_ev, &zero);
@@ -516,12 +572,20 @@ static void dq_cb(evutil_socket_t fd, short what, void *arg)
 	while ((d = u->dq_head) != NULL) {
 		if (masque_server_input(u->srv, (struct sockaddr *)&u->local, u->locallen,
 					(const struct sockaddr *)&d->from, d->fromlen, d->data,
-					d->len) == MASQUE_DEFERRED)
+					d->len) == MASQUE_DEFERRED) {
+			/* the rest of a flight whose start came to nothing
+			 * (no memory) now starts a handshake of its own */
+			if (!d->first) {
+				d->first = 1;
+				u->dq_n++;
+			}
 			break;
+		}
 		u->dq_head = d->next;
 		if (u->dq_head == NULL)
 			u->dq_tail = NULL;
-		u->dq_n--;
+		u->dq_n -= d->first != 0;
+		u->dq_bytes -= d->len;
 		free(d);
 	}
 	if (u->dq_head == NULL)
@@ -545,6 +609,7 @@ static void dq_free(struct masque_udp *u)
 	}
 	u->dq_tail = NULL;
 	u->dq_n = 0;
+	u->dq_bytes = 0;
 }
 
 /* Sends a datagram of worker w's connection to w: a full channel drops it

@@ -60,8 +60,9 @@ int masque_udp_client_new(struct event_base *base, const char *relay, struct mas
 /* The client connection, NULL once it closed. */
 struct masque_conn *masque_udp_conn(const struct masque_udp *u);
 
-/* Server: Initials of new connections dropped because too many waited
- * for a turn of the loop (masque_config.accepts_per_round). */
+/* Server: new connections whose Initials were dropped because too many
+ * waited for a turn of the loop (masque_config.accepts_per_round): one
+ * per first flight, however many datagrams its ClientHello took. */
 uint64_t masque_udp_initials_dropped(const struct masque_udp *u);
 
 /* Server of worker cfg->worker_index of cfg->nworkers (at least 2):

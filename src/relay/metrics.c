@@ -312,7 +312,9 @@ static void quic(struct mw *w, const struct metrics_values *v)
 	    "bounded).",
 	    q->deferred);
 	one(w, "zgate_quic_handshakes_dropped_total", "counter",
-	    "Initials dropped because too many waited for their turn.", v->quic_initials_dropped);
+	    "New connections dropped because too many waited for their turn (once per "
+	    "first flight, however many Initials its ClientHello took).",
+	    v->quic_initials_dropped);
 	one(w, "zgate_quic_retries_source_total", "counter",
 	    "Retry packets sent because the source had its share of handshakes in progress.",
 	    q->retries_source);

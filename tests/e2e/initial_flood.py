@@ -3,12 +3,14 @@
 
 A burst of QUIC handshakes from one address, for the fairness scenario:
 runs PROBE_ARGV (a zgate-probe aimed at a local UDP port this script
-listens on) to capture one real client Initial, decrypts it with the
+listens on) to capture one real client first flight (every Initial of its
+ClientHello: two with an X25519MLKEM768 key share), decrypts each with the
 Initial keys of its Destination Connection ID (RFC 9001 5.2), and sends
-COUNT copies to the relay, each re-encrypted under a fresh random DCID, as
-fast as the socket takes them. Each one is a new connection whose
-ClientHello costs the relay a full handshake (key exchange, signature);
-nobody answers the relay's flight. Prints "sent N".
+COUNT copies of the flight to the relay, each re-encrypted under a fresh
+random DCID, as fast as the socket takes them. Each one is a new
+connection whose whole ClientHello costs the relay a full handshake (key
+exchange, signature); nobody answers the relay's flight. Prints "sent N"
+(flights).
 """
 import os, socket, subprocess, sys
 from cryptography.hazmat.primitives import hashes
@@ -94,18 +96,31 @@ def main(a):
     lst.bind(("127.0.0.1", 14433))
     lst.settimeout(10)
     p = subprocess.Popen(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flight = []
     try:
         d, _ = lst.recvfrom(65535)
+        flight.append(parse(d))
+        # the rest of the flight follows at once; a retransmission would
+        # come only after the probe's timeout (about 1 s)
+        lst.settimeout(0.2)
+        while True:
+            try:
+                d, _ = lst.recvfrom(65535)
+            except socket.timeout:
+                break
+            flight.append(parse(d))
     finally:
         p.kill(); p.wait()
-    first, scid, pt, pn, pnl, plen = parse(d)
-    pkts = [build(first, scid, pt, pn, pnl, plen, os.urandom(16)) for _ in range(count)]
+    pkts = []
+    for _ in range(count):
+        dcid = os.urandom(16)
+        pkts += [build(*f, dcid) for f in flight]
     pkts = [x + b"\0" * max(0, 1200 - len(x)) for x in pkts]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.connect((host, port))
     for x in pkts:
         s.send(x)
-    print("sent", len(pkts), flush=True)
+    print("sent", count, "flights of", len(flight), "Initials", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ run_probe() { # CERT EXTRA...
 step "tunnel opens, address and routes printed, 5 pings answered"
 out=$(run_probe agent-1 --target 192.0.2.1 --count 5 --interval 50ms --timeout 5s) || fail "probe failed: $out"
 echo "$out"
+expect_contains "$out" "(key exchange X25519MLKEM768," "the post-quantum hybrid (tls_set_groups)"
 expect_contains "$out" "address 10.100.0." "assigned address"
 expect_contains "$out" "route 0.0.0.0-255.255.255.255" "route"
 expect_contains "$out" "5 sent, 5 received, 0% loss" "summary"
