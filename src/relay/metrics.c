@@ -315,6 +315,11 @@ static void quic(struct mw *w, const struct metrics_values *v)
 	    "New connections dropped because too many waited for their turn (once per "
 	    "first flight, however many Initials its ClientHello took).",
 	    v->quic_initials_dropped);
+	one(w, "zgate_quic_initials_repeat_total", "counter",
+	    "Initials after the first of a handshake's first flight (a ClientHello with an "
+	    "X25519MLKEM768 key share takes two) whose first was answered (Retry, refusal) or "
+	    "dropped a moment before: not answered, nor counted, again.",
+	    q->initials_repeat);
 	one(w, "zgate_quic_retries_source_total", "counter",
 	    "Retry packets sent because the source had its share of handshakes in progress.",
 	    q->retries_source);
