@@ -9,7 +9,7 @@
  *
  *   make unit TESTS="test_metrics%"   # fails, showing the first difference
  *   ZG_GOLDEN_UPDATE=1 build/tests/test_metrics
- *   git diff tests/golden/metrics.txt
+ *   git diff tests/golden/metrics.txt fuzz/corpus/fuzz_metrics_merge/
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +34,23 @@
 #include "zg_err.h"
 
 #define GOLDEN "tests/golden/metrics.txt"
+/* fuzz_metrics_merge's seeds: the golden text, and it twice with a NUL
+ * between (two workers' expositions) */
+#define SEED "fuzz/corpus/fuzz_metrics_merge/golden"
+#define SEED_X2 "fuzz/corpus/fuzz_metrics_merge/golden_x2"
+
+static void write_file(const char *path, const char *a, size_t alen, const char *b, size_t blen)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(a, 1, alen, f), alen);
+	if (b != NULL) {
+		assert_int_equal(fputc('\0', f), 0);
+		assert_int_equal(fwrite(b, 1, blen, f), blen);
+	}
+	assert_int_equal(fclose(f), 0);
+}
 
 /* Every value different, so a value under the wrong label shows. */
 static void fixed_values(struct metrics_values *v)
@@ -219,12 +236,10 @@ static void test_metrics_golden(void **state)
 	fixed_values(&v);
 	got = render(&v);
 	if (getenv("ZG_GOLDEN_UPDATE") != NULL) {
-		FILE *f = fopen(GOLDEN, "wb");
-
-		assert_non_null(f);
-		assert_int_equal(fwrite(got, 1, strlen(got), f), strlen(got));
-		assert_int_equal(fclose(f), 0);
-		print_message("rewrote %s\n", GOLDEN);
+		write_file(GOLDEN, got, strlen(got), NULL, 0);
+		write_file(SEED, got, strlen(got), NULL, 0);
+		write_file(SEED_X2, got, strlen(got), got, strlen(got));
+		print_message("rewrote %s, %s and %s\n", GOLDEN, SEED, SEED_X2);
 	}
 	want = golden_read(GOLDEN, &wlen);
 	for (i = 0; got[i] != '\0' && i < wlen && got[i] == want[i]; i++) {
@@ -240,6 +255,30 @@ static void test_metrics_golden(void **state)
 			 (int)strcspn(want + ls, "\n"), want + ls);
 	free(got);
 	free(want);
+}
+
+/* fuzz_metrics_merge starts from the exposition as it is: its seeds are
+ * the golden file (rewritten with it), alone and twice. */
+static void test_metrics_fuzz_seeds_follow_golden(void **state)
+{
+	char *g, *seed, *x2;
+	size_t glen = 0, slen = 0, xlen = 0;
+
+	(void)state;
+	g = golden_read(GOLDEN, &glen);
+	seed = golden_read(SEED, &slen);
+	x2 = golden_read(SEED_X2, &xlen);
+	if (slen != glen || memcmp(seed, g, glen) != 0)
+		fail_msg("%s is not %s (ZG_GOLDEN_UPDATE=1 build/tests/test_metrics rewrites both)",
+			 SEED, GOLDEN);
+	if (xlen != 2 * glen + 1 || memcmp(x2, g, glen) != 0 || x2[glen] != '\0' ||
+	    memcmp(x2 + glen + 1, g, glen) != 0)
+		fail_msg("%s is not %s twice with a NUL between (ZG_GOLDEN_UPDATE=1 "
+			 "build/tests/test_metrics rewrites it)",
+			 SEED_X2, GOLDEN);
+	free(g);
+	free(seed);
+	free(x2);
 }
 
 /* promtool (the Prometheus project's checker) accepts the golden file:
@@ -488,6 +527,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metrics_golden),
+		cmocka_unit_test(test_metrics_fuzz_seeds_follow_golden),
 		cmocka_unit_test(test_metrics_promtool_golden),
 		cmocka_unit_test(test_metrics_structure),
 		cmocka_unit_test(test_metrics_lwip_drops_add_up),
