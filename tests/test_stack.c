@@ -275,6 +275,12 @@ pcbhash_check(void)
 						pcb->remote_port),
 				 pcb);
 	assert_int_equal(stack_pcbhash_count(), n);
+	n = 0;
+	for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next, n++)
+		assert_ptr_equal(stack_pcb_tw_find(&pcb->local_ip, pcb->local_port,
+						   &pcb->remote_ip, pcb->remote_port),
+				 pcb);
+	assert_int_equal(stack_pcbhash_tw_count(), n);
 }
 
 static void
@@ -2061,6 +2067,123 @@ test_tcp_time_wait_reopen(void **state)
 	assert_true(lwip_stats.memp[MEMP_TCP_PCB]->used <= 4);
 	wait_lwip_idle(fx);
 	srv_stop(&s);
+}
+
+/* Over max_time_wait, the oldest eighth of the TIME_WAIT pcbs goes in one
+ * pass (pcbhash.c indexes them; evicting one per SYN walked the list each
+ * time): the newest stay, findable, and a reused tuple still reopens. */
+static void
+test_tcp_time_wait_batch_eviction(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct srv s;
+	uint32_t isn = 0x30000000u;
+	size_t n = 0;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_time_wait = 16;
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_GREET_HALFCLOSE);
+	for (i = 0; i < 17; i++)
+		tw_connection(fx, &s, (uint16_t)(46000 + i), isn);
+	assert_int_equal(stack_pcbhash_tw_count(), 17);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tw_evicted, 0);
+	/* the 18th SYN finds 17 > 16: the 3 oldest go (down to 16 - 16 / 8) */
+	tw_connection(fx, &s, 46017, isn);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tw_evicted, 3);
+	assert_int_equal(stack_pcbhash_tw_count(), 15);
+	for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next, n++)
+		assert_true(pcb->remote_port >= 46003); /* 46000..46002 went */
+	assert_int_equal(n, 15);
+	/* a tuple still in TIME_WAIT reopens on a newer SYN */
+	tw_connection(fx, &s, 46010, isn + 1000000);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tw_reopened, 1);
+	assert_int_equal(stack_pcbhash_tw_count(), 15);
+	wait_lwip_idle(fx);
+	assert_int_equal(stack_pcbhash_tw_count(), 0);
+	srv_stop(&s);
+}
+
+/* A listening socket on a free loopback port (the kernel completes the
+ * relay's handshakes into its backlog); its port in *pport. */
+static int
+backlog_listener(uint16_t *pport)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*pport = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* One client connection to port through the stack: SYN-ACK, then RST. */
+static void
+syn_then_rst(struct fx *fx, uint16_t port, uint16_t sport)
+{
+	struct tc c;
+
+	tc_init(&c, fx, 0, "127.0.0.1", port);
+	c.sport = sport;
+	tc_syn(fx, &c);
+	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
+	tc_pump(fx, &c);
+	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
+	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
+	tc_free(&c);
+}
+
+/* The per-port lwIP listener outlives its last flow for
+ * STACK_LISTENER_LINGER_MS, so connections one after another to a port
+ * reuse it (lwIP's close of a listener walks every active and TIME-WAIT
+ * pcb: it was closed and made again for each connection); idle ones close
+ * after the linger, and beyond STACK_LISTENERS_IDLE_MAX at once. */
+static void
+test_listener_lingers_then_closes(void **state)
+{
+	struct fx *fx = *state;
+	int fds[STACK_LISTENERS_IDLE_MAX + 3];
+	uint16_t port;
+	size_t base;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	base = lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used;
+	fds[0] = backlog_listener(&port);
+	syn_then_rst(fx, port, 47000);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, base + 1); /* lingers */
+	advance(fx, STACK_LISTENER_LINGER_MS / 2);
+	syn_then_rst(fx, port, 47001); /* the same listener */
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, base + 1);
+	advance(fx, STACK_LISTENER_LINGER_MS / 2 + 250);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, base + 1); /* reused: later */
+	advance(fx, STACK_LISTENER_LINGER_MS / 2);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, base); /* gone */
+	/* the stack's timer would close it too: it is armed for the linger */
+	syn_then_rst(fx, port, 47002);
+	assert_true(stack_expiry(fx->st) <= fx->now + STACK_LISTENER_LINGER_MS);
+	close(fds[0]);
+	/* more idle ports than the cap: the oldest close at once */
+	for (int i = 0; i < STACK_LISTENERS_IDLE_MAX + 3; i++) {
+		fds[i] = backlog_listener(&port);
+		syn_then_rst(fx, port, (uint16_t)(47100 + i));
+	}
+	loop_once(fx);
+	assert_true(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used <= base + STACK_LISTENERS_IDLE_MAX);
+	for (int i = 0; i < STACK_LISTENERS_IDLE_MAX + 3; i++)
+		close(fds[i]);
+	wait_lwip_idle(fx);
 }
 
 static void
@@ -4750,6 +4873,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_time_wait_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_time_wait_batch_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listener_lingers_then_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reevaluate_closes_denied_flows_keeps_allowed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v4_and_idle, setup, teardown),

@@ -218,7 +218,8 @@ listener_ref(struct stack *st, uint16_t port)
 
 	for (l = st->listeners; l != NULL; l = l->next) {
 		if (l->port == port) {
-			l->refs++;
+			if (l->refs++ == 0)
+				st->listeners_idle--;
 			return 0;
 		}
 	}
@@ -258,28 +259,46 @@ listener_unref(struct stack *st, uint16_t port)
 
 	for (l = st->listeners; l != NULL; l = l->next) {
 		if (l->port == port && l->refs > 0) {
-			if (--l->refs == 0)
-				st->listeners_unref = 1;
+			if (--l->refs == 0) {
+				uint64_t due;
+
+				l->idle_ms = stack_now(st);
+				due = l->idle_ms + STACK_LISTENER_LINGER_MS;
+				st->listeners_idle++;
+				if (due < st->listeners_due)
+					st->listeners_due = due;
+			}
 			return;
 		}
 	}
 }
 
 /* Closing is deferred to here so a listener is never closed from inside
- * its own accept callback. */
+ * its own accept callback. The list is newest first: past the idle cap,
+ * the idle listeners further down (made longer ago) close first. */
 void flow_listeners_gc(struct stack *st)
 {
 	struct stack_listener **pp = &st->listeners, *l;
+	uint64_t now = stack_now(st);
+	size_t idle = 0;
 
+	st->listeners_due = STACK_NEVER;
 	while ((l = *pp) != NULL) {
-		if (l->refs == 0) {
+		if (l->refs == 0 && (now - l->idle_ms >= STACK_LISTENER_LINGER_MS ||
+				     idle == STACK_LISTENERS_IDLE_MAX)) {
 			*pp = l->next;
 			tcp_close(l->pcb);
 			free(l);
-		} else {
-			pp = &l->next;
+			continue;
 		}
+		if (l->refs == 0) {
+			idle++;
+			if (l->idle_ms + STACK_LISTENER_LINGER_MS < st->listeners_due)
+				st->listeners_due = l->idle_ms + STACK_LISTENER_LINGER_MS;
+		}
+		pp = &l->next;
 	}
+	st->listeners_idle = idle;
 }
 
 /* ---------------------------------------------------------------- life */

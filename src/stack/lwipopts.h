@@ -133,6 +133,9 @@ void stack_mem_free(void *p);
 #define LWIP_HOOK_TCP_ACTIVE_ADD(pcb) stack_pcb_add(pcb)
 #define LWIP_HOOK_TCP_ACTIVE_DEL(pcb) stack_pcb_del(pcb)
 #define LWIP_HOOK_TCP_ACTIVE_FIND(lip, lport, rip, rport) stack_pcb_find(lip, lport, rip, rport)
+#define LWIP_HOOK_TCP_TW_ADD(pcb) stack_pcb_tw_add(pcb)
+#define LWIP_HOOK_TCP_TW_DEL(pcb) stack_pcb_tw_del(pcb)
+#define LWIP_HOOK_TCP_TW_FIND(lip, lport, rip, rport) stack_pcb_tw_find(lip, lport, rip, rport)
 
 /* ---- checksums: all in software, always verified */
 #define CHECKSUM_GEN_IP 1

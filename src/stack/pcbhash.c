@@ -1,5 +1,6 @@
 /*
- * pcbhash.c — lwIP's active TCP pcbs indexed by their 4-tuple.
+ * pcbhash.c — lwIP's active and TIME-WAIT TCP pcbs indexed by their
+ * 4-tuple.
  *
  * lwIP finds the pcb of every incoming segment by walking tcp_active_pcbs,
  * and walks all of it for every SYN: with thousands of flows open that walk
@@ -11,7 +12,8 @@
  * insert cannot fail; the bucket array doubles as the list grows, and if
  * that allocation fails the chains just get longer. Buckets are chosen
  * with SipHash under a key drawn at stack_new(): the client picks the
- * tuples.
+ * tuples. The TIME-WAIT pcbs have an index of their own, for the same
+ * reason: lwIP walked them for every SYN, and so did stack_tw_admit().
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +32,17 @@
 
 #define PCBHASH_MIN 1024 /* buckets; a power of two */
 
-static struct tcp_pcb **tab;
-static size_t nbuckets, npcbs;
+/* One index: chains through the pcbs' ext_args[0] (a pcb is in one of
+ * lwIP's lists at a time, so in one index at a time). */
+struct pcbtab {
+	struct tcp_pcb **tab;
+	size_t nbuckets, n;
+};
+
+static struct pcbtab active, tw; /* tcp_active_pcbs, tcp_tw_pcbs */
 static uint8_t key[16];
 /* the pcb found last: the segments of a transfer come one flow at a time,
- * and each would be hashed again (a SipHash per segment). Indexed pcbs
+ * and each would be hashed again (a SipHash per segment). Active pcbs
  * only; stack_pcb_del() forgets it. */
 static struct tcp_pcb *last;
 
@@ -65,100 +73,124 @@ pcb_bucket(const struct tcp_pcb *pcb, size_t nb)
 	return bucket_of(&pcb->local_ip, pcb->local_port, &pcb->remote_ip, pcb->remote_port, nb);
 }
 
-/* Moves every chain into a table of nb buckets; keeps the old one when
- * that cannot be allocated. */
+/* Moves every chain of t into a table of nb buckets; keeps the old one
+ * when that cannot be allocated. */
 static void
-resize(size_t nb)
+resize(struct pcbtab *t, size_t nb)
 {
-	struct tcp_pcb **t = calloc(nb, sizeof(*t));
+	struct tcp_pcb **n = calloc(nb, sizeof(*n));
 
-	if (t == NULL)
+	if (n == NULL)
 		return;
-	for (size_t i = 0; i < nbuckets; i++) {
-		struct tcp_pcb *pcb = tab[i], *next;
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct tcp_pcb *pcb = t->tab[i], *next;
 
 		for (; pcb != NULL; pcb = next) {
 			size_t b = pcb_bucket(pcb, nb);
 
 			next = chain_next(pcb);
-			chain_set(pcb, t[b]);
-			t[b] = pcb;
+			chain_set(pcb, n[b]);
+			n[b] = pcb;
 		}
 	}
-	free(tab);
-	tab = t;
-	nbuckets = nb;
+	free(t->tab);
+	t->tab = n;
+	t->nbuckets = nb;
+}
+
+static int
+tab_init(struct pcbtab *t)
+{
+	t->tab = calloc(PCBHASH_MIN, sizeof(*t->tab));
+	if (t->tab == NULL)
+		return ZG_ERR_NOMEM;
+	t->nbuckets = PCBHASH_MIN;
+	t->n = 0;
+	return 0;
+}
+
+static void
+tab_free(struct pcbtab *t)
+{
+	free(t->tab);
+	t->tab = NULL;
+	t->nbuckets = t->n = 0;
 }
 
 int stack_pcbhash_init(const uint8_t k[16])
 {
 	stack_pcbhash_free();
-	tab = calloc(PCBHASH_MIN, sizeof(*tab));
-	if (tab == NULL)
+	if (tab_init(&active) != 0 || tab_init(&tw) != 0) {
+		stack_pcbhash_free();
 		return ZG_ERR_NOMEM;
-	nbuckets = PCBHASH_MIN;
+	}
 	memcpy(key, k, sizeof(key));
 	return 0;
 }
 
 void stack_pcbhash_free(void)
 {
-	free(tab);
-	tab = NULL;
+	tab_free(&active);
+	tab_free(&tw);
 	last = NULL;
-	nbuckets = npcbs = 0;
 }
 
 size_t
 stack_pcbhash_count(void)
 {
-	return npcbs;
+	return active.n;
 }
 
-void stack_pcb_add(struct tcp_pcb *pcb)
+size_t
+stack_pcbhash_tw_count(void)
+{
+	return tw.n;
+}
+
+static void
+tab_add(struct pcbtab *t, struct tcp_pcb *pcb)
 {
 	size_t b;
 
-	if (tab == NULL)
+	if (t->tab == NULL)
 		return;
-	if (npcbs >= 2 * nbuckets)
-		resize(2 * nbuckets);
-	b = pcb_bucket(pcb, nbuckets);
-	chain_set(pcb, tab[b]);
-	tab[b] = pcb;
-	npcbs++;
+	if (t->n >= 2 * t->nbuckets)
+		resize(t, 2 * t->nbuckets);
+	b = pcb_bucket(pcb, t->nbuckets);
+	chain_set(pcb, t->tab[b]);
+	t->tab[b] = pcb;
+	t->n++;
 }
 
-/* Unlinks pcb from bucket b; 1 when it was there. */
+/* Unlinks pcb from bucket b of t; 1 when it was there. */
 static int
-unlink_from(size_t b, struct tcp_pcb *pcb)
+unlink_from(struct pcbtab *t, size_t b, struct tcp_pcb *pcb)
 {
 	struct tcp_pcb *prev = NULL, *p;
 
-	for (p = tab[b]; p != NULL; prev = p, p = chain_next(p)) {
+	for (p = t->tab[b]; p != NULL; prev = p, p = chain_next(p)) {
 		if (p != pcb)
 			continue;
 		if (prev == NULL)
-			tab[b] = chain_next(p);
+			t->tab[b] = chain_next(p);
 		else
 			chain_set(prev, chain_next(p));
 		chain_set(p, NULL);
-		npcbs--;
+		t->n--;
 		return 1;
 	}
 	return 0;
 }
 
-void stack_pcb_del(struct tcp_pcb *pcb)
+static void
+tab_del(struct pcbtab *t, struct tcp_pcb *pcb)
 {
-	if (last == pcb)
-		last = NULL;
-	if (tab == NULL || unlink_from(pcb_bucket(pcb, nbuckets), pcb))
+	if (t->tab == NULL || unlink_from(t, pcb_bucket(pcb, t->nbuckets), pcb))
 		return;
 	/* not where its tuple says: lwIP changed the tuple of an indexed pcb,
 	 * which it does not do; never keep a pointer to a freed pcb */
-	for (size_t i = 0; i < nbuckets; i++)
-		if (unlink_from(i, pcb))
+	for (size_t i = 0; i < t->nbuckets; i++)
+		if (unlink_from(t, i, pcb))
 			return;
 }
 
@@ -170,6 +202,31 @@ pcb_is(const struct tcp_pcb *pcb, const ip_addr_t *lip, u16_t lport, const ip_ad
 	       ip_addr_eq(&pcb->remote_ip, rip) && ip_addr_eq(&pcb->local_ip, lip);
 }
 
+static struct tcp_pcb *
+tab_find(const struct pcbtab *t, const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip,
+	 u16_t rport)
+{
+	struct tcp_pcb *pcb;
+
+	for (pcb = t->tab[bucket_of(lip, lport, rip, rport, t->nbuckets)]; pcb != NULL;
+	     pcb = chain_next(pcb))
+		if (pcb_is(pcb, lip, lport, rip, rport))
+			return pcb;
+	return NULL;
+}
+
+void stack_pcb_add(struct tcp_pcb *pcb)
+{
+	tab_add(&active, pcb);
+}
+
+void stack_pcb_del(struct tcp_pcb *pcb)
+{
+	if (last == pcb)
+		last = NULL;
+	tab_del(&active, pcb);
+}
+
 struct tcp_pcb *
 stack_pcb_find(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport)
 {
@@ -177,14 +234,37 @@ stack_pcb_find(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rp
 
 	if (last != NULL && pcb_is(last, lip, lport, rip, rport))
 		return last;
-	/* no table (no stack): lwIP's own walk */
-	for (pcb = tab != NULL ? tab[bucket_of(lip, lport, rip, rport, nbuckets)] : tcp_active_pcbs;
-	     pcb != NULL; pcb = tab != NULL ? chain_next(pcb) : pcb->next) {
-		if (pcb_is(pcb, lip, lport, rip, rport)) {
-			if (tab != NULL)
-				last = pcb;
-			return pcb;
-		}
+	if (active.tab == NULL) { /* no stack: lwIP's own walk */
+		for (pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next)
+			if (pcb_is(pcb, lip, lport, rip, rport))
+				return pcb;
+		return NULL;
 	}
+	pcb = tab_find(&active, lip, lport, rip, rport);
+	if (pcb != NULL)
+		last = pcb;
+	return pcb;
+}
+
+void stack_pcb_tw_add(struct tcp_pcb *pcb)
+{
+	tab_add(&tw, pcb);
+}
+
+void stack_pcb_tw_del(struct tcp_pcb *pcb)
+{
+	tab_del(&tw, pcb);
+}
+
+struct tcp_pcb *
+stack_pcb_tw_find(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport)
+{
+	struct tcp_pcb *pcb;
+
+	if (tw.tab != NULL)
+		return tab_find(&tw, lip, lport, rip, rport);
+	for (pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next) /* no stack */
+		if (pcb_is(pcb, lip, lport, rip, rport))
+			return pcb;
 	return NULL;
 }

@@ -16,6 +16,7 @@
 #pragma GCC diagnostic ignored "-Wsign-conversion"
 #include "lwip/ip_addr.h"
 #include "lwip/tcp.h"
+#include "stack_hooks.h"
 #pragma GCC diagnostic pop
 
 /* lwIP's slow timer runs every 500 ms; poll every 2 s for idleness */
@@ -27,18 +28,6 @@ static int svc_addr(const struct stack *st, const struct stack_addr *a)
 		if (stack_addr_eq(&st->svc.addrs[i], a))
 			return 1;
 	return 0;
-}
-
-static void to_ip(ip_addr_t *ip, const struct stack_addr *a)
-{
-	memset(ip, 0, sizeof(*ip));
-	if (a->version == 4) {
-		IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V4);
-		memcpy(&ip_2_ip4(ip)->addr, a->a, 4);
-	} else {
-		IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V6);
-		memcpy(ip_2_ip6(ip)->addr, a->a, 16);
-	}
 }
 
 /* Answer bytes lwIP holds that the client has not acknowledged. */
@@ -265,7 +254,7 @@ int stack_service_set(struct stack *st, const struct stack_addr *addrs, size_t n
 		ip_addr_t ip;
 		struct tcp_pcb *pcb, *lpcb;
 
-		to_ip(&ip, &addrs[i]);
+		stack_lwip_ip(&ip, &addrs[i]);
 		pcb = tcp_new_ip_type(addrs[i].version == 4 ? IPADDR_TYPE_V4 : IPADDR_TYPE_V6);
 		if (pcb == NULL)
 			goto fail;

@@ -39,6 +39,7 @@
 #include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "lwip/timeouts.h"
+#include "stack_hooks.h"
 #pragma GCC diagnostic pop
 
 #define V6_SLOT 1    /* the ip6_addr slot rewritten per packet */
@@ -308,13 +309,49 @@ netif_init_cb(struct netif *netif)
 	return ERR_OK;
 }
 
-/* 1 if lwIP's address ip is a. */
-static int
-ip_is(const ip_addr_t *ip, const struct stack_addr *a)
+void stack_lwip_ip(ip_addr_t *ip, const struct stack_addr *a)
 {
-	if (IP_IS_V6(ip))
-		return a->version == 6 && memcmp(ip_2_ip6(ip)->addr, a->a, 16) == 0;
-	return a->version == 4 && memcmp(&ip_2_ip4(ip)->addr, a->a, 4) == 0;
+	memset(ip, 0, sizeof(*ip));
+	if (a->version == 4) {
+		IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V4);
+		memcpy(&ip_2_ip4(ip)->addr, a->a, 4);
+	} else {
+		IP_SET_TYPE_VAL(*ip, IPADDR_TYPE_V6);
+		memcpy(ip_2_ip6(ip)->addr, a->a, 16);
+	}
+}
+
+/* Frees the n oldest TIME-WAIT pcbs, in one pass: lwIP's list is newest
+ * first, and tcp_abort() of its last pcb walked the whole list again to
+ * unlink it. What tcp_abort() does for a TIME-WAIT pcb is done here: out
+ * of the list and the index, purged, CLOSED, freed (no callback: the
+ * application let go of it before TIME-WAIT). */
+static void
+tw_evict_oldest(size_t n, size_t have)
+{
+	struct tcp_pcb *keep = NULL, *pcb, *next;
+	size_t k = have > n ? have - n : 0; /* pcbs kept */
+
+	if (k == 0) {
+		pcb = tcp_tw_pcbs;
+		tcp_tw_pcbs = NULL;
+	} else {
+		keep = tcp_tw_pcbs;
+		for (size_t i = 1; i < k && keep != NULL; i++)
+			keep = keep->next;
+		if (keep == NULL)
+			return;
+		pcb = keep->next;
+		keep->next = NULL;
+	}
+	for (; pcb != NULL; pcb = next) {
+		next = pcb->next;
+		stack_pcb_tw_del(pcb);
+		tcp_pcb_purge(pcb);
+		pcb->state = CLOSED;
+		pcb->local_port = 0;
+		tcp_free(pcb);
+	}
 }
 
 /*
@@ -324,34 +361,35 @@ ip_is(const ip_addr_t *ip, const struct stack_addr *a)
  * client's RST (RFC 1337) and so stalls the connect until TIME_WAIT ends;
  * at a few thousand connections a second every port comes round again
  * within TIME_WAIT. Reopening on a larger sequence number is what Linux and
- * the BSDs do; the cap is Linux's tcp_max_tw_buckets and also bounds the
- * list lwIP walks for every SYN.
+ * the BSDs do; the cap is Linux's tcp_max_tw_buckets. The TIME-WAIT pcbs
+ * are indexed (pcbhash.c): this costs a lookup per SYN, and when over the
+ * cap one pass frees the oldest eighth (a pass per max_time_wait / 8 new
+ * connections, not one per SYN).
  */
 int stack_tw_admit(struct stack *st, const struct pkt_info *pi)
 {
-	struct tcp_pcb *pcb, *match = NULL, *last = NULL;
-	size_t n = 0;
+	struct tcp_pcb *match;
+	ip_addr_t lip, rip;
+	size_t n = stack_pcbhash_tw_count();
 
-	for (pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next) {
-		n++;
-		last = pcb; /* new pcbs go to the head: the last is the oldest */
-		if (match == NULL && pcb->remote_port == pi->sport &&
-		    pcb->local_port == pi->dport && ip_is(&pcb->remote_ip, &pi->src) &&
-		    ip_is(&pcb->local_ip, &pi->dst))
-			match = pcb;
+	stack_lwip_ip(&lip, &pi->dst);
+	stack_lwip_ip(&rip, &pi->src);
+	match = stack_pcb_tw_find(&lip, pi->dport, &rip, pi->sport);
+	if (match != NULL) {
+		if (!TCP_SEQ_GT(pi->tcp_seq, match->rcv_nxt)) {
+			st->cnt.tw_refused++;
+			return -1;
+		}
+		tcp_abort(match); /* in TIME_WAIT: freed without a segment */
+		st->cnt.tw_reopened++;
+		n--;
 	}
-	if (n > st->cfg.max_time_wait && last != NULL && last != match) {
-		tcp_abort(last);
-		st->cnt.tw_evicted++;
+	if (n > st->cfg.max_time_wait) {
+		size_t evict = n - (st->cfg.max_time_wait - st->cfg.max_time_wait / 8);
+
+		tw_evict_oldest(evict, n);
+		st->cnt.tw_evicted += evict;
 	}
-	if (match == NULL)
-		return 0;
-	if (!TCP_SEQ_GT(pi->tcp_seq, match->rcv_nxt)) {
-		st->cnt.tw_refused++;
-		return -1;
-	}
-	tcp_abort(match); /* in TIME_WAIT: freed without a segment */
-	st->cnt.tw_reopened++;
 	return 0;
 }
 
@@ -701,6 +739,8 @@ expiry_at(struct stack *st, uint64_t now)
 
 	if (sleep != SYS_TIMEOUTS_SLEEPTIME_INFINITE)
 		due = now + sleep;
+	if (st->listeners_idle > 0 && st->listeners_due < due)
+		due = st->listeners_due;
 	if (st->sweep_due != STACK_NEVER) {
 		uint64_t scan = st->last_sweep_ms + SWEEP_MS;
 
@@ -723,11 +763,10 @@ void stack_rearm(struct stack *st)
 	struct timeval tv;
 	uint64_t now, due, ms;
 
-	if (st->listeners_unref) {
-		st->listeners_unref = 0;
-		flow_listeners_gc(st);
-	}
 	now = stack_now(st);
+	if (st->listeners_idle > STACK_LISTENERS_IDLE_MAX ||
+	    (st->listeners_idle > 0 && now >= st->listeners_due))
+		flow_listeners_gc(st);
 	due = expiry_at(st, now);
 	/* the same deadline still ahead: the pending timer is right. A passed
 	 * one is armed again with no delay (it fires on the next loop turn). */
@@ -945,6 +984,7 @@ int stack_new(struct event_base *base, const struct stack_config *cfg,
 	rl_bucket_init(&st->audit_rl.global, cfg->audit_limits_per_s,
 		       cfg->audit_limits_per_s, st->last_sweep_ms);
 	st->sweep_due = STACK_NEVER;
+	st->listeners_due = STACK_NEVER;
 	st->armed_ms = STACK_NEVER;
 	if (!lwip_ready) {
 		lwip_init();

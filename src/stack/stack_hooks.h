@@ -24,5 +24,14 @@ void stack_pcb_add(struct tcp_pcb *pcb);
 void stack_pcb_del(struct tcp_pcb *pcb);
 struct tcp_pcb *stack_pcb_find(const ip_addr_t *local_ip, u16_t local_port,
 			       const ip_addr_t *remote_ip, u16_t remote_port);
+/* lwIP's form of address a (no IPv6 zone). stack.c. */
+struct stack_addr;
+void stack_lwip_ip(ip_addr_t *ip, const struct stack_addr *a);
+
+/* The same for tcp_tw_pcbs. */
+void stack_pcb_tw_add(struct tcp_pcb *pcb);
+void stack_pcb_tw_del(struct tcp_pcb *pcb);
+struct tcp_pcb *stack_pcb_tw_find(const ip_addr_t *local_ip, u16_t local_port,
+				  const ip_addr_t *remote_ip, u16_t remote_port);
 
 #endif /* ZG_STACK_HOOKS_H */

@@ -84,7 +84,15 @@ struct stack_listener {
 	struct tcp_pcb *pcb;
 	uint16_t port;
 	uint32_t refs;
+	uint64_t idle_ms; /* refs 0: since when */
 };
+
+/* An unreferenced listener stays open this long, at most this many: a
+ * client connecting to one port again and again reuses it (lwIP's close
+ * of a listener walks every active and TIME-WAIT pcb, once per
+ * connection). */
+#define STACK_LISTENER_LINGER_MS 1000
+#define STACK_LISTENERS_IDLE_MAX 64
 
 /* A TCP connection to a service (service.c). */
 struct svc_conn {
@@ -200,7 +208,8 @@ struct stack {
 	size_t nflows;
 	struct stack_client_acct *accts[STACK_ACCT_BUCKETS];
 	struct stack_listener *listeners;
-	int listeners_unref; /* a listener lost its last reference */
+	size_t listeners_idle;  /* without references, open still */
+	uint64_t listeners_due; /* when the first of those closes; STACK_NEVER */
 	int ping_warned;
 	uint32_t fd_flows, fd_per_client; /* descriptor budget (budget.c) */
 	uint64_t fd_refused;              /* refusals for descriptors since the last log */
@@ -222,7 +231,8 @@ struct stack {
 /* stack.c */
 uint64_t stack_now(struct stack *st);
 /* Ends every entry point (stack_input, stack_tick, socket callbacks):
- * closes unreferenced listeners and re-arms the timer for stack_expiry().
+ * closes listeners unreferenced past their linger and re-arms the timer
+ * for stack_expiry().
  * Never called from inside an lwIP callback. */
 void stack_rearm(struct stack *st);
 /* Sends pkt toward the client at dst (counted). */
@@ -279,10 +289,13 @@ void stack_isn_set_key(const uint8_t key[16]);
 
 /* The index of lwIP's active TCP pcbs (pcbhash.c): set up empty with a
  * SipHash key at stack_new() (0 or ZG_ERR_NOMEM), freed at stack_del()
- * once lwIP holds no pcb; the number of pcbs indexed. */
+ * once lwIP holds no pcb; the number of active pcbs indexed. The
+ * TIME-WAIT pcbs are indexed beside them, the same way. */
 int stack_pcbhash_init(const uint8_t key[16]);
 void stack_pcbhash_free(void);
 size_t stack_pcbhash_count(void);
+/* The number of TIME-WAIT pcbs indexed (pcbhash.c). */
+size_t stack_pcbhash_tw_count(void);
 
 /* service.c */
 /* 1 when pi is for the service (and was handled: answered, given to lwIP
@@ -347,7 +360,9 @@ void flow_abort(struct flow *f, const char *reason);
 void flow_sweep(struct stack *st, uint64_t now);
 /* lwIP accept callback for the per-port listeners. */
 err_t flow_tcp_accept(void *arg, struct tcp_pcb *pcb, err_t err);
-/* Closes listeners without references. Not from inside lwIP callbacks. */
+/* Closes listeners without references for STACK_LISTENER_LINGER_MS, and
+ * the idle ones beyond STACK_LISTENERS_IDLE_MAX; sets listeners_due. Not
+ * from inside lwIP callbacks. */
 void flow_listeners_gc(struct stack *st);
 
 #endif /* ZG_STACK_INT_H */
