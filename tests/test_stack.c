@@ -1036,32 +1036,33 @@ test_tcp_echo_100k_v6(void **state)
 	tcp_echo(*state, 1, 100 * 1000, 1200);
 }
 
-/* The client's second segment arrives before its first: lwIP queues it
- * (bounded out-of-order queue) and the upstream gets the bytes in order. */
+/* Sends the n 1200-byte segments of an echo connection's data in the
+ * order given (indexes into the data), all before the loop runs, then
+ * checks that the echo brings every byte back in order. */
 static void
-test_tcp_out_of_order_client_segments(void **state)
+echo_segments_in_order(struct fx *fx, const int *order, int n, unsigned seed)
 {
-	struct fx *fx = *state;
-	uint8_t data[2400];
+	uint8_t data[8 * 1200];
 	struct srv s;
 	struct tc c;
 	uint32_t base;
-	size_t want = sizeof(data);
+	size_t want = (size_t)n * 1200;
 	int i;
 
+	assert_true(n <= 8);
 	assert_int_equal(fx_start(fx, 1), 0);
 	srv_start(&s, fx->base, 0, SRV_ECHO);
 	tc_init(&c, fx, 0, "127.0.0.1", s.port);
 	tc_syn(fx, &c);
 	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
 	tc_pump(fx, &c);
-	fill_pattern(data, sizeof(data), 11);
+	fill_pattern(data, want, seed);
 	base = c.snd_nxt;
-	c.snd_nxt = base + 1200;
-	tc_seg(fx, &c, PKT_TCP_ACK, data + 1200, 1200);
-	c.snd_nxt = base;
-	tc_seg(fx, &c, PKT_TCP_ACK, data, 1200);
-	c.snd_nxt = base + 2400;
+	for (i = 0; i < n; i++) {
+		c.snd_nxt = base + (uint32_t)order[i] * 1200;
+		tc_seg(fx, &c, PKT_TCP_ACK, data + (size_t)order[i] * 1200, 1200);
+	}
+	c.snd_nxt = base + (uint32_t)want;
 	for (i = 0; i < 5000 && (c.rx_len < want || c.snd_una != c.snd_nxt); i++) {
 		loop_once(fx);
 		tc_pump(fx, &c);
@@ -1077,52 +1078,26 @@ test_tcp_out_of_order_client_segments(void **state)
 	srv_stop(&s);
 }
 
+/* The client's second segment arrives before its first: lwIP queues it
+ * (bounded out-of-order queue) and the upstream gets the bytes in order. */
+static void
+test_tcp_out_of_order_client_segments(void **state)
+{
+	static const int order[] = { 1, 0 };
+
+	echo_segments_in_order(*state, order, 2, 11);
+}
+
 /* Within one loop turn (the host socket is written at its end), lwIP
- * hands over a packet of several pbufs (out-of-order segments joined to
- * the one that filled the gap) and then a segment after it: the relay
- * queues both behind one another and the upstream gets every byte in
- * order. */
+ * hands over a packet of several pbufs (out-of-order segments 1 and 2
+ * joined to 0, which filled the gap) and then segment 3: the relay queues
+ * both behind one another and the upstream gets every byte in order. */
 static void
 test_tcp_queued_chain_then_segment(void **state)
 {
-	struct fx *fx = *state;
-	uint8_t data[4 * 1200];
-	struct srv s;
-	struct tc c;
-	uint32_t base;
-	size_t want = sizeof(data);
-	int i;
+	static const int order[] = { 1, 2, 0, 3 };
 
-	assert_int_equal(fx_start(fx, 1), 0);
-	srv_start(&s, fx->base, 0, SRV_ECHO);
-	tc_init(&c, fx, 0, "127.0.0.1", s.port);
-	tc_syn(fx, &c);
-	assert_true(run_until(fx, &c, c_synack, NULL, 5000));
-	tc_pump(fx, &c);
-	fill_pattern(data, sizeof(data), 13);
-	base = c.snd_nxt;
-	for (i = 1; i <= 3; i++) { /* 1, 2 wait out of order; 0 joins them; 3 after */
-		int k = i == 3 ? 0 : i;
-
-		c.snd_nxt = base + (uint32_t)k * 1200;
-		tc_seg(fx, &c, PKT_TCP_ACK, data + (size_t)k * 1200, 1200);
-	}
-	c.snd_nxt = base + 3 * 1200;
-	tc_seg(fx, &c, PKT_TCP_ACK, data + 3 * 1200, 1200);
-	c.snd_nxt = base + 4 * 1200;
-	for (i = 0; i < 5000 && (c.rx_len < want || c.snd_una != c.snd_nxt); i++) {
-		loop_once(fx);
-		tc_pump(fx, &c);
-		if (i % 100 == 99)
-			advance(fx, 200);
-	}
-	assert_int_equal(c.rx_len, want);
-	assert_memory_equal(c.rx, data, want);
-	tc_seg(fx, &c, PKT_TCP_RST | PKT_TCP_ACK, NULL, 0);
-	assert_true(run_until(fx, &c, c_no_flows, NULL, 5000));
-	wait_lwip_idle(fx);
-	tc_free(&c);
-	srv_stop(&s);
+	echo_segments_in_order(*state, order, 4, 13);
 }
 
 /* stack_input() reads the clock once for everything a packet sets off
