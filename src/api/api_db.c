@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "fnv.h"
 #include "log.h"
 #include "zg_err.h"
@@ -131,13 +132,7 @@ static struct slot *acquire(struct api_db *db, char *err, size_t errlen)
 	struct timespec until;
 	struct slot *s = NULL;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += db->timeout_ms / 1000;
-	until.tv_nsec += (long)(db->timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	deadline_after_ms(CLOCK_REALTIME, db->timeout_ms, &until);
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
 		for (unsigned i = 0; i < db->n && s == NULL; i++)

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "addrkey.h"
+#include "deadline.h"
 #include "fnv.h"
 #include "histo.h"
 #include "hostport.h"
@@ -803,12 +804,7 @@ static void *watchdog_main(void *arg)
 			if (s->stopping)
 				break;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += WATCHDOG_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		deadline_after_ms(CLOCK_MONOTONIC, WATCHDOG_MS, &until);
 		(void)pthread_cond_timedwait(&s->wcv, &s->cmu, &until);
 	}
 	pthread_mutex_unlock(&s->cmu);
@@ -852,13 +848,7 @@ static void *sweeper_main(void *arg)
 		pthread_mutex_unlock(&s->cmu);
 		sweep(s);
 		pthread_mutex_lock(&s->cmu);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += s->sweep_interval_ms / 1000;
-		until.tv_nsec += (long)(s->sweep_interval_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		deadline_after_ms(CLOCK_MONOTONIC, s->sweep_interval_ms, &until);
 		while (!s->stopping && pthread_cond_timedwait(&s->wcv, &s->cmu, &until) != ETIMEDOUT)
 			;
 	}
