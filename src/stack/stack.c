@@ -323,17 +323,17 @@ void stack_lwip_ip(ip_addr_t *ip, const struct stack_addr *a)
 
 /* Frees the n oldest TIME-WAIT pcbs, in one pass: lwIP's list is newest
  * first, and tcp_abort() of its last pcb walked the whole list again to
- * unlink it. What tcp_abort() does for a TIME-WAIT pcb is done here: out
- * of the list and the index, purged, CLOSED, freed (no callback: the
- * application let go of it before TIME-WAIT). */
+ * unlink it. The oldest are cut off the list at once, then each leaves
+ * as tcp_abort() has a TIME-WAIT pcb leave (tcp_pcb_remove(), tcp_free()),
+ * from the cut list whose head it is: no walk. */
 static void
 tw_evict_oldest(size_t n, size_t have)
 {
-	struct tcp_pcb *keep = NULL, *pcb, *next;
+	struct tcp_pcb *keep, *cut;
 	size_t k = have > n ? have - n : 0; /* pcbs kept */
 
 	if (k == 0) {
-		pcb = tcp_tw_pcbs;
+		cut = tcp_tw_pcbs;
 		tcp_tw_pcbs = NULL;
 	} else {
 		keep = tcp_tw_pcbs;
@@ -341,15 +341,14 @@ tw_evict_oldest(size_t n, size_t have)
 			keep = keep->next;
 		if (keep == NULL)
 			return;
-		pcb = keep->next;
+		cut = keep->next;
 		keep->next = NULL;
 	}
-	for (; pcb != NULL; pcb = next) {
-		next = pcb->next;
-		stack_pcb_tw_del(pcb);
-		tcp_pcb_purge(pcb);
-		pcb->state = CLOSED;
-		pcb->local_port = 0;
+	while (cut != NULL) {
+		struct tcp_pcb *pcb = cut;
+
+		stack_pcb_tw_del(pcb); /* not in tcp_tw_pcbs: the hook does not run */
+		tcp_pcb_remove(&cut, pcb);
 		tcp_free(pcb);
 	}
 }
