@@ -32,6 +32,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "opt.h"
+#include "ratelimit.h"
 #include "masque/masque.h"
 #include "masque/tls.h"
 #include "masque/udp.h"
@@ -51,7 +52,6 @@
 #include "relay/metrics.h"
 #include "relay/ops.h"
 #include "relay/pdump.h"
-#include "ratelimit.h"
 #include "relay/policy.h"
 #include "relay/session.h"
 #include "relay/watch.h"
@@ -126,8 +126,7 @@ struct relay {
 	/* ZG_CONNECTORS to every agent, at most every ZGCONN_GAP_MS
 	 * (zgconn_notify_all) */
 	struct event *ev_zgconn;
-	uint64_t zgconn_last_ms; /* when every agent was last told */
-	int zgconn_armed;
+	uint64_t zgconn_last_ms;                             /* when every agent was last told */
 	struct rl_bucket announce_log;                       /* "connector X announced" lines */
 	uint64_t announce_unlogged;                          /* announcements since the last line */
 	struct zgconn zgv[ZGCONN_MAX];                       /* ZG_CONNECTORS scratch */
@@ -255,7 +254,6 @@ static void zgconn_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	r->zgconn_armed = 0;
 	r->zgconn_last_ms = mono_ms();
 	zgconn_send_all(r);
 }
@@ -271,23 +269,20 @@ static void zgconn_notify_all(struct relay *r)
 	struct timeval tv = { 0, 0 };
 	uint64_t now, at;
 
-	if (r->zgconn_armed)
-		return;
 	if (r->ev_zgconn == NULL) { /* before connlink_start() */
 		zgconn_send_all(r);
 		return;
 	}
+	if (evtimer_pending(r->ev_zgconn, NULL))
+		return;
 	now = mono_ms();
 	at = r->zgconn_last_ms + ZGCONN_GAP_MS;
 	if (r->zgconn_last_ms != 0 && at > now) {
 		tv.tv_sec = (time_t)((at - now) / 1000);
 		tv.tv_usec = (suseconds_t)((at - now) % 1000 * 1000);
 	}
-	if (event_add(r->ev_zgconn, &tv) != 0) {
+	if (event_add(r->ev_zgconn, &tv) != 0)
 		zgconn_send_all(r);
-		return;
-	}
-	r->zgconn_armed = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2705,7 +2700,6 @@ static void shutdown_all(struct relay *r)
 	if (r->ev_zgconn != NULL)
 		event_free(r->ev_zgconn);
 	r->ev_zgconn = NULL;
-	r->zgconn_armed = 0;
 	masque_udp_del(r->udp);
 	r->udp = NULL;
 	session_table_free(&r->st); /* each closed with its connection: none left */
