@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "addrkey.h"
+#include "fnv.h"
 #include "log.h"
 #include "masque/steer.h"
 #include "masque/uri.h"
@@ -102,23 +103,9 @@ static size_t cid_hash(const struct masque_server *srv, const uint8_t *p, size_t
 {
 	/* FNV-1a seeded with a per-process random value, so peers cannot
 	 * aim connection IDs at one bucket. */
-	uint64_t h = UINT64_C(0xcbf29ce484222325) ^ srv->seed;
-	size_t i;
+	uint64_t h = fnv64_bytes(UINT64_C(0xcbf29ce484222325) ^ srv->seed, p, n);
 
-	for (i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= UINT64_C(0x100000001b3);
-	}
 	return (size_t)(h ^ (h >> 29)) & (CID_BUCKETS - 1);
-}
-
-static uint64_t fnv_add(uint64_t h, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
 }
 
 /* The digest of the flight an Initial from remote with hd's DCID and
@@ -135,13 +122,13 @@ static uint64_t flight_tag(const struct masque_server *srv, const ngtcp2_pkt_hd 
 	else if (remote->sa_family == AF_INET6)
 		memcpy(port, &((const struct sockaddr_in6 *)(const void *)remote)->sin6_port, 2);
 	n = (uint8_t)hd->dcid.datalen;
-	h = fnv_add(h, &n, 1);
-	h = fnv_add(h, hd->dcid.data, hd->dcid.datalen);
+	h = fnv64_bytes(h, &n, 1);
+	h = fnv64_bytes(h, hd->dcid.data, hd->dcid.datalen);
 	n = (uint8_t)hd->scid.datalen;
-	h = fnv_add(h, &n, 1);
-	h = fnv_add(h, hd->scid.data, hd->scid.datalen);
-	h = fnv_add(h, key, sizeof(key));
-	h = fnv_add(h, port, sizeof(port));
+	h = fnv64_bytes(h, &n, 1);
+	h = fnv64_bytes(h, hd->scid.data, hd->scid.datalen);
+	h = fnv64_bytes(h, key, sizeof(key));
+	h = fnv64_bytes(h, port, sizeof(port));
 	return h ^ (h >> 29);
 }
 
