@@ -214,34 +214,54 @@ static void diff_reference(const struct route_prefix *o, size_t no, const struct
 	}
 }
 
+/* o: no random prefixes; n: nn of them, about half taken from o (so shared
+ * and often duplicated), IPv4 ones with a byte set past their prefix. */
+static void rnd_lists(struct route_prefix *o, size_t no, struct route_prefix *n, size_t nn)
+{
+	for (size_t i = 0; i < no; i++)
+		rnd_prefix(&o[i]);
+	for (size_t i = 0; i < nn; i++) {
+		if (no > 0 && rnd() % 2)
+			n[i] = o[rnd() % no];
+		else
+			rnd_prefix(&n[i]);
+		if (n[i].version == 4)
+			n[i].addr[10] = (uint8_t)rnd(); /* not part of an IPv4 prefix */
+	}
+}
+
+/* routes_diff(o, n) into d1/a1 (with scratch sc) equals diff_reference()'s
+ * answer, computed into d2/a2; *nd and *na are the sizes found. */
+static void assert_diff_is_reference(const struct route_prefix *o, size_t no,
+				     const struct route_prefix *n, size_t nn, struct route_prefix *sc,
+				     struct route_prefix *d1, struct route_prefix *a1,
+				     struct route_prefix *d2, struct route_prefix *a2, size_t *nd,
+				     size_t *na)
+{
+	size_t nd2, na2;
+
+	routes_diff(o, no, n, nn, sc, d1, nd, a1, na);
+	diff_reference(o, no, n, nn, d2, &nd2, a2, &na2);
+	assert_int_equal(*nd, nd2);
+	assert_int_equal(*na, na2);
+	assert_memory_equal(d1, d2, *nd * sizeof(d1[0]));
+	assert_memory_equal(a1, a2, *na * sizeof(a1[0]));
+}
+
 static void test_diff_large_lists_match_one_by_one(void **state)
 {
 	enum {
 		N = 4096
 	};
 	static struct route_prefix o[N], n[N], d1[N], a1[N], d2[N], a2[N], s[N], sc[N];
-	size_t nd1, na1, nd2, na2;
+	size_t nd1, na1;
 
 	(void)state;
 	for (int round = 0; round < 3; round++) {
 		size_t no = N - (size_t)round * 1000, nn = N - (size_t)round * 700;
 
-		for (size_t i = 0; i < no; i++)
-			rnd_prefix(&o[i]);
-		for (size_t i = 0; i < nn; i++) {
-			if (i < no && rnd() % 2)
-				n[i] = o[rnd() % no]; /* shared, often duplicated */
-			else
-				rnd_prefix(&n[i]);
-			if (n[i].version == 4)
-				n[i].addr[10] = (uint8_t)rnd(); /* not part of an IPv4 prefix */
-		}
-		routes_diff(o, no, n, nn, sc, d1, &nd1, a1, &na1);
-		diff_reference(o, no, n, nn, d2, &nd2, a2, &na2);
-		assert_int_equal(nd1, nd2);
-		assert_int_equal(na1, na2);
-		assert_memory_equal(d1, d2, nd1 * sizeof(d1[0]));
-		assert_memory_equal(a1, a2, na1 * sizeof(a1[0]));
+		rnd_lists(o, no, n, nn);
+		assert_diff_is_reference(o, no, n, nn, sc, d1, a1, d2, a2, &nd1, &na1);
 		assert_true(nd1 > 0 && na1 > 0 && nd1 < no && na1 < nn); /* a real mix */
 	}
 	/* routes_find on a sorted copy agrees with a walk of the list */
@@ -277,7 +297,7 @@ static void test_diff_small_lists_match_one_by_one(void **state)
 	(void)state;
 	for (size_t no = 0; no <= M; no++) {
 		for (size_t nn = 0; nn <= M; nn++) {
-			size_t big = no > nn ? no : nn, nd1, na1, nd2, na2;
+			size_t big = no > nn ? no : nn, nd1, na1;
 			struct route_prefix *d1 = calloc(no ? no : 1, sizeof(*d1));
 			struct route_prefix *a1 = calloc(nn ? nn : 1, sizeof(*a1));
 			struct route_prefix *sc = calloc(big ? big : 1, sizeof(*sc));
@@ -285,22 +305,8 @@ static void test_diff_small_lists_match_one_by_one(void **state)
 			assert_non_null(d1);
 			assert_non_null(a1);
 			assert_non_null(sc);
-			for (size_t i = 0; i < no; i++)
-				rnd_prefix(&o[i]);
-			for (size_t i = 0; i < nn; i++) {
-				if (no > 0 && rnd() % 2)
-					n[i] = o[rnd() % no];
-				else
-					rnd_prefix(&n[i]);
-				if (n[i].version == 4)
-					n[i].addr[10] = (uint8_t)rnd();
-			}
-			routes_diff(o, no, n, nn, sc, d1, &nd1, a1, &na1);
-			diff_reference(o, no, n, nn, d2, &nd2, a2, &na2);
-			assert_int_equal(nd1, nd2);
-			assert_int_equal(na1, na2);
-			assert_memory_equal(d1, d2, nd1 * sizeof(d1[0]));
-			assert_memory_equal(a1, a2, na1 * sizeof(a1[0]));
+			rnd_lists(o, no, n, nn);
+			assert_diff_is_reference(o, no, n, nn, sc, d1, a1, d2, a2, &nd1, &na1);
 			/* old and new may be one list: nothing changes */
 			routes_diff(o, no, o, no, sc, d1, &nd1, a1, &na1);
 			assert_int_equal(nd1, 0);
