@@ -1474,65 +1474,6 @@ static void test_c25_hs_fail_names(void **state)
 /* ------------------------------------------------------------------ */
 /* CRYPTO data to wolfSSL (issue 15 item 5)                           */
 
-struct pieces {
-	uint8_t buf[4096];
-	size_t len;
-	size_t ends[64];
-	size_t n;
-};
-
-static int collect(void *arg, const uint8_t *data, size_t len)
-{
-	struct pieces *p = arg;
-
-	assert_true(p->len + len <= sizeof(p->buf) && p->n < 64);
-	memcpy(p->buf + p->len, data, len);
-	p->len += len;
-	p->ends[p->n++] = p->len;
-	return 0;
-}
-
-/* Every way of cutting a stream of handshake messages into three pieces
- * reaches the consumer whole and in order, and no piece it gets ends
- * inside a message's four-byte header. */
-static void test_crypto_feed_never_splits_a_header(void **state)
-{
-	static const size_t bodies[] = { 5, 0, 1, 40 };
-	uint8_t stream[128];
-	size_t starts[4], n = 0, i, j, k, m;
-
-	(void)state;
-	for (m = 0; m < 4; m++) {
-		starts[m] = n;
-		stream[n++] = (uint8_t)(m + 1);
-		stream[n++] = 0;
-		stream[n++] = 0;
-		stream[n++] = (uint8_t)bodies[m];
-		for (k = 0; k < bodies[m]; k++)
-			stream[n++] = (uint8_t)(0xa0 + k);
-	}
-	for (i = 0; i <= n; i++) {
-		for (j = i; j <= n; j++) {
-			struct crypto_feed f;
-			struct pieces *p = calloc(1, sizeof(*p));
-
-			assert_non_null(p);
-			memset(&f, 0, sizeof(f));
-			assert_int_equal(masque_crypto_feed(&f, stream, i, collect, p), 0);
-			assert_int_equal(masque_crypto_feed(&f, stream + i, j - i, collect, p), 0);
-			assert_int_equal(masque_crypto_feed(&f, stream + j, n - j, collect, p), 0);
-			assert_int_equal(p->len, n);
-			assert_memory_equal(p->buf, stream, n);
-			for (k = 0; k < p->n; k++)
-				for (m = 0; m < 4; m++)
-					assert_false(p->ends[k] > starts[m] && p->ends[k] < starts[m] + 4);
-			assert_int_equal(f.hdrlen, 0);
-			assert_int_equal(f.body_left, 0);
-			free(p);
-		}
-	}
-}
-
 /* A wolfSSL QUIC end point without ngtcp2: what it sends is kept. */
 static uint8_t hs_out[8192];
 static size_t hs_out_len;
@@ -1584,19 +1525,26 @@ static WOLFSSL *quic_end(WOLFSSL_CTX *ctx, int server)
 	return ssl;
 }
 
-static int to_wolfssl(void *arg, const uint8_t *data, size_t len)
+static int to_wolfssl(WOLFSSL *ssl, const uint8_t *data, size_t len)
 {
-	return wolfSSL_provide_quic_data(arg, wolfssl_encryption_initial, data, len) ==
+	return wolfSSL_provide_quic_data(ssl, wolfssl_encryption_initial, data, len) ==
 			       WOLFSSL_SUCCESS
 		       ? 0
 		       : -1;
 }
 
-/* The relay's wolfSSL answers a real ClientHello that arrives cut
- * anywhere in its first bytes: the cuts 3|4 and 1|4 made
- * wolfSSL_provide_quic_data() fail before the feed (the fuzz flake: a
- * valid agent refused, audited as no_certificate, closed with alert 0). */
-static void test_crypto_feed_split_client_hello_accepted(void **state)
+/* The relay's wolfSSL answers a real ClientHello that arrives cut in
+ * three anywhere in its first bytes, its four-byte message header among
+ * them, as ngtcp2 hands CRYPTO data over (peers split it anywhere; ngtcp2
+ * clients cut their ClientHello into random pieces). wolfSSL 5.7.2 failed
+ * wolfSSL_provide_quic_data() with no alert when a header it got split
+ * was completed by data ending exactly at the header's end (the cuts 3|4
+ * and 1|4: a valid agent refused, audited as no_certificate, closed with
+ * alert 0), and zgate held such headers back until whole; the pinned
+ * wolfSSL has the fix (wolfSSL pull request 8340), so CRYPTO data goes to
+ * it as it comes, and this test is what keeps a pin without the fix
+ * out. */
+static void test_wolfssl_takes_client_hello_cut_anywhere(void **state)
 {
 	WOLFSSL_CTX *sctx = NULL, *cctx = NULL;
 	WOLFSSL *cl, *srv;
@@ -1619,16 +1567,13 @@ static void test_crypto_feed_split_client_hello_accepted(void **state)
 	memcpy(ch, hs_out, hs_out_len);
 	chlen = hs_out_len;
 	wolfSSL_free(cl);
-	for (i = 1; i <= 4; i++) {
-		for (j = i + 1; j <= 6; j++) {
-			struct crypto_feed fd;
-
-			memset(&fd, 0, sizeof(fd));
+	for (i = 1; i <= 6; i++) {
+		for (j = i + 1; j <= 8; j++) {
 			srv = quic_end(sctx, 1);
 			hs_out_len = 0;
-			assert_int_equal(masque_crypto_feed(&fd, ch, i, to_wolfssl, srv), 0);
-			assert_int_equal(masque_crypto_feed(&fd, ch + i, j - i, to_wolfssl, srv), 0);
-			assert_int_equal(masque_crypto_feed(&fd, ch + j, chlen - j, to_wolfssl, srv), 0);
+			assert_int_equal(to_wolfssl(srv, ch, i), 0);
+			assert_int_equal(to_wolfssl(srv, ch + i, j - i), 0);
+			assert_int_equal(to_wolfssl(srv, ch + j, chlen - j), 0);
 			/* the server has read the ClientHello and answered it */
 			assert_true(wolfSSL_quic_do_handshake(srv) <= 0);
 			assert_int_equal(wolfSSL_get_error(srv, 0), WOLFSSL_ERROR_WANT_READ);
@@ -2669,8 +2614,7 @@ int main(void)
 		cmocka_unit_test(test_c25_client_abort_is_not_cert_rejected),
 		cmocka_unit_test(test_c24_relay_named_by_address),
 		cmocka_unit_test(test_c25_hs_fail_names),
-		cmocka_unit_test(test_crypto_feed_never_splits_a_header),
-		cmocka_unit_test(test_crypto_feed_split_client_hello_accepted),
+		cmocka_unit_test(test_wolfssl_takes_client_hello_cut_anywhere),
 		cmocka_unit_test(test_c24_refuses_two_cns),
 		cmocka_unit_test(test_c24_refuses_no_cn),
 		cmocka_unit_test(test_c24_refuses_unusable_cn),

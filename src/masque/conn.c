@@ -1661,67 +1661,11 @@ void masque_keylog_setup(const struct masque_config *cfg)
 /* ---------------------------------------------------------------------- */
 /* creation                                                               */
 
-int masque_crypto_feed(struct crypto_feed *f, const uint8_t *data, size_t len,
-		       crypto_emit_fn emit, void *arg)
-{
-	size_t p = 0, start = 0, k;
-	int rv;
-
-	if (f->hdrlen > 0) {
-		/* complete the held header; it then goes on whole, alone */
-		k = len < sizeof(f->hdr) - f->hdrlen ? len : sizeof(f->hdr) - f->hdrlen;
-		memcpy(f->hdr + f->hdrlen, data, k);
-		f->hdrlen += k;
-		p = start = k;
-		if (f->hdrlen < sizeof(f->hdr))
-			return 0;
-		f->hdrlen = 0;
-		f->body_left = ((uint32_t)f->hdr[1] << 16) | ((uint32_t)f->hdr[2] << 8) | f->hdr[3];
-		if ((rv = emit(arg, f->hdr, sizeof(f->hdr))) != 0)
-			return rv;
-	}
-	while (p < len) {
-		if (f->body_left > 0) {
-			k = len - p < f->body_left ? len - p : f->body_left;
-			p += k;
-			f->body_left -= (uint32_t)k;
-			continue;
-		}
-		if (len - p < sizeof(f->hdr)) {
-			/* the data ends inside the next header: hold it */
-			if (p > start && (rv = emit(arg, data + start, p - start)) != 0)
-				return rv;
-			memcpy(f->hdr, data + p, len - p);
-			f->hdrlen = len - p;
-			return 0;
-		}
-		f->body_left = ((uint32_t)data[p + 1] << 16) | ((uint32_t)data[p + 2] << 8) |
-			       data[p + 3];
-		p += sizeof(f->hdr);
-	}
-	return p > start ? emit(arg, data + start, p - start) : 0;
-}
-
-struct feed_call {
-	ngtcp2_conn *qc;
-	ngtcp2_encryption_level level;
-	uint64_t offset;
-	void *ud;
-};
-
-static int feed_emit(void *arg, const uint8_t *data, size_t len)
-{
-	const struct feed_call *fc = arg;
-
-	return ngtcp2_crypto_recv_crypto_data_cb(fc->qc, fc->level, fc->offset, data, len, fc->ud);
-}
-
-/* ngtcp2's CRYPTO data for wolfSSL, through the feed (masque_int.h). */
+/* ngtcp2's CRYPTO data for wolfSSL. */
 static int q_recv_crypto_data(ngtcp2_conn *qc, ngtcp2_encryption_level level, uint64_t offset,
 			      const uint8_t *data, size_t len, void *ud)
 {
 	struct masque_conn *c = ud;
-	struct feed_call fc = { qc, level, offset, ud };
 
 	if (c->ssl == NULL) {
 		/* the TLS object is gone (release_tls): in QUIC a client sends
@@ -1734,9 +1678,7 @@ static int q_recv_crypto_data(ngtcp2_conn *qc, ngtcp2_encryption_level level, ui
 		ngtcp2_ccerr_set_tls_alert(&c->ccerr, TLS_ALERT_UNEXPECTED_MESSAGE, NULL, 0);
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
-	if ((size_t)level >= sizeof(c->feed) / sizeof(c->feed[0]))
-		return ngtcp2_crypto_recv_crypto_data_cb(qc, level, offset, data, len, ud);
-	return masque_crypto_feed(&c->feed[level], data, len, feed_emit, &fc);
+	return ngtcp2_crypto_recv_crypto_data_cb(qc, level, offset, data, len, ud);
 }
 
 static void fill_callbacks(ngtcp2_callbacks *cb, int server)

@@ -24,27 +24,6 @@
 #define MASQUE_CAPSULE_MAX 70000         /* largest capsule value buffered */
 #define MASQUE_PENDING_MAX (1024 * 1024) /* default send queue (masque_config.send_queue) */
 
-/* One encryption level's CRYPTO stream on its way to wolfSSL: the
- * current handshake message's body still to come, and a message header
- * (type, 24-bit length) held back until all four bytes are there. */
-struct crypto_feed {
-	uint8_t hdr[4];
-	size_t hdrlen;
-	uint32_t body_left;
-};
-
-/* Hands CRYPTO data (in order, as ngtcp2 delivers it) to emit in pieces
- * that never end inside a handshake message header. wolfSSL 5.7.2
- * (fixed upstream in 2025, wolfSSL pull request 8340) fails
- * wolfSSL_provide_quic_data() with no alert when a header it got split
- * is completed by data ending exactly at the header's end; peers split
- * CRYPTO data anywhere (ngtcp2 clients cut their ClientHello into random
- * pieces), so a rare valid handshake failed. Returns 0
- * or emit's first non-zero return. */
-typedef int (*crypto_emit_fn)(void *arg, const uint8_t *data, size_t len);
-int masque_crypto_feed(struct crypto_feed *f, const uint8_t *data, size_t len,
-		       crypto_emit_fn emit, void *arg);
-
 /* Header fields of one request/response stream, bounded. */
 struct mstream {
 	struct mstream *next;
@@ -96,7 +75,6 @@ struct masque_conn {
 	nghttp3_conn *h3;
 	WOLFSSL *ssl;
 	ngtcp2_crypto_conn_ref ref;
-	struct crypto_feed feed[4]; /* by ngtcp2_encryption_level */
 	ngtcp2_ccerr ccerr;
 	void *timer;
 	masque_time created;
