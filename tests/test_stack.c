@@ -2084,6 +2084,42 @@ test_tcp_time_wait_batch_eviction(void **state)
 	srv_stop(&s);
 }
 
+/* limits.time_wait reaches the stack as max_time_wait: a cap other than
+ * the default is what the stack holds to. With 32, through 80 connections
+ * the relay closed first: at each SYN more than 32 are cut to 28 (32 - 32
+ * / 8), so the count never passes 33 (the cap and the connection that
+ * closed after its SYN's check), and every connection is either still in
+ * TIME_WAIT or counted in tw_evicted. */
+static void
+test_tcp_time_wait_cap_from_config(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct srv s;
+	size_t n, peak = 0;
+	int i;
+
+	stack_config_defaults(&fx->cfg);
+	fx->cfg.max_time_wait = 32;
+	assert_int_equal(fx_start(fx, 1), 0);
+	srv_start(&s, fx->base, 0, SRV_GREET_HALFCLOSE);
+	for (i = 1; i <= 80; i++) {
+		tw_connection(fx, &s, (uint16_t)(47000 + i), 0x40000000u);
+		n = stack_pcbhash_tw_count();
+		stack_get_counters(fx->st, &k);
+		assert_true(n <= 33);
+		assert_int_equal(k.tw_evicted + n, (uint64_t)i);
+		assert_int_equal(k.tw_reopened, 0);
+		peak = n > peak ? n : peak;
+	}
+	assert_int_equal(peak, 33);
+	assert_int_equal(k.tw_evicted, 50); /* 5 at the 34th, 39th, ..., 79th SYN */
+	assert_int_equal(n, 30);
+	wait_lwip_idle(fx);
+	assert_int_equal(stack_pcbhash_tw_count(), 0);
+	srv_stop(&s);
+}
+
 /* A listening socket on a free loopback port (the kernel completes the
  * relay's handshakes into its backlog); its port in *pport. */
 static int
@@ -4852,6 +4888,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_time_wait_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_time_wait_batch_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_time_wait_cap_from_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_lingers_then_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reevaluate_closes_denied_flows_keeps_allowed,
 						setup, teardown),

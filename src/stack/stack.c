@@ -161,6 +161,7 @@ void stack_config_defaults(struct stack_config *cfg)
 	cfg->max_client_bytes = 32ull * 1024 * 1024;
 	cfg->fd_reserve = 0;
 	cfg->fd_client_pct = 50;
+	/* the relay sets its own (limits.time_wait); this is the connector's */
 	cfg->max_time_wait = 512;
 }
 

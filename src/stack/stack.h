@@ -163,9 +163,17 @@ struct stack_config {
 	 * either are refused (RST / admin-prohibited) and audited. */
 	uint32_t fd_reserve;
 	uint32_t fd_client_pct;
-	/* TCP connections kept in TIME_WAIT after the relay closed first; past
-	 * this the oldest goes (and each new SYN walks this many, so keep it
-	 * small). A SYN newer than its tuple's TIME_WAIT reopens it anyway. */
+	/* TCP connections lwIP keeps in TIME_WAIT (2 * TCP_MSL, 20 s) after
+	 * the relay closed first. Checked at each new connection's SYN: when
+	 * more than this are held, the oldest go until max - max / 8 are
+	 * left, counted in tw_evicted; connections that close between two
+	 * SYNs may take the count past it until the next one. The TIME_WAIT
+	 * pcbs are indexed (pcbhash.c), so this bounds memory, not time per
+	 * SYN: a struct tcp_pcb each (288 bytes with our lwipopts.h on x86-64,
+	 * 296 as malloc hands it out, counted against max_lwip_bytes) and at
+	 * most 8 bytes of index; lwIP's slow timer still walks them every
+	 * 500 ms. A SYN newer than its tuple's TIME_WAIT reopens it whatever
+	 * the count. At least 1. */
 	uint32_t max_time_wait;
 };
 

@@ -261,7 +261,9 @@ void stack_lwip_input(struct stack *st, const uint8_t *pkt, size_t len,
  * sequence number lies past the old one's (RFC 6191, RFC 1122 4.2.2.13),
  * and keeps at most cfg.max_time_wait pcbs in TIME_WAIT (the oldest go).
  * Returns 0 when the SYN may go on, -1 when an older incarnation still owns
- * the tuple (the SYN is dropped and the client retries). O(TIME_WAIT pcbs). */
+ * the tuple (the SYN is dropped and the client retries). A lookup in the
+ * TIME_WAIT index; over the cap, one walk of lwIP's list frees the oldest
+ * eighth (a walk per max_time_wait / 8 new connections). */
 int stack_tw_admit(struct stack *st, const struct pkt_info *pi);
 /* lwipmem.c: lwIP's heap. Requests of more than LWIPMEM_MIN up to
  * LWIPMEM_BLOCK bytes get LWIPMEM_BLOCK, requests up to LWIPMEM_SMALL get
