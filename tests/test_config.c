@@ -48,6 +48,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.drain_grace_ms, 30000);
 	assert_int_equal(c.mtu, 1280);
 	assert_int_equal(c.max_sessions, 10000);
+	assert_int_equal(c.max_time_wait, 65536);
 	assert_string_equal(c.log_level, "info");
 	assert_string_equal(c.tls_crl, "");
 	/* defaults alone are not a runnable config: certificates are required */
@@ -573,6 +574,44 @@ static void test_dns_service_keys(void **state)
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
 }
 
+/* limits.time_wait: the relay's TIME-WAIT cap, from the file, the
+ * environment or a flag (in that order of precedence), 16 to 1,000,000;
+ * an error names the key as its source spells it. */
+static void test_limits_time_wait(void **state)
+{
+	static char buf[16384];
+	struct relay_config c;
+	char *env[] = { "ZGATE_LIMITS_TIME_WAIT=4096", NULL };
+	char *badenv[] = { "ZGATE_LIMITS_TIME_WAIT=1000001", NULL };
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, "limits:\n  time_wait: 100000\n"), 0);
+	assert_int_equal(c.max_time_wait, 100000);
+	assert_int_equal(c.max_sessions, 10000); /* the other limits keep their defaults */
+	assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+	assert_int_equal(c.max_time_wait, 4096);
+	assert_int_equal(config_apply_flag(&c, "limits-time-wait", "16", err, sizeof(err)), 0);
+	assert_int_equal(c.max_time_wait, 16);
+
+	config_defaults(&c);
+	assert_int_equal(load(&c, "limits:\n  time_wait: 15\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:2:3: limits.time_wait: \"15\" is not a whole number from 16 to 1000000");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "limits:\n  time_wait: 0\n"), ZG_ERR_CONFIG);
+	assert_err_contains("limits.time_wait: \"0\" is not a whole number from 16 to 1000000");
+	config_defaults(&c);
+	assert_int_equal(config_apply_env(&c, badenv, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("ZGATE_LIMITS_TIME_WAIT: \"1000001\" is not a whole number from 16 to 1000000");
+	assert_int_equal(config_apply_flag(&c, "limits-time-wait", "many", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err_contains("--limits-time-wait: \"many\" is not a whole number from 16 to 1000000");
+	assert_int_equal(c.max_time_wait, 65536); /* refused values leave it as it was */
+
+	assert_true(config_usage(buf, sizeof(buf)) < sizeof(buf));
+	assert_non_null(strstr(buf, "--limits-time-wait N"));
+	assert_non_null(strstr(buf, "ZGATE_LIMITS_TIME_WAIT, default \"65536\""));
+}
+
 static void test_usage_and_summary(void **state)
 {
 	static char buf[16384];
@@ -667,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_admin_keys),
+		cmocka_unit_test(test_limits_time_wait),
 		cmocka_unit_test(test_usage_and_summary),
 		cmocka_unit_test(test_i16_6_forbidden_list),
 	};

@@ -96,6 +96,9 @@ static const struct opt_spec opts[] = {
 	U32("limits.memory_per_client", memory_per_client_mib, 0, 1048576, "32", "MiB of TCP windows per client; 0 = no budget"),
 	U32("limits.fd_reserve", fd_reserve, 0, 1000000, "0", "descriptors flows never take (sessions, ops); 0 = 1/8 of RLIMIT_NOFILE, 64..1024"),
 	U32("limits.fd_per_client_pct", fd_client_pct, 1, 100, "50", "percent of the flows' descriptors one client may hold"),
+	U32("limits.time_wait", max_time_wait, 16, 1000000, "65536",
+	    "TCP connections the relay closed first kept in TIME-WAIT (20 s), all workers together; "
+	    "past it the oldest go early (zgate_tcp_time_wait_total{event=\"evicted\"}); about 300 bytes each"),
 	U32("mtu", mtu, 1280, 65535, "1280", "inner (tunnel) MTU"),
 	DUR("timeouts.tcp_idle", tcp_idle_ms, 1000, UINT32_MAX, "2h", "idle TCP flow closed after"),
 	DUR("timeouts.tcp_close", tcp_close_ms, 1000, UINT32_MAX, "60s", "TCP flow closed both ways, bytes undelivered: reset after this long without progress"),

@@ -83,6 +83,7 @@ struct relay_config {
 	uint32_t memory_per_client_mib; /* 0 = no per-client budget */
 	uint32_t fd_reserve;            /* 0 = automatic */
 	uint32_t fd_client_pct;
+	uint32_t max_time_wait; /* TCP TIME-WAIT pcbs, all workers together */
 	uint32_t tcp_idle_ms;
 	uint32_t tcp_close_ms;
 	uint32_t udp_idle_ms;

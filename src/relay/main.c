@@ -2568,6 +2568,7 @@ stack:
 	sc.max_client_bytes = (uint64_t)r->cfg.memory_per_client_mib << 20;
 	sc.fd_reserve = r->cfg.fd_reserve;
 	sc.fd_client_pct = r->cfg.fd_client_pct;
+	sc.max_time_wait = share(r, r->cfg.max_time_wait);
 	if (r->cfg.memory_mib != 0) {
 		sc.max_lwip_bytes = (uint64_t)r->cfg.memory_mib << 20;
 	} else {
