@@ -2197,6 +2197,45 @@ test_listener_lingers_then_closes(void **state)
 	wait_lwip_idle(fx);
 }
 
+/* A TIME_WAIT pcb outlives the listener that accepted it: closing the
+ * listener leaves lwIP's TIME_WAIT list alone (lwip-zgate.patch, change
+ * 4: it walked every TIME_WAIT pcb to clear a pointer that only SYN_RCVD
+ * reads), and the pcb still does its work afterwards: a newer SYN on its
+ * tuple reopens it through a new listener, and the timer frees it. Under
+ * AddressSanitizer a read of the freed listener through the pcb fails. */
+static void
+test_tcp_time_wait_outlives_its_listener(void **state)
+{
+	struct fx *fx = *state;
+	struct stack_counters k;
+	struct srv s;
+	size_t base;
+
+	assert_int_equal(fx_start(fx, 1), 0);
+	base = lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used;
+	srv_start(&s, fx->base, 0, SRV_GREET_HALFCLOSE);
+	tw_connection(fx, &s, 46000, 0x30000000u);
+	tw_connection(fx, &s, 46001, 0x30000000u);
+	assert_int_equal(stack_pcbhash_tw_count(), 2);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, base + 1);
+	advance(fx, STACK_LISTENER_LINGER_MS + 250);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB_LISTEN]->used, base); /* closed, freed */
+	assert_int_equal(stack_pcbhash_tw_count(), 2);
+	assert_int_equal(lwip_stats.memp[MEMP_TCP_PCB]->used, 2);
+	/* the close did not walk them: their (now stale, never read) listener
+	 * pointers are as accept left them */
+	for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next)
+		assert_non_null(pcb->listener);
+	tw_connection(fx, &s, 46000, 0x30000000u + 1000000);
+	stack_get_counters(fx->st, &k);
+	assert_int_equal(k.tw_reopened, 1);
+	assert_int_equal(k.tw_refused, 0);
+	assert_int_equal(stack_pcbhash_tw_count(), 2);
+	wait_lwip_idle(fx);
+	assert_int_equal(stack_pcbhash_tw_count(), 0);
+	srv_stop(&s);
+}
+
 static void
 test_tcp_idle_timeout(void **state)
 {
@@ -4890,6 +4929,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_time_wait_batch_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_time_wait_cap_from_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listener_lingers_then_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_time_wait_outlives_its_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reevaluate_closes_denied_flows_keeps_allowed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_roundtrip_v4_and_idle, setup, teardown),

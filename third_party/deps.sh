@@ -60,7 +60,7 @@ OWN_PATCH_SHA[ngtcp2]=0525c7baebc71e50dee63d8198de4bf04c846b66555e2ad014b200b45d
 OWN_PATCH[nghttp3]=nghttp3-ksl-degree.patch
 OWN_PATCH_SHA[nghttp3]=a957e57b3f1848fa18bec3dc7549487699661a22fb6b926ab2dc1ddeaec826c6
 OWN_PATCH[lwip]=lwip-zgate.patch
-OWN_PATCH_SHA[lwip]=cc4c8406a99bc125a0515bc17e9afd988fb69caf15f38e37657c33e4c108b1fe
+OWN_PATCH_SHA[lwip]=a841df828d7c0d3422ca9a30d95184b4aba875649566209140d857636d007ccb
 
 VER[lwip]=2.2.1+dfsg1
 ORIG[lwip]=lwip_2.2.1+dfsg1.orig.tar.xz
