@@ -81,6 +81,7 @@ static const struct {
 	{ "zgate_flow_descriptor_budget", METRICS_MERGE_FIRST },
 	{ "zgate_tcp_window_bytes", METRICS_MERGE_SUM },
 	{ "zgate_tcp_stack_memory_bytes", METRICS_MERGE_SUM },
+	{ "zgate_tcp_time_wait", METRICS_MERGE_SUM },
 	{ "zgate_tls_cert_expiry_timestamp_seconds", METRICS_MERGE_MIN },
 	{ "zgate_tls_crl_next_update_timestamp_seconds", METRICS_MERGE_MIN },
 	{ "zgate_pool_size", METRICS_MERGE_FIRST },

@@ -2108,6 +2108,7 @@ test_tcp_time_wait_cap_from_config(void **state)
 		n = stack_pcbhash_tw_count();
 		stack_get_counters(fx->st, &k);
 		assert_true(n <= 33);
+		assert_int_equal(k.tw_now, n);
 		assert_int_equal(k.tw_evicted + n, (uint64_t)i);
 		assert_int_equal(k.tw_reopened, 0);
 		peak = n > peak ? n : peak;

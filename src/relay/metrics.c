@@ -231,6 +231,10 @@ static void flows(struct mw *w, const struct metrics_values *v)
 	   "or kept against an older SYN.",
 	   "event", L("reopened", "evicted", "refused"), sc->tw_reopened, sc->tw_evicted,
 	   sc->tw_refused);
+	one(w, "zgate_tcp_time_wait", "gauge",
+	    "TCP connections the relay closed first held in TIME_WAIT now (limits.time_wait "
+	    "caps them).",
+	    sc->tw_now);
 	histo(w, "zgate_flow_setup_seconds",
 	      "TCP flow setup: the client's SYN to the destination's connect completed "
 	      "(millisecond clock).",

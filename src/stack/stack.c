@@ -829,6 +829,7 @@ void stack_get_counters(const struct stack *st, struct stack_counters *pc)
 {
 	*pc = st->cnt;
 	pc->lwip_mem_used = stack_lwip_mem_used();
+	pc->tw_now = stack_pcbhash_tw_count();
 	pc->lwip_tcp_chkerr = lwip_stats.tcp.chkerr;
 	pc->lwip_tcp_proterr = lwip_stats.tcp.proterr;
 	pc->lwip_tcp_memerr = lwip_stats.tcp.memerr;

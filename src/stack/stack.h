@@ -212,6 +212,7 @@ struct stack_counters {
 	uint64_t tw_reopened;           /* SYNs that reopened a TIME_WAIT connection */
 	uint64_t tw_evicted;            /* TIME_WAIT pcbs dropped over max_time_wait */
 	uint64_t tw_refused;            /* SYNs older than their TIME_WAIT connection */
+	uint64_t tw_now;                /* gauge: connections in TIME_WAIT (max_time_wait caps) */
 	uint64_t bytes_up, bytes_down;  /* payload, all flows */
 	uint64_t ping_unavailable;      /* echo refused: no ping sockets */
 	uint64_t echo_local;            /* C20: ff02::/16 echo answered here */

@@ -41,4 +41,10 @@ echo "evicted from TIME-WAIT: $evicted"
 if [[ -z $evicted ]] || ((evicted < 20 || evicted > 26)); then
 	fail "evicted '$evicted', expected 23 to 25 (a cap of 16 per worker)"
 fi
+held=$(metric 'zgate_tcp_time_wait')
+echo "held in TIME-WAIT now: $held"
+# what was not evicted is still held (20 s), at most the cap and one more
+if [[ -z $held ]] || ((held + evicted != 40 || held > 17)); then
+	fail "TIME-WAIT gauge '$held' with '$evicted' evicted: expected the 40 connections, at most 17 held"
+fi
 pass
