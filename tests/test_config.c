@@ -502,6 +502,9 @@ static void test_admin_keys(void **state)
 	assert_int_equal(load(&c, good), 0);
 	(void)config_summary(&c, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "admin         off (no admin.token_file)"));
+	assert_non_null(strstr(buf, "resources     memory auto (half the cgroup limit), 32 MiB/client, "
+				    "fd_reserve auto, 50% fds/client, 32 handshakes/source, "
+				    "time_wait 65536\n"));
 	assert_int_equal(load(&c, "admin: { listen: \"127.0.0.1:8081\" }\n"), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
 	assert_err_contains("admin.listen is set but admin.token_file is not");
@@ -592,6 +595,10 @@ static void test_limits_time_wait(void **state)
 	assert_int_equal(c.max_time_wait, 4096);
 	assert_int_equal(config_apply_flag(&c, "limits-time-wait", "16", err, sizeof(err)), 0);
 	assert_int_equal(c.max_time_wait, 16);
+	assert_int_equal(config_apply_flag(&c, "limits-memory", "512", err, sizeof(err)), 0);
+	(void)config_summary(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "resources     memory 512 MiB, "));
+	assert_non_null(strstr(buf, ", time_wait 16\n"));
 
 	config_defaults(&c);
 	assert_int_equal(load(&c, "limits:\n  time_wait: 15\n"), ZG_ERR_CONFIG);

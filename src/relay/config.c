@@ -618,6 +618,27 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		if (a < 0)
 			return off;
 		off += (size_t)a;
+		/* the limits the table above predates */
+		{
+			char mem[48], fdr[32];
+
+			if (c->memory_mib == 0)
+				(void)snprintf(mem, sizeof(mem), "auto (half the cgroup limit)");
+			else
+				(void)snprintf(mem, sizeof(mem), "%u MiB", c->memory_mib);
+			if (c->fd_reserve == 0)
+				(void)snprintf(fdr, sizeof(fdr), "auto");
+			else
+				(void)snprintf(fdr, sizeof(fdr), "%u", c->fd_reserve);
+			a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+				     "resources     memory %s, %u MiB/client, fd_reserve %s, %u%% fds/client, "
+				     "%u handshakes/source, time_wait %u\n",
+				     mem, c->memory_per_client_mib, fdr, c->fd_client_pct,
+				     c->max_handshakes_per_source, c->max_time_wait);
+			if (a < 0)
+				return off;
+			off += (size_t)a;
+		}
 		/* issue 20.2 */
 		if (strcmp(c->ipam_backend, "api") == 0) {
 			char id[64];
