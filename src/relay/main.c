@@ -102,6 +102,9 @@ struct relay {
 	uint64_t last_reload_ok_s;
 	uint64_t out_no_session, out_too_big, out_congested;
 	uint64_t ipam_save_errors;
+	/* the event loop ran: only then does shutdown_all() write the state
+	 * file (--check-config, or a start that failed, leave it as it was) */
+	int served;
 	int crl_expired_said; /* the "CRL expired" warning, once */
 	/* issue 18: reloads of the TLS files and the policy, by SIGHUP or
 	 * when the files change (watch.c) */
@@ -2719,7 +2722,7 @@ static void shutdown_all(struct relay *r)
 		stack_del(r->stack);
 	if (r->dns != NULL)
 		evdns_base_free(r->dns, 1);
-	if (r->ipam != NULL && r->nworkers < 2)
+	if (r->ipam != NULL && r->nworkers < 2 && r->served)
 		save_ipam(r); /* else the master's */
 	ops_del(r->ops);
 	wctl_server_free(r->ctl);
@@ -2926,6 +2929,7 @@ int main(int argc, char **argv)
 		event_base_free(R.base);
 		return 1;
 	}
+	R.served = 1;
 	event_base_dispatch(R.base);
 	(void)sdnotify_send("STOPPING=1");
 	log_info("stopping: %zu tunnels open", R.st.n);

@@ -73,6 +73,17 @@ expect_contains "$out" "/nonexistent.crt" "missing cert"
 echo "clients: [" >"$d/broken-policy.yaml"
 out=$("$relay" --config "$d/relay.yaml" --policy "$d/broken-policy.yaml" --check-config 2>&1) && fail "broken policy accepted"
 expect_contains "$out" "broken-policy.yaml" "broken policy"
+# --check-config only reads the state file: it neither rewrites a good one
+# (run as root, that would leave it root's) nor empties one it ignores
+printf '# kept as written\nagent-1 10.100.0.7\n' >"$d/check.state"
+printf 'not a state line\n' >"$d/corrupt.state"
+for f in check corrupt; do
+	cp "$d/$f.state" "$d/$f.orig"; ino=$(stat -c %i "$d/$f.state")
+	out=$("$relay" --config "$d/relay.yaml" --workers 1 --state-file "$d/$f.state" --check-config 2>&1) ||
+		fail "--check-config with the $f state file: $out"
+	cmp -s "$d/$f.state" "$d/$f.orig" && [[ $(stat -c %i "$d/$f.state") == "$ino" ]] ||
+		fail "--check-config rewrote the $f state file: $(cat "$d/$f.state")"
+done
 # captured first: grep -q would leave while the help is still being written (SIGPIPE)
 out=$("$relay" --help) || fail "--help exit"
 expect_contains "$out" "--check-config" "--help"
