@@ -212,6 +212,10 @@ static void test_load_file_errors(void **state)
 	(void)state;
 	assert_int_equal(policy_load_file("/nonexistent/policy.yaml", &p, err, sizeof(err)), ZG_ERR_IO);
 	assert_non_null(strstr(err, "/nonexistent/policy.yaml: cannot open: No such file or directory"));
+	/* a directory opens: said as such, not as a file of LONG_MAX bytes */
+	assert_int_equal(policy_load_file("examples", &p, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "examples: a directory, not a policy file");
+	assert_null(p);
 }
 
 /* The example shipped in examples/ (used by make demo and the README) loads

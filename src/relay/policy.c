@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "zg_err.h"
@@ -893,6 +894,7 @@ int policy_load_file(const char *path, struct policy **pp, char *err, size_t err
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
+	struct stat st;
 	long sz;
 	size_t n;
 	int r;
@@ -901,6 +903,14 @@ int policy_load_file(const char *path, struct policy **pp, char *err, size_t err
 		if (err && errlen)
 			(void)snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return ZG_ERR_IO;
+	}
+	/* a directory opens, and its size (LONG_MAX) read as "too large" */
+	if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (err && errlen)
+			(void)snprintf(err, errlen, "%s: %s, not a policy file", path,
+				       S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+		fclose(f);
+		return ZG_ERR_CONFIG;
 	}
 	if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
 		if (err && errlen)
