@@ -845,14 +845,22 @@ int main(int argc, char **argv)
 		}
 	}
 	for (int i = 1; i < argc; i++) {
+		int valued = strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ||
+			     strcmp(argv[i], "--key") == 0;
+
+		if (valued && i + 1 == argc) {
+			/* as the other programs say it (opt.c) */
+			fprintf(stderr, "zgate-connector: %s needs a value (see --help)\n",
+				argv[i]);
+			return OPT_EXIT_USAGE;
+		}
 		if (strcmp(argv[i], "--check-config") == 0)
 			check = 1;
-		else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-			 i + 1 < argc)
+		else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
 			file = argv[++i];
 		else if (strncmp(argv[i], "--config=", 9) == 0)
 			file = argv[i] + 9;
-		else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], "--key") == 0)
 			key = argv[++i];
 		else if (strncmp(argv[i], "--key=", 6) == 0)
 			key = argv[i] + 6;

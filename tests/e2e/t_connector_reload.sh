@@ -46,6 +46,14 @@ conn_yaml "$RELAY_K:4433" "$RELAY_B" <<C
 reconnect_min: 200ms
 reconnect_max: 2s
 C
+step "--check-config: this configuration loads; -c, --config or --key without a value is named"
+out=$("$CONNECTOR" -c "$D/connector.yaml" --check-config 2>&1) || fail "--check-config: $out"
+expect_contains "$out" "configuration ok (2 relays, 1 prefixes" "--check-config"
+for a in -c --config --key; do
+	rc=0; out=$("$CONNECTOR" --check-config "$a" 2>&1) || rc=$?
+	[[ $rc -eq 2 ]] || fail "$a without a value: exit $rc, expected 2: $out"
+	expect_contains "$out" "zgate-connector: $a needs a value (see --help)" "$a without a value"
+done
 psvc_start web http "$ONPREM" 8000 "$WEB_TEXT"
 # A graceful shutdown drains for up to timeouts.drain_grace (30 s by
 # default) while tunnels stay open: 4 s keeps the scenario short.
