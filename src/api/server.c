@@ -132,7 +132,7 @@ static void crlset_free(struct crlset *c)
 	free(c);
 }
 
-static char *read_pem(const char *path, char *err, size_t errlen);
+static char *read_pem(const char *what, const char *path, char *err, size_t errlen);
 
 /* Reads the CRL file path (PEM, one or more CRLs), each of which must be
  * signed by a certificate of the CA file ca. Returns 0 and *pc, or
@@ -151,7 +151,8 @@ static int crlset_load(const char *path, const char *ca, struct crlset **pc, cha
 		zg_seterr(err, errlen, "out of memory");
 		return ZG_ERR_NOMEM;
 	}
-	if ((pem = read_pem(path, err, errlen)) == NULL || (capem = read_pem(ca, err, errlen)) == NULL)
+	if ((pem = read_pem("crl", path, err, errlen)) == NULL ||
+	    (capem = read_pem("ca", ca, err, errlen)) == NULL)
 		goto out;
 	d.data = (unsigned char *)pem;
 	d.size = (unsigned)strlen(pem);
@@ -203,25 +204,27 @@ out:
 	return r;
 }
 
-static char *read_pem(const char *path, char *err, size_t errlen)
+/* The PEM file path, NUL-terminated (free it), or NULL with err naming
+ * the option (what: "cert", "key", "ca", "crl") and the file. */
+static char *read_pem(const char *what, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf;
 	size_t n;
 
 	if (f == NULL) {
-		zg_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		zg_seterr(err, errlen, "%s %s: cannot open: %s", what, path, strerror(errno));
 		return NULL;
 	}
 	buf = malloc(PEM_MAX + 1);
 	if (buf == NULL) {
 		fclose(f);
-		zg_seterr(err, errlen, "%s: out of memory", path);
+		zg_seterr(err, errlen, "%s %s: out of memory", what, path);
 		return NULL;
 	}
 	n = fread(buf, 1, PEM_MAX + 1, f);
 	if (ferror(f) || n > PEM_MAX || n == 0) {
-		zg_seterr(err, errlen, "%s: %s", path,
+		zg_seterr(err, errlen, "%s %s: %s", what, path,
 			  ferror(f) ? strerror(errno) : n ? "larger than 1 MiB"
 							  : "empty");
 		fclose(f);
@@ -241,9 +244,9 @@ static int load_tls(const struct api_config *cfg, char **pcert, char **pkey, cha
 	int r = ZG_ERR_CONFIG, g;
 
 	*pcert = *pkey = *pca = NULL;
-	if ((*pcert = read_pem(cfg->cert, err, errlen)) == NULL ||
-	    (*pkey = read_pem(cfg->key, err, errlen)) == NULL ||
-	    (*pca = read_pem(cfg->ca, err, errlen)) == NULL)
+	if ((*pcert = read_pem("cert", cfg->cert, err, errlen)) == NULL ||
+	    (*pkey = read_pem("key", cfg->key, err, errlen)) == NULL ||
+	    (*pca = read_pem("ca", cfg->ca, err, errlen)) == NULL)
 		goto out;
 	if (gnutls_certificate_allocate_credentials(&cred) != 0) {
 		zg_seterr(err, errlen, "out of memory");
@@ -307,6 +310,12 @@ int api_server_read_token(const char *path, char *out, size_t outlen, char *err,
 		return ZG_ERR_CONFIG;
 	}
 	s = fgets(line, sizeof(line), f);
+	if (s == NULL && ferror(f)) { /* a directory opens, then fails here */
+		zg_seterr(err, errlen, "admin_token_file %s: cannot read: %s", path,
+			  strerror(errno));
+		fclose(f);
+		return ZG_ERR_CONFIG;
+	}
 	fclose(f);
 	if (s == NULL)
 		line[0] = '\0';

@@ -46,6 +46,18 @@ common=(--cert "$P/relay.crt" --key "$P/relay.key" --ca "$P/ca.crt" --database "
 out=$("$API" "${common[@]}" --check-config) || fail "--check-config exited $?"
 expect_contains "$out" "configuration OK" "--check-config"
 [[ $out != *"$PG_DIR"* ]] || fail "--check-config printed the database string"
+# a file that does not load is named with its option
+mkdir "$ZG_TMP/adir"
+for x in "cert:--cert $ZG_TMP/none.crt:cannot open: No such file" "key:--key $ZG_TMP/adir:Is a directory" \
+	"ca:--ca $ZG_TMP/none.crt:cannot open" "crl:--crl $ZG_TMP/adir:Is a directory" \
+	"admin_token_file:--admin-token-file $ZG_TMP/adir:cannot read: Is a directory"; do
+	IFS=: read -r what args why <<<"$x"
+	rc=0
+	# shellcheck disable=SC2086  # $args is a flag and its value
+	"$API" "${common[@]}" $args --check-config >/dev/null 2>"$ZG_TMP/err" || rc=$?
+	[[ $rc -eq 2 ]] || fail "$args: exit $rc, expected 2"
+	expect_contains "$(cat "$ZG_TMP/err")" "zgate-api: $what ${args#* }: $why" "$args"
+done
 rc=0; "$API" "${common[@]}" --pool 10.100.0.1/24 2>"$ZG_TMP/err" || rc=$?
 [[ $rc -eq 2 ]] || fail "bad pool: exit $rc, expected 2"
 expect_contains "$(cat "$ZG_TMP/err")" "pool" "bad pool message"
