@@ -203,6 +203,9 @@ static void test_parse_errors_name_position_and_field(void **state)
 		 "clients.has space: \"has space\" is not a client ID");
 	load_bad("- a\n- b\n", "policy.yaml:1:1: policy: expected a mapping, found a list");
 	load_bad("", "the file is empty");
+	/* nothing to point at: no line:column of 0:0 */
+	load_bad("# only a comment\n",
+		 "policy.yaml: policy: the file is empty (expected version, default_action, clients)");
 	load_bad("version: 1\nclients: {a: {rules: [}\n", "policy.yaml:2:");
 }
 

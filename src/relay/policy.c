@@ -109,10 +109,11 @@ static int perr(struct pctx *c, const yaml_node_t *n, const char *field,
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (c->err && c->errlen)
+	if (c->err && c->errlen && n == NULL) /* no node: no position ("file:0:0") */
+		(void)snprintf(c->err, c->errlen, "%s: %s: %s", c->name, field, msg);
+	else if (c->err && c->errlen)
 		(void)snprintf(c->err, c->errlen, "%s:%zu:%zu: %s: %s", c->name,
-			       n ? n->start_mark.line + 1 : 0, n ? n->start_mark.column + 1 : 0,
-			       field, msg);
+			       n->start_mark.line + 1, n->start_mark.column + 1, field, msg);
 	return ZG_ERR_CONFIG;
 }
 
