@@ -8,7 +8,9 @@
 # as an entry of its own (.TP) must be one some --help prints (no removed
 # option left documented); every default --help states (default "X", or
 # "(default N)" with a digit in it) must be stated in that option's man
-# entry; and each page must format without a groff warning. Prints one line
+# entry; the name an entry of --help gives its value ("  --tls-cert FILE")
+# must be the one in that option's man entry (optional [parts] aside); and
+# each page must format without a groff warning. Prints one line
 # per check; exits 1 on a failure.
 set -uo pipefail
 bindir=${1:?usage: check-manpages.sh BINDIR MANDIR} mandir=${2:?usage: check-manpages.sh BINDIR MANDIR}
@@ -60,8 +62,9 @@ def plain(t):
     t = re.sub(r"^\.(B|I|BI|IB|BR|RB|IR|RI)\s+", "", t, flags=re.M)
     return t.replace("\"", "")
 
-# man: option -> the text of its entries; tags of .TP entries
-entries, tagged, lines = {}, set(), page.split("\n")
+# man: option -> the text of its entries, and of their tag lines; tags of
+# .TP entries
+entries, tags, tagged, lines = {}, {}, set(), page.split("\n")
 i = 0
 while i < len(lines):
     if lines[i].startswith(".TP") and i + 1 < len(lines):
@@ -73,6 +76,7 @@ while i < len(lines):
         for o in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", tag):
             tagged.add(o)
             entries[o] = entries.get(o, "") + "\n" + body
+            tags[o] = tags.get(o, "") + "\n" + tag
         i = j
     else:
         i += 1
@@ -80,8 +84,12 @@ while i < len(lines):
 # help: option blocks. A block starts at an indented line whose first word
 # is an option (the options named before the description column belong to
 # it) and runs over the more indented lines under it.
-helpopts, helptxt, cur = set(), {}, []
+helpopts, helptxt, metas, cur = set(), {}, {}, []
 for ln in helptext.split("\n"):
+    # an entry of the --help of opt.c: "  --flag VALUE-NAME" alone on its line
+    m = re.match(r"  (--[a-z][a-z0-9-]*) (\S+)$", ln)
+    if m:
+        metas[m.group(1)] = m.group(2)
     if re.match(r"\s+(-\w, )?--[a-z]", ln):
         head = re.split(r"\S\s{3,}", ln.strip(), maxsplit=1)[0]
         cur = re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", head)
@@ -102,6 +110,11 @@ for o, txt in sorted(helptxt.items()):
     compared += 1
     if not re.search(r"(?<![\w.:/-])" + re.escape(v) + r"(?![\w:/-])", entries[o]):
         print("%s: --help says default %s, its man entry does not" % (o, v))
+# the name of the value: what --help shows must be in the tag of the man entry
+# (optional parts, [NAME@], aside)
+for o, v in sorted(metas.items()):
+    if o in tags and v.replace("[", "").replace("]", "") not in tags[o].replace("[", "").replace("]", ""):
+        print("%s: --help names its value %s, its man entry does not" % (o, v))
 print("#%d" % compared)
 '
 drift() { # PROG SECTION HELP-COMMAND... [-- HELP-COMMAND...]

@@ -27,15 +27,27 @@ static int set_prefixes(void *cfg, const struct opt_spec *o, const char *text,
 	{                                                                  \
 		.key = p, .type = OPT_T_STR, FIELD(f), .def = d, .help = h \
 	}
+/* A string whose value --help names m (FILE, ADDR:PORT, on|off), as
+ * zgate-relay(8) does. */
+#define STRM(p, f, d, h, m)                                                           \
+	{                                                                             \
+		.key = p, .type = OPT_T_STR, FIELD(f), .def = d, .help = h, .meta = m \
+	}
 /* A list: a YAML sequence of strings, or one string of comma-separated
  * items (environment, flags); stored joined with ", ". */
-#define LIST(p, f, d, h)                                                              \
-	{                                                                             \
-		.key = p, .type = OPT_T_STR, FIELD(f), .def = d, .help = h, .list = 1 \
+#define LIST(p, f, d, h, m)                                                                      \
+	{                                                                                        \
+		.key = p, .type = OPT_T_STR, FIELD(f), .def = d, .help = h, .meta = m, .list = 1 \
 	}
 #define U32(p, f, lo, hi, d, h)                                                                  \
 	{                                                                                        \
 		.key = p, .type = OPT_T_U32, FIELD(f), .min = lo, .max = hi, .def = d, .help = h \
+	}
+/* A number in a unit --help names (MIB, KIB) instead of N. */
+#define U32M(p, f, lo, hi, d, h, m)                                                               \
+	{                                                                                         \
+		.key = p, .type = OPT_T_U32, FIELD(f), .min = lo, .max = hi, .def = d, .help = h, \
+		.meta = m                                                                         \
 	}
 #define DUR(p, f, lo, hi, d, h)                                                                      \
 	{                                                                                            \
@@ -49,28 +61,28 @@ static int set_prefixes(void *cfg, const struct opt_spec *o, const char *text,
 	}
 
 static const struct opt_spec opts[] = {
-	STR("listen", listen, "0.0.0.0:4433", "UDP address:port for QUIC"),
-	STR("ops_listen", ops_listen, "127.0.0.1:8080", "TCP address:port for /health, /ready, /metrics (set the pod address to reach it from outside)"),
-	STR("tls.cert", tls_cert, "", "server certificate chain (PEM); required"),
-	STR("tls.key", tls_key, "", "server private key (PEM); required"),
-	STR("tls.client_ca", tls_client_ca, "", "CA bundle that signs client certificates (PEM); required"),
-	STR("tls.crl", tls_crl, "", "certificate revocation list (PEM); optional"),
-	STR("tls.identity", tls_identity, "cn",
-	    "client identity: the certificate's one subject CN (cn) or one SAN URI (san_uri)"),
-	STR("uri_template", uri_template,
-	    "https://localhost:4433/.well-known/masque/ip/{target}/{ipproto}/",
-	    "CONNECT-IP URI template (RFC 9484)"),
-	STR("policy", policy_file, "", "policy file (YAML); required"),
-	STR("state_file", state_file, "", "IPAM state file; empty = in memory only"),
-	STR("relay_id", relay_id, "",
-	    "this relay's id, recorded on the leases of zgate-api (letters, digits, . _ -); empty = the host name"),
-	STR("ipam.backend", ipam_backend, "local",
-	    "where addresses come from: local (this relay's pool.ipv4) or api (zgate-api, shared by several relays)"),
-	STR("ipam.api.url", ipam_api_url, "", "zgate-api's address, https://host[:port]; required with ipam.backend api"),
-	STR("ipam.api.ca", ipam_api_ca, "", "CA bundle that signs zgate-api's certificate (PEM)"),
-	STR("ipam.api.cert", ipam_api_cert, "",
-	    "this relay's client certificate for zgate-api (PEM; CN relay:<relay_id>)"),
-	STR("ipam.api.key", ipam_api_key, "", "its private key (PEM)"),
+	STRM("listen", listen, "0.0.0.0:4433", "UDP address:port for QUIC", "ADDR:PORT"),
+	STRM("ops_listen", ops_listen, "127.0.0.1:8080", "TCP address:port for /health, /ready, /metrics (set the pod address to reach it from outside)", "ADDR:PORT"),
+	STRM("tls.cert", tls_cert, "", "server certificate chain (PEM); required", "FILE"),
+	STRM("tls.key", tls_key, "", "server private key (PEM); required", "FILE"),
+	STRM("tls.client_ca", tls_client_ca, "", "CA bundle that signs client certificates (PEM); required", "FILE"),
+	STRM("tls.crl", tls_crl, "", "certificate revocation list (PEM); optional", "FILE"),
+	STRM("tls.identity", tls_identity, "cn",
+	     "client identity: the certificate's one subject CN (cn) or one SAN URI (san_uri)", "cn|san_uri"),
+	STRM("uri_template", uri_template,
+	     "https://localhost:4433/.well-known/masque/ip/{target}/{ipproto}/",
+	     "CONNECT-IP URI template (RFC 9484)", "URI"),
+	STRM("policy", policy_file, "", "policy file (YAML); required", "FILE"),
+	STRM("state_file", state_file, "", "IPAM state file; empty = in memory only", "FILE"),
+	STRM("relay_id", relay_id, "",
+	     "this relay's id, recorded on the leases of zgate-api (letters, digits, . _ -); empty = the host name", "ID"),
+	STRM("ipam.backend", ipam_backend, "local",
+	     "where addresses come from: local (this relay's pool.ipv4) or api (zgate-api, shared by several relays)", "local|api"),
+	STRM("ipam.api.url", ipam_api_url, "", "zgate-api's address, https://host[:port]; required with ipam.backend api", "https://HOST[:PORT]"),
+	STRM("ipam.api.ca", ipam_api_ca, "", "CA bundle that signs zgate-api's certificate (PEM)", "FILE"),
+	STRM("ipam.api.cert", ipam_api_cert, "",
+	     "this relay's client certificate for zgate-api (PEM; CN relay:<relay_id>)", "FILE"),
+	STRM("ipam.api.key", ipam_api_key, "", "its private key (PEM)", "FILE"),
 	DUR("ipam.api.timeout", ipam_api_timeout_ms, 100, 60000, "2s",
 	    "an allocation (retries included) waits at most this long; then a new client gets 503"),
 	DUR("ipam.api.refresh", ipam_api_refresh_ms, 1000, 86400000, "1h",
@@ -92,8 +104,8 @@ static const struct opt_spec opts[] = {
 	U32("limits.flows_per_client", max_flows_per_client, 1, 1000000, "1000", "flows at once per client"),
 	U32("limits.halfopen_per_client", max_halfopen_per_client, 1, 1000000, "512", "TCP connects in progress per client; more SYNs wait (dropped, retried)"),
 	U32("limits.udp_per_client", max_udp_per_client, 1, 1000000, "500", "UDP flows per client"),
-	U32("limits.memory", memory_mib, 0, 4194304, "0", "MiB the TCP stack may hold; 0 = half the cgroup memory limit, else 1024"),
-	U32("limits.memory_per_client", memory_per_client_mib, 0, 1048576, "32", "MiB of TCP windows per client; 0 = no budget"),
+	U32M("limits.memory", memory_mib, 0, 4194304, "0", "MiB the TCP stack may hold; 0 = half the cgroup memory limit, else 1024", "MIB"),
+	U32M("limits.memory_per_client", memory_per_client_mib, 0, 1048576, "32", "MiB of TCP windows per client; 0 = no budget", "MIB"),
 	U32("limits.fd_reserve", fd_reserve, 0, 1000000, "0", "descriptors flows never take (sessions, ops); 0 = 1/8 of RLIMIT_NOFILE, 64..1024"),
 	U32("limits.fd_per_client_pct", fd_client_pct, 1, 100, "50", "percent of the flows' descriptors one client may hold"),
 	U32("limits.time_wait", max_time_wait, 16, 1000000, "65536",
@@ -108,36 +120,38 @@ static const struct opt_spec opts[] = {
 	DUR("timeouts.request", request_ms, 1000, UINT32_MAX, "30s", "QUIC connection without an open CONNECT-IP tunnel this long after its first packet closed"),
 	DUR("timeouts.keepalive", keepalive_ms, 0, UINT32_MAX, "20s", "PING interval; 0 = off"),
 	DUR("timeouts.drain_grace", drain_grace_ms, 0, UINT32_MAX, "30s", "on SIGTERM, wait this long for tunnels to end"),
-	LIST("dns.resolvable", dns_resolvable, "", "DNS-name targets that may be resolved: names, or .suffix for every name under it; empty = any name"),
+	LIST("dns.resolvable", dns_resolvable, "", "DNS-name targets that may be resolved: names, or .suffix for every name under it; empty = any name", "NAMES"),
 	U32("dns.resolutions_per_minute", dns_per_min, 1, 100000, "60", "DNS-name targets one client may have resolved per minute"),
-	STR("dns.service", dns_service, "on", "the DNS service on the pool's gateway addresses (UDP and TCP port 53, inside the tunnel): on or off"),
-	LIST("dns.upstreams", dns_upstreams, "", "resolvers the DNS service asks (address or [address]:port); empty = the nameservers of /etc/resolv.conf"),
-	STR("dns.deny_answer", dns_deny_answer, "nxdomain", "answer to a name no allow rule of the client names: nxdomain or refused"),
+	STRM("dns.service", dns_service, "on", "the DNS service on the pool's gateway addresses (UDP and TCP port 53, inside the tunnel): on or off", "on|off"),
+	LIST("dns.upstreams", dns_upstreams, "", "resolvers the DNS service asks (address or [address]:port); empty = the nameservers of /etc/resolv.conf", "ADDR,..."),
+	STRM("dns.deny_answer", dns_deny_answer, "nxdomain", "answer to a name no allow rule of the client names: nxdomain or refused", "nxdomain|refused"),
 	DUR("dns.ttl_floor", dns_ttl_floor_ms, 1000, 86400000, "30s", "an address learned from an answer stays bound to its name at least this long"),
 	DUR("dns.ttl_cap", dns_ttl_cap_ms, 1000, 604800000, "1h", "and at most this long, whatever the record's TTL"),
 	U32("dns.max_learned_routes", dns_max_learned_routes, 0, 100000, "256", "addresses learned from answers (bound and routed) per client; more are not bound (zgate_dns_learned_cap_hits_total)"),
 	U32("dns.cache_entries", dns_cache_entries, 0, 1000000, "10000", "answers the DNS service keeps (by name and type, for their TTL); 0 = no cache"),
-	STR("dns.enabled", dns_enabled, "auto",
-	    "tell clients their DNS server and domains (DNS_ASSIGN capsule): auto (only to clients that send DNS_ASSIGN themselves), true (to every client) or false"),
+	STRM("dns.enabled", dns_enabled, "auto",
+	     "tell clients their DNS server and domains (DNS_ASSIGN capsule): auto (only to clients that send DNS_ASSIGN themselves), true (to every client) or false", "auto|true|false"),
 	LIST("dns.domains", dns_domains, "",
-	     "domains the agent sends to the relay's DNS server (split DNS); \".\" = every name; at most 32"),
+	     "domains the agent sends to the relay's DNS server (split DNS); \".\" = every name; at most 32", "NAMES"),
 	LIST("dns.nameservers", dns_nameservers, "",
-	     "the DNS server addresses given to clients; empty = the pool gateway (.1), where the relay answers DNS"),
+	     "the DNS server addresses given to clients; empty = the pool gateway (.1), where the relay answers DNS", "ADDRESSES"),
 	U32("ops.max_connections", ops_max_conns, 1, 10000, "64", "ops connections at once; more get 503"),
 	DUR("ops.timeout", ops_timeout_ms, 100, 600000, "5s", "an ops client must send its request (and take the answer) within"),
-	STR("admin.token_file", admin_token_file, "",
-	    "file with the bearer token for /admin/sessions (at least 32 bytes, not readable by others); empty = no admin endpoint"),
-	STR("admin.listen", admin_listen, "",
-	    "TCP address:port for the admin endpoint alone; empty = on ops_listen"),
-	STR("debug.payload_dump", payload_dump, "",
-	    "DEBUG ONLY: append every IP packet decrypted from or sent into a tunnel to this file "
-	    "(4-byte big-endian length, raw bytes); empty = off"),
+	STRM("admin.token_file", admin_token_file, "",
+	     "file with the bearer token for /admin/sessions (at least 32 bytes, not readable by others); empty = no admin endpoint", "FILE"),
+	STRM("admin.listen", admin_listen, "",
+	     "TCP address:port for the admin endpoint alone; empty = on ops_listen", "HOST:PORT"),
+	STRM("debug.payload_dump", payload_dump, "",
+	     "DEBUG ONLY: append every IP packet decrypted from or sent into a tunnel to this file "
+	     "(4-byte big-endian length, raw bytes); empty = off",
+	     "FILE"),
 	U32("audit.deny_per_second", audit_deny_per_s, 0, 1000000, "10",
 	    "flow_deny audit lines per client per second (20 times this for all clients together); "
 	    "the rest are counted in flow_deny_suppressed; 0 = every deny is written"),
-	U32("audit.buffer_kib", audit_buffer_kib, 16, 1048576, "1024",
-	    "KiB of audit lines waiting for stdout; when it is full, lines are dropped and counted "
-	    "(audit_dropped, zgate_audit_lines_dropped_total)"),
+	U32M("audit.buffer_kib", audit_buffer_kib, 16, 1048576, "1024",
+	     "KiB of audit lines waiting for stdout; when it is full, lines are dropped and counted "
+	     "(audit_dropped, zgate_audit_lines_dropped_total)",
+	     "KIB"),
 	{ .key = "log_level", .type = OPT_T_LEVEL, FIELD(log_level), .def = "info", .help = "error, warn, info or debug" },
 	{ .key = "log_format", .type = OPT_T_FORMAT, FIELD(log_format), .def = "text", .help = "text (one line per event) or json (one JSON object per line: ts, level, msg)" },
 };
