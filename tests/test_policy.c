@@ -203,6 +203,11 @@ static void test_parse_errors_name_position_and_field(void **state)
 		 "clients.has space: \"has space\" is not a client ID");
 	load_bad("- a\n- b\n", "policy.yaml:1:1: policy: expected a mapping, found a list");
 	load_bad("", "the file is empty");
+	/* a top-level key given twice: YAML keeps the last, the loader refuses */
+	load_bad("version: 1\ndefault_action: deny\ndefault_action: allow\nclients: {}\n",
+		 "policy.yaml:3:1: default_action: given twice");
+	load_bad("version: 1\nversion: 1\nclients: {}\n", "policy.yaml:2:1: version: given twice");
+	load_bad("version: 1\nclients: {}\nclients: {}\n", "policy.yaml:3:1: clients: given twice");
 	/* nothing to point at: no line:column of 0:0 */
 	load_bad("# only a comment\n",
 		 "policy.yaml: policy: the file is empty (expected version, default_action, clients)");

@@ -773,6 +773,18 @@ static int parse_doc(struct pctx *c, struct policy *p)
 		return perr(c, NULL, "policy", "the file is empty (expected version, default_action, clients)");
 	if ((r = want(c, root, YAML_MAPPING_NODE, "policy")) != 0)
 		return r;
+	/* a key given twice is refused, as in a rule: YAML would keep the
+	 * last, and a second default_action: allow would win silently */
+	for (pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
+		k = node(c, pair->key);
+		if (!k || k->type != YAML_SCALAR_NODE)
+			continue; /* reported below */
+		for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < pair; q++) {
+			yaml_node_t *qk = node(c, q->key);
+			if (qk && qk->type == YAML_SCALAR_NODE && strcmp(scalar(qk), scalar(k)) == 0)
+				return perr(c, k, scalar(k), "given twice");
+		}
+	}
 	/* connectors first: client rules name them wherever they appear */
 	for (pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
 		k = node(c, pair->key);
