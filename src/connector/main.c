@@ -613,7 +613,8 @@ static void usage(void)
 	       "/etc/zgate/zgate-connector.yaml)\n"
 	       "  --key FILE          the private key, instead of the file's key: (e.g. a\n"
 	       "                      systemd credential, %%d/connector.key)\n"
-	       "  --check-config      load the configuration, certificates and policy, then exit\n"
+	       "  --check-config      load the configuration, certificates, policy and audit\n"
+	       "                      file, then exit\n"
 	       "  --version           print the version and the libraries'\n"
 	       "  -h, --help          this text\n"
 	       "\n"
@@ -669,6 +670,38 @@ static int load_files(struct conn *cn, char *err, size_t errlen)
 		return ZG_ERR_CONFIG;
 	}
 	return 0;
+}
+
+/* --check-config: whether open_audit() will be able to append to the
+ * audit file (open it, or make it in its directory), without making it.
+ * 0, or ZG_ERR_CONFIG with err as open_audit() would say it. */
+static int check_audit(const struct conn *cn, char *err, size_t errlen)
+{
+	const char *path = cn->cfg.audit, *slash = strrchr(path, '/');
+	char dir[sizeof(cn->cfg.audit)];
+	int fd;
+
+	if (strcmp(path, "-") == 0)
+		return 0;
+	/* O_NONBLOCK: a FIFO without a reader answers ENXIO, not a hang */
+	fd = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENXIO)
+		return 0;
+	if (errno == ENOENT) {
+		if (slash == NULL)
+			(void)snprintf(dir, sizeof(dir), ".");
+		else
+			(void)snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path),
+				       path);
+		if (access(dir, W_OK | X_OK) == 0)
+			return 0;
+	}
+	zg_seterr(err, errlen, "audit: %s: cannot open: %s", path, strerror(errno));
+	return ZG_ERR_CONFIG;
 }
 
 static int open_audit(struct conn *cn, char *err, size_t errlen)
@@ -891,6 +924,11 @@ int main(int argc, char **argv)
 	}
 	if (log_level_parse(cn.cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (check && check_audit(&cn, err, sizeof(err)) != 0) {
+		fprintf(stderr, "zgate-connector: %s\n", err);
+		cleanup(&cn, started);
+		return OPT_EXIT_USAGE;
+	}
 	if (check) {
 		printf("%s: configuration ok (%zu relays, %zu prefixes, policy %s: %zu clients)\n",
 		       file, cn.cfg.relays.n, cn.cfg.nprefixes, cn.cfg.policy,

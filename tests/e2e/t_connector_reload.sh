@@ -46,9 +46,18 @@ conn_yaml "$RELAY_K:4433" "$RELAY_B" <<C
 reconnect_min: 200ms
 reconnect_max: 2s
 C
-step "--check-config: this configuration loads; -c, --config or --key without a value is named"
+step "--check-config: this configuration loads; an audit file it cannot open and -c, --config or --key without a value are named"
 out=$("$CONNECTOR" -c "$D/connector.yaml" --check-config 2>&1) || fail "--check-config: $out"
 expect_contains "$out" "configuration ok (2 relays, 1 prefixes" "--check-config"
+# the audit file: one that run time could not open is refused now, and
+# --check-config makes none
+sed "s|^audit: .*|audit: $D/none/audit.log|" "$D/connector.yaml" >"$D/bad-audit.yaml"
+rc=0; out=$("$CONNECTOR" -c "$D/bad-audit.yaml" --check-config 2>&1) || rc=$?
+[[ $rc -eq 2 ]] || fail "an audit file in a missing directory: exit $rc, expected 2: $out"
+expect_contains "$out" "audit: $D/none/audit.log: cannot open: No such file or directory" "bad audit file"
+sed "s|^audit: .*|audit: $D/audit-new.log|" "$D/connector.yaml" >"$D/new-audit.yaml"
+out=$("$CONNECTOR" -c "$D/new-audit.yaml" --check-config 2>&1) || fail "an audit file yet to be made: $out"
+[[ ! -e $D/audit-new.log ]] || fail "--check-config made the audit file"
 for a in -c --config --key; do
 	rc=0; out=$("$CONNECTOR" --check-config "$a" 2>&1) || rc=$?
 	[[ $rc -eq 2 ]] || fail "$a without a value: exit $rc, expected 2: $out"
