@@ -310,6 +310,107 @@ static void test_corrupt_state_file(void **state)
 	ipam_free(ip);
 }
 
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void expect_file(const char *path, const char *text)
+{
+	char buf[256];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	assert_string_equal(buf, text);
+}
+
+/* A state file that does not load is renamed aside, in its directory,
+ * before a save could replace it; a second one set aside in the same
+ * second keeps the first; a symbolic link is moved, not its target; a
+ * rename that cannot be done says why and leaves the file. */
+static void test_set_aside_bad_state_file(void **state)
+{
+	char dir[] = "/tmp/zg-ipam-XXXXXX", other[] = "/tmp/zg-ipam-XXXXXX", path[128],
+	     name[256], dst[300], target[256];
+	struct ipam *ip = mk(state, "10.100.0.0/24", NULL, 0);
+	struct stat st;
+	size_t skipped;
+
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(other));
+	snprintf(path, sizeof(path), "%s/ipam.state", dir);
+	put(path, "agent-1 10.100.0.9\nnot a state line\n");
+	assert_int_equal(ipam_load(ip, path, &skipped, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_int_equal(ipam_set_aside(path, 1000, dst, sizeof(dst), err, sizeof(err)), 0);
+	snprintf(name, sizeof(name), "%s.bad.1000", path);
+	assert_string_equal(dst, name);
+	assert_int_equal(lstat(path, &st), -1);
+	expect_file(name, "agent-1 10.100.0.9\nnot a state line\n");
+	/* the next save writes a new file and leaves the copy */
+	assert_string_equal(alloc4(ip, "agent-2", "10.100.0.20"), "10.100.0.20");
+	assert_int_equal(ipam_save(ip, path, err, sizeof(err)), 0);
+	expect_file(name, "agent-1 10.100.0.9\nnot a state line\n");
+
+	/* corrupt again within the same second: a name of its own */
+	put(path, "second corruption\n");
+	assert_int_equal(ipam_set_aside(path, 1000, dst, sizeof(dst), err, sizeof(err)), 0);
+	snprintf(name, sizeof(name), "%s.bad.1000.1", path);
+	assert_string_equal(dst, name);
+	expect_file(name, "second corruption\n");
+	snprintf(name, sizeof(name), "%s.bad.1000", path);
+	expect_file(name, "agent-1 10.100.0.9\nnot a state line\n");
+	unlink(name);
+	snprintf(name, sizeof(name), "%s.bad.1000.1", path);
+	unlink(name);
+
+	/* a symbolic link to another directory: the link is renamed */
+	snprintf(target, sizeof(target), "%s/elsewhere", other);
+	put(target, "bad target\n");
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(ipam_set_aside(path, 2000, dst, sizeof(dst), err, sizeof(err)), 0);
+	snprintf(name, sizeof(name), "%s.bad.2000", path);
+	assert_string_equal(dst, name);
+	assert_int_equal(lstat(name, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	expect_file(target, "bad target\n");
+	snprintf(name, sizeof(name), "%s/elsewhere.bad.2000", other);
+	assert_int_equal(lstat(name, &st), -1);
+	snprintf(name, sizeof(name), "%s.bad.2000", path);
+	unlink(name);
+	unlink(target);
+
+	/* cannot be renamed: the error names the file, the name and why */
+	assert_int_equal(ipam_set_aside("/nonexistent-dir/ipam.state", 3000, dst, sizeof(dst), err,
+					sizeof(err)),
+			 ZG_ERR_IO);
+	assert_non_null(strstr(err, "/nonexistent-dir/ipam.state: cannot rename it to "
+				    "/nonexistent-dir/ipam.state.bad.3000: No such file"));
+	if (geteuid() != 0) { /* root writes in a read-only directory */
+		put(path, "kept\n");
+		assert_int_equal(chmod(dir, 0555), 0);
+		assert_int_equal(ipam_set_aside(path, 4000, dst, sizeof(dst), err, sizeof(err)),
+				 ZG_ERR_IO);
+		assert_non_null(strstr(err, "Permission denied"));
+		assert_int_equal(chmod(dir, 0700), 0);
+		expect_file(path, "kept\n");
+	}
+	/* a name that does not fit */
+	assert_int_equal(ipam_set_aside(path, 5000, dst, 8, err, sizeof(err)), ZG_ERR_IO);
+	assert_non_null(strstr(err, "name too long"));
+	unlink(path);
+	rmdir(dir);
+	rmdir(other);
+	ipam_free(ip);
+}
+
 /* ---- issue 21: one pool for worker processes (ipam_new_shared) ---- */
 
 /* Runs fn(ip, arg) in a child and returns its exit status (0: all went as
@@ -731,6 +832,7 @@ int main(void)
 		BOTH(test_ipv6),
 		BOTH(test_persistence_roundtrip),
 		BOTH(test_corrupt_state_file),
+		ON(test_set_aside_bad_state_file, LOCAL, ""),
 		BOTH(test_index_random_ops),
 		BOTH(test_holder_release),
 		BOTH(test_holder_assign),

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fnv.h"
@@ -860,6 +861,55 @@ static int write_state(const struct ipam *ip, const char *path, char *err, size_
 		close(dfd);
 	}
 	return 0;
+}
+
+/* rename(2) that fails with EEXIST rather than replace to. */
+static int rename_noreplace(const char *from, const char *to)
+{
+	struct stat st;
+
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* a file system without RENAME_NOREPLACE (NFS): look, then rename. Only
+	 * the relay and its operator write in the state file's directory. */
+	if (lstat(to, &st) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	return rename(from, to);
+}
+
+int ipam_set_aside(const char *path, int64_t now, char *dst, size_t dstlen, char *err,
+		   size_t errlen)
+{
+	char dirbuf[4096];
+	int dfd, e = 0, len;
+
+	for (int n = 0; n < 100; n++) {
+		len = n == 0 ? snprintf(dst, dstlen, "%s.bad.%lld", path, (long long)now)
+			     : snprintf(dst, dstlen, "%s.bad.%lld.%d", path, (long long)now, n);
+		if (len < 0 || (size_t)len >= dstlen) {
+			(void)snprintf(err, errlen, "%s: cannot rename it: name too long", path);
+			return ZG_ERR_IO;
+		}
+		if (rename_noreplace(path, dst) == 0) {
+			(void)snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+			dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (dfd >= 0) {
+				(void)fsync(dfd); /* best effort, as ipam_save() */
+				close(dfd);
+			}
+			return 0;
+		}
+		if ((e = errno) != EEXIST)
+			break;
+	}
+	(void)snprintf(err, errlen, "%s: cannot rename it to %s: %s", path, dst, strerror(e));
+	return ZG_ERR_IO;
 }
 
 static int load_locked(struct ipam *ip, const char *path, size_t *pskipped, char *err,

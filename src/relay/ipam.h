@@ -159,6 +159,18 @@ int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen)
 int ipam_load(struct ipam *ip, const char *path, size_t *pskipped, char *err,
 	      size_t errlen);
 
+/* Moves a state file that ipam_load() could not read (corrupt, or not
+ * readable) out of ipam_save()'s way, so the next save cannot replace the
+ * only copy of the assignments: renamed in its own directory to
+ * "<path>.bad.<now>" (now: Unix seconds), or "<path>.bad.<now>.<n>" when
+ * that name is taken; an existing file is never replaced, so an older
+ * copy set aside survives a second corruption. A symbolic link at path is
+ * renamed itself, not what it points to. Returns 0 with the new name in
+ * dst; or ZG_ERR_IO with err naming path, the name tried and why (a
+ * read-only directory, ...), and path as it was. */
+int ipam_set_aside(const char *path, int64_t now, char *dst, size_t dstlen, char *err,
+		   size_t errlen);
+
 /* Tests only: 0 when each pool's owner index holds exactly its slots that
  * are not never-used, each reachable from its owner's hash; else
  * ZG_ERR_STATE. */

@@ -105,6 +105,9 @@ struct relay {
 	/* the event loop ran: only then does shutdown_all() write the state
 	 * file (--check-config, or a start that failed, leave it as it was) */
 	int served;
+	/* state_file exists but did not load (load_state): why, for
+	 * state_set_aside(), which moves it out of the saves' way */
+	char state_bad[512];
 	int crl_expired_said; /* the "CRL expired" warning, once */
 	/* issue 18: reloads of the TLS files and the policy, by SIGHUP or
 	 * when the files change (watch.c) */
@@ -2099,8 +2102,8 @@ static int load_config(struct relay *r, int argc, char **argv, enum config_actio
 }
 
 /* Loads what --check-config checks and the daemon needs: TLS, policy,
- * pool. */
-static int load_state(struct relay *r, char *err, size_t errlen)
+ * pool, the state file (check: --check-config, which only reads it). */
+static int load_state(struct relay *r, int check, char *err, size_t errlen)
 {
 	enum tls_identity idm;
 	enum log_level lvl;
@@ -2145,16 +2148,57 @@ static int load_state(struct relay *r, char *err, size_t errlen)
 	if (r->cfg.state_file[0] != '\0' && access(r->cfg.state_file, F_OK) == 0) {
 		size_t skipped = 0;
 
+		err[0] = '\0';
 		rv = ipam_load(r->ipam, r->cfg.state_file, &skipped, err, errlen);
-		if (rv != 0) {
-			/* A bad state file costs address stability, not service. */
-			log_warnx("state file ignored: %s", err);
+		if (rv == ZG_ERR_CONFIG || rv == ZG_ERR_IO) {
+			/* A bad state file costs address stability, not service;
+			 * it is kept (state_set_aside) once the relay serves. */
+			(void)snprintf(r->state_bad, sizeof(r->state_bad), "%s", err);
+			err[0] = '\0';
+			if (check) /* a start would serve: a warning, not an error */
+				log_warnx("state file %s cannot be used (%s): a start renames it "
+					  "to %s.bad.<unix time> and starts with no remembered "
+					  "addresses",
+					  r->cfg.state_file, r->state_bad, r->cfg.state_file);
+		} else if (rv != 0) {
+			/* out of memory, the shared pool's lock: not the file's
+			 * fault, and serving would save over a good one */
+			if (err[0] == '\0')
+				zg_seterr(err, errlen, "state file %s: %s", r->cfg.state_file,
+					  zg_strerror(rv));
+			return rv;
 		} else if (skipped > 0) {
 			log_warnx("state file %s: %zu entries outside the pool skipped",
 				  r->cfg.state_file, skipped);
 		}
 	}
 	return 0;
+}
+
+/* The state file did not load (load_state): before anything can save
+ * the pool over it, move it aside, so the assignments it held and the
+ * evidence of what went wrong survive. Called once the relay is about to
+ * serve: --check-config and a start that fails leave it as it was. When
+ * it cannot be moved (a read-only directory), the relay still serves but
+ * never writes the state file this run: the addresses stay in memory. */
+static void state_set_aside(struct relay *r)
+{
+	char dst[CONFIG_PATH_MAX + 64], err[CONFIG_PATH_MAX * 2 + 128];
+
+	if (r->state_bad[0] == '\0')
+		return;
+	if (ipam_set_aside(r->cfg.state_file, (int64_t)time(NULL), dst, sizeof(dst), err,
+			   sizeof(err)) == 0) {
+		log_warnx("state file %s could not be used (%s): moved to %s; a new state file is "
+			  "written from now on",
+			  r->cfg.state_file, r->state_bad, dst);
+		return;
+	}
+	log_errx("state file %s could not be used (%s) and cannot be moved aside (%s): left as "
+		 "it is and not written while the relay runs (addresses are kept in memory only "
+		 "until a restart)",
+		 r->cfg.state_file, r->state_bad, err);
+	r->cfg.state_file[0] = '\0';
 }
 
 /* The relay's own addresses changed (or were read at start): no tunnel
@@ -2861,7 +2905,7 @@ int main(int argc, char **argv)
 	check = act == CONFIG_CHECK;
 	R.nworkers = config_workers(&R.cfg, affinity_cpus(),
 				    config_cgroup_cpus("/sys/fs/cgroup", "/proc/self/cgroup"));
-	rv = load_state(&R, err, sizeof(err));
+	rv = load_state(&R, check, err, sizeof(err));
 	if (rv == 0)
 		rv = fdlimit_apply(&R.cfg, R.nworkers, err, sizeof(err)); /* 16.1 */
 	if (rv == 0)
@@ -2909,6 +2953,7 @@ int main(int argc, char **argv)
 			shutdown_all(&R);
 			return 1;
 		}
+		state_set_aside(&R); /* before the master's first save */
 		R.wenv = &W;
 		W.run = worker_run;
 		W.arg = &R;
@@ -2929,6 +2974,7 @@ int main(int argc, char **argv)
 		event_base_free(R.base);
 		return 1;
 	}
+	state_set_aside(&R); /* before the first save (a tunnel, or the exit) */
 	R.served = 1;
 	event_base_dispatch(R.base);
 	(void)sdnotify_send("STOPPING=1");

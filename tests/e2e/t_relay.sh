@@ -3,7 +3,8 @@
 # network namespace made here, with a service namespace behind it. Checks
 # --check-config, /health /ready /metrics, tunnels and policy decisions
 # (audited with rule ids), certificate refusals, SIGHUP reloads (valid and
-# invalid) and the SIGTERM drain.
+# invalid), the SIGTERM drain, and a state file that does not load (kept
+# aside as .bad.<time>, or left alone in a read-only directory).
 source "$(dirname "$0")/lib.sh"
 relay=$ZG_BIN/zgate-relay probe=$ZG_BIN/zgate-probe
 [[ -x $relay && -x $probe ]] || fail "binaries not built"
@@ -84,6 +85,10 @@ for f in check corrupt; do
 	cmp -s "$d/$f.state" "$d/$f.orig" && [[ $(stat -c %i "$d/$f.state") == "$ino" ]] ||
 		fail "--check-config rewrote the $f state file: $(cat "$d/$f.state")"
 done
+# ... and says what a start would do with the corrupt one (exit 0: a start serves)
+expect_contains "$out" "state file $d/corrupt.state cannot be used ($d/corrupt.state:1: expected" "corrupt state file"
+expect_contains "$out" "a start renames it to $d/corrupt.state.bad.<unix time>" "corrupt state file"
+ls "$d"/corrupt.state.bad.* >/dev/null 2>&1 && fail "--check-config renamed the corrupt state file"
 # captured first: grep -q would leave while the help is still being written (SIGPIPE)
 out=$("$relay" --help) || fail "--help exit"
 expect_contains "$out" "--check-config" "--help"
@@ -217,4 +222,51 @@ out=$(p agent-1 --target 203.0.113.10 --count 2) || fail "example config: $out $
 expect_contains "$out" "2 received" "ping with the example config"
 kill -TERM $pid; wait $pid || fail "example relay exit status $?"
 [[ -s $d/state/ipam.state ]] || fail "state file not written"
+
+# run_state W LOG [FLAGS...]: the relay of relay.yaml as uid 65534 with W
+# workers on $d/state/ipam.state, until /ready; its pid in $pid
+run_state() {
+	local w=$1 log=$2; shift 2
+	ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+		--bounding-set=-all --inh-caps=-all "$relay" --config "$d/relay.yaml" --workers "$w" "$@" \
+		>/dev/null 2>"$log" &
+	pid=$!
+	cleanup "kill -9 $pid 2>/dev/null"
+	for _ in $(seq 50); do ip netns exec "$ns" curl -sf 127.0.0.1:8080/ready >/dev/null && break; sleep 0.1; done
+	[[ $(ip netns exec "$ns" curl -s 127.0.0.1:8080/ready) == ready ]] || fail "/ready with $w workers: $(cat "$log")"
+}
+
+step "a corrupt state file: kept as .bad.<time>, logged; the relay serves and writes a new one"
+for w in 1 2; do
+	rm -f "$d"/state/ipam.state*
+	printf 'agent-1 10.100.0.77\nagent-2 not-an-address\n' >"$d/state/ipam.state"
+	cp "$d/state/ipam.state" "$d/corrupt.orig"; chown 65534:65534 "$d/state/ipam.state"
+	run_state "$w" "$d/relay-bad$w.log" --state-file "$d/state/ipam.state"
+	bad=$(ls "$d"/state/ipam.state.bad.*) || fail "$w workers: no .bad copy: $(ls "$d/state"); $(cat "$d/relay-bad$w.log")"
+	[[ $(wc -w <<<"$bad") -eq 1 && $(dirname "$bad") == "$d/state" ]] || fail "$w workers: copies: $bad"
+	cmp -s "$bad" "$d/corrupt.orig" || fail "$w workers: the copy is not the old file: $(cat "$bad")"
+	grep -qF "state file $d/state/ipam.state could not be used ($d/state/ipam.state:2: \"not-an-address\" is not an IP address): moved to $bad" \
+		"$d/relay-bad$w.log" || fail "$w workers: not logged as expected: $(cat "$d/relay-bad$w.log")"
+	a=$(p agent-1 --target 198.18.0.2 --count 1 | sed -n 's/^address //p') || fail "$w workers: no tunnel"
+	[[ -n $a ]] || fail "$w workers: no address"
+	kill -TERM $pid; wait $pid || fail "$w workers: exit status $?"
+	grep -qx "agent-1 ${a%/*}" "$d/state/ipam.state" || fail "$w workers: new state file: $(cat "$d/state/ipam.state")"
+	cmp -s "$bad" "$d/corrupt.orig" || fail "$w workers: the copy changed"
+	echo "$w workers: copy $(basename "$bad"), new state file: $(grep -v '^#' "$d/state/ipam.state")"
+done
+
+step "a corrupt state file that cannot be moved (read-only directory): serves, never writes it"
+mkdir "$d/rostate"; chmod 755 "$d/rostate"   # root's: uid 65534 cannot rename in it
+cp "$d/corrupt.orig" "$d/rostate/ipam.state"; chown 65534:65534 "$d/rostate/ipam.state"
+ino=$(stat -c %i "$d/rostate/ipam.state")
+run_state 1 "$d/relay-ro.log" --state-file "$d/rostate/ipam.state"
+grep -qF "state file $d/rostate/ipam.state could not be used ($d/rostate/ipam.state:2: " "$d/relay-ro.log" &&
+	grep -qF "cannot be moved aside ($d/rostate/ipam.state: cannot rename it to $d/rostate/ipam.state.bad." "$d/relay-ro.log" &&
+	grep -qF "Permission denied): left as it is and not written while the relay runs" "$d/relay-ro.log" ||
+	fail "read-only directory: not logged as expected: $(cat "$d/relay-ro.log")"
+p agent-1 --target 198.18.0.2 --count 1 >/dev/null || fail "read-only directory: no tunnel"
+kill -TERM $pid; wait $pid || fail "read-only directory: exit status $?"
+cmp -s "$d/rostate/ipam.state" "$d/corrupt.orig" && [[ $(stat -c %i "$d/rostate/ipam.state") == "$ino" ]] ||
+	fail "read-only directory: the state file changed"
+! grep -q "cannot create temporary file" "$d/relay-ro.log" || fail "read-only directory: saves attempted"
 echo PASS
