@@ -4,7 +4,8 @@
  * reload from a bad file (key that does not match, an expired or not yet
  * valid certificate, no PEM, a missing CA) keeps the material in force and
  * names the file; a good one replaces both contexts while a connection
- * made from the old ones keeps them (this runs under ASan too).
+ * made from the old ones keeps them (this runs under ASan too); a
+ * certificate that does not name a connector is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,21 +22,32 @@
 #include "zg_err.h"
 #include "pki.h"
 
-/* Signs name.crt/.key with the test CA: CN connector:<id>, both EKUs, as
- * gen-certs.sh --connector makes them. */
-static void sign_connector(const char *name, const char *id)
+/* Signs name.crt/.key with the test CA: subject subj, both EKUs, and
+ * with san (e.g. "URI:connector:x") a subjectAltName. */
+static void sign(const char *name, const char *subj, const char *san)
 {
-	char cmd[2048];
+	char cmd[2048], ext[128] = "";
 
+	if (san != NULL)
+		snprintf(ext, sizeof(ext), "subjectAltName=%s\\n", san);
 	snprintf(cmd, sizeof(cmd),
 		 "cd %s && openssl ecparam -name prime256v1 -genkey -noout -out %s.key 2>/dev/null && "
-		 "openssl req -new -key %s.key -subj '/CN=connector:%s' -out %s.csr 2>/dev/null && "
+		 "openssl req -new -key %s.key -subj '%s' -out %s.csr 2>/dev/null && "
 		 "printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
-		 "extendedKeyUsage=serverAuth,clientAuth\\n' > %s.ext && "
+		 "extendedKeyUsage=serverAuth,clientAuth\\n%s' > %s.ext && "
 		 "openssl x509 -req -in %s.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
 		 "-extfile %s.ext -out %s.crt 2>/dev/null",
-		 pki_dir, name, name, id, name, name, name, name, name);
+		 pki_dir, name, name, subj, name, ext, name, name, name, name);
 	assert_int_equal(system(cmd), 0);
+}
+
+/* CN connector:<id>, both EKUs, as gen-certs.sh --connector makes them. */
+static void sign_connector(const char *name, const char *id)
+{
+	char subj[128];
+
+	snprintf(subj, sizeof(subj), "/CN=connector:%s", id);
+	sign(name, subj, NULL);
 }
 
 static void set(struct conn_config *cfg, const char *cert, const char *key, const char *ca)
@@ -129,10 +141,103 @@ static void test_load_and_reload(void **state)
 	conn_tls_free(&t); /* twice is harmless */
 }
 
+/* expects conn_tls_load of cert (its own key) to refuse with an error
+ * holding want, t unchanged */
+static void refused(struct conn_tls *t, struct conn_config *cfg, const char *name,
+		    const char *want)
+{
+	char crt[64], key[64], err[1024];
+	WOLFSSL_CTX *c = t->client;
+	uint64_t loads = t->loads;
+
+	snprintf(crt, sizeof(crt), "%s.crt", name);
+	snprintf(key, sizeof(key), "%s.key", name);
+	set(cfg, crt, key, "ca.crt");
+	assert_int_equal(conn_tls_load(t, cfg, (int64_t)time(NULL), err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	if (strstr(err, want) == NULL)
+		fail_msg("%s: \"%s\" lacks \"%s\"", name, err, want);
+	assert_ptr_equal(t->client, c);
+	assert_int_equal(t->loads, loads);
+}
+
+/* The relay treats a client as a connector only when its identity is
+ * connector:<ID> (the CN; the SAN URI with tls.identity san_uri), and
+ * agents check the CN: a certificate that is not a connector's is refused
+ * at start, by --check-config and by a reload, and one whose SAN URI
+ * names something else is taken with a warning (right for a cn relay). */
+static void test_identity(void **state)
+{
+	static struct conn_config cfg;
+	struct conn_tls t;
+	char err[1024], want[1200];
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	conn_config_defaults(&cfg);
+	sign_connector("conn-id", "hosp-a");
+	set(&cfg, "conn-id.crt", "conn-id.key", "ca.crt");
+	assert_int_equal(conn_tls_load(&t, &cfg, (int64_t)time(NULL), err, sizeof(err)), 0);
+	assert_string_equal(t.id, "connector:hosp-a");
+	assert_string_equal(t.warning, "");
+
+	/* an agent's certificate (gen-certs.sh -c agent-1) */
+	snprintf(want, sizeof(want),
+		 "cert %s: identity \"agent-1\" is not connector:<id>; the relay treats this "
+		 "client as an agent",
+		 f("agent-1.crt"));
+	refused(&t, &cfg, "agent-1", want);
+	sign("conn-empty", "/CN=connector:", NULL);
+	refused(&t, &cfg, "conn-empty", "identity \"connector:\" is not connector:<id>");
+	sign("conn-prefix", "/CN=Connector:hosp-a", NULL);
+	refused(&t, &cfg, "conn-prefix", "identity \"Connector:hosp-a\" is not connector:<id>");
+	sign("conn-nocn", "/O=zgate", "URI:connector:hosp-a");
+	refused(&t, &cfg, "conn-nocn", "no subject CN that names a client (cn_count)");
+	sign("conn-twocn", "/CN=connector:hosp-a/CN=agent-1", NULL);
+	refused(&t, &cfg, "conn-twocn", "(cn_count)");
+	/* a connector's URI for a san_uri relay does not help: agents check the CN */
+	sign("conn-urionly", "/CN=agent-1", "URI:connector:hosp-a");
+	refused(&t, &cfg, "conn-urionly",
+		"identity \"agent-1\" is not connector:<id>; the relay treats this client as an "
+		"agent (its SAN URI counts only on a relay with tls.identity san_uri, and agents "
+		"check the CN)");
+	assert_string_equal(t.id, "connector:hosp-a");
+
+	/* for a san_uri relay: the same identity in the URI, no warning */
+	sign("conn-both", "/CN=connector:hosp-b", "URI:connector:hosp-b");
+	set(&cfg, "conn-both.crt", "conn-both.key", "ca.crt");
+	assert_int_equal(conn_tls_load(&t, &cfg, (int64_t)time(NULL), err, sizeof(err)), 0);
+	assert_string_equal(t.id, "connector:hosp-b");
+	assert_string_equal(t.warning, "");
+	/* a URI naming something else: right for a cn relay, said for san_uri */
+	sign("conn-spiffe", "/CN=connector:hosp-c", "URI:spiffe://corp.test/hosp-c");
+	set(&cfg, "conn-spiffe.crt", "conn-spiffe.key", "ca.crt");
+	assert_int_equal(conn_tls_load(&t, &cfg, (int64_t)time(NULL), err, sizeof(err)), 0);
+	assert_string_equal(t.id, "connector:hosp-c");
+	snprintf(want, sizeof(want),
+		 "cert %s: its SAN URI \"spiffe://corp.test/hosp-c\" is not its CN "
+		 "\"connector:hosp-c\": a relay with tls.identity san_uri takes the URI and treats "
+		 "this client as an agent (one with cn, the default, takes the CN)",
+		 f("conn-spiffe.crt"));
+	assert_string_equal(t.warning, want);
+	sign("conn-other", "/CN=connector:hosp-c", "URI:connector:hosp-d");
+	set(&cfg, "conn-other.crt", "conn-other.key", "ca.crt");
+	assert_int_equal(conn_tls_load(&t, &cfg, (int64_t)time(NULL), err, sizeof(err)), 0);
+	assert_non_null(strstr(t.warning, "treats this client as another connector, whose inner "
+					  "sessions agents refuse (they check the CN)"));
+	/* two URIs: a san_uri relay refuses the handshake (uri_count), no doubt */
+	sign("conn-twouri", "/CN=connector:hosp-c", "URI:spiffe://a.test/x,URI:spiffe://a.test/y");
+	set(&cfg, "conn-twouri.crt", "conn-twouri.key", "ca.crt");
+	assert_int_equal(conn_tls_load(&t, &cfg, (int64_t)time(NULL), err, sizeof(err)), 0);
+	assert_string_equal(t.warning, "");
+	conn_tls_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_and_reload),
+		cmocka_unit_test(test_identity),
 	};
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }

@@ -4,16 +4,91 @@
 
 #include "zg_err.h"
 
+#define CONNECTOR_PREFIX "connector:"
+
+/* 1 when id is "connector:" and an ID, as the relay tells a connector
+ * (connlink_identity). */
+static int is_connector(const char *id)
+{
+	size_t n = strlen(CONNECTOR_PREFIX);
+
+	return strncmp(id, CONNECTOR_PREFIX, n) == 0 && id[n] != '\0';
+}
+
+int conn_tls_check_identity(WOLFSSL_X509 *x, const char *path, char id[TLS_ID_MAX], char *warning,
+			    size_t warnlen, char *err, size_t errlen)
+{
+	char uri[TLS_ID_MAX];
+	enum tls_reject r;
+	int has_uri;
+
+	if (warnlen > 0)
+		warning[0] = '\0';
+	has_uri = tls_client_id(x, TLS_IDENTITY_SAN_URI, uri, sizeof(uri)) == TLS_ACCEPTED;
+	r = tls_client_id(x, TLS_IDENTITY_CN, id, TLS_ID_MAX);
+	if (r != TLS_ACCEPTED) {
+		zg_seterr(err, errlen,
+			  "cert %s: no subject CN that names a client (%s); a connector's "
+			  "certificate has the one CN connector:<id>, which the relay and the agents "
+			  "check",
+			  path, tls_reject_name(r));
+		return ZG_ERR_CONFIG;
+	}
+	if (!is_connector(id)) {
+		zg_seterr(err, errlen,
+			  "cert %s: identity \"%s\" is not connector:<id>; the relay treats this "
+			  "client as an agent%s",
+			  path, id,
+			  has_uri && is_connector(uri)
+				  ? " (its SAN URI counts only on a relay with tls.identity san_uri, "
+				    "and agents check the CN)"
+				  : "");
+		id[0] = '\0';
+		return ZG_ERR_CONFIG;
+	}
+	/* A relay with tls.identity san_uri reads the one SAN URI instead; the
+	 * connector does not know the relay's mode, so a URI that names
+	 * another identity is said, not refused (it is right for cn). */
+	if (has_uri && strcmp(uri, id) != 0)
+		zg_seterr(warning, warnlen,
+			  "cert %s: its SAN URI \"%s\" is not its CN \"%s\": a relay with "
+			  "tls.identity san_uri takes the URI and %s (one with cn, the default, "
+			  "takes the CN)",
+			  path, uri, id,
+			  is_connector(uri) ? "treats this client as another connector, whose "
+					      "inner sessions agents refuse (they check the CN)"
+					    : "treats this client as an agent");
+	return 0;
+}
+
+/* Reads the certificate at path and checks its identity. */
+static int check_identity_file(const char *path, char id[TLS_ID_MAX], char *warning,
+			       size_t warnlen, char *err, size_t errlen)
+{
+	WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_file(path, WOLFSSL_FILETYPE_PEM);
+	int r;
+
+	if (x == NULL) {
+		zg_seterr(err, errlen, "certificate %s: not a PEM certificate", path);
+		return ZG_ERR_CONFIG;
+	}
+	r = conn_tls_check_identity(x, path, id, warning, warnlen, err, errlen);
+	wolfSSL_X509_free(x);
+	return r;
+}
+
 int conn_tls_load(struct conn_tls *t, const struct conn_config *cfg, int64_t now, char *err,
 		  size_t errlen)
 {
 	struct tls_server_files sf = { cfg->cert, cfg->key, cfg->ca, NULL };
 	struct tls_cert_info ci;
 	WOLFSSL_CTX *client = NULL, *server = NULL;
+	char id[TLS_ID_MAX], warning[sizeof(t->warning)];
 	int r;
 
 	if ((r = tls_cert_file_info(cfg->cert, &ci, err, errlen)) != 0 ||
-	    (r = tls_cert_info_check_time(&ci, cfg->cert, now, err, errlen)) != 0)
+	    (r = tls_cert_info_check_time(&ci, cfg->cert, now, err, errlen)) != 0 ||
+	    (r = check_identity_file(cfg->cert, id, warning, sizeof(warning), err, errlen)) != 0)
 		return r;
 	if ((r = tls_client_ctx_new(cfg->cert, cfg->key, cfg->ca, &client, err, errlen)) != 0)
 		return r;
@@ -27,6 +102,8 @@ int conn_tls_load(struct conn_tls *t, const struct conn_config *cfg, int64_t now
 	t->client = client;
 	t->server = server;
 	t->cert = ci;
+	memcpy(t->id, id, sizeof(t->id));
+	memcpy(t->warning, warning, sizeof(t->warning));
 	t->loads++;
 	return 0;
 }

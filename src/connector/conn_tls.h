@@ -26,12 +26,31 @@ struct conn_tls {
 	WOLFSSL_CTX *client;       /* toward the relays; NULL before the first load */
 	WOLFSSL_CTX *server;       /* agents' inner sessions (client CA = ca) */
 	struct tls_cert_info cert; /* of the certificate in force */
-	uint64_t loads;            /* successful loads, the first included */
+	char id[TLS_ID_MAX];       /* its identity, "connector:<ID>" (the CN) */
+	/* of the last successful load: a doubt about the certificate to log
+	 * (its SAN URI names another identity), or "" */
+	char warning[256 + CONN_PATH_MAX];
+	uint64_t loads; /* successful loads, the first included */
 };
 
-/* Loads cfg's cert, key and ca into two new contexts and, when both load
- * and the certificate is valid at now (Unix seconds), makes them t's,
- * releasing the old ones. Returns 0; or ZG_ERR_CONFIG (ZG_ERR_NOMEM) with
+/* Checks that certificate x (read from path) names a connector wherever a
+ * relay could read its identity: its one subject CN is "connector:<ID>"
+ * (a relay with tls.identity cn, the default, takes the CN, and agents
+ * always check the connector's CN); a relay with san_uri takes the one
+ * SAN URI instead, which the connector cannot know. Returns 0 with the CN
+ * in id (TLS_ID_MAX bytes) and warning "" or saying that a single SAN URI
+ * naming something else makes a san_uri relay treat it as another client
+ * (a certificate without one, or with several, is refused by such a
+ * relay: no silent mistake); or ZG_ERR_CONFIG with err naming path and the
+ * identity ("cert PATH: identity \"agent-1\" is not connector:<id>; the
+ * relay treats this client as an agent"). */
+int conn_tls_check_identity(WOLFSSL_X509 *x, const char *path, char id[TLS_ID_MAX], char *warning,
+			    size_t warnlen, char *err, size_t errlen);
+
+/* Loads cfg's cert, key and ca into two new contexts and, when both load,
+ * the certificate is valid at now (Unix seconds) and names a connector
+ * (conn_tls_check_identity), makes them t's, releasing the old ones (t->id
+ * and t->warning follow). Returns 0; or ZG_ERR_CONFIG (ZG_ERR_NOMEM) with
  * err naming the file and what is wrong with it, and t unchanged. */
 int conn_tls_load(struct conn_tls *t, const struct conn_config *cfg, int64_t now, char *err,
 		  size_t errlen);

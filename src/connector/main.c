@@ -573,6 +573,8 @@ static void reload_tls(struct conn *cn, const char *trigger, int force)
 	}
 	inner_set_tls(cn->in, cn->tls.server);
 	cn->tls_reload_ok++;
+	if (cn->tls.warning[0] != '\0')
+		log_warnx("%s", cn->tls.warning);
 	for (size_t i = 0; i < cn->cfg.relays.n; i++)
 		tunnels += (size_t)(cn->rl[i].t[0].open + cn->rl[i].t[1].open);
 	inner_get_stats(cn->in, &is);
@@ -655,7 +657,8 @@ static int make_adv(struct conn *cn)
 	return cip_routes_normalize(cn->adv, n, sizeof(cn->adv) / sizeof(cn->adv[0]), &cn->nadv);
 }
 
-/* Loads what the configuration names: TLS contexts, policy. */
+/* Loads what the configuration names: TLS contexts (a certificate that
+ * does not name a connector is refused, conn_tls_load), policy. */
 static int load_files(struct conn *cn, char *err, size_t errlen)
 {
 	int r;
@@ -801,10 +804,10 @@ static int run(struct conn *cn, char *err, size_t errlen)
 			return ZG_ERR_NOMEM;
 		start_connect(rl);
 	}
-	log_info("zgate-connector %s: %zu relays, %zu prefixes, ops on %s, certificate %s "
-		 "(serial %s)",
-		 ZG_VERSION, cn->cfg.relays.n, cn->cfg.nprefixes, cn->cfg.ops_listen, cn->cfg.cert,
-		 cn->tls.cert.serial);
+	log_info("zgate-connector %s: %zu relays, %zu prefixes, ops on %s, identity %s, "
+		 "certificate %s (serial %s)",
+		 ZG_VERSION, cn->cfg.relays.n, cn->cfg.nprefixes, cn->cfg.ops_listen, cn->tls.id,
+		 cn->cfg.cert, cn->tls.cert.serial);
 	event_base_dispatch(cn->base);
 	return 0;
 }
@@ -924,6 +927,8 @@ int main(int argc, char **argv)
 	}
 	if (log_level_parse(cn.cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (cn.tls.warning[0] != '\0') /* --check-config too: a doubt, not an error */
+		log_warnx("%s", cn.tls.warning);
 	if (check && check_audit(&cn, err, sizeof(err)) != 0) {
 		fprintf(stderr, "zgate-connector: %s\n", err);
 		cleanup(&cn, started);

@@ -46,7 +46,7 @@ conn_yaml "$RELAY_K:4433" "$RELAY_B" <<C
 reconnect_min: 200ms
 reconnect_max: 2s
 C
-step "--check-config: this configuration loads; an audit file it cannot open and -c, --config or --key without a value are named"
+step "--check-config: this configuration loads; an audit file it cannot open, an agent's certificate (also at start) and -c, --config or --key without a value are named"
 out=$("$CONNECTOR" -c "$D/connector.yaml" --check-config 2>&1) || fail "--check-config: $out"
 expect_contains "$out" "configuration ok (2 relays, 1 prefixes" "--check-config"
 # the audit file: one that run time could not open is refused now, and
@@ -58,6 +58,16 @@ expect_contains "$out" "audit: $D/none/audit.log: cannot open: No such file or d
 sed "s|^audit: .*|audit: $D/audit-new.log|" "$D/connector.yaml" >"$D/new-audit.yaml"
 out=$("$CONNECTOR" -c "$D/new-audit.yaml" --check-config 2>&1) || fail "an audit file yet to be made: $out"
 [[ ! -e $D/audit-new.log ]] || fail "--check-config made the audit file"
+# an agent's certificate: the relay would take this client for an agent
+sed -e "s|^cert: .*|cert: $D/pki/agent-1.crt|" -e "s|^key: .*|key: $D/pki/agent-1.key|" \
+	"$D/connector.yaml" >"$D/agent-cert.yaml"
+for mode in --check-config start; do
+	args=(-c "$D/agent-cert.yaml"); [[ $mode == start ]] || args+=("$mode")
+	rc=0; out=$(timeout 10 "$CONNECTOR" "${args[@]}" 2>&1) || rc=$?
+	[[ $rc -eq 2 ]] || fail "an agent's certificate ($mode): exit $rc, expected 2: $out"
+	expect_contains "$out" "cert $D/pki/agent-1.crt: identity \"agent-1\" is not connector:<id>; the relay treats this client as an agent" \
+		"an agent's certificate ($mode)"
+done
 for a in -c --config --key; do
 	rc=0; out=$("$CONNECTOR" --check-config "$a" 2>&1) || rc=$?
 	[[ $rc -eq 2 ]] || fail "$a without a value: exit $rc, expected 2: $out"
