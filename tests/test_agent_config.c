@@ -161,6 +161,11 @@ static void test_file_errors_name_line_and_column(void **state)
 	assert_err("agent.yaml:2:1: only one YAML document is allowed");
 	assert_int_equal(load(&c, "reconnect_min: 5ms\n"), ZG_ERR_CONFIG);
 	assert_err("reconnect_min: \"5ms\" is not a duration from 10ms to 60000ms");
+	/* a key given twice: YAML keeps the last; the loader refuses it */
+	assert_int_equal(load(&c, "keepalive: 10s\ntun: zg1\nkeepalive: 40s\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:3:1: keepalive: given twice (first at line 1)");
+	assert_int_equal(load(&c, "relay: [a:1]\nrelay: b:2\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:2:1: relay: given twice (first at line 1)");
 }
 
 static void test_env_and_flags(void **state)

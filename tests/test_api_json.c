@@ -315,6 +315,11 @@ static void test_config(void **state)
 					     sizeof(err)),
 			 ZG_ERR_CONFIG);
 	assert_non_null(strstr(err, "log_format: \"xml\" is not a log format (text or json)"));
+	/* a key given twice: YAML keeps the last; the loader refuses it */
+	assert_int_equal(api_config_load_buf(&c, "t.yaml", "threads: 2\nthreads: 3\n", 22, err,
+					     sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:2:1: threads: given twice (first at line 1)");
 }
 
 /* ZGATE_* variables: over the defaults, under the flags; a stray one is an

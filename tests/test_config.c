@@ -263,6 +263,31 @@ static void test_file_wrong_shapes(void **state)
 	assert_int_equal(load(&c, "---\n...\n"), 0); /* an empty document */
 }
 
+/* A key given twice in one mapping is refused at the second: YAML keeps
+ * the last, so a stray "workers: 2" further down would win silently. */
+static void test_file_key_given_twice(void **state)
+{
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load(&c, "workers: 1\nmtu: 1400\nworkers: 2\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:1: workers: given twice (first at line 1)");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "limits:\n  flows: 100\n  flows: 200\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:3: limits.flows: given twice (first at line 2)");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "limits: {flows: 100}\nmtu: 1400\nlimits:\n  sessions: 5\n"),
+			 ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:1: limits: given twice (first at line 1)");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "tls: {cert: a, key: b, cert: c}\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:1:24: tls.cert: given twice (first at line 1)");
+	/* the same name in two sections is two keys */
+	config_defaults(&c);
+	assert_int_equal(load(&c, "tls: {cert: a, key: b}\nipam: {api: {cert: c, key: d}}\n"), 0);
+	assert_string_equal(c.tls_cert, "a");
+}
+
 static void test_file_empty_is_defaults(void **state)
 {
 	struct relay_config c, d;
@@ -703,6 +728,7 @@ int main(void)
 		cmocka_unit_test(test_dns_resolvable_list),
 		cmocka_unit_test(test_file_bad_values_name_field),
 		cmocka_unit_test(test_file_wrong_shapes),
+		cmocka_unit_test(test_file_key_given_twice),
 		cmocka_unit_test(test_file_empty_is_defaults),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_env_overrides_and_unknown),

@@ -132,9 +132,9 @@ static void test_bad_fields(void **state)
 		{ BASE "max_conns_per_agent: 0\n", "c.yaml:7:1: max_conns_per_agent: " },
 		{ BASE "request_timeout: 10ms\n", "c.yaml:7:1: request_timeout: " },
 		{ BASE "tls.cert: x\n", "c.yaml:7:1: tls.cert: unknown key (expected one of: relays," },
-		{ BASE "policy: {a: 1}\n", "c.yaml:7:1: policy: expected a single value, found a mapping" },
+		{ BASE "audit: {a: 1}\n", "c.yaml:7:1: audit: expected a single value, found a mapping" },
 		{ BASE "audit: \"\"\n", "c.yaml:7:1: audit: empty" },
-		{ BASE "ca: [a, b]\n", "c.yaml:7:1: ca: expected a single value, found a list" },
+		{ BASE "server_name: [a, b]\n", "c.yaml:7:1: server_name: expected a single value, found a list" },
 		{ BASE "extra: {a: 1}\n", "c.yaml:7:1: extra: unknown key" },
 		{ "relays: [\"r.test:443\", \"nope\"]\n", "c.yaml:1:24: relays: entry 2 \"nope\"" },
 		{ "relays: []\n", "c.yaml:1:1: relays: the list is empty" },
@@ -150,6 +150,10 @@ static void test_bad_fields(void **state)
 		{ BASE "reconnect_min: 50s\nreconnect_max: 10s\n", "c.yaml: reconnect_min" },
 		{ "relays: [r:1\n", "c.yaml:" },
 		{ "- a\n- b\n", "c.yaml" },
+		/* a key given twice: YAML keeps the last; the loader refuses it */
+		{ BASE "inner_port: 443\ninner_port: 8443\n",
+		  "c.yaml:8:1: inner_port: given twice (first at line 7)" },
+		{ BASE "policy: q.yaml\n", "c.yaml:7:1: policy: given twice (first at line 6)" },
 	};
 	static struct conn_config cfg;
 	char err[512];

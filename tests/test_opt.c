@@ -549,6 +549,24 @@ static void test_yamlcfg_opts_mapping(void **state)
 	assert_int_equal(tload(&c, "a:\n b:\n  c:\n   d:\n    e:\n     f: 1\n"), ZG_ERR_CONFIG);
 	assert_string_equal(err, "t.yaml:1:1: a: unknown key (expected one of: name, n, port, wait, "
 				 "grace, on, log_level, log_format, list, sec)");
+
+	/* A key given twice in one mapping: YAML keeps the last, the loader
+	 * refuses it at the second, with the first's line. */
+	assert_int_equal(tload(&c, "n: 1\nname: x\nn: 2\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:3:1: n: given twice (first at line 1)");
+	assert_int_equal(tload(&c, "sec:\n  a: x\n  a: y\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:3:3: sec.a: given twice (first at line 2)");
+	assert_int_equal(tload(&c, "sec: {a: x}\nn: 1\nsec: {deep: {b: 1}}\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:3:1: sec: given twice (first at line 1)");
+	assert_int_equal(tload(&c, "sec: {deep: {b: 1, b: 2}}\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:1:20: sec.deep.b: given twice (first at line 1)");
+	assert_int_equal(tload(&c, "list: [Ab]\nlist: Cd\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:2:1: list: given twice (first at line 1)");
+	/* each mapping has keys of its own */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(tload(&c, "sec: {a: y, deep: {b: 1}}\nn: 2\n"), 0);
+	assert_string_equal(c.sec_a, "y");
+	assert_int_equal(c.sec_deep_b, 1);
 }
 
 /* yamlcfg_args(): the command line of every program with a table. A flag

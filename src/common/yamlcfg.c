@@ -170,13 +170,35 @@ static int next_event(yaml_parser_t *p, const char *name, yaml_event_t *ev, char
 	return ZG_ERR_CONFIG;
 }
 
-/* One mapping whose start was read; section is its key ("" at the top). */
+/* A key of one mapping, read so far: where the table spells it (its
+ * option's key, or the start of the first option's key in the section)
+ * and its line, for "given twice (first at line N)". */
+struct seen_key {
+	const char *key; /* points into the table: nothing to free */
+	size_t len, line;
+};
+
+/* The table's spelling of path (an option or a section of c->t), or NULL. */
+static const char *table_key(const struct opt_table *t, const char *path, size_t len)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strncmp(t->v[i].key, path, len) == 0 &&
+		    (t->v[i].key[len] == '\0' || t->v[i].key[len] == '.'))
+			return t->v[i].key;
+	return NULL;
+}
+
+/* One mapping whose start was read; section is its key ("" at the top).
+ * A key given twice in it is refused at the second: YAML would keep the
+ * last value and drop the first without a word. */
 static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const char *name,
 			const char *section, int depth, char *err, size_t errlen)
 {
 	yaml_event_t key, val;
 	char path[400], where[512], keys[512];
 	const struct opt_spec *o;
+	struct seen_key *seen = NULL, *ns;
+	size_t nseen = 0, cap = 0, line, len;
 	int r;
 
 	if (depth > 4) {
@@ -185,31 +207,57 @@ static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const ch
 	}
 	for (;;) {
 		if ((r = next_event(p, name, &key, err, errlen)) != 0)
-			return r;
+			goto out;
 		if (key.type == YAML_MAPPING_END_EVENT) {
 			yaml_event_delete(&key);
-			return 0;
+			r = 0;
+			goto out;
 		}
 		if (key.type != YAML_SCALAR_EVENT) {
 			zg_seterr(err, errlen, "%s:%zu:%zu: expected a key, found %s", name,
 				  key.start_mark.line + 1, key.start_mark.column + 1,
 				  yamlcfg_kind(&key));
 			yaml_event_delete(&key);
-			return ZG_ERR_CONFIG;
+			r = ZG_ERR_CONFIG;
+			goto out;
 		}
 		(void)snprintf(path, sizeof(path), "%s%s%s", section, *section ? "." : "",
 			       (const char *)key.data.scalar.value);
-		(void)snprintf(where, sizeof(where), "%s:%zu:%zu: %s", name,
-			       key.start_mark.line + 1, key.start_mark.column + 1, path);
+		line = key.start_mark.line + 1;
+		(void)snprintf(where, sizeof(where), "%s:%zu:%zu: %s", name, line,
+			       key.start_mark.column + 1, path);
 		yaml_event_delete(&key);
-		o = opt_find(c->t, path, strlen(path));
+		len = strlen(path);
+		o = opt_find(c->t, path, len);
 		if (o == NULL && !opt_is_section(c->t, path)) {
 			opt_keys_under(c->t, section, keys, sizeof(keys));
 			zg_seterr(err, errlen, "%s: unknown key (expected one of: %s)", where, keys);
-			return ZG_ERR_CONFIG;
+			r = ZG_ERR_CONFIG;
+			goto out;
 		}
+		for (size_t i = 0; i < nseen; i++) {
+			if (seen[i].len == len && memcmp(seen[i].key, path, len) == 0) {
+				zg_seterr(err, errlen, "%s: given twice (first at line %zu)", where,
+					  seen[i].line);
+				r = ZG_ERR_CONFIG;
+				goto out;
+			}
+		}
+		/* known keys only, so the table bounds how many there are */
+		if (nseen == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((ns = realloc(seen, cap * sizeof(*seen))) == NULL) {
+				zg_seterr(err, errlen, "%s: out of memory", name);
+				r = ZG_ERR_NOMEM;
+				goto out;
+			}
+			seen = ns;
+		}
+		seen[nseen].key = o != NULL ? o->key : table_key(c->t, path, len);
+		seen[nseen].len = len;
+		seen[nseen++].line = line;
 		if ((r = next_event(p, name, &val, err, errlen)) != 0)
-			return r;
+			goto out;
 		if (o != NULL && val.type == YAML_SCALAR_EVENT) {
 			r = opt_set(c->cfg, o, (const char *)val.data.scalar.value, where, err,
 				    errlen);
@@ -226,8 +274,11 @@ static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const ch
 		}
 		yaml_event_delete(&val);
 		if (r != 0)
-			return r;
+			goto out;
 	}
+out:
+	free(seen);
+	return r;
 }
 
 int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)

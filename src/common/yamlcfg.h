@@ -71,8 +71,10 @@ struct yamlcfg_opts {
  * the table ("tls.cert") is written nested (tls: {cert: ...}), at most 5
  * levels deep. Every message starts "NAME:LINE:COL: KEY: " at the key:
  * "unknown key (expected one of: KEYS)" (the keys of that section),
- * "expected a single value, found a list" (or "a mapping of keys" for a
- * section), opt_set()'s and list()'s messages. */
+ * "given twice (first at line N)" (a key, or a section, a second time in
+ * the same mapping: YAML would keep the last silently), "expected a
+ * single value, found a list" (or "a mapping of keys" for a section),
+ * opt_set()'s and list()'s messages. */
 int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen);
 
 /* yamlcfg_read_file() of path, then yamlcfg_load() of its text with the
