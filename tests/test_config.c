@@ -470,6 +470,29 @@ static void test_validate(void **state)
 	assert_int_equal(config_apply_flag(&c, "limits-flows", "10", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
 	assert_err_contains("limits.flows_per_client (20) exceeds limits.flows (10)");
+	assert_int_equal(config_apply_flag(&c, "limits-flows", "20", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	/* keepalive at or past the idle timeout: an idle tunnel dies before the
+	 * PING that would keep it, as the agent and the connector refuse */
+	assert_int_equal(config_apply_flag(&c, "timeouts-keepalive", "60s", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_string_equal(err, "timeouts.keepalive: 60000ms must be shorter than "
+				 "timeouts.quic_idle (60000ms), or idle tunnels die between PINGs "
+				 "(set them in the file, with --timeouts-keepalive and "
+				 "--timeouts-quic-idle or with ZGATE_TIMEOUTS_KEEPALIVE and "
+				 "ZGATE_TIMEOUTS_QUIC_IDLE; 0 turns the PINGs off)");
+	assert_int_equal(config_apply_flag(&c, "timeouts-quic-idle", "61s", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&c, "timeouts-quic-idle", "5s", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("timeouts.keepalive: 60000ms must be shorter than timeouts.quic_idle (5000ms)");
+	assert_int_equal(config_apply_flag(&c, "timeouts-keepalive", "0", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0); /* off */
+	/* the defaults pass */
+	config_defaults(&c);
+	assert_int_equal(load(&c, good), 0);
+	assert_true(c.keepalive_ms != 0 && c.keepalive_ms < c.quic_idle_ms);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
 }
 
 /* 20.2: ipam.backend api needs the API's URL and credentials; relay_id

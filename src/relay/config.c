@@ -118,7 +118,7 @@ static const struct opt_spec opts[] = {
 	DUR("timeouts.dns_idle", dns_idle_ms, 1000, UINT32_MAX, "10s", "idle UDP flow to port 53 closed after"),
 	DUR("timeouts.quic_idle", quic_idle_ms, 1000, UINT32_MAX, "60s", "idle QUIC connection closed after"),
 	DUR("timeouts.request", request_ms, 1000, UINT32_MAX, "30s", "QUIC connection without an open CONNECT-IP tunnel this long after its first packet closed"),
-	DUR("timeouts.keepalive", keepalive_ms, 0, UINT32_MAX, "20s", "PING interval; 0 = off"),
+	DUR("timeouts.keepalive", keepalive_ms, 0, UINT32_MAX, "20s", "PING interval, shorter than timeouts.quic_idle; 0 = off"),
 	DUR("timeouts.drain_grace", drain_grace_ms, 0, UINT32_MAX, "30s", "on SIGTERM, wait this long for tunnels to end"),
 	LIST("dns.resolvable", dns_resolvable, "", "DNS-name targets that may be resolved: names, or .suffix for every name under it; empty = any name", "NAMES"),
 	U32("dns.resolutions_per_minute", dns_per_min, 1, 100000, "60", "DNS-name targets one client may have resolved per minute"),
@@ -467,6 +467,17 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		char id[64];
 		if ((r = config_relay_id(cfg, id, sizeof(id), err, errlen)) != 0)
 			return r;
+	}
+	/* as the agent and the connector check theirs: a PING only as often
+	 * as the idle timeout lets an idle tunnel die between two */
+	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->quic_idle_ms) {
+		zg_seterr(err, errlen,
+			  "timeouts.keepalive: %ums must be shorter than timeouts.quic_idle (%ums), or "
+			  "idle tunnels die between PINGs (set them in the file, with "
+			  "--timeouts-keepalive and --timeouts-quic-idle or with "
+			  "ZGATE_TIMEOUTS_KEEPALIVE and ZGATE_TIMEOUTS_QUIC_IDLE; 0 turns the PINGs off)",
+			  cfg->keepalive_ms, cfg->quic_idle_ms);
+		return ZG_ERR_CONFIG;
 	}
 	if (cfg->max_flows_per_client > cfg->max_flows) {
 		zg_seterr(err, errlen, "limits.flows_per_client (%u) exceeds limits.flows (%u)",
