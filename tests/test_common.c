@@ -419,6 +419,19 @@ static void test_yamlcfg_read_file(void **state)
 	assert_null(buf);
 	assert_non_null(strstr(err, ": larger than 1 MiB"));
 	unlink(path);
+	/* a read that fails (sysfs: EINVAL for lo's speed) is an error, not
+	 * the part read so far; skipped where that file reads or is absent */
+	buf = NULL;
+	fd = open("/sys/class/net/lo/speed", O_RDONLY);
+	if (fd >= 0 && read(fd, err, sizeof(err)) < 0) {
+		assert_int_equal(yamlcfg_read_file("/sys/class/net/lo/speed", &buf, &n, err,
+						   sizeof(err)),
+				 ZG_ERR_IO);
+		assert_string_equal(err, "/sys/class/net/lo/speed: read error: Invalid argument");
+		assert_null(buf);
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 static int count_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err,

@@ -910,7 +910,7 @@ int policy_load_file(const char *path, struct policy **pp, char *err, size_t err
 	struct stat st;
 	long sz;
 	size_t n;
-	int r;
+	int r, e;
 
 	if (!f) {
 		if (err && errlen)
@@ -942,6 +942,25 @@ int policy_load_file(const char *path, struct policy **pp, char *err, size_t err
 		return ZG_ERR_NOMEM;
 	}
 	n = fread(buf, 1, (size_t)sz, f);
+	e = errno;
+	/* A read error, or a file cut or grown since it was measured (written
+	 * in place while the relay reloads): what was read is not the policy,
+	 * and parsed it could be a valid one with rules missing. The policy in
+	 * force stays; the next change reloads. */
+	if (ferror(f) || n != (size_t)sz || getc(f) != EOF) {
+		if (err && errlen) {
+			if (ferror(f))
+				(void)snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
+			else
+				(void)snprintf(err, errlen,
+					       "%s: cannot read: it changed while being read (%ld bytes, "
+					       "then %s)",
+					       path, sz, n != (size_t)sz ? "fewer" : "more");
+		}
+		fclose(f);
+		free(buf);
+		return ZG_ERR_IO;
+	}
 	fclose(f);
 	r = policy_load_buf(path, buf, n, pp, err, errlen);
 	free(buf);

@@ -83,7 +83,8 @@ struct policy_verdict {
 };
 
 /* Parses a policy file. Returns 0 and *pp (free with policy_free), or
- * ZG_ERR_IO (cannot read), ZG_ERR_CONFIG (invalid: err holds
+ * ZG_ERR_IO (cannot read: "PATH: cannot open: REASON", "PATH: cannot read:
+ * REASON", also when the file changed size while read), ZG_ERR_CONFIG (invalid: err holds
  * "file:line:column: field: what is wrong, what was expected"; or path
  * is a directory or another file that is not a regular one), ZG_ERR_NOMEM. */
 int policy_load_file(const char *path, struct policy **pp, char *err, size_t errlen);
