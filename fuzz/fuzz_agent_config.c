@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    memchr(c.tun, '\0', sizeof(c.tun)) == NULL ||
 	    memchr(c.uri_template, '\0', sizeof(c.uri_template)) == NULL ||
 	    c.reconnect_min_ms < 10 || c.reconnect_max_ms < 100 || c.idle_timeout_ms < 1000 ||
-	    c.connect_timeout_ms < 1000 || c.mtu > 65535 || (c.ipv6 != 0 && c.ipv6 != 1))
+	    c.connect_timeout_ms < 1000 || c.mtu > 65535 || (c.mtu != 0 && c.mtu < 1280) ||
+	    (c.ipv6 != 0 && c.ipv6 != 1))
 		abort();
 	err[0] = '\0';
 	if (agent_config_validate(&c, err, sizeof(err)) != 0) {

@@ -132,8 +132,23 @@ static void test_file_errors_name_line_and_column(void **state)
 	assert_err("agent.yaml:3:1: kepalive: unknown key (expected one of: relay, cert,");
 	assert_int_equal(load(&c, "relay: r:1\nkeepalive:   25 s\n"), ZG_ERR_CONFIG);
 	assert_err("agent.yaml:2:1: keepalive: \"25 s\" is not a duration");
+	/* mtu: what is accepted is 0 or 1280 and up, said where it stands */
 	assert_int_equal(load(&c, "mtu: big\n"), ZG_ERR_CONFIG);
-	assert_err("agent.yaml:1:1: mtu: \"big\" is not a whole number from 0 to 65535");
+	assert_err("agent.yaml:1:1: mtu: \"big\" is not 0 (auto) or a whole number from 1280 to "
+		   "65535 (an IPv6 link carries at least 1280 bytes, RFC 8200)");
+	assert_int_equal(load(&c, "tun: zg1\n\nmtu: 100\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:3:1: mtu: \"100\" is not 0 (auto) or a whole number from 1280 to "
+		   "65535");
+	assert_int_equal(load(&c, "mtu: 1279\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: mtu: \"1279\" is not 0 (auto)");
+	assert_int_equal(load(&c, "mtu: 65536\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: mtu: \"65536\" is not 0 (auto)");
+	assert_int_equal(load(&c, "mtu: 1280\n"), 0);
+	assert_int_equal(c.mtu, 1280);
+	assert_int_equal(load(&c, "mtu: 65535\n"), 0);
+	assert_int_equal(c.mtu, 65535);
+	assert_int_equal(load(&c, "mtu: 0\n"), 0);
+	assert_int_equal(c.mtu, 0);
 	assert_int_equal(load(&c, "ipv6: maybe\n"), ZG_ERR_CONFIG);
 	assert_err("agent.yaml:1:1: ipv6: \"maybe\" is not true or false");
 	assert_int_equal(load(&c, "log_level: loud\n"), ZG_ERR_CONFIG);
@@ -184,7 +199,9 @@ static void test_env_and_flags(void **state)
 	assert_int_equal(agent_config_apply_env(&c, typo, err, sizeof(err)), ZG_ERR_CONFIG);
 	assert_err("environment: ZGATE_KEEPALIV names no option");
 	assert_int_equal(agent_config_apply_env(&c, bad, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err("ZGATE_MTU: \"12x\" is not a whole number");
+	assert_err("ZGATE_MTU: \"12x\" is not 0 (auto) or a whole number from 1280 to 65535");
+	assert_int_equal(agent_config_apply_flag(&c, "mtu", "576", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("--mtu: \"576\" is not 0 (auto) or a whole number from 1280 to 65535");
 	assert_int_equal(agent_config_apply_flag(&c, "reconnect-max", "10s", err, sizeof(err)), 0);
 	assert_int_equal(c.reconnect_max_ms, 10000);
 	assert_int_equal(agent_config_apply_flag(&c, "server-name", "relay.local", err, sizeof(err)),
@@ -286,7 +303,7 @@ static void test_validate_errors(void **state)
 	c.reconnect_min_ms = 500;
 	c.mtu = 1000;
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err("mtu: 1000 is below 1280");
+	assert_err("mtu: 1000 is not 0 (auto) or a whole number from 1280 to 65535");
 	c.mtu = 1500;
 	strcpy(c.tun, "a-name-far-too-long");
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);

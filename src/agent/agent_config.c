@@ -19,6 +19,8 @@ static int set_prefixes(void *cfg, const struct opt_spec *o, const char *text,
 			const char *where, char *err, size_t errlen);
 static int set_dns(void *cfg, const struct opt_spec *o, const char *text, const char *where,
 		   char *err, size_t errlen);
+static int set_mtu(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		   char *err, size_t errlen);
 
 #define F(f) offsetof(struct agent_config, f), sizeof(((struct agent_config *)0)->f)
 /* One option: its key, type, field, range, default, --help text and value
@@ -66,8 +68,9 @@ static const struct opt_spec opts[] = {
 	  "the connection is given up after this long without packets", NULL),
 	O("connect_timeout", OPT_T_DUR, connect_timeout_ms, 1000, 600000, "10s",
 	  "a connection attempt is given up after this long", NULL),
-	O("mtu", OPT_T_U32, mtu, 0, 65535, "0",
-	  "TUN MTU; 0 = the largest packet the tunnel carries (at least 1280)", NULL),
+	C("mtu", mtu, "0",
+	  "TUN MTU, 1280 to 65535; 0 = the largest packet the tunnel carries (at least 1280)", "N",
+	  set_mtu, 0),
 	O("ipv6", OPT_T_BOOL, ipv6, 0, 0, "false", "also ask the relay for an IPv6 address", NULL),
 	O("log_level", OPT_T_LEVEL, log_level, 0, 0, "info", "error, warn, info or debug", NULL),
 	O("log_format", OPT_T_FORMAT, log_format, 0, 0, "text",
@@ -183,6 +186,29 @@ static int set_dns(void *cfg, const struct opt_spec *o, const char *text, const 
 		return ZG_ERR_CONFIG;
 	}
 	return opt_set_text((char *)cfg + o->off, o->size, text, where, err, errlen);
+}
+
+/* The least MTU of an IPv6 link (RFC 8200), which the TUN carries too. */
+#define MTU_MIN 1280
+
+/* mtu: 0 or MTU_MIN to 65535, checked as it is read so that the message
+ * names where it came from: FILE:LINE:COL, the flag or the variable. */
+static int set_mtu(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		   char *err, size_t errlen)
+{
+	uint64_t v;
+	uint32_t u;
+
+	if (opt_parse_uint(text, 0, 65535, &v) != 0 || (v != 0 && v < MTU_MIN)) {
+		zg_seterr(err, errlen,
+			  "%s: \"%s\" is not 0 (auto) or a whole number from %u to 65535 (an IPv6 "
+			  "link carries at least %u bytes, RFC 8200)",
+			  where, text, MTU_MIN, MTU_MIN);
+		return ZG_ERR_CONFIG;
+	}
+	u = (uint32_t)v;
+	memcpy((char *)cfg + o->off, &u, sizeof(u));
+	return 0;
 }
 
 void agent_config_defaults(struct agent_config *cfg)
@@ -359,10 +385,13 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 			  cfg->reconnect_min_ms, cfg->reconnect_max_ms);
 		return ZG_ERR_CONFIG;
 	}
-	if (cfg->mtu != 0 && cfg->mtu < 1280) {
-		zg_seterr(err, errlen, "mtu: %u is below 1280, the least an IPv6 link may have "
-				       "(RFC 8200); 0 takes the tunnel's",
-			  cfg->mtu);
+	/* set_mtu() refuses it where it is read; this is for a caller that
+	 * fills the struct itself */
+	if ((cfg->mtu != 0 && cfg->mtu < MTU_MIN) || cfg->mtu > 65535) {
+		zg_seterr(err, errlen,
+			  "mtu: %u is not 0 (auto) or a whole number from %u to 65535 (an IPv6 link "
+			  "carries at least %u bytes, RFC 8200)",
+			  cfg->mtu, MTU_MIN, MTU_MIN);
 		return ZG_ERR_CONFIG;
 	}
 	for (size_t i = 0; i < cfg->relays.n; i++)
