@@ -149,6 +149,18 @@ static void test_file_errors_name_line_and_column(void **state)
 	assert_int_equal(c.mtu, 65535);
 	assert_int_equal(load(&c, "mtu: 0\n"), 0);
 	assert_int_equal(c.mtu, 0);
+	/* tun: a name a device can have, also said where it stands */
+	assert_int_equal(load(&c, "mtu: 0\ntun: ../x\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:2:1: tun: \"../x\" is not a device name (1 to 15 characters, no '/', "
+		   "':', '%' or spaces)");
+	assert_int_equal(load(&c, "tun: a-name-far-too-long\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: tun: \"a-name-far-too-long\" is not a device name");
+	assert_int_equal(load(&c, "tun: \"\"\n"), ZG_ERR_CONFIG);
+	assert_err("agent.yaml:1:1: tun: \"\" is not a device name");
+	assert_int_equal(agent_config_apply_flag(&c, "tun", "a:b", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err("--tun: \"a:b\" is not a device name");
+	assert_int_equal(load(&c, "tun: zg-1\n"), 0);
+	assert_string_equal(c.tun, "zg-1");
 	assert_int_equal(load(&c, "ipv6: maybe\n"), ZG_ERR_CONFIG);
 	assert_err("agent.yaml:1:1: ipv6: \"maybe\" is not true or false");
 	assert_int_equal(load(&c, "log_level: loud\n"), ZG_ERR_CONFIG);

@@ -21,6 +21,8 @@ static int set_dns(void *cfg, const struct opt_spec *o, const char *text, const 
 		   char *err, size_t errlen);
 static int set_mtu(void *cfg, const struct opt_spec *o, const char *text, const char *where,
 		   char *err, size_t errlen);
+static int set_tun(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		   char *err, size_t errlen);
 
 #define F(f) offsetof(struct agent_config, f), sizeof(((struct agent_config *)0)->f)
 /* One option: its key, type, field, range, default, --help text and value
@@ -53,7 +55,7 @@ static const struct opt_spec opts[] = {
 	  "name the relay's certificate must carry; empty = the relay's host", "NAME"),
 	O("template", OPT_T_STR, uri_template, 0, 0, "",
 	  "CONNECT-IP URI template; empty = https://HOST:PORT/.well-known/masque/ip/{target}/{ipproto}/", "URI"),
-	O("tun", OPT_T_STR, tun, 0, 0, "zgate0", "TUN device name", "NAME"),
+	C("tun", tun, "zgate0", "TUN device name", "NAME", set_tun, 0),
 	O("status_file", OPT_T_STR, status_file, 0, 0, "",
 	  "JSON status file, rewritten on every state change (read by zgate-agent status); empty = "
 	  "none, or $RUNTIME_DIRECTORY/status.json under systemd",
@@ -211,6 +213,33 @@ static int set_mtu(void *cfg, const struct opt_spec *o, const char *text, const 
 	return 0;
 }
 
+/* 1 when name can name a network device: 1 to IFNAMSIZ - 1 characters,
+ * no '/', ':', '%' or blanks, not "." or "..". */
+static int tun_name_ok(const char *name)
+{
+	return name[0] != '\0' && strlen(name) < IFNAMSIZ && !strpbrk(name, "/ \t:%") &&
+	       strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static int tun_name_err(const char *where, const char *name, char *err, size_t errlen)
+{
+	zg_seterr(err, errlen,
+		  "%s: \"%s\" is not a device name (1 to %d characters, no '/', ':', '%%' or "
+		  "spaces)",
+		  where, name, IFNAMSIZ - 1);
+	return ZG_ERR_CONFIG;
+}
+
+/* tun: checked as it is read, so that the message names where it came
+ * from, as set_mtu(). */
+static int set_tun(void *cfg, const struct opt_spec *o, const char *text, const char *where,
+		   char *err, size_t errlen)
+{
+	if (!tun_name_ok(text))
+		return tun_name_err(where, text, err, errlen);
+	return opt_set_text((char *)cfg + o->off, o->size, text, where, err, errlen);
+}
+
 void agent_config_defaults(struct agent_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -365,14 +394,8 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 	memset(&cfg->relays, 0, sizeof(cfg->relays));
 	if ((r = relaylist_add(&cfg->relays, cfg->relay, "relay", err, errlen)) != 0)
 		return r;
-	if (cfg->tun[0] == '\0' || strlen(cfg->tun) >= IFNAMSIZ || strpbrk(cfg->tun, "/ \t:%") ||
-	    strcmp(cfg->tun, ".") == 0 || strcmp(cfg->tun, "..") == 0) {
-		zg_seterr(err, errlen,
-			  "tun: \"%s\" is not a device name (1 to %d characters, no '/', ':', '%%' or "
-			  "spaces)",
-			  cfg->tun, IFNAMSIZ - 1);
-		return ZG_ERR_CONFIG;
-	}
+	if (!tun_name_ok(cfg->tun)) /* set_tun() checks it as read; the struct may be filled */
+		return tun_name_err("tun", cfg->tun, err, errlen);
 	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->idle_timeout_ms) {
 		zg_seterr(err, errlen,
 			  "keepalive: %ums must be shorter than idle_timeout (%ums), or the connection "
