@@ -332,6 +332,30 @@ static void expect_file(const char *path, const char *text)
 	assert_string_equal(buf, text);
 }
 
+/* ipam_save_logged counts every failed save and how many in a row, and
+ * a save that works ends the run (the log lines are checked by e2e
+ * relay). */
+static void test_save_logged_counts_failures(void **state)
+{
+	char dir[] = "/tmp/zg-ipam-XXXXXX", path[128], bad[160];
+	struct ipam *ip = mk(state, "10.100.0.0/24", NULL, 0);
+	struct ipam_savelog sl = { 0, 0 };
+
+	assert_non_null(mkdtemp(dir));
+	(void)snprintf(path, sizeof(path), "%s/ipam.state", dir);
+	(void)snprintf(bad, sizeof(bad), "%s/missing/ipam.state", dir);
+	assert_int_equal(ipam_save_logged(ip, bad, &sl), ZG_ERR_IO);
+	assert_int_equal(ipam_save_logged(ip, bad, &sl), ZG_ERR_IO);
+	assert_true(sl.errors == 2 && sl.streak == 2);
+	assert_int_equal(ipam_save_logged(ip, path, &sl), 0);
+	assert_true(sl.errors == 2 && sl.streak == 0);
+	assert_int_equal(ipam_save_logged(ip, bad, &sl), ZG_ERR_IO);
+	assert_true(sl.errors == 3 && sl.streak == 1);
+	unlink(path);
+	rmdir(dir);
+	ipam_free(ip);
+}
+
 /* A state file that does not load is renamed aside, in its directory,
  * before a save could replace it; a second one set aside in the same
  * second keeps the first; a symbolic link is moved, not its target; a
@@ -833,6 +857,7 @@ int main(void)
 		BOTH(test_persistence_roundtrip),
 		BOTH(test_corrupt_state_file),
 		ON(test_set_aside_bad_state_file, LOCAL, ""),
+		BOTH(test_save_logged_counts_failures),
 		BOTH(test_index_random_ops),
 		BOTH(test_holder_release),
 		BOTH(test_holder_assign),

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fnv.h"
+#include "log.h"
 #include "zg_err.h"
 
 typedef unsigned __int128 u128;
@@ -881,6 +882,26 @@ static int rename_noreplace(const char *from, const char *to)
 	if (errno != ENOENT)
 		return -1;
 	return rename(from, to);
+}
+
+int ipam_save_logged(const struct ipam *ip, const char *path, struct ipam_savelog *sl)
+{
+	char err[256];
+	int r = ipam_save(ip, path, err, sizeof(err));
+
+	if (r != 0) {
+		sl->errors++;
+		if (sl->streak++ == 0)
+			log_warnx("%s; the relay goes on serving and tries again at the next change "
+				  "(zgate_state_save_errors_total counts the failures)",
+				  err);
+		return r;
+	}
+	if (sl->streak > 0)
+		log_info("state file %s saved again, after %llu saves that failed", path,
+			 (unsigned long long)sl->streak);
+	sl->streak = 0;
+	return 0;
 }
 
 int ipam_set_aside(const char *path, int64_t now, char *dst, size_t dstlen, char *err,

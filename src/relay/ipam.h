@@ -149,6 +149,19 @@ uint64_t ipam_changes(const struct ipam *ip);
  * ZG_ERR_IO, with err naming the file and the failure. */
 int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen);
 
+/* Failed saves of the one process that saves (the relay alone, or the
+ * master): errors since start (zgate_state_save_errors_total) and how
+ * many in a row up to now. */
+struct ipam_savelog {
+	uint64_t errors, streak;
+};
+
+/* ipam_save(), logged for an operator: the first failure of a run of
+ * failures as a warning (the save is tried again at the next change, so
+ * each failure is not logged), and the first save that works after them
+ * as a notice with how many failed. Returns what ipam_save() returned. */
+int ipam_save_logged(const struct ipam *ip, const char *path, struct ipam_savelog *sl);
+
 /* Reads assignments saved by ipam_save() as remembered ones (nobody is
  * connected after a restart). A missing file is not an error (first
  * start). Entries outside today's pools are skipped and counted in

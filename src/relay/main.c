@@ -101,7 +101,7 @@ struct relay {
 	uint64_t reload_ok, reload_fail;
 	uint64_t last_reload_ok_s;
 	uint64_t out_no_session, out_too_big, out_congested;
-	uint64_t ipam_save_errors;
+	struct ipam_savelog savelog;
 	/* the event loop ran: only then does shutdown_all() write the state
 	 * file (--check-config, or a start that failed, leave it as it was) */
 	int served;
@@ -450,14 +450,8 @@ static uint64_t mono_ms(void)
 
 static void save_ipam(struct relay *r)
 {
-	char err[256];
-
-	if (r->cfg.state_file[0] == '\0')
-		return;
-	if (ipam_save(r->ipam, r->cfg.state_file, err, sizeof(err)) != 0) {
-		if (r->ipam_save_errors++ == 0)
-			log_warnx("%s", err);
-	}
+	if (r->cfg.state_file[0] != '\0')
+		(void)ipam_save_logged(r->ipam, r->cfg.state_file, &r->savelog);
 }
 
 static int h_policy_routes(void *ctx, const char *id, struct cip_route *out, size_t cap,
@@ -1716,6 +1710,7 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	v.has_crl = r->cfg.tls_crl[0] != '\0';
 	if (v.has_crl)
 		v.crl_next_update = (long long)tls_server_crl_next_update(r->tls);
+	v.state_save_errors = r->savelog.errors;
 	v.pool4_size = ipam_size(r->ipam, 4);
 	v.pool4_used = ipam_used(r->ipam, 4);
 	v.has_pool6 = r->cfg.pool6.version == 6;

@@ -65,7 +65,8 @@ struct master {
 	unsigned ticks;
 	int all_ready_once, draining, fatal;
 	const char *stop_reason;
-	uint64_t saved_changes, ipam_save_errors;
+	uint64_t saved_changes;
+	struct ipam_savelog savelog;
 	uint64_t started_ms;
 };
 
@@ -612,9 +613,12 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 				"# TYPE zgate_audit_lines_total counter\n"
 				"zgate_audit_lines_total %llu\n"
 				"# TYPE zgate_audit_lines_dropped_total counter\n"
-				"zgate_audit_lines_dropped_total %llu\n",
+				"zgate_audit_lines_dropped_total %llu\n"
+				"# TYPE zgate_state_save_errors_total counter\n"
+				"zgate_state_save_errors_total %llu\n",
 				(unsigned long long)audit_lines(m->audit),
-				(unsigned long long)audit_dropped(m->audit)) > 0) {
+				(unsigned long long)audit_dropped(m->audit),
+				(unsigned long long)m->savelog.errors) > 0) {
 		t[k].len = evbuffer_get_length(own);
 		t[k].s = (const char *)evbuffer_pullup(own, -1);
 		k += t[k].s != NULL;
@@ -741,17 +745,12 @@ static void all_ready(struct master *m)
 
 static void save_state(struct master *m)
 {
-	char err[256];
 	uint64_t c = ipam_changes(m->ipam);
 
 	if (m->cfg->state_file[0] == '\0' || c == m->saved_changes)
 		return;
-	if (ipam_save(m->ipam, m->cfg->state_file, err, sizeof(err)) != 0) {
-		if (m->ipam_save_errors++ == 0)
-			log_warnx("%s", err);
-		return;
-	}
-	m->saved_changes = c;
+	if (ipam_save_logged(m->ipam, m->cfg->state_file, &m->savelog) == 0)
+		m->saved_changes = c;
 }
 
 void master_ready_merge(const char *const *notes, unsigned n, char *buf, size_t len)

@@ -273,6 +273,9 @@ static void tls(struct mw *w, const struct metrics_values *v)
 
 static void pool_and_reloads(struct mw *w, const struct metrics_values *v)
 {
+	one(w, "zgate_state_save_errors_total", "counter",
+	    "Saves of state_file that failed (the next change tries again).",
+	    v->state_save_errors);
 	head(w, "zgate_pool_size", "gauge", "Addresses in the pool, by IP version.");
 	out(w, "zgate_pool_size{version=\"4\"} %llu\n", (unsigned long long)v->pool4_size);
 	if (v->has_pool6)

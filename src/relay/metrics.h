@@ -43,9 +43,10 @@ struct metrics_values {
 	uint64_t out_no_session, out_too_big, out_congested;
 
 	uint64_t decisions_allow, decisions_deny;
-	long long cert_not_after;  /* Unix time */
-	int has_crl;               /* tls.crl set: write its nextUpdate */
-	long long crl_next_update; /* Unix time */
+	long long cert_not_after;   /* Unix time */
+	int has_crl;                /* tls.crl set: write its nextUpdate */
+	long long crl_next_update;  /* Unix time */
+	uint64_t state_save_errors; /* the state file's saves that failed */
 	uint64_t pool4_size, pool4_used;
 	int has_pool6;
 	uint64_t pool6_size, pool6_used;

@@ -255,6 +255,28 @@ for w in 1 2; do
 	echo "$w workers: copy $(basename "$bad"), new state file: $(grep -v '^#' "$d/state/ipam.state")"
 done
 
+step "saves that fail (directory made read-only): counted, logged once, and when they work again"
+for w in 1 2; do
+	rm -rf "$d/wstate"; mkdir "$d/wstate"; chown 65534:65534 "$d/wstate"
+	run_state "$w" "$d/relay-save$w.log" --state-file "$d/wstate/ipam.state"
+	chown root:root "$d/wstate"; chmod 755 "$d/wstate"   # uid 65534 cannot write in it now
+	p agent-1 --target 198.18.0.2 --count 1 >/dev/null || fail "$w workers: no tunnel"
+	p agent-2 --target 198.18.0.2 --count 1 >/dev/null || fail "$w workers: no tunnel"
+	sleep 1.2   # the master saves within a tick (1 s) of a change
+	n=$(ip netns exec "$ns" curl -s 127.0.0.1:8080/metrics | awk '$1 == "zgate_state_save_errors_total" { print $2 }')
+	[[ -n $n ]] && ((n >= 1)) || fail "$w workers: zgate_state_save_errors_total '$n' after failed saves"
+	[[ $(grep -c "$d/wstate/.*the relay goes on serving and tries again at the next change" "$d/relay-save$w.log") -eq 1 ]] ||
+		fail "$w workers: the failure is not logged once: $(cat "$d/relay-save$w.log")"
+	chown 65534:65534 "$d/wstate"
+	p agent-many >/dev/null || fail "$w workers: no tunnel for agent-many"
+	sleep 1.2
+	grep -qE "state file $d/wstate/ipam.state saved again, after [0-9]+ saves that failed" "$d/relay-save$w.log" ||
+		fail "$w workers: the recovery is not logged: $(cat "$d/relay-save$w.log")"
+	grep -q '^agent-many ' "$d/wstate/ipam.state" || fail "$w workers: state file: $(cat "$d/wstate/ipam.state")"
+	kill -TERM $pid; wait $pid || fail "$w workers: exit status $?"
+	echo "$w workers: $n failed saves counted, then saved again"
+done
+
 step "a corrupt state file that cannot be moved (read-only directory): serves, never writes it"
 mkdir "$d/rostate"; chmod 755 "$d/rostate"   # root's: uid 65534 cannot rename in it
 cp "$d/corrupt.orig" "$d/rostate/ipam.state"; chown 65534:65534 "$d/rostate/ipam.state"
