@@ -251,9 +251,34 @@ void stack_pcb_tw_add(struct tcp_pcb *pcb)
 	tab_add(&tw, pcb);
 }
 
+/* The chain pointer of a TIME-WAIT pcb stack_pcb_tw_retire() took out of
+ * the index: lwIP's list still holds it until its slow timer frees it,
+ * and the hook that then runs must not look for it in the index (tab_del
+ * would scan every bucket for a pcb it cannot find). */
+static char retired_mark;
+#define RETIRED ((void *)&retired_mark)
+
 void stack_pcb_tw_del(struct tcp_pcb *pcb)
 {
+	if (pcb->ext_args[0].data == RETIRED) {
+		pcb->ext_args[0].data = NULL;
+		return;
+	}
 	tab_del(&tw, pcb);
+}
+
+int stack_pcb_tw_retired(const struct tcp_pcb *pcb)
+{
+	return pcb->ext_args[0].data == RETIRED;
+}
+
+void stack_pcb_tw_retire(struct tcp_pcb *pcb)
+{
+	tab_del(&tw, pcb);
+	pcb->ext_args[0].data = RETIRED;
+	/* past 2 * MSL: tcp_slowtmr frees it at its next pass (it unlinks
+	 * with the pointer it walked in with, no search) */
+	pcb->tmr = tcp_ticks - (u32_t)(2 * TCP_MSL / TCP_SLOW_INTERVAL) - 1;
 }
 
 struct tcp_pcb *

@@ -380,7 +380,7 @@ int stack_tw_admit(struct stack *st, const struct pkt_info *pi)
 			st->cnt.tw_refused++;
 			return -1;
 		}
-		tcp_abort(match); /* in TIME_WAIT: freed without a segment */
+		stack_pcb_tw_retire(match); /* freed by lwIP's next slow timer */
 		st->cnt.tw_reopened++;
 		n--;
 	}

@@ -298,6 +298,15 @@ void stack_pcbhash_free(void);
 size_t stack_pcbhash_count(void);
 /* The number of TIME-WAIT pcbs indexed (pcbhash.c). */
 size_t stack_pcbhash_tw_count(void);
+/* Takes a TIME-WAIT pcb out of the index at once (no lookup finds it any
+ * more: a reopened tuple's new SYN goes to the listener) and leaves it to
+ * lwIP's slow timer, which frees it within TCP_SLOW_INTERVAL. Removing it
+ * from lwIP's singly linked list now (tcp_abort) walked the list from its
+ * head: with tens of thousands of pcbs in TIME-WAIT, a quarter of the
+ * relay's time when a busy client reused its ports. */
+void stack_pcb_tw_retire(struct tcp_pcb *pcb);
+/* 1 for a pcb stack_pcb_tw_retire() took out, still in lwIP's list. */
+int stack_pcb_tw_retired(const struct tcp_pcb *pcb);
 
 /* service.c */
 /* 1 when pi is for the service (and was handled: answered, given to lwIP
