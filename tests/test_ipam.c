@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "golden.h"
 #include "relay/ipam.h"
 #include "zg_err.h"
 
@@ -321,15 +322,11 @@ static void put(const char *path, const char *text)
 
 static void expect_file(const char *path, const char *text)
 {
-	char buf[256];
-	FILE *f = fopen(path, "r");
 	size_t n;
+	char *s = golden_read(path, &n);
 
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	assert_string_equal(buf, text);
+	assert_string_equal(s, text);
+	free(s);
 }
 
 /* ipam_save_logged counts every failed save and how many in a row, and
