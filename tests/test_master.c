@@ -122,7 +122,9 @@ static void test_open_notes_keep(void **state)
 
 	(void)state;
 	assert_int_equal(master_open(&env, 1, "127.0.0.1:0", err, sizeof(err)), ZG_ERR_INVAL);
-	assert_int_not_equal(master_open(&env, 3, "nowhere.invalid:1", err, sizeof(err)), 0);
+	/* not host:port (a name would be asked of the machine's DNS server:
+	 * tests stay on the machine) */
+	assert_int_not_equal(master_open(&env, 3, "127.0.0.1:port", err, sizeof(err)), 0);
 	assert_int_equal(master_open(&env, 3, "127.0.0.1:0", err, sizeof(err)), 0);
 	/* one port, three sockets */
 	assert_int_equal(getsockname(env.udp[0], (struct sockaddr *)&a, &la), 0);
