@@ -702,11 +702,11 @@ static void test_identity(void **state)
 	const char *id = NULL;
 
 	(void)state;
-	assert_true(connlink_identity("connector:hospital-a", &id));
+	assert_true(zgconn_identity("connector:hospital-a", &id));
 	assert_string_equal(id, "hospital-a");
-	assert_false(connlink_identity("connector:", &id));
-	assert_false(connlink_identity("agent-1", &id));
-	assert_false(connlink_identity("Connector:x", &id));
+	assert_false(zgconn_identity("connector:", &id));
+	assert_false(zgconn_identity("agent-1", &id));
+	assert_false(zgconn_identity("Connector:x", &id));
 	assert_string_equal(connlink_drop_name(CONNLINK_DROP_NO_LINK), "no_link");
 	assert_string_equal(connlink_drop_name(CONNLINK_DROP_UNSOLICITED), "unsolicited");
 	assert_string_equal(connlink_drop_name(CONNLINK_NDROP), "unknown");

@@ -9,6 +9,17 @@
 #include "varint.h"
 #include "zg_err.h"
 
+int zgconn_identity(const char *identity, const char **pid)
+{
+	size_t n = strlen(ZGCONN_IDENTITY_PREFIX);
+
+	if (strncmp(identity, ZGCONN_IDENTITY_PREFIX, n) != 0 || identity[n] == '\0')
+		return 0;
+	if (pid != NULL)
+		*pid = identity + n;
+	return 1;
+}
+
 int zgconn_id_valid(const char *id)
 {
 	size_t i;

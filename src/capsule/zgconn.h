@@ -70,6 +70,12 @@ struct zgconn {
  * else 0. */
 int zgconn_id_valid(const char *id);
 
+/* 1 when a client identity names a connector (ZGCONN_IDENTITY_PREFIX and
+ * 1 or more characters), as the relay tells one (session.c) and the
+ * connector checks its own certificate; *pid (when pid is not NULL) then
+ * points to the ID inside it. */
+int zgconn_identity(const char *identity, const char **pid);
+
 /* 1 when prefix p contains the address a (version 4: 4 bytes of a). */
 int zgconn_prefix_contains(const struct zgconn_prefix *p, uint8_t version, const uint8_t *a);
 

@@ -3,17 +3,7 @@
 #include <string.h>
 
 #include "zg_err.h"
-
-#define CONNECTOR_PREFIX "connector:"
-
-/* 1 when id is "connector:" and an ID, as the relay tells a connector
- * (connlink_identity). */
-static int is_connector(const char *id)
-{
-	size_t n = strlen(CONNECTOR_PREFIX);
-
-	return strncmp(id, CONNECTOR_PREFIX, n) == 0 && id[n] != '\0';
-}
+#include "zgconn.h"
 
 int conn_tls_check_identity(WOLFSSL_X509 *x, const char *path, char id[TLS_ID_MAX], char *warning,
 			    size_t warnlen, char *err, size_t errlen)
@@ -34,12 +24,12 @@ int conn_tls_check_identity(WOLFSSL_X509 *x, const char *path, char id[TLS_ID_MA
 			  path, tls_reject_name(r));
 		return ZG_ERR_CONFIG;
 	}
-	if (!is_connector(id)) {
+	if (!zgconn_identity(id, NULL)) {
 		zg_seterr(err, errlen,
 			  "cert %s: identity \"%s\" is not connector:<id>; the relay treats this "
 			  "client as an agent%s",
 			  path, id,
-			  has_uri && is_connector(uri)
+			  has_uri && zgconn_identity(uri, NULL)
 				  ? " (its SAN URI counts only on a relay with tls.identity san_uri, "
 				    "and agents check the CN)"
 				  : "");
@@ -55,9 +45,9 @@ int conn_tls_check_identity(WOLFSSL_X509 *x, const char *path, char id[TLS_ID_MA
 			  "tls.identity san_uri takes the URI and %s (one with cn, the default, "
 			  "takes the CN)",
 			  path, uri, id,
-			  is_connector(uri) ? "treats this client as another connector, whose "
-					      "inner sessions agents refuse (they check the CN)"
-					    : "treats this client as an agent");
+			  zgconn_identity(uri, NULL) ? "treats this client as another connector, whose "
+						       "inner sessions agents refuse (they check the CN)"
+						     : "treats this client as an agent");
 	return 0;
 }
 

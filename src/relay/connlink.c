@@ -73,16 +73,6 @@ const char *connlink_drop_name(enum connlink_drop d)
 	return (unsigned)d < CONNLINK_NDROP ? drop_names[d] : "unknown";
 }
 
-int connlink_identity(const char *identity, const char **pid)
-{
-	size_t n = strlen(CONNLINK_IDENTITY_PREFIX);
-
-	if (strncmp(identity, CONNLINK_IDENTITY_PREFIX, n) != 0 || identity[n] == '\0')
-		return 0;
-	*pid = identity + n;
-	return 1;
-}
-
 int connlink_new(const struct connlink_hooks *h, size_t max_links, struct connlink **pcl)
 {
 	struct connlink *cl = calloc(1, sizeof(*cl));

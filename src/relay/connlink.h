@@ -210,10 +210,6 @@ int connlink_new(const struct connlink_hooks *h, size_t max_links, struct connli
  * not audited) and frees cl. NULL is ignored. */
 void connlink_free(struct connlink *cl, const char *reason);
 
-/* 1 when identity names a connector ("connector:" + 1 or more
- * characters); *pid then points to the ID inside it. */
-int connlink_identity(const char *identity, const char **pid);
-
 /* Connector session e is up, taking inner port port. A connector of the
  * same ID already up is replaced (its links close, "replaced"). Returns 0,
  * ZG_ERR_LIMIT (CONNLINK_MAX_CONNECTORS up) or ZG_ERR_NOMEM. */

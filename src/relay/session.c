@@ -453,7 +453,7 @@ int session_request(struct session_table *t, struct masque_conn *c,
 	s->sid = session_id_new(t);
 	memcpy(s->id, rq->identity, strlen(rq->identity) + 1);
 	hostport_format((const struct sockaddr *)&rq->peer, s->peer, sizeof(s->peer));
-	if (connlink_identity(s->id, &s->conn_id)) {
+	if (zgconn_identity(s->id, &s->conn_id)) {
 		/* issue 22: an on-prem connector, admitted only when listed */
 		s->connector = 1;
 		s->any_target = 1;
