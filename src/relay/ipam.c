@@ -808,12 +808,26 @@ int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen)
 	return r;
 }
 
+/* fsync(2) of the directory that holds path, so that a rename into or
+ * within it is durable; best effort (a failure leaves it to the kernel). */
+static void fsync_dir_of(const char *path)
+{
+	char dirbuf[4096];
+	int dfd;
+
+	(void)snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+	if ((dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+}
+
 static int write_state(const struct ipam *ip, const char *path, char *err, size_t errlen)
 {
-	char tmp[4096], dirbuf[4096], a[INET6_ADDRSTRLEN];
+	char tmp[4096], a[INET6_ADDRSTRLEN];
 	uint8_t b[16];
 	FILE *f = NULL;
-	int fd = -1, dfd, e;
+	int fd = -1, e;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp)) {
 		(void)snprintf(err, errlen, "%s: path too long", path);
@@ -856,11 +870,7 @@ static int write_state(const struct ipam *ip, const char *path, char *err, size_
 		errno = e;
 		return ZG_ERR_IO;
 	}
-	(void)snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-	if ((dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd); /* best effort: the rename is durable once this returns */
-		close(dfd);
-	}
+	fsync_dir_of(path); /* the rename is durable once this returns */
 	return 0;
 }
 
@@ -907,8 +917,7 @@ int ipam_save_logged(const struct ipam *ip, const char *path, struct ipam_savelo
 int ipam_set_aside(const char *path, int64_t now, char *dst, size_t dstlen, char *err,
 		   size_t errlen)
 {
-	char dirbuf[4096];
-	int dfd, e = 0, len;
+	int e = 0, len;
 
 	for (int n = 0; n < 100; n++) {
 		len = n == 0 ? snprintf(dst, dstlen, "%s.bad.%lld", path, (long long)now)
@@ -918,12 +927,7 @@ int ipam_set_aside(const char *path, int64_t now, char *dst, size_t dstlen, char
 			return ZG_ERR_IO;
 		}
 		if (rename_noreplace(path, dst) == 0) {
-			(void)snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-			dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (dfd >= 0) {
-				(void)fsync(dfd); /* best effort, as ipam_save() */
-				close(dfd);
-			}
+			fsync_dir_of(path);
 			return 0;
 		}
 		if ((e = errno) != EEXIST)
