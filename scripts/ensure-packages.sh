@@ -18,5 +18,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "zgate: installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# another apt (a second make, unattended-upgrades) may hold the lock: wait
+# for it rather than fail
+lock=(-o DPkg::Lock::Timeout=600)
+apt-get "${lock[@]}" update -q >/dev/null
+apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}" >/dev/null
