@@ -249,6 +249,24 @@ static void test_cert_file_info_and_time(void **state)
 	assert_non_null(strstr(err, "missing.crt"));
 }
 
+/* tls_derive_secret(): the same key and label give the same 32 bytes, a
+ * different label others; a file that opens but does not read says why. */
+static void test_derive_secret(void **state)
+{
+	uint8_t a[32], b[32], c[32];
+	(void)state;
+	assert_int_equal(tls_derive_secret(f("relay.key"), "l1", a, err, sizeof(err)), 0);
+	assert_int_equal(tls_derive_secret(f("relay.key"), "l1", b, err, sizeof(err)), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	assert_int_equal(tls_derive_secret(f("relay.key"), "l2", c, err, sizeof(err)), 0);
+	assert_memory_not_equal(a, c, sizeof(a));
+	assert_int_equal(tls_derive_secret(f("missing.key"), "l1", a, err, sizeof(err)), ZG_ERR_IO);
+	assert_non_null(strstr(err, "missing.key: No such file or directory"));
+	/* a directory opens for reading and fails at the first read */
+	assert_int_equal(tls_derive_secret(pki_dir, "l1", a, err, sizeof(err)), ZG_ERR_IO);
+	assert_non_null(strstr(err, ": read error: Is a directory"));
+}
+
 static void test_error_mapping(void **state)
 {
 	(void)state;
@@ -511,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_cert_file_info_and_time),
 		cmocka_unit_test(test_server_ctx_times_and_crl),
 		cmocka_unit_test(test_error_mapping),
+		cmocka_unit_test(test_derive_secret),
 		cmocka_unit_test(test_server_ctx),
 		cmocka_unit_test(test_server_ctx_errors_name_the_file),
 		cmocka_unit_test(test_client_ctx),

@@ -735,9 +735,12 @@ int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char
 	}
 	memcpy(buf, label, ll);
 	buf[ll] = 0;
+	errno = 0;
 	n = fread(buf + ll + 1, 1, (1 << 20) + 1, f);
 	if (ferror(f)) {
-		(void)snprintf(err, errlen, "%s: read error", file);
+		/* fread() leaves read(2)'s errno (EISDIR, EIO, ...) */
+		(void)snprintf(err, errlen, "%s: read error: %s", file,
+			       strerror(errno ? errno : EIO));
 		r = ZG_ERR_IO;
 	} else if (n > (1 << 20)) {
 		(void)snprintf(err, errlen, "%s: larger than 1 MiB", file);

@@ -176,7 +176,9 @@ int tls_client_ctx_new(const char *cert, const char *key, const char *ca,
 /* Derives 32 bytes from the contents of a secret file (the relay's private
  * key) and a label: SHA-256(label || 0x00 || file). The same key gives the
  * same value on every restart and every replica. Returns 0, ZG_ERR_IO
- * (cannot read; err says why) or ZG_ERR_TOO_LARGE (over 1 MiB). */
+ * (err "FILE: REASON" when it does not open, "FILE: read error: REASON"
+ * when it does not read, e.g. a directory) or ZG_ERR_TOO_LARGE (over
+ * 1 MiB). */
 int tls_derive_secret(const char *file, const char *label, uint8_t out[32], char *err,
 		      size_t errlen);
 
