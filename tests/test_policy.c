@@ -193,7 +193,13 @@ static void test_parse_errors_name_position_and_field(void **state)
 		 "clients.a.rules[1]: rule id \"r1\" is used twice in this client");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n"
 		 "      - {id: r1, action: allow, destinations: [\"::/0\"], destinations: [\"::/0\"]}\n",
-		 "policy.yaml:5:57: clients.a.rules[0].destinations: given twice");
+		 "policy.yaml:5:57: clients.a.rules[0].destinations: given twice (first at line 5)");
+	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
+		 "        destinations: [\"::/0\"]\n        id: r2\n",
+		 "policy.yaml:8:9: clients.a.rules[0].id: given twice (first at line 5)");
+	/* a client's rules given twice: the second list would replace the first */
+	load_bad("version: 1\nclients:\n  a:\n    rules: []\n    rules: []\n",
+		 "policy.yaml:5:5: clients.a.rules: given twice (first at line 4)");
 	load_bad("version: 1\nclients:\n  a:\n    rules: []\n  a:\n    rules: []\n",
 		 "clients: client \"a\" is listed twice");
 	load_bad("version: 1\nclients:\n  a:\n    rules:\n      - id: r1\n        action: allow\n"
@@ -208,9 +214,9 @@ static void test_parse_errors_name_position_and_field(void **state)
 	load_bad("", "the file is empty");
 	/* a top-level key given twice: YAML keeps the last, the loader refuses */
 	load_bad("version: 1\ndefault_action: deny\ndefault_action: allow\nclients: {}\n",
-		 "policy.yaml:3:1: default_action: given twice");
-	load_bad("version: 1\nversion: 1\nclients: {}\n", "policy.yaml:2:1: version: given twice");
-	load_bad("version: 1\nclients: {}\nclients: {}\n", "policy.yaml:3:1: clients: given twice");
+		 "policy.yaml:3:1: default_action: given twice (first at line 2)");
+	load_bad("version: 1\nversion: 1\nclients: {}\n", "policy.yaml:2:1: version: given twice (first at line 1)");
+	load_bad("version: 1\nclients: {}\nclients: {}\n", "policy.yaml:3:1: clients: given twice (first at line 2)");
 	/* nothing to point at: no line:column of 0:0 */
 	load_bad("# only a comment\n",
 		 "policy.yaml: policy: the file is empty (expected version, default_action, clients)");
@@ -660,6 +666,9 @@ static void test_connector_errors(void **state)
 		 "policy.yaml:3:7: connectors.c1: missing key \"prefixes\"");
 	load_bad("version: 1\nconnectors:\n  c1: {prefix: []}\n",
 		 "connectors.c1: unknown key \"prefix\" (expected prefixes)");
+	load_bad("version: 1\nconnectors:\n  c1:\n    prefixes: [\"10.0.0.0/8\"]\n"
+		 "    prefixes: [\"10.1.0.0/16\"]\n",
+		 "policy.yaml:5:5: connectors.c1.prefixes: given twice (first at line 4)");
 	load_bad("version: 1\nconnectors:\n  c1: {prefixes: [\"10.0.0.0/8\"]}\n"
 		 "  c1: {prefixes: [\"10.0.0.0/8\"]}\n",
 		 "connectors: connector \"c1\" is listed twice");

@@ -148,6 +148,31 @@ static const char *scalar(const yaml_node_t *n)
 	return (const char *)n->data.scalar.value;
 }
 
+/* The key before pair in mapping m that reads as pair's key does, or
+ * NULL. YAML keeps the last of two silently; the loader refuses the
+ * second and says where the first is. */
+static const yaml_node_t *earlier_key(struct pctx *c, const yaml_node_t *m,
+				      const yaml_node_pair_t *pair)
+{
+	const yaml_node_t *k = node(c, pair->key);
+
+	if (k == NULL || k->type != YAML_SCALAR_NODE)
+		return NULL;
+	for (const yaml_node_pair_t *q = m->data.mapping.pairs.start; q < pair; q++) {
+		const yaml_node_t *qk = node(c, q->key);
+		if (qk && qk->type == YAML_SCALAR_NODE && strcmp(scalar(qk), scalar(k)) == 0)
+			return qk;
+	}
+	return NULL;
+}
+
+/* "FIELD: given twice (first at line N)" at k, the second. */
+static int given_twice(struct pctx *c, const yaml_node_t *k, const char *field,
+		       const yaml_node_t *first)
+{
+	return perr(c, k, field, "given twice (first at line %zu)", first->start_mark.line + 1);
+}
+
 static int want(struct pctx *c, const yaml_node_t *n, yaml_node_type_t t, const char *field)
 {
 	if (c->visited > MAX_NODES_VISITED)
@@ -421,7 +446,7 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 {
 	char field[160];
 	int r, have_id = 0, have_action = 0, have_dst = 0;
-	const yaml_node_t *flow_key = NULL, *conn_key = NULL;
+	const yaml_node_t *flow_key = NULL, *conn_key = NULL, *first;
 	yaml_node_pair_t *pair;
 
 	if ((r = want(c, n, YAML_MAPPING_NODE, where)) != 0)
@@ -435,11 +460,8 @@ static int parse_rule(struct pctx *c, yaml_node_t *n, const char *where, struct 
 			return r ? r : perr(c, n, where, "broken mapping");
 		key = scalar(k);
 		fieldname(field, sizeof(field), "%s.%s", where, key);
-		for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < pair; q++) {
-			yaml_node_t *qk = node(c, q->key);
-			if (qk && qk->type == YAML_SCALAR_NODE && strcmp(scalar(qk), key) == 0)
-				return perr(c, k, field, "given twice");
-		}
+		if ((first = earlier_key(c, n, pair)) != NULL)
+			return given_twice(c, k, field, first);
 		if (strcmp(key, "id") == 0) {
 			if ((r = want(c, v, YAML_SCALAR_NODE, field)) != 0)
 				return r;
@@ -557,6 +579,8 @@ static int parse_client(struct pctx *c, yaml_node_t *k, yaml_node_t *v, struct c
 	yaml_node_pair_t *pair;
 	int r;
 
+	const yaml_node_t *first;
+
 	fieldname(field, sizeof(field), "clients.%s", scalar(k));
 	if (!valid_id(scalar(k)))
 		return perr(c, k, field, "\"%s\" is not a client ID (1-%d printable characters, no spaces)",
@@ -575,8 +599,8 @@ static int parse_client(struct pctx *c, yaml_node_t *k, yaml_node_t *v, struct c
 		fieldname(rf, sizeof(rf), "%s.rules", field);
 		if ((r = seq_len(c, rv, rf, &cnt)) != 0)
 			return r;
-		if (cl->rules)
-			return perr(c, rk, rf, "given twice");
+		if ((first = earlier_key(c, v, pair)) != NULL)
+			return given_twice(c, rk, rf, first);
 		cl->catchall = cnt;
 		if (cnt && !(cl->rules = calloc(cnt, sizeof(*cl->rules))))
 			return ZG_ERR_NOMEM;
@@ -683,12 +707,13 @@ static int connector_cmp(const void *a, const void *b)
 /* connectors: { ID: { prefixes: [CIDR, ...] } } (issue 22). */
 static int parse_connectors(struct pctx *c, yaml_node_t *k, yaml_node_t *v, struct policy *p)
 {
+	const yaml_node_t *first;
 	size_t cnt;
 	int r;
 
 	if ((r = want(c, v, YAML_MAPPING_NODE, "connectors")) != 0)
 		return r;
-	if (p->connectors)
+	if (p->connectors) /* the top-level check refuses it first; this is the backstop */
 		return perr(c, k, "connectors", "given twice");
 	cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
 	if (cnt && !(p->connectors = calloc(cnt, sizeof(*p->connectors))))
@@ -727,8 +752,8 @@ static int parse_connectors(struct pctx *c, yaml_node_t *k, yaml_node_t *v, stru
 				return perr(c, pk, field, "unknown key \"%s\" (expected prefixes)",
 					    scalar(pk));
 			fieldname(pf, sizeof(pf), "%s.prefixes", field);
-			if (have_pfx)
-				return perr(c, pk, pf, "given twice");
+			if ((first = earlier_key(c, cv, pair)) != NULL)
+				return given_twice(c, pk, pf, first);
 			if ((r = seq_len(c, pv, pf, &n)) != 0)
 				return r;
 			if (n == 0)
@@ -766,6 +791,7 @@ static int parse_connectors(struct pctx *c, yaml_node_t *k, yaml_node_t *v, stru
 static int parse_doc(struct pctx *c, struct policy *p)
 {
 	yaml_node_t *root = yaml_document_get_root_node(c->doc), *k, *v;
+	const yaml_node_t *first;
 	yaml_node_pair_t *pair;
 	int r, have_version = 0;
 
@@ -779,11 +805,8 @@ static int parse_doc(struct pctx *c, struct policy *p)
 		k = node(c, pair->key);
 		if (!k || k->type != YAML_SCALAR_NODE)
 			continue; /* reported below */
-		for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < pair; q++) {
-			yaml_node_t *qk = node(c, q->key);
-			if (qk && qk->type == YAML_SCALAR_NODE && strcmp(scalar(qk), scalar(k)) == 0)
-				return perr(c, k, scalar(k), "given twice");
-		}
+		if ((first = earlier_key(c, root, pair)) != NULL)
+			return given_twice(c, k, scalar(k), first);
 	}
 	/* connectors first: client rules name them wherever they appear */
 	for (pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
@@ -820,7 +843,7 @@ static int parse_doc(struct pctx *c, struct policy *p)
 			size_t cnt;
 			if ((r = want(c, v, YAML_MAPPING_NODE, key)) != 0)
 				return r;
-			if (p->clients)
+			if (p->clients) /* the top-level check refuses it first */
 				return perr(c, k, key, "given twice");
 			cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
 			if (cnt && !(p->clients = calloc(cnt, sizeof(*p->clients))))
