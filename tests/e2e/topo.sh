@@ -66,8 +66,10 @@ topo_policy_tcp() { # CLIENT_ID...
 	done
 }
 
-# Writes $D/relay.yaml (extra YAML lines from stdin, if any) and starts the
-# relay; waits for /ready. RPID is its pid.
+# Starts the relay with $D/relay.yaml and FLAGS; waits for /ready. RPID is
+# its pid. It reads no stdin: a scenario that needs other keys writes its
+# own $D/relay.yaml first (this one is written only when there is none),
+# and ZG_E2E_WORKERS=N adds "workers: N" when the file sets no workers.
 topo_relay() { # [FLAGS...]
 	[[ -f $D/relay.yaml ]] || cat >"$D/relay.yaml" <<C
 listen: "0.0.0.0:4433"
