@@ -249,6 +249,33 @@ static void test_cert_file_info_and_time(void **state)
 	assert_non_null(strstr(err, "missing.crt"));
 }
 
+/* tls_cert_file_read(): tls_cert_file_info() and the certificate it read,
+ * so a caller checks more of it without reading the file again. */
+static void test_cert_file_read(void **state)
+{
+	struct tls_cert_info ci, ci2;
+	char serial[TLS_SERIAL_HEX_MAX], sha[TLS_SHA256_HEX_LEN];
+	WOLFSSL_X509 *x = (WOLFSSL_X509 *)&ci; /* set to NULL on error */
+	(void)state;
+	assert_int_equal(tls_cert_file_read(f("agent-1.crt"), &ci, &x, err, sizeof(err)), 0);
+	assert_non_null(x);
+	assert_int_equal(tls_cert_ids(x, serial, sha), 0);
+	wolfSSL_X509_free(x);
+	assert_string_equal(ci.serial, serial);
+	assert_string_equal(ci.sha256, sha);
+	assert_int_equal(tls_cert_file_info(f("agent-1.crt"), &ci2, err, sizeof(err)), 0);
+	assert_memory_equal(&ci, &ci2, sizeof(ci));
+	assert_int_equal(tls_cert_file_read(f("agent-1.crt"), &ci, NULL, err, sizeof(err)), 0);
+	assert_int_equal(tls_cert_file_read(f("agent-1.key"), &ci, &x, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_null(x);
+	assert_non_null(strstr(err, "agent-1.key: not a PEM certificate"));
+	x = (WOLFSSL_X509 *)&ci;
+	assert_int_equal(tls_cert_file_read(f("missing.crt"), &ci, &x, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_null(x);
+}
+
 /* tls_derive_secret(): the same key and label give the same 32 bytes, a
  * different label others; a file that opens but does not read says why. */
 static void test_derive_secret(void **state)
@@ -527,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_c24_identity_from_san_uri),
 		cmocka_unit_test(test_cert_ids_match_openssl),
 		cmocka_unit_test(test_cert_file_info_and_time),
+		cmocka_unit_test(test_cert_file_read),
 		cmocka_unit_test(test_server_ctx_times_and_crl),
 		cmocka_unit_test(test_error_mapping),
 		cmocka_unit_test(test_derive_secret),

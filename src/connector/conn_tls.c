@@ -51,22 +51,6 @@ int conn_tls_check_identity(WOLFSSL_X509 *x, const char *path, char id[TLS_ID_MA
 	return 0;
 }
 
-/* Reads the certificate at path and checks its identity. */
-static int check_identity_file(const char *path, char id[TLS_ID_MAX], char *warning,
-			       size_t warnlen, char *err, size_t errlen)
-{
-	WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_file(path, WOLFSSL_FILETYPE_PEM);
-	int r;
-
-	if (x == NULL) {
-		zg_seterr(err, errlen, "certificate %s: not a PEM certificate", path);
-		return ZG_ERR_CONFIG;
-	}
-	r = conn_tls_check_identity(x, path, id, warning, warnlen, err, errlen);
-	wolfSSL_X509_free(x);
-	return r;
-}
-
 int conn_tls_load(struct conn_tls *t, const struct conn_config *cfg, int64_t now, char *err,
 		  size_t errlen)
 {
@@ -74,11 +58,17 @@ int conn_tls_load(struct conn_tls *t, const struct conn_config *cfg, int64_t now
 	struct tls_cert_info ci;
 	WOLFSSL_CTX *client = NULL, *server = NULL;
 	char id[TLS_ID_MAX], warning[sizeof(t->warning)];
+	WOLFSSL_X509 *x;
 	int r;
 
-	if ((r = tls_cert_file_info(cfg->cert, &ci, err, errlen)) != 0 ||
-	    (r = tls_cert_info_check_time(&ci, cfg->cert, now, err, errlen)) != 0 ||
-	    (r = check_identity_file(cfg->cert, id, warning, sizeof(warning), err, errlen)) != 0)
+	/* one read: the dates and the identity are of the same certificate */
+	if ((r = tls_cert_file_read(cfg->cert, &ci, &x, err, errlen)) != 0)
+		return r;
+	if ((r = tls_cert_info_check_time(&ci, cfg->cert, now, err, errlen)) == 0)
+		r = conn_tls_check_identity(x, cfg->cert, id, warning, sizeof(warning), err,
+					    errlen);
+	wolfSSL_X509_free(x);
+	if (r != 0)
 		return r;
 	if ((r = tls_client_ctx_new(cfg->cert, cfg->key, cfg->ca, &client, err, errlen)) != 0)
 		return r;

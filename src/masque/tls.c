@@ -528,12 +528,15 @@ static int crl_next_update(const char *path, int64_t *pnext)
 	return 0;
 }
 
-int tls_cert_file_info(const char *path, struct tls_cert_info *info, char *err, size_t errlen)
+int tls_cert_file_read(const char *path, struct tls_cert_info *info, WOLFSSL_X509 **px,
+		       char *err, size_t errlen)
 {
 	WOLFSSL_X509 *x;
 	int r;
 
 	memset(info, 0, sizeof(*info));
+	if (px != NULL)
+		*px = NULL;
 	if ((r = readable("certificate", path, err, errlen)) != 0)
 		return r;
 	if ((x = wolfSSL_X509_load_certificate_file(path, WOLFSSL_FILETYPE_PEM)) == NULL) {
@@ -543,8 +546,16 @@ int tls_cert_file_info(const char *path, struct tls_cert_info *info, char *err, 
 	(void)tls_cert_ids(x, info->serial, info->sha256);
 	info->not_before = asn1_time(wolfSSL_X509_get_notBefore(x));
 	info->not_after = asn1_time(wolfSSL_X509_get_notAfter(x));
-	wolfSSL_X509_free(x);
+	if (px != NULL)
+		*px = x;
+	else
+		wolfSSL_X509_free(x);
 	return 0;
+}
+
+int tls_cert_file_info(const char *path, struct tls_cert_info *info, char *err, size_t errlen)
+{
+	return tls_cert_file_read(path, info, NULL, err, errlen);
 }
 
 static void utc(int64_t t, char *buf, size_t len)

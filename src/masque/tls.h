@@ -109,6 +109,13 @@ struct tls_cert_info {
  * unreadable, or no PEM certificate in it). */
 int tls_cert_file_info(const char *path, struct tls_cert_info *info, char *err, size_t errlen);
 
+/* tls_cert_file_info() that also hands back the certificate it read (*px,
+ * the caller frees it with wolfSSL_X509_free(); NULL on error), for a
+ * caller that checks more of it (the connector: its identity) from the
+ * same read. px may be NULL. Same returns and messages. */
+int tls_cert_file_read(const char *path, struct tls_cert_info *info, WOLFSSL_X509 **px,
+		       char *err, size_t errlen);
+
 /* Checks that now (Unix seconds) lies within info's validity: a reload
  * must not swap a working certificate for one the peers refuse. Returns 0,
  * or ZG_ERR_CONFIG with err "certificate PATH expired on <notAfter>" or
