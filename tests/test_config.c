@@ -282,6 +282,27 @@ static void test_file_key_given_twice(void **state)
 	config_defaults(&c);
 	assert_int_equal(load(&c, "tls: {cert: a, key: b, cert: c}\n"), ZG_ERR_CONFIG);
 	assert_string_equal(err, "relay.yaml:1:24: tls.cert: given twice (first at line 1)");
+	/* one option in two spellings, dotted and nested, is given twice too:
+	 * otherwise the last would win silently */
+	config_defaults(&c);
+	assert_int_equal(load(&c, "tls.cert: a\nmtu: 1400\ntls: {cert: b}\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:7: tls.cert: given twice (first at line 1)");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "tls:\n  cert: a\ntls.cert: b\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:1: tls.cert: given twice (first at line 2)");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "ipam.api.url: https://a\nipam:\n  api: {url: https://b}\n"),
+			 ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:3:9: ipam.api.url: given twice (first at line 1)");
+	config_defaults(&c);
+	assert_int_equal(load(&c, "ipam: {api.url: https://a}\nipam.api: {url: https://b}\n"),
+			 ZG_ERR_CONFIG);
+	assert_string_equal(err, "relay.yaml:2:12: ipam.api.url: given twice (first at line 1)");
+	/* a section in two spellings with different options is fine */
+	config_defaults(&c);
+	assert_int_equal(load(&c, "tls.cert: a\ntls: {key: b}\n"), 0);
+	assert_string_equal(c.tls_cert, "a");
+	assert_string_equal(c.tls_key, "b");
 	/* the same name in two sections is two keys */
 	config_defaults(&c);
 	assert_int_equal(load(&c, "tls: {cert: a, key: b}\nipam: {api: {cert: c, key: d}}\n"), 0);

@@ -562,6 +562,26 @@ static void test_yamlcfg_opts_mapping(void **state)
 	assert_string_equal(err, "t.yaml:1:20: sec.deep.b: given twice (first at line 1)");
 	assert_int_equal(tload(&c, "list: [Ab]\nlist: Cd\n"), ZG_ERR_CONFIG);
 	assert_string_equal(err, "t.yaml:2:1: list: given twice (first at line 1)");
+	/* an option set twice in one document, dotted in one place and nested
+	 * in the other: the same option, so YAML's silent "last wins" again */
+	assert_int_equal(tload(&c, "sec.a: x\nn: 1\nsec:\n  a: y\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:4:3: sec.a: given twice (first at line 1)");
+	assert_int_equal(tload(&c, "sec: {a: x}\nsec.a: y\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:2:1: sec.a: given twice (first at line 1)");
+	assert_int_equal(tload(&c, "sec.deep.b: 1\nsec: {deep: {b: 2}}\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:2:14: sec.deep.b: given twice (first at line 1)");
+	assert_int_equal(tload(&c, "sec: {deep.b: 1}\nsec.deep: {b: 2}\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:2:12: sec.deep.b: given twice (first at line 1)");
+	assert_int_equal(tload(&c, "sec:\n  deep: {b: 1}\nsec.deep:\n  b: 2\n"), ZG_ERR_CONFIG);
+	assert_string_equal(err, "t.yaml:4:3: sec.deep.b: given twice (first at line 2)");
+	/* a section named in two spellings is fine while its options differ */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(tload(&c, "sec.a: x\nsec: {deep: {b: 1}}\nsec.deep: {}\n"), 0);
+	assert_string_equal(c.sec_a, "x");
+	assert_int_equal(c.sec_deep_b, 1);
+	/* each document is its own: loading it again is no repeat */
+	assert_int_equal(tload(&c, "sec.a: z\n"), 0);
+	assert_string_equal(c.sec_a, "z");
 	/* each mapping has keys of its own */
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(tload(&c, "sec: {a: y, deep: {b: 1}}\nn: 2\n"), 0);

@@ -190,9 +190,12 @@ static const char *table_key(const struct opt_table *t, const char *path, size_t
 
 /* One mapping whose start was read; section is its key ("" at the top).
  * A key given twice in it is refused at the second: YAML would keep the
- * last value and drop the first without a word. */
+ * last value and drop the first without a word. So is an option set twice
+ * anywhere in the document, however it is spelt (tls.cert: at the top and
+ * cert: under tls:): first[i] is the line option i was set at, 0 = not
+ * yet, for the whole document. */
 static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const char *name,
-			const char *section, int depth, char *err, size_t errlen)
+			const char *section, int depth, size_t *first, char *err, size_t errlen)
 {
 	yaml_event_t key, val;
 	char path[400], where[512], keys[512];
@@ -243,6 +246,14 @@ static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const ch
 				goto out;
 			}
 		}
+		if (o != NULL && first[o - c->t->v] != 0) {
+			zg_seterr(err, errlen, "%s: given twice (first at line %zu)", where,
+				  first[o - c->t->v]);
+			r = ZG_ERR_CONFIG;
+			goto out;
+		}
+		if (o != NULL)
+			first[o - c->t->v] = line;
 		/* known keys only, so the table bounds how many there are */
 		if (nseen == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -265,7 +276,7 @@ static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const ch
 			   val.type == YAML_SEQUENCE_START_EVENT) {
 			r = c->list(c->cfg, o, p, name, where, err, errlen);
 		} else if (o == NULL && val.type == YAML_MAPPING_START_EVENT) {
-			r = opts_mapping(c, p, name, path, depth + 1, err, errlen);
+			r = opts_mapping(c, p, name, path, depth + 1, first, err, errlen);
 		} else {
 			zg_seterr(err, errlen, "%s: expected %s, found %s", where,
 				  o != NULL ? "a single value" : "a mapping of keys",
@@ -283,7 +294,17 @@ out:
 
 int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen)
 {
-	return opts_mapping(ctx, p, name, "", 0, err, errlen);
+	const struct yamlcfg_opts *c = ctx;
+	size_t *first = calloc(c->t->n ? c->t->n : 1, sizeof(*first)); /* one per document */
+	int r;
+
+	if (first == NULL) {
+		zg_seterr(err, errlen, "%s: out of memory", name);
+		return ZG_ERR_NOMEM;
+	}
+	r = opts_mapping(c, p, name, "", 0, first, err, errlen);
+	free(first);
+	return r;
 }
 
 int yamlcfg_load_file(const char *path, yamlcfg_mapping_fn fn, void *ctx, char *err,

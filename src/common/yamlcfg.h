@@ -72,7 +72,9 @@ struct yamlcfg_opts {
  * levels deep. Every message starts "NAME:LINE:COL: KEY: " at the key:
  * "unknown key (expected one of: KEYS)" (the keys of that section),
  * "given twice (first at line N)" (a key, or a section, a second time in
- * the same mapping: YAML would keep the last silently), "expected a
+ * the same mapping: YAML would keep the last silently; or an option set
+ * twice anywhere in the document, however spelt: tls.cert: at the top
+ * and cert: under tls:), "expected a
  * single value, found a list" (or "a mapping of keys" for a section),
  * opt_set()'s and list()'s messages. */
 int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen);
