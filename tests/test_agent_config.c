@@ -303,15 +303,17 @@ static void test_validate_errors(void **state)
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
 	assert_err("relay: entry 2 \"b:0\" port 0 is not a relay's port");
 	strcpy(c.relay, "r:443");
-	c.keepalive_ms = 30000;
+	/* checks across options name where each value was set */
+	assert_int_equal(agent_config_apply_flag(&c, "keepalive", "30s", err, sizeof(err)), 0);
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err("keepalive: 30000ms must be shorter than idle_timeout (30000ms)");
-	c.keepalive_ms = 0; /* off is fine */
-	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0);
-	c.reconnect_min_ms = 5000;
-	c.reconnect_max_ms = 1000;
+	assert_string_equal(err, "--keepalive: 30000ms must be shorter than idle_timeout (30000ms, "
+				 "default), or the connection dies before the first PING");
+	assert_int_equal(agent_config_apply_flag(&c, "keepalive", "0", err, sizeof(err)), 0);
+	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), 0); /* off is fine */
+	assert_int_equal(load(&c, "reconnect_max: 1s\nreconnect_min: 5s\n"), 0);
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err("reconnect_min: 5000ms is longer than reconnect_max (1000ms)");
+	assert_string_equal(err, "agent.yaml:2: reconnect_min: 5000ms is longer than reconnect_max "
+				 "(1000ms, agent.yaml:1)");
 	c.reconnect_min_ms = 500;
 	c.mtu = 1000;
 	assert_int_equal(agent_config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
@@ -384,6 +386,54 @@ static void test_precedence_flag_env_file(void **state)
 	assert_int_equal(agent_config_parse(&c, 4, argv3, env, &act, err, sizeof(err)), 0);
 	assert_int_equal(c.keepalive_ms, 7000);
 	assert_string_equal(c.tun, "flagtun");
+	unlink(file);
+}
+
+/* The checks across options (keepalive under idle_timeout, reconnect_min
+ * under reconnect_max) name where each value came from: the file's line,
+ * the variable, the flag or the default. */
+static void test_cross_checks_name_their_sources(void **state)
+{
+	struct agent_config c;
+	enum agent_action act;
+	const char *file = tmpfile_with("relay: r:443\ncert: /f.crt\nkey: /f.key\nca: /f.ca\n"
+					"reconnect_max: 2s\nidle_timeout: 20s\n");
+	char *argv[] = { "zgate-agent", "--config", (char *)file, NULL, NULL };
+	char *noenv[] = { NULL };
+	char *env[] = { "ZGATE_KEEPALIVE=1m", NULL };
+	char *env_idle[] = { "ZGATE_IDLE_TIMEOUT=40s", "ZGATE_RECONNECT_MIN=3s", NULL };
+	char want[512];
+
+	(void)state;
+	/* the default keepalive (25s) against the file's idle_timeout */
+	assert_int_equal(agent_config_parse(&c, 3, argv, noenv, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	(void)snprintf(want, sizeof(want),
+		       "keepalive (default): 25000ms must be shorter than idle_timeout (20000ms, "
+		       "%s:6), or the connection dies before the first PING",
+		       file);
+	assert_string_equal(err, want);
+	/* a variable against the file */
+	assert_int_equal(agent_config_parse(&c, 3, argv, env, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	(void)snprintf(want, sizeof(want),
+		       "ZGATE_KEEPALIVE: 60000ms must be shorter than idle_timeout (20000ms, %s:6)",
+		       file);
+	assert_err(want);
+	/* a variable against a variable; then a flag against the file */
+	argv[3] = "--idle-timeout=30s";
+	assert_int_equal(agent_config_parse(&c, 4, argv, env, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err("ZGATE_KEEPALIVE: 60000ms must be shorter than idle_timeout (30000ms, "
+		   "--idle-timeout)");
+	assert_int_equal(agent_config_parse(&c, 3, argv, env_idle, &act, err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	(void)snprintf(want, sizeof(want),
+		       "ZGATE_RECONNECT_MIN: 3000ms is longer than reconnect_max (2000ms, %s:5)",
+		       file);
+	assert_string_equal(err, want);
+	argv[3] = "--reconnect-max=3s";
+	assert_int_equal(agent_config_parse(&c, 4, argv, env_idle, &act, err, sizeof(err)), 0);
 	unlink(file);
 }
 
@@ -580,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_relay_list),
 		cmocka_unit_test(test_validate_errors),
 		cmocka_unit_test(test_precedence_flag_env_file),
+		cmocka_unit_test(test_cross_checks_name_their_sources),
 		cmocka_unit_test(test_command_line),
 		cmocka_unit_test(test_file_error_through_parse),
 		cmocka_unit_test(test_usage_lists_every_option),

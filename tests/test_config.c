@@ -490,25 +490,42 @@ static void test_validate(void **state)
 	assert_int_equal(config_apply_flag(&c, "uri-template", "https://x/ip/{target}/{ipproto}/", err, sizeof(err)), 0);
 	assert_int_equal(config_apply_flag(&c, "limits-flows", "10", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err_contains("limits.flows_per_client (20) exceeds limits.flows (10)");
+	assert_string_equal(err, "relay.yaml:16: limits.flows_per_client: 20 exceeds limits.flows "
+				 "(10, --limits-flows)");
 	assert_int_equal(config_apply_flag(&c, "limits-flows", "20", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
 	/* keepalive at or past the idle timeout: an idle tunnel dies before the
 	 * PING that would keep it, as the agent and the connector refuse */
 	assert_int_equal(config_apply_flag(&c, "timeouts-keepalive", "60s", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_string_equal(err, "timeouts.keepalive: 60000ms must be shorter than "
-				 "timeouts.quic_idle (60000ms), or idle tunnels die between PINGs "
-				 "(set them in the file, with --timeouts-keepalive and "
-				 "--timeouts-quic-idle or with ZGATE_TIMEOUTS_KEEPALIVE and "
-				 "ZGATE_TIMEOUTS_QUIC_IDLE; 0 turns the PINGs off)");
+	assert_string_equal(err, "--timeouts-keepalive: 60000ms must be shorter than "
+				 "timeouts.quic_idle (60000ms, default), or idle tunnels die between "
+				 "PINGs (0 turns the PINGs off)");
 	assert_int_equal(config_apply_flag(&c, "timeouts-quic-idle", "61s", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
 	assert_int_equal(config_apply_flag(&c, "timeouts-quic-idle", "5s", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err_contains("timeouts.keepalive: 60000ms must be shorter than timeouts.quic_idle (5000ms)");
+	assert_err_contains("--timeouts-keepalive: 60000ms must be shorter than timeouts.quic_idle "
+			    "(5000ms, --timeouts-quic-idle)");
 	assert_int_equal(config_apply_flag(&c, "timeouts-keepalive", "0", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0); /* off */
+	/* from the file and the environment: each named where it was set */
+	config_defaults(&c);
+	assert_int_equal(load(&c, good), 0);
+	assert_int_equal(load(&c, "timeouts:\n  quic_idle: 30s\n  keepalive: 45s\n"), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:3: timeouts.keepalive: 45000ms must be shorter than "
+			    "timeouts.quic_idle (30000ms, relay.yaml:2)");
+	{
+		char *env[] = { "ZGATE_TIMEOUTS_QUIC_IDLE=10s", NULL };
+
+		config_defaults(&c);
+		assert_int_equal(load(&c, good), 0);
+		assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+		assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+		assert_err_contains("timeouts.keepalive (default): 20000ms must be shorter than "
+				    "timeouts.quic_idle (10000ms, ZGATE_TIMEOUTS_QUIC_IDLE)");
+	}
 	/* the defaults pass */
 	config_defaults(&c);
 	assert_int_equal(load(&c, good), 0);
@@ -576,13 +593,14 @@ static void test_admin_keys(void **state)
 				    "time_wait 65536\n"));
 	assert_int_equal(load(&c, "admin: { listen: \"127.0.0.1:8081\" }\n"), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err_contains("admin.listen is set but admin.token_file is not");
+	assert_err_contains("relay.yaml:1: admin.listen is set but admin.token_file is not");
 	assert_int_equal(load(&c, "admin: { token_file: /run/zgate/admin.token, listen: \"8081\" }\n"), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
 	assert_err_contains("admin.listen: \"8081\" is not host:port");
 	assert_int_equal(config_apply_flag(&c, "admin-listen", c.ops_listen, err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err_contains("is ops_listen already");
+	assert_err_contains("--admin-listen: \"127.0.0.1:9090\" is ops_listen already "
+			    "(relay.yaml:3; leave");
 	assert_int_equal(config_apply_flag(&c, "admin-listen", "127.0.0.1:8081", err, sizeof(err)), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
 	(void)config_summary(&c, buf, sizeof(buf));
@@ -635,7 +653,8 @@ static void test_dns_service_keys(void **state)
 	assert_err_contains("dns.deny_answer: \"drop\" is neither nxdomain nor refused");
 	assert_int_equal(load(&c, "dns: { deny_answer: nxdomain, ttl_floor: 2h }\n"), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
-	assert_err_contains("dns.ttl_floor: 7200000 ms is above dns.ttl_cap (300000 ms)");
+	assert_err_contains("relay.yaml:1: dns.ttl_floor: 7200000 ms is above dns.ttl_cap "
+			    "(300000 ms, relay.yaml:1)");
 	assert_int_equal(load(&c, "dns: { ttl_floor: 1s, upstreams: [resolver.example] }\n"), 0);
 	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
 	assert_err_contains("dns.upstreams: \"resolver.example\" is not an IP address");

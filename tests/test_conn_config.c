@@ -146,8 +146,16 @@ static void test_bad_fields(void **state)
 		{ "relays: r:1\nca: a\ncert: b\nkey: c\npolicy: p\n", "c.yaml: prefixes: required" },
 		{ "relays: r:1\nca: a\ncert: b\nkey: c\nprefixes: [10.0.0.0/8]\n",
 		  "c.yaml: policy: required" },
-		{ BASE "keepalive: 30s\n", "c.yaml: keepalive: 30000ms must be shorter" },
-		{ BASE "reconnect_min: 50s\nreconnect_max: 10s\n", "c.yaml: reconnect_min" },
+		/* checks across keys name where each value was set: its line, or the
+		 * default (then after the file's name, as the messages above) */
+		{ BASE "keepalive: 30s\n",
+		  "c.yaml:7: keepalive: 30000ms must be shorter than idle_timeout (30000ms, default), "
+		  "or the connection dies before the first PING" },
+		{ BASE "idle_timeout: 20s\n",
+		  "c.yaml: keepalive (default): 25000ms must be shorter than idle_timeout (20000ms, "
+		  "c.yaml:7)" },
+		{ BASE "reconnect_min: 50s\nreconnect_max: 10s\n",
+		  "c.yaml:7: reconnect_min: 50000ms is longer than reconnect_max (10000ms, c.yaml:8)" },
 		{ "relays: [r:1\n", "c.yaml:" },
 		{ "- a\n- b\n", "c.yaml" },
 		/* a key given twice: YAML keeps the last; the loader refuses it */

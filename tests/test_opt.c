@@ -348,6 +348,7 @@ struct tcfg {
 	char list[64];
 	char sec_a[16];
 	uint32_t sec_deep_b;
+	struct opt_from from;
 };
 
 static int set_upper(void *cfg, const struct opt_spec *o, const char *text, const char *where,
@@ -374,7 +375,8 @@ static const struct opt_spec topts[] = {
 	{ .key = "sec.a", .type = OPT_T_STR, TF(sec_a), .def = "", .help = "in a section" },
 	{ .key = "sec.deep.b", .type = OPT_T_U32, TF(sec_deep_b), .min = 0, .max = 5, .def = "", .help = "deeper" },
 };
-static const struct opt_table ttable = { topts, sizeof(topts) / sizeof(topts[0]) };
+OPT_TABLE_FITS(topts);
+static const struct opt_table ttable = OPT_TABLE_FROM(topts, struct tcfg, from);
 
 static void test_opt_table_types_and_messages(void **state)
 {
@@ -589,6 +591,76 @@ static void test_yamlcfg_opts_mapping(void **state)
 	assert_int_equal(c.sec_deep_b, 1);
 }
 
+/* Where each option's value came from, kept as it is set: the file's line,
+ * the variable, the flag or the default, in the two forms opt_where()
+ * writes for a message across options. */
+static void test_opt_where_names_each_source(void **state)
+{
+	char path[] = "/tmp/zg-optwhere-XXXXXX", want[64], w[OPT_FROM_FILE_MAX + 64];
+	char *argv[] = { "prog", "--config", path, "--wait", "2s", NULL };
+	char *env[] = { "ZGATE_PORT=80", NULL };
+	static const char yml[] = "n: 2\nsec:\n  deep: {b: 4}\nport: 8\nwait: 5s\n";
+	static const struct opt_table bare = { .v = topts, .n = sizeof(topts) / sizeof(topts[0]) };
+	struct tcfg c;
+	struct yamlcfg_args a = { .o = { .t = &ttable, .cfg = &c, .list = tlist }, .first = 1 };
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yml, sizeof(yml) - 1), (ssize_t)(sizeof(yml) - 1));
+	close(fd);
+	memset(&c, 0, sizeof(c));
+	opt_defaults(&ttable, &c);
+	assert_int_equal(yamlcfg_args(&a, 5, argv, env, err, sizeof(err)), 0);
+	unlink(path);
+	assert_int_equal(c.port, 80);
+	assert_int_equal(c.wait_ms, 2000);
+	/* the file: its line, with the key as the table spells it */
+	assert_int_equal(opt_where(&ttable, &c, "n", 1, w, sizeof(w)), OPT_SRC_FILE);
+	(void)snprintf(want, sizeof(want), "%s:1: n", path);
+	assert_string_equal(w, want);
+	assert_int_equal(opt_where(&ttable, &c, "sec.deep.b", 1, w, sizeof(w)), OPT_SRC_FILE);
+	(void)snprintf(want, sizeof(want), "%s:3: sec.deep.b", path);
+	assert_string_equal(w, want);
+	assert_int_equal(opt_where(&ttable, &c, "sec.deep.b", 0, w, sizeof(w)), OPT_SRC_FILE);
+	(void)snprintf(want, sizeof(want), "%s:3", path);
+	assert_string_equal(w, want);
+	/* a variable over the file, a flag over both */
+	assert_int_equal(opt_where(&ttable, &c, "port", 1, w, sizeof(w)), OPT_SRC_ENV);
+	assert_string_equal(w, "ZGATE_PORT");
+	assert_int_equal(opt_where(&ttable, &c, "port", 0, w, sizeof(w)), OPT_SRC_ENV);
+	assert_string_equal(w, "ZGATE_PORT");
+	assert_int_equal(opt_where(&ttable, &c, "wait", 1, w, sizeof(w)), OPT_SRC_FLAG);
+	assert_string_equal(w, "--wait");
+	/* untouched: the default */
+	assert_int_equal(opt_where(&ttable, &c, "grace", 1, w, sizeof(w)), OPT_SRC_DEFAULT);
+	assert_string_equal(w, "grace (default)");
+	assert_int_equal(opt_where(&ttable, &c, "grace", 0, w, sizeof(w)), OPT_SRC_DEFAULT);
+	assert_string_equal(w, "default");
+	/* a value refused leaves the origin of the one kept */
+	assert_int_equal(opt_apply_flag(&ttable, &c, "n", "0", err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_int_equal(opt_where(&ttable, &c, "n", 0, w, sizeof(w)), OPT_SRC_FILE);
+	assert_int_equal(opt_apply_flag(&ttable, &c, "sec-deep-b", "1", err, sizeof(err)), 0);
+	assert_int_equal(opt_where(&ttable, &c, "sec.deep.b", 1, w, sizeof(w)), OPT_SRC_FLAG);
+	assert_string_equal(w, "--sec-deep-b");
+	/* cut to the room given, terminated */
+	(void)opt_where(&ttable, &c, "grace", 1, w, 6);
+	assert_string_equal(w, "grace");
+	/* the defaults again: every origin is the default */
+	opt_defaults(&ttable, &c);
+	assert_int_equal(opt_where(&ttable, &c, "port", 1, w, sizeof(w)), OPT_SRC_DEFAULT);
+	assert_string_equal(w, "port (default)");
+	/* a key the table lacks, a table that keeps no origins: the key alone */
+	assert_int_equal(opt_where(&ttable, &c, "nope", 1, w, sizeof(w)), OPT_SRC_DEFAULT);
+	assert_string_equal(w, "nope");
+	assert_int_equal(opt_apply_flag(&bare, &c, "n", "4", err, sizeof(err)), 0);
+	assert_int_equal(opt_where(&bare, &c, "n", 1, w, sizeof(w)), OPT_SRC_DEFAULT);
+	assert_string_equal(w, "n");
+	assert_int_equal(opt_where(&bare, &c, "n", 0, w, sizeof(w)), OPT_SRC_DEFAULT);
+	assert_string_equal(w, "");
+}
+
 /* yamlcfg_args(): the command line of every program with a table. A flag
  * wins over a variable over the file; --help/--version return before
  * anything is checked; --config "" means no file, even over ZGATE_CONFIG;
@@ -669,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_opt_table_keys_env_flags_usage),
 		cmocka_unit_test(test_yamlcfg_opts_mapping),
 		cmocka_unit_test(test_yamlcfg_args),
+		cmocka_unit_test(test_opt_where_names_each_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,7 +95,8 @@ static const struct opt_spec opts[] = {
 	  "FILE"),
 };
 
-static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };
+OPT_TABLE_FITS(opts);
+static const struct opt_table table = OPT_TABLE_FROM(opts, struct agent_config, from);
 
 /* Appends the prefixes of text (separated by commas and/or blanks) to *a
  * and sets its filter; "none" alone is the empty filter. */
@@ -382,6 +383,7 @@ static int relay_derive(const struct agent_config *cfg, struct relay_entry *e, s
 
 int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 {
+	char a[OPT_FROM_FILE_MAX + 64], b[OPT_FROM_FILE_MAX + 32];
 	int r;
 
 	if ((r = opt_require(cfg->relay, "relay", err, errlen)) != 0 ||
@@ -396,16 +398,22 @@ int agent_config_validate(struct agent_config *cfg, char *err, size_t errlen)
 		return r;
 	if (!tun_name_ok(cfg->tun)) /* set_tun() checks it as read; the struct may be filled */
 		return tun_name_err("tun", cfg->tun, err, errlen);
+	/* each value named where it was set: the two may come from
+	 * different sources (the file, a variable, a flag, the default) */
 	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->idle_timeout_ms) {
+		(void)opt_where(&table, cfg, "keepalive", 1, a, sizeof(a));
+		(void)opt_where(&table, cfg, "idle_timeout", 0, b, sizeof(b));
 		zg_seterr(err, errlen,
-			  "keepalive: %ums must be shorter than idle_timeout (%ums), or the connection "
+			  "%s: %ums must be shorter than idle_timeout (%ums, %s), or the connection "
 			  "dies before the first PING",
-			  cfg->keepalive_ms, cfg->idle_timeout_ms);
+			  a, cfg->keepalive_ms, cfg->idle_timeout_ms, b);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
-		zg_seterr(err, errlen, "reconnect_min: %ums is longer than reconnect_max (%ums)",
-			  cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+		(void)opt_where(&table, cfg, "reconnect_min", 1, a, sizeof(a));
+		(void)opt_where(&table, cfg, "reconnect_max", 0, b, sizeof(b));
+		zg_seterr(err, errlen, "%s: %ums is longer than reconnect_max (%ums, %s)", a,
+			  cfg->reconnect_min_ms, cfg->reconnect_max_ms, b);
 		return ZG_ERR_CONFIG;
 	}
 	/* set_mtu() refuses it where it is read; this is for a caller that

@@ -59,7 +59,8 @@ struct agent_config {
 	char resolv_conf[AGENT_CONFIG_PATH_MAX];  /* the file mode's resolver file */
 	char dns_backup[AGENT_CONFIG_PATH_MAX];   /* its crash backup; "" = beside it */
 	char log_level[16];
-	char log_format[8]; /* text or json */
+	char log_format[8];   /* text or json */
+	struct opt_from from; /* where each option was set, for agent_config_validate() */
 };
 
 /* What the command line asks for besides running. */

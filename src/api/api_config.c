@@ -72,7 +72,7 @@ static const struct opt_spec opts[] = {
 	  .help = "text (one line per event) or json (one JSON object per line)" },
 };
 
-static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };
+static const struct opt_table table = { .v = opts, .n = sizeof(opts) / sizeof(opts[0]) };
 
 void api_config_defaults(struct api_config *cfg)
 {

@@ -298,11 +298,81 @@ int opt_set(void *cfg, const struct opt_spec *o, const char *text, const char *w
 	return ZG_ERR_INVAL;
 }
 
+/* cfg's origins, or NULL when t keeps none. */
+static struct opt_from *from_of(const struct opt_table *t, const void *cfg)
+{
+	return t->has_from ? (struct opt_from *)(uintptr_t)((const char *)cfg + t->from_off) : NULL;
+}
+
+void opt_from_note(const struct opt_table *t, void *cfg, const struct opt_spec *o,
+		   enum opt_src src, size_t line)
+{
+	struct opt_from *f = from_of(t, cfg);
+	size_t i;
+
+	if (f == NULL || o < t->v || o >= t->v + t->n)
+		return;
+	i = (size_t)(o - t->v);
+	if (i >= OPT_FROM_MAX) /* OPT_TABLE_FITS() keeps the programs' tables within */
+		return;
+	f->src[i] = (uint8_t)src;
+	f->line[i] = src == OPT_SRC_FILE && line <= UINT32_MAX ? (uint32_t)line : 0;
+}
+
+void opt_from_file(const struct opt_table *t, void *cfg, const char *file)
+{
+	struct opt_from *f = from_of(t, cfg);
+
+	if (f != NULL)
+		(void)snprintf(f->file, sizeof(f->file), "%s", file);
+}
+
+enum opt_src opt_where(const struct opt_table *t, const void *cfg, const char *key, int lead,
+		       char *out, size_t outlen)
+{
+	const struct opt_from *f = from_of(t, cfg);
+	const struct opt_spec *o = opt_find(t, key, strlen(key));
+	enum opt_src src = OPT_SRC_DEFAULT;
+	char name[128];
+	size_t i;
+
+	if (outlen == 0)
+		return src;
+	if (f == NULL || o == NULL || (i = (size_t)(o - t->v)) >= OPT_FROM_MAX) {
+		(void)snprintf(out, outlen, "%s", lead ? key : "");
+		return src;
+	}
+	src = (enum opt_src)f->src[i];
+	switch (src) {
+	case OPT_SRC_FILE:
+		if (lead)
+			(void)snprintf(out, outlen, "%s:%u: %s", f->file, (unsigned)f->line[i], key);
+		else
+			(void)snprintf(out, outlen, "%s:%u", f->file, (unsigned)f->line[i]);
+		break;
+	case OPT_SRC_ENV:
+		opt_name(key, 1, out, outlen);
+		break;
+	case OPT_SRC_FLAG:
+		opt_name(key, 0, name, sizeof(name));
+		(void)snprintf(out, outlen, "--%s", name);
+		break;
+	case OPT_SRC_DEFAULT:
+	default:
+		src = OPT_SRC_DEFAULT;
+		(void)snprintf(out, outlen, "%s%s", lead ? key : "default", lead ? " (default)" : "");
+		break;
+	}
+	return src;
+}
+
 void opt_defaults(const struct opt_table *t, void *cfg)
 {
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->n; i++) {
 		if (t->v[i].def[0] != '\0')
 			(void)opt_set(cfg, &t->v[i], t->v[i].def, "default", NULL, 0);
+		opt_from_note(t, cfg, &t->v[i], OPT_SRC_DEFAULT, 0);
+	}
 }
 
 const struct opt_spec *opt_find(const struct opt_table *t, const char *key, size_t len)
@@ -406,6 +476,7 @@ int opt_apply_env(const struct opt_table *t, void *cfg, char *const *envp, char 
 		opt_name(o->key, 1, name, sizeof(name));
 		if ((r = opt_set(cfg, o, eq + 1, name, err, errlen)) != 0)
 			return r;
+		opt_from_note(t, cfg, o, OPT_SRC_ENV, 0);
 	}
 	return 0;
 }
@@ -415,13 +486,17 @@ int opt_apply_flag(const struct opt_table *t, void *cfg, const char *flag, const
 {
 	const struct opt_spec *o = find_flag(t, flag);
 	char where[160];
+	int r;
 
 	if (o == NULL) {
 		zg_seterr(err, errlen, "unknown option --%s (see --help)", flag);
 		return ZG_ERR_NOTFOUND;
 	}
 	(void)snprintf(where, sizeof(where), "--%s", flag);
-	return opt_set(cfg, o, value, where, err, errlen);
+	if ((r = opt_set(cfg, o, value, where, err, errlen)) != 0)
+		return r;
+	opt_from_note(t, cfg, o, OPT_SRC_FLAG, 0);
+	return 0;
 }
 
 enum opt_arg opt_table_kind(const char *flag, void *ctx)

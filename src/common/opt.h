@@ -145,14 +145,72 @@ struct opt_spec {
 	int list;          /* a YAML sequence is accepted too (yamlcfg_opts_mapping()) */
 };
 
+/* Where an option's value came from, kept so that a check across options
+ * (keepalive shorter than idle_timeout) can name where each was set. */
+enum opt_src {
+	OPT_SRC_DEFAULT = 0, /* the table's default (or never set) */
+	OPT_SRC_FILE,        /* the configuration file, at a line */
+	OPT_SRC_ENV,         /* a ZGATE_* variable */
+	OPT_SRC_FLAG         /* a --flag */
+};
+
+/* Options of a table whose origins are kept (OPT_TABLE_FITS checks it at
+ * compile time), and the room for the file's name. */
+#define OPT_FROM_MAX 128
+#define OPT_FROM_FILE_MAX 4096
+
+/* The origins of a configuration's options: a member of the program's
+ * configuration struct, fixed in size (nothing allocated). Zeroed, every
+ * option is OPT_SRC_DEFAULT. One file per configuration: a second file
+ * loaded with another name renames the lines of the first. */
+struct opt_from {
+	char file[OPT_FROM_FILE_MAX]; /* the file OPT_SRC_FILE values came from */
+	uint32_t line[OPT_FROM_MAX];  /* OPT_SRC_FILE: the line of the key */
+	uint8_t src[OPT_FROM_MAX];    /* enum opt_src, by index in the table */
+};
+
 struct opt_table {
 	const struct opt_spec *v;
 	size_t n;
+	int has_from;    /* 1: cfg keeps the options' origins in a struct opt_from */
+	size_t from_off; /* ...at this offset */
 };
+
+/* A table whose configuration struct type keeps its origins in member, a
+ * struct opt_from. opts is the array of struct opt_spec. */
+#define OPT_TABLE_FROM(opts, type, member)                                          \
+	{                                                                           \
+		(opts), sizeof(opts) / sizeof((opts)[0]), 1, offsetof(type, member) \
+	}
+/* Put beside such a table: it must not outgrow struct opt_from. */
+#define OPT_TABLE_FITS(opts)                                             \
+	_Static_assert(sizeof(opts) / sizeof((opts)[0]) <= OPT_FROM_MAX, \
+		       "more options than OPT_FROM_MAX: raise it")
+
+/* Notes that o's value in cfg came from src (at line of cfg's file for
+ * OPT_SRC_FILE). Nothing when t keeps no origins. opt_defaults(),
+ * opt_apply_env(), opt_apply_flag() and yamlcfg_opts_mapping() call it. */
+void opt_from_note(const struct opt_table *t, void *cfg, const struct opt_spec *o,
+		   enum opt_src src, size_t line);
+
+/* Notes the name of the file whose lines OPT_SRC_FILE origins are (cut
+ * to OPT_FROM_FILE_MAX - 1 bytes). Nothing when t keeps no origins. */
+void opt_from_file(const struct opt_table *t, void *cfg, const char *file);
+
+/* Where the value of option key in cfg came from, for a message about
+ * several options, into out (cut to outlen, terminated). lead = 1, the
+ * form that starts a message: "FILE:LINE: key", "ZGATE_KEY", "--key" or
+ * "key (default)"; lead = 0, the form for another option named beside it:
+ * "FILE:LINE", "ZGATE_KEY", "--key" or "default". A table that keeps no
+ * origins, or a key it does not have, gives "key" / "". Returns the
+ * source. */
+enum opt_src opt_where(const struct opt_table *t, const void *cfg, const char *key, int lead,
+		       char *out, size_t outlen);
 
 /* Applies o's default text to cfg (which the caller zeroed), for every
  * option whose default is not "". The defaults are the table's own and
- * tested to parse; a bad one is left zero. */
+ * tested to parse; a bad one is left zero. Every option's origin becomes
+ * OPT_SRC_DEFAULT. */
 void opt_defaults(const struct opt_table *t, void *cfg);
 
 /* Parses text for o into cfg as its type says: the checks and the messages
@@ -181,12 +239,14 @@ void opt_keys_under(const struct opt_table *t, const char *section, char *out, s
 /* Applies every ZGATE_* variable of envp (NULL-terminated "K=V") to cfg.
  * ZGATE_CONFIG (the file's path) is skipped; any other ZGATE_* variable
  * that names no option is an error ("environment: ZGATE_X names no option
- * (see --help)"). Returns 0 or ZG_ERR_CONFIG with err set. */
+ * (see --help)"). Returns 0 or ZG_ERR_CONFIG with err set. An option set
+ * is noted as from OPT_SRC_ENV. */
 int opt_apply_env(const struct opt_table *t, void *cfg, char *const *envp, char *err,
 		  size_t errlen);
 
-/* Applies one flag (name without "--") and its value. Returns 0,
- * ZG_ERR_NOTFOUND ("unknown option --x (see --help)") or ZG_ERR_CONFIG. */
+/* Applies one flag (name without "--") and its value, noted as from
+ * OPT_SRC_FLAG. Returns 0, ZG_ERR_NOTFOUND ("unknown option --x (see
+ * --help)") or ZG_ERR_CONFIG. */
 int opt_apply_flag(const struct opt_table *t, void *cfg, const char *flag, const char *value,
 		   char *err, size_t errlen);
 

@@ -272,9 +272,13 @@ static int opts_mapping(const struct yamlcfg_opts *c, yaml_parser_t *p, const ch
 		if (o != NULL && val.type == YAML_SCALAR_EVENT) {
 			r = opt_set(c->cfg, o, (const char *)val.data.scalar.value, where, err,
 				    errlen);
+			if (r == 0)
+				opt_from_note(c->t, c->cfg, o, OPT_SRC_FILE, line);
 		} else if (o != NULL && o->list && c->list != NULL &&
 			   val.type == YAML_SEQUENCE_START_EVENT) {
 			r = c->list(c->cfg, o, p, name, where, err, errlen);
+			if (r == 0)
+				opt_from_note(c->t, c->cfg, o, OPT_SRC_FILE, line);
 		} else if (o == NULL && val.type == YAML_MAPPING_START_EVENT) {
 			r = opts_mapping(c, p, name, path, depth + 1, first, err, errlen);
 		} else {
@@ -302,6 +306,7 @@ int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *er
 		zg_seterr(err, errlen, "%s: out of memory", name);
 		return ZG_ERR_NOMEM;
 	}
+	opt_from_file(c->t, c->cfg, name);
 	r = opts_mapping(c, p, name, "", 0, first, err, errlen);
 	free(first);
 	return r;

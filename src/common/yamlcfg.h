@@ -76,7 +76,8 @@ struct yamlcfg_opts {
  * twice anywhere in the document, however spelt: tls.cert: at the top
  * and cert: under tls:), "expected a
  * single value, found a list" (or "a mapping of keys" for a section),
- * opt_set()'s and list()'s messages. */
+ * opt_set()'s and list()'s messages. Each option set is noted as from
+ * NAME at its key's line (opt_from_note()). */
 int yamlcfg_opts_mapping(void *ctx, yaml_parser_t *p, const char *name, char *err, size_t errlen);
 
 /* yamlcfg_read_file() of path, then yamlcfg_load() of its text with the

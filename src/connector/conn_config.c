@@ -63,7 +63,8 @@ static const struct opt_spec opts[] = {
 	DUR("request_timeout", request_timeout_ms, 100, 300000, "10s"),
 };
 
-static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };
+OPT_TABLE_FITS(opts);
+static const struct opt_table table = OPT_TABLE_FROM(opts, struct conn_config, from);
 
 void conn_config_defaults(struct conn_config *cfg)
 {
@@ -212,7 +213,7 @@ static int load_list(void *cfg, const struct opt_spec *o, yaml_parser_t *p, cons
 static int validate(struct conn_config *cfg, const char *name, char *err, size_t errlen)
 {
 	const char *missing = NULL;
-	char why[256];
+	char why[256], a[OPT_FROM_FILE_MAX + 64], b[OPT_FROM_FILE_MAX + 32];
 
 	if (cfg->relays.n == 0)
 		missing = "relays";
@@ -230,16 +231,26 @@ static int validate(struct conn_config *cfg, const char *name, char *err, size_t
 		zg_seterr(err, errlen, "%s: %s: required, not set", name, missing);
 		return ZG_ERR_CONFIG;
 	}
+	/* each value named where it was set: its line, or the default (then
+	 * the message starts with the file's name, as the others here) */
 	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->idle_timeout_ms) {
+		int dflt = opt_where(&table, cfg, "keepalive", 1, a, sizeof(a)) != OPT_SRC_FILE;
+
+		(void)opt_where(&table, cfg, "idle_timeout", 0, b, sizeof(b));
 		zg_seterr(err, errlen,
-			  "%s: keepalive: %ums must be shorter than idle_timeout (%ums), or the "
+			  "%s%s%s: %ums must be shorter than idle_timeout (%ums, %s), or the "
 			  "connection dies before the first PING",
-			  name, cfg->keepalive_ms, cfg->idle_timeout_ms);
+			  dflt ? name : "", dflt ? ": " : "", a, cfg->keepalive_ms,
+			  cfg->idle_timeout_ms, b);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
-		zg_seterr(err, errlen, "%s: reconnect_min: %ums is longer than reconnect_max (%ums)",
-			  name, cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+		int dflt = opt_where(&table, cfg, "reconnect_min", 1, a, sizeof(a)) != OPT_SRC_FILE;
+
+		(void)opt_where(&table, cfg, "reconnect_max", 0, b, sizeof(b));
+		zg_seterr(err, errlen, "%s%s%s: %ums is longer than reconnect_max (%ums, %s)",
+			  dflt ? name : "", dflt ? ": " : "", a, cfg->reconnect_min_ms,
+			  cfg->reconnect_max_ms, b);
 		return ZG_ERR_CONFIG;
 	}
 	for (size_t i = 0; i < cfg->relays.n; i++) {

@@ -27,6 +27,7 @@
 
 #include "agent/relaylist.h"
 #include "agent/routes.h"
+#include "opt.h"
 
 #define CONN_PATH_MAX 1024
 #define CONN_PREFIX_MAX 64 /* prefixes served */
@@ -47,6 +48,7 @@ struct conn_config {
 	uint32_t keepalive_ms, idle_timeout_ms;
 	uint32_t max_conns_per_agent; /* inner connections at once per agent address, per relay */
 	uint32_t request_timeout_ms;  /* an inner connection without a tunnel is closed after it */
+	struct opt_from from;         /* where each key was set, for the checks across keys */
 };
 
 /* Fills *cfg with the defaults (audit "-", ops_listen 127.0.0.1:9201,

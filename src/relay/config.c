@@ -156,7 +156,8 @@ static const struct opt_spec opts[] = {
 	{ .key = "log_format", .type = OPT_T_FORMAT, FIELD(log_format), .def = "text", .help = "text (one line per event) or json (one JSON object per line: ts, level, msg)" },
 };
 
-static const struct opt_table table = { opts, sizeof(opts) / sizeof(opts[0]) };
+OPT_TABLE_FITS(opts);
+static const struct opt_table table = OPT_TABLE_FROM(opts, struct relay_config, from);
 
 int config_parse_prefix(const char *s, struct config_prefix *p)
 {
@@ -377,7 +378,8 @@ int config_check_uri_template(const char *t, char *err, size_t errlen)
 
 int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 {
-	char why[256];
+	/* checks across options name where each value was set (opt_where()) */
+	char why[256], a[OPT_FROM_FILE_MAX + 64], b[OPT_FROM_FILE_MAX + 32];
 	int r;
 
 	if ((r = opt_require(cfg->tls_cert, "tls.cert", err, errlen)) != 0 ||
@@ -404,8 +406,10 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 			return ZG_ERR_CONFIG;
 	}
 	if (cfg->dns_ttl_floor_ms > cfg->dns_ttl_cap_ms) {
-		zg_seterr(err, errlen, "dns.ttl_floor: %u ms is above dns.ttl_cap (%u ms)",
-			  cfg->dns_ttl_floor_ms, cfg->dns_ttl_cap_ms);
+		(void)opt_where(&table, cfg, "dns.ttl_floor", 1, a, sizeof(a));
+		(void)opt_where(&table, cfg, "dns.ttl_cap", 0, b, sizeof(b));
+		zg_seterr(err, errlen, "%s: %u ms is above dns.ttl_cap (%u ms, %s)", a,
+			  cfg->dns_ttl_floor_ms, cfg->dns_ttl_cap_ms, b);
 		return ZG_ERR_CONFIG;
 	}
 	if (check_hostport(cfg->listen) != 0) {
@@ -422,14 +426,18 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->admin_listen[0] != '\0' && cfg->admin_token_file[0] == '\0') {
-		zg_seterr(err, errlen, "admin.listen is set but admin.token_file is not: the admin "
-				       "endpoint needs a token");
+		(void)opt_where(&table, cfg, "admin.listen", 1, a, sizeof(a));
+		zg_seterr(err, errlen, "%s is set but admin.token_file is not: the admin "
+				       "endpoint needs a token",
+			  a);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->admin_listen[0] != '\0' && strcmp(cfg->admin_listen, cfg->ops_listen) == 0) {
-		zg_seterr(err, errlen, "admin.listen: \"%s\" is ops_listen already (leave "
+		(void)opt_where(&table, cfg, "admin.listen", 1, a, sizeof(a));
+		(void)opt_where(&table, cfg, "ops_listen", 0, b, sizeof(b));
+		zg_seterr(err, errlen, "%s: \"%s\" is ops_listen already (%s; leave "
 				       "admin.listen empty to serve admin there)",
-			  cfg->admin_listen);
+			  a, cfg->admin_listen, b);
 		return ZG_ERR_CONFIG;
 	}
 	if (config_check_uri_template(cfg->uri_template, why, sizeof(why)) != 0) {
@@ -471,17 +479,19 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 	/* as the agent and the connector check theirs: a PING only as often
 	 * as the idle timeout lets an idle tunnel die between two */
 	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->quic_idle_ms) {
+		(void)opt_where(&table, cfg, "timeouts.keepalive", 1, a, sizeof(a));
+		(void)opt_where(&table, cfg, "timeouts.quic_idle", 0, b, sizeof(b));
 		zg_seterr(err, errlen,
-			  "timeouts.keepalive: %ums must be shorter than timeouts.quic_idle (%ums), or "
-			  "idle tunnels die between PINGs (set them in the file, with "
-			  "--timeouts-keepalive and --timeouts-quic-idle or with "
-			  "ZGATE_TIMEOUTS_KEEPALIVE and ZGATE_TIMEOUTS_QUIC_IDLE; 0 turns the PINGs off)",
-			  cfg->keepalive_ms, cfg->quic_idle_ms);
+			  "%s: %ums must be shorter than timeouts.quic_idle (%ums, %s), or idle "
+			  "tunnels die between PINGs (0 turns the PINGs off)",
+			  a, cfg->keepalive_ms, cfg->quic_idle_ms, b);
 		return ZG_ERR_CONFIG;
 	}
 	if (cfg->max_flows_per_client > cfg->max_flows) {
-		zg_seterr(err, errlen, "limits.flows_per_client (%u) exceeds limits.flows (%u)",
-			  cfg->max_flows_per_client, cfg->max_flows);
+		(void)opt_where(&table, cfg, "limits.flows_per_client", 1, a, sizeof(a));
+		(void)opt_where(&table, cfg, "limits.flows", 0, b, sizeof(b));
+		zg_seterr(err, errlen, "%s: %u exceeds limits.flows (%u, %s)", a,
+			  cfg->max_flows_per_client, cfg->max_flows, b);
 		return ZG_ERR_CONFIG;
 	}
 	return 0;

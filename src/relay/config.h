@@ -97,6 +97,7 @@ struct relay_config {
 	char log_format[8];        /* text or json */
 	uint32_t audit_deny_per_s; /* flow_deny lines per client per second; 0 = all */
 	uint32_t audit_buffer_kib; /* audit lines waiting for stdout, at most */
+	struct opt_from from;      /* where each option was set, for config_validate() */
 };
 
 /* Fills *cfg with the built-in defaults (see config_usage()). */
