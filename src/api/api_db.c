@@ -113,7 +113,7 @@ static PGconn *connect_db(struct api_db *db, char *err, size_t errlen)
 	(void)PQsetNoticeProcessor(c, on_notice, NULL);
 	/* Notices ("already exists, skipping") are not for the operator. */
 	(void)snprintf(st, sizeof(st), "SET statement_timeout = %u; SET client_min_messages = warning; "
-		       "SET client_encoding = 'UTF8'",
+				       "SET client_encoding = 'UTF8'",
 		       db->timeout_ms);
 	res = PQexec(c, st);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
