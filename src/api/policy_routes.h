@@ -64,8 +64,8 @@ struct api_policy_call {
 	const char *by;           /* who: "admin:NAME", "token" or "relay:ID" */
 	const char *body;         /* POST: the body read, len bytes */
 	size_t len;
-	const char *limit, *before;  /* query arguments; NULL: absent */
-	const char *if_none_match;   /* the header; NULL: absent */
+	const char *limit, *before; /* query arguments; NULL: absent */
+	const char *if_none_match;  /* the header; NULL: absent */
 };
 
 /* The answer to c: a response with Content-Type and Cache-Control: no-store

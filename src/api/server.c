@@ -64,9 +64,9 @@ enum ep {
 	EP__N
 };
 static const char *const ep_names[EP__N] = {
-	"health",        "ready",           "metrics",      "allocate",        "get",
-	"refresh",       "release",         "stats",        "list",            "other",
-	"policy_list",   "policy_create",   "policy_validate", "policy_get", "policy_activate",
+	"health", "ready", "metrics", "allocate", "get",
+	"refresh", "release", "stats", "list", "other",
+	"policy_list", "policy_create", "policy_validate", "policy_get", "policy_activate",
 	"policy_activations", "policy"
 };
 static const unsigned codes[] = { 200, 201, 304, 400, 401, 403, 404, 405, 409, 413, 415, 429,
@@ -1352,15 +1352,17 @@ static enum MHD_Result handle_list(struct api_server *s, struct MHD_Connection *
 	return res;
 }
 
-/* The policy endpoints' endpoint label (for /metrics) and role: k is one
- * of them. ROLE_METHOD: the method is not theirs (*pallow: what is). */
+/* The endpoint label (for /metrics) of policy endpoint k and method, and
+ * who may call it: *prole 2 admins, 1 relays too (GET /api/v1/policy), 0
+ * nobody, k has no such method (*pallow: the methods it has). (Numbers:
+ * enum role is defined below, with the head's checks.) */
 static enum ep policy_ep(enum api_route_kind k, const char *method, int *prole,
 			 const char **pallow)
 {
 	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	int post = strcmp(method, "POST") == 0;
 
-	*prole = 2; /* ROLE_ADMIN, below */
+	*prole = 2;
 	switch (k) {
 	case API_R_POLICIES:
 		*pallow = "GET, HEAD, POST";
@@ -1603,7 +1605,8 @@ static enum role role_needed(enum api_route_kind k, const char *method)
 			int role;
 
 			(void)policy_ep(k, method, &role, &allow);
-			return role == 2 ? ROLE_ADMIN : role == 1 ? ROLE_ANY : ROLE_METHOD;
+			return role == 2 ? ROLE_ADMIN : role == 1 ? ROLE_ANY
+								  : ROLE_METHOD;
 		}
 		return ROLE_METHOD;
 	}
@@ -1687,17 +1690,17 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	if (need == ROLE_METHOD)
 		goto public; /* 405 with Allow */
 	/* the endpoint, for /metrics, whatever the answer */
-	if (is_policy(rq->rt.kind)) {
-		const char *allow;
-		int role;
-
-		rq->ep = policy_ep(rq->rt.kind, method, &role, &allow);
-	} else
 	rq->ep = rq->rt.kind == API_R_ALLOCS    ? (need == ROLE_ADMIN ? EP_LIST : EP_ALLOCATE)
 		 : rq->rt.kind == API_R_REFRESH ? EP_REFRESH
 		 : rq->rt.kind == API_R_STATS   ? EP_STATS
 		 : need == ROLE_ADMIN           ? EP_RELEASE
 						: EP_GET;
+	if (is_policy(rq->rt.kind)) {
+		const char *allow;
+		int role;
+
+		rq->ep = policy_ep(rq->rt.kind, method, &role, &allow);
+	}
 	identify(s, conn, &rq->id);
 	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY)))
 		return refuse(s, conn, rq, &rq->id);
