@@ -6,7 +6,7 @@
 # limit/before; a version by id with its document byte-exact (Unicode,
 # quotes, backslashes, tabs, CRLF), also one of exactly 1 MiB; a document
 # over 1 MiB (413) and a body announced over the bound (413 at the head);
-# NUL refused; activation (idempotent, 409 on a stale expected_active, 404
+# NUL refused; at most 4 large bodies at once (503 for a fifth); activation (idempotent, 409 on a stale expected_active, 404
 # for an unknown id) and its history; GET /api/v1/policy as a relay: 404
 # before any activation, then the raw YAML byte-exact with ETag and
 # Zgate-Policy-Id, 304 with If-None-Match; roles (relay refused on every
@@ -246,6 +246,8 @@ r=$(req $A POST policies '' "${OPS[@]}" -H 'Content-Type: application/json' -H '
 [[ $r == 413*"policy document may be 1 MiB"* ]] || fail "announced body over the bound: $r"
 r=$(req $A POST policies "$ZG_TMP/big.json" "${OPS[@]}" -H 'Transfer-Encoding: chunked')
 [[ $r == 200* ]] || fail "the 1 MiB document chunked (the same again: 200): ${r:0:300}"
+python3 "$ZG_ROOT/tests/e2e/api_conns.py" bigslots --port $PA --ca "$P/ca.crt" --cert "$P/ops.crt" \
+	--key "$P/ops.key" --cap 4 || fail "large bodies at once not bounded, or the slot not given back"
 head -c 5000 /dev/zero | tr '\0' ' ' >"$ZG_TMP/pad.json"; echo '{}' >>"$ZG_TMP/pad.json"
 r=$(req $A POST "policies/$id2/activate" "$ZG_TMP/pad.json" "${OPS[@]}"); [[ $r == 413* ]] || fail "activate keeps the 4096-byte limit: $r"
 
