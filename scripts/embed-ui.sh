@@ -4,7 +4,7 @@
 # len }, so zgate-api serves them from its binary and installs no files.
 #
 # A file's name is its path under /ui/; its Content-Type comes from its
-# extension (.html, .js, .css; any other is refused, so nothing is ever
+# extension (.html, .js, .css, .svg; any other is refused, so nothing is ever
 # served with a type guessed wrong). Bytes are written with od, so any
 # content is carried exactly. The header is written to a temporary file
 # and moved into place only when it changed.
@@ -24,8 +24,9 @@ trap 'rm -f "$tmp"' EXIT
 		*.html) type="text/html; charset=utf-8" ;;
 		*.js) type="text/javascript; charset=utf-8" ;;
 		*.css) type="text/css; charset=utf-8" ;;
+		*.svg) type="image/svg+xml" ;;
 		*)
-			echo "embed-ui.sh: $f: unknown type (.html, .js or .css)" >&2
+			echo "embed-ui.sh: $f: unknown type (.html, .js, .css or .svg)" >&2
 			exit 1
 			;;
 		esac

@@ -81,7 +81,7 @@ async function main() {
 	page.on('request', (r) => requests.push(r.url()));
 	page.on('console', (m) => {
 		if (m.type() === 'error' || m.type() === 'warning')
-			problems.push('console ' + m.type() + ': ' + m.text());
+			problems.push('console ' + m.type() + ': ' + m.text() + ' (' + ((m.location() || {}).url || '') + ')');
 	});
 	page.on('pageerror', (e) => problems.push('page error: ' + e.message));
 

@@ -19,6 +19,7 @@
 		versions: [],
 		next: null,
 		pendingActivate: null,
+		keepStatus: false, // the next navigation keeps the status line (a save's)
 	};
 
 	const $ = (id) => document.getElementById(id);
@@ -143,7 +144,7 @@
 			return true;
 		}
 		if (r.status === 401 || r.status === 403)
-			return { refused: errorText(r) };
+			return { refused: errorText(r), status: r.status };
 		throw new ApiError(r.status, errorText(r), r.data);
 	}
 
@@ -490,6 +491,11 @@
 			const id = r.data.id;
 			setStatus(r.status === 201 ? 'Saved as version ' + id + ' (not active yet).'
 				: 'This document is version ' + id + ' already: nothing saved.');
+			if (location.hash === '#/version/' + id) {
+				await route();
+				return;
+			}
+			state.keepStatus = true;
 			location.hash = '#/version/' + id;
 			return;
 		}
@@ -630,6 +636,9 @@
 		});
 		window.addEventListener('hashchange', () => {
 			showError('');
+			if (!state.keepStatus)
+				setStatus('');
+			state.keepStatus = false;
 			route();
 		});
 		state.token = sessionStorage.getItem(TOKEN_KEY);
@@ -639,7 +648,10 @@
 				await route();
 				return;
 			}
-			signedOut(state.token ? 'The saved token was refused: ' + ok.refused : '');
+			// without a token, a 401 only means "sign in"; a 403 is a
+			// certificate the browser presented that is not an admin's
+			signedOut(state.token ? 'The saved token was refused: ' + ok.refused
+				: ok.status === 403 ? 'The certificate of this browser is not an admin\'s (' + ok.refused + '): sign in with the token.' : '');
 		} catch (e) {
 			signedOut(e.message);
 		}
