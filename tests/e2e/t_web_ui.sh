@@ -28,18 +28,19 @@ done
 [[ -n $CHROME ]] || skip "web UI test: no Chromium (Debian package chromium; make e2e installs TEST_PACKAGES)"
 command -v node >/dev/null && command -v npm >/dev/null ||
 	skip "web UI test: no node/npm (Debian packages nodejs and npm)"
-# puppeteer-core, exactly as tests/ui/package-lock.json pins it, in a cache
-# named by the lock file's hash (npm ci --ignore-scripts: it downloads no
-# browser and runs no package's scripts).
+# puppeteer-core, exactly as tests/ui/package-lock.json pins it, installed
+# once into the cache third_party/deps.sh uses, under the lock file's hash
+# (npm ci --ignore-scripts: it downloads no browser and runs no package's
+# scripts).
 UI_SRC=$ZG_ROOT/tests/ui
-NPM_DIR=${ZG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zgate}/ui-npm-$(sha256sum "$UI_SRC/package-lock.json" | cut -c1-16)
+NPM_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/zgate/ui-npm-$(sha256sum "$UI_SRC/package-lock.json" | cut -c1-16)
 if [[ ! -f $NPM_DIR/.complete ]]; then
 	rm -rf "$NPM_DIR.tmp.$$"
 	mkdir -p "$NPM_DIR.tmp.$$"
 	cp "$UI_SRC/package.json" "$UI_SRC/package-lock.json" "$NPM_DIR.tmp.$$/"
 	if ! (cd "$NPM_DIR.tmp.$$" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >"$ZG_TMP/npm.log" 2>&1; then
 		rm -rf "$NPM_DIR.tmp.$$"
-		skip "web UI test: npm ci of tests/ui (puppeteer-core) failed: $(tail -3 "$ZG_TMP/npm.log" | tr '\n' ' ')"
+		skip "web UI test: npm ci of tests/ui (puppeteer-core) failed: $(grep -m2 . "$ZG_TMP/npm.log" | tr "\n" " ")"
 	fi
 	touch "$NPM_DIR.tmp.$$/.complete"
 	rm -rf "$NPM_DIR"
