@@ -38,7 +38,7 @@ trap 'rm -f "$tmp"' EXIT
 			echo "embed-ui.sh: $f: name must be lower-case letters, digits, . _ -" >&2
 			exit 1
 		fi
-		echo "static const unsigned char api_ui_data_$i[] = {"
+		echo "static const unsigned char api_ui_data_${i}[] = {"
 		od -An -v -tx1 "$f" | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g' -e 's/^/\t/'
 		echo "};"
 		names+=("	{ \"$base\", \"$type\", api_ui_data_$i, sizeof(api_ui_data_$i) },")

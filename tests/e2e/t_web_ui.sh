@@ -26,8 +26,9 @@ for c in /usr/lib/chromium/chromium "$(command -v chromium || true)" "$(command 
 	[[ -n $c && -x $c ]] && { CHROME=$c; break; }
 done
 [[ -n $CHROME ]] || skip "web UI test: no Chromium (Debian package chromium; make e2e installs TEST_PACKAGES)"
-command -v node >/dev/null && command -v npm >/dev/null ||
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	skip "web UI test: no node/npm (Debian packages nodejs and npm)"
+fi
 # puppeteer-core, exactly as tests/ui/package-lock.json pins it, installed
 # once into the cache third_party/deps.sh uses, under the lock file's hash
 # (npm ci --ignore-scripts: it downloads no browser and runs no package's
