@@ -6,6 +6,8 @@
  *
  * Who may do what:
  *   /health /ready /metrics           anyone (no credentials; probes)
+ *   / /ui /ui/...                     anyone (the web UI's files; its API
+ *                                      calls need credentials)
  *   POST ipam/allocations, GET and    a relay (certificate CN "relay:ID",
  *   PUT .../refresh of one client      ID recorded on the lease) or an admin
  *   DELETE of one client, ipam/stats, an admin: certificate CN "admin:NAME"
