@@ -57,7 +57,10 @@ APT_PACKAGES := build-essential pkg-config autoconf automake libtool dpkg-dev \
 # source packages; Debian's cargo only when the machine has none.
 INTEROP_PACKAGES := librust-quinn-dev librust-rustls-dev librust-rustls-pemfile-dev \
 	librust-tokio-dev librust-bytes-dev $(if $(shell command -v cargo),,cargo)
-TEST_PACKAGES := postgresql tcpdump $(INTEROP_PACKAGES)
+# The web UI's test (tests/e2e/t_web_ui.sh) drives Debian's Chromium with
+# puppeteer-core (npm, pinned in tests/ui/package-lock.json; needs the
+# machine's node and npm, skipped without them).
+TEST_PACKAGES := postgresql tcpdump chromium $(INTEROP_PACKAGES)
 
 # ---------------------------------------------------------------- dependencies
 # build/deps.mk records where the source-built dependencies are. Making it
@@ -181,6 +184,14 @@ $(BUILD)/gen/api_migrations.h: scripts/embed-migrations.sh $(API_MIGRATIONS)
 	@mkdir -p $(@D)
 	$(Q)scripts/embed-migrations.sh $@ $(API_MIGRATIONS)
 $(BUILD)/obj/src/api/api_db.o: $(BUILD)/gen/api_migrations.h
+
+# ... and its web UI: src/api/ui/* become byte arrays (scripts/embed-ui.sh).
+API_UI := $(sort $(wildcard src/api/ui/*))
+$(BUILD)/gen/api_ui_assets.h: scripts/embed-ui.sh $(API_UI)
+	@mkdir -p $(@D)
+	$(Q)scripts/embed-ui.sh $@ $(API_UI)
+$(BUILD)/obj/src/api/api_ui.o: $(BUILD)/gen/api_ui_assets.h
+$(BUILD)/tests/test_api_origin: DEP_LIBS += -lgnutls
 
 $(BUILD)/tests/test_%: tests/test_%.c $(LIBS_ALL)
 	@mkdir -p $(@D)

@@ -476,19 +476,6 @@ static void test_content_type(void **state)
 	assert_false(api_content_type_json("text/plain; x=application/json"));
 }
 
-static void test_cross_site(void **state)
-{
-	(void)state;
-	assert_false(api_cross_site(NULL, NULL));
-	assert_false(api_cross_site(NULL, "none"));
-	assert_false(api_cross_site(NULL, "same-origin"));
-	assert_true(api_cross_site(NULL, "cross-site"));
-	assert_true(api_cross_site(NULL, "same-site"));
-	assert_true(api_cross_site("https://evil.example", NULL));
-	assert_true(api_cross_site("null", "none"));
-	assert_true(api_cross_site("", NULL));
-}
-
 static int cfg_parse(struct api_config *c, const char *const *args, int n, enum api_action *pa)
 {
 	char *argv[16];
@@ -631,7 +618,6 @@ int main(void)
 		cmocka_unit_test(test_etag),
 		cmocka_unit_test(test_policy_error_pos),
 		cmocka_unit_test(test_content_type),
-		cmocka_unit_test(test_cross_site),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_config_env),
 		cmocka_unit_test(test_example_config),

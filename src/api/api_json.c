@@ -578,14 +578,6 @@ int api_content_type_json(const char *v)
 	return *v == '\0' || *v == ';';
 }
 
-int api_cross_site(const char *origin, const char *sec_fetch_site)
-{
-	if (origin != NULL)
-		return 1;
-	return sec_fetch_site != NULL && strcasecmp(sec_fetch_site, "same-origin") != 0 &&
-	       strcasecmp(sec_fetch_site, "none") != 0;
-}
-
 size_t api_json_quote(char *out, size_t outlen, const char *s)
 {
 	size_t n = 0;

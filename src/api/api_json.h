@@ -99,14 +99,6 @@ int api_parse_refresh(const char *body, size_t len, char relay_id[API_RELAY_ID_M
  * parameters after ";" (charset=utf-8) allowed. Returns 1 or 0. */
 int api_content_type_json(const char *v);
 
-/* Whether a request with these Origin and Sec-Fetch-Site headers (NULL:
- * absent) may come from a browser on another site. zgate-api serves no
- * browser UI, so any Origin, and a Sec-Fetch-Site other than
- * "same-origin" or "none", is refused: a browser holding an admin's
- * client certificate must not be made to send requests by a page of
- * another site (CSRF). Returns 1 (refuse) or 0. */
-int api_cross_site(const char *origin, const char *sec_fetch_site);
-
 /* Writes s as a JSON string with its quotes into out (NUL-terminated, cut
  * to outlen, never in the middle of an escape). Returns the length
  * needed, snprintf-style. */

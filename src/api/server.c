@@ -18,6 +18,8 @@
 #include <time.h>
 
 #include "addrkey.h"
+#include "api/api_origin.h"
+#include "api/api_ui.h"
 #include "deadline.h"
 #include "fnv.h"
 #include "histo.h"
@@ -53,6 +55,7 @@ enum ep {
 	EP_RELEASE,
 	EP_STATS,
 	EP_LIST,
+	EP_UI,
 	EP_OTHER,
 	EP_POLICY_LIST,
 	EP_POLICY_CREATE,
@@ -65,12 +68,12 @@ enum ep {
 };
 static const char *const ep_names[EP__N] = {
 	"health", "ready", "metrics", "allocate", "get",
-	"refresh", "release", "stats", "list", "other",
+	"refresh", "release", "stats", "list", "ui", "other",
 	"policy_list", "policy_create", "policy_validate", "policy_get", "policy_activate",
 	"policy_activations", "policy"
 };
-static const unsigned codes[] = { 200, 201, 304, 400, 401, 403, 404, 405, 409, 413, 415, 429,
-				  500, 503 };
+static const unsigned codes[] = { 200, 201, 302, 304, 400, 401, 403, 404, 405, 409, 413, 415,
+				  429, 500, 503 };
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "new",
 						     "reclaimed" };
@@ -101,6 +104,7 @@ struct api_server {
 	char crl_path[API_CONFIG_PATH_MAX];
 	char ca_path[API_CONFIG_PATH_MAX]; /* the CRLs' signer */
 	char token[TOKEN_MAX];
+	struct api_names names; /* of cert: the Hosts a browser's Origin may name */
 	struct zg_histo latency;
 	uint64_t requests[EP__N][N_CODES]; /* atomics */
 	uint64_t allocations[API_ALLOC__N];
@@ -465,7 +469,9 @@ struct req {
 	size_t max;      /* the route's body limit: API_BODY_MAX, or API_POLICY_BODY_MAX */
 	char *big;       /* a body over API_BODY_MAX (max + 1 at most), or NULL */
 	size_t bigcap;
-	int slot; /* holds an api_policies_big_take() slot */
+	int slot;                         /* holds an api_policies_big_take() slot */
+	enum api_ui_kind ui;              /* a path of the web UI (not API_UI_NONE) */
+	const struct api_ui_asset *asset; /* API_UI_ASSET: the file */
 	char body[API_BODY_MAX + 1];
 };
 
@@ -1217,6 +1223,55 @@ static enum MHD_Result wrong_method(struct MHD_Connection *conn, struct req *rq,
 	return send_error(conn, rq, 405, "method not allowed", MHD_HTTP_HEADER_ALLOW, allow);
 }
 
+/* A request for the web UI (/, /ui, /ui/...): its file, a redirection to
+ * /ui/ or 404, each with headers that keep the page to its own files
+ * (API_UI_CSP) and out of caches and Referers. The files need no
+ * credentials: every API call the page makes does. */
+static enum MHD_Result send_ui(struct MHD_Connection *conn, struct req *rq, int get)
+{
+	static const char moved[] = "see /ui/\n";
+	static const char missing[] = "{\"error\":\"no such page\"}\n";
+	struct MHD_Response *res;
+	enum MHD_Result r;
+	unsigned code;
+
+	if (!get)
+		return wrong_method(conn, rq, "GET, HEAD");
+	if (rq->ui == API_UI_ASSET) {
+		code = 200;
+		res = MHD_create_response_from_buffer(rq->asset->len,
+						      (void *)(uintptr_t)rq->asset->data,
+						      MHD_RESPMEM_PERSISTENT);
+	} else if (rq->ui == API_UI_REDIRECT) {
+		code = 302;
+		res = MHD_create_response_from_buffer(sizeof(moved) - 1, (void *)(uintptr_t)moved,
+						      MHD_RESPMEM_PERSISTENT);
+	} else {
+		code = 404;
+		res = MHD_create_response_from_buffer(sizeof(missing) - 1,
+						      (void *)(uintptr_t)missing,
+						      MHD_RESPMEM_PERSISTENT);
+	}
+	if (res == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE,
+				      code == 200   ? rq->asset->type
+				      : code == 302 ? "text/plain; charset=utf-8"
+						    : "application/json");
+	if (code == 302)
+		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_LOCATION, "/ui/");
+	(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	(void)MHD_add_response_header(res, "Content-Security-Policy", API_UI_CSP);
+	(void)MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+	(void)MHD_add_response_header(res, "Referrer-Policy", "no-referrer");
+	if (rq->close)
+		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
+	rq->code = code;
+	r = MHD_queue_response(conn, code, res);
+	MHD_destroy_response(res);
+	return r;
+}
+
 static enum MHD_Result refuse(struct api_server *s, struct MHD_Connection *conn,
 			      struct req *rq, const struct ident *id)
 {
@@ -1451,6 +1506,8 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 	char err[256], relay[API_RELAY_ID_MAX + 1];
 	int r, get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
+	if (rq->ui != API_UI_NONE)
+		return send_ui(conn, rq, get);
 	if (rq->route_bad) {
 		rq->ep = EP_OTHER;
 		return send_error(conn, rq, 400, rt.why, NULL, NULL);
@@ -1658,20 +1715,24 @@ static int body_limit(struct api_server *s, struct MHD_Connection *conn, struct 
 static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, struct req *rq,
 			    const char *url, const char *method)
 {
-	const char *cl;
+	const char *cl, *why;
 	enum role need;
 	enum MHD_Result res;
 
 	head_arrived(s, conn);
 	rq->answered = 1;
 	rq->close = 1;
-	if (api_cross_site(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
-			   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site")))
-		return send_error(conn, rq, 403,
-				  "cross-site request refused: zgate-api serves no browser UI and "
-				  "refuses requests with an Origin header or a cross-site "
-				  "Sec-Fetch-Site",
-				  NULL, NULL);
+	why = api_origin_refused(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+				 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+				 MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_HOST),
+				 &s->names);
+	if (why != NULL)
+		return send_error(conn, rq, 403, why, NULL, NULL);
+	if ((rq->ui = api_ui_lookup(url, &rq->asset)) != API_UI_NONE) {
+		rq->ep = EP_UI;
+		goto public;
+	}
 	rq->route_bad = api_route_parse(url, &rq->rt) != 0;
 	switch (rq->route_bad ? API_R_NONE : rq->rt.kind) {
 	case API_R_NONE:
@@ -1951,6 +2012,20 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	api_server_set_token(s, token);
 	if ((r = load_tls(cfg, &s->cert, &s->key, &s->ca, err, errlen)) != 0)
 		goto fail;
+	{
+		size_t skipped;
+
+		if ((r = api_names_from_pem(s->cert, &s->names, &skipped, err, errlen)) != 0)
+			goto fail;
+		if (skipped > 0)
+			log_warnx("cert %s: %zu of its names left out (more than %d, or too long): "
+				  "the web UI cannot be used under them",
+				  cfg->cert, skipped, API_NAMES_MAX);
+		if (s->names.n == 0)
+			log_warnx("cert %s has no DNS or IP names: every request of the web UI "
+				  "will be refused (its Host must be one of them)",
+				  cfg->cert);
+	}
 	if (hostport_split(cfg->listen, host, sizeof(host), &p) != 0) {
 		zg_seterr(err, errlen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
 		r = ZG_ERR_CONFIG;

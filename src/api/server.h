@@ -6,6 +6,8 @@
  *
  * Who may do what:
  *   /health /ready /metrics           anyone (no credentials; probes)
+ *   / /ui /ui/...                     anyone (the web UI's files; its API
+ *                                      calls need credentials)
  *   POST ipam/allocations, GET and    a relay (certificate CN "relay:ID",
  *   PUT .../refresh of one client      ID recorded on the lease) or an admin
  *   DELETE of one client, ipam/stats, an admin: certificate CN "admin:NAME"
@@ -20,9 +22,13 @@
  * lists, and every one while that CRL is past its nextUpdate (bearer
  * tokens are not certificates: they still work).
  *
- * No browser UI is served: a request with an Origin header or a
- * cross-site Sec-Fetch-Site is refused (403), and one with a body must be
- * Content-Type: application/json (415), both decided on the head (CSRF).
+ * The web UI's files (api_ui.h: /ui/, and / and /ui redirected there) need
+ * no credentials and carry a strict Content-Security-Policy. A request
+ * with an Origin header is accepted only from that UI's own page
+ * (api_origin.h: Origin https:// + Host, a name of the server's
+ * certificate), one with a cross-site Sec-Fetch-Site never (403), and one
+ * with a body must be Content-Type: application/json (415), all decided on
+ * the head (CSRF, DNS rebinding).
  *
  * Credentials, too, are checked on the head: a refused request is answered
  * and its connection closed before its body is read. So is a body whose

@@ -4,7 +4,10 @@
 # refresh (moving relays), release, stats; mTLS roles (relay:ID,
 # admin:NAME), the admin token, and every refusal (untrusted CA, wrong CN,
 # serverAuth-only EKU, no credentials, wrong token, relay on an admin
-# endpoint, relay_id not its own); bad requests (a chunked body over the
+# endpoint, relay_id not its own); the web UI's files (/ → /ui/, headers,
+# 404, 405) and the origin rule (the UI's same-origin requests pass; another
+# site, port or scheme, a cross-site Sec-Fetch-Site, a Host not in the
+# certificate as DNS rebinding sends it: 403); bad requests (a chunked body over the
 # limit refused as it passes it); exhaustion and reclaiming an expired
 # lease (and a requested expired one: "how" of every path, the 0002/0003
 # function); a lease outside a pool made smaller or moved: marked by GET,
@@ -224,6 +227,30 @@ r=$(req $A GET 'allocations/a%20b' '' "${R1[@]}"); [[ $r == 400* ]] || fail "bad
 r=$(req $A PATCH allocations/agent-2 '' "${R1[@]}"); [[ $r == 405* ]] || fail "PATCH: $r"
 r=$(req $A GET nothing '' "${R1[@]}"); [[ $r == 404* ]] || fail "unknown path: $r"
 
+step "the web UI's files"
+# hdr PATH [curl options...]: the answer's status line and headers, no credentials
+hdr() { local p=$1; shift; curl -sS --cacert "$P/ca.crt" -D - -o "$ZG_TMP/body" "$@" "$A$p" | tr -d '\r'; }
+h=$(hdr /); [[ $h == "HTTP/1.1 302"* && $h == *$'\nLocation: /ui/\n'* ]] || fail "GET /: $h"
+h=$(hdr /ui); [[ $h == "HTTP/1.1 302"* && $h == *$'\nLocation: /ui/\n'* ]] || fail "GET /ui: $h"
+h=$(hdr /ui/); echo "$h"
+[[ $h == "HTTP/1.1 200"* ]] || fail "GET /ui/: $h"
+for x in "Content-Type: text/html; charset=utf-8" "Cache-Control: no-store" "X-Content-Type-Options: nosniff" \
+	"Referrer-Policy: no-referrer" \
+	"Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"; do
+	[[ $h == *$'\n'"$x"$'\n'* ]] || fail "GET /ui/: no '$x' in: $h"
+done
+grep -q '<script src="app.js" defer></script>' "$ZG_TMP/body" || fail "GET /ui/: not the UI's page"
+cmp -s "$ZG_TMP/body" "$ZG_ROOT/src/api/ui/index.html" || fail "GET /ui/ differs from src/api/ui/index.html"
+h=$(hdr /ui/app.js); [[ $h == *$'\nContent-Type: text/javascript; charset=utf-8\n'* ]] || fail "GET /ui/app.js: $h"
+cmp -s "$ZG_TMP/body" "$ZG_ROOT/src/api/ui/app.js" || fail "GET /ui/app.js differs from src/api/ui/app.js"
+h=$(hdr /ui/app.css); [[ $h == *$'\nContent-Type: text/css; charset=utf-8\n'* ]] || fail "GET /ui/app.css: $h"
+h=$(hdr /ui/nope.js); [[ $h == "HTTP/1.1 404"* ]] || fail "GET /ui/nope.js: $h"
+h=$(hdr /ui/ -I); [[ $h == "HTTP/1.1 200"* ]] || fail "HEAD /ui/: $h"
+h=$(hdr /ui/ -X POST -d x); [[ $h == "HTTP/1.1 405"* && $h == *$'\nAllow: GET, HEAD\n'* ]] || fail "POST /ui/: $h"
+h=$(hdr /ui/ -H 'Origin: https://evil.example'); [[ $h == "HTTP/1.1 403"* ]] || fail "GET /ui/ with another Origin: $h"
+grep -q '^zgate_api_requests_total{endpoint="ui",code="200"} [1-9]' <<<"$(curl -sS --cacert "$P/ca.crt" $A/metrics)" ||
+	fail "UI requests not counted in /metrics"
+
 step "cross-site requests and content types (CSRF)"
 # raw CURL-ARGS...: prints "CODE BODY" of a POST of a valid allocation as relay r1
 raw() {
@@ -244,6 +271,28 @@ r=$(req $A GET stats '' -H "Authorization: Bearer $TOKEN" -H 'Origin: null')
 [[ $r == 403* ]] || fail "GET with an Origin header: $r"
 [[ $(pg_sql "SELECT count(*) FROM ipam_addresses WHERE client_id = 'csrf-1'") == 0 ]] ||
 	fail "a refused request allocated an address"
+# The web UI's own page (src/api/api_origin.h): Origin exactly https:// and
+# the request's Host, that Host a name of the certificate (localhost and
+# 127.0.0.1 here), Sec-Fetch-Site same-origin or none.
+stats() { req $A GET stats '' -H "Authorization: Bearer $TOKEN" "$@"; }
+r=$(stats -H "Origin: $A" -H 'Sec-Fetch-Site: same-origin'); [[ $r == 200* ]] || fail "the UI's same-origin request: $r"
+r=$(stats -H "Origin: $A"); [[ $r == 200* ]] || fail "same-origin request without Sec-Fetch-Site: $r"
+r=$(stats -H "Host: localhost:$PA" -H "Origin: https://localhost:$PA" -H 'Sec-Fetch-Site: same-origin')
+[[ $r == 200* ]] || fail "same-origin request under the certificate's DNS name: $r"
+r=$(stats -H "Origin: https://evil.example" -H 'Sec-Fetch-Site: same-origin'); echo "$r"
+[[ $r == 403*"Origin is not"* ]] || fail "Origin of another site: $r"
+r=$(stats -H "Origin: https://127.0.0.1:$PB" -H 'Sec-Fetch-Site: same-origin')
+[[ $r == 403*"Origin is not"* ]] || fail "Origin of another port: $r"
+r=$(stats -H "Origin: http://127.0.0.1:$PA"); [[ $r == 403*"Origin is not"* ]] || fail "Origin of http: $r"
+r=$(stats -H "Origin: $A" -H 'Sec-Fetch-Site: cross-site'); [[ $r == 403*"Sec-Fetch-Site"* ]] || fail "same Origin, Sec-Fetch-Site cross-site: $r"
+# DNS rebinding: the attacker's name resolved to zgate-api, so the browser
+# sends its Host and a matching Origin; the name is not the certificate's.
+r=$(stats -H "Host: evil.example:$PA" -H "Origin: https://evil.example:$PA" -H 'Sec-Fetch-Site: same-origin'); echo "$r"
+[[ $r == 403*"not a name of zgate-api's certificate"* ]] || fail "DNS rebinding (Host not in the certificate): $r"
+# refused on the head: a body is never read, nothing allocated
+r=$(raw -d '{"client_id":"csrf-2"}' -H 'Content-Type: application/json' -H "Host: evil.example:$PA" -H "Origin: https://evil.example:$PA")
+[[ $r == 403* && $(pg_sql "SELECT count(*) FROM ipam_addresses WHERE client_id = 'csrf-2'") == 0 ]] ||
+	fail "a rebound POST: $r"
 r=$(raw -d '{"client_id":"csrf-1"}' -H 'Content-Type: application/json; charset=utf-8' -H 'Sec-Fetch-Site: same-origin')
 [[ $r == 201* ]] || fail "application/json with charset: $r"
 r=$(req $A PUT allocations/csrf-1/refresh '' "${R1[@]}"); [[ $r == 200* ]] || fail "refresh without a body needs no Content-Type: $r"
