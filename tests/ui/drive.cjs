@@ -28,7 +28,16 @@ const T = 10000;
 function fail(msg) {
 	throw new Error(msg);
 }
-function step(msg) {
+// ZG_UI_SHOTS=DIR: a screenshot of the page as each step ends, for a look
+// at the UI (NN-step.png); the test never reads them.
+const SHOTS = process.env.ZG_UI_SHOTS;
+let shotPage = null, shotN = 0, shotName = 'start';
+async function step(msg) {
+	if (SHOTS && shotPage) {
+		const n = String(++shotN).padStart(2, '0');
+		await shotPage.screenshot({ path: SHOTS + '/' + n + '-' + shotName + '.png', fullPage: true });
+	}
+	shotName = msg.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').slice(0, 40);
 	console.log('--- ' + msg);
 }
 function eq(got, want, what) {
@@ -76,6 +85,7 @@ const V3 = V1.replace('default_action: deny', 'default_action: allow');
 async function main() {
 	const browser = await puppeteer.connect({ browserWSEndpoint: WS, protocolTimeout: 30000 });
 	const page = await browser.newPage();
+	shotPage = page;
 	page.setDefaultTimeout(T);
 	const requests = [], problems = [];
 	page.on('request', (r) => requests.push(r.url()));
@@ -115,7 +125,7 @@ async function main() {
 			rows.filter((r) => r.querySelector('.badge')).map((r) => r.dataset.id));
 	}
 
-	step('the page: / redirects to /ui/, served with its headers');
+	await step('the page: / redirects to /ui/, served with its headers');
 	const res = await page.goto(BASE + '/', { waitUntil: 'domcontentloaded' });
 	eq(res.url(), BASE + '/ui/', 'the page after GET /');
 	eq(res.status(), 200, 'status of /ui/');
@@ -129,18 +139,18 @@ async function main() {
 	eq(chain.length, 1, 'redirections before /ui/');
 	eq(chain[0].response().status(), 302, 'the redirection of /');
 
-	step('no token, no certificate: the sign-in');
+	await step('no token, no certificate: the sign-in');
 	await visible('#signin-view');
 	eq(await page.$eval('#app', (e) => e.hidden), true, 'the app hidden before signing in');
 
-	step('a wrong token is refused, with the error shown');
+	await step('a wrong token is refused, with the error shown');
 	await typeInto('#token', 'not-the-token-0123456789');
 	await page.keyboard.press('Enter'); // the form, without a mouse
 	await waitText('#signin-error', 'The token was refused', 'wrong token');
 	eq(await page.$eval('#app', (e) => e.hidden), true, 'the app after a wrong token');
 	eq(await page.evaluate(() => sessionStorage.getItem('zgate.adminToken')), null, 'a refused token kept');
 
-	step('the right token signs in');
+	await step('the right token signs in');
 	await typeInto('#token', TOKEN);
 	await page.click('#signin');
 	await visible('#versions-view');
@@ -148,7 +158,7 @@ async function main() {
 	await visible('#versions-empty');
 	eq(await page.evaluate(() => sessionStorage.getItem('zgate.adminToken')), TOKEN, 'the token in sessionStorage');
 
-	step('an invalid policy: the parser\'s error and its line');
+	await step('an invalid policy: the parser\'s error and its line');
 	await page.focus('#nav-new');
 	await page.keyboard.press('Enter');
 	await visible('#editor-view');
@@ -172,7 +182,7 @@ async function main() {
 	eq(r.code, 200, 'GET /api/v1/policies');
 	eq(JSON.parse(r.body).policies.length, 0, 'versions after an invalid save');
 
-	step('a valid policy: validated, saved, activated');
+	await step('a valid policy: validated, saved, activated');
 	await typeInto('#doc', V1);
 	await typeInto('#comment', 'first <b>policy</b> & "quotes"');
 	await page.click('#validate');
@@ -199,12 +209,12 @@ async function main() {
 	}, {}, id1);
 	eq(JSON.stringify(await activeBadgeRow()), JSON.stringify([String(id1)]), 'rows marked active');
 
-	step('relays get exactly the text typed');
+	await step('relays get exactly the text typed');
 	r = curl('GET', '/api/v1/policy', asRelay);
 	eq(r.code, 200, 'GET /api/v1/policy as relay r1');
 	eq(r.body, V1, 'the active document served to a relay');
 
-	step('a second version, prefilled with the active one; its diff');
+	await step('a second version, prefilled with the active one; its diff');
 	await go('#/new');
 	await visible('#editor-view');
 	await page.waitForFunction((d) => document.getElementById('doc').value === d, {}, V1);
@@ -232,7 +242,7 @@ async function main() {
 	]), 'the changed lines of the diff');
 	await waitText('#diff-summary', '6 lines added (+), 1 removed (-)', 'the diff summary');
 
-	step('an activation race: the active version changed behind the page');
+	await step('an activation race: the active version changed behind the page');
 	await go('#/versions');
 	await page.waitForSelector('#versions tbody tr[data-id="' + id2 + '"] button.activate');
 	r = curl('POST', '/api/v1/policies', asAdmin, { document: V3, comment: 'behind the page' });
@@ -255,7 +265,7 @@ async function main() {
 	r = curl('GET', '/api/v1/policy', asRelay);
 	eq(r.body, V3, 'the active document after the lost race');
 
-	step('the activation history');
+	await step('the activation history');
 	await page.focus('#nav-history');
 	await page.keyboard.press('Enter');
 	await visible('#history-view');
@@ -263,12 +273,12 @@ async function main() {
 	const hist = await page.$$eval('#history tbody tr', (rows) => rows.map((r) => [r.cells[1].textContent, r.cells[2].textContent]));
 	eq(JSON.stringify(hist), JSON.stringify([['Version ' + id3, 'token'], ['Version ' + id1, 'token']]), 'the history');
 
-	step('signing out forgets the token');
+	await step('signing out forgets the token');
 	await page.click('#signout');
 	await visible('#signin-view');
 	eq(await page.evaluate(() => sessionStorage.getItem('zgate.adminToken')), null, 'the token after signing out');
 
-	step('nothing but the page\'s own files and API; no CSP violation, no script error');
+	await step('nothing but the page\'s own files and API; no CSP violation, no script error');
 	const foreign = requests.filter((u) => !u.startsWith(BASE + '/'));
 	eq(JSON.stringify(foreign), '[]', 'requests to other origins');
 	for (const need of ['/ui/', '/ui/app.js', '/ui/app.css'])
