@@ -3023,9 +3023,13 @@ int main(int argc, char **argv)
 	if (check) {
 		(void)config_summary(&R.cfg, summary, sizeof(summary));
 		printf("%s", summary);
-		printf("policy        %zu clients, %zu rules, default %s\n",
+		printf("policy        %zu clients, %zu rules, default %s%s\n",
 		       policy_client_count(R.policy), policy_rule_count(R.policy),
-		       policy_default_action(R.policy) == POLICY_ALLOW ? "allow" : "deny");
+		       policy_default_action(R.policy) == POLICY_ALLOW ? "allow" : "deny",
+		       R.cfg.policy_api_url[0] == '\0'        ? ""
+		       : access(R.cfg.policy_file, F_OK) != 0 ? " (deny-all until the first fetch "
+								"from zgate-api)"
+							      : " (the last fetched from zgate-api)");
 		printf("certificates  ok (server chain, key, client CA%s)\n",
 		       R.cfg.tls_crl[0] ? ", CRL" : "");
 		dnsassign_summary(R.dnsassign, summary, sizeof(summary));

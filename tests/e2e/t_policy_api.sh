@@ -150,14 +150,16 @@ wait_metric() {
 }
 
 # --check-config: the new keys checked, nothing written, nothing asked
+: >"$D/empty.yaml"; chmod 644 "$D/empty.yaml"
 out=$(ip netns exec "$R" setpriv --reuid=65534 --regid=65534 --clear-groups "$RELAY" \
-	--config /dev/null --tls-cert "$P/relay.crt" --tls-key "$P/relay.key" --tls-client-ca "$P/ca.crt" \
+	--config "$D/empty.yaml" --tls-cert "$P/relay.crt" --tls-key "$P/relay.key" --tls-client-ca "$P/ca.crt" \
 	--policy "$D/state1/policy.api.yaml" --policy-api-url https://127.0.0.1:8443 \
 	--policy-api-ca "$P/ca.crt" --policy-api-cert "$P/r1.crt" --policy-api-key "$P/r1.key" \
 	--relay-id r1 --check-config 2>&1) || fail "--check-config: $out"
 expect_contains "$out" "policy_api    https://127.0.0.1:8443 every 10000ms" "--check-config"
+expect_contains "$out" "deny-all until the first fetch" "--check-config with no cache"
 [[ -e $D/state1/policy.api.yaml ]] && fail "--check-config wrote the cache"
-out=$(ip netns exec "$R" "$RELAY" --config /dev/null --tls-cert "$P/relay.crt" --tls-key "$P/relay.key" \
+out=$(ip netns exec "$R" "$RELAY" --config "$D/empty.yaml" --tls-cert "$P/relay.crt" --tls-key "$P/relay.key" \
 	--tls-client-ca "$P/ca.crt" --policy "$D/state1/policy.api.yaml" --policy-api-url https://127.0.0.1:8443 \
 	--policy-api-ca "$P/ca.crt" --policy-api-cert "$P/r1.crt" --policy-api-key "$P/nope.key" \
 	--relay-id r1 --check-config 2>&1) && fail "--check-config took a missing key: $out"
