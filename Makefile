@@ -110,6 +110,8 @@ DEP_LIBS    := -L$(DEPS_PREFIX)/lib -lngtcp2_crypto_wolfssl -lngtcp2 -lnghttp3 \
 	-lwolfssl -levent -lyaml -lmnl -lldns -lm -lpthread -Wl,--as-needed -lsystemd -Wl,--no-as-needed
 
 # zgate-api alone links the HTTP server, GnuTLS and libpq (README: "zgate-api").
+# It checks policy documents with the relay's own parser: src/relay/policy.c
+# comes from $(ZG_LIB) like every module's code, so there is one parser.
 API_LIBS    := -lmicrohttpd -lgnutls -lpq
 
 # ---------------------------------------------------------------- sources

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -198,6 +199,253 @@ static void test_refresh_bodies(void **state)
 	assert_string_equal(relay, "");
 }
 
+static void test_policy_routes(void **state)
+{
+	struct api_route r;
+
+	(void)state;
+	assert_int_equal(api_route_parse("/api/v1/policies", &r), 0);
+	assert_int_equal(r.kind, API_R_POLICIES);
+	assert_int_equal(api_route_parse("/api/v1/policies?limit=2&before=9", &r), 0);
+	assert_int_equal(r.kind, API_R_POLICIES);
+	assert_int_equal(api_route_parse("/api/v1/policies/validate", &r), 0);
+	assert_int_equal(r.kind, API_R_POLICY_VALIDATE);
+	assert_int_equal(api_route_parse("/api/v1/policies/42", &r), 0);
+	assert_int_equal(r.kind, API_R_POLICY_ONE);
+	assert_true(r.policy_id == 42);
+	assert_int_equal(api_route_parse("/api/v1/policies/999999999999999999/activate", &r), 0);
+	assert_int_equal(r.kind, API_R_POLICY_ACTIVATE);
+	assert_true(r.policy_id == 999999999999999999LL);
+	assert_int_equal(api_route_parse("/api/v1/policy", &r), 0);
+	assert_int_equal(r.kind, API_R_POLICY_ACTIVE);
+	assert_int_equal(api_route_parse("/api/v1/policy/activations?limit=3", &r), 0);
+	assert_int_equal(r.kind, API_R_POLICY_ACTIVATIONS);
+	const char *none[] = { "/api/v1/policies/", "/api/v1/policy/", "/api/v1/policiesx",
+			       "/api/v1/policies/1/activate/", "/api/v1/policies/1/x",
+			       "/api/v1/policy/activation", "/api/v1/policies/validate/x" };
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+		assert_int_equal(api_route_parse(none[i], &r), 0);
+		assert_int_equal(r.kind, API_R_NONE);
+	}
+	const char *bad[] = { "/api/v1/policies/0", "/api/v1/policies/007", "/api/v1/policies/-1",
+			      "/api/v1/policies/1a", "/api/v1/policies/1000000000000000000",
+			      "/api/v1/policies/x/activate", "/api/v1/policies//activate" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(api_route_parse(bad[i], &r), ZG_ERR_MALFORMED);
+		assert_int_equal(r.kind, API_R_NONE);
+		assert_non_null(strstr(r.why, "policy id"));
+	}
+	assert_int_equal(api_route_parse("/api/v1/ipam/allocations/a b", &r), ZG_ERR_MALFORMED);
+	assert_non_null(strstr(r.why, "client id"));
+}
+
+static int pol(const char *body, struct api_policy_body *b)
+{
+	err[0] = '\0';
+	return api_parse_policy(body, strlen(body), b, err, sizeof(err));
+}
+
+static void test_policy_bodies(void **state)
+{
+	struct api_policy_body b;
+
+	(void)state;
+	/* every escape, a surrogate pair, raw UTF-8 kept as it is */
+	assert_int_equal(pol("{\"document\":\"a\\n\\t\\r\\\"\\\\\\/\\b\\f\\u00e9\\u20ac"
+			     "\\ud83d\\ude00\xc3\xa9 z\",\"comment\":\"why\"}",
+			     &b),
+			 0);
+	assert_int_equal(b.len, 22);
+	assert_memory_equal(b.document,
+			    "a\n\t\r\"\\/\b\f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc3\xa9 z", 23);
+	assert_string_equal(b.comment, "why");
+	api_policy_body_free(&b);
+	assert_null(b.document);
+	assert_int_equal(pol(" {\"comment\":null, \"document\":\"\"} ", &b), 0);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.document, "");
+	assert_string_equal(b.comment, "");
+	api_policy_body_free(&b);
+	static const struct {
+		const char *body;
+		const char *says;
+	} bad[] = {
+		{ "{}", "document: required" },
+		{ "{\"comment\":\"x\"}", "document: required" },
+		{ "{\"document\":null}", "document: must be a string" },
+		{ "{\"document\":1}", "document: must be a string" },
+		{ "{\"document\":\"a\\u0000b\"}", "NUL character" },
+		{ "{\"document\":\"a\",\"comment\":\"\\u0000\"}", "comment: not a valid JSON string" },
+		{ "{\"document\":\"a\\ud800x\"}", "document: not a valid JSON string" },
+		{ "{\"document\":\"a\nb\"}", "document: not a valid JSON string" },
+		{ "{\"document\":\"a\",\"document\":\"b\"}", "twice" },
+		{ "{\"document\":\"a\",\"x\":1}", "unknown key" },
+		{ "{\"document\":\"a\"", "expected ',' or '}'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(pol(bad[i].body, &b), ZG_ERR_MALFORMED);
+		assert_null(b.document);
+		if (strstr(err, bad[i].says) == NULL)
+			fail_msg("%s: expected '%s', got '%s'", bad[i].body, bad[i].says, err);
+	}
+}
+
+static void test_policy_limits(void **state)
+{
+	struct api_policy_body b;
+	size_t max = API_POLICY_DOC_MAX, n;
+	char *body = malloc(API_POLICY_BODY_MAX + 2), *p;
+
+	(void)state;
+	assert_non_null(body);
+	/* a 1 MiB document written with the longest escape, \u0041 for "A",
+	 * fits the body limit and decodes to exactly the document limit */
+	p = body + sprintf(body, "{\"comment\":\"%0200d\",\"document\":\"", 0);
+	for (size_t i = 0; i < max; i++)
+		p += sprintf(p, "\\u0041");
+	p += sprintf(p, "\"}");
+	n = (size_t)(p - body);
+	assert_true(n <= API_POLICY_BODY_MAX);
+	assert_int_equal(api_parse_policy(body, n, &b, err, sizeof(err)), 0);
+	assert_int_equal(b.len, max);
+	assert_int_equal(b.document[0], 'A');
+	assert_int_equal(b.document[max - 1], 'A');
+	assert_int_equal(b.document[max], '\0');
+	api_policy_body_free(&b);
+	/* one byte more: the document is too large (413), said so */
+	p = body + sprintf(body, "{\"document\":\"");
+	memset(p, 'a', max + 1);
+	p += max + 1;
+	p += sprintf(p, "\"}");
+	assert_int_equal(api_parse_policy(body, (size_t)(p - body), &b, err, sizeof(err)),
+			 ZG_ERR_TOO_LARGE);
+	assert_non_null(strstr(err, "document: longer than 1048576 bytes"));
+	assert_null(b.document);
+	/* a body over API_POLICY_BODY_MAX is refused before it is parsed */
+	assert_int_equal(api_parse_policy(body, API_POLICY_BODY_MAX + 1, &b, err, sizeof(err)),
+			 ZG_ERR_TOO_LARGE);
+	/* a comment: 200 bytes, not 201 */
+	sprintf(body, "{\"document\":\"a\",\"comment\":\"%0200d\"}", 0);
+	assert_int_equal(pol(body, &b), 0);
+	api_policy_body_free(&b);
+	sprintf(body, "{\"document\":\"a\",\"comment\":\"%0201d\"}", 0);
+	assert_int_equal(pol(body, &b), ZG_ERR_MALFORMED);
+	assert_non_null(strstr(err, "comment: longer than 200 bytes"));
+	/* other endpoints keep API_BODY_MAX */
+	memset(body, ' ', API_BODY_MAX + 1);
+	memcpy(body, "{\"client_id\":\"a\"}", 17);
+	{
+		struct api_alloc_req q;
+
+		assert_int_equal(api_parse_alloc(body, API_BODY_MAX + 1, &q, err, sizeof(err)),
+				 ZG_ERR_TOO_LARGE);
+	}
+	free(body);
+}
+
+static void test_quote_n(void **state)
+{
+	char out[256];
+	struct api_policy_body b;
+	char body[600];
+	const char in[] = "a\"b\\c\n\r\t\b\f\x01\x7f/\xc3\xa9\xf0\x9f\x98\x80\xff\xc3 \0z";
+
+	(void)state;
+	size_t w = api_json_quote_n(out, sizeof(out), in, sizeof(in) - 1);
+
+	assert_int_equal(w, strlen(out));
+	assert_string_equal(out, "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u007f/\xc3\xa9\xf0\x9f\x98\x80"
+				 "\\u00ff\\u00c3 \\u0000z\"");
+	/* snprintf-style: the length needed, never half an escape */
+	assert_int_equal(api_json_quote_n(NULL, 0, "a\n", 2), 5);
+	assert_int_equal(api_json_quote_n(out, 3, "a\n", 2), 5);
+	assert_string_equal(out, "\"a");
+	/* the worst case: 6 bytes a byte, plus the quotes */
+	assert_int_equal(api_json_quote_n(NULL, 0, "\x01\x02", 2), 14);
+	/* round trip: any valid UTF-8 without NUL comes back byte for byte */
+	const char *docs[] = { "version: 1\r\nclients:\r\n  \"q\\\\x\":\t{}\r\n",
+			       "# \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x94\x92\n\x7f\x1b[0m", "" };
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		size_t q = api_json_quote_n(out, sizeof(out), docs[i], strlen(docs[i]));
+		int n = snprintf(body, sizeof(body), "{\"document\":%s}", out);
+
+		assert_true(q < sizeof(out) && n > 0 && (size_t)n < sizeof(body));
+		assert_int_equal(api_parse_policy(body, (size_t)n, &b, err, sizeof(err)), 0);
+		assert_int_equal(b.len, strlen(docs[i]));
+		assert_memory_equal(b.document, docs[i], b.len);
+		api_policy_body_free(&b);
+	}
+}
+
+static void test_activate_body(void **state)
+{
+	int check;
+	int64_t e;
+
+	(void)state;
+	assert_int_equal(api_parse_activate("", 0, &check, &e, err, sizeof(err)), 0);
+	assert_false(check);
+	assert_int_equal(api_parse_activate(" {} ", 4, &check, &e, err, sizeof(err)), 0);
+	assert_false(check);
+	assert_int_equal(api_parse_activate("{\"expected_active\":17}", 22, &check, &e, err,
+					    sizeof(err)),
+			 0);
+	assert_true(check);
+	assert_true(e == 17);
+	assert_int_equal(api_parse_activate("{\"expected_active\":null}", 24, &check, &e, err,
+					    sizeof(err)),
+			 0);
+	assert_true(check);
+	assert_true(e == 0);
+	const char *bad[] = { "{\"expected_active\":0}", "{\"expected_active\":-1}",
+			      "{\"expected_active\":1.5}", "{\"expected_active\":1e3}",
+			      "{\"expected_active\":\"3\"}", "{\"expected_active\":true}",
+			      "{\"expected_active\":1234567890123456789}", "{\"x\":1}", "[]" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(api_parse_activate(bad[i], strlen(bad[i]), &check, &e, err,
+						    sizeof(err)),
+				 ZG_ERR_MALFORMED);
+	assert_int_equal(api_parse_activate("{\"expected_active\":1.5}", 23, &check, &e, err,
+					    sizeof(err)),
+			 ZG_ERR_MALFORMED);
+	assert_non_null(strstr(err, "expected_active: must be a policy id"));
+}
+
+static void test_etag(void **state)
+{
+	const char *t = "\"3-0123456789abcdef\"";
+
+	(void)state;
+	assert_false(api_etag_match(NULL, t));
+	assert_false(api_etag_match("", t));
+	assert_true(api_etag_match("\"3-0123456789abcdef\"", t));
+	assert_true(api_etag_match("W/\"3-0123456789abcdef\"", t));
+	assert_true(api_etag_match("\"x\", \"3-0123456789abcdef\"", t));
+	assert_true(api_etag_match("\"x\",\"3-0123456789abcdef\" ", t));
+	assert_true(api_etag_match("*", t));
+	assert_false(api_etag_match("\"3-0123456789abcde\"", t));
+	assert_false(api_etag_match("3-0123456789abcdef", t));
+	assert_false(api_etag_match("\"2-0123456789abcdef\"", t));
+	assert_false(api_etag_match("\"3-0123456789abcdef", t));
+	assert_false(api_etag_match("\"x,\"3-0123456789abcdef\"", t) &&
+		     !api_etag_match("\"x\"", t));
+}
+
+static void test_policy_error_pos(void **state)
+{
+	unsigned long l = 0, c = 0;
+
+	(void)state;
+	assert_int_equal(api_policy_error_pos("policy:12:7: clients.a.rules[0].action: bad", &l, &c),
+			 0);
+	assert_int_equal(l, 12);
+	assert_int_equal(c, 7);
+	assert_int_equal(api_policy_error_pos("policy: version: required", &l, &c), -1);
+	assert_int_equal(api_policy_error_pos("policy:3: x", &l, &c), -1);
+	assert_int_equal(api_policy_error_pos("policy:3:x: x", &l, &c), -1);
+	assert_int_equal(api_policy_error_pos("nothing", &l, &c), -1);
+}
+
 static void test_quote(void **state)
 {
 	char out[64];
@@ -375,6 +623,13 @@ int main(void)
 		cmocka_unit_test(test_alloc_limits),
 		cmocka_unit_test(test_refresh_bodies),
 		cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_policy_routes),
+		cmocka_unit_test(test_policy_bodies),
+		cmocka_unit_test(test_policy_limits),
+		cmocka_unit_test(test_quote_n),
+		cmocka_unit_test(test_activate_body),
+		cmocka_unit_test(test_etag),
+		cmocka_unit_test(test_policy_error_pos),
 		cmocka_unit_test(test_content_type),
 		cmocka_unit_test(test_cross_site),
 		cmocka_unit_test(test_config),

@@ -112,7 +112,8 @@ static PGconn *connect_db(struct api_db *db, char *err, size_t errlen)
 	}
 	(void)PQsetNoticeProcessor(c, on_notice, NULL);
 	/* Notices ("already exists, skipping") are not for the operator. */
-	(void)snprintf(st, sizeof(st), "SET statement_timeout = %u; SET client_min_messages = warning",
+	(void)snprintf(st, sizeof(st), "SET statement_timeout = %u; SET client_min_messages = warning; "
+				       "SET client_encoding = 'UTF8'",
 		       db->timeout_ms);
 	res = PQexec(c, st);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -380,8 +381,21 @@ enum stmt {
 	ST_STATS,
 	ST_LIST,
 	ST_SWEEP,
+	ST_POL_INSERT,
+	ST_POL_BY_SHA,
+	ST_POL_LIST,
+	ST_POL_META,
+	ST_POL_GET,
+	ST_POL_ACTIVE,
+	ST_POL_ACTIVATE,
+	ST_POL_ACTIVATIONS,
 	ST__N
 };
+
+/* A policy version's columns as pol_row() reads them (then whether it is
+ * the active one, then the document when asked for). */
+#define POL_COLS "id, sha256, size, comment, extract(epoch FROM created)::bigint, created_by"
+#define POL_ACTIVE_ID "(SELECT a.policy_id FROM policy_activations a ORDER BY a.id DESC LIMIT 1)"
 
 static const struct {
 	const char *name;
@@ -437,7 +451,41 @@ static const struct {
 		       "WHERE a.address = old.address AND a.client_id IS NOT NULL "
 		       "AND a.last_seen < now() - make_interval(secs => $3::bigint) "
 		       "RETURNING old.client_id, host(a.address)" },
+	/* Policies (migration 0005). An existing sha256 inserts nothing (no
+	 * row back): ST_POL_BY_SHA then reads the version that has it. */
+	[ST_POL_INSERT] = { "zg_pol_insert", 5,
+			    "INSERT INTO policy_versions (document, sha256, size, comment, created_by) "
+			    "VALUES ($1, $2, $3::integer, $4, $5) ON CONFLICT (sha256) DO NOTHING "
+			    "RETURNING " POL_COLS ", false" },
+	[ST_POL_BY_SHA] = { "zg_pol_by_sha", 1,
+			    "SELECT " POL_COLS ", id IS NOT DISTINCT FROM " POL_ACTIVE_ID
+			    " FROM policy_versions WHERE sha256 = $1" },
+	/* Always one row at least: the active id (NULL: none), then the
+	 * page's versions (NULL columns on an empty page). */
+	[ST_POL_LIST] = { "zg_pol_list", 2,
+			  "SELECT act.id, v.* FROM (SELECT " POL_ACTIVE_ID " AS id) act "
+			  "LEFT JOIN LATERAL (SELECT " POL_COLS " FROM policy_versions WHERE "
+			  "$1::bigint = 0 OR id < $1::bigint ORDER BY id DESC LIMIT $2::integer) v "
+			  "ON true ORDER BY v.id DESC" },
+	[ST_POL_META] = { "zg_pol_meta", 1,
+			  "SELECT " POL_COLS ", id IS NOT DISTINCT FROM " POL_ACTIVE_ID
+			  " FROM policy_versions WHERE id = $1::bigint" },
+	[ST_POL_GET] = { "zg_pol_get", 1,
+			 "SELECT " POL_COLS ", id IS NOT DISTINCT FROM " POL_ACTIVE_ID
+			 ", document FROM policy_versions WHERE id = $1::bigint" },
+	[ST_POL_ACTIVE] = { "zg_pol_active", 0,
+			    "SELECT a.policy_id, v.sha256 FROM policy_activations a JOIN "
+			    "policy_versions v ON v.id = a.policy_id ORDER BY a.id DESC LIMIT 1" },
+	/* One statement, its own transaction: the function serialises
+	 * activations (src/api/migrations/0005_policies.sql). */
+	[ST_POL_ACTIVATE] = { "zg_pol_activate", 4,
+			      "SELECT status, active FROM zgate_policy_activate($1::bigint, "
+			      "$2::boolean, $3::bigint, $4)" },
+	[ST_POL_ACTIVATIONS] = { "zg_pol_activations", 1,
+				 "SELECT policy_id, extract(epoch FROM at)::bigint, by FROM "
+				 "policy_activations ORDER BY id DESC LIMIT $1::integer" },
 };
+_Static_assert(ST__N <= 8 * sizeof(unsigned), "struct slot's prepared has a bit per statement");
 
 /* Executes statement st on s's connection, preparing it first if this
  * connection has not yet. Returns the result (never NULL-checked by
@@ -754,6 +802,246 @@ int api_db_ping(struct api_db *db)
 		r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : ZG_ERR_IO;
 		PQclear(res);
 	}
+	release(db, s);
+	return r;
+}
+
+/* ---------------------------------------------------------------- policies */
+
+/* Runs st on s, once more on a new connection when the one it had broke.
+ * Returns the result (TUPLES_OK or not; the caller clears it). */
+static PGresult *run_again(struct api_db *db, struct slot *s, enum stmt st, const char *const *p)
+{
+	PGresult *res = run(s, st, p);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && reconnected(db, s)) {
+		PQclear(res);
+		res = run(s, st, p);
+	}
+	return res;
+}
+
+static int64_t int_at(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* The version in columns col..col+6 of res's row (POL_COLS, then active). */
+static void pol_row(const PGresult *res, int row, int col, struct api_policy_meta *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = int_at(res, row, col);
+	(void)snprintf(out->sha256, sizeof(out->sha256), "%s", PQgetvalue(res, row, col + 1));
+	out->size = int_at(res, row, col + 2);
+	(void)snprintf(out->comment, sizeof(out->comment), "%s", PQgetvalue(res, row, col + 3));
+	out->created = int_at(res, row, col + 4);
+	(void)snprintf(out->created_by, sizeof(out->created_by), "%s",
+		       PQgetvalue(res, row, col + 5));
+	out->active = PQnfields(res) > col + 6 && strcmp(PQgetvalue(res, row, col + 6), "t") == 0;
+}
+
+int api_db_policy_create(struct api_db *db, const char *doc, size_t len, const char *sha256,
+			 const char *comment, const char *by, struct api_policy_meta *out,
+			 int *pcreated)
+{
+	char err[256], size[24];
+	const char *p[5] = { doc, sha256, size, comment, by };
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	int r = ZG_ERR_IO;
+
+	*pcreated = 0;
+	if (s == NULL)
+		return ZG_ERR_IO;
+	(void)snprintf(size, sizeof(size), "%zu", len);
+	res = run_again(db, s, ST_POL_INSERT, p);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		pol_row(res, 0, 0, out);
+		*pcreated = 1;
+		r = 0;
+	} else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		/* that document exists: committed, since the insert waited for
+		 * its transaction, and this statement has a newer snapshot */
+		PQclear(res);
+		res = run_again(db, s, ST_POL_BY_SHA, p + 1);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+			pol_row(res, 0, 0, out);
+			r = 0;
+		}
+	}
+	if (r != 0)
+		db_error(db, s->conn, "policy create");
+	PQclear(res);
+	release(db, s);
+	return r;
+}
+
+int api_db_policy_list(struct api_db *db, int64_t before, unsigned limit,
+		       struct api_policy_meta *out, size_t *pn, int64_t *pactive)
+{
+	char err[256], b[24], lim[16];
+	const char *p[2] = { b, lim };
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	int r = 0;
+
+	*pn = 0;
+	*pactive = 0;
+	if (s == NULL)
+		return ZG_ERR_IO;
+	if (limit > API_POLICY_LIST_MAX + 1)
+		limit = API_POLICY_LIST_MAX + 1;
+	(void)snprintf(b, sizeof(b), "%lld", (long long)before);
+	(void)snprintf(lim, sizeof(lim), "%u", limit);
+	res = run_again(db, s, ST_POL_LIST, p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error(db, s->conn, "policy list");
+		r = ZG_ERR_IO;
+	} else {
+		for (int i = 0; i < PQntuples(res) && (unsigned)i < limit; i++) {
+			*pactive = int_at(res, i, 0);
+			if (PQgetisnull(res, i, 1))
+				continue; /* an empty page */
+			pol_row(res, i, 1, &out[*pn]);
+			out[*pn].active = out[*pn].id == *pactive;
+			(*pn)++;
+		}
+	}
+	PQclear(res);
+	release(db, s);
+	return r;
+}
+
+int api_db_policy_get(struct api_db *db, int64_t id, struct api_policy_meta *out, char **pdoc,
+		      size_t *plen)
+{
+	char err[256], i[24];
+	const char *p[1] = { i };
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	int r = 0;
+
+	if (pdoc != NULL)
+		*pdoc = NULL;
+	if (s == NULL)
+		return ZG_ERR_IO;
+	(void)snprintf(i, sizeof(i), "%lld", (long long)id);
+	res = run_again(db, s, pdoc ? ST_POL_GET : ST_POL_META, p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error(db, s->conn, "policy get");
+		r = ZG_ERR_IO;
+	} else if (PQntuples(res) == 0) {
+		r = ZG_ERR_NOTFOUND;
+	} else {
+		pol_row(res, 0, 0, out);
+		if (pdoc != NULL) {
+			size_t n = (size_t)PQgetlength(res, 0, 7);
+
+			if ((*pdoc = malloc(n + 1)) == NULL) {
+				r = ZG_ERR_NOMEM;
+			} else {
+				memcpy(*pdoc, PQgetvalue(res, 0, 7), n);
+				(*pdoc)[n] = '\0';
+				*plen = n;
+			}
+		}
+	}
+	PQclear(res);
+	release(db, s);
+	return r;
+}
+
+int api_db_policy_active(struct api_db *db, int64_t *pid, char sha256[65])
+{
+	char err[256];
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	int r = 0;
+
+	*pid = 0;
+	sha256[0] = '\0';
+	if (s == NULL)
+		return ZG_ERR_IO;
+	res = run_again(db, s, ST_POL_ACTIVE, NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error(db, s->conn, "active policy");
+		r = ZG_ERR_IO;
+	} else if (PQntuples(res) == 1) {
+		*pid = int_at(res, 0, 0);
+		(void)snprintf(sha256, 65, "%s", PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	release(db, s);
+	return r;
+}
+
+int api_db_policy_activate(struct api_db *db, int64_t id, int check, int64_t expected,
+			   const char *by, int64_t *pprev, int *padded)
+{
+	char err[256], i[24], e[24];
+	const char *p[4] = { i, check ? "true" : "false", expected ? e : NULL, by };
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	const char *st;
+	int r = ZG_ERR_IO;
+
+	*pprev = 0;
+	*padded = 0;
+	if (s == NULL)
+		return ZG_ERR_IO;
+	(void)snprintf(i, sizeof(i), "%lld", (long long)id);
+	(void)snprintf(e, sizeof(e), "%lld", (long long)expected);
+	res = run_again(db, s, ST_POL_ACTIVATE, p);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		st = PQgetvalue(res, 0, 0);
+		*pprev = int_at(res, 0, 1);
+		if (strcmp(st, "unknown") == 0) {
+			r = ZG_ERR_NOTFOUND;
+		} else if (strcmp(st, "conflict") == 0) {
+			r = ZG_ERR_STATE;
+		} else if (strcmp(st, "already") == 0) {
+			r = 0;
+		} else if (strcmp(st, "activated") == 0) {
+			*padded = 1;
+			r = 0;
+		}
+	}
+	if (r == ZG_ERR_IO)
+		db_error(db, s->conn, "policy activation");
+	PQclear(res);
+	release(db, s);
+	return r;
+}
+
+int api_db_policy_activations(struct api_db *db, unsigned limit,
+			      struct api_policy_activation *out, size_t *pn)
+{
+	char err[256], lim[16];
+	const char *p[1] = { lim };
+	struct slot *s = acquire(db, err, sizeof(err));
+	PGresult *res;
+	int r = 0;
+
+	*pn = 0;
+	if (s == NULL)
+		return ZG_ERR_IO;
+	if (limit > API_POLICY_ACTIVATIONS_MAX)
+		limit = API_POLICY_ACTIVATIONS_MAX;
+	(void)snprintf(lim, sizeof(lim), "%u", limit);
+	res = run_again(db, s, ST_POL_ACTIVATIONS, p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error(db, s->conn, "policy activations");
+		r = ZG_ERR_IO;
+	} else {
+		for (int k = 0; k < PQntuples(res) && (unsigned)k < limit; k++) {
+			memset(&out[k], 0, sizeof(out[k]));
+			out[k].policy_id = int_at(res, k, 0);
+			out[k].at = int_at(res, k, 1);
+			(void)snprintf(out[k].by, sizeof(out[k].by), "%s", PQgetvalue(res, k, 2));
+			*pn = (size_t)k + 1;
+		}
+	}
+	PQclear(res);
 	release(db, s);
 	return r;
 }

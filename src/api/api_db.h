@@ -146,6 +146,69 @@ int api_db_stats(struct api_db *db, const struct api_pool *pool, struct api_stat
  * ZG_ERR_IO. */
 int api_db_ping(struct api_db *db);
 
+/* ---------------------------------------------------------------- policies
+ * Immutable versions of the relays' policy YAML and the history of their
+ * activations (migration 0005). */
+
+#define API_POLICY_BY_MAX (API_RELAY_ID_MAX + 8) /* "admin:NAME" or "token" */
+#define API_POLICY_LIST_MAX 500                  /* versions per page */
+#define API_POLICY_ACTIVATIONS_MAX 500           /* activations per page */
+
+struct api_policy_meta {
+	int64_t id;
+	char sha256[65]; /* hex of the document's bytes */
+	int64_t size;    /* bytes */
+	char comment[API_POLICY_COMMENT_MAX + 1];
+	int64_t created; /* Unix seconds */
+	char created_by[API_POLICY_BY_MAX];
+	int active; /* the version in force */
+};
+
+struct api_policy_activation {
+	int64_t policy_id;
+	int64_t at; /* Unix seconds */
+	char by[API_POLICY_BY_MAX];
+};
+
+/* Stores doc (len bytes, NUL-terminated, valid UTF-8 without NUL) as a new
+ * version with sha256 (its hex), comment and by, unless a version with
+ * that sha256 exists: then that one. Returns 0 with *out and *pcreated (1:
+ * a new row), or ZG_ERR_IO. */
+int api_db_policy_create(struct api_db *db, const char *doc, size_t len, const char *sha256,
+			 const char *comment, const char *by, struct api_policy_meta *out,
+			 int *pcreated);
+
+/* Up to limit (<= API_POLICY_LIST_MAX + 1: one more than a page tells
+ * whether there is a next) versions, newest first, with ids below before
+ * (0: from the newest); out has room for limit. Returns 0 with out[0..*pn) and
+ * *pactive (the active version's id, 0: none), or ZG_ERR_IO. */
+int api_db_policy_list(struct api_db *db, int64_t before, unsigned limit,
+		       struct api_policy_meta *out, size_t *pn, int64_t *pactive);
+
+/* Version id; with pdoc, also its document (malloc'd, NUL-terminated, its
+ * length in *plen). Returns 0, ZG_ERR_NOTFOUND, ZG_ERR_NOMEM or ZG_ERR_IO. */
+int api_db_policy_get(struct api_db *db, int64_t id, struct api_policy_meta *out, char **pdoc,
+		      size_t *plen);
+
+/* The active version's id and sha256 (*pid 0 and sha256 "" when none).
+ * Returns 0 or ZG_ERR_IO. */
+int api_db_policy_active(struct api_db *db, int64_t *pid, char sha256[65]);
+
+/* Puts version id in force, recording by, in one statement (the function
+ * zgate_policy_activate, migration 0005: serialised over every replica).
+ * With check, only if the active version is expected (0: none). Returns
+ * 0 with *pprev the version in force before (0: none) and *padded 0 when
+ * id was active already (no activation recorded); ZG_ERR_NOTFOUND (no
+ * version id); ZG_ERR_STATE (check failed: *pprev the active version);
+ * ZG_ERR_IO. */
+int api_db_policy_activate(struct api_db *db, int64_t id, int check, int64_t expected,
+			   const char *by, int64_t *pprev, int *padded);
+
+/* Up to limit (<= API_POLICY_ACTIVATIONS_MAX) activations, newest first.
+ * Returns 0 with out[0..*pn), or ZG_ERR_IO. */
+int api_db_policy_activations(struct api_db *db, unsigned limit,
+			      struct api_policy_activation *out, size_t *pn);
+
 /* A snapshot of the counters. */
 void api_db_counters(struct api_db *db, struct api_db_counters *out);
 

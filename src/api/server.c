@@ -1,4 +1,5 @@
 #include "api/server.h"
+#include "api/policy_routes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,12 +54,23 @@ enum ep {
 	EP_STATS,
 	EP_LIST,
 	EP_OTHER,
+	EP_POLICY_LIST,
+	EP_POLICY_CREATE,
+	EP_POLICY_VALIDATE,
+	EP_POLICY_GET,
+	EP_POLICY_ACTIVATE,
+	EP_POLICY_ACTIVATIONS,
+	EP_POLICY,
 	EP__N
 };
-static const char *const ep_names[EP__N] = { "health", "ready", "metrics", "allocate", "get",
-					     "refresh", "release", "stats", "list", "other" };
-static const unsigned codes[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500,
-				  503 };
+static const char *const ep_names[EP__N] = {
+	"health", "ready", "metrics", "allocate", "get",
+	"refresh", "release", "stats", "list", "other",
+	"policy_list", "policy_create", "policy_validate", "policy_get", "policy_activate",
+	"policy_activations", "policy"
+};
+static const unsigned codes[] = { 200, 201, 304, 400, 401, 403, 404, 405, 409, 413, 415, 429,
+				  500, 503 };
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 static const char *const how_names[API_ALLOC__N] = { "existing", "requested", "new",
 						     "reclaimed" };
@@ -75,6 +87,7 @@ struct ipslot {
 struct api_server {
 	struct MHD_Daemon *d;
 	struct api_db *db;
+	struct api_policies *pol; /* the policy endpoints (policy_routes.c) */
 	struct api_pool pool;
 	char pool_text[sizeof(((struct api_config *)0)->pool)]; /* cfg->pool, for messages */
 	char *cert, *key, *ca;                                  /* PEM text, kept for the daemon's life */
@@ -432,6 +445,7 @@ enum who {
 
 struct ident {
 	enum who who;
+	int token;                       /* WHO_ADMIN by the bearer token, not a certificate */
 	char name[API_RELAY_ID_MAX + 1]; /* the relay id or admin name */
 	const char *why;                 /* WHO_BAD: for the answer */
 };
@@ -448,6 +462,10 @@ struct req {
 	int nobody;    /* answered without a body: none was announced */
 	struct api_route rt;
 	struct ident id; /* decided at the head */
+	size_t max;      /* the route's body limit: API_BODY_MAX, or API_POLICY_BODY_MAX */
+	char *big;       /* a body over API_BODY_MAX (max + 1 at most), or NULL */
+	size_t bigcap;
+	int slot; /* holds an api_policies_big_take() slot */
 	char body[API_BODY_MAX + 1];
 };
 
@@ -856,6 +874,7 @@ static void *sweeper_main(void *arg)
 	while (!s->stopping) {
 		pthread_mutex_unlock(&s->cmu);
 		sweep(s);
+		api_policies_refresh(s->pol); /* another replica may have activated one */
 		pthread_mutex_lock(&s->cmu);
 		deadline_after_ms(CLOCK_MONOTONIC, s->sweep_interval_ms, &until);
 		while (!s->stopping && pthread_cond_timedwait(&s->wcv, &s->cmu, &until) != ETIMEDOUT)
@@ -949,6 +968,7 @@ static void identify(struct api_server *s, struct MHD_Connection *conn, struct i
 		pthread_mutex_unlock(&s->mu);
 		if (ok) {
 			id->who = WHO_ADMIN;
+			id->token = 1;
 			(void)snprintf(id->name, sizeof(id->name), "token");
 			return;
 		}
@@ -1160,6 +1180,10 @@ static enum MHD_Result send_metrics(struct api_server *s, struct MHD_Connection 
 	     (unsigned long long)s->open_conns, (unsigned long long)s->refused_per_addr,
 	     (unsigned long long)s->head_timeouts);
 	pthread_mutex_unlock(&s->cmu);
+	mout(&m, "# HELP zgate_api_policy_active_id The active policy version as this replica last "
+		 "saw it (0: none; -1: not known yet).\n# TYPE zgate_api_policy_active_id gauge\n"
+		 "zgate_api_policy_active_id %lld\n",
+	     (long long)api_policies_active_id(s->pol));
 	mout(&m, "# HELP zgate_api_db_retries_total Allocation transactions run again after "
 		 "losing a race to another one.\n# TYPE zgate_api_db_retries_total counter\n"
 		 "zgate_api_db_retries_total %llu\n",
@@ -1328,6 +1352,96 @@ static enum MHD_Result handle_list(struct api_server *s, struct MHD_Connection *
 	return res;
 }
 
+/* The endpoint label (for /metrics) of policy endpoint k and method, and
+ * who may call it: *prole 2 admins, 1 relays too (GET /api/v1/policy), 0
+ * nobody, k has no such method (*pallow: the methods it has). (Numbers:
+ * enum role is defined below, with the head's checks.) */
+static enum ep policy_ep(enum api_route_kind k, const char *method, int *prole,
+			 const char **pallow)
+{
+	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	int post = strcmp(method, "POST") == 0;
+
+	*prole = 2;
+	switch (k) {
+	case API_R_POLICIES:
+		*pallow = "GET, HEAD, POST";
+		*prole = get || post ? 2 : 0;
+		return post ? EP_POLICY_CREATE : EP_POLICY_LIST;
+	case API_R_POLICY_VALIDATE:
+		*pallow = "POST";
+		*prole = post ? 2 : 0;
+		return EP_POLICY_VALIDATE;
+	case API_R_POLICY_ONE:
+		*pallow = "GET, HEAD";
+		*prole = get ? 2 : 0;
+		return EP_POLICY_GET;
+	case API_R_POLICY_ACTIVATE:
+		*pallow = "POST";
+		*prole = post ? 2 : 0;
+		return EP_POLICY_ACTIVATE;
+	case API_R_POLICY_ACTIVATIONS:
+		*pallow = "GET, HEAD";
+		*prole = get ? 2 : 0;
+		return EP_POLICY_ACTIVATIONS;
+	default: /* API_R_POLICY_ACTIVE: relays fetch it */
+		*pallow = "GET, HEAD";
+		*prole = get ? 1 : 0;
+		return EP_POLICY;
+	}
+}
+
+/* Whether k is one of the policy endpoints. */
+static int is_policy(enum api_route_kind k)
+{
+	return k >= API_R_POLICIES && k <= API_R_POLICY_ACTIVATIONS;
+}
+
+/* A policy endpoint: the method and role checked here, the answer made
+ * by policy_routes.c. */
+static enum MHD_Result handle_policy(struct api_server *s, struct MHD_Connection *conn,
+				     struct req *rq, const char *method)
+{
+	struct api_policy_call c;
+	struct MHD_Response *res;
+	const char *allow;
+	char by[API_POLICY_BY_MAX];
+	unsigned code;
+	enum MHD_Result r;
+	int role;
+
+	rq->ep = policy_ep(rq->rt.kind, method, &role, &allow);
+	if (role == 0)
+		return wrong_method(conn, rq, allow);
+	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && role == 1)))
+		return refuse(s, conn, rq, &rq->id);
+	if (rq->id.who == WHO_RELAY)
+		(void)snprintf(by, sizeof(by), "relay:%s", rq->id.name);
+	else if (rq->id.token)
+		(void)snprintf(by, sizeof(by), "token");
+	else
+		(void)snprintf(by, sizeof(by), "admin:%s", rq->id.name);
+	memset(&c, 0, sizeof(c));
+	c.kind = rq->rt.kind;
+	c.post = strcmp(method, "POST") == 0;
+	c.id = rq->rt.policy_id;
+	c.by = by;
+	c.body = rq->big != NULL ? rq->big : rq->body;
+	c.len = rq->len;
+	c.limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	c.before = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "before");
+	c.if_none_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						      MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if ((res = api_policy_answer(s->pol, &c, &code)) == NULL)
+		return MHD_NO;
+	if (rq->close)
+		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
+	rq->code = code;
+	r = MHD_queue_response(conn, code, res);
+	MHD_destroy_response(res);
+	return r;
+}
+
 static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
 				struct req *rq, const char *method)
 {
@@ -1339,10 +1453,7 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 
 	if (rq->route_bad) {
 		rq->ep = EP_OTHER;
-		return send_error(conn, rq, 400,
-				  "the client id in the path must be 1 to 128 characters of A-Z "
-				  "a-z 0-9 . _ - @ : +",
-				  NULL, NULL);
+		return send_error(conn, rq, 400, rt.why, NULL, NULL);
 	}
 	switch (rt.kind) {
 	case API_R_HEALTH:
@@ -1439,6 +1550,13 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 			       (unsigned long long)st.expired, s->pool.ttl_s);
 		return send_json(conn, rq, 200, body);
 	}
+	case API_R_POLICIES:
+	case API_R_POLICY_VALIDATE:
+	case API_R_POLICY_ONE:
+	case API_R_POLICY_ACTIVATE:
+	case API_R_POLICY_ACTIVE:
+	case API_R_POLICY_ACTIVATIONS:
+		return handle_policy(s, conn, rq, method);
 	default:
 		break;
 	}
@@ -1482,8 +1600,53 @@ static enum role role_needed(enum api_route_kind k, const char *method)
 	case API_R_STATS:
 		return get ? ROLE_ADMIN : ROLE_METHOD;
 	default:
+		if (is_policy(k)) {
+			const char *allow;
+			int role;
+
+			(void)policy_ep(k, method, &role, &allow);
+			return role == 2 ? ROLE_ADMIN : role == 1 ? ROLE_ANY
+								  : ROLE_METHOD;
+		}
 		return ROLE_METHOD;
 	}
+}
+
+/* The body limit of the request, decided on its head (cl: its
+ * Content-Length or NULL): API_BODY_MAX, or API_POLICY_BODY_MAX for a
+ * policy document (POST policies and policies/validate), which also
+ * takes one of the few large-body slots when the body may pass
+ * API_BODY_MAX (announced so, or chunked). Returns 0, or -1 with *pres
+ * the result of queueing the answer (413 over the limit, 503 when no slot
+ * is free). */
+static int body_limit(struct api_server *s, struct MHD_Connection *conn, struct req *rq,
+		      const char *method, const char *cl, enum MHD_Result *pres)
+{
+	unsigned long long n = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+	char msg[160];
+
+	rq->max = API_BODY_MAX;
+	if ((rq->rt.kind == API_R_POLICIES || rq->rt.kind == API_R_POLICY_VALIDATE) &&
+	    strcmp(method, "POST") == 0)
+		rq->max = API_POLICY_BODY_MAX;
+	if (n > rq->max) {
+		(void)snprintf(msg, sizeof(msg), "body larger than %zu bytes%s", rq->max,
+			       rq->max > API_BODY_MAX ? " (a policy document may be 1 MiB, 1048576 "
+							"bytes, once decoded)"
+						      : "");
+		*pres = send_error(conn, rq, 413, msg, NULL, NULL);
+		return -1;
+	}
+	if (rq->max > API_BODY_MAX && has_body(conn) && (cl == NULL || n > API_BODY_MAX)) {
+		if (!api_policies_big_take(s->pol)) {
+			*pres = send_error(conn, rq, 503,
+					   "too many large policy requests at once; try again",
+					   "Retry-After", "1");
+			return -1;
+		}
+		rq->slot = 1;
+	}
+	return 0;
 }
 
 /* What is decided as soon as the head is complete, before any of the body
@@ -1497,6 +1660,7 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 {
 	const char *cl;
 	enum role need;
+	enum MHD_Result res;
 
 	head_arrived(s, conn);
 	rq->answered = 1;
@@ -1531,6 +1695,12 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 		 : rq->rt.kind == API_R_STATS   ? EP_STATS
 		 : need == ROLE_ADMIN           ? EP_RELEASE
 						: EP_GET;
+	if (is_policy(rq->rt.kind)) {
+		const char *allow;
+		int role;
+
+		rq->ep = policy_ep(rq->rt.kind, method, &role, &allow);
+	}
 	identify(s, conn, &rq->id);
 	if (!(rq->id.who == WHO_ADMIN || (rq->id.who == WHO_RELAY && need == ROLE_ANY)))
 		return refuse(s, conn, rq, &rq->id);
@@ -1541,8 +1711,8 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 				  "a request with a body must have Content-Type: application/json",
 				  NULL, NULL);
 	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl != NULL && strtoull(cl, NULL, 10) > API_BODY_MAX)
-		return send_error(conn, rq, 413, "body larger than 4096 bytes", NULL, NULL);
+	if (body_limit(s, conn, rq, method, cl, &res) != 0)
+		return res;
 	rq->answered = 0;
 	rq->close = 0;
 	return MHD_YES;
@@ -1556,31 +1726,68 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	return MHD_YES;
 }
 
-/* A body that announced no length (chunked) has passed API_BODY_MAX:
+/* A body that announced no length (chunked) has passed rq->max:
  * refused now rather than read to its end, however long that is. MHD
  * cannot queue a response while a body is arriving (MHD_queue_response
  * refuses in that state, up to libmicrohttpd 1.0), so the 413 goes out
  * directly on the connection's TLS session, best effort (this is the
  * connection's own thread, and nothing of a response was sent yet), and
  * MHD_NO makes MHD close the connection. Counted like any 413. */
-#define BODY_413 "{\"error\":\"body larger than 4096 bytes\"}\n"
-_Static_assert(API_BODY_MAX == 4096 && sizeof(BODY_413) - 1 == 40,
-	       "the 413 texts name API_BODY_MAX; the Content-Length is BODY_413's");
 static enum MHD_Result body_too_large(struct MHD_Connection *conn, struct req *rq)
 {
-	static const char msg[] = "HTTP/1.1 413 Content Too Large\r\n"
-				  "Content-Type: application/json\r\n"
-				  "Cache-Control: no-store\r\n"
-				  "Connection: close\r\n"
-				  "Content-Length: 40\r\n\r\n" BODY_413;
+	char body[96], msg[320];
+	int bl, n;
 	const union MHD_ConnectionInfo *ti =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 
+	bl = snprintf(body, sizeof(body), "{\"error\":\"body larger than %zu bytes\"}\n", rq->max);
+	n = snprintf(msg, sizeof(msg),
+		     "HTTP/1.1 413 Content Too Large\r\n"
+		     "Content-Type: application/json\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "Connection: close\r\n"
+		     "Content-Length: %d\r\n\r\n%s",
+		     bl, body);
 	rq->code = 413;
 	rq->answered = 1;
-	if (ti != NULL && ti->tls_session != NULL)
-		(void)gnutls_record_send((gnutls_session_t)ti->tls_session, msg, sizeof(msg) - 1);
+	if (ti != NULL && ti->tls_session != NULL && bl > 0 && n > 0 && (size_t)n < sizeof(msg))
+		(void)gnutls_record_send((gnutls_session_t)ti->tls_session, msg, (size_t)n);
 	return MHD_NO;
+}
+
+/* Appends n bytes of body to rq: into rq->body while it fits, else into
+ * rq->big, grown by doubling up to rq->max + 1 (a large body holds a
+ * slot, body_limit()). Returns 0, or -1 when out of memory or past the
+ * limit without a slot (MHD_NO). */
+static int body_append(struct req *rq, const char *data, size_t n)
+{
+	size_t need = rq->len + n + 1;
+
+	if (rq->big == NULL && need <= sizeof(rq->body)) {
+		memcpy(rq->body + rq->len, data, n);
+		rq->len += n;
+		return 0;
+	}
+	if (!rq->slot)
+		return -1;
+	if (need > rq->bigcap) {
+		size_t cap = rq->bigcap ? rq->bigcap : 65536;
+		char *b;
+
+		while (cap < need)
+			cap *= 2;
+		if (cap > rq->max + 1)
+			cap = rq->max + 1;
+		if ((b = realloc(rq->big, cap)) == NULL)
+			return -1;
+		if (rq->big == NULL)
+			memcpy(b, rq->body, rq->len);
+		rq->big = b;
+		rq->bigcap = cap;
+	}
+	memcpy(rq->big + rq->len, data, n);
+	rq->len += n;
+	return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1597,6 +1804,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->ep = EP_OTHER;
+		rq->max = API_BODY_MAX;
 		*con_cls = rq;
 		return head(s, conn, rq, url, method);
 	}
@@ -1609,14 +1817,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 		if (rq->nobody) /* not announced: cannot be */
 			return MHD_NO;
-		if (n > API_BODY_MAX - rq->len)
+		if (n > rq->max - rq->len)
 			return body_too_large(conn, rq);
-		memcpy(rq->body + rq->len, upload_data, n);
-		rq->len += n;
+		if (body_append(rq, upload_data, n) != 0)
+			return MHD_NO;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	rq->body[rq->len] = '\0';
+	(rq->big != NULL ? rq->big : rq->body)[rq->len] = '\0';
 	rq->answered = 1;
 	return dispatch(s, conn, rq, method);
 }
@@ -1646,6 +1854,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		zg_histo_observe(&s->latency, us);
 		pthread_mutex_unlock(&s->mu);
 	}
+	if (rq->slot)
+		api_policies_big_give(s->pol);
+	free(rq->big);
 	free(rq);
 }
 
@@ -1727,6 +1938,10 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	s->pool.ttl_s = cfg->lease_ttl_ms / 1000;
 	s->pool.max_per_relay = cfg->max_leases_per_relay;
 	s->sweep_interval_ms = cfg->sweep_interval_ms;
+	if ((r = api_policies_new(db, &s->pol)) != 0) {
+		zg_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
 		zg_seterr(err, errlen, "cannot start a thread");
 		r = ZG_ERR_NOMEM;
@@ -1778,6 +1993,7 @@ int api_server_start(const struct api_config *cfg, struct api_db *db, const char
 	return 0;
 fail:
 	stop_threads(s);
+	api_policies_free(s->pol);
 	free(s->ips);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->cmu);
@@ -1796,6 +2012,7 @@ void api_server_stop(struct api_server *s)
 		return;
 	stop_threads(s);
 	MHD_stop_daemon(s->d);
+	api_policies_free(s->pol);
 	free(s->ips);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->cmu);

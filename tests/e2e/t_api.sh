@@ -74,9 +74,10 @@ expect_contains "$out" "applied migration 0001_ipam" "first migrate"
 expect_contains "$out" "applied migration 0002_allocate_function" "first migrate"
 expect_contains "$out" "applied migration 0003_allocate_in_pool" "first migrate"
 expect_contains "$out" "applied migration 0004_relay_quota" "first migrate"
+expect_contains "$out" "applied migration 0005_policies" "first migrate"
 out=$("$API" migrate "${common[@]}") || fail "second migrate exited $?"
-expect_contains "$out" "schema at version 4 (0 applied now)" "second migrate"
-[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 4 ]] || fail "migration recorded twice"
+expect_contains "$out" "schema at version 5 (0 applied now)" "second migrate"
+[[ $(pg_sql "SELECT count(*) FROM zgate_schema_migrations") == 5 ]] || fail "migration recorded twice"
 # A database at version 1 (a zgate-api of before 0002) gains the function;
 # 0002 and 0003 are CREATE OR REPLACE, so they also run over a function
 # already there (and 0003 replaces 0002's).
@@ -85,7 +86,8 @@ out=$("$API" migrate "${common[@]}") || fail "migrate from version 1 exited $?"
 expect_contains "$out" "applied migration 0002_allocate_function" "migrate from version 1"
 expect_contains "$out" "applied migration 0003_allocate_in_pool" "migrate from version 1"
 expect_contains "$out" "applied migration 0004_relay_quota" "migrate from version 1"
-expect_contains "$out" "schema at version 4 (3 applied now)" "migrate from version 1"
+expect_contains "$out" "applied migration 0005_policies" "migrate from version 1"
+expect_contains "$out" "schema at version 5 (4 applied now)" "migrate from version 1"
 # 0004's function with the quota, and 0002's signature as its wrapper (for
 # replicas not upgraded yet).
 [[ $(pg_sql "SELECT count(*) FROM pg_proc WHERE proname = 'zgate_ipam_allocate'") == 2 ]] ||
