@@ -1644,6 +1644,42 @@ static void test_polapi_outage_timeout_size(void **state)
 	event_base_free(base);
 }
 
+/* An ETag that cannot go on the cache's first line or back on the wire
+ * (a space, a byte above 0x7e) is not kept: the policy is taken, the next
+ * fetch sends no If-None-Match. */
+static void test_polapi_odd_etag(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, POLICY_200("\"5 x\xc3\xa9\"", "5", DOC_B) },
+		{ A_ANSWER, "HTTP/1.1 304 Not Modified\r\n\r\n" },
+	};
+	char cache[512], *text, etag[APIC_ETAG_MAX];
+	struct event_base *base = event_base_new();
+	struct fake *fk = fake_start("127.0.0.1", acts, 2);
+	struct polrec pr = { 0, 0 };
+	struct polapi *p;
+	uint64_t v;
+
+	(void)state;
+	snprintf(cache, sizeof(cache), "%s/policy.odd.yaml", pki_dir);
+	unlink(cache);
+	p = pol_client(base, fk->port, cache, 500, &pr);
+	(void)polapi_start(p);
+	pol_run(base, p, 2, 3000);
+	assert_int_equal(pr.calls, 1);
+	req_has(fk, "If-None-Match", 0);
+	text = slurp(cache);
+	assert_string_equal(text, "# zgate-api policy 5 \"\" (written by zgate-relay)\n" DOC_B);
+	free(text);
+	assert_int_equal(polapi_cache_meta(cache, &v, etag, sizeof(etag)), 0);
+	assert_int_equal(v, 5);
+	assert_string_equal(etag, "");
+	polapi_del(p);
+	fake_stop(fk);
+	unlink(cache);
+	event_base_free(base);
+}
+
 /* The cache's first line, the deny-all start, a write that cannot be done. */
 static void test_polapi_cache(void **state)
 {
@@ -1873,6 +1909,7 @@ int main(void)
 		cmocka_unit_test(test_get_large_body),
 		cmocka_unit_test(test_polapi_cycle),
 		cmocka_unit_test(test_polapi_outage_timeout_size),
+		cmocka_unit_test(test_polapi_odd_etag),
 		cmocka_unit_test(test_polapi_cache),
 		cmocka_unit_test(test_resp_parser),
 		cmocka_unit_test(test_resp_json),

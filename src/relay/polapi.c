@@ -72,7 +72,7 @@ int polapi_cache_meta(const char *path, uint64_t *pversion, char *etag, size_t e
 	s += n;
 	s += strspn(s, " ");
 	n = strcspn(s, " ");
-	if (*s == '"' && n >= 2 && n < etaglen && s[n - 1] == '"') {
+	if (*s == '"' && n > 2 && n < etaglen && s[n - 1] == '"') {
 		memcpy(etag, s, n);
 		etag[n] = '\0';
 	}
@@ -210,9 +210,30 @@ static void answered(struct polapi *p)
 	}
 }
 
+/* An ETag the relay can write on its cache's first line and send back:
+ * quoted, printable ASCII without spaces (RFC 9110 entity-tag, weak or
+ * not); anything else is not kept (the next fetch sends no If-None-Match
+ * and costs a 200 instead of a 304). */
+static int etag_usable(const char *e)
+{
+	size_t n = strlen(e);
+
+	if (strncmp(e, "W/", 2) == 0) {
+		e += 2;
+		n -= 2;
+	}
+	if (n < 2 || e[0] != '"' || e[n - 1] != '"')
+		return 0;
+	for (size_t i = 1; i + 1 < n; i++)
+		if (e[i] <= 0x20 || e[i] >= 0x7f || e[i] == '"')
+			return 0;
+	return 1;
+}
+
 static void take(struct polapi *p, const struct apic_get_result *g)
 {
 	uint64_t v = answer_version(g);
+	const char *etag = etag_usable(g->etag) ? g->etag : "\"\"";
 	struct policy *np = NULL;
 	char name[64], err[512], hdr[APIC_ETAG_MAX + 96], cur[4200];
 
@@ -231,7 +252,7 @@ static void take(struct polapi *p, const struct apic_get_result *g)
 	}
 	policy_free(np);
 	zg_seterr(hdr, sizeof(hdr), POLAPI_HEADER "%" PRIu64 " %s (written by zgate-relay)\n", v,
-		  g->etag[0] ? g->etag : "\"\"");
+		  etag);
 	if (polapi_write_cache(p->cache, hdr, g->body, g->body_len, err, sizeof(err)) != 0) {
 		p->n[POLAPI_ERROR]++;
 		log_errx("policy %" PRIu64 " from zgate-api not taken, keeping %s: %s", v,
@@ -240,10 +261,9 @@ static void take(struct polapi *p, const struct apic_get_result *g)
 	}
 	p->n[POLAPI_CHANGED]++;
 	p->version = v;
-	zg_seterr(p->etag, sizeof(p->etag), "%s", g->etag);
+	zg_seterr(p->etag, sizeof(p->etag), "%s", strcmp(etag, "\"\"") != 0 ? etag : "");
 	p->refused[0] = '\0';
-	log_info("policy %" PRIu64 " fetched from zgate-api (%zu bytes, %s)", v, g->body_len,
-		 g->etag);
+	log_info("policy %" PRIu64 " fetched from zgate-api (%zu bytes, %s)", v, g->body_len, etag);
 	if (p->fn != NULL)
 		p->fn(p->arg, v);
 }
