@@ -4,7 +4,12 @@
  * gives the same request; a refresh body gives a valid or empty relay id;
  * a path that names a client yields a valid client id; quoting any
  * NUL-free input and reading it back as a JSON key gives the input's
- * bytes back (seen in the "unknown key" error). */
+ * bytes back (seen in the "unknown key" error); an accepted policy body's
+ * document, written back with api_json_quote_n and parsed again, is the
+ * same bytes; any NUL-free input written with api_json_quote_n parses as a
+ * document, the same bytes when it is valid UTF-8 (a byte of no valid
+ * sequence is written as \u00XX: another character); an activate body gives
+ * a positive id or none; a policy path gives a positive id. */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +17,7 @@
 #include <string.h>
 
 #include "api/api_json.h"
+#include "log.h"
 #include "zg_err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -59,6 +65,59 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = snprintf(body, sizeof(body), "{%s:1}", q3);
 		if (n > 0 && api_parse_alloc(body, (size_t)n, &q, err, sizeof(err)) == 0)
 			abort(); /* no key takes a number */
+	}
+	/* Policy bodies: decode, encode, decode again gives the same bytes. */
+	{
+		struct api_policy_body b, b2;
+		int check;
+		int64_t e;
+
+		if (api_parse_policy((const char *)data, size, &b, err, sizeof(err)) == 0) {
+			size_t qn = api_json_quote_n(NULL, 0, b.document, b.len);
+			char *pb = malloc(qn + 16);
+
+			if (pb == NULL)
+				abort();
+			memcpy(pb, "{\"document\":", 12);
+			(void)api_json_quote_n(pb + 12, qn + 1, b.document, b.len);
+			memcpy(pb + 12 + qn, "}", 2);
+			if (memchr(b.document, '\0', b.len) != NULL ||
+			    api_parse_policy(pb, qn + 13, &b2, err, sizeof(err)) != 0 || b2.len != b.len ||
+			    memcmp(b2.document, b.document, b.len) != 0)
+				abort();
+			api_policy_body_free(&b2);
+			api_policy_body_free(&b);
+			free(pb);
+		}
+		if (memchr(data, 0, size) == NULL) {
+			size_t qn = api_json_quote_n(NULL, 0, (const char *)data, size), k = 0;
+			char *pb = malloc(qn + 16);
+			int utf8 = 1;
+			uint32_t cp;
+
+			if (pb == NULL)
+				abort();
+			memcpy(pb, "{\"document\":", 12);
+			(void)api_json_quote_n(pb + 12, qn + 1, (const char *)data, size);
+			memcpy(pb + 12 + qn, "}", 2);
+			while (k < size && utf8) {
+				size_t l = log_utf8_seq(data + k, size - k, &cp);
+
+				utf8 = l > 0;
+				k += l;
+			}
+			if (api_parse_policy(pb, qn + 13, &b2, err, sizeof(err)) != 0 ||
+			    (utf8 && (b2.len != size || memcmp(b2.document, data, size) != 0)))
+				abort();
+			api_policy_body_free(&b2);
+			free(pb);
+		}
+		if (api_parse_activate((const char *)data, size, &check, &e, err, sizeof(err)) == 0 &&
+		    (check ? e < 0 : e != 0))
+			abort();
+		if (api_route_parse(path, &rt) == 0 &&
+		    (rt.kind == API_R_POLICY_ONE || rt.kind == API_R_POLICY_ACTIVATE) && rt.policy_id <= 0)
+			abort();
 	}
 	return 0;
 }

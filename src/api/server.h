@@ -10,6 +10,9 @@
  *   PUT .../refresh of one client      ID recorded on the lease) or an admin
  *   DELETE of one client, ipam/stats, an admin: certificate CN "admin:NAME"
  *   GET ipam/allocations (a list)      or "Authorization: Bearer TOKEN"
+ *   GET /api/v1/policy (the active    a relay or an admin
+ *   policy, raw)
+ *   the other policy endpoints        an admin (policy_routes.h)
  * A certificate must chain to the configured CA and, when it has an
  * extended key usage, allow TLS client authentication. A certificate that
  * is presented but fails is refused (401) even with a good token; so is
@@ -23,8 +26,10 @@
  *
  * Credentials, too, are checked on the head: a refused request is answered
  * and its connection closed before its body is read. So is a body whose
- * Content-Length passes API_BODY_MAX (413); a chunked one is refused (413)
- * and closed as soon as the bytes received pass it. A connection must
+ * Content-Length passes API_BODY_MAX (413; API_POLICY_BODY_MAX for the
+ * two policy POSTs, whose large bodies also need a free slot, else 503);
+ * a chunked one is refused (413) and closed as soon as the bytes received
+ * pass it. A connection must
  * complete its TLS handshake and request head within head_timeout (a
  * watchdog thread shuts late ones down), and one source address may hold
  * max_connections_per_address connections (refused when accepted).

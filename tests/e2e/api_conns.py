@@ -26,6 +26,11 @@ when zgate-api did not behave.
       must refuse it (413, or at least the connection closed) once the
       body passes the limit, when at most 64 KiB have been sent, not read
       it to the end.
+  api_conns.py bigslots --host H --port P --ca CA --cert C --key K [--cap N]
+      N admin POSTs of a policy announcing a 5 MB body each send 64 KiB of
+      it and wait: they hold the N large-body slots. One more is answered
+      503 at its head; once one of the N is closed, a body over 4096 bytes
+      is read again (a validation, 200).
 """
 import argparse
 import os
@@ -198,9 +203,43 @@ def chunked(a):
     return 0
 
 
+def big_post(a, length, body, path=b"/api/v1/policies"):
+    ctx = ssl.create_default_context(cafile=a.ca)
+    ctx.load_cert_chain(a.cert, a.key)
+    s = ctx.wrap_socket(socket.create_connection((a.host, a.port), timeout=10),
+                        server_hostname=a.host)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Connection: close\r\nContent-Length: %d\r\n\r\n" % (path, length) + body)
+    return s
+
+
+def status(s):
+    data = read_all(s, 5) or b""
+    return data.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def bigslots(a):
+    held = [big_post(a, 5000000, b'{"document":"' + b"a" * 65536) for _ in range(a.cap)]
+    time.sleep(0.5)
+    line = status(big_post(a, 5000000, b'{"document":"'))
+    print(f"bigslots: {a.cap} large bodies held, one more: {line!r}")
+    if " 503 " not in line + " ":
+        return 1
+    held.pop().close()
+    time.sleep(0.5)
+    doc = b"version: 1\\n#" + b"a" * 5000
+    body = b'{"document":"' + doc + b'"}'
+    line = status(big_post(a, len(body), body, b"/api/v1/policies/validate"))
+    print(f"bigslots: one closed, then a 5 kB body: {line!r}")
+    for s in held:
+        s.close()
+    return 0 if line.startswith("HTTP/1.1 20") else 1
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["early", "deadline", "peraddr", "keepalive", "chunked"])
+    p.add_argument("what", choices=["early", "deadline", "peraddr", "keepalive", "chunked",
+                                     "bigslots"])
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--wait-file")
@@ -212,7 +251,7 @@ def main():
     p.add_argument("--total", type=int, default=1 << 20)
     a = p.parse_args()
     return {"early": early, "deadline": deadline, "peraddr": peraddr,
-            "keepalive": keepalive, "chunked": chunked}[a.what](a)
+            "keepalive": keepalive, "chunked": chunked, "bigslots": bigslots}[a.what](a)
 
 
 if __name__ == "__main__":

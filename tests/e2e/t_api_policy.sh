@@ -6,12 +6,13 @@
 # limit/before; a version by id with its document byte-exact (Unicode,
 # quotes, backslashes, tabs, CRLF), also one of exactly 1 MiB; a document
 # over 1 MiB (413) and a body announced over the bound (413 at the head);
-# NUL refused; activation (idempotent, 409 on a stale expected_active, 404
+# NUL refused; at most 4 large bodies at once (503 for a fifth); activation (idempotent, 409 on a stale expected_active, 404
 # for an unknown id) and its history; GET /api/v1/policy as a relay: 404
 # before any activation, then the raw YAML byte-exact with ETag and
 # Zgate-Policy-Id, 304 with If-None-Match; roles (relay refused on every
 # admin route, no credentials 401); two replicas racing on activation
-# with the same expected_active (exactly one wins each round); logs and
+# with the same expected_active (exactly one wins each round, also when
+# both surely overlap); logs and
 # metrics; a restart keeps everything; migrating again changes nothing.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg.sh"
@@ -245,14 +246,24 @@ r=$(req $A POST policies '' "${OPS[@]}" -H 'Content-Type: application/json' -H '
 [[ $r == 413*"policy document may be 1 MiB"* ]] || fail "announced body over the bound: $r"
 r=$(req $A POST policies "$ZG_TMP/big.json" "${OPS[@]}" -H 'Transfer-Encoding: chunked')
 [[ $r == 200* ]] || fail "the 1 MiB document chunked (the same again: 200): ${r:0:300}"
+python3 "$ZG_ROOT/tests/e2e/api_conns.py" bigslots --port $PA --ca "$P/ca.crt" --cert "$P/ops.crt" \
+	--key "$P/ops.key" --cap 4 || fail "large bodies at once not bounded, or the slot not given back"
 head -c 5000 /dev/zero | tr '\0' ' ' >"$ZG_TMP/pad.json"; echo '{}' >>"$ZG_TMP/pad.json"
 r=$(req $A POST "policies/$id2/activate" "$ZG_TMP/pad.json" "${OPS[@]}"); [[ $r == 413* ]] || fail "activate keeps the 4096-byte limit: $r"
 
 step "two replicas race on activation"
 # Each round, both replicas are asked at the same instant to activate
-# another version, each expecting the version active now: one wins.
+# another version, each expecting the version active now: one wins. In
+# round 0 a transaction of psql holds back every insert into
+# policy_activations (not reads) for a second, so that both activations
+# surely overlap: had both read the active version before either wrote,
+# both would win.
 cur=$id2
-for round in $(seq 8); do
+for round in $(seq 0 8); do
+	if [[ $round == 0 ]]; then
+		pg_sql "BEGIN; LOCK TABLE policy_activations IN SHARE MODE; SELECT pg_sleep(1.5); COMMIT" >/dev/null & lpid=$!
+		sleep 0.5
+	fi
 	echo "{\"expected_active\":$cur}" >"$ZG_TMP/exp.json"
 	n0=$(pg_sql "SELECT count(*) FROM policy_activations")
 	curl -sS --cacert "$P/ca.crt" "${OPS[@]}" -H 'Content-Type: application/json' --data-binary @"$ZG_TMP/exp.json" \
@@ -260,6 +271,7 @@ for round in $(seq 8); do
 	curl -sS --cacert "$P/ca.crt" "${SEC[@]}" -H 'Content-Type: application/json' --data-binary @"$ZG_TMP/exp.json" \
 		-o "$ZG_TMP/rb.body" -w '%{http_code}' "$B/api/v1/policies/$id3/activate" >"$ZG_TMP/rb.code" & c2=$!
 	wait $c1 $c2
+	[[ $round != 0 ]] || wait $lpid || fail "psql holding the table failed"
 	codes="$(cat "$ZG_TMP/ra.code") $(cat "$ZG_TMP/rb.code")"
 	[[ $codes == "200 409" || $codes == "409 200" ]] || fail "round $round: $codes ($(cat "$ZG_TMP/ra.body") $(cat "$ZG_TMP/rb.body"))"
 	[[ $(pg_sql "SELECT count(*) FROM policy_activations") == $((n0 + 1)) ]] || fail "round $round: not one activation"
