@@ -13,7 +13,7 @@
 #include "relay/apiresp.h"
 #include "zg_err.h"
 
-static struct apiresp whole, bytes;
+static struct apiresp *whole, *bytes; /* made once, reused */
 
 /* Feeds all of d; then, when more is needed, the end of the stream. */
 static int feed(struct apiresp *p, const uint8_t *d, size_t n, int bytewise)
@@ -49,20 +49,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 2 * APIRESP_BODY_MAX)
 		return 0;
-	rw = feed(&whole, data, size, 0);
-	rb = feed(&bytes, data, size, 1);
+	if (whole == NULL && ((whole = apiresp_new(APIRESP_BODY_MAX)) == NULL ||
+			      (bytes = apiresp_new(APIRESP_BODY_MAX)) == NULL))
+		abort();
+	rw = feed(whole, data, size, 0);
+	rb = feed(bytes, data, size, 1);
 	if (rw != rb)
 		abort();
 	if (rw == 1 &&
-	    (whole.status != bytes.status || whole.close != bytes.close ||
-	     whole.body_len != bytes.body_len || memcmp(whole.body, bytes.body, whole.body_len) != 0))
+	    (whole->status != bytes->status || whole->close != bytes->close ||
+	     whole->body_len != bytes->body_len ||
+	     memcmp(whole->body, bytes->body, whole->body_len) != 0 ||
+	     strcmp(whole->etag, bytes->etag) != 0 || strcmp(whole->policy_id, bytes->policy_id) != 0))
 		abort();
-	if (rw == 1 && (whole.status < 200 || whole.status > 599))
+	if (rw == 1 && (whole->status < 200 || whole->status > 599))
 		abort();
 	/* the JSON readers on the body, and on the raw input */
 	for (int k = 0; k < 2; k++) {
-		const char *j = k == 0 ? whole.body : (const char *)data;
-		size_t jl = k == 0 ? whole.body_len : size;
+		const char *j = k == 0 ? whole->body : (const char *)data;
+		size_t jl = k == 0 ? whole->body_len : size;
 		int r = apiresp_json_str(j, jl, "error", out, sizeof(out));
 
 		if ((r == 0 || r == ZG_ERR_TOO_LARGE) && strnlen(out, sizeof(out)) >= sizeof(out))

@@ -33,6 +33,9 @@
 
 #include "relay/apiclient.h"
 #include "relay/apiresp.h"
+#include "relay/policy.h"
+#include "relay/polapi.h"
+#include "log.h"
 #include "zg_err.h"
 #include "pki.h"
 
@@ -42,6 +45,7 @@ enum act_kind {
 	A_ANSWER, /* status line, headers and body as given (raw) */
 	A_HANG,   /* read the request, never answer */
 	A_CUT,    /* send raw, then close the connection */
+	A_BIG,    /* raw "N|head": the head ("@LEN@" = N), then N bytes of body */
 };
 
 struct act {
@@ -144,6 +148,26 @@ static int send_answer(WOLFSSL *ssl, const char *raw)
 	return wolfSSL_write(ssl, out, n) == n ? 0 : -1;
 }
 
+/* The head raw with "@LEN@" = n, then n bytes of '#'. */
+static int send_big(WOLFSSL *ssl, const char *raw, size_t n)
+{
+	char head[1024], chunk[16384];
+	const char *at = strstr(raw, "@LEN@");
+	int h = snprintf(head, sizeof(head), "%.*s%zu%s", (int)(at - raw), raw, n, at + 5);
+
+	if (h < 0 || (size_t)h >= sizeof(head) || wolfSSL_write(ssl, head, h) != h)
+		return -1;
+	memset(chunk, '#', sizeof(chunk));
+	while (n > 0) {
+		int k = n < sizeof(chunk) ? (int)n : (int)sizeof(chunk);
+
+		if (wolfSSL_write(ssl, chunk, k) != k)
+			return -1;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
 static void serve_conn(struct fake *fk, int fd)
 {
 	WOLFSSL *ssl = wolfSSL_new(fk->ctx);
@@ -180,7 +204,9 @@ static void serve_conn(struct fake *fk, int fd)
 				;
 			goto out;
 		}
-		if (send_answer(ssl, a.raw) != 0 || a.kind == A_CUT)
+		if ((a.kind == A_BIG ? send_big(ssl, strchr(a.raw, '|') + 1, strtoul(a.raw, NULL, 10))
+				     : send_answer(ssl, a.raw)) != 0 ||
+		    a.kind == A_CUT)
 			goto out;
 	}
 out:
@@ -336,6 +362,7 @@ static void run_until(struct event_base *base, struct got *g, int n, unsigned ms
 
 static char url[128];
 static char err[512];
+static size_t body_max; /* the next client's (fx_start), 0 = the default */
 
 /* The relay's configuration for zgate-api at u: its certificate r1, the
  * test CA. */
@@ -349,6 +376,7 @@ static struct apic_config cfg_of(const char *u, uint32_t timeout_ms, unsigned ma
 		.relay_id = "r1",
 		.timeout_ms = timeout_ms,
 		.max_conns = max_conns,
+		.body_max = body_max,
 	};
 
 	return cfg;
@@ -1204,6 +1232,492 @@ static void test_config_errors(void **state)
 	event_base_free(base);
 }
 
+/* ---------------------------------------------------------------- GET (policy) */
+
+struct gotg {
+	int n;
+	struct apic_get_result r;
+	char body[256]; /* the body's start, kept past the callback */
+	struct event_base *base;
+};
+
+static void gotg_cb(void *arg, const struct apic_get_result *r)
+{
+	struct gotg *g = arg;
+
+	g->n++;
+	g->r = *r;
+	g->r.body = NULL; /* not ours after the callback */
+	snprintf(g->body, sizeof(g->body), "%.*s", r->body ? (int)r->body_len : 0,
+		 r->body ? r->body : "");
+	if (r->body != NULL)
+		assert_int_equal(r->body[r->body_len], '\0');
+	event_base_loopbreak(g->base);
+}
+
+static const struct apic_get_result *get1(struct fixture *x, struct gotg *g, const char *inm,
+					  unsigned ms)
+{
+	int before = g->n;
+
+	g->base = x->base;
+	assert_non_null(apic_get(x->a, "/api/v1/policy", inm, gotg_cb, g));
+	assert_int_equal(g->n, before);
+	for (unsigned i = 0; i < ms / 10 && g->n == before; i++)
+		run(x->base, 10);
+	assert_int_equal(g->n, before + 1);
+	return &g->r;
+}
+
+#define POLICY_200(etag, id, doc) \
+	"HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nETag: " etag "\r\nZgate-Policy-Id: " id "\r\nContent-Length: @LEN@\r\n\r\n" doc
+
+static void test_get_200_304_404(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, POLICY_200("\"3-0123456789abcdef\"", "3", "version: 1\n") },
+		{ A_ANSWER, "HTTP/1.1 304 Not Modified\r\nETag: \"3-0123456789abcdef\"\r\n\r\n" },
+		{ A_ANSWER, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+			    "Content-Length: @LEN@\r\n\r\n{\"error\":\"no active policy\"}" },
+	};
+	struct fixture x;
+	struct gotg g;
+	const struct apic_get_result *r;
+	struct apic_counters c;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	fx_start(&x, acts, 3, 1000, 0);
+	r = get1(&x, &g, NULL, 3000);
+	assert_int_equal(r->ok, 1);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->etag, "\"3-0123456789abcdef\"");
+	assert_string_equal(r->policy_id, "3");
+	assert_string_equal(g.body, "version: 1\n");
+	assert_int_equal(r->body_len, 11);
+	req_has(x.fk, "GET /api/v1/policy HTTP/1.1\r\nHost: 127.0.0.1:", 1);
+	req_has(x.fk, "If-None-Match", 0);
+	r = get1(&x, &g, "\"3-0123456789abcdef\"", 3000);
+	assert_int_equal(r->ok, 1);
+	assert_int_equal(r->status, 304);
+	assert_string_equal(g.body, "");
+	req_has(x.fk, "\r\nIf-None-Match: \"3-0123456789abcdef\"\r\n", 1);
+	r = get1(&x, &g, "\"3-0123456789abcdef\"", 3000);
+	assert_int_equal(r->ok, 0);
+	assert_int_equal(r->status, 404);
+	assert_string_equal(r->cause, "404 no active policy");
+	assert_int_equal(apic_state(x.a), APIC_UP); /* it answered */
+	apic_counters(x.a, &c);
+	assert_int_equal(c.requests, 3);
+	assert_int_equal(c.connects, 1); /* keep-alive */
+	/* what cannot go on a request line */
+	assert_null(apic_get(x.a, "api/v1/policy", NULL, gotg_cb, &g));
+	assert_null(apic_get(x.a, "/a b", NULL, gotg_cb, &g));
+	assert_null(apic_get(x.a, "/a", "\"x\"\r\nX-Evil: 1", gotg_cb, &g));
+	fx_stop(&x);
+}
+
+/* 503 is retried until the deadline; a hang times out. */
+static void test_get_503_and_timeout(void **state)
+{
+	static const struct act a503[] = {
+		{ A_ANSWER, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: @LEN@\r\n\r\n"
+			    "{\"error\":\"database unreachable\"}" },
+	};
+	static const struct act hang[] = { { A_HANG, NULL } };
+	struct fixture x;
+	struct gotg g;
+	const struct apic_get_result *r;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	fx_start(&x, a503, 1, 300, 0);
+	r = get1(&x, &g, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_int_equal(r->status, 503);
+	assert_non_null(strstr(r->cause, "database unreachable"));
+	assert_true(fake_get(x.fk, &x.fk->requests) >= 2);
+	assert_int_equal(apic_state(x.a), APIC_DOWN);
+	fx_stop(&x);
+
+	fx_start(&x, hang, 1, 200, 0);
+	r = get1(&x, &g, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_int_equal(r->status, 0);
+	assert_non_null(strstr(r->cause, "timeout after 200 ms (waiting for the answer of"));
+	fx_stop(&x);
+}
+
+/* A client with a larger body_max takes a 1 MiB body; one byte more than
+ * its body_max is refused, as 64 KiB + 1 still is for the default. */
+static void test_get_large_body(void **state)
+{
+	static const struct act acts[] = {
+		{ A_BIG, "1048576|HTTP/1.1 200 OK\r\nETag: \"1-a\"\r\nContent-Length: @LEN@\r\n\r\n" },
+		{ A_BIG, "1048578|HTTP/1.1 200 OK\r\nETag: \"1-a\"\r\nContent-Length: @LEN@\r\n\r\n" },
+	};
+	static const struct act small[] = {
+		{ A_BIG, "65537|HTTP/1.1 200 OK\r\nContent-Length: @LEN@\r\n\r\n" },
+	};
+	struct fixture x;
+	struct gotg g;
+	const struct apic_get_result *r;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	body_max = (1u << 20) + 1;
+	fx_start(&x, acts, 2, 2000, 0);
+	body_max = 0;
+	r = get1(&x, &g, NULL, 5000);
+	assert_int_equal(r->ok, 1);
+	assert_int_equal(r->body_len, 1u << 20);
+	assert_int_equal(g.body[0], '#');
+	r = get1(&x, &g, NULL, 5000);
+	assert_int_equal(r->ok, 0);
+	assert_non_null(strstr(r->cause, "body larger than 1048577 bytes"));
+	fx_stop(&x);
+
+	fx_start(&x, small, 1, 300, 0);
+	r = get1(&x, &g, NULL, 3000);
+	assert_int_equal(r->ok, 0);
+	assert_non_null(strstr(r->cause, "body larger than 65536 bytes"));
+	fx_stop(&x);
+}
+
+/* ---------------------------------------------------------------- polapi */
+
+#define DOC_A                                                                                   \
+	"version: 1\ndefault_action: deny\nclients:\n  agent-1:\n    rules:\n      - id: web\n" \
+	"        action: allow\n        destinations: [\"192.0.2.0/24\"]\n"
+#define DOC_B "version: 1\ndefault_action: deny\nclients: {}\n"
+#define DOC_BAD "version: 1\nclients:\n  agent-1:\n    rules:\n      - id: x\n        action: maybe\n"
+
+struct polrec {
+	int calls;
+	uint64_t version;
+};
+
+static void pol_fn(void *arg, uint64_t version)
+{
+	struct polrec *pr = arg;
+
+	pr->calls++;
+	pr->version = version;
+}
+
+static struct polapi *pol_client(struct event_base *base, uint16_t port, const char *cache,
+				 uint32_t timeout_ms, struct polrec *pr)
+{
+	struct polapi_config pc;
+	struct polapi *p = NULL;
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u", port);
+	memset(&pc, 0, sizeof(pc));
+	pc.api = cfg_of(url, timeout_ms, 0);
+	pc.poll_ms = 20;
+	pc.cache = cache;
+	assert_int_equal(polapi_new(base, NULL, &pc, pol_fn, pr, &p, err, sizeof(err)), 0);
+	return p;
+}
+
+static uint64_t pol_sum(const struct polapi *p)
+{
+	uint64_t n[POLAPI_NRESULTS], t = 0;
+
+	polapi_counts(p, n);
+	for (int i = 0; i < POLAPI_NRESULTS; i++)
+		t += n[i];
+	return t;
+}
+
+/* Runs until p has made want fetches in all (or ms pass). */
+static void pol_run(struct event_base *base, const struct polapi *p, uint64_t want, unsigned ms)
+{
+	for (unsigned i = 0; i < ms / 10 && pol_sum(p) < want; i++)
+		run(base, 10);
+	assert_true(pol_sum(p) >= want);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *b = calloc(1, 1 << 16);
+	size_t n;
+
+	assert_non_null(fp);
+	assert_non_null(b);
+	n = fread(b, 1, (1 << 16) - 1, fp);
+	b[n] = '\0';
+	fclose(fp);
+	return b;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *s = hay; (s = strstr(s, needle)) != NULL; s++)
+		n++;
+	return n;
+}
+
+/* The whole cycle against one script: a version taken and written (with
+ * its header line), 304 asked with its ETag, 404 kept, a document the
+ * parser refuses kept out (logged once with its version, counted every
+ * time), the next good one taken, then an outage: kept, one warning, and
+ * one line when zgate-api answers again. */
+static void test_polapi_cycle(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, POLICY_200("\"1-aaaaaaaaaaaaaaaa\"", "1", DOC_A) },
+		{ A_ANSWER, "HTTP/1.1 304 Not Modified\r\n\r\n" },
+		{ A_ANSWER, "HTTP/1.1 404 Not Found\r\nContent-Length: @LEN@\r\n\r\n"
+			    "{\"error\":\"no active policy\"}" },
+		{ A_ANSWER, "HTTP/1.1 404 Not Found\r\nContent-Length: @LEN@\r\n\r\n"
+			    "{\"error\":\"no active policy\"}" },
+		{ A_ANSWER, POLICY_200("\"2-bbbbbbbbbbbbbbbb\"", "2", DOC_BAD) },
+		{ A_ANSWER, POLICY_200("\"2-bbbbbbbbbbbbbbbb\"", "2", DOC_BAD) },
+		{ A_ANSWER, POLICY_200("\"3-cccccccccccccccc\"", "3", DOC_B) },
+		{ A_ANSWER, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: @LEN@\r\n\r\n"
+			    "{\"error\":\"database unreachable\"}" },
+	};
+	char cache[512], *text, *logs = NULL;
+	size_t loglen = 0;
+	FILE *logf = open_memstream(&logs, &loglen);
+	struct event_base *base = event_base_new();
+	struct fake *fk = fake_start("127.0.0.1", acts, 8);
+	struct polrec pr = { 0 };
+	struct polapi *p;
+	uint64_t n[POLAPI_NRESULTS], v;
+	char etag[APIC_ETAG_MAX];
+
+	(void)state;
+	assert_non_null(logf);
+	log_set_output(logf);
+	snprintf(cache, sizeof(cache), "%s/policy.api.yaml", pki_dir);
+	unlink(cache);
+	p = pol_client(base, fk->port, cache, 150, &pr);
+	assert_int_equal(polapi_version(p), 0);
+	assert_int_equal(polapi_start(p), 0);
+	pol_run(base, p, 1, 3000);
+	assert_int_equal(pr.calls, 1);
+	assert_int_equal(pr.version, 1);
+	assert_int_equal(polapi_version(p), 1);
+	text = slurp(cache);
+	assert_string_equal(text, "# zgate-api policy 1 \"1-aaaaaaaaaaaaaaaa\" (written by "
+				  "zgate-relay)\n" DOC_A);
+	free(text);
+	assert_int_equal(polapi_cache_meta(cache, &v, etag, sizeof(etag)), 0);
+	assert_int_equal(v, 1);
+	assert_string_equal(etag, "\"1-aaaaaaaaaaaaaaaa\"");
+	pol_run(base, p, 2, 3000); /* 304 */
+	req_has(fk, "If-None-Match: \"1-aaaaaaaaaaaaaaaa\"\r\n", 1);
+	pol_run(base, p, 6, 3000); /* 404, 404, refused, refused */
+	polapi_counts(p, n);
+	assert_int_equal(n[POLAPI_CHANGED], 1);
+	assert_int_equal(n[POLAPI_UNCHANGED], 1);
+	assert_int_equal(n[POLAPI_ERROR], 2);
+	assert_int_equal(n[POLAPI_REFUSED], 2);
+	assert_int_equal(pr.calls, 1);
+	text = slurp(cache); /* still A */
+	assert_non_null(strstr(text, "policy 1 "));
+	free(text);
+	pol_run(base, p, 7, 3000); /* 3 */
+	assert_int_equal(pr.calls, 2);
+	assert_int_equal(polapi_version(p), 3);
+	text = slurp(cache);
+	assert_string_equal(text, "# zgate-api policy 3 \"3-cccccccccccccccc\" (written by "
+				  "zgate-relay)\n" DOC_B);
+	free(text);
+	pol_run(base, p, 10, 5000); /* 503s: an outage */
+	polapi_del(p);
+	fake_stop(fk);
+	/* a restart: the version in force is the cache's */
+	p = pol_client(base, 9, cache, 150, &pr);
+	assert_int_equal(polapi_version(p), 3);
+	polapi_del(p);
+	fflush(logf);
+	assert_int_equal(count(logs, "has no active policy (404 no active policy)"), 1);
+	assert_int_equal(count(logs, "policy 2 from zgate-api refused, keeping policy 1: zgate-api "
+				     "policy 2:"),
+			 1);
+	assert_int_equal(count(logs, "policy 1 fetched from zgate-api"), 1);
+	assert_int_equal(count(logs, "policy 3 fetched from zgate-api"), 1);
+	assert_int_equal(count(logs, "cannot fetch the policy from zgate-api"), 1);
+	assert_non_null(strstr(logs, "503 database unreachable"));
+	log_set_output(stderr);
+	fclose(logf);
+	free(logs);
+	unlink(cache);
+	event_base_free(base);
+}
+
+/* An outage (nothing listens), then zgate-api answers: one warning, one
+ * line for the recovery; a hang is a timeout; a body over 1 MiB + 1 is an
+ * error, one of exactly 1 MiB + 1 is refused by size; nothing written. */
+static void test_polapi_outage_timeout_size(void **state)
+{
+	static const struct act ok304[] = { { A_ANSWER, "HTTP/1.1 304 Not Modified\r\n\r\n" } };
+	static const struct act hang[] = { { A_HANG, NULL } };
+	static const struct act big[] = {
+		{ A_BIG, "1048577|HTTP/1.1 200 OK\r\nETag: \"9-a\"\r\nContent-Length: @LEN@\r\n\r\n" },
+		{ A_BIG, "1048578|HTTP/1.1 200 OK\r\nETag: \"9-a\"\r\nContent-Length: @LEN@\r\n\r\n" },
+	};
+	char cache[512], *logs = NULL;
+	size_t loglen = 0;
+	FILE *logf = open_memstream(&logs, &loglen);
+	struct event_base *base = event_base_new();
+	struct polrec pr = { 0 };
+	struct fake *fk;
+	struct polapi *p;
+	uint64_t n[POLAPI_NRESULTS];
+	uint16_t port;
+
+	(void)state;
+	log_set_output(logf);
+	snprintf(cache, sizeof(cache), "%s/policy.out.yaml", pki_dir);
+	unlink(cache);
+	/* a port nothing listens on: the fake's, after it stopped */
+	fk = fake_start("127.0.0.1", ok304, 1);
+	port = fk->port;
+	fake_stop(fk);
+	p = pol_client(base, port, cache, 100, &pr);
+	(void)polapi_start(p);
+	pol_run(base, p, 3, 5000);
+	polapi_counts(p, n);
+	assert_int_equal(n[POLAPI_ERROR], pol_sum(p));
+	polapi_del(p);
+	fflush(logf);
+	assert_int_equal(count(logs, "cannot fetch the policy from zgate-api"), 1);
+	assert_non_null(strstr(logs, "Connection refused"));
+	assert_non_null(strstr(logs, "keeping the deny-all policy (none fetched yet)"));
+
+	/* hang: timeout */
+	fk = fake_start("127.0.0.1", hang, 1);
+	p = pol_client(base, fk->port, cache, 100, &pr);
+	(void)polapi_start(p);
+	pol_run(base, p, 1, 3000);
+	polapi_counts(p, n);
+	assert_int_equal(n[POLAPI_ERROR], 1);
+	fflush(logf);
+	assert_non_null(strstr(logs, "timeout after 100 ms"));
+	polapi_del(p);
+	fake_stop(fk);
+
+	/* too large */
+	fk = fake_start("127.0.0.1", big, 2);
+	p = pol_client(base, fk->port, cache, 3000, &pr);
+	(void)polapi_start(p);
+	pol_run(base, p, 2, 10000);
+	polapi_counts(p, n);
+	assert_int_equal(n[POLAPI_REFUSED], 1);
+	assert_true(n[POLAPI_ERROR] >= 1);
+	assert_int_equal(n[POLAPI_CHANGED], 0);
+	assert_int_equal(pr.calls, 0);
+	assert_int_equal(access(cache, F_OK), -1); /* nothing written */
+	fflush(logf);
+	assert_non_null(strstr(logs, "policy 9 from zgate-api refused, keeping the deny-all policy"));
+	assert_non_null(strstr(logs, "1048577 bytes, more than 1048576"));
+	assert_non_null(strstr(logs, "body larger than 1048577 bytes"));
+	polapi_del(p);
+	fake_stop(fk);
+
+	/* recovery after an outage: the fake comes back on the same port */
+	{
+		static const struct act cut[] = { { A_HANG, NULL },
+						  { A_ANSWER, "HTTP/1.1 304 Not Modified\r\n\r\n" } };
+
+		fk = fake_start("127.0.0.1", cut, 2);
+		p = pol_client(base, fk->port, cache, 60, &pr);
+		(void)polapi_start(p);
+		pol_run(base, p, 3, 5000);
+		polapi_counts(p, n);
+		assert_true(n[POLAPI_UNCHANGED] >= 1);
+		polapi_del(p);
+		fake_stop(fk);
+		fflush(logf);
+		assert_non_null(strstr(logs, "answers again"));
+	}
+	log_set_output(stderr);
+	fclose(logf);
+	free(logs);
+	event_base_free(base);
+}
+
+/* An ETag that cannot go on the cache's first line or back on the wire
+ * (a space, a byte above 0x7e) is not kept: the policy is taken, the next
+ * fetch sends no If-None-Match. */
+static void test_polapi_odd_etag(void **state)
+{
+	static const struct act acts[] = {
+		{ A_ANSWER, POLICY_200("\"5 x\xc3\xa9\"", "5", DOC_B) },
+		{ A_ANSWER, "HTTP/1.1 304 Not Modified\r\n\r\n" },
+	};
+	char cache[512], *text, etag[APIC_ETAG_MAX];
+	struct event_base *base = event_base_new();
+	struct fake *fk = fake_start("127.0.0.1", acts, 2);
+	struct polrec pr = { 0, 0 };
+	struct polapi *p;
+	uint64_t v;
+
+	(void)state;
+	snprintf(cache, sizeof(cache), "%s/policy.odd.yaml", pki_dir);
+	unlink(cache);
+	p = pol_client(base, fk->port, cache, 500, &pr);
+	(void)polapi_start(p);
+	pol_run(base, p, 2, 3000);
+	assert_int_equal(pr.calls, 1);
+	req_has(fk, "If-None-Match", 0);
+	text = slurp(cache);
+	assert_string_equal(text, "# zgate-api policy 5 \"\" (written by zgate-relay)\n" DOC_B);
+	free(text);
+	assert_int_equal(polapi_cache_meta(cache, &v, etag, sizeof(etag)), 0);
+	assert_int_equal(v, 5);
+	assert_string_equal(etag, "");
+	polapi_del(p);
+	fake_stop(fk);
+	unlink(cache);
+	event_base_free(base);
+}
+
+/* The cache's first line, the deny-all start, a write that cannot be done. */
+static void test_polapi_cache(void **state)
+{
+	char path[512], etag[APIC_ETAG_MAX];
+	uint64_t v = 7;
+	struct policy *pol = NULL;
+	FILE *fp;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/cache-test.yaml", pki_dir);
+	unlink(path);
+	assert_int_equal(polapi_cache_meta(path, &v, etag, sizeof(etag)), ZG_ERR_IO);
+	assert_int_equal(v, 0);
+	assert_int_equal(polapi_write_cache(path, "# zgate-api policy 12 \"12-ab\" (x)\n", DOC_B,
+					    strlen(DOC_B), err, sizeof(err)),
+			 0);
+	assert_int_equal(polapi_cache_meta(path, &v, etag, sizeof(etag)), 0);
+	assert_int_equal(v, 12);
+	assert_string_equal(etag, "\"12-ab\"");
+	assert_int_equal(policy_load_file(path, &pol, err, sizeof(err)), 0);
+	policy_free(pol);
+	fp = fopen(path, "w");
+	fputs(DOC_B, fp);
+	fclose(fp);
+	assert_int_equal(polapi_cache_meta(path, &v, etag, sizeof(etag)), ZG_ERR_NOTFOUND);
+	assert_int_equal(v, 0);
+	unlink(path);
+	assert_int_equal(polapi_write_cache("/nonexistent-dir/p.yaml", "# h\n", "x", 1, err,
+					    sizeof(err)),
+			 ZG_ERR_IO);
+	assert_non_null(strstr(err, "/nonexistent-dir/p.yaml: cannot create a temporary file"));
+	/* deny-all: no client, default deny */
+	assert_int_equal(polapi_deny_all(&pol), 0);
+	assert_int_equal(policy_client_count(pol), 0);
+	assert_int_equal(policy_default_action(pol), POLICY_DENY);
+	policy_free(pol);
+}
+
 /* ---------------------------------------------------------------- apiresp alone */
 
 static int feed_all(struct apiresp *p, const char *s, int bytewise)
@@ -1223,7 +1737,7 @@ static int feed_all(struct apiresp *p, const char *s, int bytewise)
 
 static void test_resp_parser(void **state)
 {
-	struct apiresp *p = malloc(sizeof(*p));
+	struct apiresp *p = apiresp_new(APIRESP_BODY_MAX);
 	size_t used;
 
 	(void)state;
@@ -1390,6 +1904,13 @@ int main(void)
 		cmocka_unit_test(test_no_resolver),
 		cmocka_unit_test(test_dns_names),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_get_200_304_404),
+		cmocka_unit_test(test_get_503_and_timeout),
+		cmocka_unit_test(test_get_large_body),
+		cmocka_unit_test(test_polapi_cycle),
+		cmocka_unit_test(test_polapi_outage_timeout_size),
+		cmocka_unit_test(test_polapi_odd_etag),
+		cmocka_unit_test(test_polapi_cache),
 		cmocka_unit_test(test_resp_parser),
 		cmocka_unit_test(test_resp_json),
 	};

@@ -575,6 +575,83 @@ static void test_ipam_api_keys(void **state)
 			 ZG_ERR_CONFIG);
 }
 
+/* policy_api.*: off by default; the files default to ipam.api's; the URL
+ * must be https; poll and timeout bounded; the summary says where the
+ * fetched policy is kept; environment and flags as for every key. */
+static void test_policy_api_keys(void **state)
+{
+	static char buf[16384];
+	static const char yml[] = "policy: /var/lib/zgate/policy.api.yaml\n"
+				  "policy_api:\n  url: https://api.example:8443\n"
+				  "  ca: /c/ca.crt\n  cert: /c/r1.crt\n  key: /c/r1.key\n"
+				  "  poll: 5s\n  timeout: 750ms\nrelay_id: r1\n";
+	const char *ca, *cert, *key;
+	struct relay_config c;
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.policy_api_url, "");
+	assert_int_equal(c.policy_api_poll_ms, 10000);
+	assert_int_equal(c.policy_api_timeout_ms, 2000);
+	assert_int_equal(load(&c, good), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	(void)config_summary(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "policy_api    off (the policy file)\n"));
+	/* on, no files: named, with the fallback */
+	assert_int_equal(config_apply_flag(&c, "policy-api-url", "https://api:8443", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("policy_api.ca: required with policy_api.url (or set ipam.api.ca)");
+	/* ipam.api's files serve */
+	assert_int_equal(config_apply_flag(&c, "ipam-api-ca", "/i/ca.crt", err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&c, "ipam-api-cert", "/i/r.crt", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("policy_api.key: required");
+	assert_int_equal(config_apply_flag(&c, "ipam-api-key", "/i/r.key", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	config_policy_api_files(&c, &ca, &cert, &key);
+	assert_string_equal(ca, "/i/ca.crt");
+	assert_string_equal(cert, "/i/r.crt");
+	assert_string_equal(key, "/i/r.key");
+	/* its own files win */
+	assert_int_equal(config_load_buf(&c, "r.yaml", yml, sizeof(yml) - 1, err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	config_policy_api_files(&c, &ca, &cert, &key);
+	assert_string_equal(ca, "/c/ca.crt");
+	assert_string_equal(key, "/c/r1.key");
+	assert_int_equal(c.policy_api_poll_ms, 5000);
+	assert_int_equal(c.policy_api_timeout_ms, 750);
+	(void)config_summary(&c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "policy_api    https://api.example:8443 every 5000ms (timeout "
+				    "750ms; ca /c/ca.crt, cert /c/r1.crt, key /c/r1.key), kept in "
+				    "/var/lib/zgate/policy.api.yaml\n"));
+	/* the URL's form */
+	assert_int_equal(config_apply_flag(&c, "policy-api-url", "http://api:80", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	assert_err_contains("policy_api.url: \"http://api:80\" is not https://host[:port]");
+	assert_int_equal(config_apply_flag(&c, "policy-api-url", "https://", err, sizeof(err)), 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), ZG_ERR_CONFIG);
+	/* bounds: poll at least 1 s, timeout at least 100 ms */
+	assert_int_equal(config_apply_flag(&c, "policy-api-poll", "500ms", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err_contains("--policy-api-poll: \"500ms\" is not a duration of at least 1000ms");
+	assert_int_equal(config_apply_flag(&c, "policy-api-timeout", "10ms", err, sizeof(err)),
+			 ZG_ERR_CONFIG);
+	assert_err_contains("--policy-api-timeout");
+	{
+		char *env[] = { "ZGATE_POLICY_API_URL=https://10.0.0.1:9443", NULL };
+
+		assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+		assert_string_equal(c.policy_api_url, "https://10.0.0.1:9443");
+	}
+	/* a bad value in the file names its line */
+	assert_int_equal(load(&c, "policy_api:\n  poll: often\n"), ZG_ERR_CONFIG);
+	assert_err_contains("relay.yaml:2");
+	assert_err_contains("policy_api.poll");
+	/* --help names them */
+	(void)config_usage(buf, sizeof(buf));
+	assert_non_null(strstr(buf, "--policy-api-url https://HOST[:PORT]"));
+	assert_non_null(strstr(buf, "ZGATE_POLICY_API_POLL, default \"10s\""));
+}
+
 /* 18.3: admin.* keys: off by default; admin.listen needs a token file and
  * its own address. */
 static void test_admin_keys(void **state)
@@ -785,6 +862,7 @@ int main(void)
 		cmocka_unit_test(test_dns_service_keys),
 		cmocka_unit_test(test_debug_payload_dump),
 		cmocka_unit_test(test_ipam_api_keys),
+		cmocka_unit_test(test_policy_api_keys),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_file_good),
 		cmocka_unit_test(test_file_unknown_key_names_line_and_choices),

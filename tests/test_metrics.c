@@ -198,6 +198,12 @@ static void fixed_values(struct metrics_values *v)
 	v->ipam_api_realloc_kept = 349;
 	v->ipam_api_realloc_closed = 350;
 	v->ipam_api_realloc_unreachable = 351;
+	v->has_policy_api = 1;
+	v->policy_api_version = 352;
+	v->policy_api_fetches[0] = 353;
+	v->policy_api_fetches[1] = 354;
+	v->policy_api_fetches[2] = 355;
+	v->policy_api_fetches[3] = 356;
 	v->dnssvc.upstream_tcp = 328;
 	v->dnssvc.held = 333;
 	zg_histo_observe(&v->dnssvc.upstream, 800);

@@ -93,6 +93,7 @@ static const struct {
 	{ "zgate_dns_learned_bindings", METRICS_MERGE_SUM },
 	{ "zgate_ipam_api_up", METRICS_MERGE_MIN },
 	{ "zgate_ipam_api_pending", METRICS_MERGE_SUM },
+	{ "zgate_policy_api_version", METRICS_MERGE_MIN },
 	{ "zgate_connectors_up", METRICS_MERGE_SUM },
 	{ "zgate_connector_links", METRICS_MERGE_SUM },
 };

@@ -35,7 +35,8 @@
 enum req_kind {
 	K_ALLOC,
 	K_REFRESH,
-	K_PROBE /* GET /ready: only the API's state */
+	K_PROBE, /* GET /ready: only the API's state */
+	K_GET    /* apic_get(): status, ETag, body */
 };
 enum req_where {
 	W_QUEUE,
@@ -56,7 +57,13 @@ struct apic_req {
 	enum req_where where;
 	struct conn *c; /* W_ACTIVE */
 	apic_alloc_cb cb;
+	apic_get_cb gcb; /* K_GET */
 	void *arg;
+	/* K_GET: what the answer brought (body: 200 only, malloc'd) */
+	char *body;
+	size_t body_len;
+	char etag[APIC_ETAG_MAX];
+	char policy_id[24];
 	char *wire; /* the whole HTTP request */
 	size_t wire_len;
 	unsigned attempts;
@@ -106,6 +113,8 @@ struct apic {
 	struct sockaddr_storage addr;
 	uint32_t timeout_ms;
 	unsigned max_conns;
+	size_t body_max;
+	char keys[32];      /* the configuration keys' prefix, for messages */
 	struct event *work; /* deferred: dispatch the queue, run the callbacks */
 	LIST_HEAD(, apic_req)
 	all; /* every request */
@@ -166,6 +175,7 @@ static void req_free(struct apic_req *r)
 	if (r->backoff)
 		event_free(r->backoff);
 	free(r->wire);
+	free(r->body);
 	free(r);
 }
 
@@ -375,7 +385,7 @@ static void conn_open(struct apic *a, struct apic_req *r)
 	struct conn *c = calloc(1, sizeof(*c));
 	char cause[200];
 
-	if (c == NULL || (c->resp = malloc(sizeof(*c->resp))) == NULL) {
+	if (c == NULL || (c->resp = apiresp_new(a->body_max)) == NULL) {
 		free(c);
 		TAILQ_REMOVE(&a->queue, r, q);
 		req_failed(r, 0, "out of memory", 1);
@@ -624,6 +634,25 @@ static void answer(struct conn *c)
 			retry = 1; /* cause: above */
 		} else if (r->kind == K_PROBE) {
 			r->res.ok = status == 200;
+		} else if (r->kind == K_GET) {
+			r->res.ok = status == 200 || status == 304;
+			zg_seterr(r->etag, sizeof(r->etag), "%s", p->etag);
+			zg_seterr(r->policy_id, sizeof(r->policy_id), "%s", p->policy_id);
+			free(r->body); /* an earlier try's, if any */
+			r->body = NULL;
+			r->body_len = 0;
+			if (status == 200) {
+				r->body = malloc(p->body_len + 1);
+				if (r->body == NULL) {
+					r->res.ok = 0;
+					zg_seterr(cause, sizeof(cause), "out of memory for %zu bytes",
+						  p->body_len);
+					retry = 1;
+				} else {
+					memcpy(r->body, p->body, p->body_len + 1);
+					r->body_len = p->body_len;
+				}
+			}
 		} else if (r->kind == K_REFRESH) {
 			if (status == 200)
 				a->cnt.refreshes++;
@@ -786,6 +815,25 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
 
 		TAILQ_REMOVE(&a->done, r, q);
 		a->ndone--;
+		if (r->kind == K_GET) {
+			apic_get_cb gcb = r->gcb;
+			struct apic_get_result g;
+
+			memset(&g, 0, sizeof(g));
+			g.ok = res.ok;
+			g.status = res.status;
+			memcpy(g.etag, r->etag, sizeof(g.etag));
+			memcpy(g.policy_id, r->policy_id, sizeof(g.policy_id));
+			memcpy(g.cause, res.cause, sizeof(g.cause));
+			g.body = r->body; /* freed with r, after the callback */
+			g.body_len = r->body_len;
+			r->body = NULL;
+			req_free(r);
+			if (gcb != NULL)
+				gcb(cbarg, &g);
+			free((char *)g.body);
+			continue;
+		}
 		req_free(r);
 		if (cb != NULL)
 			cb(cbarg, &res);
@@ -804,19 +852,19 @@ static int parse_url(struct apic *a, const char *url, char *err, size_t errlen)
 	size_t hl;
 
 	if (url == NULL || strncasecmp(url, "https://", 8) != 0) {
-		zg_seterr(err, errlen, "ipam.api.url: must start with https://");
+		zg_seterr(err, errlen, "%s.url: must start with https://", a->keys);
 		return ZG_ERR_CONFIG;
 	}
 	s = url + 8;
 	if (strpbrk(s, "?#@ \t\r\n") != NULL) {
 		zg_seterr(err, errlen,
-			  "ipam.api.url %s: no user, query, fragment or spaces allowed", url);
+			  "%s.url %s: no user, query, fragment or spaces allowed", a->keys, url);
 		return ZG_ERR_CONFIG;
 	}
 	if (*s == '[') {
 		hend = strchr(s, ']');
 		if (hend == NULL) {
-			zg_seterr(err, errlen, "ipam.api.url %s: no ] after the IPv6 address", url);
+			zg_seterr(err, errlen, "%s.url %s: no ] after the IPv6 address", a->keys, url);
 			return ZG_ERR_CONFIG;
 		}
 		hl = (size_t)(hend - s - 1);
@@ -827,7 +875,7 @@ static int parse_url(struct apic *a, const char *url, char *err, size_t errlen)
 		pstart = s + hl;
 	}
 	if (hl == 0 || hl >= sizeof(a->host)) {
-		zg_seterr(err, errlen, "ipam.api.url %s: no usable host", url);
+		zg_seterr(err, errlen, "%s.url %s: no usable host", a->keys, url);
 		return ZG_ERR_CONFIG;
 	}
 	memcpy(a->host, s, hl);
@@ -840,20 +888,20 @@ static int parse_url(struct apic *a, const char *url, char *err, size_t errlen)
 
 		if (nd == 0 || nd > 5 || (d[nd] != '\0' && d[nd] != '/') ||
 		    (p = strtoul(d, NULL, 10)) == 0 || p > 65535) {
-			zg_seterr(err, errlen, "ipam.api.url %s: bad port", url);
+			zg_seterr(err, errlen, "%s.url %s: bad port", a->keys, url);
 			return ZG_ERR_CONFIG;
 		}
 		a->port = (uint16_t)p;
 		pstart = d + nd;
 	} else if (*pstart != '\0' && *pstart != '/') {
-		zg_seterr(err, errlen, "ipam.api.url %s: bad host", url);
+		zg_seterr(err, errlen, "%s.url %s: bad host", a->keys, url);
 		return ZG_ERR_CONFIG;
 	}
 	hl = strlen(pstart);
 	while (hl > 0 && pstart[hl - 1] == '/')
 		hl--;
 	if (hl >= sizeof(a->prefix)) {
-		zg_seterr(err, errlen, "ipam.api.url %s: path longer than %d bytes", url,
+		zg_seterr(err, errlen, "%s.url %s: path longer than %d bytes", a->keys, url,
 			  APIC_PREFIX_MAX - 1);
 		return ZG_ERR_CONFIG;
 	}
@@ -875,7 +923,7 @@ static int parse_url(struct apic *a, const char *url, char *err, size_t errlen)
 		} else if (url[8] == '[' ||
 			   strspn(a->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 					   "0123456789.-") != strlen(a->host)) {
-			zg_seterr(err, errlen, "ipam.api.url %s: bad host name", url);
+			zg_seterr(err, errlen, "%s.url %s: bad host name", a->keys, url);
 			return ZG_ERR_CONFIG;
 		}
 	}
@@ -906,9 +954,14 @@ static int make_ctx(struct apic *a, const struct apic_config *cfg, char *err, si
 {
 	int r;
 
-	if ((r = readable("ipam.api.ca", cfg->ca, err, errlen)) != 0 ||
-	    (r = readable("ipam.api.cert", cfg->cert, err, errlen)) != 0 ||
-	    (r = readable("ipam.api.key", cfg->key, err, errlen)) != 0)
+	char kca[48], kcert[48], kkey[48];
+
+	zg_seterr(kca, sizeof(kca), "%s.ca", a->keys);
+	zg_seterr(kcert, sizeof(kcert), "%s.cert", a->keys);
+	zg_seterr(kkey, sizeof(kkey), "%s.key", a->keys);
+	if ((r = readable(kca, cfg->ca, err, errlen)) != 0 ||
+	    (r = readable(kcert, cfg->cert, err, errlen)) != 0 ||
+	    (r = readable(kkey, cfg->key, err, errlen)) != 0)
 		return r;
 	if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
 		zg_seterr(err, errlen, "wolfSSL initialisation failed");
@@ -924,21 +977,21 @@ static int make_ctx(struct apic *a, const struct apic_config *cfg, char *err, si
 		return ZG_ERR_CONFIG;
 	}
 	if (wolfSSL_CTX_load_verify_locations(a->ctx, cfg->ca, NULL) != WOLFSSL_SUCCESS) {
-		zg_seterr(err, errlen, "ipam.api.ca %s: no usable PEM CA certificate in it", cfg->ca);
+		zg_seterr(err, errlen, "%s.ca %s: no usable PEM CA certificate in it", a->keys, cfg->ca);
 		return ZG_ERR_CONFIG;
 	}
 	if (wolfSSL_CTX_use_certificate_chain_file(a->ctx, cfg->cert) != WOLFSSL_SUCCESS) {
-		zg_seterr(err, errlen, "ipam.api.cert %s: not a PEM certificate chain", cfg->cert);
+		zg_seterr(err, errlen, "%s.cert %s: not a PEM certificate chain", a->keys, cfg->cert);
 		return ZG_ERR_CONFIG;
 	}
 	if (wolfSSL_CTX_use_PrivateKey_file(a->ctx, cfg->key, WOLFSSL_FILETYPE_PEM) !=
 	    WOLFSSL_SUCCESS) {
-		zg_seterr(err, errlen, "ipam.api.key %s: not a PEM private key", cfg->key);
+		zg_seterr(err, errlen, "%s.key %s: not a PEM private key", a->keys, cfg->key);
 		return ZG_ERR_CONFIG;
 	}
 	if (wolfSSL_CTX_check_private_key(a->ctx) != WOLFSSL_SUCCESS) {
-		zg_seterr(err, errlen, "ipam.api.key %s does not match ipam.api.cert %s", cfg->key,
-			  cfg->cert);
+		zg_seterr(err, errlen, "%s.key %s does not match %s.cert %s", a->keys, cfg->key,
+			  a->keys, cfg->cert);
 		return ZG_ERR_CONFIG;
 	}
 	wolfSSL_CTX_set_verify(a->ctx, WOLFSSL_VERIFY_PEER, NULL);
@@ -975,6 +1028,14 @@ int apic_new(struct event_base *base, struct evdns_base *evdns, const struct api
 	a->on_state = cfg->on_state;
 	a->on_state_arg = cfg->on_state_arg;
 	a->max_conns = cfg->max_conns ? cfg->max_conns : 4;
+	a->body_max = cfg->body_max ? cfg->body_max : APIRESP_BODY_MAX;
+	zg_seterr(a->keys, sizeof(a->keys), "%s", cfg->keys ? cfg->keys : "ipam.api");
+	if (a->body_max > APIRESP_BODY_LIMIT) {
+		zg_seterr(err, errlen, "apic_new: body_max %zu above %u", a->body_max,
+			  (unsigned)APIRESP_BODY_LIMIT);
+		r = ZG_ERR_INVAL;
+		goto fail;
+	}
 	zg_seterr(a->relay_id, sizeof(a->relay_id), "%s", cfg->relay_id);
 	if ((r = parse_url(a, cfg->url, err, errlen)) != 0 ||
 	    (r = make_ctx(a, cfg, err, errlen)) != 0)
@@ -1081,13 +1142,31 @@ static int path_escape(char *out, size_t outlen, const char *s)
 	return (int)n;
 }
 
+/* r (wire, events made) starts its deadline and waits in the queue.
+ * Returns 0, or ZG_ERR_NOMEM (r is then still the caller's). */
+static int enqueue(struct apic *a, struct apic_req *r)
+{
+	struct timeval tv;
+
+	r->deadline_ms = now_ms() + a->timeout_ms;
+	tv.tv_sec = (time_t)(a->timeout_ms / 1000u);
+	tv.tv_usec = (suseconds_t)(a->timeout_ms % 1000u) * 1000;
+	if (event_add(r->deadline, &tv) != 0)
+		return ZG_ERR_NOMEM;
+	LIST_INSERT_HEAD(&a->all, r, all);
+	a->nreq++;
+	r->where = W_QUEUE;
+	TAILQ_INSERT_TAIL(&a->queue, r, q);
+	kick(a);
+	return 0;
+}
+
 static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *client_id,
 			       const uint8_t *want4, apic_alloc_cb cb, void *arg)
 {
 	char idj[APIC_ID_MAX * 6 + 1], relayj[APIC_ID_MAX * 6 + 1], path[APIC_ID_MAX * 3 + 1];
 	char body[2048], want[64] = "";
 	struct apic_req *r;
-	struct timeval tv;
 	int bl, wl;
 	size_t cap;
 
@@ -1141,16 +1220,8 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 	r->cb = cb;
 	r->arg = arg;
 	zg_seterr(r->res.client_id, sizeof(r->res.client_id), "%s", kind == K_PROBE ? "" : client_id);
-	r->deadline_ms = now_ms() + a->timeout_ms;
-	tv.tv_sec = (time_t)(a->timeout_ms / 1000u);
-	tv.tv_usec = (suseconds_t)(a->timeout_ms % 1000u) * 1000;
-	if (event_add(r->deadline, &tv) != 0)
+	if (enqueue(a, r) != 0)
 		goto fail;
-	LIST_INSERT_HEAD(&a->all, r, all);
-	a->nreq++;
-	r->where = W_QUEUE;
-	TAILQ_INSERT_TAIL(&a->queue, r, q);
-	kick(a);
 	return r;
 fail:
 	if (r->deadline)
@@ -1176,6 +1247,62 @@ int apic_refresh(struct apic *a, const char *client_id, apic_alloc_cb cb, void *
 int apic_probe(struct apic *a)
 {
 	return submit(a, K_PROBE, NULL, NULL, NULL, NULL) != NULL ? 0 : ZG_ERR_LIMIT;
+}
+
+/* A path or header value fit for a request line: printable ASCII, no
+ * space (path) or no control byte (header). */
+static int wire_safe(const char *s, int space_ok)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || (*s == ' ' && !space_ok))
+			return 0;
+	return 1;
+}
+
+struct apic_req *apic_get(struct apic *a, const char *path, const char *if_none_match,
+			  apic_get_cb cb, void *arg)
+{
+	struct apic_req *r;
+	char inm[APIC_ETAG_MAX + 32] = "";
+	size_t cap;
+	int wl;
+
+	if (a == NULL || path == NULL || path[0] != '/' || strlen(path) > APIC_PATH_MAX ||
+	    !wire_safe(path, 0) || a->nreq >= APIC_QUEUE_MAX || a->dying)
+		return NULL;
+	if (if_none_match != NULL && if_none_match[0] != '\0') {
+		if (strlen(if_none_match) >= APIC_ETAG_MAX || !wire_safe(if_none_match, 1))
+			return NULL;
+		zg_seterr(inm, sizeof(inm), "If-None-Match: %s\r\n", if_none_match);
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	cap = strlen(a->prefix) + strlen(path) + strlen(a->hosthdr) + strlen(inm) + 64;
+	r->wire = malloc(cap);
+	r->deadline = evtimer_new(a->base, deadline_cb, r);
+	r->backoff = evtimer_new(a->base, backoff_cb, r);
+	if (r->wire == NULL || r->deadline == NULL || r->backoff == NULL)
+		goto fail;
+	wl = snprintf(r->wire, cap, "GET %s%s HTTP/1.1\r\nHost: %s\r\n%s\r\n", a->prefix, path,
+		      a->hosthdr, inm);
+	if (wl < 0 || (size_t)wl >= cap)
+		goto fail;
+	r->wire_len = (size_t)wl;
+	r->a = a;
+	r->kind = K_GET;
+	r->gcb = cb;
+	r->arg = arg;
+	if (enqueue(a, r) != 0)
+		goto fail;
+	return r;
+fail:
+	if (r->deadline)
+		event_free(r->deadline);
+	if (r->backoff)
+		event_free(r->backoff);
+	free(r->wire);
+	free(r);
+	return NULL;
 }
 
 void apic_cancel(struct apic_req *r)

@@ -24,8 +24,9 @@
  * against the backoff.
  *
  * Bounded: at most 4096 requests waiting or in flight; answers of at most
- * 8 KiB of headers and 64 KiB of body (more is a malformed answer). The
- * answer parser is apiresp.h.
+ * 8 KiB of headers and body_max bytes of body (64 KiB unless the
+ * configuration says more: a policy document; more is a malformed
+ * answer). The answer parser is apiresp.h.
  *
  * One thread (the relay's); no call blocks; callbacks run from the event
  * loop, never from inside the call that submitted the request.
@@ -49,6 +50,13 @@ struct apic_config {
 	const char *relay_id; /* sent as relay_id; must match the certificate's CN */
 	uint32_t timeout_ms;  /* per request, retries included; 0 = 2000 */
 	unsigned max_conns;   /* keep-alive connections at most; 0 = 4 */
+	/* the largest answer body taken, 0 = 64 KiB (the IPAM answers); at
+	 * most APIRESP_BODY_LIMIT (16 MiB). Each connection holds a buffer
+	 * of this size. */
+	size_t body_max;
+	/* the configuration keys' prefix in messages ("policy_api.url: ...");
+	 * NULL = "ipam.api" */
+	const char *keys;
 	/* Optional: called each time apic_state() changes, at the change
 	 * (not later, when something samples it), with apic_last_error()
 	 * already set for APIC_DOWN. Only to note it (log it): it must not
@@ -81,6 +89,24 @@ struct apic_result {
 
 typedef void (*apic_alloc_cb)(void *arg, const struct apic_result *r);
 
+#define APIC_ETAG_MAX 128 /* an ETag with its quotes, and the NUL */
+#define APIC_PATH_MAX 512 /* apic_get()'s path */
+
+/* What an apic_get() ended with. */
+struct apic_get_result {
+	int ok;                   /* an answer 200 or 304 came */
+	unsigned status;          /* HTTP status of the last answer; 0 = none (transport, timeout) */
+	char etag[APIC_ETAG_MAX]; /* the answer's ETag as sent, quotes included; "" none */
+	char policy_id[24];       /* its Zgate-Policy-Id header; "" none */
+	/* 200: the body (NUL-terminated after body_len bytes), valid during
+	 * the callback only; NULL for any other status */
+	const char *body;
+	size_t body_len;
+	char cause[160]; /* why not ok, as apic_result's ("404 no active policy") */
+};
+
+typedef void (*apic_get_cb)(void *arg, const struct apic_get_result *r);
+
 struct apic_counters {
 	uint64_t requests;  /* HTTP answers received (any status; a retried 503 counts) */
 	uint64_t failures;  /* requests given up: callbacks with ok == 0, refreshes not 200 */
@@ -92,7 +118,8 @@ struct apic_counters {
 /* Reads the PEM files, parses the URL and prepares the TLS context. No
  * connection is made yet. evdns may be NULL (numeric hosts only). Returns
  * 0, or ZG_ERR_CONFIG / ZG_ERR_IO with err naming the field or file and
- * what is wrong ("ipam.api.url: ...", "ipam.api.ca /path: ..."). */
+ * what is wrong ("ipam.api.url: ...", "ipam.api.ca /path: ...": the
+ * prefix is cfg->keys). */
 int apic_new(struct event_base *base, struct evdns_base *evdns, const struct apic_config *cfg,
 	     struct apic **pp, char *err, size_t errlen);
 
@@ -112,6 +139,20 @@ void apic_free(struct apic *a);
  * keep it past that. */
 struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint8_t *want4,
 			       apic_alloc_cb cb, void *arg);
+
+/* GET <prefix><path> (path: "/api/v1/policy"; starts with '/', at most
+ * APIC_PATH_MAX printable bytes, no space), with If-None-Match:
+ * if_none_match when that is not NULL or "" (fewer than APIC_ETAG_MAX
+ * bytes, no control bytes). cb(arg, result) runs exactly once, later,
+ * unless apic_cancel() comes first. A 503 or a transport failure is
+ * retried as an allocation is; other statuses are final (ok for 200 and
+ * 304). A body larger than the configuration's body_max is a malformed
+ * answer (retried until the deadline, then cause "answer from h:p: body
+ * larger than N bytes"). Returns the request, or NULL when path or
+ * if_none_match is unusable, 4096 requests are pending or memory ran out
+ * (cb never runs then). The callback rules of apic_allocate(). */
+struct apic_req *apic_get(struct apic *a, const char *path, const char *if_none_match,
+			  apic_get_cb cb, void *arg);
 
 /* Forgets a pending request: its callback never runs. The request may
  * still complete on the wire (its connection is closed if the request was

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -20,6 +21,20 @@ enum {
 	ST_ERR,
 };
 
+struct apiresp *apiresp_new(size_t body_max)
+{
+	struct apiresp *p;
+
+	if (body_max == 0 || body_max > APIRESP_BODY_LIMIT)
+		return NULL;
+	p = malloc(sizeof(*p) + body_max + 1);
+	if (p == NULL)
+		return NULL;
+	p->body_max = body_max;
+	apiresp_init(p, 0);
+	return p;
+}
+
 void apiresp_init(struct apiresp *p, int head)
 {
 	p->st = ST_STATUS;
@@ -33,6 +48,8 @@ void apiresp_init(struct apiresp *p, int head)
 	p->line_len = 0;
 	p->body_len = 0;
 	p->body[0] = '\0';
+	p->etag[0] = '\0';
+	p->policy_id[0] = '\0';
 	p->err[0] = '\0';
 }
 
@@ -41,6 +58,24 @@ static int fail(struct apiresp *p, int r, const char *what)
 	(void)snprintf(p->err, sizeof(p->err), "%s", what);
 	p->st = ST_ERR;
 	return r;
+}
+
+static int too_large(struct apiresp *p)
+{
+	(void)snprintf(p->err, sizeof(p->err), "body larger than %zu bytes", p->body_max);
+	p->st = ST_ERR;
+	return ZG_ERR_TOO_LARGE;
+}
+
+/* Keeps header value v in out when it fits whole, else leaves it empty. */
+static void keep(char *out, size_t cap, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n < cap)
+		memcpy(out, v, n + 1);
+	else
+		out[0] = '\0';
 }
 
 /* Whether the comma-separated list v holds token (case-insensitive). */
@@ -96,8 +131,8 @@ static int header_line(struct apiresp *p, char *l)
 			return fail(p, ZG_ERR_MALFORMED, "bad Content-Length");
 		for (const char *c = v; *c; c++) {
 			x = x * 10 + (uint64_t)(*c - '0');
-			if (x > APIRESP_BODY_MAX)
-				return fail(p, ZG_ERR_TOO_LARGE, "body larger than 65536 bytes");
+			if (x > p->body_max)
+				return too_large(p);
 		}
 		if (p->clen >= 0 && (uint64_t)p->clen != x)
 			return fail(p, ZG_ERR_MALFORMED, "two different Content-Lengths");
@@ -109,6 +144,10 @@ static int header_line(struct apiresp *p, char *l)
 	} else if (strcasecmp(l, "Connection") == 0) {
 		if (has_token(v, "close"))
 			p->close = 1;
+	} else if (strcasecmp(l, "ETag") == 0) {
+		keep(p->etag, sizeof(p->etag), v);
+	} else if (strcasecmp(l, "Zgate-Policy-Id") == 0) {
+		keep(p->policy_id, sizeof(p->policy_id), v);
 	}
 	return 0;
 }
@@ -122,6 +161,8 @@ static int headers_done(struct apiresp *p)
 		p->close = 0;
 		p->chunked = 0;
 		p->clen = -1;
+		p->etag[0] = '\0';
+		p->policy_id[0] = '\0';
 		return 0;
 	}
 	if (p->head || p->status == 204 || p->status == 304)
@@ -156,8 +197,8 @@ static int chunk_size(struct apiresp *p, const char *l)
 		else
 			break;
 		x = x * 16 + d;
-		if (x > APIRESP_BODY_MAX)
-			return fail(p, ZG_ERR_TOO_LARGE, "body larger than 65536 bytes");
+		if (x > p->body_max)
+			return too_large(p);
 	}
 	if (i == 0 || (l[i] != '\0' && l[i] != ';' && l[i] != ' ' && l[i] != '\t'))
 		return fail(p, ZG_ERR_MALFORMED, "bad chunk size");
@@ -165,8 +206,8 @@ static int chunk_size(struct apiresp *p, const char *l)
 		p->st = ST_TRAILER;
 		return 0;
 	}
-	if (p->body_len + x > APIRESP_BODY_MAX)
-		return fail(p, ZG_ERR_TOO_LARGE, "body larger than 65536 bytes");
+	if (p->body_len + x > p->body_max)
+		return too_large(p);
 	p->left = x;
 	p->st = ST_CHUNK_DATA;
 	return 0;
@@ -214,8 +255,8 @@ int apiresp_feed(struct apiresp *p, const uint8_t *d, size_t n, size_t *pused)
 
 			if (p->st != ST_BODY_CLOSE && k > p->left)
 				k = (size_t)p->left;
-			if (p->body_len + k > APIRESP_BODY_MAX)
-				return fail(p, ZG_ERR_TOO_LARGE, "body larger than 65536 bytes");
+			if (p->body_len + k > p->body_max)
+				return too_large(p);
 			memcpy(p->body + p->body_len, d + i, k);
 			p->body_len += k;
 			p->body[p->body_len] = '\0';

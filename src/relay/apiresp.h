@@ -6,8 +6,9 @@
  * (fuzz/fuzz_apiresp.c).
  *
  * Bounded: the status line and headers together at most APIRESP_HEAD_MAX
- * bytes, the body at most APIRESP_BODY_MAX; more is an error, never a
- * larger allocation.
+ * bytes, the body at most the body_max given to apiresp_new()
+ * (APIRESP_BODY_MAX for the API's JSON answers, more for a policy
+ * document); more is an error, never a larger allocation.
  */
 #ifndef ZG_RELAY_APIRESP_H
 #define ZG_RELAY_APIRESP_H
@@ -17,7 +18,9 @@
 
 #define APIRESP_HEAD_MAX 8192
 #define APIRESP_BODY_MAX 65536
-#define APIRESP_LINE_MAX 1024 /* one header line, one chunk-size line */
+#define APIRESP_LINE_MAX 1024          /* one header line, one chunk-size line */
+#define APIRESP_ETAG_MAX 128           /* an ETag (quotes included) kept, with the NUL */
+#define APIRESP_BODY_LIMIT (16u << 20) /* apiresp_new()'s largest body_max */
 
 struct apiresp {
 	int st;          /* parser state (apiresp.c) */
@@ -30,10 +33,21 @@ struct apiresp {
 	size_t head_bytes;
 	size_t line_len;
 	char line[APIRESP_LINE_MAX];
+	/* ETag and Zgate-Policy-Id of the final answer as sent ("" when
+	 * absent or longer than fits: never cut) */
+	char etag[APIRESP_ETAG_MAX];
+	char policy_id[24];
+	char err[96]; /* why the answer is refused */
+	size_t body_max;
 	size_t body_len;
-	char body[APIRESP_BODY_MAX + 1]; /* NUL-terminated */
-	char err[96];                    /* why the answer is refused */
+	char body[]; /* body_max + 1 bytes, NUL-terminated */
 };
+
+/* A parser for answers of at most body_max body bytes (1 ..
+ * APIRESP_BODY_LIMIT), ready for apiresp_init(). Returns NULL when
+ * body_max is out of range or memory ran out. The caller frees it with
+ * free(). */
+struct apiresp *apiresp_new(size_t body_max);
 
 /* Prepares p for one response (head: the request was a HEAD). */
 void apiresp_init(struct apiresp *p, int head);
@@ -41,7 +55,8 @@ void apiresp_init(struct apiresp *p, int head);
 /* Feeds the n bytes at d. Returns 0 (more needed; all n consumed), 1 (the
  * answer is complete; *pused bytes of d belong to it, the rest to
  * whatever follows), ZG_ERR_MALFORMED or ZG_ERR_TOO_LARGE with p->err
- * saying what ("bad status line", "body larger than 65536 bytes" ...).
+ * saying what ("bad status line", "body larger than 65536 bytes" ...: the
+ * number is p->body_max).
  * After 1 or an error, further calls return the same. */
 int apiresp_feed(struct apiresp *p, const uint8_t *d, size_t n, size_t *pused);
 

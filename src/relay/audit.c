@@ -701,6 +701,21 @@ void audit_policy_reload(struct audit *a, int ok, const char *file, const char *
 	finish(a, &l);
 }
 
+void audit_policy_reload_src(struct audit *a, int ok, const char *file, const char *message,
+			     const char *source, uint64_t version)
+{
+	struct line l;
+
+	begin(a, &l, "policy_reload", a->clock(a->ctx));
+	kv_str(&l, "result", ok ? "ok" : "error");
+	kv_str(&l, "file", file);
+	kv_str(&l, "source", source);
+	if (version != 0)
+		kv_u64(&l, "policy_version", version);
+	kv_str(&l, "message", message);
+	finish(a, &l);
+}
+
 void audit_tls_reload(struct audit *a, int ok, const char *trigger, const char *reason)
 {
 	struct line l;

@@ -196,6 +196,12 @@ void audit_flow_allow(struct audit *a, const struct audit_flow *f);
 void audit_flow_deny(struct audit *a, const struct audit_flow *f);
 void audit_flow_close(struct audit *a, const struct audit_flow *f);
 void audit_policy_reload(struct audit *a, int ok, const char *file, const char *message);
+/* As audit_policy_reload(), saying where the policy came from: source
+ * "file" (written by the operator) or "api" (fetched from zgate-api by
+ * policy_api), and for "api" the zgate-api version in the file
+ * ("policy_version"; 0: not written, e.g. the deny-all start). */
+void audit_policy_reload_src(struct audit *a, int ok, const char *file, const char *message,
+			     const char *source, uint64_t version);
 /* A TLS reload (issue 18.1): result ok/error, what started it ("sighup",
  * "file"), and for an error the reason, naming the file (NULL: none). */
 void audit_tls_reload(struct audit *a, int ok, const char *trigger, const char *reason);

@@ -87,6 +87,16 @@ static const struct opt_spec opts[] = {
 	    "an allocation (retries included) waits at most this long; then a new client gets 503"),
 	DUR("ipam.api.refresh", ipam_api_refresh_ms, 1000, 86400000, "1h",
 	    "open tunnels' leases are marked used (last_seen) this often"),
+	STRM("policy_api.url", policy_api_url, "",
+	     "fetch the active policy from zgate-api, https://host[:port]; the policy file is then where the relay keeps the last one fetched; empty = off", "https://HOST[:PORT]"),
+	STRM("policy_api.ca", policy_api_ca, "", "CA bundle that signs zgate-api's certificate (PEM); empty = ipam.api.ca", "FILE"),
+	STRM("policy_api.cert", policy_api_cert, "",
+	     "this relay's client certificate for zgate-api (PEM; CN relay:<relay_id>); empty = ipam.api.cert", "FILE"),
+	STRM("policy_api.key", policy_api_key, "", "its private key (PEM); empty = ipam.api.key", "FILE"),
+	DUR("policy_api.poll", policy_api_poll_ms, 1000, 86400000, "10s",
+	    "the active policy is asked for this often (If-None-Match: an unchanged one costs a 304)"),
+	DUR("policy_api.timeout", policy_api_timeout_ms, 100, 60000, "2s",
+	    "one fetch (retries included) waits at most this long"),
 	PFX("pool.ipv4", pool4, 4, "10.100.0.0/24", "IPv4 pool; .1 is the gateway"),
 	PFX("pool.ipv6", pool6, 6, "", "IPv6 pool; optional"),
 	{ .key = "forbidden", .type = OPT_T_CUSTOM, FIELD(forbidden), .def = "", .help = "extra never-reachable destinations, e.g. [10.96.0.0/12] (Kubernetes Services); "
@@ -476,6 +486,27 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		if ((r = config_relay_id(cfg, id, sizeof(id), err, errlen)) != 0)
 			return r;
 	}
+	if (cfg->policy_api_url[0] != '\0') {
+		const char *ca, *cert, *key;
+		char id[64];
+
+		if (strncmp(cfg->policy_api_url, "https://", 8) != 0 || cfg->policy_api_url[8] == '\0') {
+			zg_seterr(err, errlen, "policy_api.url: \"%s\" is not https://host[:port]",
+				  cfg->policy_api_url);
+			return ZG_ERR_CONFIG;
+		}
+		config_policy_api_files(cfg, &ca, &cert, &key);
+		if (ca[0] == '\0' || cert[0] == '\0' || key[0] == '\0') {
+			zg_seterr(err, errlen, "policy_api.%s: required with policy_api.url (or set ipam.api.%s)",
+				  ca[0] == '\0' ? "ca" : cert[0] == '\0' ? "cert"
+									 : "key",
+				  ca[0] == '\0' ? "ca" : cert[0] == '\0' ? "cert"
+									 : "key");
+			return ZG_ERR_CONFIG;
+		}
+		if ((r = config_relay_id(cfg, id, sizeof(id), err, errlen)) != 0)
+			return r;
+	}
 	/* as the agent and the connector check theirs: a PING only as often
 	 * as the idle timeout lets an idle tunnel die between two */
 	if (cfg->keepalive_ms != 0 && cfg->keepalive_ms >= cfg->quic_idle_ms) {
@@ -495,6 +526,14 @@ int config_validate(const struct relay_config *cfg, char *err, size_t errlen)
 		return ZG_ERR_CONFIG;
 	}
 	return 0;
+}
+
+void config_policy_api_files(const struct relay_config *cfg, const char **pca,
+			     const char **pcert, const char **pkey)
+{
+	*pca = cfg->policy_api_ca[0] ? cfg->policy_api_ca : cfg->ipam_api_ca;
+	*pcert = cfg->policy_api_cert[0] ? cfg->policy_api_cert : cfg->ipam_api_cert;
+	*pkey = cfg->policy_api_key[0] ? cfg->policy_api_key : cfg->ipam_api_key;
 }
 
 static int id_ok(const char *s)
@@ -687,6 +726,22 @@ size_t config_summary(const struct relay_config *c, char *buf, size_t buflen)
 		} else {
 			a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
 				     "ipam          local (pool.ipv4)\n");
+		}
+		if (a < 0)
+			return off;
+		off += (size_t)a;
+		if (c->policy_api_url[0] != '\0') {
+			const char *ca, *cert, *key;
+
+			config_policy_api_files(c, &ca, &cert, &key);
+			a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+				     "policy_api    %s every %ums (timeout %ums; ca %s, cert %s, key %s), "
+				     "kept in %s\n",
+				     c->policy_api_url, c->policy_api_poll_ms, c->policy_api_timeout_ms, ca,
+				     cert, key, c->policy_file);
+		} else {
+			a = snprintf(off < buflen ? buf + off : NULL, off < buflen ? buflen - off : 0,
+				     "policy_api    off (the policy file)\n");
 		}
 		return a < 0 ? off : off + (size_t)a;
 	}

@@ -66,6 +66,15 @@ struct relay_config {
 	char ipam_api_key[CONFIG_PATH_MAX];
 	uint32_t ipam_api_timeout_ms; /* per allocation, retries included */
 	uint32_t ipam_api_refresh_ms; /* open tunnels' leases marked used every */
+	/* the policy fetched from zgate-api (policy_api.*): url "" = off, the
+	 * policy file is then the relay's cache of the last one fetched;
+	 * ca/cert/key "" = ipam.api's (config_policy_api_files) */
+	char policy_api_url[CONFIG_PATH_MAX];
+	char policy_api_ca[CONFIG_PATH_MAX];
+	char policy_api_cert[CONFIG_PATH_MAX];
+	char policy_api_key[CONFIG_PATH_MAX];
+	uint32_t policy_api_poll_ms;    /* a fetch every */
+	uint32_t policy_api_timeout_ms; /* one fetch, retries included */
 	struct config_prefix pool4;
 	struct config_prefix pool6; /* optional */
 	/* extra destinations no tunnel may reach (Kubernetes Service and
@@ -174,6 +183,11 @@ unsigned config_workers(const struct relay_config *c, unsigned ncpu, unsigned cg
 /* The relay's id as zgate-api records it: relay_id, or the host name
  * when that is empty (truncated to outlen). Returns 0, or
  * ZG_ERR_CONFIG when neither gives a usable id (err says why). */
+/* The files policy_api uses: policy_api.ca/cert/key, each defaulting to
+ * ipam.api's when empty. */
+void config_policy_api_files(const struct relay_config *cfg, const char **pca,
+			     const char **pcert, const char **pkey);
+
 int config_relay_id(const struct relay_config *cfg, char *out, size_t outlen, char *err,
 		    size_t errlen);
 

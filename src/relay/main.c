@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libgen.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@
 #include "relay/ops.h"
 #include "relay/pdump.h"
 #include "relay/policy.h"
+#include "relay/polapi.h"
 #include "relay/session.h"
 #include "relay/watch.h"
 #include "relay/wctl.h"
@@ -100,6 +102,10 @@ struct relay {
 	uint64_t decisions_allow, decisions_deny, scope_denied;
 	uint64_t reload_ok, reload_fail;
 	uint64_t last_reload_ok_s;
+	/* policy_api: the fetcher (the single process's; with workers the
+	 * master's) and the zgate-api version the loaded policy file holds */
+	struct polapi *polapi;
+	uint64_t policy_version;
 	uint64_t out_no_session, out_too_big, out_congested;
 	struct ipam_savelog savelog;
 	/* the event loop ran: only then does shutdown_all() write the state
@@ -1721,6 +1727,11 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 	v.policy_reload_ok = r->reload_ok;
 	v.policy_reload_error = r->reload_fail;
 	v.policy_last_reload_s = r->last_reload_ok_s;
+	if (r->cfg.policy_api_url[0] != '\0') {
+		v.has_policy_api = 1;
+		v.policy_api_version = r->policy_version;
+		polapi_counts(r->polapi, v.policy_api_fetches); /* workers: zeros, the master's add up */
+	}
 	v.tls_reload_ok = r->tls_reload_ok;
 	v.tls_reload_error = r->tls_reload_fail;
 	v.closed_revoked = r->closed_revoked;
@@ -1818,10 +1829,25 @@ static enum stack_verdict reeval_policy(void *ctx, const struct stack_flow_info 
 	return decide(ctx, f, prule, &scoped);
 }
 
+/* The zgate-api version the policy file holds (policy_api: its first
+ * line, polapi.h), 0 when none. */
+static uint64_t file_version(const struct relay *r)
+{
+	uint64_t v = 0;
+	char etag[APIC_ETAG_MAX];
+
+	if (r->cfg.policy_api_url[0] == '\0' ||
+	    polapi_cache_meta(r->cfg.policy_file, &v, etag, sizeof(etag)) != 0)
+		return 0;
+	return v;
+}
+
 static void reload_policy(struct relay *r, const char *trigger)
 {
 	struct policy *np = NULL;
+	const char *source = r->cfg.policy_api_url[0] ? "api" : "file";
 	char err[512];
+	uint64_t v;
 	size_t n;
 
 	if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) != 0) {
@@ -1829,17 +1855,25 @@ static void reload_policy(struct relay *r, const char *trigger)
 		r->reload_fail++;
 		log_warnx("policy reload failed (%s), keeping the current policy: %s", trigger, err);
 		if (r->worker == 0) /* workers: one line per relay */
-			audit_policy_reload(r->audit, 0, r->cfg.policy_file, err);
+			audit_policy_reload_src(r->audit, 0, r->cfg.policy_file, err, source,
+						file_version(r));
 		return;
 	}
+	v = file_version(r);
 	policy_free(r->policy);
 	r->policy = np;
+	r->policy_version = v;
 	r->reload_ok++;
 	r->last_reload_ok_s = (uint64_t)time(NULL);
-	log_info("policy reloaded from %s (%s): %zu clients, %zu rules", r->cfg.policy_file,
-		 trigger, policy_client_count(np), policy_rule_count(np));
+	if (v != 0)
+		log_info("policy reloaded from %s (%s): zgate-api policy %llu, %zu clients, %zu rules",
+			 r->cfg.policy_file, trigger, (unsigned long long)v, policy_client_count(np),
+			 policy_rule_count(np));
+	else
+		log_info("policy reloaded from %s (%s): %zu clients, %zu rules", r->cfg.policy_file,
+			 trigger, policy_client_count(np), policy_rule_count(np));
 	if (r->worker == 0)
-		audit_policy_reload(r->audit, 1, r->cfg.policy_file, NULL);
+		audit_policy_reload_src(r->audit, 1, r->cfg.policy_file, NULL, source, v);
 	/* issue 18.2: open flows the new policy denies end now (first, so
 	 * each is audited with reason policy) */
 	n = stack_reevaluate(r->stack, reeval_policy, r, "policy");
@@ -1927,6 +1961,17 @@ static void on_tls_files(void *arg)
 static void on_policy_file(void *arg)
 {
 	reload_policy(arg, "file");
+}
+
+/* policy_api wrote a new version over the policy file: the single
+ * process reloads it at once (the watch then sees nothing new). */
+static void on_policy_fetched(void *arg, uint64_t version)
+{
+	struct relay *r = arg;
+
+	(void)version;
+	reload_policy(r, "zgate-api");
+	watch_rebase(r->watch);
 }
 
 /* Watches the TLS files and the policy (issue 18.1, 18.4). Without
@@ -2128,9 +2173,44 @@ static int load_state(struct relay *r, int check, char *err, size_t errlen)
 		if (rv != 0)
 			return rv;
 	}
-	rv = policy_load_file(r->cfg.policy_file, &r->policy, err, errlen);
-	if (rv != 0)
-		return rv;
+	if (r->cfg.policy_api_url[0] != '\0') {
+		/* the URL and the files (apic_new: read, no connection made),
+		 * and where the fetched policy goes: writable */
+		struct event_base *b = event_base_new();
+		struct polapi *pa = NULL;
+		char dir[CONFIG_PATH_MAX];
+
+		if (b == NULL)
+			return ZG_ERR_NOMEM;
+		rv = polapi_from_config(&r->cfg, b, NULL, NULL, NULL, &pa, err, errlen);
+		polapi_del(pa);
+		event_base_free(b);
+		if (rv != 0)
+			return rv;
+		(void)snprintf(dir, sizeof(dir), "%s", r->cfg.policy_file);
+		if (access(dirname(dir), W_OK | X_OK) != 0) {
+			zg_seterr(err, errlen,
+				  "policy %s: its directory is not writable (%s): with policy_api the "
+				  "relay keeps the fetched policy there",
+				  r->cfg.policy_file, strerror(errno));
+			return ZG_ERR_CONFIG;
+		}
+	}
+	if (r->cfg.policy_api_url[0] != '\0' && access(r->cfg.policy_file, F_OK) != 0 &&
+	    errno == ENOENT) {
+		/* fail closed: nothing is allowed before the first fetch */
+		rv = polapi_deny_all(&r->policy);
+		if (rv != 0)
+			return rv;
+		log_warnx("policy %s: no policy fetched from zgate-api %s yet: denying everything "
+			  "until the first one comes",
+			  r->cfg.policy_file, r->cfg.policy_api_url);
+	} else {
+		rv = policy_load_file(r->cfg.policy_file, &r->policy, err, errlen);
+		if (rv != 0)
+			return rv;
+		r->policy_version = file_version(r);
+	}
 	r->last_reload_ok_s = (uint64_t)time(NULL);
 	/* workers: one pool in memory the master shares with them */
 	rv = (r->nworkers > 1 ? ipam_new_shared : ipam_new)(
@@ -2705,6 +2785,15 @@ stack:
 	    event_add(r->ev_hup, NULL) != 0)
 		return ZG_ERR_NOMEM;
 	watch_start(r);
+	if (r->cfg.policy_api_url[0] != '\0' && r->nworkers < 2) { /* else the master's */
+		rv = polapi_from_config(&r->cfg, r->base, r->dns, on_policy_fetched, r, &r->polapi, err,
+					errlen);
+		if (rv != 0)
+			return rv;
+		(void)polapi_start(r->polapi);
+		log_info("policy from zgate-api %s every %u ms, kept in %s", r->cfg.policy_api_url,
+			 r->cfg.policy_api_poll_ms, r->cfg.policy_file);
+	}
 	ops_set_state(r->ops, OPS_READY);
 	if (dnsassign_enabled(r->dnsassign) && r->worker == 0) {
 		char line[512];
@@ -2753,6 +2842,8 @@ static void shutdown_all(struct relay *r)
 	r->api = NULL;
 	localaddr_del(r->local);
 	r->local = NULL;
+	polapi_del(r->polapi);
+	r->polapi = NULL;
 	watch_del(r->watch);
 	r->watch = NULL;
 	dnssvc_free(r->dnssvc);
@@ -2839,6 +2930,10 @@ static int worker_run(unsigned i, void *arg)
 		if (policy_load_file(r->cfg.policy_file, &np, err, sizeof(err)) == 0) {
 			policy_free(r->policy);
 			r->policy = np;
+			r->policy_version = file_version(r);
+		} else if (r->cfg.policy_api_url[0] != '\0' &&
+			   access(r->cfg.policy_file, F_OK) != 0) {
+			/* none fetched yet: the master's deny-all */
 		} else {
 			log_warnx("%s: starting with the policy the relay started with", err);
 		}
@@ -2928,9 +3023,13 @@ int main(int argc, char **argv)
 	if (check) {
 		(void)config_summary(&R.cfg, summary, sizeof(summary));
 		printf("%s", summary);
-		printf("policy        %zu clients, %zu rules, default %s\n",
+		printf("policy        %zu clients, %zu rules, default %s%s\n",
 		       policy_client_count(R.policy), policy_rule_count(R.policy),
-		       policy_default_action(R.policy) == POLICY_ALLOW ? "allow" : "deny");
+		       policy_default_action(R.policy) == POLICY_ALLOW ? "allow" : "deny",
+		       R.cfg.policy_api_url[0] == '\0'        ? ""
+		       : access(R.cfg.policy_file, F_OK) != 0 ? " (deny-all until the first fetch "
+								"from zgate-api)"
+							      : " (the last fetched from zgate-api)");
 		printf("certificates  ok (server chain, key, client CA%s)\n",
 		       R.cfg.tls_crl[0] ? ", CRL" : "");
 		dnsassign_summary(R.dnsassign, summary, sizeof(summary));

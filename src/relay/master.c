@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "log.h"
@@ -24,6 +25,7 @@
 #include "relay/audit.h"
 #include "relay/ipam.h"
 #include "relay/metrics_merge.h"
+#include "relay/polapi.h"
 #include "relay/ops.h"
 #include "relay/wctl.h"
 #include "relay/wpool.h"
@@ -68,6 +70,10 @@ struct master {
 	uint64_t saved_changes;
 	struct ipam_savelog savelog;
 	uint64_t started_ms;
+	/* policy_api: the master fetches, the workers' watches on the
+	 * policy file reload what it writes */
+	struct polapi *polapi;
+	struct evdns_base *dns;
 };
 
 static uint64_t mono_ms(void)
@@ -619,6 +625,21 @@ static void metrics_cb(void *ctx, struct evbuffer *b)
 				(unsigned long long)audit_lines(m->audit),
 				(unsigned long long)audit_dropped(m->audit),
 				(unsigned long long)m->savelog.errors) > 0) {
+		if (m->polapi != NULL) {
+			uint64_t n[POLAPI_NRESULTS];
+
+			polapi_counts(m->polapi, n);
+			(void)evbuffer_add_printf(
+				own,
+				"# TYPE zgate_policy_api_fetches_total counter\n"
+				"zgate_policy_api_fetches_total{result=\"changed\"} %llu\n"
+				"zgate_policy_api_fetches_total{result=\"unchanged\"} %llu\n"
+				"zgate_policy_api_fetches_total{result=\"error\"} %llu\n"
+				"zgate_policy_api_fetches_total{result=\"refused\"} %llu\n",
+				(unsigned long long)n[POLAPI_CHANGED],
+				(unsigned long long)n[POLAPI_UNCHANGED],
+				(unsigned long long)n[POLAPI_ERROR], (unsigned long long)n[POLAPI_REFUSED]);
+		}
 		t[k].len = evbuffer_get_length(own);
 		t[k].s = (const char *)evbuffer_pullup(own, -1);
 		k += t[k].s != NULL;
@@ -981,6 +1002,15 @@ static int start(struct master *m, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "cannot start the workers: %s", strerror(errno));
 		return rv;
 	}
+	if (m->cfg->policy_api_url[0] != '\0') { /* after the fork: the workers have none of it */
+		m->dns = evdns_base_new(m->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+		if ((rv = polapi_from_config(m->cfg, m->base, m->dns, NULL, NULL, &m->polapi, err,
+					     errlen)) != 0)
+			return rv;
+		(void)polapi_start(m->polapi);
+		log_info("master: policy from zgate-api %s every %u ms, kept in %s",
+			 m->cfg->policy_api_url, m->cfg->policy_api_poll_ms, m->cfg->policy_file);
+	}
 	m->started_ms = mono_ms();
 	audit_relay_start(m->audit, ZG_VERSION, m->cfg->listen, m->cfg->ops_listen,
 			  m->cfg->admin_listen, (long)getpid());
@@ -995,6 +1025,11 @@ static void stop(struct master *m)
 		wpool_free(m->pool); /* kills what still runs */
 	m->pool = NULL;
 	save_state(m);
+	polapi_del(m->polapi);
+	m->polapi = NULL;
+	if (m->dns != NULL)
+		evdns_base_free(m->dns, 0);
+	m->dns = NULL;
 	if (m->audit != NULL) {
 		audit_stop(m);
 		audit_free(m->audit);

@@ -428,6 +428,22 @@ static void ipam_api(struct mw *w, const struct metrics_values *v)
 	   v->ipam_api_realloc_closed, v->ipam_api_realloc_unreachable);
 }
 
+static void policy_api(struct mw *w, const struct metrics_values *v)
+{
+	const uint64_t *f = v->policy_api_fetches;
+
+	if (!v->has_policy_api)
+		return;
+	BY(w, "zgate_policy_api_fetches_total", "counter",
+	   "Fetches of the active policy from zgate-api (policy_api), by result: changed (a new "
+	   "version taken and written), unchanged (304), error (no answer, 404 no active policy, "
+	   "another status, the write failed), refused (a document the relay's parser refused).",
+	   "result", L("changed", "unchanged", "error", "refused"), f[0], f[1], f[2], f[3]);
+	one(w, "zgate_policy_api_version", "gauge",
+	    "The zgate-api policy version in force (0: none fetched yet, deny-all).",
+	    v->policy_api_version);
+}
+
 static void connectors(struct mw *w, const struct metrics_values *v)
 {
 	const uint64_t *d = v->connector_drops;
@@ -472,6 +488,7 @@ int metrics_write(struct evbuffer *b, const struct metrics_values *v)
 	audit_and_process(&w, v);
 	dns_service(&w, v);
 	ipam_api(&w, v);
+	policy_api(&w, v);
 	connectors(&w, v);
 	return w.err;
 }

@@ -68,6 +68,13 @@ struct metrics_values {
 	/* open tunnels allocated again after zgate-api refused to refresh
 	 * their lease (404/409), by result; closed = audit reason "lease" */
 	uint64_t ipam_api_realloc_kept, ipam_api_realloc_closed, ipam_api_realloc_unreachable;
+	/* the policy from zgate-api (policy_api, polapi.h); has_policy_api 0:
+	 * the zgate_policy_api_* families are not written. With workers each
+	 * writes the version it loaded (merged: the lowest) and zero fetches
+	 * (the master fetches: its own count is added to theirs). */
+	int has_policy_api;
+	uint64_t policy_api_version;
+	uint64_t policy_api_fetches[4]; /* changed, unchanged, error, refused */
 	/* on-prem connectors (issue 22, connlink.h) */
 	uint64_t connectors_up, connector_links;
 	uint64_t connector_packets_up, connector_packets_down;

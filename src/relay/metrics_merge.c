@@ -45,6 +45,9 @@ static const struct {
 	{ "zgate_tls_crl_next_update_timestamp_seconds", METRICS_MERGE_MIN },
 	{ "zgate_policy_last_reload_success_timestamp_seconds", METRICS_MERGE_MIN },
 	{ "zgate_ipam_api_up", METRICS_MERGE_MIN },
+	/* the version every worker has loaded: a worker still on the older
+	 * one shows it */
+	{ "zgate_policy_api_version", METRICS_MERGE_MIN },
 	{ "process_max_fds", METRICS_MERGE_MIN },
 	{ "process_open_fds", METRICS_MERGE_MAX },
 };
