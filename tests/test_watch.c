@@ -218,6 +218,37 @@ static void test_watch_only_the_changed_files_callback(void **state)
 	assert_int_equal(fx->calls_a, 1);
 }
 
+/* watch_seen(): one path marked as loaded, the others' changes still fire;
+ * it tells whether that path had changed since it was last seen. */
+static void test_watch_seen_one_path(void **state)
+{
+	struct fx *fx = *state;
+	char a[128], b[128];
+
+	put(fx->dir, "a", "1");
+	put(fx->dir, "b", "1");
+	path(a, sizeof(a), fx, "a");
+	path(b, sizeof(b), fx, "b");
+	assert_int_equal(watch_add(fx->w, a, cb_a, fx), 0);
+	assert_int_equal(watch_add(fx->w, b, cb_b, fx), 0);
+	assert_int_equal(watch_seen(fx->w, a), 0); /* as added */
+	put(fx->dir, "a", "22");
+	put(fx->dir, "b", "22");
+	assert_int_equal(watch_seen(fx->w, a), 1); /* changed: the caller loads it */
+	assert_int_equal(watch_seen(fx->w, a), 0); /* now seen */
+	run_for(fx, 200);
+	assert_int_equal(fx->calls_a, 0); /* already loaded: no second load */
+	assert_int_equal(fx->calls_b, 1); /* b's change was not swallowed */
+	/* after a callback, the path is seen */
+	put(fx->dir, "a", "333");
+	run_for(fx, 200);
+	assert_int_equal(fx->calls_a, 1);
+	assert_int_equal(watch_seen(fx->w, a), 0);
+	/* nothing known */
+	assert_int_equal(watch_seen(fx->w, "/nonexistent-zg-dir/x"), -1);
+	assert_int_equal(watch_seen(NULL, a), -1);
+}
+
 static void test_watch_bad_arguments(void **state)
 {
 	struct fx *fx = *state;
@@ -239,6 +270,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watch_debounces_a_burst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_only_the_changed_files_callback, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_watch_seen_one_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_bad_arguments, setup, teardown),
 	};
 

@@ -1971,7 +1971,7 @@ static void on_policy_fetched(void *arg, uint64_t version)
 
 	(void)version;
 	reload_policy(r, "zgate-api");
-	watch_rebase(r->watch);
+	(void)watch_seen(r->watch, r->cfg.policy_file); /* only this file: a TLS change still fires */
 }
 
 /* Watches the TLS files and the policy (issue 18.1, 18.4). Without
@@ -2582,6 +2582,13 @@ static int ctl_handler(void *ctx, uint8_t op, const uint8_t *req, size_t len,
 		memcpy(id, req, len);
 		id[len] = '\0';
 		return admin_kick(r, id) == 0 ? 0 : MASTER_KICK_NONE;
+	case MASTER_OP_POLICY:
+		/* The master wrote a version from zgate-api over the policy file.
+		 * The watch may have reloaded it already (then nothing changed
+		 * since); without inotify this is how a worker learns of it. */
+		if (watch_seen(r->watch, r->cfg.policy_file) != 0)
+			reload_policy(r, "zgate-api");
+		return 0;
 	default:
 		return 2;
 	}

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -587,6 +588,27 @@ static void free_all(struct master *m, struct evbuffer **rep)
 			evbuffer_free(rep[i]);
 }
 
+/* policy_api wrote a new version over the policy file: every worker
+ * reloads it now (its file watch may have already; without inotify it
+ * would not at all). A worker that does not answer (restarting) loads the
+ * file when it starts. */
+static void policy_fetched(void *arg, uint64_t version)
+{
+	struct master *m = arg;
+	struct evbuffer *rep[CONFIG_WORKERS_MAX];
+	int ok[CONFIG_WORKERS_MAX];
+	unsigned i, n = 0;
+
+	ask_all(m, MASTER_OP_POLICY, NULL, 0, rep, ok);
+	for (i = 0; i < m->env->n; i++)
+		n += ok[i] ? 1u : 0u;
+	free_all(m, rep);
+	if (n < m->env->n)
+		log_warnx("policy %" PRIu64 ": %u of %u workers confirmed the reload (the others "
+			  "load the file when they start or see it change)",
+			  version, n, m->env->n);
+}
+
 static void metrics_cb(void *ctx, struct evbuffer *b)
 {
 	struct master *m = ctx;
@@ -1004,7 +1026,7 @@ static int start(struct master *m, char *err, size_t errlen)
 	}
 	if (m->cfg->policy_api_url[0] != '\0') { /* after the fork: the workers have none of it */
 		m->dns = evdns_base_new(m->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-		if ((rv = polapi_from_config(m->cfg, m->base, m->dns, NULL, NULL, &m->polapi, err,
+		if ((rv = polapi_from_config(m->cfg, m->base, m->dns, policy_fetched, m, &m->polapi, err,
 					     errlen)) != 0)
 			return rv;
 		(void)polapi_start(m->polapi);

@@ -64,6 +64,8 @@ struct ipam;
 #define MASTER_OP_METRICS 'M' /* reply: the worker's exposition */
 #define MASTER_OP_LIST 'L'    /* reply: master_session_line() per session */
 #define MASTER_OP_KICK 'K'    /* req: client ID; status 0 closed, 1 none */
+#define MASTER_OP_POLICY 'P'  /* the master wrote a new policy file (policy_api):
+				 reload it unless already done; status 0 */
 #define MASTER_KICK_NONE 1
 
 /* Notes between workers (the notes channels): one byte of kind, one of

@@ -198,6 +198,25 @@ void watch_rebase(struct watch *w)
 		filesig_of(w->paths[i].path, &w->paths[i].seen);
 }
 
+int watch_seen(struct watch *w, const char *path)
+{
+	int changed = -1;
+
+	if (w == NULL || path == NULL)
+		return -1;
+	for (size_t i = 0; i < w->npaths; i++) {
+		struct filesig now;
+
+		if (strcmp(w->paths[i].path, path) != 0)
+			continue;
+		filesig_of(path, &now);
+		if (changed < 1)
+			changed = !filesig_eq(&now, &w->paths[i].seen);
+		w->paths[i].seen = now;
+	}
+	return changed;
+}
+
 uint64_t watch_fired(const struct watch *w)
 {
 	return w != NULL ? w->fired : 0;

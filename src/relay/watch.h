@@ -50,6 +50,13 @@ int watch_add(struct watch *w, const char *path, watch_fn fn, void *arg);
  * SIGHUP). */
 void watch_rebase(struct watch *w);
 
+/* The same for one path (as given to watch_add), leaving the others' changes
+ * to fire: call it after loading that file some other way, or before, to
+ * learn whether it must be. Returns 1 when the path's state was not the
+ * one seen (it changed since the last callback or watch_seen), 0 when it
+ * was, -1 when w is NULL or path is not watched (nothing known). */
+int watch_seen(struct watch *w, const char *path);
+
 /* How many times a callback was called. */
 uint64_t watch_fired(const struct watch *w);
 

@@ -209,6 +209,13 @@ wait_metric 1 zgate_policy_api_version "$VB" 3 || fail "version gauge: $(rmetric
 	fail "changes counted: $(rmetric 1 'zgate_policy_api_fetches_total{result="changed"}')"
 [[ $(rmetric 1 'zgate_policy_api_fetches_total{result="unchanged"}') -ge 1 ]] || fail "no 304 counted"
 grep -q "^# zgate-api policy $VB " "$D/state1/policy.api.yaml" || fail "the cache is not B"
+# Each of relay 1's two workers loaded B once: the master told it to
+# (MASTER_OP_POLICY, which works without inotify too), and its file watch,
+# finding the file already loaded, did not load it a second time.
+n=$(grep -c "policy reloaded from .*: zgate-api policy $VB," "$D/relay-1.log")
+[[ $n -eq 2 ]] || fail "B loaded $n times by 2 workers: $(grep "policy reloaded" "$D/relay-1.log")"
+grep -q "policy reloaded from .* (zgate-api): zgate-api policy $VB," "$D/relay-1.log" ||
+	fail "no worker reloaded B when the master asked: $(grep "policy reloaded" "$D/relay-1.log")"
 
 step "3. zgate-api stopped: the relay keeps B, warns once"
 api_stop
