@@ -451,8 +451,11 @@ static void test_quote(void **state)
 	char out[64];
 
 	(void)state;
-	assert_int_equal(api_json_quote(out, sizeof(out), "a\"b\\c\n\x01"), 21);
-	assert_string_equal(out, "\"a\\\"b\\\\c\\u000a\\u0001\"");
+	assert_int_equal(api_json_quote(out, sizeof(out), "a\"b\\c\n\x01"), 17);
+	assert_string_equal(out, "\"a\\\"b\\\\c\\n\\u0001\"");
+	/* a byte of no valid UTF-8: still valid JSON */
+	assert_int_equal(api_json_quote(out, sizeof(out), "r\xff"), 9);
+	assert_string_equal(out, "\"r\\u00ff\"");
 	/* Cut to fit, never inside an escape. */
 	assert_int_equal(api_json_quote(out, 5, "ab\"cd"), 8);
 	assert_string_equal(out, "\"ab");

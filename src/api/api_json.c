@@ -580,38 +580,7 @@ int api_content_type_json(const char *v)
 
 size_t api_json_quote(char *out, size_t outlen, const char *s)
 {
-	size_t n = 0;
-
-#define PUT(str, k)                                                              \
-	do {                                                                     \
-		if (outlen > 0 && n + (k) < outlen)                              \
-			memcpy(out + n, (str), (k));                             \
-		else if (outlen > 0 && n < outlen)                               \
-			outlen = n + 1; /* stop writing: never half an escape */ \
-		n += (k);                                                        \
-	} while (0)
-
-	PUT("\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			PUT(esc, 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			(void)snprintf(esc, sizeof(esc), "\\u%04x", c);
-			PUT(esc, 6);
-		} else {
-			PUT(s, 1);
-		}
-	}
-	PUT("\"", 1);
-#undef PUT
-	if (outlen > 0)
-		out[n < outlen ? n : outlen - 1] = '\0';
-	return n;
+	return api_json_quote_n(out, outlen, s, strlen(s));
 }
 
 size_t api_json_quote_n(char *out, size_t outlen, const char *s, size_t len)

@@ -99,12 +99,9 @@ int api_parse_refresh(const char *body, size_t len, char relay_id[API_RELAY_ID_M
  * parameters after ";" (charset=utf-8) allowed. Returns 1 or 0. */
 int api_content_type_json(const char *v);
 
-/* Writes s as a JSON string with its quotes into out (NUL-terminated, cut
- * to outlen, never in the middle of an escape). Returns the length
- * needed, snprintf-style. */
-size_t api_json_quote(char *out, size_t outlen, const char *s);
-
-/* As api_json_quote() for the len bytes at s (any bytes): '"' and '\\' as
+/* Writes the len bytes at s (any bytes) as a JSON string with its quotes
+ * into out (NUL-terminated, cut to outlen, never in the middle of an
+ * escape). Returns the length needed, snprintf-style. '"' and '\\' as
  * \" and \\, \b \f \n \r \t as such, other control characters, DEL and
  * a NUL as \u00XX; valid UTF-8 as it is. A byte that is not part of valid
  * UTF-8 is written as \u00XX too (its Latin-1 reading): the output is
@@ -112,6 +109,9 @@ size_t api_json_quote(char *out, size_t outlen, const char *s);
  * (api_parse_policy() reads such a string back exactly, but a NUL). At
  * most 6 * len + 2 bytes. */
 size_t api_json_quote_n(char *out, size_t outlen, const char *s, size_t len);
+
+/* api_json_quote_n() of the NUL-terminated s. */
+size_t api_json_quote(char *out, size_t outlen, const char *s);
 
 /* The body of POST /api/v1/policies and .../validate: {"document": YAML,
  * "comment": text} (comment optional). */
