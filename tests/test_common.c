@@ -10,10 +10,12 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <arpa/inet.h>
 
 #include <cmocka.h>
 
+#include "atomicfile.h"
 #include "cksum.h"
 #include "filesig.h"
 #include "fnv.h"
@@ -22,6 +24,75 @@
 #include "log.h"
 #include "opt.h"
 #include "zg_err.h"
+
+/* Entries of dir other than . and .. */
+static int entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+/* atomic_write(): the pieces in order, the mode asked, the old content
+ * replaced whole; on failure a message naming the path and the step, the
+ * old file untouched and no temporary file left. */
+static void test_atomic_write(void **state)
+{
+	char dir[] = "/tmp/zg-atomic-XXXXXX", path[128], sub[160], buf[64], err[512];
+	const char *p[3] = { "# head\n", "", "body" };
+	size_t len[3] = { 7, 0, 4 };
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	(void)snprintf(path, sizeof(path), "%s/f", dir);
+	assert_int_equal(atomic_write(path, 0640, p, len, 3, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, 11);
+	assert_memory_equal(buf, "# head\nbody", 11);
+	/* replaced by a shorter one, whole */
+	len[0] = 2;
+	assert_int_equal(atomic_write(path, 0600, p, len, 1, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 2);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(entries(dir), 1);
+	/* the rename fails (a non-empty directory is in the way) */
+	(void)snprintf(sub, sizeof(sub), "%s/d", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	(void)snprintf(sub, sizeof(sub), "%s/d/x", dir);
+	assert_int_equal(atomic_write(sub, 0600, p, len, 1, err, sizeof(err)), 0);
+	(void)snprintf(sub, sizeof(sub), "%s/d", dir);
+	assert_int_equal(atomic_write(sub, 0600, p, len, 1, err, sizeof(err)), ZG_ERR_IO);
+	assert_non_null(strstr(err, sub));
+	assert_non_null(strstr(err, "cannot rename"));
+	assert_non_null(strstr(err, "into place"));
+	assert_int_equal(entries(dir), 2); /* f and d: no temporary file left */
+	/* the directory does not exist */
+	(void)snprintf(sub, sizeof(sub), "%s/none/f", dir);
+	assert_int_equal(atomic_write(sub, 0600, p, len, 1, err, sizeof(err)), ZG_ERR_IO);
+	assert_non_null(strstr(err, "cannot create a temporary file"));
+	assert_non_null(strstr(err, "No such file or directory"));
+	/* clean up */
+	(void)snprintf(sub, sizeof(sub), "%s/d/x", dir);
+	assert_int_equal(unlink(sub), 0);
+	(void)snprintf(sub, sizeof(sub), "%s/d", dir);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
 
 static void test_strerror_every_code_named(void **state)
 {
@@ -576,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_log_escape_forged_close_reason),
 		cmocka_unit_test(test_log_escape_utf8),
 		cmocka_unit_test(test_log_escape_truncates_on_boundaries),
+		cmocka_unit_test(test_atomic_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -306,7 +306,7 @@ static void test_corrupt_state_file(void **state)
 	assert_non_null(strstr(err, "ipam.state:1: line too long"));
 	unlink(path);
 	assert_int_equal(ipam_save(ip, "/nonexistent-dir/ipam.state", err, sizeof(err)), ZG_ERR_IO);
-	assert_non_null(strstr(err, "/nonexistent-dir/ipam.state: cannot create temporary file"));
+	assert_non_null(strstr(err, "/nonexistent-dir/ipam.state: cannot create a temporary file"));
 	rmdir(dir);
 	ipam_free(ip);
 }

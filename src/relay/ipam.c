@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fnv.h"
+#include "atomicfile.h"
 #include "log.h"
 #include "zg_err.h"
 
@@ -808,40 +809,17 @@ int ipam_save(const struct ipam *ip, const char *path, char *err, size_t errlen)
 	return r;
 }
 
-/* fsync(2) of the directory that holds path, so that a rename into or
- * within it is durable; best effort (a failure leaves it to the kernel). */
-static void fsync_dir_of(const char *path)
-{
-	char dirbuf[4096];
-	int dfd;
-
-	(void)snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-	if ((dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-}
-
 static int write_state(const struct ipam *ip, const char *path, char *err, size_t errlen)
 {
-	char tmp[4096], a[INET6_ADDRSTRLEN];
+	char a[INET6_ADDRSTRLEN], *buf = NULL;
+	size_t len = 0;
 	uint8_t b[16];
-	FILE *f = NULL;
-	int fd = -1, e;
+	FILE *f = open_memstream(&buf, &len);
+	int r;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp)) {
-		(void)snprintf(err, errlen, "%s: path too long", path);
-		return ZG_ERR_IO;
-	}
-	if ((fd = mkstemp(tmp)) < 0 || !(f = fdopen(fd, "w"))) {
-		e = errno;
-		(void)snprintf(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp, strerror(e));
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
-		errno = e;
-		return ZG_ERR_IO;
+	if (f == NULL) {
+		(void)snprintf(err, errlen, "%s: out of memory", path);
+		return ZG_ERR_NOMEM;
 	}
 	fputs(STATE_HEADER, f);
 	for (int v = 0; v < 2; v++) {
@@ -854,24 +832,19 @@ static int write_state(const struct ipam *ip, const char *path, char *err, size_
 			fprintf(f, "%s %s\n", p->slots[i].owner, a);
 		}
 	}
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || ferror(f)) {
-		e = errno;
-		(void)snprintf(err, errlen, "%s: cannot write %s: %s", path, tmp, strerror(e));
-		fclose(f);
-		unlink(tmp);
-		errno = e;
-		return ZG_ERR_IO;
+	if (ferror(f) | fclose(f)) {
+		free(buf);
+		(void)snprintf(err, errlen, "%s: out of memory", path);
+		return ZG_ERR_NOMEM;
 	}
-	fclose(f);
-	if (rename(tmp, path) != 0) {
-		e = errno;
-		(void)snprintf(err, errlen, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
-		unlink(tmp);
-		errno = e;
-		return ZG_ERR_IO;
+	{
+		const char *piece[1] = { buf };
+
+		/* the rename is durable once this returns */
+		r = atomic_write(path, 0600, piece, &len, 1, err, errlen);
 	}
-	fsync_dir_of(path); /* the rename is durable once this returns */
-	return 0;
+	free(buf);
+	return r;
 }
 
 /* rename(2) that fails with EEXIST rather than replace to. */

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "atomicfile.h"
 #include "log.h"
 #include "relay/apiresp.h"
 #include "relay/config.h"
@@ -90,72 +91,14 @@ int polapi_deny_all(struct policy **pp)
 		       : ZG_ERR_NOMEM;
 }
 
-static void fsync_dir_of(const char *path)
-{
-	char dirbuf[4096];
-	int dfd;
-
-	(void)snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-	if ((dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int polapi_write_cache(const char *path, const char *header, const char *text, size_t len,
 		       char *err, size_t errlen)
 {
-	char tmp[4200];
-	int fd, e;
+	/* 0640: the relay's other processes (workers, same user) read it */
+	const char *p[2] = { header, text };
+	size_t n[2] = { strlen(header), len };
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp)) {
-		zg_seterr(err, errlen, "%s: path too long", path);
-		return ZG_ERR_IO;
-	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		zg_seterr(err, errlen, "%s: cannot create a temporary file %s: %s", path, tmp,
-			  strerror(errno));
-		return ZG_ERR_IO;
-	}
-	/* the relay's other processes (workers, same user) read it */
-	(void)fchmod(fd, 0640);
-	if (write_all(fd, header, strlen(header)) != 0 || write_all(fd, text, len) != 0 ||
-	    fsync(fd) != 0) {
-		e = errno;
-		zg_seterr(err, errlen, "%s: cannot write %s: %s", path, tmp, strerror(e));
-		close(fd);
-		unlink(tmp);
-		return ZG_ERR_IO;
-	}
-	if (close(fd) != 0) {
-		zg_seterr(err, errlen, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-		unlink(tmp);
-		return ZG_ERR_IO;
-	}
-	if (rename(tmp, path) != 0) {
-		zg_seterr(err, errlen, "%s: cannot rename %s into place: %s", path, tmp,
-			  strerror(errno));
-		unlink(tmp);
-		return ZG_ERR_IO;
-	}
-	fsync_dir_of(path);
-	return 0;
+	return atomic_write(path, 0640, p, n, 2, err, errlen);
 }
 
 /* ---------------------------------------------------------------- fetching */

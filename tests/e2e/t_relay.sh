@@ -290,5 +290,5 @@ p agent-1 --target 198.18.0.2 --count 1 >/dev/null || fail "read-only directory:
 kill -TERM $pid; wait $pid || fail "read-only directory: exit status $?"
 cmp -s "$d/rostate/ipam.state" "$d/corrupt.orig" && [[ $(stat -c %i "$d/rostate/ipam.state") == "$ino" ]] ||
 	fail "read-only directory: the state file changed"
-! grep -q "cannot create temporary file" "$d/relay-ro.log" || fail "read-only directory: saves attempted"
+! grep -q "cannot create a temporary file" "$d/relay-ro.log" || fail "read-only directory: saves attempted"
 echo PASS
