@@ -1680,6 +1680,77 @@ static void test_polapi_odd_etag(void **state)
 	event_base_free(base);
 }
 
+/* What the relay finds in its cache at start, and a server that ignores
+ * If-None-Match:
+ *  - an ETag on the cache's first line that cannot be sent (a hand edit)
+ *    is dropped, not sent on every poll (which failed every fetch);
+ *  - a cache that does not parse is asked for whole (no If-None-Match,
+ *    else a 304 would keep the relay deny-all);
+ *  - a 200 with the bytes in force is "unchanged": no write, no reload. */
+static void test_polapi_cache_at_start(void **state)
+{
+	static const struct act same[] = {
+		{ A_ANSWER, POLICY_200("\"3-cccccccccccccccc\"", "3", DOC_B) },
+		{ A_ANSWER, POLICY_200("\"3-cccccccccccccccc\"", "3", DOC_B) },
+	};
+	char cache[512], etag[APIC_ETAG_MAX], *text;
+	struct event_base *base = event_base_new();
+	struct polrec pr = { 0, 0 };
+	struct polapi *p;
+	struct fake *fk;
+	struct stat st0, st1;
+	uint64_t v, n[POLAPI_NRESULTS];
+	FILE *fp;
+
+	(void)state;
+	snprintf(cache, sizeof(cache), "%s/policy.start.yaml", pki_dir);
+	/* a tab in the cached ETag */
+	fp = fopen(cache, "w");
+	fputs("# zgate-api policy 3 \"3-a\tb\" (written by zgate-relay)\n" DOC_B, fp);
+	fclose(fp);
+	assert_int_equal(polapi_cache_meta(cache, &v, etag, sizeof(etag)), 0);
+	assert_int_equal(v, 3);
+	assert_string_equal(etag, "");
+	/* the bytes in force come again, twice: no write, no reload */
+	fk = fake_start("127.0.0.1", same, 2);
+	p = pol_client(base, fk->port, cache, 500, &pr);
+	assert_int_equal(stat(cache, &st0), 0);
+	(void)polapi_start(p);
+	pol_run(base, p, 2, 3000);
+	polapi_counts(p, n);
+	assert_int_equal(n[POLAPI_UNCHANGED], 2);
+	assert_int_equal(n[POLAPI_CHANGED], 0);
+	assert_int_equal(n[POLAPI_ERROR], 0);
+	assert_int_equal(pr.calls, 0);
+	assert_int_equal(stat(cache, &st1), 0);
+	assert_int_equal(st0.st_ino, st1.st_ino);                    /* not rewritten */
+	req_has(fk, "If-None-Match: \"3-cccccccccccccccc\"\r\n", 1); /* the second asked with it */
+	polapi_del(p);
+	fake_stop(fk);
+	/* a cache cut short: parsed as nothing valid, so asked whole */
+	fp = fopen(cache, "w");
+	fputs("# zgate-api policy 3 \"3-cccccccccccccccc\" (written by zgate-relay)\n"
+	      "version: 1\nclients:\n  a: {rules: [",
+	      fp);
+	fclose(fp);
+	fk = fake_start("127.0.0.1", same, 1);
+	p = pol_client(base, fk->port, cache, 500, &pr);
+	assert_int_equal(polapi_version(p), 0);
+	(void)polapi_start(p);
+	pol_run(base, p, 1, 3000);
+	req_has(fk, "If-None-Match", 0);
+	assert_int_equal(pr.calls, 1);
+	assert_int_equal(pr.version, 3);
+	text = slurp(cache);
+	assert_string_equal(text, "# zgate-api policy 3 \"3-cccccccccccccccc\" (written by "
+				  "zgate-relay)\n" DOC_B);
+	free(text);
+	polapi_del(p);
+	fake_stop(fk);
+	unlink(cache);
+	event_base_free(base);
+}
+
 /* The cache's first line, the deny-all start, a write that cannot be done. */
 static void test_polapi_cache(void **state)
 {
@@ -1911,6 +1982,7 @@ int main(void)
 		cmocka_unit_test(test_polapi_outage_timeout_size),
 		cmocka_unit_test(test_polapi_odd_etag),
 		cmocka_unit_test(test_polapi_cache),
+		cmocka_unit_test(test_polapi_cache_at_start),
 		cmocka_unit_test(test_resp_parser),
 		cmocka_unit_test(test_resp_json),
 	};

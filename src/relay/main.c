@@ -105,6 +105,7 @@ struct relay {
 	/* policy_api: the fetcher (the single process's; with workers the
 	 * master's) and the zgate-api version the loaded policy file holds */
 	struct polapi *polapi;
+	int policy_cache_bad; /* policy_api: the cached policy did not load at start */
 	uint64_t policy_version;
 	uint64_t out_no_session, out_too_big, out_congested;
 	struct ipam_savelog savelog;
@@ -2207,9 +2208,21 @@ static int load_state(struct relay *r, int check, char *err, size_t errlen)
 			  r->cfg.policy_file, r->cfg.policy_api_url);
 	} else {
 		rv = policy_load_file(r->cfg.policy_file, &r->policy, err, errlen);
+		if (rv != 0 && rv != ZG_ERR_NOMEM && r->cfg.policy_api_url[0] != '\0') {
+			/* The last fetched policy no longer loads (cut short on
+			 * disk, or refused by a stricter relay after an upgrade).
+			 * Refusing to start would wait for an operator; zgate-api
+			 * has the policy: deny everything until it gives it (polapi
+			 * then asks without If-None-Match, polapi_new()). */
+			log_errx("policy %s does not load (%s): denying everything until zgate-api "
+				 "%s gives a policy",
+				 r->cfg.policy_file, err, r->cfg.policy_api_url);
+			r->policy_cache_bad = 1;
+			rv = polapi_deny_all(&r->policy);
+		}
 		if (rv != 0)
 			return rv;
-		r->policy_version = file_version(r);
+		r->policy_version = r->policy_cache_bad ? 0 : file_version(r);
 	}
 	r->last_reload_ok_s = (uint64_t)time(NULL);
 	/* workers: one pool in memory the master shares with them */
@@ -3036,6 +3049,8 @@ int main(int argc, char **argv)
 		       R.cfg.policy_api_url[0] == '\0'        ? ""
 		       : access(R.cfg.policy_file, F_OK) != 0 ? " (deny-all until the first fetch "
 								"from zgate-api)"
+		       : R.policy_cache_bad                   ? " (deny-all: the last fetched does not load; until the "
+								"next fetch from zgate-api)"
 							      : " (the last fetched from zgate-api)");
 		printf("certificates  ok (server chain, key, client CA%s)\n",
 		       R.cfg.tls_crl[0] ? ", CRL" : "");

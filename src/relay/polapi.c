@@ -35,10 +35,31 @@ struct polapi {
 	char refused[APIC_ETAG_MAX]; /* the last version refused: logged once */
 	int down;                    /* an outage was reported */
 	int none_said;               /* 404 reported */
+	int get_failed;              /* apic_get() failed: reported */
 	uint64_t n[POLAPI_NRESULTS];
 };
 
 /* ---------------------------------------------------------------- the cache */
+
+/* An ETag the relay can write on its cache's first line and send back:
+ * quoted, printable ASCII without spaces (RFC 9110 entity-tag, weak or
+ * not); anything else is not kept (the next fetch sends no If-None-Match
+ * and costs a 200 instead of a 304). */
+static int etag_usable(const char *e)
+{
+	size_t n = strlen(e);
+
+	if (strncmp(e, "W/", 2) == 0) {
+		e += 2;
+		n -= 2;
+	}
+	if (n < 2 || e[0] != '"' || e[n - 1] != '"')
+		return 0;
+	for (size_t i = 1; i + 1 < n; i++)
+		if (e[i] <= 0x20 || e[i] >= 0x7f || e[i] == '"')
+			return 0;
+	return 1;
+}
 
 int polapi_cache_meta(const char *path, uint64_t *pversion, char *etag, size_t etaglen)
 {
@@ -76,6 +97,8 @@ int polapi_cache_meta(const char *path, uint64_t *pversion, char *etag, size_t e
 	if (*s == '"' && n > 2 && n < etaglen && s[n - 1] == '"') {
 		memcpy(etag, s, n);
 		etag[n] = '\0';
+		if (!etag_usable(etag)) /* a hand edit: sending it would fail every fetch */
+			etag[0] = '\0';
 	}
 	return 0;
 }
@@ -153,24 +176,36 @@ static void answered(struct polapi *p)
 	}
 }
 
-/* An ETag the relay can write on its cache's first line and send back:
- * quoted, printable ASCII without spaces (RFC 9110 entity-tag, weak or
- * not); anything else is not kept (the next fetch sends no If-None-Match
- * and costs a 200 instead of a 304). */
-static int etag_usable(const char *e)
+/* Whether the cache file holds exactly text (len bytes) after its first
+ * line. Read in pieces: the file may be up to YAMLCFG_MAX_FILE. */
+static int cache_holds(const char *path, const char *text, size_t len)
 {
-	size_t n = strlen(e);
+	char buf[8192];
+	size_t off = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), head = 1, same = 1;
+	ssize_t got;
 
-	if (strncmp(e, "W/", 2) == 0) {
-		e += 2;
-		n -= 2;
-	}
-	if (n < 2 || e[0] != '"' || e[n - 1] != '"')
+	if (fd < 0)
 		return 0;
-	for (size_t i = 1; i + 1 < n; i++)
-		if (e[i] <= 0x20 || e[i] >= 0x7f || e[i] == '"')
-			return 0;
-	return 1;
+	while (same && (got = read(fd, buf, sizeof(buf))) > 0) {
+		const char *b = buf;
+		size_t n = (size_t)got;
+
+		if (head) { /* skip the first line */
+			const char *nl = memchr(b, '\n', n);
+
+			if (nl == NULL)
+				continue;
+			head = 0;
+			n -= (size_t)(nl + 1 - b);
+			b = nl + 1;
+		}
+		if (n > len - off || memcmp(b, text + off, n) != 0)
+			same = 0;
+		off += n;
+	}
+	close(fd);
+	return same && !head && off == len;
 }
 
 static void take(struct polapi *p, const struct apic_get_result *g)
@@ -194,6 +229,14 @@ static void take(struct polapi *p, const struct apic_get_result *g)
 		return;
 	}
 	policy_free(np);
+	if (v == p->version && cache_holds(p->cache, g->body, g->body_len)) {
+		/* the version in force again (a server or proxy that ignores
+		 * If-None-Match, or an ETag not kept): nothing to reload */
+		p->n[POLAPI_UNCHANGED]++;
+		zg_seterr(p->etag, sizeof(p->etag), "%s", strcmp(etag, "\"\"") != 0 ? etag : "");
+		p->refused[0] = '\0';
+		return;
+	}
 	zg_seterr(hdr, sizeof(hdr), POLAPI_HEADER "%" PRIu64 " %s (written by zgate-relay)\n", v,
 		  etag);
 	if (polapi_write_cache(p->cache, hdr, g->body, g->body_len, err, sizeof(err)) != 0) {
@@ -249,10 +292,30 @@ static void fetch(struct polapi *p)
 	if (p->req != NULL)
 		return;
 	p->req = apic_get(p->api, POLAPI_PATH, p->etag, got_cb, p);
-	if (p->req == NULL) { /* no memory: try again later */
+	if (p->req == NULL) { /* no memory, or the request could not be made */
 		p->n[POLAPI_ERROR]++;
+		if (!p->get_failed)
+			log_errx("cannot make the request for the policy to zgate-api %s%s: trying "
+				 "again every poll",
+				 p->url, p->etag[0] ? " (its If-None-Match dropped)" : "");
+		p->get_failed = 1;
+		p->etag[0] = '\0';
 		schedule(p);
+		return;
 	}
+	p->get_failed = 0;
+}
+
+/* Whether the cached policy parses (the relay then runs it). */
+static int cache_loads(const char *path)
+{
+	struct policy *np = NULL;
+	char err[256];
+
+	if (policy_load_file(path, &np, err, sizeof(err)) != 0)
+		return 0;
+	policy_free(np);
+	return 1;
 }
 
 int polapi_new(struct event_base *base, struct evdns_base *evdns, const struct polapi_config *cfg,
@@ -284,7 +347,10 @@ int polapi_new(struct event_base *base, struct evdns_base *evdns, const struct p
 		r = ZG_ERR_NOMEM;
 		goto fail;
 	}
-	if (polapi_cache_meta(p->cache, &p->version, p->etag, sizeof(p->etag)) != 0) {
+	if (polapi_cache_meta(p->cache, &p->version, p->etag, sizeof(p->etag)) != 0 ||
+	    !cache_loads(p->cache)) {
+		/* no cache, or one that does not load (the relay runs deny-all):
+		 * ask for the policy whole, never for "unchanged" */
 		p->version = 0;
 		p->etag[0] = '\0';
 	}

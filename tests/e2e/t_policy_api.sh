@@ -259,4 +259,18 @@ for _ in $(seq 100); do [[ -n $(agent_addr 2) ]] && break; sleep 0.1; done
 grep -q "^# zgate-api policy $VB " "$D/state2/policy.api.yaml" || fail "relay 2's cache is not B"
 for _ in $(seq 50); do grep -q "zgate-api https://127.0.0.1:8443 answers again" "$D/relay-1.log" && break; sleep 0.1; done
 grep -q "zgate-api https://127.0.0.1:8443 answers again" "$D/relay-1.log" || fail "relay 1 did not log the recovery"
+
+step "6. a cache cut short on disk: relay 2 starts deny-all and fetches B whole"
+relay_stop 2
+head -c 120 "$D/state2/policy.api.yaml" >"$D/cut" && cat "$D/cut" >"$D/state2/policy.api.yaml"
+echo "  a: {rules: [" >>"$D/state2/policy.api.yaml"
+: >"$D/relay-2.log"
+relay_start 2
+grep -q "policy $D/state2/policy.api.yaml does not load (.*): denying everything until zgate-api" "$D/relay-2.log" ||
+	fail "relay 2 did not say its cache does not load: $(head -5 "$D/relay-2.log")"
+# the cache names B, but it is asked for whole (a 304 would leave it deny-all)
+for _ in $(seq 100); do grep -q "policy $VB fetched from zgate-api" "$D/relay-2.log" && break; sleep 0.1; done
+grep -q "policy $VB fetched from zgate-api" "$D/relay-2.log" || fail "relay 2 did not fetch B again: $(tail -5 "$D/relay-2.log")"
+[[ $(tail -n +2 "$D/state2/policy.api.yaml") == "$(cat "$D/policy-B.yaml")" ]] || fail "relay 2's cache is not B's bytes"
+wait_metric 2 zgate_policy_api_version "$VB" 5 || fail "relay 2's version: $(rmetric 2 zgate_policy_api_version)"
 pass
