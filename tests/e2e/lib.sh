@@ -3,7 +3,9 @@ set -euo pipefail
 
 fail() { ZG_FAIL=$*; echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "skipped: $*"; exit 77; }
-step() { echo "--- $*"; }
+# step TEXT: a heading in the scenario's log, with the seconds since the
+# scenario started (bash's SECONDS), to see where a slow one spends them.
+step() { echo "--- [${SECONDS}s] $*"; }
 
 # expect_contains TEXT NEEDLE WHAT
 expect_contains() { [[ $1 == *"$2"* ]] || fail "$3: expected to contain '$2', got: $1"; }
