@@ -93,7 +93,7 @@ static const struct {
 	{ "zgate_dns_learned_bindings", METRICS_MERGE_SUM },
 	{ "zgate_ipam_api_up", METRICS_MERGE_MIN },
 	{ "zgate_ipam_api_pending", METRICS_MERGE_SUM },
-	{ "zgate_policy_api_version", METRICS_MERGE_MIN },
+	{ "zgate_policy_api_version", METRICS_MERGE_SAME },
 	{ "zgate_connectors_up", METRICS_MERGE_SUM },
 	{ "zgate_connector_links", METRICS_MERGE_SUM },
 };
@@ -225,6 +225,7 @@ static void test_merge_golden_twice(void **state)
 	assert_non_null(strstr(m, "\nprocess_open_fds 17\n"));
 	assert_non_null(strstr(m, "\nprocess_max_fds 65536\n"));
 	assert_non_null(strstr(m, "\nzgate_ipam_api_up 1\n"));
+	assert_non_null(strstr(m, "\nzgate_policy_api_version 352\n"));
 	free(m);
 
 	/* one text alone is the text itself, byte for byte */
@@ -375,6 +376,31 @@ static void test_merge_values(void **state)
 	(void)state;
 	assert_string_equal(m, "# TYPE g gauge\ng{i=\"1\"} 0.3\ng{i=\"2\"} 0\ng{i=\"3\"} -2.5\n"
 			       "g{i=\"4\"} 1\n");
+	free(m);
+}
+
+/* zgate_policy_api_version: after a rollback (version 3 activated again
+ * over 7) a worker still on 7 must not hide behind 3, nor a worker still
+ * on 3 behind 7: workers that differ merge to -1, workers that agree to
+ * their version. */
+static void test_merge_policy_api_version(void **state)
+{
+	static const char h[] = "# TYPE zgate_policy_api_version gauge\n";
+	static const char v7[] = "# TYPE zgate_policy_api_version gauge\nzgate_policy_api_version 7\n";
+	static const char v3[] = "# TYPE zgate_policy_api_version gauge\nzgate_policy_api_version 3\n";
+	const char *differ[3] = { v3, v7, v3 }, *rollback[2] = { v7, v3 }, *agree[2] = { v3, v3 };
+	char want[128], *m;
+
+	(void)state;
+	(void)snprintf(want, sizeof(want), "%szgate_policy_api_version -1\n", h);
+	m = merge_ok(rollback, 2);
+	assert_string_equal(m, want);
+	free(m);
+	m = merge_ok(differ, 3);
+	assert_string_equal(m, want);
+	free(m);
+	m = merge_ok(agree, 2);
+	assert_string_equal(m, v3);
 	free(m);
 }
 
@@ -535,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_merge_promtool),
 		cmocka_unit_test(test_merge_three_label_sets),
 		cmocka_unit_test(test_merge_values),
+		cmocka_unit_test(test_merge_policy_api_version),
 		cmocka_unit_test(test_merge_empty),
 		cmocka_unit_test(test_merge_malformed),
 		cmocka_unit_test(test_merge_bounds),

@@ -821,6 +821,23 @@ static PGresult *run_again(struct api_db *db, struct slot *s, enum stmt st, cons
 	return res;
 }
 
+/* Runs st, a write, at most once: a connection that broke after the
+ * statement was sent may have committed it (only the answer was lost), and
+ * running it again would misreport (a create "existing" instead of
+ * created, an activation a conflict with itself). So the connection is
+ * checked first (SELECT 1, and a new one opened when the server closed
+ * it, e.g. after a restart: nothing of the write was sent yet), then the
+ * write is sent once; a failure from then on is the caller's ZG_ERR_IO
+ * (503 with Retry-After: the client repeats, and both writes are
+ * idempotent). Returns the result (NULL with no connection). */
+static PGresult *run_once(struct api_db *db, struct slot *s, enum stmt st, const char *const *p)
+{
+	(void)reconnected(db, s);
+	if (s->conn == NULL)
+		return NULL;
+	return run(s, st, p);
+}
+
 static int64_t int_at(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
@@ -854,7 +871,7 @@ int api_db_policy_create(struct api_db *db, const char *doc, size_t len, const c
 	if (s == NULL)
 		return ZG_ERR_IO;
 	(void)snprintf(size, sizeof(size), "%zu", len);
-	res = run_again(db, s, ST_POL_INSERT, p);
+	res = run_once(db, s, ST_POL_INSERT, p);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		pol_row(res, 0, 0, out);
 		*pcreated = 1;
@@ -870,7 +887,7 @@ int api_db_policy_create(struct api_db *db, const char *doc, size_t len, const c
 		}
 	}
 	if (r != 0)
-		db_error(db, s->conn, "policy create");
+		db_error(db, s->conn, "policy create (not known whether it was stored)");
 	PQclear(res);
 	release(db, s);
 	return r;
@@ -991,15 +1008,18 @@ int api_db_policy_activate(struct api_db *db, int64_t id, int check, int64_t exp
 		return ZG_ERR_IO;
 	(void)snprintf(i, sizeof(i), "%lld", (long long)id);
 	(void)snprintf(e, sizeof(e), "%lld", (long long)expected);
-	res = run_again(db, s, ST_POL_ACTIVATE, p);
+	res = run_once(db, s, ST_POL_ACTIVATE, p);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		st = PQgetvalue(res, 0, 0);
 		*pprev = int_at(res, 0, 1);
 		if (strcmp(st, "unknown") == 0) {
 			r = ZG_ERR_NOTFOUND;
-		} else if (strcmp(st, "conflict") == 0) {
+		} else if (strcmp(st, "conflict") == 0 && *pprev != id) {
 			r = ZG_ERR_STATE;
-		} else if (strcmp(st, "already") == 0) {
+		} else if (strcmp(st, "already") == 0 || strcmp(st, "conflict") == 0) {
+			/* conflict, but id is the active one: what was asked
+			 * holds (a repeat of an activation whose answer was
+			 * lost finds its own) */
 			r = 0;
 		} else if (strcmp(st, "activated") == 0) {
 			*padded = 1;
@@ -1007,7 +1027,7 @@ int api_db_policy_activate(struct api_db *db, int64_t id, int check, int64_t exp
 		}
 	}
 	if (r == ZG_ERR_IO)
-		db_error(db, s->conn, "policy activation");
+		db_error(db, s->conn, "policy activation (not known whether it took effect)");
 	PQclear(res);
 	release(db, s);
 	return r;

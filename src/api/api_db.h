@@ -173,7 +173,9 @@ struct api_policy_activation {
 /* Stores doc (len bytes, NUL-terminated, valid UTF-8 without NUL) as a new
  * version with sha256 (its hex), comment and by, unless a version with
  * that sha256 exists: then that one. Returns 0 with *out and *pcreated (1:
- * a new row), or ZG_ERR_IO. */
+ * a new row), or ZG_ERR_IO. The insert is sent at most once (never
+ * repeated on a new connection): after ZG_ERR_IO it may or may not be
+ * stored, and calling again tells (the same sha256: *pcreated 0). */
 int api_db_policy_create(struct api_db *db, const char *doc, size_t len, const char *sha256,
 			 const char *comment, const char *by, struct api_policy_meta *out,
 			 int *pcreated);
@@ -196,11 +198,14 @@ int api_db_policy_active(struct api_db *db, int64_t *pid, char sha256[65]);
 
 /* Puts version id in force, recording by, in one statement (the function
  * zgate_policy_activate, migration 0005: serialised over every replica).
- * With check, only if the active version is expected (0: none). Returns
- * 0 with *pprev the version in force before (0: none) and *padded 0 when
- * id was active already (no activation recorded); ZG_ERR_NOTFOUND (no
- * version id); ZG_ERR_STATE (check failed: *pprev the active version);
- * ZG_ERR_IO. */
+ * With check, only if the active version is expected (0: none), or is id
+ * itself. Returns 0 with *pprev the version in force before (0: none) and
+ * *padded 0 when id was active already (no activation recorded);
+ * ZG_ERR_NOTFOUND (no version id); ZG_ERR_STATE (check failed: *pprev
+ * the active version, not id); ZG_ERR_IO. The statement is sent at most
+ * once (never repeated on a new connection): after ZG_ERR_IO it may or
+ * may not have taken effect, and calling again with the same check tells
+ * (id active: 0 with *padded 0). */
 int api_db_policy_activate(struct api_db *db, int64_t id, int check, int64_t expected,
 			   const char *by, int64_t *pprev, int *padded);
 

@@ -9,7 +9,9 @@
  * rebinding: the browser then calls it same-origin) is not in the
  * certificate. Sec-Fetch-Site, when present, must be "same-origin" or
  * "none" with or without an Origin. A request without Origin (curl, a
- * relay, a page's own GET) is decided by its credentials alone.
+ * relay, a page's own GET) is decided by its credentials alone. server.c
+ * applies the rule to every request but a GET or HEAD of the UI's pages
+ * (public files, linked to from other sites).
  */
 #ifndef ZG_API_API_ORIGIN_H
 #define ZG_API_API_ORIGIN_H

@@ -1722,14 +1722,23 @@ static enum MHD_Result head(struct api_server *s, struct MHD_Connection *conn, s
 	head_arrived(s, conn);
 	rq->answered = 1;
 	rq->close = 1;
-	why = api_origin_refused(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
-				 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
-				 MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_HOST),
-				 &s->names);
-	if (why != NULL)
-		return send_error(conn, rq, 403, why, NULL, NULL);
-	if ((rq->ui = api_ui_lookup(url, &rq->asset)) != API_UI_NONE) {
+	/* A GET or HEAD of the UI's pages (its files, the / and /ui
+	 * redirects, its 404) is let through whatever Origin and
+	 * Sec-Fetch-Site say: a link from another site (a wiki) must open the
+	 * page. They need no credentials, act on nothing and are never framed
+	 * (API_UI_CSP); every API call the page then makes meets the rule. */
+	rq->ui = api_ui_lookup(url, &rq->asset);
+	if (rq->ui == API_UI_NONE ||
+	    !(strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
+		why = api_origin_refused(
+			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+			&s->names);
+		if (why != NULL)
+			return send_error(conn, rq, 403, why, NULL, NULL);
+	}
+	if (rq->ui != API_UI_NONE) {
 		rq->ep = EP_UI;
 		goto public;
 	}

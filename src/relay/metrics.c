@@ -440,7 +440,8 @@ static void policy_api(struct mw *w, const struct metrics_values *v)
 	   "another status, the write failed), refused (a document the relay's parser refused).",
 	   "result", L("changed", "unchanged", "error", "refused"), f[0], f[1], f[2], f[3]);
 	one(w, "zgate_policy_api_version", "gauge",
-	    "The zgate-api policy version in force (0: none fetched yet, deny-all).",
+	    "The zgate-api policy version in force (0: none fetched yet, deny-all; with workers, -1 "
+	    "while they differ).",
 	    v->policy_api_version);
 }
 

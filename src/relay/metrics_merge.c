@@ -45,9 +45,10 @@ static const struct {
 	{ "zgate_tls_crl_next_update_timestamp_seconds", METRICS_MERGE_MIN },
 	{ "zgate_policy_last_reload_success_timestamp_seconds", METRICS_MERGE_MIN },
 	{ "zgate_ipam_api_up", METRICS_MERGE_MIN },
-	/* the version every worker has loaded: a worker still on the older
-	 * one shows it */
-	{ "zgate_policy_api_version", METRICS_MERGE_MIN },
+	/* the version loaded when every worker has it, -1 while they differ
+	 * (a rollback makes the newer version the lower number: min or max
+	 * would hide a worker behind the other) */
+	{ "zgate_policy_api_version", METRICS_MERGE_SAME },
 	{ "process_max_fds", METRICS_MERGE_MIN },
 	{ "process_open_fds", METRICS_MERGE_MAX },
 };
@@ -383,6 +384,10 @@ static void combine(i128 *acc, i128 v, enum metrics_merge_op op)
 	case METRICS_MERGE_MAX:
 		if (v > *acc)
 			*acc = v;
+		break;
+	case METRICS_MERGE_SAME:
+		if (v != *acc)
+			*acc = -(i128)FRAC_ONE; /* -1 */
 		break;
 	}
 }

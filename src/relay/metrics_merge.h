@@ -74,6 +74,13 @@
  *                              (min) the usual open/max alert keeps its
  *                              meaning (a sum over N processes against one
  *                              process's limit would not)
+ *      same (the value when every text that has the series agrees,
+ *      else -1):
+ *        zgate_policy_api_version  the zgate-api policy version loaded: -1
+ *                              while workers differ (a reload under way or
+ *                              failed in one); not min or max, since after
+ *                              a rollback (3 activated again over 7) the
+ *                              version in force is the lower number
  *    A new gauge family is summed until it is added to this list;
  *    test_metrics_merge fails when the golden text has a gauge the test's
  *    table does not classify.
@@ -108,6 +115,7 @@ enum metrics_merge_op {
 	METRICS_MERGE_FIRST,
 	METRICS_MERGE_MIN,
 	METRICS_MERGE_MAX,
+	METRICS_MERGE_SAME, /* the value when every text agrees, else -1 */
 };
 
 /* Appends to b the merge of the n texts (the rules above). Returns 0 (n 0:

@@ -5,7 +5,7 @@
 # admin:NAME), the admin token, and every refusal (untrusted CA, wrong CN,
 # serverAuth-only EKU, no credentials, wrong token, relay on an admin
 # endpoint, relay_id not its own); the web UI's files (/ → /ui/, headers,
-# 404, 405) and the origin rule (the UI's same-origin requests pass; another
+# 404, 405; opened from another site's link) and the origin rule (the UI's same-origin requests pass; another
 # site, port or scheme, a cross-site Sec-Fetch-Site, a Host not in the
 # certificate as DNS rebinding sends it: 403); bad requests (a chunked body over the
 # limit refused as it passes it); exhaustion and reclaiming an expired
@@ -247,7 +247,21 @@ h=$(hdr /ui/app.css); [[ $h == *$'\nContent-Type: text/css; charset=utf-8\n'* ]]
 h=$(hdr /ui/nope.js); [[ $h == "HTTP/1.1 404"* ]] || fail "GET /ui/nope.js: $h"
 h=$(hdr /ui/ -I); [[ $h == "HTTP/1.1 200"* ]] || fail "HEAD /ui/: $h"
 h=$(hdr /ui/ -X POST -d x); [[ $h == "HTTP/1.1 405"* && $h == *$'\nAllow: GET, HEAD\n'* ]] || fail "POST /ui/: $h"
-h=$(hdr /ui/ -H 'Origin: https://evil.example'); [[ $h == "HTTP/1.1 403"* ]] || fail "GET /ui/ with another Origin: $h"
+# A link from another site (a wiki) opens the page: a GET or HEAD of the UI's
+# pages needs no credentials and acts on nothing, so no origin rule; the API
+# routes keep it (below), and so does a POST to a UI path.
+nav=(-H 'Sec-Fetch-Site: cross-site' -H 'Sec-Fetch-Mode: navigate' -H 'Sec-Fetch-Dest: document')
+h=$(hdr /ui/ "${nav[@]}"); [[ $h == "HTTP/1.1 200"* ]] || fail "GET /ui/ from a cross-site link: $h"
+cmp -s "$ZG_TMP/body" "$ZG_ROOT/src/api/ui/index.html" || fail "GET /ui/ from a cross-site link: not the page"
+h=$(hdr /ui/ -H 'Sec-Fetch-Site: same-site' -H 'Sec-Fetch-Mode: navigate'); [[ $h == "HTTP/1.1 200"* ]] || fail "GET /ui/ from a same-site link: $h"
+h=$(hdr / "${nav[@]}"); [[ $h == "HTTP/1.1 302"* ]] || fail "GET / from a cross-site link: $h"
+h=$(hdr /ui/app.js -H 'Sec-Fetch-Site: cross-site' -H 'Origin: https://evil.example'); [[ $h == "HTTP/1.1 200"* ]] || fail "GET /ui/app.js with another Origin: $h"
+h=$(hdr /ui/ -I "${nav[@]}"); [[ $h == "HTTP/1.1 200"* ]] || fail "HEAD /ui/ from a cross-site link: $h"
+h=$(hdr /ui/ -X POST -d x -H 'Sec-Fetch-Site: cross-site'); [[ $h == "HTTP/1.1 403"* ]] || fail "cross-site POST /ui/: $h"
+h=$(hdr /api/v1/ipam/stats -H "Authorization: Bearer $TOKEN" "${nav[@]}"); [[ $h == "HTTP/1.1 403"* ]] || fail "API route from a cross-site link: $h"
+grep -q 'Sec-Fetch-Site' "$ZG_TMP/body" || fail "API route from a cross-site link: not the origin rule's 403: $(cat "$ZG_TMP/body")"
+h=$(hdr /api/v1/policies -H "Authorization: Bearer $TOKEN" -H 'Sec-Fetch-Site: same-site' -H 'Sec-Fetch-Mode: navigate')
+[[ $h == "HTTP/1.1 403"* ]] || fail "policy list from a same-site link: $h"
 grep -q '^zgate_api_requests_total{endpoint="ui",code="200"} [1-9]' <<<"$(curl -sS --cacert "$P/ca.crt" $A/metrics)" ||
 	fail "UI requests not counted in /metrics"
 

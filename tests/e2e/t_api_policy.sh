@@ -13,7 +13,9 @@
 # admin route, no credentials 401); two replicas racing on activation
 # with the same expected_active (exactly one wins each round, also when
 # both surely overlap); logs and
-# metrics; a restart keeps everything; migrating again changes nothing.
+# metrics; a restart keeps everything; migrating again changes nothing; a
+# connection broken after a create or an activation committed
+# (tests/e2e/pg_break.py): 503, and the client's repeat gets the outcome.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg.sh"
 [[ $(id -u) -eq 0 ]] || skip "needs root (runs PostgreSQL as uid 65534)"
@@ -315,4 +317,49 @@ r=$(req $A GET 'policies?limit=500' '' "${OPS[@]}")
 m=$(curl -sS --cacert "$P/ca.crt" $A/metrics)
 grep -qx "zgate_api_policy_active_id $id2" <<<"$m" || fail "gauge after the restart: $(grep policy_active <<<"$m")"
 kill $apid; wait $apid || fail "replica A exited $? on SIGTERM"
+
+step "a connection that breaks after a write committed: 503, and a repeat tells"
+# Replica C reaches PostgreSQL through tests/e2e/pg_break.py, which lets the
+# first create and the first activation commit and then breaks the
+# connection before their answer arrives. Run again on a new connection,
+# the create would find its own row (200 "existing", no "created" line) and
+# the activation its own activation (409): each is sent once, answered 503
+# with Retry-After, and the client's repeat gets the outcome.
+mkdir -p "$ZG_TMP/pgproxy"
+python3 "$ZG_ROOT/tests/e2e/pg_break.py" --listen "$ZG_TMP/pgproxy" --to "$PG_DIR" \
+	--break zg_pol_insert --break zg_pol_activate >"$ZG_TMP/proxy.log" 2>&1 & proxypid=$!
+cleanup "kill \$proxypid 2>/dev/null; wait \$proxypid 2>/dev/null"
+for _ in $(seq 50); do grep -q ready "$ZG_TMP/proxy.log" && break; sleep 0.1; done
+grep -q ready "$ZG_TMP/proxy.log" || fail "pg_break.py did not start: $(cat "$ZG_TMP/proxy.log")"
+cviaproxy=()
+for x in "${common[@]}"; do [[ $x == "$PG_CONNINFO" ]] && x="host=$ZG_TMP/pgproxy user=zgate dbname=zgate"; cviaproxy+=("$x"); done
+PC=$((base + 2)) C=https://127.0.0.1:$((base + 2))
+"$API" "${cviaproxy[@]}" --listen 127.0.0.1:$PC >>"$ZG_TMP/c.log" 2>&1 & cpid=$!
+cleanup "kill \$cpid 2>/dev/null; wait \$cpid 2>/dev/null; echo '--- replica C log'; cat '$ZG_TMP/c.log'; echo '--- pg_break.py'; cat '$ZG_TMP/proxy.log'"
+for _ in $(seq 50); do curl -sf --cacert "$P/ca.crt" "$C/health" >/dev/null && break; sleep 0.1; done
+{ cat "$ZG_TMP/p1.yaml"; echo "# lost answer"; } >"$ZG_TMP/p5.yaml"
+body "$ZG_TMP/p5.yaml" "$ZG_TMP/p5.json"
+sha5=$(sha256sum <"$ZG_TMP/p5.yaml" | cut -d' ' -f1)
+r=$(req $C POST policies "$ZG_TMP/p5.json" "${OPS[@]}"); echo "$r"
+[[ $r == 503* && $(header Retry-After) == 1 ]] || fail "create whose answer was lost: $r"
+grep -q "breaking the answer to zg_pol_insert" "$ZG_TMP/proxy.log" || fail "the proxy broke no create"
+id5=$(pg_sql "SELECT id FROM policy_versions WHERE sha256 = '$sha5'")
+[[ -n $id5 ]] || fail "the create whose answer was lost did not commit (the test needs it to)"
+grep -q "policy create (not known whether it was stored)" "$ZG_TMP/c.log" || fail "the lost create is not logged"
+r=$(req $C POST policies "$ZG_TMP/p5.json" "${OPS[@]}"); [[ $r == 200* && $(field "$r" id) == "$id5" ]] || fail "create repeated: $r"
+n0=$(pg_sql "SELECT count(*) FROM policy_activations")
+echo "{\"expected_active\":$id2}" >"$ZG_TMP/exp2.json"
+r=$(req $C POST "policies/$id5/activate" "$ZG_TMP/exp2.json" "${OPS[@]}"); echo "$r"
+grep -q "breaking the answer to zg_pol_activate" "$ZG_TMP/proxy.log" || fail "the proxy broke no activation"
+[[ $r == 503* && $(header Retry-After) == 1 ]] || fail "activation whose answer was lost: $r"
+[[ $(pg_sql "SELECT policy_id FROM policy_activations ORDER BY id DESC LIMIT 1") == "$id5" ]] ||
+	fail "the activation whose answer was lost did not commit (the test needs it to)"
+# the repeat with the same expected_active finds its own activation
+r=$(req $C POST "policies/$id5/activate" "$ZG_TMP/exp2.json" "${OPS[@]}"); echo "$r"
+[[ $r == 200* && $(field "$r" active) == True && $(field "$r" id) == "$id5" ]] || fail "activation repeated: $r"
+[[ $(pg_sql "SELECT count(*) FROM policy_activations") == $((n0 + 1)) ]] || fail "the repeat added an activation"
+# a stale expected_active is still a conflict
+r=$(req $C POST "policies/$id1/activate" "$ZG_TMP/exp2.json" "${OPS[@]}")
+[[ $r == "409 {\"error\":\"the active policy is $id5, not $id2\",\"active\":$id5}" ]] || fail "stale expected_active after: $r"
+kill $cpid; wait $cpid || fail "replica C exited $? on SIGTERM"
 echo "ok"
