@@ -265,6 +265,27 @@ async function main() {
 	r = curl('GET', '/api/v1/policy', asRelay);
 	eq(r.body, V3, 'the active document after the lost race');
 
+	await step('an activation whose answer is lost (503): the page says it may have taken effect');
+	// zgate-api answers 503 when its database connection broke after the
+	// statement was sent; the page must not say "not activated"
+	await page.setRequestInterception(true);
+	const lose = (req) => {
+		if (req.method() === 'POST' && req.url().endsWith('/activate'))
+			req.respond({ status: 503, contentType: 'application/json', headers: { 'Retry-After': '1' },
+				body: '{"error":"database unavailable"}' });
+		else
+			req.continue();
+	};
+	page.on('request', lose);
+	await page.click('#versions tbody tr[data-id="' + id2 + '"] button.activate');
+	await visible('#confirm');
+	await page.click('#confirm-ok');
+	await waitText('#error', 'was lost', 'the lost answer');
+	has(await text('#error'), 'may have taken effect', 'the lost answer');
+	has(await text('#error'), 'Active now: version ' + id3, 'the lost answer names what is active');
+	page.off('request', lose);
+	await page.setRequestInterception(false);
+
 	await step('the activation history');
 	await page.focus('#nav-history');
 	await page.keyboard.press('Enter');
@@ -284,9 +305,9 @@ async function main() {
 	for (const need of ['/ui/', '/ui/app.js', '/ui/app.css'])
 		if (!requests.includes(BASE + need))
 			fail('the page did not load ' + need);
-	// the answers 400 (invalid), 401 (sign-in) and 409 (the race) are
+	// the answers 400 (invalid), 401 (sign-in), 409 (the race) and 503 (the lost answer) are
 	// logged by Chromium as failed loads; nothing else may be
-	const bad = problems.filter((p) => !/Failed to load resource: the server responded with a status of 40[019]/.test(p));
+	const bad = problems.filter((p) => !/Failed to load resource: the server responded with a status of (40[019]|503)/.test(p));
 	eq(JSON.stringify(bad), '[]', 'console errors and page errors');
 	await page.close();
 	await browser.disconnect();

@@ -481,6 +481,13 @@
 		}
 		if (r.status === 401)
 			return signedOut('Signed out: ' + errorText(r));
+		if (r.status === 503) {
+			// zgate-api may have stored it before the answer was lost;
+			// saving again is safe: the same document is one version
+			showError('The answer was lost (' + errorText(r) + '): the version may have been saved. ' +
+				'Save again: the same document is never stored twice.');
+			return;
+		}
 		showParseError(r.data, errorText(r));
 	}
 
@@ -501,6 +508,13 @@
 		}
 		if (r.status === 401)
 			return signedOut('Signed out: ' + errorText(r));
+		if (r.status === 503) {
+			// zgate-api may have stored it before the answer was lost;
+			// saving again is safe: the same document is one version
+			showError('The answer was lost (' + errorText(r) + '): the version may have been saved. ' +
+				'Save again: the same document is never stored twice.');
+			return;
+		}
 		showParseError(r.data, errorText(r));
 	}
 
@@ -543,6 +557,14 @@
 			showError('Version ' + p.id + ' was not activated: ' + errorText(r) +
 				'. Someone else activated ' + versionLabel(now) +
 				' since this page was loaded; look at it, then activate again if you still want to.');
+			return;
+		}
+		if (r.status === 503) {
+			// the database took the activation, or not: show what is true now
+			await route();
+			showError('The answer to activating version ' + p.id + ' was lost (' + errorText(r) +
+				'): it may have taken effect. Active now: ' + versionLabel(state.active) +
+				'; activate again if that is not version ' + p.id + '.');
 			return;
 		}
 		showError('Version ' + p.id + ' was not activated: ' + errorText(r));
