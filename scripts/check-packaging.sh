@@ -41,7 +41,12 @@
 #    helm/zgate-api the same way (default values and ci/*.yaml, restricted
 #    rules, schemas, refusals, the CRL named and mounted exactly when
 #    given), its rendered ConfigMap through zgate-api
-#    --check-config; the relay chart's ipamApi values (ci/ipam-api*.yaml).
+#    --check-config; the relay chart's ipamApi values (ci/ipam-api*.yaml)
+#    and policyApi values (ci/policy-api*.yaml: policy_api.* and relay_id
+#    set, the fetched policy on a writable emptyDir, no policy ConfigMap,
+#    each breakage caught by a self-test; the rendered config through the
+#    real zgate-relay --check-config as the pod's uid with an emptyDir-like
+#    policy directory, and refused with one it cannot write).
 #    helm/zgate-connector too (restricted rules, no capability, no Service,
 #    HTTP probes on the ops port, schemas, refusals, a policy change rolls
 #    the pod), its ConfigMap through zgate-connector --check-config once
@@ -380,6 +385,60 @@ else
 		fi
 	done
 	count "$("${CHECK[@]}" selftest "$OUT/render-defaults.yaml" 2>&1)"
+	# policyApi, with the relay itself: the rendered configuration (paths
+	# moved to a fresh PKI and two directories) through zgate-relay
+	# --check-config as the pod's uid, gid and fsGroup. The policy
+	# directory as the kubelet makes an emptyDir with fsGroup (0777,
+	# group fsGroup, setgid) passes; a directory the relay cannot write
+	# (0755 root, e.g. the read-only root file system) must be refused.
+	polrun() { # MODE: zgate-relay --check-config's output, status 0 or not
+		local t=$OUT/policy-api-run ids
+		ids=$("$PY" -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "Deployment":
+        s = d["spec"]["template"]["spec"]["securityContext"]
+        print(s["runAsUser"], s["runAsGroup"], s["fsGroup"])' "$OUT/render-ci-policy-api-values.yaml") || return 1
+		set -- "$1" $ids
+		rm -rf "$t" && mkdir -p "$t/tls" "$t/policy" "$t/state" && chmod 0755 "$t" "$t/tls" || return 1
+		scripts/gen-certs.sh -d "$t/pki" -s relay.example.org -c agent-1 --api-relay relay-eu1 >/dev/null 2>&1 || return 1
+		cp "$t/pki/relay.crt" "$t/pki/relay.key" "$t/pki/ca.crt" "$t/tls/"
+		cp "$t/pki/ca.crt" "$t/tls/api-ca.crt"
+		cp "$t/pki/relay-relay-eu1.crt" "$t/tls/api-client.crt"
+		cp "$t/pki/relay-relay-eu1.key" "$t/tls/api-client.key"
+		chown -R "$2:$3" "$t/tls" "$t/state"
+		chown "0:$4" "$t/policy" && chmod "$1" "$t/policy"
+		"$PY" -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "ConfigMap" and "zgate-relay.yaml" in d["data"]:
+        print(d["data"]["zgate-relay.yaml"])' "$OUT/render-ci-policy-api-values.yaml" |
+			sed -e "s|/etc/zgate/tls/|$t/tls/|g" -e "s|/var/lib/zgate-policy/|$t/policy/|" \
+				-e "s|/var/lib/zgate/|$t/state/|" >"$t/zgate-relay.yaml"
+		chmod 0444 "$t/zgate-relay.yaml"
+		setpriv --reuid "$2" --regid "$3" --groups "$4" --inh-caps=-all --bounding-set=-all \
+			"$RELAY" --check-config --config "$t/zgate-relay.yaml" 2>&1
+	}
+	if [[ ! -f $OUT/render-ci-policy-api-values.yaml || ! -x $RELAY ]] || ! is_root || ! command -v setpriv >/dev/null; then
+		skip_part "policyApi with the relay: needs the ci/policy-api-values.yaml render, $RELAY, root and setpriv"
+	else
+		if out=$(polrun 2777) && [[ $out == *"deny-all until the first fetch"* ]]; then
+			pass "render [ci/policy-api-values.yaml]: zgate-relay --check-config takes the rendered config as the pod's uid, the policy on an emptyDir-like directory (deny-all until the first fetch)"
+		else
+			fail "render [ci/policy-api-values.yaml]: zgate-relay --check-config: $(tail -3 <<<"$out")"
+		fi
+		if out=$(polrun 0755); then
+			fail "render [ci/policy-api-values.yaml]: zgate-relay --check-config took a policy directory it cannot write"
+		elif [[ $out == *"its directory is not writable"* ]]; then
+			pass "render [ci/policy-api-values.yaml]: zgate-relay --check-config refuses a policy directory it cannot write"
+		else
+			fail "render [ci/policy-api-values.yaml]: unwritable policy directory: unexpected output: $(tail -3 <<<"$out")"
+		fi
+	fi
+	# policyApi: the policy_api check must catch each way of breaking it
+	if [[ -f $OUT/render-ci-policy-api-values.yaml ]]; then
+		count "$("${CHECK[@]}" policy-api-selftest "$OUT/render-ci-policy-api-values.yaml" 2>&1)"
+	else
+		fail "selftest: no render of $CHART/ci/policy-api-values.yaml to break"
+	fi
 
 	# The zgate-api chart the same way: each values file rendered, every
 	# Pod spec held to the restricted profile, the ConfigMap through
@@ -594,6 +653,12 @@ default_action: allow")
 	else
 		fail "render [defaults]: NOTES.txt: $(tail -3 <<<"$out")"
 	fi
+	if out=$(render -f "$CHART/ci/policy-api-values.yaml" -notes 2>&1) &&
+		[[ $out == *"NOTES:"*"Policy: fetched from zgate-api (https://zgate-api.zgate.svc:8443) every 5s"*"relay:relay-eu1"* ]]; then
+		pass "render [ci/policy-api-values.yaml]: NOTES.txt says where the policy comes from"
+	else
+		fail "render [ci/policy-api-values.yaml]: NOTES.txt: $(tail -3 <<<"$out")"
+	fi
 
 	# A change of the relay's configuration changes the checksum (rolls the
 	# pods); a policy-only change leaves the whole Deployment as it was (the
@@ -673,6 +738,35 @@ clients: {agent-9: {rules: [{id: x, action: allow, destinations: [198.51.100.0/2
 		-set ipamApi.existingSecret=s -set ipamApi.url=https://a:8443 -set config.ipam.backend=local
 	refuse "a relayId zgate-api cannot take (schema)" "ipamApi.relayId" -set ipamApi.enabled=true \
 		-set ipamApi.existingSecret=s -set ipamApi.url=https://a:8443 -set ipamApi.relayId=a:b
+	# ... and its policyApi values
+	refuse "policyApi without ipamApi or a url" "policyApi.url" -set policyApi.enabled=true \
+		-set policyApi.existingSecret=s
+	refuse "policyApi without ipamApi or a client certificate Secret" "policyApi.existingSecret" \
+		-set policyApi.enabled=true -set policyApi.url=https://zgate-api:8443
+	refuse "an http:// policyApi.url (schema)" "policyApi.url" -set policyApi.enabled=true \
+		-set policyApi.existingSecret=s -set policyApi.url=http://zgate-api:8443
+	refuse "a policyApi.poll without a unit (schema)" "policyApi.poll" -set policyApi.enabled=true \
+		-set policyApi.existingSecret=s -set policyApi.url=https://a:8443 -set policyApi.poll=10
+	refuse "a policy value next to policyApi" "with policyApi.enabled the relay takes its policy from zgate-api" \
+		-f "$CHART/ci/policy-api-values.yaml" -set "$newpol"
+	refuse "config.policy_api (chart-managed)" "use policyApi" -set config.policy_api.url=https://a:8443
+	refuse "config.relay_id next to policyApi (chart-managed)" "use policyApi.relayId" \
+		-f "$CHART/ci/policy-api-values.yaml" -set config.relay_id=r9
+	refuse "policyApi.existingSecret next to ipamApi's certificate" "remove policyApi.existingSecret" \
+		-f "$CHART/ci/ipam-api-values.yaml" -set policyApi.enabled=true -set policyApi.existingSecret=s
+	refuse "a policyApi.relayId other than ipamApi's" "one id, ipamApi.relayId" \
+		-f "$CHART/ci/ipam-api-values.yaml" -set policyApi.enabled=true -set policyApi.relayId=r9
+	refuse "a policyApi.relayId zgate-api cannot take (schema)" "policyApi.relayId" \
+		-f "$CHART/ci/policy-api-values.yaml" -set policyApi.relayId=a:b
+	# policyApi shares ipamApi's url, relay id and certificate: the same files
+	got=$(doc ConfigMap zgate-relay -f "$CHART/ci/ipam-api-values.yaml" -set policyApi.enabled=true | "$PY" -c '
+import sys, yaml
+c = yaml.safe_load(yaml.safe_load(sys.stdin)["data"]["zgate-relay.yaml"])
+i, p = c["ipam"]["api"], c["policy_api"]
+print(p["url"] == i["url"] and all(p[k] == i[k] for k in ("ca", "cert", "key")), c["relay_id"], p["poll"])' 2>&1)
+	[[ $got == "True relay-eu1 10s" ]] &&
+		pass "render [ci/ipam-api-values.yaml + policyApi.enabled]: policy_api takes ipamApi's url, relay_id and client certificate, poll 10s" ||
+		fail "render [ci/ipam-api-values.yaml + policyApi.enabled]: got '$got', want 'True relay-eu1 10s'"
 fi
 
 # ---------------------------------------------------------------- 4. docker-compose config

@@ -22,6 +22,11 @@
         Breaks a good rendered Deployment one rule at a time and requires
         the restricted-profile checks to catch each breakage (so that no
         rule check passes vacuously).
+    check_packaging.py policy-api-selftest RENDERED.yaml
+        Breaks a good policyApi render (ci/policy-api-values.yaml) one way
+        at a time (read-only or missing policy volume, policy back under
+        /etc/zgate, no policy_api, ...) and requires the policy_api check
+        to catch each.
 
 Prints "ok   NAME" or "FAIL NAME: why" per check; exits 1 if any failed.
 Needs PyYAML.
@@ -965,6 +970,85 @@ def load_docs(path):
     return [d for d in yaml.safe_load_all(open(path)) if d]
 
 
+def relay_config_of(docs):
+    for d in docs:
+        if d.get("kind") == "ConfigMap" and "zgate-relay.yaml" in (d.get("data") or {}):
+            return yaml.safe_load(d["data"]["zgate-relay.yaml"]) or {}
+    return {}
+
+
+def policy_api_why(docs):
+    """The relay chart's policyApi wiring in one render: policy_api.* in the
+    relay's configuration, the policy file on a writable emptyDir of its own
+    (the root file system and /etc/zgate are read-only), the client
+    certificate mounted, no policy ConfigMap. None when right, else why."""
+    cfg = relay_config_of(docs)
+    api = cfg.get("policy_api")
+    if not isinstance(api, dict):
+        return "the relay's configuration has no policy_api"
+    pods = pod_templates(docs)
+    if len(pods) != 1:
+        return f"{len(pods)} workloads"
+    _, _, spec = pods[0]
+    relay = spec["containers"][0]
+    why = []
+    if not str(api.get("url", "")).startswith("https://"):
+        why.append(f"policy_api.url {api.get('url')!r} is not https://")
+    try:
+        if parse_duration_s(api.get("poll", "10s")) < 1:
+            why.append(f"policy_api.poll {api.get('poll')} is under 1s")
+        if not 0.1 <= parse_duration_s(api.get("timeout", "2s")) <= 60:
+            why.append(f"policy_api.timeout {api.get('timeout')} is outside 100ms-60s")
+    except ValueError as e:
+        why.append(f"policy_api: {e}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", str(cfg.get("relay_id", ""))):
+        why.append(f"relay_id {cfg.get('relay_id')!r} (zgate-api wants CN relay:<relay_id>)")
+    # the client certificate: policy_api's own files, or ipam.api's (the
+    # relay's defaults), each mounted from a Secret
+    ipam_api = (cfg.get("ipam") or {}).get("api") or {}
+    proj = [v for v in spec["volumes"] if v["name"] == "config"][0]["projected"]["sources"]
+    mounted = {"/etc/zgate/" + i["path"]: s["secret"]["name"] for s in proj if "secret" in s
+               for i in s["secret"].get("items", [])}
+    for k in ("ca", "cert", "key"):
+        f = api.get(k) or ipam_api.get(k)
+        if not f:
+            why.append(f"policy_api.{k} unset and no ipam.api.{k} to default to")
+        elif f not in mounted:
+            why.append(f"policy_api.{k} {f} is not mounted from a Secret")
+    # the fetched policy: written by the relay (temporary file + rename in
+    # its directory), so that directory must be a writable emptyDir
+    pol = str(cfg.get("policy", ""))
+    d = os.path.dirname(pol)
+    mounts = [m for m in relay.get("volumeMounts", []) if m["mountPath"] == d]
+    if pol.startswith("/etc/zgate/"):
+        why.append(f"policy {pol} is on the read-only /etc/zgate")
+    if len(mounts) != 1:
+        why.append(f"policy {pol}: its directory {d} is not a volume mount of the relay")
+    else:
+        m = mounts[0]
+        vol = [v for v in spec["volumes"] if v["name"] == m["name"]]
+        if m.get("readOnly") or m.get("subPath"):
+            why.append(f"policy directory {d}: mount {m}: must be writable, the whole volume")
+        if not vol or "emptyDir" not in vol[0]:
+            why.append(f"policy directory {d}: volume {vol[:1]} is not an emptyDir")
+        others = [x["name"] for x in relay.get("volumeMounts", []) if x["name"] == m["name"] and x is not m]
+        if others:
+            why.append(f"volume {m['name']} is mounted more than once")
+    sc = spec.get("securityContext") or {}
+    if not isinstance(sc.get("fsGroup"), int) or sc["fsGroup"] <= 0:
+        why.append(f"no pod fsGroup ({sc.get('fsGroup')!r}): the relay's uid cannot be sure to write the policy directory")
+    if not isinstance(sc.get("runAsUser"), int) or sc["runAsUser"] <= 0:
+        why.append(f"no non-root pod runAsUser ({sc.get('runAsUser')!r})")
+    # the policy comes from zgate-api only: no ConfigMap holds one, none is mounted
+    cms = [c["metadata"]["name"] for c in docs if c.get("kind") == "ConfigMap" and "policy.yaml" in (c.get("data") or {})]
+    if cms:
+        why.append(f"a policy ConfigMap is rendered too: {cms}")
+    paths = {"/etc/zgate/" + i["path"] for s in proj for src in s.values() for i in src.get("items", [])}
+    if "/etc/zgate/policy.yaml" in paths:
+        why.append("a policy.yaml is mounted under /etc/zgate")
+    return "; ".join(why) or None
+
+
 def check_manifests(root, variant, path, configcheck):
     tag = f"rendered [{variant}]:"
     docs = load_docs(path)
@@ -1043,14 +1127,26 @@ def check_manifests(root, variant, path, configcheck):
         return None if t > d else f"terminationGracePeriodSeconds {t} <= drain_grace {d}s"
     check(f"{tag} zgate: terminationGracePeriodSeconds exceeds the relay's drain_grace", drain)
 
+    from_api = "policy_api" in yaml.safe_load(cfgmap.get("zgate-relay.yaml", "{}"))
+
     def config_loads():
         with tempfile.TemporaryDirectory() as tmp:
             c, p = os.path.join(tmp, "zgate-relay.yaml"), os.path.join(tmp, "policy.yaml")
             open(c, "w").write(cfgmap["zgate-relay.yaml"])
-            open(p, "w").write(cfgmap["policy.yaml"])
-            r = subprocess.run([configcheck, c, p], capture_output=True, text=True)
+            args = [configcheck, c]
+            if not from_api:  # with policy_api the relay writes the policy file itself
+                open(p, "w").write(cfgmap["policy.yaml"])
+                args.append(p)
+            r = subprocess.run(args, capture_output=True, text=True)
             return None if r.returncode == 0 else (r.stderr or r.stdout).strip()
-    check(f"{tag} zgate: the ConfigMap's config and policy load with the relay's own parsers", config_loads)
+    check(f"{tag} zgate: the ConfigMap's config{'' if from_api else ' and policy'} load{'s' if from_api else ''} with the relay's own parsers",
+          config_loads)
+
+    # policyApi: the ci/policy-api*.yaml renders must have it (so that this
+    # check never passes for want of a render that uses it)
+    if from_api or "policy-api" in variant:
+        check(f"{tag} zgate: policy_api.* set (https URL, poll, timeout, relay_id, client certificate mounted), "
+              f"the fetched policy on a writable emptyDir, no policy ConfigMap", lambda: policy_api_why(docs))
 
     def mounts_match_config():
         cfg = yaml.safe_load(cfgmap["zgate-relay.yaml"])
@@ -1060,11 +1156,15 @@ def check_manifests(root, variant, path, configcheck):
         why = []
         if mount["mountPath"] != "/etc/zgate" or mount.get("readOnly") is not True:
             why.append(f"config volume mounted at {mount['mountPath']} readOnly={mount.get('readOnly')}")
-        files = [cfg["policy"], cfg["tls"]["cert"], cfg["tls"]["key"], cfg["tls"]["client_ca"]]
+        files = [cfg["tls"]["cert"], cfg["tls"]["key"], cfg["tls"]["client_ca"]]
+        if not cfg.get("policy_api"):  # else on its writable emptyDir (policy_api_why)
+            files.append(cfg["policy"])
         if cfg["tls"].get("crl"):
             files.append(cfg["tls"]["crl"])
         api = (cfg.get("ipam") or {}).get("api") or {}
         files += [api[k] for k in ("ca", "cert", "key") if api.get(k)]
+        papi = cfg.get("policy_api") or {}
+        files += [papi[k] for k in ("ca", "cert", "key") if papi.get(k)]
         why += [f"{f} is not in the projected volume" for f in files if f not in paths]
         if "/etc/zgate/zgate-relay.yaml" not in paths or relay.get("args", [])[-1:] != ["/etc/zgate/zgate-relay.yaml"]:
             why.append("--config does not point at the mounted zgate-relay.yaml")
@@ -1129,7 +1229,11 @@ def check_manifests(root, variant, path, configcheck):
         with_cfg = [c for c in cms if "zgate-relay.yaml" in (c.get("data") or {})]
         with_pol = [c for c in cms if "policy.yaml" in (c.get("data") or {})]
         why = []
-        if len(with_cfg) != 1 or len(with_pol) != 1 or with_cfg[0] is with_pol[0]:
+        if from_api:
+            if len(with_cfg) != 1 or with_pol:
+                why.append(f"with policy_api want the configuration's ConfigMap and no policy, got "
+                           f"{[(c['metadata']['name'], sorted(c.get('data') or {})) for c in cms]}")
+        elif len(with_cfg) != 1 or len(with_pol) != 1 or with_cfg[0] is with_pol[0]:
             why.append(f"want the configuration and the policy in two ConfigMaps, got "
                        f"{[(c['metadata']['name'], sorted(c.get('data') or {})) for c in cms]}")
         extra = [k for k in (meta.get("annotations") or {}) if k.startswith("checksum/")
@@ -1137,7 +1241,8 @@ def check_manifests(root, variant, path, configcheck):
         if extra:
             why.append(f"other checksum annotations {extra}")
         return "; ".join(why) or None
-    check(f"{tag} zgate: the policy has a ConfigMap of its own, outside every checksum", policy_apart)
+    check(f"{tag} zgate: the policy has a ConfigMap of its own (none with policy_api), outside every checksum",
+          policy_apart)
 
     server_certs = [c for c in by_kind.get("Certificate") or [] if "client auth" not in (c["spec"].get("usages") or [])]
     client_certs = [c for c in by_kind.get("Certificate") or [] if "client auth" in (c["spec"].get("usages") or [])]
@@ -1155,6 +1260,10 @@ def check_manifests(root, variant, path, configcheck):
             for f in (api.get("cert"), api.get("key")):
                 if mounted.get(f) != cs["secretName"]:
                     why.append(f"ipam.api {f} comes from {mounted.get(f)}, not the Certificate's Secret {cs['secretName']}")
+            papi = cfg.get("policy_api") or {}
+            for f in (papi.get("cert"), papi.get("key")):
+                if papi and mounted.get(f or "") != cs["secretName"]:
+                    why.append(f"policy_api {f} comes from {mounted.get(f or '')}, not the Certificate's Secret {cs['secretName']}")
             if cs.get("commonName") != f"relay:{cfg.get('relay_id')}":
                 why.append(f"commonName {cs.get('commonName')!r}; zgate-api wants relay:{cfg.get('relay_id')}")
             if "server auth" in (cs.get("usages") or []):
@@ -1652,6 +1761,64 @@ def selftest(path):
           lambda: None if covered == set(rules) else f"no case for {sorted(set(rules) - covered)}")
 
 
+def _relay_spec(docs):
+    return [d for d in docs if d.get("kind") == "Deployment"][0]["spec"]["template"]["spec"]
+
+
+def _edit_config(docs, fn):
+    for d in docs:
+        if d.get("kind") == "ConfigMap" and "zgate-relay.yaml" in (d.get("data") or {}):
+            cfg = yaml.safe_load(d["data"]["zgate-relay.yaml"])
+            fn(cfg)
+            d["data"]["zgate-relay.yaml"] = yaml.safe_dump(cfg)
+
+
+def _policy_mount(docs):
+    return [m for m in _relay_spec(docs)["containers"][0]["volumeMounts"]
+            if m["mountPath"] == os.path.dirname(relay_config_of(docs)["policy"])][0]
+
+
+def _policy_volume(docs):
+    name = _policy_mount(docs)["name"]
+    return [v for v in _relay_spec(docs)["volumes"] if v["name"] == name][0]
+
+
+POLICY_API_MUTATIONS = [
+    ("the policy directory mounted read-only", lambda ds: _policy_mount(ds).__setitem__("readOnly", True)),
+    ("the policy directory a ConfigMap instead of an emptyDir",
+     lambda ds: (_policy_volume(ds).pop("emptyDir"), _policy_volume(ds).__setitem__("configMap", {"name": "x"}))),
+    ("the policy directory not mounted",
+     lambda ds: _relay_spec(ds)["containers"][0]["volumeMounts"].remove(_policy_mount(ds))),
+    ("policy back on /etc/zgate", lambda ds: _edit_config(ds, lambda c: c.__setitem__("policy", "/etc/zgate/policy.yaml"))),
+    ("no policy_api in the configuration", lambda ds: _edit_config(ds, lambda c: c.pop("policy_api"))),
+    ("an http:// policy_api.url",
+     lambda ds: _edit_config(ds, lambda c: c["policy_api"].__setitem__("url", "http://zgate-api:8443"))),
+    ("a policy_api.poll under 1s", lambda ds: _edit_config(ds, lambda c: c["policy_api"].__setitem__("poll", "500ms"))),
+    ("no relay_id", lambda ds: _edit_config(ds, lambda c: c.pop("relay_id"))),
+    ("no pod fsGroup", lambda ds: _relay_spec(ds)["securityContext"].pop("fsGroup")),
+    ("the client certificate not mounted",
+     lambda ds: [src["secret"]["items"].clear() for v in _relay_spec(ds)["volumes"] if v["name"] == "config"
+                 for src in v["projected"]["sources"] if "secret" in src]),
+    ("a policy ConfigMap rendered too",
+     lambda ds: ds.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "p"},
+                           "data": {"policy.yaml": "version: 1\n"}})),
+]
+
+
+def policy_api_selftest(path):
+    docs = load_docs(path)
+    check("selftest: the rendered policyApi chart passes the policy_api check", lambda: policy_api_why(docs))
+    for what, mutate in POLICY_API_MUTATIONS:
+        def caught(mutate=mutate):
+            ds = copy.deepcopy(docs)
+            mutate(ds)
+            try:
+                return None if policy_api_why(ds) else "the policy_api check did not notice"
+            except Exception as e:  # a crash is not a catch: manifests would report it, not say why
+                return f"the policy_api check crashed: {type(e).__name__}: {e}"
+        check(f"selftest: the policy_api check catches {what}", caught)
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "static":
         root = argv[1]
@@ -1677,6 +1844,8 @@ def main(argv):
         check_connector_manifests(argv[1], argv[2], argv[3], argv[4])
     elif len(argv) == 2 and argv[0] == "selftest":
         selftest(argv[1])
+    elif len(argv) == 2 and argv[0] == "policy-api-selftest":
+        policy_api_selftest(argv[1])
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -104,6 +104,28 @@ managed key in .Values.config is an error rather than silently ignored.
 {{- $api := dict "url" $url "ca" "/etc/zgate/tls/api-ca.crt" "cert" "/etc/zgate/tls/api-client.crt" "key" "/etc/zgate/tls/api-client.key" "timeout" .Values.ipamApi.timeout }}
 {{- $_ := set $cfg "ipam" (dict "backend" "api" "api" $api) }}
 {{- end }}
+{{- if hasKey $cfg "policy_api" }}
+{{- fail "config.policy_api is set by the chart: use policyApi (url, poll, timeout, existingSecret); the fetched policy needs the writable volume it mounts" }}
+{{- end }}
+{{- if .Values.policyApi.enabled }}
+{{- if and (hasKey $cfg "relay_id") (not .Values.ipamApi.enabled) }}
+{{- fail "config.relay_id is set by the chart when policyApi.enabled: use policyApi.relayId" }}
+{{- end }}
+{{- $url := .Values.policyApi.url }}
+{{- if and (not $url) .Values.ipamApi.enabled }}
+{{- $url = .Values.ipamApi.url }}
+{{- end }}
+{{- $url = required "policyApi.url: zgate-api's address, e.g. https://zgate-api.zgate.svc:8443 (or enable ipamApi, whose url it defaults to)" $url }}
+{{- if not (hasPrefix "https://" $url) }}
+{{- fail (printf "policyApi.url %s: must start with https:// (zgate-api speaks only HTTPS)" $url) }}
+{{- end }}
+{{- $_ := set $cfg "relay_id" (include "zgate-relay.relayId" .) }}
+{{- /* the same client certificate as ipam.api (one Secret, mounted once) */}}
+{{- $pa := dict "url" $url "ca" "/etc/zgate/tls/api-ca.crt" "cert" "/etc/zgate/tls/api-client.crt" "key" "/etc/zgate/tls/api-client.key" "poll" .Values.policyApi.poll "timeout" .Values.policyApi.timeout }}
+{{- $_ := set $cfg "policy_api" $pa }}
+{{- /* the relay writes what it fetches here: an emptyDir, not the read-only /etc/zgate */}}
+{{- $_ := set $cfg "policy" "/var/lib/zgate-policy/policy.api.yaml" }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 
@@ -144,20 +166,41 @@ certManager.dnsNames / ipAddresses, or else the host of config.uri_template
 {{- if and (not .Values.tls.existingSecret) (or (not .Values.certManager.enabled) (not .Values.certManager.clientCAFromIssuer) .Values.tls.crl) }}1{{ end }}
 {{- end }}
 
-{{/* The relay_id of this release's pods (ipamApi): one id, one client certificate. */}}
+{{/*
+The relay_id of this release's pods (ipamApi, policyApi): one id, one
+client certificate. ipamApi.relayId when ipamApi is on (policyApi then
+shares it), else policyApi.relayId; default the release's full name.
+*/}}
 {{- define "zgate-relay.relayId" -}}
-{{- $id := default (include "zgate-relay.fullname" .) .Values.ipamApi.relayId }}
+{{- $key := "ipamApi.relayId" }}
+{{- $id := .Values.ipamApi.relayId }}
+{{- if not .Values.ipamApi.enabled }}
+{{- $key = "policyApi.relayId" }}
+{{- $id = .Values.policyApi.relayId }}
+{{- end }}
+{{- $id = default (include "zgate-relay.fullname" .) $id }}
 {{- if not (regexMatch "^[A-Za-z0-9._-]{1,63}$" $id) }}
-{{- fail (printf "ipamApi.relayId %q: 1-63 of A-Z a-z 0-9 . _ -" $id) }}
+{{- fail (printf "%s %q: 1-63 of A-Z a-z 0-9 . _ -" $key $id) }}
 {{- end }}
 {{- $id }}
 {{- end }}
 
-{{/* The Secret holding the relay's client certificate for zgate-api. */}}
+{{/*
+The Secret holding the relay's client certificate for zgate-api: ipamApi's
+(existingSecret or its cert-manager Certificate) when ipamApi is on, used
+by policyApi too; else policyApi.existingSecret.
+*/}}
 {{- define "zgate-relay.apiClientSecretName" -}}
-{{- if .Values.ipamApi.certManager.enabled }}
+{{- if not .Values.ipamApi.enabled }}
+{{- required "policyApi.existingSecret: the Secret with the relay's client certificate for zgate-api (tls.crt, tls.key; CN relay:<relayId>) and zgate-api's CA (ca.crt), or enable ipamApi and share its certificate" .Values.policyApi.existingSecret }}
+{{- else if .Values.ipamApi.certManager.enabled }}
 {{- printf "%s-api-client" (include "zgate-relay.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- required "ipamApi.existingSecret: the Secret with the relay's client certificate for zgate-api (tls.crt, tls.key; CN relay:<relayId>) and zgate-api's CA (ca.crt), or ipamApi.certManager.enabled" .Values.ipamApi.existingSecret }}
 {{- end }}
+{{- end }}
+
+{{/* 1 when the deployment mounts the client certificate for zgate-api. */}}
+{{- define "zgate-relay.apiClient" -}}
+{{- if or .Values.ipamApi.enabled .Values.policyApi.enabled }}1{{ end }}
 {{- end }}
