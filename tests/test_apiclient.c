@@ -1498,8 +1498,10 @@ static void test_polapi_cycle(void **state)
 	unlink(cache);
 	p = pol_client(base, fk->port, cache, 150, &pr);
 	assert_int_equal(polapi_version(p), 0);
+	assert_int_equal(polapi_has_policy(p), 0); /* no cache: deny-all, not ready */
 	assert_int_equal(polapi_start(p), 0);
 	pol_run(base, p, 1, 3000);
+	assert_int_equal(polapi_has_policy(p), 1);
 	assert_int_equal(pr.calls, 1);
 	assert_int_equal(pr.version, 1);
 	assert_int_equal(polapi_version(p), 1);
@@ -1714,6 +1716,7 @@ static void test_polapi_cache_at_start(void **state)
 	/* the bytes in force come again, twice: no write, no reload */
 	fk = fake_start("127.0.0.1", same, 2);
 	p = pol_client(base, fk->port, cache, 500, &pr);
+	assert_int_equal(polapi_has_policy(p), 1); /* the cache loads */
 	assert_int_equal(stat(cache, &st0), 0);
 	(void)polapi_start(p);
 	pol_run(base, p, 2, 3000);
@@ -1736,8 +1739,10 @@ static void test_polapi_cache_at_start(void **state)
 	fk = fake_start("127.0.0.1", same, 1);
 	p = pol_client(base, fk->port, cache, 500, &pr);
 	assert_int_equal(polapi_version(p), 0);
+	assert_int_equal(polapi_has_policy(p), 0); /* deny-all until the fetch */
 	(void)polapi_start(p);
 	pol_run(base, p, 1, 3000);
+	assert_int_equal(polapi_has_policy(p), 1);
 	req_has(fk, "If-None-Match", 0);
 	assert_int_equal(pr.calls, 1);
 	assert_int_equal(pr.version, 3);

@@ -132,6 +132,40 @@ static void note(void *ctx, char *buf, size_t len)
 	(void)snprintf(buf, len, "ipam_api: down for 3 s");
 }
 
+static const char *gate_reason;
+
+static const char *gate(void *ctx)
+{
+	(void)ctx;
+	return gate_reason;
+}
+
+/* A gate holds a started relay's /ready at 503 "waiting" with its reason
+ * (the first policy from zgate-api), then lets it be ready. */
+static void test_ready_gate(void **state)
+{
+	struct fx *fx = *state;
+	char buf[4096];
+
+	ops_set_state(fx->ops, OPS_READY);
+	ops_set_ready_gate(fx->ops, gate);
+	gate_reason = "policy: waiting for the first one from zgate-api";
+	get(fx, "/ready", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 503"));
+	assert_non_null(strstr(buf, "\r\n\r\nwaiting\npolicy: waiting for the first one"));
+	gate_reason = NULL;
+	get(fx, "/ready", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+	/* draining wins over the gate */
+	gate_reason = "x";
+	ops_set_state(fx->ops, OPS_DRAINING);
+	get(fx, "/ready", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 503"));
+	assert_non_null(strstr(buf, "\r\n\r\ndraining"));
+	ops_set_ready_gate(fx->ops, NULL);
+	gate_reason = NULL;
+}
+
 /* 20.2: a note rides with /ready without changing its status. */
 static void test_ready_note(void **state)
 {
@@ -793,6 +827,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_health, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_follows_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ready_gate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_note, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_has_no_body, setup, teardown),

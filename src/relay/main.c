@@ -1116,6 +1116,17 @@ static int api_start(struct relay *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* /ready waits for the first policy from zgate-api (polapi.h): a relay
+ * that denies everything is started, not ready for traffic. */
+static const char *policy_gate(void *ctx)
+{
+	const struct relay *x = ctx;
+
+	return x->polapi != NULL && !polapi_has_policy(x->polapi)
+		       ? "policy: waiting for the first one from zgate-api (denying everything until then)"
+		       : NULL;
+}
+
 static void api_ready_note(void *ctx, char *buf, size_t len)
 {
 	struct relay *r = ctx;
@@ -2677,6 +2688,7 @@ static int start(struct relay *r, char *err, size_t errlen)
 	}
 	if (r->api != NULL)
 		ops_set_ready_note(r->ops, api_ready_note);
+	ops_set_ready_gate(r->ops, policy_gate);
 	ops_set_limits(r->ops, r->cfg.ops_max_conns, r->cfg.ops_timeout_ms);
 	if (r->cfg.admin_token_file[0] != '\0') {
 		static const struct ops_admin_cbs acb = { admin_list, admin_kick, admin_audit };

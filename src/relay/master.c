@@ -753,6 +753,17 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	(void)sdnotify_send("WATCHDOG=1");
 }
 
+/* /ready waits for the first policy from zgate-api (polapi.h): a relay
+ * that denies everything is started, not ready for traffic. */
+static const char *policy_gate(void *ctx)
+{
+	const struct master *x = ctx;
+
+	return x->polapi != NULL && !polapi_has_policy(x->polapi)
+		       ? "policy: waiting for the first one from zgate-api (denying everything until then)"
+		       : NULL;
+}
+
 static void all_ready(struct master *m)
 {
 	char st[256];
@@ -968,6 +979,7 @@ static int ops_start(struct master *m, char *err, size_t errlen)
 	}
 	ops_set_limits(m->ops, m->cfg->ops_max_conns, m->cfg->ops_timeout_ms);
 	ops_set_ready_note(m->ops, ready_note);
+	ops_set_ready_gate(m->ops, policy_gate);
 	if (m->cfg->admin_token_file[0] == '\0')
 		return 0;
 	ao = m->ops;

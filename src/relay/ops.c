@@ -42,6 +42,7 @@ struct ops {
 	uint64_t episode_errors;
 	ops_metrics_fn metrics;
 	ops_ready_note_fn ready_note;
+	ops_ready_gate_fn ready_gate;
 	void *ctx;
 	enum ops_state state;
 	uint16_t port;
@@ -579,10 +580,19 @@ static void serve(struct ops_conn *k, const struct req *rq)
 		reply_text(k, 200, "OK", NULL, "ok", head);
 	} else if (strcmp(path, "/ready") == 0) {
 		char text[512];
-		const char *st = o->state == OPS_READY      ? "ready"
+		const char *why = o->state == OPS_READY && o->ready_gate != NULL
+					  ? o->ready_gate(o->ctx)
+					  : NULL;
+		const char *st = why != NULL                ? "waiting"
+				 : o->state == OPS_READY    ? "ready"
 				 : o->state == OPS_DRAINING ? "draining"
 							    : "starting";
 		size_t n = (size_t)snprintf(text, sizeof(text), "%s", st);
+
+		if (why != NULL)
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "\n%s", why);
+		if (n >= sizeof(text))
+			n = sizeof(text) - 1;
 
 		if (o->ready_note != NULL) {
 			char note[400];
@@ -592,7 +602,7 @@ static void serve(struct ops_conn *k, const struct req *rq)
 			if (note[0] != '\0')
 				(void)snprintf(text + n, sizeof(text) - n, "\n%s", note);
 		}
-		if (o->state == OPS_READY)
+		if (o->state == OPS_READY && why == NULL)
 			reply_text(k, 200, "OK", NULL, text, head);
 		else
 			reply_text(k, 503, "Service Unavailable", NULL, text, head);
@@ -964,6 +974,12 @@ void ops_del(struct ops *o)
 	explicit_bzero(o->token, sizeof(o->token));
 	free(o);
 	errno = e; /* ops_new's ZG_ERR_IO keeps the bind error */
+}
+
+void ops_set_ready_gate(struct ops *o, ops_ready_gate_fn fn)
+{
+	if (o != NULL)
+		o->ready_gate = fn;
 }
 
 void ops_set_ready_note(struct ops *o, ops_ready_note_fn fn)

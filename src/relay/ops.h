@@ -140,6 +140,15 @@ typedef void (*ops_ready_note_fn)(void *ctx, char *buf, size_t len);
 /* Sets the /ready note callback (NULL: none); it is called with the
  * metrics callback's ctx. */
 void ops_set_ready_note(struct ops *o, ops_ready_note_fn fn);
+
+/* Why a relay that has started is not ready yet (e.g. "policy: waiting
+ * for the first one from zgate-api"), or NULL when nothing holds it back.
+ * While it returns a reason, /ready answers 503 "waiting" and the reason
+ * (the state stays OPS_READY: the relay serves; only the probe waits). */
+typedef const char *(*ops_ready_gate_fn)(void *ctx);
+
+/* Sets the gate (NULL: none); called with the metrics callback's ctx. */
+void ops_set_ready_gate(struct ops *o, ops_ready_gate_fn fn);
 enum ops_state ops_get_state(const struct ops *o);
 
 void ops_get_stats(const struct ops *o, struct ops_stats *st);

@@ -36,6 +36,7 @@ struct polapi {
 	int down;                    /* an outage was reported */
 	int none_said;               /* 404 reported */
 	int get_failed;              /* apic_get() failed: reported */
+	int have;                    /* a policy from zgate-api is in force */
 	uint64_t n[POLAPI_NRESULTS];
 };
 
@@ -246,6 +247,7 @@ static void take(struct polapi *p, const struct apic_get_result *g)
 		return;
 	}
 	p->n[POLAPI_CHANGED]++;
+	p->have = 1;
 	p->version = v;
 	zg_seterr(p->etag, sizeof(p->etag), "%s", strcmp(etag, "\"\"") != 0 ? etag : "");
 	p->refused[0] = '\0';
@@ -347,8 +349,10 @@ int polapi_new(struct event_base *base, struct evdns_base *evdns, const struct p
 		r = ZG_ERR_NOMEM;
 		goto fail;
 	}
-	if (polapi_cache_meta(p->cache, &p->version, p->etag, sizeof(p->etag)) != 0 ||
-	    !cache_loads(p->cache)) {
+	/* a file that loads is in force (one without our first line too: the
+	 * operator's own, before policy_api was set) */
+	p->have = cache_loads(p->cache);
+	if (polapi_cache_meta(p->cache, &p->version, p->etag, sizeof(p->etag)) != 0 || !p->have) {
 		/* no cache, or one that does not load (the relay runs deny-all):
 		 * ask for the policy whole, never for "unchanged" */
 		p->version = 0;
@@ -382,6 +386,11 @@ int polapi_from_config(const struct relay_config *cfg, struct event_base *base,
 	pc.poll_ms = cfg->policy_api_poll_ms;
 	pc.cache = cfg->policy_file;
 	return polapi_new(base, dns, &pc, fn, arg, pp, err, errlen);
+}
+
+int polapi_has_policy(const struct polapi *p)
+{
+	return p != NULL && p->have;
 }
 
 int polapi_start(struct polapi *p)

@@ -85,6 +85,11 @@ int polapi_from_config(const struct relay_config *cfg, struct event_base *base,
 /* The first fetch at once, then one every poll_ms after each ends. */
 int polapi_start(struct polapi *p);
 
+/* 1 once a policy from zgate-api is in force: a cache that loads at start,
+ * or a version written since; 0 while the relay runs deny-all waiting for
+ * the first (its /ready then says so, ops_set_ready_gate()). */
+int polapi_has_policy(const struct polapi *p);
+
 /* Stops (a pending request is dropped) and frees p. NULL is fine. */
 void polapi_del(struct polapi *p);
 

@@ -130,8 +130,10 @@ C
 		>>"$D/audit-$n.log" 2>>"$D/relay-$n.log" &
 	RP[$n]=$!
 	cleanup "kill -9 ${RP[$n]} 2>/dev/null; wait ${RP[$n]} 2>/dev/null"
+	# ready, or (a relay without a policy yet) started and waiting for one
 	for _ in $(seq 50); do
-		ip netns exec "$R" curl -sf "127.0.0.1:${OPSP[$n]}/ready" >/dev/null 2>&1 && return 0
+		r=$(ip netns exec "$R" curl -s "127.0.0.1:${OPSP[$n]}/ready" 2>/dev/null)
+		[[ $r == ready* || $r == waiting* ]] && return 0
 		sleep 0.1
 	done
 	fail "relay $n not ready: $(tail -5 "$D/relay-$n.log")"
@@ -174,6 +176,8 @@ grep -q "policy $VA fetched from zgate-api" "$D/relay-1.log" || fail "no 'policy
 audit_wait "$D/audit-1.log" "\"event\":\"policy_reload\",\"result\":\"ok\",.*\"source\":\"api\",\"policy_version\":$VA" 5 ||
 	fail "no policy_reload audit with source api and version $VA: $(grep policy_reload "$D/audit-1.log")"
 wait_metric 1 zgate_policy_api_version "$VA" 5 || fail "zgate_policy_api_version: $(rmetric 1 zgate_policy_api_version)"
+r=$(ip netns exec "$R" curl -s -w ' %{http_code}' "127.0.0.1:${OPSP[1]}/ready")
+[[ $r == "ready"*" 200" ]] || fail "relay 1's /ready (the master's) with A: $r"
 
 step "1. version A: agent-1 reaches 198.18.0.10 (ping and a TCP connection)"
 topo_agent 1 agent-1
@@ -242,6 +246,9 @@ grep -q "no policy fetched from zgate-api https://127.0.0.1:8443 yet: denying ev
 	fail "relay 2 does not say it starts deny-all: $(tail -3 "$D/relay-2.log")"
 [[ $(rmetric 2 zgate_policy_api_version) == 0 ]] || fail "relay 2's version: $(rmetric 2 zgate_policy_api_version)"
 [[ -e $D/state2/policy.api.yaml ]] && fail "relay 2 wrote a cache with zgate-api down"
+# started, but not ready: a load balancer must not send agents to it
+r=$(ip netns exec "$R" curl -s -w ' %{http_code}' "127.0.0.1:${OPSP[2]}/ready")
+[[ $r == "waiting"*"policy: waiting for the first one from zgate-api"*" 503" ]] || fail "relay 2's /ready without a policy: $r"
 ip netns exec "${C[2]}" "$AGENT" --relay "192.168.82.1:4434" --server-name relay.test \
 	--cert "$P/agent-1.crt" --key "$P/agent-1.key" --ca "$P/ca.crt" --dns off \
 	--status-file "$D/status2.json" --reconnect-min 200ms --reconnect-max 1s 2>>"$D/agent2.log" &
@@ -257,6 +264,8 @@ for _ in $(seq 100); do [[ -n $(agent_addr 2) ]] && break; sleep 0.1; done
 [[ -n $(agent_addr 2) ]] || fail "agent-1 not admitted by relay 2 after zgate-api came back: $(tail -3 "$D/relay-2.log")"
 [[ $(rmetric 2 zgate_policy_api_version) == "$VB" ]] || fail "relay 2's version: $(rmetric 2 zgate_policy_api_version)"
 grep -q "^# zgate-api policy $VB " "$D/state2/policy.api.yaml" || fail "relay 2's cache is not B"
+r=$(ip netns exec "$R" curl -s -w ' %{http_code}' "127.0.0.1:${OPSP[2]}/ready")
+[[ $r == "ready"*" 200" ]] || fail "relay 2's /ready with B: $r"
 for _ in $(seq 50); do grep -q "zgate-api https://127.0.0.1:8443 answers again" "$D/relay-1.log" && break; sleep 0.1; done
 grep -q "zgate-api https://127.0.0.1:8443 answers again" "$D/relay-1.log" || fail "relay 1 did not log the recovery"
 
@@ -273,4 +282,6 @@ for _ in $(seq 100); do grep -q "policy $VB fetched from zgate-api" "$D/relay-2.
 grep -q "policy $VB fetched from zgate-api" "$D/relay-2.log" || fail "relay 2 did not fetch B again: $(tail -5 "$D/relay-2.log")"
 [[ $(tail -n +2 "$D/state2/policy.api.yaml") == "$(cat "$D/policy-B.yaml")" ]] || fail "relay 2's cache is not B's bytes"
 wait_metric 2 zgate_policy_api_version "$VB" 5 || fail "relay 2's version: $(rmetric 2 zgate_policy_api_version)"
+r=$(ip netns exec "$R" curl -s -w ' %{http_code}' "127.0.0.1:${OPSP[2]}/ready")
+[[ $r == "ready"*" 200" ]] || fail "relay 2's /ready once B came: $r"
 pass
