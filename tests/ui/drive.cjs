@@ -270,7 +270,9 @@ async function main() {
 	// statement was sent; the page must not say "not activated"
 	await page.setRequestInterception(true);
 	const lose = (req) => {
-		if (req.method() === 'POST' && req.url().endsWith('/activate'))
+		const u = req.url();
+		if (req.method() === 'POST' && (u.endsWith('/activate') || u.endsWith('/api/v1/policies') ||
+			u.endsWith('/api/v1/policies/validate')))
 			req.respond({ status: 503, contentType: 'application/json', headers: { 'Retry-After': '1' },
 				body: '{"error":"database unavailable"}' });
 		else
@@ -283,6 +285,15 @@ async function main() {
 	await waitText('#error', 'was lost', 'the lost answer');
 	has(await text('#error'), 'may have taken effect', 'the lost answer');
 	has(await text('#error'), 'Active now: version ' + id3, 'the lost answer names what is active');
+	// a save whose answer is lost may have been stored; a validation stores nothing
+	await go('#/new');
+	await typeInto('#doc', V2 + '# lost\n');
+	await page.click('#validate');
+	await waitText('#editor-error-text', 'database unavailable', 'a validation answered 503');
+	if ((await text('#editor-error-text')).includes('saved'))
+		fail('a validation answered 503 says something about saving: ' + await text('#editor-error-text'));
+	await page.click('#save');
+	await waitText('#error', 'may have been saved', 'a save answered 503');
 	page.off('request', lose);
 	await page.setRequestInterception(false);
 

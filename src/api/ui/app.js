@@ -481,13 +481,6 @@
 		}
 		if (r.status === 401)
 			return signedOut('Signed out: ' + errorText(r));
-		if (r.status === 503) {
-			// zgate-api may have stored it before the answer was lost;
-			// saving again is safe: the same document is one version
-			showError('The answer was lost (' + errorText(r) + '): the version may have been saved. ' +
-				'Save again: the same document is never stored twice.');
-			return;
-		}
 		showParseError(r.data, errorText(r));
 	}
 
