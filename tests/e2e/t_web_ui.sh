@@ -11,7 +11,9 @@
 # activation gets 409 and shows it), the activation history, and that the
 # page loads nothing from another origin and breaks no CSP rule. The
 # browser trusts zgate-api's certificate by its SPKI hash only
-# (--ignore-certificate-errors-spki-list), in a throwaway profile.
+# (--ignore-certificate-errors-spki-list), in a throwaway profile. zgate-api,
+# Chromium and the driver run in a network namespace with only a loopback:
+# nothing Chromium tries to reach leaves the machine.
 # Skipped, saying why, only when node, npm, Chromium or puppeteer-core
 # cannot be had.
 source "$(dirname "$0")/lib.sh"
@@ -52,6 +54,16 @@ echo "chromium: $CHROME ($("$CHROME" --version 2>/dev/null | head -1)); node $(n
 step "PostgreSQL"
 pg_start "$ZG_TMP/pg"
 
+# zgate-api, Chromium and the driver run in a network namespace of their own
+# with only a loopback: whatever Chromium might try to reach (its update
+# and safe-browsing services, despite the flags below) never leaves the
+# machine, not even as a DNS query. PostgreSQL answers on its Unix socket.
+NS=zgui-$$
+ip netns add "$NS" || fail "cannot make network namespace $NS"
+cleanup "ip netns del $NS 2>/dev/null"
+ip netns exec "$NS" ip link set lo up
+IN=(ip netns exec "$NS")
+
 step "certificates"
 P=$ZG_TMP/pki
 "$ZG_ROOT/scripts/gen-certs.sh" -d "$P" -s localhost -s 127.0.0.1 -c agent-1 --test-set >/dev/null
@@ -71,15 +83,15 @@ SPKI=$(openssl x509 -in "$P/relay.crt" -pubkey -noout | openssl pkey -pubin -out
 
 step "zgate-api"
 PORT=$((20000 + $$ % 20000 + 7))
-"$API" --cert "$P/relay.crt" --key "$P/relay.key" --ca "$P/ca.crt" --database "$PG_CONNINFO" \
+"${IN[@]}" "$API" --cert "$P/relay.crt" --key "$P/relay.key" --ca "$P/ca.crt" --database "$PG_CONNINFO" \
 	--pool 10.100.0.0/24 --admin-token-file "$ZG_TMP/token" --listen 127.0.0.1:$PORT \
 	>"$ZG_TMP/api.log" 2>&1 & apid=$!
 cleanup "kill $apid 2>/dev/null; wait $apid 2>/dev/null"
 cleanup "echo '--- zgate-api log'; cat '$ZG_TMP/api.log'"
 BASE=https://127.0.0.1:$PORT
-for _ in $(seq 100); do curl -sf --cacert "$P/ca.crt" "$BASE/health" >/dev/null && break; sleep 0.1; done
-[[ $(curl -sS --cacert "$P/ca.crt" "$BASE/ready") == ready ]] || fail "zgate-api not ready"
-hdr=$(curl -sS --cacert "$P/ca.crt" -D - -o /dev/null "$BASE/ui/")
+for _ in $(seq 100); do "${IN[@]}" curl -sf --cacert "$P/ca.crt" "$BASE/health" >/dev/null && break; sleep 0.1; done
+[[ $("${IN[@]}" curl -sS --cacert "$P/ca.crt" "$BASE/ready") == ready ]] || fail "zgate-api not ready"
+hdr=$("${IN[@]}" curl -sS --cacert "$P/ca.crt" -D - -o /dev/null "$BASE/ui/")
 expect_contains "$hdr" "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" "CSP of /ui/"
 
 step "chromium"
@@ -90,7 +102,7 @@ step "chromium"
 mark="ui-chrome-$$-$RANDOM"
 PROFILE=$ZG_TMP/chrome
 mkdir -p "$PROFILE"
-ZG_UI_CHROME=$mark "$CHROME" --headless --no-sandbox --user-data-dir="$PROFILE" \
+ZG_UI_CHROME=$mark "${IN[@]}" "$CHROME" --headless --no-sandbox --user-data-dir="$PROFILE" \
 	--remote-debugging-address=127.0.0.1 --remote-debugging-port=0 \
 	--ignore-certificate-errors-spki-list="$SPKI" \
 	--no-first-run --no-default-browser-check --disable-extensions --disable-sync \
@@ -120,7 +132,7 @@ echo "chromium $cpid: $WS"
 
 step "the UI, driven (tests/ui/drive.cjs)"
 ZG_UI_BASE=$BASE ZG_UI_WS=$WS ZG_UI_TOKEN=$TOKEN ZG_UI_CA=$P/ca.crt ZG_UI_RELAY=$P/r1 \
-	NODE_PATH=$NPM_DIR/node_modules timeout 300 node "$UI_SRC/drive.cjs" || fail "the web UI (see above)"
+	NODE_PATH=$NPM_DIR/node_modules "${IN[@]}" timeout 300 node "$UI_SRC/drive.cjs" || fail "the web UI (see above)"
 
 step "the log"
 grep -q "policy .* activated by token" "$ZG_TMP/api.log" || fail "activations not logged"
