@@ -116,6 +116,7 @@ tls: { cert: $P/relay.crt, key: $P/relay.key, client_ca: $P/ca.crt }
 uri_template: "https://relay.test:${LST[$n]##*:}/.well-known/masque/ip/{target}/{ipproto}/"
 policy: $D/state$n/policy.api.yaml
 workers: ${RW[$n]}
+timeouts: { drain_grace: 1s } # relay_stop: the agent reconnects to the next one
 policy_api:
   url: "https://127.0.0.1:8443"
   ca: $P/ca.crt
