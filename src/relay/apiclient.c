@@ -1161,6 +1161,54 @@ static int enqueue(struct apic *a, struct apic_req *r)
 	return 0;
 }
 
+/* Frees a request req_new() made that was never queued. */
+static void req_drop(struct apic_req *r)
+{
+	if (r->deadline)
+		event_free(r->deadline);
+	if (r->backoff)
+		event_free(r->backoff);
+	free(r->wire);
+	free(r);
+}
+
+/* Queues r once its wire is written (wl: snprintf's result into cap
+ * bytes). Returns r, or NULL (r freed) when the wire did not fit or the
+ * queue refused it. */
+static struct apic_req *req_queue(struct apic_req *r, int wl, size_t cap)
+{
+	if (wl < 0 || (size_t)wl >= cap) {
+		req_drop(r);
+		return NULL;
+	}
+	r->wire_len = (size_t)wl;
+	if (enqueue(r->a, r) != 0) {
+		req_drop(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* A request of kind for a with room for cap bytes of wire and its two
+ * timers; NULL when out of memory (nothing left allocated). */
+static struct apic_req *req_new(struct apic *a, enum req_kind kind, size_t cap)
+{
+	struct apic_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->a = a;
+	r->kind = kind;
+	r->wire = malloc(cap);
+	r->deadline = evtimer_new(a->base, deadline_cb, r);
+	r->backoff = evtimer_new(a->base, backoff_cb, r);
+	if (r->wire == NULL || r->deadline == NULL || r->backoff == NULL) {
+		req_drop(r);
+		return NULL;
+	}
+	return r;
+}
+
 static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *client_id,
 			       const uint8_t *want4, apic_alloc_cb cb, void *arg)
 {
@@ -1189,14 +1237,9 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 		bl = snprintf(body, sizeof(body), "{\"relay_id\":\"%s\"}", relayj);
 	if (bl < 0 || (size_t)bl >= sizeof(body))
 		return NULL;
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		return NULL;
 	cap = (size_t)bl + strlen(a->prefix) + strlen(path) + strlen(a->hosthdr) + 256;
-	r->wire = malloc(cap);
-	r->deadline = evtimer_new(a->base, deadline_cb, r);
-	r->backoff = evtimer_new(a->base, backoff_cb, r);
-	if (r->wire == NULL || r->deadline == NULL || r->backoff == NULL)
-		goto fail;
+	if ((r = req_new(a, kind, cap)) == NULL)
+		return NULL;
 	if (kind == K_ALLOC)
 		wl = snprintf(r->wire, cap,
 			      "POST %s/api/v1/ipam/allocations HTTP/1.1\r\nHost: %s\r\n"
@@ -1212,25 +1255,10 @@ static struct apic_req *submit(struct apic *a, enum req_kind kind, const char *c
 			      "Content-Type: application/json\r\nAccept: application/json\r\n"
 			      "Content-Length: %d\r\n\r\n%s",
 			      a->prefix, path, a->hosthdr, bl, body);
-	if (wl < 0 || (size_t)wl >= cap)
-		goto fail;
-	r->wire_len = (size_t)wl;
-	r->a = a;
-	r->kind = kind;
 	r->cb = cb;
 	r->arg = arg;
 	zg_seterr(r->res.client_id, sizeof(r->res.client_id), "%s", kind == K_PROBE ? "" : client_id);
-	if (enqueue(a, r) != 0)
-		goto fail;
-	return r;
-fail:
-	if (r->deadline)
-		event_free(r->deadline);
-	if (r->backoff)
-		event_free(r->backoff);
-	free(r->wire);
-	free(r);
-	return NULL;
+	return req_queue(r, wl, cap);
 }
 
 struct apic_req *apic_allocate(struct apic *a, const char *client_id, const uint8_t *want4,
@@ -1275,34 +1303,14 @@ struct apic_req *apic_get(struct apic *a, const char *path, const char *if_none_
 			return NULL;
 		zg_seterr(inm, sizeof(inm), "If-None-Match: %s\r\n", if_none_match);
 	}
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		return NULL;
 	cap = strlen(a->prefix) + strlen(path) + strlen(a->hosthdr) + strlen(inm) + 64;
-	r->wire = malloc(cap);
-	r->deadline = evtimer_new(a->base, deadline_cb, r);
-	r->backoff = evtimer_new(a->base, backoff_cb, r);
-	if (r->wire == NULL || r->deadline == NULL || r->backoff == NULL)
-		goto fail;
+	if ((r = req_new(a, K_GET, cap)) == NULL)
+		return NULL;
 	wl = snprintf(r->wire, cap, "GET %s%s HTTP/1.1\r\nHost: %s\r\n%s\r\n", a->prefix, path,
 		      a->hosthdr, inm);
-	if (wl < 0 || (size_t)wl >= cap)
-		goto fail;
-	r->wire_len = (size_t)wl;
-	r->a = a;
-	r->kind = K_GET;
 	r->gcb = cb;
 	r->arg = arg;
-	if (enqueue(a, r) != 0)
-		goto fail;
-	return r;
-fail:
-	if (r->deadline)
-		event_free(r->deadline);
-	if (r->backoff)
-		event_free(r->backoff);
-	free(r->wire);
-	free(r);
-	return NULL;
+	return req_queue(r, wl, cap);
 }
 
 void apic_cancel(struct apic_req *r)
