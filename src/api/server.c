@@ -985,13 +985,27 @@ static void identify(struct api_server *s, struct MHD_Connection *conn, struct i
 
 /* ---------------------------------------------------------------- answers */
 
+/* Queues res (its headers set) as the answer to rq, with "Connection:
+ * close" when rq is to end its connection, and records its code. */
+static enum MHD_Result queue(struct MHD_Connection *conn, struct req *rq, unsigned code,
+			     struct MHD_Response *res)
+{
+	enum MHD_Result r;
+
+	if (rq->close)
+		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
+	rq->code = code;
+	r = MHD_queue_response(conn, code, res);
+	MHD_destroy_response(res);
+	return r;
+}
+
 static enum MHD_Result send_text(struct MHD_Connection *conn, struct req *rq, unsigned code,
 				 const char *ctype, const char *text, size_t len,
 				 const char *hname, const char *hval)
 {
 	struct MHD_Response *res =
 		MHD_create_response_from_buffer(len, (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
-	enum MHD_Result r;
 
 	if (res == NULL)
 		return MHD_NO;
@@ -999,12 +1013,7 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, struct req *rq, un
 	(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (hname != NULL)
 		(void)MHD_add_response_header(res, hname, hval);
-	if (rq->close)
-		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
-	rq->code = code;
-	r = MHD_queue_response(conn, code, res);
-	MHD_destroy_response(res);
-	return r;
+	return queue(conn, rq, code, res);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, struct req *rq, unsigned code,
@@ -1232,7 +1241,6 @@ static enum MHD_Result send_ui(struct MHD_Connection *conn, struct req *rq, int 
 	static const char moved[] = "see /ui/\n";
 	static const char missing[] = "{\"error\":\"no such page\"}\n";
 	struct MHD_Response *res;
-	enum MHD_Result r;
 	unsigned code;
 
 	if (!get)
@@ -1264,12 +1272,7 @@ static enum MHD_Result send_ui(struct MHD_Connection *conn, struct req *rq, int 
 	(void)MHD_add_response_header(res, "Content-Security-Policy", API_UI_CSP);
 	(void)MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
 	(void)MHD_add_response_header(res, "Referrer-Policy", "no-referrer");
-	if (rq->close)
-		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
-	rq->code = code;
-	r = MHD_queue_response(conn, code, res);
-	MHD_destroy_response(res);
-	return r;
+	return queue(conn, rq, code, res);
 }
 
 static enum MHD_Result refuse(struct api_server *s, struct MHD_Connection *conn,
@@ -1462,7 +1465,6 @@ static enum MHD_Result handle_policy(struct api_server *s, struct MHD_Connection
 	const char *allow;
 	char by[API_POLICY_BY_MAX];
 	unsigned code;
-	enum MHD_Result r;
 	int role;
 
 	rq->ep = policy_ep(rq->rt.kind, method, &role, &allow);
@@ -1489,12 +1491,7 @@ static enum MHD_Result handle_policy(struct api_server *s, struct MHD_Connection
 						      MHD_HTTP_HEADER_IF_NONE_MATCH);
 	if ((res = api_policy_answer(s->pol, &c, &code)) == NULL)
 		return MHD_NO;
-	if (rq->close)
-		(void)MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
-	rq->code = code;
-	r = MHD_queue_response(conn, code, res);
-	MHD_destroy_response(res);
-	return r;
+	return queue(conn, rq, code, res);
 }
 
 static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
